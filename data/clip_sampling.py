@@ -1,0 +1,147 @@
+"""Which frames make a clip: pure time arithmetic, no decoding.
+
+Two conventions from the papers' codebases (PySlowFast, Motionformer):
+
+* **dense** (Kinetics): ``num_frames`` frames at a fixed ``stride``; training takes a random start, testing takes
+  ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end).
+* **segments** (Something-Something V2, EPIC-Kitchens): the whole video is split into ``num_frames`` equal
+  segments and one frame is taken from each; random within the segment at training, the segment's middle at
+  testing. Several test views take evenly spaced offsets inside every segment.
+
+Videos shorter than a clip repeat their last frame (dense) or their frames (segments), as PySlowFast does.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Literal, NamedTuple
+
+Mode = Literal["random", "center"] | int  # an int is the index of a test view among ``num_clips``
+
+
+class ClipInfo(NamedTuple):
+    """One clip: its frames (indices into the video) and the time span that contains them."""
+
+    clip_start_sec: float
+    clip_end_sec: float  # exclusive: the end of the last frame
+    frame_indices: tuple[int, ...]
+    clip_index: int  # which of ``num_clips`` test views; 0 for a training clip
+    num_clips: int
+
+
+def _clip_info(indices: list[int], fps: float, clip_index: int, num_clips: int) -> ClipInfo:
+    return ClipInfo(min(indices) / fps, (max(indices) + 1) / fps, tuple(indices), clip_index, num_clips)
+
+
+def _check(num_frames_in_video: int, fps: float, num_frames: int, mode: Mode, num_clips: int) -> None:
+    if num_frames_in_video < 1 or fps <= 0 or num_frames < 1 or num_clips < 1:
+        raise ValueError(f"need positive sizes, got video frames={num_frames_in_video} fps={fps} "
+                         f"num_frames={num_frames} num_clips={num_clips}")
+    if isinstance(mode, int) and not 0 <= mode < num_clips:
+        raise ValueError(f"view index {mode} outside [0, {num_clips})")
+    if not isinstance(mode, int) and mode not in ("random", "center"):
+        raise ValueError(f"mode must be 'random', 'center' or a view index, got {mode!r}")
+
+
+def dense_clip(
+    num_frames_in_video: int,
+    fps: float,
+    num_frames: int,
+    stride: int,
+    mode: Mode = "random",
+    num_clips: int = 1,
+    rng: random.Random | None = None,
+) -> ClipInfo:
+    """``num_frames`` frames ``stride`` apart.
+
+    Args:
+        num_frames_in_video: frames in the video.
+        fps: the video's frame rate (for the clip's time span).
+        num_frames: frames in the clip.
+        stride: distance between consecutive clip frames, in video frames.
+        mode: "random" (uniform start), "center", or the index of one of ``num_clips`` evenly spaced views.
+        num_clips: number of test views (only with an int ``mode``).
+        rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
+    """
+    _check(num_frames_in_video, fps, num_frames, mode, num_clips)
+    span = (num_frames - 1) * stride + 1
+    max_start = max(num_frames_in_video - span, 0)
+    if mode == "random":
+        start, clip_index = (rng or random).randint(0, max_start), 0
+    elif mode == "center":
+        start, clip_index = max_start // 2, 0
+    else:  # PySlowFast: view i of n starts at i * max_start / (n - 1); a single view is centred
+        start = round(max_start * mode / (num_clips - 1)) if num_clips > 1 else max_start // 2
+        clip_index = mode
+    indices = [min(start + i * stride, num_frames_in_video - 1) for i in range(num_frames)]
+    return _clip_info(indices, fps, clip_index, num_clips)
+
+
+def uniform_segments(
+    num_frames_in_video: int,
+    fps: float,
+    num_frames: int,
+    mode: Mode = "random",
+    num_clips: int = 1,
+    rng: random.Random | None = None,
+) -> ClipInfo:
+    """One frame from each of ``num_frames`` equal segments covering the whole video.
+
+    Args:
+        num_frames_in_video: frames in the video.
+        fps: the video's frame rate (for the clip's time span).
+        num_frames: frames in the clip (= segments).
+        mode: "random" (a random frame per segment), "center" (each segment's middle), or the index of one of
+            ``num_clips`` views, taking the frame at relative offset ``(i + 0.5) / num_clips`` in each segment.
+        num_clips: number of test views (only with an int ``mode``).
+        rng: random source; None = the ``random`` module.
+    """
+    _check(num_frames_in_video, fps, num_frames, mode, num_clips)
+    segment = num_frames_in_video / num_frames  # may be < 1 for short videos: frames then repeat
+    rng = rng or random
+    indices = []
+    for i in range(num_frames):
+        lo = math.floor(segment * i)
+        hi = max(lo, math.ceil(segment * (i + 1)) - 1)  # last frame inside the segment
+        if mode == "random":
+            index = rng.randint(lo, hi)
+        else:
+            offset = 0.5 if mode == "center" else (mode + 0.5) / num_clips
+            index = math.floor(segment * (i + offset))
+        indices.append(min(max(index, lo), hi, num_frames_in_video - 1))
+    clip_index = mode if isinstance(mode, int) else 0
+    return _clip_info(indices, fps, clip_index, num_clips)
+
+
+def temporal_views(
+    num_frames_in_video: int,
+    fps: float,
+    num_frames: int,
+    stride: int,
+    num_clips: int,
+    sampling: Literal["dense", "segments"] = "dense",
+) -> list[ClipInfo]:
+    """The ``num_clips`` deterministic test views of one video (``stride`` is ignored by segments)."""
+    if sampling == "dense":
+        return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips) for i in range(num_clips)]
+    if sampling == "segments":
+        return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips) for i in range(num_clips)]
+    raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
+
+
+def sample_clip(
+    num_frames_in_video: int,
+    fps: float,
+    num_frames: int,
+    stride: int,
+    sampling: Literal["dense", "segments"],
+    mode: Mode = "random",
+    rng: random.Random | None = None,
+) -> ClipInfo:
+    """One clip by either convention (``stride`` is ignored by segments)."""
+    if sampling == "dense":
+        return dense_clip(num_frames_in_video, fps, num_frames, stride, mode, rng=rng)
+    if sampling == "segments":
+        return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng)
+    raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")

@@ -1,0 +1,282 @@
+"""``VideoDataModule``: one LightningDataModule for the synthetic sets and the real datasets.
+
+The dataset name fixes the conventions the papers use (sampling, whether flips are allowed, class count);
+explicit arguments override them, except that a flip is never applied where it changes the label (SSv2,
+synth_motion).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from data.annotations import BadAnnotation, Sample, class_names, detect_format, read_annotations
+from data.datasets import VideoClipDataset, build_report, collate_skip_none
+from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
+from data.synthetic import synthetic_params as resolve_synthetic_params
+from data.transforms import TestTransform, TrainTransform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's conventions."""
+
+    num_classes: int | None  # None: read from the annotations (SSv2 labels.json)
+    annotation_format: str | None  # None: detected from the files under root
+    sampling: Literal["dense", "segments"]
+    hflip: bool  # whether a horizontal flip keeps the label
+    mimics: str  # the real dataset (itself for real datasets)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "synth_appearance": DatasetInfo(SYNTHETIC_SETS["synth_appearance"].num_classes, "kinetics_list", "dense",
+                                    SYNTHETIC_SETS["synth_appearance"].hflip_ok, "Kinetics-400"),
+    "synth_motion": DatasetInfo(SYNTHETIC_SETS["synth_motion"].num_classes, "ssv2", "segments",
+                                SYNTHETIC_SETS["synth_motion"].hflip_ok, "Something-Something V2"),
+    "kinetics400": DatasetInfo(400, None, "dense", True, "Kinetics-400"),
+    "kinetics600": DatasetInfo(600, None, "dense", True, "Kinetics-600"),
+    "ssv2": DatasetInfo(None, "ssv2", "segments", False, "Something-Something V2"),
+}
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Train/val/test loaders over one dataset; batches are dicts {"video", "label", "index"}.
+
+    ``train_dataloader``: one random clip per video, video (B, C, T, H, W). ``val_dataloader``: one centred clip
+    and crop per video (per-epoch validation), (B, C, T, H, W). ``test_dataloader``: ``test_clips`` x
+    ``test_crops`` views of each validation video, (B, V, C, T, H, W). Unreadable videos are dropped from batches
+    and accounted for in ``data_report()``.
+
+    Args:
+        dataset: one of ``DATASETS`` ("synth_appearance", "synth_motion", "kinetics400", "kinetics600", "ssv2").
+        root: dataset directory; None for a synthetic set (generated into ``cache_dir`` on first use).
+        cache_dir: where synthetic sets are cached.
+        synthetic_params: ``generate_synthetic`` parameters (num_train, num_val, seed, ...); synthetic sets only.
+        num_frames: frames per clip.
+        frame_stride: dense-sampling stride (ignored by segment sampling).
+        sampling: "dense" | "segments" | None (the dataset's convention: dense for Kinetics-like, segments for
+            SSv2-like).
+        crop_size: spatial side of the network input.
+        train_scale: (min, max) of the random short side before the training crop.
+        test_short_side: short side before the test crops; None = crop_size.
+        hflip: random horizontal flips at training; None = the dataset's convention. Forced off (with a warning)
+            for datasets whose labels depend on direction.
+        mean: per-channel normalisation mean ([0, 1] scale).
+        std: per-channel normalisation std ([0, 1] scale).
+        batch_size: clips per batch.
+        num_workers: DataLoader worker processes.
+        test_clips: temporal views per test video.
+        test_crops: spatial views per test clip (1 or 3).
+        failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
+        annotation_format: "kinetics_list" | "kinetics" | "ssv2" | None (the dataset's, else detected from root).
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        root: str | Path | None = None,
+        cache_dir: str | Path = ".cache/synthetic",
+        synthetic_params: Mapping[str, Any] | None = None,
+        num_frames: int = 8,
+        frame_stride: int = 2,
+        sampling: Literal["dense", "segments"] | None = None,
+        crop_size: int = 32,
+        train_scale: tuple[int, int] = (32, 40),
+        test_short_side: int | None = None,
+        hflip: bool | None = None,
+        mean: tuple[float, ...] = (0.5, 0.5, 0.5),
+        std: tuple[float, ...] = (0.5, 0.5, 0.5),
+        batch_size: int = 16,
+        num_workers: int = 2,
+        test_clips: int = 2,
+        test_crops: int = 1,
+        failures_dir: str | Path | None = None,
+        annotation_format: str | None = None,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+        self.info = DATASETS[dataset]
+        self.synthetic = dataset in SYNTHETIC_SETS
+        if root is None and not self.synthetic:
+            raise ValueError(f"{dataset}: a root directory is required for real datasets")
+        if synthetic_params and not self.synthetic:
+            raise ValueError(f"{dataset}: synthetic_params only apply to synthetic sets")
+        self.dataset = dataset
+        self.root = Path(root) if root is not None else None
+        self.cache_dir = Path(cache_dir)
+        self.synthetic_params = dict(synthetic_params or {})
+        if self.synthetic:
+            resolve_synthetic_params(**self.synthetic_params)  # unknown names fail here, not in a worker
+        self.num_frames, self.frame_stride = num_frames, frame_stride
+        self.sampling = sampling or self.info.sampling
+        self.crop_size, self.train_scale = crop_size, tuple(train_scale)
+        self.test_short_side = test_short_side
+        self.hflip = self._resolve_hflip(hflip)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.test_clips, self.test_crops = test_clips, test_crops
+        self.failures_dir = Path(failures_dir) if failures_dir is not None else None
+        self.annotation_format = annotation_format or self.info.annotation_format
+        self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
+        self._datasets: dict[str, VideoClipDataset] = {}
+        self._num_classes: int | None = None
+
+    def _resolve_hflip(self, hflip: bool | None) -> bool:
+        if hflip and not self.info.hflip:
+            log.warning("%s: labels depend on direction, so horizontal flips stay off", self.dataset)
+            return False
+        return self.info.hflip if hflip is None else hflip
+
+    # --- LightningDataModule hooks --------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic set on first use (once per node; no state is kept)."""
+        if self.synthetic and self.root is None:
+            ensure_synthetic(self.dataset, self.cache_dir, **self.synthetic_params)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the annotations and build the datasets the stage needs."""
+        root = self.data_root
+        fmt = self.annotation_format or detect_format(root)
+        self.annotation_format = fmt
+        for split in ("train", "val") if stage in ("fit", None) else ("val",):
+            if split not in self._splits:
+                self._splits[split] = read_annotations(fmt, root, split)
+        self._num_classes = self._read_num_classes(fmt, root)
+        if self.failures_dir is None:
+            self.failures_dir = Path(tempfile.mkdtemp(prefix="vidrepro-data-failures-"))
+        failures = self.failures_dir / "failures.jsonl"
+        common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
+                      failures_path=failures, dataset_name=self.dataset)
+        if "train" in self._splits and "train" not in self._datasets:
+            samples, bad = self._splits["train"]
+            transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std)
+            self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
+                                                       bad_annotations=bad, **common)
+        samples, bad = self._splits["val"]
+        if "val" not in self._datasets:  # per-epoch validation: one centred clip, one centre crop
+            transform = TestTransform(self.crop_size, 1, self.test_short_side, self.mean, self.std)
+            self._datasets["val"] = VideoClipDataset(samples, "test", transform, num_clips=1, split="val",
+                                                     bad_annotations=bad, **common)
+        if "test" not in self._datasets:
+            transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std)
+            self._datasets["test"] = VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
+                                                      split="val", bad_annotations=bad, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._datasets["train"], shuffle=True, drop_last=True, persistent=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(_SingleView(self._datasets["val"]), shuffle=False, drop_last=False, persistent=True)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._datasets["test"], shuffle=False, drop_last=False, persistent=False)
+
+    # --- information --------------------------------------------------------------------------------------------
+
+    @property
+    def data_root(self) -> Path:
+        """The dataset directory (for a synthetic set: its cache directory, generated if needed)."""
+        if self.root is not None:
+            return self.root
+        return ensure_synthetic(self.dataset, self.cache_dir, **self.synthetic_params)
+
+    @property
+    def num_classes(self) -> int:
+        if self._num_classes is not None:
+            return self._num_classes
+        if self.synthetic:
+            return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
+        if self.info.num_classes is not None:
+            return self.info.num_classes
+        raise RuntimeError(f"{self.dataset}: the class count is read from the annotations; call setup() first")
+
+    def data_report(self) -> dict[str, dict[str, Any]]:
+        """Per split: expected/found videos, missing and corrupt files, bad annotation lines, skips."""
+        report = {}
+        for split, (samples, bad) in self._splits.items():
+            datasets = [d for d in self._datasets.values() if d.split == split]
+            report[split] = build_report(self.dataset, split, samples, bad, [datasets[0].failures()] if datasets else [])
+        return report
+
+    def describe(self) -> dict[str, Any]:
+        """What the runs were trained and tested on, for the run record."""
+        out = {
+            "dataset": self.dataset,
+            "root": str(self.root if self.root is not None else self.data_root),
+            "mimics": self.info.mimics,
+            "synthetic": self.synthetic,
+            "annotation_format": self.annotation_format,
+            "num_classes": self.num_classes,
+            "num_train_videos": len(self._splits["train"][0]) if "train" in self._splits else None,
+            "num_val_videos": len(self._splits["val"][0]) if "val" in self._splits else None,
+            "sampling": self.sampling,
+            "num_frames": self.num_frames,
+            "frame_stride": self.frame_stride if self.sampling == "dense" else None,
+            "hflip": self.hflip,
+        }
+        if self.synthetic:
+            out["synthetic_params"] = resolve_synthetic_params(**self.synthetic_params)
+            out["description"] = SYNTHETIC_SETS[self.dataset].description
+        return out
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _read_num_classes(self, fmt: str, root: Path) -> int:
+        names = class_names(fmt, root)
+        if names:
+            return len(names)
+        if self.synthetic:
+            return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
+        return self.info.num_classes
+
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, persistent: bool) -> DataLoader:
+        workers = self.num_workers
+        return SkipNoneDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=workers,
+            collate_fn=collate_skip_none,
+            persistent_workers=persistent and workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+class SkipNoneDataLoader(DataLoader):
+    """A DataLoader that never yields the None that ``collate_skip_none`` makes of an all-unreadable batch.
+
+    A subclass rather than a wrapper, so Lightning can still re-create it with a distributed sampler. ``len()``
+    counts such batches, so an epoch may end a few batches early.
+    """
+
+    def __iter__(self):
+        return (batch for batch in super().__iter__() if batch is not None)
+
+
+class _SingleView(Dataset):
+    """A one-view test dataset whose items drop the view axis: (V=1, C, T, H, W) -> (C, T, H, W)."""
+
+    def __init__(self, dataset: VideoClipDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        item = self.dataset[index]
+        if item is not None:
+            item = {**item, "video": item["video"][0]}
+        return item

@@ -1,0 +1,243 @@
+"""Video decoding and encoding with PyAV (torchvision 0.28 has no video decoder).
+
+``Video`` knows only time and frames: it opens a file, reads its metadata and decodes the frames of one clip.
+Which clip to take is the sampler's business (``data.clip_sampling``); what to do with the frames is the
+transforms' (``data.transforms``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+# Encoders to try per container, best first. libx264 is missing from some FFmpeg builds; mpeg4 never is.
+_DEFAULT_CODECS = {".mp4": ("libx264", "mpeg4"), ".webm": ("libvpx-vp9",), ".avi": ("mpeg4",), ".mkv": ("libx264", "mpeg4")}
+# Quality-oriented settings for tiny synthetic frames; one encoder thread keeps the bytes reproducible.
+_CODEC_OPTIONS = {
+    "libx264": {"crf": "18", "preset": "veryfast", "threads": "1"},
+    "mpeg4": {"qscale": "3"},
+    "libvpx-vp9": {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"},
+}
+
+
+# Frame threading pays off from about this frame size; below it, starting and joining the decoder's threads
+# for every opened file costs more than it saves (40x40 synthetic clips decode ~1.5x faster without threads;
+# see data/benchmark_decoding.py).
+THREADED_DECODING_MIN_PIXELS = 96 * 96
+
+
+class VideoDecodeError(RuntimeError):
+    """A video file that cannot be read: missing, empty, truncated or not a decodable video."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # picklable, so it can cross DataLoader worker boundaries
+        return (type(self), (self.path, self.reason))
+
+
+class Video:
+    """A video file opened for clip decoding.
+
+    Frame ``i`` is the ``i``-th frame in presentation order; its time is ``i / fps``. Frames are located by
+    their presentation timestamps, so B-frames and containers that do not store a frame count (WebM) work.
+
+    Args:
+        path: the video file.
+
+    Raises:
+        VideoDecodeError: the file is missing, empty, or has no decodable video stream.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise VideoDecodeError(self.path, "missing file")
+        if self.path.stat().st_size == 0:
+            raise VideoDecodeError(self.path, "zero-byte file")
+        self._container: av.container.InputContainer | None = None
+        self._at_start = True  # demuxer untouched since opening: decoding from frame 0 needs no seek
+        stream = self._open()
+        self.fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if self.fps <= 0:
+            raise VideoDecodeError(self.path, "no frame rate in the video stream")
+        self._time_base = float(stream.time_base)
+        self._start_pts = stream.start_time or 0
+        if stream.duration:
+            self.duration = float(stream.duration * stream.time_base)
+        elif self._container.duration:
+            self.duration = self._container.duration / av.time_base
+        else:
+            raise VideoDecodeError(self.path, "no duration in the container")
+        # WebM stores no frame count; the duration is exact to the container's time base (1 ms).
+        self.num_frames = int(stream.frames) or max(1, round(self.duration * self.fps))
+
+    def _open(self) -> av.video.stream.VideoStream:
+        if self._container is None:
+            try:
+                self._container = av.open(str(self.path))
+            except (av.error.FFmpegError, UnicodeDecodeError) as err:
+                raise VideoDecodeError(self.path, f"cannot open: {err}") from err
+            if not self._container.streams.video:
+                self.close()
+                raise VideoDecodeError(self.path, "no video stream")
+            stream = self._container.streams.video[0]
+            if stream.width * stream.height >= THREADED_DECODING_MIN_PIXELS:
+                stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg
+            self._at_start = True
+        return self._container.streams.video[0]
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Video({str(self.path)!r}, fps={self.fps:g}, num_frames={self.num_frames})"
+
+    def frame_index(self, pts: int) -> int:
+        return round((pts - self._start_pts) * self._time_base * self.fps)
+
+    def get_clip(
+        self,
+        start_sec: float,
+        end_sec: float,
+        num_frames: int | None = None,
+        frame_indices: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """Decode the frames shown in ``[start_sec, end_sec)``.
+
+        Args:
+            start_sec: clip start in seconds.
+            end_sec: clip end in seconds (exclusive).
+            num_frames: if given, subsample the decoded frames uniformly to this many.
+            frame_indices: if given, return exactly these frames (in this order, repeats allowed); they must lie in
+                ``[start_sec, end_sec)``. Takes precedence over ``num_frames``.
+
+        Returns:
+            uint8 tensor (C, T, H, W).
+        """
+        if frame_indices is not None:
+            first, last = min(frame_indices), max(frame_indices)
+            start_sec, end_sec = min(start_sec, first / self.fps), max(end_sec, (last + 1) / self.fps)
+        decoded = self._decode_range(start_sec, end_sec)
+        if frame_indices is not None:
+            picks = self._pick(decoded, frame_indices)
+        else:
+            picks = sorted(decoded)
+            if num_frames is not None:
+                picks = [picks[i] for i in np.linspace(0, len(picks) - 1, num_frames).round().astype(int)]
+        # Convert to RGB only the frames the clip uses (a strided clip skips half of the decoded ones).
+        rgb = {i: decoded[i].to_ndarray(format="rgb24") for i in set(picks)}
+        clip = torch.from_numpy(np.stack([rgb[i] for i in picks]))  # (T, H, W, C)
+        return clip.permute(3, 0, 1, 2).contiguous()  # (C, T, H, W)
+
+    def _decode_range(self, start_sec: float, end_sec: float) -> dict[int, av.VideoFrame]:
+        """Frames with index in [start, end) as {index: frame}: seek to the keyframe before, decode forward."""
+        first = max(0, math.floor(start_sec * self.fps + 1e-6))
+        stop = max(first + 1, math.ceil(end_sec * self.fps - 1e-6))
+        decoded = self._decode_from(first, stop, seek=first > 0)
+        if first > 0 and (not decoded or min(decoded) > first):
+            # The seek landed after the start (possible with sparse or broken indexes): decode from the beginning.
+            decoded = self._decode_from(first, stop, seek=False)
+        if not decoded:
+            raise VideoDecodeError(self.path, f"no frames decoded in [{start_sec:.3f}s, {end_sec:.3f}s)")
+        # Decoding ended well before the frames the container promises: the file was cut short.
+        expected_last = min(stop, self.num_frames) - 1
+        if max(decoded) < expected_last - 2:
+            raise VideoDecodeError(
+                self.path, f"truncated: decoding stopped at frame {max(decoded)}, expected up to {expected_last}")
+        return decoded
+
+    def _decode_from(self, first: int, stop: int, seek: bool) -> dict[int, av.VideoFrame]:
+        stream = self._open()
+        container = self._container
+        decoded: dict[int, av.VideoFrame] = {}
+        try:
+            if seek or not self._at_start:
+                # backward=True, any_frame=False: land on the last keyframe at or before the target time.
+                target = self._start_pts + (int(first / self.fps / self._time_base) if seek else 0)
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+            self._at_start = False
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                index = self.frame_index(frame.pts)
+                if index >= stop:
+                    break
+                if index >= first:
+                    decoded[index] = frame
+        except av.error.FFmpegError as err:
+            raise VideoDecodeError(self.path, f"decoding failed: {err}") from err
+        return decoded
+
+    def _pick(self, decoded: dict[int, av.VideoFrame], frame_indices: Sequence[int]) -> list[int]:
+        """Decoded indices for the requested frames; a missing index takes its nearest decoded neighbour (rounding
+        of odd timestamps)."""
+        available = np.array(sorted(decoded))
+        out = []
+        for i in frame_indices:
+            if i in decoded:
+                out.append(i)
+                continue
+            nearest = int(available[np.abs(available - i).argmin()])
+            if abs(nearest - i) > 2:
+                raise VideoDecodeError(self.path, f"frame {i} not decodable (nearest decoded: {nearest})")
+            out.append(nearest)
+        return out
+
+
+def available_encoder(candidates: Sequence[str]) -> str:
+    """The first encoder in ``candidates`` that this PyAV build has."""
+    for name in candidates:
+        try:
+            av.codec.Codec(name, "w")
+        except Exception:  # av raises UnknownCodecError (a ValueError) or FFmpegError by version
+            continue
+        return name
+    raise RuntimeError(f"none of the encoders {list(candidates)} is available in PyAV {av.__version__}")
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str | None = None) -> Path:
+    """Encode uint8 RGB frames (T, H, W, 3) to ``path``; same input, same bytes.
+
+    Args:
+        path: output file; its suffix picks the container (.mp4, .webm, ...).
+        frames: uint8 array (T, H, W, 3); H and W must be even (yuv420p).
+        fps: frame rate.
+        codec: encoder name; None = libx264 if available else mpeg4 for .mp4, libvpx-vp9 for .webm.
+    """
+    path = Path(path)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    codec = codec or available_encoder(_DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "mpeg4")))
+    # +bitexact drops the random segment UID (WebM) and encoder version tags, so output is reproducible.
+    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = dict(_CODEC_OPTIONS.get(codec, {}))
+        # PyAV otherwise picks its own thread count, overriding "threads": multi-threaded rate control makes
+        # x264's output depend on scheduling.
+        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_type = "NONE"
+        for array in frames:
+            # Convert to yuv420p here: when the encoder converts, x264 sees uninitialised row padding on sizes
+            # that are not multiples of 16 and its output varies from run to run.
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())  # flush delayed frames
+    return path

@@ -1,0 +1,24 @@
+"""Video transformer models: one ViT whose block takes a pluggable space-time attention."""
+
+from . import torchvision_compat  # noqa: F401  (must run before anything imports torchvision)
+from .attention import ATTENTION_LAYERS, get_attention
+from .flops import count_flops, model_gflops
+from .pretrained import checkpoint_filter_fn, load_pretrained
+from .registry import create_model, list_models, register_model
+from .video_vit import Block, TubeletEmbed, VideoViT, set_fused_attn
+
+__all__ = [
+    "ATTENTION_LAYERS",
+    "Block",
+    "TubeletEmbed",
+    "VideoViT",
+    "checkpoint_filter_fn",
+    "count_flops",
+    "create_model",
+    "get_attention",
+    "list_models",
+    "load_pretrained",
+    "model_gflops",
+    "register_model",
+    "set_fused_attn",
+]

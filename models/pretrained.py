@@ -1,0 +1,171 @@
+"""Initialise a VideoViT from an image ViT (timm layout) or from one of our own checkpoints.
+
+``checkpoint_filter_fn`` is a pure function from a state dict to a state dict that fits the model:
+2-D patch kernels are inflated to tubelets, the spatial position table is resampled to the model's grid (and
+tiled over time for a joint table), and a classifier of another class count is dropped. Parameters an image
+model does not have (``time_embed``, the trajectory ``proj_q``/``proj_kv``, the divided ``temporal_*``) are left
+at their initialisation. Every resize is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import torch
+from einops import repeat
+from timm.layers import resample_abs_pos_embed, resample_patch_embed
+from torch import Tensor
+
+from .video_vit import VideoViT
+
+_logger = logging.getLogger(__name__)
+
+# Weights an image ViT has and every variant needs; missing any of them means the checkpoint does not fit.
+_BACKBONE = re.compile(r"^(patch_embed\.proj\.|cls_token$|pos_embed$|norm\.|"
+                       r"blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.)")
+_NESTING_KEYS = ("model", "state_dict", "module")  # where training scripts put the weights
+_PREFIXES = ("module.", "model.", "backbone.", "encoder.")  # DDP / LightningModule / wrapper prefixes
+
+
+def inflate_patch_embed(weight: Tensor, tubelet_size: int,
+                        tubelet_init: Literal["central", "average"] = "central") -> Tensor:
+    """(D, C, p, p) image kernel -> (D, C, tubelet_size, p, p) tubelet kernel.
+
+    "central" puts the 2-D kernel in temporal slice ``tubelet_size // 2`` and zeros elsewhere, so a tubelet
+    embeds like its central frame (the paper's initialisation); "average" replicates it divided by
+    ``tubelet_size``, so a tubelet of identical frames embeds like one frame.
+    """
+    if tubelet_init == "central":
+        out = weight.new_zeros(weight.shape[0], weight.shape[1], tubelet_size, *weight.shape[2:])
+        out[:, :, tubelet_size // 2] = weight
+        return out
+    if tubelet_init == "average":
+        return repeat(weight, "o c p q -> o c t p q", t=tubelet_size) / tubelet_size
+    raise ValueError(f"tubelet_init must be 'central' or 'average', got {tubelet_init!r}")
+
+
+def _adapt_patch_embed(weight: Tensor, model: VideoViT, tubelet_init: str) -> Tensor:
+    target = model.patch_embed.proj.weight.shape  # (D, C, tubelet, p, p)
+    if weight.ndim == 5:
+        return weight  # already a video kernel; a shape mismatch is reported by load_pretrained
+    if tuple(weight.shape[-2:]) != tuple(target[-2:]):
+        _logger.info("resampling patch embedding %s -> patch %s", tuple(weight.shape), tuple(target[-2:]))
+        weight = resample_patch_embed(weight, list(target[-2:]))
+    _logger.info("inflating patch embedding %s -> %s (%s)", tuple(weight.shape), tuple(target), tubelet_init)
+    return inflate_patch_embed(weight, target[2], tubelet_init)
+
+
+def _adapt_pos_embed(pos: Tensor, model: VideoViT) -> Tensor:
+    target = model.pos_embed.shape
+    if pos.shape == target:
+        return pos
+    num_t, grid_h, grid_w = model.grid_size
+    side = math.isqrt(pos.shape[1] - 1)
+    if side * side != pos.shape[1] - 1:
+        raise ValueError(f"pos_embed {tuple(pos.shape)} is neither {tuple(target)} nor a square spatial table "
+                         f"with one CLS slot")
+    if (side, side) != (grid_h, grid_w):
+        _logger.info("resampling pos_embed grid %s -> %s", (side, side), (grid_h, grid_w))
+        pos = resample_abs_pos_embed(pos, new_size=[grid_h, grid_w], old_size=[side, side], num_prefix_tokens=1)
+    if model.pos_embed_type == "joint":
+        # Every frame starts from the image's spatial table; the CLS slot stays single.
+        _logger.info("tiling spatial pos_embed over %d frames for a joint table", num_t)
+        pos = torch.cat([pos[:, :1], repeat(pos[:, 1:], "one n d -> one (t n) d", t=num_t)], dim=1)
+    return pos
+
+
+def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VideoViT,
+                         tubelet_init: Literal["central", "average"] = "central") -> dict[str, Tensor]:
+    """Adapt a timm image-ViT (or VideoViT) state dict to ``model``; returns a new dict.
+
+    Args:
+        state_dict: weights with timm names (``patch_embed.proj.weight``, ``pos_embed``, ``blocks.N.attn.qkv.*``...).
+        model: the model the weights are for; only its shapes and configuration are read.
+        tubelet_init: how a 2-D patch kernel becomes a tubelet kernel ("central" or "average").
+    """
+    target = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        if key == "patch_embed.proj.weight":
+            value = _adapt_patch_embed(value, model, tubelet_init)
+        elif key == "pos_embed":
+            value = _adapt_pos_embed(value, model)
+        elif key.startswith("head.") and (key not in target or target[key].shape != value.shape):
+            _logger.info("dropping %s %s: the model's classifier is %s", key, tuple(value.shape),
+                         tuple(target[key].shape) if key in target else "absent")
+            continue
+        out[key] = value
+    return out
+
+
+def _read_state_dict(source: str | os.PathLike) -> dict[str, Tensor]:
+    if isinstance(source, str) and source.startswith("timm:"):
+        import timm  # the models package has already repaired torchvision, which timm imports
+
+        name = source.removeprefix("timm:")
+        _logger.info("fetching pretrained weights of timm model %s", name)
+        return timm.create_model(name, pretrained=True).state_dict()
+    path = Path(source)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        checkpoint = load_file(path)
+    else:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    while isinstance(checkpoint, dict):
+        nested = next((checkpoint[k] for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
+        if nested is None:
+            break
+        checkpoint = nested
+    return checkpoint
+
+
+def _strip_prefix(state_dict: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
+    """Drop a wrapper prefix (``module.``, ``model.``...) when the keys only match the model without it."""
+    if model_keys & state_dict.keys():
+        return state_dict
+    for prefix in _PREFIXES:
+        stripped = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
+        if model_keys & stripped.keys():
+            _logger.info("stripping prefix %r from checkpoint keys", prefix)
+            return stripped
+    return state_dict
+
+
+def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone: bool = True,
+                    tubelet_init: Literal["central", "average"] = "central") -> dict[str, list[str]]:
+    """Load weights into ``model`` in place through ``checkpoint_filter_fn``.
+
+    Args:
+        model: the model to initialise.
+        source: a local checkpoint (``.pth``/``.pt`` state dict, possibly nested under "model"/"state_dict", or
+            ``.safetensors``) or ``"timm:<model_name>"`` to fetch timm's pretrained weights.
+        strict_backbone: raise if a backbone weight (patch/pos embedding, CLS, qkv, proj, mlp, norms) is missing
+            from the checkpoint; variant-specific parameters may always be missing.
+        tubelet_init: inflation of a 2-D patch kernel ("central" or "average").
+
+    Returns:
+        ``{"missing": [...], "unexpected": [...]}``: model keys left at init and checkpoint keys not used.
+    """
+    target = model.state_dict()
+    state_dict = _strip_prefix(_read_state_dict(source), set(target))
+    state_dict = checkpoint_filter_fn(state_dict, model, tubelet_init)
+    missing = [k for k in target if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in target]
+    backbone_missing = [k for k in missing if _BACKBONE.match(k)]
+    if strict_backbone and backbone_missing:
+        raise KeyError(f"checkpoint {source} lacks backbone weights {backbone_missing}; "
+                       f"pass strict_backbone=False to load it anyway")
+    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+                  for k, v in state_dict.items() if k in target and v.shape != target[k].shape]
+    if mismatched:
+        raise ValueError(f"checkpoint {source} does not fit the model: {mismatched}")
+    model.load_state_dict({k: v for k, v in state_dict.items() if k in target}, strict=False)
+    _logger.info("loaded %s: %d tensors; left at init: %s; unused: %s", source,
+                 len(state_dict) - len(unexpected), missing, unexpected)
+    return {"missing": missing, "unexpected": unexpected}

@@ -1,0 +1,3 @@
+"""reports package."""
+
+import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)

@@ -1,0 +1,172 @@
+"""Slow, literal reference implementations of the space-time attentions, written from Motionformer Eq. 2-6.
+
+Each function takes an attention module (only for its weights and options) and evaluates the equations with
+explicit loops over batch, head and token, one softmax at a time. No SDPA, no batching tricks: these are the
+ground truth the fast modules are tested against (values and gradients).
+
+Token layout as in the modules: index 0 is CLS, patch (t, s) is index 1 + t * S + s, S = H * W.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def _linear(x: Tensor, layer: nn.Linear) -> Tensor:
+    out = x @ layer.weight.T
+    return out if layer.bias is None else out + layer.bias
+
+
+def _head(z: Tensor, h: int, d: int) -> Tensor:
+    """Channels of head ``h`` (heads are contiguous blocks of ``d`` channels, as in timm)."""
+    return z[..., h * d:(h + 1) * d]
+
+
+def _qkv(x: Tensor, layer: nn.Linear) -> tuple[Tensor, Tensor, Tensor]:
+    """q, k, v (each (..., C)) from a fused (C -> 3C) projection laid out [q | k | v]."""
+    c = x.shape[-1]
+    qkv = _linear(x, layer)
+    return qkv[..., :c], qkv[..., c:2 * c], qkv[..., 2 * c:]
+
+
+def _attend_one(q: Tensor, keys: list[Tensor], values: list[Tensor]) -> Tensor:
+    """sum_j v_j exp<q, k_j>/sqrt(d) / sum_j' exp<q, k_j'>/sqrt(d) for one query vector q."""
+    d = q.shape[-1]
+    logits = torch.stack([torch.dot(q, k) / d ** 0.5 for k in keys])
+    weights = torch.softmax(logits, dim=0)
+    return sum(w * v for w, v in zip(weights, values))
+
+
+def joint_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """Eq. 2: every token attends to every token (CLS included)."""
+    batch, num_tokens, c = x.shape
+    nh = module.num_heads
+    d = c // nh
+    q, k, v = _qkv(x, module.qkv)
+    rows = []
+    for b in range(batch):
+        tokens = []
+        for i in range(num_tokens):
+            heads = []
+            for h in range(nh):
+                keys = [_head(k[b, j], h, d) for j in range(num_tokens)]
+                values = [_head(v[b, j], h, d) for j in range(num_tokens)]
+                heads.append(_attend_one(_head(q[b, i], h, d), keys, values))
+            tokens.append(torch.cat(heads))
+        rows.append(torch.stack(tokens))
+    return _linear(torch.stack(rows), module.proj)
+
+
+def divided_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """Eq. 3, time then space, composed as in the module: t = temporal(u), s = spatial(u + t), out = t + s.
+
+    Temporal: patch (t, s) attends over (t', s) for all t'; CLS is not involved (its temporal output is 0).
+    Spatial: patch (t, s) attends over CLS and (t, s') for all s'; the CLS query attends over all tokens.
+    """
+    num_t, grid_h, grid_w = thw
+    num_s = grid_h * grid_w
+    batch, num_tokens, c = x.shape
+    nh = module.num_heads
+    d = c // nh
+
+    def idx(t: int, s: int) -> int:
+        return 1 + t * num_s + s
+
+    # Temporal stage.
+    q, k, v = _qkv(x, module.temporal_qkv)
+    temporal = []
+    for b in range(batch):
+        tokens = [torch.zeros(c, dtype=x.dtype)]  # CLS
+        for t in range(num_t):
+            for s in range(num_s):
+                heads = []
+                for h in range(nh):
+                    keys = [_head(k[b, idx(tp, s)], h, d) for tp in range(num_t)]
+                    values = [_head(v[b, idx(tp, s)], h, d) for tp in range(num_t)]
+                    heads.append(_attend_one(_head(q[b, idx(t, s)], h, d), keys, values))
+                tokens.append(_linear(torch.cat(heads), module.temporal_proj))
+        temporal.append(torch.stack(tokens))
+    temporal = torch.stack(temporal)
+
+    # Spatial stage on u + t.
+    q, k, v = _qkv(x + temporal, module.qkv)
+    spatial = []
+    for b in range(batch):
+        tokens = []
+        for i in range(num_tokens):
+            if i == 0:
+                members = list(range(num_tokens))  # CLS: every token
+            else:
+                t = (i - 1) // num_s
+                members = [0] + [idx(t, sp) for sp in range(num_s)]  # CLS + own frame
+            heads = []
+            for h in range(nh):
+                keys = [_head(k[b, j], h, d) for j in members]
+                values = [_head(v[b, j], h, d) for j in members]
+                heads.append(_attend_one(_head(q[b, i], h, d), keys, values))
+            tokens.append(torch.cat(heads))
+        spatial.append(torch.stack(tokens))
+    return temporal + _linear(torch.stack(spatial), module.proj)
+
+
+def trajectory_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """Eq. 4-6 with the module's ``normalize`` (Norm_S / Norm_ST) and ``temporal_pool`` (Att_T / Avg_T).
+
+    CLS attends over all tokens (Eq. 2); patch queries form trajectories over patch tokens only.
+    """
+    num_t, grid_h, grid_w = thw
+    num_s = grid_h * grid_w
+    batch, num_tokens, c = x.shape
+    nh = module.num_heads
+    d = c // nh
+    q, k, v = _qkv(x, module.qkv)
+
+    def idx(t: int, s: int) -> int:
+        return 1 + t * num_s + s
+
+    out = []
+    for b in range(batch):
+        cls = torch.cat([
+            _attend_one(_head(q[b, 0], h, d), [_head(k[b, j], h, d) for j in range(num_tokens)],
+                        [_head(v[b, j], h, d) for j in range(num_tokens)])
+            for h in range(nh)
+        ])
+        tokens = [cls]
+        for t in range(num_t):
+            for s in range(num_s):
+                # Eq. 4: trajectory tokens y~[t'] (all heads concatenated) for reference point (t, s).
+                traj = []
+                for tp in range(num_t):
+                    heads = []
+                    for h in range(nh):
+                        q_st = _head(q[b, idx(t, s)], h, d)
+                        if module.normalize == "space":
+                            logits = torch.stack([torch.dot(q_st, _head(k[b, idx(tp, sp)], h, d)) / d ** 0.5
+                                                  for sp in range(num_s)])
+                            weights = torch.softmax(logits, dim=0)  # over s' of frame t'
+                        else:
+                            logits = torch.stack([
+                                torch.stack([torch.dot(q_st, _head(k[b, idx(tb, sp)], h, d)) / d ** 0.5
+                                             for sp in range(num_s)])
+                                for tb in range(num_t)])  # (t-bar, s')
+                            weights = torch.softmax(logits.flatten(), dim=0).reshape(num_t, num_s)[tp]
+                        heads.append(sum(weights[sp] * _head(v[b, idx(tp, sp)], h, d) for sp in range(num_s)))
+                    traj.append(torch.cat(heads))
+                if module.temporal_pool == "average":
+                    tokens.append(sum(traj) / num_t)
+                    continue
+                # Eq. 5: q~ from the reference frame's trajectory token, k~, v~ from every frame's.
+                q2 = _linear(traj[t], module.proj_q)
+                kv2 = [_linear(y, module.proj_kv) for y in traj]
+                k2, v2 = [z[:c] for z in kv2], [z[c:] for z in kv2]
+                # Eq. 6: 1-D attention over t', per head.
+                tokens.append(torch.cat([
+                    _attend_one(_head(q2, h, d), [_head(z, h, d) for z in k2], [_head(z, h, d) for z in v2])
+                    for h in range(nh)
+                ]))
+        out.append(torch.stack(tokens))
+    return _linear(torch.stack(out), module.proj)
+
+
+REFERENCES = {"joint": joint_reference, "divided": divided_reference, "trajectory": trajectory_reference}

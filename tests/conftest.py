@@ -1,0 +1,8 @@
+"""Test-wide setup: nothing may reach a model hub, and torchvision is repaired before anything imports it."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # a test that tries to download weights fails fast instead of hanging
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import models.torchvision_compat  # noqa: E402,F401

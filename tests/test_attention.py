@@ -1,0 +1,132 @@
+"""Every registered attention against its literal reference (tests/attention_reference.py), values and gradients,
+on both the fused (SDPA) and the explicit path; and the fused trajectory path's memory claim."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+from models.attention import ATTENTION_LAYERS, get_attention  # noqa: E402
+from tests.attention_reference import REFERENCES  # noqa: E402
+
+DIM, HEADS = 16, 2
+TRAJECTORY_OPTIONS = [{"temporal_pool": p, "normalize": n} for p in ("attention", "average")
+                      for n in ("space", "spacetime")]
+VARIANTS = [(name, {}) for name in ATTENTION_LAYERS if name != "trajectory"]
+VARIANTS += [("trajectory", opts) for opts in TRAJECTORY_OPTIONS]
+
+
+def _variant_id(variant):
+    name, opts = variant
+    return "-".join([name, *opts.values()])
+
+
+def _random_module(name: str, opts: dict, fused: bool) -> torch.nn.Module:
+    """A float64 module whose weights and biases are all random (zeros would hide bias or layout mistakes)."""
+    torch.manual_seed(0)
+    module = get_attention(name)(DIM, num_heads=HEADS, qkv_bias=True, fused_attn=fused, **opts).double()
+    with torch.no_grad():
+        for param_name, p in module.named_parameters():
+            std = 0.5 if param_name.endswith("bias") else p.shape[-1] ** -0.5
+            p.normal_(0.0, std)
+    return module.eval()
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_registry_lookup():
+    assert set(REFERENCES) == set(ATTENTION_LAYERS), "every registered attention needs a reference"
+    with pytest.raises(ValueError, match="trajectory"):
+        get_attention("trajectroy")
+
+
+# Every variant on a 3x2x2 grid; trajectory (which folds frames into the batch) also on 3x3x3.
+CASES = [(v, (3, 2, 2)) for v in VARIANTS] + [(v, (3, 3, 3)) for v in VARIANTS if v[0] == "trajectory"]
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])
+@pytest.mark.parametrize("variant,thw", CASES, ids=[f"{_variant_id(v)}-{'x'.join(map(str, g))}" for v, g in CASES])
+def test_matches_reference(variant, thw, fused):
+    name, opts = variant
+    module = _random_module(name, opts, fused)
+    torch.manual_seed(1)
+    num_tokens = 1 + thw[0] * thw[1] * thw[2]
+    x = torch.randn(2, num_tokens, DIM, dtype=torch.float64, requires_grad=True)
+    cotangent = torch.randn(2, num_tokens, DIM, dtype=torch.float64)
+    params = dict(module.named_parameters())
+    inputs = [x, *params.values()]
+
+    fast = module(x, thw)
+    ref = REFERENCES[name](module, x, thw)
+    assert fast.shape == x.shape
+    assert _rel(fast, ref) < 1e-10
+
+    fast_grads = torch.autograd.grad((fast * cotangent).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * cotangent).sum(), inputs)
+    for label, g_fast, g_ref in zip(["x", *params], fast_grads, ref_grads):
+        assert g_ref.norm() > 0, f"reference gradient of {label} is zero: the test would be vacuous"
+        assert _rel(g_fast, g_ref) < 1e-10, label
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+def test_fused_flag_flip(variant):
+    """Same instance, flag flipped: identical outputs (timm's test_attn2d pattern)."""
+    name, opts = variant
+    module = _random_module(name, opts, fused=True)
+    x = torch.randn(2, 1 + 2 * 3 * 3, DIM, dtype=torch.float64)
+    fused = module(x, (2, 3, 3))
+    module.fused_attn = False
+    assert _rel(fused, module(x, (2, 3, 3))) < 1e-12
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any aten op produces (forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.max_numel, self.max_shape = 0, None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor) and t.numel() > self.max_numel:
+                self.max_numel, self.max_shape = t.numel(), tuple(t.shape)
+        return out
+
+
+@pytest.mark.parametrize("temporal_pool", ["attention", "average"])
+def test_fused_trajectory_never_materialises_spacetime_scores(temporal_pool, monkeypatch):
+    """Fused Norm_S: no tensor as large as the (T*S) x (T*S) score matrix per (batch, head) exists, forward or
+    backward, and stage one is SDPA over the S keys of one frame. The explicit path trips the same detector."""
+    batch, (num_t, grid_h, grid_w) = 1, (3, 6, 6)
+    num_s = grid_h * grid_w
+    score_numel = batch * HEADS * (num_t * num_s) ** 2
+    x = torch.randn(batch, 1 + num_t * num_s, DIM, requires_grad=True)
+
+    sdpa_calls = []
+    real_sdpa = F.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, *args, **kwargs):
+        sdpa_calls.append((tuple(q.shape), tuple(k.shape), q.stride(1)))
+        return real_sdpa(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording_sdpa)
+    module = get_attention("trajectory")(DIM, num_heads=HEADS, temporal_pool=temporal_pool, fused_attn=True)
+    with _LargestTensor() as probe:
+        module(x, (num_t, grid_h, grid_w)).sum().backward()
+    assert probe.max_numel < score_numel, f"fused path produced {probe.max_shape}"
+    d = DIM // HEADS
+    # Stage one: per (batch*head, frame t'), all T*S queries (broadcast over t' with stride 0) vs S keys.
+    assert ((batch * HEADS, num_t, num_t * num_s, d), (batch * HEADS, num_t, num_s, d), 0) in sdpa_calls
+
+    module.fused_attn = False
+    with _LargestTensor() as probe:
+        module(x, (num_t, grid_h, grid_w)).sum().backward()
+    assert probe.max_numel >= score_numel, "detector must catch the explicit path's score matrix"

@@ -1,0 +1,247 @@
+"""Annotation formats, clip samplers, decoding, transforms, datasets and the DataModule, on tiny videos written here."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
+import numpy as np
+import pytest
+import torch
+
+from data.annotations import class_names, detect_format, read_annotations
+from data.clip_sampling import ClipInfo, dense_clip, temporal_views, uniform_segments
+from data.datamodule import VideoDataModule
+from data.datasets import VideoClipDataset, collate_skip_none
+from data.transforms import TestTransform, TrainTransform
+from data.video_io import Video, write_video
+
+BITS = 6  # frame i shows its index in binary as 6 black/white vertical stripes: it survives lossy compression
+
+
+def index_video(path: Path, num_frames: int = 20, height: int = 24, width: int = 32, codec: str | None = None) -> Path:
+    bits = (np.arange(num_frames)[:, None] >> np.arange(BITS)[None]) & 1  # (T, BITS)
+    stripe = np.minimum(np.arange(width) * BITS // width, BITS - 1)  # the bit each column shows
+    frames = np.repeat((bits[:, None, stripe, None] * 255).astype(np.uint8), height, axis=1).repeat(3, axis=3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, frames, fps=10, codec=codec)
+
+
+def frame_ids(clip: torch.Tensor) -> list[int]:
+    """(C, T, H, W) index video (uint8, or float in [0, 1]) -> frame indices."""
+    clip = clip.float() * (255 if clip.is_floating_point() else 1)
+    width = clip.shape[-1]
+    columns = clip.mean(dim=(0, 2))  # (T, W)
+    centres = [int((b + 0.5) * width / BITS) for b in range(BITS)]
+    return [sum(int(row[c] > 127) << b for b, c in enumerate(centres)) for row in columns]
+
+
+# --- annotation formats ---------------------------------------------------------------------------------------
+
+
+def test_kinetics_path_label_list(tmp_path):
+    (tmp_path / "train.csv").write_text("a/x.mp4 3\nb/y.mp4,1\n\nc/with space.mp4 0\n")
+    samples, bad = read_annotations("kinetics_list", tmp_path, "train")
+    assert not bad
+    assert [(s.path, s.label, s.video_id, s.line) for s in samples] == [
+        (tmp_path / "a/x.mp4", 3, "x", 1), (tmp_path / "b/y.mp4", 1, "y", 2), (tmp_path / "c/with space.mp4", 0, "with space", 4)]
+    assert detect_format(tmp_path) == "kinetics_list"
+
+
+def test_kinetics_official_layout(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    header = "label,youtube_id,time_start,time_end,split\n"
+    (tmp_path / "annotations" / "train.csv").write_text(
+        header + "zumba,abc,10,20,train\n\"archery, indoor\",def,0,10,train\nbowling,ghi,5,15,train\n")
+    (tmp_path / "annotations" / "val.csv").write_text(header + "bowling,jkl,1,11,val\n")
+    assert class_names("kinetics", tmp_path) == ["archery, indoor", "bowling", "zumba"]  # sorted class names
+    train, bad = read_annotations("kinetics", tmp_path, "train")
+    assert not bad
+    assert train[0].path == tmp_path / "train" / "abc_000010_000020.mp4" and train[0].label == 2
+    assert train[1].label == 0 and train[1].video_id == "def_000000_000010"
+    val, _ = read_annotations("kinetics", tmp_path, "val")
+    assert val[0].path == tmp_path / "val" / "jkl_000001_000011.mp4" and val[0].label == 1
+    assert detect_format(tmp_path) == "kinetics"
+
+
+def test_ssv2_format(tmp_path):
+    (tmp_path / "labels.json").write_text(json.dumps({"Moving something up": "1", "Pushing something": "0"}))
+    entry = {"id": "77", "label": "Moving a cup up", "template": "Moving [something] up", "placeholders": ["a cup"]}
+    (tmp_path / "train.json").write_text(json.dumps([entry]))
+    (tmp_path / "validation.json").write_text(json.dumps([{**entry, "id": "78", "template": "Pushing [something]"}]))
+    (train, bad_train), (val, bad_val) = (read_annotations("ssv2", tmp_path, s) for s in ("train", "val"))
+    assert not bad_train and not bad_val
+    assert train[0] == (tmp_path / "videos" / "77.webm", 1, "77", 1)
+    assert val[0].label == 0 and val[0].path.name == "78.webm"
+    assert class_names("ssv2", tmp_path) == ["Pushing something", "Moving something up"]
+    assert detect_format(tmp_path) == "ssv2"
+
+
+def test_unknown_format_and_split_raise(tmp_path):
+    with pytest.raises(ValueError):
+        read_annotations("ucf101", tmp_path, "train")
+    with pytest.raises(ValueError):
+        read_annotations("kinetics_list", tmp_path, "test")
+
+
+# --- clip samplers --------------------------------------------------------------------------------------------
+
+
+def test_dense_clip_arithmetic():
+    rng = random.Random(0)
+    for _ in range(50):
+        clip = dense_clip(100, 25.0, num_frames=8, stride=4, mode="random", rng=rng)
+        assert isinstance(clip, ClipInfo) and len(clip.frame_indices) == 8
+        assert np.all(np.diff(clip.frame_indices) == 4) and 0 <= clip.frame_indices[0] <= 100 - 29
+        assert clip.clip_start_sec == clip.frame_indices[0] / 25 and clip.clip_end_sec == (clip.frame_indices[-1] + 1) / 25
+    assert dense_clip(100, 25.0, 8, 4, "center").frame_indices[0] == (100 - 29) // 2
+    views = temporal_views(100, 25.0, 8, 4, num_clips=3)
+    assert [v.frame_indices[0] for v in views] == [0, 36, 71] and [v.clip_index for v in views] == [0, 1, 2]
+    assert all(v.num_clips == 3 for v in views) and views[-1].frame_indices[-1] == 99
+    short = dense_clip(10, 25.0, 8, 4, "center")  # shorter than the clip: the last frame repeats
+    assert short.frame_indices == (0, 4, 8, 9, 9, 9, 9, 9)
+
+
+def test_uniform_segments_arithmetic():
+    rng = random.Random(0)
+    for _ in range(50):
+        clip = uniform_segments(40, 10.0, num_frames=8, mode="random", rng=rng)
+        assert all(5 * i <= f < 5 * (i + 1) for i, f in enumerate(clip.frame_indices))  # one frame per segment
+    assert uniform_segments(40, 10.0, 8, "center").frame_indices == (2, 7, 12, 17, 22, 27, 32, 37)
+    views = temporal_views(40, 10.0, 8, stride=99, num_clips=2, sampling="segments")
+    assert [v.frame_indices[:2] for v in views] == [(1, 6), (3, 8)]
+    assert uniform_segments(4, 10.0, 8, "center").frame_indices == (0, 0, 1, 1, 2, 2, 3, 3)
+    with pytest.raises(ValueError):
+        uniform_segments(40, 10.0, 8, mode=2, num_clips=2)
+
+
+# --- decoding -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", None), (".webm", None), (".avi", "mpeg4")])
+def test_video_decodes_exact_frames(tmp_path, suffix, codec):
+    # mpeg4 puts a keyframe every 12 frames, so clips in the middle go through a real seek.
+    path = index_video(tmp_path / f"v{suffix}", num_frames=40, codec=codec)
+    with Video(path) as video:
+        assert (video.num_frames, video.fps) == (40, 10.0) and video.duration == pytest.approx(4.0, abs=0.01)
+        assert frame_ids(video.get_clip(1.5, 2.0)) == [15, 16, 17, 18, 19]
+        assert frame_ids(video.get_clip(0, 4.0, frame_indices=[30, 2, 2, 39])) == [30, 2, 2, 39]
+        assert frame_ids(video.get_clip(2.0, 3.0, num_frames=3)) == [20, 24, 29]
+        clip = video.get_clip(0.0, 0.3)
+        assert clip.shape == (3, 3, 24, 32) and clip.dtype == torch.uint8
+
+
+# --- transforms -----------------------------------------------------------------------------------------------
+
+
+def test_train_transform_shapes_and_range():
+    video = torch.randint(0, 256, (3, 8, 40, 60), dtype=torch.uint8)
+    out = TrainTransform(32, (32, 40), hflip=True, rng=random.Random(0))({"video": video, "label": 3})
+    assert out["video"].shape == (3, 8, 32, 32) and out["video"].dtype == torch.float32 and out["label"] == 3
+    assert -1.0 <= out["video"].min() and out["video"].max() <= 1.0  # mean = std = 0.5
+
+
+def test_train_transform_without_hflip_never_flips():
+    ramp = torch.arange(32, dtype=torch.uint8).repeat(3, 2, 32, 1) * 8  # brightness grows to the right
+    transform = TrainTransform(32, (32, 32), hflip=False, mean=(0, 0, 0), std=(1, 1, 1))
+    for _ in range(20):
+        row = transform({"video": ramp})["video"][0, 0, 0]
+        assert torch.all(row[1:] >= row[:-1])
+    flipped = [TrainTransform(32, (32, 32), hflip=True)({"video": ramp})["video"][0, 0, 0] for _ in range(20)]
+    assert any(torch.all(r[1:] <= r[:-1]) for r in flipped)
+
+
+def test_test_transform_crops():
+    video = torch.randint(0, 256, (3, 4, 40, 80), dtype=torch.uint8)
+    assert TestTransform(32, 1)({"video": video})["video"].shape == (1, 3, 4, 32, 32)
+    three = TestTransform(32, 3)({"video": video})["video"]
+    assert three.shape == (3, 3, 4, 32, 32)
+    assert not torch.equal(three[0], three[2])  # left and right differ
+    assert TestTransform(32, 1, short_side=36)({"video": video})["video"].shape == (1, 3, 4, 32, 32)
+
+
+# --- dataset and DataModule -----------------------------------------------------------------------------------
+
+
+def test_dataset_train_and_test_views(tmp_path):
+    paths = [index_video(tmp_path / f"{i}.mp4", num_frames=30, height=36, width=48) for i in range(3)]
+    samples = read_annotations_from(paths)
+    train = VideoClipDataset(samples, "train", TrainTransform(32, (32, 40), True), "dense", num_frames=4, stride=2)
+    item = train[0]
+    assert item["video"].shape == (3, 4, 32, 32) and item["label"] == 0 and item["index"] == 0
+    test = VideoClipDataset(samples, "test", TestTransform(32, 3), "dense", num_frames=4, stride=2, num_clips=2)
+    item = test[1]
+    assert item["video"].shape == (6, 3, 4, 32, 32) and item["label"] == 1  # V = 2 clips x 3 crops
+    raw = VideoClipDataset(samples, "test", None, "segments", num_frames=5, num_clips=2)[2]["video"]
+    assert raw.shape == (2, 3, 5, 36, 48)
+    assert frame_ids(raw[0]) + frame_ids(raw[1]) == [1, 7, 13, 19, 25, 4, 10, 16, 22, 28]  # offsets 1/4 and 3/4
+    batch = collate_skip_none([test[0], test[1]])
+    assert batch["video"].shape == (2, 6, 3, 4, 32, 32) and batch["label"].tolist() == [0, 1]
+
+
+def read_annotations_from(paths: list[Path]):
+    from data.annotations import Sample
+
+    return [Sample(p, i, p.stem, i + 1) for i, p in enumerate(paths)]
+
+
+@pytest.fixture(scope="module")
+def synthetic_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+TINY_SET = dict(num_train=16, num_val=6, num_video_frames=16)
+
+
+@pytest.mark.parametrize("name,num_workers", [("synth_appearance", 0), ("synth_motion", 2)])
+def test_datamodule_end_to_end(name, num_workers, synthetic_cache, tmp_path):
+    dm = VideoDataModule(name, cache_dir=synthetic_cache, synthetic_params=TINY_SET, num_frames=4, frame_stride=2,
+                         batch_size=4, num_workers=num_workers, test_clips=2, test_crops=3, failures_dir=tmp_path)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.num_classes == {"synth_appearance": 8, "synth_motion": 6}[name]
+    assert dm.hflip is (name == "synth_appearance") and dm.sampling == ("dense" if name == "synth_appearance" else "segments")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 4  # 16 videos, drop_last
+    assert batches[0]["video"].shape == (4, 3, 4, 32, 32) and batches[0]["label"].shape == (4,)
+    assert batches[0]["index"].dtype == torch.int64
+    val = list(dm.val_dataloader())
+    assert sum(len(b["label"]) for b in val) == 6 and val[0]["video"].shape == (4, 3, 4, 32, 32)
+    dm.setup("test")
+    test = next(iter(dm.test_dataloader()))
+    assert test["video"].shape == (4, 6, 3, 4, 32, 32)  # (B, V = 2 clips x 3 crops, C, T, H, W)
+    described = dm.describe()
+    assert described["num_train_videos"] == 16 and described["num_val_videos"] == 6
+    assert described["mimics"] in ("Kinetics-400", "Something-Something V2")
+    report = dm.data_report()
+    assert report["train"]["expected"] == report["train"]["found"] == 16 and report["val"]["found"] == 6
+    assert not report["train"]["corrupt"] and report["val"]["skipped_at_test"] == 0
+
+
+def test_datamodule_never_flips_direction_labels(synthetic_cache):
+    assert VideoDataModule("synth_motion", hflip=True, cache_dir=synthetic_cache).hflip is False
+    assert VideoDataModule("ssv2", root="/nonexistent").hflip is False
+    assert VideoDataModule("kinetics400", root="/nonexistent").hflip is True
+    assert VideoDataModule("synth_appearance", hflip=False, cache_dir=synthetic_cache).hflip is False
+    with pytest.raises(ValueError):
+        VideoDataModule("kinetics400")  # a real dataset needs its root
+
+
+def test_datamodule_reads_kinetics_official_layout(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    header = "label,youtube_id,time_start,time_end,split\n"
+    rows = {"train": ["a", "b", "a", "b"], "val": ["a", "b"]}
+    for split, labels in rows.items():
+        lines = [f"{label},{split}{i},0,10,{split}" for i, label in enumerate(labels)]
+        (tmp_path / "annotations" / f"{split}.csv").write_text(header + "\n".join(lines) + "\n")
+        for i in range(len(labels)):
+            index_video(tmp_path / split / f"{split}{i}_000000_000010.mp4", num_frames=20, height=32, width=40)
+    dm = VideoDataModule("kinetics400", root=tmp_path, num_frames=4, batch_size=2, num_workers=0, test_clips=1)
+    dm.setup("fit")
+    assert dm.annotation_format == "kinetics" and dm.num_classes == 2
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape == (2, 3, 4, 32, 32)
+    dm.setup("test")
+    assert next(iter(dm.test_dataloader()))["video"].shape == (2, 1, 3, 4, 32, 32)

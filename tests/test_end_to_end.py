@@ -1,0 +1,124 @@
+"""End to end on a micro version of the embedded default: train, test, log, resume, report, serve.
+
+One module-scoped run of two Table 4 rows (1 epoch on a few generated videos) feeds every test here, so the
+slow part happens once.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from experiments.runner import run_table
+
+pytestmark = pytest.mark.slow
+
+MICRO = {"optim": {"epochs": 1, "warmup_epochs": 0},
+         "data": {"synthetic_params": {"num_train": 32, "num_val": 16, "seed": 0}, "num_workers": 0,
+                  "batch_size": 8}}
+ROWS = ["joint", "traj_attT_normS"]
+
+
+@pytest.fixture(scope="module")
+def micro_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    runs = root / "runs"
+    logs = []
+    records = run_table("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
+                        echo=logs.append)
+    return runs, records, logs
+
+
+def test_each_row_and_column_writes_a_complete_record(micro_runs):
+    runs, records, _ = micro_runs
+    assert len(records) == 4
+    for rec in records:
+        path = runs / "mformer_table4" / rec["row"] / "seed0" / f"tiny-{rec['column'].lower().replace('-', '_')}"
+        on_disk = json.loads((path / "metrics.json").read_text())
+        assert on_disk["scale"] == "tiny" and on_disk["seed"] == 0
+        assert on_disk["dataset"] in ("synth_appearance", "synth_motion")
+        assert 0.0 <= on_disk["metrics"]["top1"] <= 100.0
+        assert on_disk["config"]["model"]["overrides"]["attn_layer"] in ("joint", "trajectory")
+        assert on_disk["git_commit"] and on_disk["data_report"]
+        assert list(path.glob("events.out.tfevents.*")), "no TensorBoard events"
+        assert (path / "hparams.yaml").exists() and (path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_finished_runs_are_skipped_and_interrupted_runs_resume(micro_runs):
+    runs, _, _ = micro_runs
+    logs = []
+    again = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
+                      echo=logs.append)
+    assert all(r.get("cached") for r in again)
+    # An interruption after training but before the test: metrics.json missing, last.ckpt present.
+    run_dir = runs / "mformer_table4" / "joint" / "seed0" / "tiny-k_400"
+    (run_dir / "metrics.json").unlink()
+    logs = []
+    resumed = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
+                        echo=logs.append)
+    rec = next(r for r in resumed if r["column"] == "K-400")
+    assert rec["resumed_from"].endswith("last.ckpt") and not rec.get("cached")
+    assert any("resuming from" in line for line in logs)
+
+
+def test_report_is_rebuilt_from_the_runs(micro_runs, tmp_path):
+    runs, records, _ = micro_runs
+    out = subprocess.run([sys.executable, "-m", "reports", "build", "mformer_table4", "--runs-dir", str(runs),
+                          "--out-dir", str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "mformer_table4.md").read_text()
+    joint_k400 = next(r for r in records if r["row"] == "joint" and r["column"] == "K-400")
+    assert f"{joint_k400['metrics']['top1']:.1f} (n=1; tiny, synth_appearance) · paper 79.2" in text
+    assert "— · paper 64.2" in text  # divided did not run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_both_rows(micro_runs, tmp_path):
+    runs, _, _ = micro_runs
+    logdir = tmp_path / "logs"
+    shutil.copytree(runs / "mformer_table4", logdir)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port",
+         str(port), "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline, tags = time.monotonic() + 90, {}
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                pytest.fail(f"tensorboard exited: {server.stderr.read()[-2000:]}")
+            try:
+                tags = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
+            except OSError:
+                tags = {}
+            if sum(run.startswith(("joint/", "traj_attT_normS/")) and "test/top1" in t for run, t in tags.items()) >= 4:
+                break
+            time.sleep(1)
+        runs_served = sorted(tags)
+        assert any(r.startswith("joint/seed0") for r in runs_served), runs_served
+        assert any(r.startswith("traj_attT_normS/seed0") for r in runs_served), runs_served
+        run = next(r for r in runs_served if r.startswith("traj_attT_normS/seed0"))
+        points = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={urllib.request.quote(run)}"
+                           f"&tag=train/loss")
+        assert points and all(len(p) == 3 for p in points)  # [wall_time, step, value]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,126 @@
+"""The table registry and its CLI: every paper table is listed, shown and resolvable by name."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.__main__ import main, show_json
+from experiments.paper_tables import paper_table, paper_tables
+from experiments.runner import resolve_runs
+from experiments.spec import SCALES, implemented_tables, table_status
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_inventory_has_all_46_tables_with_their_layout():
+    tables = paper_tables()
+    assert len(tables) == 46
+    t4 = paper_table("mformer_table4")
+    assert t4.columns == ("Attention", "Att_T", "Avg_T", "Norm_S", "Norm_ST", "GFLOPS", "K-400", "SSv2")
+    assert [r.cells["SSv2"] for r in t4.rows] == [64.0, 64.2, 60.0, 60.9, 66.5]
+    assert str(t4.rows[0].cells["SSv2"]) == "64.0"  # printed text kept, trailing zero included
+
+
+def test_list_prints_one_line_per_table_starting_with_its_id(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(paper_tables())
+    assert "implemented" in next(line for line in lines if line.startswith("mformer_table4 "))
+    assert lines[0].rstrip().endswith("not implemented")  # d3da_tableA1
+
+
+def test_show_json_has_paper_numbers_and_static_columns(tmp_path):
+    obj = show_json("mformer_table4", "tiny", str(tmp_path))
+    assert obj["id"] == "mformer_table4" and obj["status"] == "implemented"
+    assert obj["columns"][-3:] == ["GFLOPS", "K-400", "SSv2"]
+    assert [r["paper"]["K-400"] for r in obj["rows"]] == [79.2, 78.5, 76.0, 77.2, 79.7]
+    assert obj["rows"][2]["paper"]["Att_T"] == "✗" and obj["rows"][0]["paper"]["Att_T"] is None
+    # no runs in tmp_path: measured columns are null, computed GFLOPs are not
+    assert all(r["ours"]["K-400"] is None for r in obj["rows"])
+    gflops = [r["ours"]["GFLOPS"] for r in obj["rows"]]
+    assert all(isinstance(g, float) for g in gflops)
+    assert gflops[4] > 1.8 * gflops[0]  # trajectory with Att_T costs about twice joint attention
+
+
+def test_show_json_cli_is_one_json_object():
+    out = cli("show", "msca_table1", "--json")
+    assert out.returncode == 0, out.stderr
+    obj = json.loads(out.stdout)
+    assert obj["status"] == "not implemented"
+    assert set(obj) >= {"id", "status", "columns", "rows"}
+    assert all(set(r) >= {"label", "paper", "ours"} for r in obj["rows"])
+    assert all(v is None for r in obj["rows"] for v in r["ours"].values())
+
+
+def test_unknown_id_lists_close_matches():
+    out = cli("show", "mformer_tabel4")
+    assert out.returncode != 0
+    assert "mformer_table4" in out.stderr and "unknown table id" in out.stderr
+
+
+def test_running_an_unimplemented_table_names_its_area():
+    for table_id, area in [("cast_table2", "CAST"), ("msca_table1", "shift family"),
+                           ("d3da_tableA1", "cross-modal pose"), ("mformer_table5", "Motionformer")]:
+        if table_status(table_id) == "implemented":
+            continue
+        out = cli("run", table_id, "--dry-run")
+        assert out.returncode != 0
+        assert "not implemented" in out.stderr and area in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("table_id", implemented_tables())
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_implemented_table_resolves(table_id, scale):
+    configs = resolve_runs(table_id, scale=scale, seeds=2, data_root="/datasets")
+    assert configs, table_id
+    keys = {(c.row, c.column, c.seed) for c in configs}
+    assert len(keys) == len(configs)  # one run directory per (row, column, seed)
+    for cfg in configs:
+        json.dumps(cfg.to_dict())  # printable by --dry-run
+        if scale == "paper":
+            assert cfg.data.root.startswith("/datasets/")
+
+
+def test_table4_rows_differ_only_in_attention():
+    configs = resolve_runs("mformer_table4", scale="paper")
+    by_column = {}
+    for cfg in configs:
+        d = cfg.to_dict()
+        attn = (d["model"]["overrides"].pop("attn_layer"), json.dumps(d["model"]["overrides"].pop("attn_kwargs", {})))
+        d.pop("row")
+        by_column.setdefault(cfg.column, []).append((attn, json.dumps(d, sort_keys=True)))
+    for column, rows in by_column.items():
+        assert len({rest for _, rest in rows}) == 1, f"{column}: rows differ in more than the attention"
+        assert len({attn for attn, _ in rows}) == 5
+
+
+def test_paper_scale_matches_the_paper_setup():
+    cfg = next(c for c in resolve_runs("mformer_table4", scale="paper") if c.column == "K-400")
+    assert cfg.model.name == "vit_base_patch16_video" and "in21k" in cfg.model.pretrained
+    assert (cfg.data.num_frames, cfg.data.frame_stride, cfg.data.crop_size) == (16, 4, 224)
+    assert (cfg.data.test_clips, cfg.data.test_crops) == (10, 3)
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.optim.milestones, cfg.optim.label_smoothing) == (1e-4, 35, (20, 30), 0.2)
+    ssv2 = next(c for c in resolve_runs("mformer_table4", scale="paper") if c.column == "SSv2")
+    assert ssv2.data.hflip is False and ssv2.data.sampling == "segments"
+
+
+def test_dry_run_selects_rows_and_trains_nothing(tmp_path):
+    out = cli("run", "mformer_table4", "--rows", "joint", "traj_attT_normS", "--seeds", "2", "--dry-run",
+              "--runs-dir", str(tmp_path), "--epochs", "3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count('"table": "mformer_table4"') == 2 * 2 * 2  # rows x columns x seeds
+    assert '"epochs": 3' in out.stdout
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_row_is_a_clear_error():
+    out = cli("run", "mformer_table4", "--rows", "trajectory", "--dry-run")
+    assert out.returncode != 0
+    assert "unknown row 'trajectory'" in out.stderr and "traj_attT_normS" in out.stderr

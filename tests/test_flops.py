@@ -1,0 +1,62 @@
+"""GFLOPs (one multiply-add = one FLOP, attention included) of the paper's ViT-B variants, counted on meta."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from models import count_flops, create_model, model_gflops  # noqa: E402
+
+VIT_B = "vit_base_patch16_video"
+CLIP = (1, 3, 16, 224, 224)
+
+# (overrides, expected GFLOPs): ViT-B/16, 16x224x224 (8x224x224 for square tokens), 400 classes, separate pos.
+EXPECTED = [
+    ({"attn_layer": "joint"}, 180.6),
+    ({"attn_layer": "divided"}, 185.8),
+    ({"attn_layer": "trajectory"}, 369.5),
+    ({"attn_layer": "trajectory", "attn_kwargs": {"temporal_pool": "average"}}, 180.6),
+    ({"attn_layer": "joint", "tubelet_size": 1, "num_frames": 8}, 179.7),
+    ({"attn_layer": "trajectory", "tubelet_size": 1, "num_frames": 8}, 368.5),
+]
+
+
+@pytest.mark.parametrize("overrides,expected", EXPECTED,
+                         ids=["joint", "divided", "trajectory", "trajectory-avgT", "joint-square", "traj-square"])
+def test_paper_gflops(overrides, expected):
+    assert model_gflops(VIT_B, **overrides) == pytest.approx(expected, rel=0.02)
+
+
+def test_joint_matches_analytic_count():
+    """Per block 12 D^2 N (qkv, proj, MLP) + 2 N^2 D (QK^T, AV); plus tubelet embedding and head."""
+    d, n, patches = 768, 1 + 8 * 14 * 14, 8 * 14 * 14
+    analytic = 12 * (12 * d * d * n + 2 * n * n * d) + (3 * 2 * 16 * 16) * d * patches + d * 400
+    assert model_gflops(VIT_B, attn_layer="joint") == pytest.approx(analytic / 1e9, rel=1e-6)
+
+
+def test_trajectory_extra_cost_is_stage_two():
+    """Trajectory minus Avg_T: per block proj_kv over N*T trajectory tokens (2 N T D^2), proj_q (N D^2) and the
+    1-D temporal attention (2 N T D)."""
+    d, t, patches = 768, 8, 8 * 14 * 14
+    extra = 12 * (2 * patches * t * d * d + patches * d * d + 2 * patches * t * d)
+    full = model_gflops(VIT_B, attn_layer="trajectory")
+    avg = model_gflops(VIT_B, attn_layer="trajectory", attn_kwargs={"temporal_pool": "average"})
+    assert full - avg == pytest.approx(extra / 1e9, rel=1e-6)
+
+
+def test_count_flops_leaves_a_real_model_untouched():
+    model = create_model("vit_tiny_video", attn_layer="trajectory")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    gflops = count_flops(model, (1, 3, 8, 32, 32))
+    assert gflops == pytest.approx(model_gflops("vit_tiny_video", attn_layer="trajectory"))
+    assert all(b.attn.fused_attn for b in model.blocks), "fused flags must be restored"
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert model.training
+
+
+def test_input_shape_sets_the_clip():
+    assert model_gflops(VIT_B, input_shape=CLIP, attn_layer="joint") == model_gflops(VIT_B, attn_layer="joint")
+    assert model_gflops(VIT_B, input_shape=(1, 3, 8, 224, 224), attn_layer="joint") < 100

@@ -1,0 +1,70 @@
+"""Reports are rebuilt from flat records only: paper layout, mean ± std over seeds, scale tags, missing = '—'."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reports.__main__ import main as reports_main
+from reports.build import build_report, load_records, ours
+
+
+def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scale: str = "tiny") -> None:
+    dataset = {"K-400": "synth_appearance", "SSv2": "synth_motion"}[column]
+    d = runs / "mformer_table4" / row / f"seed{seed}" / f"{scale}-{column.lower().replace('-', '_')}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "metrics.json").write_text(json.dumps({
+        "table": "mformer_table4", "row": row, "column": column, "seed": seed, "scale": scale,
+        "dataset": dataset, "metrics": {"top1": top1, "loss": 1.0}, "git_commit": "abc123",
+    }))
+
+
+def test_report_in_paper_layout_with_seeds_and_missing_rows(tmp_path):
+    runs = tmp_path / "runs"
+    write_record(runs, "joint", "K-400", 0, 70.0)
+    write_record(runs, "joint", "K-400", 1, 74.0)
+    write_record(runs, "traj_attT_normS", "K-400", 0, 80.0)
+    write_record(runs, "divided", "K-400", 0, 60.0)
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| Attention"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "Attention", "Att_T", "Avg_T", "Norm_S", "Norm_ST", "GFLOPS", "K-400", "SSv2"]
+    body = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [line.split("|")[1].strip() for line in body] == [
+        "Joint Space-Time", "Divided Space-Time", "Trajectory", "Trajectory", "Trajectory"]  # paper row order
+    assert "72.0 ± 2.8 (n=2; tiny, synth_appearance) · paper 79.2" in body[0]
+    assert "— · paper 64.0" in body[0]  # SSv2 never ran: a dash beside the paper's number
+    assert "(computed) · paper 180.6" in body[0]
+    assert "NOT comparable" in text and "synth_motion" in text
+    assert "- K-400: +1.00 over 3 rows" in text  # ours 72 > 60, 80 > 72: same order as the paper's rows
+    assert (tmp_path / "README.md").exists()
+
+
+def test_ours_is_the_mean_over_seeds(tmp_path):
+    write_record(tmp_path, "joint", "SSv2", 0, 30.0)
+    write_record(tmp_path, "joint", "SSv2", 1, 40.0)
+    write_record(tmp_path, "joint", "SSv2", 0, 99.0, scale="paper")
+    rows = ours("mformer_table4", scale="tiny", runs_root=tmp_path)
+    assert rows[0]["SSv2"] == 35.0 and rows[0]["K-400"] is None and rows[1]["SSv2"] is None
+    assert ours("mformer_table4", scale="paper", runs_root=tmp_path)[0]["SSv2"] == 99.0
+
+
+def test_build_without_runs_does_not_crash(tmp_path):
+    path = build_report("mformer_table4", runs_root=tmp_path / "none", out_dir=tmp_path)
+    assert "— · paper 79.7" in path.read_text()
+
+
+def test_corrupt_record_is_named(tmp_path):
+    bad = tmp_path / "mformer_table4" / "joint" / "seed0" / "tiny-k_400"
+    bad.mkdir(parents=True)
+    (bad / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="tiny-k_400/metrics.json"):
+        load_records("mformer_table4", tmp_path)
+
+
+def test_cli_builds_every_table_and_the_index(tmp_path):
+    assert reports_main(["build", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("*_*.md"))) == 46
+    index = (tmp_path / "README.md").read_text()
+    assert "| mformer_table4 " in index and "not implemented" in index
+    assert reports_main(["build", "nope"]) == 2

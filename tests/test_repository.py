@@ -1,0 +1,43 @@
+"""The repository keeps the user's design card: layout, pinned requirements, README quick start = CI."""
+
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LAYOUT = {"README.md", "requirements.txt", "experiments", "lightning_modules", "data", "models", "reports", "tests",
+          ".ci", "pyproject.toml", ".gitignore"}
+
+
+def tracked_top_level() -> set[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout:
+        return {p.name for p in REPO.iterdir() if not p.name.startswith(".git")} & LAYOUT
+    return {line.split("/", 1)[0] for line in out.stdout.splitlines()}
+
+
+def test_top_level_layout():
+    assert tracked_top_level() <= LAYOUT, tracked_top_level() - LAYOUT
+
+
+def test_requirements_pin_every_package():
+    lines = [l.split("#")[0].strip() for l in (REPO / "requirements.txt").read_text().splitlines()]
+    reqs = [l for l in lines if l]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", r) for r in reqs), reqs
+    assert "torch==2.13.0" in reqs and "torchvision==0.28.0" in reqs
+
+
+def quick_start_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [l.strip() for l in block.splitlines() if l.strip() and not l.strip().startswith("#")]
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
+    commands = quick_start_commands()
+    assert len(commands) == 2, commands
+    assert "python -m experiments run mformer_table4" in commands[0]
+    assert "pytest" in commands[1]
+    ci = [l.strip() for l in (REPO / ".ci" / "run").read_text().splitlines()
+          if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd "))]
+    assert ci == [commands[1]]
