@@ -1,6 +1,6 @@
 """data package: decoding (video_io), clip sampling, transforms, annotation formats, datasets, synthetic sets and
-the LightningDataModule. Submodules import lazily-heavy dependencies (lightning) only where needed; import
-``data.datamodule`` for ``VideoDataModule``."""
+the LightningDataModule. ``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing
+``data`` does not import lightning)."""
 
 import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 

@@ -162,7 +162,8 @@ def read_ssv2(root: str | Path, split: str) -> Result:
     try:
         entries = json.loads(file.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as err:  # a broken file is one bad "line": the place the parser stopped
-        return [], [BadAnnotation(str(file), err.lineno, err.doc[err.pos - 40:err.pos + 40], f"invalid JSON: {err.msg}")]
+        excerpt = err.doc[max(0, err.pos - 40):err.pos + 40]
+        return [], [BadAnnotation(str(file), err.lineno, excerpt, f"invalid JSON: {err.msg}")]
     if not isinstance(entries, list):
         return [], [BadAnnotation(str(file), 1, str(type(entries)), "expected a JSON list of entries")]
     samples, bad = [], []

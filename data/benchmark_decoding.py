@@ -67,7 +67,8 @@ def bench_pytorchvideo(clips) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=None, help="write test videos of this size (default: synthetic set)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="write test videos of this size (default: use the synthetic set)")
     parser.add_argument("--frames", type=int, default=96, help="frames per written test video")
     parser.add_argument("--videos", type=int, default=8, help="number of written test videos")
     parser.add_argument("--clips", type=int, default=100)
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         bench_ours(clips[:5]), bench_pytorchvideo(clips[:5])  # warm-up: codec and import initialisation
         result = {"ours_clips_per_s": bench_ours(clips), "pytorchvideo_clips_per_s": bench_pytorchvideo(clips)}
     print(f"{len(clips)} clips of {args.num_frames} frames at stride {args.stride} from {len(paths)} videos: "
-          f"ours {result['ours_clips_per_s']:.1f} clips/s, pytorchvideo {result['pytorchvideo_clips_per_s']:.1f} clips/s")
+          f"ours {result['ours_clips_per_s']:.1f} clips/s, "
+          f"pytorchvideo {result['pytorchvideo_clips_per_s']:.1f} clips/s")
     return result
 
 

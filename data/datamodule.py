@@ -7,6 +7,7 @@ synth_motion).
 
 from __future__ import annotations
 
+import gc
 import logging
 import tempfile
 from collections.abc import Mapping
@@ -207,7 +208,8 @@ class VideoDataModule(L.LightningDataModule):
         report = {}
         for split, (samples, bad) in self._splits.items():
             datasets = [d for d in self._datasets.values() if d.split == split]
-            report[split] = build_report(self.dataset, split, samples, bad, [datasets[0].failures()] if datasets else [])
+            failures = [datasets[0].failures()] if datasets else []  # one file holds every dataset's records
+            report[split] = build_report(self.dataset, split, samples, bad, failures)
         return report
 
     def describe(self) -> dict[str, Any]:
@@ -263,7 +265,20 @@ class SkipNoneDataLoader(DataLoader):
     """
 
     def __iter__(self):
-        return (batch for batch in super().__iter__() if batch is not None)
+        starts_workers = self.num_workers > 0 and (self._iterator is None or not self.persistent_workers)
+        if starts_workers:
+            # fork()ed workers inherit the parent's garbage; a PyAV decoder among it (an unclosed Video in a
+            # reference cycle) deadlocks the worker that frees it. Free garbage here, and freeze the rest so the
+            # workers' collector never touches inherited objects.
+            gc.collect()
+            gc.freeze()
+            try:
+                iterator = super().__iter__()
+            finally:
+                gc.unfreeze()
+        else:
+            iterator = super().__iter__()
+        return (batch for batch in iterator if batch is not None)
 
 
 class _SingleView(Dataset):

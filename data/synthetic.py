@@ -6,8 +6,9 @@ discuss (Motionformer, Sec. 4): Kinetics is solvable from appearance, Something-
 * ``synth_appearance`` (Kinetics-like): the class is the object's look (shape x colour); the object drifts in a
   class-independent random direction over a textured, noisy background next to a grey distractor. One frame
   suffices. Written in the Kinetics "path label" format (``train.csv``, ``val.csv``, mp4/H.264).
-* ``synth_motion`` (SSv2-like): the class is the object's motion only (left/right/up/down translation,
-  clockwise/counter-clockwise rotation). Shape, colour, size, start position and orientation are drawn from one
+* ``synth_motion`` (SSv2-like): the class is the motion only of three objects moving together (left/right/up/down
+  translation, clockwise/counter-clockwise rotation). Shapes, colours, sizes, start positions and orientations are
+  drawn from one
   distribution for every class, and positions wrap around the frame (a torus), so every single frame has the same
   distribution in every class: a single-frame model is at chance by construction. Direction carries the label,
   so horizontal flips are off (``hflip_ok=False``). Written in the SSv2 format (``labels.json``, ``train.json``,
@@ -32,7 +33,7 @@ import numpy as np
 
 from data.video_io import write_video
 
-GENERATOR_VERSION = 1  # bump when the rendering changes: cached sets are keyed by it
+GENERATOR_VERSION = 3  # bump when the rendering changes: cached sets are keyed by it
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _background(rng: np.random.Generator, size: int, num_frames: int) -> np.ndar
     hi = np.minimum(lo + 1, 4)
     rows = coarse[lo] * (1 - frac)[:, None, None] + coarse[hi] * frac[:, None, None]  # bilinear upsampling
     texture = rows[:, lo] * (1 - frac)[None, :, None] + rows[:, hi] * frac[None, :, None]
-    noise = rng.standard_normal(size=(num_frames, size, size, 3), dtype=np.float32) * np.float32(0.06)
+    noise = rng.standard_normal(size=(num_frames, size, size, 3), dtype=np.float32) * np.float32(0.03)
     return texture.astype(np.float32)[None] + noise
 
 
@@ -120,8 +121,11 @@ def _linear_path(rng: np.random.Generator, size: int, t: np.ndarray, vx: float, 
 
 
 def _add_distractor(rng: np.random.Generator, frames: np.ndarray, size: int, t: np.ndarray) -> np.ndarray:
-    """A grey shape drifting slowly in a random direction: clutter that carries no label information."""
-    heading, speed = rng.uniform(0, 2 * math.pi), rng.uniform(0, 1.0)
+    """A grey shape drifting slowly in a random direction: clutter that carries no label information.
+
+    Its drift (at most 0.3 px/frame) stays well below the motion classes' speeds, so it is clutter, not a second
+    motion competing with the labelled one."""
+    heading, speed = rng.uniform(0, 2 * math.pi), rng.uniform(0, 0.3)
     cx, cy = _linear_path(rng, size, t, speed * math.cos(heading), speed * math.sin(heading))
     shape = ("disk", "square", "triangle", "cross", "ell")[rng.integers(5)]
     angle = np.full_like(t, rng.uniform(0, 2 * math.pi))
@@ -129,9 +133,11 @@ def _add_distractor(rng: np.random.Generator, frames: np.ndarray, size: int, t: 
     return _composite(frames, mask, np.full(3, rng.uniform(0.1, 0.9)))
 
 
-# Appearance classes: shape x colour family. Hues (HSV): red ~0.0, blue ~0.62; jitter keeps families apart.
-_APPEARANCE_SHAPES = ("disk", "square", "triangle", "cross")
-_APPEARANCE_COLOURS = {"red": 0.0, "blue": 0.62}
+# Appearance classes: colour family x shape. Four well-separated hues (HSV) and two shapes a 2x8x8 tubelet can
+# tell apart; +-0.04 hue jitter keeps the families apart. (v1 had 2 hues x 4 similar shapes, which the tiny
+# model could not learn within the embedded default's minutes: ~30% top-1 on 8 classes.)
+_APPEARANCE_SHAPES = ("disk", "cross")
+_APPEARANCE_COLOURS = {"red": 0.0, "yellow": 0.15, "green": 0.36, "blue": 0.62}
 _APPEARANCE_CLASSES = tuple((c, s) for s in _APPEARANCE_SHAPES for c in _APPEARANCE_COLOURS)
 
 
@@ -145,7 +151,7 @@ def _render_appearance(rng: np.random.Generator, label: int, size: int, num_fram
     cx, cy = _linear_path(rng, size, t, speed * math.cos(heading), speed * math.sin(heading))
     angle = rng.uniform(0, 2 * math.pi) + rng.uniform(-0.05, 0.05) * t
     mask = _render_object(size, shape, cx, cy, angle, rng.uniform(5.5, 8.5))
-    hue = (_APPEARANCE_COLOURS[colour_name] + rng.uniform(-0.05, 0.05)) % 1
+    hue = (_APPEARANCE_COLOURS[colour_name] + rng.uniform(-0.04, 0.04)) % 1
     colour = _hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.65, 1.0))
     return _to_uint8(_composite(frames, mask, colour))
 
@@ -160,6 +166,7 @@ _MOTION_CLASSES = (
     ("Turning [something] counterclockwise", (0, 0, -1)),
 )
 _MOTION_SHAPES = ("square", "triangle", "cross", "ell")  # no disk: its rotation would be invisible
+_MOTION_OBJECTS = 3
 _MOTION_SHAPE_WORDS = {"square": "a square", "triangle": "a triangle", "cross": "a cross", "ell": "an L-shape"}
 
 
@@ -168,19 +175,25 @@ def _render_motion(rng: np.random.Generator, label: int, size: int, num_frames: 
     t = np.arange(num_frames, dtype=np.float32)
     frames = _background(rng, size, num_frames)
     frames = _add_distractor(rng, frames, size, t)
-    # Appearance is drawn identically for every class; only the motion below depends on the label.
-    shape = _MOTION_SHAPES[rng.integers(len(_MOTION_SHAPES))]
-    colour = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.5, 0.95), rng.uniform(0.6, 1.0))
-    radius = rng.uniform(4.5, 8.0)
-    speed = rng.uniform(1.0, 2.0)  # px/frame: 2-4 px between frames at stride 2
+    # Several objects move coherently (one direction, one speed, like a camera-independent flock), so the motion
+    # cue is spread over many tokens; their looks are drawn identically for every class: only the motion below
+    # depends on the label. (v1 had one object: the tiny model learned its direction only by luck of the init.)
+    # px/frame: 2.4-4.8 px between sampled frames (segment sampling of 8 from 32 frames steps ~4), so a 2-frame
+    # tubelet sees an object shift within its 8x8 patch.
+    speed = rng.uniform(0.6, 1.2)
     # Per frame. Segment sampling of 8 from 32 frames steps ~4 frames: 20-36 deg, under the 45 deg at which a
     # square's or cross's 90-degree symmetry would make clockwise and counter-clockwise look alike.
     spin_rate = math.radians(rng.uniform(5, 9))
-    cx, cy = _linear_path(rng, size, t, dx * speed, dy * speed)  # uniform start + wrap: uniform in every frame
-    # y grows downwards, so a positive angle turns clockwise on screen.
-    angle = rng.uniform(0, 2 * math.pi) + spin * spin_rate * t
-    mask = _render_object(size, shape, cx, cy, angle, radius)
-    return _to_uint8(_composite(frames, mask, colour)), _MOTION_SHAPE_WORDS[shape]
+    things = []
+    for _ in range(_MOTION_OBJECTS):
+        shape = _MOTION_SHAPES[rng.integers(len(_MOTION_SHAPES))]
+        colour = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.5, 0.95), rng.uniform(0.6, 1.0))
+        cx, cy = _linear_path(rng, size, t, dx * speed, dy * speed)  # uniform start + wrap: uniform in every frame
+        # y grows downwards, so a positive angle turns clockwise on screen.
+        angle = rng.uniform(0, 2 * math.pi) + spin * spin_rate * t
+        frames = _composite(frames, _render_object(size, shape, cx, cy, angle, rng.uniform(4.0, 6.5)), colour)
+        things.append(_MOTION_SHAPE_WORDS[shape])
+    return _to_uint8(frames), things[0]
 
 
 SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
@@ -200,7 +213,8 @@ SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
         num_classes=len(_MOTION_CLASSES),
         class_names=tuple(template.replace("[", "").replace("]", "") for template, _ in _MOTION_CLASSES),
         hflip_ok=False,
-        description="motion-only classes (translate left/right/up/down, turn cw/ccw) with class-independent "
+        description="motion-only classes (three objects translate left/right/up/down or turn cw/ccw together) with "
+        "class-independent "
         "appearance and toroidal wrap-around: single frames are at chance by construction",
         mimics="Something-Something V2",
     ),

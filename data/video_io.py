@@ -8,18 +8,24 @@ transforms' (``data.transforms``).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import torch
 
 # Encoders to try per container, best first. libx264 is missing from some FFmpeg builds; mpeg4 never is.
-_DEFAULT_CODECS = {".mp4": ("libx264", "mpeg4"), ".webm": ("libvpx-vp9",), ".avi": ("mpeg4",), ".mkv": ("libx264", "mpeg4")}
-# Quality-oriented settings for tiny synthetic frames; one encoder thread keeps the bytes reproducible.
+_DEFAULT_CODECS = {
+    ".mp4": ("libx264", "mpeg4"), ".mkv": ("libx264", "mpeg4"), ".webm": ("libvpx-vp9",), ".avi": ("mpeg4",)}
+# Quality-oriented settings for tiny synthetic frames. Reproducible bytes need one encoder thread and, for x264,
+# no assembly: its SIMD row copies read past the end of rows whose width is not a multiple of 16 (40 px), and
+# those uninitialised bytes change the output from run to run. At 40x40 that about doubles encoding time
+# (~14 ms per 32-frame video).
 _CODEC_OPTIONS = {
-    "libx264": {"crf": "18", "preset": "veryfast", "threads": "1"},
+    "libx264": {"crf": "18", "preset": "veryfast", "threads": "1", "x264-params": "asm=0"},
     "mpeg4": {"qscale": "3"},
     "libvpx-vp9": {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"},
 }
@@ -29,6 +35,19 @@ _CODEC_OPTIONS = {
 # for every opened file costs more than it saves (40x40 synthetic clips decode ~1.5x faster without threads;
 # see data/benchmark_decoding.py).
 THREADED_DECODING_MIN_PIXELS = 96 * 96
+
+
+_reformatters: dict[int, VideoReformatter] = {}  # by process id: a reformatter must not cross a fork
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB. A shared reformatter keeps FFmpeg's scaling context between frames; building one per
+    frame, as ``frame.to_ndarray(format="rgb24")`` does, cost 25x more on 40x40 frames (1.3 vs 0.05 ms), for
+    identical pixels. It is per process: one inherited through fork() by a DataLoader worker deadlocks there."""
+    pid = os.getpid()
+    if pid not in _reformatters:  # the parent's entry is left alone: freeing FFmpeg state after fork() is unsafe
+        _reformatters[pid] = VideoReformatter()
+    return _reformatters[pid].reformat(frame, format="rgb24").to_ndarray()
 
 
 class VideoDecodeError(RuntimeError):
@@ -64,7 +83,13 @@ class Video:
             raise VideoDecodeError(self.path, "zero-byte file")
         self._container: av.container.InputContainer | None = None
         self._at_start = True  # demuxer untouched since opening: decoding from frame 0 needs no seek
-        stream = self._open()
+        try:
+            self._read_metadata(self._open())
+        except VideoDecodeError:
+            self.close()  # never leave decoder threads behind an error (see close())
+            raise
+
+    def _read_metadata(self, stream: av.video.stream.VideoStream) -> None:
         self.fps = float(stream.average_rate or stream.guessed_rate or 0)
         if self.fps <= 0:
             raise VideoDecodeError(self.path, "no frame rate in the video stream")
@@ -91,10 +116,14 @@ class Video:
             stream = self._container.streams.video[0]
             if stream.width * stream.height >= THREADED_DECODING_MIN_PIXELS:
                 stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg
+            else:  # PyAV's default would still start slice threads
+                stream.thread_type, stream.thread_count = "NONE", 1
             self._at_start = True
         return self._container.streams.video[0]
 
     def close(self) -> None:
+        """Release the decoder now. Do not leave it to the garbage collector: a decoder whose threads started in
+        one process deadlocks when a fork()ed child (a DataLoader worker) frees it."""
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -133,7 +162,11 @@ class Video:
         if frame_indices is not None:
             first, last = min(frame_indices), max(frame_indices)
             start_sec, end_sec = min(start_sec, first / self.fps), max(end_sec, (last + 1) / self.fps)
-        decoded = self._decode_range(start_sec, end_sec)
+        try:
+            decoded = self._decode_range(start_sec, end_sec)
+        except VideoDecodeError:
+            self.close()
+            raise
         if frame_indices is not None:
             picks = self._pick(decoded, frame_indices)
         else:
@@ -141,7 +174,7 @@ class Video:
             if num_frames is not None:
                 picks = [picks[i] for i in np.linspace(0, len(picks) - 1, num_frames).round().astype(int)]
         # Convert to RGB only the frames the clip uses (a strided clip skips half of the decoded ones).
-        rgb = {i: decoded[i].to_ndarray(format="rgb24") for i in set(picks)}
+        rgb = {i: _to_rgb(decoded[i]) for i in set(picks)}
         clip = torch.from_numpy(np.stack([rgb[i] for i in picks]))  # (T, H, W, C)
         return clip.permute(3, 0, 1, 2).contiguous()  # (C, T, H, W)
 
@@ -230,14 +263,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str | Non
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         stream.options = dict(_CODEC_OPTIONS.get(codec, {}))
-        # PyAV otherwise picks its own thread count, overriding "threads": multi-threaded rate control makes
-        # x264's output depend on scheduling.
+        # One encoder thread: with PyAV's automatic thread count the bytes would depend on scheduling.
         stream.codec_context.thread_count = 1
         stream.codec_context.thread_type = "NONE"
         for array in frames:
-            # Convert to yuv420p here: when the encoder converts, x264 sees uninitialised row padding on sizes
-            # that are not multiples of 16 and its output varies from run to run.
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
-            container.mux(stream.encode(frame))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())  # flush delayed frames
     return path

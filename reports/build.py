@@ -121,10 +121,16 @@ def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) ->
         else:
             lines.append(f"- Column **{mc.column}** is filled from `{dataset}`.")
     runs = [r for r in records if r["scale"] == scale]
-    commits = sorted({r.get("git_commit", "unknown")[:12] for r in runs})
+    commits = sorted({_short_commit(r.get("git_commit", "unknown")) for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}).")
     return lines
+
+
+def _short_commit(commit: str) -> str:
+    """12 hex digits, keeping a '-dirty' marker: numbers from uncommitted code must say so."""
+    sha, _, dirty = commit.partition("-")
+    return sha[:12] + (f"-{dirty}" if dirty else "")
 
 
 def render_report(table_id: str, runs_root: str | Path = "runs") -> str:

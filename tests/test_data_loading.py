@@ -46,7 +46,8 @@ def test_kinetics_path_label_list(tmp_path):
     samples, bad = read_annotations("kinetics_list", tmp_path, "train")
     assert not bad
     assert [(s.path, s.label, s.video_id, s.line) for s in samples] == [
-        (tmp_path / "a/x.mp4", 3, "x", 1), (tmp_path / "b/y.mp4", 1, "y", 2), (tmp_path / "c/with space.mp4", 0, "with space", 4)]
+        (tmp_path / "a/x.mp4", 3, "x", 1), (tmp_path / "b/y.mp4", 1, "y", 2),
+        (tmp_path / "c/with space.mp4", 0, "with space", 4)]
     assert detect_format(tmp_path) == "kinetics_list"
 
 
@@ -95,7 +96,8 @@ def test_dense_clip_arithmetic():
         clip = dense_clip(100, 25.0, num_frames=8, stride=4, mode="random", rng=rng)
         assert isinstance(clip, ClipInfo) and len(clip.frame_indices) == 8
         assert np.all(np.diff(clip.frame_indices) == 4) and 0 <= clip.frame_indices[0] <= 100 - 29
-        assert clip.clip_start_sec == clip.frame_indices[0] / 25 and clip.clip_end_sec == (clip.frame_indices[-1] + 1) / 25
+        assert clip.clip_start_sec == clip.frame_indices[0] / 25
+        assert clip.clip_end_sec == (clip.frame_indices[-1] + 1) / 25
     assert dense_clip(100, 25.0, 8, 4, "center").frame_indices[0] == (100 - 29) // 2
     views = temporal_views(100, 25.0, 8, 4, num_clips=3)
     assert [v.frame_indices[0] for v in views] == [0, 36, 71] and [v.clip_index for v in views] == [0, 1, 2]
@@ -202,7 +204,8 @@ def test_datamodule_end_to_end(name, num_workers, synthetic_cache, tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert dm.num_classes == {"synth_appearance": 8, "synth_motion": 6}[name]
-    assert dm.hflip is (name == "synth_appearance") and dm.sampling == ("dense" if name == "synth_appearance" else "segments")
+    assert dm.hflip is (name == "synth_appearance")
+    assert dm.sampling == ("dense" if name == "synth_appearance" else "segments")
     batches = list(dm.train_dataloader())
     assert len(batches) == 4  # 16 videos, drop_last
     assert batches[0]["video"].shape == (4, 3, 4, 32, 32) and batches[0]["label"].shape == (4,)
@@ -245,3 +248,36 @@ def test_datamodule_reads_kinetics_official_layout(tmp_path):
     assert batch["video"].shape == (2, 3, 4, 32, 32)
     dm.setup("test")
     assert next(iter(dm.test_dataloader()))["video"].shape == (2, 1, 3, 4, 32, 32)
+
+
+def test_lightning_fit_and_test_consume_the_datamodule(synthetic_cache, tmp_path):
+    import lightning as L
+
+    class MeanColour(L.LightningModule):  # the smallest model that sees every batch layout
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(3, num_classes)
+
+        def forward(self, video: torch.Tensor) -> torch.Tensor:
+            return self.head(video.mean(dim=(-3, -2, -1)))  # (B, C, T, H, W) or (B, V, C, T, H, W)
+
+        def training_step(self, batch, batch_idx):
+            return torch.nn.functional.cross_entropy(self(batch["video"]), batch["label"])
+
+        def validation_step(self, batch, batch_idx):
+            assert batch["video"].ndim == 5
+
+        def test_step(self, batch, batch_idx):
+            assert batch["video"].ndim == 6
+            self.log("test/loss", torch.nn.functional.cross_entropy(self(batch["video"]).mean(1), batch["label"]))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = VideoDataModule("synth_motion", cache_dir=synthetic_cache, synthetic_params=TINY_SET, num_frames=4,
+                         batch_size=4, num_workers=2, failures_dir=tmp_path)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    model = MeanColour(dm.num_classes)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.test(model, datamodule=dm, verbose=False)[0]["test/loss"] > 0

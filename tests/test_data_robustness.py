@@ -98,8 +98,8 @@ def test_malformed_ssv2_and_kinetics_entries(tmp_path):
     kinetics = tmp_path / "k"
     (kinetics / "annotations").mkdir(parents=True)
     (kinetics / "annotations" / "train.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\nbowling,a,0,10,train\nbowling,b,zero,10,train\nbowling,,0,10,train\n"
-        "bowling,c\n")
+        "label,youtube_id,time_start,time_end,split\nbowling,a,0,10,train\n"
+        "bowling,b,zero,10,train\nbowling,,0,10,train\nbowling,c\n")
     samples, bad = read_annotations("kinetics", kinetics, "train")
     assert [s.video_id for s in samples] == ["a_000000_000010"] and [b.line_number for b in bad] == [3, 4, 5]
 
@@ -161,3 +161,25 @@ def test_datamodule_reports_failures_from_worker_processes(broken_dataset, tmp_p
             (f"{split}.csv", 9), (f"{split}.csv", 10), (f"{split}.csv", 11)]
     assert report["train"]["skipped_at_train"] == 4 and report["val"]["skipped_at_test"] == 4
     json.dumps(report)  # goes into the run record as is
+
+
+def test_workers_survive_a_leaked_threaded_decoder_in_the_parent(tmp_path):
+    """An unclosed Video in a reference cycle must not deadlock fork()ed workers that inherit it."""
+    from data.datamodule import SkipNoneDataLoader
+
+    frames = np.random.default_rng(0).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
+    big = write_video(tmp_path / "big.mp4", frames, fps=10)
+    leaked = Video(big)  # 128x128: frame threads running
+    leaked.get_clip(0, 0.3)
+    leaked.cycle = leaked  # only the garbage collector could free it
+    del leaked
+    samples = [read_annotations_sample(big)]
+    dataset = VideoClipDataset(samples * 4, "train", None, num_frames=2)
+    loader = SkipNoneDataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_skip_none, timeout=30)
+    assert sum(len(b["label"]) for b in loader) == 4
+
+
+def read_annotations_sample(path: Path):
+    from data.annotations import Sample
+
+    return Sample(path, 0, path.stem, None)
