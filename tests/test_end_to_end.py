@@ -117,8 +117,9 @@ def test_tensorboard_serves_both_rows(micro_runs, tmp_path):
         assert any(r.startswith("traj_attT_normS/seed0") for r in runs_served), runs_served
         run = next(r for r in runs_served if r.startswith("traj_attT_normS/seed0"))
         points = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={urllib.request.quote(run)}"
-                           f"&tag=train/loss")
-        assert points and all(len(p) == 3 for p in points)  # [wall_time, step, value]
+                           f"&tag=test/top1")
+        assert len(points) == 1 and len(points[0]) == 3  # one [wall_time, step, value] per test run
+        assert 0.0 <= points[0][2] <= 1.0
     finally:
         server.terminate()
         server.wait(timeout=30)
