@@ -8,9 +8,8 @@ discuss (Motionformer, Sec. 4): Kinetics is solvable from appearance, Something-
   suffices. Written in the Kinetics "path label" format (``train.csv``, ``val.csv``, mp4/H.264).
 * ``synth_motion`` (SSv2-like): the class is the motion only of three objects moving together (left/right/up/down
   translation, clockwise/counter-clockwise rotation). Shapes, colours, sizes, start positions and orientations are
-  drawn from one
-  distribution for every class, and positions wrap around the frame (a torus), so every single frame has the same
-  distribution in every class: a single-frame model is at chance by construction. Direction carries the label,
+  drawn from one distribution for every class, and positions wrap around the frame (a torus), so every single
+  frame has the same distribution in every class: a single-frame model is at chance by construction. Direction carries the label,
   so horizontal flips are off (``hflip_ok=False``). Written in the SSv2 format (``labels.json``, ``train.json``,
   ``validation.json``, ``videos/<id>.webm``/VP9).
 
@@ -214,8 +213,7 @@ SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
         class_names=tuple(template.replace("[", "").replace("]", "") for template, _ in _MOTION_CLASSES),
         hflip_ok=False,
         description="motion-only classes (three objects translate left/right/up/down or turn cw/ccw together) with "
-        "class-independent "
-        "appearance and toroidal wrap-around: single frames are at chance by construction",
+        "class-independent appearance and toroidal wrap-around: single frames are at chance by construction",
         mimics="Something-Something V2",
     ),
 }

@@ -30,15 +30,14 @@ from .spec import (
 # ---- scale presets shared by every Motionformer table -------------------------------------------------------
 
 # 960 training and 240 test videos per set, all classes (8 appearance, 6 motion: 4 translations + 2 rotations).
-TINY_APPEARANCE = {"num_train": 960, "num_val": 240, "seed": 0}
-TINY_MOTION = {"num_train": 960, "num_val": 240, "seed": 0}
+TINY_SYNTHETIC = {"num_train": 960, "num_val": 240, "seed": 0}
 
 TINY = ScalePreset(
     description="tiny: ViT 64-d/4 layers/4 heads, 8x32x32 clips, 2x8x8 tubelets, trained from scratch on CPU",
     model=ModelConfig(name="vit_tiny_video"),
     data={
-        "K-400": DataConfig(dataset="synth_appearance", synthetic_params=TINY_APPEARANCE),
-        "SSv2": DataConfig(dataset="synth_motion", synthetic_params=TINY_MOTION),
+        "K-400": DataConfig(dataset="synth_appearance", synthetic_params=TINY_SYNTHETIC),
+        "SSv2": DataConfig(dataset="synth_motion", synthetic_params=TINY_SYNTHETIC),
     },
     optim=OptimConfig(lr=1e-3, weight_decay=0.05, label_smoothing=0.1, epochs=10, warmup_epochs=1,
                       schedule="cosine"),
