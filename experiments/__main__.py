@@ -8,7 +8,7 @@ import sys
 
 
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
-from .runner import TableNotImplementedError, describe_runs, resolve_runs, run_table
+from .runner import MissingDataError, TableNotImplementedError, describe_runs, resolve_runs, run_table
 from .spec import SCALES, table_spec, table_status
 
 
@@ -48,7 +48,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"- {row['label']}{key}")
         for column in obj["columns"]:
             ours_value = row["ours"][column]
-            ours_text = "" if ours_value is None else f"   ours ({args.scale}): {ours_value:.2f}"
+            if ours_value is None:
+                ours_text = ""
+            elif isinstance(ours_value, str):
+                ours_text = f"   ours: {ours_value}"
+            else:
+                ours_text = f"   ours ({args.scale}): {ours_value:.2f}"
             print(f"    {column:<28} paper: {printed(row['paper'][column]):<12}{ours_text}")
     if table.setup:
         print(f"\nPaper setup: {table.setup}")
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (UnknownTableError, TableNotImplementedError, KeyError, ValueError) as err:
+    except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"error: {message}", file=sys.stderr)
         return 2

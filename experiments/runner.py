@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .spec import RunConfig, TableSpec, table_spec
+
+if TYPE_CHECKING:
+    import lightning as L
 from .paper_tables import paper_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +31,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class TableNotImplementedError(RuntimeError):
     pass
+
+
+class MissingDataError(RuntimeError):
+    """No run of the requested table can start: every dataset it needs is absent."""
 
 
 def resolve_runs(
@@ -40,14 +47,57 @@ def resolve_runs(
 ) -> list[RunConfig]:
     """Every run a table needs at a scale, rows in the paper's order, with CLI overrides applied."""
     spec = require_spec(table_id)
-    selected = [spec.row(key) for key in rows] if rows else list(spec.rows)
+    selected = {spec.row(key).key for key in rows} if rows else {r.key for r in spec.rows}
     configs = []
-    for row in selected:
-        for column in spec.metric_columns:
-            for seed in range(seeds):
-                cfg = spec.resolve(row, column.column, scale, seed, data_root)
-                configs.append(apply_overrides(cfg, overrides or {}))
+    for row, column in spec.runs():
+        if row.key not in selected:
+            continue
+        for seed in range(seeds):
+            cfg = spec.resolve(row, column, scale, seed, data_root)
+            configs.append(apply_overrides(cfg, overrides or {}))
     return configs
+
+
+# Datasets the repository generates itself when no root is given (the LRA ListOps generator follows the LRA code).
+GENERATED_DATASETS = ("lra_listops",)
+
+
+def generated_locally(data: Any) -> bool:
+    return data.dataset.startswith("synth_") or (data.dataset in GENERATED_DATASETS and data.root is None)
+
+
+def missing_data(cfg: RunConfig) -> str | None:
+    """Why a run cannot start for lack of data (a real dataset without a root on disk), else None."""
+    if generated_locally(cfg.data):
+        return None
+    if cfg.data.root is None:
+        return f"needs data: {cfg.data.dataset} (pass --data-root DIR holding {cfg.data.dataset}/)"
+    if not Path(cfg.data.root).exists():
+        return f"needs data: {cfg.data.dataset} not found at {cfg.data.root}"
+    return None
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's configuration without its place in a table: equal for the same experiment in two tables."""
+    return {k: v for k, v in config.items() if k not in ("table", "row", "column")}
+
+
+def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> Path | None:
+    """A finished run (any table) whose configuration equals ``cfg`` except for table/row/column names.
+
+    Motionformer's tables share rows (exact trajectory attention is row 1 of Tables 3a-3d, the last row of Table 4
+    and Mformer in Tables 6-8); such a run is trained once and its record reused, saying where it came from.
+    """
+    target = json.dumps(_comparable(cfg.to_dict()), sort_keys=True)
+    for path in sorted(Path(runs_root).glob(f"*/*/seed{cfg.seed}/{cfg.scale}-*/metrics.json")):
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        if record.get("reused_from") is None and json.dumps(_comparable(record.get("config", {})),
+                                                            sort_keys=True) == target:
+            return path
+    return None
 
 
 def require_spec(table_id: str) -> TableSpec:
@@ -96,15 +146,26 @@ def run_table(
 ) -> list[dict[str, Any]]:
     """Train and test every run of a table, then rebuild its report. Returns the metrics records."""
     configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides)
-    records, start = [], time.perf_counter()
+    records, skipped, start = [], [], time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         echo(f"[{i}/{len(configs)}] {cfg.table} row={cfg.row} column={cfg.column} ({cfg.data.dataset}) "
              f"seed={cfg.seed} scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
+        reason = missing_data(cfg)
+        if reason:
+            echo(f"    skipped, {reason}")
+            skipped.append((cfg, reason))
+            continue
         record = execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo)
-        top1 = record["metrics"].get("top1")
-        echo(f"    top1={top1:.2f}%  ({record['wall_time_s']:.0f}s{', cached' if record.get('cached') else ''})")
+        shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if k.endswith("top1"))
+        how = "reused from " + record["reused_from"] if record.get("reused_from") else (
+            "cached" if record.get("cached") else "trained")
+        echo(f"    {shown}  ({record['wall_time_s']:.0f}s, {how})")
         records.append(record)
-    echo(f"{len(configs)} run(s) in {time.perf_counter() - start:.0f}s")
+    echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data, in "
+         f"{time.perf_counter() - start:.0f}s")
+    if configs and not records:
+        raise MissingDataError("no run of " + table_id + " could start:\n" + "\n".join(
+            f"  {c.row}/{c.column}: {why}" for c, why in skipped))
 
     from reports.build import build_report  # late import: reports depend on experiments
 
@@ -125,28 +186,30 @@ def execute(
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists() and not force:
         return {**json.loads(metrics_path.read_text()), "cached": True}
+    source = None if force else find_equivalent_run(cfg, runs_root)
+    if source is not None:
+        record = {**json.loads(source.read_text()), "table": cfg.table, "row": cfg.row, "column": cfg.column,
+                  "config": cfg.to_dict(), "reused_from": str(source.parent)}
+        _write_record(metrics_path, record)
+        return record
 
     import lightning as L
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from data.datamodule import VideoDataModule
-    from lightning_modules import VideoClassifier
-    from models import create_model, load_pretrained
+    from models import load_pretrained
 
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    data_kwargs = dataclasses.asdict(cfg.data)
-    dm = VideoDataModule(**data_kwargs, failures_dir=run_dir / "data_failures")
+    dm = build_datamodule(cfg, run_dir)
     dm.prepare_data()
     dm.setup("fit")
-    model = create_model(cfg.model.name, num_classes=dm.num_classes, **dict(cfg.model.overrides))
+    model = build_model(cfg, dm)
     if cfg.model.pretrained:
         load_pretrained(model, cfg.model.pretrained)
-    optim = dataclasses.asdict(cfg.optim)
-    module = VideoClassifier(model, dm.num_classes, **optim)
+    module = build_task(cfg, model, dm)
 
     class LogRunConfig(Callback):
         """Record the row's whole configuration as TensorBoard hyper-parameters (after Lightning's own)."""
@@ -207,10 +270,62 @@ def execute(
                  "cpu_count": os.cpu_count(), "argv": sys.argv},
     }
     if trainer.is_global_zero:
-        tmp = metrics_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2, default=str))
-        tmp.replace(metrics_path)  # atomic: a metrics.json is always complete
+        _write_record(metrics_path, record)
     return record
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(path)  # atomic: a metrics.json is always complete
+
+
+def is_sequence_task(data: Any) -> bool:
+    return data.dataset.startswith("lra_")
+
+
+def build_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+    """The LightningDataModule of a run: video datasets (real or synthetic) or LRA token sequences."""
+    kwargs = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k != "options"}
+    if is_sequence_task(cfg.data):
+        from data.lra_datamodule import LRADataModule
+
+        return LRADataModule(task=cfg.data.dataset.removeprefix("lra_"), root=cfg.data.root,
+                             synthetic_params=cfg.data.synthetic_params, batch_size=cfg.data.batch_size,
+                             num_workers=cfg.data.num_workers, **dict(cfg.data.options))
+    from data.datamodule import VideoDataModule
+
+    return VideoDataModule(**kwargs, **dict(cfg.data.options), failures_dir=run_dir / "data_failures")
+
+
+def total_classes(num_classes: int | dict[str, int]) -> int:
+    """Logits of the head: verb/noun datasets predict V + N logits (verb first)."""
+    return sum(num_classes.values()) if isinstance(num_classes, dict) else num_classes
+
+
+def build_model(cfg: RunConfig, dm: Any) -> Any:
+    """The registered model of the run, sized by the data: clip frames and crop come from the data config."""
+    from models import create_model
+
+    overrides = dict(cfg.model.overrides)
+    if not is_sequence_task(cfg.data):
+        for name, value in (("num_frames", cfg.data.num_frames), ("img_size", cfg.data.crop_size)):
+            if overrides.setdefault(name, value) != value:
+                raise ValueError(f"{cfg.table}/{cfg.row}: model {name}={overrides[name]} but the data gives "
+                                 f"{value}; set it in the data config only")
+    return create_model(cfg.model.name, num_classes=total_classes(dm.num_classes), **overrides)
+
+
+def build_task(cfg: RunConfig, model: Any, dm: Any) -> L.LightningModule:
+    optim = dataclasses.asdict(cfg.optim)
+    if is_sequence_task(cfg.data):
+        from lightning_modules.sequence_classifier import SequenceClassifier
+
+        return SequenceClassifier(model, dm.num_classes, **optim)
+    from lightning_modules import VideoClassifier
+
+    return VideoClassifier(model, dm.num_classes, **optim)
 
 
 def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") -> str:

@@ -41,6 +41,7 @@ class DataConfig:
     test_clips: int = 2  # temporal views at test time
     test_crops: int = 1  # spatial views at test time
     synthetic_params: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # datamodule-specific extras (e.g. LRA max_length)
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,64 @@ class RowSpec:
     paper_row: int  # index of the row in the paper's table
     label: str  # readable label for reports
     model: Mapping[str, Any] = field(default_factory=dict)  # model overrides this row sets (the ablated choice)
+    data: Mapping[str, Any] = field(default_factory=dict)  # DataConfig overrides (e.g. frames of square tokens)
+    dataset: str | None = None  # preset data key, for tables whose rows are datasets (Motionformer Table 8)
+    # per-scale additions on top of ``model``/``data``: {"tiny": {"model": {...}, "data": {...}, "name": entrypoint,
+    # "pretrained": weights}}; e.g. a number of prototypes that the paper states for 196 tokens per frame, scaled
+    # to the 16 of the tiny model, or ViT-L instead of the preset's ViT-B
+    scales: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MetricColumn:
+    """A result column filled from a logged metric of one training run per row.
+
+    Columns that name the same ``run`` share it (Top-1 and Top-5 of one model, verb/noun/action of one EPIC run).
+    """
+
     column: str  # the paper's column name, e.g. "K-400"
     metric: str = "top1"  # key in the run's metrics
+    dataset: str | None = None  # preset data key; None = the row's ``dataset``, else the column name
+    run: str | None = None  # run name (directory and record key); None = the column name
+    model: Mapping[str, Any] = field(default_factory=dict)  # overrides the column sets (Table 8: one frame)
+    data: Mapping[str, Any] = field(default_factory=dict)  # DataConfig overrides the column sets (Figure 3: stride)
+
+    @property
+    def run_name(self) -> str:
+        return self.run or self.column
+
+    def data_key(self, row: RowSpec) -> str:
+        return self.dataset or row.dataset or self.column
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A static cell: ``value`` (numeric, used for rank agreement; None if not numeric) and the text shown."""
+
+    value: float | None
+    text: str
 
 
 @dataclass(frozen=True)
 class StaticColumn:
-    """A column computed from the model at paper configuration, without training (e.g. GFLOPs)."""
+    """A column computed from the model configuration, without training (GFLOPs, parameters, memory, design).
+
+    ``compute`` returns a float (shown with ``digits``), a string, or a ``Computed``.
+    """
 
     column: str
-    compute: Callable[["TableSpec", RowSpec], float]
+    compute: Callable[["TableSpec", RowSpec], "float | str | Computed"]
     digits: int = 1
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DerivedColumn:
+    """A column computed from our other columns of the same row (Table 8's Δ, Table 5's average)."""
+
+    column: str
+    inputs: tuple[str, ...]
+    compute: Callable[..., float]  # called with the inputs' values, in order; only when all are present
     note: str = ""
 
 
@@ -132,7 +176,9 @@ class TableSpec:
     metric_columns: tuple[MetricColumn, ...]
     scales: Mapping[str, ScalePreset]
     static_columns: tuple[StaticColumn, ...] = ()
+    derived_columns: tuple[DerivedColumn, ...] = ()
     notes: str = ""
+    plot: Callable[..., Any] | None = None  # (spec, cells_by_scale, out_path) -> image file, for figures
 
     @property
     def paper(self) -> PaperTable:
@@ -144,18 +190,39 @@ class TableSpec:
                 return r
         raise KeyError(f"{self.table_id}: unknown row {key!r}; rows are: {', '.join(r.key for r in self.rows)}")
 
+    def runs(self) -> list[tuple[RowSpec, MetricColumn]]:
+        """(row, column) of every distinct training run, rows in order; columns sharing a run appear once."""
+        out = []
+        for row in self.rows:
+            seen: set[str] = set()
+            for column in self.metric_columns:
+                if column.run_name not in seen:
+                    seen.add(column.run_name)
+                    out.append((row, column))
+        return out
+
     def resolve(
-        self, row: RowSpec, column: str, scale: str, seed: int, data_root: str | Path | None = None
+        self, row: RowSpec, column: MetricColumn | str, scale: str, seed: int, data_root: str | Path | None = None
     ) -> RunConfig:
         if scale not in self.scales:
             raise ValueError(f"{self.table_id}: unknown scale {scale!r}; choose from {', '.join(self.scales)}")
+        if isinstance(column, str):
+            column = next(c for c in self.metric_columns if c.run_name == column or c.column == column)
         preset = self.scales[scale]
-        data = preset.data[column]
+        key = column.data_key(row)
+        if key not in preset.data:
+            raise KeyError(f"{self.table_id}: scale {scale!r} has no data for {key!r} (has {sorted(preset.data)})")
+        per_scale = row.scales.get(scale, {})
+        data = dataclasses.replace(preset.data[key], **{**row.data, **per_scale.get("data", {}), **column.data})
         if data_root is not None and not data.dataset.startswith("synth_"):
             # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
             data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))
-        model = dataclasses.replace(preset.model, overrides={**preset.model.overrides, **row.model})
-        return RunConfig(self.table_id, row.key, column, scale, seed, model, data, preset.optim, preset.trainer)
+        overrides = {**preset.model.overrides, **row.model, **per_scale.get("model", {}), **column.model}
+        model = dataclasses.replace(preset.model, overrides=overrides,
+                                    name=per_scale.get("name", preset.model.name),
+                                    pretrained=per_scale.get("pretrained", preset.model.pretrained))
+        return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, preset.optim,
+                         preset.trainer)
 
 
 def column_slug(column: str) -> str:
@@ -199,7 +266,7 @@ def implemented_tables() -> list[str]:
 
 
 __all__ = [
-    "DataConfig", "MetricColumn", "ModelConfig", "OptimConfig", "RowSpec", "RunConfig", "SCALES", "ScalePreset",
+    "Computed", "DataConfig", "DerivedColumn", "MetricColumn", "ModelConfig", "OptimConfig", "RowSpec", "RunConfig", "SCALES", "ScalePreset",
     "StaticColumn", "TableSpec", "TrainerConfig", "UnknownTableError", "column_slug", "implemented_tables",
     "register_table", "table_spec", "table_status",
 ]

@@ -250,3 +250,10 @@ def vit_large_patch16_video(**overrides: Any) -> VideoViT:
     """ViT-L/16 on 16x224x224 clips with 2x16x16 tubelets, 400 classes."""
     return _create(dict(img_size=224, num_frames=16, patch_size=16, tubelet_size=2, embed_dim=1024, depth=24,
                         num_heads=16, num_classes=400), overrides)
+
+
+@register_model
+def vit_tiny_l_video(**overrides: Any) -> VideoViT:
+    """CPU-scale stand-in for ViT-L (Motionformer-H, Table 7): 96-d, 6 blocks, 6 heads (about 3x vit_tiny_video)."""
+    return _create(dict(img_size=32, num_frames=8, patch_size=8, tubelet_size=2, embed_dim=96, depth=6,
+                        num_heads=6, mlp_ratio=4.0), overrides)

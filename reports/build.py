@@ -19,12 +19,15 @@ from scipy.stats import kendalltau
 from tabulate import tabulate
 
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
-from experiments.spec import SCALES, TableSpec, table_spec, table_status
+from experiments.runner import generated_locally
+from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
 
 REPORTS_DIR = Path(__file__).resolve().parent
 DATA_STANDS_IN_FOR = {  # what a synthetic set replaces, for the header and the cells
     "synth_appearance": "Kinetics-400 (classes defined by appearance)",
     "synth_motion": "Something-Something V2 (classes defined by motion only)",
+    "synth_verbnoun": "EPIC-KITCHENS-100 (verb = motion, noun = object, on untrimmed videos)",
+    "synth_pose": "PennAction / NTU RGB+D (stick figures with per-frame joints)",
 }
 
 
@@ -72,12 +75,31 @@ def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str]
     return cells
 
 
-def static_values(spec: TableSpec) -> dict[tuple[str, str], float]:
-    """Computed columns (e.g. GFLOPs at paper configuration) for every row."""
+def static_values(spec: TableSpec) -> dict[tuple[str, str], Computed]:
+    """Computed columns (GFLOPs, parameters, memory, design) for every row, at paper configuration."""
     out = {}
     for col in spec.static_columns:
         for row in spec.rows:
-            out[(row.key, col.column)] = col.compute(spec, row)
+            value = col.compute(spec, row)
+            if isinstance(value, str):
+                value = Computed(None, value)
+            elif not isinstance(value, Computed):
+                value = Computed(float(value), f"{value:.{col.digits}f} (computed)")
+            out[(row.key, col.column)] = value
+    return out
+
+
+def metric_values(spec: TableSpec, cells: dict[tuple[str, str], dict[str, Cell]]) -> dict[str, dict[str, Any]]:
+    """row key -> {column: Cell | None} for metric columns, plus derived columns as floats (None if missing)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in spec.rows:
+        values: dict[str, Any] = {}
+        for mc in spec.metric_columns:
+            values[mc.column] = cells.get((row.key, mc.run_name), {}).get(mc.metric)
+        for dc in spec.derived_columns:
+            inputs = [values.get(c) for c in dc.inputs]
+            values[dc.column] = dc.compute(*(c.mean for c in inputs)) if all(inputs) else None
+        out[row.key] = values
     return out
 
 
@@ -87,15 +109,19 @@ def ours(table_id: str, scale: str = "tiny", runs_root: str | Path = "runs") -> 
     result = [{c: None for c in table.columns} for _ in table.rows]
     if spec is None:
         return result
-    cells = aggregate(load_records(table_id, runs_root), scale)
+    values = metric_values(spec, aggregate(load_records(table_id, runs_root), scale))
     static = static_values(spec)
     for row in spec.rows:
+        if row.paper_row >= len(result):
+            continue  # a figure: no printed rows to align with
         target = result[row.paper_row]
         for col in spec.static_columns:
-            target[col.column] = round(static[(row.key, col.column)], col.digits + 2)
-        for mc in spec.metric_columns:
-            cell = cells.get((row.key, mc.column), {}).get(mc.metric)
-            target[mc.column] = None if cell is None else round(cell.mean, 4)
+            c = static[(row.key, col.column)]
+            target[col.column] = round(c.value, col.digits + 2) if c.value is not None else c.text
+        for column, value in values[row.key].items():
+            if isinstance(value, Cell):
+                value = value.mean
+            target[column] = None if value is None else round(value, 4)
     return result
 
 
@@ -110,20 +136,37 @@ def _tau(ours_values: list[float | None], paper_values: list[Any]) -> str:
     return f"{tau:+.2f} over {len(pairs)} rows" if tau == tau else f"undefined (ties) over {len(pairs)} rows"
 
 
+def _datasets_used(spec: TableSpec, scale: str) -> dict[str, str]:
+    """data key -> dataset name of every run at this scale."""
+    preset = spec.scales[scale]
+    used = {}
+    for row, column in spec.runs():
+        key = column.data_key(row)
+        if key in preset.data:
+            used[key] = preset.data[key].dataset
+    return used
+
+
 def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) -> list[str]:
     preset = spec.scales[scale]
     lines = [f"**Scale: {scale}** — {preset.description}."]
-    for mc in spec.metric_columns:
-        dataset = preset.data[mc.column].dataset
+    for key, dataset in _datasets_used(spec, scale).items():
         if dataset in DATA_STANDS_IN_FOR:
-            lines.append(f"- Column **{mc.column}** is filled from `{dataset}`, generated videos standing in for "
+            lines.append(f"- **{key}** results come from `{dataset}`, generated data standing in for "
                          f"{DATA_STANDS_IN_FOR[dataset]}. These numbers are NOT comparable to the paper's.")
+        elif generated_locally(preset.data[key]):
+            lines.append(f"- **{key}** results come from `{dataset}`, generated locally with the benchmark's own "
+                         f"generator at the size stated in the spec (smaller than the paper's at tiny scale).")
         else:
-            lines.append(f"- Column **{mc.column}** is filled from `{dataset}`.")
+            lines.append(f"- **{key}** results come from `{dataset}` (the real dataset).")
     runs = [r for r in records if r["scale"] == scale]
     commits = sorted({_short_commit(r.get("git_commit", "unknown")) for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}).")
+    reused = sorted({r["reused_from"] for r in runs if r.get("reused_from")})
+    if reused:
+        lines.append(f"- {sum(1 for r in runs if r.get('reused_from'))} of them reuse a run with an identical "
+                     f"configuration trained for another table: " + ", ".join(f"`{p}`" for p in reused) + ".")
     return lines
 
 
@@ -133,7 +176,16 @@ def _short_commit(commit: str) -> str:
     return sha[:12] + (f"-{dirty}" if dirty else "")
 
 
-def render_report(table_id: str, runs_root: str | Path = "runs") -> str:
+def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str) -> str:
+    """'needs data' where the column's dataset is real and absent, else a dash."""
+    try:
+        cfg = spec.resolve(row, mc, scale, seed=0)
+    except KeyError:
+        return "—"
+    return f"needs data (`{cfg.data.dataset}`)" if not generated_locally(cfg.data) else "—"
+
+
+def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR) -> str:
     table = paper_table(table_id)
     spec = table_spec(table_id)
     out = [f"# {table.paper_short} — {table.label}", "", f"*{table.paper}*", "", f"> {table.caption}", ""]
@@ -145,41 +197,89 @@ def render_report(table_id: str, runs_root: str | Path = "runs") -> str:
     records = load_records(table_id, runs_root)
     static = static_values(spec)
     scales = [s for s in SCALES if any(r["scale"] == s for r in records)] or ["tiny"]
+    cited = [prow for prow in table.rows if not any(r.paper_row == prow.index for r in spec.rows)]
     for scale in scales:
-        cells = aggregate(records, scale)
-        out += _scale_header(spec, scale, records) + [""]
-        body, ours_by_column = [], defaultdict(list)
-        for prow in table.rows:
-            row = next((r for r in spec.rows if r.paper_row == prow.index), None)
-            line = []
-            for column in table.columns:
-                paper_value = prow.cells.get(column)
-                static_col = next((c for c in spec.static_columns if c.column == column), None)
-                metric_col = next((c for c in spec.metric_columns if c.column == column), None)
-                if row is not None and static_col is not None:
-                    value = static[(row.key, column)]
-                    ours_by_column[column].append(value)
-                    line.append(f"{value:.{static_col.digits}f} (computed) · paper {printed(paper_value)}")
-                elif row is not None and metric_col is not None:
-                    cell = cells.get((row.key, column), {}).get(metric_col.metric)
-                    ours_by_column[column].append(cell.mean if cell else None)
-                    line.append(f"{cell.render() if cell else '—'} · paper {printed(paper_value)}")
-                else:
-                    line.append(printed(paper_value))
-            body.append(line)
-        out.append(tabulate(body, headers=list(table.columns), tablefmt="github"))
-        out += ["", "Rank agreement with the paper's row order (Kendall's tau, ours vs paper):", ""]
-        for column in [c.column for c in spec.static_columns] + [c.column for c in spec.metric_columns]:
-            paper_values = [prow.cells.get(column) for prow in table.rows
-                            if any(r.paper_row == prow.index for r in spec.rows)]
-            out.append(f"- {column}: {_tau(ours_by_column[column], paper_values)}")
-        out.append("")
-    for col in spec.static_columns:
-        out.append(f"{col.column}: {col.note}.")
+        values = metric_values(spec, aggregate(records, scale))
+        if spec.metric_columns:
+            out += _scale_header(spec, scale, records) + [""]
+        if table.rows:
+            out += _paper_layout(table, spec, scale, static, values)
+        else:
+            out += _figure_layout(table, spec, scale, values, Path(out_dir))
+    out += _notes(table, spec, cited)
     out += ["", f"Rows: {', '.join(f'`{r.key}` = {r.label}' for r in spec.rows)}.", "",
             f"Regenerate: `python -m experiments run {table_id}` (trains what is missing) or "
             f"`python -m reports build {table_id}` (from the runs already logged under `{runs_root}/`).", ""]
     return "\n".join(out)
+
+
+def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, values: dict) -> list[str]:
+    body, ours_by_column = [], defaultdict(list)
+    metric_cols = {c.column: c for c in spec.metric_columns}
+    static_cols = {c.column for c in spec.static_columns}
+    derived_cols = {c.column: c for c in spec.derived_columns}
+    for prow in table.rows:
+        row = next((r for r in spec.rows if r.paper_row == prow.index), None)
+        line = []
+        for i, column in enumerate(table.columns):
+            paper_value = prow.cells.get(column)
+            if row is None:
+                line.append(printed(paper_value) + (" ‡" if i == 0 else ""))
+            elif column in static_cols:
+                computed = static[(row.key, column)]
+                ours_by_column[column].append(computed.value)
+                line.append(f"{computed.text} · paper {printed(paper_value)}")
+            elif column in metric_cols:
+                cell = values[row.key][column]
+                ours_by_column[column].append(cell.mean if cell else None)
+                shown = cell.render() if cell else _missing_cell(spec, row, metric_cols[column], scale)
+                line.append(f"{shown} · paper {printed(paper_value)}")
+            elif column in derived_cols:
+                value = values[row.key][column]
+                ours_by_column[column].append(value)
+                line.append(f"{'—' if value is None else f'{value:.1f}'} · paper {printed(paper_value)}")
+            else:
+                line.append(printed(paper_value))
+        body.append(line)
+    out = [tabulate(body, headers=list(table.columns), tablefmt="github"), ""]
+    ranked = [c for c in table.columns if c in ours_by_column and any(v is not None for v in ours_by_column[c])]
+    if ranked:
+        out += ["Rank agreement with the paper's row order (Kendall's tau, ours vs paper):", ""]
+        for column in ranked:
+            paper_values = [prow.cells.get(column) for prow in table.rows
+                            if any(r.paper_row == prow.index for r in spec.rows)]
+            out.append(f"- {column}: {_tau(ours_by_column[column], paper_values)}")
+        out.append("")
+    return out
+
+
+def _figure_layout(table: PaperTable, spec: TableSpec, scale: str, values: dict, out_dir: Path) -> list[str]:
+    """A figure has no printed values: our numbers as a table, and the plot when a spec draws one."""
+    headers = ["Row", *[c.column for c in spec.metric_columns]]
+    body = [[row.label, *[values[row.key][c.column].render() if values[row.key][c.column] else "—"
+                          for c in spec.metric_columns]] for row in spec.rows]
+    out = [tabulate(body, headers=headers, tablefmt="github"), ""]
+    if spec.plot is not None:
+        image = out_dir / f"{table.id}-{scale}.png"
+        plain = {row.key: {c.column: (values[row.key][c.column].mean if values[row.key][c.column] else None)
+                           for c in spec.metric_columns} for row in spec.rows}
+        spec.plot(spec, plain, image)
+        out += [f"![{table.label}, {scale} scale]({image.name})", ""]
+    return out
+
+
+def _notes(table: PaperTable, spec: TableSpec, cited: list) -> list[str]:
+    out = []
+    if cited:
+        out.append("‡ The paper's citation of other work, printed as published; only the other rows are ours.")
+    notes = []
+    for col in [*spec.static_columns, *spec.derived_columns]:
+        if col.note and col.note not in notes:
+            notes.append(col.note)
+    out += [f"- {note}." for note in notes]
+    if spec.notes:
+        out += ["", spec.notes]
+    return out
 
 
 def _paper_only(table: PaperTable) -> str:
@@ -192,7 +292,7 @@ def _paper_only(table: PaperTable) -> str:
 
 def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR) -> Path:
     path = Path(out_dir) / f"{table_id}.md"
-    path.write_text(render_report(table_id, runs_root))
+    path.write_text(render_report(table_id, runs_root, out_dir))
     build_index(runs_root, out_dir)
     return path
 
