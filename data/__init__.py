@@ -1,18 +1,25 @@
-"""data package: decoding (video_io), clip sampling, transforms, annotation formats, datasets, synthetic sets and
-the LightningDataModule. ``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing
+"""data package: decoding (video_io), clip sampling, transforms, annotation formats, pose files (pose), datasets,
+synthetic sets and the LightningDataModule; ``python -m data check|synth`` is the command line (``data.__main__``). ``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing
 ``data`` does not import lightning)."""
 
 import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
 from data.annotations import BadAnnotation, Sample, read_annotations
-from data.clip_sampling import ClipInfo, dense_clip, temporal_views, uniform_segments
-from data.datasets import VideoClipDataset, collate_skip_none
+from data.clip_sampling import ClipInfo, dense_clip, segment_range, shift_clip, temporal_views, uniform_segments
+from data.datasets import VideoClipDataset, check_files, collate_skip_none
+from data.pose import (
+    PENNACTION_ACTIONS, PENNACTION_JOINTS, NTUBody, PennActionLabels, PoseFormatError, ntu_body, read_ntu_skeleton,
+    read_pennaction_labels, write_ntu_skeleton, write_pennaction_labels,
+)
 from data.synthetic import SYNTHETIC_SETS, SyntheticSpec, ensure_synthetic, generate_synthetic
 from data.transforms import TestTransform, TrainTransform
-from data.video_io import Video, VideoDecodeError, write_video
+from data.video_io import FrameFolderVideo, Video, VideoDecodeError, open_video, write_frame_folder, write_video
 
 __all__ = [
-    "BadAnnotation", "ClipInfo", "SYNTHETIC_SETS", "Sample", "SyntheticSpec", "TestTransform", "TrainTransform",
-    "Video", "VideoClipDataset", "VideoDecodeError", "collate_skip_none", "dense_clip", "ensure_synthetic",
-    "generate_synthetic", "read_annotations", "temporal_views", "uniform_segments", "write_video",
+    "BadAnnotation", "ClipInfo", "FrameFolderVideo", "NTUBody", "PENNACTION_ACTIONS", "PENNACTION_JOINTS",
+    "PennActionLabels", "PoseFormatError", "SYNTHETIC_SETS", "Sample", "SyntheticSpec", "TestTransform",
+    "TrainTransform", "Video", "VideoClipDataset", "VideoDecodeError", "check_files", "collate_skip_none",
+    "dense_clip", "ensure_synthetic", "generate_synthetic", "ntu_body", "open_video", "read_annotations",
+    "read_ntu_skeleton", "read_pennaction_labels", "segment_range", "shift_clip", "temporal_views",
+    "uniform_segments", "write_frame_folder", "write_ntu_skeleton", "write_pennaction_labels", "write_video",
 ]

@@ -14,28 +14,54 @@ Formats (``read_annotations(format, root, split)``):
 * ``"ssv2"``: Something-Something V2: ``<root>/labels.json`` ({"class name": "index"}), ``<root>/train.json`` and
   ``<root>/validation.json`` (lists of {"id", "label", "template", "placeholders"}), videos ``<root>/videos/<id>.webm``.
   The class is the ``template`` with "[" and "]" removed. JSON entries are numbered from 1 in place of lines.
+* ``"epic_kitchens100"``: EPIC-KITCHENS-100: ``EPIC_100_train.csv`` / ``EPIC_100_validation.csv`` (in ``<root>`` or
+  ``<root>/annotations/``) with header ``narration_id,participant_id,video_id,narration_timestamp,start_timestamp,
+  stop_timestamp,start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes``;
+  class lists ``EPIC_100_verb_classes.csv`` / ``EPIC_100_noun_classes.csv`` (``id,key,instances,category``);
+  untrimmed videos ``<root>/<participant_id>/videos/<video_id>.MP4``. A sample is the segment
+  [start_timestamp, stop_timestamp] of its video, labelled ``(verb_class, noun_class)``; its ``video_id`` is the
+  narration id. Segments are located by timestamp, not by ``start_frame``, so re-encoded videos at another frame
+  rate still line up.
+* ``"pennaction"``: PennAction: ``<root>/labels/<video_id>.mat`` (``data.pose.read_pennaction_labels``) and frame
+  folders ``<root>/frames/<video_id>/<frame:06d>.jpg``. The split is each file's ``train`` field (1 = train,
+  -1 = test, read here as "val"); a malformed label file is a bad annotation of both splits (its split is unknown),
+  with line 0 (the whole file).
+* ``"ntu60_xsub"``, ``"ntu60_xview"``, ``"ntu120_xsub"``, ``"ntu120_xset"``: NTU RGB+D 60/120 and their
+  evaluation protocols. No annotation file: the file names ``SsssCcccPpppRrrrAaaa`` (setup, camera, performer,
+  replication, action) are the annotations. Samples are the union of ``<root>/nturgb+d_rgb/<name>_rgb.avi`` and
+  ``<root>/nturgb+d_skeletons/<name>.skeleton`` (so a sample with only one of the two is reported with the other
+  missing); a file whose name does not parse is a bad annotation (line 0). NTU60 is setups 1-17.
 
-Splits are "train" and "val" (Kinetics "val", SSv2 "validation").
+Splits are "train" and "val" ("val" is Kinetics "val", SSv2 "validation", EPIC "validation", and the test split of
+PennAction and of the NTU protocols).
 """
 
 from __future__ import annotations
 
+import ast
 import csv
+import functools
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple
 
-ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2")
+from data.pose import PENNACTION_ACTIONS, PoseFormatError, read_pennaction_labels
+
+ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2", "epic_kitchens100", "pennaction", "ntu60_xsub",
+                      "ntu60_xview", "ntu120_xsub", "ntu120_xset")
 SPLITS = ("train", "val")
 
 
 class Sample(NamedTuple):
-    """One annotated video."""
+    """One annotated video, or one annotated segment of a longer video."""
 
-    path: Path
-    label: int
+    path: Path  # a video file, or a folder of frames (PennAction)
+    label: int | tuple[int, int]  # a class index, or (verb, noun) for verb/noun datasets (EPIC-KITCHENS)
     video_id: str
-    line: int | None  # line (or JSON entry) in the annotation file, for error messages
+    line: int | None  # line (or JSON entry) in the annotation file, for error messages; 0 = the whole file
+    segment: tuple[float, float] | None = None  # (start, stop) seconds of an untrimmed video; None = all of it
+    pose: Path | None = None  # the pose file of this video (PennAction .mat, NTU .skeleton)
 
 
 class BadAnnotation(NamedTuple):
@@ -183,19 +209,252 @@ def read_ssv2(root: str | Path, split: str) -> Result:
     return samples, bad
 
 
-_READERS = {"kinetics_list": read_kinetics_list, "kinetics": read_kinetics_official, "ssv2": read_ssv2}
+# --- EPIC-KITCHENS-100 -----------------------------------------------------------------------------------------
+
+_EPIC_SPLIT_FILES = {"train": "EPIC_100_train.csv", "val": "EPIC_100_validation.csv"}
+EPIC_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
+                "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun",
+                "noun_class", "all_nouns", "all_noun_classes")
+_EPIC_REQUIRED = ("narration_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "verb_class",
+                  "noun_class")
+_TIMESTAMP = re.compile(r"^(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)$")
+
+
+def epic_timestamp(text: str) -> float:
+    """'HH:MM:SS.ff' (e.g. '00:01:02.350') -> seconds."""
+    match = _TIMESTAMP.match(text.strip())
+    if not match:
+        raise ValueError(f"timestamp {text!r} is not HH:MM:SS.ff")
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def epic_file(root: str | Path, name: str) -> Path:
+    """An EPIC annotation file: ``<root>/<name>`` or ``<root>/annotations/<name>``."""
+    root = Path(root)
+    for candidate in (root / name, root / "annotations" / name):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{root}: neither {name} nor annotations/{name}")
+
+
+def epic_class_names(root: str | Path) -> dict[str, list[str]]:
+    """{"verb": [...], "noun": [...]} class keys in id order, from EPIC_100_{verb,noun}_classes.csv."""
+    out = {}
+    for kind in ("verb", "noun"):
+        file = epic_file(root, f"EPIC_100_{kind}_classes.csv")
+        with open(file, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"id", "key"} <= set(reader.fieldnames or []):
+                raise ValueError(f"{file}: header must start with id,key,instances,category, got {reader.fieldnames}")
+            rows = {}
+            for row in reader:
+                try:
+                    rows[int(row["id"])] = row["key"].strip()
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"{file}:{reader.line_num}: bad class id {row.get('id')!r}") from err
+        if sorted(rows) != list(range(len(rows))):
+            raise ValueError(f"{file}: class ids must be 0..{len(rows) - 1}")
+        out[kind] = [rows[i] for i in range(len(rows))]
+    return out
+
+
+def _epic_video_path(root: Path, participant: str, video_id: str) -> Path:
+    path = root / participant / "videos" / f"{video_id}.MP4"
+    lower = path.with_suffix(".mp4")  # some mirrors lower-case the extension
+    return lower if not path.exists() and lower.exists() else path
+
+
+def read_epic_kitchens100(root: str | Path, split: str) -> Result:
+    """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class)."""
+    _check_split(split)
+    root = Path(root)
+    file = epic_file(root, _EPIC_SPLIT_FILES[split])
+    try:
+        classes = epic_class_names(root)
+        counts = {kind: len(names) for kind, names in classes.items()}
+    except FileNotFoundError:
+        counts = None  # class lists absent: indices are checked for sign only
+    samples, bad = [], []
+    paths: dict[tuple[str, str], Path] = {}
+    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in _EPIC_REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            return [], [BadAnnotation(str(file), 1, ",".join(reader.fieldnames or []), f"header lacks {missing}")]
+        for row in reader:
+            number = reader.line_num
+            text = ",".join("" if v is None else str(v) for v in row.values())[:200]
+            try:
+                if None in row:
+                    raise ValueError(f"{len(row) - 1 + len(row[None])} fields, header has {len(reader.fieldnames)}")
+                if any(row[c] is None for c in _EPIC_REQUIRED):
+                    raise ValueError(f"fewer fields than the header's {len(reader.fieldnames)}")
+                narration_id, participant, video_id = (row[c].strip() for c in ("narration_id", "participant_id",
+                                                                                  "video_id"))
+                if not narration_id or not participant or not video_id.startswith(participant):
+                    raise ValueError(f"video_id {video_id!r} does not belong to participant {participant!r}")
+                start, stop = epic_timestamp(row["start_timestamp"]), epic_timestamp(row["stop_timestamp"])
+                if stop <= start:
+                    raise ValueError(f"stop_timestamp {row['stop_timestamp']} is not after {row['start_timestamp']}")
+                label = (int(row["verb_class"]), int(row["noun_class"]))
+                for kind, value in zip(("verb", "noun"), label):
+                    if value < 0 or (counts is not None and value >= counts[kind]):
+                        raise ValueError(f"{kind}_class {value} outside the class list")
+                if row.get("all_noun_classes"):  # the list form must parse, as downstream tools read it
+                    ast.literal_eval(row["all_noun_classes"])
+            except (ValueError, TypeError, SyntaxError) as err:
+                bad.append(BadAnnotation(str(file), number, text, str(err)))
+                continue
+            key = (participant, video_id)
+            if key not in paths:
+                paths[key] = _epic_video_path(root, participant, video_id)
+            samples.append(Sample(paths[key], label, narration_id, number, segment=(start, stop)))
+    return samples, bad
+
+
+# --- PennAction -----------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8192)
+def _pennaction_cached(path: str, mtime_ns: int, size: int):
+    """Parsed label file, or the PoseFormatError raised; keyed by mtime and size so edits are seen."""
+    try:
+        return read_pennaction_labels(path)
+    except PoseFormatError as err:
+        return err
+
+
+def read_pennaction(root: str | Path, split: str) -> Result:
+    """``<root>/labels/*.mat`` of the split -> ``<root>/frames/<video_id>`` frame folders."""
+    _check_split(split)
+    root = Path(root)
+    labels_dir = root / "labels"
+    if not labels_dir.is_dir():
+        raise FileNotFoundError(f"{root}: no labels/ directory (PennAction)")
+    samples, bad = [], []
+    for file in sorted(labels_dir.glob("*.mat")):
+        stat = file.stat()
+        parsed = _pennaction_cached(str(file), stat.st_mtime_ns, stat.st_size)
+        if isinstance(parsed, PoseFormatError):
+            bad.append(BadAnnotation(str(file), 0, "", parsed.reason))
+            continue
+        if parsed.train != (split == "train"):
+            continue
+        samples.append(Sample(root / "frames" / file.stem, parsed.label, file.stem, 0, pose=file))
+    return samples, bad
+
+
+# --- NTU RGB+D 60/120 -----------------------------------------------------------------------------------------
+
+NTU_NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
+NTU60_XSUB_TRAIN = frozenset((1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38))
+NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset((
+    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94,
+    95, 97, 98, 100, 103))
+NTU60_XVIEW_TRAIN_CAMERAS = frozenset((2, 3))
+_NTU_LIMITS = {60: (17, 60), 120: (32, 120)}  # (setups, actions)
+
+
+class NTUName(NamedTuple):
+    setup: int
+    camera: int
+    performer: int
+    replication: int
+    action: int  # 1-based, as in the file name
+
+
+def parse_ntu_name(stem: str) -> NTUName:
+    """'S001C002P003R002A013' (or with the RGB files' '_rgb' suffix) -> NTUName."""
+    match = NTU_NAME.match(stem.removesuffix("_rgb"))
+    if not match:
+        raise ValueError(f"name {stem!r} does not follow SsssCcccPpppRrrrAaaa")
+    return NTUName(*map(int, match.groups()))
+
+
+def ntu_is_train(name: NTUName, version: int, protocol: str) -> bool:
+    """The split of one sample under an official protocol."""
+    if protocol == "xsub":
+        return name.performer in (NTU60_XSUB_TRAIN if version == 60 else NTU120_XSUB_TRAIN)
+    if protocol == "xview" and version == 60:
+        return name.camera in NTU60_XVIEW_TRAIN_CAMERAS
+    if protocol == "xset" and version == 120:
+        return name.setup % 2 == 0
+    raise ValueError(f"NTU{version} has no protocol {protocol!r} (NTU60: xsub, xview; NTU120: xsub, xset)")
+
+
+def read_ntu(root: str | Path, split: str, version: int, protocol: str) -> Result:
+    """NTU RGB+D samples of one protocol split, from the names under nturgb+d_rgb/ and nturgb+d_skeletons/."""
+    _check_split(split)
+    if version not in _NTU_LIMITS:
+        raise ValueError(f"NTU version must be 60 or 120, got {version}")
+    ntu_is_train(NTUName(1, 1, 1, 1, 1), version, protocol)  # unknown protocols fail before any listing
+    root = Path(root)
+    rgb_dir, skeleton_dir = root / "nturgb+d_rgb", root / "nturgb+d_skeletons"
+    if not rgb_dir.is_dir() and not skeleton_dir.is_dir():
+        raise FileNotFoundError(f"{root}: neither nturgb+d_rgb/ nor nturgb+d_skeletons/ (NTU RGB+D)")
+    files: dict[str, Path] = {}  # sample name -> the first file that carries it, for error messages
+    samples, bad = [], []
+    if rgb_dir.is_dir():
+        for file in sorted(rgb_dir.glob("*.avi")):
+            if not file.stem.endswith("_rgb"):
+                reason = "RGB video name must be SsssCcccPpppRrrrAaaa_rgb.avi"
+                bad.append(BadAnnotation(str(file), 0, file.name, reason))
+                continue
+            files.setdefault(file.stem.removesuffix("_rgb"), file)
+    if skeleton_dir.is_dir():
+        for file in sorted(skeleton_dir.glob("*.skeleton")):
+            files.setdefault(file.stem, file)
+    max_setup, max_action = _NTU_LIMITS[version]
+    for stem in sorted(files):
+        try:
+            name = parse_ntu_name(stem)
+            if name.setup > max_setup:
+                continue  # NTU120's additional setups are not part of NTU60
+            if not 1 <= name.action <= max_action or name.setup < 1:
+                raise ValueError(f"action A{name.action:03d} / setup S{name.setup:03d} outside NTU{version}")
+        except ValueError as err:
+            bad.append(BadAnnotation(str(files[stem]), 0, files[stem].name, str(err)))
+            continue
+        if ntu_is_train(name, version, protocol) != (split == "train"):
+            continue
+        samples.append(Sample(rgb_dir / f"{stem}_rgb.avi", name.action - 1, stem, None,
+                              pose=skeleton_dir / f"{stem}.skeleton"))
+    return samples, bad
+
+
+# --- dispatch -------------------------------------------------------------------------------------------------
+
+_READERS = {
+    "kinetics_list": read_kinetics_list,
+    "kinetics": read_kinetics_official,
+    "ssv2": read_ssv2,
+    "epic_kitchens100": read_epic_kitchens100,
+    "pennaction": read_pennaction,
+    "ntu60_xsub": functools.partial(read_ntu, version=60, protocol="xsub"),
+    "ntu60_xview": functools.partial(read_ntu, version=60, protocol="xview"),
+    "ntu120_xsub": functools.partial(read_ntu, version=120, protocol="xsub"),
+    "ntu120_xset": functools.partial(read_ntu, version=120, protocol="xset"),
+}
 
 
 def detect_format(root: str | Path) -> str:
-    """Guess the annotation format from the files under ``root``."""
+    """Guess the annotation format from the files under ``root`` (NTU roots need an explicit format: the
+    protocol cannot be guessed)."""
     root = Path(root)
     if (root / "labels.json").exists():
         return "ssv2"
+    if any((d / "EPIC_100_train.csv").exists() or (d / "EPIC_100_validation.csv").exists()
+           for d in (root, root / "annotations")):
+        return "epic_kitchens100"
+    if (root / "labels").is_dir() and (root / "frames").is_dir():
+        return "pennaction"
     if (root / "annotations").is_dir():
         return "kinetics"
     if (root / "train.csv").exists() or (root / "val.csv").exists():
         return "kinetics_list"
-    raise FileNotFoundError(f"{root}: no labels.json, annotations/ or train.csv/val.csv")
+    raise FileNotFoundError(f"{root}: no labels.json, EPIC_100_*.csv, labels/+frames/, annotations/ or "
+                            "train.csv/val.csv")
 
 
 def read_annotations(format: str, root: str | Path, split: str) -> Result:
@@ -206,10 +465,23 @@ def read_annotations(format: str, root: str | Path, split: str) -> Result:
 
 
 def class_names(format: str, root: str | Path) -> list[str] | None:
-    """Class names in label-index order where the format records them (the "path label" lists do not)."""
+    """Class names in label-index order where the format records them (the "path label" lists and NTU do not;
+    EPIC has two lists: see ``class_counts``)."""
     if format == "ssv2":
         index = ssv2_label_index(root)
         return sorted(index, key=index.__getitem__)
     if format == "kinetics":
         return kinetics_class_names(root)
+    if format == "pennaction":
+        return list(PENNACTION_ACTIONS)
     return None
+
+
+def class_counts(format: str, root: str | Path) -> int | dict[str, int] | None:
+    """The class count the annotations define: an int, {"verb": V, "noun": N} for EPIC, None if not recorded."""
+    if format == "epic_kitchens100":
+        return {kind: len(names) for kind, names in epic_class_names(root).items()}
+    if format.startswith("ntu"):
+        return _NTU_LIMITS[60 if format.startswith("ntu60") else 120][1]
+    names = class_names(format, root)
+    return len(names) if names else None

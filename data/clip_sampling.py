@@ -9,6 +9,9 @@ Two conventions from the papers' codebases (PySlowFast, Motionformer):
   testing. Several test views take evenly spaced offsets inside every segment.
 
 Videos shorter than a clip repeat their last frame (dense) or their frames (segments), as PySlowFast does.
+
+An annotated segment of an untrimmed video (EPIC-KITCHENS) is sampled as if it were the whole video:
+``segment_range`` turns its timestamps into a frame range and ``shift_clip`` moves the clip there.
 """
 
 from __future__ import annotations
@@ -145,3 +148,24 @@ def sample_clip(
     if sampling == "segments":
         return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng)
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
+
+
+def segment_range(start_sec: float, stop_sec: float, fps: float, num_frames_in_video: int) -> tuple[int, int]:
+    """(first frame, frame count) of the segment [start_sec, stop_sec), clipped to the video's end.
+
+    A frame belongs to the segment when its start time lies in it; a segment shorter than a frame still has one.
+
+    Raises:
+        ValueError: the segment starts after the video's last frame (annotations and video disagree).
+    """
+    first = max(0, math.floor(start_sec * fps + 1e-6))
+    if first >= num_frames_in_video:
+        raise ValueError(f"segment [{start_sec:.3f}s, {stop_sec:.3f}s) starts after the video's "
+                         f"{num_frames_in_video} frames ({num_frames_in_video / fps:.3f}s)")
+    stop = min(num_frames_in_video, max(first + 1, math.ceil(stop_sec * fps - 1e-6)))
+    return first, stop - first
+
+
+def shift_clip(clip: ClipInfo, first_frame: int, fps: float) -> ClipInfo:
+    """The same clip ``first_frame`` frames later (a clip sampled inside a segment, placed in its video)."""
+    return _clip_info([i + first_frame for i in clip.frame_indices], fps, clip.clip_index, clip.num_clips)

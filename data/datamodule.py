@@ -3,6 +3,10 @@
 The dataset name fixes the conventions the papers use (sampling, whether flips are allowed, class count);
 explicit arguments override them, except that a flip is never applied where it changes the label (SSv2,
 synth_motion).
+
+Labels: an int class per clip, except for verb/noun datasets (EPIC-KITCHENS-100, synth_verbnoun) whose batches
+carry ``label`` (B, 2) = (verb, noun) and whose ``num_classes`` is {"verb": V, "noun": N}. Pose datasets
+(PennAction, NTU RGB+D, synth_pose) can add ``pose`` joints to every batch (``with_pose=True``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.annotations import BadAnnotation, Sample, class_names, detect_format, read_annotations
+from data.annotations import BadAnnotation, Sample, class_counts, detect_format, read_annotations
+from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from data.synthetic import synthetic_params as resolve_synthetic_params
@@ -32,11 +37,12 @@ log = logging.getLogger(__name__)
 class DatasetInfo:
     """A dataset's conventions."""
 
-    num_classes: int | None  # None: read from the annotations (SSv2 labels.json)
+    num_classes: int | None  # None: read from the annotations (SSv2 labels.json, EPIC class lists)
     annotation_format: str | None  # None: detected from the files under root
     sampling: Literal["dense", "segments"]
     hflip: bool  # whether a horizontal flip keeps the label
     mimics: str  # the real dataset (itself for real datasets)
+    pose: bool = False  # samples carry a pose file (``with_pose`` is available)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -47,19 +53,38 @@ DATASETS: dict[str, DatasetInfo] = {
     "kinetics400": DatasetInfo(400, None, "dense", True, "Kinetics-400"),
     "kinetics600": DatasetInfo(600, None, "dense", True, "Kinetics-600"),
     "ssv2": DatasetInfo(None, "ssv2", "segments", False, "Something-Something V2"),
+    # Untrimmed kitchen videos, one sample per narration segment, label (verb, noun); segment sampling as in
+    # Motionformer's EPIC recipe.
+    "epic_kitchens100": DatasetInfo(None, "epic_kitchens100", "segments", True, "EPIC-KITCHENS-100"),
+    "pennaction": DatasetInfo(15, "pennaction", "segments", True, "PennAction", pose=True),
+    # NTU RGB+D: the bare names are the cross-subject protocols; the other protocol has its own name.
+    "ntu60": DatasetInfo(60, "ntu60_xsub", "segments", True, "NTU RGB+D 60", pose=True),
+    "ntu60_xview": DatasetInfo(60, "ntu60_xview", "segments", True, "NTU RGB+D 60", pose=True),
+    "ntu120": DatasetInfo(120, "ntu120_xsub", "segments", True, "NTU RGB+D 120", pose=True),
+    "ntu120_xset": DatasetInfo(120, "ntu120_xset", "segments", True, "NTU RGB+D 120", pose=True),
 }
+# Synthetic stand-ins for EPIC (verb/noun) and PennAction (pose), defined in data.synthetic when present.
+for _name, _sampling in (("synth_verbnoun", "segments"), ("synth_pose", "segments")):
+    if _name in SYNTHETIC_SETS:
+        _spec = SYNTHETIC_SETS[_name]
+        DATASETS[_name] = DatasetInfo(
+            None if _spec.annotation_format == "epic_kitchens100" else _spec.num_classes, _spec.annotation_format,
+            _sampling, _spec.hflip_ok, _spec.mimics, pose=_spec.annotation_format == "pennaction")
 
 
 class VideoDataModule(L.LightningDataModule):
-    """Train/val/test loaders over one dataset; batches are dicts {"video", "label", "index"}.
+    """Train/val/test loaders over one dataset; batches are dicts {"video", "label", "index"} (+ "pose").
 
     ``train_dataloader``: one random clip per video, video (B, C, T, H, W). ``val_dataloader``: one centred clip
     and crop per video (per-epoch validation), (B, C, T, H, W). ``test_dataloader``: ``test_clips`` x
     ``test_crops`` views of each validation video, (B, V, C, T, H, W). Unreadable videos are dropped from batches
-    and accounted for in ``data_report()``.
+    and accounted for in ``data_report()``. ``label`` is (B,) int64, or (B, 2) = (verb, noun) for verb/noun
+    datasets. With ``with_pose``, ``pose`` is (B, T, J, k) (test: (B, V, T, J, k)); see ``VideoClipDataset``.
 
     Args:
-        dataset: one of ``DATASETS`` ("synth_appearance", "synth_motion", "kinetics400", "kinetics600", "ssv2").
+        dataset: one of ``DATASETS`` ("synth_appearance", "synth_motion", "synth_verbnoun", "synth_pose",
+            "kinetics400", "kinetics600", "ssv2", "epic_kitchens100", "pennaction", "ntu60", "ntu60_xview",
+            "ntu120", "ntu120_xset").
         root: dataset directory; None for a synthetic set (generated into ``cache_dir`` on first use).
         cache_dir: where synthetic sets are cached.
         synthetic_params: ``generate_synthetic`` parameters (num_train, num_val, seed, ...); synthetic sets only.
@@ -79,7 +104,9 @@ class VideoDataModule(L.LightningDataModule):
         test_clips: temporal views per test video.
         test_crops: spatial views per test clip (1 or 3).
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
-        annotation_format: "kinetics_list" | "kinetics" | "ssv2" | None (the dataset's, else detected from root).
+        annotation_format: one of ``data.annotations.ANNOTATION_FORMATS`` | None (the dataset's, else detected
+            from root).
+        with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
     """
 
     def __init__(
@@ -103,6 +130,7 @@ class VideoDataModule(L.LightningDataModule):
         test_crops: int = 1,
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
+        with_pose: bool = False,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -129,9 +157,13 @@ class VideoDataModule(L.LightningDataModule):
         self.test_clips, self.test_crops = test_clips, test_crops
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format
+        if with_pose and not self.info.pose:
+            raise ValueError(f"{dataset}: with_pose needs a pose dataset; pose datasets: "
+                             f"{sorted(n for n, i in DATASETS.items() if i.pose)}")
+        self.with_pose = with_pose
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
-        self._num_classes: int | None = None
+        self._num_classes: int | dict[str, int] | None = None
 
     def _resolve_hflip(self, hflip: bool | None) -> bool:
         if hflip and not self.info.hflip:
@@ -153,13 +185,14 @@ class VideoDataModule(L.LightningDataModule):
         self.annotation_format = fmt
         for split in ("train", "val") if stage in ("fit", None) else ("val",):
             if split not in self._splits:
-                self._splits[split] = read_annotations(fmt, root, split)
+                samples, bad = read_annotations(fmt, root, split)
+                self._splits[split] = (self._synthetic_pose_labels(samples) if fmt == "pennaction" else samples, bad)
         self._num_classes = self._read_num_classes(fmt, root)
         if self.failures_dir is None:
             self.failures_dir = Path(tempfile.mkdtemp(prefix="vidrepro-data-failures-"))
         failures = self.failures_dir / "failures.jsonl"
         common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
-                      failures_path=failures, dataset_name=self.dataset)
+                      failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose)
         if "train" in self._splits and "train" not in self._datasets:
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std)
@@ -194,9 +227,12 @@ class VideoDataModule(L.LightningDataModule):
         return ensure_synthetic(self.dataset, self.cache_dir, **self.synthetic_params)
 
     @property
-    def num_classes(self) -> int:
+    def num_classes(self) -> int | dict[str, int]:
+        """The class count, or {"verb": V, "noun": N} for verb/noun datasets."""
         if self._num_classes is not None:
             return self._num_classes
+        if (self.annotation_format or self.info.annotation_format) == "epic_kitchens100":
+            return class_counts("epic_kitchens100", self.data_root)  # the class lists are small: read them now
         if self.synthetic:
             return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
         if self.info.num_classes is not None:
@@ -227,6 +263,7 @@ class VideoDataModule(L.LightningDataModule):
             "num_frames": self.num_frames,
             "frame_stride": self.frame_stride if self.sampling == "dense" else None,
             "hflip": self.hflip,
+            "with_pose": self.with_pose,
         }
         if self.synthetic:
             out["synthetic_params"] = resolve_synthetic_params(**self.synthetic_params)
@@ -235,10 +272,25 @@ class VideoDataModule(L.LightningDataModule):
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
-    def _read_num_classes(self, fmt: str, root: Path) -> int:
-        names = class_names(fmt, root)
-        if names:
-            return len(names)
+    def _synthetic_pose_labels(self, samples: list[Sample]) -> list[Sample]:
+        """A synthetic PennAction-format set uses a few of the 15 actions: index labels by its own class list."""
+        if not self.synthetic:
+            return samples
+        names = SYNTHETIC_SETS[self.dataset].class_names
+        out = []
+        for sample in samples:
+            action = PENNACTION_ACTIONS[sample.label]
+            if action not in names:
+                raise ValueError(f"{sample.pose}: action {action!r} is not one of {self.dataset}'s {names}")
+            out.append(sample._replace(label=names.index(action)))
+        return out
+
+    def _read_num_classes(self, fmt: str, root: Path) -> int | dict[str, int]:
+        if self.synthetic and fmt == "pennaction":
+            return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
+        counts = class_counts(fmt, root)
+        if counts:
+            return counts
         if self.synthetic:
             return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
         return self.info.num_classes

@@ -10,6 +10,14 @@ with O_APPEND is atomic on local POSIX filesystems, so concurrent workers do not
 reads that file back, adds a cheap existence/size scan of all annotated paths (done when the report is asked
 for, so construction stays instant on large datasets) and the annotation reader's bad lines. Without a
 ``failures_path`` failures are only kept in memory, which is complete only with ``num_workers=0``.
+
+Report counts are per file: ``expected``/``found`` count distinct video files (an EPIC-KITCHENS video holds many
+annotated segments), ``samples`` the annotated samples, ``unusable_samples`` those whose video is missing or
+corrupt. Pose files (PennAction ``.mat``, NTU ``.skeleton``) are counted separately (``pose_expected``,
+``pose_found``) and listed among ``missing``/``corrupt`` by path.
+
+``check_files`` is the thorough offline check behind ``python -m data check``: it opens every file and decodes
+the first and last frames of each video (a truncated file loses its end), and parses every pose file.
 """
 
 from __future__ import annotations
@@ -21,16 +29,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from data.annotations import BadAnnotation, Sample
-from data.clip_sampling import ClipInfo, sample_clip, temporal_views
-from data.video_io import Video, VideoDecodeError
+from data.clip_sampling import ClipInfo, sample_clip, segment_range, shift_clip, temporal_views
+from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
+from data.video_io import FrameFolderVideo, Video, VideoDecodeError, open_video
 
 log = logging.getLogger(__name__)
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class SegmentOutsideVideo(ValueError):
+    """An annotated segment that starts after its video ends: the annotation, not the file, is at fault."""
 
 
 class VideoClipDataset(Dataset):
@@ -40,6 +54,13 @@ class VideoClipDataset(Dataset):
     ``mode="test"``: all ``num_clips`` temporal views, each through the test transform (which makes ``num_crops``
     spatial views), stacked clip-major: ``video`` (num_clips * num_crops, C, T, H, W). The frames of all views are
     decoded in one pass.
+
+    A sample with a ``segment`` (EPIC-KITCHENS) is sampled inside that segment of its video. A (verb, noun) label
+    becomes a LongTensor (2,), so batches carry (B, 2). With ``with_pose``, items also carry ``pose``: the
+    sample's joints at the sampled frames, (T, J, 2) PennAction pixel (x, y) as stored (MATLAB, 1-based) or
+    (T, J, 3) NTU camera-space (x, y, z) metres of the main actor, in train mode, and
+    (num_clips * num_crops, T, J, k) in test mode (each spatial view repeats its clip's joints). Joints are in the original frame's coordinates: spatial transforms
+    (scale, crop, flip) are not applied to them. An unreadable pose file skips the sample like an unreadable video.
 
     Args:
         samples: the annotated videos (``data.annotations``).
@@ -54,6 +75,7 @@ class VideoClipDataset(Dataset):
         dataset_name: for the data report.
         split: for the data report ("train", "val").
         bad_annotations: malformed annotation lines found while reading ``samples``, for the data report.
+        with_pose: also return the joints of ``Sample.pose`` files at the sampled frames.
     """
 
     def __init__(
@@ -69,6 +91,7 @@ class VideoClipDataset(Dataset):
         dataset_name: str = "",
         split: str = "",
         bad_annotations: Sequence[BadAnnotation] = (),
+        with_pose: bool = False,
     ) -> None:
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -80,6 +103,9 @@ class VideoClipDataset(Dataset):
         self.failures_path = Path(failures_path) if failures_path is not None else None
         self.dataset_name, self.split = dataset_name, split
         self.bad_annotations = list(bad_annotations)
+        self.with_pose = with_pose
+        if with_pose and any(sample.pose is None for sample in self.samples):
+            raise ValueError(f"{dataset_name or 'dataset'}: with_pose needs a pose file for every sample")
         self._failures: list[dict[str, Any]] = []  # this process's own records
 
     def __len__(self) -> int:
@@ -88,26 +114,53 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         sample = self.samples[index]
         try:
-            with Video(sample.path) as video:
-                clips = self._clips(video)
+            with open_video(sample.path) as video:
+                clips = self._clips(video, sample)
                 frames = video.get_clip(
                     min(c.clip_start_sec for c in clips), max(c.clip_end_sec for c in clips),
                     frame_indices=[i for c in clips for i in c.frame_indices])
         except VideoDecodeError as err:
             self._record_failure(index, sample, err.reason)
             return None
+        except SegmentOutsideVideo as err:
+            self._record_failure(index, sample, str(err), kind="bad_segment")
+            return None
+        pose = None
+        if self.with_pose:
+            try:
+                joints = load_pose(sample.pose)
+            except (PoseFormatError, FileNotFoundError) as err:
+                reason = "missing file" if isinstance(err, FileNotFoundError) else err.reason
+                self._record_failure(index, sample, reason, path=sample.pose)
+                return None
+            # Pose and video frame counts can differ by a few frames (NTU): clamp to the last pose frame.
+            pose = [torch.from_numpy(joints[np.minimum(c.frame_indices, len(joints) - 1)]) for c in clips]
+        label = torch.tensor(sample.label) if isinstance(sample.label, tuple) else sample.label
         views = frames.split(self.num_frames, dim=1)  # one (C, T, H, W) per temporal clip
+        item = {"label": label, "index": index}
         if self.mode == "train":
-            video = self._apply({"video": views[0], "label": sample.label, "index": index})["video"]
+            item["video"] = self._apply({"video": views[0], "label": label, "index": index})["video"]
+            if pose is not None:
+                item["pose"] = pose[0]  # (T, J, k)
         else:
-            video = torch.cat([self._apply({"video": v, "label": sample.label, "index": index})["video"]
-                               for v in views])
-        return {"video": video, "label": sample.label, "index": index}
+            videos = [self._apply({"video": v, "label": label, "index": index})["video"] for v in views]
+            item["video"] = torch.cat(videos)
+            if pose is not None:  # one pose per spatial view of each clip, in the video's view order
+                item["pose"] = torch.cat([p[None].expand(len(v), *p.shape) for p, v in zip(pose, videos)])
+        return {"video": item.pop("video"), **item}
 
-    def _clips(self, video: Video) -> list[ClipInfo]:
+    def _clips(self, video: Video | FrameFolderVideo, sample: Sample) -> list[ClipInfo]:
+        first, count = 0, video.num_frames
+        if sample.segment is not None:
+            try:
+                first, count = segment_range(*sample.segment, video.fps, video.num_frames)
+            except ValueError as err:
+                raise SegmentOutsideVideo(f"line {sample.line}: {err}") from err
         if self.mode == "train":
-            return [sample_clip(video.num_frames, video.fps, self.num_frames, self.stride, self.sampling)]
-        return temporal_views(video.num_frames, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling)
+            clips = [sample_clip(count, video.fps, self.num_frames, self.stride, self.sampling)]
+        else:
+            clips = temporal_views(count, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling)
+        return [shift_clip(c, first, video.fps) for c in clips] if first else clips
 
     def _apply(self, item: dict[str, Any]) -> dict[str, Any]:
         if self.transform is not None:
@@ -117,19 +170,22 @@ class VideoClipDataset(Dataset):
 
     # --- failure accounting -------------------------------------------------------------------------------------
 
-    def _record_failure(self, index: int, sample: Sample, reason: str) -> None:
-        kind = "missing" if reason == "missing file" else "corrupt"
+    def _record_failure(self, index: int, sample: Sample, reason: str, path: Path | None = None,
+                        kind: str | None = None) -> None:
+        """kind: "missing" / "corrupt" (a file), or "bad_segment" (an annotation its video cannot satisfy)."""
+        kind = kind or ("missing" if reason == "missing file" else "corrupt")
+        path = sample.path if path is None else path
         record = {"dataset": self.dataset_name, "split": self.split, "mode": self.mode, "index": index,
-                  "path": str(sample.path), "kind": kind, "reason": reason, "line": sample.line}
+                  "path": str(path), "kind": kind, "reason": reason, "line": sample.line}
         self._failures.append(record)
         if self.failures_path is not None:
             self.failures_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.failures_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")  # one write: atomic append across workers
         if self.mode == "train":
-            log.warning("skipping unreadable training video %s (%s)", sample.path, reason)
+            log.warning("skipping unreadable training sample %s (%s: %s)", sample.video_id, path, reason)
         else:
-            log.info("skipping unreadable %s video %s (%s)", self.split or "test", sample.path, reason)
+            log.info("skipping unreadable %s sample %s (%s: %s)", self.split or "test", sample.video_id, path, reason)
 
     def failures(self) -> list[dict[str, Any]]:
         """Recorded failures of this dataset's split, from every process that wrote to ``failures_path``."""
@@ -150,16 +206,55 @@ class VideoClipDataset(Dataset):
                             [self.failures()])
 
 
+def load_pose(path: Path) -> np.ndarray:
+    """Joints per frame of a pose file: PennAction ``.mat`` -> (T, 13, 2) pixel (x, y) as stored (1-based, MATLAB
+    convention); NTU ``.skeleton`` ->
+    (T, 25, 3) camera-space (x, y, z) of the main actor (``data.pose.ntu_main_body_joints``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        PoseFormatError: a malformed file, or one without frames.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    if path.suffix == ".mat":
+        joints = read_pennaction_labels(path).joints()
+    elif path.suffix == ".skeleton":
+        joints = ntu_main_body_joints(read_ntu_skeleton(path))
+    else:
+        raise PoseFormatError(path, "unknown pose format (expected .mat or .skeleton)")
+    if not len(joints):
+        raise PoseFormatError(path, "no frames")
+    return joints
+
+
+def _stat(path: Path) -> str | None:
+    """None if the file looks usable from a stat alone, else "missing file" or a corruption reason."""
+    try:
+        if os.stat(path).st_size == 0:
+            return "zero-byte file"
+    except FileNotFoundError:
+        return "missing file"
+    if path.is_dir() and not any(os.scandir(path)):
+        return "no frames (empty frame folder)"
+    return None
+
+
+def _unique(paths) -> list[Path]:
+    return list(dict.fromkeys(paths))
+
+
 def _scan(samples: Sequence[Sample]) -> tuple[list[str], list[dict[str, str]]]:
-    """Missing and zero-byte files, by a stat of each path (no decoding)."""
-    missing, empty = [], []
-    for sample in samples:
-        try:
-            if os.stat(sample.path).st_size == 0:
-                empty.append({"path": str(sample.path), "reason": "zero-byte file"})
-        except FileNotFoundError:
-            missing.append(str(sample.path))
-    return missing, empty
+    """Missing and zero-byte (or empty-folder) files among the videos and pose files, by a stat of each path."""
+    missing, corrupt = [], []
+    for path in _unique([s.path for s in samples] + [s.pose for s in samples if s.pose is not None]):
+        reason = _stat(path)
+        if reason == "missing file":
+            missing.append(str(path))
+        elif reason is not None:
+            corrupt.append({"path": str(path), "reason": reason})
+    return missing, corrupt
 
 
 def build_report(
@@ -168,31 +263,126 @@ def build_report(
     samples: Sequence[Sample],
     bad_annotations: Sequence[BadAnnotation],
     failure_lists: Sequence[Sequence[dict[str, Any]]],
+    scanned: tuple[list[str], list[dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """The data report of one split; ``failure_lists`` may come from several datasets over the same samples."""
-    missing, corrupt = _scan(samples)
+    """The data report of one split; ``failure_lists`` may come from several datasets over the same samples.
+
+    ``scanned`` replaces the stat scan by the result of a deeper check (``check_files``)."""
+    missing, corrupt = scanned if scanned is not None else _scan(samples)
+    missing, corrupt = list(missing), list(corrupt)
     known_missing, corrupt_paths = set(missing), {c["path"] for c in corrupt}
     skipped = {"train": set(), "test": set()}
+    bad_segments: dict[tuple[str, Any], dict[str, Any]] = {}
     for failures in failure_lists:
         for record in failures:
-            skipped[record["mode"]].add(record["path"])
-            if record["kind"] == "missing" and record["path"] not in known_missing:
+            if record["mode"] in skipped:  # not "check" records (python -m data check)
+                skipped[record["mode"]].add((record["path"], record.get("index")))  # a video holds many samples
+            if record["kind"] == "bad_segment":
+                bad_segments[(record["path"], record.get("line"))] = {
+                    "path": record["path"], "line": record.get("line"), "reason": record["reason"]}
+            elif record["kind"] == "missing" and record["path"] not in known_missing:
                 missing.append(record["path"])  # vanished after the scan
                 known_missing.add(record["path"])
             elif record["kind"] == "corrupt" and record["path"] not in corrupt_paths:
                 corrupt.append({"path": record["path"], "reason": record["reason"]})
                 corrupt_paths.add(record["path"])
-    return {
+    videos = {str(p) for p in _unique(s.path for s in samples)}
+    poses = {str(p) for p in _unique(s.pose for s in samples if s.pose is not None)}
+    unusable = known_missing | corrupt_paths
+    report = {
         "dataset": dataset,
         "split": split,
-        "expected": len(samples),
-        "found": len(samples) - len(known_missing),
+        "expected": len(videos),
+        "found": len(videos - known_missing),
         "missing": sorted(known_missing),
         "corrupt": sorted(corrupt, key=lambda c: c["path"]),
         "bad_annotation_lines": [{"file": b.file, "line": b.line_number, "reason": b.reason} for b in bad_annotations],
+        "samples": len(samples),
+        "unusable_samples": sum(str(s.path) in unusable or (s.pose is not None and str(s.pose) in unusable)
+                                for s in samples),
         "skipped_at_train": len(skipped["train"]),
         "skipped_at_test": len(skipped["test"]),
     }
+    if bad_segments:  # segments found at decoding time to lie outside their (readable) video
+        report["bad_segments"] = sorted(bad_segments.values(), key=lambda b: (b["path"], b["line"] or 0))
+    if poses:
+        report["pose_expected"], report["pose_found"] = len(poses), len(poses - known_missing)
+    return report
+
+
+def _check_video(path: Path) -> str | None:
+    """None if the video opens and its first and last frames decode, else the reason."""
+    try:
+        with open_video(path) as video:
+            video.get_clip(0, 0, frame_indices=[0])
+            last = video.num_frames - 1
+            if isinstance(video, FrameFolderVideo):
+                video.get_clip(0, 0, frame_indices=list(range(video.num_frames)))  # JPEGs are cheap: all of them
+            else:
+                video.get_clip(last / video.fps, (last + 1) / video.fps, frame_indices=[last])
+    except VideoDecodeError as err:
+        return err.reason
+    return None
+
+
+def _check_pose(path: Path) -> str | None:
+    try:
+        load_pose(path)
+    except FileNotFoundError:
+        return "missing file"
+    except PoseFormatError as err:
+        return err.reason if err.line is None else f"line {err.line}: {err.reason}"
+    return None
+
+
+def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1) -> dict[str, str | None]:
+    """{path: None if usable, else "missing file" or why it is corrupt} for every video and pose file.
+
+    Args:
+        samples: the annotated samples.
+        decode: decode each video's first and last frames and parse each pose file; False = a stat only.
+        workers: threads (PyAV and PIL release the GIL while decoding).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    videos = _unique(s.path for s in samples)
+    video_set = set(videos)
+    poses = [p for p in _unique(s.pose for s in samples if s.pose is not None) if p not in video_set]
+
+    def one(item: tuple[Path, bool]) -> str | None:
+        path, is_video = item
+        reason = _stat(path)
+        if reason is not None or not decode:
+            return reason
+        return _check_video(path) if is_video else _check_pose(path)
+
+    items = [(p, True) for p in videos] + [(p, False) for p in poses]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return {str(path): reason for (path, _), reason in zip(items, pool.map(one, items))}
+
+
+def check_segments(samples: Sequence[Sample], status: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Annotated segments that start after the end of their (readable) video, as {path, line, reason}."""
+    out = []
+    by_video: dict[Path, list[Sample]] = {}
+    for sample in samples:
+        if sample.segment is not None and status.get(str(sample.path), "unchecked") is None:
+            by_video.setdefault(sample.path, []).append(sample)
+    for path, group in by_video.items():
+        with open_video(path) as video:  # metadata only: the file passed check_files
+            for sample in group:
+                try:
+                    segment_range(*sample.segment, video.fps, video.num_frames)
+                except ValueError as err:
+                    out.append({"path": str(path), "line": sample.line, "reason": f"line {sample.line}: {err}"})
+    return out
+
+
+def split_check(status: dict[str, str | None]) -> tuple[list[str], list[dict[str, str]]]:
+    """``check_files`` output -> (missing paths, corrupt [{path, reason}]), the form ``build_report`` takes."""
+    missing = [p for p, r in status.items() if r == "missing file"]
+    corrupt = [{"path": p, "reason": r} for p, r in status.items() if r not in (None, "missing file")]
+    return missing, corrupt
 
 
 def collate_skip_none(batch: list[dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
-"""Video decoding and encoding with PyAV (torchvision 0.28 has no video decoder).
+"""Video decoding and encoding with PyAV (torchvision 0.28 has no video decoder), and folders of frames.
 
 ``Video`` knows only time and frames: it opens a file, reads its metadata and decodes the frames of one clip.
-Which clip to take is the sampler's business (``data.clip_sampling``); what to do with the frames is the
+``FrameFolderVideo`` is the same interface over a folder of numbered JPEGs (PennAction); ``open_video`` picks one
+by path. Which clip to take is the sampler's business (``data.clip_sampling``); what to do with the frames is the
 transforms' (``data.transforms``).
 """
 
@@ -231,6 +232,125 @@ class Video:
                 raise VideoDecodeError(self.path, f"frame {i} not decodable (nearest decoded: {nearest})")
             out.append(nearest)
         return out
+
+
+FRAME_FOLDER_FPS = 30.0  # PennAction ships frames without a rate; its YouTube sources are 30 fps
+
+
+class FrameFolderVideo:
+    """A folder of frames ``<frame:06d>.jpg`` numbered from 1 (PennAction), with ``Video``'s interface.
+
+    Frame ``i`` (0-based) is the file numbered ``i + 1``; its time is ``i / fps``. The numbering must be complete
+    (1..n): a gap is reported as a corrupt video when the folder is opened, not when a clip happens to need it.
+
+    Args:
+        path: the frame folder.
+        fps: the frame rate to assume (a folder records none).
+
+    Raises:
+        VideoDecodeError: the folder is missing ("missing file", as for a video file), empty or has gaps.
+    """
+
+    def __init__(self, path: str | Path, fps: float = FRAME_FOLDER_FPS) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise VideoDecodeError(self.path, "missing file")
+        if not self.path.is_dir():
+            raise VideoDecodeError(self.path, "not a frame folder")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        numbered = {}
+        for file in self.path.iterdir():
+            if file.suffix.lower() in (".jpg", ".jpeg") and file.stem.isdigit():
+                numbered[int(file.stem)] = file
+        if not numbered:
+            raise VideoDecodeError(self.path, "no frames (empty frame folder)")
+        gaps = sorted(set(range(1, max(numbered) + 1)) - set(numbered))
+        if gaps or min(numbered) != 1:
+            raise VideoDecodeError(self.path, f"frame numbering has gaps: missing {gaps[:5]} of 1..{max(numbered)}")
+        self.files = [numbered[i] for i in range(1, len(numbered) + 1)]
+        self.num_frames = len(self.files)
+        self.duration = self.num_frames / self.fps
+
+    def close(self) -> None:
+        """Nothing is held open between clips (interface parity with ``Video``)."""
+
+    def __enter__(self) -> FrameFolderVideo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FrameFolderVideo({str(self.path)!r}, fps={self.fps:g}, num_frames={self.num_frames})"
+
+    def get_clip(
+        self,
+        start_sec: float,
+        end_sec: float,
+        num_frames: int | None = None,
+        frame_indices: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """The frames shown in ``[start_sec, end_sec)`` as uint8 (C, T, H, W); arguments as ``Video.get_clip``."""
+        if frame_indices is not None:
+            picks = list(frame_indices)
+            bad = [i for i in picks if not 0 <= i < self.num_frames]
+            if bad:
+                raise VideoDecodeError(self.path, f"frames {bad[:5]} outside 0..{self.num_frames - 1}")
+        else:
+            first = max(0, math.floor(start_sec * self.fps + 1e-6))
+            stop = min(self.num_frames, max(first + 1, math.ceil(end_sec * self.fps - 1e-6)))
+            if first >= self.num_frames:
+                raise VideoDecodeError(self.path, f"no frames in [{start_sec:.3f}s, {end_sec:.3f}s)")
+            picks = list(range(first, stop))
+            if num_frames is not None:
+                picks = [picks[i] for i in np.linspace(0, len(picks) - 1, num_frames).round().astype(int)]
+        decoded = {i: self._read(i) for i in set(picks)}
+        shapes = {a.shape for a in decoded.values()}
+        if len(shapes) > 1:
+            raise VideoDecodeError(self.path, f"frames differ in size: {sorted(shapes)}")
+        clip = torch.from_numpy(np.stack([decoded[i] for i in picks]))  # (T, H, W, C)
+        return clip.permute(3, 0, 1, 2).contiguous()  # (C, T, H, W)
+
+    def _read(self, index: int) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        file = self.files[index]
+        try:
+            if file.stat().st_size == 0:
+                raise VideoDecodeError(self.path, f"zero-byte frame {file.name}")
+            with Image.open(file) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError) as err:  # truncated or not an image
+            raise VideoDecodeError(self.path, f"cannot decode frame {file.name}: {err}") from err
+
+
+def open_video(path: str | Path, fps: float | None = None) -> Video | FrameFolderVideo:
+    """A ``FrameFolderVideo`` for a directory (or a missing path without a suffix, as PennAction's frame folders
+    are named), else a ``Video``.
+
+    Args:
+        path: a video file or a frame folder.
+        fps: frame rate of a frame folder; None = ``FRAME_FOLDER_FPS``. Ignored for video files (they record it).
+    """
+    path = Path(path)
+    if path.is_dir() or (not path.exists() and not path.suffix):
+        return FrameFolderVideo(path, fps or FRAME_FOLDER_FPS)
+    return Video(path)
+
+
+def write_frame_folder(path: str | Path, frames: np.ndarray, quality: int = 90) -> Path:
+    """Write uint8 RGB frames (T, H, W, 3) as ``<path>/000001.jpg``, ... (the PennAction layout)."""
+    from PIL import Image
+
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for number, array in enumerate(frames, start=1):
+        Image.fromarray(array).save(path / f"{number:06d}.jpg", quality=quality)
+    return path
 
 
 def available_encoder(candidates: Sequence[str]) -> str:

@@ -2,7 +2,7 @@
 
 import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
-from . import motionformer  # noqa: F401  (registers the Motionformer table specs)
+from . import motionformer, motionformer_lra  # noqa: F401  (register the Motionformer table specs)
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
 from .spec import TableSpec, implemented_tables, register_table, table_spec, table_status
 

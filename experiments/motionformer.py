@@ -379,17 +379,24 @@ MFORMER_HR = {"paper": {"data": {"crop_size": 336, "train_scale": (384, 480)}},
               "tiny": {"data": {"crop_size": 48, "train_scale": (48, 60)}}}
 
 
-def _mformer_rows(first: int) -> tuple[RowSpec, ...]:
-    return (RowSpec("mformer", first, "Mformer", TRAJECTORY),
-            RowSpec("mformer_l", first + 1, "Mformer-L", TRAJECTORY, scales=MFORMER_L),
-            RowSpec("mformer_hr", first + 2, "Mformer-HR", TRAJECTORY, scales=MFORMER_HR))
+def _mformer_rows(first: int, init_from_k400: bool = False) -> tuple[RowSpec, ...]:
+    """Mformer, -L, -HR. ``init_from_k400``: at paper scale, start from the same variant's K-400 run of Table 6b
+    (the paper's "IN-21K+K-400" pretraining for SSv2 and Epic-Kitchens); the tiny rows train from scratch."""
+    rows = []
+    for i, (key, label, scales) in enumerate((("mformer", "Mformer", {}), ("mformer_l", "Mformer-L", MFORMER_L),
+                                              ("mformer_hr", "Mformer-HR", MFORMER_HR))):
+        if init_from_k400:
+            paper = {**scales.get("paper", {}), "pretrained": f"run:mformer_table6b/{key}/K-400"}
+            scales = {**scales, "paper": paper}
+        rows.append(RowSpec(key, first + i, label, TRAJECTORY, scales=scales))
+    return tuple(rows)
 
 
 def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str], views_column: str | None,
-            scales: dict[str, ScalePreset] = SCALES) -> TableSpec:
+            scales: dict[str, ScalePreset] = SCALES, init_from_k400: bool = False) -> TableSpec:
     return TableSpec(
         table_id=table_id,
-        rows=_mformer_rows(first_row),
+        rows=_mformer_rows(first_row, init_from_k400),
         metric_columns=tuple(MetricColumn(col, metric, dataset=data_key, run=data_key)
                              for col, metric in metrics.items()),
         static_columns=(StaticColumn(views_column, gflops_views(data_key), note=GFLOPS_NOTE
@@ -402,7 +409,8 @@ def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str
 
 @register_table
 def mformer_table6a() -> TableSpec:
-    return _table6("mformer_table6a", 10, "SSv2", {"Top-1": "top1", "Top-5": "top5"}, "GFLOPs × views")
+    return _table6("mformer_table6a", 10, "SSv2", {"Top-1": "top1", "Top-5": "top5"}, "GFLOPs × views",
+                   init_from_k400=True)
 
 
 @register_table
@@ -413,7 +421,7 @@ def mformer_table6b() -> TableSpec:
 @register_table
 def mformer_table6c() -> TableSpec:
     return _table6("mformer_table6c", 6, "EK-100", {"A": "action_top1", "V": "verb_top1", "N": "noun_top1"},
-                   None, scales={"tiny": TINY, "paper": PAPER_EPIC})
+                   None, scales={"tiny": TINY, "paper": PAPER_EPIC}, init_from_k400=True)
 
 
 @register_table
@@ -537,4 +545,33 @@ def mformer_figure3() -> TableSpec:
         notes="The paper plots this sweep without printing values. Strides 1, 2 and 4 frames at both scales: "
               "at tiny scale 8 frames x 4 is the whole 32-frame synthetic video (the rightmost point, as in the "
               "paper); at paper scale 16 frames x 4 is the default 2 s clip. SSv2 is sampled densely here.",
+    )
+
+
+# ---- Table 9: DAVIS 2017 label propagation with the frozen K-400 model -------------------------------------
+
+DAVIS_OPTIONS = {"feature": "tokens", "mode": "clip"}  # see models.label_propagation.VideoViTFeatures
+
+
+def _davis_preset(preset: ScalePreset) -> ScalePreset:
+    """The K-400 model's clip size (the features need the model's frames and training resolution)."""
+    k400 = preset.data["K-400"]
+    return dataclasses.replace(preset, data={"DAVIS 2017": DataConfig(
+        dataset="davis2017", num_frames=k400.num_frames, crop_size=k400.crop_size, options=DAVIS_OPTIONS)})
+
+
+@register_table
+def mformer_table9() -> TableSpec:
+    return TableSpec(
+        table_id="mformer_table9",
+        rows=(RowSpec("mformer_b", 2, "Mformer-B/16 trained on the K-400 column (Table 6b's run), frozen",
+                      TRAJECTORY, scales={s: {"pretrained": "run:mformer_table6b/mformer/K-400"}
+                                          for s in ("tiny", "paper")}),),
+        metric_columns=tuple(MetricColumn(col, metric, dataset="DAVIS 2017", run="DAVIS")
+                             for col, metric in (("(J&F)_m", "J&F"), ("J_m", "J"), ("F_m", "F"))),
+        scales={"tiny": _davis_preset(TINY), "paper": _davis_preset(PAPER)},
+        notes="No training: the K-400 model of Table 6b (train it first) is frozen; its last-block patch tokens "
+              "propagate the first frame's masks (DINO's protocol: 7 previous frames, top-5, neighbourhood 12). "
+              "Needs DAVIS 2017 (`--data-root DIR` with `DIR/davis2017/{JPEGImages,Annotations,ImageSets}`); "
+              "without it the cells say `needs data`.",
     )

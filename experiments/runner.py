@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .spec import RunConfig, TableSpec, table_spec
+from .spec import RunConfig, TableSpec, column_slug, table_spec
 
 if TYPE_CHECKING:
     import lightning as L
@@ -202,13 +202,19 @@ def execute(
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    weights = pretrained_weights(cfg, runs_root)
+    if cfg.data.dataset in EVALUATIONS:
+        metrics, details = EVALUATIONS[cfg.data.dataset](cfg, weights)
+        record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None)
+        _write_record(metrics_path, record)
+        return record
 
     dm = build_datamodule(cfg, run_dir)
     dm.prepare_data()
     dm.setup("fit")
     model = build_model(cfg, dm)
-    if cfg.model.pretrained:
-        load_pretrained(model, cfg.model.pretrained)
+    if weights:
+        load_pretrained(model, weights)
     module = build_task(cfg, model, dm)
 
     class LogRunConfig(Callback):
@@ -233,6 +239,7 @@ def execute(
         gradient_clip_val=t.gradient_clip_val,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
         log_every_n_steps=t.log_every_n_steps,
+        max_steps=t.max_steps,
         logger=logger,
         callbacks=[checkpoint, LogRunConfig()],
         enable_progress_bar=progress_bar,
@@ -250,18 +257,28 @@ def execute(
                if k.startswith("test/")}
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"{run_dir}: non-finite test metrics {metrics}")
-    record = {
+    record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
+                     resume=resume)
+    if trainer.is_global_zero:
+        _write_record(metrics_path, record)
+    return record
+
+
+def _record(cfg: RunConfig, metrics: dict[str, float], start: float, data: Any, data_report: Any,
+            num_params: int | None, resume: str | None) -> dict[str, Any]:
+    """The flat record of one run (``metrics.json``): what the reports read."""
+    return {
         "table": cfg.table,
         "row": cfg.row,
         "column": cfg.column,
         "seed": cfg.seed,
         "scale": cfg.scale,
         "dataset": cfg.data.dataset,
-        "data": dm.describe(),
+        "data": data,
         "metrics": metrics,
         "num_params": num_params,
         "config": cfg.to_dict(),
-        "data_report": dm.data_report(),
+        "data_report": data_report,
         "git_commit": git_commit(),
         "resumed_from": resume,
         "wall_time_s": time.perf_counter() - start,
@@ -269,9 +286,45 @@ def execute(
         "host": {"python": platform.python_version(), "platform": platform.platform(),
                  "cpu_count": os.cpu_count(), "argv": sys.argv},
     }
-    if trainer.is_global_zero:
-        _write_record(metrics_path, record)
-    return record
+
+
+def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | None:
+    """``pretrained="run:<table>/<row>/<column>"``: the last checkpoint of that run at this scale and seed
+    (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model); it must have been trained first."""
+    name = cfg.model.pretrained
+    if not name or not name.startswith("run:"):
+        return name
+    table, row, column = name.removeprefix("run:").split("/")
+    path = Path(runs_root) / table / row / f"seed{cfg.seed}" / f"{cfg.scale}-{column_slug(column)}" / "checkpoints"
+    path = path / "last.ckpt"
+    if not path.exists():
+        raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
+                                f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")
+    return str(path)
+
+
+def evaluate_davis(cfg: RunConfig, weights: str | None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Table 9: label propagation on DAVIS 2017 val with the frozen model's patch features (no training)."""
+    import torch
+
+    from models import create_model, load_pretrained
+    from models.label_propagation import VideoViTFeatures, evaluate_davis as propagate
+
+    options = dict(cfg.data.options)
+    model = create_model(cfg.model.name, num_classes=0, num_frames=cfg.data.num_frames,
+                         img_size=cfg.data.crop_size, **dict(cfg.model.overrides))
+    if weights:
+        load_pretrained(model, weights)
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
+    features = VideoViTFeatures(model, feature=options.pop("feature", "tokens"), mode=options.pop("mode", "clip"),
+                                device=device, autocast_dtype=torch.bfloat16 if device == "cuda" else None)
+    result = propagate(features, cfg.data.root, "val", propagation_device=device, **options)
+    metrics = {"J&F": 100 * result["J&F"], "J": 100 * result["J"], "F": 100 * result["F"]}
+    return metrics, {k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files", "params")}
+
+
+# Runs that evaluate a trained model instead of training one, by dataset name.
+EVALUATIONS = {"davis2017": evaluate_davis}
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ class OptimConfig:
     label_smoothing: float = 0.2
     epochs: int = 35
     warmup_epochs: int = 0
-    schedule: Literal["step", "cosine"] = "step"
+    schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
     milestones: tuple[int, ...] = (20, 30)  # "step": divide by 1/gamma at these epochs
     gamma: float = 0.1
 
@@ -69,6 +69,7 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 10
+    max_steps: int = -1  # -1: train for the schedule's epochs; else stop after this many optimiser steps
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class MetricColumn:
     run: str | None = None  # run name (directory and record key); None = the column name
     model: Mapping[str, Any] = field(default_factory=dict)  # overrides the column sets (Table 8: one frame)
     data: Mapping[str, Any] = field(default_factory=dict)  # DataConfig overrides the column sets (Figure 3: stride)
+    scales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # as ``RowSpec.scales`` (LRA: per task)
 
     @property
     def run_name(self) -> str:
@@ -212,15 +214,18 @@ class TableSpec:
         key = column.data_key(row)
         if key not in preset.data:
             raise KeyError(f"{self.table_id}: scale {scale!r} has no data for {key!r} (has {sorted(preset.data)})")
-        per_scale = row.scales.get(scale, {})
-        data = dataclasses.replace(preset.data[key], **{**row.data, **per_scale.get("data", {}), **column.data})
+        # precedence: preset < row < row at this scale < column < column at this scale
+        row_scale, col_scale = row.scales.get(scale, {}), column.scales.get(scale, {})
+        data = dataclasses.replace(preset.data[key], **{**row.data, **row_scale.get("data", {}), **column.data,
+                                                        **col_scale.get("data", {})})
         if data_root is not None and not data.dataset.startswith("synth_"):
             # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
             data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))
-        overrides = {**preset.model.overrides, **row.model, **per_scale.get("model", {}), **column.model}
-        model = dataclasses.replace(preset.model, overrides=overrides,
-                                    name=per_scale.get("name", preset.model.name),
-                                    pretrained=per_scale.get("pretrained", preset.model.pretrained))
+        overrides = {**preset.model.overrides, **row.model, **row_scale.get("model", {}), **column.model,
+                     **col_scale.get("model", {})}
+        pick = lambda name, default: col_scale.get(name, row_scale.get(name, default))  # noqa: E731
+        model = dataclasses.replace(preset.model, overrides=overrides, name=pick("name", preset.model.name),
+                                    pretrained=pick("pretrained", preset.model.pretrained))
         return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, preset.optim,
                          preset.trainer)
 

@@ -6,6 +6,7 @@ from .flops import count_flops, model_gflops
 from .pretrained import checkpoint_filter_fn, load_pretrained
 from .registry import create_model, list_models, register_model
 from .video_vit import Block, TubeletEmbed, VideoViT, set_fused_attn
+from . import lra_transformer  # noqa: F401,E402  (registers the lra_* sequence models of Motionformer Table 5)
 
 __all__ = [
     "ATTENTION_LAYERS",

@@ -32,21 +32,35 @@ _NESTING_KEYS = ("model", "state_dict", "module")  # where training scripts put 
 _PREFIXES = ("module.", "model.", "backbone.", "encoder.")  # DDP / LightningModule / wrapper prefixes
 
 
-def inflate_patch_embed(weight: Tensor, tubelet_size: int,
-                        tubelet_init: Literal["central", "average"] = "central") -> Tensor:
+TubeletInit = Literal["central", "official", "average"]
+TUBELET_INITS = ("central", "official", "average")
+
+
+def inflate_patch_embed(weight: Tensor, tubelet_size: int, tubelet_init: TubeletInit = "central") -> Tensor:
     """(D, C, p, p) image kernel -> (D, C, tubelet_size, p, p) tubelet kernel.
 
-    "central" puts the 2-D kernel in temporal slice ``tubelet_size // 2`` and zeros elsewhere, so a tubelet
-    embeds like its central frame (the paper's initialisation); "average" replicates it divided by
-    ``tubelet_size``, so a tubelet of identical frames embeds like one frame.
+    "central" (the paper's "central frame initialization", cited from ViViT) puts the 2-D kernel in temporal
+    slice ``tubelet_size // 2`` (ViViT's floor(t/2)) and zeros elsewhere, so a tubelet embeds like that frame.
+    For an odd depth this is the middle frame; an even depth has no middle frame, and for the paper's 2x16x16
+    tubelets it is the second of the two (slice 1), not the first.
+
+    "official" is the rule of the official Motionformer code (``slowfast/models/build.py``): zeros, then the
+    2-D kernel in slice ``math.floor(tubelet_size / 2)`` -- for 2-frame tubelets the second temporal slice. That
+    is the same slice as "central" for every depth (tests/test_pretrained.py checks depths 1-4), so the two
+    options give identical kernels: the paper's wording and the official code differ only in name here. The
+    option exists so that a run can state that it follows the official code.
+
+    "average" replicates the kernel divided by ``tubelet_size``, so a tubelet of identical frames embeds like
+    one frame (I3D-style inflation; neither the paper's nor the official choice).
     """
-    if tubelet_init == "central":
+    if tubelet_init in ("central", "official"):
+        index = tubelet_size // 2 if tubelet_init == "central" else math.floor(tubelet_size / 2)
         out = weight.new_zeros(weight.shape[0], weight.shape[1], tubelet_size, *weight.shape[2:])
-        out[:, :, tubelet_size // 2] = weight
+        out[:, :, index] = weight
         return out
     if tubelet_init == "average":
         return repeat(weight, "o c p q -> o c t p q", t=tubelet_size) / tubelet_size
-    raise ValueError(f"tubelet_init must be 'central' or 'average', got {tubelet_init!r}")
+    raise ValueError(f"tubelet_init must be one of {TUBELET_INITS}, got {tubelet_init!r}")
 
 
 def _adapt_patch_embed(weight: Tensor, model: VideoViT, tubelet_init: str) -> Tensor:
@@ -80,14 +94,17 @@ def _adapt_pos_embed(pos: Tensor, model: VideoViT) -> Tensor:
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VideoViT,
-                         tubelet_init: Literal["central", "average"] = "central") -> dict[str, Tensor]:
+                         tubelet_init: TubeletInit = "central") -> dict[str, Tensor]:
     """Adapt a timm image-ViT (or VideoViT) state dict to ``model``; returns a new dict.
 
     Args:
         state_dict: weights with timm names (``patch_embed.proj.weight``, ``pos_embed``, ``blocks.N.attn.qkv.*``...).
         model: the model the weights are for; only its shapes and configuration are read.
-        tubelet_init: how a 2-D patch kernel becomes a tubelet kernel ("central" or "average").
+        tubelet_init: how a 2-D patch kernel becomes a tubelet kernel ("central", "official" or "average"; see
+            ``inflate_patch_embed``).
     """
+    if tubelet_init not in TUBELET_INITS:
+        raise ValueError(f"tubelet_init must be one of {TUBELET_INITS}, got {tubelet_init!r}")
     target = model.state_dict()
     out = {}
     for key, value in state_dict.items():
@@ -138,7 +155,7 @@ def _strip_prefix(state_dict: dict[str, Tensor], model_keys: set[str]) -> dict[s
 
 
 def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone: bool = True,
-                    tubelet_init: Literal["central", "average"] = "central") -> dict[str, list[str]]:
+                    tubelet_init: TubeletInit = "central") -> dict[str, list[str]]:
     """Load weights into ``model`` in place through ``checkpoint_filter_fn``.
 
     Args:
@@ -147,7 +164,8 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
             ``.safetensors``) or ``"timm:<model_name>"`` to fetch timm's pretrained weights.
         strict_backbone: raise if a backbone weight (patch/pos embedding, CLS, qkv, proj, mlp, norms) is missing
             from the checkpoint; variant-specific parameters may always be missing.
-        tubelet_init: inflation of a 2-D patch kernel ("central" or "average").
+        tubelet_init: inflation of a 2-D patch kernel ("central", "official" or "average"; see
+            ``inflate_patch_embed``).
 
     Returns:
         ``{"missing": [...], "unexpected": [...]}``: model keys left at init and checkpoint keys not used.

@@ -169,4 +169,56 @@ def trajectory_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]
     return _linear(torch.stack(out), module.proj)
 
 
+def trajectory_official_values_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """The official code's Eq. 6 (``stage_two_values="trajectory"``): Eq. 4 and Eq. 5's q~, k~ as in
+    ``trajectory_reference``, but head h pools its own channels of the trajectory tokens y~_stt' instead of the
+    values W_v y~_stt'. Keys come from the first half of ``proj_kv``; its value half is not used.
+    """
+    num_t, grid_h, grid_w = thw
+    num_s = grid_h * grid_w
+    batch, num_tokens, c = x.shape
+    nh = module.num_heads
+    d = c // nh
+    q, k, v = _qkv(x, module.qkv)
+
+    def idx(t: int, s: int) -> int:
+        return 1 + t * num_s + s
+
+    out = []
+    for b in range(batch):
+        cls = torch.cat([
+            _attend_one(_head(q[b, 0], h, d), [_head(k[b, j], h, d) for j in range(num_tokens)],
+                        [_head(v[b, j], h, d) for j in range(num_tokens)])
+            for h in range(nh)
+        ])
+        tokens = [cls]
+        for t in range(num_t):
+            for s in range(num_s):
+                traj = []  # Eq. 4, y~[t'] with all heads concatenated
+                for tp in range(num_t):
+                    heads = []
+                    for h in range(nh):
+                        q_st = _head(q[b, idx(t, s)], h, d)
+                        if module.normalize == "space":
+                            logits = torch.stack([torch.dot(q_st, _head(k[b, idx(tp, sp)], h, d)) / d ** 0.5
+                                                  for sp in range(num_s)])
+                            weights = torch.softmax(logits, dim=0)
+                        else:
+                            logits = torch.stack([
+                                torch.stack([torch.dot(q_st, _head(k[b, idx(tb, sp)], h, d)) / d ** 0.5
+                                             for sp in range(num_s)])
+                                for tb in range(num_t)])
+                            weights = torch.softmax(logits.flatten(), dim=0).reshape(num_t, num_s)[tp]
+                        heads.append(sum(weights[sp] * _head(v[b, idx(tp, sp)], h, d) for sp in range(num_s)))
+                    traj.append(torch.cat(heads))
+                q2 = _linear(traj[t], module.proj_q)
+                k2 = [_linear(y, module.proj_kv)[:c] for y in traj]
+                tokens.append(torch.cat([
+                    _attend_one(_head(q2, h, d), [_head(z, h, d) for z in k2], [_head(y, h, d) for y in traj])
+                    for h in range(nh)
+                ]))
+        out.append(torch.stack(tokens))
+    return _linear(torch.stack(out), module.proj)
+
+
 REFERENCES = {"joint": joint_reference, "divided": divided_reference, "trajectory": trajectory_reference}

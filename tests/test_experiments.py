@@ -10,7 +10,7 @@ import pytest
 from experiments.__main__ import main, show_json
 from experiments.paper_tables import paper_table, paper_tables
 from experiments.runner import resolve_runs
-from experiments.spec import SCALES, implemented_tables, table_status
+from experiments.spec import SCALES, implemented_tables, table_spec, table_status
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def test_running_an_unimplemented_table_names_its_area():
 @pytest.mark.parametrize("scale", SCALES)
 def test_every_implemented_table_resolves(table_id, scale):
     configs = resolve_runs(table_id, scale=scale, seeds=2, data_root="/datasets")
-    assert configs, table_id
+    assert configs or not table_spec(table_id).metric_columns, table_id  # Table 1 is rendered, not trained
     keys = {(c.row, c.column, c.seed) for c in configs}
     assert len(keys) == len(configs)  # one run directory per (row, column, seed)
     for cfg in configs:

@@ -27,7 +27,9 @@ EXPECTED = [
 @pytest.mark.parametrize("overrides,expected", EXPECTED,
                          ids=["joint", "divided", "trajectory", "trajectory-avgT", "joint-square", "traj-square"])
 def test_paper_gflops(overrides, expected):
-    assert model_gflops(VIT_B, **overrides) == pytest.approx(expected, rel=0.02)
+    """The paper counts trajectory stage two as printed: formulation="published" (also the default)."""
+    assert model_gflops(VIT_B, formulation="published", **overrides) == pytest.approx(expected, rel=0.02)
+    assert model_gflops(VIT_B, **overrides) == model_gflops(VIT_B, formulation="published", **overrides)
 
 
 def test_joint_matches_analytic_count():
@@ -47,12 +49,35 @@ def test_trajectory_extra_cost_is_stage_two():
     assert full - avg == pytest.approx(extra / 1e9, rel=1e-6)
 
 
+def test_computed_trajectory_gflops():
+    """What the default rearranged stage two runs. Per block and patch token: proj_q D^2, u = W_k^T q~ D^2,
+    W_v z D^2, logits u.y and z = sum a y nh T D each: 3 D^2 + 2 nh T D (instead of D^2 + 2 T D^2 + 2 T D).
+    ViT-B, 16x224: 12 * 1568 * (3 * 768^2 + 2 * 12 * 8 * 768) = 36.07 GFLOPs over Avg_T's 180.46, so 216.53;
+    the band 216.53 +- 0.1% leaves room for rounding only."""
+    d, t, nh, patches = 768, 8, 12, 8 * 14 * 14
+    extra = 12 * patches * (3 * d * d + 2 * nh * t * d)
+    computed = model_gflops(VIT_B, attn_layer="trajectory", formulation="computed")
+    avg = model_gflops(VIT_B, attn_layer="trajectory", attn_kwargs={"temporal_pool": "average"},
+                       formulation="computed")
+    assert computed - avg == pytest.approx(extra / 1e9, rel=1e-6)
+    assert computed == pytest.approx(216.53, rel=1e-3)
+    # Everything but trajectory stage two counts the same under both formulations.
+    assert avg == model_gflops(VIT_B, attn_layer="trajectory", attn_kwargs={"temporal_pool": "average"})
+    assert model_gflops(VIT_B, attn_layer="joint", formulation="computed") == model_gflops(VIT_B, attn_layer="joint")
+
+
+def test_unknown_formulation_is_named():
+    with pytest.raises(ValueError, match="formulation"):
+        model_gflops("vit_tiny_video", formulation="measured")
+
+
 def test_count_flops_leaves_a_real_model_untouched():
     model = create_model("vit_tiny_video", attn_layer="trajectory")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     gflops = count_flops(model, (1, 3, 8, 32, 32))
     assert gflops == pytest.approx(model_gflops("vit_tiny_video", attn_layer="trajectory"))
     assert all(b.attn.fused_attn for b in model.blocks), "fused flags must be restored"
+    assert all(b.attn.stage_two == "rearranged" for b in model.blocks), "stage_two must be restored"
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert model.training
 

@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from timm.models.vision_transformer import VisionTransformer  # noqa: E402
 
 from models import checkpoint_filter_fn, create_model, load_pretrained  # noqa: E402
+from models.pretrained import inflate_patch_embed  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +55,10 @@ def test_backbone_weights_load(image_vit, checkpoint, attn_layer):
     assert result["unexpected"] == []
 
 
-@pytest.mark.parametrize("tubelet_init", ["central", "average"])
+@pytest.mark.parametrize("tubelet_init", ["central", "official", "average"])
 def test_inflated_patch_embedding(image_vit, checkpoint, tubelet_init):
-    """"average": a tubelet of identical frames embeds like one frame; "central": any tubelet embeds like its
-    central frame (index 1 of 2)."""
+    """"average": a tubelet of identical frames embeds like one frame; "central" and "official": any tubelet
+    embeds like its second frame (index 1 of 2)."""
     model = create_model("vit_tiny_video", num_classes=10)
     load_pretrained(model, checkpoint, tubelet_init=tubelet_init)
     frames = torch.randn(1, 3, 8, 32, 32)
@@ -68,6 +69,23 @@ def test_inflated_patch_embedding(image_vit, checkpoint, tubelet_init):
     for t in range(4):
         expected = image_vit.patch_embed(frames[:, :, 2 * t + 1])  # (1, 16, 64) tokens of the central frame
         torch.testing.assert_close(tokens[:, 16 * t:16 * (t + 1)], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_official_tubelet_init_is_the_papers_central_frame():
+    """The official code (slowfast/models/build.py) zero-fills the tubelet kernel and writes the 2-D kernel to
+    slice math.floor(depth / 2); the paper's "central frame" is ViViT's floor(depth / 2): the same slice at every
+    depth, the second one for 2-frame tubelets."""
+    weight = torch.randn(8, 3, 4, 4)
+    for depth in range(1, 5):
+        official = inflate_patch_embed(weight, depth, "official")
+        torch.testing.assert_close(official, inflate_patch_embed(weight, depth, "central"), rtol=0, atol=0)
+        nonzero = [t for t in range(depth) if official[:, :, t].any()]
+        assert nonzero == [depth // 2], depth
+        torch.testing.assert_close(official[:, :, depth // 2], weight, rtol=0, atol=0)
+    assert inflate_patch_embed(weight, 2, "official")[:, :, 1].equal(weight)  # the second temporal slice
+    model = create_model("vit_tiny_video", num_classes=10)
+    with pytest.raises(ValueError, match="tubelet_init must be one of"):
+        checkpoint_filter_fn({}, model, tubelet_init="second")
 
 
 def test_single_tubelet_joint_model_equals_image_model(image_vit, checkpoint):

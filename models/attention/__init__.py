@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from .approximate import APPROXIMATIONS, get_approximation
+from .approximate_trajectory import ApproximateTrajectoryAttention
 from .divided import DividedSpaceTimeAttention
 from .joint import JointSpaceTimeAttention, attend
 from .trajectory import TrajectoryAttention
@@ -13,6 +15,7 @@ ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "joint": JointSpaceTimeAttention,
     "divided": DividedSpaceTimeAttention,
     "trajectory": TrajectoryAttention,
+    "trajectory_approx": ApproximateTrajectoryAttention,
 }
 
 
@@ -25,10 +28,13 @@ def get_attention(name: str) -> type[nn.Module]:
 
 
 __all__ = [
+    "APPROXIMATIONS",
     "ATTENTION_LAYERS",
+    "ApproximateTrajectoryAttention",
     "DividedSpaceTimeAttention",
     "JointSpaceTimeAttention",
     "TrajectoryAttention",
     "attend",
+    "get_approximation",
     "get_attention",
 ]

@@ -12,6 +12,30 @@ As in the official code, stage two projects the concatenated heads (``proj_q``: 
 dim->2*dim) and the CLS query attends jointly to all tokens (itself included) with plain attention, while patch
 tokens run trajectory attention over the patch tokens only.
 
+Stage two, rearranged (``stage_two="rearranged"``, the default). Write y_t' (C = nh*d channels, all heads) for
+the trajectory tokens of one query, q~_h (d) for its stage-two query in head h, and W_k^h, W_v^h (d x C), b_k^h,
+b_v^h for head h's rows of ``proj_kv``. Then exactly::
+
+    q~_h . (W_k^h y_t' + b_k^h) = (W_k^h^T q~_h) . y_t' + q~_h . b_k^h     (the last term is the same for every t'
+                                                                          and cancels in the softmax over t')
+    sum_t' a_ht' (W_v^h y_t' + b_v^h) = W_v^h (sum_t' a_ht' y_t') + b_v^h  (the weights a_ht' sum to one)
+
+so per query and head one C-vector u_h = W_k^h^T q~_h replaces T projected keys, and one C-vector
+z_h = sum_t' a_ht' y_t' replaces T projected values: per token 3 C^2 + 2 nh T C multiply-adds instead of
+C^2 + 2 T C^2 + 2 T C for the literal form (Eq. 5-6 as printed, ``stage_two="literal"``), and no
+(b, N, T, 2C) key/value tensor exists. At ViT-B (C = 768, nh = 12, T = 8) that is 3.0 instead of 15.7 GFLOPs per
+layer. When nh > T, u is recomputed in backward instead of saved (it is nh/T = 1.5x the trajectory tokens at
+ViT-B), so the activations kept for backward are the trajectory tokens, z and the T weights per (query, head).
+Both forms agree to rounding in values and gradients (tests/test_trajectory_fast_path.py); the key bias b_k has
+no effect on the output in either form, so its gradient is zero (exactly so in the rearranged form).
+
+Official behaviour (``stage_two_values="trajectory"``). The official implementation (``use_original_code=True``,
+the default of facebookresearch/Motionformer ``vit_helper.TrajectoryAttention``, documented there as a typo kept
+for replication) aggregates the trajectory tokens themselves in Eq. 6, ``y_st = sum_t' a_tt' y~_stt'`` (head h
+pooling its own d channels of y~), instead of their value projection. Its keys still come from ``proj_kv``
+(first half); the value half is computed there and discarded. Here ``proj_kv`` keeps its dim->2*dim shape so
+official checkpoints load unchanged, and its value half is simply unused (it receives no gradient).
+
 Memory: the fused Norm_S path folds the frame axis t' into the batch (each query is broadcast, as a view, over
 the T frames, each frame's S keys form one problem) and calls SDPA, so no (T*S) x (T*S) score matrix exists.
 Norm_ST needs one normaliser across frames, which SDPA cannot return differentiably; it always takes the explicit
@@ -26,8 +50,17 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .joint import attend
+
+
+def _rearranged_logits(q: Tensor, w_k: Tensor, traj: Tensor) -> Tensor:
+    """Stage-two logits q~_h . W_k^h y_t' as (W_k^h^T q~_h) . y_t': (b, N, nh, d) scaled queries, (nh, d, C) key
+    weights, (b, N, T, C) trajectory tokens -> (b, N, nh, T). The key bias is left out: it adds q~_h . b_k^h to
+    all T logits of a (query, head), which the softmax over t' cancels."""
+    u = einsum(q, w_k, "b n nh d, nh d c -> b n nh c")
+    return einsum(u, traj, "b n nh c, b n tp c -> b n nh tp")
 
 
 class TrajectoryAttention(nn.Module):
@@ -43,6 +76,8 @@ class TrajectoryAttention(nn.Module):
         fused_attn: bool = True,
         temporal_pool: Literal["attention", "average"] = "attention",
         normalize: Literal["space", "spacetime"] = "space",
+        stage_two: Literal["rearranged", "literal"] = "rearranged",
+        stage_two_values: Literal["projected", "trajectory"] = "projected",
     ) -> None:
         """
         Args:
@@ -55,6 +90,13 @@ class TrajectoryAttention(nn.Module):
             temporal_pool: "attention" (Att_T, Eq. 5-6) or "average" (Avg_T: mean over the trajectory).
             normalize: "space" (Norm_S, softmax per frame, Eq. 4) or "spacetime" (Norm_ST, one softmax over
                 all frames).
+            stage_two: how Att_T is evaluated; both are the same function of the same parameters.
+                "rearranged" (default) contracts ``proj_kv``'s weights with the query instead of projecting
+                every trajectory token (module doc); "literal" projects all T trajectory tokens to keys and
+                values as Eq. 5-6 are printed (and as the official code does).
+            stage_two_values: what Eq. 6 aggregates. "projected" (default, the paper): the values
+                ``W_v y~_stt'``. "trajectory" (the official code): the trajectory tokens ``y~_stt'`` themselves;
+                keys still come from ``proj_kv``, whose value half is then unused.
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -62,10 +104,16 @@ class TrajectoryAttention(nn.Module):
             raise ValueError(f"temporal_pool must be 'attention' or 'average', got {temporal_pool!r}")
         if normalize not in ("space", "spacetime"):
             raise ValueError(f"normalize must be 'space' or 'spacetime', got {normalize!r}")
+        if stage_two not in ("rearranged", "literal"):
+            raise ValueError(f"stage_two must be 'rearranged' or 'literal', got {stage_two!r}")
+        if stage_two_values not in ("projected", "trajectory"):
+            raise ValueError(f"stage_two_values must be 'projected' or 'trajectory', got {stage_two_values!r}")
         self.num_heads = num_heads
         self.fused_attn = fused_attn
         self.temporal_pool = temporal_pool
         self.normalize = normalize
+        self.stage_two = stage_two
+        self.stage_two_values = stage_two_values
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -112,12 +160,52 @@ class TrajectoryAttention(nn.Module):
 
     def _temporal_attention(self, traj: Tensor, num_frames: int, dropout_p: float) -> Tensor:
         """Stage two (Eq. 5-6): pool each trajectory over t' with the reference-frame token as query."""
-        b, nh = traj.shape[:2]
+        nh = traj.shape[1]
         traj = rearrange(traj, "b nh tp (t n) d -> b nh t n tp d", t=num_frames)
         # y~_stt: the trajectory token at the query's own frame, i.e. the diagonal t' = t.
         ref = rearrange(torch.diagonal(traj, dim1=2, dim2=4), "b nh n d t -> b (t n) (nh d)")
-        traj = rearrange(traj, "b nh t n tp d -> b (t n) tp (nh d)")
-        q = rearrange(self.proj_q(ref), "b n (nh d) -> (b n) nh 1 d", nh=nh)
-        k, v = rearrange(self.proj_kv(traj), "b n tp (two nh d) -> two (b n) nh tp d", two=2, nh=nh)
+        traj = rearrange(traj, "b nh t n tp d -> b (t n) tp (nh d)")  # every head's channels: proj_kv mixes them
+        q = rearrange(self.proj_q(ref), "b n (nh d) -> b n nh d", nh=nh)
+        if self.stage_two == "literal":
+            out = self._stage_two_literal(q, traj, dropout_p)
+        else:
+            out = self._stage_two_rearranged(q, traj, dropout_p)
+        return rearrange(out, "b n nh d -> b nh n d")
+
+    def _stage_two_literal(self, q: Tensor, traj: Tensor, dropout_p: float) -> Tensor:
+        """Eq. 5-6 as printed: (b, N, nh, d) queries, (b, N, T, C) trajectory tokens -> (b, N, nh, d)."""
+        b, _, nh, _ = q.shape
+        if self.stage_two_values == "projected":
+            k, v = rearrange(self.proj_kv(traj), "b n tp (two nh d) -> two (b n) nh tp d", two=2, nh=nh)
+        else:
+            # Official values: the trajectory tokens themselves; only the key half of proj_kv is evaluated.
+            c = traj.shape[-1]
+            bias = None if self.proj_kv.bias is None else self.proj_kv.bias[:c]
+            k = rearrange(F.linear(traj, self.proj_kv.weight[:c], bias), "b n tp (nh d) -> (b n) nh tp d", nh=nh)
+            v = rearrange(traj, "b n tp (nh d) -> (b n) nh tp d", nh=nh)
+        q = rearrange(q, "b n nh d -> (b n) nh 1 d")
         out = attend(q, k, v, self.fused_attn, dropout_p)  # ((b n) nh 1 d)
-        return rearrange(out, "(b n) nh 1 d -> b nh n d", b=b)
+        return rearrange(out, "(b n) nh 1 d -> b n nh d", b=b)
+
+    def _stage_two_rearranged(self, q: Tensor, traj: Tensor, dropout_p: float) -> Tensor:
+        """Eq. 5-6 rearranged (module doc): same shapes as ``_stage_two_literal``, no projected keys or values."""
+        nh, d = q.shape[2:]
+        w_k, w_v = rearrange(self.proj_kv.weight, "(two nh d) c -> two nh d c", two=2, nh=nh)
+        q = q * d ** -0.5
+        if nh > traj.shape[2] and torch.is_grad_enabled():
+            # u (b, N, nh, C) outweighs the trajectory tokens (b, N, T, C) when nh > T (1.5x at ViT-B): recompute
+            # it in backward (C^2 per token) rather than keep it among the saved activations.
+            logits = checkpoint(_rearranged_logits, q, w_k, traj, use_reentrant=False)
+        else:
+            logits = _rearranged_logits(q, w_k, traj)
+        attn = F.dropout(logits.softmax(dim=-1), p=dropout_p)
+        if self.stage_two_values == "trajectory":
+            traj = rearrange(traj, "b n tp (nh d) -> b n tp nh d", nh=nh)
+            return einsum(attn, traj, "b n nh tp, b n tp nh d -> b n nh d")
+        pooled = einsum(attn, traj, "b n nh tp, b n tp c -> b n nh c")  # z_h = sum_t' a_ht' y_t'
+        out = einsum(pooled, w_v, "b n nh c, nh d c -> b n nh d")
+        if self.proj_kv.bias is None:
+            return out
+        b_v = rearrange(self.proj_kv.bias[nh * d:], "(nh d) -> nh d", nh=nh)
+        # sum_t' a_ht' b_v^h = b_v^h while the weights sum to one; dropout breaks that, so weight it then.
+        return out + (b_v if dropout_p == 0.0 else attn.sum(dim=-1, keepdim=True) * b_v)

@@ -1,0 +1,200 @@
+"""Command line for the data package.
+
+``python -m data check NAME --root PATH [--split SPLIT] [--json] [--manifest PATH] [--format FMT] [--quick]``
+    Reads the dataset's annotation files and checks every file they name: found, missing or corrupt (each video is
+    opened and its first and last frames decoded, so truncated files are caught; frame folders decode every frame;
+    pose files are parsed). ``--quick`` only stats the files. Prints a summary (``--json``: one JSON object with
+    ``dataset``, ``split``, ``expected``, ``found``, ``missing``, ``corrupt``, ``bad_annotation_lines`` as counts,
+    ``missing_paths``, ``corrupt_paths``, ``bad_lines``, ``bad_segments`` (EPIC segments past their video's end)
+    listing the offenders, and with ``split`` "all" a per-split
+    breakdown under ``splits``). Counts are over video files (an EPIC video holds many segments; ``samples`` and
+    ``unusable_samples`` count those), pose files are counted in ``pose_expected``/``pose_found``.
+    Writes a manifest (every sample with its status) to ``--manifest``, default
+    ``<root>/manifest-<NAME>-<split>.json``, or ``./manifest-<NAME>-<split>.json`` if the root is read-only.
+    Exit status: 0 all files usable and all annotation lines parsed; 1 something missing, corrupt or malformed
+    (a file, a line or a segment);
+    2 the annotation files themselves cannot be read (or bad arguments).
+
+``python -m data synth NAME --out DIR [--videos N] [--seed S]``
+    Generates a synthetic set (``data.synthetic.generate_synthetic``) with N samples in all: ``N // 3`` (at least
+    one) for validation and the rest for training, the 2:1 ratio of the cached defaults (N = 600: 400 + 200).
+    A sample is a video, except for synth_verbnoun where it is an action segment (its videos hold 3-5 each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import data  # noqa: F401  (repairs torchvision first)
+from data.annotations import SPLITS, read_annotations
+from data.datamodule import DATASETS
+from data.datasets import build_report, check_files, check_segments, split_check
+from data.synthetic import SYNTHETIC_SETS, generate_synthetic
+
+
+def _entry(sample, status: dict[str, str | None]) -> dict[str, Any]:
+    problems = [f"{p}: {status[str(p)]}" for p in (sample.path, sample.pose)
+                if p is not None and status.get(str(p)) is not None]
+    return {
+        "video_id": sample.video_id, "path": str(sample.path),
+        "label": list(sample.label) if isinstance(sample.label, tuple) else sample.label,
+        "line": sample.line, "segment": list(sample.segment) if sample.segment else None,
+        "pose": str(sample.pose) if sample.pose is not None else None,
+        "status": "ok" if not problems else "; ".join(problems),
+    }
+
+
+def check(name: str, root: Path, splits: list[str], fmt: str, decode: bool, workers: int) -> tuple[dict, dict]:
+    """(summary, manifest) of the given splits; raises FileNotFoundError/ValueError on unreadable annotations."""
+    per_split, manifest_splits = {}, {}
+    for split in splits:
+        samples, bad = read_annotations(fmt, root, split)
+        status = check_files(samples, decode=decode, workers=workers)
+        # Segments past their video's end, recorded the way a training run records them.
+        segments = [{"mode": "check", "kind": "bad_segment", **b} for b in check_segments(samples, status)]
+        report = build_report(name, split, samples, bad, [segments], scanned=split_check(status))
+        per_split[split] = report
+        manifest_splits[split] = {**_summary(report, bad), "entries": [_entry(s, status) for s in samples]}
+    if len(splits) == 1:
+        summary = _summary(per_split[splits[0]], None)
+    else:  # totals over the splits; a bad label file of unknown split (PennAction) is listed by both: count it once
+        summary = _combine([_summary(r, None) for r in per_split.values()])
+        summary["splits"] = {s: _summary(r, None) for s, r in per_split.items()}
+    summary.update(format=fmt, root=str(root), decoded=decode)
+    manifest = {"dataset": name, "format": fmt, "root": str(root), "decoded": decode,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "splits": manifest_splits}
+    return summary, manifest
+
+
+def _summary(report: dict[str, Any], bad=None) -> dict[str, Any]:
+    out = {
+        "dataset": report["dataset"], "split": report["split"],
+        "expected": report["expected"], "found": report["found"], "missing": len(report["missing"]),
+        "corrupt": len(report["corrupt"]), "bad_annotation_lines": len(report["bad_annotation_lines"]),
+        "samples": report["samples"], "unusable_samples": report["unusable_samples"],
+        "missing_paths": report["missing"], "corrupt_paths": report["corrupt"],
+        "bad_lines": report["bad_annotation_lines"], "bad_segments": report.get("bad_segments", []),
+    }
+    if bad is not None:  # the manifest keeps the offending text too
+        out["bad_lines"] = [b.as_dict() for b in bad]
+    for key in ("pose_expected", "pose_found"):
+        if key in report:
+            out[key] = report[key]
+    return out
+
+
+def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    total = {"dataset": summaries[0]["dataset"], "split": "all"}
+    for key in ("expected", "found", "samples", "unusable_samples", "pose_expected", "pose_found"):
+        if key in summaries[0]:
+            total[key] = sum(s[key] for s in summaries)
+    total["missing_paths"] = sorted({p for s in summaries for p in s["missing_paths"]})
+    total["corrupt_paths"] = sorted({c["path"]: c for s in summaries for c in s["corrupt_paths"]}.values(),
+                                    key=lambda c: c["path"])
+    total["bad_lines"] = list({(b["file"], b["line"]): b for s in summaries for b in s["bad_lines"]}.values())
+    total["bad_segments"] = [b for s in summaries for b in s["bad_segments"]]
+    total["missing"], total["corrupt"] = len(total["missing_paths"]), len(total["corrupt_paths"])
+    total["bad_annotation_lines"] = len(total["bad_lines"])
+    return total
+
+
+def _write_manifest(manifest: dict, path: Path | None, root: Path, name: str, split: str) -> Path:
+    default_name = f"manifest-{name}-{split}.json"
+    target = path or root / default_name
+    text = json.dumps(manifest, indent=1)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as err:
+        if path is not None:
+            raise
+        target = Path.cwd() / default_name  # a read-only dataset root: keep the manifest here instead
+        print(f"cannot write {root / default_name} ({err.strerror}); writing {target}", file=sys.stderr)
+        target.write_text(text)
+    return target
+
+
+def _print_text(summary: dict[str, Any]) -> None:
+    pose = (f", pose files {summary['pose_found']}/{summary['pose_expected']} found"
+            if "pose_expected" in summary else "")
+    print(f"{summary['dataset']} [{summary['split']}] {summary['root']} ({summary['format']}): "
+          f"{summary['expected']} videos expected, {summary['found']} found, {summary['missing']} missing, "
+          f"{summary['corrupt']} corrupt; {summary['samples']} samples, {summary['unusable_samples']} unusable; "
+          f"{summary['bad_annotation_lines']} bad annotation lines{pose}")
+    for path in summary["missing_paths"]:
+        print(f"  missing  {path}")
+    for item in summary["corrupt_paths"]:
+        print(f"  corrupt  {item['path']}: {item['reason']}")
+    for item in summary["bad_lines"]:
+        print(f"  bad line {item['file']}:{item['line']}: {item['reason']}")
+    for item in summary["bad_segments"]:
+        print(f"  bad segment {item['path']} ({item['reason']})")
+    print(f"manifest: {summary['manifest']}")
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    info = DATASETS[args.name]
+    fmt = args.format or info.annotation_format
+    if fmt is None:
+        from data.annotations import detect_format
+
+        fmt = detect_format(args.root)
+    splits = [args.split] if args.split else list(SPLITS)
+    summary, manifest = check(args.name, args.root, splits, fmt, decode=not args.quick, workers=args.workers)
+    summary["manifest"] = str(_write_manifest(manifest, args.manifest, args.root, args.name,
+                                              args.split or "all"))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_text(summary)
+    problems = summary["missing"] or summary["corrupt"] or summary["bad_annotation_lines"] or summary["bad_segments"]
+    return 1 if problems else 0
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    if args.videos < 2:
+        raise ValueError(f"--videos must be at least 2 (one train, one val), got {args.videos}")
+    num_val = max(1, args.videos // 3)
+    root = generate_synthetic(args.name, args.out, num_train=args.videos - num_val, num_val=num_val,
+                              seed=args.seed)
+    print(f"{args.name}: {args.videos - num_val} train + {num_val} val videos in {root}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("check", help="report found / missing / corrupt files against the annotations")
+    p.add_argument("name", choices=sorted(DATASETS))
+    p.add_argument("--root", type=Path, required=True, help="dataset directory")
+    p.add_argument("--split", choices=SPLITS, help="one split (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--manifest", type=Path, help="manifest path (default: <root>/manifest-<name>-<split>.json)")
+    p.add_argument("--format", help="annotation format (default: the dataset's; e.g. ntu60_xview)")
+    p.add_argument("--quick", action="store_true", help="stat files only, decode nothing")
+    p.add_argument("--workers", type=int, default=1, help="decoding threads")
+    p.set_defaults(run=_run_check)
+
+    p = commands.add_parser("synth", help="generate a synthetic set")
+    p.add_argument("name", choices=sorted(SYNTHETIC_SETS))
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--videos", type=int, default=600, help="videos in all; a third (at least one) for val")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_synth)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError) as err:  # unreadable annotations, bad arguments: say which, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,510 @@
+"""Long Range Arena (Tay et al., ICLR 2021): a local ListOps generator and readers for the five tasks' public files.
+
+ListOps is generated here with the grammar of the official generator (google-research/long-range-arena,
+``lra_benchmarks/data/listops.py``): operators ``[MIN``, ``[MAX``, ``[MED`` (median, truncated to an integer) and
+``[SM`` (sum mod 10) over digits 0-9, closed by ``]``; every node is a leaf digit with probability 0.75 (always at
+``max_depth``), otherwise an operator with 2..``max_args`` arguments; the tree is written in the released
+binary-bracketed form, e.g. ``( ( ( [MAX 1 ) 7 ) ] )``, and a sample is kept when ``min_length < length <
+max_length`` (length = digits + 2 per operator). The benchmark uses depth 10, 10 arguments, lengths 500-2000 and
+96,000 / 2,000 / 2,000 samples. Splits are written as the released ``basic_{train,val,test}.tsv`` (header
+``Source\\tTarget``).
+
+The other four tasks are read from their public files, in their released layouts under one ``root``:
+
+=============  ===========================================================================================
+listops        ``listops-1000/basic_{train,val,test}.tsv`` (the LRA release)
+text           ``aclImdb/{train,test}/{pos,neg}/*.txt`` (IMDB, byte level); val = test, as in LRA
+retrieval      ``tsv_data/new_aan_pairs.{train,eval,test}.tsv`` (AAN; label, id1, id2, text1, text2)
+image          ``cifar-10-batches-py/`` (CIFAR-10 as grayscale pixels); val = the last 10% of train, as in LRA
+pathfinder     ``pathfinder32/curv_baseline/{imgs,metadata}`` (80/10/10 split after a seeded shuffle)
+=============  ===========================================================================================
+
+A missing file raises ``DataNotFoundError`` naming the path. Tokens: id 0 is padding everywhere; ListOps uses the
+fixed vocabulary ``LISTOPS_VOCAB``; text and retrieval use bytes + 1 and images pixel values + 1 (vocabulary 257),
+so that no real token is ever taken for padding (the Nystromformer pipeline masks token 0, i.e. black pixels).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import pickle
+import random
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+
+from data.annotations import BadAnnotation
+
+# --- ListOps grammar (official generator) -------------------------------------------------------------------------
+
+MIN, MAX, MED, SUM_MOD, END = "[MIN", "[MAX", "[MED", "[SM", "]"
+OPERATORS = (MIN, MAX, MED, SUM_MOD)  # the order of the official generator: random.choice picks from it
+VALUES = tuple(range(10))
+VALUE_P = 0.25  # a node below max_depth is an operator with this probability
+LISTOPS_VOCAB = ("<pad>", *(str(v) for v in VALUES), *OPERATORS, END)
+LISTOPS_TOKEN_ID = {tok: i for i, tok in enumerate(LISTOPS_VOCAB)}
+
+Tree = Union[int, str, tuple]
+Tokens = np.ndarray  # 1-D int array of token ids, no padding
+Item = tuple[Union[Tokens, tuple[Tokens, Tokens]], int]  # (tokens or a pair of token arrays, label)
+
+LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
+SPLITS = ("train", "val", "test")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A public LRA file or directory is not where its released layout puts it."""
+
+    def __init__(self, task: str, path: Path | str, hint: str = "") -> None:
+        self.task, self.path = task, Path(path)
+        super().__init__(f"LRA {task}: missing {self.path}" + (f" ({hint})" if hint else ""))
+
+
+@dataclass(frozen=True)
+class ListOpsSpec:
+    """Parameters of a generated ListOps set (defaults: the LRA benchmark's)."""
+
+    num_train: int = 96_000
+    num_val: int = 2_000
+    num_test: int = 2_000
+    min_length: int = 500  # exclusive, as in the official generator
+    max_length: int = 2_000  # exclusive
+    max_depth: int = 10
+    max_args: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.min_length + 1 >= self.max_length:
+            raise ValueError(f"ListOps: need min_length + 1 < max_length, got {self.min_length}, {self.max_length}")
+        if self.max_args < 2 or self.max_depth < 2:
+            raise ValueError("ListOps: max_args and max_depth must be at least 2")
+
+
+# A set a 2-layer transformer learns something from in a minute or two of CPU training.
+TINY_LISTOPS: dict[str, Any] = dict(num_train=4000, num_val=500, num_test=500, min_length=32, max_length=128,
+                                    max_depth=4, max_args=5, seed=0)
+
+
+def generate_tree(rng: random.Random, depth: int, max_depth: int, max_args: int) -> tuple[Tree, int]:
+    """One random expression tree and its length; the official generator's draws, in its order.
+
+    The tree is nested pairs: an operator node with arguments a1..an is ``((..((op, a1), a2)..., an), "]")``.
+    """
+    r = rng.random() if depth < max_depth else 1.0
+    if r > VALUE_P:
+        return rng.choice(VALUES), 1
+    length = 2  # the operator and its closing bracket
+    args = []
+    for _ in range(rng.randint(2, max_args)):
+        sub, sub_length = generate_tree(rng, depth + 1, max_depth, max_args)
+        args.append(sub)
+        length += sub_length
+    tree: Tree = (rng.choice(OPERATORS), args[0])
+    for arg in args[1:]:
+        tree = (tree, arg)
+    return (tree, END), length
+
+
+def tree_to_string(tree: Tree) -> str:
+    """The released text form: every pair in parentheses, e.g. ``( ( ( [MAX 1 ) 7 ) ] )``."""
+    if isinstance(tree, tuple):
+        return f"( {tree_to_string(tree[0])} {tree_to_string(tree[1])} )"
+    return str(tree)
+
+
+def _apply(op: str, args: Sequence[int]) -> int:
+    if op == MIN:
+        return min(args)
+    if op == MAX:
+        return max(args)
+    if op == MED:  # numpy's median (mean of the two middle values) truncated to int, as the official labels
+        s = sorted(args)
+        mid = len(s) // 2
+        return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) // 2
+    if op == SUM_MOD:
+        return sum(args) % 10
+    raise ValueError(f"unknown ListOps operator {op!r}")
+
+
+def evaluate_listops(source: str) -> int:
+    """The label of a ListOps expression in the released text form (parentheses are ignored).
+
+    Raises ValueError on a malformed expression (unknown token, unbalanced ``]``, operator without arguments).
+    """
+    stack: list[tuple[str, list[int]]] = []
+    result: list[int] = []
+    for tok in source.split():
+        if tok in ("(", ")"):
+            continue
+        if tok in OPERATORS:
+            stack.append((tok, []))
+        elif tok == END:
+            if not stack:
+                raise ValueError(f"ListOps: ']' without an open operator in {source[:80]!r}")
+            op, args = stack.pop()
+            if not args:
+                raise ValueError(f"ListOps: {op} without arguments in {source[:80]!r}")
+            (stack[-1][1] if stack else result).append(_apply(op, args))
+        elif tok.isdigit() and len(tok) == 1:
+            (stack[-1][1] if stack else result).append(int(tok))
+        else:
+            raise ValueError(f"ListOps: unknown token {tok!r} in {source[:80]!r}")
+    if stack or len(result) != 1:
+        raise ValueError(f"ListOps: not a single complete expression: {source[:80]!r}")
+    return result[0]
+
+
+def generate_listops(**params: Any) -> dict[str, list[tuple[str, int]]]:
+    """Deterministic ListOps splits {"train", "val", "test"}: lists of (source, label), all sources distinct.
+
+    Like the official script it draws trees until enough distinct ones fall in the length window, then cuts the
+    list into train / val / test (in draw order, where the official script iterates a set).
+    """
+    spec = ListOpsSpec(**params)
+    rng = random.Random(spec.seed)
+    wanted = spec.num_train + spec.num_val + spec.num_test
+    found: dict[str, int] = {}
+    while len(found) < wanted:
+        tree, length = generate_tree(rng, 1, spec.max_depth, spec.max_args)
+        if spec.min_length < length < spec.max_length:
+            source = tree_to_string(tree)
+            if source not in found:
+                found[source] = evaluate_listops(source)
+    items = list(found.items())
+    a, b = spec.num_train, spec.num_train + spec.num_val
+    return {"train": items[:a], "val": items[a:b], "test": items[b:]}
+
+
+def write_listops(out_dir: str | Path, **params: Any) -> Path:
+    """Write ``basic_{train,val,test}.tsv`` (the released layout) and ``spec.json`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = ListOpsSpec(**params)
+    for split, rows in generate_listops(**asdict(spec)).items():
+        with open(out_dir / f"basic_{split}.tsv", "w", newline="") as f:
+            writer = csv.writer(f, delimiter="\t")
+            writer.writerow(["Source", "Target"])
+            writer.writerows(rows)
+    (out_dir / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+    return out_dir
+
+
+def listops_dir(cache_dir: str | Path, **params: Any) -> Path:
+    """Where the set with ``params`` is cached: a name that changes with every parameter."""
+    spec = asdict(ListOpsSpec(**params))
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(cache_dir) / f"listops_{spec['min_length']}-{spec['max_length']}_seed{spec['seed']}_{digest}"
+
+
+def ensure_listops(cache_dir: str | Path = ".cache/lra", **params: Any) -> Path:
+    """The directory of a generated ListOps set, generated on first use (atomically: a final directory is complete)."""
+    target = listops_dir(cache_dir, **params)
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        write_listops(tmp, **params)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: use its copy
+            if not target.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def tokenize_listops(source: str, scheme: Literal["lra", "alnum"] = "lra") -> list[int]:
+    """Token ids of a ListOps source.
+
+    ``"lra"``: the current official pipeline (parentheses dropped, ``]`` kept as a token: it renames ``]`` to X
+    before whitespace tokenization). ``"alnum"``: the first released pipeline, whose alphanumeric tokenizer also
+    dropped ``]`` (long-range-arena issue #14), which leaves the nesting ambiguous. Unknown tokens raise KeyError.
+    """
+    ids = [LISTOPS_TOKEN_ID[t] for t in source.split() if t not in ("(", ")")]
+    if scheme == "alnum":
+        ids = [i for i in ids if i != LISTOPS_TOKEN_ID[END]]
+    elif scheme != "lra":
+        raise ValueError(f"unknown ListOps tokenizer {scheme!r}; use 'lra' or 'alnum'")
+    return ids
+
+
+# --- readers of the public files -----------------------------------------------------------------------------------
+
+TASK_DIRS = {"listops": "listops-1000", "text": "aclImdb", "retrieval": "tsv_data", "image": "cifar-10-batches-py",
+             "pathfinder": "pathfinder32/curv_baseline"}
+NUM_CLASSES = {"listops": 10, "text": 2, "retrieval": 2, "image": 10, "pathfinder": 2}
+BYTE_VOCAB = 257  # 0 = padding, byte/pixel b -> b + 1
+
+
+def task_dir(task: str, root: str | Path) -> Path:
+    """The task's directory under ``root`` (``root`` may also be that directory itself)."""
+    if task not in TASK_DIRS:
+        raise ValueError(f"unknown LRA task {task!r}; tasks: {LRA_TASKS}")
+    root = Path(root)
+    marker = {"listops": "basic_train.tsv", "text": "train", "retrieval": "new_aan_pairs.train.tsv",
+              "image": "data_batch_1", "pathfinder": "metadata"}[task]
+    if not (root / TASK_DIRS[task]).exists() and (root / marker).exists():
+        return root
+    return root / TASK_DIRS[task]
+
+
+def required_paths(task: str, root: str | Path) -> list[Path]:
+    """The files and directories the reader of ``task`` needs."""
+    d = task_dir(task, root)
+    if task == "listops":
+        return [d / f"basic_{s}.tsv" for s in SPLITS]
+    if task == "text":
+        return [d / s / c for s in ("train", "test") for c in ("pos", "neg")]
+    if task == "retrieval":
+        return [d / f"new_aan_pairs.{s}.tsv" for s in ("train", "eval", "test")]
+    if task == "image":
+        return [d / f"data_batch_{i}" for i in range(1, 6)] + [d / "test_batch"]
+    return [d / "imgs", d / "metadata"]
+
+
+def lra_available(task: str, root: str | Path | None) -> bool:
+    """Whether every public file ``task`` needs is under ``root``."""
+    return root is not None and all(p.exists() for p in required_paths(task, root))
+
+
+def _require(task: str, paths: Sequence[Path]) -> None:
+    for p in paths:
+        if not p.exists():
+            raise DataNotFoundError(task, p, "see data/lra.py for the released layout")
+
+
+class LRASplit(ABC):
+    """One split of one task: ``split[i] -> (tokens, label)``; ``bad_lines`` lists input rows that were skipped."""
+
+    task: str
+    split: str
+
+    def __init__(self) -> None:
+        self.bad_lines: list[BadAnnotation] = []
+        self.labels: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> Item: ...
+
+    def __iter__(self) -> Iterator[Item]:
+        return (self[i] for i in range(len(self)))
+
+
+class ListOpsSplit(LRASplit):
+    """``basic_<split>.tsv``: tokenized at read time (uint8 ids)."""
+
+    task = "listops"
+
+    def __init__(self, root: str | Path, split: str, tokenizer: Literal["lra", "alnum"] = "lra") -> None:
+        super().__init__()
+        self.split = split
+        path = task_dir("listops", root) / f"basic_{split}.tsv"
+        _require("listops", [path])
+        self.path = path
+        self.tokens: list[np.ndarray] = []
+        with open(path, newline="") as f:
+            for line_number, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if line_number == 1 and line.split("\t")[:2] == ["Source", "Target"]:
+                    continue
+                reason, ids, label = self._parse(line, tokenizer)
+                if reason:
+                    self.bad_lines.append(BadAnnotation(str(path), line_number, line[:200], reason))
+                    continue
+                self.tokens.append(np.asarray(ids, dtype=np.uint8))
+                self.labels.append(label)
+
+    @staticmethod
+    def _parse(line: str, tokenizer: str) -> tuple[str, list[int], int]:
+        parts = line.split("\t")
+        if len(parts) != 2:
+            return f"expected 2 tab-separated fields (Source, Target), got {len(parts)}", [], -1
+        source, target = parts
+        if not target.strip().isdigit() or not 0 <= int(target) <= 9:
+            return f"Target {target!r} is not a digit 0-9", [], -1
+        try:
+            ids = tokenize_listops(source, tokenizer)
+        except KeyError as e:
+            return f"unknown token {e.args[0]!r}", [], -1
+        if not ids:
+            return "empty Source", [], -1
+        return "", ids, int(target)
+
+    def __getitem__(self, index: int) -> Item:
+        return self.tokens[index], self.labels[index]
+
+
+class TextSplit(LRASplit):
+    """IMDB reviews as UTF-8 bytes; files are read when an item is requested."""
+
+    task = "text"
+
+    def __init__(self, root: str | Path, split: str) -> None:
+        super().__init__()
+        self.split = split
+        d = task_dir("text", root) / ("train" if split == "train" else "test")  # LRA validates on the test set
+        _require("text", [d / "pos", d / "neg"])
+        self.files: list[Path] = []
+        for label, cls in ((0, "neg"), (1, "pos")):
+            for p in sorted((d / cls).glob("*.txt")):
+                self.files.append(p)
+                self.labels.append(label)
+
+    def __getitem__(self, index: int) -> Item:
+        data = self.files[index].read_bytes()
+        return np.frombuffer(data, dtype=np.uint8).astype(np.int64) + 1, self.labels[index]
+
+
+class RetrievalSplit(LRASplit):
+    """AAN document pairs (label, id1, id2, text1, text2); lines are re-read from their offsets on demand."""
+
+    task = "retrieval"
+    MAX_CHARS = 10_000  # the LRA pipeline encodes at most this many bytes of each text
+
+    def __init__(self, root: str | Path, split: str) -> None:
+        super().__init__()
+        self.split = split
+        name = {"train": "train", "val": "eval", "test": "test"}[split]
+        self.path = task_dir("retrieval", root) / f"new_aan_pairs.{name}.tsv"
+        _require("retrieval", [self.path])
+        self.offsets: list[int] = []
+        with open(self.path, "rb") as f:
+            offset = 0
+            for line_number, raw in enumerate(f, 1):
+                parts = raw.rstrip(b"\r\n").split(b"\t")
+                reason = ""
+                if len(parts) != 5:
+                    reason = f"expected 5 tab-separated fields (label, id1, id2, text1, text2), got {len(parts)}"
+                else:
+                    try:
+                        label = float(parts[0])
+                    except ValueError:
+                        label = -1.0
+                    if label not in (0.0, 1.0):
+                        reason = f"label {parts[0][:20]!r} is not 0 or 1"
+                if reason:
+                    text = raw[:200].decode("utf-8", "replace")
+                    self.bad_lines.append(BadAnnotation(str(self.path), line_number, text, reason))
+                else:
+                    self.offsets.append(offset)
+                    self.labels.append(int(label))
+                offset += len(raw)
+
+    def __getitem__(self, index: int) -> Item:
+        with open(self.path, "rb") as f:
+            f.seek(self.offsets[index])
+            parts = f.readline().rstrip(b"\r\n").split(b"\t")
+        pair = tuple(np.frombuffer(t[: self.MAX_CHARS], dtype=np.uint8).astype(np.int64) + 1 for t in parts[3:5])
+        return pair, self.labels[index]
+
+
+def rgb_to_gray(images: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) -> uint8 (...): ``tf.image.rgb_to_grayscale`` (ITU-R 601 weights, float, back to uint8)."""
+    gray = (images.astype(np.float32) / 255.0) @ np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)
+    return np.clip(gray * 255.5, 0, 255).astype(np.uint8)  # tf's convert_image_dtype: scale by 255.5, truncate
+
+
+class ImageSplit(LRASplit):
+    """CIFAR-10 (python pickles) as 1024 grayscale pixels; train/val = first 90% / last 10% of the 50k."""
+
+    task = "image"
+
+    def __init__(self, root: str | Path, split: str) -> None:
+        super().__init__()
+        self.split = split
+        d = task_dir("image", root)
+        names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
+        _require("image", [d / n for n in names])
+        data, labels = [], []
+        for n in names:
+            with open(d / n, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data.append(np.asarray(batch[b"data"], dtype=np.uint8))
+            labels.extend(int(v) for v in batch[b"labels"])
+        pixels = np.concatenate(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, H, W, RGB)
+        gray = rgb_to_gray(pixels).reshape(len(pixels), -1)
+        if split != "test":
+            cut = int(round(0.9 * len(gray)))
+            sel = slice(0, cut) if split == "train" else slice(cut, None)
+            gray, labels = gray[sel], labels[sel]
+        self.pixels = gray
+        self.labels = labels
+
+    def __getitem__(self, index: int) -> Item:
+        return self.pixels[index].astype(np.int64) + 1, self.labels[index]
+
+
+class PathfinderSplit(LRASplit):
+    """Pathfinder-32 (curv_baseline): metadata lines ``<img dir> <file> <?> <label> ...``; PNGs decoded on demand."""
+
+    task = "pathfinder"
+
+    def __init__(self, root: str | Path, split: str, seed: int = 0) -> None:
+        super().__init__()
+        self.split = split
+        d = task_dir("pathfinder", root)
+        _require("pathfinder", [d / "imgs", d / "metadata"])
+        records: list[tuple[Path, int]] = []
+        meta_files = sorted((d / "metadata").glob("*.npy"), key=lambda p: (len(p.stem), p.stem))
+        for meta in meta_files:
+            for line_number, line in enumerate(meta.read_text().splitlines(), 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) < 4 or parts[3] not in ("0", "1"):
+                    self.bad_lines.append(BadAnnotation(str(meta), line_number, line[:200],
+                                                        "expected '<dir> <file> <n> <label 0/1> ...'"))
+                    continue
+                records.append((d / parts[0] / parts[1], int(parts[3])))
+        random.Random(seed).shuffle(records)  # the Nystromformer split: shuffle, then 80/10/10
+        a, b = int(len(records) * 0.8), int(len(records) * 0.9)
+        records = {"train": records[:a], "val": records[a:b], "test": records[b:]}[split]
+        self.files = [p for p, _ in records]
+        self.labels = [label for _, label in records]
+
+    def __getitem__(self, index: int) -> Item:
+        from PIL import Image
+
+        path = self.files[index]
+        if not path.exists():
+            raise DataNotFoundError("pathfinder", path)
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("L"), dtype=np.int64).reshape(-1)
+        return pixels + 1, self.labels[index]
+
+
+def read_lra(task: str, root: str | Path, split: str, **options: Any) -> LRASplit:
+    """One split ("train", "val", "test") of ``task`` from its public files under ``root``.
+
+    Options: ``tokenizer`` ("lra" | "alnum") for ListOps, ``seed`` (split shuffle) for Pathfinder.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits: {SPLITS}")
+    readers = {"listops": ListOpsSplit, "text": TextSplit, "retrieval": RetrievalSplit, "image": ImageSplit,
+               "pathfinder": PathfinderSplit}
+    if task not in readers:
+        raise ValueError(f"unknown LRA task {task!r}; tasks: {LRA_TASKS}")
+    return readers[task](root, split, **options)
+
+
+__all__ = [
+    "BYTE_VOCAB", "DataNotFoundError", "LISTOPS_VOCAB", "LRASplit", "LRA_TASKS", "ListOpsSpec", "NUM_CLASSES",
+    "SPLITS", "TINY_LISTOPS", "ensure_listops", "evaluate_listops", "generate_listops", "generate_tree",
+    "lra_available", "read_lra", "required_paths", "rgb_to_gray", "tokenize_listops", "tree_to_string",
+    "write_listops",
+]

@@ -1,0 +1,323 @@
+"""Readers and writers of the two published pose formats: PennAction ``.mat`` label files and NTU RGB+D
+``.skeleton`` text files.
+
+The writers produce byte-level layouts that the readers (and the datasets' own tools) accept; tests and the
+synthetic generator use them to write fixtures in the exact published format. Every reader raises ``PoseFormatError``
+naming the file (and, for ``.skeleton``, the line) on malformed input.
+
+PennAction (``labels/<video_id>.mat``, read/written with ``scipy.io``): fields ``action`` (one of
+``PENNACTION_ACTIONS``), ``pose`` (camera view string), ``x``, ``y``, ``visibility`` (each nframes x 13, in the
+joint order ``PENNACTION_JOINTS``), ``bbox`` (nframes x 4: x1 y1 x2 y2), ``dimensions`` ([H, W, nframes]),
+``nframes`` and ``train`` (1 = train split, -1 = test split).
+
+NTU RGB+D (``nturgb+d_skeletons/SsssCcccPpppRrrrAaaa.skeleton``): line 1 the frame count; per frame the body
+count; per body a line of 10 values (``NTU_BODY_FIELDS``), the joint count (25) and one line of 12 values per
+joint (``NTU_JOINT_FIELDS``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+PENNACTION_ACTIONS = (
+    "baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk", "golf_swing", "jump_rope",
+    "jumping_jacks", "pullup", "pushup", "situp", "squat", "strum_guitar", "tennis_forehand", "tennis_serve",
+)
+PENNACTION_JOINTS = (
+    "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+
+NTU_BODY_FIELDS = (
+    "bodyID", "clippedEdges", "handLeftConfidence", "handLeftState", "handRightConfidence", "handRightState",
+    "isRestricted", "leanX", "leanY", "trackingState",
+)
+NTU_JOINT_FIELDS = (
+    "x", "y", "z", "depthX", "depthY", "colorX", "colorY", "orientationW", "orientationX", "orientationY",
+    "orientationZ", "trackingState",
+)
+NTU_NUM_JOINTS = 25
+
+
+class PoseFormatError(ValueError):
+    """A pose file that does not follow its published format."""
+
+    def __init__(self, path: str | Path, reason: str, line: int | None = None) -> None:
+        self.path, self.reason, self.line = str(path), reason, line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self):  # picklable across DataLoader workers
+        return (type(self), (self.path, self.reason, self.line))
+
+
+# --- PennAction -----------------------------------------------------------------------------------------------
+
+
+class PennActionLabels(NamedTuple):
+    """One PennAction label file."""
+
+    action: str
+    view: str  # the file's ``pose`` field: the camera view ("front", "side", "back")
+    x: np.ndarray  # (nframes, 13) float64, pixels
+    y: np.ndarray  # (nframes, 13) float64, pixels
+    visibility: np.ndarray  # (nframes, 13) int, 1 = visible
+    bbox: np.ndarray  # (nframes, 4) float64: x1 y1 x2 y2
+    height: int
+    width: int
+    nframes: int
+    train: bool  # the file's ``train`` field is 1 (train split) or -1 (test split)
+
+    @property
+    def label(self) -> int:
+        return PENNACTION_ACTIONS.index(self.action)
+
+    def joints(self) -> np.ndarray:
+        """(nframes, 13, 2) float32 (x, y) pixel coordinates."""
+        return np.stack([self.x, self.y], axis=-1).astype(np.float32)
+
+
+def write_pennaction_labels(
+    path: str | Path,
+    action: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    image_size: tuple[int, int],
+    train: bool,
+    visibility: np.ndarray | None = None,
+    bbox: np.ndarray | None = None,
+    view: str = "front",
+) -> Path:
+    """Write a PennAction label file (``labels/<video_id>.mat``).
+
+    Args:
+        path: output ``.mat`` file (parent directories are created).
+        action: one of ``PENNACTION_ACTIONS``.
+        x: (nframes, 13) joint x coordinates in pixels, joints in ``PENNACTION_JOINTS`` order.
+        y: (nframes, 13) joint y coordinates in pixels.
+        image_size: (H, W) of the frames.
+        train: True for the train split (``train = 1``), False for the test split (``train = -1``).
+        visibility: (nframes, 13) 0/1; None = all visible.
+        bbox: (nframes, 4) x1 y1 x2 y2; None = the box around each frame's visible joints.
+        view: the ``pose`` field ("front", "side", "back").
+    """
+    from scipy.io import savemat
+
+    if action not in PENNACTION_ACTIONS:
+        raise ValueError(f"action must be one of {PENNACTION_ACTIONS}, got {action!r}")
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(PENNACTION_JOINTS) or x.shape != y.shape or not len(x):
+        raise ValueError(f"x and y must both be (nframes >= 1, 13), got {x.shape} and {y.shape}")
+    nframes = len(x)
+    visibility = np.ones_like(x) if visibility is None else np.asarray(visibility, dtype=np.float64)
+    if visibility.shape != x.shape:
+        raise ValueError(f"visibility must be {x.shape}, got {visibility.shape}")
+    if bbox is None:
+        seen = np.where(visibility > 0, 1.0, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": a frame without visible joints
+            bbox = np.stack([np.nanmin(x * seen, 1), np.nanmin(y * seen, 1), np.nanmax(x * seen, 1),
+                             np.nanmax(y * seen, 1)], axis=1)
+        bbox = np.nan_to_num(bbox)  # a frame without a visible joint gets a zero box
+    bbox = np.asarray(bbox, dtype=np.float64)
+    if bbox.shape != (nframes, 4):
+        raise ValueError(f"bbox must be ({nframes}, 4), got {bbox.shape}")
+    height, width = image_size
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(str(path), {
+        "action": action, "pose": view, "x": x, "y": y, "visibility": visibility, "bbox": bbox,
+        "dimensions": np.array([[height, width, nframes]], dtype=np.float64),
+        "nframes": np.array([[nframes]], dtype=np.float64), "train": np.array([[1 if train else -1]], dtype=np.float64),
+    })
+    return path
+
+
+def _mat_string(mat: dict, key: str, path: Path) -> str:
+    value = np.asarray(mat[key]).ravel()
+    if value.size != 1 or not isinstance(value[0], str):
+        raise PoseFormatError(path, f"field {key!r} is not a string")
+    return str(value[0]).strip()
+
+
+def _mat_scalar(mat: dict, key: str, path: Path) -> float:
+    value = np.asarray(mat[key], dtype=np.float64).ravel()
+    if value.size != 1:
+        raise PoseFormatError(path, f"field {key!r} must be a scalar, has {value.size} values")
+    return float(value[0])
+
+
+def read_pennaction_labels(path: str | Path) -> PennActionLabels:
+    """Read and validate one PennAction ``.mat`` label file.
+
+    Raises:
+        PoseFormatError: unreadable file, a missing field, an unknown action, or inconsistent sizes.
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    try:
+        mat = loadmat(str(path))
+    except Exception as err:  # scipy's parser raises MatReadError, IndexError, ... on arbitrary bytes
+        raise PoseFormatError(path, f"not a readable MATLAB file: {err}") from err
+    missing = [k for k in ("action", "pose", "x", "y", "visibility", "bbox", "dimensions", "nframes", "train")
+               if k not in mat]
+    if missing:
+        raise PoseFormatError(path, f"missing fields {missing}")
+    try:
+        action = _mat_string(mat, "action", path)
+        if action not in PENNACTION_ACTIONS:
+            raise PoseFormatError(path, f"unknown action {action!r}")
+        view = _mat_string(mat, "pose", path)
+        nframes = int(_mat_scalar(mat, "nframes", path))
+        train = _mat_scalar(mat, "train", path)
+        if train not in (1, -1):
+            raise PoseFormatError(path, f"field 'train' must be 1 or -1, got {train:g}")
+        dims = np.asarray(mat["dimensions"], dtype=np.float64).ravel()
+        if dims.size != 3:
+            raise PoseFormatError(path, f"field 'dimensions' must be [H, W, nframes], got {dims.tolist()}")
+        arrays = {k: np.asarray(mat[k], dtype=np.float64) for k in ("x", "y", "visibility", "bbox")}
+    except (ValueError, TypeError) as err:
+        if isinstance(err, PoseFormatError):
+            raise
+        raise PoseFormatError(path, f"malformed field: {err}") from err
+    if nframes < 1 or int(dims[2]) != nframes:
+        raise PoseFormatError(path, f"nframes={nframes} disagrees with dimensions={dims.tolist()}")
+    for key, width in (("x", 13), ("y", 13), ("visibility", 13), ("bbox", 4)):
+        if arrays[key].shape != (nframes, width):
+            raise PoseFormatError(path, f"field {key!r} must be ({nframes}, {width}), got {arrays[key].shape}")
+    if not (np.isfinite(arrays["x"]).all() and np.isfinite(arrays["y"]).all()):
+        raise PoseFormatError(path, "non-finite joint coordinates")
+    return PennActionLabels(action, view, arrays["x"], arrays["y"], arrays["visibility"].astype(np.int64),
+                            arrays["bbox"], int(dims[0]), int(dims[1]), nframes, train == 1)
+
+
+# --- NTU RGB+D ------------------------------------------------------------------------------------------------
+
+
+class NTUBody(NamedTuple):
+    """One tracked body in one frame of a ``.skeleton`` file."""
+
+    body_id: str  # a 64-bit Kinect tracking id, kept as text
+    info: np.ndarray  # (9,) float64: NTU_BODY_FIELDS[1:]
+    joints: np.ndarray  # (25, 12) float64: NTU_JOINT_FIELDS per joint
+
+
+def ntu_body(joints_xyz: np.ndarray, body_id: str = "72057594037931101", color_xy: np.ndarray | None = None,
+             depth_xy: np.ndarray | None = None) -> NTUBody:
+    """A tracked body from 3-D joints (25, 3) in metres; colour/depth pixel positions default to a pinhole
+    projection of the 3-D joints into the 1920x1080 colour and 512x424 depth images."""
+    xyz = np.asarray(joints_xyz, dtype=np.float64)
+    if xyz.shape != (NTU_NUM_JOINTS, 3):
+        raise ValueError(f"joints_xyz must be (25, 3), got {xyz.shape}")
+    z = np.maximum(xyz[:, 2], 1e-3)
+    if color_xy is None:
+        color_xy = np.stack([960 + 1050 * xyz[:, 0] / z, 540 - 1050 * xyz[:, 1] / z], axis=1)
+    if depth_xy is None:
+        depth_xy = np.stack([256 + 365 * xyz[:, 0] / z, 212 - 365 * xyz[:, 1] / z], axis=1)
+    joints = np.zeros((NTU_NUM_JOINTS, len(NTU_JOINT_FIELDS)))
+    joints[:, 0:3], joints[:, 3:5], joints[:, 5:7] = xyz, depth_xy, color_xy
+    joints[:, 7] = 1.0  # identity orientation quaternion (w, x, y, z)
+    joints[:, 11] = 2  # tracked
+    info = np.array([0, 1, 1, 1, 1, 0, 0.0, 0.0, 2], dtype=np.float64)
+    return NTUBody(str(body_id), info, joints)
+
+
+def _format_value(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.7g}"
+
+
+def write_ntu_skeleton(path: str | Path, frames: Sequence[Sequence[NTUBody]]) -> Path:
+    """Write a ``.skeleton`` file: ``frames[t]`` lists the bodies tracked in frame t (possibly none)."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for body in bodies:
+            info = np.asarray(body.info, dtype=np.float64)
+            joints = np.asarray(body.joints, dtype=np.float64)
+            if info.shape != (9,) or joints.shape != (NTU_NUM_JOINTS, 12):
+                raise ValueError(f"body info must be (9,) and joints (25, 12), got {info.shape}, {joints.shape}")
+            lines.append(" ".join([body.body_id, *map(_format_value, info)]))
+            lines.append(str(NTU_NUM_JOINTS))
+            lines.extend(" ".join(map(_format_value, row)) for row in joints)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\r\n".join(lines) + "\r\n")  # the release uses Windows line endings
+    return path
+
+
+def read_ntu_skeleton(path: str | Path) -> list[list[NTUBody]]:
+    """Parse a ``.skeleton`` file into per-frame lists of bodies.
+
+    Raises:
+        PoseFormatError: naming the line where the file stops following the format (or ends early).
+    """
+    path = Path(path)
+    try:
+        text_lines = path.read_text(encoding="ascii").splitlines()  # CRLF (the release) or LF
+    except (OSError, UnicodeDecodeError) as err:
+        raise PoseFormatError(path, f"unreadable: {err}") from err
+    rows = [line.split() for line in text_lines]
+    cursor = 0
+
+    def next_row(what: str, width: int) -> list[str]:
+        nonlocal cursor
+        while cursor < len(rows) and not rows[cursor]:  # tolerate blank lines
+            cursor += 1
+        if cursor >= len(rows):
+            raise PoseFormatError(path, f"file ends where {what} was expected", cursor + 1)
+        row = rows[cursor]
+        cursor += 1
+        if len(row) != width:
+            raise PoseFormatError(path, f"{what}: expected {width} values, got {len(row)}", cursor)
+        return row
+
+    def count(what: str) -> int:
+        (value,) = next_row(what, 1)
+        if not value.isdigit():
+            raise PoseFormatError(path, f"{what}: expected a count, got {value!r}", cursor)
+        return int(value)
+
+    def floats(row: list[str], what: str) -> np.ndarray:
+        try:
+            return np.array([float(v) for v in row])
+        except ValueError as err:
+            raise PoseFormatError(path, f"{what}: {err}", cursor) from err
+
+    num_frames = count("frame count")
+    frames: list[list[NTUBody]] = []
+    for t in range(num_frames):
+        bodies = []
+        for _ in range(count(f"body count of frame {t + 1}")):
+            info_row = next_row("body line", len(NTU_BODY_FIELDS))
+            info = floats(info_row[1:], "body line")
+            if count("joint count") != NTU_NUM_JOINTS:
+                raise PoseFormatError(path, f"joint count must be {NTU_NUM_JOINTS}", cursor)
+            joints = np.stack([floats(next_row("joint line", len(NTU_JOINT_FIELDS)), "joint line")
+                               for _ in range(NTU_NUM_JOINTS)])
+            bodies.append(NTUBody(info_row[0], info, joints))
+        frames.append(bodies)
+    return frames
+
+
+def ntu_main_body_joints(frames: Sequence[Sequence[NTUBody]], fields: slice = slice(0, 3)) -> np.ndarray:
+    """(T, 25, k) float32 joints of the main actor: the body id tracked in most frames (ties: first seen);
+    frames where it is absent are zeros. ``fields`` selects columns of ``NTU_JOINT_FIELDS`` (default x, y, z)."""
+    counts = Counter(body.body_id for bodies in frames for body in bodies)
+    width = len(range(*fields.indices(len(NTU_JOINT_FIELDS))))
+    out = np.zeros((len(frames), NTU_NUM_JOINTS, width), dtype=np.float32)
+    if not counts:
+        return out
+    main = max(counts, key=lambda body_id: counts[body_id])  # dicts keep first-seen order: ties go to the first
+    for t, bodies in enumerate(frames):
+        for body in bodies:
+            if body.body_id == main:
+                out[t] = body.joints[:, fields]
+                break
+    return out
