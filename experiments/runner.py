@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .spec import RunConfig, TableSpec, column_slug, table_spec
+from .spec import RunConfig, TableSpec, _plain, column_slug, table_spec
 
 if TYPE_CHECKING:
     import lightning as L
@@ -78,8 +78,25 @@ def missing_data(cfg: RunConfig) -> str | None:
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's configuration without its place in a table: equal for the same experiment in two tables."""
-    return {k: v for k, v in config.items() if k not in ("table", "row", "column")}
+    """A run's configuration without its place in a table: equal for the same experiment in two tables.
+
+    Sections are completed with today's defaults, so a record written before a config field existed still
+    matches a configuration that leaves that field at its default.
+    """
+    from .spec import DataConfig, ModelConfig, OptimConfig, TrainerConfig
+
+    sections = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "trainer": TrainerConfig}
+    out = {}
+    for key, value in config.items():
+        if key in ("table", "row", "column"):
+            continue
+        if key in sections and isinstance(value, dict):
+            defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                        for f in dataclasses.fields(sections[key])
+                        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+            value = {**_plain(defaults), **value}
+        out[key] = value
+    return out
 
 
 def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> Path | None:
