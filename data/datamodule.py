@@ -107,6 +107,8 @@ class VideoDataModule(L.LightningDataModule):
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS`` | None (the dataset's, else detected
             from root).
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
+        color_jitter: training colour jitter strength (brightness, contrast, saturation), same on every frame.
+        rand_augment: training RandAugment (magnitude, num_ops), same ops on every frame (``TrainTransform``).
     """
 
     def __init__(
@@ -131,6 +133,8 @@ class VideoDataModule(L.LightningDataModule):
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
         with_pose: bool = False,
+        color_jitter: float | tuple[float, float, float] | None = None,
+        rand_augment: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -161,6 +165,8 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"{dataset}: with_pose needs a pose dataset; pose datasets: "
                              f"{sorted(n for n, i in DATASETS.items() if i.pose)}")
         self.with_pose = with_pose
+        self.color_jitter = color_jitter
+        self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
@@ -195,7 +201,8 @@ class VideoDataModule(L.LightningDataModule):
                       failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose)
         if "train" in self._splits and "train" not in self._datasets:
             samples, bad = self._splits["train"]
-            transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std)
+            transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
+                                       color_jitter=self.color_jitter, rand_augment=self.rand_augment)
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]

@@ -3,6 +3,10 @@
 Videos are uint8 or float tensors (C, T, H, W). Resizing and the 1/3-crop test views are pytorchvideo's
 (``short_side_scale``, ``uniform_crop``: the PySlowFast conventions the papers evaluate with); flips and crops
 are torchvision.transforms.v2 functional ops, applied to all frames at once so a clip stays consistent in time.
+
+Colour jitter (torchvision.transforms.v2 ``ColorJitter``) and RandAugment (pytorchvideo's video ``RandAugment``,
+timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) both draw their parameters once per call and
+apply them to the whole clip, so every frame gets the same operations with the same magnitudes.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from pytorchvideo.transforms.functional import short_side_scale, uniform_crop
+from pytorchvideo.transforms.rand_augment import RandAugment
 
 Sample = dict[str, Any]
 
@@ -47,7 +53,14 @@ def random_crop(video: torch.Tensor, size: int, rng: random.Random | None = None
 
 
 class TrainTransform:
-    """Random short-side scale jitter, random crop, optional horizontal flip, normalisation.
+    """Random short-side scale jitter, random crop, optional horizontal flip, optional colour jitter and
+    RandAugment, normalisation.
+
+    Paper settings: Motionformer applies RandAugment on SSv2 and EPIC-KITCHENS (Sec. 4; its code uses timm's
+    "rand-m20-mstd0.5-inc1": 2 ops, each with probability 0.5, magnitudes clipped at the maximum level 10, same
+    draw for every frame) and lists colour jittering among its standard augmentations, though its SSv2/EPIC
+    configs turn it off; CAST (Table 4) uses colour jitter 0.4 and RandAugment (9, 0.5), i.e. m9 with magnitude
+    std 0.5, on every dataset.
 
     Args:
         crop_size: side of the square output crop.
@@ -55,7 +68,13 @@ class TrainTransform:
         hflip: flip horizontally with probability 0.5 (never for direction-dependent labels such as SSv2's).
         mean: per-channel mean, on the [0, 1] scale.
         std: per-channel standard deviation, on the [0, 1] scale.
-        rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
+        rng: random source; None = the ``random`` module and torch's generator (seeded per DataLoader worker by
+            PyTorch). When given, it also seeds the colour jitter and RandAugment draws.
+        color_jitter: brightness, contrast and saturation strength (one float for all three, or a triple), as
+            torchvision's ``ColorJitter``; None = off.
+        rand_augment: (magnitude, num_ops) of RandAugment, e.g. (9, 2); None = off. Magnitudes are drawn from
+            N(magnitude, ``rand_augment_std``) and clipped to [0, 10].
+        rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
     """
 
     def __init__(
@@ -66,11 +85,25 @@ class TrainTransform:
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
         rng: random.Random | None = None,
+        color_jitter: float | tuple[float, float, float] | None = None,
+        rand_augment: tuple[int, int] | None = None,
+        rand_augment_std: float = 0.5,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
         self.crop_size, self.scale, self.hflip = crop_size, tuple(scale), hflip
         self.mean, self.std, self.rng = tuple(mean), tuple(std), rng
+        self.color_jitter, self.rand_augment = color_jitter, rand_augment
+        self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        if rand_augment is not None:
+            magnitude, num_ops = rand_augment
+            if not 0 <= magnitude <= 10 or num_ops < 1:
+                raise ValueError(f"rand_augment must be (magnitude in [0, 10], num_ops >= 1), got {rand_augment}")
+            self._photometric.append(RandAugment(magnitude=magnitude, num_layers=num_ops, prob=0.5,
+                                                 sampling_hparas={"sampling_std": rand_augment_std}))
+        if color_jitter is not None:
+            b, c, s = (color_jitter,) * 3 if isinstance(color_jitter, (int, float)) else color_jitter
+            self._photometric.append(T.ColorJitter(brightness=b, contrast=c, saturation=s))
 
     def __call__(self, sample: Sample) -> Sample:
         rng = self.rng or random
@@ -79,10 +112,25 @@ class TrainTransform:
         video = random_crop(video, self.crop_size, rng)
         if self.hflip and rng.random() < 0.5:
             video = TF.horizontal_flip(video)
+        if self._photometric:
+            video = self._photometric_augment(video)
         return {**sample, "video": normalize(video, self.mean, self.std)}
 
+    def _photometric_augment(self, video: torch.Tensor) -> torch.Tensor:
+        """RandAugment and colour jitter on (C, T, H, W) in [0, 1], one parameter draw for the whole clip."""
+        frames = video.transpose(0, 1)  # (T, C, H, W): both treat the leading axis as a batch of frames
+        # Both draw from torch's global generator; with an explicit rng, draw from a seed it gives instead.
+        with torch.random.fork_rng(devices=[], enabled=self.rng is not None):
+            if self.rng is not None:
+                torch.manual_seed(self.rng.getrandbits(63))
+            for augment in self._photometric:
+                frames = augment(frames)
+        return frames.clamp(0, 1).transpose(0, 1)
+
     def __repr__(self) -> str:
-        return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip})"
+        extras = "".join(f", {k}={getattr(self, k)}" for k in ("color_jitter", "rand_augment")
+                         if getattr(self, k) is not None)
+        return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}{extras})"
 
 
 class TestTransform:

@@ -214,6 +214,8 @@ def execute(
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from lightning_modules.data_wait import DataWaitMonitor
+
     from models import load_pretrained
 
     start = time.perf_counter()
@@ -244,6 +246,7 @@ def execute(
     logger = TensorBoardLogger(save_dir=str(run_dir.parent), name=run_dir.name, version="",
                                default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)
+    data_wait = DataWaitMonitor()  # fraction of training time spent waiting for batches, into the record
     t = cfg.trainer
     trainer = L.Trainer(
         max_epochs=cfg.optim.epochs,
@@ -258,7 +261,7 @@ def execute(
         log_every_n_steps=t.log_every_n_steps,
         max_steps=t.max_steps,
         logger=logger,
-        callbacks=[checkpoint, LogRunConfig()],
+        callbacks=[checkpoint, LogRunConfig(), data_wait],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=False,
@@ -276,6 +279,7 @@ def execute(
         raise RuntimeError(f"{run_dir}: non-finite test metrics {metrics}")
     record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
                      resume=resume)
+    record["perf"] = data_wait.summary()
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
     return record
@@ -369,13 +373,9 @@ def build_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
     return VideoDataModule(**kwargs, **dict(cfg.data.options), failures_dir=run_dir / "data_failures")
 
 
-def total_classes(num_classes: int | dict[str, int]) -> int:
-    """Logits of the head: verb/noun datasets predict V + N logits (verb first)."""
-    return sum(num_classes.values()) if isinstance(num_classes, dict) else num_classes
-
-
 def build_model(cfg: RunConfig, dm: Any) -> Any:
     """The registered model of the run, sized by the data: clip frames and crop come from the data config."""
+    from lightning_modules.video_classifier import num_outputs
     from models import create_model
 
     overrides = dict(cfg.model.overrides)
@@ -384,7 +384,7 @@ def build_model(cfg: RunConfig, dm: Any) -> Any:
             if overrides.setdefault(name, value) != value:
                 raise ValueError(f"{cfg.table}/{cfg.row}: model {name}={overrides[name]} but the data gives "
                                  f"{value}; set it in the data config only")
-    return create_model(cfg.model.name, num_classes=total_classes(dm.num_classes), **overrides)
+    return create_model(cfg.model.name, num_classes=num_outputs(dm.num_classes), **overrides)
 
 
 def build_task(cfg: RunConfig, model: Any, dm: Any) -> L.LightningModule:

@@ -54,6 +54,11 @@ class OptimConfig:
     schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
     milestones: tuple[int, ...] = (20, 30)  # "step": divide by 1/gamma at these epochs
     gamma: float = 0.1
+    # batch mixing (timm Mixup on clips; off in Motionformer's recipe)
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
 
 
 @dataclass(frozen=True)

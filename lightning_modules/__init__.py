@@ -1,7 +1,8 @@
-"""LightningModules: the training systems around the models."""
+"""LightningModules: the training systems around the models, and the callbacks they run with."""
 
 import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
-from .video_classifier import VideoClassifier
+from .data_wait import DataWaitMonitor
+from .video_classifier import VideoClassifier, num_outputs
 
-__all__ = ["VideoClassifier"]
+__all__ = ["DataWaitMonitor", "VideoClassifier", "num_outputs"]

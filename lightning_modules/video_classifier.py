@@ -1,32 +1,70 @@
-"""Video classification as a LightningModule: a system around an injected video model."""
+"""Video classification as a LightningModule: a system around an injected video model.
+
+One label per clip (Kinetics, SSv2: metrics ``top1``/``top5``), or a verb and a noun per clip (EPIC-KITCHENS-100:
+``num_classes={"verb": V, "noun": N}``, the model outputs V + N logits, the first V for the verb; metrics
+``verb_top1``, ``noun_top1``, ``action_top1`` and the top-5s).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 
-def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    metrics = {"top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+def num_outputs(num_classes: int | Mapping[str, int]) -> int:
+    """Logits the model must produce: the class count, or V + N for ``{"verb": V, "noun": N}``."""
+    return num_classes if isinstance(num_classes, int) else sum(num_classes.values())
+
+
+def _check_num_classes(num_classes: int | Mapping[str, int]) -> int | dict[str, int]:
+    if isinstance(num_classes, Mapping):
+        if list(num_classes) != ["verb", "noun"] or not all(isinstance(v, int) and v >= 2
+                                                            for v in num_classes.values()):
+            raise ValueError(f"num_classes must be an int or {{'verb': V, 'noun': N}} (in that order), "
+                             f"got {dict(num_classes)}")
+        return dict(num_classes)
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2 or {{'verb': V, 'noun': N}}, got {num_classes!r}")
+    return num_classes
+
+
+def _accuracies(num_classes: int, name: str = "") -> dict[str, MulticlassAccuracy]:
+    metrics = {f"{name}top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
     if num_classes > 5:  # top-5 of five or fewer classes is always 100%: not worth a column
-        metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    return MetricCollection(metrics, prefix=prefix)
+        metrics[f"{name}top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return metrics
+
+
+def _accuracy_metrics(num_classes: int | dict[str, int], prefix: str) -> MetricCollection:
+    if isinstance(num_classes, int):
+        return MetricCollection(_accuracies(num_classes), prefix=prefix)
+    verbs, nouns = num_classes["verb"], num_classes["noun"]
+    # "action" scores every (verb, noun) pair: see VideoClassifier._update_metrics.
+    # Each metric is updated with its own head's scores (_update_metrics), so no compute groups.
+    return MetricCollection({**_accuracies(verbs, "verb_"), **_accuracies(nouns, "noun_"),
+                             **_accuracies(verbs * nouns, "action_")}, prefix=prefix, compute_groups=False)
 
 
 class VideoClassifier(L.LightningModule):
     """Cross-entropy training of a clip classifier with multi-view testing.
 
     Args:
-        model: maps (B, C, T, H, W) clips to (B, num_classes) logits.
-        num_classes: number of classes (sizes the accuracy metrics).
+        model: maps (B, C, T, H, W) clips to (B, num_outputs(num_classes)) logits.
+        num_classes: number of classes, or ``{"verb": V, "noun": N}`` for verb-noun labels (EPIC-KITCHENS): the
+            model then outputs V + N logits (first V = verb), labels arrive as (B, 2) = (verb, noun), the loss is
+            CE(verb) + CE(noun), and an action is right when both argmaxes are (the highest-scoring pair under
+            independent softmaxes, the EPIC-KITCHENS action score).
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay; biases, norms, position embeddings and the CLS token are exempt
             (timm's ``create_optimizer_v2`` parameter groups, using ``model.no_weight_decay()``).
@@ -36,15 +74,23 @@ class VideoClassifier(L.LightningModule):
         milestones: epochs at which the "step" schedule decays.
         gamma: decay factor of the "step" schedule.
         warmup_epochs: linear warm-up from lr/100, counted in epochs but applied per step.
+        mixup_alpha: Beta(alpha, alpha) of mixup; 0 = off (CAST, Table 4: 0.8).
+        cutmix_alpha: Beta(alpha, alpha) of cutmix; 0 = off. The cut box is the same on every frame.
+        mixup_prob: probability of mixing a batch at all (when either alpha > 0).
+        mixup_switch_prob: probability of cutmix instead of mixup when both alphas are > 0.
 
     Test batches may carry several views per video, ``video`` of shape (B, V, C, T, H, W): the views'
-    softmax scores are averaged per video (temporal clips x spatial crops), as in the papers.
+    softmax scores are averaged per video (temporal clips x spatial crops), as in the papers. Under mixup/cutmix
+    the training accuracy is not logged (the targets are soft), and an odd training batch (possible when
+    unreadable videos were dropped) loses its last clip, since timm mixes a batch with its reverse.
     """
+
+    input_key = "video"  # the batch entry the model reads; subclasses for other inputs override it
 
     def __init__(
         self,
         model: nn.Module,
-        num_classes: int,
+        num_classes: int | Mapping[str, int],
         lr: float = 1e-4,
         weight_decay: float = 0.05,
         label_smoothing: float = 0.2,
@@ -53,23 +99,47 @@ class VideoClassifier(L.LightningModule):
         milestones: tuple[int, ...] = (20, 30),
         gamma: float = 0.1,
         warmup_epochs: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mixup_prob: float = 1.0,
+        mixup_switch_prob: float = 0.5,
     ) -> None:
         super().__init__()
+        num_classes = _check_num_classes(num_classes)
         self.save_hyperparameters(ignore=["model"])
         self.model = model
+        self.num_classes = num_classes
         self.train_metrics = _accuracy_metrics(num_classes, "train/")
         self.val_metrics = _accuracy_metrics(num_classes, "val/")
         self.test_metrics = _accuracy_metrics(num_classes, "test/")
+        self.mixup: Mixup | None = None
+        if mixup_alpha > 0 or cutmix_alpha > 0:
+            # Verb-noun labels are mixed as one action label over V x N classes; the verb and noun targets are
+            # its marginals (with label smoothing spread evenly, the marginals are exactly the smoothed
+            # per-head targets).
+            self.mixup = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mixup_prob,
+                               switch_prob=mixup_switch_prob, mode="batch", label_smoothing=label_smoothing,
+                               num_classes=self._flat_classes)
+            self.soft_cross_entropy = SoftTargetCrossEntropy()
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.model(video)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["video"])
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
-        self.train_metrics.update(logits, batch["label"])
+        x, label = batch[self.input_key], batch["label"]
+        if self.mixup is not None:
+            x, soft = self.mix(x, label)
+            logits = self(x)
+            loss = sum(self.soft_cross_entropy(out, target)
+                       for out, target in zip(self._split(logits), self._marginals(soft)))
+        else:
+            logits = self(x)
+            smoothing = self.hparams.label_smoothing
+            loss = sum(F.cross_entropy(out, target, label_smoothing=smoothing)
+                       for out, target in zip(self._split(logits), self._targets(label)))
+            self._update_metrics(self.train_metrics, [out.softmax(-1) for out in self._split(logits)], label)
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(logits))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(logits))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -97,17 +167,78 @@ class VideoClassifier(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    # --- extras ---------------------------------------------------------------------------------------------------
+
+    def mix(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """timm mixup/cutmix of a (B, C, T, H, W) batch; returns the mixed clips and soft (flat) targets.
+
+        timm cuts ``x[:, :, y0:y1, x0:x1]``, i.e. the last two axes of a 4-D tensor: time is folded into the
+        channels so the box spans (H, W) and is the same on every frame.
+        """
+        if len(video) % 2:
+            video, label = video[:-1], label[:-1]
+        flat = label if label.ndim == 1 else label[:, 0] * self.num_classes["noun"] + label[:, 1]
+        frames = video.shape[2]
+        folded = rearrange(video, "b c t h w -> b (c t) h w").contiguous()
+        folded, soft = self.mixup(folded, flat)
+        return rearrange(folded, "b (c t) h w -> b c t h w", t=frames), soft
+
+    @property
+    def _flat_classes(self) -> int:
+        c = self.num_classes
+        return c if isinstance(c, int) else c["verb"] * c["noun"]  # actions: verb-major (verb * N + noun)
+
+    def _split(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """Per-head logits: [logits] for one label, [verb, noun] for verb-noun labels."""
+        if isinstance(self.num_classes, int):
+            return [logits]
+        if logits.shape[-1] != num_outputs(self.num_classes):
+            raise ValueError(f"model gives {logits.shape[-1]} logits, verb + noun need "
+                             f"{num_outputs(self.num_classes)}")
+        return list(logits.split([self.num_classes["verb"], self.num_classes["noun"]], dim=-1))
+
+    def _targets(self, label: torch.Tensor) -> list[torch.Tensor]:
+        if isinstance(self.num_classes, int):
+            return [label]
+        if label.ndim != 2 or label.shape[1] != 2:
+            raise ValueError(f"verb-noun labels must be (B, 2) = (verb, noun), got shape {tuple(label.shape)}")
+        return [label[:, 0], label[:, 1]]
+
+    def _marginals(self, soft: torch.Tensor) -> list[torch.Tensor]:
+        """Soft flat targets -> per-head soft targets (verb, noun marginals of the action distribution)."""
+        if isinstance(self.num_classes, int):
+            return [soft]
+        pairs = rearrange(soft, "b (v n) -> b v n", n=self.num_classes["noun"])
+        return [pairs.sum(2), pairs.sum(1)]
+
+    def _update_metrics(self, metrics: MetricCollection, probs: list[torch.Tensor], label: torch.Tensor) -> None:
+        """Update with per-head probabilities (views already averaged)."""
+        if isinstance(self.num_classes, int):
+            metrics.update(probs[0], label)
+            return
+        verb, noun = probs
+        targets = self._targets(label)
+        # A pair scores p(verb) * p(noun): its argmax is the pair of argmaxes, so action_top1 is "both right".
+        action = rearrange(verb[:, :, None] * noun[:, None, :], "b v n -> b (v n)")
+        action_target = targets[0] * self.num_classes["noun"] + targets[1]
+        for name, metric in metrics.items(keep_base=True):
+            head = name.split("_")[0]
+            scores, target = {"verb": (verb, targets[0]), "noun": (noun, targets[1]),
+                              "action": (action, action_target)}[head]
+            metric.update(scores, target)
+
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
-        video, label = batch["video"], batch["label"]
-        if video.ndim == 6:  # (B, V, C, T, H, W): average the views' probabilities per video
-            views = video.shape[1]
-            logits = self(rearrange(video, "b v c t h w -> (b v) c t h w"))
-            scores = rearrange(logits.softmax(-1), "(b v) k -> b v k", v=views).mean(1)
-            loss = F.nll_loss(scores.clamp_min(1e-12).log(), label)
+        x, label = batch[self.input_key], batch["label"]
+        targets = self._targets(label)
+        if x.ndim == 6:  # (B, V, C, T, H, W): average the views' probabilities per video
+            views = x.shape[1]
+            logits = self(rearrange(x, "b v c t h w -> (b v) c t h w"))
+            probs = [rearrange(out.softmax(-1), "(b v) k -> b v k", v=views).mean(1) for out in self._split(logits)]
+            loss = sum(F.nll_loss(p.clamp_min(1e-12).log(), y) for p, y in zip(probs, targets))
         else:
-            logits = self(video)
-            scores = logits.softmax(-1)
-            loss = F.cross_entropy(logits, label)
-        metrics.update(scores, label)
+            heads = self._split(self(x))
+            probs = [out.softmax(-1) for out in heads]
+            loss = sum(F.cross_entropy(out, y) for out, y in zip(heads, targets))
+        self._update_metrics(metrics, probs, label)
         self.log(f"{stage}/loss", loss, batch_size=len(label), sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(label))

@@ -1,0 +1,226 @@
+"""VideoClassifier: verb/noun/action metrics on hand-made scores, multi-view averaging, mixup/cutmix through timm
+with the cut box shared by all frames, the input key, and the data-wait monitor on a real (tiny) Trainer run."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_modules import DataWaitMonitor, VideoClassifier, num_outputs
+
+VN = {"verb": 3, "noun": 4}
+
+
+class Passthrough(nn.Module):
+    """A "model" whose input already is its logits: (B, K) -> (B, K); (B, C, T, H, W) -> per-clip means."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * (x if x.ndim == 2 else x.flatten(1)[:, : self.k])
+
+
+def _logits(verb_idx, noun_idx, v=3, n=4, high=5.0) -> torch.Tensor:
+    out = torch.zeros(len(verb_idx), v + n)
+    out[torch.arange(len(verb_idx)), torch.tensor(verb_idx)] = high
+    out[torch.arange(len(noun_idx)), v + torch.tensor(noun_idx)] = high
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*self.log.*")  # logging outside a Trainer is a no-op
+        yield
+
+
+def test_num_outputs_and_bad_num_classes():
+    assert num_outputs(7) == 7 and num_outputs(VN) == 7
+    for bad in ({"noun": 4, "verb": 3}, {"verb": 3}, {"verb": 1, "noun": 4}, 1):
+        with pytest.raises(ValueError):
+            VideoClassifier(Passthrough(7), bad)
+
+
+def test_single_label_metric_names_unchanged():
+    module = VideoClassifier(Passthrough(8), 8)
+    assert sorted(module.val_metrics.keys()) == ["val/top1", "val/top5"]
+    assert sorted(VideoClassifier(Passthrough(5), 5).test_metrics.keys()) == ["test/top1"]
+
+
+def test_verb_noun_action_metrics_on_hand_made_logits():
+    module = VideoClassifier(Passthrough(7), VN)
+    assert sorted(module.val_metrics.keys()) == ["val/action_top1", "val/action_top5", "val/noun_top1",
+                                                 "val/verb_top1"]  # 3 verbs, 4 nouns: no verb/noun top-5
+    label = torch.tensor([[0, 1], [1, 2], [2, 3], [0, 0]])
+    # right/right, right/wrong, wrong/right, wrong/wrong
+    logits = _logits([0, 1, 1, 2], [1, 0, 3, 1])
+    module.validation_step({"video": logits, "label": label}, 0)
+    got = {k: v.item() for k, v in module.val_metrics.compute().items()}
+    assert got["val/verb_top1"] == pytest.approx(0.5)
+    assert got["val/noun_top1"] == pytest.approx(0.5)
+    assert got["val/action_top1"] == pytest.approx(0.25)
+    # Action top-5 by p(verb) * p(noun): each wrong head has its true class second-best, so the true pair is
+    # among the 4 best pairs of every sample.
+    logits = _logits([0, 1, 1, 2], [1, 0, 3, 1])
+    logits[2, 2], logits[3, 0] = 4.0, 4.0  # true verbs of rows 2 (2) and 3 (0) second-best
+    logits[1, 3 + 2], logits[3, 3 + 0] = 4.0, 4.0  # true nouns of rows 1 (2) and 3 (0) second-best
+    module.val_metrics.reset()
+    module.validation_step({"video": logits, "label": label}, 0)
+    assert module.val_metrics.compute()["val/action_top5"].item() == pytest.approx(1.0)
+
+
+def test_verb_noun_top5_where_more_than_five_classes():
+    module = VideoClassifier(Passthrough(13), {"verb": 6, "noun": 7})
+    assert {"test/verb_top5", "test/noun_top5", "test/action_top5"} <= set(module.test_metrics.keys())
+
+
+def test_multi_view_test_averages_probabilities_per_head():
+    module = VideoClassifier(Passthrough(7), VN)
+    # One video, two views. Verb: view 1 sure of 0, view 2 mildly prefers 1 -> mean picks 0. A max over views
+    # or a single view would disagree with the mean somewhere.
+    view1, view2 = _logits([0], [2], high=8.0), _logits([1], [2], high=1.0)
+    clips = torch.stack([view1, view2], 1).reshape(1, 2, 7, 1, 1, 1)  # (B, V, C, T, H, W)
+    module.test_step({"video": clips, "label": torch.tensor([[0, 2]])}, 0)
+    got = module.test_metrics.compute()
+    assert got["test/verb_top1"].item() == 1.0 and got["test/action_top1"].item() == 1.0
+    module.test_metrics.reset()
+    module.test_step({"video": clips, "label": torch.tensor([[1, 2]])}, 0)
+    assert module.test_metrics.compute()["test/verb_top1"].item() == 0.0
+
+
+def test_verb_noun_loss_is_the_sum_of_the_heads():
+    module = VideoClassifier(Passthrough(7), VN, label_smoothing=0.1)
+    logits = torch.randn(6, 7)
+    label = torch.stack([torch.randint(0, 3, (6,)), torch.randint(0, 4, (6,))], 1)
+    loss = module.training_step({"video": logits, "label": label}, 0)
+    expected = (F.cross_entropy(logits[:, :3], label[:, 0], label_smoothing=0.1)
+                + F.cross_entropy(logits[:, 3:], label[:, 1], label_smoothing=0.1))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="verb"):
+        module.training_step({"video": logits, "label": label[:, 0]}, 0)
+
+
+def _constant_clips(b=4, c=3, t=4, h=16, w=16) -> torch.Tensor:
+    return torch.arange(b, dtype=torch.float32)[:, None, None, None, None].expand(b, c, t, h, w).clone()
+
+
+def test_cutmix_box_is_the_same_on_every_frame_and_channel():
+    torch.manual_seed(0)
+    module = VideoClassifier(Passthrough(5), 5, cutmix_alpha=1.0, label_smoothing=0.0)
+    label = torch.tensor([0, 1, 2, 3])
+    seen_box = False
+    for seed in range(20):
+        np.random.seed(seed)  # timm draws lambda and the box from numpy's global generator
+        x = _constant_clips()
+        mixed, soft = module.mix(x, label)
+        assert mixed.shape == (4, 3, 4, 16, 16) and soft.shape == (4, 5)
+        for b in range(4):
+            box = mixed[b] == 3 - b  # pixels taken from the partner (the batch is mixed with its reverse)
+            assert ((mixed[b] == b) | box).all()
+            assert (box == box[0, 0]).all(), "the cut box must be the same for every channel and frame"
+            rows, cols = box[0, 0].any(1).nonzero(), box[0, 0].any(0).nonzero()
+            if len(rows):  # a rectangle
+                seen_box = True
+                r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+                assert box[0, 0, r0:r1, c0:c1].all() and box[0, 0].sum() == (r1 - r0) * (c1 - c0)
+            # Soft target: lambda = the share of the clip's own pixels.
+            own = 1 - box[0, 0].float().mean()
+            assert soft[b, b].item() == pytest.approx(own.item(), abs=1e-6)
+            assert soft[b, 3 - b].item() == pytest.approx(1 - own.item(), abs=1e-6)
+    assert seen_box
+
+
+def test_mixup_of_verb_noun_labels_mixes_both_heads():
+    torch.manual_seed(0)
+    module = VideoClassifier(Passthrough(7), VN, mixup_alpha=0.8, label_smoothing=0.1)
+    label = torch.tensor([[0, 1], [1, 2], [2, 3], [0, 0]])
+    np.random.seed(1)
+    x = _constant_clips()
+    mixed, soft = module.mix(x, label)
+    lam = mixed[0, 0, 0, 0, 0].item() / -3 + 1  # row 0: lam * 0 + (1 - lam) * 3
+    assert 0 < lam < 1
+    verb, noun = module._marginals(soft)
+    assert torch.allclose(verb.sum(1), torch.ones(4)) and torch.allclose(noun.sum(1), torch.ones(4))
+    # Row 0 = lam * (verb 0, noun 1) + (1 - lam) * row 3's (verb 0, noun 0), smoothed by 0.1 over each head.
+    assert verb[0, 0].item() == pytest.approx(1 - 0.1 + 0.1 / 3, abs=1e-5)
+    assert noun[0, 1].item() == pytest.approx(lam * (1 - 0.1) + 0.1 / 4, abs=1e-5)
+    assert noun[0, 0].item() == pytest.approx((1 - lam) * (1 - 0.1) + 0.1 / 4, abs=1e-5)
+    odd = {"video": torch.randn(5, 7, 1, 1, 1), "label": torch.cat([label, label[:1]])}
+    loss = module.training_step(odd, 0)
+    assert math.isfinite(loss.item())  # an odd batch loses its last clip instead of failing
+
+
+def test_input_key_selects_the_batch_entry():
+    class TokenClassifier(VideoClassifier):
+        input_key = "input"
+
+    module = TokenClassifier(Passthrough(5), 5)
+    loss = module.training_step({"input": torch.randn(4, 5), "label": torch.tensor([0, 1, 2, 3])}, 0)
+    assert math.isfinite(loss.item())
+    module.validation_step({"input": torch.randn(4, 5), "label": torch.tensor([0, 1, 2, 3])}, 0)
+    with pytest.raises(KeyError):
+        module.training_step({"video": torch.randn(4, 5), "label": torch.tensor([0, 1, 2, 3])}, 0)
+
+
+class _Clips(Dataset):
+    """Random verb-noun clips; ``delay`` seconds per item imitate slow decoding."""
+
+    def __init__(self, n: int, delay: float) -> None:
+        self.n, self.delay = n, delay
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        time.sleep(self.delay)
+        g = torch.Generator().manual_seed(i)
+        return {"video": torch.randn(3, 2, 4, 4, generator=g),
+                "label": torch.tensor([i % 3, i % 4])}
+
+
+class _TinyNet(nn.Module):
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(3 * 2 * 4 * 4, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1))
+
+
+def _fit(delay: float) -> tuple[DataWaitMonitor, dict[str, float]]:
+    module = VideoClassifier(_TinyNet(7), VN, lr=1e-2, epochs=1, schedule="cosine", cutmix_alpha=1.0,
+                             mixup_alpha=0.8)
+    monitor = DataWaitMonitor()
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor],
+                        num_sanity_val_steps=0)
+    loader = DataLoader(_Clips(24, delay), batch_size=4)
+    trainer.fit(module, loader, DataLoader(_Clips(8, 0.0), batch_size=4))
+    return monitor, {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_data_wait_monitor_and_verb_noun_training_in_a_trainer():
+    delay, batches, batch_size = 0.02, 6, 4
+    slow, metrics = _fit(delay)
+    assert slow.steps == batches and slow.summary()["train_steps"] == batches
+    # Every batch sleeps batch_size * delay inside the DataLoader: all of it must be counted as waiting.
+    assert slow.wait_s >= batches * batch_size * delay
+    assert 0 < slow.wait_s < slow.step_s and 0 < slow.data_wait_fraction < 1
+    assert metrics["perf/data_wait_fraction"] == pytest.approx(slow.data_wait_fraction)
+    assert {"val/verb_top1", "val/noun_top1", "val/action_top1", "val/action_top5"} <= set(metrics)
+    fast, _ = _fit(0.0)
+    assert fast.steps == batches
+    assert fast.wait_s < slow.wait_s - 0.5 * batches * batch_size * delay
