@@ -51,7 +51,7 @@ TINY = ScalePreset(
         "SSv2": DataConfig(dataset="synth_motion", synthetic_params=TINY_SYNTHETIC),
         # Kinetics-600 has no separate stand-in: its column is filled from the same appearance set as K-400.
         "K-600": DataConfig(dataset="synth_appearance", synthetic_params=TINY_SYNTHETIC),
-        "EK-100": DataConfig(dataset="synth_verbnoun", synthetic_params={"seed": 0}),
+        "EK-100": DataConfig(dataset="synth_verbnoun", synthetic_params=TINY_SYNTHETIC),  # 960/240 segments
     },
     optim=OptimConfig(lr=1e-3, weight_decay=0.05, label_smoothing=0.1, epochs=10, warmup_epochs=1,
                       schedule="cosine"),

@@ -88,7 +88,9 @@ def _listops_memory(spec: TableSpec, row: RowSpec) -> Computed:
     from models.memory import lra_training_memory_mb
 
     value, how = lra_training_memory_mb(**row.scales["paper"]["model"])
-    return Computed(value, f"{value:.0f} ({how})")
+    if how.startswith("measured"):
+        return Computed(value, f"{value:.0f} ({how})")
+    return Computed(value, f"{how.replace('; ', ': ', 1)}: {value:.0f} MB")
 
 
 @register_table
