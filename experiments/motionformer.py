@@ -89,6 +89,9 @@ PAPER_EPIC = dataclasses.replace(
     PAPER, description=PAPER.description.replace("35 epochs", "50 epochs (Epic-Kitchens schedule)"),
     optim=dataclasses.replace(PAPER.optim, epochs=50, milestones=(30, 40)))
 
+# The paper trains Epic-Kitchens 50 epochs instead of 35; the tiny schedule is stretched alike (10 -> 14 epochs).
+TINY_EPIC = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, epochs=14))
+
 SCALES = {"tiny": TINY, "paper": PAPER}
 COLUMNS = (MetricColumn("K-400"), MetricColumn("SSv2"))
 
@@ -424,7 +427,7 @@ def mformer_table6b() -> TableSpec:
 @register_table
 def mformer_table6c() -> TableSpec:
     return _table6("mformer_table6c", 6, "EK-100", {"A": "action_top1", "V": "verb_top1", "N": "noun_top1"},
-                   None, scales={"tiny": TINY, "paper": PAPER_EPIC}, init_from_k400=True)
+                   None, scales={"tiny": TINY_EPIC, "paper": PAPER_EPIC}, init_from_k400=True)
 
 
 @register_table
