@@ -3,9 +3,10 @@
     python -m data.benchmark_decoding                     # synthetic 40x40 videos (the embedded default sets)
     python -m data.benchmark_decoding --size 224 --frames 96 --videos 8   # larger videos, written to a temp dir
 
-Each clip is ``num_frames`` frames at ``stride`` from a random start, taken the way the training loader takes it;
-both decoders get the same (path, start, end) list. pytorchvideo decodes the clip's whole time span and we then
-pick the strided frames, as its samplers do.
+Training path: each clip is ``num_frames`` frames at ``stride`` from a random start, taken the way the training
+loader takes it; both decoders get the same (path, start, end) list. Test path: every video is opened once and
+``--test-clips`` evenly spaced clips are taken from it (the multi-view test). pytorchvideo decodes each clip's
+whole time span and we then pick the strided frames, as its samplers do.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import data  # noqa: F401  (repairs torchvision before pytorchvideo imports it)
 import numpy as np
 
-from data.clip_sampling import dense_clip
+from data.clip_sampling import dense_clip, temporal_views
 from data.synthetic import _background, ensure_synthetic  # noqa: PLC2701  (texture for realistic test videos)
 from data.video_io import Video, write_video
 
@@ -52,6 +53,37 @@ def bench_ours(clips) -> float:
     return len(clips) / (time.perf_counter() - start)
 
 
+def _test_views(paths: list[Path], num_frames: int, stride: int, num_clips: int):
+    out = []
+    for path in paths:
+        with Video(path) as video:
+            out.append((path, temporal_views(video.num_frames, video.fps, num_frames, stride, num_clips, "dense")))
+    return out
+
+
+def bench_ours_test(views) -> float:
+    start = time.perf_counter()
+    for path, clips in views:
+        with Video(path) as video:
+            for clip in clips:
+                video.get_clip(clip.clip_start_sec, clip.clip_end_sec, frame_indices=clip.frame_indices)
+    return sum(len(c) for _, c in views) / (time.perf_counter() - start)
+
+
+def bench_pytorchvideo_test(views) -> float:
+    from pytorchvideo.data.encoded_video import EncodedVideo
+
+    start = time.perf_counter()
+    for path, clips in views:
+        video = EncodedVideo.from_path(str(path), decoder="pyav")
+        for clip in clips:
+            frames = video.get_clip(clip.clip_start_sec, clip.clip_end_sec)["video"]
+            first = clip.frame_indices[0]
+            frames[:, [min(i - first, frames.shape[1] - 1) for i in clip.frame_indices]]
+        video.close()
+    return sum(len(c) for _, c in views) / (time.perf_counter() - start)
+
+
 def bench_pytorchvideo(clips) -> float:
     from pytorchvideo.data.encoded_video import EncodedVideo
 
@@ -74,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--stride", type=int, default=2)
+    parser.add_argument("--test-clips", type=int, default=4, help="temporal views per video on the test path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.size:
@@ -84,9 +117,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         clips = _clips(paths, args.clips, args.num_frames, args.stride, seed=0)
         bench_ours(clips[:5]), bench_pytorchvideo(clips[:5])  # warm-up: codec and import initialisation
         result = {"ours_clips_per_s": bench_ours(clips), "pytorchvideo_clips_per_s": bench_pytorchvideo(clips)}
-    print(f"{len(clips)} clips of {args.num_frames} frames at stride {args.stride} from {len(paths)} videos: "
-          f"ours {result['ours_clips_per_s']:.1f} clips/s, "
-          f"pytorchvideo {result['pytorchvideo_clips_per_s']:.1f} clips/s")
+        views = _test_views(paths, args.num_frames, args.stride, args.test_clips)
+        result |= {"ours_test_clips_per_s": bench_ours_test(views),
+                   "pytorchvideo_test_clips_per_s": bench_pytorchvideo_test(views)}
+    print(f"training path: {len(clips)} clips of {args.num_frames} frames at stride {args.stride} from "
+          f"{len(paths)} videos: ours {result['ours_clips_per_s']:.1f} clips/s, pytorchvideo "
+          f"{result['pytorchvideo_clips_per_s']:.1f} clips/s "
+          f"({result['ours_clips_per_s'] / result['pytorchvideo_clips_per_s']:.1f}x)")
+    print(f"test path: {args.test_clips} views of each of {len(paths)} videos: ours "
+          f"{result['ours_test_clips_per_s']:.1f} clips/s, pytorchvideo {result['pytorchvideo_test_clips_per_s']:.1f} "
+          f"clips/s ({result['ours_test_clips_per_s'] / result['pytorchvideo_test_clips_per_s']:.1f}x)")
     return result
 
 

@@ -206,7 +206,7 @@ def execute(
     source = None if force else find_equivalent_run(cfg, runs_root)
     if source is not None:
         record = {**json.loads(source.read_text()), "table": cfg.table, "row": cfg.row, "column": cfg.column,
-                  "config": cfg.to_dict(), "reused_from": str(source.parent)}
+                  "config": cfg.to_dict(), "reused_from": source.parent.relative_to(runs_root).as_posix()}
         _write_record(metrics_path, record)
         return record
 

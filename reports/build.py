@@ -166,7 +166,8 @@ def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) ->
     reused = sorted({r["reused_from"] for r in runs if r.get("reused_from")})
     if reused:
         lines.append(f"- {sum(1 for r in runs if r.get('reused_from'))} of them reuse a run with an identical "
-                     f"configuration trained for another table: " + ", ".join(f"`{p}`" for p in reused) + ".")
+                     f"configuration trained for another table (under `runs/`): "
+                     + ", ".join(f"`{p}`" for p in reused) + ".")
     return lines
 
 
