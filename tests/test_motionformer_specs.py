@@ -130,3 +130,31 @@ def test_figure3_report_has_a_plot(tmp_path):
     report = build_report("mformer_figure3", runs_root=tmp_path / "runs", out_dir=tmp_path).read_text()
     assert "![Figure 3, tiny scale](mformer_figure3-tiny.png)" in report
     assert (tmp_path / "mformer_figure3-tiny.png").stat().st_size > 1000
+
+
+def test_table9_evaluates_the_frozen_k400_run_on_davis(tmp_path):
+    """The evaluation path end to end: a DAVIS-layout fixture, the K-400 run's checkpoint (written here, in the
+    LightningModule layout), label propagation, and a metrics.json with J&F, J and F."""
+    import torch
+
+    from data.davis import write_davis_fixture
+    from experiments.runner import execute
+    from models import create_model
+
+    runs = tmp_path / "runs"
+    cfg = next(c for c in resolve_runs("mformer_table9", data_root=tmp_path / "data"))
+    write_davis_fixture(cfg.data.root, num_sequences=1, num_frames=6, height=32, width=48)
+    with pytest.raises(FileNotFoundError, match="mformer_table6b --rows mformer"):
+        execute(cfg, runs, progress_bar=False, echo=lambda _: None)  # the K-400 run must exist first
+
+    torch.manual_seed(0)
+    k400 = create_model("vit_tiny_video", num_classes=8, **dict(cfg.model.overrides))
+    ckpt = runs / "mformer_table6b" / "mformer" / "seed0" / "tiny-k_400" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in k400.state_dict().items()}}, ckpt)
+    record = execute(cfg, runs, progress_bar=False, echo=lambda _: None)
+    assert set(record["metrics"]) == {"J&F", "J", "F"}
+    assert all(0.0 <= v <= 100.0 for v in record["metrics"].values())
+    assert record["data"]["sequences"] == 1 and record["config"]["model"]["pretrained"].startswith("run:")
+    report = build_report("mformer_table9", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "(n=1; tiny, davis2017)" in report
