@@ -46,7 +46,6 @@ from data.pose import write_pennaction_labels
 from data.video_io import write_video
 
 GENERATOR_VERSION = 3  # bump when the rendering changes: cached sets are keyed by it
-SET_VERSIONS = {"synth_verbnoun": 2}  # per-set bumps that leave the other sets' caches valid
 
 
 @dataclass(frozen=True)
@@ -230,7 +229,6 @@ _NOUNS = (  # (EPIC-style key, shape, hue)
     ("ell:green", "ell", 0.36),
 )
 _VERBNOUN_OBJECTS = 3
-_VERBNOUN_SPEED = (0.96, 1.92)  # px/frame of the translations
 _GAP_FRAMES = (2, 7)  # idle frames before each segment: [low, high)
 
 
@@ -242,10 +240,7 @@ def _move_objects(rng: np.random.Generator, frames: np.ndarray, size: int, motio
     orientations have the same distribution for every motion."""
     dx, dy, spin = motion
     t = np.arange(len(frames), dtype=np.float32)
-    # Translations 1.6x faster than synth_motion's: with a noun to learn as well, the tiny model left the verb
-    # plateau only with this stronger cue (verb top-1 22% -> 58% in a 14-epoch tiny run). Turning keeps
-    # synth_motion's rate: faster would pass the 45 degrees at which a cross's symmetry hides the direction.
-    speed, spin_rate = rng.uniform(*_VERBNOUN_SPEED), math.radians(rng.uniform(5, 9))
+    speed, spin_rate = rng.uniform(0.6, 1.2), math.radians(rng.uniform(5, 9))
     for shape, colour in looks:
         cx, cy = _linear_path(rng, size, t, dx * speed, dy * speed)
         angle = rng.uniform(0, 2 * math.pi) + spin * spin_rate * t
@@ -633,7 +628,7 @@ def generate_synthetic(
         _write_motion(root, "train", num_train, first_id=1, **common)
         _write_motion(root, "val", num_val, first_id=num_train + 1, **common)
     # Provenance, beside (not part of) the imitated format.
-    meta = {"name": name, "generator_version": GENERATOR_VERSION, "set_version": SET_VERSIONS.get(name, 1), "num_train": num_train, "num_val": num_val,
+    meta = {"name": name, "generator_version": GENERATOR_VERSION, "num_train": num_train, "num_val": num_val,
             **common, "class_names": list(spec.class_names[:num_classes]), "mimics": spec.mimics}
     if spec.verb_names:
         meta.update(verb_names=list(spec.verb_names), noun_names=list(spec.noun_names))
@@ -654,9 +649,7 @@ def synthetic_params(**params) -> dict:
 
 def synthetic_dir(name: str, cache_dir: Path = Path(".cache/synthetic"), **params) -> Path:
     """Where ``ensure_synthetic`` keeps a set: ``cache_dir/<name>-<hash of the parameters and generator>``."""
-    version = {"generator_version": GENERATOR_VERSION, **({"set_version": SET_VERSIONS[name]}
-                                                           if name in SET_VERSIONS else {})}
-    key = json.dumps({**version, **synthetic_params(**params)}, sort_keys=True)
+    key = json.dumps({"generator_version": GENERATOR_VERSION, **synthetic_params(**params)}, sort_keys=True)
     return Path(cache_dir) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
