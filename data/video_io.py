@@ -36,6 +36,9 @@ _CODEC_OPTIONS = {
 # for every opened file costs more than it saves (40x40 synthetic clips decode ~1.5x faster without threads;
 # see data/benchmark_decoding.py).
 THREADED_DECODING_MIN_PIXELS = 96 * 96
+# Frames before a clip that are decoded in full even when pre-roll skipping is on: more than any decoder's frame
+# reordering delay, so no frame of the clip itself is ever skipped (and if one were, the clip is decoded again).
+PREROLL_FULL_DECODE = 8
 
 
 _reformatters: dict[int, VideoReformatter] = {}  # by process id: a reformatter must not cross a fork
@@ -183,10 +186,11 @@ class Video:
         """Frames with index in [start, end) as {index: frame}: seek to the keyframe before, decode forward."""
         first = max(0, math.floor(start_sec * self.fps + 1e-6))
         stop = max(first + 1, math.ceil(end_sec * self.fps - 1e-6))
-        decoded = self._decode_from(first, stop, seek=first > 0)
-        if first > 0 and (not decoded or min(decoded) > first):
-            # The seek landed after the start (possible with sparse or broken indexes): decode from the beginning.
-            decoded = self._decode_from(first, stop, seek=False)
+        decoded = self._decode_from(first, stop, seek=first > 0, skip_preroll=True)
+        if any(i not in decoded for i in range(first, min(stop, self.num_frames))):
+            # A frame of the clip is missing: the seek landed after the start (sparse or broken indexes) or the
+            # pre-roll skipping reached into the clip. Decode everything from the beginning instead.
+            decoded = self._decode_from(first, stop, seek=False, skip_preroll=False)
         if not decoded:
             raise VideoDecodeError(self.path, f"no frames decoded in [{start_sec:.3f}s, {end_sec:.3f}s)")
         # Decoding ended well before the frames the container promises: the file was cut short.
@@ -196,26 +200,41 @@ class Video:
                 self.path, f"truncated: decoding stopped at frame {max(decoded)}, expected up to {expected_last}")
         return decoded
 
-    def _decode_from(self, first: int, stop: int, seek: bool) -> dict[int, av.VideoFrame]:
+    def _decode_from(self, first: int, stop: int, seek: bool, skip_preroll: bool) -> dict[int, av.VideoFrame]:
+        """Decode from the keyframe before ``first`` (or the start) up to ``stop``.
+
+        With ``skip_preroll``, frames no other frame references (B-frames) are not decoded while the decoder is
+        still more than ``PREROLL_FULL_DECODE`` frames before the clip: they cannot change any later frame, and in
+        long-GOP files (Kinetics: often one keyframe per clip) that pre-roll is most of the work. The caller checks
+        that every frame of the clip came out and otherwise decodes again without skipping.
+        """
         stream = self._open()
         container = self._container
+        context = stream.codec_context
         decoded: dict[int, av.VideoFrame] = {}
+        skipping = skip_preroll and first > PREROLL_FULL_DECODE
         try:
             if seek or not self._at_start:
                 # backward=True, any_frame=False: land on the last keyframe at or before the target time.
                 target = self._start_pts + (int(first / self.fps / self._time_base) if seek else 0)
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             self._at_start = False
+            if skipping:
+                context.skip_frame = "NONREF"
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
                 index = self.frame_index(frame.pts)
+                if skipping and index >= first - PREROLL_FULL_DECODE:
+                    context.skip_frame, skipping = "DEFAULT", False
                 if index >= stop:
                     break
                 if index >= first:
                     decoded[index] = frame
         except av.error.FFmpegError as err:
             raise VideoDecodeError(self.path, f"decoding failed: {err}") from err
+        finally:
+            context.skip_frame = "DEFAULT"
         return decoded
 
     def _pick(self, decoded: dict[int, av.VideoFrame], frame_indices: Sequence[int]) -> list[int]:

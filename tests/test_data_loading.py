@@ -135,6 +135,23 @@ def test_video_decodes_exact_frames(tmp_path, suffix, codec):
         assert clip.shape == (3, 3, 24, 32) and clip.dtype == torch.uint8
 
 
+def test_preroll_skipping_returns_the_same_pixels(tmp_path, monkeypatch):
+    """Clips far from a keyframe skip decoding B-frames before them: the pixels must equal a full decode."""
+    import data.video_io as video_io
+    from data.synthetic import _background
+
+    frames = (_background(np.random.default_rng(0), 64, 96) * 255).astype(np.uint8)  # textured: real B-frames
+    path = write_video(tmp_path / "long_gop.mp4", frames, fps=30)  # H.264, one keyframe for all 96 frames
+    starts = [(20 / 30, 36 / 30), (50 / 30, 66 / 30), (80 / 30, 96 / 30)]
+    with Video(path) as video:
+        skipped = [video.get_clip(a, b, frame_indices=list(range(round(a * 30), round(b * 30), 2))) for a, b in starts]
+    monkeypatch.setattr(video_io, "PREROLL_FULL_DECODE", 10**6)  # never skip
+    with Video(path) as video:
+        full = [video.get_clip(a, b, frame_indices=list(range(round(a * 30), round(b * 30), 2))) for a, b in starts]
+    for s, f in zip(skipped, full):
+        assert torch.equal(s, f)
+
+
 # --- transforms -----------------------------------------------------------------------------------------------
 
 
