@@ -150,6 +150,13 @@ def sample_clip(
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
 
 
+def frame_span(start_sec: float, end_sec: float, fps: float) -> tuple[int, int]:
+    """[first, stop) indices of the frames whose start time lies in [start_sec, end_sec); at least one frame.
+    The 1e-6 guards keep timestamps written from exact frame times on their frame."""
+    first = max(0, math.floor(start_sec * fps + 1e-6))
+    return first, max(first + 1, math.ceil(end_sec * fps - 1e-6))
+
+
 def segment_range(start_sec: float, stop_sec: float, fps: float, num_frames_in_video: int) -> tuple[int, int]:
     """(first frame, frame count) of the segment [start_sec, stop_sec), clipped to the video's end.
 
@@ -158,12 +165,11 @@ def segment_range(start_sec: float, stop_sec: float, fps: float, num_frames_in_v
     Raises:
         ValueError: the segment starts after the video's last frame (annotations and video disagree).
     """
-    first = max(0, math.floor(start_sec * fps + 1e-6))
+    first, stop = frame_span(start_sec, stop_sec, fps)
     if first >= num_frames_in_video:
         raise ValueError(f"segment [{start_sec:.3f}s, {stop_sec:.3f}s) starts after the video's "
                          f"{num_frames_in_video} frames ({num_frames_in_video / fps:.3f}s)")
-    stop = min(num_frames_in_video, max(first + 1, math.ceil(stop_sec * fps - 1e-6)))
-    return first, stop - first
+    return first, min(num_frames_in_video, stop) - first
 
 
 def shift_clip(clip: ClipInfo, first_frame: int, fps: float) -> ClipInfo:

@@ -63,13 +63,12 @@ DATASETS: dict[str, DatasetInfo] = {
     "ntu120": DatasetInfo(120, "ntu120_xsub", "segments", True, "NTU RGB+D 120", pose=True),
     "ntu120_xset": DatasetInfo(120, "ntu120_xset", "segments", True, "NTU RGB+D 120", pose=True),
 }
-# Synthetic stand-ins for EPIC (verb/noun) and PennAction (pose), defined in data.synthetic when present.
-for _name, _sampling in (("synth_verbnoun", "segments"), ("synth_pose", "segments")):
-    if _name in SYNTHETIC_SETS:
-        _spec = SYNTHETIC_SETS[_name]
-        DATASETS[_name] = DatasetInfo(
-            None if _spec.annotation_format == "epic_kitchens100" else _spec.num_classes, _spec.annotation_format,
-            _sampling, _spec.hflip_ok, _spec.mimics, pose=_spec.annotation_format == "pennaction")
+# Synthetic stand-ins for EPIC (verb/noun) and PennAction (pose), described by their specs in data.synthetic.
+for _name in ("synth_verbnoun", "synth_pose"):
+    _spec = SYNTHETIC_SETS[_name]
+    DATASETS[_name] = DatasetInfo(
+        None if _spec.annotation_format == "epic_kitchens100" else _spec.num_classes, _spec.annotation_format,
+        "segments", _spec.hflip_ok, _spec.mimics, pose=_spec.annotation_format == "pennaction")
 
 
 class VideoDataModule(L.LightningDataModule):

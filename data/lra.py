@@ -29,11 +29,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import pickle
 import random
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -43,6 +40,7 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from data.annotations import BadAnnotation
+from data.cache import build_once
 
 # --- ListOps grammar (official generator) -------------------------------------------------------------------------
 
@@ -208,21 +206,7 @@ def listops_dir(cache_dir: str | Path, **params: Any) -> Path:
 def ensure_listops(cache_dir: str | Path = ".cache/lra", **params: Any) -> Path:
     """The directory of a generated ListOps set, generated on first use (atomically: a final directory is complete)."""
     target = listops_dir(cache_dir, **params)
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        write_listops(tmp, **params)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished first: use its copy
-            if not target.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(target, lambda tmp: write_listops(tmp, **params))
 
 
 def tokenize_listops(source: str, scheme: Literal["lra", "alnum"] = "lra") -> list[int]:

@@ -33,15 +33,13 @@ import csv
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from data.cache import build_once
 from data.pose import write_pennaction_labels
 from data.video_io import write_video
 
@@ -666,19 +664,5 @@ def ensure_synthetic(name: str, cache_dir: Path = Path(".cache/synthetic"), **pa
             40x40 px, 15 fps, all classes).
     """
     target = synthetic_dir(name, cache_dir, **params)
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        generate_synthetic(name, tmp, **synthetic_params(**params))
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished first: use its copy
-            if not target.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(target, lambda tmp: generate_synthetic(name, tmp, **synthetic_params(**params)))
 

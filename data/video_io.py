@@ -8,7 +8,6 @@ transforms' (``data.transforms``).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 import torch
+
+from data.clip_sampling import frame_span
 
 # Encoders to try per container, best first. libx264 is missing from some FFmpeg builds; mpeg4 never is.
 _DEFAULT_CODECS = {
@@ -184,8 +185,7 @@ class Video:
 
     def _decode_range(self, start_sec: float, end_sec: float) -> dict[int, av.VideoFrame]:
         """Frames with index in [start, end) as {index: frame}: seek to the keyframe before, decode forward."""
-        first = max(0, math.floor(start_sec * self.fps + 1e-6))
-        stop = max(first + 1, math.ceil(end_sec * self.fps - 1e-6))
+        first, stop = frame_span(start_sec, end_sec, self.fps)
         decoded = self._decode_from(first, stop, seek=first > 0, skip_preroll=True)
         if any(i not in decoded for i in range(first, min(stop, self.num_frames))):
             # A frame of the clip is missing: the seek landed after the start (sparse or broken indexes) or the
@@ -318,8 +318,8 @@ class FrameFolderVideo:
             if bad:
                 raise VideoDecodeError(self.path, f"frames {bad[:5]} outside 0..{self.num_frames - 1}")
         else:
-            first = max(0, math.floor(start_sec * self.fps + 1e-6))
-            stop = min(self.num_frames, max(first + 1, math.ceil(end_sec * self.fps - 1e-6)))
+            first, stop = frame_span(start_sec, end_sec, self.fps)
+            stop = min(self.num_frames, stop)
             if first >= self.num_frames:
                 raise VideoDecodeError(self.path, f"no frames in [{start_sec:.3f}s, {end_sec:.3f}s)")
             picks = list(range(first, stop))

@@ -40,16 +40,6 @@ def _tiny_listops() -> dict[str, Any]:
     return dict(TINY_LISTOPS)
 
 
-TINY_LRA = ScalePreset(
-    description="tiny: the Nyströmformer LRA transformer (2 layers, 64-d, 2 heads) on generated ListOps of "
-                "32-128 tokens (4000 train / 500 test), CPU",
-    model=ModelConfig(name="lra_listops_tiny"),
-    data={"ListOps": DataConfig(dataset="lra_listops", batch_size=32, num_workers=0,
-                                synthetic_params=_tiny_listops(), options={"max_length": TINY_LENGTH})},
-    optim=OptimConfig(lr=1e-3, weight_decay=0.01, label_smoothing=0.0, epochs=8, warmup_epochs=1,
-                      schedule="cosine"),
-    trainer=TrainerConfig(accelerator="cpu", devices=1, log_every_n_steps=20, check_val_every_n_epoch=2),
-)
 PAPER_LRA = ScalePreset(
     description="paper: the Nyströmformer repository's LRA configuration per task (2 layers, 64-d, 2 heads), "
                 "benchmark-size data",
@@ -62,9 +52,18 @@ PAPER_LRA = ScalePreset(
                       schedule="linear"),
     trainer=TrainerConfig(accelerator="gpu", devices=1, precision="32-true", max_steps=5000),
 )
-TINY_LRA = ScalePreset(TINY_LRA.description, TINY_LRA.model,
-                       {**TINY_LRA.data, **{c: PAPER_LRA.data[c] for c in TASKS if c != "ListOps"}},
-                       TINY_LRA.optim, TINY_LRA.trainer)
+TINY_LRA = ScalePreset(
+    description="tiny: the Nyströmformer LRA transformer (2 layers, 64-d, 2 heads) on generated ListOps of "
+                "32-128 tokens (4000 train / 500 test), CPU",
+    model=ModelConfig(name="lra_listops_tiny"),
+    # only ListOps has a tiny stand-in; the other tasks read their public files, as at paper scale
+    data={**PAPER_LRA.data,
+          "ListOps": DataConfig(dataset="lra_listops", batch_size=32, num_workers=0,
+                                synthetic_params=_tiny_listops(), options={"max_length": TINY_LENGTH})},
+    optim=OptimConfig(lr=1e-3, weight_decay=0.01, label_smoothing=0.0, epochs=8, warmup_epochs=1,
+                      schedule="cosine"),
+    trainer=TrainerConfig(accelerator="cpu", devices=1, log_every_n_steps=20, check_val_every_n_epoch=2),
+)
 
 
 def _row(key: str, index: int, label: str, attention: str, budget: int | None) -> RowSpec:

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from tests.dispatch_probe import LargestTensor  # noqa: E402
 
 from models import create_model  # noqa: E402
 from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention, get_attention  # noqa: E402
@@ -437,21 +437,6 @@ def test_in_video_vit(options):
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} received no gradient"
 
 
-class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any aten op produces (forward and backward)."""
-
-    def __init__(self):
-        super().__init__()
-        self.max_numel, self.max_shape = 0, None
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor) and t.numel() > self.max_numel:
-                self.max_numel, self.max_shape = t.numel(), tuple(t.shape)
-        return out
-
-
 @pytest.mark.parametrize("options", MODULE_OPTIONS, ids=MODULE_IDS)
 def test_never_materialises_quadratic_scores(options):
     """No tensor with as many entries as the (T*S) x (T*S) scores per (batch, head) - which is also the size of
@@ -462,11 +447,11 @@ def test_never_materialises_quadratic_scores(options):
     score_numel = batch * HEADS * n * n
     x = torch.randn(batch, 1 + n, DIM, requires_grad=True)
     module = ApproximateTrajectoryAttention(DIM, num_heads=HEADS, **options)
-    with _LargestTensor() as probe:
+    with LargestTensor() as probe:
         module(x, (num_t, grid_h, grid_w)).sum().backward()
     assert probe.max_numel < score_numel, f"approximate path produced {probe.max_shape}"
     exact = get_attention("trajectory")(DIM, num_heads=HEADS, fused_attn=False)
-    with _LargestTensor() as probe:
+    with LargestTensor() as probe:
         exact(x, (num_t, grid_h, grid_w)).sum().backward()
     assert probe.max_numel >= score_numel
 

@@ -9,7 +9,7 @@ import models  # noqa: E402,F401  (repairs torchvision before anything imports t
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from tests.dispatch_probe import LargestTensor  # noqa: E402
 
 from models.attention import ATTENTION_LAYERS, get_attention  # noqa: E402
 from tests.attention_reference import REFERENCES  # noqa: E402
@@ -93,21 +93,6 @@ def test_fused_flag_flip(variant):
     assert _rel(fused, module(x, (2, 3, 3))) < 1e-12
 
 
-class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any aten op produces (forward and backward)."""
-
-    def __init__(self):
-        super().__init__()
-        self.max_numel, self.max_shape = 0, None
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor) and t.numel() > self.max_numel:
-                self.max_numel, self.max_shape = t.numel(), tuple(t.shape)
-        return out
-
-
 @pytest.mark.parametrize("temporal_pool", ["attention", "average"])
 def test_fused_trajectory_never_materialises_spacetime_scores(temporal_pool, monkeypatch):
     """Fused Norm_S: no tensor as large as the (T*S) x (T*S) score matrix per (batch, head) exists, forward or
@@ -126,7 +111,7 @@ def test_fused_trajectory_never_materialises_spacetime_scores(temporal_pool, mon
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", recording_sdpa)
     module = get_attention("trajectory")(DIM, num_heads=HEADS, temporal_pool=temporal_pool, fused_attn=True)
-    with _LargestTensor() as probe:
+    with LargestTensor() as probe:
         module(x, (num_t, grid_h, grid_w)).sum().backward()
     assert probe.max_numel < score_numel, f"fused path produced {probe.max_shape}"
     d = DIM // HEADS
@@ -134,6 +119,6 @@ def test_fused_trajectory_never_materialises_spacetime_scores(temporal_pool, mon
     assert ((batch * HEADS, num_t, num_t * num_s, d), (batch * HEADS, num_t, num_s, d), 0) in sdpa_calls
 
     module.fused_attn = False
-    with _LargestTensor() as probe:
+    with LargestTensor() as probe:
         module(x, (num_t, grid_h, grid_w)).sum().backward()
     assert probe.max_numel >= score_numel, "detector must catch the explicit path's score matrix"
