@@ -1,12 +1,15 @@
 """Clips per second: ``data.video_io.Video`` against pytorchvideo's PyAV ``EncodedVideo`` on the same files.
 
-    python -m data.benchmark_decoding                     # synthetic 40x40 videos (the embedded default sets)
-    python -m data.benchmark_decoding --size 224 --frames 96 --videos 8   # larger videos, written to a temp dir
+    python -m data.benchmark_decoding              # synthetic 40x40 videos (the embedded default sets)
+    python -m data.benchmark_decoding --size 224   # 10-s 224x224 videos encoded like Kinetics', in a temp dir
+    python -m data.benchmark_decoding --size 224 --num-frames 16 --stride 4   # Motionformer's K-400 sampling
+    python -m data.benchmark_decoding --size 224 --frames 96 --content static  # P-frames only: the worst case
 
 Training path: each clip is ``num_frames`` frames at ``stride`` from a random start, taken the way the training
 loader takes it; both decoders get the same (path, start, end) list. Test path: every video is opened once and
-``--test-clips`` evenly spaced clips are taken from it (the multi-view test). pytorchvideo decodes each clip's
-whole time span and we then pick the strided frames, as its samplers do.
+``--test-clips`` evenly spaced clips are taken from it (the multi-view test): ours in one decoding pass over all
+views, as ``data.datasets.VideoClipDataset`` does; pytorchvideo with one ``get_clip`` per view, as its clip samplers
+do. pytorchvideo decodes each clip's whole time span and we then pick the strided frames.
 """
 
 from __future__ import annotations
@@ -25,13 +28,49 @@ from data.synthetic import _background, ensure_synthetic  # noqa: PLC2701  (text
 from data.video_io import Video, write_video
 
 
-def _write_test_videos(directory: Path, count: int, size: int, frames: int, fps: int) -> list[Path]:
+# libx264's defaults (preset medium, CRF 23, up to 3 B-frames, a keyframe every 250 frames) are what Kinetics'
+# download script (ffmpeg -c:v libx264, no options) writes: one or two keyframes per 10-second clip.
+KINETICS_LIKE_X264 = {"preset": "medium", "crf": "23", "threads": "1"}
+
+
+def _panning_scene(rng: np.random.Generator, size: int, frames: int, noise: float = 0.05) -> np.ndarray:
+    """(T, size, size, 3) uint8: a camera panning 1.5 px/frame over a multi-scale texture, with sensor noise.
+
+    Moving content with detail at every scale, as in real footage: x264 then uses B-frames (half of them not
+    referenced), and the bitrate is about 1 Mbit/s at 224x224, 30 fps."""
+    width = 3 * size
+    image = np.zeros((size, width, 3), np.float32)
+    for cells, amplitude in ((4, 0.5), (16, 0.25), (64, 0.15), (112, 0.1)):  # coarse to fine detail
+        coarse = rng.uniform(0, 1, size=(cells, 3 * cells, 3)).astype(np.float32)
+        ys, xs = np.linspace(0, cells - 1, size), np.linspace(0, 3 * cells - 1, width)
+        y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+        y1, x1 = np.minimum(y0 + 1, cells - 1), np.minimum(x0 + 1, 3 * cells - 1)
+        fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+        rows = coarse[y0] * (1 - fy) + coarse[y1] * fy  # bilinear upsampling
+        image += amplitude * (rows[:, x0] * (1 - fx) + rows[:, x1] * fx)
+    offsets = np.round(np.arange(frames) * 1.5).astype(int) % (width - size)
+    video = np.stack([image[:, x:x + size] for x in offsets])
+    video += rng.standard_normal(video.shape, dtype=np.float32) * np.float32(noise)
+    return (np.clip(video, 0, 1) * 255).astype(np.uint8)
+
+
+def _static_noisy_scene(rng: np.random.Generator, size: int, frames: int) -> np.ndarray:
+    """(T, size, size, 3) uint8: a still texture under fresh per-frame noise, brightening over time. x264 codes it
+    with P-frames only, so every frame before a clip is a reference and must be decoded: the worst case."""
+    video = _background(rng, size, frames)
+    video = np.clip(video + np.linspace(0, 0.3, frames)[:, None, None, None], 0, 1)
+    return (video * 255).astype(np.uint8)
+
+
+def _write_test_videos(directory: Path, count: int, size: int, frames: int, fps: int, content: str) -> list[Path]:
     rng = np.random.default_rng(0)
     paths = []
     for i in range(count):
-        video = _background(rng, size, frames)  # textured, noisy: a realistic amount of bits per frame
-        video = np.clip(video + np.linspace(0, 0.3, frames)[:, None, None, None], 0, 1)
-        paths.append(write_video(directory / f"{i}.mp4", (video * 255).astype(np.uint8), fps))
+        if content == "pan":
+            video, options = _panning_scene(rng, size, frames), KINETICS_LIKE_X264
+        else:  # the repository's own encoder settings (x264 veryfast, CRF 18)
+            video, options = _static_noisy_scene(rng, size, frames), None
+        paths.append(write_video(directory / f"{i}.mp4", video, fps, codec_options=options))
     return paths
 
 
@@ -64,9 +103,9 @@ def _test_views(paths: list[Path], num_frames: int, stride: int, num_clips: int)
 def bench_ours_test(views) -> float:
     start = time.perf_counter()
     for path, clips in views:
-        with Video(path) as video:
-            for clip in clips:
-                video.get_clip(clip.clip_start_sec, clip.clip_end_sec, frame_indices=clip.frame_indices)
+        with Video(path) as video:  # as the test loader does: every view's frames from one decoding pass
+            video.get_clip(min(c.clip_start_sec for c in clips), max(c.clip_end_sec for c in clips),
+                           frame_indices=[i for c in clips for i in c.frame_indices])
     return sum(len(c) for _, c in views) / (time.perf_counter() - start)
 
 
@@ -101,7 +140,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=None,
                         help="write test videos of this size (default: use the synthetic set)")
-    parser.add_argument("--frames", type=int, default=96, help="frames per written test video")
+    parser.add_argument("--frames", type=int, default=300, help="frames per written test video (300: 10 s)")
+    parser.add_argument("--content", choices=("pan", "static"), default="pan",
+                        help="written test videos: a panning scene encoded as Kinetics' download script does "
+                             "(B-frames; default) or a still noisy texture coded with P-frames only (worst case)")
     parser.add_argument("--videos", type=int, default=8, help="number of written test videos")
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--num-frames", type=int, default=8)
@@ -110,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.size:
-            paths = _write_test_videos(Path(tmp), args.videos, args.size, args.frames, fps=30)
+            paths = _write_test_videos(Path(tmp), args.videos, args.size, args.frames, fps=30, content=args.content)
         else:
             root = ensure_synthetic("synth_appearance", num_train=64, num_val=16)
             paths = sorted(root.rglob("*.mp4"))

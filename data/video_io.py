@@ -37,9 +37,6 @@ _CODEC_OPTIONS = {
 # for every opened file costs more than it saves (40x40 synthetic clips decode ~1.5x faster without threads;
 # see data/benchmark_decoding.py).
 THREADED_DECODING_MIN_PIXELS = 96 * 96
-# Frames before a clip that are decoded in full even when pre-roll skipping is on: more than any decoder's frame
-# reordering delay, so no frame of the clip itself is ever skipped (and if one were, the clip is decoded again).
-PREROLL_FULL_DECODE = 8
 
 
 _reformatters: dict[int, VideoReformatter] = {}  # by process id: a reformatter must not cross a fork
@@ -168,7 +165,7 @@ class Video:
             first, last = min(frame_indices), max(frame_indices)
             start_sec, end_sec = min(start_sec, first / self.fps), max(end_sec, (last + 1) / self.fps)
         try:
-            decoded = self._decode_range(start_sec, end_sec)
+            decoded = self._decode_range(start_sec, end_sec, None if frame_indices is None else set(frame_indices))
         except VideoDecodeError:
             self.close()
             raise
@@ -183,14 +180,22 @@ class Video:
         clip = torch.from_numpy(np.stack([rgb[i] for i in picks]))  # (T, H, W, C)
         return clip.permute(3, 0, 1, 2).contiguous()  # (C, T, H, W)
 
-    def _decode_range(self, start_sec: float, end_sec: float) -> dict[int, av.VideoFrame]:
-        """Frames with index in [start, end) as {index: frame}: seek to the keyframe before, decode forward."""
+    def _decode_range(self, start_sec: float, end_sec: float,
+                      wanted: set[int] | None = None) -> dict[int, av.VideoFrame]:
+        """Frames with index in [start, end) as {index: frame}: seek to the keyframe before, decode forward.
+
+        With ``wanted`` (indices in that range), frames outside it may be left out when no other frame needs them."""
         first, stop = frame_span(start_sec, end_sec, self.fps)
-        decoded = self._decode_from(first, stop, seek=first > 0, skip_preroll=True)
-        if any(i not in decoded for i in range(first, min(stop, self.num_frames))):
-            # A frame of the clip is missing: the seek landed after the start (sparse or broken indexes) or the
-            # pre-roll skipping reached into the clip. Decode everything from the beginning instead.
-            decoded = self._decode_from(first, stop, seek=False, skip_preroll=False)
+        if wanted is None:
+            wanted = set(range(first, stop))
+        wanted = {i for i in wanted if first <= i < min(stop, self.num_frames)}
+        decoded = self._decode_from(first, stop, seek=first > 0, wanted=wanted)
+        if decoded and wanted <= decoded.keys():
+            return decoded
+        # A wanted frame is missing: the seek landed after the start (sparse or broken indexes), timestamps are
+        # irregular (``_pick`` then takes the nearest frame) or the file is damaged. Decode every frame from the
+        # beginning instead.
+        decoded = self._decode_from(first, stop, seek=False, wanted=None)
         if not decoded:
             raise VideoDecodeError(self.path, f"no frames decoded in [{start_sec:.3f}s, {end_sec:.3f}s)")
         # Decoding ended well before the frames the container promises: the file was cut short.
@@ -200,37 +205,38 @@ class Video:
                 self.path, f"truncated: decoding stopped at frame {max(decoded)}, expected up to {expected_last}")
         return decoded
 
-    def _decode_from(self, first: int, stop: int, seek: bool, skip_preroll: bool) -> dict[int, av.VideoFrame]:
+    def _decode_from(self, first: int, stop: int, seek: bool, wanted: set[int] | None) -> dict[int, av.VideoFrame]:
         """Decode from the keyframe before ``first`` (or the start) up to ``stop``.
 
-        With ``skip_preroll``, frames no other frame references (B-frames) are not decoded while the decoder is
-        still more than ``PREROLL_FULL_DECODE`` frames before the clip: they cannot change any later frame, and in
-        long-GOP files (Kinetics: often one keyframe per clip) that pre-roll is most of the work. The caller checks
-        that every frame of the clip came out and otherwise decodes again without skipping.
+        With ``wanted``, each packet is sent to the decoder with ``skip_frame="NONREF"`` unless its frame is wanted:
+        a frame that no other frame references (a non-reference B-frame) is then not decoded at all. Such a frame
+        cannot change any other frame, so every decoded frame is bit-identical to a full decode. In long-GOP files
+        (Kinetics: often one keyframe per clip) the pre-roll from the keyframe is most of the work, and a strided
+        clip needs only every other frame of its span. The caller checks that every wanted frame came out.
         """
         stream = self._open()
         container = self._container
         context = stream.codec_context
         decoded: dict[int, av.VideoFrame] = {}
-        skipping = skip_preroll and first > PREROLL_FULL_DECODE
         try:
             if seek or not self._at_start:
                 # backward=True, any_frame=False: land on the last keyframe at or before the target time.
                 target = self._start_pts + (int(first / self.fps / self._time_base) if seek else 0)
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             self._at_start = False
-            if skipping:
-                context.skip_frame = "NONREF"
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                index = self.frame_index(frame.pts)
-                if skipping and index >= first - PREROLL_FULL_DECODE:
-                    context.skip_frame, skipping = "DEFAULT", False
-                if index >= stop:
-                    break
-                if index >= first:
-                    decoded[index] = frame
+            for packet in container.demux(stream):
+                if wanted is not None:  # decided per packet (frame threads take the setting with the packet)
+                    skip = packet.pts is not None and self.frame_index(packet.pts) not in wanted
+                    context.skip_frame = "NONREF" if skip else "DEFAULT"
+                # An empty packet at the end of the stream flushes the decoder's delayed frames.
+                for frame in context.decode(packet):
+                    if frame.pts is None:
+                        continue
+                    index = self.frame_index(frame.pts)
+                    if index >= stop:  # frames come out in presentation order: the range is complete
+                        return decoded
+                    if index >= first:
+                        decoded[index] = frame
         except av.error.FFmpegError as err:
             raise VideoDecodeError(self.path, f"decoding failed: {err}") from err
         finally:
@@ -383,7 +389,8 @@ def available_encoder(candidates: Sequence[str]) -> str:
     raise RuntimeError(f"none of the encoders {list(candidates)} is available in PyAV {av.__version__}")
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str | None = None) -> Path:
+def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str | None = None,
+                codec_options: dict[str, str] | None = None) -> Path:
     """Encode uint8 RGB frames (T, H, W, 3) to ``path``; same input, same bytes.
 
     Args:
@@ -391,6 +398,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str | Non
         frames: uint8 array (T, H, W, 3); H and W must be even (yuv420p).
         fps: frame rate.
         codec: encoder name; None = libx264 if available else mpeg4 for .mp4, libvpx-vp9 for .webm.
+        codec_options: FFmpeg encoder options; None = the quality-oriented reproducible ones of ``_CODEC_OPTIONS``.
     """
     path = Path(path)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -401,7 +409,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str | Non
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = dict(_CODEC_OPTIONS.get(codec, {}))
+        stream.options = dict(_CODEC_OPTIONS.get(codec, {}) if codec_options is None else codec_options)
         # One encoder thread: with PyAV's automatic thread count the bytes would depend on scheduling.
         stream.codec_context.thread_count = 1
         stream.codec_context.thread_type = "NONE"

@@ -135,21 +135,32 @@ def test_video_decodes_exact_frames(tmp_path, suffix, codec):
         assert clip.shape == (3, 3, 24, 32) and clip.dtype == torch.uint8
 
 
-def test_preroll_skipping_returns_the_same_pixels(tmp_path, monkeypatch):
-    """Clips far from a keyframe skip decoding B-frames before them: the pixels must equal a full decode."""
-    import data.video_io as video_io
+@pytest.mark.parametrize("size", [64, 128])  # 128 px: frame-threaded decoding (THREADED_DECODING_MIN_PIXELS)
+def test_skipping_unwanted_frames_returns_the_same_pixels(tmp_path, monkeypatch, size):
+    """Strided clips far from the keyframe skip decoding B-frames nobody needs: same pixels as a full decode, in one
+    decoding pass, with frames actually skipped."""
     from data.synthetic import _background
 
-    frames = (_background(np.random.default_rng(0), 64, 96) * 255).astype(np.uint8)  # textured: real B-frames
+    frames = (_background(np.random.default_rng(0), size, 96) * 255).astype(np.uint8)  # textured: real B-frames
     path = write_video(tmp_path / "long_gop.mp4", frames, fps=30)  # H.264, one keyframe for all 96 frames
-    starts = [(20 / 30, 36 / 30), (50 / 30, 66 / 30), (80 / 30, 96 / 30)]
     with Video(path) as video:
-        skipped = [video.get_clip(a, b, frame_indices=list(range(round(a * 30), round(b * 30), 2))) for a, b in starts]
-    monkeypatch.setattr(video_io, "PREROLL_FULL_DECODE", 10**6)  # never skip
+        full = video.get_clip(0, 96 / 30)  # every frame wanted: nothing skipped
+    passes = []
+    decode_from = Video._decode_from
+
+    def spy(self, first, stop, seek, wanted):
+        decoded = decode_from(self, first, stop, seek, wanted)
+        passes.append((wanted, set(decoded)))
+        return decoded
+
+    monkeypatch.setattr(Video, "_decode_from", spy)
+    clips = [list(range(20, 36, 2)), list(range(50, 66, 2)), list(range(80, 96, 2)), [3, 40, 41, 90]]
     with Video(path) as video:
-        full = [video.get_clip(a, b, frame_indices=list(range(round(a * 30), round(b * 30), 2))) for a, b in starts]
-    for s, f in zip(skipped, full):
-        assert torch.equal(s, f)
+        for indices in clips:
+            assert torch.equal(video.get_clip(0, 0, frame_indices=indices), full[:, indices])
+    assert len(passes) == len(clips)  # no fallback to a full decode
+    for (wanted, decoded), indices in zip(passes, clips):
+        assert wanted <= decoded and len(decoded) < max(indices) + 1  # frames 0..max decoded without skipping
 
 
 # --- transforms -----------------------------------------------------------------------------------------------
