@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"# {len(configs)} run(s); nothing trained (--dry-run)")
         return 0
     run_table(args.table, args.scale, args.rows, args.seeds, args.data_root, args.runs_dir, overrides,
-              force=args.force, progress_bar=not args.no_progress_bar)
+              force=args.force, progress_bar=not args.no_progress_bar, reports_dir=args.reports_dir)
     return 0
 
 
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="folder holding one sub-folder per dataset (kinetics400/, ssv2/, ...)")
     run.add_argument("--dry-run", action="store_true", help="print every resolved run configuration, train nothing")
     run.add_argument("--runs-dir", default="runs", help="where runs are logged (default: runs/)")
+    run.add_argument("--reports-dir", default="reports", help="where the table's report is rebuilt (default: reports/)")
     run.add_argument("--force", action="store_true", help="re-run rows that already have metrics.json")
     run.add_argument("--pretrained", help="initial weights: a local checkpoint file or timm:<model name>")
     run.add_argument("--epochs", type=int, help="override the schedule length")

@@ -2,7 +2,9 @@
 
 Each run lives in ``runs/<table>/<row>/seed<k>/<column>/``: TensorBoard events, ``hparams.yaml``,
 ``checkpoints/last.ckpt`` and, once tested, ``metrics.json`` (the flat record the reports read).
-A run with a ``metrics.json`` is done and skipped; a run with only ``last.ckpt`` resumes from it.
+A run with a ``metrics.json`` is done and skipped; a run with only ``last.ckpt`` resumes from it. ``--force``
+trains again from scratch and first moves the old run, whole, to ``runs/.replaced/<time>/<table>/...``: nothing is
+deleted, and neither TensorBoard nor the reports mix the two runs.
 """
 
 from __future__ import annotations
@@ -160,8 +162,10 @@ def run_table(
     force: bool = False,
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
+    reports_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and test every run of a table, then rebuild its report. Returns the metrics records."""
+    """Train and test every run of a table, then rebuild its report (in ``reports_dir``, default ``reports/``).
+    Returns the metrics records."""
     configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides)
     records, skipped, start = [], [], time.perf_counter()
     for i, cfg in enumerate(configs, 1):
@@ -184,9 +188,9 @@ def run_table(
         raise MissingDataError("no run of " + table_id + " could start:\n" + "\n".join(
             f"  {c.row}/{c.column}: {why}" for c, why in skipped))
 
-    from reports.build import build_report  # late import: reports depend on experiments
+    from reports.build import REPORTS_DIR, build_report  # late import: reports depend on experiments
 
-    path = build_report(table_id, runs_root=runs_root)
+    path = build_report(table_id, runs_root=runs_root, out_dir=reports_dir or REPORTS_DIR)
     echo(f"report: {path}")
     return records
 
@@ -218,13 +222,21 @@ def execute(
 
     from models import load_pretrained
 
-    start = time.perf_counter()
+    from lightning.pytorch.utilities import rank_zero_only
+
+    start, commit = time.perf_counter(), git_commit()
+    if force and rank_zero_only.rank == 0 and run_dir.is_dir() and any(run_dir.iterdir()):
+        archive = replaced_run_dir(run_dir, runs_root)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.rename(archive)
+        echo(f"    previous run moved to {archive}")
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     weights = pretrained_weights(cfg, runs_root)
     if cfg.data.dataset in EVALUATIONS:
         metrics, details = EVALUATIONS[cfg.data.dataset](cfg, weights)
-        record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None)
+        record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None,
+                         commit=commit)
         _write_record(metrics_path, record)
         return record
 
@@ -278,16 +290,26 @@ def execute(
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"{run_dir}: non-finite test metrics {metrics}")
     record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
-                     resume=resume)
+                     resume=resume, commit=commit)
     record["perf"] = data_wait.summary()
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
     return record
 
 
+REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
+
+
+def replaced_run_dir(run_dir: Path, runs_root: str | Path) -> Path:
+    """Where ``--force`` keeps the run it replaces: runs/.replaced/<UTC time>/<table>/<row>/seed<k>/<column>."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return Path(runs_root) / REPLACED_DIR / stamp / run_dir.relative_to(runs_root)
+
+
 def _record(cfg: RunConfig, metrics: dict[str, float], start: float, data: Any, data_report: Any,
-            num_params: int | None, resume: str | None) -> dict[str, Any]:
-    """The flat record of one run (``metrics.json``): what the reports read."""
+            num_params: int | None, resume: str | None, commit: str) -> dict[str, Any]:
+    """The flat record of one run (``metrics.json``): what the reports read. ``commit``: the code's, taken when the
+    run started (the tree may change while it trains)."""
     return {
         "table": cfg.table,
         "row": cfg.row,
@@ -300,7 +322,7 @@ def _record(cfg: RunConfig, metrics: dict[str, float], start: float, data: Any, 
         "num_params": num_params,
         "config": cfg.to_dict(),
         "data_report": data_report,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "resumed_from": resume,
         "wall_time_s": time.perf_counter() - start,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

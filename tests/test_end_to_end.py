@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from experiments.runner import run_table
+from reports.build import load_records
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def micro_runs(tmp_path_factory):
     runs = root / "runs"
     logs = []
     records = run_table("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
-                        echo=logs.append)
+                        echo=logs.append, reports_dir=root)
     return runs, records, logs
 
 
@@ -48,23 +49,41 @@ def test_each_row_and_column_writes_a_complete_record(micro_runs):
         assert on_disk["git_commit"] and on_disk["data_report"]
         assert list(path.glob("events.out.tfevents.*")), "no TensorBoard events"
         assert (path / "hparams.yaml").exists() and (path / "checkpoints" / "last.ckpt").exists()
+    assert (runs.parent / "mformer_table4.md").exists()  # the report goes to reports_dir, not the repository's
 
 
 def test_finished_runs_are_skipped_and_interrupted_runs_resume(micro_runs):
     runs, _, _ = micro_runs
     logs = []
     again = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
-                      echo=logs.append)
+                      echo=logs.append, reports_dir=runs.parent)
     assert all(r.get("cached") for r in again)
     # An interruption after training but before the test: metrics.json missing, last.ckpt present.
     run_dir = runs / "mformer_table4" / "joint" / "seed0" / "tiny-k_400"
     (run_dir / "metrics.json").unlink()
     logs = []
     resumed = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
-                        echo=logs.append)
+                        echo=logs.append, reports_dir=runs.parent)
     rec = next(r for r in resumed if r["column"] == "K-400")
     assert rec["resumed_from"].endswith("last.ckpt") and not rec.get("cached")
     assert any("resuming from" in line for line in logs)
+
+
+def test_forced_rerun_starts_fresh_and_keeps_the_old_run(micro_runs, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(micro_runs[0], runs)
+    run_dir = runs / "mformer_table4" / "joint" / "seed0" / "tiny-k_400"
+    old_files = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    logs = []
+    again = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
+                      echo=logs.append, force=True, reports_dir=runs.parent)
+    assert not any(r.get("cached") or r.get("resumed_from") or r.get("reused_from") for r in again)
+    (archive,) = (runs / ".replaced").glob("*/mformer_table4/joint/seed0/tiny-k_400")
+    assert sorted(p.relative_to(archive) for p in archive.rglob("*")) == old_files  # moved whole
+    assert any(f"previous run moved to {archive}" in line for line in logs)
+    events = {p.name for p in run_dir.glob("events.out.tfevents.*")}
+    assert events and not events & {p.name for p in archive.glob("events.out.tfevents.*")}  # the new run's only
+    assert len(load_records("mformer_table4", runs)) == len(load_records("mformer_table4", micro_runs[0]))
 
 
 def test_report_is_rebuilt_from_the_runs(micro_runs, tmp_path):

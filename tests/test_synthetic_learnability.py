@@ -1,0 +1,38 @@
+"""The learnability check trains exactly the tables' tiny configuration, so their runs are reused."""
+
+import json
+
+import pytest
+
+from experiments.runner import _comparable, resolve_runs
+from experiments.synthetic_learnability import run_config, summary_rows
+
+
+def _same_run(a, b) -> bool:
+    return json.dumps(_comparable(a.to_dict()), sort_keys=True) == json.dumps(_comparable(b.to_dict()), sort_keys=True)
+
+
+@pytest.mark.parametrize("name,table,row,column", [
+    ("synth_appearance", "mformer_table4", "traj_attT_normS", "K-400"),
+    ("synth_motion", "mformer_table4", "traj_attT_normS", "SSv2"),
+    ("synth_verbnoun", "mformer_table6c", "mformer", "EK-100"),
+])
+def test_learnability_runs_are_the_tables_runs(name, table, row, column):
+    (table_run,) = [c for c in resolve_runs(table, "tiny", [row]) if c.column == column]
+    assert _same_run(run_config(name), table_run)
+    assert not _same_run(run_config(name, epochs=1), table_run)
+
+
+def test_unknown_set_lists_the_sets():
+    with pytest.raises(KeyError, match="synth_pose"):
+        run_config("synth_nothing")
+
+
+def test_summary_gives_chance_per_head():
+    record = {"row": "synth_verbnoun", "data": {"num_classes": {"verb": 6, "noun": 5}},
+              "metrics": {"verb_top1": 83.33, "noun_top1": 81.25, "action_top1": 67.9},
+              "config": {"optim": {"epochs": 40}}, "reused_from": "mformer_table6c/mformer/seed0/tiny-ek_100"}
+    rows = summary_rows(record)
+    assert [r[1:4] for r in rows] == [["verb_top1", "83.3", "16.7"], ["noun_top1", "81.2", "20.0"],
+                                      ["action_top1", "67.9", "3.3"]]
+    assert {r[5] for r in rows} == {"mformer_table6c/mformer/seed0/tiny-ek_100"}
