@@ -57,10 +57,12 @@ class VideoClipDataset(Dataset):
 
     A sample with a ``segment`` (EPIC-KITCHENS) is sampled inside that segment of its video. A (verb, noun) label
     becomes a LongTensor (2,), so batches carry (B, 2). With ``with_pose``, items also carry ``pose``: the
-    sample's joints at the sampled frames, (T, J, 2) PennAction pixel (x, y) as stored (MATLAB, 1-based) or
+    sample's joints at the sampled frames, (T, J, 2) PennAction pixel (x, y), 1-based as MATLAB stores them, or
     (T, J, 3) NTU camera-space (x, y, z) metres of the main actor, in train mode, and
-    (num_clips * num_crops, T, J, k) in test mode (each spatial view repeats its clip's joints). Joints are in the original frame's coordinates: spatial transforms
-    (scale, crop, flip) are not applied to them. An unreadable pose file skips the sample like an unreadable video.
+    (num_clips * num_crops, T, J, k) in test mode (one per view). The transform moves them with the pixels:
+    PennAction joints are in the output crop's pixel coordinates (still 1-based); a flip negates NTU x; a flip
+    swaps left and right joints (``data.transforms``). An unreadable pose file skips the sample like an
+    unreadable video.
 
     Args:
         samples: the annotated videos (``data.annotations``).
@@ -137,17 +139,17 @@ class VideoClipDataset(Dataset):
             pose = [torch.from_numpy(joints[np.minimum(c.frame_indices, len(joints) - 1)]) for c in clips]
         label = torch.tensor(sample.label) if isinstance(sample.label, tuple) else sample.label
         views = frames.split(self.num_frames, dim=1)  # one (C, T, H, W) per temporal clip
-        item = {"label": label, "index": index}
-        if self.mode == "train":
-            item["video"] = self._apply({"video": views[0], "label": label, "index": index})["video"]
-            if pose is not None:
-                item["pose"] = pose[0]  # (T, J, k)
-        else:
-            videos = [self._apply({"video": v, "label": label, "index": index})["video"] for v in views]
-            item["video"] = torch.cat(videos)
-            if pose is not None:  # one pose per spatial view of each clip, in the video's view order
-                item["pose"] = torch.cat([p[None].expand(len(v), *p.shape) for p, v in zip(pose, videos)])
-        return {"video": item.pop("video"), **item}
+        items = []
+        for k, view in enumerate(views):
+            item = {"video": view, "label": label, "index": index}
+            if pose is not None:  # the transform moves the joints with the pixels
+                item |= {"pose": pose[k], "pose_space": pose_space(sample.pose)}
+            items.append(self._apply(item))
+        out = {"video": items[0]["video"] if self.mode == "train" else torch.cat([i["video"] for i in items]),
+               "label": label, "index": index}
+        if pose is not None:  # train: (T, J, k); test: one per spatial view of each clip, in the video's order
+            out["pose"] = items[0]["pose"] if self.mode == "train" else torch.cat([i["pose"] for i in items])
+        return out
 
     def _clips(self, video: Video | FrameFolderVideo, sample: Sample) -> list[ClipInfo]:
         first, count = 0, video.num_frames
@@ -166,7 +168,9 @@ class VideoClipDataset(Dataset):
         if self.transform is not None:
             return self.transform(item)
         video = item["video"].float() / 255.0
-        return {**item, "video": video if self.mode == "train" else video[None]}
+        if self.mode == "train":
+            return {**item, "video": video}
+        return {**item, "video": video[None], **({"pose": item["pose"][None]} if "pose" in item else {})}
 
     # --- failure accounting -------------------------------------------------------------------------------------
 
@@ -204,6 +208,11 @@ class VideoClipDataset(Dataset):
         """Expected/found counts, missing and corrupt files, bad annotation lines and skips so far."""
         return build_report(self.dataset_name, self.split, self.samples, self.bad_annotations,
                             [self.failures()])
+
+
+def pose_space(path: Path) -> str:
+    """What ``load_pose`` coordinates mean: "pixel" (PennAction .mat) or "camera" (NTU .skeleton)."""
+    return "pixel" if Path(path).suffix == ".mat" else "camera"
 
 
 def load_pose(path: Path) -> np.ndarray:

@@ -44,6 +44,13 @@ NTU_JOINT_FIELDS = (
 )
 NTU_NUM_JOINTS = 25
 
+# Joint pairs (i, j) that trade places under a horizontal flip: the mirrored figure's left limbs are the original's
+# right ones. PennAction's order above; NTU's Kinect v2 order (4-7 left arm, 8-11 right arm, 12-15 left leg, 16-19
+# right leg, 21-22 left hand tip and thumb, 23-24 right).
+PENNACTION_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12))
+NTU_FLIP_PAIRS = ((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24))
+FLIP_PAIRS = {len(PENNACTION_JOINTS): PENNACTION_FLIP_PAIRS, NTU_NUM_JOINTS: NTU_FLIP_PAIRS}
+
 
 class PoseFormatError(ValueError):
     """A pose file that does not follow its published format."""

@@ -1,8 +1,14 @@
 """Video transforms: callables mapping a sample dict to a sample dict, acting on ``sample["video"]``.
 
-Videos are uint8 or float tensors (C, T, H, W). Resizing and the 1/3-crop test views are pytorchvideo's
-(``short_side_scale``, ``uniform_crop``: the PySlowFast conventions the papers evaluate with); flips and crops
-are torchvision.transforms.v2 functional ops, applied to all frames at once so a clip stays consistent in time.
+Videos are uint8 or float tensors (C, T, H, W). Resizing is pytorchvideo's ``short_side_scale``, and the 1/3-crop
+test views sit where its ``uniform_crop`` puts them (the PySlowFast conventions the papers evaluate with); flips
+and crops are torchvision.transforms.v2 functional ops, applied to all frames at once so a clip stays consistent
+in time.
+
+A sample may carry ``pose`` joints (T, J, k) of the same frames and ``pose_space``: "pixel" (x, y in the frame's
+1-based pixel coordinates, PennAction) or "camera" (x, y, z in metres, NTU). The spatial transforms move pixel
+joints with the pixels (scale, crop, flip); a flip also negates camera x. Either way a flip swaps left and right
+joints (``data.pose.FLIP_PAIRS``), so a joint keeps naming the same body part of the mirrored figure.
 
 Colour jitter (torchvision.transforms.v2 ``ColorJitter``) and RandAugment (pytorchvideo's video ``RandAugment``,
 timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) both draw their parameters once per call and
@@ -11,6 +17,7 @@ apply them to the whole clip, so every frame gets the same operations with the s
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,8 +25,10 @@ from typing import Any
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
-from pytorchvideo.transforms.functional import short_side_scale, uniform_crop
+from pytorchvideo.transforms.functional import short_side_scale
 from pytorchvideo.transforms.rand_augment import RandAugment
+
+from data.pose import FLIP_PAIRS
 
 Sample = dict[str, Any]
 
@@ -44,12 +53,52 @@ def normalize(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
 
 def random_crop(video: torch.Tensor, size: int, rng: random.Random | None = None) -> torch.Tensor:
     """The same random ``size`` x ``size`` window from every frame of (C, T, H, W)."""
+    top, left = random_crop_offsets(video, size, rng)
+    return TF.crop(video, top, left, size, size)
+
+
+def random_crop_offsets(video: torch.Tensor, size: int, rng: random.Random | None = None) -> tuple[int, int]:
+    """(top, left) of a random ``size`` x ``size`` window inside (..., H, W)."""
     rng = rng or random
     height, width = video.shape[-2:]
     if height < size or width < size:
         raise ValueError(f"cannot crop {size}x{size} from {height}x{width}")
-    top, left = rng.randint(0, height - size), rng.randint(0, width - size)
-    return TF.crop(video, top, left, size, size)
+    return rng.randint(0, height - size), rng.randint(0, width - size)
+
+
+def uniform_crop_offsets(height: int, width: int, size: int, index: int) -> tuple[int, int]:
+    """(top, left) of pytorchvideo's ``uniform_crop(video, size, index)``: index 0/1/2 = start/centre/end of the
+    long side, centred on the short side (PySlowFast's 3-crop test views; a test checks the two agree)."""
+    top, left = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+    if index != 1:
+        if height > width:
+            top = 0 if index == 0 else height - size
+        else:
+            left = 0 if index == 0 else width - size
+    return top, left
+
+
+def transform_joints(joints: torch.Tensor, space: str, scale: tuple[float, float], top: int, left: int,
+                     flip_width: int | None = None) -> torch.Tensor:
+    """Joints (..., J, k) of frames resized by ``scale`` = (sy, sx), cropped at (top, left) and, when
+    ``flip_width`` is given, mirrored inside a crop that wide. See the module docstring for the spaces."""
+    if space not in ("pixel", "camera"):
+        raise ValueError(f"pose_space must be 'pixel' or 'camera', got {space!r}")
+    out = joints.clone()
+    if space == "pixel":  # 1-based pixel centres: pixel i spans [i - 0.5, i + 0.5)
+        out[..., 1] = (joints[..., 1] - 0.5) * scale[0] - top + 0.5
+        out[..., 0] = (joints[..., 0] - 0.5) * scale[1] - left + 0.5
+    if flip_width is not None:
+        out[..., 0] = flip_width + 1 - out[..., 0] if space == "pixel" else -out[..., 0]
+        pairs = FLIP_PAIRS.get(joints.shape[-2])
+        if pairs is None:
+            raise ValueError(f"no left/right joint pairs known for {joints.shape[-2]} joints (known: "
+                             f"{sorted(FLIP_PAIRS)}); cannot flip the pose")
+        order = list(range(joints.shape[-2]))
+        for i, j in pairs:
+            order[i], order[j] = j, i
+        out = out[..., order, :]
+    return out
 
 
 class TrainTransform:
@@ -108,13 +157,21 @@ class TrainTransform:
     def __call__(self, sample: Sample) -> Sample:
         rng = self.rng or random
         video = to_float(sample["video"])
+        height, width = video.shape[-2:]
         video = resize_short_side(video, rng.randint(*self.scale))
-        video = random_crop(video, self.crop_size, rng)
-        if self.hflip and rng.random() < 0.5:
+        scale = (video.shape[-2] / height, video.shape[-1] / width)
+        top, left = random_crop_offsets(video, self.crop_size, rng)
+        video = TF.crop(video, top, left, self.crop_size, self.crop_size)
+        flip = self.hflip and rng.random() < 0.5
+        if flip:
             video = TF.horizontal_flip(video)
         if self._photometric:
             video = self._photometric_augment(video)
-        return {**sample, "video": normalize(video, self.mean, self.std)}
+        out = {**sample, "video": normalize(video, self.mean, self.std)}
+        if "pose" in sample:
+            out["pose"] = transform_joints(sample["pose"], sample.get("pose_space", "pixel"), scale, top, left,
+                                           self.crop_size if flip else None)
+        return out
 
     def _photometric_augment(self, video: torch.Tensor) -> torch.Tensor:
         """RandAugment and colour jitter on (C, T, H, W) in [0, 1], one parameter draw for the whole clip."""
@@ -166,10 +223,19 @@ class TestTransform:
         self.mean, self.std = tuple(mean), tuple(std)
 
     def __call__(self, sample: Sample) -> Sample:
-        video = resize_short_side(to_float(sample["video"]), self.short_side)
-        spatial = [1] if self.num_crops == 1 else [0, 1, 2]  # uniform_crop: 0/1/2 = start/centre/end
-        crops = [normalize(uniform_crop(video, self.crop_size, i), self.mean, self.std) for i in spatial]
-        return {**sample, "video": torch.stack(crops)}
+        video = to_float(sample["video"])
+        height, width = video.shape[-2:]
+        video = resize_short_side(video, self.short_side)
+        spatial = [1] if self.num_crops == 1 else [0, 1, 2]  # start/centre/end of the long side
+        offsets = [uniform_crop_offsets(*video.shape[-2:], self.crop_size, i) for i in spatial]
+        crops = [normalize(TF.crop(video, top, left, self.crop_size, self.crop_size), self.mean, self.std)
+                 for top, left in offsets]
+        out = {**sample, "video": torch.stack(crops)}
+        if "pose" in sample:  # one pose per crop: (num_crops, T, J, k)
+            scale = (video.shape[-2] / height, video.shape[-1] / width)
+            out["pose"] = torch.stack([transform_joints(sample["pose"], sample.get("pose_space", "pixel"), scale,
+                                                        top, left) for top, left in offsets])
+        return out
 
     def __repr__(self) -> str:
         return f"TestTransform(crop_size={self.crop_size}, num_crops={self.num_crops}, short_side={self.short_side})"

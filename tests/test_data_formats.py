@@ -285,8 +285,13 @@ def test_pennaction_batches_carry_aligned_pose(penn_root, tmp_path):
     dm.setup("test")
     test = next(iter(dm.test_dataloader()))
     assert test["video"].shape == (1, 6, 3, 4, 24, 24) and test["pose"].shape == (1, 6, 4, 13, 2)
-    frames = test["pose"][0, :, :, 0, 0] / 100  # (V, T): views 0-2 are clip 0's crops, 3-5 clip 1's
-    assert torch.equal(frames[0], frames[2]) and not torch.equal(frames[0], frames[3])
+    raw_test = VideoClipDataset(dm._splits["val"][0], "test", None, num_frames=4, sampling="segments", num_clips=2,
+                                with_pose=True)
+    clips = raw_test[0]["pose"]  # (2, T, 13, 2): the two clips' joints as stored
+    # Views 0-2 are clip 0's crops, 3-5 clip 1's: 24-px crops at x = 0, 16, 32 of the 56-px-wide frames (their
+    # short side is the crop size: no resize), so each view's joints are shifted left by its crop's offset.
+    expected = torch.stack([clip - torch.tensor([left, 0.0]) for clip in clips for left in (0, 16, 32)])
+    torch.testing.assert_close(test["pose"][0], expected.to(test["pose"].dtype))
     assert test["label"].tolist() == [14]
     with pytest.raises(ValueError, match="pose dataset"):
         VideoDataModule("kinetics400", root=penn_root, with_pose=True)
