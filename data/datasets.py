@@ -222,7 +222,7 @@ def load_pose(path: Path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such file.
-        PoseFormatError: a malformed file, or one without frames.
+        PoseFormatError: a malformed file, one without frames, or an NTU file without a body in any frame.
     """
     path = Path(path)
     if not path.exists():
@@ -230,7 +230,10 @@ def load_pose(path: Path) -> np.ndarray:
     if path.suffix == ".mat":
         joints = read_pennaction_labels(path).joints()
     elif path.suffix == ".skeleton":
-        joints = ntu_main_body_joints(read_ntu_skeleton(path))
+        frames = read_ntu_skeleton(path)
+        if frames and not any(frames):  # NTU ships such files: its "samples with missing skeletons" lists
+            raise PoseFormatError(path, "no body in any frame (a missing skeleton)")
+        joints = ntu_main_body_joints(frames)
     else:
         raise PoseFormatError(path, "unknown pose format (expected .mat or .skeleton)")
     if not len(joints):

@@ -333,6 +333,17 @@ def test_ntu_skeleton_errors_name_the_line(tmp_path):
         assert info.value.line == line and str(path) in str(info.value), name
 
 
+def test_ntu_skeleton_without_any_body_is_a_bad_pose_file(tmp_path):
+    """NTU ships skeleton files whose frames hold no body (its missing-skeleton lists): never all-zero joints."""
+    from data.datasets import load_pose
+
+    path = write_ntu_skeleton(tmp_path / "S001C001P001R001A001.skeleton", [[], [], []])
+    assert [len(f) for f in read_ntu_skeleton(path)] == [0, 0, 0]
+    with pytest.raises(PoseFormatError, match="no body in any frame") as info:
+        load_pose(path)
+    assert str(path) in str(info.value)
+
+
 def test_ntu_names_and_protocols():
     name = parse_ntu_name("S017C003P038R002A060_rgb")
     assert name == (17, 3, 38, 2, 60)
