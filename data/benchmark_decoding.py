@@ -24,7 +24,7 @@ import data  # noqa: F401  (repairs torchvision before pytorchvideo imports it)
 import numpy as np
 
 from data.clip_sampling import dense_clip, temporal_views
-from data.synthetic import _background, ensure_synthetic  # noqa: PLC2701  (texture for realistic test videos)
+from data.synthetic import _background, ensure_synthetic, upsample_bilinear  # noqa: PLC2701  (test-video textures)
 from data.video_io import Video, write_video
 
 
@@ -42,12 +42,7 @@ def _panning_scene(rng: np.random.Generator, size: int, frames: int, noise: floa
     image = np.zeros((size, width, 3), np.float32)
     for cells, amplitude in ((4, 0.5), (16, 0.25), (64, 0.15), (112, 0.1)):  # coarse to fine detail
         coarse = rng.uniform(0, 1, size=(cells, 3 * cells, 3)).astype(np.float32)
-        ys, xs = np.linspace(0, cells - 1, size), np.linspace(0, 3 * cells - 1, width)
-        y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-        y1, x1 = np.minimum(y0 + 1, cells - 1), np.minimum(x0 + 1, 3 * cells - 1)
-        fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-        rows = coarse[y0] * (1 - fy) + coarse[y1] * fy  # bilinear upsampling
-        image += amplitude * (rows[:, x0] * (1 - fx) + rows[:, x1] * fx)
+        image += amplitude * upsample_bilinear(coarse, size, width)
     offsets = np.round(np.arange(frames) * 1.5).astype(int) % (width - size)
     video = np.stack([image[:, x:x + size] for x in offsets])
     video += rng.standard_normal(video.shape, dtype=np.float32) * np.float32(noise)

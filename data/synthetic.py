@@ -102,14 +102,19 @@ def _render_object(
     return mask.reshape(t, size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean(axis=(2, 4))
 
 
+def upsample_bilinear(coarse: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, C) grid values -> (height, width, C), bilinear, the grid's corners on the output's corners."""
+    ys, xs = np.linspace(0, coarse.shape[0] - 1, height), np.linspace(0, coarse.shape[1] - 1, width)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, coarse.shape[0] - 1), np.minimum(x0 + 1, coarse.shape[1] - 1)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    rows = coarse[y0] * (1 - fy) + coarse[y1] * fy
+    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx
+
+
 def _background(rng: np.random.Generator, size: int, num_frames: int) -> np.ndarray:
     """Static low-frequency colour texture (T, H, W, 3) in [0, 1] plus fresh per-frame pixel noise."""
-    coarse = rng.uniform(0.25, 0.65, size=(5, 5, 3))
-    idx = np.linspace(0, 4, size)
-    lo, frac = np.floor(idx).astype(int), idx - np.floor(idx)
-    hi = np.minimum(lo + 1, 4)
-    rows = coarse[lo] * (1 - frac)[:, None, None] + coarse[hi] * frac[:, None, None]  # bilinear upsampling
-    texture = rows[:, lo] * (1 - frac)[None, :, None] + rows[:, hi] * frac[None, :, None]
+    texture = upsample_bilinear(rng.uniform(0.25, 0.65, size=(5, 5, 3)), size, size)
     noise = rng.standard_normal(size=(num_frames, size, size, 3), dtype=np.float32) * np.float32(0.03)
     return texture.astype(np.float32)[None] + noise
 
