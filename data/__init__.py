@@ -2,7 +2,7 @@
 synthetic sets and the LightningDataModule; ``python -m data check|synth`` is the command line (``data.__main__``). ``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing
 ``data`` does not import lightning)."""
 
-import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
+from . import torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
 from data.annotations import BadAnnotation, Sample, read_annotations
 from data.clip_sampling import ClipInfo, dense_clip, segment_range, shift_clip, temporal_views, uniform_segments

@@ -1,6 +1,6 @@
 """Paper tables as experiment specs: ``python -m experiments list | show | run``."""
 
-import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
+import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
 from . import motionformer, motionformer_lra  # noqa: F401  (register the Motionformer table specs)
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables

@@ -564,7 +564,7 @@ def mformer_figure3() -> TableSpec:
 
 # ---- Table 9: DAVIS 2017 label propagation with the frozen K-400 model -------------------------------------
 
-DAVIS_OPTIONS = {"feature": "tokens", "mode": "clip"}  # see models.label_propagation.VideoViTFeatures
+DAVIS_OPTIONS = {"feature": "tokens", "mode": "clip"}  # see lightning_modules.label_propagation.VideoViTFeatures
 
 
 def _davis_preset(preset: ScalePreset) -> ScalePreset:

@@ -351,7 +351,7 @@ def evaluate_davis(cfg: RunConfig, weights: str | None) -> tuple[dict[str, float
     import torch
 
     from models import create_model, load_pretrained
-    from models.label_propagation import VideoViTFeatures, evaluate_davis as propagate
+    from lightning_modules.label_propagation import VideoViTFeatures, evaluate_davis as propagate
 
     options = dict(cfg.data.options)
     model = create_model(cfg.model.name, num_classes=0, num_frames=cfg.data.num_frames,

@@ -1,3 +1,3 @@
 """reports package."""
 
-import models.torchvision_compat  # noqa: F401  (before anything imports torchvision)
+import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)

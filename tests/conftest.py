@@ -5,4 +5,4 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test that tries to download weights fails fast instead of hanging
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import models.torchvision_compat  # noqa: E402,F401
+import data.torchvision_compat  # noqa: E402,F401

@@ -16,8 +16,8 @@ from PIL import Image
 from data.davis import (DataNotFoundError, DavisDataset, DavisReadError, davis_available, davis_palette,
                         find_sequence, list_sequences, read_sequence, write_davis_fixture, write_mask_png)
 from models import create_model
-from models.davis_metrics import (boundary_tolerance, f_measure, jaccard, seg2bmap, sequence_scores, summarize)
-from models.label_propagation import (DINO_DEFAULTS, VideoViTFeatures, evaluate_davis, labels_to_masks,
+from lightning_modules.davis_metrics import (boundary_tolerance, f_measure, jaccard, seg2bmap, sequence_scores, summarize)
+from lightning_modules.label_propagation import (DINO_DEFAULTS, VideoViTFeatures, evaluate_davis, labels_to_masks,
                                       neighborhood_mask, propagate_labels, resize_shape, video_vit_patch_features)
 
 
@@ -333,7 +333,7 @@ def test_evaluate_davis_runs_a_videovit(fixture_root, tiny_vit):
 
 
 def test_command_line_entry(fixture_root, tmp_path):
-    from models.label_propagation import main
+    from lightning_modules.label_propagation import main
 
     out = tmp_path / "result.json"
     result = main(["--root", str(fixture_root), "--model", "vit_tiny_video", "--device", "cpu", "--feature", "keys",

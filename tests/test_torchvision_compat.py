@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_stack_imports_after_compat():
     code = textwrap.dedent("""
-        import models.torchvision_compat as compat
+        import data.torchvision_compat as compat
         import torchvision, lightning, timm, torchmetrics
         import pytorchvideo.transforms  # imports torchvision.transforms.functional_tensor
         import torchvision.transforms.functional_tensor as ft
@@ -30,7 +30,7 @@ def test_does_nothing_where_torchvision_loads_normally(tmp_path):
     code = textwrap.dedent("""
         import importlib.util, sys, torch
         # Load the module file alone: the models package would import timm, which a fake torchvision can't serve.
-        spec = importlib.util.spec_from_file_location("compat", "models/torchvision_compat.py")
+        spec = importlib.util.spec_from_file_location("compat", "data/torchvision_compat.py")
         compat = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(compat)
         import torchvision.transforms.functional_tensor as ft
@@ -50,7 +50,7 @@ def test_unrelated_import_errors_are_not_swallowed(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("raise RuntimeError('something else is broken')\n")
     env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"}
-    code = ("import importlib.util; s = importlib.util.spec_from_file_location('c', 'models/torchvision_compat.py'); "
+    code = ("import importlib.util; s = importlib.util.spec_from_file_location('c', 'data/torchvision_compat.py'); "
             "s.loader.exec_module(importlib.util.module_from_spec(s))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
     assert out.returncode != 0

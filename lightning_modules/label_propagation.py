@@ -46,8 +46,9 @@ from PIL import Image
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor
 
+from models.video_vit import VideoViT
+
 from .davis_metrics import BOUND_TH, sequence_scores, summarize
-from .video_vit import VideoViT
 
 _logger = logging.getLogger(__name__)
 
@@ -375,13 +376,13 @@ class VideoViTFeatures:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    """``python -m models.label_propagation --root DAVIS [--checkpoint ckpt.pth]``: Table 9's protocol for a
+    """``python -m lightning_modules.label_propagation --root DAVIS [--checkpoint ckpt.pth]``: Table 9's protocol for a
     registered model; prints the result as JSON (and writes it to ``--out`` if given)."""
     import argparse
     import json
 
-    from .pretrained import load_pretrained
-    from .registry import create_model
+    from models.pretrained import load_pretrained
+    from models.registry import create_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--root", required=True, help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
