@@ -15,11 +15,18 @@ from data.synthetic import SYNTHETIC_SETS, SyntheticSpec, ensure_synthetic, gene
 from data.transforms import TestTransform, TrainTransform
 from data.video_io import FrameFolderVideo, Video, VideoDecodeError, open_video, write_frame_folder, write_video
 
+
+def generated_locally(dataset: str, root: object) -> bool:
+    """Whether the repository makes ``dataset`` itself: every synthetic video set, and LRA ListOps when no ``root``
+    holds the public files (``data.lra`` follows the official generator)."""
+    return dataset in SYNTHETIC_SETS or (dataset == "lra_listops" and root is None)
+
+
 __all__ = [
     "BadAnnotation", "ClipInfo", "FrameFolderVideo", "NTUBody", "PENNACTION_ACTIONS", "PENNACTION_JOINTS",
     "PennActionLabels", "PoseFormatError", "SYNTHETIC_SETS", "Sample", "SyntheticSpec", "TestTransform",
     "TrainTransform", "Video", "VideoClipDataset", "VideoDecodeError", "check_files", "collate_skip_none",
-    "dense_clip", "ensure_synthetic", "generate_synthetic", "ntu_body", "open_video", "read_annotations",
+    "dense_clip", "ensure_synthetic", "generate_synthetic", "generated_locally", "ntu_body", "open_video", "read_annotations",
     "read_ntu_skeleton", "read_pennaction_labels", "segment_range", "shift_clip", "temporal_views",
     "uniform_segments", "write_frame_folder", "write_ntu_skeleton", "write_pennaction_labels", "write_video",
 ]

@@ -58,6 +58,7 @@ class SyntheticSpec:
     hflip_ok: bool  # False where a horizontal flip changes the label
     description: str
     mimics: str
+    stands_in_for: str  # what the set replaces, as the reports' headers say it
     verb_names: tuple[str, ...] = ()  # verb-noun sets: class_names are the (verb, noun) actions, verb-major
     noun_names: tuple[str, ...] = ()
 
@@ -398,6 +399,7 @@ SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
         description="object shape x colour classes; class-independent random drift, textured noisy background, "
         "grey distractor; one frame suffices",
         mimics="Kinetics-400",
+        stands_in_for="Kinetics-400 (classes defined by appearance)",
     ),
     "synth_motion": SyntheticSpec(
         name="synth_motion",
@@ -408,6 +410,7 @@ SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
         description="motion-only classes (three objects translate left/right/up/down or turn cw/ccw together) with "
         "class-independent appearance and toroidal wrap-around: single frames are at chance by construction",
         mimics="Something-Something V2",
+        stands_in_for="Something-Something V2 (classes defined by motion only)",
     ),
     "synth_verbnoun": SyntheticSpec(
         name="synth_verbnoun",
@@ -419,6 +422,7 @@ SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
         "(as synth_motion: single frames are at chance for the verb), noun = that object's shape x colour "
         "(decidable from one frame); verb and noun drawn independently",
         mimics="EPIC-KITCHENS-100",
+        stands_in_for="EPIC-KITCHENS-100 (verb = motion, noun = object, on untrimmed videos)",
         verb_names=tuple(verb for verb, _, _ in _VERBS),
         noun_names=tuple(noun for noun, _, _ in _NOUNS),
     ),
@@ -431,6 +435,7 @@ SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
         description="a 13-joint stick figure repeating one of six PennAction actions with random phase, speed, "
         "size, position, proportions and colour; per-frame joint coordinates in PennAction .mat labels",
         mimics="Penn Action",
+        stands_in_for="PennAction / NTU RGB+D (stick figures with per-frame joints)",
     ),
 }
 

@@ -1,10 +1,22 @@
 """Paper tables as experiment specs: ``python -m experiments list | show | run``."""
 
+import importlib
+import pkgutil
+
 import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
-from . import motionformer, motionformer_lra  # noqa: F401  (register the Motionformer table specs)
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
-from .spec import TableSpec, implemented_tables, register_table, table_spec, table_status
+from .spec import (TableSpec, implemented_tables, register_experiment, register_table, registered_specs, table_spec,
+                   table_status)
+from .tasks import Task, build_model, get_task, register_task
 
-__all__ = ["PaperTable", "TableSpec", "UnknownTableError", "implemented_tables", "paper_table", "paper_tables",
-           "register_table", "table_spec", "table_status"]
+# Every other module of this package is a spec file whose decorators register its tables (and tasks) on import:
+# a new paper's `experiments/<paper>.py` is found without editing this file.
+MACHINERY = {"__main__", "paper_tables", "presets", "runner", "spec", "static", "synthetic_learnability", "tasks"}
+SPEC_MODULES = tuple(m.name for m in pkgutil.iter_modules(__path__) if m.name not in MACHINERY)
+for _name in SPEC_MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
+
+__all__ = ["PaperTable", "TableSpec", "Task", "UnknownTableError", "build_model", "get_task", "implemented_tables",
+           "paper_table", "paper_tables", "register_experiment", "register_table", "register_task",
+           "registered_specs", "table_spec", "table_status"]

@@ -1,28 +1,42 @@
-"""``python -m experiments list | show ID [--json] | run ID [...]``: paper tables by name."""
+"""``python -m experiments list | show ID [--json] | run ID [...] | static ID``: paper tables by name.
+
+An entry point: it may use every floor, so ``run`` trains through ``experiments.runner`` and then rebuilds the
+table's report through ``reports`` (the runner itself never imports the floor above it).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
-from .runner import MissingDataError, TableNotImplementedError, describe_runs, resolve_runs, run_table
-from .spec import SCALES, table_spec, table_status
+from .runner import (MissingDataError, TableNotImplementedError, check_buildable, compute_static, describe_runs,
+                     git_commit, require_spec, resolve_runs, run_table)
+from .spec import SCALES, registered_specs, table_spec, table_status
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     for table in paper_tables().values():
         print(f"{table.id:<18} {table.paper_short:<14} {table.label:<12} {table.kind:<10} {table_status(table.id)}")
+    own = [t for t in registered_specs() if t not in paper_tables()]
+    if own:
+        print(f"\nThis repository's own experiments (not paper tables; `run` them by name): {', '.join(own)}")
     return 0
 
 
 def show_json(table_id: str, scale: str, runs_root: str) -> dict:
-    from reports.build import ours
+    """The table as one object; ``ours`` holds measured cells at ``scale`` and static cells, and ``static`` says
+    where each static cell came from (computed, rendered, measured on a device, needs GPU)."""
+    from reports.build import ours, static_values
 
     table, spec = paper_table(table_id), table_spec(table_id)
     our_rows = ours(table_id, scale=scale, runs_root=runs_root)
+    static = static_values(spec, runs_root) if spec else {}
     rows = []
     for prow, our in zip(table.rows, our_rows):
         row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
@@ -31,6 +45,8 @@ def show_json(table_id: str, scale: str, runs_root: str) -> dict:
             "key": row_spec.key if row_spec else None,
             "paper": {c: prow.cells.get(c) for c in table.columns},
             "ours": our,
+            "static": {col: {"text": cell.text, "source": cell.source}
+                       for (key, col), cell in static.items() if row_spec and key == row_spec.key},
         })
     return {"id": table.id, "status": table_status(table.id), "paper": table.paper, "label": table.label,
             "caption": table.caption, "scale": scale, "columns": list(table.columns), "rows": rows}
@@ -48,12 +64,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"- {row['label']}{key}")
         for column in obj["columns"]:
             ours_value = row["ours"][column]
-            if ours_value is None:
+            if column in row["static"]:  # not a run at any scale: say where the cell came from
+                cell = row["static"][column]
+                ours_text = f"   ours ({cell['source']}): {cell['text']}"
+            elif ours_value is None:
                 ours_text = ""
-            elif isinstance(ours_value, str):
-                ours_text = f"   ours: {ours_value}"
             else:
-                ours_text = f"   ours ({args.scale}): {ours_value:.2f}"
+                ours_text = f"   ours ({args.scale} runs): {ours_value:.2f}"
             print(f"    {column:<28} paper: {printed(row['paper'][column]):<12}{ours_text}")
     if table.setup:
         print(f"\nPaper setup: {table.setup}")
@@ -70,11 +87,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if args.dry_run:
         configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides)
+        for cfg in configs:
+            check_buildable(cfg)  # every model built on the meta device: a bad option fails here, by name
         print(describe_runs(configs, args.runs_dir))
-        print(f"# {len(configs)} run(s); nothing trained (--dry-run)")
+        print(f"# {len(configs)} run(s), every model built on the meta device; nothing trained (--dry-run)")
         return 0
-    run_table(args.table, args.scale, args.rows, args.seeds, args.data_root, args.runs_dir, overrides,
-              force=args.force, progress_bar=not args.no_progress_bar, reports_dir=args.reports_dir)
+    run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
+                   rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
+                   force=args.force, progress_bar=not args.no_progress_bar)
+    return 0
+
+
+def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: str | Path | None = None,
+                   echo: Callable[[str], None] = print, **run_options: Any) -> list[dict]:
+    """``run``: train what is missing (``runner.run_table`` with ``run_options``), then rebuild the table's report
+    in ``reports_dir`` (default: the repository's reports/)."""
+    from reports.build import REPORTS_DIR, build_report
+
+    records = run_table(table_id, runs_root=runs_root, echo=echo, **run_options)
+    if table_spec(table_id).is_paper_table:
+        echo(f"report: {build_report(table_id, runs_root=runs_root, out_dir=reports_dir or REPORTS_DIR)}")
+    return records
+
+
+def cmd_static(args: argparse.Namespace) -> int:
+    """Compute the static columns of a table into runs/<table>/static.json (GFLOPs, parameters, memory)."""
+    spec = require_spec(args.table)
+    record = compute_static(spec, args.runs_dir, commit=git_commit())
+    if record is None:
+        print(f"{args.table} has no static columns")
+        return 0
+    for row, cells in record["cells"].items():
+        for column, cell in cells.items():
+            print(f"{row:<20} {column:<24} {cell['text']}  [{cell['source']}]")
+    print(f"-> {args.runs_dir}/{args.table}/static.json (device: {record['device']})")
     return 0
 
 
@@ -115,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", help="Lightning precision: 32-true, 16-mixed, bf16-mixed")
     run.add_argument("--no-progress-bar", action="store_true")
     run.set_defaults(fn=cmd_run)
+
+    static = sub.add_parser("static", help="compute a table's static columns (GFLOPs, parameters, memory) into "
+                                           "runs/<id>/static.json, which the reports read")
+    static.add_argument("table")
+    static.add_argument("--runs-dir", default="runs")
+    static.set_defaults(fn=cmd_static)
     return parser
 
 

@@ -20,69 +20,39 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from models import model_gflops
-
+from .presets import EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, SSV2, TINY
 from .spec import (
-    Computed,
     DataConfig,
     DerivedColumn,
     MetricColumn,
     ModelConfig,
     OptimConfig,
     RowSpec,
-    RunConfig,
     ScalePreset,
     StaticColumn,
+    SweepPlot,
     TableSpec,
-    TrainerConfig,
     register_table,
 )
+from .static import gflops_views, paper_config, paper_gflops, paper_params, peak_memory
 
-# ---- scale presets shared by every Motionformer video table ----------------------------------------------------
+# ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
 
-# 960 training and 240 test videos per set, all classes (8 appearance, 6 motion: 4 translations + 2 rotations).
-TINY_SYNTHETIC = {"num_train": 960, "num_val": 240, "seed": 0}
-
-TINY = ScalePreset(
-    description="tiny: ViT 64-d/4 layers/4 heads, 8x32x32 clips, 2x8x8 tubelets, trained from scratch on CPU",
-    model=ModelConfig(name="vit_tiny_video"),
-    data={
-        "K-400": DataConfig(dataset="synth_appearance", synthetic_params=TINY_SYNTHETIC),
-        "SSv2": DataConfig(dataset="synth_motion", synthetic_params=TINY_SYNTHETIC),
-        # Kinetics-600 has no separate stand-in: its column is filled from the same appearance set as K-400.
-        "K-600": DataConfig(dataset="synth_appearance", synthetic_params=TINY_SYNTHETIC),
-        "EK-100": DataConfig(dataset="synth_verbnoun", synthetic_params=TINY_SYNTHETIC),  # 960/240 segments
-    },
-    optim=OptimConfig(lr=1e-3, weight_decay=0.05, label_smoothing=0.1, epochs=10, warmup_epochs=1,
-                      schedule="cosine"),
-    trainer=TrainerConfig(accelerator="cpu", devices=1, precision="32-true", log_every_n_steps=10,
-                          check_val_every_n_epoch=2),
-)
-
-# RandAugment on SSv2 and Epic-Kitchens (appendix 6.2); the official config "rand-m20-mstd0.5-inc1" means 2 ops
-# at magnitude 20, which timm's and pytorchvideo's implementations clip to their maximum of 10.
-RAND_AUGMENT = {"rand_augment": (10, 2)}
-_KINETICS = DataConfig(dataset="kinetics400", num_frames=16, frame_stride=4, sampling="dense", crop_size=224,
-                       train_scale=(256, 320), hflip=True, batch_size=4, num_workers=8, test_clips=10, test_crops=3)
+# 16 frames: at stride 4 on Kinetics, in uniform segments on SSv2 and Epic-Kitchens (appendix 6.2).
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
     model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.augreg_in21k"),
     data={
-        "K-400": _KINETICS,
-        "K-600": dataclasses.replace(_KINETICS, dataset="kinetics600"),
-        "SSv2": DataConfig(dataset="ssv2", num_frames=16, sampling="segments", crop_size=224,
-                           train_scale=(256, 320), hflip=False, batch_size=4, num_workers=8, test_clips=1,
-                           test_crops=3, options=RAND_AUGMENT),
-        "EK-100": DataConfig(dataset="epic_kitchens100", num_frames=16, sampling="segments", crop_size=224,
-                             train_scale=(256, 320), hflip=True, batch_size=4, num_workers=8, test_clips=1,
-                             test_crops=3, options=RAND_AUGMENT),
+        "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4),
+        "K-600": dataclasses.replace(KINETICS_600, num_frames=16, frame_stride=4),
+        "SSv2": dataclasses.replace(SSV2, num_frames=16),
+        "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16),
     },
     optim=OptimConfig(lr=1e-4, weight_decay=0.05, label_smoothing=0.2, epochs=35, schedule="step",
                       milestones=(20, 30), gamma=0.1),
     # In the last block of a trajectory model, stage two's proj_q/proj_kv feed only patch tokens, which the CLS
     # head never reads (as in the official code): DDP must be told to expect parameters without gradients.
-    trainer=TrainerConfig(accelerator="gpu", devices="auto", strategy="ddp_find_unused_parameters_true",
-                          precision="16-mixed"),
+    trainer=dataclasses.replace(GPU_TRAINER, strategy="ddp_find_unused_parameters_true"),
 )
 # Epic-Kitchens: 50 epochs, lr/10 at 30 and 40, initialised from the K-400 model (appendix 6.2, Table 6c).
 PAPER_EPIC = dataclasses.replace(
@@ -134,84 +104,7 @@ def approx_row(key: str, paper_row: int, label: str, paper_budget: int = 128, **
 
 EXACT_ROW = RowSpec("exact", 0, "Trajectory (E)", TRAJECTORY)
 
-# ---- computed static columns ------------------------------------------------------------------------------------
-
-
-def paper_config(spec: TableSpec, row: RowSpec, data_key: str | None = None) -> RunConfig:
-    """The row's run configuration at paper scale (first metric column, or ``data_key``)."""
-    column = next((c for c in spec.metric_columns if data_key in (None, c.data_key(row))), None)
-    if column is None:
-        column = MetricColumn(data_key or "K-400")
-    return spec.resolve(row, column, "paper", seed=0)
-
-
-def _clip_shape(cfg: RunConfig) -> tuple[int, int, int, int, int]:
-    return (1, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
-
-
-def gflops(cfg: RunConfig, formulation: str = "published") -> float:
-    return model_gflops(cfg.model.name, input_shape=_clip_shape(cfg), num_classes=400, formulation=formulation,
-                        **dict(cfg.model.overrides))
-
-
-def paper_gflops(spec: TableSpec, row: RowSpec) -> Computed:
-    """GFLOPs of one view at the paper's configuration, as the paper counts them, and as our fast path runs."""
-    cfg = paper_config(spec, row)
-    published, ours = gflops(cfg, "published"), gflops(cfg, "computed")
-    extra = f"; {ours:.1f} as we compute it" if abs(ours - published) > 0.05 else ""
-    return Computed(published, f"{published:.1f} (computed{extra})")
-
-
-def gflops_views(data_key: str):
-    def compute(spec: TableSpec, row: RowSpec) -> Computed:
-        cfg = paper_config(spec, row, data_key)
-        value = gflops(cfg, "published")
-        return Computed(value, f"{value:.1f}×{cfg.data.test_crops}×{cfg.data.test_clips} (computed)")
-    return compute
-
-
-def paper_params(spec: TableSpec, row: RowSpec) -> Computed:
-    """Parameters of the row's model at paper configuration (400 classes), counted on the meta device."""
-    import torch
-
-    from models import create_model
-
-    cfg = paper_config(spec, row)
-    with torch.device("meta"):
-        model = create_model(cfg.model.name, num_classes=400, num_frames=cfg.data.num_frames,
-                             img_size=cfg.data.crop_size, **dict(cfg.model.overrides))
-    millions = sum(p.numel() for p in model.parameters()) / 1e6
-    return Computed(millions, f"{millions:.1f}M (computed)")
-
-
-def peak_memory(reference_row: RowSpec | None = None):
-    """Max memory of a training step at paper shape: measured on a GPU, otherwise ``needs GPU`` plus the ratio of
-    activation memory (bytes saved for backward, counted on CPU/meta) to the exact-attention reference row."""
-
-    def compute(spec: TableSpec, row: RowSpec) -> Computed:
-        from models.memory import model_activation_bytes, cuda_training_peak_gb
-
-        cfg = paper_config(spec, row)
-        measured = cuda_training_peak_gb(cfg.model.name, (4, *_clip_shape(cfg)[1:]), num_classes=400,
-                                         **dict(cfg.model.overrides))
-        if measured is not None:
-            return Computed(measured, f"{measured:.1f} GB (measured, batch 4, {measured_device()})")
-        ref = paper_config(spec, reference_row or spec.rows[0])
-        ours = model_activation_bytes(cfg.model.name, _clip_shape(cfg), num_classes=400,
-                                      **dict(cfg.model.overrides))
-        base = model_activation_bytes(ref.model.name, _clip_shape(ref), num_classes=400,
-                                      **dict(ref.model.overrides))
-        ratio = ours / base
-        return Computed(ratio, f"needs GPU; activations {ours / 2**30:.2f} GiB/clip = {ratio:.2f}× "
-                               f"`{(reference_row or spec.rows[0]).key}`")
-    return compute
-
-
-def measured_device() -> str:
-    import torch
-
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-
+# ---- computed static columns (experiments.static) -----------------------------------------------------------
 
 GFLOPS_NOTE = ("computed, not copied: FLOPs of one view of the paper-scale model, counted on the meta device with "
                "attention matmuls included (one multiply-add = one FLOP). 'As published' counts stage two of "
@@ -511,39 +404,10 @@ def _stride_columns() -> tuple[MetricColumn, ...]:
     return tuple(columns)
 
 
-def _plot_figure3(spec: TableSpec, values: dict[str, dict[str, float | None]], path) -> None:
-    """Top: accuracy margin to trajectory attention; bottom: absolute top-1; one panel pair per dataset."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
-    strides = FIGURE3_STRIDES
-    for j, data_key in enumerate(("K-400", "SSv2")):
-        cols = [f"{data_key} stride {s}" for s in strides]
-        reference = values.get("trajectory", {})
-        for row in spec.rows:
-            ys = [values.get(row.key, {}).get(c) for c in cols]
-            pts = [(s, y) for s, y in zip(strides, ys) if y is not None]
-            if not pts:
-                continue
-            axes[1, j].plot(*zip(*pts), marker="o", label=row.label)
-            margin = [(s, y - reference[c]) for s, y, c in zip(strides, ys, cols)
-                      if y is not None and reference.get(c) is not None]
-            if margin:
-                axes[0, j].plot(*zip(*margin), marker="o", label=row.label)
-        axes[0, j].set_title(f"{data_key} column data")
-        axes[0, j].axhline(0, color="grey", lw=0.5)
-        axes[0, j].set_ylabel("top-1 margin to trajectory (pts)")
-        axes[1, j].set_ylabel("top-1 (%)")
-        axes[1, j].set_xlabel("temporal stride (frames)")
-        axes[1, j].set_xticks(strides)
-    if axes[1, 0].get_legend_handles_labels()[0]:
-        axes[1, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+FIGURE3_PLOT = SweepPlot(
+    x_label="temporal stride (frames)", x_values=FIGURE3_STRIDES,
+    panels={f"{key} column data": tuple(f"{key} stride {s}" for s in FIGURE3_STRIDES) for key in ("K-400", "SSv2")},
+    reference_row="trajectory")
 
 
 @register_table
@@ -555,7 +419,7 @@ def mformer_figure3() -> TableSpec:
               RowSpec("trajectory", 2, "Trajectory", TRAJECTORY)),
         metric_columns=_stride_columns(),
         scales=SCALES,
-        plot=_plot_figure3,
+        plot=FIGURE3_PLOT,
         notes="The paper plots this sweep without printing values. Strides 1, 2 and 4 frames at both scales: "
               "at tiny scale 8 frames x 4 is the whole 32-frame synthetic video (the rightmost point, as in the "
               "paper); at paper scale 16 frames x 4 is the default 2 s clip. SSv2 is sampled densely here.",
@@ -571,7 +435,8 @@ def _davis_preset(preset: ScalePreset) -> ScalePreset:
     """The K-400 model's clip size (the features need the model's frames and training resolution)."""
     k400 = preset.data["K-400"]
     return dataclasses.replace(preset, data={"DAVIS 2017": DataConfig(
-        dataset="davis2017", num_frames=k400.num_frames, crop_size=k400.crop_size, options=DAVIS_OPTIONS)})
+        dataset="davis2017", task="label_propagation", num_frames=k400.num_frames, crop_size=k400.crop_size,
+        options=DAVIS_OPTIONS)})
 
 
 @register_table

@@ -29,6 +29,7 @@ from .spec import (
     TrainerConfig,
     register_table,
 )
+from .static import MEASURED, NEEDS_GPU, measured_device
 
 TASKS = {"ListOps": "listops", "Text": "text", "Retrieval": "retrieval", "Image": "image", "Pathfinder": "pathfinder"}
 PAPER_LENGTH, TINY_LENGTH = 2000, 128
@@ -44,7 +45,7 @@ PAPER_LRA = ScalePreset(
     description="paper: the Nyströmformer repository's LRA configuration per task (2 layers, 64-d, 2 heads), "
                 "benchmark-size data",
     model=ModelConfig(name="lra_listops"),
-    data={column: DataConfig(dataset=f"lra_{task}", batch_size=32, num_workers=4)
+    data={column: DataConfig(dataset=f"lra_{task}", task="sequence_classification", batch_size=32, num_workers=4)
           for column, task in TASKS.items()},
     # Nyströmformer repo (LRA/code/lra_config.py): lr 1e-4, no weight decay, 1000 warm-up steps then linear decay,
     # 5000 steps of 32 (on the 96k ListOps set: 1000 steps = 1/3 epoch; the schedule is sized by max_steps)
@@ -58,7 +59,7 @@ TINY_LRA = ScalePreset(
     model=ModelConfig(name="lra_listops_tiny"),
     # only ListOps has a tiny stand-in; the other tasks read their public files, as at paper scale
     data={**PAPER_LRA.data,
-          "ListOps": DataConfig(dataset="lra_listops", batch_size=32, num_workers=0,
+          "ListOps": DataConfig(dataset="lra_listops", task="sequence_classification", batch_size=32, num_workers=0,
                                 synthetic_params=_tiny_listops(), options={"max_length": TINY_LENGTH})},
     optim=OptimConfig(lr=1e-3, weight_decay=0.01, label_smoothing=0.0, epochs=8, warmup_epochs=1,
                       schedule="cosine"),
@@ -88,8 +89,8 @@ def _listops_memory(spec: TableSpec, row: RowSpec) -> Computed:
 
     value, how = lra_training_memory_mb(**row.scales["paper"]["model"])
     if how.startswith("measured"):
-        return Computed(value, f"{value:.0f} ({how})")
-    return Computed(value, f"{how.replace('; ', ': ', 1)}: {value:.0f} MB")
+        return Computed(value, f"{value:.0f} ({how})", f"{MEASURED}{measured_device()}")
+    return Computed(value, f"{how.replace('; ', ': ', 1)}: {value:.0f} MB", NEEDS_GPU)
 
 
 @register_table

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,6 @@ class PaperTable:
     setup: str = ""
     sweep: dict[str, Any] | None = None
     source_lines: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def area(self) -> str:

@@ -1,4 +1,8 @@
-"""Run a table: every (row, result column, seed) is one Lightning fit + multi-view test.
+"""Run a table: every (row, result column, seed) is one run of its task (a Lightning fit + multi-view test, or an
+evaluation of a trained model), and the table's static columns are computed into their record.
+
+The runner asks ``experiments.tasks`` how to serve a run and never inspects a dataset's name; it builds no report
+(``python -m experiments run`` does that through ``reports``, the floor above).
 
 Each run lives in ``runs/<table>/<row>/seed<k>/<column>/``: TensorBoard events, ``hparams.yaml``,
 ``checkpoints/last.ckpt`` and, once tested, ``metrics.json`` (the flat record the reports read).
@@ -20,13 +24,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .spec import RunConfig, TableSpec, _plain, column_slug, table_spec
+from data import generated_locally
 
-if TYPE_CHECKING:
-    import lightning as L
 from .paper_tables import paper_table
+from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
+from .tasks import build_model, get_task
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,17 +64,9 @@ def resolve_runs(
     return configs
 
 
-# Datasets the repository generates itself when no root is given (the LRA ListOps generator follows the LRA code).
-GENERATED_DATASETS = ("lra_listops",)
-
-
-def generated_locally(data: Any) -> bool:
-    return data.dataset.startswith("synth_") or (data.dataset in GENERATED_DATASETS and data.root is None)
-
-
 def missing_data(cfg: RunConfig) -> str | None:
     """Why a run cannot start for lack of data (a real dataset without a root on disk), else None."""
-    if generated_locally(cfg.data):
+    if generated_locally(cfg.data.dataset, cfg.data.root):
         return None
     if cfg.data.root is None:
         return f"needs data: {cfg.data.dataset} (pass --data-root DIR holding {cfg.data.dataset}/)"
@@ -162,11 +158,11 @@ def run_table(
     force: bool = False,
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
-    reports_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and test every run of a table, then rebuild its report (in ``reports_dir``, default ``reports/``).
-    Returns the metrics records."""
+    """Compute the table's static columns, then train and test every run of it (skipping those whose data is
+    absent). Returns the metrics records; the caller builds the report."""
     configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides)
+    compute_static(require_spec(table_id), runs_root, commit=git_commit(), echo=lambda line: echo("    " + line))
     records, skipped, start = [], [], time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         echo(f"[{i}/{len(configs)}] {cfg.table} row={cfg.row} column={cfg.column} ({cfg.data.dataset}) "
@@ -187,12 +183,15 @@ def run_table(
     if configs and not records:
         raise MissingDataError("no run of " + table_id + " could start:\n" + "\n".join(
             f"  {c.row}/{c.column}: {why}" for c, why in skipped))
-
-    from reports.build import REPORTS_DIR, build_report  # late import: reports depend on experiments
-
-    path = build_report(table_id, runs_root=runs_root, out_dir=reports_dir or REPORTS_DIR)
-    echo(f"report: {path}")
     return records
+
+
+def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print
+                   ) -> dict[str, Any] | None:
+    """The table's static columns into ``runs/<table>/static.json`` (see ``experiments.static``)."""
+    from .static import compute_static as compute
+
+    return compute(spec, runs_root, commit=commit, echo=echo)
 
 
 def execute(
@@ -202,9 +201,9 @@ def execute(
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """One fit + test. Skips a finished run, resumes an interrupted one, writes metrics.json last."""
-    run_dir = cfg.run_dir(runs_root)
-    metrics_path = run_dir / "metrics.json"
+    """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last."""
+    run_path = cfg.run_dir(runs_root)
+    metrics_path = run_path / "metrics.json"
     if metrics_path.exists() and not force:
         return {**json.loads(metrics_path.read_text()), "cached": True}
     source = None if force else find_equivalent_run(cfg, runs_root)
@@ -217,36 +216,33 @@ def execute(
     import lightning as L
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.utilities import rank_zero_only
 
     from lightning_modules.data_wait import DataWaitMonitor
 
-    from models import load_pretrained
-
-    from lightning.pytorch.utilities import rank_zero_only
-
+    task = get_task(cfg.task)
     start, commit = time.perf_counter(), git_commit()
-    if force and rank_zero_only.rank == 0 and run_dir.is_dir() and any(run_dir.iterdir()):
-        archive = replaced_run_dir(run_dir, runs_root)
+    if force and rank_zero_only.rank == 0 and run_path.is_dir() and any(run_path.iterdir()):
+        archive = replaced_run_dir(run_path, runs_root)
         archive.parent.mkdir(parents=True, exist_ok=True)
-        run_dir.rename(archive)
+        run_path.rename(archive)
         echo(f"    previous run moved to {archive}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_path.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     weights = pretrained_weights(cfg, runs_root)
-    if cfg.data.dataset in EVALUATIONS:
-        metrics, details = EVALUATIONS[cfg.data.dataset](cfg, weights)
+    if not task.trains:
+        metrics, details = task.evaluate(cfg, weights)
         record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None,
                          commit=commit)
         _write_record(metrics_path, record)
         return record
 
-    dm = build_datamodule(cfg, run_dir)
+    dm = task.datamodule(cfg, run_path)
     dm.prepare_data()
     dm.setup("fit")
-    model = build_model(cfg, dm)
-    if weights:
-        load_pretrained(model, weights)
-    module = build_task(cfg, model, dm)
+    task.check_classes(dm.num_classes)
+    model = build_model(cfg, num_outputs(dm.num_classes), weights=weights)
+    module = task.system(cfg, model, dm)
 
     class LogRunConfig(Callback):
         """Record the row's whole configuration as TensorBoard hyper-parameters (after Lightning's own)."""
@@ -255,9 +251,9 @@ def execute(
             trainer.logger.log_hyperparams({**cfg.to_dict(), "num_params": num_params})
 
     num_params = sum(p.numel() for p in model.parameters())
-    logger = TensorBoardLogger(save_dir=str(run_dir.parent), name=run_dir.name, version="",
+    logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
                                default_hp_metric=False)
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)
+    checkpoint = ModelCheckpoint(dirpath=run_path / "checkpoints", save_last=True, save_top_k=0)
     data_wait = DataWaitMonitor()  # fraction of training time spent waiting for batches, into the record
     t = cfg.trainer
     trainer = L.Trainer(
@@ -278,7 +274,7 @@ def execute(
         enable_model_summary=False,
         deterministic=False,
     )
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run_path / "checkpoints" / "last.ckpt"
     resume = str(last) if last.exists() and not force else None
     if resume:
         echo(f"    resuming from {last}")
@@ -288,13 +284,20 @@ def execute(
     metrics = {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in results.items()
                if k.startswith("test/")}
     if not all(math.isfinite(v) for v in metrics.values()):
-        raise RuntimeError(f"{run_dir}: non-finite test metrics {metrics}")
+        raise RuntimeError(f"{run_path}: non-finite test metrics {metrics}")
     record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
                      resume=resume, commit=commit)
     record["perf"] = data_wait.summary()
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
     return record
+
+
+def num_outputs(num_classes: int | dict[str, int]) -> int:
+    """Logits the model produces: the class count, or V + N for verb/noun labels (``VideoClassifier``)."""
+    from lightning_modules import num_outputs as outputs
+
+    return outputs(num_classes)
 
 
 REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
@@ -331,43 +334,24 @@ def _record(cfg: RunConfig, metrics: dict[str, float], start: float, data: Any, 
     }
 
 
-def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | None:
-    """``pretrained="run:<table>/<row>/<column>"``: the last checkpoint of that run at this scale and seed
-    (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model); it must have been trained first."""
-    name = cfg.model.pretrained
+def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str, str] | None:
+    """The run's pretrained sources with ``run:<table>/<row>/<column>`` resolved to the last checkpoint of that run
+    at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model); it must exist."""
+    sources = cfg.model.pretrained
+    if isinstance(sources, str) or sources is None:
+        return _resolve_source(cfg, sources, runs_root)
+    return {part: _resolve_source(cfg, source, runs_root) for part, source in sources.items()}
+
+
+def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> str | None:
     if not name or not name.startswith("run:"):
         return name
     table, row, column = name.removeprefix("run:").split("/")
-    path = Path(runs_root) / table / row / f"seed{cfg.seed}" / f"{cfg.scale}-{column_slug(column)}" / "checkpoints"
-    path = path / "last.ckpt"
+    path = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column) / "checkpoints" / "last.ckpt"
     if not path.exists():
         raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
                                 f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")
     return str(path)
-
-
-def evaluate_davis(cfg: RunConfig, weights: str | None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Table 9: label propagation on DAVIS 2017 val with the frozen model's patch features (no training)."""
-    import torch
-
-    from models import create_model, load_pretrained
-    from lightning_modules.label_propagation import VideoViTFeatures, evaluate_davis as propagate
-
-    options = dict(cfg.data.options)
-    model = create_model(cfg.model.name, num_classes=0, num_frames=cfg.data.num_frames,
-                         img_size=cfg.data.crop_size, **dict(cfg.model.overrides))
-    if weights:
-        load_pretrained(model, weights)
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
-    features = VideoViTFeatures(model, feature=options.pop("feature", "tokens"), mode=options.pop("mode", "clip"),
-                                device=device, autocast_dtype=torch.bfloat16 if device == "cuda" else None)
-    result = propagate(features, cfg.data.root, "val", propagation_device=device, **options)
-    metrics = {"J&F": 100 * result["J&F"], "J": 100 * result["J"], "F": 100 * result["F"]}
-    return metrics, {k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files", "params")}
-
-
-# Runs that evaluate a trained model instead of training one, by dataset name.
-EVALUATIONS = {"davis2017": evaluate_davis}
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:
@@ -377,47 +361,10 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
     tmp.replace(path)  # atomic: a metrics.json is always complete
 
 
-def is_sequence_task(data: Any) -> bool:
-    return data.dataset.startswith("lra_")
-
-
-def build_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
-    """The LightningDataModule of a run: video datasets (real or synthetic) or LRA token sequences."""
-    kwargs = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k != "options"}
-    if is_sequence_task(cfg.data):
-        from data.lra_datamodule import LRADataModule
-
-        return LRADataModule(task=cfg.data.dataset.removeprefix("lra_"), root=cfg.data.root,
-                             synthetic_params=cfg.data.synthetic_params, batch_size=cfg.data.batch_size,
-                             num_workers=cfg.data.num_workers, **dict(cfg.data.options))
-    from data.datamodule import VideoDataModule
-
-    return VideoDataModule(**kwargs, **dict(cfg.data.options), failures_dir=run_dir / "data_failures")
-
-
-def build_model(cfg: RunConfig, dm: Any) -> Any:
-    """The registered model of the run, sized by the data: clip frames and crop come from the data config."""
-    from lightning_modules.video_classifier import num_outputs
-    from models import create_model
-
-    overrides = dict(cfg.model.overrides)
-    if not is_sequence_task(cfg.data):
-        for name, value in (("num_frames", cfg.data.num_frames), ("img_size", cfg.data.crop_size)):
-            if overrides.setdefault(name, value) != value:
-                raise ValueError(f"{cfg.table}/{cfg.row}: model {name}={overrides[name]} but the data gives "
-                                 f"{value}; set it in the data config only")
-    return create_model(cfg.model.name, num_classes=num_outputs(dm.num_classes), **overrides)
-
-
-def build_task(cfg: RunConfig, model: Any, dm: Any) -> L.LightningModule:
-    optim = dataclasses.asdict(cfg.optim)
-    if is_sequence_task(cfg.data):
-        from lightning_modules.sequence_classifier import SequenceClassifier
-
-        return SequenceClassifier(model, dm.num_classes, **optim)
-    from lightning_modules import VideoClassifier
-
-    return VideoClassifier(model, dm.num_classes, **optim)
+def check_buildable(cfg: RunConfig) -> None:
+    """Build the run's model on the ``meta`` device: an unknown or misspelled option fails here, with its name and
+    the valid ones, before anything trains (cheap at paper scale: no memory is allocated)."""
+    build_model(cfg, get_task(cfg.task).num_classes or 2, device="meta")
 
 
 def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") -> str:

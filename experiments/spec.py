@@ -1,8 +1,10 @@
 """Table specs: which model, data and schedule each row of a paper table runs, at each scale.
 
 A spec is data. Rows differ only in what the paper's table varies (``RowSpec.model``); everything else comes
-from the scale preset shared by all rows of the table. ``resolve`` turns (table, row, column, scale, seed) into
-one frozen ``RunConfig`` that the runner executes and ``--dry-run`` prints.
+from the scale preset shared by all rows of the table (``experiments.presets`` holds the presets every paper
+shares). ``resolve`` turns (table, row, column, scale, seed) into one frozen ``RunConfig`` that the runner executes
+and ``--dry-run`` prints and builds. Every run names its task (``DataConfig.task``); ``experiments.tasks`` says
+which data module and LightningModule serve it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from data import generated_locally
+
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
 
-Scale = Literal["tiny", "paper"]
 SCALES: tuple[str, ...] = ("tiny", "paper")
 
 
@@ -23,12 +26,15 @@ SCALES: tuple[str, ...] = ("tiny", "paper")
 class ModelConfig:
     name: str  # entrypoint in the models registry, e.g. "vit_base_patch16_video"
     overrides: Mapping[str, Any] = field(default_factory=dict)  # constructor arguments the row sets
-    pretrained: str | None = None  # local checkpoint file or "timm:<model name>"; None = from scratch
+    # None = from scratch; a source ("file.pth", "timm:<name>", "run:<table>/<row>/<column>") for the whole model;
+    # or {submodule: source} for a model assembled from several pretrained parts (CAST's two experts)
+    pretrained: str | Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str  # "synth_appearance", "synth_motion", "kinetics400", "ssv2", ...
+    task: str  # what the run does with it, a name in experiments.tasks: "video_classification", ...
     root: str | None = None  # None: synthetic sets are generated into the cache on first use
     num_frames: int = 8
     frame_stride: int = 2  # dense sampling stride (ignored by segment sampling)
@@ -88,6 +94,10 @@ class ScalePreset:
     trainer: TrainerConfig = TrainerConfig()
 
 
+# What a row's or column's per-scale entry may set (``RowSpec.scales[scale]``, ``MetricColumn.scales[scale]``).
+SCALE_OVERRIDE_KEYS = ("model", "data", "optim", "name", "pretrained")
+
+
 @dataclass(frozen=True)
 class RowSpec:
     key: str  # short id used by --rows and in run directories
@@ -96,10 +106,10 @@ class RowSpec:
     model: Mapping[str, Any] = field(default_factory=dict)  # model overrides this row sets (the ablated choice)
     data: Mapping[str, Any] = field(default_factory=dict)  # DataConfig overrides (e.g. frames of square tokens)
     dataset: str | None = None  # preset data key, for tables whose rows are datasets (Motionformer Table 8)
-    # per-scale additions on top of ``model``/``data``: {"tiny": {"model": {...}, "data": {...}, "name": entrypoint,
-    # "pretrained": weights}}; e.g. a number of prototypes that the paper states for 196 tokens per frame, scaled
-    # to the 16 of the tiny model, or ViT-L instead of the preset's ViT-B
-    scales: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # per-scale additions on top of ``model``/``data``: {"tiny": {"model": {...}, "data": {...}, "optim": {...},
+    # "name": entrypoint, "pretrained": weights}}; e.g. a number of prototypes that the paper states for 196 tokens
+    # per frame, scaled to the 16 of the tiny model, or ViT-L instead of the preset's ViT-B
+    scales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,17 +137,22 @@ class MetricColumn:
 
 @dataclass(frozen=True)
 class Computed:
-    """A static cell: ``value`` (numeric, used for rank agreement; None if not numeric) and the text shown."""
+    """A static cell: ``value`` (numeric, used for rank agreement; None if not numeric), the text shown, and where it
+    came from: "computed" (counted from the paper-scale configuration), "rendered" (read back from it),
+    "measured on <device>", or "needs GPU" (the text then says what stands in for the measurement)."""
 
     value: float | None
     text: str
+    source: str = "computed"
 
 
 @dataclass(frozen=True)
 class StaticColumn:
     """A column computed from the model configuration, without training (GFLOPs, parameters, memory, design).
 
-    ``compute`` returns a float (shown with ``digits``), a string, or a ``Computed``.
+    ``compute`` returns a float (shown with ``digits``), a string, or a ``Computed``. It runs when the table runs
+    (or ``python -m experiments static ID``), never when a report is built: ``experiments.static`` stores the cells
+    in a record with the device they were measured on, and the reports read that record.
     """
 
     column: str
@@ -157,6 +172,19 @@ class DerivedColumn:
 
 
 @dataclass(frozen=True)
+class SweepPlot:
+    """A figure's plot, as data (``reports.plots`` draws it): one panel per entry of ``panels``, each plotting the
+    rows' values of the listed metric columns against ``x_values``. With ``reference_row``, a second panel row
+    shows each row's margin to that row (Motionformer Figure 3)."""
+
+    x_label: str
+    x_values: tuple[float, ...]
+    panels: Mapping[str, tuple[str, ...]]  # panel title -> the metric column at each x value
+    y_label: str = "top-1 (%)"
+    reference_row: str | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     table: str
     row: str
@@ -171,9 +199,17 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
 
+    @property
+    def task(self) -> str:
+        return self.data.task
+
     def run_dir(self, runs_root: str | Path = "runs") -> Path:
-        """runs/<table>/<row>/seed<k>/<scale>-<column>: one TensorBoard run per scale and dataset column."""
-        return Path(runs_root) / self.table / self.row / f"seed{self.seed}" / f"{self.scale}-{column_slug(self.column)}"
+        return run_dir(runs_root, self.table, self.row, self.seed, self.scale, self.column)
+
+
+def run_dir(runs_root: str | Path, table: str, row: str, seed: int, scale: str, column: str) -> Path:
+    """runs/<table>/<row>/seed<k>/<scale>-<column>: one TensorBoard run per scale and dataset column."""
+    return Path(runs_root) / table / row / f"seed{seed}" / f"{scale}-{column_slug(column)}"
 
 
 @dataclass(frozen=True)
@@ -185,7 +221,8 @@ class TableSpec:
     static_columns: tuple[StaticColumn, ...] = ()
     derived_columns: tuple[DerivedColumn, ...] = ()
     notes: str = ""
-    plot: Callable[..., Any] | None = None  # (spec, cells_by_scale, out_path) -> image file, for figures
+    plot: SweepPlot | None = None  # for figures: what reports.plots draws from our values
+    is_paper_table: bool = True  # False: an experiment of this repository's own (no paper layout, no report)
 
     @property
     def paper(self) -> PaperTable:
@@ -220,10 +257,12 @@ class TableSpec:
         if key not in preset.data:
             raise KeyError(f"{self.table_id}: scale {scale!r} has no data for {key!r} (has {sorted(preset.data)})")
         # precedence: preset < row < row at this scale < column < column at this scale
-        row_scale, col_scale = row.scales.get(scale, {}), column.scales.get(scale, {})
-        data = dataclasses.replace(preset.data[key], **{**row.data, **row_scale.get("data", {}), **column.data,
-                                                        **col_scale.get("data", {})})
-        if data_root is not None and not data.dataset.startswith("synth_"):
+        row_scale = _scale_entry(row.scales, scale, f"{self.table_id} row {row.key!r}")
+        col_scale = _scale_entry(column.scales, scale, f"{self.table_id} column {column.column!r}")
+        where = f"{self.table_id} row {row.key!r}, column {column.column!r}, scale {scale!r}"
+        data = _replace(preset.data[key], where, row.data, row_scale.get("data", {}), column.data,
+                        col_scale.get("data", {}))
+        if data_root is not None and not generated_locally(data.dataset, Path(data_root) / data.dataset):
             # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
             data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))
         overrides = {**preset.model.overrides, **row.model, **row_scale.get("model", {}), **column.model,
@@ -231,8 +270,32 @@ class TableSpec:
         pick = lambda name, default: col_scale.get(name, row_scale.get(name, default))  # noqa: E731
         model = dataclasses.replace(preset.model, overrides=overrides, name=pick("name", preset.model.name),
                                     pretrained=pick("pretrained", preset.model.pretrained))
-        return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, preset.optim,
-                         preset.trainer)
+        optim = _replace(preset.optim, where, row_scale.get("optim", {}), col_scale.get("optim", {}))
+        return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, optim, preset.trainer)
+
+
+def _scale_entry(scales: Mapping[str, Mapping[str, Any]], scale: str, where: str) -> Mapping[str, Any]:
+    """A row's or column's entry for one scale; a misspelled scale or key is an error, not a silent no-op."""
+    unknown_scales = sorted(set(scales) - set(SCALES))
+    if unknown_scales:
+        raise ValueError(f"{where}: unknown scale(s) {unknown_scales} in `scales`; scales are {list(SCALES)}")
+    entry = scales.get(scale, {})
+    unknown = sorted(set(entry) - set(SCALE_OVERRIDE_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} in scales[{scale!r}]; valid keys: "
+                         f"{', '.join(SCALE_OVERRIDE_KEYS)}")
+    return entry
+
+
+def _replace(config: Any, where: str, *changes: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace`` with the changes applied in order; an unknown field names itself and the valid ones."""
+    merged = {k: v for change in changes for k, v in change.items()}
+    valid = [f.name for f in dataclasses.fields(config)]
+    unknown = sorted(set(merged) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown {type(config).__name__} option(s) {unknown}; valid options: "
+                         f"{', '.join(valid)}")
+    return dataclasses.replace(config, **merged)
 
 
 def column_slug(column: str) -> str:
@@ -252,7 +315,7 @@ _TABLE_SPECS: dict[str, Callable[[], TableSpec]] = {}
 
 
 def register_table(fn: Callable[[], TableSpec]) -> Callable[[], TableSpec]:
-    """Register a spec factory; its name is the table id (``def mformer_table4() -> TableSpec``)."""
+    """Register a paper table's spec factory; its name is the table id (``def mformer_table4() -> TableSpec``)."""
     table_id = fn.__name__
     if table_id not in paper_tables():
         raise ValueError(f"@register_table {table_id!r}: no such table in {paper_tables.__module__}")
@@ -260,9 +323,20 @@ def register_table(fn: Callable[[], TableSpec]) -> Callable[[], TableSpec]:
     return fn
 
 
+def register_experiment(fn: Callable[[], TableSpec]) -> Callable[[], TableSpec]:
+    """Register an experiment that is not a paper table (``spec.is_paper_table`` False): it resolves, runs, reuses
+    and records like a table, under ``runs/<its name>/``, but has no paper layout."""
+    if fn.__name__ in paper_tables():
+        raise ValueError(f"@register_experiment {fn.__name__!r} is a paper table: use @register_table")
+    _TABLE_SPECS[fn.__name__] = fn
+    return fn
+
+
 def table_spec(table_id: str) -> TableSpec | None:
-    """The spec of an implemented table, None for a listed-but-not-implemented one; unknown ids raise."""
-    paper_table(table_id)  # raises UnknownTableError with close matches
+    """The spec of an implemented table or experiment, None for a listed-but-not-implemented table; unknown ids
+    raise."""
+    if table_id not in _TABLE_SPECS:
+        paper_table(table_id)  # raises UnknownTableError with close matches
     fn = _TABLE_SPECS.get(table_id)
     return fn() if fn else None
 
@@ -272,11 +346,18 @@ def table_status(table_id: str) -> str:
 
 
 def implemented_tables() -> list[str]:
+    """Implemented paper tables, in inventory order (experiments that are not paper tables excluded)."""
     return [t for t in paper_tables() if t in _TABLE_SPECS]
 
 
+def registered_specs() -> list[str]:
+    """Every registered spec: the implemented paper tables, then the repository's own experiments."""
+    return implemented_tables() + sorted(t for t in _TABLE_SPECS if t not in paper_tables())
+
+
 __all__ = [
-    "Computed", "DataConfig", "DerivedColumn", "MetricColumn", "ModelConfig", "OptimConfig", "RowSpec", "RunConfig", "SCALES", "ScalePreset",
-    "StaticColumn", "TableSpec", "TrainerConfig", "UnknownTableError", "column_slug", "implemented_tables",
-    "register_table", "table_spec", "table_status",
+    "Computed", "DataConfig", "DerivedColumn", "MetricColumn", "ModelConfig", "OptimConfig", "RowSpec", "RunConfig",
+    "SCALES", "ScalePreset", "StaticColumn", "SweepPlot", "TableSpec", "TrainerConfig", "UnknownTableError",
+    "column_slug", "implemented_tables", "register_experiment", "register_table", "registered_specs", "run_dir",
+    "table_spec", "table_status",
 ]

@@ -2,38 +2,34 @@
 
     python -m experiments.synthetic_learnability [--sets NAME ...] [--seeds N] [--epochs N] [--force]
 
-Trains the tiny Motionformer (trajectory attention; the ``tiny`` preset of the Motionformer tables, 40 epochs on
-``synth_verbnoun`` as Table 6c) on each synthetic set and prints test top-1 beside chance. Runs are logged like
-table runs, under ``runs/synthetic_learnability/<set>/``; a run identical to a table's (Table 4's Motionformer row
-on the appearance and motion sets, Table 6c's on the verb-noun set) is reused, not retrained.
+Runs the registered experiment ``synthetic_learnability`` (``experiments.learnability``: the tiny Motionformer on
+each synthetic set, 40 epochs on ``synth_verbnoun`` as Table 6c) and prints test top-1 beside chance. Runs are
+logged like table runs, under ``runs/synthetic_learnability/<set>/``; a run identical to a table's is reused.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from tabulate import tabulate
 
-from experiments.motionformer import TINY, TINY_EPIC, TINY_SYNTHETIC, TRAJECTORY
-from experiments.runner import execute
-from experiments.spec import DataConfig, RunConfig, ScalePreset
+from experiments.runner import execute, resolve_runs
+from experiments.spec import RunConfig, table_spec
 
-TABLE = "synthetic_learnability"  # a runs/ folder, not a paper table
-PRESETS: dict[str, ScalePreset] = {
-    "synth_appearance": TINY, "synth_motion": TINY, "synth_verbnoun": TINY_EPIC, "synth_pose": TINY}
+EXPERIMENT = "synthetic_learnability"
+
+
+def synthetic_sets() -> list[str]:
+    return [row.key for row in table_spec(EXPERIMENT).rows]
 
 
 def run_config(name: str, seed: int = 0, epochs: int | None = None) -> RunConfig:
     """The tiny Motionformer on one synthetic set, configured exactly as the tables' rows are."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown synthetic set {name!r}; choose from {', '.join(PRESETS)}")
-    preset = PRESETS[name]
-    model = dataclasses.replace(preset.model, overrides={**preset.model.overrides, **TRAJECTORY})
-    optim = preset.optim if epochs is None else dataclasses.replace(preset.optim, epochs=epochs)
-    return RunConfig(TABLE, name, "top-1", "tiny", seed, model, DataConfig(dataset=name, synthetic_params=TINY_SYNTHETIC),
-                     optim, preset.trainer)
+    if name not in synthetic_sets():
+        raise KeyError(f"unknown synthetic set {name!r}; choose from {', '.join(synthetic_sets())}")
+    (cfg,) = resolve_runs(EXPERIMENT, "tiny", [name], seeds=seed + 1, overrides={"optim": {"epochs": epochs}})[seed:]
+    return cfg
 
 
 def summary_rows(record: dict) -> list[list]:
@@ -41,7 +37,7 @@ def summary_rows(record: dict) -> list[list]:
     classes = record["data"]["num_classes"]
     heads = {"top1": classes} if isinstance(classes, int) else {
         "verb_top1": classes["verb"], "noun_top1": classes["noun"], "action_top1": classes["verb"] * classes["noun"]}
-    source = record.get("reused_from") or f"{TABLE}/{record['row']}"
+    source = record.get("reused_from") or f"{EXPERIMENT}/{record['row']}"
     return [[record["row"], metric, f"{record['metrics'][metric]:.1f}", f"{100 / k:.1f}",
              record["config"]["optim"]["epochs"], source] for metric, k in heads.items()]
 
@@ -49,7 +45,7 @@ def summary_rows(record: dict) -> list[list]:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m experiments.synthetic_learnability",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", choices=list(PRESETS), default=list(PRESETS))
+    parser.add_argument("--sets", nargs="+", choices=synthetic_sets(), default=synthetic_sets())
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per set (default 1)")
     parser.add_argument("--epochs", type=int, help="override the preset's schedule length")
     parser.add_argument("--runs-dir", default="runs")

@@ -17,7 +17,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import Tensor, nn
 
 from .attention import JointSpaceTimeAttention, get_attention
-from .registry import register_model
+from .registry import check_options, register_model
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)  # timm ViT's epsilon: needed for image checkpoints to match
 
@@ -138,6 +138,7 @@ class VideoViT(nn.Module):
         self.img_size = img_size
         self.pos_embed_type = pos_embed
         attn_cls = get_attention(attn_layer) if isinstance(attn_layer, str) else attn_layer
+        check_options(attn_cls, attn_kwargs or {}, f"attn_kwargs of attention {attn_cls.__name__}")
 
         self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
         self.grid_size = self.patch_embed.grid_size  # (T, H, W) of the token grid

@@ -1,8 +1,9 @@
 """Report tables in the paper's layout, rebuilt from the flat records that runs write (``metrics.json``).
 
-The generator never trains and never invents a number: a metric cell is the mean ± std over the seeds found on
-disk, tagged with the scale and dataset that produced it, beside the paper's printed value; a computed static
-column (GFLOPs) is counted from the model; anything missing is ``—``.
+The generator only reads: it never trains, builds no model and never invents a number. A metric cell is the
+mean ± std over the seeds found on disk, tagged with the scale and dataset that produced it, beside the paper's
+printed value; a static cell (GFLOPs, parameters, memory) comes from the table's static record
+(``runs/<table>/static.json``, written when the table ran) and says where it came from; anything missing is ``—``.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ from typing import Any
 from scipy.stats import kendalltau
 from tabulate import tabulate
 
+from data import SYNTHETIC_SETS, generated_locally
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
-from experiments.runner import generated_locally
 from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
+from experiments.static import read_static, static_record_path
+
+from .plots import plot_sweep
 
 REPORTS_DIR = Path(__file__).resolve().parent
-DATA_STANDS_IN_FOR = {  # what a synthetic set replaces, for the header and the cells
-    "synth_appearance": "Kinetics-400 (classes defined by appearance)",
-    "synth_motion": "Something-Something V2 (classes defined by motion only)",
-    "synth_verbnoun": "EPIC-KITCHENS-100 (verb = motion, noun = object, on untrimmed videos)",
-    "synth_pose": "PennAction / NTU RGB+D (stick figures with per-frame joints)",
-}
 
 
 @dataclass(frozen=True)
@@ -75,18 +73,26 @@ def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str]
     return cells
 
 
-def static_values(spec: TableSpec) -> dict[tuple[str, str], Computed]:
-    """Computed columns (GFLOPs, parameters, memory, design) for every row, at paper configuration."""
+def static_values(spec: TableSpec, runs_root: str | Path = "runs") -> dict[tuple[str, str], Computed]:
+    """(row, column) -> the stored static cell, from the table's static record; absent cells are left out."""
+    record = read_static(static_record_path(runs_root, spec.table_id)) or {"cells": {}}
     out = {}
-    for col in spec.static_columns:
-        for row in spec.rows:
-            value = col.compute(spec, row)
-            if isinstance(value, str):
-                value = Computed(None, value)
-            elif not isinstance(value, Computed):
-                value = Computed(float(value), f"{value:.{col.digits}f} (computed)")
-            out[(row.key, col.column)] = value
+    for row in spec.rows:
+        for col in spec.static_columns:
+            cell = record["cells"].get(row.key, {}).get(col.column)
+            if cell is not None:
+                out[(row.key, col.column)] = Computed(cell["value"], cell["text"], cell["source"])
     return out
+
+
+def static_text(computed: Computed | None, table_id: str) -> str:
+    """A static cell as shown: its text, tagged with its source unless the text already says it."""
+    if computed is None:
+        return f"— (not computed: `python -m experiments static {table_id}`)"
+    said = computed.source.removeprefix("measured on ")  # a measured cell names its device
+    if computed.source == "rendered" or said in computed.text:
+        return computed.text
+    return f"{computed.text} [{computed.source}]"
 
 
 def metric_values(spec: TableSpec, cells: dict[tuple[str, str], dict[str, Cell]]) -> dict[str, dict[str, Any]]:
@@ -110,14 +116,15 @@ def ours(table_id: str, scale: str = "tiny", runs_root: str | Path = "runs") -> 
     if spec is None:
         return result
     values = metric_values(spec, aggregate(load_records(table_id, runs_root), scale))
-    static = static_values(spec)
+    static = static_values(spec, runs_root)
     for row in spec.rows:
         if row.paper_row >= len(result):
             continue  # a figure: no printed rows to align with
         target = result[row.paper_row]
         for col in spec.static_columns:
-            c = static[(row.key, col.column)]
-            target[col.column] = round(c.value, col.digits + 2) if c.value is not None else c.text
+            c = static.get((row.key, col.column))
+            if c is not None:
+                target[col.column] = round(c.value, col.digits + 2) if c.value is not None else c.text
         for column, value in values[row.key].items():
             if isinstance(value, Cell):
                 value = value.mean
@@ -151,10 +158,11 @@ def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) ->
     preset = spec.scales[scale]
     lines = [f"**Scale: {scale}** — {preset.description}."]
     for key, dataset in _datasets_used(spec, scale).items():
-        if dataset in DATA_STANDS_IN_FOR:
+        if dataset in SYNTHETIC_SETS:
             lines.append(f"- **{key}** results come from `{dataset}`, generated data standing in for "
-                         f"{DATA_STANDS_IN_FOR[dataset]}. These numbers are NOT comparable to the paper's.")
-        elif generated_locally(preset.data[key]):
+                         f"{SYNTHETIC_SETS[dataset].stands_in_for}. These numbers are NOT comparable to the "
+                         f"paper's.")
+        elif generated_locally(dataset, preset.data[key].root):
             lines.append(f"- **{key}** results come from `{dataset}`, generated locally with the benchmark's own "
                          f"generator at the size stated in the spec (smaller than the paper's at tiny scale).")
         else:
@@ -183,7 +191,7 @@ def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str) -
         cfg = spec.resolve(row, mc, scale, seed=0)
     except KeyError:
         return "—"
-    return f"needs data (`{cfg.data.dataset}`)" if not generated_locally(cfg.data) else "—"
+    return "—" if generated_locally(cfg.data.dataset, cfg.data.root) else f"needs data (`{cfg.data.dataset}`)"
 
 
 def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR) -> str:
@@ -196,7 +204,7 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
         return "\n".join(out)
 
     records = load_records(table_id, runs_root)
-    static = static_values(spec)
+    static = static_values(spec, runs_root)
     scales = [s for s in SCALES if any(r["scale"] == s for r in records)] or ["tiny"]
     cited = [prow for prow in table.rows if not any(r.paper_row == prow.index for r in spec.rows)]
     for scale in scales:
@@ -227,9 +235,9 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
             if row is None:
                 line.append(printed(paper_value) + (" ‡" if i == 0 else ""))
             elif column in static_cols:
-                computed = static[(row.key, column)]
-                ours_by_column[column].append(computed.value)
-                line.append(f"{computed.text} · paper {printed(paper_value)}")
+                computed = static.get((row.key, column))
+                ours_by_column[column].append(computed.value if computed else None)
+                line.append(f"{static_text(computed, table.id)} · paper {printed(paper_value)}")
             elif column in metric_cols:
                 cell = values[row.key][column]
                 ours_by_column[column].append(cell.mean if cell else None)
@@ -264,7 +272,7 @@ def _figure_layout(table: PaperTable, spec: TableSpec, scale: str, values: dict,
         image = out_dir / f"{table.id}-{scale}.png"
         plain = {row.key: {c.column: (values[row.key][c.column].mean if values[row.key][c.column] else None)
                            for c in spec.metric_columns} for row in spec.rows}
-        spec.plot(spec, plain, image)
+        plot_sweep(spec.plot, [(row.key, row.label) for row in spec.rows], plain, image)
         out += [f"![{table.label}, {scale} scale]({image.name})", ""]
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.runner import run_table
+from experiments.__main__ import run_and_report
 from reports.build import load_records
 
 pytestmark = pytest.mark.slow
@@ -31,8 +31,8 @@ def micro_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     runs = root / "runs"
     logs = []
-    records = run_table("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
-                        echo=logs.append, reports_dir=root)
+    records = run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
+                             echo=logs.append, reports_dir=root)
     return runs, records, logs
 
 
@@ -55,15 +55,15 @@ def test_each_row_and_column_writes_a_complete_record(micro_runs):
 def test_finished_runs_are_skipped_and_interrupted_runs_resume(micro_runs):
     runs, _, _ = micro_runs
     logs = []
-    again = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
-                      echo=logs.append, reports_dir=runs.parent)
+    again = run_and_report("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
+                           echo=logs.append, reports_dir=runs.parent)
     assert all(r.get("cached") for r in again)
     # An interruption after training but before the test: metrics.json missing, last.ckpt present.
     run_dir = runs / "mformer_table4" / "joint" / "seed0" / "tiny-k_400"
     (run_dir / "metrics.json").unlink()
     logs = []
-    resumed = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
-                        echo=logs.append, reports_dir=runs.parent)
+    resumed = run_and_report("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
+                             echo=logs.append, reports_dir=runs.parent)
     rec = next(r for r in resumed if r["column"] == "K-400")
     assert rec["resumed_from"].endswith("last.ckpt") and not rec.get("cached")
     assert any("resuming from" in line for line in logs)
@@ -75,8 +75,8 @@ def test_forced_rerun_starts_fresh_and_keeps_the_old_run(micro_runs, tmp_path):
     run_dir = runs / "mformer_table4" / "joint" / "seed0" / "tiny-k_400"
     old_files = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
     logs = []
-    again = run_table("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
-                      echo=logs.append, force=True, reports_dir=runs.parent)
+    again = run_and_report("mformer_table4", rows=["joint"], runs_root=runs, overrides=MICRO, progress_bar=False,
+                           echo=logs.append, force=True, reports_dir=runs.parent)
     assert not any(r.get("cached") or r.get("resumed_from") or r.get("reused_from") for r in again)
     (archive,) = (runs / ".replaced").glob("*/mformer_table4/joint/seed0/tiny-k_400")
     assert sorted(p.relative_to(archive) for p in archive.rglob("*")) == old_files  # moved whole

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from experiments.motionformer import paper_config, paper_gflops, paper_params, tiny_budget
+from experiments.motionformer import tiny_budget
 from experiments.runner import _comparable, find_equivalent_run, missing_data, resolve_runs
 from experiments.spec import table_spec
-from reports.build import build_report, static_values
+from experiments.static import gflops_views, paper_config, paper_gflops, paper_params
+from reports.build import build_report
 
 
 def _run(table, row, column, scale="tiny"):
@@ -30,7 +31,7 @@ def _run(table, row, column, scale="tiny"):
 def test_gflops_as_published_within_2_percent(table, row, paper):
     spec = table_spec(table)
     if table == "mformer_table6b":
-        value = static_values(spec)[(row, "GFLOPs × views")]
+        value = gflops_views("K-400")(spec, spec.row(row))
         assert value.text.endswith("×3×10 (computed)")
     else:
         value = paper_gflops(spec, spec.row(row))

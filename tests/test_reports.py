@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments.spec import table_spec
+from experiments.static import compute_static
 from reports.__main__ import main as reports_main
 from reports.build import build_report, load_records, ours
 
@@ -21,6 +23,7 @@ def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scal
 
 def test_report_in_paper_layout_with_seeds_and_missing_rows(tmp_path):
     runs = tmp_path / "runs"
+    compute_static(table_spec("mformer_table4"), runs, echo=lambda _: None)
     write_record(runs, "joint", "K-400", 0, 70.0)
     write_record(runs, "joint", "K-400", 1, 74.0)
     write_record(runs, "traj_attT_normS", "K-400", 0, 80.0)
@@ -52,6 +55,44 @@ def test_ours_is_the_mean_over_seeds(tmp_path):
 def test_build_without_runs_does_not_crash(tmp_path):
     path = build_report("mformer_table4", runs_root=tmp_path / "none", out_dir=tmp_path)
     assert "— · paper 79.7" in path.read_text()
+    assert "— (not computed: `python -m experiments static mformer_table4`) · paper 180.6" in path.read_text()
+
+
+def test_reports_only_read_records_and_never_build_a_model(tmp_path, monkeypatch):
+    """Static cells come from the record written when the table ran; building a report builds nothing."""
+    runs = tmp_path / "runs"
+    for table_id in ("mformer_table4", "mformer_table3a", "mformer_table1"):
+        compute_static(table_spec(table_id), runs, echo=lambda _: None)
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("a report built a model")
+
+    monkeypatch.setattr("models.registry.create_model", no_models)
+    monkeypatch.setattr("models.create_model", no_models)
+    table4 = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "369.4 (computed; 216.5 as we compute it) · paper 369.5" in table4
+    table3a = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "needs GPU; activations" in table3a and "1.00×" in table3a
+    table1 = build_report("mformer_table1", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "| Trajectory" in table1 and "Cubic" in table1
+
+
+def test_a_measured_static_cell_survives_a_later_run_without_gpu(tmp_path):
+    import json
+
+    runs = tmp_path / "runs"
+    compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)
+    path = runs / "mformer_table3a" / "static.json"
+    record = json.loads(path.read_text())
+    record["cells"]["exact"]["Mem."] = {"value": 7.0, "text": "7.0 GB (measured, batch 4, NVIDIA H100)",
+                                        "source": "measured on NVIDIA H100"}
+    path.write_text(json.dumps(record))
+    compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)  # this machine has no GPU
+    cells = json.loads(path.read_text())["cells"]
+    assert cells["exact"]["Mem."]["source"] == "measured on NVIDIA H100"
+    assert cells["performer"]["Mem."]["source"] == "needs GPU"
+    report = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "7.0 GB (measured, batch 4, NVIDIA H100) · paper 7.4" in report
 
 
 def test_corrupt_record_is_named(tmp_path):

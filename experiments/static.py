@@ -1,0 +1,165 @@
+"""Static columns: cells computed from a row's paper-scale configuration, without training, and their record.
+
+Any paper's spec uses these functions in its ``StaticColumn``s: GFLOPs of one view, parameters, peak training
+memory. They run when a table runs (or ``python -m experiments static ID``), never when a report is built;
+``compute_static`` stores every cell in ``runs/<table>/static.json`` with the device it was measured on, and the
+reports read that record. A cell measured on a GPU is kept when a later run on a machine without one can only
+say ``needs GPU``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .spec import Computed, MetricColumn, RowSpec, RunConfig, TableSpec
+from .tasks import build_model
+
+STATIC_RECORD = "static.json"
+MEASURED = "measured on "  # source prefix of a cell measured on a device
+NEEDS_GPU = "needs GPU"
+
+
+# ---- column functions ------------------------------------------------------------------------------------------
+
+
+def paper_config(spec: TableSpec, row: RowSpec, data_key: str | None = None) -> RunConfig:
+    """The row's run configuration at paper scale (first metric column, or ``data_key``)."""
+    column = next((c for c in spec.metric_columns if data_key in (None, c.data_key(row))), None)
+    if column is None:
+        column = MetricColumn(data_key or "K-400")
+    return spec.resolve(row, column, "paper", seed=0)
+
+
+def clip_shape(cfg: RunConfig, batch: int = 1) -> tuple[int, int, int, int, int]:
+    return (batch, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
+
+
+def gflops(cfg: RunConfig, formulation: str = "published", num_classes: int = 400) -> float:
+    """GFLOPs of one view (one multiply-add = one FLOP), counted on the meta device; see ``models.flops``."""
+    from models import count_flops
+
+    return count_flops(build_model(cfg, num_classes, device="meta"), clip_shape(cfg), formulation)
+
+
+def paper_gflops(spec: TableSpec, row: RowSpec) -> Computed:
+    """GFLOPs of one view at the paper's configuration, as the paper counts them, and as our fast path runs."""
+    cfg = paper_config(spec, row)
+    published, ours = gflops(cfg, "published"), gflops(cfg, "computed")
+    extra = f"; {ours:.1f} as we compute it" if abs(ours - published) > 0.05 else ""
+    return Computed(published, f"{published:.1f} (computed{extra})")
+
+
+def gflops_views(data_key: str) -> Callable[[TableSpec, RowSpec], Computed]:
+    """GFLOPs of one view × the test protocol's spatial crops × temporal clips (the papers' "GFLOPs × views")."""
+
+    def compute(spec: TableSpec, row: RowSpec) -> Computed:
+        cfg = paper_config(spec, row, data_key)
+        value = gflops(cfg, "published")
+        return Computed(value, f"{value:.1f}×{cfg.data.test_crops}×{cfg.data.test_clips} (computed)")
+    return compute
+
+
+def paper_params(spec: TableSpec, row: RowSpec) -> Computed:
+    """Parameters of the row's model at paper configuration (400 classes), counted on the meta device."""
+    model = build_model(paper_config(spec, row), num_classes=400, device="meta")
+    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    return Computed(millions, f"{millions:.1f}M (computed)")
+
+
+def peak_memory(reference_row: RowSpec | None = None) -> Callable[[TableSpec, RowSpec], Computed]:
+    """Max memory of a training step at paper shape: measured on a GPU, otherwise ``needs GPU`` plus the ratio of
+    activation memory (bytes saved for backward, counted on the meta device) to the reference row's."""
+
+    def compute(spec: TableSpec, row: RowSpec) -> Computed:
+        from models.memory import activation_bytes, cuda_training_peak_gb
+
+        from .tasks import model_kwargs
+
+        cfg = paper_config(spec, row)
+        measured = cuda_training_peak_gb(cfg.model.name, clip_shape(cfg, batch=4), num_classes=400,
+                                         **model_kwargs(cfg))
+        if measured is not None:
+            device = measured_device()
+            return Computed(measured, f"{measured:.1f} GB (measured, batch 4, {device})", MEASURED + device)
+        reference = reference_row or spec.rows[0]
+        ref = paper_config(spec, reference)
+        ours = activation_bytes(build_model(cfg, 400, device="meta"), clip_shape(cfg))
+        base = activation_bytes(build_model(ref, 400, device="meta"), clip_shape(ref))
+        ratio = ours / base
+        return Computed(ratio, f"needs GPU; activations {ours / 2**30:.2f} GiB/clip = {ratio:.2f}× "
+                               f"`{reference.key}`", NEEDS_GPU)
+    return compute
+
+
+def measured_device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+# ---- the record ------------------------------------------------------------------------------------------------
+
+
+def static_record_path(runs_root: str | Path, table_id: str) -> Path:
+    return Path(runs_root) / table_id / STATIC_RECORD
+
+
+def compute_static(spec: TableSpec, runs_root: str | Path = "runs", commit: str = "unknown",
+                   echo: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """Compute every static cell of ``spec`` and store them in ``runs/<table>/static.json``; None if it has none.
+
+    A cell already measured on a device is kept when this machine can only say ``needs GPU``.
+    """
+    if not spec.static_columns:
+        return None
+    path = static_record_path(runs_root, spec.table_id)
+    previous = read_static(path) or {"cells": {}}
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for col in spec.static_columns:
+        echo(f"static column {col.column!r}: {len(spec.rows)} row(s) at paper configuration")
+        for row in spec.rows:
+            value = _as_computed(col.compute(spec, row), col.digits)
+            cell = {"value": value.value, "text": value.text, "source": value.source}
+            old = previous["cells"].get(row.key, {}).get(col.column)
+            if old and value.source == NEEDS_GPU and str(old.get("source", "")).startswith(MEASURED):
+                cell = old
+            cells.setdefault(row.key, {})[col.column] = cell
+    record = {
+        "table": spec.table_id,
+        "kind": "static columns",
+        "cells": cells,
+        "device": measured_device(),
+        "git_commit": commit,
+        "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": {"python": platform.python_version(), "platform": platform.platform()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    tmp.replace(path)  # atomic: a reader never sees half a record
+    return record
+
+
+def read_static(path: str | Path) -> dict[str, Any] | None:
+    """A static record, None if absent; a damaged one raises naming the file and how to regenerate it."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); delete it and run `python -m experiments static "
+                         f"{path.parent.name}`") from err
+
+
+def _as_computed(value: float | str | Computed, digits: int) -> Computed:
+    if isinstance(value, Computed):
+        return value
+    if isinstance(value, str):
+        return Computed(None, value, "rendered")
+    return Computed(float(value), f"{value:.{digits}f} (computed)")

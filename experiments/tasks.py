@@ -1,0 +1,189 @@
+"""Tasks: what a run does with its model and data. The runner asks this registry and never a dataset's name.
+
+A ``Task`` says which LightningDataModule serves a run, which LightningModule trains it (or, for a task that only
+evaluates a trained model, which function evaluates it), which model-constructor arguments the data fixes (a video
+model's frames and crop), and what class counts it accepts. ``build_model`` is the one way to build a run's model
+from its configuration, on any device (``meta`` for ``--dry-run`` and the static columns), with its pretrained
+sources loaded. A paper that brings a new task registers it from its own spec module with ``register_task``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .spec import DataConfig, RunConfig
+
+if TYPE_CHECKING:
+    import lightning as L
+    from torch import nn
+
+Evaluation = Callable[[RunConfig, "str | Mapping[str, str] | None"], "tuple[dict[str, float], dict[str, Any]]"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """How one kind of run is served.
+
+    Args:
+        name: the name specs give in ``DataConfig.task``.
+        datamodule: (run config, run directory) -> LightningDataModule; None for an evaluation-only task.
+        system: (run config, model, data module) -> LightningModule that trains and tests the model.
+        model_inputs: the model-constructor arguments the data fixes, from the data config (a video model's
+            ``num_frames`` and ``img_size``); a row that sets them differently is an error.
+        check_classes: raises when a data module's class count does not fit the task (an int for one label per
+            sample, ``{"verb": V, "noun": N}`` for verb/noun labels).
+        evaluate: for a task that trains nothing: (run config, resolved weights) -> (metrics, details).
+        num_classes: class count of the model built for an evaluation-only task (0 = no head).
+    """
+
+    name: str
+    datamodule: Callable[[RunConfig, Path], L.LightningDataModule] | None = None
+    system: Callable[[RunConfig, nn.Module, Any], L.LightningModule] | None = None
+    model_inputs: Callable[[DataConfig], dict[str, Any]] = lambda data: {}
+    check_classes: Callable[[Any], None] = lambda num_classes: None
+    evaluate: Evaluation | None = None
+    num_classes: int = 0
+
+    @property
+    def trains(self) -> bool:
+        return self.evaluate is None
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    if (task.evaluate is None) == (task.datamodule is None or task.system is None):
+        raise ValueError(f"task {task.name!r}: give either a datamodule and a system, or an evaluate function")
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(sorted(_TASKS))}") from None
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+# ---- building a run's model ------------------------------------------------------------------------------------
+
+
+def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """The model's constructor arguments: the row's options plus what the data fixes (checked to agree)."""
+    kwargs = dict(cfg.model.overrides)
+    for name, value in get_task(cfg.task).model_inputs(cfg.data).items():
+        if kwargs.setdefault(name, value) != value:
+            raise ValueError(f"{cfg.table}/{cfg.row}: model {name}={kwargs[name]} but the data gives {value}; set it "
+                             f"in the data config only")
+    return kwargs
+
+
+def build_model(cfg: RunConfig, num_classes: int, device: str | None = None,
+                weights: str | Mapping[str, str] | None = None) -> nn.Module:
+    """The run's registered model with ``num_classes`` outputs, built on ``device`` (default: the current one).
+
+    An unknown option fails here with its name and the valid ones (``models.create_model`` checks them), so
+    building on ``meta`` checks a spec at paper scale without allocating it. ``weights``: resolved pretrained
+    sources (see ``ModelConfig.pretrained``): one source for the whole model, or ``{submodule: source}``.
+    """
+    import torch
+
+    from models import create_model, load_pretrained
+
+    with torch.device(device) if device else nullcontext():
+        model = create_model(cfg.model.name, num_classes=num_classes, **model_kwargs(cfg))
+    if weights:
+        sources = {"": weights} if isinstance(weights, str) else dict(weights)
+        for part, source in sources.items():
+            load_pretrained(model.get_submodule(part) if part else model, source)
+    return model
+
+
+# ---- the tasks of the implemented papers ----------------------------------------------------------------------
+
+
+def _video_inputs(data: DataConfig) -> dict[str, Any]:
+    return {"num_frames": data.num_frames, "img_size": data.crop_size}
+
+
+def _video_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+    from data.datamodule import VideoDataModule
+
+    kwargs = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("options", "task")}
+    return VideoDataModule(**kwargs, **dict(cfg.data.options), failures_dir=run_dir / "data_failures")
+
+
+def _video_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.LightningModule:
+    from lightning_modules import VideoClassifier
+
+    return VideoClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim))
+
+
+def _single_label(num_classes: Any) -> None:
+    if not isinstance(num_classes, int):
+        raise ValueError(f"video_classification needs one label per clip, but the data has classes {num_classes}; "
+                         f"use the task verb_noun_classification")
+
+
+def _verb_noun(num_classes: Any) -> None:
+    if not (isinstance(num_classes, Mapping) and list(num_classes) == ["verb", "noun"]):
+        raise ValueError(f"verb_noun_classification needs verb and noun labels, but the data has classes "
+                         f"{num_classes!r}")
+
+
+def _sequence_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+    from data.lra import LRA_TASKS
+    from data.lra_datamodule import LRADataModule
+
+    datasets = {f"lra_{task}": task for task in LRA_TASKS}  # Long Range Arena's tasks, one dataset each
+    if cfg.data.dataset not in datasets:
+        raise ValueError(f"{cfg.table}/{cfg.row}: sequence_classification reads the Long Range Arena datasets "
+                         f"{', '.join(datasets)}; got {cfg.data.dataset!r}")
+    return LRADataModule(task=datasets[cfg.data.dataset], root=cfg.data.root,
+                         synthetic_params=cfg.data.synthetic_params, batch_size=cfg.data.batch_size,
+                         num_workers=cfg.data.num_workers, **dict(cfg.data.options))
+
+
+def _sequence_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.LightningModule:
+    from lightning_modules.sequence_classifier import SequenceClassifier
+
+    return SequenceClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim))
+
+
+def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None
+                       ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Motionformer Table 9: DAVIS 2017 label propagation with the frozen model's patch features (no training)."""
+    import torch
+
+    from lightning_modules.label_propagation import VideoViTFeatures, evaluate_davis
+
+    options = dict(cfg.data.options)
+    model = build_model(cfg, num_classes=0, weights=weights)
+    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
+    features = VideoViTFeatures(model, feature=options.pop("feature", "tokens"), mode=options.pop("mode", "clip"),
+                                device=device, autocast_dtype=torch.bfloat16 if device == "cuda" else None)
+    result = evaluate_davis(features, cfg.data.root, "val", propagation_device=device, **options)
+    metrics = {"J&F": 100 * result["J&F"], "J": 100 * result["J"], "F": 100 * result["F"]}
+    return metrics, {k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files", "params")}
+
+
+VIDEO_CLASSIFICATION = register_task(Task(
+    "video_classification", _video_datamodule, _video_classifier, _video_inputs, _single_label))
+VERB_NOUN_CLASSIFICATION = register_task(Task(
+    "verb_noun_classification", _video_datamodule, _video_classifier, _video_inputs, _verb_noun))
+SEQUENCE_CLASSIFICATION = register_task(Task(
+    "sequence_classification", _sequence_datamodule, _sequence_classifier))
+LABEL_PROPAGATION = register_task(Task(
+    "label_propagation", model_inputs=_video_inputs, evaluate=_label_propagation, num_classes=0))

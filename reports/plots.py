@@ -1,0 +1,50 @@
+"""Plots of figure sweeps, drawn from a spec's ``SweepPlot`` (data) and our values (reports own the drawing)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from experiments.spec import SweepPlot
+
+
+def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping[str, Mapping[str, float | None]],
+               path: str | Path) -> Path:
+    """One panel per ``plot.panels`` entry: each row's values against ``plot.x_values`` (bottom), and with a
+    reference row, each row's margin to it (top). ``rows``: (key, label) in legend order; ``values``: row key ->
+    metric column -> value (None = not run). Missing points are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_margin = plot.reference_row is not None
+    fig, axes = plt.subplots(2 if with_margin else 1, len(plot.panels), figsize=(4.5 * len(plot.panels), 6 if
+                             with_margin else 3.5), sharex=True, squeeze=False)
+    values_axes = axes[-1]
+    xs = plot.x_values
+    for j, (title, columns) in enumerate(plot.panels.items()):
+        reference = values.get(plot.reference_row, {}) if with_margin else {}
+        for key, label in rows:
+            ys = [values.get(key, {}).get(c) for c in columns]
+            points = [(x, y) for x, y in zip(xs, ys) if y is not None]
+            if not points:
+                continue
+            values_axes[j].plot(*zip(*points), marker="o", label=label)
+            margin = [(x, y - reference[c]) for x, y, c in zip(xs, ys, columns)
+                      if y is not None and reference.get(c) is not None]
+            if with_margin and margin:
+                axes[0, j].plot(*zip(*margin), marker="o", label=label)
+        axes[0, j].set_title(title)
+        if with_margin:
+            axes[0, j].axhline(0, color="grey", lw=0.5)
+            axes[0, j].set_ylabel(f"{plot.y_label.split(' (')[0]} margin to {plot.reference_row} (pts)")
+        values_axes[j].set_ylabel(plot.y_label)
+        values_axes[j].set_xlabel(plot.x_label)
+        values_axes[j].set_xticks(xs)
+    if values_axes[0].get_legend_handles_labels()[0]:
+        values_axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
