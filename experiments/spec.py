@@ -52,6 +52,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    # a timm optimizer name: "adamw" (Motionformer, CAST), "momentum" (SGD with momentum, MSCA); timm's "sgd" is
+    # Nesterov SGD
+    optimizer: str = "adamw"
+    momentum: float = 0.9  # of the SGD optimizers; AdamW ignores it
     lr: float = 1e-4
     weight_decay: float = 0.05
     label_smoothing: float = 0.2

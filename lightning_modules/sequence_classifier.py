@@ -43,7 +43,8 @@ class SequenceClassifier(VideoClassifier):
         hp = self.hparams
         if hp.schedule != "linear":
             return super().configure_optimizers()
-        optimizer = create_optimizer_v2(self.model, opt="adamw", lr=hp.lr, weight_decay=hp.weight_decay, eps=hp.eps)
+        extra = {"eps": hp.eps} if "adam" in hp.optimizer else {"momentum": hp.momentum}
+        optimizer = create_optimizer_v2(self.model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay, **extra)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if hp.warmup_steps is not None:
             warmup = hp.warmup_steps

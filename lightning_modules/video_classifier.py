@@ -65,8 +65,10 @@ class VideoClassifier(L.LightningModule):
             model then outputs V + N logits (first V = verb), labels arrive as (B, 2) = (verb, noun), the loss is
             CE(verb) + CE(noun), and an action is right when both argmaxes are (the highest-scoring pair under
             independent softmaxes, the EPIC-KITCHENS action score).
-        lr: peak learning rate of AdamW.
-        weight_decay: AdamW weight decay; biases, norms, position embeddings and the CLS token are exempt
+        optimizer: a timm optimizer name: "adamw", or "momentum" for SGD with momentum (timm's "sgd" is Nesterov).
+        momentum: momentum of the SGD optimizers (AdamW ignores it).
+        lr: peak learning rate.
+        weight_decay: weight decay; biases, norms, position embeddings and the CLS token are exempt
             (timm's ``create_optimizer_v2`` parameter groups, using ``model.no_weight_decay()``).
         label_smoothing: cross-entropy label smoothing.
         epochs: length of the schedule in epochs.
@@ -91,6 +93,8 @@ class VideoClassifier(L.LightningModule):
         self,
         model: nn.Module,
         num_classes: int | Mapping[str, int],
+        optimizer: str = "adamw",
+        momentum: float = 0.9,
         lr: float = 1e-4,
         weight_decay: float = 0.05,
         label_smoothing: float = 0.2,
@@ -150,7 +154,8 @@ class VideoClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = create_optimizer_v2(self.model, opt="adamw", lr=hp.lr, weight_decay=hp.weight_decay)
+        extra = {"momentum": hp.momentum} if "adam" not in hp.optimizer else {}
+        optimizer = create_optimizer_v2(self.model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay, **extra)
         steps_per_epoch = max(1, self.trainer.estimated_stepping_batches // max(1, hp.epochs))
         total = steps_per_epoch * hp.epochs
         warmup = int(round(hp.warmup_epochs * steps_per_epoch))

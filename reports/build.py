@@ -222,35 +222,54 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
     return "\n".join(out)
 
 
+def extra_columns(table: PaperTable, spec: TableSpec) -> list[str]:
+    """Columns a spec adds that the paper's table does not have (a control dataset, a GFLOPs check), in spec order;
+    reports show them after the paper's columns, marked as ours."""
+    names = [c.column for c in (*spec.metric_columns, *spec.static_columns, *spec.derived_columns)]
+    return [c for c in dict.fromkeys(names) if c not in table.columns]
+
+
+EXTRA_MARK = " †"
+
+
 def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, values: dict) -> list[str]:
     body, ours_by_column = [], defaultdict(list)
     metric_cols = {c.column: c for c in spec.metric_columns}
     static_cols = {c.column for c in spec.static_columns}
     derived_cols = {c.column: c for c in spec.derived_columns}
+    extras = extra_columns(table, spec)
     for prow in table.rows:
         row = next((r for r in spec.rows if r.paper_row == prow.index), None)
         line = []
-        for i, column in enumerate(table.columns):
+        for i, column in enumerate([*table.columns, *extras]):
             paper_value = prow.cells.get(column)
+            paper_text = "" if column in extras else f" · paper {printed(paper_value)}"
             if row is None:
-                line.append(printed(paper_value) + (" ‡" if i == 0 else ""))
+                line.append("" if column in extras else printed(paper_value) + (" ‡" if i == 0 else ""))
             elif column in static_cols:
                 computed = static.get((row.key, column))
-                ours_by_column[column].append(computed.value if computed else None)
-                line.append(f"{static_text(computed, table.id)} · paper {printed(paper_value)}")
+                if column not in extras:
+                    ours_by_column[column].append(computed.value if computed else None)
+                line.append(f"{static_text(computed, table.id)}{paper_text}")
             elif column in metric_cols:
                 cell = values[row.key][column]
-                ours_by_column[column].append(cell.mean if cell else None)
+                if column not in extras:
+                    ours_by_column[column].append(cell.mean if cell else None)
                 shown = cell.render() if cell else _missing_cell(spec, row, metric_cols[column], scale)
-                line.append(f"{shown} · paper {printed(paper_value)}")
+                line.append(f"{shown}{paper_text}")
             elif column in derived_cols:
                 value = values[row.key][column]
-                ours_by_column[column].append(value)
-                line.append(f"{'—' if value is None else f'{value:.1f}'} · paper {printed(paper_value)}")
+                if column not in extras:
+                    ours_by_column[column].append(value)
+                line.append(f"{'—' if value is None else f'{value:.1f}'}{paper_text}")
             else:
                 line.append(printed(paper_value))
         body.append(line)
-    out = [tabulate(body, headers=list(table.columns), tablefmt="github"), ""]
+    headers = [*table.columns, *(c + EXTRA_MARK for c in extras)]
+    out = [tabulate(body, headers=headers, tablefmt="github"), ""]
+    if extras:
+        out += [f"{EXTRA_MARK.strip()} Not in the paper's table: a column this repository adds "
+                f"({', '.join(f'`{c}`' for c in extras)}); see the notes below.", ""]
     ranked = [c for c in table.columns if c in ours_by_column and any(v is not None for v in ours_by_column[c])]
     if ranked:
         out += ["Rank agreement with the paper's row order (Kendall's tau, ours vs paper):", ""]

@@ -109,3 +109,25 @@ def test_cli_builds_every_table_and_the_index(tmp_path):
     index = (tmp_path / "README.md").read_text()
     assert "| mformer_table4 " in index and "not implemented" in index
     assert reports_main(["build", "nope"]) == 2
+
+
+def test_a_column_the_paper_lacks_follows_its_columns_marked_as_ours(tmp_path, monkeypatch):
+    """A spec may add a control column (here Table 4 with a motion-set column renamed out of the paper's layout):
+    it is shown after the paper's columns, marked, with no 'paper' value and no rank line."""
+    import dataclasses
+
+    from experiments import spec as spec_module
+    from experiments.spec import MetricColumn
+
+    base = table_spec("mformer_table4")
+    extra = MetricColumn("motion control", dataset="SSv2", run="SSv2")
+    patched = dataclasses.replace(base, metric_columns=(base.metric_columns[0], extra), static_columns=())
+    monkeypatch.setitem(spec_module._TABLE_SPECS, "mformer_table4", lambda: patched)
+    runs = tmp_path / "runs"
+    write_record(runs, "joint", "SSv2", 0, 40.0)
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| Attention"))
+    assert [c.strip() for c in header.strip("|").split("|")][-2:] == ["SSv2", "motion control †"]
+    joint = next(line for line in text.splitlines() if line.startswith("| Joint"))
+    assert joint.rstrip(" |").endswith("40.0 (n=1; tiny, synth_motion)")
+    assert "† Not in the paper's table" in text and "- motion control:" not in text

@@ -224,3 +224,16 @@ def test_data_wait_monitor_and_verb_noun_training_in_a_trainer():
     fast, _ = _fit(0.0)
     assert fast.steps == batches
     assert fast.wait_s < slow.wait_s - 0.5 * batches * batch_size * delay
+
+
+@pytest.mark.parametrize("name,expected,nesterov", [("adamw", torch.optim.AdamW, None),
+                                                     ("momentum", torch.optim.SGD, False)])
+def test_the_optimizer_is_the_one_the_config_names(monkeypatch, name, expected, nesterov):
+    """MSCA trains with plain SGD + momentum 0.9 (timm's "momentum"; its "sgd" would be Nesterov)."""
+    module = VideoClassifier(Passthrough(3), 3, optimizer=name, momentum=0.9, lr=0.1, weight_decay=0.0, epochs=2)
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
+                        raising=False)
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert type(optimizer) is expected
+    if nesterov is not None:
+        assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["nesterov"] is nesterov
