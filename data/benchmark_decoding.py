@@ -24,7 +24,8 @@ import data  # noqa: F401  (repairs torchvision before pytorchvideo imports it)
 import numpy as np
 
 from data.clip_sampling import dense_clip, temporal_views
-from data.synthetic import _background, ensure_synthetic, upsample_bilinear  # noqa: PLC2701  (test-video textures)
+from data.synthetic import ensure_synthetic, upsample_bilinear
+from data.synthetic.render import background  # the synthetic sets' texture, for the test videos
 from data.video_io import Video, write_video
 
 
@@ -52,7 +53,7 @@ def _panning_scene(rng: np.random.Generator, size: int, frames: int, noise: floa
 def _static_noisy_scene(rng: np.random.Generator, size: int, frames: int) -> np.ndarray:
     """(T, size, size, 3) uint8: a still texture under fresh per-frame noise, brightening over time. x264 codes it
     with P-frames only, so every frame before a clip is a reference and must be decoded: the worst case."""
-    video = _background(rng, size, frames)
+    video = background(rng, size, frames)
     video = np.clip(video + np.linspace(0, 0.3, frames)[:, None, None, None], 0, 1)
     return (video * 255).astype(np.uint8)
 

@@ -17,7 +17,6 @@ frames or masks cannot be decoded raises ``DavisReadError`` listing every unread
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,9 +276,3 @@ def write_davis_fixture(root: str | Path, num_sequences: int = 2, num_frames: in
     split_file.parent.mkdir(parents=True, exist_ok=True)
     split_file.write_text("".join(f"{n}\n" for n in names))
     return names
-
-
-def default_davis_root() -> Path | None:
-    """``$DAVIS_ROOT`` if set (the folder the paper-scale run reads), else None."""
-    value = os.environ.get("DAVIS_ROOT")
-    return Path(value) if value else None

@@ -239,14 +239,3 @@ class TestTransform:
 
     def __repr__(self) -> str:
         return f"TestTransform(crop_size={self.crop_size}, num_crops={self.num_crops}, short_side={self.short_side})"
-
-
-def compose(*transforms: Callable[[Sample], Sample]) -> Callable[[Sample], Sample]:
-    """Apply dict -> dict transforms in order."""
-
-    def apply(sample: Sample) -> Sample:
-        for transform in transforms:
-            sample = transform(sample)
-        return sample
-
-    return apply

@@ -22,6 +22,7 @@ from data.pose import (
     PENNACTION_ACTIONS, PoseFormatError, ntu_body, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels,
     write_ntu_skeleton, write_pennaction_labels,
 )
+from data.synthetic import SYNTHETIC_SETS
 from data.video_io import FrameFolderVideo, Video, VideoDecodeError, open_video, write_frame_folder, write_video
 
 BITS = 7  # frame i shows its index in binary as vertical black/white stripes: survives H.264, MPEG-4 and JPEG
@@ -440,10 +441,6 @@ def test_ntu_datamodule_pose_alignment_and_missing_files(ntu_root, tmp_path, cap
 
 
 def test_synthetic_pose_and_verbnoun_sets_load_through_the_real_readers(tmp_path):
-    from data.synthetic import SYNTHETIC_SETS
-
-    if not {"synth_pose", "synth_verbnoun"} <= set(SYNTHETIC_SETS):
-        pytest.skip("synthetic pose / verb-noun sets not defined")
     params = dict(num_train=6, num_val=3, num_video_frames=8)
     pose = VideoDataModule("synth_pose", cache_dir=tmp_path, synthetic_params=params, num_frames=4, batch_size=6,
                            num_workers=0, with_pose=True, failures_dir=tmp_path / "f1")

@@ -141,9 +141,9 @@ def test_video_decodes_exact_frames(tmp_path, suffix, codec):
 def test_skipping_unwanted_frames_returns_the_same_pixels(tmp_path, monkeypatch, name, size):
     """Strided clips far from the keyframe skip decoding frames nobody references and nobody wants: same pixels as
     a full decode, in one decoding pass, with frames actually skipped (H.264 B-frames)."""
-    from data.synthetic import _background
+    from data.synthetic.render import background
 
-    frames = (_background(np.random.default_rng(0), size, 96) * 255).astype(np.uint8)  # textured: real B-frames
+    frames = (background(np.random.default_rng(0), size, 96) * 255).astype(np.uint8)  # textured: real B-frames
     path = write_video(tmp_path / name, frames, fps=30)
     with Video(path) as video:
         full = video.get_clip(0, 96 / 30)  # every frame wanted: nothing skipped

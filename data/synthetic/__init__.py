@@ -1,0 +1,119 @@
+"""Small synthetic benchmark sets, written as real video files in real datasets' annotation formats: they stand in
+for the papers' datasets where those are absent, and they separate the two biases the papers discuss (Motionformer,
+Sec. 4): Kinetics is solvable from appearance, Something-Something V2 needs motion. One module per set declares
+its spec and writer; this package registers them and caches generated sets by their parameters.
+
+Generation is deterministic: each video is drawn from its own generator seeded by (seed, split, index), and the
+encoders run single-threaded with bit-exact muxing, so the same parameters give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from data.cache import build_once
+from data.synthetic import appearance, motion, pose, verbnoun
+from data.synthetic.pose import POSE_JOINTS, POSE_LIMBS
+from data.synthetic.render import upsample_bilinear
+from data.synthetic.spec import GenerationParams, SyntheticSpec
+from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER
+
+__all__ = [
+    "EPIC_CLASSES_HEADER", "EPIC_CSV_HEADER", "GENERATOR_VERSION", "POSE_JOINTS", "POSE_LIMBS", "SET_VERSIONS",
+    "SYNTHETIC_SETS", "GenerationParams", "SyntheticSpec", "ensure_synthetic", "generate_synthetic",
+    "synthetic_dir", "synthetic_params", "upsample_bilinear",
+]
+
+GENERATOR_VERSION = 3  # bump when the rendering changes: cached sets are keyed by it
+SET_VERSIONS = {"synth_pose": 2}  # per-set bumps that leave the other sets' caches (and runs) valid
+
+SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
+    spec.name: spec for spec in (appearance.SPEC, motion.SPEC, verbnoun.SPEC, pose.SPEC)
+}
+
+
+def generate_synthetic(
+    name: str,
+    root: Path,
+    num_train: int,
+    num_val: int,
+    seed: int = 0,
+    num_video_frames: int = 32,
+    size: int = 40,
+    fps: int = 15,
+    num_classes: int | None = None,
+) -> Path:
+    """Write a synthetic set (videos + annotations in its real dataset's format) into ``root``.
+
+    Args:
+        name: a key of ``SYNTHETIC_SETS``.
+        root: output directory (created).
+        num_train: training videos (synth_verbnoun: training action segments, in videos of 3-5).
+        num_val: validation videos (synth_verbnoun: validation action segments).
+        seed: everything is a function of it.
+        num_video_frames: frames per video (synth_verbnoun: per action segment; idle gaps come on top).
+        size: frame height and width in pixels (even).
+        fps: frame rate written to the files (synth_pose writes JPEG frames, which have none).
+        num_classes: use the first k classes of the set; None = all (synth_verbnoun: must be None).
+    """
+    if name not in SYNTHETIC_SETS:
+        raise ValueError(f"unknown synthetic set {name!r}; known: {sorted(SYNTHETIC_SETS)}")
+    spec = SYNTHETIC_SETS[name]
+    if spec.verb_names and num_classes is not None:
+        raise ValueError(f"{name}: the verb and noun classes are fixed; num_classes must be None")
+    num_classes = num_classes or spec.num_classes
+    if not 2 <= num_classes <= spec.num_classes:
+        raise ValueError(f"{name}: num_classes must be in [2, {spec.num_classes}], got {num_classes}")
+    if size % 2:
+        raise ValueError(f"size must be even (yuv420p), got {size}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    params = GenerationParams(num_train=num_train, num_val=num_val, seed=seed, num_classes=num_classes, size=size,
+                              num_video_frames=num_video_frames, fps=fps)
+    spec.write(root, params)
+    # Provenance, beside (not part of) the imitated format.
+    meta = {"name": name, "generator_version": GENERATOR_VERSION, "set_version": SET_VERSIONS.get(name, 1),
+            **asdict(params), "class_names": list(spec.class_names[:num_classes]), "mimics": spec.mimics}
+    if spec.verb_names:
+        meta.update(verb_names=list(spec.verb_names), noun_names=list(spec.noun_names))
+    (root / "synthetic.json").write_text(json.dumps(meta, indent=1))
+    return root
+
+
+_PARAM_DEFAULTS = dict(num_train=400, num_val=200, seed=0, num_video_frames=32, size=40, fps=15, num_classes=None)
+
+
+def synthetic_params(**params) -> dict:
+    """``params`` completed with the defaults of ``ensure_synthetic``; unknown names raise."""
+    unknown = set(params) - set(_PARAM_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown synthetic parameters {sorted(unknown)}; known: {sorted(_PARAM_DEFAULTS)}")
+    return {**_PARAM_DEFAULTS, **params}
+
+
+def synthetic_dir(name: str, cache_dir: Path = Path(".cache/synthetic"), **params) -> Path:
+    """Where ``ensure_synthetic`` keeps a set: ``cache_dir/<name>-<hash of the parameters and generator>``."""
+    version = {"generator_version": GENERATOR_VERSION}
+    if name in SET_VERSIONS:  # absent for a set at version 1, so its key (and cache) is unchanged
+        version["set_version"] = SET_VERSIONS[name]
+    key = json.dumps({**version, **synthetic_params(**params)}, sort_keys=True)
+    return Path(cache_dir) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def ensure_synthetic(name: str, cache_dir: Path = Path(".cache/synthetic"), **params) -> Path:
+    """The root of a synthetic set, generated on first use and reused afterwards.
+
+    Generation writes into a temporary sibling directory and renames it into place, so a directory at the final
+    path is always complete; when several processes race, the first rename wins and the others discard theirs.
+
+    Args:
+        name: a key of ``SYNTHETIC_SETS``.
+        cache_dir: parent directory of cached sets.
+        **params: ``generate_synthetic`` parameters (defaults: 400 train, 200 val videos, seed 0, 32 frames,
+            40x40 px, 15 fps, all classes).
+    """
+    target = synthetic_dir(name, cache_dir, **params)
+    return build_once(target, lambda tmp: generate_synthetic(name, tmp, **synthetic_params(**params)))
