@@ -1,7 +1,7 @@
 """Video transformer models: one ViT whose block takes a pluggable space-time attention."""
 
 import data.torchvision_compat  # noqa: F401  (must run before anything imports torchvision)
-from .attention import ATTENTION_LAYERS, get_attention
+from .attention import ATTENTION_LAYERS, FRAME_ATTENTION_LAYERS, get_attention
 from .flops import count_flops, model_gflops
 from .pretrained import checkpoint_filter_fn, load_pretrained
 from .registry import create_model, list_models, register_model
@@ -10,6 +10,7 @@ from . import lra_transformer  # noqa: F401,E402  (registers the lra_* sequence 
 
 __all__ = [
     "ATTENTION_LAYERS",
+    "FRAME_ATTENTION_LAYERS",
     "Block",
     "TubeletEmbed",
     "VideoViT",

@@ -14,6 +14,9 @@ the same model. The default is
 "published" because a GFLOPs figure is compared across papers and models as a property of the architecture;
 use "computed" for the cost of running it here. Attention modules with no alternative formulation count the
 same under both.
+
+The shift family (``models.attention.frame``, ``TemporalShift``) counts as the frame-wise ViT: its shifts are
+copies, not arithmetic, and MSCA / X-ViT attend within each frame over the same (1 + H*W)^2 scores per head.
 """
 
 from __future__ import annotations

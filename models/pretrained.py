@@ -3,8 +3,9 @@
 ``checkpoint_filter_fn`` is a pure function from a state dict to a state dict that fits the model:
 2-D patch kernels are inflated to tubelets, the spatial position table is resampled to the model's grid (and
 tiled over time for a joint table), and a classifier of another class count is dropped. Parameters an image
-model does not have (``time_embed``, the trajectory ``proj_q``/``proj_kv``, the divided ``temporal_*``) are left
-at their initialisation. Every resize is logged.
+model does not have (``time_embed``, the trajectory ``proj_q``/``proj_kv``, the divided ``temporal_*``, X-ViT's
+``temporal_aggregation.*``) are left at their initialisation. Every resize is logged. A frame-wise model
+(``cls_layout="per_frame"``, ``tubelet_size=1``, ``pos_embed="spatial"``) has exactly an image ViT's parameters.
 """
 
 from __future__ import annotations

@@ -4,11 +4,17 @@ The variants of the Motionformer ablations differ only in the attention class ha
 divided, trajectory), the tubelet depth (1: per-frame "square" patches, 2: "cubic" 2x16x16 tubelets) and the
 positional encoding ("separate" spatial + temporal tables, or one "joint" table). Parameter names follow timm's
 ``VisionTransformer`` so image checkpoints load through ``models.pretrained.checkpoint_filter_fn``.
+
+The shift family (frame-wise ViT, TokenShift, MSCA, X-ViT, TSM-ViT) is the same network with one class token
+per frame (``cls_layout="per_frame"``), a frame attention (``models.attention.frame``), optional temporal shifts
+of the residual stream inside ``Block`` (``temporal_shift``) and a pooling of the per-frame class tokens
+(``temporal_aggregation``).
 """
 
 from __future__ import annotations
 
 from functools import partial
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -16,7 +22,7 @@ from einops import rearrange
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import Tensor, nn
 
-from .attention import JointSpaceTimeAttention, get_attention
+from .attention import FrameAttention, JointSpaceTimeAttention, TemporalShift, get_attention
 from .registry import check_options, register_model
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)  # timm ViT's epsilon: needed for image checkpoints to match
@@ -55,11 +61,16 @@ class TubeletEmbed(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block (Eq. 1); the attention variant is whatever class it is given."""
+    """Pre-norm transformer block (Eq. 1); the attention variant is whatever class it is given.
+
+    Optional token-mixing hooks rewrite the residual stream before the attention and before the MLP (TokenShift,
+    MSCA paper Eq. 4-7; TSM-ViT): ``x = pre_attn(x); x = x + attn(LN(x)); x = pre_mlp(x); x = x + mlp(LN(x))``.
+    """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, attn_layer: type[nn.Module] = JointSpaceTimeAttention,
-                 attn_kwargs: dict[str, Any] | None = None) -> None:
+                 attn_kwargs: dict[str, Any] | None = None, pre_attn: nn.Module | None = None,
+                 pre_mlp: nn.Module | None = None) -> None:
         """
         Args:
             dim: token width.
@@ -69,6 +80,8 @@ class Block(nn.Module):
             drop_path: stochastic-depth rate of this block.
             attn_layer: attention class with the ``(dim, num_heads, qkv_bias, ...)`` / ``forward(x, thw)`` interface.
             attn_kwargs: further constructor arguments of the attention (dropouts, ``fused_attn``, variant options).
+            pre_attn: module ``(x, thw) -> x`` applied to the residual stream before the attention, or None.
+            pre_mlp: the same before the MLP.
         """
         super().__init__()
         self.norm1 = LayerNorm(dim)
@@ -76,11 +89,46 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.pre_attn = pre_attn
+        self.pre_mlp = pre_mlp
 
     def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+        if self.pre_attn is not None:
+            x = self.pre_attn(x, thw)
         x = x + self.drop_path(self.attn(self.norm1(x), thw))
+        if self.pre_mlp is not None:
+            x = self.pre_mlp(x, thw)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x
+
+
+class TemporalAttentionPool(nn.Module):
+    """X-ViT's "temporal attention" aggregation: a learnable class token prepended to the T per-frame class
+    tokens, one transformer block over those 1 + T tokens (no positional encoding, as the official ``VitHead``),
+    a LayerNorm, and the new class token's output. (The official head then has an MLP; here the model's linear
+    head follows, as for every other pooling.)"""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
+                 attn_kwargs: dict[str, Any]) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.block = Block(dim, num_heads, mlp_ratio, qkv_bias, attn_layer=JointSpaceTimeAttention,
+                           attn_kwargs=attn_kwargs)
+        self.norm = LayerNorm(dim)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """(B, T, D) per-frame class tokens -> (B, D)."""
+        x = torch.cat([self.cls_token.expand(frames.shape[0], -1, -1), frames], dim=1)
+        x = self.block(x, (x.shape[1], 1, 1))  # joint attention ignores the grid
+        return self.norm(x[:, 0])
+
+
+class TemporalAverage(nn.Module):
+    """Average of the per-frame class tokens: with the linear head, the average of the per-frame logits."""
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """(B, T, D) -> (B, D)."""
+        return frames.mean(dim=1)
 
 
 class VideoViT(nn.Module):
@@ -101,11 +149,17 @@ class VideoViT(nn.Module):
         qkv_bias: bool = True,
         attn_layer: str | type[nn.Module] = "trajectory",
         attn_kwargs: dict[str, Any] | None = None,
-        pos_embed: Literal["separate", "joint"] = "separate",
+        pos_embed: Literal["separate", "joint", "spatial"] = "separate",
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         fused_attn: bool = True,
+        cls_layout: Literal["single", "per_frame"] = "single",
+        temporal_aggregation: Literal["average", "attention"] = "average",
+        temporal_shift: Literal["cls", "all"] | None = None,
+        shift_fraction: float = 0.25,
+        shift_before: Sequence[Literal["attn", "mlp"]] = ("attn", "mlp"),
+        shift_last_blocks: int | None = None,
     ) -> None:
         """
         Args:
@@ -120,18 +174,35 @@ class VideoViT(nn.Module):
             num_heads: attention heads.
             mlp_ratio: MLP hidden width / D.
             qkv_bias: bias on the q/k/v projections.
-            attn_layer: attention registry name ("joint", "divided", "trajectory") or class.
+            attn_layer: attention registry name ("joint", "divided", "trajectory"; with per-frame class tokens
+                "frame", "msca", "xvit") or class.
             attn_kwargs: variant options of the attention, e.g. ``{"temporal_pool": "average"}`` for trajectory.
             pos_embed: "separate" = spatial table (1, 1 + H*W, D) with the CLS slot (as in timm) plus a temporal
-                table (1, T, D); "joint" = one table (1, 1 + T*H*W, D).
+                table (1, T, D); "joint" = one table (1, 1 + T*H*W, D); "spatial" = the spatial table alone
+                (an image ViT's, shared by every frame: the frame-wise models of the shift papers).
             drop_rate: dropout after the positional encoding, after attention projections and before the head.
             attn_drop_rate: dropout on attention weights.
             drop_path_rate: stochastic depth, increasing linearly to this rate over the blocks.
             fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
+            cls_layout: "single" = one class token before all patches; "per_frame" = every frame (token time
+                step) has its own class token (the same ``cls_token`` + CLS slot of ``pos_embed``, no temporal
+                encoding), tokens ordered (t, 1 + H*W); the frame attentions ("frame", "msca", "xvit") need it.
+            temporal_aggregation: how the per-frame class tokens become one clip feature ("per_frame" only):
+                "average" (the frame-wise ViT, TokenShift, MSCA, TSM) or "attention" (X-ViT: a learnable class
+                token and one transformer block over the T class tokens; see ``TemporalAttentionPool``).
+            temporal_shift: shift channels of the residual stream in time inside every block ("per_frame"
+                only): "cls" = each frame's class token (TokenShift), "all" = every token (TSM-ViT); None = no.
+            shift_fraction: fraction of the channels ``temporal_shift`` moves, the first half from frame t-1,
+                the next half from t+1 (Eq. 8's D_b = D_f = int(D * shift_fraction) // 2).
+            shift_before: where a block applies ``temporal_shift``: before "attn" and/or "mlp" (TokenShift: both,
+                Eq. 4-7; TSM-ViT: "attn").
+            shift_last_blocks: only the last this many blocks exchange features between frames (``attn_layer``
+                and ``temporal_shift``); the earlier ones are frame-wise ViT blocks ("frame" attention, no
+                shift), as MSCA Table 3. None = every block. "per_frame" only.
         """
         super().__init__()
-        if pos_embed not in ("separate", "joint"):
-            raise ValueError(f"pos_embed must be 'separate' or 'joint', got {pos_embed!r}")
+        if pos_embed not in ("separate", "joint", "spatial"):
+            raise ValueError(f"pos_embed must be 'separate', 'joint' or 'spatial', got {pos_embed!r}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.num_frames = num_frames
@@ -139,26 +210,43 @@ class VideoViT(nn.Module):
         self.pos_embed_type = pos_embed
         attn_cls = get_attention(attn_layer) if isinstance(attn_layer, str) else attn_layer
         check_options(attn_cls, attn_kwargs or {}, f"attn_kwargs of attention {attn_cls.__name__}")
+        _check_frame_options(attn_cls, depth, cls_layout, temporal_aggregation, temporal_shift, shift_before,
+                             shift_last_blocks)
+        self.cls_layout = cls_layout
 
         self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
         self.grid_size = self.patch_embed.grid_size  # (T, H, W) of the token grid
         t, h, w = self.grid_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        if pos_embed == "separate":
-            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + h * w, embed_dim))
-            self.time_embed = nn.Parameter(torch.zeros(1, t, embed_dim))
-        else:
+        if pos_embed == "joint":
             self.pos_embed = nn.Parameter(torch.zeros(1, 1 + t * h * w, embed_dim))
+        else:
+            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + h * w, embed_dim))
+        if pos_embed == "separate":
+            self.time_embed = nn.Parameter(torch.zeros(1, t, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
 
-        block_attn_kwargs = dict(attn_drop=attn_drop_rate, proj_drop=drop_rate, fused_attn=fused_attn,
-                                 **(attn_kwargs or {}))
+        common_attn_kwargs = dict(attn_drop=attn_drop_rate, proj_drop=drop_rate, fused_attn=fused_attn)
+        block_attn_kwargs = dict(**common_attn_kwargs, **(attn_kwargs or {}))
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear rule, plain floats
+        first_mixing = depth - (depth if shift_last_blocks is None else shift_last_blocks)
+
+        def shift(position: str) -> TemporalShift | None:
+            return (TemporalShift(embed_dim, shift_fraction, temporal_shift)
+                    if temporal_shift is not None and position in shift_before else None)
+
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], attn_cls, block_attn_kwargs)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], attn_cls, block_attn_kwargs,
+                  shift("attn"), shift("mlp"))
+            if i >= first_mixing else
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], FrameAttention, common_attn_kwargs)
             for i in range(depth)
         ])
         self.norm = LayerNorm(embed_dim)
+        if cls_layout == "per_frame":
+            self.temporal_aggregation = (
+                TemporalAverage() if temporal_aggregation == "average"
+                else TemporalAttentionPool(embed_dim, num_heads, mlp_ratio, qkv_bias, common_attn_kwargs))
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
@@ -167,6 +255,8 @@ class VideoViT(nn.Module):
         # timm ViT init; time_embed stays zero so a model loaded from an image checkpoint starts frame-agnostic.
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
+        if isinstance(getattr(self, "temporal_aggregation", None), TemporalAttentionPool):
+            trunc_normal_(self.temporal_aggregation.cls_token, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -178,29 +268,37 @@ class VideoViT(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names timm's optimizer factory exempts from weight decay."""
-        return {"pos_embed", "cls_token", "time_embed"}
+        return {"pos_embed", "cls_token", "time_embed", "temporal_aggregation.cls_token"}
 
     def set_fused_attn(self, flag: bool) -> None:
         """Switch every attention between SDPA (True) and the explicit softmax path (False)."""
         set_fused_attn(self, flag)
 
     def _pos_embed(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
-        """Add positional encodings to (B, T*H*W, D) patch tokens and prepend CLS: (B, 1 + T*H*W, D)."""
+        """Add positional encodings to (B, T*H*W, D) patch tokens and prepend CLS: (B, 1 + T*H*W, D), or with
+        per-frame class tokens (B, T*(1 + H*W), D)."""
         if thw != self.grid_size:
             raise ValueError(f"token grid {thw} differs from the model's {self.grid_size}: build the model with "
                              f"the input's num_frames/img_size (positional tables are not resampled on the fly)")
         cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
-        if self.pos_embed_type == "separate":
-            x = rearrange(x, "b (t n) d -> b t n d", t=thw[0])
-            x = x + patch_pos.unsqueeze(1) + self.time_embed.unsqueeze(2)  # e^s_s + e^t_t, broadcast
-            x = rearrange(x, "b t n d -> b (t n) d")
-        else:
+        if self.pos_embed_type == "joint":
             x = x + patch_pos
-        cls = (self.cls_token + cls_pos).expand(x.shape[0], -1, -1)
-        return self.pos_drop(torch.cat([cls, x], dim=1))
+        else:
+            x = rearrange(x, "b (t n) d -> b t n d", t=thw[0])
+            x = x + patch_pos.unsqueeze(1)
+            if self.pos_embed_type == "separate":
+                x = x + self.time_embed.unsqueeze(2)  # e^s_s + e^t_t, broadcast
+            x = rearrange(x, "b t n d -> b (t n) d")
+        cls = self.cls_token + cls_pos
+        if self.cls_layout == "single":
+            return self.pos_drop(torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1))
+        x = rearrange(x, "b (t n) d -> b t n d", t=thw[0])
+        x = torch.cat([cls.unsqueeze(1).expand(x.shape[0], thw[0], -1, -1), x], dim=2)  # every frame's CLS
+        return self.pos_drop(rearrange(x, "b t n d -> b (t n) d"))
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """(B, C, T', H', W') video -> (B, 1 + T*H*W, D) normalised tokens, CLS first."""
+        """(B, C, T', H', W') video -> (B, 1 + T*H*W, D) normalised tokens, CLS first; with per-frame class
+        tokens (B, T*(1 + H*W), D), each frame's CLS first."""
         x, thw = self.patch_embed(x)
         x = self._pos_embed(x, thw)
         for block in self.blocks:
@@ -208,7 +306,11 @@ class VideoViT(nn.Module):
         return self.norm(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.head_drop(x[:, 0])  # CLS token
+        if self.cls_layout == "per_frame":
+            frames = rearrange(x, "b (t n) d -> b t n d", t=self.grid_size[0])[:, :, 0]  # (B, T, D)
+            x = self.head_drop(self.temporal_aggregation(frames))
+        else:
+            x = self.head_drop(x[:, 0])  # CLS token
         return x if pre_logits else self.head(x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -225,6 +327,34 @@ def set_fused_attn(model: nn.Module, flag: bool) -> dict[str, bool]:
     return previous
 
 
+def _check_frame_options(attn_cls: type[nn.Module], depth: int, cls_layout: str, temporal_aggregation: str,
+                         temporal_shift: str | None, shift_before: Sequence[str],
+                         shift_last_blocks: int | None) -> None:
+    """Raise ``ValueError`` for options of the shift family that do not fit together."""
+    if cls_layout not in ("single", "per_frame"):
+        raise ValueError(f"cls_layout must be 'single' or 'per_frame', got {cls_layout!r}")
+    if temporal_aggregation not in ("average", "attention"):
+        raise ValueError(f"temporal_aggregation must be 'average' or 'attention', got {temporal_aggregation!r}")
+    if temporal_shift not in (None, "cls", "all"):
+        raise ValueError(f"temporal_shift must be None, 'cls' or 'all', got {temporal_shift!r}")
+    if not set(shift_before) <= {"attn", "mlp"}:
+        raise ValueError(f"shift_before may hold 'attn' and 'mlp', got {shift_before!r}")
+    if shift_last_blocks is not None and not 0 <= shift_last_blocks <= depth:
+        raise ValueError(f"shift_last_blocks must lie in [0, depth={depth}], got {shift_last_blocks}")
+    frame_attention = issubclass(attn_cls, FrameAttention)
+    if cls_layout == "per_frame" and not frame_attention:
+        raise ValueError(f"cls_layout='per_frame' needs a frame attention ('frame', 'msca', 'xvit'); "
+                         f"{attn_cls.__name__} attends across frames with one class token")
+    if cls_layout == "single":
+        if frame_attention:
+            raise ValueError(f"{attn_cls.__name__} attends within frames and needs cls_layout='per_frame'")
+        per_frame_only = {"temporal_aggregation": temporal_aggregation != "average",
+                          "temporal_shift": temporal_shift is not None,
+                          "shift_last_blocks": shift_last_blocks is not None}
+        if any(per_frame_only.values()):
+            raise ValueError(f"{[k for k, v in per_frame_only.items() if v]} need cls_layout='per_frame'")
+
+
 # ---- registered entrypoints -----------------------------------------------------------------------------------
 
 
@@ -237,6 +367,26 @@ def vit_tiny_video(**overrides: Any) -> VideoViT:
     """CPU scale: 8x32x32 clips, 2x8x8 tubelets (4x4x4 = 64 patch tokens), 64-d, 4 blocks, 4 heads."""
     return _create(dict(img_size=32, num_frames=8, patch_size=8, tubelet_size=2, embed_dim=64, depth=4,
                         num_heads=4, mlp_ratio=4.0), overrides)
+
+
+@register_model
+def vit_tiny_frame(**overrides: Any) -> VideoViT:
+    """The frame-wise tiny model of the shift family: 8x32x32 clips, 8x8 square patches (8 frames of 4x4 tokens),
+    a class token per frame, one spatial position table, frame attention, average; ViT-B's 12 heads (of 8 channels,
+    96-d, 4 blocks) so that a whole-head shift moves the share of channels the papers' rows name."""
+    return _create(dict(img_size=32, num_frames=8, patch_size=8, tubelet_size=1, embed_dim=96, depth=4,
+                        num_heads=12, mlp_ratio=4.0, attn_layer="frame", cls_layout="per_frame",
+                        pos_embed="spatial"), overrides)
+
+
+@register_model
+def vit_base_patch16_frame(**overrides: Any) -> VideoViT:
+    """Image ViT-B/16 on each of 8 frames of 224x224 (the "ViT" row of the MSCA, TokenShift and X-ViT papers):
+    per-frame class tokens, the image position table, frame attention, per-frame outputs averaged; 400 classes.
+    TokenShift, MSCA, X-ViT and TSM-ViT are overrides of it."""
+    return _create(dict(img_size=224, num_frames=8, patch_size=16, tubelet_size=1, embed_dim=768, depth=12,
+                        num_heads=12, num_classes=400, attn_layer="frame", cls_layout="per_frame",
+                        pos_embed="spatial"), overrides)
 
 
 @register_model

@@ -222,3 +222,110 @@ def trajectory_official_values_reference(module: nn.Module, x: Tensor, thw: tupl
 
 
 REFERENCES = {"joint": joint_reference, "divided": divided_reference, "trajectory": trajectory_reference}
+
+
+# ---- The shift family: per-frame class tokens (MSCA paper Eq. 4-9 and 12-23, X-ViT supplementary Eq. 1) --------
+# Token layout: frame t's class token is index t * (1 + S), its patch s is index t * (1 + S) + 1 + s.
+
+
+def msca_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """Eq. 12-23: frame-wise MSA in which head i (or token row n) of Q, K, V is read from the frame the equations
+    name: the first ``num_backward`` heads (rows) from t - 1, the next ``num_forward`` from t + 1, zeros outside
+    the clip. A ``FrameAttention`` (no shift attributes) is Eq. 13-16: every row from frame t."""
+    num_t = thw[0]
+    batch, num_tokens, c = x.shape
+    per_frame = num_tokens // num_t
+    nh = module.num_heads
+    d = c // nh
+    shifted = getattr(module, "shifted", "")
+    along = getattr(module, "shift_along", "heads")
+    n_back, n_fwd = getattr(module, "num_backward", 0), getattr(module, "num_forward", 0)
+    q, k, v = _qkv(x, module.qkv)
+
+    def source_frame(t: int, i: int, n: int) -> int:
+        position = i if along == "heads" else n
+        if position < n_back:
+            return t - 1
+        if position < n_back + n_fwd:
+            return t + 1
+        return t
+
+    def row(z: Tensor, name: str, b: int, t: int, i: int, n: int) -> Tensor:
+        src = source_frame(t, i, n) if name in shifted else t
+        if not 0 <= src < num_t:
+            return torch.zeros(d, dtype=x.dtype)  # zero padding at the clip's ends
+        return _head(z[b, src * per_frame + n], i, d)
+
+    out = []
+    for b in range(batch):
+        tokens = []
+        for t in range(num_t):
+            for n in range(per_frame):
+                tokens.append(torch.cat([
+                    _attend_one(row(q, "Q", b, t, i, n), [row(k, "K", b, t, i, m) for m in range(per_frame)],
+                                [row(v, "V", b, t, i, m) for m in range(per_frame)])
+                    for i in range(nh)
+                ]))
+        out.append(torch.stack(tokens))
+    return _linear(torch.stack(out), module.proj)
+
+
+def xvit_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """X-ViT space-time mixing as the official code's ``TemporalShift`` on k and v, channel by channel: with
+    f = int(C * shift_fraction) // 2, channels [0, f) from frame t+1, [f, 2f) from t-1, the rest from t (zeros
+    outside the clip); queries from frame t; then attention within frame t, per head."""
+    num_t = thw[0]
+    batch, num_tokens, c = x.shape
+    per_frame = num_tokens // num_t
+    nh = module.num_heads
+    d = c // nh
+    fold = int(c * module.shift_fraction) // 2
+    q, k, v = _qkv(x, module.qkv)
+
+    def mixed(z: Tensor, b: int, t: int, n: int) -> Tensor:
+        channels = []
+        for ch in range(c):
+            src = t + 1 if ch < fold else t - 1 if ch < 2 * fold else t
+            channels.append(z[b, src * per_frame + n, ch] if 0 <= src < num_t else torch.zeros((), dtype=x.dtype))
+        return torch.stack(channels)
+
+    out = []
+    for b in range(batch):
+        keys = [[mixed(k, b, t, m) for m in range(per_frame)] for t in range(num_t)]
+        values = [[mixed(v, b, t, m) for m in range(per_frame)] for t in range(num_t)]
+        tokens = []
+        for t in range(num_t):
+            for n in range(per_frame):
+                tokens.append(torch.cat([
+                    _attend_one(_head(q[b, t * per_frame + n], i, d), [_head(key, i, d) for key in keys[t]],
+                                [_head(value, i, d) for value in values[t]])
+                    for i in range(nh)
+                ]))
+        out.append(torch.stack(tokens))
+    return _linear(torch.stack(out), module.proj)
+
+
+def temporal_shift_reference(x: Tensor, thw: tuple[int, int, int], shift_fraction: float, tokens: str) -> Tensor:
+    """Eq. 8-9 element by element: channel d of token n of frame t comes from frame t-1 for d < D_b, from t+1 for
+    D_b <= d < D_b + D_f (D_b = D_f = int(C * shift_fraction) // 2), zeros outside the clip; only class tokens
+    (n = 0) move for ``tokens="cls"`` (TokenShift), every token for "all" (TSM-ViT)."""
+    num_t = thw[0]
+    batch, num_tokens, c = x.shape
+    per_frame = num_tokens // num_t
+    fold = int(c * shift_fraction) // 2
+    out = []
+    for b in range(batch):
+        for t in range(num_t):
+            for n in range(per_frame):
+                channels = []
+                for ch in range(c):
+                    src = t
+                    if tokens == "all" or n == 0:
+                        src = t - 1 if ch < fold else t + 1 if ch < 2 * fold else t
+                    channels.append(x[b, src * per_frame + n, ch] if 0 <= src < num_t
+                                    else torch.zeros((), dtype=x.dtype))
+                out.append(torch.stack(channels))
+    return torch.stack(out).reshape(batch, num_tokens, c)
+
+
+FRAME_REFERENCES = {"frame": msca_reference, "msca": msca_reference, "xvit": xvit_reference}

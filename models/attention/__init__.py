@@ -1,5 +1,10 @@
 """Space-time attention layers, all with the interface ``Attn(dim, num_heads, qkv_bias, attn_drop, proj_drop,
-fused_attn, **variant_kwargs)`` and ``forward(x, thw) -> x``; looked up by name through ``get_attention``."""
+fused_attn, **variant_kwargs)`` and ``forward(x, thw) -> x``; looked up by name through ``get_attention``.
+
+Two token layouts, two registries: ``ATTENTION_LAYERS`` attend over one class token followed by the T*H*W
+patches (Motionformer's models); ``FRAME_ATTENTION_LAYERS`` over per-frame class tokens, T*(1 + H*W) tokens
+(the frame-wise ViT and the shift family: MSCA, X-ViT), and only with ``VideoViT(cls_layout="per_frame")``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from torch import nn
 from .approximate import APPROXIMATIONS, get_approximation
 from .approximate_trajectory import ApproximateTrajectoryAttention
 from .divided import DividedSpaceTimeAttention
+from .frame import FrameAttention, MultiHeadSelfCrossAttention, SpaceTimeMixingAttention
 from .joint import JointSpaceTimeAttention, attend
+from .temporal_shift import TemporalShift, shift_frames
 from .trajectory import TrajectoryAttention
 
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
@@ -17,14 +24,20 @@ ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "trajectory": TrajectoryAttention,
     "trajectory_approx": ApproximateTrajectoryAttention,
 }
+FRAME_ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
+    "frame": FrameAttention,
+    "msca": MultiHeadSelfCrossAttention,
+    "xvit": SpaceTimeMixingAttention,
+}
 
 
 def get_attention(name: str) -> type[nn.Module]:
-    """The attention class registered under ``name`` ("joint", "divided", "trajectory")."""
+    """The attention class registered under ``name`` ("joint", "divided", "trajectory", "frame", "msca"...)."""
+    registered = {**ATTENTION_LAYERS, **FRAME_ATTENTION_LAYERS}
     try:
-        return ATTENTION_LAYERS[name]
+        return registered[name]
     except KeyError:
-        raise ValueError(f"unknown attention {name!r}; valid names: {sorted(ATTENTION_LAYERS)}") from None
+        raise ValueError(f"unknown attention {name!r}; valid names: {sorted(registered)}") from None
 
 
 __all__ = [
@@ -32,9 +45,15 @@ __all__ = [
     "ATTENTION_LAYERS",
     "ApproximateTrajectoryAttention",
     "DividedSpaceTimeAttention",
+    "FRAME_ATTENTION_LAYERS",
+    "FrameAttention",
     "JointSpaceTimeAttention",
+    "MultiHeadSelfCrossAttention",
+    "SpaceTimeMixingAttention",
+    "TemporalShift",
     "TrajectoryAttention",
     "attend",
     "get_approximation",
     "get_attention",
+    "shift_frames",
 ]

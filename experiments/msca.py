@@ -1,0 +1,159 @@
+"""MSCA (Hashiguchi & Tamaki, "Temporal Cross-attention for Action Recognition", paper 002): Tables 1-5 as specs.
+
+Every row is the frame-wise ViT (``VideoViT`` with one class token per frame, attention inside each frame,
+per-frame features averaged over time) with one way of exchanging features between frames t-1, t and t+1: none
+(the "ViT" row), TokenShift's shift of class-token channels before the attention and the MLP, or MSCA's heads or
+token rows of Q, K, V taken from the neighbour frames (``models.attention.frame``).
+
+Scales:
+- ``paper``: ViT-B/16 from ImageNet-21K on 8 frames at stride 32 (random start), short side jittered in
+  [244, 330], 224x224 crops, horizontal flip; SGD with momentum 0.9, no weight decay, lr 0.1 divided by 10 at
+  epoch 10 of 12; 21 clips per GPU on 2 GPUs with gradient accumulation over 10 steps (effective batch 420);
+  10 clips x 3 crops at test (Sec. 4.1). Where Sec. 4.1 is silent it says "the same settings as [23]"
+  (TokenShift), so we take the TokenShift configuration ``k400_tokshift_div4_8x32_base_224.yml``: label smoothing
+  0.01 and gradient clipping at norm 1.0. Not reproduced: its photometric augmentation (brightness, saturation,
+  gamma and hue changes, each with probability 10%).
+- ``tiny`` (the embedded default): the same network at CPU size, 12 heads of 8 channels (96-d, 4 blocks), so a
+  head shift moves the paper's fraction of the channels (h_b = h_f = 1 is 2/12 = 16.7% at both scales); 8x32x32
+  clips of 1x8x8 patches (16 + 1 rows per frame), trained from scratch on the generated appearance set.
+
+Where the paper counts token rows (N_b, N_f of N + 1 = 197) or blocks (# MSCA of 12), the tiny rows scale them
+to 17 rows and 4 blocks and say so; rows that coincide after scaling resolve to one run, trained once.
+
+A column the paper does not have, ``motion top-1``: the same rows on the motion stand-in (``synth_motion``,
+SSv2 at paper scale), where a frame-wise ViT is at chance by construction: it shows whether a shift models time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY, TINY_STAND_INS
+from .spec import MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
+from .static import paper_gflops, paper_params
+
+# ---- scales ------------------------------------------------------------------------------------------------------
+
+# The frame-wise ViT (``vit_tiny_frame``, ``vit_base_patch16_frame``): an image ViT on every frame (square
+# patches, its own class token and spatial position table, no temporal encoding), per-frame features averaged.
+TINY_BLOCKS, PAPER_BLOCKS = 4, 12
+TINY_ROWS, PAPER_ROWS = 17, 197  # token rows per frame: class token + (32/8)^2 or (224/16)^2 patches
+
+# K-400 stand-in sampled as the paper samples Kinetics: 8 frames spanning the whole (32-frame) video.
+TINY_DATA = {"K-400": dataclasses.replace(TINY_STAND_INS["K-400"], frame_stride=4), "SSv2": TINY_STAND_INS["SSv2"]}
+
+MSCA_TINY = dataclasses.replace(
+    TINY,
+    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads, 8x32x32 clips, 1x8x8 patches, trained from scratch "
+                "on CPU",
+    model=ModelConfig(name="vit_tiny_frame"),
+    data=TINY_DATA,
+)
+
+_K400 = dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=32, train_scale=(244, 330), batch_size=21)
+MSCA_PAPER = ScalePreset(
+    description="paper: frame-wise ViT-B/16 (ImageNet-21K init), 8x224x224 clips at stride 32, SGD 0.1, 12 epochs, "
+                "effective batch 420 (21 x 2 GPUs x 10 accumulated)",
+    model=ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.augreg_in21k"),
+    data={"K-400": _K400, "SSv2": dataclasses.replace(SSV2, num_frames=8, batch_size=21)},
+    optim=OptimConfig(optimizer="momentum", momentum=0.9, lr=0.1, weight_decay=0.0, label_smoothing=0.01,
+                      epochs=12, schedule="step", milestones=(10,), gamma=0.1),
+    trainer=dataclasses.replace(GPU_TRAINER, devices=2, accumulate_grad_batches=10, gradient_clip_val=1.0),
+)
+
+SCALES = {"tiny": MSCA_TINY, "paper": MSCA_PAPER}
+
+COLUMNS = (
+    MetricColumn("top-1", "top1", dataset="K-400", run="K-400"),
+    MetricColumn("top-5", "top5", dataset="K-400", run="K-400"),
+    MetricColumn("motion top-1", "top1", dataset="SSv2", run="SSv2"),
+)
+COST_NOTE = ("GFLOPs and parameters of one 8x224x224 view of the paper-scale model, counted on the meta device "
+             "(attention matmuls included, one multiply-add = one FLOP): every variant equals the ViT, as the "
+             "paper claims")
+STATIC = (StaticColumn("GFLOPs", paper_gflops, note=COST_NOTE), StaticColumn("Params (M)", paper_params))
+NOTES = ("Not in the paper: the `motion top-1` column trains the same rows on the motion set (`synth_motion`; "
+         "SSv2 at paper scale), whose classes no single frame can tell apart: the frame-wise ViT is at chance "
+         "there by construction, so only a row that exchanges information between frames can rise above it.")
+
+
+def _table(table_id: str, rows: tuple[RowSpec, ...], notes: str = "") -> TableSpec:
+    return TableSpec(table_id=table_id, rows=rows, metric_columns=COLUMNS, static_columns=STATIC, scales=SCALES,
+                     notes=" ".join(n for n in (notes, NOTES) if n))
+
+
+# ---- rows (identical dicts in several tables resolve to one run, trained once) ------------------------------------
+
+TOKEN_SHIFT = {"temporal_shift": "cls", "shift_fraction": 0.5, "shift_before": ("attn", "mlp")}  # SHIFT_DIV 4
+
+
+def msca(shifted: str = "KV", along: str = "heads", backward: int = 1, forward: int = 1, **model: Any) -> dict:
+    return {"attn_layer": "msca", "attn_kwargs": {"shifted": shifted, "shift_along": along,
+                                                  "num_backward": backward, "num_forward": forward}, **model}
+
+
+def tiny_rows(paper_rows: int) -> int:
+    """Token rows shifted per direction at tiny scale: the paper's share of 197 rows, of 17 (at least one)."""
+    return max(1, round(paper_rows * TINY_ROWS / PAPER_ROWS))
+
+
+def patch_row(key: str, paper_row: int, label: str, shifted: str, per_direction: int) -> RowSpec:
+    tiny = tiny_rows(per_direction)
+    return RowSpec(key, paper_row, f"{label} (tiny: N_b = N_f = {tiny})", scales={
+        "paper": {"model": msca(shifted, "tokens", per_direction, per_direction)},
+        "tiny": {"model": msca(shifted, "tokens", tiny, tiny)},
+    })
+
+
+def last_blocks_row(key: str, paper_row: int, paper_blocks: int) -> RowSpec:
+    tiny = round(paper_blocks * TINY_BLOCKS / PAPER_BLOCKS)
+    return RowSpec(key, paper_row, f"MSCA-KV in the last {paper_blocks} of 12 blocks (tiny: {tiny} of 4)", scales={
+        "paper": {"model": msca(shift_last_blocks=paper_blocks)},
+        "tiny": {"model": msca(shift_last_blocks=tiny)},
+    })
+
+
+VIT = lambda paper_row: RowSpec("vit", paper_row, "ViT (frame-wise)")  # noqa: E731
+TOKENSHIFT = lambda paper_row: RowSpec("tokenshift", paper_row, "TokenShift", TOKEN_SHIFT)  # noqa: E731
+VARIANTS = ("Q", "K", "V", "QK", "KV", "QV", "QKV")  # the papers' row order in Tables 2 and 5
+PATCH_SHIFT = 8  # Table 5's patches per direction: Table 4's best, 16 patches (N_b = N_f = 8)
+
+
+@register_table
+def msca_table1() -> TableSpec:
+    rows = (VIT(0),) + tuple(RowSpec(f"msca_kv_h{h}", i, f"MSCA-KV, h_b = h_f = {h}", msca("KV", "heads", h, h))
+                             for i, h in enumerate((1, 2, 3, 4), start=1))
+    return _table("msca_table1", rows)
+
+
+@register_table
+def msca_table2() -> TableSpec:
+    rows = (TOKENSHIFT(0), VIT(1)) + tuple(
+        RowSpec(f"msca_{v.lower()}_h1" if v != "KV" else "msca_kv_h1", i, f"MSCA-{v}, h_b = h_f = 1", msca(v))
+        for i, v in enumerate(VARIANTS, start=2))
+    return _table("msca_table2", rows, "Head shifts with h_b = h_f = 1, Table 1's best.")
+
+
+@register_table
+def msca_table3() -> TableSpec:
+    rows = (VIT(0), last_blocks_row("msca_kv_last4", 1, 4), last_blocks_row("msca_kv_last8", 2, 8),
+            RowSpec("msca_kv_h1", 3, "MSCA-KV in all 12 blocks (tiny: 4 of 4)", msca()))
+    return _table("msca_table3", rows, "The earlier blocks are frame-wise ViT blocks (MSCA near the top).")
+
+
+@register_table
+def msca_table4() -> TableSpec:
+    rows = (VIT(0),) + tuple(patch_row(f"msca_pkv_n{n}", i, f"MSCA-pKV, N_b = N_f = {n}", "KV", n)
+                             for i, n in enumerate((4, 8, 16, 24, 32), start=1))
+    return _table("msca_table4", rows, "Token rows count from the class token (row 0), as Eq. 1 orders them; the "
+                                       "tiny rows scale the paper's N_b = N_f to 17 rows per frame, so 4, 8 and 16 "
+                                       "all become 1 there and share one run.")
+
+
+@register_table
+def msca_table5() -> TableSpec:
+    rows = (TOKENSHIFT(0), VIT(1)) + tuple(
+        patch_row(f"msca_p{v.lower()}_n{PATCH_SHIFT}", i, f"MSCA-p{v}, N_b = N_f = {PATCH_SHIFT}", v, PATCH_SHIFT)
+        for i, v in enumerate(VARIANTS, start=2))
+    return _table("msca_table5", rows, "Patch shifts with N_b = N_f = 8, Table 4's best (16 patches).")

@@ -1,0 +1,187 @@
+"""Frame-wise attention and the attentions that exchange q, k, v with the neighbouring frames t-1 and t+1.
+
+Token layout, "per-frame class tokens": x is (B, T*(1+S), C) ordered (t n); frame t holds its own class token at
+n = 0, then its S = H*W patches. ``FrameAttention`` is an image ViT's MSA run inside every frame (MSCA paper
+Eq. 12-16): the frame-wise ViT baseline. Its subclasses change only which frame some elements of the per-frame
+Q, K, V come from, by ``shift_frames`` on the qkv projection's output before the attention; the attention
+itself, its FLOPs and its parameters (timm's ``qkv``/``proj``) are those of ``FrameAttention``.
+
+Reading of the MSCA paper (Hashiguchi & Tamaki), written down where the text leaves room:
+
+- Heads (Eq. 17-18): "the first h_b heads" take frame t-1, "the next h_f heads" frame t+1, the rest stay (the
+  text and Table 1, where h_b = h_f = 1 shifts 2 heads; Eq. 17's ``1 <= i < h_b`` is read as those h_b heads).
+  A head shift moves that head's channels of every token of the frame, the class token included.
+- The seven variants Q, K, V, QK, KV, QV, QKV shift the same heads of each named projection.
+- Patches (Eq. 19-23): K^(t) = [K_0, ..., K_N] has N + 1 rows and row 0 is the class token (Eq. 1's order),
+  so "the first N_b patches" are rows 0..N_b-1: the class token and the first N_b - 1 patches (raster order)
+  come from frame t-1, rows N_b..N_b+N_f-1 from frame t+1. Table 4 counts N_b + N_f over N + 1 = 197 rows.
+- Clip boundaries: a neighbour frame outside the clip contributes zeros (TSM's padding; the paper says nothing).
+  A zero key still takes part in the softmax (logit 0); a zero query attends uniformly.
+- Scale: Eq. 14 divides by sqrt(D); we use sqrt(D/h) as timm's ViT, which is what a pretrained ViT needs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from einops import rearrange
+from torch import Tensor, nn
+
+from .joint import attend
+from .temporal_shift import Shift, channels_per_direction, shift_frames
+
+SHIFTED = ("Q", "K", "V", "QK", "KV", "QV", "QKV")  # MSCA's seven variants: which projections are exchanged
+
+
+class FrameAttention(nn.Module):
+    """Multi-head self-attention inside each frame (tokens of frame t attend to frame t only): the frame-wise ViT.
+
+    Identical in parameters and arithmetic to timm's ``Attention`` applied to every frame as an image.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = False,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        fused_attn: bool = True,
+    ) -> None:
+        """
+        Args:
+            dim: token width C; must be divisible by ``num_heads``.
+            num_heads: attention heads.
+            qkv_bias: bias on the q/k/v projection.
+            attn_drop: dropout on attention weights.
+            proj_drop: dropout after the output projection.
+            fused_attn: use SDPA (True) or the explicit softmax path (False).
+        """
+        super().__init__()
+        assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
+        self.num_heads = num_heads
+        self.fused_attn = fused_attn
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+        num_t = thw[0]
+        qkv = self.qkv(x)
+        shifts = self.shifts(qkv.shape[1] // num_t)
+        if shifts:  # a copy of the projection with elements exchanged; (b, t, n, three, nh, d) indices
+            frames_shape = (x.shape[0], num_t, -1, 3, self.num_heads, x.shape[-1] // self.num_heads)
+            qkv = shift_frames(qkv, frames_shape, shifts)
+        q, k, v = rearrange(qkv, "b (t n) (three nh d) -> three (b t) nh n d", t=num_t, three=3, nh=self.num_heads)
+        dropout_p = self.attn_drop.p if self.training else 0.0
+        x = attend(q, k, v, self.fused_attn, dropout_p)
+        x = rearrange(x, "(b t) nh n d -> b (t n) (nh d)", t=num_t)
+        return self.proj_drop(self.proj(x))
+
+    def shifts(self, tokens_per_frame: int) -> list[Shift]:
+        """Elements of the per-frame (n, three, nh, d) q, k, v taken from frames t-1 and t+1: none here."""
+        return []
+
+
+class MultiHeadSelfCrossAttention(FrameAttention):
+    """MSCA (Eq. 17-23): some heads (or token rows) of Q, K and/or V are taken from frames t-1 and t+1.
+
+    ``shift_along="heads"``: heads ``[0, num_backward)`` come from t-1, ``[num_backward, num_backward +
+    num_forward)`` from t+1 (h_b, h_f). ``shift_along="tokens"`` (MSCA-p*): token rows ``[0, num_backward)``
+    -- row 0 is the class token -- from t-1, the next ``num_forward`` rows from t+1 (N_b, N_f).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = False,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        fused_attn: bool = True,
+        shifted: Literal["Q", "K", "V", "QK", "KV", "QV", "QKV"] = "KV",
+        shift_along: Literal["heads", "tokens"] = "heads",
+        num_backward: int = 1,
+        num_forward: int = 1,
+    ) -> None:
+        """
+        Args:
+            dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn: as ``FrameAttention``.
+            shifted: which projections are exchanged ("KV" = MSCA-KV, the paper's best).
+            shift_along: "heads" (MSCA-KV, ...) or "tokens" (MSCA-pKV, ...).
+            num_backward: heads (h_b) or token rows (N_b) taken from frame t-1.
+            num_forward: heads (h_f) or token rows (N_f) taken from frame t+1.
+        """
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+        if shifted not in SHIFTED:
+            raise ValueError(f"shifted must be one of {SHIFTED}, got {shifted!r}")
+        if shift_along not in ("heads", "tokens"):
+            raise ValueError(f"shift_along must be 'heads' or 'tokens', got {shift_along!r}")
+        if min(num_backward, num_forward) < 0:
+            raise ValueError(f"num_backward {num_backward} and num_forward {num_forward} must be >= 0")
+        if shift_along == "heads" and num_backward + num_forward > num_heads:
+            raise ValueError(f"num_backward + num_forward = {num_backward + num_forward} heads exceed num_heads "
+                             f"{num_heads}")
+        self.shifted = shifted
+        self.shift_along = shift_along
+        self.num_backward = num_backward
+        self.num_forward = num_forward
+        # Indices into the (q, k, v) axis; adjacent projections as one slice, so KV or QKV move in one copy.
+        first, last = "QKV".index(shifted[0]), "QKV".index(shifted[-1])
+        self._projections = [0, 2] if shifted == "QV" else [slice(first, last + 1)]
+
+    def shifts(self, tokens_per_frame: int) -> list[Shift]:
+        every = slice(None)
+        previous, following = slice(0, self.num_backward), slice(self.num_backward,
+                                                                  self.num_backward + self.num_forward)
+        if self.shift_along == "tokens" and following.stop > tokens_per_frame:
+            raise ValueError(f"num_backward + num_forward = {following.stop} token rows exceed the "
+                             f"{tokens_per_frame} tokens of a frame")
+        if self.shift_along == "heads":  # indices over (n, three, nh)
+            return [((every, p, previous), (every, p, following)) for p in self._projections]
+        return [((previous, p), (following, p)) for p in self._projections]
+
+
+class SpaceTimeMixingAttention(FrameAttention):
+    """X-ViT space-time mixing: keys and values of each frame built from frames t-1, t and t+1, queries of frame
+    t only, then frame-wise attention (X-ViT's local temporal window of one frame each side).
+
+    Channel order as the official code (``TemporalShift`` on k and v of shape (b*t, nh, n, d), permuted to
+    head-major channels ``(nh d)``): with ``c = int(C * shift_fraction) // 2`` channels per direction, channels
+    ``[0, c)`` come from frame t+1 and ``[c, 2c)`` from frame t-1. ``c`` must be whole heads: with 12 heads and
+    the official ``SHIFT_DIV: 4`` (``shift_fraction=0.5``) heads 0-2 come from t+1, heads 3-5 from t-1 and heads
+    6-11 from t. Every token moves, the class token included.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = False,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        fused_attn: bool = True,
+        shift_fraction: float = 0.5,
+    ) -> None:
+        """
+        Args:
+            dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn: as ``FrameAttention``.
+            shift_fraction: fraction of the key/value channels from the neighbours, half from each (official
+                ``SHIFT_DIV`` s: ``2 / s``); must be a whole number of heads per direction.
+        """
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+        channels = channels_per_direction(dim, shift_fraction)
+        head_dim = dim // num_heads
+        if channels % head_dim:
+            raise ValueError(f"shift_fraction {shift_fraction} moves {channels} channels per direction, not a "
+                             f"whole number of {head_dim}-channel heads")
+        self.shift_fraction = shift_fraction
+        self.heads_per_direction = channels // head_dim
+
+    def shifts(self, tokens_per_frame: int) -> list[Shift]:
+        every, keys_values, h = slice(None), slice(1, 3), self.heads_per_direction
+        return [((every, keys_values, slice(h, 2 * h)), (every, keys_values, slice(0, h)))]
+
+
+__all__ = ["SHIFTED", "FrameAttention", "MultiHeadSelfCrossAttention", "SpaceTimeMixingAttention"]

@@ -1,0 +1,167 @@
+"""Forward+backward time and memory of the shift family against the frame-wise ViT, one block or the whole model.
+
+    python -m models.benchmark_shift [--shape tiny|paper|all] [--unit block|model] [--device cpu|cuda] [--batch N]
+
+Variants (per-frame class tokens, tubelet 1): ``vit`` (frame attention), ``msca_kv`` (h_b = h_f = 1),
+``msca_pkv`` (N_b = N_f = 8 of 197 token rows at paper shape, the paper's best; 1 + 1 of 17 at tiny shape),
+``tokenshift`` (class-token shift of 1/4 of the channels before attention and MLP), ``tsm`` (1/4 of every token's
+channels before attention), ``xvit`` (keys/values mixed from t-1, t, t+1, 1/4 of the channels each way).
+
+Shapes: ``tiny`` = vit_tiny_frame (C = 96, 12 heads, 8 frames of 4 x 4 patches); ``paper`` = ViT-B/16 on 8 frames of
+224 x 224 (C = 768, 12 heads, 8 frames of 14 x 14 patches). ``--unit block`` times one transformer block (shift
+hooks, attention, MLP), ``model`` the whole network.
+
+Time: median and minimum of at least ``--repeats`` passes per variant (more, up to 2 s each) after one untimed
+warm-up pass, the passes of all variants interleaved (see ``measure``). Memory: on a CPU
+the bytes autograd saves for backward (``models.memory.saved_tensor_bytes``: what a deep network accumulates) and
+the peak of op-created tensors over forward + backward (``models.memory.peak_bytes``); on CUDA
+``torch.cuda.max_memory_allocated`` over one pass minus the memory allocated before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from .memory import peak_bytes, saved_tensor_bytes
+from .registry import create_model
+
+SHAPES = {
+    # name: (model, dim, (T, H, W), token rows N_b = N_f of MSCA-pKV)
+    "tiny": ("vit_tiny_frame", 96, (8, 4, 4), 1),
+    "paper": ("vit_base_patch16_frame", 768, (8, 14, 14), 8),
+}
+VARIANT_NAMES = ("vit", "msca_kv", "msca_pkv", "tokenshift", "tsm", "xvit")
+
+
+def variant_options(variant: str, token_rows: int) -> dict[str, Any]:
+    """VideoViT overrides of the frame-wise model for ``variant``."""
+    return {
+        "vit": {},
+        "msca_kv": dict(attn_layer="msca", attn_kwargs=dict(shifted="KV", num_backward=1, num_forward=1)),
+        "msca_pkv": dict(attn_layer="msca", attn_kwargs=dict(shifted="KV", shift_along="tokens",
+                                                             num_backward=token_rows, num_forward=token_rows)),
+        "tokenshift": dict(temporal_shift="cls", shift_fraction=0.25, shift_before=("attn", "mlp")),
+        "tsm": dict(temporal_shift="all", shift_fraction=0.25, shift_before=("attn",)),
+        "xvit": dict(attn_layer="xvit", attn_kwargs=dict(shift_fraction=0.5)),
+    }[variant]
+
+
+def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device) -> tuple[nn.Module, tuple]:
+    """The layer of ``variant`` (a block or the whole model) on ``dev`` and its input."""
+    model_name, dim, thw, token_rows = SHAPES[shape]
+    options = variant_options(variant, token_rows)
+    torch.manual_seed(0)
+    if unit == "block":
+        x = torch.randn(batch, thw[0] * (1 + thw[1] * thw[2]), dim, device=dev, requires_grad=True)
+        block = create_model(model_name, depth=1, **options).blocks[0]  # exactly the block the model has
+        return block.to(dev).train(), (x, thw)
+    model = create_model(model_name, **options).to(dev).train()
+    return model, (torch.randn(batch, 3, model.num_frames, model.img_size, model.img_size, device=dev),)
+
+
+def measure(shape: str, variants: list[str], unit: str, batch: int, device: str, repeats: int,
+            min_seconds: float = 2.0) -> list[dict[str, Any]]:
+    """Forward+backward time and memory of every variant at one shape.
+
+    Timed passes run round-robin over the variants, so that load from other processes on a shared machine
+    (which drifts over seconds) spreads over all of them instead of biasing whichever runs last; at least
+    ``repeats`` passes each, more until about ``min_seconds`` per variant have passed (at most 100).
+    """
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    built = {v: _build(shape, v, unit, batch, dev) for v in variants}
+
+    def step(variant: str) -> None:
+        layer, args = built[variant]
+        layer(*args).sum().backward()
+        layer.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize()
+
+    records = {}
+    for variant, (layer, args) in built.items():
+        step(variant)  # warm-up: one-time allocations stay out of the figures
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            step(variant)
+            memory = {"peak_mib": (torch.cuda.max_memory_allocated() - before) / 2 ** 20}
+        else:
+            exclude = [*layer.parameters(), *layer.buffers()]
+            memory = {"saved_mib": saved_tensor_bytes(lambda: layer(*args), exclude=exclude) / 2 ** 20,
+                      "peak_mib": peak_bytes(lambda: layer(*args)) / 2 ** 20}
+            layer.zero_grad(set_to_none=True)
+        records[variant] = {"shape": shape, "variant": variant, "unit": unit, "batch": batch, "device": device,
+                            **memory, "threads": torch.get_num_threads()}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    started = time.perf_counter()
+    while min(map(len, times.values())) < repeats or (time.perf_counter() - started < min_seconds * len(variants)
+                                                      and len(times[variants[0]]) < 100):
+        for variant in variants:
+            start = time.perf_counter()
+            step(variant)
+            times[variant].append(time.perf_counter() - start)
+    for variant, record in records.items():
+        record.update(time_s=statistics.median(times[variant]), time_min_s=min(times[variant]),
+                      passes=len(times[variant]))
+    return list(records.values())
+
+
+def _table(records: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    def ratio(r: dict[str, Any], base: dict[str, Any], key: str) -> str:
+        return f"{r[key] / base[key]:.3f}" if key in r else "n/a"
+
+    rows = []
+    for r in records:
+        base = next(b for b in records if b["shape"] == r["shape"] and b["variant"] == "vit")
+        rows.append([r["shape"], r["variant"], f"{1e3 * r['time_s']:.1f}", ratio(r, base, "time_s"),
+                     f"{1e3 * r['time_min_s']:.1f}", ratio(r, base, "time_min_s"),
+                     f"{r.get('saved_mib', float('nan')):.2f}", ratio(r, base, "saved_mib"),
+                     f"{r['peak_mib']:.2f}", ratio(r, base, "peak_mib")])
+    headers = ["shape", "variant", "fwd+bwd ms (median)", "median / vit", "min ms", "min / vit", "saved for bwd MiB",
+               "saved / vit",
+               "peak MiB", "peak / vit"]
+    return tabulate(rows, headers=headers, tablefmt="github")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=[*SHAPES, "all"], default="tiny")
+    parser.add_argument("--unit", choices=["block", "model"], default="block")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--batch", type=int, default=1, help="clips per batch")
+    parser.add_argument("--repeats", type=int, default=3, help="at least this many timed passes (more up to 2 s)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda requested but torch.cuda.is_available() is False")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = args.variants if "vit" in args.variants else ["vit", *args.variants]  # the baseline of every ratio
+    shapes = list(SHAPES) if args.shape == "all" else [args.shape]
+    records = [r for s in shapes for r in measure(s, variants, args.unit, args.batch, args.device, args.repeats)]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return
+    where = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else
+             f"{platform.processor() or platform.machine()} CPU, {records[0]['threads']} threads, "
+             f"{os.cpu_count()} cores")
+    print(f"One {args.unit}, forward+backward, float32, batch {args.batch}, on {where}.")
+    print(_table(records))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The shift family against literal references written from the papers' equations (tests/attention_reference.py):
+MSCA (Eq. 17-23) in all 14 variants, X-ViT mixing, TokenShift / TSM shifts (Eq. 4-9); values and gradients,
+clip boundaries included; plus the options' validation."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from models import Block, create_model  # noqa: E402
+from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention  # noqa: E402
+from models.attention.frame import SHIFTED  # noqa: E402
+from tests.attention_reference import FRAME_REFERENCES, temporal_shift_reference  # noqa: E402
+
+DIM, HEADS = 16, 4
+THW = (3, 2, 2)  # three frames: a first, a middle and a last one (both clip boundaries)
+VARIANTS = ([("frame", {})]
+            + [("msca", {"shifted": s}) for s in SHIFTED]
+            + [("msca", {"shifted": s, "shift_along": "tokens", "num_backward": 2, "num_forward": 1}) for s in SHIFTED]
+            + [("msca", {"shifted": "KV", "num_backward": 2, "num_forward": 0}),
+               ("msca", {"shifted": "QKV", "shift_along": "tokens", "num_backward": 0, "num_forward": 5}),
+               ("xvit", {}), ("xvit", {"shift_fraction": 1.0})])
+
+
+def _variant_id(variant):
+    name, opts = variant
+    return "-".join([name, *map(str, opts.values())])
+
+
+def _random_module(name: str, opts: dict, fused: bool) -> torch.nn.Module:
+    torch.manual_seed(0)
+    module = get_attention(name)(DIM, num_heads=HEADS, qkv_bias=True, fused_attn=fused, **opts).double()
+    with torch.no_grad():  # random biases too: zeros would hide layout mistakes
+        for param_name, p in module.named_parameters():
+            p.normal_(0.0, 0.5 if param_name.endswith("bias") else p.shape[-1] ** -0.5)
+    return module.eval()
+
+
+def _tokens(thw=THW, batch=2, requires_grad=True) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(batch, thw[0] * (1 + thw[1] * thw[2]), DIM, dtype=torch.float64,
+                       requires_grad=requires_grad)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def _assert_same_function(fast_fn, ref_fn, inputs: dict[str, torch.Tensor]) -> None:
+    """Values and gradients (for a random cotangent) agree to 1e-10 relative error; no gradient is zero."""
+    fast, ref = fast_fn(), ref_fn()
+    assert fast.shape == ref.shape
+    assert _rel(fast, ref) < 1e-10
+    cotangent = torch.randn_like(ref)
+    grads_fast = torch.autograd.grad((fast * cotangent).sum(), list(inputs.values()))
+    grads_ref = torch.autograd.grad((ref * cotangent).sum(), list(inputs.values()))
+    for label, g_fast, g_ref in zip(inputs, grads_fast, grads_ref):
+        assert g_ref.norm() > 0, f"reference gradient of {label} is zero: the test would be vacuous"
+        assert _rel(g_fast, g_ref) < 1e-10, label
+
+
+def test_every_frame_attention_has_a_reference():
+    assert set(FRAME_REFERENCES) == set(FRAME_ATTENTION_LAYERS)
+    assert {name for name, _ in VARIANTS} == set(FRAME_ATTENTION_LAYERS)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+def test_matches_reference(variant, fused):
+    name, opts = variant
+    module = _random_module(name, opts, fused)
+    x = _tokens()
+    inputs = {"x": x, **dict(module.named_parameters())}
+    _assert_same_function(lambda: module(x, THW), lambda: FRAME_REFERENCES[name](module, x, THW), inputs)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+def test_fused_flag_flip(variant):
+    module = _random_module(*variant, fused=True)
+    x = _tokens(requires_grad=False)
+    fused = module(x, THW)
+    module.fused_attn = False
+    assert _rel(fused, module(x, THW)) < 1e-12
+
+
+def test_a_shift_changes_the_output_and_pads_with_zeros():
+    """MSCA-KV with every head from t-1: frame 0 sees zero keys and values, so its attention output is 0 and the
+    layer returns the projection's bias there; later frames differ from frame-wise attention."""
+    shifted = _random_module("msca", {"shifted": "KV", "num_backward": HEADS, "num_forward": 0}, fused=True)
+    plain = _random_module("frame", {}, fused=True)
+    x = _tokens(requires_grad=False)
+    out, per_frame = shifted(x, THW), 1 + THW[1] * THW[2]
+    torch.testing.assert_close(out[:, :per_frame], shifted.proj.bias.expand(2, per_frame, -1), rtol=0, atol=1e-12)
+    assert _rel(out[:, per_frame:], plain(x, THW)[:, per_frame:]) > 1e-2
+
+
+def test_single_frame_clip_shifts_only_zeros():
+    """T = 1: both neighbours are outside the clip; MSCA-V then reads zero values in its shifted heads."""
+    module = _random_module("msca", {"shifted": "V"}, fused=False)
+    x = _tokens((1, 2, 2))
+    inputs = {"x": x, **dict(module.named_parameters())}
+    _assert_same_function(lambda: module(x, (1, 2, 2)), lambda: FRAME_REFERENCES["msca"](module, x, (1, 2, 2)),
+                          inputs)
+
+
+@pytest.mark.parametrize("tokens", ["cls", "all"])
+@pytest.mark.parametrize("shift_fraction", [0.25, 0.5, 1.0])
+def test_temporal_shift_matches_eq_8_9(tokens, shift_fraction):
+    shift = TemporalShift(DIM, shift_fraction, tokens)
+    x = _tokens()
+    _assert_same_function(lambda: shift(x, THW), lambda: temporal_shift_reference(x, THW, shift_fraction, tokens),
+                          {"x": x})
+    assert not shift(x, THW).equal(x)
+
+
+def test_temporal_shift_leaves_its_input_alone():
+    x = _tokens(requires_grad=False)
+    before = x.clone()
+    TemporalShift(DIM, 0.5, "all")(x, THW)
+    assert x.equal(before)
+
+
+def test_block_shifts_the_residual_stream_as_eq_4_to_7():
+    """TokenShift block: z' = Shift(z); z'' = MSA(LN(z')) + z'; z''' = Shift(z''); out = MLP(LN(z''')) + z'''."""
+    torch.manual_seed(0)
+    block = Block(DIM, HEADS, attn_layer=get_attention("frame"), pre_attn=TemporalShift(DIM, 0.5, "cls"),
+                  pre_mlp=TemporalShift(DIM, 0.5, "cls")).double().eval()
+    x = _tokens()
+
+    def literal():
+        z1 = temporal_shift_reference(x, THW, 0.5, "cls")
+        z2 = FRAME_REFERENCES["frame"](block.attn, block.norm1(z1), THW) + z1
+        z3 = temporal_shift_reference(z2, THW, 0.5, "cls")
+        return block.mlp(block.norm2(z3)) + z3
+
+    _assert_same_function(lambda: block(x, THW), literal, {"x": x, **dict(block.named_parameters())})
+
+
+def test_invalid_options_are_named():
+    frame_model = dict(cls_layout="per_frame", tubelet_size=1, depth=1)
+    with pytest.raises(ValueError, match="per_frame.*frame attention"):
+        create_model("vit_tiny_video", attn_layer="trajectory", **frame_model)
+    with pytest.raises(ValueError, match="needs cls_layout='per_frame'"):
+        create_model("vit_tiny_video", attn_layer="msca")
+    with pytest.raises(ValueError, match="temporal_shift"):
+        create_model("vit_tiny_video", attn_layer="joint", temporal_shift="cls")
+    with pytest.raises(ValueError, match="temporal_aggregation"):
+        create_model("vit_tiny_video", attn_layer="divided", temporal_aggregation="attention")
+    with pytest.raises(ValueError, match="unknown option.*'num_backwards'"):
+        create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"num_backwards": 1})
+    with pytest.raises(ValueError, match="shifted must be one of"):
+        create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"shifted": "KQ"})
+    with pytest.raises(ValueError, match="exceed num_heads"):
+        create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"num_backward": 7, "num_forward": 6})
+    with pytest.raises(ValueError, match="whole number"):
+        create_model("vit_tiny_frame", attn_layer="xvit", attn_kwargs={"shift_fraction": 0.25})
+    with pytest.raises(ValueError, match="shift_last_blocks"):
+        create_model("vit_tiny_frame", attn_layer="msca", shift_last_blocks=5)
+    with pytest.raises(ValueError, match="shift_before"):
+        create_model("vit_tiny_frame", temporal_shift="cls", shift_before=("mlp", "norm"))
+    with pytest.raises(ValueError, match="shift_fraction"):
+        create_model("vit_tiny_frame", temporal_shift="cls", shift_fraction=1.5)
+    too_many_rows = create_model("vit_tiny_frame", attn_layer="msca",
+                                 attn_kwargs={"shift_along": "tokens", "num_backward": 9, "num_forward": 9})
+    with pytest.raises(ValueError, match="token rows exceed the 17 tokens"):
+        too_many_rows(torch.randn(1, 3, 8, 32, 32))
+
+
+def test_benchmark_shows_no_extra_saved_memory():
+    """The shifts rewrite activations that nothing saves, so every variant keeps the frame-wise ViT's bytes for
+    backward (models/benchmark_shift.py, tiny block)."""
+    from models.benchmark_shift import VARIANT_NAMES, measure
+
+    records = measure("tiny", list(VARIANT_NAMES), "block", batch=1, device="cpu", repeats=1, min_seconds=0.0)
+    saved = {r["variant"]: r["saved_mib"] for r in records}
+    assert len(set(saved.values())) == 1 and saved["vit"] > 0, saved

@@ -1,0 +1,123 @@
+"""The shift family's specs (MSCA Tables 1-5, X-ViT Tables 1-2 and Figure 1): rows as the papers define them, at
+both scales; every MSCA variant costs what the frame-wise ViT costs; Figure 1 tests one trained model."""
+
+import dataclasses
+import json
+
+import pytest
+
+from experiments import xvit
+from experiments.runner import resolve_runs, run_table
+from experiments.spec import table_spec
+from experiments.static import compute_static
+from experiments.tasks import build_model
+from reports.build import build_report
+
+MICRO = {"optim": {"epochs": 1, "warmup_epochs": 0},
+         "data": {"synthetic_params": {"num_train": 32, "num_val": 16, "seed": 0}, "num_workers": 0,
+                  "batch_size": 8}}
+
+
+def configs(table_id, scale="tiny"):
+    return {(c.row, c.column): c for c in resolve_runs(table_id, scale=scale, data_root="/datasets")}
+
+
+@pytest.mark.parametrize("table_id", ["msca_table2", "msca_table5"])
+def test_every_msca_variant_costs_what_the_frame_wise_vit_costs(tmp_path, table_id):
+    record = compute_static(table_spec(table_id), tmp_path, echo=lambda _: None)
+    cells = record["cells"]
+    gflops = {row: c["GFLOPs"]["value"] for row, c in cells.items()}
+    params = {row: c["Params (M)"]["value"] for row, c in cells.items()}
+    assert len(gflops) == 9
+    assert set(gflops.values()) == {gflops["vit"]} and set(params.values()) == {params["vit"]}, (gflops, params)
+    assert gflops["vit"] == pytest.approx(8 * 17.56, abs=0.1)  # ViT-B/16 on 8 frames of 224x224
+
+
+def test_a_row_shared_by_several_tables_is_one_configuration():
+    def model(table_id, row):
+        return next(c for (r, col), c in configs(table_id).items() if r == row and col == "K-400").model
+
+    for row, tables in {"vit": ["msca_table1", "msca_table2", "msca_table3", "msca_table4", "msca_table5"],
+                        "msca_kv_h1": ["msca_table1", "msca_table2", "msca_table3"],
+                        "tokenshift": ["msca_table2", "msca_table5"],
+                        "msca_pkv_n8": ["msca_table4", "msca_table5"]}.items():
+        assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in tables}) == 1, row
+
+
+def test_msca_rows_at_both_scales():
+    paper, tiny = configs("msca_table1", "paper"), configs("msca_table1", "tiny")
+    kv2 = paper[("msca_kv_h2", "K-400")].model.overrides
+    assert kv2["attn_layer"] == "msca" and kv2["attn_kwargs"] == {"shifted": "KV", "shift_along": "heads",
+                                                                  "num_backward": 2, "num_forward": 2}
+    assert tiny[("msca_kv_h2", "K-400")].model.overrides["attn_kwargs"] == kv2["attn_kwargs"]  # 12 heads at tiny too
+    patches = configs("msca_table4")
+    tiny_rows = [patches[(f"msca_pkv_n{n}", "K-400")].model.overrides["attn_kwargs"]["num_backward"]
+                 for n in (4, 8, 16, 24, 32)]
+    assert tiny_rows == [1, 1, 1, 2, 3]  # n of 197 rows scaled to 17
+    blocks = configs("msca_table3")
+    assert [blocks[(k, "K-400")].model.overrides.get("shift_last_blocks") for k in
+            ("vit", "msca_kv_last4", "msca_kv_last8", "msca_kv_h1")] == [None, 1, 3, None]
+
+
+def test_msca_paper_recipe_is_section_4_1():
+    cfg = configs("msca_table1", "paper")[("vit", "K-400")]
+    assert (cfg.optim.optimizer, cfg.optim.momentum, cfg.optim.lr, cfg.optim.weight_decay) == ("momentum", 0.9,
+                                                                                              0.1, 0.0)
+    assert (cfg.optim.epochs, cfg.optim.milestones, cfg.optim.gamma) == (12, (10,), 0.1)
+    assert cfg.data.batch_size * cfg.trainer.devices * cfg.trainer.accumulate_grad_batches == 420
+    assert (cfg.data.num_frames, cfg.data.frame_stride, cfg.data.train_scale) == (8, 32, (244, 330))
+    assert (cfg.data.test_clips, cfg.data.test_crops) == (10, 3)
+    assert cfg.model.pretrained == "timm:vit_base_patch16_224.augreg_in21k"
+    assert cfg.model.name == "vit_base_patch16_frame"
+
+
+def test_xvit_table2_rows_pair_the_shift_with_the_aggregation():
+    rows = {r: c.model.overrides for (r, _), c in configs("xvit_table2").items()}
+    assert rows["tsm_vit_average"]["temporal_shift"] == "all" and "attn_layer" not in rows["tsm_vit_average"]
+    assert rows["xvit_attention"]["attn_layer"] == "xvit"
+    assert {r: o["temporal_aggregation"] for r, o in rows.items()} == {
+        "tsm_vit_average": "average", "xvit_average": "average", "tsm_vit_attention": "attention",
+        "xvit_attention": "attention"}
+
+
+def test_msca_report_adds_the_motion_and_cost_columns_marked_as_ours(tmp_path):
+    compute_static(table_spec("msca_table1"), tmp_path / "runs", echo=lambda _: None)
+    text = build_report("msca_table1", runs_root=tmp_path / "runs", out_dir=tmp_path).read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert [c.strip() for c in header.strip("|").split("|")][-3:] == ["motion top-1 †", "GFLOPs †", "Params (M) †"]
+    assert "† Not in the paper's table" in text and "synth_motion" in text
+
+
+def test_figure1_tests_the_one_trained_model_with_more_crops(tmp_path):
+    """The evaluation columns load the trained column's checkpoint: with that column's own views, the evaluation
+    reproduces its test metrics exactly (a fresh model would not)."""
+    runs = tmp_path / "runs"
+    records = run_table("xvit_figure1", runs_root=runs, overrides=MICRO, progress_bar=False, echo=lambda _: None)
+    assert [r["column"] for r in records] == [f"{k}x3 views" for k in xvit.FIGURE1_CROPS]
+    trained = records[0]
+    cfg = next(c for c in resolve_runs("xvit_figure1", overrides=MICRO) if c.column == trained["column"])
+    again = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, task=xvit.TEST_VIEWS.name))
+    checkpoint = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    metrics, _ = xvit.TEST_VIEWS.evaluate(again, str(checkpoint))
+    assert metrics["loss"] == pytest.approx(trained["metrics"]["loss"], rel=1e-5)
+    assert metrics["top1"] == trained["metrics"]["top1"]
+    fresh, _ = xvit.TEST_VIEWS.evaluate(again, None)
+    assert fresh["loss"] != pytest.approx(trained["metrics"]["loss"], rel=1e-5)
+    assert all(not (cfg.run_dir(runs).parent / f"tiny-{k}x3_views" / "checkpoints").exists()
+               for k in xvit.FIGURE1_CROPS[1:])  # evaluations train nothing
+
+
+def test_table1_measures_videos_per_second_and_names_the_device(monkeypatch):
+    spec = table_spec("xvit_table1")
+    tiny = resolve_runs("xvit_figure1")[0]
+    monkeypatch.setattr(xvit, "paper_config", lambda spec, row: tiny)  # the tiny model: seconds, not minutes
+    cell = xvit.videos_per_second(spec, spec.rows[-1])
+    assert cell.value > 0 and cell.source.startswith("measured on ") and "threads" in cell.source
+    assert "8x32²" in cell.text
+
+
+def test_msca_tiny_model_is_the_frame_wise_vit_with_twelve_heads():
+    cfg = configs("msca_table1")[("vit", "K-400")]
+    model = build_model(cfg, 8, device="meta")
+    assert (cfg.model.name, model.embed_dim, model.blocks[0].attn.num_heads) == ("vit_tiny_frame", 96, 12)
+    assert cfg.data.dataset == "synth_appearance" and cfg.data.frame_stride == 4
