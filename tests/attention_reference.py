@@ -329,3 +329,14 @@ def temporal_shift_reference(x: Tensor, thw: tuple[int, int, int], shift_fractio
 
 
 FRAME_REFERENCES = {"frame": msca_reference, "msca": msca_reference, "xvit": xvit_reference}
+
+
+def random_attention(cls: type[nn.Module], dim: int, num_heads: int, fused: bool, **options) -> nn.Module:
+    """A float64 attention module whose weights and biases are all random (zeros would hide bias or layout
+    mistakes), in eval mode."""
+    torch.manual_seed(0)
+    module = cls(dim, num_heads=num_heads, qkv_bias=True, fused_attn=fused, **options).double()
+    with torch.no_grad():
+        for param_name, p in module.named_parameters():
+            p.normal_(0.0, 0.5 if param_name.endswith("bias") else p.shape[-1] ** -0.5)
+    return module.eval()

@@ -12,7 +12,7 @@ import torch.nn.functional as F  # noqa: E402
 from tests.dispatch_probe import LargestTensor  # noqa: E402
 
 from models.attention import ATTENTION_LAYERS, get_attention  # noqa: E402
-from tests.attention_reference import REFERENCES  # noqa: E402
+from tests.attention_reference import REFERENCES, random_attention  # noqa: E402
 
 DIM, HEADS = 16, 2
 TRAJECTORY_OPTIONS = [{"temporal_pool": p, "normalize": n} for p in ("attention", "average")
@@ -28,14 +28,7 @@ def _variant_id(variant):
 
 
 def _random_module(name: str, opts: dict, fused: bool) -> torch.nn.Module:
-    """A float64 module whose weights and biases are all random (zeros would hide bias or layout mistakes)."""
-    torch.manual_seed(0)
-    module = get_attention(name)(DIM, num_heads=HEADS, qkv_bias=True, fused_attn=fused, **opts).double()
-    with torch.no_grad():
-        for param_name, p in module.named_parameters():
-            std = 0.5 if param_name.endswith("bias") else p.shape[-1] ** -0.5
-            p.normal_(0.0, std)
-    return module.eval()
+    return random_attention(get_attention(name), DIM, HEADS, fused, **opts)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from models import Block, create_model  # noqa: E402
 from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention  # noqa: E402
 from models.attention.frame import SHIFTED  # noqa: E402
-from tests.attention_reference import FRAME_REFERENCES, temporal_shift_reference  # noqa: E402
+from tests.attention_reference import FRAME_REFERENCES, random_attention, temporal_shift_reference  # noqa: E402
 
 DIM, HEADS = 16, 4
 THW = (3, 2, 2)  # three frames: a first, a middle and a last one (both clip boundaries)
@@ -31,12 +31,7 @@ def _variant_id(variant):
 
 
 def _random_module(name: str, opts: dict, fused: bool) -> torch.nn.Module:
-    torch.manual_seed(0)
-    module = get_attention(name)(DIM, num_heads=HEADS, qkv_bias=True, fused_attn=fused, **opts).double()
-    with torch.no_grad():  # random biases too: zeros would hide layout mistakes
-        for param_name, p in module.named_parameters():
-            p.normal_(0.0, 0.5 if param_name.endswith("bias") else p.shape[-1] ** -0.5)
-    return module.eval()
+    return random_attention(get_attention(name), DIM, HEADS, fused, **opts)
 
 
 def _tokens(thw=THW, batch=2, requires_grad=True) -> torch.Tensor:

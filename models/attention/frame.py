@@ -25,46 +25,19 @@ from __future__ import annotations
 from typing import Literal
 
 from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
-from .joint import attend
+from .joint import JointSpaceTimeAttention, attend
 from .temporal_shift import Shift, channels_per_direction, shift_frames
 
 SHIFTED = ("Q", "K", "V", "QK", "KV", "QV", "QKV")  # MSCA's seven variants: which projections are exchanged
 
 
-class FrameAttention(nn.Module):
+class FrameAttention(JointSpaceTimeAttention):
     """Multi-head self-attention inside each frame (tokens of frame t attend to frame t only): the frame-wise ViT.
 
-    Identical in parameters and arithmetic to timm's ``Attention`` applied to every frame as an image.
+    The joint attention's parameters (timm's ``Attention``), applied to every frame as an image.
     """
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int = 8,
-        qkv_bias: bool = False,
-        attn_drop: float = 0.0,
-        proj_drop: float = 0.0,
-        fused_attn: bool = True,
-    ) -> None:
-        """
-        Args:
-            dim: token width C; must be divisible by ``num_heads``.
-            num_heads: attention heads.
-            qkv_bias: bias on the q/k/v projection.
-            attn_drop: dropout on attention weights.
-            proj_drop: dropout after the output projection.
-            fused_attn: use SDPA (True) or the explicit softmax path (False).
-        """
-        super().__init__()
-        assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
-        self.num_heads = num_heads
-        self.fused_attn = fused_attn
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
         num_t = thw[0]
