@@ -1,0 +1,188 @@
+"""Measured cost of full vs joint stride attention (Table A1) and full vs temporal stride attention (Table A2).
+
+The supplementary states O(.) complexities per layer: full attention over the pose tokens O(T^2 R^2) vs joint stride
+attention O(T^2 wnd^2) (A1), full attention over all tokens O(T^2 D_n^2) vs temporal stride attention
+O(wnd^2 D_n^2) (A2). Here the real modules are counted and timed for given sizes:
+
+- "full" rows: ``models.attention.JointSpaceTimeAttention`` (one softmax over every token) on the same tokens:
+  A1: [P || M_pose || M'_CLS], T * (R + 2) tokens (R = people x joints); A2: N, T * D_n tokens.
+- "stride" rows: ``JointStrideAttention`` / ``TemporalStrideAttention`` with window ``wnd`` and ``cover``.
+
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the ``meta`` device (shapes only), the
+attention on its explicit path, and halved to one multiply-add = one FLOP as ``models.flops`` does. Each count is
+split into ``attention`` (the batched matmuls QK^T and AV: what the O(.) expressions describe) and
+``projections`` (the q/k/v and output linear layers, linear in the number of tokens), ``total`` their sum.
+Timings run the module on CPU (or ``device``) with SDPA, batch 1, and report the median of ``repeats`` runs.
+``fit_exponent`` fits the growth exponent (log-log least squares) of a series, e.g. FLOPs against R.
+
+Note what the O(.) expressions leave out: the stride rows count all windows, about n / floor(wnd / 2) of them
+(n = R or T), so measured joint stride attention grows linearly in R (O(T^2 wnd R)), not as a constant in R;
+as_printed covers fewer windows than full (see ``stride_attention``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..attention.joint import JointSpaceTimeAttention
+from ..registry import create_model
+from .stride_attention import Cover, JointStrideAttention, TemporalStrideAttention
+
+NUM_POSE_MODAL = 2  # M_pose and M'_CLS appended to every joint window (Algorithm A1)
+NUM_MODAL = 3  # M_RGB, M_pose, M_CLS in every frame of N (Algorithm A2)
+Which = Literal["full", "stride"]
+
+
+def tokens_per_frame(img_size: int, num_joints: int, num_people: int = 1) -> int:
+    """D_n = H/8 * W/8 + R + 3 (Algorithm A2), R = people x joints."""
+    return (img_size // 8) ** 2 + num_joints * num_people + NUM_MODAL
+
+
+class _FlatFull(nn.Module):
+    """Full attention over (B, T, n, C) tokens flattened to (B, T * n, C)."""
+
+    def __init__(self, dim: int, num_heads: int, fused_attn: bool) -> None:
+        super().__init__()
+        self.attn = JointSpaceTimeAttention(dim, num_heads, qkv_bias=True, fused_attn=fused_attn)
+
+    def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
+        if extra is not None:
+            x = torch.cat([x, extra], dim=2)
+        b, t, n, c = x.shape
+        return self.attn(x.reshape(b, t * n, c), (t, n, 1)).view(b, t, n, c)
+
+
+def _joint_case(which: Which, num_joints: int, num_frames: int, wnd: int | None, num_people: int, dim: int,
+                num_heads: int, cover: Cover, fused: bool) -> tuple[nn.Module, tuple[Tensor, ...]]:
+    r = num_joints * num_people
+    if which == "full":
+        module: nn.Module = _FlatFull(dim, num_heads, fused)
+    else:
+        if wnd is None:
+            raise ValueError("joint stride attention needs wnd")
+        module = JointStrideAttention(dim, num_heads, qkv_bias=True, fused_attn=fused, wnd=wnd, cover=cover)
+    inputs = (torch.randn(1, num_frames, r, dim), torch.randn(1, num_frames, NUM_POSE_MODAL, dim))
+    return module, inputs
+
+
+def _temporal_case(which: Which, num_frames: int, num_tokens: int, wnd: int | None, dim: int, num_heads: int,
+                   cover: Cover, fused: bool) -> tuple[nn.Module, tuple[Tensor, ...]]:
+    if which == "full":
+        module: nn.Module = _FlatFull(dim, num_heads, fused)
+    else:
+        if wnd is None:
+            raise ValueError("temporal stride attention needs wnd")
+        module = TemporalStrideAttention(dim, num_heads, qkv_bias=True, fused_attn=fused, wnd=wnd, cover=cover)
+    return module, (torch.randn(1, num_frames, num_tokens, dim),)
+
+
+def _count(build) -> dict[str, float]:
+    """FLOPs (multiply-adds) of one forward of the module ``build()`` makes on the meta device, by kind of op."""
+    with torch.device("meta"):
+        module, inputs = build()
+    module.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*inputs)
+    ops = {str(op): n / 2 for op, n in counter.get_flop_counts()["Global"].items()}
+    attention = sum(n for op, n in ops.items() if op.endswith(("bmm", "baddbmm")))
+    total = counter.get_total_flops() / 2
+    return {"attention": attention, "projections": total - attention, "total": total}
+
+
+def joint_attention_flops(num_joints: int, num_frames: int, wnd: int | None = None, which: Which = "stride",
+                          num_people: int = 1, dim: int = 64, num_heads: int = 4,
+                          cover: Cover = "full") -> dict[str, float]:
+    """Table A1: FLOPs of one forward of full ("full") or joint stride ("stride", window ``wnd``) attention over
+    the pose tokens of T frames, R = people x joints, with M_pose and M'_CLS per frame; batch 1."""
+    return _count(lambda: _joint_case(which, num_joints, num_frames, wnd, num_people, dim, num_heads, cover, False))
+
+
+def temporal_attention_flops(num_frames: int, num_tokens: int, wnd: int | None = None, which: Which = "stride",
+                             dim: int = 64, num_heads: int = 4, cover: Cover = "full") -> dict[str, float]:
+    """Table A2: FLOPs of one forward of full or temporal stride attention over T frames of ``num_tokens`` = D_n
+    tokens each (``tokens_per_frame``); batch 1."""
+    return _count(lambda: _temporal_case(which, num_frames, num_tokens, wnd, dim, num_heads, cover, False))
+
+
+def _time(module: nn.Module, inputs: Sequence[Tensor], repeats: int, backward: bool, device: str) -> float:
+    module = module.to(device)
+    inputs = [x.to(device).requires_grad_(backward) for x in inputs]
+
+    def step() -> None:
+        out = module(*inputs)
+        out = out[0] if isinstance(out, tuple) else out
+        if backward:
+            out.sum().backward()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    times = []
+    with torch.set_grad_enabled(backward):
+        step()  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def joint_attention_time(num_joints: int, num_frames: int, wnd: int | None = None, which: Which = "stride",
+                         num_people: int = 1, dim: int = 64, num_heads: int = 4, cover: Cover = "full",
+                         repeats: int = 5, backward: bool = False, device: str = "cpu") -> float:
+    """Median seconds of one forward (``backward``: forward + backward) of the Table A1 case, with SDPA."""
+    torch.manual_seed(0)
+    module, inputs = _joint_case(which, num_joints, num_frames, wnd, num_people, dim, num_heads, cover, True)
+    return _time(module, inputs, repeats, backward, device)
+
+
+def temporal_attention_time(num_frames: int, num_tokens: int, wnd: int | None = None, which: Which = "stride",
+                            dim: int = 64, num_heads: int = 4, cover: Cover = "full", repeats: int = 5,
+                            backward: bool = False, device: str = "cpu") -> float:
+    """Median seconds of one forward (``backward``: forward + backward) of the Table A2 case, with SDPA."""
+    torch.manual_seed(0)
+    module, inputs = _temporal_case(which, num_frames, num_tokens, wnd, dim, num_heads, cover, True)
+    return _time(module, inputs, repeats, backward, device)
+
+
+def model_gflops(name: str = "d3da_base", num_frames: int | None = None, **overrides) -> float:
+    """GFLOPs (multiply-adds / 1e9) of one forward of the registered RGB+pose model ``name`` on one clip of
+    ``num_frames`` (default: the model's) frames, counted on the meta device with every attention explicit.
+    ``models.flops.count_flops`` takes one tensor; this model takes a dict, hence this function."""
+    with torch.device("meta"):
+        model = create_model(name, **{**overrides, "fused_attn": False})
+        t = num_frames or model.num_frames
+        people = model.pose_embed.num_people
+        batch = {"video": torch.empty(1, 3, t, model.img_size, model.img_size),
+                 "pose": torch.empty(1, t, people, model.pose_embed.num_joints, model.pose_embed.pose_dim)}
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(batch)
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def fit_exponent(sizes: Sequence[float], costs: Sequence[float]) -> float:
+    """Slope of the least-squares line through (log size, log cost): cost ~ size ** slope."""
+    if len(sizes) != len(costs) or len(sizes) < 2:
+        raise ValueError("fit_exponent needs at least two (size, cost) pairs of equal length")
+    xs, ys = [math.log(s) for s in sizes], [math.log(c) for c in costs]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+__all__ = [
+    "fit_exponent",
+    "joint_attention_flops",
+    "joint_attention_time",
+    "model_gflops",
+    "temporal_attention_flops",
+    "temporal_attention_time",
+    "tokens_per_frame",
+]
