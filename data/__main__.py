@@ -13,7 +13,8 @@
     ``<root>/manifest-<NAME>-<split>.json``, or ``./manifest-<NAME>-<split>.json`` if the root is read-only.
     Exit status: 0 all files usable and all annotation lines parsed; 1 something missing, corrupt or malformed
     (a file, a line or a segment);
-    2 the annotation files themselves cannot be read (or bad arguments).
+    2 the annotation files themselves cannot be read, or the root does not exist (said in one line, with what the
+    named dataset expects there), or bad arguments.
 
 ``python -m data synth NAME --out DIR [--videos N] [--seed S]``
     Generates a synthetic set (``data.synthetic.generate_synthetic``) with N samples in all: ``N // 3`` (at least
@@ -137,15 +138,49 @@ def _print_text(summary: dict[str, Any]) -> None:
     print(f"manifest: {summary['manifest']}")
 
 
+# What each annotation format reads under the dataset's root (None: Kinetics, whose two layouts are detected).
+LAYOUTS: dict[str | None, str] = {
+    None: "annotations/{train,val}.csv (label, youtube_id, time_start, time_end) with "
+          "{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4, or `path label` lists train.csv / val.csv",
+    "kinetics": "annotations/{train,val}.csv (label, youtube_id, time_start, time_end) with "
+                "{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4",
+    "kinetics_list": "`path label` lists train.csv / val.csv and the videos they name",
+    "ssv2": "labels.json, train.json, validation.json and videos/<id>.webm",
+    "epic_kitchens100": "EPIC_100_train.csv, EPIC_100_validation.csv, EPIC_100_verb_classes.csv, "
+                        "EPIC_100_noun_classes.csv (in the root or annotations/) and <participant>/videos/<video>.MP4",
+    "pennaction": "frames/<id>/<frame:06d>.jpg and labels/<id>.mat",
+    **{ntu: "nturgb+d_rgb/<name>_rgb.avi and nturgb+d_skeletons/<name>.skeleton"
+       for ntu in ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset")},
+}
+
+
+def expected_layout(name: str, fmt: str | None) -> str:
+    """'Kinetics-400 expects ...': what the named dataset needs under its root, in the format that will be read."""
+    info = DATASETS[name]
+    who = info.mimics if name not in SYNTHETIC_SETS else f"{name} (written in {info.mimics}'s layout)"
+    return f"{who} expects {LAYOUTS.get(fmt, f'the {fmt} annotation files')}"
+
+
 def _run_check(args: argparse.Namespace) -> int:
     info = DATASETS[args.name]
     fmt = args.format or info.annotation_format
+    if not args.root.is_dir():  # say so, for this dataset only, before reading anything
+        what = "is not a folder" if args.root.exists() else "does not exist"
+        raise FileNotFoundError(f"{args.root} {what}; {expected_layout(args.name, fmt)}")
     if fmt is None:
         from data.annotations import detect_format
 
-        fmt = detect_format(args.root)
+        try:
+            fmt = detect_format(args.root)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{args.root}: no annotation files found; "
+                                    f"{expected_layout(args.name, fmt)}") from None
     splits = [args.split] if args.split else list(SPLITS)
-    summary, manifest = check(args.name, args.root, splits, fmt, decode=not args.quick, workers=args.workers)
+    try:
+        summary, manifest = check(args.name, args.root, splits, fmt, decode=not args.quick, workers=args.workers)
+    except FileNotFoundError as err:  # an annotation file is missing: name it and what the dataset needs
+        what = f"{err.filename} not found" if err.filename else str(err)
+        raise FileNotFoundError(f"{what}; {expected_layout(args.name, fmt)}") from None
     summary["manifest"] = str(_write_manifest(manifest, args.manifest, args.root, args.name,
                                               args.split or "all"))
     if args.json:

@@ -87,11 +87,6 @@ class ListOpsSpec:
             raise ValueError("ListOps: max_args and max_depth must be at least 2")
 
 
-# A set a 2-layer transformer learns something from in a minute or two of CPU training.
-TINY_LISTOPS: dict[str, Any] = dict(num_train=4000, num_val=500, num_test=500, min_length=32, max_length=128,
-                                    max_depth=4, max_args=5, seed=0)
-
-
 def generate_tree(rng: random.Random, depth: int, max_depth: int, max_args: int) -> tuple[Tree, int]:
     """One random expression tree and its length; the official generator's draws, in its order.
 
@@ -488,7 +483,7 @@ def read_lra(task: str, root: str | Path, split: str, **options: Any) -> LRASpli
 
 __all__ = [
     "BYTE_VOCAB", "DataNotFoundError", "LISTOPS_VOCAB", "LRASplit", "LRA_TASKS", "ListOpsSpec", "NUM_CLASSES",
-    "SPLITS", "TINY_LISTOPS", "ensure_listops", "evaluate_listops", "generate_listops", "generate_tree",
+    "SPLITS", "ensure_listops", "evaluate_listops", "generate_listops", "generate_tree",
     "lra_available", "read_lra", "required_paths", "rgb_to_gray", "tokenize_listops", "tree_to_string",
     "write_listops",
 ]

@@ -79,7 +79,7 @@ class LRADataModule(L.LightningDataModule):
         root: directory holding the public files (``data.lra`` lists the layouts); None for a generated ListOps set.
         cache_dir: where generated ListOps sets are cached.
         synthetic_params: ``ListOpsSpec`` fields of the generated set (default: the benchmark's 96k/2k/2k samples,
-            lengths 500-2000; ``data.lra.TINY_LISTOPS`` is a CPU-sized one). ListOps without ``root`` only.
+            lengths 500-2000; Motionformer Table 5's tiny scale uses a CPU-sized one). ListOps without ``root`` only.
         max_length: tokens kept per sequence (per document for retrieval); None = the Nystromformer pipeline's
             (ListOps 2000, Text 1000, Retrieval 4000, Image / Pathfinder 1024).
         pad_to_max_length: pad every batch to ``max_length`` (the Nystromformer pipeline's fixed shapes); else to

@@ -1,9 +1,12 @@
-"""Paper tables as experiment specs: ``python -m experiments list | show | run``."""
+"""Paper tables as experiment specs: ``python -m experiments list | show | run``.
+
+Importing the package registers every table. Torch, Lightning and timm are imported where a model is built or a run
+trains (``tasks.build_model``, ``runner.execute``; the floors they import repair torchvision first), not here, so
+that ``list``, ``show`` and ``--help`` can answer at once (``tests/test_cli_startup.py``).
+"""
 
 import importlib
 import pkgutil
-
-import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
 from .spec import (TableSpec, implemented_tables, register_experiment, register_table, registered_specs, table_spec,

@@ -1,7 +1,8 @@
 """``python -m experiments list | show ID [--json] | run ID [...] | static ID``: paper tables by name.
 
 An entry point: it may use every floor, so ``run`` trains through ``experiments.runner`` and then rebuilds the
-table's report through ``reports`` (the runner itself never imports the floor above it).
+table's report through ``reports`` (the runner itself never imports the floor above it). Heavy libraries (torch,
+Lightning, the report builder) are imported by the commands that use them, so ``list`` and ``--help`` answer at once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
 from .runner import (MissingDataError, TableNotImplementedError, check_buildable, compute_static, describe_runs,
-                     git_commit, require_spec, resolve_runs, run_table)
+                     git_commit, missing_datasets, planned_action, require_spec, resolve_runs, run_table)
 from .spec import SCALES, registered_specs, table_spec, table_status
 
 
@@ -30,9 +30,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def show_json(table_id: str, scale: str, runs_root: str) -> dict:
-    """The table as one object; ``ours`` holds measured cells at ``scale`` and static cells, and ``static`` says
-    where each static cell came from (computed, rendered, measured on a device, needs GPU)."""
+    """The table as one object; ``ours`` holds measured cells at ``scale`` and static cells in the paper's unit, and
+    ``static`` says what each static cell is and where it came from (computed, rendered, measured on a device,
+    needs GPU). A ``needs GPU`` memory cell is a ratio of activation bytes, not the paper's gigabytes: its ``ours``
+    is null and ``static`` holds the ratio (``value``) and the text that says what it is."""
     from reports.build import ours, static_values
+
+    from .static import NEEDS_GPU
 
     table, spec = paper_table(table_id), table_spec(table_id)
     our_rows = ours(table_id, scale=scale, runs_root=runs_root)
@@ -40,13 +44,14 @@ def show_json(table_id: str, scale: str, runs_root: str) -> dict:
     rows = []
     for prow, our in zip(table.rows, our_rows):
         row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
+        cells = {col: cell for (key, col), cell in static.items() if row_spec and key == row_spec.key}
         rows.append({
             "label": row_spec.label if row_spec else table.row_label(prow),
             "key": row_spec.key if row_spec else None,
             "paper": {c: prow.cells.get(c) for c in table.columns},
-            "ours": our,
-            "static": {col: {"text": cell.text, "source": cell.source}
-                       for (key, col), cell in static.items() if row_spec and key == row_spec.key},
+            "ours": {c: None if c in cells and cells[c].source == NEEDS_GPU else v for c, v in our.items()},
+            "static": {col: {"text": cell.text, "source": cell.source, "value": cell.value}
+                       for col, cell in cells.items()},
         })
     return {"id": table.id, "status": table_status(table.id), "paper": table.paper, "label": table.label,
             "caption": table.caption, "scale": scale, "columns": list(table.columns), "rows": rows}
@@ -86,27 +91,65 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "strategy": args.strategy, "precision": args.precision},
     }
     if args.dry_run:
-        configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides)
-        for cfg in configs:
-            check_buildable(cfg)  # every model built on the meta device: a bad option fails here, by name
-        print(describe_runs(configs, args.runs_dir))
-        print(f"# {len(configs)} run(s), every model built on the meta device; nothing trained (--dry-run)")
-        return 0
+        return dry_run(args, overrides)
+    if args.verbose or args.json:
+        raise ValueError("--verbose and --json describe a --dry-run; add --dry-run")
     run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
                    rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
                    force=args.force, progress_bar=not args.no_progress_bar)
     return 0
 
 
+def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> int:
+    """``run --dry-run``: build every model on the meta device, say what each run would do, and end with a summary
+    (how many runs would train, which are skipped for missing data and which datasets are missing, each once).
+    ``--verbose`` adds every resolved configuration; ``--json`` prints all of it as one object."""
+    configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides)
+    for cfg in configs:
+        check_buildable(cfg)  # every model built on the meta device: a bad option fails here, by name
+    actions = [planned_action(cfg, args.runs_dir, args.force) for cfg in configs]
+    counts = dict.fromkeys(("train", "skip", "done", "reuse", "resume"), 0)
+    for action in actions:
+        kind = action.split()[0].rstrip(":")
+        counts[kind] += 1
+    missing = missing_datasets(configs)
+    if args.json:
+        print(json.dumps({
+            "table": args.table, "scale": args.scale,
+            "runs": [{"run_dir": str(cfg.run_dir(args.runs_dir)), "action": action, "config": cfg.to_dict()}
+                     for cfg, action in zip(configs, actions)],
+            "summary": {"runs": len(configs), **counts}, "missing_data": missing}, indent=1))
+        return 0
+    if args.verbose:
+        print(describe_runs(configs, args.runs_dir))
+    else:
+        for i, (cfg, action) in enumerate(zip(configs, actions), 1):
+            print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({cfg.data.dataset}) seed {cfg.seed} -> "
+                  f"{cfg.run_dir(args.runs_dir)}: {action}")
+    done = ", ".join(f"{counts[kind]} {what}" for kind, what in (
+        ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume")) if counts[kind])
+    print(f"# {len(configs)} run(s): {counts['train']} would train, {counts['skip']} would be skipped for missing data"
+          + (f", {done}" if done else ""))
+    if missing:
+        print("# missing data: " + "; ".join(f"{dataset} ({where})" for dataset, where in missing.items()))
+    print("# every model built on the meta device; nothing trained (--dry-run)"
+          + ("" if args.verbose else "; --verbose prints each full configuration, --json all of it"))
+    return 0
+
+
 def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: str | Path | None = None,
                    echo: Callable[[str], None] = print, **run_options: Any) -> list[dict]:
     """``run``: train what is missing (``runner.run_table`` with ``run_options``), then rebuild the table's report
-    in ``reports_dir`` (default: the repository's reports/)."""
+    in ``reports_dir`` (default: the repository's reports/), which is created first: a report is never lost to a
+    missing folder after hours of training."""
     from reports.build import REPORTS_DIR, build_report
 
+    out_dir = Path(reports_dir or REPORTS_DIR)
+    if table_spec(table_id).is_paper_table:
+        out_dir.mkdir(parents=True, exist_ok=True)
     records = run_table(table_id, runs_root=runs_root, echo=echo, **run_options)
     if table_spec(table_id).is_paper_table:
-        echo(f"report: {build_report(table_id, runs_root=runs_root, out_dir=reports_dir or REPORTS_DIR)}")
+        echo(f"report: {build_report(table_id, runs_root=runs_root, out_dir=out_dir)}")
     return records
 
 
@@ -146,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
     run.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per row (default 1)")
     run.add_argument("--data-root", help="folder holding one sub-folder per dataset (kinetics400/, ssv2/, ...)")
-    run.add_argument("--dry-run", action="store_true", help="print every resolved run configuration, train nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="build every model on the meta device, say what each run would do, train nothing")
+    run.add_argument("--verbose", action="store_true", help="with --dry-run: print every resolved configuration")
+    run.add_argument("--json", action="store_true", help="with --dry-run: one JSON object (runs, configurations, "
+                                                         "actions, summary, missing data)")
     run.add_argument("--runs-dir", default="runs", help="where runs are logged (default: runs/)")
     run.add_argument("--reports-dir", default="reports", help="where the table's report is rebuilt (default: reports/)")
     run.add_argument("--force", action="store_true", help="re-run rows that already have metrics.json")

@@ -151,14 +151,30 @@ def paper_tables() -> dict[str, PaperTable]:
 
 
 class UnknownTableError(KeyError):
-    def __init__(self, table_id: str, valid: list[str]):
-        close = difflib.get_close_matches(table_id, valid, n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        super().__init__(f"unknown table id {table_id!r}.{hint} Valid ids: {', '.join(valid)}")
+    """An id that names no table. Suggests ids only when they are really close (a typo, or the start of an id);
+    otherwise it points to ``python -m experiments list`` rather than printing every id."""
+
+    def __init__(self, table_id: str, valid: list[str], shown: int = 6):
+        close = close_ids(table_id, valid)
+        more = f" (and {len(close) - shown} more)" if len(close) > shown else ""
+        hint = f" Did you mean: {', '.join(close[:shown])}{more}?" if close else ""
+        super().__init__(f"unknown table id {table_id!r}.{hint} Every id: `python -m experiments list`.")
         self.table_id, self.close_matches = table_id, close
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return self.args[0]
+
+
+def close_ids(table_id: str, valid: list[str]) -> list[str]:
+    """Valid ids a mistyped ``table_id`` probably meant: the nearest spellings if they are near-identical
+    (``mformer_tabel4`` -> ``mformer_table4``), and the ids it begins (``mformer_table3`` -> ``mformer_table3a`` ...
+    ``3d``). Nothing for a string that merely looks alike (``nonexistent_table``)."""
+    ratios = {v: difflib.SequenceMatcher(None, table_id, v).ratio() for v in valid}
+    best = max(ratios.values(), default=0.0)
+    close = [v for v in valid if ratios[v] >= max(0.8, best - 0.03)]  # a typo's target, not its neighbours
+    if len(table_id) >= 4:
+        close += [v for v in valid if v.startswith(table_id) and v not in close]
+    return close
 
 
 def paper_table(table_id: str) -> PaperTable:

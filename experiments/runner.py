@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import platform
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from data import generated_locally
 
 from .paper_tables import paper_table
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
@@ -66,13 +66,49 @@ def resolve_runs(
 
 def missing_data(cfg: RunConfig) -> str | None:
     """Why a run cannot start for lack of data (a real dataset without a root on disk), else None."""
+    where = expected_data(cfg)
+    return None if where is None else f"needs data: {cfg.data.dataset} ({where})"
+
+
+def expected_data(cfg: RunConfig) -> str | None:
+    """Where the run's dataset should be, if it is a real dataset that is absent; None when the run can start."""
+    from data import generated_locally  # data imports torch: only when a run is checked, never for the CLI's help
+
     if generated_locally(cfg.data.dataset, cfg.data.root):
         return None
     if cfg.data.root is None:
-        return f"needs data: {cfg.data.dataset} (pass --data-root DIR holding {cfg.data.dataset}/)"
+        return f"pass --data-root DIR holding {cfg.data.dataset}/"
     if not Path(cfg.data.root).exists():
-        return f"needs data: {cfg.data.dataset} not found at {cfg.data.root}"
+        return f"not found at {cfg.data.root}"
     return None
+
+
+def missing_datasets(configs: Iterable[RunConfig]) -> dict[str, str]:
+    """Each absent dataset once, with where it was expected: {dataset: "not found at DIR" | "pass --data-root ..."}."""
+    out: dict[str, str] = {}
+    for cfg in configs:
+        where = expected_data(cfg)
+        if where is not None:
+            out.setdefault(cfg.data.dataset, where)
+    return out
+
+
+def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool = False) -> str:
+    """What ``run`` would do with one run, for ``--dry-run``: "train", "resume from <ckpt>", "done" (its record
+    exists), "reuse <run>" (an identical run of another table finished), or "skip: needs <dataset>" (its data is
+    absent: ``missing_datasets`` says where it was expected)."""
+    if expected_data(cfg) is not None:
+        return f"skip: needs {cfg.data.dataset}"
+    run_path = cfg.run_dir(runs_root)
+    if force:
+        return "train (--force)"
+    if (run_path / "metrics.json").exists():
+        return "done"
+    source = find_equivalent_run(cfg, runs_root)
+    if source is not None:
+        return f"reuse {source.parent.relative_to(runs_root).as_posix()}"
+    last = run_path / "checkpoints" / "last.ckpt"
+    return f"resume from {last}" if last.exists() else "train"
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -162,28 +198,50 @@ def run_table(
     """Compute the table's static columns, then train and test every run of it (skipping those whose data is
     absent). Returns the metrics records; the caller builds the report."""
     configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides)
+    echo(f"{table_id}: {len(configs)} run(s) at {scale} scale; static columns first")
     compute_static(require_spec(table_id), runs_root, commit=git_commit(), echo=lambda line: echo("    " + line))
-    records, skipped, start = [], [], time.perf_counter()
+    records, skipped, trained_s, start = [], [], [], time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         echo(f"[{i}/{len(configs)}] {cfg.table} row={cfg.row} column={cfg.column} ({cfg.data.dataset}) "
              f"seed={cfg.seed} scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
         reason = missing_data(cfg)
         if reason:
             echo(f"    skipped, {reason}")
-            skipped.append((cfg, reason))
+            skipped.append(cfg)
             continue
         record = execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo)
         shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if k.endswith("top1"))
         how = "reused from " + record["reused_from"] if record.get("reused_from") else (
             "cached" if record.get("cached") else "trained")
-        echo(f"    {shown}  ({record['wall_time_s']:.0f}s, {how})")
+        if how == "trained":
+            trained_s.append(record["wall_time_s"])
+        echo(f"    {shown}  ({record['wall_time_s']:.0f}s, {how}) · {progress(i, len(configs), start, trained_s)}")
         records.append(record)
     echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data, in "
-         f"{time.perf_counter() - start:.0f}s")
+         f"{duration(time.perf_counter() - start)}")
     if configs and not records:
-        raise MissingDataError("no run of " + table_id + " could start:\n" + "\n".join(
-            f"  {c.row}/{c.column}: {why}" for c, why in skipped))
+        raise MissingDataError(f"no run of {table_id} could start; missing data:\n" + "\n".join(
+            f"  {dataset}: {where}" for dataset, where in missing_datasets(skipped).items()))
     return records
+
+
+def progress(done: int, total: int, start: float, trained_s: Sequence[float]) -> str:
+    """The table's progress after ``done`` runs: elapsed time, and an ETA if every remaining run trains as long as
+    the mean run trained so far (runs found done or reused take no time)."""
+    line = f"{done}/{total} runs, {duration(time.perf_counter() - start)} elapsed"
+    if done < total and trained_s:
+        line += f", ETA {duration((total - done) * sum(trained_s) / len(trained_s))} if the rest train"
+    return line
+
+
+def duration(seconds: float) -> str:
+    """45s, 3m05s, 1h02m."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print
@@ -205,21 +263,25 @@ def execute(
     run_path = cfg.run_dir(runs_root)
     metrics_path = run_path / "metrics.json"
     if metrics_path.exists() and not force:
-        return {**json.loads(metrics_path.read_text()), "cached": True}
+        return {**_read_record(metrics_path), "cached": True}
     source = None if force else find_equivalent_run(cfg, runs_root)
     if source is not None:
-        record = {**json.loads(source.read_text()), "table": cfg.table, "row": cfg.row, "column": cfg.column,
+        record = {**_read_record(source), "table": cfg.table, "row": cfg.row, "column": cfg.column,
                   "config": cfg.to_dict(), "reused_from": source.parent.relative_to(runs_root).as_posix()}
         _write_record(metrics_path, record)
         return record
 
+    if "lightning" not in sys.modules:
+        echo("    loading PyTorch and Lightning ...")
+    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
-    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+    from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities import rank_zero_only
 
     from lightning_modules.data_wait import DataWaitMonitor
 
+    quiet_libraries()
     task = get_task(cfg.task)
     start, commit = time.perf_counter(), git_commit()
     if force and rank_zero_only.rank == 0 and run_path.is_dir() and any(run_path.iterdir()):
@@ -231,26 +293,38 @@ def execute(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     weights = pretrained_weights(cfg, runs_root)
     if not task.trains:
+        echo(f"    evaluating {cfg.model.name} on {cfg.data.dataset} ({cfg.data.root}) ...")
         metrics, details = task.evaluate(cfg, weights)
         record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None,
                          commit=commit)
         _write_record(metrics_path, record)
         return record
 
+    echo(f"    data: {cfg.data.dataset} " + ("(generated on first use, then read from the cache) ..."
+                                           if cfg.data.root is None else f"from {cfg.data.root} ..."))
     dm = task.datamodule(cfg, run_path)
     dm.prepare_data()
     dm.setup("fit")
     task.check_classes(dm.num_classes)
     model = build_model(cfg, num_outputs(dm.num_classes), weights=weights)
     module = task.system(cfg, model, dm)
+    num_params = sum(p.numel() for p in model.parameters())
+    params = {**cfg.to_dict(), "num_params": num_params}
 
     class LogRunConfig(Callback):
-        """Record the row's whole configuration as TensorBoard hyper-parameters (after Lightning's own)."""
+        """The row's whole configuration as TensorBoard hyper-parameters: into ``hparams.yaml`` when fitting
+        starts, and, once tested, into the HParams dashboard beside the final test metrics (``hp/test_<metric>``),
+        so a table's runs compare side by side there. (The logger flattens the nested configuration to
+        ``model/overrides/attn_layer``-style keys and writes non-scalar values as text.)"""
 
         def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            trainer.logger.log_hyperparams({**cfg.to_dict(), "num_params": num_params})
+            trainer.logger.log_hyperparams(params)
 
-    num_params = sum(p.numel() for p in model.parameters())
+        def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            final = final_metrics({k: float(v) for k, v in trainer.callback_metrics.items()})
+            trainer.logger.log_hyperparams(params, metrics={f"hp/test_{k}": v for k, v in final.items()},
+                                           step=trainer.global_step)
+
     logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
                                default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_path / "checkpoints", save_last=True, save_top_k=0)
@@ -269,7 +343,7 @@ def execute(
         log_every_n_steps=t.log_every_n_steps,
         max_steps=t.max_steps,
         logger=logger,
-        callbacks=[checkpoint, LogRunConfig(), data_wait],
+        callbacks=[checkpoint, LogRunConfig(), data_wait, LearningRateMonitor(logging_interval="step")],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=False,
@@ -278,11 +352,10 @@ def execute(
     resume = str(last) if last.exists() and not force else None
     if resume:
         echo(f"    resuming from {last}")
+    echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
+         f"then testing ...")
     trainer.fit(module, datamodule=dm, ckpt_path=resume)
-    results = trainer.test(module, datamodule=dm, verbose=False)[0]
-
-    metrics = {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in results.items()
-               if k.startswith("test/")}
+    metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"{run_path}: non-finite test metrics {metrics}")
     record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
@@ -291,6 +364,35 @@ def execute(
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
     return record
+
+
+def final_metrics(logged: dict[str, float]) -> dict[str, float]:
+    """The record's final metrics from what the test logged: ``test/top1`` 0.65 -> ``top1`` 65.0 (accuracies in
+    percent), other ``test/*`` values as logged."""
+    return {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in logged.items() if k.startswith("test/")}
+
+
+# Lightning's per-run chatter, dropped by message (nothing else from these loggers is hidden): device availability,
+# an advertisement, and notes on what the Trainer does anyway.
+LIGHTNING_CHATTER = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:",
+                     "Loading `train_dataloader` to estimate number of stepping batches", "`Trainer.fit` stopped:")
+
+
+class _DropChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(LIGHTNING_CHATTER)
+
+
+def quiet_libraries() -> None:
+    """Silence the lines every run would print without saying anything about it: the messages in
+    ``LIGHTNING_CHATTER`` and torch's deprecation of ``LeafSpec``, which Lightning's own pytree helper triggers.
+    Narrow on purpose: every other log line and warning still shows."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropChatter) for f in log.filters):
+            log.addFilter(_DropChatter())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
 
 
 def num_outputs(num_classes: int | dict[str, int]) -> int:
@@ -352,6 +454,13 @@ def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> 
         raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
                                 f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")
     return str(path)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); delete it, or run again with --force") from None
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

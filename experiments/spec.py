@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from data import generated_locally
-
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
 
 SCALES: tuple[str, ...] = ("tiny", "paper")
@@ -266,6 +264,8 @@ class TableSpec:
         where = f"{self.table_id} row {row.key!r}, column {column.column!r}, scale {scale!r}"
         data = _replace(preset.data[key], where, row.data, row_scale.get("data", {}), column.data,
                         col_scale.get("data", {}))
+        from data import generated_locally  # data imports torch: only when a run is resolved
+
         if data_root is not None and not generated_locally(data.dataset, Path(data_root) / data.dataset):
             # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
             data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))

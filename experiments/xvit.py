@@ -26,6 +26,7 @@ from typing import Any
 from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY, TINY_STAND_INS
 from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
+from .runner import final_metrics
 from .static import MEASURED, paper_config
 from .tasks import Task, build_model, get_task, register_task
 
@@ -96,11 +97,8 @@ def _test_views(cfg: RunConfig, weights: str | Mapping[str, str] | None) -> tupl
         trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False)
-        results = trainer.test(module, datamodule=dm, verbose=False)[0]
-        details = dm.describe()
-    metrics = {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in results.items()
-               if k.startswith("test/")}
-    return metrics, details
+        metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
+        return metrics, dm.describe()
 
 
 TEST_VIEWS = register_task(Task("video_test_views", model_inputs=get_task("video_classification").model_inputs,

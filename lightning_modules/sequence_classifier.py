@@ -61,7 +61,8 @@ class SequenceClassifier(VideoClassifier):
             return 1 + (end - 1) * progress
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # "name": the tag LearningRateMonitor logs it under (lr, or lr/pg1, lr/pg2 for timm's no-decay and decay groups)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
 
 __all__ = ["SequenceClassifier"]

@@ -11,6 +11,10 @@ from experiments.paper_tables import UnknownTableError, paper_table, paper_table
 from .build import build_index, build_report
 
 
+RECORD_FIX = ("Delete that file (or move it out of runs/) and build again, or train its run again with "
+              "`python -m experiments run <table> --rows <row> --force`.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         print(build_index(args.runs_dir, **out))
     except UnknownTableError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # an unreadable record (a metrics.json cut short, a run filed under another table)
+        print(f"error: {err}\n{RECORD_FIX}", file=sys.stderr)
         return 2
     return 0
 

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import kendalltau
 from tabulate import tabulate
 
-from data import SYNTHETIC_SETS, generated_locally
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
 from experiments.static import read_static, static_record_path
@@ -137,6 +135,8 @@ def _tau(ours_values: list[float | None], paper_values: list[Any]) -> str:
              if o is not None and isinstance(p, (int, float))]
     if len(pairs) < 2:
         return f"n/a ({len(pairs)} row(s) with both numbers)"
+    from scipy.stats import kendalltau
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input -> nan, reported as such
         tau = kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic
@@ -155,6 +155,8 @@ def _datasets_used(spec: TableSpec, scale: str) -> dict[str, str]:
 
 
 def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) -> list[str]:
+    from data import SYNTHETIC_SETS, generated_locally
+
     preset = spec.scales[scale]
     lines = [f"**Scale: {scale}** — {preset.description}."]
     for key, dataset in _datasets_used(spec, scale).items():
@@ -187,6 +189,8 @@ def _short_commit(commit: str) -> str:
 
 def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str) -> str:
     """'needs data' where the column's dataset is real and absent, else a dash."""
+    from data import generated_locally
+
     try:
         cfg = spec.resolve(row, mc, scale, seed=0)
     except KeyError:

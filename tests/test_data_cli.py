@@ -94,6 +94,22 @@ def test_check_exit_status_and_all_splits(kinetics_root, capsys):
     assert "labels.json" in capsys.readouterr().err
 
 
+def test_check_of_a_missing_root_says_so_for_the_named_dataset_only(tmp_path, capsys):
+    assert main(["check", "kinetics400", "--root", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'missing'} does not exist; Kinetics-400 expects ")
+    assert "annotations/{train,val}.csv" in err and "train.csv / val.csv" in err
+    assert len(err.splitlines()) == 1
+    assert not any(other in err for other in ("labels.json", "EPIC_100", "labels/", "nturgb"))  # not the others'
+
+    assert main(["check", "kinetics400", "--root", str(tmp_path)]) == 2  # a folder without annotations
+    err = capsys.readouterr().err
+    assert "no annotation files found; Kinetics-400 expects" in err and "labels.json" not in err
+    assert main(["check", "ssv2", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'labels.json'} not found; Something-Something V2 expects labels.json, " in err
+
+
 def test_check_epic_pennaction_style_and_ntu_layouts(tmp_path, capsys):
     epic = tmp_path / "epic"
     (epic / "P01" / "videos").mkdir(parents=True)

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 MICRO = {"optim": {"epochs": 1, "warmup_epochs": 0},
          "data": {"synthetic_params": {"num_train": 32, "num_val": 16, "seed": 0}, "num_workers": 0,
-                  "batch_size": 8}}
+                  "batch_size": 8},
+         "trainer": {"log_every_n_steps": 2}}  # 4 steps an epoch: log (and record the lr) every other step
 ROWS = ["joint", "traj_attT_normS"]
 
 
@@ -32,7 +33,7 @@ def micro_runs(tmp_path_factory):
     runs = root / "runs"
     logs = []
     records = run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
-                             echo=logs.append, reports_dir=root)
+                             echo=logs.append, reports_dir=root / "reports" / "new")  # created before training
     return runs, records, logs
 
 
@@ -49,7 +50,7 @@ def test_each_row_and_column_writes_a_complete_record(micro_runs):
         assert on_disk["git_commit"] and on_disk["data_report"]
         assert list(path.glob("events.out.tfevents.*")), "no TensorBoard events"
         assert (path / "hparams.yaml").exists() and (path / "checkpoints" / "last.ckpt").exists()
-    assert (runs.parent / "mformer_table4.md").exists()  # the report goes to reports_dir, not the repository's
+    assert (runs.parent / "reports" / "new" / "mformer_table4.md").exists()  # in reports_dir, made up front
 
 
 def test_finished_runs_are_skipped_and_interrupted_runs_resume(micro_runs):
@@ -104,13 +105,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+def _get_json(url: str, body: dict | None = None):
+    """GET ``url``, or POST ``body`` as JSON (the HParams plugin's API)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
         return json.loads(response.read())
 
 
-def test_tensorboard_serves_both_rows(micro_runs, tmp_path):
-    runs, _, _ = micro_runs
+def test_tensorboard_serves_both_rows_with_lr_and_hparams(micro_runs, tmp_path):
+    """TensorBoard's own server shows each run's curves (test/top1, lr) and, in the HParams dashboard, each run's
+    configuration beside its final test metrics."""
+    runs, records, _ = micro_runs
     logdir = tmp_path / "logs"
     shutil.copytree(runs / "mformer_table4", logdir)
     port = _free_port()
@@ -139,6 +145,29 @@ def test_tensorboard_serves_both_rows(micro_runs, tmp_path):
                            f"&tag=test/top1")
         assert len(points) == 1 and len(points[0]) == 3  # one [wall_time, step, value] per test run
         assert 0.0 <= points[0][2] <= 1.0
+        lr_tags = [t for t in tags[run] if t == "lr" or t.startswith("lr/")]  # LearningRateMonitor
+        assert lr_tags, sorted(tags[run])
+        lr = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={urllib.request.quote(run)}"
+                       f"&tag={urllib.request.quote(lr_tags[0])}")
+        assert len(lr) >= 2 and all(0.0 < p[2] <= 1e-3 for p in lr)  # the tiny recipe's peak lr, decaying
+        assert lr[-1][2] < lr[0][2]
+
+        hparams = f"http://127.0.0.1:{port}/data/plugin/hparams"
+        experiment = _get_json(f"{hparams}/experiment", {"experimentName": ""})
+        assert {"row", "column", "model/overrides/attn_layer", "optim/lr", "num_params"} <= {
+            h["name"] for h in experiment["hparamInfos"]}
+        assert "hp/test_top1" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+        groups = _get_json(f"{hparams}/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"], "colParams": [],
+            "startIndex": 0, "sliceSize": 100})["sessionGroups"]
+        by_run = {g["name"]: g for g in groups}
+        assert len(by_run) == 4, sorted(by_run)  # one session per run, side by side
+        for rec in records:
+            group = by_run[f"{rec['row']}/seed0/tiny-{rec['column'].lower().replace('-', '_')}"]
+            assert group["hparams"]["row"] == rec["row"] and group["hparams"]["column"] == rec["column"]
+            assert group["hparams"]["model/overrides/attn_layer"] == rec["config"]["model"]["overrides"]["attn_layer"]
+            top1 = next(m["value"] for m in group["metricValues"] if m["name"]["tag"] == "hp/test_top1")
+            assert top1 == pytest.approx(rec["metrics"]["top1"], abs=1e-4)  # the record's final metric
     finally:
         server.terminate()
         server.wait(timeout=30)

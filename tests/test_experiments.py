@@ -64,10 +64,17 @@ def test_show_labels_a_static_cell_by_its_source_never_by_a_scale(tmp_path):
     assert "ours (tiny" not in "\n".join(memory)
     gflops_free = cli("show", "mformer_table3a", "--runs-dir", str(tmp_path / "none"))
     assert "ours (" not in gflops_free.stdout  # no record, no runs: nothing claimed
+    # --json: a unitless ratio never sits in the paper's gigabyte column; the static cell says what it is
+    rows = show_json("mformer_table3a", "tiny", str(tmp_path))["rows"]
+    assert [r["ours"]["Mem."] for r in rows] == [None] * 4
+    assert rows[0]["static"]["Mem."]["value"] == 1.0 and "1.00× `exact`" in rows[0]["static"]["Mem."]["text"]
 
 
 def test_show_json_cli_is_one_json_object():
-    out = cli("show", "msca_table1", "--json")
+    unimplemented = [t for t in paper_tables() if table_status(t) != "implemented"]
+    if not unimplemented:
+        pytest.skip("every table is implemented")
+    out = cli("show", unimplemented[0], "--json")
     assert out.returncode == 0, out.stderr
     obj = json.loads(out.stdout)
     assert obj["status"] == "not implemented"
@@ -80,6 +87,39 @@ def test_unknown_id_lists_close_matches():
     out = cli("show", "mformer_tabel4")
     assert out.returncode != 0
     assert "mformer_table4" in out.stderr and "unknown table id" in out.stderr
+
+
+def test_a_run_without_data_names_each_missing_dataset_once(tmp_path, monkeypatch, capsys):
+    import experiments.runner as runner
+
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)  # not what this test is about
+    empty = tmp_path / "empty"
+    code = main(["run", "mformer_table4", "--scale", "paper", "--data-root", str(empty), "--runs-dir",
+                 str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: no run of mformer_table4 could start; missing data:\n"
+                   f"  kinetics400: not found at {empty / 'kinetics400'}\n  ssv2: not found at {empty / 'ssv2'}\n")
+
+
+def test_an_unknown_id_suggests_only_really_close_ids(capsys):
+    assert main(["show", "nonexistent_table"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: unknown table id 'nonexistent_table'. Every id: `python -m experiments list`."
+    assert main(["run", "mformer_tabel4", "--dry-run"]) == 2
+    assert "Did you mean: mformer_table4? Every id" in capsys.readouterr().err
+    assert main(["show", "mformer_table3"]) == 2  # the start of an id
+    assert "Did you mean: mformer_table3a, mformer_table3b, mformer_table3c, mformer_table3d?" in capsys.readouterr().err
+
+
+def test_run_creates_the_reports_dir_before_training(tmp_path, monkeypatch):
+    import experiments.__main__ as cli_module
+
+    reports = tmp_path / "not" / "yet"
+    seen = []
+    monkeypatch.setattr(cli_module, "run_table", lambda *a, **k: seen.append(reports.is_dir()) or [])
+    cli_module.run_and_report("mformer_table4", runs_root=tmp_path / "runs", reports_dir=reports, echo=lambda _: None)
+    assert seen == [True] and (reports / "mformer_table4.md").exists()
 
 
 AREAS = {"mformer": "Motionformer", "msca": "shift family", "xvit": "shift family", "cast": "CAST",
@@ -97,12 +137,10 @@ def test_running_an_unimplemented_table_names_its_area(table_id):
     assert "not implemented" in out.stderr and area in out.stderr, out.stderr
 
 
-@pytest.mark.parametrize("table_id", registered_specs())
-@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("table_id,scale", [(t, s) for t in registered_specs() for s in SCALES
+                                             if s in table_spec(t).scales])
 def test_every_row_of_every_spec_resolves_and_builds_on_meta(table_id, scale):
     spec = table_spec(table_id)
-    if scale not in spec.scales:
-        pytest.skip(f"{table_id} has no {scale} scale")
     configs = resolve_runs(table_id, scale=scale, seeds=2, data_root="/datasets")
     assert configs or not spec.metric_columns, table_id  # Table 1 is rendered, not trained
     keys = {(c.row, c.column, c.seed) for c in configs}
@@ -144,11 +182,34 @@ def test_paper_scale_matches_the_paper_setup():
 
 def test_dry_run_selects_rows_and_trains_nothing(tmp_path):
     out = cli("run", "mformer_table4", "--rows", "joint", "traj_attT_normS", "--seeds", "2", "--dry-run",
-              "--runs-dir", str(tmp_path), "--epochs", "3")
+              "--verbose", "--runs-dir", str(tmp_path), "--epochs", "3")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count('"table": "mformer_table4"') == 2 * 2 * 2  # rows x columns x seeds
     assert '"epochs": 3' in out.stdout
+    assert "# 8 run(s): 8 would train, 0 would be skipped for missing data" in out.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_dry_run_ends_with_what_would_train_and_the_missing_data_once(tmp_path, capsys):
+    runs = ["run", "mformer_table4", "--scale", "paper", "--dry-run", "--runs-dir", str(tmp_path)]
+    assert main(runs + ["--data-root", str(tmp_path / "empty")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10 + 3 and '"table"' not in "\n".join(lines)  # a line per run, no configurations
+    assert all(line.endswith(("skip: needs kinetics400", "skip: needs ssv2")) for line in lines[:10])
+    assert lines[-3] == "# 10 run(s): 0 would train, 10 would be skipped for missing data"
+    assert lines[-2] == (f"# missing data: kinetics400 (not found at {tmp_path / 'empty' / 'kinetics400'}); "
+                         f"ssv2 (not found at {tmp_path / 'empty' / 'ssv2'})")
+    assert main(runs + ["--rows", "joint"]) == 0  # no --data-root: say where to point it
+    assert "# missing data: kinetics400 (pass --data-root DIR holding kinetics400/); ssv2 (" in capsys.readouterr().out
+
+    assert main(runs + ["--rows", "joint", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert [r["action"] for r in obj["runs"]] == ["skip: needs kinetics400", "skip: needs ssv2"]
+    assert obj["runs"][0]["config"]["data"]["dataset"] == "kinetics400"
+    assert obj["summary"] == {"runs": 2, "train": 0, "skip": 2, "done": 0, "reuse": 0, "resume": 0}
+    assert set(obj["missing_data"]) == {"kinetics400", "ssv2"}
+    assert main(["run", "mformer_table4", "--json"]) == 2  # describes a dry run only
+    assert "add --dry-run" in capsys.readouterr().err
 
 
 def _broken(row: RowSpec) -> TableSpec:

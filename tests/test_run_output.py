@@ -1,0 +1,41 @@
+"""What a run prints: its own progress lines, and none of the libraries' per-run chatter."""
+
+import logging
+import warnings
+
+import lightning as L
+
+from experiments.runner import duration, progress, quiet_libraries
+
+
+def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else(capfd):
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_libraries()
+            L.Trainer(accelerator="cpu", devices=1, logger=True, enable_checkpointing=False,
+                      enable_progress_bar=False, default_root_dir=None)  # logs device availability and the tip
+            log.info("a line that says something")
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) "
+                          "and treespec.is_leaf()` instead.", FutureWarning)
+            warnings.warn("another deprecation", FutureWarning)
+    finally:
+        log.removeHandler(handler)
+    printed = capfd.readouterr()
+    assert seen == ["a line that says something"], seen
+    for chatter in ("GPU available", "TPU available", "litlogger"):
+        assert chatter not in printed.out + printed.err
+    assert [str(w.message) for w in caught] == ["another deprecation"]
+
+
+def test_progress_gives_elapsed_time_and_an_eta_from_the_runs_that_trained():
+    assert [duration(s) for s in (4.6, 65, 3 * 3600 + 120)] == ["5s", "1m05s", "3h02m"]
+    line = progress(2, 10, start=0.0, trained_s=[30.0, 50.0])  # start 0: elapsed is the clock's
+    assert line.startswith("2/10 runs, ") and line.endswith("elapsed, ETA 5m20s if the rest train")
+    assert "ETA" not in progress(10, 10, start=0.0, trained_s=[30.0])  # done
+    assert "ETA" not in progress(1, 10, start=0.0, trained_s=[])  # nothing trained yet: no basis for one
