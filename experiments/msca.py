@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY, TINY_STAND_INS
+from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY_FRAME_WISE
 from .spec import MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
 from .static import paper_gflops, paper_params
 
@@ -41,15 +41,8 @@ TINY_BLOCKS, PAPER_BLOCKS = 4, 12
 TINY_ROWS, PAPER_ROWS = 17, 197  # token rows per frame: class token + (32/8)^2 or (224/16)^2 patches
 
 # K-400 stand-in sampled as the paper samples Kinetics: 8 frames spanning the whole (32-frame) video.
-TINY_DATA = {"K-400": dataclasses.replace(TINY_STAND_INS["K-400"], frame_stride=4), "SSv2": TINY_STAND_INS["SSv2"]}
-
-MSCA_TINY = dataclasses.replace(
-    TINY,
-    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads, 8x32x32 clips, 1x8x8 patches, trained from scratch "
-                "on CPU",
-    model=ModelConfig(name="vit_tiny_frame"),
-    data=TINY_DATA,
-)
+MSCA_TINY = dataclasses.replace(TINY_FRAME_WISE, data={
+    **TINY_FRAME_WISE.data, "K-400": dataclasses.replace(TINY_FRAME_WISE.data["K-400"], frame_stride=4)})
 
 _K400 = dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=32, train_scale=(244, 330), batch_size=21)
 MSCA_PAPER = ScalePreset(

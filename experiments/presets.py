@@ -44,6 +44,15 @@ TINY = ScalePreset(
     trainer=TINY_TRAINER,
 )
 
+# The frame-wise tiny model of the shift family (MSCA, X-ViT): an image ViT on every frame with ViT-B's 12 heads.
+TINY_FRAME_WISE = dataclasses.replace(
+    TINY,
+    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads, 8x32x32 clips, 1x8x8 patches, trained from scratch "
+                "on CPU",
+    model=ModelConfig(name="vit_tiny_frame"),
+    data={"K-400": TINY_STAND_INS["K-400"], "SSv2": TINY_STAND_INS["SSv2"]},
+)
+
 # ---- paper scale: the real datasets ----------------------------------------------------------------------------
 
 # RandAugment as the papers configure it for SSv2 and Epic-Kitchens; the official configs' "rand-m20-mstd0.5-inc1"

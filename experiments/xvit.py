@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY, TINY_STAND_INS
+from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY_FRAME_WISE
 from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
 from .runner import final_metrics
@@ -32,13 +32,6 @@ from .tasks import Task, build_model, get_task, register_task
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
-XVIT_TINY = dataclasses.replace(
-    TINY,
-    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads, 8x32x32 clips, 1x8x8 patches, trained from scratch "
-                "on CPU",
-    model=ModelConfig(name="vit_tiny_frame"),
-    data={"K-400": TINY_STAND_INS["K-400"], "SSv2": TINY_STAND_INS["SSv2"]},
-)
 XVIT_PAPER = ScalePreset(
     description="paper (recipe chosen: the supplementary does not state it): frame-wise ViT-B/16 (ImageNet-21K "
                 "init), 16x224x224 on SSv2, 8x224x224 on K-400, SGD 0.05, 35 epochs",
@@ -49,7 +42,7 @@ XVIT_PAPER = ScalePreset(
                       epochs=35, schedule="step", milestones=(20, 30), gamma=0.1),
     trainer=GPU_TRAINER,
 )
-SCALES = {"tiny": XVIT_TINY, "paper": XVIT_PAPER}
+SCALES = {"tiny": TINY_FRAME_WISE, "paper": XVIT_PAPER}
 RECIPE_CHOICES = ("Paper-scale recipe chosen by this repository (the supplementary refers to the main paper, which "
                   "is not here): SGD with momentum 0.9, lr 0.05, weight decay 1e-4, label smoothing 0.1, 35 epochs "
                   "with lr/10 at 20 and 30; 16 frames on SSv2, 8 at stride 8 on Kinetics-400; X-ViT mixes 1/4 of "
@@ -192,6 +185,6 @@ def xvit_table1() -> TableSpec:
             "run on one device, named in each cell. The paper measured the authors' implementations on 8 V100 "
             "GPUs (and heads the column 'images/sec' while its caption says videos/sec): compare ratios between "
             "rows, not absolute numbers")),),
-        scales={"tiny": XVIT_TINY, "paper": SPEED_PRESET},  # nothing trains: static cells come from "paper"
+        scales={"tiny": TINY_FRAME_WISE, "paper": SPEED_PRESET},  # nothing trains: static cells come from "paper"
         notes="The rows marked ‡ are other architectures (CNNs) that this repository does not implement.",
     )

@@ -247,24 +247,23 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
         line = []
         for i, column in enumerate([*table.columns, *extras]):
             paper_value = prow.cells.get(column)
-            paper_text = "" if column in extras else f" · paper {printed(paper_value)}"
+            ours_only = column in extras  # no paper value beside it, no rank line for it
+            paper_text = "" if ours_only else f" · paper {printed(paper_value)}"
+            ours_values = ours_by_column[column] if not ours_only else []
             if row is None:
-                line.append("" if column in extras else printed(paper_value) + (" ‡" if i == 0 else ""))
+                line.append("" if ours_only else printed(paper_value) + (" ‡" if i == 0 else ""))
             elif column in static_cols:
                 computed = static.get((row.key, column))
-                if column not in extras:
-                    ours_by_column[column].append(computed.value if computed else None)
+                ours_values.append(computed.value if computed else None)
                 line.append(f"{static_text(computed, table.id)}{paper_text}")
             elif column in metric_cols:
                 cell = values[row.key][column]
-                if column not in extras:
-                    ours_by_column[column].append(cell.mean if cell else None)
+                ours_values.append(cell.mean if cell else None)
                 shown = cell.render() if cell else _missing_cell(spec, row, metric_cols[column], scale)
                 line.append(f"{shown}{paper_text}")
             elif column in derived_cols:
                 value = values[row.key][column]
-                if column not in extras:
-                    ours_by_column[column].append(value)
+                ours_values.append(value)
                 line.append(f"{'—' if value is None else f'{value:.1f}'}{paper_text}")
             else:
                 line.append(printed(paper_value))
