@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import BadAnnotation, Sample, class_counts, detect_format, read_annotations
 from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
+from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from data.synthetic import synthetic_params as resolve_synthetic_params
 from data.transforms import TestTransform, TrainTransform
@@ -197,7 +199,8 @@ class VideoDataModule(L.LightningDataModule):
             self.failures_dir = Path(tempfile.mkdtemp(prefix="vidrepro-data-failures-"))
         failures = self.failures_dir / "failures.jsonl"
         common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
-                      failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose)
+                      failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose,
+                      keep_decoded=self.synthetic)  # generated sets are small: decode each video once
         if "train" in self._splits and "train" not in self._datasets:
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
@@ -215,7 +218,13 @@ class VideoDataModule(L.LightningDataModule):
                                                       split="val", bad_annotations=bad, **common)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._datasets["train"], shuffle=True, drop_last=True, persistent=True)
+        # Resumable mid-epoch: order and augmentations seeded by (seed, epoch, index), see data.resumable; split over
+        # the ranks of a distributed run by the sampler itself (Lightning keeps a DistributedSampler as it is).
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # Lightning's seed_everything sets it
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        dataset = SeededItems(self._datasets["train"], seed)
+        return self._loader(dataset, shuffle=False, drop_last=True, persistent=True, loader=ResumableDataLoader,
+                            sampler=EpochSampler(dataset, seed, num_replicas=world, rank=rank))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(_SingleView(self._datasets["val"]), shuffle=False, drop_last=False, persistent=True)
@@ -301,12 +310,17 @@ class VideoDataModule(L.LightningDataModule):
             return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
         return self.info.num_classes
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, persistent: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, persistent: bool,
+                loader: type[DataLoader] | None = None, sampler: Any = None) -> DataLoader:
         workers = self.num_workers
-        return SkipNoneDataLoader(
+        return (loader or SkipNoneDataLoader)(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
+            # its own generator: making an iterator draws worker seeds from it, not from the global generator
+            # whose state a resumed run restores (lightning_modules.resume)
+            generator=torch.Generator().manual_seed(int(os.environ.get("PL_GLOBAL_SEED", 0))),
             drop_last=drop_last,
             num_workers=workers,
             collate_fn=collate_skip_none,
@@ -323,6 +337,10 @@ class SkipNoneDataLoader(DataLoader):
     """
 
     def __iter__(self):
+        return (batch for batch in self.raw_batches() if batch is not None)
+
+    def raw_batches(self):
+        """Every batch, None for one whose items were all unreadable."""
         starts_workers = self.num_workers > 0 and (self._iterator is None or not self.persistent_workers)
         if starts_workers:
             # fork()ed workers inherit the parent's garbage; a PyAV decoder among it (an unclosed Video in a
@@ -336,7 +354,11 @@ class SkipNoneDataLoader(DataLoader):
                 gc.unfreeze()
         else:
             iterator = super().__iter__()
-        return (batch for batch in iterator if batch is not None)
+        return iterator
+
+
+class ResumableDataLoader(ResumableLoaderMixin, SkipNoneDataLoader):
+    """The training loader: resumes mid-epoch from the state Lightning keeps in the checkpoint (data.resumable)."""
 
 
 class _SingleView(Dataset):

@@ -365,6 +365,38 @@ def open_video(path: str | Path, fps: float | None = None) -> Video | FrameFolde
     return Video(path)
 
 
+class DecodedVideo:
+    """Every frame of a short video, decoded once and kept in memory as uint8; ``get_clip`` with ``frame_indices``
+    returns exactly what ``Video.get_clip`` returns for them (the same frames, picked the same way).
+
+    For small generated sets (a few hundred kB per video), decoding is most of a data loader's work at tiny scale;
+    keeping the decoded frames lets every epoch take new random clips and crops without decoding again.
+    """
+
+    def __init__(self, video: Video | FrameFolderVideo) -> None:
+        self.path, self.fps, self.num_frames = video.path, video.fps, video.num_frames
+        self._tolerance = 2 if isinstance(video, Video) else 0  # frames a decoder's rounding may shift
+        self._frames = video.get_clip(0.0, video.num_frames / video.fps,
+                                      frame_indices=range(video.num_frames))  # (C, T, H, W)
+
+    def __enter__(self) -> DecodedVideo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def get_clip(self, start_sec: float, end_sec: float, num_frames: int | None = None,
+                 frame_indices: Sequence[int] | None = None) -> torch.Tensor:
+        if frame_indices is None:
+            raise ValueError(f"{self.path}: a decoded video serves clips by frame_indices only")
+        wanted = torch.as_tensor(list(frame_indices), dtype=torch.long)
+        index = wanted.clamp(0, self.num_frames - 1)  # the nearest frame, as ``Video._pick`` takes it
+        if len(wanted) and (index - wanted).abs().max() > self._tolerance:
+            raise VideoDecodeError(self.path, f"frames {wanted.tolist()} not decodable (the video has "
+                                              f"{self.num_frames})")
+        return self._frames.index_select(1, index)
+
+
 def write_frame_folder(path: str | Path, frames: np.ndarray, quality: int = 90) -> Path:
     """Write uint8 RGB frames (T, H, W, 3) as ``<path>/000001.jpg``, ... (the PennAction layout)."""
     from PIL import Image

@@ -17,6 +17,7 @@ from typing import Any
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
 from .runner import (MissingDataError, TableNotImplementedError, check_buildable, compute_static, describe_runs,
                      git_commit, missing_datasets, planned_action, require_spec, resolve_runs, run_table)
+from .provenance import launched_as_global_zero
 from .spec import SCALES, registered_specs, table_spec, table_status
 
 
@@ -35,12 +36,13 @@ def show_json(table_id: str, scale: str, runs_root: str) -> dict:
     needs GPU). A ``needs GPU`` memory cell is a ratio of activation bytes, not the paper's gigabytes: its ``ours``
     is null and ``static`` holds the ratio (``value``) and the text that says what it is."""
     from reports.build import ours, static_values
+    from reports.records import RESULTS_DIR
 
     from .static import NEEDS_GPU
 
     table, spec = paper_table(table_id), table_spec(table_id)
-    our_rows = ours(table_id, scale=scale, runs_root=runs_root)
-    static = static_values(spec, runs_root) if spec else {}
+    our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=RESULTS_DIR)
+    static = static_values(spec, runs_root, RESULTS_DIR) if spec else {}
     rows = []
     for prow, our in zip(table.rows, our_rows):
         row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
@@ -54,7 +56,8 @@ def show_json(table_id: str, scale: str, runs_root: str) -> dict:
                        for col, cell in cells.items()},
         })
     return {"id": table.id, "status": table_status(table.id), "paper": table.paper, "label": table.label,
-            "caption": table.caption, "scale": scale, "columns": list(table.columns), "rows": rows}
+            "caption": table.caption, "scale": scale, "columns": list(table.columns), "rows": rows,
+            "default_seeds": spec.default_seeds(scale) if spec else None}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -79,24 +82,35 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"    {column:<28} paper: {printed(row['paper'][column]):<12}{ours_text}")
     if table.setup:
         print(f"\nPaper setup: {table.setup}")
+    if obj["default_seeds"]:
+        print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
+              f"otherwise.")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.seeds is None:
+        args.seeds = require_spec(args.table).default_seeds(args.scale)
     overrides = {
         "model": {"pretrained": args.pretrained},
         "optim": {"epochs": args.epochs},
         "data": {"batch_size": args.batch_size, "num_workers": args.num_workers},
         "trainer": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
-                    "strategy": args.strategy, "precision": args.precision},
+                    "strategy": args.strategy, "precision": args.precision,
+                    "accumulate_grad_batches": args.accumulate_grad_batches, "num_threads": args.threads},
     }
+    for key, value in args.set or ():
+        section, _, name = key.partition(".")
+        if section not in overrides or not name:
+            raise ValueError(f"--set {key}=...: KEY is SECTION.FIELD with SECTION one of {', '.join(overrides)}")
+        overrides[section][name] = value
     if args.dry_run:
         return dry_run(args, overrides)
     if args.verbose or args.json:
         raise ValueError("--verbose and --json describe a --dry-run; add --dry-run")
     run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
                    rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
-                   force=args.force, progress_bar=not args.no_progress_bar)
+                   force=args.force, progress_bar=not args.no_progress_bar, jobs=args.jobs)
     return 0
 
 
@@ -143,13 +157,21 @@ def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: s
     in ``reports_dir`` (default: the repository's reports/), which is created first: a report is never lost to a
     missing folder after hours of training."""
     from reports.build import REPORTS_DIR, build_report
+    from reports.records import results_root_for, table_records
 
     out_dir = Path(reports_dir or REPORTS_DIR)
-    if table_spec(table_id).is_paper_table:
+    spec = table_spec(table_id)
+    if spec.is_paper_table:
         out_dir.mkdir(parents=True, exist_ok=True)
     records = run_table(table_id, runs_root=runs_root, echo=echo, **run_options)
-    if table_spec(table_id).is_paper_table:
-        echo(f"report: {build_report(table_id, runs_root=runs_root, out_dir=out_dir)}")
+    if spec.is_paper_table and launched_as_global_zero():  # each rank of a distributed run gets here; one writes
+        results_root = results_root_for(out_dir, None)
+        echo(f"report: {build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=results_root)}")
+        passed = table_records(spec, runs_root, results_root).passed_over
+        if passed:
+            echo(f"    it keeps the committed (tracked) records of {len(passed)} run(s) you also ran: your numbers "
+                 f"are above; `python -m reports build {table_id} --prefer local` shows them in the report, "
+                 f"`python -m reports track {table_id}` commits them")
     return records
 
 
@@ -167,8 +189,45 @@ def cmd_static(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Per row: parameters, GFLOPs per view, training and inference clips/s, peak memory, as a markdown table."""
+    import torch
+
+    from .bench import bench_row, markdown, row_configs
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    for cfg in row_configs(args.table, args.scale, args.rows):
+        print(f"measuring {cfg.row} ...", file=sys.stderr)
+        results.append(bench_row(cfg, device, batch=args.batch_size, steps=args.steps, warmup=args.warmup))
+    print(markdown(results, args.table, args.scale, device))
+    return 0
+
+
 def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
+
+
+def _jobs(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a count of at least 1 or 'auto', got {value!r}")
+    return int(value)
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """``--set SECTION.FIELD=VALUE``: VALUE parsed as JSON (numbers, true/false, null, lists, objects), else kept as
+    a string; an unknown field fails when the runs resolve, naming the valid ones."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.FIELD=VALUE")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("table")
     run.add_argument("--scale", choices=SCALES, default="tiny", help="tiny = embedded default (CPU, minutes)")
     run.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
-    run.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per row (default 1)")
+    run.add_argument("--seeds", type=int, default=None,
+                     help="seeds 0..N-1 per row (default: the table's, 3 at tiny scale where they fit the "
+                          "quick-start budget, else 1; see `show`)")
     run.add_argument("--data-root", help="folder holding one sub-folder per dataset (kinetics400/, ssv2/, ...)")
     run.add_argument("--dry-run", action="store_true",
                      help="build every model on the meta device, say what each run would do, train nothing")
@@ -206,8 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-nodes", type=int)
     run.add_argument("--strategy", help="Lightning strategy: ddp, fsdp, deepspeed_stage_2, ...")
     run.add_argument("--precision", help="Lightning precision: 32-true, 16-mixed, bf16-mixed")
+    run.add_argument("--accumulate-grad-batches", type=int, help="Lightning gradient accumulation (batches per step)")
+    run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's for this machine); "
+                                                 "recorded in metrics.json")
+    run.add_argument("--set", action="append", type=_setting, metavar="SECTION.FIELD=VALUE",
+                     help="any config field, VALUE as JSON (else a string), e.g. --set trainer.max_steps=20 "
+                          "--set 'data.synthetic_params={\"num_train\": 32, \"num_val\": 16, \"seed\": 0}'")
+    run.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto",
+                     help="CPU runs trained side by side, each on cores/N threads (default auto: one per core, at "
+                          "most 4, when every run is one CPU process; else 1)")
     run.add_argument("--no-progress-bar", action="store_true")
     run.set_defaults(fn=cmd_run)
+
+    bench = sub.add_parser("bench", help="per row: parameters, GFLOPs per view, training and inference clips/s "
+                                         "and peak memory on this machine's device, as a markdown table")
+    bench.add_argument("table")
+    bench.add_argument("--scale", choices=SCALES, default="tiny")
+    bench.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
+    bench.add_argument("--batch-size", type=int, help="clips per step (default: the run's per-device batch)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median; default 5)")
+    bench.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    bench.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    bench.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
+    bench.set_defaults(fn=cmd_bench)
 
     static = sub.add_parser("static", help="compute a table's static columns (GFLOPs, parameters, memory) into "
                                            "runs/<id>/static.json, which the reports read")

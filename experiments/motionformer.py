@@ -4,10 +4,13 @@ Scales share one spec:
 - ``paper``: ViT-B/16 initialised from ImageNet-21K, 16x224x224 clips (stride 4 on Kinetics, segment sampling
   on SSv2), 2x16x16 tubelets, separate space/time position embeddings, AdamW 1e-4 / wd 0.05, label smoothing
   0.2, 35 epochs with lr/10 at 20 and 30, mixed precision, 10x3 test views on Kinetics and 1x3 on SSv2
-  (paper Sec. 4 and appendix 6.2).
+  (paper Sec. 4 and appendix 6.2); the official head, a pre-logits layer fc(D->D) -> tanh before the classifier
+  (``USE_MLP: True``, ``HEAD_ACT: tanh`` in every official config; the paper does not describe its head).
 - ``tiny`` (the embedded default): the same architecture family shrunk to CPU size (dim 64, 4 layers, 4 heads,
   8x32x32 clips, 2x8x8 tubelets) on generated videos; the K-400 column is filled from ``synth_appearance``
   (classes defined by appearance) and the SSv2 column from ``synth_motion`` (classes defined by motion only).
+  It keeps the plain linear head: the pre-logits layer is a parity detail of the official checkpoints, and
+  adding it would change every tiny run's configuration and orphan the tiny results recorded so far.
 
 Rows only say what their table varies. Where the paper gives a size in tokens (prototypes for 196 tokens per
 frame), the tiny row scales it to the tiny model's 16 tokens per frame and says so in its ``scales`` entry.
@@ -32,6 +35,7 @@ from .spec import (
     StaticColumn,
     SweepPlot,
     TableSpec,
+    register_experiment,
     register_table,
 )
 from .static import gflops_views, paper_config, paper_gflops, paper_params, peak_memory
@@ -41,7 +45,8 @@ from .static import gflops_views, paper_config, paper_gflops, paper_params, peak
 # 16 frames: at stride 4 on Kinetics, in uniform segments on SSv2 and Epic-Kitchens (appendix 6.2).
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
-    model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.augreg_in21k"),
+    model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.augreg_in21k",
+                      overrides={"representation_size": 768}),  # the official head: fc(768->768), tanh
     data={
         "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4),
         "K-600": dataclasses.replace(KINETICS_600, num_frames=16, frame_stride=4),
@@ -151,7 +156,7 @@ def mformer_table1() -> TableSpec:
                     scales={"paper": {"data": {"num_frames": 8, "frame_stride": 8}}}),
             RowSpec("vivit", 1, "ViViT-style configuration (our model zoo has its joint variant)",
                     {"attn_layer": "joint", "pos_embed": "joint"},
-                    scales={"paper": {"name": "vit_large_patch16_video"}}),
+                    scales={"paper": {"name": "vit_large_patch16_video", "model": {"representation_size": 1024}}}),
             RowSpec("motionformer", 2, "Motionformer", TRAJECTORY),
         ),
         metric_columns=(),
@@ -268,6 +273,7 @@ def mformer_table4() -> TableSpec:
         metric_columns=COLUMNS,
         static_columns=(StaticColumn("GFLOPS", paper_gflops, note=GFLOPS_NOTE),),
         scales=SCALES,
+        tiny_seeds=3,  # the quick start: 30 runs, timed in the README
     )
 
 
@@ -335,7 +341,8 @@ def mformer_table6d() -> TableSpec:
 
 MFORMER_H = {
     "paper": {"name": "vit_large_patch16_video", "pretrained": "timm:vit_large_patch16_224.augreg_in21k",
-              "model": _approximate(num_prototypes=196), "data": {"crop_size": 336, "train_scale": (384, 480)}},
+              "model": {**_approximate(num_prototypes=196), "representation_size": 1024},  # the official head
+              "data": {"crop_size": 336, "train_scale": (384, 480)}},
     # ViT-L/336 with 196 shared prototypes (of 441 tokens per frame) -> a wider/deeper tiny model at 48 pixels
     # (36 tokens per frame) with 16 prototypes, the same fraction.
     "tiny": {"name": "vit_tiny_l_video", "model": _approximate(num_prototypes=16),
@@ -343,10 +350,16 @@ MFORMER_H = {
 }
 
 
-PARAMS_NOTE = ("parameters of the paper-scale model with 400 classes, counted from the built model. Mformer-B: "
-               "86.4M ViT-B/16 with its position and time tables + 21.3M stage-two projections (proj_q, proj_kv) "
-               "+ 0.3M head = 108.0M, 1.0% under the paper's 109.1M; we could not attribute the paper's extra "
-               "1.1M (Mformer-H: 380.3M vs 381.9M, 0.4%)")
+PARAMS_NOTE = ("parameters of the paper-scale model with 400 classes, counted from the built model, with the official "
+               "head (a pre-logits layer fc(D->D) -> tanh, then the classifier: USE_MLP with HEAD_ACT tanh in every "
+               "official config). Mformer-B: 86.4M ViT-B/16 with its position and time tables + 21.3M stage-two "
+               "projections (proj_q, proj_kv) + 0.6M pre-logits + 0.3M classifier = 108,554,128, exactly the "
+               "official model's 109,144,720 less its 2-D `patch_embed` (a Conv2d of 590,592 parameters that the "
+               "official model builds but does not use with 2x16x16 tubelets; we have no such layer), which the "
+               "paper's 109.1M counts. Mformer-H: the same unused 2-D `patch_embed` (787,456 at ViT-L) is "
+               "missing here, and the official model stores a 14x14 position table that it interpolates to 21x21 "
+               "at every forward, where ours stores the 21x21 table (250,880 more): 381.4M + 0.79M - 0.25M = the "
+               "paper's 381.9M")
 
 
 @register_table
@@ -361,6 +374,30 @@ def mformer_table7() -> TableSpec:
                         StaticColumn("Max memory (GB)", peak_memory(RowSpec("mformer_b", 0, "", TRAJECTORY)),
                                      digits=2, note=MEMORY_NOTE)),
         scales=SCALES,
+    )
+
+
+# ---- not a paper table: the official model, to fine-tune or evaluate an official checkpoint -----------------
+
+# The official trajectory attention as its released checkpoints were trained (USE_ORIGINAL_TRAJ_ATTN_CODE: True
+# pools the trajectory tokens themselves in stage two) with the official head (the paper preset's pre-logits
+# layer; the tiny row adds it at 64-d so that a tiny official-layout checkpoint fits).
+OFFICIAL_TRAJECTORY = {"attn_layer": "trajectory", "attn_kwargs": {"stage_two_values": "trajectory"}}
+
+
+@register_experiment
+def mformer_official() -> TableSpec:
+    return TableSpec(
+        table_id="mformer_official",
+        rows=(RowSpec("mformer_b", 0, "Mformer-B as the official code computes it", OFFICIAL_TRAJECTORY,
+                      scales={"tiny": {"model": {"representation_size": 64}}}),),
+        metric_columns=COLUMNS,
+        scales=SCALES,
+        is_paper_table=False,
+        notes="Not a paper table: the model of the official Motionformer code (stage two pools the trajectory "
+              "tokens, USE_ORIGINAL_TRAJ_ATTN_CODE; fc-tanh pre-logits head), to start from one of its "
+              "checkpoints: `python -m experiments run mformer_official --scale paper --pretrained "
+              "official:FILE` (models.official_motionformer maps its keys).",
     )
 
 

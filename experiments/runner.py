@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .paper_tables import paper_table
+from .provenance import launched_as_global_zero, with_paper_batch
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
 from .tasks import build_model, get_task
 
@@ -59,7 +60,7 @@ def resolve_runs(
         if row.key not in selected:
             continue
         for seed in range(seeds):
-            cfg = spec.resolve(row, column, scale, seed, data_root)
+            cfg = with_paper_batch(spec.resolve(row, column, scale, seed, data_root))  # before the user's options
             configs.append(apply_overrides(cfg, overrides or {}))
     return configs
 
@@ -133,6 +134,16 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def experiment_key(config: dict[str, Any]) -> str:
+    """What a report cell's runs share: the configuration without its place in a table, its seed and the folder
+    its data was read from (JSON text, for comparing and indexing)."""
+    comparable = _comparable(config)
+    comparable.pop("seed", None)
+    if isinstance(comparable.get("data"), dict):
+        comparable["data"] = {k: v for k, v in comparable["data"].items() if k != "root"}
+    return json.dumps(comparable, sort_keys=True)
+
+
 def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> Path | None:
     """A finished run (any table) whose configuration equals ``cfg`` except for table/row/column names.
 
@@ -167,6 +178,10 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
     changes = {}
     for section, values in overrides.items():
         values = {k: v for k, v in values.items() if v is not None}
+        valid = [f.name for f in dataclasses.fields(getattr(cfg, section))]
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown {section} option(s) {unknown}; valid: {', '.join(valid)}")
         if values:
             changes[section] = dataclasses.replace(getattr(cfg, section), **values)
     return dataclasses.replace(cfg, **changes)
@@ -194,29 +209,45 @@ def run_table(
     force: bool = False,
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
+    jobs: int | None = 1,
 ) -> list[dict[str, Any]]:
     """Compute the table's static columns, then train and test every run of it (skipping those whose data is
-    absent). Returns the metrics records; the caller builds the report."""
+    absent), ``jobs`` CPU runs side by side (None: ``experiments.jobs.auto_jobs``). Returns the metrics records;
+    the caller builds the report."""
+    from .jobs import auto_jobs, check_jobs
+
     configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides)
+    jobs = auto_jobs(configs) if jobs is None else jobs
+    check_jobs(jobs, configs)
     echo(f"{table_id}: {len(configs)} run(s) at {scale} scale; static columns first")
-    compute_static(require_spec(table_id), runs_root, commit=git_commit(), echo=lambda line: echo("    " + line))
+    if launched_as_global_zero():  # every rank of a distributed run runs this command; one writes static.json
+        compute_static(require_spec(table_id), runs_root, commit=git_commit(), echo=lambda line: echo("    " + line))
     records, skipped, trained_s, start = [], [], [], time.perf_counter()
-    for i, cfg in enumerate(configs, 1):
-        echo(f"[{i}/{len(configs)}] {cfg.table} row={cfg.row} column={cfg.column} ({cfg.data.dataset}) "
-             f"seed={cfg.seed} scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
-        reason = missing_data(cfg)
-        if reason:
-            echo(f"    skipped, {reason}")
-            skipped.append(cfg)
-            continue
-        record = execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo)
+
+    def finished(cfg: RunConfig, record: dict[str, Any]) -> None:
         shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if k.endswith("top1"))
         how = "reused from " + record["reused_from"] if record.get("reused_from") else (
             "cached" if record.get("cached") else "trained")
         if how == "trained":
             trained_s.append(record["wall_time_s"])
-        echo(f"    {shown}  ({record['wall_time_s']:.0f}s, {how}) · {progress(i, len(configs), start, trained_s)}")
         records.append(record)
+        echo(f"    {shown}  ({record['wall_time_s']:.0f}s, {how}) · "
+             f"{progress(len(records) + len(skipped), len(configs), start, trained_s, jobs)}")
+
+    runnable = []
+    for i, cfg in enumerate(configs, 1):
+        reason = missing_data(cfg)
+        if reason:
+            echo(f"[{i}/{len(configs)}] {_run_line(cfg, runs_root)}\n    skipped, {reason}")
+            skipped.append(cfg)
+        else:
+            runnable.append(cfg)
+    if jobs == 1:
+        for cfg in runnable:
+            echo(f"[{len(records) + len(skipped) + 1}/{len(configs)}] {_run_line(cfg, runs_root)}")
+            finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
+    else:
+        _run_side_by_side(runnable, jobs, runs_root, force, echo, finished)
     echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data, in "
          f"{duration(time.perf_counter() - start)}")
     if configs and not records:
@@ -225,12 +256,53 @@ def run_table(
     return records
 
 
-def progress(done: int, total: int, start: float, trained_s: Sequence[float]) -> str:
+def _run_line(cfg: RunConfig, runs_root: str | Path) -> str:
+    return (f"{cfg.table} row={cfg.row} column={cfg.column} ({cfg.data.dataset}) seed={cfg.seed} "
+            f"scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
+
+
+def _run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool,
+                      echo: Callable[[str], None], finished: Callable[[RunConfig, dict[str, Any]], None]) -> None:
+    """Train the runs that need training in ``jobs`` processes; then take the finished and reusable ones (a
+    configuration that two rows share trains once, and the second row reuses its record, as in the sequential
+    order)."""
+    from .jobs import run_side_by_side
+
+    to_train, seen = [], set()
+    for cfg in configs:
+        action = planned_action(cfg, runs_root, force)
+        key = json.dumps(_comparable(cfg.to_dict()), sort_keys=True)
+        if (action == "train" or action.startswith(("resume", "train (--force)"))) and (force or key not in seen) \
+                and not _needs_another_run(cfg):
+            to_train.append(cfg)
+            seen.add(key)
+    later = [cfg for cfg in configs if cfg not in to_train]  # in table order: a run after the runs it loads
+    if to_train:
+        echo(f"training {len(to_train)} run(s), {jobs} side by side on "
+             f"{max(1, (os.cpu_count() or 1) // jobs)} thread(s) each ...")
+    for n, (index, record) in enumerate(run_side_by_side(to_train, jobs, runs_root, force), 1):
+        echo(f"[{n}/{len(to_train)} trained] {_run_line(to_train[index], runs_root)}")
+        finished(to_train[index], record)
+    for cfg in later:
+        echo(f"[{'after' if _needs_another_run(cfg) else 'reuse'}] {_run_line(cfg, runs_root)}")
+        finished(cfg, execute(cfg, runs_root, force=force and _needs_another_run(cfg), progress_bar=False,
+                              echo=echo))
+
+
+def _needs_another_run(cfg: RunConfig) -> bool:
+    """Starts from another run's checkpoint (``run:<table>/<row>/<column>``): it trains after that run has."""
+    sources = cfg.model.pretrained
+    sources = [sources] if isinstance(sources, str) or sources is None else list(sources.values())
+    return any(isinstance(s, str) and s.startswith("run:") for s in sources)
+
+
+def progress(done: int, total: int, start: float, trained_s: Sequence[float], jobs: int = 1) -> str:
     """The table's progress after ``done`` runs: elapsed time, and an ETA if every remaining run trains as long as
-    the mean run trained so far (runs found done or reused take no time)."""
+    the mean run trained so far, ``jobs`` at a time (runs found done or reused take no time)."""
     line = f"{done}/{total} runs, {duration(time.perf_counter() - start)} elapsed"
     if done < total and trained_s:
-        line += f", ETA {duration((total - done) * sum(trained_s) / len(trained_s))} if the rest train"
+        remaining = math.ceil((total - done) / jobs)
+        line += f", ETA {duration(remaining * sum(trained_s) / len(trained_s))} if the rest train"
     return line
 
 
@@ -268,7 +340,8 @@ def execute(
     if source is not None:
         record = {**_read_record(source), "table": cfg.table, "row": cfg.row, "column": cfg.column,
                   "config": cfg.to_dict(), "reused_from": source.parent.relative_to(runs_root).as_posix()}
-        _write_record(metrics_path, record)
+        if launched_as_global_zero():
+            _write_record(metrics_path, record)
         return record
 
     if "lightning" not in sys.modules:
@@ -279,17 +352,22 @@ def execute(
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities import rank_zero_only
 
+    from lightning_modules.checkpoint_io import SafeCheckpointIO
     from lightning_modules.data_wait import DataWaitMonitor
+    from lightning_modules.resume import ExactResumeCallback
+
+    from .provenance import batch_and_lr, git_state, provenance, set_threads
 
     quiet_libraries()
     task = get_task(cfg.task)
-    start, commit = time.perf_counter(), git_commit()
+    start, commit, git = time.perf_counter(), git_commit(), git_state()
     if force and rank_zero_only.rank == 0 and run_path.is_dir() and any(run_path.iterdir()):
         archive = replaced_run_dir(run_path, runs_root)
         archive.parent.mkdir(parents=True, exist_ok=True)
         run_path.rename(archive)
         echo(f"    previous run moved to {archive}")
     run_path.mkdir(parents=True, exist_ok=True)
+    threads = set_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     weights = pretrained_weights(cfg, runs_root)
     if not task.trains:
@@ -297,7 +375,9 @@ def execute(
         metrics, details = task.evaluate(cfg, weights)
         record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None,
                          commit=commit)
-        _write_record(metrics_path, record)
+        record["provenance"] = provenance(cfg, None, {}, None, threads, git)
+        if launched_as_global_zero():
+            _write_record(metrics_path, record)
         return record
 
     echo(f"    data: {cfg.data.dataset} " + ("(generated on first use, then read from the cache) ..."
@@ -327,7 +407,8 @@ def execute(
 
     logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
                                default_hp_metric=False)
-    checkpoint = ModelCheckpoint(dirpath=run_path / "checkpoints", save_last=True, save_top_k=0)
+    checkpoint = ModelCheckpoint(dirpath=run_path / "checkpoints", save_last=True, save_top_k=0,
+                                 every_n_train_steps=cfg.trainer.checkpoint_every_n_steps)
     data_wait = DataWaitMonitor()  # fraction of training time spent waiting for batches, into the record
     t = cfg.trainer
     trainer = L.Trainer(
@@ -343,24 +424,35 @@ def execute(
         log_every_n_steps=t.log_every_n_steps,
         max_steps=t.max_steps,
         logger=logger,
-        callbacks=[checkpoint, LogRunConfig(), data_wait, LearningRateMonitor(logging_interval="step")],
+        callbacks=[checkpoint, LogRunConfig(), data_wait, LearningRateMonitor(logging_interval="step"),
+                   ExactResumeCallback()],  # a killed run continues where it stopped, same data and draws
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
-        deterministic=False,
+        deterministic=t.deterministic,
+        plugins=[SafeCheckpointIO()],  # atomic checkpoint writes, weights-only loads
     )
+    batch = batch_and_lr(cfg, trainer.world_size)  # the paper's global batch, and the lr for this one
+    if batch["lr_scaling"] and "lr" not in module.hparams:
+        raise ValueError(f"{cfg.table}/{cfg.row}: lr scaling to global batch {batch['global_batch']} needs a system "
+                         f"with an `lr` hyper-parameter; {type(module).__name__} has none")
+    module.hparams.lr = batch["lr"]
+    params["batch"] = batch
     last = run_path / "checkpoints" / "last.ckpt"
     resume = str(last) if last.exists() and not force else None
     if resume:
         echo(f"    resuming from {last}")
     echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
          f"then testing ...")
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # SafeCheckpointIO refuses code
+    trainer.save_checkpoint(last, weights_only=False)  # the whole final state, whatever the last periodic step
     metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"{run_path}: non-finite test metrics {metrics}")
     record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
                      resume=resume, commit=commit)
     record["perf"] = data_wait.summary()
+    record["test_videos"] = getattr(module, "test_videos", None)  # each counted once, across processes
+    record["provenance"] = provenance(cfg, trainer, record["data_report"], batch, threads, git)
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
     return record
@@ -464,16 +556,18 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(path)  # atomic: a metrics.json is always complete
+    from data.atomic_write import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=2, default=str))  # a metrics.json is always complete
 
 
 def check_buildable(cfg: RunConfig) -> None:
     """Build the run's model on the ``meta`` device: an unknown or misspelled option fails here, with its name and
     the valid ones, before anything trains (cheap at paper scale: no memory is allocated)."""
-    build_model(cfg, get_task(cfg.task).num_classes or 2, device="meta")
+    # A verb/noun model that fixes its verb count (CAST's split heads: ``num_verbs``) is built with that many verb
+    # logits and a few nouns, as the data would give it; any other model with the task's count, or 2 classes.
+    verbs = cfg.model.overrides.get("num_verbs")
+    build_model(cfg, get_task(cfg.task).num_classes or (verbs + 3 if verbs else 2), device="meta")
 
 
 def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") -> str:

@@ -83,6 +83,19 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 10
     max_steps: int = -1  # -1: train for the schedule's epochs; else stop after this many optimiser steps
+    # Same command, same numbers: Lightning's deterministic mode (True; "warn" only warns where an op has no
+    # deterministic implementation) and a fixed intra-op thread count (None: torch's default for this machine, from
+    # its cores or OMP_NUM_THREADS); both are recorded in metrics.json.
+    deterministic: bool | str = True
+    num_threads: int | None = None
+    # The global batch (GPUs x per-GPU batch x accumulation) the preset's lr is stated for, i.e. the paper's; None:
+    # the lr is used as given. A run whose global batch differs scales the lr by ``lr_scaling``: "linear" (Goyal et
+    # al.'s rule, the convention), "sqrt", or "none".
+    reference_batch: int | None = None
+    lr_scaling: Literal["linear", "sqrt", "none"] = "linear"
+    # last.ckpt is rewritten every this many optimiser steps (and when training ends): a killed run resumes from
+    # there, mid-epoch, with the same data order and random draws as if it had not stopped
+    checkpoint_every_n_steps: int = 100
 
 
 @dataclass(frozen=True)
@@ -225,6 +238,12 @@ class TableSpec:
     notes: str = ""
     plot: SweepPlot | None = None  # for figures: what reports.plots draws from our values
     is_paper_table: bool = True  # False: an experiment of this repository's own (no paper layout, no report)
+    # Seeds `run` trains at tiny scale when --seeds is not given: 3 where the table's runs fit the quick start's
+    # budget (15 min on 2 idle cores), so its report can tell row differences from noise; paper scale trains one.
+    tiny_seeds: int = 1
+
+    def default_seeds(self, scale: str) -> int:
+        return self.tiny_seeds if scale == "tiny" else 1
 
     @property
     def paper(self) -> PaperTable:
@@ -264,11 +283,12 @@ class TableSpec:
         where = f"{self.table_id} row {row.key!r}, column {column.column!r}, scale {scale!r}"
         data = _replace(preset.data[key], where, row.data, row_scale.get("data", {}), column.data,
                         col_scale.get("data", {}))
-        from data import generated_locally  # data imports torch: only when a run is resolved
+        if data_root is not None:
+            from data import generated_locally  # data imports torch: only when a data root is given
 
-        if data_root is not None and not generated_locally(data.dataset, Path(data_root) / data.dataset):
-            # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
-            data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))
+            if not generated_locally(data.dataset, Path(data_root) / data.dataset):
+                # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
+                data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))
         overrides = {**preset.model.overrides, **row.model, **row_scale.get("model", {}), **column.model,
                      **col_scale.get("model", {})}
         pick = lambda name, default: col_scale.get(name, row_scale.get(name, default))  # noqa: E731

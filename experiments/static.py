@@ -138,10 +138,9 @@ def compute_static(spec: TableSpec, runs_root: str | Path = "runs", commit: str 
         "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": {"python": platform.python_version(), "platform": platform.platform()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
-    tmp.replace(path)  # atomic: a reader never sees half a record
+    from data.atomic_write import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False))  # a reader never sees half a record
     return record
 
 

@@ -107,8 +107,26 @@ def build_model(cfg: RunConfig, num_classes: int, device: str | None = None,
     if weights:
         sources = {"": weights} if isinstance(weights, str) else dict(weights)
         for part, source in sources.items():
-            load_pretrained(model.get_submodule(part) if part else model, source)
+            load_pretrained(model.get_submodule(part) if part else model, resolve_source(source))
     return model
+
+
+# Pretrained-source prefixes that a spec module resolves to a local file itself (``prefix:NAME``), e.g. CAST's
+# tiny experts, pretrained on first use and cached (``experiments.cast``). Resolved only when weights load.
+_SOURCE_RESOLVERS: dict[str, Callable[[str], str]] = {}
+
+
+def register_source(prefix: str, resolve: Callable[[str], str]) -> None:
+    """Resolve pretrained sources ``<prefix>:<rest>`` with ``resolve(rest) -> local file`` when weights load."""
+    if prefix in _SOURCE_RESOLVERS:
+        raise ValueError(f"pretrained-source prefix {prefix!r} is already registered")
+    _SOURCE_RESOLVERS[prefix] = resolve
+
+
+def resolve_source(source: str) -> str:
+    """A source with a registered prefix resolved to its file; any other source as given."""
+    prefix, _, rest = str(source).partition(":")
+    return _SOURCE_RESOLVERS[prefix](rest) if rest and prefix in _SOURCE_RESOLVERS else source
 
 
 # ---- the tasks of the implemented papers ----------------------------------------------------------------------

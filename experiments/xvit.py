@@ -16,7 +16,6 @@ The tiny scale is MSCA's CPU-size frame-wise ViT (12 heads of 8 channels, 4 bloc
 from __future__ import annotations
 
 import dataclasses
-import platform
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from typing import Any
 from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY_FRAME_WISE
 from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
+from .provenance import cpu_name
 from .runner import final_metrics
 from .static import MEASURED, paper_config
 from .tasks import Task, build_model, get_task, register_task
@@ -128,16 +128,6 @@ def xvit_figure1() -> TableSpec:
 # ---- Table 1: inference speed --------------------------------------------------------------------------------------
 
 THROUGHPUT_REPEATS = 3
-
-
-def cpu_name() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return name
 
 
 def videos_per_second(spec: TableSpec, row: RowSpec) -> Computed:

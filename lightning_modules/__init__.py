@@ -3,6 +3,9 @@
 import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
 from .data_wait import DataWaitMonitor
+from .expert_pretraining import FramePretraining, MaskedVideoPretraining
+from .rgb_pose_classifier import RGBPoseClassifier
 from .video_classifier import VideoClassifier, num_outputs
 
-__all__ = ["DataWaitMonitor", "VideoClassifier", "num_outputs"]
+__all__ = ["DataWaitMonitor", "FramePretraining", "MaskedVideoPretraining", "RGBPoseClassifier", "VideoClassifier",
+           "num_outputs"]

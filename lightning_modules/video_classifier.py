@@ -7,6 +7,7 @@ One label per clip (Kinetics, SSv2: metrics ``top1``/``top5``), or a verb and a 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -39,21 +40,38 @@ def _check_num_classes(num_classes: int | Mapping[str, int]) -> int | dict[str, 
     return num_classes
 
 
-def _accuracies(num_classes: int, name: str = "") -> dict[str, MulticlassAccuracy]:
-    metrics = {f"{name}top1": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
+def _accuracies(num_classes: int, name: str = "", sync: bool = True) -> dict[str, MulticlassAccuracy]:
+    metrics = {f"{name}top1": MulticlassAccuracy(num_classes, top_k=1, average="micro", sync_on_compute=sync)}
     if num_classes > 5:  # top-5 of five or fewer classes is always 100%: not worth a column
-        metrics[f"{name}top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        metrics[f"{name}top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", sync_on_compute=sync)
     return metrics
 
 
-def _accuracy_metrics(num_classes: int | dict[str, int], prefix: str) -> MetricCollection:
+def _accuracy_metrics(num_classes: int | dict[str, int], prefix: str, sync: bool = True) -> MetricCollection:
+    """``sync``: sum the metric's counts over the processes of a distributed run when computing it."""
     if isinstance(num_classes, int):
-        return MetricCollection(_accuracies(num_classes), prefix=prefix)
+        return MetricCollection(_accuracies(num_classes, sync=sync), prefix=prefix)
     verbs, nouns = num_classes["verb"], num_classes["noun"]
     # "action" scores every (verb, noun) pair: see VideoClassifier._update_metrics.
     # Each metric is updated with its own head's scores (_update_metrics), so no compute groups.
-    return MetricCollection({**_accuracies(verbs, "verb_"), **_accuracies(nouns, "noun_"),
-                             **_accuracies(verbs * nouns, "action_")}, prefix=prefix, compute_groups=False)
+    return MetricCollection({**_accuracies(verbs, "verb_", sync), **_accuracies(nouns, "noun_", sync),
+                             **_accuracies(verbs * nouns, "action_", sync)}, prefix=prefix, compute_groups=False)
+
+
+def unique_videos(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-video test scores of every process merged, each video once, in index order. ``parts``: one dict per
+    process, {"index": (N,), "probs": [(N, K) per head], "label": (N,) or (N, 2)}. A ``DistributedSampler`` pads
+    the last ranks with repeats of the first videos so every rank has as many; those repeats go here."""
+    index = torch.cat([p["index"] for p in parts])
+    order = torch.argsort(index, stable=True)
+    sorted_index = index[order]
+    first = torch.ones_like(sorted_index, dtype=torch.bool)
+    first[1:] = sorted_index[1:] != sorted_index[:-1]
+    keep = order[first]
+    heads = len(parts[0]["probs"])
+    return {"index": index[keep],
+            "probs": [torch.cat([p["probs"][h] for p in parts])[keep] for h in range(heads)],
+            "label": torch.cat([p["label"] for p in parts])[keep]}
 
 
 class VideoClassifier(L.LightningModule):
@@ -115,7 +133,10 @@ class VideoClassifier(L.LightningModule):
         self.num_classes = num_classes
         self.train_metrics = _accuracy_metrics(num_classes, "train/")
         self.val_metrics = _accuracy_metrics(num_classes, "val/")
-        self.test_metrics = _accuracy_metrics(num_classes, "test/")
+        # distributed: computed once, on every process, from the gathered per-video scores (on_test_epoch_end)
+        self.test_metrics = _accuracy_metrics(num_classes, "test/", sync=False)
+        self._test_scores: list[dict[str, Any]] = []
+        self.test_videos = 0  # videos counted by the last test, each once
         self.mixup: Mixup | None = None
         if mixup_alpha > 0 or cutmix_alpha > 0:
             # Verb-noun labels are mixed as one action label over V x N classes; the verb and noun targets are
@@ -130,7 +151,7 @@ class VideoClassifier(L.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, label = batch[self.input_key], batch["label"]
+        x, label = self.model_input(batch), batch["label"]
         if self.mixup is not None:
             x, soft = self.mix(x, label)
             logits = self(x)
@@ -150,7 +171,45 @@ class VideoClassifier(L.LightningModule):
         self._evaluate(batch, "val", self.val_metrics)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        if not self._distributed:
+            self._evaluate(batch, "test", self.test_metrics)
+            self.test_videos += len(batch["label"])
+            return
+        # Distributed: kept per video until the epoch ends, so that each video counts once (``unique_videos``). A
+        # test item is one video with all of its views, so its views are averaged on the rank that holds it.
+        if "index" not in batch:
+            raise ValueError("a distributed test needs each item's dataset index (batch['index']) to count every "
+                             "sample once")
+        probs, _ = self._video_scores(batch)
+        self._test_scores.append({"index": batch["index"].cpu(), "probs": [p.detach().cpu() for p in probs],
+                                  "label": batch["label"].cpu()})
+
+    def on_test_epoch_start(self) -> None:
+        self._test_scores, self.test_videos = [], 0
+
+    def on_test_epoch_end(self) -> None:
+        if not self._distributed:
+            return
+        local = ({"index": torch.cat([s["index"] for s in self._test_scores]),
+                  "probs": [torch.cat(p) for p in zip(*(s["probs"] for s in self._test_scores))],
+                  "label": torch.cat([s["label"] for s in self._test_scores])} if self._test_scores else None)
+        self._test_scores = []
+        parts = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(parts, local)
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            raise RuntimeError("the test saw no readable video")
+        videos = unique_videos(parts)
+        self.test_videos = len(videos["index"])
+        probs, label = videos["probs"], videos["label"]
+        self._update_metrics(self.test_metrics, probs, label)
+        values = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        self.test_metrics.reset()
+        values["test/loss"] = float(sum(F.nll_loss(p.clamp_min(1e-12).log(), y)
+                                        for p, y in zip(probs, self._targets(label))))
+        with warnings.catch_warnings():  # Lightning advises sync_dist; every process logs the same value already
+            warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('test/")
+            self.log_dict(values)
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -174,6 +233,17 @@ class VideoClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
     # --- extras ---------------------------------------------------------------------------------------------------
+
+    def model_input(self, batch: dict[str, torch.Tensor]) -> Any:
+        """What the model reads from a batch: ``batch[input_key]``; a subclass may return several entries."""
+        return batch[self.input_key]
+
+    def fold_views(self, x: Any) -> tuple[Any, int | None]:
+        """A test input of several views per video, (B, V, C, T, H, W), folded to (B * V, C, T, H, W), and V;
+        (x, None) for one view. A subclass with other inputs folds them alike."""
+        if x.ndim == 6:
+            return rearrange(x, "b v c t h w -> (b v) c t h w"), x.shape[1]
+        return x, None
 
     def mix(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timm mixup/cutmix of a (B, C, T, H, W) batch; returns the mixed clips and soft (flat) targets.
@@ -217,6 +287,24 @@ class VideoClassifier(L.LightningModule):
         pairs = rearrange(soft, "b (v n) -> b v n", n=self.num_classes["noun"])
         return [pairs.sum(2), pairs.sum(1)]
 
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def _video_scores(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per-head class probabilities of each video, its views' probabilities averaged, and the loss."""
+        targets = self._targets(batch["label"])
+        x, views = self.fold_views(self.model_input(batch))
+        if views is not None:  # average the views' probabilities per video
+            logits = self(x)
+            probs = [rearrange(out.softmax(-1), "(b v) k -> b v k", v=views).mean(1) for out in self._split(logits)]
+            loss = sum(F.nll_loss(p.clamp_min(1e-12).log(), y) for p, y in zip(probs, targets))
+        else:
+            heads = self._split(self(x))
+            probs = [out.softmax(-1) for out in heads]
+            loss = sum(F.cross_entropy(out, y) for out, y in zip(heads, targets))
+        return probs, loss
+
     def _update_metrics(self, metrics: MetricCollection, probs: list[torch.Tensor], label: torch.Tensor) -> None:
         """Update with per-head probabilities (views already averaged)."""
         if isinstance(self.num_classes, int):
@@ -234,17 +322,8 @@ class VideoClassifier(L.LightningModule):
             metric.update(scores, target)
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
-        x, label = batch[self.input_key], batch["label"]
-        targets = self._targets(label)
-        if x.ndim == 6:  # (B, V, C, T, H, W): average the views' probabilities per video
-            views = x.shape[1]
-            logits = self(rearrange(x, "b v c t h w -> (b v) c t h w"))
-            probs = [rearrange(out.softmax(-1), "(b v) k -> b v k", v=views).mean(1) for out in self._split(logits)]
-            loss = sum(F.nll_loss(p.clamp_min(1e-12).log(), y) for p, y in zip(probs, targets))
-        else:
-            heads = self._split(self(x))
-            probs = [out.softmax(-1) for out in heads]
-            loss = sum(F.cross_entropy(out, y) for out, y in zip(heads, targets))
+        label = batch["label"]
+        probs, loss = self._video_scores(batch)
         self._update_metrics(metrics, probs, label)
         self.log(f"{stage}/loss", loss, batch_size=len(label), sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(label))

@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from einops import repeat
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from torch import Tensor
 
+from .official_motionformer import OFFICIAL_PREFIX, official_checkpoint_filter_fn
 from .video_vit import VideoViT
 
 _logger = logging.getLogger(__name__)
@@ -121,26 +123,49 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VideoViT,
     return out
 
 
-def _read_state_dict(source: str | os.PathLike) -> dict[str, Tensor]:
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that is not plain tensors and containers: unpickling it could run code, so it is refused."""
+
+
+def load_weights_file(path: str | os.PathLike) -> Any:
+    """A checkpoint's contents without executing anything it holds: ``.safetensors`` through safetensors, anything
+    else through ``torch.load(weights_only=True)`` (tensors, containers, numbers, strings only). A pickle that
+    names any other callable (code that would run when unpickled) raises ``UnsafeCheckpointError`` naming the
+    file."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [line.strip() for line in str(err).splitlines()]
+        # torch's message is mostly advice; the line that names what was refused is the useful part
+        refused = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), "not weights only")
+        raise UnsafeCheckpointError(
+            f"{path}: refused: not a plain weights file; unpickling it would build objects other than tensors and "
+            f"containers, which can run arbitrary code ({refused}). If you trust its author, re-save its state "
+            f"dict as .safetensors or plain tensors.") from None
+
+
+def _read_state_dict(source: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
+    """The checkpoint's state dict, and whether it is a whole trained model of ours (a Lightning checkpoint of a
+    run), which must then fill every parameter of the model but its classifier."""
     if isinstance(source, str) and source.startswith("timm:"):
         import timm  # the models package has already repaired torchvision, which timm imports
 
         name = source.removeprefix("timm:")
         _logger.info("fetching pretrained weights of timm model %s", name)
-        return timm.create_model(name, pretrained=True).state_dict()
-    path = Path(source)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        checkpoint = load_file(path)
-    else:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return timm.create_model(name, pretrained=True).state_dict(), False
+    checkpoint = load_weights_file(source)
+    whole_run = isinstance(checkpoint, dict) and "pytorch-lightning_version" in checkpoint
     while isinstance(checkpoint, dict):
         nested = next((checkpoint[k] for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
         if nested is None:
             break
         checkpoint = nested
-    return checkpoint
+    return checkpoint, whole_run
 
 
 def _strip_prefix(state_dict: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
@@ -162,7 +187,9 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
     Args:
         model: the model to initialise.
         source: a local checkpoint (``.pth``/``.pt`` state dict, possibly nested under "model"/"state_dict", or
-            ``.safetensors``) or ``"timm:<model_name>"`` to fetch timm's pretrained weights.
+            ``.safetensors``), ``"timm:<model_name>"`` to fetch timm's pretrained weights, or ``"official:FILE"``
+            for a checkpoint of the official Motionformer code (``models.official_motionformer``). A model with a
+            ``load_checkpoint_source(source)`` method (CAST's experts, ``models.cast.checkpoints``) reads it itself.
         strict_backbone: raise if a backbone weight (patch/pos embedding, CLS, qkv, proj, mlp, norms) is missing
             from the checkpoint; variant-specific parameters may always be missing.
         tubelet_init: inflation of a 2-D patch kernel ("central", "official" or "average"; see
@@ -171,20 +198,43 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
     Returns:
         ``{"missing": [...], "unexpected": [...]}``: model keys left at init and checkpoint keys not used.
     """
+    own_loader = getattr(model, "load_checkpoint_source", None)
+    if callable(own_loader):  # a module that reads its own checkpoint layouts (CAST's experts: clip:, videomae:)
+        return own_loader(str(source))
     target = model.state_dict()
-    state_dict = _strip_prefix(_read_state_dict(source), set(target))
+    official = isinstance(source, str) and source.startswith(OFFICIAL_PREFIX)
+    raw, whole_run = _read_state_dict(source.removeprefix(OFFICIAL_PREFIX) if official else source)
+    if official:  # the official key layout -> ours, before the checks every checkpoint gets
+        raw = official_checkpoint_filter_fn(raw, model)
+    state_dict = _strip_prefix(raw, set(target))
+    if not target.keys() & state_dict.keys():  # another model altogether: nothing would load
+        raise KeyError(f"checkpoint {source} has none of the model's parameters: it holds {_first(state_dict)}, "
+                       f"the model expects {_first(target)}")
     state_dict = checkpoint_filter_fn(state_dict, model, tubelet_init)
     missing = [k for k in target if k not in state_dict]
     unexpected = [k for k in state_dict if k not in target]
     backbone_missing = [k for k in missing if _BACKBONE.match(k)]
     if strict_backbone and backbone_missing:
-        raise KeyError(f"checkpoint {source} lacks backbone weights {backbone_missing}; "
+        raise KeyError(f"checkpoint {source} lacks backbone weights {_first(backbone_missing)}; "
                        f"pass strict_backbone=False to load it anyway")
+    # A trained run of ours is the whole model: a parameter it lacks (other than a classifier dropped for another
+    # class count) means another variant, which must not start from random values unnoticed.
+    run_missing = [k for k in missing if not k.startswith("head.")]
+    if whole_run and run_missing:
+        raise KeyError(f"checkpoint {source} is a trained run of another model variant: it lacks "
+                       f"{_first(run_missing)} (and has {_first(unexpected) if unexpected else 'no extra keys'})")
     mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
                   for k, v in state_dict.items() if k in target and v.shape != target[k].shape]
     if mismatched:
-        raise ValueError(f"checkpoint {source} does not fit the model: {mismatched}")
+        raise ValueError(f"checkpoint {source} does not fit the model: {_first(mismatched)}")
     model.load_state_dict({k: v for k, v in state_dict.items() if k in target}, strict=False)
     _logger.info("loaded %s: %d tensors; left at init: %s; unused: %s", source,
                  len(state_dict) - len(unexpected), missing, unexpected)
     return {"missing": missing, "unexpected": unexpected}
+
+
+def _first(keys, count: int = 5) -> str:
+    """The first ``count`` keys, and how many more: an error names the first mismatches, not thousands."""
+    keys = list(keys)
+    more = f" and {len(keys) - count} more" if len(keys) > count else ""
+    return ", ".join(keys[:count]) + more

@@ -13,6 +13,7 @@ of the residual stream inside ``Block`` (``temporal_shift``) and a pooling of th
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -160,6 +161,7 @@ class VideoViT(nn.Module):
         shift_fraction: float = 0.25,
         shift_before: Sequence[Literal["attn", "mlp"]] = ("attn", "mlp"),
         shift_last_blocks: int | None = None,
+        representation_size: int | None = None,
     ) -> None:
         """
         Args:
@@ -199,6 +201,9 @@ class VideoViT(nn.Module):
             shift_last_blocks: only the last this many blocks exchange features between frames (``attn_layer``
                 and ``temporal_shift``); the earlier ones are frame-wise ViT blocks ("frame" attention, no
                 shift), as MSCA Table 3. None = every block. "per_frame" only.
+            representation_size: width of a pre-logits layer ``pre_logits`` = Linear(D, size) -> tanh before the
+                classifier (timm's ``representation_size``; the official Motionformer head, ``USE_MLP`` with
+                ``HEAD_ACT: tanh``, whose size is D); None = no such layer, the classifier reads the features.
         """
         super().__init__()
         if pos_embed not in ("separate", "joint", "spatial"):
@@ -247,8 +252,14 @@ class VideoViT(nn.Module):
             self.temporal_aggregation = (
                 TemporalAverage() if temporal_aggregation == "average"
                 else TemporalAttentionPool(embed_dim, num_heads, mlp_ratio, qkv_bias, common_attn_kwargs))
+        if representation_size:
+            self.num_features = representation_size
+            self.pre_logits = nn.Sequential(OrderedDict([("fc", nn.Linear(embed_dim, representation_size)),
+                                                         ("act", nn.Tanh())]))
+        else:
+            self.pre_logits = nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -308,9 +319,10 @@ class VideoViT(nn.Module):
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.cls_layout == "per_frame":
             frames = rearrange(x, "b (t n) d -> b t n d", t=self.grid_size[0])[:, :, 0]  # (B, T, D)
-            x = self.head_drop(self.temporal_aggregation(frames))
+            x = self.temporal_aggregation(frames)
         else:
-            x = self.head_drop(x[:, 0])  # CLS token
+            x = x[:, 0]  # CLS token
+        x = self.head_drop(self.pre_logits(x))  # the official order: pre-logits layer, dropout, classifier
         return x if pre_logits else self.head(x)
 
     def forward(self, x: Tensor) -> Tensor:

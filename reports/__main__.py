@@ -1,42 +1,91 @@
-"""``python -m reports build [ID ...]``: regenerate report tables from what runs logged, without training."""
+"""``python -m reports build [ID ...]``: regenerate report tables from what runs logged, without training.
+``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
+``python -m reports readme``: rewrite the README's block of tiny-scale results from the reports' records."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
 
-from .build import build_index, build_report
-
+from .build import REPORTS_DIR, build_index, build_report
+from .records import RESULTS_DIR, results_root_for
 
 RECORD_FIX = ("Delete that file (or move it out of runs/) and build again, or train its run again with "
               "`python -m experiments run <table> --rows <row> --force`.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="rebuild reports/<id>.md (all tables when no id is given)")
     build.add_argument("tables", nargs="*", metavar="ID")
     build.add_argument("--runs-dir", default="runs")
     build.add_argument("--out-dir", default=None, help="default: the reports/ folder of this repository")
+    build.add_argument("--results-dir", default=None,
+                       help="tracked records (default: reports/results/ when building into reports/, else none; "
+                            "'' for none)")
+    build.add_argument("--prefer", choices=("tracked", "local"), default="tracked",
+                       help="which record fills a cell and seed that both have (default: tracked)")
+    track = sub.add_parser("track", help="copy a table's local records (runs/) into reports/results/, then "
+                                         "rebuild its report")
+    track.add_argument("tables", nargs="+", metavar="ID")
+    track.add_argument("--runs-dir", default="runs")
+    readme = sub.add_parser("readme", help="rewrite the README's tiny-scale results block from the reports' "
+                                           "records")
+    readme.add_argument("--check", action="store_true", help="exit 1 if the block differs; write nothing")
     args = parser.parse_args(argv)
-    out = {"out_dir": args.out_dir} if args.out_dir else {}
     try:
+        if args.command == "readme":
+            return _readme(args.check)
         ids = args.tables or list(paper_tables())
         for table_id in ids:
             paper_table(table_id)  # fail fast on an unknown id, before writing anything
+        if args.command == "track":
+            return _track(ids, args.runs_dir)
+        out = {"out_dir": args.out_dir} if args.out_dir else {}
+        sources = {"results_root": results_root_for(args.out_dir, args.results_dir), "prefer": args.prefer}
         for table_id in ids:
-            print(build_report(table_id, runs_root=args.runs_dir, **out))
-        print(build_index(args.runs_dir, **out))
+            print(build_report(table_id, runs_root=args.runs_dir, **out, **sources))
+        print(build_index(args.runs_dir, **out, **sources))
     except UnknownTableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:  # an unreadable record (a metrics.json cut short, a run filed under another table)
         print(f"error: {err}\n{RECORD_FIX}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _track(ids: list[str], runs_dir: str) -> int:
+    from experiments.spec import table_spec
+
+    from .records import track
+
+    for table_id in ids:
+        spec = table_spec(table_id)
+        if spec is None:
+            print(f"error: {table_id} is not implemented: nothing to track", file=sys.stderr)
+            return 2
+        written = track(spec, runs_dir, RESULTS_DIR)
+        print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
+        print(build_report(table_id, runs_root=runs_dir, results_root=RESULTS_DIR))
+    return 0
+
+
+def _readme(check: bool) -> int:
+    from .readme import README, rewrite_results_block
+
+    changed = rewrite_results_block(README, write=not check)
+    if check and changed:
+        print(f"{README}: the tiny-scale results block differs from the reports' records; run "
+              f"`python -m reports readme`", file=sys.stderr)
+        return 1
+    print(f"{README}: results block {'rewritten' if changed else 'already up to date'}")
     return 0
 
 

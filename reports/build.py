@@ -22,7 +22,9 @@ from experiments.paper_tables import PaperTable, paper_table, paper_tables, prin
 from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
 from experiments.static import read_static, static_record_path
 
+from . import noise
 from .plots import plot_sweep
+from .records import Prefer, TableRecords, table_records
 
 REPORTS_DIR = Path(__file__).resolve().parent
 
@@ -40,18 +42,12 @@ class Cell:
         return f"{self.mean:.{digits}f}{spread} (n={self.n}; {self.scale}, {self.dataset})"
 
 
-def load_records(table_id: str, runs_root: str | Path = "runs") -> list[dict[str, Any]]:
-    """Every finished run of a table (each ``metrics.json`` under ``runs/<table>/``); unreadable files raise."""
-    records = []
-    for path in sorted(Path(runs_root, table_id).glob("**/metrics.json")):
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
-        if record.get("table") != table_id:
-            raise ValueError(f"{path}: record of table {record.get('table')!r} found under runs/{table_id}")
-        records.append(record)
-    return records
+def load_records(table_id: str, runs_root: str | Path | None = "runs", results_root: str | Path | None = None,
+                 prefer: Prefer = "tracked") -> list[dict[str, Any]]:
+    """The records a table's report uses (``reports.records.table_records``): its own runs and any run configured
+    as one of its cells, local under ``runs_root`` and tracked under ``results_root``; unreadable files raise."""
+    spec = table_spec(table_id)
+    return [] if spec is None else table_records(spec, runs_root, results_root, prefer).records
 
 
 def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str], dict[str, Cell]]:
@@ -71,9 +67,13 @@ def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str]
     return cells
 
 
-def static_values(spec: TableSpec, runs_root: str | Path = "runs") -> dict[tuple[str, str], Computed]:
-    """(row, column) -> the stored static cell, from the table's static record; absent cells are left out."""
-    record = read_static(static_record_path(runs_root, spec.table_id)) or {"cells": {}}
+def static_values(spec: TableSpec, runs_root: str | Path | None = "runs", results_root: str | Path | None = None,
+                  prefer: Prefer = "tracked") -> dict[tuple[str, str], Computed]:
+    """(row, column) -> the stored static cell, from the table's static record (the tracked one unless
+    ``prefer="local"`` or none is tracked); absent cells are left out."""
+    local = read_static(static_record_path(runs_root, spec.table_id)) if runs_root is not None else None
+    tracked = read_static(Path(results_root, spec.table_id, "static.json")) if results_root is not None else None
+    record = (tracked or local if prefer == "tracked" else local or tracked) or {"cells": {}}
     out = {}
     for row in spec.rows:
         for col in spec.static_columns:
@@ -107,14 +107,15 @@ def metric_values(spec: TableSpec, cells: dict[tuple[str, str], dict[str, Cell]]
     return out
 
 
-def ours(table_id: str, scale: str = "tiny", runs_root: str | Path = "runs") -> list[dict[str, Any]]:
+def ours(table_id: str, scale: str = "tiny", runs_root: str | Path = "runs", results_root: str | Path | None = None
+         ) -> list[dict[str, Any]]:
     """Per paper row: {column: our value or None} (static columns + mean over seeds of logged metrics)."""
     table, spec = paper_table(table_id), table_spec(table_id)
     result = [{c: None for c in table.columns} for _ in table.rows]
     if spec is None:
         return result
-    values = metric_values(spec, aggregate(load_records(table_id, runs_root), scale))
-    static = static_values(spec, runs_root)
+    values = metric_values(spec, aggregate(load_records(table_id, runs_root, results_root), scale))
+    static = static_values(spec, runs_root, results_root)
     for row in spec.rows:
         if row.paper_row >= len(result):
             continue  # a figure: no printed rows to align with
@@ -154,7 +155,7 @@ def _datasets_used(spec: TableSpec, scale: str) -> dict[str, str]:
     return used
 
 
-def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) -> list[str]:
+def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]:
     from data import SYNTHETIC_SETS, generated_locally
 
     preset = spec.scales[scale]
@@ -169,16 +170,61 @@ def _scale_header(spec: TableSpec, scale: str, records: list[dict[str, Any]]) ->
                          f"generator at the size stated in the spec (smaller than the paper's at tiny scale).")
         else:
             lines.append(f"- **{key}** results come from `{dataset}` (the real dataset).")
-    runs = [r for r in records if r["scale"] == scale]
+    runs = [r for r in found.records if r["scale"] == scale]
     commits = sorted({_short_commit(r.get("git_commit", "unknown")) for r in runs})
     seeds = sorted({r["seed"] for r in runs})
-    lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}).")
+    tracked = sum(r["_source"] == "tracked" for r in runs)
+    lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}): "
+                 f"{tracked} tracked in `reports/results/`, {len(runs) - tracked} local under `runs/`.")
     reused = sorted({r["reused_from"] for r in runs if r.get("reused_from")})
     if reused:
         lines.append(f"- {sum(1 for r in runs if r.get('reused_from'))} of them reuse a run with an identical "
-                     f"configuration trained for another table (under `runs/`): "
-                     + ", ".join(f"`{p}`" for p in reused) + ".")
+                     f"configuration trained for another table: " + ", ".join(f"`{p}`" for p in reused) + ".")
+    if len(commits) > 1:
+        by_commit: dict[str, set[str]] = defaultdict(set)
+        for r in runs:
+            by_commit[_short_commit(r.get("git_commit", "unknown"))].add(f"{r['row']} · {r['column']}")
+        lines.append("- The runs come from more than one commit; cells (row · column) by commit: " + "; ".join(
+            f"`{c}`: {', '.join(sorted(cells))}" for c, cells in sorted(by_commit.items())) + ".")
+    passed = [r for r in found.passed_over if r["scale"] == scale]
+    if passed:
+        lines.append(f"- {len(passed)} {passed[0]['_source']} record(s) of the same cells and seeds were passed "
+                     f"over for the {'tracked' if passed[0]['_source'] == 'local' else 'local'} ones "
+                     f"(`python -m reports build {spec.table_id} --prefer local` shows local runs; "
+                     f"`python -m reports track {spec.table_id}` commits them).")
+    differing = sorted({f"{r['row']} · {r['column']}" for r in found.differing if r["scale"] == scale})
+    if differing:
+        lines.append(f"- Cells filled by runs configured otherwise than the row is today (options given on the "
+                     f"command line, or a spec changed since): {', '.join(differing)}.")
+    lines += _setup_differences(runs)
     return lines
+
+
+# What can move a number between two runs of one configuration, read from each record's ``provenance``
+# (experiments.provenance); "not recorded" for records written before it existed.
+SETUP_FIELDS = {
+    "precision": lambda p: p.get("precision"),
+    "devices": lambda p: f"{p['world_size']} × {p['devices'][0]}" if p.get("devices") else None,
+    "global batch": lambda p: (p.get("batch") or {}).get("global_batch"),
+    "torch threads": lambda p: p.get("torch_threads"),
+    "deterministic": lambda p: p.get("deterministic"),
+    "decoder": lambda p: (p.get("decoder") or {}).get("av"),
+    **{name: (lambda p, name=name: (p.get("libraries") or {}).get(name)) for name in ("torch", "lightning", "timm")},
+}
+
+
+def _setup_differences(runs: list[dict[str, Any]]) -> list[str]:
+    """One header line naming each setup field in which the aggregated runs differ, with how many runs had each
+    value (two precisions, two torch builds, ...); nothing when they agree."""
+    parts = []
+    for field, read in SETUP_FIELDS.items():
+        counts: dict[str, int] = defaultdict(int)
+        for r in runs:
+            value = read(r["provenance"]) if r.get("provenance") else None
+            counts["not recorded" if value is None else str(value)] += 1
+        if len(counts) > 1:
+            parts.append(f"{field} " + " / ".join(f"{v} ({n})" for v, n in sorted(counts.items())))
+    return [f"- The runs differ in setup (runs per value): {'; '.join(parts)}."] if parts else []
 
 
 def _short_commit(commit: str) -> str:
@@ -198,7 +244,8 @@ def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str) -
     return "—" if generated_locally(cfg.data.dataset, cfg.data.root) else f"needs data (`{cfg.data.dataset}`)"
 
 
-def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR) -> str:
+def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
+                  results_root: str | Path | None = None, prefer: Prefer = "tracked") -> str:
     table = paper_table(table_id)
     spec = table_spec(table_id)
     out = [f"# {table.paper_short} — {table.label}", "", f"*{table.paper}*", "", f"> {table.caption}", ""]
@@ -207,18 +254,20 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
         out += [_paper_only(table), ""]
         return "\n".join(out)
 
-    records = load_records(table_id, runs_root)
-    static = static_values(spec, runs_root)
+    found = table_records(spec, runs_root, results_root, prefer)
+    records = found.records
+    static = static_values(spec, runs_root, results_root, prefer)
     scales = [s for s in SCALES if any(r["scale"] == s for r in records)] or ["tiny"]
     cited = [prow for prow in table.rows if not any(r.paper_row == prow.index for r in spec.rows)]
     for scale in scales:
         values = metric_values(spec, aggregate(records, scale))
         if spec.metric_columns:
-            out += _scale_header(spec, scale, records) + [""]
+            out += _scale_header(spec, scale, found) + [""]
         if table.rows:
             out += _paper_layout(table, spec, scale, static, values)
+            out += _sweep_plot(table, spec, scale, values, static, Path(out_dir))
         else:
-            out += _figure_layout(table, spec, scale, values, Path(out_dir))
+            out += _figure_layout(table, spec, scale, values, static, Path(out_dir))
     out += _notes(table, spec, cited)
     out += ["", f"Rows: {', '.join(f'`{r.key}` = {r.label}' for r in spec.rows)}.", "",
             f"Regenerate: `python -m experiments run {table_id}` (trains what is missing) or "
@@ -237,7 +286,7 @@ EXTRA_MARK = " †"
 
 
 def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, values: dict) -> list[str]:
-    body, ours_by_column = [], defaultdict(list)
+    body, ours_by_column, cells_by_column = [], defaultdict(list), defaultdict(list)
     metric_cols = {c.column: c for c in spec.metric_columns}
     static_cols = {c.column for c in spec.static_columns}
     derived_cols = {c.column: c for c in spec.derived_columns}
@@ -259,6 +308,7 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
             elif column in metric_cols:
                 cell = values[row.key][column]
                 ours_values.append(cell.mean if cell else None)
+                cells_by_column[column].append((row.label, cell))
                 shown = cell.render() if cell else _missing_cell(spec, row, metric_cols[column], scale)
                 line.append(f"{shown}{paper_text}")
             elif column in derived_cols:
@@ -279,24 +329,53 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
         for column in ranked:
             paper_values = [prow.cells.get(column) for prow in table.rows
                             if any(r.paper_row == prow.index for r in spec.rows)]
-            out.append(f"- {column}: {_tau(ours_by_column[column], paper_values)}")
+            line = f"- {column}: {_tau(ours_by_column[column], paper_values)}"
+            if column in cells_by_column:
+                both = [cell for (_, cell), p in zip(cells_by_column[column], paper_values)
+                        if cell is not None and isinstance(p, (int, float))]
+                beyond, within, unknown = noise.pair_counts(both)
+                if beyond + within:
+                    line += (f"; of its {beyond + within + unknown} row pairs {within} are within noise"
+                             + (f", {unknown} not comparable (one seed)" if unknown else ""))
+            out.append(line)
         out.append("")
+    comparable = [column for column, labelled in cells_by_column.items()
+                  if sum(noise.pair_counts([cell for _, cell in labelled])[:2])]
+    if comparable:
+        out += [f"Differences beyond the noise over seeds (rule: {noise.RULE}):", "",
+                *(noise.column_line(column, cells_by_column[column]) for column in comparable), ""]
+    elif any(cell for labelled in cells_by_column.values() for _, cell in labelled):
+        out += ["Noise: one seed per row, so no difference between rows can be told from the spread over seeds "
+                "(`--seeds 3` gives it).", ""]
     return out
 
 
-def _figure_layout(table: PaperTable, spec: TableSpec, scale: str, values: dict, out_dir: Path) -> list[str]:
+def _figure_layout(table: PaperTable, spec: TableSpec, scale: str, values: dict, static: dict,
+                   out_dir: Path) -> list[str]:
     """A figure has no printed values: our numbers as a table, and the plot when a spec draws one."""
     headers = ["Row", *[c.column for c in spec.metric_columns]]
     body = [[row.label, *[values[row.key][c.column].render() if values[row.key][c.column] else "—"
                           for c in spec.metric_columns]] for row in spec.rows]
-    out = [tabulate(body, headers=headers, tablefmt="github"), ""]
-    if spec.plot is not None:
-        image = out_dir / f"{table.id}-{scale}.png"
-        plain = {row.key: {c.column: (values[row.key][c.column].mean if values[row.key][c.column] else None)
-                           for c in spec.metric_columns} for row in spec.rows}
-        plot_sweep(spec.plot, [(row.key, row.label) for row in spec.rows], plain, image)
-        out += [f"![{table.label}, {scale} scale]({image.name})", ""]
-    return out
+    return [tabulate(body, headers=headers, tablefmt="github"), ""] + _sweep_plot(table, spec, scale, values,
+                                                                                  static, out_dir)
+
+
+def _sweep_plot(table: PaperTable, spec: TableSpec, scale: str, values: dict, static: dict,
+                out_dir: Path) -> list[str]:
+    """The spec's plot (if it has one) of our metric means and static values, saved beside the report. A plot of
+    static columns only (measured costs, whose growth exponent is a slope) gets log-log axes and no scale in its
+    name: static cells come from fixed sizes, not from a training scale."""
+    if spec.plot is None:
+        return []
+    static_columns = {c.column for c in spec.static_columns}
+    costs = all(c in static_columns for columns in spec.plot.panels.values() for c in columns)
+    image = out_dir / (f"{table.id}.png" if costs else f"{table.id}-{scale}.png")
+    plain = {row.key: {**{c.column: (values[row.key][c.column].mean if values[row.key][c.column] else None)
+                          for c in spec.metric_columns},
+                       **{c: static[(row.key, c)].value for c in static_columns if (row.key, c) in static}}
+             for row in spec.rows}
+    plot_sweep(spec.plot, [(row.key, row.label) for row in spec.rows], plain, image, log=costs)
+    return [f"![{table.label}{'' if costs else f', {scale} scale'}]({image.name})", ""]
 
 
 def _notes(table: PaperTable, spec: TableSpec, cited: list) -> list[str]:
@@ -321,28 +400,40 @@ def _paper_only(table: PaperTable) -> str:
     return tabulate(body, headers=list(table.columns), tablefmt="github")
 
 
-def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR) -> Path:
+def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
+                 results_root: str | Path | None = None, prefer: Prefer = "tracked") -> Path:
+    """Write ``<out_dir>/<table_id>.md`` and the index, from the local runs and (given ``results_root``) the tracked
+    records."""
+    from data.atomic_write import atomic_write_text  # data imports torch: not at the report CLI's start
+
     path = Path(out_dir) / f"{table_id}.md"
-    path.write_text(render_report(table_id, runs_root, out_dir))
-    build_index(runs_root, out_dir)
+    atomic_write_text(path, render_report(table_id, runs_root, out_dir, results_root, prefer))
+    build_index(runs_root, out_dir, results_root, prefer)
     return path
 
 
-def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR) -> Path:
+def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
+                results_root: str | Path | None = None, prefer: Prefer = "tracked") -> Path:
     rows = []
     for table in paper_tables().values():
         status = table_status(table.id)
         report = Path(out_dir) / f"{table.id}.md"
-        n_runs = len(list(Path(runs_root, table.id).glob("**/metrics.json")))
+        spec = table_spec(table.id)
+        used = table_records(spec, runs_root, results_root, prefer).records if spec is not None else []
+        tracked = sum(r["_source"] == "tracked" for r in used)
         rows.append([table.id, table.paper_short, table.label, table.kind, status,
-                     f"[{table.id}.md]({table.id}.md)" if report.exists() else "—", n_runs])
+                     f"[{table.id}.md]({table.id}.md)" if report.exists() else "—",
+                     f"{len(used)} ({tracked} tracked)" if used else 0])
     text = "\n".join([
         "# Reports", "",
         "One report per paper table, in the paper's layout, rebuilt by `python -m reports build [ID ...]` from the",
-        "`metrics.json` records under `runs/`. Every metric cell names the scale and data that produced it.", "",
-        tabulate(rows, headers=["id", "paper", "label", "kind", "status", "report", "runs found"],
+        "tracked records under `reports/results/` and the local runs under `runs/` (each report's header says which",
+        "cells come from which). Every metric cell names the scale and data that produced it.", "",
+        tabulate(rows, headers=["id", "paper", "label", "kind", "status", "report", "runs used"],
                  tablefmt="github"), "",
     ])
+    from data.atomic_write import atomic_write_text
+
     path = Path(out_dir) / "README.md"
-    path.write_text(text)
+    atomic_write_text(path, text)
     return path

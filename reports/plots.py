@@ -9,10 +9,11 @@ from experiments.spec import SweepPlot
 
 
 def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping[str, Mapping[str, float | None]],
-               path: str | Path) -> Path:
+               path: str | Path, log: bool = False) -> Path:
     """One panel per ``plot.panels`` entry: each row's values against ``plot.x_values`` (bottom), and with a
     reference row, each row's margin to it (top). ``rows``: (key, label) in legend order; ``values``: row key ->
-    metric column -> value (None = not run). Missing points are left out."""
+    metric column -> value (None = not run). Missing points are left out. ``log``: log-log axes (costs, whose
+    growth exponent is the slope)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,7 +42,13 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
             axes[0, j].set_ylabel(f"{plot.y_label.split(' (')[0]} margin to {plot.reference_row} (pts)")
         values_axes[j].set_ylabel(plot.y_label)
         values_axes[j].set_xlabel(plot.x_label)
-        values_axes[j].set_xticks(xs)
+        if log:
+            values_axes[j].set_xscale("log")
+            values_axes[j].set_yscale("log")
+            values_axes[j].set_xticks(xs, [f"{x:g}" for x in xs], minor=False)
+            values_axes[j].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        else:
+            values_axes[j].set_xticks(xs)
     if values_axes[0].get_legend_handles_labels()[0]:
         values_axes[0].legend(fontsize=8)
     fig.tight_layout()

@@ -149,6 +149,18 @@ def test_greedy_selection_matches_literal_rule():
         assert idx[b].tolist() == _ref_greedy(x[b], idx[b, 0].item(), 7)
 
 
+def test_official_selection_is_literal_greedy_over_every_row_without_gradient():
+    """selection="official" (the official ``orthogonal_landmarks`` under ``torch.no_grad``): every row is a
+    candidate even where "orthogonal" would subsample oversample*R of them, and no gradient reaches the rows."""
+    for n, r in [(20, 7), (200, 10)]:  # 200 rows > the default 4 * 10 candidates of "orthogonal"
+        x = torch.randn(3, n, 6, dtype=F64, generator=_gen(n), requires_grad=True)
+        picked = select_prototypes(x, r, "official", generator=_gen(1))
+        assert picked.shape == (3, r, 6) and not picked.requires_grad
+        for b in range(3):
+            first = next(i for i in range(n) if torch.equal(x[b, i], picked[b, 0]))
+            assert torch.equal(picked[b], x[b, _ref_greedy(x[b].detach(), first, r)])
+
+
 def test_greedy_selection_subsample_deterministic_and_distinct():
     x = torch.randn(4, 200, 8, generator=_gen(0))
     a = orthogonal_prototype_indices(x, 10, oversample=2, generator=_gen(5))
@@ -224,6 +236,29 @@ def test_performer_matches_reference():
         assert _rel(out[b], _ref_performer(q[b], k[b], v[b], w)) < 1e-10
     # Drawing the features from a generator is the same as injecting them.
     assert _rel(performer_attention(q, k, v, 10, generator=_gen(0)), out) < 1e-12
+
+
+def test_official_orthoformer_no_gradient_through_the_selection():
+    """The official mode's gradients are those of Algorithm 1 with the selected prototypes held constant; with
+    gradients through the selection (the default) they differ, so the comparison can fail."""
+    q, k, v = (z.requires_grad_() for z in _qkv(2, 12, 4))
+    out = orthoformer_attention(q, k, v, 5, selection="official", generator=_gen(3))
+    constant = select_prototypes(q.detach(), 5, "official", generator=_gen(3))
+    ref = orthoformer_attention(q, k, v, 5, prototypes=constant)
+    cotangent = torch.randn(out.shape, dtype=F64, generator=_gen(4))
+    grads = torch.autograd.grad((out * cotangent).sum(), (q, k, v))
+    ref_grads = torch.autograd.grad((ref * cotangent).sum(), (q, k, v))
+    assert _rel(out, ref) < 1e-12
+    assert all(_rel(g, r) < 1e-10 for g, r in zip(grads, ref_grads))
+    idx = orthogonal_prototype_indices(q.detach(), 5, oversample=3, generator=_gen(3))  # 3 * 5 >= 12: every row
+    with_grad = q[torch.arange(2).unsqueeze(1), idx]  # the same prototypes, differentiable
+    assert torch.equal(with_grad.detach(), constant)
+    through = orthoformer_attention(q, k, v, 5, prototypes=with_grad)
+    assert _rel(torch.autograd.grad((through * cotangent).sum(), q)[0], grads[0]) > 1e-3
+    with pytest.raises(ValueError, match="official"):
+        orthoformer_attention(q, k, v, 5, selection="official", source="queries_keys")
+    with pytest.raises(ValueError, match="official"):
+        orthoformer_attention(q, k, v, 5, selection="official", detach_prototypes=False)
 
 
 def test_orthogonal_random_features():
@@ -326,6 +361,8 @@ MODULE_OPTIONS = [
     dict(approximation="orthoformer", num_prototypes=4, shared_prototypes=False),
     dict(approximation="orthoformer", num_prototypes=5, prototype_source="queries", selection="random"),
     dict(approximation="orthoformer", num_prototypes=4, selection="segment_means", shared_prototypes=False),
+    dict(approximation="orthoformer", num_prototypes=5, selection="official"),
+    dict(approximation="orthoformer", num_prototypes=3, selection="official", shared_prototypes=False),
     dict(approximation="nystrom", num_prototypes=5),
     dict(approximation="nystrom", num_prototypes=3, shared_prototypes=False),
     dict(approximation="performer", num_prototypes=12),
@@ -382,6 +419,31 @@ def test_stage_one_matches_literal_reference(options):
     fast = module._trajectories(q, k, v, num_t, 0.0)
     assert fast.shape == (2, HEADS, num_t, num_t * s, DIM // HEADS)
     assert _rel(fast, _ref_trajectories(module, q, k, v, num_t, 7)) < 1e-10
+
+
+def test_official_mode_resolves_to_the_official_options():
+    module = ApproximateTrajectoryAttention(DIM, num_heads=HEADS, selection="official")
+    assert (module.prototype_source, module.detach_prototypes) == ("queries", True)
+    paper = ApproximateTrajectoryAttention(DIM, num_heads=HEADS)
+    assert (paper.selection, paper.prototype_source, paper.detach_prototypes) == ("orthogonal", "queries_keys", False)
+    for conflicting in (dict(prototype_source="queries_keys"), dict(detach_prototypes=False)):
+        with pytest.raises(ValueError, match="official"):
+            ApproximateTrajectoryAttention(DIM, num_heads=HEADS, selection="official", **conflicting)
+
+
+def test_approximate_attention_dropout_default_drops_nothing():
+    """The official approximations have no attention dropout and the default placement drops only exact stage
+    one's weights: with attn_drop = 1 the training output is the one without dropout (same prototypes)."""
+    x = torch.randn(2, 1 + 3 * 4, DIM, dtype=F64)
+    outs = []
+    for p in (0.0, 1.0):
+        torch.manual_seed(0)
+        module = ApproximateTrajectoryAttention(DIM, num_heads=HEADS, num_prototypes=4, attn_drop=p).double()
+        module.generator = _gen(5)
+        outs.append(module(x, (3, 2, 2)))
+    assert _rel(outs[1], outs[0]) < 1e-12
+    module.attn_drop_placement, module.generator = "all", _gen(5)
+    assert _rel(module(x, (3, 2, 2)), outs[0]) > 1e-3  # "all": the CLS attention and stage two are dropped
 
 
 def test_exact_option_equals_trajectory_attention():
@@ -518,3 +580,28 @@ def test_benchmark_json(capsys):
     result = json.loads(capsys.readouterr().out)
     assert [r["side"] for r in result["rows"]] == [4, 6]
     assert result["rows"][1]["saved_bytes"] > result["rows"][0]["saved_bytes"] > 0
+
+
+def test_nystrom_pinv_side_is_the_same_function():
+    """The Nystromformer code's product order (Omega_1 Z)(Omega_3 V) equals ours, Omega_1 (Z (Omega_3 V))."""
+    q, k, v = _qkv(2, 12, 4)
+    ours = nystrom_attention(q, k, v, 4)
+    assert _rel(nystrom_attention(q, k, v, 4, pinv_side="queries"), ours) < 1e-12
+    with pytest.raises(ValueError, match="pinv_side"):
+        nystrom_attention(q, k, v, 4, pinv_side="keys")
+
+
+def test_table5_gflops_name_what_the_paper_counted():
+    """Table 5's GFLOPs cells: our count, plus each operation of the code the paper ran, counted. With the
+    Nystromformer code's product order and its convolution on V, Nystromformer-128 is within 2% of the paper."""
+    from experiments.motionformer_lra import _nystromformer_conv_gflops
+    from experiments.spec import table_spec
+
+    assert _nystromformer_conv_gflops() == pytest.approx(2 * 2 * 35 * 2048 * 32 / 1e9)  # layers x heads x taps x N x d
+    spec = table_spec("mformer_table5")
+    column = next(c for c in spec.static_columns if c.column.startswith("GFLOPS"))
+    nystrom = column.compute(spec, spec.row("nystrom"))
+    total = float(nystrom.text.rsplit("= ", 1)[1].rstrip(")"))
+    assert nystrom.value == pytest.approx(0.474, abs=0.001) and total == pytest.approx(0.62, rel=0.02)
+    ortho = column.compute(spec, spec.row("orthoformer"))
+    assert "all 2048 queries" in ortho.text and float(ortho.text.rsplit("= ", 1)[1].rstrip(")")) > ortho.value

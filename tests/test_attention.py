@@ -115,3 +115,61 @@ def test_fused_trajectory_never_materialises_spacetime_scores(temporal_pool, mon
     with LargestTensor() as probe:
         module(x, (num_t, grid_h, grid_w)).sum().backward()
     assert probe.max_numel >= score_numel, "detector must catch the explicit path's score matrix"
+
+
+# ---- attention dropout placement (trajectory) -----------------------------------------------------------------
+
+
+def _record_dropout(monkeypatch):
+    """Record (shape, p) of every dropout applied to attention weights: F.dropout calls and SDPA's dropout_p."""
+    calls = []
+    real_dropout, real_sdpa = F.dropout, F.scaled_dot_product_attention
+
+    def dropout(x, p=0.5, *args, **kwargs):
+        calls.append(("dropout", tuple(x.shape), p))
+        return real_dropout(x, p, *args, **kwargs)
+
+    def sdpa(q, k, v, *args, dropout_p=0.0, **kwargs):
+        calls.append(("sdpa", tuple(q.shape[:-1]) + (k.shape[-2],), dropout_p))
+        return real_sdpa(q, k, v, *args, dropout_p=dropout_p, **kwargs)
+
+    monkeypatch.setattr(F, "dropout", dropout)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", sdpa)
+    return calls
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])
+@pytest.mark.parametrize("placement", ["stage_one", "all"])
+def test_trajectory_attention_dropout_placement(placement, fused, monkeypatch):
+    """Default ("stage_one", the official code): only stage one's per-frame weights (T*S queries x T frames x S
+    keys) are dropped; "all" also drops the CLS attention's (1 x (1 + T*S)) and stage two's (T per query)."""
+    num_t, grid = 3, (2, 2)
+    n, s = num_t * grid[0] * grid[1], grid[0] * grid[1]
+    module = get_attention("trajectory")(DIM, num_heads=HEADS, attn_drop=0.3, fused_attn=fused,
+                                         attn_drop_placement=placement).train()
+    calls = _record_dropout(monkeypatch)
+    module(torch.randn(2, 1 + n, DIM), (num_t, *grid))
+    dropped = {shape for _, shape, p in calls if p > 0}
+    stage_one = (2 * HEADS, num_t, n, s) if fused else (2, HEADS, n, num_t, s)
+    cls = (2, HEADS, 1, 1 + n)
+    stage_two = (2, n, HEADS, num_t)  # rearranged stage two: the weights over t' per (query, head)
+    assert stage_one in dropped
+    assert (cls in dropped) == (stage_two in dropped) == (placement == "all"), dropped
+    assert len(dropped) == (1 if placement == "stage_one" else 3), dropped
+
+
+def test_trajectory_attention_dropout_one_drops_stage_one_only():
+    """attn_drop = 1 with the default placement: stage one's weights are all zero, so every trajectory token is
+    zero and each patch output is proj(b_v), stage two's value bias; the CLS output is that of eval mode."""
+    module = random_attention(get_attention("trajectory"), DIM, HEADS, fused=False, attn_drop=1.0)
+    x = torch.randn(2, 1 + 3 * 4, DIM, dtype=torch.float64)
+    expected_cls = module(x, (3, 2, 2))[:, 0]
+    out = module.train()(x, (3, 2, 2))
+    assert _rel(out[:, 0], expected_cls) < 1e-12
+    b_v = module.proj_kv.bias[DIM:]
+    patch = module.proj(b_v).expand_as(out[:, 1:])
+    assert _rel(out[:, 1:], patch) < 1e-12
+    module.attn_drop_placement = "all"  # the CLS weights are dropped too: its output is the projection's bias
+    assert _rel(module(x, (3, 2, 2))[:, 0], module.proj.bias.expand(2, -1)) < 1e-12
+    with pytest.raises(ValueError, match="attn_drop_placement"):
+        get_attention("trajectory")(DIM, num_heads=HEADS, attn_drop_placement="stage_two")

@@ -215,6 +215,26 @@ def test_dataset_train_and_test_views(tmp_path):
     assert batch["video"].shape == (2, 6, 3, 4, 32, 32) and batch["label"].tolist() == [0, 1]
 
 
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_kept_decoded_frames_give_identical_items(tmp_path, mode):
+    """Generated sets keep each video's decoded frames (``keep_decoded``): the same random clips and crops must come
+    out as from decoding every time, over several epochs."""
+    paths = [index_video(tmp_path / f"{i}.mp4", num_frames=30, height=36, width=48) for i in range(3)]
+    samples = read_annotations_from(paths)
+    transform = TrainTransform(32, (32, 40), True) if mode == "train" else TestTransform(32, 3)
+    kwargs = dict(num_frames=4, stride=3, num_clips=2)
+    decoding = VideoClipDataset(samples, mode, transform, "dense", **kwargs)
+    kept = VideoClipDataset(samples, mode, transform, "dense", keep_decoded=True, **kwargs)
+    for epoch in range(3):
+        for index in range(len(samples)):
+            torch.manual_seed(epoch * 10 + index), random.seed(index)
+            expected = decoding[index]
+            torch.manual_seed(epoch * 10 + index), random.seed(index)
+            got = kept[index]
+            assert torch.equal(got["video"], expected["video"]) and got["label"] == expected["label"]
+    assert len(kept._decoded) == len(samples)  # each video decoded once
+
+
 def read_annotations_from(paths: list[Path]):
     from data.annotations import Sample
 

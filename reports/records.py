@@ -1,0 +1,180 @@
+"""Where a report's numbers come from: the tracked records committed under ``reports/results/`` and the local runs
+under ``runs/`` (git-ignored).
+
+A record is one run's ``metrics.json``. The committed reports are rebuilt from the tracked ones, so a fresh clone
+regenerates them byte for byte (``tests/test_tracked_results.py``); ``python -m reports track ID`` copies a
+table's local records into the tracked folder. A report cell of row R and column C is filled by
+
+- a record written for R and C of this table (local: whatever options that run was given), or
+- any record, whichever table's command trained it, whose configuration is the one R and C resolve to today
+  (all but the table/row/column names, the seed and the data folder): reuse by configuration.
+
+For one cell and seed a tracked record wins over a local one unless ``prefer="local"``: a new local run never
+silently replaces a committed number; the report header counts the local records that were passed over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from experiments.provenance import with_paper_batch
+from experiments.runner import experiment_key
+from experiments.spec import SCALES, TableSpec, column_slug
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+Prefer = Literal["tracked", "local"]
+
+
+def results_root_for(out_dir: str | Path | None, results_dir: str | None) -> Path | None:
+    """The tracked records belong to the committed reports: used when building into this repository's reports/
+    (or when ``--results-dir`` names a folder); a report written elsewhere shows the local runs only."""
+    if results_dir is not None:
+        return Path(results_dir) if results_dir else None
+    inside = out_dir is None or Path(out_dir).resolve() == RESULTS_DIR.parent
+    return RESULTS_DIR if inside else None
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def tracked_path(results_root: str | Path, record: dict[str, Any]) -> Path:
+    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it."""
+    return (Path(results_root) / record["table"] / record["row"] / f"seed{record['seed']}"
+            / f"{record['scale']}-{column_slug(record['column'])}.json")
+
+
+_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
+
+
+def _read_cached(path: Path) -> dict[str, Any]:
+    """One parse per file and modification: a build of every report reads each record once, not once a table."""
+    stamp = path.stat().st_mtime_ns
+    hit = _cache.get(path)
+    if hit is None or hit[0] != stamp:
+        hit = _cache[path] = (stamp, read_record(path))
+    return hit[1]
+
+
+def _scan(root: str | Path | None, pattern: str, source: str) -> list[dict[str, Any]]:
+    if root is None or not Path(root).is_dir():
+        return []
+    out = []
+    for path in sorted(Path(root).glob(pattern)):
+        record = _read_cached(path)
+        if record.get("reused_from"):
+            continue  # a copy of another table's run: that run is found by its configuration
+        out.append({**record, "_source": source, "_path": path.as_posix()})
+    return out
+
+
+def all_records(runs_root: str | Path | None, results_root: str | Path | None) -> list[dict[str, Any]]:
+    """Every original record: tracked (``_source`` "tracked") and local ("local"); unreadable files raise."""
+    return (_scan(results_root, "*/*/seed*/*.json", "tracked")
+            + _scan(runs_root, "*/*/seed*/*/metrics.json", "local"))
+
+
+@dataclass
+class TableRecords:
+    """The records a table's report uses, relabelled with its own row and column, and what was passed over."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    passed_over: list[dict[str, Any]] = field(default_factory=list)  # same cell and seed as a preferred record
+    differing: list[dict[str, Any]] = field(default_factory=list)  # written for the cell, configured otherwise
+
+
+def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: str | Path | None = None,
+                  prefer: Prefer = "tracked") -> TableRecords:
+    if prefer not in ("tracked", "local"):
+        raise ValueError(f"prefer must be 'tracked' or 'local', got {prefer!r}")
+    cells = {(row.key, column.run_name) for row, column in spec.runs()}
+    wanted: dict[str, list[tuple[str, str, str]]] = {}  # experiment key -> (scale, row, column) it fills
+    today: dict[tuple[str, str, str], str] = {}
+    for scale in SCALES:
+        if scale not in spec.scales:
+            continue
+        for row, column in spec.runs():
+            try:
+                cfg = with_paper_batch(spec.resolve(row, column, scale, seed=0))  # as the runner resolves it
+            except KeyError:
+                continue  # no data for this column at this scale
+            key = experiment_key(cfg.to_dict())
+            wanted.setdefault(key, []).append((scale, row.key, column.run_name))
+            today[(scale, row.key, column.run_name)] = key
+
+    candidates: dict[tuple[str, str, str, int], list[tuple[tuple[int, int], dict[str, Any]]]] = {}
+    out = TableRecords()
+    source_rank = {"tracked": 0, "local": 1} if prefer == "tracked" else {"tracked": 1, "local": 0}
+    for record in all_records(runs_root, results_root):
+        key = experiment_key(record["config"]) if "config" in record else None  # None: not recorded
+        own = record.get("table") == spec.table_id and (record.get("row"), record.get("column")) in cells
+        targets = set(wanted.get(key, [])) if key is not None else set()
+        if own:
+            cell = (record["scale"], record["row"], record["column"])
+            targets.add(cell)
+            if key is not None and today.get(cell) not in (None, key):
+                out.differing.append(record)
+        for scale, row, column in sorted(targets):
+            if scale != record.get("scale"):
+                continue
+            relabelled = {**record, "row": row, "column": column}
+            if not own or (row, column) != (record["row"], record["column"]):
+                relabelled["reused_from"] = f"{record['table']}/{record['row']}/seed{record['seed']}/" \
+                                            f"{record['scale']}-{column_slug(record['column'])}"
+            candidates.setdefault((scale, row, column, record["seed"]), []).append(
+                (source_rank[record["_source"]], relabelled))
+    for options in candidates.values():
+        # preferred source first; within it the newest run (a configuration retrained at a later commit fills
+        # every report that shows it with the same numbers), then its own table's run
+        options.sort(key=lambda item: (item[0], _newest_first(item[1]), "reused_from" in item[1],
+                                       item[1]["_path"]))
+        chosen = options[0][1]
+        out.records.append(chosen)
+        out.passed_over += [r for _, r in options[1:]
+                            if r["_source"] != chosen["_source"] and _run_id(r) != _run_id(chosen)]
+    out.records.sort(key=lambda r: (r["scale"], r["row"], r["column"], r["seed"]))
+    return out
+
+
+def _newest_first(record: dict[str, Any]) -> str:
+    """Sorts ISO times descending (a missing time sorts last)."""
+    stamp = record.get("finished_at")
+    return "".join(chr(0x10FFFF - ord(c)) for c in stamp) if stamp else chr(0x10FFFF)
+
+
+def _run_id(record: dict[str, Any]) -> tuple:
+    """One training run, wherever its record lies: a tracked copy of a local run is the same run."""
+    return (record.get("table"), record.get("row"), record.get("column"), record.get("seed"),
+            record.get("scale"), record.get("finished_at"), record.get("git_commit"))
+
+
+def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RESULTS_DIR) -> list[Path]:
+    """Copy the local records a table's report uses into the tracked folder (replacing tracked records of the same
+    run); returns the files written. Static columns (``runs/<table>/static.json``) are copied too."""
+    from data.atomic_write import atomic_write_text
+    from experiments.static import static_record_path
+
+    written = []
+    used = table_records(spec, runs_root, results_root=None).records
+    for record in used:
+        original = read_record(Path(record["_path"]))
+        path = tracked_path(results_root, original)
+        atomic_write_text(path, json.dumps(original, indent=2, default=str) + "\n")
+        written.append(path)
+    static = static_record_path(runs_root, spec.table_id)
+    if static.exists():
+        target = Path(results_root) / spec.table_id / "static.json"
+        atomic_write_text(target, static.read_text())
+        written.append(target)
+    return written
+
+
+def commits(records: Iterable[dict[str, Any]]) -> set[str]:
+    return {r.get("git_commit", "unknown") for r in records}

@@ -1,0 +1,131 @@
+"""Tracked records are the committed reports' source of truth: a fresh clone rebuilds every report byte for byte,
+the README's results block is generated from them, a local run never silently replaces one, and a cell is filled
+by any run configured as its row, whichever table trained it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.runner import resolve_runs
+from experiments.spec import table_spec
+from reports import noise
+from reports.build import REPORTS_DIR, Cell, build_report
+from reports.readme import README, rewrite_results_block
+from reports.records import table_records, track, tracked_path
+
+REPO = REPORTS_DIR.parent
+
+
+def _record(table: str, row: str, column: str, seed: int, top1: float, commit: str = "a" * 40) -> dict:
+    cfg = next(c for c in resolve_runs(table, "tiny", [row], seed + 1, None, None)
+               if c.column == column and c.seed == seed)
+    return {"table": table, "row": row, "column": column, "seed": seed, "scale": "tiny",
+            "dataset": cfg.data.dataset, "metrics": {"top1": top1}, "config": cfg.to_dict(), "git_commit": commit}
+
+
+def _write_local(runs: Path, record: dict) -> Path:
+    slug = record["column"].lower().replace("-", "_")
+    path = runs / record["table"] / record["row"] / f"seed{record['seed']}" / f"tiny-{slug}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def _write_tracked(results: Path, record: dict) -> Path:
+    path = tracked_path(results, record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_a_tracked_record_wins_over_a_local_run_unless_asked(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    _write_tracked(results, _record("mformer_table4", "joint", "K-400", 0, 60.0))
+    _write_local(runs, _record("mformer_table4", "joint", "K-400", 0, 70.0, commit="b" * 40))
+    spec = table_spec("mformer_table4")
+    kept = table_records(spec, runs, results)
+    assert [r["metrics"]["top1"] for r in kept.records] == [60.0] and len(kept.passed_over) == 1
+    assert [r["metrics"]["top1"] for r in table_records(spec, runs, results, prefer="local").records] == [70.0]
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results).read_text()
+    assert "60.0 (n=1; tiny, synth_appearance) · paper 79.2" in text
+    assert "1 tracked in `reports/results/`, 0 local" in text and "1 local record(s) of the same cells" in text
+
+
+def test_a_cell_is_filled_by_any_run_configured_as_its_row(tmp_path):
+    """Table 3a's exact row is Table 4's trajectory row: its record fills both reports; a copy written by the
+    runner's reuse (``reused_from``) is not counted twice."""
+    runs = tmp_path / "runs"
+    _write_local(runs, _record("mformer_table4", "traj_attT_normS", "K-400", 0, 61.0))
+    _write_local(runs, _record("mformer_table4", "traj_attT_normS", "K-400", 1, 63.0))
+    copy = {**_record("mformer_table3a", "exact", "K-400", 0, 61.0), "reused_from": "mformer_table4/..."}
+    _write_local(runs, copy)
+    found = table_records(table_spec("mformer_table3a"), runs)
+    exact = [r for r in found.records if r["row"] == "exact"]
+    assert sorted(r["seed"] for r in exact) == [0, 1]
+    assert all(r["reused_from"].startswith("mformer_table4/traj_attT_normS/") for r in exact)
+    assert not table_records(table_spec("mformer_table3a"), runs).differing
+
+
+def test_a_run_configured_otherwise_is_said_in_the_header(tmp_path):
+    runs = tmp_path / "runs"
+    record = _record("mformer_table4", "joint", "K-400", 0, 55.0)
+    record["config"]["optim"]["epochs"] = 1  # as `--epochs 1` would have run it
+    _write_local(runs, record)
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "Cells filled by runs configured otherwise than the row is today" in text and "joint · K-400" in text
+
+
+def test_track_copies_the_records_a_report_uses(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    _write_local(runs, _record("mformer_table4", "traj_attT_normS", "SSv2", 0, 71.0))
+    written = track(table_spec("mformer_table3a"), runs, results)  # reused by configuration: tracked under its own
+    assert written == [results / "mformer_table4" / "traj_attT_normS" / "seed0" / "tiny-ssv2.json"]
+    assert json.loads(written[0].read_text())["metrics"]["top1"] == 71.0
+    assert [r["_source"] for r in table_records(table_spec("mformer_table3a"), None, results).records] == ["tracked"]
+
+
+def test_noise_rule_against_literal_numbers():
+    a, b = Cell(70.0, 1.0, 3, "tiny", "x"), Cell(66.0, 2.0, 3, "tiny", "x")
+    # |70 - 66| = 4 > 2 * sqrt(1/3 + 4/3) = 2.58: beyond noise; 68 vs 66: 2 < 2.58 within
+    assert noise.beyond_noise(a, b) is True
+    assert noise.beyond_noise(Cell(68.0, 1.0, 3, "tiny", "x"), b) is False
+    assert noise.beyond_noise(Cell(90.0, 0.0, 1, "tiny", "x"), b) is None
+    line = noise.column_line("K-400", [("A", a), ("B", b), ("C", Cell(69.0, 1.0, 3, "tiny", "x"))])
+    assert line == "- K-400: 2 of 3 row pairs differ beyond noise: A > B (+4.0), C > B (+3.0); 1 within noise"
+
+
+def test_the_readme_results_block_is_generated_from_the_tracked_records():
+    assert not rewrite_results_block(README, write=False), (
+        "README.md's tiny-scale results block differs from the tracked records: run `python -m reports readme`")
+
+
+def _tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    return [f for f in listed if f and (REPO / f).is_file()]
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout to know the tracked files")
+def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
+    """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build` must reproduce every
+    committed report and plot exactly."""
+    clone = tmp_path / "clone"
+    for name in _tracked_files():
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    committed = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
+    env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-m", "reports", "build"], cwd=clone, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rebuilt = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
+    changed = sorted(name for name in committed.keys() | rebuilt.keys() if committed.get(name) != rebuilt.get(name))
+    assert not changed, f"reports that a fresh clone does not rebuild identically: {changed}"
