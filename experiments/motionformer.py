@@ -273,7 +273,6 @@ def mformer_table4() -> TableSpec:
         metric_columns=COLUMNS,
         static_columns=(StaticColumn("GFLOPS", paper_gflops, note=GFLOPS_NOTE),),
         scales=SCALES,
-        tiny_seeds=3,  # the quick start: 30 runs, timed in the README
     )
 
 

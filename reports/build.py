@@ -271,7 +271,8 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
     out += _notes(table, spec, cited)
     out += ["", f"Rows: {', '.join(f'`{r.key}` = {r.label}' for r in spec.rows)}.", "",
             f"Regenerate: `python -m experiments run {table_id}` (trains what is missing) or "
-            f"`python -m reports build {table_id}` (from the runs already logged under `{runs_root}/`).", ""]
+            f"`python -m reports build {table_id}` (from the tracked records in `reports/results/` and the runs "
+            f"logged under `runs/`).", ""]
     return "\n".join(out)
 
 
