@@ -30,7 +30,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_json(table_id: str, scale: str, runs_root: str) -> dict:
+def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Path | None = "reports/results"
+              ) -> dict:
     """The table as one object; ``ours`` holds measured cells at ``scale`` and static cells in the paper's unit, and
     ``static`` says what each static cell is and where it came from (computed, rendered, measured on a device,
     needs GPU). A ``needs GPU`` memory cell is a ratio of activation bytes, not the paper's gigabytes: its ``ours``
@@ -40,9 +41,11 @@ def show_json(table_id: str, scale: str, runs_root: str) -> dict:
 
     from .static import NEEDS_GPU
 
+    if results_root == "reports/results":
+        results_root = RESULTS_DIR  # the tracked records, wherever the command runs from
     table, spec = paper_table(table_id), table_spec(table_id)
-    our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=RESULTS_DIR)
-    static = static_values(spec, runs_root, RESULTS_DIR) if spec else {}
+    our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=results_root or None)
+    static = static_values(spec, runs_root, results_root or None) if spec else {}
     rows = []
     for prow, our in zip(table.rows, our_rows):
         row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
@@ -61,7 +64,7 @@ def show_json(table_id: str, scale: str, runs_root: str) -> dict:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    obj = show_json(args.table, args.scale, args.runs_dir)
+    obj = show_json(args.table, args.scale, args.runs_dir, args.results_dir)
     if args.json:
         print(json.dumps(obj, ensure_ascii=False, indent=1))
         return 0
@@ -240,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="one JSON object: id, status, columns, rows")
     show.add_argument("--scale", choices=SCALES, default="tiny", help="which runs fill 'ours' (default: tiny)")
     show.add_argument("--runs-dir", default="runs")
+    show.add_argument("--results-dir", default="reports/results",
+                      help="tracked records read beside --runs-dir (default: the repository's; '' for none)")
     show.set_defaults(fn=cmd_show)
 
     run = sub.add_parser("run", help="train and test each row (each seed), then rebuild the report")

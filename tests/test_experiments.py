@@ -43,7 +43,7 @@ def test_list_prints_one_line_per_table_starting_with_its_id(capsys):
 
 def test_show_json_has_paper_numbers_and_static_columns(tmp_path):
     compute_static(table_spec("mformer_table4"), tmp_path, echo=lambda _: None)
-    obj = show_json("mformer_table4", "tiny", str(tmp_path))
+    obj = show_json("mformer_table4", "tiny", str(tmp_path), results_root=None)  # no tracked records
     assert obj["id"] == "mformer_table4" and obj["status"] == "implemented"
     assert obj["columns"][-3:] == ["GFLOPS", "K-400", "SSv2"]
     assert [r["paper"]["K-400"] for r in obj["rows"]] == [79.2, 78.5, 76.0, 77.2, 79.7]
@@ -58,15 +58,15 @@ def test_show_json_has_paper_numbers_and_static_columns(tmp_path):
 
 def test_show_labels_a_static_cell_by_its_source_never_by_a_scale(tmp_path):
     compute_static(table_spec("mformer_table3a"), tmp_path, echo=lambda _: None)
-    out = cli("show", "mformer_table3a", "--runs-dir", str(tmp_path))
+    out = cli("show", "mformer_table3a", "--runs-dir", str(tmp_path), "--results-dir", "")
     assert out.returncode == 0, out.stderr
     memory = [line for line in out.stdout.splitlines() if line.strip().startswith("Mem.")]
     assert len(memory) == 4 and all("ours (needs GPU): needs GPU; activations" in line for line in memory), memory
     assert "ours (tiny" not in "\n".join(memory)
-    gflops_free = cli("show", "mformer_table3a", "--runs-dir", str(tmp_path / "none"))
+    gflops_free = cli("show", "mformer_table3a", "--runs-dir", str(tmp_path / "none"), "--results-dir", "")
     assert "ours (" not in gflops_free.stdout  # no record, no runs: nothing claimed
     # --json: a unitless ratio never sits in the paper's gigabyte column; the static cell says what it is
-    rows = show_json("mformer_table3a", "tiny", str(tmp_path))["rows"]
+    rows = show_json("mformer_table3a", "tiny", str(tmp_path), results_root=None)["rows"]
     assert [r["ours"]["Mem."] for r in rows] == [None] * 4
     assert rows[0]["static"]["Mem."]["value"] == 1.0 and "1.00× `exact`" in rows[0]["static"]["Mem."]["text"]
 
