@@ -216,6 +216,9 @@ class VideoDataModule(L.LightningDataModule):
             transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std)
             self._datasets["test"] = VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
                                                       split="val", bad_annotations=bad, **common)
+        if self.synthetic:  # decoded here, once per process; forked loader workers inherit the frames
+            for dataset in self._datasets.values():
+                dataset.decode_all()
 
     def train_dataloader(self) -> DataLoader:
         # Resumable mid-epoch: order and augmentations seeded by (seed, epoch, index), see data.resumable; split over

@@ -36,7 +36,7 @@ from torch.utils.data import Dataset, default_collate
 from data.annotations import BadAnnotation, Sample
 from data.clip_sampling import ClipInfo, sample_clip, segment_range, shift_clip, temporal_views
 from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
-from data.video_io import DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
+from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ class VideoClipDataset(Dataset):
         bad_annotations: malformed annotation lines found while reading ``samples``, for the data report.
         with_pose: also return the joints of ``Sample.pose`` files at the sampled frames.
         keep_decoded: keep every video's decoded frames in this process's memory after its first use
-            (``DecodedVideo``): for small generated sets, where decoding is most of the loading work. Items are
-            identical with and without it.
+            (``data.video_io.DECODED_VIDEOS``, shared with every other dataset of the process): for small
+            generated sets, where decoding is most of the loading work. Items are identical with and without it.
     """
 
     def __init__(
@@ -114,7 +114,6 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{dataset_name or 'dataset'}: with_pose needs a pose file for every sample")
         self._failures: list[dict[str, Any]] = []  # this process's own records
         self.keep_decoded = keep_decoded
-        self._decoded: dict[int, DecodedVideo] = {}  # per process: each DataLoader worker fills its own
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -122,7 +121,7 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         sample = self.samples[index]
         try:
-            with self._open(index, sample) as video:
+            with self._open(sample) as video:
                 clips = self._clips(video, sample)
                 frames = video.get_clip(
                     min(c.clip_start_sec for c in clips), max(c.clip_end_sec for c in clips),
@@ -157,13 +156,20 @@ class VideoClipDataset(Dataset):
             out["pose"] = items[0]["pose"] if self.mode == "train" else torch.cat([i["pose"] for i in items])
         return out
 
-    def _open(self, index: int, sample: Sample) -> Video | FrameFolderVideo | DecodedVideo:
+    def _open(self, sample: Sample) -> Video | FrameFolderVideo | DecodedVideo:
+        return DECODED_VIDEOS.open(sample.path) if self.keep_decoded else open_video(sample.path)
+
+    def decode_all(self) -> None:
+        """With ``keep_decoded``: decode every video now, in this process, so that the DataLoader workers it forks
+        inherit the frames instead of each decoding its share again. Unreadable videos are left for
+        ``__getitem__`` to record."""
         if not self.keep_decoded:
-            return open_video(sample.path)
-        if index not in self._decoded:
-            with open_video(sample.path) as video:
-                self._decoded[index] = DecodedVideo(video)
-        return self._decoded[index]
+            raise ValueError(f"{self.dataset_name or 'dataset'}: decode_all needs keep_decoded=True")
+        for sample in self.samples:
+            try:
+                DECODED_VIDEOS.open(sample.path)
+            except VideoDecodeError:
+                continue
 
     def _clips(self, video: Video | FrameFolderVideo | DecodedVideo, sample: Sample) -> list[ClipInfo]:
         first, count = 0, video.num_frames

@@ -16,7 +16,7 @@ from data.clip_sampling import ClipInfo, dense_clip, temporal_views, uniform_seg
 from data.datamodule import VideoDataModule
 from data.datasets import VideoClipDataset, collate_skip_none
 from data.transforms import TestTransform, TrainTransform
-from data.video_io import Video, write_video
+from data.video_io import DECODED_VIDEOS, DecodedVideoCache, Video, VideoDecodeError, write_video
 
 BITS = 6  # frame i shows its index in binary as 6 black/white vertical stripes: it survives lossy compression
 
@@ -232,7 +232,24 @@ def test_kept_decoded_frames_give_identical_items(tmp_path, mode):
             torch.manual_seed(epoch * 10 + index), random.seed(index)
             got = kept[index]
             assert torch.equal(got["video"], expected["video"]) and got["label"] == expected["label"]
-    assert len(kept._decoded) == len(samples)  # each video decoded once
+    assert all(sample.path in DECODED_VIDEOS for sample in samples)  # kept for the process, not per dataset
+
+
+def test_decoded_video_cache_shares_frames_and_decodes_a_rewritten_file_anew(tmp_path):
+    """One decode per file per process, whichever dataset asks; a file written again (another size or time) is
+    decoded again; past the byte budget videos are opened for decoding on each use, not kept."""
+    path = index_video(tmp_path / "a.mp4", num_frames=10, height=36, width=48)
+    cache = DecodedVideoCache(max_bytes=10 ** 9)
+    first = cache.open(path)
+    assert cache.open(path) is first and cache.bytes == first.nbytes == 3 * 10 * 36 * 48
+    index_video(path, num_frames=12, height=36, width=48)  # regenerated in place
+    second = cache.open(path)
+    assert second is not first and second.num_frames == 12
+    full = DecodedVideoCache(max_bytes=0)
+    with full.open(path) as video:
+        assert isinstance(video, Video) and path not in full
+    with pytest.raises(VideoDecodeError, match="missing file"):
+        cache.open(tmp_path / "gone.mp4")
 
 
 def read_annotations_from(paths: list[Path]):

@@ -70,3 +70,27 @@ def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
     first = [column for how, column in order if how == "side by side"]
     assert len(first) == 1 and order[0] == ("side by side", first[0])
     assert [how for how, _ in order[1:]] == ["after"] * (len(configs) - 1)
+
+
+def test_side_by_side_runs_load_their_data_in_their_own_process(monkeypatch, tmp_path):
+    """Loader workers would contend with the other runs for the cores; the worker count is no part of what a run
+    computes (items are seeded), so a record made with either matches the same row."""
+    from experiments import runner
+
+    seen = {}
+
+    def side_by_side(configs, jobs, runs_root, force, echo, finished):
+        seen.update({(c.row, c.column): c.data.num_workers for c in configs})
+        for cfg in configs:
+            finished(cfg, {"metrics": {}, "wall_time_s": 0.0})
+
+    monkeypatch.setattr(runner, "_run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    runner.run_table(TABLE, rows=[ROW], runs_root=tmp_path, jobs=2, echo=lambda _: None)
+    assert seen and set(seen.values()) == {0}
+    runner.run_table(TABLE, rows=[ROW], runs_root=tmp_path, jobs=2, echo=lambda _: None,
+                     overrides={"data": {"num_workers": 3}})
+    assert set(seen.values()) == {3}  # the user's choice stands
+    cfg = resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0]
+    other = resolve_runs(TABLE, "tiny", [ROW], 1, None, {"data": {"num_workers": 5}})[0]
+    assert runner.experiment_key(cfg.to_dict()) == runner.experiment_key(other.to_dict())
