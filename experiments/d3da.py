@@ -21,17 +21,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .presets import GPU_TRAINER, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
-from .runner import final_metrics
 from .spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
                    StaticColumn, SweepPlot, TableSpec, register_table)
 from .static import MEASURED
-from .tasks import Task, build_model, get_task, register_task
+from .tasks import Task, get_task, register_task, tested_only
 from .provenance import cpu_name
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
@@ -78,30 +76,15 @@ TRAIN_FRAMES = 12  # "a model trained with 12 frames"
 TEST_FRAMES = (4, 8, 12, 16, 24, 32)  # not listed in the supplementary; synth_pose videos have 32 frames
 
 
-def _test_frames(cfg: RunConfig, weights: str | Mapping[str, str] | None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Test the trained model on clips of ``cfg.data.num_frames`` frames (its temporal table is interpolated from
-    the ``num_frames`` it was built with) and train nothing."""
-    import lightning as L
-
-    with tempfile.TemporaryDirectory() as scratch:
-        dm = RGB_POSE.datamodule(cfg, Path(scratch))
-        dm.prepare_data()
-        dm.setup("test")
-        module = RGB_POSE.system(cfg, build_model(cfg, dm.num_classes, weights=weights), dm)
-        trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False)
-        metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
-        return metrics, dm.describe()
-
-
 def _test_frames_inputs(data: DataConfig) -> dict[str, Any]:
     """As the training task, except the frame count: the model keeps the table of the frames it was trained on."""
     return {k: v for k, v in _rgb_pose_inputs(data).items() if k != "num_frames"}
 
 
+# Tests the trained model on clips of ``cfg.data.num_frames`` frames (its temporal table is interpolated from the
+# ``num_frames`` it was built with) and trains nothing.
 TEST_FRAMES_TASK = register_task(Task("rgb_pose_test_frames", model_inputs=_test_frames_inputs,
-                                      evaluate=_test_frames))
+                                      evaluate=tested_only(RGB_POSE)))
 
 # ---- scales --------------------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import Any
 from .paper_tables import paper_table
 from .provenance import launched_as_global_zero, with_paper_batch
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
-from .tasks import build_model, get_task
+from .tasks import build_model, final_metrics, get_task
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -462,12 +462,6 @@ def execute(
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
     return record
-
-
-def final_metrics(logged: dict[str, float]) -> dict[str, float]:
-    """The record's final metrics from what the test logged: ``test/top1`` 0.65 -> ``top1`` 65.0 (accuracies in
-    percent), other ``test/*`` values as logged."""
-    return {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in logged.items() if k.startswith("test/")}
 
 
 # Lightning's per-run chatter, dropped by message (nothing else from these loggers is hidden): device availability,

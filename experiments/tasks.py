@@ -111,6 +111,34 @@ def build_model(cfg: RunConfig, num_classes: int, device: str | None = None,
     return model
 
 
+def final_metrics(logged: dict[str, float]) -> dict[str, float]:
+    """The record's final metrics from what the test logged: ``test/top1`` 0.65 -> ``top1`` 65.0 (accuracies in
+    percent), other ``test/*`` values as logged."""
+    return {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in logged.items() if k.startswith("test/")}
+
+
+def tested_only(trained: Task) -> Evaluation:
+    """The evaluation of a task that tests a model trained by ``trained``'s kind of run and trains nothing
+    (other test views, other clip lengths): ``trained``'s data module and system, with the run's data config."""
+
+    def evaluate(cfg: RunConfig, weights: str | Mapping[str, str] | None) -> tuple[dict[str, float], dict[str, Any]]:
+        import tempfile
+
+        import lightning as L
+
+        with tempfile.TemporaryDirectory() as scratch:
+            dm = trained.datamodule(cfg, Path(scratch))
+            dm.prepare_data()
+            dm.setup("test")
+            module = trained.system(cfg, build_model(cfg, dm.num_classes, weights=weights), dm)
+            trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
+                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                enable_model_summary=False)
+            return final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0]), dm.describe()
+
+    return evaluate
+
+
 # Pretrained-source prefixes that a spec module resolves to a local file itself (``prefix:NAME``), e.g. CAST's
 # tiny experts, pretrained on first use and cached (``experiments.cast``). Resolved only when weights load.
 _SOURCE_RESOLVERS: dict[str, Callable[[str], str]] = {}

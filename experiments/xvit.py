@@ -16,19 +16,14 @@ The tiny scale is MSCA's CPU-size frame-wise ViT (12 heads of 8 channels, 4 bloc
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from .presets import GPU_TRAINER, KINETICS_400, SSV2, TINY_FRAME_WISE
-from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset, StaticColumn,
+from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
 from .provenance import cpu_name
-from .runner import final_metrics
 from .static import MEASURED, paper_config
-from .tasks import Task, build_model, get_task, register_task
+from .tasks import VIDEO_CLASSIFICATION, Task, build_model, register_task, tested_only
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
@@ -77,25 +72,9 @@ def xvit_table2() -> TableSpec:
 FIGURE1_CROPS = (1, 2, 3, 5, 10)  # the supplementary does not list its values; 10 is the usual 10 x 3
 
 
-def _test_views(cfg: RunConfig, weights: str | Mapping[str, str] | None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Test a trained model with the run's test views (``test_clips`` x ``test_crops``) and train nothing."""
-    import lightning as L
-
-    video = get_task("video_classification")
-    with tempfile.TemporaryDirectory() as scratch:
-        dm = video.datamodule(cfg, Path(scratch))
-        dm.prepare_data()
-        dm.setup("test")
-        module = video.system(cfg, build_model(cfg, dm.num_classes, weights=weights), dm)
-        trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False)
-        metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
-        return metrics, dm.describe()
-
-
-TEST_VIEWS = register_task(Task("video_test_views", model_inputs=get_task("video_classification").model_inputs,
-                                evaluate=_test_views))
+# Tests a trained model with the run's test views (``test_clips`` x ``test_crops``) and trains nothing.
+TEST_VIEWS = register_task(Task("video_test_views", model_inputs=VIDEO_CLASSIFICATION.model_inputs,
+                                evaluate=tested_only(VIDEO_CLASSIFICATION)))
 
 
 def _crop_columns() -> tuple[MetricColumn, ...]:

@@ -157,7 +157,8 @@ def _run_id(record: dict[str, Any]) -> tuple:
 
 def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RESULTS_DIR) -> list[Path]:
     """Copy the local records a table's report uses into the tracked folder (replacing tracked records of the same
-    run); returns the files written. Static columns (``runs/<table>/static.json``) are copied too."""
+    run); returns the files written. The static columns (``runs/<table>/static.json``) are copied too, unless the
+    tracked ones were computed later."""
     from data.atomic_write import atomic_write_text
     from experiments.static import static_record_path
 
@@ -169,11 +170,18 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
         atomic_write_text(path, json.dumps(original, indent=2, default=str) + "\n")
         written.append(path)
     static = static_record_path(runs_root, spec.table_id)
-    if static.exists():
-        target = Path(results_root) / spec.table_id / "static.json"
+    target = Path(results_root) / spec.table_id / "static.json"
+    if static.exists() and _computed_at(static) >= _computed_at(target):  # an older checkout's runs/ keeps out
         atomic_write_text(target, static.read_text())
         written.append(target)
     return written
+
+
+def _computed_at(static: Path) -> str:
+    """When a static record was computed (ISO 8601, UTC, so strings order as times); "" for none."""
+    from experiments.static import read_static
+
+    return (read_static(static) or {}).get("computed_at", "")
 
 
 def commits(records: Iterable[dict[str, Any]]) -> set[str]:

@@ -91,6 +91,26 @@ def test_track_copies_the_records_a_report_uses(tmp_path):
     assert [r["_source"] for r in table_records(table_spec("mformer_table3a"), None, results).records] == ["tracked"]
 
 
+def test_track_keeps_the_newer_static_record(tmp_path):
+    """Tracking from an older checkout's runs/ must not replace static columns computed later."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    local, tracked = runs / "mformer_table4" / "static.json", results / "mformer_table4" / "static.json"
+
+    def write(path: Path, when: str, gflops: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"table": "mformer_table4", "kind": "static columns", "computed_at": when,
+                                    "cells": {"joint": {"GFLOPS": {"value": gflops, "text": f"{gflops}",
+                                                                   "source": "computed"}}}}))
+
+    write(tracked, "2026-11-23T01:00:00+00:00", 180.5)
+    write(local, "2026-11-22T01:00:00+00:00", 170.0)
+    assert track(table_spec("mformer_table4"), runs, results) == []
+    assert json.loads(tracked.read_text())["cells"]["joint"]["GFLOPS"]["value"] == 180.5
+    write(local, "2026-11-24T01:00:00+00:00", 181.0)
+    assert track(table_spec("mformer_table4"), runs, results) == [tracked]
+    assert json.loads(tracked.read_text())["cells"]["joint"]["GFLOPS"]["value"] == 181.0
+
+
 def test_noise_rule_against_literal_numbers():
     a, b = Cell(70.0, 1.0, 3, "tiny", "x"), Cell(66.0, 2.0, 3, "tiny", "x")
     # |70 - 66| = 4 > 2 * sqrt(1/3 + 4/3) = 2.58: beyond noise; 68 vs 66: 2 < 2.58 within

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from einops import rearrange
@@ -126,12 +126,16 @@ class _Expert(nn.Module):
     layout and the (B, T, N, D) patch grid that B-CAST works on."""
 
     layout: str
+    layout_name: str  # for the error when an arch of the other layout is asked for
 
-    def __init__(self, arch: str, img_size: int, num_frames: int, patch_size: int, embed_dim: int, depth: int,
-                 num_heads: int, mlp_ratio: float, adapter_ratio: float | None, mlp_adapter_scale: float,
-                 time_adapter: bool, drop_path_rate: float, fused_attn: bool) -> None:
+    def __init__(self, arch: str, img_size: int = 224, num_frames: int = 16, patch_size: int = 16,
+                 embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
+                 adapter_ratio: float | None = 0.25, mlp_adapter_scale: float = 0.5, time_adapter: bool = False,
+                 drop_path_rate: float = 0.0, fused_attn: bool = True) -> None:
         super().__init__()
         self.arch_name, self.arch = arch, expert_arch(arch)
+        if self.arch.layout != self.layout:
+            raise ValueError(f"expert {arch!r} is a {self.arch.layout} expert, not a {self.layout_name}")
         if img_size % patch_size or num_frames % FRAME_STRIDE:
             raise ValueError(f"img_size {img_size} must divide by patch_size {patch_size} and num_frames "
                              f"{num_frames} by {FRAME_STRIDE} (both experts see num_frames / 2 time steps)")
@@ -171,22 +175,19 @@ class _Expert(nn.Module):
 class FrameExpert(_Expert):
     """Image ViT applied per frame on every second frame, class token per frame (module doc)."""
 
-    layout = "frame"
+    layout, layout_name = "frame", "per-frame image ViT"
 
-    def __init__(self, arch: str = "clip", img_size: int = 224, num_frames: int = 16, patch_size: int = 16,
-                 embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                 adapter_ratio: float | None = 0.25, mlp_adapter_scale: float = 0.5, time_adapter: bool = False,
-                 drop_path_rate: float = 0.0, fused_attn: bool = True) -> None:
-        super().__init__(arch, img_size, num_frames, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-                         adapter_ratio, mlp_adapter_scale, time_adapter, drop_path_rate, fused_attn)
-        if self.arch.layout != "frame":
-            raise ValueError(f"expert {arch!r} is a {self.arch.layout} expert, not a per-frame image ViT")
+    def __init__(self, arch: str = "clip", **options: Any) -> None:
+        """``options``: those of ``_Expert``."""
+        super().__init__(arch, **options)
+        embed_dim, patch_size = self.embed_dim, self.patch_size
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, embed_dim, patch_size, patch_size, bias=self.arch.patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.num_patches, embed_dim))
         # AIM's temporal embedding, added per frame with the temporal adapter (official independent CLIP expert).
-        self.time_embed = nn.Parameter(torch.zeros(1, self.num_steps, 1, embed_dim)) if time_adapter else None
+        self.time_embed = (nn.Parameter(torch.zeros(1, self.num_steps, 1, embed_dim))
+                           if options.get("time_adapter") else None)
         self.norm_pre = nn.LayerNorm(embed_dim, eps=self.arch.norm_eps) if self.arch.norm_pre else nn.Identity()
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
@@ -219,16 +220,12 @@ class FrameExpert(_Expert):
 class TubeletExpert(_Expert):
     """VideoMAE ViT over 2 x p x p tubelets with joint space-time attention (module doc)."""
 
-    layout = "tubelet"
+    layout, layout_name = "tubelet", "tubelet ViT"
 
-    def __init__(self, arch: str = "videomae", img_size: int = 224, num_frames: int = 16, patch_size: int = 16,
-                 embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                 adapter_ratio: float | None = 0.25, mlp_adapter_scale: float = 0.5, time_adapter: bool = False,
-                 drop_path_rate: float = 0.0, fused_attn: bool = True) -> None:
-        super().__init__(arch, img_size, num_frames, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-                         adapter_ratio, mlp_adapter_scale, time_adapter, drop_path_rate, fused_attn)
-        if self.arch.layout != "tubelet":
-            raise ValueError(f"expert {arch!r} is a {self.arch.layout} expert, not a tubelet ViT")
+    def __init__(self, arch: str = "videomae", **options: Any) -> None:
+        """``options``: those of ``_Expert``."""
+        super().__init__(arch, **options)
+        embed_dim, patch_size = self.embed_dim, self.patch_size
         kernel = (TUBELET, patch_size, patch_size)
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv3d(3, embed_dim, kernel, kernel, bias=self.arch.patch_bias)
