@@ -55,6 +55,18 @@ def variant_options(variant: str, token_rows: int) -> dict[str, Any]:
     }[variant]
 
 
+class _InsideNetwork(nn.Module):
+    """A block as it runs inside the network: its input is another layer's output (a non-leaf tensor, which the
+    shifts may rewrite in place), not a leaf tensor of the benchmark's."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor, thw: tuple[int, int, int]) -> torch.Tensor:
+        return self.block(x.clone(), thw)
+
+
 def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device) -> tuple[nn.Module, tuple]:
     """The layer of ``variant`` (a block or the whole model) on ``dev`` and its input."""
     model_name, dim, thw, token_rows = SHAPES[shape]
@@ -63,7 +75,7 @@ def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device) -
     if unit == "block":
         x = torch.randn(batch, thw[0] * (1 + thw[1] * thw[2]), dim, device=dev, requires_grad=True)
         block = create_model(model_name, depth=1, **options).blocks[0]  # exactly the block the model has
-        return block.to(dev).train(), (x, thw)
+        return _InsideNetwork(block).to(dev).train(), (x, thw)
     model = create_model(model_name, **options).to(dev).train()
     return model, (torch.randn(batch, 3, model.num_frames, model.img_size, model.img_size, device=dev),)
 

@@ -237,7 +237,7 @@ class VideoViT(nn.Module):
         first_mixing = depth - (depth if shift_last_blocks is None else shift_last_blocks)
 
         def shift(position: str) -> TemporalShift | None:
-            return (TemporalShift(embed_dim, shift_fraction, temporal_shift)
+            return (TemporalShift(embed_dim, shift_fraction, temporal_shift, inplace=True)  # Block replaces x
                     if temporal_shift is not None and position in shift_before else None)
 
         self.blocks = nn.ModuleList([

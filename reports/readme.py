@@ -9,6 +9,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from experiments.paper_tables import paper_table
+from experiments.provenance import with_paper_batch
+from experiments.runner import experiment_key, missing_data
 from experiments.spec import implemented_tables, table_spec
 
 from .build import aggregate, metric_values
@@ -40,7 +42,38 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
                           "/".join(map(str, seeds)), shown])
     table = tabulate(lines, headers=["report", "table", "column (data)", "seeds", "rows: mean ± std over seeds"],
                      tablefmt="github")
-    return f"{BEGIN}\n{table}\n{END}"
+    return f"{BEGIN}\n{table}\n\n{costs_table(results_root)}\n{END}"
+
+
+SIDE_BY_SIDE = 2  # the quick start's 2 cores: `--jobs auto` trains two runs at a time
+
+
+def costs_table(results_root: str | Path = RESULTS_DIR) -> str:
+    """Per table: its distinct tiny runs of one seed and their recorded wall times (each run's own ``wall_time_s``,
+    counted once however many cells it fills), and what ``run ID`` with the table's default seeds takes at that
+    rate two at a time. A table with a cell that no record fills shows no time."""
+    lines = []
+    for table_id in implemented_tables():
+        spec = table_spec(table_id)
+        found = table_records(spec, runs_root=None, results_root=results_root).records
+        cells = {(row.key, column.run_name): with_paper_batch(spec.resolve(row, column, "tiny", seed=0))
+                 for row, column in spec.runs() if "tiny" in spec.scales and not missing_data(
+                     spec.resolve(row, column, "tiny", seed=0))}
+        if not cells or not any(r["scale"] == "tiny" for r in found):
+            continue
+        seconds = {}
+        for r in found:
+            if r["scale"] == "tiny" and r["seed"] == 0 and "config" in r:
+                seconds[experiment_key(r["config"])] = float(r["wall_time_s"])
+        runs = {experiment_key(cfg.to_dict()) for cfg in cells.values()}
+        complete = runs <= set(seconds)
+        per_seed = sum(seconds[key] for key in runs) if complete else None
+        seeds = spec.default_seeds("tiny")
+        lines.append([f"[{table_id}](reports/{table_id}.md)", len(runs),
+                      f"{per_seed / 60:.1f}" if complete else "—", seeds,
+                      f"{per_seed * seeds / SIDE_BY_SIDE / 60:.1f}" if complete else "—"])
+    return tabulate(lines, headers=["report", "runs a seed", "run time a seed (min, summed)", "default seeds",
+                                    f"≈ `run ID` (min, {SIDE_BY_SIDE} side by side)"], tablefmt="github")
 
 
 def rewrite_results_block(readme: Path = README, write: bool = True) -> bool:

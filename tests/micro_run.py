@@ -11,8 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Table 6b's Mformer row (one run: the K-400 column) on 32 generated training videos (4 steps of 8 an epoch) and 16
 # test videos (2 views each), in the CLI's own process (--jobs 1).
 TABLE, ROW, RUN = "mformer_table6b", "mformer", "mformer_table6b/mformer/seed0/tiny-k_400"
-MICRO_ARGS = ["--rows", ROW, "--jobs", "1", "--num-workers", "0", "--batch-size", "8", "--threads", "1",
-              "--no-progress-bar",
+MICRO_ARGS = ["--rows", ROW, "--seeds", "1", "--jobs", "1", "--num-workers", "0", "--batch-size", "8",
+              "--threads", "1", "--no-progress-bar",
               "--set", "optim.warmup_epochs=0", "--set", "trainer.log_every_n_steps=2",
               "--set", 'data.synthetic_params={"num_train": 32, "num_val": 16, "seed": 0}']
 

@@ -118,6 +118,20 @@ def test_temporal_shift_leaves_its_input_alone():
     assert x.equal(before)
 
 
+@pytest.mark.parametrize("tokens", ["cls", "all"])
+def test_an_in_place_shift_equals_the_copy_and_is_refused_on_a_tensor_autograd_saved(tokens):
+    """``inplace`` (what ``Block`` uses) rewrites a non-leaf stream itself: same outputs and gradients as the copy,
+    and autograd's version check stops a backward that needed the overwritten values."""
+    x = _tokens()
+    copy, in_place = TemporalShift(DIM, 0.5, tokens), TemporalShift(DIM, 0.5, tokens, inplace=True)
+    _assert_same_function(lambda: in_place(x * 1.0, THW), lambda: copy(x * 1.0, THW), {"x": x})
+    stream = x * 1.0
+    assert in_place(stream, THW) is stream  # shifted where it lies
+    saved = x.exp()  # exp keeps its output for the backward
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        in_place(saved, THW).sum().backward()
+
+
 def test_block_shifts_the_residual_stream_as_eq_4_to_7():
     """TokenShift block: z' = Shift(z); z'' = MSA(LN(z')) + z'; z''' = Shift(z''); out = MLP(LN(z''')) + z'''."""
     torch.manual_seed(0)
@@ -164,11 +178,13 @@ def test_invalid_options_are_named():
         too_many_rows(torch.randn(1, 3, 8, 32, 32))
 
 
-def test_benchmark_shows_no_extra_saved_memory():
-    """The shifts rewrite activations that nothing saves, so every variant keeps the frame-wise ViT's bytes for
-    backward (models/benchmark_shift.py, tiny block)."""
+def test_benchmark_shows_no_extra_memory():
+    """The shifts rewrite activations that nothing saves, in place, so every variant keeps the frame-wise ViT's
+    bytes for backward and its peak (models/benchmark_shift.py, tiny block)."""
     from models.benchmark_shift import VARIANT_NAMES, measure
 
     records = measure("tiny", list(VARIANT_NAMES), "block", batch=1, device="cpu", repeats=1, min_seconds=0.0)
     saved = {r["variant"]: r["saved_mib"] for r in records}
+    peak = {r["variant"]: r["peak_mib"] for r in records}
     assert len(set(saved.values())) == 1 and saved["vit"] > 0, saved
+    assert len(set(peak.values())) == 1, peak

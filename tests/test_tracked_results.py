@@ -121,6 +121,38 @@ def test_noise_rule_against_literal_numbers():
     assert line == "- K-400: 2 of 3 row pairs differ beyond noise: A > B (+4.0), C > B (+3.0); 1 within noise"
 
 
+def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_path):
+    """Table 7's two rows are two runs: 60 s + 84 s a seed; 3 seeds by default, two side by side: 3.6 min."""
+    from reports.readme import costs_table
+
+    results = tmp_path / "results"
+    for row, seconds in (("mformer_b", 60.0), ("mformer_h", 84.0)):
+        cfg = resolve_runs("mformer_table7", "tiny", [row], 1, None, None)[0]
+        _write_tracked(results, {**_record("mformer_table7", row, cfg.column, 0, 50.0), "wall_time_s": seconds})
+    line = next(line for line in costs_table(results).splitlines() if "mformer_table7.md" in line)
+    assert [cell.strip() for cell in line.strip("|").split("|")][1:] == ["2", "2.4", "3", "3.6"]
+    table4 = next(line for line in costs_table(results).splitlines() if "mformer_table4.md" in line)
+    assert "| —" in table4  # Table 7's Mformer-B is Table 4's trajectory row; Table 4's other cells have no record
+    assert "mformer_table5.md" not in costs_table(results)  # no record of its at all: no line
+
+
+def test_motionformer_tables_train_three_seeds_exactly_where_the_recorded_costs_fit_the_budget():
+    """A Motionformer table's tiny default is 3 seeds iff its tracked runs, 3 seeds two side by side, take at most
+    the quick start's 15 minutes (the README's cost table): change the records or the specs, and this says which."""
+    from reports.readme import SIDE_BY_SIDE, costs_table
+
+    checked = 0
+    for line in costs_table().splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        table_id = cells[0].split("]")[0].lstrip("[")
+        if not table_id.startswith("mformer_") or cells[2] == "—":
+            continue
+        fits = float(cells[2]) * 3 / SIDE_BY_SIDE <= 15.0
+        assert table_spec(table_id).tiny_seeds == (3 if fits else 1), (table_id, cells)
+        checked += 1
+    assert checked >= 10
+
+
 def test_the_readme_results_block_is_generated_from_the_tracked_records():
     assert not rewrite_results_block(README, write=False), (
         "README.md's tiny-scale results block differs from the tracked records: run `python -m reports readme`")

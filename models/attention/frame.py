@@ -45,7 +45,7 @@ class FrameAttention(JointSpaceTimeAttention):
         shifts = self.shifts(qkv.shape[1] // num_t)
         if shifts:  # a copy of the projection with elements exchanged; (b, t, n, three, nh, d) indices
             frames_shape = (x.shape[0], num_t, -1, 3, self.num_heads, x.shape[-1] // self.num_heads)
-            qkv = shift_frames(qkv, frames_shape, shifts)
+            qkv = shift_frames(qkv, frames_shape, shifts, in_place=True)  # qkv is this method's own
         q, k, v = rearrange(qkv, "b (t n) (three nh d) -> three (b t) nh n d", t=num_t, three=3, nh=self.num_heads)
         dropout_p = self.attn_drop.p if self.training else 0.0
         x = attend(q, k, v, self.fused_attn, dropout_p)
