@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .presets import GPU_TRAINER, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
+from .presets import GPU_TRAINER, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
 from .spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
                    StaticColumn, SweepPlot, TableSpec, register_table)
 from .static import MEASURED
@@ -167,6 +167,7 @@ def d3da_figureA1() -> TableSpec:
         scales=SCALES,
         plot=SweepPlot(x_label=f"frames at test time (trained with {TRAIN_FRAMES})", x_values=TEST_FRAMES,
                        panels={"3D-Deformable (RGB + pose)": tuple(by_frames[t] for t in TEST_FRAMES)}),
+        tiny_seeds=THREE_SEEDS,
         notes=f"One model per dataset (row) is trained with {TRAIN_FRAMES} frames (the `{TRAINED}` column); every "
               f"other column tests that model's last checkpoint on clips of that many uniformly spaced frames (the "
               f"temporal position table is linearly interpolated) and trains nothing. The supplementary plots the "

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .presets import EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, SSV2, TINY
+from .presets import EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, SSV2, THREE_SEEDS, TINY
 from .spec import (
     DataConfig,
     DerivedColumn,
@@ -146,11 +146,7 @@ def _design(field: str):
     return compute
 
 
-# Seeds a table trains at tiny scale by default where its runs at that count fit the quick start's 15 minutes on
-# 2 cores (the cost table the README generates from the tracked records): enough for its report to tell row
-# differences from noise (Table 5 too, in experiments.motionformer_lra). Figure 3 (18 runs a seed) and Table 6c
-# (40-epoch runs) train one.
-THREE_SEEDS = 3
+# Figure 3 (18 runs a seed) and Table 6c (40-epoch runs) do not fit THREE_SEEDS' budget: they train one.
 
 
 @register_table

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .presets import THREE_SEEDS
 from .spec import (
     Computed,
     DataConfig,
@@ -160,5 +161,5 @@ def mformer_table5() -> TableSpec:
         scales={"tiny": TINY_LRA, "paper": PAPER_LRA},
         notes="Tiny budgets scale with the sequence length (2000 -> 128 tokens): Performer 16 features, "
               "Nyströmformer 8 landmarks, Orthoformer 4 prototypes, at least 4.",
-        tiny_seeds=3,  # ListOps' 4 runs fit the quick start's budget at 3 seeds (README's cost table)
+        tiny_seeds=THREE_SEEDS,  # ListOps' 4 runs fit its budget
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
+from experiments.spec import registered_specs
 
 from .build import REPORTS_DIR, build_index, build_report
 from .records import RESULTS_DIR, results_root_for
@@ -43,10 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "readme":
             return _readme(args.check)
         ids = args.tables or list(paper_tables())
-        for table_id in ids:
-            paper_table(table_id)  # fail fast on an unknown id, before writing anything
-        if args.command == "track":
+        if args.command == "track":  # the repository's own experiments (synthetic_learnability) are tracked too
+            own = [t for t in ids if t in registered_specs() and t not in paper_tables()]
+            for table_id in ids:
+                if table_id not in own:
+                    paper_table(table_id)  # fail fast on an unknown id, before writing anything
             return _track(ids, args.runs_dir)
+        for table_id in ids:
+            paper_table(table_id)
         out = {"out_dir": args.out_dir} if args.out_dir else {}
         sources = {"results_root": results_root_for(args.out_dir, args.results_dir), "prefer": args.prefer}
         for table_id in ids:
@@ -73,7 +78,8 @@ def _track(ids: list[str], runs_dir: str) -> int:
             return 2
         written = track(spec, runs_dir, RESULTS_DIR)
         print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
-        print(build_report(table_id, runs_root=runs_dir, results_root=RESULTS_DIR))
+        if spec.is_paper_table:  # the others have no paper layout: the README's generated blocks show them
+            print(build_report(table_id, runs_root=runs_dir, results_root=RESULTS_DIR))
     return 0
 
 
