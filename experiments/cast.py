@@ -681,43 +681,30 @@ def cast_table3() -> TableSpec:
 
 # ---- Table 4: hyper-parameters, rendered from the paper-scale presets ------------------------------------------
 
-def _rendered(item: str, preset: ScalePreset, data_key: str) -> str:
-    optim, data, trainer = preset.optim, preset.data[data_key], preset.trainer
-    options = dict(data.options)
-    if item == "optimizer":
-        return {"adamw": "AdamW"}.get(optim.optimizer, optim.optimizer)
-    if item == "lr":
-        return f"{optim.lr:g} (× global batch / {trainer.reference_batch})"
-    if item == "weight_decay":
-        return f"{optim.weight_decay:g}"
-    if item == "momentum":
-        return "β1, β2=0.9, 0.999 (timm's AdamW default; not configurable)"
-    if item == "batch":
-        return str(data.batch_size)
-    if item == "update_frequency":
-        return str(trainer.accumulate_grad_batches)
-    if item == "schedule":
-        return {"cosine": "cosine decay"}.get(optim.schedule, optim.schedule)
-    if item == "warmup":
-        return f"{optim.warmup_epochs:g}"
-    if item == "epochs":
-        return str(optim.epochs)
-    if item == "flip":
-        return "yes" if data.hflip else "no"
-    if item == "color_jitter":
-        return f"{options['color_jitter']:g}"
-    if item == "rand_augment":
-        magnitude, ops = options["rand_augment"]
-        return f"magnitude {magnitude}, {ops} ops (magnitude std 0.5 not modelled)"
-    if item == "label_smoothing":
-        return f"{optim.label_smoothing:g}"
-    if item == "mixup":
-        return f"{optim.mixup_alpha:g}"
-    if item == "drop_path":
-        return f"{preset.model.overrides['drop_path_rate']:g}"
-    if item == "layer_decay":
-        return "not modelled (no layer-wise lr decay)"
-    raise KeyError(item)
+def _rand_augment(data: DataConfig) -> str:
+    magnitude, ops = data.options["rand_augment"]
+    return f"magnitude {magnitude}, {ops} ops (magnitude std 0.5 not modelled)"
+
+
+# Table 4's cells, each read from a paper-scale preset and its dataset's data configuration.
+_RENDERED: dict[str, Callable[[ScalePreset, DataConfig], str]] = {
+    "optimizer": lambda preset, data: {"adamw": "AdamW"}.get(preset.optim.optimizer, preset.optim.optimizer),
+    "lr": lambda preset, data: f"{preset.optim.lr:g} (× global batch / {preset.trainer.reference_batch})",
+    "weight_decay": lambda preset, data: f"{preset.optim.weight_decay:g}",
+    "momentum": lambda preset, data: "β1, β2=0.9, 0.999 (timm's AdamW default; not configurable)",
+    "batch": lambda preset, data: str(data.batch_size),
+    "update_frequency": lambda preset, data: str(preset.trainer.accumulate_grad_batches),
+    "schedule": lambda preset, data: {"cosine": "cosine decay"}.get(preset.optim.schedule, preset.optim.schedule),
+    "warmup": lambda preset, data: f"{preset.optim.warmup_epochs:g}",
+    "epochs": lambda preset, data: str(preset.optim.epochs),
+    "flip": lambda preset, data: "yes" if data.hflip else "no",
+    "color_jitter": lambda preset, data: f"{data.options['color_jitter']:g}",
+    "rand_augment": lambda preset, data: _rand_augment(data),
+    "label_smoothing": lambda preset, data: f"{preset.optim.label_smoothing:g}",
+    "mixup": lambda preset, data: f"{preset.optim.mixup_alpha:g}",
+    "drop_path": lambda preset, data: f"{preset.model.overrides['drop_path_rate']:g}",
+    "layer_decay": lambda preset, data: "not modelled (no layer-wise lr decay)",
+}
 
 
 HYPERPARAMETERS = (("optimizer", "Optimizer"), ("lr", "Base learning rate"), ("weight_decay", "Weight decay"),
@@ -730,7 +717,10 @@ HYPERPARAMETERS = (("optimizer", "Optimizer"), ("lr", "Base learning rate"), ("w
 
 
 def _hyperparameter(data_key: str) -> Callable[[TableSpec, RowSpec], str]:
-    return lambda spec, row: _rendered(row.key, paper_preset(data_key), data_key)
+    def render(spec: TableSpec, row: RowSpec) -> str:
+        preset = paper_preset(data_key)
+        return _RENDERED[row.key](preset, preset.data[data_key])
+    return render
 
 
 @register_table

@@ -57,15 +57,31 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def git_state() -> dict[str, Any]:
-    """The checkout's commit and whether tracked files differ from it (numbers from uncommitted code say so)."""
+# What `run` and `reports` rewrite themselves (each table's report and plots, the index, the tracked records):
+# outputs, not the code a run trains with, so a change there alone does not mark a run "dirty".
+GENERATED_OUTPUTS = ("reports/*.md", "reports/*.png", "reports/results")
+
+
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The checkout's commit and whether tracked files other than ``GENERATED_OUTPUTS`` differ from it (numbers
+    from uncommitted code say so)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      *(f":(exclude){pattern}" for pattern in GENERATED_OUTPUTS))
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """``git_state`` as one string: the commit, "-dirty" when code differs from it, "unknown" outside git."""
+    state = git_state(root)
+    if state["commit"] is None:
+        return "unknown"
+    return state["commit"] + ("-dirty" if state["dirty"] else "")
 
 
 def library_versions() -> dict[str, str | None]:

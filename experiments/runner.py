@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -29,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from .paper_tables import paper_table
-from .provenance import launched_as_global_zero, with_paper_batch
+from .provenance import git_commit, launched_as_global_zero, with_paper_batch
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
 from .tasks import build_model, final_metrics, get_task
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class TableNotImplementedError(RuntimeError):
@@ -187,17 +184,6 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
         if values:
             changes[section] = dataclasses.replace(getattr(cfg, section), **values)
     return dataclasses.replace(cfg, **changes)
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_table(

@@ -2,10 +2,11 @@
 who writes in a distributed job, and the report line that names setup differences between aggregated runs."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from experiments.provenance import batch_and_lr, config_hash, launched_as_global_zero
+from experiments.provenance import batch_and_lr, config_hash, git_commit, launched_as_global_zero
 from experiments.runner import resolve_runs
 
 
@@ -81,3 +82,28 @@ def test_the_report_header_names_setup_differences():
     assert "lightning" not in line and "torch threads" not in line
     (old,) = _setup_differences([record("32-true", "2.13.0"), record(None, None, provenance=False)])
     assert "not recorded (1)" in old
+
+
+def test_a_run_is_dirty_when_code_differs_from_its_commit_not_when_only_the_reports_it_rebuilds_do(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "reports" / "results" / "t").mkdir(parents=True)
+    files = {"model.py": "x = 1\n", "reports/t.md": "a\n", "reports/t-tiny.png": "a\n",
+             "reports/results/t/r.json": "{}\n", "reports/build.py": "y = 1\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    commit = git_commit(tmp_path)
+    assert len(commit) == 40
+    for name in ("reports/t.md", "reports/t-tiny.png", "reports/results/t/r.json"):
+        (tmp_path / name).write_text("rebuilt\n")
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_commit(tmp_path) == commit
+    (tmp_path / "reports" / "build.py").write_text("y = 2\n")  # code under reports/ still counts
+    assert git_commit(tmp_path) == commit + "-dirty"
+    assert git_commit(Path("/")) == "unknown"
