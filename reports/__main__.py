@@ -44,14 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "readme":
             return _readme(args.check)
         ids = args.tables or list(paper_tables())
-        if args.command == "track":  # the repository's own experiments (synthetic_learnability) are tracked too
-            own = [t for t in ids if t in registered_specs() and t not in paper_tables()]
-            for table_id in ids:
-                if table_id not in own:
-                    paper_table(table_id)  # fail fast on an unknown id, before writing anything
-            return _track(ids, args.runs_dir)
+        # `track` also takes the repository's own experiments (synthetic_learnability); any other id must name a
+        # paper table: fail fast on an unknown one, before writing anything
+        own = set(registered_specs()) - set(paper_tables()) if args.command == "track" else set()
         for table_id in ids:
-            paper_table(table_id)
+            if table_id not in own:
+                paper_table(table_id)
+        if args.command == "track":
+            return _track(ids, args.runs_dir)
         out = {"out_dir": args.out_dir} if args.out_dir else {}
         sources = {"results_root": results_root_for(args.out_dir, args.results_dir), "prefer": args.prefer}
         for table_id in ids:

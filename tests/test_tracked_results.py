@@ -160,6 +160,15 @@ def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_
         learnability_block(tmp_path)
 
 
+def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknown_id(tmp_path, capsys):
+    from reports.__main__ import main
+
+    assert main(["track", "synthetic_learnability", "--runs-dir", str(tmp_path)]) == 0  # nothing local: 0 records
+    assert "synthetic_learnability: 0 record(s)" in capsys.readouterr().out
+    assert not (REPO / "reports" / "synthetic_learnability.md").exists()  # no paper layout, so no report
+    assert main(["track", "synthetic_learnabilty", "--runs-dir", str(tmp_path)]) == 2
+
+
 def test_the_readme_results_block_is_generated_from_the_tracked_records():
     assert not rewrite_results_block(README, write=False), (
         "README.md's tiny-scale results block differs from the tracked records: run `python -m reports readme`")
