@@ -146,9 +146,6 @@ def _design(field: str):
     return compute
 
 
-# Figure 3 (18 runs a seed) and Table 6c (40-epoch runs) do not fit THREE_SEEDS' budget: they train one.
-
-
 @register_table
 def mformer_table1() -> TableSpec:
     return TableSpec(
@@ -336,7 +333,8 @@ def mformer_table6b() -> TableSpec:
 @register_table
 def mformer_table6c() -> TableSpec:
     return _table6("mformer_table6c", 6, "EK-100", {"A": "action_top1", "V": "verb_top1", "N": "noun_top1"},
-                   None, scales={"tiny": TINY_EPIC, "paper": PAPER_EPIC}, init_from_k400=True, tiny_seeds=1)
+                   None, scales={"tiny": TINY_EPIC, "paper": PAPER_EPIC}, init_from_k400=True,
+                   tiny_seeds=1)  # 40-epoch runs: 3 seeds do not fit the quick start's budget
 
 
 @register_table
