@@ -42,7 +42,7 @@ from .presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, THREE_
                       TINY_TRAINER)
 from .spec import (Computed, DataConfig, DerivedColumn, MetricColumn, ModelConfig, OptimConfig, RowSpec,
                    ScalePreset, StaticColumn, TableSpec, _plain, register_table)
-from .static import gflops, paper_config
+from .static import clip_shape, gflops, paper_config
 from .tasks import build_model, register_source
 
 # ---- tiny experts: pretrained on generated data, cached by configuration --------------------------------------
@@ -341,14 +341,57 @@ def tflops_views(spec: TableSpec, row: RowSpec) -> Computed:
                            f"{cfg.data.test_clips}x{cfg.data.test_crops} views (computed)")
 
 
+TRAINING_COST_NOTE = (
+    "not in the paper: one training step of the row's paper-scale model (16x224x224 clips, the preset's batch of 6 "
+    "per GPU and its mixed precision, AdamW), frozen experts as the row trains them / the same model with every "
+    "parameter trainable: peak GPU memory (torch.cuda.max_memory_allocated, weights, gradients and optimizer state "
+    "included) and the median time of 10 steps, the two models alternating "
+    "(models.cast.complexity.measure_training), and the share of parameters that train. Without a GPU the cell "
+    "says `needs GPU` and gives the activations saved for backward per clip (counted on the meta device, fp32)")
+_AUTOCAST = {"16-mixed": "float16", "bf16-mixed": "bfloat16"}
+
+
+def training_cost(spec: TableSpec, row: RowSpec) -> Computed:
+    """The row's paper-scale training step, frozen experts against every parameter trainable (see the note)."""
+    import torch
+
+    from models.cast import count_learnable
+    from models.cast.complexity import measure_training
+    from models.memory import activation_bytes
+
+    from .static import MEASURED, NEEDS_GPU, measured_device
+    from .tasks import model_kwargs
+
+    cfg = paper_config(spec, row)
+    model = build_model(cfg, _num_classes(cfg), device="meta")
+    trained = 100 * count_learnable(model) / sum(p.numel() for p in model.parameters())
+    if not torch.cuda.is_available():
+        shape = clip_shape(cfg)
+        full = build_model(dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, overrides={**cfg.model.overrides, "train_experts": True})), _num_classes(cfg), device="meta")
+        frozen_gib, full_gib = (activation_bytes(m, shape) / 2**30 for m in (model, full))
+        return Computed(None, f"needs GPU; activations {frozen_gib:.2f} / {full_gib:.2f} GiB/clip; {trained:.1f}% "
+                              f"trained", NEEDS_GPU)
+    dtype = _AUTOCAST.get(str(cfg.trainer.precision))
+    cost = measure_training(cfg.model.name, batch=cfg.data.batch_size, repeats=10, num_classes=_num_classes(cfg),
+                            device="cuda", autocast_dtype=getattr(torch, dtype) if dtype else None,
+                            **model_kwargs(cfg))
+    frozen, full = cost["frozen"], cost["full"]
+    device = measured_device()
+    return Computed(frozen["peak_mib"] / 1024,
+                    f"{frozen['peak_mib'] / 1024:.1f} / {full['peak_mib'] / 1024:.1f} GiB, {frozen['step_ms']:.0f} / "
+                    f"{full['step_ms']:.0f} ms; {trained:.1f}% trained (measured, batch {cfg.data.batch_size}, "
+                    f"{dtype or 'fp32'}, {device})", MEASURED + device)
+
+
 # Measured at commit e600df9, two runs side by side on the 2-core machine: 5 min a run against 1.3 at 6 epochs.
 VERB_PLATEAU_NOTE = (
     "At the tiny schedule (6 epochs, 360 steps) the verb head stays near chance (6 verbs: 16.7%), so the verb and "
-    "action columns do not rank the rows: on `synth_verbnoun` verbs leave chance only after about 700 steps "
-    "(Motionformer's Table 6c trains 40 epochs for them). Measured on the CAST row, seed 0: "
+    "action columns do not rank the rows. Measured on the CAST row, seed 0, one thread a run: verbs stay at "
+    "16-21% for every schedule up to 15 epochs (900 steps) at lr 1e-3, 3e-3 or 1e-2, and leave chance at 20: "
     "`python -m experiments run cast_table1c --rows cast --epochs 20 --threads 1` gives verb 28.3, noun 76.2, "
-    "action 21.3; adding `--set optim.lr=0.003` gives verb 37.5, noun 74.6, action 27.5, each run 5 min on one "
-    "thread.")
+    "action 21.3; adding `--set optim.lr=0.003` gives verb 37.5, noun 74.6, action 27.5, each run 5 min against "
+    "1.3 at 6 epochs (README: the sweep).")
 
 
 # ---- Table 1 (a)-(h): ablations on EPIC-KITCHENS-100 --------------------------------------------------------------
@@ -395,7 +438,9 @@ def cast_table1c() -> TableSpec:
         RowSpec("xattn", 1, "w/o adapter (full-width cross-attention)", {"exchange": "xattn"}, scales=DEFAULT),
         RowSpec("xattn_adapter", 2, "X-attn. -> adapter", {"exchange": "xattn_adapter"}, scales=DEFAULT),
         CAST_ROW(3, "B-CAST"),
-    ), static=(StaticColumn("Tune Param(M)", learnable_params, note=TABLE1C_NOTE),))
+    ), static=(StaticColumn("Tune Param(M)", learnable_params, note=TABLE1C_NOTE),
+               StaticColumn("Train step: memory, time (frozen / all trainable)", training_cost,
+                            note=TRAINING_COST_NOTE)))
 
 
 RATIOS = {"1/8": 0.125, "1/4": 0.25, "1/2": 0.5, "1": 1.0}

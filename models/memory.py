@@ -38,7 +38,9 @@ def saved_tensor_bytes(fn: Callable[[], Any], exclude: Iterable[Tensor] = ()) ->
         storage = t.untyped_storage()
         if storage._cdata not in excluded:
             saved[storage._cdata] = storage.nbytes()
-        return t
+        # Detached: a node that saves its own output would otherwise hold that output, and through its grad_fn
+        # itself, in a reference cycle inside autograd that Python's collector cannot see (the graph leaked).
+        return t.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()

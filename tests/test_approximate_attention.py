@@ -3,10 +3,12 @@
 Algorithms 1-2 and the FAVOR+ formula; their limits; and the activation-memory claims (models/memory.py,
 models/benchmark_memory.py)."""
 
+import gc
 import inspect
 import json
 import math
 import os
+import weakref
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -37,6 +39,7 @@ from models.memory import (  # noqa: E402
     cuda_training_peak_gb,
     lra_training_memory_mb,
     model_activation_bytes,
+    saved_tensor_bytes,
 )
 
 F64 = torch.float64
@@ -535,6 +538,22 @@ def test_activation_bytes_counts_saved_tensors():
     model = torch.nn.Sequential(lin, torch.nn.Tanh())
     # Linear saves its input (4x10) and tanh its output (4x20); the weight is a parameter and is excluded.
     assert activation_bytes(model, (4, 10)) == 4 * (4 * 10 + 4 * 20)
+
+
+def test_counting_saved_tensors_frees_the_graph_it_counted():
+    """Tanh saves its own output: a counting hook that kept that output would tie it to its own graph in a cycle
+    Python cannot collect, and a GPU measuring row after row ran out of memory."""
+    model = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.Tanh())
+    outputs = []
+
+    def forward():
+        out = model(torch.randn(4, 10))
+        outputs.append(weakref.ref(out))
+        return out
+
+    assert saved_tensor_bytes(forward, exclude=model.parameters()) == 4 * (4 * 10 + 4 * 20)
+    gc.collect()
+    assert outputs[0]() is None
 
 
 def test_approximate_uses_less_activation_memory():

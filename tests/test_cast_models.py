@@ -12,7 +12,7 @@ from models import create_model, list_models
 from models.cast import CAST, WINDOWS, WindowedCrossAttention, count_learnable, set_trainable
 from models.cast.complexity import (
     PAPER_CAST_B_PARAMS_M, PAPER_GFLOPS_PER_VIEW, PAPER_TFLOPS_2X3, TABLE1C, gflops_per_view, learnable_millions,
-    released_s2t_table_excess, stage_shapes, tflops_views,
+    measure_training, released_s2t_table_excess, stage_shapes, tflops_views,
 )
 from models.memory import activation_bytes
 
@@ -304,3 +304,16 @@ def test_stage_shapes_trace_supplementary_table3() -> None:
     assert shapes[("positional embeddings", "spatial")] == (8, 384)
     assert shapes[("positional embeddings", "temporal")] == (196, 384)
     assert shapes[("up projection", "spatial")] == (2, 8, 196, 768)
+
+
+def test_frozen_experts_train_with_less_memory_than_the_same_model_all_trainable() -> None:
+    """``measure_training`` on the tiny model (CPU): the frozen experts keep fewer bytes for backward and a lower peak,
+    and only the adapters, B-CAST, last LayerNorms and heads count as trained."""
+    cost = measure_training("cast_tiny", batch=1, repeats=1)
+    frozen, full = cost["frozen"], cost["full"]
+    assert frozen["saved_for_backward_mib"] < 0.85 * full["saved_for_backward_mib"]
+    assert frozen["peak_mib"] < full["peak_mib"]
+    assert full["trainable_params"] == full["total_params"] == frozen["total_params"]
+    assert cost["trained_fraction"] == pytest.approx(frozen["trainable_params"] / frozen["total_params"])
+    assert 0.1 < cost["trained_fraction"] < 0.4
+    assert frozen["step_ms"] > 0 and full["step_ms"] > 0

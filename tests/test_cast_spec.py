@@ -9,7 +9,7 @@ import torch
 from data import SYNTHETIC_SETS
 from experiments import table_spec
 from experiments.cast import (PAPER_VERBS, TINY_EXPERTS, TINY_VERBS, ExpertPretraining, cached_expert, expert_dir,
-                              expert_source, learnable_params, tflops_views, gflops_per_view)
+                              expert_source, learnable_params, tflops_views, gflops_per_view, training_cost)
 from experiments.runner import check_buildable, resolve_runs
 from experiments.tasks import resolve_source
 from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
@@ -51,6 +51,13 @@ def test_table1c_full_width_rows_differ_by_the_released_s2t_table(key, paper):
     value = learnable_params(*_row("cast_table1c", key)).value
     assert value < paper * 0.9  # we do not add the table: the report explains the difference
     assert value + released_s2t_table_excess() / 1e6 == pytest.approx(paper, rel=0.02)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="measures on a GPU instead; see the device run in the README")
+def test_table1c_training_cost_without_a_gpu_says_so_and_counts_what_trains():
+    cell = training_cost(*_row("cast_table1c", "cast"))
+    assert cell.source == "needs GPU" and cell.value is None
+    assert cell.text == "needs GPU; activations 3.69 / 4.51 GiB/clip; 20.7% trained"  # README: 3.69 vs 4.51, 20.7%
 
 
 def test_cast_b_parameters_gflops_and_tflops_match_the_paper():

@@ -30,8 +30,10 @@ inputs for their own gradients (autograd saves a frozen linear layer's input onl
 training forward skips the last block's unread work (``CAST(skip_unread=True)``). At paper shape, activations
 saved for backward per 16 x 224 x 224 clip (fp32, counted on ``meta``): 3.69 GiB frozen vs 4.51 GiB with every
 parameter trainable (3.76 GiB frozen without ``skip_unread``); 20.7% of CAST-B's 216.8 M parameters train (EPIC
-heads). Tiny shape on CPU (batch 2, one thread): peak 12.1 vs 14.5 MiB, saved 7.1 vs 9.6 MiB, a step about
-0.65-0.75x the all-trainable one (55-88 vs 84-119 ms on a shared 2-core machine); 22.3% of the tiny model trains.
+heads). Tiny shape on CPU (batch 2, one thread): peak 12.1 vs 14.5 MiB, saved 7.1 vs 9.6 MiB, a step 51 vs 64 ms
+(idle 2-core machine); 22.3% of the tiny model trains. Paper shape on an H100 (batch 6, fp16 autocast): peak
+8.97 vs 12.39 GiB, a step 150 vs 202 ms (``python -m models.cast.complexity --shape paper --device cuda --batch 6
+--precision fp16``).
 
 GFLOPs of one 16 x 224 x 224 view (``models.flops.count_flops``: attention counted explicitly, one multiply-add =
 one FLOP): 390.5 (paper 391); the experts alone 320.8 (CLIP on 8 frames 140.5, VideoMAE 180.3), their adapters
@@ -42,11 +44,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..flops import count_flops
 from ..memory import activation_bytes, peak_bytes
@@ -138,45 +141,75 @@ def stage_shapes(name: str = "cast_base", block: int = 0, batch: int = 1,
 
 
 def measure_training(name: str = "cast_tiny", batch: int = 2, repeats: int = 5,
-                     num_classes: int | Mapping[str, int] = EK100_CLASSES, **overrides: Any) -> dict[str, Any]:
+                     num_classes: int | Mapping[str, int] = EK100_CLASSES, device: str = "cpu",
+                     autocast_dtype: torch.dtype | None = None, **overrides: Any) -> dict[str, Any]:
     """Training cost of the frozen-expert model against the same model with every parameter trainable.
 
-    For each (``train_experts`` False, True), on CPU: the peak bytes of tensors alive during forward + backward
-    (``models.memory.peak_bytes``: activations, gradients, temporaries), the bytes autograd saves for backward,
-    and the median wall time of ``repeats`` full steps (forward, cross-entropy, backward, AdamW), after one
-    warm-up step. Returns ``{"frozen": {...}, "full": {...}, "trained_fraction": ...}``.
+    For each (``train_experts`` False, True): the peak memory of a training step, the bytes autograd saves for
+    backward, and the median wall time of ``repeats`` full steps (forward, cross-entropy, backward, AdamW), after
+    one warm-up step; the two models' timed steps alternate, so drifting clocks or load weigh on both alike. The
+    peak is, on the CPU, the bytes of tensors alive during forward + backward (``models.memory.peak_bytes``:
+    activations, gradients, temporaries); on CUDA ``max_memory_allocated`` over a whole step, the model's weights,
+    gradients and AdamW state included, less what the process held before that model was built.
+    ``autocast_dtype`` runs the forward under autocast (the paper trains in mixed precision). Returns
+    ``{"frozen": {...}, "full": {...}, "trained_fraction": ...}``.
     """
-    results: dict[str, Any] = {}
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:  # the first matmuls allocate the BLAS workspaces, which would count against whichever model runs first
+        probe = torch.ones(64, 64, device=dev, requires_grad=True)
+        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            (probe @ probe).float().sum().backward()
+        del probe
+    results: dict[str, dict[str, Any]] = {}
+    steps: dict[str, Callable[[], None]] = {}
     for key, train_experts in (("frozen", False), ("full", True)):
         torch.manual_seed(0)
-        model = create_model(name, num_classes=num_classes, train_experts=train_experts, **overrides).train()
+        before = torch.cuda.memory_allocated(dev) if cuda else 0
+        model = create_model(name, num_classes=num_classes, train_experts=train_experts, **overrides)
+        model = model.to(dev).train()
         shape = (batch, 3, model.num_frames, model.img_size, model.img_size)
-        x = torch.randn(shape)
-        labels = torch.randint(0, model.num_classes, (batch,))
+        x = torch.randn(shape, device=dev)
+        labels = torch.randint(0, model.num_classes, (batch,), device=dev)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-4)
 
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), labels).backward()
-            optimizer.step()
+        def forward(model: nn.Module = model, x: torch.Tensor = x) -> torch.Tensor:
+            with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                return model(x)
 
-        step()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+        def step(forward: Callable[[], torch.Tensor] = forward, optimizer: torch.optim.Optimizer = optimizer,
+                 labels: torch.Tensor = labels) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(forward().float(), labels).backward()
+            optimizer.step()
+            sync()
+
+        step()  # warm-up; AdamW's state exists from here on, as in training
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(dev)
             step()
-            times.append(time.perf_counter() - start)
+            peak = torch.cuda.max_memory_allocated(dev) - before
         optimizer.zero_grad(set_to_none=True)
+        if not cuda:
+            peak = peak_bytes(forward)
+        steps[key] = step
         results[key] = {
-            "peak_mib": peak_bytes(lambda: model(x)) / 2**20,
+            "peak_mib": peak / 2**20,
             "saved_for_backward_mib": activation_bytes(model, shape) / 2**20,
-            "step_ms": statistics.median(times) * 1e3,
             "trainable_params": sum(p.numel() for p in params),
             "total_params": sum(p.numel() for p in model.parameters()),
         }
-    results["trained_fraction"] = results["frozen"]["trainable_params"] / results["frozen"]["total_params"]
-    return results
+    times: dict[str, list[float]] = {key: [] for key in steps}
+    for _ in range(repeats):
+        for key, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[key].append(time.perf_counter() - start)
+    for key, record in results.items():
+        record["step_ms"] = statistics.median(times[key]) * 1e3
+    return {**results, "trained_fraction": results["frozen"]["trainable_params"] / results["frozen"]["total_params"]}
 
 
 def _all_trainable_activation_gib() -> float:
@@ -185,26 +218,50 @@ def _all_trainable_activation_gib() -> float:
     return activation_bytes(model, (1, 3, 16, 224, 224)) / 2**30
 
 
-def main() -> None:
-    """``python -m models.cast.complexity``: the counted figures at paper scale and the tiny training cost."""
-    for row, (options, paper) in TABLE1C.items():
-        print(f"Table 1c {row:14s} learnable {learnable_millions(**options):6.2f} M (paper {paper})")
-    print(f"CAST-B single-label (174 classes) {learnable_millions(num_classes=174):.2f} M "
-          f"(paper {PAPER_CAST_B_PARAMS_M})")
-    with torch.device("meta"):
-        model = create_model("cast_base", num_classes=EK100_CLASSES)
-    total = sum(p.numel() for p in model.parameters())
-    print(f"CAST-B trained fraction {count_learnable(model) / total:.3f} of {total / 1e6:.1f} M; activations saved "
-          f"for backward per 16x224x224 clip (fp32): {activation_bytes(model, (1, 3, 16, 224, 224)) / 2**30:.2f} GiB "
-          f"frozen vs {_all_trainable_activation_gib():.2f} GiB all trainable")
-    print(f"GFLOPs/view {gflops_per_view():.1f} (paper {PAPER_GFLOPS_PER_VIEW}); TFLOPs 2x3 views "
-          f"{tflops_views():.3f} (paper {PAPER_TFLOPS_2X3})")
-    cost = measure_training()
+SHAPES = {"tiny": "cast_tiny", "paper": "cast_base"}
+AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m models.cast.complexity [--shape tiny|paper] [--device cuda] [--batch N] [--precision fp16]``:
+    the counted figures at paper scale, then the measured training cost at one shape."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--shape", choices=SHAPES, default="tiny", help="model whose training step is measured")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--batch", type=int, default=2, help="clips per step (the paper: 6 per GPU)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps (median) after one warm-up step")
+    parser.add_argument("--precision", choices=AUTOCAST, default="fp32",
+                        help="autocast dtype of the forward (the paper's GPU preset: fp16)")
+    parser.add_argument("--skip-counted", action="store_true", help="only the measured training cost")
+    args = parser.parse_args(argv)
+    if not args.skip_counted:
+        for row, (options, paper) in TABLE1C.items():
+            print(f"Table 1c {row:14s} learnable {learnable_millions(**options):6.2f} M (paper {paper})")
+        print(f"CAST-B single-label (174 classes) {learnable_millions(num_classes=174):.2f} M "
+              f"(paper {PAPER_CAST_B_PARAMS_M})")
+        with torch.device("meta"):
+            model = create_model("cast_base", num_classes=EK100_CLASSES)
+        total = sum(p.numel() for p in model.parameters())
+        print(f"CAST-B trained fraction {count_learnable(model) / total:.3f} of {total / 1e6:.1f} M; activations "
+              f"saved for backward per 16x224x224 clip (fp32): "
+              f"{activation_bytes(model, (1, 3, 16, 224, 224)) / 2**30:.2f} GiB frozen vs "
+              f"{_all_trainable_activation_gib():.2f} GiB all trainable")
+        print(f"GFLOPs/view {gflops_per_view():.1f} (paper {PAPER_GFLOPS_PER_VIEW}); TFLOPs 2x3 views "
+              f"{tflops_views():.3f} (paper {PAPER_TFLOPS_2X3})")
+    cost = measure_training(SHAPES[args.shape], batch=args.batch, repeats=args.repeats, device=args.device,
+                            autocast_dtype=AUTOCAST[args.precision])
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
+        f"cpu, {torch.get_num_threads()} thread(s)"
+    print(f"training step of {SHAPES[args.shape]}, batch {args.batch}, {args.precision}, on {where}:")
     for key in ("frozen", "full"):
         c = cost[key]
-        print(f"tiny {key:6s}: peak {c['peak_mib']:.1f} MiB, saved for backward {c['saved_for_backward_mib']:.1f} "
-              f"MiB, step {c['step_ms']:.1f} ms, trainable {c['trainable_params']:,} / {c['total_params']:,}")
-    print(f"trained fraction {cost['trained_fraction']:.3f}")
+        print(f"  {key:6s}: peak {c['peak_mib']:.1f} MiB, saved for backward {c['saved_for_backward_mib']:.1f} "
+              f"MiB (fp32), step {c['step_ms']:.1f} ms, trainable {c['trainable_params']:,} / {c['total_params']:,}")
+    ratio = {k: cost["frozen"][k] / cost["full"][k] for k in ("peak_mib", "step_ms")}
+    print(f"  frozen / full: peak {ratio['peak_mib']:.2f}x, step {ratio['step_ms']:.2f}x; "
+          f"trained fraction {cost['trained_fraction']:.3f}")
 
 
 if __name__ == "__main__":
