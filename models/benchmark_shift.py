@@ -1,6 +1,7 @@
 """Forward+backward time and memory of the shift family against the frame-wise ViT, one block or the whole model.
 
     python -m models.benchmark_shift [--shape tiny|paper|all] [--unit block|model] [--device cpu|cuda] [--batch N]
+                                     [--compile [default|reduce-overhead|max-autotune]]
 
 Variants (per-frame class tokens, tubelet 1): ``vit`` (frame attention), ``msca_kv`` (h_b = h_f = 1),
 ``msca_pkv`` (N_b = N_f = 8 of 197 token rows at paper shape, the paper's best; 1 + 1 of 17 at tiny shape),
@@ -12,7 +13,10 @@ Shapes: ``tiny`` = vit_tiny_frame (C = 96, 12 heads, 8 frames of 4 x 4 patches);
 hooks, attention, MLP), ``model`` the whole network.
 
 Time: median and minimum of at least ``--repeats`` passes per variant (more, up to 2 s each) after one untimed
-warm-up pass, the passes of all variants interleaved (see ``measure``). Memory: on a CPU
+warm-up pass, the passes of all variants interleaved (see ``measure``). ``--compile [MODE]`` runs every variant
+through ``torch.compile`` (compiled during the warm-up, outside the timing): at batch 1 an eager block waits on the
+dispatch and launch of its small ops, a shift's few ops included; on a CPU compiling fuses them away (README:
+figures). Memory: on a CPU
 the bytes autograd saves for backward (``models.memory.saved_tensor_bytes``: what a deep network accumulates) and
 the peak of op-created tensors over forward + backward (``models.memory.peak_bytes``); on CUDA
 ``torch.cuda.max_memory_allocated`` over one pass minus the memory allocated before it.
@@ -21,6 +25,7 @@ the peak of op-created tensors over forward + backward (``models.memory.peak_byt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -67,30 +72,45 @@ class _InsideNetwork(nn.Module):
         return self.block(x.clone(), thw)
 
 
-def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device) -> tuple[nn.Module, tuple]:
-    """The layer of ``variant`` (a block or the whole model) on ``dev`` and its input."""
+def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device, compiled: str | None = None
+           ) -> tuple[nn.Module, tuple]:
+    """The layer of ``variant`` (a block or the whole model) on ``dev`` and its input; ``compiled``: wrapped in
+    ``torch.compile`` with that mode ("default", "reduce-overhead": CUDA graphs, "max-autotune")."""
     model_name, dim, thw, token_rows = SHAPES[shape]
     options = variant_options(variant, token_rows)
     torch.manual_seed(0)
     if unit == "block":
         x = torch.randn(batch, thw[0] * (1 + thw[1] * thw[2]), dim, device=dev, requires_grad=True)
         block = create_model(model_name, depth=1, **options).blocks[0]  # exactly the block the model has
-        return _InsideNetwork(block).to(dev).train(), (x, thw)
-    model = create_model(model_name, **options).to(dev).train()
-    return model, (torch.randn(batch, 3, model.num_frames, model.img_size, model.img_size, device=dev),)
+        layer, args = _InsideNetwork(block).to(dev).train(), (x, thw)
+    else:
+        layer = create_model(model_name, **options).to(dev).train()
+        args = (torch.randn(batch, 3, layer.num_frames, layer.img_size, layer.img_size, device=dev),)
+    return (torch.compile(layer, mode=compiled) if compiled else layer), args
 
 
 def measure(shape: str, variants: list[str], unit: str, batch: int, device: str, repeats: int,
-            min_seconds: float = 2.0) -> list[dict[str, Any]]:
+            min_seconds: float = 2.0, compiled: str | None = None) -> list[dict[str, Any]]:
     """Forward+backward time and memory of every variant at one shape.
 
     Timed passes run round-robin over the variants, so that load from other processes on a shared machine
     (which drifts over seconds) spreads over all of them instead of biasing whichever runs last; at least
     ``repeats`` passes each, more until about ``min_seconds`` per variant have passed (at most 100).
     """
+    # Every variant compiles the same forward code, which dynamo otherwise compiles for 8 modules at most and then
+    # runs eagerly: later variants would be timed uncompiled without a word. Earlier calls' entries are dropped.
+    if compiled:
+        torch._dynamo.reset()
+    limit = torch._dynamo.config.patch(recompile_limit=8 + len(variants)) if compiled else contextlib.nullcontext()
+    with limit:
+        return _measure(shape, variants, unit, batch, device, repeats, min_seconds, compiled)
+
+
+def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str, repeats: int,
+             min_seconds: float, compiled: str | None) -> list[dict[str, Any]]:
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    built = {v: _build(shape, v, unit, batch, dev) for v in variants}
+    built = {v: _build(shape, v, unit, batch, dev, compiled) for v in variants}
 
     def step(variant: str) -> None:
         layer, args = built[variant]
@@ -107,13 +127,15 @@ def measure(shape: str, variants: list[str], unit: str, batch: int, device: str,
             before = torch.cuda.memory_allocated()
             step(variant)
             memory = {"peak_mib": (torch.cuda.max_memory_allocated() - before) / 2 ** 20}
+        elif compiled:  # the CPU counters hook autograd and tensor creation, which a compiled graph hides
+            memory = {}
         else:
             exclude = [*layer.parameters(), *layer.buffers()]
             memory = {"saved_mib": saved_tensor_bytes(lambda: layer(*args), exclude=exclude) / 2 ** 20,
                       "peak_mib": peak_bytes(lambda: layer(*args)) / 2 ** 20}
             layer.zero_grad(set_to_none=True)
         records[variant] = {"shape": shape, "variant": variant, "unit": unit, "batch": batch, "device": device,
-                            **memory, "threads": torch.get_num_threads()}
+                            "compiled": compiled, **memory, "threads": torch.get_num_threads()}
     times: dict[str, list[float]] = {v: [] for v in variants}
     started = time.perf_counter()
     while min(map(len, times.values())) < repeats or (time.perf_counter() - started < min_seconds * len(variants)
@@ -140,7 +162,7 @@ def _table(records: list[dict[str, Any]]) -> str:
         rows.append([r["shape"], r["variant"], f"{1e3 * r['time_s']:.1f}", ratio(r, base, "time_s"),
                      f"{1e3 * r['time_min_s']:.1f}", ratio(r, base, "time_min_s"),
                      f"{r.get('saved_mib', float('nan')):.2f}", ratio(r, base, "saved_mib"),
-                     f"{r['peak_mib']:.2f}", ratio(r, base, "peak_mib")])
+                     f"{r.get('peak_mib', float('nan')):.2f}", ratio(r, base, "peak_mib")])
     headers = ["shape", "variant", "fwd+bwd ms (median)", "median / vit", "min ms", "min / vit", "saved for bwd MiB",
                "saved / vit",
                "peak MiB", "peak / vit"]
@@ -156,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="at least this many timed passes (more up to 2 s)")
     parser.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--compile", nargs="?", const="default",
+                        choices=["default", "reduce-overhead", "max-autotune"],
+                        help="time every variant through torch.compile (this mode; default: 'default')")
     parser.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -164,14 +189,16 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     variants = args.variants if "vit" in args.variants else ["vit", *args.variants]  # the baseline of every ratio
     shapes = list(SHAPES) if args.shape == "all" else [args.shape]
-    records = [r for s in shapes for r in measure(s, variants, args.unit, args.batch, args.device, args.repeats)]
+    records = [r for s in shapes
+               for r in measure(s, variants, args.unit, args.batch, args.device, args.repeats, compiled=args.compile)]
     if args.json:
         print(json.dumps(records, indent=1))
         return
     where = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else
              f"{platform.processor() or platform.machine()} CPU, {records[0]['threads']} threads, "
              f"{os.cpu_count()} cores")
-    print(f"One {args.unit}, forward+backward, float32, batch {args.batch}, on {where}.")
+    how = f"compiled (torch.compile, mode {args.compile})" if args.compile else "eager"
+    print(f"One {args.unit}, forward+backward, float32, {how}, batch {args.batch}, on {where}.")
     print(_table(records))
 
 

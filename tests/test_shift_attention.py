@@ -188,3 +188,24 @@ def test_benchmark_shows_no_extra_memory():
     peak = {r["variant"]: r["peak_mib"] for r in records}
     assert len(set(saved.values())) == 1 and saved["vit"] > 0, saved
     assert len(set(peak.values())) == 1, peak
+
+
+@pytest.mark.slow
+def test_shift_blocks_compile_whole_and_compute_what_eager_does():
+    """``torch.compile`` (the remedy for launch-bound batch-1 steps, ``benchmark_shift --compile``) traces the
+    in-place shift's autograd function without a graph break and gives eager's output and gradients."""
+    from models.benchmark_shift import _build
+
+    for variant in ("tokenshift", "msca_kv"):
+        layer, (x, thw) = _build("tiny", variant, "block", 2, torch.device("cpu"))
+        assert torch._dynamo.explain(layer)(x.detach(), thw).graph_break_count == 0
+        compiled = torch.compile(layer)
+        results = []
+        for run in (layer, compiled):
+            layer.zero_grad(set_to_none=True)
+            inp = x.detach().clone().requires_grad_(True)
+            out = run(inp, thw)
+            out.square().sum().backward()
+            results.append([out, inp.grad, *(p.grad for p in layer.parameters())])
+        for eager, traced in zip(*results):
+            torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-5)
