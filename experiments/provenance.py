@@ -57,9 +57,9 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# What `run` and `reports` rewrite themselves (each table's report and plots, the index, the tracked records):
-# outputs, not the code a run trains with, so a change there alone does not mark a run "dirty".
-GENERATED_OUTPUTS = ("reports/*.md", "reports/*.png", "reports/results")
+# What `run` and `reports` rewrite themselves (each table's report and plots, the index, the tracked records, the
+# benchmark records): outputs, not the code a run trains with, so a change there alone does not mark a run "dirty".
+GENERATED_OUTPUTS = ("reports/*.md", "reports/*.png", "reports/results", "reports/benchmarks")
 
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Forward+backward time and memory of the shift family against the frame-wise ViT, one block or the whole model.
 
     python -m models.benchmark_shift [--shape tiny|paper|all] [--unit block|model] [--device cpu|cuda] [--batch N]
-                                     [--compile [default|reduce-overhead|max-autotune]]
+                                     [--compile [default|reduce-overhead|max-autotune]] [--repeats N] [--json]
+
+(``python -m reports benchmark-shift FILE [the same options]`` records what it measures for the README's tables.)
 
 Variants (per-frame class tokens, tubelet 1): ``vit`` (frame attention), ``msca_kv`` (h_b = h_f = 1),
 ``msca_pkv`` (N_b = N_f = 8 of 197 token rows at paper shape, the paper's best; 1 + 1 of 17 at tiny shape),
@@ -169,13 +171,15 @@ def _table(records: list[dict[str, Any]]) -> str:
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m models.benchmark_shift", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="tiny")
     parser.add_argument("--unit", choices=["block", "model"], default="block")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--batch", type=int, default=1, help="clips per batch")
     parser.add_argument("--repeats", type=int, default=3, help="at least this many timed passes (more up to 2 s)")
+    parser.add_argument("--min-seconds", type=float, default=2.0,
+                        help="keep timing each variant until about this long has passed (at most 100 passes)")
     parser.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--compile", nargs="?", const="default",
@@ -185,12 +189,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
+    return args
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The records of every shape and variant that ``args`` (``parse_args``) asks for."""
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = args.variants if "vit" in args.variants else ["vit", *args.variants]  # the baseline of every ratio
     shapes = list(SHAPES) if args.shape == "all" else [args.shape]
-    records = [r for s in shapes
-               for r in measure(s, variants, args.unit, args.batch, args.device, args.repeats, compiled=args.compile)]
+    return [r for s in shapes for r in measure(s, variants, args.unit, args.batch, args.device, args.repeats,
+                                               min_seconds=args.min_seconds, compiled=args.compile)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    records = run(args)
     if args.json:
         print(json.dumps(records, indent=1))
         return

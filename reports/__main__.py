@@ -1,6 +1,9 @@
 """``python -m reports build [ID ...]``: regenerate report tables from what runs logged, without training.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
-``python -m reports readme``: rewrite the README's block of tiny-scale results from the reports' records."""
+``python -m reports readme``: rewrite the README's generated blocks (tiny-scale results, learnability, shift
+benchmarks) from the reports' records.
+``python -m reports benchmark-shift FILE [options]``: run ``models.benchmark_shift`` with those options and merge
+its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the README's shift tables show)."""
 
 from __future__ import annotations
 
@@ -39,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     readme = sub.add_parser("readme", help="rewrite the README's tiny-scale results block from the reports' "
                                            "records")
     readme.add_argument("--check", action="store_true", help="exit 1 if the block differs; write nothing")
+    bench = sub.add_parser("benchmark-shift", help="measure the shift family (models.benchmark_shift) and merge the "
+                                                   "stamped records into FILE",
+                           description="Options after FILE go to `python -m models.benchmark_shift` (its --help "
+                                       "lists them); then run `python -m reports readme`.")
+    bench.add_argument("file", metavar="FILE", help="e.g. reports/benchmarks/shift_cpu.json")
+    bench.add_argument("options", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "benchmark-shift":
+        return _benchmark_shift(args.file, args.options)
     try:
         if args.command == "readme":
             return _readme(args.check)
@@ -88,10 +99,22 @@ def _readme(check: bool) -> int:
 
     changed = rewrite_results_block(README, write=not check)
     if check and changed:
-        print(f"{README}: the tiny-scale results block differs from the reports' records; run "
+        print(f"{README}: a generated block differs from the records; run "
               f"`python -m reports readme`", file=sys.stderr)
         return 1
-    print(f"{README}: results block {'rewritten' if changed else 'already up to date'}")
+    print(f"{README}: generated blocks {'rewritten' if changed else 'already up to date'}")
+    return 0
+
+
+def _benchmark_shift(file: str, options: list[str]) -> int:
+    from .benchmarks import record_shift_benchmark
+
+    try:
+        new = record_shift_benchmark(file, options)
+    except ValueError as err:  # a malformed records file: named, and left as it was
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{file}: {len(new)} record(s) merged; `python -m reports readme` shows them in the README")
     return 0
 
 

@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from models import Block, create_model  # noqa: E402
-from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention  # noqa: E402
+from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention, shift_frames  # noqa: E402
+from models.attention.temporal_shift import Shift  # noqa: E402
 from models.attention.frame import SHIFTED  # noqa: E402
 from tests.attention_reference import FRAME_REFERENCES, random_attention, temporal_shift_reference  # noqa: E402
 
@@ -130,6 +131,32 @@ def test_an_in_place_shift_equals_the_copy_and_is_refused_on_a_tensor_autograd_s
     saved = x.exp()  # exp keeps its output for the backward
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         in_place(saved, THW).sum().backward()
+
+
+def test_msca_and_xvit_shift_their_projection_where_it_lies(monkeypatch):
+    """The q/k/v projection is the attention's own (not the view nn.Linear returns for 3-D input), so the shift
+    rewrites it in place instead of copying all of q, k and v."""
+    import models.attention.frame as frame
+
+    in_place = []
+
+    def recording(z, *args, **kwargs):
+        out = shift_frames(z, *args, **kwargs)
+        in_place.append(out is z)
+        return out
+
+    monkeypatch.setattr(frame, "shift_frames", recording)
+    for name, opts in (("msca", {"shifted": "KV"}), ("msca", {"shifted": "QV", "shift_along": "tokens"}),
+                       ("xvit", {})):
+        _random_module(name, opts, fused=True)(_tokens(), THW).sum().backward()
+    assert in_place == [True, True, True]
+
+
+def test_a_shift_names_what_is_wrong_with_it():
+    with pytest.raises(ValueError, match="exactly one axis"):
+        Shift(at=(0, slice(None)), previous=(0, 1), next=(1, 2))
+    with pytest.raises(ValueError, match=r"previous \(0, 1\) and next \(2, 3\) must be adjacent"):
+        Shift(at=(None,), previous=(0, 1), next=(2, 3))
 
 
 def test_block_shifts_the_residual_stream_as_eq_4_to_7():

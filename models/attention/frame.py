@@ -40,13 +40,17 @@ class FrameAttention(JointSpaceTimeAttention):
     """
 
     def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+        batch, tokens, dim = x.shape
         num_t = thw[0]
-        qkv = self.qkv(x)
-        shifts = self.shifts(qkv.shape[1] // num_t)
-        if shifts:  # a copy of the projection with elements exchanged; (b, t, n, three, nh, d) indices
-            frames_shape = (x.shape[0], num_t, -1, 3, self.num_heads, x.shape[-1] // self.num_heads)
+        shifts = self.shifts(tokens // num_t)
+        # Projected as a (tokens, 3C) matrix: a tensor of its own, not the view nn.Linear returns for 3-D input,
+        # so that a shift may rewrite it in place.
+        qkv = self.qkv(x.reshape(batch * tokens, dim))
+        if shifts:  # the projection with elements exchanged; (b, t, n, three, nh, d) indices
+            frames_shape = (batch, num_t, -1, 3, self.num_heads, dim // self.num_heads)
             qkv = shift_frames(qkv, frames_shape, shifts, in_place=True)  # qkv is this method's own
-        q, k, v = rearrange(qkv, "b (t n) (three nh d) -> three (b t) nh n d", t=num_t, three=3, nh=self.num_heads)
+        q, k, v = rearrange(qkv, "(b t n) (three nh d) -> three (b t) nh n d", b=batch, t=num_t, three=3,
+                            nh=self.num_heads)
         dropout_p = self.attn_drop.p if self.training else 0.0
         x = attend(q, k, v, self.fused_attn, dropout_p)
         x = rearrange(x, "(b t) nh n d -> b (t n) (nh d)", t=num_t)
@@ -100,20 +104,18 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         self.shift_along = shift_along
         self.num_backward = num_backward
         self.num_forward = num_forward
-        # Indices into the (q, k, v) axis; adjacent projections as one slice, so KV or QKV move in one copy.
+        # Adjacent projections as one slice of the (q, k, v) axis, so KV or QKV move in one copy.
         first, last = "QKV".index(shifted[0]), "QKV".index(shifted[-1])
-        self._projections = [0, 2] if shifted == "QV" else [slice(first, last + 1)]
+        projections = [0, 2] if shifted == "QV" else [slice(first, last + 1)]
+        previous, following = (0, num_backward), (num_backward, num_backward + num_forward)
+        along = (lambda p: (slice(None), p, None)) if shift_along == "heads" else (lambda p: (None, p))
+        self._shifts = [Shift(at=along(p), previous=previous, next=following) for p in projections]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
-        every = slice(None)
-        previous, following = slice(0, self.num_backward), slice(self.num_backward,
-                                                                  self.num_backward + self.num_forward)
-        if self.shift_along == "tokens" and following.stop > tokens_per_frame:
-            raise ValueError(f"num_backward + num_forward = {following.stop} token rows exceed the "
-                             f"{tokens_per_frame} tokens of a frame")
-        if self.shift_along == "heads":  # indices over (n, three, nh)
-            return [((every, p, previous), (every, p, following)) for p in self._projections]
-        return [((previous, p), (following, p)) for p in self._projections]
+        if self.shift_along == "tokens" and self.num_backward + self.num_forward > tokens_per_frame:
+            raise ValueError(f"num_backward + num_forward = {self.num_backward + self.num_forward} token rows "
+                             f"exceed the {tokens_per_frame} tokens of a frame")
+        return self._shifts
 
 
 class SpaceTimeMixingAttention(FrameAttention):
@@ -150,11 +152,12 @@ class SpaceTimeMixingAttention(FrameAttention):
             raise ValueError(f"shift_fraction {shift_fraction} moves {channels} channels per direction, not a "
                              f"whole number of {head_dim}-channel heads")
         self.shift_fraction = shift_fraction
-        self.heads_per_direction = channels // head_dim
+        self.heads_per_direction = h = channels // head_dim
+        keys_values = slice(1, 3)
+        self._shifts = [Shift(at=(slice(None), keys_values, None), previous=(h, 2 * h), next=(0, h))]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
-        every, keys_values, h = slice(None), slice(1, 3), self.heads_per_direction
-        return [((every, keys_values, slice(h, 2 * h)), (every, keys_values, slice(0, h)))]
+        return self._shifts
 
 
 __all__ = ["SHIFTED", "FrameAttention", "MultiHeadSelfCrossAttention", "SpaceTimeMixingAttention"]

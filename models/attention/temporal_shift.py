@@ -8,54 +8,69 @@ and which of its elements move. Frames beyond the clip's ends are zeros (TSM's z
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
-
-Index = tuple[int | slice, ...]
-Shift = tuple[Index, Index]  # (elements taken from frame t-1, elements taken from frame t+1)
 
 
-def shift_frames_into(out: Tensor, z: Tensor, from_previous: Index, from_next: Index) -> Tensor:
-    """Into ``out``, a copy of ``z`` (both of shape (b, t, ...)), outside autograd: frame t takes
-    ``z[:, t - 1][from_previous]`` and ``z[:, t + 1][from_next]`` (the papers' backward and forward shifts).
+@dataclass(frozen=True)
+class Shift:
+    """Which elements of each frame move: along the axis marked ``None`` in ``at`` (an index over the axes after
+    time), positions ``[*previous)`` are taken from frame t-1 and ``[*next)`` from frame t+1; the other entries of
+    ``at`` select the part of the frame that moves. The two ranges are adjacent (in either order; one may be
+    empty), so a single strided view holds every moved element.
 
-    Only the selected elements are written, read from ``z`` (so no temporary copy is needed where source and
-    destination frames overlap); the first frame's ``from_previous`` and the last frame's ``from_next`` elements
-    become zero.
-
-    Args:
-        out: the copy of ``z`` to write into.
-        z: tensor whose axis 1 is time.
-        from_previous: index over the axes after time of the elements taken from frame t - 1.
-        from_next: the same for frame t + 1; must select elements disjoint from ``from_previous``.
+    Example, per-frame q, k, v of shape (n, three, nh, d), heads 0-1 of k and v from t-1 and head 2 from t+1:
+    ``Shift(at=(slice(None), slice(1, 3), None), previous=(0, 2), next=(2, 3))``.
     """
-    every, later, earlier = slice(None), slice(1, None), slice(None, -1)
-    out[(every, later, *from_previous)] = z[(every, earlier, *from_previous)]
-    out[(every, 0, *from_previous)] = 0
-    out[(every, earlier, *from_next)] = z[(every, later, *from_next)]
-    out[(every, -1, *from_next)] = 0
-    return out
+
+    at: tuple[int | slice | None, ...]
+    previous: tuple[int, int]
+    next: tuple[int, int]
+    # Derived once, since a shift runs in every block's forward and backward: the index of the moved elements in
+    # (b, t, ...), their axis ``along`` in that view, and per non-empty range (start in the view, length, the
+    # frame of the zero-padded view that frame t reads: 0 for t-1, 2 for t+1); ``adjoint_copies`` move the same
+    # elements the other way, the backward (out[t] = z[t-1] gives dz[t] = dout[t+1]).
+    index: tuple[int | slice, ...] = field(init=False, repr=False, compare=False)
+    along: int = field(init=False, repr=False, compare=False)
+    copies: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+    adjoint_copies: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        (p0, p1), (n0, n1) = self.previous, self.next
+        if self.at.count(None) != 1:
+            raise ValueError(f"at {self.at} must mark exactly one axis with None")
+        if not (0 <= p0 <= p1 and 0 <= n0 <= n1 and (p1 == n0 or n1 == p0)):
+            raise ValueError(f"previous {self.previous} and next {self.next} must be adjacent [start, stop) ranges")
+        start, axis = min(p0, n0), self.at.index(None)
+        span = slice(start, max(p1, n1))
+        copies = tuple((r0 - start, r1 - r0, frame) for (r0, r1), frame in ((self.previous, 0), (self.next, 2))
+                       if r1 > r0)
+        derived = dict(index=(slice(None), slice(None), *(span if i is None else i for i in self.at)),
+                       along=2 + sum(not isinstance(i, int) for i in self.at[:axis]), copies=copies,
+                       adjoint_copies=tuple((begin, length, 2 - frame) for begin, length, frame in copies))
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
-def _shift_in_place(z: Tensor, from_previous: Index, from_next: Index) -> Tensor:
-    """``shift_frames_into(z, z, ...)`` without reading what was already overwritten: only the moved elements are
-    copied aside (for TokenShift, the class tokens' shifted channels), not the whole tensor."""
-    every, later, earlier = slice(None), slice(1, None), slice(None, -1)
-    backward, forward = z[(every, earlier, *from_previous)].clone(), z[(every, later, *from_next)].clone()
-    z[(every, later, *from_previous)] = backward
-    z[(every, 0, *from_previous)] = 0
-    z[(every, earlier, *from_next)] = forward
-    z[(every, -1, *from_next)] = 0
-    return z
+def _shift_in_place(frames: Tensor, shift: Shift, adjoint: bool = False) -> None:
+    """``frames`` (b, t, ...) with ``shift`` (or, with ``adjoint``, its opposite) applied in place, copying only
+    the moved elements, in few ops and little Python (a small step, batch 1, waits on every op's dispatch and
+    launch); beyond the clip's ends, zeros."""
+    moved = frames[shift.index]
+    num_frames, along = moved.shape[1], shift.along
+    padded = F.pad(moved, (0, 0) * (moved.dim() - 2) + (1, 1))  # a zero frame before the first and after the last
+    for start, length, frame in shift.adjoint_copies if adjoint else shift.copies:
+        moved.narrow(along, start, length).copy_(padded.narrow(1, frame, num_frames).narrow(along, start, length))
 
 
 class _ShiftFrames(torch.autograd.Function):
     """``shift_frames`` with a hand-written backward: the adjoint of a shift is the opposite shift of the same
-    elements, so the gradient costs one copy too. (In-place shifts recorded by autograd would instead clone the
-    whole gradient once per slice assignment: about 5% of a ViT-B block.)
+    elements, so the gradient costs one copy and three small ops too. (In-place shifts recorded by autograd would
+    instead clone the whole gradient once per slice assignment: about 5% of a ViT-B block.)
 
     With ``in_place`` the forward shifts its input in place when autograd allows it (a contiguous, non-view,
     non-leaf tensor: the residual stream, a projection's output), so the block's peak memory holds no second copy
@@ -68,31 +83,29 @@ class _ShiftFrames(torch.autograd.Function):
         ctx.frames_shape, ctx.shifts = frames_shape, shifts
         if in_place and z.is_contiguous() and z._base is None and not z.is_leaf:
             ctx.mark_dirty(z)
-            for from_previous, from_next in shifts:
-                _shift_in_place(z.view(frames_shape), from_previous, from_next)
-            return z
-        source = z.contiguous()
-        out = source.clone()
-        for from_previous, from_next in shifts:
-            shift_frames_into(out.view(frames_shape), source.view(frames_shape), from_previous, from_next)
+            out = z
+        else:
+            out = z.clone(memory_format=torch.contiguous_format)
+        for shift in shifts:
+            _shift_in_place(out.view(frames_shape), shift)
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        grad = grad.contiguous()  # autograd may hand the same gradient to other functions: never shifted in place
-        out = grad.clone()
-        for from_previous, from_next in ctx.shifts:
-            # out[t][P] = z[t-1][P] gives dz[t][P] = dout[t+1][P]: the same elements, shifted the other way.
-            shift_frames_into(out.view(ctx.frames_shape), grad.view(ctx.frames_shape), from_next, from_previous)
+        # Autograd may hand the same gradient to other functions: shifted in a copy of our own, never in place.
+        out = grad.contiguous()
+        if out is grad:
+            out = grad.clone()
+        for shift in ctx.shifts:
+            _shift_in_place(out.view(ctx.frames_shape), shift, adjoint=True)
         return out, None, None, None
 
 
 def shift_frames(z: Tensor, frames_shape: tuple[int, ...], shifts: Sequence[Shift], in_place: bool = False
                  ) -> Tensor:
-    """``z`` in which, seen as ``z.view(frames_shape)`` with time on axis 1, every ``(from_previous, from_next)``
-    pair of ``shifts`` is applied as by ``shift_frames_into``; differentiable, the backward one copy of the
-    gradient.
+    """``z`` in which, seen as ``z.view(frames_shape)`` with time on axis 1, frame t takes the elements of every
+    ``Shift`` from frames t-1 and t+1 (the papers' backward and forward shifts; zeros beyond the clip's ends);
+    differentiable, the backward one copy of the gradient.
 
     ``in_place``: for a caller that no longer needs ``z`` (a block's residual stream, a projection's output):
     shifted in place where autograd allows (``_ShiftFrames``), so no second copy is alive; otherwise a copy.
@@ -133,11 +146,11 @@ class TemporalShift(nn.Module):
             raise ValueError(f"tokens must be 'cls' or 'all', got {tokens!r}")
         num = channels_per_direction(dim, shift_fraction)
         token = 0 if tokens == "cls" else slice(None)
-        self.shifts: list[Shift] = [((token, slice(0, num)), (token, slice(num, 2 * num)))]
+        self.shifts = [Shift(at=(token, None), previous=(0, num), next=(num, 2 * num))]
 
     def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
         return shift_frames(x, (x.shape[0], thw[0], -1, x.shape[-1]), self.shifts,  # viewed as (b t n c)
                             in_place=self.inplace)
 
 
-__all__ = ["TemporalShift", "channels_per_direction", "shift_frames", "shift_frames_into"]
+__all__ = ["Shift", "TemporalShift", "channels_per_direction", "shift_frames"]

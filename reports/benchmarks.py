@@ -1,0 +1,123 @@
+"""The shift family's speed and memory records (``reports/benchmarks/shift_*.json``) and the README tables made
+from them, so that no figure of those tables is typed in by hand.
+
+``python -m reports benchmark-shift FILE [options of models.benchmark_shift]`` measures, stamps every record with
+the machine, torch, the commit and the command that re-measures it, and merges the records into FILE: a record of
+the same device, unit, shape, batch, compile mode and variant is replaced, the others are kept.
+``python -m reports readme`` renders every file as one table per device (``shift_benchmark_block``).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from .build import REPORTS_DIR
+
+REPO = REPORTS_DIR.parent
+BENCHMARKS_DIR = REPORTS_DIR / "benchmarks"
+SHIFT_FILES = "shift_*.json"
+SHIFT_VARIANTS = {"msca_kv": "MSCA-KV", "msca_pkv": "MSCA-pKV", "tokenshift": "TokenShift", "tsm": "TSM-ViT",
+                  "xvit": "X-ViT"}  # the columns, beside the frame-wise ViT (``vit``) that every ratio divides by
+STAMP = ("device_name", "torch", "commit", "measured_at", "command")
+SETTING = ("device_name", "unit", "shape", "batch", "compiled")  # one row of a table: its records share these
+
+
+def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[str, Any]]:
+    """Run ``models.benchmark_shift`` with ``options``, stamp its records and merge them into ``path``; returns
+    the new records."""
+    import torch
+
+    from data.atomic_write import atomic_write_text
+    from experiments.provenance import cpu_name, git_commit
+    from models import benchmark_shift
+
+    path = Path(path)
+    kept = read_records(path) if path.exists() else []  # a malformed file stops here, before any measuring
+    args = benchmark_shift.parse_args([*options, "--json"])
+    new = benchmark_shift.run(args)
+    device_name = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda")
+                   else f"{cpu_name()}, {torch.get_num_threads()} thread(s)")
+    stamp = {"device_name": device_name, "torch": torch.__version__, "commit": git_commit(),
+             "measured_at": datetime.now(timezone.utc).date().isoformat(),
+             "command": shlex.join(["python", "-m", "reports", "benchmark-shift", str(path), *options])}
+    new = [{**r, **stamp} for r in new]
+    replaced = {_key(r) for r in new}
+    merged = [r for r in kept if _key(r) not in replaced] + new
+    atomic_write_text(path, json.dumps({"records": merged}, indent=1) + "\n")
+    return new
+
+
+def _key(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(k) for k in (*SETTING, "variant"))
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of one file, each with every field the tables need; a file that is not such a list says so,
+    naming itself and the record."""
+    try:
+        records = json.loads(path.read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a benchmark file ({{'records': [...]}}): {err!r}") from None
+    needed = (*STAMP, *SETTING, "variant", "time_s", "time_min_s")
+    for i, record in enumerate(records):
+        missing = [k for k in needed if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise ValueError(f"{path}: record {i} lacks {missing}")
+    return records
+
+
+def _memory(rows: list[dict[str, Any]]) -> str:
+    """The baseline's memory and whether every variant's equals it (else the range of ratios)."""
+    base = next(r for r in rows if r["variant"] == "vit")
+    parts = []
+    for key, label in (("saved_mib", "saved for backward"), ("peak_mib", "peak")):
+        if key not in base:
+            continue
+        ratios = [r[key] / base[key] for r in rows if r["variant"] != "vit" and key in r]
+        low, high = f"{min(ratios):.3f}", f"{max(ratios):.3f}"
+        same = "all equal" if all(x == 1.0 for x in ratios) else f"all {low}×" if low == high else f"{low}–{high}×"
+        size = f"{base[key] / 1024:.2f} GiB" if base[key] >= 1024 else f"{base[key]:.2f} MiB"
+        parts.append(f"{label} {size}, {same}")
+    return "; ".join(parts) or "not measured (compiled on a CPU)"
+
+
+def shift_benchmark_block(benchmarks_dir: str | Path = BENCHMARKS_DIR) -> str:
+    """Per file and device: one row per (unit, shape, batch, compile mode), the ViT's time (min, median) and
+    every variant's ratio to it by the minimum (by the median), the memory, and under the table the command that
+    measured each row, with its torch and commit."""
+    out = []
+    for path in sorted(Path(benchmarks_dir).resolve().glob(SHIFT_FILES)):
+        records = read_records(path)
+        for device in dict.fromkeys(r["device_name"] for r in records):
+            settings: dict[tuple, list[dict[str, Any]]] = {}
+            for r in records:
+                if r["device_name"] == device:
+                    settings.setdefault(tuple(r[k] for k in SETTING), []).append(r)
+            lines, sources = [], {}
+            for (_, unit, shape, batch, compiled), rows in settings.items():
+                by_variant = {r["variant"]: r for r in rows}
+                base = by_variant.get("vit")
+                if base is None:
+                    raise ValueError(f"{path}: {unit}, {shape}, batch {batch} on {device} has no 'vit' record to "
+                                     "divide by")
+                ratios = [f"{by_variant[v]['time_min_s'] / base['time_min_s']:.3f} "
+                          f"({by_variant[v]['time_s'] / base['time_s']:.3f})" if v in by_variant else "—"
+                          for v in SHIFT_VARIANTS]
+                mode = f"compiled ({compiled})" if compiled else "eager"
+                lines.append([f"{unit}, {shape}, {batch}", mode,
+                              f"{1e3 * base['time_min_s']:.2f} ({1e3 * base['time_s']:.2f})", *ratios, _memory(rows)])
+                source = (base["command"], base["torch"], base["commit"], base["measured_at"])
+                sources.setdefault(source, []).append(f"{unit}, {shape}, {batch}, {mode}")
+            table = tabulate(lines, headers=["unit, shape, batch", "mode", "ViT ms: min (median)",
+                                             *SHIFT_VARIANTS.values(), "memory"], tablefmt="github")
+            shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+            measured = [f"- `{command}` ({'; '.join(rows)}): torch {torch}, commit {commit}, {date}"
+                        for (command, torch, commit, date), rows in sources.items()]
+            out.append(f"**{device}** (records: `{shown}`):\n\n{table}\n\n" + "\n".join(measured))
+    return "\n\n".join(out)
