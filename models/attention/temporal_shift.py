@@ -69,8 +69,9 @@ def _shift_in_place(frames: Tensor, shift: Shift, adjoint: bool = False) -> None
 
 class _ShiftFrames(torch.autograd.Function):
     """``shift_frames`` with a hand-written backward: the adjoint of a shift is the opposite shift of the same
-    elements, so the gradient costs one copy and three small ops too. (In-place shifts recorded by autograd would
-    instead clone the whole gradient once per slice assignment: about 5% of a ViT-B block.)
+    elements, so the backward is one copy of the gradient and the forward's few small ops. (In-place shifts
+    recorded by autograd would instead clone the whole gradient once per slice assignment: about 5% of a ViT-B
+    block.)
 
     With ``in_place`` the forward shifts its input in place when autograd allows it (a contiguous, non-view,
     non-leaf tensor: the residual stream, a projection's output), so the block's peak memory holds no second copy
