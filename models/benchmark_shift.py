@@ -18,10 +18,11 @@ Time: median and minimum of at least ``--repeats`` passes per variant (more, up 
 warm-up pass, the passes of all variants interleaved (see ``measure``). ``--compile [MODE]`` runs every variant
 through ``torch.compile`` (compiled during the warm-up, outside the timing): at batch 1 an eager block waits on the
 dispatch and launch of its small ops, a shift's few ops included; on a CPU compiling fuses them away (README:
-figures). Memory: on a CPU
-the bytes autograd saves for backward (``models.memory.saved_tensor_bytes``: what a deep network accumulates) and
-the peak of op-created tensors over forward + backward (``models.memory.peak_bytes``); on CUDA
-``torch.cuda.max_memory_allocated`` over one pass minus the memory allocated before it.
+figures). Ops (eager only): the ops one pass dispatches below autograd, views apart (``dispatched_ops``), the
+same on every machine: what that waiting is paid for. Memory: on a CPU the bytes autograd saves for backward
+(``models.memory.saved_tensor_bytes``: what a deep network accumulates) and the peak of op-created tensors over
+forward + backward (``models.memory.peak_bytes``); on CUDA ``torch.cuda.max_memory_allocated`` over one pass minus
+the memory allocated before it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .memory import peak_bytes, saved_tensor_bytes
 from .registry import create_model
@@ -91,6 +94,24 @@ def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device, c
     return (torch.compile(layer, mode=compiled) if compiled else layer), args
 
 
+class _CountOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+def dispatched_ops(fn: Callable[[], None]) -> int:
+    """The ops that ``fn`` dispatches below autograd (forward and backward), views apart: what a step that waits
+    on each op's dispatch (CPU) or kernel launch (GPU) pays for, whatever the machine."""
+    with _CountOps() as counter:
+        fn()
+    return counter.count
+
+
 def measure(shape: str, variants: list[str], unit: str, batch: int, device: str, repeats: int,
             min_seconds: float = 2.0, compiled: str | None = None) -> list[dict[str, Any]]:
     """Forward+backward time and memory of every variant at one shape.
@@ -128,16 +149,18 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
             torch.cuda.reset_peak_memory_stats()
             before = torch.cuda.memory_allocated()
             step(variant)
-            memory = {"peak_mib": (torch.cuda.max_memory_allocated() - before) / 2 ** 20}
+            measured = {"peak_mib": (torch.cuda.max_memory_allocated() - before) / 2 ** 20}
         elif compiled:  # the CPU counters hook autograd and tensor creation, which a compiled graph hides
-            memory = {}
+            measured = {}
         else:
             exclude = [*layer.parameters(), *layer.buffers()]
-            memory = {"saved_mib": saved_tensor_bytes(lambda: layer(*args), exclude=exclude) / 2 ** 20,
-                      "peak_mib": peak_bytes(lambda: layer(*args)) / 2 ** 20}
+            measured = {"saved_mib": saved_tensor_bytes(lambda: layer(*args), exclude=exclude) / 2 ** 20,
+                        "peak_mib": peak_bytes(lambda: layer(*args)) / 2 ** 20}
             layer.zero_grad(set_to_none=True)
+        if not compiled:  # a compiled graph dispatches its own fused kernels, not these ops
+            measured["ops"] = dispatched_ops(lambda: step(variant))
         records[variant] = {"shape": shape, "variant": variant, "unit": unit, "batch": batch, "device": device,
-                            "compiled": compiled, **memory, "threads": torch.get_num_threads()}
+                            "compiled": compiled, **measured, "threads": torch.get_num_threads()}
     times: dict[str, list[float]] = {v: [] for v in variants}
     started = time.perf_counter()
     while min(map(len, times.values())) < repeats or (time.perf_counter() - started < min_seconds * len(variants)
@@ -161,13 +184,13 @@ def _table(records: list[dict[str, Any]]) -> str:
     rows = []
     for r in records:
         base = next(b for b in records if b["shape"] == r["shape"] and b["variant"] == "vit")
-        rows.append([r["shape"], r["variant"], f"{1e3 * r['time_s']:.1f}", ratio(r, base, "time_s"),
+        rows.append([r["shape"], r["variant"], r.get("ops", "n/a"), f"{1e3 * r['time_s']:.1f}",
+                     ratio(r, base, "time_s"),
                      f"{1e3 * r['time_min_s']:.1f}", ratio(r, base, "time_min_s"),
                      f"{r.get('saved_mib', float('nan')):.2f}", ratio(r, base, "saved_mib"),
                      f"{r.get('peak_mib', float('nan')):.2f}", ratio(r, base, "peak_mib")])
-    headers = ["shape", "variant", "fwd+bwd ms (median)", "median / vit", "min ms", "min / vit", "saved for bwd MiB",
-               "saved / vit",
-               "peak MiB", "peak / vit"]
+    headers = ["shape", "variant", "ops", "fwd+bwd ms (median)", "median / vit", "min ms", "min / vit",
+               "saved for bwd MiB", "saved / vit", "peak MiB", "peak / vit"]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 

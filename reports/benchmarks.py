@@ -87,10 +87,19 @@ def _memory(rows: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "not measured (compiled on a CPU)"
 
 
+def _ops(base: dict[str, Any], by_variant: dict[str, dict[str, Any]]) -> str:
+    """The ops the ViT's step dispatches and how many more each variant's does (``models.benchmark_shift``)."""
+    if "ops" not in base:
+        return "—"
+    more = [f"+{by_variant[v]['ops'] - base['ops']}" if "ops" in by_variant.get(v, {}) else "—"
+            for v in SHIFT_VARIANTS]
+    return f"{base['ops']}; {' / '.join(more)}"
+
+
 def shift_benchmark_block(benchmarks_dir: str | Path = BENCHMARKS_DIR) -> str:
     """Per file and device: one row per (unit, shape, batch, compile mode), the ViT's time (min, median) and
-    every variant's ratio to it by the minimum (by the median), the memory, and under the table the command that
-    measured each row, with its torch and commit."""
+    every variant's ratio to it by the minimum (by the median), the ops each step dispatches, the memory, and under
+    the table the command that measured each row, with its torch and commit."""
     out = []
     for path in sorted(Path(benchmarks_dir).resolve().glob(SHIFT_FILES)):
         records = read_records(path)
@@ -111,11 +120,13 @@ def shift_benchmark_block(benchmarks_dir: str | Path = BENCHMARKS_DIR) -> str:
                           for v in SHIFT_VARIANTS]
                 mode = f"compiled ({compiled})" if compiled else "eager"
                 lines.append([f"{unit}, {shape}, {batch}", mode,
-                              f"{1e3 * base['time_min_s']:.2f} ({1e3 * base['time_s']:.2f})", *ratios, _memory(rows)])
+                              f"{1e3 * base['time_min_s']:.2f} ({1e3 * base['time_s']:.2f})", *ratios,
+                              _ops(base, by_variant), _memory(rows)])
                 source = (base["command"], base["torch"], base["commit"], base["measured_at"])
                 sources.setdefault(source, []).append(f"{unit}, {shape}, {batch}, {mode}")
             table = tabulate(lines, headers=["unit, shape, batch", "mode", "ViT ms: min (median)",
-                                             *SHIFT_VARIANTS.values(), "memory"], tablefmt="github")
+                                             *SHIFT_VARIANTS.values(), "ops: ViT; each variant's more", "memory"],
+                             tablefmt="github")
             shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
             measured = [f"- `{command}` ({'; '.join(rows)}): torch {torch}, commit {commit}, {date}"
                         for (command, torch, commit, date), rows in sources.items()]

@@ -36,7 +36,8 @@ def test_records_are_stamped_merged_and_rendered(tmp_path):
     assert cells[3] == f"{msca['time_min_s'] / vit['time_min_s']:.3f} ({msca['time_s'] / vit['time_s']:.3f})"
     assert cells[4] == cells[5] == cells[7] == "—"  # not measured: MSCA-pKV, TokenShift, X-ViT
     assert cells[6].startswith(f"{tsm['time_min_s'] / vit['time_min_s']:.3f}")
-    assert "all equal" in cells[8]  # the shifts add no memory
+    assert cells[8] == f"{vit['ops']}; +{msca['ops'] - vit['ops']} / — / — / +{tsm['ops'] - vit['ops']} / —"
+    assert "all equal" in cells[9]  # the shifts add no memory
     assert f"commit {vit['commit']}" in block
 
 

@@ -217,6 +217,22 @@ def test_benchmark_shows_no_extra_memory():
     assert len(set(peak.values())) == 1, peak
 
 
+def test_a_shift_adds_few_ops_to_a_step():
+    """At batch 1 an eager step waits on each op's dispatch or launch, so a shift's cost is its op count: at most
+    7 ops (forward and backward, views apart) each time a block shifts, over the frame-wise ViT's step. (Before
+    ``Shift``: 10 for MSCA-KV, 22 for TokenShift's two shifts.)"""
+    from models.benchmark_shift import _build, dispatched_ops
+
+    def ops(variant):
+        layer, (x, thw) = _build("tiny", variant, "block", 1, torch.device("cpu"))
+        return dispatched_ops(lambda: layer(x, thw).sum().backward())
+
+    vit = ops("vit")
+    shifts_per_block = {"msca_kv": 1, "msca_pkv": 1, "xvit": 1, "tsm": 1, "tokenshift": 2}
+    more = {variant: ops(variant) - vit for variant in shifts_per_block}
+    assert all(0 < more[v] <= 7 * n for v, n in shifts_per_block.items()), more
+
+
 @pytest.mark.slow
 def test_shift_blocks_compile_whole_and_compute_what_eager_does():
     """``torch.compile`` (the remedy for launch-bound batch-1 steps, ``benchmark_shift --compile``) traces the
