@@ -57,20 +57,21 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# What `run` and `reports` rewrite themselves (each table's report and plots, the index, the tracked records, the
-# benchmark records): outputs, not the code a run trains with, so a change there alone does not mark a run "dirty".
-GENERATED_OUTPUTS = ("reports/*.md", "reports/*.png", "reports/results", "reports/benchmarks")
+# What `run`, `reports` and the benchmarks rewrite themselves (each table's report and plots, the index, the tracked
+# records, the benchmark records) and the prose beside them (markdown): no number depends on them, so a change there
+# alone does not mark a run or a benchmark record "dirty".
+NOT_CODE = ("*.md", "reports/*.png", "reports/results", "reports/benchmarks")
 
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The checkout's commit and whether tracked files other than ``GENERATED_OUTPUTS`` differ from it (numbers
+    """The checkout's commit and whether tracked files other than ``NOT_CODE`` differ from it (numbers
     from uncommitted code say so)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      *(f":(exclude){pattern}" for pattern in GENERATED_OUTPUTS))
+                      *(f":(exclude){pattern}" for pattern in NOT_CODE))
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}

@@ -84,15 +84,17 @@ def test_the_report_header_names_setup_differences():
     assert "not recorded (1)" in old
 
 
-def test_a_run_is_dirty_when_code_differs_from_its_commit_not_when_only_the_reports_it_rebuilds_do(tmp_path):
+def test_a_run_is_dirty_when_code_differs_from_its_commit_not_when_only_reports_records_or_prose_do(tmp_path):
     import subprocess
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
     (tmp_path / "reports" / "results" / "t").mkdir(parents=True)
+    (tmp_path / "reports" / "benchmarks").mkdir()
     files = {"model.py": "x = 1\n", "reports/t.md": "a\n", "reports/t-tiny.png": "a\n",
-             "reports/results/t/r.json": "{}\n", "reports/build.py": "y = 1\n"}
+             "reports/results/t/r.json": "{}\n", "reports/build.py": "y = 1\n", "README.md": "a\n",
+             "reports/benchmarks/shift_x.json": "{}\n"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     git("init", "-q")
@@ -100,7 +102,8 @@ def test_a_run_is_dirty_when_code_differs_from_its_commit_not_when_only_the_repo
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
     commit = git_commit(tmp_path)
     assert len(commit) == 40
-    for name in ("reports/t.md", "reports/t-tiny.png", "reports/results/t/r.json"):
+    for name in ("reports/t.md", "reports/t-tiny.png", "reports/results/t/r.json", "README.md",
+                 "reports/benchmarks/shift_x.json"):
         (tmp_path / name).write_text("rebuilt\n")
     (tmp_path / "notes.txt").write_text("untracked\n")
     assert git_commit(tmp_path) == commit
