@@ -152,6 +152,15 @@ def test_msca_and_xvit_shift_their_projection_where_it_lies(monkeypatch):
     assert in_place == [True, True, True]
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["copy", "in-place"])
+def test_a_shift_has_exact_first_and_second_derivatives(in_place):
+    """The backward is itself made of differentiable ops (the opposite shift), so double backward works too."""
+    shifts = [Shift(at=(slice(None), None), previous=(0, 2), next=(2, 3))]
+    x = _tokens()[:, :, :5].detach().requires_grad_(True)
+    fn = lambda z: shift_frames(z * 1.0, (2, THW[0], -1, 5), shifts, in_place=in_place)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,)) and torch.autograd.gradgradcheck(fn, (x,))
+
+
 def test_a_shift_names_what_is_wrong_with_it():
     with pytest.raises(ValueError, match="exactly one axis"):
         Shift(at=(0, slice(None)), previous=(0, 1), next=(1, 2))
