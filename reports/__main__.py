@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables

@@ -39,7 +39,7 @@ def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[st
 
     path = Path(path)
     kept = read_records(path) if path.exists() else []  # a malformed file stops here, before any measuring
-    args = benchmark_shift.parse_args([*options, "--json"])
+    args = benchmark_shift.parse_args(options)
     new = benchmark_shift.run(args)
     device_name = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda")
                    else f"{cpu_name()}, {torch.get_num_threads()} thread(s)")
@@ -64,6 +64,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         records = json.loads(path.read_text())["records"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a benchmark file ({{'records': [...]}}): {err!r}") from None
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: 'records' is a {type(records).__name__}, not a list")
     needed = (*STAMP, *SETTING, "variant", "time_s", "time_min_s")
     for i, record in enumerate(records):
         missing = [k for k in needed if not isinstance(record, dict) or k not in record]
