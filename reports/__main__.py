@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
-    readme = sub.add_parser("readme", help="rewrite the README's tiny-scale results block from the reports' "
-                                           "records")
+    readme = sub.add_parser("readme", help="rewrite the README's generated blocks (results, learnability, shift "
+                                           "benchmarks) from the records")
     readme.add_argument("--check", action="store_true", help="exit 1 if the block differs; write nothing")
     bench = sub.add_parser("benchmark-shift", help="measure the shift family (models.benchmark_shift) and merge the "
                                                    "stamped records into FILE",

@@ -4,7 +4,7 @@ from them, so that no figure of those tables is typed in by hand.
 ``python -m reports benchmark-shift FILE [options of models.benchmark_shift]`` measures, stamps every record with
 the machine, torch, the commit and the command that re-measures it, and merges the records into FILE: a record of
 the same device, unit, shape, batch, compile mode and variant is replaced, the others are kept.
-``python -m reports readme`` renders every file as one table per device (``shift_benchmark_block``).
+``python -m reports readme`` renders every file as one table per device (``shift_tables``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _ops(base: dict[str, Any], by_variant: dict[str, dict[str, Any]]) -> str:
     return f"{base['ops']}; {' / '.join(more)}"
 
 
-def shift_benchmark_block(benchmarks_dir: str | Path = BENCHMARKS_DIR) -> str:
+def shift_tables(benchmarks_dir: str | Path = BENCHMARKS_DIR) -> str:
     """Per file and device: one row per (unit, shape, batch, compile mode), the ViT's time (min, median) and
     every variant's ratio to it by the minimum (by the median), the ops each step dispatches, the memory, and under
     the table the command that measured each row, with its torch and commit."""

@@ -15,7 +15,7 @@ from experiments.provenance import with_paper_batch
 from experiments.runner import experiment_key, missing_data
 from experiments.spec import implemented_tables, table_spec
 
-from .benchmarks import shift_benchmark_block
+from .benchmarks import shift_tables
 from .build import aggregate, metric_values
 from .records import RESULTS_DIR, table_records
 
@@ -108,7 +108,7 @@ SHIFT_END = "<!-- shift-benchmarks:end -->"
 
 def shift_benchmarks_block() -> str:
     """The shift family's speed and memory tables, from the records under ``reports/benchmarks/``."""
-    return f"{SHIFT_BEGIN}\n{shift_benchmark_block()}\n{SHIFT_END}"
+    return f"{SHIFT_BEGIN}\n{shift_tables()}\n{SHIFT_END}"
 
 
 # Each generated block of the README: its first and last lines and what goes between.

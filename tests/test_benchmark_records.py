@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from reports.__main__ import main as reports_main  # noqa: E402
-from reports.benchmarks import STAMP, read_records, record_shift_benchmark, shift_benchmark_block  # noqa: E402
+from reports.benchmarks import STAMP, read_records, record_shift_benchmark, shift_tables  # noqa: E402
 
 QUICK = ["--shape", "tiny", "--repeats", "1", "--min-seconds", "0"]  # torch's own thread count: a test sets none
 
@@ -28,7 +28,7 @@ def test_records_are_stamped_merged_and_rendered(tmp_path):
     assert [r["variant"] for r in merged] == ["msca_kv", "vit", "tsm"]  # the new ViT replaced the old one
     assert merged[1] == second[0]
 
-    block = shift_benchmark_block(tmp_path)
+    block = shift_tables(tmp_path)
     (row,) = [line for line in block.splitlines() if line.startswith("| block, tiny, 1")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     vit, msca, tsm = merged[1], merged[0], merged[2]
@@ -53,5 +53,5 @@ def test_a_malformed_records_file_is_named_and_left_as_it_was(tmp_path, capsys):
                                              "batch": 1, "compiled": None, "variant": "tsm", "time_s": 1.0,
                                              "time_min_s": 1.0}]}))
     with pytest.raises(ValueError, match="no 'vit' record to divide by") as err:
-        shift_benchmark_block(tmp_path)
+        shift_tables(tmp_path)
     assert str(path) in str(err.value)

@@ -108,8 +108,8 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         first, last = "QKV".index(shifted[0]), "QKV".index(shifted[-1])
         projections = [0, 2] if shifted == "QV" else [slice(first, last + 1)]
         previous, following = (0, num_backward), (num_backward, num_backward + num_forward)
-        along = (lambda p: (slice(None), p, None)) if shift_along == "heads" else (lambda p: (None, p))
-        self._shifts = [Shift(at=along(p), previous=previous, next=following) for p in projections]
+        self._shifts = [Shift(at=(slice(None), p, None) if shift_along == "heads" else (None, p),  # (n, three, nh)
+                              previous=previous, next=following) for p in projections]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
         if self.shift_along == "tokens" and self.num_backward + self.num_forward > tokens_per_frame:
