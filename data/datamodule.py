@@ -365,7 +365,8 @@ class ResumableDataLoader(ResumableLoaderMixin, SkipNoneDataLoader):
 
 
 class _SingleView(Dataset):
-    """A one-view test dataset whose items drop the view axis: (V=1, C, T, H, W) -> (C, T, H, W)."""
+    """A one-view test dataset whose items drop the view axis, as training items have none: video
+    (V=1, C, T, H, W) -> (C, T, H, W) and, where present, pose (V=1, T, ...) -> (T, ...)."""
 
     def __init__(self, dataset: VideoClipDataset) -> None:
         self.dataset = dataset
@@ -376,5 +377,5 @@ class _SingleView(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         item = self.dataset[index]
         if item is not None:
-            item = {**item, "video": item["video"][0]}
+            item = {**item, **{key: item[key][0] for key in ("video", "pose") if key in item}}
         return item

@@ -49,7 +49,15 @@ NTU_NUM_JOINTS = 25
 # right leg, 21-22 left hand tip and thumb, 23-24 right).
 PENNACTION_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12))
 NTU_FLIP_PAIRS = ((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24))
-FLIP_PAIRS = {len(PENNACTION_JOINTS): PENNACTION_FLIP_PAIRS, NTU_NUM_JOINTS: NTU_FLIP_PAIRS}
+# COCO's 17 keypoints (FineGYM's skeletons at paper scale): each left joint directly before its right one.
+COCO_JOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)
+COCO_FLIP_PAIRS = tuple((i, i + 1) for i in range(1, len(COCO_JOINTS), 2))
+FLIP_PAIRS = {len(PENNACTION_JOINTS): PENNACTION_FLIP_PAIRS, NTU_NUM_JOINTS: NTU_FLIP_PAIRS,
+              len(COCO_JOINTS): COCO_FLIP_PAIRS}
 
 
 class PoseFormatError(ValueError):

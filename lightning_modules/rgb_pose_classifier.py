@@ -40,13 +40,8 @@ class RGBPoseClassifier(VideoClassifier):
 
     def fold_views(self, x: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int | None]:
         video, pose = x["video"], x["pose"]
-        if video.ndim == 5:
-            if pose.ndim >= 5 and pose.shape[1] == 1 and pose.shape[2] == video.shape[2]:
-                # one-view validation batches: data.datamodule._SingleView drops the view axis of the video but
-                # not of the pose, (B, 1, T, ...); the same joints without it (for T = 1 a one-person reading
-                # (B, T=1, people=1, ...) is the same data)
-                pose = pose[:, 0]
-            return {"video": video, "pose": pose}, None
+        if video.ndim == 5:  # one view (training, validation): nothing to fold
+            return x, None
         if video.ndim != 6 or pose.shape[:2] != video.shape[:2]:
             raise ValueError(f"multi-view test: video (B, V, C, T, H, W) and pose (B, V, T, ...) must share (B, V); "
                              f"got {tuple(video.shape)} and {tuple(pose.shape)}")

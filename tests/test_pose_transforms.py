@@ -14,7 +14,7 @@ from pytorchvideo.transforms.functional import uniform_crop
 
 from data.datasets import VideoClipDataset
 from data.annotations import read_annotations
-from data.pose import FLIP_PAIRS, NTU_NUM_JOINTS, PENNACTION_JOINTS
+from data.pose import COCO_JOINTS, FLIP_PAIRS, NTU_NUM_JOINTS, PENNACTION_JOINTS
 from data.synthetic import generate_synthetic
 from data.transforms import TestTransform, TrainTransform, transform_joints, uniform_crop_offsets
 
@@ -40,6 +40,15 @@ def test_pixel_joints_follow_scale_crop_and_flip():
         torch.testing.assert_close(flipped[..., j, 0], 24 + 1 - moved[..., source, 0])
         torch.testing.assert_close(flipped[..., j, 1], moved[..., source, 1])
     assert PENNACTION_JOINTS[5] == "left_wrist" and pairs[5] == 6  # spot check of the pairing
+
+
+@pytest.mark.parametrize("names", [PENNACTION_JOINTS, COCO_JOINTS], ids=["pennaction", "coco"])
+def test_every_flip_pair_swaps_a_left_joint_with_its_right_one(names):
+    """By name, for the layouts that have names (COCO's 17 keypoints: FineGYM at paper scale, which flips)."""
+    pairs = FLIP_PAIRS[len(names)]
+    assert {names[i].replace("left_", "right_") for i, _ in pairs} == {names[j] for _, j in pairs}
+    unpaired = set(range(len(names))) - {k for pair in pairs for k in pair}
+    assert not any(names[k].startswith(("left_", "right_")) for k in unpaired)
 
 
 def test_camera_joints_only_flip():

@@ -62,3 +62,18 @@ def test_model_gflops_counts_a_dict_input_model():
     tiny = model_gflops("d3da_tiny")
     assert 0 < tiny < model_gflops("d3da_tiny", num_frames=16)
     assert model_gflops("d3da_tiny", cover="as_printed") < tiny  # fewer windows as printed
+    # the ablations read one modality each: their batches hold only that one, and each costs less than both
+    assert 0 < model_gflops("d3da_tiny", modalities="pose") < model_gflops("d3da_tiny", modalities="rgb") < tiny
+
+
+def test_model_gflops_counts_the_3d_token_search_as_8_multiply_adds_per_point_and_channel(monkeypatch):
+    from models import create_model
+    from models.rgb_pose import complexity
+
+    counted = model_gflops("d3da_tiny")
+    monkeypatch.setattr(complexity, "_trilinear_sampling_flops", lambda *args, **kwargs: 0)
+    model = create_model("d3da_tiny")
+    grid = model.img_size // 8  # tokens per side; every block's A3 samples one point per token (offset_stride 1)
+    points = model.num_frames * grid * grid
+    expected = len(model.blocks) * 8 * model.pos_embed.shape[-1] * points / 1e9
+    assert counted - model_gflops("d3da_tiny") == pytest.approx(expected, rel=1e-9)

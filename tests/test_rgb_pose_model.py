@@ -65,6 +65,48 @@ def test_other_test_frame_counts_run_figure_a1():
         printed(_batch(t=4))
 
 
+@pytest.mark.parametrize("test_frames", [4, 8, 16, 24])
+def test_a_test_clip_reads_the_table_entries_of_its_own_instants(test_frames):
+    """Figure A1 tests a model trained on 12 segment-sampled frames with more or fewer: the interpolated table
+    must give each test frame the embedding of the instant it shows. A table whose entry i holds the instant
+    (as a fraction of the video) that training frame i shows, resampled, must hold each test frame's instant."""
+    from data.clip_sampling import uniform_segments
+    from models.rgb_pose.tokens import temporal_table
+
+    video_frames, trained = 2 * 96, 12  # segments of whole frames at both lengths
+
+    def instants(t):
+        return torch.tensor(uniform_segments(video_frames, 30.0, t, mode="center").frame_indices,
+                            dtype=torch.float64) / video_frames
+
+    trained_at, tested_at = instants(trained), instants(test_frames)
+    resampled = temporal_table(trained_at.view(1, trained, 1, 1), test_frames).flatten()
+    # the table is linear in time, so resampling is exact; beyond its first and last entries, those entries
+    assert torch.allclose(resampled, tested_at.clamp(trained_at[0], trained_at[-1]), rtol=0, atol=1e-12)
+
+
+def test_stochastic_depth_drops_a_samples_branch_on_its_tokens_and_modal_tokens_alike():
+    """One residual branch updates two token groups: each sample keeps or drops it in both (attention and FFN)."""
+    from models.rgb_pose.model import BranchBlock
+
+    class Ones(torch.nn.Module):
+        def forward(self, tokens, modal):
+            return torch.ones_like(tokens), torch.ones_like(modal)
+
+    torch.manual_seed(0)
+    block = BranchBlock(Ones(), dim=8, mlp_ratio=1.0, drop_path=0.5, drop=0.0).train()
+    fc2 = block.mlp.fc2
+    torch.nn.init.zeros_(fc2.weight)
+    torch.nn.init.ones_(fc2.bias)  # the FFN's update is 1 too, so each output counts the branches kept
+    tokens, modal = block(torch.zeros(64, 3, 2, 2, 8), torch.zeros(64, 3, 2, 8))
+    kept_on_tokens, kept_on_modal = tokens.flatten(1).unique(dim=1), modal.flatten(1).unique(dim=1)
+    assert kept_on_tokens.shape[1] == kept_on_modal.shape[1] == 1  # one value per sample in each group
+    assert torch.equal(kept_on_tokens, kept_on_modal)
+    assert set(kept_on_tokens.unique().tolist()) == {0.0, 2.0, 4.0}  # none, either one (1/keep), both: all drawn
+    assert torch.equal(block.eval()(torch.zeros(2, 3, 2, 2, 8), torch.zeros(2, 3, 2, 8))[0],
+                       torch.full((2, 3, 2, 2, 8), 2.0))
+
+
 def test_pose_branch_reads_the_memorised_cls_token():
     """M'_CLS is the CLS modal token the block received: changing the RGB branch's CLS output must not change
     the pose branch's CLS output."""

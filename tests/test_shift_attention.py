@@ -23,7 +23,8 @@ VARIANTS = ([("frame", {})]
             + [("msca", {"shifted": s, "shift_along": "tokens", "num_backward": 2, "num_forward": 1}) for s in SHIFTED]
             + [("msca", {"shifted": "KV", "num_backward": 2, "num_forward": 0}),
                ("msca", {"shifted": "QKV", "shift_along": "tokens", "num_backward": 0, "num_forward": 5}),
-               ("xvit", {}), ("xvit", {"shift_fraction": 1.0})])
+               ("xvit", {}), ("xvit", {"shift_fraction": 1.0}),
+               ("xvit", {"shift_fraction": 0.375})])  # 3 channels each way: part of a 4-channel head (SHIFT_DIV 8)
 
 
 def _variant_id(variant):
@@ -200,8 +201,6 @@ def test_invalid_options_are_named():
         create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"shifted": "KQ"})
     with pytest.raises(ValueError, match="exceed num_heads"):
         create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"num_backward": 7, "num_forward": 6})
-    with pytest.raises(ValueError, match="whole number"):
-        create_model("vit_tiny_frame", attn_layer="xvit", attn_kwargs={"shift_fraction": 0.25})
     with pytest.raises(ValueError, match="shift_last_blocks"):
         create_model("vit_tiny_frame", attn_layer="msca", shift_last_blocks=5)
     with pytest.raises(ValueError, match="shift_before"):
@@ -261,3 +260,60 @@ def test_shift_blocks_compile_whole_and_compute_what_eager_does():
             results.append([out, inp.grad, *(p.grad for p in layer.parameters())])
         for eager, traced in zip(*results):
             torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("temporal_shift, shift_before, shift_last_blocks", [
+    ("cls", ("attn", "mlp"), None),  # TokenShift (Eq. 4-7)
+    ("all", ("attn",), None),  # TSM-ViT (X-ViT supp. Eq. 1-3)
+    ("cls", ("mlp",), 2),  # a shift before the MLP only, in the last 2 of 4 blocks
+], ids=["tokenshift", "tsm_vit", "mlp_only_last_2"])
+def test_a_shift_model_applies_each_shift_where_its_rows_say(temporal_shift, shift_before, shift_last_blocks):
+    """The whole ``VideoViT`` against a loop that applies the literal shift (``temporal_shift_reference``) before
+    the attention and/or the MLP of the blocks its options name, around the model's own attention and MLP
+    (each checked against its equations above): which tokens move, and where, is the model's wiring."""
+    torch.manual_seed(0)
+    fraction = 0.5
+    model = create_model("vit_tiny_frame", temporal_shift=temporal_shift, shift_fraction=fraction,
+                         shift_before=shift_before, shift_last_blocks=shift_last_blocks).double().eval()
+    video = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
+    thw = model.grid_size
+    x, _ = model.patch_embed(video)
+    x = model._pos_embed(x, thw)
+    first_shifted = len(model.blocks) - (shift_last_blocks or len(model.blocks))
+    for i, block in enumerate(model.blocks):
+        shifts_here = shift_before if i >= first_shifted else ()
+        if "attn" in shifts_here:
+            x = temporal_shift_reference(x, thw, fraction, temporal_shift)
+        x = x + block.attn(block.norm1(x), thw)
+        if "mlp" in shifts_here:
+            x = temporal_shift_reference(x, thw, fraction, temporal_shift)
+        x = x + block.mlp(block.norm2(x))
+    expected = model.forward_head(model.norm(x))
+    assert _rel(model(video), expected) < 1e-10
+
+
+def test_with_a_temporal_table_every_token_of_a_frame_gets_its_entry_class_token_included():
+    """X-ViT's official backbone adds ``temp_embed`` (1, T, 1, C) to all tokens of frame t: with per-frame class
+    tokens, each class token too, so that the temporal-attention pooling sees the frames' order."""
+    torch.manual_seed(0)
+    model = create_model("vit_tiny_frame", attn_layer="xvit", pos_embed="separate",
+                         temporal_aggregation="attention").double().eval()
+    torch.nn.init.normal_(model.time_embed)
+    patches = torch.randn(2, 8 * 16, 96, dtype=torch.float64)
+    tokens = model._pos_embed(patches, model.grid_size).view(2, 8, 17, 96)
+    expected_cls = model.cls_token + model.pos_embed[:, :1] + model.time_embed.unsqueeze(2)  # (1, T, 1, C)
+    torch.testing.assert_close(tokens[:, :, :1], expected_cls.expand(2, -1, -1, -1), rtol=0, atol=1e-12)
+    expected_patches = (patches.view(2, 8, 16, 96) + model.pos_embed[:, 1:].unsqueeze(1)
+                        + model.time_embed.unsqueeze(2))
+    torch.testing.assert_close(tokens[:, :, 1:], expected_patches, rtol=0, atol=1e-12)
+    assert model.temporal_aggregation.block.attn.qkv.bias is None  # the official VitHead's Block: qkv_bias=False
+
+    # Frame attention alone is equivariant to the frames' order and the pooling invariant to it: only the table
+    # lets the clip feature depend on the order.
+    frames = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
+    for pos_embed, order_matters in (("spatial", False), ("separate", True)):
+        torch.manual_seed(0)
+        frame_wise = create_model("vit_tiny_frame", pos_embed=pos_embed, temporal_aggregation="attention").double()
+        if pos_embed == "separate":
+            torch.nn.init.normal_(frame_wise.time_embed)
+        assert (_rel(frame_wise.eval()(frames.flip(2)), frame_wise(frames)) > 1e-6) is order_matters

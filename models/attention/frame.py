@@ -3,7 +3,8 @@
 Token layout, "per-frame class tokens": x is (B, T*(1+S), C) ordered (t n); frame t holds its own class token at
 n = 0, then its S = H*W patches. ``FrameAttention`` is an image ViT's MSA run inside every frame (MSCA paper
 Eq. 12-16): the frame-wise ViT baseline. Its subclasses change only which frame some elements of the per-frame
-Q, K, V come from, by ``shift_frames`` on the qkv projection's output before the attention; the attention
+Q, K, V come from, by ``shift_frames`` on the qkv projection's output before the attention (seen per frame as
+(n, three, C), channels head-major ``(nh d)``: a head is a range of channels); the attention
 itself, its FLOPs and its parameters (timm's ``qkv``/``proj``) are those of ``FrameAttention``.
 
 Reading of the MSCA paper (Hashiguchi & Tamaki), written down where the text leaves room:
@@ -46,9 +47,8 @@ class FrameAttention(JointSpaceTimeAttention):
         # Projected as a (tokens, 3C) matrix: a tensor of its own, not the view nn.Linear returns for 3-D input,
         # so that a shift may rewrite it in place.
         qkv = self.qkv(x.reshape(batch * tokens, dim))
-        if shifts:  # the projection with elements exchanged; (b, t, n, three, nh, d) indices
-            frames_shape = (batch, num_t, -1, 3, self.num_heads, dim // self.num_heads)
-            qkv = shift_frames(qkv, frames_shape, shifts, in_place=True)  # qkv is this method's own
+        if shifts:  # the projection with elements exchanged; (b, t, n, three, C) indices
+            qkv = shift_frames(qkv, (batch, num_t, -1, 3, dim), shifts, in_place=True)  # qkv is this method's own
         q, k, v = rearrange(qkv, "(b t n) (three nh d) -> three (b t) nh n d", b=batch, t=num_t, three=3,
                             nh=self.num_heads)
         dropout_p = self.attn_drop.p if self.training else 0.0
@@ -57,7 +57,7 @@ class FrameAttention(JointSpaceTimeAttention):
         return self.proj_drop(self.proj(x))
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
-        """Elements of the per-frame (n, three, nh, d) q, k, v taken from frames t-1 and t+1: none here."""
+        """Elements of the per-frame (n, three, C) q, k, v taken from frames t-1 and t+1: none here."""
         return []
 
 
@@ -107,8 +107,9 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         # Adjacent projections as one slice of the (q, k, v) axis, so KV or QKV move in one copy.
         first, last = "QKV".index(shifted[0]), "QKV".index(shifted[-1])
         projections = [0, 2] if shifted == "QV" else [slice(first, last + 1)]
-        previous, following = (0, num_backward), (num_backward, num_backward + num_forward)
-        self._shifts = [Shift(at=(slice(None), p, None) if shift_along == "heads" else (None, p),  # (n, three, nh)
+        unit = dim // num_heads if shift_along == "heads" else 1  # a head is head_dim channels; a row is one row
+        previous, following = (0, num_backward * unit), (num_backward * unit, (num_backward + num_forward) * unit)
+        self._shifts = [Shift(at=(slice(None), p, None) if shift_along == "heads" else (None, p),  # (n, three, C)
                               previous=previous, next=following) for p in projections]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
@@ -124,9 +125,10 @@ class SpaceTimeMixingAttention(FrameAttention):
 
     Channel order as the official code (``TemporalShift`` on k and v of shape (b*t, nh, n, d), permuted to
     head-major channels ``(nh d)``): with ``c = int(C * shift_fraction) // 2`` channels per direction, channels
-    ``[0, c)`` come from frame t+1 and ``[c, 2c)`` from frame t-1. ``c`` must be whole heads: with 12 heads and
-    the official ``SHIFT_DIV: 4`` (``shift_fraction=0.5``) heads 0-2 come from t+1, heads 3-5 from t-1 and heads
-    6-11 from t. Every token moves, the class token included.
+    ``[0, c)`` come from frame t+1 and ``[c, 2c)`` from frame t-1, whole heads or not: with 12 heads, the
+    official SSv2 ``SHIFT_DIV: 4`` (``shift_fraction=0.5``) takes heads 0-2 from t+1, heads 3-5 from t-1 and
+    heads 6-11 from t; its Kinetics ``SHIFT_DIV: 8`` (``shift_fraction=0.25``) 1.5 heads each way. Every token
+    moves, the class token included.
     """
 
     def __init__(
@@ -143,18 +145,13 @@ class SpaceTimeMixingAttention(FrameAttention):
         Args:
             dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn: as ``FrameAttention``.
             shift_fraction: fraction of the key/value channels from the neighbours, half from each (official
-                ``SHIFT_DIV`` s: ``2 / s``); must be a whole number of heads per direction.
+                ``SHIFT_DIV`` s: ``2 / s``).
         """
         super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
-        channels = channels_per_direction(dim, shift_fraction)
-        head_dim = dim // num_heads
-        if channels % head_dim:
-            raise ValueError(f"shift_fraction {shift_fraction} moves {channels} channels per direction, not a "
-                             f"whole number of {head_dim}-channel heads")
+        c = channels_per_direction(dim, shift_fraction)
         self.shift_fraction = shift_fraction
-        self.heads_per_direction = h = channels // head_dim
         keys_values = slice(1, 3)
-        self._shifts = [Shift(at=(slice(None), keys_values, None), previous=(h, 2 * h), next=(0, h))]
+        self._shifts = [Shift(at=(slice(None), keys_values, None), previous=(c, 2 * c), next=(0, c))]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
         return self._shifts

@@ -23,8 +23,8 @@ class Shift:
     ``at`` select the part of the frame that moves. The two ranges are adjacent (in either order; one may be
     empty), so a single strided view holds every moved element.
 
-    Example, per-frame q, k, v of shape (n, three, nh, d), heads 0-1 of k and v from t-1 and head 2 from t+1:
-    ``Shift(at=(slice(None), slice(1, 3), None), previous=(0, 2), next=(2, 3))``.
+    Example, per-frame q, k, v of shape (n, three, C) with 64-channel heads, heads 0-1 of k and v from t-1 and
+    head 2 from t+1: ``Shift(at=(slice(None), slice(1, 3), None), previous=(0, 128), next=(128, 192))``.
     """
 
     at: tuple[int | slice | None, ...]

@@ -152,18 +152,30 @@ def temporal_attention_time(num_frames: int, num_tokens: int, wnd: int | None = 
     return _time(module, inputs, repeats, backward, device)
 
 
+def _trilinear_sampling_flops(input_shape, grid_shape, *args, **kwargs) -> int:
+    """FLOPs (torch's convention, 2 per multiply-add) of ``grid_sample`` on 5-D input: 8 weighted taps per sampled
+    point and channel (A3's sum over r of the g-product), which torch's counter has no formula for."""
+    return 2 * 8 * input_shape[0] * input_shape[1] * math.prod(grid_shape[1:4])
+
+
 def model_gflops(name: str = "d3da_base", num_frames: int | None = None, **overrides) -> float:
     """GFLOPs (multiply-adds / 1e9) of one forward of the registered RGB+pose model ``name`` on one clip of
-    ``num_frames`` (default: the model's) frames, counted on the meta device with every attention explicit.
-    ``models.flops.count_flops`` takes one tensor; this model takes a dict, hence this function."""
+    ``num_frames`` (default: the model's) frames, counted on the meta device with every attention explicit and
+    the 3D token search's trilinear sampling counted (8 multiply-adds per sampled point and channel).
+    ``models.flops.count_flops`` takes one tensor; this model takes a dict (of the modalities it reads), hence
+    this function."""
     with torch.device("meta"):
         model = create_model(name, **{**overrides, "fused_attn": False})
         t = num_frames or model.num_frames
-        people = model.pose_embed.num_people
-        batch = {"video": torch.empty(1, 3, t, model.img_size, model.img_size),
-                 "pose": torch.empty(1, t, people, model.pose_embed.num_joints, model.pose_embed.pose_dim)}
+        batch = {}
+        if model.stem is not None:
+            batch["video"] = torch.empty(1, 3, t, model.img_size, model.img_size)
+        if model.pose_embed is not None:
+            embed = model.pose_embed
+            batch["pose"] = torch.empty(1, t, embed.num_people, embed.num_joints, embed.pose_dim)
     model.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    sampling = {torch.ops.aten.grid_sampler_3d: _trilinear_sampling_flops}
+    with FlopCounterMode(display=False, custom_mapping=sampling) as counter, torch.no_grad():
         model(batch)
     return counter.get_total_flops() / 2 / 1e9
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Mlp, drop_path, trunc_normal_
 from torch import Tensor, nn
 
 from ..registry import register_model
@@ -51,12 +51,22 @@ class _Residual(nn.Module):
         super().__init__()
         self.norm1 = LayerNorm(dim)
         self.attn = attn
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_prob = drop_path
         self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
 
-    def ffn(self, x: Tensor) -> Tensor:
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def drop_path(self, *updates: Tensor) -> tuple[Tensor, ...]:
+        """Stochastic depth of one residual branch that updates several token groups: a sample keeps or drops
+        the branch in every group alike (a mask per group would keep on the modal tokens an update that their
+        own tokens lost)."""
+        if not (self.training and self.drop_prob > 0):
+            return updates
+        keep = drop_path(updates[0].new_ones(updates[0].shape[0]), self.drop_prob, True)  # (B,): 0 or 1/keep
+        return tuple(u * keep.view(-1, *[1] * (u.ndim - 1)) for u in updates)
+
+    def ffn(self, *groups: Tensor) -> tuple[Tensor, ...]:
+        updates = self.drop_path(*(self.mlp(self.norm2(g)) for g in groups))
+        return tuple(g + u for g, u in zip(groups, updates))
 
 
 class BranchBlock(_Residual):
@@ -65,15 +75,17 @@ class BranchBlock(_Residual):
     (B, T, R, C)); modal tokens (B, T, m, C)."""
 
     def forward(self, tokens: Tensor, modal: Tensor) -> tuple[Tensor, Tensor]:
-        d_tokens, d_modal = self.attn(self.norm1(tokens), self.norm1(modal))
-        return self.ffn(tokens + self.drop_path(d_tokens)), self.ffn(modal + self.drop_path(d_modal))
+        d_tokens, d_modal = self.drop_path(*self.attn(self.norm1(tokens), self.norm1(modal)))
+        return self.ffn(tokens + d_tokens, modal + d_modal)
 
 
 class TemporalStrideBlock(_Residual):
     """Algorithm A2 with its FFN: all tokens of every frame (B, T, D_n, C)."""
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return self.ffn(tokens + self.drop_path(self.attn(self.norm1(tokens))))
+        (update,) = self.drop_path(self.attn(self.norm1(tokens)))
+        (out,) = self.ffn(tokens + update)
+        return out
 
 
 class CrossModalBlock(nn.Module):

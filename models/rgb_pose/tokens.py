@@ -73,10 +73,16 @@ class PoseEmbed(nn.Module):
 
 
 def temporal_table(table: Tensor, num_frames: int) -> Tensor:
-    """(1, T0, 1, C) learnable temporal table -> (1, num_frames, 1, C), linearly interpolated when T differs."""
+    """(1, T0, 1, C) learnable temporal table -> (1, num_frames, 1, C), linearly interpolated when T differs.
+
+    Clips are sampled by segments (the video cut into T equal parts, one frame from the centre of each), so frame k
+    of a T-frame clip shows the instant (k + 1/2) / T of the video, which entry (k + 1/2) T0 / T - 1/2 of the
+    table was trained on: ``align_corners=False``. (Pinning the first and last frames to entries 0 and T0 - 1
+    would give 4 test frames the embeddings of instants a whole entry away from theirs.)
+    """
     if table.shape[1] == num_frames:
         return table
-    resized = F.interpolate(table[:, :, 0].transpose(1, 2), size=num_frames, mode="linear", align_corners=True)
+    resized = F.interpolate(table[:, :, 0].transpose(1, 2), size=num_frames, mode="linear", align_corners=False)
     return resized.transpose(1, 2).unsqueeze(2)
 
 
