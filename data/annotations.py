@@ -175,8 +175,18 @@ _SSV2_SPLIT_FILES = {"train": "train.json", "val": "validation.json"}
 
 
 def ssv2_label_index(root: str | Path) -> dict[str, int]:
-    """labels.json: {"Moving something up": "93", ...} -> {"Moving something up": 93}."""
-    return {name: int(index) for name, index in json.loads((Path(root) / "labels.json").read_text()).items()}
+    """labels.json: {"Moving something up": "93", ...} -> {"Moving something up": 93}; a file that is not such an
+    object raises a ValueError naming it (every split needs it: there is nothing to skip)."""
+    path = Path(root) / "labels.json"
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    try:
+        return {str(name): int(index) for name, index in labels.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"{path}: expected one JSON object of template name -> class index, e.g. "
+                         f'{{"Moving something up": "93"}}') from None
 
 
 def read_ssv2(root: str | Path, split: str) -> Result:

@@ -262,9 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "actions, summary, missing data)")
     run.add_argument("--runs-dir", default="runs", help="where runs are logged (default: runs/)")
     run.add_argument("--reports-dir", default="reports", help="where the table's report is rebuilt (default: reports/)")
-    run.add_argument("--force", action="store_true", help="re-run rows that already have metrics.json")
+    run.add_argument("--force", action="store_true",
+                     help="train again from scratch, moving the old run to <runs-dir>/.replaced/ (a run whose "
+                          "metrics.json or checkpoint was written with other options is refused without it)")
     run.add_argument("--pretrained", help="initial weights: a local checkpoint file or timm:<model name>")
-    run.add_argument("--epochs", type=int, help="override the schedule length")
+    run.add_argument("--epochs", type=int,
+                     help="override the schedule length (a step schedule's milestones then have to be below it: "
+                          "--set 'optim.milestones=[...]')")
     run.add_argument("--batch-size", type=int)
     run.add_argument("--num-workers", type=int)
     run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")

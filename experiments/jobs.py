@@ -56,12 +56,29 @@ def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any]:
     return execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
 
 
+class RunFailedError(ValueError):
+    """A run that failed in a worker process, with the run named in front of its error's message."""
+
+
+def _naming_the_run(err: Exception, cfg: RunConfig) -> Exception:
+    """The worker's error with the run it came from: a ValueError or KeyError (what the command line prints as
+    one line) becomes a ``RunFailedError`` whose message starts with the run; any other error keeps its type and
+    traceback and gets the run as a note."""
+    run = f"{cfg.table} row={cfg.row} column={cfg.column} seed={cfg.seed} scale={cfg.scale}"
+    if isinstance(err, (ValueError, KeyError)):
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        return RunFailedError(f"{run}: {message}")
+    if hasattr(err, "add_note"):
+        err.add_note(f"in the run {run}")
+    return err
+
+
 def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool
                      ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Train ``configs`` in ``jobs`` worker processes; yields (index into configs, record) as each run ends.
 
-    Every run gets ``cores // jobs`` threads. A run that fails stops the table with its error, after the runs
-    already started have ended (their records are kept)."""
+    Every run gets ``cores // jobs`` threads. A run that fails stops the table with its error, which names the
+    run, after the runs already started have ended (their records are kept)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or decoders
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_job,
@@ -73,7 +90,14 @@ def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | P
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     index = pending.pop(future)
-                    yield index, future.result()
+                    try:
+                        record = future.result()
+                    except Exception as err:
+                        named = _naming_the_run(err, configs[index])
+                        if named is err:
+                            raise
+                        raise named from err
+                    yield index, record
         except BaseException:
             for future in pending:
                 future.cancel()

@@ -6,9 +6,12 @@ The runner asks ``experiments.tasks`` how to serve a run and never inspects a da
 
 Each run lives in ``runs/<table>/<row>/seed<k>/<column>/``: TensorBoard events, ``hparams.yaml``,
 ``checkpoints/last.ckpt`` and, once tested, ``metrics.json`` (the flat record the reports read).
-A run with a ``metrics.json`` is done and skipped; a run with only ``last.ckpt`` resumes from it. ``--force``
-trains again from scratch and first moves the old run, whole, to ``runs/.replaced/<time>/<table>/...``: nothing is
-deleted, and neither TensorBoard nor the reports mix the two runs.
+A run with a ``metrics.json`` is done and skipped; a run with only ``last.ckpt`` resumes from it. Either only if it
+was written for the same run: the same table, row, column, seed and scale, and the same configuration as
+``experiment_key`` compares them (every checkpoint carries its run's, under ``RUN_STATE``); otherwise the run stops
+with the fields that differ (``RunConflictError``). ``--force`` trains again from scratch and first moves the old
+run, whole, to ``runs/.replaced/<time>/<table>/...``: nothing is deleted, and neither TensorBoard nor the reports
+mix the two runs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,20 @@ class TableNotImplementedError(RuntimeError):
 
 class MissingDataError(RuntimeError):
     """No run of the requested table can start: every dataset it needs is absent."""
+
+
+class RunConflictError(ValueError):
+    """A run directory holds a record or a checkpoint written for another run or another configuration."""
+
+
+class NoTrainingDataError(ValueError):
+    """A fit that would record an untrained model: its training split has no samples, or it took no step."""
+
+
+IDENTITY = ("table", "row", "column", "seed", "scale")  # a run's place: its directory
+RECORD_KEYS = (*IDENTITY, "metrics")  # what every reader of a metrics.json needs
+RUN_STATE = "vidrepro_run"  # a checkpoint's callback state that says which run, configured how, wrote it
+RECORD_FIX = "delete it, or run again with --force"
 
 
 def resolve_runs(
@@ -94,19 +111,132 @@ def missing_datasets(configs: Iterable[RunConfig]) -> dict[str, str]:
 def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool = False) -> str:
     """What ``run`` would do with one run, for ``--dry-run``: "train", "resume from <ckpt>", "done" (its record
     exists), "reuse <run>" (an identical run of another table finished), or "skip: needs <dataset>" (its data is
-    absent: ``missing_datasets`` says where it was expected)."""
+    absent: ``missing_datasets`` says where it was expected). A record or checkpoint written for another run or
+    configuration raises ``RunConflictError``, as the run itself would."""
     if expected_data(cfg) is not None:
         return f"skip: needs {cfg.data.dataset}"
     run_path = cfg.run_dir(runs_root)
     if force:
         return "train (--force)"
     if (run_path / "metrics.json").exists():
+        finished_record(cfg, runs_root)  # another run's record, or another configuration's: RunConflictError
         return "done"
     source = find_equivalent_run(cfg, runs_root)
     if source is not None:
         return f"reuse {source.parent.relative_to(runs_root).as_posix()}"
     last = run_path / "checkpoints" / "last.ckpt"
-    return f"resume from {last}" if last.exists() else "train"
+    if not last.exists():
+        return "train"
+    check_resumable(cfg, runs_root)
+    return f"resume from {last}"
+
+
+def check_run_dir(cfg: RunConfig, runs_root: str | Path) -> None:
+    """Raise ``RunConflictError`` when the run's directory holds a record or a checkpoint of another run (its
+    table, row, column, seed or scale) or of another configuration (``experiment_key``): reusing or resuming it
+    would put that run's numbers under this one's name."""
+    run_path = cfg.run_dir(runs_root)
+    if (run_path / "metrics.json").exists():
+        finished_record(cfg, runs_root)
+    elif (run_path / "checkpoints" / "last.ckpt").exists():
+        check_resumable(cfg, runs_root)
+
+
+def finished_record(cfg: RunConfig, runs_root: str | Path) -> dict[str, Any]:
+    """The run's metrics.json, checked to be this run's, done with this configuration."""
+    path = cfg.run_dir(runs_root) / "metrics.json"
+    record = _read_record(path, (*RECORD_KEYS, "config"))
+    _refuse_another_run(record, cfg, runs_root, "its metrics.json was written for another run")
+    return record
+
+
+def check_resumable(cfg: RunConfig, runs_root: str | Path) -> dict[str, Any] | None:
+    """What the run's ``last.ckpt`` says it belongs to (its place, configuration and process count, saved under
+    ``RUN_STATE``), checked against ``cfg``; None for a checkpoint written before checkpoints said so (its
+    configuration cannot be checked)."""
+    path = cfg.run_dir(runs_root) / "checkpoints" / "last.ckpt"
+    started = checkpoint_run(path)
+    if started is not None:
+        _refuse_another_run(started, cfg, runs_root, "its checkpoints/last.ckpt was written for another run",
+                            resume=True)
+    return started
+
+
+def checkpoint_run(path: Path) -> dict[str, Any] | None:
+    """The ``RUN_STATE`` a checkpoint holds, read without executing anything (weights only) and without reading its
+    tensors (memory-mapped); None when it holds none."""
+    import pickle
+
+    import torch
+
+    try:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # mmap needs torch's zip format; an older file is read whole
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # it names code to run: refused as every checkpoint load refuses it
+        from models.pretrained import load_weights_file
+
+        load_weights_file(path)  # raises UnsafeCheckpointError, naming the file
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever the reason, the file cannot be resumed from
+        raise ValueError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0] if str(err) else err!r}); "
+                         f"{RECORD_FIX}") from None
+    state = (checkpoint.get("callbacks") or {}).get(RUN_STATE) if isinstance(checkpoint, dict) else None
+    return None if state is None else check_record_shape(state, path, (*IDENTITY, "config"), fix=RECORD_FIX)
+
+
+def run_state(cfg: RunConfig, world_size: int) -> dict[str, Any]:
+    """What a checkpoint says about the run that wrote it (``RUN_STATE``)."""
+    return {**{k: getattr(cfg, k) for k in IDENTITY}, "config": cfg.to_dict(), "world_size": world_size}
+
+
+def _refuse_another_run(recorded: dict[str, Any], cfg: RunConfig, runs_root: str | Path, what: str,
+                        resume: bool = False) -> None:
+    differences = run_differences(recorded, cfg)
+    if not differences:
+        return
+    shown = "; ".join(differences[:6]) + (f"; and {len(differences) - 6} more" if len(differences) > 6 else "")
+    keep = ", run again with the original options to finish it" if resume else ""
+    raise RunConflictError(
+        f"{cfg.run_dir(runs_root)}: {what} (recorded -> asked: {shown}){keep}; run again with --force to replace it "
+        f"(the old run is moved to {Path(runs_root) / REPLACED_DIR}/), or use another --runs-dir")
+
+
+def run_differences(recorded: dict[str, Any], cfg: RunConfig) -> list[str]:
+    """What separates a recorded run (a metrics.json, a checkpoint's ``RUN_STATE``) from ``cfg``, as "field:
+    recorded -> asked": its place (table, row, column, seed, scale), then each field of the configuration that
+    ``experiment_key`` compares (the data folder, loader workers and the names of its place are not compared).
+    Empty: the same run."""
+    place = [f"{k}: {_shown(recorded.get(k, _ABSENT))} -> {_shown(getattr(cfg, k))}" for k in IDENTITY
+             if recorded.get(k, _ABSENT) != getattr(cfg, k)]
+    config = recorded.get("config")
+    if not isinstance(config, dict):
+        return [*place, "config: not recorded"]
+    old, new = experiment_key(config), experiment_key(cfg.to_dict())
+    if old == new:
+        return place
+    old, new = _flat(json.loads(old)), _flat(json.loads(new))
+    fields = [f"{k}: {_shown(old.get(k, _ABSENT))} -> {_shown(new.get(k, _ABSENT))}"
+              for k in sorted(old.keys() | new.keys()) if old.get(k, _ABSENT) != new.get(k, _ABSENT)]
+    return [*place, *(fields or ["config: differs"])]
+
+
+_ABSENT = object()  # a field one side does not have
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"lr": 1e-3}} -> {"optim.lr": 1e-3} (an empty object is a value)."""
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else json.dumps(value, default=str)
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -155,8 +285,9 @@ def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> Path | None:
             record = json.loads(path.read_text())
         except json.JSONDecodeError:
             continue
-        if record.get("reused_from") is None and json.dumps(_comparable(record.get("config", {})),
-                                                            sort_keys=True) == target:
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            continue  # not a run record; its own run says so when it is run
+        if record.get("reused_from") is None and json.dumps(_comparable(record["config"]), sort_keys=True) == target:
             return path
     return None
 
@@ -183,7 +314,29 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
             raise ValueError(f"unknown {section} option(s) {unknown}; valid: {', '.join(valid)}")
         if values:
             changes[section] = dataclasses.replace(getattr(cfg, section), **values)
-    return dataclasses.replace(cfg, **changes)
+    out = dataclasses.replace(cfg, **changes)
+    given = {k for k, v in overrides.get("optim", {}).items() if v is not None}
+    if "epochs" in given and "milestones" not in given:
+        check_milestones(cfg, out)
+    return out
+
+
+def check_milestones(preset: RunConfig, cfg: RunConfig) -> None:
+    """``--epochs N`` shortens a step schedule but leaves its milestones (absolute epochs) where the preset put
+    them: one at or past N never happens, and the lr would silently never decay there. Refused, with the
+    milestones scaled to N as the suggested fix (an explicit ``--set optim.milestones=...`` is taken as given)."""
+    optim = cfg.optim
+    late = [m for m in optim.milestones if m >= optim.epochs]
+    if optim.schedule != "step" or not late:
+        return
+    scaled = sorted({max(1, round(m * optim.epochs / preset.optim.epochs)) for m in optim.milestones})
+    suggestion = scaled if preset.optim.epochs > 0 and all(m < optim.epochs for m in scaled) else []
+    raise ValueError(
+        f"{cfg.table}/{cfg.row}: --epochs {optim.epochs} ends before the step schedule's milestone(s) {late} "
+        f"(epochs at which the lr is multiplied by {optim.gamma:g}; the preset's {list(optim.milestones)} are for "
+        f"{preset.optim.epochs} epochs), so the lr would never decay there; give milestones below {optim.epochs} too, "
+        f"e.g. --set 'optim.milestones={json.dumps(suggestion)}'"
+        + (" (the preset's scaled to the new length)" if suggestion else " (no decay)"))
 
 
 def run_table(
@@ -223,7 +376,7 @@ def run_table(
         if how == "trained":
             trained_s.append(record["wall_time_s"])
         records.append(record)
-        echo(f"    {shown}  ({record['wall_time_s']:.0f}s, {how}) · "
+        echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · "
              f"{progress(len(records) + len(skipped), len(configs), start, trained_s, jobs)}")
 
     runnable = []
@@ -234,6 +387,9 @@ def run_table(
             skipped.append(cfg)
         else:
             runnable.append(cfg)
+    if not force:  # a record or checkpoint of another run stops the table before anything trains
+        for cfg in runnable:
+            check_run_dir(cfg, runs_root)
     if jobs == 1:
         for cfg in runnable:
             echo(f"[{len(records) + len(skipped) + 1}/{len(configs)}] {_run_line(cfg, runs_root)}")
@@ -277,6 +433,8 @@ def _run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | 
         finished(to_train[index], record)
     for cfg in later:
         echo(f"[{'after' if _needs_another_run(cfg) else 'reuse'}] {_run_line(cfg, runs_root)}")
+        if force and not _needs_another_run(cfg):  # its configuration was trained again above: reuse that run
+            replace_run(cfg.run_dir(runs_root), runs_root, echo)
         finished(cfg, execute(cfg, runs_root, force=force and _needs_another_run(cfg), progress_bar=False,
                               echo=echo))
 
@@ -323,18 +481,23 @@ def execute(
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last."""
+    """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last;
+    either only when the directory was written for this run with this configuration (``check_run_dir``). A fit
+    whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing."""
     run_path = cfg.run_dir(runs_root)
     metrics_path = run_path / "metrics.json"
     if metrics_path.exists() and not force:
-        return {**_read_record(metrics_path), "cached": True}
+        return {**finished_record(cfg, runs_root), "cached": True}  # only this run's, with this configuration
     source = None if force else find_equivalent_run(cfg, runs_root)
     if source is not None:
-        record = {**_read_record(source), "table": cfg.table, "row": cfg.row, "column": cfg.column,
+        record = {**_read_record(source, RECORD_KEYS), "table": cfg.table, "row": cfg.row, "column": cfg.column,
                   "config": cfg.to_dict(), "reused_from": source.parent.relative_to(runs_root).as_posix()}
         if launched_as_global_zero():
             _write_record(metrics_path, record)
         return record
+    last = run_path / "checkpoints" / "last.ckpt"
+    resume = str(last) if last.exists() and not force else None
+    started = check_resumable(cfg, runs_root) if resume else None  # before anything is built
 
     if "lightning" not in sys.modules:
         echo("    loading PyTorch and Lightning ...")
@@ -353,11 +516,8 @@ def execute(
     quiet_libraries()
     task = get_task(cfg.task)
     start, commit, git = time.perf_counter(), git_commit(), git_state()
-    if force and rank_zero_only.rank == 0 and run_path.is_dir() and any(run_path.iterdir()):
-        archive = replaced_run_dir(run_path, runs_root)
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        run_path.rename(archive)
-        echo(f"    previous run moved to {archive}")
+    if force and rank_zero_only.rank == 0:
+        replace_run(run_path, runs_root, echo)
     run_path.mkdir(parents=True, exist_ok=True)
     threads = set_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -377,11 +537,30 @@ def execute(
     dm = task.datamodule(cfg, run_path)
     dm.prepare_data()
     dm.setup("fit")
+    trains = cfg.optim.epochs > 0 and cfg.trainer.max_steps != 0  # 0: the initial model tested, on purpose
+    if trains and _training_samples(dm) == 0:
+        raise _no_training_data(cfg, dm, "its training split has no samples")
     task.check_classes(dm.num_classes)
     model = build_model(cfg, num_outputs(dm.num_classes), weights=weights)
     module = task.system(cfg, model, dm)
     num_params = sum(p.numel() for p in model.parameters())
     params = {**cfg.to_dict(), "num_params": num_params}
+
+    class RunState(Callback):
+        """Saves ``run_state`` in every checkpoint, for ``check_resumable``; restores nothing (checked before the
+        fit)."""
+
+        state_key = RUN_STATE
+        world_size: int | None = None  # set once the trainer knows it
+
+        def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+            self.world_size = trainer.world_size
+
+        def state_dict(self) -> dict[str, Any]:
+            return run_state(cfg, self.world_size)
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            pass
 
     class LogRunConfig(Callback):
         """The row's whole configuration as TensorBoard hyper-parameters: into ``hparams.yaml`` when fitting
@@ -417,7 +596,8 @@ def execute(
         max_steps=t.max_steps,
         logger=logger,
         callbacks=[checkpoint, LogRunConfig(), data_wait, LearningRateMonitor(logging_interval="step"),
-                   ExactResumeCallback()],  # a killed run continues where it stopped, same data and draws
+                   ExactResumeCallback(),  # a killed run continues where it stopped, same data and draws
+                   RunState()],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=t.deterministic,
@@ -429,13 +609,23 @@ def execute(
                          f"with an `lr` hyper-parameter; {type(module).__name__} has none")
     module.hparams.lr = batch["lr"]
     params["batch"] = batch
-    last = run_path / "checkpoints" / "last.ckpt"
-    resume = str(last) if last.exists() and not force else None
-    if resume:
+    if resume and started is None:
+        echo(f"    resuming from {last} (written before checkpoints recorded their run's configuration: it cannot "
+             f"be checked against this one)")
+    elif resume:
+        if started.get("world_size") not in (None, trainer.world_size):
+            raise RunConflictError(
+                f"{run_path}: its checkpoints/last.ckpt was written by {started['world_size']} process(es), this run "
+                f"has {trainer.world_size}: its data position and steps per epoch would mean something else; run "
+                f"again on as many (--devices, --num-nodes), or with --force to start over (the old run is moved to "
+                f"{Path(runs_root) / REPLACED_DIR}/), or use another --runs-dir")
         echo(f"    resuming from {last}")
     echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
          f"then testing ...")
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # SafeCheckpointIO refuses code
+    if trains and trainer.global_step == 0:  # before last.ckpt: a later run must not resume an untrained state
+        raise _no_training_data(cfg, dm, f"it took no optimizer step (batches of {cfg.data.batch_size} per "
+                                         f"process x {trainer.world_size}, an incomplete last batch dropped)")
     trainer.save_checkpoint(last, weights_only=False)  # the whole final state, whatever the last periodic step
     metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
     if not all(math.isfinite(v) for v in metrics.values()):
@@ -481,6 +671,15 @@ def num_outputs(num_classes: int | dict[str, int]) -> int:
 
 
 REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
+
+
+def replace_run(run_path: Path, runs_root: str | Path, echo: Callable[[str], None] = print) -> None:
+    """``--force``: move the run's directory, whole, to ``replaced_run_dir`` (nothing is deleted)."""
+    if run_path.is_dir() and any(run_path.iterdir()):
+        archive = replaced_run_dir(run_path, runs_root)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        run_path.rename(archive)
+        echo(f"    previous run moved to {archive}")
 
 
 def replaced_run_dir(run_dir: Path, runs_root: str | Path) -> Path:
@@ -534,11 +733,62 @@ def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> 
     return str(path)
 
 
-def _read_record(path: Path) -> dict[str, Any]:
+def _read_record(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); delete it, or run again with --force") from None
+        raise ValueError(f"{path}: not valid JSON ({err}); {RECORD_FIX}") from None
+    return check_record_shape(record, path, required, fix=RECORD_FIX)
+
+
+def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = RECORD_KEYS,
+                       fix: str | None = None) -> dict[str, Any]:
+    """``record`` if it is a JSON object with the ``required`` keys (``metrics`` and ``config``, where present,
+    objects themselves), else a ValueError naming the file (and ``fix``): valid JSON of the wrong shape is as
+    unreadable as a file cut short."""
+    end = f"; {fix}" if fix else ""
+    if not isinstance(record, dict):
+        kind = "a list" if isinstance(record, list) else f"the JSON value {json.dumps(record)[:40]}"
+        raise ValueError(f"{path}: not a run record ({kind}, not an object){end}")
+    missing = [key for key in required if key not in record]
+    if missing:
+        raise ValueError(f"{path}: not a run record (no {', '.join(missing)}){end}")
+    wrong = [key for key in ("metrics", "config") if key in record and not isinstance(record[key], dict)]
+    if wrong:
+        raise ValueError(f"{path}: not a run record ({' and '.join(wrong)} not an object){end}")
+    return record
+
+
+def _training_samples(dm: Any) -> int | None:
+    """The training split's sample count, from the data module's description (None: it does not say)."""
+    described = dm.describe() if hasattr(dm, "describe") else {}
+    return described.get("num_train_videos", described.get("num_train"))
+
+
+def _no_training_data(cfg: RunConfig, dm: Any, why: str) -> NoTrainingDataError:
+    """The error for a fit that would record an untrained model: which data, read from where, and what in its
+    training split's annotations was unusable (file, line, reason)."""
+    report = (dm.data_report() if hasattr(dm, "data_report") else {}).get("train") or {}
+    found = []
+    bad = report.get("bad_annotation_lines") or []
+    if bad:
+        files = sorted({str(b["file"]) for b in bad})
+        found.append(f"{len(bad)} unusable annotation line(s) in {', '.join(files)} (first: line {bad[0]['line']}: "
+                     f"{bad[0]['reason']})")
+    for key, what in (("missing", "missing"), ("corrupt", "corrupt")):
+        if report.get(key):
+            found.append(f"{len(report[key])} of {report.get('expected')} video(s) {what}")
+    found.append(f"{report.get('samples', report.get('found'))} training sample(s) read")
+    check = ""
+    if cfg.data.root is not None:
+        from data.datamodule import DATASETS
+
+        if cfg.data.dataset in DATASETS:
+            check = (f"; `python -m data check {cfg.data.dataset} --root {cfg.data.root} --split train` lists what "
+                     f"is wrong")
+    return NoTrainingDataError(
+        f"{cfg.table} row={cfg.row} column={cfg.column} seed={cfg.seed}: {why}, so no result is recorded; its data: "
+        f"{cfg.data.dataset} from {dm.data_root}: {'; '.join(found)}{check}")
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

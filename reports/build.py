@@ -31,15 +31,30 @@ REPORTS_DIR = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Cell:
+    """Mean and spread over seeds, and what produced them: scale, dataset and device (``device_label``)."""
+
     mean: float
     std: float
     n: int
     scale: str
     dataset: str
+    device: str
 
     def render(self, digits: int = 1) -> str:
         spread = f" ± {self.std:.{digits}f}" if self.n > 1 else ""
-        return f"{self.mean:.{digits}f}{spread} (n={self.n}; {self.scale}, {self.dataset})"
+        return f"{self.mean:.{digits}f}{spread} (n={self.n}; {self.scale}, {self.dataset}, {self.device})"
+
+
+def device_label(provenance: dict[str, Any] | None) -> str:
+    """Where a run ran, short enough for a cell: "CPU", "2 CPU processes", "8 × H100 80GB HBM3" (the full names,
+    precision and batch are in the report's header)."""
+    if not provenance or not provenance.get("devices"):
+        return "device not recorded"
+    processes, name = provenance.get("world_size", 1), provenance["devices"][0]
+    accelerator = provenance.get("accelerator")  # evaluate-only runs record none: their device name tells
+    if "CPU" in accelerator if accelerator else not name.startswith("NVIDIA"):
+        return "CPU" if processes == 1 else f"{processes} CPU processes"
+    return f"{processes} × {name.removeprefix('NVIDIA ')}"
 
 
 def load_records(table_id: str, runs_root: str | Path | None = "runs", results_root: str | Path | None = None,
@@ -54,16 +69,19 @@ def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str]
     """(row, column) -> {metric: Cell} over the seeds of one scale."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     datasets: dict[tuple[str, str], str] = {}
+    devices: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in records:
         if r["scale"] != scale:
             continue
         datasets[(r["row"], r["column"])] = r["dataset"]
+        devices[(r["row"], r["column"])].add(device_label(r.get("provenance")))
         for metric, value in r["metrics"].items():
             values[(r["row"], r["column"], metric)].append(float(value))
     cells: dict[tuple[str, str], dict[str, Cell]] = defaultdict(dict)
     for (row, column, metric), vals in values.items():
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        cells[(row, column)][metric] = Cell(statistics.fmean(vals), std, len(vals), scale, datasets[(row, column)])
+        cells[(row, column)][metric] = Cell(statistics.fmean(vals), std, len(vals), scale, datasets[(row, column)],
+                                            " / ".join(sorted(devices[(row, column)])))
     return cells
 
 
@@ -175,7 +193,10 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     seeds = sorted({r["seed"] for r in runs})
     tracked = sum(r["_source"] == "tracked" for r in runs)
     lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}): "
-                 f"{tracked} tracked in `reports/results/`, {len(runs) - tracked} local under `runs/`.")
+                 f"{tracked} tracked in `reports/results/`, {len(runs) - tracked} local.")
+    if runs:
+        lines.append(_hardware_line(runs))
+    lines += _data_losses(runs)
     reused = sorted({r["reused_from"] for r in runs if r.get("reused_from")})
     if reused:
         lines.append(f"- {sum(1 for r in runs if r.get('reused_from'))} of them reuse a run with an identical "
@@ -213,16 +234,61 @@ SETUP_FIELDS = {
 }
 
 
-def _setup_differences(runs: list[dict[str, Any]]) -> list[str]:
-    """One header line naming each setup field in which the aggregated runs differ, with how many runs had each
-    value (two precisions, two torch builds, ...); nothing when they agree."""
+HARDWARE_FIELDS = ("devices", "precision", "global batch")  # always in the header; the rest only when they differ
+
+
+def _setup_counts(runs: list[dict[str, Any]], field: str) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in runs:
+        value = SETUP_FIELDS[field](r["provenance"]) if r.get("provenance") else None
+        counts["not recorded" if value is None else str(value)] += 1
+    return counts
+
+
+def _hardware_line(runs: list[dict[str, Any]]) -> str:
+    """Where and how the runs trained, whatever the scale: devices (world size × name), precision, global batch
+    against the paper's; runs per value where they differ."""
     parts = []
-    for field, read in SETUP_FIELDS.items():
-        counts: dict[str, int] = defaultdict(int)
-        for r in runs:
-            value = read(r["provenance"]) if r.get("provenance") else None
-            counts["not recorded" if value is None else str(value)] += 1
-        if len(counts) > 1:
+    for field in HARDWARE_FIELDS:
+        counts = _setup_counts(runs, field)
+        parts.append(f"{field} " + (next(iter(counts)) if len(counts) == 1 else
+                                    " / ".join(f"{v} ({n} runs)" for v, n in sorted(counts.items()))))
+    paper = {str(((r.get("provenance") or {}).get("batch") or {}).get("paper_global_batch") or "not stated")
+             for r in runs}
+    return f"- Ran on: {'; '.join(parts)} (the paper's global batch: {' / '.join(sorted(paper))})."
+
+
+DATA_LOSSES = {  # data_report field of a split -> what the header calls it
+    "bad_annotation_lines": "bad annotation lines", "missing": "missing videos", "corrupt": "corrupt videos",
+    "skipped_at_train": "clips skipped in training", "skipped_at_test": "clips skipped at test"}
+
+
+def _data_losses(runs: list[dict[str, Any]]) -> list[str]:
+    """One header line naming every cell whose runs used less than their annotations list (bad lines, missing or
+    corrupt videos, clips skipped), per seed and split: such a number comes from part of its split."""
+    losses: dict[str, list[str]] = defaultdict(list)
+    for r in runs:
+        parts = []
+        for split, report in sorted((r.get("data_report") or {}).items()):
+            counts = {name: value if isinstance(value, int) else len(value)
+                      for field, name in DATA_LOSSES.items() if (value := report.get(field))}
+            if counts:
+                parts.append(f"{split}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+        if parts:
+            losses[f"{r['row']} · {r['column']}"].append(f"seed {r['seed']} ({'; '.join(parts)})")
+    if not losses:
+        return []
+    return ["- Data left out (these cells' numbers come from part of their splits; each run's `metrics.json` lists "
+            "the files): " + "; ".join(f"{cell}: {', '.join(seeds)}" for cell, seeds in sorted(losses.items())) + "."]
+
+
+def _setup_differences(runs: list[dict[str, Any]]) -> list[str]:
+    """One header line naming each other setup field in which the aggregated runs differ, with how many runs had
+    each value (two torch builds, ...); nothing when they agree."""
+    parts = []
+    for field in SETUP_FIELDS:
+        counts = _setup_counts(runs, field)
+        if field not in HARDWARE_FIELDS and len(counts) > 1:
             parts.append(f"{field} " + " / ".join(f"{v} ({n})" for v, n in sorted(counts.items())))
     return [f"- The runs differ in setup (runs per value): {'; '.join(parts)}."] if parts else []
 

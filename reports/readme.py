@@ -41,10 +41,11 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
             dataset = cells[0][1].dataset
             shown = "; ".join(f"{name} {c.mean:.1f}" + (f" ± {c.std:.1f}" if c.n > 1 else "") for name, c in cells)
             seeds = sorted({c.n for _, c in cells})
-            lines.append([f"[{table_id}](reports/{table_id}.md)", label, f"{mc} (`{dataset}`)",
+            devices = " / ".join(sorted({c.device for _, c in cells}))
+            lines.append([f"[{table_id}](reports/{table_id}.md)", label, f"{mc} (`{dataset}`)", devices,
                           "/".join(map(str, seeds)), shown])
-    table = tabulate(lines, headers=["report", "table", "column (data)", "seeds", "rows: mean ± std over seeds"],
-                     tablefmt="github")
+    table = tabulate(lines, headers=["report", "table", "column (data)", "device", "seeds",
+                                     "rows: mean ± std over seeds"], tablefmt="github")
     return f"{BEGIN}\n{table}\n\n{costs_table(results_root)}\n{END}"
 
 

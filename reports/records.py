@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from experiments.provenance import with_paper_batch
-from experiments.runner import experiment_key
+from experiments.runner import check_record_shape, experiment_key
 from experiments.spec import SCALES, TableSpec, column_slug
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -39,10 +39,13 @@ def results_root_for(out_dir: str | Path | None, results_dir: str | None) -> Pat
 
 
 def read_record(path: Path) -> dict[str, Any]:
+    """One record; a file that is not valid JSON, or not a JSON object with a run's table, row, column, seed,
+    scale and metrics, raises a ValueError naming it (the command line adds what to do)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+    return check_record_shape(record, path)
 
 
 def tracked_path(results_root: str | Path, record: dict[str, Any]) -> Path:

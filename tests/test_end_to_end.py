@@ -95,7 +95,7 @@ def test_report_is_rebuilt_from_the_runs(micro_runs, tmp_path):
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "mformer_table4.md").read_text()
     joint_k400 = next(r for r in records if r["row"] == "joint" and r["column"] == "K-400")
-    assert f"{joint_k400['metrics']['top1']:.1f} (n=1; tiny, synth_appearance) · paper 79.2" in text
+    assert f"{joint_k400['metrics']['top1']:.1f} (n=1; tiny, synth_appearance, CPU) · paper 79.2" in text
     assert "— · paper 64.2" in text  # divided did not run
 
 

@@ -158,4 +158,4 @@ def test_table9_evaluates_the_frozen_k400_run_on_davis(tmp_path):
     assert all(0.0 <= v <= 100.0 for v in record["metrics"].values())
     assert record["data"]["sequences"] == 1 and record["config"]["model"]["pretrained"].startswith("run:")
     report = build_report("mformer_table9", runs_root=runs, out_dir=tmp_path).read_text()
-    assert "(n=1; tiny, davis2017)" in report
+    assert "(n=1; tiny, davis2017, CPU)" in report

@@ -66,7 +66,7 @@ def test_only_global_rank_zero_writes_shared_files(monkeypatch, env, zero):
 
 
 def test_the_report_header_names_setup_differences():
-    from reports.build import _setup_differences
+    from reports.build import _hardware_line, _setup_differences
 
     def record(precision, torch_version, provenance=True):
         p = {"precision": precision, "world_size": 1, "devices": ["AMD EPYC"], "batch": {"global_batch": 16},
@@ -78,8 +78,9 @@ def test_the_report_header_names_setup_differences():
     assert _setup_differences(same) == []
     mixed = [record("32-true", "2.13.0"), record("16-mixed", "2.13.0"), record("32-true", "2.12.1")]
     (line,) = _setup_differences(mixed)
-    assert "precision 16-mixed (1) / 32-true (2)" in line and "torch 2.12.1 (1) / 2.13.0 (2)" in line
-    assert "lightning" not in line and "torch threads" not in line
+    assert "torch 2.12.1 (1) / 2.13.0 (2)" in line  # devices, precision and batch are the hardware line's
+    assert "lightning" not in line and "torch threads" not in line and "precision" not in line
+    assert "precision 16-mixed (1 runs) / 32-true (2 runs)" in _hardware_line(mixed)
     (old,) = _setup_differences([record("32-true", "2.13.0"), record(None, None, provenance=False)])
     assert "not recorded (1)" in old
 

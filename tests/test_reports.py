@@ -11,13 +11,19 @@ from reports.__main__ import main as reports_main
 from reports.build import build_report, load_records, ours
 
 
-def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scale: str = "tiny") -> None:
+CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EPYC"], "precision": "32-true",
+           "batch": {"global_batch": 16, "paper_global_batch": None}}
+
+
+def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scale: str = "tiny",
+                 provenance: dict = CPU_RUN) -> None:
     dataset = {"K-400": "synth_appearance", "SSv2": "synth_motion"}[column]
     d = runs / "mformer_table4" / row / f"seed{seed}" / f"{scale}-{column.lower().replace('-', '_')}"
     d.mkdir(parents=True, exist_ok=True)
     (d / "metrics.json").write_text(json.dumps({
         "table": "mformer_table4", "row": row, "column": column, "seed": seed, "scale": scale,
         "dataset": dataset, "metrics": {"top1": top1, "loss": 1.0}, "git_commit": "abc123",
+        "provenance": provenance,
     }))
 
 
@@ -35,7 +41,7 @@ def test_report_in_paper_layout_with_seeds_and_missing_rows(tmp_path):
     body = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [line.split("|")[1].strip() for line in body] == [
         "Joint Space-Time", "Divided Space-Time", "Trajectory", "Trajectory", "Trajectory"]  # paper row order
-    assert "72.0 ± 2.8 (n=2; tiny, synth_appearance) · paper 79.2" in body[0]
+    assert "72.0 ± 2.8 (n=2; tiny, synth_appearance, CPU) · paper 79.2" in body[0]
     assert "— · paper 64.0" in body[0]  # SSv2 never ran: a dash beside the paper's number
     assert "(computed) · paper 180.6" in body[0]
     assert "NOT comparable" in text and "synth_motion" in text
@@ -129,5 +135,51 @@ def test_a_column_the_paper_lacks_follows_its_columns_marked_as_ours(tmp_path, m
     header = next(line for line in text.splitlines() if line.startswith("| Attention"))
     assert [c.strip() for c in header.strip("|").split("|")][-2:] == ["SSv2", "motion control †"]
     joint = next(line for line in text.splitlines() if line.startswith("| Joint"))
-    assert joint.rstrip(" |").endswith("40.0 (n=1; tiny, synth_motion)")
+    assert joint.rstrip(" |").endswith("40.0 (n=1; tiny, synth_motion, CPU)")
     assert "† Not in the paper's table" in text and "- motion control:" not in text
+
+
+def test_every_cell_names_its_device_and_the_header_how_the_runs_trained(tmp_path):
+    """Scale, data and device in each cell; devices, precision and global batch (against the paper's) in the
+    header, per value with a count where the runs differ."""
+    runs = tmp_path / "runs"
+    gpus = {"accelerator": "CUDAAccelerator", "world_size": 8, "devices": ["NVIDIA H100 80GB HBM3"],
+            "precision": "bf16-mixed", "batch": {"global_batch": 64, "paper_global_batch": 64}}
+    write_record(runs, "joint", "K-400", 0, 70.0)
+    write_record(runs, "joint", "K-400", 1, 72.0, provenance=gpus)
+    write_record(runs, "divided", "K-400", 0, 60.0, provenance=gpus)
+    write_record(runs, "divided", "SSv2", 0, 50.0, provenance={})  # written before provenance existed
+    write_record(runs, "traj_attT_normS", "K-400", 0, 65.0, provenance={**CPU_RUN, "accelerator": None})  # tested only
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    joint = next(line for line in text.splitlines() if line.startswith("| Joint"))
+    divided = next(line for line in text.splitlines() if line.startswith("| Divided"))
+    assert "71.0 ± 1.4 (n=2; tiny, synth_appearance, 8 × H100 80GB HBM3 / CPU)" in joint
+    assert "60.0 (n=1; tiny, synth_appearance, 8 × H100 80GB HBM3)" in divided
+    assert "50.0 (n=1; tiny, synth_motion, device not recorded)" in divided
+    assert "65.0 (n=1; tiny, synth_appearance, CPU)" in text
+    assert ("- Ran on: devices 1 × AMD EPYC (2 runs) / 8 × NVIDIA H100 80GB HBM3 (2 runs) / not recorded (1 runs); "
+            "precision 32-true (2 runs) / bf16-mixed (2 runs) / not recorded (1 runs); global batch 16 (2 runs) / "
+            "64 (2 runs) / not recorded (1 runs) (the paper's global batch: 64 / not stated).") in text
+    single = tmp_path / "single"
+    write_record(single, "joint", "K-400", 0, 70.0)
+    assert ("- Ran on: devices 1 × AMD EPYC; precision 32-true; global batch 16 (the paper's global batch: not "
+            "stated).") in build_report("mformer_table4", runs_root=single, out_dir=tmp_path).read_text()
+
+
+def test_a_cell_computed_on_part_of_its_split_says_so_in_the_header(tmp_path):
+    runs = tmp_path / "runs"
+    write_record(runs, "joint", "K-400", 0, 70.0)
+    write_record(runs, "divided", "K-400", 0, 60.0)
+    path = runs / "mformer_table4" / "divided" / "seed0" / "tiny-k_400" / "metrics.json"
+    record = json.loads(path.read_text())
+    record["data_report"] = {
+        "train": {"bad_annotation_lines": [{"file": "train.csv", "line": 3, "reason": "no label"}] * 15,
+                  "missing": [], "corrupt": [], "skipped_at_train": 2, "skipped_at_test": 0},
+        "val": {"bad_annotation_lines": [], "missing": ["a.mp4", "b.mp4", "c.mp4", "d.mp4"], "corrupt": [],
+                "skipped_at_train": 0, "skipped_at_test": 0}}
+    path.write_text(json.dumps(record))
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    assert ("- Data left out (these cells' numbers come from part of their splits; each run's `metrics.json` lists "
+            "the files): divided · K-400: seed 0 (train: 15 bad annotation lines, 2 clips skipped in training; "
+            "val: 4 missing videos).") in text
+    assert "joint · K-400" not in text

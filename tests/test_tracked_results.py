@@ -54,7 +54,7 @@ def test_a_tracked_record_wins_over_a_local_run_unless_asked(tmp_path):
     assert [r["metrics"]["top1"] for r in kept.records] == [60.0] and len(kept.passed_over) == 1
     assert [r["metrics"]["top1"] for r in table_records(spec, runs, results, prefer="local").records] == [70.0]
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results).read_text()
-    assert "60.0 (n=1; tiny, synth_appearance) · paper 79.2" in text
+    assert "60.0 (n=1; tiny, synth_appearance, device not recorded) · paper 79.2" in text
     assert "1 tracked in `reports/results/`, 0 local" in text and "1 local record(s) of the same cells" in text
 
 
@@ -112,12 +112,12 @@ def test_track_keeps_the_newer_static_record(tmp_path):
 
 
 def test_noise_rule_against_literal_numbers():
-    a, b = Cell(70.0, 1.0, 3, "tiny", "x"), Cell(66.0, 2.0, 3, "tiny", "x")
+    a, b = Cell(70.0, 1.0, 3, "tiny", "x", "CPU"), Cell(66.0, 2.0, 3, "tiny", "x", "CPU")
     # |70 - 66| = 4 > 2 * sqrt(1/3 + 4/3) = 2.58: beyond noise; 68 vs 66: 2 < 2.58 within
     assert noise.beyond_noise(a, b) is True
-    assert noise.beyond_noise(Cell(68.0, 1.0, 3, "tiny", "x"), b) is False
-    assert noise.beyond_noise(Cell(90.0, 0.0, 1, "tiny", "x"), b) is None
-    line = noise.column_line("K-400", [("A", a), ("B", b), ("C", Cell(69.0, 1.0, 3, "tiny", "x"))])
+    assert noise.beyond_noise(Cell(68.0, 1.0, 3, "tiny", "x", "CPU"), b) is False
+    assert noise.beyond_noise(Cell(90.0, 0.0, 1, "tiny", "x", "CPU"), b) is None
+    line = noise.column_line("K-400", [("A", a), ("B", b), ("C", Cell(69.0, 1.0, 3, "tiny", "x", "CPU"))])
     assert line == "- K-400: 2 of 3 row pairs differ beyond noise: A > B (+4.0), C > B (+3.0); 1 within noise"
 
 

@@ -16,7 +16,9 @@ Rows as options (defaults = CAST: ``exchange="bcast"`` (the default None means "
 for one), ``directions="both"``, every block, ``down_ratio=0.5``,
 ``t2s_window="time"``, ``s2t_window="space"``, ``exchange_pos=True``, CLIP spatial / VideoMAE temporal):
 
-- 1a  indep. experts w/o adapter: ``exchange="none", adapters=False, train_experts=True``
+- 1a  indep. experts w/o adapter: ``exchange="none", adapters=False, train_experts=True`` (with
+      ``train_experts`` a ``drop_path_rate`` also drops the experts' MHSA and FFN branches: these rows have no
+      adapter branch for it to act on)
       indep. experts w/ adapter:  ``exchange="none", time_adapter=True``
       ensemble of experts w/ adapter: ``exchange="none", time_adapter=True, fusion="ensemble"`` (see below)
 - 1b  Add: ``exchange="none", fusion="add"``; Concat: ``exchange="none", fusion="concat"``;

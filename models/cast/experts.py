@@ -77,12 +77,17 @@ class ExpertBlock(nn.Module):
     The official code scales the FFN adapter by s = 0.5 (AIM's setting; Eq. 5 prints no factor). With
     ``time_adapter`` (AIM's temporal adaptation, the official independent CLIP expert), ``attend`` first runs the
     same frozen MHSA along time at every token position, through its own adapter: X += ADAP_T(MHSA(LN1(X^T))).
-    Without adapters the block is the plain pretrained block. Stochastic depth applies to adapter branches only.
+    Without adapters the block is the plain pretrained block.
+
+    Stochastic depth (``drop_path``) applies to the adapter branches, and, with ``drop_main`` (set when the
+    expert's own weights train: the fully fine-tuned baselines), to the MHSA and FFN branches as well, as
+    VideoMAE-style full fine-tuning does: Y = X + DP(MHSA(LN1(X))) + DP(ADAP(...)), X' = B + DP(FFN(LN2(B))) + ...
+    A frozen expert's main branches are never dropped (the official frozen code's behaviour).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, act: str = "gelu", norm_eps: float = 1e-6,
                  adapter_ratio: float | None = 0.25, mlp_adapter_scale: float = 0.5, time_adapter: bool = False,
-                 drop_path: float = 0.0, fused_attn: bool = True) -> None:
+                 drop_path: float = 0.0, fused_attn: bool = True, drop_main: bool = False) -> None:
         super().__init__()
         norm = partial(nn.LayerNorm, eps=norm_eps)
         self.norm1 = norm(dim)
@@ -95,6 +100,7 @@ class ExpertBlock(nn.Module):
         self.time_adapter = Adapter(dim, adapter_ratio) if time_adapter and adapter_ratio else None
         self.mlp_adapter_scale = mlp_adapter_scale
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_main = drop_main  # stochastic depth on the MHSA and FFN branches too (the expert trains)
 
     def attend(self, x: Tensor, num_steps: int) -> Tensor:
         """Eq. 3 on (B*T, n, D) frame tokens or (B, T*N, D) tubelet tokens; ``num_steps`` = T (time adapter)."""
@@ -104,7 +110,7 @@ class ExpertBlock(nn.Module):
             delta = self.time_adapter(self.attn(self.norm1(along_time)))
             x = x + self.drop_path(rearrange(delta, "(b n) t d -> (b t) n d", n=n))
         attended = self.attn(self.norm1(x))
-        x = x + attended
+        x = x + (self.drop_path(attended) if self.drop_main else attended)
         if self.attn_adapter is not None:
             x = x + self.drop_path(self.attn_adapter(attended))
         return x
@@ -112,7 +118,8 @@ class ExpertBlock(nn.Module):
     def feed_forward(self, x: Tensor) -> Tensor:
         """Eq. 5."""
         h = self.norm2(x)
-        out = x + self.mlp(h)
+        mlp = self.mlp(h)
+        out = x + (self.drop_path(mlp) if self.drop_main else mlp)
         if self.mlp_adapter is not None:
             out = out + self.drop_path(self.mlp_adapter_scale * self.mlp_adapter(h))
         return out
@@ -131,7 +138,9 @@ class _Expert(nn.Module):
     def __init__(self, arch: str, img_size: int = 224, num_frames: int = 16, patch_size: int = 16,
                  embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
                  adapter_ratio: float | None = 0.25, mlp_adapter_scale: float = 0.5, time_adapter: bool = False,
-                 drop_path_rate: float = 0.0, fused_attn: bool = True) -> None:
+                 drop_path_rate: float = 0.0, fused_attn: bool = True, drop_main: bool = False) -> None:
+        """``drop_main``: stochastic depth on the blocks' MHSA and FFN branches too (``ExpertBlock``); for an
+        expert whose weights train (``CAST(train_experts=True)``)."""
         super().__init__()
         self.arch_name, self.arch = arch, expert_arch(arch)
         if self.arch.layout != self.layout:
@@ -144,7 +153,7 @@ class _Expert(nn.Module):
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList([
             ExpertBlock(embed_dim, num_heads, mlp_ratio, self.arch.act, self.arch.norm_eps, adapter_ratio,
-                        mlp_adapter_scale, time_adapter and self.layout == "frame", dpr[i], fused_attn)
+                        mlp_adapter_scale, time_adapter and self.layout == "frame", dpr[i], fused_attn, drop_main)
             for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=self.arch.norm_eps)
 

@@ -90,7 +90,9 @@ class CAST(nn.Module):
                 "single" for one expert.
             train_experts: train every parameter (fully fine-tuned baselines); False = freeze the experts except
                 adapters, their last LayerNorms and AIM's time embedding.
-            drop_path_rate: stochastic depth on adapter and exchange branches, rising linearly over the blocks.
+            drop_path_rate: stochastic depth on adapter and exchange branches, rising linearly over the blocks;
+                with ``train_experts`` also on the experts' MHSA and FFN branches (the fully fine-tuned rows,
+                which have no adapter branch: without it the rate would act on nothing there).
             head_drop_rate: dropout before the classifiers.
             fused_attn: SDPA (True) or explicit softmax (False) everywhere.
             skip_unread: in a training forward, skip the last block's work on a frame expert's patch tokens, which
@@ -118,7 +120,8 @@ class CAST(nn.Module):
         common = dict(img_size=img_size, num_frames=num_frames, patch_size=patch_size, embed_dim=embed_dim,
                       depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
                       adapter_ratio=adapter_ratio if adapters else None, mlp_adapter_scale=mlp_adapter_scale,
-                      time_adapter=time_adapter, drop_path_rate=drop_path_rate, fused_attn=fused_attn)
+                      time_adapter=time_adapter, drop_path_rate=drop_path_rate, fused_attn=fused_attn,
+                      drop_main=train_experts)
         self.spatial = create_expert(spatial_expert, **common) if experts in ("both", "spatial") else None
         self.temporal = create_expert(temporal_expert, **common) if experts in ("both", "temporal") else None
         one = self.spatial or self.temporal

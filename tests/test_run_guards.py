@@ -1,0 +1,249 @@
+"""A run directory is reused or resumed only by the run it was written for; a record of the wrong shape, a training
+split with nothing in it, a step schedule cut short by ``--epochs`` and a failing side-by-side run each stop with
+one line that names the file, the data or the run."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from experiments import jobs, runner
+from experiments.__main__ import _setting
+from experiments.__main__ import main as experiments_main
+from experiments.runner import (RUN_STATE, NoTrainingDataError, RunConflictError, execute, planned_action,
+                                resolve_runs, run_state)
+from reports.__main__ import main as reports_main
+from reports.records import read_record
+
+from micro_run import ROW, TABLE
+
+# The micro run of tests/micro_run.py (32 generated training videos, 16 test videos), one thread, no workers.
+MICRO = {"optim": {"warmup_epochs": 0},
+         "data": {"synthetic_params": {"num_train": 32, "num_val": 16, "seed": 0}, "num_workers": 0,
+                  "batch_size": 8},
+         "trainer": {"num_threads": 1, "log_every_n_steps": 1}}
+
+
+def _cfg(table=TABLE, row=ROW, **sections):
+    overrides = {k: {**MICRO.get(k, {}), **sections.get(k, {})} for k in MICRO.keys() | sections.keys()}
+    return resolve_runs(table, "tiny", [row], 1, None, overrides)[0]
+
+
+def _write_done(runs, cfg, into=None, top1=50.0):
+    """A finished record of ``cfg``, as the runner writes it, in ``into``'s run directory (default: cfg's)."""
+    path = (into or cfg).run_dir(runs) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed,
+                                "scale": cfg.scale, "metrics": {"top1": top1}, "config": cfg.to_dict(),
+                                "wall_time_s": 1.0}))
+    return path
+
+
+# --- findings 1 and 9: a finished record is reused only by its own run, configured as it was ---------------------
+
+def test_a_finished_run_is_reused_only_with_the_options_it_was_trained_with(tmp_path):
+    cfg = _cfg()
+    _write_done(tmp_path, cfg)
+    assert execute(cfg, tmp_path)["cached"] and planned_action(cfg, tmp_path) == "done"
+    # the data folder and loader workers are no part of what a run computes (experiment_key): still the same run
+    moved = _cfg(data={"num_workers": 3, "root": str(tmp_path / "elsewhere")})
+    assert execute(moved, tmp_path)["cached"]
+
+    asked = _cfg(optim={"lr": 0.01}, trainer={"max_steps": 8})
+    for attempt in (lambda: execute(asked, tmp_path), lambda: planned_action(asked, tmp_path)):
+        with pytest.raises(RunConflictError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert message.startswith(f"{cfg.run_dir(tmp_path)}: its metrics.json was written for another run")
+        assert "optim.lr: 0.001 -> 0.01" in message and "trainer.max_steps: -1 -> 8" in message
+        assert "--force" in message and "--runs-dir" in message and "\n" not in message
+
+
+def test_a_record_of_another_table_or_row_is_not_taken_for_this_cell(tmp_path):
+    joint = _cfg("mformer_table4", "joint")
+    exact = _cfg("mformer_table3a", "exact")
+    _write_done(tmp_path, joint, into=exact)  # copied under Table 3a's exact row
+    with pytest.raises(RunConflictError, match=r'table: "mformer_table4" -> "mformer_table3a"; '
+                                               r'row: "joint" -> "exact"; .*attn_layer'):
+        execute(exact, tmp_path)
+
+
+def test_a_conflict_stops_the_table_before_anything_trains(tmp_path, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: trained.append(cfg.row))
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    other = _cfg(row="mformer_l")
+    _write_done(tmp_path, _cfg(row="mformer_l", optim={"epochs": 3}), into=other)  # the second run's dir
+    with pytest.raises(RunConflictError, match=r"optim\.epochs: 3 -> \d+"):
+        runner.run_table(TABLE, rows=[ROW, "mformer_l"], runs_root=tmp_path, jobs=1, echo=lambda _: None,
+                         overrides=MICRO)
+    assert trained == []
+    # the command line: one line naming the run, exit 2; the dry run says the same
+    base = ["run", TABLE, "--rows", ROW, "mformer_l", "--seeds", "1", "--runs-dir", str(tmp_path), "--jobs", "1",
+            "--set", "optim.warmup_epochs=0", "--set", 'data.synthetic_params={"num_train": 32, "num_val": 16, '
+            '"seed": 0}', "--batch-size", "8", "--num-workers", "0", "--threads", "1",
+            "--set", "trainer.log_every_n_steps=1"]
+    for argv in (base + ["--dry-run"], base + ["--reports-dir", str(tmp_path / "reports")]):
+        assert experiments_main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {other.run_dir(tmp_path)}: ") and err.count("\n") == 1
+    assert trained == []
+
+
+# --- finding 2: a checkpoint is resumed only by the configuration that wrote it ---------------------------------
+
+def _checkpoint(tmp_path, cfg, state):
+    import torch
+
+    path = cfg.run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"global_step": 4, "callbacks": {} if state is None else {RUN_STATE: state}}, path)
+    return path
+
+
+def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
+    cfg = _cfg()
+    _checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
+    assert runner.check_resumable(cfg, tmp_path)["world_size"] == 1
+    assert planned_action(cfg, tmp_path).startswith("resume from")
+    asked = _cfg(optim={"lr": 0.01})
+    with pytest.raises(RunConflictError, match=r"its checkpoints/last\.ckpt was written for another run \(recorded "
+                                               r"-> asked: optim\.lr: 0\.001 -> 0\.01\), run again with the original"):
+        execute(asked, tmp_path)
+    with pytest.raises(RunConflictError, match="optim.lr"):
+        planned_action(asked, tmp_path)
+    _checkpoint(tmp_path, cfg, None)  # written before checkpoints said whose they are: resumed, unchecked
+    assert runner.check_resumable(asked, tmp_path) is None
+    cut = _checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
+    cut.write_bytes(cut.read_bytes()[:200])  # a file cut short
+    with pytest.raises(ValueError, match=r"last\.ckpt: not a readable checkpoint .*; delete it, or run again with "
+                                         r"--force$"):
+        planned_action(cfg, tmp_path)
+
+
+def test_every_checkpoint_says_which_run_wrote_it(tmp_path):
+    """A real micro run (one step, a checkpoint each step): each checkpoint holds its run's place, configuration and
+    process count; a later command with other options refuses it, and one process cannot resume what two wrote."""
+    import torch
+
+    cfg = _cfg(trainer={"max_steps": 1, "checkpoint_every_n_steps": 1})
+    record = execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
+    run_path = cfg.run_dir(tmp_path)
+    checkpoint = torch.load(run_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["callbacks"][RUN_STATE] == run_state(cfg, world_size=1)
+    assert checkpoint["callbacks"][RUN_STATE]["config"] == record["config"]
+    (run_path / "metrics.json").unlink()  # interrupted after training, before the test
+    with pytest.raises(RunConflictError, match="trainer.max_steps: 1 -> 2"):
+        execute(_cfg(trainer={"max_steps": 2, "checkpoint_every_n_steps": 1}), tmp_path, progress_bar=False,
+                echo=lambda _: None)
+    checkpoint["callbacks"][RUN_STATE]["world_size"] = 2
+    torch.save(checkpoint, run_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(RunConflictError, match="written by 2 process"):
+        execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
+    assert not (run_path / "metrics.json").exists()
+
+
+# --- finding 3: no samples, or no step, records nothing --------------------------------------------------------
+
+def test_an_empty_training_split_fails_naming_its_annotation_file(tmp_path):
+    root = tmp_path / "ssv2"
+    root.mkdir()
+    (root / "labels.json").write_text(json.dumps({"Moving something up": "0"}))
+    (root / "train.json").write_text('[{"id": "1", "template": "Moving something up"}, {"id": "2", "templ')
+    (root / "validation.json").write_text("[]")
+    cfg = _cfg("mformer_table4", "joint", data={"dataset": "ssv2", "root": str(root), "synthetic_params": {}})
+    runs = tmp_path / "runs"
+    with pytest.raises(NoTrainingDataError) as caught:
+        execute(cfg, runs, progress_bar=False, echo=lambda _: None)
+    message = str(caught.value)
+    assert "its training split has no samples" in message and f"{root / 'train.json'}" in message
+    assert "invalid JSON" in message and f"python -m data check ssv2 --root {root}" in message
+    assert not (cfg.run_dir(runs) / "metrics.json").exists()
+
+
+def test_a_fit_that_takes_no_step_records_nothing(tmp_path):
+    cfg = _cfg(data={"batch_size": 64})  # 32 training videos, whole batches only: no step
+    with pytest.raises(NoTrainingDataError, match=r"it took no optimizer step \(batches of 64 per process x 1"):
+        execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
+    run_path = cfg.run_dir(tmp_path)
+    assert not (run_path / "metrics.json").exists() and not (run_path / "checkpoints" / "last.ckpt").exists()
+
+
+# --- finding 7: --epochs and a step schedule's milestones -------------------------------------------------------
+
+def test_epochs_before_a_step_milestone_are_refused_with_the_scaled_milestones():
+    with pytest.raises(ValueError, match=r"--epochs 10 ends before the step schedule's milestone\(s\) \[20, 30\] "
+                                         r".*--set 'optim\.milestones=\[6, 9\]'"):
+        resolve_runs("mformer_table4", "paper", ["joint"], 1, None, {"optim": {"epochs": 10}})
+    key, value = _setting("optim.milestones=[6, 9]")  # the suggestion, as --set parses it
+    cfg = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, {"optim": {"epochs": 10, key[6:]: value}})[0]
+    assert cfg.optim.epochs == 10 and list(cfg.optim.milestones) == [6, 9]
+    assert resolve_runs("mformer_table4", "paper", ["joint"], 1, None, {"optim": {"epochs": 31}})  # both decay
+    with pytest.raises(ValueError, match=r"milestone\(s\) \[10\].*optim\.milestones=\[7\]"):
+        resolve_runs("msca_table1", "paper", None, 1, None, {"optim": {"epochs": 8}})
+    assert resolve_runs(TABLE, "tiny", [ROW], 1, None, {"optim": {"epochs": 2}})  # cosine: it shrinks with N
+
+
+# --- finding 10: valid JSON of the wrong shape ------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, why", [("[]", "a list, not an object"),
+                                          ('{"table": "mformer_table6b", "row": "mformer", "column": "K-400"}',
+                                           "no seed, scale, metrics")])
+def test_a_record_of_the_wrong_shape_is_named_by_the_runner_and_the_reports(tmp_path, capsys, content, why):
+    cfg = _cfg()
+    path = cfg.run_dir(tmp_path) / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    named = re.escape(f"{path}: not a run record ({why}")
+    with pytest.raises(ValueError, match=rf"^{named}.*\); delete it, or run again with --force$"):
+        execute(cfg, tmp_path)
+    with pytest.raises(ValueError, match=rf"^{named}"):
+        read_record(path)
+    assert reports_main(["build", TABLE, "--runs-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: not a run record") and "--force" in err and "Traceback" not in err
+
+
+# --- finding 6: the file and the run are named -----------------------------------------------------------------
+
+def test_an_invalid_ssv2_labels_file_is_named(tmp_path):
+    from data.annotations import ssv2_label_index
+
+    (tmp_path / "labels.json").write_text('{"Moving something up": "0",\n "Push')
+    labels = re.escape(str(tmp_path / "labels.json"))
+    with pytest.raises(ValueError, match=rf"^{labels}: not valid JSON"):
+        ssv2_label_index(tmp_path)
+    (tmp_path / "labels.json").write_text('["Moving something up"]')
+    with pytest.raises(ValueError, match=rf"^{labels}: expected one JSON object"):
+        ssv2_label_index(tmp_path)
+
+
+def test_a_run_that_fails_side_by_side_is_named(monkeypatch, tmp_path):
+    def failing(cfg, runs_root, force):
+        if cfg.row == "mformer_l":
+            raise ValueError("labels.json: not valid JSON")
+        if cfg.row == "mformer_hr":
+            raise RuntimeError("an internal error")
+        return {"metrics": {}}
+
+    monkeypatch.setattr(jobs, "ProcessPoolExecutor", lambda max_workers, **_: ThreadPoolExecutor(max_workers))
+    monkeypatch.setattr(jobs, "_run_job", failing)
+    configs = resolve_runs(TABLE, "tiny", [ROW, "mformer_l"], 1, None, None)
+    with pytest.raises(ValueError, match=r"^mformer_table6b row=mformer_l column=K-400 seed=0 scale=tiny: "
+                                         r"labels\.json: not valid JSON$"):
+        list(jobs.run_side_by_side(configs, 2, tmp_path, False))
+    with pytest.raises(RuntimeError, match="an internal error") as caught:  # not ours: its type and traceback kept
+        list(jobs.run_side_by_side(resolve_runs(TABLE, "tiny", ["mformer_hr"], 1, None, None), 1, tmp_path, False))
+    assert "in the run mformer_table6b row=mformer_hr" in "".join(getattr(caught.value, "__notes__", []))
+
+
+def test_tracked_records_are_run_records():
+    """Every committed record passes the shape check the reports and the runner apply."""
+    from reports.records import RESULTS_DIR
+
+    paths = sorted(RESULTS_DIR.glob("*/*/seed*/*.json"))
+    assert paths and all(read_record(p) for p in paths)
+
