@@ -23,6 +23,7 @@ from .spec import RunConfig
 
 if TYPE_CHECKING:
     import lightning as L
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = ("torch", "lightning", "timm", "av", "torchvision", "numpy", "torchmetrics")
@@ -167,8 +168,10 @@ def data_counts(data_report: dict[str, dict[str, Any]]) -> dict[str, dict[str, i
 
 
 def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str, dict[str, Any]],
-               batch: dict[str, Any] | None, threads: int, git: dict[str, Any]) -> dict[str, Any]:
-    """The record's ``provenance`` entry (``git``: ``git_state()`` taken when the run started)."""
+               batch: dict[str, Any] | None, threads: int, git: dict[str, Any],
+               device: torch.device | None = None) -> dict[str, Any]:
+    """The record's ``provenance`` entry (``git``: ``git_state()`` taken when the run started); an evaluation-only
+    run has no trainer of its own and gives the ``device`` it evaluated on."""
     import torch
 
     out = {
@@ -196,5 +199,10 @@ def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str,
             "written_by": {"global_rank": trainer.global_rank, "pid": os.getpid()},
         })
     else:
-        out.update({"precision": cfg.trainer.precision, "world_size": 1, "devices": [cpu_name()]})
+        if device is None:
+            raise ValueError(f"{cfg.table}/{cfg.row}: a record without a trainer needs the device it ran on")
+        on_gpu = device.type == "cuda"
+        out.update({"precision": cfg.trainer.precision, "accelerator": "CUDAAccelerator" if on_gpu else "CPUAccelerator",
+                    "world_size": 1, "num_nodes": 1,
+                    "devices": [torch.cuda.get_device_name(device) if on_gpu else cpu_name()]})
     return out

@@ -33,7 +33,7 @@ from typing import Any
 from .paper_tables import paper_table
 from .provenance import git_commit, launched_as_global_zero, with_paper_batch
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
-from .tasks import build_model, final_metrics, get_task
+from .tasks import build_model, evaluation_device, final_metrics, get_task
 
 
 class TableNotImplementedError(RuntimeError):
@@ -523,11 +523,12 @@ def execute(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     weights = pretrained_weights(cfg, runs_root)
     if not task.trains:
-        echo(f"    evaluating {cfg.model.name} on {cfg.data.dataset} ({cfg.data.root}) ...")
-        metrics, details = task.evaluate(cfg, weights)
+        device = evaluation_device(cfg.trainer.accelerator)
+        echo(f"    evaluating {cfg.model.name} on {cfg.data.dataset} ({cfg.data.root}) on {device} ...")
+        metrics, details = task.evaluate(cfg, weights, device)
         record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None,
                          commit=commit)
-        record["provenance"] = provenance(cfg, None, {}, None, threads, git)
+        record["provenance"] = provenance(cfg, None, {}, None, threads, git, device=device)
         if launched_as_global_zero():
             _write_record(metrics_path, record)
         return record

@@ -20,9 +20,12 @@ from .spec import DataConfig, RunConfig
 
 if TYPE_CHECKING:
     import lightning as L
+    import torch
     from torch import nn
 
-Evaluation = Callable[[RunConfig, "str | Mapping[str, str] | None"], "tuple[dict[str, float], dict[str, Any]]"]
+# (run config, resolved weights, the device it evaluates on) -> (metrics, details)
+Evaluation = Callable[[RunConfig, "str | Mapping[str, str] | None", "torch.device"],
+                      "tuple[dict[str, float], dict[str, Any]]"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class Task:
             ``num_frames`` and ``img_size``); a row that sets them differently is an error.
         check_classes: raises when a data module's class count does not fit the task (an int for one label per
             sample, ``{"verb": V, "noun": N}`` for verb/noun labels).
-        evaluate: for a task that trains nothing: (run config, resolved weights) -> (metrics, details).
+        evaluate: for a task that trains nothing: (run config, resolved weights, device) -> (metrics, details);
+            the runner picks the device (``evaluation_device``) and records it.
         num_classes: class count of the model built for an evaluation-only task (0 = no head).
     """
 
@@ -117,11 +121,28 @@ def final_metrics(logged: dict[str, float]) -> dict[str, float]:
     return {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in logged.items() if k.startswith("test/")}
 
 
+def evaluation_device(accelerator: str) -> torch.device:
+    """The one device an evaluation-only run uses, for ``trainer.accelerator`` as Lightning reads it: "cpu"; "gpu"
+    or "cuda" (an error without one, as Lightning's); "auto": the first GPU when there is one, else the CPU."""
+    import torch
+
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if accelerator in ("gpu", "cuda", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if accelerator == "auto":
+            return torch.device("cpu")
+        raise ValueError(f"trainer.accelerator={accelerator!r} but torch sees no CUDA device; use --accelerator cpu")
+    raise ValueError(f"an evaluation-only run takes trainer.accelerator cpu, gpu, cuda or auto; got {accelerator!r}")
+
+
 def tested_only(trained: Task) -> Evaluation:
     """The evaluation of a task that tests a model trained by ``trained``'s kind of run and trains nothing
     (other test views, other clip lengths): ``trained``'s data module and system, with the run's data config."""
 
-    def evaluate(cfg: RunConfig, weights: str | Mapping[str, str] | None) -> tuple[dict[str, float], dict[str, Any]]:
+    def evaluate(cfg: RunConfig, weights: str | Mapping[str, str] | None,
+                 device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
         import tempfile
 
         import lightning as L
@@ -131,7 +152,8 @@ def tested_only(trained: Task) -> Evaluation:
             dm.prepare_data()
             dm.setup("test")
             module = trained.system(cfg, build_model(cfg, dm.num_classes, weights=weights), dm)
-            trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
+            trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.type == "cuda" else 1,
+                                precision=cfg.trainer.precision,
                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False)
             return final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0]), dm.describe()
@@ -208,8 +230,8 @@ def _sequence_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.Lightni
     return SequenceClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim))
 
 
-def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None
-                       ) -> tuple[dict[str, float], dict[str, Any]]:
+def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None,
+                       device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
     """Motionformer Table 9: DAVIS 2017 label propagation with the frozen model's patch features (no training)."""
     import torch
 
@@ -217,9 +239,8 @@ def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None
 
     options = dict(cfg.data.options)
     model = build_model(cfg, num_classes=0, weights=weights)
-    device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
     features = VideoViTFeatures(model, feature=options.pop("feature", "tokens"), mode=options.pop("mode", "clip"),
-                                device=device, autocast_dtype=torch.bfloat16 if device == "cuda" else None)
+                                device=device, autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
     result = evaluate_davis(features, cfg.data.root, "val", propagation_device=device, **options)
     metrics = {"J&F": 100 * result["J&F"], "J": 100 * result["J"], "F": 100 * result["F"]}
     return metrics, {k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files", "params")}

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {"out_dir": args.out_dir} if args.out_dir else {}
         sources = {"results_root": results_root_for(args.out_dir, args.results_dir), "prefer": args.prefer}
         for table_id in ids:
-            print(build_report(table_id, runs_root=args.runs_dir, **out, **sources))
+            print(build_report(table_id, runs_root=args.runs_dir, **out, **sources, index=False))
         print(build_index(args.runs_dir, **out, **sources))
     except UnknownTableError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -51,8 +51,8 @@ def device_label(provenance: dict[str, Any] | None) -> str:
     if not provenance or not provenance.get("devices"):
         return "device not recorded"
     processes, name = provenance.get("world_size", 1), provenance["devices"][0]
-    accelerator = provenance.get("accelerator")  # evaluate-only runs record none: their device name tells
-    if "CPU" in accelerator if accelerator else not name.startswith("NVIDIA"):
+    # no accelerator: an evaluation-only record from before they named their device; those recorded the CPU
+    if "CPU" in (provenance.get("accelerator") or "CPUAccelerator"):
         return "CPU" if processes == 1 else f"{processes} CPU processes"
     return f"{processes} × {name.removeprefix('NVIDIA ')}"
 
@@ -468,14 +468,15 @@ def _paper_only(table: PaperTable) -> str:
 
 
 def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
-                 results_root: str | Path | None = None, prefer: Prefer = "tracked") -> Path:
-    """Write ``<out_dir>/<table_id>.md`` and the index, from the local runs and (given ``results_root``) the tracked
-    records."""
+                 results_root: str | Path | None = None, prefer: Prefer = "tracked", index: bool = True) -> Path:
+    """Write ``<out_dir>/<table_id>.md`` and (``index``) the index, from the local runs and (given ``results_root``)
+    the tracked records."""
     from data.atomic_write import atomic_write_text  # data imports torch: not at the report CLI's start
 
     path = Path(out_dir) / f"{table_id}.md"
     atomic_write_text(path, render_report(table_id, runs_root, out_dir, results_root, prefer))
-    build_index(runs_root, out_dir, results_root, prefer)
+    if index:
+        build_index(runs_root, out_dir, results_root, prefer)
     return path
 
 

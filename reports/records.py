@@ -54,16 +54,19 @@ def tracked_path(results_root: str | Path, record: dict[str, Any]) -> Path:
             / f"{record['scale']}-{column_slug(record['column'])}.json")
 
 
-_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
+_cache: dict[Path, tuple[int, dict[str, Any], str | None]] = {}
 
 
-def _read_cached(path: Path) -> dict[str, Any]:
-    """One parse per file and modification: a build of every report reads each record once, not once a table."""
+def _read_cached(path: Path) -> tuple[dict[str, Any], str | None]:
+    """A record and its ``experiment_key`` (None: no configuration recorded), computed once per file and
+    modification: a build of every report reads and keys each record once, not once a table."""
     stamp = path.stat().st_mtime_ns
     hit = _cache.get(path)
     if hit is None or hit[0] != stamp:
-        hit = _cache[path] = (stamp, read_record(path))
-    return hit[1]
+        record = read_record(path)
+        key = experiment_key(record["config"]) if "config" in record else None
+        hit = _cache[path] = (stamp, record, key)
+    return hit[1], hit[2]
 
 
 def _scan(root: str | Path | None, pattern: str, source: str) -> list[dict[str, Any]]:
@@ -71,10 +74,10 @@ def _scan(root: str | Path | None, pattern: str, source: str) -> list[dict[str, 
         return []
     out = []
     for path in sorted(Path(root).glob(pattern)):
-        record = _read_cached(path)
+        record, key = _read_cached(path)
         if record.get("reused_from"):
             continue  # a copy of another table's run: that run is found by its configuration
-        out.append({**record, "_source": source, "_path": path.as_posix()})
+        out.append({**record, "_source": source, "_path": path.as_posix(), "_key": key})
     return out
 
 
@@ -116,7 +119,7 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
     out = TableRecords()
     source_rank = {"tracked": 0, "local": 1} if prefer == "tracked" else {"tracked": 1, "local": 0}
     for record in all_records(runs_root, results_root):
-        key = experiment_key(record["config"]) if "config" in record else None  # None: not recorded
+        key = record["_key"]
         own = record.get("table") == spec.table_id and (record.get("row"), record.get("column")) in cells
         targets = set(wanted.get(key, [])) if key is not None else set()
         if own:

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.provenance import batch_and_lr, config_hash, git_commit, launched_as_global_zero
+import torch
+
+from experiments.provenance import batch_and_lr, config_hash, cpu_name, git_commit, launched_as_global_zero, provenance
 from experiments.runner import resolve_runs
+from experiments.tasks import evaluation_device
+from reports.build import device_label
 
 
 def _cfg(**trainer):
@@ -111,3 +115,28 @@ def test_a_run_is_dirty_when_code_differs_from_its_commit_not_when_only_reports_
     (tmp_path / "reports" / "build.py").write_text("y = 2\n")  # code under reports/ still counts
     assert git_commit(tmp_path) == commit + "-dirty"
     assert git_commit(Path("/")) == "unknown"
+
+
+def test_an_evaluation_only_run_records_the_device_it_evaluated_on(monkeypatch):
+    """It has no trainer of its own: the runner picks the device as Lightning reads ``trainer.accelerator`` and
+    the record names it (it used to name the CPU, wherever the evaluation ran)."""
+    assert evaluation_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="cpu, gpu, cuda or auto; got 'tpu'"):
+        evaluation_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert evaluation_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="accelerator='gpu' but torch sees no CUDA device"):
+        evaluation_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    on_gpu = evaluation_device("auto")
+    assert on_gpu == torch.device("cuda", 0)
+    git = {"commit": None, "dirty": None}
+    gpu = provenance(_cfg(), None, {}, None, 1, git, device=on_gpu)
+    assert (gpu["accelerator"], gpu["devices"], device_label(gpu)) == (
+        "CUDAAccelerator", ["NVIDIA H100 80GB HBM3"], "1 × H100 80GB HBM3")
+    cpu = provenance(_cfg(), None, {}, None, 1, git, device=torch.device("cpu"))
+    assert (cpu["accelerator"], cpu["devices"], device_label(cpu)) == ("CPUAccelerator", [cpu_name()], "CPU")
+    with pytest.raises(ValueError, match="needs the device it ran on"):
+        provenance(_cfg(), None, {}, None, 1, git)

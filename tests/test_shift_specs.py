@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from experiments import xvit
 from experiments.runner import resolve_runs, run_table
@@ -98,10 +99,11 @@ def test_figure1_tests_the_one_trained_model_with_more_crops(tmp_path):
     cfg = next(c for c in resolve_runs("xvit_figure1", overrides=MICRO) if c.column == trained["column"])
     again = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, task=xvit.TEST_VIEWS.name))
     checkpoint = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
-    metrics, _ = xvit.TEST_VIEWS.evaluate(again, str(checkpoint))
+    assert {r["provenance"]["accelerator"] for r in records} == {"CPUAccelerator"}  # evaluations name theirs too
+    metrics, _ = xvit.TEST_VIEWS.evaluate(again, str(checkpoint), torch.device("cpu"))
     assert metrics["loss"] == pytest.approx(trained["metrics"]["loss"], rel=1e-5)
     assert metrics["top1"] == trained["metrics"]["top1"]
-    fresh, _ = xvit.TEST_VIEWS.evaluate(again, None)
+    fresh, _ = xvit.TEST_VIEWS.evaluate(again, None, torch.device("cpu"))
     assert fresh["loss"] != pytest.approx(trained["metrics"]["loss"], rel=1e-5)
     assert all(not (cfg.run_dir(runs).parent / f"tiny-{k}x3_views" / "checkpoints").exists()
                for k in xvit.FIGURE1_CROPS[1:])  # evaluations train nothing

@@ -181,6 +181,29 @@ def _tracked_files() -> list[str]:
 
 
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout to know the tracked files")
+def test_a_build_of_every_report_keys_each_record_once(monkeypatch):
+    """The index reads every table's records after every report; keying each record once per table made a build of
+    all reports take minutes (experiment_key was 2/3 of it)."""
+    from experiments.paper_tables import paper_tables
+    from reports import records
+    from reports.records import RESULTS_DIR
+
+    calls = []
+    real = records.experiment_key
+    monkeypatch.setattr(records, "experiment_key", lambda config: calls.append(1) or real(config))
+    monkeypatch.setattr(records, "_cache", {})
+    specs = [s for s in map(table_spec, paper_tables()) if s is not None]
+    passes = []
+    for _ in range(2):
+        calls.clear()
+        for spec in specs:
+            table_records(spec, None, RESULTS_DIR)
+        passes.append(len(calls))
+    keyed = sum("config" in json.loads(p.read_text()) for p in RESULTS_DIR.glob("*/*/seed*/*.json"))
+    assert keyed > 100
+    assert passes[0] - passes[1] == keyed  # the second pass keys the specs' own runs only
+
+
 def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
     """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build` must reproduce every
     committed report and plot exactly."""

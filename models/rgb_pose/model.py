@@ -55,7 +55,7 @@ class _Residual(nn.Module):
         self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
 
-    def drop_path(self, *updates: Tensor) -> tuple[Tensor, ...]:
+    def drop_branch(self, *updates: Tensor) -> tuple[Tensor, ...]:
         """Stochastic depth of one residual branch that updates several token groups: a sample keeps or drops
         the branch in every group alike (a mask per group would keep on the modal tokens an update that their
         own tokens lost)."""
@@ -65,7 +65,7 @@ class _Residual(nn.Module):
         return tuple(u * keep.view(-1, *[1] * (u.ndim - 1)) for u in updates)
 
     def ffn(self, *groups: Tensor) -> tuple[Tensor, ...]:
-        updates = self.drop_path(*(self.mlp(self.norm2(g)) for g in groups))
+        updates = self.drop_branch(*(self.mlp(self.norm2(g)) for g in groups))
         return tuple(g + u for g, u in zip(groups, updates))
 
 
@@ -75,7 +75,7 @@ class BranchBlock(_Residual):
     (B, T, R, C)); modal tokens (B, T, m, C)."""
 
     def forward(self, tokens: Tensor, modal: Tensor) -> tuple[Tensor, Tensor]:
-        d_tokens, d_modal = self.drop_path(*self.attn(self.norm1(tokens), self.norm1(modal)))
+        d_tokens, d_modal = self.drop_branch(*self.attn(self.norm1(tokens), self.norm1(modal)))
         return self.ffn(tokens + d_tokens, modal + d_modal)
 
 
@@ -83,7 +83,7 @@ class TemporalStrideBlock(_Residual):
     """Algorithm A2 with its FFN: all tokens of every frame (B, T, D_n, C)."""
 
     def forward(self, tokens: Tensor) -> Tensor:
-        (update,) = self.drop_path(self.attn(self.norm1(tokens)))
+        (update,) = self.drop_branch(self.attn(self.norm1(tokens)))
         (out,) = self.ffn(tokens + update)
         return out
 
