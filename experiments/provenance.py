@@ -41,6 +41,26 @@ def launched_as_global_zero() -> bool:
     return int(env.get("SLURM_PROCID", "0")) == 0
 
 
+def check_multi_node_launch(cfg: RunConfig) -> None:
+    """A run on ``num_nodes`` > 1 needs the other nodes started by a launcher (SLURM's srun, torchrun, LSF, or by
+    hand with MASTER_ADDR and NODE_RANK set on each node, Lightning's general cluster); started alone, Lightning
+    would wait for ranks that never come. Raises, naming the preset's hardware and the ways out."""
+    t = cfg.trainer
+    if t.num_nodes <= 1:
+        return
+    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
+    from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
+
+    if (SLURMEnvironment.detect() or TorchElasticEnvironment.detect() or LSFEnvironment.detect()
+            or {"MASTER_ADDR", "NODE_RANK"} & os.environ.keys()):
+        return
+    raise ValueError(
+        f"{cfg.table}/{cfg.row}: trainer.num_nodes={t.num_nodes} (devices={t.devices}; the paper's hardware) but "
+        f"no multi-node launcher started this process (srun, torchrun, LSF, or MASTER_ADDR and NODE_RANK set): "
+        f"it would wait for the other nodes forever. Launch it on {t.num_nodes} nodes, or pass --num-nodes 1 "
+        f"(the global batch and lr then follow trainer.lr_scaling; the record says both)")
+
+
 def set_threads(num_threads: int | None) -> int:
     """Fix torch's intra-op threads (None: keep torch's default for this machine); returns the count in use."""
     import torch
@@ -165,6 +185,23 @@ def data_counts(data_report: dict[str, dict[str, Any]]) -> dict[str, dict[str, i
     return {split: {"expected": r.get("expected"), "found": r.get("found"), "missing": len(r.get("missing", [])),
                     "corrupt": len(r.get("corrupt", []))}
             for split, r in data_report.items()}
+
+
+DATA_LOSSES = {  # data_report field of a split -> what it is called
+    "bad_annotation_lines": "bad annotation lines", "missing": "missing videos", "corrupt": "corrupt videos",
+    "skipped_at_train": "clips skipped in training", "skipped_at_test": "clips skipped at test"}
+
+
+def data_left_out(data_report: dict[str, dict[str, Any]]) -> str:
+    """What a run's splits did not use of what their annotations list, per split ("train: 2 missing videos; test: 1
+    clips skipped at test"); "" when nothing: otherwise its numbers come from part of its splits."""
+    parts = []
+    for split, report in sorted(data_report.items()):
+        counts = {name: value if isinstance(value, int) else len(value)
+                  for field, name in DATA_LOSSES.items() if (value := report.get(field))}
+        if counts:
+            parts.append(f"{split}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    return "; ".join(parts)
 
 
 def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str, dict[str, Any]],

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from .paper_tables import paper_table
-from .provenance import git_commit, launched_as_global_zero, with_paper_batch
+from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
+                         with_paper_batch)
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
 from .tasks import build_model, evaluation_device, final_metrics, get_task
 
@@ -378,6 +379,8 @@ def run_table(
         records.append(record)
         echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · "
              f"{progress(len(records) + len(skipped), len(configs), start, trained_s, jobs)}")
+        if lost := data_left_out(record.get("data_report") or {}):
+            echo(f"    data left out: {lost} (the files: {cfg.run_dir(runs_root) / 'metrics.json'})")
 
     runnable = []
     for i, cfg in enumerate(configs, 1):
@@ -387,8 +390,9 @@ def run_table(
             skipped.append(cfg)
         else:
             runnable.append(cfg)
-    if not force:  # a record or checkpoint of another run stops the table before anything trains
-        for cfg in runnable:
+    for cfg in runnable:  # a launch that cannot start, or a record or checkpoint of another run, stops the table
+        check_multi_node_launch(cfg)  # before anything trains
+        if not force:
             check_run_dir(cfg, runs_root)
     if jobs == 1:
         for cfg in runnable:

@@ -19,6 +19,7 @@ from typing import Any
 from tabulate import tabulate
 
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
+from experiments.provenance import data_left_out
 from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
 from experiments.static import read_static, static_record_path
 
@@ -258,24 +259,13 @@ def _hardware_line(runs: list[dict[str, Any]]) -> str:
     return f"- Ran on: {'; '.join(parts)} (the paper's global batch: {' / '.join(sorted(paper))})."
 
 
-DATA_LOSSES = {  # data_report field of a split -> what the header calls it
-    "bad_annotation_lines": "bad annotation lines", "missing": "missing videos", "corrupt": "corrupt videos",
-    "skipped_at_train": "clips skipped in training", "skipped_at_test": "clips skipped at test"}
-
-
 def _data_losses(runs: list[dict[str, Any]]) -> list[str]:
     """One header line naming every cell whose runs used less than their annotations list (bad lines, missing or
     corrupt videos, clips skipped), per seed and split: such a number comes from part of its split."""
     losses: dict[str, list[str]] = defaultdict(list)
     for r in runs:
-        parts = []
-        for split, report in sorted((r.get("data_report") or {}).items()):
-            counts = {name: value if isinstance(value, int) else len(value)
-                      for field, name in DATA_LOSSES.items() if (value := report.get(field))}
-            if counts:
-                parts.append(f"{split}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
-        if parts:
-            losses[f"{r['row']} · {r['column']}"].append(f"seed {r['seed']} ({'; '.join(parts)})")
+        if lost := data_left_out(r.get("data_report") or {}):
+            losses[f"{r['row']} · {r['column']}"].append(f"seed {r['seed']} ({lost})")
     if not losses:
         return []
     return ["- Data left out (these cells' numbers come from part of their splits; each run's `metrics.json` lists "

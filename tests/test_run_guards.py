@@ -93,6 +93,49 @@ def test_a_conflict_stops_the_table_before_anything_trains(tmp_path, monkeypatch
     assert trained == []
 
 
+def test_a_run_on_part_of_its_split_says_so_on_the_console(tmp_path, monkeypatch):
+    """The report's header lists such cells; the console says it when the run ends, with the file listing them."""
+    report = {"train": {"missing": ["a.mp4", "b.mp4"], "skipped_at_train": 3}, "test": {"corrupt": ["c.mp4"]}}
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"top1": 50.0}, "wall_time_s": 1.0,
+                                                                  "data_report": report})
+    lines = []
+    runner.run_table(TABLE, rows=[ROW], runs_root=tmp_path, jobs=1, echo=lines.append, overrides=MICRO)
+    run_dir = _cfg().run_dir(tmp_path)
+    assert (f"    data left out: test: 1 corrupt videos; train: 2 missing videos, 3 clips skipped in training "
+            f"(the files: {run_dir / 'metrics.json'})") in lines
+    report.clear()
+    lines.clear()
+    runner.run_table(TABLE, rows=[ROW], runs_root=tmp_path, jobs=1, echo=lines.append, overrides=MICRO)
+    assert not any("data left out" in line for line in lines)
+
+
+def test_a_multi_node_preset_started_alone_is_refused_before_it_waits_forever(monkeypatch, tmp_path):
+    """CAST's paper preset is the paper's 2 nodes x 8 GPUs: `--devices 8` on one machine, without --num-nodes 1,
+    would start 8 processes that wait for 8 more."""
+    from experiments.provenance import check_multi_node_launch
+
+    for name in ("MASTER_ADDR", "NODE_RANK", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LSB_JOBID"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = resolve_runs("cast_table2", "paper", ["cast"], 1, "/datasets", {"trainer": {"devices": 8}})[0]
+    assert cfg.trainer.num_nodes == 2
+    with pytest.raises(ValueError, match=r"cast_table2/cast: trainer.num_nodes=2 .* pass --num-nodes 1"):
+        check_multi_node_launch(cfg)
+    check_multi_node_launch(resolve_runs("cast_table2", "paper", ["cast"], 1, "/datasets",
+                                         {"trainer": {"devices": 8, "num_nodes": 1}})[0])
+    trained = []
+    monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: trained.append(cfg.row))
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    (tmp_path / "ssv2").mkdir()  # the other columns' data is absent: skipped
+    with pytest.raises(ValueError, match="no multi-node launcher"):  # the table stops before anything trains
+        runner.run_table("cast_table2", "paper", ["cast"], data_root=tmp_path, runs_root=tmp_path / "runs",
+                         overrides={"trainer": {"devices": 8}}, echo=lambda _: None)
+    assert trained == []
+    monkeypatch.setenv("MASTER_ADDR", "head")  # a launch by hand on each node (Lightning's general cluster)
+    monkeypatch.setenv("NODE_RANK", "1")
+    check_multi_node_launch(cfg)
+
+
 # --- finding 2: a checkpoint is resumed only by the configuration that wrote it ---------------------------------
 
 def _checkpoint(tmp_path, cfg, state):
