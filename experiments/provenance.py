@@ -239,7 +239,7 @@ def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str,
         if device is None:
             raise ValueError(f"{cfg.table}/{cfg.row}: a record without a trainer needs the device it ran on")
         on_gpu = device.type == "cuda"
-        out.update({"precision": cfg.trainer.precision, "accelerator": "CUDAAccelerator" if on_gpu else "CPUAccelerator",
-                    "world_size": 1, "num_nodes": 1,
+        out.update({"precision": cfg.trainer.precision,
+                    "accelerator": "CUDAAccelerator" if on_gpu else "CPUAccelerator", "world_size": 1, "num_nodes": 1,
                     "devices": [torch.cuda.get_device_name(device) if on_gpu else cpu_name()]})
     return out
