@@ -67,6 +67,9 @@ class OptimConfig:
     cutmix_alpha: float = 0.0
     mixup_prob: float = 1.0
     mixup_switch_prob: float = 0.5
+    # layer-wise lr decay (BEiT's; CAST): block i of L gets lr x layer_decay^(L - i), through timm's layer groups
+    # (the model's ``group_matcher``); None = one lr for every layer
+    layer_decay: float | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from timm.optim import create_optimizer_v2
 from torch import nn
 
 from .video_classifier import VideoClassifier
@@ -43,8 +42,7 @@ class SequenceClassifier(VideoClassifier):
         hp = self.hparams
         if hp.schedule != "linear":
             return super().configure_optimizers()
-        extra = {"eps": hp.eps} if "adam" in hp.optimizer else {"momentum": hp.momentum}
-        optimizer = create_optimizer_v2(self.model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay, **extra)
+        optimizer = self.build_optimizer(**({"eps": hp.eps} if "adam" in hp.optimizer else {"momentum": hp.momentum}))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if hp.warmup_steps is not None:
             warmup = hp.warmup_steps

@@ -98,6 +98,9 @@ class VideoClassifier(L.LightningModule):
         cutmix_alpha: Beta(alpha, alpha) of cutmix; 0 = off. The cut box is the same on every frame.
         mixup_prob: probability of mixing a batch at all (when either alpha > 0).
         mixup_switch_prob: probability of cutmix instead of mixup when both alphas are > 0.
+        layer_decay: layer-wise lr decay (BEiT's): the lr of each layer group of the model's ``group_matcher``
+            (timm's grouping; embeddings first, then the blocks, the rest last) is scaled by layer_decay^(groups
+            after it); None: one lr. A model without ``group_matcher`` is refused rather than guessed at.
 
     Test batches may carry several views per video, ``video`` of shape (B, V, C, T, H, W): the views'
     softmax scores are averaged per video (temporal clips x spatial crops), as in the papers. Under mixup/cutmix
@@ -125,6 +128,7 @@ class VideoClassifier(L.LightningModule):
         cutmix_alpha: float = 0.0,
         mixup_prob: float = 1.0,
         mixup_switch_prob: float = 0.5,
+        layer_decay: float | None = None,
     ) -> None:
         super().__init__()
         num_classes = _check_num_classes(num_classes)
@@ -211,10 +215,23 @@ class VideoClassifier(L.LightningModule):
             warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('test/")
             self.log_dict(values)
 
+    def build_optimizer(self, **extra: Any) -> torch.optim.Optimizer:
+        """timm's optimizer over the model's trainable parameters: weight-decay groups and, with ``layer_decay``,
+        layer groups whose lr is the peak lr times their scale (what the lr schedule then multiplies)."""
+        hp = self.hparams
+        layer_decay = hp.get("layer_decay")
+        if layer_decay is not None and not hasattr(self.model, "group_matcher"):
+            raise ValueError(f"optim.layer_decay={layer_decay} needs layer groups, and {type(self.model).__name__} "
+                             f"has no group_matcher(): set optim.layer_decay=None for this model")
+        optimizer = create_optimizer_v2(self.model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay,
+                                        layer_decay=layer_decay, **extra)
+        for group in optimizer.param_groups:  # timm leaves lr_scale to its own schedulers; ours is a LambdaLR
+            group["lr"] = hp.lr * group.get("lr_scale", 1.0)
+        return optimizer
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        extra = {"momentum": hp.momentum} if "adam" not in hp.optimizer else {}
-        optimizer = create_optimizer_v2(self.model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay, **extra)
+        optimizer = self.build_optimizer(**({"momentum": hp.momentum} if "adam" not in hp.optimizer else {}))
         steps_per_epoch = max(1, self.trainer.estimated_stepping_batches // max(1, hp.epochs))
         total = steps_per_epoch * hp.epochs
         warmup = int(round(hp.warmup_epochs * steps_per_epoch))

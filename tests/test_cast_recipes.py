@@ -10,8 +10,8 @@ import json
 import pytest
 
 from experiments import table_spec
-from experiments.cast import (ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_PER_DATASET, learnable_params,
-                              positional_params)
+from experiments.cast import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_PER_DATASET,
+                              TABLE4_LAYER_DECAY, learnable_params, positional_params)
 from experiments.provenance import batch_and_lr
 from experiments.runner import _comparable, resolve_runs
 from experiments.tasks import _video_datamodule
@@ -53,6 +53,8 @@ def test_ablation_and_appendix_d_tables_use_the_ablation_recipe(table):
     for cfg in _paper(table):
         assert cfg.trainer.accumulate_grad_batches == 2, (table, cfg.row)
         assert cfg.model.overrides["drop_path_rate"] == 0.2 and cfg.optim.epochs == 50
+        assert cfg.optim.layer_decay == ABLATION_LAYER_DECAY == 0.8  # Sec. 4.2
+        assert cfg.optim.mixup_alpha == 0.8 and cfg.optim.mixup_prob == 0.9  # EK100's script
     assert "ablation recipe" in table_spec(table).scales["paper"].description
 
 
@@ -62,6 +64,9 @@ def test_state_of_the_art_tables_keep_table4s_recipe(table):
         data_key = {"epic_kitchens100": "EK-100", "ssv2": "SSv2", "kinetics400": "K-400"}[cfg.data.dataset]
         expected = PAPER_PER_DATASET[data_key][1] if table != "cast_table2" else PAPER_PER_DATASET["EK-100"][1]
         assert cfg.trainer.accumulate_grad_batches == expected, (table, cfg.row, cfg.column)
+        assert cfg.optim.layer_decay == TABLE4_LAYER_DECAY == 0.75  # Table 4
+        # the official scripts' --mixup_prob: ek100.sh and ssv2.sh 0.9, k400.sh 0.5
+        assert cfg.optim.mixup_prob == {"EK-100": 0.9, "SSv2": 0.9, "K-400": 0.5}[data_key], (table, cfg.column)
     assert "Table 4 recipe" in table_spec(table).scales["paper"].description
 
 

@@ -1,6 +1,6 @@
 """CAST's wiring at model level, where a swapped argument passes the isolated-layer tests: T2S takes its queries
 from the spatial expert and its keys / values from the temporal one (S2T the reverse), Eq. 6's add-fusion head, and
-stochastic depth on the fully fine-tuned (trained-expert, no-adapter) rows."""
+stochastic depth where the official code puts it (FFN adapter, exchange, a fine-tuned VideoMAE's main branches)."""
 
 from __future__ import annotations
 
@@ -101,29 +101,72 @@ def test_single_label_head_is_eq6_with_both_adapted_features() -> None:
         assert not torch.allclose(moved, logits)
 
 
-FULLY_FINE_TUNED = [  # the rows whose experts train, with no adapter branch: Table 1a row 1, CLIP*, VideoMAE*
+def _two_train_forwards(model: CAST, video: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The two experts' pooled features (f_s, f_t; None for a missing expert) of two train-mode forwards with other
+    random draws."""
+    draws = []
+    with torch.no_grad():
+        model.train()
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            draws.append(model.forward_features(video))
+    return draws
+
+
+# The rows whose VideoMAE expert trains, with no adapter branch: Table 1a row 1 and VideoMAE*.
+FULLY_FINE_TUNED_VIDEOMAE = [
     {"exchange": "none", "adapters": False, "train_experts": True},
-    {"experts": "spatial", "adapters": False, "train_experts": True},
     {"experts": "temporal", "adapters": False, "train_experts": True},
 ]
 
 
-@pytest.mark.parametrize("options", FULLY_FINE_TUNED)
-def test_drop_path_acts_on_fully_fine_tuned_experts(options: dict) -> None:
-    """With ``train_experts`` the experts' MHSA and FFN branches are dropped in training (a high rate makes two
-    train-mode forwards differ); evaluation is deterministic and equals the model without stochastic depth."""
+@pytest.mark.parametrize("options", FULLY_FINE_TUNED_VIDEOMAE)
+def test_drop_path_acts_on_a_fully_fine_tuned_videomae_expert(options: dict) -> None:
+    """With ``train_experts`` the VideoMAE expert's MHSA and FFN branches are dropped in training, as VideoMAE's
+    fine-tuning (a high rate makes two train-mode forwards differ); evaluation is deterministic and equals the
+    model without stochastic depth."""
     model, plain = _tiny(drop_path_rate=0.9, **options), _tiny(**options)
     video = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
+    (_, first), (_, second) = _two_train_forwards(model, video)
+    assert not torch.equal(first, second)
     with torch.no_grad():
-        model.train()
-        torch.manual_seed(1)
-        first = model(video)
-        torch.manual_seed(2)
-        second = model(video)
-        assert not torch.allclose(first, second)
         model.eval()
         assert torch.equal(model(video), model(video))
         assert torch.equal(model(video), plain(video))
+
+
+@pytest.mark.parametrize("options", [{"experts": "spatial", "adapters": False, "train_experts": True},
+                                     {"exchange": "none", "adapters": False, "train_experts": True}])
+def test_a_fully_fine_tuned_clip_expert_has_no_stochastic_depth(options: dict) -> None:
+    """The official CLIP fine-tuning block (``clip_modelling_finetune.py`` without adapters) drops nothing: the
+    spatial feature of two train-mode forwards is the same, beside a VideoMAE expert that does drop."""
+    model = _tiny(drop_path_rate=0.9, **options)
+    video = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
+    (s_first, t_first), (s_second, t_second) = _two_train_forwards(model, video)
+    assert torch.equal(s_first, s_second)
+    if t_first is not None:
+        assert not torch.equal(t_first, t_second)
+
+
+def test_drop_path_spares_the_mhsa_adapter_and_drops_the_ffn_adapter() -> None:
+    """As the official block (``bidir_modeling_crossattn.py``): X + MHSA + ADAP(MHSA) keeps every sample, the FFN
+    adapter's branch is dropped per sample."""
+    from models.cast import ExpertBlock
+
+    torch.manual_seed(0)
+    block = ExpertBlock(D, 6, drop_path=0.9).double().train()
+    _randomize(block)  # the adapters' second layers start at zero
+    x = torch.randn(8, 17, D, dtype=torch.float64)
+    with torch.no_grad():
+        outputs = {}
+        for step in ("attend", "feed_forward"):
+            draws = []
+            for seed in (1, 2):
+                torch.manual_seed(seed)
+                draws.append(block.attend(x, 1) if step == "attend" else block.feed_forward(x))
+            outputs[step] = draws
+    assert torch.equal(*outputs["attend"])
+    assert not torch.equal(*outputs["feed_forward"])
 
 
 def test_drop_path_leaves_frozen_experts_main_branches_alone() -> None:

@@ -237,3 +237,39 @@ def test_the_optimizer_is_the_one_the_config_names(monkeypatch, name, expected, 
     assert type(optimizer) is expected
     if nesterov is not None:
         assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["nesterov"] is nesterov
+
+
+def test_layer_decay_scales_each_layer_groups_lr_through_the_schedule(monkeypatch):
+    """CAST's layer-wise lr decay (official ``get_num_layer_for_vit``): block i of L (its adapters and B-CAST
+    module i alike) at lr x d^(L - i), the heads and last LayerNorms at the full lr, frozen weights absent; the
+    schedule keeps those ratios at every step."""
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cast_tiny", num_classes={"verb": 3, "noun": 4})  # 4 blocks
+    module = VideoClassifier(model, VN, lr=1e-3, weight_decay=0.05, epochs=2, schedule="cosine", warmup_epochs=1,
+                             layer_decay=0.75)
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
+                        raising=False)
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    expected = {"spatial.blocks.0.attn_adapter.fc1.weight": 0.75 ** 4, "exchange.0.up_s.weight": 0.75 ** 4,
+                "temporal.blocks.3.mlp_adapter.fc2.bias": 0.75, "exchange.3.down_t.weight": 0.75,
+                "spatial.norm.weight": 1.0, "head_temporal.weight": 1.0}
+    names = {id(p): n for n, p in model.named_parameters()}
+    lr_of = {names[id(p)]: g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}  # peak lr
+    assert {n: lr_of[n] / 1e-3 for n in expected} == pytest.approx(expected)
+    assert not any(n.endswith("attn.qkv.weight") for n in lr_of)  # the frozen experts' weights
+    for _ in range(4):
+        optimizer.step()  # no gradients: moves nothing, keeps the step order torch expects
+        scheduler.step()
+        ratio = {n: g["lr"] / g["initial_lr"] for g in optimizer.param_groups for n in [names[id(g["params"][0])]]}
+        assert len(set(round(r, 12) for r in ratio.values())) == 1  # one schedule factor for every group
+
+
+def test_layer_decay_needs_a_model_with_layer_groups(monkeypatch):
+    module = VideoClassifier(Passthrough(3), 3, lr=0.1, epochs=2, layer_decay=0.75)
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
+                        raising=False)
+    with pytest.raises(ValueError, match=r"layer_decay=0.75 needs layer groups, and Passthrough has no group_matcher"):
+        module.configure_optimizers()

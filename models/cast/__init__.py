@@ -17,8 +17,8 @@ for one), ``directions="both"``, every block, ``down_ratio=0.5``,
 ``t2s_window="time"``, ``s2t_window="space"``, ``exchange_pos=True``, CLIP spatial / VideoMAE temporal):
 
 - 1a  indep. experts w/o adapter: ``exchange="none", adapters=False, train_experts=True`` (with
-      ``train_experts`` a ``drop_path_rate`` also drops the experts' MHSA and FFN branches: these rows have no
-      adapter branch for it to act on)
+      ``train_experts`` a ``drop_path_rate`` also drops the VideoMAE expert's MHSA and FFN branches, as VideoMAE's
+      fine-tuning; the official CLIP fine-tuning has no stochastic depth)
       indep. experts w/ adapter:  ``exchange="none", time_adapter=True``
       ensemble of experts w/ adapter: ``exchange="none", time_adapter=True, fusion="ensemble"`` (see below)
 - 1b  Add: ``exchange="none", fusion="add"``; Concat: ``exchange="none", fusion="concat"``;
@@ -46,7 +46,8 @@ one model, the two experts are coupled through the averaged prediction's loss. F
 ``head_spatial.*`` and ``temporal.*``, ``head_temporal.*``) together are exactly the ensemble model's state dict.
 
 Freezing: ``train_experts=False`` (default) freezes the experts except adapters, their last LayerNorms (CLIP's
-``ln_post``, VideoMAE's ``fc_norm``, both named ``norm``) and AIM's time embedding; the exchange modules and heads
+``ln_post``, loaded from CLIP; VideoMAE's ``fc_norm``, which starts at the identity as in the official code, whose
+loader never fills it; both named ``norm``) and AIM's time embedding; the exchange modules and heads
 train. ``set_trainable(model, train_experts)`` re-applies it and returns the trainable names;
 ``trainable_parameters(model)`` / ``count_learnable(model)`` report them (``requires_grad`` is set at
 construction, so an optimizer over ``p.requires_grad`` parameters -- timm's factory -- trains the right ones).

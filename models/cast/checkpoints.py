@@ -12,7 +12,10 @@ Sources (``ModelConfig.pretrained = {"spatial": ..., "temporal": ...}``):
 - ``videomae:FILE``: official VideoMAE, fine-tuned (``patch_embed.proj`` 5-D, ``blocks.N.attn.qkv.weight``,
   ``attn.q_bias`` / ``attn.v_bias``, ``attn.proj``, ``norm1/norm2``, ``mlp.fc1/fc2``, ``fc_norm``) or pretraining
   (nested under ``model``, prefix ``encoder.``, final ``norm``; decoder, mask token and head are dropped).
-  ``q_bias``/``v_bias`` become ``attn.qkv.bias = [q_bias, 0, v_bias]``. A stored ``pos_embed`` must be the fixed
+  ``q_bias``/``v_bias`` become ``attn.qkv.bias = [q_bias, 0, v_bias]``. The final LayerNorm (``fc_norm`` or
+  ``norm``) is not loaded: the expert's pooled ``norm`` starts at the identity, as in the official CAST code (its
+  ``vmae_fc_norm`` matches no checkpoint key, ``util_tools/utils.py: load_bidir_weights``) and in VideoMAE's
+  fine-tuning from a pretraining checkpoint (whose encoder ``norm`` has no place there). A stored ``pos_embed`` must be the fixed
   sinusoidal table (which the expert recomputes); a learned one is refused.
 - ``vit:FILE`` or ``vit:timm:NAME``: a timm image ViT (ImageNet-21K ViT-B/16 for Tables 5/6), keys as they are
   (``norm`` -> ``norm``); ``head.*`` is dropped.
@@ -109,15 +112,12 @@ def videomae_to_expert(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """Official VideoMAE layout (fine-tuned, or a pretraining encoder after its prefix is stripped) ->
     ``TubeletExpert`` names."""
     out, biases = {}, {}
-    has_fc_norm = any(k.startswith("fc_norm.") for k in state_dict)
     for key, value in state_dict.items():
         match = re.match(r"(blocks\.\d+\.attn)\.(q_bias|v_bias)$", key)
         if match:
             biases.setdefault(match.group(1), {})[match.group(2)] = value
-        elif key.startswith("fc_norm."):
-            out["norm." + key.removeprefix("fc_norm.")] = value
-        elif key.startswith("norm.") and has_fc_norm:
-            continue  # fine-tuned with mean pooling: ``norm`` is unused there
+        elif key.startswith(("fc_norm.", "norm.")):
+            continue  # the pooled LayerNorm starts at the identity (module doc)
         elif key == "pos_embed":
             _check_fixed_table(value)
         elif key.startswith(("decoder", "encoder_to_decoder", "mask_token", "head.")):

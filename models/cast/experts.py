@@ -79,10 +79,12 @@ class ExpertBlock(nn.Module):
     same frozen MHSA along time at every token position, through its own adapter: X += ADAP_T(MHSA(LN1(X^T))).
     Without adapters the block is the plain pretrained block.
 
-    Stochastic depth (``drop_path``) applies to the adapter branches, and, with ``drop_main`` (set when the
-    expert's own weights train: the fully fine-tuned baselines), to the MHSA and FFN branches as well, as
-    VideoMAE-style full fine-tuning does: Y = X + DP(MHSA(LN1(X))) + DP(ADAP(...)), X' = B + DP(FFN(LN2(B))) + ...
-    A frozen expert's main branches are never dropped (the official frozen code's behaviour).
+    Stochastic depth (``drop_path``) where the official code puts it (``bidir_modeling_crossattn.py``,
+    ``clip_modelling_finetune.py``): on the FFN adapter and AIM's time adapter, not on the MHSA adapter,
+    Y = X + MHSA(LN1(X)) + ADAP(MHSA(LN1(X))), X' = B + FFN(LN2(B)) + DP(s * ADAP(LN2(B))); and, with
+    ``drop_main`` (a fully fine-tuned VideoMAE expert, as VideoMAE's fine-tuning code), on the MHSA and FFN
+    branches: Y = X + DP(MHSA(LN1(X))), X' = B + DP(FFN(LN2(B))). A frozen expert's main branches are never
+    dropped, nor a fully fine-tuned CLIP's (the official CLIP fine-tuning block has none).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, act: str = "gelu", norm_eps: float = 1e-6,
@@ -112,7 +114,7 @@ class ExpertBlock(nn.Module):
         attended = self.attn(self.norm1(x))
         x = x + (self.drop_path(attended) if self.drop_main else attended)
         if self.attn_adapter is not None:
-            x = x + self.drop_path(self.attn_adapter(attended))
+            x = x + self.attn_adapter(attended)
         return x
 
     def feed_forward(self, x: Tensor) -> Tensor:
@@ -139,8 +141,8 @@ class _Expert(nn.Module):
                  embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
                  adapter_ratio: float | None = 0.25, mlp_adapter_scale: float = 0.5, time_adapter: bool = False,
                  drop_path_rate: float = 0.0, fused_attn: bool = True, drop_main: bool = False) -> None:
-        """``drop_main``: stochastic depth on the blocks' MHSA and FFN branches too (``ExpertBlock``); for an
-        expert whose weights train (``CAST(train_experts=True)``)."""
+        """``drop_main``: stochastic depth on the blocks' MHSA and FFN branches too (``ExpertBlock``); for a
+        tubelet expert whose weights train (``CAST(train_experts=True)``)."""
         super().__init__()
         self.arch_name, self.arch = arch, expert_arch(arch)
         if self.arch.layout != self.layout:

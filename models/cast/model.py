@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .exchange import DIRECTIONS, EXCHANGES, BlockExchange, Exchange
-from .experts import FrameExpert, TubeletExpert, create_expert
+from .experts import FrameExpert, TubeletExpert, create_expert, expert_arch
 from .layers import WINDOWS, Adapter, Window
 
 FUSIONS: tuple[str, ...] = ("split", "add", "concat", "ensemble", "single")
@@ -90,9 +90,10 @@ class CAST(nn.Module):
                 "single" for one expert.
             train_experts: train every parameter (fully fine-tuned baselines); False = freeze the experts except
                 adapters, their last LayerNorms and AIM's time embedding.
-            drop_path_rate: stochastic depth on adapter and exchange branches, rising linearly over the blocks;
-                with ``train_experts`` also on the experts' MHSA and FFN branches (the fully fine-tuned rows,
-                which have no adapter branch: without it the rate would act on nothing there).
+            drop_path_rate: stochastic depth on the exchange branches and the FFN and time adapters (not the
+                MHSA adapters), rising linearly over the blocks, as the official code; with ``train_experts``
+                also on a VideoMAE-style (tubelet) expert's MHSA and FFN branches, as VideoMAE's fine-tuning,
+                never on a frame expert's (the official CLIP fine-tuning has no stochastic depth).
             head_drop_rate: dropout before the classifiers.
             fused_attn: SDPA (True) or explicit softmax (False) everywhere.
             skip_unread: in a training forward, skip the last block's work on a frame expert's patch tokens, which
@@ -120,10 +121,13 @@ class CAST(nn.Module):
         common = dict(img_size=img_size, num_frames=num_frames, patch_size=patch_size, embed_dim=embed_dim,
                       depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
                       adapter_ratio=adapter_ratio if adapters else None, mlp_adapter_scale=mlp_adapter_scale,
-                      time_adapter=time_adapter, drop_path_rate=drop_path_rate, fused_attn=fused_attn,
-                      drop_main=train_experts)
-        self.spatial = create_expert(spatial_expert, **common) if experts in ("both", "spatial") else None
-        self.temporal = create_expert(temporal_expert, **common) if experts in ("both", "temporal") else None
+                      time_adapter=time_adapter, drop_path_rate=drop_path_rate, fused_attn=fused_attn)
+
+        def expert(arch: str) -> FrameExpert | TubeletExpert:
+            return create_expert(arch, **common, drop_main=train_experts and expert_arch(arch).layout == "tubelet")
+
+        self.spatial = expert(spatial_expert) if experts in ("both", "spatial") else None
+        self.temporal = expert(temporal_expert) if experts in ("both", "temporal") else None
         one = self.spatial or self.temporal
         self.num_steps, self.num_patches = one.num_steps, one.num_patches
 
@@ -224,6 +228,15 @@ class CAST(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Positional tables and embeddings (timm's optimizer factory reads this)."""
         return {n for n, _ in self.named_parameters() if n.endswith(("_pos", "pos_embed", "cls_token", "time_embed"))}
+
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Layer groups for layer-wise lr decay (timm's ``param_groups_layer_decay``), as the official code's
+        ``get_num_layer_for_vit`` numbers them: the experts' embeddings (patch embedding, class token, positional
+        table, CLIP's ``ln_pre``) are layer 0; block i of either expert, with its adapters, and B-CAST module i
+        are layer i + 1; the rest (the experts' last LayerNorms, AIM's time embedding, head adapters and heads)
+        the top layer, at the full lr."""
+        return {"stem": r"^(?:spatial|temporal)\.(?:patch_embed|cls_token|pos_embed|norm_pre)",
+                "blocks": [(r"^(?:spatial|temporal)\.blocks\.(\d+)", None), (r"^exchange\.(\d+)", None)]}
 
     def set_fused_attn(self, flag: bool) -> None:
         from ..video_vit import set_fused_attn
