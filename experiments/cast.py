@@ -667,11 +667,13 @@ def harmonic_mean(*values: float) -> float:
 
 
 def _dataset_columns(data_key: str, name: str) -> tuple[MetricColumn, ...]:
-    """One single-label column of a dataset at its own recipe (Table 4): epochs and drop path at paper scale."""
+    """One single-label column of a dataset at its own recipe (Table 4): epochs, update frequency, mixup
+    probability and drop path at paper scale, so the cell is the same run as Table 10's or 11's CAST row."""
     column = PAPER_PER_DATASET[data_key]
     return (MetricColumn(name, "top1", dataset=data_key, run=data_key, scales={
         "tiny": {"pretrained": experts("clip", TEMPORAL_PRETRAINING[data_key])["tiny"]["pretrained"]},
         "paper": {"optim": {"epochs": column.epochs, "mixup_prob": column.mixup_prob},
+                  "trainer": {"accumulate_grad_batches": column.update_frequency},
                   "model": {"drop_path_rate": column.drop_path},
                   "pretrained": experts("clip", TEMPORAL_PRETRAINING[data_key])["paper"]["pretrained"]}}),)
 

@@ -113,7 +113,7 @@ class ScalePreset:
 
 
 # What a row's or column's per-scale entry may set (``RowSpec.scales[scale]``, ``MetricColumn.scales[scale]``).
-SCALE_OVERRIDE_KEYS = ("model", "data", "optim", "name", "pretrained")
+SCALE_OVERRIDE_KEYS = ("model", "data", "optim", "trainer", "name", "pretrained")
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,8 @@ class RowSpec:
     data: Mapping[str, Any] = field(default_factory=dict)  # DataConfig overrides (e.g. frames of square tokens)
     dataset: str | None = None  # preset data key, for tables whose rows are datasets (Motionformer Table 8)
     # per-scale additions on top of ``model``/``data``: {"tiny": {"model": {...}, "data": {...}, "optim": {...},
-    # "name": entrypoint, "pretrained": weights}}; e.g. a number of prototypes that the paper states for 196 tokens
-    # per frame, scaled to the 16 of the tiny model, or ViT-L instead of the preset's ViT-B
+    # "trainer": {...}, "name": entrypoint, "pretrained": weights}}; e.g. a number of prototypes that the paper
+    # states for 196 tokens per frame, scaled to the 16 of the tiny model, or ViT-L instead of the preset's ViT-B
     scales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -298,7 +298,8 @@ class TableSpec:
         model = dataclasses.replace(preset.model, overrides=overrides, name=pick("name", preset.model.name),
                                     pretrained=pick("pretrained", preset.model.pretrained))
         optim = _replace(preset.optim, where, row_scale.get("optim", {}), col_scale.get("optim", {}))
-        return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, optim, preset.trainer)
+        trainer = _replace(preset.trainer, where, row_scale.get("trainer", {}), col_scale.get("trainer", {}))
+        return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, optim, trainer)
 
 
 def _scale_entry(scales: Mapping[str, Mapping[str, Any]], scale: str, where: str) -> Mapping[str, Any]:
