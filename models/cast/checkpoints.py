@@ -15,8 +15,8 @@ Sources (``ModelConfig.pretrained = {"spatial": ..., "temporal": ...}``):
   ``q_bias``/``v_bias`` become ``attn.qkv.bias = [q_bias, 0, v_bias]``. The final LayerNorm (``fc_norm`` or
   ``norm``) is not loaded: the expert's pooled ``norm`` starts at the identity, as in the official CAST code (its
   ``vmae_fc_norm`` matches no checkpoint key, ``util_tools/utils.py: load_bidir_weights``) and in VideoMAE's
-  fine-tuning from a pretraining checkpoint (whose encoder ``norm`` has no place there). A stored ``pos_embed`` must be the fixed
-  sinusoidal table (which the expert recomputes); a learned one is refused.
+  fine-tuning from a pretraining checkpoint (whose encoder ``norm`` has no place there). A stored ``pos_embed``
+  must be the fixed sinusoidal table (which the expert recomputes); a learned one is refused.
 - ``vit:FILE`` or ``vit:timm:NAME``: a timm image ViT (ImageNet-21K ViT-B/16 for Tables 5/6), keys as they are
   (``norm`` -> ``norm``); ``head.*`` is dropped.
 - a plain FILE: this expert's own layout (e.g. a tiny expert pretrained here), possibly nested/prefixed as a
