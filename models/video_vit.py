@@ -104,24 +104,28 @@ class Block(nn.Module):
 
 
 class TemporalAttentionPool(nn.Module):
-    """X-ViT's "temporal attention" aggregation: a learnable class token prepended to the T per-frame class
-    tokens, one transformer block over those 1 + T tokens, a LayerNorm, and the new class token's output. As the
-    official ``VitHead``: no positional encoding here (the frames' order reaches their class tokens through the
-    backbone's temporal table, ``pos_embed="separate"``) and no bias on the block's q/k/v projection. (The official
-    head then has an MLP; here the model's linear head follows, as for every other pooling.)"""
+    """X-ViT's "temporal attention" aggregation, the official ``VitHead`` up to its classifier: a learnable class
+    token (zeros) prepended to the T per-frame class tokens, one transformer block over those 1 + T tokens (no
+    bias on its q/k/v projection), then the head MLP's LayerNorm, Linear(D, D) and GELU, whose dropout and final
+    Linear are the model's ``head_drop`` and ``head``. No positional encoding here: the frames' order reaches
+    their class tokens through the backbone's temporal table (``pos_embed="separate"``). Its parameters keep
+    PyTorch's default initialisation, as the official model leaves its head (only the backbone is timm-initialised:
+    ``VideoViT._init_weights`` skips this module)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attn_kwargs: dict[str, Any]) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.block = Block(dim, num_heads, mlp_ratio, qkv_bias=False, attn_layer=JointSpaceTimeAttention,
                            attn_kwargs=attn_kwargs)
-        self.norm = LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim)  # the official mlp_head's, at torch's default epsilon
+        self.fc = nn.Linear(dim, dim)  # TEMPORAL_HEAD.MLP_DIM = HIDDEN_DIM
+        self.act = nn.GELU()
 
     def forward(self, frames: Tensor) -> Tensor:
         """(B, T, D) per-frame class tokens -> (B, D)."""
         x = torch.cat([self.cls_token.expand(frames.shape[0], -1, -1), frames], dim=1)
         x = self.block(x, (x.shape[1], 1, 1))  # joint attention ignores the grid
-        return self.norm(x[:, 0])
+        return self.act(self.fc(self.norm(x[:, 0])))
 
 
 class TemporalAverage(nn.Module):
@@ -268,9 +272,9 @@ class VideoViT(nn.Module):
         # timm ViT init; time_embed stays zero so a model loaded from an image checkpoint starts frame-agnostic.
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
-        if isinstance(getattr(self, "temporal_aggregation", None), TemporalAttentionPool):
-            trunc_normal_(self.temporal_aggregation.cls_token, std=0.02)
-        for m in self.modules():
+        for name, m in self.named_modules():
+            if name.startswith("temporal_aggregation"):
+                continue  # X-ViT's head keeps torch's default initialisation (TemporalAttentionPool)
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:

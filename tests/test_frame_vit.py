@@ -8,6 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import models  # noqa: E402,F401  (repairs torchvision before timm is imported)
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from timm.models.vision_transformer import VisionTransformer  # noqa: E402
 
 from models import count_flops, create_model, load_pretrained  # noqa: E402
@@ -123,7 +124,8 @@ def test_tiny_forward_backward(row):
 
 
 def test_temporal_attention_aggregation_is_one_block_over_the_frame_tokens():
-    """X-ViT pooling: [c; z_1..z_T] -> LN(x + MSA(LN(x))) -> LN(x + MLP(LN(x))) -> norm -> token 0 -> head."""
+    """X-ViT pooling, the official VitHead: [c; z_1..z_T] -> x + MSA(LN(x)) -> x + MLP(LN(x)) -> token 0 -> mlp_head
+    (LayerNorm at eps 1e-5, Linear, GELU, then the model's dropout and classifier)."""
     torch.manual_seed(0)
     model = create_model("vit_tiny_frame", num_classes=5, **ATTENTION_POOLED["xvit_attention"]).double().eval()
     video = torch.randn(*CLIP, dtype=torch.float64)
@@ -133,8 +135,24 @@ def test_temporal_attention_aggregation_is_one_block_over_the_frame_tokens():
     x = torch.cat([pool.cls_token.expand(2, 1, 96), frames], dim=1)
     x = x + joint_reference(pool.block.attn, pool.block.norm1(x), (9, 1, 1))
     x = x + pool.block.mlp(pool.block.norm2(x))
-    torch.testing.assert_close(model.forward_head(features), model.head(pool.norm(x[:, 0])), rtol=1e-10, atol=1e-12)
+    head_mlp = F.gelu(F.linear(F.layer_norm(x[:, 0], (96,), pool.norm.weight, pool.norm.bias, 1e-5),
+                               pool.fc.weight, pool.fc.bias))
+    torch.testing.assert_close(model.forward_head(features), model.head(head_mlp), rtol=1e-10, atol=1e-12)
     assert "temporal_aggregation.cls_token" in model.no_weight_decay()
+
+
+def test_the_temporal_head_keeps_torchs_default_initialisation_as_the_official_one():
+    """The official XVIT initialises only its timm backbone: VitHead's class token is zeros and its Linear layers
+    keep torch's default (uniform, std 1 / sqrt(3 fan_in)), not the backbone's trunc_normal(0.02)."""
+    torch.manual_seed(0)
+    model = create_model("vit_tiny_frame", num_classes=5, **ATTENTION_POOLED["xvit_attention"])
+    pool = model.temporal_aggregation
+    assert torch.count_nonzero(pool.cls_token) == 0
+    for linear in (pool.block.attn.qkv, pool.block.attn.proj, pool.block.mlp.fc1, pool.fc):
+        bound = linear.in_features ** -0.5
+        assert abs(linear.weight.std().item() - bound / 3 ** 0.5) < 0.1 * bound, linear
+        assert linear.weight.abs().max() <= bound
+    assert abs(model.blocks[0].attn.qkv.weight.std().item() - 0.02) < 0.002  # the backbone: timm's init
 
 
 def test_existing_models_are_unchanged():
