@@ -246,7 +246,7 @@ class VideoClassifier(L.LightningModule):
             return hp.gamma ** sum(epoch >= m for m in hp.milestones)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        # "name": the tag LearningRateMonitor logs it under (lr, or lr/pg1, lr/pg2 for timm's no-decay and decay groups)
+        # "name": the tag LearningRateMonitor logs it under (lr, or lr/pg1, lr/pg2, ... for timm's parameter groups)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
     # --- extras ---------------------------------------------------------------------------------------------------
