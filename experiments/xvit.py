@@ -7,28 +7,11 @@ per-frame class tokens by averaging (TSM's) or by X-ViT's temporal attention (``
 
 Only the supplementary is in this repository: it does not state X-ViT's training recipe, frames or input size
 (it refers to the main paper). The paper-scale recipe is the official X-ViT code's (1adrianb/video-transformers,
-which the supplementary builds on), one preset per dataset config, each value with its file and line below:
-``XVIT_PAPER_SSV2`` (Table 2) from configs/SSv2/xvit_B16_16x16.yaml and ``XVIT_PAPER_K400`` (Figure 1, Table 1's
-models) from configs/Kinetics/xvit_B16_16x16_k400.yaml, with slowfast/config/defaults.py for what they leave to
-the defaults. Both: ViT-B/16 from ImageNet-21K, SGD with Nesterov momentum 0.9 (timm's "sgd"), lr 0.03 for a global
-batch of 64 (8 GPUs x 8 clips; another global batch scales it linearly), 5 warm-up epochs then cosine decay.
-SSv2: 35 epochs, weight decay 1e-4, plain cross-entropy, no mixup, 16 frames (one per segment), 2 clips x 3 crops
-at test. Kinetics-400: 30 epochs, weight decay 1e-5, label smoothing 0.3 (``smooth_cross_entropy``'s default),
-mixup alpha 0.4, 1 clip x 3 crops at test.
-Our choices: 8 frames at stride 8 on Kinetics-400 (its config's NUM_FRAMES 16 at SAMPLING_RATE 16 disagrees with
-its XVIT.NUM_SEGMENTS 8; the supplementary's Table 1 lists X-ViT at 8x224²); the shared SSv2 preset's RandAugment
-where the configs use AutoAugment (none on Kinetics-400); TSM's 1/8 each way for TSM-ViT.
-Not modelled (``RECIPE_CHOICES`` says so in every report): the official dropout 0.5 on the per-frame features and
-inside the temporal head's MLP (our ``drop_rate`` would also drop after the positional encoding and the attention
-projections, so it stays 0); AutoAugment; SSv2's random
-erasing (RAND_CROP 0.5); the warm-up's start (0.003 on SSv2, 0.01 on Kinetics; ours starts at lr/100) and the exact
-warm-up / cosine curve (lr_policy.py is not in the copy we read); weight decay on norms, biases and embeddings (the
-official code decays all but the classifier's biases, ours exempts them as timm does).
-Also taken from the official code: the temporal-attention head (its ``VitHead``: ``TemporalAttentionPool`` in
-``models.video_vit``), the key/value channels mixed per dataset config (``SHIFT_DIV`` 4 on SSv2: 1/4 each way,
-heads 0-2 from t+1 and 3-5 from t-1 of 12; ``SHIFT_DIV`` 8 on Kinetics: 1/8 each way, 1.5 heads), and the
-backbone's learnable temporal table (``temp_embed``) added to every token of a frame, class token included: every
-row here has it (``pos_embed="separate"``), so the temporal-attention pooling sees the frames' order.
+which the supplementary builds on), one preset per dataset config (``XVIT_PAPER_SSV2``, ``XVIT_PAPER_K400``), each
+value with its file and line in the comments below. What it is, what we chose where the configs disagree or are
+silent, and what is not modelled: ``RECIPE_CHOICES``, which every report prints. Also from the official code: the
+temporal-attention head (``TemporalAttentionPool``, its ``VitHead``), the key/value channels mixed per dataset
+(``SHIFT_DIV``) and the backbone's temporal table on every token of a frame (``pos_embed="separate"``).
 The tiny scale is MSCA's CPU-size frame-wise ViT (12 heads of 8 channels, 4 blocks) on the generated sets.
 """
 
