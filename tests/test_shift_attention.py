@@ -1,5 +1,5 @@
 """The shift family against literal references written from the papers' equations (tests/attention_reference.py):
-MSCA (Eq. 17-23) in all 14 variants, X-ViT mixing, TokenShift / TSM shifts (Eq. 4-9); values and gradients,
+MSCA (Eq. 17-23) in all 14 variants and with values from the opposite neighbour, X-ViT mixing, TokenShift / TSM shifts (Eq. 4-9); values and gradients,
 clip boundaries included; plus the options' validation."""
 
 import os
@@ -23,6 +23,11 @@ VARIANTS = ([("frame", {})]
             + [("msca", {"shifted": s, "shift_along": "tokens", "num_backward": 2, "num_forward": 1}) for s in SHIFTED]
             + [("msca", {"shifted": "KV", "num_backward": 2, "num_forward": 0}),
                ("msca", {"shifted": "QKV", "shift_along": "tokens", "num_backward": 0, "num_forward": 5}),
+               # values from the other neighbour than the queries or keys (not in the paper: msca_kv_frames)
+               ("msca", {"shifted": "KV", "value_frames": "opposite"}),
+               ("msca", {"shifted": "QV", "num_backward": 2, "num_forward": 1, "value_frames": "opposite"}),
+               ("msca", {"shifted": "QKV", "shift_along": "tokens", "num_backward": 2, "num_forward": 1,
+                         "value_frames": "opposite"}),
                ("xvit", {}), ("xvit", {"shift_fraction": 1.0}),
                ("xvit", {"shift_fraction": 0.375})])  # 3 channels each way: part of a 4-channel head (SHIFT_DIV 8)
 
@@ -92,6 +97,15 @@ def test_a_shift_changes_the_output_and_pads_with_zeros():
     out, per_frame = shifted(x, THW), 1 + THW[1] * THW[2]
     torch.testing.assert_close(out[:, :per_frame], shifted.proj.bias.expand(2, per_frame, -1), rtol=0, atol=1e-12)
     assert _rel(out[:, per_frame:], plain(x, THW)[:, per_frame:]) > 1e-2
+
+
+def test_values_from_the_opposite_neighbour_are_another_function():
+    """The option reaches the shift (the reference alone reading ``value_frames`` would pass either way)."""
+    same = _random_module("msca", {"shifted": "KV"}, fused=True)
+    opposite = _random_module("msca", {"shifted": "KV", "value_frames": "opposite"}, fused=True)
+    opposite.load_state_dict(same.state_dict())
+    x = _tokens(requires_grad=False)
+    assert _rel(opposite(x, THW), same(x, THW)) > 1e-3
 
 
 def test_single_frame_clip_shifts_only_zeros():
@@ -199,6 +213,10 @@ def test_invalid_options_are_named():
         create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"num_backwards": 1})
     with pytest.raises(ValueError, match="shifted must be one of"):
         create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"shifted": "KQ"})
+    with pytest.raises(ValueError, match="value_frames must be"):
+        create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"value_frames": "other"})
+    with pytest.raises(ValueError, match="must hold V and Q or K, got 'V'"):
+        create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"shifted": "V", "value_frames": "opposite"})
     with pytest.raises(ValueError, match="exceed num_heads"):
         create_model("vit_tiny_frame", attn_layer="msca", attn_kwargs={"num_backward": 7, "num_forward": 6})
     with pytest.raises(ValueError, match="shift_last_blocks"):

@@ -45,6 +45,21 @@ def test_a_row_shared_by_several_tables_is_one_configuration():
         assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in tables}) == 1, row
 
 
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neighbour(scale):
+    """The paper's rows are the MSCA tables' runs (their tracked records fill the experiment); each opposite row
+    differs from its partner in value_frames alone."""
+    ours, table2 = configs("msca_kv_frames", scale), configs("msca_table2", scale)
+    assert {col for _, col in ours} == {"SSv2"}
+    key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
+    for paper in ("msca_kv_h1", "msca_qkv_h1"):
+        assert key(ours[(paper, "SSv2")]) == key(table2[(paper, "SSv2")])
+        paper_model = dict(ours[(paper, "SSv2")].model.overrides)
+        opposite = dict(ours[(paper.replace("_h1", "_opposite_h1"), "SSv2")].model.overrides)
+        assert opposite.pop("attn_kwargs") == {**paper_model.pop("attn_kwargs"), "value_frames": "opposite"}
+        assert opposite == paper_model
+
+
 def test_msca_rows_at_both_scales():
     paper, tiny = configs("msca_table1", "paper"), configs("msca_table1", "tiny")
     kv2 = paper[("msca_kv_h2", "K-400")].model.overrides

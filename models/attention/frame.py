@@ -12,7 +12,10 @@ Reading of the MSCA paper (Hashiguchi & Tamaki), written down where the text lea
 - Heads (Eq. 17-18): "the first h_b heads" take frame t-1, "the next h_f heads" frame t+1, the rest stay (the
   text and Table 1, where h_b = h_f = 1 shifts 2 heads; Eq. 17's ``1 <= i < h_b`` is read as those h_b heads).
   A head shift moves that head's channels of every token of the frame, the class token included.
-- The seven variants Q, K, V, QK, KV, QV, QKV shift the same heads of each named projection.
+- The seven variants Q, K, V, QK, KV, QV, QKV shift the same heads of each named projection, each from the same
+  neighbour frame. ``value_frames="opposite"`` (not in the paper) takes the shifted values from the other
+  neighbour instead: a diagnostic of why the variants whose keys and values come from one frame do not see motion
+  on the tiny motion control (``experiments.msca.msca_kv_frames``).
 - Patches (Eq. 19-23): K^(t) = [K_0, ..., K_N] has N + 1 rows and row 0 is the class token (Eq. 1's order),
   so "the first N_b patches" are rows 0..N_b-1: the class token and the first N_b - 1 patches (raster order)
   come from frame t-1, rows N_b..N_b+N_f-1 from frame t+1. Table 4 counts N_b + N_f over N + 1 = 197 rows.
@@ -67,6 +70,8 @@ class MultiHeadSelfCrossAttention(FrameAttention):
     ``shift_along="heads"``: heads ``[0, num_backward)`` come from t-1, ``[num_backward, num_backward +
     num_forward)`` from t+1 (h_b, h_f). ``shift_along="tokens"`` (MSCA-p*): token rows ``[0, num_backward)``
     -- row 0 is the class token -- from t-1, the next ``num_forward`` rows from t+1 (N_b, N_f).
+    ``value_frames="opposite"`` reads the shifted values from the other neighbour (heads ``[0, num_backward)`` of
+    V from t+1, the next ``num_forward`` from t-1) while the shifted queries and keys stay as above.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         shift_along: Literal["heads", "tokens"] = "heads",
         num_backward: int = 1,
         num_forward: int = 1,
+        value_frames: Literal["same", "opposite"] = "same",
     ) -> None:
         """
         Args:
@@ -89,6 +95,9 @@ class MultiHeadSelfCrossAttention(FrameAttention):
             shift_along: "heads" (MSCA-KV, ...) or "tokens" (MSCA-pKV, ...).
             num_backward: heads (h_b) or token rows (N_b) taken from frame t-1.
             num_forward: heads (h_f) or token rows (N_f) taken from frame t+1.
+            value_frames: "same" (the paper): a shifted head's (row's) values come from the neighbour its queries
+                and keys come from; "opposite" (not in the paper): from the other neighbour. Needs V and Q or K
+                in ``shifted``.
         """
         super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
         if shifted not in SHIFTED:
@@ -100,17 +109,27 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         if shift_along == "heads" and num_backward + num_forward > num_heads:
             raise ValueError(f"num_backward + num_forward = {num_backward + num_forward} heads exceed num_heads "
                              f"{num_heads}")
+        if value_frames not in ("same", "opposite"):
+            raise ValueError(f"value_frames must be 'same' or 'opposite', got {value_frames!r}")
+        if value_frames == "opposite" and not ("V" in shifted and len(shifted) > 1):
+            raise ValueError(f"value_frames='opposite' takes the shifted values from the other neighbour than the "
+                             f"shifted queries or keys: shifted must hold V and Q or K, got {shifted!r}")
         self.shifted = shifted
         self.shift_along = shift_along
         self.num_backward = num_backward
         self.num_forward = num_forward
-        # Adjacent projections as one slice of the (q, k, v) axis, so KV or QKV move in one copy.
-        first, last = "QKV".index(shifted[0]), "QKV".index(shifted[-1])
-        projections = [0, 2] if shifted == "QV" else [slice(first, last + 1)]
+        self.value_frames = value_frames
         unit = dim // num_heads if shift_along == "heads" else 1  # a head is head_dim channels; a row is one row
         previous, following = (0, num_backward * unit), (num_backward * unit, (num_backward + num_forward) * unit)
+        # Projections that share their frames as one slice of the (q, k, v) axis, so KV or QKV move in one copy;
+        # values from the opposite neighbour are a shift of their own, its two ranges swapped.
+        same = shifted if value_frames == "same" else shifted.replace("V", "")
+        first, last = "QKV".index(same[0]), "QKV".index(same[-1])
+        groups = [(p, previous, following) for p in ([0, 2] if same == "QV" else [slice(first, last + 1)])]
+        if value_frames == "opposite":
+            groups.append((2, following, previous))
         self._shifts = [Shift(at=(slice(None), p, None) if shift_along == "heads" else (None, p),  # (n, three, C)
-                              previous=previous, next=following) for p in projections]
+                              previous=back, next=ahead) for p, back, ahead in groups]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
         if self.shift_along == "tokens" and self.num_backward + self.num_forward > tokens_per_frame:
