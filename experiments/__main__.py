@@ -43,6 +43,8 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
 
     if results_root == "reports/results":
         results_root = RESULTS_DIR  # the tracked records, wherever the command runs from
+    if table_id not in paper_tables() and table_id in registered_specs():
+        return own_experiment_json(table_id, scale, runs_root, results_root or None)
     table, spec = paper_table(table_id), table_spec(table_id)
     our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=results_root or None)
     static = static_values(spec, runs_root, results_root or None) if spec else {}
@@ -63,10 +65,38 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
             "default_seeds": spec.default_seeds(scale) if spec else None}
 
 
+OWN_EXPERIMENT = "the repository's own experiment, not a paper table"
+
+
+def own_experiment_json(table_id: str, scale: str, runs_root: str, results_root: str | Path | None) -> dict:
+    """``show_json`` for an experiment without a paper layout: its rows and our cells (mean over seeds, and the
+    cell as a report renders it), from the tracked and local records that fill them."""
+    from reports.build import aggregate, load_records, metric_values
+
+    spec = table_spec(table_id)
+    values = metric_values(spec, aggregate(load_records(table_id, runs_root, results_root), scale))
+    columns = [c.column for c in spec.metric_columns]
+    rows = [{"label": row.label, "key": row.key,
+             "ours": {c: None if values[row.key][c] is None else round(values[row.key][c].mean, 4) for c in columns},
+             "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns}}
+            for row in spec.rows]
+    return {"id": table_id, "status": OWN_EXPERIMENT, "notes": spec.notes, "scale": scale, "columns": columns,
+            "rows": rows, "default_seeds": spec.default_seeds(scale)}
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     obj = show_json(args.table, args.scale, args.runs_dir, args.results_dir)
     if args.json:
         print(json.dumps(obj, ensure_ascii=False, indent=1))
+        return 0
+    if obj["status"] == OWN_EXPERIMENT:
+        print(f"{obj['id']}: {OWN_EXPERIMENT}\n{obj['notes']}\n")
+        for row in obj["rows"]:
+            print(f"- {row['label']} (--rows {row['key']})")
+            for column, cell in row["cells"].items():
+                print(f"    {column:<28} ours ({args.scale} runs): {cell or '—'}")
+        print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
+              f"otherwise.")
         return 0
     table = paper_table(args.table)
     print(f"{table.id}: {table.paper_short} {table.label} [{obj['status']}]\n{table.caption}\n")
@@ -238,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="one line per table: id, paper, label, kind, status").set_defaults(fn=cmd_list)
 
-    show = sub.add_parser("show", help="a table's layout, rows, the paper's numbers and ours")
+    show = sub.add_parser("show", help="a table's layout, rows, the paper's numbers and ours (the repository's "
+                                       "own experiments: rows and ours)")
     show.add_argument("table")
     show.add_argument("--json", action="store_true", help="one JSON object: id, status, columns, rows")
     show.add_argument("--scale", choices=SCALES, default="tiny", help="which runs fill 'ours' (default: tiny)")

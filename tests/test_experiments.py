@@ -1,6 +1,7 @@
 """The table registry and its CLI: every paper table is listed, shown and resolvable by name."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,20 @@ def test_show_labels_a_static_cell_by_its_source_never_by_a_scale(tmp_path):
     rows = show_json("mformer_table3a", "tiny", str(tmp_path), results_root=None)["rows"]
     assert [r["ours"]["Mem."] for r in rows] == [None] * 4
     assert rows[0]["static"]["Mem."]["value"] == 1.0 and "1.00× `exact`" in rows[0]["static"]["Mem."]["text"]
+
+
+def test_show_takes_the_repositorys_own_experiments(tmp_path):
+    obj = show_json("msca_kv_frames", "tiny", str(tmp_path), results_root=None)  # no records at all
+    assert obj["status"] == "the repository's own experiment, not a paper table"
+    assert obj["columns"] == ["motion top-1"] and obj["default_seeds"] == 3
+    assert [r["key"] for r in obj["rows"]] == ["msca_kv_h1", "msca_kv_opposite_h1", "msca_qkv_h1",
+                                                "msca_qkv_opposite_h1"]
+    assert all(r["ours"]["motion top-1"] is None for r in obj["rows"])
+    out = cli("show", "synthetic_learnability", "--runs-dir", str(tmp_path))  # its tracked records
+    assert out.returncode == 0, out.stderr
+    assert "- tiny Motionformer on synth_motion (--rows synth_motion)" in out.stdout
+    motion = out.stdout.split("(--rows synth_motion)")[1].splitlines()[1]
+    assert re.fullmatch(r" +top-1 +ours \(tiny runs\): \d+\.\d ± \d+\.\d \(n=3; tiny, synth_motion, CPU\)", motion)
 
 
 def test_show_json_cli_is_one_json_object():
