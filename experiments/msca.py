@@ -166,14 +166,13 @@ def msca_table5() -> TableSpec:
 
 @register_experiment
 def msca_kv_frames() -> TableSpec:
-    rows = (RowSpec("msca_kv_h1", 0, "MSCA-KV (the paper's): keys and values from t-1 (head 0), t+1 (head 1)",
-                    msca("KV")),
-            RowSpec("msca_kv_opposite_h1", 1, "MSCA-KV, values from the other neighbour: keys t-1 / values t+1 "
-                                              "(head 0), keys t+1 / values t-1 (head 1)",
+    # Frames of head 0's queries, keys and values (head 1 mirrors them): MSCA-KV (t, t-1, t-1), its opposite
+    # (t, t-1, t+1); MSCA-QKV (t-1, t-1, t-1), its opposite (t-1, t-1, t+1)
+    rows = (RowSpec("msca_kv_h1", 0, "MSCA-KV (the paper's)", msca("KV")),
+            RowSpec("msca_kv_opposite_h1", 1, "MSCA-KV, values from the other neighbour",
                     msca("KV", value_frames="opposite")),
-            RowSpec("msca_qkv_h1", 2, "MSCA-QKV (the paper's): queries, keys and values from one neighbour",
-                    msca("QKV")),
-            RowSpec("msca_qkv_opposite_h1", 3, "MSCA-QKV, values from the other neighbour than queries and keys",
+            RowSpec("msca_qkv_h1", 2, "MSCA-QKV (the paper's)", msca("QKV")),
+            RowSpec("msca_qkv_opposite_h1", 3, "MSCA-QKV, values from the other neighbour",
                     msca("QKV", value_frames="opposite")))
     return TableSpec(
         table_id="msca_kv_frames",

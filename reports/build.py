@@ -190,7 +190,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
         else:
             lines.append(f"- **{key}** results come from `{dataset}` (the real dataset).")
     runs = [r for r in found.records if r["scale"] == scale]
-    commits = sorted({_short_commit(r.get("git_commit", "unknown")) for r in runs})
+    commits = sorted({short_commit(r.get("git_commit", "unknown")) for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     tracked = sum(r["_source"] == "tracked" for r in runs)
     lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}): "
@@ -205,7 +205,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     if len(commits) > 1:
         by_commit: dict[str, set[str]] = defaultdict(set)
         for r in runs:
-            by_commit[_short_commit(r.get("git_commit", "unknown"))].add(f"{r['row']} · {r['column']}")
+            by_commit[short_commit(r.get("git_commit", "unknown"))].add(f"{r['row']} · {r['column']}")
         lines.append("- The runs come from more than one commit; cells (row · column) by commit: " + "; ".join(
             f"`{c}`: {', '.join(sorted(cells))}" for c, cells in sorted(by_commit.items())) + ".")
     passed = [r for r in found.passed_over if r["scale"] == scale]
@@ -283,7 +283,7 @@ def _setup_differences(runs: list[dict[str, Any]]) -> list[str]:
     return [f"- The runs differ in setup (runs per value): {'; '.join(parts)}."] if parts else []
 
 
-def _short_commit(commit: str) -> str:
+def short_commit(commit: str) -> str:
     """12 hex digits, keeping a '-dirty' marker: numbers from uncommitted code must say so."""
     sha, _, dirty = commit.partition("-")
     return sha[:12] + (f"-{dirty}" if dirty else "")

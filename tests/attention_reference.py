@@ -231,7 +231,8 @@ REFERENCES = {"joint": joint_reference, "divided": divided_reference, "trajector
 def msca_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
     """Eq. 12-23: frame-wise MSA in which head i (or token row n) of Q, K, V is read from the frame the equations
     name: the first ``num_backward`` heads (rows) from t - 1, the next ``num_forward`` from t + 1, zeros outside
-    the clip; with ``value_frames="opposite"`` the shifted values from the other neighbour. A ``FrameAttention`` (no shift attributes) is Eq. 13-16: every row from frame t."""
+    the clip; with ``value_frames="opposite"`` the shifted values from the other neighbour. A ``FrameAttention``
+    (no shift attributes) is Eq. 13-16: every row from frame t."""
     num_t = thw[0]
     batch, num_tokens, c = x.shape
     per_frame = num_tokens // num_t

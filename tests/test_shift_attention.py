@@ -1,6 +1,6 @@
 """The shift family against literal references written from the papers' equations (tests/attention_reference.py):
-MSCA (Eq. 17-23) in all 14 variants and with values from the opposite neighbour, X-ViT mixing, TokenShift / TSM shifts (Eq. 4-9); values and gradients,
-clip boundaries included; plus the options' validation."""
+MSCA (Eq. 17-23) in all 14 variants and with values from the opposite neighbour, X-ViT mixing, TokenShift / TSM
+shifts (Eq. 4-9); values and gradients, clip boundaries included; plus the options' validation."""
 
 import os
 

@@ -160,6 +160,30 @@ def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_
         learnability_block(tmp_path)
 
 
+def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_tables(tmp_path):
+    from reports.readme import kv_frames_block
+
+    top1 = {"msca_kv_h1": (15.0, 21.0, 18.0), "msca_kv_opposite_h1": (54.0, 52.0, 33.0),
+            "msca_qkv_h1": (14.0, 16.0, 18.0), "msca_qkv_opposite_h1": (40.0, 45.0, 50.0)}
+    for row, values in top1.items():
+        for seed, value in enumerate(values):
+            paper_row_seed_0 = seed == 0 and "opposite" not in row
+            _write_tracked(tmp_path, _record("msca_table2" if paper_row_seed_0 else "msca_kv_frames", row, "SSv2",
+                                             seed, value))
+    lines = {line.split("|")[1].strip(): line for line in kv_frames_block(tmp_path).splitlines()
+             if line.startswith("| MSCA")}
+    assert "18.0 ± 3.0 (n=3" in lines["MSCA-KV (the paper's)"]
+    assert "15.0 / 21.0 / 18.0" in lines["MSCA-KV (the paper's)"]
+    assert "46.3 ± 11.6 (n=3" in lines["MSCA-KV, values from the other neighbour"]
+    assert "16.0 ± 2.0 (n=3" in lines["MSCA-QKV (the paper's)"]
+    assert "MSCA-KV, values from the other neighbour > MSCA-KV (the paper's) (+28.3)" in kv_frames_block(tmp_path)
+
+    tracked_path(tmp_path, _record("msca_kv_frames", "msca_qkv_opposite_h1", "SSv2", 2, 0.0)).unlink()
+    with pytest.raises(ValueError, match=r"msca_kv_frames row\(s\) \['msca_qkv_opposite_h1'\] lack tracked records "
+                                         r"of seeds \[0, 1, 2\]: run `python -m experiments run msca_kv_frames`"):
+        kv_frames_block(tmp_path)
+
+
 def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknown_id(tmp_path, capsys):
     from reports.__main__ import main
 
