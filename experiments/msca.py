@@ -179,7 +179,7 @@ def msca_kv_frames() -> TableSpec:
         rows=rows,
         metric_columns=(MOTION,),
         scales=SCALES,
-        tiny_seeds=THREE_SEEDS,  # 12 runs, about 15 min two side by side on 2 cores (10 of them: 12.8 min)
+        tiny_seeds=THREE_SEEDS,  # 12 runs; their cost, from their records, is in the README's block
         is_paper_table=False,
         notes="Not a paper table: the paper's MSCA-KV and -QKV (h_b = h_f = 1) against the same two heads with "
               "their values read from the other neighbour frame (the same channels moved, the same FLOPs and "

@@ -168,8 +168,8 @@ def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_table
     for row, values in top1.items():
         for seed, value in enumerate(values):
             paper_row_seed_0 = seed == 0 and "opposite" not in row
-            _write_tracked(tmp_path, _record("msca_table2" if paper_row_seed_0 else "msca_kv_frames", row, "SSv2",
-                                             seed, value))
+            record = _record("msca_table2" if paper_row_seed_0 else "msca_kv_frames", row, "SSv2", seed, value)
+            _write_tracked(tmp_path, {**record, "wall_time_s": 60.0})
     lines = {line.split("|")[1].strip(): line for line in kv_frames_block(tmp_path).splitlines()
              if line.startswith("| MSCA")}
     assert "18.0 ± 3.0 (n=3" in lines["MSCA-KV (the paper's)"]
@@ -177,6 +177,8 @@ def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_table
     assert "46.3 ± 11.6 (n=3" in lines["MSCA-KV, values from the other neighbour"]
     assert "16.0 ± 2.0 (n=3" in lines["MSCA-QKV (the paper's)"]
     assert "MSCA-KV, values from the other neighbour > MSCA-KV (the paper's) (+28.3)" in kv_frames_block(tmp_path)
+    assert "12 records' own wall times: 12.0 min summed, so `python -m experiments run msca_kv_frames` takes about " \
+           "6.0 min 2 side by side." in kv_frames_block(tmp_path)
 
     tracked_path(tmp_path, _record("msca_kv_frames", "msca_qkv_opposite_h1", "SSv2", 2, 0.0)).unlink()
     with pytest.raises(ValueError, match=r"msca_kv_frames row\(s\) \['msca_qkv_opposite_h1'\] lack tracked records "
