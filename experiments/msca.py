@@ -24,8 +24,11 @@ to 17 rows and 4 blocks and say so; rows that coincide after scaling resolve to 
 A column the paper does not have, ``motion top-1``: the same rows on the motion stand-in (``synth_motion``,
 SSv2 at paper scale), where a frame-wise ViT is at chance by construction: it shows whether a shift models time.
 
-Not a paper table, ``msca_kv_frames``: MSCA-KV and -QKV against the same heads with their values taken from the
-other neighbour frame, on the motion set only (why the paper's pairing does not see motion there; README).
+Not paper tables, on the motion set only (README):
+- ``msca_kv_frames``: MSCA-KV and -QKV against the same heads with their values taken from the other neighbour
+  frame (why the paper's pairing does not see motion there);
+- ``msca_patch_rows``: MSCA-pK and -pKV with more token rows moved than Tables 4-5 move at tiny scale (whether the
+  token-row shifts stay at chance there for want of rows).
 """
 
 from __future__ import annotations
@@ -184,4 +187,30 @@ def msca_kv_frames() -> TableSpec:
         notes="Not a paper table: the paper's MSCA-KV and -QKV (h_b = h_f = 1) against the same two heads with "
               "their values read from the other neighbour frame (the same channels moved, the same FLOPs and "
               "parameters), on the motion set, where a frame-wise ViT is at chance by construction.",
+    )
+
+
+# ---- not a paper table: how many token rows a token-row shift must move to see motion at tiny scale -------------
+
+PATCH_ROWS = (1, 4, 8)  # of 17 rows per direction: Tables 4-5's tiny row (the class token and patch 1), 8 and 16 moved
+
+
+@register_experiment
+def msca_patch_rows() -> TableSpec:
+    # N_b = N_f = 1 is the run Tables 4 (pKV) and 5 (pK) track at tiny scale; N = 8 leaves only the last patch in
+    # its own frame
+    rows = tuple(RowSpec(f"msca_p{shifted.lower()}_rows{n}", i, f"MSCA-p{shifted}, N_b = N_f = {n} of 17 rows",
+                         msca(shifted, "tokens", n, n))
+                 for i, (shifted, n) in enumerate((s, n) for s in ("K", "KV") for n in PATCH_ROWS))
+    return TableSpec(
+        table_id="msca_patch_rows",
+        rows=rows,
+        metric_columns=(MOTION,),
+        scales={"tiny": MSCA_TINY},
+        tiny_seeds=THREE_SEEDS,
+        is_paper_table=False,
+        notes="Not a paper table: MSCA-pK (keys and values of a moved row from different frames) and MSCA-pKV (from "
+              "one frame) with N_b = N_f = 1, 4 and 8 of a tiny frame's 17 token rows moved, on the motion set, "
+              "where a frame-wise ViT is at chance by construction. Tables 4-5 move 1 row each way at tiny scale "
+              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays at chance.",
     )

@@ -60,6 +60,22 @@ def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neig
         assert opposite == paper_model
 
 
+def test_msca_patch_rows_starts_from_the_tiny_token_row_runs_of_tables_4_and_5():
+    """N_b = N_f = 1 is the run Tables 4 (pKV) and 5 (pK) track at tiny scale, so their records fill it; the other
+    rows differ from it in the number of rows moved alone."""
+    ours = configs("msca_patch_rows")
+    assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
+    key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
+    assert key(ours[("msca_pkv_rows1", "SSv2")]) == key(configs("msca_table4")[("msca_pkv_n4", "SSv2")])
+    assert key(ours[("msca_pk_rows1", "SSv2")]) == key(configs("msca_table5")[("msca_pk_n8", "SSv2")])
+    for shifted in ("pk", "pkv"):
+        one = dict(ours[(f"msca_{shifted}_rows1", "SSv2")].model.overrides)
+        for n in (4, 8):
+            more = dict(ours[(f"msca_{shifted}_rows{n}", "SSv2")].model.overrides)
+            assert more.pop("attn_kwargs") == {**one["attn_kwargs"], "num_backward": n, "num_forward": n}
+            assert more == {k: v for k, v in one.items() if k != "attn_kwargs"}
+
+
 def test_msca_rows_at_both_scales():
     paper, tiny = configs("msca_table1", "paper"), configs("msca_table1", "tiny")
     kv2 = paper[("msca_kv_h2", "K-400")].model.overrides
