@@ -4,6 +4,7 @@ by any run configured as its row, whichever table trained it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -161,7 +162,9 @@ def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_
 
 
 def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_tables(tmp_path):
-    from reports.readme import kv_frames_block
+    from reports.readme import experiment_block
+
+    kv_frames_block = functools.partial(experiment_block, "msca_kv_frames")
 
     top1 = {"msca_kv_h1": (15.0, 21.0, 18.0), "msca_kv_opposite_h1": (54.0, 52.0, 33.0),
             "msca_qkv_h1": (14.0, 16.0, 18.0), "msca_qkv_opposite_h1": (40.0, 45.0, 50.0)}
@@ -184,6 +187,28 @@ def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_table
     with pytest.raises(ValueError, match=r"msca_kv_frames row\(s\) \['msca_qkv_opposite_h1'\] lack tracked records "
                                          r"of seeds \[0, 1, 2\]: run `python -m experiments run msca_kv_frames`"):
         kv_frames_block(tmp_path)
+
+
+def test_the_patch_rows_block_takes_seed_0_of_its_one_row_rows_from_tables_4_and_5_under_their_own_row_names(
+        tmp_path):
+    from reports.readme import experiment_block, experiment_markers
+
+    top1 = {"msca_pk_rows1": (15.0, 17.0, 19.0), "msca_pk_rows4": (30.0, 40.0, 50.0),
+            "msca_pk_rows8": (60.0, 61.0, 62.0), "msca_pkv_rows1": (14.0, 16.0, 18.0),
+            "msca_pkv_rows4": (16.0, 17.0, 18.0), "msca_pkv_rows8": (20.0, 25.0, 30.0)}
+    elsewhere = {"msca_pk_rows1": ("msca_table5", "msca_pk_n8"), "msca_pkv_rows1": ("msca_table4", "msca_pkv_n4")}
+    for row, values in top1.items():
+        for seed, value in enumerate(values):
+            table, name = elsewhere[row] if seed == 0 and row in elsewhere else ("msca_patch_rows", row)
+            _write_tracked(tmp_path, {**_record(table, name, "SSv2", seed, value), "wall_time_s": 30.0})
+    block = experiment_block("msca_patch_rows", tmp_path)
+    assert block.startswith(experiment_markers("msca_patch_rows")[0])
+    lines = {line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| MSCA")}
+    assert "17.0 ± 2.0 (n=3" in lines["MSCA-pK, N_b = N_f = 1 of 17 rows"]
+    assert "15.0 / 17.0 / 19.0" in lines["MSCA-pK, N_b = N_f = 1 of 17 rows"]
+    assert "14.0 / 16.0 / 18.0" in lines["MSCA-pKV, N_b = N_f = 1 of 17 rows"]
+    assert "MSCA-pK, N_b = N_f = 8 of 17 rows > MSCA-pK, N_b = N_f = 1 of 17 rows (+44.0)" in block
+    assert "18 records' own wall times: 9.0 min summed" in block
 
 
 def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknown_id(tmp_path, capsys):
