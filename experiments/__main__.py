@@ -93,7 +93,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"{obj['id']}: {OWN_EXPERIMENT}\n{obj['notes']}\n")
         for row in obj["rows"]:
             print(f"- {row['label']} (--rows {row['key']})")
-            for column, cell in row["cells"].items():
+            filled = {column: cell for column, cell in row["cells"].items() if cell} or {obj["columns"][0]: None}
+            for column, cell in filled.items():  # a column this row's runs do not log is left out
                 print(f"    {column:<28} ours ({args.scale} runs): {cell or '—'}")
         print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
               f"otherwise.")
