@@ -6,6 +6,7 @@ reports read and the benchmark records under ``reports/benchmarks/``, so the REA
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 from tabulate import tabulate
@@ -158,8 +159,7 @@ def shift_benchmarks_block() -> str:
 
 # Each generated block of the README: its first and last lines and what goes between.
 BLOCKS = ((BEGIN, END, results_block), (LEARNABILITY_BEGIN, LEARNABILITY_END, learnability_block),
-          *((*experiment_markers(table_id), lambda table_id=table_id: experiment_block(table_id))
-            for table_id in EXPERIMENT_BLOCKS),
+          *((*experiment_markers(table_id), partial(experiment_block, table_id)) for table_id in EXPERIMENT_BLOCKS),
           (SHIFT_BEGIN, SHIFT_END, shift_benchmarks_block))
 
 
