@@ -91,10 +91,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     if obj["status"] == OWN_EXPERIMENT:
         print(f"{obj['id']}: {OWN_EXPERIMENT}\n{obj['notes']}\n")
+        columns = table_spec(obj["id"]).metric_columns
+        shares_run = {c.column: [o.column for o in columns if o.run_name == c.run_name and o is not c] for c in columns}
         for row in obj["rows"]:
             print(f"- {row['label']} (--rows {row['key']})")
-            filled = {column: cell for column, cell in row["cells"].items() if cell} or {obj["columns"][0]: None}
-            for column, cell in filled.items():  # a column this row's runs do not log is left out
+            for column, cell in row["cells"].items():
+                if cell is None and any(row["cells"][other] for other in shares_run[column]):
+                    continue  # its run finished without logging this metric (synth_verbnoun has no top1)
                 print(f"    {column:<28} ours ({args.scale} runs): {cell or '—'}")
         print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
               f"otherwise.")

@@ -28,7 +28,7 @@ Not paper tables, on the motion set only (README):
 - ``msca_kv_frames``: MSCA-KV and -QKV against the same heads with their values taken from the other neighbour
   frame (why the paper's pairing does not see motion there);
 - ``msca_patch_rows``: MSCA-pK and -pKV with more token rows moved than Tables 4-5 move at tiny scale (whether the
-  token-row shifts stay at chance there for want of rows).
+  token-row shifts stay near chance there for want of rows).
 """
 
 from __future__ import annotations
@@ -212,5 +212,5 @@ def msca_patch_rows() -> TableSpec:
         notes="Not a paper table: MSCA-pK (keys and values of a moved row from different frames) and MSCA-pKV (from "
               "one frame) with N_b = N_f = 1, 4 and 8 of a tiny frame's 17 token rows moved, on the motion set, "
               "where a frame-wise ViT is at chance by construction. Tables 4-5 move 1 row each way at tiny scale "
-              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays at chance.",
+              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays near chance.",
     )

@@ -90,6 +90,21 @@ def test_show_takes_the_repositorys_own_experiments(tmp_path):
     assert all(re.search(r"\d+\.\d \(n=1; tiny, synth_verbnoun, CPU\)$", line) for line in verbnoun), verbnoun
 
 
+def test_show_keeps_the_dash_of_an_own_experiments_run_that_has_not_finished(tmp_path, capsys):
+    """A column is left out only where its run finished without the metric; mformer_official's two columns are two
+    runs, and the one without a record still says so."""
+    cfg = next(c for c in resolve_runs("mformer_official", "tiny", None, 1, None, None) if c.column == "K-400")
+    record = {"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": 0, "scale": "tiny",
+              "dataset": cfg.data.dataset, "metrics": {"top1": 50.0}, "config": cfg.to_dict(), "git_commit": "a" * 40}
+    path = tmp_path / cfg.table / cfg.row / "seed0" / "tiny-k_400" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    assert main(["show", "mformer_official", "--runs-dir", str(tmp_path), "--results-dir", ""]) == 0
+    lines = [line.split(" ours")[0].strip() + ":" + line.split(": ", 1)[1][:4]
+             for line in capsys.readouterr().out.splitlines() if " ours (tiny runs)" in line]
+    assert lines == ["K-400:50.0", "SSv2:—"]
+
+
 def test_show_json_cli_is_one_json_object():
     unimplemented = [t for t in paper_tables() if table_status(t) != "implemented"]
     if not unimplemented:
