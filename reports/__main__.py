@@ -1,7 +1,7 @@
 """``python -m reports build [ID ...]``: regenerate report tables from what runs logged, without training.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
-``python -m reports readme``: rewrite the README's generated blocks (tiny-scale results, learnability, MSCA's
-value frames, shift benchmarks) from the reports' records.
+``python -m reports readme``: rewrite the README's generated blocks (tiny-scale results, learnability, the
+shift family's own experiments, shift benchmarks) from the reports' records.
 ``python -m reports benchmark-shift FILE [options]``: run ``models.benchmark_shift`` with those options and merge
 its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the README's shift tables show)."""
 
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
-    readme = sub.add_parser("readme", help="rewrite the README's generated blocks (results, learnability, MSCA's "
-                                           "value frames, shift benchmarks) from the records")
+    readme = sub.add_parser("readme", help="rewrite the README's generated blocks (results, learnability, the "
+                                           "shift family's own experiments, shift benchmarks) from the records")
     readme.add_argument("--check", action="store_true", help="exit 1 if the block differs; write nothing")
     bench = sub.add_parser("benchmark-shift", help="measure the shift family (models.benchmark_shift) and merge the "
                                                    "stamped records into FILE",
