@@ -132,6 +132,35 @@ def test_exchange_starts_as_identity(options: dict) -> None:
     assert (direction == "t2s") == torch.allclose(g_t, p_t)
 
 
+# The official code's _init_adpater_weight: layers whose output is added to an expert's tokens start at zero.
+_ZERO_STARTED = ("adapter.fc2", "adapter_spatial.fc2", "adapter_temporal.fc2", "adapter_s.fc2", "adapter_t.fc2",
+                 "up_s", "up_t", "t_to_s", "s_to_t")
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"exchange": "xattn"}, {"exchange": "xattn_adapter"}, {"exchange": "lateral"},
+    {"exchange": "none", "time_adapter": True, "fusion": "ensemble"}, {"exchange": "none", "fusion": "concat"},
+])
+def test_trainable_linear_layers_start_as_the_official_init(options: dict) -> None:
+    """Every linear layer that trains in a frozen-expert CAST (adapters, exchange, heads) starts as the official
+    code's ``_init_weights``: weight ~ trunc_normal(std 0.02), bias 0; or all zero where the official code zeroes it
+    (and the full-width cross-attention's output projection, which feeds an expert directly)."""
+    model = create_model("cast_base", num_classes=VERB_NOUN, **options)  # 768-wide layers: a tight std estimate
+    checked = 0
+    for name, layer in model.named_modules():
+        if not isinstance(layer, torch.nn.Linear) or not layer.weight.requires_grad:
+            continue
+        checked += 1
+        assert layer.bias is None or not layer.bias.any(), f"{name}: bias not zero"
+        zero = name.endswith(_ZERO_STARTED) or (options.get("exchange") == "xattn" and name.endswith("proj"))
+        if zero:
+            assert not layer.weight.any(), f"{name}: weight not zero"
+        else:
+            w = layer.weight  # timm's trunc_normal_ (the official one) clamps at +-2, not at +-2 std
+            assert w.abs().max() <= 2 and abs(w.std().item() - 0.02) < 0.001, f"{name}: std {w.std():.4f}"
+    assert checked >= 2 * 12 * 2 + 2  # at least the experts' two adapters per block, both experts, and the heads
+
+
 def test_gradients_reach_only_trainable_parameters() -> None:
     model = _tiny()
     _randomize(model, "exchange")  # zero up-projections would stop gradients before the cross-attention

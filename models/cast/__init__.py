@@ -80,7 +80,9 @@ Readings of the paper (the official code, KHU-VLL/CAST ``models/bidir_modeling_c
 silent): the FFN adapter is scaled by 0.5 (AIM); the adapters are 768 -> 192 -> 768 with biases; the
 cross-attentions use the experts' 12 heads at the bottleneck width; q and kv projections have biases; the spatial
 class tokens take no part in the cross-attention but pass B-CAST's down-LN-GELU-up path; the up-projections (and
-the adapters' second layers) start at zero, so CAST starts as the two pretrained experts; the spatial expert sees
+the adapters' second layers) start at zero, so CAST starts as the two pretrained experts, and every other
+trainable linear layer (adapters' first layers, down-projections, cross-attention q / kv / output, heads) starts
+at trunc_normal(std 0.02) with zero bias (its ``_init_weights``; ``layers.cast_linear``); the spatial expert sees
 frames 1, 3, 5, ...; its feature is ``ln_post`` of the mean of the per-frame class tokens, the temporal one
 ``fc_norm`` of the mean of all tokens; the single-label head adds the two adapted features (Eq. 6).
 """

@@ -28,19 +28,12 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Adapter, Window, WindowedCrossAttention
+from .layers import Adapter, Window, WindowedCrossAttention, cast_linear
 
 Exchange = Literal["bcast", "none", "xattn", "xattn_adapter", "lateral"]
 EXCHANGES: tuple[str, ...] = ("bcast", "none", "xattn", "xattn_adapter", "lateral")
 DIRECTIONS: tuple[str, ...] = ("both", "t2s", "s2t")
 Updates = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]
-
-
-def _zero_linear(dim_in: int, dim_out: int) -> nn.Linear:
-    layer = nn.Linear(dim_in, dim_out)
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
 
 
 class BlockExchange(nn.Module):
@@ -71,8 +64,8 @@ class BlockExchange(nn.Module):
         self.kind = kind
         self.t2s_on, self.s2t_on = directions in ("both", "t2s"), directions in ("both", "s2t")
         if kind == "lateral":
-            self.t_to_s = _zero_linear(dim, dim) if self.t2s_on else None
-            self.s_to_t = _zero_linear(dim, dim) if self.s2t_on else None
+            self.t_to_s = cast_linear(dim, dim, zero=True) if self.t2s_on else None
+            self.s_to_t = cast_linear(dim, dim, zero=True) if self.s2t_on else None
             return
         width = dim
         if kind == "bcast":
@@ -80,20 +73,16 @@ class BlockExchange(nn.Module):
             if width < num_heads or width % num_heads:
                 raise ValueError(f"B-CAST width {dim} x {down_ratio} = {width} must be a multiple of the "
                                  f"{num_heads} heads")
-            self.down_s, self.down_t = nn.Linear(dim, width), nn.Linear(dim, width)
+            self.down_s, self.down_t = cast_linear(dim, width), cast_linear(dim, width)
         self.norm_s, self.norm_t = nn.LayerNorm(width, eps=1e-6), nn.LayerNorm(width, eps=1e-6)
-        grid = dict(num_steps=num_steps, num_patches=num_patches, pos=pos, fused_attn=fused_attn)
+        grid = dict(num_steps=num_steps, num_patches=num_patches, pos=pos, fused_attn=fused_attn,
+                    zero_proj=kind == "xattn")
         self.t2s = WindowedCrossAttention(width, num_heads, t2s_window, **grid) if self.t2s_on else None
         self.s2t = WindowedCrossAttention(width, num_heads, s2t_window, **grid) if self.s2t_on else None
         if kind == "bcast":
-            self.up_s = _zero_linear(width, dim) if self.t2s_on else None
-            self.up_t = _zero_linear(width, dim) if self.s2t_on else None
-        elif kind == "xattn":
-            for attn in (self.t2s, self.s2t):
-                if attn is not None:
-                    nn.init.zeros_(attn.proj.weight)
-                    nn.init.zeros_(attn.proj.bias)
-        else:  # xattn_adapter
+            self.up_s = cast_linear(width, dim, zero=True) if self.t2s_on else None
+            self.up_t = cast_linear(width, dim, zero=True) if self.s2t_on else None
+        elif kind == "xattn_adapter":
             self.adapter_s = Adapter(dim, adapter_ratio) if self.t2s_on else None
             self.adapter_t = Adapter(dim, adapter_ratio) if self.s2t_on else None
 

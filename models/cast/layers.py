@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 Window = Literal["time", "space", "space_time"]
@@ -43,6 +44,20 @@ def from_windows(windows: Tensor, window: str, batch: int, num_steps: int, num_p
     return rearrange(windows, _FROM_WINDOWS[window], **sizes)
 
 
+def cast_linear(dim_in: int, dim_out: int, bias: bool = True, zero: bool = False) -> nn.Linear:
+    """A trainable ``nn.Linear`` of CAST, initialised as the official code does: weight ~ trunc_normal(std 0.02),
+    bias 0 (its ``_init_weights``), or weight and bias 0 with ``zero`` (its ``_init_adpater_weight``, for the
+    layers whose output is added to a frozen expert's tokens, so that the model starts as its pretrained experts)."""
+    layer = nn.Linear(dim_in, dim_out, bias=bias)
+    if zero:
+        nn.init.zeros_(layer.weight)
+    else:
+        trunc_normal_(layer.weight, std=0.02)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
 class Adapter(nn.Module):
     """ADAP(x) = GELU(x W_D) W_U (Eq. 2), with biases (AIM's adapter). ``zero_init`` zeroes W_U and its bias so
     that the adapter starts as a zero function and a frozen expert starts exactly as pretrained."""
@@ -52,12 +67,9 @@ class Adapter(nn.Module):
         hidden = int(dim * ratio)
         if hidden < 1:
             raise ValueError(f"adapter ratio {ratio} leaves no hidden channel of {dim}")
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = cast_linear(dim, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, out_dim or dim)
-        if zero_init:
-            nn.init.zeros_(self.fc2.weight)
-            nn.init.zeros_(self.fc2.bias)
+        self.fc2 = cast_linear(hidden, out_dim or dim, zero=zero_init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -75,7 +87,8 @@ class WindowedCrossAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, window: Window, num_steps: int, num_patches: int,
-                 pos: bool = True, qkv_bias: bool = True, attn_drop: float = 0.0, fused_attn: bool = True) -> None:
+                 pos: bool = True, qkv_bias: bool = True, attn_drop: float = 0.0, fused_attn: bool = True,
+                 zero_proj: bool = False) -> None:
         """
         Args:
             dim: channels of both grids (the B-CAST bottleneck width).
@@ -88,6 +101,8 @@ class WindowedCrossAttention(nn.Module):
             qkv_bias: biases on the q and kv projections (the official code has them).
             attn_drop: dropout on attention weights.
             fused_attn: SDPA (True) or explicit softmax (False).
+            zero_proj: start the output projection at zero (when its output is added to an expert's tokens
+                directly, so that the expert starts as pretrained).
         """
         super().__init__()
         if dim % num_heads:
@@ -102,10 +117,10 @@ class WindowedCrossAttention(nn.Module):
             self.key_pos = nn.Parameter(self.scale * torch.randn(length, dim))
         else:
             self.query_pos = self.key_pos = None
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.q = cast_linear(dim, dim, bias=qkv_bias)
+        self.kv = cast_linear(dim, 2 * dim, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = cast_linear(dim, dim, zero=zero_proj)
 
     def forward(self, query_grid: Tensor, key_grid: Tensor) -> Tensor:
         """(B, T, N, C) queries, (B, T, N, C) keys/values -> (B, T, N, C)."""

@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import Tensor, nn
 
 from ..registry import register_model
 from .exchange import DIRECTIONS, EXCHANGES, BlockExchange, Exchange
 from .experts import FrameExpert, TubeletExpert, create_expert, expert_arch
-from .layers import WINDOWS, Adapter, Window
+from .layers import WINDOWS, Adapter, Window, cast_linear
 
 FUSIONS: tuple[str, ...] = ("split", "add", "concat", "ensemble", "single")
 EXPERT_SETS: tuple[str, ...] = ("both", "spatial", "temporal")
@@ -143,21 +143,17 @@ class CAST(nn.Module):
         self.head_spatial = self.head_temporal = self.head = None
         self.head_adapter_spatial = self.head_adapter_temporal = None
         if fusion == "split":
-            self.head_temporal = nn.Linear(embed_dim, num_verbs)
-            self.head_spatial = nn.Linear(embed_dim, num_classes - num_verbs)
+            self.head_temporal = cast_linear(embed_dim, num_verbs)
+            self.head_spatial = cast_linear(embed_dim, num_classes - num_verbs)
         elif fusion in ("ensemble", "single"):
             if self.spatial is not None:
-                self.head_spatial = nn.Linear(embed_dim, num_classes)
+                self.head_spatial = cast_linear(embed_dim, num_classes)
             if self.temporal is not None:
-                self.head_temporal = nn.Linear(embed_dim, num_classes)
+                self.head_temporal = cast_linear(embed_dim, num_classes)
         else:
             self.head_adapter_spatial = Adapter(embed_dim, adapter_ratio)
             self.head_adapter_temporal = Adapter(embed_dim, adapter_ratio)
-            self.head = nn.Linear(embed_dim * (2 if fusion == "concat" else 1), num_classes)
-        for head in (self.head_spatial, self.head_temporal, self.head):
-            if head is not None:
-                trunc_normal_(head.weight, std=0.02)
-                nn.init.zeros_(head.bias)
+            self.head = cast_linear(embed_dim * (2 if fusion == "concat" else 1), num_classes)
         set_trainable(self, train_experts)
 
     # ---- forward --------------------------------------------------------------------------------------------
