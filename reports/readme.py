@@ -115,13 +115,15 @@ def experiment_markers(table_id: str) -> tuple[str, str]:
 def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> str:
     """An own experiment of one measured column (``msca_kv_frames``, ``msca_patch_rows``: ``experiments/msca.py``):
     each row's value over its default seeds, from the tracked records that fill it (another table's run of the same
-    configuration included), the noise rule's verdict on every pair of rows, and what the runs took."""
+    configuration included), the noise rule's verdict on every pair of rows, and what the runs took. Records of
+    other seeds are named under the table, not averaged in: every row is read over the same seeds."""
     spec = table_spec(table_id)
     (column,) = spec.metric_columns
-    records = [r for r in table_records(spec, runs_root=None, results_root=results_root).records
-               if r["scale"] == "tiny"]
-    values = metric_values(spec, aggregate(records, "tiny"))
+    tiny = [r for r in table_records(spec, runs_root=None, results_root=results_root).records if r["scale"] == "tiny"]
     seeds = set(range(spec.default_seeds("tiny")))
+    records = [r for r in tiny if r["seed"] in seeds]
+    extra = sorted(f"{r['row']} seed {r['seed']}" for r in tiny if r["seed"] not in seeds)
+    values = metric_values(spec, aggregate(records, "tiny"))
     missing = [row.key for row in spec.rows
                if {r["seed"] for r in records if r["row"] == row.key} != seeds]
     if missing:
@@ -141,6 +143,8 @@ def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> s
     cost = (f"Run time, from these {len(records)} records' own wall times: {minutes:.1f} min summed, so "
             f"`python -m experiments run {table_id}` takes about {minutes / SIDE_BY_SIDE:.1f} min "
             f"{SIDE_BY_SIDE} side by side.")
+    if extra:  # the block compares rows over the same seeds; a record beyond them is named, not dropped silently
+        cost += f" Tracked beyond the default seeds and left out here: {', '.join(extra)}."
     begin, end = experiment_markers(table_id)
     return f"{begin}\n{table}\n\nRule: {RULE}.\n\n{verdict}\n\n{cost}\n{end}"
 

@@ -162,7 +162,7 @@ def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_
 
 
 def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_tables(tmp_path):
-    from reports.readme import experiment_block
+    from reports.readme import experiment_block, experiment_markers
 
     kv_frames_block = functools.partial(experiment_block, "msca_kv_frames")
 
@@ -182,6 +182,13 @@ def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_table
     assert "MSCA-KV, values from the other neighbour > MSCA-KV (the paper's) (+28.3)" in kv_frames_block(tmp_path)
     assert "12 records' own wall times: 12.0 min summed, so `python -m experiments run msca_kv_frames` takes about " \
            "6.0 min 2 side by side." in kv_frames_block(tmp_path)
+
+    _write_tracked(tmp_path, {**_record("msca_kv_frames", "msca_kv_opposite_h1", "SSv2", 3, 99.0),
+                              "wall_time_s": 60.0})
+    with_extra = kv_frames_block(tmp_path)
+    assert "46.3 ± 11.6 (n=3" in with_extra and "99.0" not in with_extra
+    assert with_extra.endswith("Tracked beyond the default seeds and left out here: msca_kv_opposite_h1 seed 3.\n"
+                               + experiment_markers("msca_kv_frames")[1])
 
     tracked_path(tmp_path, _record("msca_kv_frames", "msca_qkv_opposite_h1", "SSv2", 2, 0.0)).unlink()
     with pytest.raises(ValueError, match=r"msca_kv_frames row\(s\) \['msca_qkv_opposite_h1'\] lack tracked records "
