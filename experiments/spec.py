@@ -59,7 +59,9 @@ class OptimConfig:
     label_smoothing: float = 0.2
     epochs: int = 35
     warmup_epochs: int = 0
+    warmup_start: float = 0.01  # the warm-up's first lr / the peak lr
     schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
+    min_lr_ratio: float = 0.0  # "cosine": the lr it decays to / the peak lr
     milestones: tuple[int, ...] = (20, 30)  # "step": divide by 1/gamma at these epochs
     gamma: float = 0.1
     # batch mixing (timm Mixup on clips; off in Motionformer's recipe)

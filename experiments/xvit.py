@@ -41,8 +41,9 @@ XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:v
 # OPTIMIZING_METHOD sgd (SSv2 yaml l. 46, K400 yaml l. 41) with MOMENTUM 0.9 (l. 41 / l. 37) and defaults' NESTEROV
 # True (defaults l. 316, passed on in slowfast/models/optimizer.py l. 195): timm's "sgd" is Nesterov SGD. BASE_LR
 # 0.03 (l. 36 / l. 34), LR_POLICY cosine (l. 37 / l. 35), WARMUP_EPOCHS 5 (l. 43 / l. 39); the yamls' STEPS / LRS
-# belong to the step policy, which cosine does not read. MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49) is not modelled
-# (RECIPE_CHOICES): the model keeps drop_rate 0.
+# belong to the step policy, which cosine does not read. WARMUP_START_LR 0.003 (SSv2 yaml l. 45) and 0.01 (K400
+# yaml l. 40): the warm-up starts at 1/10 and 1/3 of BASE_LR (as fractions, so they follow a scaled lr).
+# MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49) is not modelled (RECIPE_CHOICES): the model keeps drop_rate 0.
 _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", milestones=())
 
 XVIT_PAPER_SSV2 = ScalePreset(
@@ -56,7 +57,8 @@ XVIT_PAPER_SSV2 = ScalePreset(
                                       test_clips=2, test_crops=3)},
     # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
     # (l. 10)
-    optim=OptimConfig(**_OFFICIAL_SGD, weight_decay=1e-4, epochs=35, label_smoothing=0.0, mixup_alpha=0.0),
+    optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
+                      label_smoothing=0.0, mixup_alpha=0.0),
     trainer=XVIT_PAPER_TRAINER,
 )
 XVIT_PAPER_K400 = ScalePreset(
@@ -73,7 +75,8 @@ XVIT_PAPER_K400 = ScalePreset(
     # WEIGHT_DECAY 1e-5 (l. 38), MAX_EPOCH 30 (l. 36), MIXUP_ALPHA 0.4 (l. 10; every batch, mixed with one other
     # clip), LOSS_FUNC smooth_cross_entropy (l. 48): slowfast/models/losses.py's LabelSmoothingCrossEntropy, built
     # with its default smoothing 0.3 (losses.py l. 15; tools/train_net.py l. 79 passes only the reduction)
-    optim=OptimConfig(**_OFFICIAL_SGD, weight_decay=1e-5, epochs=30, label_smoothing=0.3, mixup_alpha=0.4),
+    optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.01 / 0.03, weight_decay=1e-5, epochs=30,
+                      label_smoothing=0.3, mixup_alpha=0.4),
     trainer=XVIT_PAPER_TRAINER,
 )
 SCALES_SSV2 = {"tiny": TINY_FRAME_WISE, "paper": XVIT_PAPER_SSV2}
@@ -82,7 +85,8 @@ RECIPE_CHOICES = (
     "Paper-scale recipe from the official X-ViT code (1adrianb/video-transformers; the supplementary refers to its "
     "main paper, which is not here), per dataset config. Both: ViT-B/16 from ImageNet-21K, SGD with Nesterov "
     "momentum 0.9, lr 0.03 for a global batch of 64 (8 GPUs x 8 clips; another global batch scales it linearly), "
-    "5 warm-up epochs then cosine decay. SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
+    "5 warm-up epochs (from 1/10 of the lr on SSv2, 1/3 on Kinetics-400: the configs' WARMUP_START_LR) then cosine "
+    "decay. SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
     "cross-entropy without label smoothing, no mixup, 16 frames (one per segment), 2 clips x 3 crops at test. "
     "Kinetics-400 (configs/Kinetics/xvit_B16_16x16_k400.yaml): 30 epochs, weight decay 1e-5, label smoothing 0.3 "
     "(its smooth_cross_entropy's default), mixup alpha 0.4, 1 clip x 3 crops at test. Our choices: 8 frames at "
@@ -91,8 +95,7 @@ RECIPE_CHOICES = (
     "none on Kinetics-400; TSM-ViT shifts 1/8 each way (TSM's fold_div 8). Not modelled: the official dropout 0.5 "
     "on the per-frame features and inside the temporal head's MLP (ours train without dropout: our drop_rate would "
     "also drop after the positional encoding and the attention projections), AutoAugment, SSv2's random erasing "
-    "(probability 0.5), the warm-up's start (0.1x the lr on SSv2, 1/3 on Kinetics; ours starts at 1/100) and exact "
-    "curve, and weight decay on norms, biases and embeddings (exempt here, as timm does; the official code decays "
+    "(probability 0.5), the warm-up's exact curve (ours ramps linearly to the peak lr), and weight decay on norms, biases and embeddings (exempt here, as timm does; the official code decays "
     "all but the classifier's biases). "
     "From the official code as well: the temporal-attention head is its VitHead (a zero class token, one block "
     "without q/k/v bias, then LayerNorm, Linear and GELU before the classifier, at torch's default "

@@ -93,7 +93,11 @@ class VideoClassifier(L.LightningModule):
         schedule: "step" (divide by 1/gamma at ``milestones``, the papers' schedule) or "cosine".
         milestones: epochs at which the "step" schedule decays.
         gamma: decay factor of the "step" schedule.
-        warmup_epochs: linear warm-up from lr/100, counted in epochs but applied per step.
+        warmup_epochs: linear warm-up, counted in epochs but applied per step.
+        warmup_start: the warm-up's first lr as a fraction of the peak (1/100, Motionformer's; CAST's official
+            code starts at 0).
+        min_lr_ratio: the floor the "cosine" schedule decays to, as a fraction of the peak (0; CAST's official
+            min_lr 1e-6 for its lr 1e-3, both scaled with the batch, is 1e-3).
         mixup_alpha: Beta(alpha, alpha) of mixup; 0 = off (CAST, Table 4: 0.8).
         cutmix_alpha: Beta(alpha, alpha) of cutmix; 0 = off. The cut box is the same on every frame.
         mixup_prob: probability of mixing a batch at all (when either alpha > 0).
@@ -124,6 +128,8 @@ class VideoClassifier(L.LightningModule):
         milestones: tuple[int, ...] = (20, 30),
         gamma: float = 0.1,
         warmup_epochs: float = 0.0,
+        warmup_start: float = 0.01,
+        min_lr_ratio: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         mixup_prob: float = 1.0,
@@ -132,6 +138,9 @@ class VideoClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         num_classes = _check_num_classes(num_classes)
+        if not 0.0 <= warmup_start <= 1.0 or not 0.0 <= min_lr_ratio < 1.0:
+            raise ValueError(f"warmup_start must be in [0, 1] and min_lr_ratio in [0, 1) (fractions of the peak lr), "
+                             f"got {warmup_start} and {min_lr_ratio}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.num_classes = num_classes
@@ -238,10 +247,11 @@ class VideoClassifier(L.LightningModule):
 
         def factor(step: int) -> float:  # per-step multiplier of the peak lr
             if step < warmup:
-                return 0.01 + 0.99 * step / warmup
+                return hp.warmup_start + (1.0 - hp.warmup_start) * step / warmup
             if hp.schedule == "cosine":
                 progress = (step - warmup) / max(1, total - warmup)
-                return 0.5 * (1.0 + torch.cos(torch.tensor(torch.pi * min(1.0, progress))).item())
+                cosine = 0.5 * (1.0 + torch.cos(torch.tensor(torch.pi * min(1.0, progress))).item())
+                return hp.min_lr_ratio + (1.0 - hp.min_lr_ratio) * cosine
             epoch = step // steps_per_epoch
             return hp.gamma ** sum(epoch >= m for m in hp.milestones)
 

@@ -267,6 +267,49 @@ def test_layer_decay_scales_each_layer_groups_lr_through_the_schedule(monkeypatc
         assert len(set(round(r, 12) for r in ratio.values())) == 1  # one schedule factor for every group
 
 
+def _official_cosine_scheduler(base: float, final: float, epochs: int, steps_per_epoch: int, warmup_epochs: int,
+                               start_warmup_value: float = 0.0) -> list[float]:
+    """VideoMAE's / CAST's ``utils.cosine_scheduler``, written out: linspace warm-up, then cosine to ``final``."""
+    warmup = warmup_epochs * steps_per_epoch
+    ramp = np.linspace(start_warmup_value, base, warmup).tolist() if warmup else []
+    rest = epochs * steps_per_epoch - warmup
+    return ramp + [final + 0.5 * (base - final) * (1 + math.cos(math.pi * i / rest)) for i in range(rest)]
+
+
+@pytest.mark.parametrize("warmup_start,min_lr_ratio", [(0.01, 0.0), (0.0, 1e-3)])
+def test_the_cosine_schedule_starts_and_ends_where_the_config_says(monkeypatch, warmup_start, min_lr_ratio):
+    """A step's lr: warm-up linear from ``warmup_start`` x lr, then cosine down to ``min_lr_ratio`` x lr. CAST's
+    official schedule (warm-up from 0, min_lr = lr / 1000) agrees after its warm-up, whose linspace reaches the
+    peak one step earlier; the first step's lr is exactly the configured start."""
+    lr, epochs, per_epoch = 1e-3, 6, 10
+    module = VideoClassifier(Passthrough(3), 3, lr=lr, weight_decay=0.0, epochs=epochs, schedule="cosine",
+                             warmup_epochs=1, warmup_start=warmup_start, min_lr_ratio=min_lr_ratio)
+    monkeypatch.setattr(VideoClassifier, "trainer",
+                        type("T", (), {"estimated_stepping_batches": epochs * per_epoch})(), raising=False)
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(epochs * per_epoch):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(warmup_start * lr, abs=1e-15)
+    assert lrs[per_epoch - 1] == pytest.approx((warmup_start + (1 - warmup_start) * 0.9) * lr)
+    official = _official_cosine_scheduler(lr, min_lr_ratio * lr, epochs, per_epoch, 1, warmup_start * lr)
+    assert lrs[per_epoch:] == pytest.approx(official[per_epoch:], rel=1e-6, abs=1e-10)  # the cosine is float32
+    assert lrs[-1] > min_lr_ratio * lr and lrs[-1] == pytest.approx(min_lr_ratio * lr + 0.5 * lr * (1 - min_lr_ratio)
+                                                                  * (1 + math.cos(math.pi * 49 / 50)), abs=1e-10)
+
+
+def test_schedule_fractions_out_of_range_are_refused():
+    with pytest.raises(ValueError, match=r"warmup_start must be in \[0, 1\] and min_lr_ratio in \[0, 1\)"):
+        VideoClassifier(Passthrough(3), 3, min_lr_ratio=1.0)
+    from lightning_modules.sequence_classifier import SequenceClassifier
+
+    with pytest.raises(ValueError, match=r"the linear schedule has its own start and end"):
+        SequenceClassifier(Passthrough(3), 3, warmup_start=0.0)
+
+
 def test_layer_decay_needs_a_model_with_layer_groups(monkeypatch):
     module = VideoClassifier(Passthrough(3), 3, lr=0.1, epochs=2, layer_decay=0.75)
     monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
