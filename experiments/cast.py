@@ -840,8 +840,11 @@ _RENDERED: dict[str, Callable[[ScalePreset, DataConfig], str]] = {
     "momentum": lambda preset, data: "β1, β2=0.9, 0.999 (timm's AdamW default; not configurable)",
     "batch": lambda preset, data: str(data.batch_size),
     "update_frequency": lambda preset, data: str(preset.trainer.accumulate_grad_batches),
-    "schedule": lambda preset, data: {"cosine": "cosine decay"}.get(preset.optim.schedule, preset.optim.schedule),
-    "warmup": lambda preset, data: f"{preset.optim.warmup_epochs:g}",
+    "schedule": lambda preset, data: ({"cosine": "cosine decay"}.get(preset.optim.schedule, preset.optim.schedule)
+                                      + f" to {preset.optim.min_lr_ratio:g} x the peak lr (the official min_lr)"),
+    "warmup": lambda preset, data: (f"{preset.optim.warmup_epochs:g} (linear from lr "
+                                    + (f"{preset.optim.warmup_start:g} x the peak" if preset.optim.warmup_start else "0")
+                                    + ", the official code's)"),
     "epochs": lambda preset, data: str(preset.optim.epochs),
     "flip": lambda preset, data: "yes" if data.hflip else "no",
     "color_jitter": lambda preset, data: f"{data.options['color_jitter']:g}",
