@@ -13,9 +13,10 @@ Scales:
   0.225), as the official code's data pipeline (``dataset/epic.py``; the paper does not state it). Two recipes:
   - Tables 2 and 9-11 (state of the art): the supplementary's Table 4 recipe (``paper_preset``): AdamW
     (0.9, 0.999), base lr 1e-3 scaled by global batch / 256, weight decay 0.05, cosine schedule with 5 warm-up
-    epochs (from 0, decaying to 1e-3 of the peak: the official min_lr 1e-6, scaled as the lr), 50 epochs (70 on K400), batch 6 per GPU on 16 GPUs with update frequency 4 (6 on K400), layer-wise
-    lr decay 0.75 (block i of 12 at lr x 0.75^(12 - i), the official ``get_num_layer_for_vit`` grouping:
-    ``CAST.group_matcher``), label smoothing 0.1, mixup 0.8 (on a batch with probability 0.9, 0.5 on K400: the
+    epochs (from 0, decaying to 1e-3 of the peak: the official min_lr 1e-6, scaled as the lr), 50 epochs (70 on
+    K400), batch 6 per GPU on 16 GPUs with update frequency 4 (6 on K400), layer-wise lr decay 0.75 (block i of
+    12 at lr x 0.75^(12 - i), the official ``get_num_layer_for_vit`` grouping: ``CAST.group_matcher``), label
+    smoothing 0.1, mixup 0.8 (on a batch with probability 0.9, 0.5 on K400: the
     official scripts' ``--mixup_prob``), colour jitter 0.4, RandAugment magnitude 9, drop path 0.2 (0.3 on SSV2);
     test views 2 clips x 3 crops (5 x 3 on K400).
   - Tables 1a-1h (ablations, Sec. 4.2) and 5-8 (Appendix D, footnote 4): the ablation recipe
@@ -843,8 +844,8 @@ _RENDERED: dict[str, Callable[[ScalePreset, DataConfig], str]] = {
     "schedule": lambda preset, data: ({"cosine": "cosine decay"}.get(preset.optim.schedule, preset.optim.schedule)
                                       + f" to {preset.optim.min_lr_ratio:g} x the peak lr (the official min_lr)"),
     "warmup": lambda preset, data: (f"{preset.optim.warmup_epochs:g} (linear from lr "
-                                    + (f"{preset.optim.warmup_start:g} x the peak" if preset.optim.warmup_start else "0")
-                                    + ", the official code's)"),
+                                    + (f"{preset.optim.warmup_start:g} x the peak" if preset.optim.warmup_start
+                                       else "0") + ", the official code's)"),
     "epochs": lambda preset, data: str(preset.optim.epochs),
     "flip": lambda preset, data: "yes" if data.hflip else "no",
     "color_jitter": lambda preset, data: f"{data.options['color_jitter']:g}",

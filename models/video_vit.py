@@ -158,6 +158,8 @@ class VideoViT(nn.Module):
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        head_drop_rate: float | None = None,
+        frame_drop_rate: float = 0.0,
         fused_attn: bool = True,
         cls_layout: Literal["single", "per_frame"] = "single",
         temporal_aggregation: Literal["average", "attention"] = "average",
@@ -190,6 +192,10 @@ class VideoViT(nn.Module):
             drop_rate: dropout after the positional encoding, after attention projections and before the head.
             attn_drop_rate: dropout on attention weights.
             drop_path_rate: stochastic depth, increasing linearly to this rate over the blocks.
+            head_drop_rate: dropout before the classifier alone; None = ``drop_rate``.
+            frame_drop_rate: dropout on each frame's class token before the temporal aggregation ("per_frame"
+                only): X-ViT's official model replaces its backbone's classifier by this dropout, so every frame's
+                feature is dropped before the consensus.
             fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
             cls_layout: "single" = one class token before all patches; "per_frame" = every frame (token time
                 step) has its own class token (the same ``cls_token`` + CLS slot of ``pos_embed``, plus the
@@ -223,6 +229,9 @@ class VideoViT(nn.Module):
         check_options(attn_cls, attn_kwargs or {}, f"attn_kwargs of attention {attn_cls.__name__}")
         _check_frame_options(attn_cls, depth, cls_layout, temporal_aggregation, temporal_shift, shift_before,
                              shift_last_blocks)
+        if frame_drop_rate and cls_layout != "per_frame":
+            raise ValueError(f"frame_drop_rate={frame_drop_rate} drops per-frame class tokens and needs "
+                             f"cls_layout='per_frame'")
         self.cls_layout = cls_layout
 
         self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
@@ -264,7 +273,9 @@ class VideoViT(nn.Module):
                                                          ("act", nn.Tanh())]))
         else:
             self.pre_logits = nn.Identity()
-        self.head_drop = nn.Dropout(drop_rate)
+        # Identity at rate 0: no module that could draw random numbers where no dropout was asked for.
+        self.frame_drop = nn.Dropout(frame_drop_rate) if frame_drop_rate else nn.Identity()
+        self.head_drop = nn.Dropout(drop_rate if head_drop_rate is None else head_drop_rate)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
 
@@ -328,7 +339,7 @@ class VideoViT(nn.Module):
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.cls_layout == "per_frame":
             frames = rearrange(x, "b (t n) d -> b t n d", t=self.grid_size[0])[:, :, 0]  # (B, T, D)
-            x = self.temporal_aggregation(frames)
+            x = self.temporal_aggregation(self.frame_drop(frames))
         else:
             x = x[:, 0]  # CLS token
         x = self.head_drop(self.pre_logits(x))  # the official order: pre-logits layer, dropout, classifier

@@ -141,6 +141,38 @@ def test_temporal_attention_aggregation_is_one_block_over_the_frame_tokens():
     assert "temporal_aggregation.cls_token" in model.no_weight_decay()
 
 
+@pytest.mark.parametrize("aggregation", ["average", "attention"])
+def test_frame_dropout_drops_each_frames_class_token_before_the_aggregation(aggregation):
+    """X-ViT's official DROPOUT_RATE: Dropout in place of the backbone's classifier, on every frame's feature,
+    then the consensus; ``head_drop_rate`` drops before the classifier alone. Checked with the mask drawn from the
+    same generator state: aggregation(mask * frames / (1 - p)), then the classifier."""
+    torch.manual_seed(0)
+    p = 0.5
+    model = create_model("vit_tiny_frame", num_classes=5, temporal_aggregation=aggregation, frame_drop_rate=p,
+                         head_drop_rate=0.0).double()
+    video = torch.randn(*CLIP, dtype=torch.float64)
+    features = model.eval().forward_features(video)
+    frames = features.reshape(2, 8, 17, 96)[:, :, 0]
+    model.train()
+    torch.manual_seed(1)
+    trained = model.forward_head(features)
+    torch.manual_seed(1)
+    mask = F.dropout(torch.ones_like(frames), p, training=True)
+    torch.testing.assert_close(trained, model.head(model.temporal_aggregation(frames * mask)), rtol=1e-10,
+                               atol=1e-12)
+    assert 0 < int((mask == 0).sum()) < mask.numel()  # some, not all, entries dropped: the check is not vacuous
+    torch.testing.assert_close(model.eval().forward_head(features),
+                               model.head(model.temporal_aggregation(frames)), rtol=1e-10, atol=1e-12)
+
+
+def test_head_drop_rate_defaults_to_drop_rate_and_frame_dropout_needs_per_frame_tokens():
+    assert create_model("vit_tiny_frame", drop_rate=0.1).head_drop.p == 0.1
+    assert create_model("vit_tiny_frame", drop_rate=0.1, head_drop_rate=0.5).head_drop.p == 0.5
+    with pytest.raises(ValueError, match=r"frame_drop_rate=0.5 drops per-frame class tokens and needs "
+                                         r"cls_layout='per_frame'"):
+        create_model("vit_tiny_video", frame_drop_rate=0.5)
+
+
 def test_the_temporal_head_keeps_torchs_default_initialisation_as_the_official_one():
     """The official XVIT initialises only its timm backbone: VitHead's class token is zeros and its Linear layers
     keep torch's default (uniform, std 1 / sqrt(3 fan_in)), not the backbone's trunc_normal(0.02)."""
