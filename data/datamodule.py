@@ -110,6 +110,8 @@ class VideoDataModule(L.LightningDataModule):
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
         color_jitter: training colour jitter strength (brightness, contrast, saturation), same on every frame.
         rand_augment: training RandAugment (magnitude, num_ops), same ops on every frame (``TrainTransform``).
+        auto_augment: training AutoAugment, timm's policy name (e.g. "v0"), same draw on every frame; None = off.
+        random_erasing: probability of training random erasing, one box for every frame; 0 = off.
     """
 
     def __init__(
@@ -136,6 +138,8 @@ class VideoDataModule(L.LightningDataModule):
         with_pose: bool = False,
         color_jitter: float | tuple[float, float, float] | None = None,
         rand_augment: tuple[int, int] | None = None,
+        auto_augment: str | None = None,
+        random_erasing: float = 0.0,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -168,6 +172,7 @@ class VideoDataModule(L.LightningDataModule):
         self.with_pose = with_pose
         self.color_jitter = color_jitter
         self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
+        self.auto_augment, self.random_erasing = auto_augment, random_erasing
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
@@ -204,7 +209,8 @@ class VideoDataModule(L.LightningDataModule):
         if "train" in self._splits and "train" not in self._datasets:
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
-                                       color_jitter=self.color_jitter, rand_augment=self.rand_augment)
+                                       color_jitter=self.color_jitter, rand_augment=self.rand_augment,
+                                       auto_augment=self.auto_augment, random_erasing=self.random_erasing)
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]

@@ -12,14 +12,18 @@ joints (``data.pose.FLIP_PAIRS``), so a joint keeps naming the same body part of
 
 Colour jitter (torchvision.transforms.v2 ``ColorJitter``) and RandAugment (pytorchvideo's video ``RandAugment``,
 timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) both draw their parameters once per call and
-apply them to the whole clip, so every frame gets the same operations with the same magnitudes.
+apply them to the whole clip, so every frame gets the same operations with the same magnitudes. AutoAugment
+(timm's, one uint8 PIL image at a time) and random erasing (timm's ``RandomErasing``) draw from Python's
+``random``: AutoAugment replays one generator state on every frame, and the eraser sees the clip's frames as the
+channels of one image, so again every frame gets the same draw.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -27,6 +31,8 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from pytorchvideo.transforms.functional import short_side_scale
 from pytorchvideo.transforms.rand_augment import RandAugment
+from timm.data.auto_augment import auto_augment_transform
+from timm.data.random_erasing import RandomErasing
 
 from data.pose import FLIP_PAIRS
 
@@ -66,6 +72,22 @@ def random_crop_offsets(video: torch.Tensor, size: int, rng: random.Random | Non
     return rng.randint(0, height - size), rng.randint(0, width - size)
 
 
+@contextmanager
+def python_random_from(rng: random.Random | None) -> Iterator[None]:
+    """Python's global generator, which timm's augmentations draw from, seeded from ``rng`` inside the block and
+    restored after it, so that an explicit rng decides the draws and leaves the global stream alone. ``rng`` None:
+    the global generator as it is (``data.resumable`` seeds it per item)."""
+    if rng is None:
+        yield
+        return
+    saved = random.getstate()
+    random.seed(rng.getrandbits(63))
+    try:
+        yield
+    finally:
+        random.setstate(saved)
+
+
 def uniform_crop_offsets(height: int, width: int, size: int, index: int) -> tuple[int, int]:
     """(top, left) of pytorchvideo's ``uniform_crop(video, size, index)``: index 0/1/2 = start/centre/end of the
     long side, centred on the short side (PySlowFast's 3-crop test views; a test checks the two agree)."""
@@ -102,14 +124,16 @@ def transform_joints(joints: torch.Tensor, space: str, scale: tuple[float, float
 
 
 class TrainTransform:
-    """Random short-side scale jitter, random crop, optional horizontal flip, optional colour jitter and
-    RandAugment, normalisation.
+    """Optional AutoAugment, random short-side scale jitter, random crop, optional horizontal flip, optional colour
+    jitter and RandAugment, normalisation, optional random erasing.
 
     Paper settings: Motionformer applies RandAugment on SSv2 and EPIC-KITCHENS (Sec. 4; its code uses timm's
     "rand-m20-mstd0.5-inc1": 2 ops, each with probability 0.5, magnitudes clipped at the maximum level 10, same
     draw for every frame) and lists colour jittering among its standard augmentations, though its SSv2/EPIC
     configs turn it off; CAST (Table 4) uses colour jitter 0.4 and RandAugment (9, 0.5), i.e. m9 with magnitude
-    std 0.5, on every dataset.
+    std 0.5, on every dataset. The official X-ViT code (``experiments.xvit``) applies timm's AutoAugment to the
+    decoded uint8 frames before the scale jitter and crop, and random erasing to the cropped, normalised clip, with
+    one box for all frames; both sit at those places here.
 
     Args:
         crop_size: side of the square output crop.
@@ -124,6 +148,11 @@ class TrainTransform:
         rand_augment: (magnitude, num_ops) of RandAugment, e.g. (9, 2); None = off. Magnitudes are drawn from
             N(magnitude, ``rand_augment_std``) and clipped to [0, 10].
         rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
+        auto_augment: timm's AutoAugment policy (``auto_augment_transform``'s config string, e.g. "v0"); None = off.
+            Its absolute translations shift int(0.45 * ``crop_size``) pixels at most (timm's ``translate_const``, as
+            timm's ``create_transform`` and the official X-ViT code at 224 set it; "v0" translates relatively only).
+        random_erasing: probability of timm's ``RandomErasing`` (its defaults: one box of 2% to 1/3 of the frame,
+            aspect ratio 0.3 to 1/0.3, filled with 0, i.e. the mean after normalisation); 0 = off.
     """
 
     def __init__(
@@ -137,12 +166,20 @@ class TrainTransform:
         color_jitter: float | tuple[float, float, float] | None = None,
         rand_augment: tuple[int, int] | None = None,
         rand_augment_std: float = 0.5,
+        auto_augment: str | None = None,
+        random_erasing: float = 0.0,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
+        if not 0.0 <= random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability, got {random_erasing}")
         self.crop_size, self.scale, self.hflip = crop_size, tuple(scale), hflip
         self.mean, self.std, self.rng = tuple(mean), tuple(std), rng
         self.color_jitter, self.rand_augment = color_jitter, rand_augment
+        self.auto_augment, self.random_erasing = auto_augment, random_erasing
+        self._auto_augment = (None if auto_augment is None else
+                              auto_augment_transform(auto_augment, {"translate_const": int(0.45 * crop_size)}))
+        self._eraser = RandomErasing(random_erasing, device="cpu") if random_erasing > 0 else None
         self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
         if rand_augment is not None:
             magnitude, num_ops = rand_augment
@@ -156,7 +193,12 @@ class TrainTransform:
 
     def __call__(self, sample: Sample) -> Sample:
         rng = self.rng or random
-        video = to_float(sample["video"])
+        video = sample["video"]
+        if self._auto_augment is not None:
+            if "pose" in sample:
+                raise ValueError("AutoAugment rotates, shears and translates pixels but not pose joints")
+            video = self._auto_augment_clip(video)
+        video = to_float(video)
         height, width = video.shape[-2:]
         video = resize_short_side(video, rng.randint(*self.scale))
         scale = (video.shape[-2] / height, video.shape[-1] / width)
@@ -167,7 +209,10 @@ class TrainTransform:
             video = TF.horizontal_flip(video)
         if self._photometric:
             video = self._photometric_augment(video)
-        out = {**sample, "video": normalize(video, self.mean, self.std)}
+        video = normalize(video, self.mean, self.std)
+        if self._eraser is not None:
+            video = self._erase(video)
+        out = {**sample, "video": video}
         if "pose" in sample:
             out["pose"] = transform_joints(sample["pose"], sample.get("pose_space", "pixel"), scale, top, left,
                                            self.crop_size if flip else None)
@@ -184,9 +229,33 @@ class TrainTransform:
                 frames = augment(frames)
         return frames.clamp(0, 1).transpose(0, 1)
 
+    def _auto_augment_clip(self, video: torch.Tensor) -> torch.Tensor:
+        """AutoAugment on (C, T, H, W), every frame as a uint8 PIL image (timm's ops are PIL's), returned uint8.
+
+        timm draws the sub-policy, whether each op applies, its sign and its interpolation from Python's ``random``;
+        restoring one generator state before each frame gives every frame the clip's single draw.
+        """
+        frames = TF.to_dtype(video, torch.uint8, scale=True).transpose(0, 1)
+        augmented = []
+        with python_random_from(self.rng):
+            state = random.getstate()
+            for frame in frames:
+                random.setstate(state)
+                augmented.append(TF.pil_to_tensor(self._auto_augment(TF.to_pil_image(frame))))
+        return torch.stack(augmented, dim=1)
+
+    def _erase(self, video: torch.Tensor) -> torch.Tensor:
+        """Random erasing of normalised (C, T, H, W) with one box for the whole clip: timm's eraser gets the clip as
+        one (C * T, H, W) image, so the box it draws covers the same pixels of every channel of every frame."""
+        video = video.contiguous()
+        with python_random_from(self.rng):
+            self._eraser(video.view(-1, *video.shape[-2:]))  # erases in place, through the view
+        return video
+
     def __repr__(self) -> str:
-        extras = "".join(f", {k}={getattr(self, k)}" for k in ("color_jitter", "rand_augment")
+        extras = "".join(f", {k}={getattr(self, k)}" for k in ("color_jitter", "rand_augment", "auto_augment")
                          if getattr(self, k) is not None)
+        extras += f", random_erasing={self.random_erasing}" if self.random_erasing else ""
         return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}{extras})"
 
 

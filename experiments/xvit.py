@@ -45,6 +45,16 @@ XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:v
 # yaml l. 40): the warm-up starts at 1/10 and 1/3 of BASE_LR (as fractions, so they follow a scaled lr).
 # MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49): see OFFICIAL_DROPOUT.
 _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", milestones=())
+# DATA.AUTOAUGMENT True (both yamls, l. 20): timm's AutoAugment, policy "v0" with translate_const int(224 * 0.45)
+# (slowfast/datasets/ssv2.py l. 89-92, kinetics.py l. 104-107; ours is int(0.45 x the crop), the same at 224, and
+# unused by v0, whose one translation is relative), in training on the decoded uint8 frames before the
+# spatial scale and crop (ssv2.py l. 281-283, kinetics.py l. 383-397), one call for the clip's list of frames; it
+# takes the place of RandAugment (the `elif` there), which both yamls turn off (RANDAUGMENT False, l. 22; defaults
+# l. 275 turns it on). DATA.RAND_CROP 0.5 (SSv2 yaml l. 24) is the probability of RandomErasing(syncronized=True)
+# (ssv2.py l. 84-88) on the cropped, normalised clip (l. 308-310); the Kinetics yaml keeps defaults' RAND_CROP 0.0
+# (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103).
+OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
+OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0"}
 
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
@@ -54,7 +64,7 @@ XVIT_PAPER_SSV2 = ScalePreset(
     # TEST.NUM_ENSEMBLE_VIEWS 2 (l. 58) x defaults' TEST.NUM_SPATIAL_CROPS 3 (defaults l. 99); RANDOM_FLIP False
     # (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset
     data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
-                                      test_clips=2, test_crops=3)},
+                                      test_clips=2, test_crops=3, options=OFFICIAL_AUGMENT_SSV2)},
     # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
     # (l. 10)
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
@@ -71,7 +81,8 @@ XVIT_PAPER_K400 = ScalePreset(
     # NUM_SPATIAL_CROPS 3 (l. 54-55); RANDOM_FLIP True (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the
     # shared Kinetics preset
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
-                                       batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3)},
+                                       batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
+                                       options=OFFICIAL_AUGMENT_K400)},
     # WEIGHT_DECAY 1e-5 (l. 38), MAX_EPOCH 30 (l. 36), MIXUP_ALPHA 0.4 (l. 10; every batch, mixed with one other
     # clip), LOSS_FUNC smooth_cross_entropy (l. 48): slowfast/models/losses.py's LabelSmoothingCrossEntropy, built
     # with its default smoothing 0.3 (losses.py l. 15; tools/train_net.py l. 79 passes only the reduction)
@@ -86,16 +97,23 @@ RECIPE_CHOICES = (
     "main paper, which is not here), per dataset config. Both: ViT-B/16 from ImageNet-21K, SGD with Nesterov "
     "momentum 0.9, lr 0.03 for a global batch of 64 (8 GPUs x 8 clips; another global batch scales it linearly), "
     "5 warm-up epochs (from 1/10 of the lr on SSv2, 1/3 on Kinetics-400: the configs' WARMUP_START_LR) then cosine "
-    "decay. SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
-    "cross-entropy without label smoothing, no mixup, 16 frames (one per segment), 2 clips x 3 crops at test. "
+    "decay, and in training AutoAugment (timm's \"v0\" policy) on the decoded frames before the spatial scaling "
+    "and crop, the same draw for every frame of a clip, instead of RandAugment. "
+    "SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
+    "cross-entropy without label smoothing, no mixup, random erasing with probability 0.5 (its RAND_CROP: one box "
+    "for all frames of the cropped, normalised clip), 16 frames (one per segment), 2 clips x 3 crops at test. "
     "Kinetics-400 (configs/Kinetics/xvit_B16_16x16_k400.yaml): 30 epochs, weight decay 1e-5, label smoothing 0.3 "
     "(its smooth_cross_entropy's default), mixup alpha 0.4, 1 clip x 3 crops at test. Our choices: 8 frames at "
     "stride 8 on Kinetics-400 (the config's 16 frames at rate 16 disagree with its 8 segments; the supplementary's "
-    "Table 1 lists X-ViT at 8x224²); RandAugment on SSv2 (our SSv2 preset's) where the configs use AutoAugment, "
-    "none on Kinetics-400; TSM-ViT shifts 1/8 each way (TSM's fold_div 8). Dropout 0.5 as the official model's: "
+    "Table 1 lists X-ViT at 8x224²); TSM-ViT shifts 1/8 each way (TSM's fold_div 8). "
+    "Dropout 0.5 as the official model's: "
     "on every frame's feature before the temporal aggregation, and before the classifier inside the "
-    "temporal-attention head (the tiny rows train without dropout). Not modelled: AutoAugment, SSv2's random "
-    "erasing (probability 0.5), the warm-up's exact curve (ours ramps linearly to the peak lr), and weight decay on "
+    "temporal-attention head (the tiny rows train without dropout). Not exactly the official code's: the two files "
+    "that define its AutoAugment and random erasing (slowfast/datasets/data_augment.py, rand_erasing.py) are not in "
+    "the copy we read, so we apply today's timm AutoAugment \"v0\" and timm's RandomErasing at its defaults (a box "
+    "of 2% to 1/3 of the frame, aspect ratio 0.3 to 3.3, filled with 0, the mean after normalisation), and the same "
+    "draw on every frame is our reading of their one call per clip and of syncronized=True. Not modelled: the "
+    "warm-up's exact curve (ours ramps linearly to the peak lr), and weight decay on "
     "norms, biases and embeddings (exempt here, as timm does; the official code decays all but the classifier's "
     "biases). "
     "From the official code as well: the temporal-attention head is its VitHead (a zero class token, one block "

@@ -1,5 +1,6 @@
-"""TrainTransform's colour jitter and RandAugment: one parameter draw per clip, applied to every frame alike;
-seeded by the transform's rng; off by default, leaving the default outputs unchanged."""
+"""TrainTransform's colour jitter, RandAugment, AutoAugment and random erasing: one parameter draw per clip,
+applied to every frame alike; seeded by the transform's rng; off by default, leaving the default outputs
+unchanged."""
 
 from __future__ import annotations
 
@@ -68,3 +69,112 @@ def test_bad_rand_augment_raises():
     with pytest.raises(ValueError, match="rand_augment"):
         TrainTransform(32, (32, 40), True, rand_augment=(12, 2))
     assert "rand_augment=(7, 4)" in repr(TrainTransform(32, (32, 40), True, rand_augment=(7, 4)))
+
+
+# ---- AutoAugment and random erasing (the official X-ViT recipe's, experiments.xvit) --------------------------------
+
+OFF = dict(auto_augment=None, random_erasing=0.0)
+
+
+def _transform(seed: int | None, **kwargs) -> TrainTransform:
+    return TrainTransform(32, (32, 40), hflip=True, rng=None if seed is None else random.Random(seed), **kwargs)
+
+
+def test_auto_augment_and_erasing_off_leave_the_output_byte_identical():
+    """Off (None and 0) is the default transform, i.e. the pipeline ``test_defaults_are_unchanged`` writes out."""
+    clip = _clip()
+    for seed in range(4):
+        off = _transform(seed, **OFF)({"video": clip})["video"]
+        assert torch.equal(off, _transform(seed)({"video": clip})["video"])
+
+
+def test_auto_augment_is_timms_policy_on_the_uncropped_uint8_frames_with_one_draw_for_the_clip():
+    """Written out: one seed from the rng seeds Python's generator, whose state is replayed before each frame, so
+    timm's AutoAugment makes the same draw on every frame (a PIL image at the decoded size); the scale jitter, crop
+    and flip then draw from the rng as before."""
+    from timm.data.auto_augment import auto_augment_transform
+
+    clip = _clip()
+    policy = auto_augment_transform("v0", {"translate_const": int(0.45 * 32)})
+    changed = 0
+    for seed in range(8):
+        out = _transform(seed, auto_augment="v0")({"video": clip})["video"]
+        rng, saved = random.Random(seed), random.getstate()
+        random.seed(rng.getrandbits(63))
+        state, frames = random.getstate(), []
+        for t in range(clip.shape[1]):
+            random.setstate(state)
+            frames.append(TF.pil_to_tensor(policy(TF.to_pil_image(clip[:, t]))))
+        random.setstate(saved)
+        augmented = torch.stack(frames, dim=1)
+        changed += not torch.equal(augmented, clip)
+        video = random_crop(resize_short_side(to_float(augmented), rng.randint(32, 40)), 32, rng)
+        if rng.random() < 0.5:
+            video = TF.horizontal_flip(video)
+        assert torch.equal(out, normalize(video, (0.5,) * 3, (0.5,) * 3)), f"seed {seed}"
+    assert changed >= 4, f"AutoAugment changed only {changed} of 8 clips"
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_auto_augment_gives_every_frame_the_same_draw(seeded):
+    """With the transform's rng, and with none (Python's global generator, which training seeds per item)."""
+    clip = _clip()
+    for seed in range(8):
+        random.seed(seed)
+        still = _transform(seed if seeded else None, auto_augment="v0")({"video": clip[:, :1].repeat(1, 4, 1, 1)})
+        assert torch.equal(still["video"], still["video"][:, :1].expand_as(still["video"])), f"seed {seed}"
+        random.seed(seed)
+        out = _transform(seed if seeded else None, auto_augment="v0")({"video": clip})["video"]
+        for t in range(clip.shape[1]):  # each frame alone gets that frame of the whole clip: one draw per clip
+            random.seed(seed)
+            alone = _transform(seed if seeded else None, auto_augment="v0")({"video": clip[:, t:t + 1]})["video"]
+            assert torch.equal(alone[:, 0], out[:, t]), f"seed {seed}: frame {t} differs"
+
+
+def test_auto_augment_and_erasing_are_reproducible_and_leave_the_global_generator_alone():
+    clip = _clip()
+    make = lambda seed: _transform(seed, auto_augment="v0", random_erasing=0.5)  # noqa: E731
+    assert torch.equal(make(3)({"video": clip})["video"], make(3)({"video": clip})["video"])
+    assert not torch.equal(make(3)({"video": clip})["video"], make(4)({"video": clip})["video"])
+    state = random.getstate()
+    make(5)({"video": clip})
+    assert state == random.getstate(), "an explicit rng must leave Python's generator alone"
+
+
+def test_auto_augment_refuses_pose():
+    with pytest.raises(ValueError, match="pose"):
+        _transform(0, auto_augment="v0")({"video": _clip(), "pose": torch.zeros(4, 13, 2), "pose_space": "pixel"})
+
+
+def _erased(seed: int, probability: float, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output with erasing, output without) for the same draws: the eraser's seed is the rng's last draw."""
+    return (_transform(seed, random_erasing=probability)({"video": clip})["video"],
+            _transform(seed)({"video": clip})["video"])
+
+
+def test_random_erasing_erases_one_box_on_every_frame():
+    clip = _clip()
+    for seed in range(8):
+        out, plain = _erased(seed, 1.0, clip)
+        box = (out != plain).any(dim=0).any(dim=0)  # (H, W): every pixel erased in any channel of any frame
+        rows, cols = box.any(dim=1).nonzero().flatten(), box.any(dim=0).nonzero().flatten()
+        assert len(rows) and len(cols), f"seed {seed}: nothing erased"
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        assert box[top:bottom, left:right].all(), f"seed {seed}: not a rectangle"
+        # the same box on every frame and channel, filled with 0 (the mean after normalisation); the rest untouched
+        assert torch.equal(out[:, :, top:bottom, left:right], torch.zeros_like(out[:, :, top:bottom, left:right]))
+        assert torch.equal(out[:, :, ~box], plain[:, :, ~box])
+        assert 0.02 * 32 * 32 - 32 <= box.sum() <= 32 * 32 / 3 + 32  # timm's area range, up to rounding
+        assert torch.equal(out, _transform(seed, random_erasing=1.0)({"video": clip})["video"])  # seeded
+
+
+def test_random_erasing_honours_its_probability():
+    clip = _clip(frames=2)
+    for seed in range(8):
+        out, plain = _erased(seed, 0.0, clip)
+        assert torch.equal(out, plain), "probability 0 erased"
+    erased = [not torch.equal(*_erased(seed, 0.5, clip)) for seed in range(100)]
+    assert 30 <= sum(erased) <= 70, f"probability 0.5 erased {sum(erased)} of 100 clips"
+    with pytest.raises(ValueError, match="random_erasing"):
+        _transform(0, random_erasing=1.5)
+    assert "auto_augment=v0, random_erasing=0.5" in repr(_transform(0, auto_augment="v0", random_erasing=0.5))

@@ -4,6 +4,8 @@ models (``experiments.xvit`` names the file and line of every value). The tiny s
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from timm.optim import create_optimizer_v2
@@ -14,7 +16,7 @@ from experiments.provenance import batch_and_lr
 from experiments.runner import resolve_runs
 from experiments.spec import table_spec
 from experiments.static import paper_config
-from experiments.tasks import build_model
+from experiments.tasks import build_model, get_task
 
 # (optimizer, momentum, lr, warm-up epochs, schedule, epochs, weight decay, label smoothing, mixup alpha)
 OFFICIAL_SSV2 = ("sgd", 0.9, 0.03, 5, "cosine", 35, 1e-4, 0.0, 0.0)
@@ -107,6 +109,35 @@ def test_the_warm_up_starts_where_the_official_configs_say():
     """WARMUP_START_LR 0.003 of BASE_LR 0.03 on SSv2, 0.01 of 0.03 on Kinetics-400."""
     assert [cfg.optim.warmup_start for cfg in _paper("xvit_table2")] == pytest.approx([0.1] * 4)
     assert [cfg.optim.warmup_start for cfg in _paper("xvit_figure1")] == pytest.approx([1 / 3] * 5)
+
+
+def test_the_paper_configs_augment_as_the_official_datasets():
+    """DATA.AUTOAUGMENT True in both yamls (timm's "v0", in place of RandAugment); DATA.RAND_CROP 0.5, random
+    erasing's probability, in the SSv2 yaml, and defaults.py's 0.0 (no erasing) on Kinetics-400."""
+    for cfg in _paper("xvit_table2"):
+        assert dict(cfg.data.options) == {"auto_augment": "v0", "random_erasing": 0.5}, cfg.row
+    spec = table_spec("xvit_table1")
+    for cfg in [*_paper("xvit_figure1"), paper_config(spec, spec.row("xvit"))]:
+        assert dict(cfg.data.options) == {"auto_augment": "v0"}, cfg.column
+
+
+@pytest.mark.parametrize("table", ["xvit_table1", "xvit_table2", "xvit_figure1"])
+def test_the_tiny_configs_carry_no_augmentation(table):
+    for cfg in resolve_runs(table, scale="tiny"):
+        assert not {"auto_augment", "random_erasing", "rand_augment", "color_jitter"} & set(cfg.data.options)
+
+
+def test_the_paper_options_reach_the_training_transform(tmp_path, monkeypatch):
+    """Through the task's data module, as a run builds it: here on a few generated SSv2-like clips."""
+    monkeypatch.chdir(tmp_path)  # the generated set goes to the default cache, under the working directory
+    cfg = _paper("xvit_table2")[0]
+    tiny = dataclasses.replace(cfg.data, dataset="synth_motion", root=None, num_frames=4, crop_size=32,
+                               train_scale=(32, 40), batch_size=2, num_workers=0,
+                               synthetic_params=dict(num_train=2, num_val=2, num_video_frames=8))
+    dm = get_task(cfg.task).datamodule(dataclasses.replace(cfg, data=tiny), tmp_path)
+    dm.setup("fit")
+    transform = dm.train_dataloader().dataset.dataset.transform
+    assert (transform.auto_augment, transform.random_erasing, transform.rand_augment) == ("v0", 0.5, None)
 
 
 @pytest.mark.parametrize("table", ["xvit_table2", "xvit_figure1"])
