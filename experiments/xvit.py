@@ -78,8 +78,10 @@ XVIT_PAPER_K400 = ScalePreset(
     model=XVIT_PAPER_MODEL,
     # 8 frames at stride 8: ours (the yaml's NUM_FRAMES 16 at SAMPLING_RATE 16, l. 12-13, disagrees with its
     # XVIT.NUM_SEGMENTS 8, l. 29; the supplementary's Table 1 lists X-ViT at 8x224²). TEST.NUM_ENSEMBLE_VIEWS 1 x
-    # NUM_SPATIAL_CROPS 3 (l. 54-55); RANDOM_FLIP True (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the
-    # shared Kinetics preset
+    # NUM_SPATIAL_CROPS 3 (l. 54-55); RANDOM_FLIP True (l. 23), as the shared Kinetics preset. Its training crop is
+    # not the yaml's TRAIN_JITTER_SCALES [256, 320] (l. 14): with defaults' DATA.USE_XVIT_AGUMENTATION True,
+    # kinetics.py (l. 407-417) crops by random_scale_and_resize instead, which is not modelled (RECIPE_CHOICES); we
+    # keep the shared preset's scale jitter and random crop
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
                                        batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
                                        options=OFFICIAL_AUGMENT_K400)},
@@ -113,7 +115,9 @@ RECIPE_CHOICES = (
     "the copy we read, so we apply today's timm AutoAugment \"v0\" and timm's RandomErasing at its defaults (a box "
     "of 2% to 1/3 of the frame, aspect ratio 0.3 to 3.3, filled with 0, the mean after normalisation), and the same "
     "draw on every frame is our reading of their one call per clip and of syncronized=True. Not modelled: the "
-    "warm-up's exact curve (ours ramps linearly to the peak lr), and weight decay on "
+    "warm-up's exact curve (ours ramps linearly to the peak lr), Kinetics-400's training crop (its "
+    "random_scale_and_resize under USE_XVIT_AGUMENTATION; ours is the shared short-side jitter in [256, 320] and a "
+    "random 224 crop), and weight decay on "
     "norms, biases and embeddings (exempt here, as timm does; the official code decays all but the classifier's "
     "biases). "
     "From the official code as well: the temporal-attention head is its VitHead (a zero class token, one block "
