@@ -447,14 +447,14 @@ def training_cost(spec: TableSpec, row: RowSpec) -> Computed:
                     f"{dtype or 'fp32'}, {device})", MEASURED + device)
 
 
-# Measured at commit e600df9, two runs side by side on the 2-core machine: 5 min a run against 1.3 at 6 epochs.
+# Measured at commit 7a4a9cf, two runs side by side on the 2-core machine, one thread each (README: the sweep).
 VERB_PLATEAU_NOTE = (
     "At the tiny schedule (6 epochs, 360 steps) the verb head stays near chance (6 verbs: 16.7%), so the verb and "
     "action columns do not rank the rows. Measured on the CAST row, seed 0, one thread a run: verbs stay at "
-    "16-21% for every schedule up to 15 epochs (900 steps) at lr 1e-3, 3e-3 or 1e-2, and leave chance at 20: "
-    "`python -m experiments run cast_table1c --rows cast --epochs 20 --threads 1` gives verb 28.3, noun 76.2, "
-    "action 21.3; adding `--set optim.lr=0.003` gives verb 37.5, noun 74.6, action 27.5, each run 5 min against "
-    "1.3 at 6 epochs (README: the sweep).")
+    "15-19% for every schedule up to 20 epochs (1200 steps) at lr 1e-3, 3e-3 or 1e-2 (`python -m experiments run "
+    "cast_table1c --rows cast --seeds 1 --epochs 20 --threads 1` gives verb 18.8, noun 77.5, action 15.4, in 4.6 "
+    "min against 1.1 at 6 epochs; README: the sweep). Before CAST took the official initialisation and schedule "
+    "shape (7a4a9cf), 20 epochs had lifted verbs to 28-39%; with them they stay near chance within this budget.")
 
 
 # ---- Table 1 (a)-(h): ablations on EPIC-KITCHENS-100 --------------------------------------------------------------
