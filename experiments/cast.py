@@ -16,9 +16,9 @@ Scales:
     epochs (from 0, decaying to 1e-3 of the peak: the official min_lr 1e-6, scaled as the lr), 50 epochs (70 on
     K400), batch 6 per GPU on 16 GPUs with update frequency 4 (6 on K400), layer-wise lr decay 0.75 (block i of
     12 at lr x 0.75^(12 - i), the official ``get_num_layer_for_vit`` grouping: ``CAST.group_matcher``), label
-    smoothing 0.1, mixup 0.8 (on a batch with probability 0.9, 0.5 on K400: the
-    official scripts' ``--mixup_prob``), colour jitter 0.4, RandAugment magnitude 9, drop path 0.2 (0.3 on SSV2);
-    test views 2 clips x 3 crops (5 x 3 on K400).
+    smoothing 0.1, mixup 0.8 (on a batch with probability 0.9, 0.5 on K400: the official scripts'
+    ``--mixup_prob``), colour jitter 0.4, RandAugment magnitude 9, drop path 0.2 (0.3 on SSV2); test views 2 clips
+    x 3 crops (5 x 3 on K400).
   - Tables 1a-1h (ablations, Sec. 4.2) and 5-8 (Appendix D, footnote 4): the ablation recipe
     (``ablation_preset``): the same on EK100 with update frequency 2 (Sec. 4.2: "batch size per GPU as 6 with
     update frequency of 2"), i.e. a global batch of 192 and lr 7.5e-4 instead of 384 and 1.5e-3, and Sec. 4.2's
