@@ -44,7 +44,10 @@ XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:v
 # belong to the step policy, which cosine does not read. WARMUP_START_LR 0.003 (SSv2 yaml l. 45) and 0.01 (K400
 # yaml l. 40): the warm-up starts at 1/10 and 1/3 of BASE_LR (as fractions, so they follow a scaled lr).
 # MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49): see OFFICIAL_DROPOUT.
-_OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", milestones=())
+# slowfast/models/optimizer.py's construct_optimizer (ViT backbones): every parameter decays except the biases of modules
+# whose name holds "head" or "new_fc" (BN.WEIGHT_DECAY 0, defaults): "head_biases".
+_OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", milestones=(),
+                     weight_decay_exempt="head_biases")
 # DATA.AUTOAUGMENT True (both yamls, l. 20): timm's AutoAugment, policy "v0" with translate_const int(224 * 0.45)
 # (slowfast/datasets/ssv2.py l. 89-92, kinetics.py l. 104-107; ours is int(0.45 x the crop), the same at 224, and
 # unused by v0, whose one translation is relative), in training on the decoded uint8 frames before the
@@ -115,11 +118,10 @@ RECIPE_CHOICES = (
     "the copy we read, so we apply today's timm AutoAugment \"v0\" and timm's RandomErasing at its defaults (a box "
     "of 2% to 1/3 of the frame, aspect ratio 0.3 to 3.3, filled with 0, the mean after normalisation), and the same "
     "draw on every frame is our reading of their one call per clip and of syncronized=True. Not modelled: the "
-    "warm-up's exact curve (ours ramps linearly to the peak lr), Kinetics-400's training crop (its "
+    "warm-up's exact curve (ours ramps linearly to the peak lr) and Kinetics-400's training crop (its "
     "random_scale_and_resize under USE_XVIT_AGUMENTATION; ours is the shared short-side jitter in [256, 320] and a "
-    "random 224 crop), and weight decay on "
-    "norms, biases and embeddings (exempt here, as timm does; the official code decays all but the classifier's "
-    "biases). "
+    "random 224 crop). Weight decay as the official optimizer's: on every parameter (norms, biases, embeddings) "
+    "but the classification head's biases. "
     "From the official code as well: the temporal-attention head is its VitHead (a zero class token, one block "
     "without q/k/v bias, then LayerNorm, Linear and GELU before the classifier, at torch's default "
     "initialisation); X-ViT mixes 1/4 of the key/value channels from each neighbour frame on SSv2 "

@@ -102,6 +102,9 @@ class VideoClassifier(L.LightningModule):
         cutmix_alpha: Beta(alpha, alpha) of cutmix; 0 = off. The cut box is the same on every frame.
         mixup_prob: probability of mixing a batch at all (when either alpha > 0).
         mixup_switch_prob: probability of cutmix instead of mixup when both alphas are > 0.
+        weight_decay_exempt: which parameters weight decay spares: "timm" (biases, norms and the model's
+            ``no_weight_decay()``: timm's rule) or "head_biases" (only the classification head's biases, the model's
+            ``head_bias_names()``: the official X-ViT / PySlowFast optimizer's rule for ViT backbones).
         layer_decay: layer-wise lr decay (BEiT's): the lr of each layer group of the model's ``group_matcher``
             (timm's grouping; embeddings first, then the blocks, the rest last) is scaled by layer_decay^(groups
             after it); None: one lr. A model without ``group_matcher`` is refused rather than guessed at.
@@ -134,6 +137,7 @@ class VideoClassifier(L.LightningModule):
         cutmix_alpha: float = 0.0,
         mixup_prob: float = 1.0,
         mixup_switch_prob: float = 0.5,
+        weight_decay_exempt: Literal["timm", "head_biases"] = "timm",
         layer_decay: float | None = None,
     ) -> None:
         super().__init__()
@@ -141,6 +145,11 @@ class VideoClassifier(L.LightningModule):
         if not 0.0 <= warmup_start <= 1.0 or not 0.0 <= min_lr_ratio < 1.0:
             raise ValueError(f"warmup_start must be in [0, 1] and min_lr_ratio in [0, 1) (fractions of the peak lr), "
                              f"got {warmup_start} and {min_lr_ratio}")
+        if weight_decay_exempt not in ("timm", "head_biases"):
+            raise ValueError(f"weight_decay_exempt must be 'timm' or 'head_biases', got {weight_decay_exempt!r}")
+        if weight_decay_exempt == "head_biases" and layer_decay is not None:
+            raise ValueError("weight_decay_exempt='head_biases' builds its own parameter groups and does not combine "
+                             "with layer_decay")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.num_classes = num_classes
@@ -232,7 +241,16 @@ class VideoClassifier(L.LightningModule):
         if layer_decay is not None and not hasattr(self.model, "group_matcher"):
             raise ValueError(f"optim.layer_decay={layer_decay} needs layer groups, and {type(self.model).__name__} "
                              f"has no group_matcher(): set optim.layer_decay=None for this model")
-        optimizer = create_optimizer_v2(self.model, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay,
+        params: Any = self.model
+        if hp.get("weight_decay_exempt", "timm") == "head_biases":
+            if not hasattr(self.model, "head_bias_names"):
+                raise ValueError(f"optim.weight_decay_exempt='head_biases' needs the model's head_bias_names(), and "
+                                 f"{type(self.model).__name__} has none")
+            exempt = set(self.model.head_bias_names())
+            trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            params = [{"params": [p for n, p in trainable if n not in exempt]},
+                      {"params": [p for n, p in trainable if n in exempt], "weight_decay": 0.0}]
+        optimizer = create_optimizer_v2(params, opt=hp.optimizer, lr=hp.lr, weight_decay=hp.weight_decay,
                                         layer_decay=layer_decay, **extra)
         for group in optimizer.param_groups:  # timm leaves lr_scale to its own schedulers; ours is a LambdaLR
             group["lr"] = hp.lr * group.get("lr_scale", 1.0)

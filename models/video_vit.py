@@ -298,6 +298,15 @@ class VideoViT(nn.Module):
         """Parameter names timm's optimizer factory exempts from weight decay."""
         return {"pos_embed", "cls_token", "time_embed", "temporal_aggregation.cls_token"}
 
+    def head_bias_names(self) -> set[str]:
+        """The classification head's biases: the classifier's, and those of X-ViT's temporal head MLP (LayerNorm,
+        Linear), the parameters the official X-ViT optimizer exempts from weight decay (every bias of a module
+        whose name holds "head": its ``VitHead.mlp_head``; its temporal block and class token decay)."""
+        names = {"head.bias"} if isinstance(self.head, nn.Linear) else set()
+        if isinstance(getattr(self, "temporal_aggregation", None), TemporalAttentionPool):
+            names |= {"temporal_aggregation.norm.bias", "temporal_aggregation.fc.bias"}
+        return names
+
     def set_fused_attn(self, flag: bool) -> None:
         """Switch every attention between SDPA (True) and the explicit softmax path (False)."""
         set_fused_attn(self, flag)

@@ -310,6 +310,42 @@ def test_schedule_fractions_out_of_range_are_refused():
         SequenceClassifier(Passthrough(3), 3, warmup_start=0.0)
 
 
+def test_head_biases_exemption_decays_everything_but_the_heads_biases(monkeypatch):
+    """The official X-ViT optimizer: norms, biases, embeddings and the class tokens all decay; only the biases of
+    the classification head (the classifier and the temporal head's MLP) do not. timm's rule spares far more."""
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vit_tiny_frame", num_classes=5, attn_layer="xvit", temporal_aggregation="attention")
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
+                        raising=False)
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    def spared(exempt: str) -> set[str]:
+        module = VideoClassifier(model, 5, optimizer="sgd", lr=0.03, weight_decay=1e-4, epochs=2,
+                                 weight_decay_exempt=exempt)
+        groups = module.configure_optimizers()["optimizer"].param_groups
+        assert sum(len(g["params"]) for g in groups) == len(names)  # every parameter, once
+        assert {g["weight_decay"] for g in groups} == {0.0, 1e-4}
+        return {names[id(p)] for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+
+    assert spared("head_biases") == {"head.bias", "temporal_aggregation.norm.bias", "temporal_aggregation.fc.bias"}
+    timm_rule = spared("timm")
+    assert {"blocks.0.norm1.weight", "blocks.0.attn.qkv.bias", "pos_embed", "cls_token"} <= timm_rule
+
+
+def test_head_biases_exemption_needs_the_models_head_and_no_layer_decay(monkeypatch):
+    with pytest.raises(ValueError, match=r"does not combine with layer_decay"):
+        VideoClassifier(Passthrough(3), 3, weight_decay_exempt="head_biases", layer_decay=0.75)
+    with pytest.raises(ValueError, match=r"weight_decay_exempt must be 'timm' or 'head_biases'"):
+        VideoClassifier(Passthrough(3), 3, weight_decay_exempt="all")
+    module = VideoClassifier(Passthrough(3), 3, epochs=2, weight_decay_exempt="head_biases")
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
+                        raising=False)
+    with pytest.raises(ValueError, match=r"needs the model's head_bias_names\(\), and Passthrough has none"):
+        module.configure_optimizers()
+
+
 def test_layer_decay_needs_a_model_with_layer_groups(monkeypatch):
     module = VideoClassifier(Passthrough(3), 3, lr=0.1, epochs=2, layer_decay=0.75)
     monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),

@@ -105,6 +105,14 @@ def test_the_paper_models_drop_as_the_official_dropout_rate_and_nowhere_else():
             assert isinstance(model.frame_drop, torch.nn.Identity) and model.head_drop.p == 0.0, cfg.row
 
 
+def test_weight_decay_spares_only_the_heads_biases_at_paper_scale_as_the_official_optimizer():
+    """slowfast/models/optimizer.py: every parameter decays but the biases of "head" modules; the tiny rows keep
+    timm's rule."""
+    for table in ("xvit_table2", "xvit_figure1"):
+        assert {cfg.optim.weight_decay_exempt for cfg in _paper(table)} == {"head_biases"}
+        assert {cfg.optim.weight_decay_exempt for cfg in resolve_runs(table, scale="tiny")} == {"timm"}
+
+
 def test_the_warm_up_starts_where_the_official_configs_say():
     """WARMUP_START_LR 0.003 of BASE_LR 0.03 on SSv2, 0.01 of 0.03 on Kinetics-400."""
     assert [cfg.optim.warmup_start for cfg in _paper("xvit_table2")] == pytest.approx([0.1] * 4)
@@ -145,7 +153,7 @@ def test_the_reports_name_the_official_configs_and_what_is_not_modelled(table):
     notes = table_spec(table).notes
     assert xvit.RECIPE_CHOICES in notes
     for expected in ("configs/SSv2/xvit_B16_16x16.yaml", "configs/Kinetics/xvit_B16_16x16_k400.yaml", "lr 0.03",
-                     "label smoothing 0.3", "mixup alpha 0.4", "Not modelled", "Dropout 0.5 as the official model's",
+                     "label smoothing 0.3", "mixup alpha 0.4", "Not modelled", "Dropout 0.5 as the official model's", "Weight decay as the official optimizer's",
                      "AutoAugment", "WARMUP_START_LR",
                      "Our choices: 8 frames at stride 8 on Kinetics-400"):
         assert expected in notes, expected
