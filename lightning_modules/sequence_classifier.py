@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .video_classifier import VideoClassifier
+from .video_classifier import WARMUP_START, VideoClassifier
 
 
 class SequenceClassifier(VideoClassifier):
@@ -36,10 +36,9 @@ class SequenceClassifier(VideoClassifier):
                  warmup_steps: int | None = None, eps: float = 1e-6, **kwargs: Any) -> None:
         super().__init__(model, num_classes, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
                          schedule=schedule, **kwargs)
-        shape = (kwargs.get("warmup_start", 0.01), kwargs.get("min_lr_ratio", 0.0))
-        if schedule == "linear" and shape != (0.01, 0.0):
-            raise ValueError(f"the linear schedule has its own start and end (OneCycleLR's): warmup_start and "
-                             f"min_lr_ratio {shape} would be ignored; use schedule='cosine' or 'step' for them")
+        if schedule == "linear" and kwargs.get("warmup_start", WARMUP_START) != WARMUP_START:
+            raise ValueError(f"the linear schedule has its own start and end (OneCycleLR's): warmup_start="
+                             f"{kwargs['warmup_start']} would be ignored; use schedule='cosine' or 'step' for it")
         self.save_hyperparameters(ignore=["model"])
 
     def configure_optimizers(self) -> dict[str, Any]:

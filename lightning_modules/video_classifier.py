@@ -74,6 +74,9 @@ def unique_videos(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "label": torch.cat([p["label"] for p in parts])[keep]}
 
 
+WARMUP_START = 0.01  # the warm-up's first lr / the peak lr, unless a recipe says otherwise (Motionformer's 1/100)
+
+
 class VideoClassifier(L.LightningModule):
     """Cross-entropy training of a clip classifier with multi-view testing.
 
@@ -131,7 +134,7 @@ class VideoClassifier(L.LightningModule):
         milestones: tuple[int, ...] = (20, 30),
         gamma: float = 0.1,
         warmup_epochs: float = 0.0,
-        warmup_start: float = 0.01,
+        warmup_start: float = WARMUP_START,
         min_lr_ratio: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
@@ -145,6 +148,9 @@ class VideoClassifier(L.LightningModule):
         if not 0.0 <= warmup_start <= 1.0 or not 0.0 <= min_lr_ratio < 1.0:
             raise ValueError(f"warmup_start must be in [0, 1] and min_lr_ratio in [0, 1) (fractions of the peak lr), "
                              f"got {warmup_start} and {min_lr_ratio}")
+        if min_lr_ratio and schedule != "cosine":
+            raise ValueError(f"min_lr_ratio={min_lr_ratio} is the cosine schedule's floor; the {schedule!r} schedule "
+                             f"would ignore it")
         if weight_decay_exempt not in ("timm", "head_biases"):
             raise ValueError(f"weight_decay_exempt must be 'timm' or 'head_biases', got {weight_decay_exempt!r}")
         if weight_decay_exempt == "head_biases" and layer_decay is not None:

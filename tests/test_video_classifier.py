@@ -310,6 +310,15 @@ def test_schedule_fractions_out_of_range_are_refused():
         SequenceClassifier(Passthrough(3), 3, warmup_start=0.0)
 
 
+@pytest.mark.parametrize("schedule", ["step", "linear"])
+def test_a_cosine_floor_on_another_schedule_is_refused(schedule):
+    from lightning_modules.sequence_classifier import SequenceClassifier
+
+    module = SequenceClassifier if schedule == "linear" else VideoClassifier
+    with pytest.raises(ValueError, match=rf"min_lr_ratio=0.001 is the cosine schedule's floor; the '{schedule}'"):
+        module(Passthrough(3), 3, schedule=schedule, min_lr_ratio=1e-3)
+
+
 def test_head_biases_exemption_decays_everything_but_the_heads_biases(monkeypatch):
     """The official X-ViT optimizer: norms, biases, embeddings and the class tokens all decay; only the biases of
     the classification head (the classifier and the temporal head's MLP) do not. timm's rule spares far more."""
