@@ -76,6 +76,25 @@ def test_msca_patch_rows_starts_from_the_tiny_token_row_runs_of_tables_4_and_5()
             assert more == {k: v for k, v in one.items() if k != "attn_kwargs"}
 
 
+def test_msca_patch_late_moves_the_tables_tiny_token_rows_in_the_last_blocks_only():
+    """Its every-block rows are the runs Tables 4 (pKV) and 5 (pK) track at tiny scale; the others differ from them in
+    ``shift_last_blocks`` alone, and the model built from them shifts in exactly those last blocks."""
+    ours = configs("msca_patch_late")
+    assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
+    key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
+    assert key(ours[("msca_pkv_rows1_last4", "SSv2")]) == key(configs("msca_table4")[("msca_pkv_n4", "SSv2")])
+    assert key(ours[("msca_pk_rows1_last4", "SSv2")]) == key(configs("msca_table5")[("msca_pk_n8", "SSv2")])
+    for shifted in ("pk", "pkv"):
+        every = ours[(f"msca_{shifted}_rows1_last4", "SSv2")]
+        for blocks in (2, 1):
+            late = ours[(f"msca_{shifted}_rows1_last{blocks}", "SSv2")]
+            assert dict(late.model.overrides) == {**every.model.overrides, "shift_last_blocks": blocks}
+            assert key(dataclasses.replace(late, model=every.model)) == key(every)
+            model = build_model(late, num_classes=6, device="meta")
+            shifting = [type(block.attn).__name__ == "MultiHeadSelfCrossAttention" for block in model.blocks]
+            assert shifting == [False] * (4 - blocks) + [True] * blocks, shifting
+
+
 def test_msca_rows_at_both_scales():
     paper, tiny = configs("msca_table1", "paper"), configs("msca_table1", "tiny")
     kv2 = paper[("msca_kv_h2", "K-400")].model.overrides
