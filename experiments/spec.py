@@ -62,6 +62,10 @@ class OptimConfig:
     warmup_start: float = 0.01  # the warm-up's first lr / the peak lr
     schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
     min_lr_ratio: float = 0.0  # "cosine": the lr it decays to / the peak lr
+    # "cosine": the epochs its curve spans: "after_warmup" (it starts at the peak when the warm-up ends) or "all"
+    # (PySlowFast's before its COSINE_AFTER_WARMUP, the official X-ViT code's: the curve spans every epoch from the
+    # first and the warm-up ramps onto it)
+    cosine_over: Literal["after_warmup", "all"] = "after_warmup"
     milestones: tuple[int, ...] = (20, 30)  # "step": divide by 1/gamma at these epochs
     gamma: float = 0.1
     # batch mixing (timm Mixup on clips; off in Motionformer's recipe)

@@ -43,11 +43,17 @@ XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:v
 # 0.03 (l. 36 / l. 34), LR_POLICY cosine (l. 37 / l. 35), WARMUP_EPOCHS 5 (l. 43 / l. 39); the yamls' STEPS / LRS
 # belong to the step policy, which cosine does not read. WARMUP_START_LR 0.003 (SSv2 yaml l. 45) and 0.01 (K400
 # yaml l. 40): the warm-up starts at 1/10 and 1/3 of BASE_LR (as fractions, so they follow a scaled lr).
+# tools/train_net.py sets the lr every step from optim.get_epoch_lr(cur_epoch + cur_iter / data_size), i.e.
+# PySlowFast's utils/lr_policy.py, which this copy of the code lacks; its defaults hold SOLVER.COSINE_END_LR (0.0)
+# and no SOLVER.COSINE_AFTER_WARMUP, which dates the policy between the two upstream changes: there lr_func_cosine
+# spans every epoch, cos(pi * epoch / MAX_EPOCH), and get_lr_at_epoch ramps the warm-up linearly from
+# WARMUP_START_LR onto the cosine's value at WARMUP_EPOCHS (0.95 of the peak on SSv2, 0.93 on Kinetics-400):
+# cosine_over="all".
 # MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49): see OFFICIAL_DROPOUT.
 # slowfast/models/optimizer.py's construct_optimizer (ViT backbones): every parameter decays except the biases of modules
 # whose name holds "head" or "new_fc" (BN.WEIGHT_DECAY 0, defaults): "head_biases".
-_OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", milestones=(),
-                     weight_decay_exempt="head_biases")
+_OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", cosine_over="all",
+                     milestones=(), weight_decay_exempt="head_biases")
 # DATA.AUTOAUGMENT True (both yamls, l. 20): timm's AutoAugment, policy "v0" with translate_const int(224 * 0.45)
 # (slowfast/datasets/ssv2.py l. 89-92, kinetics.py l. 104-107; ours is int(0.45 x the crop), the same at 224, and
 # unused by v0, whose one translation is relative), in training on the decoded uint8 frames before the
@@ -101,8 +107,10 @@ RECIPE_CHOICES = (
     "Paper-scale recipe from the official X-ViT code (1adrianb/video-transformers; the supplementary refers to its "
     "main paper, which is not here), per dataset config. Both: ViT-B/16 from ImageNet-21K, SGD with Nesterov "
     "momentum 0.9, lr 0.03 for a global batch of 64 (8 GPUs x 8 clips; another global batch scales it linearly), "
-    "5 warm-up epochs (from 1/10 of the lr on SSv2, 1/3 on Kinetics-400: the configs' WARMUP_START_LR) then cosine "
-    "decay, and in training AutoAugment (timm's \"v0\" policy) on the decoded frames before the spatial scaling "
+    "5 warm-up epochs (from 1/10 of the lr on SSv2, 1/3 on Kinetics-400: the configs' WARMUP_START_LR) onto a "
+    "cosine decay that spans every epoch, so the warm-up ends at 0.95 (SSv2) or 0.93 (Kinetics-400) of the lr "
+    "(PySlowFast's lr policy of the code's date; that file is not in the official copy, whose defaults date it), "
+    "and in training AutoAugment (timm's \"v0\" policy) on the decoded frames before the spatial scaling "
     "and crop, the same draw for every frame of a clip, instead of RandAugment. "
     "SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
     "cross-entropy without label smoothing, no mixup, random erasing with probability 0.5 (its RAND_CROP: one box "
@@ -117,8 +125,8 @@ RECIPE_CHOICES = (
     "that define its AutoAugment and random erasing (slowfast/datasets/data_augment.py, rand_erasing.py) are not in "
     "the copy we read, so we apply today's timm AutoAugment \"v0\" and timm's RandomErasing at its defaults (a box "
     "of 2% to 1/3 of the frame, aspect ratio 0.3 to 3.3, filled with 0, the mean after normalisation), and the same "
-    "draw on every frame is our reading of their one call per clip and of syncronized=True. Not modelled: the "
-    "warm-up's exact curve (ours ramps linearly to the peak lr) and Kinetics-400's training crop (its "
+    "draw on every frame is our reading of their one call per clip and of syncronized=True. Not modelled: "
+    "Kinetics-400's training crop (its "
     "random_scale_and_resize under USE_XVIT_AGUMENTATION; ours is the shared short-side jitter in [256, 320] and a "
     "random 224 crop). Weight decay as the official optimizer's: on every parameter (norms, biases, embeddings) "
     "but the classification head's biases. "

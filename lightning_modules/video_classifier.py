@@ -101,6 +101,9 @@ class VideoClassifier(L.LightningModule):
             code starts at 0).
         min_lr_ratio: the floor the "cosine" schedule decays to, as a fraction of the peak (0; CAST's official
             min_lr 1e-6 for its lr 1e-3, both scaled with the batch, is 1e-3).
+        cosine_over: the steps the "cosine" curve spans: "after_warmup" (from the peak at the warm-up's end to the
+            last step) or "all" (from the first step to the last; the warm-up ramps linearly onto the curve's value
+            at its end, below the peak: PySlowFast's ``get_lr_at_epoch`` without COSINE_AFTER_WARMUP, X-ViT's).
         mixup_alpha: Beta(alpha, alpha) of mixup; 0 = off (CAST, Table 4: 0.8).
         cutmix_alpha: Beta(alpha, alpha) of cutmix; 0 = off. The cut box is the same on every frame.
         mixup_prob: probability of mixing a batch at all (when either alpha > 0).
@@ -136,6 +139,7 @@ class VideoClassifier(L.LightningModule):
         warmup_epochs: float = 0.0,
         warmup_start: float = WARMUP_START,
         min_lr_ratio: float = 0.0,
+        cosine_over: Literal["after_warmup", "all"] = "after_warmup",
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         mixup_prob: float = 1.0,
@@ -150,6 +154,11 @@ class VideoClassifier(L.LightningModule):
                              f"got {warmup_start} and {min_lr_ratio}")
         if min_lr_ratio and schedule != "cosine":
             raise ValueError(f"min_lr_ratio={min_lr_ratio} is the cosine schedule's floor; the {schedule!r} schedule "
+                             f"would ignore it")
+        if cosine_over not in ("after_warmup", "all"):
+            raise ValueError(f"cosine_over must be 'after_warmup' or 'all', got {cosine_over!r}")
+        if cosine_over != "after_warmup" and schedule != "cosine":
+            raise ValueError(f"cosine_over={cosine_over!r} is the cosine schedule's span; the {schedule!r} schedule "
                              f"would ignore it")
         if weight_decay_exempt not in ("timm", "head_biases"):
             raise ValueError(f"weight_decay_exempt must be 'timm' or 'head_biases', got {weight_decay_exempt!r}")
@@ -269,13 +278,21 @@ class VideoClassifier(L.LightningModule):
         total = steps_per_epoch * hp.epochs
         warmup = int(round(hp.warmup_epochs * steps_per_epoch))
 
+        cosine_start = 0 if hp.get("cosine_over", "after_warmup") == "all" else warmup
+
+        def cosine(step: int) -> float:
+            progress = (step - cosine_start) / max(1, total - cosine_start)
+            curve = 0.5 * (1.0 + torch.cos(torch.tensor(torch.pi * min(1.0, progress))).item())
+            return hp.min_lr_ratio + (1.0 - hp.min_lr_ratio) * curve
+
+        # where the warm-up ends: the peak, or below it on a cosine that began with the first step
+        warmup_end = cosine(warmup) if hp.schedule == "cosine" and cosine_start < warmup else 1.0
+
         def factor(step: int) -> float:  # per-step multiplier of the peak lr
             if step < warmup:
-                return hp.warmup_start + (1.0 - hp.warmup_start) * step / warmup
+                return hp.warmup_start + (warmup_end - hp.warmup_start) * step / warmup
             if hp.schedule == "cosine":
-                progress = (step - warmup) / max(1, total - warmup)
-                cosine = 0.5 * (1.0 + torch.cos(torch.tensor(torch.pi * min(1.0, progress))).item())
-                return hp.min_lr_ratio + (1.0 - hp.min_lr_ratio) * cosine
+                return cosine(step)
             epoch = step // steps_per_epoch
             return hp.gamma ** sum(epoch >= m for m in hp.milestones)
 

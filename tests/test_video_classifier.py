@@ -301,6 +301,51 @@ def test_the_cosine_schedule_starts_and_ends_where_the_config_says(monkeypatch, 
                                                                   * (1 + math.cos(math.pi * 49 / 50)), abs=1e-10)
 
 
+def _pyslowfast_lr_at_epoch(base: float, warmup_start_lr: float, warmup_epochs: float, max_epoch: int,
+                            epoch: float) -> float:
+    """PySlowFast's ``utils/lr_policy.py``, ``get_lr_at_epoch`` with ``lr_func_cosine`` (COSINE_END_LR 0), as it was
+    before COSINE_AFTER_WARMUP, written out: a cosine over every epoch, and a linear warm-up onto its value at
+    WARMUP_EPOCHS."""
+    def cosine(e: float) -> float:
+        return 0.0 + (base - 0.0) * (math.cos(math.pi * e / max_epoch) + 1.0) * 0.5
+
+    if epoch < warmup_epochs:
+        return epoch * (cosine(warmup_epochs) - warmup_start_lr) / warmup_epochs + warmup_start_lr
+    return cosine(epoch)
+
+
+def test_a_cosine_over_all_epochs_is_the_official_x_vit_schedule(monkeypatch):
+    """``cosine_over="all"`` gives, step by step, the lr of the official X-ViT training loop on SSv2 (BASE_LR 0.03,
+    WARMUP_START_LR 0.003, 5 warm-up epochs of 35; ``get_epoch_lr(cur_epoch + cur_iter / data_size)``): the warm-up
+    ends at 0.95 of the peak, which no step reaches."""
+    lr, epochs, per_epoch = 0.03, 35, 4
+    module = VideoClassifier(Passthrough(3), 3, optimizer="sgd", lr=lr, weight_decay=0.0, epochs=epochs,
+                             schedule="cosine", warmup_epochs=5, warmup_start=0.1, cosine_over="all")
+    monkeypatch.setattr(VideoClassifier, "trainer",
+                        type("T", (), {"estimated_stepping_batches": epochs * per_epoch})(), raising=False)
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(epochs * per_epoch):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    official = [_pyslowfast_lr_at_epoch(lr, 0.003, 5, epochs, step / per_epoch) for step in range(epochs * per_epoch)]
+    assert lrs == pytest.approx(official, rel=1e-6, abs=1e-7 * lr)  # the cosine is float32
+    assert lrs[5 * per_epoch] == pytest.approx(0.9505 * lr, rel=1e-4) and max(lrs) == lrs[5 * per_epoch]
+
+
+def test_the_cosine_span_is_the_cosine_schedules_alone():
+    from lightning_modules.sequence_classifier import SequenceClassifier
+
+    with pytest.raises(ValueError, match=r"cosine_over='all' is the cosine schedule's span; the 'step' schedule"):
+        VideoClassifier(Passthrough(3), 3, schedule="step", cosine_over="all")
+    with pytest.raises(ValueError, match=r"cosine_over='all' is the cosine schedule's span; the 'linear' schedule"):
+        SequenceClassifier(Passthrough(3), 3, cosine_over="all")
+    with pytest.raises(ValueError, match=r"cosine_over must be 'after_warmup' or 'all', got 'warmup'"):
+        VideoClassifier(Passthrough(3), 3, schedule="cosine", cosine_over="warmup")
+
+
 def test_schedule_fractions_out_of_range_are_refused():
     with pytest.raises(ValueError, match=r"warmup_start must be in \[0, 1\] and min_lr_ratio in \[0, 1\)"):
         VideoClassifier(Passthrough(3), 3, min_lr_ratio=1.0)

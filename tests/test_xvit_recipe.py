@@ -113,10 +113,14 @@ def test_weight_decay_spares_only_the_heads_biases_at_paper_scale_as_the_officia
         assert {cfg.optim.weight_decay_exempt for cfg in resolve_runs(table, scale="tiny")} == {"timm"}
 
 
-def test_the_warm_up_starts_where_the_official_configs_say():
-    """WARMUP_START_LR 0.003 of BASE_LR 0.03 on SSv2, 0.01 of 0.03 on Kinetics-400."""
+def test_the_warm_up_starts_where_the_official_configs_say_and_ramps_onto_a_cosine_over_every_epoch():
+    """WARMUP_START_LR 0.003 of BASE_LR 0.03 on SSv2, 0.01 of 0.03 on Kinetics-400; PySlowFast's cosine of the
+    code's date spans every epoch (the tiny rows keep the cosine after the warm-up)."""
     assert [cfg.optim.warmup_start for cfg in _paper("xvit_table2")] == pytest.approx([0.1] * 4)
     assert [cfg.optim.warmup_start for cfg in _paper("xvit_figure1")] == pytest.approx([1 / 3] * 5)
+    for table in ("xvit_table2", "xvit_figure1"):
+        assert {cfg.optim.cosine_over for cfg in _paper(table)} == {"all"}
+        assert {cfg.optim.cosine_over for cfg in resolve_runs(table, scale="tiny")} == {"after_warmup"}
 
 
 def test_the_paper_configs_augment_as_the_official_datasets():
