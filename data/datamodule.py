@@ -112,6 +112,8 @@ class VideoDataModule(L.LightningDataModule):
         rand_augment: training RandAugment (magnitude, num_ops), same ops on every frame (``TrainTransform``).
         auto_augment: training AutoAugment, timm's policy name (e.g. "v0"), same draw on every frame; None = off.
         random_erasing: probability of training random erasing, one box for every frame; 0 = off.
+        multi_scale_crop: training crop as the official X-ViT code's on Kinetics (TSN's multi-scale crop, resized
+            to ``crop_size``) instead of the ``train_scale`` jitter and random crop (``TrainTransform``).
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class VideoDataModule(L.LightningDataModule):
         rand_augment: tuple[int, int] | None = None,
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
+        multi_scale_crop: bool = False,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -173,6 +176,7 @@ class VideoDataModule(L.LightningDataModule):
         self.color_jitter = color_jitter
         self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
+        self.multi_scale_crop = multi_scale_crop
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
@@ -210,7 +214,8 @@ class VideoDataModule(L.LightningDataModule):
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
                                        color_jitter=self.color_jitter, rand_augment=self.rand_augment,
-                                       auto_augment=self.auto_augment, random_erasing=self.random_erasing)
+                                       auto_augment=self.auto_augment, random_erasing=self.random_erasing,
+                                       multi_scale_crop=self.multi_scale_crop)
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]

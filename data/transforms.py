@@ -15,7 +15,8 @@ timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) both draw t
 apply them to the whole clip, so every frame gets the same operations with the same magnitudes. AutoAugment
 (timm's, one uint8 PIL image at a time) and random erasing (timm's ``RandomErasing``) draw from Python's
 ``random``: AutoAugment replays one generator state on every frame, and the eraser sees the clip's frames as the
-channels of one image, so again every frame gets the same draw.
+channels of one image, so again every frame gets the same draw. (AutoAugment's posterize keeps timm's draws but
+answers a request for 0 bits as Pillow used to, with a black image: ``make_auto_augment``.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from pytorchvideo.transforms.functional import short_side_scale
 from pytorchvideo.transforms.rand_augment import RandAugment
+from PIL import Image
 from timm.data.auto_augment import auto_augment_transform
+from timm.data.auto_augment import posterize as timm_posterize
 from timm.data.random_erasing import RandomErasing
 
 from data.pose import FLIP_PAIRS
@@ -70,6 +73,48 @@ def random_crop_offsets(video: torch.Tensor, size: int, rng: random.Random | Non
     if height < size or width < size:
         raise ValueError(f"cannot crop {size}x{size} from {height}x{width}")
     return rng.randint(0, height - size), rng.randint(0, width - size)
+
+
+# The official X-ViT code's Kinetics training crop (slowfast/datasets/transform.py, ``random_scale_and_resize``:
+# TSN's multi-scale crop): window sides as fractions of the short side, and the 13 window positions, in quarters of
+# the room left on each axis (x, y): the corners, the centre, the edge midpoints and the quarter points.
+MULTI_SCALE_CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
+MULTI_SCALE_CROP_POSITIONS = ((0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1),
+                              (1, 3), (3, 3))
+
+
+def multi_scale_crop_window(height: int, width: int, size: int, rng: random.Random | None = None
+                            ) -> tuple[int, int, int, int]:
+    """(top, left, window height, window width) of TSN's multi-scale crop in an H x W frame, as the official X-ViT
+    code draws it: each side a ``MULTI_SCALE_CROP_SCALES`` fraction of the short side (cut to whole pixels; a side
+    within 2 px of ``size`` becomes ``size``), the two fractions at most one step apart, at one of the
+    ``MULTI_SCALE_CROP_POSITIONS``."""
+    rng = rng or random
+    sides = [size if abs(int(min(height, width) * s) - size) < 3 else int(min(height, width) * s)
+             for s in MULTI_SCALE_CROP_SCALES]
+    window_h, window_w = rng.choice([(h, w) for i, h in enumerate(sides) for j, w in enumerate(sides)
+                                     if abs(i - j) <= 1])
+    x, y = rng.choice(MULTI_SCALE_CROP_POSITIONS)
+    return y * ((height - window_h) // 4), x * ((width - window_w) // 4), window_h, window_w
+
+
+def _posterize_keeping_no_bit_too(img: Image.Image, bits_to_keep: int, **kwargs: Any) -> Image.Image:
+    """timm's posterize, and for 0 bits the black image that Pillow's lookup table used to give. timm's "v0"
+    AutoAugment policy asks for 0 bits (its TensorFlow original's sub-policy (Posterize, 0.8, 2)), which Pillow now
+    refuses ("bits must be between or equal to 1 and 8"): about one clip in 27 stopped training with that error."""
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return timm_posterize(img, bits_to_keep, **kwargs)
+
+
+def make_auto_augment(policy: str, translate_const: int) -> Callable[[Image.Image], Image.Image]:
+    """timm's AutoAugment ``policy`` (``auto_augment_transform``'s config string), its posterize as
+    ``_posterize_keeping_no_bit_too``; the draws are timm's, unchanged."""
+    transform = auto_augment_transform(policy, {"translate_const": translate_const})
+    for op in (op for sub_policy in transform.policy for op in sub_policy):
+        if op.aug_fn is timm_posterize:
+            op.aug_fn = _posterize_keeping_no_bit_too
+    return transform
 
 
 @contextmanager
@@ -153,6 +198,9 @@ class TrainTransform:
             timm's ``create_transform`` and the official X-ViT code at 224 set it; "v0" translates relatively only).
         random_erasing: probability of timm's ``RandomErasing`` (its defaults: one box of 2% to 1/3 of the frame,
             aspect ratio 0.3 to 1/0.3, filled with 0, i.e. the mean after normalisation); 0 = off.
+        multi_scale_crop: instead of the short-side jitter and random crop (``scale`` is then unused), the official
+            X-ViT code's Kinetics crop: a ``multi_scale_crop_window`` of the frame, resized to ``crop_size`` x
+            ``crop_size`` (bilinear, antialiased as PIL's, which the official code uses).
     """
 
     def __init__(
@@ -168,6 +216,7 @@ class TrainTransform:
         rand_augment_std: float = 0.5,
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
+        multi_scale_crop: bool = False,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
@@ -177,8 +226,9 @@ class TrainTransform:
         self.mean, self.std, self.rng = tuple(mean), tuple(std), rng
         self.color_jitter, self.rand_augment = color_jitter, rand_augment
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
+        self.multi_scale_crop = multi_scale_crop
         self._auto_augment = (None if auto_augment is None else
-                              auto_augment_transform(auto_augment, {"translate_const": int(0.45 * crop_size)}))
+                              make_auto_augment(auto_augment, translate_const=int(0.45 * crop_size)))
         self._eraser = RandomErasing(random_erasing, device="cpu") if random_erasing > 0 else None
         self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
         if rand_augment is not None:
@@ -199,11 +249,18 @@ class TrainTransform:
                 raise ValueError("AutoAugment rotates, shears and translates pixels but not pose joints")
             video = self._auto_augment_clip(video)
         video = to_float(video)
-        height, width = video.shape[-2:]
-        video = resize_short_side(video, rng.randint(*self.scale))
-        scale = (video.shape[-2] / height, video.shape[-1] / width)
-        top, left = random_crop_offsets(video, self.crop_size, rng)
-        video = TF.crop(video, top, left, self.crop_size, self.crop_size)
+        if self.multi_scale_crop:
+            if "pose" in sample:
+                raise ValueError("multi_scale_crop stretches the window to a square; pose joints are not moved with it")
+            top, left, window_h, window_w = multi_scale_crop_window(*video.shape[-2:], self.crop_size, rng)
+            video = TF.resize(TF.crop(video, top, left, window_h, window_w), [self.crop_size, self.crop_size],
+                              antialias=True)
+        else:
+            height, width = video.shape[-2:]
+            video = resize_short_side(video, rng.randint(*self.scale))
+            scale = (video.shape[-2] / height, video.shape[-1] / width)
+            top, left = random_crop_offsets(video, self.crop_size, rng)
+            video = TF.crop(video, top, left, self.crop_size, self.crop_size)
         flip = self.hflip and rng.random() < 0.5
         if flip:
             video = TF.horizontal_flip(video)

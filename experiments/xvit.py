@@ -61,9 +61,9 @@ _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, sc
 # takes the place of RandAugment (the `elif` there), which both yamls turn off (RANDAUGMENT False, l. 22; defaults
 # l. 275 turns it on). DATA.RAND_CROP 0.5 (SSv2 yaml l. 24) is the probability of RandomErasing(syncronized=True)
 # (ssv2.py l. 84-88) on the cropped, normalised clip (l. 308-310); the Kinetics yaml keeps defaults' RAND_CROP 0.0
-# (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103).
+# (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103). Kinetics' training crop: see XVIT_PAPER_K400.
 OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
-OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0"}
+OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
 
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
@@ -89,8 +89,8 @@ XVIT_PAPER_K400 = ScalePreset(
     # XVIT.NUM_SEGMENTS 8, l. 29; the supplementary's Table 1 lists X-ViT at 8x224²). TEST.NUM_ENSEMBLE_VIEWS 1 x
     # NUM_SPATIAL_CROPS 3 (l. 54-55); RANDOM_FLIP True (l. 23), as the shared Kinetics preset. Its training crop is
     # not the yaml's TRAIN_JITTER_SCALES [256, 320] (l. 14): with defaults' DATA.USE_XVIT_AGUMENTATION True,
-    # kinetics.py (l. 407-417) crops by random_scale_and_resize instead, which is not modelled (RECIPE_CHOICES); we
-    # keep the shared preset's scale jitter and random crop
+    # kinetics.py (l. 407-417) crops by slowfast/datasets/transform.py's random_scale_and_resize (TSN's multi-scale
+    # crop of the decoded frames, resized to 224 x 224) instead: multi_scale_crop
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
                                        batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
                                        options=OFFICIAL_AUGMENT_K400)},
@@ -125,10 +125,11 @@ RECIPE_CHOICES = (
     "that define its AutoAugment and random erasing (slowfast/datasets/data_augment.py, rand_erasing.py) are not in "
     "the copy we read, so we apply today's timm AutoAugment \"v0\" and timm's RandomErasing at its defaults (a box "
     "of 2% to 1/3 of the frame, aspect ratio 0.3 to 3.3, filled with 0, the mean after normalisation), and the same "
-    "draw on every frame is our reading of their one call per clip and of syncronized=True. Not modelled: "
-    "Kinetics-400's training crop (its "
-    "random_scale_and_resize under USE_XVIT_AGUMENTATION; ours is the shared short-side jitter in [256, 320] and a "
-    "random 224 crop). Weight decay as the official optimizer's: on every parameter (norms, biases, embeddings) "
+    "draw on every frame is our reading of their one call per clip and of syncronized=True. Kinetics-400's "
+    "training crop is the official code's random_scale_and_resize (USE_XVIT_AGUMENTATION; TSN's multi-scale crop): "
+    "a window of 1, 0.875, 0.75 or 0.66 of the short side on each axis (at most one step apart) at one of 13 fixed "
+    "positions, resized to 224 x 224 (antialiased bilinear, as PIL's, on float frames), in place of the config's "
+    "scale jitter. Weight decay as the official optimizer's: on every parameter (norms, biases, embeddings) "
     "but the classification head's biases. "
     "From the official code as well: the temporal-attention head is its VitHead (a zero class token, one block "
     "without q/k/v bias, then LayerNorm, Linear and GELU before the classifier, at torch's default "
