@@ -174,22 +174,42 @@ def _datasets_used(spec: TableSpec, scale: str) -> dict[str, str]:
     return used
 
 
+def _chance(records: list[dict[str, Any]]) -> str:
+    """What guessing scores on the classes these runs recorded (``data.num_classes``): the level a top-1 or top-5
+    cell is read against (top-5 of 6 classes is 83.3% by chance). Empty when no run recorded its classes."""
+    def pct(k: int, n: int) -> str:
+        return f"{100 * min(k, n) / n:.1f}%"
+
+    phrases = []
+    for counts in sorted({json.dumps(r["data"]["num_classes"], sort_keys=True) for r in records
+                          if "num_classes" in r.get("data", {})}):
+        classes = json.loads(counts)
+        if isinstance(classes, int):
+            phrases.append(f"{classes} classes: top-1 {pct(1, classes)}, top-5 {pct(5, classes)}")
+        else:
+            verbs, nouns = classes["verb"], classes["noun"]
+            phrases.append(f"{verbs} verbs, {nouns} nouns: top-1 verb {pct(1, verbs)}, noun {pct(1, nouns)}, action "
+                           f"{pct(1, verbs * nouns)}; top-5 verb {pct(5, verbs)}, action {pct(5, verbs * nouns)}")
+    return f" Chance with {'; with '.join(phrases)}." if phrases else ""
+
+
 def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]:
     from data import SYNTHETIC_SETS, generated_locally
 
     preset = spec.scales[scale]
     lines = [f"**Scale: {scale}** — {preset.description}."]
+    runs = [r for r in found.records if r["scale"] == scale]
     for key, dataset in _datasets_used(spec, scale).items():
+        chance = _chance([r for r in runs if r.get("data", {}).get("dataset") == dataset])
         if dataset in SYNTHETIC_SETS:
             lines.append(f"- **{key}** results come from `{dataset}`, generated data standing in for "
                          f"{SYNTHETIC_SETS[dataset].stands_in_for}. These numbers are NOT comparable to the "
-                         f"paper's.")
+                         f"paper's.{chance}")
         elif generated_locally(dataset, preset.data[key].root):
             lines.append(f"- **{key}** results come from `{dataset}`, generated locally with the benchmark's own "
-                         f"generator at the size stated in the spec (smaller than the paper's at tiny scale).")
+                         f"generator at the size stated in the spec (smaller than the paper's at tiny scale).{chance}")
         else:
-            lines.append(f"- **{key}** results come from `{dataset}` (the real dataset).")
-    runs = [r for r in found.records if r["scale"] == scale]
+            lines.append(f"- **{key}** results come from `{dataset}` (the real dataset).{chance}")
     commits = sorted({short_commit(r.get("git_commit", "unknown")) for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     tracked = sum(r["_source"] == "tracked" for r in runs)

@@ -183,3 +183,21 @@ def test_a_cell_computed_on_part_of_its_split_says_so_in_the_header(tmp_path):
             "the files): divided · K-400: seed 0 (train: 15 bad annotation lines, 2 clips skipped in training; "
             "val: 4 missing videos).") in text
     assert "joint · K-400" not in text
+
+
+def test_the_header_gives_chance_from_the_classes_the_runs_recorded():
+    """Top-5 of 6 classes is 83.3% by guessing, so a top-5 cell near 100 says little: each data line states the
+    chance levels of the class counts its runs recorded (data.num_classes), one phrase per distinct count."""
+    from reports.build import _chance
+
+    def run(classes):
+        return {"data": {"num_classes": classes}}
+
+    assert _chance([run(6), run(6)]) == " Chance with 6 classes: top-1 16.7%, top-5 83.3%."
+    assert _chance([run(400)]) == " Chance with 400 classes: top-1 0.2%, top-5 1.2%."
+    assert _chance([run(3)]) == " Chance with 3 classes: top-1 33.3%, top-5 100.0%."
+    assert _chance([run({"verb": 6, "noun": 5})]) == (
+        " Chance with 6 verbs, 5 nouns: top-1 verb 16.7%, noun 20.0%, action 3.3%; top-5 verb 83.3%, action 16.7%.")
+    assert _chance([run(8), run(6)]) == (
+        " Chance with 6 classes: top-1 16.7%, top-5 83.3%; with 8 classes: top-1 12.5%, top-5 62.5%.")
+    assert _chance([{"data": {}}]) == "" and _chance([]) == ""
