@@ -182,7 +182,7 @@ def _chance(records: list[dict[str, Any]]) -> str:
 
     phrases = []
     for counts in sorted({json.dumps(r["data"]["num_classes"], sort_keys=True) for r in records
-                          if "num_classes" in r.get("data", {})}):
+                          if "num_classes" in r.get("data", {})}, key=lambda c: (len(c), c)):  # 6 before 10
         classes = json.loads(counts)
         if isinstance(classes, int):
             phrases.append(f"{classes} classes: top-1 {pct(1, classes)}, top-5 {pct(5, classes)}")

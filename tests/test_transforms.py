@@ -118,7 +118,7 @@ def test_auto_augment_is_timms_policy_on_the_uncropped_uint8_frames_with_one_dra
 def test_auto_augment_posterizes_to_no_bit_as_pillow_used_to_instead_of_stopping():
     """timm's "v0" policy has a sub-policy (Posterize, 0.8, 2) that keeps 0 bits, which Pillow now refuses with a
     ValueError; Pillow used to give a black image. Seeds 33, 35 and 49 draw it for this clip (found by trying seeds:
-    the transform raised there before the repair, about one clip in 27)."""
+    the transform raised there before the repair, one clip in 31: 1/25 x 0.8)."""
     from PIL import Image, ImageOps
 
     from data.transforms import make_auto_augment
@@ -260,7 +260,7 @@ def test_the_multi_scale_crop_refuses_pose():
 
 def test_every_paper_presets_training_augmentation_survives_many_draws():
     """The paper-scale recipes augment with ops that only some draws reach (AutoAugment's posterize of 0 bits ended
-    one clip in 27 before ``make_auto_augment``): every distinct augmentation of every registered paper preset, on
+    one clip in 31 before ``make_auto_augment``): every distinct augmentation of every registered paper preset, on
     300 seeded draws of a small clip, gives a finite clip of the crop size."""
     import inspect
     import json

@@ -166,7 +166,8 @@ def test_the_reports_name_the_official_configs_and_what_is_not_exactly_theirs(ta
     for expected in ("configs/SSv2/xvit_B16_16x16.yaml", "configs/Kinetics/xvit_B16_16x16_k400.yaml", "lr 0.03",
                      "label smoothing 0.3", "mixup alpha 0.4", "Not exactly the official code's",
                      "Dropout 0.5 as the official model's", "Weight decay as the official optimizer's",
-                     "AutoAugment", "WARMUP_START_LR", "a cosine decay that spans every epoch", "random_scale_and_resize",
+                     "AutoAugment", "WARMUP_START_LR", "a cosine decay that spans every epoch",
+                     "random_scale_and_resize",
                      "Our choices: 8 frames at stride 8 on Kinetics-400"):
         assert expected in notes, expected
     assert "lr 0.05" not in notes and "chosen by this repository" not in notes
