@@ -231,7 +231,8 @@ def msca_patch_late() -> TableSpec:
     def row(index: int, shifted: str, blocks: int) -> RowSpec:
         every = blocks == TINY_BLOCKS
         where = "all 4 blocks" if every else f"the last {blocks} of 4"
-        return RowSpec(f"msca_p{shifted.lower()}_rows1_last{blocks}", index, f"MSCA-p{shifted}, N_b = N_f = 1, in {where}",
+        return RowSpec(f"msca_p{shifted.lower()}_rows1_last{blocks}", index,
+                       f"MSCA-p{shifted}, N_b = N_f = 1, in {where}",
                        msca(shifted, "tokens", 1, 1, **({} if every else {"shift_last_blocks": blocks})))
 
     rows = tuple(row(i, shifted, blocks)
