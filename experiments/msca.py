@@ -87,6 +87,13 @@ def _table(table_id: str, rows: tuple[RowSpec, ...], notes: str = "") -> TableSp
                      notes=" ".join(n for n in (notes, NOTES) if n))
 
 
+def _motion_experiment(table_id: str, rows: tuple[RowSpec, ...], notes: str,
+                       scales: dict[str, ScalePreset] | None = None) -> TableSpec:
+    """One of the repository's own experiments (not a paper table): ``rows`` on the motion set alone, 3 seeds."""
+    return TableSpec(table_id=table_id, rows=rows, metric_columns=(MOTION,), scales=scales or {"tiny": MSCA_TINY},
+                     tiny_seeds=THREE_SEEDS, is_paper_table=False, notes=notes)
+
+
 # ---- rows (identical dicts in several tables resolve to one run, trained once) ------------------------------------
 
 TOKEN_SHIFT = {"temporal_shift": "cls", "shift_fraction": 0.5, "shift_before": ("attn", "mlp")}  # SHIFT_DIV 4
@@ -179,17 +186,12 @@ def msca_kv_frames() -> TableSpec:
             RowSpec("msca_qkv_h1", 2, "MSCA-QKV (the paper's)", msca("QKV")),
             RowSpec("msca_qkv_opposite_h1", 3, "MSCA-QKV, values from the other neighbour",
                     msca("QKV", value_frames="opposite")))
-    return TableSpec(
-        table_id="msca_kv_frames",
-        rows=rows,
-        metric_columns=(MOTION,),
-        scales=SCALES,
-        tiny_seeds=THREE_SEEDS,  # 12 runs; their cost, from their records, is in the README's block
-        is_paper_table=False,
+    # 12 runs at 3 seeds; their cost, from their records, is in the README's block
+    return _motion_experiment(
+        "msca_kv_frames", rows, scales=SCALES,
         notes="Not a paper table: the paper's MSCA-KV and -QKV (h_b = h_f = 1) against the same two heads with "
               "their values read from the other neighbour frame (the same channels moved, the same FLOPs and "
-              "parameters), on the motion set, where a frame-wise ViT is at chance by construction.",
-    )
+              "parameters), on the motion set, where a frame-wise ViT is at chance by construction.")
 
 
 # ---- not a paper table: how many token rows a token-row shift must move to see motion at tiny scale -------------
@@ -204,18 +206,12 @@ def msca_patch_rows() -> TableSpec:
     rows = tuple(RowSpec(f"msca_p{shifted.lower()}_rows{n}", i, f"MSCA-p{shifted}, N_b = N_f = {n} of 17 rows",
                          msca(shifted, "tokens", n, n))
                  for i, (shifted, n) in enumerate((s, n) for s in ("K", "KV") for n in PATCH_ROWS))
-    return TableSpec(
-        table_id="msca_patch_rows",
-        rows=rows,
-        metric_columns=(MOTION,),
-        scales={"tiny": MSCA_TINY},
-        tiny_seeds=THREE_SEEDS,
-        is_paper_table=False,
+    return _motion_experiment(
+        "msca_patch_rows", rows,
         notes="Not a paper table: MSCA-pK (keys and values of a moved row from different frames) and MSCA-pKV (from "
               "one frame) with N_b = N_f = 1, 4 and 8 of a tiny frame's 17 token rows moved, on the motion set, "
               "where a frame-wise ViT is at chance by construction. Tables 4-5 move 1 row each way at tiny scale "
-              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays near chance.",
-    )
+              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays near chance.")
 
 
 # ---- not a paper table: the paper's proposed remedy for token-row shifts, MSCA in the later blocks only -----------
@@ -237,15 +233,9 @@ def msca_patch_late() -> TableSpec:
 
     rows = tuple(row(i, shifted, blocks)
                  for i, (shifted, blocks) in enumerate((s, k) for s in ("K", "KV") for k in LATE_BLOCKS))
-    return TableSpec(
-        table_id="msca_patch_late",
-        rows=rows,
-        metric_columns=(MOTION,),
-        scales={"tiny": MSCA_TINY},
-        tiny_seeds=THREE_SEEDS,
-        is_paper_table=False,
+    return _motion_experiment(
+        "msca_patch_late", rows,
         notes="Not a paper table: MSCA-pK and MSCA-pKV with N_b = N_f = 1 of a tiny frame's 17 token rows (Tables "
               "4-5's tiny row) in every block, in the last 2 or in the last block of 4 only (the earlier blocks "
               "frame-wise ViT blocks), on the motion set, where a frame-wise ViT is at chance by construction: "
-              "Sec. 4.5's proposed remedy for rows whose positions are fixed whatever the frame holds.",
-    )
+              "Sec. 4.5's proposed remedy for rows whose positions are fixed whatever the frame holds.")

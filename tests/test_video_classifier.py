@@ -276,6 +276,20 @@ def _official_cosine_scheduler(base: float, final: float, epochs: int, steps_per
     return ramp + [final + 0.5 * (base - final) * (1 + math.cos(math.pi * i / rest)) for i in range(rest)]
 
 
+def _lr_per_step(module: VideoClassifier, monkeypatch, steps: int) -> list[float]:
+    """The lr of each of ``steps`` optimiser steps under the module's own schedule, ``steps`` being the whole run."""
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": steps})(),
+                        raising=False)
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
 @pytest.mark.parametrize("warmup_start,min_lr_ratio", [(0.01, 0.0), (0.0, 1e-3)])
 def test_the_cosine_schedule_starts_and_ends_where_the_config_says(monkeypatch, warmup_start, min_lr_ratio):
     """A step's lr: warm-up linear from ``warmup_start`` x lr, then cosine down to ``min_lr_ratio`` x lr. CAST's
@@ -284,15 +298,7 @@ def test_the_cosine_schedule_starts_and_ends_where_the_config_says(monkeypatch, 
     lr, epochs, per_epoch = 1e-3, 6, 10
     module = VideoClassifier(Passthrough(3), 3, lr=lr, weight_decay=0.0, epochs=epochs, schedule="cosine",
                              warmup_epochs=1, warmup_start=warmup_start, min_lr_ratio=min_lr_ratio)
-    monkeypatch.setattr(VideoClassifier, "trainer",
-                        type("T", (), {"estimated_stepping_batches": epochs * per_epoch})(), raising=False)
-    setup = module.configure_optimizers()
-    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
-    lrs = []
-    for _ in range(epochs * per_epoch):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    lrs = _lr_per_step(module, monkeypatch, epochs * per_epoch)
     assert lrs[0] == pytest.approx(warmup_start * lr, abs=1e-15)
     assert lrs[per_epoch - 1] == pytest.approx((warmup_start + (1 - warmup_start) * 0.9) * lr)
     official = _official_cosine_scheduler(lr, min_lr_ratio * lr, epochs, per_epoch, 1, warmup_start * lr)
@@ -321,15 +327,7 @@ def test_a_cosine_over_all_epochs_is_the_official_x_vit_schedule(monkeypatch):
     lr, epochs, per_epoch = 0.03, 35, 4
     module = VideoClassifier(Passthrough(3), 3, optimizer="sgd", lr=lr, weight_decay=0.0, epochs=epochs,
                              schedule="cosine", warmup_epochs=5, warmup_start=0.1, cosine_over="all")
-    monkeypatch.setattr(VideoClassifier, "trainer",
-                        type("T", (), {"estimated_stepping_batches": epochs * per_epoch})(), raising=False)
-    setup = module.configure_optimizers()
-    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
-    lrs = []
-    for _ in range(epochs * per_epoch):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    lrs = _lr_per_step(module, monkeypatch, epochs * per_epoch)
     official = [_pyslowfast_lr_at_epoch(lr, 0.003, 5, epochs, step / per_epoch) for step in range(epochs * per_epoch)]
     assert lrs == pytest.approx(official, rel=1e-6, abs=1e-7 * lr)  # the cosine is float32
     assert lrs[5 * per_epoch] == pytest.approx(0.9505 * lr, rel=1e-4) and max(lrs) == lrs[5 * per_epoch]
