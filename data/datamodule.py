@@ -114,6 +114,7 @@ class VideoDataModule(L.LightningDataModule):
         random_erasing: probability of training random erasing, one box for every frame; 0 = off.
         multi_scale_crop: training crop as the official X-ViT code's on Kinetics (TSN's multi-scale crop, resized
             to ``crop_size``) instead of the ``train_scale`` jitter and random crop (``TrainTransform``).
+        tokenshift_photometric: probability of each of TokenShift's training colour changes (MSCA's 0.1); 0 = off.
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class VideoDataModule(L.LightningDataModule):
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
         multi_scale_crop: bool = False,
+        tokenshift_photometric: float = 0.0,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -176,7 +178,7 @@ class VideoDataModule(L.LightningDataModule):
         self.color_jitter = color_jitter
         self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
-        self.multi_scale_crop = multi_scale_crop
+        self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
@@ -215,7 +217,8 @@ class VideoDataModule(L.LightningDataModule):
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
                                        color_jitter=self.color_jitter, rand_augment=self.rand_augment,
                                        auto_augment=self.auto_augment, random_erasing=self.random_erasing,
-                                       multi_scale_crop=self.multi_scale_crop)
+                                       multi_scale_crop=self.multi_scale_crop,
+                                       tokenshift_photometric=self.tokenshift_photometric)
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]

@@ -118,6 +118,27 @@ def make_auto_augment(policy: str, translate_const: int) -> Callable[[Image.Imag
     return transform
 
 
+class _RandomGamma(torch.nn.Module):
+    """Gamma correction with an exponent drawn uniformly from ``gamma`` (torch's generator), one draw per call."""
+
+    def __init__(self, gamma: tuple[float, float]) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        low, high = self.gamma
+        return TF.adjust_gamma(frames, low + (high - low) * torch.rand(()).item())
+
+
+def tokenshift_photometric_ops(prob: float) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """TokenShift's training colour changes (its data/augmentation.py, ``Train_ClipAug``), in its order: brightness
+    x U(0.5, 2), saturation x U(0.5, 3), gamma U(0.8, 1.2), hue + U(-0.5, 0.5), each applied with probability
+    ``prob`` (its ``random.randint(10)`` test: 0.1), one draw per clip."""
+    ops = [T.ColorJitter(brightness=(0.5, 2.0)), T.ColorJitter(saturation=(0.5, 3.0)), _RandomGamma((0.8, 1.2)),
+           T.ColorJitter(hue=(-0.5, 0.5))]
+    return [T.RandomApply([op], p=prob) for op in ops]
+
+
 @contextmanager
 def python_random_from(rng: random.Random | None) -> Iterator[None]:
     """Python's global generator, which timm's augmentations draw from, seeded from ``rng`` inside the block and
@@ -202,6 +223,9 @@ class TrainTransform:
         multi_scale_crop: instead of the short-side jitter and random crop (``scale`` is then unused), the official
             X-ViT code's Kinetics crop: a ``multi_scale_crop_window`` of the frame, resized to ``crop_size`` x
             ``crop_size`` (bilinear, antialiased as PIL's, which the official code uses).
+        tokenshift_photometric: probability of each of TokenShift's four colour changes
+            (``tokenshift_photometric_ops``; MSCA trains with them at 0.1); 0 = off. On float frames, where TokenShift
+            changes uint8 PIL images.
     """
 
     def __init__(
@@ -218,16 +242,19 @@ class TrainTransform:
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
         multi_scale_crop: bool = False,
+        tokenshift_photometric: float = 0.0,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
         if not 0.0 <= random_erasing <= 1.0:
             raise ValueError(f"random_erasing is a probability, got {random_erasing}")
+        if not 0.0 <= tokenshift_photometric <= 1.0:
+            raise ValueError(f"tokenshift_photometric is a probability, got {tokenshift_photometric}")
         self.crop_size, self.scale, self.hflip = crop_size, tuple(scale), hflip
         self.mean, self.std, self.rng = tuple(mean), tuple(std), rng
         self.color_jitter, self.rand_augment = color_jitter, rand_augment
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
-        self.multi_scale_crop = multi_scale_crop
+        self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
         self._auto_augment = (None if auto_augment is None else
                               make_auto_augment(auto_augment, translate_const=int(0.45 * crop_size)))
         self._eraser = RandomErasing(random_erasing, device="cpu") if random_erasing > 0 else None
@@ -241,6 +268,8 @@ class TrainTransform:
         if color_jitter is not None:
             b, c, s = (color_jitter,) * 3 if isinstance(color_jitter, (int, float)) else color_jitter
             self._photometric.append(T.ColorJitter(brightness=b, contrast=c, saturation=s))
+        if tokenshift_photometric > 0:
+            self._photometric += tokenshift_photometric_ops(tokenshift_photometric)
 
     def __call__(self, sample: Sample) -> Sample:
         rng = self.rng or random

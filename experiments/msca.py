@@ -12,8 +12,8 @@ Scales:
   10 clips x 3 crops at test (Sec. 4.1). Where Sec. 4.1 is silent it says "the same settings as [23]"
   (TokenShift), so we take the TokenShift configuration ``k400_tokshift_div4_8x32_base_224.yml`` with its code:
   label smoothing 0.1 (its ``LABEL_SMOOTH: 0.01`` only switches on ``LabelSmoothingCrossEntropy()``, whose
-  smoothing is 0.1) and gradient clipping at norm 1.0. Not reproduced: its photometric augmentation (brightness,
-  saturation, gamma and hue changes, each with probability 10%).
+  smoothing is 0.1), gradient clipping at norm 1.0, and its training colour changes (brightness, saturation, gamma
+  and hue, each with probability 10%: data/augmentation.py's ``Train_ClipAug``).
 - ``tiny`` (the embedded default): the same network at CPU size, 12 heads of 8 channels (96-d, 4 blocks), so a
   head shift moves the paper's fraction of the channels (h_b = h_f = 1 is 2/12 = 16.7% at both scales); 8x32x32
   clips of 1x8x8 patches (16 + 1 rows per frame), trained from scratch on the generated appearance set.
@@ -54,10 +54,15 @@ TINY_ROWS, PAPER_ROWS = 17, 197  # token rows per frame: class token + (32/8)^2 
 MSCA_TINY = dataclasses.replace(TINY_FRAME_WISE, data={
     **TINY_FRAME_WISE.data, "K-400": dataclasses.replace(TINY_FRAME_WISE.data["K-400"], frame_stride=4)})
 
-_K400 = dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=32, train_scale=(244, 330), batch_size=21)
-# The motion column (ours, not the paper's) trains with the paper's recipe on SSv2's data: its scale jitter and no
-# RandAugment, which the shared SSv2 preset carries for Motionformer; SSv2's conventions stay (segments, no flip).
-_SSV2 = dataclasses.replace(SSV2, num_frames=8, train_scale=_K400.train_scale, batch_size=21, options={})
+# "brightness change, saturation change, gamma correction, and hue correction were applied to frames, each at the
+# probability of 10%" (Sec. 4.1): TokenShift's colour changes
+_COLOUR = {"tokenshift_photometric": 0.1}
+_K400 = dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=32, train_scale=(244, 330), batch_size=21,
+                            options=_COLOUR)
+# The motion column (ours, not the paper's) trains with the paper's recipe on SSv2's data: its scale jitter and colour
+# changes, not the RandAugment that the shared SSv2 preset carries for Motionformer; SSv2's conventions stay
+# (segments, no flip).
+_SSV2 = dataclasses.replace(SSV2, num_frames=8, train_scale=_K400.train_scale, batch_size=21, options=_COLOUR)
 MSCA_PAPER = ScalePreset(
     description="paper: frame-wise ViT-B/16 (ImageNet-21K init), 8x224x224 clips at stride 32, SGD 0.1, 12 epochs, "
                 "effective batch 420 (21 x 2 GPUs x 10 accumulated)",

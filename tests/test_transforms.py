@@ -14,7 +14,8 @@ import torchvision.transforms.v2.functional as TF
 from data.transforms import TrainTransform, normalize, random_crop, resize_short_side, to_float
 
 AUGMENTS = {"color_jitter": dict(color_jitter=0.4), "rand_augment": dict(rand_augment=(9, 2)),
-            "both": dict(color_jitter=0.4, rand_augment=(9, 2))}
+            "both": dict(color_jitter=0.4, rand_augment=(9, 2)),
+            "tokenshift_photometric": dict(tokenshift_photometric=1.0)}
 
 
 def _clip(frames: int = 4, seed: int = 0) -> torch.Tensor:
@@ -278,3 +279,34 @@ def test_every_paper_presets_training_augmentation_survives_many_draws():
         for seed in range(300):
             out = _transform(seed, **options)({"video": clip})["video"]
             assert out.shape == (3, 4, 32, 32) and torch.isfinite(out).all(), (options, seed)
+
+
+# ---- TokenShift's colour changes (MSCA's recipe, experiments.msca) ---------------------------------------------------
+
+def test_tokenshift_photometric_is_its_four_changes_with_their_ranges_and_probability():
+    """TokenShift's data/augmentation.py, Train_ClipAug: brightness in [0.5, 1 + 1], saturation in [0.5, 1 + 2],
+    gamma in [1 - 0.2, 1 + 0.2], hue in [-0.5, 0.5], in that order, each skipped unless random.randint(10) is 0."""
+    from data.transforms import _RandomGamma, tokenshift_photometric_ops
+
+    ops = tokenshift_photometric_ops(0.1)
+    assert [op.p for op in ops] == [0.1] * 4
+    inner = [op.transforms[0] for op in ops]
+    assert (list(inner[0].brightness), inner[0].saturation, inner[0].hue) == ([0.5, 2.0], None, None)
+    assert (list(inner[1].saturation), inner[1].brightness) == ([0.5, 3.0], None)
+    assert isinstance(inner[2], _RandomGamma) and inner[2].gamma == (0.8, 1.2)
+    assert list(inner[3].hue) == [-0.5, 0.5]
+    frames = to_float(_clip()).transpose(0, 1)
+    torch.manual_seed(3)
+    drawn = 0.8 + 0.4 * torch.rand(()).item()
+    torch.manual_seed(3)
+    assert torch.equal(inner[2](frames), TF.adjust_gamma(frames, drawn)) and 0.8 <= drawn <= 1.2
+
+
+def test_tokenshift_photometric_changes_a_clip_as_often_as_four_changes_of_probability_one_tenth():
+    """1 - 0.9^4 = 34.4% of clips get at least one change; 300 seeded clips land within a few binomial errors."""
+    clip = _clip()
+    changed = sum(not torch.equal(_transform(seed, tokenshift_photometric=0.1)({"video": clip})["video"],
+                                  _transform(seed)({"video": clip})["video"]) for seed in range(300))
+    assert 0.25 <= changed / 300 <= 0.44, changed
+    with pytest.raises(ValueError, match="tokenshift_photometric is a probability"):
+        _transform(0, tokenshift_photometric=1.5)
