@@ -231,7 +231,9 @@ REFERENCES = {"joint": joint_reference, "divided": divided_reference, "trajector
 def msca_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
     """Eq. 12-23: frame-wise MSA in which head i (or token row n) of Q, K, V is read from the frame the equations
     name: the first ``num_backward`` heads (rows) from t - 1, the next ``num_forward`` from t + 1, zeros outside
-    the clip; with ``value_frames="opposite"`` the shifted values from the other neighbour. A ``FrameAttention``
+    the clip; with ``value_frames="opposite"`` the shifted values from the other neighbour; with
+    ``head_order="official"`` the first ``num_forward`` heads from t + 1 and the last ``num_backward`` from t - 1
+    (the authors' code). A ``FrameAttention``
     (no shift attributes) is Eq. 13-16: every row from frame t."""
     num_t = thw[0]
     batch, num_tokens, c = x.shape
@@ -245,6 +247,8 @@ def msca_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> T
 
     def source_frame(t: int, i: int, n: int) -> int:
         position = i if along == "heads" else n
+        if getattr(module, "head_order", "paper") == "official":  # the authors' code: first heads ahead, last behind
+            return t + 1 if i < n_fwd else t - 1 if i >= nh - n_back else t
         if position < n_back:
             return t - 1
         if position < n_back + n_fwd:

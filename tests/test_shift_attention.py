@@ -28,6 +28,10 @@ VARIANTS = ([("frame", {})]
                ("msca", {"shifted": "QV", "num_backward": 2, "num_forward": 1, "value_frames": "opposite"}),
                ("msca", {"shifted": "QKV", "shift_along": "tokens", "num_backward": 2, "num_forward": 1,
                          "value_frames": "opposite"}),
+               # the heads the authors' code shifts (MSCA.diff): the first from t+1, the last from t-1
+               ("msca", {"shifted": "KV", "head_order": "official"}),
+               ("msca", {"shifted": "QKV", "num_backward": 2, "num_forward": 1, "head_order": "official"}),
+               ("msca", {"shifted": "QV", "num_backward": 0, "num_forward": 2, "head_order": "official"}),
                ("xvit", {}), ("xvit", {"shift_fraction": 1.0}),
                ("xvit", {"shift_fraction": 0.375})])  # 3 channels each way: part of a 4-channel head (SHIFT_DIV 8)
 
@@ -335,3 +339,14 @@ def test_with_a_temporal_table_every_token_of_a_frame_gets_its_entry_class_token
         if pos_embed == "separate":
             torch.nn.init.normal_(frame_wise.time_embed)
         assert (_rel(frame_wise.eval()(frames.flip(2)), frame_wise(frames)) > 1e-6) is order_matters
+
+
+def test_the_official_head_order_shifts_heads_with_their_keys_frame_only():
+    """The authors' code (MSCA.diff) moves whole heads, keys and values from one frame: other uses are refused."""
+    from models.attention.frame import MultiHeadSelfCrossAttention
+
+    for bad in ({"shift_along": "tokens"}, {"shifted": "KV", "value_frames": "opposite"}):
+        with pytest.raises(ValueError, match="head_order='official' places shifted heads as the authors' code"):
+            MultiHeadSelfCrossAttention(DIM, HEADS, head_order="official", **bad)
+    with pytest.raises(ValueError, match="head_order must be 'paper' or 'official', got 'first'"):
+        MultiHeadSelfCrossAttention(DIM, HEADS, head_order="first")

@@ -72,6 +72,9 @@ class MultiHeadSelfCrossAttention(FrameAttention):
     -- row 0 is the class token -- from t-1, the next ``num_forward`` rows from t+1 (N_b, N_f).
     ``value_frames="opposite"`` reads the shifted values from the other neighbour (heads ``[0, num_backward)`` of
     V from t+1, the next ``num_forward`` from t-1) while the shifted queries and keys stay as above.
+    ``head_order="official"`` places the heads as the authors' code does (TokShift-Transformer's ``MSCA.diff``,
+    ``vit_models/modeling_attentionshift.py``): heads ``[0, num_forward)`` from t+1 and the last ``num_backward``
+    heads from t-1.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         num_backward: int = 1,
         num_forward: int = 1,
         value_frames: Literal["same", "opposite"] = "same",
+        head_order: Literal["paper", "official"] = "paper",
     ) -> None:
         """
         Args:
@@ -98,6 +102,8 @@ class MultiHeadSelfCrossAttention(FrameAttention):
             value_frames: "same" (the paper): a shifted head's (row's) values come from the neighbour its queries
                 and keys come from; "opposite" (not in the paper): from the other neighbour. Needs V and Q or K
                 in ``shifted``.
+            head_order: which heads move: "paper" (Eq. 17: the first h_b from t-1, the next h_f from t+1) or
+                "official" (the authors' code: the first h_f from t+1, the last h_b from t-1); heads only.
         """
         super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
         if shifted not in SHIFTED:
@@ -114,11 +120,17 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         if value_frames == "opposite" and not ("V" in shifted and len(shifted) > 1):
             raise ValueError(f"value_frames='opposite' takes the shifted values from the other neighbour than the "
                              f"shifted queries or keys: shifted must hold V and Q or K, got {shifted!r}")
+        if head_order not in ("paper", "official"):
+            raise ValueError(f"head_order must be 'paper' or 'official', got {head_order!r}")
+        if head_order == "official" and (shift_along != "heads" or value_frames != "same"):
+            raise ValueError("head_order='official' places shifted heads as the authors' code does, which shifts "
+                             "heads (shift_along='heads') with the values of their keys' frame (value_frames='same')")
         self.shifted = shifted
         self.shift_along = shift_along
         self.num_backward = num_backward
         self.num_forward = num_forward
         self.value_frames = value_frames
+        self.head_order = head_order
         unit = dim // num_heads if shift_along == "heads" else 1  # a head is head_dim channels; a row is one row
         previous, following = (0, num_backward * unit), (num_backward * unit, (num_backward + num_forward) * unit)
         # Projections that share their frames as one slice of the (q, k, v) axis, so KV or QKV move in one copy;
@@ -128,6 +140,11 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         groups = [(p, previous, following) for p in ([0, 2] if same == "QV" else [slice(first, last + 1)])]
         if value_frames == "opposite":
             groups.append((2, following, previous))
+        if head_order == "official":  # the two ranges at the ends of the heads: one shift each
+            last = (num_heads - num_backward) * unit
+            groups = [(p, *ranges) for p, _, _ in groups
+                      for ranges in (((last, dim), (last, last)), ((0, 0), (0, num_forward * unit)))
+                      if ranges[0][1] > ranges[0][0] or ranges[1][1] > ranges[1][0]]
         self._shifts = [Shift(at=(slice(None), p, None) if shift_along == "heads" else (None, p),  # (n, three, C)
                               previous=back, next=ahead) for p, back, ahead in groups]
 
