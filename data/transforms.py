@@ -340,9 +340,9 @@ class TrainTransform:
         return video
 
     def __repr__(self) -> str:
-        extras = "".join(f", {k}={getattr(self, k)}" for k in ("color_jitter", "rand_augment", "auto_augment")
-                         if getattr(self, k) is not None)
-        extras += f", random_erasing={self.random_erasing}" if self.random_erasing else ""
+        augments = ("color_jitter", "rand_augment", "auto_augment", "random_erasing", "multi_scale_crop",
+                    "tokenshift_photometric")
+        extras = "".join(f", {k}={v}" for k in augments if (v := getattr(self, k)) not in (None, 0, False))
         return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}{extras})"
 
 

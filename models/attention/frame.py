@@ -140,11 +140,11 @@ class MultiHeadSelfCrossAttention(FrameAttention):
         groups = [(p, previous, following) for p in ([0, 2] if same == "QV" else [slice(first, last + 1)])]
         if value_frames == "opposite":
             groups.append((2, following, previous))
-        if head_order == "official":  # the two ranges at the ends of the heads: one shift each
+        if head_order == "official":  # the last h_b heads from t-1, the first h_f from t+1: apart, one shift each
             last = (num_heads - num_backward) * unit
-            groups = [(p, *ranges) for p, _, _ in groups
-                      for ranges in (((last, dim), (last, last)), ((0, 0), (0, num_forward * unit)))
-                      if ranges[0][1] > ranges[0][0] or ranges[1][1] > ranges[1][0]]
+            ends = ([((last, dim), (last, last))] if num_backward else []) + (
+                [((0, 0), (0, num_forward * unit))] if num_forward else [])
+            groups = [(p, back, ahead) for p, _, _ in groups for back, ahead in ends]
         self._shifts = [Shift(at=(slice(None), p, None) if shift_along == "heads" else (None, p),  # (n, three, C)
                               previous=back, next=ahead) for p, back, ahead in groups]
 
