@@ -55,7 +55,7 @@ def broken_dataset(tmp_path) -> tuple[Path, dict[str, dict[str, Path]]]:
 
 def test_video_raises_a_decode_error_naming_the_file(broken_dataset):
     _, broken = broken_dataset
-    for kind, path in broken["train"].items():
+    for path in broken["train"].values():
         with pytest.raises(VideoDecodeError) as info:
             Video(path).get_clip(0, 1)
         assert str(path) in str(info.value) and info.value.path == str(path)

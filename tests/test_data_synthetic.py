@@ -269,7 +269,7 @@ def test_verbnoun_set_is_in_epic_kitchens100_layout(tiny_sets):
             counts = rows[kind].value_counts()
             assert set(counts.index) == set(range(k)) or count < k
             assert counts.max() - counts.min() <= 1
-        for video_id, group in rows.groupby("video_id"):  # segments in order, not overlapping
+        for _, group in rows.groupby("video_id"):  # segments in order, not overlapping
             starts, stops = group["start_frame"].to_numpy(), group["stop_frame"].to_numpy()
             assert (starts[1:] > stops[:-1]).all() and starts[0] > 1
     assert not videos["train"] & videos["val"], "validation videos are other videos"
