@@ -115,6 +115,9 @@ class VideoDataModule(L.LightningDataModule):
         multi_scale_crop: training crop as the official X-ViT code's on Kinetics (TSN's multi-scale crop, resized
             to ``crop_size``) instead of the ``train_scale`` jitter and random crop (``TrainTransform``).
         tokenshift_photometric: probability of each of TokenShift's training colour changes (MSCA's 0.1); 0 = off.
+        random_resized_crop: training crop as the official CAST code's, ((min, max) area fraction, (min, max) aspect
+            ratio) of an Inception-style crop resized to ``crop_size``, instead of the ``train_scale`` jitter and
+            random crop (``TrainTransform``); None = off.
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class VideoDataModule(L.LightningDataModule):
         random_erasing: float = 0.0,
         multi_scale_crop: bool = False,
         tokenshift_photometric: float = 0.0,
+        random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -179,6 +183,7 @@ class VideoDataModule(L.LightningDataModule):
         self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
         self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
+        self.random_resized_crop = random_resized_crop
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
@@ -218,7 +223,8 @@ class VideoDataModule(L.LightningDataModule):
                                        color_jitter=self.color_jitter, rand_augment=self.rand_augment,
                                        auto_augment=self.auto_augment, random_erasing=self.random_erasing,
                                        multi_scale_crop=self.multi_scale_crop,
-                                       tokenshift_photometric=self.tokenshift_photometric)
+                                       tokenshift_photometric=self.tokenshift_photometric,
+                                       random_resized_crop=self.random_resized_crop)
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]

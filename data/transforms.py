@@ -10,9 +10,10 @@ A sample may carry ``pose`` joints (T, J, k) of the same frames and ``pose_space
 joints with the pixels (scale, crop, flip); a flip also negates camera x. Either way a flip swaps left and right
 joints (``data.pose.FLIP_PAIRS``), so a joint keeps naming the same body part of the mirrored figure.
 
-Colour jitter (torchvision.transforms.v2 ``ColorJitter``) and RandAugment (pytorchvideo's video ``RandAugment``,
-timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) both draw their parameters once per call and
-apply them to the whole clip, so every frame gets the same operations with the same magnitudes. AutoAugment
+Colour jitter (torchvision.transforms.v2 ``ColorJitter``), RandAugment (pytorchvideo's video ``RandAugment``,
+timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) and the random resized crop (pytorchvideo's
+``random_resized_crop``) draw their parameters once per call and apply them to the whole clip, so every frame gets
+the same operations with the same magnitudes. AutoAugment
 (timm's, one uint8 PIL image at a time) and random erasing (timm's ``RandomErasing``) draw from Python's
 ``random``: AutoAugment replays one generator state on every frame, and the eraser sees the clip's frames as the
 channels of one image, so again every frame gets the same draw. (AutoAugment's posterize keeps timm's draws but
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
-from pytorchvideo.transforms.functional import short_side_scale
+from pytorchvideo.transforms.functional import random_resized_crop, short_side_scale
 from pytorchvideo.transforms.rand_augment import RandAugment
 from PIL import Image
 from timm.data.auto_augment import auto_augment_transform
@@ -155,6 +156,17 @@ def python_random_from(rng: random.Random | None) -> Iterator[None]:
         random.setstate(saved)
 
 
+@contextmanager
+def torch_random_from(rng: random.Random | None) -> Iterator[None]:
+    """torch's global CPU generator, which torchvision's and pytorchvideo's augmentations draw from, seeded from
+    ``rng`` inside the block and restored after it (as ``python_random_from`` does for Python's); ``rng`` None: the
+    global generator as it is."""
+    with torch.random.fork_rng(devices=[], enabled=rng is not None):
+        if rng is not None:
+            torch.manual_seed(rng.getrandbits(63))
+        yield
+
+
 def uniform_crop_offsets(height: int, width: int, size: int, index: int) -> tuple[int, int]:
     """(top, left) of pytorchvideo's ``uniform_crop(video, size, index)``: index 0/1/2 = start/centre/end of the
     long side, centred on the short side (PySlowFast's 3-crop test views; a test checks the two agree)."""
@@ -190,17 +202,36 @@ def transform_joints(joints: torch.Tensor, space: str, scale: tuple[float, float
     return out
 
 
+def _checked_resized_crop(crop: Any, multi_scale_crop: bool) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """``TrainTransform``'s ``random_resized_crop`` as tuples (a configuration read from JSON gives lists), or a
+    ValueError naming what is wrong."""
+    if crop is None:
+        return None
+    try:
+        (a0, a1), (r0, r1) = crop
+    except (TypeError, ValueError):
+        raise ValueError(f"random_resized_crop must be ((min area, max area), (min ratio, max ratio)), "
+                         f"got {crop!r}") from None
+    if not (0 < a0 <= a1 <= 1 and 0 < r0 <= r1):
+        raise ValueError(f"random_resized_crop needs 0 < min area <= max area <= 1 and 0 < min ratio <= max ratio, "
+                         f"got {crop!r}")
+    if multi_scale_crop:
+        raise ValueError("random_resized_crop and multi_scale_crop are two training crops; choose one")
+    return (float(a0), float(a1)), (float(r0), float(r1))
+
+
 class TrainTransform:
-    """Optional AutoAugment, random short-side scale jitter, random crop, optional horizontal flip, optional colour
-    jitter and RandAugment, normalisation, optional random erasing.
+    """Optional AutoAugment or RandAugment, random short-side scale jitter and random crop (or another crop),
+    optional horizontal flip, optional colour jitter, normalisation, optional random erasing.
 
     Paper settings: Motionformer applies RandAugment on SSv2 and EPIC-KITCHENS (Sec. 4; its code uses timm's
     "rand-m20-mstd0.5-inc1": 2 ops, each with probability 0.5, magnitudes clipped at the maximum level 10, same
     draw for every frame) and lists colour jittering among its standard augmentations, though its SSv2/EPIC
     configs turn it off; CAST (Table 4) uses colour jitter 0.4 and RandAugment (9, 0.5), i.e. m9 with magnitude
-    std 0.5, on every dataset. The official X-ViT code (``experiments.xvit``) applies timm's AutoAugment to the
-    decoded uint8 frames before the scale jitter and crop, and random erasing to the cropped, normalised clip, with
-    one box for all frames; both sit at those places here.
+    std 0.5, on every dataset, and a random resized crop (Sec. 4.2). The official codes of Motionformer and CAST
+    apply RandAugment, and X-ViT's AutoAugment, to the whole decoded frames before the scale jitter and crop, and
+    X-ViT's random erasing to the cropped, normalised clip, with one box for all frames; all sit at those places
+    here.
 
     Args:
         crop_size: side of the square output crop.
@@ -226,6 +257,10 @@ class TrainTransform:
         tokenshift_photometric: probability of each of TokenShift's four colour changes
             (``tokenshift_photometric_ops``; MSCA trains with them at 0.1); 0 = off. On float frames, where TokenShift
             changes uint8 PIL images.
+        random_resized_crop: ((min, max) area fraction, (min, max) aspect ratio w / h) of an Inception-style crop,
+            resized to ``crop_size`` x ``crop_size`` (bilinear), instead of the short-side jitter and random crop
+            (``scale`` is then unused): PySlowFast's ``random_resized_crop`` (pytorchvideo's), which the official
+            CAST code trains with at ((0.08, 1.0), (0.75, 1.3333)); None = off.
     """
 
     def __init__(
@@ -243,6 +278,7 @@ class TrainTransform:
         random_erasing: float = 0.0,
         multi_scale_crop: bool = False,
         tokenshift_photometric: float = 0.0,
+        random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
@@ -255,16 +291,18 @@ class TrainTransform:
         self.color_jitter, self.rand_augment = color_jitter, rand_augment
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
         self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
+        self.random_resized_crop = _checked_resized_crop(random_resized_crop, multi_scale_crop)
         self._auto_augment = (None if auto_augment is None else
                               make_auto_augment(auto_augment, translate_const=int(0.45 * crop_size)))
         self._eraser = RandomErasing(random_erasing, device="cpu") if random_erasing > 0 else None
-        self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        self._rand_augment = None
         if rand_augment is not None:
             magnitude, num_ops = rand_augment
             if not 0 <= magnitude <= 10 or num_ops < 1:
                 raise ValueError(f"rand_augment must be (magnitude in [0, 10], num_ops >= 1), got {rand_augment}")
-            self._photometric.append(RandAugment(magnitude=magnitude, num_layers=num_ops, prob=0.5,
-                                                 sampling_hparas={"sampling_std": rand_augment_std}))
+            self._rand_augment = RandAugment(magnitude=magnitude, num_layers=num_ops, prob=0.5,
+                                             sampling_hparas={"sampling_std": rand_augment_std})
+        self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
         if color_jitter is not None:
             b, c, s = (color_jitter,) * 3 if isinstance(color_jitter, (int, float)) else color_jitter
             self._photometric.append(T.ColorJitter(brightness=b, contrast=c, saturation=s))
@@ -274,12 +312,21 @@ class TrainTransform:
     def __call__(self, sample: Sample) -> Sample:
         rng = self.rng or random
         video = sample["video"]
+        if "pose" in sample and (self._auto_augment or self._rand_augment):
+            raise ValueError("AutoAugment and RandAugment rotate, shear and translate pixels but not pose joints")
         if self._auto_augment is not None:
-            if "pose" in sample:
-                raise ValueError("AutoAugment rotates, shears and translates pixels but not pose joints")
             video = self._auto_augment_clip(video)
         video = to_float(video)
-        if self.multi_scale_crop:
+        if self._rand_augment is not None:
+            video = self._per_clip([self._rand_augment], video)
+        if self.random_resized_crop is not None:
+            if "pose" in sample:
+                raise ValueError("random_resized_crop stretches the window to a square; pose joints are not moved "
+                                 "with it")
+            area, ratio = self.random_resized_crop
+            with torch_random_from(self.rng):
+                video = random_resized_crop(video, self.crop_size, self.crop_size, area, ratio)
+        elif self.multi_scale_crop:
             if "pose" in sample:
                 raise ValueError("multi_scale_crop stretches the window to a square; pose joints are not moved with it")
             top, left, window_h, window_w = multi_scale_crop_window(*video.shape[-2:], self.crop_size, rng)
@@ -295,7 +342,7 @@ class TrainTransform:
         if flip:
             video = TF.horizontal_flip(video)
         if self._photometric:
-            video = self._photometric_augment(video)
+            video = self._per_clip(self._photometric, video)
         video = normalize(video, self.mean, self.std)
         if self._eraser is not None:
             video = self._erase(video)
@@ -305,14 +352,14 @@ class TrainTransform:
                                            self.crop_size if flip else None)
         return out
 
-    def _photometric_augment(self, video: torch.Tensor) -> torch.Tensor:
-        """RandAugment and colour jitter on (C, T, H, W) in [0, 1], one parameter draw for the whole clip."""
-        frames = video.transpose(0, 1)  # (T, C, H, W): both treat the leading axis as a batch of frames
-        # Both draw from torch's global generator; with an explicit rng, draw from a seed it gives instead.
-        with torch.random.fork_rng(devices=[], enabled=self.rng is not None):
-            if self.rng is not None:
-                torch.manual_seed(self.rng.getrandbits(63))
-            for augment in self._photometric:
+    def _per_clip(self, augments: Sequence[Callable[[torch.Tensor], torch.Tensor]], video: torch.Tensor
+                  ) -> torch.Tensor:
+        """``augments`` (RandAugment, colour changes) in turn on (C, T, H, W) in [0, 1], one parameter draw each for
+        the whole clip: they treat the leading axis of (T, C, H, W) as a batch of frames and draw from torch's
+        generator."""
+        frames = video.transpose(0, 1)
+        with torch_random_from(self.rng):
+            for augment in augments:
                 frames = augment(frames)
         return frames.clamp(0, 1).transpose(0, 1)
 
@@ -341,7 +388,7 @@ class TrainTransform:
 
     def __repr__(self) -> str:
         augments = ("color_jitter", "rand_augment", "auto_augment", "random_erasing", "multi_scale_crop",
-                    "tokenshift_photometric")
+                    "tokenshift_photometric", "random_resized_crop")
         extras = "".join(f", {k}={v}" for k in augments if (v := getattr(self, k)) not in (None, 0, False))
         return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}{extras})"
 

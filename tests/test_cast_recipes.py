@@ -11,7 +11,7 @@ import pytest
 
 from experiments import table_spec
 from experiments.cast import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_PER_DATASET,
-                              TABLE4_LAYER_DECAY, learnable_params, positional_params)
+                              PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY, learnable_params, positional_params)
 from experiments.provenance import batch_and_lr
 from experiments.runner import _comparable, resolve_runs
 from experiments.tasks import _video_datamodule
@@ -81,6 +81,17 @@ def test_paper_scale_inputs_are_normalised_with_imagenet_statistics(table, tmp_p
     for cfg in resolve_runs(table, "tiny"):
         assert "mean" not in cfg.data.options and "std" not in cfg.data.options
         assert _video_datamodule(cfg, tmp_path).mean == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("table", ["cast_table1a", "cast_table2", "cast_table10", "cast_table11"])
+def test_paper_scale_trains_on_random_resized_crops_of_the_official_ranges(table, tmp_path):
+    """Sec. 4.2's "random cropping and resizing" with the official ``_aug_frame``'s area (0.08, 1) and aspect ratio
+    (0.75, 1.3333), reaching the datamodule the runs build; tiny runs keep the short-side jitter and square crop."""
+    for cfg in _paper(table):
+        assert json.loads(json.dumps(cfg.data.options["random_resized_crop"])) == [[0.08, 1.0], [0.75, 1.3333]]
+        assert _video_datamodule(cfg, tmp_path).random_resized_crop == PAPER_RESIZED_CROP
+    for cfg in resolve_runs(table, "tiny"):
+        assert "random_resized_crop" not in cfg.data.options
 
 
 def test_table1e_states_each_rows_counted_capacity():

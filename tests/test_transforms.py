@@ -1,6 +1,6 @@
-"""TrainTransform's colour jitter, RandAugment, AutoAugment, random erasing and multi-scale crop: one draw per clip,
-applied to every frame alike; seeded by the transform's rng; off by default, leaving the default outputs
-unchanged."""
+"""TrainTransform's colour jitter, RandAugment, AutoAugment, random erasing, multi-scale and random resized crops: one
+draw per clip, applied to every frame alike; seeded by the transform's rng; off by default, leaving the default
+outputs unchanged."""
 
 from __future__ import annotations
 
@@ -162,9 +162,11 @@ def test_auto_augment_and_erasing_are_reproducible_and_leave_the_global_generato
     assert state == random.getstate(), "an explicit rng must leave Python's generator alone"
 
 
-def test_auto_augment_refuses_pose():
-    with pytest.raises(ValueError, match="pose"):
-        _transform(0, auto_augment="v0")({"video": _clip(), "pose": torch.zeros(4, 13, 2), "pose_space": "pixel"})
+@pytest.mark.parametrize("augment", [dict(auto_augment="v0"), dict(rand_augment=(9, 2)),
+                                     dict(random_resized_crop=((0.08, 1.0), (0.75, 1.3333)))])
+def test_pixel_moving_augmentations_refuse_pose(augment):
+    with pytest.raises(ValueError, match="pose joints"):
+        _transform(0, **augment)({"video": _clip(), "pose": torch.zeros(4, 13, 2), "pose_space": "pixel"})
 
 
 def _erased(seed: int, probability: float, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,6 +259,59 @@ def test_the_multi_scale_crop_refuses_pose():
     with pytest.raises(ValueError, match="multi_scale_crop stretches the window"):
         _transform(0, multi_scale_crop=True)({"video": _clip(), "pose": torch.zeros(4, 13, 2),
                                               "pose_space": "pixel"})
+
+
+def test_rand_augment_sees_the_whole_decoded_frames_before_the_crop():
+    """As the official Motionformer and CAST code (timm's RandAugment on each decoded PIL frame, then the scale
+    jitter or resized crop): RandAugment's rotations, shears and translations act on the frame, not on the crop."""
+    clip, seen = _clip(), []
+    transform = _transform(0, rand_augment=(9, 2))
+    augment = transform._rand_augment
+    transform._rand_augment = lambda frames: seen.append(tuple(frames.shape)) or augment(frames)
+    assert transform({"video": clip})["video"].shape == (3, 4, 32, 32)
+    assert seen == [(4, 3, 40, 48)]  # (T, C, H, W) of the decoded clip
+
+
+def _resized_crop_windows(seed: int, height: int = 180, width: int = 320, size: int = 32
+                          ) -> tuple[float, float, float, float]:
+    """(top, left, height, width) of the window the random resized crop took, read back from the output of a clip
+    whose pixels hold their own coordinates: bilinear resizing without corner alignment maps output pixel c of a
+    w-wide window at left to left + (c + 0.5) * w / size - 0.5, so the first and last columns give w and left."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    clip = torch.stack([xs, ys, xs], dim=0)[:, None].repeat(1, 3, 1, 1)  # (C, T, H, W), every frame alike
+    transform = TrainTransform(size, (size, size), hflip=False, mean=(0.0,) * 3, std=(1.0,) * 3,
+                               rng=random.Random(seed), random_resized_crop=((0.08, 1.0), (0.75, 1.3333)))
+    out = transform({"video": clip})["video"]
+    assert torch.equal(out, out[:, :1].expand_as(out)), "every frame takes the same window"
+    w = float(out[0, 0, 0, -1] - out[0, 0, 0, 0]) * size / (size - 1)
+    h = float(out[1, 0, -1, 0] - out[1, 0, 0, 0]) * size / (size - 1)
+    return (float(out[1, 0, 0, 0]) - 0.5 * h / size + 0.5, float(out[0, 0, 0, 0]) - 0.5 * w / size + 0.5, h, w)
+
+
+def test_the_random_resized_crop_takes_inception_windows_of_the_official_ranges():
+    """CAST's official training crop (its ``_aug_frame``: PySlowFast's random_resized_crop with area 8-100% of the
+    frame, aspect ratio 3/4 to 4/3, the window resized to the crop size): every window drawn lies in the frame
+    within those ranges, and the draws spread over them, which the short-side jitter and square crop never do."""
+    windows = [_resized_crop_windows(seed) for seed in range(200)]
+    areas = [h * w / (180 * 320) for _, _, h, w in windows]
+    ratios = [w / h for _, _, h, w in windows]
+    for top, left, h, w in windows:
+        assert -1e-3 <= top and top + h <= 180 + 1e-3 and -1e-3 <= left and left + w <= 320 + 1e-3
+    # On this 16:9 frame a window of aspect ratio at most 4/3 covers at most 180 x 240, 3/4 of it.
+    assert 0.08 - 0.01 <= min(areas) < 0.2 and 0.6 < max(areas) <= 0.75 + 0.01
+    assert 0.75 - 0.02 <= min(ratios) < 0.85 and 1.2 < max(ratios) <= 1.3333 + 0.02
+
+
+def test_the_random_resized_crop_is_one_training_crop_with_checked_ranges():
+    with pytest.raises(ValueError, match="choose one"):
+        _transform(0, multi_scale_crop=True, random_resized_crop=((0.08, 1.0), (0.75, 1.3333)))
+    for bad in [((0.0, 1.0), (0.75, 1.3333)), ((0.5, 0.2), (0.75, 1.3333)), ((0.08, 1.0), (2.0, 1.0)), (0.08, 1.0)]:
+        with pytest.raises(ValueError, match="random_resized_crop"):
+            _transform(0, random_resized_crop=bad)
+    from_json = _transform(0, random_resized_crop=[[0.08, 1], [0.75, 1.3333]])  # as a configuration read back
+    assert from_json.random_resized_crop == ((0.08, 1.0), (0.75, 1.3333))
+    assert "random_resized_crop=((0.08, 1.0), (0.75, 1.3333))" in repr(from_json)
 
 
 def test_every_paper_presets_training_augmentation_survives_many_draws():
