@@ -2,6 +2,10 @@
 synthetic sets and the LightningDataModule; ``python -m data check|synth`` is the command line (``data.__main__``). ``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing
 ``data`` does not import lightning)."""
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 from . import torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
 from data.annotations import BadAnnotation, Sample, read_annotations
@@ -22,11 +26,24 @@ def generated_locally(dataset: str, root: object) -> bool:
     return dataset in SYNTHETIC_SETS or (dataset == "lra_listops" and root is None)
 
 
+def dataset_root(dataset: str, data_root: str | Path, synthetic_params: Mapping[str, Any]) -> Path | None:
+    """Where ``dataset`` is read from under ``data_root`` (``--data-root``: one folder per dataset, named as the
+    dataset), or None where the repository generates it: every synthetic set, and LRA ListOps when ``data_root`` has
+    no ``lra_listops/`` or the config asks for a generated set of its own size (``synthetic_params``, tiny scale's).
+    A ``lra_listops/`` folder is taken for the LRA release and read: a file missing there is an error, never
+    replaced by a generated set."""
+    folder = Path(data_root) / dataset
+    if dataset in SYNTHETIC_SETS or (dataset == "lra_listops" and (synthetic_params or not folder.exists())):
+        return None
+    return folder
+
+
 __all__ = [
     "BadAnnotation", "ClipInfo", "FrameFolderVideo", "NTUBody", "PENNACTION_ACTIONS", "PENNACTION_JOINTS",
     "PennActionLabels", "PoseFormatError", "SYNTHETIC_SETS", "Sample", "SyntheticSpec", "TestTransform",
     "TrainTransform", "Video", "VideoClipDataset", "VideoDecodeError", "check_files", "collate_skip_none",
-    "dense_clip", "ensure_synthetic", "generate_synthetic", "generated_locally", "ntu_body", "open_video", "read_annotations",
-    "read_ntu_skeleton", "read_pennaction_labels", "segment_range", "shift_clip", "temporal_views",
-    "uniform_segments", "write_frame_folder", "write_ntu_skeleton", "write_pennaction_labels", "write_video",
+    "dataset_root", "dense_clip", "ensure_synthetic", "generate_synthetic", "generated_locally", "ntu_body",
+    "open_video", "read_annotations", "read_ntu_skeleton", "read_pennaction_labels", "segment_range", "shift_clip",
+    "temporal_views", "uniform_segments", "write_frame_folder", "write_ntu_skeleton", "write_pennaction_labels",
+    "write_video",
 ]

@@ -5,8 +5,9 @@ prototypes, Performer with 256 features, Nyströmformer with 128 landmarks). Lis
 LRA generator's grammar (``data.lra``), so its column runs everywhere; the other four tasks read their public
 files from ``--data-root`` (``lra_text/``, ``lra_retrieval/``, ...) and show ``needs data`` otherwise.
 
-- ``paper``: the Nyströmformer LRA configuration per task (``models.lra_transformer``), the benchmark-size ListOps
-  set (96k sequences of 500-2000 tokens) or the released files.
+- ``paper``: the Nyströmformer LRA configuration per task (``models.lra_transformer``); ListOps reads the released
+  files when ``--data-root`` holds ``lra_listops/`` and is otherwise the benchmark-size generated set (96k
+  sequences of 500-2000 tokens), its cells then saying ``lra_listops generated locally``.
 - ``tiny``: the same network on a CPU-sized ListOps set (4k sequences of 32-128 tokens), budgets scaled by the
   sequence length (2000 -> 128 tokens), at least 4.
 """

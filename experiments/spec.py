@@ -296,11 +296,11 @@ class TableSpec:
         data = _replace(preset.data[key], where, row.data, row_scale.get("data", {}), column.data,
                         col_scale.get("data", {}))
         if data_root is not None:
-            from data import generated_locally  # data imports torch: only when a data root is given
+            from data import dataset_root  # data imports torch: only when a data root is given
 
-            if not generated_locally(data.dataset, Path(data_root) / data.dataset):
-                # --data-root holds one folder per dataset, named as the dataset (kinetics400/, ssv2/, ...).
-                data = dataclasses.replace(data, root=str(Path(data_root) / data.dataset))
+            root = dataset_root(data.dataset, data_root, data.synthetic_params)
+            if root is not None:
+                data = dataclasses.replace(data, root=str(root))
         overrides = {**preset.model.overrides, **row.model, **row_scale.get("model", {}), **column.model,
                      **col_scale.get("model", {})}
         pick = lambda name, default: col_scale.get(name, row_scale.get(name, default))  # noqa: E731

@@ -66,22 +66,39 @@ def load_records(table_id: str, runs_root: str | Path | None = "runs", results_r
     return [] if spec is None else table_records(spec, runs_root, results_root, prefer).records
 
 
+def generated_instead_of_release(record: dict[str, Any]) -> bool:
+    """Whether the run generated, at the benchmark's own size, a dataset whose released files it could have read
+    (LRA ListOps with no ``lra_listops/`` under ``--data-root``): its number is not the release's. A synthetic set
+    says so by its name, and a generated set of a size the spec asks for (``synthetic_params``, tiny ListOps) by
+    its scale's header."""
+    from data import SYNTHETIC_SETS
+
+    asked = ((record.get("config") or {}).get("data") or {}).get("synthetic_params")
+    return bool((record.get("data") or {}).get("synthetic")) and record["dataset"] not in SYNTHETIC_SETS and not asked
+
+
+def data_label(record: dict[str, Any]) -> str:
+    """The data a record's cell names: the dataset, marked when it was generated in place of its release."""
+    return f"{record['dataset']} generated locally" if generated_instead_of_release(record) else record["dataset"]
+
+
 def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str], dict[str, Cell]]:
     """(row, column) -> {metric: Cell} over the seeds of one scale."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    datasets: dict[tuple[str, str], str] = {}
+    datasets: dict[tuple[str, str], set[str]] = defaultdict(set)
     devices: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in records:
         if r["scale"] != scale:
             continue
-        datasets[(r["row"], r["column"])] = r["dataset"]
+        datasets[(r["row"], r["column"])].add(data_label(r))
         devices[(r["row"], r["column"])].add(device_label(r.get("provenance")))
         for metric, value in r["metrics"].items():
             values[(r["row"], r["column"], metric)].append(float(value))
     cells: dict[tuple[str, str], dict[str, Cell]] = defaultdict(dict)
     for (row, column, metric), vals in values.items():
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        cells[(row, column)][metric] = Cell(statistics.fmean(vals), std, len(vals), scale, datasets[(row, column)],
+        cells[(row, column)][metric] = Cell(statistics.fmean(vals), std, len(vals), scale,
+                                            " / ".join(sorted(datasets[(row, column)])),
                                             " / ".join(sorted(devices[(row, column)])))
     return cells
 
@@ -201,11 +218,18 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     runs = [r for r in found.records if r["scale"] == scale]
     for key, dataset in _datasets_used(spec, scale).items():
         chance = _chance([r for r in runs if r.get("data", {}).get("dataset") == dataset])
+        # each run records whether it generated its data; without runs, the spec says where the data comes from
+        recorded = [r for r in runs if r["dataset"] == dataset and "synthetic" in (r.get("data") or {})]
+        generated = sorted({f"{r['row']} · {r['column']}" for r in recorded if r["data"]["synthetic"]})
+        real = any(not r["data"]["synthetic"] for r in recorded)
         if dataset in SYNTHETIC_SETS:
             lines.append(f"- **{key}** results come from `{dataset}`, generated data standing in for "
                          f"{SYNTHETIC_SETS[dataset].stands_in_for}. These numbers are NOT comparable to the "
                          f"paper's.{chance}")
-        elif generated_locally(dataset, preset.data[key].root):
+        elif generated and real:
+            lines.append(f"- **{key}** results come from `{dataset}`: the real dataset, except in "
+                         f"{', '.join(generated)}: generated locally with the benchmark's own generator.{chance}")
+        elif generated or (not recorded and generated_locally(dataset, preset.data[key].root)):
             lines.append(f"- **{key}** results come from `{dataset}`, generated locally with the benchmark's own "
                          f"generator at the size stated in the spec (smaller than the paper's at tiny scale).{chance}")
         else:
@@ -309,15 +333,19 @@ def short_commit(commit: str) -> str:
     return sha[:12] + (f"-{dirty}" if dirty else "")
 
 
-def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str) -> str:
-    """'needs data' where the column's dataset is real and absent, else a dash."""
+def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str, read: set[str]) -> str:
+    """A cell no run filled: 'needs data' where its dataset is real and no run at this scale read it (``read``: the
+    datasets they did), else a dash: not run yet. The report does not know the data root, and the runner records
+    no skipped run, so a real dataset that other cells ran on was there: only the cell's run is missing."""
     from data import generated_locally
 
     try:
         cfg = spec.resolve(row, mc, scale, seed=0)
     except KeyError:
         return "—"
-    return "—" if generated_locally(cfg.data.dataset, cfg.data.root) else f"needs data (`{cfg.data.dataset}`)"
+    if generated_locally(cfg.data.dataset, cfg.data.root) or cfg.data.dataset in read:
+        return "—"
+    return f"needs data (`{cfg.data.dataset}`)"
 
 
 def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
@@ -340,7 +368,8 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
         if spec.metric_columns:
             out += _scale_header(spec, scale, found) + [""]
         if table.rows:
-            out += _paper_layout(table, spec, scale, static, values)
+            read = {r["dataset"] for r in records if r["scale"] == scale}
+            out += _paper_layout(table, spec, scale, static, values, read)
             out += _sweep_plot(table, spec, scale, values, static, Path(out_dir))
         else:
             out += _figure_layout(table, spec, scale, values, static, Path(out_dir))
@@ -362,7 +391,9 @@ def extra_columns(table: PaperTable, spec: TableSpec) -> list[str]:
 EXTRA_MARK = " †"
 
 
-def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, values: dict) -> list[str]:
+def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, values: dict,
+                  read: set[str]) -> list[str]:
+    """The paper's table with our cells beside its numbers; ``read``: the datasets the runs at this scale read."""
     body, ours_by_column, cells_by_column = [], defaultdict(list), defaultdict(list)
     metric_cols = {c.column: c for c in spec.metric_columns}
     static_cols = {c.column for c in spec.static_columns}
@@ -386,7 +417,7 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
                 cell = values[row.key][column]
                 ours_values.append(cell.mean if cell else None)
                 cells_by_column[column].append((row.label, cell))
-                shown = cell.render() if cell else _missing_cell(spec, row, metric_cols[column], scale)
+                shown = cell.render() if cell else _missing_cell(spec, row, metric_cols[column], scale, read)
                 line.append(f"{shown}{paper_text}")
             elif column in derived_cols:
                 value = values[row.key][column]

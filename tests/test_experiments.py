@@ -185,7 +185,8 @@ def test_every_row_of_every_spec_resolves_and_builds_on_meta(table_id, scale):
         json.dumps(cfg.to_dict())  # printable by --dry-run
         get_task(cfg.task)  # every run names a registered task
         if scale == "paper" and spec.is_paper_table:
-            assert cfg.data.root.startswith("/datasets/")
+            # ListOps with no lra_listops/ under the data root is generated locally
+            assert (cfg.data.dataset, cfg.data.root) == ("lra_listops", None) or cfg.data.root.startswith("/datasets/")
         model = json.dumps(cfg.to_dict()["model"], sort_keys=True) + cfg.data.dataset + str(cfg.data.num_frames)
         if model not in built:  # the same model in another column or seed is built once
             built.add(model)
@@ -245,6 +246,17 @@ def test_dry_run_ends_with_what_would_train_and_the_missing_data_once(tmp_path, 
     assert set(obj["missing_data"]) == {"kinetics400", "ssv2"}
     assert main(["run", "mformer_table4", "--json"]) == 2  # describes a dry run only
     assert "add --dry-run" in capsys.readouterr().err
+
+
+def test_table5_listops_is_generated_where_the_data_root_has_no_release(tmp_path, capsys):
+    """ListOps' column runs everywhere: with --data-root but no lra_listops/ under it, the run generates the set
+    (no data root in its configuration) instead of being skipped; the other LRA tasks still need their files."""
+    assert main(["run", "mformer_table5", "--scale", "paper", "--rows", "exact", "--dry-run", "--json",
+                 "--data-root", str(tmp_path / "no_listops"), "--runs-dir", str(tmp_path / "runs")]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    listops = next(r for r in obj["runs"] if r["config"]["data"]["dataset"] == "lra_listops")
+    assert listops["action"] == "train" and listops["config"]["data"]["root"] is None
+    assert set(obj["missing_data"]) == {"lra_text", "lra_retrieval", "lra_image", "lra_pathfinder"}
 
 
 def _broken(row: RowSpec) -> TableSpec:

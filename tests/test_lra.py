@@ -2,6 +2,7 @@
 transformer with every attention, its FLOP count and the sequence classifier."""
 
 import csv
+import json
 import os
 import pickle
 import random
@@ -418,3 +419,58 @@ def test_sequence_classifier_fits_a_listops_batch(tmp_path):
     trainer.fit(module, datamodule=dm)
     result = trainer.test(module, datamodule=dm, verbose=False)[0]
     assert 0.0 <= result["test/top1"] <= 1.0 and np.isfinite(result["test/loss"])
+
+
+# --- Motionformer Table 5's ListOps column -------------------------------------------------------------------------
+
+
+def table5_listops(scale, data_root):
+    from experiments.runner import resolve_runs
+
+    return next(c for c in resolve_runs("mformer_table5", scale, rows=["exact"], data_root=data_root)
+                if c.column == "ListOps")
+
+
+def test_listops_reads_the_release_under_the_data_root_and_is_generated_without_it(tmp_path):
+    """Table 5 at paper scale with --data-root: ListOps reads ``lra_listops/`` when it is there, and is generated
+    locally when it is not (its column runs everywhere); tiny scale always generates its own small set. An
+    incomplete release is an error naming the file, never replaced by a generated set."""
+    from experiments.runner import missing_data
+    from experiments.tasks import get_task
+
+    absent = tmp_path / "absent"
+    absent.mkdir()
+    generated = table5_listops("paper", absent)
+    assert generated.data.root is None and missing_data(generated) is None
+    release = tmp_path / "release"
+    write_fixtures(release / "lra_listops")
+    read = table5_listops("paper", release)
+    assert read.data.root == str(release / "lra_listops") and missing_data(read) is None
+    assert table5_listops("tiny", release).data.root is None  # the size in its spec: generated
+    (release / "lra_listops" / "listops-1000" / "basic_test.tsv").unlink()
+    dm = get_task(read.data.task).datamodule(read, tmp_path)
+    with pytest.raises(DataNotFoundError, match="basic_test.tsv"):
+        dm.setup("test")
+
+
+def test_a_listops_run_on_the_release_records_and_reports_the_release(tmp_path, monkeypatch, capsys):
+    """`run mformer_table5 --scale paper --data-root DIR` with the LRA release under DIR/lra_listops/ trains on
+    it: the record says its data was not generated and the cell names `lra_listops` alone."""
+    import experiments.runner as runner
+    from experiments.__main__ import main
+
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)  # not what this test is about
+    release = tmp_path / "release"
+    write_fixtures(release / "lra_listops")
+    code = main(["run", "mformer_table5", "--scale", "paper", "--rows", "exact", "--data-root", str(release),
+                 "--accelerator", "cpu", "--num-workers", "0", "--threads", "1", "--jobs", "1", "--no-progress-bar",
+                 "--set", "trainer.max_steps=1", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"),
+                 "--reports-dir", str(tmp_path / "reports")])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"data: lra_listops from {release / 'lra_listops'}" in out
+    record = json.loads((tmp_path / "runs/mformer_table5/exact/seed0/paper-listops/metrics.json").read_text())
+    assert record["data"]["synthetic"] is False and record["config"]["data"]["root"] == str(release / "lra_listops")
+    report = (tmp_path / "reports" / "mformer_table5.md").read_text()
+    assert "(n=1; paper, lra_listops, CPU)" in report
+    assert "- **ListOps** results come from `lra_listops` (the real dataset)." in report

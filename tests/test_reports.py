@@ -16,8 +16,8 @@ CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EP
 
 
 def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scale: str = "tiny",
-                 provenance: dict = CPU_RUN) -> None:
-    dataset = {"K-400": "synth_appearance", "SSv2": "synth_motion"}[column]
+                 provenance: dict = CPU_RUN, dataset: str | None = None) -> None:
+    dataset = dataset or {"K-400": "synth_appearance", "SSv2": "synth_motion"}[column]
     d = runs / "mformer_table4" / row / f"seed{seed}" / f"{scale}-{column.lower().replace('-', '_')}"
     d.mkdir(parents=True, exist_ok=True)
     (d / "metrics.json").write_text(json.dumps({
@@ -201,3 +201,60 @@ def test_the_header_gives_chance_from_the_classes_the_runs_recorded():
     assert _chance([run(8), run(6)]) == (
         " Chance with 6 classes: top-1 16.7%, top-5 83.3%; with 8 classes: top-1 12.5%, top-5 62.5%.")
     assert _chance([{"data": {}}]) == "" and _chance([]) == ""
+
+
+def test_a_missing_cell_needs_data_only_where_no_run_read_its_dataset(tmp_path):
+    """`--rows joint` on a data root holding both datasets: the other rows were not run, their data is there (the
+    joint row read it), so their cells say '—'; a dataset no run read still says 'needs data'."""
+    runs = tmp_path / "runs"
+    write_record(runs, "joint", "K-400", 0, 70.0, scale="paper", dataset="kinetics400")
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    joint = next(line for line in text.splitlines() if line.startswith("| Joint"))
+    divided = next(line for line in text.splitlines() if line.startswith("| Divided"))
+    assert "70.0 (n=1; paper, kinetics400, CPU) · paper 79.2" in joint
+    assert "— · paper 78.5" in divided and "needs data (`kinetics400`)" not in text
+    assert "needs data (`ssv2`) · paper 64.0" in joint and "needs data (`ssv2`) · paper 64.2" in divided
+
+
+def write_listops_record(runs: Path, row: str, top1: float, scale: str, data_root: Path) -> None:
+    """A Table 5 ListOps record as the runner writes it, from the configuration ``--data-root data_root`` resolves
+    to: the LRA release when ``data_root`` holds ``lra_listops/``, else a generated set (``data.synthetic``)."""
+    cfg = table_spec("mformer_table5").resolve(table_spec("mformer_table5").row(row), "ListOps", scale, 0, data_root)
+    d = cfg.run_dir(runs)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({
+        "table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": 0, "scale": scale,
+        "dataset": cfg.data.dataset, "data": {"dataset": cfg.data.dataset, "synthetic": cfg.data.root is None},
+        "metrics": {"top1": top1}, "config": cfg.to_dict(), "git_commit": "abc123", "provenance": CPU_RUN}))
+
+
+def test_listops_cells_say_whether_they_ran_on_the_release_or_on_generated_data(tmp_path):
+    """At paper scale ListOps reads the LRA release under --data-root, or is generated locally when it is absent:
+    each cell names which, and the header says which cells are which. Tiny scale's set (its size in the spec)
+    is named as before: its scale says it is generated."""
+    release, absent = tmp_path / "release", tmp_path / "absent"
+    (release / "lra_listops").mkdir(parents=True)
+    absent.mkdir()
+    runs = tmp_path / "runs"
+    write_listops_record(runs, "exact", 36.0, "paper", absent)
+    write_listops_record(runs, "performer", 35.0, "paper", release)
+    write_listops_record(runs, "exact", 30.0, "tiny", release)
+    text = build_report("mformer_table5", runs_root=runs, out_dir=tmp_path).read_text()
+    exact, performer = (next(line for line in text.split("**Scale: paper**")[1].splitlines()
+                             if line.startswith(f"| {name}")) for name in ("Exact", "Performer"))
+    assert "36.0 (n=1; paper, lra_listops generated locally, CPU) · paper 36.69" in exact
+    assert "35.0 (n=1; paper, lra_listops, CPU) · paper 36.69" in performer
+    assert ("- **ListOps** results come from `lra_listops`: the real dataset, except in exact · ListOps: generated "
+            "locally with the benchmark's own generator.") in text
+    assert "30.0 (n=1; tiny, lra_listops, CPU) · paper 36.69" in text
+    tiny_header = text.split("**Scale: tiny**")[1].split("**Scale:")[0]
+    assert "- **ListOps** results come from `lra_listops`, generated locally with the benchmark's own " in tiny_header
+
+    generated_only = tmp_path / "generated_only"
+    write_listops_record(generated_only, "exact", 36.0, "paper", absent)
+    text = build_report("mformer_table5", runs_root=generated_only, out_dir=tmp_path).read_text()
+    assert "- **ListOps** results come from `lra_listops`, generated locally with the benchmark's own " in text
+    release_only = tmp_path / "release_only"
+    write_listops_record(release_only, "exact", 36.0, "paper", release)
+    text = build_report("mformer_table5", runs_root=release_only, out_dir=tmp_path).read_text()
+    assert "- **ListOps** results come from `lra_listops` (the real dataset)." in text
