@@ -136,18 +136,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "strategy": args.strategy, "precision": args.precision,
                     "accumulate_grad_batches": args.accumulate_grad_batches, "num_threads": args.threads},
     }
-    for key, value in args.set or ():
-        section, _, name = key.partition(".")
-        if section not in overrides or not name:
-            raise ValueError(f"--set {key}=...: KEY is SECTION.FIELD with SECTION one of {', '.join(overrides)}")
-        overrides[section][name] = value
     if args.dry_run:
         return dry_run(args, overrides)
     if args.verbose or args.json:
         raise ValueError("--verbose and --json describe a --dry-run; add --dry-run")
     run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
                    rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
-                   force=args.force, progress_bar=not args.no_progress_bar, jobs=args.jobs)
+                   settings=args.set or (), force=args.force, progress_bar=not args.no_progress_bar, jobs=args.jobs)
     return 0
 
 
@@ -155,7 +150,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
     """``run --dry-run``: build every model on the meta device, say what each run would do, and end with a summary
     (how many runs would train, which are skipped for missing data and which datasets are missing, each once).
     ``--verbose`` adds every resolved configuration; ``--json`` prints all of it as one object."""
-    configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides)
+    configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
     for cfg in configs:
         check_buildable(cfg)  # every model built on the meta device: a bad option fails here, by name
     actions = [planned_action(cfg, args.runs_dir, args.force) for cfg in configs]

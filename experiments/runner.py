@@ -53,6 +53,10 @@ class NoTrainingDataError(ValueError):
     """A fit that would record an untrained model: its training split has no samples, or it took no step."""
 
 
+class NoTestDataError(ValueError):
+    """A test that would record no result: it read no sample of the split it tests on."""
+
+
 IDENTITY = ("table", "row", "column", "seed", "scale")  # a run's place: its directory
 RECORD_KEYS = (*IDENTITY, "metrics")  # what every reader of a metrics.json needs
 RUN_STATE = "vidrepro_run"  # a checkpoint's callback state that says which run, configured how, wrote it
@@ -66,8 +70,11 @@ def resolve_runs(
     seeds: int = 1,
     data_root: str | Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    settings: Iterable[tuple[str, Any]] = (),
 ) -> list[RunConfig]:
-    """Every run a table needs at a scale, rows in the paper's order, with CLI overrides applied."""
+    """Every run a table needs at a scale, rows in the paper's order, with the user's options applied
+    (``given_options``: the option flags ``overrides``, then the ``--set`` pairs ``settings``)."""
+    given = given_options(overrides, settings)
     spec = require_spec(table_id)
     selected = {spec.row(key).key for key in rows} if rows else {r.key for r in spec.rows}
     configs = []
@@ -76,7 +83,7 @@ def resolve_runs(
             continue
         for seed in range(seeds):
             cfg = with_paper_batch(spec.resolve(row, column, scale, seed, data_root))  # before the user's options
-            configs.append(apply_overrides(cfg, overrides or {}))
+            configs.append(apply_overrides(cfg, given))
     return configs
 
 
@@ -304,11 +311,30 @@ def require_spec(table_id: str) -> TableSpec:
     return spec
 
 
-def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> RunConfig:
-    """overrides = {"data": {...}, "optim": {...}, "trainer": {...}}: replace fields, rejecting unknown ones."""
+SETTABLE_SECTIONS = ("model", "data", "optim", "trainer")  # the sections of a RunConfig that options may change
+
+
+def given_options(overrides: dict[str, dict[str, Any]] | None = None, settings: Iterable[tuple[str, Any]] = ()
+                  ) -> dict[str, dict[str, Any]]:
+    """The fields the user set, {section: {field: value}}: first ``overrides``, the command line's option flags
+    ({"optim": {"epochs": 5}}), where None is a flag not given (argparse's default); then ``settings``, its
+    ``--set SECTION.FIELD=VALUE`` pairs, taken as given: an explicit null sets the field to None."""
+    given = {section: {k: v for k, v in values.items() if v is not None}
+             for section, values in (overrides or {}).items()}
+    for key, value in settings:
+        section, _, name = key.partition(".")
+        if section not in SETTABLE_SECTIONS or not name:
+            raise ValueError(f"--set {key}=...: KEY is SECTION.FIELD with SECTION one of "
+                             f"{', '.join(SETTABLE_SECTIONS)}")
+        given.setdefault(section, {})[name] = value
+    return given
+
+
+def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConfig:
+    """given = {"data": {...}, "optim": {...}, "trainer": {...}} (``given_options``): replace those fields, None
+    included, rejecting unknown ones."""
     changes = {}
-    for section, values in overrides.items():
-        values = {k: v for k, v in values.items() if v is not None}
+    for section, values in given.items():
         valid = [f.name for f in dataclasses.fields(getattr(cfg, section))]
         unknown = sorted(set(values) - set(valid))
         if unknown:
@@ -316,8 +342,8 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
         if values:
             changes[section] = dataclasses.replace(getattr(cfg, section), **values)
     out = dataclasses.replace(cfg, **changes)
-    given = {k for k, v in overrides.get("optim", {}).items() if v is not None}
-    if "epochs" in given and "milestones" not in given:
+    optim = given.get("optim", {})
+    if "epochs" in optim and "milestones" not in optim:
         check_milestones(cfg, out)
     return out
 
@@ -348,20 +374,23 @@ def run_table(
     data_root: str | Path | None = None,
     runs_root: str | Path = "runs",
     overrides: dict[str, dict[str, Any]] | None = None,
+    settings: Iterable[tuple[str, Any]] = (),
     force: bool = False,
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
     jobs: int | None = 1,
 ) -> list[dict[str, Any]]:
     """Compute the table's static columns, then train and test every run of it (skipping those whose data is
-    absent), ``jobs`` CPU runs side by side (None: ``experiments.jobs.auto_jobs``). Returns the metrics records;
-    the caller builds the report."""
+    absent), ``jobs`` CPU runs side by side (None: ``experiments.jobs.auto_jobs``). ``overrides`` and ``settings``:
+    the user's options, as ``given_options`` reads them. Returns the metrics records; the caller builds the
+    report."""
     from .jobs import auto_jobs, check_jobs
 
-    configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides)
+    settings = list(settings)
+    configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides, settings)
     jobs = auto_jobs(configs) if jobs is None else jobs
     check_jobs(jobs, configs)
-    if jobs > 1 and (overrides or {}).get("data", {}).get("num_workers") is None:
+    if jobs > 1 and "num_workers" not in given_options(overrides, settings).get("data", {}):
         # Side-by-side runs fill the cores already; loader worker processes would only contend with them (4 tiny
         # runs, 2 side by side: 4m06s with 2 workers each, 1m37s with none, the same numbers).
         configs = [dataclasses.replace(c, data=dataclasses.replace(c.data, num_workers=0)) for c in configs]
@@ -373,7 +402,7 @@ def run_table(
     def finished(cfg: RunConfig, record: dict[str, Any]) -> None:
         shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if k.endswith("top1"))
         how = "reused from " + record["reused_from"] if record.get("reused_from") else (
-            "cached" if record.get("cached") else "trained")
+            "cached" if record.get("cached") else "trained" if get_task(cfg.task).trains else "evaluated")
         if how == "trained":
             trained_s.append(record["wall_time_s"])
         records.append(record)
@@ -383,10 +412,10 @@ def run_table(
             echo(f"    data left out: {lost} (the files: {cfg.run_dir(runs_root) / 'metrics.json'})")
 
     runnable = []
-    for i, cfg in enumerate(configs, 1):
+    for cfg in configs:  # [k/n] counts runs in the order they are told: the skipped ones first
         reason = missing_data(cfg)
         if reason:
-            echo(f"[{i}/{len(configs)}] {_run_line(cfg, runs_root)}\n    skipped, {reason}")
+            echo(f"[{len(skipped) + 1}/{len(configs)}] {_run_line(cfg, runs_root)}\n    skipped, {reason}")
             skipped.append(cfg)
         else:
             runnable.append(cfg)
@@ -487,7 +516,8 @@ def execute(
 ) -> dict[str, Any]:
     """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last;
     either only when the directory was written for this run with this configuration (``check_run_dir``). A fit
-    whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing."""
+    whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing; a test
+    that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again)."""
     run_path = cfg.run_dir(runs_root)
     metrics_path = run_path / "metrics.json"
     if metrics_path.exists() and not force:
@@ -529,10 +559,13 @@ def execute(
     if not task.trains:
         device = evaluation_device(cfg.trainer.accelerator)
         echo(f"    evaluating {cfg.model.name} on {cfg.data.dataset} ({cfg.data.root}) on {device} ...")
-        metrics, details = task.evaluate(cfg, weights, device)
-        record = _record(cfg, metrics, start, data=details, data_report={}, num_params=None, resume=None,
-                         commit=commit)
-        record["provenance"] = provenance(cfg, None, {}, None, threads, git, device=device)
+        metrics, evaluated = task.evaluate(cfg, weights, device)
+        _check_tested(cfg, metrics, evaluated.test_videos, evaluated.data_report,
+                      evaluated.data.get("root", cfg.data.root))
+        record = _record(cfg, metrics, start, data=evaluated.data, data_report=evaluated.data_report,
+                         num_params=None, resume=None, commit=commit)
+        record["test_videos"] = evaluated.test_videos
+        record["provenance"] = provenance(cfg, None, evaluated.data_report, None, threads, git, device=device)
         if launched_as_global_zero():
             _write_record(metrics_path, record)
         return record
@@ -546,7 +579,7 @@ def execute(
     if trains and _training_samples(dm) == 0:
         raise _no_training_data(cfg, dm, "its training split has no samples")
     task.check_classes(dm.num_classes)
-    model = build_model(cfg, num_outputs(dm.num_classes), weights=weights)
+    model = build_model(cfg, dm.num_classes, weights=weights)
     module = task.system(cfg, model, dm)
     num_params = sum(p.numel() for p in model.parameters())
     params = {**cfg.to_dict(), "num_params": num_params}
@@ -633,12 +666,14 @@ def execute(
                                          f"process x {trainer.world_size}, an incomplete last batch dropped)")
     trainer.save_checkpoint(last, weights_only=False)  # the whole final state, whatever the last periodic step
     metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
+    test_videos = getattr(module, "test_videos", None)  # each counted once, across processes
+    _check_tested(cfg, metrics, test_videos, dm.data_report(), dm.data_root)
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"{run_path}: non-finite test metrics {metrics}")
     record = _record(cfg, metrics, start, data=dm.describe(), data_report=dm.data_report(), num_params=num_params,
                      resume=resume, commit=commit)
     record["perf"] = data_wait.summary()
-    record["test_videos"] = getattr(module, "test_videos", None)  # each counted once, across processes
+    record["test_videos"] = test_videos
     record["provenance"] = provenance(cfg, trainer, record["data_report"], batch, threads, git)
     if trainer.is_global_zero:
         _write_record(metrics_path, record)
@@ -666,13 +701,6 @@ def quiet_libraries() -> None:
             log.addFilter(_DropChatter())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
-
-
-def num_outputs(num_classes: int | dict[str, int]) -> int:
-    """Logits the model produces: the class count, or V + N for verb/noun labels (``VideoClassifier``)."""
-    from lightning_modules import num_outputs as outputs
-
-    return outputs(num_classes)
 
 
 REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
@@ -772,28 +800,49 @@ def _training_samples(dm: Any) -> int | None:
 
 def _no_training_data(cfg: RunConfig, dm: Any, why: str) -> NoTrainingDataError:
     """The error for a fit that would record an untrained model: which data, read from where, and what in its
-    training split's annotations was unusable (file, line, reason)."""
+    training split was unusable (file, line, reason)."""
     report = (dm.data_report() if hasattr(dm, "data_report") else {}).get("train") or {}
+    return NoTrainingDataError(_no_data_message(cfg, why, dm.data_root, {"train": report}))
+
+
+def _check_tested(cfg: RunConfig, metrics: dict[str, float], test_videos: int | None,
+                  data_report: dict[str, dict[str, Any]], data_root: str | Path | None) -> None:
+    """Raise ``NoTestDataError`` for a test that measured nothing (no metric, or no video counted: every video of
+    the split it tests on unreadable), naming that split and what in it was unusable."""
+    if metrics and test_videos != 0:
+        return
+    tested = {split: report for split, report in data_report.items() if split != "train"}
+    why = f"its test read no sample of its {' / '.join(tested)} split" if tested else "its test read no sample"
+    raise NoTestDataError(_no_data_message(cfg, why, data_root, tested))
+
+
+def _no_data_message(cfg: RunConfig, why: str, data_root: str | Path | None,
+                     reports: dict[str, dict[str, Any]]) -> str:
+    """Why a run records nothing: the run, ``why``, its data and where it was read, and per split of ``reports``
+    (data reports) what was unusable (files, lines, reasons), with the command that lists each file."""
     found = []
-    bad = report.get("bad_annotation_lines") or []
-    if bad:
-        files = sorted({str(b["file"]) for b in bad})
-        found.append(f"{len(bad)} unusable annotation line(s) in {', '.join(files)} (first: line {bad[0]['line']}: "
-                     f"{bad[0]['reason']})")
-    for key, what in (("missing", "missing"), ("corrupt", "corrupt")):
-        if report.get(key):
-            found.append(f"{len(report[key])} of {report.get('expected')} video(s) {what}")
-    found.append(f"{report.get('samples', report.get('found'))} training sample(s) read")
+    for split, report in reports.items():
+        unusable = []
+        bad = report.get("bad_annotation_lines") or []
+        if bad:
+            files = sorted({str(b["file"]) for b in bad})
+            unusable.append(f"{len(bad)} unusable annotation line(s) in {', '.join(files)} (first: line "
+                            f"{bad[0]['line']}: {bad[0]['reason']})")
+        for key, what in (("missing", "missing"), ("corrupt", "corrupt")):
+            if report.get(key):
+                unusable.append(f"{len(report[key])} of {report.get('expected')} video(s) {what}")
+        unusable.append(f"{report.get('samples', report.get('found'))} sample(s) in its annotations")
+        found.append(f"{split} split: {', '.join(unusable)}")
     check = ""
-    if cfg.data.root is not None:
+    if cfg.data.root is not None and reports:
         from data.datamodule import DATASETS
 
         if cfg.data.dataset in DATASETS:
-            check = (f"; `python -m data check {cfg.data.dataset} --root {cfg.data.root} --split train` lists what "
-                     f"is wrong")
-    return NoTrainingDataError(
-        f"{cfg.table} row={cfg.row} column={cfg.column} seed={cfg.seed}: {why}, so no result is recorded; its data: "
-        f"{cfg.data.dataset} from {dm.data_root}: {'; '.join(found)}{check}")
+            commands = [f"`python -m data check {cfg.data.dataset} --root {cfg.data.root} --split {split}`"
+                        for split in reports]
+            check = f"; {' and '.join(commands)} {'lists' if len(commands) == 1 else 'list'} each unusable file"
+    return (f"{cfg.table} row={cfg.row} column={cfg.column} seed={cfg.seed}: {why}, so no result is recorded; its "
+            f"data: {cfg.data.dataset} from {data_root}" + (f": {'; '.join(found)}" if found else "") + check)
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

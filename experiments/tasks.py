@@ -23,9 +23,21 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-# (run config, resolved weights, the device it evaluates on) -> (metrics, details)
+
+@dataclass(frozen=True)
+class EvaluatedOn:
+    """What an evaluation-only run evaluated on, for its record: ``data`` (the data module's description, or the
+    evaluation's own details), and for a test of a data module's split, as a trained run records them, the data
+    report of its splits (missing and corrupt files, bad lines) and the videos its test counted."""
+
+    data: dict[str, Any]
+    data_report: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    test_videos: int | None = None
+
+
+# (run config, resolved weights, the device it evaluates on) -> (metrics, what it evaluated on)
 Evaluation = Callable[[RunConfig, "str | Mapping[str, str] | None", "torch.device"],
-                      "tuple[dict[str, float], dict[str, Any]]"]
+                      "tuple[dict[str, float], EvaluatedOn]"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +52,8 @@ class Task:
             ``num_frames`` and ``img_size``); a row that sets them differently is an error.
         check_classes: raises when a data module's class count does not fit the task (an int for one label per
             sample, ``{"verb": V, "noun": N}`` for verb/noun labels).
-        evaluate: for a task that trains nothing: (run config, resolved weights, device) -> (metrics, details);
-            the runner picks the device (``evaluation_device``) and records it.
+        evaluate: for a task that trains nothing: (run config, resolved weights, device) -> (metrics,
+            ``EvaluatedOn``); the runner picks the device (``evaluation_device``) and records it.
         num_classes: class count of the model built for an evaluation-only task (0 = no head).
     """
 
@@ -94,9 +106,31 @@ def model_kwargs(cfg: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_model(cfg: RunConfig, num_classes: int, device: str | None = None,
+def class_kwargs(cfg: RunConfig, num_classes: int | Mapping[str, int]) -> dict[str, Any]:
+    """The model's ``num_classes`` argument for the data's classes: an int, or for verb and noun labels
+    ``{"verb": V, "noun": N}`` where the model lays out verb and noun logits itself (it has a ``num_verbs`` option:
+    CAST's split heads), its configured ``num_verbs`` checked against V; any other model produces V + N logits from
+    one head, which the classifier splits at the data's V (``lightning_modules.video_classifier``)."""
+    from models.registry import list_models, model_options
+
+    if not isinstance(num_classes, Mapping):
+        return {"num_classes": num_classes}
+    if cfg.model.name not in list_models() or "num_verbs" not in model_options(cfg.model.name):
+        return {"num_classes": sum(num_classes.values())}  # an unknown name fails in create_model, named
+    configured = cfg.model.overrides.get("num_verbs")
+    if configured not in (None, num_classes["verb"]):
+        data = cfg.data.dataset + (f" from {cfg.data.root}" if cfg.data.root else "")
+        raise ValueError(f"{cfg.table}/{cfg.row}: model num_verbs={configured} but the data ({data}) has "
+                         f"{num_classes['verb']} verbs and {num_classes['noun']} nouns, so verb and noun logits would "
+                         f"be read from the wrong head; correct the data's verb classes, or configure "
+                         f"num_verbs={num_classes['verb']}")
+    return {"num_classes": dict(num_classes)}
+
+
+def build_model(cfg: RunConfig, num_classes: int | Mapping[str, int], device: str | None = None,
                 weights: str | Mapping[str, str] | None = None) -> nn.Module:
-    """The run's registered model with ``num_classes`` outputs, built on ``device`` (default: the current one).
+    """The run's registered model for ``num_classes`` (an int, or the data's ``{"verb": V, "noun": N}``, as
+    ``class_kwargs`` hands them to the model), built on ``device`` (default: the current one).
 
     An unknown option fails here with its name and the valid ones (``models.create_model`` checks them), so
     building on ``meta`` checks a spec at paper scale without allocating it. ``weights``: resolved pretrained
@@ -107,7 +141,7 @@ def build_model(cfg: RunConfig, num_classes: int, device: str | None = None,
     from models import create_model, load_pretrained
 
     with torch.device(device) if device else nullcontext():
-        model = create_model(cfg.model.name, num_classes=num_classes, **model_kwargs(cfg))
+        model = create_model(cfg.model.name, **class_kwargs(cfg, num_classes), **model_kwargs(cfg))
     if weights:
         sources = {"": weights} if isinstance(weights, str) else dict(weights)
         for part, source in sources.items():
@@ -142,7 +176,7 @@ def tested_only(trained: Task) -> Evaluation:
     (other test views, other clip lengths): ``trained``'s data module and system, with the run's data config."""
 
     def evaluate(cfg: RunConfig, weights: str | Mapping[str, str] | None,
-                 device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
+                 device: torch.device) -> tuple[dict[str, float], EvaluatedOn]:
         import tempfile
 
         import lightning as L
@@ -156,7 +190,9 @@ def tested_only(trained: Task) -> Evaluation:
                                 precision=cfg.trainer.precision,
                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False)
-            return final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0]), dm.describe()
+            metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
+            # read before the scratch directory, which holds the test's record of unreadable files, goes
+            return metrics, EvaluatedOn(dm.describe(), dm.data_report(), getattr(module, "test_videos", None))
 
     return evaluate
 
@@ -231,7 +267,7 @@ def _sequence_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.Lightni
 
 
 def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None,
-                       device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
+                       device: torch.device) -> tuple[dict[str, float], EvaluatedOn]:
     """Motionformer Table 9: DAVIS 2017 label propagation with the frozen model's patch features (no training)."""
     import torch
 
@@ -243,7 +279,8 @@ def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None,
                                 device=device, autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
     result = evaluate_davis(features, cfg.data.root, "val", propagation_device=device, **options)
     metrics = {"J&F": 100 * result["J&F"], "J": 100 * result["J"], "F": 100 * result["F"]}
-    return metrics, {k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files", "params")}
+    return metrics, EvaluatedOn({k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files",
+                                                        "params")})
 
 
 VIDEO_CLASSIFICATION = register_task(Task(

@@ -346,3 +346,21 @@ def test_frozen_experts_train_with_less_memory_than_the_same_model_all_trainable
     assert cost["trained_fraction"] == pytest.approx(frozen["trainable_params"] / frozen["total_params"])
     assert 0.1 < cost["trained_fraction"] < 0.4
     assert frozen["step_ms"] > 0 and full["step_ms"] > 0
+
+
+def test_a_verb_noun_model_receives_the_datas_verb_and_noun_counts_checked():
+    """The runner hands a model the data's {"verb": V, "noun": N}: CAST's split heads get them, and a configured
+    num_verbs that differs is an error naming the row, both counts; a one-head model (Motionformer's EPIC rows)
+    gets V + N logits, which the classifier splits at the data's V."""
+    from experiments.runner import resolve_runs
+    from experiments.tasks import build_model
+
+    cast = resolve_runs("cast_table1c", "paper", ["cast"], 1, "/datasets")[0]
+    assert cast.model.overrides["num_verbs"] == 97
+    model = build_model(cast, {"verb": 97, "noun": 300}, device="meta")
+    assert (model.head_temporal.out_features, model.head_spatial.out_features) == (97, 300)
+    with pytest.raises(ValueError, match=r"^cast_table1c/cast: model num_verbs=97 but the data \(epic_kitchens100 "
+                                         r"from /datasets/epic_kitchens100\) has 98 verbs and 4 nouns"):
+        build_model(cast, {"verb": 98, "noun": 4}, device="meta")
+    mformer = resolve_runs("mformer_table6c", "paper", ["mformer"], 1, "/datasets")[0]
+    assert build_model(mformer, {"verb": 97, "noun": 300}, device="meta").head.out_features == 397

@@ -34,7 +34,7 @@ def _single_process_test(runs, tmp_path):
     """The run's final weights tested by one process, through the same task, data module and system."""
     import lightning as L
 
-    from experiments.runner import num_outputs, resolve_runs
+    from experiments.runner import resolve_runs
     from experiments.tasks import build_model, get_task
 
     overrides = {"data": {"synthetic_params": {"num_train": 32, "num_val": NUM_VAL, "seed": 0}, "num_workers": 0,
@@ -44,7 +44,7 @@ def _single_process_test(runs, tmp_path):
     dm = task.datamodule(cfg, tmp_path)
     dm.prepare_data()
     dm.setup("fit")
-    model = build_model(cfg, num_outputs(dm.num_classes), weights=str(runs / RUN / "checkpoints" / "last.ckpt"))
+    model = build_model(cfg, dm.num_classes, weights=str(runs / RUN / "checkpoints" / "last.ckpt"))
     module = task.system(cfg, model, dm)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

@@ -290,3 +290,135 @@ def test_tracked_records_are_run_records():
     paths = sorted(RESULTS_DIR.glob("*/*/seed*/*.json"))
     assert paths and all(read_record(p) for p in paths)
 
+
+
+# --- a test that reads no video records nothing; a test-only run records its data ----------------------------------
+
+def _kinetics_list(root, train=4, val=3, missing_val=0):
+    """A Kinetics "path label" dataset: ``train`` and ``val`` short videos, the last ``missing_val`` val videos
+    listed but absent."""
+    import numpy as np
+
+    from data.video_io import write_video
+
+    for split, count in (("train", train), ("val", val)):
+        lines = []
+        for i in range(count):
+            path = root / split / f"v{i}.mp4"
+            if split == "train" or i < val - missing_val:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                frames = np.random.default_rng(i).integers(0, 256, (16, 32, 40, 3), dtype=np.uint8)
+                write_video(path, frames, fps=8)
+            lines.append(f"{split}/v{i}.mp4 {i % 2}")
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _on(root, task="video_classification"):
+    """The micro run on ``root`` for one epoch; ``task="video_test_views"``: its test-only version (a fresh model)."""
+    return _cfg(data={"dataset": "kinetics400", "root": str(root), "synthetic_params": {}, "batch_size": 2,
+                      "task": task}, optim={"epochs": 1})
+
+
+def test_a_test_that_reads_no_video_fails_naming_its_split_and_records_nothing(tmp_path, capsys):
+    from experiments.runner import NoTestDataError
+
+    root = _kinetics_list(tmp_path / "kinetics400", missing_val=3)
+    runs = tmp_path / "runs"
+    cfg = _on(root)
+    for _ in range(2):  # nothing recorded: the second run tests again (from the trained checkpoint)
+        with pytest.raises(NoTestDataError) as caught:
+            execute(cfg, runs, progress_bar=False, echo=lambda _: None)
+        message = str(caught.value)
+        assert message.startswith(f"{TABLE} row={ROW} column=K-400 seed=0: its test read no sample of its val split")
+        assert "val split: 3 of 3 video(s) missing" in message
+        assert f"`python -m data check kinetics400 --root {root} --split val` lists each unusable file" in message
+        assert not (cfg.run_dir(runs) / "metrics.json").exists()
+    # a test-only run on the same split says the same
+    with pytest.raises(NoTestDataError, match=r"val split: 3 of 3 video\(s\) missing"):
+        execute(_on(root, "video_test_views"), tmp_path / "runs2", echo=lambda _: None)
+    # the command line: one line, exit 2
+    cli_runs = tmp_path / "cli_runs"
+    argv = ["run", TABLE, "--rows", ROW, "--seeds", "1", "--runs-dir", str(cli_runs), "--jobs", "1", "--epochs", "1",
+            "--batch-size", "2", "--num-workers", "0", "--threads", "1", "--no-progress-bar",
+            "--set", "data.dataset=kinetics400", "--set", f"data.root={root}", "--set", "data.synthetic_params={}",
+            "--set", "trainer.log_every_n_steps=1", "--reports-dir", str(tmp_path / "reports")]
+    assert experiments_main(argv) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"error: {TABLE} row={ROW}") and "val split: 3 of 3" in error
+    assert not list(cli_runs.rglob("metrics.json"))
+
+
+def test_a_test_only_run_records_its_data_report_and_test_videos(tmp_path):
+    """As a trained run's record: the split it tested on, with the file it could not read, and the videos it
+    counted."""
+    root = _kinetics_list(tmp_path / "kinetics400", missing_val=1)
+    record = execute(_on(root, "video_test_views"), tmp_path / "runs", echo=lambda _: None)
+    assert record["data_report"]["val"]["missing"] == [str(root / "val" / "v2.mp4")]
+    assert record["data_report"]["val"]["expected"] == 3 and record["test_videos"] == 2
+    assert record["provenance"]["dataset"]["videos"] == {"val": {"expected": 3, "found": 2, "missing": 1,
+                                                                  "corrupt": 0}}
+    assert runner.data_left_out(record["data_report"]) == "val: 1 missing videos, 1 clips skipped at test"
+
+
+# --- a verb-noun model's verb count is the data's --------------------------------------------------------------
+
+def test_a_configured_verb_count_that_differs_from_the_datas_stops_the_run_before_it_trains(tmp_path):
+    """CAST's tiny row on generated verb-noun data (6 verbs) configured for 7: the classifier would split its logits
+    at 6 and read the seventh 'verb' as a noun."""
+    cfg = resolve_runs("cast_table1c", "tiny", ["cast"], 1, None, {
+        "model": {"pretrained": "", "overrides": {"num_verbs": 7}},
+        "data": {"synthetic_params": {"num_train": 8, "num_val": 4, "seed": 0}, "num_workers": 0, "batch_size": 4},
+        "optim": {"epochs": 1, "warmup_epochs": 0}, "trainer": {"max_steps": 1, "num_threads": 1}})[0]
+    with pytest.raises(ValueError, match=r"^cast_table1c/cast: model num_verbs=7 but the data \(synth_verbnoun\) has "
+                                         r"6 verbs and \d+ nouns"):
+        execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
+    assert not (cfg.run_dir(tmp_path) / "checkpoints").exists()
+
+
+# --- --set SECTION.FIELD=null sets the field; a flag not given leaves it ------------------------------------------
+
+def test_an_explicit_null_sets_a_field_and_a_flag_not_given_leaves_it():
+    """As the command line parses them: option flags not given are None (argparse's default) and change nothing;
+    ``--set`` values are taken as given, null included."""
+    from experiments.__main__ import build_parser
+
+    args = build_parser().parse_args(["run", "mformer_table4", "--set", "model.pretrained=null",
+                                      "--set", "optim.layer_decay=null"])
+    flags = {"model": {"pretrained": args.pretrained}, "optim": {"epochs": args.epochs}}
+    spec = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, flags)[0]
+    assert spec.model.pretrained == "timm:vit_base_patch16_224.augreg_in21k"
+    cfg = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, flags, args.set)[0]
+    assert cfg.model.pretrained is None and cfg.optim.layer_decay is None and cfg.optim.epochs == spec.optim.epochs
+    assert runner.pretrained_weights(cfg, "runs") is None
+    with pytest.raises(ValueError, match=r"--set pretrained=\.\.\.: KEY is SECTION\.FIELD with SECTION one of model"):
+        resolve_runs("mformer_table4", "paper", ["joint"], 1, None, None, [_setting("pretrained=null")])
+    with pytest.raises(ValueError, match=r"unknown model option\(s\) \['pretrain'\]"):
+        resolve_runs("mformer_table4", "paper", ["joint"], 1, None, None, [_setting("model.pretrain=null")])
+
+
+def test_set_null_from_the_command_line_reaches_the_runs_configuration(capsys):
+    """Through ``python -m experiments run ... --dry-run --json`` itself: the paper preset's pretrained weights are
+    replaced by none, and a flag not given leaves the preset's value."""
+    def pretrained(*extra: str) -> object:
+        assert experiments_main(["run", "mformer_table4", "--scale", "paper", "--rows", "joint", "--seeds", "1",
+                                 "--dry-run", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["runs"][0]["config"]["model"]["pretrained"]
+
+    assert pretrained() == "timm:vit_base_patch16_224.augreg_in21k"
+    assert pretrained("--set", "model.pretrained=null") is None
+
+
+def test_loader_workers_set_with_set_are_kept_side_by_side(monkeypatch, tmp_path):
+    seen = []
+
+    def side_by_side(configs, jobs, runs_root, force, echo, finished):
+        for cfg in configs:
+            seen.append(cfg)
+            finished(cfg, {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})
+
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "_run_side_by_side", side_by_side)
+    runner.run_table(TABLE, rows=[ROW, "mformer_l"], runs_root=tmp_path, jobs=2, echo=lambda _: None,
+                     settings=[("data.num_workers", 3)])
+    assert [c.data.num_workers for c in seen] == [3, 3]

@@ -39,3 +39,24 @@ def test_progress_gives_elapsed_time_and_an_eta_from_the_runs_that_trained():
     assert line.startswith("2/10 runs, ") and line.endswith("elapsed, ETA 5m20s if the rest train")
     assert "ETA" not in progress(10, 10, start=0.0, trained_s=[30.0])  # done
     assert "ETA" not in progress(1, 10, start=0.0, trained_s=[])  # nothing trained yet: no basis for one
+
+
+def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_path, monkeypatch):
+    """A skipped run takes its own number in [k/n] (the runs after it count on from it), and an evaluation-only
+    run's line says "evaluated"."""
+    from experiments import runner
+
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})
+    (tmp_path / "kinetics400").mkdir()  # Table 4's K-400 column runs; its SSv2 column has no data: skipped
+    lines = []
+    runner.run_table("mformer_table4", "paper", ["joint"], data_root=tmp_path, runs_root=tmp_path / "runs",
+                     jobs=1, echo=lines.append)
+    numbered = [line for line in lines if line.startswith("[")]
+    assert [line.split(" (")[0] for line in numbered] == ["[1/2] mformer_table4 row=joint column=SSv2",
+                                                          "[2/2] mformer_table4 row=joint column=K-400"]
+    assert numbered[0].endswith("skipped, needs data: ssv2 (not found at " + str(tmp_path / "ssv2") + ")")
+    lines.clear()
+    runner.run_table("xvit_figure1", runs_root=tmp_path / "runs", jobs=1, echo=lines.append)
+    done = [line for line in lines if "(1s, " in line]
+    assert "(1s, trained)" in done[0] and all("(1s, evaluated)" in line for line in done[1:]) and len(done) > 1

@@ -7,10 +7,10 @@ Entrypoints (``models.create_model``): ``cast_base`` (paper scale: 16 x 224 x 22
 blocks) and ``cast_tiny`` (CPU: 8 x 32 x 32 clips, 8 x 8 patches, 96-d experts of 4 blocks and 6 heads). Both build
 ``CAST`` (``models.cast.model``) and accept every constructor option as an override. Input: video
 (B, C, F, H, W) with F = ``num_frames``, H = W = ``img_size``; output: logits (B, num_classes). Both build on
-``meta``. ``num_classes`` is an int; for verb-noun labels pass ``num_verbs=V`` (the runner hands the model
-V + N as one int) or ``num_classes={"verb": V, "noun": N}``: logits are then [V verbs | N nouns], the layout
-``lightning_modules.video_classifier`` splits, the verb logits from the temporal expert, the noun logits from
-the spatial one (``fusion="split"``, the default with verbs).
+``meta``. ``num_classes`` is an int; for verb-noun labels pass ``num_classes={"verb": V, "noun": N}`` (as the
+runner does, checking a configured ``num_verbs`` against the data's V) or ``num_verbs=V`` with an int V + N: logits
+are then [V verbs | N nouns], the layout ``lightning_modules.video_classifier`` splits, the verb logits from the
+temporal expert, the noun logits from the spatial one (``fusion="split"``, the default with verbs).
 
 Rows as options (defaults = CAST: ``exchange="bcast"`` (the default None means "bcast" for two experts, "none"
 for one), ``directions="both"``, every block, ``down_ratio=0.5``,
