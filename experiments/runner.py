@@ -400,7 +400,9 @@ def run_table(
     records, skipped, trained_s, start = [], [], [], time.perf_counter()
 
     def finished(cfg: RunConfig, record: dict[str, Any]) -> None:
-        shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if k.endswith("top1"))
+        metrics = record["metrics"]
+        headline = [k for k in metrics if k.endswith("top1")] or list(metrics)  # DAVIS: J&F, J, F
+        shown = ", ".join(f"{k}={metrics[k]:.2f}" for k in headline)
         how = "reused from " + record["reused_from"] if record.get("reused_from") else (
             "cached" if record.get("cached") else "trained" if get_task(cfg.task).trains else "evaluated")
         if how == "trained":

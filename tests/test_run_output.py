@@ -60,3 +60,17 @@ def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_pa
     runner.run_table("xvit_figure1", runs_root=tmp_path / "runs", jobs=1, echo=lines.append)
     done = [line for line in lines if "(1s, " in line]
     assert "(1s, trained)" in done[0] and all("(1s, evaluated)" in line for line in done[1:]) and len(done) > 1
+
+
+def test_a_run_without_top1_shows_its_own_metrics(tmp_path, monkeypatch):
+    """Table 9's label propagation reports J&F, J and F: its line shows them, not an empty metric list."""
+    from experiments import runner
+
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "missing_data", lambda cfg: None)
+    monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"J&F": 61.5, "J": 60.0, "F": 63.0},
+                                                                 "wall_time_s": 1.0})
+    lines = []
+    runner.run_table("mformer_table9", "paper", data_root=tmp_path, runs_root=tmp_path / "runs", jobs=1,
+                     echo=lines.append)
+    assert any("J&F=61.50, J=60.00, F=63.00  (1s, evaluated)" in line for line in lines), lines
