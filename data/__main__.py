@@ -5,16 +5,20 @@
     opened and its first and last frames decoded, so truncated files are caught; frame folders decode every frame;
     pose files are parsed). ``--quick`` only stats the files. Prints a summary (``--json``: one JSON object with
     ``dataset``, ``split``, ``expected``, ``found``, ``missing``, ``corrupt``, ``bad_annotation_lines`` as counts,
-    ``missing_paths``, ``corrupt_paths``, ``bad_lines``, ``bad_segments`` (EPIC segments past their video's end)
-    listing the offenders, and with ``split`` "all" a per-split
-    breakdown under ``splits``). Counts are over video files (an EPIC video holds many segments; ``samples`` and
-    ``unusable_samples`` count those), pose files are counted in ``pose_expected``/``pose_found``.
+    ``missing_paths``, ``corrupt_paths``, ``bad_lines``, ``bad_segments`` (EPIC segments past their video's end),
+    ``empty_splits`` (splits without a sample, with their annotation file) listing the offenders, ``layout`` (which
+    of its layouts the root was found in, for SSv2: "root" or "as shipped"; else null), and with ``split`` "all" a
+    per-split breakdown under ``splits``). Labels are checked against the dataset's classes
+    (the "path label" lists against its class count), and a pose file against its video's frame count where the
+    format pairs them frame by frame (PennAction). Counts are over video files (an EPIC video holds many segments;
+    ``samples`` and ``unusable_samples`` count those), pose files are counted in ``pose_expected``/``pose_found``.
     Writes a manifest (every sample with its status) to ``--manifest``, default
     ``<root>/manifest-<NAME>-<split>.json``, or ``./manifest-<NAME>-<split>.json`` if the root is read-only.
     Exit status: 0 all files usable and all annotation lines parsed; 1 something missing, corrupt or malformed
-    (a file, a line or a segment);
-    2 the annotation files themselves cannot be read, or the root does not exist (said in one line, with what the
-    named dataset expects there), or bad arguments.
+    (a file, a line or a segment), or a split without samples;
+    2 the annotation files themselves cannot be read (one missing, a class list among them, or a class table that
+    is inconsistent), or the root does not exist (said in one line, with what the named dataset expects there), or
+    bad arguments.
 
 ``python -m data synth NAME --out DIR [--videos N] [--seed S]``
     Generates a synthetic set (``data.synthetic.generate_synthetic``) with N samples in all: ``N // 3`` (at least
@@ -32,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import data  # noqa: F401  (repairs torchvision first)
-from data.annotations import SPLITS, read_annotations
-from data.datamodule import DATASETS
+from data.annotations import SPLITS, annotation_layout, annotation_source, read_annotations
+from data.datamodule import DATASETS, annotation_format_of, dataset_num_classes, naming_missing_files
 from data.datasets import build_report, check_files, check_segments, split_check
 from data.synthetic import SYNTHETIC_SETS, generate_synthetic
 
@@ -51,10 +55,12 @@ def _entry(sample, status: dict[str, str | None]) -> dict[str, Any]:
 
 
 def check(name: str, root: Path, splits: list[str], fmt: str, decode: bool, workers: int) -> tuple[dict, dict]:
-    """(summary, manifest) of the given splits; raises FileNotFoundError/ValueError on unreadable annotations."""
+    """(summary, manifest) of the given splits; raises FileNotFoundError/ValueError on unreadable annotations or an
+    inconsistent class table."""
     per_split, manifest_splits = {}, {}
+    num_classes = dataset_num_classes(name, fmt, root)  # as a run reads it: labels past it are bad lines
     for split in splits:
-        samples, bad = read_annotations(fmt, root, split)
+        samples, bad = read_annotations(fmt, root, split, num_classes=num_classes)
         status = check_files(samples, decode=decode, workers=workers)
         # Segments past their video's end, recorded the way a training run records them.
         segments = [{"mode": "check", "kind": "bad_segment", **b} for b in check_segments(samples, status)]
@@ -66,8 +72,11 @@ def check(name: str, root: Path, splits: list[str], fmt: str, decode: bool, work
     else:  # totals over the splits; a bad label file of unknown split (PennAction) is listed by both: count it once
         summary = _combine([_summary(r, None) for r in per_split.values()])
         summary["splits"] = {s: _summary(r, None) for s, r in per_split.items()}
-    summary.update(format=fmt, root=str(root), decoded=decode)
-    manifest = {"dataset": name, "format": fmt, "root": str(root), "decoded": decode,
+    # A split without samples cannot be trained or tested on (a run refuses it): named with its annotation file.
+    summary["empty_splits"] = [{"split": s, "source": str(annotation_source(fmt, root, s))}
+                               for s, r in per_split.items() if not r["samples"]]
+    summary.update(format=fmt, layout=annotation_layout(fmt, root), root=str(root), decoded=decode)
+    manifest = {"dataset": name, "format": fmt, "layout": summary["layout"], "root": str(root), "decoded": decode,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "splits": manifest_splits}
     return summary, manifest
 
@@ -123,7 +132,8 @@ def _write_manifest(manifest: dict, path: Path | None, root: Path, name: str, sp
 def _print_text(summary: dict[str, Any]) -> None:
     pose = (f", pose files {summary['pose_found']}/{summary['pose_expected']} found"
             if "pose_expected" in summary else "")
-    print(f"{summary['dataset']} [{summary['split']}] {summary['root']} ({summary['format']}): "
+    layout = f", {summary['layout']} layout" if summary["layout"] else ""
+    print(f"{summary['dataset']} [{summary['split']}] {summary['root']} ({summary['format']}{layout}): "
           f"{summary['expected']} videos expected, {summary['found']} found, {summary['missing']} missing, "
           f"{summary['corrupt']} corrupt; {summary['samples']} samples, {summary['unusable_samples']} unusable; "
           f"{summary['bad_annotation_lines']} bad annotation lines{pose}")
@@ -135,59 +145,26 @@ def _print_text(summary: dict[str, Any]) -> None:
         print(f"  bad line {item['file']}:{item['line']}: {item['reason']}")
     for item in summary["bad_segments"]:
         print(f"  bad segment {item['path']} ({item['reason']})")
+    for item in summary["empty_splits"]:
+        print(f"  no samples in the {item['split']} split ({item['source']})")
     print(f"manifest: {summary['manifest']}")
 
 
-# What each annotation format reads under the dataset's root (None: Kinetics, whose two layouts are detected).
-LAYOUTS: dict[str | None, str] = {
-    None: "annotations/{train,val}.csv (label, youtube_id, time_start, time_end) with "
-          "{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4, or `path label` lists train.csv / val.csv",
-    "kinetics": "annotations/{train,val}.csv (label, youtube_id, time_start, time_end) with "
-                "{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4",
-    "kinetics_list": "`path label` lists train.csv / val.csv and the videos they name",
-    "ssv2": "labels.json, train.json, validation.json and videos/<id>.webm",
-    "epic_kitchens100": "EPIC_100_train.csv, EPIC_100_validation.csv, EPIC_100_verb_classes.csv, "
-                        "EPIC_100_noun_classes.csv (in the root or annotations/) and <participant>/videos/<video>.MP4",
-    "pennaction": "frames/<id>/<frame:06d>.jpg and labels/<id>.mat",
-    **{ntu: "nturgb+d_rgb/<name>_rgb.avi and nturgb+d_skeletons/<name>.skeleton"
-       for ntu in ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset")},
-}
-
-
-def expected_layout(name: str, fmt: str | None) -> str:
-    """'Kinetics-400 expects ...': what the named dataset needs under its root, in the format that will be read."""
-    info = DATASETS[name]
-    who = info.mimics if name not in SYNTHETIC_SETS else f"{name} (written in {info.mimics}'s layout)"
-    return f"{who} expects {LAYOUTS.get(fmt, f'the {fmt} annotation files')}"
-
-
 def _run_check(args: argparse.Namespace) -> int:
-    info = DATASETS[args.name]
-    fmt = args.format or info.annotation_format
-    if not args.root.is_dir():  # say so, for this dataset only, before reading anything
-        what = "is not a folder" if args.root.exists() else "does not exist"
-        raise FileNotFoundError(f"{args.root} {what}; {expected_layout(args.name, fmt)}")
-    if fmt is None:
-        from data.annotations import detect_format
-
-        try:
-            fmt = detect_format(args.root)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{args.root}: no annotation files found; "
-                                    f"{expected_layout(args.name, fmt)}") from None
+    # Said in one line, for this dataset only, before anything is read: a root that is not a folder, or one without
+    # annotation files; then any annotation file that is missing, with what the dataset needs.
+    fmt = annotation_format_of(args.name, args.root, args.format or DATASETS[args.name].annotation_format)
     splits = [args.split] if args.split else list(SPLITS)
-    try:
+    with naming_missing_files(args.name, fmt):
         summary, manifest = check(args.name, args.root, splits, fmt, decode=not args.quick, workers=args.workers)
-    except FileNotFoundError as err:  # an annotation file is missing: name it and what the dataset needs
-        what = f"{err.filename} not found" if err.filename else str(err)
-        raise FileNotFoundError(f"{what}; {expected_layout(args.name, fmt)}") from None
     summary["manifest"] = str(_write_manifest(manifest, args.manifest, args.root, args.name,
                                               args.split or "all"))
     if args.json:
         print(json.dumps(summary))
     else:
         _print_text(summary)
-    problems = summary["missing"] or summary["corrupt"] or summary["bad_annotation_lines"] or summary["bad_segments"]
+    problems = (summary["missing"] or summary["corrupt"] or summary["bad_annotation_lines"] or summary["bad_segments"]
+                or summary["empty_splits"])
     return 1 if problems else 0
 
 

@@ -6,18 +6,22 @@ Every reader returns ``(samples, bad_lines)``: a malformed line never stops a re
 Formats (``read_annotations(format, root, split)``):
 
 * ``"kinetics_list"``: the "path label" lists of PySlowFast/Motionformer: ``<root>/<split>.csv``, one
-  ``relative/path.mp4 label_index`` per line (a comma also separates). Paths are relative to ``root``.
+  ``relative/path.mp4 label_index`` per line (a comma also separates). Paths are relative to ``root``. The lists
+  do not record the class count: ``read_annotations(..., num_classes=)`` checks the labels against the dataset's.
 * ``"kinetics"``: the official Kinetics release: ``<root>/annotations/<split>.csv`` with header
   ``label,youtube_id,time_start,time_end,split``; videos at
   ``<root>/<split>/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4``; label indices follow the sorted class names
   of the training annotations (so train and val agree).
-* ``"ssv2"``: Something-Something V2: ``<root>/labels.json`` ({"class name": "index"}), ``<root>/train.json`` and
-  ``<root>/validation.json`` (lists of {"id", "label", "template", "placeholders"}), videos ``<root>/videos/<id>.webm``.
-  The class is the ``template`` with "[" and "]" removed. JSON entries are numbered from 1 in place of lines.
+* ``"ssv2"``: Something-Something V2: ``<root>/labels.json`` ({"class name": "index"}, indices 0..n-1 once each),
+  ``<root>/train.json`` and ``<root>/validation.json`` (lists of {"id", "label", "template", "placeholders"}),
+  videos ``<root>/videos/<id>.webm``. The class is the ``template`` with "[" and "]" removed. JSON entries are numbered from 1 in place of lines. The
+  20BN archives as shipped are read too: ``<root>/labels/{labels,train,validation}.json`` and
+  ``<root>/20bn-something-something-v2/<id>.webm`` (``ssv2_layout``; the layout above is looked for first).
 * ``"epic_kitchens100"``: EPIC-KITCHENS-100: ``EPIC_100_train.csv`` / ``EPIC_100_validation.csv`` (in ``<root>`` or
   ``<root>/annotations/``) with header ``narration_id,participant_id,video_id,narration_timestamp,start_timestamp,
   stop_timestamp,start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes``;
-  class lists ``EPIC_100_verb_classes.csv`` / ``EPIC_100_noun_classes.csv`` (``id,key,instances,category``);
+  class lists ``EPIC_100_verb_classes.csv`` / ``EPIC_100_noun_classes.csv`` (``id,key,instances,category``;
+  required, as they fix the class counts);
   untrimmed videos ``<root>/<participant_id>/videos/<video_id>.MP4``. A sample is the segment
   [start_timestamp, stop_timestamp] of its video, labelled ``(verb_class, noun_class)``; its ``video_id`` is the
   narration id. Segments are located by timestamp, not by ``start_frame``, so re-encoded videos at another frame
@@ -100,11 +104,12 @@ def _parse_path_label(text: str) -> tuple[str, int]:
     raise ValueError("expected '<path> <label index>'")
 
 
-def read_kinetics_list(root: str | Path, split: str) -> Result:
-    """``<root>/<split>.csv`` of '<relative path> <label index>' lines."""
+def read_kinetics_list(root: str | Path, split: str, num_classes: int | None = None) -> Result:
+    """``<root>/<split>.csv`` of '<relative path> <label index>' lines. The lists do not record the class count:
+    with ``num_classes``, a label at or above it is a bad line (None: labels are checked for sign only)."""
     _check_split(split)
     root = Path(root)
-    file = root / f"{split}.csv"
+    file = annotation_source("kinetics_list", root, split)
     samples, bad = [], []
     for number, raw in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         text = raw.strip()
@@ -112,6 +117,8 @@ def read_kinetics_list(root: str | Path, split: str) -> Result:
             continue
         try:
             rel, label = _parse_path_label(text)
+            if num_classes is not None and label >= num_classes:
+                raise ValueError(f"label {label} outside the {num_classes} classes (0..{num_classes - 1})")
         except ValueError as err:
             bad.append(BadAnnotation(str(file), number, text, str(err)))
             continue
@@ -126,13 +133,20 @@ _KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
 def kinetics_class_names(root: str | Path) -> list[str]:
-    """Sorted class names of the official layout, from the training annotations (else all annotation files)."""
+    """Sorted class names of the official layout, from the training annotations (else all annotation files); a
+    file they are read from without a ``label`` column raises a ValueError naming it (every split's labels would
+    otherwise be unknown classes)."""
     annotations = Path(root) / "annotations"
     files = [annotations / "train.csv"] if (annotations / "train.csv").exists() else sorted(annotations.glob("*.csv"))
     names = set()
     for file in files:
         with open(file, newline="", encoding="utf-8", errors="replace") as handle:
-            for row in csv.DictReader(handle):
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is not None and "label" not in reader.fieldnames:
+                raise ValueError(f"{file}: header {','.join(reader.fieldnames)} has no 'label' column; the class "
+                                 f"names of every split are read from it (header: label,youtube_id,time_start,"
+                                 f"time_end,split)")
+            for row in reader:
                 if row.get("label"):
                     names.add(row["label"].strip())
     return sorted(names)
@@ -142,7 +156,7 @@ def read_kinetics_official(root: str | Path, split: str) -> Result:
     """``<root>/annotations/<split>.csv`` (label,youtube_id,time_start,time_end,split) -> ``<root>/<split>/...mp4``."""
     _check_split(split)
     root = Path(root)
-    file = root / "annotations" / f"{split}.csv"
+    file = annotation_source("kinetics", root, split)
     class_index = {name: i for i, name in enumerate(kinetics_class_names(root))}
     samples, bad = [], []
     with open(file, newline="", encoding="utf-8", errors="replace") as handle:
@@ -174,26 +188,64 @@ def read_kinetics_official(root: str | Path, split: str) -> Result:
 _SSV2_SPLIT_FILES = {"train": "train.json", "val": "validation.json"}
 
 
+class SSV2Layout(NamedTuple):
+    """Where a copy of Something-Something V2 keeps its files."""
+
+    name: str  # "root" or "as shipped"
+    annotations: Path  # the folder of labels.json, train.json and validation.json
+    videos: Path  # the folder of <id>.webm
+
+
+def ssv2_layout(root: str | Path) -> SSV2Layout:
+    """The layout of an SSv2 root: "root" (labels.json, train.json, validation.json and videos/ in it) where it
+    holds labels.json, else "as shipped" (the 20BN archives unpacked: labels/{labels,train,validation}.json and
+    20bn-something-something-v2/) where it holds labels/labels.json, else "root", whose files are then reported
+    missing. No other layout is guessed."""
+    root = Path(root)
+    if not (root / "labels.json").exists() and (root / "labels" / "labels.json").exists():
+        return SSV2Layout("as shipped", root / "labels", root / "20bn-something-something-v2")
+    return SSV2Layout("root", root, root / "videos")
+
+
 def ssv2_label_index(root: str | Path) -> dict[str, int]:
     """labels.json: {"Moving something up": "93", ...} -> {"Moving something up": 93}; a file that is not such an
     object raises a ValueError naming it (every split needs it: there is nothing to skip)."""
-    path = Path(root) / "labels.json"
+    path = ssv2_layout(root).annotations / "labels.json"
     try:
         labels = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     try:
-        return {str(name): int(index) for name, index in labels.items()}
+        index = {str(name): int(value) for name, value in labels.items()}
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"{path}: expected one JSON object of template name -> class index, e.g. "
                          f'{{"Moving something up": "93"}}') from None
+    _check_class_table(path, index)
+    return index
+
+
+def _check_class_table(path: Path, index: dict[str, int]) -> None:
+    """A class table must give the indices 0..n-1 once each (a model has n outputs): a ValueError naming the file
+    and the offending entries otherwise, as a gap makes a label out of range and a duplicate merges two classes."""
+    names_of: dict[int, list[str]] = {}
+    for name, value in index.items():
+        names_of.setdefault(value, []).append(name)
+    count = len(index)
+    problems = [f"{name!r} has index {value}, outside 0..{count - 1}" for value, names in sorted(names_of.items())
+                if not 0 <= value < count for name in names]
+    problems += [f"index {value} is given to {' and '.join(map(repr, names))}"
+                 for value, names in sorted(names_of.items()) if len(names) > 1]
+    problems += [f"no class has index {value}" for value in range(count) if value not in names_of]
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ValueError(f"{path}: the {count} classes must have the indices 0..{count - 1}, each once: {shown}")
 
 
 def read_ssv2(root: str | Path, split: str) -> Result:
-    """``<root>/{train,validation}.json`` entries -> ``<root>/videos/<id>.webm``."""
+    """``{train,validation}.json`` entries -> ``<id>.webm`` videos, in either layout (``ssv2_layout``)."""
     _check_split(split)
-    root = Path(root)
-    file = root / _SSV2_SPLIT_FILES[split]
+    layout = ssv2_layout(root)
+    file = layout.annotations / _SSV2_SPLIT_FILES[split]
     label_index = ssv2_label_index(root)
     try:
         entries = json.loads(file.read_text(encoding="utf-8", errors="replace"))
@@ -215,7 +267,7 @@ def read_ssv2(root: str | Path, split: str) -> Result:
             reason = f"missing key {err}" if isinstance(err, KeyError) else str(err)
             bad.append(BadAnnotation(str(file), number, json.dumps(entry)[:200], reason))
             continue
-        samples.append(Sample(root / "videos" / f"{video_id}.webm", label_index[name], video_id, number))
+        samples.append(Sample(layout.videos / f"{video_id}.webm", label_index[name], video_id, number))
     return samples, bad
 
 
@@ -260,9 +312,13 @@ def epic_class_names(root: str | Path) -> dict[str, list[str]]:
             rows = {}
             for row in reader:
                 try:
-                    rows[int(row["id"])] = row["key"].strip()
+                    class_id = int(row["id"])
                 except (TypeError, ValueError) as err:
                     raise ValueError(f"{file}:{reader.line_num}: bad class id {row.get('id')!r}") from err
+                if class_id in rows:  # two keys for one id would merge two classes
+                    raise ValueError(f"{file}:{reader.line_num}: class id {class_id} is given to {rows[class_id]!r} "
+                                     f"already")
+                rows[class_id] = row["key"].strip()
         if sorted(rows) != list(range(len(rows))):
             raise ValueError(f"{file}: class ids must be 0..{len(rows) - 1}")
         out[kind] = [rows[i] for i in range(len(rows))]
@@ -279,12 +335,10 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
     """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class)."""
     _check_split(split)
     root = Path(root)
-    file = epic_file(root, _EPIC_SPLIT_FILES[split])
-    try:
-        classes = epic_class_names(root)
-        counts = {kind: len(names) for kind, names in classes.items()}
-    except FileNotFoundError:
-        counts = None  # class lists absent: indices are checked for sign only
+    file = annotation_source("epic_kitchens100", root, split)
+    # The class lists are required: they fix the class counts, so that an index past them is a bad line here
+    # rather than an index error in training.
+    counts = {kind: len(names) for kind, names in epic_class_names(root).items()}
     samples, bad = [], []
     paths: dict[tuple[str, str], Path] = {}
     with open(file, newline="", encoding="utf-8", errors="replace") as handle:
@@ -309,7 +363,7 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
                     raise ValueError(f"stop_timestamp {row['stop_timestamp']} is not after {row['start_timestamp']}")
                 label = (int(row["verb_class"]), int(row["noun_class"]))
                 for kind, value in zip(("verb", "noun"), label):
-                    if value < 0 or (counts is not None and value >= counts[kind]):
+                    if not 0 <= value < counts[kind]:
                         raise ValueError(f"{kind}_class {value} outside the class list")
                 if row.get("all_noun_classes"):  # the list form must parse, as downstream tools read it
                     ast.literal_eval(row["all_noun_classes"])
@@ -452,7 +506,7 @@ def detect_format(root: str | Path) -> str:
     """Guess the annotation format from the files under ``root`` (NTU roots need an explicit format: the
     protocol cannot be guessed)."""
     root = Path(root)
-    if (root / "labels.json").exists():
+    if (root / "labels.json").exists() or (root / "labels" / "labels.json").exists():  # SSv2, either layout
         return "ssv2"
     if any((d / "EPIC_100_train.csv").exists() or (d / "EPIC_100_validation.csv").exists()
            for d in (root, root / "annotations")):
@@ -467,11 +521,44 @@ def detect_format(root: str | Path) -> str:
                             "train.csv/val.csv")
 
 
-def read_annotations(format: str, root: str | Path, split: str) -> Result:
-    """Read one split of a dataset in one of ``ANNOTATION_FORMATS``; returns (samples, bad_lines)."""
+def read_annotations(format: str, root: str | Path, split: str,
+                     num_classes: int | dict[str, int] | None = None) -> Result:
+    """Read one split of a dataset in one of ``ANNOTATION_FORMATS``; returns (samples, bad_lines).
+
+    ``num_classes``: the dataset's class count. The "path label" lists do not record theirs, so their labels are
+    checked against it (a label at or above it is a bad line); the other formats check their labels against the
+    class lists their own files define."""
     if format not in _READERS:
         raise ValueError(f"unknown annotation format {format!r}; known: {ANNOTATION_FORMATS}")
+    if format == "kinetics_list":
+        return read_kinetics_list(root, split, num_classes)
     return _READERS[format](root, split)
+
+
+def annotation_source(format: str, root: str | Path, split: str) -> Path:
+    """Where a split's samples are read from, for messages: its annotation file, or the folder whose files are
+    the annotations (PennAction's labels/, an NTU root)."""
+    _check_split(split)
+    root = Path(root)
+    if format == "kinetics_list":
+        return root / f"{split}.csv"
+    if format == "kinetics":
+        return root / "annotations" / f"{split}.csv"
+    if format == "ssv2":
+        return ssv2_layout(root).annotations / _SSV2_SPLIT_FILES[split]
+    if format == "epic_kitchens100":
+        return epic_file(root, _EPIC_SPLIT_FILES[split])
+    if format == "pennaction":
+        return root / "labels"
+    if format in _READERS:
+        return root
+    raise ValueError(f"unknown annotation format {format!r}; known: {ANNOTATION_FORMATS}")
+
+
+def annotation_layout(format: str, root: str | Path) -> str | None:
+    """Which of its layouts a dataset's root was found in, for formats read in more than one (SSv2: "root" or
+    "as shipped"); None for the others."""
+    return ssv2_layout(root).name if format == "ssv2" else None
 
 
 def class_names(format: str, root: str | Path) -> list[str] | None:

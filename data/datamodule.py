@@ -15,7 +15,8 @@ import gc
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.annotations import BadAnnotation, Sample, class_counts, detect_format, read_annotations
+from data.annotations import (
+    BadAnnotation, Sample, annotation_layout, annotation_source, class_counts, detect_format, read_annotations,
+)
 from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
@@ -71,6 +74,81 @@ for _name in ("synth_verbnoun", "synth_pose"):
     DATASETS[_name] = DatasetInfo(
         None if _spec.annotation_format == "epic_kitchens100" else _spec.num_classes, _spec.annotation_format,
         "segments", _spec.hflip_ok, _spec.mimics, pose=_spec.annotation_format == "pennaction")
+
+
+# What each annotation format reads under the dataset's root (None: Kinetics, whose two layouts are detected); the
+# one text behind ``python -m data check``'s hints and the data module's errors.
+LAYOUTS: dict[str | None, str] = {
+    None: "annotations/{train,val}.csv (label, youtube_id, time_start, time_end) with "
+          "{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4, or `path label` lists train.csv / val.csv",
+    "kinetics": "annotations/{train,val}.csv (label, youtube_id, time_start, time_end) with "
+                "{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4",
+    "kinetics_list": "`path label` lists train.csv / val.csv and the videos they name",
+    "ssv2": "labels.json, train.json, validation.json and videos/<id>.webm, or the 20BN archives as they unpack: "
+            "labels/{labels,train,validation}.json and 20bn-something-something-v2/<id>.webm",
+    "epic_kitchens100": "EPIC_100_train.csv, EPIC_100_validation.csv, EPIC_100_verb_classes.csv, "
+                        "EPIC_100_noun_classes.csv (in the root or annotations/) and <participant>/videos/<video>.MP4",
+    "pennaction": "frames/<id>/<frame:06d>.jpg and labels/<id>.mat",
+    **{ntu: "nturgb+d_rgb/<name>_rgb.avi and nturgb+d_skeletons/<name>.skeleton"
+       for ntu in ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset")},
+}
+
+
+def expected_layout(name: str, fmt: str | None) -> str:
+    """'Kinetics-400 expects ...': what the named dataset needs under its root, in the format that will be read."""
+    info = DATASETS[name]
+    who = info.mimics if name not in SYNTHETIC_SETS else f"{name} (written in {info.mimics}'s layout)"
+    return f"{who} expects {LAYOUTS.get(fmt, f'the {fmt} annotation files')}"
+
+
+class MissingAnnotationError(FileNotFoundError, ValueError):
+    """An annotation file (or the dataset's root) is absent: the message names it and what the dataset expects
+    under its root. Also a ValueError, so that the command lines print it in one line, as other bad data."""
+
+
+class EmptySplitError(ValueError):
+    """A split every run needs (validation and test read "val") has no samples: the message names the split, its
+    annotation file and what was unusable in it. (The runner refuses an empty training split itself: only it
+    knows whether a run trains.)"""
+
+
+@contextmanager
+def naming_missing_files(name: str, fmt: str | None) -> Iterator[None]:
+    """Turns a FileNotFoundError of the annotation readers into a ``MissingAnnotationError`` that adds what the
+    named dataset expects under its root."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        what = f"{err.filename} not found" if err.filename else str(err)
+        raise MissingAnnotationError(f"{what}; {expected_layout(name, fmt)}") from None
+
+
+def annotation_format_of(name: str, root: Path, fmt: str | None) -> str:
+    """``fmt``, else the format detected from the files under ``root``; a ``MissingAnnotationError`` with what the
+    named dataset expects if ``root`` is not a folder or holds no annotation files."""
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise MissingAnnotationError(f"{root} {what}; {expected_layout(name, fmt)}")
+    if fmt is not None:
+        return fmt
+    try:
+        return detect_format(root)
+    except FileNotFoundError:
+        raise MissingAnnotationError(f"{root}: no annotation files found; {expected_layout(name, fmt)}") from None
+
+
+def dataset_num_classes(name: str, fmt: str, root: Path,
+                        synthetic_params: Mapping[str, Any] | None = None) -> int | dict[str, int] | None:
+    """The class count of dataset ``name`` read in format ``fmt`` from ``root``: what its annotations define,
+    else the count of its synthetic set (``synthetic_params["num_classes"]`` first), else ``DATASETS``'."""
+    synthetic = name in SYNTHETIC_SETS
+    own = ((synthetic_params or {}).get("num_classes") or SYNTHETIC_SETS[name].num_classes) if synthetic else None
+    if synthetic and fmt == "pennaction":  # its labels index the set's own actions, not PennAction's 15
+        return own
+    counts = class_counts(fmt, root)
+    if counts:
+        return counts
+    return own if synthetic else DATASETS[name].num_classes
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -202,15 +280,29 @@ class VideoDataModule(L.LightningDataModule):
             ensure_synthetic(self.dataset, self.cache_dir, **self.synthetic_params)
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the annotations and build the datasets the stage needs."""
+        """Read the annotations and build the datasets the stage needs.
+
+        Raises:
+            MissingAnnotationError: an annotation file is absent (named, with what the dataset expects).
+            EmptySplitError: the val split has no samples (unless the training split has none either: the caller,
+                which knows whether it trains, names that first).
+            ValueError: a class table (SSv2 labels.json, EPIC class lists, Kinetics train.csv) is inconsistent.
+        """
         root = self.data_root
-        fmt = self.annotation_format or detect_format(root)
+        fmt = annotation_format_of(self.dataset, root, self.annotation_format)
         self.annotation_format = fmt
-        for split in ("train", "val") if stage in ("fit", None) else ("val",):
-            if split not in self._splits:
-                samples, bad = read_annotations(fmt, root, split)
-                self._splits[split] = (self._synthetic_pose_labels(samples) if fmt == "pennaction" else samples, bad)
-        self._num_classes = self._read_num_classes(fmt, root)
+        fit = stage in ("fit", None)
+        with naming_missing_files(self.dataset, fmt):
+            self._num_classes = dataset_num_classes(self.dataset, fmt, root, self.synthetic_params)
+            for split in ("train", "val") if fit else ("val",):
+                if split not in self._splits:
+                    samples, bad = read_annotations(fmt, root, split, num_classes=self._num_classes)
+                    self._splits[split] = (self._synthetic_pose_labels(samples) if fmt == "pennaction" else samples,
+                                           bad)
+        # An empty val split fails now, before any training, not when the run tests at its end; an empty training
+        # split is the caller's to refuse (only it knows whether it trains), and it is named first.
+        if not (fit and not self._splits["train"][0]):
+            self._require_val_samples()
         if self.failures_dir is None:
             self.failures_dir = Path(tempfile.mkdtemp(prefix="vidrepro-data-failures-"))
         failures = self.failures_dir / "failures.jsonl"
@@ -250,9 +342,11 @@ class VideoDataModule(L.LightningDataModule):
                             sampler=EpochSampler(dataset, seed, num_replicas=world, rank=rank))
 
     def val_dataloader(self) -> DataLoader:
+        self._require_val_samples()
         return self._loader(_SingleView(self._datasets["val"]), shuffle=False, drop_last=False, persistent=True)
 
     def test_dataloader(self) -> DataLoader:
+        self._require_val_samples()
         return self._loader(self._datasets["test"], shuffle=False, drop_last=False, persistent=False)
 
     # --- information --------------------------------------------------------------------------------------------
@@ -270,7 +364,8 @@ class VideoDataModule(L.LightningDataModule):
         if self._num_classes is not None:
             return self._num_classes
         if (self.annotation_format or self.info.annotation_format) == "epic_kitchens100":
-            return class_counts("epic_kitchens100", self.data_root)  # the class lists are small: read them now
+            with naming_missing_files(self.dataset, "epic_kitchens100"):  # the class lists are small: read them now
+                return class_counts("epic_kitchens100", self.data_root)
         if self.synthetic:
             return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
         if self.info.num_classes is not None:
@@ -303,6 +398,9 @@ class VideoDataModule(L.LightningDataModule):
             "hflip": self.hflip,
             "with_pose": self.with_pose,
         }
+        layout = annotation_layout(self.annotation_format, self.root) if self.root is not None else None
+        if layout is not None and not self.synthetic:  # generated sets are always written in the first layout
+            out["annotation_layout"] = layout
         if self.synthetic:
             out["synthetic_params"] = resolve_synthetic_params(**self.synthetic_params)
             out["description"] = SYNTHETIC_SETS[self.dataset].description
@@ -323,15 +421,18 @@ class VideoDataModule(L.LightningDataModule):
             out.append(sample._replace(label=names.index(action)))
         return out
 
-    def _read_num_classes(self, fmt: str, root: Path) -> int | dict[str, int]:
-        if self.synthetic and fmt == "pennaction":
-            return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
-        counts = class_counts(fmt, root)
-        if counts:
-            return counts
-        if self.synthetic:
-            return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
-        return self.info.num_classes
+    def _require_val_samples(self) -> None:
+        """An ``EmptySplitError`` if the val split has no samples: which file, and what in it was unusable."""
+        samples, bad = self._splits["val"]
+        if samples:
+            return
+        root = self.data_root
+        source = annotation_source(self.annotation_format, root, "val")
+        found = (f"{len(bad)} unusable annotation line(s), first {bad[0].file}:{bad[0].line_number}: {bad[0].reason}"
+                 if bad else f"{source} holds no annotation")
+        raise EmptySplitError(
+            f"{self.dataset} from {root}: its val split, which validation and testing read, has no samples "
+            f"({found}); `python -m data check {self.dataset} --root {root} --split val` lists what is wrong")
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, persistent: bool,
                 loader: type[DataLoader] | None = None, sampler: Any = None) -> DataLoader:

@@ -17,7 +17,8 @@ corrupt. Pose files (PennAction ``.mat``, NTU ``.skeleton``) are counted separat
 ``pose_found``) and listed among ``missing``/``corrupt`` by path.
 
 ``check_files`` is the thorough offline check behind ``python -m data check``: it opens every file and decodes
-the first and last frames of each video (a truncated file loses its end), and parses every pose file.
+the first and last frames of each video (a truncated file loses its end), and parses every pose file (a PennAction
+one must have its folder's frame count).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class VideoClipDataset(Dataset):
     (num_clips * num_crops, T, J, k) in test mode (one per view). The transform moves them with the pixels:
     PennAction joints are in the output crop's pixel coordinates (still 1-based); a flip negates NTU x; a flip
     swaps left and right joints (``data.transforms``). An unreadable pose file skips the sample like an
-    unreadable video.
+    unreadable video, as does a PennAction pose file whose frame count is not its folder's
+    (``pose_frame_mismatch``).
 
     Args:
         samples: the annotated videos (``data.annotations``).
@@ -126,6 +128,7 @@ class VideoClipDataset(Dataset):
                 frames = video.get_clip(
                     min(c.clip_start_sec for c in clips), max(c.clip_end_sec for c in clips),
                     frame_indices=[i for c in clips for i in c.frame_indices])
+                num_video_frames = video.num_frames
         except VideoDecodeError as err:
             self._record_failure(index, sample, err.reason)
             return None
@@ -140,7 +143,11 @@ class VideoClipDataset(Dataset):
                 reason = "missing file" if isinstance(err, FileNotFoundError) else err.reason
                 self._record_failure(index, sample, reason, path=sample.pose)
                 return None
-            # Pose and video frame counts can differ by a few frames (NTU): clamp to the last pose frame.
+            mismatch = pose_frame_mismatch(sample.pose, len(joints), sample.path, num_video_frames)
+            if mismatch is not None:
+                self._record_failure(index, sample, mismatch, path=sample.pose)
+                return None
+            # NTU skeletons may have a few frames fewer than their videos: clamp to the last pose frame.
             pose = [torch.from_numpy(joints[np.minimum(c.frame_indices, len(joints) - 1)]) for c in clips]
         label = torch.tensor(sample.label) if isinstance(sample.label, tuple) else sample.label
         views = frames.split(self.num_frames, dim=1)  # one (C, T, H, W) per temporal clip
@@ -233,6 +240,16 @@ class VideoClipDataset(Dataset):
 def pose_space(path: Path) -> str:
     """What ``load_pose`` coordinates mean: "pixel" (PennAction .mat) or "camera" (NTU .skeleton)."""
     return "pixel" if Path(path).suffix == ".mat" else "camera"
+
+
+def pose_frame_mismatch(path: Path, num_pose_frames: int, video: Path, num_video_frames: int) -> str | None:
+    """Why a pose file does not fit its video's frames, or None. PennAction ships one pose row per frame of the
+    folder, so any difference means a corrupt pose file (joints clamped to its last row would be wrong for every
+    later frame); NTU's skeleton files may differ from their videos by a few frames, and are clamped."""
+    if pose_space(path) == "pixel" and num_pose_frames != num_video_frames:
+        return (f"{num_pose_frames} pose frames for the {num_video_frames} frames of {video} (PennAction has one "
+                f"per frame)")
+    return None
 
 
 def load_pose(path: Path) -> np.ndarray:
@@ -357,14 +374,22 @@ def _check_video(path: Path) -> str | None:
     return None
 
 
-def _check_pose(path: Path) -> str | None:
+def _check_pose(path: Path, video: Path) -> str | None:
+    """None if the pose file parses and fits its video's frame count (``pose_frame_mismatch``), else the reason;
+    an unreadable video is its own entry, so the frame counts are then not compared."""
     try:
-        load_pose(path)
+        joints = load_pose(path)
     except FileNotFoundError:
         return "missing file"
     except PoseFormatError as err:
         return err.reason if err.line is None else f"line {err.line}: {err.reason}"
-    return None
+    if pose_space(path) != "pixel":  # NTU skeletons are not compared frame by frame: no need to open the video
+        return None
+    try:
+        with open_video(video) as opened:
+            return pose_frame_mismatch(path, len(joints), video, opened.num_frames)
+    except VideoDecodeError:
+        return None
 
 
 def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1) -> dict[str, str | None]:
@@ -379,14 +404,15 @@ def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1
 
     videos = _unique(s.path for s in samples)
     video_set = set(videos)
-    poses = [p for p in _unique(s.pose for s in samples if s.pose is not None) if p not in video_set]
+    video_of = {s.pose: s.path for s in samples if s.pose is not None}
+    poses = [p for p in video_of if p not in video_set]
 
     def one(item: tuple[Path, bool]) -> str | None:
         path, is_video = item
         reason = _stat(path)
         if reason is not None or not decode:
             return reason
-        return _check_video(path) if is_video else _check_pose(path)
+        return _check_video(path) if is_video else _check_pose(path, video_of[path])
 
     items = [(p, True) for p in videos] + [(p, False) for p in poses]
     with ThreadPoolExecutor(max(1, workers)) as pool:

@@ -166,3 +166,85 @@ def test_module_entry_point_prints_one_json_object(kinetics_root):
     report = json.loads(result.stdout)
     assert {"dataset", "split", "expected", "found", "missing", "corrupt", "bad_annotation_lines"} <= set(report)
     assert report["found"] == 2
+
+
+def test_check_fails_on_a_split_without_samples_naming_its_file(kinetics_root, capsys):
+    (kinetics_root / "val.csv").write_text("")
+    code, report = _check(capsys, "kinetics400", "--root", str(kinetics_root), "--split", "val")
+    assert code == 1 and report["samples"] == 0
+    assert report["empty_splits"] == [{"split": "val", "source": str(kinetics_root / "val.csv")}]
+    assert main(["check", "kinetics400", "--root", str(kinetics_root)]) == 1
+    assert f"  no samples in the val split ({kinetics_root / 'val.csv'})" in capsys.readouterr().out
+
+
+def test_check_reports_labels_past_the_class_count_and_inconsistent_class_tables(kinetics_root, tmp_path, capsys):
+    (kinetics_root / "val.csv").write_text("val/good0.mp4 0\nval/good1.mp4 400\n")  # Kinetics-400: 0..399
+    code, report = _check(capsys, "kinetics400", "--root", str(kinetics_root), "--split", "val")
+    assert code == 1 and report["samples"] == 1
+    assert [(b["line"], b["reason"]) for b in report["bad_lines"]] == [
+        (2, "label 400 outside the 400 classes (0..399)")]
+
+    ssv2 = tmp_path / "ssv2"
+    ssv2.mkdir()
+    (ssv2 / "labels.json").write_text(json.dumps({"Moving something up": "0", "Pushing something": "5"}))
+    for name in ("train.json", "validation.json"):
+        (ssv2 / name).write_text("[]")
+    assert main(["check", "ssv2", "--root", str(ssv2)]) == 2
+    err = capsys.readouterr().err
+    assert f"{ssv2 / 'labels.json'}: the 2 classes must have the indices 0..1" in err and "index 5" in err
+
+
+def test_check_fails_on_a_missing_class_list(tmp_path, capsys):
+    epic = tmp_path / "epic"
+    epic.mkdir()
+    (epic / "EPIC_100_verb_classes.csv").write_text("id,key,instances,category\n0,take,1,c\n")
+    for split in ("train", "validation"):
+        (epic / f"EPIC_100_{split}.csv").write_text(",".join(EPIC_COLUMNS) + "\n")
+    assert main(["check", "epic_kitchens100", "--root", str(epic)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {epic}: neither EPIC_100_noun_classes.csv nor annotations/EPIC_100_noun_classes."
+                          f"csv; EPIC-KITCHENS-100 expects ") and len(err.splitlines()) == 1
+
+
+def test_check_flags_a_pennaction_pose_file_that_does_not_match_its_frames(tmp_path, capsys):
+    from data.pose import write_pennaction_labels
+    from data.video_io import write_frame_folder
+
+    root = tmp_path / "penn"
+    for video_id, pose_frames in (("0001", 6), ("0002", 4)):  # 0002: 4 pose rows for 6 frames
+        write_frame_folder(root / "frames" / video_id, _frames(6))
+        xy = np.ones((pose_frames, 13))
+        write_pennaction_labels(root / "labels" / f"{video_id}.mat", "bowl", xy, xy, (24, 32), True)
+    code, report = _check(capsys, "pennaction", "--root", str(root), "--split", "train")
+    assert code == 1 and (report["found"], report["pose_found"], report["corrupt"]) == (2, 2, 1)
+    assert report["corrupt_paths"] == [{"path": str(root / "labels" / "0002.mat"), "reason": (
+        f"4 pose frames for the 6 frames of {root / 'frames' / '0002'} (PennAction has one per frame)")}]
+    code, quick = _check(capsys, "pennaction", "--root", str(root), "--split", "train", "--quick")
+    assert quick["corrupt"] == 0  # a stat only: the pose file is not read
+
+
+def test_check_names_a_kinetics_training_header_without_labels(tmp_path, capsys):
+    root = tmp_path / "k400"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "train.csv").write_text("class,youtube_id,time_start,time_end,split\nbowl,a,0,10,train\n")
+    (root / "annotations" / "val.csv").write_text("label,youtube_id,time_start,time_end,split\nbowl,b,0,10,val\n")
+    assert main(["check", "kinetics400", "--root", str(root), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {root / 'annotations' / 'train.csv'}: header class,youtube_id" in err and "'label'" in err
+
+
+def test_check_says_which_ssv2_layout_it_found(tmp_path, capsys):
+    entry = {"id": "1", "label": "x", "template": "Moving [something] up", "placeholders": ["x"]}
+    shipped_videos = "20bn-something-something-v2"
+    roots = {"root": (tmp_path / "a", "", "videos"), "as shipped": (tmp_path / "b", "labels", shipped_videos)}
+    for layout, (root, json_folder, videos) in roots.items():
+        (root / json_folder).mkdir(parents=True, exist_ok=True)
+        (root / json_folder / "labels.json").write_text(json.dumps({"Moving something up": "0"}))
+        for name in ("train.json", "validation.json"):
+            (root / json_folder / name).write_text(json.dumps([entry]))
+        (root / videos).mkdir()
+        write_video(root / videos / "1.webm", _frames(8), fps=12)
+        code, report = _check(capsys, "ssv2", "--root", str(root), "--split", "val")
+        assert code == 0 and report["layout"] == layout and report["found"] == 1
+        assert main(["check", "ssv2", "--root", str(root)]) == 0
+        assert f"(ssv2, {layout} layout)" in capsys.readouterr().out

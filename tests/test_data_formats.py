@@ -177,6 +177,29 @@ def test_epic_datamodule_batches_carry_verb_noun_pairs(epic_root, tmp_path):
     assert dm.describe()["num_classes"] == {"verb": 3, "noun": 4}
 
 
+def test_epic_without_its_class_lists_fails_naming_the_file(epic_root, tmp_path):
+    """Without them an out-of-range class index would pass the reader and fail in training: the lists are
+    required, and the data module says which one is missing and what EPIC expects."""
+    from data.datamodule import MissingAnnotationError
+
+    (epic_root / "annotations" / "EPIC_100_noun_classes.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="EPIC_100_noun_classes.csv"):
+        read_annotations("epic_kitchens100", epic_root, "val")
+    dm = VideoDataModule("epic_kitchens100", root=epic_root, num_frames=4, num_workers=0, failures_dir=tmp_path)
+    with pytest.raises(MissingAnnotationError) as caught:
+        dm.setup("fit")
+    message = str(caught.value)
+    assert "annotations/EPIC_100_noun_classes.csv" in message and "EPIC-KITCHENS-100 expects" in message
+    assert isinstance(caught.value, ValueError)  # the command lines print it in one line
+
+
+def test_epic_class_list_with_a_repeated_id_is_refused(epic_root):
+    file = epic_root / "annotations" / "EPIC_100_verb_classes.csv"
+    file.write_text(file.read_text() + "1,wash,3,verbcategory\n")  # a second class 1: two classes merged
+    with pytest.raises(ValueError, match=r"EPIC_100_verb_classes.csv:5: class id 1 is given to 'put' already"):
+        class_counts("epic_kitchens100", epic_root)
+
+
 # --- PennAction -----------------------------------------------------------------------------------------------
 
 
@@ -298,6 +321,23 @@ def test_pennaction_batches_carry_aligned_pose(penn_root, tmp_path):
     assert test["label"].tolist() == [14]
     with pytest.raises(ValueError, match="pose dataset"):
         VideoDataModule("kinetics400", root=penn_root, with_pose=True)
+
+
+def test_pennaction_pose_file_shorter_than_its_frames_is_a_corrupt_file(penn_root, tmp_path):
+    """PennAction has one pose row per frame: a shorter pose file is reported, not clamped to its last row."""
+    x, y = _pennaction_joints(5, 2)
+    write_pennaction_labels(penn_root / "labels" / "0002.mat", "squat", x, y, (24, 56), True, view="side")  # 8 frames
+    dm = VideoDataModule("pennaction", root=penn_root, num_frames=4, batch_size=3, num_workers=0, crop_size=24,
+                         train_scale=(24, 28), with_pose=True, failures_dir=tmp_path)
+    dm.setup("fit")
+    (batch,) = list(dm.train_dataloader())
+    assert sorted(batch["label"].tolist()) == [3, 8]  # 0001 (bowl) and 0003 (pullup); 0002 left out
+    report = dm.data_report()["train"]
+    (corrupt,) = report["corrupt"]
+    assert corrupt["path"] == str(penn_root / "labels" / "0002.mat")
+    assert corrupt["reason"] == f"5 pose frames for the 8 frames of {penn_root / 'frames' / '0002'} (PennAction has " \
+                                "one per frame)"
+    assert report["unusable_samples"] == 1 and report["skipped_at_train"] == 1
 
 
 # --- NTU RGB+D ------------------------------------------------------------------------------------------------
@@ -437,6 +477,117 @@ def test_ntu_datamodule_pose_alignment_and_missing_files(ntu_root, tmp_path, cap
     rgb_only.setup("fit")
     batch = next(iter(rgb_only.train_dataloader()))
     assert "pose" not in batch and len(batch["label"]) == 3  # without pose, a missing skeleton does not matter
+
+
+# --- class tables: labels within the class count --------------------------------------------------------------
+
+
+def test_a_kinetics_list_label_past_the_class_count_is_a_bad_line(tmp_path):
+    (tmp_path / "videos").mkdir()
+    for i in range(2):
+        write_video(tmp_path / "videos" / f"clip {i}.mp4", index_frames(8), fps=10)
+    (tmp_path / "train.csv").write_text("videos/clip 0.mp4 0\nvideos/clip 1.mp4 399\nvideos/clip 0.mp4 400\n")
+    (tmp_path / "val.csv").write_text("videos/clip 1.mp4 1\n")
+    samples, bad = read_annotations("kinetics_list", tmp_path, "train", num_classes=400)
+    assert [s.label for s in samples] == [0, 399]
+    assert [(Path(b.file).name, b.line_number, b.reason) for b in bad] == [
+        ("train.csv", 3, "label 400 outside the 400 classes (0..399)")]
+    dm = VideoDataModule("kinetics400", root=tmp_path, num_frames=4, num_workers=0, failures_dir=tmp_path / "f")
+    dm.setup("fit")
+    (line,) = dm.data_report()["train"]["bad_annotation_lines"]
+    assert line["line"] == 3 and "label 400" in line["reason"] and len(dm._splits["train"][0]) == 2
+
+
+@pytest.mark.parametrize("labels, problems", [
+    ({"Moving something up": "173", "Moving something down": "1", "Pushing something": "2"},
+     "'Moving something up' has index 173, outside 0..2; no class has index 0"),
+    ({"Moving something up": "0", "Moving something down": "0", "Pushing something": "2"},
+     "index 0 is given to 'Moving something up' and 'Moving something down'; no class has index 1"),
+])
+def test_an_ssv2_class_table_with_a_gap_or_a_repeated_index_is_refused(tmp_path, labels, problems):
+    import json
+
+    from data.annotations import ssv2_label_index
+
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    entry = {"id": "1", "label": "x", "template": "Moving [something] up", "placeholders": ["x"]}
+    for name in ("train.json", "validation.json"):
+        (tmp_path / name).write_text(json.dumps([entry]))
+    expected = f"{tmp_path / 'labels.json'}: the 3 classes must have the indices 0..2, each once: {problems}"
+    with pytest.raises(ValueError) as caught:
+        ssv2_label_index(tmp_path)
+    assert str(caught.value) == expected
+    dm = VideoDataModule("ssv2", root=tmp_path, num_frames=4, num_workers=0, failures_dir=tmp_path / "f")
+    with pytest.raises(ValueError) as caught:
+        dm.setup("fit")
+    assert str(caught.value) == expected
+
+
+def test_a_kinetics_training_header_without_label_is_named_for_every_split(tmp_path):
+    """The class names come from train.csv's label column: without it every val row would be an unknown class."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "train.csv").write_text("class,youtube_id,time_start,time_end,split\nbowl,a,0,10,"
+                                                        "train\n")
+    (tmp_path / "annotations" / "val.csv").write_text("label,youtube_id,time_start,time_end,split\nbowl,b,0,10,val\n")
+    for split in ("train", "val"):
+        with pytest.raises(ValueError, match=rf"^{tmp_path / 'annotations' / 'train.csv'}: header class,youtube_id,"
+                                             r"time_start,time_end,split has no 'label' column"):
+            read_annotations("kinetics", tmp_path, split)
+
+
+@pytest.mark.parametrize("dataset, remove, named", [
+    ("kinetics400", "val.csv", "val.csv not found; Kinetics-400 expects `path label` lists"),
+    ("ssv2", "labels.json", "labels.json not found; Something-Something V2 expects labels.json, train.json"),
+])
+def test_a_missing_annotation_file_is_named_with_what_the_dataset_expects(tmp_path, dataset, remove, named):
+    import json
+
+    from data.datamodule import MissingAnnotationError
+
+    (tmp_path / "labels.json").write_text(json.dumps({"Moving something up": "0"}))
+    for name in ("train.json", "validation.json"):
+        (tmp_path / name).write_text("[]")
+    for name in ("train.csv", "val.csv"):
+        (tmp_path / name).write_text("videos/a.mp4 0\n")
+    if dataset == "kinetics400":
+        (tmp_path / "labels.json").unlink()  # else the folder reads as SSv2
+    (tmp_path / remove).unlink()
+    dm = VideoDataModule(dataset, root=tmp_path, num_frames=4, num_workers=0, failures_dir=tmp_path / "f")
+    with pytest.raises(MissingAnnotationError) as caught:
+        dm.setup("fit")
+    assert str(caught.value).startswith(f"{tmp_path / remove} not found") and named in str(caught.value)
+    assert isinstance(caught.value, FileNotFoundError) and isinstance(caught.value, ValueError)
+    with pytest.raises(MissingAnnotationError, match=f"^{tmp_path / 'gone'} does not exist; "):
+        VideoDataModule(dataset, root=tmp_path / "gone", failures_dir=tmp_path / "f").setup("fit")
+
+
+def test_ssv2_is_read_in_its_root_layout_first_and_as_the_20bn_archives_unpack(tmp_path):
+    import json
+
+    from data.annotations import annotation_layout, ssv2_layout
+
+    labels = {"Moving something up": "0", "Pushing something": "1"}
+    entry = {"id": "7", "label": "x", "template": "Pushing [something]", "placeholders": ["x"]}
+    shipped = tmp_path / "shipped"
+    (shipped / "labels").mkdir(parents=True)
+    (shipped / "labels" / "labels.json").write_text(json.dumps(labels))
+    for name in ("train.json", "validation.json"):
+        (shipped / "labels" / name).write_text(json.dumps([entry]))
+    (shipped / "20bn-something-something-v2").mkdir()
+    write_video(shipped / "20bn-something-something-v2" / "7.webm", index_frames(8), fps=12)
+    assert detect_format(shipped) == "ssv2" and annotation_layout("ssv2", shipped) == "as shipped"
+    (sample,), bad = read_annotations("ssv2", shipped, "val")
+    assert not bad and sample.path == shipped / "20bn-something-something-v2" / "7.webm" and sample.label == 1
+    dm = VideoDataModule("ssv2", root=shipped, num_frames=4, num_workers=0, failures_dir=tmp_path / "f")
+    dm.setup("fit")
+    assert dm.describe()["annotation_layout"] == "as shipped" and dm.data_report()["val"]["found"] == 1
+
+    # labels.json in the root as well: the root layout is read, not a mix of the two
+    (shipped / "labels.json").write_text(json.dumps(labels))
+    assert ssv2_layout(shipped) == ("root", shipped, shipped / "videos")
+    with pytest.raises(FileNotFoundError, match="validation.json"):
+        read_annotations("ssv2", shipped, "val")
+    assert annotation_layout("kinetics", shipped) is None
 
 
 # --- synthetic stand-ins in these formats ---------------------------------------------------------------------

@@ -183,3 +183,39 @@ def read_annotations_sample(path: Path):
     from data.annotations import Sample
 
     return Sample(path, 0, path.stem, None)
+
+
+# --- a validation split without samples fails before training, naming its file ---------------------------------
+
+
+@pytest.mark.parametrize("val_text, named", [("", "val.csv holds no annotation"),
+                                             ("no_label_here.mp4\n", "val.csv:1: expected '<path> <label index>'")])
+def test_an_empty_or_unreadable_val_split_fails_in_setup(tmp_path, val_text, named):
+    from data.datamodule import EmptySplitError
+
+    good = [_video(tmp_path / "train" / f"good{i}.mp4", seed=i) for i in range(2)]
+    (tmp_path / "train.csv").write_text("".join(f"{p.relative_to(tmp_path)} {i}\n" for i, p in enumerate(good)))
+    (tmp_path / "val.csv").write_text(val_text)
+    for stage in ("fit", "test"):
+        dm = VideoDataModule("kinetics400", root=tmp_path, num_frames=4, num_workers=0,
+                             failures_dir=tmp_path / "failures")
+        with pytest.raises(EmptySplitError) as caught:
+            dm.setup(stage)
+        message = str(caught.value)
+        assert "its val split" in message and named in message and str(tmp_path) in message
+        assert f"python -m data check kinetics400 --root {tmp_path} --split val" in message
+
+
+def test_an_empty_training_split_is_left_to_the_caller_but_an_empty_val_split_still_stops_testing(tmp_path):
+    """A run that trains names an empty training split itself (it alone knows whether it trains); one that does not
+    train must still not test on nothing."""
+    from data.datamodule import EmptySplitError
+
+    (tmp_path / "train.csv").write_text("")
+    (tmp_path / "val.csv").write_text("")
+    dm = VideoDataModule("kinetics400", root=tmp_path, num_frames=4, num_workers=0, failures_dir=tmp_path / "f")
+    dm.setup("fit")
+    assert dm.describe()["num_train_videos"] == 0
+    for loader in (dm.val_dataloader, dm.test_dataloader):
+        with pytest.raises(EmptySplitError, match="its val split, which validation and testing read, has no samples"):
+            loader()
