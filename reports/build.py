@@ -71,10 +71,12 @@ def generated_instead_of_release(record: dict[str, Any]) -> bool:
     (LRA ListOps with no ``lra_listops/`` under ``--data-root``): its number is not the release's. A synthetic set
     says so by its name, and a generated set of a size the spec asks for (``synthetic_params``, tiny ListOps) by
     its scale's header."""
-    from data import SYNTHETIC_SETS
-
     asked = ((record.get("config") or {}).get("data") or {}).get("synthetic_params")
-    return bool((record.get("data") or {}).get("synthetic")) and record["dataset"] not in SYNTHETIC_SETS and not asked
+    if asked or not (record.get("data") or {}).get("synthetic"):
+        return False
+    from data import SYNTHETIC_SETS  # imports torch: only for such a record, so that `show` answers at once
+
+    return record["dataset"] not in SYNTHETIC_SETS
 
 
 def data_label(record: dict[str, Any]) -> str:
