@@ -66,7 +66,9 @@ _SSV2 = dataclasses.replace(SSV2, num_frames=8, train_scale=_K400.train_scale, b
 MSCA_PAPER = ScalePreset(
     description="paper: frame-wise ViT-B/16 (ImageNet-21K init), 8x224x224 clips at stride 32, SGD 0.1, 12 epochs, "
                 "effective batch 420 (21 x 2 GPUs x 10 accumulated)",
-    model=ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.augreg_in21k"),
+    # Google's original ImageNet-21K ViT-B/16 (timm's orig_in21k): the TokShift code MSCA builds on loads its .npz
+    # ("ImageNet-22k pretrained weights", released in April 2021, before the AugReg checkpoints were published)
+    model=ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.orig_in21k"),
     data={"K-400": _K400, "SSv2": _SSV2},
     optim=OptimConfig(optimizer="momentum", momentum=0.9, lr=0.1, weight_decay=0.0, label_smoothing=0.1,
                       epochs=12, schedule="step", milestones=(10,), gamma=0.1),

@@ -37,7 +37,9 @@ from .tasks import VIDEO_CLASSIFICATION, Task, build_model, register_task, teste
 OFFICIAL_GLOBAL_BATCH, OFFICIAL_GPUS = 64, 8
 XVIT_PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=OFFICIAL_GPUS, reference_batch=OFFICIAL_GLOBAL_BATCH,
                                          lr_scaling="linear")
-XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.augreg_in21k")
+# XVIT.BASE_MODEL vit_base_patch16_224_in21k (SSv2 yaml l. 28): Google's original ImageNet-21K ViT-B/16
+# (jx_vit_base_patch16_224_in21k-e5005f0a.pth in the official vit.py), timm's orig_in21k, not the later AugReg one.
+XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.orig_in21k")
 # OPTIMIZING_METHOD sgd (SSv2 yaml l. 46, K400 yaml l. 41) with MOMENTUM 0.9 (l. 41 / l. 37) and defaults' NESTEROV
 # True (defaults l. 316, passed on in slowfast/models/optimizer.py l. 195): timm's "sgd" is Nesterov SGD. BASE_LR
 # 0.03 (l. 36 / l. 34), LR_POLICY cosine (l. 37 / l. 35), WARMUP_EPOCHS 5 (l. 43 / l. 39); the yamls' STEPS / LRS

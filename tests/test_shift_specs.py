@@ -118,7 +118,7 @@ def test_msca_paper_recipe_is_section_4_1():
     assert cfg.data.batch_size * cfg.trainer.devices * cfg.trainer.accumulate_grad_batches == 420
     assert (cfg.data.num_frames, cfg.data.frame_stride, cfg.data.train_scale) == (8, 32, (244, 330))
     assert (cfg.data.test_clips, cfg.data.test_crops) == (10, 3)
-    assert cfg.model.pretrained == "timm:vit_base_patch16_224.augreg_in21k"
+    assert cfg.model.pretrained == "timm:vit_base_patch16_224.orig_in21k"
     assert cfg.model.name == "vit_base_patch16_frame"
 
 

@@ -45,7 +45,7 @@ def test_table2_trains_with_the_official_ssv2_config():
         assert (cfg.data.dataset, cfg.data.num_frames, cfg.data.sampling) == ("ssv2", 16, "segments")
         assert (cfg.data.test_clips, cfg.data.test_crops) == (2, 3)
         assert (cfg.data.crop_size, cfg.data.train_scale, cfg.data.hflip) == (224, (256, 320), False)
-        assert cfg.model.pretrained == "timm:vit_base_patch16_224.augreg_in21k"
+        assert cfg.model.pretrained == "timm:vit_base_patch16_224.orig_in21k"
     assert table_spec("xvit_table2").scales["paper"] is xvit.XVIT_PAPER_SSV2
 
 
