@@ -1,7 +1,8 @@
 """Motionformer (Patrick et al., NeurIPS 2021, paper 001): every table and Figure 3 as specs.
 
 Scales share one spec:
-- ``paper``: ViT-B/16 initialised from ImageNet-21K, 16x224x224 clips (stride 4 on Kinetics, segment sampling
+- ``paper``: ViT-B/16 initialised from ImageNet-21K (the paper's words; the official code's ``vit_1k`` checkpoint,
+  Google's original ViT-B/16 trained on ImageNet-21K and then fine-tuned on ImageNet-1K), 16x224x224 clips (stride 4 on Kinetics, segment sampling
   on SSv2), 2x16x16 tubelets, separate space/time position embeddings, AdamW 1e-4 / wd 0.05, label smoothing
   0.2, 35 epochs with lr/10 at 20 and 30, mixed precision, 10x3 test views on Kinetics and 1x3 on SSv2
   (paper Sec. 4 and appendix 6.2); the official head, a pre-logits layer fc(D->D) -> tanh before the classifier
@@ -45,7 +46,9 @@ from .static import gflops_views, paper_config, paper_gflops, paper_params, peak
 # 16 frames: at stride 4 on Kinetics, in uniform segments on SSv2 and Epic-Kitchens (appendix 6.2).
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
-    model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.augreg_in21k",
+    # The official VIT.PRETRAINED_WEIGHTS "vit_1k" (slowfast/models/vit_helper.py) loads jx_vit_base_p16_224-80ecf9dd.pth,
+    # timm's orig_in21k_ft_in1k; its pre-logits layer, which that checkpoint lacks, starts at init there as here.
+    model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.orig_in21k_ft_in1k",
                       overrides={"representation_size": 768}),  # the official head: fc(768->768), tanh
     data={
         "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4),
@@ -345,6 +348,8 @@ def mformer_table6d() -> TableSpec:
 # ---- Table 7: a larger model through approximate attention ---------------------------------------------------
 
 MFORMER_H = {
+    # The official "vit_1k_large" (jx_vit_large_p16_224-4ee7a4dc.pth, ImageNet-21K then -1K) has no timm tag today:
+    # this takes timm's AugReg ImageNet-21K ViT-L/16; pass the official file with --pretrained to match the code.
     "paper": {"name": "vit_large_patch16_video", "pretrained": "timm:vit_large_patch16_224.augreg_in21k",
               "model": {**_approximate(num_prototypes=196), "representation_size": 1024},  # the official head
               "data": {"crop_size": 336, "train_scale": (384, 480)}},

@@ -387,7 +387,7 @@ def test_an_explicit_null_sets_a_field_and_a_flag_not_given_leaves_it():
                                       "--set", "optim.layer_decay=null"])
     flags = {"model": {"pretrained": args.pretrained}, "optim": {"epochs": args.epochs}}
     spec = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, flags)[0]
-    assert spec.model.pretrained == "timm:vit_base_patch16_224.augreg_in21k"
+    assert spec.model.pretrained == "timm:vit_base_patch16_224.orig_in21k_ft_in1k"
     cfg = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, flags, args.set)[0]
     assert cfg.model.pretrained is None and cfg.optim.layer_decay is None and cfg.optim.epochs == spec.optim.epochs
     assert runner.pretrained_weights(cfg, "runs") is None
@@ -405,7 +405,7 @@ def test_set_null_from_the_command_line_reaches_the_runs_configuration(capsys):
                                  "--dry-run", "--json", *extra]) == 0
         return json.loads(capsys.readouterr().out)["runs"][0]["config"]["model"]["pretrained"]
 
-    assert pretrained() == "timm:vit_base_patch16_224.augreg_in21k"
+    assert pretrained() == "timm:vit_base_patch16_224.orig_in21k_ft_in1k"
     assert pretrained("--set", "model.pretrained=null") is None
 
 
