@@ -291,7 +291,6 @@ def test_tracked_records_are_run_records():
     assert paths and all(read_record(p) for p in paths)
 
 
-
 # --- a test that reads no video records nothing; a test-only run records its data ----------------------------------
 
 def _kinetics_list(root, train=4, val=3, missing_val=0):
