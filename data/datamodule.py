@@ -137,12 +137,17 @@ def annotation_format_of(name: str, root: Path, fmt: str | None) -> str:
         raise MissingAnnotationError(f"{root}: no annotation files found; {expected_layout(name, fmt)}") from None
 
 
+def synthetic_num_classes(name: str, synthetic_params: Mapping[str, Any] | None = None) -> int:
+    """Classes of the synthetic set ``name`` as generated with ``synthetic_params`` (its first ``num_classes``)."""
+    return (synthetic_params or {}).get("num_classes") or SYNTHETIC_SETS[name].num_classes
+
+
 def dataset_num_classes(name: str, fmt: str, root: Path,
                         synthetic_params: Mapping[str, Any] | None = None) -> int | dict[str, int] | None:
     """The class count of dataset ``name`` read in format ``fmt`` from ``root``: what its annotations define,
     else the count of its synthetic set (``synthetic_params["num_classes"]`` first), else ``DATASETS``'."""
     synthetic = name in SYNTHETIC_SETS
-    own = ((synthetic_params or {}).get("num_classes") or SYNTHETIC_SETS[name].num_classes) if synthetic else None
+    own = synthetic_num_classes(name, synthetic_params) if synthetic else None
     if synthetic and fmt == "pennaction":  # its labels index the set's own actions, not PennAction's 15
         return own
     counts = class_counts(fmt, root)
@@ -367,7 +372,7 @@ class VideoDataModule(L.LightningDataModule):
             with naming_missing_files(self.dataset, "epic_kitchens100"):  # the class lists are small: read them now
                 return class_counts("epic_kitchens100", self.data_root)
         if self.synthetic:
-            return self.synthetic_params.get("num_classes") or SYNTHETIC_SETS[self.dataset].num_classes
+            return synthetic_num_classes(self.dataset, self.synthetic_params)
         if self.info.num_classes is not None:
             return self.info.num_classes
         raise RuntimeError(f"{self.dataset}: the class count is read from the annotations; call setup() first")
