@@ -6,7 +6,9 @@ Two conventions from the papers' codebases (PySlowFast, Motionformer):
   ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end).
 * **segments** (Something-Something V2, EPIC-Kitchens): the whole video is split into ``num_frames`` equal
   segments and one frame is taken from each; random within the segment at training, the segment's middle at
-  testing. Several test views take evenly spaced offsets inside every segment.
+  testing. Several test views take evenly spaced offsets inside every segment, ``(i + 0.5) / n`` for view i of n,
+  unless a recipe gives its codebase's own (``view_offsets``: CAST's and X-ViT's two views are each segment's start
+  and middle).
 
 Videos shorter than a clip repeat their last frame (dense) or their frames (segments), as PySlowFast does.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 Mode = Literal["random", "center"] | int  # an int is the index of a test view among ``num_clips``
@@ -81,6 +84,17 @@ def dense_clip(
     return _clip_info(indices, fps, clip_index, num_clips)
 
 
+def check_view_offsets(view_offsets: Sequence[float] | None, num_clips: int) -> tuple[float, ...] | None:
+    """``view_offsets`` as a tuple, one relative offset in [0, 1) per test view, or None (the default offsets)."""
+    if view_offsets is None:
+        return None
+    offsets = tuple(float(o) for o in view_offsets)
+    if len(offsets) != num_clips or not all(0.0 <= o < 1.0 for o in offsets):
+        raise ValueError(f"segment view offsets must be {num_clips} numbers in [0, 1), one per test view; "
+                         f"got {list(view_offsets)}")
+    return offsets
+
+
 def uniform_segments(
     num_frames_in_video: int,
     fps: float,
@@ -88,6 +102,7 @@ def uniform_segments(
     mode: Mode = "random",
     num_clips: int = 1,
     rng: random.Random | None = None,
+    view_offsets: Sequence[float] | None = None,
 ) -> ClipInfo:
     """One frame from each of ``num_frames`` equal segments covering the whole video.
 
@@ -95,12 +110,18 @@ def uniform_segments(
         num_frames_in_video: frames in the video.
         fps: the video's frame rate (for the clip's time span).
         num_frames: frames in the clip (= segments).
-        mode: "random" (a random frame per segment), "center" (each segment's middle), or the index of one of
-            ``num_clips`` views, taking the frame at relative offset ``(i + 0.5) / num_clips`` in each segment.
+        mode: "random" (a random frame per segment), "center" (each segment's middle), or the index i of one of
+            ``num_clips`` views, taking in each segment the frame at relative offset ``view_offsets[i]``
+            (default ``(i + 0.5) / num_clips``).
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module.
+        view_offsets: one relative offset in [0, 1) per test view; None = evenly spaced ``(i + 0.5) / num_clips``.
+            0 is a segment's first frame, 0.5 its middle: the frame ``floor(segment_length * (k + offset))`` of
+            segment k, which for (0, 0.5) is the official CAST (VideoMAE) code's ``int(tick * k)`` and
+            ``int(tick / 2 + tick * k)``.
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
+    offsets = check_view_offsets(view_offsets, num_clips)
     segment = num_frames_in_video / num_frames  # may be < 1 for short videos: frames then repeat
     rng = rng or random
     indices = []
@@ -110,7 +131,10 @@ def uniform_segments(
         if mode == "random":
             index = rng.randint(lo, hi)
         else:
-            offset = 0.5 if mode == "center" else (mode + 0.5) / num_clips
+            if mode == "center":
+                offset = 0.5
+            else:
+                offset = offsets[mode] if offsets is not None else (mode + 0.5) / num_clips
             index = math.floor(segment * (i + offset))
         indices.append(min(max(index, lo), hi, num_frames_in_video - 1))
     clip_index = mode if isinstance(mode, int) else 0
@@ -124,12 +148,17 @@ def temporal_views(
     stride: int,
     num_clips: int,
     sampling: Literal["dense", "segments"] = "dense",
+    segment_view_offsets: Sequence[float] | None = None,
 ) -> list[ClipInfo]:
-    """The ``num_clips`` deterministic test views of one video (``stride`` is ignored by segments)."""
+    """The ``num_clips`` deterministic test views of one video (``stride`` is ignored by segments;
+    ``segment_view_offsets`` is ``uniform_segments``' ``view_offsets``, for segments only)."""
     if sampling == "dense":
+        if segment_view_offsets is not None:
+            raise ValueError("segment_view_offsets applies to segment sampling, not dense clips")
         return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips) for i in range(num_clips)]
     if sampling == "segments":
-        return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips) for i in range(num_clips)]
+        return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips, view_offsets=segment_view_offsets)
+                for i in range(num_clips)]
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
 
 

@@ -15,7 +15,7 @@ import gc
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import (
     BadAnnotation, Sample, annotation_layout, annotation_source, class_counts, detect_format, read_annotations,
 )
+from data.clip_sampling import check_view_offsets
 from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
@@ -187,6 +188,9 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         test_clips: temporal views per test video.
         test_crops: spatial views per test clip (1 or 3).
+        segment_view_offsets: with segment sampling, each of the ``test_clips`` views' relative offset inside every
+            segment, in [0, 1) (0 = a segment's first frame, 0.5 its middle); None = evenly spaced,
+            ``(i + 0.5) / test_clips``. CAST's and X-ViT's official code test on each segment's start and middle.
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS`` | None (the dataset's, else detected
             from root).
@@ -222,6 +226,7 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 2,
         test_clips: int = 2,
         test_crops: int = 1,
+        segment_view_offsets: Sequence[float] | None = None,
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
         with_pose: bool = False,
@@ -256,6 +261,9 @@ class VideoDataModule(L.LightningDataModule):
         self.mean, self.std = tuple(mean), tuple(std)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.test_clips, self.test_crops = test_clips, test_crops
+        if segment_view_offsets is not None and self.sampling != "segments":
+            raise ValueError(f"{dataset}: segment_view_offsets needs segment sampling, not {self.sampling!r}")
+        self.segment_view_offsets = check_view_offsets(segment_view_offsets, test_clips)
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format
         if with_pose and not self.info.pose:
@@ -332,6 +340,7 @@ class VideoDataModule(L.LightningDataModule):
         if "test" not in self._datasets:
             transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std)
             self._datasets["test"] = VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
+                                                      segment_view_offsets=self.segment_view_offsets,
                                                       split="val", bad_annotations=bad, **common)
         if self.synthetic:  # decoded here, once per process; forked loader workers inherit the frames
             for dataset in self._datasets.values():

@@ -35,7 +35,8 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from data.annotations import BadAnnotation, Sample
-from data.clip_sampling import ClipInfo, sample_clip, segment_range, shift_clip, temporal_views
+from data.clip_sampling import (ClipInfo, check_view_offsets, sample_clip, segment_range, shift_clip,
+                                temporal_views)
 from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
@@ -75,6 +76,8 @@ class VideoClipDataset(Dataset):
         num_frames: frames per clip.
         stride: frame stride of dense sampling.
         num_clips: temporal views in test mode.
+        segment_view_offsets: with segment sampling, each test view's relative offset in every segment
+            (``data.clip_sampling.uniform_segments``' ``view_offsets``); None = evenly spaced.
         failures_path: JSON-lines file where unreadable videos are recorded (shared by DataLoader workers).
         dataset_name: for the data report.
         split: for the data report ("train", "val").
@@ -94,6 +97,7 @@ class VideoClipDataset(Dataset):
         num_frames: int = 8,
         stride: int = 2,
         num_clips: int = 1,
+        segment_view_offsets: Sequence[float] | None = None,
         failures_path: str | Path | None = None,
         dataset_name: str = "",
         split: str = "",
@@ -108,6 +112,10 @@ class VideoClipDataset(Dataset):
         self.samples = list(samples)
         self.mode, self.transform, self.sampling = mode, transform, sampling
         self.num_frames, self.stride, self.num_clips = num_frames, stride, num_clips
+        if segment_view_offsets is not None and sampling != "segments":
+            raise ValueError(f"{dataset_name or 'dataset'}: segment_view_offsets needs segment sampling, "
+                             f"not {sampling!r}")
+        self.segment_view_offsets = check_view_offsets(segment_view_offsets, num_clips)
         self.failures_path = Path(failures_path) if failures_path is not None else None
         self.dataset_name, self.split = dataset_name, split
         self.bad_annotations = list(bad_annotations)
@@ -188,7 +196,8 @@ class VideoClipDataset(Dataset):
         if self.mode == "train":
             clips = [sample_clip(count, video.fps, self.num_frames, self.stride, self.sampling)]
         else:
-            clips = temporal_views(count, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling)
+            clips = temporal_views(count, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling,
+                                   self.segment_view_offsets)
         return [shift_clip(c, first, video.fps) for c in clips] if first else clips
 
     def _apply(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,8 @@ Scales:
     smoothing 0.1, mixup 0.8 (on a batch with probability 0.9, 0.5 on K400: the official scripts'
     ``--mixup_prob``), colour jitter 0.4, RandAugment magnitude 9 on the whole decoded frames, then a random
     resized crop (area 8-100%, aspect ratio 3/4-4/3; Sec. 4.2's "random cropping and resizing", the official
-    ``_aug_frame``'s ranges), drop path 0.2 (0.3 on SSV2); test views 2 clips x 3 crops (5 x 3 on K400).
+    ``_aug_frame``'s ranges), drop path 0.2 (0.3 on SSV2); test views 2 clips x 3 crops (5 x 3 on K400), the two
+    clips of EK100 and SSV2 at each segment's first and middle frame (the official ``loadvideo_decord``).
   - Tables 1a-1h (ablations, Sec. 4.2) and 5-8 (Appendix D, footnote 4): the ablation recipe
     (``ablation_preset``): the same on EK100 with update frequency 2 (Sec. 4.2: "batch size per GPU as 6 with
     update frequency of 2"), i.e. a global batch of 192 and lr 7.5e-4 instead of 384 and 1.5e-3, and Sec. 4.2's
@@ -266,13 +267,17 @@ _PAPER_AUGMENT = {"rand_augment": (9, 4), "color_jitter": 0.4, "random_resized_c
 # tiny experts, pretrained here, are trained and evaluated with).
 PAPER_NORMALIZATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 _PAPER_DATA_OPTIONS = {**_PAPER_AUGMENT, **PAPER_NORMALIZATION}
+# The two temporal test views of the segment-sampled sets: each segment's first frame, then its middle, as the
+# official dataset/ssv2.py and epic.py loadvideo_decord (int(tick * x) and int(tick / 2 + tick * x), sorted, every
+# other index per view), not the evenly spaced default (1/4 and 3/4 of each segment)
+OFFICIAL_SEGMENT_VIEWS = {"segment_view_offsets": (0.0, 0.5)}
 _PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=8, num_nodes=2, accumulate_grad_batches=4,
                                      reference_batch=256, lr_scaling="linear")
 PAPER_DATA = {
     "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16, batch_size=6, test_clips=2, test_crops=3,
-                                  options=_PAPER_DATA_OPTIONS),
+                                  options={**_PAPER_DATA_OPTIONS, **OFFICIAL_SEGMENT_VIEWS}),
     "SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=6, test_clips=2, test_crops=3,
-                                options=_PAPER_DATA_OPTIONS),
+                                options={**_PAPER_DATA_OPTIONS, **OFFICIAL_SEGMENT_VIEWS}),
     "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4, batch_size=6, test_clips=5,
                                  test_crops=3, options=_PAPER_DATA_OPTIONS),
 }

@@ -73,9 +73,12 @@ XVIT_PAPER_SSV2 = ScalePreset(
     model=XVIT_PAPER_MODEL,
     # NUM_FRAMES 16 = XVIT.NUM_SEGMENTS 16 (SSv2 yaml l. 12, 31; one frame per segment, slowfast/datasets/ssv2.py);
     # TEST.NUM_ENSEMBLE_VIEWS 2 (l. 58) x defaults' TEST.NUM_SPATIAL_CROPS 3 (defaults l. 99); RANDOM_FLIP False
-    # (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset
+    # (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset. The two temporal views are
+    # ssv2.py's get_seq_frames (l. 173-188): view 0 each segment's middle, view 1 its first frame (there on segments
+    # of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at most, tests/test_data_loading.py)
     data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
-                                      test_clips=2, test_crops=3, options=OFFICIAL_AUGMENT_SSV2)},
+                                      test_clips=2, test_crops=3,
+                                      options={**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)})},
     # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
     # (l. 10)
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
@@ -116,7 +119,8 @@ RECIPE_CHOICES = (
     "and crop, the same draw for every frame of a clip, instead of RandAugment. "
     "SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
     "cross-entropy without label smoothing, no mixup, random erasing with probability 0.5 (its RAND_CROP: one box "
-    "for all frames of the cropped, normalised clip), 16 frames (one per segment), 2 clips x 3 crops at test. "
+    "for all frames of the cropped, normalised clip), 16 frames (one per segment), 2 clips x 3 crops at test (the "
+    "clips: every segment's middle frame, then its first). "
     "Kinetics-400 (configs/Kinetics/xvit_B16_16x16_k400.yaml): 30 epochs, weight decay 1e-5, label smoothing 0.3 "
     "(its smooth_cross_entropy's default), mixup alpha 0.4, 1 clip x 3 crops at test. Our choices: 8 frames at "
     "stride 8 on Kinetics-400 (the config's 16 frames at rate 16 disagree with its 8 segments; the supplementary's "

@@ -94,6 +94,18 @@ def test_paper_scale_trains_on_random_resized_crops_of_the_official_ranges(table
         assert "random_resized_crop" not in cfg.data.options
 
 
+@pytest.mark.parametrize("table", ["cast_table1a", "cast_table2", "cast_table10", "cast_table11"])
+def test_paper_scale_tests_segment_sets_on_the_official_views(table, tmp_path):
+    """On EK100 and SSV2 the two temporal test views are each segment's first and middle frame (the official
+    ``loadvideo_decord``), reaching the datamodule the runs build; Kinetics' dense views and the tiny runs keep the
+    default."""
+    for cfg in _paper(table):
+        expected = (0.0, 0.5) if cfg.data.dataset in ("epic_kitchens100", "ssv2") else None
+        assert _video_datamodule(cfg, tmp_path).segment_view_offsets == expected, (table, cfg.column)
+    for cfg in resolve_runs(table, "tiny"):
+        assert _video_datamodule(cfg, tmp_path).segment_view_offsets is None
+
+
 def test_table1e_states_each_rows_counted_capacity():
     """Learnable parameters and those of B-CAST's positional tables, computed per row: only the tables differ."""
     spec = table_spec("cast_table1e")

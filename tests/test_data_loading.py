@@ -119,6 +119,50 @@ def test_uniform_segments_arithmetic():
         uniform_segments(40, 10.0, 8, mode=2, num_clips=2)
 
 
+def _official_cast_views(num_video_frames: int, num_segments: int) -> list[list[int]]:
+    """The official CAST test frames (dataset/ssv2.py and epic.py, ``loadvideo_decord`` in test mode, two views):
+    every segment's middle and first frame, sorted, and view k takes every other index from k."""
+    tick = num_video_frames / float(num_segments)
+    indices = sorted([int(tick / 2.0 + tick * x) for x in range(num_segments)]
+                     + [int(tick * x) for x in range(num_segments)])
+    return [indices[k::2] for k in range(2)]
+
+
+def _official_xvit_views(num_video_frames: int, num_segments: int) -> list[list[int]]:
+    """The official X-ViT test frames (slowfast/datasets/ssv2.py, ``get_seq_frames``): view 0 each segment's
+    middle, view 1 its start, on segments of (L - 1) / n frames with rounded ends."""
+    seg_size = float(num_video_frames - 1) / num_segments
+    bounds = [(int(np.round(seg_size * i)), int(np.round(seg_size * (i + 1)))) for i in range(num_segments)]
+    return [[(start + end) // 2 for start, end in bounds], [start for start, _ in bounds]]
+
+
+def test_segment_views_at_the_official_codes_offsets():
+    """CAST's two test views (offsets 0 and 1/2 of each segment) are its code's frames exactly; X-ViT's (1/2, then
+    0) are within one frame of its code's, whose segments are (L - 1) / n long with rounded ends."""
+    for length in range(16, 400):
+        ours = [v.frame_indices for v in temporal_views(length, 30.0, 16, 1, 2, "segments", (0.0, 0.5))]
+        assert [list(v) for v in ours] == _official_cast_views(length, 16), length
+        ours = [v.frame_indices for v in temporal_views(length, 30.0, 16, 1, 2, "segments", (0.5, 0.0))]
+        for view, official in zip(ours, _official_xvit_views(length, 16)):
+            assert max(abs(a - b) for a, b in zip(view, official)) <= 1, length
+    assert temporal_views(40, 10.0, 8, 1, 2, "segments", (0.0, 0.5))[0].frame_indices == (0, 5, 10, 15, 20, 25, 30, 35)
+    default = temporal_views(40, 10.0, 8, 1, 2, "segments")
+    assert default == temporal_views(40, 10.0, 8, 1, 2, "segments", (0.25, 0.75))
+
+
+@pytest.mark.parametrize("offsets", [(0.5,), (0.0, 0.5, 0.9), (0.0, 1.0), (-0.1, 0.5)])
+def test_segment_view_offsets_are_one_per_view_inside_a_segment(offsets):
+    with pytest.raises(ValueError, match="one per test view"):
+        temporal_views(40, 10.0, 8, 1, 2, "segments", offsets)
+
+
+def test_segment_view_offsets_refuse_dense_clips(tmp_path):
+    with pytest.raises(ValueError, match="segment sampling"):
+        temporal_views(40, 10.0, 8, 1, 2, "dense", (0.0, 0.5))
+    with pytest.raises(ValueError, match="synth_appearance: segment_view_offsets needs segment sampling"):
+        VideoDataModule("synth_appearance", cache_dir=tmp_path, test_clips=2, segment_view_offsets=(0.0, 0.5))
+
+
 # --- decoding -------------------------------------------------------------------------------------------------
 
 
@@ -211,6 +255,9 @@ def test_dataset_train_and_test_views(tmp_path):
     raw = VideoClipDataset(samples, "test", None, "segments", num_frames=5, num_clips=2)[2]["video"]
     assert raw.shape == (2, 3, 5, 36, 48)
     assert frame_ids(raw[0]) + frame_ids(raw[1]) == [1, 7, 13, 19, 25, 4, 10, 16, 22, 28]  # offsets 1/4 and 3/4
+    raw = VideoClipDataset(samples, "test", None, "segments", num_frames=5, num_clips=2,
+                           segment_view_offsets=[0.0, 0.5])[2]["video"]  # a list, as a configuration read from JSON
+    assert frame_ids(raw[0]) + frame_ids(raw[1]) == [0, 6, 12, 18, 24, 3, 9, 15, 21, 27]  # segment starts, middles
     batch = collate_skip_none([test[0], test[1]])
     assert batch["video"].shape == (2, 6, 3, 4, 32, 32) and batch["label"].tolist() == [0, 1]
 
@@ -290,6 +337,21 @@ def test_datamodule_end_to_end(name, num_workers, synthetic_cache, tmp_path):
     report = dm.data_report()
     assert report["train"]["expected"] == report["train"]["found"] == 16 and report["val"]["found"] == 6
     assert not report["train"]["corrupt"] and report["val"]["skipped_at_test"] == 0
+
+
+def test_datamodule_tests_on_the_segment_views_it_is_given(synthetic_cache, tmp_path):
+    """``segment_view_offsets`` reaches the test split's clips (and only the test split's)."""
+    videos = {}
+    for offsets in (None, (0.0, 0.5)):
+        dm = VideoDataModule("synth_motion", cache_dir=synthetic_cache, synthetic_params=TINY_SET, num_frames=4,
+                             num_workers=0, test_clips=2, segment_view_offsets=offsets, failures_dir=tmp_path)
+        dm.prepare_data()
+        dm.setup("fit")
+        videos[offsets] = dm.test_dataloader().dataset[0]["video"]
+        assert dm._datasets["val"].segment_view_offsets is None  # validation: one centred clip
+    literal = VideoClipDataset(dm._splits["val"][0], "test", dm.test_dataloader().dataset.transform, "segments",
+                               num_frames=4, num_clips=2, segment_view_offsets=(0.0, 0.5))[0]["video"]
+    assert torch.equal(videos[(0.0, 0.5)], literal) and not torch.equal(videos[None], literal)
 
 
 def test_datamodule_never_flips_direction_labels(synthetic_cache):

@@ -128,7 +128,8 @@ def test_the_paper_configs_augment_as_the_official_datasets():
     erasing's probability, in the SSv2 yaml, and defaults.py's 0.0 (no erasing) on Kinetics-400, whose training crop
     is random_scale_and_resize (defaults' USE_XVIT_AGUMENTATION)."""
     for cfg in _paper("xvit_table2"):
-        assert dict(cfg.data.options) == {"auto_augment": "v0", "random_erasing": 0.5}, cfg.row
+        assert dict(cfg.data.options) == {"auto_augment": "v0", "random_erasing": 0.5,
+                                          "segment_view_offsets": (0.5, 0.0)}, cfg.row
     spec = table_spec("xvit_table1")
     for cfg in [*_paper("xvit_figure1"), paper_config(spec, spec.row("xvit"))]:
         assert dict(cfg.data.options) == {"auto_augment": "v0", "multi_scale_crop": True}, cfg.column
@@ -154,6 +155,8 @@ def test_the_paper_options_reach_the_training_transform(tmp_path, monkeypatch, t
     dm = get_task(cfg.task).datamodule(dataclasses.replace(cfg, data=tiny), tmp_path)
     dm.setup("fit")
     transform = dm.train_dataloader().dataset.dataset.transform
+    # SSv2's two test views: get_seq_frames' segment middles, then starts
+    assert dm.segment_view_offsets == ((0.5, 0.0) if table == "xvit_table2" else None)
     assert (transform.auto_augment, transform.random_erasing, transform.rand_augment,
             transform.multi_scale_crop) == expected
     assert dm.train_dataloader().dataset[0]["video"].shape[-2:] == (32, 32)
