@@ -227,6 +227,8 @@ TINY_VERBS, PAPER_VERBS, PAPER_NOUNS = 6, 97, 300  # synth_verbnoun's verbs (tes
 # The paper's checkpoints, read from local files (``models.cast.checkpoints`` maps each layout).
 PAPER_CHECKPOINTS = {
     "clip": "clip:checkpoints/cast/ViT-B-16.pt",  # OpenAI CLIP ViT-B/16
+    # Tables 5-6's IN-21K ViT-B: not in the official code, not named by the paper; timm's vit_base_patch16_224_in21k
+    # of 2023, which timm's deprecation table renames to this tag (our choice)
     "vit_in21k": "vit:timm:vit_base_patch16_224.augreg_in21k",
     "videomae_ek100": "videomae:checkpoints/cast/videomae_vit_b_ek100_pretrain.pth",
     "videomae_ssv2": "videomae:checkpoints/cast/videomae_vit_b_ssv2_pretrain.pth",

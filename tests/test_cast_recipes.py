@@ -10,8 +10,9 @@ import json
 import pytest
 
 from experiments import table_spec
-from experiments.cast import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_PER_DATASET,
-                              PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY, learnable_params, positional_params)
+from experiments.cast import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_CHECKPOINTS,
+                              PAPER_PER_DATASET, PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY, learnable_params,
+                              positional_params)
 from experiments.provenance import batch_and_lr
 from experiments.runner import _comparable, resolve_runs
 from experiments.tasks import _video_datamodule
@@ -104,6 +105,15 @@ def test_paper_scale_tests_segment_sets_on_the_official_views(table, tmp_path):
         assert _video_datamodule(cfg, tmp_path).segment_view_offsets == expected, (table, cfg.column)
     for cfg in resolve_runs(table, "tiny"):
         assert _video_datamodule(cfg, tmp_path).segment_view_offsets is None
+
+
+def test_the_imagenet_21k_expert_is_what_timm_renamed_the_old_in21k_vit_to():
+    """Tables 5-6's IN-21K expert (no file in the official code or the paper): timm's rename of the
+    ``vit_base_patch16_224_in21k`` that code of 2023 loaded."""
+    from timm.models import get_deprecated_models
+
+    renamed = get_deprecated_models("vision_transformer")["vit_base_patch16_224_in21k"]
+    assert PAPER_CHECKPOINTS["vit_in21k"] == f"vit:timm:{renamed}" == "vit:timm:vit_base_patch16_224.augreg_in21k"
 
 
 def test_table1e_states_each_rows_counted_capacity():
