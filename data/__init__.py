@@ -26,6 +26,14 @@ def generated_locally(dataset: str, root: object) -> bool:
     return dataset in SYNTHETIC_SETS or (dataset == "lra_listops" and root is None)
 
 
+def generated_in_place_of_release(dataset: str, root: object, synthetic_params: Mapping[str, Any]) -> bool:
+    """Whether a run generates, at the benchmark's own size, a dataset whose released files it would otherwise read
+    (LRA ListOps with no ``lra_listops/`` under ``--data-root``): its numbers are not the release's. A synthetic set
+    says so by its name, and a generated set of a size the config asks for (``synthetic_params``, tiny ListOps) by
+    its scale."""
+    return dataset not in SYNTHETIC_SETS and generated_locally(dataset, root) and not synthetic_params
+
+
 def dataset_root(dataset: str, data_root: str | Path, synthetic_params: Mapping[str, Any]) -> Path | None:
     """Where ``dataset`` is read from under ``data_root`` (``--data-root``: one folder per dataset, named as the
     dataset), or None where the repository generates it: every synthetic set, and LRA ListOps when ``data_root`` has
@@ -42,7 +50,8 @@ __all__ = [
     "BadAnnotation", "ClipInfo", "FrameFolderVideo", "NTUBody", "PENNACTION_ACTIONS", "PENNACTION_JOINTS",
     "PennActionLabels", "PoseFormatError", "SYNTHETIC_SETS", "Sample", "SyntheticSpec", "TestTransform",
     "TrainTransform", "Video", "VideoClipDataset", "VideoDecodeError", "check_files", "collate_skip_none",
-    "dataset_root", "dense_clip", "ensure_synthetic", "generate_synthetic", "generated_locally", "ntu_body",
+    "dataset_root", "dense_clip", "ensure_synthetic", "generate_synthetic", "generated_in_place_of_release",
+    "generated_locally", "ntu_body",
     "open_video", "read_annotations", "read_ntu_skeleton", "read_pennaction_labels", "segment_range", "shift_clip",
     "temporal_views", "uniform_segments", "write_frame_folder", "write_ntu_skeleton", "write_pennaction_labels",
     "write_video",

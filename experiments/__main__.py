@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
-from .runner import (MissingDataError, TableNotImplementedError, check_buildable, compute_static, describe_runs,
-                     git_commit, missing_datasets, planned_action, require_spec, resolve_runs, run_table)
+from .runner import (MissingDataError, TableNotImplementedError, check_buildable, compute_static, dataset_shown,
+                     describe_runs, git_commit, missing_datasets, planned_action, require_spec, resolve_runs, run_table)
 from .provenance import launched_as_global_zero
 from .spec import SCALES, registered_specs, table_spec, table_status
 
@@ -170,7 +170,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
         print(describe_runs(configs, args.runs_dir))
     else:
         for i, (cfg, action) in enumerate(zip(configs, actions), 1):
-            print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({cfg.data.dataset}) seed {cfg.seed} -> "
+            print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
                   f"{cfg.run_dir(args.runs_dir)}: {action}")
     done = ", ".join(f"{counts[kind]} {what}" for kind, what in (
         ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume")) if counts[kind])

@@ -440,8 +440,18 @@ def run_table(
 
 
 def _run_line(cfg: RunConfig, runs_root: str | Path) -> str:
-    return (f"{cfg.table} row={cfg.row} column={cfg.column} ({cfg.data.dataset}) seed={cfg.seed} "
+    return (f"{cfg.table} row={cfg.row} column={cfg.column} ({dataset_shown(cfg)}) seed={cfg.seed} "
             f"scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
+
+
+def dataset_shown(cfg: RunConfig) -> str:
+    """The run's dataset as the console names it, marked when the run generates it in place of the release it
+    would read (LRA ListOps without ``lra_listops/`` under ``--data-root``), as its report cells are."""
+    from data import generated_in_place_of_release
+
+    if generated_in_place_of_release(cfg.data.dataset, cfg.data.root, cfg.data.synthetic_params):
+        return f"{cfg.data.dataset}, generated locally in place of the release: no {cfg.data.dataset}/ under --data-root"
+    return cfg.data.dataset
 
 
 def _run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool,

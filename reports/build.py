@@ -67,16 +67,14 @@ def load_records(table_id: str, runs_root: str | Path | None = "runs", results_r
 
 
 def generated_instead_of_release(record: dict[str, Any]) -> bool:
-    """Whether the run generated, at the benchmark's own size, a dataset whose released files it could have read
-    (LRA ListOps with no ``lra_listops/`` under ``--data-root``): its number is not the release's. A synthetic set
-    says so by its name, and a generated set of a size the spec asks for (``synthetic_params``, tiny ListOps) by
-    its scale's header."""
+    """Whether the run generated a dataset in place of its release (``data.generated_in_place_of_release``): its
+    number is not the release's."""
     asked = ((record.get("config") or {}).get("data") or {}).get("synthetic_params")
     if asked or not (record.get("data") or {}).get("synthetic"):
         return False
-    from data import SYNTHETIC_SETS  # imports torch: only for such a record, so that `show` answers at once
+    from data import generated_in_place_of_release  # imports torch: only for such a record, so `show` answers at once
 
-    return record["dataset"] not in SYNTHETIC_SETS
+    return generated_in_place_of_release(record["dataset"], None, {})  # generated: it read no root
 
 
 def data_label(record: dict[str, Any]) -> str:

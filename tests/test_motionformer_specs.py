@@ -5,7 +5,7 @@ import json
 import pytest
 
 from experiments.motionformer import tiny_budget
-from experiments.runner import _comparable, find_equivalent_run, missing_data, resolve_runs
+from experiments.runner import _comparable, dataset_shown, find_equivalent_run, missing_data, resolve_runs
 from experiments.spec import table_spec
 from experiments.static import gflops_views, paper_config, paper_gflops, paper_params
 from reports.build import build_report
@@ -119,6 +119,20 @@ def test_lra_columns_without_files_need_data_and_the_report_says_so(tmp_path):
     assert "needs data: lra_text" in missing_data(text)
     report = build_report("mformer_table5", runs_root=tmp_path / "runs", out_dir=tmp_path).read_text()
     assert "needs data (`lra_text`)" in report and "needs data (`lra_listops`)" not in report
+
+
+def test_the_console_says_when_listops_is_generated_in_place_of_the_release(tmp_path):
+    """At paper scale without ``lra_listops/`` under --data-root the run's line says the set is generated, as its
+    report cell does; read from the release, or generated at tiny scale's own size, it names the dataset only."""
+    (tmp_path / "with" / "lra_listops").mkdir(parents=True)
+
+    def listops(scale: str, data_root=None):
+        return next(c for c in resolve_runs("mformer_table5", scale=scale, data_root=data_root, seeds=1)
+                    if c.data.dataset == "lra_listops")
+
+    generated = "lra_listops, generated locally in place of the release: no lra_listops/ under --data-root"
+    assert dataset_shown(listops("paper", tmp_path / "without")) == generated == dataset_shown(listops("paper"))
+    assert dataset_shown(listops("paper", tmp_path / "with")) == "lra_listops" == dataset_shown(listops("tiny"))
 
 
 def test_cited_rows_are_marked_as_the_papers():
