@@ -68,7 +68,8 @@ def _rgb_pose_classifier(cfg: RunConfig, model, dm):
 
 
 RGB_POSE = register_task(Task("rgb_pose_classification", _rgb_pose_datamodule, _rgb_pose_classifier,
-                              _rgb_pose_inputs, get_task("video_classification").check_classes))
+                              _rgb_pose_inputs, get_task("video_classification").check_classes,
+                              data_options=get_task("video_classification").data_options))
 
 # ---- Figure A1's test-only runs ------------------------------------------------------------------------------------
 
@@ -84,7 +85,7 @@ def _test_frames_inputs(data: DataConfig) -> dict[str, Any]:
 # Tests the trained model on clips of ``cfg.data.num_frames`` frames (its temporal table is interpolated from the
 # ``num_frames`` it was built with) and trains nothing.
 TEST_FRAMES_TASK = register_task(Task("rgb_pose_test_frames", model_inputs=_test_frames_inputs,
-                                      evaluate=tested_only(RGB_POSE)))
+                                      evaluate=tested_only(RGB_POSE), data_options=RGB_POSE.data_options))
 
 # ---- scales --------------------------------------------------------------------------------------------------------
 

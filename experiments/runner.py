@@ -34,7 +34,7 @@ from .paper_tables import paper_table
 from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
                          with_paper_batch)
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
-from .tasks import build_model, evaluation_device, final_metrics, get_task
+from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task
 
 
 class TableNotImplementedError(RuntimeError):
@@ -561,6 +561,7 @@ def execute(
 
     quiet_libraries()
     task = get_task(cfg.task)
+    check_data_options(cfg)  # a misspelt option stops here, by name, before the run directory is written
     start, commit, git = time.perf_counter(), git_commit(), git_state()
     if force and rank_zero_only.rank == 0:
         replace_run(run_path, runs_root, echo)
@@ -864,10 +865,12 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def check_buildable(cfg: RunConfig) -> None:
-    """Build the run's model on the ``meta`` device: an unknown or misspelled option fails here, with its name and
-    the valid ones, before anything trains (cheap at paper scale: no memory is allocated)."""
+    """Check the run's data options and build its model on the ``meta`` device: an unknown or misspelled option
+    fails here, with its name and the valid ones, before anything trains (cheap at paper scale: no memory is
+    allocated)."""
     # A verb/noun model that fixes its verb count (CAST's split heads: ``num_verbs``) is built with that many verb
     # logits and a few nouns, as the data would give it; any other model with the task's count, or 2 classes.
+    check_data_options(cfg)
     verbs = cfg.model.overrides.get("num_verbs")
     build_model(cfg, get_task(cfg.task).num_classes or (verbs + 3 if verbs else 2), device="meta")
 

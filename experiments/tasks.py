@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,9 @@ class Task:
         evaluate: for a task that trains nothing: (run config, resolved weights, device) -> (metrics,
             ``EvaluatedOn``); the runner picks the device (``evaluation_device``) and records it.
         num_classes: class count of the model built for an evaluation-only task (0 = no head).
+        data_options: the names ``DataConfig.options`` may hold for this task (what its data module or evaluation
+            reads besides the config's own fields); any other name is refused before a run starts
+            (``check_data_options``).
     """
 
     name: str
@@ -64,6 +68,7 @@ class Task:
     check_classes: Callable[[Any], None] = lambda num_classes: None
     evaluate: Evaluation | None = None
     num_classes: int = 0
+    data_options: Callable[[], AbstractSet[str]] = frozenset
 
     @property
     def trains(self) -> bool:
@@ -71,6 +76,25 @@ class Task:
 
 
 _TASKS: dict[str, Task] = {}
+
+
+def check_data_options(cfg: RunConfig) -> None:
+    """Refuse, by name and before anything is built or written, a data option the run's task does not read (a
+    misspelt option would otherwise stop the run with a TypeError, or be ignored)."""
+    accepted = get_task(cfg.task).data_options()
+    unknown = sorted(set(cfg.data.options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{cfg.table}/{cfg.row}/{cfg.column}: unknown data option(s) {unknown} for the task "
+                         f"{cfg.task}; valid: {sorted(accepted)}")
+
+
+def keyword_options(function: Callable[..., Any], *set_elsewhere: str) -> frozenset[str]:
+    """The keyword parameters of ``function`` (a class: its constructor) but those the caller sets itself."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters.values()
+    keywords = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return frozenset(keywords - set(set_elsewhere))
 
 
 def register_task(task: Task) -> Task:
@@ -229,6 +253,13 @@ def _video_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
     return VideoDataModule(**kwargs, **dict(cfg.data.options), failures_dir=run_dir / "data_failures")
 
 
+def video_data_options() -> frozenset[str]:
+    """``VideoDataModule``'s parameters that a ``DataConfig`` field does not set: its options."""
+    from data.datamodule import VideoDataModule
+
+    return keyword_options(VideoDataModule, *(f.name for f in dataclasses.fields(DataConfig)), "failures_dir")
+
+
 def _video_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.LightningModule:
     from lightning_modules import VideoClassifier
 
@@ -260,6 +291,12 @@ def _sequence_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule
                          num_workers=cfg.data.num_workers, **dict(cfg.data.options))
 
 
+def _sequence_data_options() -> frozenset[str]:
+    from data.lra_datamodule import LRADataModule
+
+    return keyword_options(LRADataModule, "task", "root", "synthetic_params", "batch_size", "num_workers")
+
+
 def _sequence_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.LightningModule:
     from lightning_modules.sequence_classifier import SequenceClassifier
 
@@ -283,11 +320,21 @@ def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None,
                                                         "params")})
 
 
+def _label_propagation_options() -> frozenset[str]:
+    from lightning_modules.label_propagation import evaluate_davis
+
+    return frozenset({"feature", "mode"}) | keyword_options(evaluate_davis, "feature_fn", "root", "split",
+                                                            "propagation_device")
+
+
 VIDEO_CLASSIFICATION = register_task(Task(
-    "video_classification", _video_datamodule, _video_classifier, _video_inputs, _single_label))
+    "video_classification", _video_datamodule, _video_classifier, _video_inputs, _single_label,
+    data_options=video_data_options))
 VERB_NOUN_CLASSIFICATION = register_task(Task(
-    "verb_noun_classification", _video_datamodule, _video_classifier, _video_inputs, _verb_noun))
+    "verb_noun_classification", _video_datamodule, _video_classifier, _video_inputs, _verb_noun,
+    data_options=video_data_options))
 SEQUENCE_CLASSIFICATION = register_task(Task(
-    "sequence_classification", _sequence_datamodule, _sequence_classifier))
+    "sequence_classification", _sequence_datamodule, _sequence_classifier, data_options=_sequence_data_options))
 LABEL_PROPAGATION = register_task(Task(
-    "label_propagation", model_inputs=_video_inputs, evaluate=_label_propagation, num_classes=0))
+    "label_propagation", model_inputs=_video_inputs, evaluate=_label_propagation, num_classes=0,
+    data_options=_label_propagation_options))

@@ -189,7 +189,8 @@ FIGURE1_CROPS = (1, 2, 3, 5, 10)  # the supplementary does not list its values; 
 
 # Tests a trained model with the run's test views (``test_clips`` x ``test_crops``) and trains nothing.
 TEST_VIEWS = register_task(Task("video_test_views", model_inputs=VIDEO_CLASSIFICATION.model_inputs,
-                                evaluate=tested_only(VIDEO_CLASSIFICATION)))
+                                evaluate=tested_only(VIDEO_CLASSIFICATION),
+                                data_options=VIDEO_CLASSIFICATION.data_options))
 
 
 def _crop_columns() -> tuple[MetricColumn, ...]:

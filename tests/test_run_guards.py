@@ -421,3 +421,18 @@ def test_loader_workers_set_with_set_are_kept_side_by_side(monkeypatch, tmp_path
     runner.run_table(TABLE, rows=[ROW, "mformer_l"], runs_root=tmp_path, jobs=2, echo=lambda _: None,
                      settings=[("data.num_workers", 3)])
     assert [c.data.num_workers for c in seen] == [3, 3]
+
+
+def test_a_misspelt_data_option_stops_the_dry_run_and_the_run_by_name(tmp_path, capsys):
+    """A data option the task does not read (here ``segment_view_offset``, one letter short) is named with the valid
+    ones by ``--dry-run`` and by the run itself, before its run directory is written; not a TypeError from deep in
+    the data module."""
+    typo = '--set=data.options={"segment_view_offset": [0.0, 0.5]}'
+    assert experiments_main(["run", "xvit_table2", "--rows", "xvit_average", "--seeds", "1", "--dry-run", typo]) == 2
+    message = capsys.readouterr().err
+    assert ("error: xvit_table2/xvit_average/SSv2: unknown data option(s) ['segment_view_offset'] for the task "
+            "video_classification; valid: [") in message and "'segment_view_offsets'" in message
+    cfg = _cfg(data={"options": {"segment_view_offset": [0.0, 0.5]}})
+    with pytest.raises(ValueError, match=r"unknown data option\(s\) \['segment_view_offset'\]"):
+        execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
+    assert not cfg.run_dir(tmp_path).exists()
