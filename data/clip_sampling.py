@@ -3,7 +3,10 @@
 Two conventions from the papers' codebases (PySlowFast, Motionformer):
 
 * **dense** (Kinetics): ``num_frames`` frames at a fixed ``stride``; training takes a random start, testing takes
-  ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end).
+  ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end), as VideoMAE's code (and
+  CAST's) places them. ``convention="pyslowfast"`` is PySlowFast's instead (Motionformer's and X-ViT's code): the
+  stride counts frames at 30 fps whatever the video's rate, the clip's frames are spread by ``linspace`` over its
+  span, and test view i of n starts at i / n of the free span (the last one short of the end).
 * **segments** (Something-Something V2, EPIC-Kitchens): the whole video is split into ``num_frames`` equal
   segments and one frame is taken from each; random within the segment at training, the segment's middle at
   testing. Several test views take evenly spaced offsets inside every segment, ``(i + 0.5) / n`` for view i of n,
@@ -50,6 +53,11 @@ def _check(num_frames_in_video: int, fps: float, num_frames: int, mode: Mode, nu
         raise ValueError(f"mode must be 'random', 'center' or a view index, got {mode!r}")
 
 
+DenseConvention = Literal["frame_stride", "pyslowfast"]
+DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "pyslowfast")
+PYSLOWFAST_TARGET_FPS = 30.0  # PySlowFast's DATA.TARGET_FPS, which Motionformer's and X-ViT's configs keep
+
+
 def dense_clip(
     num_frames_in_video: int,
     fps: float,
@@ -58,6 +66,7 @@ def dense_clip(
     mode: Mode = "random",
     num_clips: int = 1,
     rng: random.Random | None = None,
+    convention: DenseConvention = "frame_stride",
 ) -> ClipInfo:
     """``num_frames`` frames ``stride`` apart.
 
@@ -65,22 +74,63 @@ def dense_clip(
         num_frames_in_video: frames in the video.
         fps: the video's frame rate (for the clip's time span).
         num_frames: frames in the clip.
-        stride: distance between consecutive clip frames, in video frames.
+        stride: distance between consecutive clip frames, in video frames ("pyslowfast": in frames at 30 fps).
         mode: "random" (uniform start), "center", or the index of one of ``num_clips`` evenly spaced views.
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
+        convention: "frame_stride" (frames exactly ``stride`` apart; view i of n starts at i / (n - 1) of the free
+            span, VideoMAE's placement) or "pyslowfast" (``_pyslowfast_clip``).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
+    if convention == "pyslowfast":
+        return _pyslowfast_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
+    if convention != "frame_stride":
+        raise ValueError(f"dense convention must be one of {DENSE_CONVENTIONS}, got {convention!r}")
     span = (num_frames - 1) * stride + 1
     max_start = max(num_frames_in_video - span, 0)
     if mode == "random":
         start, clip_index = (rng or random).randint(0, max_start), 0
     elif mode == "center":
         start, clip_index = max_start // 2, 0
-    else:  # PySlowFast: view i of n starts at i * max_start / (n - 1); a single view is centred
+    else:  # view i of n starts at i * max_start / (n - 1), VideoMAE's temporal_step; a single view is centred
         start = round(max_start * mode / (num_clips - 1)) if num_clips > 1 else max_start // 2
         clip_index = mode
     indices = [min(start + i * stride, num_frames_in_video - 1) for i in range(num_frames)]
+    return _clip_info(indices, fps, clip_index, num_clips)
+
+
+def check_dense_convention(convention: str, sampling: str, name: str = "") -> str:
+    """``convention`` if it is one of ``DENSE_CONVENTIONS`` and means something for ``sampling`` ("frame_stride",
+    the default, goes with either)."""
+    if convention not in DENSE_CONVENTIONS:
+        raise ValueError(f"{name or 'dataset'}: dense_convention must be one of {DENSE_CONVENTIONS}, "
+                         f"got {convention!r}")
+    if convention != "frame_stride" and sampling != "dense":
+        raise ValueError(f"{name or 'dataset'}: dense_convention {convention!r} needs dense sampling, "
+                         f"not {sampling!r}")
+    return convention
+
+
+def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
+                     num_clips: int, rng: random.Random | None) -> ClipInfo:
+    """PySlowFast's dense clip, the whole-video arithmetic of its ``decoder.get_start_end_idx`` and
+    ``temporal_sampling``: the clip spans ``stride * num_frames`` frames at 30 fps (``clip_size`` video frames at
+    the video's ``fps``); its start is uniform in [0, delta] at training, ``delta * i / n`` for test view i of n
+    (``delta`` = the video's frames - ``clip_size``, at least 0); its frames are
+    ``linspace(start, start + clip_size - 1, num_frames)``, clamped into the video and truncated. "center" (our
+    per-epoch validation, not PySlowFast's) starts at ``delta / 2``."""
+    import torch
+
+    clip_size = stride * num_frames / PYSLOWFAST_TARGET_FPS * fps
+    delta = max(num_frames_in_video - clip_size, 0.0)
+    if mode == "random":
+        start, clip_index = (rng or random).uniform(0, delta), 0
+    elif mode == "center":
+        start, clip_index = delta / 2, 0
+    else:
+        start, clip_index = delta * mode / num_clips, mode
+    index = torch.linspace(start, start + clip_size - 1, num_frames)
+    indices = torch.clamp(index, 0, num_frames_in_video - 1).long().tolist()
     return _clip_info(indices, fps, clip_index, num_clips)
 
 
@@ -149,13 +199,16 @@ def temporal_views(
     num_clips: int,
     sampling: Literal["dense", "segments"] = "dense",
     segment_view_offsets: Sequence[float] | None = None,
+    dense_convention: DenseConvention = "frame_stride",
 ) -> list[ClipInfo]:
     """The ``num_clips`` deterministic test views of one video (``stride`` is ignored by segments;
-    ``segment_view_offsets`` is ``uniform_segments``' ``view_offsets``, for segments only)."""
+    ``segment_view_offsets`` is ``uniform_segments``' ``view_offsets``, for segments only; ``dense_convention`` is
+    ``dense_clip``'s ``convention``)."""
     if sampling == "dense":
         if segment_view_offsets is not None:
             raise ValueError("segment_view_offsets applies to segment sampling, not dense clips")
-        return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips) for i in range(num_clips)]
+        return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips, convention=dense_convention)
+                for i in range(num_clips)]
     if sampling == "segments":
         return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips, view_offsets=segment_view_offsets)
                 for i in range(num_clips)]
@@ -170,10 +223,11 @@ def sample_clip(
     sampling: Literal["dense", "segments"],
     mode: Mode = "random",
     rng: random.Random | None = None,
+    dense_convention: DenseConvention = "frame_stride",
 ) -> ClipInfo:
-    """One clip by either convention (``stride`` is ignored by segments)."""
+    """One clip by either sampling (``stride`` and ``dense_convention`` are ignored by segments)."""
     if sampling == "dense":
-        return dense_clip(num_frames_in_video, fps, num_frames, stride, mode, rng=rng)
+        return dense_clip(num_frames_in_video, fps, num_frames, stride, mode, rng=rng, convention=dense_convention)
     if sampling == "segments":
         return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng)
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import (
     BadAnnotation, Sample, annotation_layout, annotation_source, class_counts, detect_format, read_annotations,
 )
-from data.clip_sampling import check_view_offsets
+from data.clip_sampling import DenseConvention, check_dense_convention, check_view_offsets
 from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
@@ -59,8 +59,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "kinetics400": DatasetInfo(400, None, "dense", True, "Kinetics-400"),
     "kinetics600": DatasetInfo(600, None, "dense", True, "Kinetics-600"),
     "ssv2": DatasetInfo(None, "ssv2", "segments", False, "Something-Something V2"),
-    # Untrimmed kitchen videos, one sample per narration segment, label (verb, noun); segment sampling as in
-    # Motionformer's EPIC recipe.
+    # Untrimmed kitchen videos, one sample per narration segment, label (verb, noun); by default one frame per
+    # uniform segment of the action, as CAST's code (Motionformer's preset samples dense clips inside it instead).
     "epic_kitchens100": DatasetInfo(None, "epic_kitchens100", "segments", True, "EPIC-KITCHENS-100"),
     "pennaction": DatasetInfo(15, "pennaction", "segments", True, "PennAction", pose=True),
     # NTU RGB+D: the bare names are the cross-subject protocols; the other protocol has its own name.
@@ -191,6 +191,10 @@ class VideoDataModule(L.LightningDataModule):
         segment_view_offsets: with segment sampling, each of the ``test_clips`` views' relative offset inside every
             segment, in [0, 1) (0 = a segment's first frame, 0.5 its middle); None = evenly spaced,
             ``(i + 0.5) / test_clips``. CAST's and X-ViT's official code test on each segment's start and middle.
+        dense_convention: with dense sampling, "frame_stride" (frames ``frame_stride`` apart, test views from the
+            video's start to its end: VideoMAE's, CAST's) or "pyslowfast" (the stride counts frames at 30 fps, the
+            clip's frames spread by linspace, test view i of n at i / n: Motionformer's and X-ViT's code),
+            ``data.clip_sampling.dense_clip``.
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS`` | None (the dataset's, else detected
             from root).
@@ -227,6 +231,7 @@ class VideoDataModule(L.LightningDataModule):
         test_clips: int = 2,
         test_crops: int = 1,
         segment_view_offsets: Sequence[float] | None = None,
+        dense_convention: DenseConvention = "frame_stride",
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
         with_pose: bool = False,
@@ -264,6 +269,7 @@ class VideoDataModule(L.LightningDataModule):
         if segment_view_offsets is not None and self.sampling != "segments":
             raise ValueError(f"{dataset}: segment_view_offsets needs segment sampling, not {self.sampling!r}")
         self.segment_view_offsets = check_view_offsets(segment_view_offsets, test_clips)
+        self.dense_convention = check_dense_convention(dense_convention, self.sampling, dataset)
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format
         if with_pose and not self.info.pose:
@@ -320,6 +326,7 @@ class VideoDataModule(L.LightningDataModule):
             self.failures_dir = Path(tempfile.mkdtemp(prefix="vidrepro-data-failures-"))
         failures = self.failures_dir / "failures.jsonl"
         common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
+                      dense_convention=self.dense_convention,
                       failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose,
                       keep_decoded=self.synthetic)  # generated sets are small: decode each video once
         if "train" in self._splits and "train" not in self._datasets:

@@ -35,8 +35,8 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from data.annotations import BadAnnotation, Sample
-from data.clip_sampling import (ClipInfo, check_view_offsets, sample_clip, segment_range, shift_clip,
-                                temporal_views)
+from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_convention, check_view_offsets, sample_clip,
+                                segment_range, shift_clip, temporal_views)
 from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
@@ -78,6 +78,7 @@ class VideoClipDataset(Dataset):
         num_clips: temporal views in test mode.
         segment_view_offsets: with segment sampling, each test view's relative offset in every segment
             (``data.clip_sampling.uniform_segments``' ``view_offsets``); None = evenly spaced.
+        dense_convention: with dense sampling, "frame_stride" or "pyslowfast" (``data.clip_sampling.dense_clip``).
         failures_path: JSON-lines file where unreadable videos are recorded (shared by DataLoader workers).
         dataset_name: for the data report.
         split: for the data report ("train", "val").
@@ -98,6 +99,7 @@ class VideoClipDataset(Dataset):
         stride: int = 2,
         num_clips: int = 1,
         segment_view_offsets: Sequence[float] | None = None,
+        dense_convention: DenseConvention = "frame_stride",
         failures_path: str | Path | None = None,
         dataset_name: str = "",
         split: str = "",
@@ -116,6 +118,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{dataset_name or 'dataset'}: segment_view_offsets needs segment sampling, "
                              f"not {sampling!r}")
         self.segment_view_offsets = check_view_offsets(segment_view_offsets, num_clips)
+        self.dense_convention = check_dense_convention(dense_convention, sampling, dataset_name)
         self.failures_path = Path(failures_path) if failures_path is not None else None
         self.dataset_name, self.split = dataset_name, split
         self.bad_annotations = list(bad_annotations)
@@ -194,10 +197,11 @@ class VideoClipDataset(Dataset):
             except ValueError as err:
                 raise SegmentOutsideVideo(f"line {sample.line}: {err}") from err
         if self.mode == "train":
-            clips = [sample_clip(count, video.fps, self.num_frames, self.stride, self.sampling)]
+            clips = [sample_clip(count, video.fps, self.num_frames, self.stride, self.sampling,
+                                 dense_convention=self.dense_convention)]
         else:
             clips = temporal_views(count, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling,
-                                   self.segment_view_offsets)
+                                   self.segment_view_offsets, self.dense_convention)
         return [shift_clip(c, first, video.fps) for c in clips] if first else clips
 
     def _apply(self, item: dict[str, Any]) -> dict[str, Any]:

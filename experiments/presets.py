@@ -64,6 +64,12 @@ TINY_FRAME_WISE = dataclasses.replace(
 # means 2 ops at magnitude 20, which timm's and pytorchvideo's implementations clip to their maximum of 10.
 RAND_AUGMENT = {"rand_augment": (10, 2)}
 
+# PySlowFast's dense clips, which Motionformer's and X-ViT's code sample (their decoder.get_start_end_idx and
+# temporal_sampling at DATA.TARGET_FPS 30): the stride counts frames at 30 fps, the clip's frames are spread by
+# linspace, test view i of n starts at i / n of the free span. Without it, frames are exactly frame_stride apart and
+# the views span the video from its start to its end (VideoMAE's code, CAST's).
+PYSLOWFAST_CLIPS = {"dense_convention": "pyslowfast"}
+
 KINETICS_400 = DataConfig(dataset="kinetics400", task="video_classification", sampling="dense", crop_size=224,
                           train_scale=(256, 320), hflip=True, batch_size=4, num_workers=8, test_clips=10,
                           test_crops=3)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from .presets import GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
+from .presets import GPU_TRAINER, KINETICS_400, PYSLOWFAST_CLIPS, SSV2, THREE_SEEDS, TINY_FRAME_WISE
 from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
 from .provenance import cpu_name
@@ -66,6 +66,7 @@ _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, sc
 # (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103). Kinetics' training crop: see XVIT_PAPER_K400.
 OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
 OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
+# Kinetics' clips: kinetics.py decodes with PySlowFast's decoder.decode at DATA.TARGET_FPS 30 (defaults)
 
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
@@ -98,7 +99,7 @@ XVIT_PAPER_K400 = ScalePreset(
     # crop of the decoded frames, resized to 224 x 224) instead: multi_scale_crop
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
                                        batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
-                                       options=OFFICIAL_AUGMENT_K400)},
+                                       options={**OFFICIAL_AUGMENT_K400, **PYSLOWFAST_CLIPS})},
     # WEIGHT_DECAY 1e-5 (l. 38), MAX_EPOCH 30 (l. 36), MIXUP_ALPHA 0.4 (l. 10; every batch, mixed with one other
     # clip), LOSS_FUNC smooth_cross_entropy (l. 48): slowfast/models/losses.py's LabelSmoothingCrossEntropy, built
     # with its default smoothing 0.3 (losses.py l. 15; tools/train_net.py l. 79 passes only the reduction)

@@ -119,6 +119,48 @@ def test_uniform_segments_arithmetic():
         uniform_segments(40, 10.0, 8, mode=2, num_clips=2)
 
 
+def _pyslowfast_indices(video_size: int, fps: float, num_frames: int, sampling_rate: int, clip_idx: int,
+                        num_clips: int, start: float | None = None) -> list[int]:
+    """PySlowFast's dense clip (Motionformer's and X-ViT's slowfast/datasets/decoder.py: ``get_start_end_idx``, then
+    ``temporal_sampling`` on the whole decoded video, at DATA.TARGET_FPS 30); ``start`` replaces the random draw of
+    ``clip_idx == -1``."""
+    clip_size = sampling_rate * num_frames / 30 * fps
+    delta = max(video_size - clip_size, 0)
+    start_idx = start if clip_idx == -1 else delta * clip_idx / num_clips
+    end_idx = start_idx + clip_size - 1
+    index = torch.linspace(start_idx, end_idx, num_frames)
+    return torch.clamp(index, 0, video_size - 1).long().tolist()
+
+
+def test_pyslowfast_dense_clips_are_its_decoders_frames():
+    """The stride counts frames at 30 fps (a 60 fps video's clip spans twice the frames), test view i of n starts at
+    i / n of the free span, and a training start is uniform over it: frame for frame as PySlowFast's decoder."""
+    for length, fps in [(300, 30.0), (250, 25.0), (600, 59.94), (40, 30.0), (10, 30.0), (1, 24.0)]:
+        for frames, stride, clips in [(16, 4, 10), (8, 8, 1), (32, 3, 3), (16, 2, 5)]:
+            views = temporal_views(length, fps, frames, stride, clips, "dense", dense_convention="pyslowfast")
+            assert [list(v.frame_indices) for v in views] == [
+                _pyslowfast_indices(length, fps, frames, stride, i, clips) for i in range(clips)], (length, fps)
+            ours, theirs = random.Random(length), random.Random(length)
+            for _ in range(5):
+                delta = max(length - stride * frames / 30 * fps, 0)
+                clip = dense_clip(length, fps, frames, stride, "random", rng=ours, convention="pyslowfast")
+                assert list(clip.frame_indices) == _pyslowfast_indices(length, fps, frames, stride, -1, 1,
+                                                                       theirs.uniform(0, delta))
+    view = temporal_views(300, 30.0, 16, 4, 10, "dense", dense_convention="pyslowfast")[9]
+    assert view.frame_indices[0] == 212 and view.frame_indices[-1] == 275  # 0.9 of the free span; 64-frame clip
+    assert temporal_views(300, 30.0, 16, 4, 10, "dense")[9].frame_indices[-1] == 299  # VideoMAE's: to the end
+    assert dense_clip(600, 60.0, 16, 4, 0, 10, convention="pyslowfast").frame_indices[-1] == 127  # 2 s at 60 fps
+
+
+def test_a_dense_convention_is_one_of_two_and_only_for_dense_clips(tmp_path):
+    with pytest.raises(ValueError, match="dense_convention must be one of"):
+        VideoDataModule("synth_appearance", cache_dir=tmp_path, dense_convention="slowfast")
+    with pytest.raises(ValueError, match="synth_motion: dense_convention 'pyslowfast' needs dense sampling"):
+        VideoDataModule("synth_motion", cache_dir=tmp_path, dense_convention="pyslowfast")
+    with pytest.raises(ValueError, match="convention must be one of"):
+        dense_clip(100, 30.0, 8, 2, convention="slowfast")
+
+
 def _official_cast_views(num_video_frames: int, num_segments: int) -> list[list[int]]:
     """The official CAST test frames (dataset/ssv2.py and epic.py, ``loadvideo_decord`` in test mode, two views):
     every segment's middle and first frame, sorted, and view k takes every other index from k."""
@@ -258,6 +300,11 @@ def test_dataset_train_and_test_views(tmp_path):
     raw = VideoClipDataset(samples, "test", None, "segments", num_frames=5, num_clips=2,
                            segment_view_offsets=[0.0, 0.5])[2]["video"]  # a list, as a configuration read from JSON
     assert frame_ids(raw[0]) + frame_ids(raw[1]) == [0, 6, 12, 18, 24, 3, 9, 15, 21, 27]  # segment starts, middles
+    raw = VideoClipDataset(samples, "test", None, "dense", num_frames=4, stride=6, num_clips=2,
+                           dense_convention="pyslowfast")[0]["video"]  # 10 fps: 6 x 4 frames at 30 fps = 8 frames
+    assert frame_ids(raw[0]) + frame_ids(raw[1]) == [0, 2, 4, 7, 11, 13, 15, 18]
+    assert frame_ids(raw[0]) + frame_ids(raw[1]) == (_pyslowfast_indices(30, 10.0, 4, 6, 0, 2)
+                                                     + _pyslowfast_indices(30, 10.0, 4, 6, 1, 2))
     batch = collate_skip_none([test[0], test[1]])
     assert batch["video"].shape == (2, 6, 3, 4, 32, 32) and batch["label"].tolist() == [0, 1]
 

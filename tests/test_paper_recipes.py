@@ -15,11 +15,13 @@ from experiments.spec import RunConfig, registered_specs, table_spec
 
 def paper_recipe_on_tiny(tiny: RunConfig, paper: RunConfig) -> RunConfig:
     """``tiny`` trained and tested as ``paper`` is, for 2 epochs of 16 clips: the paper's optim (its step milestone
-    at epoch 1, at most 1 warm-up epoch), data options and test views, clipping and (at most 2) accumulated batches.
+    at epoch 1, at most 1 warm-up epoch), clip sampling, data options and test views, clipping and (at most 2)
+    accumulated batches.
     CAST's tiny experts start untrained: pretraining them takes minutes, and the recipe is what is tested here."""
     optim = dataclasses.replace(paper.optim, epochs=2, warmup_epochs=min(paper.optim.warmup_epochs, 1),
                                 milestones=(1,) if paper.optim.schedule == "step" else ())
     data = dataclasses.replace(tiny.data, options={**tiny.data.options, **paper.data.options},
+                               sampling=paper.data.sampling or tiny.data.sampling,
                                test_clips=paper.data.test_clips, test_crops=paper.data.test_crops, batch_size=4,
                                num_workers=0, synthetic_params={**tiny.data.synthetic_params, "num_train": 16,
                                                                 "num_val": 8})
