@@ -60,7 +60,7 @@ from .presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, THREE_
 from .spec import (Computed, DataConfig, DerivedColumn, MetricColumn, ModelConfig, OptimConfig, RowSpec,
                    ScalePreset, StaticColumn, TableSpec, _plain, register_table)
 from .static import clip_shape, gflops, paper_config
-from .tasks import build_model, register_source
+from .tasks import SYSTEM_FIELDS, build_model, register_source, video_datamodule
 
 # ---- tiny experts: pretrained on generated data, cached by configuration --------------------------------------
 
@@ -89,7 +89,10 @@ class ExpertPretraining:
     seed: int = 0
 
     def key(self) -> str:
-        text = json.dumps({"version": EXPERT_CACHE_VERSION, **_plain(dataclasses.asdict(self))}, sort_keys=True)
+        config = _plain(dataclasses.asdict(self))
+        for name in SYSTEM_FIELDS:  # test-time settings of a LightningModule: pretraining never reads them
+            config["data"].pop(name)
+        text = json.dumps({"version": EXPERT_CACHE_VERSION, **config}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -187,7 +190,6 @@ def pretrain_expert(config: ExpertPretraining, folder: Path) -> None:
     import lightning as L
     import torch
 
-    from data.datamodule import VideoDataModule
     from lightning_modules.expert_pretraining import FramePretraining, MaskedVideoPretraining
     from models.cast import build_expert
 
@@ -195,8 +197,7 @@ def pretrain_expert(config: ExpertPretraining, folder: Path) -> None:
     print(f"    pretraining tiny expert {config.arch} ({config.method}) on {config.data.dataset}, "
           f"{config.epochs} epoch(s); cached for every later run ...", flush=True)
     with _own_random_state(config.seed):
-        kwargs = {k: v for k, v in dataclasses.asdict(config.data).items() if k not in ("options", "task")}
-        dm = VideoDataModule(**kwargs, **dict(config.data.options), failures_dir=folder / "data_failures")
+        dm = video_datamodule(config.data, folder / "data_failures")
         dm.prepare_data()
         dm.setup("fit")
         if config.method == "frames":

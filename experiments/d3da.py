@@ -29,7 +29,7 @@ from .presets import GPU_TRAINER, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_
 from .spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
                    StaticColumn, SweepPlot, TableSpec, register_table)
 from .static import MEASURED
-from .tasks import Task, get_task, register_task, tested_only
+from .tasks import Task, get_task, register_task, test_protocol, tested_only
 from .provenance import cpu_name
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def _rgb_pose_datamodule(cfg: RunConfig, run_dir: Path):
 def _rgb_pose_classifier(cfg: RunConfig, model, dm):
     from lightning_modules import RGBPoseClassifier
 
-    return RGBPoseClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim))
+    return RGBPoseClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim), **test_protocol(cfg))
 
 
 RGB_POSE = register_task(Task("rgb_pose_classification", _rgb_pose_datamodule, _rgb_pose_classifier,

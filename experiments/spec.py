@@ -44,6 +44,9 @@ class DataConfig:
     num_workers: int = 2
     test_clips: int = 2  # temporal views at test time
     test_crops: int = 1  # spatial views at test time
+    # what a video's test views average: "probabilities" (their softmax scores) or "logits" (the official X-ViT and
+    # TokShift/MSCA test loops'); VideoClassifier's ``view_average``
+    test_view_average: str = "probabilities"
     synthetic_params: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # datamodule-specific extras (e.g. LRA max_length)
 

@@ -246,11 +246,21 @@ def _video_inputs(data: DataConfig) -> dict[str, Any]:
     return {"num_frames": data.num_frames, "img_size": data.crop_size}
 
 
-def _video_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+# DataConfig fields that the LightningModule applies (``test_protocol``), not the data module
+SYSTEM_FIELDS = ("test_view_average",)
+
+
+def video_datamodule(data: DataConfig, failures_dir: Path) -> L.LightningDataModule:
+    """The ``VideoDataModule`` a data configuration describes (its fields and options; ``failures_dir`` records its
+    unreadable videos)."""
     from data.datamodule import VideoDataModule
 
-    kwargs = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("options", "task")}
-    return VideoDataModule(**kwargs, **dict(cfg.data.options), failures_dir=run_dir / "data_failures")
+    kwargs = {k: v for k, v in dataclasses.asdict(data).items() if k not in ("options", "task") + SYSTEM_FIELDS}
+    return VideoDataModule(**kwargs, **dict(data.options), failures_dir=failures_dir)
+
+
+def _video_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+    return video_datamodule(cfg.data, run_dir / "data_failures")
 
 
 def video_data_options() -> frozenset[str]:
@@ -263,7 +273,12 @@ def video_data_options() -> frozenset[str]:
 def _video_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.LightningModule:
     from lightning_modules import VideoClassifier
 
-    return VideoClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim))
+    return VideoClassifier(model, dm.num_classes, **dataclasses.asdict(cfg.optim), **test_protocol(cfg))
+
+
+def test_protocol(cfg: RunConfig) -> dict[str, Any]:
+    """The test-time choices of ``cfg.data`` that the LightningModule, not the data module, carries out."""
+    return {"view_average": cfg.data.test_view_average}
 
 
 def _single_label(num_classes: Any) -> None:

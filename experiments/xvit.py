@@ -66,7 +66,9 @@ _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, sc
 # (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103). Kinetics' training crop: see XVIT_PAPER_K400.
 OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
 OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
-# Kinetics' clips: kinetics.py decodes with PySlowFast's decoder.decode at DATA.TARGET_FPS 30 (defaults)
+# Kinetics' clips: kinetics.py decodes with PySlowFast's decoder.decode at DATA.TARGET_FPS 30 (defaults). Test views
+# (both datasets): tools/test_net.py sums the model's outputs, logits (XVIT.BEFORE_SOFTMAX True adds no softmax):
+# test_view_average "logits"
 
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
@@ -78,7 +80,7 @@ XVIT_PAPER_SSV2 = ScalePreset(
     # ssv2.py's get_seq_frames (l. 173-188): view 0 each segment's middle, view 1 its first frame (there on segments
     # of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at most, tests/test_data_loading.py)
     data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
-                                      test_clips=2, test_crops=3,
+                                      test_clips=2, test_crops=3, test_view_average="logits",
                                       options={**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)})},
     # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
     # (l. 10)
@@ -99,6 +101,7 @@ XVIT_PAPER_K400 = ScalePreset(
     # crop of the decoded frames, resized to 224 x 224) instead: multi_scale_crop
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
                                        batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
+                                       test_view_average="logits",
                                        options={**OFFICIAL_AUGMENT_K400, **PYSLOWFAST_CLIPS})},
     # WEIGHT_DECAY 1e-5 (l. 38), MAX_EPOCH 30 (l. 36), MIXUP_ALPHA 0.4 (l. 10; every batch, mixed with one other
     # clip), LOSS_FUNC smooth_cross_entropy (l. 48): slowfast/models/losses.py's LabelSmoothingCrossEntropy, built
@@ -121,7 +124,9 @@ RECIPE_CHOICES = (
     "SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
     "cross-entropy without label smoothing, no mixup, random erasing with probability 0.5 (its RAND_CROP: one box "
     "for all frames of the cropped, normalised clip), 16 frames (one per segment), 2 clips x 3 crops at test (the "
-    "clips: every segment's middle frame, then its first). "
+    "clips: every segment's middle frame, then its first). Both: the test views' logits averaged (tools/test_net.py "
+    "sums the model's outputs, which are logits); Kinetics' clips PySlowFast's (decoder.py at DATA.TARGET_FPS 30: "
+    "the stride counted at 30 fps). "
     "Kinetics-400 (configs/Kinetics/xvit_B16_16x16_k400.yaml): 30 epochs, weight decay 1e-5, label smoothing 0.3 "
     "(its smooth_cross_entropy's default), mixup alpha 0.4, 1 clip x 3 crops at test. Our choices: 8 frames at "
     "stride 8 on Kinetics-400 (the config's 16 frames at rate 16 disagree with its 8 segments; the supplementary's "

@@ -77,6 +77,9 @@ def unique_videos(parts: list[dict[str, Any]]) -> dict[str, Any]:
 WARMUP_START = 0.01  # the warm-up's first lr / the peak lr, unless a recipe says otherwise (Motionformer's 1/100)
 
 
+VIEW_AVERAGES: tuple[str, ...] = ("probabilities", "logits")
+
+
 class VideoClassifier(L.LightningModule):
     """Cross-entropy training of a clip classifier with multi-view testing.
 
@@ -114,9 +117,12 @@ class VideoClassifier(L.LightningModule):
         layer_decay: layer-wise lr decay (BEiT's): the lr of each layer group of the model's ``group_matcher``
             (timm's grouping; embeddings first, then the blocks, the rest last) is scaled by layer_decay^(groups
             after it); None: one lr. A model without ``group_matcher`` is refused rather than guessed at.
+        view_average: what is averaged over a video's test views: "probabilities" (the views' softmax scores:
+            PySlowFast's heads in eval mode, Motionformer's; VideoMAE's test merge, CAST's) or "logits" (the scores
+            before the softmax: the official X-ViT and TokShift/MSCA test loops).
 
-    Test batches may carry several views per video, ``video`` of shape (B, V, C, T, H, W): the views'
-    softmax scores are averaged per video (temporal clips x spatial crops), as in the papers. Under mixup/cutmix
+    Test batches may carry several views per video, ``video`` of shape (B, V, C, T, H, W): the views' scores
+    (``view_average``) are averaged per video (temporal clips x spatial crops). Under mixup/cutmix
     the training accuracy is not logged (the targets are soft), and an odd training batch (possible when
     unreadable videos were dropped) loses its last clip, since timm mixes a batch with its reverse.
     """
@@ -146,9 +152,12 @@ class VideoClassifier(L.LightningModule):
         mixup_switch_prob: float = 0.5,
         weight_decay_exempt: Literal["timm", "head_biases"] = "timm",
         layer_decay: float | None = None,
+        view_average: Literal["probabilities", "logits"] = "probabilities",
     ) -> None:
         super().__init__()
         num_classes = _check_num_classes(num_classes)
+        if view_average not in VIEW_AVERAGES:
+            raise ValueError(f"view_average must be one of {VIEW_AVERAGES}, got {view_average!r}")
         if not 0.0 <= warmup_start <= 1.0 or not 0.0 <= min_lr_ratio < 1.0:
             raise ValueError(f"warmup_start must be in [0, 1] and min_lr_ratio in [0, 1) (fractions of the peak lr), "
                              f"got {warmup_start} and {min_lr_ratio}")
@@ -360,10 +369,15 @@ class VideoClassifier(L.LightningModule):
         return self._trainer is not None and self.trainer.world_size > 1
 
     def _video_scores(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per-head class probabilities of each video, its views' probabilities averaged, and the loss."""
+        """Per-head class probabilities of each video, its views' scores averaged (``view_average``), and the
+        loss."""
         targets = self._targets(batch["label"])
         x, views = self.fold_views(self.model_input(batch))
-        if views is not None:  # average the views' probabilities per video
+        if views is not None and self.hparams.view_average == "logits":
+            heads = [rearrange(out, "(b v) k -> b v k", v=views).mean(1) for out in self._split(self(x))]
+            probs = [out.softmax(-1) for out in heads]
+            loss = sum(F.cross_entropy(out, y) for out, y in zip(heads, targets))
+        elif views is not None:  # average the views' probabilities per video
             logits = self(x)
             probs = [rearrange(out.softmax(-1), "(b v) k -> b v k", v=views).mean(1) for out in self._split(logits)]
             loss = sum(F.nll_loss(p.clamp_min(1e-12).log(), y) for p, y in zip(probs, targets))

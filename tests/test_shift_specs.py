@@ -120,6 +120,8 @@ def test_msca_paper_recipe_is_section_4_1():
     assert (cfg.data.test_clips, cfg.data.test_crops) == (10, 3)
     assert cfg.model.pretrained == "timm:vit_base_patch16_224.orig_in21k"
     assert cfg.model.name == "vit_base_patch16_frame"
+    assert cfg.data.test_view_average == "logits"  # TokShift's validate(): output.mean(1) over the views' logits
+    assert configs("msca_table1", "tiny")[("vit", "K-400")].data.test_view_average == "probabilities"
 
 
 def test_msca_motion_column_trains_with_the_papers_recipe_on_ssv2s_data():
@@ -133,6 +135,7 @@ def test_msca_motion_column_trains_with_the_papers_recipe_on_ssv2s_data():
             k400 = configs("msca_table1", "paper")[("vit", "K-400")]
             assert dict(cfg.data.options) == dict(k400.data.options) == {"tokenshift_photometric": 0.1}, (table, row)
             assert (cfg.data.train_scale, cfg.optim, cfg.trainer) == (k400.data.train_scale, k400.optim, k400.trainer)
+            assert cfg.data.test_view_average == k400.data.test_view_average
             assert (cfg.data.dataset, cfg.data.sampling, cfg.data.hflip, cfg.data.num_frames) == (
                 "ssv2", "segments", False, 8)
 

@@ -101,6 +101,22 @@ def test_multi_view_test_averages_probabilities_per_head():
     assert module.test_metrics.compute()["test/verb_top1"].item() == 0.0
 
 
+@pytest.mark.parametrize("view_average, predicted", [("probabilities", 0), ("logits", 1)])
+def test_test_views_average_probabilities_or_logits(view_average, predicted):
+    """Two views of one video: mean probabilities (0.46, 0.38, 0.16) pick class 0, mean logits (0, 0.5, 0) pick
+    class 1 (the official X-ViT and TokShift/MSCA test loops average logits)."""
+    views = torch.tensor([[3.0, 0.0, 0.0], [-3.0, 1.0, 0.0]])
+    assert views.softmax(-1).mean(0).argmax() == 0 and views.mean(0).argmax() == 1
+    module = VideoClassifier(Passthrough(3), 3, view_average=view_average)
+    clips = views.reshape(1, 2, 3, 1, 1, 1)  # (B, V, C, T, H, W)
+    for label in (0, 1):
+        module.test_metrics.reset()
+        module.test_step({"video": clips, "label": torch.tensor([label])}, 0)
+        assert module.test_metrics.compute()["test/top1"].item() == float(label == predicted)
+    with pytest.raises(ValueError, match="view_average must be one of"):
+        VideoClassifier(Passthrough(3), 3, view_average="max")
+
+
 def test_verb_noun_loss_is_the_sum_of_the_heads():
     module = VideoClassifier(Passthrough(7), VN, label_smoothing=0.1)
     logits = torch.randn(6, 7)

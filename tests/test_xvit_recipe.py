@@ -159,6 +159,9 @@ def test_the_paper_options_reach_the_training_transform(tmp_path, monkeypatch, t
     transform = dm.train_dataloader().dataset.dataset.transform
     # SSv2's two test views: get_seq_frames' segment middles, then starts
     assert dm.segment_view_offsets == ((0.5, 0.0) if table == "xvit_table2" else None)
+    # the views' logits are averaged (tools/test_net.py sums the model's outputs, logits), by the system the run builds
+    system = get_task(cfg.task).system(cfg, build_model(cfg, dm.num_classes, device="meta"), dm)
+    assert system.hparams.view_average == cfg.data.test_view_average == "logits"
     assert (transform.auto_augment, transform.random_erasing, transform.rand_augment,
             transform.multi_scale_crop) == expected
     assert dm.train_dataloader().dataset[0]["video"].shape[-2:] == (32, 32)
