@@ -70,18 +70,23 @@ OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
 # (both datasets): tools/test_net.py sums the model's outputs, logits (XVIT.BEFORE_SOFTMAX True adds no softmax):
 # test_view_average "logits"
 
+# The official SSv2 yaml's 2 x 3 test views, for `--set`: get_seq_frames' views 0 and 1, each segment's middle then
+# its first frame (there on segments of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at
+# most, tests/test_data_loading.py)
+SSV2_YAML_VIEWS = {"test_clips": 2, "options": {**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)}}
+
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
                 "ViT-B/16 (ImageNet-21K init), 16x224x224, Nesterov SGD lr 0.03 per 64 clips, cosine, 35 epochs",
     model=XVIT_PAPER_MODEL,
     # NUM_FRAMES 16 = XVIT.NUM_SEGMENTS 16 (SSv2 yaml l. 12, 31; one frame per segment, slowfast/datasets/ssv2.py);
-    # TEST.NUM_ENSEMBLE_VIEWS 2 (l. 58) x defaults' TEST.NUM_SPATIAL_CROPS 3 (defaults l. 99); RANDOM_FLIP False
-    # (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset. The two temporal views are
-    # ssv2.py's get_seq_frames (l. 173-188): view 0 each segment's middle, view 1 its first frame (there on segments
-    # of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at most, tests/test_data_loading.py)
+    # RANDOM_FLIP False (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset. Test views:
+    # 1 x 3, each segment's middle frame (ssv2.py's get_seq_frames, view 0), as the supplementary reports every
+    # result ("at test time, we report results using 1 temporal and 3 spatial crops"); the yaml's
+    # TEST.NUM_ENSEMBLE_VIEWS 2 (l. 58) adds each segment's first frame (view 1): SSV2_YAML_VIEWS
     data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
-                                      test_clips=2, test_crops=3, test_view_average="logits",
-                                      options={**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)})},
+                                      test_clips=1, test_crops=3, test_view_average="logits",
+                                      options=OFFICIAL_AUGMENT_SSV2)},
     # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
     # (l. 10)
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
@@ -123,8 +128,10 @@ RECIPE_CHOICES = (
     "and crop, the same draw for every frame of a clip, instead of RandAugment. "
     "SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
     "cross-entropy without label smoothing, no mixup, random erasing with probability 0.5 (its RAND_CROP: one box "
-    "for all frames of the cropped, normalised clip), 16 frames (one per segment), 2 clips x 3 crops at test (the "
-    "clips: every segment's middle frame, then its first). Both: the test views' logits averaged (tools/test_net.py "
+    "for all frames of the cropped, normalised clip), 16 frames (one per segment), 1 clip (every segment's middle "
+    "frame) x 3 crops at test, as the supplementary reports all its results (the yaml's TEST.NUM_ENSEMBLE_VIEWS 2 "
+    "adds each segment's first frame: --set data.test_clips=2 with the option segment_view_offsets [0.5, 0.0] "
+    "tests so). Both: the test views' logits averaged (tools/test_net.py "
     "sums the model's outputs, which are logits); Kinetics' clips PySlowFast's (decoder.py at DATA.TARGET_FPS 30: "
     "the stride counted at 30 fps). "
     "Kinetics-400 (configs/Kinetics/xvit_B16_16x16_k400.yaml): 30 epochs, weight decay 1e-5, label smoothing 0.3 "
