@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -34,7 +35,7 @@ from .paper_tables import paper_table
 from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
                          with_paper_batch)
 from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
-from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task
+from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
 
 class TableNotImplementedError(RuntimeError):
@@ -439,6 +440,34 @@ def run_table(
     return records
 
 
+def copy_tensorboard_files(source: Path, run_path: Path) -> None:
+    """A reused run's TensorBoard files (event files, ``hparams.yaml``) copied from the run it reuses, so that
+    ``tensorboard --logdir runs/<table>`` shows every row of the table, the reused ones with the curves they were
+    trained with (their hyper-parameters name the table and row that trained them)."""
+    run_path.mkdir(parents=True, exist_ok=True)
+    for path in [*sorted(source.glob("events.out.tfevents.*")), source / "hparams.yaml"]:
+        if path.is_file() and not (run_path / path.name).exists():
+            shutil.copy2(path, run_path / path.name)
+
+
+def log_hparams_session(logger: Any, params: dict[str, Any], step: int) -> None:
+    """The run's configuration into TensorBoard's HParams dashboard as one session: its start and end summaries
+    only. Lightning's ``log_hyperparams(params, metrics)`` also writes an experiment summary into every run, and the
+    dashboard then takes the columns of whichever run it reads first (rows with other options, or the verb / noun
+    metrics, vanish); with sessions alone it builds the columns from every run, and its metric columns are the runs'
+    scalars (``test/top1``, ``val/loss``, ...), in the Scalars tab's units. Flattened as Lightning flattens them
+    (``model/overrides/attn_layer``)."""
+    from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+    from torch.utils.tensorboard.summary import hparams
+
+    flat = logger._sanitize_params(_flatten_dict(_convert_params(params)))
+    _, session_start, session_end = hparams(flat, {})
+    writer = logger.experiment._get_file_writer()
+    writer.add_summary(session_start, step)
+    writer.add_summary(session_end, step)
+    writer.flush()
+
+
 def _run_line(cfg: RunConfig, runs_root: str | Path) -> str:
     return (f"{cfg.table} row={cfg.row} column={cfg.column} ({dataset_shown(cfg)}) seed={cfg.seed} "
             f"scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
@@ -539,6 +568,7 @@ def execute(
         record = {**_read_record(source, RECORD_KEYS), "table": cfg.table, "row": cfg.row, "column": cfg.column,
                   "config": cfg.to_dict(), "reused_from": source.parent.relative_to(runs_root).as_posix()}
         if launched_as_global_zero():
+            copy_tensorboard_files(source.parent, run_path)
             _write_record(metrics_path, record)
         return record
     last = run_path / "checkpoints" / "last.ckpt"
@@ -580,6 +610,13 @@ def execute(
         record["test_videos"] = evaluated.test_videos
         record["provenance"] = provenance(cfg, None, evaluated.data_report, None, threads, git, device=device)
         if launched_as_global_zero():
+            # what a trained run's test logs, so that the table's runs compare in TensorBoard alike
+            logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
+                                       default_hp_metric=False)
+            logger.log_hyperparams(cfg.to_dict())
+            logger.log_metrics(logged_metrics(metrics), step=0)
+            log_hparams_session(logger, cfg.to_dict(), 0)
+            logger.finalize("success")
             _write_record(metrics_path, record)
         return record
 
@@ -615,17 +652,15 @@ def execute(
 
     class LogRunConfig(Callback):
         """The row's whole configuration as TensorBoard hyper-parameters: into ``hparams.yaml`` when fitting
-        starts, and, once tested, into the HParams dashboard beside the final test metrics (``hp/test_<metric>``),
-        so a table's runs compare side by side there. (The logger flattens the nested configuration to
-        ``model/overrides/attn_layer``-style keys and writes non-scalar values as text.)"""
+        starts, and, once tested, into the HParams dashboard as the run's session (``log_hparams_session``), beside
+        its scalars, so a table's runs compare side by side there."""
 
         def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             trainer.logger.log_hyperparams(params)
 
         def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            final = final_metrics({k: float(v) for k, v in trainer.callback_metrics.items()})
-            trainer.logger.log_hyperparams(params, metrics={f"hp/test_{k}": v for k, v in final.items()},
-                                           step=trainer.global_step)
+            if trainer.is_global_zero:
+                log_hparams_session(trainer.logger, params, trainer.global_step)
 
     logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
                                default_hp_metric=False)

@@ -179,6 +179,11 @@ def final_metrics(logged: dict[str, float]) -> dict[str, float]:
     return {k.split("/", 1)[1]: 100.0 * v if "top" in k else v for k, v in logged.items() if k.startswith("test/")}
 
 
+def logged_metrics(final: dict[str, float]) -> dict[str, float]:
+    """``final_metrics`` undone: a record's metrics as the test logs them (``top1`` 65.0 -> ``test/top1`` 0.65)."""
+    return {f"test/{k}": v / 100.0 if "top" in k else v for k, v in final.items()}
+
+
 def evaluation_device(accelerator: str) -> torch.device:
     """The one device an evaluation-only run uses, for ``trainer.accelerator`` as Lightning reads it: "cpu"; "gpu"
     or "cuda" (an error without one, as Lightning's); "auto": the first GPU when there is one, else the CPU."""

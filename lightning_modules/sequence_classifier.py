@@ -62,7 +62,7 @@ class SequenceClassifier(VideoClassifier):
             return 1 + (end - 1) * progress
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        # "name": the tag LearningRateMonitor logs it under (lr, or lr/pg1, lr/pg2, ... for timm's parameter groups)
+        # "name": the tag LearningRateMonitor logs it under (lr, or lr/<group name> for several: name_param_groups)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
 

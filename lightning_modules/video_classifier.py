@@ -7,6 +7,7 @@ One label per clip (Kinetics, SSv2: metrics ``top1``/``top5``), or a verb and a 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
+from timm.models import group_parameters
 from timm.optim import create_optimizer_v2
 from torch import nn
 from torchmetrics import MetricCollection
@@ -78,6 +80,20 @@ WARMUP_START = 0.01  # the warm-up's first lr / the peak lr, unless a recipe say
 
 
 VIEW_AVERAGES: tuple[str, ...] = ("probabilities", "logits")
+
+
+def name_param_groups(groups: list[dict[str, Any]], layer_decay: float | None = None, top_layer: int = 0) -> None:
+    """Name each parameter group by what sets it apart, for the learning-rate curves (Lightning's
+    LearningRateMonitor logs ``lr/<name>``, not ``lr/pg1``): "decay" or "no_decay", and with layer-wise lr decay the
+    layer, numbered as timm's layer groups (``group_matcher``) are, ``top_layer`` the last: its lr scale is
+    layer_decay^(top_layer - layer)."""
+    layered = layer_decay is not None and layer_decay != 1.0
+    for group in groups:
+        decay = "decay" if group.get("weight_decay", 0.0) > 0 else "no_decay"
+        if layered:
+            layer = top_layer - round(math.log(group["lr_scale"]) / math.log(layer_decay))
+            decay = f"layer{layer}_{decay}"
+        group["name"] = decay
 
 
 class VideoClassifier(L.LightningModule):
@@ -278,6 +294,10 @@ class VideoClassifier(L.LightningModule):
                                         layer_decay=layer_decay, **extra)
         for group in optimizer.param_groups:  # timm leaves lr_scale to its own schedulers; ours is a LambdaLR
             group["lr"] = hp.lr * group.get("lr_scale", 1.0)
+        top_layer = 0
+        if layer_decay is not None:  # timm's layer ids, the last one at the peak lr
+            top_layer = max(group_parameters(self.model, self.model.group_matcher(coarse=False), reverse=True).values())
+        name_param_groups(optimizer.param_groups, layer_decay, top_layer)
         return optimizer
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -306,7 +326,7 @@ class VideoClassifier(L.LightningModule):
             return hp.gamma ** sum(epoch >= m for m in hp.milestones)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        # "name": the tag LearningRateMonitor logs it under (lr, or lr/pg1, lr/pg2, ... for timm's parameter groups)
+        # "name": the tag LearningRateMonitor logs it under (lr, or lr/<group name> for several: name_param_groups)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
     # --- extras ---------------------------------------------------------------------------------------------------

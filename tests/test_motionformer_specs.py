@@ -5,7 +5,8 @@ import json
 import pytest
 
 from experiments.motionformer import tiny_budget
-from experiments.runner import _comparable, dataset_shown, find_equivalent_run, missing_data, resolve_runs
+from experiments.runner import (_comparable, dataset_shown, execute, find_equivalent_run, missing_data,
+                                resolve_runs)
 from experiments.spec import table_spec
 from experiments.static import gflops_views, paper_config, paper_gflops, paper_params
 from reports.build import build_report
@@ -110,6 +111,27 @@ def test_an_identical_finished_run_is_found_and_an_unfinished_one_is_not(tmp_pat
     assert find_equivalent_run(target, tmp_path) == run_dir / "metrics.json"
     other = _run("mformer_table3a", "orthoformer", "SSv2")
     assert find_equivalent_run(other, tmp_path) is None
+
+
+def test_a_reused_run_carries_the_tensorboard_files_it_was_trained_with(tmp_path):
+    """`tensorboard --logdir runs/<table>` then shows every row of the table, a reused one included."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    source = _run("mformer_table4", "traj_attT_normS", "SSv2")
+    target = _run("mformer_table3a", "exact", "SSv2")
+    run_dir = source.run_dir(tmp_path)
+    with SummaryWriter(str(run_dir)) as writer:
+        writer.add_scalar("test/top1", 0.5, 60)
+    (run_dir / "hparams.yaml").write_text("row: traj_attT_normS\n")
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "table": source.table, "row": source.row, "column": source.column, "seed": 0, "scale": "tiny",
+        "config": source.to_dict(), "metrics": {"top1": 50.0}, "wall_time_s": 1.0}))
+    record = execute(target, tmp_path, echo=lambda _: None)
+    assert record["reused_from"] == "mformer_table4/traj_attT_normS/seed0/tiny-ssv2"
+    copied = target.run_dir(tmp_path)
+    (event,) = run_dir.glob("events.out.tfevents.*")
+    assert (copied / event.name).read_bytes() == event.read_bytes()
+    assert (copied / "hparams.yaml").read_text() == "row: traj_attT_normS\n"
 
 
 def test_lra_columns_without_files_need_data_and_the_report_says_so(tmp_path):

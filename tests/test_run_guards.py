@@ -358,6 +358,16 @@ def test_a_test_only_run_records_its_data_report_and_test_videos(tmp_path):
     assert record["provenance"]["dataset"]["videos"] == {"val": {"expected": 3, "found": 2, "missing": 1,
                                                                   "corrupt": 0}}
     assert runner.data_left_out(record["data_report"]) == "val: 1 missing videos, 1 clips skipped at test"
+    # and its TensorBoard files, as a trained run's test writes them: test/* in the Scalars' units, an HParams
+    # session (no experiment summary: the dashboard's columns come from every run), hparams.yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _on(root, "video_test_views")
+    events = EventAccumulator(str(cfg.run_dir(tmp_path / "runs"))).Reload()
+    assert events.Scalars("test/top1")[0].value == pytest.approx(record["metrics"]["top1"] / 100)
+    plugin = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugin and "_hparams_/experiment" not in plugin
+    assert (cfg.run_dir(tmp_path / "runs") / "hparams.yaml").exists()
 
 
 # --- a verb-noun model's verb count is the data's --------------------------------------------------------------

@@ -276,6 +276,13 @@ def test_layer_decay_scales_each_layer_groups_lr_through_the_schedule(monkeypatc
     lr_of = {names[id(p)]: g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}  # peak lr
     assert {n: lr_of[n] / 1e-3 for n in expected} == pytest.approx(expected)
     assert not any(n.endswith("attn.qkv.weight") for n in lr_of)  # the frozen experts' weights
+    # each group named for its lr curve (lr/<name>): layer 5 (heads, last norms) at the peak, 0.75^(5 - i) below
+    group_of = {names[id(p)]: g for g in optimizer.param_groups for p in g["params"]}
+    for name, layer in (("spatial.blocks.0.attn_adapter.fc1.weight", 1), ("head_temporal.weight", 5)):
+        assert group_of[name]["name"] == f"layer{layer}_decay"
+        assert group_of[name]["initial_lr"] == pytest.approx(1e-3 * 0.75 ** (5 - layer))
+    assert group_of["head_temporal.bias"]["name"] == "layer5_no_decay"
+    assert len({g["name"] for g in optimizer.param_groups}) == len(optimizer.param_groups)
     for _ in range(4):
         optimizer.step()  # no gradients: moves nothing, keeps the step order torch expects
         scheduler.step()
@@ -398,6 +405,9 @@ def test_head_biases_exemption_decays_everything_but_the_heads_biases(monkeypatc
         return {names[id(p)] for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
 
     assert spared("head_biases") == {"head.bias", "temporal_aggregation.norm.bias", "temporal_aggregation.fc.bias"}
+    groups = VideoClassifier(model, 5, optimizer="sgd", weight_decay=1e-4, epochs=2, weight_decay_exempt="head_biases"
+                             ).configure_optimizers()["optimizer"].param_groups
+    assert [(g["name"], g["weight_decay"]) for g in groups] == [("decay", 1e-4), ("no_decay", 0.0)]  # lr/decay, ...
     timm_rule = spared("timm")
     assert {"blocks.0.norm1.weight", "blocks.0.attn.qkv.bias", "pos_embed", "cls_token"} <= timm_rule
 
