@@ -243,6 +243,7 @@ class TrainTransform:
             PyTorch). When given, it also seeds the colour jitter and RandAugment draws.
         color_jitter: brightness, contrast and saturation strength (one float for all three, or a triple), as
             torchvision's ``ColorJitter``; None = off.
+        color_jitter_prob: probability that a clip is colour-jittered at all (Motionformer's official code: 0.8).
         rand_augment: (magnitude, num_ops) of RandAugment, e.g. (9, 2); None = off. Magnitudes are drawn from
             N(magnitude, ``rand_augment_std``) and clipped to [0, 10].
         rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
@@ -272,6 +273,7 @@ class TrainTransform:
         std: Sequence[float] = (0.5, 0.5, 0.5),
         rng: random.Random | None = None,
         color_jitter: float | tuple[float, float, float] | None = None,
+        color_jitter_prob: float = 1.0,
         rand_augment: tuple[int, int] | None = None,
         rand_augment_std: float = 0.5,
         auto_augment: str | None = None,
@@ -303,9 +305,15 @@ class TrainTransform:
             self._rand_augment = RandAugment(magnitude=magnitude, num_layers=num_ops, prob=0.5,
                                              sampling_hparas={"sampling_std": rand_augment_std})
         self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        if not 0.0 < color_jitter_prob <= 1.0 or (color_jitter is None and color_jitter_prob != 1.0):
+            raise ValueError(f"color_jitter_prob must be in (0, 1] and goes with color_jitter; got "
+                             f"{color_jitter_prob} with color_jitter={color_jitter}")
+        self.color_jitter_prob = color_jitter_prob
         if color_jitter is not None:
             b, c, s = (color_jitter,) * 3 if isinstance(color_jitter, (int, float)) else color_jitter
-            self._photometric.append(T.ColorJitter(brightness=b, contrast=c, saturation=s))
+            jitter = T.ColorJitter(brightness=b, contrast=c, saturation=s)
+            self._photometric.append(jitter if color_jitter_prob == 1.0 else
+                                     T.RandomApply([jitter], p=color_jitter_prob))
         if tokenshift_photometric > 0:
             self._photometric += tokenshift_photometric_ops(tokenshift_photometric)
 

@@ -48,6 +48,13 @@ from .static import gflops_views, paper_config, paper_gflops, paper_params, peak
 # clips at stride 4 on Kinetics and inside each Epic-Kitchens action segment (the official slowfast/datasets/
 # frame_loader.py, configs/EK/motionformer_224_16x4.yaml: NUM_FRAMES 16, SAMPLING_RATE 4, 10 x 3 test views), one
 # frame per uniform segment on SSv2 (its ssv2.py). The shared EPIC preset is CAST's segment sampling.
+# Colour jitter on Kinetics (appendix 6.2: "random scale jittering, random horizontal flips and color jittering"):
+# the official K400/K600 configs' COLORJITTER True, slowfast/datasets/utils.py's frames_augmentation: brightness,
+# contrast and saturation 0.4 on a clip with probability 0.8. There on the normalised frames, here on the [0, 1]
+# frames (torchvision's ColorJitter). SSv2 and Epic-Kitchens take RandAugment instead (their configs: COLORJITTER
+# False, USE_RAND_AUGMENT True).
+OFFICIAL_COLOR_JITTER = {"color_jitter": 0.4, "color_jitter_prob": 0.8}
+KINETICS_OPTIONS = {**PYSLOWFAST_CLIPS, **OFFICIAL_COLOR_JITTER}
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
     # The official VIT.PRETRAINED_WEIGHTS "vit_1k" (slowfast/models/vit_helper.py) loads jx_vit_base_p16_224-80ecf9dd.pth,
@@ -55,8 +62,8 @@ PAPER = ScalePreset(
     model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.orig_in21k_ft_in1k",
                       overrides={"representation_size": 768}),  # the official head: fc(768->768), tanh
     data={
-        "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4, options=PYSLOWFAST_CLIPS),
-        "K-600": dataclasses.replace(KINETICS_600, num_frames=16, frame_stride=4, options=PYSLOWFAST_CLIPS),
+        "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4, options=KINETICS_OPTIONS),
+        "K-600": dataclasses.replace(KINETICS_600, num_frames=16, frame_stride=4, options=KINETICS_OPTIONS),
         "SSv2": dataclasses.replace(SSV2, num_frames=16),
         "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16, sampling="dense", frame_stride=4,
                                       test_clips=10, options={**EPIC_KITCHENS_100.options, **PYSLOWFAST_CLIPS}),

@@ -211,6 +211,11 @@ def test_paper_scale_clips_are_the_official_codes(table):
         assert (data.sampling, data.options["dense_convention"], data.test_clips, data.test_crops) == (
             "dense", "pyslowfast", 10, 3), (cfg.row, cfg.column)
         assert (data.num_frames, data.frame_stride) in ((16, 4), (32, 3)), cfg.row  # Mformer-L: 32 x 3
+        # Kinetics: colour jitter 0.4 on 80% of clips (configs/K400 COLORJITTER True); Epic-Kitchens RandAugment
+        jitter = {k: data.options.get(k) for k in ("color_jitter", "color_jitter_prob", "rand_augment")}
+        assert jitter == ({"color_jitter": 0.4, "color_jitter_prob": 0.8, "rand_augment": None}
+                          if data.dataset.startswith("kinetics") else
+                          {"color_jitter": None, "color_jitter_prob": None, "rand_augment": (10, 2)}), cfg.column
     for cfg in resolve_runs(table, "tiny", seeds=1):
         assert "dense_convention" not in cfg.data.options
 
