@@ -201,6 +201,8 @@ class VideoDataModule(L.LightningDataModule):
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
         color_jitter: training colour jitter strength (brightness, contrast, saturation), same on every frame.
         color_jitter_prob: probability that a training clip is colour-jittered (``TrainTransform``).
+        inverse_uniform_scale: draw the training short side inverse-uniformly in ``train_scale`` (PySlowFast's
+            INV_UNIFORM_SAMPLE; ``TrainTransform``).
         rand_augment: training RandAugment (magnitude, num_ops), same ops on every frame (``TrainTransform``).
         auto_augment: training AutoAugment, timm's policy name (e.g. "v0"), same draw on every frame; None = off.
         random_erasing: probability of training random erasing, one box for every frame; 0 = off.
@@ -238,6 +240,7 @@ class VideoDataModule(L.LightningDataModule):
         with_pose: bool = False,
         color_jitter: float | tuple[float, float, float] | None = None,
         color_jitter_prob: float = 1.0,
+        inverse_uniform_scale: bool = False,
         rand_augment: tuple[int, int] | None = None,
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
@@ -279,6 +282,7 @@ class VideoDataModule(L.LightningDataModule):
                              f"{sorted(n for n, i in DATASETS.items() if i.pose)}")
         self.with_pose = with_pose
         self.color_jitter, self.color_jitter_prob = color_jitter, color_jitter_prob
+        self.inverse_uniform_scale = inverse_uniform_scale
         self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
         self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
@@ -335,6 +339,7 @@ class VideoDataModule(L.LightningDataModule):
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
                                        color_jitter=self.color_jitter, color_jitter_prob=self.color_jitter_prob,
+                                       inverse_uniform_scale=self.inverse_uniform_scale,
                                        rand_augment=self.rand_augment,
                                        auto_augment=self.auto_augment, random_erasing=self.random_erasing,
                                        multi_scale_crop=self.multi_scale_crop,

@@ -244,6 +244,8 @@ class TrainTransform:
         color_jitter: brightness, contrast and saturation strength (one float for all three, or a triple), as
             torchvision's ``ColorJitter``; None = off.
         color_jitter_prob: probability that a clip is colour-jittered at all (Motionformer's official code: 0.8).
+        inverse_uniform_scale: draw the short side as 1 / U(1 / max, 1 / min), rounded (PySlowFast's
+            INV_UNIFORM_SAMPLE, which Motionformer's official SSv2 configs set), instead of uniformly in ``scale``.
         rand_augment: (magnitude, num_ops) of RandAugment, e.g. (9, 2); None = off. Magnitudes are drawn from
             N(magnitude, ``rand_augment_std``) and clipped to [0, 10].
         rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
@@ -274,6 +276,7 @@ class TrainTransform:
         rng: random.Random | None = None,
         color_jitter: float | tuple[float, float, float] | None = None,
         color_jitter_prob: float = 1.0,
+        inverse_uniform_scale: bool = False,
         rand_augment: tuple[int, int] | None = None,
         rand_augment_std: float = 0.5,
         auto_augment: str | None = None,
@@ -289,6 +292,10 @@ class TrainTransform:
         if not 0.0 <= tokenshift_photometric <= 1.0:
             raise ValueError(f"tokenshift_photometric is a probability, got {tokenshift_photometric}")
         self.crop_size, self.scale, self.hflip = crop_size, tuple(scale), hflip
+        if inverse_uniform_scale and (multi_scale_crop or random_resized_crop is not None):
+            raise ValueError("inverse_uniform_scale draws the short side of the scale jitter, which multi_scale_crop "
+                             "and random_resized_crop replace")
+        self.inverse_uniform_scale = inverse_uniform_scale
         self.mean, self.std, self.rng = tuple(mean), tuple(std), rng
         self.color_jitter, self.rand_augment = color_jitter, rand_augment
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
@@ -342,7 +349,7 @@ class TrainTransform:
                               antialias=True)
         else:
             height, width = video.shape[-2:]
-            video = resize_short_side(video, rng.randint(*self.scale))
+            video = resize_short_side(video, self._short_side(rng))
             scale = (video.shape[-2] / height, video.shape[-1] / width)
             top, left = random_crop_offsets(video, self.crop_size, rng)
             video = TF.crop(video, top, left, self.crop_size, self.crop_size)
@@ -359,6 +366,12 @@ class TrainTransform:
             out["pose"] = transform_joints(sample["pose"], sample.get("pose_space", "pixel"), scale, top, left,
                                            self.crop_size if flip else None)
         return out
+
+    def _short_side(self, rng: random.Random) -> int:
+        low, high = self.scale
+        if self.inverse_uniform_scale:  # PySlowFast's random_short_side_scale_jitter(inverse_uniform_sampling=True)
+            return int(round(1.0 / rng.uniform(1.0 / high, 1.0 / low)))
+        return rng.randint(low, high)
 
     def _per_clip(self, augments: Sequence[Callable[[torch.Tensor], torch.Tensor]], video: torch.Tensor
                   ) -> torch.Tensor:
@@ -396,7 +409,7 @@ class TrainTransform:
 
     def __repr__(self) -> str:
         augments = ("color_jitter", "rand_augment", "auto_augment", "random_erasing", "multi_scale_crop",
-                    "tokenshift_photometric", "random_resized_crop")
+                    "tokenshift_photometric", "random_resized_crop", "inverse_uniform_scale")
         extras = "".join(f", {k}={v}" for k in augments if (v := getattr(self, k)) not in (None, 0, False))
         return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}{extras})"
 

@@ -55,6 +55,8 @@ from .static import gflops_views, paper_config, paper_gflops, paper_params, peak
 # False, USE_RAND_AUGMENT True).
 OFFICIAL_COLOR_JITTER = {"color_jitter": 0.4, "color_jitter_prob": 0.8}
 KINETICS_OPTIONS = {**PYSLOWFAST_CLIPS, **OFFICIAL_COLOR_JITTER}
+# SSv2's training short side, drawn inverse-uniformly in [256, 320] (the official SSV2 configs' INV_UNIFORM_SAMPLE)
+SSV2_SCALE_JITTER = {"inverse_uniform_scale": True}
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
     # The official VIT.PRETRAINED_WEIGHTS "vit_1k" (slowfast/models/vit_helper.py) loads jx_vit_base_p16_224-80ecf9dd.pth,
@@ -64,7 +66,7 @@ PAPER = ScalePreset(
     data={
         "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4, options=KINETICS_OPTIONS),
         "K-600": dataclasses.replace(KINETICS_600, num_frames=16, frame_stride=4, options=KINETICS_OPTIONS),
-        "SSv2": dataclasses.replace(SSV2, num_frames=16),
+        "SSv2": dataclasses.replace(SSV2, num_frames=16, options={**SSV2.options, **SSV2_SCALE_JITTER}),
         "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16, sampling="dense", frame_stride=4,
                                       test_clips=10, options={**EPIC_KITCHENS_100.options, **PYSLOWFAST_CLIPS}),
     },

@@ -207,7 +207,9 @@ def test_paper_scale_clips_are_the_official_codes(table):
         if data.dataset == "ssv2":
             assert (data.sampling, data.test_clips, data.test_crops) == ("segments", 1, 3)
             assert "dense_convention" not in data.options
+            assert data.options["inverse_uniform_scale"]  # the SSV2 configs' INV_UNIFORM_SAMPLE True
             continue
+        assert "inverse_uniform_scale" not in data.options
         assert (data.sampling, data.options["dense_convention"], data.test_clips, data.test_crops) == (
             "dense", "pyslowfast", 10, 3), (cfg.row, cfg.column)
         assert (data.num_frames, data.frame_stride) in ((16, 4), (32, 3)), cfg.row  # Mformer-L: 32 x 3

@@ -84,6 +84,26 @@ def test_colour_jitter_applies_to_a_clip_with_its_probability():
             TrainTransform(32, (32, 40), True, **bad)
 
 
+def test_the_inverse_uniform_scale_jitter_is_pyslowfasts():
+    """The short side 1 / U(1 / 320, 1 / 256), rounded (PySlowFast's random_short_side_scale_jitter with
+    inverse_uniform_sampling, Motionformer's SSv2 configs), drawn from the transform's rng: the same draws written
+    out give the same output, and the draws lean to the short end: P(side < 288) = (1/256 - 1/288) / (1/256 - 1/320)
+    = 5/9, against 1/2 for a uniform draw."""
+    clip = _clip(frames=1)
+    for seed in range(5):
+        out = TrainTransform(224, (256, 320), False, inverse_uniform_scale=True,
+                             rng=random.Random(seed))({"video": clip})["video"]
+        rng = random.Random(seed)
+        side = int(round(1.0 / rng.uniform(1.0 / 320, 1.0 / 256)))
+        literal = random_crop(resize_short_side(to_float(clip), side), 224, rng)
+        assert torch.equal(out, normalize(literal, (0.5,) * 3, (0.5,) * 3))
+    sides = sorted(int(round(1.0 / random.Random(s).uniform(1.0 / 320, 1.0 / 256))) for s in range(2001))
+    assert 256 <= sides[0] and sides[-1] <= 320
+    assert sum(side < 288 for side in sides) > 1040 > sum(side > 288 for side in sides)  # 5/9 of 2001 is 1112
+    with pytest.raises(ValueError, match="inverse_uniform_scale draws the short side"):
+        TrainTransform(224, (256, 320), False, inverse_uniform_scale=True, multi_scale_crop=True)
+
+
 def test_bad_rand_augment_raises():
     with pytest.raises(ValueError, match="rand_augment"):
         TrainTransform(32, (32, 40), True, rand_augment=(12, 2))
