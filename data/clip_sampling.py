@@ -1,6 +1,6 @@
 """Which frames make a clip: pure time arithmetic, no decoding.
 
-Two conventions from the papers' codebases (PySlowFast, Motionformer):
+Two samplings, each with the conventions of the papers' codebases (PySlowFast's, VideoMAE's, TSN's):
 
 * **dense** (Kinetics): ``num_frames`` frames at a fixed ``stride``; training takes a random start, testing takes
   ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end), as VideoMAE's code (and

@@ -479,7 +479,8 @@ def dataset_shown(cfg: RunConfig) -> str:
     from data import generated_in_place_of_release
 
     if generated_in_place_of_release(cfg.data.dataset, cfg.data.root, cfg.data.synthetic_params):
-        return f"{cfg.data.dataset}, generated locally in place of the release: no {cfg.data.dataset}/ under --data-root"
+        name = cfg.data.dataset
+        return f"{name}, generated locally in place of the release: no {name}/ under --data-root"
     return cfg.data.dataset
 
 
