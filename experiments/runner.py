@@ -797,7 +797,8 @@ def _record(cfg: RunConfig, metrics: dict[str, float], start: float, data: Any, 
 
 def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str, str] | None:
     """The run's pretrained sources with ``run:<table>/<row>/<column>`` resolved to the last checkpoint of that run
-    at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model); it must exist."""
+    at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model), or of the run it reused
+    (its record's ``reused_from``); it must exist."""
     sources = cfg.model.pretrained
     if isinstance(sources, str) or sources is None:
         return _resolve_source(cfg, sources, runs_root)
@@ -808,7 +809,11 @@ def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> 
     if not name or not name.startswith("run:"):
         return name
     table, row, column = name.removeprefix("run:").split("/")
-    path = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column) / "checkpoints" / "last.ckpt"
+    folder = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
+    if (folder / "metrics.json").exists():  # a reused run keeps no checkpoint: the run it reuses has it
+        reused = _read_record(folder / "metrics.json").get("reused_from")
+        folder = Path(runs_root) / reused if reused else folder
+    path = folder / "checkpoints" / "last.ckpt"
     if not path.exists():
         raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
                                 f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")

@@ -76,9 +76,9 @@ class OptimConfig:
     cutmix_alpha: float = 0.0
     mixup_prob: float = 1.0
     mixup_switch_prob: float = 0.5
-    # what weight decay spares: "timm" (biases, norms, the model's no_weight_decay()) or "head_biases" (only the
-    # classification head's biases: the official X-ViT optimizer)
-    weight_decay_exempt: Literal["timm", "head_biases"] = "timm"
+    # what weight decay spares: "timm" (biases, norms, the model's no_weight_decay()), "head_biases" (only the
+    # classification head's biases: the official X-ViT optimizer) or "none" (Motionformer's official optimizer)
+    weight_decay_exempt: Literal["timm", "head_biases", "none"] = "timm"
     # layer-wise lr decay (BEiT's; CAST): block i of L gets lr x layer_decay^(L - i), through timm's layer groups
     # (the model's ``group_matcher``); None = one lr for every layer
     layer_decay: float | None = None

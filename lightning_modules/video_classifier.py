@@ -128,8 +128,9 @@ class VideoClassifier(L.LightningModule):
         mixup_prob: probability of mixing a batch at all (when either alpha > 0).
         mixup_switch_prob: probability of cutmix instead of mixup when both alphas are > 0.
         weight_decay_exempt: which parameters weight decay spares: "timm" (biases, norms and the model's
-            ``no_weight_decay()``: timm's rule) or "head_biases" (only the classification head's biases, the model's
-            ``head_bias_names()``: the official X-ViT / PySlowFast optimizer's rule for ViT backbones).
+            ``no_weight_decay()``: timm's rule), "head_biases" (only the classification head's biases, the model's
+            ``head_bias_names()``: the official X-ViT / PySlowFast optimizer's rule for ViT backbones) or "none" (every
+            parameter decays: Motionformer's official optimizer, which spares only BatchNorm's).
         layer_decay: layer-wise lr decay (BEiT's): the lr of each layer group of the model's ``group_matcher``
             (timm's grouping; embeddings first, then the blocks, the rest last) is scaled by layer_decay^(groups
             after it); None: one lr. A model without ``group_matcher`` is refused rather than guessed at.
@@ -166,7 +167,7 @@ class VideoClassifier(L.LightningModule):
         cutmix_alpha: float = 0.0,
         mixup_prob: float = 1.0,
         mixup_switch_prob: float = 0.5,
-        weight_decay_exempt: Literal["timm", "head_biases"] = "timm",
+        weight_decay_exempt: Literal["timm", "head_biases", "none"] = "timm",
         layer_decay: float | None = None,
         view_average: Literal["probabilities", "logits"] = "probabilities",
     ) -> None:
@@ -185,11 +186,12 @@ class VideoClassifier(L.LightningModule):
         if cosine_over != "after_warmup" and schedule != "cosine":
             raise ValueError(f"cosine_over={cosine_over!r} is the cosine schedule's span; the {schedule!r} schedule "
                              f"would ignore it")
-        if weight_decay_exempt not in ("timm", "head_biases"):
-            raise ValueError(f"weight_decay_exempt must be 'timm' or 'head_biases', got {weight_decay_exempt!r}")
-        if weight_decay_exempt == "head_biases" and layer_decay is not None:
-            raise ValueError("weight_decay_exempt='head_biases' builds its own parameter groups and does not combine "
-                             "with layer_decay")
+        if weight_decay_exempt not in ("timm", "head_biases", "none"):
+            raise ValueError(f"weight_decay_exempt must be 'timm', 'head_biases' or 'none', got "
+                             f"{weight_decay_exempt!r}")
+        if weight_decay_exempt != "timm" and layer_decay is not None:
+            raise ValueError(f"weight_decay_exempt={weight_decay_exempt!r} builds its own parameter groups and does "
+                             f"not combine with layer_decay")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.num_classes = num_classes
@@ -282,7 +284,9 @@ class VideoClassifier(L.LightningModule):
             raise ValueError(f"optim.layer_decay={layer_decay} needs layer groups, and {type(self.model).__name__} "
                              f"has no group_matcher(): set optim.layer_decay=None for this model")
         params: Any = self.model
-        if hp.get("weight_decay_exempt", "timm") == "head_biases":
+        if hp.get("weight_decay_exempt", "timm") == "none":  # every trainable parameter decays
+            params = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        elif hp.get("weight_decay_exempt", "timm") == "head_biases":
             if not hasattr(self.model, "head_bias_names"):
                 raise ValueError(f"optim.weight_decay_exempt='head_biases' needs the model's head_bias_names(), and "
                                  f"{type(self.model).__name__} has none")

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.motionformer import tiny_budget
 from experiments.runner import (_comparable, dataset_shown, execute, find_equivalent_run, missing_data,
-                                resolve_runs)
+                                pretrained_weights, resolve_runs)
 from experiments.spec import table_spec
 from experiments.static import gflops_views, paper_config, paper_gflops, paper_params
 from reports.build import build_report
@@ -134,6 +134,24 @@ def test_a_reused_run_carries_the_tensorboard_files_it_was_trained_with(tmp_path
     assert (copied / "hparams.yaml").read_text() == "row: traj_attT_normS\n"
 
 
+def test_an_initialisation_from_a_reused_run_loads_the_checkpoint_of_the_run_it_reuses(tmp_path):
+    """Table 6a's Mformer starts from Table 6b's K-400 run, which reuses Table 4's identical run and so keeps no
+    checkpoint of its own: the weights are that run's."""
+    trained = _run("mformer_table4", "traj_attT_normS", "K-400", scale="paper")
+    checkpoint = trained.run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+    (trained.run_dir(tmp_path) / "metrics.json").write_text(json.dumps({
+        "table": trained.table, "row": trained.row, "column": trained.column, "seed": 0, "scale": "paper",
+        "config": trained.to_dict(), "metrics": {"top1": 50.0}, "wall_time_s": 1.0}))
+    reused = _run("mformer_table6b", "mformer", "K-400", scale="paper")
+    assert execute(reused, tmp_path, echo=lambda _: None)["reused_from"]  # Table 4's record, no checkpoint
+    assert not (reused.run_dir(tmp_path) / "checkpoints").exists()
+    ssv2 = _run("mformer_table6a", "mformer", "SSv2", scale="paper")
+    assert ssv2.model.pretrained == "run:mformer_table6b/mformer/K-400"
+    assert pretrained_weights(ssv2, tmp_path) == str(checkpoint)
+
+
 def test_lra_columns_without_files_need_data_and_the_report_says_so(tmp_path):
     listops = _run("mformer_table5", "exact", "ListOps")
     text = _run("mformer_table5", "exact", "Text")
@@ -230,3 +248,22 @@ def test_only_the_pyslowfast_codebases_sample_pyslowfast_clips():
     (xvit,) = [c for c in resolve_runs("xvit_figure1", "paper", data_root="/datasets", seeds=1)
                if c.column == "1x3 views"]
     assert xvit.data.options["dense_convention"] == "pyslowfast"
+
+
+@pytest.mark.parametrize("table", ["mformer_table2a", "mformer_table3a", "mformer_table4", "mformer_table6a",
+                                   "mformer_table6c", "mformer_table7", "mformer_table8"])
+def test_paper_scale_trains_as_the_official_configs(table):
+    """Every official config's VIT.DROP_PATH 0.2; weight decay on every parameter (optimizer.py spares only
+    BatchNorm's); lr 1e-4 for 4 clips x 8 GPUs x 4 nodes = 128, scaled linearly on other hardware (the L/HR configs'
+    0.375e-4 for 12 is 1e-4 x 12/32)."""
+    from experiments.provenance import batch_and_lr
+
+    for cfg in resolve_runs(table, "paper", data_root="/datasets", seeds=1):
+        assert cfg.model.overrides["drop_path_rate"] == 0.2, (cfg.row, cfg.column)
+        assert cfg.optim.weight_decay_exempt == "none" and cfg.optim.weight_decay == 0.05
+        assert (cfg.data.batch_size, cfg.trainer.devices, cfg.trainer.num_nodes) == (4, 8, 4)
+        assert (cfg.trainer.reference_batch, cfg.trainer.lr_scaling) == (128, "linear")
+        assert batch_and_lr(cfg, world_size=32)["lr"] == pytest.approx(1e-4)
+        assert batch_and_lr(cfg, world_size=1)["lr"] == pytest.approx(1e-4 * 4 / 128)
+    for cfg in resolve_runs(table, "tiny", seeds=1):
+        assert "drop_path_rate" not in cfg.model.overrides and cfg.optim.weight_decay_exempt == "timm"

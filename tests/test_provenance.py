@@ -44,8 +44,8 @@ def test_a_paper_preset_that_pins_its_gpus_states_the_papers_global_batch():
     scaled = batch_and_lr(eight, world_size=8)
     assert scaled["global_batch"] == 1680 and scaled["lr"] == pytest.approx(4 * paper.optim.lr)
     assert scaled["lr_scaling"] == "linear" and scaled["paper_global_batch"] == 420
-    motionformer = resolve_runs("mformer_table4", scale="paper", rows=["joint"])[0]  # devices "auto": not stated
-    assert motionformer.trainer.reference_batch is None
+    motionformer = resolve_runs("mformer_table4", scale="paper", rows=["joint"])[0]  # 4 x 8 GPUs x 4 nodes
+    assert motionformer.trainer.reference_batch == 128
     assert resolve_runs("msca_table1", rows=["msca_kv_h1"])[0].trainer.reference_batch is None  # tiny: lr as given
 
 

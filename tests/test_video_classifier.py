@@ -412,10 +412,24 @@ def test_head_biases_exemption_decays_everything_but_the_heads_biases(monkeypatc
     assert {"blocks.0.norm1.weight", "blocks.0.attn.qkv.bias", "pos_embed", "cls_token"} <= timm_rule
 
 
+def test_no_exemption_decays_every_parameter(monkeypatch):
+    """Motionformer's official optimizer: every parameter of the ViT decays (it spares only BatchNorm's)."""
+    from models import create_model
+
+    model = create_model("vit_tiny_video", num_classes=5)
+    module = VideoClassifier(model, 5, weight_decay=0.05, epochs=2, weight_decay_exempt="none")
+    monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
+                        raising=False)
+    (group,) = module.configure_optimizers()["optimizer"].param_groups
+    assert group["weight_decay"] == 0.05 and len(group["params"]) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="weight_decay_exempt='none' builds its own parameter groups"):
+        VideoClassifier(model, 5, weight_decay_exempt="none", layer_decay=0.75)
+
+
 def test_head_biases_exemption_needs_the_models_head_and_no_layer_decay(monkeypatch):
     with pytest.raises(ValueError, match=r"does not combine with layer_decay"):
         VideoClassifier(Passthrough(3), 3, weight_decay_exempt="head_biases", layer_decay=0.75)
-    with pytest.raises(ValueError, match=r"weight_decay_exempt must be 'timm' or 'head_biases'"):
+    with pytest.raises(ValueError, match=r"weight_decay_exempt must be 'timm', 'head_biases' or 'none'"):
         VideoClassifier(Passthrough(3), 3, weight_decay_exempt="all")
     module = VideoClassifier(Passthrough(3), 3, epochs=2, weight_decay_exempt="head_biases")
     monkeypatch.setattr(VideoClassifier, "trainer", type("T", (), {"estimated_stepping_batches": 10})(),
