@@ -423,7 +423,8 @@ def run_table(
         else:
             runnable.append(cfg)
     for cfg in runnable:  # a launch that cannot start, or a record or checkpoint of another run, stops the table
-        check_multi_node_launch(cfg)  # before anything trains
+        if get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
+            check_multi_node_launch(cfg)  # before anything trains
         if not force:
             check_run_dir(cfg, runs_root)
     if jobs == 1:

@@ -51,7 +51,7 @@ def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_pa
     (tmp_path / "kinetics400").mkdir()  # Table 4's K-400 column runs; its SSv2 column has no data: skipped
     lines = []
     runner.run_table("mformer_table4", "paper", ["joint"], data_root=tmp_path, runs_root=tmp_path / "runs",
-                     jobs=1, echo=lines.append)
+                     overrides={"trainer": {"num_nodes": 1}}, jobs=1, echo=lines.append)  # not its 4 nodes
     numbered = [line for line in lines if line.startswith("[")]
     assert [line.split(" (")[0] for line in numbered] == ["[1/2] mformer_table4 row=joint column=SSv2",
                                                           "[2/2] mformer_table4 row=joint column=K-400"]
