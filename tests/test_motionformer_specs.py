@@ -267,3 +267,18 @@ def test_paper_scale_trains_as_the_official_configs(table):
         assert batch_and_lr(cfg, world_size=1)["lr"] == pytest.approx(1e-4 * 4 / 128)
     for cfg in resolve_runs(table, "tiny", seeds=1):
         assert "drop_path_rate" not in cfg.model.overrides and cfg.optim.weight_decay_exempt == "timm"
+
+
+def test_mformer_l_on_kinetics_400_trains_on_random_resized_crops():
+    """configs/K400/motionformer_224_32x3.yaml: USE_RANDOM_RESIZE_CROPS True (random_resize_crop_video at its
+    defaults: area 8-100%, aspect ratio 3/4-4/3); the other rows and the L row's other datasets keep the jitter."""
+    from experiments.motionformer import K400_RESIZED_CROP
+
+    assert K400_RESIZED_CROP == ((0.08, 1.0), (3 / 4, 4 / 3))
+    for table in ("mformer_table6a", "mformer_table6b", "mformer_table6c", "mformer_table6d"):
+        for cfg in resolve_runs(table, "paper", data_root="/datasets", seeds=1):
+            crop = cfg.data.options.get("random_resized_crop")
+            assert crop == (K400_RESIZED_CROP if (table, cfg.row) == ("mformer_table6b", "mformer_l") else None)
+    (large,) = [c for c in resolve_runs("mformer_table6b", "paper", data_root="/datasets", seeds=1)
+                if c.row == "mformer_l"]
+    assert (large.data.num_frames, large.data.frame_stride, large.data.options["color_jitter"]) == (32, 3, 0.4)
