@@ -204,6 +204,7 @@ class VideoDataModule(L.LightningDataModule):
         inverse_uniform_scale: draw the training short side inverse-uniformly in ``train_scale`` (PySlowFast's
             INV_UNIFORM_SAMPLE; ``TrainTransform``).
         rand_augment: training RandAugment (magnitude, num_ops), same ops on every frame (``TrainTransform``).
+        rand_augment_std: standard deviation of RandAugment's magnitude draws (``TrainTransform``).
         auto_augment: training AutoAugment, timm's policy name (e.g. "v0"), same draw on every frame; None = off.
         random_erasing: probability of training random erasing, one box for every frame; 0 = off.
         multi_scale_crop: training crop as the official X-ViT code's on Kinetics (TSN's multi-scale crop, resized
@@ -242,6 +243,7 @@ class VideoDataModule(L.LightningDataModule):
         color_jitter_prob: float = 1.0,
         inverse_uniform_scale: bool = False,
         rand_augment: tuple[int, int] | None = None,
+        rand_augment_std: float = 0.5,
         auto_augment: str | None = None,
         random_erasing: float = 0.0,
         multi_scale_crop: bool = False,
@@ -284,6 +286,7 @@ class VideoDataModule(L.LightningDataModule):
         self.color_jitter, self.color_jitter_prob = color_jitter, color_jitter_prob
         self.inverse_uniform_scale = inverse_uniform_scale
         self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
+        self.rand_augment_std = rand_augment_std
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
         self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
         self.random_resized_crop = random_resized_crop
@@ -340,7 +343,7 @@ class VideoDataModule(L.LightningDataModule):
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
                                        color_jitter=self.color_jitter, color_jitter_prob=self.color_jitter_prob,
                                        inverse_uniform_scale=self.inverse_uniform_scale,
-                                       rand_augment=self.rand_augment,
+                                       rand_augment=self.rand_augment, rand_augment_std=self.rand_augment_std,
                                        auto_augment=self.auto_augment, random_erasing=self.random_erasing,
                                        multi_scale_crop=self.multi_scale_crop,
                                        tokenshift_photometric=self.tokenshift_photometric,

@@ -61,8 +61,9 @@ TINY_FRAME_WISE = dataclasses.replace(
 # ---- paper scale: the real datasets ----------------------------------------------------------------------------
 
 # RandAugment as the papers configure it for SSv2 and Epic-Kitchens; the official configs' "rand-m20-mstd0.5-inc1"
-# means 2 ops at magnitude 20, which timm's and pytorchvideo's implementations clip to their maximum of 10.
-RAND_AUGMENT = {"rand_augment": (10, 2)}
+# (Epic-Kitchens: m15) means 2 ops at a magnitude drawn from N(20, 0.5), which timm's implementation (and
+# pytorchvideo's) clips to their maximum of 10: every op at exactly 10, hence magnitude 10 with no spread.
+RAND_AUGMENT = {"rand_augment": (10, 2), "rand_augment_std": 0.0}
 
 # PySlowFast's dense clips, which Motionformer's and X-ViT's code sample (their decoder.get_start_end_idx and
 # temporal_sampling at DATA.TARGET_FPS 30): the stride counts frames at 30 fps, the clip's frames are spread by

@@ -232,10 +232,13 @@ def test_paper_scale_clips_are_the_official_codes(table):
             "dense", "pyslowfast", 10, 3), (cfg.row, cfg.column)
         assert (data.num_frames, data.frame_stride) in ((16, 4), (32, 3)), cfg.row  # Mformer-L: 32 x 3
         # Kinetics: colour jitter 0.4 on 80% of clips (configs/K400 COLORJITTER True); Epic-Kitchens RandAugment
-        jitter = {k: data.options.get(k) for k in ("color_jitter", "color_jitter_prob", "rand_augment")}
-        assert jitter == ({"color_jitter": 0.4, "color_jitter_prob": 0.8, "rand_augment": None}
+        jitter = {k: data.options.get(k) for k in ("color_jitter", "color_jitter_prob", "rand_augment",
+                                                   "rand_augment_std")}
+        assert jitter == ({"color_jitter": 0.4, "color_jitter_prob": 0.8, "rand_augment": None,
+                           "rand_augment_std": None}
                           if data.dataset.startswith("kinetics") else
-                          {"color_jitter": None, "color_jitter_prob": None, "rand_augment": (10, 2)}), cfg.column
+                          {"color_jitter": None, "color_jitter_prob": None, "rand_augment": (10, 2),
+                           "rand_augment_std": 0.0}), cfg.column  # m15/m20 clipped to 10: always 10
     for cfg in resolve_runs(table, "tiny", seeds=1):
         assert "dense_convention" not in cfg.data.options
 

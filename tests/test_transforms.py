@@ -104,6 +104,17 @@ def test_the_inverse_uniform_scale_jitter_is_pyslowfasts():
         TrainTransform(224, (256, 320), False, inverse_uniform_scale=True, multi_scale_crop=True)
 
 
+@pytest.mark.parametrize("std, exact", [(0.0, True), (0.5, False)])
+def test_rand_augment_magnitudes_spread_with_their_std(std, exact):
+    """Motionformer's official "rand-m20-mstd0.5" clips every draw to the maximum, 10: magnitude 10 with std 0 is
+    that; with std 0.5 (CAST's Table 4 "(9, 0.5)") the draws spread below the magnitude."""
+    ops = TrainTransform(32, (32, 40), True, rand_augment=(10, 2),
+                         rand_augment_std=std)._rand_augment.randaug_fn.transforms_list
+    torch.manual_seed(0)
+    magnitudes = [op._get_magnitude() for op in ops for _ in range(20)]
+    assert all(m == 10 for m in magnitudes) is exact and max(magnitudes) <= 10
+
+
 def test_bad_rand_augment_raises():
     with pytest.raises(ValueError, match="rand_augment"):
         TrainTransform(32, (32, 40), True, rand_augment=(12, 2))
