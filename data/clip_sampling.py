@@ -134,10 +134,14 @@ def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stri
     return _clip_info(indices, fps, clip_index, num_clips)
 
 
-def check_view_offsets(view_offsets: Sequence[float] | None, num_clips: int) -> tuple[float, ...] | None:
-    """``view_offsets`` as a tuple, one relative offset in [0, 1) per test view, or None (the default offsets)."""
+def check_view_offsets(view_offsets: Sequence[float] | None, num_clips: int, sampling: str = "segments",
+                       name: str = "") -> tuple[float, ...] | None:
+    """``view_offsets`` as a tuple, one relative offset in [0, 1) per test view, or None (the default offsets);
+    offsets for any ``sampling`` but segments are refused."""
     if view_offsets is None:
         return None
+    if sampling != "segments":
+        raise ValueError(f"{name or 'dataset'}: segment_view_offsets needs segment sampling, not {sampling!r}")
     offsets = tuple(float(o) for o in view_offsets)
     if len(offsets) != num_clips or not all(0.0 <= o < 1.0 for o in offsets):
         raise ValueError(f"segment view offsets must be {num_clips} numbers in [0, 1), one per test view; "
@@ -205,8 +209,7 @@ def temporal_views(
     ``segment_view_offsets`` is ``uniform_segments``' ``view_offsets``, for segments only; ``dense_convention`` is
     ``dense_clip``'s ``convention``)."""
     if sampling == "dense":
-        if segment_view_offsets is not None:
-            raise ValueError("segment_view_offsets applies to segment sampling, not dense clips")
+        check_view_offsets(segment_view_offsets, num_clips, sampling)
         return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips, convention=dense_convention)
                 for i in range(num_clips)]
     if sampling == "segments":

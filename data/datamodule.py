@@ -273,9 +273,7 @@ class VideoDataModule(L.LightningDataModule):
         self.mean, self.std = tuple(mean), tuple(std)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.test_clips, self.test_crops = test_clips, test_crops
-        if segment_view_offsets is not None and self.sampling != "segments":
-            raise ValueError(f"{dataset}: segment_view_offsets needs segment sampling, not {self.sampling!r}")
-        self.segment_view_offsets = check_view_offsets(segment_view_offsets, test_clips)
+        self.segment_view_offsets = check_view_offsets(segment_view_offsets, test_clips, self.sampling, dataset)
         self.dense_convention = check_dense_convention(dense_convention, self.sampling, dataset)
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format

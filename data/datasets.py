@@ -114,10 +114,7 @@ class VideoClipDataset(Dataset):
         self.samples = list(samples)
         self.mode, self.transform, self.sampling = mode, transform, sampling
         self.num_frames, self.stride, self.num_clips = num_frames, stride, num_clips
-        if segment_view_offsets is not None and sampling != "segments":
-            raise ValueError(f"{dataset_name or 'dataset'}: segment_view_offsets needs segment sampling, "
-                             f"not {sampling!r}")
-        self.segment_view_offsets = check_view_offsets(segment_view_offsets, num_clips)
+        self.segment_view_offsets = check_view_offsets(segment_view_offsets, num_clips, sampling, dataset_name)
         self.dense_convention = check_dense_convention(dense_convention, sampling, dataset_name)
         self.failures_path = Path(failures_path) if failures_path is not None else None
         self.dataset_name, self.split = dataset_name, split
