@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,34 +150,50 @@ def load_weights_file(path: str | os.PathLike) -> Any:
             f"dict as .safetensors or plain tensors.") from None
 
 
-def _read_state_dict(source: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
-    """The checkpoint's state dict, and whether it is a whole trained model of ours (a Lightning checkpoint of a
-    run), which must then fill every parameter of the model but its classifier."""
-    if isinstance(source, str) and source.startswith("timm:"):
-        import timm  # the models package has already repaired torchvision, which timm imports
-
-        name = source.removeprefix("timm:")
-        _logger.info("fetching pretrained weights of timm model %s", name)
-        return timm.create_model(name, pretrained=True).state_dict(), False
-    checkpoint = load_weights_file(source)
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
+    """The state dict a local checkpoint file holds, unwrapped from ``model`` / ``state_dict`` / ``module``
+    nesting, and whether it is a whole trained model of ours (a Lightning checkpoint of a run), which must then fill
+    every parameter of the model but its classifier. Read by ``load_weights_file``, except a TorchScript archive
+    (OpenAI's CLIP release): ``torch.jit.load`` compiles its TorchScript, which is never called; only its
+    parameters are read."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if zipfile.is_zipfile(path) and any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+        return torch.jit.load(str(path), map_location="cpu").state_dict(), False
+    checkpoint = load_weights_file(path)
     whole_run = isinstance(checkpoint, dict) and "pytorch-lightning_version" in checkpoint
     while isinstance(checkpoint, dict):
         nested = next((checkpoint[k] for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
         if nested is None:
             break
         checkpoint = nested
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"checkpoint {path} holds no state dict ({type(checkpoint).__name__})")
     return checkpoint, whole_run
 
 
-def _strip_prefix(state_dict: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
-    """Drop a wrapper prefix (``module.``, ``model.``...) when the keys only match the model without it."""
-    if model_keys & state_dict.keys():
-        return state_dict
+def _read_state_dict(source: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
+    """``read_weights`` of a file, or the weights of a ``timm:NAME`` source."""
+    if isinstance(source, str) and source.startswith("timm:"):
+        import timm  # the models package has already repaired torchvision, which timm imports
+
+        name = source.removeprefix("timm:")
+        _logger.info("fetching pretrained weights of timm model %s", name)
+        return timm.create_model(name, pretrained=True).state_dict(), False
+    return read_weights(source)
+
+
+def strip_wrapper_prefixes(state_dict: dict[str, Tensor], expected: set[str]) -> dict[str, Tensor]:
+    """Drop wrapper prefixes (``module.``, ``model.``, ``encoder.``...), one after another, while the keys match
+    none of ``expected`` and the stripped keys do."""
     for prefix in _PREFIXES:
+        if expected & state_dict.keys():
+            break
         stripped = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
-        if model_keys & stripped.keys():
+        if expected & stripped.keys():
             _logger.info("stripping prefix %r from checkpoint keys", prefix)
-            return stripped
+            state_dict = stripped
     return state_dict
 
 
@@ -206,7 +223,7 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
     raw, whole_run = _read_state_dict(source.removeprefix(OFFICIAL_PREFIX) if official else source)
     if official:  # the official key layout -> ours, before the checks every checkpoint gets
         raw = official_checkpoint_filter_fn(raw, model)
-    state_dict = _strip_prefix(raw, set(target))
+    state_dict = strip_wrapper_prefixes(raw, set(target))
     if not target.keys() & state_dict.keys():  # another model altogether: nothing would load
         raise KeyError(f"checkpoint {source} has none of the model's parameters: it holds {_first(state_dict)}, "
                        f"the model expects {_first(target)}")

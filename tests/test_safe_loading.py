@@ -45,6 +45,17 @@ def test_a_pickle_that_would_run_code_is_refused_by_name(tmp_path):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.parametrize("kind", ["clip:", "videomae:", "vit:", ""])
+def test_a_cast_expert_source_refuses_a_pickle_that_would_run_code(tmp_path, kind):
+    """CAST's experts read their files through the same loader as every other model."""
+    marker, files = _malicious_files(tmp_path)
+    expert = create_model("cast_tiny", num_classes={"verb": 3, "noun": 4}).get_submodule("temporal")
+    for path in files:
+        with pytest.raises(UnsafeCheckpointError, match=str(path)):
+            load_pretrained(expert, f"{kind}{path}")
+    assert not marker.exists(), "unpickling ran the checkpoint's code"
+
+
 def test_a_resumed_run_refuses_a_malicious_last_checkpoint(tmp_path):
     """The runner resumes from ``last.ckpt`` through Lightning with ``weights_only=True``: a planted checkpoint
     stops the run with the file's name and never runs its code."""

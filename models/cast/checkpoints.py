@@ -30,56 +30,19 @@ from __future__ import annotations
 
 import logging
 import re
-import zipfile
-from pathlib import Path
 
 import torch
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
+from ..pretrained import read_weights, strip_wrapper_prefixes
+
 _logger = logging.getLogger(__name__)
-SOURCES = ("clip", "videomae", "vit")
-_NESTING_KEYS = ("model", "state_dict", "module")
-_WRAPPER_PREFIXES = ("module.", "model.", "encoder.", "backbone.")
 _CLIP_BLOCK = {"ln_1": "norm1", "ln_2": "norm2", "attn.in_proj_weight": "attn.qkv.weight",
                "attn.in_proj_bias": "attn.qkv.bias", "attn.out_proj": "attn.proj", "mlp.c_fc": "mlp.fc1",
                "mlp.c_proj": "mlp.fc2"}
 _CLIP_TOP = {"conv1.weight": "patch_embed.proj.weight", "class_embedding": "cls_token",
              "positional_embedding": "pos_embed", "ln_pre": "norm_pre", "ln_post": "norm"}
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from a local file: ``torch.load(weights_only=True)`` (unwrapping ``model`` / ``state_dict`` /
-    ``module`` nesting), ``.safetensors``, or a TorchScript archive (OpenAI's CLIP release), read as its state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    if zipfile.is_zipfile(path) and any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist()):
-        return torch.jit.load(str(path), map_location="cpu").state_dict()  # a TorchScript archive
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    while isinstance(checkpoint, dict):
-        nested = next((checkpoint[k] for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
-        if nested is None:
-            break
-        checkpoint = nested
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"checkpoint {path} holds no state dict ({type(checkpoint).__name__})")
-    return checkpoint
-
-
-def _strip_wrappers(state_dict: dict[str, Tensor], expected: set[str]) -> dict[str, Tensor]:
-    """Remove wrapper prefixes (``module.``, ``encoder.``...) one after another while that matches more keys."""
-    for prefix in _WRAPPER_PREFIXES:
-        if not expected & state_dict.keys():
-            stripped = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
-            if expected & stripped.keys():
-                _logger.info("stripping prefix %r from checkpoint keys", prefix)
-                state_dict = stripped
-    return state_dict
 
 
 def clip_to_expert(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -178,13 +141,13 @@ def load_expert(expert: nn.Module, source: str) -> dict[str, list[str]]:
 
             raw = timm.create_model(rest.removeprefix("timm:"), pretrained=True).state_dict()
         else:
-            raw = read_checkpoint(rest)
+            raw, _ = read_weights(rest)
         expected_raw = {"clip": {"visual.conv1.weight", "conv1.weight"},
                         "videomae": {"patch_embed.proj.weight"}, "vit": {"patch_embed.proj.weight"}}[kind]
-        state_dict = _MAPPINGS[kind](_strip_wrappers(raw, expected_raw))
+        state_dict = _MAPPINGS[kind](strip_wrapper_prefixes(raw, expected_raw))
     else:
         kind = "own layout"
-        state_dict = _strip_wrappers(read_checkpoint(source), set(expert.state_dict()))
+        state_dict = strip_wrapper_prefixes(read_weights(source)[0], set(expert.state_dict()))
     _fit_pos_embed(state_dict, expert)
     target = expert.state_dict()
     mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
