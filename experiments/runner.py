@@ -583,7 +583,6 @@ def execute(
     import lightning as L
     from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
-    from lightning.pytorch.utilities import rank_zero_only
 
     from lightning_modules.checkpoint_io import SafeCheckpointIO
     from lightning_modules.data_wait import DataWaitMonitor
@@ -595,7 +594,7 @@ def execute(
     task = get_task(cfg.task)
     check_data_options(cfg)  # a misspelt option stops here, by name, before the run directory is written
     start, commit, git = time.perf_counter(), git_commit(), git_state()
-    if force and rank_zero_only.rank == 0:
+    if force and launched_as_global_zero():  # Lightning's rank_zero_only ignores NODE_RANK before a trainer exists
         replace_run(run_path, runs_root, echo)
     run_path.mkdir(parents=True, exist_ok=True)
     threads = set_threads(cfg.trainer.num_threads)

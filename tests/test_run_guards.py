@@ -446,3 +446,31 @@ def test_a_misspelt_data_option_stops_the_dry_run_and_the_run_by_name(tmp_path, 
     with pytest.raises(ValueError, match=r"unknown data option\(s\) \['segment_view_offset'\]"):
         execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
     assert not cfg.run_dir(tmp_path).exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(*_):
+    raise _Stop
+
+
+@pytest.mark.parametrize("env, moved", [({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),
+                                        ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True)])
+def test_force_moves_a_run_away_on_the_first_node_only(tmp_path, monkeypatch, env, moved):
+    """Every rank of a multi-node job runs the command; Lightning's launcher sets LOCAL_RANK and NODE_RANK, and only
+    global rank 0 may move the previous run aside (local rank 0 of node 1 is not rank 0)."""
+    from experiments import provenance
+
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(provenance, "set_threads", _stop)  # the first step after the move
+    runs, cfg = tmp_path / "runs", _cfg()
+    _write_done(runs, cfg)
+    with pytest.raises(_Stop):
+        execute(cfg, runs, force=True, echo=lambda _: None)
+    assert (cfg.run_dir(runs) / "metrics.json").exists() is not moved
+    assert (runs / runner.REPLACED_DIR).exists() is moved
