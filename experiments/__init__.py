@@ -15,7 +15,8 @@ from .tasks import Task, build_model, get_task, register_task
 
 # Every other module of this package is a spec file whose decorators register its tables (and tasks) on import:
 # a new paper's `experiments/<paper>.py` is found without editing this file.
-MACHINERY = {"__main__", "paper_tables", "presets", "runner", "spec", "static", "synthetic_learnability", "tasks"}
+MACHINERY = {"__main__", "bench", "jobs", "paper_tables", "presets", "provenance", "runner", "spec", "static",
+             "synthetic_learnability", "tasks"}
 SPEC_MODULES = tuple(m.name for m in pkgutil.iter_modules(__path__) if m.name not in MACHINERY)
 for _name in SPEC_MODULES:
     importlib.import_module(f"{__name__}.{_name}")

@@ -1,4 +1,4 @@
-"""``python -m experiments list | show ID [--json] | run ID [...] | static ID``: paper tables by name.
+"""``python -m experiments list | show ID [--json] | run ID [...] | static ID | bench``: paper tables by name.
 
 An entry point: it may use every floor, so ``run`` trains through ``experiments.runner`` and then rebuilds the
 table's report through ``reports`` (the runner itself never imports the floor above it). Heavy libraries (torch,
@@ -295,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="train again from scratch, moving the old run to <runs-dir>/.replaced/ (a run whose "
                           "metrics.json or checkpoint was written with other options is refused without it)")
-    run.add_argument("--pretrained", help="initial weights: a local checkpoint file or timm:<model name>")
+    run.add_argument("--pretrained", help="initial weights: a local checkpoint file, timm:<model name>, "
+                                          "official:<file> (an official Motionformer checkpoint) or "
+                                          "run:<table>/<row>/<column> (a run's last checkpoint)")
     run.add_argument("--epochs", type=int,
                      help="override the schedule length (a step schedule's milestones then have to be below it: "
                           "--set 'optim.milestones=[...]')")

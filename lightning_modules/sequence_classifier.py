@@ -24,7 +24,6 @@ class SequenceClassifier(VideoClassifier):
         weight_decay: AdamW weight decay.
         label_smoothing: cross-entropy label smoothing.
         schedule: "linear" (as above), or the parent's "step" / "cosine".
-        warmup_steps: warm-up length in optimizer steps (ListOps: 1000 of 5000); overrides ``warmup_epochs``.
         eps: AdamW epsilon.
         **kwargs: further ``VideoClassifier`` arguments (epochs, warmup_epochs, milestones, ...).
     """
@@ -33,7 +32,7 @@ class SequenceClassifier(VideoClassifier):
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 1e-4, weight_decay: float = 0.0,
                  label_smoothing: float = 0.0, schedule: Literal["linear", "step", "cosine"] = "linear",
-                 warmup_steps: int | None = None, eps: float = 1e-6, **kwargs: Any) -> None:
+                 eps: float = 1e-6, **kwargs: Any) -> None:
         super().__init__(model, num_classes, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
                          schedule=schedule, **kwargs)
         if schedule == "linear" and kwargs.get("warmup_start", WARMUP_START) != WARMUP_START:
@@ -47,12 +46,8 @@ class SequenceClassifier(VideoClassifier):
             return super().configure_optimizers()
         optimizer = self.build_optimizer(**({"eps": hp.eps} if "adam" in hp.optimizer else {"momentum": hp.momentum}))
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        if hp.warmup_steps is not None:
-            warmup = hp.warmup_steps
-        else:
-            epochs = max(1, self.trainer.max_epochs or 1)
-            warmup = int(round(hp.get("warmup_epochs", 0.0) * total / epochs))
-        warmup = min(warmup, total - 1)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = min(int(round(hp.warmup_epochs * total / epochs)), total - 1)
 
         def factor(step: int) -> float:  # OneCycleLR(anneal_strategy="linear"), div_factor 25, final 25e4
             start, end = 1 / 25, 1 / 25e4

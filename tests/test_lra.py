@@ -412,7 +412,7 @@ def test_sequence_classifier_fits_a_listops_batch(tmp_path):
     from lightning_modules.sequence_classifier import SequenceClassifier
 
     dm = LRADataModule("listops", cache_dir=tmp_path, synthetic_params=SMALL, batch_size=8)
-    module = SequenceClassifier(tiny_model("exact"), dm.num_classes, warmup_steps=1)
+    module = SequenceClassifier(tiny_model("exact"), dm.num_classes, warmup_epochs=0.5)
     assert module.input_key == "input" and module.hparams.schedule == "linear"
     trainer = L.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
