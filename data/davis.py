@@ -39,7 +39,7 @@ class DataNotFoundError(FileNotFoundError):
         return (type(self), (self.path, self.hint))
 
 
-class DavisReadError(RuntimeError):
+class DavisReadError(ValueError):
     """Files of one sequence that exist but cannot be used; ``bad_files`` is a list of (path, reason)."""
 
     def __init__(self, sequence: str, bad_files: list[tuple[str, str]]) -> None:

@@ -242,6 +242,12 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1, got {value!r}")
+    return int(value)
+
+
 def _jobs(value: str) -> int | None:
     if value == "auto":
         return None
@@ -281,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("table")
     run.add_argument("--scale", choices=SCALES, default="tiny", help="tiny = embedded default (CPU, minutes)")
     run.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
-    run.add_argument("--seeds", type=int, default=None,
+    run.add_argument("--seeds", type=_positive, default=None,
                      help="seeds 0..N-1 per row (default: the table's, 3 at tiny scale where they fit the "
                           "quick-start budget, else 1; see `show`)")
     run.add_argument("--data-root", help="folder holding one sub-folder per dataset (kinetics400/, ssv2/, ...)")
@@ -298,10 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pretrained", help="initial weights: a local checkpoint file, timm:<model name>, "
                                           "official:<file> (an official Motionformer checkpoint) or "
                                           "run:<table>/<row>/<column> (a run's last checkpoint)")
-    run.add_argument("--epochs", type=int,
+    run.add_argument("--epochs", type=_positive,
                      help="override the schedule length (a step schedule's milestones then have to be below it: "
                           "--set 'optim.milestones=[...]')")
-    run.add_argument("--batch-size", type=int)
+    run.add_argument("--batch-size", type=_positive)
     run.add_argument("--num-workers", type=int)
     run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")
     run.add_argument("--devices", type=_devices, help="Lightning devices: N or auto")
@@ -344,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError) as err:
+    # errors that name what is wrong (a file, a row, a table, an option) are one line; anything else is a bug and
+    # keeps its traceback
+    except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError,
+            FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"error: {message}", file=sys.stderr)
         return 2

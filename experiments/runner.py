@@ -340,6 +340,8 @@ def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConf
         unknown = sorted(set(values) - set(valid))
         if unknown:
             raise ValueError(f"unknown {section} option(s) {unknown}; valid: {', '.join(valid)}")
+        for name, value in values.items():
+            check_option_value(type(getattr(cfg, section)), section, name, value)
         if values:
             changes[section] = dataclasses.replace(getattr(cfg, section), **values)
     out = dataclasses.replace(cfg, **changes)
@@ -347,6 +349,90 @@ def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConf
     if "epochs" in optim and "milestones" not in optim:
         check_milestones(cfg, out)
     return out
+
+
+# Counts an option may not set below 1: a run with none of them has nothing to train or test.
+POSITIVE_OPTIONS = {"data": ("num_frames", "frame_stride", "crop_size", "batch_size", "test_clips", "test_crops"),
+                    "optim": ("epochs",), "trainer": ("num_nodes", "accumulate_grad_batches")}
+
+
+def check_option_value(config_type: type, section: str, name: str, value: Any) -> None:
+    """An option's value against its field's type (``int``, ``float``, ``str``, ``bool``, tuples, mappings,
+    ``Literal`` choices, ``X | None``) and, for a count, its range; refused naming the option, what it takes and
+    what it got."""
+    import typing
+
+    hint = typing.get_type_hints(config_type)[name]
+    if not _fits(value, hint):
+        why = (" (VALUE is read as JSON; what is not valid JSON, e.g. an object with unquoted keys, stays a string)"
+               if isinstance(value, str) and not _takes_strings(hint) else "")
+        raise ValueError(f"{section}.{name}={value!r}: expects {_describe(hint)}, got a {type(value).__name__}{why}")
+    if name in POSITIVE_OPTIONS.get(section, ()) and value is not None and value < 1:
+        raise ValueError(f"{section}.{name}={value!r}: must be at least 1")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    import collections.abc
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, __import__("types").UnionType):
+        return any(_fits(value, arm) for arm in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        return len(items) == len(value) and all(_fits(v, a) for v, a in zip(value, items))
+    if origin in (collections.abc.Mapping, dict):
+        return isinstance(value, dict)
+    return True  # a type this check does not know: left to the code that reads it
+
+
+def _takes_strings(hint: Any) -> bool:
+    import typing
+
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return any(isinstance(a, str) for a in args)
+    return hint is str or hint is Any or (typing.get_origin(hint) not in (tuple, None) and any(
+        _takes_strings(a) for a in args if "Mapping" not in str(typing.get_origin(hint))))
+
+
+_PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+
+
+def _describe(hint: Any) -> str:
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if args and origin not in (tuple,) and origin is not None and "Mapping" not in str(origin):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_PLURALS.get(args[0], str(args[0]))}"
+        return f"a list of {len(args)} " + (_PLURALS[args[0]] if len(set(args)) == 1 and args[0] in _PLURALS
+                                             else "values")
+    if "Mapping" in str(origin) or hint is dict:
+        return "an object"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
 
 
 def check_milestones(preset: RunConfig, cfg: RunConfig) -> None:
@@ -425,6 +511,7 @@ def run_table(
     for cfg in runnable:  # a launch that cannot start, or a record or checkpoint of another run, stops the table
         if get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
             check_multi_node_launch(cfg)  # before anything trains
+        check_pretrained_sources(cfg)  # a missing checkpoint file or a timm typo, before any run starts
         if not force:
             check_run_dir(cfg, runs_root)
     if jobs == 1:
@@ -905,13 +992,25 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(record, indent=2, default=str))  # a metrics.json is always complete
 
 
+def check_pretrained_sources(cfg: RunConfig) -> None:
+    """A pretrained source naming a missing file or a model timm does not have fails here, by name (``run:``
+    sources may be trained by this very command: they are checked when their run starts)."""
+    from models.pretrained import check_source
+
+    sources = cfg.model.pretrained
+    for source in [sources] if isinstance(sources, str) else (sources or {}).values():
+        check_source(source)
+
+
 def check_buildable(cfg: RunConfig) -> None:
-    """Check the run's data options and build its model on the ``meta`` device: an unknown or misspelled option
-    fails here, with its name and the valid ones, before anything trains (cheap at paper scale: no memory is
-    allocated)."""
+    """Check the run's data options and (when its data is there) pretrained sources, and build its model on the
+    ``meta`` device: an unknown or misspelled option, a missing checkpoint file or an unknown timm model fails
+    here, by name, before anything trains (cheap at paper scale: no memory is allocated)."""
     # A verb/noun model that fixes its verb count (CAST's split heads: ``num_verbs``) is built with that many verb
     # logits and a few nouns, as the data would give it; any other model with the task's count, or 2 classes.
     check_data_options(cfg)
+    if expected_data(cfg) is None:  # a run skipped for its data needs no weights either
+        check_pretrained_sources(cfg)
     verbs = cfg.model.overrides.get("num_verbs")
     build_model(cfg, get_task(cfg.task).num_classes or (verbs + 3 if verbs else 2), device="meta")
 

@@ -216,6 +216,9 @@ def evaluate_davis(feature_fn: FeatureFn, root: str | Path, split: str = "val", 
             skipped[seq.name] = str(err)
             unreadable += len(err.bad_files)
             continue
+        if len(masks) < 3:  # J and F leave out the first and the last frame (davis_metrics.sequence_scores)
+            raise ValueError(f"DAVIS sequence {seq.name} ({root}): {len(masks)} frames leave none to evaluate once "
+                             f"the first and last are excluded")
         k = num_objects(masks)
         pred = segment_sequence(feature_fn, frames, masks[0], k + 1, short_side, size_multiple,
                                 propagation_device, **params)

@@ -124,30 +124,100 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VideoViT,
     return out
 
 
-class UnsafeCheckpointError(RuntimeError):
+class CheckpointError(ValueError):
+    """A file that cannot be read as model weights; the message names it and says why."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that is not plain tensors and containers: unpickling it could run code, so it is refused."""
 
 
 def load_weights_file(path: str | os.PathLike) -> Any:
     """A checkpoint's contents without executing anything it holds: ``.safetensors`` through safetensors, anything
     else through ``torch.load(weights_only=True)`` (tensors, containers, numbers, strings only). A pickle that
-    names any other callable (code that would run when unpickled) raises ``UnsafeCheckpointError`` naming the
-    file."""
+    names any other callable (code that would run when unpickled) raises ``UnsafeCheckpointError``, and a file that
+    is no checkpoint at all (absent, truncated, text) ``CheckpointError``, each naming the file."""
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} {'is not a file' if path.exists() else 'does not exist'}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own types for a damaged file
+            raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines()]
         # torch's message is mostly advice; the line that names what was refused is the useful part
         refused = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), "not weights only")
+        if "GLOBAL" not in refused and not _names_a_callable(path):  # no pickle, or plain data: not a checkpoint
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({refused})") from None
         raise UnsafeCheckpointError(
             f"{path}: refused: not a plain weights file; unpickling it would build objects other than tensors and "
             f"containers, which can run arbitrary code ({refused}). If you trust its author, re-save its state "
             f"dict as .safetensors or plain tensors.") from None
+    except Exception as err:  # noqa: BLE001 - a truncated zip, a text file: whatever the reason, no weights
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
+
+
+def _names_a_callable(path: Path) -> bool:
+    """Whether a raw pickle names a callable to import (what can run code); read with ``pickletools``, which only
+    lists opcodes and executes nothing. A file that is no pickle (text, JSON) names none."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as f:
+            return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST") for op, _, _ in pickletools.genops(f))
+    except Exception:  # noqa: BLE001 - not a pickle, or a truncated one: nothing it names can be imported
+        return False
+
+
+def _first_line(err: BaseException) -> str:
+    """The exception's type and its message's first sentence (torch appends paragraphs of advice)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text.split('. ')[0]}" if text else type(err).__name__
+
+
+def timm_weights(name: str) -> dict[str, Tensor]:
+    """The pretrained weights of timm model ``name``, refused by name (with the nearest names) if timm has none."""
+    import timm  # the models package has already repaired torchvision, which timm imports
+
+    check_timm_name(name)
+    _logger.info("fetching pretrained weights of timm model %s", name)
+    return timm.create_model(name, pretrained=True).state_dict()
+
+
+def check_timm_name(name: str) -> None:
+    import difflib
+
+    import timm
+
+    if not timm.is_model(name):
+        near = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise CheckpointError(f"timm:{name}: timm has no such model" + (f"; did you mean {', '.join(near)}?"
+                                                                          if near else ""))
+
+
+def check_source(source: str) -> None:
+    """Refuse, by name, a pretrained source that names a local file which does not exist or a model timm does not
+    have, before anything trains (``--dry-run``). ``kind:`` prefixes (``official:``, CAST's ``clip:``...) are
+    looked through; ``run:`` and registered sources resolve when the run starts, and are checked then."""
+    kind, _, rest = source.partition(":")
+    if kind == "timm":
+        check_timm_name(rest)
+    elif kind in SOURCE_KINDS:
+        check_source(rest)
+    elif not rest or len(kind) == 1:  # a plain path (a one-letter "kind" is a Windows drive)
+        if not Path(source).is_file():
+            raise CheckpointError(f"pretrained checkpoint {source} does not exist")
+
+
+# Prefixes that name a file's key layout (the rest is a file or timm:NAME): the official Motionformer code's, and
+# the CAST experts' (models.cast.checkpoints).
+SOURCE_KINDS = (OFFICIAL_PREFIX.removesuffix(":"), "clip", "videomae", "vit")
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
@@ -157,10 +227,12 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
     (OpenAI's CLIP release): ``torch.jit.load`` compiles its TorchScript, which is never called; only its
     parameters are read."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if zipfile.is_zipfile(path) and any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist()):
-        return torch.jit.load(str(path), map_location="cpu").state_dict(), False
+    if path.is_file() and zipfile.is_zipfile(path) and any(n.endswith("constants.pkl")
+                                                           for n in zipfile.ZipFile(path).namelist()):
+        try:
+            return torch.jit.load(str(path), map_location="cpu").state_dict(), False
+        except Exception as err:  # noqa: BLE001 - a damaged archive
+            raise CheckpointError(f"{path}: not a readable TorchScript archive ({_first_line(err)})") from None
     checkpoint = load_weights_file(path)
     whole_run = isinstance(checkpoint, dict) and "pytorch-lightning_version" in checkpoint
     while isinstance(checkpoint, dict):
@@ -169,18 +241,14 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
             break
         checkpoint = nested
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"checkpoint {path} holds no state dict ({type(checkpoint).__name__})")
+        raise CheckpointError(f"checkpoint {path} holds no state dict ({type(checkpoint).__name__})")
     return checkpoint, whole_run
 
 
 def _read_state_dict(source: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
     """``read_weights`` of a file, or the weights of a ``timm:NAME`` source."""
     if isinstance(source, str) and source.startswith("timm:"):
-        import timm  # the models package has already repaired torchvision, which timm imports
-
-        name = source.removeprefix("timm:")
-        _logger.info("fetching pretrained weights of timm model %s", name)
-        return timm.create_model(name, pretrained=True).state_dict(), False
+        return timm_weights(source.removeprefix("timm:")), False
     return read_weights(source)
 
 
@@ -232,8 +300,8 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
     unexpected = [k for k in state_dict if k not in target]
     backbone_missing = [k for k in missing if _BACKBONE.match(k)]
     if strict_backbone and backbone_missing:
-        raise KeyError(f"checkpoint {source} lacks backbone weights {_first(backbone_missing)}; "
-                       f"pass strict_backbone=False to load it anyway")
+        raise KeyError(f"checkpoint {source} lacks backbone weights {_first(backbone_missing)}: it is not a "
+                       f"checkpoint of this architecture (from Python, strict_backbone=False loads it anyway)")
     # A trained run of ours is the whole model: a parameter it lacks (other than a classifier dropped for another
     # class count) means another variant, which must not start from random values unnoticed.
     run_missing = [k for k in missing if not k.startswith("head.")]

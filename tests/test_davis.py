@@ -115,6 +115,12 @@ def test_unreadable_files_are_counted_and_reported(tmp_path):
     assert result["sequences"] == 1 and list(result["skipped"]) == ["synth-01"] and result["unreadable_files"] == 2
 
 
+def test_a_sequence_too_short_to_score_is_named_before_it_is_segmented(tmp_path):
+    write_davis_fixture(tmp_path, num_sequences=1, num_frames=2, num_objects_per_sequence=1)
+    with pytest.raises(ValueError, match=rf"DAVIS sequence synth-00 \({tmp_path}\): 2 frames leave none"):
+        evaluate_davis(_oracle_features(4), tmp_path, short_side=None)
+
+
 # --- metrics ---------------------------------------------------------------------------------------------------
 
 

@@ -448,6 +448,20 @@ def test_a_misspelt_data_option_stops_the_dry_run_and_the_run_by_name(tmp_path, 
     assert not cfg.run_dir(tmp_path).exists()
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("optim.lr=abc", "optim.lr='abc': expects a number, got a str (VALUE is read as JSON"),
+    ('data.synthetic_params={num_train:3}', "data.synthetic_params='{num_train:3}': expects an object, got a str"),
+    ("optim.epochs=1.5", "optim.epochs=1.5: expects an integer, got a float"),
+    ('data.num_frames="8"', "data.num_frames='8': expects an integer, got a str"),
+    ("data.test_clips=0", "data.test_clips=0: must be at least 1"),
+    ("trainer.lr_scaling=lin", "trainer.lr_scaling='lin': expects one of 'linear', 'sqrt', 'none', got a str"),
+    ("data.train_scale=[32]", "data.train_scale=[32]: expects a list of 2 integers, got a list"),
+])
+def test_a_set_value_of_the_wrong_type_or_range_stops_the_dry_run_by_name(setting, message, capsys):
+    assert experiments_main(["run", TABLE, "--rows", ROW, "--seeds", "1", "--dry-run", "--set", setting]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
 class _Stop(Exception):
     pass
 

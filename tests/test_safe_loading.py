@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models import create_model, load_pretrained
-from models.pretrained import UnsafeCheckpointError, load_weights_file
+from models.pretrained import CheckpointError, UnsafeCheckpointError, load_weights_file
 
 
 class _RunsCode:
@@ -134,3 +134,33 @@ def test_every_load_in_the_repository_is_weights_only():
             calls = re.findall(r"torch\.load\([^)]*\)|\w+\([^()]*ckpt_path=[^()]*\)|load_from_checkpoint\(", text)
             offenders += [f"{path.relative_to(repo)}: {c}" for c in calls if "weights_only=True" not in c]
     assert not offenders, offenders
+
+
+def test_a_file_that_is_no_checkpoint_is_named_with_what_it_is(tmp_path):
+    model = create_model("vit_tiny_video", num_classes=4)
+    whole = tmp_path / "whole.pt"
+    torch.save(model.state_dict(), whole)
+    cases = {"notes.pt": b"hello", "config.json": b'{"lr": 0.1}', "truncated.pt": whole.read_bytes()[:1000]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    expected = {"notes.pt": "not a readable PyTorch checkpoint", "config.json": r"not a PyTorch checkpoint \(Unsupported",
+                "truncated.pt": "not a readable PyTorch checkpoint", "tensor.pt": r"holds no state dict \(Tensor\)",
+                "absent.pt": "does not exist"}
+    for name, message in expected.items():
+        with pytest.raises(CheckpointError, match=rf"{tmp_path / name}.*{message}|{message}.*{tmp_path / name}"):
+            load_pretrained(model, tmp_path / name)
+
+
+def test_the_command_line_refuses_a_missing_checkpoint_or_a_timm_typo_before_anything_runs(tmp_path, capsys):
+    from experiments.__main__ import main
+
+    for source, message in [(str(tmp_path / "absent.pt"), f"pretrained checkpoint {tmp_path / 'absent.pt'} does not "
+                                                          f"exist"),
+                            ("timm:vit_bse_patch16_224", "timm:vit_bse_patch16_224: timm has no such model; did you "
+                                                         "mean vit_base_patch16_224")]:
+        for extra in (["--dry-run"], ["--runs-dir", str(tmp_path / "runs")]):
+            assert main(["run", "mformer_table4", "--rows", "joint", "--seeds", "1", "--pretrained", source,
+                         *extra]) == 2
+            assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "mformer_table4" / "joint").exists()  # no run started

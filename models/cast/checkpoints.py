@@ -35,7 +35,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
-from ..pretrained import read_weights, strip_wrapper_prefixes
+from ..pretrained import read_weights, strip_wrapper_prefixes, timm_weights
 
 _logger = logging.getLogger(__name__)
 _CLIP_BLOCK = {"ln_1": "norm1", "ln_2": "norm2", "attn.in_proj_weight": "attn.qkv.weight",
@@ -137,9 +137,7 @@ def load_expert(expert: nn.Module, source: str) -> dict[str, list[str]]:
         if rest.startswith("timm:"):
             if kind != "vit":
                 raise ValueError(f"{source}: a timm:NAME source is only valid as vit:timm:NAME")
-            import timm
-
-            raw = timm.create_model(rest.removeprefix("timm:"), pretrained=True).state_dict()
+            raw = timm_weights(rest.removeprefix("timm:"))
         else:
             raw, _ = read_weights(rest)
         expected_raw = {"clip": {"visual.conv1.weight", "conv1.weight"},
