@@ -930,6 +930,10 @@ def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = 
     wrong = [key for key in ("metrics", "config") if key in record and not isinstance(record[key], dict)]
     if wrong:
         raise ValueError(f"{path}: not a run record ({' and '.join(wrong)} not an object){end}")
+    not_numbers = [key for key, value in record.get("metrics", {}).items()
+                   if isinstance(value, bool) or not isinstance(value, (int, float))]
+    if not_numbers:
+        raise ValueError(f"{path}: not a run record (metric(s) {', '.join(not_numbers)} not numbers){end}")
     return record
 
 

@@ -234,7 +234,10 @@ def test_epochs_before_a_step_milestone_are_refused_with_the_scaled_milestones()
 
 @pytest.mark.parametrize("content, why", [("[]", "a list, not an object"),
                                           ('{"table": "mformer_table6b", "row": "mformer", "column": "K-400"}',
-                                           "no seed, scale, metrics")])
+                                           "no seed, scale, metrics"),
+                                          ('{"table": "t", "row": "r", "column": "c", "seed": 0, "scale": "tiny", '
+                                           '"metrics": {"top1": "fifty", "top5": 90.0}, "config": {}}',
+                                           "metric(s) top1 not numbers")])
 def test_a_record_of_the_wrong_shape_is_named_by_the_runner_and_the_reports(tmp_path, capsys, content, why):
     cfg = _cfg()
     path = cfg.run_dir(tmp_path) / "metrics.json"
