@@ -10,11 +10,14 @@ Retrieval encodes both documents with the same encoder and classifies [x0, x1, x
 
 Token id ``pad_id`` (0) is padding. Exact attention masks padded keys out of the softmax (so padding never changes
 the outputs of real tokens); mean pooling averages real tokens only (the Nystromformer code zeroes padded outputs
-and divides by the padded length instead). The approximations in ``models.attention.approximate`` take no mask:
-there, padded keys and values are zeroed before the call, as the Nystromformer repository does for its Performer
-and Nystrom attention (``K * mask``, ``V * mask``). A zero key still takes part in the normalisation of a softmax
-approximation (weight exp(0) relative to the others), so padding is not exactly neutral for them; with a ReLU
-Performer kernel (the Nystromformer repository's choice) or with unpadded batches it is.
+and divides by the padded length instead). Nystrom attention takes the mask as the Nystromformer repository's LRA
+code does (``attention_nystrom.py``: padded queries and keys zeroed, padded keys out of the third softmax);
+Orthoformer chooses its prototypes among real tokens and leaves padded keys out of its second softmax (a zero
+padded key has cosine 0 with every prototype, so the greedy rule would otherwise take padding first, and with half
+a sequence padded nearly every prototype was the zero vector). Performer takes no mask: padded keys and values are
+zeroed, as the Nystromformer repository's Performer does (``K * mask``, ``V * mask``); a zero key still takes part
+in the normaliser (weight exp(0) relative to the others), so padding is not exactly neutral there; with a ReLU
+kernel (the Nystromformer repository's choice) or with unpadded batches it is.
 """
 
 from __future__ import annotations
@@ -94,11 +97,13 @@ class LRAAttention(nn.Module):
         if self.attention == "exact":
             x = self._exact(q, k, v, mask)
         else:
-            if mask is not None:  # approximations take no mask: padded keys and values become zero (see module doc)
-                keep = rearrange(mask, "b n -> b 1 n 1").to(k.dtype)
-                k, v = k * keep, v * keep
             options = self.attn_options if self.projection is None else {**self.attn_options,
                                                                            "projection": self.projection}
+            if mask is not None and self.attention == "performer":  # FAVOR+ takes no mask: see the module doc
+                keep = rearrange(mask, "b n -> b 1 n 1").to(k.dtype)
+                k, v = k * keep, v * keep
+            elif mask is not None:
+                options = {**options, "mask": rearrange(mask, "b n -> b 1 n")}
             x = _approximation(self.attention)(q, k, v, self.budget, **options)
         x = rearrange(x, "b nh n d -> b n (nh d)")
         return self.proj_drop(self.proj(x))

@@ -67,7 +67,7 @@ def _random_keys(shape: tuple[int, ...], like: Tensor, generator: torch.Generato
 
 
 def orthogonal_prototype_indices(x: Tensor, num_prototypes: int, oversample: int = 4,
-                                 generator: torch.Generator | None = None) -> Tensor:
+                                 generator: torch.Generator | None = None, valid: Tensor | None = None) -> Tensor:
     """Indices (B, R) of the greedy most-orthogonal subset of the rows of ``x`` (B, N, d) (Algorithm 1, line 1).
 
     Motionformer Sec. 3.2: "we first randomly subsample cR queries and keys, for a constant c, before selecting the
@@ -76,16 +76,28 @@ def orthogonal_prototype_indices(x: Tensor, num_prototypes: int, oversample: int
     at random". Maximally orthogonal is read as in the official code: the candidate whose largest absolute
     cosine similarity to the prototypes chosen so far is smallest. c = ``oversample``; when cR >= N all rows are
     candidates. Cost O(c R^2 d); ties go to the lower candidate index.
+
+    ``valid`` (B, N) bool marks the rows that may be chosen (padding is not: a zero vector has cosine 0 with every
+    prototype, so the greedy rule would take padding first); the subsample and the first prototype are drawn from
+    them, and an invalid row is taken only once every valid candidate is.
     """
     batch, n, _ = x.shape
     num_candidates = min(oversample * num_prototypes, n)
     with torch.no_grad():
-        if num_candidates < n:  # a uniform subset without replacement, per batch element
-            candidates = _random_keys((batch, n), x, generator).argsort(dim=-1)[:, :num_candidates]
+        if num_candidates < n or valid is not None:  # a uniform subset without replacement (valid rows first)
+            keys = _random_keys((batch, n), x, generator)
+            if valid is not None:
+                keys = keys + (~valid).to(keys.dtype)
+            candidates = keys.argsort(dim=-1)[:, :num_candidates]
         else:
             candidates = torch.arange(n, device=x.device).expand(batch, n)
         unit = F.normalize(x.gather(1, candidates.unsqueeze(-1).expand(-1, -1, x.shape[-1])), dim=-1)
-        first = (_random_keys((batch, 1), x, generator) * num_candidates).long().clamp_(max=num_candidates - 1)
+        if valid is None:
+            first = (_random_keys((batch, 1), x, generator) * num_candidates).long().clamp_(max=num_candidates - 1)
+            penalty = torch.zeros(batch, num_candidates, dtype=unit.dtype, device=x.device)
+        else:  # the candidates are in random order, valid ones first: the first is a valid row drawn at random
+            first = torch.zeros(batch, 1, dtype=torch.long, device=x.device)
+            penalty = (~valid.gather(1, candidates)).to(unit.dtype) * 2  # above any |cos| <= 1
         chosen = [first.squeeze(1)]
         rows = torch.arange(batch, device=x.device)
         max_cos = torch.zeros(batch, num_candidates, dtype=unit.dtype, device=x.device)
@@ -95,7 +107,7 @@ def orthogonal_prototype_indices(x: Tensor, num_prototypes: int, oversample: int
             taken[rows, last] = True
             cos = torch.einsum("bcd,bd->bc", unit, unit[rows, last]).abs()
             max_cos = torch.maximum(max_cos, cos)  # running max |cos| to the chosen set
-            chosen.append(max_cos.masked_fill(taken, math.inf).argmin(dim=-1))
+            chosen.append((max_cos + penalty).masked_fill(taken, math.inf).argmin(dim=-1))
         picked = torch.stack(chosen, dim=1)  # (B, R) positions among the candidates
         return candidates.gather(1, picked)
 
@@ -128,7 +140,7 @@ def segment_means(x: Tensor, num_segments: int) -> Tensor:
 
 
 def select_prototypes(x: Tensor, num_prototypes: int, selection: Selection = "orthogonal", oversample: int = 4,
-                      generator: torch.Generator | None = None) -> Tensor:
+                      generator: torch.Generator | None = None, valid: Tensor | None = None) -> Tensor:
     """R prototype vectors (..., R, d) chosen from the rows of ``x`` (..., N, d), independently per leading index.
 
     Args:
@@ -141,6 +153,8 @@ def select_prototypes(x: Tensor, num_prototypes: int, selection: Selection = "or
             subsample, and the result detached, as the official code selects under ``torch.no_grad``).
         oversample: the constant c of the random subsample ("orthogonal" only).
         generator: random source (orthogonal, official and random selection); None uses the global RNG.
+        valid: (..., N) bool, the rows that may be chosen before any other (padding may not); not with
+            "segment_means".
 
     Except with "official", the selected rows are gathered with gradients: the indices are discrete, the values
     stay differentiable.
@@ -149,18 +163,24 @@ def select_prototypes(x: Tensor, num_prototypes: int, selection: Selection = "or
     if not 1 <= num_prototypes <= n:
         raise ValueError(f"num_prototypes must be in [1, {n}] (the number of candidate tokens), got {num_prototypes}")
     if selection == "segment_means":
+        if valid is not None:
+            raise ValueError("segment-means prototypes average contiguous rows: they take no `valid` mask")
         return segment_means(x, num_prototypes)
     flat, lead = _flatten_batch(x)
+    flat_valid = None if valid is None else valid.expand(x.shape[:-1]).reshape(flat.shape[:2])
     if selection == "orthogonal":
         if oversample < 1:
             raise ValueError(f"oversample must be >= 1, got {oversample}")
-        idx = orthogonal_prototype_indices(flat, num_prototypes, oversample, generator)
+        idx = orthogonal_prototype_indices(flat, num_prototypes, oversample, generator, flat_valid)
     elif selection == "official":
         every_row = -(-n // num_prototypes)  # oversample * R >= N: all rows are candidates, none drawn
-        idx = orthogonal_prototype_indices(flat, num_prototypes, every_row, generator)
+        idx = orthogonal_prototype_indices(flat, num_prototypes, every_row, generator, flat_valid)
         flat = flat.detach()
     elif selection == "random":
-        idx = _random_keys((flat.shape[0], n), flat, generator).argsort(dim=-1)[:, :num_prototypes]
+        keys = _random_keys((flat.shape[0], n), flat, generator)
+        if flat_valid is not None:
+            keys = keys + (~flat_valid).to(keys.dtype)  # valid rows first
+        idx = keys.argsort(dim=-1)[:, :num_prototypes]
     else:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     # Advanced indexing, not gather: its backward keeps only the indices, not the whole candidate pool.
@@ -190,7 +210,7 @@ def resolve_official_options(selection: str, source: PrototypeSource | None,
 def orthoformer_attention(q: Tensor, k: Tensor, v: Tensor, num_prototypes: int, selection: Selection = "orthogonal",
                           oversample: int = 4, generator: torch.Generator | None = None,
                           source: PrototypeSource | None = None, prototypes: Tensor | None = None,
-                          detach_prototypes: bool | None = None) -> Tensor:
+                          detach_prototypes: bool | None = None, mask: Tensor | None = None) -> Tensor:
     """Algorithm 1: ``softmax(Q P^T / sqrt(d)) (softmax(P K^T / sqrt(d)) V)`` (Eq. 10), both softmaxes over their
     last axis, with R prototypes P.
 
@@ -205,16 +225,23 @@ def orthoformer_attention(q: Tensor, k: Tensor, v: Tensor, num_prototypes: int, 
         prototypes: use these prototypes (..., R, d), broadcastable to q's leading axes, instead of selecting.
         detach_prototypes: stop gradients through P (the official code selects under ``torch.no_grad``); None:
             True for the "official" selection, else False.
+        mask: (..., N) bool, True for real tokens, of a padded self-attention (Nq = Nk = N): prototypes are chosen
+            among real queries and keys, and padded keys are left out of the second softmax, as exact attention
+            leaves them out of its one.
     """
     source, detach_prototypes = resolve_official_options(selection, source, detach_prototypes)
     if prototypes is None:
         pool = torch.cat([q, k], dim=-2) if source == "queries_keys" else q
-        prototypes = select_prototypes(pool, num_prototypes, selection, oversample, generator)
+        valid = None if mask is None else (torch.cat([mask, mask], dim=-1) if source == "queries_keys" else mask)
+        prototypes = select_prototypes(pool, num_prototypes, selection, oversample, generator, valid)
     if detach_prototypes:
         prototypes = prototypes.detach()
     scale = q.shape[-1] ** -0.5
     omega1 = ((q * scale) @ prototypes.transpose(-2, -1)).softmax(dim=-1)  # (..., Nq, R)
-    omega2 = ((prototypes * scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (..., R, Nk)
+    logits2 = (prototypes * scale) @ k.transpose(-2, -1)
+    if mask is not None:
+        logits2 = logits2.masked_fill(~mask.unsqueeze(-2), -math.inf)
+    omega2 = logits2.softmax(dim=-1)  # (..., R, Nk)
     return _matmul(omega1, omega2 @ v)
 
 
@@ -237,7 +264,7 @@ def iterative_pinv(a: Tensor, num_iterations: int = 6) -> Tensor:
 
 def nystrom_attention(q: Tensor, k: Tensor, v: Tensor, num_landmarks: int, pinv_iterations: int = 6,
                       landmarks: tuple[Tensor, Tensor] | None = None,
-                      pinv_side: Literal["values", "queries"] = "values") -> Tensor:
+                      pinv_side: Literal["values", "queries"] = "values", mask: Tensor | None = None) -> Tensor:
     """Algorithm 2: ``softmax(Q P_k^T) pinv(softmax(P_q P_k^T)) (softmax(P_q K^T) V)``, all scaled by 1/sqrt(d),
     with segment-means landmarks P_q (of the queries) and P_k (of the keys).
 
@@ -251,16 +278,25 @@ def nystrom_attention(q: Tensor, k: Tensor, v: Tensor, num_landmarks: int, pinv_
         pinv_side: where the pseudo-inverse Z is multiplied first; the same function, other costs. "values"
             (default): ``Omega_1 (Z (Omega_3 V))``, R^2 d per head for Z's product. "queries" (the Nystromformer
             code's ``(kernel_1 @ Z) @ (kernel_3 @ V)``): ``(Omega_1 Z) (Omega_3 V)``, Nq R^2 for it.
+        mask: (..., N) bool, True for real tokens, of a padded self-attention: as the Nystromformer repository's
+            LRA code (``attention_nystrom.py``), padded queries and keys become zero vectors (so landmarks are means
+            over the padded segments) and padded keys are left out of Omega_3's softmax.
     """
     if pinv_side not in ("values", "queries"):
         raise ValueError(f"pinv_side must be 'values' or 'queries', got {pinv_side!r}")
     scale = q.shape[-1] ** -0.5
+    if mask is not None:
+        keep = mask.unsqueeze(-1).to(q.dtype)
+        q, k = q * keep, k * keep
     if landmarks is None:
         landmarks = segment_means(q, num_landmarks), segment_means(k, num_landmarks)
     landmarks_q, landmarks_k = landmarks[0] * scale, landmarks[1]
     omega1 = ((q * scale) @ landmarks_k.transpose(-2, -1)).softmax(dim=-1)  # (..., Nq, R)
     omega2 = (landmarks_q @ landmarks_k.transpose(-2, -1)).softmax(dim=-1)  # (..., R, R)
-    omega3 = (landmarks_q @ k.transpose(-2, -1)).softmax(dim=-1)  # (..., R, Nk)
+    logits3 = landmarks_q @ k.transpose(-2, -1)
+    if mask is not None:
+        logits3 = logits3.masked_fill(~mask.unsqueeze(-2), -math.inf)
+    omega3 = logits3.softmax(dim=-1)  # (..., R, Nk)
     pinv = iterative_pinv(omega2, pinv_iterations)
     if pinv_side == "queries":
         return _matmul(omega1 @ pinv, omega3 @ v)
