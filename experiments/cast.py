@@ -59,7 +59,7 @@ from .presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, THREE_
                       TINY_TRAINER)
 from .spec import (Computed, DataConfig, DerivedColumn, MetricColumn, ModelConfig, OptimConfig, RowSpec,
                    ScalePreset, StaticColumn, TableSpec, _plain, register_table)
-from .static import clip_shape, gflops, paper_config
+from .static import clip_shape, gflops, model_inputs, paper_config, views_inputs
 from .tasks import SYSTEM_FIELDS, build_model, register_source, video_datamodule
 
 # ---- tiny experts: pretrained on generated data, cached by configuration --------------------------------------
@@ -417,6 +417,12 @@ def tflops_views(spec: TableSpec, row: RowSpec) -> Computed:
                            f"{cfg.data.test_clips}x{cfg.data.test_crops} views (computed)")
 
 
+def training_cost_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+    cfg = paper_config(spec, row)
+    return {**model_inputs(cfg), "num_classes": _num_classes(cfg), "batch_size": cfg.data.batch_size,
+            "precision": cfg.trainer.precision}
+
+
 TRAINING_COST_NOTE = (
     "not in the paper: one training step of the row's paper-scale model (16x224x224 clips, the preset's batch of 6 "
     "per GPU and its mixed precision, AdamW), frozen experts as the row trains them / the same model with every "
@@ -522,7 +528,7 @@ def cast_table1c() -> TableSpec:
         CAST_ROW(3, "B-CAST"),
     ), static=(StaticColumn("Tune Param(M)", learnable_params, note=TABLE1C_NOTE),
                StaticColumn("Train step: memory, time (frozen / all trainable)", training_cost,
-                            note=TRAINING_COST_NOTE)))
+                            note=TRAINING_COST_NOTE, inputs=training_cost_inputs)))
 
 
 RATIOS = {"1/8": 0.125, "1/4": 0.25, "1/2": 0.5, "1": 1.0}
@@ -731,7 +737,7 @@ def cast_table2() -> TableSpec:
     )
 
 
-SOTA_STATIC = (StaticColumn("TFLOPs", tflops_views, digits=2, note=GFLOPS_NOTE),
+SOTA_STATIC = (StaticColumn("TFLOPs", tflops_views, digits=2, note=GFLOPS_NOTE, inputs=views_inputs()),
                StaticColumn("Learnable Param (M)", learnable_params, note=PARAMS_NOTE))
 
 
@@ -893,13 +899,22 @@ def _hyperparameter(data_key: str) -> Callable[[TableSpec, RowSpec], str]:
     return render
 
 
+def _preset_inputs(data_key: str) -> Callable[[TableSpec, RowSpec], dict[str, Any]]:
+    def inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+        preset = paper_preset(data_key)
+        data = {k: v for k, v in dataclasses.asdict(preset.data[data_key]).items() if k not in ("root", "num_workers")}
+        return {"model": dataclasses.asdict(preset.model), "data": data, "optim": dataclasses.asdict(preset.optim),
+                "trainer": dataclasses.asdict(preset.trainer)}
+    return inputs
+
+
 @register_table
 def cast_table4() -> TableSpec:
     return TableSpec(
         table_id="cast_table4",
         rows=tuple(RowSpec(key, i, label) for i, (key, label) in enumerate(HYPERPARAMETERS)),
         metric_columns=(),
-        static_columns=tuple(StaticColumn(column, _hyperparameter(key),
+        static_columns=tuple(StaticColumn(column, _hyperparameter(key), inputs=_preset_inputs(key),
                                           note="rendered from the paper-scale preset each dataset's runs of "
                                                "Tables 2 and 9-11 use (experiments.cast.paper_preset)")
                              for column, key in (("EK100", "EK-100"), ("K400", "K-400"), ("SSV2", "SSv2"))),

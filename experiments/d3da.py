@@ -296,30 +296,39 @@ def _stated_cell(spec: TableSpec, row: RowSpec) -> str:
     return f"{exponent:g} ({expression})"
 
 
+def _sweep_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+    """What a complexity cell is a function of: the row's attention at every size of the sweep."""
+    sweep = SWEEPS[spec.table_id]
+    shape = {"people_joints": JOINT_SWEEP} if spec.table_id == "d3da_tableA1" else {"tokens_per_frame": D_N}
+    return {"attention": row.key, "axis": sweep.axis, "sizes": sweep.sizes, "dim": DIM, "heads": HEADS,
+            "window": WND, "frames": FRAMES, **shape}
+
+
 def _complexity_table(table_id: str, stride_label: str, shape_note: str) -> TableSpec:
     sweep = SWEEPS[table_id]
     a = sweep.axis
+    column = functools.partial(StaticColumn, inputs=_sweep_inputs)
     flops_columns = tuple(f"GFLOPs {label}" for label in sweep.labels)
     time_columns = tuple(f"ms {label}" for label in sweep.labels)
     static = (
-        *(StaticColumn(c, _flops_cell(i), note=(
+        *(column(c, _flops_cell(i), note=(
             f"GFLOPs: attention matmuls (QK^T and AV, what the O(.) counts) of one forward, batch 1, counted on "
             f"the meta device, one multiply-add = one FLOP; the q/k/v and output projections (linear in the "
             f"tokens, the same for both rows) are left out. Stride rows use every window of the corrected cover "
             f"(`cover=\"full\"`); {shape_note}")) for i, c in enumerate(flops_columns)),
-        *(StaticColumn(c, _time_cell(i), note=(
+        *(column(c, _time_cell(i), note=(
             "ms: median wall time of one forward of the whole module (projections included; SDPA, fp32, batch 1) "
             f"over {TIME_REPEATS[table_id]} runs after a warm-up, on the CPU named in the time exponent's cell, "
             "in one process that may share the machine; timings are recorded, not asserted"))
           for i, c in enumerate(time_columns)),
-        StaticColumn(f"exponent in {a}: GFLOPs", _exponent_cell("flops_exponent"), digits=2, note=(
+        column(f"exponent in {a}: GFLOPs", _exponent_cell("flops_exponent"), digits=2, note=(
             f"exponents: slope of the least-squares line through (log {a}, log cost) over the {len(sweep.sizes)} "
             f"sizes (`models.rgb_pose.complexity.fit_exponent`); 'per window' divides each count by the number "
             f"of windows. Stated: the exponent of {a} in the paper's O(.), which for stride attention is the cost "
             f"of one window (its number of windows grows as {a} / floor(wnd/2))")),
-        StaticColumn(f"exponent in {a}: GFLOPs per window", _exponent_cell("window_exponent"), digits=2),
-        StaticColumn(f"exponent in {a}: time", _exponent_cell("time_exponent", measured=True), digits=2),
-        StaticColumn(f"stated exponent in {a}", _stated_cell),
+        column(f"exponent in {a}: GFLOPs per window", _exponent_cell("window_exponent"), digits=2),
+        column(f"exponent in {a}: time", _exponent_cell("time_exponent", measured=True), digits=2),
+        column(f"stated exponent in {a}", _stated_cell),
     )
     return TableSpec(
         table_id=table_id,

@@ -40,7 +40,7 @@ from .spec import (
     register_experiment,
     register_table,
 )
-from .static import gflops_views, paper_config, paper_gflops, paper_params, peak_memory
+from .static import gflops_views, paper_config, paper_gflops, paper_params, peak_memory, views_inputs
 
 # ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
 
@@ -354,7 +354,8 @@ def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str
         metric_columns=tuple(MetricColumn(col, metric, dataset=data_key, run=data_key)
                              for col, metric in metrics.items()),
         static_columns=(StaticColumn(views_column, gflops_views(data_key), note=GFLOPS_NOTE
-                                     + "; views = spatial crops x temporal clips of the test protocol"),)
+                                     + "; views = spatial crops x temporal clips of the test protocol",
+                                     inputs=views_inputs(data_key)),)
         if views_column else (),
         scales=scales,
         notes="Rows other than Mformer/-L/-HR are the paper's citations of other work, printed as published.",

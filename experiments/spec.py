@@ -61,7 +61,7 @@ class OptimConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.2
     epochs: int = 35
-    warmup_epochs: int = 0
+    warmup_epochs: float = 0  # fractions allowed (LRA: 1/3); 0, not 0.0, so that records written with it still match
     warmup_start: float = 0.01  # the warm-up's first lr / the peak lr
     schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
     min_lr_ratio: float = 0.0  # "cosine": the lr it decays to / the peak lr
@@ -189,6 +189,9 @@ class StaticColumn:
     compute: Callable[["TableSpec", RowSpec], "float | str | Computed"]
     digits: int = 1
     note: str = ""
+    # what a cell is a function of (JSON values; None: ``experiments.static.paper_model_inputs``, the paper-scale
+    # model). Stored with each cell, so a report can tell a cell made for another configuration.
+    inputs: Callable[["TableSpec", RowSpec], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 Any paper's spec uses these functions in its ``StaticColumn``s: GFLOPs of one view, parameters, peak training
 memory. They run when a table runs (or ``python -m experiments static ID``), never when a report is built;
-``compute_static`` stores every cell in ``runs/<table>/static.json`` with the device it was measured on, and the
-reports read that record. A cell measured on a GPU is kept when a later run on a machine without one can only
-say ``needs GPU``.
+``compute_static`` stores every cell in ``runs/<table>/static.json`` with the device it was measured on and the
+configuration it was made for (its column's ``inputs``), and the reports read that record. A cell measured on a
+GPU is kept when a later run on a machine without one can only say ``needs GPU``; a report flags a cell whose
+configuration is no longer the row's (``stale_note``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from collections.abc import Callable
@@ -16,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .spec import Computed, MetricColumn, RowSpec, RunConfig, TableSpec
-from .tasks import build_model
+from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain
+from .tasks import build_model, model_kwargs
 
 STATIC_RECORD = "static.json"
 MEASURED = "measured on "  # source prefix of a cell measured on a device
@@ -33,6 +35,74 @@ def paper_config(spec: TableSpec, row: RowSpec, data_key: str | None = None) -> 
     if column is None:
         column = MetricColumn(data_key or "K-400")
     return spec.resolve(row, column, "paper", seed=0)
+
+
+def model_inputs(cfg: RunConfig) -> dict[str, Any]:
+    """The model a configuration builds: its registry name and constructor arguments (the clip size among them)."""
+    return _plain({"model": cfg.model.name, **model_kwargs(cfg)})
+
+
+def paper_model_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+    """What a static cell of ``row`` is a function of, unless its column says otherwise: the paper-scale model
+    of the row's first column (a measurement's protocol, its batch, precision and optimizer, is the column's)."""
+    return model_inputs(paper_config(spec, row))
+
+
+def views_inputs(data_key: str | None = None) -> Callable[[TableSpec, RowSpec], dict[str, Any]]:
+    """The paper-scale model and its test views (for cells that count every view)."""
+
+    def inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+        cfg = paper_config(spec, row, data_key)
+        return {**model_inputs(cfg), "test_clips": cfg.data.test_clips, "test_crops": cfg.data.test_crops}
+    return inputs
+
+
+def cell_inputs(column: StaticColumn, spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+    return _plain(dict((column.inputs or paper_model_inputs)(spec, row)))
+
+
+def inputs_key(inputs: dict[str, Any]) -> str:
+    """A short content key: a record stores each distinct configuration once, its cells refer to it by key."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def changed_inputs(recorded: dict[str, Any], today: dict[str, Any]) -> list[str]:
+    """``name recorded → today`` for every input that differs (nested options as ``a.b``)."""
+    old, new = _flat(recorded), _flat(today)
+    return [f"{key} {_shown(old, key)} → {_shown(new, key)}" for key in sorted(old.keys() | new.keys())
+            if old.get(key, _UNSET) != new.get(key, _UNSET)]
+
+
+def stale_note(column: StaticColumn, spec: TableSpec, row: RowSpec, record: dict[str, Any],
+               cell: dict[str, Any]) -> str | None:
+    """Why a stored cell of ``record`` may not describe today's configuration of ``row``; None when it does."""
+    measured = str(cell.get("source", "")).startswith(MEASURED)
+    made, again = ("measured", " on such a device") if measured else ("computed", "")
+    again = f"`python -m experiments static {spec.table_id}`{again} makes it again"
+    recorded = record.get("configurations", {}).get(cell.get("configuration"))
+    if recorded is None:
+        return f"{made} before static records kept their configuration; {again}"
+    changed = changed_inputs(recorded, cell_inputs(column, spec, row))
+    if not changed:
+        return None
+    how = f" ({cell['configuration_note']})" if "configuration_note" in cell else ""
+    return f"{made} for another configuration{how}: {', '.join(changed)}; {again}"
+
+
+_UNSET = object()
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict) or not value:
+        return {prefix.removesuffix("."): value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(_flat(item, f"{prefix}{key}."))
+    return out
+
+
+def _shown(values: dict[str, Any], key: str) -> str:
+    return "(absent)" if key not in values else json.dumps(values[key])
 
 
 def clip_shape(cfg: RunConfig, batch: int = 1) -> tuple[int, int, int, int, int]:
@@ -118,21 +188,20 @@ def compute_static(spec: TableSpec, runs_root: str | Path = "runs", commit: str 
     if not spec.static_columns:
         return None
     path = static_record_path(runs_root, spec.table_id)
-    previous = read_static(path) or {"cells": {}}
     cells: dict[str, dict[str, dict[str, Any]]] = {}
+    configurations: dict[str, dict[str, Any]] = {}
     for col in spec.static_columns:
         echo(f"static column {col.column!r}: {len(spec.rows)} row(s) at paper configuration")
         for row in spec.rows:
             value = _as_computed(col.compute(spec, row), col.digits)
-            cell = {"value": value.value, "text": value.text, "source": value.source}
-            old = previous["cells"].get(row.key, {}).get(col.column)
-            if old and value.source == NEEDS_GPU and str(old.get("source", "")).startswith(MEASURED):
-                cell = old
-            cells.setdefault(row.key, {})[col.column] = cell
+            inputs = cell_inputs(col, spec, row)
+            configurations[inputs_key(inputs)] = inputs
+            cells.setdefault(row.key, {})[col.column] = {"value": value.value, "text": value.text,
+                                                         "source": value.source, "configuration": inputs_key(inputs)}
     record = {
         "table": spec.table_id,
         "kind": "static columns",
-        "cells": cells,
+        **keep_measured(read_static(path), {"cells": cells, "configurations": configurations}),
         "device": measured_device(),
         "git_commit": commit,
         "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -142,6 +211,22 @@ def compute_static(spec: TableSpec, runs_root: str | Path = "runs", commit: str 
 
     atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False))  # a reader never sees half a record
     return record
+
+
+def keep_measured(previous: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """``record``'s cells and configurations, except where this machine could only say ``needs GPU`` and
+    ``previous`` (an earlier static record) holds a measurement: that is kept, with the configuration it was
+    measured for (a report flags it when that is no longer the row's)."""
+    previous = previous or {}
+    cells = {row: dict(columns) for row, columns in record["cells"].items()}
+    for row, columns in cells.items():
+        for column, cell in columns.items():
+            old = previous.get("cells", {}).get(row, {}).get(column)
+            if old and cell["source"] == NEEDS_GPU and str(old.get("source", "")).startswith(MEASURED):
+                columns[column] = old
+    known = {**previous.get("configurations", {}), **record.get("configurations", {})}
+    used = {cell["configuration"] for columns in cells.values() for cell in columns.values() if "configuration" in cell}
+    return {"cells": cells, "configurations": {key: known[key] for key in sorted(used) if key in known}}
 
 
 def read_static(path: str | Path) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from tabulate import tabulate
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 from experiments.provenance import data_left_out
 from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
-from experiments.static import read_static, static_record_path
+from experiments.static import read_static, stale_note, static_record_path
 
 from . import noise
 from .plots import plot_sweep
@@ -106,7 +106,8 @@ def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str]
 def static_values(spec: TableSpec, runs_root: str | Path | None = "runs", results_root: str | Path | None = None,
                   prefer: Prefer = "tracked") -> dict[tuple[str, str], Computed]:
     """(row, column) -> the stored static cell, from the table's static record (the tracked one unless
-    ``prefer="local"`` or none is tracked); absent cells are left out."""
+    ``prefer="local"`` or none is tracked); absent cells are left out. A cell made for another configuration than
+    the row's today says so in its text."""
     local = read_static(static_record_path(runs_root, spec.table_id)) if runs_root is not None else None
     tracked = read_static(Path(results_root, spec.table_id, "static.json")) if results_root is not None else None
     record = (tracked or local if prefer == "tracked" else local or tracked) or {"cells": {}}
@@ -115,7 +116,9 @@ def static_values(spec: TableSpec, runs_root: str | Path | None = "runs", result
         for col in spec.static_columns:
             cell = record["cells"].get(row.key, {}).get(col.column)
             if cell is not None:
-                out[(row.key, col.column)] = Computed(cell["value"], cell["text"], cell["source"])
+                stale = stale_note(col, spec, row, record, cell)
+                text = f"{cell['text']} ⚠ {stale}" if stale else cell["text"]
+                out[(row.key, col.column)] = Computed(cell["value"], text, cell["source"])
     return out
 
 

@@ -164,9 +164,10 @@ def _run_id(record: dict[str, Any]) -> tuple:
 def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RESULTS_DIR) -> list[Path]:
     """Copy the local records a table's report uses into the tracked folder (replacing tracked records of the same
     run); returns the files written. The static columns (``runs/<table>/static.json``) are copied too, unless the
-    tracked ones were computed later."""
+    tracked ones were computed later, keeping each tracked measurement that the local record could only mark
+    ``needs GPU``."""
     from data.atomic_write import atomic_write_text
-    from experiments.static import static_record_path
+    from experiments.static import keep_measured, read_static, static_record_path
 
     written = []
     used = table_records(spec, runs_root, results_root=None).records
@@ -178,7 +179,9 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
     static = static_record_path(runs_root, spec.table_id)
     target = Path(results_root) / spec.table_id / "static.json"
     if static.exists() and _computed_at(static) >= _computed_at(target):  # an older checkout's runs/ keeps out
-        atomic_write_text(target, static.read_text())
+        record = read_static(static)
+        record.update(keep_measured(read_static(target), record))
+        atomic_write_text(target, json.dumps(record, indent=2, ensure_ascii=False))
         written.append(target)
     return written
 

@@ -83,22 +83,75 @@ def test_reports_only_read_records_and_never_build_a_model(tmp_path, monkeypatch
     assert "| Trajectory" in table1 and "Cubic" in table1
 
 
+def _measured_exact_cell(runs, table="mformer_table3a"):
+    """Mark the exact row's memory cell of a freshly computed record as measured on a GPU; returns the record."""
+    import json
+
+    path = runs / table / "static.json"
+    record = json.loads(path.read_text())
+    record["cells"]["exact"]["Mem."].update(value=7.0, text="7.0 GB (measured, batch 4, NVIDIA H100)",
+                                            source="measured on NVIDIA H100")
+    path.write_text(json.dumps(record))
+    return record
+
+
 def test_a_measured_static_cell_survives_a_later_run_without_gpu(tmp_path):
     import json
 
     runs = tmp_path / "runs"
     compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)
     path = runs / "mformer_table3a" / "static.json"
-    record = json.loads(path.read_text())
-    record["cells"]["exact"]["Mem."] = {"value": 7.0, "text": "7.0 GB (measured, batch 4, NVIDIA H100)",
-                                        "source": "measured on NVIDIA H100"}
-    path.write_text(json.dumps(record))
+    _measured_exact_cell(runs)
     compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)  # this machine has no GPU
     cells = json.loads(path.read_text())["cells"]
     assert cells["exact"]["Mem."]["source"] == "measured on NVIDIA H100"
     assert cells["performer"]["Mem."]["source"] == "needs GPU"
     report = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
     assert "7.0 GB (measured, batch 4, NVIDIA H100) · paper 7.4" in report
+
+
+def test_tracking_a_record_computed_without_gpu_keeps_the_tracked_measurement(tmp_path):
+    import json
+
+    from reports.records import track
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    spec = table_spec("mformer_table3a")
+    compute_static(spec, runs, echo=lambda _: None)
+    _measured_exact_cell(runs)
+    track(spec, runs, results)
+    (runs / "mformer_table3a" / "static.json").unlink()  # a fresh clone: no local record to keep it from
+    compute_static(spec, runs, echo=lambda _: None)
+    track(spec, runs, results)
+    cells = json.loads((results / "mformer_table3a" / "static.json").read_text())["cells"]
+    assert cells["exact"]["Mem."]["text"] == "7.0 GB (measured, batch 4, NVIDIA H100)"
+    assert cells["performer"]["Mem."]["source"] == "needs GPU"
+
+
+def test_a_static_cell_made_for_another_configuration_says_what_changed(tmp_path):
+    import json
+
+    from experiments.static import inputs_key
+
+    runs = tmp_path / "runs"
+    compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)
+    record = _measured_exact_cell(runs)
+    report = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "7.0 GB (measured, batch 4, NVIDIA H100) · paper 7.4" in report and "⚠" not in report
+
+    exact = record["cells"]["exact"]["Mem."]
+    older = {**record["configurations"][exact["configuration"]], "drop_path_rate": 0.0}
+    record["configurations"][inputs_key(older)] = older
+    exact["configuration"] = inputs_key(older)
+    (runs / "mformer_table3a" / "static.json").write_text(json.dumps(record))
+    report = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
+    assert ("7.0 GB (measured, batch 4, NVIDIA H100) ⚠ measured for another configuration: drop_path_rate 0.0 → 0.2; "
+            "`python -m experiments static mformer_table3a` on such a device makes it again · paper 7.4") in report
+
+    del exact["configuration"]  # a record written before cells kept their configuration
+    (runs / "mformer_table3a" / "static.json").write_text(json.dumps(record))
+    report = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "⚠ measured before static records kept their configuration" in report
 
 
 def test_corrupt_record_is_named(tmp_path):

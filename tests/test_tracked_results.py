@@ -112,6 +112,23 @@ def test_track_keeps_the_newer_static_record(tmp_path):
     assert json.loads(tracked.read_text())["cells"]["joint"]["GFLOPS"]["value"] == 181.0
 
 
+def test_every_tracked_static_cell_records_its_configuration_and_only_a_device_measurement_may_be_stale():
+    """A computed cell is remade on any machine (`python -m experiments static ID`), so a tracked one must be today's;
+    a measurement needs its device, so it may lag, and then its report cell says what changed."""
+    from experiments.static import stale_note
+
+    for path in sorted((REPO / "reports" / "results").glob("*/static.json")):
+        spec = table_spec(path.parent.name)
+        record = json.loads(path.read_text())
+        for row in spec.rows:
+            for col in spec.static_columns:
+                cell = record["cells"][row.key][col.column]
+                assert cell.get("configuration") in record["configurations"], (path, row.key, col.column)
+                on_a_gpu = cell["source"].startswith("measured on ") and "CPU" not in cell["source"]
+                if not on_a_gpu:
+                    assert stale_note(col, spec, row, record, cell) is None, (path, row.key, col.column)
+
+
 def test_noise_rule_against_literal_numbers():
     a, b = Cell(70.0, 1.0, 3, "tiny", "x", "CPU"), Cell(66.0, 2.0, 3, "tiny", "x", "CPU")
     # |70 - 66| = 4 > 2 * sqrt(1/3 + 4/3) = 2.58: beyond noise; 68 vs 66: 2 < 2.58 within
