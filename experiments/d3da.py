@@ -128,12 +128,15 @@ RECIPE_CHOICES = (
     "channels, stride = floor(wnd/2) and the 12 training frames): model width 4C = 256, 4 blocks, 8 heads, MLP "
     "ratio 4, wnd = 4 for both stride attentions, a 3-layer conv stem (C, 2C, 4C; stride 2 each), the offset "
     "network's kernel 3 and range 2 token cells, pre-norm blocks, one FFN per attention, classification from the "
-    "frame mean of M_CLS; windows cover every token (`cover=\"full\"`; the printed loops of A1/A2 leave tokens "
-    "uncovered, README); from scratch; AdamW lr 1e-4, weight decay 0.05, label smoothing 0.1, 50 epochs cosine "
-    "after 5 warm-up epochs, batch 8; 12 segments at 224x224 (short side in [256, 320], flips), 1 x 3 test views; "
-    "PennAction's 13 pixel joints, NTU's 25 camera-space joints of the main actor (cross-subject splits), FineGYM "
-    "(Gym99) with 17 COCO joints of a 2-D pose estimator. FineGYM has no annotation reader in data/ yet: its column "
-    "needs data and, once present, stops with that message.")
+    "frame mean of M_CLS, the M_CLS of A3 and the M'_CLS of A1 averaged before A2; windows cover every token "
+    '(`cover="full"`; the printed loops of A1/A2 leave tokens uncovered, README), so each key/value window is its '
+    "query window: the shift of one stride between O and Õ (Eq. A3; N_q and N_kv, Eq. A6) is not kept "
+    '(`cover="as_printed"` keeps it and leaves tokens uncovered); no stochastic depth; from scratch; AdamW lr '
+    "1e-4, weight decay 0.05, label smoothing 0.1, 50 epochs cosine after 5 warm-up epochs, batch 8; 12 segments "
+    "at 224x224 (short side in [256, 320], flips), 1 x 3 test views; PennAction's 13 pixel joints, NTU's 25 "
+    "camera-space joints of the main actor (cross-subject splits), FineGYM (Gym99) with 17 COCO joints of a 2-D "
+    "pose estimator. FineGYM has no annotation reader in data/ yet: its column needs data and, once present, "
+    "stops with that message.")
 
 # ---- Figure A1: one model trained with 12 frames, tested with fewer and more -------------------------------------
 
@@ -201,9 +204,9 @@ class Sweep:
 
 
 JOINT = Sweep("R", tuple(p * j for p, j in JOINT_SWEEP), tuple(f"R={p * j} ({p}x{j})" for p, j in JOINT_SWEEP),
-              {"full": (2.0, "O(T^2 R^2)"), "stride": (0.0, "O(T^2 wnd^2) per window")})
+              {"full": (2.0, "O(T^2 R^2)"), "stride": (0.0, "O(T^2 wnd^2)")})
 TEMPORAL = Sweep("T", FRAME_SWEEP, tuple(f"T={t}" for t in FRAME_SWEEP),
-                 {"full": (2.0, "O(T^2 D_n^2)"), "stride": (0.0, "O(wnd^2 D_n^2) per window")})
+                 {"full": (2.0, "O(T^2 D_n^2)"), "stride": (0.0, "O(wnd^2 D_n^2)")})
 SWEEPS = {"d3da_tableA1": JOINT, "d3da_tableA2": TEMPORAL}
 
 
@@ -293,7 +296,7 @@ def _exponent_cell(key: str, measured: bool = False):
 
 def _stated_cell(spec: TableSpec, row: RowSpec) -> str:
     exponent, expression = SWEEPS[spec.table_id].stated[row.key]
-    return f"{exponent:g} ({expression})"
+    return f"{exponent:g} ({expression}, the paper's per-layer O(.))"
 
 
 def _sweep_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
@@ -324,8 +327,9 @@ def _complexity_table(table_id: str, stride_label: str, shape_note: str) -> Tabl
         column(f"exponent in {a}: GFLOPs", _exponent_cell("flops_exponent"), digits=2, note=(
             f"exponents: slope of the least-squares line through (log {a}, log cost) over the {len(sweep.sizes)} "
             f"sizes (`models.rgb_pose.complexity.fit_exponent`); 'per window' divides each count by the number "
-            f"of windows. Stated: the exponent of {a} in the paper's O(.), which for stride attention is the cost "
-            f"of one window (its number of windows grows as {a} / floor(wnd/2))")),
+            f"of windows. Stated: the exponent of {a} in the O(.) the paper gives per layer; for stride attention "
+            f"it holds for one window only, and the layer's cost grows with {a} (its number of windows grows as "
+            f"{a} / floor(wnd/2)), as the measured exponents show")),
         column(f"exponent in {a}: GFLOPs per window", _exponent_cell("window_exponent"), digits=2),
         column(f"exponent in {a}: time", _exponent_cell("time_exponent", measured=True), digits=2),
         column(f"stated exponent in {a}", _stated_cell),

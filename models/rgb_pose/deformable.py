@@ -7,7 +7,8 @@ to both.
   padding k // 2) -> LayerNorm over channels -> GELU -> Conv3d(C -> 3, 1 x 1 x 1, no bias); ``k`` is A3's
   "kernel size k" (``offset_kernel``). Its input is the block's normalised RGB tokens Z (A3: f_off(Z; omega)).
 - Delta p = tanh(f_off(Z)), channels ordered (x, y, t) = (width, height, time). Units (*): with ``offset_range``
-  = r (default 2.0, as DAT's offset range factor), an offset moves at most r token cells along each axis; with
+  = r (default 2.0; DAT's offset range factor 2 bounds an offset to 1 cell, its grid step being 2/(H-1)), an
+  offset moves at most r token cells along each axis; with
   ``offset_range=None`` tanh is added as is to normalised grid coordinates in [-1, 1] (at most half the grid).
 - p: reference points on the 3-D grid of the offset map (T~ x H~ x W~; = T x H/8 x W/8 with the default
   ``offset_stride=1``, as A3's Z~ in R^{4C x T x H/8 x W/8}), at the centres of the token cells the offset
