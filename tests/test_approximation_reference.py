@@ -33,6 +33,8 @@ from models.attention.approximate import (
     performer_attention,
 )
 from models.lra_transformer import LRAAttention
+from test_approximate_attention import MODULE_OPTIONS as TRAJECTORY_OPTIONS
+from test_approximate_attention import _ref_greedy, _ref_performer  # literal FAVOR+ and greedy selection
 
 F64 = torch.float64
 TOL = 1e-10
@@ -146,36 +148,6 @@ def _ref_nystrom(q, k, v, r, iterations=6, landmarks=None):
     return omega1 @ (_ref_pinv(omega2, iterations) @ (omega3 @ v))
 
 
-def _ref_performer(q, k, v, w):
-    """FAVOR+: phi(x)_i = exp(w_i . x' - |x'|^2 / 2) / sqrt(m), x' = x / d^(1/4);
-    y_i = sum_j (phi(q_i) . phi(k_j)) v_j / sum_j phi(q_i) . phi(k_j)."""
-    d, m = q.shape[1], w.shape[0]
-
-    def phi(x):
-        x = x / d ** 0.25
-        return torch.stack([torch.exp(torch.dot(w_l, x) - torch.dot(x, x) / 2) for w_l in w]) / math.sqrt(m)
-
-    key_features = [phi(k_j) for k_j in k]
-    out = []
-    for q_i in q:
-        q_feat = phi(q_i)
-        weights = [torch.dot(q_feat, f_j) for f_j in key_features]
-        out.append(sum(a * v_j for a, v_j in zip(weights, v)) / sum(weights))
-    return torch.stack(out)
-
-
-def _ref_greedy(rows, first, r):
-    """Most-orthogonal subset from row ``first``: each next prototype is the row whose largest |cosine| to those
-    already chosen is smallest (ties: lowest index)."""
-    unit = [row / row.norm() for row in rows.detach()]
-    chosen = [first]
-    while len(chosen) < r:
-        score = [math.inf if j in chosen else max(abs(torch.dot(unit[j], unit[c]).item()) for c in chosen)
-                 for j in range(len(unit))]
-        chosen.append(min(range(len(unit)), key=lambda j: (score[j], j)))
-    return chosen
-
-
 def _match_rows(prototypes, pool):
     """Index of the pool row each recorded prototype equals: the selection must pick rows of its pool."""
     dist = (prototypes[:, None] - pool.detach()[None]).norm(dim=-1)  # (R, M)
@@ -282,15 +254,7 @@ DIM, HEADS, THW = 16, 2, (3, 2, 2)  # T = 3 frames of S = 4 patches, head width 
 MODULE_OPTIONS = [
     dict(approximation="exact"),  # the parent's exact stage one, against the literal per-frame softmax
     dict(approximation="orthoformer", num_prototypes=5),  # 20 of the 24 queries and keys are candidates
-    dict(approximation="orthoformer", num_prototypes=6),  # every row a candidate: greedy rule checked
-    dict(approximation="orthoformer", num_prototypes=4, shared_prototypes=False),
-    dict(approximation="orthoformer", num_prototypes=5, prototype_source="queries", selection="random"),
-    dict(approximation="orthoformer", num_prototypes=4, selection="segment_means", shared_prototypes=False),
-    dict(approximation="orthoformer", num_prototypes=5, selection="official"),
-    dict(approximation="orthoformer", num_prototypes=3, selection="official", shared_prototypes=False),
-    dict(approximation="nystrom", num_prototypes=5),
-    dict(approximation="nystrom", num_prototypes=3, shared_prototypes=False),
-    dict(approximation="performer", num_prototypes=12),
+    *TRAJECTORY_OPTIONS,  # test_approximate_attention's: every selection, sharing and approximation
 ]
 MODULE_IDS = ["-".join(str(v) for v in o.values()) for o in MODULE_OPTIONS]
 
