@@ -3,6 +3,12 @@
 Every reader returns ``(samples, bad_lines)``: a malformed line never stops a reader, it is recorded as a
 ``BadAnnotation`` naming the file and line so that a run's data report can list it.
 
+A video annotated twice in one split (Kinetics, SSv2; an EPIC narration) is read once when the lines agree (the
+repeats are bad lines) and not at all when they differ (every one of its lines is a bad line naming the others:
+which label is right is unknown). A "val" video that the training split holds too is kept (the splits are the
+dataset's to define) with a warning naming both lines, as its scores then count videos trained on. The official
+files have neither.
+
 Formats (``read_annotations(format, root, split)``):
 
 * ``"kinetics_list"``: the "path label" lists of PySlowFast/Motionformer: ``<root>/<split>.csv``, one
@@ -45,12 +51,16 @@ from __future__ import annotations
 import ast
 import csv
 import functools
+import io
 import json
+import logging
 import re
 from pathlib import Path
 from typing import NamedTuple
 
 from data.pose import PENNACTION_ACTIONS, PoseFormatError, read_pennaction_labels
+
+log = logging.getLogger(__name__)
 
 ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2", "epic_kitchens100", "pennaction", "ntu60_xsub",
                       "ntu60_xview", "ntu120_xsub", "ntu120_xset")
@@ -81,6 +91,7 @@ class BadAnnotation(NamedTuple):
 
 
 Result = tuple[list[Sample], list[BadAnnotation]]
+Rows = tuple[Path, list[tuple[Sample, str]], list[BadAnnotation]]  # (file, parsed lines with their text, bad lines)
 
 
 def _check_split(split: str) -> None:
@@ -106,11 +117,17 @@ def _parse_path_label(text: str) -> tuple[str, int]:
 
 def read_kinetics_list(root: str | Path, split: str, num_classes: int | None = None) -> Result:
     """``<root>/<split>.csv`` of '<relative path> <label index>' lines. The lists do not record the class count:
-    with ``num_classes``, a label at or above it is a bad line (None: labels are checked for sign only)."""
+    with ``num_classes``, a label at or above it is a bad line (None: labels are checked for sign only). A video
+    is its path (``_one_per_video``)."""
     _check_split(split)
-    root = Path(root)
+    file, rows, bad = _kinetics_list_rows(Path(root), split, num_classes)
+    train = _train_rows(split, lambda: _kinetics_list_rows(Path(root), "train", num_classes))
+    return _one_per_video(file, rows, bad, lambda s: str(s.path), split, train)  # str: hashing Paths is slow
+
+
+def _kinetics_list_rows(root: Path, split: str, num_classes: int | None) -> Rows:
     file = annotation_source("kinetics_list", root, split)
-    samples, bad = [], []
+    rows, bad = [], []
     for number, raw in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         text = raw.strip()
         if not text:
@@ -122,9 +139,8 @@ def read_kinetics_list(root: str | Path, split: str, num_classes: int | None = N
         except ValueError as err:
             bad.append(BadAnnotation(str(file), number, text, str(err)))
             continue
-        path = root / rel
-        samples.append(Sample(path, label, Path(rel).stem, number))
-    return samples, bad
+        rows.append((Sample(root / rel, label, Path(rel).stem, number), text))
+    return file, rows, bad
 
 
 # --- official Kinetics layout ---------------------------------------------------------------------------------
@@ -156,14 +172,22 @@ def read_kinetics_official(root: str | Path, split: str) -> Result:
     """``<root>/annotations/<split>.csv`` (label,youtube_id,time_start,time_end,split) -> ``<root>/<split>/...mp4``."""
     _check_split(split)
     root = Path(root)
-    file = annotation_source("kinetics", root, split)
     class_index = {name: i for i, name in enumerate(kinetics_class_names(root))}
-    samples, bad = [], []
+    file, rows, bad = _kinetics_official_rows(root, split, class_index)
+    # A video is its clip, <youtube_id>_<start>_<end>: the same clip in train/ and val/ is one video.
+    train = _train_rows(split, lambda: _kinetics_official_rows(root, "train", class_index))
+    return _one_per_video(file, rows, bad, lambda s: s.video_id, split, train)
+
+
+def _kinetics_official_rows(root: Path, split: str, class_index: dict[str, int]) -> Rows:
+    file = annotation_source("kinetics", root, split)
+    rows, bad = [], []
     with open(file, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in _KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            return [], [BadAnnotation(str(file), 1, ",".join(reader.fieldnames or []), f"header lacks {missing}")]
+            return file, [], [BadAnnotation(str(file), 1, ",".join(reader.fieldnames or []),
+                                            f"header lacks {missing}")]
         for row in reader:
             number = reader.line_num
             text = ",".join(str(v) for v in row.values())
@@ -174,13 +198,17 @@ def read_kinetics_official(root: str | Path, split: str) -> Result:
                 youtube_id = (row["youtube_id"] or "").strip()
                 if not youtube_id:
                     raise ValueError("empty youtube_id")
-                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+                try:  # int(float("inf")) is an OverflowError, not a ValueError
+                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+                except (ValueError, TypeError, OverflowError):
+                    raise ValueError(f"time_start {row['time_start']!r} / time_end {row['time_end']!r}: not both "
+                                     f"finite seconds") from None
             except (ValueError, TypeError, AttributeError) as err:
                 bad.append(BadAnnotation(str(file), number, text, str(err)))
                 continue
             video_id = f"{youtube_id}_{start:06d}_{end:06d}"
-            samples.append(Sample(root / split / f"{video_id}.mp4", class_index[label], video_id, number))
-    return samples, bad
+            rows.append((Sample(root / split / f"{video_id}.mp4", class_index[label], video_id, number), text))
+    return file, rows, bad
 
 
 # --- Something-Something V2 -----------------------------------------------------------------------------------
@@ -244,17 +272,23 @@ def _check_class_table(path: Path, index: dict[str, int]) -> None:
 def read_ssv2(root: str | Path, split: str) -> Result:
     """``{train,validation}.json`` entries -> ``<id>.webm`` videos, in either layout (``ssv2_layout``)."""
     _check_split(split)
+    label_index = ssv2_label_index(root)
+    file, rows, bad = _ssv2_rows(root, split, label_index)
+    train = _train_rows(split, lambda: _ssv2_rows(root, "train", label_index))
+    return _one_per_video(file, rows, bad, lambda s: s.video_id, split, train)
+
+
+def _ssv2_rows(root: str | Path, split: str, label_index: dict[str, int]) -> Rows:
     layout = ssv2_layout(root)
     file = layout.annotations / _SSV2_SPLIT_FILES[split]
-    label_index = ssv2_label_index(root)
     try:
         entries = json.loads(file.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as err:  # a broken file is one bad "line": the place the parser stopped
         excerpt = err.doc[max(0, err.pos - 40):err.pos + 40]
-        return [], [BadAnnotation(str(file), err.lineno, excerpt, f"invalid JSON: {err.msg}")]
+        return file, [], [BadAnnotation(str(file), err.lineno, excerpt, f"invalid JSON: {err.msg}")]
     if not isinstance(entries, list):
-        return [], [BadAnnotation(str(file), 1, str(type(entries)), "expected a JSON list of entries")]
-    samples, bad = [], []
+        return file, [], [BadAnnotation(str(file), 1, str(type(entries)), "expected a JSON list of entries")]
+    rows, bad = [], []
     for number, entry in enumerate(entries, start=1):
         try:
             video_id = str(entry["id"]).strip()
@@ -267,8 +301,69 @@ def read_ssv2(root: str | Path, split: str) -> Result:
             reason = f"missing key {err}" if isinstance(err, KeyError) else str(err)
             bad.append(BadAnnotation(str(file), number, json.dumps(entry)[:200], reason))
             continue
-        samples.append(Sample(layout.videos / f"{video_id}.webm", label_index[name], video_id, number))
-    return samples, bad
+        rows.append((Sample(layout.videos / f"{video_id}.webm", label_index[name], video_id, number),
+                     json.dumps(entry)[:200]))
+    return file, rows, bad
+
+
+# --- one annotation per video ------------------------------------------------------------------------------------
+
+
+def _train_rows(split: str, read_train) -> Rows | None:
+    """The training split's parsed lines, to check a held-out split against; None for "train" itself or when
+    there is no training file (evaluating alone)."""
+    if split == "train":
+        return None
+    try:
+        return read_train()
+    except FileNotFoundError:
+        return None
+
+
+def _one_per_video(file: Path, rows: list[tuple[Sample, str]], bad: list[BadAnnotation], video_of, split: str,
+                   train: Rows | None = None, what: str = "video") -> Result:
+    """The samples of ``rows`` with at most one per video (``video_of(sample)``), the others as bad lines.
+
+    Lines that say the same about a video (label, segment, file) are read once, the repeats reported. Lines that
+    differ leave the video out, each reported naming the others: keeping the first would train half of such
+    conflicts on the wrong label, silently. Videos of ``split`` that ``train``'s lines hold too are kept, and named
+    in one warning. ``what`` names a sample in the reasons ("video", "narration")."""
+    lines_of: dict[object, list[Sample]] = {}
+    for sample, _ in rows:
+        lines_of.setdefault(video_of(sample), []).append(sample)
+    in_train: dict[object, int] = {}
+    if train is not None:
+        for sample, _ in train[1]:
+            in_train.setdefault(video_of(sample), sample.line)
+    samples, out, trained_on = [], list(bad), []
+    for sample, text in rows:
+        video = video_of(sample)
+        group = lines_of[video]
+        first = group[0]
+        differing = [d for d in (_difference(sample, other) for other in group if other is not sample) if d]
+        if differing:
+            shown = "; ".join(differing[:5]) + (f"; and {len(differing) - 5} more" if len(differing) > 5 else "")
+            out.append(BadAnnotation(str(file), sample.line, text, f"{what} {sample.video_id} is annotated "
+                                     f"differently on another line ({shown}): left out, which is right is unknown"))
+        elif sample is not first:
+            out.append(BadAnnotation(str(file), sample.line, text, f"{what} {sample.video_id} repeats line "
+                                     f"{first.line}: read once"))
+        else:
+            samples.append(sample)
+            if video in in_train:
+                trained_on.append(f"line {sample.line} ({sample.video_id}, {train[0].name}:{in_train[video]})")
+    if trained_on:
+        shown = ", ".join(trained_on[:5]) + (f" and {len(trained_on) - 5} more" if len(trained_on) > 5 else "")
+        log.warning("%s: %d %s(s) of the %s split are in the training split %s too, so its scores count %ss trained "
+                    "on: %s", file, len(trained_on), what, split, train[0], what, shown)
+    return samples, sorted(out, key=lambda b: b.line_number)
+
+
+def _difference(sample: Sample, other: Sample) -> str:
+    """How two lines of one video disagree, e.g. "label 3 here, 5 on line 2"; "" if they agree."""
+    fields = [(name, getattr(sample, name), getattr(other, name)) for name in ("label", "segment", "path")]
+    return ", ".join(f"{name} {mine} here, {theirs} on line {other.line}"
+                     for name, mine, theirs in fields if mine != theirs)
 
 
 # --- EPIC-KITCHENS-100 -----------------------------------------------------------------------------------------
@@ -301,24 +396,35 @@ def epic_file(root: str | Path, name: str) -> Path:
 
 
 def epic_class_names(root: str | Path) -> dict[str, list[str]]:
-    """{"verb": [...], "noun": [...]} class keys in id order, from EPIC_100_{verb,noun}_classes.csv."""
+    """{"verb": [...], "noun": [...]} class keys in id order, from EPIC_100_{verb,noun}_classes.csv; a ValueError
+    names the file (and line) of a list that is not UTF-8 or has a row without an id and a key (each fixes a class
+    count: there is nothing to skip)."""
     out = {}
     for kind in ("verb", "noun"):
         file = epic_file(root, f"EPIC_100_{kind}_classes.csv")
-        with open(file, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not {"id", "key"} <= set(reader.fieldnames or []):
-                raise ValueError(f"{file}: header must start with id,key,instances,category, got {reader.fieldnames}")
-            rows = {}
-            for row in reader:
-                try:
-                    class_id = int(row["id"])
-                except (TypeError, ValueError) as err:
-                    raise ValueError(f"{file}:{reader.line_num}: bad class id {row.get('id')!r}") from err
-                if class_id in rows:  # two keys for one id would merge two classes
-                    raise ValueError(f"{file}:{reader.line_num}: class id {class_id} is given to {rows[class_id]!r} "
-                                     f"already")
-                rows[class_id] = row["key"].strip()
+        raw = file.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:  # decoded whole, so that the line of the offending byte can be named
+            line = raw[:err.start].count(b"\n") + 1
+            raise ValueError(f"{file}:{line}: not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start}); "
+                             f"the EPIC class lists are UTF-8") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not {"id", "key"} <= set(reader.fieldnames or []):
+            raise ValueError(f"{file}: header must start with id,key,instances,category, got {reader.fieldnames}")
+        rows = {}
+        for row in reader:
+            try:
+                class_id = int(row["id"])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{file}:{reader.line_num}: bad class id {row.get('id')!r}") from err
+            if class_id in rows:  # two keys for one id would merge two classes
+                raise ValueError(f"{file}:{reader.line_num}: class id {class_id} is given to {rows[class_id]!r} "
+                                 f"already")
+            if not (row["key"] or "").strip():  # a short row leaves key None
+                raise ValueError(f"{file}:{reader.line_num}: class id {class_id} has no key (a row is id,key,"
+                                 f"instances,category)")
+            rows[class_id] = row["key"].strip()
         if sorted(rows) != list(range(len(rows))):
             raise ValueError(f"{file}: class ids must be 0..{len(rows) - 1}")
         out[kind] = [rows[i] for i in range(len(rows))]
@@ -339,7 +445,7 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
     # The class lists are required: they fix the class counts, so that an index past them is a bad line here
     # rather than an index error in training.
     counts = {kind: len(names) for kind, names in epic_class_names(root).items()}
-    samples, bad = [], []
+    rows, bad = [], []
     paths: dict[tuple[str, str], Path] = {}
     with open(file, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
@@ -373,8 +479,9 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
             key = (participant, video_id)
             if key not in paths:
                 paths[key] = _epic_video_path(root, participant, video_id)
-            samples.append(Sample(paths[key], label, narration_id, number, segment=(start, stop)))
-    return samples, bad
+            rows.append((Sample(paths[key], label, narration_id, number, segment=(start, stop)), text))
+    # A narration is its id (a video holds many); EPIC's train and validation videos are disjoint by design.
+    return _one_per_video(file, rows, bad, lambda s: s.video_id, split, what="narration")
 
 
 # --- PennAction -----------------------------------------------------------------------------------------------

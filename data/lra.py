@@ -19,9 +19,12 @@ image          ``cifar-10-batches-py/`` (CIFAR-10 as grayscale pixels); val = th
 pathfinder     ``pathfinder32/curv_baseline/{imgs,metadata}`` (80/10/10 split after a seeded shuffle)
 =============  ===========================================================================================
 
-A missing file raises ``DataNotFoundError`` naming the path. Tokens: id 0 is padding everywhere; ListOps uses the
-fixed vocabulary ``LISTOPS_VOCAB``; text and retrieval use bytes + 1 and images pixel values + 1 (vocabulary 257),
-so that no real token is ever taken for padding (the Nystromformer pipeline masks token 0, i.e. black pixels).
+A missing file raises ``DataNotFoundError`` naming the path, a file that is there but unreadable in its release's
+format (a truncated CIFAR batch, a pickle holding anything but arrays, lists and a dict, an undecodable Pathfinder
+image) ``LRAFormatError`` naming it; an empty IMDB review is a bad entry (line 0, the whole file), left out. Tokens:
+id 0 is padding everywhere; ListOps uses the fixed vocabulary ``LISTOPS_VOCAB``; text and retrieval use bytes + 1
+and images pixel values + 1 (vocabulary 257), so that no real token is ever taken for padding (the Nystromformer
+pipeline masks token 0, i.e. black pixels).
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ class DataNotFoundError(FileNotFoundError):
     def __init__(self, task: str, path: Path | str, hint: str = "") -> None:
         self.task, self.path = task, Path(path)
         super().__init__(f"LRA {task}: missing {self.path}" + (f" ({hint})" if hint else ""))
+
+
+class LRAFormatError(ValueError):
+    """A public LRA file that is there but cannot be read in its release's format."""
+
+    def __init__(self, task: str, path: Path | str, reason: str) -> None:
+        self.task, self.path, self.reason = task, Path(path), reason
+        super().__init__(f"LRA {task}: {self.path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -341,6 +352,9 @@ class TextSplit(LRASplit):
         self.files: list[Path] = []
         for label, cls in ((0, "neg"), (1, "pos")):
             for p in sorted((d / cls).glob("*.txt")):
+                if p.stat().st_size == 0:  # a review cut to nothing would train as all padding, silently
+                    self.bad_lines.append(BadAnnotation(str(p), 0, "", "empty review (zero-byte file)"))
+                    continue
                 self.files.append(p)
                 self.labels.append(label)
 
@@ -398,6 +412,39 @@ def rgb_to_gray(images: np.ndarray) -> np.ndarray:
     return np.clip(gray * 255.5, 0, 255).astype(np.uint8)  # tf's convert_image_dtype: scale by 255.5, truncate
 
 
+# What the CIFAR-10 python batches hold: a dict of a uint8 array, lists and bytes, written by numpy's pickling of
+# arrays (numpy 2 renamed numpy.core to numpy._core; protocol 5 writes arrays with _frombuffer, Python 3 bytes in
+# protocols 0-2 with _codecs.encode). Nothing else is let in: unpickling can call any global it names.
+_CIFAR_GLOBALS = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                            ("numpy.core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+                            ("_codecs", "encode")})
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module.replace("numpy._core.", "numpy.core.", 1), name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only numpy arrays, "
+                                         f"lists, bytes and a dict")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    """(uint8 (N, 3072) pixels, N labels) of one CIFAR-10 python batch; ``LRAFormatError`` naming the file if it
+    is not one (truncated, another pickle, wrong shapes)."""
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        pixels = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = [int(v) for v in batch[b"labels"]]
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+        reason = f"no {err} entry" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise LRAFormatError("image", path, f"not a CIFAR-10 python batch ({reason})") from None
+    if pixels.ndim != 2 or pixels.shape[1] != 3072 or len(labels) != len(pixels):
+        raise LRAFormatError("image", path, f"expected (N, 3072) pixels and N labels, got {pixels.shape} pixels "
+                                            f"and {len(labels)} labels")
+    return pixels, labels
+
+
 class ImageSplit(LRASplit):
     """CIFAR-10 (python pickles) as 1024 grayscale pixels; train/val = first 90% / last 10% of the 50k."""
 
@@ -411,10 +458,9 @@ class ImageSplit(LRASplit):
         _require("image", [d / n for n in names])
         data, labels = [], []
         for n in names:
-            with open(d / n, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
-            data.append(np.asarray(batch[b"data"], dtype=np.uint8))
-            labels.extend(int(v) for v in batch[b"labels"])
+            batch_data, batch_labels = _read_cifar_batch(d / n)
+            data.append(batch_data)
+            labels.extend(batch_labels)
         pixels = np.concatenate(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, H, W, RGB)
         gray = rgb_to_gray(pixels).reshape(len(pixels), -1)
         if split != "test":
@@ -462,8 +508,12 @@ class PathfinderSplit(LRASplit):
         path = self.files[index]
         if not path.exists():
             raise DataNotFoundError("pathfinder", path)
-        with Image.open(path) as img:
-            pixels = np.asarray(img.convert("L"), dtype=np.int64).reshape(-1)
+        # Not checked up front (that would open each of the ~200k PNGs before training): a broken one stops here.
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert("L"), dtype=np.int64).reshape(-1)
+        except (OSError, SyntaxError, ValueError) as err:  # PIL: UnidentifiedImageError, truncated data
+            raise LRAFormatError("pathfinder", path, f"unreadable image ({err})") from None
         return pixels + 1, self.labels[index]
 
 
@@ -482,8 +532,8 @@ def read_lra(task: str, root: str | Path, split: str, **options: Any) -> LRASpli
 
 
 __all__ = [
-    "BYTE_VOCAB", "DataNotFoundError", "LISTOPS_VOCAB", "LRASplit", "LRA_TASKS", "ListOpsSpec", "NUM_CLASSES",
-    "SPLITS", "ensure_listops", "evaluate_listops", "generate_listops", "generate_tree",
+    "BYTE_VOCAB", "DataNotFoundError", "LISTOPS_VOCAB", "LRAFormatError", "LRASplit", "LRA_TASKS", "ListOpsSpec",
+    "NUM_CLASSES", "SPLITS", "ensure_listops", "evaluate_listops", "generate_listops", "generate_tree",
     "lra_available", "read_lra", "required_paths", "rgb_to_gray", "tokenize_listops", "tree_to_string",
     "write_listops",
 ]
