@@ -144,7 +144,8 @@ def test_a_file_that_is_no_checkpoint_is_named_with_what_it_is(tmp_path):
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
-    expected = {"notes.pt": "not a readable PyTorch checkpoint", "config.json": r"not a PyTorch checkpoint \(Unsupported",
+    expected = {"notes.pt": "not a readable PyTorch checkpoint",
+                "config.json": r"not a PyTorch checkpoint \(Unsupported",
                 "truncated.pt": "not a readable PyTorch checkpoint", "tensor.pt": r"holds no state dict \(Tensor\)",
                 "absent.pt": "does not exist"}
     for name, message in expected.items():
