@@ -196,7 +196,7 @@ def test_complexity_tables_record_and_report_with_a_plot(tmp_path, monkeypatch):
     cells = record["cells"]
     assert cells["full"]["exponent in R: time"]["value"] == pytest.approx(2.0)
     assert cells["stride"]["exponent in R: GFLOPs per window"]["value"] == pytest.approx(0.0, abs=1e-9)
-    assert cells["stride"]["stated exponent in R"]["text"] == "0 (O(T^2 wnd^2) per window)"
+    assert cells["stride"]["stated exponent in R"]["text"] == "0 (O(T^2 wnd^2), the paper's per-layer O(.))"
     assert cells["full"]["GFLOPs R=13 (1x13)"]["value"] == pytest.approx(2 * (12 * 15) ** 2 * 256 / 1e9)
     assert cells["stride"]["ms R=200 (8x25)"]["source"] == "measured on CPU"
     assert cells["full"]["exponent in R: time"]["source"].startswith("measured on ")
