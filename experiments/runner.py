@@ -16,6 +16,7 @@ mix the two runs.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import logging
@@ -25,6 +26,8 @@ import platform
 import shutil
 import sys
 import time
+import types
+import typing
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -360,79 +363,66 @@ def check_option_value(config_type: type, section: str, name: str, value: Any) -
     """An option's value against its field's type (``int``, ``float``, ``str``, ``bool``, tuples, mappings,
     ``Literal`` choices, ``X | None``) and, for a count, its range; refused naming the option, what it takes and
     what it got."""
-    import typing
-
     hint = typing.get_type_hints(config_type)[name]
     if not _fits(value, hint):
         why = (" (VALUE is read as JSON; what is not valid JSON, e.g. an object with unquoted keys, stays a string)"
-               if isinstance(value, str) and not _takes_strings(hint) else "")
+               if isinstance(value, str) and not _fits_type(str, hint) else "")
         raise ValueError(f"{section}.{name}={value!r}: expects {_describe(hint)}, got a {type(value).__name__}{why}")
     if name in POSITIVE_OPTIONS.get(section, ()) and value is not None and value < 1:
         raise ValueError(f"{section}.{name}={value!r}: must be at least 1")
 
 
-def _fits(value: Any, hint: Any) -> bool:
-    import collections.abc
-    import typing
+def _arms(hint: Any) -> tuple[Any, ...]:
+    """The alternatives of ``X | Y`` (or ``Optional``), else the hint alone."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
 
+
+def _fits(value: Any, hint: Any) -> bool:
+    if len(_arms(hint)) > 1:
+        return any(_fits(value, arm) for arm in _arms(hint))
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if origin in (typing.Union, __import__("types").UnionType):
-        return any(_fits(value, arm) for arm in args)
     if origin is typing.Literal:
         return value in args
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             return False
         items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
         return len(items) == len(value) and all(_fits(v, a) for v, a in zip(value, items))
-    if origin in (collections.abc.Mapping, dict):
+    if origin in (collections.abc.Mapping, dict) or hint is dict:
         return isinstance(value, dict)
-    return True  # a type this check does not know: left to the code that reads it
+    if hint is Any or hint not in _SCALARS:
+        return True  # a type this check does not know: left to the code that reads it
+    return _fits_type(type(value), hint)
 
 
-def _takes_strings(hint: Any) -> bool:
-    import typing
-
-    args = typing.get_args(hint)
+def _fits_type(kind: type, hint: Any) -> bool:
+    """Whether a value of Python type ``kind`` can be what ``hint`` takes (bool is not a number here)."""
+    if len(_arms(hint)) > 1:
+        return any(_fits_type(kind, arm) for arm in _arms(hint))
     if typing.get_origin(hint) is typing.Literal:
-        return any(isinstance(a, str) for a in args)
-    return hint is str or hint is Any or (typing.get_origin(hint) not in (tuple, None) and any(
-        _takes_strings(a) for a in args if "Mapping" not in str(typing.get_origin(hint))))
+        return any(type(a) is kind for a in typing.get_args(hint))
+    return hint is Any or (hint in _SCALARS and kind in _SCALARS[hint])
 
 
+_SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,), type(None): (type(None),)}
 _PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
 
 
 def _describe(hint: Any) -> str:
-    import typing
-
+    if len(_arms(hint)) > 1:
+        return " or ".join(_describe(a) for a in _arms(hint))
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
-    if args and origin not in (tuple,) and origin is not None and "Mapping" not in str(origin):
-        return " or ".join(_describe(a) for a in args)
-    if hint is type(None):
-        return "null"
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return f"a list of {_PLURALS.get(args[0], str(args[0]))}"
         return f"a list of {len(args)} " + (_PLURALS[args[0]] if len(set(args)) == 1 and args[0] in _PLURALS
                                              else "values")
-    if "Mapping" in str(origin) or hint is dict:
+    if origin in (collections.abc.Mapping, dict) or hint is dict:
         return "an object"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(hint, str(hint))
 
 
 def check_milestones(preset: RunConfig, cfg: RunConfig) -> None:

@@ -205,19 +205,16 @@ def check_source(source: str) -> None:
     """Refuse, by name, a pretrained source that names a local file which does not exist or a model timm does not
     have, before anything trains (``--dry-run``). ``kind:`` prefixes (``official:``, CAST's ``clip:``...) are
     looked through; ``run:`` and registered sources resolve when the run starts, and are checked then."""
+    from .cast.checkpoints import EXPERT_SOURCE_KINDS  # here: CAST's loader imports this module
+
     kind, _, rest = source.partition(":")
     if kind == "timm":
         check_timm_name(rest)
-    elif kind in SOURCE_KINDS:
+    elif kind == OFFICIAL_PREFIX.removesuffix(":") or kind in EXPERT_SOURCE_KINDS:
         check_source(rest)
     elif not rest or len(kind) == 1:  # a plain path (a one-letter "kind" is a Windows drive)
         if not Path(source).is_file():
             raise CheckpointError(f"pretrained checkpoint {source} does not exist")
-
-
-# Prefixes that name a file's key layout (the rest is a file or timm:NAME): the official Motionformer code's, and
-# the CAST experts' (models.cast.checkpoints).
-SOURCE_KINDS = (OFFICIAL_PREFIX.removesuffix(":"), "clip", "videomae", "vit")
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:

@@ -111,6 +111,7 @@ def vit_to_expert(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 _MAPPINGS = {"clip": clip_to_expert, "videomae": videomae_to_expert, "vit": vit_to_expert}
+EXPERT_SOURCE_KINDS = tuple(_MAPPINGS)  # the "kind:FILE" prefixes an expert source may carry
 
 
 def _fit_pos_embed(state_dict: dict[str, Tensor], expert: nn.Module) -> None:
