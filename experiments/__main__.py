@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive)
     run.add_argument("--num-workers", type=int)
     run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")
-    run.add_argument("--devices", type=_devices, help="Lightning devices: N or auto")
+    run.add_argument("--devices", type=_devices, help="Lightning devices: N, auto, or device indices such as 0,2")
     run.add_argument("--num-nodes", type=int)
     run.add_argument("--strategy", help="Lightning strategy: ddp, fsdp, deepspeed_stage_2, ...")
     run.add_argument("--precision", help="Lightning precision: 32-true, 16-mixed, bf16-mixed")

@@ -89,7 +89,7 @@ class TrainerConfig:
     """Lightning Trainer flags; hardware and distribution are Lightning's (DDP, FSDP, DeepSpeed via strategy)."""
 
     accelerator: str = "auto"
-    devices: int | str = "auto"
+    devices: int | str | tuple[int, ...] = "auto"  # Lightning's: a count, "auto", "0,1" or a list of device indices
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"

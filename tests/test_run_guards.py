@@ -459,10 +459,17 @@ def test_a_misspelt_data_option_stops_the_dry_run_and_the_run_by_name(tmp_path, 
     ("data.test_clips=0", "data.test_clips=0: must be at least 1"),
     ("trainer.lr_scaling=lin", "trainer.lr_scaling='lin': expects one of 'linear', 'sqrt', 'none', got a str"),
     ("data.train_scale=[32]", "data.train_scale=[32]: expects a list of 2 integers, got a list"),
+    ('trainer.devices=[0, "1"]', "trainer.devices=[0, '1']: expects an integer or a string or a list of integers"),
 ])
 def test_a_set_value_of_the_wrong_type_or_range_stops_the_dry_run_by_name(setting, message, capsys):
     assert experiments_main(["run", TABLE, "--rows", ROW, "--seeds", "1", "--dry-run", "--set", setting]) == 2
     assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_set_takes_a_list_of_device_indices():
+    """Lightning takes ``devices`` as a count, a string or a list of indices; ``--set`` takes the list too."""
+    cfg = resolve_runs(TABLE, "tiny", [ROW], 1, None, settings=[("trainer.devices", [0, 2])])[0]
+    assert list(cfg.trainer.devices) == [0, 2]
 
 
 class _Stop(Exception):
