@@ -40,3 +40,36 @@ def test_the_same_command_twice_gives_bit_identical_metrics(tmp_path):
         p = record["provenance"]
         assert p["torch_threads"] == 1 and p["deterministic"] is True and p["seed"] == 0
         assert p["config_hash"] == first["provenance"]["config_hash"]
+
+
+def test_every_tiny_clip_model_runs_forward_and_backward_under_deterministic_algorithms():
+    """Tiny runs train with ``torch.use_deterministic_algorithms(True)`` and no ``warn_only``: an op without a
+    deterministic CPU kernel would stop a table mid-run, and ``torch.empty`` is NaN-filled there, so a model reading
+    memory it never wrote would train on NaN. Every distinct tiny clip model of the specs runs one step of both."""
+    from experiments.runner import resolve_runs
+    from experiments.spec import registered_specs, table_spec
+    from experiments.tasks import build_model
+
+    models = {}
+    for table in registered_specs():
+        for cfg in resolve_runs(table, scale="tiny") if "tiny" in table_spec(table).scales else ():
+            if cfg.task in ("video_classification", "verb_noun_classification"):
+                key = (json.dumps(cfg.to_dict()["model"], sort_keys=True), cfg.data.num_frames, cfg.data.crop_size,
+                       cfg.task)
+                models.setdefault(key, cfg)
+    assert len(models) > 90  # every paper's clip models, not a few
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        for cfg in models.values():
+            verbs = cfg.model.overrides.get("num_verbs")
+            classes = {"verb": verbs or 3, "noun": 4} if cfg.task == "verb_noun_classification" else 3
+            torch.manual_seed(0)
+            model = build_model(cfg, classes, device="cpu")
+            out = model(torch.randn(2, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size))
+            outputs = list(out.values()) if isinstance(out, dict) else [out]
+            sum(o.sum() for o in outputs).backward()
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            assert grads and all(torch.isfinite(t).all() for t in outputs + grads), f"{cfg.table}/{cfg.row}"
+    finally:
+        torch.use_deterministic_algorithms(was)
