@@ -3,10 +3,15 @@
 Two samplings, each with the conventions of the papers' codebases (PySlowFast's, VideoMAE's, TSN's):
 
 * **dense** (Kinetics): ``num_frames`` frames at a fixed ``stride``; training takes a random start, testing takes
-  ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end), as VideoMAE's code (and
-  CAST's) places them. ``convention="pyslowfast"`` is PySlowFast's instead (Motionformer's and X-ViT's code): the
-  stride counts frames at 30 fps whatever the video's rate, the clip's frames are spread by ``linspace`` over its
-  span, and test view i of n starts at i / n of the free span (the last one short of the end).
+  ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end: ours, the default
+  ``convention="frame_stride"``). ``convention="videomae"`` is VideoMAE's code (and CAST's, which copies its
+  ``dataset/kinetics.py``): a training clip's frames are spread by ``linspace`` over ``num_frames * stride`` frames
+  ending at a random frame; test views cut ``num_frames`` consecutive entries from every ``stride``-th frame of the
+  video, view i of n at ``int(i * (entries - num_frames) / (n - 1))``, so a view starts on a multiple of the stride
+  and the last one ends up to a stride short of the video's end. ``convention="pyslowfast"`` is PySlowFast's
+  (Motionformer's and X-ViT's code): the stride counts frames at 30 fps whatever the video's rate, the clip's frames
+  are spread by ``linspace`` over its span, and test view i of n starts at i / n of the free span (the last one
+  short of the end).
 * **segments** (Something-Something V2, EPIC-Kitchens): the whole video is split into ``num_frames`` equal
   segments and one frame is taken from each; random within the segment at training, the segment's middle at
   testing. Several test views take evenly spaced offsets inside every segment, ``(i + 0.5) / n`` for view i of n,
@@ -53,8 +58,8 @@ def _check(num_frames_in_video: int, fps: float, num_frames: int, mode: Mode, nu
         raise ValueError(f"mode must be 'random', 'center' or a view index, got {mode!r}")
 
 
-DenseConvention = Literal["frame_stride", "pyslowfast"]
-DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "pyslowfast")
+DenseConvention = Literal["frame_stride", "videomae", "pyslowfast"]
+DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast")
 PYSLOWFAST_TARGET_FPS = 30.0  # PySlowFast's DATA.TARGET_FPS, which Motionformer's and X-ViT's configs keep
 
 
@@ -79,11 +84,13 @@ def dense_clip(
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
         convention: "frame_stride" (frames exactly ``stride`` apart; view i of n starts at i / (n - 1) of the free
-            span, VideoMAE's placement) or "pyslowfast" (``_pyslowfast_clip``).
+            span, rounded), "videomae" (``_videomae_clip``) or "pyslowfast" (``_pyslowfast_clip``).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
     if convention == "pyslowfast":
         return _pyslowfast_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
+    if convention == "videomae":
+        return _videomae_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
     if convention != "frame_stride":
         raise ValueError(f"dense convention must be one of {DENSE_CONVENTIONS}, got {convention!r}")
     span = (num_frames - 1) * stride + 1
@@ -92,7 +99,7 @@ def dense_clip(
         start, clip_index = (rng or random).randint(0, max_start), 0
     elif mode == "center":
         start, clip_index = max_start // 2, 0
-    else:  # view i of n starts at i * max_start / (n - 1), VideoMAE's temporal_step; a single view is centred
+    else:  # view i of n starts at i * max_start / (n - 1); a single view is centred
         start = round(max_start * mode / (num_clips - 1)) if num_clips > 1 else max_start // 2
         clip_index = mode
     indices = [min(start + i * stride, num_frames_in_video - 1) for i in range(num_frames)]
@@ -109,6 +116,38 @@ def check_dense_convention(convention: str, sampling: str, name: str = "") -> st
         raise ValueError(f"{name or 'dataset'}: dense_convention {convention!r} needs dense sampling, "
                          f"not {sampling!r}")
     return convention
+
+
+def _videomae_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
+                   num_clips: int, rng: random.Random | None) -> ClipInfo:
+    """VideoMAE's ``dataset/kinetics.py`` ``loadvideo_decord`` and test ``__getitem__`` (CAST's is the same file).
+
+    Training: with ``span = num_frames * stride`` frames and a longer video, the clip ends at ``end``, uniform in
+    [span, frames - 1] (``np.random.randint(converted_len, seg_len)``), and its frames are
+    ``linspace(end - span, end, num_frames)``, clipped to [end - span, end - 1] and truncated; a video of at most
+    ``span`` frames gives ``linspace(0, frames, frames // stride)`` clipped into the video, its last frame repeated
+    up to ``num_frames``. Test view i of n: the entries ``int(i * step)`` to ``int(i * step) + num_frames - 1`` of
+    ``range(0, frames, stride)`` (its last entry repeated up to ``num_frames``), ``step = (entries - num_frames) /
+    (n - 1)``. "center" (our per-epoch validation; a single test view too, where the official step divides by
+    zero) takes the training clip that ends half-way through its range."""
+    import numpy as np
+
+    span = num_frames * stride
+    if mode == "random" or mode == "center" or num_clips == 1:
+        if num_frames_in_video <= span:
+            index = np.linspace(0, num_frames_in_video, num=num_frames_in_video // stride)
+            index = np.concatenate((index, np.full(num_frames - num_frames_in_video // stride, num_frames_in_video)))
+            indices = np.clip(index, 0, num_frames_in_video - 1).astype(np.int64).tolist()
+        else:
+            end = ((rng or random).randint(span, num_frames_in_video - 1) if mode == "random"
+                   else (span + num_frames_in_video - 1) // 2)
+            index = np.clip(np.linspace(end - span, end, num=num_frames), end - span, end - 1)
+            indices = index.astype(np.int64).tolist()
+        return _clip_info(indices, fps, mode if isinstance(mode, int) else 0, num_clips)
+    entries = list(range(0, num_frames_in_video, stride))
+    entries += entries[-1:] * (num_frames - len(entries))
+    first = int(mode * max((len(entries) - num_frames) / (num_clips - 1), 0))
+    return _clip_info(entries[first:first + num_frames], fps, mode, num_clips)
 
 
 def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,

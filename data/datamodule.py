@@ -192,7 +192,8 @@ class VideoDataModule(L.LightningDataModule):
             segment, in [0, 1) (0 = a segment's first frame, 0.5 its middle); None = evenly spaced,
             ``(i + 0.5) / test_clips``. CAST's and X-ViT's official code test on each segment's start and middle.
         dense_convention: with dense sampling, "frame_stride" (frames ``frame_stride`` apart, test views from the
-            video's start to its end: VideoMAE's, CAST's) or "pyslowfast" (the stride counts frames at 30 fps, the
+            video's start to its end), "videomae" (VideoMAE's and CAST's code: training frames spread by linspace,
+            test views on every ``frame_stride``-th frame) or "pyslowfast" (the stride counts frames at 30 fps, the
             clip's frames spread by linspace, test view i of n at i / n: Motionformer's and X-ViT's code),
             ``data.clip_sampling.dense_clip``.
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.

@@ -78,7 +78,8 @@ class VideoClipDataset(Dataset):
         num_clips: temporal views in test mode.
         segment_view_offsets: with segment sampling, each test view's relative offset in every segment
             (``data.clip_sampling.uniform_segments``' ``view_offsets``); None = evenly spaced.
-        dense_convention: with dense sampling, "frame_stride" or "pyslowfast" (``data.clip_sampling.dense_clip``).
+        dense_convention: with dense sampling, "frame_stride", "videomae" or "pyslowfast"
+            (``data.clip_sampling.dense_clip``).
         failures_path: JSON-lines file where unreadable videos are recorded (shared by DataLoader workers).
         dataset_name: for the data report.
         split: for the data report ("train", "val").

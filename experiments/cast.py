@@ -8,9 +8,10 @@ experts' last LayerNorms and the heads train.
 
 Scales:
 - ``paper``: ``cast_base`` on 16x224x224 clips (uniform segments on EK100 and SSV2, dense at stride 4 on K400, the
-  stride VideoMAE uses; the paper does not state it), experts from released checkpoints read from local files
-  (``PAPER_CHECKPOINTS``), inputs normalised with ImageNet's mean / std (0.485, 0.456, 0.406) / (0.229, 0.224,
-  0.225), as the official code's data pipeline (``dataset/epic.py``; the paper does not state it). Two recipes:
+  stride and sampling of the official dataset/kinetics.py, VideoMAE's; the paper does not state it), experts from
+  released checkpoints read from local files (``PAPER_CHECKPOINTS``), inputs normalised with ImageNet's mean / std
+  (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225), as the official code's data pipeline (``dataset/epic.py``; the
+  paper does not state it). Two recipes:
   - Tables 2 and 9-11 (state of the art): the supplementary's Table 4 recipe (``paper_preset``): AdamW
     (0.9, 0.999), base lr 1e-3 scaled by global batch / 256, weight decay 0.05, cosine schedule with 5 warm-up
     epochs (from 0, decaying to 1e-3 of the peak: the official min_lr 1e-6, scaled as the lr), 50 epochs (70 on
@@ -274,6 +275,9 @@ _PAPER_DATA_OPTIONS = {**_PAPER_AUGMENT, **PAPER_NORMALIZATION}
 # official dataset/ssv2.py and epic.py loadvideo_decord (int(tick * x) and int(tick / 2 + tick * x), sorted, every
 # other index per view), not the evenly spaced default (1/4 and 3/4 of each segment)
 OFFICIAL_SEGMENT_VIEWS = {"segment_view_offsets": (0.0, 0.5)}
+# K400's clips as the official dataset/kinetics.py (VideoMAE's) samples them: training frames spread by linspace over
+# 16 x 4 frames, test views cut from every 4th frame (data.clip_sampling's "videomae" convention)
+OFFICIAL_DENSE_CLIPS = {"dense_convention": "videomae"}
 _PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=8, num_nodes=2, accumulate_grad_batches=4,
                                      reference_batch=256, lr_scaling="linear")
 PAPER_DATA = {
@@ -282,7 +286,7 @@ PAPER_DATA = {
     "SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=6, test_clips=2, test_crops=3,
                                 options={**_PAPER_DATA_OPTIONS, **OFFICIAL_SEGMENT_VIEWS}),
     "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4, batch_size=6, test_clips=5,
-                                 test_crops=3, options=_PAPER_DATA_OPTIONS),
+                                 test_crops=3, options={**_PAPER_DATA_OPTIONS, **OFFICIAL_DENSE_CLIPS}),
 }
 class Table4Column(NamedTuple):
     """What Table 4 (and the official scripts, for the mixup probability) set per dataset."""
