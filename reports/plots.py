@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from data.atomic_write import atomic_write_bytes
 from experiments.spec import SweepPlot
 
 
@@ -52,6 +54,7 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
     if values_axes[0].get_legend_handles_labels()[0]:
         values_axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
     plt.close(fig)
-    return Path(path)
+    return atomic_write_bytes(path, image.getvalue())  # as the reports beside it: whole or not at all

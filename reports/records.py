@@ -93,7 +93,7 @@ class TableRecords:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     passed_over: list[dict[str, Any]] = field(default_factory=list)  # same cell and seed as a preferred record
-    differing: list[dict[str, Any]] = field(default_factory=list)  # written for the cell, configured otherwise
+    differing: list[dict[str, Any]] = field(default_factory=list)  # filling their own cell, configured otherwise
 
 
 def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: str | Path | None = None,
@@ -125,8 +125,6 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
         if own:
             cell = (record["scale"], record["row"], record["column"])
             targets.add(cell)
-            if key is not None and today.get(cell) not in (None, key):
-                out.differing.append(record)
         for scale, row, column in sorted(targets):
             if scale != record.get("scale"):
                 continue
@@ -136,13 +134,16 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
                                             f"{record['scale']}-{column_slug(record['column'])}"
             candidates.setdefault((scale, row, column, record["seed"]), []).append(
                 (source_rank[record["_source"]], relabelled))
-    for options in candidates.values():
+    for (scale, row, column, _), options in candidates.items():
         # preferred source first; within it the newest run (a configuration retrained at a later commit fills
         # every report that shows it with the same numbers), then its own table's run
         options.sort(key=lambda item: (item[0], _newest_first(item[1]), "reused_from" in item[1],
                                        item[1]["_path"]))
         chosen = options[0][1]
         out.records.append(chosen)
+        if (chosen["_key"] is not None and "reused_from" not in chosen
+                and today.get((scale, row, column)) not in (None, chosen["_key"])):
+            out.differing.append(chosen)  # only a run that fills its cell is said to (not one passed over)
         out.passed_over += [r for _, r in options[1:]
                             if r["_source"] != chosen["_source"] and _run_id(r) != _run_id(chosen)]
     out.records.sort(key=lambda r: (r["scale"], r["row"], r["column"], r["seed"]))

@@ -16,3 +16,12 @@ def test_a_truncated_record_is_one_line_and_exit_2_not_a_traceback(tmp_path, cap
     assert error.startswith(f"error: {run / 'metrics.json'}: not valid JSON")
     assert "Delete that file" in fix and "--force" in fix
     assert not (tmp_path / "mformer_table4.md").exists()
+
+
+def test_a_plotted_report_builds_into_an_out_dir_that_does_not_exist_yet(tmp_path):
+    """The markdown and its figure both land in a new folder (the figure was once written without creating it)."""
+    out = tmp_path / "new" / "reports"
+    code = main(["build", "d3da_tableA1", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(out),
+                 "--results-dir", ""])
+    assert code == 0
+    assert (out / "d3da_tableA1.md").exists() and (out / "d3da_tableA1.png").read_bytes().startswith(b"\x89PNG")
