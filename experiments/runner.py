@@ -133,14 +133,13 @@ def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool =
     if (run_path / "metrics.json").exists():
         finished_record(cfg, runs_root)  # another run's record, or another configuration's: RunConflictError
         return "done"
+    last = run_path / "checkpoints" / "last.ckpt"
+    if last.exists():  # another configuration's checkpoint stops the run before any reuse (check_run_dir)
+        check_resumable(cfg, runs_root)
     source = find_equivalent_run(cfg, runs_root)
     if source is not None:
         return f"reuse {source.parent.relative_to(runs_root).as_posix()}"
-    last = run_path / "checkpoints" / "last.ckpt"
-    if not last.exists():
-        return "train"
-    check_resumable(cfg, runs_root)
-    return f"resume from {last}"
+    return f"resume from {last}" if last.exists() else "train"
 
 
 def check_run_dir(cfg: RunConfig, runs_root: str | Path) -> None:
@@ -642,6 +641,10 @@ def execute(
     metrics_path = run_path / "metrics.json"
     if metrics_path.exists() and not force:
         return {**finished_record(cfg, runs_root), "cached": True}  # only this run's, with this configuration
+    last = run_path / "checkpoints" / "last.ckpt"
+    resume = str(last) if last.exists() and not force else None
+    # before anything is built, and before a reuse would write a record beside another configuration's checkpoint
+    started = check_resumable(cfg, runs_root) if resume else None
     source = None if force else find_equivalent_run(cfg, runs_root)
     if source is not None:
         record = {**_read_record(source, RECORD_KEYS), "table": cfg.table, "row": cfg.row, "column": cfg.column,
@@ -650,9 +653,6 @@ def execute(
             copy_tensorboard_files(source.parent, run_path)
             _write_record(metrics_path, record)
         return record
-    last = run_path / "checkpoints" / "last.ckpt"
-    resume = str(last) if last.exists() and not force else None
-    started = check_resumable(cfg, runs_root) if resume else None  # before anything is built
 
     if "lightning" not in sys.modules:
         echo("    loading PyTorch and Lightning ...")
