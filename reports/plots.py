@@ -6,7 +6,6 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from data.atomic_write import atomic_write_bytes
 from experiments.spec import SweepPlot
 
 
@@ -17,6 +16,8 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
     metric column -> value (None = not run). Missing points are left out. ``log``: log-log axes (costs, whose
     growth exponent is the slope)."""
     import matplotlib
+
+    from data.atomic_write import atomic_write_bytes  # data imports torch: not at the report CLI's start
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
