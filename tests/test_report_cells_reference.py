@@ -12,7 +12,8 @@ from experiments.runner import resolve_runs
 from experiments.spec import column_slug, table_spec
 from reports import noise
 from reports.build import REPORTS_DIR, Cell, build_report
-from reports.records import table_records, tracked_path
+from reports.records import table_records
+from test_tracked_results import _write_tracked as write_tracked
 
 CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EPYC"], "precision": "32-true",
            "batch": {"global_batch": 16, "paper_global_batch": None}}
@@ -39,13 +40,6 @@ def configured(table: str, row: str, column: str, seed: int, top1: float, **extr
 def write_local(runs: Path, rec: dict) -> Path:
     path = (runs / rec["table"] / rec["row"] / f"seed{rec['seed']}" / f"{rec['scale']}-{column_slug(rec['column'])}"
             / "metrics.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec))
-    return path
-
-
-def write_tracked(results: Path, rec: dict) -> Path:
-    path = tracked_path(results, rec)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
     return path

@@ -16,25 +16,11 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from lightning_modules import VideoClassifier
 from lightning_modules.davis_metrics import f_measure, seg2bmap, sequence_scores
-
-VN = {"verb": 3, "noun": 4}
-
-
-class Logits(nn.Module):
-    """A "model" whose clip holds its logits: (B, C, T, H, W) -> the first k values of each clip."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.scale = nn.Parameter(torch.ones(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * x.flatten(1)[:, : self.k]
+from test_video_classifier import VN, Passthrough  # a clip that holds its own logits
 
 
 # --- plain references ----------------------------------------------------------------------------------------------
@@ -156,7 +142,7 @@ def test_each_videos_views_are_averaged_together_top1_top5_and_loss_match_a_plai
     are counts over videos (the fifth-ranked class is a top-5 hit, the sixth is not); the test loss is the NLL of the
     averaged scores, without label smoothing."""
     logits, labels = _single_label_case(average=average)
-    module = VideoClassifier(Logits(7), 7, view_average=average, label_smoothing=0.3)
+    module = VideoClassifier(Passthrough(7), 7, view_average=average, label_smoothing=0.3)
     logged = _capture_logs(module, monkeypatch)
     module.test_step({"video": _as_clips(logits), "label": labels}, 0)
     expected = _single_label_reference(logits, labels, average)
@@ -169,7 +155,7 @@ def test_each_videos_views_are_averaged_together_top1_top5_and_loss_match_a_plai
 def test_validation_accuracy_is_a_share_of_videos_and_its_loss_the_unsmoothed_nll(monkeypatch):
     """Three clips of class 0, all right, and one of class 1, wrong: top-1 is 3/4 (a per-class mean would be 1/2);
     the loss is the plain NLL, whatever the training's label smoothing (0.2 here)."""
-    module = VideoClassifier(Logits(3), 3, label_smoothing=0.2)
+    module = VideoClassifier(Passthrough(3), 3, label_smoothing=0.2)
     logged = _capture_logs(module, monkeypatch)
     logits = [[2.0, 0.0, 0.0], [2.0, 0.0, 0.0], [1.0, 0.5, 0.0], [2.0, 1.0, 0.0]]
     label = [0, 0, 0, 1]
@@ -185,7 +171,7 @@ def test_epic_verb_noun_action_accuracies_and_loss_match_a_plain_loop(monkeypatc
     NLL."""
     verbs, nouns = 6, 7
     logits, labels = _epic_case(verbs, nouns, videos=12)
-    module = VideoClassifier(Logits(verbs + nouns), {"verb": verbs, "noun": nouns})
+    module = VideoClassifier(Passthrough(verbs + nouns), {"verb": verbs, "noun": nouns})
     logged = _capture_logs(module, monkeypatch)
     module.test_step({"video": _as_clips(logits), "label": labels}, 0)
     expected = _epic_reference(logits, labels, verbs, nouns)
@@ -201,7 +187,7 @@ def test_epic_action_top5_ranks_pairs_by_the_product_of_the_heads():
     .225, (0, 2) .1125, (1, 0) .075, (2, 0) .05, (1, 1) .045, (0, 3) .0375, ... So (2, 0), fifth, is a top-5 action
     and (1, 1), sixth, is not (by p(verb) + p(noun), (2, 0) would be sixth and (0, 3) fourth)."""
     row = torch.tensor([0.75, 0.15, 0.1] + [0.5, 0.3, 0.15, 0.05]).log()  # softmax(log p) = p
-    module = VideoClassifier(Logits(7), VN)
+    module = VideoClassifier(Passthrough(7), VN)
     label = torch.tensor([[2, 0], [1, 0], [1, 1], [0, 0]])
     module.validation_step({"video": row.repeat(4, 1), "label": label}, 0)
     got = _computed(module.val_metrics)
@@ -211,7 +197,7 @@ def test_epic_action_top5_ranks_pairs_by_the_product_of_the_heads():
 # --- mixup ---------------------------------------------------------------------------------------------------------
 
 
-class _Recorder(Logits):
+class _Recorder(Passthrough):
     """Logits off the clip's first row; remembers the (mixed) clips it was given."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,7 +239,7 @@ def test_training_loss_is_label_smoothed_cross_entropy():
     s = 0.2
     z = torch.tensor([[2.0, 0.0, -1.0, 0.5], [0.0, 1.0, 0.0, 3.0]])
     label = [0, 1]
-    module = VideoClassifier(Logits(4), 4, label_smoothing=s)
+    module = VideoClassifier(Passthrough(4), 4, label_smoothing=s)
     loss = module.training_step({"video": z, "label": torch.tensor(label)}, 0)
     expected = 0.0
     for row, y in zip(z.tolist(), label):
@@ -287,7 +273,7 @@ def test_a_trainer_test_logs_these_names_with_plain_loop_values_and_counts_each_
     """Five videos in batches of 2, 2, 1: the epoch's values are over all five videos (the loss weighted by batch
     size), the names are exactly these, and a second test starts its count afresh."""
     logits, labels, expected = _five_videos(classes)
-    module = VideoClassifier(Logits(7), classes)
+    module = VideoClassifier(Passthrough(7), classes)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     loader = DataLoader(_items(logits, labels), batch_size=2)
@@ -312,7 +298,7 @@ def test_a_two_process_test_counts_the_samplers_padding_once(classes, monkeypatc
 
     monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
     for rank, indices in ((1, [1, 3, 0]), (0, [0, 2, 4])):
-        module = VideoClassifier(Logits(7), classes)
+        module = VideoClassifier(Passthrough(7), classes)
         module._trainer = SimpleNamespace(world_size=2)
         logged = _capture_logs(module, monkeypatch)
         module.on_test_epoch_start()
