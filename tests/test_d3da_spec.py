@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 
 import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import pytest
@@ -23,13 +22,6 @@ from models import create_model
 from models.rgb_pose.complexity import fit_exponent
 
 IDS = ("d3da_tableA1", "d3da_tableA2", "d3da_figureA1")
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*self.log.*")  # logging outside a Trainer is a no-op
-        yield
 
 
 # ---- specs ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import lightning as L
@@ -38,13 +37,6 @@ def _logits(verb_idx, noun_idx, v=3, n=4, high=5.0) -> torch.Tensor:
     out[torch.arange(len(verb_idx)), torch.tensor(verb_idx)] = high
     out[torch.arange(len(noun_idx)), v + torch.tensor(noun_idx)] = high
     return out
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*self.log.*")  # logging outside a Trainer is a no-op
-        yield
 
 
 def test_num_outputs_and_bad_num_classes():

@@ -8,7 +8,6 @@ the first frame, the boundary's corner)."""
 from __future__ import annotations
 
 import math
-import warnings
 from types import SimpleNamespace
 
 import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
@@ -124,13 +123,6 @@ def _capture_logs(module: VideoClassifier, monkeypatch) -> dict[str, object]:
 
 def _computed(metrics) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.compute().items()}
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*self.log.*")  # logging outside a Trainer is a no-op
-        yield
 
 
 # --- single process, no Trainer --------------------------------------------------------------------------------------
