@@ -268,8 +268,26 @@ def _setting(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+USAGE = """\
+Reproduce a paper's table by name: train and test each of its rows, then rebuild its report in the paper's layout.
+"""
+
+EXAMPLES = """\
+examples:
+  python -m experiments list                     every table, with what runs today
+  python -m experiments show mformer_table4      its rows, the paper's numbers and ours
+  python -m experiments run mformer_table4       tiny scale: generated videos, tiny models, minutes on a CPU
+  python -m experiments run mformer_table4 --scale paper --dry-run --data-root /data
+                                                 what paper scale would train, and which data it still needs
+  python -m experiments run mformer_table4 --scale paper --data-root /data --devices 8 --strategy ddp
+  tensorboard --logdir runs/mformer_table4       watch and compare the runs
+  python -m reports build mformer_table4         rebuild the report from what the runs logged
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="one line per table: id, paper, label, kind, status").set_defaults(fn=cmd_list)
 
