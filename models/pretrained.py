@@ -78,10 +78,20 @@ def _adapt_patch_embed(weight: Tensor, model: VideoViT, tubelet_init: str) -> Te
     return inflate_patch_embed(weight, target[2], tubelet_init)
 
 
-def _adapt_pos_embed(pos: Tensor, model: VideoViT) -> Tensor:
+def _adapt_pos_embed(pos: Tensor, model: VideoViT, spatial_source: bool = True) -> Tensor:
+    """``pos`` resampled to the model's grid (and tiled over time for a joint table). ``spatial_source``: the table
+    is known to be one image's (an image ViT's, or a ``separate`` video model's beside its ``time_embed``); a video
+    checkpoint without ``time_embed`` may hold a joint table, which is only taken when it equals the model's."""
     target = model.pos_embed.shape
     if pos.shape == target:
         return pos
+    if not spatial_source:
+        # 1 + T*h*w is a square whenever T is (T = 4: 8 frames in 2-frame tubelets), so a joint table read as a
+        # square image grid would be resampled and tiled into nonsense without any error.
+        raise ValueError(f"pos_embed {tuple(pos.shape)} of a video checkpoint without time_embed (a spatial table "
+                         f"of a frame-wise model, or a joint table over several frames: the shape cannot tell "
+                         f"which) differs from the model's {tuple(target)}; only a table of the same shape loads "
+                         f"from such a checkpoint (an image ViT's or a separate-layout model's is resampled)")
     num_t, grid_h, grid_w = model.grid_size
     side = math.isqrt(pos.shape[1] - 1)
     if side * side != pos.shape[1] - 1:
@@ -89,7 +99,10 @@ def _adapt_pos_embed(pos: Tensor, model: VideoViT) -> Tensor:
                          f"with one CLS slot")
     if (side, side) != (grid_h, grid_w):
         _logger.info("resampling pos_embed grid %s -> %s", (side, side), (grid_h, grid_w))
-        pos = resample_abs_pos_embed(pos, new_size=[grid_h, grid_w], old_size=[side, side], num_prefix_tokens=1)
+        # Plain bicubic, as the official Motionformer forward resizes its 14x14 table for other crops (Mformer-HR's
+        # 336): timm's antialiased default uses another cubic kernel even when upsampling.
+        pos = resample_abs_pos_embed(pos, new_size=[grid_h, grid_w], old_size=[side, side], num_prefix_tokens=1,
+                                     antialias=False)
     if model.pos_embed_type == "joint":
         # Every frame starts from the image's spatial table; the CLS slot stays single.
         _logger.info("tiling spatial pos_embed over %d frames for a joint table", num_t)
@@ -110,12 +123,14 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VideoViT,
     if tubelet_init not in TUBELET_INITS:
         raise ValueError(f"tubelet_init must be one of {TUBELET_INITS}, got {tubelet_init!r}")
     target = model.state_dict()
+    kernel = state_dict.get("patch_embed.proj.weight")
+    spatial_source = kernel is None or kernel.ndim == 4 or "time_embed" in state_dict
     out = {}
     for key, value in state_dict.items():
         if key == "patch_embed.proj.weight":
             value = _adapt_patch_embed(value, model, tubelet_init)
         elif key == "pos_embed":
-            value = _adapt_pos_embed(value, model)
+            value = _adapt_pos_embed(value, model, spatial_source)
         elif key.startswith("head.") and (key not in target or target[key].shape != value.shape):
             _logger.info("dropping %s %s: the model's classifier is %s", key, tuple(value.shape),
                          tuple(target[key].shape) if key in target else "absent")
@@ -292,7 +307,10 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
     if not target.keys() & state_dict.keys():  # another model altogether: nothing would load
         raise KeyError(f"checkpoint {source} has none of the model's parameters: it holds {_first(state_dict)}, "
                        f"the model expects {_first(target)}")
-    state_dict = checkpoint_filter_fn(state_dict, model, tubelet_init)
+    try:
+        state_dict = checkpoint_filter_fn(state_dict, model, tubelet_init)
+    except ValueError as err:
+        raise ValueError(f"checkpoint {source}: {err}") from None
     missing = [k for k in target if k not in state_dict]
     unexpected = [k for k in state_dict if k not in target]
     backbone_missing = [k for k in missing if _BACKBONE.match(k)]

@@ -110,6 +110,34 @@ def test_resample_tile_and_drop_head(image_vit, checkpoint, caplog):
         torch.testing.assert_close(pos[:, 1 + 36 * t:1 + 36 * (t + 1)], pos[:, 1:37], rtol=0, atol=0)
 
 
+def test_a_joint_video_table_is_never_read_as_a_square_image_grid(tmp_path, caplog):
+    """A joint table of 4 frames of 4x4 patches has 1 + 64 = 1 + 8*8 rows: read as one image's 8x8 grid it would be
+    resampled to 4x4 (and tiled over time for a joint model) without any error. Only a table of the model's shape
+    loads from a video checkpoint without time_embed; a separate-layout video checkpoint's table is an image's."""
+    torch.manual_seed(0)
+    joint = create_model("vit_tiny_video", pos_embed="joint", num_classes=4)
+    assert joint.pos_embed.shape == (1, 1 + 4 * 4 * 4, 64)
+    path = tmp_path / "joint.pth"
+    torch.save(joint.state_dict(), path)
+    for other in (dict(pos_embed="separate"), dict(pos_embed="joint", num_frames=16)):
+        with pytest.raises(ValueError, match=rf"checkpoint {path}: pos_embed \(1, 65, 64\) of a video checkpoint "
+                                             r"without time_embed .* differs from the model's"):
+            load_pretrained(create_model("vit_tiny_video", num_classes=4, **other), path)
+    same = create_model("vit_tiny_video", pos_embed="joint", num_classes=4)
+    load_pretrained(same, path)
+    torch.testing.assert_close(same.pos_embed, joint.pos_embed, rtol=0, atol=0)
+
+    separate = create_model("vit_tiny_video", pos_embed="separate", num_classes=4)
+    with torch.no_grad():
+        separate.pos_embed.normal_()
+    torch.save(separate.state_dict(), path)
+    larger = create_model("vit_tiny_video", pos_embed="separate", img_size=48, num_classes=4)
+    with caplog.at_level(logging.INFO, logger="models.pretrained"):
+        load_pretrained(larger, path)
+    assert "resampling pos_embed grid (4, 4) -> (6, 6)" in caplog.text
+    torch.testing.assert_close(larger.pos_embed[:, :1], separate.pos_embed[:, :1], rtol=0, atol=0)
+
+
 def test_filter_is_pure(image_vit):
     state_dict = image_vit.state_dict()
     snapshot = {k: v.clone() for k, v in state_dict.items()}
