@@ -524,7 +524,8 @@ NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset((
     45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94,
     95, 97, 98, 100, 103))
 NTU60_XVIEW_TRAIN_CAMERAS = frozenset((2, 3))
-_NTU_LIMITS = {60: (17, 60), 120: (32, 120)}  # (setups, actions)
+_NTU_LIMITS = {60: (17, 60, 40), 120: (32, 120, 106)}  # (setups, actions, performers)
+_NTU_CAMERAS, _NTU_REPLICATIONS = 3, 2
 
 
 class NTUName(NamedTuple):
@@ -576,14 +577,20 @@ def read_ntu(root: str | Path, split: str, version: int, protocol: str) -> Resul
     if skeleton_dir.is_dir():
         for file in sorted(skeleton_dir.glob("*.skeleton")):
             files.setdefault(file.stem, file)
-    max_setup, max_action = _NTU_LIMITS[version]
+    max_setup, max_action, max_performer = _NTU_LIMITS[version]
     for stem in sorted(files):
         try:
             name = parse_ntu_name(stem)
-            if name.setup > max_setup:
+            if max_setup < name.setup <= _NTU_LIMITS[120][0]:
                 continue  # NTU120's additional setups are not part of NTU60
-            if not 1 <= name.action <= max_action or name.setup < 1:
-                raise ValueError(f"action A{name.action:03d} / setup S{name.setup:03d} outside NTU{version}")
+            # a name outside the dataset would otherwise land silently in a split (a camera 4 in cross-view's val)
+            outside = [f"{field} {letter}{value:03d}" for field, letter, value, most in (
+                ("setup", "S", name.setup, max_setup), ("camera", "C", name.camera, _NTU_CAMERAS),
+                ("performer", "P", name.performer, max_performer),
+                ("replication", "R", name.replication, _NTU_REPLICATIONS), ("action", "A", name.action, max_action))
+                if not 1 <= value <= most]
+            if outside:
+                raise ValueError(f"{', '.join(outside)} outside NTU{version}")
         except ValueError as err:
             bad.append(BadAnnotation(str(files[stem]), 0, files[stem].name, str(err)))
             continue
