@@ -82,8 +82,11 @@ class LRADataModule(L.LightningDataModule):
             lengths 500-2000; Motionformer Table 5's tiny scale uses a CPU-sized one). ListOps without ``root`` only.
         max_length: tokens kept per sequence (per document for retrieval); None = the Nystromformer pipeline's
             (ListOps 2000, Text 1000, Retrieval 4000, Image / Pathfinder 1024).
-        pad_to_max_length: pad every batch to ``max_length`` (the Nystromformer pipeline's fixed shapes); else to
-            the batch's longest sequence (faster; exact attention is unaffected by padding).
+        pipeline_padding: pad every sequence to the Nystromformer pipeline's fixed length, ``max_length`` rounded
+            up to a power of two (its dataset scripts append 48, 24 and 96 zeros to ListOps' 2000, Text's 1000 and
+            Retrieval's 4000 tokens; images are 1024); else to the batch's longest sequence. Exact attention is
+            unaffected; Nystrom landmarks and the Performer normaliser see the padded length, so an approximate
+            model's outputs depend on it.
         batch_size: sequences per batch.
         num_workers: DataLoader worker processes.
         listops_tokenizer: "lra" (``]`` kept, the current LRA pipeline) or "alnum" (``]`` dropped, the first one).
@@ -97,7 +100,7 @@ class LRADataModule(L.LightningDataModule):
         cache_dir: str | Path = ".cache/lra",
         synthetic_params: Mapping[str, Any] | None = None,
         max_length: int | None = None,
-        pad_to_max_length: bool = False,
+        pipeline_padding: bool = False,
         batch_size: int = 32,
         num_workers: int = 0,
         listops_tokenizer: Literal["lra", "alnum"] = "lra",
@@ -119,7 +122,7 @@ class LRADataModule(L.LightningDataModule):
         if self.synthetic:
             ListOpsSpec(**self.synthetic_params)  # unknown names and bad lengths fail here
         self.max_length = max_length or DEFAULT_MAX_LENGTH[task]
-        self.pad_to_max_length = pad_to_max_length
+        self.pipeline_padding = pipeline_padding
         self.batch_size, self.num_workers = batch_size, num_workers
         self.listops_tokenizer = listops_tokenizer
         self.split_seed = split_seed
@@ -191,7 +194,7 @@ class LRADataModule(L.LightningDataModule):
             "num_classes": self.num_classes,
             "vocab_size": self.vocab_size,
             "max_length": self.max_length,
-            "pad_to_max_length": self.pad_to_max_length,
+            "padded_length": self.padded_length,
             **{f"num_{split}": len(s) for split, s in self._splits.items()},
         }
         if self.task == "listops":
@@ -199,6 +202,11 @@ class LRADataModule(L.LightningDataModule):
         if self.synthetic:
             out["synthetic_params"] = asdict(ListOpsSpec(**self.synthetic_params))
         return out
+
+    @property
+    def padded_length(self) -> int | None:
+        """Tokens every sequence is padded to (``pipeline_padding``), or None: each batch's longest."""
+        return 1 << (self.max_length - 1).bit_length() if self.pipeline_padding else None
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -219,7 +227,7 @@ class LRADataModule(L.LightningDataModule):
             shuffle=shuffle,
             drop_last=drop_last and len(dataset) >= self.batch_size,
             num_workers=self.num_workers,
-            collate_fn=_PadCollate(self.max_length if self.pad_to_max_length else None),
+            collate_fn=_PadCollate(self.padded_length),
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )

@@ -61,7 +61,8 @@ class OptimConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.2
     epochs: int = 35
-    warmup_epochs: float = 0  # fractions allowed (LRA: 1/3); 0, not 0.0, so that records written with it still match
+    warmup_epochs: float = 0  # fractions allowed; 0, not 0.0, so that records written with it still match
+    warmup_steps: int | None = None  # the warm-up in optimiser steps instead (LRA's configurations state steps)
     warmup_start: float = 0.01  # the warm-up's first lr / the peak lr
     schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
     min_lr_ratio: float = 0.0  # "cosine": the lr it decays to / the peak lr

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .video_classifier import WARMUP_START, VideoClassifier
+from .video_classifier import WARMUP_START, VideoClassifier, warmup_steps
 
 
 class SequenceClassifier(VideoClassifier):
@@ -47,7 +47,7 @@ class SequenceClassifier(VideoClassifier):
         optimizer = self.build_optimizer(**({"eps": hp.eps} if "adam" in hp.optimizer else {"momentum": hp.momentum}))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = min(int(round(hp.warmup_epochs * total / epochs)), total - 1)
+        warmup = min(warmup_steps(hp, total / epochs), total - 1)
 
         def factor(step: int) -> float:  # OneCycleLR(anneal_strategy="linear"), div_factor 25, final 25e4
             start, end = 1 / 25, 1 / 25e4

@@ -96,6 +96,14 @@ def name_param_groups(groups: list[dict[str, Any]], layer_decay: float | None = 
         group["name"] = decay
 
 
+def warmup_steps(hparams: Mapping[str, Any], steps_per_epoch: float) -> int:
+    """The warm-up's length in optimiser steps: ``warmup_steps`` when given, else ``warmup_epochs`` of
+    ``steps_per_epoch`` (a checkpoint saved before ``warmup_steps`` existed has only the latter)."""
+    if hparams.get("warmup_steps") is not None:
+        return int(hparams["warmup_steps"])
+    return int(round(hparams["warmup_epochs"] * steps_per_epoch))
+
+
 class VideoClassifier(L.LightningModule):
     """Cross-entropy training of a clip classifier with multi-view testing.
 
@@ -116,6 +124,8 @@ class VideoClassifier(L.LightningModule):
         milestones: epochs at which the "step" schedule decays.
         gamma: decay factor of the "step" schedule.
         warmup_epochs: linear warm-up, counted in epochs but applied per step.
+        warmup_steps: the warm-up in optimiser steps instead, for recipes stated in steps (the LRA configurations);
+            None: ``warmup_epochs``.
         warmup_start: the warm-up's first lr as a fraction of the peak (1/100, Motionformer's; CAST's official
             code starts at 0).
         min_lr_ratio: the floor the "cosine" schedule decays to, as a fraction of the peak (0; CAST's official
@@ -160,6 +170,7 @@ class VideoClassifier(L.LightningModule):
         milestones: tuple[int, ...] = (20, 30),
         gamma: float = 0.1,
         warmup_epochs: float = 0.0,
+        warmup_steps: int | None = None,
         warmup_start: float = WARMUP_START,
         min_lr_ratio: float = 0.0,
         cosine_over: Literal["after_warmup", "all"] = "after_warmup",
@@ -178,6 +189,9 @@ class VideoClassifier(L.LightningModule):
         if not 0.0 <= warmup_start <= 1.0 or not 0.0 <= min_lr_ratio < 1.0:
             raise ValueError(f"warmup_start must be in [0, 1] and min_lr_ratio in [0, 1) (fractions of the peak lr), "
                              f"got {warmup_start} and {min_lr_ratio}")
+        if warmup_steps is not None and (warmup_steps < 0 or warmup_epochs):
+            raise ValueError(f"warmup_steps={warmup_steps} with warmup_epochs={warmup_epochs}: give the warm-up in "
+                             f"epochs or in steps (>= 0), not both")
         if min_lr_ratio and schedule != "cosine":
             raise ValueError(f"min_lr_ratio={min_lr_ratio} is the cosine schedule's floor; the {schedule!r} schedule "
                              f"would ignore it")
@@ -309,7 +323,7 @@ class VideoClassifier(L.LightningModule):
         optimizer = self.build_optimizer(**({"momentum": hp.momentum} if "adam" not in hp.optimizer else {}))
         steps_per_epoch = max(1, self.trainer.estimated_stepping_batches // max(1, hp.epochs))
         total = steps_per_epoch * hp.epochs
-        warmup = int(round(hp.warmup_epochs * steps_per_epoch))
+        warmup = warmup_steps(hp, steps_per_epoch)
 
         cosine_start = 0 if hp.get("cosine_over", "after_warmup") == "all" else warmup
 

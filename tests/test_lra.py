@@ -239,10 +239,13 @@ def test_datamodule_generates_listops_and_pads_batches(tmp_path):
     info = dm.describe()
     assert info["synthetic"] and info["num_train"] == 40 and info["synthetic_params"]["seed"] == 3
     assert dm.data_report()["train"]["bad_annotation_lines"] == []
-    fixed = LRADataModule("listops", cache_dir=tmp_path, synthetic_params=SMALL, batch_size=4, max_length=64,
-                          pad_to_max_length=True)
+    # the Nystromformer pipeline's fixed length: max_length rounded up to a power of two (2000 + 48 = 2048 for ListOps)
+    fixed = LRADataModule("listops", cache_dir=tmp_path, synthetic_params=SMALL, batch_size=4, max_length=50,
+                          pipeline_padding=True)
     fixed.setup("test")
-    assert next(iter(fixed.test_dataloader()))["input"].shape == (4, 64)
+    assert next(iter(fixed.test_dataloader()))["input"].shape == (4, 64) and fixed.describe()["padded_length"] == 64
+    assert [LRADataModule(task, root="unused", pipeline_padding=True).padded_length
+            for task in ("listops", "text", "retrieval", "image", "pathfinder")] == [2048, 1024, 4096, 1024, 1024]
     with pytest.raises(ValueError, match="root"):
         LRADataModule("text")
     with pytest.raises(TypeError):

@@ -96,6 +96,26 @@ def test_the_cosine_after_warm_up_is_exact_at_every_step_and_reaches_its_floor_o
     assert factor(8) == pytest.approx(0.1) and factor(100) == pytest.approx(0.1)  # held at the floor
 
 
+def test_a_warm_up_in_steps_lasts_those_steps_whatever_the_epochs():
+    """LRA's configurations state the warm-up in steps (ListOps: 1000 of 5000, OneCycleLR's pct_start = 1000 / 5000).
+    Two epochs of 3000 batches cut at 5000 steps, as ListOps' paper-scale run: lr / 25 at step 0, the peak at step
+    1000, then linear to lr / 25e4 at step 4999 (an epoch-based 1/3 would have given 833 steps: 5000 / 2 / 3). The
+    video schedules take it too: a step schedule of 12 steps with a 3-step warm-up from 1/100."""
+    lra = SequenceClassifier(_Tiny(), 3, epochs=2, warmup_steps=1000)
+    lra._trainer = _stub_trainer(5000, 2)
+    factor = lra.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0]
+    assert factor(0) == pytest.approx(1 / 25) and factor(500) == pytest.approx(1 / 25 + (1 - 1 / 25) / 2)
+    assert factor(999) < 1.0 and factor(1000) == pytest.approx(1.0)
+    assert factor(3000) == pytest.approx(1 + (1 / 25e4 - 1) * 2000 / 3999) and factor(4999) == pytest.approx(1 / 25e4)
+
+    step = VideoClassifier(_Tiny(), 3, lr=1.0, weight_decay=0.0, epochs=3, schedule="step", milestones=(2,),
+                           warmup_steps=3)
+    lrs = [s[0] for s in _lrs(step, _stub_trainer(12, 3), 12)]
+    assert lrs == pytest.approx([0.01, 0.01 + 0.99 / 3, 0.01 + 0.99 * 2 / 3] + [1.0] * 5 + [0.1] * 4)
+    with pytest.raises(ValueError, match="warmup_steps=3 with warmup_epochs=1"):
+        VideoClassifier(_Tiny(), 3, warmup_epochs=1, warmup_steps=3)
+
+
 def test_layer_decay_peak_lrs_fall_by_the_decay_per_layer_below_the_top():
     """BEiT's rule on timm's own ViT: timm's layer groups are 0 (embeddings), 1..depth (the blocks) and depth + 1
     (the head); a group's lr is lr x d^(top - layer). depth 2, d = 0.5: 1/8, 1/4, 1/2, 1 of the peak, at step 0 of
