@@ -735,8 +735,7 @@ def cast_table2() -> TableSpec:
         scales=SCALES_EK100,
         tiny_seeds=THREE_SEEDS,
         notes="Each column trains CAST with the temporal expert pretrained on that column's data (VideoMAE on "
-              "EK100 / SSV2 / K400; tiny: the stand-in set), at that dataset's recipe of Table 4 (one trainer per "
-              "table: the K400 column accumulates 4 batches here, not 6 as Table 11's run). " + SOTA_NOTE + " "
+              "EK100 / SSV2 / K400; tiny: the stand-in set), at that dataset's recipe of Table 4. " + SOTA_NOTE + " "
               + VERB_PLATEAU_NOTE + (" " + CLIP_LABELS_NOTE if CLIP_LABELS_NOTE else ""),
     )
 
