@@ -18,7 +18,6 @@ joint (``NTU_JOINT_FIELDS``).
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -322,13 +321,32 @@ def read_ntu_skeleton(path: str | Path) -> list[list[NTUBody]]:
 
 
 def ntu_main_body_joints(frames: Sequence[Sequence[NTUBody]], fields: slice = slice(0, 3)) -> np.ndarray:
-    """(T, 25, k) float32 joints of the main actor: the body id tracked in most frames (ties: first seen);
-    frames where it is absent are zeros. ``fields`` selects columns of ``NTU_JOINT_FIELDS`` (default x, y, z)."""
-    counts = Counter(body.body_id for bodies in frames for body in bodies)
+    """(T, 25, k) float32 joints of the main actor; frames where it is absent are zeros. ``fields`` selects columns
+    of ``NTU_JOINT_FIELDS`` (default x, y, z).
+
+    The main actor is the body id with the largest energy, the 2s-AGCN / CTR-GCN data scripts' rule
+    (``ntu_gendata.py``'s ``get_nonzero_std``): the standard deviations of its x, y and z over every joint of every
+    frame it is in, summed; ties go to the body seen first. In two-person actions both bodies are usually tracked in
+    every frame, so counting frames would keep whichever the file lists first, however little it moves."""
+    tracks: dict[str, list[np.ndarray]] = {}  # dicts keep first-seen order: ties go to the first
+    for bodies in frames:
+        for body in bodies:
+            xyz = tracks.setdefault(body.body_id, [])
+            if body.joints[:, :3].any():  # an all-zero frame is no pose (get_nonzero_std leaves it out)
+                xyz.append(body.joints[:, :3])
     width = len(range(*fields.indices(len(NTU_JOINT_FIELDS))))
     out = np.zeros((len(frames), NTU_NUM_JOINTS, width), dtype=np.float32)
-    if not counts:
+    if not tracks:
         return out
+    energy = {body_id: float(np.stack(xyz).reshape(-1, 3).std(axis=0).sum()) if xyz else 0.0
+              for body_id, xyz in tracks.items()}
+    main = max(energy, key=lambda body_id: energy[body_id])
+    for t, bodies in enumerate(frames):
+        for body in bodies:
+            if body.body_id == main:
+                out[t] = body.joints[:, fields]
+                break
+    return out
     main = max(counts, key=lambda body_id: counts[body_id])  # dicts keep first-seen order: ties go to the first
     for t, bodies in enumerate(frames):
         for body in bodies:
