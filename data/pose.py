@@ -347,10 +347,3 @@ def ntu_main_body_joints(frames: Sequence[Sequence[NTUBody]], fields: slice = sl
                 out[t] = body.joints[:, fields]
                 break
     return out
-    main = max(counts, key=lambda body_id: counts[body_id])  # dicts keep first-seen order: ties go to the first
-    for t, bodies in enumerate(frames):
-        for body in bodies:
-            if body.body_id == main:
-                out[t] = body.joints[:, fields]
-                break
-    return out

@@ -32,16 +32,8 @@ from lightning_modules.davis_metrics import f_measure, seg2bmap
 from lightning_modules.label_propagation import (VideoViTFeatures, evaluate_davis, labels_to_masks, resize_shape,
                                                  segment_sequence, video_vit_patch_features)
 from models import create_model
+from tests.test_davis import _one_thread  # noqa: F401  (autouse: one thread for tiny tensors)
 from tests.test_davis import _oracle_features  # mean colour of each patch: features that identify the objects
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors on a busy machine: one thread avoids waiting on spinning OpenMP workers.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # --- boundary F: davis2017/metrics.py, pixel by pixel ------------------------------------------------------------
