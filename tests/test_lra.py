@@ -466,7 +466,8 @@ def test_a_listops_run_on_the_release_records_and_reports_the_release(tmp_path, 
     release = tmp_path / "release"
     write_fixtures(release / "lra_listops")
     code = main(["run", "mformer_table5", "--scale", "paper", "--rows", "exact", "--data-root", str(release),
-                 "--accelerator", "cpu", "--num-workers", "0", "--threads", "1", "--jobs", "1", "--no-progress-bar",
+                 "--accelerator", "cpu", "--precision", "32-true",  # the recipe's fp16 AMP needs a GPU
+                 "--num-workers", "0", "--threads", "1", "--jobs", "1", "--no-progress-bar",
                  "--set", "trainer.max_steps=1", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"),
                  "--reports-dir", str(tmp_path / "reports")])
     assert code == 0, capsys.readouterr().err
