@@ -1,8 +1,8 @@
 """Pose data against references written here: NTU's left/right joint pairs against the Kinect v2 joint names of the
 NTU RGB+D release (its README), the main body and the field order of a hand-written ``.skeleton`` file, pixel
 joints through the train and test transforms against where the transformed frames' own pixels say each source
-pixel went (coordinate ramps, non-square frames), test-mode joints against the frames of the same view, the pose
-embedding's normalisation on a non-square clip, and synth_pose's 1-based labels against the drawn head's centre."""
+pixel went (coordinate ramps, non-square frames), test-mode joints against the frames of the same view, and
+synth_pose's 1-based labels against the drawn head's centre."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from data.pose import write_pennaction_labels
 from data.synthetic import generate_synthetic
 from data.transforms import TestTransform, TrainTransform
 from data.video_io import write_frame_folder
-from models.rgb_pose import CrossModalDeformableTransformer
 from tests.test_data_formats import frame_ids, index_frames
 
 # The 25 Kinect v2 joints in the order of NTU RGB+D's README (1-based there).
@@ -222,21 +221,6 @@ def test_test_mode_views_carry_the_joints_of_their_own_frames(tmp_path):
             for j in range(13):
                 assert item["pose"][view, t, j, 0].item() == 100.0 * frame + j, (view, t, j)
     assert len({tuple(ids) for ids in seen}) == 3  # three distinct clips
-
-
-# --- the pose embedding's pixel normalisation on a non-square clip -------------------------------------------
-
-
-def test_pixel_joints_are_normalised_by_width_and_height_separately():
-    embed = CrossModalDeformableTransformer(img_size=32, num_frames=2, embed_dim=16, depth=1, num_heads=2,
-                                            num_classes=0).pose_embed
-    with torch.no_grad():
-        embed.proj.weight.copy_(torch.eye(16)[:, :2])
-        embed.proj.bias.zero_(), embed.joint_embed.zero_(), embed.person_embed.zero_()
-    # A 16-high, 48-wide clip: x = 48.5 is the right edge (1), y = 16.5 the bottom edge (1), (24.5, 8.5) the centre.
-    joints = torch.tensor([[48.5, 16.5], [24.5, 8.5], [0.5, 0.5]] + [[1.0, 1.0]] * 10).view(1, 1, 13, 2)
-    out = embed(joints, (16, 48))[0, 0, :3, :2]
-    torch.testing.assert_close(out, torch.tensor([[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]]))
 
 
 # --- synth_pose: the labels are 1-based pixel centres of the drawn figure ------------------------------------

@@ -155,3 +155,7 @@ def test_pixel_coordinates_are_normalised_by_the_clip_size():
     joints = torch.tensor([[0.5, 0.5], [32.5, 32.5], [16.5, 16.5]] + [[1.0, 1.0]] * 10).view(1, 1, 13, 2)
     out = embed(joints, (32, 32))[0, 0, :3, :2]  # pixel edges -> -1 and 1, the centre -> 0
     assert torch.allclose(out, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
+    # a 16-high, 48-wide clip: x by the width, y by the height; (48.5, 16.5) bottom-right, (24.5, 8.5) the centre
+    joints = torch.tensor([[48.5, 16.5], [24.5, 8.5], [0.5, 0.5]] + [[1.0, 1.0]] * 10).view(1, 1, 13, 2)
+    out = embed(joints, (16, 48))[0, 0, :3, :2]
+    torch.testing.assert_close(out, torch.tensor([[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]]))
