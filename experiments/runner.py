@@ -37,7 +37,7 @@ from typing import Any
 from .paper_tables import paper_table
 from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
                          with_paper_batch)
-from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec
+from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec, with_defaults
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
 
@@ -251,26 +251,11 @@ def _shown(value: Any) -> str:
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's configuration without its place in a table: equal for the same experiment in two tables.
-
-    Sections are completed with today's defaults, so a record written before a config field existed still
-    matches a configuration that leaves that field at its default.
-    """
-    from .spec import DataConfig, ModelConfig, OptimConfig, TrainerConfig
-
-    sections = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "trainer": TrainerConfig}
-    out = {}
-    for key, value in config.items():
-        if key in ("table", "row", "column"):
-            continue
-        if key in sections and isinstance(value, dict):
-            defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                        for f in dataclasses.fields(sections[key])
-                        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
-            value = {**_plain(defaults), **value}
-            if key == "data":  # loader processes change the speed, not the numbers (items are seeded, data.resumable)
-                value.pop("num_workers", None)
-        out[key] = value
+    """A run's configuration without its place in a table, its sections completed with today's defaults
+    (``with_defaults``): equal for the same experiment in two tables."""
+    out = {key: value for key, value in with_defaults(config).items() if key not in ("table", "row", "column")}
+    if isinstance(out.get("data"), dict):  # loader processes change the speed, not the numbers (data.resumable)
+        out["data"] = {k: v for k, v in out["data"].items() if k != "num_workers"}
     return out
 
 

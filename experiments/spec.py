@@ -241,6 +241,24 @@ class RunConfig:
         return run_dir(runs_root, self.table, self.row, self.seed, self.scale, self.column)
 
 
+CONFIG_SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
+                                     "trainer": TrainerConfig}
+
+
+def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (a run configuration's dict, or part of one) with each section completed by today's defaults, so
+    a record written before a config field existed still matches a configuration that leaves the field at its
+    default. Keys that are not a section dict pass unchanged."""
+    out = dict(config)
+    for key, section in CONFIG_SECTIONS.items():
+        if isinstance(out.get(key), Mapping):
+            defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                        for f in dataclasses.fields(section)
+                        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+            out[key] = {**_plain(defaults), **out[key]}
+    return out
+
+
 def run_dir(runs_root: str | Path, table: str, row: str, seed: int, scale: str, column: str) -> Path:
     """runs/<table>/<row>/seed<k>/<scale>-<column>: one TensorBoard run per scale and dataset column."""
     return Path(runs_root) / table / row / f"seed{seed}" / f"{scale}-{column_slug(column)}"

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain
+from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain, with_defaults
 from .tasks import build_model, model_kwargs
 
 STATIC_RECORD = "static.json"
@@ -68,7 +68,7 @@ def inputs_key(inputs: dict[str, Any]) -> str:
 
 def changed_inputs(recorded: dict[str, Any], today: dict[str, Any]) -> list[str]:
     """``name recorded → today`` for every input that differs (nested options as ``a.b``)."""
-    old, new = _flat(recorded), _flat(today)
+    old, new = _flat(with_defaults(recorded)), _flat(with_defaults(today))
     return [f"{key} {_shown(old, key)} → {_shown(new, key)}" for key in sorted(old.keys() | new.keys())
             if old.get(key, _UNSET) != new.get(key, _UNSET)]
 
@@ -93,7 +93,7 @@ _UNSET = object()
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(value, dict) or not value:
+    if not isinstance(value, dict) or (not value and prefix):
         return {prefix.removesuffix("."): value}
     out: dict[str, Any] = {}
     for key, item in value.items():

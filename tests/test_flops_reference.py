@@ -150,6 +150,17 @@ def test_changed_inputs_names_added_removed_and_nested_options():
     assert changed_inputs(recorded, dict(recorded)) == []
     # an option set to {} is still an input: dropping it is a change
     assert changed_inputs({"model": "vit", "attn_kwargs": {}}, {"model": "vit"}) == ["attn_kwargs {} → (absent)"]
+    assert changed_inputs({}, {"model": "vit"}) == ['model (absent) → "vit"']  # not a phantom "" key
+
+
+def test_changed_inputs_completes_config_sections_with_todays_defaults():
+    # A record written before OptimConfig.warmup_steps existed: the field at its default (None) is no change, the
+    # field set to anything else is; a key that is not a config section gets no default.
+    recorded = {"optim": {"lr": 1e-3}, "data": {"batch_size": 6}, "other": {"a": 1}}
+    assert changed_inputs(recorded, {**recorded, "optim": {"lr": 1e-3, "warmup_steps": None}}) == []
+    assert changed_inputs(recorded, {**recorded, "optim": {"lr": 1e-3, "warmup_steps": 100}}) == [
+        "optim.warmup_steps null → 100"]
+    assert changed_inputs(recorded, {**recorded, "other": {"a": 1, "b": None}}) == ["other.b (absent) → null"]
 
 
 def test_stale_note_of_a_computed_cell():
