@@ -16,7 +16,8 @@ Two samplings, each with the conventions of the papers' codebases (PySlowFast's,
   segments and one frame is taken from each; random within the segment at training, the segment's middle at
   testing. Several test views take evenly spaced offsets inside every segment, ``(i + 0.5) / n`` for view i of n,
   unless a recipe gives its codebase's own (``view_offsets``: CAST's and X-ViT's two views are each segment's start
-  and middle).
+  and middle). ``span`` < 1 puts the segments over that fraction of the video instead (Motionformer's Figure 3
+  writes SSv2 strides as multiples of S, the stride that samples the whole video: stride S/2 is ``span=0.5``).
 
 Videos shorter than a clip repeat their last frame (dense) or their frames (segments), as PySlowFast does.
 
@@ -188,6 +189,16 @@ def check_view_offsets(view_offsets: Sequence[float] | None, num_clips: int, sam
     return offsets
 
 
+def check_segment_span(span: float, sampling: str = "segments", name: str = "") -> float:
+    """``span`` if it is a fraction in (0, 1] and means something for ``sampling`` (1, the default, goes with
+    either)."""
+    if not 0.0 < span <= 1.0:
+        raise ValueError(f"{name or 'dataset'}: segment_span must be in (0, 1], got {span!r}")
+    if span != 1.0 and sampling != "segments":
+        raise ValueError(f"{name or 'dataset'}: segment_span {span!r} needs segment sampling, not {sampling!r}")
+    return float(span)
+
+
 def uniform_segments(
     num_frames_in_video: int,
     fps: float,
@@ -196,8 +207,9 @@ def uniform_segments(
     num_clips: int = 1,
     rng: random.Random | None = None,
     view_offsets: Sequence[float] | None = None,
+    span: float = 1.0,
 ) -> ClipInfo:
-    """One frame from each of ``num_frames`` equal segments covering the whole video.
+    """One frame from each of ``num_frames`` equal segments covering the whole video, or a window of it.
 
     Args:
         num_frames_in_video: frames in the video.
@@ -212,11 +224,25 @@ def uniform_segments(
             0 is a segment's first frame, 0.5 its middle: the frame ``floor(segment_length * (k + offset))`` of
             segment k, which for (0, 0.5) is the official CAST (VideoMAE) code's ``int(tick * k)`` and
             ``int(tick / 2 + tick * k)``.
+        span: the fraction of the video the segments cover, in (0, 1]: a window of ``round(span * frames)``
+            frames (at least one), which sits at the same relative place in the video as the clip's frames in
+            their segments: at a uniform random place at training, in the middle for "center", at the view's
+            offset for view i (with ``span=1`` the window is the whole video).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
     offsets = check_view_offsets(view_offsets, num_clips)
-    segment = num_frames_in_video / num_frames  # may be < 1 for short videos: frames then repeat
     rng = rng or random
+    if check_segment_span(span) < 1.0:
+        window = max(1, round(span * num_frames_in_video))
+        if mode == "random":
+            place = rng.random()
+        elif mode == "center":
+            place = 0.5
+        else:
+            place = offsets[mode] if offsets is not None else (mode + 0.5) / num_clips
+        clip = uniform_segments(window, fps, num_frames, mode, num_clips, rng, view_offsets)
+        return shift_clip(clip, round(place * (num_frames_in_video - window)), fps)
+    segment = num_frames_in_video / num_frames  # may be < 1 for short videos: frames then repeat
     indices = []
     for i in range(num_frames):
         lo = math.floor(segment * i)
@@ -243,16 +269,19 @@ def temporal_views(
     sampling: Literal["dense", "segments"] = "dense",
     segment_view_offsets: Sequence[float] | None = None,
     dense_convention: DenseConvention = "frame_stride",
+    segment_span: float = 1.0,
 ) -> list[ClipInfo]:
     """The ``num_clips`` deterministic test views of one video (``stride`` is ignored by segments;
-    ``segment_view_offsets`` is ``uniform_segments``' ``view_offsets``, for segments only; ``dense_convention`` is
-    ``dense_clip``'s ``convention``)."""
+    ``segment_view_offsets`` and ``segment_span`` are ``uniform_segments``' ``view_offsets`` and ``span``, for
+    segments only; ``dense_convention`` is ``dense_clip``'s ``convention``)."""
     if sampling == "dense":
         check_view_offsets(segment_view_offsets, num_clips, sampling)
+        check_segment_span(segment_span, sampling)
         return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips, convention=dense_convention)
                 for i in range(num_clips)]
     if sampling == "segments":
-        return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips, view_offsets=segment_view_offsets)
+        return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips, view_offsets=segment_view_offsets,
+                                 span=segment_span)
                 for i in range(num_clips)]
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
 
@@ -266,12 +295,15 @@ def sample_clip(
     mode: Mode = "random",
     rng: random.Random | None = None,
     dense_convention: DenseConvention = "frame_stride",
+    segment_span: float = 1.0,
 ) -> ClipInfo:
-    """One clip by either sampling (``stride`` and ``dense_convention`` are ignored by segments)."""
+    """One clip by either sampling (``stride`` and ``dense_convention`` are ignored by segments, ``segment_span``,
+    ``uniform_segments``' ``span``, by dense clips)."""
     if sampling == "dense":
+        check_segment_span(segment_span, sampling)
         return dense_clip(num_frames_in_video, fps, num_frames, stride, mode, rng=rng, convention=dense_convention)
     if sampling == "segments":
-        return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng)
+        return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng, span=segment_span)
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
 
 

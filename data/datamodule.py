@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import (
     BadAnnotation, Sample, annotation_layout, annotation_source, class_counts, detect_format, read_annotations,
 )
-from data.clip_sampling import DenseConvention, check_dense_convention, check_view_offsets
+from data.clip_sampling import DenseConvention, check_dense_convention, check_segment_span, check_view_offsets
 from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
@@ -196,6 +196,9 @@ class VideoDataModule(L.LightningDataModule):
             test views on every ``frame_stride``-th frame) or "pyslowfast" (the stride counts frames at 30 fps, the
             clip's frames spread by linspace, test view i of n at i / n: Motionformer's and X-ViT's code),
             ``data.clip_sampling.dense_clip``.
+        segment_span: with segment sampling, the fraction of each video the segments cover, in (0, 1]; 1 = the
+            whole video. Motionformer's Figure 3 writes SSv2 strides as multiples of S, the stride that samples the
+            whole video: stride S/4 is 0.25 (``data.clip_sampling.uniform_segments``' ``span``).
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS`` | None (the dataset's, else detected
             from root).
@@ -237,6 +240,7 @@ class VideoDataModule(L.LightningDataModule):
         test_crops: int = 1,
         segment_view_offsets: Sequence[float] | None = None,
         dense_convention: DenseConvention = "frame_stride",
+        segment_span: float = 1.0,
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
         with_pose: bool = False,
@@ -276,6 +280,7 @@ class VideoDataModule(L.LightningDataModule):
         self.test_clips, self.test_crops = test_clips, test_crops
         self.segment_view_offsets = check_view_offsets(segment_view_offsets, test_clips, self.sampling, dataset)
         self.dense_convention = check_dense_convention(dense_convention, self.sampling, dataset)
+        self.segment_span = check_segment_span(segment_span, self.sampling, dataset)
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format
         if with_pose and not self.info.pose:
@@ -334,7 +339,7 @@ class VideoDataModule(L.LightningDataModule):
             self.failures_dir = Path(tempfile.mkdtemp(prefix="vidrepro-data-failures-"))
         failures = self.failures_dir / "failures.jsonl"
         common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
-                      dense_convention=self.dense_convention,
+                      dense_convention=self.dense_convention, segment_span=self.segment_span,
                       failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose,
                       keep_decoded=self.synthetic)  # generated sets are small: decode each video once
         if "train" in self._splits and "train" not in self._datasets:
@@ -426,6 +431,7 @@ class VideoDataModule(L.LightningDataModule):
             "sampling": self.sampling,
             "num_frames": self.num_frames,
             "frame_stride": self.frame_stride if self.sampling == "dense" else None,
+            **({"segment_span": self.segment_span} if self.segment_span != 1.0 else {}),
             "hflip": self.hflip,
             "with_pose": self.with_pose,
         }

@@ -35,8 +35,8 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from data.annotations import BadAnnotation, Sample
-from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_convention, check_view_offsets, sample_clip,
-                                segment_range, shift_clip, temporal_views)
+from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_convention, check_segment_span,
+                                check_view_offsets, sample_clip, segment_range, shift_clip, temporal_views)
 from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
@@ -80,6 +80,8 @@ class VideoClipDataset(Dataset):
             (``data.clip_sampling.uniform_segments``' ``view_offsets``); None = evenly spaced.
         dense_convention: with dense sampling, "frame_stride", "videomae" or "pyslowfast"
             (``data.clip_sampling.dense_clip``).
+        segment_span: with segment sampling, the fraction of the video the segments cover
+            (``data.clip_sampling.uniform_segments``' ``span``); 1 = the whole video.
         failures_path: JSON-lines file where unreadable videos are recorded (shared by DataLoader workers).
         dataset_name: for the data report.
         split: for the data report ("train", "val").
@@ -101,6 +103,7 @@ class VideoClipDataset(Dataset):
         num_clips: int = 1,
         segment_view_offsets: Sequence[float] | None = None,
         dense_convention: DenseConvention = "frame_stride",
+        segment_span: float = 1.0,
         failures_path: str | Path | None = None,
         dataset_name: str = "",
         split: str = "",
@@ -117,6 +120,7 @@ class VideoClipDataset(Dataset):
         self.num_frames, self.stride, self.num_clips = num_frames, stride, num_clips
         self.segment_view_offsets = check_view_offsets(segment_view_offsets, num_clips, sampling, dataset_name)
         self.dense_convention = check_dense_convention(dense_convention, sampling, dataset_name)
+        self.segment_span = check_segment_span(segment_span, sampling, dataset_name)
         self.failures_path = Path(failures_path) if failures_path is not None else None
         self.dataset_name, self.split = dataset_name, split
         self.bad_annotations = list(bad_annotations)
@@ -196,10 +200,10 @@ class VideoClipDataset(Dataset):
                 raise SegmentOutsideVideo(f"line {sample.line}: {err}") from err
         if self.mode == "train":
             clips = [sample_clip(count, video.fps, self.num_frames, self.stride, self.sampling,
-                                 dense_convention=self.dense_convention)]
+                                 dense_convention=self.dense_convention, segment_span=self.segment_span)]
         else:
             clips = temporal_views(count, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling,
-                                   self.segment_view_offsets, self.dense_convention)
+                                   self.segment_view_offsets, self.dense_convention, self.segment_span)
         return [shift_clip(c, first, video.fps) for c in clips] if first else clips
 
     def _apply(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -481,25 +481,33 @@ def mformer_table8() -> TableSpec:
 
 # ---- Figure 3: accuracy vs temporal stride ------------------------------------------------------------------
 
-# Tiny: 8 frames x stride 4 = the whole 32-frame synthetic video (the rightmost point, as in the paper). Paper
-# scale: 16 frames at strides 1, 2 and 4 (4 = the default); the paper does not print its stride values.
+# K-400: frames `stride` apart. Tiny: 8 frames x stride 4 = the whole 32-frame synthetic video (the rightmost point,
+# as in the paper). Paper scale: 16 frames at strides 1, 2 and 4 (4 = the default); the paper does not print them.
 FIGURE3_STRIDES = (1, 2, 4)
+# SSv2: the paper writes strides as multiples of S, "the stride needed to evenly sample the entire video clip", and
+# its rightmost point is the entire video: S is SSv2's own segment sampling, S/k the same segments over a 1/k window
+# of the video (``segment_span``). Tiny: 8 segments of a 32-frame video, so S/4 takes 8 consecutive frames.
+FIGURE3_SSV2_SPANS = (("S/4", 0.25), ("S/2", 0.5), ("S", 1.0))
 
 
 def _stride_columns() -> tuple[MetricColumn, ...]:
-    columns = []
-    for data_key in ("K-400", "SSv2"):
-        for stride in FIGURE3_STRIDES:
-            # SSv2 normally uses segment sampling; the sweep needs a fixed stride, so it samples densely here.
-            data = {"frame_stride": stride, **({"sampling": "dense"} if data_key == "SSv2" else {})}
-            columns.append(MetricColumn(f"{data_key} stride {stride}", dataset=data_key, data=data))
-    return tuple(columns)
+    kinetics = tuple(MetricColumn(f"K-400 stride {stride}", dataset="K-400", data={"frame_stride": stride})
+                     for stride in FIGURE3_STRIDES)
+    # A column's options replace the preset's, so each scale's keeps its own; stride S is the preset itself, the
+    # same run as Table 4's SSv2 column.
+    ssv2 = tuple(MetricColumn(f"SSv2 stride {name}", dataset="SSv2", scales={} if span == 1.0 else {
+        scale: {"data": {"options": {**preset.data["SSv2"].options, "segment_span": span}}}
+        for scale, preset in SCALES.items()}) for name, span in FIGURE3_SSV2_SPANS)
+    return kinetics + ssv2
 
 
 FIGURE3_PLOT = SweepPlot(
     x_label="temporal stride (frames)", x_values=FIGURE3_STRIDES,
-    panels={f"{key} column data": tuple(f"{key} stride {s}" for s in FIGURE3_STRIDES) for key in ("K-400", "SSv2")},
-    reference_row="trajectory")
+    panels={"K-400 column data": tuple(f"K-400 stride {s}" for s in FIGURE3_STRIDES),
+            "SSv2 column data": tuple(f"SSv2 stride {name}" for name, _ in FIGURE3_SSV2_SPANS)},
+    reference_row="trajectory",
+    panel_x_labels={"SSv2 column data": "temporal stride (S samples the whole video)"},
+    panel_ticks={"SSv2 column data": tuple(name for name, _ in FIGURE3_SSV2_SPANS)})
 
 
 @register_table
@@ -512,11 +520,13 @@ def mformer_figure3() -> TableSpec:
         metric_columns=_stride_columns(),
         scales=SCALES,
         plot=FIGURE3_PLOT,
-        notes="The paper plots this sweep without printing values. Strides 1, 2 and 4 frames at both scales: "
-              "at tiny scale 8 frames x 4 is the whole 32-frame synthetic video (the rightmost point, as in the "
-              "paper); at paper scale 16 frames x 4 is the default 2 s clip. SSv2 is sampled densely here (at "
-              "paper scale its frames exactly `stride` apart; Kinetics' columns take PySlowFast's clips, the stride "
-              "counted at 30 fps, as the official code).",
+        notes="The paper plots this sweep without printing values. K-400: strides 1, 2 and 4 frames at both "
+              "scales; at tiny scale 8 frames x 4 is the whole 32-frame synthetic video (the rightmost point, as in "
+              "the paper); at paper scale 16 frames x 4 is the default 2 s clip (PySlowFast's clips, the stride "
+              "counted at 30 fps, as the official code). SSv2: strides written as multiples of S, as the paper "
+              "writes them, S being the stride that samples the whole video: stride S is SSv2's segment sampling "
+              "(the same runs as Table 4's SSv2 column), S/2 and S/4 the same segments over a window of half and a "
+              "quarter of the video (data option `segment_span`); at tiny scale S/4 is 8 consecutive frames.",
     )
 
 

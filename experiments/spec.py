@@ -209,13 +209,16 @@ class DerivedColumn:
 class SweepPlot:
     """A figure's plot, as data (``reports.plots`` draws it): one panel per entry of ``panels``, each plotting the
     rows' values of the listed metric columns against ``x_values``. With ``reference_row``, a second panel row
-    shows each row's margin to that row (Motionformer Figure 3)."""
+    shows each row's margin to that row (Motionformer Figure 3). A panel may name its own x label and the labels of
+    its ticks at ``x_values`` (Figure 3's SSv2 strides, multiples of S)."""
 
     x_label: str
     x_values: tuple[float, ...]
     panels: Mapping[str, tuple[str, ...]]  # panel title -> the metric column at each x value
     y_label: str = "top-1 (%)"
     reference_row: str | None = None
+    panel_x_labels: Mapping[str, str] = field(default_factory=dict)  # panel title -> its own x label
+    panel_ticks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # panel title -> labels at x_values
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
 
     with_margin = plot.reference_row is not None
     fig, axes = plt.subplots(2 if with_margin else 1, len(plot.panels), figsize=(4.5 * len(plot.panels), 6 if
-                             with_margin else 3.5), sharex=True, squeeze=False)
+                             with_margin else 3.5), sharex="col", squeeze=False)
     values_axes = axes[-1]
     xs = plot.x_values
     for j, (title, columns) in enumerate(plot.panels.items()):
@@ -44,14 +44,14 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
             axes[0, j].axhline(0, color="grey", lw=0.5)
             axes[0, j].set_ylabel(f"{plot.y_label.split(' (')[0]} margin to {plot.reference_row} (pts)")
         values_axes[j].set_ylabel(plot.y_label)
-        values_axes[j].set_xlabel(plot.x_label)
+        values_axes[j].set_xlabel(plot.panel_x_labels.get(title, plot.x_label))
         if log:
             values_axes[j].set_xscale("log")
             values_axes[j].set_yscale("log")
-            values_axes[j].set_xticks(xs, [f"{x:g}" for x in xs], minor=False)
+            values_axes[j].set_xticks(xs, plot.panel_ticks.get(title, [f"{x:g}" for x in xs]), minor=False)
             values_axes[j].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         else:
-            values_axes[j].set_xticks(xs)
+            values_axes[j].set_xticks(xs, plot.panel_ticks.get(title))
     if values_axes[0].get_legend_handles_labels()[0]:
         values_axes[0].legend(fontsize=8)
     fig.tight_layout()

@@ -101,6 +101,21 @@ def test_shared_rows_resolve_to_identical_runs():
         _comparable(same[0].to_dict()))
 
 
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+def test_figure3_ssv2_strides_are_fractions_of_the_whole_video_segment_sampling(scale):
+    """Stride S is Table 4's SSv2 run itself; S/2 and S/4 keep the scale's SSv2 options and cover half and a quarter
+    of the video with the same segments."""
+    whole = _run("mformer_figure3", "trajectory", "SSv2 stride S", scale)
+    table4 = _run("mformer_table4", "traj_attT_normS", "SSv2", scale)
+    assert json.dumps(_comparable(whole.to_dict()), sort_keys=True) == json.dumps(_comparable(table4.to_dict()),
+                                                                                  sort_keys=True)
+    for name, span in (("S/2", 0.5), ("S/4", 0.25)):
+        part = _run("mformer_figure3", "trajectory", f"SSv2 stride {name}", scale)
+        assert part.data.sampling == table4.data.sampling
+        assert dict(part.data.options) == {**table4.data.options, "segment_span": span}
+        assert part.data.num_frames == table4.data.num_frames
+
+
 def test_an_identical_finished_run_is_found_and_an_unfinished_one_is_not(tmp_path):
     source = _run("mformer_table4", "traj_attT_normS", "SSv2")
     target = _run("mformer_table3a", "exact", "SSv2")

@@ -173,6 +173,40 @@ def test_segment_views_on_segments_of_fractional_length():
     assert views[0].frame_indices == (0, 5, 10, 14, 19, 23, 28, 33)
 
 
+def test_segments_over_a_window_of_the_video_sit_where_their_frames_sit_in_their_segments():
+    """span s: the segments cover round(s L) frames starting at round(place (L - window)), place being the frames'
+    relative offset in their segments. 32 frames, 8 segments: s = 1/4 is 8 consecutive frames, s = 1/2 every other
+    frame of 16 (Motionformer Figure 3's SSv2 strides S/4 and S/2 at tiny scale); 37 frames at s = 1/2: 18 frames
+    from 10 (round(0.5 x 19) = 10, Python's round-half-even)."""
+    assert uniform_segments(32, 10.0, 8, "center", span=0.25).frame_indices == tuple(range(12, 20))
+    assert uniform_segments(32, 10.0, 8, "center", span=0.5).frame_indices == tuple(range(9, 24, 2))
+    seg = 18 / 8
+    assert uniform_segments(37, 10.0, 8, "center", span=0.5).frame_indices == tuple(
+        10 + math.floor(seg * (k + 0.5)) for k in range(8))
+    # test views: view i of n sits at (i + 0.5) / n of the free span and of each segment
+    views = temporal_views(32, 10.0, 8, stride=1, num_clips=2, sampling="segments", segment_span=0.5)
+    assert [v.frame_indices for v in views] == [tuple(range(4, 20, 2)), tuple(range(13, 29, 2))]
+    assert uniform_segments(32, 10.0, 8, "center", span=1.0).frame_indices == tuple(range(2, 32, 4))
+
+
+def test_random_segments_over_a_window_reach_every_window_place_and_keep_inside_it():
+    """Training: the window of 8 frames in a 32-frame video starts anywhere in [0, 24], and with 8 segments of one
+    frame its frames are consecutive."""
+    rng, starts = random.Random(3), set()
+    for _ in range(800):
+        frames = sample_clip(32, 10.0, 8, stride=1, sampling="segments", rng=rng, segment_span=0.25).frame_indices
+        assert frames == tuple(range(frames[0], frames[0] + 8))
+        starts.add(frames[0])
+    assert starts == set(range(25))
+
+
+def test_a_segment_span_is_a_fraction_for_segment_sampling_only():
+    with pytest.raises(ValueError, match="segment_span must be in"):
+        uniform_segments(32, 10.0, 8, "center", span=1.5)
+    with pytest.raises(ValueError, match="segment_span 0.5 needs segment sampling, not 'dense'"):
+        sample_clip(32, 10.0, 8, stride=2, sampling="dense", segment_span=0.5)
+
+
 def test_annotated_segment_timestamps_at_exact_frame_times_stay_on_their_frame():
     """0.29 s x 100 fps is 28.999999999999996 and 0.56 s x 100 is 56.00000000000001 in floating point: the segment
     [0.29 s, 0.56 s) holds frames 29 to 55, 27 frames (a frame belongs when its start time lies in the segment)."""
