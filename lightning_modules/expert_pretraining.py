@@ -30,9 +30,10 @@ from models.cast.experts import TUBELET, sinusoid_table
 
 def tube_mask(batch: int, num_steps: int, num_patches: int, mask_ratio: float,
               generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
-    """Boolean mask (B, T*N) in (t n) token order, True = hidden: ``round(mask_ratio * N)`` spatial positions per
-    clip, the same at every time step (a tube), so a hidden patch cannot be copied from its neighbour in time."""
-    num_masked = int(round(mask_ratio * num_patches))
+    """Boolean mask (B, T*N) in (t n) token order, True = hidden: ``int(mask_ratio * N)`` spatial positions per
+    clip (VideoMAE's ``TubeMaskingGenerator`` count), the same at every time step (a tube), so a hidden patch cannot
+    be copied from its neighbour in time."""
+    num_masked = int(mask_ratio * num_patches)
     if not 0 < num_masked < num_patches:
         raise ValueError(f"mask_ratio {mask_ratio} hides {num_masked} of {num_patches} patches; keep at least one "
                          f"visible and one hidden")
@@ -49,10 +50,11 @@ def patchify(video: Tensor, tubelet: int, patch_size: int) -> Tensor:
 
 
 def normalized_pixels(patches: Tensor, eps: float = 1e-6) -> Tensor:
-    """VideoMAE's target: each patch's pixels normalised by their own mean and std (per channel)."""
+    """VideoMAE's target: each patch's pixels normalised by their own mean and unbiased std (per channel), ``eps``
+    added to the std as its ``engine_for_pretraining.py`` does (image MAE adds it to the variance)."""
     c = 3
     x = rearrange(patches, "b n (p c) -> b n p c", c=c)
-    x = (x - x.mean(dim=2, keepdim=True)) / (x.var(dim=2, unbiased=True, keepdim=True) + eps).sqrt()
+    x = (x - x.mean(dim=2, keepdim=True)) / (x.var(dim=2, unbiased=True, keepdim=True).sqrt() + eps)
     return rearrange(x, "b n p c -> b n (p c)")
 
 
@@ -128,7 +130,8 @@ class MaskedVideoPretraining(_Pretraining):
             subset, joint space-time attention).
         mask_ratio: fraction of spatial positions hidden in every clip (VideoMAE: 0.9), the same at every step.
         normalize_target: reconstruct each patch's pixels normalised by their own mean and std (VideoMAE's
-            default) instead of the pixels themselves.
+            default) instead of the pixels themselves, as the data module delivers them (normalised by its mean and
+            std: VideoMAE's raw target undoes that, a per-channel affine change of the loss's scale).
         decoder_dim, decoder_depth, decoder_heads: the decoder (narrower than the encoder, as VideoMAE's).
         lr, weight_decay, warmup_fraction: the optimisation.
     """
