@@ -71,7 +71,7 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, attn_layer: type[nn.Module] = JointSpaceTimeAttention,
                  attn_kwargs: dict[str, Any] | None = None, pre_attn: nn.Module | None = None,
-                 pre_mlp: nn.Module | None = None) -> None:
+                 pre_mlp: nn.Module | None = None, norm_eps: float = 1e-6) -> None:
         """
         Args:
             dim: token width.
@@ -83,12 +83,13 @@ class Block(nn.Module):
             attn_kwargs: further constructor arguments of the attention (dropouts, ``fused_attn``, variant options).
             pre_attn: module ``(x, thw) -> x`` applied to the residual stream before the attention, or None.
             pre_mlp: the same before the MLP.
+            norm_eps: the LayerNorms' epsilon (timm ViT's 1e-6 by default).
         """
         super().__init__()
-        self.norm1 = LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = attn_layer(dim, num_heads=num_heads, qkv_bias=qkv_bias, **(attn_kwargs or {}))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.norm2 = LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
         self.pre_attn = pre_attn
         self.pre_mlp = pre_mlp
@@ -115,9 +116,10 @@ class TemporalAttentionPool(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attn_kwargs: dict[str, Any]) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        # the official head's Block and mlp_head take torch's default LayerNorm epsilon (1e-5), not the backbone's
         self.block = Block(dim, num_heads, mlp_ratio, qkv_bias=False, attn_layer=JointSpaceTimeAttention,
-                           attn_kwargs=attn_kwargs)
-        self.norm = nn.LayerNorm(dim)  # the official mlp_head's, at torch's default epsilon
+                           attn_kwargs=attn_kwargs, norm_eps=1e-5)
+        self.norm = nn.LayerNorm(dim)
         self.fc = nn.Linear(dim, dim)  # TEMPORAL_HEAD.MLP_DIM = HIDDEN_DIM
         self.act = nn.GELU()
 
