@@ -167,6 +167,7 @@ class VideoViT(nn.Module):
         temporal_aggregation: Literal["average", "attention"] = "average",
         temporal_shift: Literal["cls", "all"] | None = None,
         shift_fraction: float = 0.25,
+        shift_order: Literal["paper", "official"] = "paper",
         shift_before: Sequence[Literal["attn", "mlp"]] = ("attn", "mlp"),
         shift_last_blocks: int | None = None,
         representation_size: int | None = None,
@@ -210,6 +211,8 @@ class VideoViT(nn.Module):
                 only): "cls" = each frame's class token (TokenShift), "all" = every token (TSM-ViT); None = no.
             shift_fraction: fraction of the channels ``temporal_shift`` moves, the first half from frame t-1,
                 the next half from t+1 (Eq. 8's D_b = D_f = int(D * shift_fraction) // 2).
+            shift_order: "paper" (as above) or "official": the first half from t+1, the next from t-1, as the
+                authors' TokenShift and TSM code move them (``TemporalShift``'s ``order``).
             shift_before: where a block applies ``temporal_shift``: before "attn" and/or "mlp" (TokenShift: both,
                 Eq. 4-7; TSM-ViT: "attn").
             shift_last_blocks: only the last this many blocks exchange features between frames (``attn_layer``
@@ -254,7 +257,8 @@ class VideoViT(nn.Module):
         first_mixing = depth - (depth if shift_last_blocks is None else shift_last_blocks)
 
         def shift(position: str) -> TemporalShift | None:
-            return (TemporalShift(embed_dim, shift_fraction, temporal_shift, inplace=True)  # Block replaces x
+            return (TemporalShift(embed_dim, shift_fraction, temporal_shift, inplace=True,  # Block replaces x
+                                  order=shift_order)
                     if temporal_shift is not None and position in shift_before else None)
 
         self.blocks = nn.ModuleList([

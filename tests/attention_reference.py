@@ -312,10 +312,13 @@ def xvit_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> T
     return _linear(torch.stack(out), module.proj)
 
 
-def temporal_shift_reference(x: Tensor, thw: tuple[int, int, int], shift_fraction: float, tokens: str) -> Tensor:
+def temporal_shift_reference(x: Tensor, thw: tuple[int, int, int], shift_fraction: float, tokens: str,
+                             order: str = "paper") -> Tensor:
     """Eq. 8-9 element by element: channel d of token n of frame t comes from frame t-1 for d < D_b, from t+1 for
     D_b <= d < D_b + D_f (D_b = D_f = int(C * shift_fraction) // 2), zeros outside the clip; only class tokens
-    (n = 0) move for ``tokens="cls"`` (TokenShift), every token for "all" (TSM-ViT)."""
+    (n = 0) move for ``tokens="cls"`` (TokenShift), every token for "all" (TSM-ViT). ``order="official"``: the
+    authors' code (TokShift's ``shift_tk``, TSM's ``shift``), d < D_b from t+1 and the next D_f from t-1."""
+    early, late = (-1, 1) if order == "paper" else (1, -1)
     num_t = thw[0]
     batch, num_tokens, c = x.shape
     per_frame = num_tokens // num_t
@@ -328,7 +331,7 @@ def temporal_shift_reference(x: Tensor, thw: tuple[int, int, int], shift_fractio
                 for ch in range(c):
                     src = t
                     if tokens == "all" or n == 0:
-                        src = t - 1 if ch < fold else t + 1 if ch < 2 * fold else t
+                        src = t + early if ch < fold else t + late if ch < 2 * fold else t
                     channels.append(x[b, src * per_frame + n, ch] if 0 <= src < num_t
                                     else torch.zeros((), dtype=x.dtype))
                 out.append(torch.stack(channels))

@@ -121,14 +121,32 @@ def test_single_frame_clip_shifts_only_zeros():
                           inputs)
 
 
+@pytest.mark.parametrize("order", ["paper", "official"])
 @pytest.mark.parametrize("tokens", ["cls", "all"])
 @pytest.mark.parametrize("shift_fraction", [0.25, 0.5, 1.0])
-def test_temporal_shift_matches_eq_8_9(tokens, shift_fraction):
-    shift = TemporalShift(DIM, shift_fraction, tokens)
+def test_temporal_shift_matches_eq_8_9(tokens, shift_fraction, order):
+    shift = TemporalShift(DIM, shift_fraction, tokens, order=order)
     x = _tokens()
-    _assert_same_function(lambda: shift(x, THW), lambda: temporal_shift_reference(x, THW, shift_fraction, tokens),
-                          {"x": x})
+    _assert_same_function(lambda: shift(x, THW),
+                          lambda: temporal_shift_reference(x, THW, shift_fraction, tokens, order), {"x": x})
     assert not shift(x, THW).equal(x)
+
+
+def test_the_official_order_is_tokshifts_shift_tk():
+    """TokShift-Transformer's ``shift_tk`` on (B, T, N, C), written out: ``out[:, :-1, 0, :fold] = x[:, 1:, 0,
+    :fold]`` (the first fold from t+1) and ``out[:, 1:, 0, fold:2 fold] = x[:, :-1, 0, fold:2 fold]`` (from t-1),
+    zeros at the clip's ends; Eq. 8 of the MSCA paper takes the first fold from t-1 instead."""
+    c, frames, fold = 8, 3, 2  # SHIFT_DIV 4: fold = 8 // 4
+    x = torch.arange(frames * 2 * c, dtype=torch.float64).view(1, frames, 2, c)  # two tokens per frame
+    official = x.clone()
+    official[:, :, 0, :2 * fold] = 0
+    official[:, :-1, 0, :fold] = x[:, 1:, 0, :fold]
+    official[:, 1:, 0, fold:2 * fold] = x[:, :-1, 0, fold:2 * fold]
+    ours = TemporalShift(c, 0.5, "cls", order="official")(x.view(1, -1, c), (frames, 1, 1)).view(1, frames, 2, c)
+    assert torch.equal(ours, official)
+    assert ours[0, 1, 0].tolist() == [32, 33, 2, 3, 20, 21, 22, 23]
+    assert TemporalShift(c, 0.5, "cls")(x.view(1, -1, c), (frames, 1, 1)).view(1, frames, 2, c)[0, 1, 0].tolist() == [
+        0, 1, 34, 35, 20, 21, 22, 23]
 
 
 def test_temporal_shift_leaves_its_input_alone():
@@ -289,13 +307,14 @@ def test_shift_blocks_compile_whole_and_compute_what_eager_does():
     ("all", ("attn",), None),  # TSM-ViT (X-ViT supp. Eq. 1-3)
     ("cls", ("mlp",), 2),  # a shift before the MLP only, in the last 2 of 4 blocks
 ], ids=["tokenshift", "tsm_vit", "mlp_only_last_2"])
-def test_a_shift_model_applies_each_shift_where_its_rows_say(temporal_shift, shift_before, shift_last_blocks):
+@pytest.mark.parametrize("order", ["paper", "official"])
+def test_a_shift_model_applies_each_shift_where_its_rows_say(temporal_shift, shift_before, shift_last_blocks, order):
     """The whole ``VideoViT`` against a loop that applies the literal shift (``temporal_shift_reference``) before
     the attention and/or the MLP of the blocks its options name, around the model's own attention and MLP
     (each checked against its equations above): which tokens move, and where, is the model's wiring."""
     torch.manual_seed(0)
     fraction = 0.5
-    model = create_model("vit_tiny_frame", temporal_shift=temporal_shift, shift_fraction=fraction,
+    model = create_model("vit_tiny_frame", temporal_shift=temporal_shift, shift_fraction=fraction, shift_order=order,
                          shift_before=shift_before, shift_last_blocks=shift_last_blocks).double().eval()
     video = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
     thw = model.grid_size
@@ -305,10 +324,10 @@ def test_a_shift_model_applies_each_shift_where_its_rows_say(temporal_shift, shi
     for i, block in enumerate(model.blocks):
         shifts_here = shift_before if i >= first_shifted else ()
         if "attn" in shifts_here:
-            x = temporal_shift_reference(x, thw, fraction, temporal_shift)
+            x = temporal_shift_reference(x, thw, fraction, temporal_shift, order)
         x = x + block.attn(block.norm1(x), thw)
         if "mlp" in shifts_here:
-            x = temporal_shift_reference(x, thw, fraction, temporal_shift)
+            x = temporal_shift_reference(x, thw, fraction, temporal_shift, order)
         x = x + block.mlp(block.norm2(x))
     expected = model.forward_head(model.norm(x))
     assert _rel(model(video), expected) < 1e-10

@@ -128,11 +128,13 @@ class TemporalShift(nn.Module):
 
     Token layout: (B, T*(1+S), C), each frame's class token first (see ``models.attention.frame``). Channels
     ``[0, c)`` of frame t come from frame t-1, ``[c, 2c)`` from frame t+1, the rest stay, where
-    ``c = int(C * shift_fraction) // 2``: Eq. 8's D_b = D_f = c.
+    ``c = int(C * shift_fraction) // 2``: Eq. 8's D_b = D_f = c. ``order="official"`` swaps the two neighbours, as
+    the authors' code moves them (TokShift-Transformer's ``shift_tk`` and TSM's ``shift``: the first ``c`` channels
+    from t+1, the next ``c`` from t-1).
     """
 
     def __init__(self, dim: int, shift_fraction: float = 0.25, tokens: Literal["cls", "all"] = "cls",
-                 inplace: bool = False) -> None:
+                 inplace: bool = False, order: Literal["paper", "official"] = "paper") -> None:
         """
         Args:
             dim: token width C.
@@ -140,14 +142,19 @@ class TemporalShift(nn.Module):
             tokens: "cls" shifts only each frame's class token (TokenShift); "all" every token (TSM-ViT).
             inplace: shift the input itself where autograd allows (``shift_frames``), for a caller that replaces
                 it with the output (``Block``'s residual stream): no second copy of the stream is alive.
+            order: "paper" (MSCA Eq. 8: the first channels from t-1) or "official" (the first from t+1).
         """
         super().__init__()
         self.inplace = inplace
         if tokens not in ("cls", "all"):
             raise ValueError(f"tokens must be 'cls' or 'all', got {tokens!r}")
+        if order not in ("paper", "official"):
+            raise ValueError(f"order must be 'paper' or 'official', got {order!r}")
         num = channels_per_direction(dim, shift_fraction)
         token = 0 if tokens == "cls" else slice(None)
-        self.shifts = [Shift(at=(token, None), previous=(0, num), next=(num, 2 * num))]
+        first, second = (0, num), (num, 2 * num)
+        previous, following = (first, second) if order == "paper" else (second, first)
+        self.shifts = [Shift(at=(token, None), previous=previous, next=following)]
 
     def forward(self, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
         return shift_frames(x, (x.shape[0], thw[0], -1, x.shape[-1]), self.shifts,  # viewed as (b t n c)
