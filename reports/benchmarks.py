@@ -82,9 +82,12 @@ def _memory(rows: list[dict[str, Any]]) -> str:
         if key not in base:
             continue
         ratios = [r[key] / base[key] for r in rows if r["variant"] != "vit" and key in r]
+        size = f"{base[key] / 1024:.2f} GiB" if base[key] >= 1024 else f"{base[key]:.2f} MiB"
+        if not ratios:  # a file measured with --variants vit alone
+            parts.append(f"{label} {size}")
+            continue
         low, high = f"{min(ratios):.3f}", f"{max(ratios):.3f}"
         same = "all equal" if all(x == 1.0 for x in ratios) else f"all {low}×" if low == high else f"{low}–{high}×"
-        size = f"{base[key] / 1024:.2f} GiB" if base[key] >= 1024 else f"{base[key]:.2f} MiB"
         parts.append(f"{label} {size}, {same}")
     return "; ".join(parts) or "not measured (compiled on a CPU)"
 
