@@ -141,9 +141,10 @@ GFLOPS_NOTE = ("computed, not copied: FLOPs of one view of the paper-scale model
                "trajectory attention as printed (every trajectory token projected to keys and values); 'as we "
                "compute it' counts our exact rearranged stage two (W_k^T q, then one projection of the pooled "
                "trajectory), which gives the same outputs")
-MEMORY_NOTE = ("the paper's column is max CUDA memory of a training step (batch 4 per GPU). Without a GPU the cell "
-               "says `needs GPU` and shows instead the bytes of activations saved for backward for one clip at "
-               "paper shape, relative to the exact reference row (counted by models.memory, not estimated)")
+MEMORY_NOTE = ("the paper's column is max CUDA memory of a training step (batch 4 per GPU), in GiB: the official code "
+               "logs torch.cuda.max_memory_allocated() / 1024 ** 3 as GB (PySlowFast's gpu_mem_usage). Without a GPU "
+               "the cell says `needs GPU` and shows instead the bytes of activations saved for backward for one clip "
+               "at paper shape, relative to the exact reference row (counted by models.memory, not estimated)")
 
 GFLOPS_COLUMN = StaticColumn("GFlops", paper_gflops, note=GFLOPS_NOTE)
 

@@ -142,20 +142,20 @@ def paper_params(spec: TableSpec, row: RowSpec) -> Computed:
 
 
 def peak_memory(reference_row: RowSpec | None = None) -> Callable[[TableSpec, RowSpec], Computed]:
-    """Max memory of a training step at paper shape: measured on a GPU, otherwise ``needs GPU`` plus the ratio of
-    activation memory (bytes saved for backward, counted on the meta device) to the reference row's."""
+    """Max memory (GiB) of a training step at paper shape: measured on a GPU, otherwise ``needs GPU`` plus the ratio
+    of activation memory (bytes saved for backward, counted on the meta device) to the reference row's."""
 
     def compute(spec: TableSpec, row: RowSpec) -> Computed:
-        from models.memory import activation_bytes, cuda_training_peak_gb
+        from models.memory import activation_bytes, cuda_training_peak_gib
 
         from .tasks import model_kwargs
 
         cfg = paper_config(spec, row)
-        measured = cuda_training_peak_gb(cfg.model.name, clip_shape(cfg, batch=4), num_classes=400,
-                                         **model_kwargs(cfg))
+        measured = cuda_training_peak_gib(cfg.model.name, clip_shape(cfg, batch=4), num_classes=400,
+                                          **model_kwargs(cfg))
         if measured is not None:
             device = measured_device()
-            return Computed(measured, f"{measured:.1f} GB (measured, batch 4, {device})", MEASURED + device)
+            return Computed(measured, f"{measured:.1f} GiB (measured, batch 4, {device})", MEASURED + device)
         reference = reference_row or spec.rows[0]
         ref = paper_config(spec, reference)
         ours = activation_bytes(build_model(cfg, 400, device="meta"), clip_shape(cfg))

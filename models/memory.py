@@ -134,9 +134,10 @@ def _build(name: str, input_shape: tuple[int, ...], device: str, overrides: dict
         return create_model(name, **overrides)
 
 
-def cuda_training_peak_gb(name: str, input_shape: tuple[int, ...] = (4, 3, 16, 224, 224),
-                          **overrides: Any) -> float | None:
-    """Max CUDA memory (GB, 10^9 bytes) of one training step of the video model ``name``; None without a GPU.
+def cuda_training_peak_gib(name: str, input_shape: tuple[int, ...] = (4, 3, 16, 224, 224),
+                           **overrides: Any) -> float | None:
+    """Max CUDA memory (GiB, 2^30 bytes: PySlowFast's ``gpu_mem_usage``, which Motionformer's code logs as "GB") of
+    one training step of the video model ``name``; None without a GPU.
 
     One step as in the paper's training (Sec. 6.2): mixed precision (fp16 autocast with a gradient scaler),
     cross-entropy on random labels, backward, AdamW step; ``torch.cuda.max_memory_allocated`` over the step, the
@@ -163,7 +164,7 @@ def cuda_training_peak_gb(name: str, input_shape: tuple[int, ...] = (4, 3, 16, 2
     peak = torch.cuda.max_memory_allocated()
     del model, optimizer, x, loss
     torch.cuda.empty_cache()
-    return peak / 1e9
+    return peak / 2**30
 
 
 def lra_training_memory_mb(attention: str = "exact", budget: int | None = None, model: str = "lra_listops",
@@ -202,5 +203,5 @@ def lra_training_memory_mb(attention: str = "exact", budget: int | None = None, 
     return saved / 2**20, f"needs GPU; activations saved for backward, batch {batch_size}, meta device"
 
 
-__all__ = ["activation_bytes", "cuda_training_peak_gb", "lra_training_memory_mb", "model_activation_bytes",
+__all__ = ["activation_bytes", "cuda_training_peak_gib", "lra_training_memory_mb", "model_activation_bytes",
            "peak_bytes", "saved_tensor_bytes"]

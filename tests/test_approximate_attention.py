@@ -36,7 +36,7 @@ from models.benchmark_memory import main as benchmark_main  # noqa: E402
 from models.benchmark_memory import run as benchmark_run  # noqa: E402
 from models.memory import (  # noqa: E402
     activation_bytes,
-    cuda_training_peak_gb,
+    cuda_training_peak_gib,
     lra_training_memory_mb,
     model_activation_bytes,
     saved_tensor_bytes,
@@ -579,7 +579,7 @@ def test_lra_memory_column_order():
     assert all("needs GPU" in how for _, how in values.values())
     mb = [values[a][0] for a in ("exact", "performer", "nystrom", "orthoformer")]
     assert all(b < a for a, b in zip(mb, mb[1:])), mb
-    assert cuda_training_peak_gb("vit_tiny_video", (1, 3, 8, 32, 32)) is None
+    assert cuda_training_peak_gib("vit_tiny_video", (1, 3, 8, 32, 32)) is None
 
 
 def test_benchmark_orthoformer_linear_exact_quadratic():

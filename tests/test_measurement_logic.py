@@ -116,7 +116,7 @@ def test_activation_bytes_default_clip_is_one_16x224x224_rgb_clip():
 
 
 def test_cuda_step_builds_the_model_at_the_clips_frames_and_size_unless_overridden():
-    """``cuda_training_peak_gb`` builds its model with ``_build``: (B, C, T, H, W) gives num_frames T, img_size H."""
+    """``cuda_training_peak_gib`` builds its model with ``_build``: (B, C, T, H, W) gives num_frames T, img_size H."""
     from models.memory import _build
 
     model = _build("vit_tiny_video", (2, 3, 4, 48, 48), "meta", {})
