@@ -482,9 +482,10 @@ def test_eval_mode_is_reproducible_training_is_random():
     out = module(x, (3, 3, 3))
     assert torch.equal(module(x, (3, 3, 3)), out)  # eval: seeded with eval_seed at every forward
     module.fused_attn = False  # the flag only changes how the CLS attention and stage two are evaluated
-    assert _rel(module(x, (3, 3, 3)), out) < 1e-12
-    module.eval_seed = 1
-    assert not torch.equal(module(x, (3, 3, 3)), out)
+    unfused = module(x, (3, 3, 3))
+    assert _rel(unfused, out) < 1e-12
+    module.eval_seed = 1  # another seed, another draw (compared at the same fused_attn, so only the seed differs)
+    assert _rel(module(x, (3, 3, 3)), unfused) > 1e-6
 
 
 @pytest.mark.parametrize("options", MODULE_OPTIONS, ids=MODULE_IDS)

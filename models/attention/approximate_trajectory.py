@@ -103,8 +103,11 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
                 under ``torch.no_grad``); None: True with ``selection="official"``, else False (gradients flow
                 through the chosen q/k rows).
             eval_seed: in eval mode, prototype selection and random features draw from a generator seeded with
-                this at every forward, so a given clip always gets the same approximation (validation is
-                reproducible and ``fused_attn`` flips compare equal); None: the global RNG, as in training.
+                this at every forward, so the same batch always gets the same approximation (validation is
+                reproducible and ``fused_attn`` flips compare equal); None: the global RNG, as in training. The
+                selection draws one row per clip and head, so a clip's draw depends on its place in the batch and
+                on the batch size (a validation figure, on how the loader batches), and every layer draws the same
+                numbers.
             **kwargs: further options of ``TrajectoryAttention`` (stage one must be Norm_S: ``normalize`` can only
                 be "space").
         """
