@@ -390,6 +390,8 @@ class RetrievalSplit(LRASplit):
                         label = -1.0
                     if label not in (0.0, 1.0):
                         reason = f"label {parts[0][:20]!r} is not 0 or 1"
+                    elif not parts[3] or not parts[4]:  # an all-padding document: NaN logits off the fused path
+                        reason = f"text{1 if not parts[3] else 2} is empty"
                 if reason:
                     text = raw[:200].decode("utf-8", "replace")
                     self.bad_lines.append(BadAnnotation(str(self.path), line_number, text, reason))
