@@ -52,7 +52,7 @@ def check_multi_node_launch(cfg: RunConfig) -> None:
     from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
 
     if (SLURMEnvironment.detect() or TorchElasticEnvironment.detect() or LSFEnvironment.detect()
-            or {"MASTER_ADDR", "NODE_RANK"} & os.environ.keys()):
+            or {"MASTER_ADDR", "NODE_RANK"} <= os.environ.keys()):  # by hand: a node needs both to find node 0
         return
     raise ValueError(
         f"{cfg.table}/{cfg.row}: trainer.num_nodes={t.num_nodes} (devices={t.devices}; the paper's hardware) but "
