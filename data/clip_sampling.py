@@ -232,14 +232,12 @@ def uniform_segments(
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
     offsets = check_view_offsets(view_offsets, num_clips)
     rng = rng or random
+    # a deterministic view's relative place: in each segment, and of the window in the video
+    offset = None if mode == "random" else 0.5 if mode == "center" else (
+        offsets[mode] if offsets is not None else (mode + 0.5) / num_clips)
     if check_segment_span(span) < 1.0:
         window = max(1, round(span * num_frames_in_video))
-        if mode == "random":
-            place = rng.random()
-        elif mode == "center":
-            place = 0.5
-        else:
-            place = offsets[mode] if offsets is not None else (mode + 0.5) / num_clips
+        place = rng.random() if offset is None else offset
         clip = uniform_segments(window, fps, num_frames, mode, num_clips, rng, view_offsets)
         return shift_clip(clip, round(place * (num_frames_in_video - window)), fps)
     segment = num_frames_in_video / num_frames  # may be < 1 for short videos: frames then repeat
@@ -247,14 +245,7 @@ def uniform_segments(
     for i in range(num_frames):
         lo = math.floor(segment * i)
         hi = max(lo, math.ceil(segment * (i + 1)) - 1)  # last frame inside the segment
-        if mode == "random":
-            index = rng.randint(lo, hi)
-        else:
-            if mode == "center":
-                offset = 0.5
-            else:
-                offset = offsets[mode] if offsets is not None else (mode + 0.5) / num_clips
-            index = math.floor(segment * (i + offset))
+        index = rng.randint(lo, hi) if offset is None else math.floor(segment * (i + offset))
         indices.append(min(max(index, lo), hi, num_frames_in_video - 1))
     clip_index = mode if isinstance(mode, int) else 0
     return _clip_info(indices, fps, clip_index, num_clips)

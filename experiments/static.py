@@ -148,8 +148,6 @@ def peak_memory(reference_row: RowSpec | None = None) -> Callable[[TableSpec, Ro
     def compute(spec: TableSpec, row: RowSpec) -> Computed:
         from models.memory import activation_bytes, cuda_training_peak_gib
 
-        from .tasks import model_kwargs
-
         cfg = paper_config(spec, row)
         measured = cuda_training_peak_gib(cfg.model.name, clip_shape(cfg, batch=4), num_classes=400,
                                           **model_kwargs(cfg))

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from .attention import FrameAttention, JointSpaceTimeAttention, TemporalShift, get_attention
 from .registry import check_options, register_model
 
-LayerNorm = partial(nn.LayerNorm, eps=1e-6)  # timm ViT's epsilon: needed for image checkpoints to match
+LAYER_NORM_EPS = 1e-6  # timm ViT's epsilon: needed for image checkpoints to match
+LayerNorm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
 
 
 class TubeletEmbed(nn.Module):
@@ -71,7 +72,7 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, attn_layer: type[nn.Module] = JointSpaceTimeAttention,
                  attn_kwargs: dict[str, Any] | None = None, pre_attn: nn.Module | None = None,
-                 pre_mlp: nn.Module | None = None, norm_eps: float = 1e-6) -> None:
+                 pre_mlp: nn.Module | None = None, norm_eps: float = LAYER_NORM_EPS) -> None:
         """
         Args:
             dim: token width.
@@ -83,7 +84,7 @@ class Block(nn.Module):
             attn_kwargs: further constructor arguments of the attention (dropouts, ``fused_attn``, variant options).
             pre_attn: module ``(x, thw) -> x`` applied to the residual stream before the attention, or None.
             pre_mlp: the same before the MLP.
-            norm_eps: the LayerNorms' epsilon (timm ViT's 1e-6 by default).
+            norm_eps: the LayerNorms' epsilon (timm ViT's by default).
         """
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
