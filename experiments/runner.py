@@ -340,7 +340,9 @@ def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConf
 
 # Counts an option may not set below 1: a run with none of them has nothing to train or test.
 POSITIVE_OPTIONS = {"data": ("num_frames", "frame_stride", "crop_size", "batch_size", "test_clips", "test_crops"),
-                    "optim": ("epochs",), "trainer": ("num_nodes", "accumulate_grad_batches")}
+                    "optim": ("epochs",),
+                    "trainer": ("num_nodes", "accumulate_grad_batches", "num_threads", "log_every_n_steps",
+                                "check_val_every_n_epoch", "checkpoint_every_n_steps")}
 
 
 def check_option_value(config_type: type, section: str, name: str, value: Any) -> None:
@@ -352,8 +354,21 @@ def check_option_value(config_type: type, section: str, name: str, value: Any) -
         why = (" (VALUE is read as JSON; what is not valid JSON, e.g. an object with unquoted keys, stays a string)"
                if isinstance(value, str) and not _fits_type(str, hint) else "")
         raise ValueError(f"{section}.{name}={value!r}: expects {_describe(hint)}, got a {type(value).__name__}{why}")
+    if _has_non_finite(value):
+        # JSON as Python reads it takes NaN and Infinity: a NaN lr would pass a dry run and train nothing
+        raise ValueError(f"{section}.{name}={value!r}: must be finite (not NaN or infinite)")
     if name in POSITIVE_OPTIONS.get(section, ()) and value is not None and value < 1:
         raise ValueError(f"{section}.{name}={value!r}: must be at least 1")
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    return False
 
 
 def _arms(hint: Any) -> tuple[Any, ...]:
