@@ -765,6 +765,7 @@ def execute(
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=t.deterministic,
+        profiler=data_wait.fetch_timer,
         plugins=[SafeCheckpointIO()],  # atomic checkpoint writes, weights-only loads
     )
     batch = batch_and_lr(cfg, trainer.world_size)  # the paper's global batch, and the lr for this one

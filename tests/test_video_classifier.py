@@ -214,7 +214,7 @@ def _fit(delay: float) -> tuple[DataWaitMonitor, dict[str, float]]:
     monitor = DataWaitMonitor()
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor],
-                        num_sanity_val_steps=0)
+                        profiler=monitor.fetch_timer, num_sanity_val_steps=0)
     loader = DataLoader(_Clips(24, delay), batch_size=4)
     trainer.fit(module, loader, DataLoader(_Clips(8, 0.0), batch_size=4))
     return monitor, {k: float(v) for k, v in trainer.callback_metrics.items()}
