@@ -246,7 +246,8 @@ def evaluate_davis(feature_fn: FeatureFn, root: str | Path, split: str = "val", 
 
 def _pos_embed_for(model: VideoViT, thw: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
     """(CLS position (1, 1, D), patch positions (1, T*h*w, D)) for a token grid of another spatial size: the
-    spatial table is resampled as ``timm.layers.resample_abs_pos_embed`` does when loading a checkpoint."""
+    spatial table (a joint table's, one tubelet at a time) is resampled as ``timm.layers.resample_abs_pos_embed``
+    does when loading a checkpoint."""
     t, h, w = thw
     mt, mh, mw = model.grid_size
     if t != mt:
@@ -259,10 +260,11 @@ def _pos_embed_for(model: VideoViT, thw: tuple[int, int, int]) -> tuple[Tensor, 
             spatial = resample_abs_pos_embed(spatial, new_size=[h, w], old_size=[mh, mw], num_prefix_tokens=0)
         patch = rearrange(spatial, "1 n d -> 1 1 n d") + rearrange(model.time_embed, "1 t d -> 1 t 1 d")
         return cls_pos, rearrange(patch, "1 t n d -> 1 (t n) d")
-    joint = rearrange(model.pos_embed[:, 1:], "1 (t n) d -> t n d", t=mt)
+    # timm resamples one (1, N, C) table: the tubelets' tables go side by side in its channels, each resampled alone
+    joint = rearrange(model.pos_embed[:, 1:], "1 (t n) d -> 1 n (t d)", t=mt)
     if (h, w) != (mh, mw):
         joint = resample_abs_pos_embed(joint, new_size=[h, w], old_size=[mh, mw], num_prefix_tokens=0)
-    return cls_pos, rearrange(joint, "t n d -> 1 (t n) d")
+    return cls_pos, rearrange(joint, "1 n (t d) -> 1 (t n) d", t=mt)
 
 
 def video_vit_patch_features(model: VideoViT, video: Tensor,
