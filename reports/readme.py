@@ -40,11 +40,13 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
             cells = [(row.label, values[row.key][mc]) for row in spec.rows if values[row.key][mc] is not None]
             if not cells:
                 continue
-            dataset = cells[0][1].dataset
-            shown = "; ".join(f"{name} {c.mean:.1f}" + (f" ± {c.std:.1f}" if c.n > 1 else "") for name, c in cells)
+            datasets = list(dict.fromkeys(c.dataset for _, c in cells))
+            # rows of one column may train on other data (Table 8's SSv2 row): then each row names its own
+            shown = "; ".join(f"{name} {c.mean:.1f}" + (f" ± {c.std:.1f}" if c.n > 1 else "")
+                              + (f" (`{c.dataset}`)" if len(datasets) > 1 else "") for name, c in cells)
             seeds = sorted({c.n for _, c in cells})
             devices = " / ".join(sorted({c.device for _, c in cells}))
-            lines.append([f"[{table_id}](reports/{table_id}.md)", label, f"{mc} (`{dataset}`)", devices,
+            lines.append([f"[{table_id}](reports/{table_id}.md)", label, f"{mc} (" + " / ".join(f"`{d}`" for d in datasets) + ")", devices,
                           "/".join(map(str, seeds)), shown])
     table = tabulate(lines, headers=["report", "table", "column (data)", "device", "seeds",
                                      "rows: mean ± std over seeds"], tablefmt="github")
