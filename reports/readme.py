@@ -46,7 +46,8 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
                               + (f" (`{c.dataset}`)" if len(datasets) > 1 else "") for name, c in cells)
             seeds = sorted({c.n for _, c in cells})
             devices = " / ".join(sorted({c.device for _, c in cells}))
-            lines.append([f"[{table_id}](reports/{table_id}.md)", label, f"{mc} (" + " / ".join(f"`{d}`" for d in datasets) + ")", devices,
+            data = " / ".join(f"`{d}`" for d in datasets)
+            lines.append([f"[{table_id}](reports/{table_id}.md)", label, f"{mc} ({data})", devices,
                           "/".join(map(str, seeds)), shown])
     table = tabulate(lines, headers=["report", "table", "column (data)", "device", "seeds",
                                      "rows: mean ± std over seeds"], tablefmt="github")
