@@ -25,9 +25,10 @@ mlp.fc2}`` keep their names. A training checkpoint of the official code nests th
 beside ``cfg`` (its YAML configuration). A model that would compute another function with these weights is
 refused, naming the option to change: the official default ``USE_ORIGINAL_TRAJ_ATTN_CODE: True`` (assumed when
 ``cfg`` is absent) pools the trajectory tokens themselves in stage two, which our trajectory attention does with
-``stage_two_values="trajectory"``; ``PATCH_SIZE_TEMP`` must be the model's ``tubelet_size`` (both tokenizers are
-in every official checkpoint, only one of them trained); the position embeddings (``st_embed`` or
-``temp_embed``) and the pre-logits layer must be the model's. Official divided space-time checkpoints
+``stage_two_values="trajectory"``; ``PATCH_SIZE_TEMP`` (without ``cfg``: the depth of ``patch_embed_3d``'s
+kernel) must be the model's ``tubelet_size`` (both tokenizers are in every official checkpoint, only one of them
+trained); the attention's weights (trajectory: ``proj_q``, ``proj_kv``; joint: neither), the position embeddings
+(``st_embed`` or ``temp_embed``) and the pre-logits layer must be the model's. Official divided space-time checkpoints
 (``timeattn``, ``norm3``) are refused: the official divided block has two LayerNorms and a residual between its
 stages that our one-attention block does not have.
 """
@@ -89,6 +90,15 @@ def _resample_official_pos_embed(pos: Tensor, grid: tuple[int, int]) -> Tensor:
     return torch.cat([pos[:, :1], table.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)], dim=1)
 
 
+def _official_tubelet(vit: Mapping[str, Any] | None, weights: Mapping[str, Tensor]) -> int:
+    """``PATCH_SIZE_TEMP``: from the configuration, else from the weights (``vit_helper.PatchEmbed3D``'s kernel is
+    (PATCH_SIZE_TEMP, patch, patch); code that builds it only for tubelets stores none for square tokens)."""
+    if vit is not None and vit.get("PATCH_SIZE_TEMP") is not None:
+        return int(vit["PATCH_SIZE_TEMP"])
+    kernel = weights.get("patch_embed_3d.proj.weight")
+    return 1 if kernel is None else int(kernel.shape[2])
+
+
 def _check_against_config(vit: Mapping[str, Any] | None, weights: Mapping[str, Tensor], model: VideoViT) -> None:
     """Refuse a model that would compute another function than the official one with these weights."""
     has_pre_logits = any(k.startswith("pre_logits.") for k in weights)
@@ -101,13 +111,24 @@ def _check_against_config(vit: Mapping[str, Any] | None, weights: Mapping[str, T
     if joint != (model.pos_embed_type == "joint"):
         raise ValueError(f"the official checkpoint has {'joint' if joint else 'separate'} space-time position "
                          f"embeddings (POS_EMBED); the model has pos_embed={model.pos_embed_type!r}")
-    tubelet = None if vit is None else vit.get("PATCH_SIZE_TEMP")
-    if tubelet is not None and int(tubelet) != model.patch_embed.tubelet_size:
+    tubelet = _official_tubelet(vit, weights)
+    if tubelet != model.patch_embed.tubelet_size:
         raise ValueError(f"the official checkpoint tokenizes with PATCH_SIZE_TEMP={tubelet} frames; the model has "
                          f"tubelet_size={model.patch_embed.tubelet_size}")
     if any(".timeattn." in k or ".norm3." in k for k in weights):
         raise ValueError("official divided space-time checkpoints are not supported: the official divided block "
                          "(timeattn, norm3) is another function than our divided attention")
+    # The attention's own weights tell its kind (trajectory: proj_q and proj_kv; joint: neither); a model whose
+    # attention has other weights would run another function, some of its layers left at their initialisation.
+    theirs = {k for k in weights if k.startswith("blocks.") and ".attn." in k}
+    ours = {n for n, _ in model.named_parameters() if n.startswith("blocks.") and ".attn." in n}
+    if theirs != ours:
+        kind = "trajectory" if any(".attn.proj_kv." in k for k in theirs) else "joint"
+        only_theirs, only_ours = sorted(theirs - ours), sorted(ours - theirs)
+        raise ValueError(f"the official checkpoint's attention (ATTN_LAYER {kind}) has other weights than the "
+                         f"model's ({type(model.blocks[0].attn).__name__}): only in the checkpoint {only_theirs[:4]}"
+                         f"{' ...' if len(only_theirs) > 4 else ''}, only in the model {only_ours[:4]}"
+                         f"{' ...' if len(only_ours) > 4 else ''}")
     stage_two = {getattr(m, "stage_two_values", None) for m in model.modules()} - {None}
     if not stage_two or not any(".attn.proj_kv." in k for k in weights):
         return
