@@ -317,7 +317,8 @@ class TableSpec:
         key = column.data_key(row)
         if key not in preset.data:
             raise KeyError(f"{self.table_id}: scale {scale!r} has no data for {key!r} (has {sorted(preset.data)})")
-        # precedence: preset < row < row at this scale < column < column at this scale
+        # precedence: preset < row < row at this scale < column < column at this scale (``pretrained``: see
+        # ``_pretrained``)
         row_scale = _scale_entry(row.scales, scale, f"{self.table_id} row {row.key!r}")
         col_scale = _scale_entry(column.scales, scale, f"{self.table_id} column {column.column!r}")
         where = f"{self.table_id} row {row.key!r}, column {column.column!r}, scale {scale!r}"
@@ -333,10 +334,26 @@ class TableSpec:
                      **col_scale.get("model", {})}
         pick = lambda name, default: col_scale.get(name, row_scale.get(name, default))  # noqa: E731
         model = dataclasses.replace(preset.model, overrides=overrides, name=pick("name", preset.model.name),
-                                    pretrained=pick("pretrained", preset.model.pretrained))
+                                    pretrained=_pretrained(row_scale, col_scale, preset.model.pretrained, where))
         optim = _replace(preset.optim, where, row_scale.get("optim", {}), col_scale.get("optim", {}))
         trainer = _replace(preset.trainer, where, row_scale.get("trainer", {}), col_scale.get("trainer", {}))
         return RunConfig(self.table_id, row.key, column.run_name, scale, seed, model, data, optim, trainer)
+
+
+def _pretrained(row_scale: Mapping[str, Any], col_scale: Mapping[str, Any], preset: str | Mapping[str, str] | None,
+                where: str) -> str | Mapping[str, str] | None:
+    """The run's weights: the column's, else the row's, else the preset's. Where both the row and the column load
+    parts ({submodule: source}), the column's sources replace those of the parts the row loads and add none: a row
+    of one expert alone (CAST's CLIP*) stays one expert in a column that sets both experts' pretraining."""
+    row, column = row_scale.get("pretrained", preset), col_scale.get("pretrained")
+    if "pretrained" not in col_scale:
+        return row
+    if not (isinstance(row, Mapping) and isinstance(column, Mapping) and "pretrained" in row_scale):
+        return column
+    if not set(row) & set(column):
+        raise ValueError(f"{where}: the column's pretrained parts {sorted(column)} share none with the row's "
+                         f"{sorted(row)}")
+    return {part: column.get(part, source) for part, source in row.items()}
 
 
 def _scale_entry(scales: Mapping[str, Mapping[str, Any]], scale: str, where: str) -> Mapping[str, Any]:

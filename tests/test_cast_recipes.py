@@ -139,10 +139,14 @@ def test_tiny_k400_columns_say_the_spatial_expert_saw_their_labels():
 
 @pytest.mark.parametrize("table,column", [("cast_table10", "SSV2 & K400 Top-1 / SSV2"),
                                           ("cast_table11", "SSV2 & K400 Top-1 / K400")])
-def test_table2s_single_label_cells_are_tables_10_and_11s_cast_runs(table, column):
+def test_table2s_single_label_cells_are_tables_10_and_11s_runs(table, column):
     """Table 2's SSV2 and K400 cells train with their dataset's Table 4 column (K400: update frequency 6, 70
-    epochs, mixup probability 0.5), so each is the very run of Table 10's or 11's CAST row."""
+    epochs, mixup probability 0.5), so each is the very run of Table 10's or 11's row: CAST (the column's temporal
+    expert) and CLIP* (the spatial expert alone: the column adds no temporal expert to it)."""
     run_name = next(m.run_name for m in table_spec("cast_table2").metric_columns if m.column == column)
-    (cell,) = [c for c in _paper("cast_table2") if c.column == run_name]
-    (cast,) = [c for c in _paper(table) if c.row.startswith("cast")]
-    assert _same_run(cell, cast)
+    for row in ("cast", "clip_alone"):
+        (cell,) = [c for c in _paper("cast_table2") if c.column == run_name and c.row == row]
+        (other,) = [c for c in _paper(table) if c.row.startswith(row)]  # Table 10's CAST: cast_videomae_ssv2
+        assert _same_run(cell, other), row
+    (clip_alone,) = [c for c in _paper("cast_table2") if c.column == run_name and c.row == "clip_alone"]
+    assert dict(clip_alone.model.pretrained) == {"spatial": "clip:checkpoints/cast/ViT-B-16.pt"}

@@ -254,3 +254,30 @@ def test_missing_data_says_where_the_dataset_was_expected(tmp_path):
     absent.mkdir()
     assert missing_data(_cfg(data={**real, "root": str(absent)})) is None
     assert missing_data(_cfg()) is None  # generated
+
+
+def test_a_columns_pretrained_parts_replace_the_rows_and_add_none():
+    """Precedence for weights: the column's, else the row's, else the preset's; where the row and the column both
+    load parts, the column replaces the parts the row loads (CAST's CLIP* in Table 2's SSv2 column keeps its one
+    expert), and a column sharing no part with the row is refused by name."""
+    preset = ScalePreset("p", ModelConfig("m", pretrained={"spatial": "preset_s", "temporal": "preset_t"}),
+                         {"A": DataConfig("synth_motion", "video_classification")}, OptimConfig())
+    rows = (RowSpec("both", 1, "both", scales={"tiny": {"pretrained": {"spatial": "s", "temporal": "t"}}}),
+            RowSpec("alone", 2, "alone", scales={"tiny": {"pretrained": {"spatial": "s"}}}),
+            RowSpec("preset", 3, "preset"),
+            RowSpec("file", 4, "file", scales={"tiny": {"pretrained": "whole.pth"}}),
+            RowSpec("other", 5, "other", scales={"tiny": {"pretrained": {"audio": "a"}}}))
+    columns = (MetricColumn("A", scales={"tiny": {"pretrained": {"spatial": "s", "temporal": "col_t"}}}),
+               MetricColumn("A plain", run="plain", dataset="A"))
+    spec = TableSpec("toy_pretrained", rows, columns, {"tiny": preset}, is_paper_table=False)
+    weights = {(row.key, column.run_name): spec.resolve(row, column, "tiny", 0).model.pretrained
+               for row in rows[:4] for column in columns}
+    assert weights == {
+        ("both", "A"): {"spatial": "s", "temporal": "col_t"}, ("both", "plain"): {"spatial": "s", "temporal": "t"},
+        ("alone", "A"): {"spatial": "s"}, ("alone", "plain"): {"spatial": "s"},
+        ("preset", "A"): {"spatial": "s", "temporal": "col_t"},
+        ("preset", "plain"): {"spatial": "preset_s", "temporal": "preset_t"},
+        ("file", "A"): {"spatial": "s", "temporal": "col_t"}, ("file", "plain"): "whole.pth"}
+    with pytest.raises(ValueError, match=r"row 'other', column 'A', scale 'tiny': the column's pretrained parts "
+                                         r"\['spatial', 'temporal'\] share none with the row's \['audio'\]"):
+        spec.resolve(rows[4], columns[0], "tiny", 0)
