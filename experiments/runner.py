@@ -37,7 +37,7 @@ from typing import Any
 from .paper_tables import paper_table
 from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
                          with_paper_batch)
-from .spec import RunConfig, TableSpec, _plain, run_dir, table_spec, with_defaults
+from .spec import RunConfig, TableSpec, run_dir, table_spec, with_defaults
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
 

@@ -21,7 +21,6 @@ import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import torch
 
-import lightning_modules.label_propagation as label_propagation
 from data.davis import write_davis_fixture
 from lightning_modules.davis_metrics import sequence_scores
 from lightning_modules.label_propagation import (_pos_embed_for, evaluate_davis, first_frame_labels, propagate_labels,
@@ -29,6 +28,7 @@ from lightning_modules.label_propagation import (_pos_embed_for, evaluate_davis,
 from models import create_model
 from tests.test_davis import _one_thread  # noqa: F401  (autouse: one thread for tiny tensors)
 from tests.test_davis import _reference_propagation  # DINO's label_propagation, one target patch at a time
+from tests.test_davis_protocol_reference import spy_on_propagation_and_scores
 
 
 # --- defaults: DINO's protocol and the official boundary tolerance -----------------------------------------------
@@ -37,17 +37,8 @@ from tests.test_davis import _reference_propagation  # DINO's label_propagation,
 def test_evaluate_davis_defaults_are_dinos_protocol(tmp_path, monkeypatch):
     """No options: the propagation gets DINO's values, F gets bound_th 0.008, the model sees 480 x floor64(720)."""
     write_davis_fixture(tmp_path, num_sequences=1, num_frames=3, height=64, width=96, num_objects_per_sequence=1)
-    propagation_calls, score_calls, frame_shapes = [], [], []
-    propagate, scores = label_propagation.propagate_labels, label_propagation.sequence_scores
-
-    def spy_propagate(*args, **kwargs):
-        propagation_calls.append(kwargs)
-        return propagate(*args, **kwargs)
-
-    def spy_scores(*args, **kwargs):
-        score_calls.append(kwargs)
-        return scores(*args, **kwargs)
-
+    propagation_calls, score_calls = spy_on_propagation_and_scores(monkeypatch)
+    frame_shapes = []
     generator = torch.Generator().manual_seed(0)
 
     def coarse_features(frames: torch.Tensor) -> torch.Tensor:
@@ -55,8 +46,6 @@ def test_evaluate_davis_defaults_are_dinos_protocol(tmp_path, monkeypatch):
         frame_shapes.append(tuple(frames.shape))
         return torch.randn(frames.shape[0], 4, 6, 8, generator=generator)
 
-    monkeypatch.setattr(label_propagation, "propagate_labels", spy_propagate)
-    monkeypatch.setattr(label_propagation, "sequence_scores", spy_scores)
     evaluate_davis(coarse_features, tmp_path)
     assert propagation_calls == [dict(n_last_frames=7, size_mask_neighborhood=12, topk=5, temperature=0.1)]
     assert score_calls == [dict(bound_th=0.008)]

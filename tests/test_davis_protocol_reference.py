@@ -225,8 +225,8 @@ def test_segment_sequence_feeds_frames_in_0_1_resized_half_pixel_bilinear():
 # --- evaluate_davis wiring ----------------------------------------------------------------------------------------
 
 
-def test_evaluate_davis_passes_its_parameters_on(tmp_path, monkeypatch):
-    write_davis_fixture(tmp_path, num_sequences=1, num_frames=4, height=32, width=48, num_objects_per_sequence=1)
+def spy_on_propagation_and_scores(monkeypatch) -> tuple[list[dict], list[dict]]:
+    """The keyword arguments of each ``propagate_labels`` and ``sequence_scores`` call ``evaluate_davis`` makes."""
     propagation_calls, score_calls = [], []
     propagate, scores = label_propagation.propagate_labels, label_propagation.sequence_scores
 
@@ -240,6 +240,12 @@ def test_evaluate_davis_passes_its_parameters_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(label_propagation, "propagate_labels", spy_propagate)
     monkeypatch.setattr(label_propagation, "sequence_scores", spy_scores)
+    return propagation_calls, score_calls
+
+
+def test_evaluate_davis_passes_its_parameters_on(tmp_path, monkeypatch):
+    write_davis_fixture(tmp_path, num_sequences=1, num_frames=4, height=32, width=48, num_objects_per_sequence=1)
+    propagation_calls, score_calls = spy_on_propagation_and_scores(monkeypatch)
     evaluate_davis(_oracle_features(4), tmp_path, short_side=None, n_last_frames=2, size_mask_neighborhood=3,
                    topk=7, temperature=0.25, bound_th=0.02)
     assert propagation_calls == [dict(n_last_frames=2, size_mask_neighborhood=3, topk=7, temperature=0.25)]
