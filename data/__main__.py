@@ -121,8 +121,8 @@ def _write_manifest(manifest: dict, path: Path | None, root: Path, name: str, sp
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     except OSError as err:
-        if path is not None:
-            raise
+        if path is not None:  # the user's own choice: said as a bad argument (exit 2), not a data problem (exit 1)
+            raise ValueError(f"--manifest {path}: cannot write it ({err.strerror or err})") from err
         target = Path.cwd() / default_name  # a read-only dataset root: keep the manifest here instead
         print(f"cannot write {root / default_name} ({err.strerror}); writing {target}", file=sys.stderr)
         target.write_text(text)
