@@ -50,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "benchmark-shift":
         return _benchmark_shift(args.file, args.options)
-    try:
-        if args.command == "readme":
+    if args.command == "readme":
+        try:
             return _readme(args.check)
+        except ValueError as err:  # the README lacks a generated block: nothing about run records to fix
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    try:
         ids = args.tables or list(paper_tables())
         # `track` also takes the repository's own experiments (synthetic_learnability); any other id must name a
         # paper table: fail fast on an unknown one, before writing anything

@@ -52,8 +52,10 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
             values_axes[j].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         else:
             values_axes[j].set_xticks(xs, plot.panel_ticks.get(title))
-    if values_axes[0].get_legend_handles_labels()[0]:
-        values_axes[0].legend(fontsize=8)
+    # on the first panel with a line: a figure whose results are all in a later panel still names its rows
+    drawn = [ax for ax in values_axes if ax.get_legend_handles_labels()[0]]
+    if drawn:
+        drawn[0].legend(fontsize=8)
     fig.tight_layout()
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=100)
