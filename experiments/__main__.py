@@ -46,6 +46,14 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
     if table_id not in paper_tables() and table_id in registered_specs():
         return own_experiment_json(table_id, scale, runs_root, results_root or None)
     table, spec = paper_table(table_id), table_spec(table_id)
+    head = {"id": table.id, "status": table_status(table.id), "paper": table.paper, "label": table.label,
+            "caption": table.caption, "scale": scale}
+    if spec and not table.rows:  # a figure: no printed rows; its rows are the spec's, its columns the runs'
+        columns = list(dict.fromkeys(c.column for c in spec.metric_columns))
+        means = _row_means(spec, scale, runs_root, results_root or None)
+        rows = [{"label": row.label, "key": row.key, "paper": dict.fromkeys(columns), "ours": means[row.key],
+                 "static": {}} for row in spec.rows]
+        return {**head, "columns": columns, "rows": rows, "default_seeds": spec.default_seeds(scale)}
     our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=results_root or None)
     static = static_values(spec, runs_root, results_root or None) if spec else {}
     rows = []
@@ -60,9 +68,17 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
             "static": {col: {"text": cell.text, "source": cell.source, "value": cell.value}
                        for col, cell in cells.items()},
         })
-    return {"id": table.id, "status": table_status(table.id), "paper": table.paper, "label": table.label,
-            "caption": table.caption, "scale": scale, "columns": list(table.columns), "rows": rows,
+    return {**head, "columns": list(table.columns), "rows": rows,
             "default_seeds": spec.default_seeds(scale) if spec else None}
+
+
+def _row_means(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
+    """{row key: {column: mean over seeds (4 digits) or None}} from the tracked and local records."""
+    from reports.build import aggregate, load_records, metric_values
+
+    values = metric_values(spec, aggregate(load_records(spec.table_id, runs_root, results_root), scale))
+    return {row.key: {c: None if v is None else round(v.mean, 4) for c, v in values[row.key].items()}
+            for row in spec.rows}
 
 
 OWN_EXPERIMENT = "the repository's own experiment, not a paper table"
@@ -75,9 +91,9 @@ def own_experiment_json(table_id: str, scale: str, runs_root: str, results_root:
 
     spec = table_spec(table_id)
     values = metric_values(spec, aggregate(load_records(table_id, runs_root, results_root), scale))
+    means = _row_means(spec, scale, runs_root, results_root)
     columns = [c.column for c in spec.metric_columns]
-    rows = [{"label": row.label, "key": row.key,
-             "ours": {c: None if values[row.key][c] is None else round(values[row.key][c].mean, 4) for c in columns},
+    rows = [{"label": row.label, "key": row.key, "ours": {c: means[row.key][c] for c in columns},
              "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns}}
             for row in spec.rows]
     return {"id": table_id, "status": OWN_EXPERIMENT, "notes": spec.notes, "scale": scale, "columns": columns,
