@@ -50,7 +50,7 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
             "caption": table.caption, "scale": scale}
     if spec and not table.rows:  # a figure: no printed rows; its rows are the spec's, its columns the runs'
         columns = list(dict.fromkeys(c.column for c in spec.metric_columns))
-        means = _row_means(spec, scale, runs_root, results_root or None)
+        means = _row_means(spec, _metric_values(spec, scale, runs_root, results_root or None))
         rows = [{"label": row.label, "key": row.key, "paper": dict.fromkeys(columns), "ours": means[row.key],
                  "static": {}} for row in spec.rows]
         return {**head, "columns": columns, "rows": rows, "default_seeds": spec.default_seeds(scale)}
@@ -72,11 +72,15 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
             "default_seeds": spec.default_seeds(scale) if spec else None}
 
 
-def _row_means(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
-    """{row key: {column: mean over seeds (4 digits) or None}} from the tracked and local records."""
+def _metric_values(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
+    """{row key: {column: Cell or None}} at ``scale`` from the tracked and local records."""
     from reports.build import aggregate, load_records, metric_values
 
-    values = metric_values(spec, aggregate(load_records(spec.table_id, runs_root, results_root), scale))
+    return metric_values(spec, aggregate(load_records(spec.table_id, runs_root, results_root), scale))
+
+
+def _row_means(spec, values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{row key: {column: mean over seeds (4 digits) or None}}."""
     return {row.key: {c: None if v is None else round(v.mean, 4) for c, v in values[row.key].items()}
             for row in spec.rows}
 
@@ -87,11 +91,9 @@ OWN_EXPERIMENT = "the repository's own experiment, not a paper table"
 def own_experiment_json(table_id: str, scale: str, runs_root: str, results_root: str | Path | None) -> dict:
     """``show_json`` for an experiment without a paper layout: its rows and our cells (mean over seeds, and the
     cell as a report renders it), from the tracked and local records that fill them."""
-    from reports.build import aggregate, load_records, metric_values
-
     spec = table_spec(table_id)
-    values = metric_values(spec, aggregate(load_records(table_id, runs_root, results_root), scale))
-    means = _row_means(spec, scale, runs_root, results_root)
+    values = _metric_values(spec, scale, runs_root, results_root)
+    means = _row_means(spec, values)
     columns = [c.column for c in spec.metric_columns]
     rows = [{"label": row.label, "key": row.key, "ours": {c: means[row.key][c] for c in columns},
              "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns}}

@@ -15,7 +15,6 @@ import hashlib
 import json
 import subprocess
 import types
-from pathlib import Path
 
 import pytest
 
@@ -245,15 +244,24 @@ def test_check_fails_on_a_missing_video_alone_and_names_the_all_splits_manifest(
     assert json.loads(capsys.readouterr().out)["manifest"] == str(root / "manifest-kinetics400-all.json")
 
 
-def test_check_fails_on_a_segment_past_its_videos_end_alone(tmp_path, capsys):
+# An EPIC narration of video P01_01 (0.6 s): id P01_01_{n}, from 0.{a} s to 0.{b} s.
+EPIC_SEGMENT_ROW = "P01_01_{n},P01,P01_01,00:00:00.00,00:00:00.{a}0,00:00:00.{b}0,0,1,x,x,1,y,0,\"['y']\",\"[0]\"\n"
+
+
+def epic_root_with_one_short_video(tmp_path):
+    """An EPIC-KITCHENS-100 root with one video of 0.6 s (P01_01) and two verb and noun classes, no split file."""
     epic = tmp_path / "epic"
     (epic / "P01" / "videos").mkdir(parents=True)
     write_video(epic / "P01" / "videos" / "P01_01.MP4", _frames(30), fps=50)  # 0.6 s
     for kind in ("verb", "noun"):
         (epic / f"EPIC_100_{kind}_classes.csv").write_text("id,key,instances,category\n0,a,1,c\n1,b,1,c\n")
-    row = "P01_01_{n},P01,P01_01,00:00:00.00,00:00:00.{a}0,00:00:00.{b}0,0,1,x,x,1,y,0,\"['y']\",\"[0]\""
-    lines = [row.format(n=0, a=0, b=2), row.format(n=1, a=8, b=9)]  # the second starts after the video ends
-    (epic / "EPIC_100_train.csv").write_text(",".join(EPIC_COLUMNS) + "\n" + "\n".join(lines) + "\n")
+    return epic
+
+
+def test_check_fails_on_a_segment_past_its_videos_end_alone(tmp_path, capsys):
+    epic = epic_root_with_one_short_video(tmp_path)
+    lines = [EPIC_SEGMENT_ROW.format(n=0, a=0, b=2), EPIC_SEGMENT_ROW.format(n=1, a=8, b=9)]  # the second starts
+    (epic / "EPIC_100_train.csv").write_text(",".join(EPIC_COLUMNS) + "\n" + "".join(lines))  # after the end
     assert data_main(["check", "epic_kitchens100", "--root", str(epic), "--split", "train", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["missing"], report["corrupt"], report["bad_annotation_lines"], len(report["bad_segments"])) == (

@@ -14,7 +14,8 @@ import numpy as np
 from data.__main__ import main
 from data.annotations import EPIC_COLUMNS
 from data.pose import ntu_body, write_ntu_skeleton, write_pennaction_labels
-from data.video_io import write_frame_folder, write_video
+from data.video_io import write_frame_folder
+from tests.test_cli_options_and_provenance import EPIC_SEGMENT_ROW, epic_root_with_one_short_video
 from tests.test_data_cli import _check, _frames, kinetics_root  # noqa: F401  (kinetics_root: a fixture)
 
 
@@ -108,12 +109,7 @@ def test_ntu_video_without_its_skeleton_is_an_unusable_sample_with_a_missing_pos
 
 
 def test_a_segment_past_the_end_in_the_validation_split_fails_the_all_splits_check(tmp_path, capsys):
-    epic = tmp_path / "epic"
-    (epic / "P01" / "videos").mkdir(parents=True)
-    write_video(epic / "P01" / "videos" / "P01_01.MP4", _frames(30), fps=50)  # 0.6 s
-    for kind in ("verb", "noun"):
-        (epic / f"EPIC_100_{kind}_classes.csv").write_text("id,key,instances,category\n0,a,1,c\n1,b,1,c\n")
-    row = "P01_01_{n},P01,P01_01,00:00:00.00,00:00:00.{a}0,00:00:00.{b}0,0,1,x,x,1,y,0,\"['y']\",\"[0]\"\n"
+    epic, row = epic_root_with_one_short_video(tmp_path), EPIC_SEGMENT_ROW
     header = ",".join(EPIC_COLUMNS) + "\n"
     (epic / "EPIC_100_train.csv").write_text(header + row.format(n=0, a=0, b=2))
     (epic / "EPIC_100_validation.csv").write_text(header + row.format(n=1, a=1, b=3) + row.format(n=2, a=8, b=9))

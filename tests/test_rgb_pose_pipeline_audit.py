@@ -163,6 +163,20 @@ def test_ntu_views_clamp_to_the_last_skeleton_frame_and_keep_camera_joints(tmp_p
 # ---- NTU main actor ----------------------------------------------------------------------------------------------
 
 
+def _assert_the_second_body_is_the_main_actor(tmp_path, frames, by_at_least: float) -> None:
+    """Frames of two bodies written as an NTU skeleton file: by the reference energy the second body has at least
+    ``by_at_least`` times the first's, and ``ntu_main_body_joints`` returns its joints."""
+    path = tmp_path / "S001C001P001R001A050.skeleton"
+    path.write_text(_skeleton_text(frames))
+    parsed = read_ntu_skeleton(path)
+    first, second = frames[0][0][0], frames[0][1][0]
+    energy = {body: _reference_energy([b.joints[:, :3] for f in parsed for b in f if b.body_id == body])
+              for body in (first, second)}
+    assert energy[second] > by_at_least * energy[first]
+    expected = np.stack([f[1][2][:, :3] for f in frames])
+    np.testing.assert_allclose(ntu_main_body_joints(parsed), expected, rtol=1e-6)
+
+
 def test_main_actor_energy_sums_each_axis_deviation(tmp_path):
     """A still body far from the camera (z = 4) listed first, a moving body near it (z = 2): per axis, the moving
     one spreads more (the main actor); a standard deviation over x, y and z pooled would pick the still one, whose
@@ -174,14 +188,7 @@ def test_main_actor_energy_sums_each_axis_deviation(tmp_path):
         still[:, :3] = np.array([0.0, 0.0, 4.0]) + rng.normal(0, 0.01, (NTU_NUM_JOINTS, 3))
         moving[:, :3] = np.array([0.0, 0.0, 2.0]) + rng.normal(0, 0.3, (NTU_NUM_JOINTS, 3))
         frames.append([("STILL", BODY_INFO, still), ("MOVING", BODY_INFO, moving)])
-    path = tmp_path / "S001C001P001R001A050.skeleton"
-    path.write_text(_skeleton_text(frames))
-    parsed = read_ntu_skeleton(path)
-    energy = {body: _reference_energy([b.joints[:, :3] for f in parsed for b in f if b.body_id == body])
-              for body in ("STILL", "MOVING")}
-    assert energy["MOVING"] > 10 * energy["STILL"]
-    expected = np.stack([f[1][2][:, :3] for f in frames])
-    np.testing.assert_allclose(ntu_main_body_joints(parsed), expected, rtol=1e-6)
+    _assert_the_second_body_is_the_main_actor(tmp_path, frames, by_at_least=10)
 
 
 def test_main_actor_energy_leaves_out_all_zero_frames(tmp_path):
@@ -195,11 +202,4 @@ def test_main_actor_energy_leaves_out_all_zero_frames(tmp_path):
             ghost[:, :3] = np.array([0.0, 0.0, 3.0]) + rng.normal(0, 0.01, (NTU_NUM_JOINTS, 3))
         actor[:, :3] = np.array([0.0, 0.0, 3.0]) + rng.normal(0, 0.1, (NTU_NUM_JOINTS, 3))
         frames.append([("GHOST", BODY_INFO, ghost), ("ACTOR", BODY_INFO, actor)])
-    path = tmp_path / "S001C001P001R001A050.skeleton"
-    path.write_text(_skeleton_text(frames))
-    parsed = read_ntu_skeleton(path)
-    energy = {body: _reference_energy([b.joints[:, :3] for f in parsed for b in f if b.body_id == body])
-              for body in ("GHOST", "ACTOR")}
-    assert energy["ACTOR"] > 5 * energy["GHOST"]
-    expected = np.stack([f[1][2][:, :3] for f in frames])
-    np.testing.assert_allclose(ntu_main_body_joints(parsed), expected, rtol=1e-6)
+    _assert_the_second_body_is_the_main_actor(tmp_path, frames, by_at_least=5)
