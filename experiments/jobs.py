@@ -88,16 +88,18 @@ def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | P
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = pending.pop(future)
-                    try:
-                        record = future.result()
-                    except Exception as err:
-                        named = _naming_the_run(err, configs[index])
-                        if named is err:
-                            raise
-                        raise named from err
-                    yield index, record
+                # every run that ended in this wait is reported before a failure among them stops the table
+                ended = sorted((pending.pop(future), future) for future in done)
+                failed = [(index, future.exception()) for index, future in ended if future.exception() is not None]
+                for index, future in ended:
+                    if future.exception() is None:
+                        yield index, future.result()
+                if failed:
+                    index, err = failed[0]
+                    named = _naming_the_run(err, configs[index])
+                    if named is err:
+                        raise err
+                    raise named from err
         except BaseException:
             for future in pending:
                 future.cancel()

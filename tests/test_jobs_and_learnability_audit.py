@@ -141,6 +141,26 @@ def test_a_failing_run_cancels_the_runs_not_yet_started(monkeypatch, tmp_path):
     assert started == [0, 1]  # seeds 2 and 3 were waiting for a worker: cancelled, never run
 
 
+def test_a_run_that_ends_in_the_same_wait_as_a_failure_is_still_reported(monkeypatch, tmp_path):
+    def run_job(cfg, runs_root, force):
+        if cfg.seed == 0:
+            raise ValueError("labels.json: not valid JSON")
+        return {"seed": cfg.seed}
+
+    def wait_failure_first(futures, return_when):
+        done = sorted(futures, key=lambda f: f.exception() is None)  # the failed run first, as a set may order it
+        return done, set()
+
+    monkeypatch.setattr(jobs, "ProcessPoolExecutor", _StepPool)
+    monkeypatch.setattr(jobs, "_run_job", run_job)
+    monkeypatch.setattr(jobs, "wait", wait_failure_first)
+    reported = []
+    with pytest.raises(jobs.RunFailedError, match=r"seed=0 scale=tiny: labels.json: not valid JSON$"):
+        for index, record in jobs.run_side_by_side(_tiny_runs(2), 2, tmp_path, False):
+            reported.append((index, record))
+    assert reported == [(1, {"seed": 1})]  # its record is on disk; the table prints it before it stops
+
+
 def test_a_failing_runs_error_names_it_with_its_seed_and_keeps_a_key_errors_message(tmp_path):
     cfg = _tiny_runs(3)[2]
     named = jobs._naming_the_run(KeyError("unknown class 'Pushing something'"), cfg)
