@@ -485,8 +485,15 @@ def _sweep_plot(table: PaperTable, spec: TableSpec, scale: str, values: dict, st
                           for c in spec.metric_columns},
                        **{c: static[(row.key, c)].value for c in static_columns if (row.key, c) in static}}
              for row in spec.rows}
-    plot_sweep(spec.plot, [(row.key, row.label) for row in spec.rows], plain, image, log=costs)
-    return [f"![{table.label}{'' if costs else f', {scale} scale'}]({image.name})", ""]
+    spreads = {row.key: {c.column: values[row.key][c.column].std for c in spec.metric_columns
+                         if values[row.key][c.column] and values[row.key][c.column].n > 1}
+               for row in spec.rows}
+    plot_sweep(spec.plot, [(row.key, row.label) for row in spec.rows], plain, image, log=costs, spreads=spreads)
+    out = [f"![{table.label}{'' if costs else f', {scale} scale'}]({image.name})", ""]
+    if any(spreads.values()):
+        out += ["Bars: ± one standard deviation over seeds, on each point with more than one seed (the table's "
+                f"n){'; the margins have none' if spec.plot.reference_row else ''}.", ""]
+    return out
 
 
 def _notes(table: PaperTable, spec: TableSpec, cited: list) -> list[str]:

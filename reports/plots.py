@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,11 +11,13 @@ from experiments.spec import SweepPlot
 
 
 def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping[str, Mapping[str, float | None]],
-               path: str | Path, log: bool = False) -> Path:
+               path: str | Path, log: bool = False,
+               spreads: Mapping[str, Mapping[str, float]] | None = None) -> Path:
     """One panel per ``plot.panels`` entry: each row's values against ``plot.x_values`` (bottom), and with a
     reference row, each row's margin to it (top). ``rows``: (key, label) in legend order; ``values``: row key ->
     metric column -> value (None = not run). Missing points are left out. ``log``: log-log axes (costs, whose
-    growth exponent is the slope)."""
+    growth exponent is the slope). ``spreads``: row key -> column -> the standard deviation over seeds, drawn as
+    ± bars on the values; a point without one (one seed, a computed cost) has no bar."""
     import matplotlib
 
     from data.atomic_write import atomic_write_bytes  # data imports torch: not at the report CLI's start
@@ -34,7 +37,13 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
             points = [(x, y) for x, y in zip(xs, ys) if y is not None]
             if not points:
                 continue
-            values_axes[j].plot(*zip(*points), marker="o", label=label)
+            spread = (spreads or {}).get(key, {})
+            # NaN draws no bar: a zero-height bar with its caps would read as a spread of 0
+            bars = [spread.get(c, math.nan) for c, y in zip(columns, ys) if y is not None]
+            if not all(math.isnan(bar) for bar in bars):
+                values_axes[j].errorbar(*zip(*points), yerr=bars, marker="o", capsize=3, label=label)
+            else:
+                values_axes[j].plot(*zip(*points), marker="o", label=label)
             margin = [(x, y - reference[c]) for x, y, c in zip(xs, ys, columns)
                       if y is not None and reference.get(c) is not None]
             if with_margin and margin:

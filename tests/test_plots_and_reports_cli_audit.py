@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 
+import math
+
 import matplotlib
 import pytest
+from matplotlib.container import ErrorbarContainer
 
 from experiments.spec import SweepPlot
 from reports.__main__ import main as reports_main
@@ -38,9 +41,19 @@ def drawn(monkeypatch):
 
 
 def series(ax) -> dict[str, tuple[list[float], list[float]]]:
-    """Label -> (xs, ys) of each labelled line of an axis (axhline's reference line has a private '_' label)."""
-    return {line.get_label(): ([float(x) for x in line.get_xdata()], [float(y) for y in line.get_ydata()])
-            for line in ax.get_lines() if not line.get_label().startswith("_")}
+    """Label -> (xs, ys) of each labelled line of an axis (axhline's reference line has a private '_' label), a
+    line drawn with error bars included (its label is its container's)."""
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    lines.update({bars.get_label(): bars.lines[0] for bars in ax.containers if isinstance(bars, ErrorbarContainer)})
+    return {label: ([float(x) for x in line.get_xdata()], [float(y) for y in line.get_ydata()])
+            for label, line in lines.items()}
+
+
+def error_bars(ax) -> dict[str, dict[float, tuple[float, float]]]:
+    """Label -> x -> (bottom, top) of each error bar drawn on an axis (a NaN bar has an empty segment)."""
+    return {bars.get_label(): {float(segment[0][0]): (float(segment[0][1]), float(segment[1][1]))
+                               for segment in bars.lines[2][0].get_segments() if len(segment)}
+            for bars in ax.containers if isinstance(bars, ErrorbarContainer)}
 
 
 def tick_texts(ax) -> list[str]:
@@ -105,7 +118,8 @@ def test_cost_plots_are_log_log_with_the_sizes_as_ticks(tmp_path, drawn):
 
 
 def test_a_figure_report_plots_the_mean_over_seeds_at_each_crop_count(tmp_path, drawn):
-    """X-ViT Figure 1 from records: 3 seeds at 1 crop (mean 62, std 3.6), one at 5 crops, none elsewhere."""
+    """X-ViT Figure 1 from records: 3 seeds at 1 crop (mean 62, sample std √7), one at 5 crops, none elsewhere;
+    only the point with several seeds has a ± bar, and the report says what the bars are."""
     runs = tmp_path / "runs"
     for seed, top1 in enumerate((60.0, 61.0, 65.0)):
         _write_local(runs, _record("xvit_figure1", "xvit", "1x3 views", seed, top1))
@@ -116,6 +130,10 @@ def test_a_figure_report_plots_the_mean_over_seeds_at_each_crop_count(tmp_path, 
     tiny = [grid for grid in drawn if series(grid[-1][0])]  # the tiny scale's plot (the paper scale has no runs)
     (grid,) = tiny
     assert series(grid[-1][0]) == {"X-ViT (temporal attention)": ([1.0, 5.0], [62.0, 70.0])}
+    ((label, bars),) = error_bars(grid[-1][0]).items()
+    assert label == "X-ViT (temporal attention)" and list(bars) == [1.0]  # 5 crops: one seed, no bar
+    assert bars[1.0] == pytest.approx((62.0 - math.sqrt(7.0), 62.0 + math.sqrt(7.0)), abs=1e-12)
+    assert "Bars: ± one standard deviation over seeds" in (tmp_path / "xvit_figure1.md").read_text()
 
 
 def test_an_unknown_id_among_known_ones_fails_before_any_report_is_written(tmp_path, capsys):
