@@ -122,6 +122,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     table = paper_table(args.table)
     print(f"{table.id}: {table.paper_short} {table.label} [{obj['status']}]\n{table.caption}\n")
+    if not table.rows:  # a figure: the paper draws its values and prints none
+        print("The paper plots these values without printing them; each line is ours.\n")
     for row in obj["rows"]:
         key = f" (--rows {row['key']})" if row["key"] else ""
         print(f"- {row['label']}{key}")
@@ -134,7 +136,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                 ours_text = ""
             else:
                 ours_text = f"   ours ({args.scale} runs): {ours_value:.2f}"
-            print(f"    {column:<28} paper: {printed(row['paper'][column]):<12}{ours_text}")
+            shown = f"paper: {printed(row['paper'][column]):<12}{ours_text}" if table.rows else ours_text.strip()
+            print(f"    {column:<28} {shown}")
     if table.setup:
         print(f"\nPaper setup: {table.setup}")
     if obj["default_seeds"]:

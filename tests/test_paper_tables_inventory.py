@@ -168,3 +168,16 @@ def test_show_of_a_figure_lists_the_specs_rows_with_their_keys_and_our_means(tmp
     joint = shown["rows"][0]
     assert joint["ours"] == {**dict.fromkeys(shown["columns"]), "K-400 stride 2": 61.5}
     assert set(joint["paper"].values()) == {None}
+
+
+def test_show_of_a_figure_prints_our_values_without_an_empty_paper_column(tmp_path, capsys):
+    from tests.test_report_cells_reference import write_local
+    from tests.test_tracked_results import _record
+
+    runs = tmp_path / "runs"
+    write_local(runs, _record("mformer_figure3", "joint", "K-400 stride 2", 0, 60.0))
+    lines = _show(capsys, "mformer_figure3", "--runs-dir", str(runs), "--results-dir", "")
+    assert "The paper plots these values without printing them; each line is ours." in lines
+    assert not [line for line in lines if "paper: " in line]
+    joint = lines.index("- Joint Space-Time (--rows joint)")
+    assert lines[joint + 2] == "    K-400 stride 2               ours (tiny runs): 60.00"
