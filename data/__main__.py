@@ -8,7 +8,8 @@
     ``missing_paths``, ``corrupt_paths``, ``bad_lines``, ``bad_segments`` (EPIC segments past their video's end),
     ``empty_splits`` (splits without a sample, with their annotation file) listing the offenders, ``layout`` (which
     of its layouts the root was found in, for SSv2: "root" or "as shipped"; else null), and with ``split`` "all" a
-    per-split breakdown under ``splits``). Labels are checked against the dataset's classes
+    per-split breakdown under ``splits``, files listed by several splits counted once in the totals and named in
+    ``shared_videos``). Labels are checked against the dataset's classes
     (the "path label" lists against its class count), and a pose file against its video's frame count where the
     format pairs them frame by frame (PennAction). Counts are over video files (an EPIC video holds many segments;
     ``samples`` and ``unusable_samples`` count those), pose files are counted in ``pose_expected``/``pose_found``.
@@ -57,7 +58,7 @@ def _entry(sample, status: dict[str, str | None]) -> dict[str, Any]:
 def check(name: str, root: Path, splits: list[str], fmt: str, decode: bool, workers: int) -> tuple[dict, dict]:
     """(summary, manifest) of the given splits; raises FileNotFoundError/ValueError on unreadable annotations or an
     inconsistent class table."""
-    per_split, manifest_splits = {}, {}
+    per_split, manifest_splits, files_of_split = {}, {}, {}
     num_classes = dataset_num_classes(name, fmt, root)  # as a run reads it: labels past it are bad lines
     for split in splits:
         samples, bad = read_annotations(fmt, root, split, num_classes=num_classes)
@@ -66,11 +67,12 @@ def check(name: str, root: Path, splits: list[str], fmt: str, decode: bool, work
         segments = [{"mode": "check", "kind": "bad_segment", **b} for b in check_segments(samples, status)]
         report = build_report(name, split, samples, bad, [segments], scanned=split_check(status))
         per_split[split] = report
+        files_of_split[split] = ({str(s.path) for s in samples}, {str(s.pose) for s in samples if s.pose is not None})
         manifest_splits[split] = {**_summary(report, bad), "entries": [_entry(s, status) for s in samples]}
     if len(splits) == 1:
         summary = _summary(per_split[splits[0]], None)
     else:  # totals over the splits; a bad label file of unknown split (PennAction) is listed by both: count it once
-        summary = _combine([_summary(r, None) for r in per_split.values()])
+        summary = _combine([_summary(r, None) for r in per_split.values()], list(files_of_split.values()))
         summary["splits"] = {s: _summary(r, None) for s, r in per_split.items()}
     # A split without samples cannot be trained or tested on (a run refuses it): named with its annotation file.
     summary["empty_splits"] = [{"split": s, "source": str(annotation_source(fmt, root, s))}
@@ -98,12 +100,19 @@ def _summary(report: dict[str, Any], bad=None) -> dict[str, Any]:
     return out
 
 
-def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def _combine(summaries: list[dict[str, Any]], files: list[tuple[set[str], set[str]]]) -> dict[str, Any]:
+    """Totals over the splits: samples are each split's own, files (``files``: each split's videos and pose files)
+    and problems are counted once however many splits list them; ``shared_videos`` names the videos of several."""
     total = {"dataset": summaries[0]["dataset"], "split": "all"}
-    for key in ("expected", "found", "samples", "unusable_samples", "pose_expected", "pose_found"):
-        if key in summaries[0]:
-            total[key] = sum(s[key] for s in summaries)
+    for key in ("samples", "unusable_samples"):
+        total[key] = sum(s[key] for s in summaries)
     total["missing_paths"] = sorted({p for s in summaries for p in s["missing_paths"]})
+    missing = set(total["missing_paths"])
+    videos, poses = set().union(*(v for v, _ in files)), set().union(*(p for _, p in files))
+    total["expected"], total["found"] = len(videos), len(videos - missing)
+    if any("pose_expected" in s for s in summaries):
+        total["pose_expected"], total["pose_found"] = len(poses), len(poses - missing)
+    total["shared_videos"] = sorted(v for v in videos if sum(v in split_videos for split_videos, _ in files) > 1)
     total["corrupt_paths"] = sorted({c["path"]: c for s in summaries for c in s["corrupt_paths"]}.values(),
                                     key=lambda c: c["path"])
     total["bad_lines"] = list({(b["file"], b["line"]): b for s in summaries for b in s["bad_lines"]}.values())
@@ -147,6 +156,8 @@ def _print_text(summary: dict[str, Any]) -> None:
         print(f"  bad segment {item['path']} ({item['reason']})")
     for item in summary["empty_splits"]:
         print(f"  no samples in the {item['split']} split ({item['source']})")
+    for path in summary.get("shared_videos", []):  # not unusable, but a test on it measures seen data
+        print(f"  in several splits  {path}")
     print(f"manifest: {summary['manifest']}")
 
 

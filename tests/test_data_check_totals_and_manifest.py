@@ -1,5 +1,5 @@
 """``python -m data check`` on tiny datasets written here: the all-splits totals (a file or bad line shared by two
-splits counted once, pose and unusable-sample totals, a bad segment of the second split), what the manifest says of
+splits counted once and named, pose and unusable-sample totals, a bad segment of the second split), what the manifest says of
 a sample whose pose file is bad or missing, where the manifest goes when its default target cannot be written, and
 what the text report names. Expected values are literals worked out by hand from the files each test writes."""
 
@@ -43,6 +43,11 @@ def test_all_splits_totals_count_a_file_listed_by_both_splits_once(tmp_path, cap
     assert [(Path(b["file"]).name, b["line"]) for b in report["bad_lines"]] == [("train.csv", 3), ("train.csv", 4)]
     # Samples are per split: train 2 (both unusable), val 3 (2 unusable).
     assert (report["samples"], report["unusable_samples"]) == (5, 4)
+    # Files are counted once: shared.mp4, empty.mp4 and ok.mp4; all but the missing one found (the per-split
+    # counts are 2 + 3 expected, 1 + 2 found), and the two listed by both splits are named.
+    assert (report["expected"], report["found"]) == (3, 2)
+    assert [(s["expected"], s["found"]) for s in report["splits"].values()] == [(2, 1), (3, 2)]
+    assert report["shared_videos"] == [str(root / "empty.mp4"), str(root / "shared.mp4")]
 
     assert main(["check", "kinetics400", "--root", str(root), "--quick"]) == 1
     lines = capsys.readouterr().out.splitlines()
@@ -50,6 +55,9 @@ def test_all_splits_totals_count_a_file_listed_by_both_splits_once(tmp_path, cap
     assert lines.count(f"  missing  {root / 'shared.mp4'}") == 1
     assert lines.count(f"  corrupt  {root / 'empty.mp4'}: zero-byte file") == 1
     assert sum(line.startswith("  bad line ") for line in lines) == 2
+    assert [line for line in lines if line.startswith("  in several splits")] == [
+        f"  in several splits  {root / 'empty.mp4'}", f"  in several splits  {root / 'shared.mp4'}"]
+    assert "3 videos expected, 2 found, 1 missing, 1 corrupt" in lines[0]
 
 
 def test_a_split_whose_videos_are_all_missing_is_not_an_empty_split(tmp_path, capsys):
