@@ -147,6 +147,8 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
         out.passed_over += [r for _, r in options[1:]
                             if r["_source"] != chosen["_source"] and _run_id(r) != _run_id(chosen)]
     out.records.sort(key=lambda r: (r["scale"], r["row"], r["column"], r["seed"]))
+    # a run configured as several cells (MSCA Table 4's tiny rows) was passed over once per cell: it is one run
+    out.passed_over = list({r["_path"]: r for r in out.passed_over}.values())
     return out
 
 

@@ -160,3 +160,15 @@ def test_a_paper_scale_run_keyed_with_the_papers_batch_fills_the_cells_configure
         ("msca_kv_h1", "K-400", "msca_table1/msca_kv_h1/seed0/paper-k_400")]
     own = table_records(table_spec("msca_table1"), runs)
     assert [r["metrics"]["top1"] for r in own.records] == [77.0] and own.differing == []
+
+
+def test_a_local_run_configured_as_three_cells_is_passed_over_once(tmp_path):
+    """At tiny scale MSCA Table 4's rows N = 4, 8 and 16 are one configuration (N_b = N_f = 1): a local run of it
+    beside a tracked one is one run passed over, not three (the console says "of 1 run(s) you also ran")."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    write_tracked(results, configured("msca_table4", "msca_pkv_n4", "K-400", 0, 40.0, finished_at=OLDER))
+    write_local(runs, configured("msca_table4", "msca_pkv_n4", "K-400", 0, 44.0, finished_at=NEWER))
+    found = table_records(table_spec("msca_table4"), runs, results)
+    assert sorted((r["row"], r["metrics"]["top1"]) for r in found.records) == [
+        ("msca_pkv_n16", 40.0), ("msca_pkv_n4", 40.0), ("msca_pkv_n8", 40.0)]
+    assert [(r["_source"], r["metrics"]["top1"]) for r in found.passed_over] == [("local", 44.0)]
