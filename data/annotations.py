@@ -20,7 +20,8 @@ Formats (``read_annotations(format, root, split)``):
   of the training annotations (so train and val agree).
 * ``"ssv2"``: Something-Something V2: ``<root>/labels.json`` ({"class name": "index"}, indices 0..n-1 once each),
   ``<root>/train.json`` and ``<root>/validation.json`` (lists of {"id", "label", "template", "placeholders"}),
-  videos ``<root>/videos/<id>.webm``. The class is the ``template`` with "[" and "]" removed. JSON entries are numbered from 1 in place of lines. The
+  videos ``<root>/videos/<id>.webm``. The class is the ``template`` with "[" and "]" removed. JSON entries are
+  numbered from 1 in place of lines. The
   20BN archives as shipped are read too: ``<root>/labels/{labels,train,validation}.json`` and
   ``<root>/20bn-something-something-v2/<id>.webm`` (``ssv2_layout``; the layout above is looked for first).
 * ``"epic_kitchens100"``: EPIC-KITCHENS-100: ``EPIC_100_train.csv`` / ``EPIC_100_validation.csv`` (in ``<root>`` or

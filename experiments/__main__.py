@@ -194,7 +194,8 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
             print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
                   f"{cfg.run_dir(args.runs_dir)}: {action}")
     done = ", ".join(f"{counts[kind]} {what}" for kind, what in (
-        ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume")) if counts[kind])
+        ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume"))
+        if counts[kind])
     print(f"# {len(configs)} run(s): {counts['train']} would train, {counts['skip']} would be skipped for missing data"
           + (f", {done}" if done else ""))
     if missing:

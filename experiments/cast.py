@@ -318,7 +318,8 @@ def paper_preset(data_key: str, update_frequency: int | None = None, layer_decay
     update_frequency = update_frequency or column.update_frequency
     return ScalePreset(
         description=f"paper ({recipe}): CAST-B (CLIP ViT-B/16 + VideoMAE ViT-B experts, frozen), 16x224x224 "
-                    f"clips from a random resized crop, normalised with ImageNet's mean / std, AdamW, {column.epochs} epochs, layer-wise lr "
+                    f"clips from a random resized crop, normalised with ImageNet's mean / std, AdamW, "
+                    f"{column.epochs} epochs, layer-wise lr "
                     f"decay {layer_decay:g}, batch 6 x 16 GPUs x {update_frequency} accumulated",
         model=ModelConfig(name="cast_base", overrides={"drop_path_rate": column.drop_path}),
         data=PAPER_DATA,
@@ -478,7 +479,8 @@ VERB_PLATEAU_NOTE = (
     "action columns do not rank the rows. The verbs of `synth_verbnoun` (its motions) take longer to learn than "
     "6 epochs whatever the model: Motionformer's tiny model trained from scratch on the same set gives verb 20.0 / "
     "18.3 / 30.0 / 84.6 / 84.2 at 6 / 10 / 20 / 30 / 40 epochs (`python -m experiments run mformer_table6c --rows "
-    "mformer --seeds 1 --epochs E --threads 1`; 40 is its default and reproduces the tracked record bit for bit). CAST's row, "
+    "mformer --seeds 1 --epochs E --threads 1`; 40 is its default and reproduces the tracked record bit for bit). "
+    "CAST's row, "
     "seed 0, stays at 15-19% for every schedule up to 20 epochs at lr 1e-3, 3e-3 or 1e-2 and leaves chance at 30: "
     "verb 34.2, noun 74.6, action 24.2 (`python -m experiments run cast_table1c --rows cast --seeds 1 --epochs 30 "
     "--threads 1`, 4.7 min against 1.1 at 6 epochs; README: the sweep). Before CAST took the official "

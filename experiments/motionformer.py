@@ -2,11 +2,12 @@
 
 Scales share one spec:
 - ``paper``: ViT-B/16 initialised from ImageNet-21K (the paper's words; the official code's ``vit_1k`` checkpoint,
-  Google's original ViT-B/16 trained on ImageNet-21K and then fine-tuned on ImageNet-1K), 16x224x224 clips (stride 4 on Kinetics, segment sampling
-  on SSv2), 2x16x16 tubelets, separate space/time position embeddings, AdamW 1e-4 / wd 0.05, label smoothing
-  0.2, 35 epochs with lr/10 at 20 and 30, mixed precision, 10x3 test views on Kinetics and 1x3 on SSv2
-  (paper Sec. 4 and appendix 6.2); the official head, a pre-logits layer fc(D->D) -> tanh before the classifier
-  (``USE_MLP: True``, ``HEAD_ACT: tanh`` in every official config; the paper does not describe its head).
+  Google's original ViT-B/16 trained on ImageNet-21K and then fine-tuned on ImageNet-1K), 16x224x224 clips
+  (stride 4 on Kinetics, segment sampling on SSv2), 2x16x16 tubelets, separate space/time position embeddings,
+  AdamW 1e-4 / wd 0.05, label smoothing 0.2, 35 epochs with lr/10 at 20 and 30, mixed precision, 10x3 test views
+  on Kinetics and 1x3 on SSv2 (paper Sec. 4 and appendix 6.2); the official head, a pre-logits layer fc(D->D) ->
+  tanh before the classifier (``USE_MLP: True``, ``HEAD_ACT: tanh`` in every official config; the paper does not
+  describe its head).
 - ``tiny`` (the embedded default): the same architecture family shrunk to CPU size (dim 64, 4 layers, 4 heads,
   8x32x32 clips, 2x8x8 tubelets) on generated videos; the K-400 column is filled from ``synth_appearance``
   (classes defined by appearance) and the SSv2 column from ``synth_motion`` (classes defined by motion only).
@@ -59,8 +60,9 @@ KINETICS_OPTIONS = {**PYSLOWFAST_CLIPS, **OFFICIAL_COLOR_JITTER}
 SSV2_SCALE_JITTER = {"inverse_uniform_scale": True}
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
-    # The official VIT.PRETRAINED_WEIGHTS "vit_1k" (slowfast/models/vit_helper.py) loads jx_vit_base_p16_224-80ecf9dd.pth,
-    # timm's orig_in21k_ft_in1k; its pre-logits layer, which that checkpoint lacks, starts at init there as here.
+    # The official VIT.PRETRAINED_WEIGHTS "vit_1k" (slowfast/models/vit_helper.py) loads
+    # jx_vit_base_p16_224-80ecf9dd.pth, timm's orig_in21k_ft_in1k; its pre-logits layer, which that checkpoint
+    # lacks, starts at init there as here.
     # The official head: fc(768->768), tanh. Stochastic depth 0.2, rising linearly over the blocks: every official
     # config's VIT.DROP_PATH 0.2 (video_model_builder.py's linspace(0, DROP_PATH, DEPTH)); the paper does not say.
     model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.orig_in21k_ft_in1k",

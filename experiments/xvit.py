@@ -52,8 +52,8 @@ XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:v
 # WARMUP_START_LR onto the cosine's value at WARMUP_EPOCHS (0.95 of the peak on SSv2, 0.93 on Kinetics-400):
 # cosine_over="all".
 # MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49): see OFFICIAL_DROPOUT.
-# slowfast/models/optimizer.py's construct_optimizer (ViT backbones): every parameter decays except the biases of modules
-# whose name holds "head" or "new_fc" (BN.WEIGHT_DECAY 0, defaults): "head_biases".
+# slowfast/models/optimizer.py's construct_optimizer (ViT backbones): every parameter decays except the biases of
+# modules whose name holds "head" or "new_fc" (BN.WEIGHT_DECAY 0, defaults): "head_biases".
 _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", cosine_over="all",
                      milestones=(), weight_decay_exempt="head_biases")
 # DATA.AUTOAUGMENT True (both yamls, l. 20): timm's AutoAugment, policy "v0" with translate_const int(224 * 0.45)

@@ -172,7 +172,8 @@ def lra_training_memory_mb(attention: str = "exact", budget: int | None = None, 
     """Memory (MB, 2^20 bytes) of one LRA training step and how it was obtained (Table 5's "Mem." column).
 
     On a GPU: ``torch.cuda.max_memory_allocated`` of forward, backward and an AdamW step in fp32, no autocast
-    (the Nystromformer LRA configuration's exact softmax also uses gradient checkpointing; this does not). Without one: the bytes of activations saved for backward in one training forward
+    (the Nystromformer LRA configuration's exact softmax also uses gradient checkpointing; this does not). Without
+    one: the bytes of activations saved for backward in one training forward
     (``saved_tensor_bytes``), counted on the meta device at the full shape - not a peak, and SDPA on meta takes
     the math path, so exact attention counts its materialised scores. Defaults: ListOps, batch 32 (lra_config.py),
     2048 tokens (2000 + the pipeline's 48 padding), every token real.

@@ -1,7 +1,8 @@
 """``python -m data check`` on tiny datasets written here: the all-splits totals (a file or bad line shared by two
-splits counted once and named, pose and unusable-sample totals, a bad segment of the second split), what the manifest says of
-a sample whose pose file is bad or missing, where the manifest goes when its default target cannot be written, and
-what the text report names. Expected values are literals worked out by hand from the files each test writes."""
+splits counted once and named, pose and unusable-sample totals, a bad segment of the second split), what the
+manifest says of a sample whose pose file is bad or missing, where the manifest goes when its default target cannot
+be written, and what the text report names. Expected values are literals worked out by hand from the files each
+test writes."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from PIL import Image
 from data.davis import (DataNotFoundError, DavisDataset, DavisReadError, davis_available, davis_palette,
                         find_sequence, list_sequences, read_sequence, write_davis_fixture, write_mask_png)
 from models import create_model
-from lightning_modules.davis_metrics import (boundary_tolerance, f_measure, jaccard, seg2bmap, sequence_scores, summarize)
+from lightning_modules.davis_metrics import (boundary_tolerance, f_measure, jaccard, seg2bmap, sequence_scores,
+                                             summarize)
 from lightning_modules.label_propagation import (DINO_DEFAULTS, VideoViTFeatures, evaluate_davis, labels_to_masks,
                                       neighborhood_mask, propagate_labels, resize_shape, video_vit_patch_features)
 
@@ -343,6 +344,7 @@ def test_command_line_entry(fixture_root, tmp_path):
 
     out = tmp_path / "result.json"
     result = main(["--root", str(fixture_root), "--model", "vit_tiny_video", "--device", "cpu", "--feature", "keys",
-                   "--short-side", "32", "--size-multiple", "16", "--out", str(out), "--predictions", str(tmp_path / "pred")])
+                   "--short-side", "32", "--size-multiple", "16", "--out", str(out),
+                   "--predictions", str(tmp_path / "pred")])
     assert result["sequences"] == 2 and result["setup"]["feature"] == "keys"
     assert out.is_file() and len(list((tmp_path / "pred" / "synth-01").glob("*.png"))) == 10

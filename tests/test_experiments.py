@@ -154,7 +154,8 @@ def test_an_unknown_id_suggests_only_really_close_ids(capsys):
     assert main(["run", "mformer_tabel4", "--dry-run"]) == 2
     assert "Did you mean: mformer_table4? Every id" in capsys.readouterr().err
     assert main(["show", "mformer_table3"]) == 2  # the start of an id
-    assert "Did you mean: mformer_table3a, mformer_table3b, mformer_table3c, mformer_table3d?" in capsys.readouterr().err
+    assert ("Did you mean: mformer_table3a, mformer_table3b, mformer_table3c, mformer_table3d?"
+            in capsys.readouterr().err)
 
 
 def test_run_creates_the_reports_dir_before_training(tmp_path, monkeypatch):
@@ -206,7 +207,8 @@ def test_paper_scale_matches_the_paper_setup():
     assert cfg.model.name == "vit_base_patch16_video" and "in21k" in cfg.model.pretrained
     assert (cfg.data.num_frames, cfg.data.frame_stride, cfg.data.crop_size) == (16, 4, 224)
     assert (cfg.data.test_clips, cfg.data.test_crops) == (10, 3)
-    assert (cfg.optim.lr, cfg.optim.epochs, cfg.optim.milestones, cfg.optim.label_smoothing) == (1e-4, 35, (20, 30), 0.2)
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.optim.milestones, cfg.optim.label_smoothing) == (
+        1e-4, 35, (20, 30), 0.2)
     ssv2 = next(c for c in resolve_runs("mformer_table4", scale="paper") if c.column == "SSv2")
     assert ssv2.data.hflip is False and ssv2.data.sampling == "segments"
 

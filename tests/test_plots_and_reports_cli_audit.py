@@ -6,8 +6,6 @@ the mean over seeds (not another statistic) as the plotted value, and the CLI's 
 
 from __future__ import annotations
 
-import json
-
 import math
 
 import matplotlib
