@@ -2,8 +2,10 @@
 from them, so that no figure of those tables is typed in by hand.
 
 ``python -m reports benchmark-shift FILE [options of models.benchmark_shift]`` measures, stamps every record with
-the machine, torch, the commit and the command that re-measures it, and merges the records into FILE: a record of
-the same device, unit, shape, batch, compile mode and variant is replaced, the others are kept.
+the machine, torch, the commit and the command that re-measures it, and merges the records into FILE: the records
+of each device, unit, shape, batch and compile mode it measured replace all the file's records of that setting (a
+ratio divides two records of one run: the passes are interleaved so that load spreads evenly over the variants), the
+other settings are kept.
 ``python -m reports readme`` renders every file as one table per device (``shift_tables``).
 """
 
@@ -47,14 +49,14 @@ def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[st
              "measured_at": datetime.now(timezone.utc).date().isoformat(),
              "command": shlex.join(["python", "-m", "reports", "benchmark-shift", str(path), *options])}
     new = [{**r, **stamp} for r in new]
-    replaced = {_key(r) for r in new}
-    merged = [r for r in kept if _key(r) not in replaced] + new
+    replaced = {_setting(r) for r in new}
+    merged = [r for r in kept if _setting(r) not in replaced] + new
     atomic_write_text(path, json.dumps({"records": merged}, indent=1) + "\n")
     return new
 
 
-def _key(record: dict[str, Any]) -> tuple:
-    return tuple(record.get(k) for k in (*SETTING, "variant"))
+def _setting(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(k) for k in SETTING)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

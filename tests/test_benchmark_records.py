@@ -4,14 +4,11 @@ code they came, merged into their file, rendered as the README's tables; a malfo
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from reports.__main__ import main as reports_main  # noqa: E402
-from reports.benchmarks import STAMP, read_records, record_shift_benchmark, shift_tables  # noqa: E402
+from reports.__main__ import main as reports_main
+from reports.benchmarks import STAMP, read_records, record_shift_benchmark, shift_tables
 
 QUICK = ["--shape", "tiny", "--repeats", "1", "--min-seconds", "0"]  # torch's own thread count: a test sets none
 
@@ -23,22 +20,29 @@ def test_records_are_stamped_merged_and_rendered(tmp_path):
     assert all(r[k] for r in first for k in STAMP)
     assert first[0]["command"] == f"python -m reports benchmark-shift {path} {' '.join(QUICK)} --variants msca_kv"
 
-    second = record_shift_benchmark(path, [*QUICK, "--variants", "tsm"])
-    merged = read_records(path)
-    assert [r["variant"] for r in merged] == ["msca_kv", "vit", "tsm"]  # the new ViT replaced the old one
-    assert merged[1] == second[0]
-
     block = shift_tables(tmp_path)
     (row,) = [line for line in block.splitlines() if line.startswith("| block, tiny, 1")]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    vit, msca, tsm = merged[1], merged[0], merged[2]
+    vit, msca = first
     assert cells[1] == "eager"
     assert cells[3] == f"{msca['time_min_s'] / vit['time_min_s']:.3f} ({msca['time_s'] / vit['time_s']:.3f})"
-    assert cells[4] == cells[5] == cells[7] == "—"  # not measured: MSCA-pKV, TokenShift, X-ViT
-    assert cells[6].startswith(f"{tsm['time_min_s'] / vit['time_min_s']:.3f}")
-    assert cells[8] == f"{vit['ops']}; +{msca['ops'] - vit['ops']} / — / — / +{tsm['ops'] - vit['ops']} / —"
+    assert cells[4] == cells[5] == cells[6] == cells[7] == "—"  # not measured: MSCA-pKV, TokenShift, TSM, X-ViT
+    assert cells[8] == f"{vit['ops']}; +{msca['ops'] - vit['ops']} / — / — / — / —"
     assert "all equal" in cells[9]  # the shifts add no memory
     assert f"commit {vit['commit']}" in block
+
+    # a new run of the setting replaces all of its records: no ratio divides a record of one run by another's ViT
+    second = record_shift_benchmark(path, [*QUICK, "--variants", "tsm"])
+    assert read_records(path) == second and [r["variant"] for r in second] == ["vit", "tsm"]
+    (row,) = [line for line in shift_tables(tmp_path).splitlines() if line.startswith("| block, tiny, 1")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    vit, tsm = second
+    assert cells[3] == cells[4] == cells[5] == cells[7] == "—"
+    assert cells[6] == f"{tsm['time_min_s'] / vit['time_min_s']:.3f} ({tsm['time_s'] / vit['time_s']:.3f})"
+
+    # another setting (batch 2) is added beside it, and a new run of it leaves batch 1's records as they were
+    third = record_shift_benchmark(path, [*QUICK, "--batch", "2", "--variants", "xvit"])
+    assert read_records(path) == second + third and [r["batch"] for r in third] == [2, 2]
 
 
 def test_a_malformed_records_file_is_named_and_left_as_it_was(tmp_path, capsys):
