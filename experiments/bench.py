@@ -3,8 +3,10 @@
 Per row, at the row's resolved configuration: parameters, GFLOPs of one view (counted on the meta device by
 ``models.flops``, as our fast path runs; one multiply-add = one FLOP), training and inference throughput in clips per
 second (random clips of the configured shape, batch = the run's per-device batch unless given, AdamW steps), and
-peak memory of a training step: ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU the peak bytes of live
-tensors counted by ``models.memory.peak_bytes`` (the CPU allocator has no peak counter of its own).
+peak memory of a training step: ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU (whose allocator has no
+peak counter of its own) the same sum counted by hand: the tensors that live through the step (weights, buffers,
+AdamW's moments, the batch) plus the peak of those created in its forward and backward, gradients included
+(``models.memory.peak_bytes``). Not counted on the CPU: the optimizer step's temporaries.
 """
 
 from __future__ import annotations
@@ -77,12 +79,22 @@ def bench_row(cfg: RunConfig, device: str, batch: int | None = None, steps: int 
         peak, peak_how = torch.cuda.max_memory_allocated(device), "allocated"
     else:
         optimizer.zero_grad(set_to_none=True)
-        peak, peak_how = peak_bytes(lambda: torch.nn.functional.cross_entropy(model(clips), labels)), "live tensors"
+        # AdamW's scalar `step` counters are left out: on a GPU they stay on the host, outside CUDA's count
+        resident = [*model.parameters(), *model.buffers(), clips, labels,
+                    *(t for state in optimizer.state.values() for t in state.values() if t.dim())]
+        created = peak_bytes(lambda: torch.nn.functional.cross_entropy(model(clips), labels))
+        peak, peak_how = _storage_bytes(resident) + created, "live tensors"
     model.eval()
     infer_s = _timed(infer_step, device, steps, warmup)
     return {"row": cfg.row, "model": cfg.model.name, "clip": "x".join(map(str, shape[1:])), "batch": batch,
             "params_m": params / 1e6, "gflops_per_view": gflops, "train_clips_s": batch / train_s,
             "infer_clips_s": batch / infer_s, "peak_mib": peak / 2**20, "peak_how": peak_how}
+
+
+def _storage_bytes(tensors: Sequence[Any]) -> int:
+    """Bytes of the distinct storages behind ``tensors`` (a tied weight counts once)."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
 
 
 def _timed(step: Any, device: str, steps: int, warmup: int) -> float:

@@ -7,11 +7,11 @@ import pytest
 
 from experiments.__main__ import main
 from experiments.bench import NUM_CLASSES, bench_row, row_configs
+from experiments.static import gflops
+from experiments.tasks import build_model
 
 
 def test_a_row_is_measured_on_this_device():
-    from experiments.static import gflops
-    from experiments.tasks import build_model
 
     (cfg,) = row_configs("mformer_table4", "tiny", ["traj_attT_normS"])
     result = bench_row(cfg, "cpu", batch=2, steps=3, warmup=1)  # a cold first step could invert the order
@@ -24,6 +24,19 @@ def test_a_row_is_measured_on_this_device():
     assert result["infer_clips_s"] > result["train_clips_s"]  # no backward, no optimiser step
     # live tensors of a training step: at least the weights, their gradients and AdamW's two moments
     assert result["peak_mib"] * 2**20 >= 4 * 4 * params and result["peak_how"] == "live tensors"
+
+
+def test_the_cpu_peak_counts_weights_buffers_moments_and_batch_beside_what_the_step_creates(monkeypatch):
+    """With the forward and backward creating a scripted 1 MiB, the peak is 1 MiB plus, in fp32: the weights and
+    AdamW's two moments (3 × 4 bytes a parameter), the buffers, the 2 clips of 3×8×32×32 and 2 int64 labels."""
+    monkeypatch.setattr("models.memory.peak_bytes", lambda fn: 2**20)
+    (cfg,) = row_configs("mformer_table4", "tiny", ["traj_attT_normS"])
+    result = bench_row(cfg, "cpu", batch=2, steps=1, warmup=1)
+    model = build_model(cfg, NUM_CLASSES, device="meta")
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    expected = 2**20 + 3 * 4 * params + buffers + 2 * 3 * 8 * 32 * 32 * 4 + 2 * 8
+    assert result["peak_mib"] * 2**20 == pytest.approx(expected, rel=1e-12)
 
 
 def test_the_command_prints_a_markdown_table(capsys):
