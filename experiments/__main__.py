@@ -301,7 +301,9 @@ examples:
   python -m experiments run mformer_table4       tiny scale: generated videos, tiny models, minutes on a CPU
   python -m experiments run mformer_table4 --scale paper --dry-run --data-root /data
                                                  what paper scale would train, and which data it still needs
-  python -m experiments run mformer_table4 --scale paper --data-root /data --devices 8 --strategy ddp
+  python -m experiments run mformer_table4 --scale paper --data-root /data --devices 8
+                                                 8 GPUs with the preset's strategy (its DDP keeps unused
+                                                 parameters: plain --strategy ddp stops on them)
   tensorboard --logdir runs/mformer_table4       watch and compare the runs
   python -m reports build mformer_table4         rebuild the report from what the runs logged
 """

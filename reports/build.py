@@ -256,11 +256,14 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
         lines.append("- The runs come from more than one commit; cells (row · column) by commit: " + "; ".join(
             f"`{c}`: {', '.join(sorted(cells))}" for c, cells in sorted(by_commit.items())) + ".")
     passed = [r for r in found.passed_over if r["scale"] == scale]
-    if passed:
-        lines.append(f"- {len(passed)} {passed[0]['_source']} record(s) of the same cells and seeds were passed "
-                     f"over for the {'tracked' if passed[0]['_source'] == 'local' else 'local'} ones "
-                     f"(`python -m reports build {spec.table_id} --prefer local` shows local runs; "
+    if passed and passed[0]["_source"] == "local":
+        lines.append(f"- {len(passed)} local record(s) of the same cells and seeds were passed over for the tracked "
+                     f"ones (`python -m reports build {spec.table_id} --prefer local` shows local runs; "
                      f"`python -m reports track {spec.table_id}` commits them).")
+    elif passed:
+        lines.append(f"- {len(passed)} tracked record(s) of the same cells and seeds were passed over for the local "
+                     f"ones (`--prefer local`; `python -m reports build {spec.table_id}` shows the tracked ones, "
+                     f"`python -m reports track {spec.table_id}` replaces them with these).")
     differing = sorted({f"{r['row']} · {r['column']}" for r in found.differing if r["scale"] == scale})
     if differing:
         lines.append(f"- Cells filled by runs configured otherwise than the row is today (options given on the "

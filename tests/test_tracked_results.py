@@ -57,6 +57,12 @@ def test_a_tracked_record_wins_over_a_local_run_unless_asked(tmp_path):
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results).read_text()
     assert "60.0 (n=1; tiny, synth_appearance, device not recorded) · paper 79.2" in text
     assert "1 tracked in `reports/results/`, 0 local" in text and "1 local record(s) of the same cells" in text
+    local = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results,
+                         prefer="local").read_text()
+    # the other way round: the header names the tracked record as the one passed over, and how to see it
+    assert ("- 1 tracked record(s) of the same cells and seeds were passed over for the local ones (`--prefer "
+            "local`; `python -m reports build mformer_table4` shows the tracked ones") in local
+    assert "local record(s) of the same cells" not in local
 
 
 def test_a_cell_is_filled_by_any_run_configured_as_its_row(tmp_path):

@@ -1,0 +1,222 @@
+"""The README's commands and references against the code: every ``--option`` that README.md or reports/README.md
+passes to a ``python -m ...`` command, or names alone in backticks, is one an argparse parser of those commands
+accepts (``reports benchmark-shift`` forwards its options to ``models.benchmark_shift``); every table id and
+``--rows`` key the commands name is registered; every repository path and test node id named in backticks, and
+every relative markdown link, exists; the per-paper table counts of the introduction are the registry's; and the
+number of paper recipes the README says ``tests/test_paper_recipes.py`` trains is the number that test's
+``recipes()`` builds."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import runpy
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from experiments.__main__ import build_parser
+from experiments.paper_tables import paper_tables
+from experiments.spec import registered_specs, table_spec
+from tests.test_paper_recipes import recipes
+
+REPO = Path(__file__).resolve().parent.parent
+READMES = [REPO / "README.md", REPO / "reports" / "README.md"]
+COMMAND_START = re.compile(r"(?:python )?(?<![\w-])-m ([\w.]+)")
+PLACEHOLDER_TABLE_IDS = {"ID", "cast_tableX"}
+# Modules run as ``python -m`` whose argparse parser these tests do not read (third-party tools).
+NOT_OURS = {"pytest"}
+# Backticked paths that name a file outside this repository or what a run writes, not a tracked file.
+NOT_TRACKED_PATH = re.compile(r"^(runs/|checkpoints/|data/augmentation\.py$)")
+
+
+def readme_command_texts() -> list[tuple[str, str]]:
+    """(README name, command text) for every inline code span and every bash-block line holding ``-m MODULE``,
+    line wraps inside a span joined, backslash continuations of a bash block joined."""
+    texts = []
+    for readme in READMES:
+        text = readme.read_text()
+        blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+        outside = re.sub(r"```.*?```", "", text, flags=re.S)
+        for block in blocks:
+            for line in block.replace("\\\n", " ").splitlines():
+                texts.append((readme.name, line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""))
+        texts += [(readme.name, " ".join(span.split())) for span in re.findall(r"`([^`]+)`", outside)]
+    return [(name, t) for name, t in texts if COMMAND_START.search(t)]
+
+
+def readme_commands() -> list[tuple[str, str, list[str]]]:
+    """(README name, module, tokens after the module) for each ``-m MODULE`` command in the READMEs."""
+    commands = []
+    for name, text in readme_command_texts():
+        starts = list(COMMAND_START.finditer(text))
+        for i, start in enumerate(starts):
+            end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+            tokens = text[start.end():end].replace("[", " ").replace("]", " ").replace("|", " ").split()
+            commands.append((name, start.group(1), tokens))
+    return commands
+
+
+class _ParserCaptured(Exception):
+    def __init__(self, parser: argparse.ArgumentParser):
+        super().__init__()
+        self.parser = parser
+
+
+def module_parser(module: str, monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
+    """The parser ``python -m module`` builds, captured at its ``parse_args`` call (nothing runs after it)."""
+    if module == "experiments":
+        return build_parser()
+
+    def capture(self, *args, **kwargs):
+        raise _ParserCaptured(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", capture)
+        patch.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+        patch.setattr(sys, "argv", [module, "--help"])
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+        except _ParserCaptured as captured:
+            return captured.parser
+    raise AssertionError(f"python -m {module} built no argparse parser")
+
+
+def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name)
+    return None
+
+
+def accepted_options(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def option_names(tokens: list[str]) -> set[str]:
+    return {token.split("=", 1)[0] for token in tokens if re.fullmatch(r"--[a-z][\w-]*(=\S*)?", token)}
+
+
+def test_every_option_the_readmes_pass_to_a_command_is_one_its_parser_accepts(monkeypatch):
+    parsers: dict[str, argparse.ArgumentParser] = {}
+    unknown = []
+    checked = 0
+    for readme, module, tokens in readme_commands():
+        if module in NOT_OURS:
+            continue
+        if module not in parsers:
+            parsers[module] = module_parser(module, monkeypatch)
+        parser, options = parsers[module], option_names(tokens)
+        if module == "reports" and tokens[:1] == ["benchmark-shift"]:  # forwards its options to this module
+            if "models.benchmark_shift" not in parsers:
+                parsers["models.benchmark_shift"] = module_parser("models.benchmark_shift", monkeypatch)
+            parser = parsers["models.benchmark_shift"]
+        elif any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
+            sub = subcommand_parser(parser, tokens[0]) if tokens else None
+            assert sub is not None, f"{readme}: python -m {module} {' '.join(tokens)}: no such subcommand"
+            parser = sub
+        missing = options - accepted_options(parser)
+        checked += len(options)
+        unknown += [f"{readme}: python -m {module} {' '.join(tokens[:2])}: {option}" for option in sorted(missing)]
+    assert checked > 50, checked  # the READMEs pass dozens of options; finding few means the parsing broke
+    assert not unknown, unknown
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    subs = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return [parser] + [nested for sub in subs for choice in sub.choices.values() for nested in all_parsers(choice)]
+
+
+def test_every_option_the_readmes_name_in_prose_is_one_a_command_accepts(monkeypatch):
+    """Options written alone in backticks (e.g. "`run` also takes ... `--num-nodes`"): each is accepted by the parser
+    of some ``python -m`` command of the READMEs. Left out: tensorboard's ``--logdir`` and the official scripts'
+    options (snake_case, e.g. ``--mixup_prob``), which the README quotes from other code."""
+    accepted = set()
+    for module in {module for _, module, _ in readme_commands()} - NOT_OURS:
+        for parser in all_parsers(module_parser(module, monkeypatch)):
+            accepted |= accepted_options(parser)
+    named = set()
+    for readme in READMES:
+        prose = re.sub(r"```.*?```", "", readme.read_text(), flags=re.S)
+        for span in re.findall(r"`([^`]+)`", prose):
+            span = " ".join(span.split())
+            if not COMMAND_START.search(span) and not span.startswith("tensorboard"):
+                named |= set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*(?![\w])", span))
+    named -= {"--logdir"}
+    assert len(named) > 20, sorted(named)
+    assert not named - accepted, sorted(named - accepted)
+
+
+def test_every_table_id_and_row_key_in_a_readme_command_is_registered():
+    registered = set(registered_specs())
+    problems = []
+    for readme, module, tokens in readme_commands():
+        if module != "experiments" or len(tokens) < 2 or tokens[0] not in {"run", "show", "static", "bench"}:
+            continue
+        table = tokens[1]
+        if table in PLACEHOLDER_TABLE_IDS:
+            continue
+        if table not in registered:
+            problems.append(f"{readme}: {module} {tokens[0]} {table}: no such table")
+            continue
+        if "--rows" in tokens:
+            keys = {row.key for row in table_spec(table).rows}
+            after = tokens[tokens.index("--rows") + 1:]
+            named = [t for t in after[:next((i for i, t in enumerate(after) if t.startswith("--")), len(after))]
+                     if t != "..." and not t.isupper()]
+            problems += [f"{readme}: {table} --rows {key}: no such row" for key in named if key not in keys]
+    assert not problems, problems
+
+
+def named_repository_paths() -> list[tuple[str, int, str, str | None]]:
+    """(README name, line, path, test node or None) for each repository path written in backticks."""
+    pattern = re.compile(r"(?<![\w/.<-])((?:reports|experiments|tests|models|data|lightning_modules)/[\w./-]*\w)"
+                         r"(?:::(\w+))?")
+    found = []
+    for readme in READMES:
+        for number, line in enumerate(readme.read_text().splitlines(), 1):
+            for span in re.findall(r"`([^`]+)`", line):
+                for match in pattern.finditer(span):
+                    if not NOT_TRACKED_PATH.match(match.group(1)):
+                        found.append((readme.name, number, match.group(1), match.group(2)))
+    return found
+
+
+def test_every_repository_path_and_test_node_the_readmes_name_exists():
+    paths = named_repository_paths()
+    assert len(paths) > 40, len(paths)
+    missing = []
+    for readme, number, path, node in paths:
+        base = REPO if readme == "README.md" or path.startswith("reports/") else REPO / "reports"
+        target = base / path
+        if not target.exists():
+            missing.append(f"{readme}:{number}: {path}")
+        elif node and not re.search(rf"^def {node}\(", target.read_text(), flags=re.M):
+            missing.append(f"{readme}:{number}: {path}::{node}")
+    for readme in READMES:
+        for number, line in enumerate(readme.read_text().splitlines(), 1):
+            for link in re.findall(r"\]\(([^)#:\s]+\.\w+)(?:#[^)]*)?\)", line):
+                if not (readme.parent / link).exists():
+                    missing.append(f"{readme.name}:{number}: link {link}")
+    assert not missing, missing
+
+
+def test_the_introductions_table_counts_per_paper_are_the_registrys():
+    intro = READMES[0].read_text().split("## Quick start", 1)[0]
+    stated = {paper: int(n) for paper, n in re.findall(r"(Motionformer|MSCA|X-ViT|CAST|3D-Deformable)\D{0,25}?"
+                                                        r"\((\d+)(?: entries)?\)", intro)}
+    counted = Counter(table.paper_short for table in paper_tables().values())
+    assert set(stated) == {"Motionformer", "MSCA", "X-ViT", "CAST", "3D-Deformable"}, stated
+    assert stated == {paper: counted[paper] for paper in stated}, (stated, dict(counted))
+
+
+def test_the_number_of_paper_recipes_the_readme_states_is_what_the_recipe_test_builds():
+    """README: "... N recipes of the five papers in about ... s" for tests/test_paper_recipes.py: N is the number
+    of recipes that test's ``recipes()`` builds."""
+    text = " ".join(READMES[0].read_text().split())
+    stated = re.search(r"tests/test_paper_recipes\.py` trains .*? (\d+) recipes of the five papers", text)
+    assert stated, "the README no longer states how many recipes tests/test_paper_recipes.py trains"
+    built = recipes()
+    assert int(stated.group(1)) == len(built), (int(stated.group(1)), sorted(built))
