@@ -12,8 +12,6 @@ under test. Pinned here from the paper and the documented behaviour:
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from timm.optim import param_groups_layer_decay
@@ -22,19 +20,9 @@ from models import create_model
 from models.cast import count_learnable
 from models.cast.exchange import BlockExchange
 from models.cast.layers import Adapter
+from tests.test_cast_reference import _adap
 
 VERB_NOUN = {"verb": 3, "noun": 4}
-
-
-def _gelu(x: torch.Tensor) -> torch.Tensor:
-    """Exact (erf) GELU, as nn.GELU()."""
-    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
-
-
-def _adap(x: torch.Tensor, adapter: torch.nn.Module) -> torch.Tensor:
-    """Eq. 2 with biases: GELU(x W_D + b_D) W_U + b_U."""
-    h = _gelu(x @ adapter.fc1.weight.T + adapter.fc1.bias)
-    return h @ adapter.fc2.weight.T + adapter.fc2.bias
 
 
 def _randomize_heads(model: torch.nn.Module) -> None:

@@ -19,27 +19,18 @@ import torch
 from data.annotations import BadAnnotation, Sample
 from data.datamodule import VideoDataModule, dataset_num_classes, synthetic_num_classes
 from data.datasets import build_report
-from tests.test_data_loading import index_video
+from tests.test_datamodule_loaders import _write_split
 
 
 UNIT = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-
-
-def _write_split(root: Path, split: str, count: int, height: int = 32, width: int = 32) -> None:
-    """``count`` 12-frame index videos under ``root/split`` and their ``path label`` list (label = position % 3)."""
-    lines = []
-    for i in range(count):
-        path = index_video(root / split / f"{split}{i}.mp4", num_frames=12, height=height, width=width)
-        lines.append(f"{path.relative_to(root)} {i % 3}\n")
-    (root / f"{split}.csv").write_text("".join(lines))
 
 
 @pytest.fixture(scope="module")
 def wide_root(tmp_path_factory) -> Path:
     """32 x 48 videos: a resize to another short side changes the centre crop's pixels."""
     root = tmp_path_factory.mktemp("audit_wide")
-    _write_split(root, "train", 5, 32, 48)
-    _write_split(root, "val", 2, 32, 48)
+    _write_split(root, "train", 5, 12, 32, 48)
+    _write_split(root, "val", 2, 12, 32, 48)
     return root
 
 
