@@ -137,6 +137,10 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
 
     def step(variant: str) -> None:
         layer, args = built[variant]
+        if compiled == "reduce-overhead":
+            # CUDA graphs reuse their output buffers; a step's backward still reads the last replay's outputs
+            # unless each step is declared a new one (the block's gradient addition otherwise stops the run).
+            torch.compiler.cudagraph_mark_step_begin()
         layer(*args).sum().backward()
         layer.zero_grad(set_to_none=True)
         if cuda:

@@ -146,6 +146,42 @@ def test_shift_benchmark_compiles_every_variant_with_room_for_all_in_dynamos_cac
     assert all(r["compiled"] == "reduce-overhead" and "ops" not in r for r in records)
 
 
+
+@pytest.mark.parametrize("mode, marks_each_step", [("reduce-overhead", True), ("default", False), (None, False)])
+def test_shift_benchmark_begins_a_cuda_graph_step_before_every_pass_with_reduce_overhead(monkeypatch, mode,
+                                                                                         marks_each_step):
+    """CUDA graphs (``reduce-overhead``) reuse their output buffers: every forward, warm-up included, must come
+    after ``cudagraph_mark_step_begin``, or a block's backward reads outputs that the next replay overwrote."""
+    clock, events = FakeClock(), []
+
+    class LoggedLayer(ScriptedLayer):
+        def forward(self, x, *rest):
+            events.append("forward")
+            return super().forward(x, *rest)
+
+    def fake_build(shape, variant, unit, batch, dev, compiled=None):
+        return LoggedLayer(clock, lambda n: 1.0), (torch.randn(batch, 4, requires_grad=True),)
+
+    monkeypatch.setattr(benchmark_shift, "_build", fake_build)
+    monkeypatch.setattr(benchmark_shift, "time", clock.module())
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: events.append("mark"))
+    benchmark_shift.measure("tiny", ["vit", "tsm"], "block", batch=1, device="cpu", repeats=2, min_seconds=0.0,
+                            compiled=mode)
+    forwards = events.count("forward")
+    assert forwards >= 2 * 2
+    assert events == (["mark", "forward"] * forwards if marks_each_step else ["forward"] * forwards)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_shift_benchmark_times_a_block_through_cuda_graphs():
+    """The block unit's residual sums gradients into one tensor: without a step mark per pass, its second replay
+    stops with 'accessing tensor output of CUDAGraphs that has been overwritten'."""
+    records = benchmark_shift.measure("tiny", ["vit", "tokenshift"], "block", batch=1, device="cuda", repeats=3,
+                                      min_seconds=0.0, compiled="reduce-overhead")
+    assert [(r["variant"], r["compiled"], r["passes"]) for r in records] == [("vit", "reduce-overhead", 3),
+                                                                            ("tokenshift", "reduce-overhead", 3)]
+    assert all(r["time_min_s"] > 0 and r["peak_mib"] > 0 for r in records)
+
 def test_shift_run_hands_every_option_to_measure(monkeypatch, one_thread):
     """``--compile`` alone means the "default" mode; every shape gets the same options, the ViT first, and the
     thread count is set before measuring."""
