@@ -135,14 +135,19 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
     cuda = dev.type == "cuda"
     built = {v: _build(shape, v, unit, batch, dev, compiled) for v in variants}
 
+    def clear_gradients(variant: str) -> None:
+        # Inside the network a block's input gradient flows on, it is not summed over steps; summing it here would
+        # also add to a buffer that CUDA graphs (``reduce-overhead``) overwrite at their next replay.
+        layer, args = built[variant]
+        layer.zero_grad(set_to_none=True)
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                arg.grad = None
+
     def step(variant: str) -> None:
         layer, args = built[variant]
-        if compiled == "reduce-overhead":
-            # CUDA graphs reuse their output buffers; a step's backward still reads the last replay's outputs
-            # unless each step is declared a new one (the block's gradient addition otherwise stops the run).
-            torch.compiler.cudagraph_mark_step_begin()
         layer(*args).sum().backward()
-        layer.zero_grad(set_to_none=True)
+        clear_gradients(variant)
         if cuda:
             torch.cuda.synchronize()
 
@@ -160,7 +165,7 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
             exclude = [*layer.parameters(), *layer.buffers()]
             measured = {"saved_mib": saved_tensor_bytes(lambda: layer(*args), exclude=exclude) / 2 ** 20,
                         "peak_mib": peak_bytes(lambda: layer(*args)) / 2 ** 20}
-            layer.zero_grad(set_to_none=True)
+            clear_gradients(variant)
         if not compiled:  # a compiled graph dispatches its own fused kernels, not these ops
             measured["ops"] = dispatched_ops(lambda: step(variant))
         records[variant] = {"shape": shape, "variant": variant, "unit": unit, "batch": batch, "device": device,
