@@ -28,6 +28,9 @@ SHIFT_VARIANTS = {"msca_kv": "MSCA-KV", "msca_pkv": "MSCA-pKV", "tokenshift": "T
                   "xvit": "X-ViT"}  # the columns, beside the frame-wise ViT (``vit``) that every ratio divides by
 STAMP = ("device_name", "torch", "commit", "measured_at", "command")
 SETTING = ("device_name", "unit", "shape", "batch", "compiled")  # one row of a table: its records share these
+# A table's rows in this order whatever order they were measured in (values not listed go last, in file order).
+ROW_ORDER = {"unit": ("block", "model"), "shape": ("tiny", "paper"),
+             "compiled": (None, "default", "reduce-overhead", "max-autotune")}
 
 
 def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[str, Any]]:
@@ -76,6 +79,12 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _row_rank(setting: tuple) -> tuple:
+    values = dict(zip(SETTING, setting))
+    rank = {k: order.index(values[k]) if values[k] in order else len(order) for k, order in ROW_ORDER.items()}
+    return rank["unit"], rank["shape"], values["batch"], rank["compiled"]
+
+
 def _memory(rows: list[dict[str, Any]]) -> str:
     """The baseline's memory and whether every variant's equals it (else the range of ratios)."""
     base = next(r for r in rows if r["variant"] == "vit")
@@ -116,7 +125,8 @@ def shift_tables(benchmarks_dir: str | Path = BENCHMARKS_DIR) -> str:
                 if r["device_name"] == device:
                     settings.setdefault(tuple(r[k] for k in SETTING), []).append(r)
             lines, sources = [], {}
-            for (_, unit, shape, batch, compiled), rows in settings.items():
+            for (_, unit, shape, batch, compiled) in sorted(settings, key=_row_rank):
+                rows = settings[(device, unit, shape, batch, compiled)]
                 by_variant = {r["variant"]: r for r in rows}
                 base = by_variant.get("vit")
                 if base is None:

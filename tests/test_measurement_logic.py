@@ -409,6 +409,22 @@ def test_shift_tables_split_by_device_and_state_memory_ratios(tmp_path):
     assert rows[0][9] == "saved for backward 2.00 GiB, 1.500–2.000×; peak 8.00 MiB, all equal"
 
 
+
+def test_shift_table_rows_follow_unit_shape_batch_and_mode_not_the_order_measured(tmp_path):
+    """A re-measured row is appended to its file; the table still reads block before model, tiny before paper, the
+    smaller batch first, then eager, compiled (default), CUDA graphs."""
+    stamp = {"device_name": "A", "torch": "2.x", "commit": "abc", "measured_at": "2026-01-01", "command": "cmd"}
+    settings = [("model", "tiny", 1, None), ("block", "paper", 1, None), ("block", "tiny", 1, "reduce-overhead"),
+                ("block", "tiny", 16, None), ("block", "tiny", 1, None), ("block", "tiny", 1, "default")]
+    records = [_shift_record(v, unit=u, shape=s, batch=b, compiled=c, **stamp)
+               for u, s, b, c in settings for v in ("vit", "tsm")]
+    (tmp_path / "shift_x.json").write_text(json.dumps({"records": records}))
+    rows = [[c.strip() for c in line.strip("|").split("|")][:2]
+            for line in report_benchmarks.shift_tables(tmp_path).splitlines() if line.startswith(("| block", "| model"))]
+    assert rows == [["block, tiny, 1", "eager"], ["block, tiny, 1", "compiled (default)"],
+                    ["block, tiny, 1", "compiled (reduce-overhead)"], ["block, tiny, 16", "eager"],
+                    ["block, paper, 1", "eager"], ["model, tiny, 1", "eager"]]
+
 def test_a_file_measured_for_the_vit_alone_renders_its_memory_without_ratios(tmp_path):
     """``benchmark-shift --variants vit`` writes the baseline alone: its row states the ViT's memory (it once
     failed on the minimum of no ratios)."""
