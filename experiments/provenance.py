@@ -238,8 +238,10 @@ def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str,
     else:
         if device is None:
             raise ValueError(f"{cfg.table}/{cfg.row}: a record without a trainer needs the device it ran on")
+        from .tasks import evaluation_precision
+
         on_gpu = device.type == "cuda"
-        out.update({"precision": cfg.trainer.precision,
+        out.update({"precision": evaluation_precision(cfg.trainer.precision, device)[0],
                     "accelerator": "CUDAAccelerator" if on_gpu else "CPUAccelerator", "world_size": 1, "num_nodes": 1,
                     "devices": [torch.cuda.get_device_name(device) if on_gpu else cpu_name()]})
     return out

@@ -184,6 +184,26 @@ def logged_metrics(final: dict[str, float]) -> dict[str, float]:
     return {f"test/{k}": v / 100.0 if "top" in k else v for k, v in final.items()}
 
 
+# Lightning's precision names (its legacy aliases too) and the autocast dtype each runs with; None: full fp32.
+_EVALUATION_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": "bfloat16", "bf16": "bfloat16",
+                          "16-mixed": "float16", "16": "float16"}
+
+
+def evaluation_precision(precision: str, device: torch.device) -> tuple[str, torch.dtype | None]:
+    """The precision an evaluation-only run without a trainer of its own runs at (its name, as a trainer on
+    ``device`` would report it, and the autocast dtype), from ``trainer.precision``: as Lightning does, "16-mixed" on a
+    CPU runs as "bf16-mixed"."""
+    import torch
+
+    if str(precision) not in _EVALUATION_PRECISIONS:
+        raise ValueError(f"an evaluation-only run takes trainer.precision {', '.join(_EVALUATION_PRECISIONS)}; "
+                         f"got {precision!r}")
+    dtype = _EVALUATION_PRECISIONS[str(precision)]
+    if dtype == "float16" and device.type == "cpu":
+        dtype = "bfloat16"
+    name = {None: "32-true", "bfloat16": "bf16-mixed", "float16": "16-mixed"}[dtype]
+    return name, getattr(torch, dtype) if dtype else None
+
 def evaluation_device(accelerator: str) -> torch.device:
     """The one device an evaluation-only run uses, for ``trainer.accelerator`` as Lightning reads it: "cpu"; "gpu"
     or "cuda" (an error without one, as Lightning's); "auto": the first GPU when there is one, else the CPU."""
@@ -326,14 +346,13 @@ def _sequence_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.Lightni
 def _label_propagation(cfg: RunConfig, weights: str | Mapping[str, str] | None,
                        device: torch.device) -> tuple[dict[str, float], EvaluatedOn]:
     """Motionformer Table 9: DAVIS 2017 label propagation with the frozen model's patch features (no training)."""
-    import torch
-
     from lightning_modules.label_propagation import VideoViTFeatures, evaluate_davis
 
     options = dict(cfg.data.options)
     model = build_model(cfg, num_classes=0, weights=weights)
+    _, autocast_dtype = evaluation_precision(cfg.trainer.precision, device)
     features = VideoViTFeatures(model, feature=options.pop("feature", "tokens"), mode=options.pop("mode", "clip"),
-                                device=device, autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
+                                device=device, autocast_dtype=autocast_dtype)
     result = evaluate_davis(features, cfg.data.root, "val", propagation_device=device, **options)
     metrics = {"J&F": 100 * result["J&F"], "J": 100 * result["J"], "F": 100 * result["F"]}
     return metrics, EvaluatedOn({k: result[k] for k in ("sequences", "objects", "skipped", "unreadable_files",
