@@ -24,7 +24,8 @@
 ``python -m data synth NAME --out DIR [--videos N] [--seed S]``
     Generates a synthetic set (``data.synthetic.generate_synthetic``) with N samples in all: ``N // 3`` (at least
     one) for validation and the rest for training, the 2:1 ratio of the cached defaults (N = 600: 400 + 200).
-    A sample is a video, except for synth_verbnoun where it is an action segment (its videos hold 3-5 each).
+    A sample is a video, except for synth_verbnoun where it is an action segment (its videos hold 3-5 each,
+    the last of a split what is left).
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ def generate_synthetic(
     Args:
         name: a key of ``SYNTHETIC_SETS``.
         root: output directory (created).
-        num_train: training videos (synth_verbnoun: training action segments, in videos of 3-5).
+        num_train: training videos (synth_verbnoun: training action segments, in videos of 3-5; the
+            last of a split holds what is left).
         num_val: validation videos (synth_verbnoun: validation action segments).
         seed: everything is a function of it.
         num_video_frames: frames per video (synth_verbnoun: per action segment; idle gaps come on top).

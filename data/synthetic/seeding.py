@@ -9,8 +9,14 @@ import numpy as np
 LABELS, SEGMENT_COUNTS = 2, 3  # per-split streams; 0 and 1 key the train and val videos themselves
 
 
+SPLITS = {"train": 0, "val": 1}
+
+
 def _split_index(split: str) -> int:
-    return 0 if split == "train" else 1
+    # Any other name would silently repeat val's videos and labels: refuse it.
+    if split not in SPLITS:
+        raise ValueError(f"synthetic data has splits {', '.join(SPLITS)}; got {split!r}")
+    return SPLITS[split]
 
 
 def video_rng(seed: int, split: str, index: int) -> np.random.Generator:

@@ -1,6 +1,7 @@
-"""synth_verbnoun (EPIC-KITCHENS-100-like, ``epic_kitchens100`` layout): untrimmed videos of 3-5 action segments,
-so the segment and verb/noun paths run without the real data. The noun (an object's look) is decidable from one
-frame, the verb (its motion, as in synth_motion) is not. ``num_train``/``num_val`` count segments."""
+"""synth_verbnoun (EPIC-KITCHENS-100-like, ``epic_kitchens100`` layout): untrimmed videos of 3-5 action segments
+(the last of a split holds what is left, 1 or more), so the segment and verb/noun paths run without the real data.
+The noun (an object's look) is decidable from one frame, the verb (its motion, as in synth_motion) is not.
+``num_train``/``num_val`` count segments."""
 
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[list]) -> None:
 
 
 def _write_split(root: Path, split: str, count: int, p: GenerationParams, video_counters: dict[str, int]) -> None:
-    """``count`` action segments in untrimmed videos of 3-5 segments, and their EPIC_100_<split>.csv.
+    """``count`` action segments in untrimmed videos of 3-5 segments (the last: what is left, 1 or more), and their
+    EPIC_100_<split>.csv.
 
     A segment spanning frames [first, stop) (0-based) gets start_timestamp = first / fps rounded up and
     stop_timestamp = stop / fps rounded down to the millisecond, so decoding [start, stop) yields exactly its
