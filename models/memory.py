@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from .registry import create_model
 
@@ -53,27 +54,40 @@ class _LiveBytes(TorchDispatchMode):
     """Tracks the bytes of the storages created by aten ops while active and still alive; keeps the maximum.
 
     A storage is counted from the op that first returns it until it is freed (a finalizer on its Python object,
-    which torch keeps alive exactly as long as the storage). Memory an op allocates internally and frees before
+    which torch keeps alive exactly as long as the storage). A storage an op reads before any op returned it
+    existed before (a weight, the input) and is never counted, not even when an op returns a view of it
+    (``F.linear``'s ``weight.t()``, a reshaped input). Memory an op allocates internally and frees before
     returning (workspaces), allocator caching and fragmentation are not seen.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.live = self.peak = 0
-        self._seen: set[int] = set()
+        self._counted: set[int] = set()
+        self._existing: set[int] = set()
 
     def _release(self, key: int, nbytes: int) -> None:
         self.live -= nbytes
-        self._seen.discard(key)
+        self._counted.discard(key)
+
+    def _forget(self, key: int) -> None:  # a freed storage's address may be reused by a new one
+        self._existing.discard(key)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for t in tree_leaves((args, kwargs)):
+            if isinstance(t, Tensor):
+                storage = t.untyped_storage()
+                key = storage._cdata
+                if key not in self._counted and key not in self._existing:
+                    self._existing.add(key)
+                    weakref.finalize(storage, self._forget, key)
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else [out]:
             if isinstance(t, Tensor):
                 storage = t.untyped_storage()
                 key = storage._cdata
-                if key not in self._seen:
-                    self._seen.add(key)
+                if key not in self._counted and key not in self._existing:
+                    self._counted.add(key)
                     self.live += storage.nbytes()
                     weakref.finalize(storage, self._release, key, storage.nbytes())
         self.peak = max(self.peak, self.live)
