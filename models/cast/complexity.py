@@ -30,8 +30,8 @@ inputs for their own gradients (autograd saves a frozen linear layer's input onl
 training forward skips the last block's unread work (``CAST(skip_unread=True)``). At paper shape, activations
 saved for backward per 16 x 224 x 224 clip (fp32, counted on ``meta``): 3.69 GiB frozen vs 4.51 GiB with every
 parameter trainable (3.76 GiB frozen without ``skip_unread``); 20.7% of CAST-B's 216.8 M parameters train (EPIC
-heads). Tiny shape on CPU (batch 2, one thread): peak 12.1 vs 14.5 MiB, saved 7.1 vs 9.6 MiB, a step 51 vs 64 ms
-(idle 2-core machine); 22.3% of the tiny model trains. Paper shape on an H100 (batch 6, fp16 autocast): peak
+heads). Tiny shape on CPU (batch 2, one thread): peak 7.6 vs 10.0 MiB, saved 7.1 vs 9.6 MiB, a step 30 vs 37 ms
+(idle 2-core Intel Xeon); 22.3% of the tiny model trains. Paper shape on an H100 (batch 6, fp16 autocast): peak
 8.97 vs 12.39 GiB, a step 150 vs 202 ms (``python -m models.cast.complexity --shape paper --device cuda --batch 6
 --precision fp16``).
 
