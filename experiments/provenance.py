@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .spec import RunConfig
+from .tasks import evaluation_precision
 
 if TYPE_CHECKING:
     import lightning as L
@@ -238,8 +239,6 @@ def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str,
     else:
         if device is None:
             raise ValueError(f"{cfg.table}/{cfg.row}: a record without a trainer needs the device it ran on")
-        from .tasks import evaluation_precision
-
         on_gpu = device.type == "cuda"
         out.update({"precision": evaluation_precision(cfg.trainer.precision, device)[0],
                     "accelerator": "CUDAAccelerator" if on_gpu else "CPUAccelerator", "world_size": 1, "num_nodes": 1,

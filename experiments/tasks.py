@@ -184,25 +184,25 @@ def logged_metrics(final: dict[str, float]) -> dict[str, float]:
     return {f"test/{k}": v / 100.0 if "top" in k else v for k, v in final.items()}
 
 
-# Lightning's precision names (its legacy aliases too) and the autocast dtype each runs with; None: full fp32.
-_EVALUATION_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": "bfloat16", "bf16": "bfloat16",
-                          "16-mixed": "float16", "16": "float16"}
+# Lightning's precision names, its legacy aliases too, by the name a trainer reports.
+_EVALUATION_PRECISIONS = {"32-true": "32-true", "32": "32-true", "bf16-mixed": "bf16-mixed", "bf16": "bf16-mixed",
+                          "16-mixed": "16-mixed", "16": "16-mixed"}
 
 
 def evaluation_precision(precision: str, device: torch.device) -> tuple[str, torch.dtype | None]:
     """The precision an evaluation-only run without a trainer of its own runs at (its name, as a trainer on
-    ``device`` would report it, and the autocast dtype), from ``trainer.precision``: as Lightning does, "16-mixed" on a
-    CPU runs as "bf16-mixed"."""
+    ``device`` would report it, and the autocast dtype; None: full fp32), from ``trainer.precision``: as Lightning
+    does, "16-mixed" on a CPU runs as "bf16-mixed"."""
     import torch
 
     if str(precision) not in _EVALUATION_PRECISIONS:
         raise ValueError(f"an evaluation-only run takes trainer.precision {', '.join(_EVALUATION_PRECISIONS)}; "
                          f"got {precision!r}")
-    dtype = _EVALUATION_PRECISIONS[str(precision)]
-    if dtype == "float16" and device.type == "cpu":
-        dtype = "bfloat16"
-    name = {None: "32-true", "bfloat16": "bf16-mixed", "float16": "16-mixed"}[dtype]
-    return name, getattr(torch, dtype) if dtype else None
+    name = _EVALUATION_PRECISIONS[str(precision)]
+    if name == "16-mixed" and device.type == "cpu":
+        name = "bf16-mixed"
+    return name, {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[name]
+
 
 def evaluation_device(accelerator: str) -> torch.device:
     """The one device an evaluation-only run uses, for ``trainer.accelerator`` as Lightning reads it: "cpu"; "gpu"
