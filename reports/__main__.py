@@ -1,9 +1,11 @@
 """``python -m reports build [ID ...]``: regenerate report tables from what runs logged, without training.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
-``python -m reports readme``: rewrite the README's generated blocks (tiny-scale results, learnability, the
-shift family's own experiments, shift benchmarks) from the reports' records.
+``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
+learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
+``experiments/msca/README.md``) from the reports' records.
 ``python -m reports benchmark-shift FILE [options]``: run ``models.benchmark_shift`` with those options and merge
-its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the README's shift tables show)."""
+its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the shift tables of
+``experiments/msca/README.md`` show)."""
 
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
                                          "rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
-    readme = sub.add_parser("readme", help="rewrite the README's generated blocks (results, learnability, the "
-                                           "shift family's own experiments, shift benchmarks) from the records")
-    readme.add_argument("--check", action="store_true", help="exit 1 if the block differs; write nothing")
+    readme = sub.add_parser("readme", help="rewrite the generated blocks of the markdown files (tiny results, "
+                                           "learnability, MSCA's own experiments, shift benchmarks) from the "
+                                           "records")
+    readme.add_argument("--check", action="store_true", help="exit 1 if a block differs; write nothing")
     bench = sub.add_parser("benchmark-shift", help="measure the shift family (models.benchmark_shift) and merge the "
                                                    "stamped records into FILE",
                            description="Options after FILE go to `python -m models.benchmark_shift` (its --help "
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "readme":
         try:
             return _readme(args.check)
-        except ValueError as err:  # the README lacks a generated block: nothing about run records to fix
+        except ValueError as err:  # a file lacks its generated block: nothing about run records to fix
             print(f"error: {err}", file=sys.stderr)
             return 2
     try:
@@ -92,20 +95,22 @@ def _track(ids: list[str], runs_dir: str) -> int:
             return 2
         written = track(spec, runs_dir, RESULTS_DIR)
         print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
-        if spec.is_paper_table:  # the others have no paper layout: the README's generated blocks show them
+        if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
             print(build_report(table_id, runs_root=runs_dir, results_root=RESULTS_DIR))
     return 0
 
 
 def _readme(check: bool) -> int:
-    from .readme import README, rewrite_results_block
+    from .readme import rewrite_generated_blocks
 
-    changed = rewrite_results_block(README, write=not check)
-    if check and changed:
-        print(f"{README}: a generated block differs from the records; run "
-              f"`python -m reports readme`", file=sys.stderr)
+    changed = rewrite_generated_blocks(write=not check)
+    if check and any(changed.values()):
+        for path in (path for path, differs in changed.items() if differs):
+            print(f"{path}: a generated block differs from the records; run `python -m reports readme`",
+                  file=sys.stderr)
         return 1
-    print(f"{README}: generated blocks {'rewritten' if changed else 'already up to date'}")
+    for path, differs in changed.items():
+        print(f"{path}: generated blocks {'rewritten' if differs else 'already up to date'}")
     return 0
 
 
@@ -117,7 +122,8 @@ def _benchmark_shift(file: str, options: list[str]) -> int:
     except ValueError as err:  # a malformed records file: named, and left as it was
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{file}: {len(new)} record(s) merged; `python -m reports readme` shows them in the README")
+    print(f"{file}: {len(new)} record(s) merged; `python -m reports readme` shows them in "
+          f"experiments/msca/README.md")
     return 0
 
 

@@ -187,11 +187,11 @@ def test_readme_rewrites_a_stale_block_exits_0_and_then_check_passes(tmp_path, m
     path, stale = _stale_readme(tmp_path, monkeypatch)
     assert reports_main(["readme"]) == 0
     assert path.read_text() != stale and len(path.read_text()) == len(stale)  # the one changed digit is restored
-    assert capsys.readouterr().out.strip() == f"{path}: generated blocks rewritten"
+    assert f"{path}: generated blocks rewritten" in capsys.readouterr().out.splitlines()  # one line per page
     rewritten = path.read_text()
     assert reports_main(["readme", "--check"]) == 0 and path.read_text() == rewritten
     captured = capsys.readouterr()
-    assert captured.out.strip() == f"{path}: generated blocks already up to date" and captured.err == ""
+    assert f"{path}: generated blocks already up to date" in captured.out.splitlines() and captured.err == ""
 
 
 def test_a_report_built_outside_reports_shows_only_local_runs_unless_a_results_dir_is_named(tmp_path):
@@ -218,9 +218,9 @@ def test_the_legend_is_drawn_on_the_first_panel_with_a_line(tmp_path, drawn):
 def test_a_readme_without_its_generated_block_is_said_without_the_run_record_advice(tmp_path, monkeypatch, capsys):
     from reports import readme
 
-    bare = tmp_path / "README.md"
+    bare = tmp_path / "tiny_results.md"
     bare.write_text("# nothing generated here\n")
-    monkeypatch.setattr(readme, "README", bare)
+    monkeypatch.setattr(readme, "TINY_RESULTS", bare)
     assert reports_main(["readme", "--check"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no generated block" in err and "runs/" not in err

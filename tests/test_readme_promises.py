@@ -1,8 +1,10 @@
-"""The README's commands and references against the code: every ``--option`` that README.md or reports/README.md
-passes to a ``python -m ...`` command, or names alone in backticks, is one an argparse parser of those commands
-accepts (``reports benchmark-shift`` forwards its options to ``models.benchmark_shift``); every table id and
-``--rows`` key the commands name is registered; every repository path and test node id named in backticks, and
-every relative markdown link, exists; the per-paper table counts of the introduction are the registry's; and the
+"""The READMEs' commands and references against the code. The READMEs are every ``README.md`` of the repository
+(the landing page, each floor's, each paper's under ``experiments/<code>/``, the reports index) and
+``reports/tiny_results.md``. Every ``--option`` they pass to a ``python -m ...`` command, or name alone in backticks,
+is one an argparse parser of those commands accepts (``reports benchmark-shift`` forwards its options to
+``models.benchmark_shift``); every table id and ``--rows`` key the commands name is registered; every repository path
+and test node id named in backticks exists; every relative markdown link points to an existing file or folder, and an
+anchor in it to a heading of that file; the per-paper table counts of the introduction are the registry's; and the
 number of paper recipes the README says ``tests/test_paper_recipes.py`` trains is the number that test's
 ``recipes()`` builds."""
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import runpy
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,7 +26,25 @@ from experiments.spec import registered_specs, table_spec
 from tests.test_paper_recipes import recipes
 
 REPO = Path(__file__).resolve().parent.parent
-READMES = [REPO / "README.md", REPO / "reports" / "README.md"]
+# Hand-written pages that are not named README.md (they hold generated blocks too).
+OTHER_PAGES = ("reports/tiny_results.md",)
+
+
+def markdown_pages() -> list[Path]:
+    """Every README.md in the repository (tracked, or new and not ignored) and ``OTHER_PAGES``, the landing README
+    first."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--",
+                             "*README.md", *OTHER_PAGES], cwd=REPO, capture_output=True)
+    names = [name for name in listed.stdout.decode().split("\0") if name] if listed.returncode == 0 else []
+    if not names:  # no git checkout: look for them, away from runs and caches
+        names = [str(p.relative_to(REPO)) for p in REPO.rglob("README.md")
+                 if not any(part.startswith(".") or part == "runs" for part in p.relative_to(REPO).parts)]
+        names += [name for name in OTHER_PAGES if (REPO / name).exists()]
+    pages = {REPO / name for name in names if (REPO / name).is_file()}
+    return sorted(pages, key=lambda page: (page != REPO / "README.md", str(page)))
+
+
+READMES = markdown_pages()
 COMMAND_START = re.compile(r"(?:python )?(?<![\w-])-m ([\w.]+)")
 PLACEHOLDER_TABLE_IDS = {"ID", "cast_tableX"}
 # Modules run as ``python -m`` whose argparse parser these tests do not read (third-party tools).
@@ -32,8 +53,12 @@ NOT_OURS = {"pytest"}
 NOT_TRACKED_PATH = re.compile(r"^(runs/|checkpoints/|data/augmentation\.py$)")
 
 
+def _name(readme: Path) -> str:
+    return str(readme.relative_to(REPO))
+
+
 def readme_command_texts() -> list[tuple[str, str]]:
-    """(README name, command text) for every inline code span and every bash-block line holding ``-m MODULE``,
+    """(README path, command text) for every inline code span and every bash-block line holding ``-m MODULE``,
     line wraps inside a span joined, backslash continuations of a bash block joined."""
     texts = []
     for readme in READMES:
@@ -42,13 +67,13 @@ def readme_command_texts() -> list[tuple[str, str]]:
         outside = re.sub(r"```.*?```", "", text, flags=re.S)
         for block in blocks:
             for line in block.replace("\\\n", " ").splitlines():
-                texts.append((readme.name, line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""))
-        texts += [(readme.name, " ".join(span.split())) for span in re.findall(r"`([^`]+)`", outside)]
+                texts.append((_name(readme), line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""))
+        texts += [(_name(readme), " ".join(span.split())) for span in re.findall(r"`([^`]+)`", outside)]
     return [(name, t) for name, t in texts if COMMAND_START.search(t)]
 
 
 def readme_commands() -> list[tuple[str, str, list[str]]]:
-    """(README name, module, tokens after the module) for each ``-m MODULE`` command in the READMEs."""
+    """(README path, module, tokens after the module) for each ``-m MODULE`` command in the READMEs."""
     commands = []
     for name, text in readme_command_texts():
         starts = list(COMMAND_START.finditer(text))
@@ -171,7 +196,8 @@ def test_every_table_id_and_row_key_in_a_readme_command_is_registered():
 
 
 def named_repository_paths() -> list[tuple[str, int, str, str | None]]:
-    """(README name, line, path, test node or None) for each repository path written in backticks."""
+    """(README path, line, path, test node or None) for each repository path written in backticks (paths are
+    relative to the repository's root in every README)."""
     pattern = re.compile(r"(?<![\w/.<-])((?:reports|experiments|tests|models|data|lightning_modules)/[\w./-]*\w)"
                          r"(?:::(\w+))?")
     found = []
@@ -180,7 +206,7 @@ def named_repository_paths() -> list[tuple[str, int, str, str | None]]:
             for span in re.findall(r"`([^`]+)`", line):
                 for match in pattern.finditer(span):
                     if not NOT_TRACKED_PATH.match(match.group(1)):
-                        found.append((readme.name, number, match.group(1), match.group(2)))
+                        found.append((_name(readme), number, match.group(1), match.group(2)))
     return found
 
 
@@ -189,22 +215,60 @@ def test_every_repository_path_and_test_node_the_readmes_name_exists():
     assert len(paths) > 40, len(paths)
     missing = []
     for readme, number, path, node in paths:
-        base = REPO if readme == "README.md" or path.startswith("reports/") else REPO / "reports"
-        target = base / path
+        target = REPO / path
         if not target.exists():
             missing.append(f"{readme}:{number}: {path}")
         elif node and not re.search(rf"^def {node}\(", target.read_text(), flags=re.M):
             missing.append(f"{readme}:{number}: {path}::{node}")
-    for readme in READMES:
-        for number, line in enumerate(readme.read_text().splitlines(), 1):
-            for link in re.findall(r"\]\(([^)#:\s]+\.\w+)(?:#[^)]*)?\)", line):
-                if not (readme.parent / link).exists():
-                    missing.append(f"{readme.name}:{number}: link {link}")
     assert not missing, missing
 
 
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a markdown page: lower case, punctuation dropped, spaces as hyphens,
+    a repeated one numbered."""
+    anchors: Counter[str] = Counter()
+    found = set()
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
+        anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(anchor if not anchors[anchor] else f"{anchor}-{anchors[anchor]}")
+        anchors[anchor] += 1
+    return found
+
+
+def test_every_relative_link_in_the_readmes_resolves():
+    """Every markdown link that is not a URL: its path, relative to the page, exists, and its anchor, if any, is a
+    heading of the page it points to."""
+    broken = []
+    checked = 0
+    for readme in READMES:
+        # code blocks blanked, their lines kept, so that a link's line number is the file's
+        text = re.sub(r"```.*?```", lambda block: "\n" * block.group(0).count("\n"), readme.read_text(), flags=re.S)
+        for number, line in enumerate(text.splitlines(), 1):
+            for link in re.findall(r"\]\(([^)\s]+)\)", line):
+                if re.match(r"[a-z][a-z0-9+.-]*:", link):  # https:, mailto:
+                    continue
+                path, _, anchor = link.partition("#")
+                target = (readme.parent / path).resolve() if path else readme
+                checked += 1
+                if not target.exists():
+                    broken.append(f"{_name(readme)}:{number}: {link}")
+                elif anchor and target.suffix == ".md" and anchor not in heading_anchors(target):
+                    broken.append(f"{_name(readme)}:{number}: {link} (no such heading)")
+    assert checked > 50, checked  # the READMEs link each other and the reports; finding few means the parsing broke
+    assert not broken, broken
+
+
+def test_the_readmes_include_every_papers_page_and_each_floors():
+    """Each paper's folder under experiments/ has its README, and the tests above read it."""
+    codes = {table_id.split("_")[0] for table_id in paper_tables()}
+    expected = {REPO / "experiments" / code / "README.md" for code in codes}
+    expected |= {REPO / floor / "README.md" for floor in ("data", "models", "experiments", "reports")}
+    assert expected <= set(READMES), sorted(map(str, expected - set(READMES)))
+
+
 def test_the_introductions_table_counts_per_paper_are_the_registrys():
-    intro = READMES[0].read_text().split("## Quick start", 1)[0]
+    intro = (REPO / "README.md").read_text().split("## Quick start", 1)[0]
     stated = {paper: int(n) for paper, n in re.findall(r"(Motionformer|MSCA|X-ViT|CAST|3D-Deformable)\D{0,25}?"
                                                         r"\((\d+)(?: entries)?\)", intro)}
     counted = Counter(table.paper_short for table in paper_tables().values())
@@ -215,7 +279,7 @@ def test_the_introductions_table_counts_per_paper_are_the_registrys():
 def test_the_number_of_paper_recipes_the_readme_states_is_what_the_recipe_test_builds():
     """README: "... N recipes of the five papers in about ... s" for tests/test_paper_recipes.py: N is the number
     of recipes that test's ``recipes()`` builds."""
-    text = " ".join(READMES[0].read_text().split())
+    text = " ".join((REPO / "README.md").read_text().split())
     stated = re.search(r"tests/test_paper_recipes\.py` trains .*? (\d+) recipes of the five papers", text)
     assert stated, "the README no longer states how many recipes tests/test_paper_recipes.py trains"
     built = recipes()

@@ -1,8 +1,8 @@
 """The report builder's numbers and labels against values written out by hand: the mean of the raw seed values (not
 of rounded ones), the rounding ``ours`` gives the comparison table, the device a cell names for multi-process and
 GPU runs, the dirty marker of a commit, chance levels ordered by class count, per-scale tracked/local counts in the
-header, and the README: ``python -m reports readme --check`` refusing a stale block without writing it, and a
-results line naming every seed count, device and dataset of its rows."""
+header, and the generated tiny-results page: ``python -m reports readme --check`` refusing a stale block without
+writing it, and a results line naming every seed count, device and dataset of its rows."""
 
 from __future__ import annotations
 
@@ -75,32 +75,32 @@ def test_each_scales_header_counts_its_own_tracked_and_local_runs(tmp_path):
 
 
 def _stale_readme(tmp_path, monkeypatch):
-    """A copy of the README whose first results cell has one digit changed (same length), as ``reports.readme``'s
-    README; returns its path and text."""
+    """A copy of reports/tiny_results.md whose first results cell has one digit changed (same length), as
+    ``reports.readme``'s ``TINY_RESULTS``; returns its path and text."""
     from reports import readme
 
-    text = readme.README.read_text()
+    text = readme.TINY_RESULTS.read_text()
     block = text.split(readme.BEGIN)[1].split(readme.END)[0]
     first = block.index(" ± ") + 3  # the first spread's leading digit
     stale_block = block[:first] + ("1" if block[first] != "1" else "2") + block[first + 1:]
     stale = text.replace(block, stale_block)
     assert stale != text and len(stale) == len(text)
-    path = tmp_path / "README.md"
+    path = tmp_path / "tiny_results.md"
     path.write_text(stale)
-    monkeypatch.setattr(readme, "README", path)
+    monkeypatch.setattr(readme, "TINY_RESULTS", path)
     return path, stale
 
 
 def test_readme_check_fails_on_a_stale_block_and_writes_nothing(tmp_path, monkeypatch, capsys):
     from reports.__main__ import main
-    from reports.readme import rewrite_results_block
+    from reports.readme import rewrite_generated_blocks
 
     path, stale = _stale_readme(tmp_path, monkeypatch)
     assert main(["readme", "--check"]) == 1
     assert path.read_text() == stale  # --check writes nothing
-    assert "differs from the records" in capsys.readouterr().err
-    assert rewrite_results_block(path, write=False) is True and path.read_text() == stale
-    assert rewrite_results_block(path) is True and path.read_text() != stale  # the rewrite restores the block
+    assert f"{path}: a generated block differs from the records" in capsys.readouterr().err
+    assert rewrite_generated_blocks(write=False)[path] is True and path.read_text() == stale
+    assert rewrite_generated_blocks()[path] is True and path.read_text() != stale  # the rewrite restores the block
 
 
 def test_the_readme_results_line_names_every_seed_count_and_device_of_its_rows(tmp_path):
@@ -115,7 +115,7 @@ def test_the_readme_results_line_names_every_seed_count_and_device_of_its_rows(t
     results_table = results_block(results).split("\n\n")[0]  # the costs table follows after a blank line
     lines = [line for line in results_table.splitlines() if line.startswith("| [mformer_table4]")]
     assert [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines] == [[
-        "[mformer_table4](reports/mformer_table4.md)", "Table 4", "K-400 (`synth_appearance`)",
+        "[mformer_table4](mformer_table4.md)", "Table 4", "K-400 (`synth_appearance`)",
         "4 × H100 80GB HBM3 / CPU", "1/3", "Joint Space-Time 62.0 ± 2.0; Divided Space-Time 50.0"]]
 
 

@@ -1,4 +1,5 @@
-"""The repository keeps the user's design card: layout, pinned requirements, README quick start = CI."""
+"""The repository keeps the user's design card: layout, pinned requirements, README quick start = CI, README a landing
+page."""
 
 import re
 import subprocess
@@ -41,3 +42,11 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     ci = [l.strip() for l in (REPO / ".ci" / "run").read_text().splitlines()
           if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd "))]
     assert ci == [commands[1]]
+
+
+def test_the_readme_is_a_landing_page_without_generated_blocks():
+    """README.md stays a few screens (the papers' details live in experiments/<code>/README.md) and holds no block
+    that `python -m reports readme` writes: those live beside the section they belong to."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.encode()) <= 20 * 1024, len(text.encode())
+    assert not re.search(r"<!-- [\w-]+:begin", text)

@@ -1,6 +1,7 @@
 """Tracked records are the committed reports' source of truth: a fresh clone rebuilds every report byte for byte,
-the README's results block is generated from them, a local run never silently replaces one, and a cell is filled
-by any run configured as its row, whichever table trained it."""
+the generated blocks of the markdown pages (tiny results, learnability, MSCA's own experiments) are made from them,
+a local run never silently replaces one, and a cell is filled by any run configured as its row, whichever table
+trained it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from experiments.runner import resolve_runs
 from experiments.spec import table_spec
 from reports import noise
 from reports.build import REPORTS_DIR, Cell, build_report
-from reports.readme import README, rewrite_results_block
+from reports.readme import rewrite_generated_blocks
 from reports.records import table_records, track, tracked_path
 
 REPO = REPORTS_DIR.parent
@@ -162,7 +163,8 @@ def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_p
 
 def test_every_table_trains_three_seeds_exactly_where_its_recorded_costs_fit_the_budget():
     """A table's tiny default is 3 seeds iff its tracked runs, 3 seeds two side by side, take at most the quick
-    start's 15 minutes (the README's cost table): change the records or the specs, and this says which table."""
+    start's 15 minutes (the cost table of reports/tiny_results.md): change the records or the specs, and this says
+    which table."""
     from reports.readme import SIDE_BY_SIDE, costs_table
 
     checked = []
@@ -250,9 +252,12 @@ def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknow
     assert main(["track", "synthetic_learnabilty", "--runs-dir", str(tmp_path)]) == 2
 
 
-def test_the_readme_results_block_is_generated_from_the_tracked_records():
-    assert not rewrite_results_block(README, write=False), (
-        "README.md's tiny-scale results block differs from the tracked records: run `python -m reports readme`")
+def test_every_generated_block_is_what_the_tracked_records_give():
+    changed = rewrite_generated_blocks(write=False)
+    assert {path.relative_to(REPO).as_posix() for path in changed} == {
+        "reports/tiny_results.md", "data/README.md", "experiments/msca/README.md"}
+    stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
+    assert not stale, f"{stale}: a generated block differs from the tracked records: run `python -m reports readme`"
 
 
 def _tracked_files() -> list[str]:
