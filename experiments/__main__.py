@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,25 +208,35 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
 
 def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: str | Path | None = None,
                    echo: Callable[[str], None] = print, **run_options: Any) -> list[dict]:
-    """``run``: train what is missing (``runner.run_table`` with ``run_options``), then rebuild the table's report
-    in ``reports_dir`` (default: the repository's reports/), which is created first: a report is never lost to a
-    missing folder after hours of training."""
+    """``run``: train what is missing (``runner.run_table`` with ``run_options``), then write the user's report
+    from the runs under ``runs_root`` into ``reports_dir`` (default ``<runs_root>/reports/``, created first: a
+    report is never lost to a missing folder after hours of training) and print their cells beside the tracked
+    records and the paper. The committed reports (``reports/``) are never written here: they change only through
+    ``python -m reports track``."""
     from reports.build import REPORTS_DIR, build_report
-    from reports.records import results_root_for, table_records
+    from reports.compare import LEGEND, compare_cells, comparison_table, summary, tracked_seconds
+    from reports.records import RESULTS_DIR
 
-    out_dir = Path(reports_dir or REPORTS_DIR)
+    out_dir = Path(reports_dir) if reports_dir is not None else Path(runs_root) / "reports"
+    if out_dir.resolve() == REPORTS_DIR:
+        raise ValueError(f"--reports-dir {reports_dir}: reports/ holds the committed reports, built from the "
+                         f"tracked records; `python -m reports track {table_id}` commits your runs there")
     spec = table_spec(table_id)
     if spec.is_paper_table:
         out_dir.mkdir(parents=True, exist_ok=True)
-    records = run_table(table_id, runs_root=runs_root, echo=echo, **run_options)
+    took = tracked_seconds(spec, RESULTS_DIR)
+    records = run_table(table_id, runs_root=runs_root, echo=echo,
+                        expected_s=lambda cfg: took.get((cfg.row, cfg.column, cfg.scale)), **run_options)
     if spec.is_paper_table and launched_as_global_zero():  # each rank of a distributed run gets here; one writes
-        results_root = results_root_for(out_dir, None)
-        echo(f"report: {build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=results_root)}")
-        passed = table_records(spec, runs_root, results_root).passed_over
-        if passed:
-            echo(f"    it keeps the committed (tracked) records of {len(passed)} run(s) you also ran: your numbers "
-                 f"are above; `python -m reports build {table_id} --prefer local` shows them in the report, "
-                 f"`python -m reports track {table_id}` commits them")
+        scales = dict.fromkeys(r["scale"] for r in records)
+        for scale in scales:
+            cells = compare_cells(spec, runs_root, RESULTS_DIR, scale)
+            if cells:
+                echo(f"\nYour {scale} runs beside the tracked records (reports/results/) and the paper:\n"
+                     f"{comparison_table(cells)}\n{summary(cells)}\n{LEGEND}")
+        report = build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=None, index=False)
+        echo(f"\nyour report: {report} (from your runs; reports/{table_id}.md keeps the tracked records: "
+             f"`python -m reports track {table_id}` commits yours)")
     return records
 
 
@@ -309,9 +320,17 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line that names it, and where the options are listed (argparse prints its whole usage
+    block first, which buries the line that matters)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="one line per table: id, paper, label, kind, status").set_defaults(fn=cmd_list)
 
@@ -339,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="with --dry-run: one JSON object (runs, configurations, "
                                                          "actions, summary, missing data)")
     run.add_argument("--runs-dir", default="runs", help="where runs are logged (default: runs/)")
-    run.add_argument("--reports-dir", default="reports", help="where the table's report is rebuilt (default: reports/)")
+    run.add_argument("--reports-dir", default=None,
+                     help="where your report of these runs is written (default: <runs-dir>/reports/; the committed "
+                          "reports/ change only through `python -m reports track`)")
     run.add_argument("--force", action="store_true",
                      help="train again from scratch, moving the old run to <runs-dir>/.replaced/ (a run whose "
                           "metrics.json or checkpoint was written with other options is refused without it)")

@@ -171,6 +171,19 @@ def device_names(trainer: L.Trainer) -> list[str]:
     return [name]
 
 
+# Switches that change which CPU kernels run (and so the float rounding of every run on that machine).
+CPU_KERNEL_SWITCHES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "MKL_DEBUG_CPU_TYPE")
+
+
+def cpu_kernels() -> dict[str, Any]:
+    """The instruction set torch's CPU kernels dispatch to ("AVX512", "AVX2", ...) and the switches set in the
+    environment that choose other kernels: same seed and command give the same bits only with the same kernels."""
+    import torch
+
+    return {"capability": torch.backends.cpu.get_cpu_capability(),
+            "switches": {name: os.environ[name] for name in CPU_KERNEL_SWITCHES if name in os.environ}}
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -225,6 +238,7 @@ def provenance(cfg: RunConfig, trainer: L.Trainer | None, data_report: dict[str,
         "seed": cfg.seed,
         "libraries": library_versions(),
         "cuda": torch.version.cuda,
+        "cpu_kernels": cpu_kernels(),
     }
     if trainer is not None:
         out.update({

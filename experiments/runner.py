@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .paper_tables import paper_table
+from .progress import TableProgress, duration
 from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
                          with_paper_batch)
 from .spec import RunConfig, TableSpec, run_dir, table_spec, with_defaults
@@ -455,10 +456,12 @@ def run_table(
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
     jobs: int | None = 1,
+    expected_s: Callable[[RunConfig], float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Compute the table's static columns, then train and test every run of it (skipping those whose data is
     absent), ``jobs`` CPU runs side by side (None: ``experiments.jobs.auto_jobs``). ``overrides`` and ``settings``:
-    the user's options, as ``given_options`` reads them. Returns the metrics records; the caller builds the
+    the user's options, as ``given_options`` reads them; ``expected_s``: how long a run took where its tracked
+    record was trained (the ETA scales it to this machine). Returns the metrics records; the caller builds the
     report."""
     from .jobs import auto_jobs, check_jobs
 
@@ -473,7 +476,8 @@ def run_table(
     echo(f"{table_id}: {len(configs)} run(s) at {scale} scale; static columns first")
     if launched_as_global_zero():  # every rank of a distributed run runs this command; one writes static.json
         compute_static(require_spec(table_id), runs_root, commit=git_commit(), echo=lambda line: echo("    " + line))
-    records, skipped, trained_s, start = [], [], [], time.perf_counter()
+    records, skipped, start = [], [], time.perf_counter()
+    progress = TableProgress(total=len(configs), to_train={}, jobs=jobs)
 
     def finished(cfg: RunConfig, record: dict[str, Any]) -> None:
         metrics = record["metrics"]
@@ -481,11 +485,9 @@ def run_table(
         shown = ", ".join(f"{k}={metrics[k]:.2f}" for k in headline)
         how = "reused from " + record["reused_from"] if record.get("reused_from") else (
             "cached" if record.get("cached") else "trained" if get_task(cfg.task).trains else "evaluated")
-        if how == "trained":
-            trained_s.append(record["wall_time_s"])
         records.append(record)
-        echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · "
-             f"{progress(len(records) + len(skipped), len(configs), start, trained_s, jobs)}")
+        line = progress.finished(str(cfg.run_dir(runs_root)), record["wall_time_s"] if how == "trained" else None)
+        echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · {line}")
         if lost := data_left_out(record.get("data_report") or {}):
             echo(f"    data left out: {lost} (the files: {cfg.run_dir(runs_root) / 'metrics.json'})")
 
@@ -495,6 +497,7 @@ def run_table(
         if reason:
             echo(f"[{len(skipped) + 1}/{len(configs)}] {_run_line(cfg, runs_root)}\n    skipped, {reason}")
             skipped.append(cfg)
+            progress.skipped()
         else:
             runnable.append(cfg)
     for cfg in runnable:  # a launch that cannot start, or a record or checkpoint of another run, stops the table
@@ -503,12 +506,21 @@ def run_table(
         check_pretrained_sources(cfg)  # a missing checkpoint file or a timm typo, before any run starts
         if not force:
             check_run_dir(cfg, runs_root)
+    to_train = runs_to_train(runnable, runs_root, force)
+    if launched_as_global_zero():
+        prepare_generated_data(to_train, jobs, echo)
+    progress.to_train = {str(cfg.run_dir(runs_root)): expected_s(cfg) if expected_s else None for cfg in to_train}
+    progress.start = time.perf_counter()
+    if to_train and all(progress.to_train.values()):
+        echo(f"{len(to_train)} run(s) to train; on the machine that trained their tracked records they took "
+             f"{duration(sum(progress.to_train.values()))} ({duration(sum(progress.to_train.values()) / jobs)} "
+             f"{jobs} at a time); the ETA follows this machine's pace after the first run")
     if jobs == 1:
         for cfg in runnable:
             echo(f"[{len(records) + len(skipped) + 1}/{len(configs)}] {_run_line(cfg, runs_root)}")
             finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
     else:
-        _run_side_by_side(runnable, jobs, runs_root, force, echo, finished)
+        _run_side_by_side(runnable, to_train, jobs, runs_root, force, echo, finished)
     echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data, in "
          f"{duration(time.perf_counter() - start)}")
     if configs and not records:
@@ -561,13 +573,9 @@ def dataset_shown(cfg: RunConfig) -> str:
     return cfg.data.dataset
 
 
-def _run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool,
-                      echo: Callable[[str], None], finished: Callable[[RunConfig, dict[str, Any]], None]) -> None:
-    """Train the runs that need training in ``jobs`` processes; then take the finished and reusable ones (a
-    configuration that two rows share trains once, and the second row reuses its record, as in the sequential
-    order)."""
-    from .jobs import run_side_by_side
-
+def runs_to_train(configs: Sequence[RunConfig], runs_root: str | Path, force: bool) -> list[RunConfig]:
+    """The runs that will train, in order: not done, not an identical run's reuse (a configuration that two rows
+    share trains once), not waiting for another run's checkpoint."""
     to_train, seen = [], set()
     for cfg in configs:
         action = planned_action(cfg, runs_root, force)
@@ -576,6 +584,29 @@ def _run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | 
                 and not _needs_another_run(cfg):
             to_train.append(cfg)
             seen.add(key)
+    return to_train
+
+
+def prepare_generated_data(configs: Sequence[RunConfig], jobs: int, echo: Callable[[str], None]) -> None:
+    """Generate the synthetic sets the runs read, ``jobs`` at a time, before any run starts, saying how far it is
+    (each run would otherwise generate its set silently inside its first minutes, and side-by-side runs would each
+    generate the same one)."""
+    from data import SYNTHETIC_SETS
+    from data.synthetic import ensure_synthetic_sets
+
+    sets = [(cfg.data.dataset, dict(cfg.data.synthetic_params)) for cfg in configs
+            if cfg.data.dataset in SYNTHETIC_SETS and cfg.data.root is None and "cache_dir" not in cfg.data.options]
+    if sets:
+        ensure_synthetic_sets(sets, jobs=jobs, echo=echo)
+
+
+def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig], jobs: int,
+                      runs_root: str | Path, force: bool, echo: Callable[[str], None],
+                      finished: Callable[[RunConfig, dict[str, Any]], None]) -> None:
+    """Train ``to_train`` (``runs_to_train`` of ``configs``) in ``jobs`` processes; then take the finished and
+    reusable ones, as in the sequential order."""
+    from .jobs import run_side_by_side
+
     later = [cfg for cfg in configs if cfg not in to_train]  # in table order: a run after the runs it loads
     if to_train:
         echo(f"training {len(to_train)} run(s), {jobs} side by side on "
@@ -596,26 +627,6 @@ def _needs_another_run(cfg: RunConfig) -> bool:
     sources = cfg.model.pretrained
     sources = [sources] if isinstance(sources, str) or sources is None else list(sources.values())
     return any(isinstance(s, str) and s.startswith("run:") for s in sources)
-
-
-def progress(done: int, total: int, start: float, trained_s: Sequence[float], jobs: int = 1) -> str:
-    """The table's progress after ``done`` runs: elapsed time, and an ETA if every remaining run trains as long as
-    the mean run trained so far, ``jobs`` at a time (runs found done or reused take no time)."""
-    line = f"{done}/{total} runs, {duration(time.perf_counter() - start)} elapsed"
-    if done < total and trained_s:
-        remaining = math.ceil((total - done) / jobs)
-        line += f", ETA {duration(remaining * sum(trained_s) / len(trained_s))} if the rest train"
-    return line
-
-
-def duration(seconds: float) -> str:
-    """45s, 3m05s, 1h02m."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print
@@ -659,11 +670,11 @@ def execute(
     import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from lightning_modules.checkpoint_io import SafeCheckpointIO
     from lightning_modules.data_wait import DataWaitMonitor
     from lightning_modules.resume import ExactResumeCallback
+    from lightning_modules.tensorboard_percent import PercentTensorBoardLogger
 
     from .provenance import batch_and_lr, git_state, provenance, set_threads
 
@@ -689,7 +700,7 @@ def execute(
         record["provenance"] = provenance(cfg, None, evaluated.data_report, None, threads, git, device=device)
         if launched_as_global_zero():
             # what a trained run's test logs, so that the table's runs compare in TensorBoard alike
-            logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
+            logger = PercentTensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
                                        default_hp_metric=False)
             logger.log_hyperparams(cfg.to_dict())
             logger.log_metrics(logged_metrics(metrics), step=0)
@@ -740,7 +751,7 @@ def execute(
             if trainer.is_global_zero:
                 log_hparams_session(trainer.logger, params, trainer.global_step)
 
-    logger = TensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
+    logger = PercentTensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
                                default_hp_metric=False)
     checkpoint = ModelCheckpoint(dirpath=run_path / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.trainer.checkpoint_every_n_steps)

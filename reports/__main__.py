@@ -1,4 +1,5 @@
-"""``python -m reports build [ID ...]``: regenerate report tables from what runs logged, without training.
+"""``python -m reports build [ID ...]``: rebuild the committed reports (``reports/<id>.md``) from the tracked
+records; with ``--out-dir DIR``, build reports anywhere else from your own runs (``--runs-dir``).
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
 ``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
 learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
@@ -27,15 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="rebuild reports/<id>.md (all tables when no id is given)")
+    build = sub.add_parser("build", help="rebuild the committed reports/<id>.md from the tracked records (all "
+                                         "tables when no id is given); --out-dir DIR: from your runs, elsewhere")
     build.add_argument("tables", nargs="*", metavar="ID")
-    build.add_argument("--runs-dir", default="runs")
-    build.add_argument("--out-dir", default=None, help="default: the reports/ folder of this repository")
+    build.add_argument("--out-dir", default=None,
+                       help="build here from the runs under --runs-dir (default: the repository's reports/, from "
+                            "the tracked records only)")
+    build.add_argument("--runs-dir", default=None, help="with --out-dir: where the runs are (default: runs/)")
     build.add_argument("--results-dir", default=None,
-                       help="tracked records (default: reports/results/ when building into reports/, else none; "
-                            "'' for none)")
-    build.add_argument("--prefer", choices=("tracked", "local"), default="tracked",
-                       help="which record fills a cell and seed that both have (default: tracked)")
+                       help="with --out-dir: tracked records to read beside the runs (default: none)")
+    build.add_argument("--prefer", choices=("tracked", "local"), default=None,
+                       help="with --out-dir and --results-dir: which record fills a cell and seed that both have "
+                            "(default: tracked)")
     track = sub.add_parser("track", help="copy a table's local records (runs/) into reports/results/, then "
                                          "rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
@@ -69,18 +74,38 @@ def main(argv: list[str] | None = None) -> int:
                 paper_table(table_id)
         if args.command == "track":
             return _track(ids, args.runs_dir)
-        out = {"out_dir": args.out_dir} if args.out_dir else {}
-        sources = {"results_root": results_root_for(args.out_dir, args.results_dir), "prefer": args.prefer}
+        out, sources = _build_sources(args)
         for table_id in ids:
-            print(build_report(table_id, runs_root=args.runs_dir, **out, **sources, index=False))
-        print(build_index(args.runs_dir, **out, **sources))
-    except UnknownTableError as err:
+            print(build_report(table_id, **out, **sources, index=False))
+        print(build_index(**out, **sources))
+    except (UnknownTableError, BuildOptionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:  # an unreadable record (a metrics.json cut short, a run filed under another table)
         print(f"error: {err}\n{RECORD_FIX}", file=sys.stderr)
         return 2
     return 0
+
+
+def _build_sources(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Where ``build`` writes and what it reads. The committed reports (no ``--out-dir``) show the tracked records
+    only, so a user's runs never change a committed file; ``--out-dir`` builds from the runs under ``--runs-dir``
+    (and, with ``--results-dir``, the tracked records beside them)."""
+    if args.out_dir is None or Path(args.out_dir).resolve() == REPORTS_DIR:
+        given = [flag for flag, value in (("--runs-dir", args.runs_dir), ("--results-dir", args.results_dir),
+                                          ("--prefer", args.prefer)) if value is not None]
+        if given:
+            raise BuildOptionError(
+                f"{', '.join(given)} only with --out-dir DIR: reports/ holds the committed reports, built from the "
+                f"tracked records alone (your runs: `python -m reports build ID --out-dir runs/reports`)")
+        return {}, {"runs_root": None, "results_root": RESULTS_DIR}
+    return ({"out_dir": args.out_dir},
+            {"runs_root": args.runs_dir or "runs", "results_root": results_root_for(args.out_dir, args.results_dir),
+             "prefer": args.prefer or "tracked"})
+
+
+class BuildOptionError(ValueError):
+    """Options of ``build`` that do not go together."""
 
 
 def _track(ids: list[str], runs_dir: str) -> int:
@@ -96,7 +121,7 @@ def _track(ids: list[str], runs_dir: str) -> int:
         written = track(spec, runs_dir, RESULTS_DIR)
         print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
         if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
-            print(build_report(table_id, runs_root=runs_dir, results_root=RESULTS_DIR))
+            print(build_report(table_id, runs_root=None, results_root=RESULTS_DIR))
     return 0
 
 

@@ -277,6 +277,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
 SETUP_FIELDS = {
     "precision": lambda p: p.get("precision"),
     "devices": lambda p: f"{p['world_size']} × {p['devices'][0]}" if p.get("devices") else None,
+    "CPU kernels": lambda p: cpu_kernels_label(p.get("cpu_kernels")),
     "global batch": lambda p: (p.get("batch") or {}).get("global_batch"),
     "torch threads": lambda p: p.get("torch_threads"),
     "deterministic": lambda p: p.get("deterministic"),
@@ -285,7 +286,15 @@ SETUP_FIELDS = {
 }
 
 
-HARDWARE_FIELDS = ("devices", "precision", "global batch")  # always in the header; the rest only when they differ
+HARDWARE_FIELDS = ("devices", "CPU kernels", "precision", "global batch")  # always in the header; the rest only when they differ
+
+
+def cpu_kernels_label(kernels: dict[str, Any] | None) -> str | None:
+    """"AVX512", or "AVX2 (ATEN_CPU_CAPABILITY=avx2)" when a switch chose them; None when not recorded."""
+    if not kernels:
+        return None
+    switches = ", ".join(f"{k}={v}" for k, v in sorted((kernels.get("switches") or {}).items()))
+    return kernels.get("capability", "?") + (f" ({switches})" if switches else "")
 
 
 def _setup_counts(runs: list[dict[str, Any]], field: str) -> dict[str, int]:
@@ -381,9 +390,9 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
             out += _figure_layout(table, spec, scale, values, static, Path(out_dir))
     out += _notes(table, spec, cited)
     out += ["", f"Rows: {', '.join(f'`{r.key}` = {r.label}' for r in spec.rows)}.", "",
-            f"Regenerate: `python -m experiments run {table_id}` (trains what is missing) or "
-            f"`python -m reports build {table_id}` (from the tracked records in `reports/results/` and the runs "
-            f"logged under `runs/`).", ""]
+            f"Regenerate: `python -m reports build {table_id}` (this report, from the tracked records in "
+            f"`reports/results/`); `python -m experiments run {table_id}` trains the runs again and writes your own "
+            f"report under `runs/reports/`.", ""]
     return "\n".join(out)
 
 
@@ -534,6 +543,13 @@ def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | P
     return path
 
 
+_COMMITTED_INDEX = [
+    "One report per paper table, in the paper's layout, rebuilt by `python -m reports build [ID ...]` from the",
+    "tracked records under `reports/results/` (each report's header says which runs fill it). Every metric cell",
+    "names the scale and data that produced it. Your own runs' reports: `runs/reports/` (written by",
+    "`python -m experiments run ID`)."]
+
+
 def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
                 results_root: str | Path | None = None, prefer: Prefer = "tracked") -> Path:
     rows = []
@@ -548,9 +564,10 @@ def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DI
                      f"{len(used)} ({tracked} tracked)" if used else 0])
     text = "\n".join([
         "# Reports", "",
-        "One report per paper table, in the paper's layout, rebuilt by `python -m reports build [ID ...]` from the",
-        "tracked records under `reports/results/` and the local runs under `runs/` (each report's header says which",
-        "cells come from which). Every metric cell names the scale and data that produced it.", "",
+        *(_COMMITTED_INDEX if runs_root is None else [
+            f"One report per paper table, in the paper's layout, from the runs under `{Path(runs_root).as_posix()}/`"
+            + (" and the tracked records" if results_root is not None else "") + " (`python -m reports build ID "
+            "--out-dir DIR`). Every metric cell names the scale and data that produced it."]), "",
         tabulate(rows, headers=["id", "paper", "label", "kind", "status", "report", "runs used"],
                  tablefmt="github"), "",
     ])

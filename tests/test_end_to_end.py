@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import run_and_report
-from reports.build import load_records
+from reports.build import REPORTS_DIR, load_records
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +51,23 @@ def test_each_row_and_column_writes_a_complete_record(micro_runs):
         assert list(path.glob("events.out.tfevents.*")), "no TensorBoard events"
         assert (path / "hparams.yaml").exists() and (path / "checkpoints" / "last.ckpt").exists()
     assert (runs.parent / "reports" / "new" / "mformer_table4.md").exists()  # in reports_dir, made up front
+
+
+def test_run_shows_the_users_cells_and_writes_their_report_beside_their_runs_never_into_reports(micro_runs):
+    runs, _, _ = micro_runs
+    committed = {p.name: p.read_bytes() for p in REPORTS_DIR.iterdir() if p.is_file()}
+    logs = []
+    run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
+                   echo=logs.append)  # every run done: nothing trains, the report and the comparison are made again
+    assert {p.name: p.read_bytes() for p in REPORTS_DIR.iterdir() if p.is_file()} == committed
+    mine = runs / "reports" / "mformer_table4.md"
+    assert any(line.startswith(f"\nyour report: {mine} (from your runs") for line in logs)
+    assert "4 tracked in `reports/results/`" not in mine.read_text() and ", 4 local." in mine.read_text()
+    shown = next(line for line in logs if line.startswith("\nYour tiny runs beside the tracked records"))
+    assert "Joint Space-Time" in shown and "4 cell(s):" in shown and "79.2" in shown  # the paper's K-400 value
+    with pytest.raises(ValueError, match="reports/ holds the committed reports"):
+        run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, reports_dir=REPORTS_DIR,
+                       echo=logs.append)
 
 
 def test_finished_runs_are_skipped_and_interrupted_runs_resume(micro_runs):
@@ -145,7 +162,8 @@ def test_tensorboard_serves_both_rows_with_lr_and_hparams(micro_runs, tmp_path):
         points = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={urllib.request.quote(run)}"
                            f"&tag=test/top1")
         assert len(points) == 1 and len(points[0]) == 3  # one [wall_time, step, value] per test run
-        assert 0.0 <= points[0][2] <= 1.0
+        tested = next(r for r in records if f"{r['row']}/seed0/tiny-{r['column'].lower().replace('-', '_')}" == run)
+        assert points[0][2] == pytest.approx(tested["metrics"]["top1"])  # in percent, as the record and reports
         lr_tags = [t for t in tags[run] if t == "lr" or t.startswith("lr/")]  # LearningRateMonitor
         assert sorted(lr_tags) == ["lr/decay", "lr/no_decay"], sorted(tags[run])  # timm's groups, named
         lr = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={urllib.request.quote(run)}"
@@ -169,7 +187,7 @@ def test_tensorboard_serves_both_rows_with_lr_and_hparams(micro_runs, tmp_path):
             assert group["hparams"]["row"] == rec["row"] and group["hparams"]["column"] == rec["column"]
             assert group["hparams"]["model/overrides/attn_layer"] == rec["config"]["model"]["overrides"]["attn_layer"]
             top1 = next(m["value"] for m in group["metricValues"] if m["name"]["tag"] == "test/top1")
-            assert 100 * top1 == pytest.approx(rec["metrics"]["top1"], abs=1e-4)  # the record's, in the Scalars' units
+            assert top1 == pytest.approx(rec["metrics"]["top1"], abs=1e-4)  # the record's, in percent
     finally:
         server.terminate()
         server.wait(timeout=30)

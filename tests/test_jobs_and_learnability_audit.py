@@ -199,14 +199,17 @@ def test_a_trained_record_goes_to_the_run_that_trained_it_and_a_shared_configura
     twin = dataclasses.replace(to_train, row="mformer_twin")  # another row, the same experiment: reuses seed 1's
     trained = []
 
-    def side_by_side(configs, n, runs_root, force):
+    def side_by_side(configs, n, runs_root, force):  # experiments.jobs.run_side_by_side
         trained.extend((c.row, c.seed) for c in configs)
         yield 0, {"how": "trained"}
 
     monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"how": "execute"})
     finished = []
-    runner._run_side_by_side([done, to_train, twin], 2, tmp_path, False, lambda _: None,
+    configs = [done, to_train, twin]
+    runner._run_side_by_side(configs, runner.runs_to_train(configs, tmp_path, False), 2, tmp_path, False,
+                             lambda _: None,
                              lambda cfg, record: finished.append((cfg.row, cfg.seed, record["how"])))
     assert trained == [("mformer", 1)]
     assert finished == [("mformer", 1, "trained"), ("mformer", 0, "execute"), ("mformer_twin", 1, "execute")]
@@ -216,25 +219,22 @@ def test_one_job_keeps_the_loader_workers_and_no_jobs_given_means_auto(monkeypat
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     executed, side_by_side = [], []
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: executed.append(cfg.data.num_workers) or {
         "metrics": {"top1": 50.0}, "wall_time_s": 1.0})
 
-    def run_side_by_side(configs, n, runs_root, force, echo, finished):
+    def run_side_by_side(configs, to_train, n, runs_root, force, echo, finished):
         side_by_side.append((n, [c.data.num_workers for c in configs]))
         for cfg in configs:
             finished(cfg, {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})
 
     monkeypatch.setattr(runner, "_run_side_by_side", run_side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     quiet = {"echo": lambda _: None, "runs_root": tmp_path}
     runner.run_table(TABLE, rows=[ROW], seeds=2, jobs=1, **quiet)
     assert executed == [2, 2]  # the tiny preset's 2 loader workers: nothing else runs beside the run
     runner.run_table(TABLE, rows=[ROW], seeds=3, jobs=None, **quiet)
     assert side_by_side == [(3, [0, 0, 0])]  # auto: 8 cores, 3 runs -> 3 side by side, without loader workers
-
-
-def test_the_eta_counts_jobs_runs_at_a_time():
-    # 4 runs left, 2 at a time, 10 s each: two rounds of 10 s
-    assert runner.progress(2, 6, start=0.0, trained_s=[10.0], jobs=2).endswith(", ETA 20s if the rest train")
 
 
 @pytest.mark.parametrize("argv,expected", [([], None), (["--jobs", "3"], 3), (["--jobs", "auto"], None)])

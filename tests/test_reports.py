@@ -12,7 +12,8 @@ from reports.build import build_report, load_records, ours
 
 
 CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EPYC"], "precision": "32-true",
-           "batch": {"global_batch": 16, "paper_global_batch": None}}
+           "batch": {"global_batch": 16, "paper_global_batch": None},
+           "cpu_kernels": {"capability": "AVX512", "switches": {}}}
 
 
 def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scale: str = "tiny",
@@ -211,12 +212,19 @@ def test_every_cell_names_its_device_and_the_header_how_the_runs_trained(tmp_pat
     assert "50.0 (n=1; tiny, synth_motion, device not recorded)" in divided
     assert "65.0 (n=1; tiny, synth_appearance, CPU)" in text
     assert ("- Ran on: devices 1 × AMD EPYC (2 runs) / 8 × NVIDIA H100 80GB HBM3 (2 runs) / not recorded (1 runs); "
+            "CPU kernels AVX512 (2 runs) / not recorded (3 runs); "
             "precision 32-true (2 runs) / bf16-mixed (2 runs) / not recorded (1 runs); global batch 16 (2 runs) / "
             "64 (2 runs) / not recorded (1 runs) (the paper's global batch: 64 / not stated).") in text
     single = tmp_path / "single"
     write_record(single, "joint", "K-400", 0, 70.0)
-    assert ("- Ran on: devices 1 × AMD EPYC; precision 32-true; global batch 16 (the paper's global batch: not "
-            "stated).") in build_report("mformer_table4", runs_root=single, out_dir=tmp_path).read_text()
+    assert ("- Ran on: devices 1 × AMD EPYC; CPU kernels AVX512; precision 32-true; global batch 16 (the paper's global "
+            "batch: not stated).") in build_report("mformer_table4", runs_root=single, out_dir=tmp_path).read_text()
+    # kernels chosen by a switch say which (their float rounding differs from the machine's own)
+    forced = tmp_path / "forced"
+    write_record(forced, "joint", "K-400", 0, 70.0, provenance={
+        **CPU_RUN, "cpu_kernels": {"capability": "AVX2", "switches": {"ATEN_CPU_CAPABILITY": "avx2"}}})
+    assert "CPU kernels AVX2 (ATEN_CPU_CAPABILITY=avx2);" in build_report("mformer_table4", runs_root=forced,
+                                                                         out_dir=tmp_path).read_text()
 
 
 def test_a_cell_computed_on_part_of_its_split_says_so_in_the_header(tmp_path):

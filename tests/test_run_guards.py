@@ -73,6 +73,7 @@ def test_a_record_of_another_table_or_row_is_not_taken_for_this_cell(tmp_path):
 
 def test_a_conflict_stops_the_table_before_anything_trains(tmp_path, monkeypatch, capsys):
     trained = []
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: trained.append(cfg.row))
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     other = _cfg(row="mformer_l")
@@ -97,6 +98,7 @@ def test_a_run_on_part_of_its_split_says_so_on_the_console(tmp_path, monkeypatch
     """The report's header lists such cells; the console says it when the run ends, with the file listing them."""
     report = {"train": {"missing": ["a.mp4", "b.mp4"], "skipped_at_train": 3}, "test": {"corrupt": ["c.mp4"]}}
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"top1": 50.0}, "wall_time_s": 1.0,
                                                                   "data_report": report})
     lines = []
@@ -124,6 +126,7 @@ def test_a_multi_node_preset_started_alone_is_refused_before_it_waits_forever(mo
     check_multi_node_launch(resolve_runs("cast_table2", "paper", ["cast"], 1, "/datasets",
                                          {"trainer": {"devices": 8, "num_nodes": 1}})[0])
     trained = []
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: trained.append(cfg.row))
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     (tmp_path / "ssv2").mkdir()  # the other columns' data is absent: skipped
@@ -424,13 +427,14 @@ def test_set_null_from_the_command_line_reaches_the_runs_configuration(capsys):
 def test_loader_workers_set_with_set_are_kept_side_by_side(monkeypatch, tmp_path):
     seen = []
 
-    def side_by_side(configs, jobs, runs_root, force, echo, finished):
+    def side_by_side(configs, to_train, jobs, runs_root, force, echo, finished):
         for cfg in configs:
             seen.append(cfg)
             finished(cfg, {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     monkeypatch.setattr(runner, "_run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     runner.run_table(TABLE, rows=[ROW, "mformer_l"], runs_root=tmp_path, jobs=2, echo=lambda _: None,
                      settings=[("data.num_workers", 3)])
     assert [c.data.num_workers for c in seen] == [3, 3]

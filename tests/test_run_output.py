@@ -5,7 +5,8 @@ import warnings
 
 import lightning as L
 
-from experiments.runner import duration, progress, quiet_libraries
+from experiments.progress import TableProgress, duration
+from experiments.runner import quiet_libraries
 
 
 def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else(capfd):
@@ -33,12 +34,40 @@ def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else
     assert [str(w.message) for w in caught] == ["another deprecation"]
 
 
-def test_progress_gives_elapsed_time_and_an_eta_from_the_runs_that_trained():
+def _progress(to_train: dict, jobs: int, elapsed: float, total: int | None = None) -> TableProgress:
+    progress = TableProgress(total=total or len(to_train), to_train=to_train, jobs=jobs)
+    progress.start -= elapsed  # as if training had begun ``elapsed`` seconds ago
+    return progress
+
+
+def test_the_eta_scales_each_runs_tracked_time_by_this_machines_pace():
     assert [duration(s) for s in (4.6, 65, 3 * 3600 + 120)] == ["5s", "1m05s", "3h02m"]
-    line = progress(2, 10, start=0.0, trained_s=[30.0, 50.0])  # start 0: elapsed is the clock's
-    assert line.startswith("2/10 runs, ") and line.endswith("elapsed, ETA 5m20s if the rest train")
-    assert "ETA" not in progress(10, 10, start=0.0, trained_s=[30.0])  # done
-    assert "ETA" not in progress(1, 10, start=0.0, trained_s=[])  # nothing trained yet: no basis for one
+    # tracked: joint 40 s, trajectory 80 s; here joint took 60 s (1.5x slower): two trajectory runs left, one at a
+    # time -> 2 x 120 s
+    progress = _progress({"joint": 40.0, "traj_a": 80.0, "traj_b": 80.0}, jobs=1, elapsed=60.0)
+    line = progress.finished("joint", 60.0)
+    assert line.startswith("1/3 runs, 1m00s elapsed") and line.endswith(", ETA 4m00s if the rest train")
+
+
+def test_the_eta_replays_the_schedule_of_side_by_side_runs():
+    # 3 runs of 10 s, 2 at a time: when the first ends (at 10 s), the second is still running (it started at 0) and
+    # the third starts; all end at 20 s
+    progress = _progress({"a": 10.0, "b": 10.0, "c": 10.0}, jobs=2, elapsed=10.0)
+    assert progress.finished("a", 10.0).endswith(", ETA 10s if the rest train")
+    # a run that has run past its expected time is counted as ending no earlier than now
+    late = _progress({"a": 10.0, "b": 10.0}, jobs=2, elapsed=30.0)
+    assert late.finished("a", 10.0).endswith(", ETA 0s if the rest train")
+
+
+def test_without_tracked_times_the_eta_is_the_mean_run_and_none_before_a_run_trained():
+    progress = _progress({"a": None, "b": None, "c": None}, jobs=1, elapsed=30.0)
+    assert "ETA" not in progress.line()  # nothing trained yet: no basis for one
+    assert progress.finished("a", 30.0).endswith(", ETA 1m00s if the rest train")
+    progress.finished("b", 30.0)
+    assert "ETA" not in progress.finished("c", 30.0)  # done
+    skipped = _progress({}, jobs=1, elapsed=0.0, total=2)
+    skipped.skipped()
+    assert skipped.line().startswith("1/2 runs")
 
 
 def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_path, monkeypatch):
@@ -47,6 +76,7 @@ def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_pa
     from experiments import runner
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})
     (tmp_path / "kinetics400").mkdir()  # Table 4's K-400 column runs; its SSv2 column has no data: skipped
     lines = []
@@ -68,6 +98,7 @@ def test_a_run_without_top1_shows_its_own_metrics(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     monkeypatch.setattr(runner, "missing_data", lambda cfg: None)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"J&F": 61.5, "J": 60.0, "F": 63.0},
                                                                  "wall_time_s": 1.0})
     lines = []

@@ -64,9 +64,11 @@ def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
         return {"metrics": {}, "wall_time_s": 0.0}
 
     monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", execute)
     configs = resolve_runs("xvit_figure1", "tiny", None, 1, None, None)
-    runner._run_side_by_side(configs, 2, tmp_path, False, lambda _: None, lambda cfg, record: None)
+    runner._run_side_by_side(configs, runner.runs_to_train(configs, tmp_path, False), 2, tmp_path, False,
+                             lambda _: None, lambda cfg, record: None)
     first = [column for how, column in order if how == "side by side"]
     assert len(first) == 1 and order[0] == ("side by side", first[0])
     assert [how for how, _ in order[1:]] == ["after"] * (len(configs) - 1)
@@ -79,12 +81,13 @@ def test_side_by_side_runs_load_their_data_in_their_own_process(monkeypatch, tmp
 
     seen = {}
 
-    def side_by_side(configs, jobs, runs_root, force, echo, finished):
+    def side_by_side(configs, to_train, jobs, runs_root, force, echo, finished):
         seen.update({(c.row, c.column): c.data.num_workers for c in configs})
         for cfg in configs:
             finished(cfg, {"metrics": {}, "wall_time_s": 0.0})
 
     monkeypatch.setattr(runner, "_run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     runner.run_table(TABLE, rows=[ROW], runs_root=tmp_path, jobs=2, echo=lambda _: None)
     assert seen and set(seen.values()) == {0}

@@ -292,13 +292,15 @@ def test_a_build_of_every_report_keys_each_record_once(monkeypatch):
 
 def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
     """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build` must reproduce every
-    committed report and plot exactly."""
+    committed report and plot exactly. "Committed" is what git holds (its index), not the working tree, where a
+    command may have written since."""
     clone = tmp_path / "clone"
     for name in _tracked_files():
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
-    committed = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
+    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in (clone / "reports").iterdir()
+                 if p.suffix in (".md", ".png")}
     env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-m", "reports", "build"], cwd=clone, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -306,3 +308,12 @@ def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
     rebuilt = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
     changed = sorted(name for name in committed.keys() | rebuilt.keys() if committed.get(name) != rebuilt.get(name))
     assert not changed, f"reports that a fresh clone does not rebuild identically: {changed}"
+
+
+def _committed_bytes(path: Path) -> bytes:
+    """The file as git's index holds it (the working tree's copy outside a git checkout, or for a file not added)."""
+    if (REPO / ".git").exists():
+        shown = subprocess.run(["git", "show", f":{path.as_posix()}"], cwd=REPO, capture_output=True)
+        if shown.returncode == 0:
+            return shown.stdout
+    return (REPO / path).read_bytes()

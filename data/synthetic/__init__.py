@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from data.cache import build_once
 from data.synthetic import appearance, motion, pose, verbnoun
 from data.synthetic.pose import POSE_JOINTS, POSE_LIMBS
 from data.synthetic.render import upsample_bilinear
-from data.synthetic.spec import GenerationParams, SyntheticSpec
+from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER
 
 __all__ = [
     "EPIC_CLASSES_HEADER", "EPIC_CSV_HEADER", "GENERATOR_VERSION", "POSE_JOINTS", "POSE_LIMBS", "SET_VERSIONS",
-    "SYNTHETIC_SETS", "GenerationParams", "SyntheticSpec", "ensure_synthetic", "generate_synthetic",
-    "synthetic_dir", "synthetic_params", "upsample_bilinear",
+    "SYNTHETIC_SETS", "GenerationParams", "SyntheticSpec", "ensure_synthetic", "ensure_synthetic_sets",
+    "generate_synthetic", "synthetic_dir", "synthetic_params", "upsample_bilinear",
 ]
 
 GENERATOR_VERSION = 3  # bump when the rendering changes: cached sets are keyed by it
@@ -45,6 +50,7 @@ def generate_synthetic(
     size: int = 40,
     fps: int = 15,
     num_classes: int | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write a synthetic set (videos + annotations in its real dataset's format) into ``root``.
 
@@ -59,6 +65,7 @@ def generate_synthetic(
         size: frame height and width in pixels (even).
         fps: frame rate written to the files (synth_pose writes JPEG frames, which have none).
         num_classes: use the first k classes of the set; None = all (synth_verbnoun: must be None).
+        progress: called with the samples just written (videos; synth_verbnoun: action segments).
     """
     if name not in SYNTHETIC_SETS:
         raise ValueError(f"unknown synthetic set {name!r}; known: {sorted(SYNTHETIC_SETS)}")
@@ -74,7 +81,7 @@ def generate_synthetic(
     root.mkdir(parents=True, exist_ok=True)
     params = GenerationParams(num_train=num_train, num_val=num_val, seed=seed, num_classes=num_classes, size=size,
                               num_video_frames=num_video_frames, fps=fps)
-    spec.write(root, params)
+    spec.write(root, params, progress or (lambda done: None))
     # Provenance, beside (not part of) the imitated format.
     meta = {"name": name, "generator_version": GENERATOR_VERSION, "set_version": SET_VERSIONS.get(name, 1),
             **asdict(params), "class_names": list(spec.class_names[:num_classes]), "mimics": spec.mimics}
@@ -104,7 +111,8 @@ def synthetic_dir(name: str, cache_dir: Path = Path(".cache/synthetic"), **param
     return Path(cache_dir) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def ensure_synthetic(name: str, cache_dir: Path = Path(".cache/synthetic"), **params) -> Path:
+def ensure_synthetic(name: str, cache_dir: Path = Path(".cache/synthetic"), progress: Progress | None = None,
+                     **params) -> Path:
     """The root of a synthetic set, generated on first use and reused afterwards.
 
     Generation writes into a temporary sibling directory and renames it into place, so a directory at the final
@@ -113,8 +121,86 @@ def ensure_synthetic(name: str, cache_dir: Path = Path(".cache/synthetic"), **pa
     Args:
         name: a key of ``SYNTHETIC_SETS``.
         cache_dir: parent directory of cached sets.
+        progress: called with the samples just written, while the set is generated.
         **params: ``generate_synthetic`` parameters (defaults: 400 train, 200 val videos, seed 0, 32 frames,
             40x40 px, 15 fps, all classes).
     """
     target = synthetic_dir(name, cache_dir, **params)
-    return build_once(target, lambda tmp: generate_synthetic(name, tmp, **synthetic_params(**params)))
+    return build_once(target, lambda tmp: generate_synthetic(name, tmp, progress=progress,
+                                                             **synthetic_params(**params)))
+
+
+def ensure_synthetic_sets(sets: Sequence[tuple[str, dict[str, Any]]], jobs: int = 1,
+                          echo: Callable[[str], None] = print, cache_dir: Path = Path(".cache/synthetic"),
+                          every_s: float = 10.0) -> list[Path]:
+    """Every (name, params) set generated that is not cached yet, ``jobs`` sets at a time in worker processes,
+    saying what is generated and, every ``every_s`` seconds, how far each set is; the roots, in order."""
+    wanted = list(dict.fromkeys((name, json.dumps(params, sort_keys=True)) for name, params in sets))
+    missing = [(name, json.loads(params)) for name, params in wanted
+               if not synthetic_dir(name, cache_dir, **json.loads(params)).is_dir()]
+    if missing:
+        total = {name: _samples(params) for name, params in missing}
+        echo(f"generating {len(missing)} data set(s) into {cache_dir}/ (once; later runs read the cache): "
+             + ", ".join(f"{name} ({total[name]} samples)" for name, _ in missing))
+        start = time.perf_counter()
+        if jobs > 1 and len(missing) > 1:
+            _generate_in_processes(missing, min(jobs, len(missing)), cache_dir, echo, every_s, start)
+        else:
+            for name, params in missing:
+                report = _progress_line(name, total[name], echo, every_s, start)
+                ensure_synthetic(name, cache_dir, progress=report, **params)
+                echo(f"    {name}: done ({time.perf_counter() - start:.0f}s)")
+    return [synthetic_dir(name, cache_dir, **json.loads(params)) for name, params in wanted]
+
+
+def _samples(params: dict[str, Any]) -> int:
+    full = synthetic_params(**params)
+    return full["num_train"] + full["num_val"]
+
+
+def _progress_line(name: str, total: int, echo: Callable[[str], None], every_s: float, start: float) -> Progress:
+    """A progress callback that echoes "name: k/total samples" at most every ``every_s`` seconds."""
+    state = {"done": 0, "said": time.perf_counter()}
+
+    def report(done: int) -> None:
+        state["done"] += done
+        now = time.perf_counter()
+        if now - state["said"] >= every_s and state["done"] < total:
+            state["said"] = now
+            echo(f"    {name}: {state['done']}/{total} samples ({now - start:.0f}s)")
+    return report
+
+
+def _generate_in_processes(missing: list[tuple[str, dict[str, Any]]], jobs: int, cache_dir: Path,
+                           echo: Callable[[str], None], every_s: float, start: float) -> None:
+    """The sets in ``jobs`` spawned processes; their progress comes back through a queue and is echoed here."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        queue = manager.Queue()
+        pending = {pool.submit(_generate_one, name, params, cache_dir, queue): name for name, params in missing}
+        done_so_far = dict.fromkeys(pending.values(), 0)
+        total = {name: _samples(params) for name, params in missing}
+        said = time.perf_counter()
+        while pending:
+            finished, _ = wait(pending, timeout=0.5)
+            while not queue.empty():
+                name, count = queue.get()
+                done_so_far[name] += count
+            for future in finished:
+                future.result()  # a failed set stops here with its error
+                echo(f"    {pending.pop(future)}: done ({time.perf_counter() - start:.0f}s)")
+            if pending and time.perf_counter() - said >= every_s:
+                said = time.perf_counter()
+                echo("    " + ", ".join(f"{name}: {done_so_far[name]}/{total[name]}" for name in pending.values())
+                     + f" samples ({said - start:.0f}s)")
+
+
+def _generate_one(name: str, params: dict[str, Any], cache_dir: Path, queue: Any) -> None:
+    pending = [0]
+
+    def report(done: int) -> None:  # a queue message per 20 samples: cheap next to encoding them
+        pending[0] += done
+        if pending[0] >= 20:
+            queue.put((name, pending[0]))
+            pending[0] = 0
+    ensure_synthetic(name, cache_dir, progress=report, **params)

@@ -12,7 +12,7 @@ from data.synthetic.render import (
     add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
 )
 from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
-from data.synthetic.spec import GenerationParams, SyntheticSpec
+from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 from data.video_io import write_video
 
 # Colour family x shape. Four well-separated hues (HSV) and two shapes a 2x8x8 tubelet can tell apart; +-0.04 hue
@@ -39,7 +39,7 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
     return to_uint8(composite(frames, mask, colour))
 
 
-def _write_split(root: Path, split: str, count: int, p: GenerationParams) -> None:
+def _write_split(root: Path, split: str, count: int, p: GenerationParams, progress: Progress) -> None:
     labels = balanced_labels(split_rng(p.seed, split, LABELS), count, p.num_classes)
     lines = []
     for index, label in enumerate(labels):
@@ -48,12 +48,13 @@ def _write_split(root: Path, split: str, count: int, p: GenerationParams) -> Non
         frames = _render(video_rng(p.seed, split, index), label, p.size, p.num_video_frames)
         write_video(root / rel, frames, p.fps)
         lines.append(f"{rel.as_posix()} {label}\n")
+        progress(1)
     (root / f"{split}.csv").write_text("".join(lines))
 
 
-def _write(root: Path, p: GenerationParams) -> None:
-    _write_split(root, "train", p.num_train, p)
-    _write_split(root, "val", p.num_val, p)
+def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
+    _write_split(root, "train", p.num_train, p, progress)
+    _write_split(root, "val", p.num_val, p, progress)
 
 
 SPEC = SyntheticSpec(

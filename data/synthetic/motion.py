@@ -15,7 +15,7 @@ from data.synthetic.render import (
     add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
 )
 from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
-from data.synthetic.spec import GenerationParams, SyntheticSpec
+from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 from data.video_io import write_video
 
 # SSv2 templates. Each is (vx, vy, spin sign) up to a random speed.
@@ -59,7 +59,8 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
     return to_uint8(frames), things[0]
 
 
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int) -> None:
+def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int, progress: Progress
+                 ) -> None:
     labels = balanced_labels(split_rng(p.seed, split, LABELS), count, p.num_classes)
     (root / "videos").mkdir(exist_ok=True)
     entries = []
@@ -70,14 +71,15 @@ def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_
         template = _CLASSES[label][0]
         entries.append({"id": video_id, "label": template.replace("[something]", thing), "template": template,
                         "placeholders": [thing]})
+        progress(1)
     (root / ("train.json" if split == "train" else "validation.json")).write_text(json.dumps(entries, indent=1))
 
 
-def _write(root: Path, p: GenerationParams) -> None:
+def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
     labels = {name: str(i) for i, name in enumerate(SPEC.class_names[:p.num_classes])}
     (root / "labels.json").write_text(json.dumps(labels, indent=1))
-    _write_split(root, "train", p.num_train, p, first_id=1)
-    _write_split(root, "val", p.num_val, p, first_id=p.num_train + 1)
+    _write_split(root, "train", p.num_train, p, 1, progress)
+    _write_split(root, "val", p.num_val, p, p.num_train + 1, progress)
 
 
 SPEC = SyntheticSpec(

@@ -15,7 +15,7 @@ from data.synthetic.render import (
     SUPERSAMPLE, add_distractor, background, composite, hsv_to_rgb, render_object, to_uint8,
 )
 from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
-from data.synthetic.spec import GenerationParams, SyntheticSpec
+from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 
 # Joints in PennAction's order; the skeleton's limbs; six PennAction actions a front-view stick figure can perform.
 # Body coordinates: y up, hip centre at the origin, unit = about the figure's height.
@@ -149,7 +149,8 @@ def _write_label_mat(path: Path, action: str, joints: np.ndarray, visibility: np
     path.write_bytes(bytes(data))
 
 
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int) -> None:
+def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int, progress: Progress
+                 ) -> None:
     """``count`` PennAction videos: JPEG frames under frames/<id>/ and labels/<id>.mat (train = 1 or -1).
 
     Joint coordinates are PennAction's (MATLAB, 1-based): the centre of the top-left pixel is (1, 1). A joint
@@ -169,11 +170,12 @@ def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_
         bbox = np.concatenate([joints.min(1) - margin, joints.max(1) + margin], 1).clip(0, size) + 0.5
         _write_label_mat(root / "labels" / f"{video_id}.mat", _ACTIONS[label], joints + 0.5,
                          inside.astype(np.float64), bbox, size, split == "train")
+        progress(1)
 
 
-def _write(root: Path, p: GenerationParams) -> None:  # JPEG frames: p.fps has nowhere to go
-    _write_split(root, "train", p.num_train, p, first_id=1)
-    _write_split(root, "val", p.num_val, p, first_id=p.num_train + 1)
+def _write(root: Path, p: GenerationParams, progress: Progress) -> None:  # JPEG frames: p.fps has nowhere to go
+    _write_split(root, "train", p.num_train, p, 1, progress)
+    _write_split(root, "val", p.num_val, p, p.num_train + 1, progress)
 
 
 SPEC = SyntheticSpec(

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+Progress = Callable[[int], None]  # called with the samples just written (videos, or action segments)
+
 
 @dataclass(frozen=True)
 class GenerationParams:
@@ -33,6 +35,6 @@ class SyntheticSpec:
     description: str
     mimics: str
     stands_in_for: str  # what the set replaces, as the reports' headers say it
-    write: Callable[[Path, GenerationParams], None] = field(repr=False, compare=False)  # videos and annotations
+    write: Callable[[Path, GenerationParams, Progress], None] = field(repr=False, compare=False)  # the files
     verb_names: tuple[str, ...] = ()  # verb-noun sets: class_names are the (verb, noun) actions, verb-major
     noun_names: tuple[str, ...] = ()

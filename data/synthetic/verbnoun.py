@@ -15,7 +15,7 @@ from data.synthetic.render import (
     add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
 )
 from data.synthetic.seeding import LABELS, SEGMENT_COUNTS, balanced_labels, split_rng, video_rng
-from data.synthetic.spec import GenerationParams, SyntheticSpec
+from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 from data.video_io import write_video
 
 # Verbs are the synth_motion motions, keyed like EPIC verbs; nouns are object identities (shape x colour, keyed
@@ -100,7 +100,8 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, video_counters: dict[str, int]) -> None:
+def _write_split(root: Path, split: str, count: int, p: GenerationParams, video_counters: dict[str, int],
+                 progress: Progress) -> None:
     """``count`` action segments in untrimmed videos of 3-5 segments (the last: what is left, 1 or more), and their
     EPIC_100_<split>.csv.
 
@@ -130,6 +131,7 @@ def _write_split(root: Path, split: str, count: int, p: GenerationParams, video_
                          f"{verb_key} {noun_key}", verb_key, verb, noun_key, noun, f"['{noun_key}']", f"[{noun}]"])
         index += segments
         video_index += 1
+        progress(segments)
     _write_csv(root / f"EPIC_100_{'train' if split == 'train' else 'validation'}.csv", EPIC_CSV_HEADER, rows)
 
 
@@ -141,10 +143,10 @@ def _write_classes(root: Path) -> None:
                [[i, key, f"['{key}']", "shape"] for i, (key, _, _) in enumerate(_NOUNS)])
 
 
-def _write(root: Path, p: GenerationParams) -> None:
+def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
     video_counters: dict[str, int] = {}  # per participant, across splits: video ids are unique in the set
-    _write_split(root, "train", p.num_train, p, video_counters)
-    _write_split(root, "val", p.num_val, p, video_counters)
+    _write_split(root, "train", p.num_train, p, video_counters, progress)
+    _write_split(root, "val", p.num_val, p, video_counters, progress)
     _write_classes(root)
 
 

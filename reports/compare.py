@@ -1,0 +1,112 @@
+"""A user's runs beside the tracked records and the paper: what ``python -m experiments run`` prints at its end.
+
+Each cell the user trained is shown with the tracked mean ± std of the same cell and the paper's number, and marked:
+``=`` every seed of it equals its tracked record bit for bit; ``≈`` within noise of the tracked cell; ``≠`` beyond
+noise (the reports' rule, ``reports.noise``; a cell of one seed is read against the tracked seeds' spread).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from experiments.paper_tables import paper_table, printed
+from experiments.spec import TableSpec
+
+from . import noise
+from .build import Cell, aggregate, metric_values
+from .records import table_records
+
+MARKS = {"same": "=", "within": "≈", "beyond": "≠", "alone": "·"}
+LEGEND = ("= every seed equals its tracked record bit for bit; ≈ within noise of the tracked cell; ≠ beyond noise "
+          "(two standard errors, the reports' rule; one seed is read against the tracked seeds' spread); · nothing "
+          "tracked to compare with")
+
+
+@dataclass(frozen=True)
+class ComparedCell:
+    row: str
+    column: str
+    yours: Cell
+    tracked: Cell | None
+    paper: Any
+    mark: str  # a key of MARKS
+
+
+def compare_cells(spec: TableSpec, runs_root: str | Path, results_root: str | Path | None, scale: str
+                  ) -> list[ComparedCell]:
+    """Every metric cell of ``spec`` at ``scale`` that the runs under ``runs_root`` fill, in the table's order."""
+    local = [r for r in table_records(spec, runs_root, None).records if r["scale"] == scale]
+    tracked = ([] if results_root is None else
+               [r for r in table_records(spec, None, results_root).records if r["scale"] == scale])
+    ours, theirs = (metric_values(spec, aggregate(records, scale)) for records in (local, tracked))
+    seeds = {source: _per_seed(records) for source, records in (("local", local), ("tracked", tracked))}
+    table = paper_table(spec.table_id)
+    out = []
+    for row in spec.rows:
+        paper_row = table.rows[row.paper_row].cells if table.rows and row.paper_row < len(table.rows) else {}
+        for mc in spec.metric_columns:
+            yours = ours[row.key][mc.column]
+            if yours is None:
+                continue
+            mine = seeds["local"].get((row.key, mc.run_name, mc.metric), {})
+            same = mine and mine == {s: v for s, v in seeds["tracked"].get((row.key, mc.run_name, mc.metric),
+                                                                          {}).items() if s in mine}
+            out.append(ComparedCell(row.label, f"{mc.column} {mc.metric}", yours, theirs[row.key][mc.column],
+                                    paper_row.get(mc.column), _mark(yours, theirs[row.key][mc.column], same)))
+    return out
+
+
+def _per_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, float]]:
+    out: dict[tuple[str, str, str], dict[int, float]] = {}
+    for r in records:
+        for metric, value in r["metrics"].items():
+            out.setdefault((r["row"], r["column"], metric), {})[r["seed"]] = float(value)
+    return out
+
+
+def _mark(yours: Cell, tracked: Cell | None, same: bool) -> str:
+    if tracked is None:
+        return "alone"
+    if same:
+        return "same"
+    if yours.n >= 2 and tracked.n >= 2:
+        return "beyond" if noise.beyond_noise(yours, tracked) else "within"
+    if tracked.n >= 2:  # one seed of yours: read against the spread of the tracked seeds, as one more seed of them
+        return "beyond" if abs(yours.mean - tracked.mean) > 2 * math.sqrt(tracked.std ** 2 * (1 + 1 / tracked.n)) \
+            else "within"
+    return "alone"
+
+
+def comparison_table(cells: list[ComparedCell]) -> str:
+    def shown(cell: Cell | None) -> str:
+        if cell is None:
+            return "—"
+        return f"{cell.mean:.1f}" + (f" ± {cell.std:.1f}" if cell.n > 1 else "") + f" (n={cell.n})"
+
+    body = [[c.row, c.column, shown(c.yours), shown(c.tracked), printed(c.paper), MARKS[c.mark]] for c in cells]
+    return tabulate(body, headers=["row", "column", "yours", "tracked", "paper", ""], tablefmt="simple",
+                    disable_numparse=True)
+
+
+def summary(cells: list[ComparedCell]) -> str:
+    counts = {mark: sum(c.mark == mark for c in cells) for mark in MARKS}
+    return (f"{len(cells)} cell(s): {counts['same']} equal to the tracked records bit for bit, {counts['within']} "
+            f"within noise, {counts['beyond']} beyond noise, {counts['alone']} with nothing tracked")
+
+
+def tracked_seconds(spec: TableSpec, results_root: str | Path | None) -> dict[tuple[str, str, str], float]:
+    """(row, run, scale) -> how long the tracked records of that cell took to train, for the ETA of ``run``: the
+    least over seeds, since load beside a run (or the data it generated first) only ever slows it down."""
+    out: dict[tuple[str, str, str], float] = {}
+    if results_root is None:
+        return out
+    for r in table_records(spec, None, results_root).records:
+        if r.get("wall_time_s"):
+            key = (r["row"], r["column"], r["scale"])
+            out[key] = min(out.get(key, math.inf), float(r["wall_time_s"]))
+    return out
