@@ -1,5 +1,6 @@
 """``python -m reports build [ID ...]``: rebuild the committed reports (``reports/<id>.md``) from the tracked
 records; with ``--out-dir DIR``, build reports anywhere else from your own runs (``--runs-dir``).
+``python -m reports claims``: write ``reports/claims.md``, each paper's claims against the tracked records.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
 ``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
 learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
+    claims = sub.add_parser("claims", help="write reports/claims.md: each paper's claims against the tracked records")
+    claims.add_argument("--check", action="store_true", help="exit 1 if reports/claims.md differs; write nothing")
     readme = sub.add_parser("readme", help="rewrite the generated blocks of the markdown files (tiny results, "
                                            "learnability, MSCA's own experiments, shift benchmarks) from the "
                                            "records")
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "benchmark-shift":
         return _benchmark_shift(args.file, args.options)
+    if args.command == "claims":
+        return _claims(args.check)
     if args.command == "readme":
         try:
             return _readme(args.check)
@@ -122,6 +127,27 @@ def _track(ids: list[str], runs_dir: str) -> int:
         print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
         if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
             print(build_report(table_id, runs_root=None, results_root=RESULTS_DIR))
+    return 0
+
+
+def _claims(check: bool) -> int:
+    from experiments.claims import ClaimsFileError
+
+    from .claims import CLAIMS_PAGE, all_claims, evaluate, paper_pairs, render, write_claims_page
+
+    try:
+        if check:
+            fresh = render(evaluate(all_claims()), paper_pairs())
+            if not CLAIMS_PAGE.exists() or CLAIMS_PAGE.read_text(encoding="utf-8") != fresh:
+                print(f"{CLAIMS_PAGE}: differs from the claims and the tracked records; run `python -m reports "
+                      f"claims`", file=sys.stderr)
+                return 1
+            print(f"{CLAIMS_PAGE}: up to date")
+            return 0
+        print(write_claims_page())
+    except ClaimsFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -547,7 +547,7 @@ _COMMITTED_INDEX = [
     "One report per paper table, in the paper's layout, rebuilt by `python -m reports build [ID ...]` from the",
     "tracked records under `reports/results/` (each report's header says which runs fill it). Every metric cell",
     "names the scale and data that produced it. Your own runs' reports: `runs/reports/` (written by",
-    "`python -m experiments run ID`)."]
+    "`python -m experiments run ID`). The papers' claims against these records: [claims.md](claims.md)."]
 
 
 def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,

@@ -1,0 +1,276 @@
+"""The papers' claims against our tracked records: ``python -m reports claims`` writes ``reports/claims.md``.
+
+A claim (``experiments.claims``) rests on orderings of table cells. Each ordering of two trained cells is read with
+the reports' noise rule (``reports.noise``: two standard errors over seeds): it *agrees* beyond noise, is *reversed*
+beyond noise, or is *within noise*. A computed cell (GFLOPs, parameters, a measured memory) has no seeds: its
+ordering agrees or is reversed. A claim is
+
+- **reproduced beyond noise** when every one of its orderings agrees beyond noise;
+- **contradicted beyond noise** when any is reversed beyond noise;
+- **not distinguishable** otherwise (some within noise, or a cell of one seed);
+- **not run** when no ordering has both of its cells; a claim with some orderings not run says how many.
+
+A ``not_worse`` ordering (parity, margin m: A ≥ B − m) agrees when A − B + m exceeds the noise bound and is
+reversed when B − A − m does. The page also counts, over every table, the row pairs the paper orders and how ours order them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments.claims import Claim, Comparison, all_claims, papers
+from experiments.paper_tables import paper_table, paper_tables
+from experiments.spec import table_spec
+
+from . import noise
+from .build import REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
+from .records import RESULTS_DIR, table_records
+
+AGREES, REVERSED, WITHIN, NOT_RUN = "agrees", "reversed", "within noise", "not run"
+REPRODUCED, CONTRADICTED, UNDECIDED = "reproduced beyond noise", "contradicted beyond noise", "not distinguishable"
+SCALE = "tiny"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One cell of an ordering: a trained cell's mean ± std over n seeds, or a computed value (n = 0)."""
+
+    mean: float
+    std: float
+    n: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    comparison: Comparison
+    outcome: str  # AGREES / REVERSED / WITHIN / NOT_RUN
+    a: Side | None
+    b: Side | None
+    why: str = ""  # for NOT_RUN
+
+
+class TableCells:
+    """A table's cells at tiny scale from the tracked records: trained (Cell), derived (float), computed."""
+
+    def __init__(self, table_id: str, results_root: str | Path | None):
+        spec = table_spec(table_id)
+        self.records = [r for r in table_records(spec, None, results_root).records if r["scale"] == SCALE]
+        self.values = metric_values(spec, aggregate(self.records, SCALE))
+        self.static = static_values(spec, None, results_root)
+
+    def side(self, row: str, column: str) -> tuple[Side | None, str]:
+        computed = self.static.get((row, column))
+        if computed is not None:
+            if computed.value is None or "⚠" in computed.text:
+                return None, f"{row} · {column}: {computed.text}"
+            return Side(float(computed.value), 0.0, 0, computed.text), ""
+        value = self.values.get(row, {}).get(column)
+        if isinstance(value, Cell):
+            return Side(value.mean, value.std, value.n, _shown(value.mean, value.std, value.n)), ""
+        if value is not None:  # derived from the means of other columns: no spread of its own
+            return Side(float(value), 0.0, 1, f"{value:.2f} (derived)"), ""
+        return None, f"{row} · {column}: no tracked run"
+
+    def commits(self) -> set[str]:
+        return {short_commit(r.get("git_commit", "unknown")) for r in self.records}
+
+
+def _shown(mean: float, std: float, n: int) -> str:
+    return f"{mean:.1f}" + (f" ± {std:.1f}" if n > 1 else "") + f" (n={n})"
+
+
+def read(comparison: Comparison, cells: TableCells) -> Reading:
+    a, why_a = cells.side(comparison.row, comparison.column)
+    b, why_b = cells.side(comparison.than_row, comparison.than_column)
+    if a is None or b is None:
+        return Reading(comparison, NOT_RUN, a, b, "; ".join(w for w in (why_a, why_b) if w))
+    gap = a.mean - b.mean if comparison.kind != "lower" else b.mean - a.mean  # > 0: as the claim says
+    if comparison.kind == "not_worse":
+        gap += comparison.margin
+    if a.n == 0 and b.n == 0:  # computed: exact
+        holds = gap >= 0 if comparison.kind == "not_worse" else gap > 0
+        return Reading(comparison, AGREES if holds else REVERSED, a, b)
+    if min(a.n, b.n) < 2:
+        return Reading(comparison, WITHIN, a, b)
+    bound = 2 * math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
+    outcome = AGREES if gap > bound else REVERSED if gap < -bound else WITHIN
+    return Reading(comparison, outcome, a, b)
+
+
+def verdict(readings: list[Reading]) -> str:
+    run = [r for r in readings if r.outcome != NOT_RUN]
+    if not run:
+        return NOT_RUN
+    if any(r.outcome == REVERSED for r in run):
+        return CONTRADICTED
+    if all(r.outcome == AGREES for r in run):
+        return REPRODUCED
+    return UNDECIDED
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    readings: list[Reading]
+    verdict: str
+    commits: set[str]
+
+    @property
+    def not_run(self) -> int:
+        return sum(r.outcome == NOT_RUN for r in self.readings)
+
+
+def evaluate(claims: list[Claim], results_root: str | Path | None = RESULTS_DIR) -> list[ClaimResult]:
+    tables: dict[str, TableCells] = {}
+    out = []
+    for claim in claims:
+        readings, commits = [], set()
+        for test in claim.tests:
+            cells = tables.setdefault(test.table, TableCells(test.table, results_root))
+            commits |= cells.commits()
+            readings += [read(c, cells) for c in test.comparisons()]
+        out.append(ClaimResult(claim, readings, verdict(readings), commits))
+    return out
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    ordered: int = 0  # row pairs whose printed values differ, both of ours trained
+    agreeing: int = 0
+    reversed: int = 0
+    within: int = 0
+    not_comparable: int = 0  # a cell of one seed
+
+
+def paper_pairs(results_root: str | Path | None = RESULTS_DIR) -> dict[str, PairCounts]:
+    """Per table: every pair of rows of a trained column whose printed values differ, against how ours order them
+    (same sign beyond noise, opposite sign beyond noise, within noise)."""
+    out = {}
+    for table_id in paper_tables():
+        spec, table = table_spec(table_id), paper_table(table_id)
+        if spec is None or not table.rows:
+            continue
+        cells = TableCells(table_id, results_root)
+        counts: Counter[str] = Counter()
+        for mc in dict.fromkeys(c.column for c in spec.metric_columns):
+            rows = [(row, table.rows[row.paper_row].cells.get(mc)) for row in spec.rows
+                    if row.paper_row < len(table.rows)]
+            ours = {row.key: cells.values[row.key].get(mc) for row, _ in rows}
+            for i, (row_a, paper_a) in enumerate(rows):
+                for row_b, paper_b in rows[i + 1:]:
+                    if not (_number(paper_a) and _number(paper_b)) or paper_a == paper_b:
+                        continue
+                    a, b = ours[row_a.key], ours[row_b.key]
+                    if not (isinstance(a, Cell) and isinstance(b, Cell)):
+                        continue
+                    counts["ordered"] += 1
+                    beyond = noise.beyond_noise(a, b)
+                    if beyond is None:
+                        counts["not_comparable"] += 1
+                    elif not beyond:
+                        counts["within"] += 1
+                    elif (a.mean > b.mean) == (paper_a > paper_b):
+                        counts["agreeing"] += 1
+                    else:
+                        counts["reversed"] += 1
+        if counts["ordered"]:
+            out[table_id] = PairCounts(**counts)
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+CLAIMS_PAGE = REPORTS_DIR / "claims.md"
+PAPER_NAMES = {"mformer": "Motionformer", "msca": "MSCA", "xvit": "X-ViT", "cast": "CAST", "d3da": "3D-Deformable"}
+VERDICTS = (REPRODUCED, UNDECIDED, CONTRADICTED, NOT_RUN)
+
+
+def render(results: list[ClaimResult], pairs: dict[str, PairCounts]) -> str:
+    from tabulate import tabulate
+
+    out = ["# The papers' claims, tested by our tiny runs", "",
+           "Each paper's headline claims (`experiments/<paper>/claims.yaml`: the sentence, the table cells it rests on, "
+           "what a stand-in can and cannot test), chosen from the papers' text before any of our numbers were "
+           "compared with them ([how they were chosen](../experiments/claims_selection.md)), read against the "
+           "tracked tiny-scale records under `reports/results/`. Regenerate: `python -m reports claims`.", "",
+           "A verdict says whether our **tiny** stand-in runs show the ordering the paper claims, not whether the "
+           "paper is right: tiny models trained from scratch on generated videos are not the paper's setting.", "",
+           f"Rule: an ordering of two trained cells agrees or is reversed *beyond noise* by the reports' rule "
+           f"({noise.RULE}); a computed cell (GFLOPs, parameters, a measured memory) has no seeds and is compared "
+           f"as it is. A claim is *{REPRODUCED}* when every ordering it rests on agrees beyond noise, "
+           f"*{CONTRADICTED}* when any is reversed beyond noise, *{UNDECIDED}* otherwise, *{NOT_RUN}* when no "
+           f"ordering has both of its cells. A `≥ … − m` ordering (parity) agrees when A − B + m exceeds the bound.",
+           "", "## Summary", ""]
+    body = []
+    for paper in papers():
+        mine = [r for r in results if r.claim.paper == paper]
+        counts = Counter(r.verdict for r in mine)
+        body.append([PAPER_NAMES.get(paper, paper), len(mine), *(counts[v] for v in VERDICTS)])
+    counts = Counter(r.verdict for r in results)
+    body.append(["all", len(results), *(counts[v] for v in VERDICTS)])
+    out += [tabulate(body, headers=["paper", "claims", *VERDICTS], tablefmt="github"), ""]
+    out += _pairs_section(pairs)
+    for paper in papers():
+        mine = [r for r in results if r.claim.paper == paper]
+        if mine:
+            out += [f"## {PAPER_NAMES.get(paper, paper)}", ""]
+            for result in mine:
+                out += _claim_section(result)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _pairs_section(pairs: dict[str, PairCounts]) -> list[str]:
+    from tabulate import tabulate
+
+    total = PairCounts(*(sum(getattr(c, f) for c in pairs.values()) for f in PairCounts.__dataclass_fields__))
+    beyond = total.agreeing + total.reversed
+    rows = [[f"[{t}]({t}.md)", c.ordered, c.agreeing, c.reversed, c.within, c.not_comparable]
+            for t, c in pairs.items()]
+    rows.append(["all", total.ordered, total.agreeing, total.reversed, total.within, total.not_comparable])
+    return ["## Every row pair the papers order", "",
+            f"Over every table, the pairs of rows whose printed values differ in a column we trained: "
+            f"{total.ordered} pairs. Ours differ beyond noise in {beyond}: {total.agreeing} in the paper's order, "
+            f"{total.reversed} reversed; {total.within} are within noise and {total.not_comparable} cannot be "
+            f"compared (a cell of one seed).", "",
+            tabulate(rows, headers=["table", "pairs", "in the paper's order", "reversed", "within noise",
+                                    "one seed"], tablefmt="github"), ""]
+
+
+def _claim_section(result: ClaimResult) -> list[str]:
+    from tabulate import tabulate
+
+    claim = result.claim
+    partly = f" ({result.not_run} of {len(result.readings)} orderings not run)" if result.not_run and \
+        result.verdict != NOT_RUN else ""
+    runs = f"runs at commit(s) {', '.join(sorted(result.commits))}" if result.commits else "no trained cell"
+    lines = [f"### {claim.statement}", "", f"**{result.verdict}**{partly} · `{claim.id}` · {runs}", "",
+             f"> {claim.quote}", ">",
+             f"> — {claim.where}", ""]
+    body = []
+    for r in result.readings:
+        c = r.comparison
+        sign = {"higher": ">", "lower": "<", "not_worse": "≥"}[c.kind] + (
+            f" (− {c.margin:g})" if c.kind == "not_worse" and c.margin else "")
+        left = f"{c.row} · {c.column}" if c.column != c.than_column or c.row == c.than_row else f"{c.row}"
+        right = f"{c.than_row} · {c.than_column}" if c.column != c.than_column or c.row == c.than_row \
+            else f"{c.than_row}"
+        column = "" if c.column != c.than_column else c.column
+        body.append([f"[{c.table}]({c.table}.md)", column, f"{left} {sign} {right}",
+                     r.a.text if r.a else "—", r.b.text if r.b else "—", r.outcome + (f": {r.why}" if r.why else "")])
+    lines += [tabulate(body, headers=["table", "column", "ordering", "ours (left)", "ours (right)", "reading"],
+                       tablefmt="github"), "", f"*What a stand-in can test:* {claim.stand_in}", ""]
+    return lines
+
+
+def write_claims_page(results_root: str | Path | None = RESULTS_DIR, path: Path = CLAIMS_PAGE) -> Path:
+    from data.atomic_write import atomic_write_text
+
+    atomic_write_text(path, render(evaluate(all_claims(), results_root), paper_pairs(results_root)))
+    return path
