@@ -95,6 +95,22 @@ Result = tuple[list[Sample], list[BadAnnotation]]
 Rows = tuple[Path, list[tuple[Sample, str]], list[BadAnnotation]]  # (file, parsed lines with their text, bad lines)
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved(root: str) -> Path:
+    return Path(root).resolve()
+
+
+def inside_root(root: Path, path: Path) -> Path:
+    """``path`` if it lies inside ``root`` once both are resolved (symlinks followed: a link out of the root is
+    outside it), else a ValueError: an annotation file is data, and its lines may not name files elsewhere
+    (``../../etc/passwd``, an absolute path)."""
+    real_root, real = _resolved(str(root)), path.resolve()
+    if not real.is_relative_to(real_root):
+        raise ValueError(f"path leaves the data root {root}: {path}" + (f" (resolves to {real})" if real != path
+                                                                         else ""))
+    return path
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -137,10 +153,11 @@ def _kinetics_list_rows(root: Path, split: str, num_classes: int | None) -> Rows
             rel, label = _parse_path_label(text)
             if num_classes is not None and label >= num_classes:
                 raise ValueError(f"label {label} outside the {num_classes} classes (0..{num_classes - 1})")
+            path = inside_root(root, root / rel)
         except ValueError as err:
             bad.append(BadAnnotation(str(file), number, text, str(err)))
             continue
-        rows.append((Sample(root / rel, label, Path(rel).stem, number), text))
+        rows.append((Sample(path, label, Path(rel).stem, number), text))
     return file, rows, bad
 
 
@@ -208,7 +225,12 @@ def _kinetics_official_rows(root: Path, split: str, class_index: dict[str, int])
                 bad.append(BadAnnotation(str(file), number, text, str(err)))
                 continue
             video_id = f"{youtube_id}_{start:06d}_{end:06d}"
-            rows.append((Sample(root / split / f"{video_id}.mp4", class_index[label], video_id, number), text))
+            try:
+                path = inside_root(root, root / split / f"{video_id}.mp4")
+            except ValueError as err:
+                bad.append(BadAnnotation(str(file), number, text, str(err)))
+                continue
+            rows.append((Sample(path, class_index[label], video_id, number), text))
     return file, rows, bad
 
 
@@ -298,12 +320,12 @@ def _ssv2_rows(root: str | Path, split: str, label_index: dict[str, int]) -> Row
             name = entry["template"].replace("[", "").replace("]", "")
             if name not in label_index:
                 raise ValueError(f"template {entry['template']!r} not in labels.json")
+            path = inside_root(Path(root), layout.videos / f"{video_id}.webm")
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             reason = f"missing key {err}" if isinstance(err, KeyError) else str(err)
             bad.append(BadAnnotation(str(file), number, json.dumps(entry)[:200], reason))
             continue
-        rows.append((Sample(layout.videos / f"{video_id}.webm", label_index[name], video_id, number),
-                     json.dumps(entry)[:200]))
+        rows.append((Sample(path, label_index[name], video_id, number), json.dumps(entry)[:200]))
     return file, rows, bad
 
 
@@ -474,12 +496,12 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
                         raise ValueError(f"{kind}_class {value} outside the class list")
                 if row.get("all_noun_classes"):  # the list form must parse, as downstream tools read it
                     ast.literal_eval(row["all_noun_classes"])
+                key = (participant, video_id)
+                if key not in paths:
+                    paths[key] = inside_root(root, _epic_video_path(root, participant, video_id))
             except (ValueError, TypeError, SyntaxError) as err:
                 bad.append(BadAnnotation(str(file), number, text, str(err)))
                 continue
-            key = (participant, video_id)
-            if key not in paths:
-                paths[key] = _epic_video_path(root, participant, video_id)
             rows.append((Sample(paths[key], label, narration_id, number, segment=(start, stop)), text))
     # A narration is its id (a video holds many); EPIC's train and validation videos are disjoint by design.
     return _one_per_video(file, rows, bad, lambda s: s.video_id, split, what="narration")
