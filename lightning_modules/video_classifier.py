@@ -61,7 +61,7 @@ def _accuracy_metrics(num_classes: int | dict[str, int], prefix: str, sync: bool
 
 
 def unique_videos(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-video test scores of every process merged, each video once, in index order. ``parts``: one dict per
+    """Per-video scores (validation or test) of every process merged, each video once, in index order. ``parts``: one dict per
     process, {"index": (N,), "probs": [(N, K) per head], "label": (N,) or (N, 2)}. A ``DistributedSampler`` pads
     the last ranks with repeats of the first videos so every rank has as many; those repeats go here."""
     index = torch.cat([p["index"] for p in parts])
@@ -210,10 +210,11 @@ class VideoClassifier(L.LightningModule):
         self.model = model
         self.num_classes = num_classes
         self.train_metrics = _accuracy_metrics(num_classes, "train/")
-        self.val_metrics = _accuracy_metrics(num_classes, "val/")
-        # distributed: computed once, on every process, from the gathered per-video scores (on_test_epoch_end)
+        # distributed: computed once, on every process, from the gathered per-video scores (``_log_gathered``), so
+        # that the repeats a DistributedSampler pads the last ranks with are not counted
+        self.val_metrics = _accuracy_metrics(num_classes, "val/", sync=False)
         self.test_metrics = _accuracy_metrics(num_classes, "test/", sync=False)
-        self._test_scores: list[dict[str, Any]] = []
+        self._scores: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
         self.test_videos = 0  # videos counted by the last test, each once
         self.mixup: Mixup | None = None
         if mixup_alpha > 0 or cutmix_alpha > 0:
@@ -246,48 +247,63 @@ class VideoClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate_or_keep(batch, "val", self.val_metrics)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate_or_keep(batch, "test", self.test_metrics)
         if not self._distributed:
-            self._evaluate(batch, "test", self.test_metrics)
             self.test_videos += len(batch["label"])
-            return
-        # Distributed: kept per video until the epoch ends, so that each video counts once (``unique_videos``). A
-        # test item is one video with all of its views, so its views are averaged on the rank that holds it.
-        if "index" not in batch:
-            raise ValueError("a distributed test needs each item's dataset index (batch['index']) to count every "
-                             "sample once")
-        probs, _ = self._video_scores(batch)
-        self._test_scores.append({"index": batch["index"].cpu(), "probs": [p.detach().cpu() for p in probs],
-                                  "label": batch["label"].cpu()})
+
+    def on_validation_epoch_start(self) -> None:
+        self._scores["val"] = []
+
+    def on_validation_epoch_end(self) -> None:
+        if self._distributed:
+            self._log_gathered("val", self.val_metrics)
 
     def on_test_epoch_start(self) -> None:
-        self._test_scores, self.test_videos = [], 0
+        self._scores["test"], self.test_videos = [], 0
 
     def on_test_epoch_end(self) -> None:
+        if self._distributed:
+            self.test_videos = self._log_gathered("test", self.test_metrics)
+
+    def _evaluate_or_keep(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+        """One process: update the stage's metrics. Distributed: keep each video's scores until the epoch ends, so
+        that each video counts once (``unique_videos``); an item is one video with all of its views, so its views
+        are averaged on the rank that holds it."""
         if not self._distributed:
+            self._evaluate(batch, stage, metrics)
             return
-        local = ({"index": torch.cat([s["index"] for s in self._test_scores]),
-                  "probs": [torch.cat(p) for p in zip(*(s["probs"] for s in self._test_scores))],
-                  "label": torch.cat([s["label"] for s in self._test_scores])} if self._test_scores else None)
-        self._test_scores = []
+        if "index" not in batch:
+            raise ValueError(f"a distributed {stage} needs each item's dataset index (batch['index']) to count every "
+                             f"sample once")
+        probs, _ = self._video_scores(batch)
+        self._scores[stage].append({"index": batch["index"].cpu(), "probs": [p.detach().cpu() for p in probs],
+                                    "label": batch["label"].cpu()})
+
+    def _log_gathered(self, stage: str, metrics: MetricCollection) -> int:
+        """The stage's metrics from every process's kept scores, each video once; returns the videos counted."""
+        kept, self._scores[stage] = self._scores[stage], []
+        local = ({"index": torch.cat([s["index"] for s in kept]),
+                  "probs": [torch.cat(p) for p in zip(*(s["probs"] for s in kept))],
+                  "label": torch.cat([s["label"] for s in kept])} if kept else None)
         parts = [None] * self.trainer.world_size
         torch.distributed.all_gather_object(parts, local)
         parts = [p for p in parts if p is not None]
         if not parts:
-            raise RuntimeError("the test saw no readable video")
+            raise RuntimeError(f"the {stage} split gave no readable video")
         videos = unique_videos(parts)
-        self.test_videos = len(videos["index"])
         probs, label = videos["probs"], videos["label"]
-        self._update_metrics(self.test_metrics, probs, label)
-        values = {k: float(v) for k, v in self.test_metrics.compute().items()}
-        self.test_metrics.reset()
-        values["test/loss"] = float(sum(F.nll_loss(p.clamp_min(1e-12).log(), y)
-                                        for p, y in zip(probs, self._targets(label))))
+        self._update_metrics(metrics, probs, label)
+        values = {k: float(v) for k, v in metrics.compute().items()}
+        metrics.reset()
+        values[f"{stage}/loss"] = float(sum(F.nll_loss(p.clamp_min(1e-12).log(), y)
+                                            for p, y in zip(probs, self._targets(label))))
         with warnings.catch_warnings():  # Lightning advises sync_dist; every process logs the same value already
-            warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('test/")
+            warnings.filterwarnings("ignore", message=rf"It is recommended to use `self\.log\('{stage}/")
             self.log_dict(values)
+        return len(videos["index"])
 
     def build_optimizer(self, **extra: Any) -> torch.optim.Optimizer:
         """timm's optimizer over the model's trainable parameters: weight-decay groups and, with ``layer_decay``,

@@ -3,7 +3,8 @@
 15 test videos on 2 ranks: Lightning's ``DistributedSampler`` pads rank 1 with a repeat of video 0, which must not
 count twice. Checked: the test top-1 is a count out of 15 and equals a single-process test of the same weights;
 it equals each video's softmax averaged over all its views, computed here by hand; ``metrics.json``, the
-checkpoint and the TensorBoard files come from rank 0 alone (the process the test started)."""
+checkpoint and the TensorBoard files come from rank 0 alone (the process the test started). Validation counts each
+video once as well."""
 
 import json
 import subprocess
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.slow  # two processes plus a single-process check: ~40 
 
 NUM_VAL = 15  # odd: the distributed sampler pads
 SYNTHETIC = f'data.synthetic_params={{"num_train": 32, "num_val": {NUM_VAL}, "seed": 0}}'
-DDP_ARGS = ("--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", SYNTHETIC)
+DDP_ARGS = ("--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--set", SYNTHETIC,
+            "--set", "trainer.check_val_every_n_epoch=1")  # validate the final weights: they are last.ckpt's
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,9 @@ def ddp_run(tmp_path_factory):
     return runs, child.pid, output
 
 
-def _single_process_test(runs, tmp_path):
-    """The run's final weights tested by one process, through the same task, data module and system."""
+def _single_process_test(runs, tmp_path, stage: str = "test"):
+    """The run's final weights tested (or validated) by one process, through the same task, data module and
+    system."""
     import lightning as L
 
     from experiments.runner import resolve_runs
@@ -48,7 +51,7 @@ def _single_process_test(runs, tmp_path):
     module = task.system(cfg, model, dm)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
-    metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
+    metrics = getattr(trainer, stage)(module, datamodule=dm, verbose=False)[0]
     return metrics, module, dm
 
 
@@ -92,3 +95,22 @@ def test_only_rank_zero_writes(ddp_run):
     assert (runs / "mformer_table6b" / "static.json").exists()
     assert output.count("report: ") == 1  # rank 1 ran the same command but built no report
     assert "GLOBAL_RANK: 1" in output
+
+
+def test_validation_counts_each_video_once_too(ddp_run, tmp_path):
+    """The last validation (after the only epoch: the weights of last.ckpt) as TensorBoard logged it on rank 0
+    equals one process validating the same weights: a count out of 15, the padded repeat not counted."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs, _, _ = ddp_run
+    values = []
+    for events in sorted((runs / RUN).glob("events.out.tfevents.*")):
+        logged = EventAccumulator(str(events))
+        logged.Reload()
+        if "val/top1" in logged.Tags()["scalars"]:
+            values += [(e.step, e.value) for e in logged.Scalars("val/top1")]
+    top1 = max(values)[1]  # the last step's, in percent
+    single, _, _ = _single_process_test(runs, tmp_path, stage="validate")
+    assert single["val/top1"] * 100 == pytest.approx(top1, abs=1e-4)
+    correct = top1 * NUM_VAL / 100
+    assert correct == pytest.approx(round(correct), abs=1e-3)
