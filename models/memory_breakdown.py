@@ -34,7 +34,7 @@ import re
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -207,6 +207,7 @@ def step_breakdown(model: nn.Module, x: Tensor, depth: int, unit_bytes: int, top
     model.zero_grad(set_to_none=True)
     return {
         "peak_mib": round(trace.peak / MIB, 2),
+        "gradients_at_peak_mib": round(sum(s.nbytes for s in kinds["gradients"]) / MIB, 2),
         "saved_mib": round((sum(s.nbytes for s in saved) + sum(inputs_saved.values())) / MIB, 2),
         "input_saved_mib": round(sum(inputs_saved.values()) / MIB, 2),
         "unit_mib": round(unit_bytes / MIB, 3),
@@ -235,13 +236,53 @@ def measure(config: str, device: str = "cpu", batch: int = 1, depth: int | None 
     thw = model.patch_embed.grid_size
     record = step_breakdown(model, x, len(model.blocks), trajectory_unit_bytes(thw, model.embed_dim) * batch, top)
     return {"config": config, "code": "ours", "memory_lean": memory_lean, "model": name, "kwargs": kwargs,
-            "batch": batch, "dtype": "float32", "device": device, **record}
+            "batch": batch, "dtype": "float32", "device": device,
+            "params": sum(p.numel() for p in model.parameters()), **record}
 
 
 def _depth(config: str) -> int:
     name, kwargs = CONFIGURATIONS[config]
     with torch.device("meta"):
         return len(create_model(name, **kwargs).blocks)
+
+
+def _gradients_at_peak(record: dict[str, Any]) -> float:
+    if "gradients_at_peak_mib" in record:
+        return record["gradients_at_peak_mib"]
+    return record.get("at_peak", {}).get("gradients", {}).get("mib", 0.0)
+
+
+def paper_setting(record: dict[str, Any], params: int, batch: int = 4) -> tuple[float, float]:
+    """What one clip's CPU count (batch 1, fp32) says of ``torch.cuda.max_memory_allocated`` over a training step at
+    the paper's setting (Motionformer appendix 6.2: ``batch`` clips per GPU, fp16 autocast, AdamW), in GiB:
+
+    - a floor: fp32 weights and AdamW's two moments (12 bytes a parameter; the gradients may be freed between
+      steps) plus ``batch`` times half the clip's activation peak (autocast keeps no tensor in less than half its
+      fp32 bytes, and every activation has the batch axis; the parameter gradients alive at the peak are left
+      out, they do not grow with the batch);
+    - an fp32 estimate: 16 bytes a parameter (gradients too) plus ``batch`` times the clip's peak, as if nothing
+      ran in half precision. Not a ceiling: a GPU also holds kernel workspaces and allocator rounding.
+    """
+    activations = (record["peak_mib"] - _gradients_at_peak(record)) * MIB
+    floor = 12 * params + batch * 0.5 * activations
+    fp32 = 16 * params + batch * record["peak_mib"] * MIB
+    return floor / 2**30, fp32 / 2**30
+
+
+def format_paper_setting(records: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for r in records:
+        if r["config"] == "joint" or "params" not in r:
+            continue
+        floor, fp32 = paper_setting(r, r["params"])
+        form = {True: "lean", False: "autograd", None: f"original code {r.get('use_original_code')}"}[
+            r.get("memory_lean")]
+        rows.append([r["config"], r["code"], form, r["depth"], "yes" if "extrapolated_from" in r else "",
+                     f"{r['params'] / 1e6:.1f}", f"{r['peak_mib']:.0f}", f"{floor:.1f}", f"{fp32:.1f}"])
+    return tabulate(rows, headers=["config", "code", "form", "depth", "extrapolated", "params (M)",
+                                   "peak MiB, 1 clip fp32", "floor GiB, 4 clips fp16", "fp32 estimate GiB"])
 
 
 def extrapolate(shallow: dict[str, Any], deep: dict[str, Any], depth: int) -> dict[str, Any]:
@@ -255,11 +296,13 @@ def extrapolate(shallow: dict[str, Any], deep: dict[str, Any], depth: int) -> di
         return round(deep[key] + (depth - d2) * (deep[key] - shallow[key]) / (d2 - d1), 2)
 
     kwargs = {k: v for k, v in deep["kwargs"].items() if k != "depth"} if "kwargs" in deep else None
+    # The parameter gradients alive at the peak are the last block's and the head's, the same at any depth.
     record = {**deep, "depth": depth, "peak_mib": line("peak_mib"), "saved_mib": line("saved_mib"),
               "extrapolated_from": [d1, d2], "measured": [{k: r[k] for k in ("depth", "peak_mib", "saved_mib")}
                                                           for r in (shallow, deep)]}
     if kwargs is not None:
         record["kwargs"] = kwargs
+    record["gradients_at_peak_mib"] = _gradients_at_peak(deep)
     for key in ("saved_by_module", "at_peak", "seconds"):
         record.pop(key, None)
     return record
@@ -298,7 +341,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="trajectory attention with memory_lean=False (the autograd form, for comparison)")
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
     parser.add_argument("--record", default=None, help="stamp the records and merge them into this JSON file")
+    parser.add_argument("--paper-setting", default=None, metavar="FILE",
+                        help="measure nothing: print what FILE's records say of the paper's setting (paper_setting)")
     args = parser.parse_args(argv)
+    if args.paper_setting:
+        print(format_paper_setting(json.loads(Path(args.paper_setting).read_text())))
+        return
     records = []
     for config in args.configs:
         if args.extrapolate:
@@ -330,7 +378,6 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
     import subprocess
     import sys
     from datetime import datetime, timezone
-    from pathlib import Path
 
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -362,4 +409,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["CONFIGURATIONS", "measure", "step_breakdown", "trajectory_unit_bytes"]
+__all__ = ["CONFIGURATIONS", "extrapolate", "measure", "paper_setting", "step_breakdown", "trajectory_unit_bytes"]

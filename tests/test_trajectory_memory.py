@@ -21,7 +21,8 @@ from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention
 from models.attention import trajectory as trajectory_module
 from models.attention.approximate import orthogonal_random_features
 from models.memory import peak_bytes, saved_tensor_bytes
-from models.memory_breakdown import CONFIGURATIONS, MIB, step_breakdown, trajectory_unit_bytes
+from models.memory_breakdown import (CONFIGURATIONS, MIB, extrapolate, paper_setting, step_breakdown,
+                                     trajectory_unit_bytes)
 from test_approximate_attention import MODULE_OPTIONS as APPROXIMATE_OPTIONS
 from test_approximation_reference import _ref_trajectory_attention, recorded_prototypes  # noqa: F401  (a fixture)
 
@@ -254,3 +255,21 @@ def test_configurations_are_the_tables_paper_rows():
         assert {"model": inputs.pop("model")} == {"model": name}, config
         assert {**inputs, "num_classes": 400} == kwargs, config
     assert CONFIGURATIONS["joint"][1]["attn_layer"] == "joint"
+
+
+def test_extrapolation_is_linear_in_depth_and_keeps_the_measurements():
+    shallow = {"config": "c", "depth": 2, "peak_mib": 100.0, "saved_mib": 80.0, "kwargs": {"depth": 2},
+               "at_peak": {"gradients": {"mib": 3.0}}}
+    deep = {**shallow, "depth": 4, "peak_mib": 180.0, "saved_mib": 150.0, "kwargs": {"depth": 4}}
+    record = extrapolate(shallow, deep, 12)
+    assert (record["peak_mib"], record["saved_mib"], record["depth"]) == (500.0, 430.0, 12)
+    assert record["extrapolated_from"] == [2, 4] and "depth" not in record["kwargs"] and "at_peak" not in record
+    assert record["gradients_at_peak_mib"] == 3.0
+    assert [m["peak_mib"] for m in record["measured"]] == [100.0, 180.0]
+
+
+def test_paper_setting_floor_and_fp32_estimate():
+    record = {"peak_mib": 1024.0 + 24.0, "gradients_at_peak_mib": 24.0}
+    floor, fp32 = paper_setting(record, params=2**27, batch=4)  # 128 Mi parameters
+    assert floor == 12 * 2**27 / 2**30 + 4 * 0.5 * 1.0  # 1.5 GiB of weights and moments, 2 GiB of activations
+    assert fp32 == 16 * 2**27 / 2**30 + 4 * 1048 / 1024
