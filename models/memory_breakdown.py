@@ -302,6 +302,8 @@ def extrapolate(shallow: dict[str, Any], deep: dict[str, Any], depth: int) -> di
                                                           for r in (shallow, deep)]}
     if kwargs is not None:
         record["kwargs"] = kwargs
+    if "params" in deep:  # every block has the same parameters
+        record["params"] = deep["params"] + (depth - d2) * (deep["params"] - shallow["params"]) // (d2 - d1)
     record["gradients_at_peak_mib"] = _gradients_at_peak(deep)
     for key in ("saved_by_module", "at_peak", "seconds"):
         record.pop(key, None)

@@ -259,10 +259,10 @@ def test_configurations_are_the_tables_paper_rows():
 
 def test_extrapolation_is_linear_in_depth_and_keeps_the_measurements():
     shallow = {"config": "c", "depth": 2, "peak_mib": 100.0, "saved_mib": 80.0, "kwargs": {"depth": 2},
-               "at_peak": {"gradients": {"mib": 3.0}}}
-    deep = {**shallow, "depth": 4, "peak_mib": 180.0, "saved_mib": 150.0, "kwargs": {"depth": 4}}
+               "at_peak": {"gradients": {"mib": 3.0}}, "params": 1000}
+    deep = {**shallow, "depth": 4, "peak_mib": 180.0, "saved_mib": 150.0, "kwargs": {"depth": 4}, "params": 1400}
     record = extrapolate(shallow, deep, 12)
-    assert (record["peak_mib"], record["saved_mib"], record["depth"]) == (500.0, 430.0, 12)
+    assert (record["peak_mib"], record["saved_mib"], record["depth"], record["params"]) == (500.0, 430.0, 12, 3000)
     assert record["extrapolated_from"] == [2, 4] and "depth" not in record["kwargs"] and "at_peak" not in record
     assert record["gradients_at_peak_mib"] == 3.0
     assert [m["peak_mib"] for m in record["measured"]] == [100.0, 180.0]
