@@ -269,20 +269,21 @@ def paper_setting(record: dict[str, Any], params: int, batch: int = 4) -> tuple[
     return floor / 2**30, fp32 / 2**30
 
 
-def format_paper_setting(records: list[dict[str, Any]]) -> str:
+def format_paper_setting(records: list[dict[str, Any]], batch: int = 4) -> str:
     from tabulate import tabulate
 
     rows = []
     for r in records:
         if r["config"] == "joint" or "params" not in r:
             continue
-        floor, fp32 = paper_setting(r, r["params"])
+        floor, fp32 = paper_setting(r, r["params"], batch)
         form = {True: "lean", False: "autograd", None: f"original code {r.get('use_original_code')}"}[
             r.get("memory_lean")]
         rows.append([r["config"], r["code"], form, r["depth"], "yes" if "extrapolated_from" in r else "",
                      f"{r['params'] / 1e6:.1f}", f"{r['peak_mib']:.0f}", f"{floor:.1f}", f"{fp32:.1f}"])
     return tabulate(rows, headers=["config", "code", "form", "depth", "extrapolated", "params (M)",
-                                   "peak MiB, 1 clip fp32", "floor GiB, 4 clips fp16", "fp32 estimate GiB"])
+                                   "peak MiB, 1 clip fp32", f"floor GiB, {batch} clips fp16",
+                                   f"fp32 estimate GiB, {batch} clips"])
 
 
 def extrapolate(shallow: dict[str, Any], deep: dict[str, Any], depth: int) -> dict[str, Any]:
@@ -345,9 +346,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", default=None, help="stamp the records and merge them into this JSON file")
     parser.add_argument("--paper-setting", default=None, metavar="FILE",
                         help="measure nothing: print what FILE's records say of the paper's setting (paper_setting)")
+    parser.add_argument("--paper-batch", type=int, default=4, help="clips per GPU for --paper-setting (the paper's 4)")
     args = parser.parse_args(argv)
     if args.paper_setting:
-        print(format_paper_setting(json.loads(Path(args.paper_setting).read_text())))
+        print(format_paper_setting(json.loads(Path(args.paper_setting).read_text()), args.paper_batch))
         return
     records = []
     for config in args.configs:
