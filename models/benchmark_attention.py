@@ -1,4 +1,4 @@
-"""Forward+backward time and peak memory of one trajectory attention layer (or block) in three formulations.
+"""Forward+backward time and peak memory of one trajectory attention layer (or block) in four formulations.
 
     python -m models.benchmark_attention [--shape tiny|paper|all] [--device cpu|cuda] [--batch N] [--block] [--json]
 
@@ -7,7 +7,9 @@ Variants (all the same function of the same parameters; tests/test_trajectory_fa
 - ``literal``: stage one with the explicit (T*S) x (T*S) score matrix, stage two as Eq. 5-6 print it (every
   trajectory token projected to keys and values): what the official code runs.
 - ``fused``: stage one through SDPA, one problem per frame (no score matrix), stage two literal.
-- ``rearranged``: stage one through SDPA, stage two rearranged (no projected keys or values): our default.
+- ``rearranged``: stage one through SDPA, stage two rearranged (no projected keys or values) in one autograd
+  function that keeps the trajectory tokens once (``memory_lean``): our default.
+- ``rearranged_autograd``: the same, stage two as autograd records it (``memory_lean=False``).
 
 Shapes: ``tiny`` is the tiny preset's layer (C = 64, 4 heads, T = 4, S = 4 x 4); ``paper`` is ViT-B at
 16x224x224 with 2x16x16 tubelets (C = 768, 12 heads, T = 8, S = 14 x 14). Every variant runs in a fresh
@@ -53,6 +55,7 @@ VARIANTS = {
     "literal": {"fused_attn": False, "stage_two": "literal"},
     "fused": {"fused_attn": True, "stage_two": "literal"},
     "rearranged": {"fused_attn": True, "stage_two": "rearranged"},
+    "rearranged_autograd": {"fused_attn": True, "stage_two": "rearranged", "memory_lean": False},
 }
 
 

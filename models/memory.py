@@ -90,8 +90,18 @@ class _LiveBytes(TorchDispatchMode):
                     self._counted.add(key)
                     self.live += storage.nbytes()
                     weakref.finalize(storage, self._release, key, storage.nbytes())
-        self.peak = max(self.peak, self.live)
+                    self._created(key, func, t)
+        if self.live > self.peak:
+            self.peak = self.live
+            self._peaked()
         return out
+
+    def _created(self, key: int, func: Any, tensor: Tensor) -> None:
+        """Called once for each storage counted, after ``func`` returned it as (part of) ``tensor``; a subclass
+        that attributes bytes records what it needs here (``models.memory_breakdown``)."""
+
+    def _peaked(self) -> None:
+        """Called whenever the live bytes reach a new maximum."""
 
 
 def peak_bytes(fn: Callable[[], Tensor]) -> int:

@@ -130,7 +130,8 @@ def test_divided_attention_dropout_one_reaches_both_stages():
 @pytest.mark.parametrize("heads,frames,recomputed", [(2, 3, False), (2, 2, False), (4, 2, True)],
                          ids=["fewer-heads", "as-many-heads", "more-heads"])
 def test_stage_two_logits_recomputed_only_with_more_heads_than_frames(heads, frames, recomputed, monkeypatch):
-    """The module doc: u is recomputed in backward when nh > T; otherwise it is cheaper to keep."""
+    """The module doc: the autograd form (``memory_lean=False``) recomputes u in backward when nh > T; otherwise it
+    is cheaper to keep."""
     calls = []
 
     def recording_checkpoint(fn, *args, **kwargs):
@@ -138,7 +139,7 @@ def test_stage_two_logits_recomputed_only_with_more_heads_than_frames(heads, fra
         return torch.utils.checkpoint.checkpoint(fn, *args, **kwargs)
 
     monkeypatch.setattr(trajectory_module, "checkpoint", recording_checkpoint)
-    module = TrajectoryAttention(DIM, num_heads=heads, qkv_bias=True).double()
+    module = TrajectoryAttention(DIM, num_heads=heads, qkv_bias=True, memory_lean=False).double()
     thw = (frames, 2, 2)
     module(_tokens(thw).requires_grad_(), thw).sum().backward()
     assert calls == (["_rearranged_logits"] if recomputed else [])

@@ -97,7 +97,8 @@ def test_rearranged_equals_literal(normalize, fused, values):
 
 @pytest.mark.parametrize("normalize,values", [("space", "projected"), ("spacetime", "trajectory")])
 def test_rearranged_equals_literal_when_u_is_recomputed(normalize, values, monkeypatch):
-    """With more heads than frames (nh = 4 > T = 2, as ViT-B's 12 > 8) u is recomputed in backward, not saved."""
+    """With more heads than frames (nh = 4 > T = 2, as ViT-B's 12 > 8) the autograd form (``memory_lean=False``)
+    recomputes u in backward, not saved (the lean function never saves it: tests/test_trajectory_memory.py)."""
     import models.attention.trajectory as trajectory
 
     calls = []
@@ -109,6 +110,7 @@ def test_rearranged_equals_literal_when_u_is_recomputed(normalize, values, monke
     monkeypatch.setattr(trajectory, "checkpoint", recording_checkpoint)
     thw = (2, 2, 3)
     module = _random_module(normalize, True, values, num_heads=4)
+    module.memory_lean = False
     x, cotangent = _inputs(thw)
     fast, fast_grads = _value_and_grads(module, _call, x, thw, cotangent)
     assert calls == ["_rearranged_logits"]

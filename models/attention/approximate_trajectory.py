@@ -28,9 +28,19 @@ pseudo-inverse per (batch, head); False: landmarks of all queries and of frame t
 pseudo-inverse per frame, whose iterations keep T*R*R-sized tensors for backward. Performer (FAVOR+) uses
 ``num_prototypes`` random features, one projection for all frames and heads.
 
-No (T*S) x (T*S) or (T*S) x S-per-frame score matrix exists on the approximate path; what remains quadratic is
+No (T*S) x (T*S) or (T*S) x S-per-frame score matrix exists on the approximate path. What remains quadratic is
 the trajectory tensor itself, (T, T*S, d) per (batch, head), which stage two consumes (linear in S, quadratic in
-T). The approximate stage one has no attention dropout (the official approximations have none), so with the
+T); with ``memory_lean=True`` (the default) it never exists whole either: every approximation's trajectory tokens
+are a low-rank product, per key frame, of a query-side factor (T*S x R) and a key-side one (R x d), and
+``_trajectory_source`` computes only the key side (and the prototypes, landmarks or random features), which
+``trajectory_pool.pool_trajectories`` multiplies out one query frame at a time, forward and backward. There the
+key side softmax(P K_t'^T / sqrt(d)) V_t' runs through SDPA when ``fused_attn`` (it then keeps no R x S weights),
+and the parts that keep many small tensors for backward, Nystromformer's iterative pseudo-inverse and FAVOR+'s key
+features, are recomputed in backward (``torch.utils.checkpoint`` on R x R and S x m work). ``memory_lean=False``
+runs the kernels of ``approximate.py`` and the autograd stage two: the same function
+(tests/test_trajectory_memory.py).
+
+The approximate stage one has no attention dropout (the official approximations have none), so with the
 default ``attn_drop_placement="stage_one"`` ``attn_drop`` drops nothing here; with "all" it acts on the CLS
 attention and on stage two. Prototype selection and random features are drawn
 afresh at every forward: from ``self.generator`` if set, else in training from the global RNG and in eval mode
@@ -42,21 +52,28 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from .approximate import (
     SELECTIONS,
     PrototypeSource,
     Selection,
+    _matmul,
+    favor_features,
+    iterative_pinv,
     nystrom_attention,
     orthoformer_attention,
+    orthogonal_random_features,
     performer_attention,
     resolve_official_options,
     segment_means,
     select_prototypes,
 )
 from .trajectory import TrajectoryAttention
+from .trajectory_pool import Source
 
 Approximation = Literal["orthoformer", "nystrom", "performer", "exact"]
 
@@ -86,7 +103,8 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         """
         Args:
             dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn, temporal_pool: as ``TrajectoryAttention``
-                (``fused_attn`` affects the CLS attention and stage two only).
+                (``fused_attn`` affects the CLS attention, stage two and, with ``memory_lean``, the key side of the
+                approximation: SDPA or explicit softmax; the same function either way).
             approximation: "orthoformer" (Algorithm 1), "nystrom" (Algorithm 2), "performer" (FAVOR+), or "exact"
                 (the parent's stage one, for comparisons).
             num_prototypes: the budget R: Orthoformer prototypes, Nystrom landmarks per frame, or Performer random
@@ -176,6 +194,79 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
                      for z in (rearrange(q, "b nh 1 (tp n) d -> b nh tp n d", tp=k.shape[2]), k)]
         return nystrom_attention(q, k, v, self.num_prototypes, landmarks=(landmarks[0], landmarks[1]))
 
+    # ---- factored stage one (``memory_lean``): what ``pool_trajectories`` rebuilds each query frame from ----------
+
+    def _trajectory_source(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int,
+                           dropout_p: float) -> tuple[Source | None, tuple[Tensor, ...]]:
+        """Stage one as factors: every approximation's trajectory tokens are a low-rank product, per key frame t',
+        of a query-side factor (T*S x R: softmax over prototypes or landmarks, or random features) and a key-side
+        factor (R x d), so only the key side (b, nh, T, R, d) and the prototypes are computed here; the query side
+        and the product are rebuilt one query frame at a time (``_low_rank_frame``, ``_performer_frame``). The
+        same functions of the same prototypes or features as ``_trajectories``."""
+        if self.approximation == "exact":
+            return super()._trajectory_source(q, k, v, num_frames, dropout_p)
+        k, v = (rearrange(z, "b nh (tp n) d -> b nh tp n d", tp=num_frames) for z in (k, v))
+        generator = self.generator
+        if generator is None and not self.training and self.eval_seed is not None:
+            generator = torch.Generator().manual_seed(self.eval_seed)
+        if self.approximation == "orthoformer":
+            return self._orthoformer_factors(q, k, v, num_frames, generator)
+        if self.approximation == "nystrom":
+            return self._nystrom_factors(q, k, v)
+        projection = orthogonal_random_features(self.num_prototypes, q.shape[-1], generator, q.dtype).to(q.device)
+        # The key features (b nh tp n m) are 2x the keys at m = 4d (Performer-256); recomputed in backward
+        # (n*m*d per frame) rather than kept, with their exponent, for the two products below.
+        kv, k_sum = checkpoint(_performer_key_side, k, v, projection, use_reentrant=False)
+        return _performer_frame, (q, kv, k_sum, projection)
+
+    def _orthoformer_factors(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int,
+                             generator: torch.Generator | None) -> tuple[Source, tuple[Tensor, ...]]:
+        """Algorithm 1's factors: prototypes P and softmax_s'(P K_t'^T / sqrt(d)) V_t' for every key frame t'."""
+        if self.shared_prototypes:
+            pool = q if self.prototype_source == "queries" else torch.cat([q, k.flatten(2, 3)], dim=2)
+            prototypes = self._select(pool, generator)  # (b nh R d)
+            prototypes = prototypes.detach() if self.detach_prototypes else prototypes
+            values = self._attend_key_frames(prototypes, k, v)  # (b nh tp R d)
+            return _low_rank_frame, (q, prototypes.unsqueeze(2), values)
+        qf = rearrange(q, "b nh (t n) d -> b nh t n d", t=num_frames)
+        pool = qf if self.prototype_source == "queries" else torch.cat([qf, k], dim=3)
+        prototypes = self._select(pool, generator)  # (b nh t R d): one set per query frame t
+        prototypes = prototypes.detach() if self.detach_prototypes else prototypes
+        # Every query frame's prototypes against every key frame: R*T rows of one attention per key frame.
+        values = self._attend_key_frames(prototypes.flatten(2, 3), k, v)  # (b nh tp (t R) d)
+        # One input per query frame (views): their gradients meet in one split's backward, not in T full-size slices.
+        return _per_query_frame, (q, prototypes, *values.split(self.num_prototypes, dim=3))
+
+    def _nystrom_factors(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Source, tuple[Tensor, ...]]:
+        """Algorithm 2's factors: the key landmarks and pinv(softmax(P_q P_k^T)) softmax(P_q K_t'^T) V_t'."""
+        r, scale = self.num_prototypes, q.shape[-1] ** -0.5
+        if self.shared_prototypes:  # as ``_nystrom``: segments over tokens in (space, time) order, all frames
+            land_q, land_k = (segment_means(rearrange(z, "b nh tp n d -> b nh (n tp) d"), r) for z in
+                              (rearrange(q, "b nh (tp n) d -> b nh tp n d", tp=k.shape[2]), k))
+            land_k = land_k.unsqueeze(2)  # (b nh 1 R d)
+        else:  # landmarks of all queries, and of each key frame's keys
+            land_q, land_k = segment_means(q, r), segment_means(k, r)  # (b nh R d), (b nh tp R d)
+
+        def key_side(land_q: Tensor, land_k: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            pinv = iterative_pinv(((land_q * scale).unsqueeze(2) @ land_k.transpose(-2, -1)).softmax(dim=-1))
+            return _matmul(pinv, self._attend_key_frames(land_q, k, v))  # (b nh tp R d)
+
+        # The pseudo-inverse's six iterations keep some 25 R x R matrices per (clip, head), 0.5 of a trajectory
+        # tensor at ViT-B with R = 128: recomputed in backward (R^3 per iteration) rather than kept.
+        values = checkpoint(key_side, land_q, land_k, k, v, use_reentrant=False)
+        return _low_rank_frame, (q, land_k, values)
+
+    def _attend_key_frames(self, queries: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """softmax_s'(queries K_t'^T / sqrt(d)) V_t' for every key frame t': (b nh L d) -> (b nh tp L d). Fused:
+        SDPA with the frame axis as its head axis (keeps its output and log-sum-exp, no L x S weights)."""
+        b, nh, num_frames = k.shape[:3]
+        queries = queries.unsqueeze(2).expand(-1, -1, num_frames, -1, -1)  # a view
+        if not self.fused_attn:
+            weights = ((queries * queries.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+            return weights @ v
+        out = F.scaled_dot_product_attention(*(z.flatten(0, 1) for z in (queries, k, v)))
+        return out.unflatten(0, (b, nh))
+
     def _select(self, pool: Tensor, generator: torch.Generator | None) -> Tensor:
         if self.num_prototypes > pool.shape[-2]:
             raise ValueError(f"num_prototypes={self.num_prototypes} exceeds the {pool.shape[-2]} candidate tokens "
@@ -187,6 +278,34 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         return (f"approximation={self.approximation}, num_prototypes={self.num_prototypes}, "
                 f"selection={self.selection}, shared_prototypes={self.shared_prototypes}, "
                 f"prototype_source={self.prototype_source}")
+
+
+def _low_rank_frame(t: int, q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+    """Trajectory tokens of query frame t, softmax_R(q P^T / sqrt(d)) (softmax(P K_t'^T / sqrt(d)) V_t') for
+    every key frame t': q (b nh T*S d), keys P (b nh 1|tp R d), values (b nh tp R d) -> (b nh tp S d)."""
+    frame_len = q.shape[2] // values.shape[2]
+    q = q[:, :, t * frame_len:(t + 1) * frame_len].unsqueeze(2)
+    weights = ((q * q.shape[-1] ** -0.5) @ keys.transpose(-2, -1)).softmax(dim=-1)  # (b nh 1|tp S R)
+    return _matmul(weights, values)
+
+
+def _per_query_frame(t: int, q: Tensor, prototypes: Tensor, *values: Tensor) -> Tensor:
+    """``_low_rank_frame`` with query frame t's own prototypes: prototypes (b nh t R d), values[t] (b nh tp R d)."""
+    return _low_rank_frame(t, q, prototypes[:, :, t:t + 1], values[t])
+
+
+def _performer_key_side(k: Tensor, v: Tensor, projection: Tensor) -> tuple[Tensor, Tensor]:
+    """phi(K_t')^T V_t' (b nh tp m d) and phi(K_t')^T 1 (b nh tp m) for every key frame t'."""
+    k_feat = favor_features(k, projection, is_query=False)  # (b nh tp n m)
+    return k_feat.transpose(-2, -1) @ v, k_feat.sum(dim=-2)
+
+
+def _performer_frame(t: int, q: Tensor, kv: Tensor, k_sum: Tensor, projection: Tensor) -> Tensor:
+    """FAVOR+ for query frame t: phi(q) (phi(K_t')^T V_t') / phi(q) (phi(K_t')^T 1); kv (b nh tp m d), k_sum
+    (b nh tp m)."""
+    frame_len = q.shape[2] // kv.shape[2]
+    q_feat = favor_features(q[:, :, t * frame_len:(t + 1) * frame_len].unsqueeze(2), projection, is_query=True)
+    return _matmul(q_feat, kv) / _matmul(q_feat, k_sum.unsqueeze(-1))
 
 
 __all__ = ["ApproximateTrajectoryAttention"]

@@ -24,8 +24,9 @@ so per query and head one C-vector u_h = W_k^h^T q~_h replaces T projected keys,
 z_h = sum_t' a_ht' y_t' replaces T projected values: per token 3 C^2 + 2 nh T C multiply-adds instead of
 C^2 + 2 T C^2 + 2 T C for the literal form (Eq. 5-6 as printed, ``stage_two="literal"``), and no
 (b, N, T, 2C) key/value tensor exists. At ViT-B (C = 768, nh = 12, T = 8) that is 3.0 instead of 15.7 GFLOPs per
-layer. When nh > T, u is recomputed in backward instead of saved (it is nh/T = 1.5x the trajectory tokens at
-ViT-B), so the activations kept for backward are the trajectory tokens, z and the T weights per (query, head).
+layer. In autograd form (``memory_lean=False``), when nh > T, u is recomputed in backward instead of saved (it is
+nh/T = 1.5x the trajectory tokens at ViT-B), so the activations kept for backward are the trajectory tokens, z and
+the T weights per (query, head); the lean form (the default, "Memory" below) keeps neither u nor z.
 Both forms agree to rounding in values and gradients (tests/test_trajectory_fast_path.py); the key bias b_k has
 no effect on the output in either form, so its gradient is zero (exactly so in the rearranged form).
 
@@ -45,7 +46,14 @@ in training.
 Memory: the fused Norm_S path folds the frame axis t' into the batch (each query is broadcast, as a view, over
 the T frames, each frame's S keys form one problem) and calls SDPA, so no (T*S) x (T*S) score matrix exists.
 Norm_ST needs one normaliser across frames, which SDPA cannot return differentiably; it always takes the explicit
-path, which materialises the (T*S) x (T*S) scores, whatever ``fused_attn`` says.
+path, which materialises the (T*S) x (T*S) scores, whatever ``fused_attn`` says. With ``memory_lean=True`` (the
+default) rearranged Att_T runs as one autograd function (``trajectory_pool.pool_trajectories``) that keeps the
+stage-two queries and weights and reads the trajectory tokens where stage one left them: SDPA keeps its output
+for its own backward, and stage two keeps that same storage, so each block keeps one (T, T*S, C) trajectory
+tensor per clip instead of 2.5 (the pooled z above is 1.5). An approximate stage one hands it factors instead
+(``ApproximateTrajectoryAttention._trajectory_source``) and keeps none. The autograd form (``memory_lean=False``)
+is the same function; it stays for comparison, and runs whenever stage two drops attention weights
+(``attn_drop_placement="all"`` with ``attn_drop > 0`` in training), which the lean function does not implement.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .joint import attend
+from .trajectory_pool import Source, pool_trajectories
 
 
 def _rearranged_logits(q: Tensor, w_k: Tensor, traj: Tensor) -> Tensor:
@@ -85,6 +94,7 @@ class TrajectoryAttention(nn.Module):
         stage_two: Literal["rearranged", "literal"] = "rearranged",
         stage_two_values: Literal["projected", "trajectory"] = "projected",
         attn_drop_placement: Literal["stage_one", "all"] = "stage_one",
+        memory_lean: bool = True,
     ) -> None:
         """
         Args:
@@ -106,6 +116,10 @@ class TrajectoryAttention(nn.Module):
                 keys still come from ``proj_kv``, whose value half is then unused.
             attn_drop_placement: which attention weights ``attn_drop`` drops. "stage_one" (default, the official
                 code): only exact stage one's (Eq. 4). "all": also the CLS attention's and stage two's.
+            memory_lean: evaluate rearranged Att_T through ``pool_trajectories``, one autograd function that keeps
+                the trajectory tokens at most once (and, after an approximate stage one, not at all); the same
+                function as the autograd form (False), which is kept for comparison and used whenever stage two
+                drops attention weights (module doc, "Memory").
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -126,6 +140,7 @@ class TrajectoryAttention(nn.Module):
         self.stage_two = stage_two
         self.stage_two_values = stage_two_values
         self.attn_drop_placement = attn_drop_placement
+        self.memory_lean = memory_lean
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -142,6 +157,13 @@ class TrajectoryAttention(nn.Module):
         cls_out = attend(q[:, :, :1], k, v, self.fused_attn, other_p)  # (b nh 1 d): CLS attends to everything
 
         q, k, v = q[:, :, 1:], k[:, :, 1:], v[:, :, 1:]  # trajectories run over the patch tokens only
+        if (self.memory_lean and self.temporal_pool == "attention" and self.stage_two == "rearranged"
+                and other_p == 0.0):
+            source, inputs = self._trajectory_source(q, k, v, num_frames, dropout_p)
+            out = pool_trajectories(source, inputs, num_frames, q.shape[2] // num_frames, self.proj_q, self.proj_kv,
+                                    self.num_heads, self.stage_two_values)  # (b (t n) (nh d))
+            out = torch.cat([rearrange(cls_out, "b nh 1 d -> b 1 (nh d)"), out], dim=1)
+            return self.proj_drop(self.proj(out))
         traj = self._trajectories(q, k, v, num_frames, dropout_p)  # (b nh tp (t n) d)
         if self.temporal_pool == "average":
             out = traj.mean(dim=2)
@@ -149,6 +171,12 @@ class TrajectoryAttention(nn.Module):
             out = self._temporal_attention(traj, num_frames, other_p)
         out = rearrange(torch.cat([cls_out, out], dim=2), "b nh n d -> b n (nh d)")
         return self.proj_drop(self.proj(out))
+
+    def _trajectory_source(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int,
+                           dropout_p: float) -> tuple[Source | None, tuple[Tensor, ...]]:
+        """Stage one for ``pool_trajectories``: (source, inputs). Exact attention has no cheaper factors than the
+        trajectory tokens themselves, so its source is the whole tensor (None, (y~,))."""
+        return None, (self._trajectories(q, k, v, num_frames, dropout_p),)
 
     def _trajectories(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int, dropout_p: float) -> Tensor:
         """Stage one (Eq. 4): trajectory tokens y~ of shape (b, nh, tp, T*S, d); tp indexes the frame t'."""

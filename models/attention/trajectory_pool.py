@@ -1,0 +1,184 @@
+"""Stage two of trajectory attention (Motionformer Eq. 5-6, in ``TrajectoryAttention``'s rearranged form) as one
+autograd function that keeps for backward only what it cannot recompute cheaply.
+
+Eq. 5-6 as autograd records them (``TrajectoryAttention(memory_lean=False)``) keep, per block and clip, the
+trajectory tokens y~ (b, T*S, T, C) in the layout the pooling reads (a copy of what stage one returned, unless the
+two layouts happen to agree) and the pooled z_h = sum_t' a_ht' y~_t' (b, T*S, nh, C): nh/T = 1.5x the trajectory
+tokens at ViT-B. At ViT-B 16x224^2, one clip, fp32, that is 1 + 1.5 trajectory tensors of 36.75 MiB per block
+after exact stage one, and 1 + 1.5 + about 0.9 of the approximation's own after Orthoformer
+(``python -m models.memory_breakdown --autograd-stage-two``). This function keeps:
+
+- the stage-two queries q~ = proj_q(y~_stt) (b, T*S, C) and the weights a (b, T*S, nh, T): 1/8 and 1/64 of one
+  trajectory tensor at ViT-B;
+- whatever the trajectory tokens are made from, ``inputs``, never the tokens themselves unless they are the input
+  (exact stage one, whose SDPA keeps that same storage for its own backward: one copy, not two);
+- nothing else: u_h = W_k^h^T q~_h, z_h and the token-major layout of y~ are recomputed frame by frame in backward
+  (u and z cost 2 nh T C multiply-adds per token, the layout a copy).
+
+``source(t, *inputs)`` returns the trajectory tokens of the S queries of frame t, (b, nh, T, S, d) over the T frames
+they visit. For an approximate stage one these are a low-rank product (prototypes, landmarks or random features:
+``ApproximateTrajectoryAttention._trajectory_source``), cheap to rebuild from smaller factors (the key side is
+R/(T*S) of the tokens with shared prototypes or landmarks, R/S with per-frame prototypes, m/(T*S) with m random
+features), so the full (T, T*S, C) tensor never exists, forward or backward: one query frame at a time is built
+and pooled (forward), or rebuilt, differentiated and dropped (backward), its gradient sent back through ``source``
+by autograd. With ``source=None`` the one input is the whole trajectory tensor (b, nh, T, T*S, d).
+
+The key bias b_k does not reach the output (it adds q~_h . b_k^h to all T logits of a query, which the softmax over
+t' cancels) and gets a zero gradient; the value bias b_v is added once (the weights sum to one). No dropout: stage
+two drops nothing under the default ``attn_drop_placement="stage_one"``; with "all" and ``attn_drop > 0`` in
+training the module keeps its autograd path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+Source = Callable[..., Tensor]
+
+
+def _frame_tokens(y: Tensor) -> Tensor:
+    """(b, nh, T, S, d) trajectory tokens of one query frame -> (b, S, T, C) token-major, heads concatenated."""
+    return rearrange(y, "b nh tp n d -> b n tp (nh d)").contiguous()
+
+
+def _frame(source: Source | None, t: int, inputs: tuple[Tensor, ...], frame_len: int) -> Tensor:
+    if source is None:
+        return inputs[0][:, :, :, t * frame_len:(t + 1) * frame_len]
+    return source(t, *inputs)
+
+
+class _PoolTrajectories(torch.autograd.Function):
+    """Eq. 5-6 rearranged, frame by frame: returns (b, T*S, nh, d) (see the module doc)."""
+
+    @staticmethod
+    def forward(ctx, source: Source | None, num_frames: int, frame_len: int, num_heads: int, values: str,
+                w_q: Tensor, b_q: Tensor | None, w_kv: Tensor, b_v: Tensor | None, *inputs: Tensor) -> Tensor:
+        c = w_q.shape[0]
+        d = c // num_heads
+        w_k, w_v = rearrange(w_kv, "(two nh d) c -> two nh d c", two=2, nh=num_heads)
+        queries, weights, outs = [], [], []
+        for t in range(num_frames):
+            y = _frame_tokens(_frame(source, t, inputs, frame_len))  # (b S T C)
+            q = F.linear(y[:, :, t], w_q, b_q)  # q~ from the reference-frame token (b S C)
+            u = torch.einsum("bshd,hdc->bshc", q.unflatten(-1, (num_heads, d)) * d ** -0.5, w_k)
+            a = (u @ y.transpose(-2, -1)).softmax(dim=-1)  # (b S nh T)
+            if values == "projected":
+                out = torch.einsum("bshc,hdc->bshd", a @ y, w_v)  # W_v^h z_h
+                out = out if b_v is None else out + b_v.view(num_heads, d)
+            else:  # the official code: the trajectory tokens themselves, head h its own d channels
+                out = torch.einsum("bsht,bsthd->bshd", a, y.unflatten(-1, (num_heads, d)))
+            queries.append(q)
+            weights.append(a)
+            outs.append(out)
+        ctx.source, ctx.num_frames, ctx.frame_len, ctx.num_heads, ctx.values = (source, num_frames, frame_len,
+                                                                               num_heads, values)
+        ctx.has_b_q, ctx.has_b_v = b_q is not None, b_v is not None
+        device = w_q.device.type
+        try:
+            ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        except RuntimeError:  # a device without autocast (meta)
+            ctx.autocast = (device, False, None)
+        ctx.save_for_backward(torch.cat(queries, dim=1), torch.cat(weights, dim=1), w_q, w_kv, *inputs)
+        return torch.cat(outs, dim=1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        # Under mixed precision the frames are rebuilt, and the gradients formed, with the forward's autocast state,
+        # so that the rebuilt trajectory tokens are the ones the forward pooled.
+        device, enabled, dtype = ctx.autocast
+        if not enabled:
+            return _PoolTrajectories._backward(ctx, grad_out)
+        with torch.autocast(device, dtype=dtype):
+            return _PoolTrajectories._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out: Tensor):
+        queries, weights, w_q, w_kv, *inputs = ctx.saved_tensors
+        source, num_frames, frame_len, nh = ctx.source, ctx.num_frames, ctx.frame_len, ctx.num_heads
+        c = w_q.shape[0]
+        d = c // nh
+        scale = d ** -0.5
+        w_k, w_v = rearrange(w_kv, "(two nh d) c -> two nh d c", two=2, nh=nh)
+        g_wq, g_wk, g_wv = torch.zeros_like(w_q), torch.zeros_like(w_k), torch.zeros_like(w_v)
+        g_bq = w_q.new_zeros(c) if ctx.has_b_q else None
+        g_bv = w_q.new_zeros(c) if ctx.has_b_v else None
+        needs = ctx.needs_input_grad[9:]
+        if source is None:
+            leaves = None
+            g_traj = torch.empty_like(inputs[0]) if needs[0] else None
+        else:  # rebuilt frame by frame with autograd on, to send each frame's gradient back through ``source``
+            leaves = [x.detach().requires_grad_(need) for x, need in zip(inputs, needs)]
+        for t in range(num_frames):
+            frame = slice(t * frame_len, (t + 1) * frame_len)
+            with torch.enable_grad():
+                y_frame = _frame(source, t, inputs if leaves is None else leaves, frame_len)
+            y = _frame_tokens(y_frame.detach())  # (b S T C)
+            q, a, g = queries[:, frame], weights[:, frame], grad_out[:, frame]  # (b S C), (b S nh T), (b S nh d)
+            qs = q.unflatten(-1, (nh, d)) * scale
+            if ctx.values == "projected":
+                g_wv += torch.einsum("bshd,bshc->hdc", g, a @ y)
+                if g_bv is not None:
+                    g_bv += g.sum(dim=(0, 1)).flatten()
+                g_z = torch.einsum("bshd,hdc->bshc", g, w_v)  # (b S nh C)
+                g_a = g_z @ y.transpose(-2, -1)  # (b S nh T)
+                g_y = a.transpose(-2, -1) @ g_z  # (b S T C)
+            else:
+                yh = y.unflatten(-1, (nh, d))
+                g_a = torch.einsum("bshd,bsthd->bsht", g, yh)
+                g_y = torch.einsum("bsht,bshd->bsthd", a, g).flatten(-2)
+            g_logits = a * (g_a - (a * g_a).sum(dim=-1, keepdim=True))  # softmax backward
+            g_u = g_logits @ y  # (b S nh C)
+            g_y += g_logits.transpose(-2, -1) @ torch.einsum("bshd,hdc->bshc", qs, w_k)
+            g_q = torch.einsum("bshc,hdc->bshd", g_u, w_k).flatten(-2) * scale  # (b S C)
+            g_wk += torch.einsum("bshc,bshd->hdc", g_u, qs)
+            g_wq += g_q.flatten(0, 1).transpose(0, 1) @ y[:, :, t].flatten(0, 1)
+            if g_bq is not None:
+                g_bq += g_q.sum(dim=(0, 1))
+            g_y[:, :, t] += g_q @ w_q  # the reference-frame token also feeds q~
+            g_y = rearrange(g_y, "b n tp (nh d) -> b nh tp n d", nh=nh)
+            if leaves is None:
+                if g_traj is not None:
+                    g_traj[:, :, :, frame] = g_y
+            elif y_frame.requires_grad:
+                torch.autograd.backward(y_frame, g_y.to(y_frame.dtype))
+        if leaves is None:
+            g_inputs = [g_traj]
+        else:
+            g_inputs = [leaf.grad if need else None for leaf, need in zip(leaves, needs)]
+        g_wkv = torch.cat([g_wk.flatten(0, 1), g_wv.flatten(0, 1)]) if ctx.values == "projected" else torch.cat(
+            [g_wk.flatten(0, 1), torch.zeros_like(g_wv.flatten(0, 1))])
+        return (None, None, None, None, None, g_wq, g_bq, g_wkv, g_bv, *g_inputs)
+
+
+def pool_trajectories(source: Source | None, inputs: tuple[Tensor, ...], num_frames: int, frame_len: int,
+                      proj_q: nn.Linear, proj_kv: nn.Linear, num_heads: int,
+                      values: Literal["projected", "trajectory"] = "projected") -> Tensor:
+    """Eq. 5-6 for every patch token: (b, T*S, C), heads concatenated (see the module doc).
+
+    Args:
+        source: ``source(t, *inputs)`` -> (b, nh, T, S, d), the trajectory tokens of query frame t; None: ``inputs``
+            is the whole trajectory tensor (b, nh, T, T*S, d).
+        inputs: the tensors the trajectory tokens are made from (gradients flow back to them).
+        num_frames, frame_len: T and S.
+        proj_q, proj_kv: stage two's projections (dim -> dim, dim -> 2 dim).
+        num_heads: nh.
+        values: "projected" (the paper: W_v y~) or "trajectory" (the official code: y~ itself; proj_kv's value
+            half then gets a zero gradient and its bias none, as in the autograd form, where it is unused).
+    """
+    b_v = None
+    if values == "projected" and proj_kv.bias is not None:
+        b_v = proj_kv.bias[proj_kv.bias.shape[0] // 2:]
+    out = _PoolTrajectories.apply(source, num_frames, frame_len, num_heads, values, proj_q.weight, proj_q.bias,
+                                  proj_kv.weight, b_v, *inputs)
+    return out.flatten(-2)
+
+
+__all__ = ["pool_trajectories"]
