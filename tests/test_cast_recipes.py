@@ -10,7 +10,7 @@ import json
 import pytest
 
 from experiments import table_spec
-from experiments.cast import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_CHECKPOINTS,
+from experiments.cast.tables import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_CHECKPOINTS,
                               PAPER_PER_DATASET, PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY, learnable_params,
                               positional_params)
 from experiments.provenance import batch_and_lr

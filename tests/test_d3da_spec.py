@@ -1,4 +1,4 @@
-"""3D-Deformable's specs (``experiments/d3da.py``): Tables A1/A2 and Figure A1 resolve and build at both scales, the
+"""3D-Deformable's specs (``experiments/d3da/tables.py``): Tables A1/A2 and Figure A1 resolve and build at both scales, the
 RGB+pose task tests several views of clip and joints together, the ablation switches drop a modality, the
 counted-FLOP exponents of Tables A1/A2 match the stated complexities, and the complexity tables' records become a
 report with a plot."""
@@ -12,7 +12,7 @@ import lightning_modules  # noqa: F401  (repairs torchvision before anything imp
 import pytest
 import torch
 
-from experiments import d3da
+from experiments.d3da import tables as d3da
 from experiments.runner import check_buildable, resolve_runs
 from experiments.spec import table_spec
 from experiments.static import compute_static

@@ -23,7 +23,7 @@ import pytest
 
 from experiments import __main__ as cli
 from experiments import jobs, runner
-from experiments import synthetic_learnability as learnability
+from experiments.synthetic_learnability import __main__ as learnability
 from experiments.runner import resolve_runs
 
 from micro_run import ROW, TABLE

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments.motionformer import tiny_budget
+from experiments.mformer.tables import tiny_budget
 from experiments.runner import (_comparable, dataset_shown, execute, find_equivalent_run, missing_data,
                                 pretrained_weights, resolve_runs)
 from experiments.spec import table_spec
@@ -292,7 +292,7 @@ def test_paper_scale_trains_as_the_official_configs(table):
 def test_mformer_l_on_kinetics_400_trains_on_random_resized_crops():
     """configs/K400/motionformer_224_32x3.yaml: USE_RANDOM_RESIZE_CROPS True (random_resize_crop_video at its
     defaults: area 8-100%, aspect ratio 3/4-4/3); the other rows and the L row's other datasets keep the jitter."""
-    from experiments.motionformer import K400_RESIZED_CROP
+    from experiments.mformer.tables import K400_RESIZED_CROP
 
     assert K400_RESIZED_CROP == ((0.08, 1.0), (3 / 4, 4 / 3))
     for table in ("mformer_table6a", "mformer_table6b", "mformer_table6c", "mformer_table6d"):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from experiments import xvit
+from experiments.xvit import tables as xvit
 from experiments.runner import resolve_runs, run_table
 from experiments.spec import table_spec
 from experiments.static import compute_static

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from experiments.runner import _comparable, resolve_runs
-from experiments.synthetic_learnability import run_config, summary_rows
+from experiments.synthetic_learnability.summary import run_config, summary_rows
 
 
 def _same_run(a, b) -> bool:

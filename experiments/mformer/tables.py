@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
+from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
                       THREE_SEEDS, TINY)
-from .spec import (
+from ..spec import (
     DataConfig,
     DerivedColumn,
     MetricColumn,
@@ -41,7 +41,7 @@ from .spec import (
     register_experiment,
     register_table,
 )
-from .static import gflops_views, paper_config, paper_gflops, paper_params, peak_memory, views_inputs
+from ..static import gflops_views, paper_config, paper_gflops, paper_params, peak_memory, views_inputs
 
 # ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from .presets import GPU_TRAINER, KINETICS_400, PYSLOWFAST_CLIPS, SSV2, THREE_SEEDS, TINY_FRAME_WISE
-from .spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
+from ..presets import GPU_TRAINER, KINETICS_400, PYSLOWFAST_CLIPS, SSV2, THREE_SEEDS, TINY_FRAME_WISE
+from ..spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
-from .provenance import cpu_name
-from .static import MEASURED, paper_config
-from .tasks import VIDEO_CLASSIFICATION, Task, build_model, register_task, tested_only
+from ..provenance import cpu_name
+from ..static import MEASURED, paper_config
+from ..tasks import VIDEO_CLASSIFICATION, Task, build_model, register_task, tested_only
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 

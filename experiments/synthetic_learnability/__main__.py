@@ -2,7 +2,7 @@
 
     python -m experiments.synthetic_learnability [--sets NAME ...] [--seeds N] [--epochs N] [--force]
 
-Runs the registered experiment ``synthetic_learnability`` (``experiments.learnability``: the tiny Motionformer on
+Runs the registered experiment ``synthetic_learnability`` (``specs`` beside this file: the tiny Motionformer on
 each synthetic set, 40 epochs on ``synth_verbnoun`` as Table 6c) and prints test top-1 beside chance. Runs are
 logged like table runs, under ``runs/synthetic_learnability/<set>/``; a run identical to a table's is reused.
 """
@@ -14,32 +14,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from experiments.runner import execute, resolve_runs
-from experiments.spec import RunConfig, table_spec
-
-EXPERIMENT = "synthetic_learnability"
-
-
-def synthetic_sets() -> list[str]:
-    return [row.key for row in table_spec(EXPERIMENT).rows]
-
-
-def run_config(name: str, seed: int = 0, epochs: int | None = None) -> RunConfig:
-    """The tiny Motionformer on one synthetic set, configured exactly as the tables' rows are."""
-    if name not in synthetic_sets():
-        raise KeyError(f"unknown synthetic set {name!r}; choose from {', '.join(synthetic_sets())}")
-    (cfg,) = resolve_runs(EXPERIMENT, "tiny", [name], seeds=seed + 1, overrides={"optim": {"epochs": epochs}})[seed:]
-    return cfg
-
-
-def summary_rows(record: dict) -> list[list]:
-    """[set, metric, top-1, chance, epochs, run] per head (verb, noun and action for a verb-noun set)."""
-    classes = record["data"]["num_classes"]
-    heads = {"top1": classes} if isinstance(classes, int) else {
-        "verb_top1": classes["verb"], "noun_top1": classes["noun"], "action_top1": classes["verb"] * classes["noun"]}
-    source = record.get("reused_from") or f"{EXPERIMENT}/{record['row']}"
-    return [[record["row"], metric, f"{record['metrics'][metric]:.1f}", f"{100 / k:.1f}",
-             record["config"]["optim"]["epochs"], source] for metric, k in heads.items()]
+from experiments.runner import execute
+from experiments.synthetic_learnability.summary import run_config, summary_rows, synthetic_sets
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -39,10 +39,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .presets import GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
-from .spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
+from ..presets import GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
+from ..spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
                    register_experiment, register_table)
-from .static import paper_gflops, paper_params
+from ..static import paper_gflops, paper_params
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 

@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .presets import GPU_TRAINER, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
-from .spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
+from ..presets import GPU_TRAINER, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
+from ..spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
                    StaticColumn, SweepPlot, TableSpec, register_table)
-from .static import MEASURED
-from .tasks import Task, get_task, register_task, test_protocol, tested_only
-from .provenance import cpu_name
+from ..static import MEASURED
+from ..tasks import Task, get_task, register_task, test_protocol, tested_only
+from ..provenance import cpu_name
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
 
@@ -56,7 +56,7 @@ def _rgb_pose_datamodule(cfg: RunConfig, run_dir: Path):
 
     if cfg.data.dataset not in DATASETS:
         raise ValueError(f"{cfg.table}/{cfg.row}: {cfg.data.dataset} has no annotation reader in data/ yet (the "
-                         f"readers: {', '.join(sorted(DATASETS))}); its configuration is in experiments/d3da.py")
+                         f"readers: {', '.join(sorted(DATASETS))}); its configuration is in experiments/d3da/tables.py")
     data = dataclasses.replace(cfg.data, options={**cfg.data.options, "with_pose": True})
     return get_task("video_classification").datamodule(dataclasses.replace(cfg, data=data), run_dir)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from .motionformer import TRAJECTORY
-from .presets import TINY, TINY_STAND_INS
-from .spec import MetricColumn, RowSpec, TableSpec, register_experiment
+from ..mformer.tables import TRAJECTORY
+from ..presets import TINY, TINY_STAND_INS
+from ..spec import MetricColumn, RowSpec, TableSpec, register_experiment
 
 # The verb-noun set trains 40 epochs, as Motionformer Table 6c's tiny schedule: verbs leave a plateau late.
 SCHEDULES = {"synth_verbnoun": {"optim": {"epochs": 40}}}

@@ -56,12 +56,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from .presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS,
+from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS,
                       TINY_TRAINER)
-from .spec import (Computed, DataConfig, DerivedColumn, MetricColumn, ModelConfig, OptimConfig, RowSpec,
+from ..spec import (Computed, DataConfig, DerivedColumn, MetricColumn, ModelConfig, OptimConfig, RowSpec,
                    ScalePreset, StaticColumn, TableSpec, _plain, register_table)
-from .static import clip_shape, gflops, model_inputs, paper_config, views_inputs
-from .tasks import SYSTEM_FIELDS, build_model, register_source, video_datamodule
+from ..static import clip_shape, gflops, model_inputs, paper_config, views_inputs
+from ..tasks import SYSTEM_FIELDS, build_model, register_source, video_datamodule
 
 # ---- tiny experts: pretrained on generated data, cached by configuration --------------------------------------
 
@@ -446,8 +446,8 @@ def training_cost(spec: TableSpec, row: RowSpec) -> Computed:
     from models.cast.complexity import measure_training
     from models.memory import activation_bytes
 
-    from .static import MEASURED, NEEDS_GPU, measured_device
-    from .tasks import model_kwargs
+    from ..static import MEASURED, NEEDS_GPU, measured_device
+    from ..tasks import model_kwargs
 
     cfg = paper_config(spec, row)
     model = build_model(cfg, _num_classes(cfg), device="meta")
