@@ -187,7 +187,7 @@ def checkpoint_run(path: Path) -> dict[str, Any] | None:
         except RuntimeError:  # mmap needs torch's zip format; an older file is read whole
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # it names code to run: refused as every checkpoint load refuses it
-        from models.pretrained import load_weights_file
+        from models.weights import load_weights_file
 
         load_weights_file(path)  # raises UnsafeCheckpointError, naming the file
         raise
@@ -1001,7 +1001,7 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
 def check_pretrained_sources(cfg: RunConfig) -> None:
     """A pretrained source naming a missing file or a model timm does not have fails here, by name (``run:``
     sources may be trained by this very command: they are checked when their run starts)."""
-    from models.pretrained import check_source
+    from models.sources import check_source
 
     sources = cfg.model.pretrained
     for source in [sources] if isinstance(sources, str) else (sources or {}).values():

@@ -61,7 +61,7 @@ def test_killed_while_writing_a_checkpoint_keeps_the_previous_checkpoint(tmp_pat
     import torch
 
     from lightning_modules.checkpoint_io import SafeCheckpointIO
-    from models.pretrained import load_weights_file
+    from models.weights import load_weights_file
 
     path = tmp_path / "checkpoints" / "last.ckpt"
     first = {"state_dict": {"w": torch.arange(50_000.0)}, "global_step": 3}

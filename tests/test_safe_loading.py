@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models import create_model, load_pretrained
-from models.pretrained import CheckpointError, UnsafeCheckpointError, load_weights_file
+from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 
 
 class _RunsCode:
