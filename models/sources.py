@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cast.checkpoints import EXPERT_SOURCE_KINDS
-from .official_motionformer import OFFICIAL_PREFIX
+from .mformer_official import OFFICIAL_PREFIX
 from .weights import CheckpointError, check_timm_name
 
 

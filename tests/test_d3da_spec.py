@@ -19,7 +19,7 @@ from experiments.static import compute_static
 from experiments.tasks import get_task, model_kwargs
 from lightning_modules import RGBPoseClassifier
 from models import create_model
-from models.rgb_pose.complexity import fit_exponent
+from models.d3da.complexity import fit_exponent
 
 IDS = ("d3da_tableA1", "d3da_tableA2", "d3da_figureA1")
 

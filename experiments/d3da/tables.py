@@ -1,7 +1,7 @@
 """3D-Deformable supplementary (Kim, Ahn, Ko, "Cross-Modal Learning with 3D Deformable Attention for Action
 Recognition", ICCV 2023; paper 000, supplementary only): Tables A1-A2 and Figure A1 as specs.
 
-The model is ``models.rgb_pose`` (``d3da_tiny``, ``d3da_base``): RGB tokens through 3D deformable attention (A3),
+The model is ``models.d3da`` (``d3da_tiny``, ``d3da_base``): RGB tokens through 3D deformable attention (A3),
 pose tokens through joint stride attention (A1), both with temporal stride attention (A2) over all tokens. Runs
 read RGB and pose together through the task ``rgb_pose_classification`` registered here.
 
@@ -214,14 +214,14 @@ def windows(table_id: str, row_key: str, size: int) -> int:
     """Windows the row's attention forms at one size: 1 for full attention, the corrected cover's for stride."""
     if row_key == "full":
         return 1
-    from models.rgb_pose.stride_attention import full_window_starts
+    from models.d3da.stride_attention import full_window_starts
 
     return len(full_window_starts(size, WND))
 
 
 def count_flops(table_id: str, row_key: str, size: int) -> dict[str, float]:
     """Counted forward FLOPs (multiply-adds; ``attention``, ``projections``, ``total``) of one point."""
-    from models.rgb_pose.complexity import joint_attention_flops, temporal_attention_flops
+    from models.d3da.complexity import joint_attention_flops, temporal_attention_flops
 
     which = "full" if row_key == "full" else "stride"
     if table_id == "d3da_tableA1":
@@ -232,7 +232,7 @@ def count_flops(table_id: str, row_key: str, size: int) -> dict[str, float]:
 
 def time_forward(table_id: str, row_key: str, size: int) -> float:
     """Median CPU seconds of one forward (SDPA, batch 1) of one point."""
-    from models.rgb_pose.complexity import joint_attention_time, temporal_attention_time
+    from models.d3da.complexity import joint_attention_time, temporal_attention_time
 
     which = "full" if row_key == "full" else "stride"
     if table_id == "d3da_tableA1":
@@ -248,7 +248,7 @@ def measure(table_id: str, row_key: str) -> dict[str, Any]:
     the time)."""
     import torch
 
-    from models.rgb_pose.complexity import fit_exponent
+    from models.d3da.complexity import fit_exponent
 
     sweep = SWEEPS[table_id]
     load = os.getloadavg()[0]  # other work on the machine stretches wall times: the record says how much there was
@@ -326,7 +326,7 @@ def _complexity_table(table_id: str, stride_label: str, shape_note: str) -> Tabl
           for i, c in enumerate(time_columns)),
         column(f"exponent in {a}: GFLOPs", _exponent_cell("flops_exponent"), digits=2, note=(
             f"exponents: slope of the least-squares line through (log {a}, log cost) over the {len(sweep.sizes)} "
-            f"sizes (`models.rgb_pose.complexity.fit_exponent`); 'per window' divides each count by the number "
+            f"sizes (`models.d3da.complexity.fit_exponent`); 'per window' divides each count by the number "
             f"of windows. Stated: the exponent of {a} in the O(.) the paper gives per layer; for stride attention "
             f"it holds for one window only, and the layer's cost grows with {a} (its number of windows grows as "
             f"{a} / floor(wnd/2)), as the measured exponents show")),

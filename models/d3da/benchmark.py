@@ -1,6 +1,6 @@
 """Training-step time and memory of the whole RGB+pose model (``d3da_tiny``, ``d3da_base``).
 
-    python -m models.rgb_pose.benchmark [--shape tiny|paper|all] [--batch N] [--device cpu|cuda] [--repeats N]
+    python -m models.d3da.benchmark [--shape tiny|paper|all] [--batch N] [--device cpu|cuda] [--repeats N]
 
 Shapes: ``tiny`` = d3da_tiny on 12 frames of 32 x 32 (4 x 4 RGB tokens per frame) + 13 joints; ``paper`` =
 d3da_base on 12 frames of 224 x 224 (28 x 28 RGB tokens per frame) + 13 joints. A step is forward, backward and an

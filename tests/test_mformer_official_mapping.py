@@ -1,5 +1,5 @@
-"""Official Motionformer checkpoints (models/official_motionformer.py) in the layouts the main parity test does not
-write, each checked against the official forward pass re-implemented in ``tests/test_official_motionformer.py`` or
+"""Official Motionformer checkpoints (models/mformer_official.py) in the layouts the main parity test does not
+write, each checked against the official forward pass re-implemented in ``tests/test_mformer_official.py`` or
 against the refusal the module documents:
 
 - a ``cfg`` without ``VIT.USE_ORIGINAL_TRAJ_ATTN_CODE`` (a configuration dumped before the flag existed) means the
@@ -24,8 +24,8 @@ import torch
 import yaml
 
 from models import create_model, load_pretrained
-from tests.test_official_motionformer import DEPTH, DIM, F64, HEADS, PATCH, _official_forward, _official_state_dict
-from tests.test_official_motionformer import _our_model, _write_official
+from tests.test_mformer_official import DEPTH, DIM, F64, HEADS, PATCH, _official_forward, _official_state_dict
+from tests.test_mformer_official import _our_model, _write_official
 
 NUM_CLASSES = 5
 

@@ -10,7 +10,7 @@ import models  # noqa: E402,F401  (repairs torchvision before anything imports t
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from models.rgb_pose.deformable import DeformableAttention3D, TokenSearch3D  # noqa: E402
+from models.d3da.deformable import DeformableAttention3D, TokenSearch3D  # noqa: E402
 
 DIM, HEADS = 8, 2
 

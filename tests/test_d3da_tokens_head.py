@@ -1,4 +1,4 @@
-"""The RGB+pose model's input and output ends (``models.rgb_pose.tokens``, ``model``, ``complexity``) against literal
+"""The RGB+pose model's input and output ends (``models.d3da.tokens``, ``model``, ``complexity``) against literal
 float64 loops written here: the conv stem frame by frame on non-square frames (token grid in (h, w) order), pose
 tokens person-major with their joint and person tables, the positional and temporal tables added to every token
 group, the head's pooling of the normalised modal tokens, the CLS merge of one-branch ablations, the stochastic depth
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from models import create_model
-from models.rgb_pose.complexity import joint_attention_flops, tokens_per_frame
-from models.rgb_pose.tokens import ConvStem, PoseEmbed
-from tests.test_rgb_pose_reference import BLOCK_LN_EPS, _randomise, gelu, layer_norm
+from models.d3da.complexity import joint_attention_flops, tokens_per_frame
+from models.d3da.tokens import ConvStem, PoseEmbed
+from tests.test_d3da_reference import BLOCK_LN_EPS, _randomise, gelu, layer_norm
 
 DIM = 8
 

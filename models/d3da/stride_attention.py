@@ -55,11 +55,11 @@ R = 13, wnd = 4: 0, 2, 4, 6, 8, 9; T = 12, wnd = 4: 0, 2, 4, 6, 8.
 Tokens in several query windows (stride s < wnd: about two each) receive the mean of their windows' outputs; the
 modal tokens appended to every window (A1) receive the mean over all windows; tokens in no paired window (only
 ``as_printed``) receive no attention update. The printed algorithms apply the FFN to the windowed copies; the
-blocks (``models.rgb_pose.model``) apply it once per token after this merge (a pointwise FFN of the mean is not
+blocks (``models.d3da.model``) apply it once per token after this merge (a pointwise FFN of the mean is not
 the mean of the FFNs: this is our choice). The merge is linear, so the output projection is applied after it.
 
 Windows are gathered with one index tensor and run as ONE attention call, the windows folded into the batch;
-the literal per-window loops live only in the tests (``tests/test_rgb_pose_stride.py``).
+the literal per-window loops live only in the tests (``tests/test_d3da_stride.py``).
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
 import pytest  # noqa: E402
 
-from models.rgb_pose.complexity import (  # noqa: E402
+from models.d3da.complexity import (  # noqa: E402
     fit_exponent, joint_attention_flops, joint_attention_time, model_gflops, temporal_attention_flops,
     tokens_per_frame,
 )
-from models.rgb_pose.stride_attention import full_window_starts  # noqa: E402
+from models.d3da.stride_attention import full_window_starts  # noqa: E402
 
 JOINTS = [32, 64, 128, 256]
 FRAMES = [8, 16, 32, 64]
@@ -68,7 +68,7 @@ def test_model_gflops_counts_a_dict_input_model():
 
 def test_model_gflops_counts_the_3d_token_search_as_8_multiply_adds_per_point_and_channel(monkeypatch):
     from models import create_model
-    from models.rgb_pose import complexity
+    from models.d3da import complexity
 
     counted = model_gflops("d3da_tiny")
     monkeypatch.setattr(complexity, "_trilinear_sampling_flops", lambda *args, **kwargs: 0)

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from models import create_model, list_models  # noqa: E402
-from models.rgb_pose import CrossModalDeformableTransformer  # noqa: E402
+from models.d3da import CrossModalDeformableTransformer  # noqa: E402
 
 
 def _batch(b: int = 2, t: int = 12, size: int = 32, joints: int = 13, people: int | None = None, k: int = 2,
@@ -71,7 +71,7 @@ def test_a_test_clip_reads_the_table_entries_of_its_own_instants(test_frames):
     must give each test frame the embedding of the instant it shows. A table whose entry i holds the instant
     (as a fraction of the video) that training frame i shows, resampled, must hold each test frame's instant."""
     from data.clip_sampling import uniform_segments
-    from models.rgb_pose.tokens import temporal_table
+    from models.d3da.tokens import temporal_table
 
     video_frames, trained = 2 * 96, 12  # segments of whole frames at both lengths
 
@@ -87,7 +87,7 @@ def test_a_test_clip_reads_the_table_entries_of_its_own_instants(test_frames):
 
 def test_stochastic_depth_drops_a_samples_branch_on_its_tokens_and_modal_tokens_alike():
     """One residual branch updates two token groups: each sample keeps or drops it in both (attention and FFN)."""
-    from models.rgb_pose.model import BranchBlock
+    from models.d3da.model import BranchBlock
 
     class Ones(torch.nn.Module):
         def forward(self, tokens, modal):

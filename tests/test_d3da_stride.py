@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from models.attention import JointSpaceTimeAttention  # noqa: E402
-from models.rgb_pose.stride_attention import (  # noqa: E402
+from models.d3da.stride_attention import (  # noqa: E402
     JointStrideAttention, TemporalStrideAttention, full_window_starts, printed_window_starts, query_coverage,
     window_pairs,
 )

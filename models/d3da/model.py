@@ -21,7 +21,7 @@ token"); ``pool="modal"``: the frame means of M_RGB, M_pose and M_CLS concatenat
 Ablations (``modalities``, *): "rgb" builds no pose embedding and no pose branch (no A1; P has no tokens, so
 D_n = H/8 * W/8 + 3), "pose" no stem and no RGB branch (no A3; D_n = R + 3); the modal tokens stay, step 3 keeps the
 one branch's CLS output, and the batch needs only the modality read.
-Tokens and embeddings: ``models.rgb_pose.tokens``; windowing and ``cover``: ``models.rgb_pose.stride_attention``.
+Tokens and embeddings: ``models.d3da.tokens``; windowing and ``cover``: ``models.d3da.stride_attention``.
 (*) = a choice the supplementary leaves open; the README lists them.
 """
 

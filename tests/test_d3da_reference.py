@@ -15,8 +15,8 @@ import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
-from models.rgb_pose.deformable import DeformableAttention3D, TokenSearch3D
-from models.rgb_pose.model import CrossModalBlock
+from models.d3da.deformable import DeformableAttention3D, TokenSearch3D
+from models.d3da.model import CrossModalBlock
 
 DIM, HEADS = 8, 2
 TOL = 1e-10
@@ -277,7 +277,7 @@ def test_deformable_attention_matches_reference(kernel, stride, offset_range, fu
 
 
 def block_reference(block: CrossModalBlock, z, pose, modal, grid_hw, joint_wnd, temporal_wnd, cover, stride):
-    """CrossModalBlock from the pieces (models.rgb_pose.model's doc; every attention pre-norm, each with its FFN):
+    """CrossModalBlock from the pieces (models.d3da.model's doc; every attention pre-norm, each with its FFN):
     1. [Z || M_RGB || M_CLS] + A3(LN1(.)), then + FFN(LN2(.));
     2. [P || M_pose || M'_CLS] + A1(LN1(.)), then + FFN(LN2(.)), M'_CLS = the M_CLS the block received;
     3. M_CLS = the mean of the two branches' CLS outputs;
