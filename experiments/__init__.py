@@ -1,7 +1,7 @@
 """Paper tables as experiment specs: ``python -m experiments list | show | run``.
 
 Importing the package registers every table. Torch, Lightning and timm are imported where a model is built or a run
-trains (``tasks.build_model``, ``runner.execute``; the floors they import repair torchvision first), not here, so
+trains (``tasks.build_model``, ``execute.execute``; the floors they import repair torchvision first), not here, so
 that ``list``, ``show`` and ``--help`` can answer at once (``tests/test_cli_startup.py``).
 """
 

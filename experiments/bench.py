@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .runner import require_spec
+from .plan import require_spec
 from .spec import RunConfig
 from .static import clip_shape
 from .tasks import build_model, get_task

@@ -14,8 +14,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from experiments.paper_tables import paper_table
+from experiments.plan import missing_data
 from experiments.provenance import with_paper_batch
-from experiments.runner import experiment_key, missing_data
+from experiments.records import experiment_key
 from experiments.spec import implemented_tables, table_spec
 
 from .benchmarks import shift_tables

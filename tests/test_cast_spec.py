@@ -10,7 +10,7 @@ from data import SYNTHETIC_SETS
 from experiments import table_spec
 from experiments.cast.tables import (PAPER_VERBS, TINY_EXPERTS, TINY_VERBS, ExpertPretraining, cached_expert, expert_dir,
                               expert_source, learnable_params, tflops_views, gflops_per_view, training_cost)
-from experiments.runner import check_buildable, resolve_runs
+from experiments.plan import check_buildable, resolve_runs
 from experiments.tasks import resolve_source
 from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
                                                   normalized_pixels, patchify, tube_mask)

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from experiments.mformer.tables import tiny_budget
-from experiments.runner import (_comparable, dataset_shown, execute, find_equivalent_run, missing_data,
-                                pretrained_weights, resolve_runs)
+from experiments.plan import dataset_shown, missing_data, resolve_runs
+from experiments.records import comparable_config, find_equivalent_run, pretrained_weights
+from experiments.runner import execute
 from experiments.spec import table_spec
 from experiments.static import gflops_views, paper_config, paper_gflops, paper_params
 from reports.build import build_report
@@ -96,9 +97,9 @@ def test_shared_rows_resolve_to_identical_runs():
     same = [_run("mformer_table4", "traj_attT_normS", "K-400"), _run("mformer_table3a", "exact", "K-400"),
             _run("mformer_table6b", "mformer", "K-400"), _run("mformer_table7", "mformer_b", "K-400"),
             _run("mformer_table8", "k400", "mformer"), _run("mformer_figure3", "trajectory", "K-400 stride 2")]
-    assert len({json.dumps(_comparable(c.to_dict()), sort_keys=True) for c in same}) == 1
-    assert json.dumps(_comparable(_run("mformer_table3a", "orthoformer", "K-400").to_dict())) != json.dumps(
-        _comparable(same[0].to_dict()))
+    assert len({json.dumps(comparable_config(c.to_dict()), sort_keys=True) for c in same}) == 1
+    assert json.dumps(comparable_config(_run("mformer_table3a", "orthoformer", "K-400").to_dict())) != json.dumps(
+        comparable_config(same[0].to_dict()))
 
 
 @pytest.mark.parametrize("scale", ["tiny", "paper"])
@@ -107,7 +108,7 @@ def test_figure3_ssv2_strides_are_fractions_of_the_whole_video_segment_sampling(
     of the video with the same segments."""
     whole = _run("mformer_figure3", "trajectory", "SSv2 stride S", scale)
     table4 = _run("mformer_table4", "traj_attT_normS", "SSv2", scale)
-    assert json.dumps(_comparable(whole.to_dict()), sort_keys=True) == json.dumps(_comparable(table4.to_dict()),
+    assert json.dumps(comparable_config(whole.to_dict()), sort_keys=True) == json.dumps(comparable_config(table4.to_dict()),
                                                                                   sort_keys=True)
     for name, span in (("S/2", 0.5), ("S/4", 0.25)):
         part = _run("mformer_figure3", "trajectory", f"SSv2 stride {name}", scale)

@@ -16,7 +16,7 @@ import pytest
 
 from experiments.d3da import tables as d3da
 from experiments.provenance import batch_and_lr
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from experiments.tasks import model_kwargs
 from models import create_model

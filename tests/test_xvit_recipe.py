@@ -14,7 +14,7 @@ from timm.optim import create_optimizer_v2
 from experiments.xvit import tables as xvit
 from experiments.presets import TINY_FRAME_WISE
 from experiments.provenance import batch_and_lr
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from experiments.static import paper_config
 from experiments.tasks import build_model, get_task

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from experiments.runner import execute
+from experiments.execute import execute
 from experiments.synthetic_learnability.summary import run_config, summary_rows, synthetic_sets
 
 

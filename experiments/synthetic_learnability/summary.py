@@ -4,7 +4,7 @@ generated table, ``reports.readme``)."""
 
 from __future__ import annotations
 
-from ..runner import resolve_runs
+from ..plan import resolve_runs
 from ..spec import RunConfig, table_spec
 
 EXPERIMENT = "synthetic_learnability"
