@@ -10,9 +10,11 @@ import json
 import pytest
 
 from experiments import table_spec
-from experiments.cast.tables import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_CHECKPOINTS,
-                              PAPER_PER_DATASET, PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY, learnable_params,
-                              positional_params)
+from experiments.cast.columns import learnable_params, positional_params
+from experiments.cast.experts import PAPER_CHECKPOINTS
+from experiments.cast.presets import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, PAPER_PER_DATASET,
+                                      PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY)
+from experiments.cast.sota import CLIP_LABELS_NOTE
 from experiments.provenance import batch_and_lr
 from experiments.plan import resolve_runs
 from experiments.records import comparable_config
