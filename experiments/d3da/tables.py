@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..bench import measure_sweep
 from ..presets import GPU_TRAINER, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
 from ..spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
                    StaticColumn, SweepPlot, TableSpec, register_table)
 from ..static import MEASURED
 from ..tasks import Task, get_task, register_task, test_protocol, tested_only
-from ..provenance import cpu_name
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
 
@@ -243,24 +242,11 @@ def time_forward(table_id: str, row_key: str, size: int) -> float:
 
 @functools.lru_cache(maxsize=None)
 def measure(table_id: str, row_key: str) -> dict[str, Any]:
-    """Every point of one row, counted and timed once (the static columns read it): attention FLOPs, windows,
-    seconds, and the fitted exponents in the swept axis (of the attention FLOPs, of the FLOPs per window, of
-    the time)."""
-    import torch
-
-    from models.d3da.complexity import fit_exponent
-
-    sweep = SWEEPS[table_id]
-    load = os.getloadavg()[0]  # other work on the machine stretches wall times: the record says how much there was
-    flops = [count_flops(table_id, row_key, n)["attention"] for n in sweep.sizes]
-    wins = [windows(table_id, row_key, n) for n in sweep.sizes]
-    seconds = [time_forward(table_id, row_key, n) for n in sweep.sizes]
-    return {"flops": flops, "windows": wins, "seconds": seconds,
-            "flops_exponent": fit_exponent(sweep.sizes, flops),
-            "window_exponent": fit_exponent(sweep.sizes, [f / w for f, w in zip(flops, wins)]),
-            "time_exponent": fit_exponent(sweep.sizes, seconds),
-            "device": f"{cpu_name()}, {torch.get_num_threads()} thread(s), load {load:.1f} on {os.cpu_count()} "
-                      f"cores"}
+    """Every point of one row, counted and timed once (the static columns read it; ``experiments.bench``):
+    attention FLOPs, windows, seconds, and the fitted exponents in the swept axis (of the attention FLOPs, of the
+    FLOPs per window, of the time)."""
+    return measure_sweep(SWEEPS[table_id].sizes, lambda n: count_flops(table_id, row_key, n)["attention"],
+                         lambda n: windows(table_id, row_key, n), lambda n: time_forward(table_id, row_key, n))
 
 
 def _number(x: float) -> str:

@@ -18,14 +18,13 @@ The tiny scale is MSCA's CPU-size frame-wise ViT (12 heads of 8 channels, 4 bloc
 from __future__ import annotations
 
 import dataclasses
-import time
 
+from ..bench import inference_rate
 from ..presets import GPU_TRAINER, KINETICS_400, PYSLOWFAST_CLIPS, SSV2, THREE_SEEDS, TINY_FRAME_WISE
 from ..spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
-from ..provenance import cpu_name
 from ..static import MEASURED, paper_config
-from ..tasks import VIDEO_CLASSIFICATION, Task, build_model, register_task, tested_only
+from ..tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
@@ -242,26 +241,9 @@ THROUGHPUT_REPEATS = 3
 
 def videos_per_second(spec: TableSpec, row: RowSpec) -> Computed:
     """Inference throughput of the row's paper-scale model, batch 1, after one warm-up pass: measured on the GPU
-    when there is one (bf16 autocast), else on this CPU (fp32, all its threads)."""
-    import torch
-
+    when there is one (bf16 autocast), else on this CPU (fp32, all its threads) (``experiments.bench``)."""
     cfg = paper_config(spec, row)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_model(cfg, num_classes=400, device=device).eval()
-    clip = torch.randn(1, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size, device=device)
-    autocast = torch.autocast("cuda", torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    with torch.inference_mode(), autocast:
-        model(clip)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(THROUGHPUT_REPEATS):
-            model(clip)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        rate = THROUGHPUT_REPEATS / (time.perf_counter() - start)
-    where = (torch.cuda.get_device_name() if device == "cuda"
-             else f"{cpu_name()}, {torch.get_num_threads()} threads")
+    rate, where = inference_rate(cfg, THROUGHPUT_REPEATS)
     shape = f"{cfg.data.num_frames}x{cfg.data.crop_size}²"
     return Computed(rate, f"{rate:.2f} ({shape}, batch 1, {where})", MEASURED + where)
 
