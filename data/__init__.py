@@ -8,13 +8,14 @@ from typing import Any
 
 from . import torchvision_compat  # noqa: F401  (before anything imports torchvision)
 
-from data.annotations import BadAnnotation, Sample, read_annotations
+from data.annotations import read_annotations
 from data.clip_sampling import ClipInfo, dense_clip, segment_range, shift_clip, temporal_views, uniform_segments
 from data.datasets import VideoClipDataset, check_files, collate_skip_none
 from data.pose import (
     PENNACTION_ACTIONS, PENNACTION_JOINTS, NTUBody, PennActionLabels, PoseFormatError, ntu_body, read_ntu_skeleton,
     read_pennaction_labels, write_ntu_skeleton, write_pennaction_labels,
 )
+from data.samples import BadAnnotation, Sample
 from data.synthetic import SYNTHETIC_SETS, SyntheticSpec, ensure_synthetic, generate_synthetic
 from data.transforms import TestTransform, TrainTransform
 from data.video_io import FrameFolderVideo, Video, VideoDecodeError, open_video, write_frame_folder, write_video

@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import data  # noqa: F401  (repairs torchvision first)
-from data.annotations import SPLITS, annotation_layout, annotation_source, read_annotations
+from data.annotations import annotation_layout, annotation_source, read_annotations
 from data.datamodule import DATASETS, annotation_format_of, dataset_num_classes, naming_missing_files
 from data.datasets import build_report, check_files, check_segments, split_check
+from data.samples import SPLITS
 from data.synthetic import SYNTHETIC_SETS, generate_synthetic
 
 

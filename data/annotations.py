@@ -54,66 +54,17 @@ import csv
 import functools
 import io
 import json
-import logging
 import re
 from pathlib import Path
 from typing import NamedTuple
 
-from data.pose import PENNACTION_ACTIONS, PoseFormatError, read_pennaction_labels
-
-log = logging.getLogger(__name__)
+from data.pose import PENNACTION_ACTIONS
+from data.pose_annotations import NTU_LIMITS, read_ntu, read_pennaction
+from data.samples import (BadAnnotation, Result, Rows, Sample, check_split, inside_root, one_per_video,
+                          train_rows)
 
 ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2", "epic_kitchens100", "pennaction", "ntu60_xsub",
                       "ntu60_xview", "ntu120_xsub", "ntu120_xset")
-SPLITS = ("train", "val")
-
-
-class Sample(NamedTuple):
-    """One annotated video, or one annotated segment of a longer video."""
-
-    path: Path  # a video file, or a folder of frames (PennAction)
-    label: int | tuple[int, int]  # a class index, or (verb, noun) for verb/noun datasets (EPIC-KITCHENS)
-    video_id: str
-    line: int | None  # line (or JSON entry) in the annotation file, for error messages; 0 = the whole file
-    segment: tuple[float, float] | None = None  # (start, stop) seconds of an untrimmed video; None = all of it
-    pose: Path | None = None  # the pose file of this video (PennAction .mat, NTU .skeleton)
-
-
-class BadAnnotation(NamedTuple):
-    """An annotation line that could not be turned into a Sample."""
-
-    file: str
-    line_number: int
-    text: str
-    reason: str
-
-    def as_dict(self) -> dict[str, str | int]:
-        return {"file": self.file, "line": self.line_number, "reason": self.reason, "text": self.text}
-
-
-Result = tuple[list[Sample], list[BadAnnotation]]
-Rows = tuple[Path, list[tuple[Sample, str]], list[BadAnnotation]]  # (file, parsed lines with their text, bad lines)
-
-
-@functools.lru_cache(maxsize=64)
-def _resolved(root: str) -> Path:
-    return Path(root).resolve()
-
-
-def inside_root(root: Path, path: Path) -> Path:
-    """``path`` if it lies inside ``root`` once both are resolved (symlinks followed: a link out of the root is
-    outside it), else a ValueError: an annotation file is data, and its lines may not name files elsewhere
-    (``../../etc/passwd``, an absolute path)."""
-    real_root, real = _resolved(str(root)), path.resolve()
-    if not real.is_relative_to(real_root):
-        raise ValueError(f"path leaves the data root {root}: {path}" + (f" (resolves to {real})" if real != path
-                                                                         else ""))
-    return path
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
 # --- Kinetics "path label" lists ------------------------------------------------------------------------------
@@ -135,11 +86,11 @@ def _parse_path_label(text: str) -> tuple[str, int]:
 def read_kinetics_list(root: str | Path, split: str, num_classes: int | None = None) -> Result:
     """``<root>/<split>.csv`` of '<relative path> <label index>' lines. The lists do not record the class count:
     with ``num_classes``, a label at or above it is a bad line (None: labels are checked for sign only). A video
-    is its path (``_one_per_video``)."""
-    _check_split(split)
+    is its path (``one_per_video``)."""
+    check_split(split)
     file, rows, bad = _kinetics_list_rows(Path(root), split, num_classes)
-    train = _train_rows(split, lambda: _kinetics_list_rows(Path(root), "train", num_classes))
-    return _one_per_video(file, rows, bad, lambda s: str(s.path), split, train)  # str: hashing Paths is slow
+    train = train_rows(split, lambda: _kinetics_list_rows(Path(root), "train", num_classes))
+    return one_per_video(file, rows, bad, lambda s: str(s.path), split, train)  # str: hashing Paths is slow
 
 
 def _kinetics_list_rows(root: Path, split: str, num_classes: int | None) -> Rows:
@@ -188,13 +139,13 @@ def kinetics_class_names(root: str | Path) -> list[str]:
 
 def read_kinetics_official(root: str | Path, split: str) -> Result:
     """``<root>/annotations/<split>.csv`` (label,youtube_id,time_start,time_end,split) -> ``<root>/<split>/...mp4``."""
-    _check_split(split)
+    check_split(split)
     root = Path(root)
     class_index = {name: i for i, name in enumerate(kinetics_class_names(root))}
     file, rows, bad = _kinetics_official_rows(root, split, class_index)
     # A video is its clip, <youtube_id>_<start>_<end>: the same clip in train/ and val/ is one video.
-    train = _train_rows(split, lambda: _kinetics_official_rows(root, "train", class_index))
-    return _one_per_video(file, rows, bad, lambda s: s.video_id, split, train)
+    train = train_rows(split, lambda: _kinetics_official_rows(root, "train", class_index))
+    return one_per_video(file, rows, bad, lambda s: s.video_id, split, train)
 
 
 def _kinetics_official_rows(root: Path, split: str, class_index: dict[str, int]) -> Rows:
@@ -294,11 +245,11 @@ def _check_class_table(path: Path, index: dict[str, int]) -> None:
 
 def read_ssv2(root: str | Path, split: str) -> Result:
     """``{train,validation}.json`` entries -> ``<id>.webm`` videos, in either layout (``ssv2_layout``)."""
-    _check_split(split)
+    check_split(split)
     label_index = ssv2_label_index(root)
     file, rows, bad = _ssv2_rows(root, split, label_index)
-    train = _train_rows(split, lambda: _ssv2_rows(root, "train", label_index))
-    return _one_per_video(file, rows, bad, lambda s: s.video_id, split, train)
+    train = train_rows(split, lambda: _ssv2_rows(root, "train", label_index))
+    return one_per_video(file, rows, bad, lambda s: s.video_id, split, train)
 
 
 def _ssv2_rows(root: str | Path, split: str, label_index: dict[str, int]) -> Rows:
@@ -327,66 +278,6 @@ def _ssv2_rows(root: str | Path, split: str, label_index: dict[str, int]) -> Row
             continue
         rows.append((Sample(path, label_index[name], video_id, number), json.dumps(entry)[:200]))
     return file, rows, bad
-
-
-# --- one annotation per video ------------------------------------------------------------------------------------
-
-
-def _train_rows(split: str, read_train) -> Rows | None:
-    """The training split's parsed lines, to check a held-out split against; None for "train" itself or when
-    there is no training file (evaluating alone)."""
-    if split == "train":
-        return None
-    try:
-        return read_train()
-    except FileNotFoundError:
-        return None
-
-
-def _one_per_video(file: Path, rows: list[tuple[Sample, str]], bad: list[BadAnnotation], video_of, split: str,
-                   train: Rows | None = None, what: str = "video") -> Result:
-    """The samples of ``rows`` with at most one per video (``video_of(sample)``), the others as bad lines.
-
-    Lines that say the same about a video (label, segment, file) are read once, the repeats reported. Lines that
-    differ leave the video out, each reported naming the others: keeping the first would train half of such
-    conflicts on the wrong label, silently. Videos of ``split`` that ``train``'s lines hold too are kept, and named
-    in one warning. ``what`` names a sample in the reasons ("video", "narration")."""
-    lines_of: dict[object, list[Sample]] = {}
-    for sample, _ in rows:
-        lines_of.setdefault(video_of(sample), []).append(sample)
-    in_train: dict[object, int] = {}
-    if train is not None:
-        for sample, _ in train[1]:
-            in_train.setdefault(video_of(sample), sample.line)
-    samples, out, trained_on = [], list(bad), []
-    for sample, text in rows:
-        video = video_of(sample)
-        group = lines_of[video]
-        first = group[0]
-        differing = [d for d in (_difference(sample, other) for other in group if other is not sample) if d]
-        if differing:
-            shown = "; ".join(differing[:5]) + (f"; and {len(differing) - 5} more" if len(differing) > 5 else "")
-            out.append(BadAnnotation(str(file), sample.line, text, f"{what} {sample.video_id} is annotated "
-                                     f"differently on another line ({shown}): left out, which is right is unknown"))
-        elif sample is not first:
-            out.append(BadAnnotation(str(file), sample.line, text, f"{what} {sample.video_id} repeats line "
-                                     f"{first.line}: read once"))
-        else:
-            samples.append(sample)
-            if video in in_train:
-                trained_on.append(f"line {sample.line} ({sample.video_id}, {train[0].name}:{in_train[video]})")
-    if trained_on:
-        shown = ", ".join(trained_on[:5]) + (f" and {len(trained_on) - 5} more" if len(trained_on) > 5 else "")
-        log.warning("%s: %d %s(s) of the %s split are in the training split %s too, so its scores count %ss trained "
-                    "on: %s", file, len(trained_on), what, split, train[0], what, shown)
-    return samples, sorted(out, key=lambda b: b.line_number)
-
-
-def _difference(sample: Sample, other: Sample) -> str:
-    """How two lines of one video disagree, e.g. "label 3 here, 5 on line 2"; "" if they agree."""
-    fields = [(name, getattr(sample, name), getattr(other, name)) for name in ("label", "segment", "path")]
-    return ", ".join(f"{name} {mine} here, {theirs} on line {other.line}"
-                     for name, mine, theirs in fields if mine != theirs)
 
 
 # --- EPIC-KITCHENS-100 -----------------------------------------------------------------------------------------
@@ -462,7 +353,7 @@ def _epic_video_path(root: Path, participant: str, video_id: str) -> Path:
 
 def read_epic_kitchens100(root: str | Path, split: str) -> Result:
     """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class)."""
-    _check_split(split)
+    check_split(split)
     root = Path(root)
     file = annotation_source("epic_kitchens100", root, split)
     # The class lists are required: they fix the class counts, so that an index past them is a bad line here
@@ -504,124 +395,7 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
                 continue
             rows.append((Sample(paths[key], label, narration_id, number, segment=(start, stop)), text))
     # A narration is its id (a video holds many); EPIC's train and validation videos are disjoint by design.
-    return _one_per_video(file, rows, bad, lambda s: s.video_id, split, what="narration")
-
-
-# --- PennAction -----------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8192)
-def _pennaction_cached(path: str, mtime_ns: int, size: int):
-    """Parsed label file, or the PoseFormatError raised; keyed by mtime and size so edits are seen."""
-    try:
-        return read_pennaction_labels(path)
-    except PoseFormatError as err:
-        return err
-
-
-def read_pennaction(root: str | Path, split: str) -> Result:
-    """``<root>/labels/*.mat`` of the split -> ``<root>/frames/<video_id>`` frame folders."""
-    _check_split(split)
-    root = Path(root)
-    labels_dir = root / "labels"
-    if not labels_dir.is_dir():
-        raise FileNotFoundError(f"{root}: no labels/ directory (PennAction)")
-    samples, bad = [], []
-    for file in sorted(labels_dir.glob("*.mat")):
-        stat = file.stat()
-        parsed = _pennaction_cached(str(file), stat.st_mtime_ns, stat.st_size)
-        if isinstance(parsed, PoseFormatError):
-            bad.append(BadAnnotation(str(file), 0, "", parsed.reason))
-            continue
-        if parsed.train != (split == "train"):
-            continue
-        samples.append(Sample(root / "frames" / file.stem, parsed.label, file.stem, 0, pose=file))
-    return samples, bad
-
-
-# --- NTU RGB+D 60/120 -----------------------------------------------------------------------------------------
-
-NTU_NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
-NTU60_XSUB_TRAIN = frozenset((1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38))
-NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset((
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94,
-    95, 97, 98, 100, 103))
-NTU60_XVIEW_TRAIN_CAMERAS = frozenset((2, 3))
-_NTU_LIMITS = {60: (17, 60, 40), 120: (32, 120, 106)}  # (setups, actions, performers)
-_NTU_CAMERAS, _NTU_REPLICATIONS = 3, 2
-
-
-class NTUName(NamedTuple):
-    setup: int
-    camera: int
-    performer: int
-    replication: int
-    action: int  # 1-based, as in the file name
-
-
-def parse_ntu_name(stem: str) -> NTUName:
-    """'S001C002P003R002A013' (or with the RGB files' '_rgb' suffix) -> NTUName."""
-    match = NTU_NAME.match(stem.removesuffix("_rgb"))
-    if not match:
-        raise ValueError(f"name {stem!r} does not follow SsssCcccPpppRrrrAaaa")
-    return NTUName(*map(int, match.groups()))
-
-
-def ntu_is_train(name: NTUName, version: int, protocol: str) -> bool:
-    """The split of one sample under an official protocol."""
-    if protocol == "xsub":
-        return name.performer in (NTU60_XSUB_TRAIN if version == 60 else NTU120_XSUB_TRAIN)
-    if protocol == "xview" and version == 60:
-        return name.camera in NTU60_XVIEW_TRAIN_CAMERAS
-    if protocol == "xset" and version == 120:
-        return name.setup % 2 == 0
-    raise ValueError(f"NTU{version} has no protocol {protocol!r} (NTU60: xsub, xview; NTU120: xsub, xset)")
-
-
-def read_ntu(root: str | Path, split: str, version: int, protocol: str) -> Result:
-    """NTU RGB+D samples of one protocol split, from the names under nturgb+d_rgb/ and nturgb+d_skeletons/."""
-    _check_split(split)
-    if version not in _NTU_LIMITS:
-        raise ValueError(f"NTU version must be 60 or 120, got {version}")
-    ntu_is_train(NTUName(1, 1, 1, 1, 1), version, protocol)  # unknown protocols fail before any listing
-    root = Path(root)
-    rgb_dir, skeleton_dir = root / "nturgb+d_rgb", root / "nturgb+d_skeletons"
-    if not rgb_dir.is_dir() and not skeleton_dir.is_dir():
-        raise FileNotFoundError(f"{root}: neither nturgb+d_rgb/ nor nturgb+d_skeletons/ (NTU RGB+D)")
-    files: dict[str, Path] = {}  # sample name -> the first file that carries it, for error messages
-    samples, bad = [], []
-    if rgb_dir.is_dir():
-        for file in sorted(rgb_dir.glob("*.avi")):
-            if not file.stem.endswith("_rgb"):
-                reason = "RGB video name must be SsssCcccPpppRrrrAaaa_rgb.avi"
-                bad.append(BadAnnotation(str(file), 0, file.name, reason))
-                continue
-            files.setdefault(file.stem.removesuffix("_rgb"), file)
-    if skeleton_dir.is_dir():
-        for file in sorted(skeleton_dir.glob("*.skeleton")):
-            files.setdefault(file.stem, file)
-    max_setup, max_action, max_performer = _NTU_LIMITS[version]
-    for stem in sorted(files):
-        try:
-            name = parse_ntu_name(stem)
-            if max_setup < name.setup <= _NTU_LIMITS[120][0]:
-                continue  # NTU120's additional setups are not part of NTU60
-            # a name outside the dataset would otherwise land silently in a split (a camera 4 in cross-view's val)
-            outside = [f"{field} {letter}{value:03d}" for field, letter, value, most in (
-                ("setup", "S", name.setup, max_setup), ("camera", "C", name.camera, _NTU_CAMERAS),
-                ("performer", "P", name.performer, max_performer),
-                ("replication", "R", name.replication, _NTU_REPLICATIONS), ("action", "A", name.action, max_action))
-                if not 1 <= value <= most]
-            if outside:
-                raise ValueError(f"{', '.join(outside)} outside NTU{version}")
-        except ValueError as err:
-            bad.append(BadAnnotation(str(files[stem]), 0, files[stem].name, str(err)))
-            continue
-        if ntu_is_train(name, version, protocol) != (split == "train"):
-            continue
-        samples.append(Sample(rgb_dir / f"{stem}_rgb.avi", name.action - 1, stem, None,
-                              pose=skeleton_dir / f"{stem}.skeleton"))
-    return samples, bad
+    return one_per_video(file, rows, bad, lambda s: s.video_id, split, what="narration")
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------
@@ -675,7 +449,7 @@ def read_annotations(format: str, root: str | Path, split: str,
 def annotation_source(format: str, root: str | Path, split: str) -> Path:
     """Where a split's samples are read from, for messages: its annotation file, or the folder whose files are
     the annotations (PennAction's labels/, an NTU root)."""
-    _check_split(split)
+    check_split(split)
     root = Path(root)
     if format == "kinetics_list":
         return root / f"{split}.csv"
@@ -716,6 +490,6 @@ def class_counts(format: str, root: str | Path) -> int | dict[str, int] | None:
     if format == "epic_kitchens100":
         return {kind: len(names) for kind, names in epic_class_names(root).items()}
     if format.startswith("ntu"):
-        return _NTU_LIMITS[60 if format.startswith("ntu60") else 120][1]
+        return NTU_LIMITS[60 if format.startswith("ntu60") else 120][1]
     names = class_names(format, root)
     return len(names) if names else None

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from data.annotations import BadAnnotation, Sample
 from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_convention, check_segment_span,
                                 check_view_offsets, sample_clip, segment_range, shift_clip, temporal_views)
 from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
+from data.samples import BadAnnotation, Sample
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
 log = logging.getLogger(__name__)

@@ -42,8 +42,8 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-from data.annotations import BadAnnotation
 from data.cache import build_once
+from data.samples import BadAnnotation
 
 # --- ListOps grammar (official generator) -------------------------------------------------------------------------
 

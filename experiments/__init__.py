@@ -1,7 +1,7 @@
 """Paper tables as experiment specs: ``python -m experiments list | show | run``.
 
 Importing the package registers every table. Torch, Lightning and timm are imported where a model is built or a run
-trains (``tasks.build_model``, ``runner.execute``; the floors they import repair torchvision first), not here, so
+trains (``tasks.build_model``, ``execute.execute``; the floors they import repair torchvision first), not here, so
 that ``list``, ``show`` and ``--help`` can answer at once (``tests/test_cli_startup.py``).
 """
 
@@ -13,12 +13,10 @@ from .spec import (TableSpec, implemented_tables, register_experiment, register_
                    table_status)
 from .tasks import Task, build_model, get_task, register_task
 
-# Every other module of this package is a spec file whose decorators register its tables (and tasks) on import:
-# a new paper's `experiments/<paper>.py` is found without editing this file.
-MACHINERY = {"__main__", "bench", "jobs", "paper_tables", "presets", "provenance", "runner", "spec", "static",
-             "synthetic_learnability", "tasks"}
-SPEC_MODULES = tuple(m.name for m in pkgutil.iter_modules(__path__) if m.name not in MACHINERY)
-for _name in SPEC_MODULES:
+# Every sub-package is one paper's folder (``mformer/``, ``cast/``, ...) or one of the repository's own experiments:
+# importing it registers its tables (and tasks), so a new paper's folder is found without editing this file.
+SPEC_PACKAGES = tuple(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg)
+for _name in SPEC_PACKAGES:
     importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["PaperTable", "TableSpec", "Task", "UnknownTableError", "build_model", "get_task", "implemented_tables",

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
-from .runner import (MissingDataError, TableNotImplementedError, check_buildable, compute_static, dataset_shown,
-                     describe_runs, git_commit, missing_datasets, planned_action, require_spec, resolve_runs, run_table)
-from .provenance import launched_as_global_zero
+from .plan import (MissingDataError, TableNotImplementedError, check_buildable, dataset_shown, describe_runs,
+                   missing_datasets, planned_action, require_spec, resolve_runs)
+from .provenance import git_commit, launched_as_global_zero
+from .runner import compute_static, run_table
 from .spec import SCALES, registered_specs, table_spec, table_status
 
 

@@ -7,15 +7,20 @@ peak memory of a training step: ``torch.cuda.max_memory_allocated`` on a GPU; on
 peak counter of its own) the same sum counted by hand: the tensors that live through the step (weights, buffers,
 AdamW's moments, the batch) plus the peak of those created in its forward and backward, gradients included
 (``models.memory.peak_bytes``). Not counted on the CPU: the optimizer step's temporaries.
+
+The timings some specs' static columns read live here too, so that a spec only says what to time:
+``inference_rate`` (X-ViT Table 1's videos per second) and ``measure_sweep`` (3D-Deformable Tables A1-A2: counted
+FLOPs and forward times along a size, with their fitted exponents).
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .runner import require_spec
+from .plan import require_spec
 from .spec import RunConfig
 from .static import clip_shape
 from .tasks import build_model, get_task
@@ -134,3 +139,56 @@ def markdown(results: list[dict[str, Any]], table_id: str, scale: str, device: s
                "inference clips/s", "peak MiB (train step)"]
     return "\n".join([f"`{table_id}` at {scale} scale on {device_name(device)} (median of timed steps; "
                       f"{NUM_CLASSES}-way head)", "", tabulate(body, headers=headers, tablefmt="github")])
+
+
+# ---- timings the specs' static columns read (X-ViT Table 1, 3D-Deformable Tables A1-A2) -------------------------
+
+def inference_rate(cfg: RunConfig, repeats: int, num_classes: int = NUM_CLASSES) -> tuple[float, str]:
+    """Inference throughput of ``cfg``'s model in clips per second, batch 1, over ``repeats`` passes after one
+    warm-up pass: on the GPU when there is one (bf16 autocast), else on this CPU (fp32, all its threads); and the
+    device it ran on, named."""
+    import torch
+
+    from .provenance import cpu_name
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(cfg, num_classes=num_classes, device=device).eval()
+    clip = torch.randn(1, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size, device=device)
+    autocast = torch.autocast("cuda", torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    with torch.inference_mode(), autocast:
+        model(clip)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(clip)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        rate = repeats / (time.perf_counter() - start)
+    where = (torch.cuda.get_device_name() if device == "cuda"
+             else f"{cpu_name()}, {torch.get_num_threads()} threads")
+    return rate, where
+
+
+def measure_sweep(sizes: Sequence[int], flops: Callable[[int], float], windows: Callable[[int], int],
+                  seconds: Callable[[int], float]) -> dict[str, Any]:
+    """Every point of a complexity sweep over ``sizes``, counted and timed once: attention FLOPs, windows and seconds
+    per size, the exponents fitted in the swept size (of the FLOPs, of the FLOPs per window, of the time), and the
+    CPU the times were taken on, with the machine's load (other work stretches wall times: the record says how much
+    there was)."""
+    import torch
+
+    from models.d3da.complexity import fit_exponent
+
+    from .provenance import cpu_name
+
+    load = os.getloadavg()[0]
+    counted = [flops(n) for n in sizes]
+    wins = [windows(n) for n in sizes]
+    timed = [seconds(n) for n in sizes]
+    return {"flops": counted, "windows": wins, "seconds": timed,
+            "flops_exponent": fit_exponent(sizes, counted),
+            "window_exponent": fit_exponent(sizes, [f / w for f, w in zip(counted, wins)]),
+            "time_exponent": fit_exponent(sizes, timed),
+            "device": f"{cpu_name()}, {torch.get_num_threads()} thread(s), load {load:.1f} on {os.cpu_count()} "
+                      f"cores"}

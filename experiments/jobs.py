@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
+from .execute import execute
 from .spec import RunConfig
 
 MAX_AUTO_JOBS = 4  # beyond this, tiny runs start to compete for memory bandwidth more than they gain
@@ -51,8 +52,6 @@ def _start_job(threads: int) -> None:
 
 
 def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any]:
-    from .runner import execute
-
     return execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
 
 

@@ -4,7 +4,7 @@ Lightning's own ``TorchCheckpointIO`` stages a checkpoint in the system temporar
 place; when that directory is on another filesystem than the runs (a node's local /tmp, runs on a shared disk),
 the move is a copy onto ``last.ckpt`` itself, and a run killed during it leaves a truncated checkpoint. Here the
 temporary file sits beside the target (``data.atomic_write``), so the rename is atomic on every POSIX filesystem.
-Loading always goes through ``models.pretrained.load_weights_file`` (``torch.load(weights_only=True)``): a planted
+Loading always goes through ``models.weights.load_weights_file`` (``torch.load(weights_only=True)``): a planted
 checkpoint that would execute code is refused with its path.
 """
 
@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from data.atomic_write import atomic_write_bytes
-from models.pretrained import load_weights_file
+from models.weights import load_weights_file
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

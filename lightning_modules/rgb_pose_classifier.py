@@ -1,6 +1,6 @@
 """RGB + pose action recognition as a LightningModule: ``VideoClassifier`` fed the batch's clip and joints.
 
-The model (``models.rgb_pose``) takes ``{"video": (B, C, T, H, W), "pose": (B, T, J, k)}`` (or (B, T, people, J, k)).
+The model (``models.d3da``) takes ``{"video": (B, C, T, H, W), "pose": (B, T, J, k)}`` (or (B, T, people, J, k)).
 Test batches carry V views of every video, ``video`` (B, V, C, T, H, W) with ``pose`` (B, V, T, ...) in the same view
 order (``data.datasets.VideoClipDataset``: each temporal clip's spatial crops, the joints moved with each crop);
 both are folded into the batch together and the views' softmax scores averaged per video, as for RGB alone.

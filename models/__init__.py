@@ -7,7 +7,7 @@ from .pretrained import checkpoint_filter_fn, load_pretrained
 from .registry import create_model, list_models, register_model
 from .video_vit import Block, TubeletEmbed, VideoViT, set_fused_attn
 from . import lra_transformer  # noqa: F401,E402  (registers the lra_* sequence models of Motionformer Table 5)
-from . import rgb_pose  # noqa: F401,E402  (registers the d3da_* RGB+pose models of the 3D-deformable paper)
+from . import d3da  # noqa: F401,E402  (registers the d3da_* RGB+pose models of the 3D-deformable paper)
 from . import cast  # noqa: F401,E402  (registers the cast_* two-expert models of the CAST paper)
 
 __all__ = [

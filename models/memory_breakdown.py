@@ -45,7 +45,7 @@ from .registry import create_model
 
 MIB = 2**20
 
-# The paper preset's model (experiments.motionformer.PAPER): the official head and stochastic depth, 400 classes.
+# The paper preset's model (experiments.mformer.tables.PAPER): the official head and stochastic depth, 400 classes.
 _VIT_B = {"representation_size": 768, "drop_path_rate": 0.2, "num_frames": 16, "img_size": 224, "num_classes": 400}
 _TRAJECTORY = {"attn_layer": "trajectory", "attn_kwargs": {"temporal_pool": "attention", "normalize": "space"}}
 

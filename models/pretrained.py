@@ -13,27 +13,23 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle
 import re
-import zipfile
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from einops import repeat
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from torch import Tensor
 
-from .official_motionformer import OFFICIAL_PREFIX, official_checkpoint_filter_fn
+from .mformer_official import OFFICIAL_PREFIX, official_checkpoint_filter_fn
 from .video_vit import VideoViT
+from .weights import read_weights, strip_wrapper_prefixes, timm_weights
 
 _logger = logging.getLogger(__name__)
 
 # Weights an image ViT has and every variant needs; missing any of them means the checkpoint does not fit.
 _BACKBONE = re.compile(r"^(patch_embed\.proj\.|cls_token$|pos_embed$|norm\.|"
                        r"blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.)")
-_NESTING_KEYS = ("model", "state_dict", "module")  # where training scripts put the weights
-_PREFIXES = ("module.", "model.", "backbone.", "encoder.")  # DDP / LightningModule / wrapper prefixes
 
 
 TubeletInit = Literal["central", "official", "average"]
@@ -139,142 +135,11 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: VideoViT,
     return out
 
 
-class CheckpointError(ValueError):
-    """A file that cannot be read as model weights; the message names it and says why."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint that is not plain tensors and containers: unpickling it could run code, so it is refused."""
-
-
-def load_weights_file(path: str | os.PathLike) -> Any:
-    """A checkpoint's contents without executing anything it holds: ``.safetensors`` through safetensors, anything
-    else through ``torch.load(weights_only=True)`` (tensors, containers, numbers, strings only). A pickle that
-    names any other callable (code that would run when unpickled) raises ``UnsafeCheckpointError``, and a file that
-    is no checkpoint at all (absent, truncated, text) ``CheckpointError``, each naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} {'is not a file' if path.exists() else 'does not exist'}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except Exception as err:  # noqa: BLE001 - safetensors raises its own types for a damaged file
-            raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines()]
-        # torch's message is mostly advice; the line that names what was refused is the useful part
-        refused = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), "not weights only")
-        if "GLOBAL" not in refused and not _names_a_callable(path):  # no pickle, or plain data: not a checkpoint
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({refused})") from None
-        raise UnsafeCheckpointError(
-            f"{path}: refused: not a plain weights file; unpickling it would build objects other than tensors and "
-            f"containers, which can run arbitrary code ({refused}). If you trust its author, re-save its state "
-            f"dict as .safetensors or plain tensors.") from None
-    except Exception as err:  # noqa: BLE001 - a truncated zip, a text file: whatever the reason, no weights
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
-
-
-def _names_a_callable(path: Path) -> bool:
-    """Whether a raw pickle names a callable to import (what can run code); read with ``pickletools``, which only
-    lists opcodes and executes nothing. A file that is no pickle (text, JSON) names none."""
-    import pickletools
-
-    try:
-        with open(path, "rb") as f:
-            return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST") for op, _, _ in pickletools.genops(f))
-    except Exception:  # noqa: BLE001 - not a pickle, or a truncated one: nothing it names can be imported
-        return False
-
-
-def _first_line(err: BaseException) -> str:
-    """The exception's type and its message's first sentence (torch appends paragraphs of advice)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {text.split('. ')[0]}" if text else type(err).__name__
-
-
-def timm_weights(name: str) -> dict[str, Tensor]:
-    """The pretrained weights of timm model ``name``, refused by name (with the nearest names) if timm has none."""
-    import timm  # the models package has already repaired torchvision, which timm imports
-
-    check_timm_name(name)
-    _logger.info("fetching pretrained weights of timm model %s", name)
-    return timm.create_model(name, pretrained=True).state_dict()
-
-
-def check_timm_name(name: str) -> None:
-    import difflib
-
-    import timm
-
-    if not timm.is_model(name):
-        near = difflib.get_close_matches(name, timm.list_models(), n=3)
-        raise CheckpointError(f"timm:{name}: timm has no such model" + (f"; did you mean {', '.join(near)}?"
-                                                                          if near else ""))
-
-
-def check_source(source: str) -> None:
-    """Refuse, by name, a pretrained source that names a local file which does not exist or a model timm does not
-    have, before anything trains (``--dry-run``). ``kind:`` prefixes (``official:``, CAST's ``clip:``...) are
-    looked through; ``run:`` and registered sources resolve when the run starts, and are checked then."""
-    from .cast.checkpoints import EXPERT_SOURCE_KINDS  # here: CAST's loader imports this module
-
-    kind, _, rest = source.partition(":")
-    if kind == "timm":
-        check_timm_name(rest)
-    elif kind == OFFICIAL_PREFIX.removesuffix(":") or kind in EXPERT_SOURCE_KINDS:
-        check_source(rest)
-    elif not rest or len(kind) == 1:  # a plain path (a one-letter "kind" is a Windows drive)
-        if not Path(source).is_file():
-            raise CheckpointError(f"pretrained checkpoint {source} does not exist")
-
-
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
-    """The state dict a local checkpoint file holds, unwrapped from ``model`` / ``state_dict`` / ``module``
-    nesting, and whether it is a whole trained model of ours (a Lightning checkpoint of a run), which must then fill
-    every parameter of the model but its classifier. Read by ``load_weights_file``, except a TorchScript archive
-    (OpenAI's CLIP release): ``torch.jit.load`` compiles its TorchScript, which is never called; only its
-    parameters are read."""
-    path = Path(path)
-    if path.is_file() and zipfile.is_zipfile(path) and any(n.endswith("constants.pkl")
-                                                           for n in zipfile.ZipFile(path).namelist()):
-        try:
-            return torch.jit.load(str(path), map_location="cpu").state_dict(), False
-        except Exception as err:  # noqa: BLE001 - a damaged archive
-            raise CheckpointError(f"{path}: not a readable TorchScript archive ({_first_line(err)})") from None
-    checkpoint = load_weights_file(path)
-    whole_run = isinstance(checkpoint, dict) and "pytorch-lightning_version" in checkpoint
-    while isinstance(checkpoint, dict):
-        nested = next((checkpoint[k] for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
-        if nested is None:
-            break
-        checkpoint = nested
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"checkpoint {path} holds no state dict ({type(checkpoint).__name__})")
-    return checkpoint, whole_run
-
-
 def _read_state_dict(source: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
     """``read_weights`` of a file, or the weights of a ``timm:NAME`` source."""
     if isinstance(source, str) and source.startswith("timm:"):
         return timm_weights(source.removeprefix("timm:")), False
     return read_weights(source)
-
-
-def strip_wrapper_prefixes(state_dict: dict[str, Tensor], expected: set[str]) -> dict[str, Tensor]:
-    """Drop wrapper prefixes (``module.``, ``model.``, ``encoder.``...), one after another, while the keys match
-    none of ``expected`` and the stripped keys do."""
-    for prefix in _PREFIXES:
-        if expected & state_dict.keys():
-            break
-        stripped = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
-        if expected & stripped.keys():
-            _logger.info("stripping prefix %r from checkpoint keys", prefix)
-            state_dict = stripped
-    return state_dict
 
 
 def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone: bool = True,
@@ -285,7 +150,7 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
         model: the model to initialise.
         source: a local checkpoint (``.pth``/``.pt`` state dict, possibly nested under "model"/"state_dict", or
             ``.safetensors``), ``"timm:<model_name>"`` to fetch timm's pretrained weights, or ``"official:FILE"``
-            for a checkpoint of the official Motionformer code (``models.official_motionformer``). A model with a
+            for a checkpoint of the official Motionformer code (``models.mformer_official``). A model with a
             ``load_checkpoint_source(source)`` method (CAST's experts, ``models.cast.checkpoints``) reads it itself.
         strict_backbone: raise if a backbone weight (patch/pos embedding, CLS, qkv, proj, mlp, norms) is missing
             from the checkpoint; variant-specific parameters may always be missing.

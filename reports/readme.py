@@ -14,8 +14,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from experiments.paper_tables import paper_table
+from experiments.plan import missing_data
 from experiments.provenance import with_paper_batch
-from experiments.runner import experiment_key, missing_data
+from experiments.records import experiment_key
 from experiments.spec import implemented_tables, table_spec
 
 from .benchmarks import shift_tables
@@ -98,7 +99,7 @@ LEARNABILITY_END = "<!-- learnability:end -->"
 def learnability_block(results_root: str | Path = RESULTS_DIR) -> str:
     """``experiments.synthetic_learnability``'s summary (seed 0 of each set, test top-1 beside chance), read from the
     tracked records that fill its rows: the tables' identical runs, or its own where no table trains one."""
-    from experiments.synthetic_learnability import EXPERIMENT, summary_rows
+    from experiments.synthetic_learnability.summary import EXPERIMENT, summary_rows
 
     spec = table_spec(EXPERIMENT)
     records = {r["row"]: r for r in table_records(spec, runs_root=None, results_root=results_root).records
@@ -123,7 +124,7 @@ def experiment_markers(table_id: str) -> tuple[str, str]:
 
 def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> str:
     """An own experiment of one measured column (``msca_kv_frames``, ``msca_patch_rows``, ``msca_patch_late``:
-    ``experiments/msca.py``):
+    ``experiments/msca/tables.py``):
     each row's value over its default seeds, from the tracked records that fill it (another table's run of the same
     configuration included), the noise rule's verdict on every pair of rows, and what the runs took. Records of
     other seeds are named under the table, not averaged in: every row is read over the same seeds."""

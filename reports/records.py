@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from experiments.provenance import with_paper_batch
-from experiments.runner import check_record_shape, experiment_key
+from experiments.records import check_record_shape, experiment_key
 from experiments.spec import SCALES, TableSpec, column_slug
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -43,17 +43,17 @@ def _run_killed(code: str) -> None:
 
 
 def test_killed_while_writing_metrics_json_keeps_the_previous_record(tmp_path):
-    from experiments.runner import _read_record, _write_record
+    from experiments.records import read_record, write_record
 
     path = tmp_path / "run" / "metrics.json"
     first = {"metrics": {"top1": 61.25}, "padding": "x" * 100_000}
-    _write_record(path, first)
+    write_record(path, first)
     _run_killed(f"""
         from pathlib import Path
-        from experiments.runner import _write_record
-        _write_record(Path({str(path)!r}), {{"metrics": {{"top1": 99.0}}, "padding": "y" * 100_000}})
+        from experiments.records import write_record
+        write_record(Path({str(path)!r}), {{"metrics": {{"top1": 99.0}}, "padding": "y" * 100_000}})
     """)
-    assert _read_record(path) == first
+    assert read_record(path) == first
     assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # as readable as a plainly written file
 
 
@@ -61,7 +61,7 @@ def test_killed_while_writing_a_checkpoint_keeps_the_previous_checkpoint(tmp_pat
     import torch
 
     from lightning_modules.checkpoint_io import SafeCheckpointIO
-    from models.pretrained import load_weights_file
+    from models.weights import load_weights_file
 
     path = tmp_path / "checkpoints" / "last.ckpt"
     first = {"state_dict": {"w": torch.arange(50_000.0)}, "global_step": 3}

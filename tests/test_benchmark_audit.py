@@ -11,7 +11,7 @@ Complements ``tests/test_measurement_logic.py`` (whose fake clock and scripted l
   the literal baseline included; ratios divide by the literal of the same shape; the memory kept for backward is
   read while the graph is alive;
 - ``models.benchmark_memory``: the batch and the prototype count reach the layer; the table is in MiB (2^20);
-- ``models.rgb_pose.benchmark``: the paper shape builds ``d3da_base``;
+- ``models.d3da.benchmark``: the paper shape builds ``d3da_base``;
 - ``reports.benchmarks``: a record's CPU name carries the thread count it was measured with; 1024 MiB is 1 GiB.
 """
 
@@ -25,7 +25,7 @@ import torch
 
 from experiments import bench
 from models import benchmark_attention, benchmark_memory, benchmark_shift
-from models.rgb_pose import benchmark as rgb_pose_benchmark
+from models.d3da import benchmark as rgb_pose_benchmark
 from reports import benchmarks as report_benchmarks
 from tests.test_measurement_logic import (MIB, FakeClock, ScriptedLayer, _attention_record, _FakeRgbPose, _numbers,
                                           _shift_record)
@@ -313,7 +313,7 @@ def test_memory_benchmark_table_is_in_mib_of_two_to_the_twenty_bytes():
     assert [float(cell) for cell in line.split()[3:6:2]] == [3.5, 5.0]
 
 
-# ---- models.rgb_pose.benchmark -------------------------------------------------------------------------------------
+# ---- models.d3da.benchmark -------------------------------------------------------------------------------------
 
 
 def test_rgb_pose_paper_shape_builds_the_base_model(monkeypatch):

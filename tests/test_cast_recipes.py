@@ -10,11 +10,14 @@ import json
 import pytest
 
 from experiments import table_spec
-from experiments.cast import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, CLIP_LABELS_NOTE, PAPER_CHECKPOINTS,
-                              PAPER_PER_DATASET, PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY, learnable_params,
-                              positional_params)
+from experiments.cast.columns import learnable_params, positional_params
+from experiments.cast.experts import PAPER_CHECKPOINTS
+from experiments.cast.presets import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, PAPER_PER_DATASET,
+                                      PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY)
+from experiments.cast.sota import CLIP_LABELS_NOTE
 from experiments.provenance import batch_and_lr
-from experiments.runner import _comparable, resolve_runs
+from experiments.plan import resolve_runs
+from experiments.records import comparable_config
 from experiments.tasks import _video_datamodule
 
 ABLATIONS = [f"cast_table1{c}" for c in "abcdefgh"] + [f"cast_table{i}" for i in (5, 6, 7, 8)]
@@ -31,7 +34,7 @@ def _tiny(table: str, row: str) -> list:
 
 
 def _same_run(a, b) -> bool:
-    return json.dumps(_comparable(a.to_dict()), sort_keys=True) == json.dumps(_comparable(b.to_dict()), sort_keys=True)
+    return json.dumps(comparable_config(a.to_dict()), sort_keys=True) == json.dumps(comparable_config(b.to_dict()), sort_keys=True)
 
 
 def test_table1_and_table9_cast_rows_are_two_runs_at_their_papers_update_frequencies():

@@ -1,4 +1,4 @@
-"""CAST's spec (experiments.cast): resolution, the counted static columns against the paper, the tiny experts'
+"""CAST's specs (experiments.cast): resolution, the counted static columns against the paper, the tiny experts'
 pretraining (tube masking, masked loss) and their cache."""
 
 import dataclasses
@@ -8,9 +8,11 @@ import torch
 
 from data import SYNTHETIC_SETS
 from experiments import table_spec
-from experiments.cast import (PAPER_VERBS, TINY_EXPERTS, TINY_VERBS, ExpertPretraining, cached_expert, expert_dir,
-                              expert_source, learnable_params, tflops_views, gflops_per_view, training_cost)
-from experiments.runner import check_buildable, resolve_runs
+from experiments.cast.columns import gflops_per_view, learnable_params, tflops_views, training_cost
+from experiments.cast.experts import TINY_EXPERTS, expert_source
+from experiments.cast.presets import PAPER_VERBS, TINY_VERBS
+from experiments.plan import check_buildable, resolve_runs
+from experiments.pretraining import ExpertPretraining, cached_expert, expert_dir
 from experiments.tasks import resolve_source
 from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
                                                   normalized_pixels, patchify, tube_mask)

@@ -25,7 +25,8 @@ from experiments.__main__ import _jobs, _setting, build_parser, show_json
 from experiments.__main__ import main as experiments_main
 from experiments.provenance import (check_multi_node_launch, config_hash, data_left_out, git_commit,
                                     launched_as_global_zero, with_paper_batch)
-from experiments.runner import resolve_runs, run_state
+from experiments.plan import resolve_runs
+from experiments.records import run_state
 
 from tests.micro_run import ROW, TABLE
 from tests.test_data_cli import _frames

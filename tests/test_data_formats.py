@@ -12,9 +12,8 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from data.annotations import (
-    EPIC_COLUMNS, class_counts, detect_format, epic_timestamp, ntu_is_train, parse_ntu_name, read_annotations,
-)
+from data.annotations import EPIC_COLUMNS, class_counts, detect_format, epic_timestamp, read_annotations
+from data.pose_annotations import ntu_is_train, parse_ntu_name
 from data.clip_sampling import segment_range, shift_clip, uniform_segments
 from data.datamodule import VideoDataModule
 from data.datasets import VideoClipDataset

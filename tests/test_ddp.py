@@ -37,7 +37,7 @@ def _single_process_test(runs, tmp_path, stage: str = "test"):
     system."""
     import lightning as L
 
-    from experiments.runner import resolve_runs
+    from experiments.plan import resolve_runs
     from experiments.tasks import build_model, get_task
 
     overrides = {"data": {"synthetic_params": {"num_train": 32, "num_val": NUM_VAL, "seed": 0}, "num_workers": 0,

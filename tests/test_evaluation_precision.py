@@ -14,7 +14,7 @@ import torch
 import experiments.tasks as tasks
 import lightning_modules.label_propagation as label_propagation
 from experiments.provenance import provenance
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 

@@ -11,7 +11,7 @@ import pytest
 from experiments import spec as spec_module
 from experiments.__main__ import main, show_json
 from experiments.paper_tables import paper_table, paper_tables
-from experiments.runner import check_buildable, resolve_runs
+from experiments.plan import check_buildable, resolve_runs
 from experiments.spec import SCALES, RowSpec, TableSpec, registered_specs, table_spec, table_status
 from experiments.static import compute_static
 from experiments.tasks import get_task

@@ -23,8 +23,8 @@ import pytest
 
 from experiments import __main__ as cli
 from experiments import jobs, runner
-from experiments import synthetic_learnability as learnability
-from experiments.runner import resolve_runs
+from experiments.synthetic_learnability import __main__ as learnability
+from experiments.plan import resolve_runs
 
 from micro_run import ROW, TABLE
 from tests.test_run_guards import _write_done

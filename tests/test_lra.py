@@ -428,7 +428,7 @@ def test_sequence_classifier_fits_a_listops_batch(tmp_path):
 
 
 def table5_listops(scale, data_root):
-    from experiments.runner import resolve_runs
+    from experiments.plan import resolve_runs
 
     return next(c for c in resolve_runs("mformer_table5", scale, rows=["exact"], data_root=data_root)
                 if c.column == "ListOps")
@@ -438,7 +438,7 @@ def test_listops_reads_the_release_under_the_data_root_and_is_generated_without_
     """Table 5 at paper scale with --data-root: ListOps reads ``lra_listops/`` when it is there, and is generated
     locally when it is not (its column runs everywhere); tiny scale always generates its own small set. An
     incomplete release is an error naming the file, never replaced by a generated set."""
-    from experiments.runner import missing_data
+    from experiments.plan import missing_data
     from experiments.tasks import get_task
 
     absent = tmp_path / "absent"

@@ -5,7 +5,7 @@ Checked against hand counts and literals, never against the code under test:
   mode and default clip of ``activation_bytes``, the live/peak bookkeeping of ``_LiveBytes`` and that
   ``peak_bytes`` includes the backward;
 - ``models.benchmark_memory``: token counts, slopes recomputed by the formula, the first size of each variant;
-- ``models.benchmark_attention``, ``models.benchmark_shift``, ``models.rgb_pose.benchmark``,
+- ``models.benchmark_attention``, ``models.benchmark_shift``, ``models.d3da.benchmark``,
   ``models.cast.complexity.measure_training``: with a fake clock that only the layer's forward advances, the timed
   figures are the median (and min) of the timed passes, warm-up and memory passes excluded, passes interleaved;
   the tables' ratios are ours / reference (or reference / ours for "speed-up");
@@ -29,7 +29,7 @@ from torch import nn  # noqa: E402
 from models import benchmark_attention, benchmark_memory, benchmark_shift  # noqa: E402
 from models.cast import complexity as cast_complexity  # noqa: E402
 from models.memory import _LiveBytes, activation_bytes, peak_bytes, saved_tensor_bytes  # noqa: E402
-from models.rgb_pose import benchmark as rgb_pose_benchmark  # noqa: E402
+from models.d3da import benchmark as rgb_pose_benchmark  # noqa: E402
 from reports import benchmarks as report_benchmarks  # noqa: E402
 
 F32 = 4  # bytes per float32 element
@@ -272,7 +272,7 @@ def test_shift_table_ratios_divide_by_the_vit():
     assert _numbers(row)[3:] == [300.0, 1.5, 400.0, 4.0, 5.0, 1.25, 2.0, 0.25]
 
 
-# ---- models.rgb_pose.benchmark -----------------------------------------------------------------------------------
+# ---- models.d3da.benchmark -----------------------------------------------------------------------------------
 
 
 class _FakeRgbPose(ScriptedLayer):

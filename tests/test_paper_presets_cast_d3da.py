@@ -1,5 +1,5 @@
-"""The paper-scale presets of CAST (``experiments/cast.py``, paper 004) and of the RGB+pose supplementary
-(``experiments/d3da.py``, paper 000), checked against the papers' literal values.
+"""The paper-scale presets of CAST (``experiments/cast/``, paper 004) and of the RGB+pose supplementary
+(``experiments/d3da/tables.py``, paper 000), checked against the papers' literal values.
 
 CAST: every resolved paper-scale run of Tables 2 and 9-11 against Table 4's column of its dataset (and Sec. 4.2's
 sampling, 16 frames, 224 crops and test views), every run of the ablation tables against Sec. 4.2's recipe, Table
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import d3da
+from experiments.d3da import tables as d3da
 from experiments.provenance import batch_and_lr
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from experiments.tasks import model_kwargs
 from models import create_model

@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from experiments.runner import _needs_another_run, execute, missing_data, resolve_runs
+from experiments.plan import missing_data, needs_another_run, resolve_runs
+from experiments.runner import execute
 from experiments.spec import RunConfig, registered_specs, table_spec
 
 
@@ -43,7 +44,7 @@ def recipes() -> dict[str, RunConfig]:
         papers = {(c.row, c.column): c for c in resolve_runs(table, "paper", data_root="/datasets")}
         for tiny in resolve_runs(table, "tiny"):
             paper = papers.get((tiny.row, tiny.column))
-            if paper is None or missing_data(tiny) or _needs_another_run(tiny):
+            if paper is None or missing_data(tiny) or needs_another_run(tiny):
                 continue
             key = json.dumps([dataclasses.asdict(paper.optim), dict(paper.data.options), paper.data.test_clips,
                               paper.data.test_crops, paper.trainer.gradient_clip_val,

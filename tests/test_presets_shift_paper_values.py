@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from experiments.static import paper_config
 

@@ -29,8 +29,8 @@ from tests.test_cast_pretrained import DIM as CAST_DIM  # noqa: E402
 from tests.test_cast_pretrained import PATCH as CAST_PATCH  # noqa: E402
 from tests.test_cast_pretrained import SIZE as CAST_SIZE  # noqa: E402
 from tests.test_cast_pretrained import _cast, _clip_checkpoint  # noqa: E402
-from tests.test_official_motionformer import F64, _official_forward, _official_state_dict, _our_model  # noqa: E402
-from tests.test_official_motionformer import _write_official  # noqa: E402
+from tests.test_mformer_official import F64, _official_forward, _official_state_dict, _our_model  # noqa: E402
+from tests.test_mformer_official import _write_official  # noqa: E402
 
 EMBED, IMAGE_PATCH, IMAGE_SIZE = 64, 8, 32  # the image ViT: a 4 x 4 grid of 8 x 8 patches, as vit_tiny_video
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from experiments.provenance import batch_and_lr, config_hash, cpu_name, git_commit, launched_as_global_zero, provenance
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.tasks import evaluation_device
 from reports.build import device_label
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from reports import noise
 from reports.build import Cell

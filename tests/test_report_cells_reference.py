@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import column_slug, table_spec
 from reports import noise
 from reports.build import REPORTS_DIR, Cell, build_report

@@ -18,7 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from experiments import provenance as provenance_module
-from experiments.runner import REPLACED_DIR, execute, planned_action, run_state
+from experiments.plan import planned_action
+from experiments.records import REPLACED_DIR, run_state
+from experiments.runner import execute
 from tests.test_run_guards import _Stop, _cfg, _stop, _write_done
 
 

@@ -10,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from experiments import jobs, runner
+from experiments import jobs, provenance, records, runner
 from experiments.__main__ import _setting
 from experiments.__main__ import main as experiments_main
-from experiments.runner import (RUN_STATE, NoTrainingDataError, RunConflictError, execute, planned_action,
-                                resolve_runs, run_state)
+from experiments.execute import NoTrainingDataError
+from experiments.plan import planned_action, resolve_runs
+from experiments.records import RUN_STATE, RunConflictError, run_state
+from experiments.runner import execute
 from reports.__main__ import main as reports_main
 from reports.records import read_record
 
@@ -153,7 +155,7 @@ def _checkpoint(tmp_path, cfg, state):
 def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     cfg = _cfg()
     _checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
-    assert runner.check_resumable(cfg, tmp_path)["world_size"] == 1
+    assert records.check_resumable(cfg, tmp_path)["world_size"] == 1
     assert planned_action(cfg, tmp_path).startswith("resume from")
     asked = _cfg(optim={"lr": 0.01})
     with pytest.raises(RunConflictError, match=r"its checkpoints/last\.ckpt was written for another run \(recorded "
@@ -162,7 +164,7 @@ def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     with pytest.raises(RunConflictError, match="optim.lr"):
         planned_action(asked, tmp_path)
     _checkpoint(tmp_path, cfg, None)  # written before checkpoints said whose they are: resumed, unchecked
-    assert runner.check_resumable(asked, tmp_path) is None
+    assert records.check_resumable(asked, tmp_path) is None
     cut = _checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
     cut.write_bytes(cut.read_bytes()[:200])  # a file cut short
     with pytest.raises(ValueError, match=r"last\.ckpt: not a readable checkpoint .*; delete it, or run again with "
@@ -326,7 +328,7 @@ def _on(root, task="video_classification"):
 
 
 def test_a_test_that_reads_no_video_fails_naming_its_split_and_records_nothing(tmp_path, capsys):
-    from experiments.runner import NoTestDataError
+    from experiments.execute import NoTestDataError
 
     root = _kinetics_list(tmp_path / "kinetics400", missing_val=3)
     runs = tmp_path / "runs"
@@ -363,7 +365,7 @@ def test_a_test_only_run_records_its_data_report_and_test_videos(tmp_path):
     assert record["data_report"]["val"]["expected"] == 3 and record["test_videos"] == 2
     assert record["provenance"]["dataset"]["videos"] == {"val": {"expected": 3, "found": 2, "missing": 1,
                                                                   "corrupt": 0}}
-    assert runner.data_left_out(record["data_report"]) == "val: 1 missing videos, 1 clips skipped at test"
+    assert provenance.data_left_out(record["data_report"]) == "val: 1 missing videos, 1 clips skipped at test"
     # and its TensorBoard files, as a trained run's test writes them: test/* in the Scalars' units, an HParams
     # session (no experiment summary: the dashboard's columns come from every run), hparams.yaml
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -405,7 +407,7 @@ def test_an_explicit_null_sets_a_field_and_a_flag_not_given_leaves_it():
     assert spec.model.pretrained == "timm:vit_base_patch16_224.orig_in21k_ft_in1k"
     cfg = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, flags, args.set)[0]
     assert cfg.model.pretrained is None and cfg.optim.layer_decay is None and cfg.optim.epochs == spec.optim.epochs
-    assert runner.pretrained_weights(cfg, "runs") is None
+    assert records.pretrained_weights(cfg, "runs") is None
     with pytest.raises(ValueError, match=r"--set pretrained=\.\.\.: KEY is SECTION\.FIELD with SECTION one of model"):
         resolve_runs("mformer_table4", "paper", ["joint"], 1, None, None, [_setting("pretrained=null")])
     with pytest.raises(ValueError, match=r"unknown model option\(s\) \['pretrain'\]"):
@@ -507,4 +509,4 @@ def test_force_moves_a_run_away_on_the_first_node_only(tmp_path, monkeypatch, en
     with pytest.raises(_Stop):
         execute(cfg, runs, force=True, echo=lambda _: None)
     assert (cfg.run_dir(runs) / "metrics.json").exists() is not moved
-    assert (runs / runner.REPLACED_DIR).exists() is moved
+    assert (runs / records.REPLACED_DIR).exists() is moved

@@ -6,7 +6,7 @@ import warnings
 import lightning as L
 
 from experiments.progress import TableProgress, duration
-from experiments.runner import quiet_libraries
+from experiments.execute import quiet_libraries
 
 
 def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else(capfd):

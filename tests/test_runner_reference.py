@@ -10,8 +10,10 @@ import json
 import pytest
 
 from experiments import spec as spec_module
-from experiments.runner import (RUN_STATE, RunConflictError, check_run_dir, execute, experiment_key,
-                                find_equivalent_run, missing_data, planned_action, resolve_runs, run_state)
+from experiments.plan import missing_data, planned_action, resolve_runs
+from experiments.records import (RUN_STATE, RunConflictError, check_run_dir, experiment_key, find_equivalent_run,
+                                 run_state)
+from experiments.runner import execute
 from experiments.spec import (DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, TableSpec,
                               TrainerConfig)
 

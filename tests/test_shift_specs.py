@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from experiments import xvit
-from experiments.runner import resolve_runs, run_table
+from experiments.xvit import tables as xvit
+from experiments.plan import resolve_runs
+from experiments.runner import run_table
 from experiments.spec import table_spec
 from experiments.static import compute_static
 from experiments.tasks import build_model

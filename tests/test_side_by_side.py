@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from experiments.jobs import auto_jobs, check_jobs
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
+from experiments.records import experiment_key
 
 from micro_run import MICRO_ARGS, REPO, ROW, TABLE, cli_env
 
@@ -96,4 +97,4 @@ def test_side_by_side_runs_load_their_data_in_their_own_process(monkeypatch, tmp
     assert set(seen.values()) == {3}  # the user's choice stands
     cfg = resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0]
     other = resolve_runs(TABLE, "tiny", [ROW], 1, None, {"data": {"num_workers": 5}})[0]
-    assert runner.experiment_key(cfg.to_dict()) == runner.experiment_key(other.to_dict())
+    assert experiment_key(cfg.to_dict()) == experiment_key(other.to_dict())

@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from experiments.runner import _comparable, resolve_runs
-from experiments.synthetic_learnability import run_config, summary_rows
+from experiments.plan import resolve_runs
+from experiments.records import comparable_config
+from experiments.synthetic_learnability.summary import run_config, summary_rows
 
 
 def _same_run(a, b) -> bool:
-    return json.dumps(_comparable(a.to_dict()), sort_keys=True) == json.dumps(_comparable(b.to_dict()), sort_keys=True)
+    return json.dumps(comparable_config(a.to_dict()), sort_keys=True) == json.dumps(comparable_config(b.to_dict()), sort_keys=True)
 
 
 @pytest.mark.parametrize("name,table,row,column", [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from reports import noise
 from reports.build import REPORTS_DIR, Cell, build_report

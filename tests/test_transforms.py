@@ -370,7 +370,7 @@ def test_every_paper_presets_training_augmentation_survives_many_draws():
     import inspect
     import json
 
-    from experiments.runner import resolve_runs
+    from experiments.plan import resolve_runs
     from experiments.spec import registered_specs, table_spec
 
     accepted = set(inspect.signature(TrainTransform).parameters) - {"crop_size", "scale", "hflip", "rng"}

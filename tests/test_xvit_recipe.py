@@ -1,6 +1,6 @@
 """X-ViT's paper-scale recipe is the official code's (1adrianb/video-transformers), one preset per dataset config:
 configs/SSv2/xvit_B16_16x16.yaml for Table 2, configs/Kinetics/xvit_B16_16x16_k400.yaml for Figure 1 and Table 1's
-models (``experiments.xvit`` names the file and line of every value). The tiny scale is untouched."""
+models (``experiments.xvit.tables`` names the file and line of every value). The tiny scale is untouched."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 from timm.optim import create_optimizer_v2
 
-from experiments import xvit
+from experiments.xvit import tables as xvit
 from experiments.presets import TINY_FRAME_WISE
 from experiments.provenance import batch_and_lr
-from experiments.runner import resolve_runs
+from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from experiments.static import paper_config
 from experiments.tasks import build_model, get_task

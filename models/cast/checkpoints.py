@@ -35,7 +35,8 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
-from ..pretrained import read_weights, strip_wrapper_prefixes, timm_weights
+from ..weights import read_weights, strip_wrapper_prefixes, timm_weights
+from .layers import sinusoid_table
 
 _logger = logging.getLogger(__name__)
 _CLIP_BLOCK = {"ln_1": "norm1", "ln_2": "norm2", "attn.in_proj_weight": "attn.qkv.weight",
@@ -97,8 +98,6 @@ def videomae_to_expert(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
 def _check_fixed_table(pos: Tensor) -> None:
     """A stored position table must be VideoMAE's fixed sinusoidal one (recomputed by the expert); a learned table
     belongs to another structure and must not be dropped unnoticed."""
-    from .experts import sinusoid_table
-
     expected = sinusoid_table(pos.shape[-2], pos.shape[-1]).reshape(pos.shape).to(pos.dtype)
     if not torch.allclose(pos, expected, atol=1e-5):
         raise ValueError(f"VideoMAE checkpoint has a pos_embed {tuple(pos.shape)} that is not the fixed sinusoidal "

@@ -29,7 +29,8 @@ from timm.layers import DropPath, Mlp, QuickGELU, trunc_normal_
 from timm.models.vision_transformer import Attention
 from torch import Tensor, nn
 
-from .layers import Adapter
+from .checkpoints import load_expert
+from .layers import Adapter, sinusoid_table
 
 FRAME_OFFSET, FRAME_STRIDE = 1, 2  # the frame expert sees frames 1, 3, 5, ... (official ``x[:, :, 1::2]``)
 TUBELET = 2  # frames per temporal-expert token
@@ -178,8 +179,6 @@ class _Expert(nn.Module):
     def load_checkpoint_source(self, source: str) -> dict[str, list[str]]:
         """Called by ``models.load_pretrained``: ``clip:FILE``, ``videomae:FILE``, ``vit:FILE`` / ``vit:timm:NAME``,
         or a plain file in this module's own layout (see ``models.cast.checkpoints``)."""
-        from .checkpoints import load_expert
-
         return load_expert(self, source)
 
 
@@ -257,18 +256,6 @@ class TubeletExpert(_Expert):
     def pool(self, x: Tensor, batch: int) -> Tensor:
         """Mean of all tokens, then ``fc_norm``: (B, D)."""
         return self.norm(x.mean(dim=1))
-
-
-def sinusoid_table(num_positions: int, dim: int, device: torch.device | str | None = None) -> Tensor:
-    """VideoMAE's fixed table (1, P, D): angle(p, j) = p / 10000^(2 floor(j/2) / D); sin on even j, cos on odd j.
-
-    Computed on the fly (float64) rather than stored, so a model built on ``meta`` and materialised later, and
-    checkpoints without the table (VideoMAE's), both get the exact values."""
-    position = torch.arange(num_positions, dtype=torch.float64, device=device)[:, None]
-    exponent = 2 * torch.div(torch.arange(dim, device=device), 2, rounding_mode="floor").to(torch.float64) / dim
-    angle = position / torch.pow(torch.tensor(10000.0, dtype=torch.float64, device=device), exponent)
-    table = torch.where(torch.arange(dim, device=device) % 2 == 0, torch.sin(angle), torch.cos(angle))
-    return table.unsqueeze(0)
 
 
 def create_expert(arch: str, **kwargs) -> FrameExpert | TubeletExpert:

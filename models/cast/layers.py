@@ -1,4 +1,5 @@
-"""CAST's small trainable layers: the bottleneck adapter (Eq. 2) and windowed multi-head cross-attention (Eq. 7).
+"""CAST's small layers: the bottleneck adapter (Eq. 2), windowed multi-head cross-attention (Eq. 7) and VideoMAE's fixed
+sinusoidal position table (shared by the temporal expert and its checkpoint loader).
 
 Token grids are (B, T, N, C): batch, time, patches per time step, channels. Both experts' patch tokens are
 brought to this layout (``models.cast.experts``), so a cross-attention between them is one rearrange into windows,
@@ -140,3 +141,15 @@ class WindowedCrossAttention(nn.Module):
             out = attn @ v
         out = self.proj(rearrange(out, "w nh l d -> w l (nh d)"))
         return from_windows(out, self.window, b, t, n)
+
+
+def sinusoid_table(num_positions: int, dim: int, device: torch.device | str | None = None) -> Tensor:
+    """VideoMAE's fixed table (1, P, D): angle(p, j) = p / 10000^(2 floor(j/2) / D); sin on even j, cos on odd j.
+
+    Computed on the fly (float64) rather than stored, so a model built on ``meta`` and materialised later, and
+    checkpoints without the table (VideoMAE's), both get the exact values."""
+    position = torch.arange(num_positions, dtype=torch.float64, device=device)[:, None]
+    exponent = 2 * torch.div(torch.arange(dim, device=device), 2, rounding_mode="floor").to(torch.float64) / dim
+    angle = position / torch.pow(torch.tensor(10000.0, dtype=torch.float64, device=device), exponent)
+    table = torch.where(torch.arange(dim, device=device) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.unsqueeze(0)

@@ -1,0 +1,258 @@
+"""MSCA (Hashiguchi & Tamaki, "Temporal Cross-attention for Action Recognition", paper 002): Tables 1-5 as specs.
+
+Every row is the frame-wise ViT (``VideoViT`` with one class token per frame, attention inside each frame,
+per-frame features averaged over time) with one way of exchanging features between frames t-1, t and t+1: none
+(the "ViT" row), TokenShift's shift of class-token channels before the attention and the MLP, or MSCA's heads or
+token rows of Q, K, V taken from the neighbour frames (``models.attention.frame``).
+
+Scales:
+- ``paper``: ViT-B/16 from ImageNet-21K on 8 frames at stride 32 (random start), short side jittered in
+  [244, 330], 224x224 crops, horizontal flip; SGD with momentum 0.9, no weight decay, lr 0.1 divided by 10 at
+  epoch 10 of 12; 21 clips per GPU on 2 GPUs with gradient accumulation over 10 steps (effective batch 420);
+  10 clips x 3 crops at test (Sec. 4.1; their logits averaged, as TokenShift's test loop; the clips spread evenly
+  over the video, our choice: ``NOTES``). Where Sec. 4.1 is silent it says "the same settings as [23]"
+  (TokenShift), so we take the TokenShift configuration ``k400_tokshift_div4_8x32_base_224.yml`` with its code:
+  label smoothing 0.1 (its ``LABEL_SMOOTH: 0.01`` only switches on ``LabelSmoothingCrossEntropy()``, whose
+  smoothing is 0.1), gradient clipping at norm 1.0, and its training colour changes (brightness, saturation, gamma
+  and hue, each with probability 10%: data/augmentation.py's ``Train_ClipAug``).
+- ``tiny`` (the embedded default): the same network at CPU size, 12 heads of 8 channels (96-d, 4 blocks), so a
+  head shift moves the paper's fraction of the channels (h_b = h_f = 1 is 2/12 = 16.7% at both scales); 8x32x32
+  clips of 1x8x8 patches (16 + 1 rows per frame), trained from scratch on the generated appearance set.
+
+Where the paper counts token rows (N_b, N_f of N + 1 = 197) or blocks (# MSCA of 12), the tiny rows scale them
+to 17 rows and 4 blocks and say so; rows that coincide after scaling resolve to one run, trained once.
+
+A column the paper does not have, ``motion top-1``: the same rows on the motion stand-in (``synth_motion``,
+SSv2 at paper scale), where a frame-wise ViT is at chance by construction: it shows whether a shift models time.
+
+Not paper tables, on the motion set only (README):
+- ``msca_kv_frames``: MSCA-KV and -QKV against the same heads with their values taken from the other neighbour
+  frame (why the paper's pairing does not see motion there);
+- ``msca_patch_rows``: MSCA-pK and -pKV with more token rows moved than Tables 4-5 move at tiny scale (whether the
+  token-row shifts stay near chance there for want of rows);
+- ``msca_patch_late``: the same token-row shifts in the last blocks only, the remedy Sec. 4.5 proposes for the
+  rows' fixed, content-blind positions (untested in the paper).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..presets import GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
+from ..spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
+                   register_experiment, register_table)
+from ..static import paper_gflops, paper_params
+
+# ---- scales ------------------------------------------------------------------------------------------------------
+
+# The frame-wise ViT (``vit_tiny_frame``, ``vit_base_patch16_frame``): an image ViT on every frame (square
+# patches, its own class token and spatial position table, no temporal encoding), per-frame features averaged.
+TINY_BLOCKS, PAPER_BLOCKS = 4, 12
+TINY_ROWS, PAPER_ROWS = 17, 197  # token rows per frame: class token + (32/8)^2 or (224/16)^2 patches
+
+# K-400 stand-in sampled as the paper samples Kinetics: 8 frames spanning the whole (32-frame) video.
+MSCA_TINY = dataclasses.replace(TINY_FRAME_WISE, data={
+    **TINY_FRAME_WISE.data, "K-400": dataclasses.replace(TINY_FRAME_WISE.data["K-400"], frame_stride=4)})
+
+# "brightness change, saturation change, gamma correction, and hue correction were applied to frames, each at the
+# probability of 10%" (Sec. 4.1): TokenShift's colour changes
+_COLOUR = {"tokenshift_photometric": 0.1}
+# The 10 x 3 test views' logits are averaged, as TokShift's validate() (MSCA's main.py) averages its model's outputs
+_K400 = dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=32, train_scale=(244, 330), batch_size=21,
+                            test_view_average="logits", options=_COLOUR)
+# The motion column (ours, not the paper's) trains with the paper's recipe on SSv2's data: its scale jitter and colour
+# changes, not the RandAugment that the shared SSv2 preset carries for Motionformer; SSv2's conventions stay
+# (segments, no flip).
+_SSV2 = dataclasses.replace(SSV2, num_frames=8, train_scale=_K400.train_scale, batch_size=21,
+                            test_view_average="logits", options=_COLOUR)
+MSCA_PAPER = ScalePreset(
+    description="paper: frame-wise ViT-B/16 (ImageNet-21K init), 8x224x224 clips at stride 32, SGD 0.1, 12 epochs, "
+                "effective batch 420 (21 x 2 GPUs x 10 accumulated)",
+    # Google's original ImageNet-21K ViT-B/16 (timm's orig_in21k): the TokShift code MSCA builds on loads its .npz
+    # ("ImageNet-22k pretrained weights", released in April 2021, before the AugReg checkpoints were published)
+    model=ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.orig_in21k"),
+    data={"K-400": _K400, "SSv2": _SSV2},
+    optim=OptimConfig(optimizer="momentum", momentum=0.9, lr=0.1, weight_decay=0.0, label_smoothing=0.1,
+                      epochs=12, schedule="step", milestones=(10,), gamma=0.1),
+    trainer=dataclasses.replace(GPU_TRAINER, devices=2, accumulate_grad_batches=10, gradient_clip_val=1.0),
+)
+
+SCALES = {"tiny": MSCA_TINY, "paper": MSCA_PAPER}
+
+MOTION = MetricColumn("motion top-1", "top1", dataset="SSv2", run="SSv2")
+COLUMNS = (
+    MetricColumn("top-1", "top1", dataset="K-400", run="K-400"),
+    MetricColumn("top-5", "top5", dataset="K-400", run="K-400"),
+    MOTION,
+)
+COST_NOTE = ("GFLOPs and parameters of one 8x224x224 view of the paper-scale model, counted on the meta device "
+             "(attention matmuls included, one multiply-add = one FLOP): every variant equals the ViT, as the "
+             "paper claims")
+STATIC = (StaticColumn("GFLOPs", paper_gflops, note=COST_NOTE), StaticColumn("Params (M)", paper_params))
+NOTES = ("Not in the paper: the `motion top-1` column trains the same rows on the motion set (`synth_motion`; "
+         "SSv2 at paper scale), whose classes no single frame can tell apart: the frame-wise ViT is at chance "
+         "there by construction, so only a row that exchanges information between frames can rise above it. "
+         "Paper scale tests 10 clips x 3 crops and averages their logits, as TokenShift's test loop (main.py's "
+         "validate()); its 10 clips are ours, spread evenly from the video's start to its end: the paper samples "
+         "each \"as in training\" (at random) and TokenShift's code starts clip i at i/10 of the video, clipped to "
+         "the last whole clip, so that most of its ten coincide.")
+
+
+def _table(table_id: str, rows: tuple[RowSpec, ...], notes: str = "") -> TableSpec:
+    return TableSpec(table_id=table_id, rows=rows, metric_columns=COLUMNS, static_columns=STATIC, scales=SCALES,
+                     notes=" ".join(n for n in (notes, NOTES) if n))
+
+
+def _motion_experiment(table_id: str, rows: tuple[RowSpec, ...], notes: str,
+                       scales: dict[str, ScalePreset] | None = None) -> TableSpec:
+    """One of the repository's own experiments (not a paper table): ``rows`` on the motion set alone, 3 seeds."""
+    return TableSpec(table_id=table_id, rows=rows, metric_columns=(MOTION,), scales=scales or {"tiny": MSCA_TINY},
+                     tiny_seeds=THREE_SEEDS, is_paper_table=False, notes=notes)
+
+
+# ---- rows (identical dicts in several tables resolve to one run, trained once) ------------------------------------
+
+TOKEN_SHIFT = {"temporal_shift": "cls", "shift_fraction": 0.5, "shift_before": ("attn", "mlp")}  # SHIFT_DIV 4
+
+
+def msca(shifted: str = "KV", along: str = "heads", backward: int = 1, forward: int = 1,
+         value_frames: str = "same", **model: Any) -> dict:
+    # value_frames enters the options only when it is not the paper's, so the tables' configurations (and the
+    # records that match them) stay as they were
+    opposite = {"value_frames": value_frames} if value_frames != "same" else {}
+    return {"attn_layer": "msca", "attn_kwargs": {"shifted": shifted, "shift_along": along, "num_backward": backward,
+                                                  "num_forward": forward, **opposite}, **model}
+
+
+def tiny_rows(paper_rows: int) -> int:
+    """Token rows shifted per direction at tiny scale: the paper's share of 197 rows, of 17 (at least one)."""
+    return max(1, round(paper_rows * TINY_ROWS / PAPER_ROWS))
+
+
+def patch_row(key: str, paper_row: int, label: str, shifted: str, per_direction: int) -> RowSpec:
+    tiny = tiny_rows(per_direction)
+    return RowSpec(key, paper_row, f"{label} (tiny: N_b = N_f = {tiny})", scales={
+        "paper": {"model": msca(shifted, "tokens", per_direction, per_direction)},
+        "tiny": {"model": msca(shifted, "tokens", tiny, tiny)},
+    })
+
+
+def last_blocks_row(key: str, paper_row: int, paper_blocks: int) -> RowSpec:
+    tiny = round(paper_blocks * TINY_BLOCKS / PAPER_BLOCKS)
+    return RowSpec(key, paper_row, f"MSCA-KV in the last {paper_blocks} of 12 blocks (tiny: {tiny} of 4)", scales={
+        "paper": {"model": msca(shift_last_blocks=paper_blocks)},
+        "tiny": {"model": msca(shift_last_blocks=tiny)},
+    })
+
+
+VIT = lambda paper_row: RowSpec("vit", paper_row, "ViT (frame-wise)")  # noqa: E731
+TOKENSHIFT = lambda paper_row: RowSpec("tokenshift", paper_row, "TokenShift", TOKEN_SHIFT)  # noqa: E731
+VARIANTS = ("Q", "K", "V", "QK", "KV", "QV", "QKV")  # the papers' row order in Tables 2 and 5
+PATCH_SHIFT = 8  # Table 5's patches per direction: Table 4's best, 16 patches (N_b = N_f = 8)
+
+
+@register_table
+def msca_table1() -> TableSpec:
+    rows = (VIT(0),) + tuple(RowSpec(f"msca_kv_h{h}", i, f"MSCA-KV, h_b = h_f = {h}", msca("KV", "heads", h, h))
+                             for i, h in enumerate((1, 2, 3, 4), start=1))
+    return _table("msca_table1", rows)
+
+
+@register_table
+def msca_table2() -> TableSpec:
+    rows = (TOKENSHIFT(0), VIT(1)) + tuple(
+        RowSpec(f"msca_{v.lower()}_h1" if v != "KV" else "msca_kv_h1", i, f"MSCA-{v}, h_b = h_f = 1", msca(v))
+        for i, v in enumerate(VARIANTS, start=2))
+    return _table("msca_table2", rows, "Head shifts with h_b = h_f = 1, Table 1's best.")
+
+
+@register_table
+def msca_table3() -> TableSpec:
+    rows = (VIT(0), last_blocks_row("msca_kv_last4", 1, 4), last_blocks_row("msca_kv_last8", 2, 8),
+            RowSpec("msca_kv_h1", 3, "MSCA-KV in all 12 blocks (tiny: 4 of 4)", msca()))
+    return _table("msca_table3", rows, "The earlier blocks are frame-wise ViT blocks (MSCA near the top).")
+
+
+@register_table
+def msca_table4() -> TableSpec:
+    rows = (VIT(0),) + tuple(patch_row(f"msca_pkv_n{n}", i, f"MSCA-pKV, N_b = N_f = {n}", "KV", n)
+                             for i, n in enumerate((4, 8, 16, 24, 32), start=1))
+    return _table("msca_table4", rows, "Token rows count from the class token (row 0), as Eq. 1 orders them; the "
+                                       "tiny rows scale the paper's N_b = N_f to 17 rows per frame, so 4, 8 and 16 "
+                                       "all become 1 there and share one run.")
+
+
+@register_table
+def msca_table5() -> TableSpec:
+    rows = (TOKENSHIFT(0), VIT(1)) + tuple(
+        patch_row(f"msca_p{v.lower()}_n{PATCH_SHIFT}", i, f"MSCA-p{v}, N_b = N_f = {PATCH_SHIFT}", v, PATCH_SHIFT)
+        for i, v in enumerate(VARIANTS, start=2))
+    return _table("msca_table5", rows, "Patch shifts with N_b = N_f = 8, Table 4's best (16 patches).")
+
+
+# ---- not a paper table: which frame a shifted head's values come from -----------------------------------------
+
+@register_experiment
+def msca_kv_frames() -> TableSpec:
+    # Frames of head 0's queries, keys and values (head 1 mirrors them): MSCA-KV (t, t-1, t-1), its opposite
+    # (t, t-1, t+1); MSCA-QKV (t-1, t-1, t-1), its opposite (t-1, t-1, t+1)
+    rows = (RowSpec("msca_kv_h1", 0, "MSCA-KV (the paper's)", msca("KV")),
+            RowSpec("msca_kv_opposite_h1", 1, "MSCA-KV, values from the other neighbour",
+                    msca("KV", value_frames="opposite")),
+            RowSpec("msca_qkv_h1", 2, "MSCA-QKV (the paper's)", msca("QKV")),
+            RowSpec("msca_qkv_opposite_h1", 3, "MSCA-QKV, values from the other neighbour",
+                    msca("QKV", value_frames="opposite")))
+    # 12 runs at 3 seeds; their cost, from their records, is in the README's block
+    return _motion_experiment(
+        "msca_kv_frames", rows, scales=SCALES,
+        notes="Not a paper table: the paper's MSCA-KV and -QKV (h_b = h_f = 1) against the same two heads with "
+              "their values read from the other neighbour frame (the same channels moved, the same FLOPs and "
+              "parameters), on the motion set, where a frame-wise ViT is at chance by construction.")
+
+
+# ---- not a paper table: how many token rows a token-row shift must move to see motion at tiny scale -------------
+
+PATCH_ROWS = (1, 4, 8)  # of 17 rows per direction: Tables 4-5's tiny row (the class token and patch 1), 8 and 16 moved
+
+
+@register_experiment
+def msca_patch_rows() -> TableSpec:
+    # N_b = N_f = 1 is the run Tables 4 (pKV) and 5 (pK) track at tiny scale; N = 8 leaves only the last patch in
+    # its own frame
+    rows = tuple(RowSpec(f"msca_p{shifted.lower()}_rows{n}", i, f"MSCA-p{shifted}, N_b = N_f = {n} of 17 rows",
+                         msca(shifted, "tokens", n, n))
+                 for i, (shifted, n) in enumerate((s, n) for s in ("K", "KV") for n in PATCH_ROWS))
+    return _motion_experiment(
+        "msca_patch_rows", rows,
+        notes="Not a paper table: MSCA-pK (keys and values of a moved row from different frames) and MSCA-pKV (from "
+              "one frame) with N_b = N_f = 1, 4 and 8 of a tiny frame's 17 token rows moved, on the motion set, "
+              "where a frame-wise ViT is at chance by construction. Tables 4-5 move 1 row each way at tiny scale "
+              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays near chance.")
+
+
+# ---- not a paper table: the paper's proposed remedy for token-row shifts, MSCA in the later blocks only -----------
+
+LATE_BLOCKS = (TINY_BLOCKS, 2, 1)  # of the tiny model's 4 blocks: every block (Tables 4-5's tiny run), the last 2, 1
+
+
+@register_experiment
+def msca_patch_late() -> TableSpec:
+    # Sec. 4.5: the moved rows are "fixed to the first N_b and N_f patches in the order of the patch index, which is
+    # irrelevant to the content of the frame. This might be mitigated by not using MSCA modules in the first
+    # several layers." Rows of every block are Tables 4-5's tiny runs (N_b = N_f = 1), whose records fill them.
+    def row(index: int, shifted: str, blocks: int) -> RowSpec:
+        every = blocks == TINY_BLOCKS
+        where = "all 4 blocks" if every else f"the last {blocks} of 4"
+        return RowSpec(f"msca_p{shifted.lower()}_rows1_last{blocks}", index,
+                       f"MSCA-p{shifted}, N_b = N_f = 1, in {where}",
+                       msca(shifted, "tokens", 1, 1, **({} if every else {"shift_last_blocks": blocks})))
+
+    rows = tuple(row(i, shifted, blocks)
+                 for i, (shifted, blocks) in enumerate((s, k) for s in ("K", "KV") for k in LATE_BLOCKS))
+    return _motion_experiment(
+        "msca_patch_late", rows,
+        notes="Not a paper table: MSCA-pK and MSCA-pKV with N_b = N_f = 1 of a tiny frame's 17 token rows (Tables "
+              "4-5's tiny row) in every block, in the last 2 or in the last block of 4 only (the earlier blocks "
+              "frame-wise ViT blocks), on the motion set, where a frame-wise ViT is at chance by construction: "
+              "Sec. 4.5's proposed remedy for rows whose positions are fixed whatever the frame holds.")

@@ -1,0 +1,159 @@
+"""The user's options on a run: the command line's option flags and ``--set SECTION.FIELD=VALUE`` pairs read into
+``{section: {field: value}}`` (``given_options``), each checked against its field's type and range, and applied to a
+resolved configuration (``apply_overrides``); ``--epochs`` with a step schedule also needs milestones below it
+(``check_milestones``)."""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import json
+import math
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+from .spec import RunConfig
+
+SETTABLE_SECTIONS = ("model", "data", "optim", "trainer")  # the sections of a RunConfig that options may change
+
+
+def given_options(overrides: dict[str, dict[str, Any]] | None = None, settings: Iterable[tuple[str, Any]] = ()
+                  ) -> dict[str, dict[str, Any]]:
+    """The fields the user set, {section: {field: value}}: first ``overrides``, the command line's option flags
+    ({"optim": {"epochs": 5}}), where None is a flag not given (argparse's default); then ``settings``, its
+    ``--set SECTION.FIELD=VALUE`` pairs, taken as given: an explicit null sets the field to None."""
+    given = {section: {k: v for k, v in values.items() if v is not None}
+             for section, values in (overrides or {}).items()}
+    for key, value in settings:
+        section, _, name = key.partition(".")
+        if section not in SETTABLE_SECTIONS or not name:
+            raise ValueError(f"--set {key}=...: KEY is SECTION.FIELD with SECTION one of "
+                             f"{', '.join(SETTABLE_SECTIONS)}")
+        given.setdefault(section, {})[name] = value
+    return given
+
+
+def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConfig:
+    """given = {"data": {...}, "optim": {...}, "trainer": {...}} (``given_options``): replace those fields, None
+    included, rejecting unknown ones."""
+    changes = {}
+    for section, values in given.items():
+        valid = [f.name for f in dataclasses.fields(getattr(cfg, section))]
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown {section} option(s) {unknown}; valid: {', '.join(valid)}")
+        for name, value in values.items():
+            check_option_value(type(getattr(cfg, section)), section, name, value)
+        if values:
+            changes[section] = dataclasses.replace(getattr(cfg, section), **values)
+    out = dataclasses.replace(cfg, **changes)
+    optim = given.get("optim", {})
+    if "epochs" in optim and "milestones" not in optim:
+        check_milestones(cfg, out)
+    return out
+
+
+# Counts an option may not set below 1: a run with none of them has nothing to train or test.
+POSITIVE_OPTIONS = {"data": ("num_frames", "frame_stride", "crop_size", "batch_size", "test_clips", "test_crops"),
+                    "optim": ("epochs",),
+                    "trainer": ("num_nodes", "accumulate_grad_batches", "num_threads", "log_every_n_steps",
+                                "check_val_every_n_epoch", "checkpoint_every_n_steps")}
+
+
+def check_option_value(config_type: type, section: str, name: str, value: Any) -> None:
+    """An option's value against its field's type (``int``, ``float``, ``str``, ``bool``, tuples, mappings,
+    ``Literal`` choices, ``X | None``) and, for a count, its range; refused naming the option, what it takes and
+    what it got."""
+    hint = typing.get_type_hints(config_type)[name]
+    if not _fits(value, hint):
+        why = (" (VALUE is read as JSON; what is not valid JSON, e.g. an object with unquoted keys, stays a string)"
+               if isinstance(value, str) and not _fits_type(str, hint) else "")
+        raise ValueError(f"{section}.{name}={value!r}: expects {_describe(hint)}, got a {type(value).__name__}{why}")
+    if _has_non_finite(value):
+        # JSON as Python reads it takes NaN and Infinity: a NaN lr would pass a dry run and train nothing
+        raise ValueError(f"{section}.{name}={value!r}: must be finite (not NaN or infinite)")
+    if name in POSITIVE_OPTIONS.get(section, ()) and value is not None and value < 1:
+        raise ValueError(f"{section}.{name}={value!r}: must be at least 1")
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    return False
+
+
+def _arms(hint: Any) -> tuple[Any, ...]:
+    """The alternatives of ``X | Y`` (or ``Optional``), else the hint alone."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if len(_arms(hint)) > 1:
+        return any(_fits(value, arm) for arm in _arms(hint))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        return len(items) == len(value) and all(_fits(v, a) for v, a in zip(value, items))
+    if origin in (collections.abc.Mapping, dict) or hint is dict:
+        return isinstance(value, dict)
+    if hint is Any or hint not in _SCALARS:
+        return True  # a type this check does not know: left to the code that reads it
+    return _fits_type(type(value), hint)
+
+
+def _fits_type(kind: type, hint: Any) -> bool:
+    """Whether a value of Python type ``kind`` can be what ``hint`` takes (bool is not a number here)."""
+    if len(_arms(hint)) > 1:
+        return any(_fits_type(kind, arm) for arm in _arms(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return any(type(a) is kind for a in typing.get_args(hint))
+    return hint is Any or (hint in _SCALARS and kind in _SCALARS[hint])
+
+
+_SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,), type(None): (type(None),)}
+_PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+
+
+def _describe(hint: Any) -> str:
+    if len(_arms(hint)) > 1:
+        return " or ".join(_describe(a) for a in _arms(hint))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_PLURALS.get(args[0], str(args[0]))}"
+        return f"a list of {len(args)} " + (_PLURALS[args[0]] if len(set(args)) == 1 and args[0] in _PLURALS
+                                             else "values")
+    if origin in (collections.abc.Mapping, dict) or hint is dict:
+        return "an object"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(hint, str(hint))
+
+
+def check_milestones(preset: RunConfig, cfg: RunConfig) -> None:
+    """``--epochs N`` shortens a step schedule but leaves its milestones (absolute epochs) where the preset put
+    them: one at or past N never happens, and the lr would silently never decay there. Refused, with the
+    milestones scaled to N as the suggested fix (an explicit ``--set optim.milestones=...`` is taken as given)."""
+    optim = cfg.optim
+    late = [m for m in optim.milestones if m >= optim.epochs]
+    if optim.schedule != "step" or not late:
+        return
+    scaled = sorted({max(1, round(m * optim.epochs / preset.optim.epochs)) for m in optim.milestones})
+    suggestion = scaled if preset.optim.epochs > 0 and all(m < optim.epochs for m in scaled) else []
+    raise ValueError(
+        f"{cfg.table}/{cfg.row}: --epochs {optim.epochs} ends before the step schedule's milestone(s) {late} "
+        f"(epochs at which the lr is multiplied by {optim.gamma:g}; the preset's {list(optim.milestones)} are for "
+        f"{preset.optim.epochs} epochs), so the lr would never decay there; give milestones below {optim.epochs} too, "
+        f"e.g. --set 'optim.milestones={json.dumps(suggestion)}'"
+        + (" (the preset's scaled to the new length)" if suggestion else " (no decay)"))

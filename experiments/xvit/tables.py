@@ -1,0 +1,272 @@
+"""X-ViT supplementary (Bulat et al., "Space-time Mixing Attention for Video Transformer", paper 003): Tables 1-2
+and Figure 1 as specs.
+
+X-ViT is the frame-wise ViT whose keys and values mix channels of frames t-1, t and t+1 (``attn_layer="xvit"``);
+TSM-ViT shifts the residual stream's channels in time before each MSA (supplementary Eq. 1-3); either pools its
+per-frame class tokens by averaging (TSM's) or by X-ViT's temporal attention (``models.video_vit``).
+
+Only the supplementary is in this repository: it does not state X-ViT's training recipe, frames or input size
+(it refers to the main paper). The paper-scale recipe is the official X-ViT code's (1adrianb/video-transformers,
+which the supplementary builds on), one preset per dataset config (``XVIT_PAPER_SSV2``, ``XVIT_PAPER_K400``), each
+value with its file and line in the comments below. What it is, what we chose where the configs disagree or are
+silent, and what is not modelled: ``RECIPE_CHOICES``, which every report prints. Also from the official code: the
+temporal-attention head (``TemporalAttentionPool``, its ``VitHead``), the key/value channels mixed per dataset
+(``SHIFT_DIV``) and the backbone's temporal table on every token of a frame (``pos_embed="separate"``).
+The tiny scale is MSCA's CPU-size frame-wise ViT (12 heads of 8 channels, 4 blocks) on the generated sets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..bench import inference_rate
+from ..presets import GPU_TRAINER, KINETICS_400, PYSLOWFAST_CLIPS, SSV2, THREE_SEEDS, TINY_FRAME_WISE
+from ..spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
+                   SweepPlot, TableSpec, register_table)
+from ..static import MEASURED, paper_config
+from ..tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
+
+# ---- scales ------------------------------------------------------------------------------------------------------
+
+# The official X-ViT code (github.com/1adrianb/video-transformers), read at commit 82ca176: each value below names
+# its file and line. "SSv2 yaml" = configs/SSv2/xvit_B16_16x16.yaml, "K400 yaml" =
+# configs/Kinetics/xvit_B16_16x16_k400.yaml, "defaults" = slowfast/config/defaults.py.
+# TRAIN.BATCH_SIZE 64 (both yamls, l. 4; defaults l. 49: "Total mini-batch size") over NUM_GPUS 8 (SSv2 yaml l. 62,
+# K400 yaml l. 59): 8 clips per GPU. BASE_LR is stated for that global batch; another one scales it linearly.
+OFFICIAL_GLOBAL_BATCH, OFFICIAL_GPUS = 64, 8
+XVIT_PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=OFFICIAL_GPUS, reference_batch=OFFICIAL_GLOBAL_BATCH,
+                                         lr_scaling="linear")
+# XVIT.BASE_MODEL vit_base_patch16_224_in21k (SSv2 yaml l. 28): Google's original ImageNet-21K ViT-B/16
+# (jx_vit_base_patch16_224_in21k-e5005f0a.pth in the official vit.py), timm's orig_in21k, not the later AugReg one.
+XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.orig_in21k")
+# OPTIMIZING_METHOD sgd (SSv2 yaml l. 46, K400 yaml l. 41) with MOMENTUM 0.9 (l. 41 / l. 37) and defaults' NESTEROV
+# True (defaults l. 316, passed on in slowfast/models/optimizer.py l. 195): timm's "sgd" is Nesterov SGD. BASE_LR
+# 0.03 (l. 36 / l. 34), LR_POLICY cosine (l. 37 / l. 35), WARMUP_EPOCHS 5 (l. 43 / l. 39); the yamls' STEPS / LRS
+# belong to the step policy, which cosine does not read. WARMUP_START_LR 0.003 (SSv2 yaml l. 45) and 0.01 (K400
+# yaml l. 40): the warm-up starts at 1/10 and 1/3 of BASE_LR (as fractions, so they follow a scaled lr).
+# tools/train_net.py sets the lr every step from optim.get_epoch_lr(cur_epoch + cur_iter / data_size), i.e.
+# PySlowFast's utils/lr_policy.py, which this copy of the code lacks; its defaults hold SOLVER.COSINE_END_LR (0.0)
+# and no SOLVER.COSINE_AFTER_WARMUP, which dates the policy between the two upstream changes: there lr_func_cosine
+# spans every epoch, cos(pi * epoch / MAX_EPOCH), and get_lr_at_epoch ramps the warm-up linearly from
+# WARMUP_START_LR onto the cosine's value at WARMUP_EPOCHS (0.95 of the peak on SSv2, 0.93 on Kinetics-400):
+# cosine_over="all".
+# MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49): see OFFICIAL_DROPOUT.
+# slowfast/models/optimizer.py's construct_optimizer (ViT backbones): every parameter decays except the biases of
+# modules whose name holds "head" or "new_fc" (BN.WEIGHT_DECAY 0, defaults): "head_biases".
+_OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", cosine_over="all",
+                     milestones=(), weight_decay_exempt="head_biases")
+# DATA.AUTOAUGMENT True (both yamls, l. 20): timm's AutoAugment, policy "v0" with translate_const int(224 * 0.45)
+# (slowfast/datasets/ssv2.py l. 89-92, kinetics.py l. 104-107; ours is int(0.45 x the crop), the same at 224, and
+# unused by v0, whose one translation is relative), in training on the decoded uint8 frames before the
+# spatial scale and crop (ssv2.py l. 281-283, kinetics.py l. 383-397), one call for the clip's list of frames; it
+# takes the place of RandAugment (the `elif` there), which both yamls turn off (RANDAUGMENT False, l. 22; defaults
+# l. 275 turns it on). DATA.RAND_CROP 0.5 (SSv2 yaml l. 24) is the probability of RandomErasing(syncronized=True)
+# (ssv2.py l. 84-88) on the cropped, normalised clip (l. 308-310); the Kinetics yaml keeps defaults' RAND_CROP 0.0
+# (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103). Kinetics' training crop: see XVIT_PAPER_K400.
+OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
+OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
+# Kinetics' clips: kinetics.py decodes with PySlowFast's decoder.decode at DATA.TARGET_FPS 30 (defaults). Test views
+# (both datasets): tools/test_net.py sums the model's outputs, logits (XVIT.BEFORE_SOFTMAX True adds no softmax):
+# test_view_average "logits"
+
+# The official SSv2 yaml's 2 x 3 test views, for `--set`: get_seq_frames' views 0 and 1, each segment's middle then
+# its first frame (there on segments of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at
+# most, tests/test_data_loading.py)
+SSV2_YAML_VIEWS = {"test_clips": 2, "options": {**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)}}
+
+XVIT_PAPER_SSV2 = ScalePreset(
+    description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
+                "ViT-B/16 (ImageNet-21K init), 16x224x224, Nesterov SGD lr 0.03 per 64 clips, cosine, 35 epochs",
+    model=XVIT_PAPER_MODEL,
+    # NUM_FRAMES 16 = XVIT.NUM_SEGMENTS 16 (SSv2 yaml l. 12, 31; one frame per segment, slowfast/datasets/ssv2.py);
+    # RANDOM_FLIP False (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset. Test views:
+    # 1 x 3, each segment's middle frame (ssv2.py's get_seq_frames, view 0), as the supplementary reports every
+    # result ("at test time, we report results using 1 temporal and 3 spatial crops"); the yaml's
+    # TEST.NUM_ENSEMBLE_VIEWS 2 (l. 58) adds each segment's first frame (view 1): SSV2_YAML_VIEWS
+    data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
+                                      test_clips=1, test_crops=3, test_view_average="logits",
+                                      options=OFFICIAL_AUGMENT_SSV2)},
+    # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
+    # (l. 10)
+    optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
+                      label_smoothing=0.0, mixup_alpha=0.0),
+    trainer=XVIT_PAPER_TRAINER,
+)
+XVIT_PAPER_K400 = ScalePreset(
+    description="paper (the official X-ViT code's Kinetics-400 recipe, configs/Kinetics/xvit_B16_16x16_k400.yaml; "
+                "8 frames our choice): frame-wise ViT-B/16 (ImageNet-21K init), 8x224x224, Nesterov SGD lr 0.03 per "
+                "64 clips, cosine, 30 epochs, mixup 0.4",
+    model=XVIT_PAPER_MODEL,
+    # 8 frames at stride 8: ours (the yaml's NUM_FRAMES 16 at SAMPLING_RATE 16, l. 12-13, disagrees with its
+    # XVIT.NUM_SEGMENTS 8, l. 29; the supplementary's Table 1 lists X-ViT at 8x224²). TEST.NUM_ENSEMBLE_VIEWS 1 x
+    # NUM_SPATIAL_CROPS 3 (l. 54-55); RANDOM_FLIP True (l. 23), as the shared Kinetics preset. Its training crop is
+    # not the yaml's TRAIN_JITTER_SCALES [256, 320] (l. 14): with defaults' DATA.USE_XVIT_AGUMENTATION True,
+    # kinetics.py (l. 407-417) crops by slowfast/datasets/transform.py's random_scale_and_resize (TSN's multi-scale
+    # crop of the decoded frames, resized to 224 x 224) instead: multi_scale_crop
+    data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
+                                       batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
+                                       test_view_average="logits",
+                                       options={**OFFICIAL_AUGMENT_K400, **PYSLOWFAST_CLIPS})},
+    # WEIGHT_DECAY 1e-5 (l. 38), MAX_EPOCH 30 (l. 36), MIXUP_ALPHA 0.4 (l. 10; every batch, mixed with one other
+    # clip), LOSS_FUNC smooth_cross_entropy (l. 48): slowfast/models/losses.py's LabelSmoothingCrossEntropy, built
+    # with its default smoothing 0.3 (losses.py l. 15; tools/train_net.py l. 79 passes only the reduction)
+    optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.01 / 0.03, weight_decay=1e-5, epochs=30,
+                      label_smoothing=0.3, mixup_alpha=0.4),
+    trainer=XVIT_PAPER_TRAINER,
+)
+SCALES_SSV2 = {"tiny": TINY_FRAME_WISE, "paper": XVIT_PAPER_SSV2}
+SCALES_K400 = {"tiny": TINY_FRAME_WISE, "paper": XVIT_PAPER_K400}
+RECIPE_CHOICES = (
+    "Paper-scale recipe from the official X-ViT code (1adrianb/video-transformers; the supplementary refers to its "
+    "main paper, which is not here), per dataset config. Both: ViT-B/16 from ImageNet-21K, SGD with Nesterov "
+    "momentum 0.9, lr 0.03 for a global batch of 64 (8 GPUs x 8 clips; another global batch scales it linearly), "
+    "5 warm-up epochs (from 1/10 of the lr on SSv2, 1/3 on Kinetics-400: the configs' WARMUP_START_LR) onto a "
+    "cosine decay that spans every epoch, so the warm-up ends at 0.95 (SSv2) or 0.93 (Kinetics-400) of the lr "
+    "(PySlowFast's lr policy of the code's date; that file is not in the official copy, whose defaults date it), "
+    "and in training AutoAugment (timm's \"v0\" policy) on the decoded frames before the spatial scaling "
+    "and crop, the same draw for every frame of a clip, instead of RandAugment. "
+    "SSv2 (configs/SSv2/xvit_B16_16x16.yaml): 35 epochs, weight decay 1e-4, "
+    "cross-entropy without label smoothing, no mixup, random erasing with probability 0.5 (its RAND_CROP: one box "
+    "for all frames of the cropped, normalised clip), 16 frames (one per segment), 1 clip (every segment's middle "
+    "frame) x 3 crops at test, as the supplementary reports all its results (the yaml's TEST.NUM_ENSEMBLE_VIEWS 2 "
+    "adds each segment's first frame: --set data.test_clips=2 with the option segment_view_offsets [0.5, 0.0] "
+    "tests so). Both: the test views' logits averaged (tools/test_net.py "
+    "sums the model's outputs, which are logits); Kinetics' clips PySlowFast's (decoder.py at DATA.TARGET_FPS 30: "
+    "the stride counted at 30 fps). "
+    "Kinetics-400 (configs/Kinetics/xvit_B16_16x16_k400.yaml): 30 epochs, weight decay 1e-5, label smoothing 0.3 "
+    "(its smooth_cross_entropy's default), mixup alpha 0.4, 1 clip x 3 crops at test. Our choices: 8 frames at "
+    "stride 8 on Kinetics-400 (the config's 16 frames at rate 16 disagree with its 8 segments; the supplementary's "
+    "Table 1 lists X-ViT at 8x224²); TSM-ViT shifts 1/8 each way (TSM's fold_div 8). "
+    "Dropout 0.5 as the official model's: "
+    "on every frame's feature before the temporal aggregation, and before the classifier inside the "
+    "temporal-attention head (the tiny rows train without dropout). Not exactly the official code's: the two files "
+    "that define its AutoAugment and random erasing (slowfast/datasets/data_augment.py, rand_erasing.py) are not in "
+    "the copy we read, so we apply today's timm AutoAugment \"v0\" and timm's RandomErasing at its defaults (a box "
+    "of 2% to 1/3 of the frame, aspect ratio 0.3 to 3.3, filled with 0, the mean after normalisation), and the same "
+    "draw on every frame is our reading of their one call per clip and of syncronized=True. Kinetics-400's "
+    "training crop is the official code's random_scale_and_resize (USE_XVIT_AGUMENTATION; TSN's multi-scale crop): "
+    "a window of 1, 0.875, 0.75 or 0.66 of the short side on each axis (at most one step apart) at one of 13 fixed "
+    "positions, resized to 224 x 224 (antialiased bilinear, as PIL's, on float frames), in place of the config's "
+    "scale jitter. Weight decay as the official optimizer's: on every parameter (norms, biases, embeddings) "
+    "but the classification head's biases. "
+    "From the official code as well: the temporal-attention head is its VitHead (a zero class token, one block "
+    "without q/k/v bias, then LayerNorm, Linear and GELU before the classifier, at torch's default "
+    "initialisation); X-ViT mixes 1/4 of the key/value channels from each neighbour frame on SSv2 "
+    "and 1/8 on Kinetics (its SHIFT_DIV 4 and 8), and every row adds a learnable temporal table to all tokens of a "
+    "frame, class token included (its temp_embed).")
+
+# ---- models ------------------------------------------------------------------------------------------------------
+
+# Every row: the official X-ViT backbone's temporal table (temp_embed), on every token of a frame.
+TEMPORAL_TABLE = {"pos_embed": "separate"}
+XVIT_MIXING_SSV2 = {"attn_layer": "xvit", "attn_kwargs": {"shift_fraction": 0.5}, **TEMPORAL_TABLE}  # SHIFT_DIV 4
+XVIT_MIXING_K400 = {"attn_layer": "xvit", "attn_kwargs": {"shift_fraction": 0.25}, **TEMPORAL_TABLE}  # SHIFT_DIV 8
+TSM_SHIFT = {"temporal_shift": "all", "shift_fraction": 0.25, "shift_before": ("attn",),  # TSM's fold_div 8
+             **TEMPORAL_TABLE}
+AVERAGE, TEMPORAL_ATTENTION = {"temporal_aggregation": "average"}, {"temporal_aggregation": "attention"}
+XVIT_K400 = {**XVIT_MIXING_K400, **TEMPORAL_ATTENTION}
+# MODEL.DROPOUT_RATE 0.5, paper scale only: XVIT._prepare_classifier (slowfast/models/video_model_builder.py)
+# replaces the backbone's classifier by Dropout(0.5), which drops every frame's feature before the consensus;
+# VitHead's mlp_head (slowfast/models/head_helper.py) drops again before its classifier. With averaging the
+# per-frame classifier then averages, which equals our average-then-classifier (both linear): no second dropout.
+OFFICIAL_DROPOUT = {
+    "average": {"paper": {"model": {"frame_drop_rate": 0.5, "head_drop_rate": 0.0}}},
+    "attention": {"paper": {"model": {"frame_drop_rate": 0.5, "head_drop_rate": 0.5}}},
+}
+
+
+@register_table
+def xvit_table2() -> TableSpec:
+    return TableSpec(
+        table_id="xvit_table2",
+        rows=(RowSpec("tsm_vit_average", 0, "TSM-ViT, TSM averaging", {**TSM_SHIFT, **AVERAGE},
+                      scales=OFFICIAL_DROPOUT["average"]),
+              RowSpec("xvit_average", 1, "X-ViT, TSM averaging", {**XVIT_MIXING_SSV2, **AVERAGE},
+                      scales=OFFICIAL_DROPOUT["average"]),
+              RowSpec("tsm_vit_attention", 2, "TSM-ViT, temporal attention", {**TSM_SHIFT, **TEMPORAL_ATTENTION},
+                      scales=OFFICIAL_DROPOUT["attention"]),
+              RowSpec("xvit_attention", 3, "X-ViT, temporal attention", {**XVIT_MIXING_SSV2, **TEMPORAL_ATTENTION},
+                      scales=OFFICIAL_DROPOUT["attention"])),
+        metric_columns=(MetricColumn("Top-1", "top1", dataset="SSv2", run="SSv2"),),
+        scales=SCALES_SSV2,
+        tiny_seeds=THREE_SEEDS,  # 9.1 min a seed on idle cores, 13.7 at three side by side (README cost table)
+        notes="The extracted supplementary kept only the first row's number (60.8%); the other paper cells are "
+              "blank (—), not zero. " + RECIPE_CHOICES,
+    )
+
+
+# ---- Figure 1: one trained model, tested with more temporal crops -------------------------------------------------
+
+FIGURE1_CROPS = (1, 2, 3, 5, 10)  # the supplementary does not list its values; 10 is the usual 10 x 3
+
+
+# Tests a trained model with the run's test views (``test_clips`` x ``test_crops``) and trains nothing.
+TEST_VIEWS = register_task(Task("video_test_views", model_inputs=VIDEO_CLASSIFICATION.model_inputs,
+                                evaluate=tested_only(VIDEO_CLASSIFICATION),
+                                data_options=VIDEO_CLASSIFICATION.data_options))
+
+
+def _crop_columns() -> tuple[MetricColumn, ...]:
+    trained = f"{FIGURE1_CROPS[0]}x3 views"
+    columns = [MetricColumn(trained, "top1", dataset="K-400", data={"test_clips": FIGURE1_CROPS[0], "test_crops": 3})]
+    for crops in FIGURE1_CROPS[1:]:
+        columns.append(MetricColumn(
+            f"{crops}x3 views", "top1", dataset="K-400",
+            data={"test_clips": crops, "test_crops": 3, "task": TEST_VIEWS.name},
+            scales={s: {"pretrained": f"run:xvit_figure1/xvit/{trained}"} for s in SCALES_K400}))
+    return tuple(columns)
+
+
+@register_table
+def xvit_figure1() -> TableSpec:
+    columns = _crop_columns()
+    return TableSpec(
+        table_id="xvit_figure1",
+        rows=(RowSpec("xvit", 0, "X-ViT (temporal attention)", XVIT_K400, scales=OFFICIAL_DROPOUT["attention"]),),
+        metric_columns=columns,
+        scales=SCALES_K400,
+        plot=SweepPlot(x_label="temporal crops at test time (3 spatial crops each)", x_values=FIGURE1_CROPS,
+                       panels={"K-400 column data": tuple(c.column for c in columns)}),
+        tiny_seeds=THREE_SEEDS,
+        notes=f"One model is trained (the {columns[0].column} column); every other column tests that model's last "
+              f"checkpoint with more temporal crops and trains nothing. The paper plots the sweep without values "
+              f"and does not list its crop counts; we test {', '.join(map(str, FIGURE1_CROPS))}. " + RECIPE_CHOICES,
+    )
+
+
+# ---- Table 1: inference speed --------------------------------------------------------------------------------------
+
+THROUGHPUT_REPEATS = 3
+
+
+def videos_per_second(spec: TableSpec, row: RowSpec) -> Computed:
+    """Inference throughput of the row's paper-scale model, batch 1, after one warm-up pass: measured on the GPU
+    when there is one (bf16 autocast), else on this CPU (fp32, all its threads) (``experiments.bench``)."""
+    cfg = paper_config(spec, row)
+    rate, where = inference_rate(cfg, THROUGHPUT_REPEATS)
+    shape = f"{cfg.data.num_frames}x{cfg.data.crop_size}²"
+    return Computed(rate, f"{rate:.2f} ({shape}, batch 1, {where})", MEASURED + where)
+
+
+SPEED_PRESET = XVIT_PAPER_K400  # Table 1's X-ViT is the Kinetics model, 8x224²
+
+
+@register_table
+def xvit_table1() -> TableSpec:
+    return TableSpec(
+        table_id="xvit_table1",
+        rows=(RowSpec("timesformer", 4, "TimeSformer-style: divided space-time ViT-B/16, 8x224²", scales={
+                  "paper": {"name": "vit_base_patch16_video", "model": {"attn_layer": "divided", "tubelet_size": 1}}}),
+              RowSpec("vivit_l", 5, "ViViT-L-style: joint space-time ViT-L/16x2, 32x224²", data={"num_frames": 32},
+                      scales={"paper": {"name": "vit_large_patch16_video",
+                                        "model": {"attn_layer": "joint", "pos_embed": "joint"}}}),
+              RowSpec("xvit", 6, "X-ViT: ViT-B/16 with space-time mixing, 8x224²", XVIT_K400)),
+        metric_columns=(),
+        static_columns=(StaticColumn("images/sec", videos_per_second, digits=2, note=(
+            "measured, not copied: videos per second of our models at the papers' input sizes, batch 1, in one "
+            "run on one device, named in each cell. The paper measured the authors' implementations on 8 V100 "
+            "GPUs (and heads the column 'images/sec' while its caption says videos/sec): compare ratios between "
+            "rows, not absolute numbers")),),
+        scales={"tiny": TINY_FRAME_WISE, "paper": SPEED_PRESET},  # nothing trains: static cells come from "paper"
+        notes="The rows marked ‡ are other architectures (CNNs) that this repository does not implement.",
+    )

@@ -1,0 +1,69 @@
+"""Callbacks a table run trains with: ``RunState`` says in every checkpoint which run, configured how, wrote it;
+``LogRunConfig`` puts the run's configuration into TensorBoard (``hparams.yaml`` and the HParams dashboard, through
+``log_hparams_session``, which an evaluation-only run calls itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+class RunState(Callback):
+    """Saves ``run`` (the run's place and configuration) with the trainer's process count as ``world_size`` in every
+    checkpoint, under ``state_key``, so that a later command can check a checkpoint is its own before resuming it;
+    restores nothing (that check happens before the fit)."""
+
+    def __init__(self, state_key: str, run: dict[str, Any]) -> None:
+        self._state_key = state_key
+        self.run = run
+        self.world_size: int | None = None  # set once the trainer knows it
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.world_size = trainer.world_size
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.run, "world_size": self.world_size}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
+class LogRunConfig(Callback):
+    """The row's whole configuration as TensorBoard hyper-parameters: into ``hparams.yaml`` when fitting starts, and,
+    once tested, into the HParams dashboard as the run's session (``log_hparams_session``), beside its scalars, so a
+    table's runs compare side by side there. ``params`` is read when fitting starts: what the trainer settles (the
+    global batch and lr) may be added to it until then."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.logger.log_hyperparams(self.params)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            log_hparams_session(trainer.logger, self.params, trainer.global_step)
+
+
+def log_hparams_session(logger: Any, params: dict[str, Any], step: int) -> None:
+    """The run's configuration into TensorBoard's HParams dashboard as one session: its start and end summaries
+    only. Lightning's ``log_hyperparams(params, metrics)`` also writes an experiment summary into every run, and the
+    dashboard then takes the columns of whichever run it reads first (rows with other options, or the verb / noun
+    metrics, vanish); with sessions alone it builds the columns from every run, and its metric columns are the runs'
+    scalars (``test/top1``, ``val/loss``, ...), in the Scalars tab's units. Flattened as Lightning flattens them
+    (``model/overrides/attn_layer``)."""
+    from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+    from torch.utils.tensorboard.summary import hparams
+
+    flat = logger._sanitize_params(_flatten_dict(_convert_params(params)))
+    _, session_start, session_end = hparams(flat, {})
+    writer = logger.experiment._get_file_writer()
+    writer.add_summary(session_start, step)
+    writer.add_summary(session_end, step)
+    writer.flush()
