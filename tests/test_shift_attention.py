@@ -284,7 +284,13 @@ def test_a_shift_adds_few_ops_to_a_step():
 @pytest.mark.slow
 def test_shift_blocks_compile_whole_and_compute_what_eager_does():
     """``torch.compile`` (the remedy for launch-bound batch-1 steps, ``benchmark_shift --compile``) traces the
-    in-place shift's autograd function without a graph break and gives eager's output and gradients."""
+    in-place shift's autograd function without a graph break and gives eager's output and gradients.
+
+    Compiled in a fresh inductor cache: torch keys cached CPU kernels on neither the vector ISA
+    (``ATEN_CPU_CAPABILITY``) nor the thread count (pytorch#184444), and kernels cached under other settings
+    corrupted memory here (an abort in the next test)."""
+    from torch._inductor.utils import fresh_cache
+
     from models.benchmark_shift import _build
 
     for variant in ("tokenshift", "msca_kv"):
@@ -292,12 +298,13 @@ def test_shift_blocks_compile_whole_and_compute_what_eager_does():
         assert torch._dynamo.explain(layer)(x.detach(), thw).graph_break_count == 0
         compiled = torch.compile(layer)
         results = []
-        for run in (layer, compiled):
-            layer.zero_grad(set_to_none=True)
-            inp = x.detach().clone().requires_grad_(True)
-            out = run(inp, thw)
-            out.square().sum().backward()
-            results.append([out, inp.grad, *(p.grad for p in layer.parameters())])
+        with fresh_cache():
+            for run in (layer, compiled):
+                layer.zero_grad(set_to_none=True)
+                inp = x.detach().clone().requires_grad_(True)
+                out = run(inp, thw)
+                out.square().sum().backward()
+                results.append([out, inp.grad, *(p.grad for p in layer.parameters())])
         for eager, traced in zip(*results):
             torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-5)
 
