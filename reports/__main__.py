@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
                                          "rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
+    compare = sub.add_parser("compare", help="runs (or another records folder) beside the tracked records and the "
+                                             "paper, each cell marked = / ≈ / ≠ (what `experiments run` prints)")
+    compare.add_argument("table", metavar="ID")
+    where = compare.add_mutually_exclusive_group()
+    where.add_argument("--runs-dir", default=None, help="runs to compare (default: runs/)")
+    where.add_argument("--records", default=None, help="a folder of records in the tracked layout, e.g. "
+                                                       "reports/reproducibility/avx2")
+    compare.add_argument("--scale", default="tiny")
     claims = sub.add_parser("claims", help="write reports/claims.md: each paper's claims against the tracked records")
     claims.add_argument("--check", action="store_true", help="exit 1 if reports/claims.md differs; write nothing")
     readme = sub.add_parser("readme", help="rewrite the generated blocks of the markdown files (tiny results, "
@@ -61,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "benchmark-shift":
         return _benchmark_shift(args.file, args.options)
+    if args.command == "compare":
+        return _compare(args)
     if args.command == "claims":
         return _claims(args.check)
     if args.command == "readme":
@@ -127,6 +137,30 @@ def _track(ids: list[str], runs_dir: str) -> int:
         print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
         if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
             print(build_report(table_id, runs_root=None, results_root=RESULTS_DIR))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from experiments.spec import table_spec
+
+    from .compare import LEGEND, compare_records, comparison_table, summary
+    from .records import table_records
+
+    try:
+        spec = table_spec(paper_table(args.table).id)
+    except UnknownTableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if spec is None:
+        print(f"error: {args.table} is not implemented: no runs to compare", file=sys.stderr)
+        return 2
+    mine = (table_records(spec, None, args.records) if args.records
+            else table_records(spec, args.runs_dir or "runs", None)).records
+    cells = compare_records(spec, mine, table_records(spec, None, RESULTS_DIR).records, args.scale)
+    if not cells:
+        print(f"no {args.scale} record of {args.table} under {args.records or args.runs_dir or 'runs'}")
+        return 1
+    print(f"{comparison_table(cells)}\n{summary(cells)}\n{LEGEND}")
     return 0
 
 

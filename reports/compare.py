@@ -40,9 +40,16 @@ class ComparedCell:
 def compare_cells(spec: TableSpec, runs_root: str | Path, results_root: str | Path | None, scale: str
                   ) -> list[ComparedCell]:
     """Every metric cell of ``spec`` at ``scale`` that the runs under ``runs_root`` fill, in the table's order."""
-    local = [r for r in table_records(spec, runs_root, None).records if r["scale"] == scale]
-    tracked = ([] if results_root is None else
-               [r for r in table_records(spec, None, results_root).records if r["scale"] == scale])
+    local = table_records(spec, runs_root, None).records
+    tracked = [] if results_root is None else table_records(spec, None, results_root).records
+    return compare_records(spec, local, tracked, scale)
+
+
+def compare_records(spec: TableSpec, mine: list[dict[str, Any]], theirs: list[dict[str, Any]], scale: str
+                    ) -> list[ComparedCell]:
+    """Each metric cell ``mine`` fills at ``scale``, against the same cell of ``theirs`` (the tracked records)."""
+    local = [r for r in mine if r["scale"] == scale]
+    tracked = [r for r in theirs if r["scale"] == scale]
     ours, theirs = (metric_values(spec, aggregate(records, scale)) for records in (local, tracked))
     seeds = {source: _per_seed(records) for source, records in (("local", local), ("tracked", tracked))}
     table = paper_table(spec.table_id)
@@ -95,8 +102,13 @@ def comparison_table(cells: list[ComparedCell]) -> str:
 
 def summary(cells: list[ComparedCell]) -> str:
     counts = {mark: sum(c.mark == mark for c in cells) for mark in MARKS}
-    return (f"{len(cells)} cell(s): {counts['same']} equal to the tracked records bit for bit, {counts['within']} "
+    text = (f"{len(cells)} cell(s): {counts['same']} equal to the tracked records bit for bit, {counts['within']} "
             f"within noise, {counts['beyond']} beyond noise, {counts['alone']} with nothing tracked")
+    gaps = [(abs(c.yours.mean - c.tracked.mean), c) for c in cells if c.tracked is not None and c.mark != "same"]
+    if gaps:
+        gap, cell = max(gaps, key=lambda item: item[0])
+        text += f"; the largest gap between means: {gap:.1f} points ({cell.row}, {cell.column})"
+    return text
 
 
 def tracked_seconds(spec: TableSpec, results_root: str | Path | None) -> dict[tuple[str, str, str], float]:

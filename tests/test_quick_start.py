@@ -12,7 +12,8 @@ import torch
 
 from experiments.provenance import cpu_kernels
 from lightning_modules.tensorboard_percent import in_percent
-from reports.compare import compare_cells, comparison_table, summary, tracked_seconds
+from reports.compare import compare_cells, compare_records, comparison_table, summary, tracked_seconds
+from reports.records import table_records
 from experiments.spec import table_spec
 from tests.test_tracked_results import REPO, _record, _write_local, _write_tracked
 
@@ -46,7 +47,32 @@ def test_each_of_the_users_cells_is_marked_against_the_tracked_one(tmp_path):
     text = comparison_table(list(cells.values()))
     assert "62.0 ± 2.0 (n=3)" in text and "79.2" in text
     assert summary(list(cells.values())) == ("5 cell(s): 1 equal to the tracked records bit for bit, 1 within noise, "
-                                             "2 beyond noise, 1 with nothing tracked")
+                                             "2 beyond noise, 1 with nothing tracked; the largest gap between "
+                                             "means: 20.0 points (Trajectory (Avg_T, Norm_S), K-400 top1)")
+
+
+def test_the_quick_start_rerun_on_the_avx2_kernels_is_within_noise_of_the_tracked_cells():
+    """The quick start's 30 runs, retrained with torch's, MKL's and oneDNN's AVX2 kernels forced (records under
+    ``reports/reproducibility/avx2``): the same configurations as the tracked records, other bits, every cell
+    within noise; the README quotes the largest gap."""
+    spec = table_spec(TABLE)
+    avx2 = table_records(spec, None, REPO / "reports/reproducibility/avx2").records
+    tracked = table_records(spec, None, REPO / "reports/results").records
+    assert len(avx2) == 30
+    assert {r["provenance"]["cpu_kernels"]["capability"] for r in avx2} == {"AVX2"}
+    assert all(r["provenance"].get("cpu_kernels") is None for r in tracked)  # trained before records named them
+    configs = {(r["row"], r["column"], r["seed"]): r["config"] for r in tracked if r["scale"] == "tiny"}
+    assert all(_agrees_where_both_say(r["config"], configs[(r["row"], r["column"], r["seed"])]) for r in avx2)
+    cells = compare_records(spec, avx2, tracked, "tiny")
+    assert len(cells) == 10 and {c.mark for c in cells} == {"within"}
+    gap = max(abs(c.yours.mean - c.tracked.mean) for c in cells)
+    assert f"the largest gap between means {gap:.1f} points" in " ".join((REPO / "README.md").read_text().split())
+
+
+def _agrees_where_both_say(newer: dict, older: dict) -> bool:
+    """Every option ``older`` records has the same value in ``newer`` (which may record options added since)."""
+    return all(_agrees_where_both_say(newer.get(key), value) if isinstance(value, dict) else newer.get(key) == value
+               for key, value in older.items())
 
 
 def test_one_seed_within_the_tracked_spread_is_within_noise(tmp_path):

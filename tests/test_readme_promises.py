@@ -48,7 +48,7 @@ READMES = markdown_pages()
 COMMAND_START = re.compile(r"(?:python )?(?<![\w-])-m ([\w.]+)")
 PLACEHOLDER_TABLE_IDS = {"ID", "cast_tableX"}
 # Modules run as ``python -m`` whose argparse parser these tests do not read (third-party tools).
-NOT_OURS = {"pytest"}
+NOT_OURS = {"pytest", "cProfile"}
 # Backticked paths that name a file outside this repository or what a run writes, not a tracked file.
 NOT_TRACKED_PATH = re.compile(r"^(runs/|checkpoints/|data/augmentation\.py$)")
 
