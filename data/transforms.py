@@ -119,7 +119,7 @@ def make_auto_augment(policy: str, translate_const: int) -> Callable[[Image.Imag
     return transform
 
 
-class _RandomGamma(torch.nn.Module):
+class RandomGamma(torch.nn.Module):
     """Gamma correction with an exponent drawn uniformly from ``gamma`` (torch's generator), one draw per call."""
 
     def __init__(self, gamma: tuple[float, float]) -> None:
@@ -135,7 +135,7 @@ def tokenshift_photometric_ops(prob: float) -> list[Callable[[torch.Tensor], tor
     """TokenShift's training colour changes (its data/augmentation.py, ``Train_ClipAug``), in its order: brightness
     x U(0.5, 2), saturation x U(0.5, 3), gamma U(0.8, 1.2), hue + U(-0.5, 0.5), each applied with probability
     ``prob`` (its ``random.randint(10)`` test: 0.1), one draw per clip."""
-    ops = [T.ColorJitter(brightness=(0.5, 2.0)), T.ColorJitter(saturation=(0.5, 3.0)), _RandomGamma((0.8, 1.2)),
+    ops = [T.ColorJitter(brightness=(0.5, 2.0)), T.ColorJitter(saturation=(0.5, 3.0)), RandomGamma((0.8, 1.2)),
            T.ColorJitter(hue=(-0.5, 0.5))]
     return [T.RandomApply([op], p=prob) for op in ops]
 

@@ -2,7 +2,7 @@
 
 Importing the package registers every table. Torch, Lightning and timm are imported where a model is built or a run
 trains (``tasks.build_model``, ``execute.execute``; the floors they import repair torchvision first), not here, so
-that ``list``, ``show`` and ``--help`` can answer at once (``tests/test_cli_startup.py``).
+that ``list``, ``show`` and ``--help`` can answer at once (``tests/experiments/test_cli_startup.py``).
 """
 
 import importlib

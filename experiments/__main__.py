@@ -282,7 +282,7 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _jobs(value: str) -> int | None:
+def parse_jobs(value: str) -> int | None:
     if value == "auto":
         return None
     if not value.isdigit() or int(value) < 1:
@@ -290,7 +290,7 @@ def _jobs(value: str) -> int | None:
     return int(value)
 
 
-def _setting(text: str) -> tuple[str, Any]:
+def parse_setting(text: str) -> tuple[str, Any]:
     """``--set SECTION.FIELD=VALUE``: VALUE parsed as JSON (numbers, true/false, null, lists, objects), else kept as
     a string; an unknown field fails when the runs resolve, naming the valid ones."""
     key, sep, value = text.partition("=")
@@ -381,10 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accumulate-grad-batches", type=int, help="Lightning gradient accumulation (batches per step)")
     run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's for this machine); "
                                                  "recorded in metrics.json")
-    run.add_argument("--set", action="append", type=_setting, metavar="SECTION.FIELD=VALUE",
+    run.add_argument("--set", action="append", type=parse_setting, metavar="SECTION.FIELD=VALUE",
                      help="any config field, VALUE as JSON (else a string), e.g. --set trainer.max_steps=20 "
                           "--set 'data.synthetic_params={\"num_train\": 32, \"num_val\": 16, \"seed\": 0}'")
-    run.add_argument("--jobs", type=_jobs, default=None, metavar="N|auto",
+    run.add_argument("--jobs", type=parse_jobs, default=None, metavar="N|auto",
                      help="CPU runs trained side by side, each on cores/N threads (default auto: one per core, at "
                           "most 4, when every run is one CPU process; else 1)")
     run.add_argument("--no-progress-bar", action="store_true")

@@ -46,7 +46,7 @@ TINY = ScalePreset(
 
 # Seeds a table trains at tiny scale by default where its runs at that count fit the quick start's 15 minutes on
 # 2 cores (the cost table the README generates from the tracked records): enough for its report to tell row
-# differences from noise. A test holds every table's default to that rule (tests/test_tracked_results.py).
+# differences from noise. A test holds every table's default to that rule (tests/reports/test_tracked_results.py).
 THREE_SEEDS = 3
 
 # The frame-wise tiny model of the shift family (MSCA, X-ViT): an image ViT on every frame with ViT-B's 12 heads.

@@ -96,7 +96,7 @@ def cached_expert(config: ExpertPretraining, cache_dir: str | Path = EXPERT_CACH
 
 
 @contextmanager
-def _own_random_state(seed: int) -> Iterator[None]:
+def own_random_state(seed: int) -> Iterator[None]:
     """Seed everything for a pretraining and give the caller back its random state afterwards, so a run that
     pretrains its expert first draws the same numbers as one that finds it cached."""
     import numpy as np
@@ -134,7 +134,7 @@ def pretrain_expert(config: ExpertPretraining, folder: Path) -> None:
     start = time.perf_counter()
     print(f"    pretraining tiny expert {config.arch} ({config.method}) on {config.data.dataset}, "
           f"{config.epochs} epoch(s); cached for every later run ...", flush=True)
-    with _own_random_state(config.seed):
+    with own_random_state(config.seed):
         dm = task.datamodule(cfg, folder)
         dm.prepare_data()
         dm.setup("fit")

@@ -284,7 +284,7 @@ def video_datamodule(data: DataConfig, failures_dir: Path) -> L.LightningDataMod
     return VideoDataModule(**kwargs, **dict(data.options), failures_dir=failures_dir)
 
 
-def _video_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+def datamodule_for_run(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
     return video_datamodule(cfg.data, run_dir / "data_failures")
 
 
@@ -367,10 +367,10 @@ def _label_propagation_options() -> frozenset[str]:
 
 
 VIDEO_CLASSIFICATION = register_task(Task(
-    "video_classification", _video_datamodule, _video_classifier, _video_inputs, _single_label,
+    "video_classification", datamodule_for_run, _video_classifier, _video_inputs, _single_label,
     data_options=video_data_options))
 VERB_NOUN_CLASSIFICATION = register_task(Task(
-    "verb_noun_classification", _video_datamodule, _video_classifier, _video_inputs, _verb_noun,
+    "verb_noun_classification", datamodule_for_run, _video_classifier, _video_inputs, _verb_noun,
     data_options=video_data_options))
 SEQUENCE_CLASSIFICATION = register_task(Task(
     "sequence_classification", _sequence_datamodule, _sequence_classifier, data_options=_sequence_data_options))

@@ -244,7 +244,7 @@ def evaluate_davis(feature_fn: FeatureFn, root: str | Path, split: str = "val", 
 # --- features of a VideoViT ------------------------------------------------------------------------------------
 
 
-def _pos_embed_for(model: VideoViT, thw: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
+def pos_embed_for(model: VideoViT, thw: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
     """(CLS position (1, 1, D), patch positions (1, T*h*w, D)) for a token grid of another spatial size: the
     spatial table (a joint table's, one tubelet at a time) is resampled as ``timm.layers.resample_abs_pos_embed``
     does when loading a checkpoint."""
@@ -277,7 +277,7 @@ def video_vit_patch_features(model: VideoViT, video: Tensor,
     concatenated). Returns (B, T', h, w, D) with T' = T / tubelet_size.
     """
     x, thw = model.patch_embed(video)
-    cls_pos, patch_pos = _pos_embed_for(model, thw)
+    cls_pos, patch_pos = pos_embed_for(model, thw)
     cls = (model.cls_token + cls_pos).expand(x.shape[0], -1, -1)
     x = model.pos_drop(torch.cat([cls, x + patch_pos], dim=1))
     captured = {}

@@ -2,7 +2,7 @@
 
     python -m models.benchmark_attention [--shape tiny|paper|all] [--device cpu|cuda] [--batch N] [--block] [--json]
 
-Variants (all the same function of the same parameters; tests/test_trajectory_fast_path.py proves it):
+Variants (all the same function of the same parameters; tests/models/attention/test_trajectory_fast_path.py proves it):
 
 - ``literal``: stage one with the explicit (T*S) x (T*S) score matrix, stage two as Eq. 5-6 print it (every
   trajectory token projected to keys and values): what the official code runs.
@@ -153,7 +153,7 @@ def _device_name(device: str, threads: int) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {threads} threads, {os.cpu_count()} cores"
 
 
-def _table(records: list[dict[str, Any]]) -> str:
+def records_table(records: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
     def mib(value: float | None) -> str:
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     what = "block" if args.block else "trajectory attention layer"
     print(f"One {what}, forward+backward, float32, on {_device_name(args.device, records[0]['threads'])}; "
           f"peak memory: {records[0]['memory_method']} over one pass, fresh process per variant.")
-    print(_table(records))
+    print(records_table(records))
 
 
 if __name__ == "__main__":

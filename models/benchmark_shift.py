@@ -77,7 +77,7 @@ class _InsideNetwork(nn.Module):
         return self.block(x.clone(), thw)
 
 
-def _build(shape: str, variant: str, unit: str, batch: int, dev: torch.device, compiled: str | None = None
+def build_unit(shape: str, variant: str, unit: str, batch: int, dev: torch.device, compiled: str | None = None
            ) -> tuple[nn.Module, tuple]:
     """The layer of ``variant`` (a block or the whole model) on ``dev`` and its input; ``compiled``: wrapped in
     ``torch.compile`` with that mode ("default", "reduce-overhead": CUDA graphs, "max-autotune")."""
@@ -133,7 +133,7 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
              min_seconds: float, compiled: str | None) -> list[dict[str, Any]]:
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    built = {v: _build(shape, v, unit, batch, dev, compiled) for v in variants}
+    built = {v: build_unit(shape, v, unit, batch, dev, compiled) for v in variants}
 
     def clear_gradients(variant: str) -> None:
         # Inside the network a block's input gradient flows on, it is not summed over steps; summing it here would
@@ -184,7 +184,7 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
     return list(records.values())
 
 
-def _table(records: list[dict[str, Any]]) -> str:
+def records_table(records: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
     def ratio(r: dict[str, Any], base: dict[str, Any], key: str) -> str:
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
              f"{os.cpu_count()} cores")
     how = f"compiled (torch.compile, mode {args.compile})" if args.compile else "eager"
     print(f"One {args.unit}, forward+backward, float32, {how}, batch {args.batch}, on {where}.")
-    print(_table(records))
+    print(records_table(records))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def saved_tensor_bytes(fn: Callable[[], Any], exclude: Iterable[Tensor] = ()) ->
     return total
 
 
-class _LiveBytes(TorchDispatchMode):
+class LiveBytes(TorchDispatchMode):
     """Tracks the bytes of the storages created by aten ops while active and still alive; keeps the maximum.
 
     A storage is counted from the op that first returns it until it is freed (a finalizer on its Python object,
@@ -109,9 +109,9 @@ def peak_bytes(fn: Callable[[], Tensor]) -> int:
 
     Counts what aten ops return (forward activations, gradients, temporaries), on top of whatever existed before
     (parameters, inputs); ``.grad`` buffers created by the backward stay alive and are included. See
-    ``_LiveBytes`` for what is not seen. Runs on any device, ``meta`` included.
+    ``LiveBytes`` for what is not seen. Runs on any device, ``meta`` included.
     """
-    with _LiveBytes() as probe:
+    with LiveBytes() as probe:
         out = fn()
         out.float().sum().backward()
         del out
@@ -152,7 +152,7 @@ def model_activation_bytes(name: str, input_shape: tuple[int, ...] | None = None
     return activation_bytes(model, input_shape)
 
 
-def _build(name: str, input_shape: tuple[int, ...], device: str, overrides: dict[str, Any]) -> nn.Module:
+def model_for_input(name: str, input_shape: tuple[int, ...], device: str, overrides: dict[str, Any]) -> nn.Module:
     overrides = {"num_frames": input_shape[2], "img_size": input_shape[3], **overrides}
     with torch.device(device):
         return create_model(name, **overrides)
@@ -172,7 +172,7 @@ def cuda_training_peak_gib(name: str, input_shape: tuple[int, ...] = (4, 3, 16, 
         return None
     device = torch.device("cuda")
     torch.cuda.empty_cache()
-    model = _build(name, input_shape, "cuda", overrides).train()
+    model = model_for_input(name, input_shape, "cuda", overrides).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     scaler = torch.amp.GradScaler("cuda")
     x = torch.randn(input_shape, device=device)

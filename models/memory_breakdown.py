@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .memory import _LiveBytes
+from .memory import LiveBytes
 from .registry import create_model
 
 MIB = 2**20
@@ -81,8 +81,8 @@ class _Storage:
     saved: bool = False
 
 
-class _Trace(_LiveBytes):
-    """``_LiveBytes`` that also keeps, for every storage it counts, who created it, when, and when it was freed."""
+class _Trace(LiveBytes):
+    """``LiveBytes`` that also keeps, for every storage it counts, who created it, when, and when it was freed."""
 
     def __init__(self, module_names: dict[nn.Module, str]) -> None:
         super().__init__()

@@ -46,7 +46,7 @@ def inflate_patch_embed(weight: Tensor, tubelet_size: int, tubelet_init: Tubelet
 
     "official" is the rule of the official Motionformer code (``slowfast/models/build.py``): zeros, then the
     2-D kernel in slice ``math.floor(tubelet_size / 2)`` -- for 2-frame tubelets the second temporal slice. That
-    is the same slice as "central" for every depth (tests/test_pretrained.py checks depths 1-4), so the two
+    is the same slice as "central" for every depth (tests/models/test_pretrained.py checks depths 1-4), so the two
     options give identical kernels: the paper's wording and the official code differ only in name here. The
     option exists so that a run can state that it follows the official code.
 

@@ -194,7 +194,7 @@ def _datasets_used(spec: TableSpec, scale: str) -> dict[str, str]:
     return used
 
 
-def _chance(records: list[dict[str, Any]]) -> str:
+def chance_level(records: list[dict[str, Any]]) -> str:
     """What guessing scores on the classes these runs recorded (``data.num_classes``): the level a top-1 or top-5
     cell is read against (top-5 of 6 classes is 83.3% by chance). Empty when no run recorded its classes."""
     def pct(k: int, n: int) -> str:
@@ -220,7 +220,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     lines = [f"**Scale: {scale}** — {preset.description}."]
     runs = [r for r in found.records if r["scale"] == scale]
     for key, dataset in _datasets_used(spec, scale).items():
-        chance = _chance([r for r in runs if r.get("data", {}).get("dataset") == dataset])
+        chance = chance_level([r for r in runs if r.get("data", {}).get("dataset") == dataset])
         # each run records whether it generated its data; without runs, the spec says where the data comes from
         recorded = [r for r in runs if r["dataset"] == dataset and "synthetic" in (r.get("data") or {})]
         generated = sorted({f"{r['row']} · {r['column']}" for r in recorded if r["data"]["synthetic"]})
@@ -243,7 +243,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     lines.append(f"- Runs found: {len(runs)} (seeds {seeds or '—'}; commits {', '.join(commits) or '—'}): "
                  f"{tracked} tracked in `reports/results/`, {len(runs) - tracked} local.")
     if runs:
-        lines.append(_hardware_line(runs))
+        lines.append(hardware_line(runs))
     lines += _data_losses(runs)
     reused = sorted({r["reused_from"] for r in runs if r.get("reused_from")})
     if reused:
@@ -268,7 +268,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     if differing:
         lines.append(f"- Cells filled by runs configured otherwise than the row is today (options given on the "
                      f"command line, or a spec changed since): {', '.join(differing)}.")
-    lines += _setup_differences(runs)
+    lines += setup_differences(runs)
     return lines
 
 
@@ -305,7 +305,7 @@ def _setup_counts(runs: list[dict[str, Any]], field: str) -> dict[str, int]:
     return counts
 
 
-def _hardware_line(runs: list[dict[str, Any]]) -> str:
+def hardware_line(runs: list[dict[str, Any]]) -> str:
     """Where and how the runs trained, whatever the scale: devices (world size × name), precision, global batch
     against the paper's; runs per value where they differ."""
     parts = []
@@ -331,7 +331,7 @@ def _data_losses(runs: list[dict[str, Any]]) -> list[str]:
             "the files): " + "; ".join(f"{cell}: {', '.join(seeds)}" for cell, seeds in sorted(losses.items())) + "."]
 
 
-def _setup_differences(runs: list[dict[str, Any]]) -> list[str]:
+def setup_differences(runs: list[dict[str, Any]]) -> list[str]:
     """One header line naming each other setup field in which the aggregated runs differ, with how many runs had
     each value (two torch builds, ...); nothing when they agree."""
     parts = []

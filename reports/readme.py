@@ -2,7 +2,7 @@
 results and costs (``reports/tiny_results.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
 experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``). They are made from
 the tracked records the committed reports read and the benchmark records under ``reports/benchmarks/``, so the text
-and the records cannot disagree (``python -m reports readme``; ``tests/test_tracked_results.py`` checks)."""
+and the records cannot disagree (``python -m reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
 
 from __future__ import annotations
 

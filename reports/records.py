@@ -2,7 +2,7 @@
 under ``runs/`` (git-ignored).
 
 A record is one run's ``metrics.json``. The committed reports are rebuilt from the tracked ones, so a fresh clone
-regenerates them byte for byte (``tests/test_tracked_results.py``); ``python -m reports track ID`` copies a
+regenerates them byte for byte (``tests/reports/test_tracked_results.py``); ``python -m reports track ID`` copies a
 table's local records into the tracked folder. A report cell of row R and column C is filled by
 
 - a record written for R and C of this table (local: whatever options that run was given), or

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 FLOORS = ["data", "models", "lightning_modules", "experiments", "reports"]
 ENTRY_POINT = "__main__.py"
 RUNNER = "experiments/runner.py"

@@ -5,7 +5,7 @@ is one an argparse parser of those commands accepts (``reports benchmark-shift``
 ``models.benchmark_shift``); every table id and ``--rows`` key the commands name is registered; every repository path
 and test node id named in backticks exists; every relative markdown link points to an existing file or folder, and an
 anchor in it to a heading of that file; the per-paper table counts of the introduction are the registry's; and the
-number of paper recipes the README says ``tests/test_paper_recipes.py`` trains is the number that test's
+number of paper recipes the README says ``tests/experiments/test_paper_recipes.py`` trains is the number that test's
 ``recipes()`` builds."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import pytest
 from experiments.__main__ import build_parser
 from experiments.paper_tables import paper_tables
 from experiments.spec import registered_specs, table_spec
-from tests.test_paper_recipes import recipes
+from tests.experiments.test_paper_recipes import recipes
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 # Hand-written pages that are not named README.md (they hold generated blocks too).
 OTHER_PAGES = ("reports/tiny_results.md",)
 
@@ -277,10 +277,10 @@ def test_the_introductions_table_counts_per_paper_are_the_registrys():
 
 
 def test_the_number_of_paper_recipes_the_readme_states_is_what_the_recipe_test_builds():
-    """README: "... N recipes of the five papers in about ... s" for tests/test_paper_recipes.py: N is the number
+    """README: "... N recipes of the five papers in about ... s" for tests/experiments/test_paper_recipes.py: N is the number
     of recipes that test's ``recipes()`` builds."""
     text = " ".join((REPO / "README.md").read_text().split())
-    stated = re.search(r"tests/test_paper_recipes\.py` trains .*? (\d+) recipes of the five papers", text)
-    assert stated, "the README no longer states how many recipes tests/test_paper_recipes.py trains"
+    stated = re.search(r"tests/experiments/test_paper_recipes\.py` trains .*? (\d+) recipes of the five papers", text)
+    assert stated, "the README no longer states how many recipes tests/experiments/test_paper_recipes.py trains"
     built = recipes()
     assert int(stated.group(1)) == len(built), (int(stated.group(1)), sorted(built))

@@ -5,7 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 LAYOUT = {"README.md", "requirements.txt", "experiments", "lightning_modules", "data", "models", "reports", "tests",
           ".ci", "pyproject.toml", ".gitignore"}
 

@@ -120,7 +120,7 @@ def _row(key: str, index: int, label: str, attention: str, budget: int | None) -
     })
 
 
-def _nystromformer_conv_gflops(depth: int = 2, heads: int = 2, seq_len: int = 2048, head_dim: int = 32,
+def nystromformer_conv_gflops(depth: int = 2, heads: int = 2, seq_len: int = 2048, head_dim: int = 32,
                                kernel: int = 35) -> float:
     """GFLOPs of the Nystromformer LRA code's skip connection on the values (``conv_kernel_size`` 35: a depthwise
     Conv2d over the sequence, one kernel per head), counted by torch's FLOP counter for every layer."""
@@ -143,7 +143,7 @@ def _listops_gflops(spec: TableSpec, row: RowSpec) -> Computed:
     if model["attention"] == "nystrom":
         order = lra_gflops("nystrom", model["budget"], attn_options={"pinv_side": "queries"}) - value
         extras = [("the Nyströmformer code's (Ω1·Z)·(Ω3·V) order", order),
-                  ("its 35-tap conv on V", _nystromformer_conv_gflops())]
+                  ("its 35-tap conv on V", nystromformer_conv_gflops())]
     elif model["attention"] == "orthoformer":
         official = lra_gflops("orthoformer", model["budget"], attn_options={"selection": "official"}) - value
         extras = [("greedy selection over all 2048 queries (official code)", official)]

@@ -71,7 +71,7 @@ OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
 
 # The official SSv2 yaml's 2 x 3 test views, for `--set`: get_seq_frames' views 0 and 1, each segment's middle then
 # its first frame (there on segments of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at
-# most, tests/test_data_loading.py)
+# most, tests/data/test_loading.py)
 SSV2_YAML_VIEWS = {"test_clips": 2, "options": {**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)}}
 
 XVIT_PAPER_SSV2 = ScalePreset(

@@ -38,7 +38,7 @@ key side softmax(P K_t'^T / sqrt(d)) V_t' runs through SDPA when ``fused_attn`` 
 and the parts that keep many small tensors for backward, Nystromformer's iterative pseudo-inverse and FAVOR+'s key
 features, are recomputed in backward (``torch.utils.checkpoint`` on R x R and S x m work). ``memory_lean=False``
 runs the kernels of ``approximate.py`` and the autograd stage two: the same function
-(tests/test_trajectory_memory.py).
+(tests/models/attention/test_trajectory_memory.py).
 
 The approximate stage one has no attention dropout (the official approximations have none), so with the
 default ``attn_drop_placement="stage_one"`` ``attn_drop`` drops nothing here; with "all" it acts on the CLS

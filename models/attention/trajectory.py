@@ -27,7 +27,7 @@ C^2 + 2 T C^2 + 2 T C for the literal form (Eq. 5-6 as printed, ``stage_two="lit
 layer. In autograd form (``memory_lean=False``), when nh > T, u is recomputed in backward instead of saved (it is
 nh/T = 1.5x the trajectory tokens at ViT-B), so the activations kept for backward are the trajectory tokens, z and
 the T weights per (query, head); the lean form (the default, "Memory" below) keeps neither u nor z.
-Both forms agree to rounding in values and gradients (tests/test_trajectory_fast_path.py); the key bias b_k has
+Both forms agree to rounding in values and gradients (tests/models/attention/test_trajectory_fast_path.py); the key bias b_k has
 no effect on the output in either form, so its gradient is zero (exactly so in the rearranged form).
 
 Official behaviour (``stage_two_values="trajectory"``). The official implementation (``use_original_code=True``,

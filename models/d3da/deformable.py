@@ -16,7 +16,7 @@ to both.
 - Z~[p] = sum_r g(p_x, r_x) g(p_y, r_y) g(p_z, r_z) Z[r] with g(a, b) = max(0, 1 - |a - b|) in token units: A3's
   loop, which is trilinear interpolation with zeros outside the grid, computed by ``F.grid_sample`` on the
   5-D tensor (B, C, T, H/8, W/8) with ``align_corners=False`` (token i's centre at normalised (2i + 1) / n - 1).
-  A literal transcription of the loop checks it in ``tests/test_d3da_deformable.py``.
+  A literal transcription of the loop checks it in ``tests/models/d3da/test_deformable.py``.
 
 Attention: X = [Z || M_RGB || M_CLS] (queries), X~ = [Z~ || M_RGB || M_CLS] (keys, values), the modal tokens one
 per frame; one multi-head attention of every query over all keys (no relative position bias, unlike DAT (*);

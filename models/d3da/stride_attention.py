@@ -59,7 +59,7 @@ blocks (``models.d3da.model``) apply it once per token after this merge (a point
 the mean of the FFNs: this is our choice). The merge is linear, so the output projection is applied after it.
 
 Windows are gathered with one index tensor and run as ONE attention call, the windows folded into the batch;
-the literal per-window loops live only in the tests (``tests/test_d3da_stride.py``).
+the literal per-window loops live only in the tests (``tests/models/d3da/test_stride_attention.py``).
 """
 
 from __future__ import annotations

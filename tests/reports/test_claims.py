@@ -1,0 +1,130 @@
+"""Claims as data, and their verdicts against records whose numbers are worked out here by hand."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from experiments.claims import ClaimsFileError, Comparison, all_claims, paper_claims, papers
+from reports.claims import (AGREES, CLAIMS_PAGE, CONTRADICTED, NOT_RUN, REPRODUCED, REVERSED, UNDECIDED, WITHIN,
+                            Reading, Side, evaluate, paper_pairs, read, render, verdict)
+from tests.reports.test_tracked_results import make_record, write_tracked
+
+TABLE = "mformer_table4"
+
+
+class Cells:
+    """A stand-in for a table's cells: {(row, column): Side}."""
+
+    def __init__(self, sides: dict[tuple[str, str], Side | None]):
+        self.sides = sides
+
+    def side(self, row: str, column: str):
+        side = self.sides.get((row, column))
+        return side, "" if side else f"{row} · {column}: no tracked run"
+
+
+def trained(mean: float, std: float, n: int = 3) -> Side:
+    return Side(mean, std, n, "")
+
+
+def computed(value: float) -> Side:
+    return Side(value, 0.0, 0, "")
+
+
+def reading(kind: str, a: Side | None, b: Side | None, margin: float = 0.0) -> str:
+    return read(Comparison(TABLE, "a", "c", "b", "c", kind, margin), Cells({("a", "c"): a, ("b", "c"): b})).outcome
+
+
+def test_an_ordering_of_trained_cells_is_read_with_two_standard_errors():
+    # bound = 2·sqrt(1/3 + 1/3) = 1.633
+    assert reading("higher", trained(62.0, 1.0), trained(60.0, 1.0)) == AGREES  # +2.0 > 1.633
+    assert reading("higher", trained(61.5, 1.0), trained(60.0, 1.0)) == WITHIN  # +1.5
+    assert reading("higher", trained(58.0, 1.0), trained(60.0, 1.0)) == REVERSED
+    assert reading("lower", trained(58.0, 1.0), trained(60.0, 1.0)) == AGREES  # a cost: lower as claimed
+    assert reading("higher", trained(70.0, 0.0, n=1), trained(60.0, 1.0)) == WITHIN  # one seed: no spread to read
+    assert reading("higher", None, trained(60.0, 1.0)) == NOT_RUN
+
+
+def test_parity_agrees_when_the_gap_clears_the_margin_beyond_noise():
+    # not_worse, margin 0.2: A − B + 0.2 against the bound 1.633
+    assert reading("not_worse", trained(61.5, 1.0), trained(60.0, 1.0), 0.2) == AGREES  # 1.7 > 1.633
+    assert reading("not_worse", trained(60.0, 1.0), trained(60.0, 1.0), 0.2) == WITHIN  # parity: not shown
+    assert reading("not_worse", trained(58.0, 1.0), trained(60.0, 1.0), 0.2) == REVERSED  # −1.8 < −1.633
+
+
+def test_computed_cells_are_compared_exactly():
+    assert reading("lower", computed(180.5), computed(369.4)) == AGREES
+    assert reading("lower", computed(369.4), computed(369.4)) == REVERSED  # not lower
+    assert reading("not_worse", computed(140.5), computed(140.5)) == AGREES  # equal costs: margin 0 holds
+    assert reading("not_worse", computed(140.4), computed(140.5)) == REVERSED
+
+
+def _readings(*outcomes: str) -> list[Reading]:
+    return [Reading(Comparison(TABLE, "a", "c", "b", "c", "higher"), o, None, None) for o in outcomes]
+
+
+def test_a_claim_is_reproduced_only_when_every_ordering_it_rests_on_agrees():
+    assert verdict(_readings(AGREES, AGREES)) == REPRODUCED
+    assert verdict(_readings(AGREES, NOT_RUN)) == REPRODUCED  # the page says how many were not run
+    assert verdict(_readings(AGREES, WITHIN)) == UNDECIDED
+    assert verdict(_readings(AGREES, WITHIN, REVERSED)) == CONTRADICTED
+    assert verdict(_readings(NOT_RUN, NOT_RUN)) == NOT_RUN
+
+
+def test_verdicts_from_tracked_records(tmp_path):
+    """Motionformer's "trajectory attention beats joint and divided": by hand, SSv2 trajectory 70, 72, 74 (mean 72,
+    sd 2) against joint 60, 61, 62 (61, sd 1) and divided 50, 51, 52: both +11 and +21 beyond 2·sqrt(4/3 + 1/3) =
+    2.58; K-400 trajectory 66, 67, 68 against joint 66.5, 67, 67.5: +0 within noise -> not distinguishable. With
+    joint's K-400 at 70, 71, 72 instead it is reversed beyond noise -> contradicted."""
+    values = {("traj_attT_normS", "SSv2"): [70.0, 72.0, 74.0], ("joint", "SSv2"): [60.0, 61.0, 62.0],
+              ("divided", "SSv2"): [50.0, 51.0, 52.0], ("traj_attT_normS", "K-400"): [66.0, 67.0, 68.0],
+              ("joint", "K-400"): [66.5, 67.0, 67.5], ("divided", "K-400"): [60.0, 61.0, 62.0]}
+    for (row, column), tops in values.items():
+        for seed, top1 in enumerate(tops):
+            write_tracked(tmp_path / "a", make_record(TABLE, row, column, seed, top1))
+            shifted = top1 + 4.0 if (row, column) == ("joint", "K-400") else top1
+            write_tracked(tmp_path / "b", make_record(TABLE, row, column, seed, shifted))
+    claim = next(c for c in paper_claims("mformer") if c.id == "trajectory_beats_space_time")
+    (first,) = evaluate([claim], tmp_path / "a")
+    assert [r.outcome for r in first.readings] == [AGREES, AGREES, WITHIN, AGREES]
+    assert first.verdict == UNDECIDED and first.commits == {"aaaaaaaaaaaa"}
+    (second,) = evaluate([claim], tmp_path / "b")
+    assert second.verdict == CONTRADICTED
+    (none,) = evaluate([claim], tmp_path / "empty")
+    assert none.verdict == NOT_RUN
+
+
+def test_the_pair_count_follows_the_papers_order_by_sign(tmp_path):
+    # paper K-400: joint 79.2 > divided 78.5 < trajectory 79.7; ours: joint 60 ± 1, divided 70 ± 1, trajectory 60.5
+    for seed, (joint, divided, traj) in enumerate([(59.0, 69.0, 59.5), (60.0, 70.0, 60.5), (61.0, 71.0, 61.5)]):
+        for row, top1 in (("joint", joint), ("divided", divided), ("traj_attT_normS", traj)):
+            write_tracked(tmp_path, make_record(TABLE, row, "K-400", seed, top1))
+    counts = paper_pairs(tmp_path)[TABLE]
+    # joint-divided reversed; joint-trajectory within noise; divided-trajectory reversed (ours 70 > 60.5)
+    assert (counts.ordered, counts.agreeing, counts.reversed, counts.within) == (3, 0, 2, 1)
+
+
+def test_every_paper_has_three_to_six_claims_each_resting_on_cells_that_exist():
+    assert papers() == ["d3da", "mformer", "msca", "xvit", "cast"]
+    for paper in papers():
+        assert 3 <= len(paper_claims(paper)) <= 6, paper
+    assert all(claim.quote and claim.stand_in and claim.tests for claim in all_claims())
+
+
+def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_claim(tmp_path, monkeypatch):
+    import experiments.claims as module
+
+    data = yaml.safe_load(module.claims_path("mformer").read_text())
+    data["claims"][0]["tests"][0]["rows"] = ["no_such_row"]
+    (tmp_path / "mformer").mkdir()
+    (tmp_path / "mformer" / "claims.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(module, "claims_path", lambda paper: tmp_path / paper / "claims.yaml")
+    with pytest.raises(ClaimsFileError, match=r"claims.yaml: claim trajectory_beats_space_time, test 1: "
+                                              r"mformer_table4 has no row\(s\) \['no_such_row'\]"):
+        paper_claims("mformer")
+
+
+def test_the_claims_page_is_generated_from_the_claims_and_the_tracked_records():
+    assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs()), (
+        "reports/claims.md differs: run `python -m reports claims`")

@@ -1,0 +1,319 @@
+"""Tracked records are the committed reports' source of truth: a fresh clone rebuilds every report byte for byte,
+the generated blocks of the markdown pages (tiny results, learnability, MSCA's own experiments) are made from them,
+a local run never silently replaces one, and a cell is filled by any run configured as its row, whichever table
+trained it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.plan import resolve_runs
+from experiments.spec import table_spec
+from reports import noise
+from reports.build import REPORTS_DIR, Cell, build_report
+from reports.readme import rewrite_generated_blocks
+from reports.records import table_records, track, tracked_path
+
+REPO = REPORTS_DIR.parent
+
+
+def make_record(table: str, row: str, column: str, seed: int, top1: float, commit: str = "a" * 40) -> dict:
+    cfg = next(c for c in resolve_runs(table, "tiny", [row], seed + 1, None, None)
+               if c.column == column and c.seed == seed)
+    return {"table": table, "row": row, "column": column, "seed": seed, "scale": "tiny",
+            "dataset": cfg.data.dataset, "metrics": {"top1": top1}, "config": cfg.to_dict(), "git_commit": commit}
+
+
+def write_local(runs: Path, record: dict) -> Path:
+    slug = record["column"].lower().replace("-", "_")
+    path = runs / record["table"] / record["row"] / f"seed{record['seed']}" / f"tiny-{slug}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_tracked(results: Path, record: dict) -> Path:
+    path = tracked_path(results, record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_a_tracked_record_wins_over_a_local_run_unless_asked(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    write_tracked(results, make_record("mformer_table4", "joint", "K-400", 0, 60.0))
+    write_local(runs, make_record("mformer_table4", "joint", "K-400", 0, 70.0, commit="b" * 40))
+    spec = table_spec("mformer_table4")
+    kept = table_records(spec, runs, results)
+    assert [r["metrics"]["top1"] for r in kept.records] == [60.0] and len(kept.passed_over) == 1
+    assert [r["metrics"]["top1"] for r in table_records(spec, runs, results, prefer="local").records] == [70.0]
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results).read_text()
+    assert "60.0 (n=1; tiny, synth_appearance, device not recorded) · paper 79.2" in text
+    assert "1 tracked in `reports/results/`, 0 local" in text and "1 local record(s) of the same cells" in text
+    local = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results,
+                         prefer="local").read_text()
+    # the other way round: the header names the tracked record as the one passed over, and how to see it
+    assert ("- 1 tracked record(s) of the same cells and seeds were passed over for the local ones (`--prefer "
+            "local`; `python -m reports build mformer_table4` shows the tracked ones") in local
+    assert "local record(s) of the same cells" not in local
+
+
+def test_a_cell_is_filled_by_any_run_configured_as_its_row(tmp_path):
+    """Table 3a's exact row is Table 4's trajectory row: its record fills both reports; a copy written by the
+    runner's reuse (``reused_from``) is not counted twice."""
+    runs = tmp_path / "runs"
+    write_local(runs, make_record("mformer_table4", "traj_attT_normS", "K-400", 0, 61.0))
+    write_local(runs, make_record("mformer_table4", "traj_attT_normS", "K-400", 1, 63.0))
+    copy = {**make_record("mformer_table3a", "exact", "K-400", 0, 61.0), "reused_from": "mformer_table4/..."}
+    write_local(runs, copy)
+    found = table_records(table_spec("mformer_table3a"), runs)
+    exact = [r for r in found.records if r["row"] == "exact"]
+    assert sorted(r["seed"] for r in exact) == [0, 1]
+    assert all(r["reused_from"].startswith("mformer_table4/traj_attT_normS/") for r in exact)
+    assert not table_records(table_spec("mformer_table3a"), runs).differing
+
+
+def test_a_run_configured_otherwise_is_said_in_the_header(tmp_path):
+    runs = tmp_path / "runs"
+    record = make_record("mformer_table4", "joint", "K-400", 0, 55.0)
+    record["config"]["optim"]["epochs"] = 1  # as `--epochs 1` would have run it
+    write_local(runs, record)
+    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path).read_text()
+    assert "Cells filled by runs configured otherwise than the row is today" in text and "joint · K-400" in text
+
+
+def test_track_copies_the_records_a_report_uses(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    write_local(runs, make_record("mformer_table4", "traj_attT_normS", "SSv2", 0, 71.0))
+    written = track(table_spec("mformer_table3a"), runs, results)  # reused by configuration: tracked under its own
+    assert written == [results / "mformer_table4" / "traj_attT_normS" / "seed0" / "tiny-ssv2.json"]
+    assert json.loads(written[0].read_text())["metrics"]["top1"] == 71.0
+    assert [r["_source"] for r in table_records(table_spec("mformer_table3a"), None, results).records] == ["tracked"]
+
+
+def test_track_keeps_the_newer_static_record(tmp_path):
+    """Tracking from an older checkout's runs/ must not replace static columns computed later."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    local, tracked = runs / "mformer_table4" / "static.json", results / "mformer_table4" / "static.json"
+
+    def write(path: Path, when: str, gflops: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"table": "mformer_table4", "kind": "static columns", "computed_at": when,
+                                    "cells": {"joint": {"GFLOPS": {"value": gflops, "text": f"{gflops}",
+                                                                   "source": "computed"}}}}))
+
+    write(tracked, "2026-11-23T01:00:00+00:00", 180.5)
+    write(local, "2026-11-22T01:00:00+00:00", 170.0)
+    assert track(table_spec("mformer_table4"), runs, results) == []
+    assert json.loads(tracked.read_text())["cells"]["joint"]["GFLOPS"]["value"] == 180.5
+    write(local, "2026-11-24T01:00:00+00:00", 181.0)
+    assert track(table_spec("mformer_table4"), runs, results) == [tracked]
+    assert json.loads(tracked.read_text())["cells"]["joint"]["GFLOPS"]["value"] == 181.0
+
+
+def test_every_tracked_static_cell_records_its_configuration_and_only_a_device_measurement_may_be_stale():
+    """A computed cell is remade on any machine (`python -m experiments static ID`), so a tracked one must be today's;
+    a measurement needs its device, so it may lag, and then its report cell says what changed."""
+    from experiments.static import stale_note
+
+    for path in sorted((REPO / "reports" / "results").glob("*/static.json")):
+        spec = table_spec(path.parent.name)
+        record = json.loads(path.read_text())
+        for row in spec.rows:
+            for col in spec.static_columns:
+                cell = record["cells"][row.key][col.column]
+                assert cell.get("configuration") in record["configurations"], (path, row.key, col.column)
+                on_a_gpu = cell["source"].startswith("measured on ") and "CPU" not in cell["source"]
+                if not on_a_gpu:
+                    assert stale_note(col, spec, row, record, cell) is None, (path, row.key, col.column)
+
+
+def test_noise_rule_against_literal_numbers():
+    a, b = Cell(70.0, 1.0, 3, "tiny", "x", "CPU"), Cell(66.0, 2.0, 3, "tiny", "x", "CPU")
+    # |70 - 66| = 4 > 2 * sqrt(1/3 + 4/3) = 2.58: beyond noise; 68 vs 66: 2 < 2.58 within
+    assert noise.beyond_noise(a, b) is True
+    assert noise.beyond_noise(Cell(68.0, 1.0, 3, "tiny", "x", "CPU"), b) is False
+    assert noise.beyond_noise(Cell(90.0, 0.0, 1, "tiny", "x", "CPU"), b) is None
+    line = noise.column_line("K-400", [("A", a), ("B", b), ("C", Cell(69.0, 1.0, 3, "tiny", "x", "CPU"))])
+    assert line == "- K-400: 2 of 3 row pairs differ beyond noise: A > B (+4.0), C > B (+3.0); 1 within noise"
+
+
+def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_path):
+    """Table 7's two rows are two runs: 60 s + 84 s a seed; 3 seeds by default, two side by side: 3.6 min."""
+    from reports.readme import costs_table
+
+    results = tmp_path / "results"
+    for row, seconds in (("mformer_b", 60.0), ("mformer_h", 84.0)):
+        cfg = resolve_runs("mformer_table7", "tiny", [row], 1, None, None)[0]
+        write_tracked(results, {**make_record("mformer_table7", row, cfg.column, 0, 50.0), "wall_time_s": seconds})
+    line = next(line for line in costs_table(results).splitlines() if "mformer_table7.md" in line)
+    assert [cell.strip() for cell in line.strip("|").split("|")][1:] == ["2", "2.4", "3", "3.6"]
+    table4 = next(line for line in costs_table(results).splitlines() if "mformer_table4.md" in line)
+    assert "| —" in table4  # Table 7's Mformer-B is Table 4's trajectory row; Table 4's other cells have no record
+    assert "mformer_table5.md" not in costs_table(results)  # no record of its at all: no line
+
+
+def test_every_table_trains_three_seeds_exactly_where_its_recorded_costs_fit_the_budget():
+    """A table's tiny default is 3 seeds iff its tracked runs, 3 seeds two side by side, take at most the quick
+    start's 15 minutes (the cost table of reports/tiny_results.md): change the records or the specs, and this says
+    which table."""
+    from reports.readme import SIDE_BY_SIDE, costs_table
+
+    checked = []
+    for line in costs_table().splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        table_id = cells[0].split("]")[0].lstrip("[")
+        assert cells[2] != "—", f"{table_id}: a cell has no tracked record, so its cost is unknown"
+        fits = float(cells[2]) * 3 / SIDE_BY_SIDE <= 15.0
+        assert table_spec(table_id).tiny_seeds == (3 if fits else 1), (table_id, cells)
+        checked.append(table_id)
+    assert {"mformer_table4", "msca_table1", "xvit_table2", "cast_table1c", "d3da_figureA1"} <= set(checked)
+
+
+def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_path):
+    from reports.readme import learnability_block
+
+    with pytest.raises(ValueError, match=r"synthetic_learnability row\(s\) \['synth_appearance', 'synth_motion', "
+                                         r"'synth_verbnoun', 'synth_pose'\]"):
+        learnability_block(tmp_path)
+
+
+def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_tables(tmp_path):
+    from reports.readme import experiment_block, experiment_markers
+
+    kv_frames_block = functools.partial(experiment_block, "msca_kv_frames")
+
+    top1 = {"msca_kv_h1": (15.0, 21.0, 18.0), "msca_kv_opposite_h1": (54.0, 52.0, 33.0),
+            "msca_qkv_h1": (14.0, 16.0, 18.0), "msca_qkv_opposite_h1": (40.0, 45.0, 50.0)}
+    for row, values in top1.items():
+        for seed, value in enumerate(values):
+            paper_row_seed_0 = seed == 0 and "opposite" not in row
+            record = make_record("msca_table2" if paper_row_seed_0 else "msca_kv_frames", row, "SSv2", seed, value)
+            write_tracked(tmp_path, {**record, "wall_time_s": 60.0})
+    lines = {line.split("|")[1].strip(): line for line in kv_frames_block(tmp_path).splitlines()
+             if line.startswith("| MSCA")}
+    assert "18.0 ± 3.0 (n=3" in lines["MSCA-KV (the paper's)"]
+    assert "15.0 / 21.0 / 18.0" in lines["MSCA-KV (the paper's)"]
+    assert "46.3 ± 11.6 (n=3" in lines["MSCA-KV, values from the other neighbour"]
+    assert "16.0 ± 2.0 (n=3" in lines["MSCA-QKV (the paper's)"]
+    assert "MSCA-KV, values from the other neighbour > MSCA-KV (the paper's) (+28.3)" in kv_frames_block(tmp_path)
+    assert "12 records' own wall times: 12.0 min summed, so `python -m experiments run msca_kv_frames` takes about " \
+           "6.0 min 2 side by side." in kv_frames_block(tmp_path)
+
+    write_tracked(tmp_path, {**make_record("msca_kv_frames", "msca_kv_opposite_h1", "SSv2", 3, 99.0),
+                              "wall_time_s": 60.0})
+    with_extra = kv_frames_block(tmp_path)
+    assert "46.3 ± 11.6 (n=3" in with_extra and "99.0" not in with_extra
+    assert with_extra.endswith("Tracked beyond the default seeds and left out here: msca_kv_opposite_h1 seed 3.\n"
+                               + experiment_markers("msca_kv_frames")[1])
+
+    tracked_path(tmp_path, make_record("msca_kv_frames", "msca_qkv_opposite_h1", "SSv2", 2, 0.0)).unlink()
+    with pytest.raises(ValueError, match=r"msca_kv_frames row\(s\) \['msca_qkv_opposite_h1'\] lack tracked records "
+                                         r"of seeds \[0, 1, 2\]: run `python -m experiments run msca_kv_frames`"):
+        kv_frames_block(tmp_path)
+
+
+def test_the_patch_rows_block_takes_seed_0_of_its_one_row_rows_from_tables_4_and_5_under_their_own_row_names(
+        tmp_path):
+    from reports.readme import experiment_block, experiment_markers
+
+    top1 = {"msca_pk_rows1": (15.0, 17.0, 19.0), "msca_pk_rows4": (30.0, 40.0, 50.0),
+            "msca_pk_rows8": (60.0, 61.0, 62.0), "msca_pkv_rows1": (14.0, 16.0, 18.0),
+            "msca_pkv_rows4": (16.0, 17.0, 18.0), "msca_pkv_rows8": (20.0, 25.0, 30.0)}
+    elsewhere = {"msca_pk_rows1": ("msca_table5", "msca_pk_n8"), "msca_pkv_rows1": ("msca_table4", "msca_pkv_n4")}
+    for row, values in top1.items():
+        for seed, value in enumerate(values):
+            table, name = elsewhere[row] if seed == 0 and row in elsewhere else ("msca_patch_rows", row)
+            write_tracked(tmp_path, {**make_record(table, name, "SSv2", seed, value), "wall_time_s": 30.0})
+    block = experiment_block("msca_patch_rows", tmp_path)
+    assert block.startswith(experiment_markers("msca_patch_rows")[0])
+    lines = {line.split("|")[1].strip(): line for line in block.splitlines() if line.startswith("| MSCA")}
+    assert "17.0 ± 2.0 (n=3" in lines["MSCA-pK, N_b = N_f = 1 of 17 rows"]
+    assert "15.0 / 17.0 / 19.0" in lines["MSCA-pK, N_b = N_f = 1 of 17 rows"]
+    assert "14.0 / 16.0 / 18.0" in lines["MSCA-pKV, N_b = N_f = 1 of 17 rows"]
+    assert "MSCA-pK, N_b = N_f = 8 of 17 rows > MSCA-pK, N_b = N_f = 1 of 17 rows (+44.0)" in block
+    assert "18 records' own wall times: 9.0 min summed" in block
+
+
+def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknown_id(tmp_path, capsys):
+    from reports.__main__ import main
+
+    assert main(["track", "synthetic_learnability", "--runs-dir", str(tmp_path)]) == 0  # nothing local: 0 records
+    assert "synthetic_learnability: 0 record(s)" in capsys.readouterr().out
+    assert not (REPO / "reports" / "synthetic_learnability.md").exists()  # no paper layout, so no report
+    assert main(["track", "synthetic_learnabilty", "--runs-dir", str(tmp_path)]) == 2
+
+
+def test_every_generated_block_is_what_the_tracked_records_give():
+    changed = rewrite_generated_blocks(write=False)
+    assert {path.relative_to(REPO).as_posix() for path in changed} == {
+        "reports/tiny_results.md", "data/README.md", "experiments/msca/README.md"}
+    stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
+    assert not stale, f"{stale}: a generated block differs from the tracked records: run `python -m reports readme`"
+
+
+def _tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    return [f for f in listed if f and (REPO / f).is_file()]
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout to know the tracked files")
+def test_a_build_of_every_report_keys_each_record_once(monkeypatch):
+    """The index reads every table's records after every report; keying each record once per table made a build of
+    all reports take minutes (experiment_key was 2/3 of it)."""
+    from experiments.paper_tables import paper_tables
+    from reports import records
+    from reports.records import RESULTS_DIR
+
+    calls = []
+    real = records.experiment_key
+    monkeypatch.setattr(records, "experiment_key", lambda config: calls.append(1) or real(config))
+    monkeypatch.setattr(records, "_cache", {})
+    specs = [s for s in map(table_spec, paper_tables()) if s is not None]
+    passes = []
+    for _ in range(2):
+        calls.clear()
+        for spec in specs:
+            table_records(spec, None, RESULTS_DIR)
+        passes.append(len(calls))
+    keyed = sum("config" in json.loads(p.read_text()) for p in RESULTS_DIR.glob("*/*/seed*/*.json"))
+    assert keyed > 100
+    assert passes[0] - passes[1] == keyed  # the second pass keys the specs' own runs only
+
+
+def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
+    """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build` must reproduce every
+    committed report and plot exactly. "Committed" is what git holds (its index), not the working tree, where a
+    command may have written since."""
+    clone = tmp_path / "clone"
+    for name in _tracked_files():
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in (clone / "reports").iterdir()
+                 if p.suffix in (".md", ".png")}
+    env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-m", "reports", "build"], cwd=clone, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rebuilt = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
+    changed = sorted(name for name in committed.keys() | rebuilt.keys() if committed.get(name) != rebuilt.get(name))
+    assert not changed, f"reports that a fresh clone does not rebuild identically: {changed}"
+
+
+def _committed_bytes(path: Path) -> bytes:
+    """The file as git's index holds it (the working tree's copy outside a git checkout, or for a file not added)."""
+    if (REPO / ".git").exists():
+        shown = subprocess.run(["git", "show", f":{path.as_posix()}"], cwd=REPO, capture_output=True)
+        if shown.returncode == 0:
+            return shown.stdout
+    return (REPO / path).read_bytes()
