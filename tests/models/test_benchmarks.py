@@ -102,7 +102,7 @@ def test_shift_benchmark_on_cuda_synchronises_each_timed_pass_and_takes_the_pass
         layer = ScriptedLayer(queue, lambda n: 0.5 if n < 3 else scripted[variant][n - 3])
         return layer, (torch.randn(batch, 4, requires_grad=True),)
 
-    monkeypatch.setattr(benchmark_shift, "_build", fake_build)
+    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
     monkeypatch.setattr(benchmark_shift, "time", clock.module())
     monkeypatch.setattr(torch.cuda, "synchronize", queue.synchronize)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a, **k: None)
@@ -136,7 +136,7 @@ def test_shift_benchmark_compiles_every_variant_with_room_for_all_in_dynamos_cac
         seen.append((compiled, torch._dynamo.config.recompile_limit))
         return ScriptedLayer(clock, lambda n: 1.0), (torch.randn(batch, 4, requires_grad=True),)
 
-    monkeypatch.setattr(benchmark_shift, "_build", fake_build)
+    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
     monkeypatch.setattr(benchmark_shift, "time", clock.module())
     variants = ["vit", *(f"variant_{i}" for i in range(11))]
     records = benchmark_shift.measure("tiny", variants, "block", batch=1, device="cpu", repeats=1, min_seconds=0.0,
@@ -164,7 +164,7 @@ def test_shift_benchmark_starts_every_pass_with_no_input_gradient(monkeypatch):
         x.register_hook(backwards.append)
         return LoggedLayer(clock, lambda n: 1.0), (x,)
 
-    monkeypatch.setattr(benchmark_shift, "_build", fake_build)
+    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
     monkeypatch.setattr(benchmark_shift, "time", clock.module())
     benchmark_shift.measure("tiny", ["vit", "tsm"], "block", batch=1, device="cpu", repeats=2, min_seconds=0.0)
     assert len(backwards) >= 2 * (1 + 1 + 2)  # per variant: warm-up, op count, 2 timed passes
