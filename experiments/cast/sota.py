@@ -17,8 +17,8 @@ SOTA_NOTE = ("Only the rows with a spec (CAST, and the CAST authors' own fully f
              "work, printed as published. " + STAND_IN_NOTE)
 TEMPORAL_PRETRAINING = {"EK-100": "videomae_ek100", "SSv2": "videomae_ssv2", "K-400": "videomae_k400"}
 
-# The tiny CLIP stand-in is a supervised classifier of the K-400 stand-in's own training split (finding of the
-# audit; not retrained, so the tracked tiny records stay valid): the tiny K-400 columns say so.
+# The tiny CLIP stand-in is a supervised classifier of the K-400 stand-in's own training split, so the tiny K-400
+# columns say it saw those labels.
 _CLIP_ON_K400 = CLIP_DATA.dataset == TINY_STAND_INS["K-400"].dataset
 CLIP_LABELS_NOTE = (
     f"Tiny K-400 column: the tiny \"CLIP\" spatial expert was pretrained WITH LABELS on `{CLIP_DATA.dataset}`, "

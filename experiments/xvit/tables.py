@@ -28,66 +28,37 @@ from ..tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
-# The official X-ViT code (github.com/1adrianb/video-transformers), read at commit 82ca176: each value below names
-# its file and line. "SSv2 yaml" = configs/SSv2/xvit_B16_16x16.yaml, "K400 yaml" =
-# configs/Kinetics/xvit_B16_16x16_k400.yaml, "defaults" = slowfast/config/defaults.py.
-# TRAIN.BATCH_SIZE 64 (both yamls, l. 4; defaults l. 49: "Total mini-batch size") over NUM_GPUS 8 (SSv2 yaml l. 62,
-# K400 yaml l. 59): 8 clips per GPU. BASE_LR is stated for that global batch; another one scales it linearly.
+# The official X-ViT code (github.com/1adrianb/video-transformers, commit 82ca176) is the recipe's source; the
+# paper's README lists each value's file and line. Its global batch is 64 clips on 8 GPUs; BASE_LR is stated for
+# that batch and another one scales it linearly.
 OFFICIAL_GLOBAL_BATCH, OFFICIAL_GPUS = 64, 8
 XVIT_PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=OFFICIAL_GPUS, reference_batch=OFFICIAL_GLOBAL_BATCH,
                                          lr_scaling="linear")
-# XVIT.BASE_MODEL vit_base_patch16_224_in21k (SSv2 yaml l. 28): Google's original ImageNet-21K ViT-B/16
-# (jx_vit_base_patch16_224_in21k-e5005f0a.pth in the official vit.py), timm's orig_in21k, not the later AugReg one.
+# Google's original ImageNet-21K ViT-B/16 (the code's vit_base_patch16_224_in21k), not timm's later AugReg one.
 XVIT_PAPER_MODEL = ModelConfig(name="vit_base_patch16_frame", pretrained="timm:vit_base_patch16_224.orig_in21k")
-# OPTIMIZING_METHOD sgd (SSv2 yaml l. 46, K400 yaml l. 41) with MOMENTUM 0.9 (l. 41 / l. 37) and defaults' NESTEROV
-# True (defaults l. 316, passed on in slowfast/models/optimizer.py l. 195): timm's "sgd" is Nesterov SGD. BASE_LR
-# 0.03 (l. 36 / l. 34), LR_POLICY cosine (l. 37 / l. 35), WARMUP_EPOCHS 5 (l. 43 / l. 39); the yamls' STEPS / LRS
-# belong to the step policy, which cosine does not read. WARMUP_START_LR 0.003 (SSv2 yaml l. 45) and 0.01 (K400
-# yaml l. 40): the warm-up starts at 1/10 and 1/3 of BASE_LR (as fractions, so they follow a scaled lr).
-# tools/train_net.py sets the lr every step from optim.get_epoch_lr(cur_epoch + cur_iter / data_size), i.e.
-# PySlowFast's utils/lr_policy.py, which this copy of the code lacks; its defaults hold SOLVER.COSINE_END_LR (0.0)
-# and no SOLVER.COSINE_AFTER_WARMUP, which dates the policy between the two upstream changes: there lr_func_cosine
-# spans every epoch, cos(pi * epoch / MAX_EPOCH), and get_lr_at_epoch ramps the warm-up linearly from
-# WARMUP_START_LR onto the cosine's value at WARMUP_EPOCHS (0.95 of the peak on SSv2, 0.93 on Kinetics-400):
-# cosine_over="all".
-# MODEL.DROPOUT_RATE 0.5 (l. 53 / l. 49): see OFFICIAL_DROPOUT.
-# slowfast/models/optimizer.py's construct_optimizer (ViT backbones): every parameter decays except the biases of
-# modules whose name holds "head" or "new_fc" (BN.WEIGHT_DECAY 0, defaults): "head_biases".
+# Nesterov SGD, cosine over every epoch (PySlowFast's lr policy of the code's date: the warm-up ends on the cosine's
+# value, not at the peak); every parameter decays but the head's biases.
 _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, schedule="cosine", cosine_over="all",
                      milestones=(), weight_decay_exempt="head_biases")
-# DATA.AUTOAUGMENT True (both yamls, l. 20): timm's AutoAugment, policy "v0" with translate_const int(224 * 0.45)
-# (slowfast/datasets/ssv2.py l. 89-92, kinetics.py l. 104-107; ours is int(0.45 x the crop), the same at 224, and
-# unused by v0, whose one translation is relative), in training on the decoded uint8 frames before the
-# spatial scale and crop (ssv2.py l. 281-283, kinetics.py l. 383-397), one call for the clip's list of frames; it
-# takes the place of RandAugment (the `elif` there), which both yamls turn off (RANDAUGMENT False, l. 22; defaults
-# l. 275 turns it on). DATA.RAND_CROP 0.5 (SSv2 yaml l. 24) is the probability of RandomErasing(syncronized=True)
-# (ssv2.py l. 84-88) on the cropped, normalised clip (l. 308-310); the Kinetics yaml keeps defaults' RAND_CROP 0.0
-# (defaults l. 271), for which kinetics.py builds no eraser (l. 99-103). Kinetics' training crop: see XVIT_PAPER_K400.
+# AutoAugment "v0" on the decoded frames, one draw per clip, in place of RandAugment; SSv2 adds random erasing (its
+# RAND_CROP 0.5); Kinetics' training crop is TSN's multi-scale crop (USE_XVIT_AGUMENTATION).
 OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
 OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
-# Kinetics' clips: kinetics.py decodes with PySlowFast's decoder.decode at DATA.TARGET_FPS 30 (defaults). Test views
-# (both datasets): tools/test_net.py sums the model's outputs, logits (XVIT.BEFORE_SOFTMAX True adds no softmax):
-# test_view_average "logits"
 
-# The official SSv2 yaml's 2 x 3 test views, for `--set`: get_seq_frames' views 0 and 1, each segment's middle then
-# its first frame (there on segments of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at
-# most, tests/data/test_loading.py)
+# The official SSv2 yaml's 2 x 3 test views, for `--set`: each segment's middle then its first frame (there on
+# segments of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at most,
+# tests/data/test_loading.py)
 SSV2_YAML_VIEWS = {"test_clips": 2, "options": {**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)}}
 
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
                 "ViT-B/16 (ImageNet-21K init), 16x224x224, Nesterov SGD lr 0.03 per 64 clips, cosine, 35 epochs",
     model=XVIT_PAPER_MODEL,
-    # NUM_FRAMES 16 = XVIT.NUM_SEGMENTS 16 (SSv2 yaml l. 12, 31; one frame per segment, slowfast/datasets/ssv2.py);
-    # RANDOM_FLIP False (l. 23) and TRAIN_JITTER_SCALES [256, 320] (l. 14), as the shared SSv2 preset. Test views:
-    # 1 x 3, each segment's middle frame (ssv2.py's get_seq_frames, view 0), as the supplementary reports every
-    # result ("at test time, we report results using 1 temporal and 3 spatial crops"); the yaml's
-    # TEST.NUM_ENSEMBLE_VIEWS 2 (l. 58) adds each segment's first frame (view 1): SSV2_YAML_VIEWS
+    # 16 frames, one per segment; 1 x 3 test views (each segment's middle frame), as the supplementary reports every
+    # result; the yaml's 2 x 3 views: SSV2_YAML_VIEWS
     data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
                                       test_clips=1, test_crops=3, test_view_average="logits",
                                       options=OFFICIAL_AUGMENT_SSV2)},
-    # WEIGHT_DECAY 1e-4 (l. 42), MAX_EPOCH 35 (l. 40), LOSS_FUNC cross_entropy (l. 52): no smoothing; MIXUP_ALPHA 0
-    # (l. 10)
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
                       label_smoothing=0.0, mixup_alpha=0.0),
     trainer=XVIT_PAPER_TRAINER,
@@ -97,19 +68,13 @@ XVIT_PAPER_K400 = ScalePreset(
                 "8 frames our choice): frame-wise ViT-B/16 (ImageNet-21K init), 8x224x224, Nesterov SGD lr 0.03 per "
                 "64 clips, cosine, 30 epochs, mixup 0.4",
     model=XVIT_PAPER_MODEL,
-    # 8 frames at stride 8: ours (the yaml's NUM_FRAMES 16 at SAMPLING_RATE 16, l. 12-13, disagrees with its
-    # XVIT.NUM_SEGMENTS 8, l. 29; the supplementary's Table 1 lists X-ViT at 8x224²). TEST.NUM_ENSEMBLE_VIEWS 1 x
-    # NUM_SPATIAL_CROPS 3 (l. 54-55); RANDOM_FLIP True (l. 23), as the shared Kinetics preset. Its training crop is
-    # not the yaml's TRAIN_JITTER_SCALES [256, 320] (l. 14): with defaults' DATA.USE_XVIT_AGUMENTATION True,
-    # kinetics.py (l. 407-417) crops by slowfast/datasets/transform.py's random_scale_and_resize (TSN's multi-scale
-    # crop of the decoded frames, resized to 224 x 224) instead: multi_scale_crop
+    # 8 frames at stride 8 are ours: the yaml's 16 frames disagree with its 8 segments, and the supplementary's
+    # Table 1 lists X-ViT at 8x224².
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
                                        batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
                                        test_view_average="logits",
                                        options={**OFFICIAL_AUGMENT_K400, **PYSLOWFAST_CLIPS})},
-    # WEIGHT_DECAY 1e-5 (l. 38), MAX_EPOCH 30 (l. 36), MIXUP_ALPHA 0.4 (l. 10; every batch, mixed with one other
-    # clip), LOSS_FUNC smooth_cross_entropy (l. 48): slowfast/models/losses.py's LabelSmoothingCrossEntropy, built
-    # with its default smoothing 0.3 (losses.py l. 15; tools/train_net.py l. 79 passes only the reduction)
+    # label smoothing 0.3: the default of the yaml's smooth_cross_entropy, which the training script builds bare
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.01 / 0.03, weight_decay=1e-5, epochs=30,
                       label_smoothing=0.3, mixup_alpha=0.4),
     trainer=XVIT_PAPER_TRAINER,

@@ -40,7 +40,7 @@ official checkpoints load unchanged, and its value half is simply unused (it rec
 Attention dropout (``attn_drop_placement``). The official ``TrajectoryAttention`` drops attention weights only in
 exact stage one (the per-frame softmax of Eq. 4); its CLS attention and stage two have none, and its approximate
 stage-one kernels none either. That is the default here (``"stage_one"``); ``"all"`` also drops the CLS
-attention's and stage two's weights (this repository's earlier placement). It matters only when ``attn_drop > 0``
+attention's and stage two's weights. It matters only when ``attn_drop > 0``
 in training.
 
 Memory: the fused Norm_S path folds the frame axis t' into the batch (each query is broadcast, as a view, over
