@@ -189,25 +189,17 @@ def check_resumable(cfg: RunConfig, runs_root: str | Path) -> dict[str, Any] | N
 
 
 def checkpoint_run(path: Path) -> dict[str, Any] | None:
-    """The ``RUN_STATE`` a checkpoint holds, read without executing anything (weights only) and without reading its
-    tensors (memory-mapped); None when it holds none."""
-    import pickle
-
-    import torch
+    """The ``RUN_STATE`` a checkpoint holds, read without executing anything (``models.weights.load_weights_file``:
+    weights only, a TorchScript archive refused) and without reading its tensors (memory-mapped); None when it holds
+    none."""
+    from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 
     try:
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # mmap needs torch's zip format; an older file is read whole
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # it names code to run: refused as every checkpoint load refuses it
-        from models.weights import load_weights_file
-
-        load_weights_file(path)  # raises UnsafeCheckpointError, naming the file
+        checkpoint = load_weights_file(path, mmap=True, fix=f"a run's checkpoint never is one: {RECORD_FIX}")
+    except UnsafeCheckpointError:  # it would run code: refused as every checkpoint load refuses it
         raise
-    except Exception as err:  # noqa: BLE001 - whatever the reason, the file cannot be resumed from
-        raise ValueError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0] if str(err) else err!r}); "
-                         f"{RECORD_FIX}") from None
+    except CheckpointError as err:  # whatever the reason, the file cannot be resumed from
+        raise ValueError(f"{err}; {RECORD_FIX}") from None
     state = (checkpoint.get("callbacks") or {}).get(RUN_STATE) if isinstance(checkpoint, dict) else None
     return None if state is None else check_record_shape(state, path, (*IDENTITY, "config"), fix=RECORD_FIX)
 
