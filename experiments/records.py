@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
 from .spec import RunConfig, run_dir, with_defaults
 
 
@@ -269,7 +270,7 @@ def copy_tensorboard_files(source: Path, run_path: Path) -> None:
 def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str, str] | None:
     """The run's pretrained sources with ``run:<table>/<row>/<column>`` resolved to the last checkpoint of that run
     at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model), or of the run it reused
-    (its record's ``reused_from``); it must exist."""
+    (its record's ``reused_from``); it must exist, and lie inside ``runs_root`` (``inside_runs_root``)."""
     sources = cfg.model.pretrained
     if isinstance(sources, str) or sources is None:
         return _resolve_source(cfg, sources, runs_root)
@@ -277,14 +278,22 @@ def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str,
 
 
 def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> str | None:
-    if not name or not name.startswith("run:"):
+    if not name or not name.startswith(RUN_PREFIX):
         return name
-    table, row, column = name.removeprefix("run:").split("/")
+    table, row, column = parse_run_source(name)
     folder = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
-    if (folder / "metrics.json").exists():  # a reused run keeps no checkpoint: the run it reuses has it
-        reused = read_record(folder / "metrics.json").get("reused_from")
-        folder = Path(runs_root) / reused if reused else folder
-    path = folder / "checkpoints" / "last.ckpt"
+    record = folder / "metrics.json"
+    if record.exists():  # a reused run keeps no checkpoint: the run it reuses has it
+        reused = read_record(record).get("reused_from")
+        if reused is not None and not isinstance(reused, str):
+            raise ValueError(f"{record}: its reused_from is {json.dumps(reused)[:40]}, not a run folder; "
+                             f"{RECORD_FIX}")
+        if reused:
+            again = f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`"
+            folder = inside_runs_root(runs_root, Path(runs_root) / reused, f"{record}: its reused_from {reused!r}",
+                                      f"a record may only name a run in its own runs folder: delete it, then {again}")
+    path = inside_runs_root(runs_root, folder / "checkpoints" / "last.ckpt", f"pretrained source {name}",
+                            "a run starts only from a checkpoint inside it: put the file itself there, not a link")
     if not path.exists():
         raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
                                 f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")
