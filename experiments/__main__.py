@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "metrics.json or checkpoint was written with other options is refused without it)")
     run.add_argument("--pretrained", help="initial weights: a local checkpoint file, timm:<model name>, "
                                           "official:<file> (an official Motionformer checkpoint) or "
-                                          "run:<table>/<row>/<column> (a run's last checkpoint)")
+                                          "run:<table>/<row>/<column> (a run's last checkpoint); "
+                                          "torchscript:<file> reads a TorchScript archive's tensors, never its code")
     run.add_argument("--epochs", type=_positive,
                      help="override the schedule length (a step schedule's milestones then have to be below it: "
                           "--set 'optim.milestones=[...]')")

@@ -14,6 +14,7 @@ from .overrides import apply_overrides, given_options
 from .paper_tables import paper_table
 from .provenance import with_paper_batch
 from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
+from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
 from .tasks import build_model, check_data_options, get_task
 
@@ -58,6 +59,7 @@ def resolve_runs(
         for seed in range(seeds):
             cfg = with_paper_batch(spec.resolve(row, column, scale, seed, data_root))  # before the user's options
             configs.append(apply_overrides(cfg, given))
+            check_run_sources(configs[-1])  # here, so that --dry-run refuses a bad run: source where a run would
     return configs
 
 
@@ -145,9 +147,7 @@ def runs_to_train(configs: Sequence[RunConfig], runs_root: str | Path, force: bo
 
 def needs_another_run(cfg: RunConfig) -> bool:
     """Starts from another run's checkpoint (``run:<table>/<row>/<column>``): it trains after that run has."""
-    sources = cfg.model.pretrained
-    sources = [sources] if isinstance(sources, str) or sources is None else list(sources.values())
-    return any(isinstance(s, str) and s.startswith("run:") for s in sources)
+    return bool(run_sources(cfg))
 
 
 def check_pretrained_sources(cfg: RunConfig) -> None:

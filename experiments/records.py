@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
 from .spec import RunConfig, run_dir, with_defaults
 
 
@@ -189,25 +190,17 @@ def check_resumable(cfg: RunConfig, runs_root: str | Path) -> dict[str, Any] | N
 
 
 def checkpoint_run(path: Path) -> dict[str, Any] | None:
-    """The ``RUN_STATE`` a checkpoint holds, read without executing anything (weights only) and without reading its
-    tensors (memory-mapped); None when it holds none."""
-    import pickle
-
-    import torch
+    """The ``RUN_STATE`` a checkpoint holds, read without executing anything (``models.weights.load_weights_file``:
+    weights only, a TorchScript archive refused) and without reading its tensors (memory-mapped); None when it holds
+    none."""
+    from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 
     try:
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # mmap needs torch's zip format; an older file is read whole
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # it names code to run: refused as every checkpoint load refuses it
-        from models.weights import load_weights_file
-
-        load_weights_file(path)  # raises UnsafeCheckpointError, naming the file
+        checkpoint = load_weights_file(path, mmap=True, fix=f"a run's checkpoint never is one: {RECORD_FIX}")
+    except UnsafeCheckpointError:  # it would run code: refused as every checkpoint load refuses it
         raise
-    except Exception as err:  # noqa: BLE001 - whatever the reason, the file cannot be resumed from
-        raise ValueError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0] if str(err) else err!r}); "
-                         f"{RECORD_FIX}") from None
+    except CheckpointError as err:  # whatever the reason, the file cannot be resumed from
+        raise ValueError(f"{err}; {RECORD_FIX}") from None
     state = (checkpoint.get("callbacks") or {}).get(RUN_STATE) if isinstance(checkpoint, dict) else None
     return None if state is None else check_record_shape(state, path, (*IDENTITY, "config"), fix=RECORD_FIX)
 
@@ -277,7 +270,7 @@ def copy_tensorboard_files(source: Path, run_path: Path) -> None:
 def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str, str] | None:
     """The run's pretrained sources with ``run:<table>/<row>/<column>`` resolved to the last checkpoint of that run
     at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model), or of the run it reused
-    (its record's ``reused_from``); it must exist."""
+    (its record's ``reused_from``); it must exist, and lie inside ``runs_root`` (``inside_runs_root``)."""
     sources = cfg.model.pretrained
     if isinstance(sources, str) or sources is None:
         return _resolve_source(cfg, sources, runs_root)
@@ -285,14 +278,22 @@ def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str,
 
 
 def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> str | None:
-    if not name or not name.startswith("run:"):
+    if not name or not name.startswith(RUN_PREFIX):
         return name
-    table, row, column = name.removeprefix("run:").split("/")
+    table, row, column = parse_run_source(name)
     folder = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
-    if (folder / "metrics.json").exists():  # a reused run keeps no checkpoint: the run it reuses has it
-        reused = read_record(folder / "metrics.json").get("reused_from")
-        folder = Path(runs_root) / reused if reused else folder
-    path = folder / "checkpoints" / "last.ckpt"
+    record = folder / "metrics.json"
+    if record.exists():  # a reused run keeps no checkpoint: the run it reuses has it
+        reused = read_record(record).get("reused_from")
+        if reused is not None and not isinstance(reused, str):
+            raise ValueError(f"{record}: its reused_from is {json.dumps(reused)[:40]}, not a run folder; "
+                             f"{RECORD_FIX}")
+        if reused:
+            again = f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`"
+            folder = inside_runs_root(runs_root, Path(runs_root) / reused, f"{record}: its reused_from {reused!r}",
+                                      f"a record may only name a run in its own runs folder: delete it, then {again}")
+    path = inside_runs_root(runs_root, folder / "checkpoints" / "last.ckpt", f"pretrained source {name}",
+                            "a run starts only from a checkpoint inside it: put the file itself there, not a link")
     if not path.exists():
         raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
                                 f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")

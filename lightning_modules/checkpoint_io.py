@@ -5,7 +5,7 @@ place; when that directory is on another filesystem than the runs (a node's loca
 the move is a copy onto ``last.ckpt`` itself, and a run killed during it leaves a truncated checkpoint. Here the
 temporary file sits beside the target (``data.atomic_write``), so the rename is atomic on every POSIX filesystem.
 Loading always goes through ``models.weights.load_weights_file`` (``torch.load(weights_only=True)``): a planted
-checkpoint that would execute code is refused with its path.
+checkpoint that would execute code, a TorchScript archive included, is refused with its path.
 """
 
 from __future__ import annotations
@@ -40,4 +40,5 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise FileNotFoundError(f"Checkpoint file not found: {path}")
         if weights_only is False:
             raise ValueError(f"{path}: checkpoints are only loaded with weights_only=True here")
-        return load_weights_file(path)  # on the CPU; Lightning moves the states to the run's device
+        # on the CPU; Lightning moves the states to the run's device
+        return load_weights_file(path, fix="a run's checkpoint never is one: delete it, or run again with --force")

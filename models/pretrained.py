@@ -150,7 +150,8 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
         model: the model to initialise.
         source: a local checkpoint (``.pth``/``.pt`` state dict, possibly nested under "model"/"state_dict", or
             ``.safetensors``), ``"timm:<model_name>"`` to fetch timm's pretrained weights, or ``"official:FILE"``
-            for a checkpoint of the official Motionformer code (``models.mformer_official``). A model with a
+            for a checkpoint of the official Motionformer code (``models.mformer_official``). A TorchScript archive
+            is refused unless its FILE is written ``torchscript:FILE`` (``models.weights``). A model with a
             ``load_checkpoint_source(source)`` method (CAST's experts, ``models.cast.checkpoints``) reads it itself.
         strict_backbone: raise if a backbone weight (patch/pos embedding, CLS, qkv, proj, mlp, norms) is missing
             from the checkpoint; variant-specific parameters may always be missing.

@@ -23,17 +23,29 @@ _STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64
                    "BoolStorage": torch.bool}
 
 
+# What TorchScript's pickler wraps typed containers in (``Dict[str, Tensor]``, ``List[int]``...): torch's own
+# functions only attach the type, so stand-ins that return the value lose nothing a weights file needs.
+_TYPE_TAGS = {"restore_type_tag": lambda value, type_str: value, "build_intlist": lambda value: value,
+              "build_tensorlist": lambda value: value, "build_doublelist": lambda value: value,
+              "build_boollist": lambda value: value}
+
+
 class TorchScriptReadError(ValueError):
     """An archive whose tensors cannot be read without its code."""
 
 
 def is_torchscript_archive(path: str | Path) -> bool:
-    """A zip holding ``constants.pkl`` and code: what ``torch.jit.save`` writes."""
+    """A zip holding ``constants.pkl``: what ``torch.jit.save`` writes, and what ``torch.load`` hands to
+    ``torch.jit.load`` (the same test as torch's, so nothing torch would run as TorchScript passes for a checkpoint)."""
     path = Path(path)
     if not path.is_file() or not zipfile.is_zipfile(path):
         return False
-    names = zipfile.ZipFile(path).namelist()
-    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):  # a damaged zip: torch cannot read it either
+        return False
+    return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names)
 
 
 class _ScriptObject:
@@ -65,6 +77,8 @@ class _Unpickler(pickle.Unpickler):
             return self.classes.setdefault(qualname, type(name, (_ScriptObject,), {"qualname": qualname}))
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return torch._utils._rebuild_tensor_v2
+        if module == "torch.jit._pickle" and name in _TYPE_TAGS:  # a typed container: the value, its type dropped
+            return _TYPE_TAGS[name]
         if (module, name) == ("collections", "OrderedDict"):
             import collections
 

@@ -1,23 +1,33 @@
 """Reading weight files: a checkpoint's tensors without executing anything it holds, unwrapped from the nesting
 and prefixes training scripts add, or timm's pretrained weights by name. Knows no model: ``models.pretrained`` (the
-video ViT) and ``models.cast.checkpoints`` (CAST's experts) adapt what is read here to their models."""
+video ViT) and ``models.cast.checkpoints`` (CAST's experts) adapt what is read here to their models.
+
+Every weights file is read here, whatever named it (a local file, ``official:``, a ``run:`` checkpoint, a CAST
+expert source, a resumed ``last.ckpt``): a pickle through ``torch.load(weights_only=True)``, ``.safetensors``
+through safetensors. A TorchScript archive carries code that ``torch.jit.load`` runs while loading it, so it is
+refused by name unless its source carries the opt-in ``torchscript:`` right before the file name
+(``torchscript:FILE``, ``clip:torchscript:FILE``); its tensors are then read by ``models.torchscript_weights``,
+which runs none of its code.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .torchscript_weights import TorchScriptReadError, is_torchscript_archive, read_torchscript_tensors
+
 _logger = logging.getLogger(__name__)
 
 _NESTING_KEYS = ("model", "state_dict", "module")  # where training scripts put the weights
 _PREFIXES = ("module.", "model.", "backbone.", "encoder.")  # DDP / LightningModule / wrapper prefixes
+TORCHSCRIPT_PREFIX = "torchscript:"  # the opt-in that lets a source name a TorchScript archive
 
 
 class CheckpointError(ValueError):
@@ -28,14 +38,26 @@ class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that is not plain tensors and containers: unpickling it could run code, so it is refused."""
 
 
-def load_weights_file(path: str | os.PathLike) -> Any:
+def load_weights_file(path: str | os.PathLike, allow_torchscript: bool = False, mmap: bool = False,
+                      fix: str | None = None) -> Any:
     """A checkpoint's contents without executing anything it holds: ``.safetensors`` through safetensors, anything
     else through ``torch.load(weights_only=True)`` (tensors, containers, numbers, strings only). A pickle that
     names any other callable (code that would run when unpickled) raises ``UnsafeCheckpointError``, and a file that
-    is no checkpoint at all (absent, truncated, text) ``CheckpointError``, each naming the file."""
+    is no checkpoint at all (absent, truncated, text) ``CheckpointError``, each naming the file.
+
+    A TorchScript archive raises ``UnsafeCheckpointError`` too, ending with ``fix`` (default: how to opt in),
+    unless ``allow_torchscript``: then its tensors come back by state-dict name, read without running its code.
+    ``mmap``: map the tensors instead of reading them (for a caller that only wants the rest)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} {'is not a file' if path.exists() else 'does not exist'}")
+    if is_torchscript_archive(path):
+        if not allow_torchscript:
+            raise UnsafeCheckpointError(torchscript_refusal(path, fix))
+        try:
+            return read_torchscript_tensors(path)
+        except TorchScriptReadError as err:  # its message names the file
+            raise CheckpointError(str(err)) from None
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -44,7 +66,7 @@ def load_weights_file(path: str | os.PathLike) -> Any:
         except Exception as err:  # noqa: BLE001 - safetensors raises its own types for a damaged file
             raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path, mmap)
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines()]
         # torch's message is mostly advice; the line that names what was refused is the useful part
@@ -57,6 +79,22 @@ def load_weights_file(path: str | os.PathLike) -> Any:
             f"dict as .safetensors or plain tensors.") from None
     except Exception as err:  # noqa: BLE001 - a truncated zip, a text file: whatever the reason, no weights
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
+
+
+def torchscript_refusal(path: str | os.PathLike, fix: str | None = None) -> str:
+    """The line that refuses a TorchScript archive, ending with ``fix`` (default: how to opt in)."""
+    fix = fix or (f"to read only its tensors (none of its code runs), name it {TORCHSCRIPT_PREFIX}{path} "
+                  f"(models/README.md, Pretrained weights)")
+    return f"{path}: refused: a TorchScript archive, whose loading would run the code it carries; {fix}"
+
+
+def _torch_load(path: Path, mmap: bool) -> Any:
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # mmap needs torch's zip format; an older file is read whole
+            pass
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _names_a_callable(path: Path) -> bool:
@@ -97,20 +135,15 @@ def check_timm_name(name: str) -> None:
                                                                           if near else ""))
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
+def read_weights(source: str | os.PathLike) -> tuple[dict[str, Tensor], bool]:
     """The state dict a local checkpoint file holds, unwrapped from ``model`` / ``state_dict`` / ``module``
     nesting, and whether it is a whole trained model of ours (a Lightning checkpoint of a run), which must then fill
-    every parameter of the model but its classifier. Read by ``load_weights_file``, except a TorchScript archive
-    (OpenAI's CLIP release): ``torch.jit.load`` compiles its TorchScript, which is never called; only its
-    parameters are read."""
-    path = Path(path)
-    if path.is_file() and zipfile.is_zipfile(path) and any(n.endswith("constants.pkl")
-                                                           for n in zipfile.ZipFile(path).namelist()):
-        try:
-            return torch.jit.load(str(path), map_location="cpu").state_dict(), False
-        except Exception as err:  # noqa: BLE001 - a damaged archive
-            raise CheckpointError(f"{path}: not a readable TorchScript archive ({_first_line(err)})") from None
-    checkpoint = load_weights_file(path)
+    every parameter of the model but its classifier. ``source``: the file, or ``torchscript:FILE`` to allow a
+    TorchScript archive (read without running its code; see ``load_weights_file``)."""
+    path, allow_torchscript = source, False
+    if isinstance(source, str) and source.startswith(TORCHSCRIPT_PREFIX):
+        path, allow_torchscript = source.removeprefix(TORCHSCRIPT_PREFIX), True
+    checkpoint = load_weights_file(path, allow_torchscript)
     whole_run = isinstance(checkpoint, dict) and "pytorch-lightning_version" in checkpoint
     while isinstance(checkpoint, dict):
         nested = next((checkpoint[k] for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)

@@ -62,7 +62,8 @@ register_source("expert", _resolve_expert_source)
 
 # The paper's checkpoints, read from local files (``models.cast.checkpoints`` maps each layout).
 PAPER_CHECKPOINTS = {
-    "clip": "clip:checkpoints/cast/ViT-B-16.pt",  # OpenAI CLIP ViT-B/16
+    # OpenAI CLIP ViT-B/16, released as a TorchScript archive: the opt-in reads its tensors, none of its code
+    "clip": "clip:torchscript:checkpoints/cast/ViT-B-16.pt",
     # Tables 5-6's IN-21K ViT-B: not in the official code, not named by the paper; timm's vit_base_patch16_224_in21k
     # of 2023, which timm's deprecation table renames to this tag (our choice)
     "vit_in21k": "vit:timm:vit_base_patch16_224.augreg_in21k",

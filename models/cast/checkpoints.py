@@ -3,7 +3,8 @@
 
 Sources (``ModelConfig.pretrained = {"spatial": ..., "temporal": ...}``):
 
-- ``clip:FILE``: OpenAI CLIP (``ViT-B-16.pt``, a TorchScript archive, or a plain state dict) in OpenAI's layout:
+- ``clip:FILE``: OpenAI CLIP (a plain state dict, or ``clip:torchscript:FILE`` for OpenAI's ``ViT-B-16.pt``, a
+  TorchScript archive whose tensors are then read without running its code: ``models.weights``) in OpenAI's layout:
   ``visual.conv1.weight`` -> ``patch_embed.proj.weight``, ``visual.class_embedding`` -> ``cls_token``,
   ``visual.positional_embedding`` -> ``pos_embed``, ``visual.ln_pre`` -> ``norm_pre``,
   ``visual.transformer.resblocks.N.{ln_1, attn.in_proj_weight/in_proj_bias, attn.out_proj, ln_2, mlp.c_fc,
@@ -21,6 +22,9 @@ Sources (``ModelConfig.pretrained = {"spatial": ..., "temporal": ...}``):
   (``norm`` -> ``norm``); ``head.*`` is dropped.
 - a plain FILE: this expert's own layout (e.g. a tiny expert pretrained here), possibly nested/prefixed as a
   training script saves it.
+
+Each FILE may carry the ``torchscript:`` opt-in (``videomae:torchscript:FILE``...); without it a TorchScript archive
+is refused, naming the file.
 
 A positional table of another grid is resampled (logged). A checkpoint whose tensors do not fit names the first
 mismatching keys and stops; so does one that lacks a weight of the frozen expert.

@@ -167,8 +167,8 @@ def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     assert records.check_resumable(asked, tmp_path) is None
     cut = write_last_checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
     cut.write_bytes(cut.read_bytes()[:200])  # a file cut short
-    with pytest.raises(ValueError, match=r"last\.ckpt: not a readable checkpoint .*; delete it, or run again with "
-                                         r"--force$"):
+    with pytest.raises(ValueError, match=r"last\.ckpt: not a readable PyTorch checkpoint .*; delete it, or run again "
+                                         r"with --force$"):
         planned_action(cfg, tmp_path)
 
 

@@ -104,3 +104,40 @@ def test_a_plain_checkpoint_is_no_torchscript_archive(tmp_path):
     torch.save({"w": torch.ones(1)}, tmp_path / "plain.pth")
     assert not is_torchscript_archive(tmp_path / "plain.pth")
     assert not is_torchscript_archive(tmp_path / "absent.pt")
+
+
+class TypedState(nn.Module):
+    """Its state is a typed ``Dict[str, Tensor]``, which TorchScript's pickler wraps in ``restore_type_tag``."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = {"blocks.0.w": torch.arange(3.0), "cls_token": torch.ones(1, 1, 2)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @torch.jit.export
+    def __getstate__(self) -> dict[str, torch.Tensor]:
+        return self.weights
+
+    @torch.jit.export
+    def __setstate__(self, state: dict[str, torch.Tensor]) -> None:
+        print("THE ARCHIVE'S CODE RAN")
+        self.weights = state
+        self.training = False
+
+
+def test_a_typed_dict_state_is_read_by_its_keys_without_its_setstate(tmp_path, capfd, no_jit_load):
+    torch.jit.script(TypedState()).save(str(tmp_path / "typed.pt"))
+    capfd.readouterr()
+    tensors = read_torchscript_tensors(tmp_path / "typed.pt")
+    assert sorted(tensors) == ["blocks.0.w", "cls_token"] and torch.equal(tensors["blocks.0.w"], torch.arange(3.0))
+    assert "CODE RAN" not in capfd.readouterr().out
+
+
+def test_any_zip_holding_constants_pkl_is_an_archive_as_torch_load_sees_it(tmp_path):
+    """``torch.load`` hands such a zip to ``torch.jit.load`` whether or not it holds code: so must the check."""
+    with zipfile.ZipFile(tmp_path / "bare.pt", "w") as archive:
+        archive.writestr("bare/constants.pkl", pickle.dumps((), protocol=2))
+        archive.writestr("bare/data.pkl", pickle.dumps({}, protocol=2))
+    assert is_torchscript_archive(tmp_path / "bare.pt")

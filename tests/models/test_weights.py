@@ -123,7 +123,8 @@ def test_a_trained_run_of_another_variant_is_not_half_loaded(tmp_path):
 
 def test_every_load_in_the_repository_is_weights_only():
     """No module loads a checkpoint any other way: every torch.load and every Lightning call given a ``ckpt_path``
-    passes weights_only=True, and nothing calls ``load_from_checkpoint`` (a grep, so a new unsafe call fails)."""
+    passes weights_only=True, and nothing calls ``load_from_checkpoint`` or ``torch.jit.load``, which runs an
+    archive's code (a grep, so a new unsafe call fails)."""
     import re
     from pathlib import Path
 
@@ -132,7 +133,8 @@ def test_every_load_in_the_repository_is_weights_only():
     for package in ("data", "models", "lightning_modules", "experiments", "reports"):
         for path in (repo / package).glob("**/*.py"):
             text = path.read_text()
-            calls = re.findall(r"torch\.load\([^)]*\)|\w+\([^()]*ckpt_path=[^()]*\)|load_from_checkpoint\(", text)
+            calls = re.findall(r"torch\.load\([^)]*\)|\w+\([^()]*ckpt_path=[^()]*\)|load_from_checkpoint\(|"
+                               r"jit\.load\(", text)
             offenders += [f"{path.relative_to(repo)}: {c}" for c in calls if "weights_only=True" not in c]
     assert not offenders, offenders
 
@@ -166,3 +168,9 @@ def test_the_command_line_refuses_a_missing_checkpoint_or_a_timm_typo_before_any
                          *extra]) == 2
             assert message in capsys.readouterr().err
     assert not (tmp_path / "runs" / "mformer_table4" / "joint").exists()  # no run started
+
+
+def test_a_checkpoint_in_the_legacy_format_is_read_when_mapping_is_asked(tmp_path):
+    """``mmap`` needs torch's zip format: a file saved in the older format is read whole instead of refused."""
+    torch.save({"w": torch.ones(2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(load_weights_file(tmp_path / "legacy.pt", mmap=True)["w"], torch.ones(2))

@@ -152,4 +152,4 @@ def test_table2s_single_label_cells_are_tables_10_and_11s_runs(table, column):
         (other,) = [c for c in paper_runs(table) if c.row.startswith(row)]  # Table 10's CAST: cast_videomae_ssv2
         assert _same_run(cell, other), row
     (clip_alone,) = [c for c in paper_runs("cast_table2") if c.column == run_name and c.row == "clip_alone"]
-    assert dict(clip_alone.model.pretrained) == {"spatial": "clip:checkpoints/cast/ViT-B-16.pt"}
+    assert dict(clip_alone.model.pretrained) == {"spatial": "clip:torchscript:checkpoints/cast/ViT-B-16.pt"}

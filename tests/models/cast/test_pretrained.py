@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from models import create_model, load_pretrained
 from models.cast import build_expert
+from models.weights import UnsafeCheckpointError
 
 DIM, HEADS, DEPTH, PATCH, SIZE, FRAMES = 16, 2, 2, 8, 16, 4  # 2 x 2 patches, 2 time steps
 TINY = dict(img_size=SIZE, num_frames=FRAMES, patch_size=PATCH, embed_dim=DIM, depth=DEPTH, num_heads=HEADS)
@@ -149,7 +150,8 @@ def test_clip_checkpoint_in_openai_layout(tmp_path) -> None:
 
 
 def test_clip_torchscript_archive(tmp_path) -> None:
-    """OpenAI releases CLIP as a TorchScript archive; its state dict is read without unpickling Python objects."""
+    """OpenAI releases CLIP as a TorchScript archive: refused unless the source opts in, and then its state dict is
+    read without running its code."""
     sd = clip_checkpoint()
 
     class Holder(nn.Module):
@@ -168,7 +170,9 @@ def test_clip_torchscript_archive(tmp_path) -> None:
     path = tmp_path / "ViT-tiny-jit.pt"
     torch.jit.save(torch.jit.script(root), str(path))
     model = tiny_cast_model()
-    load_pretrained(model.spatial, f"clip:{path}")
+    with pytest.raises(UnsafeCheckpointError, match=f"{path}: refused: a TorchScript archive.*torchscript:{path}"):
+        load_pretrained(model.spatial, f"clip:{path}")
+    load_pretrained(model.spatial, f"clip:torchscript:{path}")
     qkv = sd["visual.transformer.resblocks.1.attn.in_proj_weight"]
     assert torch.equal(model.spatial.blocks[1].attn.qkv.weight, qkv)
 
