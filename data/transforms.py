@@ -83,8 +83,8 @@ def multi_scale_crop_window(height: int, width: int, size: int, rng: random.Rand
 
 
 def _posterize_keeping_no_bit_too(img: Image.Image, bits_to_keep: int, **kwargs: Any) -> Image.Image:
-    """timm's posterize, and for 0 bits the black image that Pillow's lookup table used to give: timm's "v0" policy
-    asks for 0 bits, which Pillow now refuses (one clip in 31 stopped training with that error)."""
+    """timm's posterize, and for 0 bits a black image (what older Pillow's lookup table gave): timm's "v0" policy
+    asks for 0 bits, which current Pillow refuses (one clip in 31 would stop training with that error)."""
     if bits_to_keep <= 0:
         return Image.new(img.mode, img.size)
     return timm_posterize(img, bits_to_keep, **kwargs)

@@ -21,36 +21,29 @@ from .experts import STAND_IN_NOTE, experts
 TINY_VERBS, PAPER_VERBS, PAPER_NOUNS = 6, 97, 300  # synth_verbnoun's verbs (tested); EPIC-KITCHENS-100's classes
 
 
-# The official schedule (VideoMAE's utils.cosine_scheduler, run_bidirection.py): the warm-up starts at 0 and the
-# cosine ends at min_lr 1e-6, which the script scales with the batch as it does the lr 1e-3: 1e-3 of the peak.
+# The official schedule: the warm-up starts at 0 and the cosine ends at min_lr 1e-6, which the script scales with the
+# batch as it does the lr 1e-3: 1e-3 of the peak.
 _OFFICIAL_SCHEDULE = dict(warmup_start=0.0, min_lr_ratio=1e-3)
 
 # Table 4: base lr 1e-3 at a global batch of 256, scaled linearly to the actual one.
 _PAPER_OPTIM = OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=0.05, label_smoothing=0.1, epochs=50,
                            warmup_epochs=5, schedule="cosine", mixup_alpha=0.8, **_OFFICIAL_SCHEDULE)
 
-# RandAugment (9, 0.5) of Table 4: magnitude 9, drawn with std 0.5 (``data.transforms.TrainTransform``'s); 4 ops,
-# the official code's (--aa rand-m7-n4-mstd0.5-inc1, VideoMAE's default, which no script changes; the paper does
-# not say). Colour jitter 0.4 (Table 4; the official dataset/*.py apply none). The training crop: Sec. 4.2's "random
-# cropping and resizing", with the official _aug_frame's area and aspect-ratio ranges (its spatial_sampling's
-# random_resized_crop), not the shared presets' short-side jitter.
+# Table 4's RandAugment (9, 0.5) with the official code's 4 ops and colour jitter 0.4; Sec. 4.2's random resized
+# crop with the official ranges instead of the shared presets' short-side jitter (README: paper scale).
 PAPER_RESIZED_CROP = ((0.08, 1.0), (0.75, 1.3333))
 _PAPER_AUGMENT = {"rand_augment": (9, 4), "color_jitter": 0.4, "random_resized_crop": PAPER_RESIZED_CROP}
 
-# Input normalisation of the paper-scale runs: ImageNet's statistics, as the official CAST data pipeline
-# (dataset/epic.py, train / val / test alike) and VideoMAE's pretraining; the paper does not state it. The frozen
-# experts' patch embeddings were trained on inputs at this scale, not the datamodule's default 0.5 / 0.5 (which the
-# tiny experts, pretrained here, are trained and evaluated with).
+# ImageNet's statistics, as the official data pipeline: the frozen experts' patch embeddings were trained on inputs
+# at this scale, not the datamodule's default 0.5 / 0.5 (which the tiny experts are trained and evaluated with).
 PAPER_NORMALIZATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 PAPER_DATA_OPTIONS = {**_PAPER_AUGMENT, **PAPER_NORMALIZATION}
 
 # The two temporal test views of the segment-sampled sets: each segment's first frame, then its middle, as the
-# official dataset/ssv2.py and epic.py loadvideo_decord (int(tick * x) and int(tick / 2 + tick * x), sorted, every
-# other index per view), not the evenly spaced default (1/4 and 3/4 of each segment)
+# official loadvideo_decord, not the evenly spaced default (1/4 and 3/4 of each segment)
 OFFICIAL_SEGMENT_VIEWS = {"segment_view_offsets": (0.0, 0.5)}
 
-# K400's clips as the official dataset/kinetics.py (VideoMAE's) samples them: training frames spread by linspace over
-# 16 x 4 frames, test views cut from every 4th frame (data.clip_sampling's "videomae" convention)
+# K400's clips as the official code (VideoMAE's) samples them (data/README.md: clip sampling)
 OFFICIAL_DENSE_CLIPS = {"dense_convention": "videomae"}
 _PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=8, num_nodes=2, accumulate_grad_batches=4,
                                      reference_batch=256, lr_scaling="linear")
@@ -70,8 +63,7 @@ class Table4Column(NamedTuple):
     epochs: int
     update_frequency: int
     drop_path: float
-    # the probability that a batch is mixed: the official scripts' --mixup_prob (scripts/ek100/ek100.sh,
-    # scripts/ssv2/ssv2.sh: 0.9; scripts/kinetics/k400.sh: 0.5); the paper gives only mixup's alpha (0.8)
+    # the probability that a batch is mixed: the official scripts' --mixup_prob; the paper gives only mixup's alpha
     mixup_prob: float
 
 
