@@ -163,7 +163,7 @@ def uniform_crop_offsets(height: int, width: int, size: int, index: int) -> tupl
 def transform_joints(joints: torch.Tensor, space: str, scale: tuple[float, float], top: int, left: int,
                      flip_width: int | None = None) -> torch.Tensor:
     """Joints (..., J, k) of frames resized by ``scale`` = (sy, sx), cropped at (top, left) and, when
-    ``flip_width`` is given, mirrored inside a crop that wide. See the module docstring for the spaces."""
+    ``flip_width`` is given, mirrored inside a crop that wide. The spaces: data/README.md#transforms."""
     if space not in ("pixel", "camera"):
         raise ValueError(f"pose_space must be 'pixel' or 'camera', got {space!r}")
     out = joints.clone()

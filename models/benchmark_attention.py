@@ -119,7 +119,7 @@ def measure(shape: str, variant: str, batch: int, device: str, repeats: int, blo
 
 def _run_subprocess(config: dict[str, Any]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "models.benchmark_attention", "--worker", json.dumps(config)]
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # RSS follows live tensors (module doc)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # RSS follows live tensors (models/README.md)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {config} failed:\n{done.stderr[-3000:]}")

@@ -34,7 +34,7 @@ def _frame(source: Source | None, t: int, inputs: tuple[Tensor, ...], frame_len:
 
 
 class _PoolTrajectories(torch.autograd.Function):
-    """Eq. 5-6 rearranged, frame by frame: returns (b, T*S, nh, d) (see the module doc)."""
+    """Eq. 5-6 rearranged, frame by frame: returns (b, T*S, nh, d)."""
 
     @staticmethod
     def forward(ctx, source: Source | None, num_frames: int, frame_len: int, num_heads: int, values: str,
@@ -140,7 +140,7 @@ class _PoolTrajectories(torch.autograd.Function):
 def pool_trajectories(source: Source | None, inputs: tuple[Tensor, ...], num_frames: int, frame_len: int,
                       proj_q: nn.Linear, proj_kv: nn.Linear, num_heads: int,
                       values: Literal["projected", "trajectory"] = "projected") -> Tensor:
-    """Eq. 5-6 for every patch token: (b, T*S, C), heads concatenated (see the module doc).
+    """Eq. 5-6 for every patch token: (b, T*S, C), heads concatenated.
 
     Args:
         source: ``source(t, *inputs)`` -> (b, nh, T, S, d), the trajectory tokens of query frame t; None: ``inputs``

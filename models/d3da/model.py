@@ -71,7 +71,7 @@ class TemporalStrideBlock(_Residual):
 
 
 class CrossModalBlock(nn.Module):
-    """One block: A3 on RGB, A1 on pose (with the memorised M'_CLS), CLS merge, A2 on everything (module doc)."""
+    """One block: A3 on RGB, A1 on pose (with the memorised M'_CLS), CLS merge, A2 on everything (README)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, drop: float = 0.0, attn_drop: float = 0.0, fused_attn: bool = True,
