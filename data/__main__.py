@@ -1,31 +1,13 @@
 """Command line for the data package.
 
 ``python -m data check NAME --root PATH [--split SPLIT] [--json] [--manifest PATH] [--format FMT] [--quick]``
-    Reads the dataset's annotation files and checks every file they name: found, missing or corrupt (each video is
-    opened and its first and last frames decoded, so truncated files are caught; frame folders decode every frame;
-    pose files are parsed). ``--quick`` only stats the files. Prints a summary (``--json``: one JSON object with
-    ``dataset``, ``split``, ``expected``, ``found``, ``missing``, ``corrupt``, ``bad_annotation_lines`` as counts,
-    ``missing_paths``, ``corrupt_paths``, ``bad_lines``, ``bad_segments`` (EPIC segments past their video's end),
-    ``empty_splits`` (splits without a sample, with their annotation file) listing the offenders, ``layout`` (which
-    of its layouts the root was found in, for SSv2: "root" or "as shipped"; else null), and with ``split`` "all" a
-    per-split breakdown under ``splits``, files listed by several splits counted once in the totals and named in
-    ``shared_videos``). Labels are checked against the dataset's classes
-    (the "path label" lists against its class count), and a pose file against its video's frame count where the
-    format pairs them frame by frame (PennAction). Counts are over video files (an EPIC video holds many segments;
-    ``samples`` and ``unusable_samples`` count those), pose files are counted in ``pose_expected``/``pose_found``.
-    Writes a manifest (every sample with its status) to ``--manifest``, default
-    ``<root>/manifest-<NAME>-<split>.json``, or ``./manifest-<NAME>-<split>.json`` if the root is read-only.
-    Exit status: 0 all files usable and all annotation lines parsed; 1 something missing, corrupt or malformed
-    (a file, a line or a segment), or a split without samples;
-    2 the annotation files themselves cannot be read (one missing, a class list among them, or a class table that
-    is inconsistent), or the root does not exist (said in one line, with what the named dataset expects there), or
-    bad arguments.
+    Checks every file the dataset's annotations name (found, missing or corrupt), writes a manifest and exits 0
+    when all is usable, 1 when anything is missing, corrupt or malformed, 2 when the annotation files themselves
+    cannot be read or the root does not exist. What it checks and prints: data/README.md#checking-a-dataset.
 
 ``python -m data synth NAME --out DIR [--videos N] [--seed S]``
-    Generates a synthetic set (``data.synthetic.generate_synthetic``) with N samples in all: ``N // 3`` (at least
-    one) for validation and the rest for training, the 2:1 ratio of the cached defaults (N = 600: 400 + 200).
-    A sample is a video, except for synth_verbnoun where it is an action segment (its videos hold 3-5 each,
-    the last of a split what is left).
+    Generates a synthetic set with N samples in all, ``N // 3`` (at least one) for validation and the rest for
+    training; a sample is a video, or an action segment for synth_verbnoun.
 """
 
 from __future__ import annotations

@@ -1,28 +1,9 @@
 """Which frames make a clip: pure time arithmetic, no decoding.
 
-Two samplings, each with the conventions of the papers' codebases (PySlowFast's, VideoMAE's, TSN's):
-
-* **dense** (Kinetics): ``num_frames`` frames at a fixed ``stride``; training takes a random start, testing takes
-  ``num_clips`` evenly spaced starts (the first at the video's start, the last at its end: ours, the default
-  ``convention="frame_stride"``). ``convention="videomae"`` is VideoMAE's code (and CAST's, which copies its
-  ``dataset/kinetics.py``): a training clip's frames are spread by ``linspace`` over ``num_frames * stride`` frames
-  ending at a random frame; test views cut ``num_frames`` consecutive entries from every ``stride``-th frame of the
-  video, view i of n at ``int(i * (entries - num_frames) / (n - 1))``, so a view starts on a multiple of the stride
-  and the last one ends up to a stride short of the video's end. ``convention="pyslowfast"`` is PySlowFast's
-  (Motionformer's and X-ViT's code): the stride counts frames at 30 fps whatever the video's rate, the clip's frames
-  are spread by ``linspace`` over its span, and test view i of n starts at i / n of the free span (the last one
-  short of the end).
-* **segments** (Something-Something V2, EPIC-Kitchens): the whole video is split into ``num_frames`` equal
-  segments and one frame is taken from each; random within the segment at training, the segment's middle at
-  testing. Several test views take evenly spaced offsets inside every segment, ``(i + 0.5) / n`` for view i of n,
-  unless a recipe gives its codebase's own (``view_offsets``: CAST's and X-ViT's two views are each segment's start
-  and middle). ``span`` < 1 puts the segments over that fraction of the video instead (Motionformer's Figure 3
-  writes SSv2 strides as multiples of S, the stride that samples the whole video: stride S/2 is ``span=0.5``).
-
-Videos shorter than a clip repeat their last frame (dense) or their frames (segments), as PySlowFast does.
-
-An annotated segment of an untrimmed video (EPIC-KITCHENS) is sampled as if it were the whole video:
-``segment_range`` turns its timestamps into a frame range and ``shift_clip`` moves the clip there.
+``dense_clip`` (Kinetics: ``num_frames`` frames at a fixed stride, in the "frame_stride", "videomae" or
+"pyslowfast" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one frame from each of ``num_frames``
+segments) return a ``ClipInfo``; ``segment_range`` and ``shift_clip`` place a clip inside an annotated segment of an
+untrimmed video. The conventions, formula by formula: data/README.md#clip-sampling.
 """
 
 from __future__ import annotations
@@ -84,8 +65,7 @@ def dense_clip(
         mode: "random" (uniform start), "center", or the index of one of ``num_clips`` evenly spaced views.
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
-        convention: "frame_stride" (frames exactly ``stride`` apart; view i of n starts at i / (n - 1) of the free
-            span, rounded), "videomae" (``_videomae_clip``) or "pyslowfast" (``_pyslowfast_clip``).
+        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae" or "pyslowfast" (README).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
     if convention == "pyslowfast":
@@ -121,16 +101,9 @@ def check_dense_convention(convention: str, sampling: str, name: str = "") -> st
 
 def _videomae_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
                    num_clips: int, rng: random.Random | None) -> ClipInfo:
-    """VideoMAE's ``dataset/kinetics.py`` ``loadvideo_decord`` and test ``__getitem__`` (CAST's is the same file).
-
-    Training: with ``span = num_frames * stride`` frames and a longer video, the clip ends at ``end``, uniform in
-    [span, frames - 1] (``np.random.randint(converted_len, seg_len)``), and its frames are
-    ``linspace(end - span, end, num_frames)``, clipped to [end - span, end - 1] and truncated; a video of at most
-    ``span`` frames gives ``linspace(0, frames, frames // stride)`` clipped into the video, its last frame repeated
-    up to ``num_frames``. Test view i of n: the entries ``int(i * step)`` to ``int(i * step) + num_frames - 1`` of
-    ``range(0, frames, stride)`` (its last entry repeated up to ``num_frames``), ``step = (entries - num_frames) /
-    (n - 1)``. "center" (our per-epoch validation; a single test view too, where the official step divides by
-    zero) takes the training clip that ends half-way through its range."""
+    """VideoMAE's ``dataset/kinetics.py`` ``loadvideo_decord`` and test ``__getitem__`` (CAST's is the same file):
+    training frames by linspace over ``num_frames * stride`` frames ending at a random frame, test views of
+    consecutive entries of every ``stride``-th frame (data/README.md#clip-sampling)."""
     import numpy as np
 
     span = num_frames * stride
@@ -153,12 +126,9 @@ def _videomae_clip(num_frames_in_video: int, fps: float, num_frames: int, stride
 
 def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
                      num_clips: int, rng: random.Random | None) -> ClipInfo:
-    """PySlowFast's dense clip, the whole-video arithmetic of its ``decoder.get_start_end_idx`` and
-    ``temporal_sampling``: the clip spans ``stride * num_frames`` frames at 30 fps (``clip_size`` video frames at
-    the video's ``fps``); its start is uniform in [0, delta] at training, ``delta * i / n`` for test view i of n
-    (``delta`` = the video's frames - ``clip_size``, at least 0); its frames are
-    ``linspace(start, start + clip_size - 1, num_frames)``, clamped into the video and truncated. "center" (our
-    per-epoch validation, not PySlowFast's) starts at ``delta / 2``."""
+    """PySlowFast's dense clip (``decoder.get_start_end_idx``, ``temporal_sampling``): ``stride * num_frames``
+    frames at 30 fps, start uniform in [0, delta] at training and ``delta * i / n`` for view i of n, frames by linspace
+    and clamped into the video; "center" starts at ``delta / 2``."""
     import torch
 
     clip_size = stride * num_frames / PYSLOWFAST_TARGET_FPS * fps
@@ -216,18 +186,13 @@ def uniform_segments(
         fps: the video's frame rate (for the clip's time span).
         num_frames: frames in the clip (= segments).
         mode: "random" (a random frame per segment), "center" (each segment's middle), or the index i of one of
-            ``num_clips`` views, taking in each segment the frame at relative offset ``view_offsets[i]``
-            (default ``(i + 0.5) / num_clips``).
+            ``num_clips`` views, taking in each segment the frame at relative offset ``view_offsets[i]``.
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module.
-        view_offsets: one relative offset in [0, 1) per test view; None = evenly spaced ``(i + 0.5) / num_clips``.
-            0 is a segment's first frame, 0.5 its middle: the frame ``floor(segment_length * (k + offset))`` of
-            segment k, which for (0, 0.5) is the official CAST (VideoMAE) code's ``int(tick * k)`` and
-            ``int(tick / 2 + tick * k)``.
-        span: the fraction of the video the segments cover, in (0, 1]: a window of ``round(span * frames)``
-            frames (at least one), which sits at the same relative place in the video as the clip's frames in
-            their segments: at a uniform random place at training, in the middle for "center", at the view's
-            offset for view i (with ``span=1`` the window is the whole video).
+        view_offsets: one offset in [0, 1) per test view (0 = a segment's first frame, 0.5 its middle); None = evenly
+            spaced, ``(i + 0.5) / num_clips``.
+        span: the fraction of the video the segments cover, in (0, 1]; the window sits where the clip's frames sit in
+            their segments (1 = the whole video).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
     offsets = check_view_offsets(view_offsets, num_clips)

@@ -1,12 +1,8 @@
 """``VideoDataModule``: one LightningDataModule for the synthetic sets and the real datasets.
 
-The dataset name fixes the conventions the papers use (sampling, whether flips are allowed, class count);
-explicit arguments override them, except that a flip is never applied where it changes the label (SSv2,
-synth_motion).
-
-Labels: an int class per clip, except for verb/noun datasets (EPIC-KITCHENS-100, synth_verbnoun) whose batches
-carry ``label`` (B, 2) = (verb, noun) and whose ``num_classes`` is {"verb": V, "noun": N}. Pose datasets
-(PennAction, NTU RGB+D, synth_pose) can add ``pose`` joints to every batch (``with_pose=True``).
+The dataset name fixes the papers' conventions (sampling, flips, class count); explicit arguments override them,
+except that a flip is never applied where it changes the label (SSv2, synth_motion). Verb/noun datasets carry
+``label`` (B, 2) and ``num_classes={"verb": V, "noun": N}``; pose datasets can add ``pose`` (``with_pose=True``).
 """
 
 from __future__ import annotations
@@ -160,63 +156,28 @@ def dataset_num_classes(name: str, fmt: str, root: Path,
 class VideoDataModule(L.LightningDataModule):
     """Train/val/test loaders over one dataset; batches are dicts {"video", "label", "index"} (+ "pose").
 
-    ``train_dataloader``: one random clip per video, video (B, C, T, H, W). ``val_dataloader``: one centred clip
-    and crop per video (per-epoch validation), (B, C, T, H, W). ``test_dataloader``: ``test_clips`` x
-    ``test_crops`` views of each validation video, (B, V, C, T, H, W). Unreadable videos are dropped from batches
-    and accounted for in ``data_report()``. ``label`` is (B,) int64, or (B, 2) = (verb, noun) for verb/noun
-    datasets. With ``with_pose``, ``pose`` is (B, T, J, k) (test: (B, V, T, J, k)); see ``VideoClipDataset``.
+    Train: one random clip per video, video (B, C, T, H, W); val: one centred clip and crop per video; test:
+    ``test_clips`` x ``test_crops`` views per validation video, (B, V, C, T, H, W). Unreadable videos are dropped from
+    batches and counted in ``data_report()``. ``label`` is (B,), or (B, 2) = (verb, noun).
 
     Args:
-        dataset: one of ``DATASETS`` ("synth_appearance", "synth_motion", "synth_verbnoun", "synth_pose",
-            "kinetics400", "kinetics600", "ssv2", "epic_kitchens100", "pennaction", "ntu60", "ntu60_xview",
-            "ntu120", "ntu120_xset").
-        root: dataset directory; None for a synthetic set (generated into ``cache_dir`` on first use).
-        cache_dir: where synthetic sets are cached.
+        dataset: one of ``DATASETS``; root: its directory (None for a synthetic set, generated into ``cache_dir``).
         synthetic_params: ``generate_synthetic`` parameters (num_train, num_val, seed, ...); synthetic sets only.
-        num_frames: frames per clip.
-        frame_stride: dense-sampling stride (ignored by segment sampling).
-        sampling: "dense" | "segments" | None (the dataset's convention: dense for Kinetics-like, segments for
-            SSv2-like).
-        crop_size: spatial side of the network input.
-        train_scale: (min, max) of the random short side before the training crop.
-        test_short_side: short side before the test crops; None = crop_size.
-        hflip: random horizontal flips at training; None = the dataset's convention. Forced off (with a warning)
-            for datasets whose labels depend on direction.
-        mean: per-channel normalisation mean ([0, 1] scale).
-        std: per-channel normalisation std ([0, 1] scale).
-        batch_size: clips per batch.
-        num_workers: DataLoader worker processes.
-        test_clips: temporal views per test video.
-        test_crops: spatial views per test clip (1 or 3).
-        segment_view_offsets: with segment sampling, each of the ``test_clips`` views' relative offset inside every
-            segment, in [0, 1) (0 = a segment's first frame, 0.5 its middle); None = evenly spaced,
-            ``(i + 0.5) / test_clips``. CAST's and X-ViT's official code test on each segment's start and middle.
-        dense_convention: with dense sampling, "frame_stride" (frames ``frame_stride`` apart, test views from the
-            video's start to its end), "videomae" (VideoMAE's and CAST's code: training frames spread by linspace,
-            test views on every ``frame_stride``-th frame) or "pyslowfast" (the stride counts frames at 30 fps, the
-            clip's frames spread by linspace, test view i of n at i / n: Motionformer's and X-ViT's code),
-            ``data.clip_sampling.dense_clip``.
-        segment_span: with segment sampling, the fraction of each video the segments cover, in (0, 1]; 1 = the
-            whole video. Motionformer's Figure 3 writes SSv2 strides as multiples of S, the stride that samples the
-            whole video: stride S/4 is 0.25 (``data.clip_sampling.uniform_segments``' ``span``).
+        num_frames, frame_stride: frames per clip; dense-sampling stride.
+        sampling: "dense" | "segments" | None (the dataset's convention).
+        dense_convention, segment_view_offsets, segment_span: ``data.clip_sampling``'s ``convention``,
+            ``view_offsets`` and ``span`` (data/README.md#clip-sampling).
+        crop_size, train_scale, test_short_side: network input side; (min, max) random short side before the training
+            crop; short side before the test crops (None = crop_size).
+        hflip: training flips; None = the dataset's convention (forced off, with a warning, where direction matters).
+        mean, std: per-channel normalisation, on the [0, 1] scale.
+        batch_size, num_workers, test_clips, test_crops: clips per batch, workers, temporal and spatial test views.
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
-        annotation_format: one of ``data.annotations.ANNOTATION_FORMATS`` | None (the dataset's, else detected
-            from root).
+        annotation_format: one of ``data.annotations.ANNOTATION_FORMATS``; None = the dataset's, else detected.
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
-        color_jitter: training colour jitter strength (brightness, contrast, saturation), same on every frame.
-        color_jitter_prob: probability that a training clip is colour-jittered (``TrainTransform``).
-        inverse_uniform_scale: draw the training short side inverse-uniformly in ``train_scale`` (PySlowFast's
-            INV_UNIFORM_SAMPLE; ``TrainTransform``).
-        rand_augment: training RandAugment (magnitude, num_ops), same ops on every frame (``TrainTransform``).
-        rand_augment_std: standard deviation of RandAugment's magnitude draws (``TrainTransform``).
-        auto_augment: training AutoAugment, timm's policy name (e.g. "v0"), same draw on every frame; None = off.
-        random_erasing: probability of training random erasing, one box for every frame; 0 = off.
-        multi_scale_crop: training crop as the official X-ViT code's on Kinetics (TSN's multi-scale crop, resized
-            to ``crop_size``) instead of the ``train_scale`` jitter and random crop (``TrainTransform``).
-        tokenshift_photometric: probability of each of TokenShift's training colour changes (MSCA's 0.1); 0 = off.
-        random_resized_crop: training crop as the official CAST code's, ((min, max) area fraction, (min, max) aspect
-            ratio) of an Inception-style crop resized to ``crop_size``, instead of the ``train_scale`` jitter and
-            random crop (``TrainTransform``); None = off.
+        color_jitter, color_jitter_prob, inverse_uniform_scale, rand_augment, rand_augment_std, auto_augment,
+            random_erasing, multi_scale_crop, tokenshift_photometric, random_resized_crop: training augmentation,
+            ``TrainTransform``'s arguments of the same names.
     """
 
     def __init__(

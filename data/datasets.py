@@ -1,24 +1,9 @@
 """``VideoClipDataset``: annotated videos -> clip samples, skipping (and recording) unreadable videos.
 
-Robustness design. A video that cannot be read (missing, zero-byte, truncated, undecodable) makes
-``__getitem__`` return None; ``collate_skip_none`` drops it from the batch. It is never replaced by another video,
-so test accuracy is computed over exactly the readable videos, and every skip is accounted for.
-
-Failures must be counted across DataLoader worker processes, whose memory the main process never sees. Each
-failure is therefore appended as one JSON line to ``failures_path`` (one ``write`` of a short line on a file opened
-with O_APPEND is atomic on local POSIX filesystems, so concurrent workers do not interleave). ``data_report()``
-reads that file back, adds a cheap existence/size scan of all annotated paths (done when the report is asked
-for, so construction stays instant on large datasets) and the annotation reader's bad lines. Without a
-``failures_path`` failures are only kept in memory, which is complete only with ``num_workers=0``.
-
-Report counts are per file: ``expected``/``found`` count distinct video files (an EPIC-KITCHENS video holds many
-annotated segments), ``samples`` the annotated samples, ``unusable_samples`` those whose video is missing or
-corrupt. Pose files (PennAction ``.mat``, NTU ``.skeleton``) are counted separately (``pose_expected``,
-``pose_found``) and listed among ``missing``/``corrupt`` by path.
-
-``check_files`` is the thorough offline check behind ``python -m data check``: it opens every file and decodes
-the first and last frames of each video (a truncated file loses its end), and parses every pose file (a PennAction
-one must have its folder's frame count).
+An unreadable video makes ``__getitem__`` return None, which ``collate_skip_none`` drops; it is never replaced by
+another video. Failures are appended to a JSON-lines file shared by DataLoader workers and read back by
+``data_report()``; ``check_files`` is the thorough check behind ``python -m data check``. Design:
+data/README.md#checking-a-dataset.
 """
 
 from __future__ import annotations
@@ -52,44 +37,27 @@ class SegmentOutsideVideo(ValueError):
 class VideoClipDataset(Dataset):
     """Clips of annotated videos.
 
-    ``mode="train"``: one random clip per video, ``video`` (C, T, H, W) after the train transform.
-    ``mode="test"``: all ``num_clips`` temporal views, each through the test transform (which makes ``num_crops``
-    spatial views), stacked clip-major: ``video`` (num_clips * num_crops, C, T, H, W). The frames of all views are
-    decoded in one pass.
-
-    A sample with a ``segment`` (EPIC-KITCHENS) is sampled inside that segment of its video. A (verb, noun) label
-    becomes a LongTensor (2,), so batches carry (B, 2). With ``with_pose``, items also carry ``pose``: the
-    sample's joints at the sampled frames, (T, J, 2) PennAction pixel (x, y), 1-based as MATLAB stores them, or
-    (T, J, 3) NTU camera-space (x, y, z) metres of the main actor, in train mode, and
-    (num_clips * num_crops, T, J, k) in test mode (one per view). The transform moves them with the pixels:
-    PennAction joints are in the output crop's pixel coordinates (still 1-based); a flip negates NTU x; a flip
-    swaps left and right joints (``data.transforms``). An unreadable pose file skips the sample like an
-    unreadable video, as does a PennAction pose file whose frame count is not its folder's
-    (``pose_frame_mismatch``).
+    ``mode="train"``: one random clip per video, ``video`` (C, T, H, W). ``mode="test"``: all ``num_clips`` temporal
+    views through the test transform (which makes ``num_crops`` spatial views), decoded in one pass and stacked
+    clip-major, ``video`` (num_clips * num_crops, C, T, H, W). A sample with a ``segment`` (EPIC-KITCHENS) is sampled
+    inside it; a (verb, noun) label becomes a LongTensor (2,). With ``with_pose`` items also carry ``pose``, the joints
+    at the sampled frames ((T, J, k); in test mode one per view), moved with the pixels by the transform
+    (data/README.md#real-datasets); an unreadable pose file, or a PennAction one whose frame count is not its
+    folder's, skips the sample like an unreadable video.
 
     Args:
-        samples: the annotated videos (``data.annotations``).
-        mode: "train" or "test".
-        transform: dict -> dict transform; in test mode it must return ``video`` of shape (num_crops, C, T, H, W)
-            (``data.transforms.TestTransform``). None = only convert to float in [0, 1].
-        sampling: "dense" (``num_frames`` at ``stride``) or "segments" (one frame per ``num_frames`` segments).
-        num_frames: frames per clip.
-        stride: frame stride of dense sampling.
+        samples: the annotated videos (``data.annotations``); mode: "train" or "test".
+        transform: dict -> dict; in test mode it must return ``video`` (num_crops, C, T, H, W) (``TestTransform``).
+            None = only convert to float in [0, 1].
+        sampling, num_frames, stride: "dense" or "segments", frames per clip, dense stride.
         num_clips: temporal views in test mode.
-        segment_view_offsets: with segment sampling, each test view's relative offset in every segment
-            (``data.clip_sampling.uniform_segments``' ``view_offsets``); None = evenly spaced.
-        dense_convention: with dense sampling, "frame_stride", "videomae" or "pyslowfast"
-            (``data.clip_sampling.dense_clip``).
-        segment_span: with segment sampling, the fraction of the video the segments cover
-            (``data.clip_sampling.uniform_segments``' ``span``); 1 = the whole video.
+        segment_view_offsets, dense_convention, segment_span: ``data.clip_sampling``'s ``view_offsets``,
+            ``convention`` and ``span``.
         failures_path: JSON-lines file where unreadable videos are recorded (shared by DataLoader workers).
-        dataset_name: for the data report.
-        split: for the data report ("train", "val").
-        bad_annotations: malformed annotation lines found while reading ``samples``, for the data report.
+        dataset_name, split, bad_annotations: for the data report (the latter: malformed annotation lines).
         with_pose: also return the joints of ``Sample.pose`` files at the sampled frames.
-        keep_decoded: keep every video's decoded frames in this process's memory after its first use
-            (``data.video_io.DECODED_VIDEOS``, shared with every other dataset of the process): for small
-            generated sets, where decoding is most of the loading work. Items are identical with and without it.
+        keep_decoded: keep every video's decoded frames in this process (``data.video_io.DECODED_VIDEOS``), for small
+            generated sets; items are identical with and without it.
     """
 
     def __init__(
@@ -268,9 +236,8 @@ def pose_frame_mismatch(path: Path, num_pose_frames: int, video: Path, num_video
 
 
 def load_pose(path: Path) -> np.ndarray:
-    """Joints per frame of a pose file: PennAction ``.mat`` -> (T, 13, 2) pixel (x, y) as stored (1-based, MATLAB
-    convention); NTU ``.skeleton`` ->
-    (T, 25, 3) camera-space (x, y, z) of the main actor (``data.pose.ntu_main_body_joints``).
+    """Joints per frame of a pose file: PennAction ``.mat`` -> (T, 13, 2) pixel (x, y) as stored (1-based);
+    NTU ``.skeleton`` -> (T, 25, 3) camera-space (x, y, z) of the main actor (``data.pose.ntu_main_body_joints``).
 
     Raises:
         FileNotFoundError: no such file.

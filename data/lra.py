@@ -1,30 +1,9 @@
 """Long Range Arena (Tay et al., ICLR 2021): a local ListOps generator and readers for the five tasks' public files.
 
-ListOps is generated here with the grammar of the official generator (google-research/long-range-arena,
-``lra_benchmarks/data/listops.py``): operators ``[MIN``, ``[MAX``, ``[MED`` (median, truncated to an integer) and
-``[SM`` (sum mod 10) over digits 0-9, closed by ``]``; every node is a leaf digit with probability 0.75 (always at
-``max_depth``), otherwise an operator with 2..``max_args`` arguments; the tree is written in the released
-binary-bracketed form, e.g. ``( ( ( [MAX 1 ) 7 ) ] )``, and a sample is kept when ``min_length < length <
-max_length`` (length = digits + 2 per operator). The benchmark uses depth 10, 10 arguments, lengths 500-2000 and
-96,000 / 2,000 / 2,000 samples. Splits are written as the released ``basic_{train,val,test}.tsv`` (header
-``Source\\tTarget``).
-
-The other four tasks are read from their public files, in their released layouts under one ``root``:
-
-=============  ===========================================================================================
-listops        ``listops-1000/basic_{train,val,test}.tsv`` (the LRA release)
-text           ``aclImdb/{train,test}/{pos,neg}/*.txt`` (IMDB, byte level); val = test, as in LRA
-retrieval      ``tsv_data/new_aan_pairs.{train,eval,test}.tsv`` (AAN; label, id1, id2, text1, text2)
-image          ``cifar-10-batches-py/`` (CIFAR-10 as grayscale pixels); val = the last 10% of train, as in LRA
-pathfinder     ``pathfinder32/curv_baseline/{imgs,metadata}`` (80/10/10 split after a seeded shuffle)
-=============  ===========================================================================================
-
-A missing file raises ``DataNotFoundError`` naming the path, a file that is there but unreadable in its release's
-format (a truncated CIFAR batch, a pickle holding anything but arrays, lists and a dict, an undecodable Pathfinder
-image) ``LRAFormatError`` naming it; an empty IMDB review is a bad entry (line 0, the whole file), left out. Tokens:
-id 0 is padding everywhere; ListOps uses the fixed vocabulary ``LISTOPS_VOCAB``; text and retrieval use bytes + 1
-and images pixel values + 1 (vocabulary 257), so that no real token is ever taken for padding (the Nystromformer
-pipeline masks token 0, i.e. black pixels).
+ListOps is generated with the official generator's grammar and draws and written as the released
+``basic_{train,val,test}.tsv``; every task is read from its released layout under one ``root`` (``read_lra``).
+Token 0 is padding everywhere. A missing file raises ``DataNotFoundError``, an unreadable one ``LRAFormatError``.
+Grammar, layouts and tokens: data/README.md#long-range-arena-and-davis.
 """
 
 from __future__ import annotations
@@ -168,11 +147,8 @@ def evaluate_listops(source: str) -> int:
 
 
 def generate_listops(**params: Any) -> dict[str, list[tuple[str, int]]]:
-    """Deterministic ListOps splits {"train", "val", "test"}: lists of (source, label), all sources distinct.
-
-    Like the official script it draws trees until enough distinct ones fall in the length window, then cuts the
-    list into train / val / test (in draw order, where the official script iterates a set).
-    """
+    """Deterministic ListOps splits {"train", "val", "test"}: lists of (source, label), all sources distinct,
+    cut in draw order from the distinct trees that fall in the length window."""
     spec = ListOpsSpec(**params)
     rng = random.Random(spec.seed)
     wanted = spec.num_train + spec.num_val + spec.num_test
@@ -216,12 +192,8 @@ def ensure_listops(cache_dir: str | Path = ".cache/lra", **params: Any) -> Path:
 
 
 def tokenize_listops(source: str, scheme: Literal["lra", "alnum"] = "lra") -> list[int]:
-    """Token ids of a ListOps source.
-
-    ``"lra"``: the current official pipeline (parentheses dropped, ``]`` kept as a token: it renames ``]`` to X
-    before whitespace tokenization). ``"alnum"``: the first released pipeline, whose alphanumeric tokenizer also
-    dropped ``]`` (long-range-arena issue #14), which leaves the nesting ambiguous. Unknown tokens raise KeyError.
-    """
+    """Token ids of a ListOps source: ``"lra"`` keeps ``]`` as a token (the current official pipeline),
+    ``"alnum"`` drops it (the first release's tokenizer). Unknown tokens raise KeyError."""
     ids = [LISTOPS_TOKEN_ID[t] for t in source.split() if t not in ("(", ")")]
     if scheme == "alnum":
         ids = [i for i in ids if i != LISTOPS_TOKEN_ID[END]]

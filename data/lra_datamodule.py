@@ -1,9 +1,7 @@
 """``LRADataModule``: the five Long Range Arena tasks as one LightningDataModule (token batches, not videos).
 
-ListOps without a ``root`` is generated into ``cache_dir`` (``data.lra.ensure_listops``); every other case reads the
-public files under ``root`` in their released layouts (``data.lra``), and a missing file raises
-``DataNotFoundError`` naming it. Batches are dicts {"input": LongTensor (B, L), "label": LongTensor (B,)};
-retrieval pairs give "input" (B, 2, L). Token 0 is padding.
+Batches are dicts {"input": LongTensor (B, L), or (B, 2, L) for retrieval pairs, "label": LongTensor (B,)}; token 0
+is padding. ListOps without a ``root`` is generated into ``cache_dir``; everything else is read from ``data.lra``.
 """
 
 from __future__ import annotations
@@ -78,17 +76,12 @@ class LRADataModule(L.LightningDataModule):
         task: "listops", "text", "retrieval", "image" or "pathfinder".
         root: directory holding the public files (``data.lra`` lists the layouts); None for a generated ListOps set.
         cache_dir: where generated ListOps sets are cached.
-        synthetic_params: ``ListOpsSpec`` fields of the generated set (default: the benchmark's 96k/2k/2k samples,
-            lengths 500-2000; Motionformer Table 5's tiny scale uses a CPU-sized one). ListOps without ``root`` only.
+        synthetic_params: ``ListOpsSpec`` fields of a generated set (default: the benchmark's); ListOps only.
         max_length: tokens kept per sequence (per document for retrieval); None = the Nystromformer pipeline's
             (ListOps 2000, Text 1000, Retrieval 4000, Image / Pathfinder 1024).
-        pipeline_padding: pad every sequence to the Nystromformer pipeline's fixed length, ``max_length`` rounded
-            up to a power of two (its dataset scripts append 48, 24 and 96 zeros to ListOps' 2000, Text's 1000 and
-            Retrieval's 4000 tokens; images are 1024); else to the batch's longest sequence. Exact attention is
-            unaffected; Nystrom landmarks and the Performer normaliser see the padded length, so an approximate
-            model's outputs depend on it.
-        batch_size: sequences per batch.
-        num_workers: DataLoader worker processes.
+        pipeline_padding: pad every sequence to ``max_length`` rounded up to a power of two, as the Nystromformer
+            pipeline does (Nystrom landmarks and the Performer normaliser see it); else to the batch's longest.
+        batch_size, num_workers: sequences per batch; DataLoader worker processes.
         listops_tokenizer: "lra" (``]`` kept, the current LRA pipeline) or "alnum" (``]`` dropped, the first one).
         split_seed: seed of the Pathfinder train/val/test shuffle.
     """

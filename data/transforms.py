@@ -1,23 +1,8 @@
 """Video transforms: callables mapping a sample dict to a sample dict, acting on ``sample["video"]``.
 
-Videos are uint8 or float tensors (C, T, H, W). Resizing is pytorchvideo's ``short_side_scale``, and the 1/3-crop
-test views sit where its ``uniform_crop`` puts them (the PySlowFast conventions the papers evaluate with); flips
-and crops are torchvision.transforms.v2 functional ops, applied to all frames at once so a clip stays consistent
-in time.
-
-A sample may carry ``pose`` joints (T, J, k) of the same frames and ``pose_space``: "pixel" (x, y in the frame's
-1-based pixel coordinates, PennAction) or "camera" (x, y, z in metres, NTU). The spatial transforms move pixel
-joints with the pixels (scale, crop, flip); a flip also negates camera x. Either way a flip swaps left and right
-joints (``data.pose.FLIP_PAIRS``), so a joint keeps naming the same body part of the mirrored figure.
-
-Colour jitter (torchvision.transforms.v2 ``ColorJitter``), RandAugment (pytorchvideo's video ``RandAugment``,
-timm's "rand-m{M}-n{N}-mstd0.5-inc1" policy on (T, C, H, W) tensors) and the random resized crop (pytorchvideo's
-``random_resized_crop``) draw their parameters once per call and apply them to the whole clip, so every frame gets
-the same operations with the same magnitudes. AutoAugment
-(timm's, one uint8 PIL image at a time) and random erasing (timm's ``RandomErasing``) draw from Python's
-``random``: AutoAugment replays one generator state on every frame, and the eraser sees the clip's frames as the
-channels of one image, so again every frame gets the same draw. (AutoAugment's posterize keeps timm's draws but
-answers a request for 0 bits as Pillow used to, with a black image: ``make_auto_augment``.)
+Videos are uint8 or float tensors (C, T, H, W); every random choice is drawn once per clip and applied to all its
+frames, and ``pose`` joints (T, J, k), "pixel" or "camera" (``pose_space``), move with the pixels. Conventions:
+data/README.md#transforms.
 """
 
 from __future__ import annotations
@@ -87,9 +72,7 @@ MULTI_SCALE_CROP_POSITIONS = ((0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4
 def multi_scale_crop_window(height: int, width: int, size: int, rng: random.Random | None = None
                             ) -> tuple[int, int, int, int]:
     """(top, left, window height, window width) of TSN's multi-scale crop in an H x W frame, as the official X-ViT
-    code draws it: each side a ``MULTI_SCALE_CROP_SCALES`` fraction of the short side (cut to whole pixels; a side
-    within 2 px of ``size`` becomes ``size``), the two fractions at most one step apart, at one of the
-    ``MULTI_SCALE_CROP_POSITIONS``."""
+    code draws it (``MULTI_SCALE_CROP_SCALES`` of the short side, at one of ``MULTI_SCALE_CROP_POSITIONS``)."""
     rng = rng or random
     sides = [size if abs(int(min(height, width) * s) - size) < 3 else int(min(height, width) * s)
              for s in MULTI_SCALE_CROP_SCALES]
@@ -100,10 +83,8 @@ def multi_scale_crop_window(height: int, width: int, size: int, rng: random.Rand
 
 
 def _posterize_keeping_no_bit_too(img: Image.Image, bits_to_keep: int, **kwargs: Any) -> Image.Image:
-    """timm's posterize, and for 0 bits the black image that Pillow's lookup table used to give. timm's "v0"
-    AutoAugment policy asks for 0 bits (its TensorFlow original's sub-policy (Posterize, 0.8, 2)), which Pillow now
-    refuses ("bits must be between or equal to 1 and 8"): one clip in 31 (the sub-policy's 1/25, then its 0.8)
-    stopped training with that error."""
+    """timm's posterize, and for 0 bits a black image (what older Pillow's lookup table gave): timm's "v0" policy
+    asks for 0 bits, which current Pillow refuses (one clip in 31 would stop training with that error)."""
     if bits_to_keep <= 0:
         return Image.new(img.mode, img.size)
     return timm_posterize(img, bits_to_keep, **kwargs)
@@ -182,7 +163,7 @@ def uniform_crop_offsets(height: int, width: int, size: int, index: int) -> tupl
 def transform_joints(joints: torch.Tensor, space: str, scale: tuple[float, float], top: int, left: int,
                      flip_width: int | None = None) -> torch.Tensor:
     """Joints (..., J, k) of frames resized by ``scale`` = (sy, sx), cropped at (top, left) and, when
-    ``flip_width`` is given, mirrored inside a crop that wide. See the module docstring for the spaces."""
+    ``flip_width`` is given, mirrored inside a crop that wide. The spaces: data/README.md#transforms."""
     if space not in ("pixel", "camera"):
         raise ValueError(f"pose_space must be 'pixel' or 'camera', got {space!r}")
     out = joints.clone()
@@ -222,48 +203,28 @@ def _checked_resized_crop(crop: Any, multi_scale_crop: bool) -> tuple[tuple[floa
 
 class TrainTransform:
     """Optional AutoAugment or RandAugment, random short-side scale jitter and random crop (or another crop),
-    optional horizontal flip, optional colour jitter, normalisation, optional random erasing.
-
-    Paper settings: Motionformer applies RandAugment on SSv2 and EPIC-KITCHENS (Sec. 4; its code uses timm's
-    "rand-m20-mstd0.5-inc1": 2 ops, each with probability 0.5, magnitudes clipped at the maximum level 10, same
-    draw for every frame) and lists colour jittering among its standard augmentations, though its SSv2/EPIC
-    configs turn it off; CAST (Table 4) uses colour jitter 0.4 and RandAugment (9, 0.5), i.e. m9 with magnitude
-    std 0.5, on every dataset, and a random resized crop (Sec. 4.2). The official codes of Motionformer and CAST
-    apply RandAugment, and X-ViT's AutoAugment, to the whole decoded frames before the scale jitter and crop, and
-    X-ViT's random erasing to the cropped, normalised clip, with one box for all frames; all sit at those places
-    here.
+    optional horizontal flip, optional colour jitter, normalisation, optional random erasing (Auto/RandAugment on
+    the whole frames, erasing on the normalised crop, where the official codes apply them). Paper settings: their
+    READMEs.
 
     Args:
         crop_size: side of the square output crop.
         scale: (min, max) range for the random short side, inclusive; min must be >= crop_size.
         hflip: flip horizontally with probability 0.5 (never for direction-dependent labels such as SSv2's).
-        mean: per-channel mean, on the [0, 1] scale.
-        std: per-channel standard deviation, on the [0, 1] scale.
-        rng: random source; None = the ``random`` module and torch's generator (seeded per DataLoader worker by
-            PyTorch). When given, it also seeds the colour jitter and RandAugment draws.
-        color_jitter: brightness, contrast and saturation strength (one float for all three, or a triple), as
-            torchvision's ``ColorJitter``; None = off.
-        color_jitter_prob: probability that a clip is colour-jittered at all (Motionformer's official code: 0.8).
-        inverse_uniform_scale: draw the short side as 1 / U(1 / max, 1 / min), rounded (PySlowFast's
-            INV_UNIFORM_SAMPLE, which Motionformer's official SSv2 configs set), instead of uniformly in ``scale``.
-        rand_augment: (magnitude, num_ops) of RandAugment, e.g. (9, 2); None = off. Magnitudes are drawn from
-            N(magnitude, ``rand_augment_std``) and clipped to [0, 10].
+        mean, std: per-channel mean and standard deviation, on the [0, 1] scale.
+        rng: random source (also seeding colour jitter and RandAugment); None = ``random`` and torch's generator.
+        color_jitter: brightness, contrast and saturation strength (a float or a triple); None = off.
+        color_jitter_prob: probability that a clip is colour-jittered at all.
+        inverse_uniform_scale: draw the short side as 1 / U(1 / max, 1 / min) (PySlowFast's INV_UNIFORM_SAMPLE).
+        rand_augment: (magnitude, num_ops), magnitudes drawn from N(magnitude, ``rand_augment_std``) clipped to [0, 10].
         rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
-        auto_augment: timm's AutoAugment policy (``auto_augment_transform``'s config string, e.g. "v0"); None = off.
-            Its absolute translations shift int(0.45 * ``crop_size``) pixels at most (timm's ``translate_const``, as
-            timm's ``create_transform`` and the official X-ViT code at 224 set it; "v0" translates relatively only).
-        random_erasing: probability of timm's ``RandomErasing`` (its defaults: one box of 2% to 1/3 of the frame,
-            aspect ratio 0.3 to 1/0.3, filled with 0, i.e. the mean after normalisation); 0 = off.
-        multi_scale_crop: instead of the short-side jitter and random crop (``scale`` is then unused), the official
-            X-ViT code's Kinetics crop: a ``multi_scale_crop_window`` of the frame, resized to ``crop_size`` x
-            ``crop_size`` (bilinear, antialiased as PIL's, which the official code uses).
-        tokenshift_photometric: probability of each of TokenShift's four colour changes
-            (``tokenshift_photometric_ops``; MSCA trains with them at 0.1); 0 = off. On float frames, where TokenShift
-            changes uint8 PIL images.
-        random_resized_crop: ((min, max) area fraction, (min, max) aspect ratio w / h) of an Inception-style crop,
-            resized to ``crop_size`` x ``crop_size`` (bilinear), instead of the short-side jitter and random crop
-            (``scale`` is then unused): PySlowFast's ``random_resized_crop`` (pytorchvideo's), which the official
-            CAST code trains with at ((0.08, 1.0), (0.75, 1.3333)); None = off.
+        auto_augment: timm's AutoAugment policy string (e.g. "v0"); translations at most int(0.45 * crop_size) pixels.
+        random_erasing: probability of timm's ``RandomErasing`` (one box of 2% to 1/3 of the frame, filled with 0).
+        multi_scale_crop: the official X-ViT Kinetics crop (``multi_scale_crop_window``) resized to ``crop_size``,
+            instead of the short-side jitter and random crop.
+        tokenshift_photometric: probability of each of TokenShift's four colour changes (on float frames); 0 = off.
+        random_resized_crop: ((min, max) area fraction, (min, max) aspect ratio w / h) of an Inception-style crop
+            resized to ``crop_size`` (pytorchvideo's), instead of the short-side jitter and random crop; None = off.
     """
 
     def __init__(
@@ -415,17 +376,15 @@ class TrainTransform:
 
 
 class TestTransform:
-    """Short-side resize, then ``num_crops`` spatial views, normalised.
+    """Short-side resize, then ``num_crops`` spatial views, normalised: ``video`` (num_crops, C, T, H, W).
 
-    The output ``video`` is (num_crops, C, T, H, W): 1 crop = centre; 3 crops = left/centre/right (or top/centre/
-    bottom when the video is portrait), along the long side, as in PySlowFast's 3-crop testing.
+    1 crop = centre; 3 crops = left/centre/right (top/centre/bottom for a portrait video), as PySlowFast's.
 
     Args:
         crop_size: side of the square crops.
         num_crops: 1 or 3.
         short_side: short side to resize to before cropping; None = crop_size (the crops then span the short side).
-        mean: per-channel mean, on the [0, 1] scale.
-        std: per-channel standard deviation, on the [0, 1] scale.
+        mean, std: per-channel mean and standard deviation, on the [0, 1] scale.
     """
 
     __test__ = False  # not a pytest test class, despite the name

@@ -1,34 +1,10 @@
 """Semi-supervised video object segmentation by label propagation on frozen features (Motionformer Table 9).
 
-The protocol is Jabri et al.'s (Contrastive Random Walk, ``ajabri/videowalk`` ``code/test.py``) as DINO runs it
-for ViTs (``facebookresearch/dino`` ``eval_video_segmentation.py``), which is the comparison row of Table 9
-(DINO ViT-B/16, 62.3 J&F). For every target frame t:
-
-1. context = the first frame (with its ground-truth labels) and the ``n_last_frames`` previous frames (with their
-   propagated soft labels);
-2. affinity of each target patch to each context patch: cosine similarity of L2-normalised features / temperature,
-   exponentiated; only source patches within ``size_mask_neighborhood`` patches (a square window) of the target
-   patch's position count;
-3. per target patch, keep the context patches whose affinity is among the ``topk`` largest over all context
-   frames jointly, normalise to sum 1;
-4. the target's soft labels are the weighted sum of the kept sources' labels; they join the queue;
-5. for the output, soft labels are upsampled bilinearly to the (resized) frame, each channel is min-max
-   normalised, the argmax is taken and resized (nearest) to the annotation size.
-
-Defaults are DINO's: ``n_last_frames=7``, ``size_mask_neighborhood=12``, ``topk=5`` (its argparse defaults) and
-temperature 0.1 (hard-coded there: ``torch.exp(torch.bmm(feat_tar, feat_sources) / 0.1)``); frames are resized to
-a short side of 480 with the long side floored to a multiple of 64 (``read_frame``: 854x480 -> 832x480).
-Jabri et al.'s own defaults differ (``--topk 10 --videoLen 20 --radius 12 --temperature 0.05``, and their
-radius does not restrict the first frame); pass them to reproduce that protocol.
-
-Features come from any callable ``frames (T, 3, H, W) in [0, 1] -> (T, h, w, C)``; ``VideoViTFeatures`` builds one
-for our ``VideoViT`` (see its docstring for the choices a video model with 2-frame tubelets needs).
-
-Which features the paper used is not pinned down: Sec. 6.1.6 says "we directly use the attention maps of our
-Motionformer model", the Table 9 caption "we evaluate the quality of frozen features", and the comparison row
-(DINO) uses the last block's output patch tokens. ``VideoViTFeatures(feature="keys")`` (cosine affinity of the
-last attention's keys, i.e. a key-key attention map) is the closest reading of the text; ``feature="tokens"``
-(DINO's choice, the default) of the caption and of the comparison. Report which one a number comes from.
+The protocol is Jabri et al.'s as DINO runs it for ViTs, with DINO's defaults (``n_last_frames=7``,
+``size_mask_neighborhood=12``, ``topk=5``, temperature 0.1): each target frame's patches take the labels of their
+most similar patches in the first and the previous frames. Features come from any callable ``frames (T, 3, H, W) in
+[0, 1] -> (T, h, w, C)``; ``VideoViTFeatures`` builds one for ``VideoViT``. The protocol step by step and which
+features the paper used: experiments/mformer/README.md#table-5-long-range-arena-and-table-9-davis.
 """
 
 from __future__ import annotations
@@ -183,14 +159,12 @@ def evaluate_davis(feature_fn: FeatureFn, root: str | Path, split: str = "val", 
     Args:
         feature_fn: frames (T, 3, H, W) in [0, 1] -> (T, h, w, C) features.
         root: DAVIS folder (``JPEGImages/480p``, ``Annotations/480p``, ``ImageSets/2017``).
-        split: "val" for Table 9.
-        sequences: optional subset of the split.
+        split, sequences: "val" for Table 9; an optional subset of it.
         short_side, size_multiple: frame resizing before feature extraction (None: native size).
         n_last_frames, size_mask_neighborhood, topk, temperature: see ``propagate_labels``.
         bound_th: F tolerance (fraction of the diagonal).
         on_error: "raise" on a sequence with unreadable files, or "skip" it and list it under "skipped".
-        output_dir: if given, write the predictions as palette PNGs in the layout the official
-            ``davis2017-evaluation`` reads (``<output_dir>/<sequence>/00000.png``).
+        output_dir: if given, palette PNGs in the layout the official ``davis2017-evaluation`` reads.
         propagation_device: where the propagation runs (default: where the features are).
 
     Returns:
@@ -269,13 +243,9 @@ def pos_embed_for(model: VideoViT, thw: tuple[int, int, int]) -> tuple[Tensor, T
 
 def video_vit_patch_features(model: VideoViT, video: Tensor,
                              feature: Literal["tokens", "keys"] = "tokens") -> Tensor:
-    """Patch features of a (B, C, T, H, W) normalised clip at any H, W divisible by the patch size.
-
-    ``model.forward_features`` with the spatial position table resampled to the clip's grid (VideoViT itself
-    requires its training size). "tokens": the last block's output patch tokens after the final norm (DINO's
-    ``get_intermediate_layers(n=1)``); "keys": the keys of the last block's attention (``qkv`` output, all heads
-    concatenated). Returns (B, T', h, w, D) with T' = T / tubelet_size.
-    """
+    """Patch features (B, T / tubelet_size, h, w, D) of a (B, C, T, H, W) normalised clip at any H, W divisible by
+    the patch size (the spatial position table resampled): "tokens" = the last block's output patch tokens after the
+    final norm (DINO's), "keys" = the last attention's keys, all heads concatenated."""
     x, thw = model.patch_embed(video)
     cls_pos, patch_pos = pos_embed_for(model, thw)
     cls = (model.cls_token + cls_pos).expand(x.shape[0], -1, -1)
@@ -304,26 +274,13 @@ def video_vit_patch_features(model: VideoViT, video: Tensor,
 
 
 class VideoViTFeatures:
-    """Frozen ``VideoViT`` as a ``FeatureFn`` for label propagation.
-
-    A video model with 2-frame tubelets has no per-frame token, so a frame's features must come from a clip:
-
-    * ``mode="clip"`` (default): the sequence is cut into consecutive clips of ``model.num_frames`` frames
-      (a last, overlapping clip ends at the last frame and serves only the frames no earlier clip covers; a
-      sequence shorter than a clip is padded by repeating its last frame), each clip runs once, and each frame
-      takes the features of the tubelet it lies in (two consecutive frames share them). The model sees real
-      motion, as in training, at one forward pass per ``num_frames`` frames; the price is half the temporal
-      resolution of the features and features that see up to ``num_frames - 1`` future frames (never their
-      labels). DAVIS frames are consecutive at 24 fps, whereas Motionformer trained on every 4th frame at 30 fps:
-      the model sees about 5x less motion per clip than in training.
-    * ``mode="static"``: each frame repeated ``num_frames`` times (a still video), features averaged over the
-      tubelets: per-frame features like an image model's, without motion, at ``num_frames`` times the cost.
+    """Frozen ``VideoViT`` as a ``FeatureFn`` for label propagation (the choices: experiments/mformer/README.md).
 
     Args:
         model: the frozen model (put in eval mode here).
-        feature: "tokens" (last block output, DINO's choice) or "keys" (last attention's keys: the affinity is
-            then a key-key attention map, the closest reading of the paper's "we directly use the attention maps").
-        mode: "clip" or "static" (above).
+        feature: "tokens" (last block output, DINO's choice) or "keys" (last attention's keys: a key-key attention map).
+        mode: "clip" (consecutive clips, each frame takes its tubelet's features) or "static" (each frame as a still
+            clip, features averaged over the tubelets).
         mean, std: input normalisation on the [0, 1] scale (Motionformer trains with 0.5 / 0.5).
         device: where the model runs (its current device if None).
         batch_size: clips per forward pass.

@@ -61,9 +61,9 @@ def _accuracy_metrics(num_classes: int | dict[str, int], prefix: str, sync: bool
 
 
 def unique_videos(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-video scores (validation or test) of every process merged, each video once, in index order. ``parts``: one dict per
-    process, {"index": (N,), "probs": [(N, K) per head], "label": (N,) or (N, 2)}. A ``DistributedSampler`` pads
-    the last ranks with repeats of the first videos so every rank has as many; those repeats go here."""
+    """Per-video scores of every process merged, each video once, in index order. ``parts``: one dict per process,
+    {"index": (N,), "probs": [(N, K) per head], "label": (N,) or (N, 2)}; a ``DistributedSampler``'s padding repeats
+    go here."""
     index = torch.cat([p["index"] for p in parts])
     order = torch.argsort(index, stable=True)
     sorted_index = index[order]
@@ -83,10 +83,9 @@ VIEW_AVERAGES: tuple[str, ...] = ("probabilities", "logits")
 
 
 def name_param_groups(groups: list[dict[str, Any]], layer_decay: float | None = None, top_layer: int = 0) -> None:
-    """Name each parameter group by what sets it apart, for the learning-rate curves (Lightning's
-    LearningRateMonitor logs ``lr/<name>``, not ``lr/pg1``): "decay" or "no_decay", and with layer-wise lr decay the
-    layer, numbered as timm's layer groups (``group_matcher``) are, ``top_layer`` the last: its lr scale is
-    layer_decay^(top_layer - layer)."""
+    """Name each parameter group for the learning-rate curves (``lr/<name>``, not ``lr/pg1``): "decay" or
+    "no_decay", prefixed with layer-wise lr decay by its layer, ``top_layer`` the last (lr scale
+    layer_decay^(top_layer - layer))."""
     layered = layer_decay is not None and layer_decay != 1.0
     for group in groups:
         decay = "decay" if group.get("weight_decay", 0.0) > 0 else "no_decay"
@@ -98,7 +97,7 @@ def name_param_groups(groups: list[dict[str, Any]], layer_decay: float | None = 
 
 def warmup_steps(hparams: Mapping[str, Any], steps_per_epoch: float) -> int:
     """The warm-up's length in optimiser steps: ``warmup_steps`` when given, else ``warmup_epochs`` of
-    ``steps_per_epoch`` (a checkpoint saved before ``warmup_steps`` existed has only the latter)."""
+    ``steps_per_epoch`` (a checkpoint's hyper-parameters may hold only the latter)."""
     if hparams.get("warmup_steps") is not None:
         return int(hparams["warmup_steps"])
     return int(round(hparams["warmup_epochs"] * steps_per_epoch))
@@ -107,51 +106,26 @@ def warmup_steps(hparams: Mapping[str, Any], steps_per_epoch: float) -> int:
 class VideoClassifier(L.LightningModule):
     """Cross-entropy training of a clip classifier with multi-view testing.
 
+    Test batches may carry V views per video, ``video`` (B, V, C, T, H, W), whose scores are averaged per video. Under
+    mixup/cutmix the training accuracy is not logged, and an odd batch loses its last clip (timm mixes a batch with its
+    reverse). Which paper sets which option: each paper's README.
+
     Args:
         model: maps (B, C, T, H, W) clips to (B, num_outputs(num_classes)) logits.
-        num_classes: number of classes, or ``{"verb": V, "noun": N}`` for verb-noun labels (EPIC-KITCHENS): the
-            model then outputs V + N logits (first V = verb), labels arrive as (B, 2) = (verb, noun), the loss is
-            CE(verb) + CE(noun), and an action is right when both argmaxes are (the highest-scoring pair under
-            independent softmaxes, the EPIC-KITCHENS action score).
-        optimizer: a timm optimizer name: "adamw", or "momentum" for SGD with momentum (timm's "sgd" is Nesterov).
-        momentum: momentum of the SGD optimizers (AdamW ignores it).
-        lr: peak learning rate.
-        weight_decay: weight decay; biases, norms, position embeddings and the CLS token are exempt
-            (timm's ``create_optimizer_v2`` parameter groups, using ``model.no_weight_decay()``).
-        label_smoothing: cross-entropy label smoothing.
-        epochs: length of the schedule in epochs.
-        schedule: "step" (divide by 1/gamma at ``milestones``, the papers' schedule) or "cosine".
-        milestones: epochs at which the "step" schedule decays.
-        gamma: decay factor of the "step" schedule.
-        warmup_epochs: linear warm-up, counted in epochs but applied per step.
-        warmup_steps: the warm-up in optimiser steps instead, for recipes stated in steps (the LRA configurations);
-            None: ``warmup_epochs``.
-        warmup_start: the warm-up's first lr as a fraction of the peak (1/100, Motionformer's; CAST's official
-            code starts at 0).
-        min_lr_ratio: the floor the "cosine" schedule decays to, as a fraction of the peak (0; CAST's official
-            min_lr 1e-6 for its lr 1e-3, both scaled with the batch, is 1e-3).
-        cosine_over: the steps the "cosine" curve spans: "after_warmup" (from the peak at the warm-up's end to the
-            last step) or "all" (from the first step to the last; the warm-up ramps linearly onto the curve's value
-            at its end, below the peak: PySlowFast's ``get_lr_at_epoch`` without COSINE_AFTER_WARMUP, X-ViT's).
-        mixup_alpha: Beta(alpha, alpha) of mixup; 0 = off (CAST, Table 4: 0.8).
-        cutmix_alpha: Beta(alpha, alpha) of cutmix; 0 = off. The cut box is the same on every frame.
-        mixup_prob: probability of mixing a batch at all (when either alpha > 0).
-        mixup_switch_prob: probability of cutmix instead of mixup when both alphas are > 0.
-        weight_decay_exempt: which parameters weight decay spares: "timm" (biases, norms and the model's
-            ``no_weight_decay()``: timm's rule), "head_biases" (only the classification head's biases, the model's
-            ``head_bias_names()``: the official X-ViT / PySlowFast optimizer's rule for ViT backbones) or "none" (every
-            parameter decays: Motionformer's official optimizer, which spares only BatchNorm's).
-        layer_decay: layer-wise lr decay (BEiT's): the lr of each layer group of the model's ``group_matcher``
-            (timm's grouping; embeddings first, then the blocks, the rest last) is scaled by layer_decay^(groups
-            after it); None: one lr. A model without ``group_matcher`` is refused rather than guessed at.
-        view_average: what is averaged over a video's test views: "probabilities" (the views' softmax scores:
-            PySlowFast's heads in eval mode, Motionformer's; VideoMAE's test merge, CAST's) or "logits" (the scores
-            before the softmax: the official X-ViT and TokShift/MSCA test loops).
-
-    Test batches may carry several views per video, ``video`` of shape (B, V, C, T, H, W): the views' scores
-    (``view_average``) are averaged per video (temporal clips x spatial crops). Under mixup/cutmix
-    the training accuracy is not logged (the targets are soft), and an odd training batch (possible when
-    unreadable videos were dropped) loses its last clip, since timm mixes a batch with its reverse.
+        num_classes: an int, or ``{"verb": V, "noun": N}``: V + N logits (verbs first), (B, 2) labels, loss CE(verb) +
+            CE(noun), and an action is right when both argmaxes are (the EPIC-KITCHENS action score).
+        optimizer, momentum: a timm optimizer name ("adamw", or "momentum" for SGD with momentum) and its momentum.
+        lr, weight_decay, label_smoothing: peak learning rate; weight decay (see ``weight_decay_exempt``); smoothing.
+        epochs, schedule, milestones, gamma: schedule length; "step" (times ``gamma`` at ``milestones``) or "cosine".
+        warmup_epochs, warmup_steps: linear warm-up in epochs (applied per step), or in optimiser steps when given.
+        warmup_start, min_lr_ratio: the warm-up's first lr and the cosine's floor, as fractions of the peak.
+        cosine_over: "after_warmup" (the cosine from the peak at the warm-up's end) or "all" (over every step, the
+            warm-up ramping onto the curve: PySlowFast's without COSINE_AFTER_WARMUP).
+        mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob: timm's ``Mixup`` (0 = off; one cut box per clip).
+        weight_decay_exempt: what weight decay spares: "timm" (biases, norms, ``no_weight_decay()``), "head_biases"
+            (the head's biases, ``head_bias_names()``) or "none".
+        layer_decay: layer-wise lr decay over the model's ``group_matcher`` groups (required); None: one lr.
+        view_average: what is averaged over a video's test views: "probabilities" or "logits".
     """
 
     input_key = "video"  # the batch entry the model reads; subclasses for other inputs override it
@@ -377,11 +351,8 @@ class VideoClassifier(L.LightningModule):
         return x, None
 
     def mix(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """timm mixup/cutmix of a (B, C, T, H, W) batch; returns the mixed clips and soft (flat) targets.
-
-        timm cuts ``x[:, :, y0:y1, x0:x1]``, i.e. the last two axes of a 4-D tensor: time is folded into the
-        channels so the box spans (H, W) and is the same on every frame.
-        """
+        """timm mixup/cutmix of a (B, C, T, H, W) batch; returns the mixed clips and soft (flat) targets. Time is
+        folded into the channels, so timm's box over the last two axes is the same on every frame."""
         if len(video) % 2:
             video, label = video[:-1], label[:-1]
         flat = label if label.ndim == 1 else label[:, 0] * self.num_classes["noun"] + label[:, 1]

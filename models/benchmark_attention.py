@@ -2,30 +2,9 @@
 
     python -m models.benchmark_attention [--shape tiny|paper|all] [--device cpu|cuda] [--batch N] [--block] [--json]
 
-Variants (all the same function of the same parameters; tests/models/attention/test_trajectory_fast_path.py proves it):
-
-- ``literal``: stage one with the explicit (T*S) x (T*S) score matrix, stage two as Eq. 5-6 print it (every
-  trajectory token projected to keys and values): what the official code runs.
-- ``fused``: stage one through SDPA, one problem per frame (no score matrix), stage two literal.
-- ``rearranged``: stage one through SDPA, stage two rearranged (no projected keys or values) in one autograd
-  function that keeps the trajectory tokens once (``memory_lean``): our default.
-- ``rearranged_autograd``: the same, stage two as autograd records it (``memory_lean=False``).
-
-Shapes: ``tiny`` is the tiny preset's layer (C = 64, 4 heads, T = 4, S = 4 x 4); ``paper`` is ViT-B at
-16x224x224 with 2x16x16 tubelets (C = 768, 12 heads, T = 8, S = 14 x 14). Every variant runs in a fresh
-subprocess, so one variant's allocations cannot hide in another's peak.
-
-Time: median (and min) wall time of at least ``--repeats`` forward+backward passes (more, up to 2 s, when a
-pass is short) after one untimed warm-up pass; CUDA is synchronised after each pass.
-
-Peak memory of one pass after the warm-up, minus what was allocated just before it (weights, input, warm-up
-leftovers); and the memory kept for backward (allocated after the forward, graph alive, minus before it), which
-is what a deep model accumulates over its layers. CUDA: ``torch.cuda.max_memory_allocated`` and
-``memory_allocated``. CPU: the process's peak resident set size (VmHWM, reset through ``/proc/self/clear_refs``
-before the pass) and its resident size (VmRSS), each minus VmRSS before the pass. The worker
-runs with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc serves every tensor over 64 KiB with its own mapping and
-returns it on free: resident size then follows live tensor memory, plus small-allocation slack (about 1 MiB).
-Tiny-shape CPU figures are therefore dominated by that slack; only the paper-shape figures are informative.
+Variants (``VARIANTS``, the same function, tested equal): ``literal`` (the official code's), ``fused``,
+``rearranged`` (our default) and ``rearranged_autograd``. Each runs in a fresh subprocess; on a CPU, memory is read
+from the resident set size. Method and figures: models/README.md#benchmarks.
 """
 
 from __future__ import annotations
@@ -140,7 +119,7 @@ def measure(shape: str, variant: str, batch: int, device: str, repeats: int, blo
 
 def _run_subprocess(config: dict[str, Any]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "models.benchmark_attention", "--worker", json.dumps(config)]
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # RSS follows live tensors (module doc)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # RSS follows live tensors (models/README.md)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {config} failed:\n{done.stderr[-3000:]}")

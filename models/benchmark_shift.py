@@ -3,26 +3,9 @@
     python -m models.benchmark_shift [--shape tiny|paper|all] [--unit block|model] [--device cpu|cuda] [--batch N]
                                      [--compile [default|reduce-overhead|max-autotune]] [--repeats N] [--json]
 
-(``python -m reports benchmark-shift FILE [the same options]`` records what it measures for the README's tables.)
-
-Variants (per-frame class tokens, tubelet 1): ``vit`` (frame attention), ``msca_kv`` (h_b = h_f = 1),
-``msca_pkv`` (N_b = N_f = 8 of 197 token rows at paper shape, the paper's best; 1 + 1 of 17 at tiny shape),
-``tokenshift`` (class-token shift of 1/4 of the channels before attention and MLP), ``tsm`` (1/4 of every token's
-channels before attention), ``xvit`` (keys/values mixed from t-1, t, t+1, 1/4 of the channels each way).
-
-Shapes: ``tiny`` = vit_tiny_frame (C = 96, 12 heads, 8 frames of 4 x 4 patches); ``paper`` = ViT-B/16 on 8 frames of
-224 x 224 (C = 768, 12 heads, 8 frames of 14 x 14 patches). ``--unit block`` times one transformer block (shift
-hooks, attention, MLP), ``model`` the whole network.
-
-Time: median and minimum of at least ``--repeats`` passes per variant (more, up to 2 s each) after one untimed
-warm-up pass, the passes of all variants interleaved (see ``measure``). ``--compile [MODE]`` runs every variant
-through ``torch.compile`` (compiled during the warm-up, outside the timing): at batch 1 an eager block waits on the
-dispatch and launch of its small ops, a shift's few ops included; on a CPU compiling fuses them away (README:
-figures). Ops (eager only): the ops one pass dispatches below autograd, views apart (``dispatched_ops``), the
-same on every machine: what that waiting is paid for. Memory: on a CPU the bytes autograd saves for backward
-(``models.memory.saved_tensor_bytes``: what a deep network accumulates) and the peak of op-created tensors over
-forward + backward (``models.memory.peak_bytes``); on CUDA ``torch.cuda.max_memory_allocated`` over one pass minus
-the memory allocated before it.
+Variants: ``vit``, ``msca_kv``, ``msca_pkv``, ``tokenshift``, ``tsm``, ``xvit``; passes of all variants interleaved
+(``measure``). ``python -m reports benchmark-shift FILE`` records the figures for the README. Method:
+models/README.md#benchmarks.
 """
 
 from __future__ import annotations
@@ -116,9 +99,8 @@ def measure(shape: str, variants: list[str], unit: str, batch: int, device: str,
             min_seconds: float = 2.0, compiled: str | None = None) -> list[dict[str, Any]]:
     """Forward+backward time and memory of every variant at one shape.
 
-    Timed passes run round-robin over the variants, so that load from other processes on a shared machine
-    (which drifts over seconds) spreads over all of them instead of biasing whichever runs last; at least
-    ``repeats`` passes each, more until about ``min_seconds`` per variant have passed (at most 100).
+    Timed passes run round-robin over the variants, so that drifting load from other processes spreads over all of
+    them: at least ``repeats`` each, more until about ``min_seconds`` per variant (at most 100).
     """
     # Every variant compiles the same forward code, which dynamo otherwise compiles for 8 modules at most and then
     # runs eagerly: later variants would be timed uncompiled without a word. Earlier calls' entries are dropped.

@@ -1,23 +1,9 @@
 """A small encoder transformer for Long Range Arena, whose attention is exact or an approximation (Table 5).
 
-The architecture and the ``lra_listops`` defaults follow the Nystromformer repository's LRA code, which the
-Motionformer paper used for its Table 5 (mlpen/Nystromformer ``LRA/code/lra_config.py``, ``model.py``,
-``model_wrapper.py``): learned token and position embeddings (std 0.02), pre-norm blocks (LayerNorm, attention,
-dropout, residual; LayerNorm, Linear-GELU-Dropout-Linear-Dropout, residual), a final LayerNorm, mean pooling and a
-Linear-ReLU-Linear head. ListOps: embedding 64, 2 layers, 2 heads of 32, MLP hidden 128, dropout 0.1, vocabulary
-32, position table 2048 (their ``max_seq_len`` 2000 rounded up to a power of two; inputs are padded to 2000 + 48).
-Retrieval encodes both documents with the same encoder and classifies [x0, x1, x0 * x1, x0 - x1].
-
-Token id ``pad_id`` (0) is padding. Exact attention masks padded keys out of the softmax (so padding never changes
-the outputs of real tokens); mean pooling averages real tokens only (the Nystromformer code zeroes padded outputs
-and divides by the padded length instead). Nystrom attention takes the mask as the Nystromformer repository's LRA
-code does (``attention_nystrom.py``: padded queries and keys zeroed, padded keys out of the third softmax);
-Orthoformer chooses its prototypes among real tokens and leaves padded keys out of its second softmax (a zero
-padded key has cosine 0 with every prototype, so the greedy rule would otherwise take padding first, and with half
-a sequence padded nearly every prototype was the zero vector). Performer takes no mask: padded keys and values are
-zeroed, as the Nystromformer repository's Performer does (``K * mask``, ``V * mask``); a zero key still takes part
-in the normaliser (weight exp(0) relative to the others), so padding is not exactly neutral there; with a ReLU
-kernel (the Nystromformer repository's choice) or with unpadded batches it is.
+The architecture and the ``lra_listops`` defaults are those of the Nystromformer repository's LRA code, which
+Motionformer's Table 5 used. Token ``pad_id`` (0) is padding: exact attention and mean pooling leave it out,
+Nystrom and Orthoformer take the mask, Performer zeroes padded keys and values. Architecture and padding:
+models/README.md#the-lra-transformer.
 """
 
 from __future__ import annotations
@@ -129,13 +115,8 @@ class LRABlock(nn.Module):
                  budget: int | None, attn_options: dict[str, Any] | None, drop: float, attn_drop: float) -> None:
         """
         Args:
-            dim: token width.
-            num_heads: attention heads.
-            head_dim: width of each head.
+            dim, num_heads, head_dim, attention, budget, attn_options: as ``LRAAttention``.
             mlp_hidden_dim: hidden width of the MLP.
-            attention: attention name (see ``LRAAttention``).
-            budget: the approximation's budget.
-            attn_options: further options of the approximation.
             drop: dropout after attention and in the MLP.
             attn_drop: dropout on exact attention weights.
         """
@@ -158,9 +139,7 @@ class LRATransformer(nn.Module):
         vocab_size: embedding rows (token ids must be smaller).
         num_classes: classes of the head.
         max_len: rows of the learned position table (longest input).
-        embed_dim: token width.
-        depth: transformer blocks.
-        num_heads: attention heads.
+        embed_dim, depth, num_heads: token width, transformer blocks, attention heads.
         head_dim: width of each head (None: embed_dim // num_heads).
         mlp_hidden_dim: hidden width of the block MLPs and of the head.
         attention: "exact", "orthoformer", "nystrom" or "performer".
@@ -168,8 +147,7 @@ class LRATransformer(nn.Module):
         attn_options: further keyword arguments of the approximation.
         pooling: "mean" over real tokens, or "cls" (a learned token prepended to the sequence).
         dual: inputs are document pairs (retrieval): both encoded, head on [x0, x1, x0 * x1, x0 - x1].
-        drop_rate: dropout on embeddings, after attention and in the MLPs.
-        attn_drop_rate: dropout on exact attention weights.
+        drop_rate, attn_drop_rate: dropout on embeddings, after attention and in the MLPs; on exact attention weights.
         pad_id: the padding token id.
     """
 
@@ -302,16 +280,12 @@ def lra_pathfinder(**kwargs: Any) -> LRATransformer:
 
 def lra_gflops(attention: str = "exact", budget: int | None = None, seq_len: int = 2048, model: str = "lra_listops",
                **overrides: Any) -> float:
-    """GFLOPs (fvcore convention: one multiply-add = one FLOP) of one forward pass on one sequence.
+    """GFLOPs (one multiply-add = one FLOP) of one forward pass on one sequence of ``seq_len`` real tokens.
 
-    Every position is a real token (no padding). Exact attention runs its explicit formula so that QK^T and AV are
-    counted matmuls, as in ``models.flops``; elementwise work (softmax, norms, GELU) is not counted. The model runs
-    on the CPU for real (about a GFLOP), because the approximations may select prototypes from the data.
-    ``seq_len`` 2048 is the length the Nystromformer pipeline feeds (2000 tokens + 48 padding); Table 5's
-    1.21 GFLOPs for exact attention is what this configuration gives at 2048 (1.16 at 2000). Approximations count
-    the products ``models.attention.approximate`` forms; e.g. its Nystrom multiplies ``omega1 @ (pinv @ (omega3 @
-    v))``, which saves N R^2 per head over the Nystromformer code's ``(omega1 @ pinv) @ (omega3 @ v)``, and it has
-    no depthwise-convolution skip on V (the Nystromformer LRA configuration's ``conv_kernel_size`` 35).
+    Attention runs its explicit formula so that its matmuls are counted, as in ``models.flops``; the model runs on the
+    CPU for real (about a GFLOP), since approximations select prototypes from the data. Approximations count the
+    products ``models.attention.approximate`` forms; how they differ from the Nystromformer code's:
+    experiments/mformer/README.md#static-columns-gflops-parameters-memory.
     """
     with torch.random.fork_rng(devices=[]):  # the global RNG stays as it was
         torch.manual_seed(0)

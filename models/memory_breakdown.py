@@ -1,28 +1,13 @@
 """Where the bytes of one training step go, module by module and tensor by tensor, on the device's own kernels.
 
-    python -m models.memory_breakdown                                   # every configuration below, as tables
-    python -m models.memory_breakdown --configs exact orthoformer       # some of them
-    python -m models.memory_breakdown --json                            # the records as JSON
-    python -m models.memory_breakdown --record FILE                     # stamp the records and merge them into FILE
+    python -m models.memory_breakdown [--configs NAME ...] [--json] [--record FILE]
 
-One step is ``models.memory.peak_bytes``'s: a training-mode forward of one clip and the backward of the sum of its
-logits, on the device the model lives on. On a CPU, SDPA runs the CPU's fused kernel, which saves its output and
-log-sum-exp and no score matrix; the ``meta`` device would take the math path and count scores that never exist on
-a real device, so this runs on a real one. Per configuration it reports:
-
-- ``peak``: the most bytes of op-created storages alive at once, exactly ``peak_bytes`` (weights, the input clip and
-  anything else that existed before are not counted; gradients are, from the op that creates them);
-- ``saved``: the bytes of the distinct storages autograd keeps for backward, exactly ``saved_tensor_bytes`` (the
-  input clip, which the patch embedding saves, included);
-- the saved storages grouped by the module and the op that created them and by shape, with their count per block,
-  and each in units of one trajectory tensor: (T, T*S, C) of one clip, T frames of tokens visited by each of the T*S
-  queries, C = every head's d channels (36.75 MiB at ViT-B 16x224^2 in fp32), the unit Motionformer's memory is
-  discussed in (issue #45);
-- what is alive at the peak, split into saved activations, other forward storages, gradients and backward
-  temporaries, each grouped the same way (a backward storage is named by the autograd node that created it).
-
-``CONFIGURATIONS`` are the paper-scale models of Motionformer Tables 3a, 3d and 7 (the constructor arguments the
-table specs resolve to; a test holds them equal) and joint attention as a yardstick.
+One step is ``models.memory.peak_bytes``'s (a training-mode forward of one clip, the backward of its logits' sum)
+on a real device: the ``meta`` device would take SDPA's math path and count scores that never exist. Per
+configuration (``CONFIGURATIONS``: the paper-scale models of Motionformer Tables 3a, 3d and 7, and joint attention)
+it reports ``peak`` and ``saved`` (exactly ``peak_bytes`` and ``saved_tensor_bytes``), the saved storages by module,
+op and shape in units of one trajectory tensor, and what is alive at the peak. What the figures say:
+experiments/mformer/README.md#memory-where-the-bytes-go-what-the-paper-measured-a-lean-trajectory-attention.
 """
 
 from __future__ import annotations
@@ -254,15 +239,9 @@ def _gradients_at_peak(record: dict[str, Any]) -> float:
 
 def paper_setting(record: dict[str, Any], params: int, batch: int = 4) -> tuple[float, float]:
     """What one clip's CPU count (batch 1, fp32) says of ``torch.cuda.max_memory_allocated`` over a training step at
-    the paper's setting (Motionformer appendix 6.2: ``batch`` clips per GPU, fp16 autocast, AdamW), in GiB:
-
-    - a floor: fp32 weights and AdamW's two moments (12 bytes a parameter; the gradients may be freed between
-      steps) plus ``batch`` times half the clip's activation peak (autocast keeps no tensor in less than half its
-      fp32 bytes, and every activation has the batch axis; the parameter gradients alive at the peak are left
-      out, they do not grow with the batch);
-    - an fp32 estimate: 16 bytes a parameter (gradients too) plus ``batch`` times the clip's peak, as if nothing
-      ran in half precision. Not a ceiling: a GPU also holds kernel workspaces and allocator rounding.
-    """
+    the paper's setting (``batch`` clips per GPU, fp16 autocast, AdamW), in GiB: a floor (12 bytes a parameter plus
+    ``batch`` x half the clip's activation peak) and an fp32 estimate (16 bytes a parameter plus ``batch`` x the peak),
+    not a ceiling (experiments/mformer/README.md#what-the-paper-measured)."""
     activations = (record["peak_mib"] - _gradients_at_peak(record)) * MIB
     floor = 12 * params + batch * 0.5 * activations
     fp32 = 16 * params + batch * record["peak_mib"] * MIB
@@ -287,10 +266,8 @@ def format_paper_setting(records: list[dict[str, Any]], batch: int = 4) -> str:
 
 
 def extrapolate(shallow: dict[str, Any], deep: dict[str, Any], depth: int) -> dict[str, Any]:
-    """The record of a ``depth``-block model from two measured at fewer blocks, for a model too large for the
-    machine: every block keeps the same bytes, so saved bytes are linear in depth, and so is the peak while it
-    falls at the same point of the step (the start of backward: every block's saved bytes, plus the last block's
-    backward temporaries and the gradients made so far). Checked against full-depth measurements in the write-up."""
+    """The record of a ``depth``-block model from two measured at fewer blocks: every block keeps the same bytes, so
+    saved bytes and the peak (at the start of backward) are linear in depth."""
     d1, d2 = shallow["depth"], deep["depth"]
 
     def line(key: str) -> float:

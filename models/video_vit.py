@@ -1,14 +1,8 @@
 """Video ViT: tubelet tokens, a CLS token, and a stack of one ``Block`` whose attention is pluggable.
 
-The variants of the Motionformer ablations differ only in the attention class handed to ``Block`` (joint,
-divided, trajectory), the tubelet depth (1: per-frame "square" patches, 2: "cubic" 2x16x16 tubelets) and the
-positional encoding ("separate" spatial + temporal tables, or one "joint" table). Parameter names follow timm's
-``VisionTransformer`` so image checkpoints load through ``models.pretrained.checkpoint_filter_fn``.
-
-The shift family (frame-wise ViT, TokenShift, MSCA, X-ViT, TSM-ViT) is the same network with one class token
-per frame (``cls_layout="per_frame"``), a frame attention (``models.attention.frame``), optional temporal shifts
-of the residual stream inside ``Block`` (``temporal_shift``) and a pooling of the per-frame class tokens
-(``temporal_aggregation``).
+The Motionformer ablations differ only in the attention class, the tubelet depth and the positional encoding; the
+shift family (frame-wise ViT, TokenShift, MSCA, X-ViT, TSM-ViT) is the same network with one class token per frame.
+Parameter names follow timm's ``VisionTransformer`` so image checkpoints load (``models.pretrained``).
 """
 
 from __future__ import annotations
@@ -65,8 +59,8 @@ class TubeletEmbed(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block (Eq. 1); the attention variant is whatever class it is given.
 
-    Optional token-mixing hooks rewrite the residual stream before the attention and before the MLP (TokenShift,
-    MSCA paper Eq. 4-7; TSM-ViT): ``x = pre_attn(x); x = x + attn(LN(x)); x = pre_mlp(x); x = x + mlp(LN(x))``.
+    Optional hooks rewrite the residual stream before the attention and before the MLP (TokenShift, TSM-ViT):
+    ``x = pre_attn(x); x = x + attn(LN(x)); x = pre_mlp(x); x = x + mlp(LN(x))``.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
@@ -107,12 +101,9 @@ class Block(nn.Module):
 
 class TemporalAttentionPool(nn.Module):
     """X-ViT's "temporal attention" aggregation, the official ``VitHead`` up to its classifier: a learnable class
-    token (zeros) prepended to the T per-frame class tokens, one transformer block over those 1 + T tokens (no
-    bias on its q/k/v projection), then the head MLP's LayerNorm, Linear(D, D) and GELU, whose dropout and final
-    Linear are the model's ``head_drop`` and ``head``. No positional encoding here: the frames' order reaches
-    their class tokens through the backbone's temporal table (``pos_embed="separate"``). Its parameters keep
-    PyTorch's default initialisation, as the official model leaves its head (only the backbone is timm-initialised:
-    ``VideoViT._init_weights`` skips this module)."""
+    token prepended to the T per-frame class tokens, one transformer block over them, then LayerNorm, Linear(D, D) and
+    GELU (experiments/xvit/README.md#readings-where-the-text-leaves-room). PyTorch's default initialisation, as the
+    official model leaves its head (``VideoViT._init_weights`` skips this module)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attn_kwargs: dict[str, Any]) -> None:
         super().__init__()
@@ -175,53 +166,27 @@ class VideoViT(nn.Module):
     ) -> None:
         """
         Args:
-            img_size: input height and width.
-            num_frames: input frames per clip.
-            patch_size: spatial patch side.
-            tubelet_size: frames per token; 1 = "square" per-frame patches, 2 = "cubic" tubelets.
-            in_chans: input channels.
+            img_size, num_frames, patch_size, in_chans: frame side, frames per clip, patch side, input channels.
+            tubelet_size: frames per token (1 = "square" per-frame patches, 2 = "cubic" tubelets).
             num_classes: classifier outputs; 0 replaces the head by an identity.
-            embed_dim: token width D.
-            depth: number of blocks.
-            num_heads: attention heads.
-            mlp_ratio: MLP hidden width / D.
-            qkv_bias: bias on the q/k/v projections.
+            embed_dim, depth, num_heads, mlp_ratio, qkv_bias: as timm's ``VisionTransformer``.
             attn_layer: attention registry name ("joint", "divided", "trajectory"; with per-frame class tokens
                 "frame", "msca", "xvit") or class.
             attn_kwargs: variant options of the attention, e.g. ``{"temporal_pool": "average"}`` for trajectory.
-            pos_embed: "separate" = spatial table (1, 1 + H*W, D) with the CLS slot (as in timm) plus a temporal
-                table (1, T, D) added to every token of a frame (with per-frame class tokens, its class token too,
-                as X-ViT's official ``temp_embed``); "joint" = one table (1, 1 + T*H*W, D); "spatial" = the
-                spatial table alone (an image ViT's, shared by every frame: the frame-wise models of MSCA).
+            pos_embed: "separate" (spatial + temporal tables), "joint" (one table) or "spatial" (the spatial one alone).
             drop_rate: dropout after the positional encoding, after attention projections and before the head.
-            attn_drop_rate: dropout on attention weights.
-            drop_path_rate: stochastic depth, increasing linearly to this rate over the blocks.
+            attn_drop_rate, drop_path_rate: dropout on attention weights; stochastic depth, rising linearly to this.
             head_drop_rate: dropout before the classifier alone; None = ``drop_rate``.
-            frame_drop_rate: dropout on each frame's class token before the temporal aggregation ("per_frame"
-                only): X-ViT's official model replaces its backbone's classifier by this dropout, so every frame's
-                feature is dropped before the consensus.
+            frame_drop_rate: dropout on each frame's class token before the temporal aggregation ("per_frame" only).
             fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
-            cls_layout: "single" = one class token before all patches; "per_frame" = every frame (token time
-                step) has its own class token (the same ``cls_token`` + CLS slot of ``pos_embed``, plus the
-                frame's temporal table entry with ``pos_embed="separate"``), tokens ordered (t, 1 + H*W); the
-                frame attentions ("frame", "msca", "xvit") need it.
-            temporal_aggregation: how the per-frame class tokens become one clip feature ("per_frame" only):
-                "average" (the frame-wise ViT, TokenShift, MSCA, TSM) or "attention" (X-ViT: a learnable class
-                token and one transformer block over the T class tokens; see ``TemporalAttentionPool``).
-            temporal_shift: shift channels of the residual stream in time inside every block ("per_frame"
-                only): "cls" = each frame's class token (TokenShift), "all" = every token (TSM-ViT); None = no.
-            shift_fraction: fraction of the channels ``temporal_shift`` moves, the first half from frame t-1,
-                the next half from t+1 (Eq. 8's D_b = D_f = int(D * shift_fraction) // 2).
-            shift_order: "paper" (as above) or "official": the first half from t+1, the next from t-1, as the
-                authors' TokenShift and TSM code move them (``TemporalShift``'s ``order``).
-            shift_before: where a block applies ``temporal_shift``: before "attn" and/or "mlp" (TokenShift: both,
-                Eq. 4-7; TSM-ViT: "attn").
-            shift_last_blocks: only the last this many blocks exchange features between frames (``attn_layer``
-                and ``temporal_shift``); the earlier ones are frame-wise ViT blocks ("frame" attention, no
-                shift), as MSCA Table 3. None = every block. "per_frame" only.
-            representation_size: width of a pre-logits layer ``pre_logits`` = Linear(D, size) -> tanh before the
-                classifier (timm's ``representation_size``; the official Motionformer head, ``USE_MLP`` with
-                ``HEAD_ACT: tanh``, whose size is D); None = no such layer, the classifier reads the features.
+            cls_layout: "single" (one class token) or "per_frame" (one per frame; the frame attentions need it).
+            temporal_aggregation: "average" or "attention" (``TemporalAttentionPool``) of the per-frame class tokens.
+            temporal_shift: shift residual-stream channels in time in every block: "cls" (TokenShift), "all" (TSM-ViT).
+            shift_fraction, shift_order, shift_before: channels moved (half from t-1, half from t+1), "paper" or
+                "official" order, before "attn" and/or "mlp".
+            shift_last_blocks: only the last this many blocks exchange features between frames; None = every block.
+            representation_size: width of a pre-logits Linear -> tanh before the classifier; None = none.
+        Each option in full: models/README.md#the-video-vits-options.
         """
         super().__init__()
         if pos_embed not in ("separate", "joint", "spatial"):

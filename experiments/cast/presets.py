@@ -1,44 +1,11 @@
 """CAST (Lee, Lee & Choi, "CAST: Cross-Attention in Space and Time for Video Action Recognition", NeurIPS 2023,
 paper 004): the scales its tables share.
 
-Every row is ``models.cast.CAST`` with the options its table varies (the Table 1 row -> option mapping is in the
-``models.cast`` package doc): two frozen pretrained experts, a spatial one (CLIP ViT-B/16 per frame) and a temporal
-one (VideoMAE ViT-B over 2x16x16 tubelets), exchanging information through B-CAST; only adapters, B-CAST, the
-experts' last LayerNorms and the heads train.
-
-Scales:
-- ``paper``: ``cast_base`` on 16x224x224 clips (uniform segments on EK100 and SSV2, dense at stride 4 on K400, the
-  stride and sampling of the official dataset/kinetics.py, VideoMAE's; the paper does not state it), experts from
-  released checkpoints read from local files (``PAPER_CHECKPOINTS``), inputs normalised with ImageNet's mean / std
-  (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225), as the official code's data pipeline (``dataset/epic.py``; the
-  paper does not state it). Two recipes:
-  - Tables 2 and 9-11 (state of the art): the supplementary's Table 4 recipe (``paper_preset``): AdamW
-    (0.9, 0.999), base lr 1e-3 scaled by global batch / 256, weight decay 0.05, cosine schedule with 5 warm-up
-    epochs (from 0, decaying to 1e-3 of the peak: the official min_lr 1e-6, scaled as the lr), 50 epochs (70 on
-    K400), batch 6 per GPU on 16 GPUs with update frequency 4 (6 on K400), layer-wise lr decay 0.75 (block i of
-    12 at lr x 0.75^(12 - i), the official ``get_num_layer_for_vit`` grouping: ``CAST.group_matcher``), label
-    smoothing 0.1, mixup 0.8 (on a batch with probability 0.9, 0.5 on K400: the official scripts'
-    ``--mixup_prob``), colour jitter 0.4, RandAugment magnitude 9 on the whole decoded frames, then a random
-    resized crop (area 8-100%, aspect ratio 3/4-4/3; Sec. 4.2's "random cropping and resizing", the official
-    ``_aug_frame``'s ranges), drop path 0.2 (0.3 on SSV2); test views 2 clips x 3 crops (5 x 3 on K400), the two
-    clips of EK100 and SSV2 at each segment's first and middle frame (the official ``loadvideo_decord``).
-  - Tables 1a-1h (ablations, Sec. 4.2) and 5-8 (Appendix D, footnote 4): the ablation recipe
-    (``ablation_preset``): the same on EK100 with update frequency 2 (Sec. 4.2: "batch size per GPU as 6 with
-    update frequency of 2"), i.e. a global batch of 192 and lr 7.5e-4 instead of 384 and 1.5e-3, and Sec. 4.2's
-    layer decay 0.8. So Table 1's CAST and Table 9's CAST are two runs at paper scale, as the paper's two numbers
-    (48.7 and 49.3 action) are.
-  RandAugment draws its magnitudes around 9 with std 0.5 (Table 4's "(9, 0.5)") and applies 4 ops (the official
-  code's; the paper does not say). No repeated augmentation: Appendix B names it, but the official scripts run
-  with ``--num_sample 1`` (none). Colour jitter 0.4 follows Table 4, though the official ``_aug_frame`` applies
-  none (it never reads ``--color_jitter``).
-- ``tiny`` (CPU): ``cast_tiny`` (96-d experts of 4 blocks and 6 heads, 8x32x32 clips) on the generated sets; its
-  experts are pretrained first, on generated data, and cached by their configuration (``TINY_EXPERTS``): the spatial
-  expert by classifying single frames of the appearance set, the temporal expert by VideoMAE-style masked video
-  autoencoding (tube masking, 90% of positions) of the verb-noun set. Every tiny row loads these files. Its
-  6-epoch cosine schedule has the official shape: warm-up from 0, decay to 1e-3 of the peak.
-
-Rows that name the same options (CAST itself is the last row of Tables 1a-1h and 8) resolve to one run per scale,
-trained once.
+Every row is ``models.cast.CAST`` with the options its table varies. ``paper``: ``cast_base`` with released expert
+checkpoints and two recipes, Table 4's (``paper_preset``: Tables 2, 9-11) and the ablations' (``ablation_preset``:
+Tables 1a-1h, 5-8); ``tiny``: ``cast_tiny`` on the generated sets with experts pretrained there first
+(``TINY_EXPERTS``). Rows that name the same options resolve to one run per scale, trained once. Each setting and
+where it comes from: experiments/cast/README.md#paper-scale-sec-42-table-4.
 """
 
 from __future__ import annotations
@@ -54,36 +21,29 @@ from .experts import STAND_IN_NOTE, experts
 TINY_VERBS, PAPER_VERBS, PAPER_NOUNS = 6, 97, 300  # synth_verbnoun's verbs (tested); EPIC-KITCHENS-100's classes
 
 
-# The official schedule (VideoMAE's utils.cosine_scheduler, run_bidirection.py): the warm-up starts at 0 and the
-# cosine ends at min_lr 1e-6, which the script scales with the batch as it does the lr 1e-3: 1e-3 of the peak.
+# The official schedule: the warm-up starts at 0 and the cosine ends at min_lr 1e-6, which the script scales with the
+# batch as it does the lr 1e-3: 1e-3 of the peak.
 _OFFICIAL_SCHEDULE = dict(warmup_start=0.0, min_lr_ratio=1e-3)
 
 # Table 4: base lr 1e-3 at a global batch of 256, scaled linearly to the actual one.
 _PAPER_OPTIM = OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=0.05, label_smoothing=0.1, epochs=50,
                            warmup_epochs=5, schedule="cosine", mixup_alpha=0.8, **_OFFICIAL_SCHEDULE)
 
-# RandAugment (9, 0.5) of Table 4: magnitude 9, drawn with std 0.5 (``data.transforms.TrainTransform``'s); 4 ops,
-# the official code's (--aa rand-m7-n4-mstd0.5-inc1, VideoMAE's default, which no script changes; the paper does
-# not say). Colour jitter 0.4 (Table 4; the official dataset/*.py apply none). The training crop: Sec. 4.2's "random
-# cropping and resizing", with the official _aug_frame's area and aspect-ratio ranges (its spatial_sampling's
-# random_resized_crop), not the shared presets' short-side jitter.
+# Table 4's RandAugment (9, 0.5) with the official code's 4 ops and colour jitter 0.4; Sec. 4.2's random resized
+# crop with the official ranges instead of the shared presets' short-side jitter (README: paper scale).
 PAPER_RESIZED_CROP = ((0.08, 1.0), (0.75, 1.3333))
 _PAPER_AUGMENT = {"rand_augment": (9, 4), "color_jitter": 0.4, "random_resized_crop": PAPER_RESIZED_CROP}
 
-# Input normalisation of the paper-scale runs: ImageNet's statistics, as the official CAST data pipeline
-# (dataset/epic.py, train / val / test alike) and VideoMAE's pretraining; the paper does not state it. The frozen
-# experts' patch embeddings were trained on inputs at this scale, not the datamodule's default 0.5 / 0.5 (which the
-# tiny experts, pretrained here, are trained and evaluated with).
+# ImageNet's statistics, as the official data pipeline: the frozen experts' patch embeddings were trained on inputs
+# at this scale, not the datamodule's default 0.5 / 0.5 (which the tiny experts are trained and evaluated with).
 PAPER_NORMALIZATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 PAPER_DATA_OPTIONS = {**_PAPER_AUGMENT, **PAPER_NORMALIZATION}
 
 # The two temporal test views of the segment-sampled sets: each segment's first frame, then its middle, as the
-# official dataset/ssv2.py and epic.py loadvideo_decord (int(tick * x) and int(tick / 2 + tick * x), sorted, every
-# other index per view), not the evenly spaced default (1/4 and 3/4 of each segment)
+# official loadvideo_decord, not the evenly spaced default (1/4 and 3/4 of each segment)
 OFFICIAL_SEGMENT_VIEWS = {"segment_view_offsets": (0.0, 0.5)}
 
-# K400's clips as the official dataset/kinetics.py (VideoMAE's) samples them: training frames spread by linspace over
-# 16 x 4 frames, test views cut from every 4th frame (data.clip_sampling's "videomae" convention)
+# K400's clips as the official code (VideoMAE's) samples them (data/README.md: clip sampling)
 OFFICIAL_DENSE_CLIPS = {"dense_convention": "videomae"}
 _PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=8, num_nodes=2, accumulate_grad_batches=4,
                                      reference_batch=256, lr_scaling="linear")
@@ -103,8 +63,7 @@ class Table4Column(NamedTuple):
     epochs: int
     update_frequency: int
     drop_path: float
-    # the probability that a batch is mixed: the official scripts' --mixup_prob (scripts/ek100/ek100.sh,
-    # scripts/ssv2/ssv2.sh: 0.9; scripts/kinetics/k400.sh: 0.5); the paper gives only mixup's alpha (0.8)
+    # the probability that a batch is mixed: the official scripts' --mixup_prob; the paper gives only mixup's alpha
     mixup_prob: float
 
 

@@ -1,23 +1,10 @@
 """Motionformer (Patrick et al., NeurIPS 2021, paper 001): every table and Figure 3 as specs.
 
-Scales share one spec:
-- ``paper``: ViT-B/16 initialised from ImageNet-21K (the paper's words; the official code's ``vit_1k`` checkpoint,
-  Google's original ViT-B/16 trained on ImageNet-21K and then fine-tuned on ImageNet-1K), 16x224x224 clips
-  (stride 4 on Kinetics, segment sampling on SSv2), 2x16x16 tubelets, separate space/time position embeddings,
-  AdamW 1e-4 / wd 0.05, label smoothing 0.2, 35 epochs with lr/10 at 20 and 30, mixed precision, 10x3 test views
-  on Kinetics and 1x3 on SSv2 (paper Sec. 4 and appendix 6.2); the official head, a pre-logits layer fc(D->D) ->
-  tanh before the classifier (``USE_MLP: True``, ``HEAD_ACT: tanh`` in every official config; the paper does not
-  describe its head).
-- ``tiny`` (the embedded default): the same architecture family shrunk to CPU size (dim 64, 4 layers, 4 heads,
-  8x32x32 clips, 2x8x8 tubelets) on generated videos; the K-400 column is filled from ``synth_appearance``
-  (classes defined by appearance) and the SSv2 column from ``synth_motion`` (classes defined by motion only).
-  It keeps the plain linear head: the pre-logits layer is a parity detail of the official checkpoints, and
-  adding it would change every tiny run's configuration and orphan the tiny results recorded so far.
-
-Rows only say what their table varies. Where the paper gives a size in tokens (prototypes for 196 tokens per
-frame), the tiny row scales it to the tiny model's 16 tokens per frame and says so in its ``scales`` entry.
-Identical rows of different tables (exact trajectory attention is in Tables 2-4, 6-8) resolve to identical run
-configurations, so the runner trains them once and reuses the record.
+Scales share one spec: ``paper`` (ViT-B/16 from ImageNet-21K on 16x224x224 clips, the paper's recipe and the
+official head) and ``tiny`` (the same family at CPU size on the generated sets, with a plain linear head). Rows only
+say what their table varies; where the paper gives a size in tokens, the tiny row scales it and says so. Identical
+rows of different tables resolve to one run configuration, trained once. The recipe and where it comes from:
+experiments/mformer/README.md#paper-scale.
 """
 
 from __future__ import annotations
@@ -45,26 +32,17 @@ from ..static import gflops_views, paper_config, paper_gflops, paper_params, pea
 
 # ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
 
-# 16 frames (appendix 6.2: "clips of size 16 x 224 x 224 at a rate of 1/4 from 30 FPS videos"): PySlowFast's dense
-# clips at stride 4 on Kinetics and inside each Epic-Kitchens action segment (the official slowfast/datasets/
-# frame_loader.py, configs/EK/motionformer_224_16x4.yaml: NUM_FRAMES 16, SAMPLING_RATE 4, 10 x 3 test views), one
-# frame per uniform segment on SSv2 (its ssv2.py). The shared EPIC preset is CAST's segment sampling.
-# Colour jitter on Kinetics (appendix 6.2: "random scale jittering, random horizontal flips and color jittering"):
-# the official K400/K600 configs' COLORJITTER True, slowfast/datasets/utils.py's frames_augmentation: brightness,
-# contrast and saturation 0.4 on a clip with probability 0.8. There on the normalised frames, here on the [0, 1]
-# frames (torchvision's ColorJitter). SSv2 and Epic-Kitchens take RandAugment instead (their configs: COLORJITTER
-# False, USE_RAND_AUGMENT True).
+# 16 frames: PySlowFast's dense clips at stride 4 on Kinetics and inside each Epic-Kitchens action (the shared EPIC
+# preset is CAST's segment sampling), one frame per segment on SSv2. Colour jitter on Kinetics only; SSv2 and
+# Epic-Kitchens take RandAugment instead, as the official configs (README: paper scale).
 OFFICIAL_COLOR_JITTER = {"color_jitter": 0.4, "color_jitter_prob": 0.8}
 KINETICS_OPTIONS = {**PYSLOWFAST_CLIPS, **OFFICIAL_COLOR_JITTER}
 # SSv2's training short side, drawn inverse-uniformly in [256, 320] (the official SSV2 configs' INV_UNIFORM_SAMPLE)
 SSV2_SCALE_JITTER = {"inverse_uniform_scale": True}
 PAPER = ScalePreset(
     description="paper: ViT-B/16 (ImageNet-21K init), 16x224x224 clips, 2x16x16 tubelets, 35 epochs",
-    # The official VIT.PRETRAINED_WEIGHTS "vit_1k" (slowfast/models/vit_helper.py) loads
-    # jx_vit_base_p16_224-80ecf9dd.pth, timm's orig_in21k_ft_in1k; its pre-logits layer, which that checkpoint
-    # lacks, starts at init there as here.
-    # The official head: fc(768->768), tanh. Stochastic depth 0.2, rising linearly over the blocks: every official
-    # config's VIT.DROP_PATH 0.2 (video_model_builder.py's linspace(0, DROP_PATH, DEPTH)); the paper does not say.
+    # The official checkpoint ("vit_1k" is timm's orig_in21k_ft_in1k), head (fc(768->768), tanh) and stochastic
+    # depth 0.2, rising over the blocks; the paper states none of them (README: paper scale).
     model=ModelConfig(name="vit_base_patch16_video", pretrained="timm:vit_base_patch16_224.orig_in21k_ft_in1k",
                       overrides={"representation_size": 768, "drop_path_rate": 0.2}),
     data={
@@ -74,13 +52,10 @@ PAPER = ScalePreset(
         "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16, sampling="dense", frame_stride=4,
                                       test_clips=10, options={**EPIC_KITCHENS_100.options, **PYSLOWFAST_CLIPS}),
     },
-    # Weight decay on every parameter, norms, biases and position tables included: the official optimizer.py
-    # spares only BatchNorm's, which the ViT has none of (weight_decay_exempt "none").
+    # Weight decay on every parameter: the official optimizer spares only BatchNorm's, which the ViT has none of.
     optim=OptimConfig(lr=1e-4, weight_decay=0.05, label_smoothing=0.2, epochs=35, schedule="step",
                       milestones=(20, 30), gamma=0.1, weight_decay_exempt="none"),
-    # lr 1e-4 for a global batch of 128: 4 clips per GPU (appendix 6.2) on 4 nodes of 8 GPUs (the ablations' "4 nodes
-    # (32 GPUs)"; the official configs' TRAIN.BATCH_SIZE 32 per node x NUM_SHARDS 4); another global batch scales it
-    # linearly, as the official L/HR configs do (BATCH_SIZE 12 at BASE_LR 0.375e-4 = 1e-4 x 12/32). In the last
+    # lr 1e-4 for a global batch of 128 (4 clips x 8 GPUs x 4 nodes), scaled linearly for another batch. In the last
     # block of a trajectory model, stage two's proj_q/proj_kv feed only patch tokens, which the CLS head never reads
     # (as in the official code): DDP must be told to expect parameters without gradients.
     trainer=dataclasses.replace(GPU_TRAINER, strategy="ddp_find_unused_parameters_true", devices=8, num_nodes=4,
@@ -317,10 +292,9 @@ def mformer_table4() -> TableSpec:
 
 # ---- Table 6: state of the art (only the Mformer rows are ours; the others are the paper's citations) ---------
 
-# Mformer-L: 32 frames at stride 3; Mformer-HR: 336x336 (appendix 6.2). The tiny stand-ins double the frames
-# (16 at stride 2 cover the whole 32-frame synthetic video) or raise the crop from 32 to 48 pixels. Mformer-HR keeps
-# the default stride 4 everywhere, as the paper states ("16 x 336 x 336 videos with temporal stride 4"); the official
-# configs/K400/motionformer_336_16x8.yaml samples its K-400 clips at rate 8 (its K600, SSV2 and EK HR configs at 4).
+# Mformer-L: 32 frames at stride 3; Mformer-HR: 336x336 at the default stride 4, as the paper states (README: paper
+# scale). The tiny stand-ins double the frames (16 at stride 2 cover the whole 32-frame synthetic video) or raise the
+# crop from 32 to 48 pixels.
 MFORMER_L = {"paper": {"data": {"num_frames": 32, "frame_stride": 3}},
              "tiny": {"data": {"num_frames": 16, "frame_stride": 2}}}
 MFORMER_HR = {"paper": {"data": {"crop_size": 336, "train_scale": (384, 480)}},
@@ -328,8 +302,7 @@ MFORMER_HR = {"paper": {"data": {"crop_size": 336, "train_scale": (384, 480)}},
 
 
 # Mformer-L on K-400 trains on random resized crops (area 8-100%, aspect ratio 3/4-4/3, then 224 x 224) instead of
-# the scale jitter: the official configs/K400/motionformer_224_32x3.yaml's USE_RANDOM_RESIZE_CROPS True (kinetics.py:
-# transform.random_resize_crop_video at its defaults); its K600, SSV2 and EK configs leave it False.
+# the scale jitter, as the official K-400 32x3 config alone does.
 K400_RESIZED_CROP = ((0.08, 1.0), (0.75, 4 / 3))
 MFORMER_L_K400 = {**MFORMER_L, "paper": {"data": {**MFORMER_L["paper"]["data"], "options": {
     **KINETICS_OPTIONS, "random_resized_crop": K400_RESIZED_CROP}}}}

@@ -1,37 +1,11 @@
 """MSCA (Hashiguchi & Tamaki, "Temporal Cross-attention for Action Recognition", paper 002): Tables 1-5 as specs.
 
-Every row is the frame-wise ViT (``VideoViT`` with one class token per frame, attention inside each frame,
-per-frame features averaged over time) with one way of exchanging features between frames t-1, t and t+1: none
-(the "ViT" row), TokenShift's shift of class-token channels before the attention and the MLP, or MSCA's heads or
-token rows of Q, K, V taken from the neighbour frames (``models.attention.frame``).
-
-Scales:
-- ``paper``: ViT-B/16 from ImageNet-21K on 8 frames at stride 32 (random start), short side jittered in
-  [244, 330], 224x224 crops, horizontal flip; SGD with momentum 0.9, no weight decay, lr 0.1 divided by 10 at
-  epoch 10 of 12; 21 clips per GPU on 2 GPUs with gradient accumulation over 10 steps (effective batch 420);
-  10 clips x 3 crops at test (Sec. 4.1; their logits averaged, as TokenShift's test loop; the clips spread evenly
-  over the video, our choice: ``NOTES``). Where Sec. 4.1 is silent it says "the same settings as [23]"
-  (TokenShift), so we take the TokenShift configuration ``k400_tokshift_div4_8x32_base_224.yml`` with its code:
-  label smoothing 0.1 (its ``LABEL_SMOOTH: 0.01`` only switches on ``LabelSmoothingCrossEntropy()``, whose
-  smoothing is 0.1), gradient clipping at norm 1.0, and its training colour changes (brightness, saturation, gamma
-  and hue, each with probability 10%: data/augmentation.py's ``Train_ClipAug``).
-- ``tiny`` (the embedded default): the same network at CPU size, 12 heads of 8 channels (96-d, 4 blocks), so a
-  head shift moves the paper's fraction of the channels (h_b = h_f = 1 is 2/12 = 16.7% at both scales); 8x32x32
-  clips of 1x8x8 patches (16 + 1 rows per frame), trained from scratch on the generated appearance set.
-
-Where the paper counts token rows (N_b, N_f of N + 1 = 197) or blocks (# MSCA of 12), the tiny rows scale them
-to 17 rows and 4 blocks and say so; rows that coincide after scaling resolve to one run, trained once.
-
-A column the paper does not have, ``motion top-1``: the same rows on the motion stand-in (``synth_motion``,
-SSv2 at paper scale), where a frame-wise ViT is at chance by construction: it shows whether a shift models time.
-
-Not paper tables, on the motion set only (README):
-- ``msca_kv_frames``: MSCA-KV and -QKV against the same heads with their values taken from the other neighbour
-  frame (why the paper's pairing does not see motion there);
-- ``msca_patch_rows``: MSCA-pK and -pKV with more token rows moved than Tables 4-5 move at tiny scale (whether the
-  token-row shifts stay near chance there for want of rows);
-- ``msca_patch_late``: the same token-row shifts in the last blocks only, the remedy Sec. 4.5 proposes for the
-  rows' fixed, content-blind positions (untested in the paper).
+Every row is the frame-wise ViT with one way of exchanging features between frames t-1, t and t+1: none, TokenShift,
+or MSCA's heads or token rows of Q, K, V (``models.attention.frame``). ``paper`` follows Sec. 4.1 and, where it is
+silent, TokenShift's configuration; ``tiny`` keeps ViT-B's 12 heads at 96-d and scales token rows and blocks, saying
+so. Each table adds a ``motion top-1`` column on the motion stand-in. The repository's own experiments
+``msca_kv_frames``, ``msca_patch_rows`` and ``msca_patch_late`` probe why shifts do or do not see motion there.
+Recipe and results: experiments/msca/README.md.
 """
 
 from __future__ import annotations
@@ -118,8 +92,8 @@ TOKEN_SHIFT = {"temporal_shift": "cls", "shift_fraction": 0.5, "shift_before": (
 
 def msca(shifted: str = "KV", along: str = "heads", backward: int = 1, forward: int = 1,
          value_frames: str = "same", **model: Any) -> dict:
-    # value_frames enters the options only when it is not the paper's, so the tables' configurations (and the
-    # records that match them) stay as they were
+    # value_frames enters the options only when it is not the paper's, so the paper rows' configurations keep
+    # matching their tracked records
     opposite = {"value_frames": value_frames} if value_frames != "same" else {}
     return {"attn_layer": "msca", "attn_kwargs": {"shifted": shifted, "shift_along": along, "num_backward": backward,
                                                   "num_forward": forward, **opposite}, **model}

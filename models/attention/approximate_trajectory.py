@@ -1,50 +1,12 @@
 """Approximate trajectory attention (Motionformer Sec. 3.2-3.3, Tables 3a-3d and 7): stage one (Eq. 4) through
 Orthoformer, Nystromformer or Performer; stage two (Eq. 5-6) exact, inherited from ``TrajectoryAttention``.
 
-Stage one needs, for every query q_st and every frame t', attention normalised over the S keys of frame t'
-(Norm_S). Each approximation is applied per frame t' to the same problem ``softmax(q K_t'^T / sqrt(d)) V_t'`` for
-all T*S queries; the frame axis t' is a broadcast batch axis, so the queries are never copied T times.
-
-Orthoformer (Algorithm 1), with R prototypes per (batch, head)::
-
-    y~_stt' = softmax_R(q_st P^T / sqrt(d)) . softmax_s'(P K_t'^T / sqrt(d)) V_t'
-
-- ``shared_prototypes=True`` ("temporally-shared prototypes", Sec. 3.2, Table 3d): one set P selected from all
-  frames' queries and keys; memory O(T*S*R + R*T*S + R*T*d) per (batch, head).
-- ``shared_prototypes=False``: a set P_t per query frame t, selected from frame t's queries and keys and used
-  against every key frame t', as the official ``orthoformer(..., shared_landmarks=False)``; its
-  softmax(P_t K_t'^T) has T*R*T*S entries, T times the shared one's (Table 3d reports 16.5 vs 3.6 GB).
-- ``prototype_source="queries"`` selects prototypes from the queries only: that is the official code's
-  behaviour (``orthogonal_landmarks(q, k, ...)`` ignores k); the default follows the paper's text.
-- ``selection="official"`` runs Orthoformer as the official code does, in one option: prototypes from the queries
-  only, every query a candidate (the official ``subsample_fraction=1.0``; no random subsample of ``oversample``*R),
-  and no gradient through the selected prototypes (the official code selects them under ``torch.no_grad``). The
-  paper's text (Sec. 3.2) instead subsamples c*R queries and keys; that stays the default ("orthogonal").
-
-Nystrom (Algorithm 2) approximates the same per-frame problem with ``num_prototypes`` segment-means landmarks:
-``shared_prototypes=True`` as the official ``nystrom_spatial_attn(use_spatial_landmarks=True)``, landmarks of all
-queries and all keys taken in (space, time) order (each averages a few positions over all frames), one R x R
-pseudo-inverse per (batch, head); False: landmarks of all queries and of frame t''s keys (R <= S), one
-pseudo-inverse per frame, whose iterations keep T*R*R-sized tensors for backward. Performer (FAVOR+) uses
-``num_prototypes`` random features, one projection for all frames and heads.
-
-No (T*S) x (T*S) or (T*S) x S-per-frame score matrix exists on the approximate path. What remains quadratic is
-the trajectory tensor itself, (T, T*S, d) per (batch, head), which stage two consumes (linear in S, quadratic in
-T); with ``memory_lean=True`` (the default) it never exists whole either: every approximation's trajectory tokens
-are a low-rank product, per key frame, of a query-side factor (T*S x R) and a key-side one (R x d), and
-``_trajectory_source`` computes only the key side (and the prototypes, landmarks or random features), which
-``trajectory_pool.pool_trajectories`` multiplies out one query frame at a time, forward and backward. There the
-key side softmax(P K_t'^T / sqrt(d)) V_t' runs through SDPA when ``fused_attn`` (it then keeps no R x S weights),
-and the parts that keep many small tensors for backward, Nystromformer's iterative pseudo-inverse and FAVOR+'s key
-features, are recomputed in backward (``torch.utils.checkpoint`` on R x R and S x m work). ``memory_lean=False``
-runs the kernels of ``approximate.py`` and the autograd stage two: the same function
-(tests/models/attention/test_trajectory_memory.py).
-
-The approximate stage one has no attention dropout (the official approximations have none), so with the
-default ``attn_drop_placement="stage_one"`` ``attn_drop`` drops nothing here; with "all" it acts on the CLS
-attention and on stage two. Prototype selection and random features are drawn
-afresh at every forward: from ``self.generator`` if set, else in training from the global RNG and in eval mode
-from a generator seeded with ``eval_seed`` (reproducible evaluation).
+Each approximation is applied per key frame t' to ``softmax(q K_t'^T / sqrt(d)) V_t'`` for all T*S queries (Norm_S),
+the frame axis a broadcast batch axis. No (T*S) x (T*S) or per-frame (T*S) x S score matrix exists; with
+``memory_lean`` (the default) the trajectory tokens, a low-rank product per key frame, are never whole either
+(``_trajectory_source``). Prototypes and random features are drawn afresh at every forward: from
+``self.generator`` if set, else from the global RNG in training and from ``eval_seed`` in eval mode. Options:
+models/README.md#the-video-vit-and-its-attentions; the official code's: experiments/mformer/README.md.
 """
 
 from __future__ import annotations
@@ -103,31 +65,19 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         """
         Args:
             dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn, temporal_pool: as ``TrajectoryAttention``
-                (``fused_attn`` affects the CLS attention, stage two and, with ``memory_lean``, the key side of the
-                approximation: SDPA or explicit softmax; the same function either way).
-            approximation: "orthoformer" (Algorithm 1), "nystrom" (Algorithm 2), "performer" (FAVOR+), or "exact"
-                (the parent's stage one, for comparisons).
-            num_prototypes: the budget R: Orthoformer prototypes, Nystrom landmarks per frame, or Performer random
-                features (Motionformer uses 128; 196 for Mformer-H in Table 7).
-            selection: Orthoformer's prototype rule, "orthogonal" (greedy most-orthogonal of a random subsample,
-                the paper), "random" or "segment_means" (Table 3b), or "official" (the official code: greedy
-                most-orthogonal of every query, selected without gradient; see the module doc).
-            shared_prototypes: Orthoformer: one prototype set for all frames (True) or one per query frame (False)
-                (Table 3d). Nystrom: landmarks shared by all frames (True, the official code) or per key frame.
+                (``fused_attn`` also picks SDPA for the key side of the approximation; the same function either way).
+            approximation: "orthoformer" (Algorithm 1), "nystrom" (Algorithm 2), "performer" (FAVOR+), or "exact".
+            num_prototypes: the budget R: Orthoformer prototypes, Nystrom landmarks or Performer random features.
+            selection: Orthoformer's prototype rule: "orthogonal" (greedy most-orthogonal of a random subsample, the
+                paper), "random", "segment_means" (Table 3b) or "official" (greedy over every query, no gradient).
+            shared_prototypes: one prototype (landmark) set for all frames (True) or one per query (key) frame (False).
             oversample: c, the "orthogonal" selection's random subsample of c*R candidates.
             prototype_source: "queries_keys" (the paper) or "queries" (the official code); None: "queries" with
                 ``selection="official"``, else "queries_keys".
-            detach_prototypes: no gradient through the selected prototype vectors (the official code selects them
-                under ``torch.no_grad``); None: True with ``selection="official"``, else False (gradients flow
-                through the chosen q/k rows).
-            eval_seed: in eval mode, prototype selection and random features draw from a generator seeded with
-                this at every forward, so the same batch always gets the same approximation (validation is
-                reproducible and ``fused_attn`` flips compare equal); None: the global RNG, as in training. The
-                selection draws one row per clip and head, so a clip's draw depends on its place in the batch and
-                on the batch size (a validation figure, on how the loader batches), and every layer draws the same
-                numbers.
-            **kwargs: further options of ``TrajectoryAttention`` (stage one must be Norm_S: ``normalize`` can only
-                be "space").
+            detach_prototypes: no gradient through the selected prototypes; None: True with ``selection="official"``.
+            eval_seed: in eval mode, draws come from a generator seeded with this at every forward (the same batch gets
+                the same approximation; a clip's draw depends on its place in the batch); None: the global RNG.
+            **kwargs: further options of ``TrajectoryAttention`` (``normalize`` can only be "space").
         """
         if kwargs.get("normalize", "space") != "space":
             raise ValueError("approximate trajectory attention approximates Norm_S (per-frame softmax) only; "
@@ -198,11 +148,9 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
 
     def _trajectory_source(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int,
                            dropout_p: float) -> tuple[Source | None, tuple[Tensor, ...]]:
-        """Stage one as factors: every approximation's trajectory tokens are a low-rank product, per key frame t',
-        of a query-side factor (T*S x R: softmax over prototypes or landmarks, or random features) and a key-side
-        factor (R x d), so only the key side (b, nh, T, R, d) and the prototypes are computed here; the query side
-        and the product are rebuilt one query frame at a time (``_low_rank_frame``, ``_performer_frame``). The
-        same functions of the same prototypes or features as ``_trajectories``."""
+        """Stage one as factors: only the key side (b, nh, T, R, d) and the prototypes, landmarks or random
+        features; the query side and the product are rebuilt one query frame at a time (``_low_rank_frame``,
+        ``_performer_frame``)."""
         if self.approximation == "exact":
             return super()._trajectory_source(q, k, v, num_frames, dropout_p)
         k, v = (rearrange(z, "b nh (tp n) d -> b nh tp n d", tp=num_frames) for z in (k, v))

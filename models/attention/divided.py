@@ -1,22 +1,10 @@
 """Divided space-time attention (TimeSformer; Motionformer Eq. 3): time, then space, inside one attention.
 
-A Block hands every attention ``u = LN(x)`` and adds the output residually, so the TimeSformer stack
-``x' = x + temporal(LN(x)); x'' = x' + spatial(LN(x'))`` is folded into one module as::
-
-    t = temporal(u)          # patch tokens attend over the T tokens at their spatial location
-    s = spatial(u + t)       # patch tokens attend over their own frame (plus CLS)
-    return t + s             # the Block adds x, giving x + t + s
-
-The spatial stage sees ``u + t`` without a second LayerNorm; this is the one place the composition differs from
-TimeSformer's two residual sub-blocks, and it is what lets one ``Block`` serve every variant.
-
-CLS token: it takes no part in the temporal stage (its temporal output is zero). In the spatial stage every frame
-uses CLS as an extra key/value, and the CLS query attends jointly to all 1 + T*H*W tokens. (TimeSformer instead
-copies CLS into each frame and averages its T outputs; the joint rule is cheaper, has one CLS query like the
-joint and trajectory variants, and so keeps the ablation rows differing only in how patch tokens attend.)
-
-The spatial stage uses ``qkv``/``proj`` so an image ViT checkpoint initialises it; the temporal stage has its own
-``temporal_qkv``/``temporal_proj``, which a checkpoint does not touch.
+A Block hands every attention ``u = LN(x)`` and adds its output, so ``t = temporal(u)`` (patch tokens over the T
+tokens at their location), ``s = spatial(u + t)`` (patch tokens over their frame plus CLS), output ``t + s``; the
+spatial stage has no second LayerNorm, unlike TimeSformer, so that one ``Block`` serves every variant. The CLS query
+attends jointly to all tokens, as in the joint and trajectory variants. The spatial stage's ``qkv``/``proj`` take
+an image ViT's weights; ``temporal_qkv``/``temporal_proj`` start fresh. Design: models/README.md.
 """
 
 from __future__ import annotations

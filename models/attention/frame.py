@@ -1,27 +1,11 @@
 """Frame-wise attention and the attentions that exchange q, k, v with the neighbouring frames t-1 and t+1.
 
-Token layout, "per-frame class tokens": x is (B, T*(1+S), C) ordered (t n); frame t holds its own class token at
-n = 0, then its S = H*W patches. ``FrameAttention`` is an image ViT's MSA run inside every frame (MSCA paper
-Eq. 12-16): the frame-wise ViT baseline. Its subclasses change only which frame some elements of the per-frame
-Q, K, V come from, by ``shift_frames`` on the qkv projection's output before the attention (seen per frame as
-(n, three, C), channels head-major ``(nh d)``: a head is a range of channels); the attention
-itself, its FLOPs and its parameters (timm's ``qkv``/``proj``) are those of ``FrameAttention``.
-
-Reading of the MSCA paper (Hashiguchi & Tamaki), written down where the text leaves room:
-
-- Heads (Eq. 17-18): "the first h_b heads" take frame t-1, "the next h_f heads" frame t+1, the rest stay (the
-  text and Table 1, where h_b = h_f = 1 shifts 2 heads; Eq. 17's ``1 <= i < h_b`` is read as those h_b heads).
-  A head shift moves that head's channels of every token of the frame, the class token included.
-- The seven variants Q, K, V, QK, KV, QV, QKV shift the same heads of each named projection, each from the same
-  neighbour frame. ``value_frames="opposite"`` (not in the paper) takes the shifted values from the other
-  neighbour instead: a diagnostic of why the variants whose keys and values come from one frame do not see motion
-  on the tiny motion control (``experiments.msca.msca_kv_frames``).
-- Patches (Eq. 19-23): K^(t) = [K_0, ..., K_N] has N + 1 rows and row 0 is the class token (Eq. 1's order),
-  so "the first N_b patches" are rows 0..N_b-1: the class token and the first N_b - 1 patches (raster order)
-  come from frame t-1, rows N_b..N_b+N_f-1 from frame t+1. Table 4 counts N_b + N_f over N + 1 = 197 rows.
-- Clip boundaries: a neighbour frame outside the clip contributes zeros (TSM's padding; the paper says nothing).
-  A zero key still takes part in the softmax (logit 0); a zero query attends uniformly.
-- Scale: Eq. 14 divides by sqrt(D); we use sqrt(D/h) as timm's ViT, which is what a pretrained ViT needs.
+Tokens have one class token per frame: x is (B, T*(1+S), C) ordered (t n), frame t's class token at n = 0, then its
+S = H*W patches. ``FrameAttention`` is an image ViT's MSA inside every frame (the frame-wise ViT baseline); its
+subclasses only change which frame some heads, token rows or channels of the per-frame Q, K, V come from
+(``shift_frames`` on the qkv output, channels head-major ``(nh d)``), so attention, FLOPs and parameters (timm's
+``qkv``/``proj``) stay ``FrameAttention``'s. A neighbour outside the clip contributes zeros. Readings of the MSCA
+and X-ViT papers: experiments/msca/README.md#readings-where-the-text-leaves-room.
 """
 
 from __future__ import annotations
@@ -67,15 +51,8 @@ class FrameAttention(JointSpaceTimeAttention):
 class MultiHeadSelfCrossAttention(FrameAttention):
     """MSCA (Eq. 17-23): some heads (or token rows) of Q, K and/or V are taken from frames t-1 and t+1.
 
-    ``shift_along="heads"``: heads ``[0, num_backward)`` come from t-1, ``[num_backward, num_backward +
-    num_forward)`` from t+1 (h_b, h_f). ``shift_along="tokens"`` (MSCA-p*): token rows ``[0, num_backward)``
-    -- row 0 is the class token -- from t-1, the next ``num_forward`` rows from t+1 (N_b, N_f).
-    ``value_frames="opposite"`` reads the shifted values from the other neighbour (heads ``[0, num_backward)`` of
-    V from t+1, the next ``num_forward`` from t-1) while the shifted queries and keys stay as above.
-    ``head_order="official"`` places the heads as the authors' code does (TokShift-Transformer's ``MSCA.diff``,
-    ``vit_models/modeling_attentionshift.py``): heads ``[0, num_forward)`` from t+1 and the last ``num_backward``
-    heads from t-1.
-    """
+    ``shift_along="heads"``: heads ``[0, num_backward)`` come from t-1, the next ``num_forward`` from t+1 (h_b, h_f);
+    ``"tokens"`` (MSCA-p*): token rows likewise, row 0 being the class token (N_b, N_f)."""
 
     def __init__(
         self,
@@ -157,15 +134,8 @@ class MultiHeadSelfCrossAttention(FrameAttention):
 
 class SpaceTimeMixingAttention(FrameAttention):
     """X-ViT space-time mixing: keys and values of each frame built from frames t-1, t and t+1, queries of frame
-    t only, then frame-wise attention (X-ViT's local temporal window of one frame each side).
-
-    Channel order as the official code (``TemporalShift`` on k and v of shape (b*t, nh, n, d), permuted to
-    head-major channels ``(nh d)``): with ``c = int(C * shift_fraction) // 2`` channels per direction, channels
-    ``[0, c)`` come from frame t+1 and ``[c, 2c)`` from frame t-1, whole heads or not: with 12 heads, the
-    official SSv2 ``SHIFT_DIV: 4`` (``shift_fraction=0.5``) takes heads 0-2 from t+1, heads 3-5 from t-1 and
-    heads 6-11 from t; its Kinetics ``SHIFT_DIV: 8`` (``shift_fraction=0.25``) 1.5 heads each way. Every token
-    moves, the class token included.
-    """
+    t only, then frame-wise attention. As the official ``TemporalShift``: of ``c = int(C * shift_fraction) // 2``
+    channels per direction, ``[0, c)`` come from t+1 and ``[c, 2c)`` from t-1 (head-major, whole heads or not)."""
 
     def __init__(
         self,

@@ -1,59 +1,13 @@
 """Trajectory attention (Motionformer, Patrick et al. 2021, Eq. 4-6).
 
-Per head, stage one builds for every query ``q_st`` and every frame ``t'`` a trajectory token (Eq. 4)::
-
-    y~_stt' = sum_s' v_s't' softmax(q_st . k_s't' / sqrt(d))
-
-with the softmax over the S locations of frame t' (``normalize="space"``, Norm_S) or jointly over all (s', t')
-(``normalize="spacetime"``, Norm_ST). Stage two (Eq. 5-6) pools each trajectory over t' with 1-D attention whose
-query is the trajectory token at the reference frame: ``q~ = proj_q(y~_stt)``, ``k~, v~ = proj_kv(y~_stt')``
-(``temporal_pool="attention"``, Att_T), or simply averages over t' (``temporal_pool="average"``, Avg_T).
-As in the official code, stage two projects the concatenated heads (``proj_q``: dim->dim, ``proj_kv``:
-dim->2*dim) and the CLS query attends jointly to all tokens (itself included) with plain attention, while patch
-tokens run trajectory attention over the patch tokens only.
-
-Stage two, rearranged (``stage_two="rearranged"``, the default). Write y_t' (C = nh*d channels, all heads) for
-the trajectory tokens of one query, q~_h (d) for its stage-two query in head h, and W_k^h, W_v^h (d x C), b_k^h,
-b_v^h for head h's rows of ``proj_kv``. Then exactly::
-
-    q~_h . (W_k^h y_t' + b_k^h) = (W_k^h^T q~_h) . y_t' + q~_h . b_k^h     (the last term is the same for every t'
-                                                                          and cancels in the softmax over t')
-    sum_t' a_ht' (W_v^h y_t' + b_v^h) = W_v^h (sum_t' a_ht' y_t') + b_v^h  (the weights a_ht' sum to one)
-
-so per query and head one C-vector u_h = W_k^h^T q~_h replaces T projected keys, and one C-vector
-z_h = sum_t' a_ht' y_t' replaces T projected values: per token 3 C^2 + 2 nh T C multiply-adds instead of
-C^2 + 2 T C^2 + 2 T C for the literal form (Eq. 5-6 as printed, ``stage_two="literal"``), and no
-(b, N, T, 2C) key/value tensor exists. At ViT-B (C = 768, nh = 12, T = 8) that is 3.0 instead of 15.7 GFLOPs per
-layer. In autograd form (``memory_lean=False``), when nh > T, u is recomputed in backward instead of saved (it is
-nh/T = 1.5x the trajectory tokens at ViT-B), so the activations kept for backward are the trajectory tokens, z and
-the T weights per (query, head); the lean form (the default, "Memory" below) keeps neither u nor z.
-Both forms agree to rounding in values and gradients (tests/models/attention/test_trajectory_fast_path.py); the key bias b_k has
-no effect on the output in either form, so its gradient is zero (exactly so in the rearranged form).
-
-Official behaviour (``stage_two_values="trajectory"``). The official implementation (``use_original_code=True``,
-the default of facebookresearch/Motionformer ``vit_helper.TrajectoryAttention``, documented there as a typo kept
-for replication) aggregates the trajectory tokens themselves in Eq. 6, ``y_st = sum_t' a_tt' y~_stt'`` (head h
-pooling its own d channels of y~), instead of their value projection. Its keys still come from ``proj_kv``
-(first half); the value half is computed there and discarded. Here ``proj_kv`` keeps its dim->2*dim shape so
-official checkpoints load unchanged, and its value half is simply unused (it receives no gradient).
-
-Attention dropout (``attn_drop_placement``). The official ``TrajectoryAttention`` drops attention weights only in
-exact stage one (the per-frame softmax of Eq. 4); its CLS attention and stage two have none, and its approximate
-stage-one kernels none either. That is the default here (``"stage_one"``); ``"all"`` also drops the CLS
-attention's and stage two's weights. It matters only when ``attn_drop > 0``
-in training.
-
-Memory: the fused Norm_S path folds the frame axis t' into the batch (each query is broadcast, as a view, over
-the T frames, each frame's S keys form one problem) and calls SDPA, so no (T*S) x (T*S) score matrix exists.
-Norm_ST needs one normaliser across frames, which SDPA cannot return differentiably; it always takes the explicit
-path, which materialises the (T*S) x (T*S) scores, whatever ``fused_attn`` says. With ``memory_lean=True`` (the
-default) rearranged Att_T runs as one autograd function (``trajectory_pool.pool_trajectories``) that keeps the
-stage-two queries and weights and reads the trajectory tokens where stage one left them: SDPA keeps its output
-for its own backward, and stage two keeps that same storage, so each block keeps one (T, T*S, C) trajectory
-tensor per clip instead of 2.5 (the pooled z above is 1.5). An approximate stage one hands it factors instead
-(``ApproximateTrajectoryAttention._trajectory_source``) and keeps none. The autograd form (``memory_lean=False``)
-is the same function; it stays for comparison, and runs whenever stage two drops attention weights
-(``attn_drop_placement="all"`` with ``attn_drop > 0`` in training), which the lean function does not implement.
+Stage one (Eq. 4) builds, for every patch query and every frame t', a trajectory token: attention over the S
+locations of frame t' (``normalize="space"``, Norm_S) or one softmax over all frames (``"spacetime"``, Norm_ST,
+always on the explicit path). Stage two (Eq. 5-6) pools each trajectory over t' with 1-D attention queried by the
+reference-frame token (``temporal_pool="attention"``, Att_T) or averages it (``"average"``, Avg_T). The CLS query
+attends jointly to all tokens, as in the official code. By default stage two is rearranged (``proj_kv``'s weights
+contracted with the query: the same function, a fifth of the FLOPs) and keeps one trajectory tensor per block.
+Design and the official code's options: experiments/mformer/README.md#where-the-code-differs-from-the-paper;
+memory: experiments/mformer/README.md#what-changed.
 """
 
 from __future__ import annotations
@@ -103,23 +57,17 @@ class TrajectoryAttention(nn.Module):
             qkv_bias: bias on the q/k/v projection and on the stage-two ``proj_q``/``proj_kv``.
             attn_drop: dropout on the attention weights, where ``attn_drop_placement`` says.
             proj_drop: dropout after the output projection.
-            fused_attn: use SDPA (True) or the explicit softmax path (False). Ignored for Norm_ST (see module doc).
+            fused_attn: use SDPA (True) or the explicit softmax path (False). Ignored for Norm_ST.
             temporal_pool: "attention" (Att_T, Eq. 5-6) or "average" (Avg_T: mean over the trajectory).
-            normalize: "space" (Norm_S, softmax per frame, Eq. 4) or "spacetime" (Norm_ST, one softmax over
-                all frames).
-            stage_two: how Att_T is evaluated; both are the same function of the same parameters.
-                "rearranged" (default) contracts ``proj_kv``'s weights with the query instead of projecting
-                every trajectory token (module doc); "literal" projects all T trajectory tokens to keys and
-                values as Eq. 5-6 are printed (and as the official code does).
-            stage_two_values: what Eq. 6 aggregates. "projected" (default, the paper): the values
-                ``W_v y~_stt'``. "trajectory" (the official code): the trajectory tokens ``y~_stt'`` themselves;
-                keys still come from ``proj_kv``, whose value half is then unused.
-            attn_drop_placement: which attention weights ``attn_drop`` drops. "stage_one" (default, the official
-                code): only exact stage one's (Eq. 4). "all": also the CLS attention's and stage two's.
-            memory_lean: evaluate rearranged Att_T through ``pool_trajectories``, one autograd function that keeps
-                the trajectory tokens at most once (and, after an approximate stage one, not at all); the same
-                function as the autograd form (False), which is kept for comparison and used whenever stage two
-                drops attention weights (module doc, "Memory").
+            normalize: "space" (Norm_S, softmax per frame) or "spacetime" (Norm_ST, one softmax over all frames).
+            stage_two: "rearranged" (default: contracts ``proj_kv``'s weights with the query) or "literal" (projects
+                every trajectory token to keys and values, as Eq. 5-6 are printed); the same function.
+            stage_two_values: what Eq. 6 aggregates: "projected" (the paper's ``W_v y~``) or "trajectory" (the official
+                code's ``y~`` itself; ``proj_kv``'s value half is then unused).
+            attn_drop_placement: "stage_one" (default, the official code: only exact stage one's weights) or "all"
+                (also the CLS attention's and stage two's).
+            memory_lean: rearranged Att_T through ``pool_trajectories``, which keeps the trajectory tokens at most once;
+                False = the autograd form, also used whenever stage two drops attention weights.
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -229,7 +177,8 @@ class TrajectoryAttention(nn.Module):
         return rearrange(out, "(b n) nh 1 d -> b n nh d", b=b)
 
     def _stage_two_rearranged(self, q: Tensor, traj: Tensor, dropout_p: float) -> Tensor:
-        """Eq. 5-6 rearranged (module doc): same shapes as ``_stage_two_literal``, no projected keys or values."""
+        """Eq. 5-6 rearranged: same shapes as ``_stage_two_literal``, no projected keys or values (derivation:
+        experiments/mformer/README.md)."""
         nh, d = q.shape[2:]
         w_k, w_v = rearrange(self.proj_kv.weight, "(two nh d) c -> two nh d c", two=2, nh=nh)
         q = q * d ** -0.5

@@ -1,32 +1,11 @@
 """Stage two of trajectory attention (Motionformer Eq. 5-6, in ``TrajectoryAttention``'s rearranged form) as one
 autograd function that keeps for backward only what it cannot recompute cheaply.
 
-Eq. 5-6 as autograd records them (``TrajectoryAttention(memory_lean=False)``) keep, per block and clip, the
-trajectory tokens y~ (b, T*S, T, C) in the layout the pooling reads (a copy of what stage one returned, unless the
-two layouts happen to agree) and the pooled z_h = sum_t' a_ht' y~_t' (b, T*S, nh, C): nh/T = 1.5x the trajectory
-tokens at ViT-B. At ViT-B 16x224^2, one clip, fp32, that is 1 + 1.5 trajectory tensors of 36.75 MiB per block
-after exact stage one, and 1 + 1.5 + about 0.9 of the approximation's own after Orthoformer
-(``python -m models.memory_breakdown --autograd-stage-two``). This function keeps:
-
-- the stage-two queries q~ = proj_q(y~_stt) (b, T*S, C) and the weights a (b, T*S, nh, T): 1/8 and 1/64 of one
-  trajectory tensor at ViT-B;
-- whatever the trajectory tokens are made from, ``inputs``, never the tokens themselves unless they are the input
-  (exact stage one, whose SDPA keeps that same storage for its own backward: one copy, not two);
-- nothing else: u_h = W_k^h^T q~_h, z_h and the token-major layout of y~ are recomputed frame by frame in backward
-  (u and z cost 2 nh T C multiply-adds per token, the layout a copy).
-
-``source(t, *inputs)`` returns the trajectory tokens of the S queries of frame t, (b, nh, T, S, d) over the T frames
-they visit. For an approximate stage one these are a low-rank product (prototypes, landmarks or random features:
-``ApproximateTrajectoryAttention._trajectory_source``), cheap to rebuild from smaller factors (the key side is
-R/(T*S) of the tokens with shared prototypes or landmarks, R/S with per-frame prototypes, m/(T*S) with m random
-features), so the full (T, T*S, C) tensor never exists, forward or backward: one query frame at a time is built
-and pooled (forward), or rebuilt, differentiated and dropped (backward), its gradient sent back through ``source``
-by autograd. With ``source=None`` the one input is the whole trajectory tensor (b, nh, T, T*S, d).
-
-The key bias b_k does not reach the output (it adds q~_h . b_k^h to all T logits of a query, which the softmax over
-t' cancels) and gets a zero gradient; the value bias b_v is added once (the weights sum to one). No dropout: stage
-two drops nothing under the default ``attn_drop_placement="stage_one"``; with "all" and ``attn_drop > 0`` in
-training the module keeps its autograd path.
+It keeps the stage-two queries q~ (b, T*S, C), the weights a (b, T*S, nh, T) and the ``inputs`` the trajectory
+tokens are made from, never the tokens themselves unless they are the input (exact stage one, whose SDPA keeps the
+same storage). ``source(t, *inputs)`` returns the trajectory tokens of query frame t, so one frame at a time is
+built and pooled (forward) or rebuilt and differentiated (backward). No dropout. Why and what it saves:
+experiments/mformer/README.md#what-changed.
 """
 
 from __future__ import annotations
@@ -55,7 +34,7 @@ def _frame(source: Source | None, t: int, inputs: tuple[Tensor, ...], frame_len:
 
 
 class _PoolTrajectories(torch.autograd.Function):
-    """Eq. 5-6 rearranged, frame by frame: returns (b, T*S, nh, d) (see the module doc)."""
+    """Eq. 5-6 rearranged, frame by frame: returns (b, T*S, nh, d)."""
 
     @staticmethod
     def forward(ctx, source: Source | None, num_frames: int, frame_len: int, num_heads: int, values: str,
@@ -161,7 +140,7 @@ class _PoolTrajectories(torch.autograd.Function):
 def pool_trajectories(source: Source | None, inputs: tuple[Tensor, ...], num_frames: int, frame_len: int,
                       proj_q: nn.Linear, proj_kv: nn.Linear, num_heads: int,
                       values: Literal["projected", "trajectory"] = "projected") -> Tensor:
-    """Eq. 5-6 for every patch token: (b, T*S, C), heads concatenated (see the module doc).
+    """Eq. 5-6 for every patch token: (b, T*S, C), heads concatenated.
 
     Args:
         source: ``source(t, *inputs)`` -> (b, nh, T, S, d), the trajectory tokens of query frame t; None: ``inputs``

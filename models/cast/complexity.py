@@ -1,43 +1,8 @@
 """Counted complexity of CAST at paper scale (on ``meta``) and measured training cost at tiny scale.
 
-Learnable parameters (EPIC-KITCHENS heads, 97 verbs + 300 nouns), ours vs the paper:
-
-| Table 1c row | options | ours (M) | paper (M) |
-|---|---|---|---|
-| Identity | ``exchange="none", time_adapter=True`` | 18.07 | 18.1 |
-| w/o adapter | ``exchange="xattn"`` | 75.00 | 85.9 |
-| X-attn. -> adapter | ``exchange="xattn_adapter"`` | 82.10 | 93.0 |
-| B-CAST | ``exchange="bcast"`` (default) | 44.78 | 44.8 |
-
-CAST-B with a single-label head (``fusion="add"``, e.g. 174 SSV2 classes) has 45.2 M (paper: 45). Whence:
-per block 4 adapters at ratio 1/4 (4 x 295,872) and B-CAST at ratio 1/2 (2,522,880: down/up projections,
-LayerNorms, T2S with 2 x 8 x 384 and S2T with 2 x 196 x 384 positional embeddings); the heads; the two last
-LayerNorms. The "Identity" row has the accuracy of Table 1a's independent experts with adapters (68.1 / 54.2 /
-41.7 in both) and the parameter count of the official code's independent experts: AIM's CLIP with its temporal
-adapter (3 adapters a block and a time embedding) and VideoMAE with 2 adapters, so it is built with
-``time_adapter=True``; without it (B-CAST simply removed) it has 14.5 M.
-
-The two full-width cross-attention rows are 10.91 M below the paper, both by the same amount:
-``released_s2t_table_excess()`` = 12 blocks x (8 x 197 - 2 x 196) x 768 = 10,911,744. That is what a per-block S2T
-positional table over all 8 x (1 + 196) spatial-expert tokens (the ``space_time_pos`` of the released code's earlier
-S2T module, ``models/clip_modelling_finetune.py`` of KHU-VLL/CAST) adds over B-CAST's two 196 x D space tables:
-with it, 75.00 + 10.91 = 85.92 and 82.10 + 10.91 = 93.02, the paper's 85.9 and 93.0. Our full-width rows keep
-B-CAST's positional embeddings (the same module without its bottleneck), so we report 75.0 and 82.1 and do not add
-a table the paper does not describe.
-
-Training cost (``measure_training``, ``python -m models.cast.complexity``): the frozen experts' weights save no
-inputs for their own gradients (autograd saves a frozen linear layer's input only when its weight trains), and a
-training forward skips the last block's unread work (``CAST(skip_unread=True)``). At paper shape, activations
-saved for backward per 16 x 224 x 224 clip (fp32, counted on ``meta``): 3.69 GiB frozen vs 4.51 GiB with every
-parameter trainable (3.76 GiB frozen without ``skip_unread``); 20.7% of CAST-B's 216.8 M parameters train (EPIC
-heads). Tiny shape on CPU (batch 2, one thread): peak 7.6 vs 10.0 MiB, saved 7.1 vs 9.6 MiB, a step 30 vs 37 ms
-(idle 2-core Intel Xeon); 22.3% of the tiny model trains. Paper shape on an H100 (batch 6, fp16 autocast): peak
-8.97 vs 12.39 GiB, a step 150 vs 202 ms (``python -m models.cast.complexity --shape paper --device cuda --batch 6
---precision fp16``).
-
-GFLOPs of one 16 x 224 x 224 view (``models.flops.count_flops``: attention counted explicitly, one multiply-add =
-one FLOP): 390.5 (paper 391); the experts alone 320.8 (CLIP on 8 frames 140.5, VideoMAE 180.3), their adapters
-22.3, B-CAST 47.4. Over 2 x 3 views: 2.343 TFLOPs (paper 2.35).
+``python -m models.cast.complexity`` prints the learnable parameters of Table 1c's rows (``TABLE1C``, with the
+paper's), GFLOPs per view and TFLOPs over views, then ``measure_training`` at one shape. The figures, and why the
+full-width cross-attention rows count 10.9 M below the paper: experiments/cast/README.md#counted-not-copied.
 """
 
 from __future__ import annotations
@@ -79,7 +44,7 @@ def learnable_millions(name: str = "cast_base", num_classes: int | Mapping[str, 
 
 def released_s2t_table_excess(depth: int = 12, num_steps: int = 8, num_patches: int = 196, dim: int = 768) -> int:
     """Parameters a per-block S2T table over all T x (1 + N) spatial-expert tokens has beyond B-CAST's two N x D
-    space tables: the difference between the paper's full-width cross-attention rows and ours (module doc)."""
+    space tables: the gap between the paper's full-width cross-attention rows and ours (README: counted, not copied)."""
     return depth * (num_steps * (1 + num_patches) - 2 * num_patches) * dim
 
 
@@ -145,14 +110,11 @@ def measure_training(name: str = "cast_tiny", batch: int = 2, repeats: int = 5,
                      autocast_dtype: torch.dtype | None = None, **overrides: Any) -> dict[str, Any]:
     """Training cost of the frozen-expert model against the same model with every parameter trainable.
 
-    For each (``train_experts`` False, True): the peak memory of a training step, the bytes autograd saves for
-    backward, and the median wall time of ``repeats`` full steps (forward, cross-entropy, backward, AdamW), after
-    one warm-up step; the two models' timed steps alternate, so drifting clocks or load weigh on both alike. The
-    peak is, on the CPU, the bytes of tensors alive during forward + backward (``models.memory.peak_bytes``:
-    activations, gradients, temporaries); on CUDA ``max_memory_allocated`` over a whole step, the model's weights,
-    gradients and AdamW state included, less what the process held before that model was built.
-    ``autocast_dtype`` runs the forward under autocast (the paper trains in mixed precision). Returns
-    ``{"frozen": {...}, "full": {...}, "trained_fraction": ...}``.
+    For each (``train_experts`` False, True): the peak memory of a training step (CPU: ``models.memory.peak_bytes``;
+    CUDA: ``max_memory_allocated`` less what the process held before, weights, gradients and AdamW state included),
+    the bytes autograd saves for backward, and the median wall time of ``repeats`` full steps after one warm-up, the
+    two models' steps alternating so that drifting load weighs on both. ``autocast_dtype`` runs the forward under
+    autocast. Returns ``{"frozen": {...}, "full": {...}, "trained_fraction": ...}``.
     """
     dev = torch.device(device)
     cuda = dev.type == "cuda"

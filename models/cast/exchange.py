@@ -1,24 +1,9 @@
 """Information exchange between the experts inside one block (Eq. 4): B-CAST and the baselines of Table 1b/1c.
 
-Every exchange maps the two experts' post-MHSA tokens to updates that are added to them (B = Y + Phi(Y_s, Y_t)).
-Patch tokens arrive as grids (B, T, N, D); a frame expert also brings its class tokens (B, T, D).
-
-``kind`` (Table 1c, 1b):
-- "bcast" (B-CAST, Eq. 8): per expert a down-projection D -> r*D, LayerNorm, then T2S cross-attention (queries
-  from the spatial expert, keys/values from the temporal one, ``t2s_window``) and S2T (the reverse,
-  ``s2t_window``), GELU, a zero-initialised up-projection r*D -> D. Class tokens take no part in the attention
-  (supplementary Table 3: "detach CLS token"); they go through the same down-LN-GELU-up path with the attention
-  slot passing them unchanged, as the official code does.
-- "none": no exchange (Table 1c "Identity").
-- "xattn": the cross-attentions at full width D on LayerNormed tokens, no bottleneck (Table 1c "w/o adapter");
-  their output projection starts at zero so that the experts start as pretrained. Class tokens get no update.
-- "xattn_adapter": "xattn" followed by an adapter per expert (Table 1c "X-attn. -> adapter"):
-  Phi = ADAP(MHCA(...)), ADAP the experts' adapter (ratio ``adapter_ratio``, zero-initialised up-projection).
-  Class tokens: ADAP(LN(cls)) (the attention slot passes them, as in B-CAST).
-- "lateral": bidirectional lateral connections, Phi_S = Y_t W_ts, Phi_T = Y_s W_st, token (t, n) to token (t, n)
-  (Table 1b "Lateral"; element-wise addition after a linear projection, zero-initialised).
-
-``directions``: "both", "t2s" (only the spatial expert receives: Table 1g "T2S only") or "s2t".
+Every exchange maps the two experts' post-MHSA tokens (patch grids (B, T, N, D), a frame expert's class tokens
+(B, T, D)) to updates added to them. ``kind``: "bcast" (B-CAST, Eq. 8), "none", "xattn", "xattn_adapter" or
+"lateral"; ``directions``: "both", "t2s" or "s2t". Each kind, and how class tokens pass it:
+experiments/cast/README.md#the-exchanges.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ _TRAINABLE_EXPERT_PREFIXES = ("norm.",)
 
 
 class CAST(nn.Module):
-    """A spatial and a temporal expert, an exchange in chosen blocks, and a head (see the package doc)."""
+    """A spatial and a temporal expert, an exchange in chosen blocks, and a head (experiments/cast/README.md)."""
 
     def __init__(
         self,
@@ -60,46 +60,28 @@ class CAST(nn.Module):
     ) -> None:
         """
         Args:
-            num_classes: logits: an int, or ``{"verb": V, "noun": N}`` (V + N logits, verbs first).
-            num_verbs: with an int ``num_classes`` of V + N: the first ``num_verbs`` logits are verbs and the rest
-                nouns (EPIC-KITCHENS layout of ``lightning_modules.video_classifier``); None = one label.
-            img_size: frame side; num_frames: input frames F (both experts see F / 2 time steps).
-            patch_size, embed_dim, depth, num_heads, mlp_ratio: the experts' ViT (both the same, as B-CAST needs).
-            spatial_expert, temporal_expert: structures from ``EXPERT_ARCHS`` ("clip", "vit_in21k", "videomae",
-                "mvd"); Table 1h swaps them. A frame expert runs per frame, a tubelet expert space-time.
-            experts: "both", or one expert alone ("spatial" / "temporal": the single-expert baselines; with
-                ``exchange="none"`` and ``fusion="single"``).
-            adapters: the experts' AIM adapters (Eq. 3, 5); False = Table 1a "w/o adapter" (with
-                ``train_experts=True``, fully fine-tuned as the paper).
-            adapter_ratio: adapter hidden width / D (official 0.25, also the head adapters').
-            mlp_adapter_scale: factor s on the FFN adapter (official 0.5).
-            time_adapter: AIM's temporal adapter in every frame-expert block (the official independent CLIP
-                expert; Table 1a/1c independent rows: see ``models.cast.complexity``).
-            exchange: "bcast", "none", "xattn", "xattn_adapter" or "lateral" (``models.cast.exchange``); None:
-                "bcast", or "none" for one expert alone.
+            num_classes: an int, or ``{"verb": V, "noun": N}`` (V + N logits, verbs first).
+            num_verbs: with an int ``num_classes`` of V + N, the first ``num_verbs`` logits are verbs; None = one label.
+            img_size, num_frames: frame side and input frames F (both experts see F / 2 time steps).
+            patch_size, embed_dim, depth, num_heads, mlp_ratio: the experts' ViT (the same for both, as B-CAST needs).
+            spatial_expert, temporal_expert: structures from ``EXPERT_ARCHS`` ("clip", "vit_in21k", "videomae", "mvd").
+            experts: "both", or "spatial" / "temporal" alone (with ``exchange="none"`` and ``fusion="single"``).
+            adapters: the experts' AIM adapters (Eq. 3, 5); False = Table 1a "w/o adapter".
+            adapter_ratio, mlp_adapter_scale: adapter width / D and the FFN adapter's factor s (official 0.25, 0.5).
+            time_adapter: AIM's temporal adapter in every frame-expert block (the official independent CLIP expert).
+            exchange: "bcast", "none", "xattn", "xattn_adapter" or "lateral"; None: "bcast", or "none" for one expert.
             directions: "both", "t2s" or "s2t" (Table 1g).
             exchange_blocks: 0-based blocks with an exchange (Table 1f); None = every block.
             down_ratio: B-CAST bottleneck ratio (Table 1d).
             t2s_window, s2t_window: "time", "space" or "space_time" (Table 1e).
             exchange_pos: B-CAST positional embeddings (Table 8).
-            fusion: head (Eq. 6 and Figure 9): "split" = noun head on the spatial feature, verb head on the
-                temporal one (verb-noun only); "add" = ADAP(f_s) + ADAP(f_t) into one classifier (single-label
-                CAST, and Table 1b "Add"); "concat" = [ADAP(f_s); ADAP(f_t)] into one classifier (Table 1b
-                "Concat"); "ensemble" = a full classifier per expert, class probabilities averaged (Table 1a);
-                "single" = the one expert's classifier. None: "split" with ``num_verbs``, "add" otherwise,
-                "single" for one expert.
-            train_experts: train every parameter (fully fine-tuned baselines); False = freeze the experts except
-                adapters, their last LayerNorms and AIM's time embedding.
-            drop_path_rate: stochastic depth on the exchange branches and the FFN and time adapters (not the
-                MHSA adapters), rising linearly over the blocks, as the official code; with ``train_experts``
-                also on a VideoMAE-style (tubelet) expert's MHSA and FFN branches, as VideoMAE's fine-tuning,
-                never on a frame expert's (the official CLIP fine-tuning has no stochastic depth).
+            fusion: "split", "add", "concat", "ensemble" or "single" (the heads: README); None: "split" with verbs,
+                "add" without, "single" for one expert.
+            train_experts: train every parameter; False = freeze the experts but adapters, last norms, time embedding.
+            drop_path_rate: stochastic depth of the exchange branches and FFN / time adapters (README: paper scale).
             head_drop_rate: dropout before the classifiers.
             fused_attn: SDPA (True) or explicit softmax (False) everywhere.
-            skip_unread: in a training forward, skip the last block's work on a frame expert's patch tokens, which
-                no head reads (it pools class tokens): their FFN and their exchange update. Logits and gradients
-                are unchanged; the frozen FFN then keeps no activations for nothing. Evaluation (and FLOP
-                counting) always runs the whole network, as the paper counts it.
+            skip_unread: in a training forward, skip the last block's work on patch tokens no head reads (same result).
         """
         super().__init__()
         if isinstance(num_classes, Mapping):
@@ -226,11 +208,9 @@ class CAST(nn.Module):
         return {n for n, _ in self.named_parameters() if n.endswith(("_pos", "pos_embed", "cls_token", "time_embed"))}
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        """Layer groups for layer-wise lr decay (timm's ``param_groups_layer_decay``), as the official code's
-        ``get_num_layer_for_vit`` numbers them: the experts' embeddings (patch embedding, class token, positional
-        table, CLIP's ``ln_pre``) are layer 0; block i of either expert, with its adapters, and B-CAST module i
-        are layer i + 1; the rest (the experts' last LayerNorms, AIM's time embedding, head adapters and heads)
-        the top layer, at the full lr."""
+        """Layer groups for layer-wise lr decay (timm's ``param_groups_layer_decay``), numbered as the official
+        ``get_num_layer_for_vit``: the experts' embeddings are layer 0, block i of either expert (with its adapters) and
+        B-CAST module i layer i + 1, the rest (last LayerNorms, time embedding, head adapters, heads) the top layer."""
         return {"stem": r"^(?:spatial|temporal)\.(?:patch_embed|cls_token|pos_embed|norm_pre)",
                 "blocks": [(r"^(?:spatial|temporal)\.blocks\.(\d+)", None), (r"^exchange\.(\d+)", None)]}
 

@@ -1,23 +1,11 @@
 """Measured cost of full vs joint stride attention (Table A1) and full vs temporal stride attention (Table A2).
 
-The supplementary states O(.) complexities per layer: full attention over the pose tokens O(T^2 R^2) vs joint stride
-attention O(T^2 wnd^2) (A1), full attention over all tokens O(T^2 D_n^2) vs temporal stride attention
-O(wnd^2 D_n^2) (A2). Here the real modules are counted and timed for given sizes:
-
-- "full" rows: ``models.attention.JointSpaceTimeAttention`` (one softmax over every token) on the same tokens:
-  A1: [P || M_pose || M'_CLS], T * (R + 2) tokens (R = people x joints); A2: N, T * D_n tokens.
-- "stride" rows: ``JointStrideAttention`` / ``TemporalStrideAttention`` with window ``wnd`` and ``cover``.
-
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the ``meta`` device (shapes only), the
-attention on its explicit path, and halved to one multiply-add = one FLOP as ``models.flops`` does. Each count is
-split into ``attention`` (the batched matmuls QK^T and AV: what the O(.) expressions describe) and
-``projections`` (the q/k/v and output linear layers, linear in the number of tokens), ``total`` their sum.
-Timings run the module on CPU (or ``device``) with SDPA, batch 1, and report the median of ``repeats`` runs.
-``fit_exponent`` fits the growth exponent (log-log least squares) of a series, e.g. FLOPs against R.
-
-Note what the O(.) expressions leave out: the stride rows count all windows, about n / floor(wnd / 2) of them
-(n = R or T), so measured joint stride attention grows linearly in R (O(T^2 wnd R)), not as a constant in R;
-as_printed covers fewer windows than full (see ``stride_attention``).
+The real modules are counted and timed for given sizes: "full" rows run ``models.attention.JointSpaceTimeAttention``
+on the same tokens, "stride" rows ``JointStrideAttention`` / ``TemporalStrideAttention``. FLOPs are counted on the
+``meta`` device with the attention explicit, one multiply-add = one FLOP (as ``models.flops``), split into
+``attention`` (QK^T and AV: what the O(.) expressions describe) and ``projections``; timings run the module with
+SDPA, batch 1, median of ``repeats``. ``fit_exponent`` fits a series' growth exponent (log-log least squares).
+Why the totals grow linearly in R or T: experiments/d3da/README.md#tables-a1a2-measured-not-only-big-o.
 """
 
 from __future__ import annotations
@@ -160,10 +148,9 @@ def _trilinear_sampling_flops(input_shape, grid_shape, *args, **kwargs) -> int:
 
 def model_gflops(name: str = "d3da_base", num_frames: int | None = None, **overrides) -> float:
     """GFLOPs (multiply-adds / 1e9) of one forward of the registered RGB+pose model ``name`` on one clip of
-    ``num_frames`` (default: the model's) frames, counted on the meta device with every attention explicit and
-    the 3D token search's trilinear sampling counted (8 multiply-adds per sampled point and channel).
-    ``models.flops.count_flops`` takes one tensor; this model takes a dict (of the modalities it reads), hence
-    this function."""
+    ``num_frames`` (default: the model's) frames, counted on ``meta`` with every attention explicit and the trilinear
+    sampling counted (8 multiply-adds per sampled point and channel). The model takes a dict, which
+    ``models.flops.count_flops`` does not."""
     with torch.device("meta"):
         model = create_model(name, **{**overrides, "fused_attn": False})
         t = num_frames or model.num_frames

@@ -2,26 +2,11 @@
 tokens re-sampled at learned 3-D offsets (the 3D token search, 3DTS), the modal tokens M_RGB and M_CLS appended
 to both.
 
-3DTS, as implemented (choices where A3 leaves room are marked *):
-- f_off (* the layers: DAT's offset network lifted to 3-D): depthwise Conv3d(k, stride ``offset_stride``,
-  padding k // 2) -> LayerNorm over channels -> GELU -> Conv3d(C -> 3, 1 x 1 x 1, no bias); ``k`` is A3's
-  "kernel size k" (``offset_kernel``). Its input is the block's normalised RGB tokens Z (A3: f_off(Z; omega)).
-- Delta p = tanh(f_off(Z)), channels ordered (x, y, t) = (width, height, time). Units (*): with ``offset_range``
-  = r (default 2.0; DAT's offset range factor 2 bounds an offset to 1 cell, its grid step being 2/(H-1)), an
-  offset moves at most r token cells along each axis; with
-  ``offset_range=None`` tanh is added as is to normalised grid coordinates in [-1, 1] (at most half the grid).
-- p: reference points on the 3-D grid of the offset map (T~ x H~ x W~; = T x H/8 x W/8 with the default
-  ``offset_stride=1``, as A3's Z~ in R^{4C x T x H/8 x W/8}), at the centres of the token cells the offset
-  convolution is centred on.
-- Z~[p] = sum_r g(p_x, r_x) g(p_y, r_y) g(p_z, r_z) Z[r] with g(a, b) = max(0, 1 - |a - b|) in token units: A3's
-  loop, which is trilinear interpolation with zeros outside the grid, computed by ``F.grid_sample`` on the
-  5-D tensor (B, C, T, H/8, W/8) with ``align_corners=False`` (token i's centre at normalised (2i + 1) / n - 1).
-  A literal transcription of the loop checks it in ``tests/models/d3da/test_deformable.py``.
-
-Attention: X = [Z || M_RGB || M_CLS] (queries), X~ = [Z~ || M_RGB || M_CLS] (keys, values), the modal tokens one
-per frame; one multi-head attention of every query over all keys (no relative position bias, unlike DAT (*);
-the tokens carry absolute position embeddings from the stem). ``forward`` returns the updates; the residual
-and the FFN are the block's (``models.d3da.model``).
+``TokenSearch3D``: an offset network f_off (DAT's, lifted to 3-D: depthwise Conv3d -> LayerNorm -> GELU -> 1x1x1
+Conv3d to (x, y, t)) on the block's normalised RGB tokens, offsets tanh x ``offset_range`` token cells, and
+trilinear sampling of the tokens by ``F.grid_sample``. ``forward`` returns the updates; the residual and the FFN
+are the block's. The choices A3 leaves open:
+experiments/d3da/README.md#readings-of-the-supplementary-where-it-leaves-room.
 """
 
 from __future__ import annotations

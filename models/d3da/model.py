@@ -1,28 +1,10 @@
 """The cross-modal RGB+pose 3D deformable transformer (supplementary Algorithms A1-A3) and its entrypoints.
 
 Input: a dict ``{"video": (B, 3, T, H, W), "pose": (B, T, J, k) or (B, T, people, J, k)}`` (the batches of
-``data.datamodule`` with ``with_pose=True``; other keys are ignored) -> class logits (B, num_classes).
-
-State between blocks: RGB tokens Z (B, T, H/8 * W/8, 4C), pose tokens P (B, T, R, 4C), modal tokens
-(B, T, 3, 4C) = [M_RGB, M_pose, M_CLS], one of each per frame. One block (``CrossModalBlock``):
-
-1. RGB branch, A3: [Z || M_RGB || M_CLS] <- X + MSA(X W_q, X~ W_k, X~ W_v), then + FFN(LN(.)).
-2. Pose branch, A1: [P || M_pose || M'_CLS] through joint stride attention, then + FFN(LN(.)), where M'_CLS is the
-   M_CLS the block received ("memorised" before step 1 changes it: the two branches read the same modal tokens).
-3. The two CLS modal tokens are averaged (*): M_CLS <- (M_CLS from 1 + M'_CLS from 2) / 2.
-4. Temporal stride attention, A2, over N = [Z || P || M_RGB || M_pose || M_CLS] (D_n = H/8 * W/8 + R + 3 per
-   frame), then + FFN(LN(.)).
-
-Every attention is pre-norm (LayerNorm, attention, residual; the printed algorithms show an LN before the FFN
-only (*)), each of the three steps has its own FFN (4C -> mlp_ratio * 4C -> 4C, GELU), stochastic depth per block.
-Head (*): final LayerNorm, then ``pool="cls"``: the mean over frames of M_CLS ("combines the last cross-modal
-token"); ``pool="modal"``: the frame means of M_RGB, M_pose and M_CLS concatenated (3 * 4C); a linear classifier.
-
-Ablations (``modalities``, *): "rgb" builds no pose embedding and no pose branch (no A1; P has no tokens, so
-D_n = H/8 * W/8 + 3), "pose" no stem and no RGB branch (no A3; D_n = R + 3); the modal tokens stay, step 3 keeps the
-one branch's CLS output, and the batch needs only the modality read.
-Tokens and embeddings: ``models.d3da.tokens``; windowing and ``cover``: ``models.d3da.stride_attention``.
-(*) = a choice the supplementary leaves open; the README lists them.
+``data.datamodule`` with ``with_pose=True``; other keys are ignored) -> class logits (B, num_classes). One block
+(``CrossModalBlock``): A3 on the RGB tokens, A1 on the pose tokens, the two CLS outputs averaged, then A2 over all
+tokens of each frame. ``modalities`` builds the RGB-only or pose-only ablation. The block and the choices the
+supplementary leaves open: experiments/d3da/README.md#readings-of-the-supplementary-where-it-leaves-room.
 """
 
 from __future__ import annotations
@@ -89,7 +71,7 @@ class TemporalStrideBlock(_Residual):
 
 
 class CrossModalBlock(nn.Module):
-    """One block: A3 on RGB, A1 on pose (with the memorised M'_CLS), CLS merge, A2 on everything (module doc)."""
+    """One block: A3 on RGB, A1 on pose (with the memorised M'_CLS), CLS merge, A2 on everything (README)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, drop: float = 0.0, attn_drop: float = 0.0, fused_attn: bool = True,
@@ -171,19 +153,15 @@ class CrossModalDeformableTransformer(nn.Module):
             pose_space: "pixel" (1-based pixel x, y of the clip's frames, normalised to [-1, 1] here) or "camera".
             num_classes: classifier outputs; 0 = no head (features).
             embed_dim: token width 4C (the stem's widths are C, 2C, 4C).
-            depth: number of blocks L.
-            num_heads: heads of every attention.
-            mlp_ratio: FFN hidden width / embed_dim.
-            qkv_bias: bias on the q/k/v projections.
-            joint_wnd: window of joint stride attention (A1), in pose tokens; stride floor(joint_wnd / 2).
-            temporal_wnd: window of temporal stride attention (A2), in frames; stride floor(temporal_wnd / 2).
+            depth, num_heads: blocks L and the heads of every attention.
+            mlp_ratio, qkv_bias: FFN hidden width / embed_dim; bias on the q/k/v projections.
+            joint_wnd, temporal_wnd: windows of A1 (in pose tokens) and A2 (in frames); stride floor(wnd / 2).
             cover: "full" (corrected windows, every token covered) or "as_printed" (the loops of A1/A2 literally).
             offset_kernel: kernel size k of the offset network of 3D deformable attention (A3).
             offset_range: largest 3-D offset in token cells; None = tanh in normalised coordinates as printed.
             offset_stride: stride of the offset network (1 = one deformed token per RGB token, as A3).
             pool: "cls" (frame mean of M_CLS) or "modal" (frame means of the three modal tokens, concatenated).
-            modalities: "rgb+pose" (the paper's model), "rgb" (RGB-only ablation: no pose tokens, no A1) or "pose"
-                (pose-only ablation: no RGB tokens, no A3).
+            modalities: "rgb+pose" (the paper's model), "rgb" (no pose tokens, no A1) or "pose" (no RGB, no A3).
             drop_rate: dropout after attention projections, in the FFNs and before the head.
             attn_drop_rate: dropout on attention weights.
             drop_path_rate: stochastic depth, rising linearly to this rate over the blocks.

@@ -1,65 +1,11 @@
 """Joint stride attention (supplementary Algorithm A1) and temporal stride attention (Algorithm A2).
 
-Both split one axis of the token grid into sliding windows of ``wnd`` positions at stride s = floor(wnd / 2) and
-attend inside each window, the other axis folded into the window's tokens:
-
-- joint stride (A1): windows over the R pose tokens of a frame (R = people x joints, person-major); a window
-  holds those joints in all T frames plus the appended modal tokens M_pose and M'_CLS of every frame (the
-  supplementary gives them the shape 4C x T x 1: one per frame), T * (wnd + 2) tokens. Cost O(T^2 wnd^2) per window.
-- temporal stride (A2): windows over the T frames of N = [Z || P || M_RGB || M_pose || M_CLS], D_n = S + R + 3
-  tokens per frame; a window holds wnd * D_n tokens, nothing appended. Cost O(wnd^2 D_n^2) per window.
-
-Window starts, ``cover="as_printed"`` (the loops of A1/A2 transcribed; n = R for A1, n = T for A2)::
-
-    query:  i <- 0;      while i < n - wnd: add [i, i + wnd); i <- i + s; if i > n - wnd: i <- i - wnd
-    kv:     i <- s;      while i < n - wnd: add [i, i + wnd); i <- i + s
-
-  1. The query loop does not terminate whenever i overshoots n - wnd: i <- i - wnd puts i back below n - wnd (it
-     terminates only when i lands exactly on n - wnd). The query set is a set (P_q <- P_q U P), so the endless
-     loop adds nothing once a start repeats: we take that fixed point, i.e. stop at the first repeated start.
-     With odd wnd, i - wnd is not a multiple of s and the loop visits further starts before repeating (n = 10,
-     wnd = 5: starts 0, 2, 4, 1, 3). A start that becomes negative (e.g. n = 6, wnd = 5: 0, then 2 - 5 = -3)
-     would slice before the first token: we raise ``ValueError`` instead of guessing.
-  2. The strict ``i < n - wnd`` never adds the window that ends on the last token (when the loop stops by
-     landing on n - wnd), and with wnd >= n the loop adds no window at all.
-  3. The key/value loop starts at s, so tokens [0, s) are never keys or values; with the strict bound it also
-     misses the window ending on the last token, and it has fewer windows than the query loop (D_kv < D_q).
-  4. MSA(O W_q, O~ W_k, O~ W_v) pairs query window j with key/value window j (the leading D axis of both sets);
-     with D_kv < D_q the pairing is ``zip``: query window j attends to key/value window j, i.e. to the query
-     window one stride further, and query windows without a partner are dropped (their tokens stay uncovered
-     unless another paired window holds them). No pair at all (n <= wnd, or e.g. n = 6, wnd = 4) raises
-     ``ValueError``.
-
-  What this leaves uncovered (as printed, after the pairing; "no update" = in no paired query window, so the
-  attention leaves it unchanged; "never a key" = in no paired key/value window):
-
-  ====================  ===========================  ==============================  ==================
-  n, wnd                query starts (printed loop)  key/value starts (= pairs)      no update / never a key
-  ====================  ===========================  ==============================  ==================
-  R = 7, wnd = 4        0, 2                         2       (1 pair)                4-6 / 0, 1, 6
-  R = 13, wnd = 4       0, 2, 4, 6, 8                2, 4, 6, 8  (4 pairs)           10-12 / 0, 1, 12
-  R = 25, wnd = 4       0, 2, ..., 20                2, ..., 20  (10 pairs)          22-24 / 0, 1, 24
-  R = 13, wnd = 5       0, 2, 4, 6                   2, 4, 6  (3 pairs)              9-12 / 0, 1, 11, 12
-  T = 8, wnd = 4        0, 2                         2       (1 pair)                4-7 / 0, 1, 6, 7
-  T = 12, wnd = 4       0, 2, 4, 6                   2, 4, 6  (3 pairs)              8-11 / 0, 1, 10, 11
-  ====================  ===========================  ==============================  ==================
-
-``cover="full"`` (the corrected cover, our default): both loops start at 0 and the last window is moved back to
-end on the last token (starts 0, s, 2s, ... < n - wnd, then n - wnd), so every token is a query, a key and a
-value; key/value window j = query window j (overlapping windows, stride s, attend within themselves). The printed
-offset of one stride between a query window and its key/value window does not survive the correction: with the
-key/value loop starting at 0 the two loops are the same (keeping the offset, tokens [0, s) would never be keys).
-With wnd >= n there is one window of all n tokens, i.e. full attention (tested). R = 7, wnd = 4: starts 0, 2, 3;
-R = 13, wnd = 4: 0, 2, 4, 6, 8, 9; T = 12, wnd = 4: 0, 2, 4, 6, 8.
-
-Tokens in several query windows (stride s < wnd: about two each) receive the mean of their windows' outputs; the
-modal tokens appended to every window (A1) receive the mean over all windows; tokens in no paired window (only
-``as_printed``) receive no attention update. The printed algorithms apply the FFN to the windowed copies; the
-blocks (``models.d3da.model``) apply it once per token after this merge (a pointwise FFN of the mean is not
-the mean of the FFNs: this is our choice). The merge is linear, so the output projection is applied after it.
-
-Windows are gathered with one index tensor and run as ONE attention call, the windows folded into the batch;
-the literal per-window loops live only in the tests (``tests/models/d3da/test_stride_attention.py``).
+Both split one axis of the token grid into sliding windows of ``wnd`` positions at stride floor(wnd / 2) and attend
+inside each window, the other axis folded into the window's tokens: A1 over the pose tokens of a frame (plus the
+per-frame modal tokens M_pose, M'_CLS), A2 over the frames. ``cover="full"`` (the default) covers every token;
+``cover="as_printed"`` runs the printed loops, which leave tokens uncovered. Windows are gathered with one index
+tensor and run as one attention call; the literal per-window loops live in the tests. The loops, what they leave
+uncovered and the corrected cover: experiments/d3da/README.md#the-printed-loops-window-by-window.
 """
 
 from __future__ import annotations
@@ -89,8 +35,8 @@ def check_window(wnd: int, cover: str, option: str = "wnd") -> None:
 def printed_window_starts(n: int, wnd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(query starts, key/value starts) of the loops of Algorithms A1/A2 as printed, for n tokens.
 
-    The query loop stops at its first repeated start (its set has reached a fixed point; see the module doc).
-    Raises ``ValueError`` when a start becomes negative (the printed slice would begin before the first token).
+    The query loop stops at its first repeated start (its set has reached a fixed point). Raises ``ValueError`` when a
+    start becomes negative (the printed slice would begin before the first token).
     """
     check_window(wnd, "as_printed")
     stride = wnd // 2
@@ -123,9 +69,8 @@ def full_window_starts(n: int, wnd: int) -> tuple[int, ...]:
 def window_pairs(n: int, wnd: int, cover: Cover) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
     """The paired (query window, key/value window) index lists for n tokens: two tuples of D windows each.
 
-    ``as_printed``: query window j = the j-th start of the printed query loop, key/value window j = the j-th
-    start of the printed key/value loop (``zip``; unpaired windows dropped). ``full``: the corrected starts for
-    both, windows of min(wnd, n) tokens.
+    ``as_printed``: the j-th starts of the printed query and key/value loops (``zip``; unpaired windows dropped).
+    ``full``: the corrected starts for both, windows of min(wnd, n) tokens.
     """
     check_window(wnd, cover)
     if cover == "full":
@@ -154,10 +99,9 @@ def query_coverage(n: int, wnd: int, cover: Cover) -> tuple[int, ...]:
 class StrideAttention(nn.Module):
     """Multi-head attention inside sliding windows along one token axis (the common core of A1 and A2).
 
-    ``forward(x, extra)`` takes ``x`` (B, n, A, C): n positions along the windowed axis (joints for A1, frames
-    for A2), each with A tokens that go into a window together (frames for A1, the D_n tokens of a frame for A2),
-    and optional ``extra`` (B, m, A, C) tokens appended to every window (A1's M_pose and M'_CLS, one per frame).
-    It returns the attention updates of both, to be added to the residual stream (zero for uncovered tokens).
+    ``forward(x, extra)``: ``x`` (B, n, A, C), n positions along the windowed axis, each with A tokens that enter a
+    window together; optional ``extra`` (B, m, A, C) tokens appended to every window. Returns the attention updates of
+    both (zero for uncovered tokens); a token in several windows gets the mean of their outputs.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
