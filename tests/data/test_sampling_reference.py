@@ -1,5 +1,5 @@
 """Clip sampling and spatial transforms against literal references: frame indices written out by plain loops from the
-documented formulas (data.clip_sampling's docstrings), pixels read back from small tensors whose values name their own
+documented formulas (data/README.md, Clip sampling), pixels read back from small tensors whose values name their own
 row, column, frame and channel. Complements tests/data/test_loading.py, tests/data/test_transforms.py and tests/data/test_pose_transforms.py,
 which check these mostly through the same code or through shapes."""
 
