@@ -48,6 +48,20 @@ def paper_model_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
     return model_inputs(paper_config(spec, row))
 
 
+TRAJECTORY_ATTENTIONS = ("trajectory", "trajectory_approx")
+
+
+def memory_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
+    """The paper-scale model, and for trajectory attention which backward it keeps: the lean path
+    (``models.attention.trajectory_pool``, the default) or the autograd stage two (``memory_lean=False``). A memory
+    cell measured on one path does not describe the other, though the model's options read the same."""
+    inputs = paper_model_inputs(spec, row)
+    if inputs.get("attn_layer") in TRAJECTORY_ATTENTIONS:
+        lean = (inputs.get("attn_kwargs") or {}).get("memory_lean", True)
+        inputs["trajectory_backward"] = "lean" if lean else "autograd"
+    return inputs
+
+
 def views_inputs(data_key: str | None = None) -> Callable[[TableSpec, RowSpec], dict[str, Any]]:
     """The paper-scale model and its test views (for cells that count every view)."""
 

@@ -35,7 +35,8 @@ import experiments.static as static  # noqa: E402
 import models.memory as memory  # noqa: E402
 from experiments.spec import Computed, StaticColumn, table_spec  # noqa: E402
 from experiments.static import (  # noqa: E402
-    MEASURED, NEEDS_GPU, compute_static, gflops_views, keep_measured, peak_memory, stale_note,
+    MEASURED, NEEDS_GPU, compute_static, gflops_views, keep_measured, memory_inputs, paper_model_inputs, peak_memory,
+    stale_note,
 )
 from models.memory import activation_bytes, model_activation_bytes, peak_bytes, saved_tensor_bytes  # noqa: E402
 from tests.models.test_measurement import F32  # noqa: E402
@@ -329,3 +330,30 @@ def test_a_view_of_a_tensor_that_existed_before_is_not_counted_as_created():
     scale = torch.nn.Parameter(torch.ones(()))
     flat = torch.ones(1000)
     assert peak_bytes(lambda: (x.view(1000) * scale).sum()) == peak_bytes(lambda: (flat * scale).sum())
+
+
+def test_a_memory_cell_names_the_trajectory_backward_it_was_measured_with():
+    """The lean trajectory backward (the default) and the autograd stage two keep different bytes under the same
+    model options: Table 3a's memory cells are a function of which one ran, and a cell measured before the
+    configuration said so is flagged."""
+    spec = table_spec("mformer_table3a")
+    column = next(c for c in spec.static_columns if c.column == "Mem.")
+    exact = spec.row("exact")
+    today = memory_inputs(spec, exact)
+    assert today["trajectory_backward"] == "lean"
+    assert today == {**paper_model_inputs(spec, exact), "trajectory_backward": "lean"}
+    base = paper_model_inputs(spec, exact)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(static, "paper_model_inputs", lambda spec, row: {
+            **base, "attn_kwargs": {**base["attn_kwargs"], "memory_lean": False}})
+        assert memory_inputs(spec, exact)["trajectory_backward"] == "autograd"
+    before = paper_model_inputs(spec, exact)  # what a record of the autograd days stored
+    record = {"configurations": {"k": before}}
+    cell = {"source": "measured on NVIDIA H100", "configuration": "k"}
+    assert stale_note(column, spec, exact, record, cell) == (
+        'measured for another configuration: trajectory_backward (absent) → "lean"; '
+        "`python -m experiments static mformer_table3a` on such a device makes it again")
+    record = {"configurations": {"k": today}}
+    assert stale_note(column, spec, exact, record, cell) is None
+    joint = table_spec("mformer_table4").row("joint")
+    assert "trajectory_backward" not in memory_inputs(table_spec("mformer_table4"), joint)
