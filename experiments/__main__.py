@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .checks import check_writable, write_refused
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
-from .plan import (MissingDataError, TableNotImplementedError, check_buildable, dataset_shown, describe_runs,
-                   missing_datasets, planned_action, require_spec, resolve_runs)
+from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_buildable, check_resolved,
+                   dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
 from .provenance import git_commit, launched_as_global_zero
 from .runner import compute_static, run_table
 from .spec import SCALES, registered_specs, table_spec, table_status
@@ -170,12 +171,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> int:
-    """``run --dry-run``: build every model on the meta device, say what each run would do, and end with a summary
-    (how many runs would train, which are skipped for missing data and which datasets are missing, each once).
-    ``--verbose`` adds every resolved configuration; ``--json`` prints all of it as one object."""
+    """``run --dry-run``: make every check ``run`` makes before it trains (``check_report_step``,
+    ``plan.check_resolved``), build every distinct model on the meta device, say what each run would do, and end
+    with a summary (how many runs would train, which are skipped for missing data and which datasets are missing,
+    each once, and what this machine lacks for them). ``--verbose`` adds every resolved configuration; ``--json``
+    prints all of it as one object."""
+    check_report_step(args.table, args.runs_dir, args.reports_dir)
     configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
-    for cfg in configs:
-        check_buildable(cfg)  # every model built on the meta device: a bad option fails here, by name
+    not_here = check_resolved(configs, args.runs_dir, dry_run=True)
+    built = set()
+    for cfg in configs:  # every model built on the meta device: a bad option fails here, by name
+        model = json.dumps({**cfg.to_dict(), "seed": None}, sort_keys=True, default=str)  # seeds build alike
+        if model not in built:
+            check_buildable(cfg)
+            built.add(model)
     actions = [planned_action(cfg, args.runs_dir, args.force) for cfg in configs]
     counts = dict.fromkeys(("train", "skip", "done", "reuse", "resume"), 0)
     for action in actions:
@@ -187,7 +196,8 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
             "table": args.table, "scale": args.scale,
             "runs": [{"run_dir": str(cfg.run_dir(args.runs_dir)), "action": action, "config": cfg.to_dict()}
                      for cfg, action in zip(configs, actions)],
-            "summary": {"runs": len(configs), **counts}, "missing_data": missing}, indent=1))
+            "summary": {"runs": len(configs), **counts}, "missing_data": missing, "not_on_this_machine": not_here},
+            indent=1))
         return 0
     if args.verbose:
         print(describe_runs(configs, args.runs_dir))
@@ -195,16 +205,45 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
         for i, (cfg, action) in enumerate(zip(configs, actions), 1):
             print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
                   f"{cfg.run_dir(args.runs_dir)}: {action}")
+    _dry_run_summary(args, len(configs), counts, missing, not_here)
+    return 0
+
+
+def _dry_run_summary(args: argparse.Namespace, runs: int, counts: dict[str, int], missing: dict[str, str],
+                     not_here: list[str]) -> None:
     done = ", ".join(f"{counts[kind]} {what}" for kind, what in (
         ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume"))
         if counts[kind])
-    print(f"# {len(configs)} run(s): {counts['train']} would train, {counts['skip']} would be skipped for missing data"
+    print(f"# {runs} run(s): {counts['train']} would train, {counts['skip']} would be skipped for missing data"
           + (f", {done}" if done else ""))
     if missing:
         print("# missing data: " + "; ".join(f"{dataset} ({where})" for dataset, where in missing.items()))
+    for note in not_here:
+        print(f"# not on this machine: {note}; `run` here stops before anything trains, a machine with it runs it")
     print("# every model built on the meta device; nothing trained (--dry-run)"
           + ("" if args.verbose else "; --verbose prints each full configuration, --json all of it"))
-    return 0
+
+
+def reports_out_dir(runs_root: str | Path, reports_dir: str | Path | None) -> Path:
+    """Where ``run`` writes the user's report: ``--reports-dir``, else ``<runs_root>/reports``."""
+    return Path(reports_dir) if reports_dir is not None else Path(runs_root) / "reports"
+
+
+def check_report_step(table_id: str, runs_root: str | Path, reports_dir: str | Path | None) -> None:
+    """What the report at the end of ``run`` needs, checked before anything trains: a folder other than the
+    committed reports/ that takes files, and the table's records (tracked and local) readable, since the report
+    and the comparison read them all (a damaged record of another table is no part of this one's report)."""
+    from reports.build import REPORTS_DIR
+    from reports.records import RESULTS_DIR, table_records
+
+    spec = require_spec(table_id)
+    out_dir = reports_out_dir(runs_root, reports_dir)
+    if spec.is_paper_table:
+        if out_dir.resolve() == REPORTS_DIR:
+            raise ValueError(f"--reports-dir {reports_dir}: reports/ holds the committed reports, built from the "
+                             f"tracked records; `python -m reports track {table_id}` commits your runs there")
+        check_writable(out_dir, "--reports-dir")
+    table_records(spec, runs_root, RESULTS_DIR)
 
 
 def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: str | Path | None = None,
@@ -214,14 +253,12 @@ def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: s
     report is never lost to a missing folder after hours of training) and print their cells beside the tracked
     records and the paper. The committed reports (``reports/``) are never written here: they change only through
     ``python -m reports track``."""
-    from reports.build import REPORTS_DIR, build_report
+    from reports.build import build_report
     from reports.compare import LEGEND, compare_cells, comparison_table, summary, tracked_seconds
     from reports.records import RESULTS_DIR
 
-    out_dir = Path(reports_dir) if reports_dir is not None else Path(runs_root) / "reports"
-    if out_dir.resolve() == REPORTS_DIR:
-        raise ValueError(f"--reports-dir {reports_dir}: reports/ holds the committed reports, built from the "
-                         f"tracked records; `python -m reports track {table_id}` commits your runs there")
+    check_report_step(table_id, runs_root, reports_dir)
+    out_dir = reports_out_dir(runs_root, reports_dir)
     spec = table_spec(table_id)
     if spec.is_paper_table:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +281,7 @@ def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: s
 def cmd_static(args: argparse.Namespace) -> int:
     """Compute the static columns of a table into runs/<table>/static.json (GFLOPs, parameters, memory)."""
     spec = require_spec(args.table)
+    check_writable(Path(args.runs_dir) / args.table, "--runs-dir")
     record = compute_static(spec, args.runs_dir, commit=git_commit())
     if record is None:
         print(f"{args.table} has no static columns")
@@ -279,6 +317,12 @@ def _devices(value: str) -> int | str:
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a count of at least 1, got {value!r}")
+    return int(value)
+
+
+def _seed_count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_SEEDS} seeds per row, got {value!r}")
     return int(value)
 
 
@@ -349,9 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("table")
     run.add_argument("--scale", choices=SCALES, default="tiny", help="tiny = embedded default (CPU, minutes)")
     run.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
-    run.add_argument("--seeds", type=_positive, default=None,
-                     help="seeds 0..N-1 per row (default: the table's, 3 at tiny scale where they fit the "
-                          "quick-start budget, else 1; see `show`)")
+    run.add_argument("--seeds", type=_seed_count, default=None,
+                     help=f"seeds 0..N-1 per row, N at most {MAX_SEEDS} (default: the table's, 3 at tiny scale "
+                          f"where they fit the quick-start budget, else 1; see `show`)")
     run.add_argument("--data-root", help="folder holding one sub-folder per dataset (kinetics400/, ssv2/, ...)")
     run.add_argument("--dry-run", action="store_true",
                      help="build every model on the meta device, say what each run would do, train nothing")
@@ -421,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
             FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a folder or file that cannot be written (read-only, full); any other OSError is a bug
+        if write_refused(err) is None:
+            raise
+        print(f"error: {write_refused(err)}", file=sys.stderr)
         return 2
 
 

@@ -11,7 +11,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .spec import RunConfig
@@ -55,17 +55,41 @@ def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConf
     return out
 
 
-# Counts an option may not set below 1: a run with none of them has nothing to train or test.
-POSITIVE_OPTIONS = {"data": ("num_frames", "frame_stride", "crop_size", "batch_size", "test_clips", "test_crops"),
-                    "optim": ("epochs",),
-                    "trainer": ("num_nodes", "accumulate_grad_batches", "num_threads", "log_every_n_steps",
-                                "check_val_every_n_epoch", "checkpoint_every_n_steps")}
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f"at least {low:g}"
+
+
+def _between(low: float, high: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: low <= v <= high), f"between {low:g} and {high:g}"
+
+
+_COUNT, _NON_NEGATIVE = _at_least(1), _at_least(0)  # a count: with none of it, nothing would train or test
+_POSITIVE = (lambda v: v > 0), "greater than 0"
+_FRACTION = _between(0, 1)
+# The values an option may take beyond its type, what the code that reads it (the optimiser, the schedule, the data
+# loader, Lightning) accepts; each checked when the runs resolve, so that `--dry-run` refuses what the run would.
+OPTION_RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "data": {**dict.fromkeys(("num_frames", "frame_stride", "crop_size", "batch_size", "test_clips", "test_crops"),
+                             _COUNT),
+             "num_workers": _NON_NEGATIVE},  # loader processes; 0 loads in the run's own process
+    "optim": {"epochs": _COUNT, "lr": _POSITIVE, "momentum": _FRACTION, "weight_decay": _NON_NEGATIVE,
+              "label_smoothing": _FRACTION, "warmup_epochs": _NON_NEGATIVE, "warmup_steps": _NON_NEGATIVE,
+              "warmup_start": _FRACTION, "min_lr_ratio": _FRACTION, "gamma": _POSITIVE,
+              "milestones": ((lambda v: all(m >= 1 for m in v) and list(v) == sorted(set(v))),
+                             "epochs of at least 1, in increasing order"),
+              "mixup_alpha": _NON_NEGATIVE, "cutmix_alpha": _NON_NEGATIVE, "mixup_prob": _FRACTION,
+              "mixup_switch_prob": _FRACTION, "layer_decay": ((lambda v: 0 < v <= 1), "greater than 0, at most 1")},
+    "trainer": {**dict.fromkeys(("num_nodes", "accumulate_grad_batches", "num_threads", "log_every_n_steps",
+                                 "check_val_every_n_epoch", "checkpoint_every_n_steps", "reference_batch"), _COUNT),
+                "gradient_clip_val": _NON_NEGATIVE,
+                "max_steps": ((lambda v: v == -1 or v >= 0), "-1 (the schedule's epochs) or at least 0")},
+}
 
 
 def check_option_value(config_type: type, section: str, name: str, value: Any) -> None:
     """An option's value against its field's type (``int``, ``float``, ``str``, ``bool``, tuples, mappings,
-    ``Literal`` choices, ``X | None``) and, for a count, its range; refused naming the option, what it takes and
-    what it got."""
+    ``Literal`` choices, ``X | None``) and its range (``OPTION_RANGES``); refused naming the option, what it takes
+    and what it got."""
     hint = typing.get_type_hints(config_type)[name]
     if not _fits(value, hint):
         why = (" (VALUE is read as JSON; what is not valid JSON, e.g. an object with unquoted keys, stays a string)"
@@ -74,8 +98,9 @@ def check_option_value(config_type: type, section: str, name: str, value: Any) -
     if _has_non_finite(value):
         # JSON as Python reads it takes NaN and Infinity: a NaN lr would pass a dry run and train nothing
         raise ValueError(f"{section}.{name}={value!r}: must be finite (not NaN or infinite)")
-    if name in POSITIVE_OPTIONS.get(section, ()) and value is not None and value < 1:
-        raise ValueError(f"{section}.{name}={value!r}: must be at least 1")
+    in_range, allowed = OPTION_RANGES.get(section, {}).get(name, (None, ""))
+    if in_range is not None and value is not None and not in_range(value):
+        raise ValueError(f"{section}.{name}={value!r}: must be {allowed}")
 
 
 def _has_non_finite(value: Any) -> bool:

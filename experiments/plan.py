@@ -1,7 +1,8 @@
 """What a table command means before anything trains: the runs a table resolves to with the user's options
 (``resolve_runs``), which of them lack data and where it was expected, what ``run`` would do with each (train,
-resume, done, reuse, skip: ``planned_action``, ``runs_to_train``), and the ``--dry-run`` checks (``check_buildable``:
-every model built on the ``meta`` device). Imports no torch at import time."""
+resume, done, reuse, skip: ``planned_action``, ``runs_to_train``), the checks ``run`` and ``--dry-run`` share
+(``check_resolved``: folders, launch, Lightning's options, the table's static record) and the ``--dry-run`` checks
+(``check_buildable``: every model built on the ``meta`` device). Imports no torch at import time."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .checks import check_trainer_options, check_writable
 from .overrides import apply_overrides, given_options
 from .paper_tables import paper_table
-from .provenance import with_paper_batch
+from .provenance import check_multi_node_launch, with_paper_batch
 from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
 from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
+from .static import read_static, static_record_path
 from .tasks import build_model, check_data_options, get_task
+
+# The most seeds `run --seeds N` takes. A report cell is a mean ± std over seeds: the papers report 1 to 3; the quick
+# start's 3 seeds of mformer_table4 take 11 minutes on 2 cores, so 100 take about 6 hours. A larger N is taken for a
+# typo, not planned: resolving and dry-running 100000 seeds would itself take hours.
+MAX_SEEDS = 100
 
 
 class TableNotImplementedError(RuntimeError):
@@ -49,6 +57,8 @@ def resolve_runs(
 ) -> list[RunConfig]:
     """Every run a table needs at a scale, rows in the paper's order, with the user's options applied
     (``given_options``: the option flags ``overrides``, then the ``--set`` pairs ``settings``)."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"--seeds {seeds}: takes 1 to {MAX_SEEDS} seeds per row")
     given = given_options(overrides, settings)
     spec = require_spec(table_id)
     selected = {spec.row(key).key for key in rows} if rows else {r.key for r in spec.rows}
@@ -171,6 +181,26 @@ def check_buildable(cfg: RunConfig) -> None:
         check_pretrained_sources(cfg)
     verbs = cfg.model.overrides.get("num_verbs")
     build_model(cfg, get_task(cfg.task).num_classes or (verbs + 3 if verbs else 2), device="meta")
+
+
+def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run: bool) -> list[str]:
+    """What ``run`` checks once its runs resolve, before static columns, data or training, and ``--dry-run`` with
+    it: the table's runs folder takes new files, each run's launch and trainer options are Lightning's and its
+    static record reads. A run that would start here (not a dry run, its data there) also needs its accelerator
+    and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead."""
+    notes: dict[str, None] = {}
+    for table in dict.fromkeys(cfg.table for cfg in configs):
+        check_writable(Path(runs_root) / table, "--runs-dir")
+        if require_spec(table).static_columns:  # the run recomputes it, keeping what it held
+            read_static(static_record_path(runs_root, table))
+    for cfg in configs:
+        here = not dry_run and expected_data(cfg) is None
+        if here and get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
+            check_multi_node_launch(cfg)
+        note = check_trainer_options(cfg, on_this_machine=here)
+        if note:
+            notes[note] = None
+    return list(notes)
 
 
 def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") -> str:

@@ -32,43 +32,107 @@ class RunConflictError(ValueError):
     """A run directory holds a record or a checkpoint written for another run or another configuration."""
 
 
+class DamagedRecordError(ValueError):
+    """A record (a run's ``metrics.json``, a tracked copy of one, a ``static.json``) that cannot be read as one: not
+    UTF-8, not JSON, or a value of the wrong shape. The message is one line naming the file and what to do."""
+
+
 IDENTITY = ("table", "row", "column", "seed", "scale")  # a run's place: its directory
 RECORD_KEYS = (*IDENTITY, "metrics")  # what every reader of a metrics.json needs
 RUN_STATE = "vidrepro_run"  # a checkpoint's callback state that says which run, configured how, wrote it
-RECORD_FIX = "delete it, or run again with --force"
 REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
+
+_NONE = type(None)
+# What the readers of a record (the runner, the reports) take from it, and the JSON types each key may hold there;
+# a key absent here is not read, and an absent optional key is read as missing.
+RECORD_SCHEMA: dict[str, tuple[type, ...]] = {
+    "table": (str,), "row": (str,), "column": (str,), "seed": (int,), "scale": (str,), "metrics": (dict,),
+    "config": (dict,), "dataset": (str,), "data": (dict, _NONE), "data_report": (dict, _NONE),
+    "provenance": (dict, _NONE), "git_commit": (str,), "finished_at": (str, _NONE), "reused_from": (str, _NONE),
+    "wall_time_s": (int, float, _NONE), "num_params": (int, _NONE), "test_videos": (int, _NONE),
+}
+CONFIG_SECTION_KEYS = ("model", "data", "optim", "trainer")  # a recorded config's sections: objects where present
+
+
+def local_record_fix(run_folder: str | Path) -> str:
+    """What to do with a damaged record of a local run (under runs/): it is the run's own, so rerunning replaces it."""
+    return f"delete the run folder {run_folder} (or move it away), or run that run again with --force"
+
+
+def tracked_record_fix(path: str | Path, table: str) -> str:
+    """What to do with a damaged tracked record (reports/results/): it is committed, so git has the good one."""
+    return (f"restore it with `git checkout -- {path}`, or track the run again with "
+            f"`python -m reports track {table}`")
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """The JSON value a file holds; a file that cannot be read, is not UTF-8 or not JSON raises
+    ``DamagedRecordError`` naming it, where (line and column), and ``fix``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DamagedRecordError(f"{path}: cannot be read ({err.strerror or err}); {fix}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DamagedRecordError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line} column "
+                                 f"{column}); {fix}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DamagedRecordError(f"{path}: not valid JSON ({err}); {fix}") from None
 
 
 def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = RECORD_KEYS,
                        fix: str | None = None) -> dict[str, Any]:
-    """``record`` if it is a JSON object with the ``required`` keys (``metrics`` and ``config``, where present,
-    objects themselves), else a ValueError naming the file (and ``fix``): valid JSON of the wrong shape is as
-    unreadable as a file cut short."""
+    """``record`` if it is a JSON object with the ``required`` keys and every key of ``RECORD_SCHEMA`` it holds of
+    its type (metrics numbers, config sections objects), else ``DamagedRecordError`` naming the file, the key and
+    ``fix``: valid JSON of the wrong shape is as unreadable as a file cut short."""
     end = f"; {fix}" if fix else ""
     if not isinstance(record, dict):
         kind = "a list" if isinstance(record, list) else f"the JSON value {json.dumps(record)[:40]}"
-        raise ValueError(f"{path}: not a run record ({kind}, not an object){end}")
+        raise DamagedRecordError(f"{path}: not a run record ({kind}, not an object){end}")
     missing = [key for key in required if key not in record]
     if missing:
-        raise ValueError(f"{path}: not a run record (no {', '.join(missing)}){end}")
-    wrong = [key for key in ("metrics", "config") if key in record and not isinstance(record[key], dict)]
+        raise DamagedRecordError(f"{path}: not a run record (no {', '.join(missing)}){end}")
+    wrong = [f"{key} is {_json_kind(record[key])}, expected {_kinds(RECORD_SCHEMA[key])}"
+             for key in RECORD_SCHEMA if key in record and not _is(record[key], RECORD_SCHEMA[key])]
+    config = record.get("config")
+    if isinstance(config, dict):
+        wrong += [f"config.{key} is {_json_kind(config[key])}, expected an object"
+                  for key in CONFIG_SECTION_KEYS if key in config and not isinstance(config[key], dict)]
     if wrong:
-        raise ValueError(f"{path}: not a run record ({' and '.join(wrong)} not an object){end}")
-    not_numbers = [key for key, value in record.get("metrics", {}).items()
-                   if isinstance(value, bool) or not isinstance(value, (int, float))]
+        raise DamagedRecordError(f"{path}: not a run record ({'; '.join(wrong)}){end}")
+    not_numbers = [key for key, value in record.get("metrics", {}).items() if not _is(value, (int, float))]
     if not_numbers:
-        raise ValueError(f"{path}: not a run record (metric(s) {', '.join(not_numbers)} not numbers){end}")
+        raise DamagedRecordError(f"{path}: not a run record (metric(s) {', '.join(not_numbers)} not numbers){end}")
     return record
 
 
+def _is(value: Any, kinds: tuple[type, ...]) -> bool:
+    """``value`` is a JSON value of one of ``kinds`` (true and false are not numbers)."""
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def _json_kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false", _NONE: "null"}
+    return names.get(type(value), "a number")
+
+
+def _kinds(kinds: tuple[type, ...]) -> str:
+    names = {dict: "an object", str: "a string", int: "an integer", float: "a number", _NONE: "null"}
+    shown = [names[k] for k in kinds if not (k is int and float in kinds)]
+    return " or ".join(shown)
+
+
 def read_record(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
-    """A run's ``metrics.json`` with the ``required`` keys; a file that is not valid JSON, or not a record, raises a
-    ValueError naming it and what to do (``RECORD_FIX``)."""
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); {RECORD_FIX}") from None
-    return check_record_shape(record, path, required, fix=RECORD_FIX)
+    """A local run's ``metrics.json`` with the ``required`` keys; a file that is not UTF-8 JSON, or not a record,
+    raises ``DamagedRecordError`` naming it and what to do (``local_record_fix``)."""
+    fix = local_record_fix(path.parent)
+    return check_record_shape(read_json(path, fix), path, required, fix=fix)
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
@@ -195,14 +259,15 @@ def checkpoint_run(path: Path) -> dict[str, Any] | None:
     none."""
     from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 
+    fix = local_record_fix(path.parent.parent)  # runs/<table>/<row>/seed<k>/<column>/checkpoints/last.ckpt
     try:
-        checkpoint = load_weights_file(path, mmap=True, fix=f"a run's checkpoint never is one: {RECORD_FIX}")
+        checkpoint = load_weights_file(path, mmap=True, fix=f"a run's checkpoint never is one: {fix}")
     except UnsafeCheckpointError:  # it would run code: refused as every checkpoint load refuses it
         raise
     except CheckpointError as err:  # whatever the reason, the file cannot be resumed from
-        raise ValueError(f"{err}; {RECORD_FIX}") from None
+        raise DamagedRecordError(f"{err}; {fix}") from None
     state = (checkpoint.get("callbacks") or {}).get(RUN_STATE) if isinstance(checkpoint, dict) else None
-    return None if state is None else check_record_shape(state, path, (*IDENTITY, "config"), fix=RECORD_FIX)
+    return None if state is None else check_record_shape(state, path, (*IDENTITY, "config"), fix=fix)
 
 
 def run_state(cfg: RunConfig, world_size: int) -> dict[str, Any]:
@@ -226,16 +291,18 @@ def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> Path | None:
     """A finished run (any table) whose configuration equals ``cfg`` except for table/row/column names.
 
     Motionformer's tables share rows (exact trajectory attention is row 1 of Tables 3a-3d, the last row of Table 4
-    and Mformer in Tables 6-8); such a run is trained once and its record reused, saying where it came from.
+    and Mformer in Tables 6-8); such a run is trained once and its record reused, saying where it came from. A
+    damaged record is passed over: it can stand for no run until it is repaired, and the run it belongs to (its own
+    directory's) refuses to start while it is there, naming it.
     """
     target = json.dumps(comparable_config(cfg.to_dict()), sort_keys=True)
     for path in sorted(Path(runs_root).glob(f"*/*/seed{cfg.seed}/{cfg.scale}-*/metrics.json")):
         try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError:
+            record = read_record(path)
+        except DamagedRecordError:
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-            continue  # not a run record; its own run says so when it is run
+        if not isinstance(record.get("config"), dict):
+            continue  # recorded without its configuration: it cannot be compared
         if record.get("reused_from") is None and json.dumps(comparable_config(record["config"]),
                                                            sort_keys=True) == target:
             return path
@@ -285,9 +352,6 @@ def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> 
     record = folder / "metrics.json"
     if record.exists():  # a reused run keeps no checkpoint: the run it reuses has it
         reused = read_record(record).get("reused_from")
-        if reused is not None and not isinstance(reused, str):
-            raise ValueError(f"{record}: its reused_from is {json.dumps(reused)[:40]}, not a run folder; "
-                             f"{RECORD_FIX}")
         if reused:
             again = f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`"
             folder = inside_runs_root(runs_root, Path(runs_root) / reused, f"{record}: its reused_from {reused!r}",

@@ -21,10 +21,10 @@ from typing import Any
 from . import jobs as side_by_side
 from .execute import execute
 from .overrides import given_options
-from .plan import (MissingDataError, check_pretrained_sources, missing_data, missing_datasets, needs_another_run,
-                   require_spec, resolve_runs, run_line, runs_to_train)
+from .plan import (MissingDataError, check_pretrained_sources, check_resolved, missing_data, missing_datasets,
+                   needs_another_run, require_spec, resolve_runs, run_line, runs_to_train)
 from .progress import TableProgress, duration
-from .provenance import check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero
+from .provenance import data_left_out, git_commit, launched_as_global_zero
 from .records import check_run_dir, replace_run
 from .spec import RunConfig, TableSpec
 from .tasks import get_task
@@ -52,6 +52,7 @@ def run_table(
     report."""
     settings = list(settings)
     configs = resolve_runs(table_id, scale, rows, seeds, data_root, overrides, settings)
+    check_resolved(configs, runs_root, dry_run=False)  # before the static columns, the data and any run
     jobs = side_by_side.auto_jobs(configs) if jobs is None else jobs
     side_by_side.check_jobs(jobs, configs)
     if jobs > 1 and "num_workers" not in given_options(overrides, settings).get("data", {}):
@@ -101,11 +102,9 @@ def _runnable(configs: Sequence[RunConfig], runs_root: str | Path, progress: Tab
 
 
 def _check_runs(configs: Sequence[RunConfig], runs_root: str | Path, force: bool) -> None:
-    """Stop the table before anything trains: a launch that cannot start, a missing pretrained source, or a run
-    directory holding another run's record or checkpoint."""
+    """Stop the table before anything trains: a missing pretrained source, or a run directory holding another run's
+    record or checkpoint (a launch that cannot start stopped it earlier: ``check_resolved``)."""
     for cfg in configs:
-        if get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
-            check_multi_node_launch(cfg)
         check_pretrained_sources(cfg)  # a missing checkpoint file or a timm typo, before any run starts
         if not force:
             check_run_dir(cfg, runs_root)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import typing
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .records import DamagedRecordError, read_json
 from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain, with_defaults
 from .tasks import build_model, model_kwargs
 
@@ -241,16 +243,62 @@ def keep_measured(previous: dict[str, Any] | None, record: dict[str, Any]) -> di
     return {"cells": cells, "configurations": {key: known[key] for key in sorted(used) if key in known}}
 
 
-def read_static(path: str | Path) -> dict[str, Any] | None:
-    """A static record, None if absent; a damaged one raises naming the file and how to regenerate it."""
+def read_static(path: str | Path, fix: str | None = None) -> dict[str, Any] | None:
+    """A static record, None if absent; one that is not UTF-8 JSON of a static record's shape (``check_static_shape``)
+    raises ``DamagedRecordError`` naming the file, the key and ``fix`` (default: regenerate the local record)."""
     path = Path(path)
     if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); delete it and run `python -m experiments static "
-                         f"{path.parent.name}`") from err
+    fix = fix or local_static_fix(path)
+    return check_static_shape(read_json(path, fix), path, fix)
+
+
+def local_static_fix(path: str | Path) -> str:
+    return f"delete it and run `python -m experiments static {Path(path).parent.name}` to compute it again"
+
+
+def tracked_static_fix(path: str | Path) -> str:
+    table = Path(path).parent.name
+    return (f"restore it with `git checkout -- {path}`, or compute it again (`python -m experiments static {table}`) "
+            f"and track it (`python -m reports track {table}`)")
+
+
+# A static record's cell, as the reports and ``keep_measured`` read it: key -> the JSON types it may hold.
+STATIC_CELL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
+    "value": ((int, float, type(None)), "a number or null"), "text": ((str,), "a string"),
+    "source": ((str,), "a string")}
+
+
+def check_static_shape(record: Any, path: str | Path, fix: str) -> dict[str, Any]:
+    """``record`` if it is a static record as its readers take it: an object whose ``cells`` map each row to
+    columns to cells (``STATIC_CELL_SCHEMA``, a ``configuration`` key a string), whose ``configurations`` map keys
+    to objects, and whose ``computed_at`` is a time string; else ``DamagedRecordError`` naming the file and key."""
+    def refuse(where: str, what: str) -> typing.NoReturn:
+        raise DamagedRecordError(f"{path}: not a static record ({where} {what}); {fix}")
+
+    if not isinstance(record, dict):
+        refuse("the file", "is not a JSON object")
+    for key in ("cells", "configurations"):
+        if not isinstance(record.get(key, {}), dict):
+            refuse(key, "is not an object")
+    if not isinstance(record.get("computed_at", ""), str):
+        refuse("computed_at", "is not a string")
+    for row, columns in record.get("cells", {}).items():
+        if not isinstance(columns, dict):
+            refuse(f"cells.{row}", "is not an object")
+        for column, cell in columns.items():
+            if not isinstance(cell, dict):
+                refuse(f"cells.{row}.{column}", "is not an object")
+            for key, (kinds, expected) in STATIC_CELL_SCHEMA.items():
+                if key not in cell or isinstance(cell[key], bool) or not isinstance(cell[key], kinds):
+                    refuse(f"cells.{row}.{column}.{key}", "is missing" if key not in cell else
+                           f"is {json.dumps(cell[key])[:40]}, expected {expected}")
+            if not isinstance(cell.get("configuration", ""), str):
+                refuse(f"cells.{row}.{column}.configuration", "is not a string")
+    for key, inputs in record.get("configurations", {}).items():
+        if not isinstance(inputs, dict):
+            refuse(f"configurations.{key}", "is not an object")
+    return record
 
 
 def _as_computed(value: float | str | Computed, digits: int) -> Computed:

@@ -16,17 +16,16 @@ import sys
 from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
+from experiments.checks import check_writable, write_refused
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
+from experiments.records import DamagedRecordError
 from experiments.spec import registered_specs
 
 from .build import REPORTS_DIR, build_index, build_report
 from .records import RESULTS_DIR, results_root_for
 
-RECORD_FIX = ("Delete that file (or move it out of runs/) and build again, or train its run again with "
-              "`python -m experiments run <table> --rows <row> --force`.")
 
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,40 +65,61 @@ def main(argv: list[str] | None = None) -> int:
                                        "lists them); then run `python -m reports readme`.")
     bench.add_argument("file", metavar="FILE", help="e.g. reports/benchmarks/shift_cpu.json")
     bench.add_argument("options", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "benchmark-shift":
         return _benchmark_shift(args.file, args.options)
+    try:
+        return _dispatch(args)
+    # an unknown id, options that do not go together, a damaged record or static record (each names the file and
+    # what to do, which differs for a tracked and a local one), a folder that takes no files, a markdown file that
+    # lacks its generated block
+    except (UnknownTableError, BuildOptionError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if write_refused(err) is None:
+            raise
+        print(f"error: {write_refused(err)}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         return _compare(args)
     if args.command == "claims":
         return _claims(args.check)
     if args.command == "readme":
+        return _readme(args.check)
+    ids = args.tables or list(paper_tables())
+    # `track` also takes the repository's own experiments (synthetic_learnability); any other id must name a paper
+    # table: fail fast on an unknown one, before writing anything
+    own = set(registered_specs()) - set(paper_tables()) if args.command == "track" else set()
+    for table_id in ids:
+        if table_id not in own:
+            paper_table(table_id)
+    if args.command == "track":
+        return _track(ids, args.runs_dir)
+    return _build(ids, args)
+
+
+def _build(ids: list[str], args: argparse.Namespace) -> int:
+    """Each report, then the index; a table with a damaged record is refused with one line naming the file, and
+    the others are built all the same (exit status 2 when any was refused)."""
+    out, sources = _build_sources(args)
+    check_writable(out.get("out_dir", REPORTS_DIR), "--out-dir")
+    refused = 0
+    for table_id in ids:
         try:
-            return _readme(args.check)
-        except ValueError as err:  # a file lacks its generated block: nothing about run records to fix
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-    try:
-        ids = args.tables or list(paper_tables())
-        # `track` also takes the repository's own experiments (synthetic_learnability); any other id must name a
-        # paper table: fail fast on an unknown one, before writing anything
-        own = set(registered_specs()) - set(paper_tables()) if args.command == "track" else set()
-        for table_id in ids:
-            if table_id not in own:
-                paper_table(table_id)
-        if args.command == "track":
-            return _track(ids, args.runs_dir)
-        out, sources = _build_sources(args)
-        for table_id in ids:
             print(build_report(table_id, **out, **sources, index=False))
-        print(build_index(**out, **sources))
-    except (UnknownTableError, BuildOptionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:  # an unreadable record (a metrics.json cut short, a run filed under another table)
-        print(f"error: {err}\n{RECORD_FIX}", file=sys.stderr)
-        return 2
-    return 0
+        except DamagedRecordError as err:
+            print(f"error: {err}", file=sys.stderr)
+            refused += 1
+    print(build_index(**out, **sources))
+    return 2 if refused else 0
 
 
 def _build_sources(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -128,6 +148,8 @@ def _track(ids: list[str], runs_dir: str) -> int:
 
     from .records import track
 
+    for folder in (RESULTS_DIR, REPORTS_DIR):  # the tracked records, and the report rebuilt from them
+        check_writable(folder, None)
     for table_id in ids:
         spec = table_spec(table_id)
         if spec is None:

@@ -20,8 +20,9 @@ from tabulate import tabulate
 
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 from experiments.provenance import data_left_out
+from experiments.records import DamagedRecordError
 from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
-from experiments.static import read_static, stale_note, static_record_path
+from experiments.static import read_static, stale_note, static_record_path, tracked_static_fix
 
 from . import noise
 from .plots import plot_sweep
@@ -109,7 +110,8 @@ def static_values(spec: TableSpec, runs_root: str | Path | None = "runs", result
     ``prefer="local"`` or none is tracked); absent cells are left out. A cell made for another configuration than
     the row's today says so in its text."""
     local = read_static(static_record_path(runs_root, spec.table_id)) if runs_root is not None else None
-    tracked = read_static(Path(results_root, spec.table_id, "static.json")) if results_root is not None else None
+    tracked_file = Path(results_root, spec.table_id, "static.json") if results_root is not None else None
+    tracked = read_static(tracked_file, tracked_static_fix(tracked_file)) if tracked_file else None
     record = (tracked or local if prefer == "tracked" else local or tracked) or {"cells": {}}
     out = {}
     for row in spec.rows:
@@ -557,11 +559,13 @@ def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DI
         status = table_status(table.id)
         report = Path(out_dir) / f"{table.id}.md"
         spec = table_spec(table.id)
-        used = table_records(spec, runs_root, results_root, prefer).records if spec is not None else []
-        tracked = sum(r["_source"] == "tracked" for r in used)
+        try:
+            used = table_records(spec, runs_root, results_root, prefer).records if spec is not None else []
+            count = f"{len(used)} ({sum(r['_source'] == 'tracked' for r in used)} tracked)" if used else 0
+        except DamagedRecordError:  # that table's own build names the file; the index of the others stands
+            count = f"a damaged record: `python -m reports build {table.id}` names it"
         rows.append([table.id, table.paper_short, table.label, table.kind, status,
-                     f"[{table.id}.md]({table.id}.md)" if report.exists() else "—",
-                     f"{len(used)} ({tracked} tracked)" if used else 0])
+                     f"[{table.id}.md]({table.id}.md)" if report.exists() else "—", count])
     text = "\n".join([
         "# Reports", "",
         *(_COMMITTED_INDEX if runs_root is None else [

@@ -11,6 +11,10 @@ table's local records into the tracked folder. A report cell of row R and column
 
 For one cell and seed a tracked record wins over a local one unless ``prefer="local"``: a new local run never
 silently replaces a committed number; the report header counts the local records that were passed over.
+
+A damaged record (not UTF-8, not JSON, not a record's shape) belongs to the table whose folder holds it: that table's
+report refuses to build, naming the file and what to do (restore a tracked one from git, delete or rerun a local
+one); every other table's report passes over it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from experiments.provenance import with_paper_batch
-from experiments.records import check_record_shape, experiment_key
+from experiments.records import (
+    DamagedRecordError,
+    check_record_shape,
+    experiment_key,
+    local_record_fix,
+    read_json,
+    tracked_record_fix,
+)
 from experiments.spec import SCALES, TableSpec, column_slug
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -38,14 +49,11 @@ def results_root_for(out_dir: str | Path | None, results_dir: str | None) -> Pat
     return RESULTS_DIR if inside else None
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """One record; a file that is not valid JSON, or not a JSON object with a run's table, row, column, seed,
-    scale and metrics, raises a ValueError naming it (the command line adds what to do)."""
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    return check_record_shape(record, path)
+def read_record(path: Path, fix: str | None = None) -> dict[str, Any]:
+    """One record; a file that is not UTF-8 JSON, or not a JSON object with a run's table, row, column, seed, scale
+    and metrics of their types, raises ``DamagedRecordError`` naming it and ``fix`` (default: a local run's)."""
+    fix = fix or local_record_fix(path.parent)
+    return check_record_shape(read_json(path, fix), path, fix=fix)
 
 
 def tracked_path(results_root: str | Path, record: dict[str, Any]) -> Path:
@@ -57,34 +65,48 @@ def tracked_path(results_root: str | Path, record: dict[str, Any]) -> Path:
 _cache: dict[Path, tuple[int, dict[str, Any], str | None]] = {}
 
 
-def _read_cached(path: Path) -> tuple[dict[str, Any], str | None]:
+def _read_cached(path: Path, fix: str) -> tuple[dict[str, Any], str | None]:
     """A record and its ``experiment_key`` (None: no configuration recorded), computed once per file and
     modification: a build of every report reads and keys each record once, not once a table."""
     stamp = path.stat().st_mtime_ns
     hit = _cache.get(path)
     if hit is None or hit[0] != stamp:
-        record = read_record(path)
+        record = read_record(path, fix)
         key = experiment_key(record["config"]) if "config" in record else None
         hit = _cache[path] = (stamp, record, key)
     return hit[1], hit[2]
 
 
-def _scan(root: str | Path | None, pattern: str, source: str) -> list[dict[str, Any]]:
+@dataclass
+class Scanned:
+    """Every readable original record under the roots, and the damaged ones by the table folder that holds them."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    damaged: dict[str, list[str]] = field(default_factory=dict)  # table folder -> each damaged file's message
+
+
+def _scan(root: str | Path | None, pattern: str, source: str, out: Scanned) -> None:
     if root is None or not Path(root).is_dir():
-        return []
-    out = []
+        return
     for path in sorted(Path(root).glob(pattern)):
-        record, key = _read_cached(path)
+        table = path.relative_to(root).parts[0]
+        fix = tracked_record_fix(path, table) if source == "tracked" else local_record_fix(path.parent)
+        try:
+            record, key = _read_cached(path, fix)
+        except DamagedRecordError as err:
+            out.damaged.setdefault(table, []).append(str(err))
+            continue
         if record.get("reused_from"):
             continue  # a copy of another table's run: that run is found by its configuration
-        out.append({**record, "_source": source, "_path": path.as_posix(), "_key": key})
+        out.records.append({**record, "_source": source, "_path": path.as_posix(), "_key": key})
+
+
+def all_records(runs_root: str | Path | None, results_root: str | Path | None) -> Scanned:
+    """Every original record: tracked (``_source`` "tracked") and local ("local"), and the damaged ones."""
+    out = Scanned()
+    _scan(results_root, "*/*/seed*/*.json", "tracked", out)
+    _scan(runs_root, "*/*/seed*/*/metrics.json", "local", out)
     return out
-
-
-def all_records(runs_root: str | Path | None, results_root: str | Path | None) -> list[dict[str, Any]]:
-    """Every original record: tracked (``_source`` "tracked") and local ("local"); unreadable files raise."""
-    return (_scan(results_root, "*/*/seed*/*.json", "tracked")
-            + _scan(runs_root, "*/*/seed*/*/metrics.json", "local"))
 
 
 @dataclass
@@ -98,8 +120,13 @@ class TableRecords:
 
 def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: str | Path | None = None,
                   prefer: Prefer = "tracked") -> TableRecords:
+    """The records that fill ``spec``'s cells. A damaged record filed under this table raises
+    ``DamagedRecordError`` (its cell would silently lack a seed); one filed under another table is passed over."""
     if prefer not in ("tracked", "local"):
         raise ValueError(f"prefer must be 'tracked' or 'local', got {prefer!r}")
+    scanned = all_records(runs_root, results_root)
+    if spec.table_id in scanned.damaged:
+        raise DamagedRecordError(scanned.damaged[spec.table_id][0])
     cells = {(row.key, column.run_name) for row, column in spec.runs()}
     wanted: dict[str, list[tuple[str, str, str]]] = {}  # experiment key -> (scale, row, column) it fills
     today: dict[tuple[str, str, str], str] = {}
@@ -118,7 +145,7 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
     candidates: dict[tuple[str, str, str, int], list[tuple[tuple[int, int], dict[str, Any]]]] = {}
     out = TableRecords()
     source_rank = {"tracked": 0, "local": 1} if prefer == "tracked" else {"tracked": 1, "local": 0}
-    for record in all_records(runs_root, results_root):
+    for record in scanned.records:
         key = record["_key"]
         own = record.get("table") == spec.table_id and (record.get("row"), record.get("column")) in cells
         targets = set(wanted.get(key, [])) if key is not None else set()
@@ -170,7 +197,7 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
     tracked ones were computed later, keeping each tracked measurement that the local record could only mark
     ``needs GPU``."""
     from data.atomic_write import atomic_write_text
-    from experiments.static import keep_measured, read_static, static_record_path
+    from experiments.static import keep_measured, read_static, static_record_path, tracked_static_fix
 
     written = []
     used = table_records(spec, runs_root, results_root=None).records
@@ -181,19 +208,20 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
         written.append(path)
     static = static_record_path(runs_root, spec.table_id)
     target = Path(results_root) / spec.table_id / "static.json"
-    if static.exists() and _computed_at(static) >= _computed_at(target):  # an older checkout's runs/ keeps out
+    tracked_fix = tracked_static_fix(target)
+    if static.exists() and _computed_at(static) >= _computed_at(target, tracked_fix):  # an older runs/ keeps out
         record = read_static(static)
-        record.update(keep_measured(read_static(target), record))
+        record.update(keep_measured(read_static(target, tracked_fix), record))
         atomic_write_text(target, json.dumps(record, indent=2, ensure_ascii=False))
         written.append(target)
     return written
 
 
-def _computed_at(static: Path) -> str:
+def _computed_at(static: Path, fix: str | None = None) -> str:
     """When a static record was computed (ISO 8601, UTC, so strings order as times); "" for none."""
     from experiments.static import read_static
 
-    return (read_static(static) or {}).get("computed_at", "")
+    return (read_static(static, fix) or {}).get("computed_at", "")
 
 
 def commits(records: Iterable[dict[str, Any]]) -> set[str]:

@@ -94,8 +94,11 @@ def test_every_run_flag_reaches_the_dry_run_configuration(capsys, tmp_path):
     assert type(config["trainer"]["devices"]) is int  # a count, not the string "2"
     assert (config["data"]["batch_size"], config["data"]["num_workers"]) == (4, 3)
     assert config["optim"]["epochs"] == 2
-    indices = _dry_run_json(capsys, "--devices", "0,2")["runs"][0]["config"]["trainer"]["devices"]
-    assert indices == "0,2"  # device indices stay Lightning's string
+    import torch
+
+    if not 0 < torch.cuda.device_count() < 3:  # GPUs 0 and 2: here, or none (a dry run plans for another machine)
+        indices = _dry_run_json(capsys, "--accelerator", "gpu", "--devices", "0,2")["runs"][0]["config"]["trainer"]
+        assert indices["devices"] == "0,2"  # device indices stay Lightning's string
 
 
 def test_the_dry_run_json_names_its_scale(capsys, tmp_path):

@@ -227,11 +227,18 @@ def test_dry_run_ends_with_what_would_train_and_the_missing_data_once(tmp_path, 
     runs = ["run", "mformer_table4", "--scale", "paper", "--dry-run", "--runs-dir", str(tmp_path)]
     assert main(runs + ["--data-root", str(tmp_path / "empty")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 10 + 3 and '"table"' not in "\n".join(lines)  # a line per run, no configurations
+    import torch
+
+    # the preset's GPUs, on a machine without one: planned, and said once
+    note = ("# not on this machine: trainer.accelerator='gpu' (--accelerator): none here (this machine has cpu); "
+            "`run` here stops before anything trains, a machine with it runs it")
+    notes = [] if torch.cuda.is_available() else [note]
+    assert len(lines) == 10 + 3 + len(notes) and '"table"' not in "\n".join(lines)  # a line per run, no configs
     assert all(line.endswith(("skip: needs kinetics400", "skip: needs ssv2")) for line in lines[:10])
-    assert lines[-3] == "# 10 run(s): 0 would train, 10 would be skipped for missing data"
-    assert lines[-2] == (f"# missing data: kinetics400 (not found at {tmp_path / 'empty' / 'kinetics400'}); "
+    assert lines[10] == "# 10 run(s): 0 would train, 10 would be skipped for missing data"
+    assert lines[11] == (f"# missing data: kinetics400 (not found at {tmp_path / 'empty' / 'kinetics400'}); "
                          f"ssv2 (not found at {tmp_path / 'empty' / 'ssv2'})")
+    assert lines[12:-1] == notes
     assert main(runs + ["--rows", "joint"]) == 0  # no --data-root: say where to point it
     assert "# missing data: kinetics400 (pass --data-root DIR holding kinetics400/); ssv2 (" in capsys.readouterr().out
 

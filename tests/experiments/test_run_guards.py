@@ -167,8 +167,9 @@ def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     assert records.check_resumable(asked, tmp_path) is None
     cut = write_last_checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
     cut.write_bytes(cut.read_bytes()[:200])  # a file cut short
-    with pytest.raises(ValueError, match=r"last\.ckpt: not a readable PyTorch checkpoint .*; delete it, or run again "
-                                         r"with --force$"):
+    with pytest.raises(ValueError, match=rf"last\.ckpt: not a readable PyTorch checkpoint .*; delete the run folder "
+                                         rf"{re.escape(str(cfg.run_dir(tmp_path)))} \(or move it away\), or run that "
+                                         rf"run again with --force$"):
         planned_action(cfg, tmp_path)
 
 
@@ -249,7 +250,8 @@ def test_a_record_of_the_wrong_shape_is_named_by_the_runner_and_the_reports(tmp_
     path.parent.mkdir(parents=True)
     path.write_text(content)
     named = re.escape(f"{path}: not a run record ({why}")
-    with pytest.raises(ValueError, match=rf"^{named}.*\); delete it, or run again with --force$"):
+    with pytest.raises(ValueError, match=rf"^{named}.*\); delete the run folder .*, or run that run again with "
+                                         rf"--force$"):
         execute(cfg, tmp_path)
     with pytest.raises(ValueError, match=rf"^{named}"):
         read_record(path)

@@ -81,7 +81,8 @@ def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_pa
     (tmp_path / "kinetics400").mkdir()  # Table 4's K-400 column runs; its SSv2 column has no data: skipped
     lines = []
     runner.run_table("mformer_table4", "paper", ["joint"], data_root=tmp_path, runs_root=tmp_path / "runs",
-                     overrides={"trainer": {"num_nodes": 1}}, jobs=1, echo=lines.append)  # not its 4 nodes
+                     overrides={"trainer": {"num_nodes": 1, "accelerator": "cpu"}},  # not its 4 nodes of GPUs
+                     jobs=1, echo=lines.append)
     numbered = [line for line in lines if line.startswith("[")]
     assert [line.split(" (")[0] for line in numbered] == ["[1/2] mformer_table4 row=joint column=SSv2",
                                                           "[2/2] mformer_table4 row=joint column=K-400"]
@@ -103,5 +104,5 @@ def test_a_run_without_top1_shows_its_own_metrics(tmp_path, monkeypatch):
                                                                  "wall_time_s": 1.0})
     lines = []
     runner.run_table("mformer_table9", "paper", data_root=tmp_path, runs_root=tmp_path / "runs", jobs=1,
-                     echo=lines.append)
+                     overrides={"trainer": {"accelerator": "cpu"}}, echo=lines.append)  # not the preset's GPU
     assert any("J&F=61.50, J=60.00, F=63.00  (1s, evaluated)" in line for line in lines), lines

@@ -73,7 +73,7 @@ def test_a_reused_from_through_a_symlink_out_of_the_runs_folder_is_refused(reuse
 def test_a_reused_from_that_is_no_folder_name_is_refused(reused):
     runs, record, outside, cfg = reused
     _write(record, ["..", "elsewhere"])
-    _refused(lambda: pretrained_weights(cfg, runs), record, "reused_from", "not a run folder")
+    _refused(lambda: pretrained_weights(cfg, runs), record, "reused_from is a list, expected a string or null")
 
 
 def test_a_checkpoint_that_is_a_symlink_out_of_the_runs_folder_is_refused(reused):

@@ -12,9 +12,9 @@ def test_a_truncated_record_is_one_line_and_exit_2_not_a_traceback(tmp_path, cap
     (run / "metrics.json").write_text(text[: len(text) // 2])  # cut short, as by a full disk or a kill
     code = main(["build", "mformer_table4", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path)])
     assert code == 2
-    error, fix = capsys.readouterr().err.strip().splitlines()
+    error, = capsys.readouterr().err.strip().splitlines()
     assert error.startswith(f"error: {run / 'metrics.json'}: not valid JSON")
-    assert "Delete that file" in fix and "--force" in fix
+    assert f"delete the run folder {run}" in error and "--force" in error
     assert not (tmp_path / "mformer_table4.md").exists()
 
 

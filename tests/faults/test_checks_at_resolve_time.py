@@ -1,0 +1,79 @@
+"""Every option a run takes is checked when its runs resolve: a value Lightning, the optimiser or the data loader
+would refuse stops `run --dry-run` and `run` alike, with the same one line naming the option, before the static
+columns, the data or any training; `--seeds` has an upper bound, so that a typo cannot plan for hours."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from experiments import runner
+from experiments.__main__ import main
+from tests.experiments.micro_run import REPO, cli_env
+
+TABLE, ROW = "mformer_table4", "joint"
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch):
+    """Every step after resolve time (static columns, data generation, a run) fails the test if it is reached."""
+    def reached(*_, **__):
+        raise AssertionError("the run went past resolve time")
+
+    for step in ("compute_static", "prepare_generated_data", "execute"):
+        monkeypatch.setattr(runner, step, reached)
+
+
+def run_twice(capsys, tmp_path, *options: str) -> tuple[tuple[int, str], tuple[int, str]]:
+    """(exit status, stderr) of `run --dry-run` and of `run` with ``options`` (one row, one seed)."""
+    argv = ["run", TABLE, "--rows", ROW, "--seeds", "1", "--jobs", "1", "--no-progress-bar",
+            "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports"), *options]
+    outcomes = []
+    for extra in (["--dry-run"], []):
+        code = main(argv + extra)
+        outcomes.append((code, capsys.readouterr().err))
+    return outcomes[0], outcomes[1]
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--devices", "abc"], "--devices abc"),
+    (["--precision", "7-bogus"], "trainer.precision='7-bogus' (--precision)"),
+    (["--accelerator", "tpu9"], "trainer.accelerator='tpu9' (--accelerator) is not a Lightning accelerator"),
+    (["--strategy", "nonsense"], "trainer.strategy='nonsense' (--strategy) is not a Lightning strategy"),
+    (["--num-workers", "-1"], "data.num_workers=-1: must be at least 0"),
+    (["--set", "optim.lr=-1"], "optim.lr=-1: must be greater than 0"),
+    (["--set", "optim.weight_decay=-0.05"], "optim.weight_decay=-0.05: must be at least 0"),
+    (["--set", "optim.momentum=1.5"], "optim.momentum=1.5: must be between 0 and 1"),
+])
+def test_a_bad_option_stops_the_dry_run_where_the_run_stops(capsys, tmp_path, nothing_starts, options, named):
+    dry, real = run_twice(capsys, tmp_path, *options)
+    assert dry == real, "the dry run and the run stop alike"
+    code, err = real
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and named in err, err
+    assert not (tmp_path / "runs" / TABLE).exists()  # nothing of the table was written
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA device")
+def test_an_accelerator_this_machine_lacks_stops_the_run_and_is_noted_by_the_dry_run(capsys, tmp_path,
+                                                                                    nothing_starts):
+    """The dry run plans a job for another machine (a cluster job from a login node): it says what this one
+    lacks; the run itself stops before anything starts, naming the accelerator."""
+    argv = ["run", TABLE, "--rows", ROW, "--seeds", "1", "--runs-dir", str(tmp_path / "runs"), "--accelerator",
+            "cuda"]
+    assert main(argv + ["--dry-run"]) == 0
+    assert "# not on this machine: trainer.accelerator='cuda' (--accelerator): none here" in capsys.readouterr().out
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trainer.accelerator='cuda'" in err and "--accelerator cpu" in err, err
+    assert not (tmp_path / "runs" / TABLE).exists()
+
+
+def test_an_absurd_seed_count_is_refused_at_once():
+    """`--seeds 100000 --dry-run` would resolve and plan a million runs, for hours: the bound refuses it."""
+    command = [sys.executable, "-m", "experiments", "run", TABLE, "--seeds", "100000", "--dry-run"]
+    out = subprocess.run(command, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "--seeds" in out.stderr and "1 to 100 seeds" in out.stderr and "100000" in out.stderr
