@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .provenance import git_commit, launched_as_global_zero
 from .records import (RECORD_KEYS, REPLACED_DIR, RUN_STATE, RunConflictError, check_resumable,
                       copy_tensorboard_files, find_equivalent_run, finished_record, pretrained_weights, read_record,
                       replace_run, run_record, run_state, write_record)
+from .run_lock import hold_run
 from .spec import RunConfig
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
@@ -46,9 +48,20 @@ def execute(
     """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last;
     either only when the directory was written for this run with this configuration (``check_run_dir``). A fit
     whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing; a test
-    that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again)."""
+    that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again). The run's lock
+    (``hold_run``) is held throughout, by rank 0 (the other ranks are its own processes): a run another command holds
+    raises ``RunBusyError`` before anything is written (a finished run's record, written atomically, is read without
+    it)."""
+    if (cfg.run_dir(runs_root) / "metrics.json").exists() and not force:  # written atomically: read without the lock
+        return {**finished_record(cfg, runs_root), "cached": True}
+    with hold_run(cfg.run_dir(runs_root)) if launched_as_global_zero() else nullcontext():
+        return _execute(cfg, runs_root, force, progress_bar, echo)
+
+
+def _execute(cfg: RunConfig, runs_root: str | Path, force: bool, progress_bar: bool, echo: Callable[[str], None]
+             ) -> dict[str, Any]:
     run_path = cfg.run_dir(runs_root)
-    if (run_path / "metrics.json").exists() and not force:
+    if (run_path / "metrics.json").exists() and not force:  # again: another command may have ended it meanwhile
         return {**finished_record(cfg, runs_root), "cached": True}  # only this run's, with this configuration
     last = run_path / "checkpoints" / "last.ckpt"
     resume = str(last) if last.exists() and not force else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .execute import execute
+from .run_lock import RunBusyError
 from .spec import RunConfig
 
 MAX_AUTO_JOBS = 4  # beyond this, tiny runs start to compete for memory bandwidth more than they gain
@@ -51,8 +52,13 @@ def _start_job(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # DataLoader workers inherit it
 
 
-def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any]:
-    return execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
+def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any] | RunBusyError:
+    """One run in a worker; a run another command holds comes back as its ``RunBusyError`` (a skip, not a
+    failure)."""
+    try:
+        return execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
+    except RunBusyError as busy:
+        return busy
 
 
 class RunFailedError(ValueError):
@@ -73,8 +79,9 @@ def _naming_the_run(err: Exception, cfg: RunConfig) -> Exception:
 
 
 def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool
-                     ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Train ``configs`` in ``jobs`` worker processes; yields (index into configs, record) as each run ends.
+                     ) -> Iterator[tuple[int, dict[str, Any] | RunBusyError]]:
+    """Train ``configs`` in ``jobs`` worker processes; yields (index into configs, record) as each run ends, or
+    (index, ``RunBusyError``) for a run another command holds.
 
     Every run gets ``cores // jobs`` threads. A run that fails stops the table with its error, which names the
     run, after the runs already started have ended (their records are kept)."""
