@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 import time
 import warnings
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .interruption import raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
 from .records import (RECORD_KEYS, REPLACED_DIR, RUN_STATE, RunConflictError, check_resumable,
                       copy_tensorboard_files, find_equivalent_run, finished_record, pretrained_weights, read_record,
@@ -183,6 +185,7 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
         raise _no_training_data(cfg, dm, f"it took no optimizer step (batches of {cfg.data.batch_size} per "
                                          f"process x {trainer.world_size}, an incomplete last batch dropped)")
     trainer.save_checkpoint(run_path / "checkpoints" / "last.ckpt", weights_only=False)  # the whole final state
+    raise_if_interrupted()  # a SIGTERM at the fit's very end, after Lightning's last check: no test starts
     metrics, test_videos = _test(cfg, trainer, module, dm, run_path)
     record = run_record(cfg, metrics, prepared.start, data=dm.describe(), data_report=dm.data_report(),
                         num_params=num_params, resume=resume, commit=prepared.commit)
@@ -280,21 +283,25 @@ def _test(cfg: RunConfig, trainer: Any, module: Any, dm: Any, run_path: Path) ->
 
 
 # Lightning's per-run chatter, dropped by message (nothing else from these loggers is hidden): device availability,
-# an advertisement, and notes on what the Trainer does anyway.
+# an advertisement, notes on what the Trainer does anyway, and the SIGTERM the command reports itself.
 LIGHTNING_CHATTER = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:",
-                     "Loading `train_dataloader` to estimate number of stepping batches", "`Trainer.fit` stopped:")
+                     "Loading `train_dataloader` to estimate number of stepping batches", "`Trainer.fit` stopped:",
+                     "Received SIGTERM:")
+CHATTY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                  "lightning.pytorch.trainer.connectors.signal_connector")
+_RANK_PREFIX = re.compile(r"^\[rank: \d+\] ")  # what Lightning puts before a message of one process
 
 
 class _DropChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(LIGHTNING_CHATTER)
+        return not _RANK_PREFIX.sub("", record.getMessage(), count=1).startswith(LIGHTNING_CHATTER)
 
 
 def quiet_libraries() -> None:
     """Silence the lines every run would print without saying anything about it: the messages in
     ``LIGHTNING_CHATTER`` and torch's deprecation of ``LeafSpec``, which Lightning's own pytree helper triggers.
     Narrow on purpose: every other log line and warning still shows."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in CHATTY_LOGGERS:
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropChatter) for f in log.filters):
             log.addFilter(_DropChatter())

@@ -15,11 +15,13 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from . import jobs as side_by_side
 from .execute import execute
+from .interruption import raise_if_interrupted
 from .overrides import given_options
 from .plan import (MissingDataError, check_pretrained_sources, missing_data, missing_datasets, needs_another_run,
                    require_spec, resolve_runs, run_line, runs_to_train)
@@ -79,6 +81,7 @@ def run_table(
                 finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
             except RunBusyError as err:
                 finished(cfg, err)
+            raise_if_interrupted()  # a signal Lightning took at the run's very end: the next run does not start
     else:
         _run_side_by_side(runnable, to_train, jobs, runs_root, force, echo, finished)
     in_use = f", {len(busy)} skipped as another command is running them" if busy else ""
@@ -178,10 +181,12 @@ def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig
     if to_train:
         echo(f"training {len(to_train)} run(s), {jobs} side by side on "
              f"{max(1, (os.cpu_count() or 1) // jobs)} thread(s) each ...")
-    for n, (index, outcome) in enumerate(side_by_side.run_side_by_side(to_train, jobs, runs_root, force), 1):
-        echo(f"[{n}/{len(to_train)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
-             f"{run_line(to_train[index], runs_root)}")
-        finished(to_train[index], outcome)
+    # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
+    with closing(side_by_side.run_side_by_side(to_train, jobs, runs_root, force)) as outcomes:
+        for n, (index, outcome) in enumerate(outcomes, 1):
+            echo(f"[{n}/{len(to_train)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
+                 f"{run_line(to_train[index], runs_root)}")
+            finished(to_train[index], outcome)
     for cfg in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
         try:
@@ -193,6 +198,7 @@ def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig
         except RunBusyError as err:
             record = err
         finished(cfg, record)
+        raise_if_interrupted()
 
 
 def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print
