@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import typing
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import check_writable, write_refused
+from .interruption import Interrupted, stop_on_signals
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
 from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_buildable, check_resolved,
                    dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
@@ -164,9 +166,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run(args, overrides)
     if args.verbose or args.json:
         raise ValueError("--verbose and --json describe a --dry-run; add --dry-run")
-    run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
-                   rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
-                   settings=args.set or (), force=args.force, progress_bar=not args.no_progress_bar, jobs=args.jobs)
+    try:
+        with stop_on_signals():
+            run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
+                           rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
+                           settings=args.set or (), force=args.force, progress_bar=not args.no_progress_bar,
+                           jobs=args.jobs)
+    except Interrupted as stop:  # every worker has ended by now (experiments.jobs)
+        command = shlex.join(["python", "-m", "experiments", *args.argv])
+        print(f"{stop}: finished runs keep their records and a cut run its last checkpoint; `{command}` resumes",
+              file=sys.stderr)
+        return stop.exit_code
     return 0
 
 
@@ -457,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to say which command resumes an interrupted run
     try:
         return args.fn(args)
     # errors that name what is wrong (a file, a row, a table, an option) are one line; anything else is a bug and

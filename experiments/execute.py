@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .interruption import raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
 from .records import (RECORD_KEYS, REPLACED_DIR, RUN_STATE, RunConflictError, check_resumable,
                       copy_tensorboard_files, find_equivalent_run, finished_record, pretrained_weights, read_record,
                       replace_run, run_record, run_state, write_record)
+from .run_lock import hold_run
 from .spec import RunConfig
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
@@ -46,9 +50,20 @@ def execute(
     """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last;
     either only when the directory was written for this run with this configuration (``check_run_dir``). A fit
     whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing; a test
-    that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again)."""
+    that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again). The run's lock
+    (``hold_run``) is held throughout, by rank 0 (the other ranks are its own processes): a run another command holds
+    raises ``RunBusyError`` before anything is written (a finished run's record, written atomically, is read without
+    it)."""
+    if (cfg.run_dir(runs_root) / "metrics.json").exists() and not force:  # written atomically: read without the lock
+        return {**finished_record(cfg, runs_root), "cached": True}
+    with hold_run(cfg.run_dir(runs_root)) if launched_as_global_zero() else nullcontext():
+        return _execute(cfg, runs_root, force, progress_bar, echo)
+
+
+def _execute(cfg: RunConfig, runs_root: str | Path, force: bool, progress_bar: bool, echo: Callable[[str], None]
+             ) -> dict[str, Any]:
     run_path = cfg.run_dir(runs_root)
-    if (run_path / "metrics.json").exists() and not force:
+    if (run_path / "metrics.json").exists() and not force:  # again: another command may have ended it meanwhile
         return {**finished_record(cfg, runs_root), "cached": True}  # only this run's, with this configuration
     last = run_path / "checkpoints" / "last.ckpt"
     resume = str(last) if last.exists() and not force else None
@@ -170,6 +185,7 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
         raise _no_training_data(cfg, dm, f"it took no optimizer step (batches of {cfg.data.batch_size} per "
                                          f"process x {trainer.world_size}, an incomplete last batch dropped)")
     trainer.save_checkpoint(run_path / "checkpoints" / "last.ckpt", weights_only=False)  # the whole final state
+    raise_if_interrupted()  # a SIGTERM at the fit's very end, after Lightning's last check: no test starts
     metrics, test_videos = _test(cfg, trainer, module, dm, run_path)
     record = run_record(cfg, metrics, prepared.start, data=dm.describe(), data_report=dm.data_report(),
                         num_params=num_params, resume=resume, commit=prepared.commit)
@@ -267,21 +283,25 @@ def _test(cfg: RunConfig, trainer: Any, module: Any, dm: Any, run_path: Path) ->
 
 
 # Lightning's per-run chatter, dropped by message (nothing else from these loggers is hidden): device availability,
-# an advertisement, and notes on what the Trainer does anyway.
+# an advertisement, notes on what the Trainer does anyway, and the SIGTERM the command reports itself.
 LIGHTNING_CHATTER = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:",
-                     "Loading `train_dataloader` to estimate number of stepping batches", "`Trainer.fit` stopped:")
+                     "Loading `train_dataloader` to estimate number of stepping batches", "`Trainer.fit` stopped:",
+                     "Received SIGTERM:")
+CHATTY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                  "lightning.pytorch.trainer.connectors.signal_connector")
+_RANK_PREFIX = re.compile(r"^\[rank: \d+\] ")  # what Lightning puts before a message of one process
 
 
 class _DropChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(LIGHTNING_CHATTER)
+        return not _RANK_PREFIX.sub("", record.getMessage(), count=1).startswith(LIGHTNING_CHATTER)
 
 
 def quiet_libraries() -> None:
     """Silence the lines every run would print without saying anything about it: the messages in
     ``LIGHTNING_CHATTER`` and torch's deprecation of ``LeafSpec``, which Lightning's own pytree helper triggers.
     Narrow on purpose: every other log line and warning still shows."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in CHATTY_LOGGERS:
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropChatter) for f in log.filters):
             log.addFilter(_DropChatter())

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from .execute import execute
+from .interruption import Interrupted, raise_if_interrupted, received_signal, stop_children, stop_on_signals
+from .run_lock import RunBusyError
 from .spec import RunConfig
 
 MAX_AUTO_JOBS = 4  # beyond this, tiny runs start to compete for memory bandwidth more than they gain
@@ -49,10 +52,21 @@ def _start_job(threads: int) -> None:
 
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # DataLoader workers inherit it
+    # Between runs a worker waits for work: a Ctrl+C (which reaches every process of the terminal) must not end it
+    # with a traceback; the command stops it. SIGTERM keeps its default there: an idle worker it reaches just ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any]:
-    return execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
+def _run_job(cfg: RunConfig, runs_root: str, force: bool) -> dict[str, Any] | RunBusyError:
+    """One run in a worker; a run another command holds comes back as its ``RunBusyError`` (a skip, not a failure);
+    a signal stops it with ``Interrupted``, which stops the command."""
+    with stop_on_signals():
+        try:
+            record = execute(cfg, runs_root, force=force, progress_bar=False, echo=lambda line: None)
+        except RunBusyError as busy:
+            return busy
+        raise_if_interrupted()  # its record is written; a signal it got at the end still stops the command
+        return record
 
 
 class RunFailedError(ValueError):
@@ -73,11 +87,14 @@ def _naming_the_run(err: Exception, cfg: RunConfig) -> Exception:
 
 
 def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | Path, force: bool
-                     ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Train ``configs`` in ``jobs`` worker processes; yields (index into configs, record) as each run ends.
+                     ) -> Iterator[tuple[int, dict[str, Any] | RunBusyError]]:
+    """Train ``configs`` in ``jobs`` worker processes; yields (index into configs, record) as each run ends, or
+    (index, ``RunBusyError``) for a run another command holds.
 
     Every run gets ``cores // jobs`` threads. A run that fails stops the table with its error, which names the
-    run, after the runs already started have ended (their records are kept)."""
+    run, after the runs already started have ended (their records are kept). ``Interrupted`` (a signal to this
+    process or to a worker) stops every worker at once, each after its batch in progress (``stop_children``), and
+    is raised once none is left."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or decoders
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_job,
@@ -99,7 +116,12 @@ def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | P
                     if named is err:
                         raise err
                     raise named from err
-        except BaseException:
+        except BaseException as err:
             for future in pending:
                 future.cancel()
+            # a signal, here or in a worker (or while the caller handled a run: the generator is closed then)
+            signum = err.signum if isinstance(err, Interrupted) else received_signal()
+            if signum is not None:
+                pool.shutdown(wait=False, cancel_futures=True)  # an idle worker ends, and the busy ones are told
+                stop_children(signum)
             raise

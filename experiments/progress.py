@@ -44,8 +44,10 @@ class TableProgress:
             self.ended[str(run)] = time.perf_counter() - self.start
         return self.line()
 
-    def skipped(self) -> None:
+    def skipped(self, run: str | None = None) -> None:
+        """Count one run that will not train here (``run``: one this table expected to train)."""
         self.told += 1
+        self.to_train.pop(str(run), None)
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.start

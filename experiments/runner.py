@@ -15,17 +15,20 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from . import jobs as side_by_side
 from .execute import execute
+from .interruption import raise_if_interrupted
 from .overrides import given_options
 from .plan import (MissingDataError, check_pretrained_sources, check_resolved, missing_data, missing_datasets,
                    needs_another_run, require_spec, resolve_runs, run_line, runs_to_train)
 from .progress import TableProgress, duration
 from .provenance import data_left_out, git_commit, launched_as_global_zero
 from .records import check_run_dir, replace_run
+from .run_lock import RunBusyError, hold_run
 from .spec import RunConfig, TableSpec
 from .tasks import get_task
 
@@ -70,16 +73,22 @@ def run_table(
     if launched_as_global_zero():
         prepare_generated_data(to_train, jobs, echo)
     _expect(progress, to_train, runs_root, jobs, expected_s, echo)
-    finished = _on_finished(records, progress, runs_root, echo)
+    busy: list[RunConfig] = []  # runs another command holds
+    finished = _on_finished(records, busy, progress, runs_root, echo)
     if jobs == 1:
         for cfg in runnable:
-            echo(f"[{len(records) + len(skipped) + 1}/{len(configs)}] {run_line(cfg, runs_root)}")
-            finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
+            echo(f"[{len(records) + len(skipped) + len(busy) + 1}/{len(configs)}] {run_line(cfg, runs_root)}")
+            try:
+                finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
+            except RunBusyError as err:
+                finished(cfg, err)
+            raise_if_interrupted()  # a signal Lightning took at the run's very end: the next run does not start
     else:
         _run_side_by_side(runnable, to_train, jobs, runs_root, force, echo, finished)
-    echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data, in "
+    in_use = f", {len(busy)} skipped as another command is running them" if busy else ""
+    echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data{in_use}, in "
          f"{duration(time.perf_counter() - start)}")
-    if configs and not records:
+    if configs and not records and not busy:
         raise MissingDataError(f"no run of {table_id} could start; missing data:\n" + "\n".join(
             f"  {dataset}: {where}" for dataset, where in missing_datasets(skipped).items()))
     return records
@@ -121,12 +130,19 @@ def _expect(progress: TableProgress, to_train: Sequence[RunConfig], runs_root: s
              f"{jobs} at a time); the ETA follows this machine's pace after the first run")
 
 
-def _on_finished(records: list[dict[str, Any]], progress: TableProgress, runs_root: str | Path,
-                 echo: Callable[[str], None]) -> Callable[[RunConfig, dict[str, Any]], None]:
+def _on_finished(records: list[dict[str, Any]], busy: list[RunConfig], progress: TableProgress,
+                 runs_root: str | Path, echo: Callable[[str], None]
+                 ) -> Callable[[RunConfig, dict[str, Any] | RunBusyError], None]:
     """What happens as each run ends: its record kept, its headline metrics, how it was obtained and the table's
-    progress told, and any data it left out named."""
+    progress told, and any data it left out named; or, for a run another command holds (``RunBusyError``), the
+    line that says so and which process, the run counted in ``busy``."""
 
-    def finished(cfg: RunConfig, record: dict[str, Any]) -> None:
+    def finished(cfg: RunConfig, record: dict[str, Any] | RunBusyError) -> None:
+        if isinstance(record, RunBusyError):
+            echo(f"    {record}")
+            busy.append(cfg)
+            progress.skipped(str(cfg.run_dir(runs_root)))
+            return
         metrics = record["metrics"]
         headline = [k for k in metrics if k.endswith("top1")] or list(metrics)  # DAVIS: J&F, J, F
         shown = ", ".join(f"{k}={metrics[k]:.2f}" for k in headline)
@@ -156,22 +172,32 @@ def prepare_generated_data(configs: Sequence[RunConfig], jobs: int, echo: Callab
 
 def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig], jobs: int,
                       runs_root: str | Path, force: bool, echo: Callable[[str], None],
-                      finished: Callable[[RunConfig, dict[str, Any]], None]) -> None:
+                      finished: Callable[[RunConfig, dict[str, Any] | RunBusyError], None]) -> None:
     """Train ``to_train`` (``runs_to_train`` of ``configs``) in ``jobs`` processes; then take the finished and
-    reusable ones, as in the sequential order."""
+    reusable ones, as in the sequential order. A run another command holds goes to ``finished`` as its
+    ``RunBusyError``."""
     later = [cfg for cfg in configs if cfg not in to_train]  # in table order: a run after the runs it loads
     if to_train:
         echo(f"training {len(to_train)} run(s), {jobs} side by side on "
              f"{max(1, (os.cpu_count() or 1) // jobs)} thread(s) each ...")
-    for n, (index, record) in enumerate(side_by_side.run_side_by_side(to_train, jobs, runs_root, force), 1):
-        echo(f"[{n}/{len(to_train)} trained] {run_line(to_train[index], runs_root)}")
-        finished(to_train[index], record)
+    # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
+    with closing(side_by_side.run_side_by_side(to_train, jobs, runs_root, force)) as outcomes:
+        for n, (index, outcome) in enumerate(outcomes, 1):
+            echo(f"[{n}/{len(to_train)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
+                 f"{run_line(to_train[index], runs_root)}")
+            finished(to_train[index], outcome)
     for cfg in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
-        if force and not needs_another_run(cfg):  # its configuration was trained again above: reuse that run
-            replace_run(cfg.run_dir(runs_root), runs_root, echo)
-        finished(cfg, execute(cfg, runs_root, force=force and needs_another_run(cfg), progress_bar=False,
-                              echo=echo))
+        try:
+            with hold_run(cfg.run_dir(runs_root)):  # execute takes it again (re-entrant): none moves it meanwhile
+                if force and not needs_another_run(cfg):  # its configuration was trained again above: reuse it
+                    replace_run(cfg.run_dir(runs_root), runs_root, echo)
+                record = execute(cfg, runs_root, force=force and needs_another_run(cfg), progress_bar=False,
+                                 echo=echo)
+        except RunBusyError as err:
+            record = err
+        finished(cfg, record)
+        raise_if_interrupted()
 
 
 def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print

@@ -12,6 +12,8 @@ import time
 import pytest
 import torch
 
+from experiments.run_lock import lock_path
+
 from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env, run_cli
 
 ARGS = ("--epochs", "3", "--set", "trainer.checkpoint_every_n_steps=1")  # 4 batches an epoch, a checkpoint each
@@ -43,7 +45,8 @@ def _train_losses(run_dir):
 
 
 def _kill_mid_epoch(runs):
-    """Start the run, SIGKILL it as soon as a checkpoint inside the second epoch exists; return that state."""
+    """Start the run, SIGKILL it as soon as a checkpoint inside the second epoch exists; return that state and the
+    killed process's id."""
     last = runs / RUN / "checkpoints" / "last.ckpt"
     child = subprocess.Popen(cli_command(runs, *ARGS), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -61,7 +64,7 @@ def _kill_mid_epoch(runs):
             child.kill()
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    return _poll(last)
+    return (*_poll(last), child.pid)
 
 
 def _loader(num_workers, epoch=0):
@@ -102,11 +105,12 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_numbers(tmp_path):
     run_cli(reference, *ARGS)
 
     runs = tmp_path / "killed" / "runs"
-    step, loader = _kill_mid_epoch(runs)
+    step, loader, killed = _kill_mid_epoch(runs)
     assert loader["epoch"] == 1 and 0 < loader["batches_drawn"] < BATCHES_PER_EPOCH, (step, loader)
     assert not (runs / RUN / "metrics.json").exists()
+    assert json.loads(lock_path(runs / RUN).read_text())["pid"] == killed  # its lock file stays; the lock does not
 
-    out = run_cli(runs, *ARGS)  # the same command again
+    out = run_cli(runs, *ARGS)  # the same command again: it takes the dead run's lock over
     assert "resuming from" in out.stdout
 
     expected = json.loads((reference / RUN / "metrics.json").read_text())

@@ -1,0 +1,105 @@
+"""SIGTERM and SIGINT stop a command cleanly: ``stop_on_signals`` turns either into ``Interrupted``, which the CLI
+reports in one line before exiting with 128 + the signal's number (143, 130), the status a shell gives a process the
+signal killed, so a scheduler records the job as interrupted, not as done.
+
+Lightning's own SIGTERM handling is used, not replaced: while a ``Trainer`` runs it puts its handler in front of ours
+(and calls ours after it), forwards the signal to the processes its launcher started (DDP), lets the batch in
+progress finish on every rank and raises ``SIGTERMException``, a ``SystemExit`` whose status would be 0;
+``stop_on_signals`` turns that into ``Interrupted``. Outside a ``Trainer``, and for SIGINT, which Lightning leaves to
+Python, ``Interrupted`` is raised at once. Either way a cut run keeps the last checkpoint its ``ModelCheckpoint`` wrote
+(written atomically), so the same command resumes it exactly as after a SIGKILL, and the records of finished runs
+are untouched. ``stop_children`` ends the processes a command started (the workers of ``--jobs``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_GRACE_S = 30.0  # a worker told to stop ends its batch first; one that takes longer is killed
+
+_received: int | None = None  # the first signal since stop_on_signals was entered
+
+
+class Interrupted(BaseException):  # noqa: N818 - not an error: the user asked the command to stop
+    """The command was asked to stop by ``signum`` (SIGTERM or SIGINT). A ``BaseException``, as ``KeyboardInterrupt``
+    is, so that no ``except Exception`` on the way takes it for a failed run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.name}"
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _received
+    if _received is not None:
+        return  # already stopping: a second signal must not cut the cleanup short
+    _received = signum
+    if signum == signal.SIGTERM and signal.getsignal(signum) is not _on_signal:
+        return  # called by a running Trainer's handler: Lightning stops after the batch (SIGTERMException)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise ``Interrupted`` (see the module's text); the handlers before it are
+    restored after it. Only in the main thread, as every signal handler."""
+    global _received
+    _received = None
+    previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
+    try:
+        yield
+    except SystemExit as stop:  # Lightning's SIGTERMException (status None: 0)
+        if _received is None:
+            raise
+        raise Interrupted(_received) from stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _received = None
+
+
+def received_signal() -> int | None:
+    """The signal that asked this process to stop, if one did (within ``stop_on_signals``)."""
+    return _received
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``Interrupted`` if a signal came while a ``Trainer`` ran but after its last check (the last batch of a
+    test, the end of a fit): called between the steps of a run, so that none starts after a signal."""
+    if _received is not None:
+        raise Interrupted(_received)
+
+
+def stop_children(signum: int, grace_s: float = STOP_GRACE_S) -> None:
+    """Pass ``signum`` on to every live process this one started through ``multiprocessing`` (the workers of
+    ``--jobs``), wait up to ``grace_s`` seconds for them to end, then kill those still running: none outlives the
+    command. A worker pool must have been told to shut down first, or its idle workers wait for work."""
+    children = multiprocessing.active_children()
+    for child in children:
+        with suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+    deadline = time.monotonic() + grace_s
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+    for child in children:
+        if child.is_alive():
+            child.kill()
+            child.join()
