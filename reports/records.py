@@ -56,10 +56,20 @@ def read_record(path: Path, fix: str | None = None) -> dict[str, Any]:
     return check_record_shape(read_json(path, fix), path, fix=fix)
 
 
-def tracked_path(results_root: str | Path, record: dict[str, Any]) -> Path:
-    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it."""
-    return (Path(results_root) / record["table"] / record["row"] / f"seed{record['seed']}"
+def tracked_path(results_root: str | Path, record: dict[str, Any], named_in: str | Path | None = None) -> Path:
+    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it. A table or row
+    field that is not a plain name (``..``, a separator), or any path that would leave ``results_root``, raises
+    ``DamagedRecordError`` naming the record file (``named_in``): a record is data and never picks where a write
+    goes."""
+    named = (record["table"], record["row"])
+    path = (Path(results_root) / named[0] / named[1] / f"seed{record['seed']}"
             / f"{record['scale']}-{column_slug(record['column'])}.json")
+    if (any(part in ("", ".", "..") or "/" in part or "\\" in part for part in named)
+            or not path.resolve().is_relative_to(Path(results_root).resolve())):
+        raise DamagedRecordError(f"{named_in or 'a record'}: table {named[0]!r} / row {named[1]!r} would be tracked "
+                                 f"at {path}, outside {results_root}; delete that run folder, or run it again "
+                                 f"with --force")
+    return path
 
 
 _cache: dict[Path, tuple[int, dict[str, Any], str | None]] = {}
@@ -201,9 +211,9 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
 
     written = []
     used = table_records(spec, runs_root, results_root=None).records
-    for record in used:
-        original = read_record(Path(record["_path"]))
-        path = tracked_path(results_root, original)
+    originals = [read_record(Path(record["_path"])) for record in used]
+    paths = [tracked_path(results_root, original, record["_path"]) for original, record in zip(originals, used)]
+    for original, path in zip(originals, paths):  # every path checked before the first write
         atomic_write_text(path, json.dumps(original, indent=2, default=str) + "\n")
         written.append(path)
     static = static_record_path(runs_root, spec.table_id)

@@ -111,3 +111,25 @@ def test_a_bad_run_source_is_refused_by_the_dry_run_where_a_run_would_refuse_it(
         assert err.count("\n") == 0 and err.startswith(f"error: pretrained source {source!r}: "), err
         assert re.search(re.escape(BAD_SOURCES[source]), err), err
     assert not (runs / "mformer_table4").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("row", ["../../../../escaped", "/abs/escaped", ".."])
+def test_tracking_a_record_never_writes_outside_the_tracked_folder(tmp_path, row):
+    """``reports track`` names the tracked file by the record's own table and row fields: a local record whose row
+    climbs out is refused with one line naming it, and nothing is written anywhere (the good records of the table
+    neither: every path is checked before the first write)."""
+    from experiments.spec import table_spec
+    from reports.records import track
+    from tests.reports.test_tracked_results import make_record, write_local
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    good = make_record("mformer_table4", "divided", "K-400", 0, 60.0)
+    write_local(runs, good)
+    crafted = make_record("mformer_table4", "joint", "K-400", 0, 60.0)
+    path = write_local(runs, crafted)
+    path.write_text(json.dumps({**crafted, "row": row}))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*outside"):
+        track(table_spec("mformer_table4"), runs, results)
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path / "escaped").exists() and not results.exists()
