@@ -14,7 +14,8 @@ clips per second in one process (decoding and augmenting inside the training loo
 step's, and peak memory: ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU the tensors that live through the
 last step (weights, buffers, optimizer state, the batch) plus the peak of those created in it
 (``models.memory.LiveBytes``), extrapolated to the paper's per-GPU batch as if everything created in the step grew
-with the batch (an upper estimate), and set against the memory of the GPU the paper names (``PAPER_GPUS``).
+with the batch (an upper estimate), and set against the memory of the GPU the paper names (``PAPER_GPUS``); the test
+batch's memory on a GPU only (``CPU_TEST_MEMORY``).
 What differs from the paper's run on a CPU is stated per run (``reductions``): the batch, the precision, no
 gradient accumulation, one device, a shrunk frame size where asked (``shrink``).
 """
@@ -57,6 +58,10 @@ PAPER_GPUS: dict[str, tuple[str | None, float | None, str]] = {
     "d3da": (None, None, "not named in the supplementary"),
 }
 DEFAULT_CACHE = Path(".cache/paper_shape")
+# Why a CPU run measures no test memory: the CPU counter is a TorchDispatchMode, and under inference mode (Lightning's
+# test and the evaluations) with autocast such a mode receives composite ops (einsum) whole, below autocast, whose
+# mixed-dtype inputs then fail (Motionformer's trajectory pooling did): the counter would change what it measures.
+CPU_TEST_MEMORY = "training step: live tensors; test: not measured on the CPU"
 RECORD_FILES = {"cpu": REPO_ROOT / "reports" / "benchmarks" / "smoke_cpu.json",
                 "cuda": REPO_ROOT / "reports" / "benchmarks" / "smoke_cuda.json"}
 
@@ -279,10 +284,8 @@ def _train(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
 
 def _evaluate(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
     """A task that trains nothing: its own evaluation of the (untrained) model on the generated validation split,
-    timed, with its peak memory."""
+    timed, with its peak memory on a GPU (on the CPU none: ``CPU_TEST_MEMORY``)."""
     import torch
-
-    from models.memory import LiveBytes
 
     set_threads(cfg.trainer.num_threads)
     device = _device(options)
@@ -290,16 +293,15 @@ def _evaluate(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
     weights = (sum(t.numel() * t.element_size() for t in [*meta.parameters(), *meta.buffers()])
                if cfg.task != "label_propagation" else None)
     started = time.perf_counter()
+    peak = None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        get_task(cfg.task).evaluate(cfg, None, device)
-        peak, how = torch.cuda.max_memory_allocated(device), "cuda allocated"
-    else:
-        with LiveBytes() as probe:  # the model is built inside: its weights are counted as created
-            get_task(cfg.task).evaluate(cfg, None, device)
-        peak, how = probe.peak, "live tensors"
+    get_task(cfg.task).evaluate(cfg, None, device)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
     # The test of a trained task's data grows with its batch (beyond the weights); DAVIS goes sequence by sequence.
-    return {"test_s": round(time.perf_counter() - started, 2), "test_peak_mib": peak / 2**20, "memory_how": how,
+    return {"test_s": round(time.perf_counter() - started, 2), "test_peak_mib": peak,
+            "memory_how": "cuda allocated" if device.type == "cuda" else CPU_TEST_MEMORY,
             "weights_mib": None if weights is None else weights / 2**20}
 
 
@@ -366,13 +368,15 @@ class SmokeMeter(Callback):
             self.resident = self.weights + _storage_bytes(optimizer_state)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._start_memory()
+        if self.device.type == "cuda":  # on the CPU: CPU_TEST_MEMORY
+            self._start_memory()
         self._test_started = time.perf_counter()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._sync()
         self.test_s = time.perf_counter() - self._test_started
-        self.test_peak = self._stop_memory(pl_module, _tensors(batch))
+        if self.device.type == "cuda":
+            self.test_peak = self._stop_memory(pl_module, _tensors(batch))
         self.test_views = _views(batch)
         self.test_batches += 1
 
@@ -412,9 +416,10 @@ class SmokeMeter(Callback):
         return {"step_s": round(step, 3), "step_clips_s": round(batch / step, 3), "fetch_s": round(fetch, 3),
                 "loader_clips_s": round(batch / fetch, 2) if fetch > 0 else None,
                 "test_s": round(self.test_s, 2), "test_views": self.test_views,
-                "train_peak_mib": self.train_peak / 2**20, "test_peak_mib": self.test_peak / 2**20,
+                "train_peak_mib": self.train_peak / 2**20,
+                "test_peak_mib": None if self.test_peak is None else self.test_peak / 2**20,
                 "resident_mib": self.resident / 2**20, "weights_mib": self.weights / 2**20,
-                "memory_how": "cuda allocated" if self.device.type == "cuda" else "live tensors"}
+                "memory_how": "cuda allocated" if self.device.type == "cuda" else CPU_TEST_MEMORY}
 
 
 def _tensors(batch: Any) -> list[Any]:
@@ -440,6 +445,9 @@ def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None
     done = {} if done is None else done
     records = []
     configs = smoke_configs(table_id, rows)
+    if not configs:
+        echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
+             f"{table_id}` computes them, as `run` does)")
     for i, cfg in enumerate(configs, 1):
         key = json.dumps(comparable_config(smoke_config(cfg, None, options).to_dict()), sort_keys=True, default=str)
         if key in done:
