@@ -520,6 +520,9 @@ def _fits(record: dict[str, Any]) -> str:
     return f"{peak:.1f} GiB{measured}: {'fits' if record['fits'] else 'does not fit'} {gpu}"
 
 
+ERROR_CHARS = 110  # of a first error shown in a table (the record keeps it whole)
+
+
 def markdown(records: list[dict[str, Any]]) -> str:
     """One line per run: pass or the first error, what was reduced, step and loader rates, memory and whether it
     fits the paper's GPU at the paper's batch."""
@@ -527,7 +530,8 @@ def markdown(records: list[dict[str, Any]]) -> str:
 
     lines = []
     for r in records:
-        status = "pass" if r["status"] == "pass" else f"FAIL: {r['error']}"
+        error = r["error"] or ""
+        status = "pass" if r["status"] == "pass" else f"FAIL: {error[:ERROR_CHARS]}" + ("…" * (len(error) > ERROR_CHARS))
         if r.get("same_as"):
             status += f" (the run of {r['same_as']})"
         loader = r.get("loader_clips_s")
