@@ -24,7 +24,8 @@ from .overrides import given_options
 from .plan import (MissingDataError, check_pretrained_sources, missing_data, missing_datasets, needs_another_run,
                    require_spec, resolve_runs, run_line, runs_to_train)
 from .progress import TableProgress, duration
-from .provenance import check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero
+from .provenance import (check_multi_node_launch, data_left_out, git_commit, launched_as_global_zero,
+                         leave_process_group)
 from .records import check_run_dir, replace_run
 from .spec import RunConfig, TableSpec
 from .tasks import get_task
@@ -76,6 +77,7 @@ def run_table(
             finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
     else:
         _run_side_by_side(runnable, to_train, jobs, runs_root, force, echo, finished)
+    leave_process_group()
     echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data, in "
          f"{duration(time.perf_counter() - start)}")
     if configs and not records:

@@ -8,9 +8,11 @@ videos once (the distributed sampler pads node 1 with a repeat); only global ran
 the TensorBoard files and the report, and node 1 printed no report."""
 
 import json
+import random
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -23,9 +25,29 @@ SYNTHETIC = f'data.synthetic_params={{"num_train": 32, "num_val": {NUM_VAL}, "se
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range: a port the kernel hands out as a connection's own source port could
+    let node 1's early connection attempts connect to themselves before node 0 listens."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-29999")
+
+
+def _wait_until_listening(port: int, node: subprocess.Popen, timeout: float = 120) -> None:
+    """Node 0's launcher hosts the rendezvous: node 1 starts once it listens, as a second node's job would."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and node.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"node 0 did not listen on port {port} (exit status {node.poll()})")
 
 
 def node_command(node_rank: int, port: int, runs) -> list[str]:
@@ -41,16 +63,22 @@ def node_command(node_rank: int, port: int, runs) -> list[str]:
 def two_nodes(tmp_path_factory):
     runs = tmp_path_factory.mktemp("multinode") / "runs"
     port = _free_port()
-    nodes = [subprocess.Popen(node_command(rank, port, runs), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
-    outputs = []
+    logs = [runs.parent / f"node{rank}.log" for rank in (0, 1)]  # files, not pipes: neither node blocks on output
+    nodes = []
     try:
+        for rank, log in enumerate(logs):
+            with open(log, "w") as out:
+                nodes.append(subprocess.Popen(node_command(rank, port, runs), cwd=REPO, env=cli_env(), stdout=out,
+                                              stderr=subprocess.STDOUT, text=True))
+            if rank == 0:
+                _wait_until_listening(port, nodes[0])
         for node in nodes:
-            outputs.append(node.communicate(timeout=600)[0])
+            node.wait(timeout=600)
     finally:
         for node in nodes:
             if node.poll() is None:
                 node.kill()
+    outputs = [log.read_text() for log in logs]
     for rank, (node, output) in enumerate(zip(nodes, outputs)):
         assert node.returncode == 0, f"node {rank}:\n{output[-4000:]}"
     return runs, outputs
