@@ -320,6 +320,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Every run of the tables at paper scale through the run path on generated data of the datasets' shape: pass
+    or the first error, step and loader rates, memory against the paper's GPU (``experiments.smoke``)."""
+    import torch
+
+    from .smoke import (RECORD_FILES, SmokeOptions, all_tables, echo_err, markdown, smoke_table, stamp,
+                        write_records)
+
+    tables = all_tables() if args.tables == ["all"] else args.tables
+    if args.rows and len(tables) != 1:
+        raise ValueError("--rows names rows of one table; give one table id")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = SmokeOptions(device=args.device, steps=args.steps, batch_size=args.batch_size, shrink=args.shrink,
+                           cache_dir=Path(args.cache_dir))
+    stamped = stamp(args.device, args.argv[1:])  # the command as typed, after `smoke`
+    records, done = [], {}
+    for table_id in tables:
+        records += smoke_table(table_id, options, args.rows, echo=echo_err, done=done)
+    print(markdown(records))
+    if args.record is not None:
+        path = args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
+        print(f"-> {write_records(path, [{**r, **stamped} for r in records])}")
+    return 0 if all(r["status"] == "pass" for r in records) else 1
+
+
 def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
@@ -381,6 +407,38 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
+
+
+def add_static_parser(sub: Any) -> None:
+    """The ``static`` subcommand's options."""
+    static = sub.add_parser("static", help="compute a table's static columns (GFLOPs, parameters, memory) into "
+                                           "runs/<id>/static.json, which the reports read")
+    static.add_argument("table")
+    static.add_argument("--runs-dir", default="runs")
+    static.set_defaults(fn=cmd_static)
+
+
+def add_smoke_parser(sub: Any) -> None:
+    """The ``smoke`` subcommand's options."""
+    smoke = sub.add_parser("smoke", help="every run of the tables at paper scale, a few optimizer steps and one "
+                                         "multi-view test batch each, on generated data of the datasets' shape")
+    smoke.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
+    smoke.add_argument("--scale", choices=("paper",), default="paper", help="the paper's model and data (only)")
+    smoke.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
+    smoke.add_argument("--steps", type=_positive, default=3,
+                       help="optimizer steps per run (default 3: the first warms up, the last is measured for "
+                            "memory on the CPU)")
+    smoke.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    smoke.add_argument("--batch-size", type=_positive,
+                       help="clips per step (default: 1 on the CPU, the paper's per-GPU batch on a GPU)")
+    smoke.add_argument("--shrink", type=_positive, default=1,
+                       help="divide the crop and the written frame size by this (default 1: the paper's)")
+    smoke.add_argument("--threads", type=int, help="torch intra-op threads")
+    smoke.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
+    smoke.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
+                       help="merge the records into FILE (default reports/benchmarks/smoke_cpu.json, or "
+                            "smoke_cuda.json on a GPU), stamped with commit, device and command")
+    smoke.set_defaults(fn=cmd_smoke)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -457,11 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
     bench.set_defaults(fn=cmd_bench)
 
-    static = sub.add_parser("static", help="compute a table's static columns (GFLOPs, parameters, memory) into "
-                                           "runs/<id>/static.json, which the reports read")
-    static.add_argument("table")
-    static.add_argument("--runs-dir", default="runs")
-    static.set_defaults(fn=cmd_static)
+    add_smoke_parser(sub)
+
+    add_static_parser(sub)
     return parser
 
 

@@ -42,6 +42,18 @@ def launched_as_global_zero() -> bool:
     return int(env.get("SLURM_PROCID", "0")) == 0
 
 
+def leave_process_group() -> None:
+    """End a distributed command's training together: every rank waits for the others, then destroys its process
+    group (a no-op in one process). Left to interpreter exit, the group's threads could outlive its store (hosted by
+    rank 0 or by torchrun's agent on another node) and abort the process after its work was done: torchrun then
+    reports the finished job failed. Rank 0 goes on to write the report without a group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_multi_node_launch(cfg: RunConfig) -> None:
     """A run on ``num_nodes`` > 1 needs the other nodes started by a launcher (SLURM's srun, torchrun, LSF, or by
     hand with MASTER_ADDR and NODE_RANK set on each node, Lightning's general cluster); started alone, Lightning

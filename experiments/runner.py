@@ -26,7 +26,7 @@ from .overrides import given_options
 from .plan import (MissingDataError, check_pretrained_sources, check_resolved, missing_data, missing_datasets,
                    needs_another_run, require_spec, resolve_runs, run_line, runs_to_train)
 from .progress import TableProgress, duration
-from .provenance import data_left_out, git_commit, launched_as_global_zero
+from .provenance import data_left_out, git_commit, launched_as_global_zero, leave_process_group
 from .records import check_run_dir, replace_run
 from .run_lock import RunBusyError, hold_run
 from .spec import RunConfig, TableSpec
@@ -85,6 +85,7 @@ def run_table(
             raise_if_interrupted()  # a signal Lightning took at the run's very end: the next run does not start
     else:
         _run_side_by_side(runnable, to_train, jobs, runs_root, force, echo, finished)
+    leave_process_group()
     in_use = f", {len(busy)} skipped as another command is running them" if busy else ""
     echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data{in_use}, in "
          f"{duration(time.perf_counter() - start)}")

@@ -156,8 +156,9 @@ class StrideAttention(nn.Module):
         out = rearrange(out, "(b dw) nh (l a) d -> b dw l a (nh d)", b=b, a=a)  # (B, D, w + m, A, C)
 
         # Merge: every token takes the mean over the query windows that hold it; extra tokens over all windows.
-        merged = x.new_zeros(b, n, a, c).index_add(1, q_idx.reshape(-1), out[:, :, :w].reshape(b, -1, a, c))
-        counts = torch.tensor(coverage, dtype=x.dtype, device=x.device)
+        # In the attention's dtype (fp16/bf16 under autocast, where the residual stream x stays fp32).
+        merged = out.new_zeros(b, n, a, c).index_add(1, q_idx.reshape(-1), out[:, :, :w].reshape(b, -1, a, c))
+        counts = torch.tensor(coverage, dtype=merged.dtype, device=x.device)
         merged = merged / counts.clamp(min=1).view(1, n, 1, 1)
         update = self.proj(merged)
         if min(coverage) == 0:  # as printed: tokens in no paired window get no update (not even proj's bias)

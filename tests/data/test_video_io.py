@@ -99,6 +99,18 @@ def test_write_video_and_video_keep_rgb_order(tmp_path):
     np.testing.assert_allclose(mean_rgb(clip), expected, atol=COLOUR_TOLERANCE)
 
 
+def test_write_video_takes_frames_one_at_a_time_as_well_as_an_array(tmp_path):
+    """An iterable of frames (a long 1080p video need not sit in memory) writes the bytes the array writes; a frame
+    of another size or dtype is refused, naming it."""
+    frames = colour_frames()
+    array = write_video(tmp_path / "array.mp4", frames, fps=10).read_bytes()
+    assert write_video(tmp_path / "iter.mp4", iter(list(frames)), fps=10).read_bytes() == array
+    with pytest.raises(ValueError, match="of one size"):
+        write_video(tmp_path / "bad.mp4", [frames[0], frames[1][:-2]], fps=10)
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(tmp_path / "none.mp4", [], fps=10)
+
+
 def test_write_frame_folder_and_frame_folder_video_keep_rgb_order(tmp_path):
     expected = np.array(list(COLOURS.values()), np.float64)
     folder = write_frame_folder(tmp_path / "colours", colour_frames())

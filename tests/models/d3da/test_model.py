@@ -39,6 +39,20 @@ def test_tiny_model_forward_backward_every_parameter_gets_a_gradient(cover):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize("cover", ["full", "as_printed"])
+def test_trains_under_mixed_precision_autocast(cover):
+    """The papers train in mixed precision: under autocast the attention runs in bf16 (fp16 on a GPU) while the
+    residual stream stays fp32; every dtype meets its like (the stride attentions' merge once added bf16 windows
+    into an fp32 buffer and stopped)."""
+    torch.manual_seed(0)
+    model = create_model("d3da_tiny", cover=cover)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(_batch())
+    assert logits.shape == (2, 6) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits.float(), torch.tensor([0, 3])).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 def test_fused_and_explicit_attention_agree():
     torch.manual_seed(0)
     model = create_model("d3da_tiny", fused_attn=True).double().eval()

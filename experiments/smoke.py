@@ -1,0 +1,557 @@
+"""``python -m experiments smoke ID``: every run of a table, at paper scale, through the run path, on generated
+data of the real datasets' shape.
+
+Each run of the table resolves as ``run --scale paper`` resolves it; its data root is replaced by files written
+at the dataset's published size, rate, length and layout (``data.synthetic.paper_shape``), so the real reader,
+decoder, transforms and multi-view collation run; its task builds the same data module, model and LightningModule
+as ``run`` (``experiments.tasks``), and a Lightning Trainer takes ``steps`` optimizer steps, one validation batch and
+one multi-view test batch at the paper's precision (on the CPU: bf16-mixed, Lightning's stand-in for 16-mixed).
+A task that trains nothing (other test views, other clip lengths, DAVIS label propagation) runs its own evaluation
+on the generated validation split. Only the pretrained weights are not loaded (their shapes are the model's).
+
+Per run it reports pass or the first error (its place in the code and its message), the step time, the loader's
+clips per second in one process (decoding and augmenting inside the training loop, ``num_workers`` 0) against the
+step's, and peak memory: ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU the tensors that live through the
+last step (weights, buffers, optimizer state, the batch) plus the peak of those created in it
+(``models.memory.LiveBytes``), extrapolated to the paper's per-GPU batch as if everything created in the step grew
+with the batch (an upper estimate), and set against the memory of the GPU the paper names (``PAPER_GPUS``); the test
+batch's memory on a GPU only (``CPU_TEST_MEMORY``).
+What differs from the paper's run on a CPU is stated per run (``reductions``): the batch, the precision, no
+gradient accumulation, one device, a shrunk frame size where asked (``shrink``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import math
+import shlex
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
+from lightning.pytorch.callbacks import Callback
+
+from lightning_modules.data_wait import TrainFetchTimer
+
+from .plan import resolve_runs
+from .provenance import REPO_ROOT, cpu_name, git_commit, set_threads
+from .records import comparable_config
+from .spec import RunConfig
+from .tasks import build_model, evaluation_device, evaluation_precision, get_task
+
+# The GPU each paper names, its memory in GiB (None: not named), and the sentence it is read from.
+PAPER_GPUS: dict[str, tuple[str | None, float | None, str]] = {
+    "mformer": (None, None, "not named: \"a GPU cluster using 4 nodes (32 GPUs)\" (Sec. 6.3, computing resources)"),
+    "msca": (None, None, "not named: \"21 batches were trained on each of two GPUs\" (Sec. 4.1)"),
+    "xvit": ("V100 16 GB", 16.0, "\"The test is performed on 8 V100 GPUs\" (supplementary, inference speed; the "
+                                 "V100's memory, 16 or 32 GB, is not stated: the smaller is assumed)"),
+    "cast": ("RTX 3090 24 GB", 24.0, "\"We conduct all the experiments with 16 NVIDIA GeForce RTX 3090 GPUs\" "
+                                     "(Sec. 4)"),
+    "d3da": (None, None, "not named in the supplementary"),
+}
+DEFAULT_CACHE = Path(".cache/paper_shape")
+# Why a CPU run measures no test memory: the CPU counter is a TorchDispatchMode, and under inference mode (Lightning's
+# test and the evaluations) with autocast such a mode receives composite ops (einsum) whole, below autocast, whose
+# mixed-dtype inputs then fail (Motionformer's trajectory pooling did): the counter would change what it measures.
+CPU_TEST_MEMORY = "training step: live tensors; test: not measured on the CPU"
+RECORD_FILES = {"cpu": REPO_ROOT / "reports" / "benchmarks" / "smoke_cpu.json",
+                "cuda": REPO_ROOT / "reports" / "benchmarks" / "smoke_cuda.json"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SmokeOptions:
+    """How the runs are stepped.
+
+    Args:
+        device: "cpu", "cuda" or "cuda:N".
+        steps: optimizer steps per run (the last is measured for memory on the CPU; at least 2).
+        batch_size: clips per step; None: 1 on the CPU, the paper's per-GPU batch on a GPU.
+        shrink: divide the crop, the scale jitter and the written frame size by this (1: the paper's).
+        cache_dir: where the generated datasets are written once.
+    """
+
+    device: str = "cpu"
+    steps: int = 3
+    batch_size: int | None = None
+    shrink: int = 1
+    cache_dir: Path = DEFAULT_CACHE
+
+    def __post_init__(self) -> None:
+        if self.steps < 2:
+            raise ValueError(f"--steps must be at least 2 (the first warms up), got {self.steps}")
+        if self.shrink < 1:
+            raise ValueError(f"--shrink must be at least 1, got {self.shrink}")
+
+
+# ---- the runs and what changes for a smoke -----------------------------------------------------------------------
+
+
+def smoke_configs(table_id: str, rows: Sequence[str] | None = None) -> list[RunConfig]:
+    """The table's runs at paper scale, seed 0, as ``run --scale paper`` resolves them."""
+    return resolve_runs(table_id, "paper", rows, seeds=1)
+
+
+def batch_for(cfg: RunConfig, options: SmokeOptions) -> int:
+    """Clips per step (``SmokeOptions.batch_size``; on the CPU by default 1, or 2 where the recipe mixes clips in
+    pairs: mixup and cutmix leave an odd batch's last clip out, and a batch of 1 empty). DAVIS label propagation
+    reads whole sequences: its batch is not used, and stays the paper's."""
+    if cfg.task == "label_propagation":
+        return cfg.data.batch_size
+    if options.batch_size is not None:
+        return options.batch_size
+    if options.device != "cpu":
+        return cfg.data.batch_size
+    mixes = get_task(cfg.task).trains and (cfg.optim.mixup_alpha > 0 or cfg.optim.cutmix_alpha > 0)
+    return min(2, cfg.data.batch_size) if mixes else 1
+
+
+def _shrunk(cfg: RunConfig, factor: int) -> dict[str, Any]:
+    """The data fields a shrink changes: the crop (a multiple of 16, the patch of every paper's model), the scale
+    jitter, and DAVIS's short side."""
+    if factor == 1:
+        return {}
+    crop = max(16, cfg.data.crop_size // factor // 16 * 16)
+    low, high = cfg.data.train_scale
+    changes: dict[str, Any] = {"crop_size": crop, "train_scale": (max(crop, low // factor), max(crop, high // factor))}
+    if cfg.task == "label_propagation":
+        changes["options"] = {**cfg.data.options, "short_side": max(64, 480 // factor)}
+    return changes
+
+
+def smoke_config(cfg: RunConfig, root: Path | None, options: SmokeOptions) -> RunConfig:
+    """``cfg`` as the smoke runs it: data from ``root``, the smoke's batch on one device, one process loading, no
+    accumulation, no pretrained weights, the frame size shrunk by ``options.shrink``."""
+    data = dataclasses.replace(cfg.data, root=None if root is None else str(root), num_workers=0,
+                               batch_size=batch_for(cfg, options), **_shrunk(cfg, options.shrink))
+    trainer = dataclasses.replace(cfg.trainer, accelerator="cpu" if options.device == "cpu" else "gpu", devices=1,
+                                  num_nodes=1, strategy="auto", accumulate_grad_batches=1,
+                                  precision=_precision(cfg.trainer.precision, options.device))
+    return dataclasses.replace(cfg, data=data, trainer=trainer, model=dataclasses.replace(cfg.model, pretrained=None))
+
+
+def _precision(precision: str, device: str) -> str:
+    """The paper's precision, or on the CPU what Lightning runs for it (16-mixed -> bf16-mixed)."""
+    import torch
+
+    if str(precision) in ("32-true", "32") or not device.startswith("cpu"):
+        return str(precision)
+    return evaluation_precision(precision, torch.device("cpu"))[0]
+
+
+def reductions(cfg: RunConfig, smoke: RunConfig, options: SmokeOptions) -> list[str]:
+    """What the smoke run does differently from the paper's run (``cfg``), in words."""
+    out = []
+    if smoke.data.batch_size != cfg.data.batch_size:
+        out.append(f"batch {smoke.data.batch_size} of {cfg.data.batch_size}")
+    if smoke.trainer.precision != str(cfg.trainer.precision):
+        out.append(f"{smoke.trainer.precision} for {cfg.trainer.precision}")
+    if cfg.trainer.accumulate_grad_batches > 1 and get_task(cfg.task).trains:
+        out.append(f"no accumulation (paper: {cfg.trainer.accumulate_grad_batches})")
+    if smoke.data.crop_size != cfg.data.crop_size and cfg.task != "sequence_classification":
+        out.append(f"crop {smoke.data.crop_size} of {cfg.data.crop_size}, frames 1/{options.shrink} size")
+    if cfg.model.pretrained:
+        out.append("pretrained weights not loaded")
+    return out
+
+
+def paper_gpu(cfg: RunConfig) -> tuple[str | None, float | None, str]:
+    return PAPER_GPUS.get(cfg.table.split("_")[0], (None, None, "not named"))
+
+
+# ---- one run ---------------------------------------------------------------------------------------------------
+
+
+def data_root(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]) -> Path | None:
+    """The generated root of the run's dataset: the training split holds batch x steps samples, the validation
+    split one test batch. None for a dataset without a writer (its run then meets the same error as with no data)."""
+    from data.synthetic.paper_shape import ensure_paper_shape, writable
+
+    if not writable(cfg.data.dataset):
+        return None
+    batch = 1 if cfg.task == "label_propagation" else batch_for(cfg, options)  # one DAVIS sequence
+    started = time.perf_counter()
+    root = ensure_paper_shape(cfg.data.dataset, options.cache_dir, num_train=batch * options.steps, num_val=batch,
+                              shrink=options.shrink)
+    if time.perf_counter() - started > 1:
+        echo(f"    wrote {cfg.data.dataset} at paper shape to {root} ({time.perf_counter() - started:.0f}s)")
+    return root
+
+
+def smoke_run(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """One run of a table stepped at paper scale (see the module docstring); never raises for the run's own
+    errors: the record says pass or fail, with the first error."""
+    import torch
+
+    from data.synthetic.paper_shape import describe
+
+    started = time.perf_counter()
+    root = data_root(cfg, options, echo)
+    smoke = smoke_config(cfg, root, options)
+    gpu, gpu_gib, gpu_source = paper_gpu(cfg)
+    record: dict[str, Any] = {
+        "table": cfg.table, "row": cfg.row, "column": cfg.column, "task": cfg.task, "dataset": cfg.data.dataset,
+        "model": cfg.model.name, "clip": _clip(smoke), "batch": smoke.data.batch_size,
+        "paper_batch": cfg.data.batch_size, "precision": smoke.trainer.precision,
+        "reduced": reductions(cfg, smoke, options), "shrink": options.shrink, "steps": options.steps,
+        "paper_gpu": gpu, "paper_gpu_gib": gpu_gib, "paper_gpu_source": gpu_source,
+        "data": describe(root) if root is not None else None}
+    try:
+        measured = _train(smoke, options) if get_task(cfg.task).trains else _evaluate(smoke, options)
+        record.update(status="pass", error=None, **measured)
+    except Exception as err:  # the record says which run failed and how; the sweep goes on
+        record.update(status="fail", error=first_error(err))
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    record.update(_paper_batch_memory(record, gpu_gib))
+    return record
+
+
+def _clip(cfg: RunConfig) -> str:
+    if cfg.task == "sequence_classification":
+        return f"tokens ({cfg.data.dataset})"
+    return f"{cfg.data.num_frames}x{cfg.data.crop_size}x{cfg.data.crop_size}"
+
+
+def first_error(err: BaseException) -> str:
+    """Where an error was raised in this repository's code (the innermost such frame; else the innermost of all)
+    and its message's first line: ``data/video_io.py:120: ValueError: ...``."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(REPO_ROOT)
+            and ".venv" not in f.filename and "site-packages" not in f.filename]
+    where = (ours or frames or [None])[-1]
+    message = (str(err).strip().splitlines() or [""])[0]
+    place = f"{Path(where.filename).resolve().relative_to(REPO_ROOT) if ours else where.filename}:{where.lineno}: " \
+        if where is not None else ""
+    return f"{place}{type(err).__name__}: {message}"
+
+
+def _device(options: SmokeOptions) -> Any:
+    import torch
+
+    if options.device == "cpu":
+        return torch.device("cpu")
+    return torch.device(options.device) if ":" in options.device else evaluation_device("gpu")
+
+
+def _train(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
+    """The task's data module and system, ``options.steps`` optimizer steps, one validation batch, one test batch;
+    the step, loader and memory figures of ``SmokeMeter``."""
+    import tempfile
+
+    import lightning as L
+
+    from .execute import quiet_libraries
+
+    quiet_libraries()
+    set_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    task = get_task(cfg.task)
+    device = _device(options)
+    with tempfile.TemporaryDirectory() as scratch:
+        dm = task.datamodule(cfg, Path(scratch))
+        dm.prepare_data()
+        dm.setup("fit")
+        task.check_classes(dm.num_classes)
+        model = build_model(cfg, dm.num_classes)
+        module = task.system(cfg, model, dm)
+        meter = SmokeMeter(device, options.steps)
+        trainer = L.Trainer(
+            accelerator=cfg.trainer.accelerator, devices=[device.index or 0] if device.type == "cuda" else 1,
+            precision=cfg.trainer.precision, gradient_clip_val=cfg.trainer.gradient_clip_val,
+            deterministic=cfg.trainer.deterministic, max_epochs=1, max_steps=options.steps,
+            limit_train_batches=options.steps, limit_val_batches=1, limit_test_batches=1, num_sanity_val_steps=0,
+            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            callbacks=[meter], profiler=meter.fetch_timer)
+        trainer.fit(module, datamodule=dm)
+        if trainer.global_step != options.steps:
+            raise RuntimeError(f"took {trainer.global_step} optimizer steps of {options.steps}")
+        trainer.test(module, datamodule=dm, verbose=False)
+        if meter.test_batches != 1:
+            raise RuntimeError(f"tested {meter.test_batches} batches, not one")
+        return meter.summary(cfg.data.batch_size)
+
+
+def _evaluate(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
+    """A task that trains nothing: its own evaluation of the (untrained) model on the generated validation split,
+    timed, with its peak memory on a GPU (on the CPU none: ``CPU_TEST_MEMORY``)."""
+    import torch
+
+    set_threads(cfg.trainer.num_threads)
+    device = _device(options)
+    meta = build_model(cfg, get_task(cfg.task).num_classes or 2, device="meta")
+    weights = (sum(t.numel() * t.element_size() for t in [*meta.parameters(), *meta.buffers()])
+               if cfg.task != "label_propagation" else None)
+    started = time.perf_counter()
+    peak = None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    get_task(cfg.task).evaluate(cfg, None, device)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    # The test of a trained task's data grows with its batch (beyond the weights); DAVIS goes sequence by sequence.
+    return {"test_s": round(time.perf_counter() - started, 2), "test_peak_mib": peak,
+            "memory_how": "cuda allocated" if device.type == "cuda" else CPU_TEST_MEMORY,
+            "weights_mib": None if weights is None else weights / 2**20}
+
+
+def _paper_batch_memory(record: dict[str, Any], gpu_gib: float | None) -> dict[str, Any]:
+    """The run's memory at the paper's per-GPU batch (measured when the smoke ran at it, else extrapolated: what
+    the step created taken to grow with the batch) and whether it fits the paper's GPU."""
+    if record["status"] != "pass":
+        return {"paper_batch_peak_gib": None, "fits": None}
+    scale = record["paper_batch"] / record["batch"]
+    peaks = []
+    if record.get("train_peak_mib") is not None:
+        resident = record["resident_mib"]
+        peaks.append(resident + scale * (record["train_peak_mib"] - resident))
+    if record.get("test_peak_mib") is not None and record.get("weights_mib") is not None:
+        resident = record["weights_mib"]
+        peaks.append(resident + scale * (record["test_peak_mib"] - resident))
+    elif record.get("test_peak_mib") is not None:  # an evaluation that does not batch (DAVIS): as measured
+        peaks.append(record["test_peak_mib"])
+    gib = max(peaks) / 1024 if peaks else None
+    return {"paper_batch_peak_gib": None if gib is None else round(gib, 2),
+            "fits": None if gib is None or gpu_gib is None else gib <= gpu_gib}
+
+
+# ---- the measurements ----------------------------------------------------------------------------------------------
+
+
+def _storage_bytes(tensors: Sequence[Any]) -> int:
+    """Bytes of the distinct storages behind ``tensors``."""
+    return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
+
+
+class SmokeMeter(Callback):
+    """Times each training step apart from its batch's fetch (``fetch_timer``, the Trainer's profiler, sums the
+    fetches), measures the memory of the last training step and of the test batch, and counts test batches.
+
+    Args:
+        device: the device the run steps on.
+        steps: the run's optimizer steps (the last is measured for memory).
+    """
+
+    def __init__(self, device: Any, steps: int) -> None:
+        self.device, self.steps, self.fetch_timer = device, steps, TrainFetchTimer()
+        self.step_s: list[float] = []
+        self.fetch_s: list[float] = []
+        self.test_batches = 0
+        self.train_peak = self.test_peak = self.resident = self.weights = None
+        self._fetched = 0.0
+        self._probe: Any = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.fetch_s.append(self.fetch_timer.fetch_s - self._fetched)
+        self._fetched = self.fetch_timer.fetch_s
+        if batch_idx == self.steps - 1:
+            self._start_memory()
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._sync()
+        self.step_s.append(time.perf_counter() - self._started)
+        if batch_idx == self.steps - 1:
+            optimizer_state = [t for opt in trainer.optimizers for state in opt.state.values()
+                               for t in state.values() if hasattr(t, "dim") and t.dim()]
+            self.train_peak = self._stop_memory(pl_module, [*optimizer_state, *_tensors(batch)])
+            self.resident = self.weights + _storage_bytes(optimizer_state)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.device.type == "cuda":  # on the CPU: CPU_TEST_MEMORY
+            self._start_memory()
+        self._test_started = time.perf_counter()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._sync()
+        self.test_s = time.perf_counter() - self._test_started
+        if self.device.type == "cuda":
+            self.test_peak = self._stop_memory(pl_module, _tensors(batch))
+        self.test_views = _views(batch)
+        self.test_batches += 1
+
+    def _sync(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _start_memory(self) -> None:
+        import torch
+
+        from models.memory import LiveBytes
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._probe = LiveBytes().__enter__()
+
+    def _stop_memory(self, pl_module: Any, held: list[Any]) -> int:
+        """Bytes at the peak: CUDA's allocated maximum, or the weights, ``held`` and the peak created on the CPU."""
+        import torch
+
+        self.weights = _storage_bytes([*pl_module.parameters(), *pl_module.buffers()])
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        self._probe.__exit__(None, None, None)
+        return self.weights + _storage_bytes(held) + self._probe.peak
+
+    def summary(self, batch: int) -> dict[str, Any]:
+        """The figures of a record: median step and fetch times (the first step left out: it warms up; on the CPU
+        the last too, as the memory counter slows it), clips per second, peak memory in MiB."""
+        timed = self.step_s[1:-1] if self.device.type == "cpu" and len(self.step_s) > 2 else self.step_s[1:]
+        step = statistics.median(timed)
+        fetch = statistics.median(self.fetch_s[1:])
+        return {"step_s": round(step, 3), "step_clips_s": round(batch / step, 3), "fetch_s": round(fetch, 3),
+                "loader_clips_s": round(batch / fetch, 2) if fetch > 0 else None,
+                "test_s": round(self.test_s, 2), "test_views": self.test_views,
+                "train_peak_mib": self.train_peak / 2**20,
+                "test_peak_mib": None if self.test_peak is None else self.test_peak / 2**20,
+                "resident_mib": self.resident / 2**20, "weights_mib": self.weights / 2**20,
+                "memory_how": "cuda allocated" if self.device.type == "cuda" else CPU_TEST_MEMORY}
+
+
+def _tensors(batch: Any) -> list[Any]:
+    from torch.utils._pytree import tree_leaves
+
+    return [t for t in tree_leaves(batch) if hasattr(t, "untyped_storage")]
+
+
+def _views(batch: Any) -> int:
+    """Views per video in a test batch: (B, V, C, T, H, W) video; 1 otherwise."""
+    video = batch.get("video") if isinstance(batch, dict) else None
+    return int(video.shape[1]) if video is not None and video.ndim == 6 else 1
+
+
+# ---- a table, the sweep, the records -------------------------------------------------------------------------------
+
+
+def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None = None,
+                echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None
+                ) -> list[dict[str, Any]]:
+    """Every run of the table (or of ``rows``); a run whose smoke configuration equals one already in ``done``
+    (another row's or table's, keyed by ``comparable_config``) reuses its record, saying so."""
+    done = {} if done is None else done
+    records = []
+    configs = smoke_configs(table_id, rows)
+    if not configs:
+        echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
+             f"{table_id}` computes them, as `run` does)")
+    for i, cfg in enumerate(configs, 1):
+        key = json.dumps(comparable_config(smoke_config(cfg, None, options).to_dict()), sort_keys=True, default=str)
+        if key in done:
+            source = done[key]
+            records.append({**source, "table": cfg.table, "row": cfg.row, "column": cfg.column,
+                            "same_as": f"{source['table']}/{source['row']}/{source['column']}"})
+            echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column}: the same run as {records[-1]['same_as']}")
+            continue
+        echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column} ({cfg.data.dataset}, {cfg.model.name}) ...")
+        record = smoke_run(cfg, options, echo)
+        echo(f"    {record['status']}" + (f": {record['error']}" if record["error"] else "")
+             + f" ({record['seconds']:.0f}s)")
+        done[key] = record
+        records.append(record)
+    return records
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu_name()}, {torch.get_num_threads()} torch thread(s)"
+
+
+def stamp(device: str, argv: Sequence[str]) -> dict[str, Any]:
+    """What every record of a sweep carries: the device, torch, the commit (taken before the sweep starts), the
+    date and the command that measured it."""
+    import torch
+
+    return {"device_name": device_name(device), "torch": torch.__version__, "commit": git_commit(),
+            "measured_at": datetime.now(timezone.utc).date().isoformat(),
+            "command": shlex.join(["python", "-m", "experiments", "smoke", *argv])}
+
+
+def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table,
+    row and column; the others are kept."""
+    from data.atomic_write import atomic_write_text
+
+    path = Path(path)
+    kept = read_records(path) if path.exists() else []
+    new = {(r["table"], r["row"], r["column"]) for r in records}
+    merged = [r for r in kept if (r["table"], r["row"], r["column"]) not in new] + list(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
+    return path
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    try:
+        records = json.loads(Path(path).read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a smoke record file ({{'records': [...]}}): {err!r}") from None
+    return records
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _fits(record: dict[str, Any]) -> str:
+    peak = record.get("paper_batch_peak_gib")
+    if peak is None:
+        return "—"
+    measured = "" if record["batch"] == record["paper_batch"] else ", extrapolated"
+    gpu = record.get("paper_gpu")
+    if gpu is None:
+        return f"{peak:.1f} GiB{measured}; GPU not named"
+    return f"{peak:.1f} GiB{measured}: {'fits' if record['fits'] else 'does not fit'} {gpu}"
+
+
+ERROR_CHARS = 110  # of a first error shown in a table (the record keeps it whole)
+
+
+def markdown(records: list[dict[str, Any]]) -> str:
+    """One line per run: pass or the first error, what was reduced, step and loader rates, memory and whether it
+    fits the paper's GPU at the paper's batch."""
+    from tabulate import tabulate
+
+    lines = []
+    for r in records:
+        error = r["error"] or ""
+        status = "pass" if r["status"] == "pass" else f"FAIL: {error[:ERROR_CHARS]}" + ("…" * (len(error) > ERROR_CHARS))
+        if r.get("same_as"):
+            status += f" (the run of {r['same_as']})"
+        loader = r.get("loader_clips_s")
+        step = r.get("step_clips_s")
+        bound = "—" if loader is None or step is None else ("loader-bound" if loader < step else "step-bound")
+        lines.append([r["table"], f"{r['row']} / {r['column']}", r["clip"], "; ".join(r["reduced"]) or "none",
+                      status, _number(r.get("step_s"), 2), f"{_number(loader, 2)} / {_number(step, 2)} ({bound})",
+                      _number(r.get("test_s"), 1), _fits(r)])
+    return tabulate(lines, headers=["table", "row / column", "clip (T×H×W)", "reduced from the paper's run", "result",
+                                    "step (s)", "loader / step clips/s", "test batch (s)",
+                                    "peak at the paper's batch"], tablefmt="github")
+
+
+def all_tables() -> list[str]:
+    """Every paper table with a spec, in the listing's order."""
+    from .paper_tables import paper_tables
+    from .spec import table_spec
+
+    return [t for t in paper_tables() if table_spec(t) is not None]
+
+
+def echo_err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
