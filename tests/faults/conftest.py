@@ -1,5 +1,6 @@
-"""One micro run trained without interruption while a second command on the same cell tried to run it too: the
-reference of the signal tests, and the case of ``test_one_writer_per_run.py``."""
+"""Fixtures of the fault suite: one micro run trained without interruption while a second command on the same cell
+tried to run it too (the reference of the signal tests, and the case of ``test_one_writer_per_run.py``), and a guard
+that fails a test whose command gets past resolve time."""
 
 import os
 import signal
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments import runner
 from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env
 from tests.faults.commands import EXACT_ARGS, finish, output, started, wait_until
 
@@ -37,3 +39,13 @@ def two_commands_one_cell(tmp_path_factory) -> TwoCommands:
             os.kill(first.pid, signal.SIGCONT)
         assert finish(first) == 0, output(runs)[-3000:]
     return TwoCommands(runs, first.pid, output(runs), second)
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch):
+    """Every step of `run` after resolve time (static columns, data generation, a run) fails the test if reached."""
+    def reached(*_, **__):
+        raise AssertionError("the run went past resolve time")
+
+    for step in ("compute_static", "prepare_generated_data", "execute"):
+        monkeypatch.setattr(runner, step, reached)

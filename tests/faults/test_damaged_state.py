@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 
-from experiments import runner
 from experiments.__main__ import main as experiments_main
 from reports import records as report_records
 from reports.__main__ import main as reports_main
@@ -28,16 +27,6 @@ DAMAGES = {  # what the file holds -> what the error line says of it
                                "not a run record (seed is a string, expected an integer)"),
     "not an object": (b"[1, 2]", "not a run record (a list, not an object)"),
 }
-
-
-@pytest.fixture
-def nothing_starts(monkeypatch):
-    """Every step of `run` after resolve time (static columns, data generation, a run) fails the test if reached."""
-    def reached(*_, **__):
-        raise AssertionError("the run went past resolve time")
-
-    for step in ("compute_static", "prepare_generated_data", "execute"):
-        monkeypatch.setattr(runner, step, reached)
 
 
 def write(path, content: bytes):
