@@ -12,8 +12,8 @@ from data.annotations import read_annotations
 from data.clip_sampling import ClipInfo, dense_clip, segment_range, shift_clip, temporal_views, uniform_segments
 from data.datasets import VideoClipDataset, check_files, collate_skip_none
 from data.pose import (
-    PENNACTION_ACTIONS, PENNACTION_JOINTS, NTUBody, PennActionLabels, PoseFormatError, ntu_body, read_ntu_skeleton,
-    read_pennaction_labels, write_ntu_skeleton, write_pennaction_labels,
+    PENNACTION_ACTIONS, PENNACTION_JOINTS, NTUBody, PennActionLabels, PoseFormatError, ntu_body, read_gym_pose,
+    read_ntu_skeleton, read_pennaction_labels, write_gym_pose, write_ntu_skeleton, write_pennaction_labels,
 )
 from data.samples import BadAnnotation, Sample
 from data.synthetic import SYNTHETIC_SETS, SyntheticSpec, ensure_synthetic, generate_synthetic
@@ -52,8 +52,7 @@ __all__ = [
     "PennActionLabels", "PoseFormatError", "SYNTHETIC_SETS", "Sample", "SyntheticSpec", "TestTransform",
     "TrainTransform", "Video", "VideoClipDataset", "VideoDecodeError", "check_files", "collate_skip_none",
     "dataset_root", "dense_clip", "ensure_synthetic", "generate_synthetic", "generated_in_place_of_release",
-    "generated_locally", "ntu_body",
-    "open_video", "read_annotations", "read_ntu_skeleton", "read_pennaction_labels", "segment_range", "shift_clip",
-    "temporal_views", "uniform_segments", "write_frame_folder", "write_ntu_skeleton", "write_pennaction_labels",
-    "write_video",
+    "generated_locally", "ntu_body", "open_video", "read_annotations", "read_gym_pose", "read_ntu_skeleton",
+    "read_pennaction_labels", "segment_range", "shift_clip", "temporal_views", "uniform_segments",
+    "write_frame_folder", "write_gym_pose", "write_ntu_skeleton", "write_pennaction_labels", "write_video",
 ]

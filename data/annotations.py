@@ -42,6 +42,11 @@ Formats (``read_annotations(format, root, split)``):
   replication, action) are the annotations. Samples are the union of ``<root>/nturgb+d_rgb/<name>_rgb.avi`` and
   ``<root>/nturgb+d_skeletons/<name>.skeleton`` (so a sample with only one of the two is reported with the other
   missing); a file whose name does not parse is a bad annotation (line 0). NTU60 is setups 1-17.
+* ``"finegym99"``: FineGYM's Gym99 elements: the release's lists ``gym99_train_element_v1.1.txt`` and
+  ``gym99_val_element.txt`` (in ``<root>`` or ``<root>/annotations/``) of ``<element id> <label>`` lines, the id
+  ``<YouTube id>_E_<event start>_<event end>_A_<start>_<end>``, labels 0-98; the elements cut into
+  ``<root>/subactions/<element id>.mp4`` (mmaction2's ``tools/data/gym`` scripts write that folder) and their 2-D
+  keypoints ``<root>/poses/<element id>.npz`` (``data.pose.read_gym_pose``).
 
 Splits are "train" and "val" ("val" is Kinetics "val", SSv2 "validation", EPIC "validation", and the test split of
 PennAction and of the NTU protocols).
@@ -59,12 +64,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from data.pose import PENNACTION_ACTIONS
-from data.pose_annotations import NTU_LIMITS, read_ntu, read_pennaction
+from data.pose_annotations import (GYM99_CLASSES, NTU_LIMITS, gym99_split_file, read_finegym, read_ntu,
+                                   read_pennaction)
 from data.samples import (BadAnnotation, Result, Rows, Sample, check_split, inside_root, one_per_video,
                           train_rows)
 
 ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2", "epic_kitchens100", "pennaction", "ntu60_xsub",
-                      "ntu60_xview", "ntu120_xsub", "ntu120_xset")
+                      "ntu60_xview", "ntu120_xsub", "ntu120_xset", "finegym99")
 
 
 # --- Kinetics "path label" lists ------------------------------------------------------------------------------
@@ -410,6 +416,7 @@ _READERS = {
     "ntu60_xview": functools.partial(read_ntu, version=60, protocol="xview"),
     "ntu120_xsub": functools.partial(read_ntu, version=120, protocol="xsub"),
     "ntu120_xset": functools.partial(read_ntu, version=120, protocol="xset"),
+    "finegym99": read_finegym,
 }
 
 
@@ -424,12 +431,14 @@ def detect_format(root: str | Path) -> str:
         return "epic_kitchens100"
     if (root / "labels").is_dir() and (root / "frames").is_dir():
         return "pennaction"
+    if any(gym99_split_file(root, split).exists() for split in ("train", "val")):
+        return "finegym99"
     if (root / "annotations").is_dir():
         return "kinetics"
     if (root / "train.csv").exists() or (root / "val.csv").exists():
         return "kinetics_list"
-    raise FileNotFoundError(f"{root}: no labels.json, EPIC_100_*.csv, labels/+frames/, annotations/ or "
-                            "train.csv/val.csv")
+    raise FileNotFoundError(f"{root}: no labels.json, EPIC_100_*.csv, labels/+frames/, gym99_*_element*.txt, "
+                            "annotations/ or train.csv/val.csv")
 
 
 def read_annotations(format: str, root: str | Path, split: str,
@@ -461,6 +470,8 @@ def annotation_source(format: str, root: str | Path, split: str) -> Path:
         return epic_file(root, _EPIC_SPLIT_FILES[split])
     if format == "pennaction":
         return root / "labels"
+    if format == "finegym99":
+        return gym99_split_file(root, split)
     if format in _READERS:
         return root
     raise ValueError(f"unknown annotation format {format!r}; known: {ANNOTATION_FORMATS}")
@@ -491,5 +502,7 @@ def class_counts(format: str, root: str | Path) -> int | dict[str, int] | None:
         return {kind: len(names) for kind, names in epic_class_names(root).items()}
     if format.startswith("ntu"):
         return NTU_LIMITS[60 if format.startswith("ntu60") else 120][1]
+    if format == "finegym99":
+        return GYM99_CLASSES
     names = class_names(format, root)
     return len(names) if names else None

@@ -64,6 +64,9 @@ DATASETS: dict[str, DatasetInfo] = {
     "ntu60_xview": DatasetInfo(60, "ntu60_xview", "segments", True, "NTU RGB+D 60", pose=True),
     "ntu120": DatasetInfo(120, "ntu120_xsub", "segments", True, "NTU RGB+D 120", pose=True),
     "ntu120_xset": DatasetInfo(120, "ntu120_xset", "segments", True, "NTU RGB+D 120", pose=True),
+    # Gym99 names its elements by skill (leaps, turns, saltos), not by side, so a flip keeps the label (our reading
+    # of its class list; the joints are mirrored with the pixels).
+    "finegym": DatasetInfo(99, "finegym99", "segments", True, "FineGYM (Gym99)", pose=True),
 }
 # Synthetic stand-ins for EPIC (verb/noun) and PennAction (pose), described by their specs in data.synthetic.
 for _name in ("synth_verbnoun", "synth_pose"):
@@ -88,6 +91,8 @@ LAYOUTS: dict[str | None, str] = {
     "pennaction": "frames/<id>/<frame:06d>.jpg and labels/<id>.mat",
     **{ntu: "nturgb+d_rgb/<name>_rgb.avi and nturgb+d_skeletons/<name>.skeleton"
        for ntu in ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset")},
+    "finegym99": "gym99_train_element_v1.1.txt and gym99_val_element.txt (in the root or annotations/), "
+                 "subactions/<element id>.mp4 and poses/<element id>.npz",
 }
 
 

@@ -21,7 +21,8 @@ from torch.utils.data import Dataset, default_collate
 
 from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_convention, check_segment_span,
                                 check_view_offsets, sample_clip, segment_range, shift_clip, temporal_views)
-from data.pose import PoseFormatError, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels
+from data.pose import (PoseFormatError, ntu_main_body_joints, read_gym_pose, read_ntu_skeleton,
+                       read_pennaction_labels)
 from data.samples import BadAnnotation, Sample
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
@@ -128,7 +129,7 @@ class VideoClipDataset(Dataset):
             if mismatch is not None:
                 self._record_failure(index, sample, mismatch, path=sample.pose)
                 return None
-            # NTU skeletons may have a few frames fewer than their videos: clamp to the last pose frame.
+            # NTU skeletons and FineGYM keypoints may have a few frames fewer: clamp to the last pose frame.
             pose = [torch.from_numpy(joints[np.minimum(c.frame_indices, len(joints) - 1)]) for c in clips]
         label = torch.tensor(sample.label) if isinstance(sample.label, tuple) else sample.label
         views = frames.split(self.num_frames, dim=1)  # one (C, T, H, W) per temporal clip
@@ -221,15 +222,16 @@ class VideoClipDataset(Dataset):
 
 
 def pose_space(path: Path) -> str:
-    """What ``load_pose`` coordinates mean: "pixel" (PennAction .mat) or "camera" (NTU .skeleton)."""
-    return "pixel" if Path(path).suffix == ".mat" else "camera"
+    """What ``load_pose`` coordinates mean: "pixel" (PennAction .mat, FineGYM .npz) or "camera" (NTU .skeleton)."""
+    return "camera" if Path(path).suffix == ".skeleton" else "pixel"
 
 
 def pose_frame_mismatch(path: Path, num_pose_frames: int, video: Path, num_video_frames: int) -> str | None:
     """Why a pose file does not fit its video's frames, or None. PennAction ships one pose row per frame of the
     folder, so any difference means a corrupt pose file (joints clamped to its last row would be wrong for every
-    later frame); NTU's skeleton files may differ from their videos by a few frames, and are clamped."""
-    if pose_space(path) == "pixel" and num_pose_frames != num_video_frames:
+    later frame); NTU's skeleton files, and FineGYM keypoints estimated on frames cut apart from the videos, may
+    differ from their videos by a few frames, and are clamped."""
+    if Path(path).suffix == ".mat" and num_pose_frames != num_video_frames:
         return (f"{num_pose_frames} pose frames for the {num_video_frames} frames of {video} (PennAction has one "
                 f"per frame)")
     return None
@@ -237,7 +239,8 @@ def pose_frame_mismatch(path: Path, num_pose_frames: int, video: Path, num_video
 
 def load_pose(path: Path) -> np.ndarray:
     """Joints per frame of a pose file: PennAction ``.mat`` -> (T, 13, 2) pixel (x, y) as stored (1-based);
-    NTU ``.skeleton`` -> (T, 25, 3) camera-space (x, y, z) of the main actor (``data.pose.ntu_main_body_joints``).
+    NTU ``.skeleton`` -> (T, 25, 3) camera-space (x, y, z) of the main actor (``data.pose.ntu_main_body_joints``);
+    FineGYM ``.npz`` -> (T, 17, 2) pixel (x, y), 1-based, of the gymnast (``data.pose.read_gym_pose``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -253,8 +256,10 @@ def load_pose(path: Path) -> np.ndarray:
         if frames and not any(frames):  # NTU ships such files: its "samples with missing skeletons" lists
             raise PoseFormatError(path, "no body in any frame (a missing skeleton)")
         joints = ntu_main_body_joints(frames)
+    elif path.suffix == ".npz":
+        joints = read_gym_pose(path)
     else:
-        raise PoseFormatError(path, "unknown pose format (expected .mat or .skeleton)")
+        raise PoseFormatError(path, "unknown pose format (expected .mat, .skeleton or .npz)")
     if not len(joints):
         raise PoseFormatError(path, "no frames")
     return joints
@@ -365,7 +370,7 @@ def _check_pose(path: Path, video: Path) -> str | None:
         return "missing file"
     except PoseFormatError as err:
         return err.reason if err.line is None else f"line {err.line}: {err.reason}"
-    if pose_space(path) != "pixel":  # NTU skeletons are not compared frame by frame: no need to open the video
+    if path.suffix != ".mat":  # only PennAction's are compared frame by frame: no need to open the video
         return None
     try:
         with open_video(video) as opened:

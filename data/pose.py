@@ -1,5 +1,5 @@
-"""Readers and writers of the two published pose formats: PennAction ``.mat`` label files and NTU RGB+D
-``.skeleton`` text files.
+"""Readers and writers of the pose formats: PennAction ``.mat`` label files, NTU RGB+D ``.skeleton`` text files,
+and FineGYM's 2-D keypoints as ``.npz`` arrays.
 
 The writers produce byte-level layouts that the readers (and the datasets' own tools) accept; tests and the
 synthetic generator use them to write fixtures in the exact published format. Every reader raises ``PoseFormatError``
@@ -13,6 +13,11 @@ joint order ``PENNACTION_JOINTS``), ``bbox`` (nframes x 4: x1 y1 x2 y2), ``dimen
 NTU RGB+D (``nturgb+d_skeletons/SsssCcccPpppRrrrAaaa.skeleton``): line 1 the frame count; per frame the body
 count; per body a line of 10 values (``NTU_BODY_FIELDS``), the joint count (25) and one line of 12 values per
 joint (``NTU_JOINT_FIELDS``).
+
+FineGYM ships no joints. Its keypoints come from a 2-D pose estimator; the file of one element
+(``poses/<element_id>.npz``, read with ``allow_pickle=False``) holds the two arrays PYSKL's ``gym_2d.pkl`` keeps per
+sample: ``keypoint`` (M persons, T frames, 17, 2) float, 0-based pixel (x, y) in ``COCO_JOINTS`` order, and
+``keypoint_score`` (M, T, 17). An ``.npz`` is data: unlike the pickle it cannot run code when read.
 """
 
 from __future__ import annotations
@@ -347,3 +352,54 @@ def ntu_main_body_joints(frames: Sequence[Sequence[NTUBody]], fields: slice = sl
                 out[t] = body.joints[:, fields]
                 break
     return out
+
+
+# --- FineGYM keypoints (.npz) ---------------------------------------------------------------------------------
+
+
+def write_gym_pose(path: str | Path, keypoint: np.ndarray, keypoint_score: np.ndarray) -> Path:
+    """Write one FineGYM element's keypoints: ``keypoint`` (M, T, 17, 2) 0-based pixels, ``keypoint_score``
+    (M, T, 17)."""
+    keypoint, score = np.asarray(keypoint, dtype=np.float32), np.asarray(keypoint_score, dtype=np.float32)
+    if keypoint.ndim != 4 or keypoint.shape[2:] != (len(COCO_JOINTS), 2) or score.shape != keypoint.shape[:3]:
+        raise ValueError(f"keypoint must be (M, T, 17, 2) and keypoint_score (M, T, 17), got {keypoint.shape} and "
+                         f"{score.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:  # a file object: np.savez would append ".npz" to a name without it
+        np.savez(handle, keypoint=keypoint, keypoint_score=score)
+    return path
+
+
+def read_gym_pose(path: str | Path) -> np.ndarray:
+    """(T, 17, 2) float32 joints of one FineGYM element, 1-based pixels as PennAction's (the file's are 0-based),
+    of the person whose keypoint scores sum highest: the gymnast, where the estimator also found judges or the
+    audience.
+
+    Raises:
+        PoseFormatError: not an ``.npz`` of the two arrays, arrays of other shapes, object arrays (refused, not
+            unpickled) or non-finite coordinates.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("keypoint", "keypoint_score") if k not in archive.files]
+            if missing:
+                raise PoseFormatError(path, f"missing arrays {missing} (has {sorted(archive.files)})")
+            keypoint, score = archive["keypoint"], archive["keypoint_score"]
+    except PoseFormatError:
+        raise
+    except (OSError, ValueError, EOFError) as err:  # not a zip, a truncated member, a pickled object array
+        raise PoseFormatError(path, f"not a readable .npz of numeric arrays: {err}") from err
+    if keypoint.ndim != 4 or keypoint.shape[2:] != (len(COCO_JOINTS), 2) or score.shape != keypoint.shape[:3]:
+        raise PoseFormatError(path, f"keypoint must be (M, T, 17, 2) and keypoint_score (M, T, 17), got "
+                                    f"{keypoint.shape} and {score.shape}")
+    if not keypoint.shape[0] or not keypoint.shape[1]:
+        raise PoseFormatError(path, f"no {'person' if not keypoint.shape[0] else 'frame'} (keypoint "
+                                    f"{keypoint.shape})")
+    if not (np.issubdtype(keypoint.dtype, np.number) and np.issubdtype(score.dtype, np.number)):
+        raise PoseFormatError(path, f"arrays must be numeric, got {keypoint.dtype} and {score.dtype}")
+    if not np.isfinite(keypoint).all():
+        raise PoseFormatError(path, "non-finite keypoint coordinates")
+    person = int(np.argmax(np.nan_to_num(score.astype(np.float64)).sum(axis=(1, 2))))
+    return keypoint[person].astype(np.float32) + 1

@@ -1,5 +1,6 @@
-"""Readers of the pose datasets' annotations (``data.annotations`` dispatches to them): PennAction's label files
-and NTU RGB+D 60/120, whose file names are the annotations (see ``data.annotations`` for both layouts)."""
+"""Readers of the pose datasets' annotations (``data.annotations`` dispatches to them): PennAction's label files,
+NTU RGB+D 60/120, whose file names are the annotations, and FineGYM's Gym99 element lists (see
+``data.annotations`` for the layouts)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from data.pose import PoseFormatError, read_pennaction_labels
-from data.samples import BadAnnotation, Result, Sample, check_split
+from data.samples import BadAnnotation, Result, Rows, Sample, check_split, one_per_video, train_rows
 
 
 @functools.lru_cache(maxsize=8192)
@@ -122,3 +123,58 @@ def read_ntu(root: str | Path, split: str, version: int, protocol: str) -> Resul
         samples.append(Sample(rgb_dir / f"{stem}_rgb.avi", name.action - 1, stem, None,
                               pose=skeleton_dir / f"{stem}.skeleton"))
     return samples, bad
+
+
+# --- FineGYM (Gym99) ------------------------------------------------------------------------------------------
+
+GYM99_CLASSES = 99
+GYM99_SPLIT_FILES = {"train": "gym99_train_element_v1.1.txt", "val": "gym99_val_element.txt"}
+# <YouTube id>_E_<event start>_<event end>_A_<element start>_<element end>: the release's element ids. The id's
+# fixed alphabet also keeps a line from naming a file outside subactions/.
+GYM_ELEMENT_ID = re.compile(r"^[A-Za-z0-9_-]{11}_E_\d{6}_\d{6}_A_\d{4}_\d{4}$")
+
+
+def gym99_split_file(root: str | Path, split: str) -> Path:
+    """The release's element list of ``split``, in ``root`` or ``root/annotations`` (the first that exists, else
+    the one in ``root``, for the message)."""
+    check_split(split)
+    name = GYM99_SPLIT_FILES[split]
+    for folder in (Path(root), Path(root) / "annotations"):
+        if (folder / name).exists():
+            return folder / name
+    return Path(root) / name
+
+
+def read_finegym(root: str | Path, split: str) -> Result:
+    """Gym99 elements of one split: '<element id> <label>' lines of the release's lists, videos
+    ``subactions/<element id>.mp4`` (as mmaction2's ``trim_subaction.py`` cuts them), keypoints
+    ``poses/<element id>.npz`` (``data.pose.read_gym_pose``)."""
+    check_split(split)
+    file, rows, bad = _finegym_rows(Path(root), split)
+    train = train_rows(split, lambda: _finegym_rows(Path(root), "train"))
+    return one_per_video(file, rows, bad, lambda s: s.video_id, split, train, what="element")
+
+
+def _finegym_rows(root: Path, split: str) -> Rows:
+    file = gym99_split_file(root, split)
+    rows, bad = [], []
+    for number, raw in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            bad.append(BadAnnotation(str(file), number, text, "expected '<element id> <label index>'"))
+            continue
+        element, label = parts[0], int(parts[1])
+        if not GYM_ELEMENT_ID.match(element):
+            reason = f"element id {element!r} does not follow <YouTube id>_E_dddddd_dddddd_A_dddd_dddd"
+            bad.append(BadAnnotation(str(file), number, text, reason))
+            continue
+        if label >= GYM99_CLASSES:
+            reason = f"label {label} outside Gym99's {GYM99_CLASSES} classes (0..{GYM99_CLASSES - 1})"
+            bad.append(BadAnnotation(str(file), number, text, reason))
+            continue
+        rows.append((Sample(root / "subactions" / f"{element}.mp4", label, element, number,
+                            pose=root / "poses" / f"{element}.npz"), text))
+    return file, rows, bad

@@ -22,7 +22,7 @@ class Sample(NamedTuple):
     video_id: str
     line: int | None  # line (or JSON entry) in the annotation file, for error messages; 0 = the whole file
     segment: tuple[float, float] | None = None  # (start, stop) seconds of an untrimmed video; None = all of it
-    pose: Path | None = None  # the pose file of this video (PennAction .mat, NTU .skeleton)
+    pose: Path | None = None  # the pose file of this video (PennAction .mat, NTU .skeleton, FineGYM .npz)
 
 
 class BadAnnotation(NamedTuple):

@@ -192,10 +192,32 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
             sources = dict.fromkeys((r["command"], r["commit"][:7], r["measured_at"], r["torch"]) for r in mine)
             lines = "\n".join(f"- `{command}`: commit {commit}, {date}, torch {torch}"
                                for command, commit, date, torch in sources)
+            shrinks = {r["shrink"] for r in mine}
+            detail = smoke_summary(mine) if min(shrinks) > 1 and tables > 1 else markdown(mine)
             out.append(f"**{device}** (`{path.relative_to(REPO)}`): {passed} of {len(mine)} runs of {tables} "
-                       f"table(s) pass.\n\n{markdown(mine)}\n\n{lines}")
+                       f"table(s) pass.\n\n{detail}\n\n{lines}")
     body = "\n\n".join(out) or "No smoke records yet: `python -m experiments smoke ID --record` writes them."
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
+
+
+def smoke_summary(records: list[dict]) -> str:
+    """One line per table, for a sweep at a shrunk frame size (its step times and memory are not the paper
+    shape's, so what it shows is whether every run passes): runs, those stepped (the others equal a run stepped
+    before), passes, the first failure, the frame-size divisor and the slowest step and test batch."""
+    from tabulate import tabulate
+
+    lines = []
+    for table in dict.fromkeys(r["table"] for r in records):
+        mine = [r for r in records if r["table"] == table]
+        failed = [r for r in mine if r["status"] != "pass"]
+        first = f"{failed[0]['row']} / {failed[0]['column']}: {failed[0]['error']}"[:110] if failed else ""
+        steps = [r["step_s"] for r in mine if r.get("step_s") is not None]
+        tests = [r["test_s"] for r in mine if r.get("test_s") is not None]
+        lines.append([table, len(mine), sum(not r.get("same_as") for r in mine), len(mine) - len(failed),
+                      first or "—", "/".join(map(str, sorted({r["shrink"] for r in mine}))),
+                      f"{max(steps):.2f}" if steps else "—", f"{max(tests):.1f}" if tests else "—"])
+    return tabulate(lines, headers=["table", "runs", "stepped", "pass", "first failure", "frame size 1/",
+                                    "slowest step (s)", "slowest test batch (s)"], tablefmt="github")
 
 
 Block = tuple[str, str, Callable[[], str]]

@@ -12,7 +12,8 @@ Layouts (``data.annotations``, ``data.lra``, ``data.davis``): Kinetics as ``path
 ``val.csv``; 400 or 600 classes from the dataset), SSv2's ``labels.json`` (174 templates) with ``videos/<id>.webm``,
 EPIC-KITCHENS-100's CSVs (97 verbs, 300 nouns) with untrimmed ``<participant>/videos/<video>.MP4``, PennAction's
 ``frames/<id>/<n>.jpg`` with ``labels/<id>.mat``, NTU RGB+D's ``nturgb+d_rgb/*_rgb.avi`` with
-``nturgb+d_skeletons/*.skeleton``, DAVIS 2017's 480p JPEG frames and palette masks, and the LRA releases' files.
+``nturgb+d_skeletons/*.skeleton``, FineGYM's Gym99 element lists with ``subactions/<element>.mp4`` and
+``poses/<element>.npz``, DAVIS 2017's 480p JPEG frames and palette masks, and the LRA releases' files.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from PIL import Image
 from data.cache import build_once
 from data.davis import write_davis_fixture
 from data.lra import write_listops
-from data.pose import PENNACTION_ACTIONS, ntu_body, write_ntu_skeleton, write_pennaction_labels
+from data.pose import (COCO_JOINTS, PENNACTION_ACTIONS, ntu_body, write_gym_pose, write_ntu_skeleton,
+                       write_pennaction_labels)
+from data.pose_annotations import GYM99_CLASSES, GYM99_SPLIT_FILES
 from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER
 from data.video_io import write_frame_folder, write_video
 
@@ -80,6 +83,8 @@ PAPER_SHAPES: dict[str, VideoShape] = {
     "pennaction": VideoShape(640, 480, 30, 2.0, "640x480 JPEG frames, 60 a video"),
     "ntu60": _NTU,
     "ntu120": _NTU,
+    "finegym": VideoShape(1280, 720, 30, 2.0, "Gym99 elements cut from the YouTube videos, 1280x720 H.264 at 30 fps, "
+                                              "2 s (size and length our choice: the sources vary)"),
     "davis2017": VideoShape(854, 480, 24, 2.0, "480p JPEG frames (854x480) and palette masks, 48 a sequence"),
 }
 # Long Range Arena: token sequences at the benchmark's lengths (no frames): ListOps 500-2000 tokens, texts longer
@@ -277,8 +282,29 @@ def _davis(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: i
                         width=shape.width, seed=int(rng.integers(2**31)))
 
 
+def _finegym(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: int, num_val: int,
+             dataset: str) -> None:
+    """Elements of distinct events, each with two people's keypoints: the gymnast and a judge the estimator saw
+    with lower scores (the reader keeps the first)."""
+    alphabet = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+    number = 0
+    for split, count in (("train", num_train), ("val", num_val)):
+        lines = []
+        for i in range(count):
+            number += 1
+            element = (f"{''.join(rng.choice(alphabet, 11))}_E_{10 * number:06d}_{10 * number + 8:06d}"
+                       f"_A_{2:04d}_{2 + round(shape.seconds):04d}")
+            _video(root / "subactions" / f"{element}.mp4", rng, shape)
+            keypoint = rng.uniform(0.2, 0.8, (2, shape.frames, len(COCO_JOINTS), 2)) * (shape.width, shape.height)
+            score = np.stack([rng.uniform(0.6, 1.0, keypoint.shape[1:3]), rng.uniform(0.1, 0.4, keypoint.shape[1:3])])
+            write_gym_pose(root / "poses" / f"{element}.npz", keypoint, score)
+            lines.append(f"{element} {i % GYM99_CLASSES}\n")
+        (root / GYM99_SPLIT_FILES[split]).write_text("".join(lines))
+
+
 _VIDEO_WRITERS = {"kinetics400": _kinetics, "kinetics600": _kinetics, "ssv2": _ssv2, "epic_kitchens100": _epic,
-                  "pennaction": _pennaction, "ntu60": _ntu, "ntu120": _ntu, "davis2017": _davis}
+                  "pennaction": _pennaction, "ntu60": _ntu, "ntu120": _ntu, "finegym": _finegym,
+                  "davis2017": _davis}
 
 
 # ---- Long Range Arena -------------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ D3DA_PAPER = ScalePreset(
     data={"PennAction": _PAPER_PENN,
           "NTU60": dataclasses.replace(_PAPER_PENN, dataset="ntu60"),  # cross-subject
           "NTU120": dataclasses.replace(_PAPER_PENN, dataset="ntu120"),  # cross-subject
-          "FineGYM": dataclasses.replace(_PAPER_PENN, dataset="finegym")},  # Gym99; no reader in data/ yet
+          "FineGYM": dataclasses.replace(_PAPER_PENN, dataset="finegym")},  # Gym99 (data/README.md#real-datasets)
     optim=OptimConfig(optimizer="adamw", lr=1e-4, weight_decay=0.05, label_smoothing=0.1, epochs=50,
                       warmup_epochs=5, schedule="cosine"),
     trainer=GPU_TRAINER,
@@ -134,8 +134,7 @@ RECIPE_CHOICES = (
     "1e-4, weight decay 0.05, label smoothing 0.1, 50 epochs cosine after 5 warm-up epochs, batch 8; 12 segments "
     "at 224x224 (short side in [256, 320], flips), 1 x 3 test views; PennAction's 13 pixel joints, NTU's 25 "
     "camera-space joints of the main actor (cross-subject splits), FineGYM (Gym99) with 17 COCO joints of a 2-D "
-    "pose estimator. FineGYM has no annotation reader in data/ yet: its column needs data and, once present, "
-    "stops with that message.")
+    "pose estimator (the gymnast: the person of the highest keypoint scores).")
 
 # ---- Figure A1: one model trained with 12 frames, tested with fewer and more -------------------------------------
 

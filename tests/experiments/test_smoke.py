@@ -5,6 +5,7 @@ untrimmed video, PennAction RGB + pose dict inputs, a test-only evaluation of ot
 sequences, DAVIS label propagation), through the real readers, data modules, LightningModules and multi-view test
 collation. The full sweep at the paper's shape is the command's (experiments/README.md#paper-scale-smoke)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -73,16 +74,30 @@ def test_fit_says_which_gpu_the_paper_names(records):
     assert mformer["paper_gpu"] is None and mformer["fits"] is None
 
 
-def test_a_failing_run_is_recorded_with_its_first_error_and_the_command_exits_1(tmp_path, options):
-    """FineGYM has no reader in data/: every run of its row fails where the run path stops it, named."""
+def test_finegym_steps_through_its_reader_with_17_keypoints(options):
+    """FineGYM's element lists, cut elements and .npz keypoints: the d3da model takes COCO's 17 joints."""
+    (cfg,) = [c for c in smoke_configs("d3da_figureA1", ["finegym"]) if c.column == "12 frames"]
+    record = smoke_run(cfg, options, echo=lambda line: None)
+    assert record["status"] == "pass", record["error"]
+    assert record["step_s"] > 0 and record["test_views"] == cfg.data.test_clips * cfg.data.test_crops
+
+
+def test_a_failing_run_is_recorded_with_its_first_error_and_the_command_exits_1(tmp_path, options, monkeypatch):
+    """A planted error in DAVIS label propagation (Table 9's one run): the run fails, named with its place."""
+    from experiments import tasks
+
+    def planted(cfg, weights, device):
+        raise ValueError("planted evaluation error")
+
+    task = tasks.get_task("label_propagation")
+    monkeypatch.setitem(tasks._TASKS, task.name, dataclasses.replace(task, evaluate=planted))
     path = tmp_path / "smoke.json"
-    status = main(["smoke", "d3da_figureA1", "--rows", "finegym", "--shrink", "7", "--steps", "2",
-                   "--cache-dir", str(options.cache_dir), "--record", str(path)])
+    status = main(["smoke", "mformer_table9", "--shrink", "7", "--cache-dir", str(options.cache_dir),
+                   "--record", str(path)])
     assert status == 1
-    records = read_records(path)
-    assert [r["column"] for r in records] == [c.column for c in smoke_configs("d3da_figureA1", ["finegym"])]
-    assert all(r["status"] == "fail" and r["commit"] and r["command"].startswith("python -m experiments smoke")
-               for r in records)
-    assert records[0]["error"].startswith("experiments/d3da/tables.py:")
-    assert "finegym has no annotation reader" in records[0]["error"]
-    json.dumps(records)  # the file holds plain JSON
+    (record,) = read_records(path)
+    assert record["status"] == "fail" and record["commit"]
+    assert record["command"].startswith("python -m experiments smoke")
+    assert record["error"].startswith("tests/experiments/test_smoke.py:")
+    assert "planted evaluation error" in record["error"]
+    json.dumps(record)  # the file holds plain JSON

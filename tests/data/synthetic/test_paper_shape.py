@@ -16,7 +16,7 @@ from data.synthetic.paper_shape import (LRA_DATASETS, PAPER_SHAPES, describe, en
 SHRINK = 8
 FORMATS = {"kinetics400": ("kinetics_list", 400), "kinetics600": ("kinetics_list", 600), "ssv2": ("ssv2", 174),
            "epic_kitchens100": ("epic_kitchens100", {"verb": 97, "noun": 300}), "pennaction": ("pennaction", 15),
-           "ntu60": ("ntu60_xsub", 60), "ntu120": ("ntu120_xsub", 120)}
+           "ntu60": ("ntu60_xsub", 60), "ntu120": ("ntu120_xsub", 120), "finegym": ("finegym99", 99)}
 
 
 @pytest.mark.parametrize("dataset", sorted(FORMATS))
@@ -31,7 +31,7 @@ def test_the_real_reader_reads_every_sample_with_the_real_classes(tmp_path, data
         assert all(s.path.exists() and (s.pose is None or s.pose.exists()) for s in samples)
 
 
-@pytest.mark.parametrize("dataset", ["kinetics400", "ssv2", "epic_kitchens100", "ntu60"])
+@pytest.mark.parametrize("dataset", ["kinetics400", "ssv2", "epic_kitchens100", "ntu60", "finegym"])
 def test_videos_decode_at_the_written_size_rate_and_length(tmp_path, dataset):
     shape = PAPER_SHAPES[dataset].shrunk(SHRINK)
     root = write_paper_shape(dataset, tmp_path, num_train=1, num_val=1, shrink=SHRINK)
@@ -81,6 +81,6 @@ def test_a_root_is_written_once_and_a_dataset_without_a_writer_is_refused(tmp_pa
     assert ensure_paper_shape("kinetics400", tmp_path, num_train=1, num_val=1, shrink=SHRINK) == first
     assert (first / "train.csv").stat().st_mtime_ns == stamp
     assert ensure_paper_shape("kinetics400", tmp_path, num_train=2, num_val=1, shrink=SHRINK) != first
-    assert not writable("finegym")
-    with pytest.raises(ValueError, match="no paper-shape writer for 'finegym'"):
-        ensure_paper_shape("finegym", tmp_path, num_train=1, num_val=1)
+    assert not writable("ntu60_xview")
+    with pytest.raises(ValueError, match="no paper-shape writer for 'ntu60_xview'"):
+        ensure_paper_shape("ntu60_xview", tmp_path, num_train=1, num_val=1)

@@ -73,10 +73,11 @@ def test_paper_scale_pose_layouts_and_configuration():
     assert (tiny.model.name, tiny.data.dataset, tiny.data.num_frames) == ("d3da_tiny", "synth_pose", 12)
 
 
-def test_finegym_stops_with_a_clear_message_until_it_has_a_reader(tmp_path):
+def test_a_finegym_root_without_its_lists_is_named_with_the_layout_it_needs(tmp_path):
     cfg = paper_run("finegym", str(tmp_path))
-    with pytest.raises(ValueError, match="finegym has no annotation reader"):
-        get_task(cfg.task).datamodule(cfg, tmp_path)
+    dm = get_task(cfg.task).datamodule(cfg, tmp_path)
+    with pytest.raises(FileNotFoundError, match="gym99_train_element_v1.1.txt"):
+        dm.setup("fit")
 
 
 def test_the_task_rejects_a_dataset_without_joints():
