@@ -1,7 +1,8 @@
 """What a command checks once its runs are resolved, before it computes, reads data or trains anything: that the
 folders it writes take a new file (``check_writable``) and that Lightning takes the run's trainer options
-(``check_trainer_options``: accelerator, devices, strategy, precision, nodes, parsed by Lightning itself). Each
-failure is one line naming the folder or the option.
+(``check_trainer_options``: accelerator, devices, strategy, precision, nodes, parsed by Lightning itself), and that
+a recipe that mixes clips has two per batch (``check_mixed_batch``). Each failure is one line naming the folder or
+the option.
 
 A valid accelerator this machine lacks (``gpu`` on a CPU machine) stops a run here; a ``--dry-run`` plans it (it is
 how a cluster job is checked from a login node) and says that the run would stop on this machine.
@@ -108,6 +109,16 @@ def _check_options(trains: bool, accelerator: str, devices: Any, num_nodes: int,
         return (f"Lightning refuses --accelerator {accelerator} --devices {_shown(devices)} --strategy {strategy} "
                 f"--precision {precision} --num-nodes {num_nodes}: {_one_line(err)}"), None
     return None, None
+
+
+def check_mixed_batch(cfg: RunConfig) -> None:
+    """A run that mixes clips (mixup, cutmix) needs two in each per-device batch: timm mixes a batch with its flip
+    and an odd batch's last clip is left out, so a batch of one trains on nothing. Refused naming the options."""
+    optim = cfg.optim
+    if (optim.mixup_alpha > 0 or optim.cutmix_alpha > 0) and cfg.data.batch_size < 2 and get_task(cfg.task).trains:
+        raise ValueError(f"{cfg.table}/{cfg.row}: mixup/cutmix mix each clip with another of its per-device batch, so "
+                         f"data.batch_size={cfg.data.batch_size} (--batch-size) trains on no clip; give 2 or more, or "
+                         f"turn them off (--set optim.mixup_alpha=0 --set optim.cutmix_alpha=0)")
 
 
 def _evaluation_accelerator(accelerator: str) -> tuple[str | None, str | None]:

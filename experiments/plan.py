@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checks import check_trainer_options, check_writable
+from .checks import check_mixed_batch, check_trainer_options, check_writable
 from .overrides import apply_overrides, given_options
 from .paper_tables import paper_table
 from .provenance import check_multi_node_launch, with_paper_batch
@@ -197,6 +197,7 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
         here = not dry_run and expected_data(cfg) is None
         if here and get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
             check_multi_node_launch(cfg)
+        check_mixed_batch(cfg)
         note = check_trainer_options(cfg, on_this_machine=here)
         if note:
             notes[note] = None

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from timm.data import Mixup
+from timm.data.mixup import mixup_target
 from timm.loss import SoftTargetCrossEntropy
 from timm.models import group_parameters
 from timm.optim import create_optimizer_v2
@@ -108,7 +109,8 @@ class VideoClassifier(L.LightningModule):
 
     Test batches may carry V views per video, ``video`` (B, V, C, T, H, W), whose scores are averaged per video. Under
     mixup/cutmix the training accuracy is not logged, and an odd batch loses its last clip (timm mixes a batch with its
-    reverse). Which paper sets which option: each paper's README.
+    reverse; a batch of one is its own reverse, so it trains unmixed). Which paper sets which option: each paper's
+    README.
 
     Args:
         model: maps (B, C, T, H, W) clips to (B, num_outputs(num_classes)) logits.
@@ -353,9 +355,11 @@ class VideoClassifier(L.LightningModule):
     def mix(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timm mixup/cutmix of a (B, C, T, H, W) batch; returns the mixed clips and soft (flat) targets. Time is
         folded into the channels, so timm's box over the last two axes is the same on every frame."""
-        if len(video) % 2:
-            video, label = video[:-1], label[:-1]
         flat = label if label.ndim == 1 else label[:, 0] * self.num_classes["noun"] + label[:, 1]
+        if len(video) == 1:  # a batch left with one clip (its others skipped as unreadable): its own flip is itself
+            return video, mixup_target(flat, self._flat_classes, smoothing=self.mixup.label_smoothing)
+        if len(video) % 2:
+            video, flat = video[:-1], flat[:-1]
         frames = video.shape[2]
         folded = rearrange(video, "b c t h w -> b (c t) h w").contiguous()
         folded, soft = self.mixup(folded, flat)

@@ -36,6 +36,7 @@ def run_twice(capsys, tmp_path, *options: str) -> tuple[tuple[int, str], tuple[i
     (["--set", "optim.lr=-1"], "optim.lr=-1: must be greater than 0"),
     (["--set", "optim.weight_decay=-0.05"], "optim.weight_decay=-0.05: must be at least 0"),
     (["--set", "optim.momentum=1.5"], "optim.momentum=1.5: must be between 0 and 1"),
+    (["--batch-size", "1", "--set", "optim.mixup_alpha=0.8"], "data.batch_size=1 (--batch-size) trains on no clip"),
 ])
 def test_a_bad_option_stops_the_dry_run_where_the_run_stops(capsys, tmp_path, nothing_starts, options, named):
     dry, real = run_twice(capsys, tmp_path, *options)

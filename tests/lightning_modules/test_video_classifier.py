@@ -171,6 +171,20 @@ def test_mixup_of_verb_noun_labels_mixes_both_heads():
     assert math.isfinite(loss.item())  # an odd batch loses its last clip instead of failing
 
 
+def test_a_batch_of_one_clip_under_mixup_is_its_own_reverse_and_trains_unmixed():
+    """A batch left with one clip (its others unreadable) trains on that clip with its smoothed target; it
+    trained on nothing before (timm pairs clips; the odd one out was dropped)."""
+    module = VideoClassifier(Passthrough(7), VN, mixup_alpha=0.8, label_smoothing=0.1)
+    x, label = torch.randn(1, 7, 1, 1, 1), torch.tensor([[2, 1]])
+    mixed, soft = module.mix(x, label)
+    assert torch.equal(mixed, x)
+    verb, noun = module._marginals(soft)
+    assert verb[0, 2].item() == pytest.approx(1 - 0.1 + 0.1 / 3, abs=1e-6)
+    assert noun[0, 1].item() == pytest.approx(1 - 0.1 + 0.1 / 4, abs=1e-6)
+    loss = module.training_step({"video": x, "label": label}, 0)
+    assert math.isfinite(loss.item()) and loss.item() > 0
+
+
 def test_input_key_selects_the_batch_entry():
     class TokenClassifier(VideoClassifier):
         input_key = "input"
