@@ -193,8 +193,9 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
             lines = "\n".join(f"- `{command}`: commit {commit}, {date}, torch {torch}"
                                for command, commit, date, torch in sources)
             shrinks = {r["shrink"] for r in mine}
-            detail = smoke_summary(mine) if min(shrinks) > 1 and tables > 1 else markdown(mine)
-            out.append(f"**{device}** (`{path.relative_to(REPO)}`): {passed} of {len(mine)} runs of {tables} "
+            detail = smoke_summary(mine) if max(shrinks) > 1 and tables > 1 else markdown(mine)
+            shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+            out.append(f"**{device}** (`{shown}`): {passed} of {len(mine)} runs of {tables} "
                        f"table(s) pass.\n\n{detail}\n\n{lines}")
     body = "\n\n".join(out) or "No smoke records yet: `python -m experiments smoke ID --record` writes them."
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
@@ -213,10 +214,11 @@ def smoke_summary(records: list[dict]) -> str:
         first = f"{failed[0]['row']} / {failed[0]['column']}: {failed[0]['error']}"[:110] if failed else ""
         steps = [r["step_s"] for r in mine if r.get("step_s") is not None]
         tests = [r["test_s"] for r in mine if r.get("test_s") is not None]
+        sizes = ", ".join("paper" if k == 1 else f"1/{k}" for k in sorted({r["shrink"] for r in mine}))
         lines.append([table, len(mine), sum(not r.get("same_as") for r in mine), len(mine) - len(failed),
-                      first or "—", "/".join(map(str, sorted({r["shrink"] for r in mine}))),
+                      first or "—", sizes,
                       f"{max(steps):.2f}" if steps else "—", f"{max(tests):.1f}" if tests else "—"])
-    return tabulate(lines, headers=["table", "runs", "stepped", "pass", "first failure", "frame size 1/",
+    return tabulate(lines, headers=["table", "runs", "stepped", "pass", "first failure", "frame size",
                                     "slowest step (s)", "slowest test batch (s)"], tablefmt="github")
 
 

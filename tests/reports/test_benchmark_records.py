@@ -59,3 +59,24 @@ def test_a_malformed_records_file_is_named_and_left_as_it_was(tmp_path, capsys):
     with pytest.raises(ValueError, match="no 'vit' record to divide by") as err:
         shift_tables(tmp_path)
     assert str(path) in str(err.value)
+
+
+def _smoke(table: str, row: str, shrink: int, status: str = "pass", **fields) -> dict:
+    return {"table": table, "row": row, "column": "K-400", "shrink": shrink, "status": status,
+            "error": None if status == "pass" else "models/x.py:1: ValueError: too few tokens", "step_s": 1.0,
+            "test_s": 2.0, "device_name": "CPU", "command": "python -m experiments smoke all", "commit": "abc1234def",
+            "measured_at": "2026-11-25", "torch": "2.13.0", **fields}
+
+
+def test_a_shrunk_sweep_is_summarised_per_table_and_a_paper_shape_file_per_run(tmp_path):
+    from reports.readme import smoke_block
+
+    sweep = [_smoke("t1", "a", 7), _smoke("t1", "b", 1, step_s=9.5), _smoke("t2", "a", 7, status="fail"),
+             _smoke("t2", "b", 7, same_as="t1/a/K-400")]
+    (tmp_path / "smoke_cpu_sweep.json").write_text(json.dumps({"records": sweep}))
+    text = smoke_block(tmp_path)
+    assert "3 of 4 runs of 2 table(s) pass" in text
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in text.splitlines() if line.startswith("| t")}
+    assert lines["t1"][:3] == ["2", "2", "2"] and lines["t1"][4:6] == ["paper, 1/7", "9.5"]
+    assert lines["t2"][:3] == ["2", "1", "1"] and lines["t2"][3].startswith("a / K-400: models/x.py:1")
