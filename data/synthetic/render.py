@@ -24,6 +24,14 @@ def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray, radius: np.ndarray) ->
     if shape == "ell":  # an "L": no rotational symmetry at all
         return ((x >= -radius) & (x <= -radius / 3) & (np.abs(y) <= radius)) | (
             (y >= radius / 3) & (y <= radius) & (x >= -radius) & (x <= 0.7 * radius))
+    if shape == "ring":
+        return (x**2 + y**2 <= radius**2) & (x**2 + y**2 >= (0.55 * radius) ** 2)
+    if shape == "bar":  # long and thin: tells itself from a square under any rotation
+        return (np.abs(x) <= radius) & (np.abs(y) <= radius / 4)
+    if shape == "tee":  # a "T": a cross without its lower arm
+        arm = radius / 3
+        return ((np.abs(y + 2 * arm) <= arm) & (np.abs(x) <= radius)) | ((np.abs(x) <= arm) & (y >= -radius)
+                                                                        & (y <= radius))
     raise ValueError(shape)
 
 
