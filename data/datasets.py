@@ -226,12 +226,18 @@ def pose_space(path: Path) -> str:
     return "camera" if Path(path).suffix == ".skeleton" else "pixel"
 
 
+def one_pose_row_per_frame(path: Path) -> bool:
+    """Whether a pose file must hold exactly one row per video frame (PennAction's .mat), rather than being
+    clamped to its last row (NTU's .skeleton, FineGYM's .npz)."""
+    return Path(path).suffix == ".mat"
+
+
 def pose_frame_mismatch(path: Path, num_pose_frames: int, video: Path, num_video_frames: int) -> str | None:
     """Why a pose file does not fit its video's frames, or None. PennAction ships one pose row per frame of the
     folder, so any difference means a corrupt pose file (joints clamped to its last row would be wrong for every
     later frame); NTU's skeleton files, and FineGYM keypoints estimated on frames cut apart from the videos, may
     differ from their videos by a few frames, and are clamped."""
-    if Path(path).suffix == ".mat" and num_pose_frames != num_video_frames:
+    if one_pose_row_per_frame(path) and num_pose_frames != num_video_frames:
         return (f"{num_pose_frames} pose frames for the {num_video_frames} frames of {video} (PennAction has one "
                 f"per frame)")
     return None
@@ -370,7 +376,7 @@ def _check_pose(path: Path, video: Path) -> str | None:
         return "missing file"
     except PoseFormatError as err:
         return err.reason if err.line is None else f"line {err.line}: {err.reason}"
-    if path.suffix != ".mat":  # only PennAction's are compared frame by frame: no need to open the video
+    if not one_pose_row_per_frame(path):  # the others are clamped: no need to open the video
         return None
     try:
         with open_video(video) as opened:

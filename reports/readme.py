@@ -207,11 +207,13 @@ def smoke_summary(records: list[dict]) -> str:
     before), passes, the first failure, the frame-size divisor and the slowest step and test batch."""
     from tabulate import tabulate
 
+    from experiments.smoke import ERROR_CHARS
+
     lines = []
     for table in dict.fromkeys(r["table"] for r in records):
         mine = [r for r in records if r["table"] == table]
         failed = [r for r in mine if r["status"] != "pass"]
-        first = f"{failed[0]['row']} / {failed[0]['column']}: {failed[0]['error']}"[:110] if failed else ""
+        first = f"{failed[0]['row']} / {failed[0]['column']}: {failed[0]['error']}"[:ERROR_CHARS] if failed else ""
         steps = [r["step_s"] for r in mine if r.get("step_s") is not None]
         tests = [r["test_s"] for r in mine if r.get("test_s") is not None]
         sizes = ", ".join("paper" if k == 1 else f"1/{k}" for k in sorted({r["shrink"] for r in mine}))
