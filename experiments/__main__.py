@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import check_writable, write_refused
+from .image_pretraining import add_command as add_pretrain_images_parser
 from .interruption import Interrupted, stop_on_signals
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
 from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_buildable, check_resolved,
@@ -518,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_smoke_parser(sub)
 
     add_static_parser(sub)
+    add_pretrain_images_parser(sub)
     return parser
 
 

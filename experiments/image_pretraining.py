@@ -1,0 +1,148 @@
+"""The tiny scale's image pretraining, in ImageNet-21K's role (experiments/tiny_regime_design.md): each tiny video
+model's image part, a timm ``VisionTransformer``, is trained on ``synth_images`` until its validation loss stops
+falling, and shipped in the repository as ``tiny_pretrained/<arch>.safetensors`` with its record
+``<arch>.json``.
+
+``python -m experiments pretrain-images ARCH`` writes both. A tiny preset names the shipped file as the pretrained
+source ``tiny_image:<arch>@<sha256 prefix>`` (``tiny_image_source``): the prefix is part of every run's
+configuration, so a run trained from other weights is never taken for one trained from these. The file is loaded
+through ``models.pretrained.load_pretrained``, the loader that maps ImageNet ViT-B into each paper's video model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .tasks import register_source
+
+TINY_PRETRAINED = Path(__file__).parent / "tiny_pretrained"
+SOURCE_PREFIX = "tiny_image"
+# The tiny video architectures that start from an image ViT: the Motionformer family's (ViT-B's and ViT-L's
+# stand-ins) and the frame-wise model of MSCA and X-ViT.
+ARCHITECTURES = ("vit_tiny_video", "vit_tiny_l_video", "vit_tiny_frame")
+
+
+def image_backbone(arch: str, num_classes: int, **kwargs: Any):
+    """The timm image ViT whose weights the registered video model ``arch`` takes: its width, depth, heads, MLP
+    ratio, patch size and frame size, read from the video model itself so that the two cannot drift apart."""
+    import torch
+    from timm.models.vision_transformer import VisionTransformer
+
+    from models import create_model
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"no tiny image pretraining for {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    with torch.device("meta"):
+        video = create_model(arch)
+    block = video.blocks[0]
+    patch = video.patch_embed.patch_size
+    return VisionTransformer(img_size=video.patch_embed.grid_size[1] * patch, patch_size=patch,
+                             num_classes=num_classes, embed_dim=video.embed_dim, depth=len(video.blocks),
+                             num_heads=block.attn.num_heads, mlp_ratio=block.mlp.fc1.out_features / video.embed_dim,
+                             qkv_bias=block.attn.qkv.bias is not None, **kwargs)
+
+
+def weights_path(arch: str, folder: Path = TINY_PRETRAINED) -> Path:
+    return Path(folder) / f"{arch}.safetensors"
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tiny_image_source(arch: str, folder: Path = TINY_PRETRAINED) -> str:
+    """``tiny_image:<arch>@<first 12 hex digits of the shipped file's sha256>``; without the file, the source has
+    no digest and fails when it loads, naming the command that writes it."""
+    path = weights_path(arch, folder)
+    return f"{SOURCE_PREFIX}:{arch}@{file_digest(path)[:12]}" if path.is_file() else f"{SOURCE_PREFIX}:{arch}"
+
+
+def resolve_tiny_image_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
+    arch, _, digest = rest.partition("@")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"pretrained source {SOURCE_PREFIX}:{rest}: no tiny image backbone {arch!r}; known: "
+                         f"{', '.join(ARCHITECTURES)}")
+    path = weights_path(arch, folder)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained source {SOURCE_PREFIX}:{rest}: {path} is missing; write it with "
+                                f"`python -m experiments pretrain-images {arch}`")
+    if digest and not file_digest(path).startswith(digest):
+        raise ValueError(f"pretrained source {SOURCE_PREFIX}:{rest}: {path} has changed since this run was "
+                         f"configured (its sha256 now starts {file_digest(path)[:12]}); run the table again")
+    return str(path)
+
+
+register_source(SOURCE_PREFIX, resolve_tiny_image_source)
+
+
+def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, max_epochs: int = 100, patience: int = 5,
+                            min_delta: float = 0.01, lr: float = 1e-3, weight_decay: float = 0.05,
+                            warmup_epochs: float = 1.0, batch_size: int = 128, num_train: int = 20_000,
+                            num_val: int = 2_000, seed: int = 0, cache_dir: Path = Path(".cache/synthetic")) -> Path:
+    """Train ``arch``'s image ViT on ``synth_images`` until Lightning's ``EarlyStopping`` (``val/loss``, ``patience``
+    epochs without a fall of more than ``min_delta`` below its best) or ``max_epochs``, the cap of the cosine; write
+    its final weights (timm's layout, head included) and the record. Returns the weights' path."""
+    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+    from safetensors.torch import save_file
+
+    from data.atomic_write import atomic_write_text
+    from data.image_datamodule import SynthImagesDataModule
+    from lightning_modules.image_classifier import EpochHistory, ImageClassifier
+
+    from .provenance import cpu_kernels, git_commit, library_versions
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    dm = SynthImagesDataModule(cache_dir, num_train, num_val, seed, batch_size)
+    model = image_backbone(arch, dm.num_classes)
+    system = ImageClassifier(model, dm.num_classes, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)
+    history = EpochHistory()
+    stop = EarlyStopping(monitor="val/loss", mode="min", patience=patience, min_delta=min_delta)
+    trainer = L.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, deterministic=True,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, callbacks=[history, stop])
+    start = time.perf_counter()
+    trainer.fit(system, datamodule=dm)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = weights_path(arch, out_dir)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
+              metadata={"arch": arch, "set": "synth_images"})
+    record = {
+        "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params,
+        "command": f"python -m experiments pretrain-images {arch}",
+        "schedule": {"optimizer": "adamw", "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs,
+                     "cosine_over_epochs": max_epochs, "batch_size": batch_size,
+                     "early_stopping": {"monitor": "val/loss", "patience": patience, "min_delta": min_delta}},
+        "epochs_trained": trainer.current_epoch, "stopped_early": bool(stop.stopped_epoch),
+        "final": history.epochs[-1] if history.epochs else None, "epochs": history.epochs,
+        "seconds": round(time.perf_counter() - start, 1), "git_commit": git_commit(), "cpu_kernels": cpu_kernels(),
+        "libraries": library_versions(),
+    }
+    atomic_write_text(out_dir / f"{arch}.json", json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """``pretrain-images ARCH [...]``: the subcommand of ``python -m experiments``."""
+    parser = sub.add_parser("pretrain-images", help="train a tiny video model's image ViT on synth_images and "
+                                                     "write experiments/tiny_pretrained/<arch>.safetensors")
+    parser.add_argument("arch", choices=ARCHITECTURES)
+    parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and record")
+    parser.add_argument("--max-epochs", type=int, default=100, help="the cap, over which the cosine runs")
+    parser.add_argument("--num-train", type=int, default=20_000)
+    parser.add_argument("--num-val", type=int, default=2_000)
+    parser.set_defaults(fn=_cmd_pretrain_images)
+
+
+def _cmd_pretrain_images(args: argparse.Namespace) -> int:
+    path = pretrain_image_backbone(args.arch, args.out, max_epochs=args.max_epochs, num_train=args.num_train,
+                                   num_val=args.num_val)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
