@@ -1,9 +1,11 @@
 """The tiny scale's image pretraining, in ImageNet-21K's role (experiments/tiny_regime_design.md): each tiny video
 model's image part, a timm ``VisionTransformer``, is trained on ``synth_images`` until its validation loss stops
-falling, and shipped in the repository as ``tiny_pretrained/<arch>.safetensors`` with its record
+falling under a decaying learning rate, and shipped in the repository as ``tiny_pretrained/<arch>.safetensors`` with its record
 ``<arch>.json``.
 
-``python -m experiments pretrain-images ARCH`` writes both. A tiny preset names the shipped file as the pretrained
+Training follows a cosine decay to zero over a fixed number of epochs (the design's amendment 2: an early stop on
+the validation loss ended at a plateau of the peak learning rate, not at convergence). ``python -m experiments
+pretrain-images ARCH`` writes both files. A tiny preset names the shipped file as the pretrained
 source ``tiny_image:<arch>@<sha256 prefix>`` (``tiny_image_source``): the prefix is part of every run's
 configuration, so a run trained from other weights is never taken for one trained from these. The file is loaded
 through ``models.pretrained.load_pretrained``, the loader that maps ImageNet ViT-B into each paper's video model.
@@ -80,16 +82,15 @@ def resolve_tiny_image_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
 register_source(SOURCE_PREFIX, resolve_tiny_image_source)
 
 
-def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, max_epochs: int = 100, patience: int = 5,
-                            min_delta: float = 0.01, lr: float = 1e-3, weight_decay: float = 0.05,
+def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epochs: int = 40, lr: float = 1e-3,
+                            weight_decay: float = 0.05,
                             warmup_epochs: float = 1.0, batch_size: int = 128, num_train: int = 20_000,
                             num_val: int = 2_000, seed: int = 0, cache_dir: Path = Path(".cache/synthetic")) -> Path:
-    """Train ``arch``'s image ViT on ``synth_images`` until Lightning's ``EarlyStopping`` (``val/loss``, ``patience``
-    epochs without a fall of more than ``min_delta`` below its best) or ``max_epochs``, the cap of the cosine; write
-    its final weights (timm's layout, head included) and the record. Returns the weights' path."""
+    """Train ``arch``'s image ViT on ``synth_images`` for ``epochs`` (warm-up, then a cosine to zero); write its final
+    weights (timm's layout, head included) and the record, with each epoch's validation loss and top-1. Returns the
+    weights' path."""
     import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping
     from safetensors.torch import save_file
 
     from data.atomic_write import atomic_write_text
@@ -103,10 +104,9 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, max_e
     model = image_backbone(arch, dm.num_classes)
     system = ImageClassifier(model, dm.num_classes, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)
     history = EpochHistory()
-    stop = EarlyStopping(monitor="val/loss", mode="min", patience=patience, min_delta=min_delta)
-    trainer = L.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, deterministic=True,
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, deterministic=True,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, callbacks=[history, stop])
+                        num_sanity_val_steps=0, callbacks=[history])
     start = time.perf_counter()
     trainer.fit(system, datamodule=dm)
     out_dir = Path(out_dir)
@@ -118,9 +118,8 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, max_e
         "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params,
         "command": f"python -m experiments pretrain-images {arch}",
         "schedule": {"optimizer": "adamw", "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs,
-                     "cosine_over_epochs": max_epochs, "batch_size": batch_size,
-                     "early_stopping": {"monitor": "val/loss", "patience": patience, "min_delta": min_delta}},
-        "epochs_trained": trainer.current_epoch, "stopped_early": bool(stop.stopped_epoch),
+                     "cosine_over_epochs": epochs, "batch_size": batch_size},
+        "epochs_trained": trainer.current_epoch,
         "final": history.epochs[-1] if history.epochs else None, "epochs": history.epochs,
         "seconds": round(time.perf_counter() - start, 1), "git_commit": git_commit(), "cpu_kernels": cpu_kernels(),
         "libraries": library_versions(),
@@ -135,14 +134,14 @@ def add_command(sub: argparse._SubParsersAction) -> None:
                                                      "write experiments/tiny_pretrained/<arch>.safetensors")
     parser.add_argument("arch", choices=ARCHITECTURES)
     parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and record")
-    parser.add_argument("--max-epochs", type=int, default=100, help="the cap, over which the cosine runs")
+    parser.add_argument("--epochs", type=int, default=40, help="the cosine's length (default 40: the design's)")
     parser.add_argument("--num-train", type=int, default=20_000)
     parser.add_argument("--num-val", type=int, default=2_000)
     parser.set_defaults(fn=_cmd_pretrain_images)
 
 
 def _cmd_pretrain_images(args: argparse.Namespace) -> int:
-    path = pretrain_image_backbone(args.arch, args.out, max_epochs=args.max_epochs, num_train=args.num_train,
+    path = pretrain_image_backbone(args.arch, args.out, epochs=args.epochs, num_train=args.num_train,
                                    num_val=args.num_val)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
