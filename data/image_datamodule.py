@@ -1,6 +1,7 @@
 """The images of ``synth_images`` as a LightningDataModule: (image, label) batches, normalised as the tiny video
 clips are (``DataConfig``'s default mean and std of 0.5), so that what a backbone learns here is what it sees later.
-No augmentation: every image already draws its own position, size, rotation and background."""
+Every epoch trains on fresh images (the trainer must reload its loaders every epoch); the validation images are
+fixed. No augmentation: every image already draws its own position, size, rotation and background."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.synthetic.images import CLASSES, ensure_synth_images, load_synth_images
+from data.synthetic.images import CLASSES, ensure_synth_images, load_synth_images, training_epoch
 
 # The tiny video pipeline's normalisation (data.transforms' defaults): the same pixels map to the same inputs.
 MEAN = STD = 0.5
@@ -32,12 +33,13 @@ class ImageArrayDataset(Dataset):
 
 
 class SynthImagesDataModule(L.LightningDataModule):
-    """``synth_images`` from ``cache_dir`` (written on first use): a shuffled training loader and a validation
-    loader in order.
+    """``synth_images``: a shuffled loader of the current epoch's fresh training images (rendered when the trainer
+    asks for it: ``Trainer(reload_dataloaders_every_n_epochs=1)``), and a loader of the validation images from
+    ``cache_dir`` (written on first use), in order.
 
     Args:
-        cache_dir: where the set's folder is kept (``data.synthetic.images.ensure_synth_images``).
-        num_train, num_val, seed: the set's size and seed (part of its cache key).
+        cache_dir: where the validation images are kept (``data.synthetic.images.ensure_synth_images``).
+        num_train: training images per epoch; num_val, seed: the validation set's size, and the seed of both.
         batch_size: images per batch.
     """
 
@@ -52,17 +54,19 @@ class SynthImagesDataModule(L.LightningDataModule):
         self.splits: dict[str, ImageArrayDataset] = {}
 
     def prepare_data(self) -> None:
-        self.root = ensure_synth_images(self.cache_dir, **self.params)
+        self.root = ensure_synth_images(self.cache_dir, num_train=0, num_val=self.params["num_val"],
+                                        seed=self.params["seed"])
 
     def setup(self, stage: str | None = None) -> None:
         if self.root is None:
             self.prepare_data()
-        for split in ("train", "val"):
-            if split not in self.splits:
-                self.splits[split] = ImageArrayDataset(*load_synth_images(self.root, split))
+        if "val" not in self.splits:
+            self.splits["val"] = ImageArrayDataset(*load_synth_images(self.root, "val"))
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["train"], batch_size=self.batch_size, shuffle=True, drop_last=True)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        images = ImageArrayDataset(*training_epoch(self.params["seed"], epoch, self.params["num_train"]))
+        return DataLoader(images, batch_size=self.batch_size, shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.splits["val"], batch_size=self.batch_size, shuffle=False)

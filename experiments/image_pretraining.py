@@ -83,12 +83,11 @@ register_source(SOURCE_PREFIX, resolve_tiny_image_source)
 
 
 def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epochs: int = 40, lr: float = 1e-3,
-                            weight_decay: float = 0.05,
-                            warmup_epochs: float = 1.0, batch_size: int = 128, num_train: int = 20_000,
+                            weight_decay: float = 0.05, warmup_epochs: float = 1.0, batch_size: int = 128, num_train: int = 20_000,
                             num_val: int = 2_000, seed: int = 0, cache_dir: Path = Path(".cache/synthetic")) -> Path:
-    """Train ``arch``'s image ViT on ``synth_images`` for ``epochs`` (warm-up, then a cosine to zero); write its final
-    weights (timm's layout, head included) and the record, with each epoch's validation loss and top-1. Returns the
-    weights' path."""
+    """Train ``arch``'s image ViT on ``synth_images``, ``num_train`` fresh images an epoch, for ``epochs`` (warm-up,
+    then a cosine to zero); write its final weights (timm's layout, head included) and the record, with each epoch's
+    validation loss and top-1. Returns the weights' path."""
     import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     from safetensors.torch import save_file
@@ -106,7 +105,8 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     history = EpochHistory()
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, deterministic=True,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, callbacks=[history])
+                        num_sanity_val_steps=0, callbacks=[history],
+                        reload_dataloaders_every_n_epochs=1)  # fresh training images every epoch
     start = time.perf_counter()
     trainer.fit(system, datamodule=dm)
     out_dir = Path(out_dir)
@@ -115,7 +115,7 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
               metadata={"arch": arch, "set": "synth_images"})
     record = {
-        "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params,
+        "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params, "fresh_images_every_epoch": True,
         "command": f"python -m experiments pretrain-images {arch}",
         "schedule": {"optimizer": "adamw", "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs,
                      "cosine_over_epochs": epochs, "batch_size": batch_size},

@@ -3,9 +3,10 @@
 wrapping), size, rotation, saturation, brightness and background, and carries a smaller distractor of another
 class, so a classifier must tell what is in the image wherever it is.
 
-Images are 32 x 32 RGB (the tiny crop) and live in one ``.npz`` per set (``ensure_synth_images``), read back with
-``allow_pickle=False`` (``load_synth_images``). Image k of a split depends only on (seed, split, k) and its
-label.
+Images are 32 x 32 RGB (the tiny crop). The validation images live in one ``.npz`` per set
+(``ensure_synth_images``), read back with ``allow_pickle=False`` (``load_synth_images``). Training draws fresh
+images every epoch (``training_epoch``), as ImageNet-21K holds more images than a ViT memorises in its schedule
+(experiments/tiny_regime_design.md, amendment 3). Image k of a split depends only on (seed, split, k) and its label.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def render_image(rng: np.random.Generator, label: int, size: int = IMAGE_SIZE) -
                             rng.uniform(0.6, 0.95))
         image = composite(image, mask, colour)
     return to_uint8(image[0])
+
+
+def training_epoch(seed: int, epoch: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch ``epoch``'s ``count`` training images (N, 32, 32, 3) uint8 and labels (N,) int64: image k is training
+    image ``epoch * count + k`` of ``seed``, so no two epochs share an image; labels are balanced within the epoch."""
+    labels = balanced_labels(np.random.default_rng([seed, LABELS, 0, epoch]), count, len(CLASSES))
+    images = np.stack([render_image(video_rng(seed, "train", epoch * count + k), label)
+                       for k, label in enumerate(labels)]) if count else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3),
+                                                                                   np.uint8)
+    return images, np.asarray(labels, dtype=np.int64)
 
 
 def write_synth_images(root: Path, num_train: int, num_val: int, seed: int = 0) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data.synthetic.images import (CLASSES, HUES, SHAPES, ensure_synth_images, load_synth_images, render_image,
-                                   write_synth_images)
+                                   training_epoch, write_synth_images)
 from data.synthetic.render import render_object
 
 
@@ -70,3 +70,13 @@ def test_a_pickled_object_array_is_refused_not_unpickled(tmp_path):
         archive.writestr("train_labels.npy", buffer.getvalue())
     with pytest.raises(ValueError, match="not a synth_images file"):
         load_synth_images(tmp_path, "train")
+
+
+def test_every_training_epoch_draws_fresh_balanced_images():
+    first, labels = training_epoch(seed=0, epoch=0, count=128)
+    again, _ = training_epoch(seed=0, epoch=0, count=128)
+    second, _ = training_epoch(seed=0, epoch=1, count=128)
+    assert first.shape == (128, 32, 32, 3) and np.array_equal(first, again)
+    assert np.bincount(labels, minlength=64).tolist() == [2] * 64
+    flat = {image.tobytes() for image in first}
+    assert len(flat) == 128 and not flat & {image.tobytes() for image in second}
