@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from data.cache import build_once
-from data.synthetic import appearance, motion, pose, verbnoun
+from data.synthetic import appearance, motion, motion_pairs, objects, pose, verbnoun
 from data.synthetic.pose import POSE_JOINTS, POSE_LIMBS
 from data.synthetic.render import upsample_bilinear
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
@@ -36,7 +36,8 @@ GENERATOR_VERSION = 3  # bump when the rendering changes: cached sets are keyed 
 SET_VERSIONS = {"synth_pose": 2}  # per-set bumps that leave the other sets' caches (and runs) valid
 
 SYNTHETIC_SETS: dict[str, SyntheticSpec] = {
-    spec.name: spec for spec in (appearance.SPEC, motion.SPEC, verbnoun.SPEC, pose.SPEC)
+    spec.name: spec for spec in (appearance.SPEC, motion.SPEC, verbnoun.SPEC, pose.SPEC, objects.SPEC,
+                                 motion_pairs.SPEC)
 }
 
 
