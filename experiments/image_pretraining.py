@@ -79,7 +79,7 @@ def resolve_tiny_image_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
     return str(path)
 
 
-register_source(SOURCE_PREFIX, resolve_tiny_image_source)
+register_source(SOURCE_PREFIX, resolve_tiny_image_source, check_early=True)
 
 
 def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epochs: int = 40, lr: float = 1e-3,

@@ -19,7 +19,7 @@ from .records import check_resumable, comparable_config, find_equivalent_run, fi
 from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
 from .static import read_static, static_record_path
-from .tasks import build_model, check_data_options, get_task
+from .tasks import build_model, check_data_options, check_source_early, get_task
 
 # The most seeds `run --seeds N` takes. A report cell is a mean ± std over seeds: the papers report 1 to 3; the quick
 # start's 3 seeds of mformer_table4 take 11 minutes on 2 cores, so 100 take about 6 hours. A larger N is taken for a
@@ -167,7 +167,8 @@ def check_pretrained_sources(cfg: RunConfig) -> None:
 
     sources = cfg.model.pretrained
     for source in [sources] if isinstance(sources, str) else (sources or {}).values():
-        check_source(source)
+        if not check_source_early(source):
+            check_source(source)
 
 
 def check_buildable(cfg: RunConfig) -> None:

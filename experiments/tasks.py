@@ -249,13 +249,29 @@ def tested_only(trained: Task) -> Evaluation:
 # Pretrained-source prefixes that a spec module resolves to a local file itself (``prefix:NAME``), e.g. CAST's
 # tiny experts, pretrained on first use and cached (``experiments.cast.experts``). Resolved only when weights load.
 _SOURCE_RESOLVERS: dict[str, Callable[[str], str]] = {}
+# Prefixes whose resolution only reads files that are already there: resolved before anything trains as well.
+_CHECKED_EARLY: set[str] = set()
 
 
-def register_source(prefix: str, resolve: Callable[[str], str]) -> None:
-    """Resolve pretrained sources ``<prefix>:<rest>`` with ``resolve(rest) -> local file`` when weights load."""
+def register_source(prefix: str, resolve: Callable[[str], str], check_early: bool = False) -> None:
+    """Resolve pretrained sources ``<prefix>:<rest>`` with ``resolve(rest) -> local file`` when weights load, and
+    with ``check_early`` also when a run is checked before anything trains (``check_source_early``): only for a
+    ``resolve`` that trains nothing."""
     if prefix in _SOURCE_RESOLVERS:
         raise ValueError(f"pretrained-source prefix {prefix!r} is already registered")
     _SOURCE_RESOLVERS[prefix] = resolve
+    if check_early:
+        _CHECKED_EARLY.add(prefix)
+
+
+def check_source_early(source: str) -> bool:
+    """Resolve ``source`` now if its prefix is registered with ``check_early`` (its error names the file); True if
+    it was, False for any other source."""
+    prefix, _, rest = str(source).partition(":")
+    if prefix in _CHECKED_EARLY and rest:
+        _SOURCE_RESOLVERS[prefix](rest)
+        return True
+    return False
 
 
 def resolve_source(source: str) -> str:

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from experiments.image_pretraining import (ARCHITECTURES, TINY_PRETRAINED, file_digest, image_backbone,
                                            pretrain_image_backbone, resolve_tiny_image_source, tiny_image_source,
                                            weights_path)
+from experiments.tasks import check_source_early
 from models import create_model, load_pretrained
 from models.pretrained import inflate_patch_embed
 
@@ -83,3 +84,10 @@ def test_the_shipped_weights_are_what_their_record_says(arch):
 def test_every_shipped_file_has_its_record_and_nothing_else_lies_there():
     names = {p.name for p in Path(TINY_PRETRAINED).iterdir()}
     assert names == {f"{arch}{suffix}" for arch in ARCHITECTURES for suffix in (".safetensors", ".json")}
+
+
+def test_a_tiny_image_source_is_checked_before_anything_trains():
+    assert check_source_early("timm:vit_base_patch16_224") is False  # left to models.sources.check_source
+    with pytest.raises(ValueError, match="no tiny image backbone 'vit_base'"):
+        check_source_early("tiny_image:vit_base")
+    assert check_source_early(tiny_image_source("vit_tiny_video")) is True  # the shipped file is there

@@ -130,11 +130,11 @@ def test_a_cell_whose_seeds_read_different_data_names_both(tmp_path):
 
 def test_each_data_line_gives_the_chance_level_of_its_own_columns_classes(tmp_path):
     """K-400 runs recorded 8 classes (top-1 12.5%, top-5 62.5%), SSv2 runs 6 (16.7%, 83.3%): neither line may
-    borrow the other's."""
+    borrow the other's (Table 2b: its tiny scale reads those sets)."""
     runs = tmp_path / "runs"
-    write_local(runs, record("mformer_table4", "joint", "K-400", 0, 60.0))
-    write_local(runs, record("mformer_table4", "joint", "SSv2", 0, 40.0))
-    text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, index=False).read_text()
+    write_local(runs, record("mformer_table2b", "joint_separatepe", "K-400", 0, 60.0))
+    write_local(runs, record("mformer_table2b", "joint_separatepe", "SSv2", 0, 40.0))
+    text = build_report("mformer_table2b", runs_root=runs, out_dir=tmp_path, index=False).read_text()
     k400 = next(line for line in text.splitlines() if line.startswith("- **K-400**"))
     ssv2 = next(line for line in text.splitlines() if line.startswith("- **SSv2**"))
     assert k400.endswith("paper's. Chance with 8 classes: top-1 12.5%, top-5 62.5%.")
@@ -181,16 +181,16 @@ def test_a_derived_column_is_the_difference_of_the_row_means(tmp_path):
 
 
 def test_a_run_configured_as_another_tables_cell_fills_it_under_that_cells_column(tmp_path):
-    """Table 8's 8-frame K-400 run is Table 4's trajectory run (column "K-400" there, "mformer" here): its two seeds,
+    """Table 8's 8-frame K-400 run is Table 2b's trajectory run (column "K-400" there, "mformer" here): its two seeds,
     65 and 69, fill Table 8's cell as 67.0 ± 2.8 and the header names both reused records."""
     runs = tmp_path / "runs"
     for seed, top1 in enumerate((65.0, 69.0)):
-        write_local(runs, configured("mformer_table4", "traj_attT_normS", "K-400", seed, top1))
+        write_local(runs, configured("mformer_table2b", "traj_separatepe", "K-400", seed, top1))
     text = build_report("mformer_table8", runs_root=runs, out_dir=tmp_path, index=False).read_text()
     assert row_cells(text, "Kinetics-400")[1:] == [
         "— · paper 73.2", "67.0 ± 2.8 (n=2; tiny, synth_appearance, CPU) · paper 79.7", "— · paper 6.5"]
     assert ("- 2 of them reuse a run with an identical configuration trained for another table: "
-            "`mformer_table4/traj_attT_normS/seed0/tiny-k_400`, `mformer_table4/traj_attT_normS/seed1/tiny-k_400`."
+            "`mformer_table2b/traj_separatepe/seed0/tiny-k_400`, `mformer_table2b/traj_separatepe/seed1/tiny-k_400`."
             ) in text.splitlines()
 
 
@@ -257,9 +257,9 @@ def test_a_run_configured_otherwise_that_was_passed_over_is_not_said_to_fill_its
                             index=False).read_text()
 
     tracked, local = report("tracked"), report("local")
-    assert row_cells(tracked, "Joint Space-Time")[-2] == "60.0 (n=1; tiny, synth_appearance, CPU) · paper 79.2"
+    assert row_cells(tracked, "Joint Space-Time")[-2] == "60.0 (n=1; tiny, synth_objects, CPU) · paper 79.2"
     assert "configured otherwise" not in tracked
-    assert row_cells(local, "Joint Space-Time")[-2] == "10.0 (n=1; tiny, synth_appearance, CPU) · paper 79.2"
+    assert row_cells(local, "Joint Space-Time")[-2] == "10.0 (n=1; tiny, synth_objects, CPU) · paper 79.2"
     assert ("- Cells filled by runs configured otherwise than the row is today (options given on the command line, "
             "or a spec changed since): joint · K-400.") in local.splitlines()
 

@@ -56,7 +56,7 @@ def test_a_tracked_record_wins_over_a_local_run_unless_asked(tmp_path):
     assert [r["metrics"]["top1"] for r in kept.records] == [60.0] and len(kept.passed_over) == 1
     assert [r["metrics"]["top1"] for r in table_records(spec, runs, results, prefer="local").records] == [70.0]
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results).read_text()
-    assert "60.0 (n=1; tiny, synth_appearance, device not recorded) · paper 79.2" in text
+    assert "60.0 (n=1; tiny, synth_objects, device not recorded) · paper 79.2" in text
     assert "1 tracked in `reports/results/`, 0 local" in text and "1 local record(s) of the same cells" in text
     local = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, results_root=results,
                          prefer="local").read_text()
@@ -67,17 +67,17 @@ def test_a_tracked_record_wins_over_a_local_run_unless_asked(tmp_path):
 
 
 def test_a_cell_is_filled_by_any_run_configured_as_its_row(tmp_path):
-    """Table 3a's exact row is Table 4's trajectory row: its record fills both reports; a copy written by the
+    """Table 3a's exact row is Table 2b's trajectory row: its record fills both reports; a copy written by the
     runner's reuse (``reused_from``) is not counted twice."""
     runs = tmp_path / "runs"
-    write_local(runs, make_record("mformer_table4", "traj_attT_normS", "K-400", 0, 61.0))
-    write_local(runs, make_record("mformer_table4", "traj_attT_normS", "K-400", 1, 63.0))
-    copy = {**make_record("mformer_table3a", "exact", "K-400", 0, 61.0), "reused_from": "mformer_table4/..."}
+    write_local(runs, make_record("mformer_table2b", "traj_separatepe", "K-400", 0, 61.0))
+    write_local(runs, make_record("mformer_table2b", "traj_separatepe", "K-400", 1, 63.0))
+    copy = {**make_record("mformer_table3a", "exact", "K-400", 0, 61.0), "reused_from": "mformer_table2b/..."}
     write_local(runs, copy)
     found = table_records(table_spec("mformer_table3a"), runs)
     exact = [r for r in found.records if r["row"] == "exact"]
     assert sorted(r["seed"] for r in exact) == [0, 1]
-    assert all(r["reused_from"].startswith("mformer_table4/traj_attT_normS/") for r in exact)
+    assert all(r["reused_from"].startswith("mformer_table2b/traj_separatepe/") for r in exact)
     assert not table_records(table_spec("mformer_table3a"), runs).differing
 
 
@@ -92,9 +92,9 @@ def test_a_run_configured_otherwise_is_said_in_the_header(tmp_path):
 
 def test_track_copies_the_records_a_report_uses(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
-    write_local(runs, make_record("mformer_table4", "traj_attT_normS", "SSv2", 0, 71.0))
+    write_local(runs, make_record("mformer_table2b", "traj_separatepe", "SSv2", 0, 71.0))
     written = track(table_spec("mformer_table3a"), runs, results)  # reused by configuration: tracked under its own
-    assert written == [results / "mformer_table4" / "traj_attT_normS" / "seed0" / "tiny-ssv2.json"]
+    assert written == [results / "mformer_table2b" / "traj_separatepe" / "seed0" / "tiny-ssv2.json"]
     assert json.loads(written[0].read_text())["metrics"]["top1"] == 71.0
     assert [r["_source"] for r in table_records(table_spec("mformer_table3a"), None, results).records] == ["tracked"]
 
