@@ -113,12 +113,15 @@ def summary(cells: list[ComparedCell]) -> str:
 
 def tracked_seconds(spec: TableSpec, results_root: str | Path | None) -> dict[tuple[str, str, str], float]:
     """(row, run, scale) -> how long the tracked records of that cell took to train, for the ETA of ``run``: the
-    least over seeds, since load beside a run (or the data it generated first) only ever slows it down."""
+    least over seeds, since load beside a run (or the data it generated first) only ever slows it down. A record
+    configured otherwise than its row is today (another scale's sets, another schedule) says nothing of the time."""
     out: dict[tuple[str, str, str], float] = {}
     if results_root is None:
         return out
-    for r in table_records(spec, None, results_root).records:
-        if r.get("wall_time_s"):
+    found = table_records(spec, None, results_root)
+    stale = {id(r) for r in found.differing}
+    for r in found.records:
+        if r.get("wall_time_s") and id(r) not in stale:
             key = (r["row"], r["column"], r["scale"])
             out[key] = min(out.get(key, math.inf), float(r["wall_time_s"]))
     return out

@@ -156,8 +156,8 @@ def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_p
         write_tracked(results, {**make_record("mformer_table7", row, cfg.column, 0, 50.0), "wall_time_s": seconds})
     line = next(line for line in costs_table(results).splitlines() if "mformer_table7.md" in line)
     assert [cell.strip() for cell in line.strip("|").split("|")][1:] == ["2", "2.4", "3", "3.6"]
-    table4 = next(line for line in costs_table(results).splitlines() if "mformer_table4.md" in line)
-    assert "| —" in table4  # Table 7's Mformer-B is Table 4's trajectory row; Table 4's other cells have no record
+    table2b = next(line for line in costs_table(results).splitlines() if "mformer_table2b.md" in line)
+    assert "| —" in table2b  # Table 7's Mformer-B is Table 2b's trajectory row; Table 2b's other cells have no record
     assert "mformer_table5.md" not in costs_table(results)  # no record of its at all: no line
 
 
