@@ -11,9 +11,8 @@ import numpy as np
 from data.synthetic.render import (
     add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
 )
-from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
+from data.synthetic.formats import write_kinetics_list
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
-from data.video_io import write_video
 
 # Colour family x shape. Four well-separated hues (HSV) and two shapes a 2x8x8 tubelet can tell apart; +-0.04 hue
 # jitter keeps the families apart. (v1 had 2 hues x 4 similar shapes, which the tiny model could not learn within
@@ -39,22 +38,8 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
     return to_uint8(composite(frames, mask, colour))
 
 
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, progress: Progress) -> None:
-    labels = balanced_labels(split_rng(p.seed, split, LABELS), count, p.num_classes)
-    lines = []
-    for index, label in enumerate(labels):
-        rel = Path(split) / _CLASS_NAMES[label].replace(" ", "_") / f"{split}_{index:05d}.mp4"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        frames = _render(video_rng(p.seed, split, index), label, p.size, p.num_video_frames)
-        write_video(root / rel, frames, p.fps)
-        lines.append(f"{rel.as_posix()} {label}\n")
-        progress(1)
-    (root / f"{split}.csv").write_text("".join(lines))
-
-
 def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
-    _write_split(root, "train", p.num_train, p, progress)
-    _write_split(root, "val", p.num_val, p, progress)
+    write_kinetics_list(root, p, progress, _render, _CLASS_NAMES)
 
 
 SPEC = SyntheticSpec(

@@ -5,7 +5,6 @@ Something-Something V2 (Motionformer, Sec. 4)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import numpy as np
 from data.synthetic.render import (
     add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
 )
-from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
+from data.synthetic.formats import write_ssv2
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
-from data.video_io import write_video
 
 # SSv2 templates. Each is (vx, vy, spin sign) up to a random speed.
 _CLASSES = (
@@ -56,30 +54,11 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
         angle = rng.uniform(0, 2 * math.pi) + spin * spin_rate * t
         frames = composite(frames, render_object(size, shape, cx, cy, angle, rng.uniform(4.0, 6.5)), colour)
         things.append(_SHAPE_WORDS[shape])
-    return to_uint8(frames), things[0]
-
-
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int, progress: Progress
-                 ) -> None:
-    labels = balanced_labels(split_rng(p.seed, split, LABELS), count, p.num_classes)
-    (root / "videos").mkdir(exist_ok=True)
-    entries = []
-    for index, label in enumerate(labels):
-        video_id = str(first_id + index)
-        frames, thing = _render(video_rng(p.seed, split, index), label, p.size, p.num_video_frames)
-        write_video(root / "videos" / f"{video_id}.webm", frames, p.fps)
-        template = _CLASSES[label][0]
-        entries.append({"id": video_id, "label": template.replace("[something]", thing), "template": template,
-                        "placeholders": [thing]})
-        progress(1)
-    (root / ("train.json" if split == "train" else "validation.json")).write_text(json.dumps(entries, indent=1))
+    return to_uint8(frames), things[:1]  # SSv2's one placeholder: the first object
 
 
 def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
-    labels = {name: str(i) for i, name in enumerate(SPEC.class_names[:p.num_classes])}
-    (root / "labels.json").write_text(json.dumps(labels, indent=1))
-    _write_split(root, "train", p.num_train, p, 1, progress)
-    _write_split(root, "val", p.num_val, p, p.num_train + 1, progress)
+    write_ssv2(root, p, progress, _render, [template for template, _ in _CLASSES], SPEC.class_names)
 
 
 SPEC = SyntheticSpec(

@@ -27,7 +27,6 @@ Pixel scales are for the tiny 40-px frames; smaller frames are refused (``MIN_SI
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from data.synthetic.render import background, composite, hsv_to_rgb, render_object, to_uint8
-from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
+from data.synthetic.formats import write_ssv2
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
-from data.video_io import write_video
 
 # (SSv2 template, what moves along its path, direction). The two classes of a pair are adjacent, so num_classes=k
 # keeps whole pairs for even k. The single placeholder is B (the foreground moves as a whole in left/right, up/down).
@@ -153,36 +151,10 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
     return to_uint8(frames), [SHAPE_WORDS[t.shape] for t in words] + (["a box"] if mover == "cover" else [])
 
 
-def fill(template: str, things: list[str]) -> str:
-    """SSv2's label: the template with its placeholders replaced in order."""
-    for thing in things:
-        template = template.replace("[something]", thing, 1)
-    return template
-
-
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int, progress: Progress
-                 ) -> None:
-    labels = balanced_labels(split_rng(p.seed, split, LABELS), count, p.num_classes)
-    (root / "videos").mkdir(exist_ok=True)
-    entries = []
-    for index, label in enumerate(labels):
-        video_id = str(first_id + index)
-        frames, things = _render(video_rng(p.seed, split, index), label, p.size, p.num_video_frames)
-        write_video(root / "videos" / f"{video_id}.webm", frames, p.fps)
-        template = CLASSES[label][0]
-        entries.append({"id": video_id, "label": fill(template, things), "template": template,
-                        "placeholders": things})
-        progress(1)
-    (root / ("train.json" if split == "train" else "validation.json")).write_text(json.dumps(entries, indent=1))
-
-
 def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
     if p.size < MIN_SIZE:
         raise ValueError(f"synth_motion_pairs: frames of at least {MIN_SIZE} px (its scene's scale), got {p.size}")
-    labels = {name: str(i) for i, name in enumerate(SPEC.class_names[:p.num_classes])}
-    (root / "labels.json").write_text(json.dumps(labels, indent=1))
-    _write_split(root, "train", p.num_train, p, 1, progress)
-    _write_split(root, "val", p.num_val, p, p.num_train + 1, progress)
+    write_ssv2(root, p, progress, _render, [template for template, _, _ in CLASSES], SPEC.class_names)
 
 
 SPEC = SyntheticSpec(

@@ -18,9 +18,8 @@ import numpy as np
 
 from data.synthetic.images import HUE_JITTER, HUES
 from data.synthetic.render import background, composite, hsv_to_rgb, linear_path, render_object, to_uint8
-from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
+from data.synthetic.formats import write_kinetics_list
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
-from data.video_io import write_video
 
 # Five shapes that stay apart at 32 px under any rotation: the disk has no corners, the square four, the triangle
 # three, the cross is concave and the ring has a hole. (synth_images' ell, bar and tee are left out: like the cross
@@ -59,21 +58,8 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
     return to_uint8(frames)
 
 
-def _write_split(root: Path, split: str, count: int, p: GenerationParams, progress: Progress) -> None:
-    labels = balanced_labels(split_rng(p.seed, split, LABELS), count, p.num_classes)
-    lines = []
-    for index, label in enumerate(labels):
-        rel = Path(split) / CLASS_NAMES[label].replace(" ", "_") / f"{split}_{index:05d}.mp4"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_video(root / rel, _render(video_rng(p.seed, split, index), label, p.size, p.num_video_frames), p.fps)
-        lines.append(f"{rel.as_posix()} {label}\n")
-        progress(1)
-    (root / f"{split}.csv").write_text("".join(lines))
-
-
 def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
-    _write_split(root, "train", p.num_train, p, progress)
-    _write_split(root, "val", p.num_val, p, progress)
+    write_kinetics_list(root, p, progress, _render, CLASS_NAMES)
 
 
 SPEC = SyntheticSpec(

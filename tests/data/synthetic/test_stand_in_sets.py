@@ -45,6 +45,7 @@ from torch import nn
 from data.annotations import read_annotations
 from data.datamodule import VideoDataModule
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic_sets, generate_synthetic, motion_pairs, objects
+from data.synthetic.formats import fill
 from data.synthetic.images import HUE_JITTER, HUES
 from data.synthetic.seeding import video_rng
 from data.video_io import Video
@@ -114,7 +115,7 @@ def test_motion_pairs_set_is_in_ssv2_format(tiny_sets):
             assert set(entry) == {"id", "label", "template", "placeholders"}
             assert entry["template"].replace("[", "").replace("]", "") in labels
             assert len(entry["placeholders"]) == entry["template"].count("[something]")
-            assert entry["label"] == motion_pairs.fill(entry["template"], entry["placeholders"])
+            assert entry["label"] == fill(entry["template"], entry["placeholders"])
             assert "[" not in entry["label"]
     ids = []
     for split in ("train", "val"):
