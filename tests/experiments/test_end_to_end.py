@@ -44,7 +44,7 @@ def test_each_row_and_column_writes_a_complete_record(micro_runs):
         path = runs / "mformer_table4" / rec["row"] / "seed0" / f"tiny-{rec['column'].lower().replace('-', '_')}"
         on_disk = json.loads((path / "metrics.json").read_text())
         assert on_disk["scale"] == "tiny" and on_disk["seed"] == 0
-        assert on_disk["dataset"] in ("synth_appearance", "synth_motion")
+        assert on_disk["dataset"] in ("synth_objects", "synth_motion_pairs")
         assert 0.0 <= on_disk["metrics"]["top1"] <= 100.0
         assert on_disk["config"]["model"]["overrides"]["attn_layer"] in ("joint", "trajectory")
         assert on_disk["git_commit"] and on_disk["data_report"]
@@ -112,7 +112,7 @@ def test_report_is_rebuilt_from_the_runs(micro_runs, tmp_path):
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "mformer_table4.md").read_text()
     joint_k400 = next(r for r in records if r["row"] == "joint" and r["column"] == "K-400")
-    assert f"{joint_k400['metrics']['top1']:.1f} (n=1; tiny, synth_appearance, CPU) · paper 79.2" in text
+    assert f"{joint_k400['metrics']['top1']:.1f} (n=1; tiny, synth_objects, CPU) · paper 79.2" in text
     assert "— · paper 64.2" in text  # divided did not run
 
 

@@ -135,7 +135,7 @@ def test_epochs_ending_at_a_milestone_are_refused(toy):
 
 # --- what makes two runs the same experiment --------------------------------------------------------------------
 
-def _cfg(table="mformer_table4", row="traj_attT_normS", seed=0, **sections):
+def _cfg(table="mformer_table2b", row="traj_separatepe", seed=0, **sections):
     return [c for c in resolve_runs(table, "tiny", [row], seed + 1, None, sections) if c.column == "K-400"][seed]
 
 
@@ -160,34 +160,34 @@ def _write(runs, cfg, into=None, **extra):
 
 def test_a_record_written_before_a_field_existed_is_still_this_run_and_reusable(tmp_path):
     """A field left at today's default is the same configuration as one recorded without it."""
-    old = _cfg("mformer_table4")
+    old = _cfg("mformer_table2b")
     record = _write(tmp_path, old)
     del record["config"]["optim"]["layer_decay"], record["config"]["trainer"]["checkpoint_every_n_steps"]
     (old.run_dir(tmp_path) / "metrics.json").write_text(json.dumps(record))
     assert planned_action(old, tmp_path) == "done"
     assert planned_action(_cfg("mformer_table3a", "exact"), tmp_path) == \
-        "reuse mformer_table4/traj_attT_normS/seed0/tiny-k_400"
+        "reuse mformer_table2b/traj_separatepe/seed0/tiny-k_400"
 
 
 def test_a_finished_run_is_reused_only_at_the_same_seed_and_data_folder_but_whatever_its_workers(tmp_path):
     target = _cfg("mformer_table3a", "exact")
-    source = _cfg("mformer_table4", "traj_attT_normS", data={"root": str(tmp_path / "other")})
+    source = _cfg("mformer_table2b", "traj_separatepe", data={"root": str(tmp_path / "other")})
     _write(tmp_path, source)
     assert find_equivalent_run(target, tmp_path) is None
-    seed1 = _cfg("mformer_table4", "traj_attT_normS", seed=1)
-    _write(tmp_path, seed1, into=_cfg("mformer_table4", "traj_attT_normS"))  # seed 1's record in seed 0's folder
+    seed1 = _cfg("mformer_table2b", "traj_separatepe", seed=1)
+    _write(tmp_path, seed1, into=_cfg("mformer_table2b", "traj_separatepe"))  # seed 1's record in seed 0's folder
     assert find_equivalent_run(target, tmp_path) is None
-    _write(tmp_path, _cfg("mformer_table4", "traj_attT_normS", data={"num_workers": 0}))
+    _write(tmp_path, _cfg("mformer_table2b", "traj_separatepe", data={"num_workers": 0}))
     assert find_equivalent_run(target, tmp_path) == \
-        tmp_path / "mformer_table4" / "traj_attT_normS" / "seed0" / "tiny-k_400" / "metrics.json"
+        tmp_path / "mformer_table2b" / "traj_separatepe" / "seed0" / "tiny-k_400" / "metrics.json"
 
 
 def test_a_reused_record_is_never_the_source_of_another_reuse(tmp_path):
     """Table 3a's copy of Table 4's run sorts first; Table 6b's reuse names the run that trained."""
-    _write(tmp_path, _cfg("mformer_table4"))
-    _write(tmp_path, _cfg("mformer_table3a", "exact"), reused_from="mformer_table4/traj_attT_normS/seed0/tiny-k_400")
+    _write(tmp_path, _cfg("mformer_table2b"))
+    _write(tmp_path, _cfg("mformer_table3a", "exact"), reused_from="mformer_table2b/traj_separatepe/seed0/tiny-k_400")
     assert planned_action(_cfg("mformer_table6b", "mformer"), tmp_path) == \
-        "reuse mformer_table4/traj_attT_normS/seed0/tiny-k_400"
+        "reuse mformer_table2b/traj_separatepe/seed0/tiny-k_400"
 
 
 # --- what a run directory's state means -------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def _checkpoint(runs, cfg, state):
 
 def test_a_checkpoint_names_its_place_configuration_and_process_count():
     cfg = _cfg()
-    assert run_state(cfg, 2) == {"table": "mformer_table4", "row": "traj_attT_normS", "column": "K-400", "seed": 0,
+    assert run_state(cfg, 2) == {"table": "mformer_table2b", "row": "traj_separatepe", "column": "K-400", "seed": 0,
                                  "scale": "tiny", "config": cfg.to_dict(), "world_size": 2}
 
 
@@ -217,7 +217,7 @@ def test_planned_action_by_directory_state(tmp_path, monkeypatch):
     _write(tmp_path, cfg)  # its own record, beside its checkpoint: done, neither resumed nor reused
     assert planned_action(cfg, tmp_path) == "done"
     assert planned_action(cfg, tmp_path, force=True) == "train (--force)"
-    absent = _cfg("mformer_table4", data={"dataset": "kinetics400", "synthetic_params": {}})
+    absent = _cfg("mformer_table2b", data={"dataset": "kinetics400", "synthetic_params": {}})
     assert planned_action(absent, tmp_path, force=True) == "skip: needs kinetics400"
 
 
@@ -239,7 +239,7 @@ def test_check_run_dir_refuses_another_runs_checkpoint_or_another_seeds_record(t
 def test_a_foreign_checkpoint_stops_the_dry_run_and_the_run_even_when_an_identical_run_finished(tmp_path):
     """``run_table`` stops on it (``check_run_dir``); ``--dry-run`` said "reuse ..." and ``execute`` would have
     written the reused record beside that checkpoint."""
-    _write(tmp_path, _cfg("mformer_table4"))
+    _write(tmp_path, _cfg("mformer_table2b"))
     cfg = _cfg("mformer_table3a", "exact")
     _checkpoint(tmp_path, cfg, run_state(_cfg("mformer_table3a", "exact", optim={"lr": 0.5}), 1))
     for stop in (check_run_dir, planned_action, lambda c, r: execute(c, r, echo=lambda _: None)):

@@ -14,8 +14,10 @@ def _same_run(a, b) -> bool:
 
 
 @pytest.mark.parametrize("name,table,row,column", [
-    ("synth_appearance", "mformer_table4", "traj_attT_normS", "K-400"),
-    ("synth_motion", "mformer_table4", "traj_attT_normS", "SSv2"),
+    ("synth_appearance", "mformer_table2b", "traj_separatepe", "K-400"),
+    ("synth_motion", "mformer_table2b", "traj_separatepe", "SSv2"),
+    ("synth_objects", "mformer_table4", "traj_attT_normS", "K-400"),
+    ("synth_motion_pairs", "mformer_table4", "traj_attT_normS", "SSv2"),
     ("synth_verbnoun", "mformer_table6c", "mformer", "EK-100"),
 ])
 def test_learnability_runs_are_the_tables_runs(name, table, row, column):

@@ -182,7 +182,7 @@ def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_
     from reports.readme import learnability_block
 
     with pytest.raises(ValueError, match=r"synthetic_learnability row\(s\) \['synth_appearance', 'synth_motion', "
-                                         r"'synth_verbnoun', 'synth_pose'\]"):
+                                         r"'synth_verbnoun', 'synth_pose', 'synth_objects', 'synth_motion_pairs'\]"):
         learnability_block(tmp_path)
 
 
