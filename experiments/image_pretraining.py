@@ -1,12 +1,12 @@
 """The tiny scale's image pretraining, in ImageNet-21K's role (experiments/tiny_regime_design.md): each tiny video
-model's image part, a timm ``VisionTransformer``, is trained on ``synth_images`` until its validation loss stops
-falling under a decaying learning rate, and shipped in the repository as ``tiny_pretrained/<arch>.safetensors`` with its record
-``<arch>.json``.
+model's image part, a timm ``VisionTransformer``, is trained on fresh ``synth_images`` every epoch until its
+validation loss stops falling under a decaying learning rate, and shipped in the repository as
+``tiny_pretrained/<arch>.safetensors`` with its record ``<arch>.json``.
 
 Training follows a cosine decay to zero over a fixed number of epochs (the design's amendment 2: an early stop on
 the validation loss ended at a plateau of the peak learning rate, not at convergence). ``python -m experiments
-pretrain-images ARCH`` writes both files. A tiny preset names the shipped file as the pretrained
-source ``tiny_image:<arch>@<sha256 prefix>`` (``tiny_image_source``): the prefix is part of every run's
+pretrain-images ARCH`` writes both files. A tiny preset names the shipped file as the pretrained source
+``tiny_image:<arch>@<sha256 prefix>`` (``tiny_image_source``): the prefix is part of every run's
 configuration, so a run trained from other weights is never taken for one trained from these. The file is loaded
 through ``models.pretrained.load_pretrained``, the loader that maps ImageNet ViT-B into each paper's video model.
 """
@@ -83,8 +83,9 @@ register_source(SOURCE_PREFIX, resolve_tiny_image_source, check_early=True)
 
 
 def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epochs: int = 40, lr: float = 1e-3,
-                            weight_decay: float = 0.05, warmup_epochs: float = 1.0, batch_size: int = 128, num_train: int = 20_000,
-                            num_val: int = 2_000, seed: int = 0, cache_dir: Path = Path(".cache/synthetic")) -> Path:
+                            weight_decay: float = 0.05, warmup_epochs: float = 1.0, batch_size: int = 128,
+                            num_train: int = 20_000, num_val: int = 2_000, seed: int = 0,
+                            cache_dir: Path = Path(".cache/synthetic")) -> Path:
     """Train ``arch``'s image ViT on ``synth_images``, ``num_train`` fresh images an epoch, for ``epochs`` (warm-up,
     then a cosine to zero); write its final weights (timm's layout, head included) and the record, with each epoch's
     validation loss and top-1. Returns the weights' path."""
@@ -115,7 +116,8 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
               metadata={"arch": arch, "set": "synth_images"})
     record = {
-        "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params, "fresh_images_every_epoch": True,
+        "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params,
+        "fresh_images_every_epoch": True,
         "command": f"python -m experiments pretrain-images {arch}",
         "schedule": {"optimizer": "adamw", "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs,
                      "cosine_over_epochs": epochs, "batch_size": batch_size},

@@ -3,7 +3,7 @@
 layout every paper's loader already maps into its video model (``models.pretrained``).
 
 The schedule: timm's AdamW (no weight decay on biases, norms, the position table and the class token), a linear
-warm-up, then a cosine decay per step over the trainer's ``max_epochs``; an early stop ends the run before the cap.
+warm-up, then a cosine decay to zero per step over the trainer's ``max_epochs``.
 """
 
 from __future__ import annotations
