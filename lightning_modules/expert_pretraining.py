@@ -16,6 +16,7 @@ CAST model loads. The schedule: AdamW, linear warm-up then cosine decay, per ste
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -26,6 +27,14 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from models.cast.experts import TUBELET, sinusoid_table
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """The multiplier of the peak lr at ``step``: linear warm-up over ``warmup`` steps, then a cosine to zero at
+    ``total`` (the pretraining systems' schedule, per step)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def tube_mask(batch: int, num_steps: int, num_patches: int, mask_ratio: float,
@@ -76,13 +85,7 @@ class _Pretraining(L.LightningModule):
                                        {"params": groups[False], "weight_decay": 0.0}], lr=hp.lr, betas=(0.9, 0.95))
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = max(1, int(round(hp.warmup_fraction * total)))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

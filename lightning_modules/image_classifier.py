@@ -8,7 +8,7 @@ warm-up, then a cosine decay to zero per step over the trainer's ``max_epochs``.
 
 from __future__ import annotations
 
-import math
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
+
+from .expert_pretraining import warmup_cosine
 
 
 class ImageClassifier(L.LightningModule):
@@ -60,13 +62,7 @@ class ImageClassifier(L.LightningModule):
         optimizer = create_optimizer_v2(self.model, opt="adamw", lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = max(1, round(hp.warmup_epochs * total / max(1, self.trainer.max_epochs)))
-
-        def factor(step: int) -> float:  # per-step multiplier of the peak lr
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

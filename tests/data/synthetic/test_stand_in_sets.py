@@ -40,7 +40,6 @@ import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from data.annotations import read_annotations
 from data.datamodule import VideoDataModule
@@ -49,6 +48,7 @@ from data.synthetic.formats import fill
 from data.synthetic.images import HUE_JITTER, HUES
 from data.synthetic.seeding import video_rng
 from data.video_io import Video
+from tests.data.synthetic.test_sets import probe_logits
 
 NAMES = ("synth_objects", "synth_motion_pairs")
 TINY = {"synth_objects": dict(num_train=40, num_val=8, num_video_frames=4, seed=3),  # every class once
@@ -249,27 +249,6 @@ def _frames(clips: torch.Tensor, per_video: int, generator: torch.Generator) -> 
     return clips[rows, :, first].flatten(0, 1).float() / 255, clips[rows, :, first + 1].flatten(0, 1).float() / 255
 
 
-def _probe_logits(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, num_classes: int, steps: int = 150
-                  ) -> torch.Tensor:
-    """test_sets.py's probe: a small translation-invariant CNN (global max pooling), trained from seed 0."""
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(x.shape[1], 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (64,), generator=generator)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        return model(x_test)
-
-
 def _one_thread(compute):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # the design's budget is one core
@@ -291,7 +270,7 @@ def objects_probe(tmp_path_factory) -> dict[str, float]:
         (clips, y), (test_clips, y_test) = (_decoded("synth_objects", root, split) for split in ("train", "val"))
         x = clips.transpose(1, 2).flatten(0, 1).float() / 255  # both frames of every training clip
         x_test = test_clips[:, :, 0].float() / 255  # one frame per held-out clip
-        logits = _probe_logits(x, y.repeat_interleave(2), x_test, 40)
+        logits = probe_logits(x, y.repeat_interleave(2), x_test, 40)
         top1 = (logits.argmax(1) == y_test).float().mean().item()
         top5 = (logits.topk(5, 1).indices == y_test[:, None]).any(1).float().mean().item()
         return {"top1": top1, "top5": top5, "n": len(y_test)}
@@ -329,7 +308,7 @@ def pairs_probes(tmp_path_factory) -> dict[str, dict[str, float]]:
 
 def _scores(build, y: torch.Tensor, y_test: torch.Tensor) -> dict[str, float]:
     x, x_test = build()
-    return _pair_scores(_probe_logits(x, y, x_test, 12), y_test)
+    return _pair_scores(probe_logits(x, y, x_test, 12), y_test)
 
 
 def _unordered(a: torch.Tensor, b: torch.Tensor, swap: torch.Tensor) -> torch.Tensor:
