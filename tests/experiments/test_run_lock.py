@@ -86,8 +86,11 @@ def test_a_process_the_holder_forked_does_not_keep_its_lock(tmp_path):
     """A DataLoader worker is forked from the run's process: when that process is killed, the lock is free at once,
     while the worker still runs."""
     run_dir = tmp_path / "runs" / "t" / "r" / "seed0" / "tiny-c"
+    # The child prints its own pid: fork has returned in the child, so its at-fork hooks (where filelock closes the
+    # lock's descriptor) have run. Read from the parent, the pid could arrive before the child is ever scheduled.
     forking = HOLD.replace("import sys, time", "import os, sys, time").replace(
-        'print("held", flush=True)', 'child = os.fork() or (time.sleep(30), os._exit(0))\n    print(child, flush=True)')
+        'print("held", flush=True)',
+        'os.fork() or (print(os.getpid(), flush=True), time.sleep(30), os._exit(0))')
     holder = subprocess.Popen([sys.executable, "-c", forking, str(run_dir)], cwd=REPO, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     child = int(holder.stdout.readline())
