@@ -91,3 +91,19 @@ def test_a_tiny_image_source_is_checked_before_anything_trains():
     with pytest.raises(ValueError, match="no tiny image backbone 'vit_base'"):
         check_source_early("tiny_image:vit_base")
     assert check_source_early(tiny_image_source("vit_tiny_video")) is True  # the shipped file is there
+
+
+def test_every_tiny_run_that_starts_from_an_image_backbone_starts_from_its_own():
+    """A row that changes the tiny model (Table 7's ViT-L stand-in) must name that model's backbone too: another
+    architecture's file fails only when its weights load, after the table's other runs have trained."""
+    from experiments.plan import resolve_runs
+    from experiments.spec import registered_specs
+
+    checked = 0
+    for table in registered_specs():
+        for cfg in resolve_runs(table, "tiny"):
+            source = cfg.model.pretrained
+            if isinstance(source, str) and source.startswith("tiny_image:"):
+                assert source.split(":", 1)[1].partition("@")[0] == cfg.model.name, (table, cfg.row, source)
+                checked += 1
+    assert checked  # the tables at the tiny scale in the papers' regime start from these backbones
