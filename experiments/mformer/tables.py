@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..image_pretraining import tiny_image_source
 from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
                       THREE_SEEDS, TINY, TINY_REGIME)
 from ..spec import (
@@ -195,7 +196,7 @@ def mformer_table2a() -> TableSpec:
         ),
         metric_columns=COLUMNS,
         static_columns=(GFLOPS_COLUMN,),
-        scales=SCALES,
+        scales=SCALES_IN_REGIME,
         tiny_seeds=THREE_SEEDS,
     )
 
@@ -213,7 +214,7 @@ def mformer_table2b() -> TableSpec:
         ),
         metric_columns=COLUMNS,
         static_columns=(GFLOPS_COLUMN,),
-        scales=SCALES,
+        scales=SCALES_IN_REGIME,
         tiny_seeds=THREE_SEEDS,
     )
 
@@ -228,7 +229,7 @@ PERFORMER_FEATURES = 256
 
 def _table3(table_id: str, rows: tuple[RowSpec, ...]) -> TableSpec:
     return TableSpec(table_id=table_id, rows=(EXACT_ROW, *rows), metric_columns=COLUMNS,
-                     static_columns=(_memory_column(),), scales=SCALES, tiny_seeds=THREE_SEEDS,
+                     static_columns=(_memory_column(),), scales=SCALES_IN_REGIME, tiny_seeds=THREE_SEEDS,
                      notes=f"Approximation budgets: paper values for 196 tokens per frame; tiny rows use "
                            f"round(R * 16/196), at least 2 (R=16/64/128 -> {tiny_budget(16)}/{tiny_budget(64)}/"
                            f"{tiny_budget(128)}). The paper states no Performer or Nyströmformer budget for this "
@@ -315,8 +316,8 @@ MFORMER_L_K400 = {**MFORMER_L, "paper": {"data": {**MFORMER_L["paper"]["data"], 
 def _mformer_rows(first: int, init_from_k400: bool = False, large: dict[str, Any] = MFORMER_L
                   ) -> tuple[RowSpec, ...]:
     """Mformer, -L (its scales: ``large``), -HR. ``init_from_k400``: at paper scale, start from the same variant's
-    K-400 run of Table 6b (the paper's "IN-21K+K-400" pretraining for SSv2 and Epic-Kitchens); the tiny rows train
-    from scratch."""
+    K-400 run of Table 6b (the paper's "IN-21K+K-400" pretraining for SSv2 and Epic-Kitchens); the tiny rows start
+    from their preset's weights."""
     rows = []
     for i, (key, label, scales) in enumerate((("mformer", "Mformer", {}), ("mformer_l", "Mformer-L", large),
                                               ("mformer_hr", "Mformer-HR", MFORMER_HR))):
@@ -328,7 +329,7 @@ def _mformer_rows(first: int, init_from_k400: bool = False, large: dict[str, Any
 
 
 def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str], views_column: str | None,
-            scales: dict[str, ScalePreset] = SCALES, init_from_k400: bool = False,
+            scales: dict[str, ScalePreset] = SCALES_IN_REGIME, init_from_k400: bool = False,
             tiny_seeds: int = THREE_SEEDS) -> TableSpec:
     return TableSpec(
         table_id=table_id,
@@ -378,7 +379,8 @@ MFORMER_H = {
               "data": {"crop_size": 336, "train_scale": (384, 480)}},
     # ViT-L/336 with 196 shared prototypes (of 441 tokens per frame) -> a wider/deeper tiny model at 48 pixels
     # (36 tokens per frame) with 16 prototypes, the same fraction.
-    "tiny": {"name": "vit_tiny_l_video", "model": _approximate(num_prototypes=16),
+    "tiny": {"name": "vit_tiny_l_video", "pretrained": tiny_image_source("vit_tiny_l_video"),
+             "model": _approximate(num_prototypes=16),
              "data": {"crop_size": 48, "train_scale": (48, 60)}},
 }
 
@@ -406,7 +408,7 @@ def mformer_table7() -> TableSpec:
         static_columns=(StaticColumn("Params", paper_params, note=PARAMS_NOTE),
                         StaticColumn("Max memory (GB)", peak_memory(RowSpec("mformer_b", 0, "", TRAJECTORY)),
                                      digits=2, note=MEMORY_NOTE, inputs=memory_inputs)),
-        scales=SCALES,
+        scales=SCALES_IN_REGIME,
         tiny_seeds=THREE_SEEDS,
     )
 
@@ -477,7 +479,7 @@ def _stride_columns() -> tuple[MetricColumn, ...]:
     # same run as Table 4's SSv2 column.
     ssv2 = tuple(MetricColumn(f"SSv2 stride {name}", dataset="SSv2", scales={} if span == 1.0 else {
         scale: {"data": {"options": {**preset.data["SSv2"].options, "segment_span": span}}}
-        for scale, preset in SCALES.items()}) for name, span in FIGURE3_SSV2_SPANS)
+        for scale, preset in SCALES_IN_REGIME.items()}) for name, span in FIGURE3_SSV2_SPANS)
     return kinetics + ssv2
 
 
@@ -498,7 +500,8 @@ def mformer_figure3() -> TableSpec:
               RowSpec("divided", 1, "Divided Space-Time", DIVIDED),
               RowSpec("trajectory", 2, "Trajectory", TRAJECTORY)),
         metric_columns=_stride_columns(),
-        scales=SCALES,
+        scales=SCALES_IN_REGIME,
+        tiny_seeds=THREE_SEEDS,
         plot=FIGURE3_PLOT,
         notes="The paper plots this sweep without printing values. K-400: strides 1, 2 and 4 frames at both "
               "scales; at tiny scale 8 frames x 4 is the whole 32-frame synthetic video (the rightmost point, as in "
