@@ -19,7 +19,8 @@ CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EP
            "batch": {"global_batch": 16, "paper_global_batch": None}}
 GPU_RUN = {"accelerator": "CUDAAccelerator", "world_size": 4, "devices": ["NVIDIA H100 80GB HBM3"],
            "precision": "bf16-mixed", "batch": {"global_batch": 64, "paper_global_batch": 64}}
-TINY_DATA = {"K-400": ("synth_appearance", 8), "SSv2": ("synth_motion", 6)}
+# The stand-ins of the tiny scale in the papers' regime, which the Motionformer tables used here read.
+TINY_DATA = {"K-400": ("synth_objects", 40), "SSv2": ("synth_motion_pairs", 12)}
 
 
 def record(table: str, row: str, column: str, seed: int, top1: float, scale: str = "tiny", **extra) -> dict:
@@ -62,9 +63,9 @@ def test_a_cell_is_the_mean_and_sample_std_of_its_seeds_rounded_to_one_digit(tmp
     for seed, top1 in enumerate((64.06, 64.10)):
         write_local(runs, record("mformer_table4", "divided", "K-400", seed, top1))
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert row_cells(text, "Joint Space-Time")[-2] == "63.0 ± 2.0 (n=3; tiny, synth_appearance, CPU) · paper 79.2"
-    assert row_cells(text, "Divided Space-Time")[-2] == "64.1 ± 0.0 (n=2; tiny, synth_appearance, CPU) · paper 78.5"
-    assert row_cells(text, "Trajectory", nth=2)[-2] == "63.0 ± 2.6 (n=3; tiny, synth_appearance, CPU) · paper 79.7"
+    assert row_cells(text, "Joint Space-Time")[-2] == "63.0 ± 2.0 (n=3; tiny, synth_objects, CPU) · paper 79.2"
+    assert row_cells(text, "Divided Space-Time")[-2] == "64.1 ± 0.0 (n=2; tiny, synth_objects, CPU) · paper 78.5"
+    assert row_cells(text, "Trajectory", nth=2)[-2] == "63.0 ± 2.6 (n=3; tiny, synth_objects, CPU) · paper 79.7"
 
 
 def test_seeds_that_agree_show_a_zero_spread_not_a_single_run(tmp_path):
@@ -74,8 +75,8 @@ def test_seeds_that_agree_show_a_zero_spread_not_a_single_run(tmp_path):
         write_local(runs, record("mformer_table4", "joint", "SSv2", seed, 40.0))
     write_local(runs, record("mformer_table4", "divided", "SSv2", 0, 30.0))
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert row_cells(text, "Joint Space-Time")[-1] == "40.0 ± 0.0 (n=2; tiny, synth_motion, CPU) · paper 64.0"
-    assert row_cells(text, "Divided Space-Time")[-1] == "30.0 (n=1; tiny, synth_motion, CPU) · paper 64.2"
+    assert row_cells(text, "Joint Space-Time")[-1] == "40.0 ± 0.0 (n=2; tiny, synth_motion_pairs, CPU) · paper 64.0"
+    assert row_cells(text, "Divided Space-Time")[-1] == "30.0 (n=1; tiny, synth_motion_pairs, CPU) · paper 64.2"
 
 
 def test_differences_beyond_noise_are_judged_on_the_cells_shown(tmp_path):
@@ -104,7 +105,7 @@ def test_a_cell_names_every_device_and_only_its_own_scale_runs(tmp_path):
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, index=False).read_text()
     tiny, paper = text.split("**Scale: paper**")
     assert row_cells(tiny, "Joint Space-Time")[-2] == (
-        "61.0 ± 1.4 (n=2; tiny, synth_appearance, 4 × H100 80GB HBM3 / CPU) · paper 79.2")
+        "61.0 ± 1.4 (n=2; tiny, synth_objects, 4 × H100 80GB HBM3 / CPU) · paper 79.2")
     assert row_cells(paper, "Joint Space-Time")[-2] == "90.0 (n=1; paper, kinetics400, CPU) · paper 79.2"
     assert "- Runs found: 2 (seeds [0, 1];" in tiny and "- Runs found: 1 (seeds [0];" in paper
 
@@ -129,7 +130,7 @@ def test_a_cell_whose_seeds_read_different_data_names_both(tmp_path):
 
 
 def test_each_data_line_gives_the_chance_level_of_its_own_columns_classes(tmp_path):
-    """K-400 runs recorded 8 classes (top-1 12.5%, top-5 62.5%), SSv2 runs 6 (16.7%, 83.3%): neither line may
+    """K-400 runs recorded 40 classes (top-1 2.5%, top-5 12.5%), SSv2 runs 12 (8.3%, 41.7%): neither line may
     borrow the other's (Table 2b: its tiny scale reads those sets)."""
     runs = tmp_path / "runs"
     write_local(runs, record("mformer_table2b", "joint_separatepe", "K-400", 0, 60.0))
@@ -137,8 +138,8 @@ def test_each_data_line_gives_the_chance_level_of_its_own_columns_classes(tmp_pa
     text = build_report("mformer_table2b", runs_root=runs, out_dir=tmp_path, index=False).read_text()
     k400 = next(line for line in text.splitlines() if line.startswith("- **K-400**"))
     ssv2 = next(line for line in text.splitlines() if line.startswith("- **SSv2**"))
-    assert k400.endswith("paper's. Chance with 8 classes: top-1 12.5%, top-5 62.5%.")
-    assert ssv2.endswith("paper's. Chance with 6 classes: top-1 16.7%, top-5 83.3%.")
+    assert k400.endswith("paper's. Chance with 40 classes: top-1 2.5%, top-5 12.5%.")
+    assert ssv2.endswith("paper's. Chance with 12 classes: top-1 8.3%, top-5 41.7%.")
 
 
 def test_needs_data_counts_only_the_runs_of_the_cells_own_scale(tmp_path):
@@ -164,8 +165,8 @@ def test_columns_sharing_one_run_each_show_their_own_metric(tmp_path):
     write_local(runs, {**record("mformer_table6a", "mformer", "SSv2", 0, 40.0),
                        "metrics": {"top1": 40.0, "top5": 90.0}})
     text = build_report("mformer_table6a", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert row_cells(text, "Mformer")[2:4] == ["40.0 (n=1; tiny, synth_motion, CPU) · paper 66.5",
-                                               "90.0 (n=1; tiny, synth_motion, CPU) · paper 90.1"]
+    assert row_cells(text, "Mformer")[2:4] == ["40.0 (n=1; tiny, synth_motion_pairs, CPU) · paper 66.5",
+                                               "90.0 (n=1; tiny, synth_motion_pairs, CPU) · paper 90.1"]
 
 
 def test_a_derived_column_is_the_difference_of_the_row_means(tmp_path):
@@ -204,7 +205,7 @@ def test_a_run_of_another_table_with_the_same_row_and_column_names_is_not_the_ce
     assert [(r["table"], r["seed"], r["metrics"]["top1"]) for r in found.records] == [("mformer_table7", 0, 50.0)]
     assert found.differing == []
     text = build_report("mformer_table7", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert "50.0 (n=1; tiny, synth_appearance, CPU)" in text and "n=2" not in text
+    assert "50.0 (n=1; tiny, synth_objects, CPU)" in text and "n=2" not in text
 
 
 def test_the_newest_run_of_a_cell_and_seed_fills_it_once_and_a_tie_goes_to_the_tables_own(tmp_path):
