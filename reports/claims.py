@@ -201,7 +201,9 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts]) -> str:
            "compared with them ([how they were chosen](../experiments/claims_selection.md)), read against the "
            "tracked tiny-scale records under `reports/results/`. Regenerate: `python -m reports claims`.", "",
            "A verdict says whether our **tiny** stand-in runs show the ordering the paper claims, not whether the "
-           "paper is right: tiny models trained from scratch on generated videos are not the paper's setting.", "",
+           "paper is right: tiny models trained for minutes on generated videos are not the paper's setting, even "
+           "those that start from the tiny image stand-in ([the tiny scale in the papers' regime]"
+           "(../experiments/tiny_regime_design.md), which the tables move to one at a time).", "",
            f"Rule: an ordering of two trained cells agrees or is reversed *beyond noise* by the reports' rule "
            f"({noise.RULE}); a computed cell (GFLOPs, parameters, a measured memory) has no seeds and is compared "
            f"as it is. A claim is *{REPRODUCED}* when every ordering it rests on agrees beyond noise, "
