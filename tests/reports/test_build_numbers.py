@@ -20,7 +20,7 @@ def test_a_cells_mean_is_over_the_raw_seed_values(tmp_path):
     for seed, top1 in enumerate((10.04, 10.04, 10.14)):
         write_local(runs, record("mformer_table4", "joint", "K-400", seed, top1))
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert row_cells(text, "Joint Space-Time")[-2] == "10.1 ± 0.1 (n=3; tiny, synth_appearance, CPU) · paper 79.2"
+    assert row_cells(text, "Joint Space-Time")[-2] == "10.1 ± 0.1 (n=3; tiny, synth_objects, CPU) · paper 79.2"
 
 
 def test_ours_rounds_means_to_four_digits_and_static_values_to_two_past_their_column(tmp_path):
@@ -115,12 +115,12 @@ def test_the_readme_results_line_names_every_seed_count_and_device_of_its_rows(t
     results_table = results_block(results).split("\n\n")[0]  # the costs table follows after a blank line
     lines = [line for line in results_table.splitlines() if line.startswith("| [mformer_table4]")]
     assert [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines] == [[
-        "[mformer_table4](mformer_table4.md)", "Table 4", "K-400 (`synth_appearance`)",
+        "[mformer_table4](mformer_table4.md)", "Table 4", "K-400 (`synth_objects`)",
         "4 × H100 80GB HBM3 / CPU", "1/3", "Joint Space-Time 62.0 ± 2.0; Divided Space-Time 50.0"]]
 
 
 def test_a_readme_results_line_whose_rows_trained_on_other_data_names_each_rows_data(tmp_path):
-    """Table 8's rows are datasets: its K-400 row trains on `synth_appearance`, its SSv2 row on `synth_motion`. The
+    """Table 8's rows are datasets: its K-400 row trains on `synth_objects`, its SSv2 row on `synth_motion_pairs`. The
     line must not put the SSv2 row's number under the first row's data."""
     from reports.readme import results_block
 
@@ -130,5 +130,6 @@ def test_a_readme_results_line_whose_rows_trained_on_other_data_names_each_rows_
     results_table = results_block(results).split("\n\n")[0]
     lines = [line for line in results_table.splitlines() if line.startswith("| [mformer_table8]")]
     assert [[cell.strip() for cell in line.strip().strip("|").split("|")][2:] for line in lines] == [[
-        "Top-1 accuracy (8 frames) (`synth_appearance` / `synth_motion`)", "CPU", "1",
-        "Kinetics-400 column data 60.0 (`synth_appearance`); Something-Something V2 column data 40.0 (`synth_motion`)"]]
+        "Top-1 accuracy (8 frames) (`synth_objects` / `synth_motion_pairs`)", "CPU", "1",
+        "Kinetics-400 column data 60.0 (`synth_objects`); "
+        "Something-Something V2 column data 40.0 (`synth_motion_pairs`)"]]
