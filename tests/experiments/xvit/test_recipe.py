@@ -195,7 +195,7 @@ def test_the_reports_name_the_official_configs_and_what_is_not_exactly_theirs(ta
 
 
 @pytest.mark.parametrize("table, preset", [("xvit_table1", TINY_FRAME_WISE), ("xvit_table2", TINY_FRAME_WISE_REGIME),
-                                           ("xvit_figure1", TINY_FRAME_WISE)])
+                                           ("xvit_figure1", TINY_FRAME_WISE_REGIME)])
 def test_the_tiny_scale_is_a_shared_frame_wise_preset(table, preset):
     assert table_spec(table).scales["tiny"] is preset
     for cfg in resolve_runs(table, scale="tiny"):
