@@ -63,11 +63,13 @@ def test_each_video_counts_once_and_matches_one_process(ddp_run, tmp_path):
     assert record["test_videos"] == NUM_VAL
     top1 = record["metrics"]["top1"]
     correct = top1 * NUM_VAL / 100
-    assert 0 < top1 < 100 and correct == pytest.approx(round(correct), abs=1e-4)  # out of 15, not 16
+    assert correct == pytest.approx(round(correct), abs=1e-4)  # out of 15, not 16
 
     single, module, dm = _single_process_test(runs, tmp_path)
     assert module.test_videos == NUM_VAL
     assert single["test/top1"] * 100 == pytest.approx(top1, abs=1e-9)
+    # The mean loss tells 15 videos from 16 whatever the accuracy (a micro run on 40 classes may get none right):
+    # the padded repeat of video 0 counted again would move it.
     assert single["test/loss"] == pytest.approx(record["metrics"]["loss"], rel=1e-5)
 
     # By hand: every view of every test video, softmax, mean over the video's views, then top-1.
