@@ -76,9 +76,10 @@ PAPER_EPIC = dataclasses.replace(
 # design: experiments/tiny_regime_design.md).
 TINY_EPIC = dataclasses.replace(TINY_REGIME, optim=dataclasses.replace(TINY_REGIME.optim, epochs=40))
 
+# The earlier tiny scale, from scratch: Table 1 (nothing trains) and the official model (to load official-layout
+# checkpoints) still name it; Table 9's DAVIS preset derives from TINY.
 SCALES = {"tiny": TINY, "paper": PAPER}
-# The tiny scale in the papers' regime (experiments/tiny_regime_design.md): each table moves to it with its retrained
-# records, one commit per table.
+# The tiny scale in the papers' regime (experiments/tiny_regime_design.md): every table that trains.
 SCALES_IN_REGIME = {"tiny": TINY_REGIME, "paper": PAPER}
 COLUMNS = (MetricColumn("K-400"), MetricColumn("SSv2"))
 

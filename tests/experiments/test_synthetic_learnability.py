@@ -2,15 +2,13 @@
 table reads any more keep the records trained for them when a table still did."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from experiments.plan import resolve_runs
 from experiments.records import comparable_config, experiment_key
 from experiments.synthetic_learnability.summary import run_config, summary_rows
-
-RESULTS = Path(__file__).resolve().parents[2] / "reports" / "results"
+from reports.records import RESULTS_DIR
 
 
 def _same_run(a, b) -> bool:
@@ -31,7 +29,7 @@ def test_learnability_runs_are_the_tables_runs(name, table, row, column):
 def test_a_set_no_table_reads_keeps_the_tracked_run_of_its_configuration(name):
     """The earlier tiny scale's sets: Motionformer's tables moved to the papers' regime, and the records their
     earlier runs left moved under the learnability experiment, configured exactly as it trains them."""
-    (record_path,) = (RESULTS / "synthetic_learnability" / name / "seed0").glob("tiny-*.json")
+    (record_path,) = (RESULTS_DIR / "synthetic_learnability" / name / "seed0").glob("tiny-*.json")
     record = json.loads(record_path.read_text())
     assert experiment_key(record["config"]) == experiment_key(run_config(name).to_dict())
     assert record["moved_from"].startswith("mformer_table")  # trained by a table's command, then kept here
