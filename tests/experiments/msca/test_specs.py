@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from experiments.image_pretraining import tiny_image_source
 from experiments.plan import resolve_runs
 from experiments.spec import table_spec
 from experiments.static import compute_static
@@ -40,18 +41,24 @@ def test_a_row_shared_by_several_tables_is_one_configuration():
                         "msca_kv_h1": ["msca_table1", "msca_table2", "msca_table3"],
                         "tokenshift": ["msca_table2", "msca_table5"],
                         "msca_pkv_n8": ["msca_table4", "msca_table5"]}.items():
-        assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in tables}) == 1, row
+        for regime in (True, False):  # one run per tiny scale while tables move to the papers' regime
+            same_scale = [t for t in tables if table_spec(t).scales["tiny"].papers_regime == regime]
+            assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in same_scale}) <= 1, row
 
 
 @pytest.mark.parametrize("scale", ["tiny", "paper"])
 def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neighbour(scale):
-    """The paper's rows are the MSCA tables' runs (their tracked records fill the experiment); each opposite row
-    differs from its partner in value_frames alone."""
+    """At paper scale the paper's rows are the MSCA tables' runs; at tiny scale the experiment stays at the earlier
+    tiny scale, where its puzzle was found, and its paper rows have Table 2's options. Each opposite row differs
+    from its partner in value_frames alone."""
     ours, table2 = configs("msca_kv_frames", scale), configs("msca_table2", scale)
     assert {col for _, col in ours} == {"SSv2"}
     key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
     for paper in ("msca_kv_h1", "msca_qkv_h1"):
-        assert key(ours[(paper, "SSv2")]) == key(table2[(paper, "SSv2")])
+        if scale == "paper":
+            assert key(ours[(paper, "SSv2")]) == key(table2[(paper, "SSv2")])
+        else:
+            assert ours[(paper, "SSv2")].model.overrides == table2[(paper, "SSv2")].model.overrides
         paper_model = dict(ours[(paper, "SSv2")].model.overrides)
         opposite = dict(ours[(paper.replace("_h1", "_opposite_h1"), "SSv2")].model.overrides)
         assert opposite.pop("attn_kwargs") == {**paper_model.pop("attn_kwargs"), "value_frames": "opposite"}
@@ -59,13 +66,15 @@ def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neig
 
 
 def test_msca_patch_rows_starts_from_the_tiny_token_row_runs_of_tables_4_and_5():
-    """N_b = N_f = 1 is the run Tables 4 (pKV) and 5 (pK) track at tiny scale, so their records fill it; the other
-    rows differ from it in the number of rows moved alone."""
+    """N_b = N_f = 1 has the options of Tables 4 (pKV) and 5 (pK) at tiny scale (the experiment stays at the earlier
+    tiny scale, where its records were trained beside the tables'); the other rows differ from it in the number of
+    rows moved alone."""
     ours = configs("msca_patch_rows")
     assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
-    key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
-    assert key(ours[("msca_pkv_rows1", "SSv2")]) == key(configs("msca_table4")[("msca_pkv_n4", "SSv2")])
-    assert key(ours[("msca_pk_rows1", "SSv2")]) == key(configs("msca_table5")[("msca_pk_n8", "SSv2")])
+    assert not table_spec("msca_patch_rows").scales["tiny"].papers_regime
+    for row, (table, table_row) in {"msca_pkv_rows1": ("msca_table4", "msca_pkv_n4"),
+                                    "msca_pk_rows1": ("msca_table5", "msca_pk_n8")}.items():
+        assert ours[(row, "SSv2")].model.overrides == configs(table)[(table_row, "SSv2")].model.overrides
     for shifted in ("pk", "pkv"):
         one = dict(ours[(f"msca_{shifted}_rows1", "SSv2")].model.overrides)
         for n in (4, 8):
@@ -75,13 +84,15 @@ def test_msca_patch_rows_starts_from_the_tiny_token_row_runs_of_tables_4_and_5()
 
 
 def test_msca_patch_late_moves_the_tables_tiny_token_rows_in_the_last_blocks_only():
-    """Its every-block rows are the runs Tables 4 (pKV) and 5 (pK) track at tiny scale; the others differ from them in
-    ``shift_last_blocks`` alone, and the model built from them shifts in exactly those last blocks."""
+    """Its every-block rows have the options of Tables 4 (pKV) and 5 (pK) at tiny scale, and are
+    ``msca_patch_rows``'s runs; the others differ from them in ``shift_last_blocks`` alone, and the model built from
+    them shifts in exactly those last blocks."""
     ours = configs("msca_patch_late")
     assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
     key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
-    assert key(ours[("msca_pkv_rows1_last4", "SSv2")]) == key(configs("msca_table4")[("msca_pkv_n4", "SSv2")])
-    assert key(ours[("msca_pk_rows1_last4", "SSv2")]) == key(configs("msca_table5")[("msca_pk_n8", "SSv2")])
+    rows = configs("msca_patch_rows")
+    assert key(ours[("msca_pkv_rows1_last4", "SSv2")]) == key(rows[("msca_pkv_rows1", "SSv2")])
+    assert key(ours[("msca_pk_rows1_last4", "SSv2")]) == key(rows[("msca_pk_rows1", "SSv2")])
     for shifted in ("pk", "pkv"):
         every = ours[(f"msca_{shifted}_rows1_last4", "SSv2")]
         for blocks in (2, 1):
@@ -150,4 +161,5 @@ def test_msca_tiny_model_is_the_frame_wise_vit_with_twelve_heads():
     cfg = configs("msca_table1")[("vit", "K-400")]
     model = build_model(cfg, 8, device="meta")
     assert (cfg.model.name, model.embed_dim, model.blocks[0].attn.num_heads) == ("vit_tiny_frame", 96, 12)
-    assert cfg.data.dataset == "synth_appearance" and cfg.data.frame_stride == 4
+    assert cfg.data.dataset == "synth_objects" and cfg.data.frame_stride == 4
+    assert cfg.model.pretrained == tiny_image_source("vit_tiny_frame")
