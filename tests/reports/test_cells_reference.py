@@ -160,13 +160,46 @@ def test_needs_data_counts_only_the_runs_of_the_cells_own_scale(tmp_path):
 
 
 def test_columns_sharing_one_run_each_show_their_own_metric(tmp_path):
-    """Table 6a's Top-1 and Top-5 come from one SSv2 run: 40.0 and 90.0, each in its column."""
+    """Table 6a's Top-1 and Top-5 come from one SSv2 run (paper scale, 174 classes): 40.0 and 90.0, each in its
+    column."""
     runs = tmp_path / "runs"
-    write_local(runs, {**record("mformer_table6a", "mformer", "SSv2", 0, 40.0),
+    write_local(runs, {**record("mformer_table6a", "mformer", "SSv2", 0, 40.0, scale="paper"), "dataset": "ssv2",
+                       "data": {"dataset": "ssv2", "synthetic": False, "num_classes": 174},
                        "metrics": {"top1": 40.0, "top5": 90.0}})
     text = build_report("mformer_table6a", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert row_cells(text, "Mformer")[2:4] == ["40.0 (n=1; tiny, synth_motion_pairs, CPU) · paper 66.5",
-                                               "90.0 (n=1; tiny, synth_motion_pairs, CPU) · paper 90.1"]
+    assert row_cells(text, "Mformer")[2:4] == ["40.0 (n=1; paper, ssv2, CPU) · paper 66.5",
+                                               "90.0 (n=1; paper, ssv2, CPU) · paper 90.1"]
+
+
+def test_a_top5_cell_over_few_classes_is_not_read(tmp_path):
+    """Over synth_motion_pairs' 12 classes, guessing puts the true class in the top five 5/12 = 41.7% of the time,
+    above SSv2's 5/174 = 2.9%: Table 6a's Top-5 cells say so instead of a number, and no rank or noise line reads
+    them; Top-1 (1/12 = 8.3%, not a top-k over k > 1) is shown."""
+    runs = tmp_path / "runs"
+    for row, seeds in {"mformer": (40.0, 42.0), "mformer_l": (50.0, 52.0)}.items():
+        for seed, top1 in enumerate(seeds):
+            write_local(runs, {**record("mformer_table6a", row, "SSv2", seed, top1),
+                               "metrics": {"top1": top1, "top5": 99.0 + seed}})
+    text = build_report("mformer_table6a", runs_root=runs, out_dir=tmp_path, index=False).read_text()
+    assert row_cells(text, "Mformer")[2:4] == ["41.0 ± 1.4 (n=2; tiny, synth_motion_pairs, CPU) · paper 66.5",
+                                               "not read: 41.7% by chance (12 classes) · paper 90.1"]
+    assert row_cells(text, "Mformer-L")[3] == "not read: 41.7% by chance (12 classes) · paper 91.2"
+    assert "- Top-1: +1.00 over 2 rows; of its 1 row pairs 0 are within noise" in text.splitlines()
+    assert "- Top-5" not in text
+    assert "A top-5 cell is *not read* where guessing scores more on it than the 2.9% of" in text
+
+
+def test_top_k_chance_counts_the_classes_each_metric_ranks():
+    """k / classes, with verbs, nouns and their pairs apart; None for top-1, other metrics and unknown classes."""
+    from reports.build import top_k_chance
+
+    verb_noun = {"verb": 6, "noun": 8}
+    assert top_k_chance("top5", 40) == 5 / 40 and top_k_chance("top5", 400) == 5 / 400
+    assert top_k_chance("top5", 3) == 1.0  # fewer classes than k: every guess holds the class
+    assert (top_k_chance("verb_top5", verb_noun), top_k_chance("noun_top5", verb_noun),
+            top_k_chance("action_top5", verb_noun)) == (5 / 6, 5 / 8, 5 / 48)
+    assert [top_k_chance(m, c) for m, c in (("top1", 40), ("top5", None), ("J&F", 40), ("verb_top5", 40))] == [
+        None, None, None, None]
 
 
 def test_a_derived_column_is_the_difference_of_the_row_means(tmp_path):

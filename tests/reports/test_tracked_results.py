@@ -224,14 +224,16 @@ def test_the_kv_frames_block_fills_seed_0_of_the_papers_rows_from_the_msca_table
         kv_frames_block(tmp_path)
 
 
-def test_the_patch_rows_block_takes_seed_0_of_its_one_row_rows_from_tables_4_and_5_under_their_own_row_names(
+def test_the_patch_rows_block_takes_seed_0_of_its_one_row_rows_from_another_experiment_under_its_row_names(
         tmp_path):
+    """msca_patch_late's every-block rows are msca_patch_rows' one-row runs: their records fill it."""
     from reports.readme import experiment_block, experiment_markers
 
     top1 = {"msca_pk_rows1": (15.0, 17.0, 19.0), "msca_pk_rows4": (30.0, 40.0, 50.0),
             "msca_pk_rows8": (60.0, 61.0, 62.0), "msca_pkv_rows1": (14.0, 16.0, 18.0),
             "msca_pkv_rows4": (16.0, 17.0, 18.0), "msca_pkv_rows8": (20.0, 25.0, 30.0)}
-    elsewhere = {"msca_pk_rows1": ("msca_table5", "msca_pk_n8"), "msca_pkv_rows1": ("msca_table4", "msca_pkv_n4")}
+    elsewhere = {"msca_pk_rows1": ("msca_patch_late", "msca_pk_rows1_last4"),
+                 "msca_pkv_rows1": ("msca_patch_late", "msca_pkv_rows1_last4")}
     for row, values in top1.items():
         for seed, value in enumerate(values):
             table, name = elsewhere[row] if seed == 0 and row in elsewhere else ("msca_patch_rows", row)
