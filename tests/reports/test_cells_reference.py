@@ -228,6 +228,20 @@ def test_a_run_configured_as_another_tables_cell_fills_it_under_that_cells_colum
             ) in text.splitlines()
 
 
+def test_the_header_names_the_records_moved_here_from_a_retrained_table(tmp_path):
+    """A tracked record that `reports retire` moved here (``moved_from``) fills its cell as any other, and the header
+    says where it was first tracked; a record without ``moved_from`` is not counted."""
+    results = tmp_path / "results"
+    for seed, top1 in enumerate((65.0, 69.0)):
+        moved = {"moved_from": f"mformer_table2a/joint/seed{seed}/tiny-k_400"} if seed == 0 else {}
+        write_tracked(results, configured("mformer_table4", "joint", "K-400", seed, top1, **moved))
+    text = build_report("mformer_table4", runs_root=None, out_dir=tmp_path, results_root=results,
+                        index=False).read_text()
+    assert row_cells(text, "Joint Space-Time")[6] == "67.0 ± 2.8 (n=2; tiny, synth_objects, CPU) · paper 79.2"
+    assert ("- 1 of them were first tracked for another table, which has since changed its runs, and moved here: "
+            "`mformer_table2a/joint/seed0/tiny-k_400`.") in text.splitlines()
+
+
 def test_a_run_of_another_table_with_the_same_row_and_column_names_is_not_the_cells(tmp_path):
     """mformer_official's mformer_b K-400 is configured otherwise than Table 7's row of that name: Table 7's cell
     keeps its own 50.0 (n=1), never a mean with the other configuration's 90.0."""
