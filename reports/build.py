@@ -495,9 +495,9 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
     out = [tabulate(body, headers=headers, tablefmt="github"), ""]
     if any(unread.values()):
         out += [f"A top-5 cell is *not read* where guessing scores more on it than the {100 * TOP_K_CHANCE_BOUND:.1f}% "
-                "of the papers' own top-5 columns at most (Something-Something V2's 174 classes): over a stand-in's "
-                "few classes the top five cover an eighth of them or more, where every trained row nears 100%, so "
-                "the cell cannot order rows. The records keep it (`metrics.json`, TensorBoard).", ""]
+                "it scores in the papers' own top-5 column with the fewest classes (Something-Something V2's 174): "
+                "over a stand-in's few classes the top five hold an eighth of them or more. The records keep the "
+                "number (`metrics.json`, TensorBoard).", ""]
     if extras:
         out += [f"{EXTRA_MARK.strip()} Not in the paper's table: a column this repository adds "
                 f"({', '.join(f'`{c}`' for c in extras)}); see the notes below.", ""]

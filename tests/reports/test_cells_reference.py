@@ -186,7 +186,7 @@ def test_a_top5_cell_over_few_classes_is_not_read(tmp_path):
     assert row_cells(text, "Mformer-L")[3] == "not read: 41.7% by chance (12 classes) · paper 91.2"
     assert "- Top-1: +1.00 over 2 rows; of its 1 row pairs 0 are within noise" in text.splitlines()
     assert "- Top-5" not in text
-    assert "A top-5 cell is *not read* where guessing scores more on it than the 2.9% of" in text
+    assert "A top-5 cell is *not read* where guessing scores more on it than the 2.9% it scores in" in text
 
 
 def test_top_k_chance_counts_the_classes_each_metric_ranks():
