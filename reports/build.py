@@ -92,11 +92,12 @@ TOP_K_CHANCE_BOUND = 5 / 174
 _TOP_K = re.compile(r"(?:(verb|noun|action)_)?top(\d+)")
 
 
-def top_k_chance(metric: str, num_classes: int | dict[str, int] | None) -> float | None:
-    """What guessing scores on a top-k metric (``top5``, ``verb_top5``, ``action_top5``; k > 1) over the classes a
-    run recorded (``data.num_classes``: a count, or verbs and nouns); None for any other metric or unknown classes."""
+def chance(metric: str, num_classes: int | dict[str, int] | None) -> float | None:
+    """What guessing scores (a fraction) on a top-k accuracy (``top1``, ``top5``, ``verb_top1``, ``action_top5``)
+    over the classes a run recorded (``data.num_classes``: a count, or verbs and nouns); None for any other metric or
+    unknown classes."""
     match = _TOP_K.fullmatch(metric)
-    if match is None or int(match[2]) == 1 or num_classes is None:
+    if match is None or num_classes is None:
         return None
     part = match[1]
     if isinstance(num_classes, int):
@@ -104,6 +105,12 @@ def top_k_chance(metric: str, num_classes: int | dict[str, int] | None) -> float
     else:
         classes = num_classes["verb"] * num_classes["noun"] if part == "action" else num_classes.get(part or "")
     return None if not classes else min(int(match[2]), classes) / classes
+
+
+def top_k_chance(metric: str, num_classes: int | dict[str, int] | None) -> float | None:
+    """``chance`` of a top-k metric with k > 1 (``top5``, ``verb_top5``); None for top-1 and any other metric."""
+    match = _TOP_K.fullmatch(metric)
+    return None if match is None or int(match[2]) == 1 else chance(metric, num_classes)
 
 
 def unread_top_k(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str], dict[str, str]]:

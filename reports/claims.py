@@ -11,7 +11,8 @@ ordering agrees or is reversed. A claim is
 - **not run** when no ordering has both of its cells; a claim with some orderings not run says how many.
 
 A ``not_worse`` ordering (parity, margin m: A ≥ B − m) agrees when A − B + m exceeds the noise bound and is
-reversed when B − A − m does. The page also counts, over every table, the row pairs the paper orders and how ours order them.
+reversed when B − A − m does. The page also counts, over every table, the row pairs the paper orders and how ours order
+them, and lists the trained accuracy columns that cannot order their rows (every row saturated, or at chance).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from experiments.paper_tables import paper_table, paper_tables
 from experiments.spec import table_spec
 
 from . import noise
-from .build import REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
+from .build import REPORTS_DIR, Cell, aggregate, chance, metric_values, short_commit, static_values
 from .records import RESULTS_DIR, table_records
 
 AGREES, REVERSED, WITHIN, NOT_RUN = "agrees", "reversed", "within noise", "not run"
@@ -183,6 +184,60 @@ def paper_pairs(results_root: str | Path | None = RESULTS_DIR) -> dict[str, Pair
     return out
 
 
+SATURATED = 99.0  # percent: a column whose every row is at or above it cannot order them
+
+
+@dataclass(frozen=True)
+class FlatColumn:
+    """A trained tiny accuracy column that cannot order its rows: every row at or above ``SATURATED``, or every row
+    within noise of chance (``at_chance``)."""
+
+    table: str
+    column: str
+    dataset: str
+    saturated: bool  # False: at chance
+    low: float
+    high: float
+    chance: tuple[float, ...]  # percent, of each data set its rows read
+
+
+def at_chance(cell: Cell, chance_pct: float, test_videos: int) -> bool:
+    """Whether a cell's mean is within two standard errors of chance: the larger of its seeds' (s/√n) and that of
+    guessing on its test set (√(p(1−p)/N), which a cell whose seeds all guessed alike still has)."""
+    p = chance_pct / 100
+    seeds = cell.std / math.sqrt(cell.n) if cell.n > 1 else 0.0
+    return abs(cell.mean - chance_pct) <= 2 * max(seeds, 100 * math.sqrt(p * (1 - p) / test_videos))
+
+
+def flat_columns(results_root: str | Path | None = RESULTS_DIR) -> tuple[int, list[FlatColumn]]:
+    """Over every trained tiny accuracy column with at least two rows: how many there are, and those whose rows
+    are all saturated or all at chance (the classes and test videos each run recorded set chance and its noise)."""
+    checked, flat = 0, []
+    for table_id in paper_tables():
+        spec = table_spec(table_id)
+        if spec is None:
+            continue
+        cells = TableCells(table_id, results_root)
+        for mc in {c.column: c for c in spec.metric_columns}.values():
+            rows = []
+            for row in spec.rows:
+                cell = cells.values[row.key].get(mc.column)
+                record = next((r for r in cells.records if r["row"] == row.key and r["column"] == mc.run_name), None)
+                data = (record or {}).get("data") or {}
+                level = chance(mc.metric, data.get("num_classes"))
+                if isinstance(cell, Cell) and level is not None and data.get("num_val_videos"):
+                    rows.append((cell, 100 * level, data["num_val_videos"]))
+            if len(rows) < 2:
+                continue
+            checked += 1
+            means = [cell.mean for cell, _, _ in rows]
+            saturated = min(means) >= SATURATED
+            if saturated or all(at_chance(*row) for row in rows):
+                flat.append(FlatColumn(table_id, mc.column, " / ".join(sorted({c.dataset for c, _, _ in rows})),
+                                       saturated, min(means), max(means), tuple(sorted({c for _, c, _ in rows}))))
+    return checked, flat
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -192,7 +247,7 @@ PAPER_NAMES = {"mformer": "Motionformer", "msca": "MSCA", "xvit": "X-ViT", "cast
 VERDICTS = (REPRODUCED, UNDECIDED, CONTRADICTED, NOT_RUN)
 
 
-def render(results: list[ClaimResult], pairs: dict[str, PairCounts]) -> str:
+def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple[int, list[FlatColumn]]) -> str:
     from tabulate import tabulate
 
     out = ["# The papers' claims, tested by our tiny runs", "",
@@ -219,6 +274,7 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts]) -> str:
     body.append(["all", len(results), *(counts[v] for v in VERDICTS)])
     out += [tabulate(body, headers=["paper", "claims", *VERDICTS], tablefmt="github"), ""]
     out += _pairs_section(pairs)
+    out += _flat_section(*flat)
     for paper in papers():
         mine = [r for r in results if r.claim.paper == paper]
         if mine:
@@ -243,6 +299,24 @@ def _pairs_section(pairs: dict[str, PairCounts]) -> list[str]:
             f"compared (a cell of one seed).", "",
             tabulate(rows, headers=["table", "pairs", "in the paper's order", "reversed", "within noise",
                                     "one seed"], tablefmt="github"), ""]
+
+
+def _flat_section(checked: int, flat: list[FlatColumn]) -> list[str]:
+    from tabulate import tabulate
+
+    saturated = sum(f.saturated for f in flat)
+    out = ["## Columns that cannot order their rows", "",
+           f"Of the {checked} trained accuracy columns at tiny scale with two rows or more, {saturated} have every row "
+           f"at or above {SATURATED:g}% and {len(flat) - saturated} have every row within noise of chance (two "
+           f"standard errors: the larger of the seeds' and that of guessing on the test set). Top-5 cells over few "
+           f"classes are not read, so they are not counted.", ""]
+    if flat:
+        rows = [[f"[{f.table}]({f.table}.md)", f.column, f"`{f.dataset}`",
+                 f"every row ≥ {SATURATED:g}%" if f.saturated else "every row at chance",
+                 f"{f.low:.1f}–{f.high:.1f}", " / ".join(f"{c:.1f}" for c in f.chance)] for f in flat]
+        out += [tabulate(rows, headers=["table", "column", "data", "what", "rows (%)", "chance (%)"],
+                         tablefmt="github"), ""]
+    return out
 
 
 def _claim_section(result: ClaimResult) -> list[str]:
@@ -274,5 +348,6 @@ def _claim_section(result: ClaimResult) -> list[str]:
 def write_claims_page(results_root: str | Path | None = RESULTS_DIR, path: Path = CLAIMS_PAGE) -> Path:
     from data.atomic_write import atomic_write_text
 
-    atomic_write_text(path, render(evaluate(all_claims(), results_root), paper_pairs(results_root)))
+    atomic_write_text(path, render(evaluate(all_claims(), results_root), paper_pairs(results_root),
+                                   flat_columns(results_root)))
     return path

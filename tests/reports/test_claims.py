@@ -7,7 +7,7 @@ import yaml
 
 from experiments.claims import ClaimsFileError, Comparison, all_claims, paper_claims, papers
 from reports.claims import (AGREES, CLAIMS_PAGE, CONTRADICTED, NOT_RUN, REPRODUCED, REVERSED, UNDECIDED, WITHIN,
-                            Reading, Side, evaluate, paper_pairs, read, render, verdict)
+                            Reading, Side, evaluate, flat_columns, paper_pairs, read, render, verdict)
 from tests.reports.test_tracked_results import make_record, write_tracked
 
 TABLE = "mformer_table4"
@@ -120,6 +120,32 @@ def test_a_top5_pair_over_few_classes_is_not_counted(tmp_path):
         assert (counts.ordered, counts.agreeing) == (expected, expected), classes
 
 
+def test_a_column_whose_rows_are_all_at_chance_or_all_saturated_is_listed(tmp_path):
+    """Table 4 over 12 classes and 400 test videos: guessing is 8.33% with a standard error of
+    100·√(1/12 · 11/12 / 400) = 1.38 points, so a row is at chance within 8.33 ± 2.76. Joint 9, 9, 9 (seeds alike:
+    the test set's error is the noise) and divided 10, 11, 12 (mean 11.0, s/√3 = 0.58) are both within: the SSv2
+    column is listed. With divided at 12, 12, 12 (3.67 above) it is not. K-400 over 40 classes: 99.0 and 99.5 in
+    every seed, both at or above 99%: listed as saturated. Figure 3's joint and divided rows at stride 2 and S are
+    the same runs, so its two columns are listed alike."""
+    def write(results, divided):
+        for seed in range(3):
+            for row, column, top1, classes in (("joint", "SSv2", 9.0, 12), ("divided", "SSv2", divided[seed], 12),
+                                               ("joint", "K-400", 99.0, 40), ("divided", "K-400", 99.5, 40)):
+                record = make_record(TABLE, row, column, seed, top1)
+                write_tracked(results, {**record, "data": {"dataset": record["dataset"], "num_classes": classes,
+                                                           "num_val_videos": 400}})
+
+    write(tmp_path / "a", (10.0, 11.0, 12.0))
+    checked, flat = flat_columns(tmp_path / "a")
+    saturated, at_chance = (True, 99.0, 99.5, (2.5,)), (False, 9.0, 11.0, (pytest.approx(100 / 12),))
+    assert checked == 4
+    assert [(f.table, f.column, f.saturated, f.low, f.high, f.chance) for f in flat] == [
+        (TABLE, "K-400", *saturated), (TABLE, "SSv2", *at_chance),
+        ("mformer_figure3", "K-400 stride 2", *saturated), ("mformer_figure3", "SSv2 stride S", *at_chance)]
+    write(tmp_path / "b", (12.0, 12.0, 12.0))
+    assert [f.column for f in flat_columns(tmp_path / "b")[1]] == ["K-400", "K-400 stride 2"]
+
+
 def test_every_paper_has_three_to_six_claims_each_resting_on_cells_that_exist():
     assert papers() == ["d3da", "mformer", "msca", "xvit", "cast"]
     for paper in papers():
@@ -141,5 +167,5 @@ def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_c
 
 
 def test_the_claims_page_is_generated_from_the_claims_and_the_tracked_records():
-    assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs()), (
+    assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs(), flat_columns()), (
         "reports/claims.md differs: run `python -m reports claims`")
