@@ -11,8 +11,8 @@ ordering agrees or is reversed. A claim is
 - **not run** when no ordering has both of its cells; a claim with some orderings not run says how many.
 
 A ``not_worse`` ordering (parity, margin m: A ≥ B − m) agrees when A − B + m exceeds the noise bound and is
-reversed when B − A − m does. The page also counts, over every table, the row pairs the paper orders and how ours order
-them, and lists the trained accuracy columns that cannot order their rows (every row saturated, or at chance).
+reversed when B − A − m does. The page also counts, over every table, the row pairs the paper orders and how ours
+order them, and lists the trained accuracy columns that cannot order their rows (every row saturated, or at chance).
 """
 
 from __future__ import annotations
