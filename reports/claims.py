@@ -28,7 +28,8 @@ from experiments.paper_tables import paper_table, paper_tables
 from experiments.spec import table_spec
 
 from . import noise
-from .build import REPORTS_DIR, Cell, aggregate, chance, metric_values, short_commit, static_values
+from .build import REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
+from .chance import chance
 from .records import RESULTS_DIR, table_records
 
 AGREES, REVERSED, WITHIN, NOT_RUN = "agrees", "reversed", "within noise", "not run"

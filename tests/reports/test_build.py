@@ -249,7 +249,7 @@ def test_a_cell_computed_on_part_of_its_split_says_so_in_the_header(tmp_path):
 def test_the_header_gives_chance_from_the_classes_the_runs_recorded():
     """Top-5 of 6 classes is 83.3% by guessing, so a top-5 cell near 100 says little: each data line states the
     chance levels of the class counts its runs recorded (data.num_classes), one phrase per distinct count."""
-    from reports.build import chance_level
+    from reports.chance import chance_level
 
     def run(classes):
         return {"data": {"num_classes": classes}}

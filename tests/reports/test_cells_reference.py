@@ -191,7 +191,7 @@ def test_a_top5_cell_over_few_classes_is_not_read(tmp_path):
 
 def test_top_k_chance_counts_the_classes_each_metric_ranks():
     """k / classes, with verbs, nouns and their pairs apart; None for top-1, other metrics and unknown classes."""
-    from reports.build import top_k_chance
+    from reports.chance import top_k_chance
 
     verb_noun = {"verb": 6, "noun": 8}
     assert top_k_chance("top5", 40) == 5 / 40 and top_k_chance("top5", 400) == 5 / 400
