@@ -25,27 +25,48 @@ from .tasks import register_source
 TINY_PRETRAINED = Path(__file__).parent / "tiny_pretrained"
 SOURCE_PREFIX = "tiny_image"
 # The tiny video architectures that start from an image ViT: the Motionformer family's (ViT-B's and ViT-L's
-# stand-ins) and the frame-wise model of MSCA and X-ViT.
-ARCHITECTURES = ("vit_tiny_video", "vit_tiny_l_video", "vit_tiny_frame")
+# stand-ins), the frame-wise model of MSCA and X-ViT, and CAST's spatial expert in CLIP's structure (the CLIP
+# stand-in: ``models.cast.build_expert("clip")`` at ``cast_tiny``'s size).
+CAST_SPATIAL = "cast_tiny_clip"
+ARCHITECTURES = ("vit_tiny_video", "vit_tiny_l_video", "vit_tiny_frame", CAST_SPATIAL)
 
 
-def image_backbone(arch: str, num_classes: int, **kwargs: Any):
-    """The timm image ViT whose weights the registered video model ``arch`` takes: its width, depth, heads, MLP
-    ratio, patch size and frame size, read from the video model itself so that the two cannot drift apart."""
-    import torch
-    from timm.models.vision_transformer import VisionTransformer
-
+def image_part(arch: str, **kwargs: Any):
+    """The model whose image ViT ``arch`` names: the registered video model, or CAST's tiny spatial expert."""
     from models import create_model
+    from models.cast import build_expert
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"no tiny image pretraining for {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    return build_expert("clip", "tiny", **kwargs) if arch == CAST_SPATIAL else create_model(arch, **kwargs)
+
+
+def image_backbone(arch: str, num_classes: int, **kwargs: Any):
+    """The timm image ViT whose weights ``image_part(arch)`` takes: its width, depth, heads, MLP ratio, patch size,
+    frame size, and for CAST's CLIP-structured expert its LayerNorm before the blocks, QuickGELU, LayerNorm epsilon
+    and bias-free patch projection, read from that model itself so that the two cannot drift apart."""
+    from functools import partial
+
+    import torch
+    from timm.layers import QuickGELU
+    from timm.models.vision_transformer import VisionTransformer
+
     with torch.device("meta"):
-        video = create_model(arch)
-    block = video.blocks[0]
-    patch = video.patch_embed.patch_size
-    return VisionTransformer(img_size=video.patch_embed.grid_size[1] * patch, patch_size=patch,
-                             num_classes=num_classes, embed_dim=video.embed_dim, depth=len(video.blocks),
-                             num_heads=block.attn.num_heads, mlp_ratio=block.mlp.fc1.out_features / video.embed_dim,
+        target = image_part(arch)
+    block = target.blocks[0]
+    if arch == CAST_SPATIAL:
+        patch, img_size, structure = target.patch_size, target.img_size, target.arch
+        kwargs = {"pre_norm": structure.norm_pre, "norm_layer": partial(torch.nn.LayerNorm, eps=structure.norm_eps),
+                  "act_layer": QuickGELU if structure.act == "quick_gelu" else torch.nn.GELU, **kwargs}
+        if structure.patch_bias == structure.norm_pre:  # timm's patch projection has a bias unless pre_norm
+            raise ValueError(f"{arch}: a patch bias of {structure.patch_bias} with pre_norm {structure.norm_pre} "
+                             f"has no timm VisionTransformer")
+    else:
+        patch = target.patch_embed.patch_size
+        img_size = target.patch_embed.grid_size[1] * patch
+    return VisionTransformer(img_size=img_size, patch_size=patch, num_classes=num_classes,
+                             embed_dim=target.embed_dim, depth=len(target.blocks), num_heads=block.attn.num_heads,
+                             mlp_ratio=block.mlp.fc1.out_features / target.embed_dim,
                              qkv_bias=block.attn.qkv.bias is not None, **kwargs)
 
 
