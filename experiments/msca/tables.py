@@ -80,10 +80,11 @@ _VIEWS_NOTE = ("Paper scale tests 10 clips x 3 crops and averages their logits, 
                "samples each \"as in training\" (at random) and TokenShift's code starts clip i at i/10 of the "
                "video, clipped to the last whole clip, so that most of its ten coincide.")
 NOTES = ("Not in the paper: the `motion top-1` column trains the same rows on the motion set "
-         "(`synth_motion_pairs` at tiny scale, SSv2 at paper scale). Its 12 classes form 6 time-reversed pairs, "
-         "and any unordered set of a clip's frames has the same distribution in both classes of a pair: the "
-         "frame-wise ViT, which averages its frames' features, can tell the pair but not the direction (at most "
-         "50% top-1, chance 8.3%), so only a row that relates frames in order can rise above that. " + _VIEWS_NOTE)
+         "(`synth_motion_pairs` at tiny scale, SSv2 at paper scale). Its 12 classes form 6 time-reversed pairs; "
+         "one frame has the same distribution in all 12, and any unordered set of a clip's frames the same in "
+         "both classes of a pair: the frame-wise ViT, which averages its frames' features, cannot tell a class "
+         "from its reverse (at most 50% top-1, chance 8.3%), and could tell the pair only from how its frames' "
+         "features spread, so a row that relates frames in order is what this column looks for. " + _VIEWS_NOTE)
 NOTES_EARLIER = ("Not in the paper: the `motion top-1` column trains the same rows on the motion set "
                  "(`synth_motion`; SSv2 at paper scale), whose classes no single frame can tell apart: the "
                  "frame-wise ViT is at chance there by construction, so only a row that exchanges information "
