@@ -146,6 +146,17 @@ def test_a_column_whose_rows_are_all_at_chance_or_all_saturated_is_listed(tmp_pa
     assert [f.column for f in flat_columns(tmp_path / "b")[1]] == ["K-400", "K-400 stride 2"]
 
 
+def test_two_rows_that_are_one_run_at_tiny_scale_are_counted_apart(tmp_path):
+    """MSCA Table 4's N_b = N_f = 4, 8 and 16 all move 1 of 17 rows at tiny scale: one run, whose cells cannot
+    differ. Of the 15 pairs of its 6 rows (the paper's values all differ), those 3 are counted as one run and the
+    other 12 are read."""
+    for seed in range(3):
+        for row, top1 in (("vit", 70.0), ("msca_pkv_n4", 71.0), ("msca_pkv_n24", 72.0), ("msca_pkv_n32", 73.0)):
+            write_tracked(tmp_path, make_record("msca_table4", row, "K-400", seed, top1 + seed))
+    counts = paper_pairs(tmp_path)["msca_table4"]
+    assert (counts.ordered, counts.same_run, counts.agreeing + counts.reversed + counts.within) == (15, 3, 12)
+
+
 def test_every_paper_has_three_to_six_claims_each_resting_on_cells_that_exist():
     assert papers() == ["d3da", "mformer", "msca", "xvit", "cast"]
     for paper in papers():
