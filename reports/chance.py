@@ -48,10 +48,10 @@ def unread_top_k(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, s
             continue
         classes = (r.get("data") or {}).get("num_classes")
         for metric in r["metrics"]:
-            chance = top_k_chance(metric, classes)
-            if chance is not None and chance > TOP_K_CHANCE_BOUND:
+            level = top_k_chance(metric, classes)
+            if level is not None and level > TOP_K_CHANCE_BOUND:
                 counted = classes if isinstance(classes, int) else " × ".join(map(str, classes.values()))
-                out[(r["row"], r["column"])][metric] = f"not read: {100 * chance:.1f}% by chance ({counted} classes)"
+                out[(r["row"], r["column"])][metric] = f"not read: {100 * level:.1f}% by chance ({counted} classes)"
     return out
 
 

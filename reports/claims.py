@@ -166,6 +166,7 @@ def paper_pairs(results_root: str | Path | None = RESULTS_DIR) -> dict[str, Pair
             rows = [(row, table.rows[row.paper_row].cells.get(mc)) for row in spec.rows
                     if row.paper_row < len(table.rows)]
             ours = {row.key: cells.values[row.key].get(mc) for row, _ in rows}
+            runs = _run_keys(spec, [row for row, _ in rows if isinstance(ours[row.key], Cell)], mc)
             for i, (row_a, paper_a) in enumerate(rows):
                 for row_b, paper_b in rows[i + 1:]:
                     if not (_number(paper_a) and _number(paper_b)) or paper_a == paper_b:
@@ -174,7 +175,7 @@ def paper_pairs(results_root: str | Path | None = RESULTS_DIR) -> dict[str, Pair
                     if not (isinstance(a, Cell) and isinstance(b, Cell)):
                         continue
                     counts["ordered"] += 1
-                    if _one_run(spec, row_a, row_b, mc):
+                    if runs[row_a.key] == runs[row_b.key]:
                         counts["same_run"] += 1
                         continue
                     beyond = noise.beyond_noise(a, b)
@@ -245,10 +246,10 @@ def flat_columns(results_root: str | Path | None = RESULTS_DIR) -> tuple[int, li
     return checked, flat
 
 
-def _one_run(spec: TableSpec, row_a: RowSpec, row_b: RowSpec, column: str) -> bool:
+def _run_keys(spec: TableSpec, rows: list[RowSpec], column: str) -> dict[str, str]:
+    """row key -> the experiment key of its run in ``column`` at tiny scale: two rows with one key are one run."""
     metric = next(c for c in spec.metric_columns if c.column == column)
-    a, b = (spec.resolve(row, metric, SCALE, seed=0).to_dict() for row in (row_a, row_b))
-    return experiment_key(a) == experiment_key(b)
+    return {row.key: experiment_key(spec.resolve(row, metric, SCALE, seed=0).to_dict()) for row in rows}
 
 
 def _number(value: Any) -> bool:

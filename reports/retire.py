@@ -16,7 +16,7 @@ from pathlib import Path
 
 from experiments.plan import resolve_runs
 from experiments.records import experiment_key
-from experiments.spec import RunConfig, registered_specs
+from experiments.spec import RunConfig, registered_specs, table_spec
 
 from .records import RESULTS_DIR, read_record, tracked_path
 
@@ -32,10 +32,9 @@ class Retired:
 @lru_cache(maxsize=None)
 def _runs(table_id: str, scale: str, seed: int) -> dict[str, RunConfig]:
     """experiment key -> the run a table configures today at one scale and seed (none where it has no such scale)."""
-    try:
-        configs = resolve_runs(table_id, scale, None, seed + 1, None, None)
-    except KeyError:  # the table has no such scale
+    if scale not in table_spec(table_id).scales:
         return {}
+    configs = resolve_runs(table_id, scale, None, seed + 1, None, None)
     return {experiment_key(cfg.to_dict()): cfg for cfg in configs if cfg.seed == seed}
 
 
