@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .spec import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainerConfig, _plain
 from .tasks import SYSTEM_FIELDS, get_task
@@ -120,9 +120,11 @@ def own_random_state(seed: int) -> Iterator[None]:
                     os.environ[k] = v
 
 
-def pretrain_expert(config: ExpertPretraining, folder: Path) -> None:
+def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None) -> None:
     """Pretrain the tiny expert of ``config`` on CPU, as a run of its pretraining task (``pretraining_run``), and
-    write ``EXPERT_FILE`` and ``pretraining.json`` into ``folder``."""
+    write ``EXPERT_FILE`` and ``pretraining.json`` into ``folder``. With ``history`` (a Lightning callback, e.g.
+    ``lightning_modules.image_classifier.EpochHistory``) the system is also validated on the set's validation split
+    after every epoch; without it, not at all (the cached experts of the earlier tiny scale)."""
     import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     import torch
@@ -142,9 +144,11 @@ def pretrain_expert(config: ExpertPretraining, folder: Path) -> None:
         system = task.system(cfg, expert, dm)
         trainer = L.Trainer(max_epochs=cfg.optim.epochs, accelerator=cfg.trainer.accelerator,
                             devices=cfg.trainer.devices, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                            deterministic=True)
-        trainer.fit(system, train_dataloaders=dm.train_dataloader())
+                            enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=1.0 if history else 0, num_sanity_val_steps=0,
+                            callbacks=[history] if history else [], deterministic=True)
+        trainer.fit(system, train_dataloaders=dm.train_dataloader(),
+                    val_dataloaders=dm.val_dataloader() if history else None)
     torch.save(expert.state_dict(), folder / EXPERT_FILE)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
     (folder / "pretraining.json").write_text(json.dumps({

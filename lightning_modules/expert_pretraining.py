@@ -185,5 +185,14 @@ class MaskedVideoPretraining(_Pretraining):
         self.log("pretrain/loss", loss, prog_bar=True)
         return loss
 
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """The masked-pixel loss with masks drawn from ``batch_idx`` alone: the same masks every epoch, so the epochs'
+        losses compare, and the global random state (which training draws from) is left untouched."""
+        video = batch["video"]
+        generator = torch.Generator().manual_seed(batch_idx)
+        hidden = tube_mask(video.shape[0], self.expert.num_steps, self.expert.num_patches, self.hparams.mask_ratio,
+                           generator=generator).to(video.device)
+        self.log("val/loss", self.loss(video, hidden), batch_size=video.shape[0])
+
 
 __all__ = ["FramePretraining", "MaskedVideoPretraining", "masked_mse", "normalized_pixels", "patchify", "tube_mask"]

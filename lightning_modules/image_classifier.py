@@ -67,14 +67,18 @@ class ImageClassifier(L.LightningModule):
 
 
 class EpochHistory(Callback):
-    """Keeps each epoch's validation loss and top-1 (in percent), and prints one line per epoch."""
+    """Keeps each epoch's validation loss and, where the system logs one, top-1 (in percent); prints one line per
+    epoch."""
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        self.epochs.append({"epoch": trainer.current_epoch + 1, "val_loss": round(float(metrics["val/loss"]), 5),
-                            "val_top1": round(100.0 * float(metrics["val/top1"]), 2)})
-        last = self.epochs[-1]
-        print(f"    epoch {last['epoch']}: val loss {last['val_loss']:.4f}, top-1 {last['val_top1']:.1f}%", flush=True)
+        epoch = {"epoch": trainer.current_epoch + 1, "val_loss": round(float(metrics["val/loss"]), 5)}
+        line = f"    epoch {epoch['epoch']}: val loss {epoch['val_loss']:.4f}"
+        if "val/top1" in metrics:
+            epoch["val_top1"] = round(100.0 * float(metrics["val/top1"]), 2)
+            line += f", top-1 {epoch['val_top1']:.1f}%"
+        self.epochs.append(epoch)
+        print(line, flush=True)
