@@ -103,8 +103,12 @@ def test_the_shipped_weights_are_what_their_record_says(arch):
 
 
 def test_every_shipped_file_has_its_record_and_nothing_else_lies_there():
+    """The image stand-ins and CAST's temporal experts (tests/experiments/cast/test_shipped_experts.py)."""
+    from experiments.cast.shipped import SHIPPED, shipped_path
+
     names = {p.name for p in Path(TINY_PRETRAINED).iterdir()}
-    assert names == {f"{arch}{suffix}" for arch in ARCHITECTURES for suffix in (".safetensors", ".json")}
+    stems = [*ARCHITECTURES, *(shipped_path(name).stem for name in SHIPPED)]
+    assert names == {f"{stem}{suffix}" for stem in stems for suffix in (".safetensors", ".json")}
 
 
 def test_a_tiny_image_source_is_checked_before_anything_trains():
