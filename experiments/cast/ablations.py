@@ -13,6 +13,7 @@ from .columns import (CAPACITY_NOTE, TABLE1C_NOTE, TRAINING_COST_NOTE, learnable
 from .experts import STAND_IN_NOTE, experts
 from .presets import (CAST_ROW, DEFAULT, EK100_COLUMNS, EK100_COLUMNS_ACTION, INDEPENDENT_ADAPTER, INDEPENDENT_ROW,
                       SCALES_ABLATION, SCALES_PRETRAINING, VERB_PLATEAU_NOTE)
+from .regime import in_regime
 
 # ---- Table 1 (a)-(h): ablations on EPIC-KITCHENS-100 --------------------------------------------------------------
 
@@ -31,7 +32,7 @@ def _ablation(table_id: str, rows: tuple[RowSpec, ...], notes: str = "", static:
 
 @register_table
 def cast_table1a() -> TableSpec:
-    return _ablation("cast_table1a", (
+    return in_regime(_ablation("cast_table1a", (
         RowSpec("indep_full", 0, "Indep. experts w/o adapter (fully fine-tuned)",
                 {"exchange": "none", "adapters": False, "train_experts": True}, scales=DEFAULT),
         INDEPENDENT_ROW(1),
@@ -39,29 +40,29 @@ def cast_table1a() -> TableSpec:
                 scales=DEFAULT),
         CAST_ROW(3),
     ), notes="The ensemble averages the two adapted experts' class probabilities; trained as one model here "
-             "(the paper ensembles two separately trained experts at test time).")
+             "(the paper ensembles two separately trained experts at test time)."))
 
 
 @register_table
 def cast_table1b() -> TableSpec:
-    return _ablation("cast_table1b", (
+    return in_regime(_ablation("cast_table1b", (
         RowSpec("late_add", 0, "Add (late fusion)", {"exchange": "none", "fusion": "add"}, scales=DEFAULT),
         RowSpec("late_concat", 1, "Concat (late fusion)", {"exchange": "none", "fusion": "concat"}, scales=DEFAULT),
         RowSpec("lateral", 2, "Lateral (layer-wise)", {"exchange": "lateral"}, scales=DEFAULT),
         CAST_ROW(3),
-    ), notes="Add and Concat predict verbs and nouns from one classifier over the fused features.")
+    ), notes="Add and Concat predict verbs and nouns from one classifier over the fused features."))
 
 
 @register_table
 def cast_table1c() -> TableSpec:
-    return _ablation("cast_table1c", (
+    return in_regime(_ablation("cast_table1c", (
         INDEPENDENT_ROW(0, "Identity (no B-CAST; = independent experts w/ adapter)"),
         RowSpec("xattn", 1, "w/o adapter (full-width cross-attention)", {"exchange": "xattn"}, scales=DEFAULT),
         RowSpec("xattn_adapter", 2, "X-attn. -> adapter", {"exchange": "xattn_adapter"}, scales=DEFAULT),
         CAST_ROW(3, "B-CAST"),
     ), static=(StaticColumn("Tune Param(M)", learnable_params, note=TABLE1C_NOTE),
                StaticColumn("Train step: memory, time (frozen / all trainable)", training_cost,
-                            note=TRAINING_COST_NOTE, inputs=training_cost_inputs)))
+                            note=TRAINING_COST_NOTE, inputs=training_cost_inputs))))
 
 
 RATIOS = {"1/8": 0.125, "1/4": 0.25, "1/2": 0.5, "1": 1.0}
@@ -107,12 +108,12 @@ def cast_table1f() -> TableSpec:
 
 @register_table
 def cast_table1g() -> TableSpec:
-    return _ablation("cast_table1g", (
+    return in_regime(_ablation("cast_table1g", (
         INDEPENDENT_ROW(0),
         RowSpec("s2t_only", 1, "S2T only", {"directions": "s2t"}, scales=DEFAULT),
         RowSpec("t2s_only", 2, "T2S only", {"directions": "t2s"}, scales=DEFAULT),
         CAST_ROW(3),
-    ))
+    )))
 
 
 @register_table
