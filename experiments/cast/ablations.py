@@ -70,10 +70,10 @@ RATIOS = {"1/8": 0.125, "1/4": 0.25, "1/2": 0.5, "1": 1.0}
 
 @register_table
 def cast_table1d() -> TableSpec:
-    return _ablation("cast_table1d", tuple(
+    return in_regime(_ablation("cast_table1d", tuple(
         CAST_ROW(i) if ratio == 0.5 else
         RowSpec(f"ratio_{text.replace('/', '_')}", i, f"B-CAST ratio {text}", {"down_ratio": ratio}, scales=DEFAULT)
-        for i, (text, ratio) in enumerate(RATIOS.items())))
+        for i, (text, ratio) in enumerate(RATIOS.items()))))
 
 
 WINDOWS = (("space_time", "space_time"), ("space_time", "space"), ("space", "space"), ("time", "space"))
@@ -165,7 +165,7 @@ def cast_table6() -> TableSpec:
 
 @register_table
 def cast_table7() -> TableSpec:
-    return _ablation("cast_table7", (
+    return in_regime(_ablation("cast_table7", (
         CAST_ROW(0, "CLIP + VideoMAE"),
         RowSpec("clip_mvd", 1, "CLIP + MVD", {"temporal_expert": "mvd"}, scales=experts("clip", "mvd_ek100")),
     ), notes="Rows 3-4 (EVA as the spatial expert) cannot be built here: EVA's ViT-B uses rotary position "
@@ -174,12 +174,12 @@ def cast_table7() -> TableSpec:
              "not a citation of other work. MVD has VideoMAE's structure; at paper scale it "
              "loads MVD's released ViT-B. Tiny: MVD's feature distillation is not reproduced; its tiny expert is "
              "VideoMAE-style masked autoencoding with another seed, so this row measures the spread between two "
-             "such experts, not MVD.")
+             "such experts, not MVD."))
 
 
 @register_table
 def cast_table8() -> TableSpec:
-    return _ablation("cast_table8", (
+    return in_regime(_ablation("cast_table8", (
         RowSpec("no_bcast_pos", 0, "CAST w/o B-CAST positional embeddings", {"exchange_pos": False}, scales=DEFAULT),
         CAST_ROW(1, "CAST w/ B-CAST positional embeddings"),
-    ), columns=EK100_COLUMNS_ACTION)
+    ), columns=EK100_COLUMNS_ACTION))
