@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .cast.probe import add_command as add_probe_experts_parser
 from .cast.shipped import add_command as add_pretrain_experts_parser
 from .checks import check_writable, write_refused
 from .image_pretraining import add_command as add_pretrain_images_parser
@@ -522,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_static_parser(sub)
     add_pretrain_images_parser(sub)
     add_pretrain_experts_parser(sub)
+    add_probe_experts_parser(sub)
     return parser
 
 
