@@ -83,6 +83,7 @@ def _expert(name: str) -> Any:
 def probe_experts(names: Iterable[str] = PROBED, passes: int = 2) -> list[dict[str, Any]]:
     """One row per expert: verb and noun top-1 of the probes on its pooled and its per-time-step features, trained
     on ``passes`` augmented passes over the training clips."""
+    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     import torch
 
@@ -116,7 +117,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     """``probe-experts [NAME ...]``: the subcommand of ``python -m experiments``."""
     parser = sub.add_parser("probe-experts", help="linear probes of CAST's frozen tiny experts on synth_verbnoun: "
                                                    "verb and noun top-1 of their pooled and per-time-step features")
-    parser.add_argument("names", nargs="*", choices=PROBED, default=list(PROBED), metavar="NAME",
+    parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"default: all of {', '.join(PROBED)}")
     parser.add_argument("--passes", type=int, default=2, help="augmented passes over the training clips")
     parser.set_defaults(fn=_cmd_probe_experts)
@@ -125,7 +126,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def _cmd_probe_experts(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    rows = probe_experts(args.names, args.passes)
+    unknown = sorted(set(args.names) - set(PROBED))
+    if unknown:  # checked here: argparse refuses an empty list against ``choices`` with nargs="*" (Python 3.11)
+        raise SystemExit(f"probe-experts: unknown expert(s) {unknown}; choose from {', '.join(PROBED)}")
+    rows = probe_experts(args.names or PROBED, args.passes)
     print(tabulate(rows, headers="keys", tablefmt="github"))
     print(f"chance: verb {CHANCE['verb']:.1f}%, noun {CHANCE['noun']:.1f}% (validation clips of synth_verbnoun)")
     return 0
