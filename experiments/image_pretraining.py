@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -78,26 +79,37 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def digest_source(prefix: str, name: str, path: Path) -> str:
+    """``<prefix>:<name>@<first 12 hex digits of the shipped file's sha256>``; without the file, the source has no
+    digest and fails when it loads, naming the command that writes it."""
+    return f"{prefix}:{name}@{file_digest(path)[:12]}" if Path(path).is_file() else f"{prefix}:{name}"
+
+
+def resolve_digest_source(prefix: str, rest: str, known: Iterable[str], path_of: Callable[[str], Path], what: str,
+                          command: str) -> str:
+    """The shipped file a ``<prefix>:<name>[@digest]`` source names: refused by name when ``name`` is not ``known``,
+    when the file is missing (naming ``command``, which writes it) or when its digest is not the source's."""
+    name, _, digest = rest.partition("@")
+    known = tuple(known)
+    if name not in known:
+        raise ValueError(f"pretrained source {prefix}:{rest}: no {what} {name!r}; known: {', '.join(known)}")
+    path = path_of(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained source {prefix}:{rest}: {path} is missing; write it with "
+                                f"`{command} {name}`")
+    if digest and not file_digest(path).startswith(digest):
+        raise ValueError(f"pretrained source {prefix}:{rest}: {path} has changed since this run was configured "
+                         f"(its sha256 now starts {file_digest(path)[:12]}); run the table again")
+    return str(path)
+
+
 def tiny_image_source(arch: str, folder: Path = TINY_PRETRAINED) -> str:
-    """``tiny_image:<arch>@<first 12 hex digits of the shipped file's sha256>``; without the file, the source has
-    no digest and fails when it loads, naming the command that writes it."""
-    path = weights_path(arch, folder)
-    return f"{SOURCE_PREFIX}:{arch}@{file_digest(path)[:12]}" if path.is_file() else f"{SOURCE_PREFIX}:{arch}"
+    return digest_source(SOURCE_PREFIX, arch, weights_path(arch, folder))
 
 
 def resolve_tiny_image_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
-    arch, _, digest = rest.partition("@")
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"pretrained source {SOURCE_PREFIX}:{rest}: no tiny image backbone {arch!r}; known: "
-                         f"{', '.join(ARCHITECTURES)}")
-    path = weights_path(arch, folder)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained source {SOURCE_PREFIX}:{rest}: {path} is missing; write it with "
-                                f"`python -m experiments pretrain-images {arch}`")
-    if digest and not file_digest(path).startswith(digest):
-        raise ValueError(f"pretrained source {SOURCE_PREFIX}:{rest}: {path} has changed since this run was "
-                         f"configured (its sha256 now starts {file_digest(path)[:12]}); run the table again")
-    return str(path)
+    return resolve_digest_source(SOURCE_PREFIX, rest, ARCHITECTURES, lambda arch: weights_path(arch, folder),
+                                 "tiny image backbone", "python -m experiments pretrain-images")
 
 
 register_source(SOURCE_PREFIX, resolve_tiny_image_source, check_early=True)

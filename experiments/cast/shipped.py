@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..image_pretraining import CAST_SPATIAL, TINY_PRETRAINED, file_digest, tiny_image_source
+from ..image_pretraining import (CAST_SPATIAL, TINY_PRETRAINED, digest_source, file_digest, resolve_digest_source,
+                                 tiny_image_source)
 from ..presets import REGIME_STAND_INS
 from ..pretraining import EXPERT_FILE, ExpertPretraining, pretrain_expert
 from ..spec import DataConfig, _plain
@@ -55,27 +56,15 @@ def shipped_path(name: str, folder: Path = TINY_PRETRAINED) -> Path:
 
 
 def shipped_source(name: str, folder: Path = TINY_PRETRAINED) -> str:
-    """``tiny_expert:<name>@<first 12 hex digits of the shipped file's sha256>``; without the file, no digest: the
-    source then fails when it loads, naming the command that writes it."""
+    """``tiny_expert:<name>@<sha256 prefix>`` (``experiments.image_pretraining.digest_source``)."""
     if name not in SHIPPED:
         raise ValueError(f"no shipped tiny expert {name!r}; known: {', '.join(SHIPPED)}")
-    path = shipped_path(name, folder)
-    return f"{SOURCE_PREFIX}:{name}@{file_digest(path)[:12]}" if path.is_file() else f"{SOURCE_PREFIX}:{name}"
+    return digest_source(SOURCE_PREFIX, name, shipped_path(name, folder))
 
 
 def resolve_shipped_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
-    name, _, digest = rest.partition("@")
-    if name not in SHIPPED:
-        raise ValueError(f"pretrained source {SOURCE_PREFIX}:{rest}: no shipped tiny expert {name!r}; known: "
-                         f"{', '.join(SHIPPED)}")
-    path = shipped_path(name, folder)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained source {SOURCE_PREFIX}:{rest}: {path} is missing; write it with "
-                                f"`python -m experiments pretrain-experts {name}`")
-    if digest and not file_digest(path).startswith(digest):
-        raise ValueError(f"pretrained source {SOURCE_PREFIX}:{rest}: {path} has changed since this run was "
-                         f"configured (its sha256 now starts {file_digest(path)[:12]}); run the table again")
-    return str(path)
+    return resolve_digest_source(SOURCE_PREFIX, rest, SHIPPED, lambda name: shipped_path(name, folder),
+                                 "shipped tiny expert", "python -m experiments pretrain-experts")
 
 
 register_source(SOURCE_PREFIX, resolve_shipped_source, check_early=True)
