@@ -518,12 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
     bench.set_defaults(fn=cmd_bench)
 
-    add_smoke_parser(sub)
-
-    add_static_parser(sub)
-    add_pretrain_images_parser(sub)
-    add_pretrain_experts_parser(sub)
-    add_probe_experts_parser(sub)
+    # the subcommands that their own modules define
+    for add_parser in (add_smoke_parser, add_static_parser, add_pretrain_images_parser, add_pretrain_experts_parser,
+                       add_probe_experts_parser):
+        add_parser(sub)
     return parser
 
 

@@ -90,7 +90,8 @@ def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         pretrain_expert(config, Path(tmp), history)
-        state = torch.load(Path(tmp) / EXPERT_FILE, map_location="cpu", weights_only=True)
+        expert_file = Path(tmp) / EXPERT_FILE
+        state = torch.load(expert_file, map_location="cpu", weights_only=True)
         final_train = json.loads((Path(tmp) / "pretraining.json").read_text())["final"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
