@@ -26,6 +26,7 @@ from ..presets import REGIME_STAND_INS
 from ..pretraining import EXPERT_FILE, ExpertPretraining, pretrain_expert
 from ..spec import DataConfig, _plain
 from ..tasks import register_source
+from .experts import TINY_EXPERTS
 
 SOURCE_PREFIX = "tiny_expert"
 # The design's check of a shipped temporal expert: its last epoch's validation loss at most this fraction above its
@@ -37,14 +38,12 @@ def _regime_data(stand_in: str) -> DataConfig:
     return dataclasses.replace(REGIME_STAND_INS[stand_in], num_workers=0)
 
 
-# The earlier tiny scale's method (``experiments.cast.experts.TINY_EXPERTS``) on the regime's sets, 40 epochs.
+# The earlier tiny scale's pretraining of each expert (``experiments.cast.experts.TINY_EXPERTS``: method, lr, seed;
+# MVD's distillation is not reproduced, Table 7's notes) on the regime's set, for 40 epochs.
 SHIPPED: dict[str, ExpertPretraining] = {
-    "videomae_ek100": ExpertPretraining("videomae", "mae", _regime_data("EK-100"), epochs=40, lr=1.5e-3),
-    "videomae_ssv2": ExpertPretraining("videomae", "mae", _regime_data("SSv2"), epochs=40, lr=1.5e-3),
-    "videomae_k400": ExpertPretraining("videomae", "mae", _regime_data("K-400"), epochs=40, lr=1.5e-3),
-    # MVD's distillation is not reproduced: the same autoencoding with another seed (Table 7's notes)
-    "mvd_ek100": ExpertPretraining("mvd", "mae", _regime_data("EK-100"), epochs=40, lr=1.5e-3, seed=1),
-}
+    name: dataclasses.replace(TINY_EXPERTS[name], data=_regime_data(stand_in), epochs=40)
+    for name, stand_in in (("videomae_ek100", "EK-100"), ("videomae_ssv2", "SSv2"), ("videomae_k400", "K-400"),
+                           ("mvd_ek100", "EK-100"))}
 SHIPPED_NOTE = ("Tiny experts, shipped in `experiments/tiny_pretrained/` (the design's amendment 7): the spatial "
                 "expert (CLIP's role) pretrained on `synth_images`, never on a table's set; VideoMAE pretrained on "
                 "EK100 / SSV2 / K400 = 40 epochs of masked video autoencoding of `synth_verbnoun` / "
