@@ -337,15 +337,19 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     options = SmokeOptions(device=args.device, steps=args.steps, batch_size=args.batch_size, shrink=args.shrink,
-                           cache_dir=Path(args.cache_dir))
+                           cache_dir=Path(args.cache_dir), strategy=args.strategy,
+                           sharing=args.sharing)
     stamped = stamp(args.device, args.argv[1:])  # the command as typed, after `smoke`
+    path = None if args.record is None else args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
     records, done = [], {}
     for table_id in tables:
-        records += smoke_table(table_id, options, args.rows, echo=echo_err, done=done)
+        table_records = smoke_table(table_id, options, args.rows, echo=echo_err, done=done)
+        records += table_records
+        if path is not None and table_records:  # each table as it ends: a stopped sweep keeps the tables it ran
+            write_records(path, [{**r, **stamped} for r in table_records])
     print(markdown(records))
-    if args.record is not None:
-        path = args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
-        print(f"-> {write_records(path, [{**r, **stamped} for r in records])}")
+    if path is not None:
+        print(f"-> {path}")
     return 0 if all(r["status"] == "pass" for r in records) else 1
 
 
@@ -437,6 +441,11 @@ def add_smoke_parser(sub: Any) -> None:
     smoke.add_argument("--shrink", type=_positive, default=1,
                        help="divide the crop and the written frame size by this (default 1: the paper's)")
     smoke.add_argument("--threads", type=int, help="torch intra-op threads")
+    smoke.add_argument("--strategy", default="auto",
+                       help="Lightning strategy on the one device (default auto; fsdp: a step through FSDP)")
+    smoke.add_argument("--sharing", type=_positive, default=1,
+                       help="processes sharing the device at once, this one included (default 1); above 1 the "
+                            "records say that their times are upper bounds")
     smoke.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
     smoke.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
                        help="merge the records into FILE (default reports/benchmarks/smoke_cpu.json, or "

@@ -76,6 +76,9 @@ class SmokeOptions:
         batch_size: clips per step; None: 1 on the CPU, the paper's per-GPU batch on a GPU.
         shrink: divide the crop, the scale jitter and the written frame size by this (1: the paper's).
         cache_dir: where the generated datasets are written once.
+        strategy: Lightning's strategy on the one device ("auto"; "fsdp" steps through FSDP's sharded wrapping).
+        sharing: processes sharing the device at once (this one included): above 1, its step and loader
+            times are upper bounds, and the records say so; memory is each process's own.
     """
 
     device: str = "cpu"
@@ -83,10 +86,14 @@ class SmokeOptions:
     batch_size: int | None = None
     shrink: int = 1
     cache_dir: Path = DEFAULT_CACHE
+    strategy: str = "auto"
+    sharing: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 2:
             raise ValueError(f"--steps must be at least 2 (the first warms up), got {self.steps}")
+        if self.sharing < 1:
+            raise ValueError(f"--sharing counts processes, at least 1, got {self.sharing}")
         if self.shrink < 1:
             raise ValueError(f"--shrink must be at least 1, got {self.shrink}")
 
@@ -132,7 +139,7 @@ def smoke_config(cfg: RunConfig, root: Path | None, options: SmokeOptions) -> Ru
     data = dataclasses.replace(cfg.data, root=None if root is None else str(root), num_workers=0,
                                batch_size=batch_for(cfg, options), **_shrunk(cfg, options.shrink))
     trainer = dataclasses.replace(cfg.trainer, accelerator="cpu" if options.device == "cpu" else "gpu", devices=1,
-                                  num_nodes=1, strategy="auto", accumulate_grad_batches=1,
+                                  num_nodes=1, strategy=options.strategy, accumulate_grad_batches=1,
                                   precision=_precision(cfg.trainer.precision, options.device))
     return dataclasses.replace(cfg, data=data, trainer=trainer, model=dataclasses.replace(cfg.model, pretrained=None))
 
@@ -159,6 +166,10 @@ def reductions(cfg: RunConfig, smoke: RunConfig, options: SmokeOptions) -> list[
         out.append(f"crop {smoke.data.crop_size} of {cfg.data.crop_size}, frames 1/{options.shrink} size")
     if cfg.model.pretrained:
         out.append("pretrained weights not loaded")
+    if options.strategy != "auto":
+        out.append(f"strategy {options.strategy} on one device")
+    if options.sharing > 1:
+        out.append(f"device shared with {options.sharing - 1} other process(es): times are upper bounds")
     return out
 
 
@@ -269,7 +280,8 @@ def _train(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
         trainer = L.Trainer(
             accelerator=cfg.trainer.accelerator, devices=[device.index or 0] if device.type == "cuda" else 1,
             precision=cfg.trainer.precision, gradient_clip_val=cfg.trainer.gradient_clip_val,
-            deterministic=cfg.trainer.deterministic, max_epochs=1, max_steps=options.steps,
+            strategy=cfg.trainer.strategy, deterministic=cfg.trainer.deterministic, max_epochs=1,
+            max_steps=options.steps,
             limit_train_batches=options.steps, limit_val_batches=1, limit_test_batches=1, num_sanity_val_steps=0,
             logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             callbacks=[meter], profiler=meter.fetch_timer)

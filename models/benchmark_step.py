@@ -1,0 +1,202 @@
+"""Training-step time of a whole ViT-B at the paper's shape: exact trajectory attention against joint attention.
+
+    python -m models.benchmark_step [--device cuda] [--batch 8] [--variants ...] [--compile] [--record FILE]
+
+One step is what the paper trains (Sec. 6.2, at bf16 here as the issue states it): forward under bf16 autocast,
+cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 224 with Motionformer's paper head
+and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
+``exact`` (trajectory attention as the tables run it: the memory-lean stage two) and ``exact_autograd`` (the same
+equations through plain autograd). ``--compile`` adds each one with every block compiled (``torch.compile``; the
+blocks share one compiled graph). Each variant runs in a fresh process; the median of the timed steps after the
+warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares the compiled trajectory
+attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients, relative error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .memory_breakdown import CONFIGURATIONS
+from .registry import create_model
+
+VARIANTS = {
+    # name: (CONFIGURATIONS key, trajectory options beside the configuration's)
+    "joint": ("joint", {}),
+    "exact": ("exact", {}),
+    "exact_autograd": ("exact", {"memory_lean": False}),
+}
+
+
+def build(variant: str, batch: int, device: str, compiled: bool) -> tuple[torch.nn.Module, torch.Tensor]:
+    key, extra = VARIANTS[variant]
+    name, options = CONFIGURATIONS[key]
+    if extra:
+        options = {**options, "attn_kwargs": {**options["attn_kwargs"], **extra}}
+    with torch.device(device):
+        model = create_model(name, **options).train()
+    if compiled:
+        for block in model.blocks:
+            block.compile()
+    clips = torch.randn(batch, 3, options["num_frames"], options["img_size"], options["img_size"], device=device)
+    return model, clips
+
+
+def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, steps: int) -> dict[str, Any]:
+    """One variant in this process: median step seconds and (on a GPU) the peak memory of a step."""
+    torch.manual_seed(0)
+    model, clips = build(variant, batch, device, compiled)
+    labels = torch.randint(0, 400, (batch,), device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(clips), labels)
+        loss.backward()
+        optimizer.step()
+
+    started = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warmup_s = time.perf_counter() - started
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return {"variant": variant, "compiled": compiled, "batch": batch, "device": device,
+            "step_ms": statistics.median(times) * 1e3, "steps": steps, "warmup_s": warmup_s,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+
+
+def check_exact(device: str) -> dict[str, Any]:
+    """The compiled lean trajectory attention against the literal Eq. 4-6 (unfused, as printed), float32, small
+    shape: the largest relative error over the output and every gradient."""
+    from .attention import TrajectoryAttention
+
+    torch.manual_seed(0)
+    thw, dim = (4, 4, 4), 64
+    with torch.device(device):
+        lean = TrajectoryAttention(dim, num_heads=4, qkv_bias=True)
+        literal = TrajectoryAttention(dim, num_heads=4, qkv_bias=True, fused_attn=False, stage_two="literal")
+        x = torch.randn(2, 1 + 64, dim)
+    literal.load_state_dict(lean.state_dict())
+    compiled = torch.compile(lean)
+    errors = {}
+    outputs = []
+    for module in (compiled, literal):
+        xi = x.clone().requires_grad_(True)
+        out = module(xi, thw)
+        out.square().sum().backward()
+        outputs.append([out.detach(), xi.grad, *(p.grad for p in module.parameters())])
+    names = ["output", "input grad", *(n + " grad" for n, _ in lean.named_parameters())]
+    for name, ours, reference in zip(names, *outputs):
+        errors[name] = ((ours - reference).norm() / reference.norm()).item()
+    return {"check": "compiled lean vs literal, float32", "max_relative_error": max(errors.values()),
+            "errors": errors}
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else \
+        platform.machine()
+    return f"{model}, {torch.get_num_threads()} thread(s)"
+
+
+def run_worker(config: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """``measure`` in a fresh process; a failure (an error, out of memory, the timeout) is recorded, not raised."""
+    cmd = [sys.executable, "-m", "models.benchmark_step", "--worker", json.dumps(config)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {**config, "error": f"timed out after {timeout} s"}
+    if done.returncode != 0:
+        return {**config, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record's step time over joint attention's, eager and compiled (where measured)."""
+    joint = {r["compiled"]: r["step_ms"] for r in records if r["variant"] == "joint" and "step_ms" in r}
+    out = []
+    for r in records:
+        extra = {}
+        if "step_ms" in r and False in joint:
+            extra["over_joint_eager"] = r["step_ms"] / joint[False]
+        if "step_ms" in r and True in joint:
+            extra["over_joint_compiled"] = r["step_ms"] / joint[True]
+        out.append({**r, **extra})
+    return out
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    def number(value: float | None, digits: int) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    rows = [[r["variant"], "compiled blocks" if r["compiled"] else "eager", number(r.get("step_ms"), 1),
+             number(r.get("over_joint_eager"), 2), number(r.get("over_joint_compiled"), 2), number(r.get("peak_gib"), 2),
+             r.get("error", "")] for r in records]
+    return tabulate(rows, headers=["variant", "mode", "step (ms, median)", "/ joint eager", "/ joint compiled",
+                                   "peak GiB", "error"], tablefmt="github")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8, the issue's)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--compile", action="store_true", help="also each variant with its blocks compiled")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens there)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (median)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is recorded "
+                                                                    "as timed out")
+    parser.add_argument("--check-exact", action="store_true", help="first: compiled trajectory attention against "
+                                                                  "the literal Eq. 4-6 in float32")
+    parser.add_argument("--record", metavar="FILE", help="write the records and the device as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement, JSON config
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure(**json.loads(args.worker))))
+        return
+    header = {"device_name": device_name(args.device), "torch": torch.__version__,
+              "command": " ".join(["python", "-m", "models.benchmark_step", *(argv or sys.argv[1:])]),
+              "precision": "bf16 autocast", "model": "ViT-B/16, 16x224x224 (models.memory_breakdown: joint, exact)"}
+    if args.check_exact:
+        header["exactness"] = check_exact(args.device)
+        print(json.dumps(header["exactness"]), flush=True)
+    records = []
+    for compiled in [False, True] if args.compile else [False]:
+        for variant in args.variants:
+            config = {"variant": variant, "batch": args.batch, "device": args.device, "compiled": compiled,
+                      "warmup": args.warmup, "steps": args.steps}
+            records.append(run_worker(config, args.timeout))
+            print(json.dumps(records[-1]), flush=True)
+            if args.record:  # after every variant: a stopped run keeps what it measured
+                Path(args.record).write_text(json.dumps({**header, "records": ratios(records)}, indent=1) + "\n")
+    print(f"{header['device_name']}, batch {args.batch}, {header['precision']}:")
+    print(table(ratios(records)))
+
+
+if __name__ == "__main__":
+    main()
