@@ -56,8 +56,10 @@ TRAJECTORY_ATTENTIONS = ("trajectory", "trajectory_approx")
 def memory_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
     """The paper-scale model, and for trajectory attention which backward it keeps: the lean path
     (``models.attention.trajectory_pool``, the default) or the autograd stage two (``memory_lean=False``). A memory
-    cell measured on one path does not describe the other, though the model's options read the same."""
-    inputs = paper_model_inputs(spec, row)
+    cell measured on one path does not describe the other, though the model's options read the same. The step
+    (``models.memory.cuda_step_peak_bytes``) is named too: since AdamW's moments are made before it, a cell measured
+    with a first step the gradient scaler may have skipped is flagged."""
+    inputs = {**paper_model_inputs(spec, row), "training_step": "adamw_moments_made_first"}
     if inputs.get("attn_layer") in TRAJECTORY_ATTENTIONS:
         lean = (inputs.get("attn_kwargs") or {}).get("memory_lean", True)
         inputs["trajectory_backward"] = "lean" if lean else "autograd"

@@ -161,34 +161,49 @@ def model_for_input(name: str, input_shape: tuple[int, ...], device: str, overri
 def cuda_training_peak_gib(name: str, input_shape: tuple[int, ...] = (4, 3, 16, 224, 224),
                            **overrides: Any) -> float | None:
     """Max CUDA memory (GiB, 2^30 bytes: PySlowFast's ``gpu_mem_usage``, which Motionformer's code logs as "GB") of
-    one training step of the video model ``name``; None without a GPU.
+    one training step (``cuda_step_peak_bytes``) of the video model ``name``; None without a GPU.
 
-    One step as in the paper's training (Sec. 6.2): mixed precision (fp16 autocast with a gradient scaler),
-    cross-entropy on random labels, backward, AdamW step; ``torch.cuda.max_memory_allocated`` over the step, the
-    model, its gradients and the optimizer state included. ``input_shape`` is (batch, C, T, H, W); T and H become
-    the model's ``num_frames``/``img_size`` unless ``overrides`` set them.
+    ``input_shape`` is (batch, C, T, H, W); T and H become the model's ``num_frames``/``img_size`` unless
+    ``overrides`` set them.
     """
     if not torch.cuda.is_available():
         return None
-    device = torch.device("cuda")
     torch.cuda.empty_cache()
     model = model_for_input(name, input_shape, "cuda", overrides).train()
+    x = torch.randn(input_shape, device="cuda")
+    labels = torch.randint(0, max(getattr(model, "num_classes", 1), 1), (input_shape[0],), device="cuda")
+    peak = cuda_step_peak_bytes(model, x, labels)
+    del model, x
+    torch.cuda.empty_cache()
+    return peak / 2**30
+
+
+def cuda_step_peak_bytes(model: nn.Module, inputs: Any, labels: Tensor) -> int:
+    """``torch.cuda.max_memory_allocated`` over one training step of ``model`` (on the GPU, in train mode) as in
+    the paper's training (Sec. 6.2): fp16 autocast with a gradient scaler, cross-entropy, backward, an AdamW step
+    (lr 1e-4, weight decay 0.05); the model, its gradients and the optimizer state included.
+
+    AdamW's moments are made before the measured step, by a step on zero gradients: they exist in every step after
+    a run's first, and a first step the scaler skips (fp16 gradients overflow at its initial scale, common from a
+    random initialisation) would otherwise leave them out of the peak.
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
     scaler = torch.amp.GradScaler("cuda")
-    x = torch.randn(input_shape, device=device)
-    labels = torch.randint(0, max(getattr(model, "num_classes", 1), 1), (input_shape[0],), device=device)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     with torch.autocast("cuda", dtype=torch.float16):
-        loss = F.cross_entropy(model(x), labels)
+        loss = F.cross_entropy(model(inputs), labels)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
-    del model, optimizer, x, loss
-    torch.cuda.empty_cache()
-    return peak / 2**30
+    del optimizer, loss
+    return peak
 
 
 def lra_training_memory_mb(attention: str = "exact", budget: int | None = None, model: str = "lra_listops",

@@ -341,7 +341,8 @@ def test_a_memory_cell_names_the_trajectory_backward_it_was_measured_with():
     exact = spec.row("exact")
     today = memory_inputs(spec, exact)
     assert today["trajectory_backward"] == "lean"
-    assert today == {**paper_model_inputs(spec, exact), "trajectory_backward": "lean"}
+    assert today == {**paper_model_inputs(spec, exact), "trajectory_backward": "lean",
+                     "training_step": "adamw_moments_made_first"}
     base = paper_model_inputs(spec, exact)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(static, "paper_model_inputs", lambda spec, row: {
@@ -351,8 +352,8 @@ def test_a_memory_cell_names_the_trajectory_backward_it_was_measured_with():
     record = {"configurations": {"k": before}}
     cell = {"source": "measured on NVIDIA H100", "configuration": "k"}
     assert stale_note(column, spec, exact, record, cell) == (
-        'measured for another configuration: trajectory_backward (absent) → "lean"; '
-        "`python -m experiments static mformer_table3a` on such a device makes it again")
+        'measured for another configuration: training_step (absent) → "adamw_moments_made_first", '
+        'trajectory_backward (absent) → "lean"; `python -m experiments static mformer_table3a` on such a device makes it again')
     record = {"configurations": {"k": today}}
     assert stale_note(column, spec, exact, record, cell) is None
     joint = table_spec("mformer_table4").row("joint")
