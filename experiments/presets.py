@@ -108,11 +108,12 @@ PYSLOWFAST_CLIPS = {"dense_convention": "pyslowfast"}
 # Loader processes per GPU: a GPU trains no faster than its loader feeds it, so each dataset's default is
 # loader_workers(what the fastest training step recorded at paper shape on an H100 consumes, what one loader process
 # decodes and augments at the dataset's paper shape, its slowest recipe), both in clips/s, from the tracked records:
-# the step in reports/benchmarks/shift_h100.json (the frame-wise ViT-B of MSCA and X-ViT, 16 clips of 8 x 224^2
-# forward and backward in 0.32 s: 50 clips/s, fp32; a mixed-precision step only consumes more), the process in
-# reports/benchmarks/smoke_cpu.json (`python -m experiments smoke ID`, loader clips/s; on a loaded 2-core EPYC,
-# which only lowers it): Kinetics 14, SSv2 9.7, EPIC-KITCHENS-100 at its published 1920x1080 and 50 fps 0.13.
-# tests/experiments/test_loader_workers.py recomputes each count from the records.
+# the step in reports/benchmarks/smoke_cuda_fsdp.json (Motionformer's joint ViT-B on Kinetics, the paper's batch of 4
+# and 16-mixed, through Lightning's FSDP on one H100: 0.051 s, 79 clips/s; reports/benchmarks/shift_h100.json's
+# fp32 frame-wise ViT-B consumes 50), the process in reports/benchmarks/smoke_cpu.json (`python -m experiments smoke
+# ID`, loader clips/s; on a loaded 2-core EPYC, which only lowers it): Kinetics 14.6, SSv2 9.6, EPIC-KITCHENS-100 at
+# its published 1920x1080 and 50 fps 0.14. tests/experiments/test_loader_workers.py recomputes each count from the
+# records.
 MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100)
 
 
@@ -124,11 +125,11 @@ def loader_workers(gpu_clips_s: float, worker_clips_s: float) -> int:
 
 
 KINETICS_400 = DataConfig(dataset="kinetics400", task="video_classification", sampling="dense", crop_size=224,
-                          train_scale=(256, 320), hflip=True, batch_size=4, num_workers=4, test_clips=10,
+                          train_scale=(256, 320), hflip=True, batch_size=4, num_workers=6, test_clips=10,
                           test_crops=3)
 KINETICS_600 = dataclasses.replace(KINETICS_400, dataset="kinetics600")
 SSV2 = DataConfig(dataset="ssv2", task="video_classification", sampling="segments", crop_size=224,
-                  train_scale=(256, 320), hflip=False, batch_size=4, num_workers=6, test_clips=1, test_crops=3,
+                  train_scale=(256, 320), hflip=False, batch_size=4, num_workers=9, test_clips=1, test_crops=3,
                   options=RAND_AUGMENT)
 EPIC_KITCHENS_100 = DataConfig(dataset="epic_kitchens100", task="verb_noun_classification", sampling="segments",
                                crop_size=224, train_scale=(256, 320), hflip=True, batch_size=4,

@@ -1,6 +1,7 @@
 """The paper presets' loader processes per GPU follow the rule stated in ``experiments/presets.py``, recomputed from
 the tracked records: what the fastest paper-shape training step recorded on an H100 consumes
-(``reports/benchmarks/shift_h100.json``) over what one loader process delivers at each dataset's paper shape
+(``reports/benchmarks/shift_h100.json``, and the GPU smoke's records at the paper's batch on a device of their own,
+``reports/benchmarks/smoke_cuda*.json``) over what one loader process delivers at each dataset's paper shape
 (``loader_clips_s`` of ``reports/benchmarks/smoke_cpu.json``, the slowest of the dataset's recipes). Records measured
 again (on an idle machine, another CPU) change the count the rule gives, and this test then names the preset to
 change."""
@@ -24,6 +25,10 @@ def fastest_h100_clips_s() -> float:
     records = json.loads((BENCHMARKS / "shift_h100.json").read_text())["records"]
     rates = [r["batch"] / r["time_s"] for r in records
              if r["shape"] == "paper" and r["unit"] == "model" and r["compiled"] is None]
+    for path in BENCHMARKS.glob("smoke_cuda*.json"):
+        rates += [r["step_clips_s"] for r in json.loads(path.read_text())["records"]
+                  if r["status"] == "pass" and "H100" in r["device_name"] and r["batch"] == r["paper_batch"]
+                  and r.get("shrink", 1) == 1 and not any("device shared" in x for x in r["reduced"])]
     assert rates
     return max(rates)
 
