@@ -81,13 +81,13 @@ WINDOWS = (("space_time", "space_time"), ("space_time", "space"), ("space", "spa
 
 @register_table
 def cast_table1e() -> TableSpec:
-    return _ablation("cast_table1e", tuple(
+    return in_regime(_ablation("cast_table1e", tuple(
         CAST_ROW(i) if (t2s, s2t) == ("time", "space") else
         RowSpec(f"t2s_{t2s}_s2t_{s2t}", i, f"T2S window {t2s}, S2T window {s2t}",
                 {"t2s_window": t2s, "s2t_window": s2t}, scales=DEFAULT)
         for i, (t2s, s2t) in enumerate(WINDOWS)),
         static=(StaticColumn("Learnable Param (M)", learnable_params, note=CAPACITY_NOTE),
-                StaticColumn("B-CAST pos. tables (M)", positional_params)))
+                StaticColumn("B-CAST pos. tables (M)", positional_params))))
 
 
 # Paper: B-CAST in the last 3, 6, 9 or all 12 blocks; tiny: the same quarters of 4 blocks (last 1, 2, 3, all 4).
@@ -101,9 +101,9 @@ def cast_table1f() -> TableSpec:
             f"{'-'.join(dict.fromkeys((str(tiny_blocks[0] + 1), '4')))} of 4)",
             scales={s: {**DEFAULT[s], "model": {"exchange_blocks": blocks}}
                     for s, blocks in (("paper", paper_blocks), ("tiny", tiny_blocks))}))
-    return _ablation("cast_table1f", (*rows, CAST_ROW(3, "B-CAST in every block")),
-                     notes="Block ranges are 1-based as printed; the tiny model's 4 blocks stand for the paper's "
-                           "four groups of 3.")
+    return in_regime(_ablation("cast_table1f", (*rows, CAST_ROW(3, "B-CAST in every block")),
+                               notes="Block ranges are 1-based as printed; the tiny model's 4 blocks stand for the "
+                                     "paper's four groups of 3."))
 
 
 @register_table
@@ -128,8 +128,9 @@ def cast_table1h() -> TableSpec:
         rows.append(RowSpec(f"{spatial}_{temporal}", i, f"Spatial {names[spatial][0]}, temporal {names[temporal][0]}",
                             {"spatial_expert": spatial, "temporal_expert": temporal},
                             scales=experts(names[spatial][1], names[temporal][1])))
-    return _ablation("cast_table1h", tuple(rows), notes="An expert keeps its own structure and pooling in either "
-                                                        "role (a CLIP temporal expert runs per frame).")
+    return in_regime(_ablation("cast_table1h", tuple(rows), notes="An expert keeps its own structure and pooling in "
+                                                                  "either role (a CLIP temporal expert runs per "
+                                                                  "frame)."))
 
 
 # ---- Tables 5-8: pretraining data, expert models, positional embeddings -----------------------------------------
