@@ -26,26 +26,31 @@ from .tasks import register_source
 TINY_PRETRAINED = Path(__file__).parent / "tiny_pretrained"
 SOURCE_PREFIX = "tiny_image"
 # The tiny video architectures that start from an image ViT: the Motionformer family's (ViT-B's and ViT-L's
-# stand-ins), the frame-wise model of MSCA and X-ViT, and CAST's spatial expert in CLIP's structure (the CLIP
-# stand-in: ``models.cast.build_expert("clip")`` at ``cast_tiny``'s size).
+# stand-ins), the frame-wise model of MSCA and X-ViT, and CAST's spatial experts at ``cast_tiny``'s size in CLIP's
+# structure (the CLIP stand-in) and in the ImageNet-21K ViT's (CAST Tables 5-6; amendment 8).
 CAST_SPATIAL = "cast_tiny_clip"
-ARCHITECTURES = ("vit_tiny_video", "vit_tiny_l_video", "vit_tiny_frame", CAST_SPATIAL)
+CAST_SPATIAL_IN21K = "cast_tiny_vit_in21k"
+CAST_EXPERT_STRUCTURES = {CAST_SPATIAL: "clip", CAST_SPATIAL_IN21K: "vit_in21k"}  # -> models.cast.build_expert
+ARCHITECTURES = ("vit_tiny_video", "vit_tiny_l_video", "vit_tiny_frame", CAST_SPATIAL, CAST_SPATIAL_IN21K)
 
 
 def image_part(arch: str, **kwargs: Any):
-    """The model whose image ViT ``arch`` names: the registered video model, or CAST's tiny spatial expert."""
+    """The model whose image ViT ``arch`` names: the registered video model, or one of CAST's tiny spatial
+    experts."""
     from models import create_model
     from models.cast import build_expert
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"no tiny image pretraining for {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    return build_expert("clip", "tiny", **kwargs) if arch == CAST_SPATIAL else create_model(arch, **kwargs)
+    if arch in CAST_EXPERT_STRUCTURES:
+        return build_expert(CAST_EXPERT_STRUCTURES[arch], "tiny", **kwargs)
+    return create_model(arch, **kwargs)
 
 
 def image_backbone(arch: str, num_classes: int, **kwargs: Any):
     """The timm image ViT whose weights ``image_part(arch)`` takes: its width, depth, heads, MLP ratio, patch size,
-    frame size, and for CAST's CLIP-structured expert its LayerNorm before the blocks, QuickGELU, LayerNorm epsilon
-    and bias-free patch projection, read from that model itself so that the two cannot drift apart."""
+    frame size, and for CAST's experts their structure (a LayerNorm before the blocks or not, QuickGELU or GELU, the
+    LayerNorm epsilon, a patch bias or not), read from that model itself so that the two cannot drift apart."""
     from functools import partial
 
     import torch
@@ -55,7 +60,7 @@ def image_backbone(arch: str, num_classes: int, **kwargs: Any):
     with torch.device("meta"):
         target = image_part(arch)
     block = target.blocks[0]
-    if arch == CAST_SPATIAL:
+    if arch in CAST_EXPERT_STRUCTURES:
         patch, img_size, structure = target.patch_size, target.img_size, target.arch
         kwargs = {"pre_norm": structure.norm_pre, "norm_layer": partial(torch.nn.LayerNorm, eps=structure.norm_eps),
                   "act_layer": QuickGELU if structure.act == "quick_gelu" else torch.nn.GELU, **kwargs}

@@ -17,7 +17,7 @@ from ..presets import REGIME_STAND_INS, TINY_REGIME
 from ..spec import MetricColumn, RowSpec, ScalePreset, TableSpec
 from .experts import STAND_IN_NOTE, TINY_EXPERTS, expert_source
 from .presets import CAST_TINY, VERB_PLATEAU_NOTE
-from .shipped import SHIPPED, SHIPPED_NOTE, regime_source
+from .shipped import SHIPPED, SHIPPED_NOTE, SPATIAL_STAND_INS, regime_source
 
 # Principle 3, the plateau measured outside the table: each set trains the epochs Motionformer's tables in the
 # regime train on it (Table 6c on synth_verbnoun; the shared preset on the other two).
@@ -47,7 +47,7 @@ def _regime_pretrained(pretrained: Any, where: str) -> Any:
     if isinstance(pretrained, Mapping):
         return {part: _regime_pretrained(source, f"{where}.{part}") for part, source in pretrained.items()}
     name = _EARLIER_NAMES.get(pretrained)
-    if name is None or (name != "clip" and name not in SHIPPED):
+    if name is None or (name not in SPATIAL_STAND_INS and name not in SHIPPED):
         raise ValueError(f"{where}: the tiny source {pretrained!r} has no shipped expert in the regime")
     return regime_source(name)
 

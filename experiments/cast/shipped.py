@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..image_pretraining import (CAST_SPATIAL, TINY_PRETRAINED, digest_source, file_digest, resolve_digest_source,
-                                 tiny_image_source)
+from ..image_pretraining import (CAST_SPATIAL, CAST_SPATIAL_IN21K, TINY_PRETRAINED, digest_source, file_digest,
+                                 resolve_digest_source, tiny_image_source)
 from ..presets import REGIME_STAND_INS
 from ..pretraining import EXPERT_FILE, ExpertPretraining, pretrain_expert
 from ..spec import DataConfig, _plain
@@ -69,9 +69,16 @@ def resolve_shipped_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
 register_source(SOURCE_PREFIX, resolve_shipped_source, check_early=True)
 
 
+# The spatial experts' stand-ins in the regime: image stand-ins (experiments.image_pretraining), one per structure.
+SPATIAL_STAND_INS = {"clip": CAST_SPATIAL, "vit_in21k": CAST_SPATIAL_IN21K}
+
+
 def regime_source(name: str) -> str:
-    """The tiny source of an expert in the regime: the CLIP stand-in's image weights, or a shipped temporal expert."""
-    return tiny_image_source(CAST_SPATIAL) if name == "clip" else shipped_source(name)
+    """The tiny source of an expert in the regime: a spatial stand-in's image weights (CLIP's or ImageNet-21K's
+    role), or a shipped temporal expert."""
+    if name in SPATIAL_STAND_INS:
+        return tiny_image_source(SPATIAL_STAND_INS[name])
+    return shipped_source(name)
 
 
 def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:

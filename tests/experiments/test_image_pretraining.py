@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from experiments.image_pretraining import (ARCHITECTURES, CAST_SPATIAL, TINY_PRETRAINED, file_digest,
+from experiments.image_pretraining import (ARCHITECTURES, CAST_EXPERT_STRUCTURES, TINY_PRETRAINED, file_digest,
                                            image_backbone, image_part, pretrain_image_backbone,
                                            resolve_tiny_image_source, tiny_image_source, weights_path)
 from experiments.tasks import check_source_early
@@ -22,7 +22,7 @@ MAX_SHIPPED_BYTES = 3_000_000  # the design's bound (amendment 1)
 CONVERGED = 0.01  # the last epoch's validation loss within this of the best (the design's check)
 
 
-VIDEO_ARCHITECTURES = [arch for arch in ARCHITECTURES if arch != CAST_SPATIAL]
+VIDEO_ARCHITECTURES = [arch for arch in ARCHITECTURES if arch not in CAST_EXPERT_STRUCTURES]
 
 
 @pytest.mark.parametrize("arch", VIDEO_ARCHITECTURES)
@@ -42,15 +42,17 @@ def test_a_backbone_in_timms_layout_loads_into_its_video_model(arch, tmp_path):
     assert torch.equal(ours["patch_embed.proj.weight"], inflate_patch_embed(kernel, video.patch_embed.tubelet_size))
 
 
-def test_the_clip_stand_in_is_cast_spatial_expert_frame_by_frame(tmp_path):
-    """CAST's tiny spatial expert in CLIP's structure (LayerNorm before the blocks, QuickGELU, epsilon 1e-5, no patch
-    bias): the timm backbone's weights load into it with nothing missing, and in float64 its class token after the
-    last LayerNorm equals the backbone's on each frame the expert reads (frames 1, 3, 5, 7)."""
+@pytest.mark.parametrize("arch", sorted(CAST_EXPERT_STRUCTURES))
+def test_each_spatial_stand_in_is_cast_spatial_expert_frame_by_frame(arch, tmp_path):
+    """CAST's tiny spatial experts, in CLIP's structure (LayerNorm before the blocks, QuickGELU, epsilon 1e-5, no
+    patch bias) and in the ImageNet-21K ViT's (none before the blocks, GELU, 1e-6, a patch bias): the timm backbone's
+    weights load into each with nothing missing, and in float64 its class token after the last LayerNorm equals the
+    backbone's on each frame the expert reads (frames 1, 3, 5, 7)."""
     torch.manual_seed(0)
-    backbone = image_backbone(CAST_SPATIAL, num_classes=64).double().eval()
-    path = tmp_path / f"{CAST_SPATIAL}.safetensors"
+    backbone = image_backbone(arch, num_classes=64).double().eval()
+    path = tmp_path / f"{arch}.safetensors"
     save_file(backbone.state_dict(), str(path))
-    expert = image_part(CAST_SPATIAL).double().eval()
+    expert = image_part(arch).double().eval()
     loaded = load_pretrained(expert, f"vit:{path}")
     assert loaded == {"missing": [], "unexpected": []}
     video = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
@@ -99,7 +101,8 @@ def test_the_shipped_weights_are_what_their_record_says(arch):
     assert len(losses) == record["schedule"]["cosine_over_epochs"] == record["epochs_trained"]
     assert losses[-1] <= min(losses) + CONVERGED  # trained to the end of a decay that has flattened
     assert record["git_commit"] and not record["git_commit"].endswith("-dirty")
-    load_pretrained(image_part(arch) if arch == CAST_SPATIAL else create_model(arch, num_classes=12), str(path))
+    load_pretrained(image_part(arch) if arch in CAST_EXPERT_STRUCTURES else create_model(arch, num_classes=12),
+                    str(path))
 
 
 def test_every_shipped_file_has_its_record_and_nothing_else_lies_there():
