@@ -51,8 +51,10 @@ def test_the_regime_replaces_the_earlier_notes_and_keeps_the_tables_own():
 
 
 def test_an_expert_with_no_shipped_stand_in_is_refused_by_name():
-    rows = (RowSpec("in21k", 0, "IN-21K", {"spatial_expert": "vit_in21k"}, scales=experts("vit_in21k")),)
-    with pytest.raises(ValueError, match="cast_table7: row 'in21k'.*has no shipped expert"):
+    """A tiny source that no earlier expert names (here a local file) has no stand-in in the regime."""
+    local = {"tiny": {**experts()["tiny"], "pretrained": {**experts()["tiny"]["pretrained"], "spatial": "my/clip.pt"}}}
+    rows = (RowSpec("local", 0, "a local CLIP", scales={**experts(), **local}),)
+    with pytest.raises(ValueError, match="cast_table7: row 'local'.*'my/clip.pt' has no shipped expert"):
         in_regime(_table(MetricColumn("Verb", "verb_top1", dataset="EK-100", run="EK-100"), rows=rows))
 
 

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from experiments.cast.shipped import (CONVERGED_RELATIVE, SHIPPED, pretrain_and_ship, regime_source,
                                       resolve_shipped_source, shipped_path, shipped_source)
-from experiments.image_pretraining import CAST_SPATIAL, file_digest, tiny_image_source
+from experiments.image_pretraining import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
 from experiments.spec import _plain
 from experiments.tasks import check_source_early
 from lightning_modules.expert_pretraining import MaskedVideoPretraining
@@ -41,8 +41,9 @@ def test_the_regime_sources_name_each_shipped_file_by_digest():
     for name in SHIPPED:
         assert regime_source(name) == f"tiny_expert:{name}@{file_digest(shipped_path(name))[:12]}"
         assert check_source_early(regime_source(name)) is True
-    with pytest.raises(ValueError, match="no shipped tiny expert 'vit_in21k'"):
-        regime_source("vit_in21k")
+    assert regime_source("vit_in21k") == tiny_image_source(CAST_SPATIAL_IN21K)
+    with pytest.raises(ValueError, match="no shipped tiny expert 'clip_l14'"):
+        regime_source("clip_l14")
 
 
 def test_a_shipped_source_refuses_another_file_and_names_the_command_of_a_missing_one(tmp_path):
