@@ -1,6 +1,6 @@
 """CAST's move to the papers' regime (experiments.cast.regime; the design's amendment 7): a table there reads the
-regime's sets and only shipped experts, trains each set's epochs, and keeps its rows and its paper scale; a table
-not yet moved reads only the earlier scale's cached experts."""
+regime's sets and only shipped experts, trains each set's epochs, and keeps its rows and its paper scale. Every CAST
+table that trains is there."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from experiments import table_spec
 from experiments.cast.experts import experts
-from experiments.cast.presets import CAST_TINY, SCALES_ABLATION, VERB_PLATEAU_NOTE
+from experiments.cast.presets import SCALES_ABLATION, VERB_PLATEAU_NOTE
 from experiments.cast.regime import CAST_TINY_REGIME, REGIME_EPOCHS, REGIME_NOTE, in_regime
 from experiments.cast.shipped import regime_source
 from experiments.plan import resolve_runs
@@ -59,12 +59,9 @@ def test_an_expert_with_no_shipped_stand_in_is_refused_by_name():
 
 
 @pytest.mark.parametrize("table_id", CAST_TABLES)
-def test_every_cast_table_reads_only_its_own_scales_experts(table_id):
-    regime = table_spec(table_id).scales["tiny"].papers_regime
-    assert not regime or table_spec(table_id).scales["tiny"] is CAST_TINY_REGIME
+def test_every_cast_table_trains_in_the_regime_on_shipped_experts(table_id):
+    assert table_spec(table_id).scales["tiny"] is CAST_TINY_REGIME
     for cfg in resolve_runs(table_id, "tiny"):
         for source in cfg.model.pretrained.values():
-            prefix = source.split(":", 1)[0]
-            assert prefix in (("tiny_image", "tiny_expert") if regime else ("expert",)), (table_id, cfg.row, source)
-        assert (cfg.data.dataset == REGIME_STAND_INS[cfg.column].dataset) if regime else (
-            cfg.data.dataset == CAST_TINY.data[cfg.column].dataset)
+            assert source.split(":", 1)[0] in ("tiny_image", "tiny_expert"), (table_id, cfg.row, source)
+        assert cfg.data.dataset == REGIME_STAND_INS[cfg.column].dataset
