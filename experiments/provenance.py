@@ -197,13 +197,10 @@ def cpu_kernels() -> dict[str, Any]:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """``models.hardware.cpu_name``, imported when called: ``python -m experiments list`` imports no model."""
+    from models.hardware import cpu_name as model_name
+
+    return model_name()
 
 
 def data_counts(data_report: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:

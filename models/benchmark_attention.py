@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from .attention import TrajectoryAttention
+from .hardware import device_name
 from .video_vit import Block
 
 SHAPES = {
@@ -126,12 +126,6 @@ def _run_subprocess(config: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _device_name(device: str, threads: int) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {threads} threads, {os.cpu_count()} cores"
-
-
 def records_table(records: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
@@ -180,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(records, indent=1))
         return
     what = "block" if args.block else "trajectory attention layer"
-    print(f"One {what}, forward+backward, float32, on {_device_name(args.device, records[0]['threads'])}; "
+    print(f"One {what}, forward+backward, float32, on {device_name(args.device, records[0]['threads'])}; "
           f"peak memory: {records[0]['memory_method']} over one pass, fresh process per variant.")
     print(records_table(records))
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .hardware import device_name
 from .memory import peak_bytes, saved_tensor_bytes
 from .registry import create_model
 
@@ -222,9 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(records, indent=1))
         return
-    where = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else
-             f"{platform.processor() or platform.machine()} CPU, {records[0]['threads']} threads, "
-             f"{os.cpu_count()} cores")
+    where = device_name(args.device, records[0]["threads"])
     how = f"compiled (torch.compile, mode {args.compile})" if args.compile else "eager"
     print(f"One {args.unit}, forward+backward, float32, {how}, batch {args.batch}, on {where}.")
     print(records_table(records))

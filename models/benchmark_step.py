@@ -8,8 +8,8 @@ cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 
 and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
 ``exact`` (trajectory attention as the tables run it: the memory-lean stage two) and ``exact_autograd`` (the same
 equations through plain autograd), eager; ``--compile`` names variants to time again with every block compiled
-(``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the timed steps after the
-warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares the compiled trajectory
+(``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
+timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares the compiled trajectory
 attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients, relative error).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .hardware import device_name
 from .memory_breakdown import CONFIGURATIONS
 from .registry import create_model
 
@@ -114,15 +114,6 @@ def check_exact(device: str) -> dict[str, Any]:
             "errors": errors}
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else \
-        platform.machine()
-    return f"{model}, {torch.get_num_threads()} thread(s)"
-
-
 def run_worker(config: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     """``measure`` in a fresh process; a failure (an error, out of memory, the timeout) is recorded, not raised."""
     cmd = [sys.executable, "-m", "models.benchmark_step", "--worker", json.dumps(config)]
@@ -156,8 +147,8 @@ def table(records: list[dict[str, Any]]) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
     rows = [[r["variant"], "compiled blocks" if r["compiled"] else "eager", number(r.get("step_ms"), 1),
-             number(r.get("over_joint_eager"), 2), number(r.get("over_joint_compiled"), 2), number(r.get("peak_gib"), 2),
-             r.get("error", "")] for r in records]
+             number(r.get("over_joint_eager"), 2), number(r.get("over_joint_compiled"), 2),
+             number(r.get("peak_gib"), 2), r.get("error", "")] for r in records]
     return tabulate(rows, headers=["variant", "mode", "step (ms, median)", "/ joint eager", "/ joint compiled",
                                    "peak GiB", "error"], tablefmt="github")
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .hardware import cpu_name, device_name
 from .memory import LiveBytes
 from .registry import create_model
 
@@ -354,7 +355,6 @@ def main(argv: list[str] | None = None) -> None:
 def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | None) -> None:
     """Stamp ``records`` (device, torch, commit, time, command) and merge them into ``path``: a record replaces the
     file's record of the same code, configuration, device, batch, depth, stage-two form and extrapolation."""
-    import platform
     import shlex
     import subprocess
     import sys
@@ -369,9 +369,8 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     devices = {r["device"] for r in records}
-    device_name = (torch.cuda.get_device_name() if any(d.startswith("cuda") for d in devices)
-                   else f"{platform.processor() or platform.machine()} CPU")
-    stamp = {"device_name": device_name, "torch": torch.__version__,
+    cuda = next((d for d in devices if d.startswith("cuda")), None)
+    stamp = {"device_name": device_name(cuda) if cuda else cpu_name(), "torch": torch.__version__,
              "commit": commit, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "command": "python -m models.memory_breakdown " + shlex.join(sys.argv[1:] if argv is None else argv)}
     file = Path(path)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..flops import count_flops
+from ..hardware import device_name
 from ..memory import activation_bytes, peak_bytes
 from ..registry import create_model
 from .model import count_learnable
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{tflops_views():.3f} (paper {PAPER_TFLOPS_2X3})")
     cost = measure_training(SHAPES[args.shape], batch=args.batch, repeats=args.repeats, device=args.device,
                             autocast_dtype=AUTOCAST[args.precision])
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
-        f"cpu, {torch.get_num_threads()} thread(s)"
+    where = device_name(args.device)
     print(f"training step of {SHAPES[args.shape]}, batch {args.batch}, {args.precision}, on {where}:")
     for key in ("frozen", "full"):
         c = cost[key]

@@ -140,28 +140,6 @@ def test_the_decoder_is_pyav_with_its_libavcodec_or_none(monkeypatch):
     assert decoder() == {"name": None}
 
 
-X86_CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 106\n"
-               "model name\t: Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz\nstepping\t: 6\n")
-
-
-def test_the_cpu_name_is_the_model_name_line_else_the_platforms(monkeypatch):
-    def cpuinfo(text):
-        def read_text():
-            if text is None:
-                raise OSError("no /proc")
-            return text
-        monkeypatch.setattr(prov, "Path", lambda path: types.SimpleNamespace(read_text=read_text))
-
-    cpuinfo(X86_CPUINFO)  # "model\t\t: 106" comes first and is not the name
-    assert prov.cpu_name() == "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz"
-    monkeypatch.setattr(prov.platform, "processor", lambda: "")
-    monkeypatch.setattr(prov.platform, "machine", lambda: "aarch64")
-    cpuinfo("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n")  # ARM: no model name
-    assert prov.cpu_name() == "aarch64"
-    cpuinfo(None)
-    assert prov.cpu_name() == "aarch64"
-
-
 # --- the provenance entry -------------------------------------------------------------------------------------------
 
 class DDPStrategy:

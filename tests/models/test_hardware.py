@@ -1,0 +1,41 @@
+"""models.hardware: every benchmark and record names the CPU by its model name, with its threads, and a GPU by its
+CUDA name."""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+from experiments import provenance
+from models import hardware
+
+X86_CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 106\n"
+               "model name\t: Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz\nstepping\t: 6\n")
+
+
+def _cpuinfo(monkeypatch, text):
+    def read_text():
+        if text is None:
+            raise OSError("no /proc")
+        return text
+    monkeypatch.setattr(hardware, "Path", lambda path: types.SimpleNamespace(read_text=read_text))
+
+
+def test_the_cpu_name_is_the_model_name_line_else_the_platforms(monkeypatch):
+    _cpuinfo(monkeypatch, X86_CPUINFO)  # "model\t\t: 106" comes first and is not the name
+    assert hardware.cpu_name() == provenance.cpu_name() == "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz"
+    monkeypatch.setattr(hardware.platform, "processor", lambda: "")
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "aarch64")
+    _cpuinfo(monkeypatch, "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n")  # ARM: no model name
+    assert hardware.cpu_name() == "aarch64"
+    _cpuinfo(monkeypatch, None)
+    assert hardware.cpu_name() == "aarch64"
+
+
+def test_a_device_is_named_by_its_gpu_or_by_the_cpu_and_threads(monkeypatch):
+    _cpuinfo(monkeypatch, X86_CPUINFO)
+    assert hardware.device_name("cpu", 2) == "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz, 2 thread(s)"
+    assert hardware.device_name(torch.device("cpu")).endswith(f", {torch.get_num_threads()} thread(s)")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"NVIDIA H100 80GB HBM3 ({device})")
+    assert hardware.device_name("cuda:1") == "NVIDIA H100 80GB HBM3 (cuda:1)"
