@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-# the shipped temporal and spatial experts, and the temporal expert's structure at its random initialisation
+# the shipped temporal and spatial experts, and the temporal expert's structure at its random initialisation; by
+# default the three the README's first probe table reads
 PROBED = ("videomae_ek100", "clip", "videomae_init")
+PROBEABLE = (*PROBED, "videomae_ssv2", "videomae_k400", "mvd_ek100")  # every shipped temporal expert besides
 CHANCE = {"verb": 100 / 6, "noun": 100 / 5}  # synth_verbnoun's 6 verbs and 5 nouns, balanced
 
 
@@ -118,7 +120,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("probe-experts", help="linear probes of CAST's frozen tiny experts on synth_verbnoun: "
                                                    "verb and noun top-1 of their pooled and per-time-step features")
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"default: all of {', '.join(PROBED)}")
+                        help=f"one or more of {', '.join(PROBEABLE)}; default: {', '.join(PROBED)}")
     parser.add_argument("--passes", type=int, default=2, help="augmented passes over the training clips")
     parser.set_defaults(fn=_cmd_probe_experts)
 
@@ -126,9 +128,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def _cmd_probe_experts(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    unknown = sorted(set(args.names) - set(PROBED))
+    unknown = sorted(set(args.names) - set(PROBEABLE))
     if unknown:  # checked here: argparse refuses an empty list against ``choices`` with nargs="*" (Python 3.11)
-        raise SystemExit(f"probe-experts: unknown expert(s) {unknown}; choose from {', '.join(PROBED)}")
+        raise SystemExit(f"probe-experts: unknown expert(s) {unknown}; choose from {', '.join(PROBEABLE)}")
     rows = probe_experts(args.names or PROBED, args.passes)
     print(tabulate(rows, headers="keys", tablefmt="github"))
     print(f"chance: verb {CHANCE['verb']:.1f}%, noun {CHANCE['noun']:.1f}% (validation clips of synth_verbnoun)")

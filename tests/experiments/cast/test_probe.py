@@ -3,10 +3,14 @@ and nothing else, and the per-time-step feature is the pooled one before the mea
 
 from __future__ import annotations
 
+import argparse
+
+import pytest
 import torch
 from einops import rearrange
 
-from experiments.cast.probe import clip_features, probe_top1
+from experiments.cast.probe import PROBEABLE, add_command, clip_features, probe_top1
+from experiments.cast.shipped import SHIPPED
 from models.cast import build_expert
 
 
@@ -29,3 +33,13 @@ def test_the_per_step_feature_averages_to_the_pooled_feature():
     assert labels.tolist() == [[0, 1]] * 6
     mean_over_time = rearrange(steps, "b (t d) -> b t d", t=expert.num_steps).mean(dim=1)
     assert torch.allclose(expert.norm(mean_over_time), pooled, rtol=0, atol=1e-12)
+
+
+def test_every_shipped_temporal_expert_can_be_probed_and_an_unknown_name_is_refused():
+
+    assert set(PROBEABLE) == {"clip", "videomae_init", *SHIPPED}
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_command(sub)
+    args = sub.choices["probe-experts"].parse_args(["videomae_k400", "videomae_k401"])
+    with pytest.raises(SystemExit, match=r"unknown expert\(s\) \['videomae_k401'\]; choose from .*mvd_ek100"):
+        args.fn(args)
