@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..presets import THREE_SEEDS
+from ..presets import regime_seeds
 from ..spec import MetricColumn, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
 from .columns import (CAPACITY_NOTE, TABLE1C_NOTE, TRAINING_COST_NOTE, learnable_params, positional_params,
                       training_cost, training_cost_inputs)
@@ -27,7 +27,7 @@ def _ablation(table_id: str, rows: tuple[RowSpec, ...], notes: str = "", static:
               scales: Mapping[str, ScalePreset] = SCALES_ABLATION) -> TableSpec:
     """An ablation-style table (1a-1h, 5-8): EK-100 columns, the ablation recipe at paper scale."""
     return TableSpec(table_id=table_id, rows=rows, metric_columns=columns, static_columns=static, scales=scales,
-                     notes=" ".join(n for n in (notes, ABLATION_NOTE) if n), tiny_seeds=THREE_SEEDS)
+                     notes=" ".join(n for n in (notes, ABLATION_NOTE) if n), tiny_seeds=regime_seeds(table_id))
 
 
 @register_table

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..image_pretraining import tiny_image_source
 from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
-                      THREE_SEEDS, TINY, TINY_REGIME)
+                      THREE_SEEDS, TINY, TINY_REGIME, regime_seeds)
 from ..spec import (
     DataConfig,
     DerivedColumn,
@@ -200,7 +200,7 @@ def mformer_table2a() -> TableSpec:
         metric_columns=COLUMNS,
         static_columns=(GFLOPS_COLUMN,),
         scales=SCALES_IN_REGIME,
-        tiny_seeds=THREE_SEEDS,
+        tiny_seeds=regime_seeds("mformer_table2a"),
     )
 
 
@@ -218,7 +218,7 @@ def mformer_table2b() -> TableSpec:
         metric_columns=COLUMNS,
         static_columns=(GFLOPS_COLUMN,),
         scales=SCALES_IN_REGIME,
-        tiny_seeds=THREE_SEEDS,
+        tiny_seeds=regime_seeds("mformer_table2b"),
     )
 
 
@@ -232,7 +232,7 @@ PERFORMER_FEATURES = 256
 
 def _table3(table_id: str, rows: tuple[RowSpec, ...]) -> TableSpec:
     return TableSpec(table_id=table_id, rows=(EXACT_ROW, *rows), metric_columns=COLUMNS,
-                     static_columns=(_memory_column(),), scales=SCALES_IN_REGIME, tiny_seeds=THREE_SEEDS,
+                     static_columns=(_memory_column(),), scales=SCALES_IN_REGIME, tiny_seeds=regime_seeds(table_id),
                      notes=f"Approximation budgets: paper values for 196 tokens per frame; tiny rows use "
                            f"round(R * 16/196), at least 2 (R=16/64/128 -> {tiny_budget(16)}/{tiny_budget(64)}/"
                            f"{tiny_budget(128)}). The paper states no Performer or Nyströmformer budget for this "
@@ -332,8 +332,7 @@ def _mformer_rows(first: int, init_from_k400: bool = False, large: dict[str, Any
 
 
 def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str], views_column: str | None,
-            scales: dict[str, ScalePreset] = SCALES_IN_REGIME, init_from_k400: bool = False,
-            tiny_seeds: int = THREE_SEEDS) -> TableSpec:
+            scales: dict[str, ScalePreset] = SCALES_IN_REGIME, init_from_k400: bool = False) -> TableSpec:
     return TableSpec(
         table_id=table_id,
         rows=_mformer_rows(first_row, init_from_k400, MFORMER_L_K400 if data_key == "K-400" else MFORMER_L),
@@ -345,7 +344,7 @@ def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str
         if views_column else (),
         scales=scales,
         notes="Rows other than Mformer/-L/-HR are the paper's citations of other work, printed as published.",
-        tiny_seeds=tiny_seeds,
+        tiny_seeds=regime_seeds(table_id),
     )
 
 
@@ -411,7 +410,7 @@ def mformer_table7() -> TableSpec:
                         StaticColumn("Max memory (GB)", peak_memory(RowSpec("mformer_b", 0, "", TRAJECTORY)),
                                      digits=2, note=MEMORY_NOTE, inputs=memory_inputs)),
         scales=SCALES_IN_REGIME,
-        tiny_seeds=THREE_SEEDS,
+        tiny_seeds=regime_seeds("mformer_table7"),
     )
 
 
@@ -456,7 +455,7 @@ def mformer_table8() -> TableSpec:
         derived_columns=(DerivedColumn("Δ", (MULTI_FRAME.column, ONE_FRAME.column), lambda multi, one: multi - one,
                                        note="multi-frame minus single-frame top-1"),),
         scales=SCALES_IN_REGIME,
-        tiny_seeds=THREE_SEEDS,
+        tiny_seeds=regime_seeds("mformer_table8"),
         notes="The single-frame model is an image ViT (joint attention over one frame's patches, 1x16x16 "
               "tokens) trained on one random frame per video; at test time it sees the same number of clips. "
               "The multi-frame model is the default Motionformer (at tiny scale: 8 frames in 2-frame tubelets).",
@@ -503,7 +502,7 @@ def mformer_figure3() -> TableSpec:
               RowSpec("trajectory", 2, "Trajectory", TRAJECTORY)),
         metric_columns=_stride_columns(),
         scales=SCALES_IN_REGIME,
-        tiny_seeds=THREE_SEEDS,
+        tiny_seeds=regime_seeds("mformer_figure3"),
         plot=FIGURE3_PLOT,
         notes="The paper plots this sweep without printing values. K-400: strides 1, 2 and 4 frames at both "
               "scales; at tiny scale 8 frames x 4 is the whole 32-frame synthetic video (the rightmost point, as in "

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..presets import GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE, TINY_FRAME_WISE_REGIME
+from ..presets import (GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE, TINY_FRAME_WISE_REGIME,
+                       regime_seeds)
 from ..spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
                    register_experiment, register_table)
 from ..static import paper_gflops, paper_params
@@ -94,7 +95,7 @@ NOTES_EARLIER = ("Not in the paper: the `motion top-1` column trains the same ro
 def _table(table_id: str, rows: tuple[RowSpec, ...], notes: str = "",
            scales: dict[str, ScalePreset] = SCALES) -> TableSpec:
     return TableSpec(table_id=table_id, rows=rows, metric_columns=COLUMNS, static_columns=STATIC, scales=scales,
-                     tiny_seeds=THREE_SEEDS if scales["tiny"].papers_regime else 1,
+                     tiny_seeds=regime_seeds(table_id) if scales["tiny"].papers_regime else 1,
                      notes=" ".join(n for n in (notes, NOTES if scales["tiny"].papers_regime else NOTES_EARLIER)
                                     if n))
 

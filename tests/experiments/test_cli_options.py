@@ -125,8 +125,8 @@ def test_jobs_auto_leaves_the_choice_to_the_runner():
 
 
 def test_show_json_gives_the_default_seed_count_of_the_scale_shown(tmp_path):
-    """Table 6b: 3 seeds at tiny scale (the quick-start budget), 1 at paper scale."""
-    assert show_json(TABLE, "tiny", str(tmp_path), results_root=None)["default_seeds"] == 3
+    """Table 6b: 5 seeds at tiny scale (the design's seed rule), 1 at paper scale."""
+    assert show_json(TABLE, "tiny", str(tmp_path), results_root=None)["default_seeds"] == 5
     assert show_json(TABLE, "paper", str(tmp_path), results_root=None)["default_seeds"] == 1
 
 
