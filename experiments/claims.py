@@ -5,11 +5,14 @@ A claim quotes the paper's sentence and names the table cells it rests on. Each 
 ``not_worse`` (at most ``margin`` below: parity claims). A test may instead compare columns of one row
 (``columns`` against ``than_columns``, for figures whose sweep is our columns). The claims were chosen from the
 papers' text before any of our numbers were compared with them (``reports.claims`` does that); a claim stays in
-its file whatever its verdict.
+its file whatever its verdict. ``discussed_in`` (optional, added after a verdict) names the section of the paper's
+docs that discusses the tiny runs' verdict: a markdown page of this repository and one of its headings.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +23,7 @@ from .paper_tables import paper_tables
 from .spec import table_spec
 
 CLAIMS_FILE = "claims.yaml"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("higher", "lower", "not_worse")
 Kind = Literal["higher", "lower", "not_worse"]
 
@@ -73,6 +77,7 @@ class Claim:
     statement: str
     stand_in: str
     tests: tuple[ClaimTest, ...]
+    discussed_in: str | None = None  # "<page>.md#<heading anchor>", relative to the repository's root
 
 
 class ClaimsFileError(ValueError):
@@ -123,8 +128,37 @@ def _claim(paper: str, entry: Any, path: Path, index: int) -> Claim:
               for i, t in enumerate(entry.get("column_tests") or [])]
     if not tests:
         raise ClaimsFileError(f"{where}: no test names the cells it rests on")
+    discussed_in = entry.get("discussed_in")
+    if discussed_in is not None:
+        _check_discussion(discussed_in, where)
     return Claim(paper, entry["id"], entry["quote"].strip(), entry["where"], entry["statement"],
-                 " ".join(entry["stand_in"].split()), tuple(tests))
+                 " ".join(entry["stand_in"].split()), tuple(tests), discussed_in)
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a markdown page: lower case, punctuation dropped, spaces as hyphens,
+    a repeated one numbered."""
+    anchors: Counter[str] = Counter()
+    found = set()
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
+        anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(anchor if not anchors[anchor] else f"{anchor}-{anchors[anchor]}")
+        anchors[anchor] += 1
+    return found
+
+
+def _check_discussion(link: Any, where: str, root: Path = REPO_ROOT) -> None:
+    """``link`` is "<page>.md#<anchor>": a markdown page inside the repository (no absolute path, nothing above its
+    root) and one of that page's headings."""
+    page, _, anchor = link.partition("#") if isinstance(link, str) else ("", "", "")
+    target = (root / page).resolve()
+    if not page.endswith(".md") or not anchor or Path(page).is_absolute() or not target.is_relative_to(root):
+        raise ClaimsFileError(f"{where}: discussed_in {link!r} is not '<page>.md#<heading>' inside the repository")
+    if not target.is_file():
+        raise ClaimsFileError(f"{where}: discussed_in {link!r}: no such page")
+    if anchor not in heading_anchors(target):
+        raise ClaimsFileError(f"{where}: discussed_in {link!r}: the page has no heading with that anchor")
 
 
 def _test(entry: Any, where: str, by_column: bool = False) -> ClaimTest:

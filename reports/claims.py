@@ -358,6 +358,8 @@ def _claim_section(result: ClaimResult) -> list[str]:
                      r.a.text if r.a else "—", r.b.text if r.b else "—", r.outcome + (f": {r.why}" if r.why else "")])
     lines += [tabulate(body, headers=["table", "column", "ordering", "ours (left)", "ours (right)", "reading"],
                        tablefmt="github"), "", f"*What a stand-in can test:* {claim.stand_in}", ""]
+    if claim.discussed_in:
+        lines += [f"*Our runs' verdict, discussed:* [{claim.discussed_in}](../{claim.discussed_in})", ""]
     return lines
 
 

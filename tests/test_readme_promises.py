@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import build_parser
+from experiments.claims import heading_anchors
 from experiments.paper_tables import paper_tables
 from experiments.spec import registered_specs, table_spec
 from tests.experiments.test_paper_recipes import recipes
 
 REPO = Path(__file__).resolve().parents[1]
 # Hand-written pages that are not named README.md (they hold generated blocks too).
-OTHER_PAGES = ("reports/tiny_results.md",)
+OTHER_PAGES = ("reports/tiny_results.md", "reports/claims.md")
 
 
 def markdown_pages() -> list[Path]:
@@ -221,19 +222,6 @@ def test_every_repository_path_and_test_node_the_readmes_name_exists():
         elif node and not re.search(rf"^def {node}\(", target.read_text(), flags=re.M):
             missing.append(f"{readme}:{number}: {path}::{node}")
     assert not missing, missing
-
-
-def heading_anchors(page: Path) -> set[str]:
-    """The anchors GitHub gives the headings of a markdown page: lower case, punctuation dropped, spaces as hyphens,
-    a repeated one numbered."""
-    anchors: Counter[str] = Counter()
-    found = set()
-    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
-    for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
-        anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-        found.add(anchor if not anchors[anchor] else f"{anchor}-{anchors[anchor]}")
-        anchors[anchor] += 1
-    return found
 
 
 def test_every_relative_link_in_the_readmes_resolves():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -180,3 +182,35 @@ def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_c
 def test_the_claims_page_is_generated_from_the_claims_and_the_tracked_records():
     assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs(), flat_columns()), (
         "reports/claims.md differs: run `python -m reports claims`")
+
+
+def test_every_claim_our_runs_contradict_links_the_section_of_its_papers_docs_that_discusses_it():
+    """The design's rule: a verdict against the paper is explained in that paper's docs, never removed."""
+    contradicted = [r.claim for r in evaluate(all_claims()) if r.verdict == CONTRADICTED]
+    assert contradicted, "no contradicted claim: this test reads nothing"
+    undiscussed = [claim.id for claim in contradicted if not claim.discussed_in]
+    assert not undiscussed, f"contradicted claims with no `discussed_in` in their claims.yaml: {undiscussed}"
+    for claim in contradicted:
+        assert claim.discussed_in.startswith(f"experiments/{claim.paper}/"), claim.discussed_in
+
+
+@pytest.mark.parametrize("link,error", [
+    ("../outside/README.md#x", "is not '<page>.md#<heading>' inside the repository"),
+    ("/etc/passwd.md#x", "is not '<page>.md#<heading>' inside the repository"),
+    ("experiments/mformer/README.md", "is not '<page>.md#<heading>' inside the repository"),
+    ("experiments/mformer/claims.yaml#x", "is not '<page>.md#<heading>' inside the repository"),
+    ("experiments/mformer/NO_SUCH.md#at-tiny-scale", "no such page"),
+    ("experiments/mformer/README.md#no-such-heading", "the page has no heading with that anchor"),
+])
+def test_a_discussion_link_outside_the_repository_or_to_no_heading_is_refused_by_file_and_claim(
+        tmp_path, monkeypatch, link, error):
+    import experiments.claims as module
+
+    data = yaml.safe_load(module.claims_path("mformer").read_text())
+    data["claims"][0]["discussed_in"] = link
+    (tmp_path / "mformer").mkdir()
+    (tmp_path / "mformer" / "claims.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(module, "claims_path", lambda paper: tmp_path / paper / "claims.yaml")
+    with pytest.raises(ClaimsFileError, match=r"claims.yaml: claim trajectory_beats_space_time: discussed_in "
+                                              + ".*" + re.escape(error)):
+        paper_claims("mformer")
