@@ -10,16 +10,15 @@ from ..presets import regime_seeds
 from ..spec import MetricColumn, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
 from .columns import (CAPACITY_NOTE, TABLE1C_NOTE, TRAINING_COST_NOTE, learnable_params, positional_params,
                       training_cost, training_cost_inputs)
-from .experts import STAND_IN_NOTE, experts
+from .experts import experts
 from .presets import (CAST_ROW, DEFAULT, EK100_COLUMNS, EK100_COLUMNS_ACTION, INDEPENDENT_ADAPTER, INDEPENDENT_ROW,
-                      SCALES_ABLATION, SCALES_PRETRAINING, VERB_PLATEAU_NOTE)
+                      SCALES_ABLATION)
 from .regime import in_regime
 
 # ---- Table 1 (a)-(h): ablations on EPIC-KITCHENS-100 --------------------------------------------------------------
 
 ABLATION_NOTE = ("Tiny rows train on `synth_verbnoun` (EK-100's stand-in: verbs are motions, nouns are looks); "
-                 "the noun head reads the spatial expert, the verb head the temporal one. " + STAND_IN_NOTE + " "
-                 + VERB_PLATEAU_NOTE)
+                 "the noun head reads the spatial expert, the verb head the temporal one.")
 
 
 def _ablation(table_id: str, rows: tuple[RowSpec, ...], notes: str = "", static: tuple[StaticColumn, ...] = (),
@@ -143,7 +142,7 @@ def cast_table5() -> TableSpec:
         RowSpec("in21k_cast", 1, "CAST, IN21K spatial expert", {"spatial_expert": "vit_in21k"},
                 scales=experts("vit_in21k")),
         CAST_ROW(2, "CAST, CLIP spatial expert"),
-    ), columns=EK100_COLUMNS_ACTION, scales=SCALES_PRETRAINING,
+    ), columns=EK100_COLUMNS_ACTION,
         notes="Tiny: the IN-21K and CLIP stand-ins are both pretrained on `synth_images` with its labels; they "
               "differ in structure only (experiments/tiny_regime_design.md, amendment 8), so these rows compare "
               "the structures, not the pretraining data."))
@@ -164,7 +163,7 @@ def cast_table6() -> TableSpec:
             i += 1
     return in_regime(_ablation("cast_table6", tuple(rows), notes="The temporal expert is VideoMAE pretrained on the "
                                                                  "named data (tiny: the set standing in for it, named "
-                                                                 "above).", scales=SCALES_PRETRAINING))
+                                                                 "above)."))
 
 
 @register_table

@@ -33,12 +33,6 @@ TINY_EXPERTS: dict[str, ExpertPretraining] = {
     # distillation: it is the same masked autoencoding with another seed (see Table 7's notes).
     "mvd_ek100": ExpertPretraining("mvd", "mae", _pretraining_data("EK-100"), epochs=6, lr=1.5e-3, seed=1),
 }
-STAND_IN_NOTE = ("Tiny experts (pretrained on generated data, cached under `.cache/experts/` by configuration): "
-                 "CLIP = frame classification of `synth_appearance` (all 8 classes); ImageNet-21K = the ViT "
-                 "structure, frame classification of `synth_appearance`'s first 4 classes; VideoMAE pretrained on "
-                 "EK100 / SSV2 / K400 = masked video autoencoding of `synth_verbnoun` / `synth_motion` / "
-                 "`synth_appearance`.")
-
 
 def expert_source(name: str) -> str:
     """The pretrained source of a tiny expert: ``expert:<name>@<configuration key>`` (the key makes a run's

@@ -3,8 +3,8 @@ paper 004): the scales its tables share.
 
 Every row is ``models.cast.CAST`` with the options its table varies. ``paper``: ``cast_base`` with released expert
 checkpoints and two recipes, Table 4's (``paper_preset``: Tables 2, 9-11) and the ablations' (``ablation_preset``:
-Tables 1a-1h, 5-8); ``tiny``: ``cast_tiny`` on the generated sets with experts pretrained there first
-(``TINY_EXPERTS``). Rows that name the same options resolve to one run per scale, trained once. Each setting and
+Tables 1a-1h, 5-8); ``tiny``: ``cast_tiny`` on the generated sets, ``CAST_TINY`` here, which every trained table
+turns into the regime's (``experiments.cast.regime``: the shipped experts, each set's epochs). Rows that name the same options resolve to one run per scale, trained once. Each setting and
 where it comes from: experiments/cast/README.md#paper-scale-sec-42-table-4.
 """
 
@@ -16,7 +16,7 @@ from typing import NamedTuple
 from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, TINY_OPTIM, TINY_STAND_INS,
                        TINY_TRAINER)
 from ..spec import MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset
-from .experts import STAND_IN_NOTE, experts
+from .experts import experts
 
 TINY_VERBS, PAPER_VERBS, PAPER_NOUNS = 6, 97, 300  # synth_verbnoun's verbs (tested); EPIC-KITCHENS-100's classes
 
@@ -121,12 +121,8 @@ def ablation_preset() -> ScalePreset:
 # Tables 2 and 9-11 (state of the art) and the untrained Tables 3-4: Table 4's recipe.
 SCALES_EK100 = {"tiny": CAST_TINY, "paper": paper_preset("EK-100")}
 
-# Tables 1a-1h, 7 and 8 (and, with their own tiny description, 5 and 6): the ablation recipe (same tiny preset).
+# Tables 1a-1h and 5-8: the ablation recipe.
 SCALES_ABLATION = {"tiny": CAST_TINY, "paper": ablation_preset()}
-
-# Tables 5 and 6 vary the experts' pretraining data: their report header names the stand-in of each.
-SCALES_PRETRAINING = {"tiny": dataclasses.replace(CAST_TINY, description=CAST_TINY.description + ". " + STAND_IN_NOTE),
-                      "paper": SCALES_ABLATION["paper"]}
 
 
 def verb_noun_columns(names: tuple[str, str, str] = ("Top-1 Acc. / Verb", "Top-1 Acc. / Noun", "Top-1 Acc. / Act.")
@@ -150,19 +146,3 @@ CAST_ROW = lambda paper_row, label="CAST": RowSpec("cast", paper_row, label, sca
 INDEPENDENT_ADAPTER = {"exchange": "none", "time_adapter": True}  # = Table 1c's "Identity"
 INDEPENDENT_ROW = lambda paper_row, label="Indep. experts w/ adapter": RowSpec(  # noqa: E731
     "indep_adapter", paper_row, label, INDEPENDENT_ADAPTER, scales=DEFAULT)
-
-
-# The sweep: measured at 7a4a9cf, two runs side by side on the 2-core machine, one thread each (README: the sweep);
-# the 30-epoch CAST run and Motionformer's schedules at a3969d2 plus edits that tiny runs do not reach (tests,
-# paper-scale augmentation), beside other work on the cores; the 40-epoch run equals the tracked record bit for bit.
-VERB_PLATEAU_NOTE = (
-    "At the tiny schedule (6 epochs, 360 steps) the verb head stays near chance (6 verbs: 16.7%), so the verb and "
-    "action columns do not rank the rows. The verbs of `synth_verbnoun` (its motions) take longer to learn than "
-    "6 epochs whatever the model: Motionformer's tiny model trained from scratch on the same set gives verb 20.0 / "
-    "18.3 / 30.0 / 84.6 / 84.2 at 6 / 10 / 20 / 30 / 40 epochs (`python -m experiments run mformer_table6c --rows "
-    "mformer --seeds 1 --epochs E --threads 1`; 40 is its default and reproduces the tracked record bit for bit). "
-    "CAST's row, "
-    "seed 0, stays at 15-19% for every schedule up to 20 epochs at lr 1e-3, 3e-3 or 1e-2 and leaves chance at 30: "
-    "verb 34.2, noun 74.6, action 24.2 (`python -m experiments run cast_table1c --rows cast --seeds 1 --epochs 30 "
-    "--threads 1`, 4.7 min against 1.1 at 6 epochs; README: the sweep). Before CAST took the official "
-    "initialisation and schedule shape (7a4a9cf), 20 epochs had lifted verbs to 28-39%.")

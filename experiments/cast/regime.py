@@ -1,10 +1,10 @@
 """CAST's tables in the papers' regime (experiments/tiny_regime_design.md, amendment 7).
 
-A table moves there when it is retrained, one commit each, by returning ``in_regime(spec)``: its tiny scale becomes
+Every CAST table that trains is there (since 2026-11-26): it returns ``in_regime(spec)``. Its tiny scale becomes
 ``CAST_TINY_REGIME`` (the regime's sets), every tiny expert source of its rows and columns becomes the shipped one of
-the same name (``experiments.cast.shipped``), a column on another set than EK-100's trains that set's epochs, and
-the notes that describe the earlier stand-ins are replaced by the regime's. The rows themselves, the paper scale and
-the columns' paper entries do not change.
+the same name (``experiments.cast.shipped``), a column on another set than EK-100's trains that set's epochs, and the
+regime's note follows the table's own. The rows themselves, the paper scale and the columns' paper entries do not
+change.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from ..presets import REGIME_STAND_INS, TINY_REGIME
 from ..spec import MetricColumn, RowSpec, ScalePreset, TableSpec
-from .experts import STAND_IN_NOTE, TINY_EXPERTS, expert_source
-from .presets import CAST_TINY, VERB_PLATEAU_NOTE
+from .experts import TINY_EXPERTS, expert_source
+from .presets import CAST_TINY
 from .shipped import SHIPPED, SHIPPED_NOTE, SPATIAL_STAND_INS, regime_source
 
 # Principle 3, the plateau measured outside the table: each set trains the epochs Motionformer's tables in the
@@ -72,15 +72,11 @@ def _regime_column(column: MetricColumn, rows: tuple[RowSpec, ...], table_id: st
     return dataclasses.replace(column, scales=_regime_entry(column.scales, where, data_keys.pop()))
 
 
-def in_regime(spec: TableSpec, *earlier_notes: str) -> TableSpec:
-    """``spec`` at the tiny scale of the papers' regime (module doc); ``earlier_notes``: the table's own notes on the
-    earlier stand-ins, dropped beside the shared ones."""
+def in_regime(spec: TableSpec) -> TableSpec:
+    """``spec`` at the tiny scale of the papers' regime (module doc), its notes followed by the regime's."""
     rows = tuple(dataclasses.replace(row, scales=_regime_entry(row.scales, f"{spec.table_id}: row {row.key!r}"))
                  for row in spec.rows)
     columns = tuple(_regime_column(column, rows, spec.table_id) for column in spec.metric_columns)
-    notes = spec.notes
-    for earlier in filter(None, (VERB_PLATEAU_NOTE, STAND_IN_NOTE, *earlier_notes)):
-        notes = notes.replace(" " + earlier, "").replace(earlier + " ", "").replace(earlier, "")
     scales: dict[str, ScalePreset] = {**spec.scales, "tiny": CAST_TINY_REGIME}
     return dataclasses.replace(spec, rows=rows, metric_columns=columns, scales=scales,
-                               notes=f"{notes} {REGIME_NOTE}".strip())
+                               notes=f"{spec.notes} {REGIME_NOTE}".strip())

