@@ -58,7 +58,7 @@ def test_the_quick_start_rerun_on_the_avx2_kernels_is_within_noise_of_the_tracke
     spec = table_spec(TABLE)
     avx2 = table_records(spec, None, REPO / "reports/reproducibility/avx2").records
     tracked = table_records(spec, None, REPO / "reports/results").records
-    assert len(avx2) == len(tracked) == 30
+    assert len(avx2) == 30 and len(tracked) >= 30  # tracked: seeds 3 and 4 of the rows other tables share
     assert {r["provenance"]["cpu_kernels"]["capability"] for r in avx2} == {"AVX2"}
     assert {r["provenance"]["cpu_kernels"]["capability"] for r in tracked} == {"AVX512"}
     configs = {(r["row"], r["column"], r["seed"]): r["config"] for r in tracked if r["scale"] == "tiny"}
