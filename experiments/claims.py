@@ -20,10 +20,10 @@ from typing import Any, Literal
 import yaml
 
 from .paper_tables import paper_tables
+from .provenance import REPO_ROOT
 from .spec import table_spec
 
 CLAIMS_FILE = "claims.yaml"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("higher", "lower", "not_worse")
 Kind = Literal["higher", "lower", "not_worse"]
 

@@ -9,8 +9,9 @@ and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``j
 ``exact`` (trajectory attention as the tables run it: the memory-lean stage two) and ``exact_autograd`` (the same
 equations through plain autograd), eager; ``--compile`` names variants to time again with every block compiled
 (``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
-timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares the compiled trajectory
-attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients, relative error).
+timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares the
+compiled trajectory attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients, relative
+error).
 """
 
 from __future__ import annotations
