@@ -6,12 +6,13 @@
 One step is what the paper trains (Sec. 6.2, at bf16 here as the issue states it): forward under bf16 autocast,
 cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 224 with Motionformer's paper head
 and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
-``exact`` (trajectory attention as the tables run it: the memory-lean stage two) and ``exact_autograd`` (the same
-equations through plain autograd), eager; ``--compile`` names variants to time again with every block compiled
+``exact`` (trajectory attention as the tables run it: the memory-lean stage two, one query frame a pass),
+``exact_one_pass`` (the same, every query frame in one pass) and ``exact_autograd`` (the same equations through plain
+autograd), eager; ``--compile`` names variants to time again with every block compiled
 (``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
-timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares the
-compiled trajectory attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients, relative
-error).
+timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares each
+compiled trajectory variant's attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients,
+relative error).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ VARIANTS = {
     # name: (CONFIGURATIONS key, trajectory options beside the configuration's)
     "joint": ("joint", {}),
     "exact": ("exact", {}),
+    "exact_one_pass": ("exact", {"frames_per_pass": 16}),  # capped at T: every query frame in one pass
     "exact_autograd": ("exact", {"memory_lean": False}),
 }
 
@@ -88,15 +90,15 @@ def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, 
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
 
-def check_exact(device: str) -> dict[str, Any]:
-    """The compiled lean trajectory attention against the literal Eq. 4-6 (unfused, as printed), float32, small
-    shape: the largest relative error over the output and every gradient."""
+def check_exact(device: str, variant: str = "exact") -> dict[str, Any]:
+    """The compiled trajectory attention of ``variant`` (its options) against the literal Eq. 4-6 (unfused, as
+    printed), float32, small shape: the largest relative error over the output and every gradient."""
     from .attention import TrajectoryAttention
 
     torch.manual_seed(0)
     thw, dim = (4, 4, 4), 64
     with torch.device(device):
-        lean = TrajectoryAttention(dim, num_heads=4, qkv_bias=True)
+        lean = TrajectoryAttention(dim, num_heads=4, qkv_bias=True, **VARIANTS[variant][1])
         literal = TrajectoryAttention(dim, num_heads=4, qkv_bias=True, fused_attn=False, stage_two="literal")
         x = torch.randn(2, 1 + 64, dim)
     literal.load_state_dict(lean.state_dict())
@@ -111,7 +113,7 @@ def check_exact(device: str) -> dict[str, Any]:
     names = ["output", "input grad", *(n + " grad" for n, _ in lean.named_parameters())]
     for name, ours, reference in zip(names, *outputs):
         errors[name] = ((ours - reference).norm() / reference.norm()).item()
-    return {"check": "compiled lean vs literal, float32", "max_relative_error": max(errors.values()),
+    return {"check": f"compiled {variant} vs literal, float32", "max_relative_error": max(errors.values()),
             "errors": errors}
 
 
@@ -176,8 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     header = {"device_name": device_name(args.device), "torch": torch.__version__,
               "command": " ".join(["python", "-m", "models.benchmark_step", *(argv or sys.argv[1:])]),
               "precision": "bf16 autocast", "model": "ViT-B/16, 16x224x224 (models.memory_breakdown: joint, exact)"}
-    if args.check_exact:
-        header["exactness"] = check_exact(args.device)
+    if args.check_exact:  # each compiled trajectory variant (the default one where none is compiled)
+        checked = [v for v in args.compile if v != "joint"] or ["exact"]
+        header["exactness"] = [check_exact(args.device, v) for v in checked]
         print(json.dumps(header["exactness"]), flush=True)
     records = []
     for variant, compiled in [*((v, False) for v in args.variants), *((v, True) for v in args.compile)]:

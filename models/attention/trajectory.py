@@ -49,6 +49,7 @@ class TrajectoryAttention(nn.Module):
         stage_two_values: Literal["projected", "trajectory"] = "projected",
         attn_drop_placement: Literal["stage_one", "all"] = "stage_one",
         memory_lean: bool = True,
+        frames_per_pass: int = 1,
     ) -> None:
         """
         Args:
@@ -68,6 +69,8 @@ class TrajectoryAttention(nn.Module):
                 (also the CLS attention's and stage two's).
             memory_lean: rearranged Att_T through ``pool_trajectories``, which keeps the trajectory tokens at most once;
                 False = the autograd form, also used whenever stage two drops attention weights.
+            frames_per_pass: query frames the memory-lean stage two pools per pass (1: the least transient memory;
+                a larger number launches fewer kernels, at that many frames' transient tensors; at most T).
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -89,6 +92,9 @@ class TrajectoryAttention(nn.Module):
         self.stage_two_values = stage_two_values
         self.attn_drop_placement = attn_drop_placement
         self.memory_lean = memory_lean
+        if frames_per_pass < 1:
+            raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
+        self.frames_per_pass = frames_per_pass
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -109,7 +115,8 @@ class TrajectoryAttention(nn.Module):
                 and other_p == 0.0):
             source, inputs = self._trajectory_source(q, k, v, num_frames, dropout_p)
             out = pool_trajectories(source, inputs, num_frames, q.shape[2] // num_frames, self.proj_q, self.proj_kv,
-                                    self.num_heads, self.stage_two_values)  # (b (t n) (nh d))
+                                    self.num_heads, self.stage_two_values,
+                                    min(self.frames_per_pass, num_frames))  # (b (t n) (nh d))
             out = torch.cat([rearrange(cls_out, "b nh 1 d -> b 1 (nh d)"), out], dim=1)
             return self.proj_drop(self.proj(out))
         traj = self._trajectories(q, k, v, num_frames, dropout_p)  # (b nh tp (t n) d)

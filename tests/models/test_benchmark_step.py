@@ -24,7 +24,8 @@ def test_a_failing_variant_is_recorded_not_raised():
 
 
 @pytest.mark.slow  # one torch.compile of the layer and its backward: ~15 s
-def test_compiled_lean_trajectory_attention_equals_the_literal_equations_in_float32():
-    result = check_exact("cpu")
+@pytest.mark.parametrize("variant", ["exact", "exact_one_pass"])
+def test_compiled_lean_trajectory_attention_equals_the_literal_equations_in_float32(variant):
+    result = check_exact("cpu", variant)
     assert result["max_relative_error"] < 1e-5
     assert {"output", "input grad", "proj_kv.weight grad"} <= set(result["errors"])

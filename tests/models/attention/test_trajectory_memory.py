@@ -117,6 +117,31 @@ def test_lean_exact_matches_the_loop_reference(options):
     _assert_same(out, grads, ref, dict(zip(["x", *dict(module.named_parameters())], ref_grads)))
 
 
+@pytest.mark.parametrize("frames_per_pass", [2, 3, 8])
+@pytest.mark.parametrize("options", [EXACT_OPTIONS[0], EXACT_OPTIONS[2], *APPROXIMATE[:4]],
+                         ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_frames_per_pass_is_the_same_function(options, frames_per_pass):
+    """Several query frames pooled per pass (the last pass shorter at 2 of T = 3; 8 is capped at T) against the
+    literal Eq. 4-6 (exact) or the autograd form (approximations): float64, output and every gradient."""
+    module = _module(options)
+    x, cotangent = _inputs()
+    module.frames_per_pass = frames_per_pass
+    out, grads = _value_and_grads(module, x, cotangent, lean=True)
+    if isinstance(module, ApproximateTrajectoryAttention):
+        _assert_same(out, grads, *_value_and_grads(module, x, cotangent, lean=False))
+        return
+    reference = {"projected": trajectory_reference,
+                 "trajectory": trajectory_official_values_reference}[options["stage_two_values"]]
+    ref = reference(module, x, THW)
+    ref_grads = torch.autograd.grad((ref * cotangent).sum(), [x, *module.parameters()], allow_unused=True)
+    _assert_same(out, grads, ref, dict(zip(["x", *dict(module.named_parameters())], ref_grads)))
+
+
+def test_frames_per_pass_must_be_positive():
+    with pytest.raises(ValueError, match="frames_per_pass"):
+        TrajectoryAttention(DIM, num_heads=HEADS, frames_per_pass=0)
+
+
 TABLE_ROWS = [dict(approximation="orthoformer", num_prototypes=5),
               dict(approximation="orthoformer", num_prototypes=3, shared_prototypes=False),
               dict(approximation="nystrom", num_prototypes=5),
