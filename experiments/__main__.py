@@ -328,8 +328,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     or the first error, step and loader rates, memory against the paper's GPU (``experiments.smoke``)."""
     import torch
 
-    from .smoke import (RECORD_FILES, SmokeOptions, all_tables, echo_err, markdown, smoke_table, stamp,
-                        write_records)
+    from .smoke import RECORD_FILES, DeviceLost, SmokeOptions, all_tables, echo_err, smoke_table, stamp
+    from .smoke_records import markdown, write_records
 
     tables = all_tables() if args.tables == ["all"] else args.tables
     if args.rows and len(tables) != 1:
@@ -342,11 +342,18 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     stamped = stamp(args.device, args.argv[1:])  # the command as typed, after `smoke`
     path = None if args.record is None else args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
     records, done = [], {}
+
+    def keep(record: dict) -> None:  # each run as it ends: a stopped sweep keeps the runs it finished
+        if path is not None:
+            write_records(path, [{**record, **stamped}])
+
     for table_id in tables:
-        table_records = smoke_table(table_id, options, args.rows, echo=echo_err, done=done)
-        records += table_records
-        if path is not None and table_records:  # each table as it ends: a stopped sweep keeps the tables it ran
-            write_records(path, [{**r, **stamped} for r in table_records])
+        try:
+            records += smoke_table(table_id, options, args.rows, echo=echo_err, done=done, on_record=keep)
+        except DeviceLost as lost:  # nothing more can run on the GPU in this process: say where to go on from
+            print(markdown([*records, lost.record]))
+            echo_err(f"stopped: {lost}. The runs after it need a new process (the records keep the runs before).")
+            return 2
     print(markdown(records))
     if path is not None:
         print(f"-> {path}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
-import math
 import shlex
 import statistics
 import sys
@@ -219,13 +218,37 @@ def smoke_run(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]
         record.update(status="pass", error=None, **measured)
     except Exception as err:  # the record says which run failed and how; the sweep goes on
         record.update(status="fail", error=first_error(err))
-    finally:
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    gc.collect()
+    lost = release_device(torch)
     record["seconds"] = round(time.perf_counter() - started, 1)
     record.update(_paper_batch_memory(record, gpu_gib))
+    if lost is not None:
+        record.update(status="fail", paper_batch_peak_gib=None, fits=None,
+                      error=f"{record['error'] or 'the run passed'}; then {lost}")
+        raise DeviceLost(record)
     return record
+
+
+class DeviceLost(RuntimeError):
+    """The GPU's context is lost (a sticky CUDA error): this process can run nothing more on it. Carries the record
+    of the run in which it was found."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(f"{record['table']} {record['row']} / {record['column']}: {record['error']}")
+        self.record = record
+
+
+def release_device(torch: Any) -> str | None:
+    """Return the run's cached GPU memory; None, or what says the context is lost (the error a sticky CUDA error
+    raises at the next synchronizing call)."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    except Exception as err:  # torch.AcceleratorError: the context is unusable from here on
+        return f"the CUDA context was lost: {type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+    return None
 
 
 def _clip(cfg: RunConfig) -> str:
@@ -450,10 +473,11 @@ def _views(batch: Any) -> int:
 
 
 def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None = None,
-                echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None
-                ) -> list[dict[str, Any]]:
+                echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None,
+                on_record: Callable[[dict[str, Any]], None] = lambda record: None) -> list[dict[str, Any]]:
     """Every run of the table (or of ``rows``); a run whose smoke configuration equals one already in ``done``
-    (another row's or table's, keyed by ``comparable_config``) reuses its record, saying so."""
+    (another row's or table's, keyed by ``comparable_config``) reuses its record, saying so. ``on_record`` gets
+    each record as its run ends, also the record a ``DeviceLost`` carries before it is raised on."""
     done = {} if done is None else done
     records = []
     configs = smoke_configs(table_id, rows)
@@ -467,13 +491,20 @@ def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None
             records.append({**source, "table": cfg.table, "row": cfg.row, "column": cfg.column,
                             "same_as": f"{source['table']}/{source['row']}/{source['column']}"})
             echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column}: the same run as {records[-1]['same_as']}")
+            on_record(records[-1])
             continue
         echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column} ({cfg.data.dataset}, {cfg.model.name}) ...")
-        record = smoke_run(cfg, options, echo)
+        try:
+            record = smoke_run(cfg, options, echo)
+        except DeviceLost as lost:
+            echo(f"    fail: {lost.record['error']}")
+            on_record(lost.record)
+            raise
         echo(f"    {record['status']}" + (f": {record['error']}" if record["error"] else "")
              + f" ({record['seconds']:.0f}s)")
         done[key] = record
         records.append(record)
+        on_record(record)
     return records
 
 
@@ -493,68 +524,6 @@ def stamp(device: str, argv: Sequence[str]) -> dict[str, Any]:
     return {"device_name": device_name(device), "torch": torch.__version__, "commit": git_commit(),
             "measured_at": datetime.now(timezone.utc).date().isoformat(),
             "command": shlex.join(["python", "-m", "experiments", "smoke", *argv])}
-
-
-def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
-    """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table,
-    row and column; the others are kept."""
-    from data.atomic_write import atomic_write_text
-
-    path = Path(path)
-    kept = read_records(path) if path.exists() else []
-    new = {(r["table"], r["row"], r["column"]) for r in records}
-    merged = [r for r in kept if (r["table"], r["row"], r["column"]) not in new] + list(records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
-    return path
-
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    try:
-        records = json.loads(Path(path).read_text())["records"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a smoke record file ({{'records': [...]}}): {err!r}") from None
-    return records
-
-
-def _number(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _fits(record: dict[str, Any]) -> str:
-    peak = record.get("paper_batch_peak_gib")
-    if peak is None:
-        return "—"
-    measured = "" if record["batch"] == record["paper_batch"] else ", extrapolated"
-    gpu = record.get("paper_gpu")
-    if gpu is None:
-        return f"{peak:.1f} GiB{measured}; GPU not named"
-    return f"{peak:.1f} GiB{measured}: {'fits' if record['fits'] else 'does not fit'} {gpu}"
-
-
-ERROR_CHARS = 110  # of a first error shown in a table (the record keeps it whole)
-
-
-def markdown(records: list[dict[str, Any]]) -> str:
-    """One line per run: pass or the first error, what was reduced, step and loader rates, memory and whether it
-    fits the paper's GPU at the paper's batch."""
-    from tabulate import tabulate
-
-    lines = []
-    for r in records:
-        error = r["error"] or ""
-        status = "pass" if r["status"] == "pass" else f"FAIL: {error[:ERROR_CHARS]}" + ("…" * (len(error) > ERROR_CHARS))
-        if r.get("same_as"):
-            status += f" (the run of {r['same_as']})"
-        loader = r.get("loader_clips_s")
-        step = r.get("step_clips_s")
-        bound = "—" if loader is None or step is None else ("loader-bound" if loader < step else "step-bound")
-        lines.append([r["table"], f"{r['row']} / {r['column']}", r["clip"], "; ".join(r["reduced"]) or "none",
-                      status, _number(r.get("step_s"), 2), f"{_number(loader, 2)} / {_number(step, 2)} ({bound})",
-                      _number(r.get("test_s"), 1), _fits(r)])
-    return tabulate(lines, headers=["table", "row / column", "clip (T×H×W)", "reduced from the paper's run", "result",
-                                    "step (s)", "loader / step clips/s", "test batch (s)",
-                                    "peak at the paper's batch"], tablefmt="github")
 
 
 def all_tables() -> list[str]:

@@ -180,7 +180,7 @@ EXPERIMENTS_README = REPO / "experiments" / "README.md"
 def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> str:
     """The paper-scale smoke's records (``reports/benchmarks/smoke_*.json``, ``python -m experiments smoke ...
     --record``): one table per device, then the commands, commits and dates that measured them."""
-    from experiments.smoke import markdown, read_records
+    from experiments.smoke_records import markdown, read_records
 
     out = []
     for path in sorted(Path(records_dir).glob("smoke_*.json")):
@@ -193,7 +193,9 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
             lines = "\n".join(f"- `{command}`: commit {commit}, {date}, torch {torch}"
                                for command, commit, date, torch in sources)
             shrinks = {r["shrink"] for r in mine}
-            detail = smoke_summary(mine) if max(shrinks) > 1 and tables > 1 else markdown(mine)
+            # a shrunk sweep, or a sweep of more tables than a reader scans run by run: a line per table
+            detail = smoke_summary(mine) if tables > 1 and (max(shrinks) > 1 or tables > SWEEP_TABLES) \
+                else markdown(mine)
             shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
             out.append(f"**{device}** (`{shown}`): {passed} of {len(mine)} runs of {tables} "
                        f"table(s) pass.\n\n{detail}\n\n{lines}")
@@ -201,13 +203,17 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
 
 
+SWEEP_TABLES = 10  # records of more tables than this are summarised per table (each run stays in its record file)
+
+
 def smoke_summary(records: list[dict]) -> str:
-    """One line per table, for a sweep at a shrunk frame size (its step times and memory are not the paper
-    shape's, so what it shows is whether every run passes): runs, those stepped (the others equal a run stepped
-    before), passes, the first failure, the frame-size divisor and the slowest step and test batch."""
+    """One line per table of a sweep: runs, those stepped (the others equal a run stepped before), passes, the first
+    failure, the frame-size divisor, the slowest step and test batch, and the largest peak at the paper's batch with
+    whether it fits the paper's GPU (from runs at the paper's frame size only: a shrunk run's memory is not the
+    paper shape's)."""
     from tabulate import tabulate
 
-    from experiments.smoke import ERROR_CHARS
+    from experiments.smoke_records import ERROR_CHARS, fits_text
 
     lines = []
     for table in dict.fromkeys(r["table"] for r in records):
@@ -217,11 +223,14 @@ def smoke_summary(records: list[dict]) -> str:
         steps = [r["step_s"] for r in mine if r.get("step_s") is not None]
         tests = [r["test_s"] for r in mine if r.get("test_s") is not None]
         sizes = ", ".join("paper" if k == 1 else f"1/{k}" for k in sorted({r["shrink"] for r in mine}))
+        measured = [r for r in mine if r["shrink"] == 1 and r.get("paper_batch_peak_gib") is not None]
+        peak = fits_text(max(measured, key=lambda r: r["paper_batch_peak_gib"])) if measured else "—"
         lines.append([table, len(mine), sum(not r.get("same_as") for r in mine), len(mine) - len(failed),
                       first or "—", sizes,
-                      f"{max(steps):.2f}" if steps else "—", f"{max(tests):.1f}" if tests else "—"])
+                      f"{max(steps):.2f}" if steps else "—", f"{max(tests):.1f}" if tests else "—", peak])
     return tabulate(lines, headers=["table", "runs", "stepped", "pass", "first failure", "frame size",
-                                    "slowest step (s)", "slowest test batch (s)"], tablefmt="github")
+                                    "slowest step (s)", "slowest test batch (s)",
+                                    "largest peak at the paper's batch"], tablefmt="github")
 
 
 Block = tuple[str, str, Callable[[], str]]

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from experiments.__main__ import main
-from experiments.smoke import SmokeOptions, markdown, read_records, smoke_configs, smoke_run
+from experiments.smoke import SmokeOptions, smoke_configs, smoke_run
+from experiments.smoke_records import markdown, read_records
 
 pytestmark = pytest.mark.slow  # seven paper-depth models, a few steps each: ~40 s on one core
 

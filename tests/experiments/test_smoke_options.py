@@ -4,7 +4,8 @@ import pytest
 
 from experiments import smoke
 from experiments.__main__ import main
-from experiments.smoke import SmokeOptions, read_records, reductions, smoke_config, smoke_configs
+from experiments.smoke import SmokeOptions, reductions, smoke_config, smoke_configs
+from experiments.smoke_records import read_records
 
 
 @pytest.fixture
@@ -29,9 +30,10 @@ def test_a_shared_device_makes_the_times_upper_bounds(cfg):
         SmokeOptions(sharing=0)
 
 
-def test_records_are_written_as_each_table_ends(tmp_path, monkeypatch):
-    """A sweep stopped in its second table keeps the first table's records in the file."""
-    def fake_table(table_id, options, rows=None, echo=print, done=None):
+def test_records_are_written_as_each_run_ends(tmp_path, monkeypatch):
+    """A sweep stopped in its second table keeps the runs it finished in the file, the second table's first too."""
+    def fake_table(table_id, options, rows=None, echo=print, done=None, on_record=lambda record: None):
+        on_record({"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None})
         if table_id == "mformer_table9":
             raise KeyboardInterrupt  # the sweep is stopped here
         return [{"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None}]
@@ -40,5 +42,38 @@ def test_records_are_written_as_each_table_ends(tmp_path, monkeypatch):
     path = tmp_path / "smoke.json"
     with pytest.raises(KeyboardInterrupt):
         main(["smoke", "mformer_table4", "mformer_table9", "--record", str(path)])
+    records = read_records(path)
+    assert [r["table"] for r in records] == ["mformer_table4", "mformer_table9"]
+    assert records[0]["command"].startswith("python -m experiments smoke")
+
+
+def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sweep(cfg, tmp_path, monkeypatch):
+    """A sticky CUDA error (found when the run's memory is released) fails the run with its own first error and
+    the loss, and stops the sweep with exit code 2: the record is written, the next table is not started."""
+    def planted_train(run, options):
+        raise ValueError("planted step error")
+
+    monkeypatch.setattr(smoke, "data_root", lambda cfg, options, echo: None)
+    monkeypatch.setattr(smoke, "_train", planted_train)
+    monkeypatch.setattr(smoke, "release_device", lambda torch: "the CUDA context was lost: AcceleratorError: "
+                                                               "CUDA error: an illegal memory access was encountered")
+    with pytest.raises(smoke.DeviceLost) as lost:
+        smoke.smoke_run(cfg, SmokeOptions(device="cuda"), echo=lambda line: None)
+    assert lost.value.record["status"] == "fail" and lost.value.record["fits"] is None
+    assert "planted step error; then the CUDA context was lost" in lost.value.record["error"]
+
+    monkeypatch.setattr(smoke, "_evaluate", planted_train)  # Table 9's run evaluates only
+    monkeypatch.setattr(smoke, "device_name", lambda device: "a GPU")  # this machine may have none
+    path = tmp_path / "smoke.json"
+    started = []
+    real_table = smoke.smoke_table
+
+    def recording_table(table_id, *args, **kwargs):
+        started.append(table_id)
+        return real_table(table_id, *args, **kwargs)
+
+    monkeypatch.setattr(smoke, "smoke_table", recording_table)
+    assert main(["smoke", "mformer_table9", "mformer_table4", "--device", "cuda", "--record", str(path)]) == 2
+    assert started == ["mformer_table9"]
     (record,) = read_records(path)
-    assert record["table"] == "mformer_table4" and record["command"].startswith("python -m experiments smoke")
+    assert record["table"] == "mformer_table9" and "illegal memory access" in record["error"]

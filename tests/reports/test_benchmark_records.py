@@ -80,3 +80,18 @@ def test_a_shrunk_sweep_is_summarised_per_table_and_a_paper_shape_file_per_run(t
              for line in text.splitlines() if line.startswith("| t")}
     assert lines["t1"][:3] == ["2", "2", "2"] and lines["t1"][4:6] == ["paper, 1/7", "9.5"]
     assert lines["t2"][:3] == ["2", "1", "1"] and lines["t2"][3].startswith("a / K-400: models/x.py:1")
+
+
+def test_a_paper_shape_sweep_of_many_tables_is_summarised_with_its_largest_peak(tmp_path):
+    from reports.readme import SWEEP_TABLES, smoke_block
+
+    memory = {"batch": 4, "paper_batch": 4, "paper_gpu": "RTX 3090 24 GB"}
+    sweep = [_smoke(f"t{i}", "a", 1, paper_batch_peak_gib=2.0 + i, fits=2.0 + i <= 24, **memory)
+             for i in range(SWEEP_TABLES + 1)]
+    sweep.append(_smoke("t0", "b", 1, paper_batch_peak_gib=30.0, fits=False, **memory))
+    (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": sweep}))
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in smoke_block(tmp_path).splitlines() if line.startswith("| t")}
+    assert len(lines) == SWEEP_TABLES + 2  # the header and a line per table, not per run
+    assert lines["t0"][:3] == ["2", "2", "2"] and lines["t0"][-1] == "30.0 GiB: does not fit RTX 3090 24 GB"
+    assert lines["t1"][-1] == "3.0 GiB: fits RTX 3090 24 GB"

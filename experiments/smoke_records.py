@@ -1,0 +1,72 @@
+"""The paper-scale smoke's record files (``{"records": [...]}``, ``reports/benchmarks/smoke_*.json``): merged, read,
+and rendered as a markdown table, one line per run (``experiments.smoke`` writes them)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table,
+    row and column; the others are kept."""
+    from data.atomic_write import atomic_write_text
+
+    path = Path(path)
+    kept = read_records(path) if path.exists() else []
+    new = {(r["table"], r["row"], r["column"]) for r in records}
+    merged = [r for r in kept if (r["table"], r["row"], r["column"]) not in new] + list(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
+    return path
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    try:
+        records = json.loads(Path(path).read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a smoke record file ({{'records': [...]}}): {err!r}") from None
+    return records
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def fits_text(record: dict[str, Any]) -> str:
+    peak = record.get("paper_batch_peak_gib")
+    if peak is None:
+        return "—"
+    measured = "" if record["batch"] == record["paper_batch"] else ", extrapolated"
+    gpu = record.get("paper_gpu")
+    if gpu is None:
+        return f"{peak:.1f} GiB{measured}; GPU not named"
+    return f"{peak:.1f} GiB{measured}: {'fits' if record['fits'] else 'does not fit'} {gpu}"
+
+
+ERROR_CHARS = 110  # of a first error shown in a table (the record keeps it whole)
+
+
+def markdown(records: list[dict[str, Any]]) -> str:
+    """One line per run: pass or the first error, what was reduced, step and loader rates, memory and whether it
+    fits the paper's GPU at the paper's batch."""
+    from tabulate import tabulate
+
+    lines = []
+    for r in records:
+        error = r["error"] or ""
+        cut = "…" * (len(error) > ERROR_CHARS)
+        status = "pass" if r["status"] == "pass" else f"FAIL: {error[:ERROR_CHARS]}{cut}"
+        if r.get("same_as"):
+            status += f" (the run of {r['same_as']})"
+        loader = r.get("loader_clips_s")
+        step = r.get("step_clips_s")
+        bound = "—" if loader is None or step is None else ("loader-bound" if loader < step else "step-bound")
+        lines.append([r["table"], f"{r['row']} / {r['column']}", r["clip"], "; ".join(r["reduced"]) or "none",
+                      status, _number(r.get("step_s"), 2), f"{_number(loader, 2)} / {_number(step, 2)} ({bound})",
+                      _number(r.get("test_s"), 1), fits_text(r)])
+    return tabulate(lines, headers=["table", "row / column", "clip (T×H×W)", "reduced from the paper's run", "result",
+                                    "step (s)", "loader / step clips/s", "test batch (s)",
+                                    "peak at the paper's batch"], tablefmt="github")
