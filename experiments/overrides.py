@@ -37,9 +37,11 @@ def given_options(overrides: dict[str, dict[str, Any]] | None = None, settings: 
 
 def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConfig:
     """given = {"data": {...}, "optim": {...}, "trainer": {...}} (``given_options``): replace those fields, None
-    included, rejecting unknown ones."""
+    included, rejecting unknown ones. A dotted name sets one key inside a mapping field, the field's other keys
+    kept (``model.overrides.attn_kwargs.frames_per_pass``: ``_into_mappings``)."""
     changes = {}
     for section, values in given.items():
+        values = _into_mappings(getattr(cfg, section), section, values)
         valid = [f.name for f in dataclasses.fields(getattr(cfg, section))]
         unknown = sorted(set(values) - set(valid))
         if unknown:
@@ -53,6 +55,37 @@ def apply_overrides(cfg: RunConfig, given: dict[str, dict[str, Any]]) -> RunConf
     if "epochs" in optim and "milestones" not in optim:
         check_milestones(cfg, out)
     return out
+
+
+def _into_mappings(config: Any, section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each FIELD.KEY[.KEY...] name folded into FIELD: a copy of the field's mapping (nested ones
+    too) with that key set. Applied in the order given, so a later setting of the same key wins; an unknown FIELD
+    is left for the caller to refuse by name."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        field, _, path = name.partition(".")
+        if not path or not hasattr(config, field):
+            out[name] = value
+            continue
+        current = out.get(field, getattr(config, field))
+        if not isinstance(current, collections.abc.Mapping):
+            raise ValueError(f"--set {section}.{name}=...: {section}.{field} is not a mapping "
+                             f"({type(current).__name__}); set it whole with --set {section}.{field}=VALUE")
+        out[field] = _with_key(current, path.split("."), value, f"{section}.{field}")
+    return out
+
+
+def _with_key(mapping: collections.abc.Mapping, keys: list[str], value: Any, where: str) -> dict[str, Any]:
+    head, *rest = keys
+    new = dict(mapping)
+    if not rest:
+        new[head] = value
+        return new
+    inner = new.get(head, {})
+    if not isinstance(inner, collections.abc.Mapping):
+        raise ValueError(f"--set {where}.{'.'.join(keys)}=...: {where}.{head} is {inner!r}, not a mapping")
+    new[head] = _with_key(inner, rest, value, f"{where}.{head}")
+    return new
 
 
 def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:

@@ -76,6 +76,28 @@ def test_set_overrides_a_flag_and_several_set_fields_of_one_section_all_apply(ca
     assert (data["batch_size"], data["num_frames"]) == (4, 4)
 
 
+def test_a_dotted_set_key_changes_one_key_of_a_mapping_field_and_keeps_the_others(capsys):
+    """``--set model.overrides.attn_kwargs.frames_per_pass=8`` on Motionformer Table 4's trajectory row: the row's
+    other constructor arguments stay as the spec sets them."""
+    base = ["run", "mformer_table4", "--rows", "traj_attT_normS", "--seeds", "1", "--dry-run", "--json"]
+    assert experiments_main(base) == 0
+    before = json.loads(capsys.readouterr().out)["runs"][0]["config"]["model"]["overrides"]
+    assert experiments_main([*base, "--set", "model.overrides.attn_kwargs.frames_per_pass=8",
+                             "--set", "model.overrides.drop_path_rate=0.25"]) == 0
+    after = json.loads(capsys.readouterr().out)["runs"][0]["config"]["model"]["overrides"]
+    assert after["attn_kwargs"] == {**before["attn_kwargs"], "frames_per_pass": 8}
+    assert after["drop_path_rate"] == 0.25
+    assert {k: v for k, v in after.items() if k not in ("attn_kwargs", "drop_path_rate")} == {
+        k: v for k, v in before.items() if k not in ("attn_kwargs", "drop_path_rate")}
+
+
+def test_a_dotted_set_key_into_a_field_that_is_not_a_mapping_is_refused_by_name(capsys):
+    code = experiments_main(["run", TABLE, "--rows", ROW, "--seeds", "1", "--dry-run",
+                             "--set", "model.name.depth=4"])
+    assert code == 2
+    assert "--set model.name.depth=...: model.name is not a mapping (str)" in capsys.readouterr().err
+
+
 # --- run's option flags as the dry run reports them -------------------------------------------------------------
 
 def test_every_run_flag_reaches_the_dry_run_configuration(capsys, tmp_path):
