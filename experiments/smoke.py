@@ -219,7 +219,7 @@ def smoke_run(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]
     except Exception as err:  # the record says which run failed and how; the sweep goes on
         record.update(status="fail", error=first_error(err))
     gc.collect()
-    lost = release_device(torch)
+    lost = release_device()
     record["seconds"] = round(time.perf_counter() - started, 1)
     record.update(_paper_batch_memory(record, gpu_gib))
     if lost is not None:
@@ -238,9 +238,11 @@ class DeviceLost(RuntimeError):
         self.record = record
 
 
-def release_device(torch: Any) -> str | None:
+def release_device() -> str | None:
     """Return the run's cached GPU memory; None, or what says the context is lost (the error a sticky CUDA error
     raises at the next synchronizing call)."""
+    import torch
+
     if not torch.cuda.is_available():
         return None
     try:

@@ -8,8 +8,8 @@ cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 
 and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
 ``exact`` (trajectory attention as the tables run it: the memory-lean stage two, one query frame a pass),
 ``exact_one_pass`` (the same, every query frame in one pass), ``exact_autograd`` (the same equations through plain
-autograd) and ``exact_literal`` (Eq. 5-6 as printed, through autograd), eager; ``--compile`` names variants to time again with every block compiled
-(``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
+autograd) and ``exact_literal`` (Eq. 5-6 as printed, through autograd), eager; ``--compile`` names variants to time
+again with every block compiled (``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
 timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares each
 compiled trajectory variant's attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients,
 relative error).

@@ -38,8 +38,8 @@ def _frames(source: Source | None, frames: range, inputs: tuple[Tensor, ...], fr
 
 
 def _reference(y: Tensor, frames: range) -> Tensor:
-    """(b, L, T, C) tokens of the queries of ``frames`` -> (b, L, T, C) view whose query-frame token y~_stt is
-    ``_diagonal(view)``: for the queries of frame t, the token of key frame t (the reference frame)."""
+    """(b, L, T, C) tokens of the queries of ``frames`` -> the (b, F, S, F, C) view of their key frames among
+    ``frames``, whose ``_diagonal`` is each query's reference-frame token y~_stt (key frame t for query frame t)."""
     b, length, num_frames, c = y.shape
     return y.view(b, len(frames), length // len(frames), num_frames, c)[:, :, :, frames.start:frames.stop]
 
@@ -117,12 +117,13 @@ class _PoolTrajectories(torch.autograd.Function):
         g_bq = w_q.new_zeros(c) if ctx.has_b_q else None
         g_bv = w_q.new_zeros(c) if ctx.has_b_v else None
         needs = ctx.needs_input_grad[10:]
+        passes = _passes(num_frames, ctx.frames_per_pass)
         if source is None:
-            leaves = None
-            g_traj = torch.empty_like(inputs[0]) if needs[0] else None
+            leaves = None  # one pass: its gradient is the whole tensor's, taken as it is (below)
+            g_traj = torch.empty_like(inputs[0]) if needs[0] and len(passes) > 1 else None
         else:  # rebuilt frame by frame with autograd on, to send each frame's gradient back through ``source``
             leaves = [x.detach().requires_grad_(need) for x, need in zip(inputs, needs)]
-        for frames in _passes(num_frames, ctx.frames_per_pass):
+        for frames in passes:
             rows = slice(frames.start * frame_len, frames.stop * frame_len)
             with torch.enable_grad():
                 y_frame = _frames(source, frames, inputs if leaves is None else leaves, frame_len)
@@ -152,7 +153,9 @@ class _PoolTrajectories(torch.autograd.Function):
             _diagonal(_reference(g_y, frames)).add_((g_q @ w_q).unflatten(1, (len(frames), -1)).permute(0, 2, 3, 1))
             g_y = rearrange(g_y, "b n tp (nh d) -> b nh tp n d", nh=nh)
             if leaves is None:
-                if g_traj is not None:
+                if needs[0] and len(passes) == 1:
+                    g_traj = g_y.to(inputs[0].dtype)
+                elif g_traj is not None:
                     g_traj[:, :, :, rows] = g_y
             elif y_frame.requires_grad:
                 torch.autograd.backward(y_frame, g_y.to(y_frame.dtype))

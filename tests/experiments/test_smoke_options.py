@@ -55,8 +55,8 @@ def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sw
 
     monkeypatch.setattr(smoke, "data_root", lambda cfg, options, echo: None)
     monkeypatch.setattr(smoke, "_train", planted_train)
-    monkeypatch.setattr(smoke, "release_device", lambda torch: "the CUDA context was lost: AcceleratorError: "
-                                                               "CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(smoke, "release_device", lambda: "the CUDA context was lost: AcceleratorError: "
+                                                       "CUDA error: an illegal memory access was encountered")
     with pytest.raises(smoke.DeviceLost) as lost:
         smoke.smoke_run(cfg, SmokeOptions(device="cuda"), echo=lambda line: None)
     assert lost.value.record["status"] == "fail" and lost.value.record["fits"] is None
