@@ -11,15 +11,19 @@ from typing import Any
 
 def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
     """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table,
-    row and column; the others are kept."""
+    row and column; the others are kept. Smoke processes sharing a GPU merge into one file: the read and the write
+    hold the file's lock (``.<name>.lock`` beside it), so that no process writes over another's new records."""
+    from filelock import FileLock
+
     from data.atomic_write import atomic_write_text
 
     path = Path(path)
-    kept = read_records(path) if path.exists() else []
-    new = {(r["table"], r["row"], r["column"]) for r in records}
-    merged = [r for r in kept if (r["table"], r["row"], r["column"]) not in new] + list(records)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
+    with FileLock(path.parent / f".{path.name}.lock"):
+        kept = read_records(path) if path.exists() else []
+        new = {(r["table"], r["row"], r["column"]) for r in records}
+        merged = [r for r in kept if (r["table"], r["row"], r["column"]) not in new] + list(records)
+        atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
     return path
 
 

@@ -8,11 +8,13 @@ cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 
 and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
 ``exact`` (trajectory attention as the tables run it: the memory-lean stage two, one query frame a pass),
 ``exact_one_pass`` (the same, every query frame in one pass), ``exact_autograd`` (the same equations through plain
-autograd) and ``exact_literal`` (Eq. 5-6 as printed, through autograd), eager; ``--compile`` names variants to time
+autograd), ``exact_literal`` (Eq. 5-6 as printed, through autograd) and ``exact_stage_one`` (Table 4's Avg_T: exact
+stage one, then a mean over t', which splits a trajectory step into its two stages), eager; ``--compile`` names variants to time
 again with every block compiled (``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
 timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares each
 compiled trajectory variant's attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients,
-relative error).
+relative error). ``--profile`` adds to each record where a step's time goes: the kernels (on a GPU; operators on the
+CPU) with the most self time per step, from ``torch.profiler`` over two steps after the timed ones.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,10 @@ VARIANTS = {
     # Eq. 5-6 as printed: every trajectory token projected to keys and values, two large matrix products where the
     # rearranged forms run many small batched ones (more FLOPs, fewer and larger kernels)
     "exact_literal": ("exact", {"stage_two": "literal"}),
+    # Table 4's Avg_T row: exact stage one, then a mean over t'; what stage one costs without stage two's pooling
+    "exact_stage_one": ("exact", {"temporal_pool": "average"}),
 }
+PROFILE_TOP = 12  # kernels (GPU) or operators (CPU) kept per profiled variant
 
 
 def build(variant: str, batch: int, device: str, compiled: bool) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -59,8 +65,10 @@ def build(variant: str, batch: int, device: str, compiled: bool) -> tuple[torch.
     return model, clips
 
 
-def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, steps: int) -> dict[str, Any]:
-    """One variant in this process: median step seconds and (on a GPU) the peak memory of a step."""
+def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, steps: int,
+            profile: bool = False) -> dict[str, Any]:
+    """One variant in this process: median step seconds and (on a GPU) the peak memory of a step; with ``profile``,
+    the top kernels of two more steps (``profile_steps``)."""
     torch.manual_seed(0)
     model, clips = build(variant, batch, device, compiled)
     labels = torch.randint(0, 400, (batch,), device=device)
@@ -88,9 +96,37 @@ def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, 
         step()
         sync()
         times.append(time.perf_counter() - start)
-    return {"variant": variant, "compiled": compiled, "batch": batch, "device": device,
-            "step_ms": statistics.median(times) * 1e3, "steps": steps, "warmup_s": warmup_s,
-            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    record = {"variant": variant, "compiled": compiled, "batch": batch, "device": device,
+              "step_ms": statistics.median(times) * 1e3, "steps": steps, "warmup_s": warmup_s,
+              "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    if profile:
+        record["profile"] = profile_steps(step, sync, cuda)
+    return record
+
+
+def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool, repeats: int = 2) -> dict[str, Any]:
+    """The ``PROFILE_TOP`` kernels (GPU) or operators (CPU) by self time, in ms per step, with calls per step and
+    the share of the step's summed self time; and the kernel count per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as prof:
+        for _ in range(repeats):
+            step()
+        sync()
+    events = [e for e in prof.key_averages() if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0]
+    if cuda:  # kernels only: their self device time is the GPU's busy time; CPU-side ops report none
+        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+
+    def self_us(event: Any) -> float:
+        return event.self_device_time_total if cuda else event.self_cpu_time_total
+
+    total = sum(self_us(e) for e in events)
+    top = sorted(events, key=self_us, reverse=True)[:PROFILE_TOP]
+    return {"what": "CUDA kernels, self device time" if cuda else "CPU operators, self CPU time",
+            "per_step_ms": total / repeats / 1e3, "kernels_per_step": sum(e.count for e in events) / repeats,
+            "top": [{"name": e.key[:120], "ms_per_step": self_us(e) / repeats / 1e3, "calls_per_step": e.count / repeats,
+                     "share": self_us(e) / total} for e in top]}
 
 
 def check_exact(device: str, variant: str = "exact") -> dict[str, Any]:
@@ -172,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                     "as timed out")
     parser.add_argument("--check-exact", action="store_true", help="first: compiled trajectory attention against "
                                                                   "the literal Eq. 4-6 in float32")
+    parser.add_argument("--profile", action="store_true", help="also record each variant's top kernels per step")
     parser.add_argument("--record", metavar="FILE", help="write the records and the device as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement, JSON config
     args = parser.parse_args(argv)
@@ -188,13 +225,19 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     for variant, compiled in [*((v, False) for v in args.variants), *((v, True) for v in args.compile)]:
         config = {"variant": variant, "batch": args.batch, "device": args.device, "compiled": compiled,
-                  "warmup": args.warmup, "steps": args.steps}
+                  "warmup": args.warmup, "steps": args.steps, "profile": args.profile}
         records.append(run_worker(config, args.timeout))
         print(json.dumps(records[-1]), flush=True)
         if args.record:  # after every variant: a stopped run keeps what it measured
             Path(args.record).write_text(json.dumps({**header, "records": ratios(records)}, indent=1) + "\n")
     print(f"{header['device_name']}, batch {args.batch}, {header['precision']}:")
     print(table(ratios(records)))
+    for r in records:
+        if "profile" in r:
+            top = r["profile"]["top"][:5]
+            print(f"{r['variant']}: {r['profile']['per_step_ms']:.1f} ms of {r['profile']['what']} per step, "
+                  f"{r['profile']['kernels_per_step']:.0f} calls; top: "
+                  + "; ".join(f"{e['name'][:60]} {e['ms_per_step']:.1f} ms" for e in top))
 
 
 if __name__ == "__main__":

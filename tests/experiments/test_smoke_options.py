@@ -77,3 +77,28 @@ def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sw
     assert started == ["mformer_table9"]
     (record,) = read_records(path)
     assert record["table"] == "mformer_table9" and "illegal memory access" in record["error"]
+
+
+def _write_one_by_one(path: str, writer: int, count: int, start) -> None:
+    from experiments.smoke_records import write_records
+
+    start.wait(60)  # all writers begin together, after their imports
+    for i in range(count):
+        write_records(path, [{"table": "t", "row": f"w{writer}", "column": str(i)}])
+
+
+def test_processes_sharing_a_record_file_keep_each_others_records(tmp_path):
+    # Smoke processes sharing a GPU merge into one file as each run ends; unlocked, a read-merge-write loses
+    # the records another process wrote in between.
+    import multiprocessing
+
+    path = str(tmp_path / "smoke.json")
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    writers = [context.Process(target=_write_one_by_one, args=(path, w, 25, start)) for w in range(4)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(60)
+    assert [p.exitcode for p in writers] == [0] * 4
+    assert len(read_records(path)) == 100

@@ -3,7 +3,9 @@ it times exact against the literal Eq. 4-6."""
 
 import pytest
 
-from models.benchmark_step import check_exact, ratios, run_worker, table
+import torch
+
+from models.benchmark_step import check_exact, profile_steps, ratios, run_worker, table
 
 
 def test_ratios_divide_by_joint_in_the_same_mode():
@@ -21,6 +23,20 @@ def test_a_failing_variant_is_recorded_not_raised():
     record = run_worker({"variant": "exact", "batch": 1, "device": "no-such-device", "compiled": False,
                          "warmup": 1, "steps": 1}, timeout=120)
     assert record["variant"] == "exact" and "error" in record and "step_ms" not in record
+
+
+def test_the_profile_ranks_the_operators_a_step_spends_its_time_in():
+    big, small = torch.randn(384, 384), torch.randn(8, 8)
+
+    def step() -> None:
+        for _ in range(3):
+            big @ big
+        small.sin()
+
+    found = profile_steps(step, lambda: None, cuda=False)
+    assert found["top"][0]["name"] == "aten::mm" and found["top"][0]["calls_per_step"] == 3
+    assert found["kernels_per_step"] >= 4 and found["per_step_ms"] > 0
+    assert sum(e["share"] for e in found["top"]) == pytest.approx(1.0)
 
 
 @pytest.mark.slow  # one torch.compile of the layer and its backward: ~15 s
