@@ -187,6 +187,9 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
         records = read_records(path)
         for device in dict.fromkeys(r["device_name"] for r in records):
             mine = [r for r in records if r["device_name"] == device]
+            # sweeps run side by side write their runs interleaved: each table's runs together, in the order written
+            first = {table: i for i, table in reversed(list(enumerate(r["table"] for r in mine)))}
+            mine.sort(key=lambda r: first[r["table"]])
             passed = sum(r["status"] == "pass" for r in mine)
             tables = len({r["table"] for r in mine})
             sources = dict.fromkeys((r["command"], r["commit"][:7], r["measured_at"], r["torch"]) for r in mine)

@@ -95,3 +95,14 @@ def test_a_paper_shape_sweep_of_many_tables_is_summarised_with_its_largest_peak(
     assert len(lines) == SWEEP_TABLES + 2  # the header and a line per table, not per run
     assert lines["t0"][:3] == ["2", "2", "2"] and lines["t0"][-1] == "30.0 GiB: does not fit RTX 3090 24 GB"
     assert lines["t1"][-1] == "3.0 GiB: fits RTX 3090 24 GB"
+
+
+def test_runs_written_interleaved_by_sweeps_side_by_side_render_table_by_table(tmp_path):
+    from reports.readme import smoke_block
+
+    shown = {"clip": "8x224x224", "reduced": [], "batch": 4, "paper_batch": 4}
+    written = [_smoke(table, row, 1, **shown) for table, row in (("t2", "a"), ("t1", "a"), ("t2", "b"), ("t1", "b"))]
+    (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": written}))
+    rows = [[c.strip() for c in line.split("|")[1:3]] for line in smoke_block(tmp_path).splitlines()
+            if line.startswith(("| t1", "| t2"))]
+    assert rows == [["t2", "a / K-400"], ["t2", "b / K-400"], ["t1", "a / K-400"], ["t1", "b / K-400"]]
