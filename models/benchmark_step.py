@@ -114,7 +114,9 @@ def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool
         for _ in range(repeats):
             step()
         sync()
-    events = [e for e in prof.key_averages() if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0]
+    # Annotated ranges (the optimizer's "Optimizer.step#AdamW.step") span kernels counted on their own: left out.
+    events = [e for e in prof.key_averages() if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0
+              and not getattr(e, "is_user_annotation", False)]
     if cuda:  # kernels only: their self device time is the GPU's busy time; CPU-side ops report none
         events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
 
