@@ -13,6 +13,7 @@ import shlex
 import sys
 import typing
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_
                    dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
 from .provenance import git_commit, launched_as_global_zero
 from .runner import compute_static, run_table
+from .smoke_cli import add_command as add_smoke_command
 from .spec import SCALES, registered_specs, table_spec, table_status
 
 
@@ -323,43 +325,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_smoke(args: argparse.Namespace) -> int:
-    """Every run of the tables at paper scale through the run path on generated data of the datasets' shape: pass
-    or the first error, step and loader rates, memory against the paper's GPU (``experiments.smoke``)."""
-    import torch
-
-    from .smoke import RECORD_FILES, DeviceLost, SmokeOptions, all_tables, echo_err, smoke_table, stamp
-    from .smoke_records import markdown, write_records
-
-    tables = all_tables() if args.tables == ["all"] else args.tables
-    if args.rows and len(tables) != 1:
-        raise ValueError("--rows names rows of one table; give one table id")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = SmokeOptions(device=args.device, steps=args.steps, batch_size=args.batch_size, shrink=args.shrink,
-                           cache_dir=Path(args.cache_dir), strategy=args.strategy,
-                           sharing=args.sharing)
-    stamped = stamp(args.device, args.argv[1:])  # the command as typed, after `smoke`
-    path = None if args.record is None else args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
-    records, done = [], {}
-
-    def keep(record: dict) -> None:  # each run as it ends: a stopped sweep keeps the runs it finished
-        if path is not None:
-            write_records(path, [{**record, **stamped}])
-
-    for table_id in tables:
-        try:
-            records += smoke_table(table_id, options, args.rows, echo=echo_err, done=done, on_record=keep)
-        except DeviceLost as lost:  # nothing more can run on the GPU in this process: say where to go on from
-            print(markdown([*records, lost.record]))
-            echo_err(f"stopped: {lost}. The runs after it need a new process (the records keep the runs before).")
-            return 2
-    print(markdown(records))
-    if path is not None:
-        print(f"-> {path}")
-    return 0 if all(r["status"] == "pass" for r in records) else 1
-
-
 def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
@@ -430,34 +395,6 @@ def add_static_parser(sub: Any) -> None:
     static.add_argument("table")
     static.add_argument("--runs-dir", default="runs")
     static.set_defaults(fn=cmd_static)
-
-
-def add_smoke_parser(sub: Any) -> None:
-    """The ``smoke`` subcommand's options."""
-    smoke = sub.add_parser("smoke", help="every run of the tables at paper scale, a few optimizer steps and one "
-                                         "multi-view test batch each, on generated data of the datasets' shape")
-    smoke.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
-    smoke.add_argument("--scale", choices=("paper",), default="paper", help="the paper's model and data (only)")
-    smoke.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
-    smoke.add_argument("--steps", type=_positive, default=3,
-                       help="optimizer steps per run (default 3: the first warms up, the last is measured for "
-                            "memory on the CPU)")
-    smoke.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    smoke.add_argument("--batch-size", type=_positive,
-                       help="clips per step (default: 1 on the CPU, the paper's per-GPU batch on a GPU)")
-    smoke.add_argument("--shrink", type=_positive, default=1,
-                       help="divide the crop and the written frame size by this (default 1: the paper's)")
-    smoke.add_argument("--threads", type=int, help="torch intra-op threads")
-    smoke.add_argument("--strategy", default="auto",
-                       help="Lightning strategy on the one device (default auto; fsdp: a step through FSDP)")
-    smoke.add_argument("--sharing", type=_positive, default=1,
-                       help="processes sharing the device at once, this one included (default 1); above 1 the "
-                            "records say that their times are upper bounds")
-    smoke.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
-    smoke.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
-                       help="merge the records into FILE (default reports/benchmarks/smoke_cpu.json, or "
-                            "smoke_cuda.json on a GPU), stamped with commit, device and command")
-    smoke.set_defaults(fn=cmd_smoke)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -535,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(fn=cmd_bench)
 
     # the subcommands that their own modules define
-    for add_parser in (add_smoke_parser, add_static_parser, add_pretrain_images_parser, add_pretrain_experts_parser,
+    for add_parser in (partial(add_smoke_command, positive=_positive), add_static_parser, add_pretrain_images_parser, add_pretrain_experts_parser,
                        add_probe_experts_parser):
         add_parser(sub)
     return parser

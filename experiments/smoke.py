@@ -179,17 +179,28 @@ def paper_gpu(cfg: RunConfig) -> tuple[str | None, float | None, str]:
 # ---- one run ---------------------------------------------------------------------------------------------------
 
 
-def data_root(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]) -> Path | None:
-    """The generated root of the run's dataset: the training split holds batch x steps samples, the validation
-    split one test batch. None for a dataset without a writer (its run then meets the same error as with no data)."""
-    from data.synthetic.paper_shape import ensure_paper_shape, writable
+def data_request(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any] | None:
+    """``ensure_paper_shape``'s arguments for the run's data: the training split holds batch x steps samples, the
+    validation split one test batch. None for a dataset without a writer."""
+    from data.synthetic.paper_shape import writable
 
     if not writable(cfg.data.dataset):
         return None
     batch = 1 if cfg.task == "label_propagation" else batch_for(cfg, options)  # one DAVIS sequence
+    return {"dataset": cfg.data.dataset, "cache_dir": str(options.cache_dir), "num_train": batch * options.steps,
+            "num_val": batch, "shrink": options.shrink}
+
+
+def data_root(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]) -> Path | None:
+    """The generated root of the run's dataset (``data_request``), written on first use. None for a dataset without
+    a writer (its run then meets the same error as with no data)."""
+    from data.synthetic.paper_shape import ensure_paper_shape
+
+    request = data_request(cfg, options)
+    if request is None:
+        return None
     started = time.perf_counter()
-    root = ensure_paper_shape(cfg.data.dataset, options.cache_dir, num_train=batch * options.steps, num_val=batch,
-                              shrink=options.shrink)
+    root = ensure_paper_shape(**request)
     if time.perf_counter() - started > 1:
         echo(f"    wrote {cfg.data.dataset} at paper shape to {root} ({time.perf_counter() - started:.0f}s)")
     return root
@@ -476,13 +487,21 @@ def _views(batch: Any) -> int:
 
 def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None = None,
                 echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None,
-                on_record: Callable[[dict[str, Any]], None] = lambda record: None) -> list[dict[str, Any]]:
-    """Every run of the table (or of ``rows``); a run whose smoke configuration equals one already in ``done``
-    (another row's or table's, keyed by ``comparable_config``) reuses its record, saying so. ``on_record`` gets
-    each record as its run ends, also the record a ``DeviceLost`` carries before it is raised on."""
+                on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+                after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every run of the table (or of ``rows``; with ``after`` = (row, column), the runs after that one); a run whose
+    smoke configuration equals one already in ``done`` (another row's or table's, keyed by ``comparable_config``)
+    reuses its record, saying so. ``on_record`` gets each record as its run ends, also the record a ``DeviceLost``
+    carries before it is raised on."""
     done = {} if done is None else done
     records = []
     configs = smoke_configs(table_id, rows)
+    if after is not None:
+        keys = [(cfg.row, cfg.column) for cfg in configs]
+        if after not in keys:
+            raise ValueError(f"{table_id} has no run {after[0]} / {after[1]} to go on after; its runs: "
+                             + ", ".join(f"{row}/{column}" for row, column in keys))
+        configs = configs[keys.index(after) + 1:]
     if not configs:
         echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
              f"{table_id}` computes them, as `run` does)")

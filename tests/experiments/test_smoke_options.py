@@ -32,7 +32,7 @@ def test_a_shared_device_makes_the_times_upper_bounds(cfg):
 
 def test_records_are_written_as_each_run_ends(tmp_path, monkeypatch):
     """A sweep stopped in its second table keeps the runs it finished in the file, the second table's first too."""
-    def fake_table(table_id, options, rows=None, echo=print, done=None, on_record=lambda record: None):
+    def fake_table(table_id, options, rows=None, echo=print, done=None, on_record=lambda record: None, after=None):
         on_record({"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None})
         if table_id == "mformer_table9":
             raise KeyboardInterrupt  # the sweep is stopped here
@@ -47,7 +47,8 @@ def test_records_are_written_as_each_run_ends(tmp_path, monkeypatch):
     assert records[0]["command"].startswith("python -m experiments smoke")
 
 
-def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sweep(cfg, tmp_path, monkeypatch):
+def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sweep(cfg, tmp_path, monkeypatch,
+                                                                                     capsys):
     """A sticky CUDA error (found when the run's memory is released) fails the run with its own first error and
     the loss, and stops the sweep with exit code 2: the record is written, the next table is not started."""
     def planted_train(run, options):
@@ -77,6 +78,10 @@ def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sw
     assert started == ["mformer_table9"]
     (record,) = read_records(path)
     assert record["table"] == "mformer_table9" and "illegal memory access" in record["error"]
+    # where to go on: the command, and the line a lane of `--jobs` reads
+    said = capsys.readouterr().err
+    assert "go on with: python -m experiments smoke mformer_table9 mformer_table4 --device cuda" in said
+    assert f'resume after: ["mformer_table9", "{record["row"]}", "{record["column"]}"]' in said.splitlines()
 
 
 def _write_one_by_one(path: str, writer: int, count: int, start) -> None:

@@ -1,0 +1,102 @@
+"""A sweep resumed after a lost GPU context, and `smoke --jobs N`: tables dealt into lanes, the data written first,
+a lane started again after the run that lost its context (fast: no run steps)."""
+
+import json
+import sys
+
+import pytest
+
+from experiments import smoke, smoke_jobs
+from experiments.__main__ import main
+from experiments.smoke import SmokeOptions, smoke_configs
+
+
+def test_tables_are_dealt_into_lanes_of_about_equal_runs_in_sweep_order():
+    lanes = smoke_jobs.balance({"a": 2, "b": 9, "c": 4, "d": 4, "e": 1}, 3)
+    assert lanes == [["b"], ["a", "c"], ["d", "e"]]
+    assert smoke_jobs.balance({"a": 3}, 4) == [["a"]]  # no empty lane
+
+
+def _fake_run(cfg, options, echo=print):
+    return {"table": cfg.table, "row": cfg.row, "column": cfg.column, "status": "pass", "error": None,
+            "seconds": 0.0}
+
+
+def test_a_table_goes_on_after_the_named_run(monkeypatch):
+    monkeypatch.setattr(smoke, "smoke_run", _fake_run)
+    runs = [(c.row, c.column) for c in smoke_configs("mformer_table4")]
+    after = runs[2]
+    records = smoke.smoke_table("mformer_table4", SmokeOptions(), after=after, echo=lambda line: None)
+    assert [(r["row"], r["column"]) for r in records] == runs[3:]
+    with pytest.raises(ValueError, match="has no run joint / EK-100 to go on after; its runs: joint/K-400"):
+        smoke.smoke_table("mformer_table4", SmokeOptions(), after=("joint", "EK-100"))
+
+
+def test_resume_after_starts_at_its_table_and_refuses_one_not_swept(monkeypatch, tmp_path):
+    seen = []
+
+    def recording_table(table_id, options, rows=None, echo=print, done=None, on_record=None, after=None):
+        seen.append((table_id, after))
+        return []
+
+    monkeypatch.setattr(smoke, "smoke_table", recording_table)
+    argv = ["smoke", "mformer_table9", "mformer_table4", "mformer_table8", "--resume-after", "mformer_table4",
+            "joint", "SSv2"]
+    assert main(argv) == 0
+    assert seen == [("mformer_table4", ("joint", "SSv2")), ("mformer_table8", None)]
+    assert main(["smoke", "mformer_table9", "--resume-after", "mformer_table4", "joint", "SSv2"]) == 2
+
+
+def _lane_script(tmp_path):
+    """A stand-in for a lane's smoke process: it loses its context after its first run unless told to resume."""
+    script = tmp_path / "lane.py"
+    script.write_text(
+        "import json, sys\n"
+        "argv = sys.argv[1:]\n"
+        "print('ran', json.dumps(argv))\n"
+        "if '--resume-after' not in argv:\n"
+        f"    print({smoke_jobs.RESUME_PREFIX!r} + json.dumps(['t2', 'r1', 'c1']), file=sys.stderr)\n"
+        "    sys.exit(2)\n")
+    return script
+
+
+def test_a_lane_that_loses_its_context_goes_on_after_that_run(monkeypatch, tmp_path):
+    script = _lane_script(tmp_path)
+    monkeypatch.setattr(smoke_jobs, "lane_command", lambda tables, options, after: [
+        sys.executable, str(script), *tables, *options, *(["--resume-after", *after] if after else [])])
+    log = tmp_path / "lane0.log"
+    assert smoke_jobs.run_lane(["t1", "t2", "t3"], ["--device", "cuda"], log) == 0
+    ran = [json.loads(line[4:]) for line in log.read_text().splitlines() if line.startswith("ran ")]
+    assert ran == [["t1", "t2", "t3", "--device", "cuda"],
+                   ["t2", "t3", "--device", "cuda", "--resume-after", "t2", "r1", "c1"]]
+
+
+def test_a_lane_that_stops_without_a_resume_point_is_not_started_again(monkeypatch, tmp_path):
+    monkeypatch.setattr(smoke_jobs, "lane_command", lambda tables, options, after: [
+        sys.executable, "-c", "import sys; print('once'); sys.exit(2)"])
+    log = tmp_path / "lane0.log"
+    assert smoke_jobs.run_lane(["t1"], [], log) == 2
+    assert log.read_text().count("once") == 1
+
+
+def test_jobs_write_each_dataset_once_then_run_the_lanes_with_one_record_file(monkeypatch, tmp_path):
+    written, lanes = [], []
+    monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: written.extend(requests))
+    monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append((tables, options)) or 0)
+    record = tmp_path / "smoke.json"
+    code = main(["smoke", "mformer_table4", "mformer_table9", "--device", "cuda", "--jobs", "2", "--record",
+                 str(record), "--log-dir", str(tmp_path / "logs")])
+    assert code == 0
+    assert sorted(tables for tables, _ in lanes) == [["mformer_table4"], ["mformer_table9"]]
+    options = lanes[0][1]
+    assert options[options.index("--sharing") + 1] == "2" and options[options.index("--record") + 1] == str(record)
+    assert {(r["dataset"], r["num_train"], r["num_val"]) for r in written} >= {("kinetics400", 12, 4),
+                                                                               ("ssv2", 12, 4)}
+    assert main(["smoke", "mformer_table4", "--jobs", "2"]) == 2  # no --record: refused
+
+
+def test_the_data_is_written_once_per_dataset_in_processes_of_its_own(tmp_path):
+    request = {"dataset": "lra_listops", "cache_dir": str(tmp_path), "num_train": 2, "num_val": 1, "shrink": 1}
+    said = []
+    smoke_jobs.write_data([request, dict(request), {**request, "num_train": 3}], 2, said.append)
+    assert len(said) == 2 and len(list(tmp_path.glob("lra_listops-*"))) == 2
