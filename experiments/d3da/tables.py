@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bench import measure_sweep
-from ..presets import GPU_TRAINER, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
+from ..presets import GPU_TRAINER, MAX_LOADER_WORKERS, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
 from ..spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
                    StaticColumn, SweepPlot, TableSpec, register_table)
 from ..static import MEASURED
@@ -104,8 +104,11 @@ D3DA_TINY = ScalePreset(
 
 # Paper scale. The supplementary gives the 12 training frames, the token grid (H/8 x W/8, 4C channels) and the
 # windows' stride (floor(wnd / 2)); everything else here is our choice (RECIPE_CHOICES).
+# Loader processes per GPU: the rule of experiments/presets.py (``loader_workers``), recomputed from the tracked
+# records by tests/experiments/test_loader_workers.py: PennAction's frames need 4; NTU's 1080p videos and FineGYM's
+# 720p elements need more than a GPU's share of a node's cores, so they start that share and stay loader-bound.
 _PAPER_PENN = DataConfig(dataset="pennaction", task=RGB_POSE.name, sampling="segments", num_frames=TRAIN_FRAMES,
-                         crop_size=224, train_scale=(256, 320), hflip=True, batch_size=8, num_workers=8,
+                         crop_size=224, train_scale=(256, 320), hflip=True, batch_size=8, num_workers=4,
                          test_clips=1, test_crops=3)
 D3DA_PAPER = ScalePreset(
     description="paper (recipe chosen: the supplementary does not state it): d3da_base (4C = 256, 4 blocks, 8 "
@@ -113,9 +116,10 @@ D3DA_PAPER = ScalePreset(
                 "50 epochs",
     model=ModelConfig(name="d3da_base"),
     data={"PennAction": _PAPER_PENN,
-          "NTU60": dataclasses.replace(_PAPER_PENN, dataset="ntu60"),  # cross-subject
-          "NTU120": dataclasses.replace(_PAPER_PENN, dataset="ntu120"),  # cross-subject
-          "FineGYM": dataclasses.replace(_PAPER_PENN, dataset="finegym")},  # Gym99 (data/README.md#real-datasets)
+          "NTU60": dataclasses.replace(_PAPER_PENN, dataset="ntu60", num_workers=MAX_LOADER_WORKERS),  # cross-subject
+          "NTU120": dataclasses.replace(_PAPER_PENN, dataset="ntu120", num_workers=MAX_LOADER_WORKERS),
+          # Gym99 (data/README.md#real-datasets)
+          "FineGYM": dataclasses.replace(_PAPER_PENN, dataset="finegym", num_workers=MAX_LOADER_WORKERS)},
     optim=OptimConfig(optimizer="adamw", lr=1e-4, weight_decay=0.05, label_smoothing=0.1, epochs=50,
                       warmup_epochs=5, schedule="cosine"),
     trainer=GPU_TRAINER,

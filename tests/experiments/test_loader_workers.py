@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from experiments.d3da.tables import D3DA_PAPER
 from experiments.presets import EPIC_KITCHENS_100, KINETICS_400, KINETICS_600, SSV2, loader_workers
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "reports" / "benchmarks"
 # preset -> the datasets whose smoke records measure its loader (Kinetics-600's files are Kinetics-400's shape)
 PRESETS = {"KINETICS_400": (KINETICS_400, ("kinetics400", "kinetics600")),
            "KINETICS_600": (KINETICS_600, ("kinetics400", "kinetics600")),
-           "SSV2": (SSV2, ("ssv2",)), "EPIC_KITCHENS_100": (EPIC_KITCHENS_100, ("epic_kitchens100",))}
+           "SSV2": (SSV2, ("ssv2",)), "EPIC_KITCHENS_100": (EPIC_KITCHENS_100, ("epic_kitchens100",)),
+           **{f"D3DA_PAPER {column}": (data, (data.dataset,)) for column, data in D3DA_PAPER.data.items()}}
 
 
 def fastest_h100_clips_s() -> float:
