@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .plan import require_spec
+from .provenance import measured_on
 from .spec import RunConfig
 from .static import clip_shape
 from .tasks import build_model, get_task
@@ -119,16 +120,6 @@ def _timed(step: Any, device: str, steps: int, warmup: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def device_name(device: str) -> str:
-    import torch
-
-    from .provenance import cpu_name
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_name()}, {torch.get_num_threads()} torch thread(s)"
-
-
 def markdown(results: list[dict[str, Any]], table_id: str, scale: str, device: str) -> str:
     from tabulate import tabulate
 
@@ -137,7 +128,7 @@ def markdown(results: list[dict[str, Any]], table_id: str, scale: str, device: s
             for r in results]
     headers = ["row", "model", "clip (C×T×H×W)", "batch", "params (M)", "GFLOPs/view", "train clips/s",
                "inference clips/s", "peak MiB (train step)"]
-    return "\n".join([f"`{table_id}` at {scale} scale on {device_name(device)} (median of timed steps; "
+    return "\n".join([f"`{table_id}` at {scale} scale on {measured_on(device)} (median of timed steps; "
                       f"{NUM_CLASSES}-way head)", "", tabulate(body, headers=headers, tablefmt="github")])
 
 

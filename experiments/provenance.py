@@ -203,6 +203,16 @@ def cpu_name() -> str:
     return model_name()
 
 
+def measured_on(device: str) -> str:
+    """The device a sweep or benchmark measured on, as the records name it: the GPU's name, or the CPU's with the
+    torch threads it used."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu_name()}, {torch.get_num_threads()} torch thread(s)"
+
+
 def data_counts(data_report: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per split: videos expected by the annotations, found on disk, missing, corrupt (``data_report``)."""
     return {split: {"expected": r.get("expected"), "found": r.get("found"), "missing": len(r.get("missing", [])),

@@ -41,7 +41,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning_modules.data_wait import TrainFetchTimer
 
 from .plan import resolve_runs
-from .provenance import REPO_ROOT, cpu_name, git_commit, set_threads
+from .provenance import REPO_ROOT, git_commit, measured_on, set_threads
 from .records import comparable_config
 from .spec import RunConfig
 from .tasks import build_model, evaluation_device, evaluation_precision, get_task
@@ -529,20 +529,12 @@ def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None
     return records
 
 
-def device_name(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()}, {torch.get_num_threads()} torch thread(s)"
-
-
 def stamp(device: str, argv: Sequence[str]) -> dict[str, Any]:
     """What every record of a sweep carries: the device, torch, the commit (taken before the sweep starts), the
     date and the command that measured it."""
     import torch
 
-    return {"device_name": device_name(device), "torch": torch.__version__, "commit": git_commit(),
+    return {"device_name": measured_on(device), "torch": torch.__version__, "commit": git_commit(),
             "measured_at": datetime.now(timezone.utc).date().isoformat(),
             "command": shlex.join(["python", "-m", "experiments", "smoke", *argv])}
 

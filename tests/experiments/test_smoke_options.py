@@ -64,7 +64,7 @@ def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sw
     assert "planted step error; then the CUDA context was lost" in lost.value.record["error"]
 
     monkeypatch.setattr(smoke, "_evaluate", planted_train)  # Table 9's run evaluates only
-    monkeypatch.setattr(smoke, "device_name", lambda device: "a GPU")  # this machine may have none
+    monkeypatch.setattr(smoke, "measured_on", lambda device: "a GPU")  # this machine may have none
     path = tmp_path / "smoke.json"
     started = []
     real_table = smoke.smoke_table
