@@ -74,20 +74,19 @@ def lane_command(tables: Sequence[str], options: Sequence[str], after: Sequence[
 
 def run_lane(tables: Sequence[str], options: Sequence[str], log: Path) -> int:
     """One lane to its end: its ``smoke`` process, started again after each run that lost the GPU context; the exit
-    code of the last process (2 where it stopped without saying where to go on, or after ``MAX_RESTARTS``)."""
-    after = None
+    code of the last process. A lost context ends the process with exit code 2, or with an abort when the context
+    fails again as Python exits: either way the process has printed where to go on (``RESUME_PREFIX``) first."""
+    after, code = None, 0
     for _ in range(MAX_RESTARTS + 1):
         with open(log, "a") as out:
             code = subprocess.run(lane_command(tables, options, after), stdout=out, stderr=subprocess.STDOUT,
                                   check=False).returncode
-        if code != 2:
-            return code
-        point = resume_point(log)
+        point = resume_point(log) if code != 0 else None
         if point is None or point == after:
-            return 2
+            return code
         after = point
         tables = list(tables)[list(tables).index(point[0]):]
-    return 2
+    return code
 
 
 def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequence[str], jobs: int, log_dir: Path,

@@ -55,12 +55,12 @@ def _lane_script(tmp_path):
         "argv = sys.argv[1:]\n"
         "print('ran', json.dumps(argv))\n"
         "if '--resume-after' not in argv:\n"
-        f"    print({smoke_jobs.RESUME_PREFIX!r} + json.dumps(['t2', 'r1', 'c1']), file=sys.stderr)\n"
-        "    sys.exit(2)\n")
+        f"    print({smoke_jobs.RESUME_PREFIX!r} + json.dumps(['t2', 'r1', 'c1']), file=sys.stderr, flush=True)\n"
+        "    import os; os.abort()  # as a process whose lost context fails again at exit\n")
     return script
 
 
-def test_a_lane_that_loses_its_context_goes_on_after_that_run(monkeypatch, tmp_path):
+def test_a_lane_that_loses_its_context_goes_on_after_that_run_even_if_it_aborts(monkeypatch, tmp_path):
     script = _lane_script(tmp_path)
     monkeypatch.setattr(smoke_jobs, "lane_command", lambda tables, options, after: [
         sys.executable, str(script), *tables, *options, *(["--resume-after", *after] if after else [])])
