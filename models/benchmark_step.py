@@ -26,13 +26,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .hardware import device_name
+from .hardware import device_name, source_commit
 from .memory_breakdown import CONFIGURATIONS
 from .registry import create_model
 
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(measure(**json.loads(args.worker))))
         return
-    header = {"device_name": device_name(args.device), "torch": torch.__version__,
+    header = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": source_commit(),
+              "measured_at": datetime.now(timezone.utc).date().isoformat(),
               "command": " ".join(["python", "-m", "models.benchmark_step", *(argv or sys.argv[1:])]),
               "precision": "bf16 autocast", "model": "ViT-B/16, 16x224x224 (models.memory_breakdown: joint, exact)"}
     if args.check_exact:  # each compiled trajectory variant (the default one where none is compiled)

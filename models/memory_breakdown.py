@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .hardware import cpu_name, device_name
+from .hardware import cpu_name, device_name, source_commit
 from .memory import LiveBytes
 from .registry import create_model
 
@@ -356,22 +356,13 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
     """Stamp ``records`` (device, torch, commit, time, command) and merge them into ``path``: a record replaces the
     file's record of the same code, configuration, device, batch, depth, stage-two form and extrapolation."""
     import shlex
-    import subprocess
     import sys
     from datetime import datetime, timezone
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     devices = {r["device"] for r in records}
     cuda = next((d for d in devices if d.startswith("cuda")), None)
     stamp = {"device_name": device_name(cuda) if cuda else cpu_name(), "torch": torch.__version__,
-             "commit": commit, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "commit": source_commit(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "command": "python -m models.memory_breakdown " + shlex.join(sys.argv[1:] if argv is None else argv)}
     file = Path(path)
     kept = json.loads(file.read_text()) if file.exists() else []

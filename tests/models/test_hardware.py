@@ -1,8 +1,9 @@
 """models.hardware: every benchmark and record names the CPU by its model name, with its threads, and a GPU by its
-CUDA name."""
+CUDA name; and the commit of the code that measured it."""
 
 from __future__ import annotations
 
+import subprocess
 import types
 
 import torch
@@ -39,3 +40,25 @@ def test_a_device_is_named_by_its_gpu_or_by_the_cpu_and_threads(monkeypatch):
     assert hardware.device_name(torch.device("cpu")).endswith(f", {torch.get_num_threads()} thread(s)")
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"NVIDIA H100 80GB HBM3 ({device})")
     assert hardware.device_name("cuda:1") == "NVIDIA H100 80GB HBM3 (cuda:1)"
+
+
+def _git(*args, cwd):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_a_record_names_the_commit_and_whether_the_code_differed_from_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no checkout above tmp_path counts
+    assert hardware.source_commit() == "unknown"  # not a checkout
+    _git("init", "-q", cwd=tmp_path)
+    (tmp_path / "f.py").write_text("a = 1\n")
+    _git("add", "f.py", cwd=tmp_path)
+    _git("commit", "-q", "-m", "first", cwd=tmp_path)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert hardware.source_commit() == head
+    (tmp_path / "untracked.py").write_text("")
+    assert hardware.source_commit() == head  # untracked files are not the measured code
+    (tmp_path / "f.py").write_text("a = 2\n")
+    assert hardware.source_commit() == head + "+dirty"
