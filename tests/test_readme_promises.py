@@ -28,7 +28,7 @@ from tests.experiments.test_paper_recipes import recipes
 
 REPO = Path(__file__).resolve().parents[1]
 # Hand-written pages that are not named README.md (they hold generated blocks too).
-OTHER_PAGES = ("reports/tiny_results.md", "reports/claims.md")
+OTHER_PAGES = ("reports/tiny_results.md", "reports/claims.md", "reports/smoke.md")
 
 
 def markdown_pages() -> list[Path]:
