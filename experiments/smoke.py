@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -488,21 +488,25 @@ def _views(batch: Any) -> int:
 def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None = None,
                 echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None,
                 on_record: Callable[[dict[str, Any]], None] = lambda record: None,
-                after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
-    """Every run of the table (or of ``rows``; with ``after`` = (row, column), the runs after that one); a run whose
-    smoke configuration equals one already in ``done`` (another row's or table's, keyed by ``comparable_config``)
-    reuses its record, saying so. ``on_record`` gets each record as its run ends, also the record a ``DeviceLost``
-    carries before it is raised on."""
+                after: tuple[str, str] | None = None,
+                skip: Collection[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    """Every run of the table (or of ``rows``; with ``after`` = (row, column), the runs after that one; without the
+    (row, column) runs in ``skip``); a run whose smoke configuration equals one already in ``done`` (another row's or
+    table's, keyed by ``comparable_config``) reuses its record, saying so. ``on_record`` gets each record as its run
+    ends, also the record a ``DeviceLost`` carries before it is raised on."""
     done = {} if done is None else done
     records = []
     configs = smoke_configs(table_id, rows)
+    if skip:
+        echo(f"{table_id}: {sum((c.row, c.column) in skip for c in configs)} run(s) left out: already passed")
     if after is not None:
         keys = [(cfg.row, cfg.column) for cfg in configs]
         if after not in keys:
             raise ValueError(f"{table_id} has no run {after[0]} / {after[1]} to go on after; its runs: "
                              + ", ".join(f"{row}/{column}" for row, column in keys))
         configs = configs[keys.index(after) + 1:]
-    if not configs:
+    configs = [cfg for cfg in configs if (cfg.row, cfg.column) not in skip]
+    if not configs and not skip:
         echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
              f"{table_id}` computes them, as `run` does)")
     for i, cfg in enumerate(configs, 1):

@@ -41,6 +41,9 @@ def add_command(sub: Any, positive: Callable[[str], int]) -> None:
                             "written first; a process that loses the GPU context goes on after that run "
                             "(needs --record)")
     smoke.add_argument("--log-dir", default=".cache/smoke_logs", help="with --jobs: where each process's log goes")
+    smoke.add_argument("--skip-passed", action="store_true",
+                       help="leave out the runs the record file already holds as passed (a sweep that goes on where "
+                            "an earlier one stopped; needs --record)")
     smoke.add_argument("--resume-after", nargs=3, metavar=("TABLE", "ROW", "COLUMN"),
                        help="the runs after this one (a sweep stopped by a lost GPU context prints it)")
     smoke.set_defaults(fn=cmd_smoke)
@@ -64,8 +67,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
                            cache_dir=Path(args.cache_dir), strategy=args.strategy,
                            sharing=args.jobs or args.sharing)
     path = None if args.record is None else args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
+    passed = _passed(path, args.skip_passed)
     if args.jobs:
-        return _smoke_jobs(args, tables, options, path)
+        return _smoke_jobs(args, tables, options, path, passed)
     tables, after = _resumed(tables, args.resume_after)
     stamped = stamp(args.device, args.argv[1:])  # the command as typed, after `smoke`
     records, done = [], {}
@@ -77,7 +81,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     for table_id in tables:
         try:
             records += smoke_table(table_id, options, args.rows, echo=echo_err, done=done, on_record=keep,
-                                   after=after if table_id == tables[0] else None)
+                                   after=after if table_id == tables[0] else None,
+                                   skip={(row, column) for table, row, column in passed if table == table_id})
         except DeviceLost as lost:  # nothing more can run on the GPU in this process: say where to go on from
             print(markdown([*records, lost.record]))
             point = [lost.record["table"], lost.record["row"], lost.record["column"]]
@@ -91,6 +96,19 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if path is not None:
         print(f"-> {path}")
     return 0 if all(r["status"] == "pass" for r in records) else 1
+
+
+def _passed(path: str | None, skip_passed: bool) -> set[tuple[str, str, str]]:
+    """(table, row, column) of the runs the record file holds as passed, with ``--skip-passed``; else none."""
+    from .smoke_records import read_records
+
+    if not skip_passed:
+        return set()
+    if path is None:
+        raise ValueError("--skip-passed reads the record file: give --record")
+    if not Path(path).exists():
+        return set()
+    return {(r["table"], r["row"], r["column"]) for r in read_records(path) if r["status"] == "pass"}
 
 
 def _resumed(tables: list[str], resume_after: list[str] | None) -> tuple[list[str], tuple[str, str] | None]:
@@ -111,11 +129,13 @@ def _options(args: argparse.Namespace, sharing: int | None = None, record: str |
     out += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     out += ["--threads", str(args.threads)] if args.threads else []
     out += ["--rows", *args.rows] if args.rows else []
+    out += ["--skip-passed"] if args.skip_passed else []
     record = args.record if record is None else record
     return out + (["--record", record] if record else ["--record"] if record == "" else [])
 
 
-def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path: str | None) -> int:
+def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path: str | None,
+                passed: set[tuple[str, str, str]]) -> int:
     """``smoke ... --jobs N`` (``experiments.smoke_jobs``): the lanes' exit codes and logs, then the records."""
     from .smoke import echo_err
     from .smoke_jobs import run_jobs
@@ -125,7 +145,7 @@ def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path:
         raise ValueError("--jobs needs --record (the lanes report through the record file) and takes neither "
                          "--rows nor --resume-after")
     lane_options = _options(args, sharing=args.jobs, record=path)  # the one file, by name
-    lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err)
+    lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed)
     swept = [r for r in read_records(path) if r["table"] in tables] if Path(path).exists() else []
     swept.sort(key=lambda r: tables.index(r["table"]))  # the lanes wrote theirs interleaved
     print(markdown(swept))

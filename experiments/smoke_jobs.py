@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +90,17 @@ def run_lane(tables: Sequence[str], options: Sequence[str], log: Path) -> int:
 
 
 def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequence[str], jobs: int, log_dir: Path,
-             echo: Callable[[str], None]) -> list[tuple[list[str], int, Path]]:
-    """The sweep in ``jobs`` lanes (module docstring): (tables, exit code, log) per lane."""
-    configs = {table: smoke_configs(table) for table in tables}
+             echo: Callable[[str], None], passed: Collection[tuple[str, str, str]] = ()
+             ) -> list[tuple[list[str], int, Path]]:
+    """The sweep in ``jobs`` lanes (module docstring), without the (table, row, column) runs in ``passed`` (which the
+    lanes leave out too, told by ``lane_options``): (tables, exit code, log) per lane."""
+    configs = {table: [cfg for cfg in smoke_configs(table) if (table, cfg.row, cfg.column) not in passed]
+               for table in tables}
+    configs = {table: found for table, found in configs.items() if found or not passed}
     lanes = balance({table: len(found) for table, found in configs.items()}, jobs)
+    if not lanes:
+        echo("no run left to step")
+        return []
     write_data([r for found in configs.values() for cfg in found if (r := data_request(cfg, options))],
                os.cpu_count() or 1, echo)
     log_dir.mkdir(parents=True, exist_ok=True)

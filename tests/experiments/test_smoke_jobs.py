@@ -17,9 +17,12 @@ def test_tables_are_dealt_into_lanes_of_about_equal_runs_in_sweep_order():
     assert smoke_jobs.balance({"a": 3}, 4) == [["a"]]  # no empty lane
 
 
+SHOWN = {"clip": "8x224x224", "reduced": [], "batch": 4, "paper_batch": 4}  # what a record's line shows
+
+
 def _fake_run(cfg, options, echo=print):
     return {"table": cfg.table, "row": cfg.row, "column": cfg.column, "status": "pass", "error": None,
-            "seconds": 0.0}
+            "seconds": 0.0, **SHOWN}
 
 
 def test_a_table_goes_on_after_the_named_run(monkeypatch):
@@ -35,7 +38,7 @@ def test_a_table_goes_on_after_the_named_run(monkeypatch):
 def test_resume_after_starts_at_its_table_and_refuses_one_not_swept(monkeypatch, tmp_path):
     seen = []
 
-    def recording_table(table_id, options, rows=None, echo=print, done=None, on_record=None, after=None):
+    def recording_table(table_id, options, rows=None, echo=print, done=None, on_record=None, after=None, skip=()):
         seen.append((table_id, after))
         return []
 
@@ -100,3 +103,36 @@ def test_the_data_is_written_once_per_dataset_in_processes_of_its_own(tmp_path):
     said = []
     smoke_jobs.write_data([request, dict(request), {**request, "num_train": 3}], 2, said.append)
     assert len(said) == 2 and len(list(tmp_path.glob("lra_listops-*"))) == 2
+
+
+def _records(path, *runs):
+    from experiments.smoke_records import write_records
+
+    write_records(path, [{"table": t, "row": r, "column": c, "status": s, "error": None, **SHOWN}
+                         for t, r, c, s in runs])
+
+
+def test_skip_passed_leaves_out_the_runs_recorded_as_passed_and_steps_the_failed_again(monkeypatch, tmp_path):
+    stepped = []
+    monkeypatch.setattr(smoke, "smoke_run", lambda cfg, options, echo=print: stepped.append((cfg.row, cfg.column))
+                        or _fake_run(cfg, options))
+    monkeypatch.setattr(smoke, "measured_on", lambda device: "a CPU")
+    path = tmp_path / "smoke.json"
+    _records(path, ("mformer_table4", "joint", "K-400", "pass"), ("mformer_table4", "joint", "SSv2", "fail"))
+    assert main(["smoke", "mformer_table4", "--rows", "joint", "--record", str(path), "--skip-passed"]) == 0
+    assert stepped == [("joint", "SSv2")]
+    assert main(["smoke", "mformer_table4", "--skip-passed"]) == 2  # it reads the record file: --record needed
+
+
+def test_jobs_deal_and_write_only_what_is_left_after_the_passed_runs(monkeypatch, tmp_path):
+    lanes, written = [], []
+    monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: written.extend(requests))
+    monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append((tables, options)) or 0)
+    path = tmp_path / "smoke.json"
+    (run,) = smoke_configs("mformer_table9")
+    _records(path, ("mformer_table9", run.row, run.column, "pass"))
+    assert main(["smoke", "mformer_table4", "mformer_table9", "--device", "cuda", "--jobs", "2", "--record",
+                 str(path), "--skip-passed", "--log-dir", str(tmp_path / "logs")]) == 0
+    assert [tables for tables, _ in lanes] == [["mformer_table4"]]  # Table 9's one run has passed
+    assert "--skip-passed" in lanes[0][1]
+    assert {r["dataset"] for r in written} == {"kinetics400", "ssv2"}

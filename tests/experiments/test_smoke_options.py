@@ -32,7 +32,8 @@ def test_a_shared_device_makes_the_times_upper_bounds(cfg):
 
 def test_records_are_written_as_each_run_ends(tmp_path, monkeypatch):
     """A sweep stopped in its second table keeps the runs it finished in the file, the second table's first too."""
-    def fake_table(table_id, options, rows=None, echo=print, done=None, on_record=lambda record: None, after=None):
+    def fake_table(table_id, options, rows=None, echo=print, done=None, on_record=lambda record: None, after=None,
+                   skip=()):
         on_record({"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None})
         if table_id == "mformer_table9":
             raise KeyboardInterrupt  # the sweep is stopped here
