@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +145,8 @@ def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path:
     if path is None or args.rows or args.resume_after:
         raise ValueError("--jobs needs --record (the lanes report through the record file) and takes neither "
                          "--rows nor --resume-after")
+    if args.device == "cpu" and not args.threads:  # the processes share the cores rather than each take them all
+        args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     lane_options = _options(args, sharing=args.jobs, record=path)  # the one file, by name
     lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed)
     swept = [r for r in read_records(path) if r["table"] in tables] if Path(path).exists() else []

@@ -136,3 +136,17 @@ def test_jobs_deal_and_write_only_what_is_left_after_the_passed_runs(monkeypatch
     assert [tables for tables, _ in lanes] == [["mformer_table4"]]  # Table 9's one run has passed
     assert "--skip-passed" in lanes[0][1]
     assert {r["dataset"] for r in written} == {"kinetics400", "ssv2"}
+
+
+def test_jobs_on_the_cpu_share_its_cores_between_the_processes(monkeypatch, tmp_path):
+    lanes = []
+    monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: None)
+    monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append(options) or 0)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    common = ["smoke", "mformer_table4", "mformer_table9", "--jobs", "2", "--record", str(tmp_path / "s.json"),
+              "--log-dir", str(tmp_path / "logs")]
+    assert main(common) == 0
+    assert all(options[options.index("--threads") + 1] == "4" for options in lanes)
+    lanes.clear()
+    assert main([*common, "--threads", "1"]) == 0  # as asked
+    assert all(options[options.index("--threads") + 1] == "1" for options in lanes)
