@@ -497,6 +497,9 @@ def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None
     done = {} if done is None else done
     records = []
     configs = smoke_configs(table_id, rows)
+    if not configs:
+        echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
+             f"{table_id}` computes them, as `run` does)")
     if skip:
         echo(f"{table_id}: {sum((c.row, c.column) in skip for c in configs)} run(s) left out: already passed")
     if after is not None:
@@ -506,9 +509,6 @@ def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None
                              + ", ".join(f"{row}/{column}" for row, column in keys))
         configs = configs[keys.index(after) + 1:]
     configs = [cfg for cfg in configs if (cfg.row, cfg.column) not in skip]
-    if not configs and not skip:
-        echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
-             f"{table_id}` computes them, as `run` does)")
     for i, cfg in enumerate(configs, 1):
         key = json.dumps(comparable_config(smoke_config(cfg, None, options).to_dict()), sort_keys=True, default=str)
         if key in done:

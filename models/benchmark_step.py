@@ -9,9 +9,10 @@ and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``j
 ``exact`` (trajectory attention as the tables run it: the memory-lean stage two, one query frame a pass),
 ``exact_one_pass`` (the same, every query frame in one pass), ``exact_autograd`` (the same equations through plain
 autograd), ``exact_literal`` (Eq. 5-6 as printed, through autograd) and ``exact_stage_one`` (Table 4's Avg_T: exact
-stage one, then a mean over t', which splits a trajectory step into its two stages), eager; ``--compile`` names variants to time
-again with every block compiled (``torch.compile``; the blocks share one compiled graph). Each variant runs in a fresh process; the median of the
-timed steps after the warm-up steps is reported, with the peak memory on a GPU. ``--check-exact`` first compares each
+stage one, then a mean over t', which splits a trajectory step into its two stages), eager; ``--compile`` names
+variants to time again with every block compiled (``torch.compile``; the blocks share one compiled graph). Each
+variant runs in a fresh process; the median of the timed steps after the warm-up steps is reported, with the peak
+memory on a GPU. ``--check-exact`` first compares each
 compiled trajectory variant's attention with the literal reference of Eq. 4-6 in float32 (outputs and gradients,
 relative error). ``--profile`` adds to each record where a step's time goes: the kernels (on a GPU; operators on the
 CPU) with the most self time per step, from ``torch.profiler`` over two steps after the timed ones.
@@ -128,8 +129,8 @@ def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool
     top = sorted(events, key=self_us, reverse=True)[:PROFILE_TOP]
     return {"what": "CUDA kernels, self device time" if cuda else "CPU operators, self CPU time",
             "per_step_ms": total / repeats / 1e3, "kernels_per_step": sum(e.count for e in events) / repeats,
-            "top": [{"name": e.key[:120], "ms_per_step": self_us(e) / repeats / 1e3, "calls_per_step": e.count / repeats,
-                     "share": self_us(e) / total} for e in top]}
+            "top": [{"name": e.key[:120], "ms_per_step": self_us(e) / repeats / 1e3,
+                     "calls_per_step": e.count / repeats, "share": self_us(e) / total} for e in top]}
 
 
 def check_exact(device: str, variant: str = "exact") -> dict[str, Any]:

@@ -106,3 +106,24 @@ def test_runs_written_interleaved_by_sweeps_side_by_side_render_table_by_table(t
     rows = [[c.strip() for c in line.split("|")[1:3]] for line in smoke_block(tmp_path).splitlines()
             if line.startswith(("| t1", "| t2"))]
     assert rows == [["t2", "a / K-400"], ["t2", "b / K-400"], ["t1", "a / K-400"], ["t1", "b / K-400"]]
+
+
+def test_a_step_record_renders_each_variant_with_its_ratio_kernels_and_memory(tmp_path):
+    from reports.readme import trajectory_step_block
+
+    record = {"device_name": "GPU X", "precision": "bf16 autocast", "torch": "2.0", "command": "python -m x",
+              "commit": "abcdef0123", "measured_at": "2026-01-01", "records": [
+                  {"variant": "joint", "compiled": False, "step_ms": 40.0, "over_joint_eager": 1.0, "peak_gib": 5.0,
+                   "profile": {"kernels_per_step": 1000.0, "per_step_ms": 39.96}},
+                  {"variant": "exact_stage_one", "compiled": True, "step_ms": 60.04, "over_joint_eager": 1.501,
+                   "peak_gib": 8.04},
+                  {"variant": "exact", "compiled": False, "error": "out of memory"}]}
+    path = tmp_path / "step.json"
+    path.write_text(json.dumps(record))
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in trajectory_step_block(path).splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")]
+    assert rows == [["joint", "40.0", "1.00", "1000", "40.0", "5.0"],
+                    ["stage one alone (Avg_T), compiled blocks", "60.0", "1.50", "—", "—", "8.0"],
+                    ["exact, one frame a pass (the default)", "—", "—", "—", "—", "—"]]
+    assert "GPU X, bf16 autocast, torch 2.0: `python -m x`" in trajectory_step_block(path)
+    assert "commit abcdef0, 2026-01-01" in trajectory_step_block(path)

@@ -265,7 +265,8 @@ def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknow
 def test_every_generated_block_is_what_the_tracked_records_give():
     changed = rewrite_generated_blocks(write=False)
     assert {path.relative_to(REPO).as_posix() for path in changed} == {
-        "reports/tiny_results.md", "data/README.md", "experiments/msca/README.md", "reports/smoke.md"}
+        "reports/tiny_results.md", "data/README.md", "experiments/msca/README.md", "reports/smoke.md",
+        "experiments/mformer/README.md"}
     stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
     assert not stale, f"{stale}: a generated block differs from the tracked records: run `python -m reports readme`"
 
