@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from timm.layers import Mlp
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .attention.joint import sdpa
 from .registry import create_model, register_model
 
 ATTENTION_NAMES = ("exact", "orthoformer", "nystrom", "performer")
@@ -97,8 +97,7 @@ class LRAAttention(nn.Module):
     def _exact(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         key_mask = None if mask is None else rearrange(mask, "b n -> b 1 1 n")
         if self.fused_attn:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask,
-                                                  dropout_p=self.attn_drop.p if self.training else 0.0)
+            return sdpa(q, k, v, attn_mask=key_mask, dropout_p=self.attn_drop.p if self.training else 0.0)
         scores = (q * self.scale) @ k.transpose(-2, -1)  # (b, nh, n, n)
         if key_mask is not None:
             scores = scores.masked_fill(~key_mask, float("-inf"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
@@ -34,6 +33,7 @@ from .approximate import (
     segment_means,
     select_prototypes,
 )
+from .joint import sdpa
 from .trajectory import TrajectoryAttention
 from .trajectory_pool import Source
 
@@ -212,7 +212,7 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         if not self.fused_attn:
             weights = ((queries * queries.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
             return weights @ v
-        out = F.scaled_dot_product_attention(*(z.flatten(0, 1) for z in (queries, k, v)))
+        out = sdpa(*(z.flatten(0, 1) for z in (queries, k, v)))
         return out.unflatten(0, (b, nh))
 
     def _select(self, pool: Tensor, generator: torch.Generator | None) -> Tensor:

@@ -11,9 +11,49 @@ grid, ``n`` tokens of one frame, ``nh`` heads, ``d`` channels per head.
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+# Devices whose SDPA backward needs ``_DenseOutputGrad``: PyTorch's cuDNN attention (below). A test adds "cpu" to
+# check, on a CPU, the gradient layouts a GPU would see.
+GRAD_LAYOUT_DEVICES = frozenset({"cuda"})
+
+
+class _DenseOutputGrad(torch.autograd.Function):
+    """The identity, whose backward hands on its gradient contiguous and 16-byte aligned.
+
+    PyTorch's cuDNN attention keeps one backward graph per process for each layout of q, k and v, and builds into it
+    the strides of the output gradient of the first call with that layout (``MHACacheKeyWrapper`` in
+    aten/src/ATen/native/cudnn/MHA.cpp: q, k and v strides, not those of dO). Two attentions with the same q, k, v
+    whose outputs are consumed differently then share one graph: the second call's gradient is read with the
+    first call's strides, out of bounds (an illegal memory access) or at the wrong elements (wrong gradients,
+    silently). Trajectory attention's CLS query does this between Avg_T and Att_T rows trained in one process
+    (experiments/mformer/README.md#one-process-many-rows-on-a-gpu). A dense, aligned gradient has the one layout
+    its shape allows, so every call with a given q, k, v layout hands cuDNN the same one.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, out: Tensor) -> Tensor:
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        if not grad.is_contiguous() or grad.data_ptr() % 16:
+            grad = grad.clone(memory_format=torch.contiguous_format)
+        return grad
+
+
+def sdpa(q: Tensor, k: Tensor, v: Tensor, **options: Any) -> Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, **options)``, whose output gradient reaches the kernel dense and
+    aligned on the devices of ``GRAD_LAYOUT_DEVICES`` (``_DenseOutputGrad``); the same values everywhere."""
+    out = F.scaled_dot_product_attention(q, k, v, **options)
+    if out.requires_grad and out.device.type in GRAD_LAYOUT_DEVICES:
+        return _DenseOutputGrad.apply(out)
+    return out
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, fused: bool, dropout_p: float = 0.0) -> Tensor:
@@ -26,7 +66,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, fused: bool, dropout_p: float = 0.0)
         dropout_p: dropout on the attention weights; callers pass 0 outside training.
     """
     if fused:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return sdpa(q, k, v, dropout_p=dropout_p)
     attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (..., Lq, Lk)
     attn = F.dropout(attn.softmax(dim=-1), p=dropout_p)
     return attn @ v
@@ -78,4 +118,4 @@ def split_cls(z: Tensor) -> tuple[Tensor, Tensor]:
     return z[:, :, :1], z[:, :, 1:]
 
 
-__all__ = ["JointSpaceTimeAttention", "attend", "split_cls"]
+__all__ = ["JointSpaceTimeAttention", "attend", "sdpa", "split_cls"]

@@ -20,7 +20,7 @@ from einops import einsum, rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .joint import attend
+from .joint import attend, sdpa
 from .trajectory_pool import Source, pool_trajectories
 
 
@@ -140,7 +140,7 @@ class TrajectoryAttention(nn.Module):
             # One SDPA problem per (batch, head, frame t'): all T*S queries against the S keys of frame t'.
             q = rearrange(q, "b nh n d -> (b nh) 1 n d").expand(-1, num_frames, -1, -1)  # a view, not T copies
             k, v = (rearrange(z, "b nh (tp n) d -> (b nh) tp n d", tp=num_frames) for z in (k, v))
-            traj = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # ((b nh) tp N d)
+            traj = sdpa(q, k, v, dropout_p=dropout_p)  # ((b nh) tp N d)
             return rearrange(traj, "(b nh) tp n d -> b nh tp n d", b=b, nh=nh)
 
         scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (b nh N N): the (T*S) x (T*S) matrix

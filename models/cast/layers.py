@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
+
+from ..attention.joint import sdpa
 
 Window = Literal["time", "space", "space_time"]
 WINDOWS: tuple[str, ...] = ("time", "space", "space_time")
@@ -135,7 +136,7 @@ class WindowedCrossAttention(nn.Module):
         q = rearrange(self.q(q_tokens), "w l (nh d) -> w nh l d", nh=self.num_heads)
         k, v = rearrange(self.kv(kv_tokens), "w l (two nh d) -> two w nh l d", two=2, nh=self.num_heads)
         if self.fused_attn:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+            out = sdpa(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
         else:
             attn = self.attn_drop(((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1))
             out = attn @ v
