@@ -14,7 +14,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,32 +90,19 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# What `run`, `reports` and the benchmarks rewrite themselves (each table's report and plots, the index, the tracked
-# records, the benchmark records) and the prose beside them (markdown): no number depends on them, so a change there
-# alone does not mark a run or a benchmark record "dirty".
-NOT_CODE = ("*.md", "reports/*.png", "reports/results", "reports/benchmarks")
-
-
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The checkout's commit and whether tracked files other than ``NOT_CODE`` differ from it (numbers
-    from uncommitted code say so)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    """``models.hardware.git_state``: the commit and whether code differs from it (imported when called, as
+    ``cpu_name``)."""
+    from models.hardware import git_state as state
 
-    try:
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      *(f":(exclude){pattern}" for pattern in NOT_CODE))
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
+    return state(root)
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """``git_state`` as one string: the commit, "-dirty" when code differs from it, "unknown" outside git."""
-    state = git_state(root)
-    if state["commit"] is None:
-        return "unknown"
-    return state["commit"] + ("-dirty" if state["dirty"] else "")
+    """``models.hardware.source_commit``: the commit, "-dirty" when code differs from it, "unknown" outside git."""
+    from models.hardware import source_commit
+
+    return source_commit(root)
 
 
 def library_versions() -> dict[str, str | None]:

@@ -48,17 +48,19 @@ def _git(*args, cwd):
 
 
 def test_a_record_names_the_commit_and_whether_the_code_differed_from_it(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no checkout above tmp_path counts
-    assert hardware.source_commit() == "unknown"  # not a checkout
+    assert hardware.source_commit(tmp_path) == "unknown"  # not a checkout
     _git("init", "-q", cwd=tmp_path)
     (tmp_path / "f.py").write_text("a = 1\n")
-    _git("add", "f.py", cwd=tmp_path)
+    (tmp_path / "README.md").write_text("a\n")
+    _git("add", "f.py", "README.md", cwd=tmp_path)
     _git("commit", "-q", "-m", "first", cwd=tmp_path)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
                           text=True, check=True).stdout.strip()
-    assert hardware.source_commit() == head
+    assert hardware.source_commit(tmp_path) == head
     (tmp_path / "untracked.py").write_text("")
-    assert hardware.source_commit() == head  # untracked files are not the measured code
+    (tmp_path / "README.md").write_text("b\n")
+    assert hardware.source_commit(tmp_path) == head  # untracked files and prose are not the measured code
     (tmp_path / "f.py").write_text("a = 2\n")
-    assert hardware.source_commit() == head + "+dirty"
+    assert hardware.source_commit(tmp_path) == head + "-dirty"
+    assert hardware.source_commit() == provenance.git_commit()  # runs and benchmarks name this checkout alike
