@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import av
 import data  # noqa: F401  (repairs torchvision before anything imports it)
+import numpy as np
 import pytest
+from PIL import Image
 
 from data.annotations import class_counts, read_annotations
 from data.davis import find_sequence, list_sequences, read_sequence
 from data.lra import read_lra
-from data.synthetic.paper_shape import (LRA_DATASETS, PAPER_SHAPES, describe, ensure_paper_shape, write_paper_shape,
-                                        writable)
+from data.synthetic.paper_shape import (_GRAIN, LRA_DATASETS, PAPER_SHAPES, describe, ensure_paper_shape, footage,
+                                        write_paper_shape, writable)
 
 SHRINK = 8
 FORMATS = {"kinetics400": ("kinetics_list", 400), "kinetics600": ("kinetics_list", 600), "ssv2": ("ssv2", 174),
@@ -84,3 +86,30 @@ def test_a_root_is_written_once_and_a_dataset_without_a_writer_is_refused(tmp_pa
     assert not writable("ntu60_xview")
     with pytest.raises(ValueError, match="no paper-shape writer for 'ntu60_xview'"):
         ensure_paper_shape("ntu60_xview", tmp_path, num_train=1, num_val=1)
+
+
+def _footage_reference(rng, shape, frames):
+    """``footage`` as it was first written: the disk tested at every pixel of every frame."""
+    count = frames
+    height, width = shape.height, shape.width
+    small = rng.integers(0, 256, (height // _GRAIN + 2, (width + 2 * count) // _GRAIN + 2, 3), dtype=np.uint8)
+    canvas = np.asarray(Image.fromarray(small).resize((small.shape[1] * _GRAIN, small.shape[0] * _GRAIN),
+                                                      Image.BILINEAR))[:height]
+    yy, xx = np.mgrid[0:height, 0:width]
+    radius = max(2, min(height, width) // 8)
+    for t in range(count):
+        frame = np.ascontiguousarray(canvas[:, 2 * t:2 * t + width])
+        cx, cy = width * (0.2 + 0.6 * t / max(count - 1, 1)), height / 2
+        frame[(xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2] = (240, 220, 60)
+        yield frame
+
+
+@pytest.mark.parametrize("dataset", sorted(PAPER_SHAPES))
+def test_the_footage_equals_the_pixel_by_pixel_disk(dataset):
+    """The disk drawn in its bounding box only: the same frames, bit for bit, as the whole-frame test (the cache's
+    key, which names the writer's version, stays valid)."""
+    for shrink, frames in ((SHRINK, 7), (SHRINK * 4, 3), (1, 2)):
+        shape = PAPER_SHAPES[dataset].shrunk(shrink)
+        ours = footage(np.random.default_rng(1), shape, frames)
+        reference = _footage_reference(np.random.default_rng(1), shape, frames)
+        assert all(np.array_equal(a, b) for a, b in zip(ours, reference, strict=True))
