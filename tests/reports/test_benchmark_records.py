@@ -118,12 +118,26 @@ def test_a_step_record_renders_each_variant_with_its_ratio_kernels_and_memory(tm
                   {"variant": "exact_stage_one", "compiled": True, "step_ms": 60.04, "over_joint_eager": 1.501,
                    "peak_gib": 8.04},
                   {"variant": "exact", "compiled": False, "error": "out of memory"}]}
-    path = tmp_path / "step.json"
-    path.write_text(json.dumps(record))
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in trajectory_step_block(path).splitlines()
+    (tmp_path / "trajectory_step_cuda_stages.json").write_text(json.dumps(record))
+    block = trajectory_step_block("trajectory-step", tmp_path)
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in block.splitlines()
             if line.startswith("| ") and not line.startswith("| variant")]
     assert rows == [["joint", "40.0", "1.00", "1000", "40.0", "5.0"],
                     ["stage one alone (Avg_T), compiled blocks", "60.0", "1.50", "—", "—", "8.0"],
                     ["exact, one frame a pass (the default)", "—", "—", "—", "—", "—"]]
-    assert "GPU X, bf16 autocast, torch 2.0: `python -m x`" in trajectory_step_block(path)
-    assert "commit abcdef0, 2026-01-01" in trajectory_step_block(path)
+    assert "GPU X, bf16 autocast, torch 2.0: `python -m x`" in block
+    assert "commit abcdef0, 2026-01-01" in block
+    assert block.startswith("<!-- trajectory-step:begin") and block.endswith("<!-- trajectory-step:end -->")
+
+
+def test_a_step_record_without_a_profile_shows_no_profile_columns(tmp_path):
+    from reports.readme import trajectory_step_block
+
+    record = {"device_name": "GPU X", "precision": "bf16 autocast", "torch": "2.0", "command": "python -m x",
+              "commit": "abcdef0123", "measured_at": "2026-01-01", "records": [
+                  {"variant": "joint", "compiled": False, "step_ms": 40.0, "over_joint_eager": 1.0, "peak_gib": 5.0},
+                  {"variant": "exact_one_pass", "compiled": True, "step_ms": 80.0, "over_joint_eager": 2.0}]}
+    (tmp_path / "trajectory_step_cuda_compiled.json").write_text(json.dumps(record))
+    block = trajectory_step_block("trajectory-step-compiled", tmp_path)
+    assert "| variant" in block and "kernels per step" not in block and "GPU busy" not in block
+    assert any(line.startswith("| exact, one pass, compiled blocks ") for line in block.splitlines())
