@@ -161,7 +161,7 @@ def msca_table2() -> TableSpec:
     rows = (TOKENSHIFT(0), VIT(1)) + tuple(
         RowSpec(f"msca_{v.lower()}_h1" if v != "KV" else "msca_kv_h1", i, f"MSCA-{v}, h_b = h_f = 1", msca(v))
         for i, v in enumerate(VARIANTS, start=2))
-    return _table("msca_table2", rows, "Head shifts with h_b = h_f = 1, Table 1's best.")
+    return _table("msca_table2", rows, "Head shifts with h_b = h_f = 1, Table 1's best.", SCALES_EARLIER)
 
 
 @register_table
