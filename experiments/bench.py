@@ -140,7 +140,7 @@ def inference_rate(cfg: RunConfig, repeats: int, num_classes: int = NUM_CLASSES)
     device it ran on, named."""
     import torch
 
-    from .provenance import cpu_name
+    from models.hardware import device_name
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_model(cfg, num_classes=num_classes, device=device).eval()
@@ -156,9 +156,7 @@ def inference_rate(cfg: RunConfig, repeats: int, num_classes: int = NUM_CLASSES)
         if device == "cuda":
             torch.cuda.synchronize()
         rate = repeats / (time.perf_counter() - start)
-    where = (torch.cuda.get_device_name() if device == "cuda"
-             else f"{cpu_name()}, {torch.get_num_threads()} threads")
-    return rate, where
+    return rate, device_name(device)
 
 
 def measure_sweep(sizes: Sequence[int], flops: Callable[[int], float], windows: Callable[[int], int],
@@ -167,11 +165,8 @@ def measure_sweep(sizes: Sequence[int], flops: Callable[[int], float], windows: 
     per size, the exponents fitted in the swept size (of the FLOPs, of the FLOPs per window, of the time), and the
     CPU the times were taken on, with the machine's load (other work stretches wall times: the record says how much
     there was)."""
-    import torch
-
     from models.d3da.complexity import fit_exponent
-
-    from .provenance import cpu_name
+    from models.hardware import device_name
 
     load = os.getloadavg()[0]
     counted = [flops(n) for n in sizes]
@@ -181,5 +176,4 @@ def measure_sweep(sizes: Sequence[int], flops: Callable[[int], float], windows: 
             "flops_exponent": fit_exponent(sizes, counted),
             "window_exponent": fit_exponent(sizes, [f / w for f, w in zip(counted, wins)]),
             "time_exponent": fit_exponent(sizes, timed),
-            "device": f"{cpu_name()}, {torch.get_num_threads()} thread(s), load {load:.1f} on {os.cpu_count()} "
-                      f"cores"}
+            "device": f"{device_name('cpu')}, load {load:.1f} on {os.cpu_count()} cores"}

@@ -39,16 +39,15 @@ def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[st
     import torch
 
     from data.atomic_write import atomic_write_text
-    from experiments.provenance import cpu_name, git_commit
+    from experiments.provenance import git_commit
     from models import benchmark_shift
+    from models.hardware import device_name
 
     path = Path(path)
     kept = read_records(path) if path.exists() else []  # a malformed file stops here, before any measuring
     args = benchmark_shift.parse_args(options)
     new = benchmark_shift.run(args)
-    device_name = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda")
-                   else f"{cpu_name()}, {torch.get_num_threads()} thread(s)")
-    stamp = {"device_name": device_name, "torch": torch.__version__, "commit": git_commit(),
+    stamp = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": git_commit(),
              "measured_at": datetime.now(timezone.utc).date().isoformat(),
              "command": shlex.join(["python", "-m", "reports", "benchmark-shift", str(path), *options])}
     new = [{**r, **stamp} for r in new]

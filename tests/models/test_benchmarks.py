@@ -334,10 +334,11 @@ def test_rgb_pose_paper_shape_builds_the_base_model(monkeypatch):
 def test_recorded_cpu_name_carries_the_thread_count_it_was_measured_with(tmp_path, monkeypatch, one_thread):
     """``--threads 2`` is set by the run: the stamp must be taken after it (the process started with 1 thread)."""
     import experiments.provenance as provenance
+    import models.hardware as hardware
     monkeypatch.setattr(benchmark_shift, "measure", lambda shape, variants, *a, **k: [
         shift_record(v, threads=torch.get_num_threads()) for v in variants])
     monkeypatch.setattr(provenance, "git_commit", lambda: "abc123")
-    monkeypatch.setattr(provenance, "cpu_name", lambda: "Fake CPU")
+    monkeypatch.setattr(hardware, "cpu_name", lambda: "Fake CPU")
     new = report_benchmarks.record_shift_benchmark(tmp_path / "shift_fake.json", ["--threads", "2", "--variants",
                                                                                   "tsm"])
     assert [(r["device_name"], r["threads"]) for r in new] == [("Fake CPU, 2 thread(s)", 2)] * 2

@@ -365,13 +365,14 @@ def shift_record(variant: str, **fields) -> dict:
 def test_records_merge_on_their_setting_and_are_stamped(tmp_path, monkeypatch):
     """A new record replaces the kept one of the same device, unit, shape, batch, compile mode and variant only."""
     import experiments.provenance as provenance
+    import models.hardware as hardware
     def fake_run(args):
         return [shift_record(v, batch=args.batch, compiled=args.compile, time_s=float(args.repeats))
                 for v in ("vit", *args.variants)]
 
     monkeypatch.setattr(benchmark_shift, "run", fake_run)
     monkeypatch.setattr(provenance, "git_commit", lambda: "abc123")
-    monkeypatch.setattr(provenance, "cpu_name", lambda: "Fake CPU")
+    monkeypatch.setattr(hardware, "cpu_name", lambda: "Fake CPU")
     path = tmp_path / "shift_fake.json"
     report_benchmarks.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "1", "--repeats", "1"])
     report_benchmarks.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "2", "--repeats", "2"])
