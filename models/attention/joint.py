@@ -32,8 +32,9 @@ class _DenseOutputGrad(torch.autograd.Function):
     whose outputs are consumed differently then share one graph: the second call's gradient is read with the
     first call's strides, out of bounds (an illegal memory access) or at the wrong elements (wrong gradients,
     silently). Trajectory attention's CLS query does this between Avg_T and Att_T rows trained in one process
-    (experiments/mformer/README.md#one-process-many-rows-on-a-gpu). A dense, aligned gradient has the one layout
-    its shape allows, so every call with a given q, k, v layout hands cuDNN the same one.
+    (experiments/mformer/README.md#one-process-many-rows-on-a-gpu). The gradient handed on has the strides of a
+    fresh tensor of its shape, size-1 axes included (``is_contiguous`` ignores theirs; the graph keeps them), so every
+    call with a given q, k, v layout hands cuDNN the same ones.
     """
 
     @staticmethod
@@ -42,9 +43,18 @@ class _DenseOutputGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
-        if not grad.is_contiguous() or grad.data_ptr() % 16:
+        if grad.stride() != _fresh_strides(grad.shape) or grad.data_ptr() % 16:
             grad = grad.clone(memory_format=torch.contiguous_format)
         return grad
+
+
+def _fresh_strides(shape: torch.Size) -> tuple[int, ...]:
+    """The strides ``torch.empty(shape)`` gets: each axis steps over all later ones (an empty axis counts as 1)."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def sdpa(q: Tensor, k: Tensor, v: Tensor, **options: Any) -> Tensor:

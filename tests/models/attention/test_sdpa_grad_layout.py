@@ -8,6 +8,7 @@ rows of a table, a smoke sweep's lane).
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -80,9 +81,12 @@ def test_the_clash_at_the_paper_shape(monkeypatch):
     assert grads == {(1569 * 768, 64, 768, 1): {"traj_avgT_normS"}, (1569 * 768, 64, 64, 1): {"traj_attT_normS"}}
 
 
-def test_with_the_guard_every_qkv_layout_gets_one_dense_aligned_gradient(monkeypatch):
+@pytest.mark.parametrize("batch", [1, 2])
+def test_with_the_guard_every_qkv_layout_gets_one_dense_aligned_gradient(monkeypatch, batch):
+    """At batch 1 the two CLS gradients are both "contiguous" to torch, which ignores the strides of size-1 axes;
+    cuDNN's graph still holds them, so the guard hands on the canonical strides, those of a fresh tensor."""
     monkeypatch.setattr(joint, "GRAD_LAYOUT_DEVICES", frozenset({"cpu", "cuda"}))
-    seen = _layouts(monkeypatch, list(TABLE_ROWS))
+    seen = _layouts(monkeypatch, list(TABLE_ROWS), batch=batch)
     assert {row for row, *_ in seen} == set(TABLE_ROWS)
     assert _shared_keys_with_other_grads(seen) == {}
     assert all(contiguous and offset == 0 for *_, offset, contiguous in seen), seen
@@ -108,3 +112,8 @@ def test_the_guard_is_on_for_cuda_only_by_default():
     assert joint.GRAD_LAYOUT_DEVICES == frozenset({"cuda"})
     out = joint.sdpa(*(torch.randn(1, 1, 2, 4, requires_grad=True) for _ in range(3)))
     assert out.grad_fn.name() != "_DenseOutputGradBackward"
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 1, 16), (1, 12, 1, 64), (3, 0, 2), (5,)])
+def test_fresh_strides_are_those_of_a_new_tensor(shape):
+    assert joint._fresh_strides(torch.Size(shape)) == torch.empty(shape).stride()
