@@ -81,6 +81,17 @@ def test_the_clash_at_the_paper_shape(monkeypatch):
     assert grads == {(1569 * 768, 64, 768, 1): {"traj_avgT_normS"}, (1569 * 768, 64, 64, 1): {"traj_attT_normS"}}
 
 
+def test_at_the_benchmark_shape_only_the_cls_gradient_needs_a_copy(monkeypatch):
+    """What the guard costs at models.benchmark_step's shape (ViT-B, 16 x 224^2, batch 8; one block, on meta):
+    stage one's output gradient already has a fresh tensor's strides (the reshape before it copies); only the CLS
+    query's (8 x 12 x 1 x 64 values) is copied."""
+    seen = _layouts(monkeypatch, ["traj_avgT_normS", "traj_attT_normS"], batch=8, model="vit_base_patch16_video",
+                    frames=16, size=224, device="meta")
+    fresh = {(row, key[0][0]): strides == joint._fresh_strides(torch.Size(key[0][0])) for row, key, strides, *_ in seen}
+    assert fresh == {("traj_avgT_normS", (96, 8, 1568, 64)): True, ("traj_avgT_normS", (8, 12, 1, 64)): False,
+                     ("traj_attT_normS", (96, 8, 1568, 64)): True, ("traj_attT_normS", (8, 12, 1, 64)): False}
+
+
 @pytest.mark.parametrize("batch", [1, 2])
 def test_with_the_guard_every_qkv_layout_gets_one_dense_aligned_gradient(monkeypatch, batch):
     """At batch 1 the two CLS gradients are both "contiguous" to torch, which ignores the strides of size-1 axes;
