@@ -8,6 +8,8 @@ rows of a table, a smoke sweep's lane).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -128,3 +130,14 @@ def test_the_guard_is_on_for_cuda_only_by_default():
 @pytest.mark.parametrize("shape", [(2, 4, 1, 16), (1, 12, 1, 64), (3, 0, 2), (5,)])
 def test_fresh_strides_are_those_of_a_new_tensor(shape):
     assert joint._fresh_strides(torch.Size(shape)) == torch.empty(shape).stride()
+
+
+def test_every_sdpa_call_of_the_models_goes_through_the_guard():
+    """A variant that called ``F.scaled_dot_product_attention`` itself would bring the shared-graph hazard back."""
+    import models
+
+    root = Path(models.__file__).parent
+    calls = [(path.relative_to(root).as_posix(), line.strip()) for path in sorted(root.rglob("*.py"))
+             for line in path.read_text().splitlines()
+             if "scaled_dot_product_attention(" in line and "``" not in line and not line.lstrip().startswith("#")]
+    assert calls == [("attention/joint.py", "out = F.scaled_dot_product_attention(q, k, v, **options)")], calls
