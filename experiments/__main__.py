@@ -472,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(fn=cmd_bench)
 
     # the subcommands that their own modules define
-    for add_parser in (partial(add_smoke_command, positive=_positive), add_static_parser, add_pretrain_images_parser, add_pretrain_experts_parser,
-                       add_probe_experts_parser):
+    for add_parser in (partial(add_smoke_command, positive=_positive), add_static_parser, add_pretrain_images_parser,
+                       add_pretrain_experts_parser, add_probe_experts_parser):
         add_parser(sub)
     return parser
 

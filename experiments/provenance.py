@@ -190,13 +190,11 @@ def cpu_name() -> str:
 
 
 def measured_on(device: str) -> str:
-    """The device a sweep or benchmark measured on, as the records name it: the GPU's name, or the CPU's with the
-    torch threads it used."""
-    import torch
+    """The device a sweep or benchmark measured on, as the smoke records name it: ``models.hardware.device_name``
+    with "torch thread(s)", the wording of the records already tracked."""
+    from models.hardware import device_name
 
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()}, {torch.get_num_threads()} torch thread(s)"
+    return device_name(device, unit="torch thread(s)")
 
 
 def data_counts(data_report: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:

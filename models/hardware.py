@@ -25,12 +25,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name(device: str | torch.device, threads: int | None = None) -> str:
-    """A CUDA device's name, or the CPU's with the torch threads (``threads``, else the current count)."""
+def device_name(device: str | torch.device, threads: int | None = None, unit: str = "thread(s)") -> str:
+    """A CUDA device's name, or the CPU's with the torch threads (``threads``, else the current count) and ``unit``
+    (the smoke records' wording is "torch thread(s)")."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{cpu_name()}, {torch.get_num_threads() if threads is None else threads} thread(s)"
+    return f"{cpu_name()}, {torch.get_num_threads() if threads is None else threads} {unit}"
 
 
 # What `run`, `reports` and the benchmarks rewrite themselves (each table's report and plots, the index, the tracked
