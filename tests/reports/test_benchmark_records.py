@@ -141,3 +141,28 @@ def test_a_step_record_without_a_profile_shows_no_profile_columns(tmp_path):
     block = trajectory_step_block("trajectory-step-compiled", tmp_path)
     assert "| variant" in block and "kernels per step" not in block and "GPU busy" not in block
     assert any(line.startswith("| exact, one pass, compiled blocks ") for line in block.splitlines())
+
+
+def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tmp_path):
+    from experiments.smoke import all_tables, smoke_configs
+    from reports.readme import gpu_coverage, gpu_coverage_block
+
+    first, second = smoke_configs("mformer_table7")
+    records = [_smoke("mformer_table7", first.row, 1, column=first.column, device_name="GPU A"),
+               _smoke("mformer_table7", second.row, 1, status="fail", column=second.column, device_name="GPU B"),
+               _smoke("mformer_table4", "joint", 7, device_name="GPU A")]  # a shrunk run is not the paper shape's
+    (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": records}))
+    total = sum(len(smoke_configs(table)) for table in all_tables())
+    table4 = len(smoke_configs("mformer_table4"))
+
+    coverage = gpu_coverage(tmp_path)
+    assert coverage["devices"] == ["GPU A", "GPU B"]
+    assert (coverage["runs"], coverage["stepped"], coverage["passed"]) == (total, 2, 1)
+    assert (coverage["stepped_tables"], coverage["full_tables"]) == (1, 1)
+    assert "mformer_table7" not in coverage["missing"] and coverage["missing"]["mformer_table4"] == (table4, table4)
+
+    text = " ".join(gpu_coverage_block(tmp_path).splitlines()[1:-1])
+    assert text.startswith(f"**Stepped on a GPU** (GPU A and GPU B; `{tmp_path / 'smoke_cuda.json'}`")
+    assert f": 2 of the {total} runs" in text and "in 1 tables (1 with every run stepped); 1 pass, 1 fail." in text
+    assert f"not verified on a GPU:** {total - 2} runs: " in text and f"mformer_table4 ({table4} of {table4})" in text
+    assert "mformer_table7 (" not in text
