@@ -59,6 +59,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from .smoke_jobs import RESUME_PREFIX
     from .smoke_records import markdown, write_records
 
+    require_device(args.device)
     tables = all_tables() if args.tables == ["all"] else args.tables
     if args.rows and len(tables) != 1:
         raise ValueError("--rows names rows of one table; give one table id")
@@ -97,6 +98,26 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if path is not None:
         print(f"-> {path}")
     return 0 if all(r["status"] == "pass" for r in records) else 1
+
+
+def require_device(device: str) -> None:
+    """Refuse, before anything is written or built, a CUDA device this process cannot use."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"--device {device}: not a device ({err}); the smoke runs on cpu, cuda or cuda:N") from err
+    if parsed.type == "cpu":
+        return
+    if parsed.type != "cuda":
+        raise ValueError(f"--device {device}: the smoke runs on cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; run the smoke on "
+                         "the CPU (--device cpu, the default) or on a machine with a GPU")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         "numbered from 0")
 
 
 def _passed(path: str | None, skip_passed: bool) -> set[tuple[str, str, str]]:

@@ -183,9 +183,12 @@ def peak_memory(reference_row: RowSpec | None = None) -> Callable[[TableSpec, Ro
 
 
 def measured_device() -> str:
+    """What this process measures on, named as every benchmark names it: the GPU, or the CPU's model and threads."""
     import torch
 
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    from models.hardware import device_name
+
+    return device_name("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ---- the record ------------------------------------------------------------------------------------------------

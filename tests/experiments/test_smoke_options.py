@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments import smoke
+from experiments import smoke, smoke_cli
 from experiments.__main__ import main
 from experiments.smoke import SmokeOptions, reductions, smoke_config, smoke_configs
 from experiments.smoke_records import read_records
@@ -66,6 +66,7 @@ def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sw
 
     monkeypatch.setattr(smoke, "_evaluate", planted_train)  # Table 9's run evaluates only
     monkeypatch.setattr(smoke, "measured_on", lambda device: "a GPU")  # this machine may have none
+    monkeypatch.setattr(smoke_cli, "require_device", lambda device: None)
     path = tmp_path / "smoke.json"
     started = []
     real_table = smoke.smoke_table
@@ -108,3 +109,21 @@ def test_processes_sharing_a_record_file_keep_each_others_records(tmp_path):
         process.join(60)
     assert [p.exitcode for p in writers] == [0] * 4
     assert len(read_records(path)) == 100
+
+
+def test_a_cuda_device_this_process_cannot_use_is_refused_before_anything_runs(monkeypatch, tmp_path, capsys):
+    import torch
+
+    started = []
+    monkeypatch.setattr(smoke, "smoke_table", lambda *args, **kwargs: started.append(args) or [])
+    path = tmp_path / "smoke.json"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["smoke", "mformer_table9", "--device", "cuda", "--record", str(path)]) == 2
+    assert f"--device cuda: this torch ({torch.__version__}) sees no CUDA device" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert main(["smoke", "mformer_table9", "--device", "cuda:1", "--record", str(path)]) == 2
+    assert "--device cuda:1: this machine has 1 CUDA device(s)" in capsys.readouterr().err
+    assert main(["smoke", "mformer_table9", "--device", "gpu", "--record", str(path)]) == 2
+    assert "--device gpu: not a device" in capsys.readouterr().err
+    assert started == [] and not path.exists()

@@ -353,8 +353,18 @@ def test_a_memory_cell_names_the_trajectory_backward_it_was_measured_with():
     cell = {"source": "measured on NVIDIA H100", "configuration": "k"}
     assert stale_note(column, spec, exact, record, cell) == (
         'measured for another configuration: training_step (absent) → "adamw_moments_made_first", '
-        'trajectory_backward (absent) → "lean"; `python -m experiments static mformer_table3a` on such a device makes it again')
+        'trajectory_backward (absent) → "lean"; `python -m experiments static mformer_table3a` on such a device '
+        'makes it again')
     record = {"configurations": {"k": today}}
     assert stale_note(column, spec, exact, record, cell) is None
     joint = table_spec("mformer_table4").row("joint")
     assert "trajectory_backward" not in memory_inputs(table_spec("mformer_table4"), joint)
+
+
+def test_a_static_record_names_the_cpu_it_was_computed_on_as_the_benchmarks_do(monkeypatch):
+    import torch
+
+    from models.hardware import cpu_name, device_name
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert static.measured_device() == device_name("cpu") and static.measured_device().startswith(cpu_name())
