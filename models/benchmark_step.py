@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(measure(**json.loads(args.worker))))
         return
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device} requested but torch.cuda.is_available() is False")
     header = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": source_commit(),
               "measured_at": datetime.now(timezone.utc).date().isoformat(),
               "command": " ".join(["python", "-m", "models.benchmark_step", *(argv or sys.argv[1:])]),

@@ -47,3 +47,13 @@ def test_compiled_lean_trajectory_attention_equals_the_literal_equations_in_floa
     result = check_exact("cpu", variant)
     assert result["max_relative_error"] < 1e-5
     assert {"output", "input grad", "proj_kv.weight grad"} <= set(result["errors"])
+
+
+def test_a_cuda_device_without_cuda_is_refused_in_one_line(monkeypatch, capsys):
+    from models.benchmark_step import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--device", "cuda", "--variants", "joint"])
+    assert stopped.value.code == 2
+    assert "--device cuda requested but torch.cuda.is_available() is False" in capsys.readouterr().err
