@@ -154,7 +154,7 @@ def check_exact(device: str, variant: str = "exact") -> dict[str, Any]:
         out.square().sum().backward()
         outputs.append([out.detach(), xi.grad, *(p.grad for p in module.parameters())])
     names = ["output", "input grad", *(n + " grad" for n, _ in lean.named_parameters())]
-    for name, ours, reference in zip(names, *outputs):
+    for name, ours, reference in zip(names, *outputs, strict=True):
         errors[name] = ((ours - reference).norm() / reference.norm()).item()
     return {"check": f"compiled {variant} vs literal, float32", "max_relative_error": max(errors.values()),
             "errors": errors}
