@@ -38,9 +38,9 @@ def add_command(sub: Any, positive: Callable[[str], int]) -> None:
                        help="merge the records into FILE (default reports/benchmarks/smoke_cpu.json, or "
                             "smoke_cuda.json on a GPU), stamped with commit, device and command")
     smoke.add_argument("--jobs", type=positive, metavar="N",
-                       help="N processes side by side on the device, the tables dealt between them, the data "
-                            "written first; a process that loses the GPU context goes on after that run "
-                            "(needs --record)")
+                       help="N lanes of processes side by side on the device, the tables dealt between them "
+                            "(a large one cut by rows), the data written first; a process that loses the GPU "
+                            "context goes on after that run (needs --record)")
     smoke.add_argument("--log-dir", default=".cache/smoke_logs", help="with --jobs: where each process's log goes")
     smoke.add_argument("--skip-passed", action="store_true",
                        help="leave out the runs the record file already holds as passed (a sweep that goes on where "
@@ -160,7 +160,7 @@ def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path:
                 passed: set[tuple[str, str, str]]) -> int:
     """``smoke ... --jobs N`` (``experiments.smoke_jobs``): the lanes' exit codes and logs, then the records."""
     from .smoke import echo_err
-    from .smoke_jobs import run_jobs
+    from .smoke_jobs import run_jobs, shown
     from .smoke_records import markdown, read_records
 
     if path is None or args.rows or args.resume_after:
@@ -174,6 +174,6 @@ def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path:
     swept.sort(key=lambda r: tables.index(r["table"]))  # the lanes wrote theirs interleaved
     print(markdown(swept))
     for lane, code, log in lanes:
-        print(f"lane {log.stem} exit {code}: {' '.join(lane)} (log {log})")
+        print(f"lane {log.stem} exit {code}: {', '.join(map(shown, lane))} (log {log})")
     print(f"-> {path}")
     return 0 if all(code == 0 for _, code, _ in lanes) else 1

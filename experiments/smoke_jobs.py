@@ -1,6 +1,8 @@
 """``python -m experiments smoke ID ... --jobs N``: a sweep in N processes side by side on one device.
 
-The tables are dealt into N lanes of about equal run counts. Every dataset the runs read is written first, the
+The tables are dealt into N lanes of about equal run counts; a table of more runs than a lane's fair share is cut
+by rows into parts (each lane then runs such a part as ``smoke TABLE --rows ...``), so that one large table does not
+hold the sweep up in a lane of its own. Every dataset the runs read is written first, the
 writers in parallel processes, so that no lane waits on another's writer or writes the same files twice. Each lane
 is one ``smoke`` process over its tables with ``--sharing N`` (its records say that their times are upper bounds),
 and all merge their records into one file as each run ends (``write_records`` holds the file's lock). A lane whose
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 import multiprocessing
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +28,46 @@ from .smoke import SmokeOptions, data_request, smoke_configs
 
 RESUME_PREFIX = "resume after: "  # the line a sweep stopped by a lost GPU context prints: JSON [table, row, column]
 MAX_RESTARTS = 20  # a lane that keeps losing its context stops trying
+Part = tuple[str, tuple[str, ...]]  # a table and the rows of it a lane runs; no rows: the whole table
 
 
-def balance(counts: dict[str, int], jobs: int) -> list[list[str]]:
-    """Tables (``counts``: runs per table, in sweep order) dealt into at most ``jobs`` lanes: the largest table first,
-    each onto the lane with the fewest runs so far; each lane keeps the sweep order."""
+def balance(counts: dict[Hashable, int], jobs: int) -> list[list[Hashable]]:
+    """Tables or parts (``counts``: runs of each, in sweep order) dealt into at most ``jobs`` lanes: the largest
+    first, each onto the lane with the fewest runs so far; each lane keeps the sweep order."""
     order = list(counts)
-    lanes: list[list[str]] = [[] for _ in range(jobs)]
+    lanes: list[list[Hashable]] = [[] for _ in range(jobs)]
     loads = [0] * jobs
     for table in sorted(order, key=lambda t: -counts[t]):
         lane = loads.index(min(loads))
         lanes[lane].append(table)
         loads[lane] += counts[table]
     return [sorted(lane, key=order.index) for lane in lanes if lane]
+
+
+def split(rows_of_runs: dict[str, list[str]], jobs: int) -> dict[Part, int]:
+    """The parts a sweep deals (``rows_of_runs``: each table's runs, by the row each belongs to, in sweep order):
+    a table whole, or, if it holds more runs than a lane's fair share, cut into runs of consecutive rows of at most
+    that share each (a row keeps its columns together); runs per part."""
+    share = math.ceil(sum(map(len, rows_of_runs.values())) / jobs)
+    parts: dict[Part, int] = {}
+    for table, runs in rows_of_runs.items():
+        per_row = Counter(runs)  # in the order of the runs
+        if len(runs) <= share or len(per_row) == 1:
+            parts[(table, ())] = len(runs)
+            continue
+        rows: list[str] = []
+        for row, count in per_row.items():
+            if rows and sum(per_row[r] for r in rows) + count > share:
+                parts[(table, tuple(rows))] = sum(per_row[r] for r in rows)
+                rows = []
+            rows.append(row)
+        parts[(table, tuple(rows))] = sum(per_row[r] for r in rows)
+    return parts
+
+
+def shown(part: Part) -> str:
+    table, rows = part
+    return f"{table} --rows {' '.join(rows)}" if rows else table
 
 
 def _write(request: dict[str, Any]) -> str:
@@ -60,10 +91,13 @@ def write_data(requests: Sequence[dict[str, Any]], processes: int, echo: Callabl
                  f"{future.result()}")
 
 
-def resume_point(log: Path) -> list[str] | None:
-    """The run after which a lane goes on: the last ``RESUME_PREFIX`` line of its log, or None."""
-    points = [line[len(RESUME_PREFIX):] for line in log.read_text(errors="replace").splitlines()
-              if line.startswith(RESUME_PREFIX)]
+def resume_point(log: Path, start: int = 0) -> list[str] | None:
+    """The run after which a lane goes on: the last ``RESUME_PREFIX`` line of its log after byte ``start`` (where the
+    process that stopped began writing), or None."""
+    with open(log, "rb") as text:
+        text.seek(start)
+        lines = text.read().decode(errors="replace").splitlines()
+    points = [line[len(RESUME_PREFIX):] for line in lines if line.startswith(RESUME_PREFIX)]
     return json.loads(points[-1]) if points else None
 
 
@@ -72,16 +106,35 @@ def lane_command(tables: Sequence[str], options: Sequence[str], after: Sequence[
             *(["--resume-after", *after] if after else [])]
 
 
-def run_lane(tables: Sequence[str], options: Sequence[str], log: Path) -> int:
-    """One lane to its end: its ``smoke`` process, started again after each run that lost the GPU context; the exit
-    code of the last process. A lost context ends the process with exit code 2, or with an abort when the context
-    fails again as Python exits: either way the process has printed where to go on (``RESUME_PREFIX``) first."""
+def lane_commands(parts: Sequence[Part | str]) -> list[tuple[list[str], list[str]]]:
+    """The ``smoke`` processes of a lane, in turn: (tables, options of their own). Whole tables in a row share one
+    process; a part of a table (its rows) is a process of its own. A plain string is a whole table."""
+    out: list[tuple[list[str], list[str]]] = []
+    for table, rows in ((p, ()) if isinstance(p, str) else p for p in parts):
+        if not rows and out and not out[-1][1]:
+            out[-1][0].append(table)
+        else:
+            out.append(([table], ["--rows", *rows] if rows else []))
+    return out
+
+
+def run_lane(parts: Sequence[Part | str], options: Sequence[str], log: Path) -> int:
+    """One lane to its end (``lane_commands``): each process started again after a run that lost the GPU context;
+    the last nonzero exit code, else 0. A lost context ends the process with exit code 2, or with an abort when the
+    context fails again as Python exits: either way the process has printed where to go on (``RESUME_PREFIX``)
+    first."""
+    codes = [_run_command(tables, [*options, *own], log) for tables, own in lane_commands(parts)]
+    return next((code for code in reversed(codes) if code), 0)
+
+
+def _run_command(tables: Sequence[str], options: Sequence[str], log: Path) -> int:
     after, code = None, 0
     for _ in range(MAX_RESTARTS + 1):
+        start = log.stat().st_size if log.exists() else 0
         with open(log, "a") as out:
             code = subprocess.run(lane_command(tables, options, after), stdout=out, stderr=subprocess.STDOUT,
                                   check=False).returncode
-        point = resume_point(log) if code != 0 else None
+        point = resume_point(log, start) if code != 0 else None
         if point is None or point == after:
             return code
         after = point
@@ -91,13 +144,14 @@ def run_lane(tables: Sequence[str], options: Sequence[str], log: Path) -> int:
 
 def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequence[str], jobs: int, log_dir: Path,
              echo: Callable[[str], None], passed: Collection[tuple[str, str, str]] = ()
-             ) -> list[tuple[list[str], int, Path]]:
+             ) -> list[tuple[list[Part], int, Path]]:
     """The sweep in ``jobs`` lanes (module docstring), without the (table, row, column) runs in ``passed`` (which the
-    lanes leave out too, told by ``lane_options``): (tables, exit code, log) per lane."""
+    lanes leave out too, told by ``lane_options``): (parts, exit code, log) per lane."""
     configs = {table: [cfg for cfg in smoke_configs(table) if (table, cfg.row, cfg.column) not in passed]
                for table in tables}
     configs = {table: found for table, found in configs.items() if found or not passed}
-    lanes = balance({table: len(found) for table, found in configs.items()}, jobs)
+    parts = split({table: [cfg.row for cfg in found] for table, found in configs.items()}, jobs)
+    lanes = balance(parts, jobs)
     if not lanes:
         echo("no run left to step")
         return []
@@ -105,9 +159,9 @@ def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequenc
                os.cpu_count() or 1, echo)
     log_dir.mkdir(parents=True, exist_ok=True)
     logs = [log_dir / f"lane{i}.log" for i in range(len(lanes))]
-    for lane, log in zip(lanes, logs):
+    for lane, log in zip(lanes, logs, strict=True):
         log.write_text("")
-        echo(f"lane {log.stem}: {' '.join(lane)} ({sum(len(configs[t]) for t in lane)} runs) -> {log}")
+        echo(f"lane {log.stem}: {', '.join(map(shown, lane))} ({sum(parts[p] for p in lane)} runs) -> {log}")
     with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
-        codes = list(pool.map(lambda item: run_lane(item[0], lane_options, item[1]), zip(lanes, logs)))
-    return list(zip(lanes, codes, logs))
+        codes = list(pool.map(lambda item: run_lane(item[0], lane_options, item[1]), zip(lanes, logs, strict=True)))
+    return list(zip(lanes, codes, logs, strict=True))

@@ -74,6 +74,35 @@ def test_a_lane_that_loses_its_context_goes_on_after_that_run_even_if_it_aborts(
                    ["t2", "t3", "--device", "cuda", "--resume-after", "t2", "r1", "c1"]]
 
 
+def test_a_table_larger_than_a_lanes_share_is_cut_by_rows_and_each_part_runs_in_a_process_of_its_own():
+    runs = {"small": ["a", "a"], "big": ["r1", "r1", "r2", "r2", "r3", "r3", "r4"], "one_row": ["x"] * 5}
+    parts = smoke_jobs.split(runs, 3)  # 14 runs: a lane's share is 5
+    assert parts == {("small", ()): 2, ("big", ("r1", "r2")): 4, ("big", ("r3", "r4")): 3, ("one_row", ()): 5}
+    assert smoke_jobs.split(runs, 1) == {("small", ()): 2, ("big", ()): 7, ("one_row", ()): 5}
+    lane = [("small", ()), ("one_row", ()), ("big", ("r3", "r4")), "plain"]
+    assert smoke_jobs.lane_commands(lane) == [(["small", "one_row"], []), (["big"], ["--rows", "r3", "r4"]),
+                                              (["plain"], [])]
+
+
+def test_each_process_of_a_lane_reads_only_its_own_resume_point(monkeypatch, tmp_path):
+    # the first process stops at a lost context and goes on; the second fails a run (exit 1) without losing it
+    script = tmp_path / "lane.py"
+    script.write_text(
+        "import json, sys\n"
+        "argv = sys.argv[1:]\n"
+        "print('ran', json.dumps(argv))\n"
+        "if argv[0] == 't1' and '--resume-after' not in argv:\n"
+        f"    print({smoke_jobs.RESUME_PREFIX!r} + json.dumps(['t1', 'r1', 'c1']), flush=True)\n"
+        "    sys.exit(2)\n"
+        "sys.exit(1 if argv[0] == 'big' else 0)\n")
+    monkeypatch.setattr(smoke_jobs, "lane_command", lambda tables, options, after: [
+        sys.executable, str(script), *tables, *options, *(["--resume-after", *after] if after else [])])
+    log = tmp_path / "lane0.log"
+    assert smoke_jobs.run_lane([("t1", ()), ("big", ("r2",))], [], log) == 1
+    ran = [json.loads(line[4:]) for line in log.read_text().splitlines() if line.startswith("ran ")]
+    assert ran == [["t1"], ["t1", "--resume-after", "t1", "r1", "c1"], ["big", "--rows", "r2"]]
+
+
 def test_a_lane_that_stops_without_a_resume_point_is_not_started_again(monkeypatch, tmp_path):
     monkeypatch.setattr(smoke_jobs, "lane_command", lambda tables, options, after: [
         sys.executable, "-c", "import sys; print('once'); sys.exit(2)"])
@@ -91,7 +120,10 @@ def test_jobs_write_each_dataset_once_then_run_the_lanes_with_one_record_file(mo
     code = main(["smoke", "mformer_table4", "mformer_table9", "--device", "cuda", "--jobs", "2", "--record",
                  str(record), "--log-dir", str(tmp_path / "logs")])
     assert code == 0
-    assert sorted(tables for tables, _ in lanes) == [["mformer_table4"], ["mformer_table9"]]
+    # 11 runs in 2 lanes: Table 4's 10 are more than a lane's share (6), so its rows are cut into two parts
+    rows = list(dict.fromkeys(cfg.row for cfg in smoke_configs("mformer_table4")))
+    assert [parts for parts, _ in lanes] == [[("mformer_table4", tuple(rows[:3]))],
+                                              [("mformer_table4", tuple(rows[3:])), ("mformer_table9", ())]]
     options = lanes[0][1]
     assert options[options.index("--sharing") + 1] == "2" and options[options.index("--record") + 1] == str(record)
     assert {(r["dataset"], r["num_train"], r["num_val"]) for r in written} >= {("kinetics400", 12, 4),
@@ -135,7 +167,10 @@ def test_jobs_deal_and_write_only_what_is_left_after_the_passed_runs(monkeypatch
     _records(path, ("mformer_table9", run.row, run.column, "pass"))
     assert main(["smoke", "mformer_table4", "mformer_table9", "--device", "cuda", "--jobs", "2", "--record",
                  str(path), "--skip-passed", "--log-dir", str(tmp_path / "logs")]) == 0
-    assert [tables for tables, _ in lanes] == [["mformer_table4"]]  # Table 9's one run has passed
+    # Table 9's one run has passed; Table 4's 10 runs are cut by rows into parts of at most 5 runs
+    assert sorted({table for parts, _ in lanes for table, _ in parts}) == ["mformer_table4"]
+    rows = [row for parts, _ in lanes for _, part_rows in parts for row in part_rows]
+    assert sorted(rows) == sorted({cfg.row for cfg in smoke_configs("mformer_table4")})
     assert "--skip-passed" in lanes[0][1]
     assert {r["dataset"] for r in written} == {"kinetics400", "ssv2"}
 
