@@ -196,6 +196,9 @@ class StaticColumn:
     # what a cell is a function of (JSON values; None: ``experiments.static.paper_model_inputs``, the paper-scale
     # model). Stored with each cell, so a report can tell a cell made for another configuration.
     inputs: Callable[["TableSpec", RowSpec], Mapping[str, Any]] | None = None
+    # a time or a rate, measured once: it varies from run to run and its record holds no spread, so a claim reads it
+    # as one sample (like a row of one seed), never beyond noise (``reports.claims``)
+    timed: bool = False
 
 
 @dataclass(frozen=True)

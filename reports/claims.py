@@ -3,7 +3,8 @@
 A claim (``experiments.claims``) rests on orderings of table cells. Each ordering of two trained cells is read with
 the reports' noise rule (``reports.noise``: two standard errors over seeds): it *agrees* beyond noise, is *reversed*
 beyond noise, or is *within noise*. A computed cell (GFLOPs, parameters, a measured memory) has no seeds: its
-ordering agrees or is reversed. A claim is
+ordering agrees or is reversed. A timed cell (``StaticColumn.timed``: a rate measured once, which varies from run to
+run) is one sample, as a row of one seed: its ordering is within noise. A claim is
 
 - **reproduced beyond noise** when every one of its orderings agrees beyond noise;
 - **contradicted beyond noise** when any is reversed beyond noise;
@@ -40,7 +41,8 @@ SCALE = "tiny"
 
 @dataclass(frozen=True)
 class Side:
-    """One cell of an ordering: a trained cell's mean ± std over n seeds, or a computed value (n = 0)."""
+    """One cell of an ordering: a trained cell's mean ± std over n seeds, a computed value (n = 0), or a value timed
+    once (n = 1)."""
 
     mean: float
     std: float
@@ -65,12 +67,15 @@ class TableCells:
         self.records = [r for r in table_records(spec, None, results_root).records if r["scale"] == SCALE]
         self.values = metric_values(spec, aggregate(self.records, SCALE))
         self.static = static_values(spec, None, results_root)
+        self.timed = {c.column for c in spec.static_columns if c.timed}
 
     def side(self, row: str, column: str) -> tuple[Side | None, str]:
         computed = self.static.get((row, column))
         if computed is not None:
             if computed.value is None or "⚠" in computed.text:
                 return None, f"{row} · {column}: {computed.text}"
+            if column in self.timed:  # one measurement: a sample without spread
+                return Side(float(computed.value), 0.0, 1, f"{computed.text}; timed once"), ""
             return Side(float(computed.value), 0.0, 0, computed.text), ""
         value = self.values.get(row, {}).get(column)
         if isinstance(value, Cell):
@@ -265,7 +270,8 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
     from tabulate import tabulate
 
     out = ["# The papers' claims, tested by our tiny runs", "",
-           "Each paper's headline claims (`experiments/<paper>/claims.yaml`: the sentence, the table cells it rests on, "
+           "Each paper's headline claims (`experiments/<paper>/claims.yaml`: the sentence, the table cells it rests "
+           "on, "
            "what a stand-in can and cannot test), chosen from the papers' text before any of our numbers were "
            "compared with them ([how they were chosen](../experiments/claims_selection.md)), read against the "
            "tracked tiny-scale records under `reports/results/`. Regenerate: `python -m reports claims`.", "",
@@ -275,7 +281,8 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
            "(../experiments/tiny_regime_design.md), which the tables move to one at a time).", "",
            f"Rule: an ordering of two trained cells agrees or is reversed *beyond noise* by the reports' rule "
            f"({noise.RULE}); a computed cell (GFLOPs, parameters, a measured memory) has no seeds and is compared "
-           f"as it is. A claim is *{REPRODUCED}* when every ordering it rests on agrees beyond noise, "
+           f"as it is; a cell timed once (a speed) is one sample, as a row of one seed, and cannot be compared beyond "
+           f"noise. A claim is *{REPRODUCED}* when every ordering it rests on agrees beyond noise, "
            f"*{CONTRADICTED}* when any is reversed beyond noise, *{UNDECIDED}* otherwise, *{NOT_RUN}* when no "
            f"ordering has both of its cells. A `≥ … − m` ordering (parity) agrees when A − B + m exceeds the bound.",
            "", "## Summary", ""]

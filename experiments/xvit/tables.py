@@ -234,7 +234,7 @@ def xvit_table1() -> TableSpec:
             "measured, not copied: videos per second of our models at the papers' input sizes, batch 1, in one "
             "run on one device, named in each cell. The paper measured the authors' implementations on 8 V100 "
             "GPUs (and heads the column 'images/sec' while its caption says videos/sec): compare ratios between "
-            "rows, not absolute numbers")),),
+            "rows, not absolute numbers"), timed=True),),
         scales={"tiny": TINY_FRAME_WISE, "paper": SPEED_PRESET},  # nothing trains: static cells come from "paper"
         notes="The rows marked ‡ are other architectures (CNNs) that this repository does not implement.",
     )

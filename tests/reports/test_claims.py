@@ -214,3 +214,25 @@ def test_a_discussion_link_outside_the_repository_or_to_no_heading_is_refused_by
     with pytest.raises(ClaimsFileError, match=r"claims.yaml: claim trajectory_beats_space_time: discussed_in "
                                               + ".*" + re.escape(error)):
         paper_claims("mformer")
+
+
+def test_a_speed_timed_once_is_one_sample_and_never_ordered_beyond_noise(tmp_path):
+    """X-ViT Table 1's videos/sec is measured once per row, without a spread: however far apart two rows are, the
+    ordering is within noise, as two rows of one seed each are; the cell says it was timed once."""
+    import json
+    import shutil
+
+    from reports.claims import TableCells
+    from reports.records import RESULTS_DIR
+
+    target = tmp_path / "xvit_table1"
+    target.mkdir()
+    shutil.copy(RESULTS_DIR / "xvit_table1" / "static.json", target / "static.json")
+    record = json.loads((target / "static.json").read_text())
+    record["cells"]["xvit"]["images/sec"]["value"] = 1000.0  # ten times the others
+    (target / "static.json").write_text(json.dumps(record))
+    cells = TableCells("xvit_table1", tmp_path)
+    side, _ = cells.side("xvit", "images/sec")
+    assert (side.mean, side.n) == (1000.0, 1) and side.text.endswith("; timed once")
+    comparison = Comparison("xvit_table1", "xvit", "images/sec", "timesformer", "images/sec", "higher")
+    assert read(comparison, cells).outcome == WITHIN
