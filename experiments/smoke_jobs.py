@@ -1,13 +1,13 @@
 """``python -m experiments smoke ID ... --jobs N``: a sweep in N processes side by side on one device.
 
-The tables are dealt into N lanes of about equal run counts; a table of more runs than a lane's fair share is cut
-by rows into parts (each lane then runs such a part as ``smoke TABLE --rows ...``), so that one large table does not
-hold the sweep up in a lane of its own. Every dataset the runs read is written first, the
-writers in parallel processes, so that no lane waits on another's writer or writes the same files twice. Each lane
-is one ``smoke`` process over its tables with ``--sharing N`` (its records say that their times are upper bounds),
-and all merge their records into one file as each run ends (``write_records`` holds the file's lock). A lane whose
-GPU context is lost (exit code 2; ``DeviceLost``) is started again after the run that lost it, so one crash costs
-that run alone, and its failure stays recorded. Each lane's output goes to a log file.
+The tables are dealt into N lanes of about equal run counts; a table of more runs than a lane's fair share is cut by
+rows into parts (each lane then runs such a part as ``smoke TABLE --rows ...``), so that one large table does not hold
+the sweep up in a lane of its own. Every dataset the runs read is written first, the writers in parallel processes, so
+that no lane waits on another's writer or writes the same files twice. A lane runs its whole tables in one ``smoke``
+process and each part in one of its own, all with ``--sharing N`` (its records say that their times are upper bounds),
+and all merge their records into one file as each run ends (``write_records`` holds the file's lock). A process whose GPU
+context is lost (exit code 2; ``DeviceLost``) is started again after the run that lost it, so one crash costs that run
+alone, and its failure stays recorded. Each lane's output goes to a log file.
 """
 
 from __future__ import annotations
@@ -56,12 +56,14 @@ def split(rows_of_runs: dict[str, list[str]], jobs: int) -> dict[Part, int]:
             parts[(table, ())] = len(runs)
             continue
         rows: list[str] = []
+        taken = 0
         for row, count in per_row.items():
-            if rows and sum(per_row[r] for r in rows) + count > share:
-                parts[(table, tuple(rows))] = sum(per_row[r] for r in rows)
-                rows = []
+            if rows and taken + count > share:
+                parts[(table, tuple(rows))] = taken
+                rows, taken = [], 0
             rows.append(row)
-        parts[(table, tuple(rows))] = sum(per_row[r] for r in rows)
+            taken += count
+        parts[(table, tuple(rows))] = taken
     return parts
 
 

@@ -111,11 +111,17 @@ def test_a_lane_that_stops_without_a_resume_point_is_not_started_again(monkeypat
     assert log.read_text().count("once") == 1
 
 
-def test_jobs_write_each_dataset_once_then_run_the_lanes_with_one_record_file(monkeypatch, tmp_path):
+def _fake_lanes(monkeypatch) -> tuple[list, list]:
+    """The datasets a sweep writes and the (parts, options) of its lanes, recorded instead of done, on a fake GPU."""
     written, lanes = [], []
     monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: written.extend(requests))
     monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append((tables, options)) or 0)
     monkeypatch.setattr(smoke_cli, "require_device", lambda device: None)  # this machine may have no GPU
+    return written, lanes
+
+
+def test_jobs_write_each_dataset_once_then_run_the_lanes_with_one_record_file(monkeypatch, tmp_path):
+    written, lanes = _fake_lanes(monkeypatch)
     record = tmp_path / "smoke.json"
     code = main(["smoke", "mformer_table4", "mformer_table9", "--device", "cuda", "--jobs", "2", "--record",
                  str(record), "--log-dir", str(tmp_path / "logs")])
@@ -158,10 +164,7 @@ def test_skip_passed_leaves_out_the_runs_recorded_as_passed_and_steps_the_failed
 
 
 def test_jobs_deal_and_write_only_what_is_left_after_the_passed_runs(monkeypatch, tmp_path):
-    lanes, written = [], []
-    monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: written.extend(requests))
-    monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append((tables, options)) or 0)
-    monkeypatch.setattr(smoke_cli, "require_device", lambda device: None)  # this machine may have no GPU
+    written, lanes = _fake_lanes(monkeypatch)
     path = tmp_path / "smoke.json"
     (run,) = smoke_configs("mformer_table9")
     _records(path, ("mformer_table9", run.row, run.column, "pass"))
