@@ -3,6 +3,9 @@ real reader with the real class counts, and its videos decode at the written siz
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import av
 import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
@@ -73,8 +76,17 @@ def test_lra_files_are_read_by_the_release_readers(tmp_path, dataset):
 def test_shrunk_shapes_keep_rate_and_length_and_even_sides():
     shape = PAPER_SHAPES["epic_kitchens100"]
     small = shape.shrunk(7)
-    assert (small.width, small.height) == (274, 154) and (small.fps, small.frames) == (shape.fps, shape.frames)
+    assert (small.width, small.height) == (64, 36) and (small.fps, small.frames) == (shape.fps, shape.frames)
     assert shape.shrunk(1) is shape and PAPER_SHAPES["ssv2"].shrunk(100).height == 16
+
+
+def test_a_root_written_at_an_earlier_shape_is_not_reused(tmp_path, monkeypatch):
+    first = ensure_paper_shape("kinetics400", tmp_path, num_train=1, num_val=1, shrink=SHRINK)
+    wider = dataclasses.replace(PAPER_SHAPES["kinetics400"], width=PAPER_SHAPES["kinetics400"].width + 2 * SHRINK)
+    monkeypatch.setitem(PAPER_SHAPES, "kinetics400", wider)
+    second = ensure_paper_shape("kinetics400", tmp_path, num_train=1, num_val=1, shrink=SHRINK)
+    assert second != first and json.loads((second / "paper_shape.json").read_text())["shape"]["width"] == \
+        wider.shrunk(SHRINK).width
 
 
 def test_a_root_is_written_once_and_a_dataset_without_a_writer_is_refused(tmp_path):
