@@ -128,16 +128,15 @@ PYSLOWFAST_CLIPS = {"dense_convention": "pyslowfast"}
 # the step in reports/benchmarks/smoke_cuda_fsdp.json (Motionformer's joint ViT-B on Kinetics, the paper's batch of 4
 # and 16-mixed, through Lightning's FSDP on one H100: 0.051 s, 79 clips/s; reports/benchmarks/shift_h100.json's
 # fp32 frame-wise ViT-B consumes 50), the process in reports/benchmarks/smoke_cpu.json (`python -m experiments smoke
-# ID`, loader clips/s; on a loaded 2-core EPYC, which only lowers it): Kinetics 14.6, SSv2 9.6, EPIC-KITCHENS-100 at
-# its published 1920x1080 and 50 fps 0.14. tests/experiments/test_loader_workers.py recomputes each count from the
-# records.
+# ID`, loader clips/s; on a 2-core EPYC): Kinetics 13.3, SSv2 8.4, EPIC-KITCHENS-100's short-side-256 copy at 50 fps
+# 6.1 (all three CAST's recipe). tests/experiments/test_loader_workers.py recomputes each count from the records.
 MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100)
 
 
 def loader_workers(gpu_clips_s: float, worker_clips_s: float) -> int:
     """Loader processes one GPU needs: ceil(GPU clips/s / one process's clips/s), at least 1, at most
     ``MAX_LOADER_WORKERS`` (more would only contend for the node's cores: such a run is loader-bound, and its data
-    wants a smaller copy, as EPIC-KITCHENS-100's 1080p videos do: experiments/README.md#paper-scale-smoke)."""
+    wants a smaller copy, as NTU RGB+D's 1080p videos do: experiments/README.md#paper-scale-smoke)."""
     return max(1, min(MAX_LOADER_WORKERS, math.ceil(gpu_clips_s / worker_clips_s)))
 
 
@@ -146,11 +145,11 @@ KINETICS_400 = DataConfig(dataset="kinetics400", task="video_classification", sa
                           test_crops=3)
 KINETICS_600 = dataclasses.replace(KINETICS_400, dataset="kinetics600")
 SSV2 = DataConfig(dataset="ssv2", task="video_classification", sampling="segments", crop_size=224,
-                  train_scale=(256, 320), hflip=False, batch_size=4, num_workers=9, test_clips=1, test_crops=3,
+                  train_scale=(256, 320), hflip=False, batch_size=4, num_workers=10, test_clips=1, test_crops=3,
                   options=RAND_AUGMENT)
 EPIC_KITCHENS_100 = DataConfig(dataset="epic_kitchens100", task="verb_noun_classification", sampling="segments",
                                crop_size=224, train_scale=(256, 320), hflip=True, batch_size=4,
-                               num_workers=MAX_LOADER_WORKERS, test_clips=1, test_crops=3, options=RAND_AUGMENT)
+                               num_workers=13, test_clips=1, test_crops=3, options=RAND_AUGMENT)
 
 # One GPU or many through Lightning's own strategies; mixed precision as the papers train.
 # "warn": some CUDA kernels (scatter-add backward, ...) have no deterministic version; they warn instead of failing.
