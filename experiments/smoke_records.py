@@ -11,8 +11,10 @@ from typing import Any
 
 def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
     """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table,
-    row and column; the others are kept. Smoke processes sharing a GPU merge into one file: the read and the write
-    hold the file's lock (``.<name>.lock`` beside it), so that no process writes over another's new records."""
+    row and column in its place (a sweep run again leaves the file's order, and its report's, as it was); the
+    others are kept, and records new to the file come at its end. Smoke processes sharing a GPU merge into one
+    file: the read and the write hold the file's lock (``.<name>.lock`` beside it), so that no process writes over
+    another's new records."""
     from filelock import FileLock
 
     from data.atomic_write import atomic_write_text
@@ -21,10 +23,16 @@ def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.parent / f".{path.name}.lock"):
         kept = read_records(path) if path.exists() else []
-        new = {(r["table"], r["row"], r["column"]) for r in records}
-        merged = [r for r in kept if (r["table"], r["row"], r["column"]) not in new] + list(records)
+        incoming = {_key(r): r for r in records}
+        merged = [incoming.get(_key(r), r) for r in kept]
+        present = {_key(r) for r in kept}
+        merged += [r for r in records if _key(r) not in present]
         atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
     return path
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return record["table"], record["row"], record["column"]
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

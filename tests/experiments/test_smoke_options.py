@@ -127,3 +127,14 @@ def test_a_cuda_device_this_process_cannot_use_is_refused_before_anything_runs(m
     assert main(["smoke", "mformer_table9", "--device", "gpu", "--record", str(path)]) == 2
     assert "--device gpu: not a device" in capsys.readouterr().err
     assert started == [] and not path.exists()
+
+
+def test_a_record_measured_again_keeps_its_place_and_new_ones_come_last(tmp_path):
+    from experiments.smoke_records import read_records, write_records
+
+    path = tmp_path / "smoke.json"
+    write_records(path, [{"table": "t", "row": r, "column": "c", "status": "fail"} for r in ("a", "b", "c")])
+    write_records(path, [{"table": "t", "row": "d", "column": "c", "status": "pass"},
+                         {"table": "t", "row": "b", "column": "c", "status": "pass"}])
+    assert [(r["row"], r["status"]) for r in read_records(path)] == [("a", "fail"), ("b", "pass"), ("c", "fail"),
+                                                                    ("d", "pass")]
