@@ -247,9 +247,26 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
                 else markdown(mine)
             shown = shown_path(path)
             out.append(f"**{device}** (`{shown}`): {passed} of {len(mine)} runs of {tables} "
-                       f"table(s) pass.\n\n{detail}\n\n{lines}")
+                       f"table(s) pass.\n\n{detail}\n\n{lines}{files_read(mine)}")
     body = "\n\n".join(out) or "No smoke records yet: `python -m experiments smoke ID --record` writes them."
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
+
+
+def files_read(records: list[dict[str, Any]]) -> str:
+    """A line naming the generated files the runs read, per dataset: frame size and rate, with the runs at each
+    (a dataset whose written shape changed between sweeps shows both, so a loader rate is read against its files)."""
+    shapes: dict[str, dict[str, int]] = {}
+    for r in records:
+        shape = (r.get("data") or {}).get("shape")
+        if shape:
+            text = f"{shape['width']}×{shape['height']} at {shape['fps']:g} fps"
+            shapes.setdefault(r["dataset"], {}).setdefault(text, 0)
+            shapes[r["dataset"]][text] += 1
+    if not shapes:
+        return ""
+    each = "; ".join(f"{dataset} " + ", ".join(f"{text} ({n} run{'s' * (n > 1)})" for text, n in found.items())
+                     for dataset, found in shapes.items())
+    return f"\n\nFiles read, as written for these runs: {each}."
 
 
 GPU_RECORD = "smoke_cuda.json"

@@ -166,3 +166,19 @@ def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tm
     assert f": 2 of the {total} runs" in text and "in 1 tables (1 with every run stepped); 1 pass, 1 fail." in text
     assert f"not verified on a GPU:** {total - 2} runs: " in text and f"mformer_table4 ({table4} of {table4})" in text
     assert "mformer_table7 (" not in text
+
+
+def test_each_device_block_names_the_files_its_runs_read_and_both_shapes_of_a_changed_dataset(tmp_path):
+    from reports.readme import smoke_block
+
+    def data(width, height):
+        return {"shape": {"width": width, "height": height, "fps": 50, "seconds": 3.0, "what": "x"}}
+
+    shown = {"clip": "8x224x224", "reduced": [], "batch": 4, "paper_batch": 4}
+    written = [_smoke("t1", "a", 1, dataset="epic", data=data(1920, 1080), **shown),
+               _smoke("t1", "b", 1, dataset="epic", data=data(456, 256), **shown),
+               _smoke("t2", "a", 1, dataset="epic", data=data(456, 256), **shown),
+               _smoke("t3", "a", 1, dataset="lra", data={"what": "LRA release layout"}, **shown)]
+    (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": written}))
+    assert ("Files read, as written for these runs: epic 1920×1080 at 50 fps (1 run), 456×256 at 50 fps (2 runs)."
+            in smoke_block(tmp_path).splitlines())
