@@ -60,6 +60,7 @@ import functools
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -351,14 +352,54 @@ def epic_class_names(root: str | Path) -> dict[str, list[str]]:
     return out
 
 
+EPIC_VIDEO_INFO = "EPIC_100_video_info.csv"  # video_id,duration,fps,resolution: each video's rate
+
+
 def _epic_video_path(root: Path, participant: str, video_id: str) -> Path:
     path = root / participant / "videos" / f"{video_id}.MP4"
     lower = path.with_suffix(".mp4")  # some mirrors lower-case the extension
     return lower if not path.exists() and lower.exists() else path
 
 
+def epic_video_fps(root: str | Path) -> dict[str, float | str]:
+    """{video_id: fps} from ``EPIC_100_video_info.csv``, which the ``rgb_frames`` layout needs (a folder of frames
+    records no rate, and EPIC-KITCHENS' videos run at 50 or 59.94 fps); a line that gives no positive rate maps its
+    video to the reason, naming the file and line, for the rows of that video to report."""
+    file = epic_file(root, EPIC_VIDEO_INFO)
+    out: dict[str, float | str] = {}
+    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        if not {"video_id", "fps"} <= set(reader.fieldnames or []):
+            raise ValueError(f"{file}: header must name video_id and fps, got {reader.fieldnames}")
+        for row in reader:
+            video_id = (row.get("video_id") or "").strip()
+            try:
+                fps = float(row.get("fps") or "nan")
+            except ValueError:
+                fps = float("nan")
+            out[video_id] = fps if fps > 0 else f"{file}:{reader.line_num}: fps {row.get('fps')!r} is not a rate"
+    return out
+
+
+def _epic_source(root: Path, participant: str, video_id: str, rates: Callable[[], dict[str, float | str]]
+                 ) -> tuple[Path, float | None]:
+    """A video's file, or its ``<participant>/rgb_frames/<video_id>/`` folder with its rate where there is no file
+    (the layout of EPIC-KITCHENS' extracted frames, which Motionformer's code reads); the file's path if neither
+    exists, to be reported missing."""
+    video = _epic_video_path(root, participant, video_id)
+    frames = root / participant / "rgb_frames" / video_id
+    if video.exists() or not frames.is_dir():
+        return video, None
+    fps = rates().get(video_id, f"{video_id} has rgb_frames but no line in {EPIC_VIDEO_INFO}")
+    if isinstance(fps, str):
+        raise ValueError(fps)
+    return frames, fps
+
+
 def read_epic_kitchens100(root: str | Path, split: str) -> Result:
-    """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class)."""
+    """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class).
+    A video is read from ``<participant>/videos/<video_id>.MP4``, or where that is absent from its extracted
+    frames, ``<participant>/rgb_frames/<video_id>/frame_<n>.jpg``, at the rate ``EPIC_100_video_info.csv`` gives."""
     check_split(split)
     root = Path(root)
     file = annotation_source("epic_kitchens100", root, split)
@@ -366,7 +407,8 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
     # rather than an index error in training.
     counts = {kind: len(names) for kind, names in epic_class_names(root).items()}
     rows, bad = [], []
-    paths: dict[tuple[str, str], Path] = {}
+    sources: dict[tuple[str, str], tuple[Path, float | None]] = {}
+    rates = functools.cache(lambda: epic_video_fps(root))  # read once, and only for a frames layout
     with open(file, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in _EPIC_REQUIRED if c not in (reader.fieldnames or [])]
@@ -388,18 +430,20 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
                 if stop <= start:
                     raise ValueError(f"stop_timestamp {row['stop_timestamp']} is not after {row['start_timestamp']}")
                 label = (int(row["verb_class"]), int(row["noun_class"]))
-                for kind, value in zip(("verb", "noun"), label):
+                for kind, value in zip(("verb", "noun"), label, strict=True):
                     if not 0 <= value < counts[kind]:
                         raise ValueError(f"{kind}_class {value} outside the class list")
                 if row.get("all_noun_classes"):  # the list form must parse, as downstream tools read it
                     ast.literal_eval(row["all_noun_classes"])
                 key = (participant, video_id)
-                if key not in paths:
-                    paths[key] = inside_root(root, _epic_video_path(root, participant, video_id))
+                if key not in sources:
+                    path, fps = _epic_source(root, participant, video_id, rates)
+                    sources[key] = inside_root(root, path), fps
             except (ValueError, TypeError, SyntaxError) as err:
                 bad.append(BadAnnotation(str(file), number, text, str(err)))
                 continue
-            rows.append((Sample(paths[key], label, narration_id, number, segment=(start, stop)), text))
+            path, fps = sources[key]
+            rows.append((Sample(path, label, narration_id, number, segment=(start, stop), fps=fps), text))
     # A narration is its id (a video holds many); EPIC's train and validation videos are disjoint by design.
     return one_per_video(file, rows, bad, lambda s: s.video_id, split, what="narration")
 

@@ -146,7 +146,9 @@ class VideoClipDataset(Dataset):
         return out
 
     def _open(self, sample: Sample) -> Video | FrameFolderVideo | DecodedVideo:
-        return DECODED_VIDEOS.open(sample.path) if self.keep_decoded else open_video(sample.path)
+        if self.keep_decoded:
+            return DECODED_VIDEOS.open(sample.path, sample.fps)
+        return open_video(sample.path, sample.fps)
 
     def decode_all(self) -> None:
         """With ``keep_decoded``: decode every video now, in this process, so that the DataLoader workers it forks
@@ -156,7 +158,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{self.dataset_name or 'dataset'}: decode_all needs keep_decoded=True")
         for sample in self.samples:
             try:
-                DECODED_VIDEOS.open(sample.path)
+                DECODED_VIDEOS.open(sample.path, sample.fps)
             except VideoDecodeError:
                 continue
 
@@ -352,13 +354,18 @@ def build_report(
     return report
 
 
-def _check_video(path: Path) -> str | None:
+# A frame folder up to this size has every JPEG decoded by the check (PennAction's short clips); EPIC-KITCHENS'
+# rgb_frames folders hold tens of thousands each: their first and last frames, as a video file's.
+FULLY_CHECKED_FRAMES = 1000
+
+
+def _check_video(path: Path, fps: float | None = None) -> str | None:
     """None if the video opens and its first and last frames decode, else the reason."""
     try:
-        with open_video(path) as video:
+        with open_video(path, fps) as video:
             video.get_clip(0, 0, frame_indices=[0])
             last = video.num_frames - 1
-            if isinstance(video, FrameFolderVideo):
+            if isinstance(video, FrameFolderVideo) and video.num_frames <= FULLY_CHECKED_FRAMES:
                 video.get_clip(0, 0, frame_indices=list(range(video.num_frames)))  # JPEGs are cheap: all of them
             else:
                 video.get_clip(last / video.fps, (last + 1) / video.fps, frame_indices=[last])
@@ -397,6 +404,7 @@ def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1
 
     videos = _unique(s.path for s in samples)
     video_set = set(videos)
+    fps_of = {s.path: s.fps for s in samples}
     video_of = {s.pose: s.path for s in samples if s.pose is not None}
     poses = [p for p in video_of if p not in video_set]
 
@@ -405,11 +413,11 @@ def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1
         reason = _stat(path)
         if reason is not None or not decode:
             return reason
-        return _check_video(path) if is_video else _check_pose(path, video_of[path])
+        return _check_video(path, fps_of[path]) if is_video else _check_pose(path, video_of[path])
 
     items = [(p, True) for p in videos] + [(p, False) for p in poses]
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        return {str(path): reason for (path, _), reason in zip(items, pool.map(one, items))}
+        return {str(path): reason for (path, _), reason in zip(items, pool.map(one, items), strict=True)}
 
 
 def check_segments(samples: Sequence[Sample], status: dict[str, str | None]) -> list[dict[str, Any]]:
@@ -420,7 +428,7 @@ def check_segments(samples: Sequence[Sample], status: dict[str, str | None]) -> 
         if sample.segment is not None and status.get(str(sample.path), "unchecked") is None:
             by_video.setdefault(sample.path, []).append(sample)
     for path, group in by_video.items():
-        with open_video(path) as video:  # metadata only: the file passed check_files
+        with open_video(path, group[0].fps) as video:  # metadata only: the file passed check_files
             for sample in group:
                 try:
                     segment_range(*sample.segment, video.fps, video.num_frames)

@@ -23,6 +23,7 @@ class Sample(NamedTuple):
     line: int | None  # line (or JSON entry) in the annotation file, for error messages; 0 = the whole file
     segment: tuple[float, float] | None = None  # (start, stop) seconds of an untrimmed video; None = all of it
     pose: Path | None = None  # the pose file of this video (PennAction .mat, NTU .skeleton, FineGYM .npz)
+    fps: float | None = None  # the rate of a frame folder that the dataset records beside it (EPIC's rgb_frames)
 
 
 class BadAnnotation(NamedTuple):

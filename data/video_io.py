@@ -1,13 +1,14 @@
 """Video decoding and encoding with PyAV (torchvision 0.28 has no video decoder), and folders of frames.
 
 ``Video`` knows only time and frames: it opens a file, reads its metadata and decodes the frames of one clip.
-``FrameFolderVideo`` is the same interface over a folder of numbered JPEGs (PennAction); ``open_video`` picks one
-by path. Which clip to take is the sampler's business (``data.clip_sampling``); what to do with the frames is the
-transforms' (``data.transforms``).
+``FrameFolderVideo`` is the same interface over a folder of numbered JPEGs (PennAction, EPIC-KITCHENS'
+``rgb_frames``); ``open_video`` picks one by path. Which clip to take is the sampler's business
+(``data.clip_sampling``); what to do with the frames is the transforms' (``data.transforms``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterable, Sequence
@@ -264,7 +265,8 @@ FRAME_FOLDER_FPS = 30.0  # PennAction ships frames without a rate; its YouTube s
 
 
 class FrameFolderVideo:
-    """A folder of frames ``<frame:06d>.jpg`` numbered from 1 (PennAction), with ``Video``'s interface.
+    """A folder of numbered JPEG frames with ``Video``'s interface: ``<n>.jpg`` numbered from 1 (PennAction's
+    ``000001.jpg``) or ``frame_<n>.jpg`` (EPIC-KITCHENS' ``rgb_frames``, ``frame_0000000001.jpg``).
 
     Frame ``i`` (0-based) is the file numbered ``i + 1``; its time is ``i / fps``. The numbering must be complete
     (1..n): a gap is reported as a corrupt video when the folder is opened, not when a clip happens to need it.
@@ -274,7 +276,8 @@ class FrameFolderVideo:
         fps: the frame rate to assume (a folder records none).
 
     Raises:
-        VideoDecodeError: the folder is missing ("missing file", as for a video file), empty or has gaps.
+        VideoDecodeError: the folder is missing ("missing file", as for a video file), empty, has gaps or mixes
+            the two namings.
     """
 
     def __init__(self, path: str | Path, fps: float = FRAME_FOLDER_FPS) -> None:
@@ -286,16 +289,8 @@ class FrameFolderVideo:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.fps = float(fps)
-        numbered = {}
-        for file in self.path.iterdir():
-            if file.suffix.lower() in (".jpg", ".jpeg") and file.stem.isdigit():
-                numbered[int(file.stem)] = file
-        if not numbered:
-            raise VideoDecodeError(self.path, "no frames (empty frame folder)")
-        gaps = sorted(set(range(1, max(numbered) + 1)) - set(numbered))
-        if gaps or min(numbered) != 1:
-            raise VideoDecodeError(self.path, f"frame numbering has gaps: missing {gaps[:5]} of 1..{max(numbered)}")
-        self.files = [numbered[i] for i in range(1, len(numbered) + 1)]
+        names = _frame_names(str(self.path), os.stat(self.path).st_mtime_ns)
+        self.files = [self.path / name for name in names]
         self.num_frames = len(self.files)
         self.duration = self.num_frames / self.fps
 
@@ -350,6 +345,31 @@ class FrameFolderVideo:
                 return np.asarray(image.convert("RGB"))
         except (OSError, UnidentifiedImageError, ValueError) as err:  # truncated or not an image
             raise VideoDecodeError(self.path, f"cannot decode frame {file.name}: {err}") from err
+
+
+@functools.lru_cache(maxsize=4096)
+def _frame_names(path: str, mtime_ns: int) -> tuple[str, ...]:
+    """A frame folder's file names in frame order, checked for gaps; listed once per process and folder version
+    (an EPIC-KITCHENS video's folder holds tens of thousands of frames: listing 90,000 took 0.07 s here, which
+    every clip of the video would pay again)."""
+    numbered: dict[int, str] = {}
+    styles = set()
+    for name in os.listdir(path):
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or suffix.lower() not in ("jpg", "jpeg"):
+            continue
+        style, digits = ("frame_", stem[6:]) if stem.startswith("frame_") else ("", stem)
+        if digits.isdigit():
+            numbered[int(digits)] = name
+            styles.add(style)
+    if not numbered:
+        raise VideoDecodeError(path, "no frames (empty frame folder)")
+    if len(styles) > 1:
+        raise VideoDecodeError(path, "frame folder mixes <n>.jpg and frame_<n>.jpg names")
+    gaps = sorted(set(range(1, max(numbered) + 1)) - set(numbered))
+    if gaps or min(numbered) != 1:
+        raise VideoDecodeError(path, f"frame numbering has gaps: missing {gaps[:5]} of 1..{max(numbered)}")
+    return tuple(numbered[i] for i in range(1, len(numbered) + 1))
 
 
 def open_video(path: str | Path, fps: float | None = None) -> Video | FrameFolderVideo:
@@ -416,14 +436,15 @@ class DecodedVideoCache:
         self.max_bytes, self.bytes = max_bytes, 0
         self._videos: dict[tuple[str, int, int], DecodedVideo] = {}
 
-    def open(self, path: str | Path) -> Video | FrameFolderVideo | DecodedVideo:
-        """The decoded video, decoding it on first use; an opened (undecoded) one once the budget is spent."""
+    def open(self, path: str | Path, fps: float | None = None) -> Video | FrameFolderVideo | DecodedVideo:
+        """The decoded video, decoding it on first use; an opened (undecoded) one once the budget is spent.
+        ``fps``: a frame folder's rate, as ``open_video`` takes it."""
         key = self._key(path)
         if key in self._videos:
             return self._videos[key]
         if self.bytes >= self.max_bytes:
-            return open_video(path)
-        with open_video(path) as video:
+            return open_video(path, fps)
+        with open_video(path, fps) as video:
             decoded = DecodedVideo(video)
         self._videos[key] = decoded
         self.bytes += decoded.nbytes
