@@ -59,6 +59,7 @@ import csv
 import functools
 import io
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -363,7 +364,7 @@ def _epic_video_path(root: Path, participant: str, video_id: str) -> Path:
 
 def epic_video_fps(root: str | Path) -> dict[str, float | str]:
     """{video_id: fps} from ``EPIC_100_video_info.csv``, which the ``rgb_frames`` layout needs (a folder of frames
-    records no rate, and EPIC-KITCHENS' videos run at 50 or 59.94 fps); a line that gives no positive rate maps its
+    records no rate, and EPIC-KITCHENS' recordings are not all at one rate); a line that gives no positive rate maps its
     video to the reason, naming the file and line, for the rows of that video to report."""
     file = epic_file(root, EPIC_VIDEO_INFO)
     out: dict[str, float | str] = {}
@@ -377,7 +378,8 @@ def epic_video_fps(root: str | Path) -> dict[str, float | str]:
                 fps = float(row.get("fps") or "nan")
             except ValueError:
                 fps = float("nan")
-            out[video_id] = fps if fps > 0 else f"{file}:{reader.line_num}: fps {row.get('fps')!r} is not a rate"
+            reason = f"{file}:{reader.line_num}: fps {row.get('fps')!r} is not a rate"
+            out[video_id] = fps if 0 < fps < math.inf else reason
     return out
 
 

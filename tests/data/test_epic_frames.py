@@ -68,6 +68,10 @@ def test_a_frames_layout_without_its_rate_is_named(frames_root):
     reasons = {b.line_number: b.reason for b in bad}
     assert all(f"{info}:2: fps 'abc' is not a rate" == reasons[n] for n in (2, 3, 4))
 
+    info.write_text("video_id,duration,fps,resolution\nP01_01,1.2,inf,56x24\n")
+    _, bad = read_annotations("epic_kitchens100", frames_root, "train")
+    assert f"{info}:2: fps 'inf' is not a rate" in {b.reason for b in bad}
+
     info.write_text("video_id,duration,fps,resolution\nP01_02,1.0,50,56x24\n")
     _, bad = read_annotations("epic_kitchens100", frames_root, "train")
     assert "P01_01 has rgb_frames but no line in EPIC_100_video_info.csv" in {b.reason for b in bad}
