@@ -78,6 +78,7 @@ class SmokeOptions:
         strategy: Lightning's strategy on the one device ("auto"; "fsdp" steps through FSDP's sharded wrapping).
         sharing: processes sharing the device at once (this one included): above 1, its step and loader
             times are upper bounds, and the records say so; memory is each process's own.
+        epic_frames: write EPIC-KITCHENS-100 as its extracted frames (``rgb_frames``) instead of videos.
     """
 
     device: str = "cpu"
@@ -87,6 +88,7 @@ class SmokeOptions:
     cache_dir: Path = DEFAULT_CACHE
     strategy: str = "auto"
     sharing: int = 1
+    epic_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 2:
@@ -187,8 +189,11 @@ def data_request(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any] | None
     if not writable(cfg.data.dataset):
         return None
     batch = 1 if cfg.task == "label_propagation" else batch_for(cfg, options)  # one DAVIS sequence
-    return {"dataset": cfg.data.dataset, "cache_dir": str(options.cache_dir), "num_train": batch * options.steps,
-            "num_val": batch, "shrink": options.shrink}
+    request = {"dataset": cfg.data.dataset, "cache_dir": str(options.cache_dir), "num_train": batch * options.steps,
+               "num_val": batch, "shrink": options.shrink}
+    if options.epic_frames and cfg.data.dataset == "epic_kitchens100":
+        request["layout"] = "rgb_frames"
+    return request
 
 
 def data_root(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]) -> Path | None:

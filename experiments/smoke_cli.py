@@ -34,6 +34,9 @@ def add_command(sub: Any, positive: Callable[[str], int]) -> None:
                        help="processes sharing the device at once, this one included (default 1); above 1 the "
                             "records say that their times are upper bounds")
     smoke.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
+    smoke.add_argument("--epic-frames", action="store_true",
+                       help="write EPIC-KITCHENS-100 as its extracted frames (rgb_frames, which Motionformer's code "
+                            "reads) instead of videos")
     smoke.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
                        help="merge the records into FILE (default reports/benchmarks/smoke_cpu.json, or "
                             "smoke_cuda.json on a GPU), stamped with commit, device and command")
@@ -67,7 +70,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     options = SmokeOptions(device=args.device, steps=args.steps, batch_size=args.batch_size, shrink=args.shrink,
                            cache_dir=Path(args.cache_dir), strategy=args.strategy,
-                           sharing=args.jobs or args.sharing)
+                           sharing=args.jobs or args.sharing, epic_frames=args.epic_frames)
     path = None if args.record is None else args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
     passed = _passed(path, args.skip_passed)
     if args.jobs:
@@ -152,6 +155,7 @@ def _options(args: argparse.Namespace, sharing: int | None = None, record: str |
     out += ["--threads", str(args.threads)] if args.threads else []
     out += ["--rows", *args.rows] if args.rows else []
     out += ["--skip-passed"] if args.skip_passed else []
+    out += ["--epic-frames"] if args.epic_frames else []
     record = args.record if record is None else record
     return out + (["--record", record] if record else ["--record"] if record == "" else [])
 

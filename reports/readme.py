@@ -259,7 +259,8 @@ def files_read(records: list[dict[str, Any]]) -> str:
     for r in records:
         shape = (r.get("data") or {}).get("shape")
         if shape:
-            text = f"{shape['width']}×{shape['height']} at {shape['fps']:g} fps"
+            layout = r["data"].get("layout")
+            text = f"{shape['width']}×{shape['height']} at {shape['fps']:g} fps" + (f", {layout}" if layout else "")
             shapes.setdefault(r["dataset"], {}).setdefault(text, 0)
             shapes[r["dataset"]][text] += 1
     if not shapes:

@@ -37,6 +37,7 @@ from data.lra import write_listops
 from data.pose import (COCO_JOINTS, PENNACTION_ACTIONS, ntu_body, write_gym_pose, write_ntu_skeleton,
                        write_pennaction_labels)
 from data.pose_annotations import GYM99_CLASSES, GYM99_SPLIT_FILES
+from data.annotations import EPIC_VIDEO_INFO
 from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER
 from data.video_io import write_frame_folder, write_video
 
@@ -105,24 +106,41 @@ def writable(dataset: str) -> bool:
     return dataset in PAPER_SHAPES or dataset in LRA_DATASETS
 
 
+# EPIC-KITCHENS-100 is published both as videos and as extracted frames (``rgb_frames``, which Motionformer's code
+# reads); the smoke writes videos unless told otherwise (``smoke --epic-frames``).
+EPIC_LAYOUTS = ("videos", "rgb_frames")
+
+
 def ensure_paper_shape(dataset: str, cache_dir: str | Path, num_train: int, num_val: int, shrink: int = 1,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, layout: str = "videos") -> Path:
     """The root of ``dataset`` written at its paper shape (frame size divided by ``shrink``) with ``num_train``
     training and ``num_val`` validation samples (videos; EPIC: action segments; LRA: sequences, ``num_val`` also
-    for its test split), written on first use into ``cache_dir`` and reused afterwards."""
+    for its test split), written on first use into ``cache_dir`` and reused afterwards. ``layout``: EPIC's
+    ``rgb_frames`` in place of its videos (``EPIC_LAYOUTS``)."""
     if not writable(dataset):
         raise ValueError(f"no paper-shape writer for {dataset!r}; writable: {sorted([*PAPER_SHAPES, *LRA_DATASETS])}")
+    _check_layout(dataset, layout)
     params = {"dataset": dataset, "num_train": num_train, "num_val": num_val, "shrink": shrink, "seed": seed,
               "version": WRITER_VERSION}
     if dataset in PAPER_SHAPES:  # a root written at an earlier shape is not this one
         params["shape"] = asdict(PAPER_SHAPES[dataset])
+    if layout != "videos":
+        params["layout"] = layout
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     target = Path(cache_dir) / f"{dataset}-{key}"
-    return build_once(target, lambda tmp: write_paper_shape(dataset, tmp, num_train, num_val, shrink, seed))
+    return build_once(target, lambda tmp: write_paper_shape(dataset, tmp, num_train, num_val, shrink, seed, layout))
 
 
-def write_paper_shape(dataset: str, root: Path, num_train: int, num_val: int, shrink: int = 1, seed: int = 0) -> Path:
+def _check_layout(dataset: str, layout: str) -> None:
+    if layout != "videos" and (dataset != "epic_kitchens100" or layout not in EPIC_LAYOUTS):
+        raise ValueError(f"{dataset} is written as videos; only epic_kitchens100 has another layout "
+                         f"({', '.join(EPIC_LAYOUTS)}), got {layout!r}")
+
+
+def write_paper_shape(dataset: str, root: Path, num_train: int, num_val: int, shrink: int = 1, seed: int = 0,
+                      layout: str = "videos") -> Path:
     """Write ``dataset`` into ``root`` (see ``ensure_paper_shape``), with ``paper_shape.json`` describing it."""
+    _check_layout(dataset, layout)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -131,8 +149,12 @@ def write_paper_shape(dataset: str, root: Path, num_train: int, num_val: int, sh
         meta: dict[str, Any] = {"what": "LRA release layout at the benchmark's lengths"}
     else:
         shape = PAPER_SHAPES[dataset].shrunk(shrink)
-        _VIDEO_WRITERS[dataset](root, rng, shape, num_train, num_val, dataset)
-        meta = {"shape": asdict(shape), "frames": shape.frames}
+        if layout == "videos":
+            _VIDEO_WRITERS[dataset](root, rng, shape, num_train, num_val, dataset)
+            meta = {"shape": asdict(shape), "frames": shape.frames}
+        else:
+            _epic(root, rng, shape, num_train, num_val, dataset, frames=True)
+            meta = {"shape": asdict(shape), "frames": shape.frames, "layout": layout}
     meta.update(dataset=dataset, num_train=num_train, num_val=num_val, shrink=shrink, seed=seed,
                 version=WRITER_VERSION)
     (root / "paper_shape.json").write_text(json.dumps(meta, indent=1))
@@ -225,23 +247,28 @@ def _timestamp(seconds: float) -> str:
 
 
 def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: int, num_val: int,
-          dataset: str) -> None:
-    """Videos of two actions each (``shape.seconds`` long, one second apart and from the ends)."""
+          dataset: str, frames: bool = False) -> None:
+    """Videos of two actions each (``shape.seconds`` long, one second apart and from the ends); with ``frames``,
+    each video as its extracted JPEG frames, with ``EPIC_100_video_info.csv`` giving their rate."""
     for kind, count in (("verb", EPIC_VERBS), ("noun", EPIC_NOUNS)):
         with open(root / f"EPIC_100_{kind}_classes.csv", "w", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EPIC_CLASSES_HEADER)
             writer.writerows([k, f"{kind}{k}", f"['{kind}{k}']", "generated"] for k in range(count))
-    video_number, per_video = 0, 2
+    video_number, per_video, info = 0, 2, []
     for _split, count, name in (("train", num_train, "EPIC_100_train.csv"),
-                               ("val", num_val, "EPIC_100_validation.csv")):
+                                ("val", num_val, "EPIC_100_validation.csv")):
         rows = []
         for first in range(0, count, per_video):
             video_number += 1
             video_id = f"P01_{video_number:03d}"
             actions = min(per_video, count - first)
-            _video(root / "P01" / "videos" / f"{video_id}.MP4", rng, shape,
-                   round(shape.fps * (actions * (shape.seconds + 1) + 1)))
+            length = round(shape.fps * (actions * (shape.seconds + 1) + 1))
+            if frames:
+                _epic_frames(root / "P01" / "rgb_frames" / video_id, rng, shape, length)
+                info.append([video_id, length / shape.fps, shape.fps, f"{shape.width}x{shape.height}"])
+            else:
+                _video(root / "P01" / "videos" / f"{video_id}.MP4", rng, shape, length)
             for k in range(actions):
                 index = first + k
                 start = 1 + k * (shape.seconds + 1)
@@ -254,6 +281,16 @@ def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: in
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EPIC_CSV_HEADER)
             writer.writerows(rows)
+    if frames:
+        with open(root / EPIC_VIDEO_INFO, "w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows([("video_id", "duration", "fps", "resolution"), *info])
+
+
+def _epic_frames(folder: Path, rng: np.random.Generator, shape: VideoShape, count: int) -> None:
+    """A video as EPIC-KITCHENS publishes its frames: ``frame_0000000001.jpg``, ... (JPEG quality 90)."""
+    folder.mkdir(parents=True)
+    for number, frame in enumerate(footage(rng, shape, count), start=1):
+        Image.fromarray(frame).save(folder / f"frame_{number:010d}.jpg", quality=90)
 
 
 def _pennaction(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: int, num_val: int,

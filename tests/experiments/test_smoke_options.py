@@ -1,5 +1,7 @@
 """The smoke's options that change what a record says, and its records written table by table (fast: no run)."""
 
+import argparse
+
 import pytest
 
 from experiments import smoke, smoke_cli
@@ -138,3 +140,17 @@ def test_a_record_measured_again_keeps_its_place_and_new_ones_come_last(tmp_path
                          {"table": "t", "row": "b", "column": "c", "status": "pass"}])
     assert [(r["row"], r["status"]) for r in read_records(path)] == [("a", "fail"), ("b", "pass"), ("c", "fail"),
                                                                     ("d", "pass")]
+
+
+def test_epic_frames_change_only_epic_runs_data_and_reach_the_side_by_side_processes():
+    from experiments.smoke import data_request
+
+    options = SmokeOptions(epic_frames=True)
+    by_dataset = {cfg.data.dataset: cfg for cfg in smoke_configs("cast_table2", ["cast"])}
+    assert data_request(by_dataset["epic_kitchens100"], options)["layout"] == "rgb_frames"
+    assert "layout" not in data_request(by_dataset["kinetics400"], options)
+    assert "layout" not in data_request(by_dataset["epic_kitchens100"], SmokeOptions())
+    args = argparse.Namespace(device="cpu", steps=2, shrink=7, strategy="auto", sharing=1,
+                              cache_dir=".cache/x", batch_size=None, threads=None, rows=None,
+                              skip_passed=False, epic_frames=True, record="")
+    assert "--epic-frames" in smoke_cli._options(args)

@@ -15,6 +15,7 @@ from PIL import Image
 from data.annotations import class_counts, read_annotations
 from data.davis import find_sequence, list_sequences, read_sequence
 from data.lra import read_lra
+from data.video_io import FrameFolderVideo
 from data.synthetic.paper_shape import (_GRAIN, LRA_DATASETS, PAPER_SHAPES, describe, ensure_paper_shape, footage,
                                         write_paper_shape, writable)
 
@@ -50,6 +51,31 @@ def test_videos_decode_at_the_written_size_rate_and_length(tmp_path, dataset):
     # an EPIC video holds two actions of shape.seconds, a second apart and from its ends
     assert frames == (shape.fps * (shape.seconds + 1) + shape.fps if dataset == "epic_kitchens100" else shape.frames)
     assert describe(root)["kbit_s"] > 0
+
+
+def test_epic_written_as_extracted_frames_reads_as_its_videos_do(tmp_path):
+    shape = PAPER_SHAPES["epic_kitchens100"].shrunk(SHRINK)
+    videos = read_annotations("epic_kitchens100", write_paper_shape("epic_kitchens100", tmp_path / "v", 3, 1,
+                                                                     shrink=SHRINK), "train")[0]
+    root = write_paper_shape("epic_kitchens100", tmp_path / "f", 3, 1, shrink=SHRINK, layout="rgb_frames")
+    frames = read_annotations("epic_kitchens100", root, "train")[0]
+    assert [(s.label, s.segment) for s in frames] == [(s.label, s.segment) for s in videos]
+    first = frames[0]
+    assert first.path == root / "P01" / "rgb_frames" / "P01_001" and first.fps == shape.fps
+    video = FrameFolderVideo(first.path, first.fps)
+    assert video.num_frames == shape.fps * (2 * (shape.seconds + 1) + 1)  # two actions, as the video holds
+    assert video.get_clip(0, 0, frame_indices=[0]).shape == (3, 1, shape.height, shape.width)
+    assert json.loads((root / "paper_shape.json").read_text())["layout"] == "rgb_frames"
+    assert not (root / "P01" / "videos").exists()
+
+
+def test_only_epic_has_another_layout_and_each_layout_is_its_own_root(tmp_path):
+    with pytest.raises(ValueError, match="kinetics400 is written as videos"):
+        ensure_paper_shape("kinetics400", tmp_path, 1, 1, shrink=SHRINK, layout="rgb_frames")
+    with pytest.raises(ValueError, match="got 'frames'"):
+        ensure_paper_shape("epic_kitchens100", tmp_path, 1, 1, shrink=SHRINK, layout="frames")
+    videos = ensure_paper_shape("epic_kitchens100", tmp_path, 1, 1, shrink=SHRINK)
+    assert ensure_paper_shape("epic_kitchens100", tmp_path, 1, 1, shrink=SHRINK, layout="rgb_frames") != videos
 
 
 def test_davis_sequences_are_480p_frames_with_masks(tmp_path):
