@@ -24,7 +24,7 @@ import pytest
 
 from data.annotations import EPIC_COLUMNS, class_names, epic_class_names, read_annotations
 from tests.data.test_annotation_protocols import epic_root
-from tests.data.test_formats import epic_row
+from tests.data.test_epic import epic_row
 
 KINETICS_HEADER = "label,youtube_id,time_start,time_end,split\n"
 
