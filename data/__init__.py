@@ -1,6 +1,7 @@
 """data package: decoding (video_io), clip sampling, transforms, annotation formats, pose files (pose), datasets,
-synthetic sets and the LightningDataModule; ``python -m data check|synth`` is the command line (``data.__main__``). ``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing
-``data`` does not import lightning)."""
+synthetic sets and the LightningDataModule; ``python -m data check|synth`` is the command line (``data.__main__``).
+``VideoDataModule`` lives in ``data.datamodule`` (not re-exported here, so that importing ``data`` does not import
+lightning)."""
 
 from collections.abc import Mapping
 from pathlib import Path

@@ -51,7 +51,7 @@ def pad_collate(items: list[dict[str, Any]], pad_to: int | None = None) -> dict[
     seqs = [s for it in items for s in (it["input"] if pair else (it["input"],))]
     length = pad_to or max(len(s) for s in seqs)
     out = np.zeros((len(seqs), length), dtype=np.int64)
-    for row, s in zip(out, seqs):
+    for row, s in zip(out, seqs, strict=True):
         row[: len(s)] = s
     tokens = torch.from_numpy(out)
     if pair:

@@ -214,8 +214,6 @@ def data_root(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]
 def smoke_run(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """One run of a table stepped at paper scale (see the module docstring); never raises for the run's own
     errors: the record says pass or fail, with the first error."""
-    import torch
-
     from data.synthetic.paper_shape import describe
 
     started = time.perf_counter()
