@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -255,14 +256,13 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
 def files_read(records: list[dict[str, Any]]) -> str:
     """A line naming the generated files the runs read, per dataset: frame size and rate, with the runs at each
     (a dataset whose written shape changed between sweeps shows both, so a loader rate is read against its files)."""
-    shapes: dict[str, dict[str, int]] = {}
+    shapes: dict[str, Counter[str]] = {}
     for r in records:
         shape = (r.get("data") or {}).get("shape")
         if shape:
             layout = r["data"].get("layout")
             text = f"{shape['width']}×{shape['height']} at {shape['fps']:g} fps" + (f", {layout}" if layout else "")
-            shapes.setdefault(r["dataset"], {}).setdefault(text, 0)
-            shapes[r["dataset"]][text] += 1
+            shapes.setdefault(r["dataset"], Counter())[text] += 1
     if not shapes:
         return ""
     each = "; ".join(f"{dataset} " + ", ".join(f"{text} ({n} run{'s' * (n > 1)})" for text, n in found.items())
@@ -277,7 +277,7 @@ SMOKE_README = REPO / "experiments" / "README.md"
 
 def gpu_coverage(records_dir: str | Path = REPO / "reports" / "benchmarks") -> dict[str, Any]:
     """How far the GPU smoke has got: of every paper table's runs at paper scale (``smoke all``), those the GPU
-    record holds as passed or failed at the paper's frame size; the others, per table, are not yet stepped."""
+    record holds as passed or failed at full frame size (``shrink`` 1); the others, per table, are not yet stepped."""
     from experiments.smoke import all_tables, smoke_configs
     from experiments.smoke_records import read_records
 
@@ -303,7 +303,7 @@ def gpu_coverage_block(records_dir: str | Path = REPO / "reports" / "benchmarks"
     shown = shown_path(c["record"])
     missing = ", ".join(f"{t} ({n} of {total})" for t, (n, total) in c["missing"].items())
     left = c["runs"] - c["stepped"]
-    text = (f"**Stepped on a GPU** ({devices}; `{shown}`, at the paper's frame size): {c['stepped']} of the "
+    text = (f"**Stepped on a GPU** ({devices}; `{shown}`, at full frame size): {c['stepped']} of the "
             f"{c['runs']} runs of the {c['tables']} tables that have runs, in {c['stepped_tables']} tables "
             f"({c['full_tables']} with every run stepped); {c['passed']} pass, {c['stepped'] - c['passed']} fail."
             + (f" **Not yet stepped, so not verified on a GPU:** {left} runs: {missing}." if left else ""))

@@ -256,3 +256,14 @@ def test_a_frame_folder_takes_one_naming_and_the_check_reads_a_large_one_at_its_
     assert check_files(samples[:1])[str(folder)] is None
     (folder / "frame_0000000060.jpg").write_bytes(b"not a jpeg")
     assert "cannot decode frame frame_0000000060.jpg" in check_files(samples[:1])[str(folder)]
+
+
+def test_frame_names_without_padding_are_read_in_number_order(tmp_path):
+    from data.video_io import _frame_names
+
+    folder = tmp_path / "unpadded"
+    folder.mkdir()
+    for number, array in enumerate(index_frames(12), start=1):  # 1.jpg ... 12.jpg: "10" sorts before "2"
+        Image.fromarray(array).save(folder / f"{number}.jpg", quality=95)
+    assert list(_frame_names(str(folder), 0)) == [f"{n}.jpg" for n in range(1, 13)]
+    assert frame_ids(FrameFolderVideo(folder, 30).get_clip(0, 0, frame_indices=[1, 9, 10, 11])) == [1, 9, 10, 11]
