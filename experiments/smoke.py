@@ -43,6 +43,7 @@ from lightning_modules.data_wait import TrainFetchTimer
 from .plan import resolve_runs
 from .provenance import REPO_ROOT, git_commit, measured_on, set_threads
 from .records import comparable_config
+from .smoke_records import SHARED_NOTE
 from .spec import RunConfig
 from .tasks import build_model, evaluation_device, evaluation_precision, get_task
 
@@ -170,7 +171,7 @@ def reductions(cfg: RunConfig, smoke: RunConfig, options: SmokeOptions) -> list[
     if options.strategy != "auto":
         out.append(f"strategy {options.strategy} on one device")
     if options.sharing > 1:
-        out.append(f"device shared with {options.sharing - 1} other process(es): times are upper bounds")
+        out.append(SHARED_NOTE.format(others=options.sharing - 1))
     return out
 
 

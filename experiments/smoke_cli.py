@@ -170,10 +170,14 @@ def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path:
     if path is None or args.rows or args.resume_after:
         raise ValueError("--jobs needs --record (the lanes report through the record file) and takes neither "
                          "--rows nor --resume-after")
-    if args.device == "cpu" and not args.threads:  # the processes share the cores rather than each take them all
+    # a run left to step alone has every core; its row's passed columns are left out
+    alone_options = _options(args, sharing=1, record=path)
+    alone_options += [] if args.skip_passed else ["--skip-passed"]
+    if not args.threads:  # each lane decodes and augments on the CPU, on a GPU too: the lanes share the cores
         args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     lane_options = _options(args, sharing=args.jobs, record=path)  # the one file, by name
-    lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed)
+    lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed,
+                     alone_options=alone_options, record=Path(path))
     swept = [r for r in read_records(path) if r["table"] in tables] if Path(path).exists() else []
     swept.sort(key=lambda r: tables.index(r["table"]))  # the lanes wrote theirs interleaved
     print(markdown(swept))

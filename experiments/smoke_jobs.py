@@ -5,9 +5,12 @@ rows into parts (each lane then runs such a part as ``smoke TABLE --rows ...``),
 the sweep up in a lane of its own. Every dataset the runs read is written first, the writers in parallel processes, so
 that no lane waits on another's writer or writes the same files twice. A lane runs its whole tables in one ``smoke``
 process and each part in one of its own, all with ``--sharing N`` (its records say that their times are upper bounds),
-and all merge their records into one file as each run ends (``write_records`` holds the file's lock). A process whose GPU
-context is lost (exit code 2; ``DeviceLost``) is started again after the run that lost it, so one crash costs that run
-alone, and its failure stays recorded. Each lane's output goes to a log file.
+and all merge their records into one file as each run ends (``write_records`` holds the file's lock).
+
+A process whose GPU context is lost (exit code 2; ``DeviceLost``) is started again after the run that lost it, so one
+crash costs that run alone, and its failure stays recorded. Each lane's output goes to a log file. The lanes share the
+device's memory as well: a run that ran out of it beside the others is no verdict, so when the lanes have ended, each
+such run is stepped again with the device to itself.
 """
 
 from __future__ import annotations
@@ -145,10 +148,13 @@ def _run_command(tables: Sequence[str], options: Sequence[str], log: Path) -> in
 
 
 def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequence[str], jobs: int, log_dir: Path,
-             echo: Callable[[str], None], passed: Collection[tuple[str, str, str]] = ()
+             echo: Callable[[str], None], passed: Collection[tuple[str, str, str]] = (),
+             alone_options: Sequence[str] | None = None, record: Path | None = None
              ) -> list[tuple[list[Part], int, Path]]:
     """The sweep in ``jobs`` lanes (module docstring), without the (table, row, column) runs in ``passed`` (which the
-    lanes leave out too, told by ``lane_options``): (parts, exit code, log) per lane."""
+    lanes leave out too, told by ``lane_options``): (parts, exit code, log) per lane. With ``alone_options`` and the
+    ``record`` file the lanes merge into, the runs that ran out of device memory beside the other lanes are then
+    stepped again alone (``run_alone``), as one more entry."""
     configs = {table: [cfg for cfg in smoke_configs(table) if (table, cfg.row, cfg.column) not in passed]
                for table in tables}
     configs = {table: found for table, found in configs.items() if found or not passed}
@@ -166,4 +172,30 @@ def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequenc
         echo(f"lane {log.stem}: {', '.join(map(shown, lane))} ({sum(parts[p] for p in lane)} runs) -> {log}")
     with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
         codes = list(pool.map(lambda item: run_lane(item[0], lane_options, item[1]), zip(lanes, logs, strict=True)))
-    return list(zip(lanes, codes, logs, strict=True))
+    done = list(zip(lanes, codes, logs, strict=True))
+    if alone_options is None or record is None:
+        return done
+    swept = {(table, cfg.row, cfg.column) for table, found in configs.items() for cfg in found}
+    alone = run_alone(swept, record, alone_options, log_dir / "alone.log", echo)
+    return done + ([alone] if alone else [])
+
+
+def run_alone(swept: Collection[tuple[str, str, str]], record: Path, options: Sequence[str], log: Path,
+              echo: Callable[[str], None]) -> tuple[list[Part], int, Path] | None:
+    """The ``swept`` runs that ``record`` holds as out of device memory beside other processes (``crowded_out``),
+    stepped again one at a time with the device to themselves (``options``: sharing 1): only then does a run that
+    does not fit fail for its own sake. (parts, exit code, log), or None when there is none."""
+    from .smoke_records import crowded_out, read_records
+
+    crowded = [r for r in read_records(record) if crowded_out(r) and (r["table"], r["row"], r["column"]) in swept] \
+        if record.exists() else []
+    if not crowded:
+        return None
+    rows: dict[str, list[str]] = {}
+    for r in crowded:
+        rows.setdefault(r["table"], [])
+        rows[r["table"]] += [] if r["row"] in rows[r["table"]] else [r["row"]]
+    parts: list[Part] = [(table, tuple(table_rows)) for table, table_rows in rows.items()]
+    echo(f"alone: {len(crowded)} run(s) out of device memory beside the other lanes, stepped again alone -> {log}")
+    codes = [_run_command([table], [*options, "--rows", *table_rows], log) for table, table_rows in parts]
+    return parts, next((code for code in reversed(codes) if code), 0), log

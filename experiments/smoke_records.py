@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
+
+SHARED_NOTE = "device shared with {others} other process(es): times are upper bounds"  # a reduction, in words
+_SHARED = re.compile(re.escape(SHARED_NOTE).replace(re.escape("{others}"), r"(\d+)"))
+# How torch, cuBLAS and cuDNN say that an allocation on the device failed
+DEVICE_MEMORY_ERRORS = ("OutOfMemoryError", "CUDA out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
+                        "CUDNN_STATUS_ALLOC_FAILED")
 
 
 def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
@@ -43,6 +50,19 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def sharing(record: dict[str, Any]) -> int:
+    """Processes that shared the device during the run, this one included (its reductions say so above 1)."""
+    found = [int(m.group(1)) for note in record.get("reduced", []) if (m := _SHARED.fullmatch(note))]
+    return 1 + found[0] if found else 1
+
+
+def crowded_out(record: dict[str, Any]) -> bool:
+    """A failure that is no verdict on the run: it ran out of device memory while other processes held part of it
+    (a sweep's lanes). Only the run alone on the device says whether it fits."""
+    error = record.get("error") or ""
+    return record["status"] != "pass" and sharing(record) > 1 and any(s in error for s in DEVICE_MEMORY_ERRORS)
+
+
 def _number(value: float | None, digits: int = 1) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -71,6 +91,8 @@ def markdown(records: list[dict[str, Any]]) -> str:
         error = r["error"] or ""
         cut = "…" * (len(error) > ERROR_CHARS)
         status = "pass" if r["status"] == "pass" else f"FAIL: {error[:ERROR_CHARS]}{cut}"
+        if crowded_out(r):
+            status = f"no verdict: out of device memory beside {sharing(r) - 1} other processes"
         if r.get("same_as"):
             status += f" (the run of {r['same_as']})"
         loader = r.get("loader_clips_s")

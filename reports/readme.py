@@ -227,17 +227,21 @@ SMOKE_PAGE = REPO / "reports" / "smoke.md"
 def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> str:
     """The paper-scale smoke's records (``reports/benchmarks/smoke_*.json``, ``python -m experiments smoke ...
     --record``): one table per device, then the commands, commits and dates that measured them."""
-    from experiments.smoke_records import markdown, read_records
+    from experiments.smoke import all_tables
+    from experiments.smoke_records import crowded_out, markdown, read_records
 
     out = []
     for path in sorted(Path(records_dir).glob("smoke_*.json")):
         records = read_records(path)
         for device in dict.fromkeys(r["device_name"] for r in records):
             mine = [r for r in records if r["device_name"] == device]
-            # sweeps run side by side write their runs interleaved: each table's runs together, in the order written
-            order = list(dict.fromkeys(r["table"] for r in mine))
+            # sweeps run side by side write their runs interleaved: each table's runs together, the tables in the
+            # papers' order (``smoke all``'s), a table not among them after those
+            written = list(dict.fromkeys(r["table"] for r in mine))
+            order = [t for t in all_tables() if t in written] + [t for t in written if t not in all_tables()]
             mine.sort(key=lambda r: order.index(r["table"]))
             passed = sum(r["status"] == "pass" for r in mine)
+            crowded = sum(map(crowded_out, mine))
             tables = len({r["table"] for r in mine})
             sources = dict.fromkeys((r["command"], r["commit"][:7], r["measured_at"], r["torch"]) for r in mine)
             lines = "\n".join(f"- `{command}`: commit {commit}, {date}, torch {torch}"
@@ -247,8 +251,10 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
             detail = smoke_summary(mine) if tables > 1 and (max(shrinks) > 1 or tables > SWEEP_TABLES) \
                 else markdown(mine)
             shown = shown_path(path)
+            no_verdict = f"; {crowded} ran out of device memory beside other processes of the sweep, which is no " \
+                f"verdict on them" if crowded else ""
             out.append(f"**{device}** (`{shown}`): {passed} of {len(mine)} runs of {tables} "
-                       f"table(s) pass.\n\n{detail}\n\n{lines}{files_read(mine)}")
+                       f"table(s) pass{no_verdict}.\n\n{detail}\n\n{lines}{files_read(mine)}")
     body = "\n\n".join(out) or "No smoke records yet: `python -m experiments smoke ID --record` writes them."
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
 
@@ -277,13 +283,15 @@ SMOKE_README = REPO / "experiments" / "README.md"
 
 def gpu_coverage(records_dir: str | Path = REPO / "reports" / "benchmarks") -> dict[str, Any]:
     """How far the GPU smoke has got: of every paper table's runs at paper scale (``smoke all``), those the GPU
-    record holds as passed or failed at full frame size (``shrink`` 1); the others, per table, are not yet stepped."""
+    record holds as passed or failed at full frame size (``shrink`` 1); the others, per table, have no verdict yet:
+    not yet stepped, or out of device memory beside other processes (``crowded_out``; counted as ``crowded``)."""
     from experiments.smoke import all_tables, smoke_configs
-    from experiments.smoke_records import read_records
+    from experiments.smoke_records import crowded_out, read_records
 
     path = Path(records_dir) / GPU_RECORD
     records = [r for r in read_records(path) if r["shrink"] == 1] if path.exists() else []
-    status = {(r["table"], r["row"], r["column"]): r["status"] for r in records}
+    crowded = sum(map(crowded_out, records))
+    status = {(r["table"], r["row"], r["column"]): r["status"] for r in records if not crowded_out(r)}
     runs = {table: [(table, cfg.row, cfg.column) for cfg in smoke_configs(table)] for table in all_tables()}
     runs = {table: keys for table, keys in runs.items() if keys}  # tables of static columns only have no runs
     stepped = {table: [status[key] for key in keys if key in status] for table, keys in runs.items()}
@@ -291,7 +299,7 @@ def gpu_coverage(records_dir: str | Path = REPO / "reports" / "benchmarks") -> d
             "runs": sum(map(len, runs.values())), "tables": len(runs),
             "stepped": sum(map(len, stepped.values())), "stepped_tables": sum(map(bool, stepped.values())),
             "full_tables": sum(len(stepped[t]) == len(keys) for t, keys in runs.items()),
-            "passed": sum(s.count("pass") for s in stepped.values()),
+            "passed": sum(s.count("pass") for s in stepped.values()), "crowded": crowded,
             "missing": {t: (len(keys) - len(stepped[t]), len(keys)) for t, keys in runs.items()
                         if len(stepped[t]) < len(keys)}}
 
@@ -303,10 +311,12 @@ def gpu_coverage_block(records_dir: str | Path = REPO / "reports" / "benchmarks"
     shown = shown_path(c["record"])
     missing = ", ".join(f"{t} ({n} of {total})" for t, (n, total) in c["missing"].items())
     left = c["runs"] - c["stepped"]
-    text = (f"**Stepped on a GPU** ({devices}; `{shown}`, at full frame size): {c['stepped']} of the "
+    crowded = f"{left - c['crowded']} not yet stepped, {c['crowded']} out of device memory beside other processes " \
+        f"of the sweep" if c["crowded"] else "not yet stepped"
+    text = (f"**Stepped on a GPU to a verdict** ({devices}; `{shown}`, at full frame size): {c['stepped']} of the "
             f"{c['runs']} runs of the {c['tables']} tables that have runs, in {c['stepped_tables']} tables "
             f"({c['full_tables']} with every run stepped); {c['passed']} pass, {c['stepped'] - c['passed']} fail."
-            + (f" **Not yet stepped, so not verified on a GPU:** {left} runs: {missing}." if left else ""))
+            + (f" **No verdict yet, so not verified on a GPU:** {left} runs ({crowded}): {missing}." if left else ""))
     begin, end = markers(COVERAGE)
     return f"{begin}\n{textwrap.fill(text, 120, break_long_words=False, break_on_hyphens=False)}\n{end}"
 
@@ -321,13 +331,16 @@ def smoke_summary(records: list[dict]) -> str:
     paper shape's)."""
     from tabulate import tabulate
 
-    from experiments.smoke_records import ERROR_CHARS, fits_text
+    from experiments.smoke_records import ERROR_CHARS, crowded_out, fits_text, sharing
 
     lines = []
     for table in dict.fromkeys(r["table"] for r in records):
         mine = [r for r in records if r["table"] == table]
         failed = [r for r in mine if r["status"] != "pass"]
-        first = f"{failed[0]['row']} / {failed[0]['column']}: {failed[0]['error']}"[:ERROR_CHARS] if failed else ""
+        first = next((r for r in failed if not crowded_out(r)), failed[0] if failed else None)
+        first = "" if first is None else f"{first['row']} / {first['column']}: " + (
+            f"no verdict, out of device memory beside {sharing(first) - 1} other processes" if crowded_out(first)
+            else first["error"][:ERROR_CHARS])
         steps = [r["step_s"] for r in mine if r.get("step_s") is not None]
         tests = [r["test_s"] for r in mine if r.get("test_s") is not None]
         sizes = ", ".join("paper" if k == 1 else f"1/{k}" for k in sorted({r["shrink"] for r in mine}))

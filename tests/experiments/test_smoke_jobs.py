@@ -178,15 +178,53 @@ def test_jobs_deal_and_write_only_what_is_left_after_the_passed_runs(monkeypatch
     assert {r["dataset"] for r in written} == {"kinetics400", "ssv2"}
 
 
-def test_jobs_on_the_cpu_share_its_cores_between_the_processes(monkeypatch, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_jobs_share_the_cpu_cores_between_the_processes_on_either_device(device, monkeypatch, tmp_path):
     lanes = []
     monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: None)
     monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append(options) or 0)
+    monkeypatch.setattr(smoke_cli, "require_device", lambda device: None)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    common = ["smoke", "mformer_table4", "mformer_table9", "--jobs", "2", "--record", str(tmp_path / "s.json"),
-              "--log-dir", str(tmp_path / "logs")]
+    common = ["smoke", "mformer_table4", "mformer_table9", "--device", device, "--jobs", "2", "--record",
+              str(tmp_path / "s.json"), "--log-dir", str(tmp_path / "logs")]
     assert main(common) == 0
     assert all(options[options.index("--threads") + 1] == "4" for options in lanes)
     lanes.clear()
     assert main([*common, "--threads", "1"]) == 0  # as asked
     assert all(options[options.index("--threads") + 1] == "1" for options in lanes)
+
+
+SHARED = ["device shared with 1 other process(es): times are upper bounds"]
+
+
+def test_a_run_out_of_memory_beside_the_other_lanes_is_stepped_again_alone(monkeypatch, tmp_path):
+    from experiments.smoke_records import write_records
+
+    path = tmp_path / "smoke.json"
+    rows = list(dict.fromkeys(cfg.row for cfg in smoke_configs("mformer_table4")))
+    oom = "models/x.py:1: OutOfMemoryError: CUDA out of memory. Tried to allocate 14.00 MiB."
+
+    def lane(parts, options, log):  # the lanes write their records: two crowded out, one failed for its own sake
+        write_records(path, [
+            {"table": "mformer_table4", "row": rows[0], "column": "K-400", "status": "fail", "error": oom,
+             **SHOWN, "reduced": SHARED},
+            {"table": "mformer_table4", "row": rows[4], "column": "SSv2", "status": "fail",
+             "error": "models/x.py:1: RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED", **SHOWN,
+             "reduced": SHARED},
+            {"table": "mformer_table4", "row": rows[1], "column": "K-400", "status": "fail",
+             "error": "models/x.py:1: ValueError: too few tokens", **SHOWN, "reduced": SHARED},
+            {"table": "mformer_table9", "row": "r", "column": "c", "status": "fail", "error": oom, **SHOWN,
+             "reduced": SHARED}])  # crowded out, but not one of this sweep's runs
+        return 0
+
+    alone = []
+    monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: None)
+    monkeypatch.setattr(smoke_jobs, "run_lane", lane)
+    monkeypatch.setattr(smoke_jobs, "_run_command", lambda tables, options, log: alone.append((tables, options)) or 0)
+    monkeypatch.setattr(smoke_cli, "require_device", lambda device: None)
+    assert main(["smoke", "mformer_table4", "--device", "cuda", "--jobs", "2", "--record", str(path),
+                 "--log-dir", str(tmp_path / "logs")]) == 0
+    ((tables, options),) = alone
+    assert tables == ["mformer_table4"] and options[-3:] == ["--rows", rows[0], rows[4]]
+    assert options[options.index("--sharing") + 1] == "1" and "--skip-passed" in options
+    assert "--threads" not in options  # alone, the process has every core

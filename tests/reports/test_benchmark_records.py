@@ -162,10 +162,48 @@ def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tm
     assert "mformer_table7" not in coverage["missing"] and coverage["missing"]["mformer_table4"] == (table4, table4)
 
     text = " ".join(gpu_coverage_block(tmp_path).splitlines()[1:-1])
-    assert text.startswith(f"**Stepped on a GPU** (GPU A and GPU B; `{tmp_path / 'smoke_cuda.json'}`")
+    assert text.startswith(f"**Stepped on a GPU to a verdict** (GPU A and GPU B; `{tmp_path / 'smoke_cuda.json'}`")
     assert f": 2 of the {total} runs" in text and "in 1 tables (1 with every run stepped); 1 pass, 1 fail." in text
-    assert f"not verified on a GPU:** {total - 2} runs: " in text and f"mformer_table4 ({table4} of {table4})" in text
-    assert "mformer_table7 (" not in text
+    assert f"not verified on a GPU:** {total - 2} runs (not yet stepped): " in text
+    assert f"mformer_table4 ({table4} of {table4})" in text and "mformer_table7 (" not in text
+
+
+SHARED = ["device shared with 9 other process(es): times are upper bounds"]
+OOM = "models/cast/experts.py:124: OutOfMemoryError: CUDA out of memory. Tried to allocate 14.00 MiB."
+
+
+def test_a_run_out_of_device_memory_beside_other_processes_is_no_verdict(tmp_path):
+    from experiments.smoke import smoke_configs
+    from reports.readme import gpu_coverage, gpu_coverage_block, smoke_block
+
+    first, second = smoke_configs("mformer_table7")
+    shown = {"clip": "8x224x224", "batch": 4, "paper_batch": 4, "device_name": "GPU A"}
+    crowded = _smoke("mformer_table7", second.row, 1, status="fail", column=second.column, reduced=SHARED, error=OOM,
+                     **shown)
+    records = [_smoke("mformer_table7", first.row, 1, column=first.column, reduced=[], **shown), crowded]
+    (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": records}))
+    coverage = gpu_coverage(tmp_path)
+    assert (coverage["stepped"], coverage["passed"], coverage["crowded"]) == (1, 1, 1)
+    assert coverage["missing"]["mformer_table7"] == (1, 2)
+    text = " ".join(gpu_coverage_block(tmp_path).splitlines()[1:-1])
+    assert "; 1 pass, 0 fail." in text and "out of device memory beside other processes of the sweep)" in text
+    block = smoke_block(tmp_path)
+    assert "1 of 2 runs of 1 table(s) pass; 1 ran out of device memory beside other processes" in block
+    assert "| no verdict: out of device memory beside 9 other processes |" in block
+    # alone on the device, the same error is a verdict: the run does not fit
+    records[1] = {**crowded, "reduced": []}
+    (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": records}))
+    assert (gpu_coverage(tmp_path)["stepped"], gpu_coverage(tmp_path)["crowded"]) == (2, 0)
+
+
+def test_a_sweep_summary_names_a_real_failure_before_one_of_crowding(tmp_path):
+    from reports.readme import smoke_summary
+
+    rows = [_smoke("t1", "a", 1, status="fail", reduced=SHARED, error=OOM), _smoke("t1", "b", 1, status="fail"),
+            _smoke("t2", "a", 1, status="fail", reduced=SHARED, error=OOM)]
+    lines = {line.split("|")[1].strip(): line.split("|")[5].strip() for line in smoke_summary(rows).splitlines()[2:]}
+    assert lines == {"t1": "b / K-400: models/x.py:1: ValueError: too few tokens",
+                     "t2": "a / K-400: no verdict, out of device memory beside 9 other processes"}
 
 
 def test_each_device_block_names_the_files_its_runs_read_and_both_shapes_of_a_changed_dataset(tmp_path):
