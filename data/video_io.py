@@ -447,7 +447,8 @@ class DecodedVideoCache:
     A tiny table trains many runs on the same generated set in one process (``run``, or each ``--jobs`` worker);
     decoding it again for every run and split was a fifth of a tiny run's time. Entries are keyed by path, size
     and modification time, so a regenerated file is decoded anew, as is a frame folder written anew (generated sets
-    are written elsewhere and renamed into place); JPEGs rewritten inside an existing folder leave the folder's own
+    are written elsewhere and renamed into place); a frame folder is keyed by the rate it is read at too, since it
+    records none; JPEGs rewritten inside an existing folder leave the folder's own
     size and time as they were, and are not seen (a stat of every frame per item would cost more than the cache
     saves). Past the budget, videos are decoded on each use
     (nothing is evicted: an order-dependent cache would make timing, not results, depend on history).
@@ -456,12 +457,12 @@ class DecodedVideoCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.bytes = max_bytes, 0
-        self._videos: dict[tuple[str, int, int], DecodedVideo] = {}
+        self._videos: dict[tuple[str, int, int, float | None], DecodedVideo] = {}
 
     def open(self, path: str | Path, fps: float | None = None) -> Video | FrameFolderVideo | DecodedVideo:
         """The decoded video, decoding it on first use; an opened (undecoded) one once the budget is spent.
         ``fps``: a frame folder's rate, as ``open_video`` takes it."""
-        key = self._key(path)
+        key = (*self._key(path), fps)
         if key in self._videos:
             return self._videos[key]
         if self.bytes >= self.max_bytes:
@@ -473,7 +474,9 @@ class DecodedVideoCache:
         return decoded
 
     def __contains__(self, path: str | Path) -> bool:
-        return self._key(path) in self._videos
+        """Whether ``path`` is held decoded, at any rate."""
+        found = self._key(path)
+        return any(key[:3] == found for key in self._videos)
 
     def clear(self) -> None:
         self._videos.clear()

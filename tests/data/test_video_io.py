@@ -171,6 +171,13 @@ def test_cache_key_takes_modification_time_and_size_separately(tmp_path):
     assert third is not second and third.num_frames == 14
 
 
+def test_cache_keeps_a_frame_folder_apart_per_rate_it_is_read_at(tmp_path):
+    folder = write_frame_folder(tmp_path / "P01_01", index_frames(6))  # a folder records no rate
+    cache = DecodedVideoCache(max_bytes=10 ** 9)
+    slow, fast = cache.open(folder, 30.0), cache.open(folder, 60.0)
+    assert (slow.fps, fast.fps) == (30.0, 60.0) and cache.open(folder, 30.0) is slow and folder in cache
+
+
 # --- dataset checks -----------------------------------------------------------------------------------------------
 
 
