@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -131,7 +131,31 @@ class TemporalAverage(nn.Module):
 
 
 class VideoViT(nn.Module):
-    """Vision Transformer over video tubelets with a CLS token and a pluggable space-time attention."""
+    """Vision Transformer over video tubelets with a CLS token and a pluggable space-time attention.
+
+    Args:
+        img_size, num_frames, patch_size, in_chans: frame side, frames per clip, patch side, input channels.
+        tubelet_size: frames per token (1 = "square" per-frame patches, 2 = "cubic" tubelets).
+        num_classes: classifier outputs; 0 replaces the head by an identity.
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias: as timm's ``VisionTransformer``.
+        attn_layer: attention registry name ("joint", "divided", "trajectory"; with per-frame class tokens
+            "frame", "msca", "xvit") or class.
+        attn_kwargs: variant options of the attention, e.g. ``{"temporal_pool": "average"}`` for trajectory.
+        pos_embed: "separate" (spatial + temporal tables), "joint" (one table) or "spatial" (the spatial one alone).
+        drop_rate: dropout after the positional encoding, after attention projections and before the head.
+        attn_drop_rate, drop_path_rate: dropout on attention weights; stochastic depth, rising linearly to this.
+        head_drop_rate: dropout before the classifier alone; None = ``drop_rate``.
+        frame_drop_rate: dropout on each frame's class token before the temporal aggregation ("per_frame" only).
+        fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
+        cls_layout: "single" (one class token) or "per_frame" (one per frame; the frame attentions need it).
+        temporal_aggregation: "average" or "attention" (``TemporalAttentionPool``) of the per-frame class tokens.
+        temporal_shift: shift residual-stream channels in time in every block: "cls" (TokenShift), "all" (TSM-ViT).
+        shift_fraction, shift_order, shift_before: channels moved (half from t-1, half from t+1), "paper" or
+            "official" order, before "attn" and/or "mlp".
+        shift_last_blocks: only the last this many blocks exchange features between frames; None = every block.
+        representation_size: width of a pre-logits Linear -> tanh before the classifier; None = none.
+    Each option in full: models/README.md#the-video-vits-options.
+    """
 
     def __init__(
         self,
@@ -164,30 +188,6 @@ class VideoViT(nn.Module):
         shift_last_blocks: int | None = None,
         representation_size: int | None = None,
     ) -> None:
-        """
-        Args:
-            img_size, num_frames, patch_size, in_chans: frame side, frames per clip, patch side, input channels.
-            tubelet_size: frames per token (1 = "square" per-frame patches, 2 = "cubic" tubelets).
-            num_classes: classifier outputs; 0 replaces the head by an identity.
-            embed_dim, depth, num_heads, mlp_ratio, qkv_bias: as timm's ``VisionTransformer``.
-            attn_layer: attention registry name ("joint", "divided", "trajectory"; with per-frame class tokens
-                "frame", "msca", "xvit") or class.
-            attn_kwargs: variant options of the attention, e.g. ``{"temporal_pool": "average"}`` for trajectory.
-            pos_embed: "separate" (spatial + temporal tables), "joint" (one table) or "spatial" (the spatial one alone).
-            drop_rate: dropout after the positional encoding, after attention projections and before the head.
-            attn_drop_rate, drop_path_rate: dropout on attention weights; stochastic depth, rising linearly to this.
-            head_drop_rate: dropout before the classifier alone; None = ``drop_rate``.
-            frame_drop_rate: dropout on each frame's class token before the temporal aggregation ("per_frame" only).
-            fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
-            cls_layout: "single" (one class token) or "per_frame" (one per frame; the frame attentions need it).
-            temporal_aggregation: "average" or "attention" (``TemporalAttentionPool``) of the per-frame class tokens.
-            temporal_shift: shift residual-stream channels in time in every block: "cls" (TokenShift), "all" (TSM-ViT).
-            shift_fraction, shift_order, shift_before: channels moved (half from t-1, half from t+1), "paper" or
-                "official" order, before "attn" and/or "mlp".
-            shift_last_blocks: only the last this many blocks exchange features between frames; None = every block.
-            representation_size: width of a pre-logits Linear -> tanh before the classifier; None = none.
-        Each option in full: models/README.md#the-video-vits-options.
-        """
         super().__init__()
         if pos_embed not in ("separate", "joint", "spatial"):
             raise ValueError(f"pos_embed must be 'separate', 'joint' or 'spatial', got {pos_embed!r}")
@@ -199,57 +199,53 @@ class VideoViT(nn.Module):
         attn_cls = get_attention(attn_layer) if isinstance(attn_layer, str) else attn_layer
         check_options(attn_cls, attn_kwargs or {}, f"attn_kwargs of attention {attn_cls.__name__}")
         _check_frame_options(attn_cls, depth, cls_layout, temporal_aggregation, temporal_shift, shift_before,
-                             shift_last_blocks)
-        if frame_drop_rate and cls_layout != "per_frame":
-            raise ValueError(f"frame_drop_rate={frame_drop_rate} drops per-frame class tokens and needs "
-                             f"cls_layout='per_frame'")
+                             shift_last_blocks, frame_drop_rate)
         self.cls_layout = cls_layout
-
-        self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
-        self.grid_size = self.patch_embed.grid_size  # (T, H, W) of the token grid
-        t, h, w = self.grid_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        if pos_embed == "joint":
-            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + t * h * w, embed_dim))
-        else:
-            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + h * w, embed_dim))
-        if pos_embed == "separate":
-            self.time_embed = nn.Parameter(torch.zeros(1, t, embed_dim))
-        self.pos_drop = nn.Dropout(drop_rate)
+        self._add_embeddings(TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim),
+                             drop_rate)
 
         common_attn_kwargs = dict(attn_drop=attn_drop_rate, proj_drop=drop_rate, fused_attn=fused_attn)
-        block_attn_kwargs = dict(**common_attn_kwargs, **(attn_kwargs or {}))
-        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear rule, plain floats
-        first_mixing = depth - (depth if shift_last_blocks is None else shift_last_blocks)
-
-        def shift(position: str) -> TemporalShift | None:
-            return (TemporalShift(embed_dim, shift_fraction, temporal_shift, inplace=True,  # Block replaces x
-                                  order=shift_order)
-                    if temporal_shift is not None and position in shift_before else None)
-
-        self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], attn_cls, block_attn_kwargs,
-                  shift("attn"), shift("mlp"))
-            if i >= first_mixing else
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, dpr[i], FrameAttention, common_attn_kwargs)
-            for i in range(depth)
-        ])
+        shift = partial(TemporalShift, embed_dim, shift_fraction, temporal_shift, inplace=True,  # Block replaces x
+                        order=shift_order) if temporal_shift is not None else None
+        self.blocks = _blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, attn_cls,
+                              {**common_attn_kwargs, **(attn_kwargs or {})}, common_attn_kwargs, shift, shift_before,
+                              shift_last_blocks)
         self.norm = LayerNorm(embed_dim)
         if cls_layout == "per_frame":
             self.temporal_aggregation = (
                 TemporalAverage() if temporal_aggregation == "average"
                 else TemporalAttentionPool(embed_dim, num_heads, mlp_ratio, common_attn_kwargs))
+        self._add_head(num_classes, representation_size, frame_drop_rate,
+                       drop_rate if head_drop_rate is None else head_drop_rate)
+        self._init_weights()
+
+    def _add_embeddings(self, patch_embed: TubeletEmbed, drop_rate: float) -> None:
+        """The tubelet embedding, the class token, the position tables of ``pos_embed`` and their dropout."""
+        self.patch_embed = patch_embed
+        self.grid_size = patch_embed.grid_size  # (T, H, W) of the token grid
+        t, h, w = self.grid_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
+        if self.pos_embed_type == "joint":
+            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + t * h * w, self.embed_dim))
+        else:
+            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + h * w, self.embed_dim))
+        if self.pos_embed_type == "separate":
+            self.time_embed = nn.Parameter(torch.zeros(1, t, self.embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+
+    def _add_head(self, num_classes: int, representation_size: int | None, frame_drop_rate: float,
+                  head_drop_rate: float) -> None:
+        """Pre-logits, the dropouts before the classifier, and the classifier (see ``__init__``'s Args)."""
         if representation_size:
-            self.num_features = representation_size
-            self.pre_logits = nn.Sequential(OrderedDict([("fc", nn.Linear(embed_dim, representation_size)),
+            self.pre_logits = nn.Sequential(OrderedDict([("fc", nn.Linear(self.embed_dim, representation_size)),
                                                          ("act", nn.Tanh())]))
+            self.num_features = representation_size
         else:
             self.pre_logits = nn.Identity()
         # Identity at rate 0: no module that could draw random numbers where no dropout was asked for.
         self.frame_drop = nn.Dropout(frame_drop_rate) if frame_drop_rate else nn.Identity()
-        self.head_drop = nn.Dropout(drop_rate if head_drop_rate is None else head_drop_rate)
+        self.head_drop = nn.Dropout(head_drop_rate)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
 
     def _init_weights(self) -> None:
         # timm ViT init; time_embed stays zero so a model loaded from an image checkpoint starts frame-agnostic.
@@ -340,10 +336,31 @@ def set_fused_attn(model: nn.Module, flag: bool) -> dict[str, bool]:
     return previous
 
 
+def _blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, drop_path_rate: float,
+            attn_cls: type[nn.Module], attn_kwargs: dict[str, Any], frame_attn_kwargs: dict[str, Any],
+            shift: Callable[[], TemporalShift] | None, shift_before: Sequence[str],
+            shift_last_blocks: int | None) -> nn.ModuleList:
+    """The transformer blocks: stochastic depth rising linearly to ``drop_path_rate``; the first ``depth -
+    shift_last_blocks`` blocks attend within each frame and shift nothing, the others take ``attn_cls`` and a
+    temporal ``shift`` before each module named in ``shift_before``."""
+    dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear rule, plain floats
+    first_mixing = depth - (depth if shift_last_blocks is None else shift_last_blocks)
+
+    def shift_at(position: str) -> TemporalShift | None:
+        return shift() if shift is not None and position in shift_before else None
+
+    return nn.ModuleList([
+        Block(dim, num_heads, mlp_ratio, qkv_bias, dpr[i], attn_cls, attn_kwargs, shift_at("attn"), shift_at("mlp"))
+        if i >= first_mixing else
+        Block(dim, num_heads, mlp_ratio, qkv_bias, dpr[i], FrameAttention, frame_attn_kwargs)
+        for i in range(depth)
+    ])
+
+
 def _check_frame_options(attn_cls: type[nn.Module], depth: int, cls_layout: str, temporal_aggregation: str,
                          temporal_shift: str | None, shift_before: Sequence[str],
-                         shift_last_blocks: int | None) -> None:
-    """Raise ``ValueError`` for options of the shift family that do not fit together."""
+                         shift_last_blocks: int | None, frame_drop_rate: float) -> None:
+    """Raise ``ValueError`` for options of the per-frame family that do not fit together."""
     if cls_layout not in ("single", "per_frame"):
         raise ValueError(f"cls_layout must be 'single' or 'per_frame', got {cls_layout!r}")
     if temporal_aggregation not in ("average", "attention"):
@@ -366,6 +383,9 @@ def _check_frame_options(attn_cls: type[nn.Module], depth: int, cls_layout: str,
                           "shift_last_blocks": shift_last_blocks is not None}
         if any(per_frame_only.values()):
             raise ValueError(f"{[k for k, v in per_frame_only.items() if v]} need cls_layout='per_frame'")
+        if frame_drop_rate:
+            raise ValueError(f"frame_drop_rate={frame_drop_rate} drops per-frame class tokens and needs "
+                             f"cls_layout='per_frame'")
 
 
 # ---- registered entrypoints -----------------------------------------------------------------------------------
