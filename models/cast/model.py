@@ -24,7 +24,32 @@ _TRAINABLE_EXPERT_PREFIXES = ("norm.",)
 
 
 class CAST(nn.Module):
-    """A spatial and a temporal expert, an exchange in chosen blocks, and a head (experiments/cast/README.md)."""
+    """A spatial and a temporal expert, an exchange in chosen blocks, and a head (experiments/cast/README.md).
+
+    Args:
+        num_classes: an int, or ``{"verb": V, "noun": N}`` (V + N logits, verbs first).
+        num_verbs: with an int ``num_classes`` of V + N, the first ``num_verbs`` logits are verbs; None = one label.
+        img_size, num_frames: frame side and input frames F (both experts see F / 2 time steps).
+        patch_size, embed_dim, depth, num_heads, mlp_ratio: the experts' ViT (the same for both, as B-CAST needs).
+        spatial_expert, temporal_expert: structures from ``EXPERT_ARCHS`` ("clip", "vit_in21k", "videomae", "mvd").
+        experts: "both", or "spatial" / "temporal" alone (with ``exchange="none"`` and ``fusion="single"``).
+        adapters: the experts' AIM adapters (Eq. 3, 5); False = Table 1a "w/o adapter".
+        adapter_ratio, mlp_adapter_scale: adapter width / D and the FFN adapter's factor s (official 0.25, 0.5).
+        time_adapter: AIM's temporal adapter in every frame-expert block (the official independent CLIP expert).
+        exchange: "bcast", "none", "xattn", "xattn_adapter" or "lateral"; None: "bcast", or "none" for one expert.
+        directions: "both", "t2s" or "s2t" (Table 1g).
+        exchange_blocks: 0-based blocks with an exchange (Table 1f); None = every block.
+        down_ratio: B-CAST bottleneck ratio (Table 1d).
+        t2s_window, s2t_window: "time", "space" or "space_time" (Table 1e).
+        exchange_pos: B-CAST positional embeddings (Table 8).
+        fusion: "split", "add", "concat", "ensemble" or "single" (the heads: README); None: "split" with verbs,
+            "add" without, "single" for one expert.
+        train_experts: train every parameter; False = freeze the experts but adapters, last norms, time embedding.
+        drop_path_rate: stochastic depth of the exchange branches and FFN / time adapters (README: paper scale).
+        head_drop_rate: dropout before the classifiers.
+        fused_attn: SDPA (True) or explicit softmax (False) everywhere.
+        skip_unread: in a training forward, skip the last block's work on patch tokens no head reads (same result).
+    """
 
     def __init__(
         self,
@@ -58,40 +83,8 @@ class CAST(nn.Module):
         fused_attn: bool = True,
         skip_unread: bool = True,
     ) -> None:
-        """
-        Args:
-            num_classes: an int, or ``{"verb": V, "noun": N}`` (V + N logits, verbs first).
-            num_verbs: with an int ``num_classes`` of V + N, the first ``num_verbs`` logits are verbs; None = one label.
-            img_size, num_frames: frame side and input frames F (both experts see F / 2 time steps).
-            patch_size, embed_dim, depth, num_heads, mlp_ratio: the experts' ViT (the same for both, as B-CAST needs).
-            spatial_expert, temporal_expert: structures from ``EXPERT_ARCHS`` ("clip", "vit_in21k", "videomae", "mvd").
-            experts: "both", or "spatial" / "temporal" alone (with ``exchange="none"`` and ``fusion="single"``).
-            adapters: the experts' AIM adapters (Eq. 3, 5); False = Table 1a "w/o adapter".
-            adapter_ratio, mlp_adapter_scale: adapter width / D and the FFN adapter's factor s (official 0.25, 0.5).
-            time_adapter: AIM's temporal adapter in every frame-expert block (the official independent CLIP expert).
-            exchange: "bcast", "none", "xattn", "xattn_adapter" or "lateral"; None: "bcast", or "none" for one expert.
-            directions: "both", "t2s" or "s2t" (Table 1g).
-            exchange_blocks: 0-based blocks with an exchange (Table 1f); None = every block.
-            down_ratio: B-CAST bottleneck ratio (Table 1d).
-            t2s_window, s2t_window: "time", "space" or "space_time" (Table 1e).
-            exchange_pos: B-CAST positional embeddings (Table 8).
-            fusion: "split", "add", "concat", "ensemble" or "single" (the heads: README); None: "split" with verbs,
-                "add" without, "single" for one expert.
-            train_experts: train every parameter; False = freeze the experts but adapters, last norms, time embedding.
-            drop_path_rate: stochastic depth of the exchange branches and FFN / time adapters (README: paper scale).
-            head_drop_rate: dropout before the classifiers.
-            fused_attn: SDPA (True) or explicit softmax (False) everywhere.
-            skip_unread: in a training forward, skip the last block's work on patch tokens no head reads (same result).
-        """
         super().__init__()
-        if isinstance(num_classes, Mapping):
-            if list(num_classes) != ["verb", "noun"]:
-                raise ValueError(f"num_classes must be an int or {{'verb': V, 'noun': N}}, got {dict(num_classes)}")
-            if num_verbs not in (None, num_classes["verb"]):
-                raise ValueError(f"num_verbs {num_verbs} contradicts num_classes {dict(num_classes)}")
-            num_verbs, num_classes = num_classes["verb"], num_classes["verb"] + num_classes["noun"]
-        if num_verbs is not None and not 0 < num_verbs < num_classes:
-            raise ValueError(f"num_verbs must be in 1..num_classes-1 = {num_classes - 1}, got {num_verbs}")
+        num_classes, num_verbs = _logits(num_classes, num_verbs)
         exchange = exchange or ("bcast" if experts == "both" else "none")
         fusion = fusion or ("single" if experts != "both" else "split" if num_verbs else "add")
         _check_options(experts, exchange, directions, exchange_blocks, depth, t2s_window, s2t_window, fusion,
@@ -121,22 +114,27 @@ class CAST(nn.Module):
             for i in blocks} if exchange != "none" else {})
         self.exchange_drop = nn.ModuleList([DropPath(p) if p > 0 else nn.Identity() for p in dpr])
 
+        self._add_heads(head_drop_rate, adapter_ratio)
+        set_trainable(self, train_experts)
+
+    def _add_heads(self, head_drop_rate: float, adapter_ratio: float) -> None:
+        """The classifiers of ``self.fusion`` (README: the heads) and the dropout before them."""
+        dim, classes, verbs = self.embed_dim, self.num_classes, self.num_verbs
         self.head_drop = nn.Dropout(head_drop_rate)
         self.head_spatial = self.head_temporal = self.head = None
         self.head_adapter_spatial = self.head_adapter_temporal = None
-        if fusion == "split":
-            self.head_temporal = cast_linear(embed_dim, num_verbs)
-            self.head_spatial = cast_linear(embed_dim, num_classes - num_verbs)
-        elif fusion in ("ensemble", "single"):
+        if self.fusion == "split":
+            self.head_temporal = cast_linear(dim, verbs)
+            self.head_spatial = cast_linear(dim, classes - verbs)
+        elif self.fusion in ("ensemble", "single"):
             if self.spatial is not None:
-                self.head_spatial = cast_linear(embed_dim, num_classes)
+                self.head_spatial = cast_linear(dim, classes)
             if self.temporal is not None:
-                self.head_temporal = cast_linear(embed_dim, num_classes)
+                self.head_temporal = cast_linear(dim, classes)
         else:
-            self.head_adapter_spatial = Adapter(embed_dim, adapter_ratio)
-            self.head_adapter_temporal = Adapter(embed_dim, adapter_ratio)
-            self.head = cast_linear(embed_dim * (2 if fusion == "concat" else 1), num_classes)
-        set_trainable(self, train_experts)
+            self.head_adapter_spatial = Adapter(dim, adapter_ratio)
+            self.head_adapter_temporal = Adapter(dim, adapter_ratio)
+            self.head = cast_linear(dim * (2 if self.fusion == "concat" else 1), classes)
 
     # ---- forward --------------------------------------------------------------------------------------------
 
@@ -150,14 +148,14 @@ class CAST(nn.Module):
         last = len(experts[0].blocks) - 1
         skip = self.skip_unread and self.training and torch.is_grad_enabled()
         for i in range(last + 1):
-            tokens = [e.blocks[i].attend(x, e.num_steps) for e, x in zip(experts, tokens)]
+            tokens = [e.blocks[i].attend(x, e.num_steps) for e, x in zip(experts, tokens, strict=True)]
             # In the last block a frame expert's patch tokens reach no head (pooling reads class tokens).
             unread = [skip and i == last and e.layout == "frame" for e in experts]
             if str(i) in self.exchange:
                 tokens = self._exchange(i, tokens, b, patch_updates=(not unread[0], not unread[1]))
             tokens = [e.blocks[i].feed_forward(x[:, :1] if drop else x)
-                      for e, x, drop in zip(experts, tokens, unread)]
-        pooled = [e.pool(x, b) for e, x in zip(experts, tokens)]
+                      for e, x, drop in zip(experts, tokens, unread, strict=True)]
+        pooled = [e.pool(x, b) for e, x in zip(experts, tokens, strict=True)]
         if len(experts) == 2:
             return pooled[0], pooled[1]
         return (pooled[0], None) if self.spatial is not None else (None, pooled[0])
@@ -197,7 +195,7 @@ class CAST(nn.Module):
         classifier's softmax of these logits is the ensemble's averaged prediction."""
         sizes = [self.num_verbs, self.num_classes - self.num_verbs] if self.num_verbs else [self.num_classes]
         parts = [torch.logaddexp(a.log_softmax(-1), b.log_softmax(-1)) - math.log(2.0)
-                 for a, b in zip(z_s.split(sizes, -1), z_t.split(sizes, -1))]
+                 for a, b in zip(z_s.split(sizes, -1), z_t.split(sizes, -1), strict=True)]
         return torch.cat(parts, dim=-1)
 
     def forward(self, video: Tensor) -> Tensor:
@@ -243,6 +241,19 @@ def trainable_parameters(model: nn.Module) -> dict[str, int]:
 def count_learnable(model: nn.Module) -> int:
     """Learnable parameters (the paper's "Tune Param" / "Learnable Param")."""
     return sum(trainable_parameters(model).values())
+
+
+def _logits(num_classes: int | Mapping[str, int], num_verbs: int | None) -> tuple[int, int | None]:
+    """(logits, verbs among them first or None) from ``num_classes`` and ``num_verbs`` as ``CAST`` takes them."""
+    if isinstance(num_classes, Mapping):
+        if list(num_classes) != ["verb", "noun"]:
+            raise ValueError(f"num_classes must be an int or {{'verb': V, 'noun': N}}, got {dict(num_classes)}")
+        if num_verbs not in (None, num_classes["verb"]):
+            raise ValueError(f"num_verbs {num_verbs} contradicts num_classes {dict(num_classes)}")
+        num_verbs, num_classes = num_classes["verb"], num_classes["verb"] + num_classes["noun"]
+    if num_verbs is not None and not 0 < num_verbs < num_classes:
+        raise ValueError(f"num_verbs must be in 1..num_classes-1 = {num_classes - 1}, got {num_verbs}")
+    return num_classes, num_verbs
 
 
 def _check_options(experts: str, exchange: str, directions: str, exchange_blocks: Sequence[int] | None, depth: int,
