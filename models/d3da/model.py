@@ -48,7 +48,7 @@ class _Residual(nn.Module):
 
     def ffn(self, *groups: Tensor) -> tuple[Tensor, ...]:
         updates = self.drop_branch(*(self.mlp(self.norm2(g)) for g in groups))
-        return tuple(g + u for g, u in zip(groups, updates))
+        return tuple(g + u for g, u in zip(groups, updates, strict=True))
 
 
 class BranchBlock(_Residual):
@@ -112,7 +112,32 @@ class CrossModalBlock(nn.Module):
 
 
 class CrossModalDeformableTransformer(nn.Module):
-    """RGB + pose action recognition with 3D deformable, joint stride and temporal stride attention."""
+    """RGB + pose action recognition with 3D deformable, joint stride and temporal stride attention.
+
+    Args:
+        img_size: frame height and width (divisible by 8); RGB tokens on an img_size/8 square grid.
+        num_frames: frames of a training clip (size of the temporal table; other T at test are interpolated).
+        in_chans: video channels.
+        num_joints: joints J per person (13 PennAction / synth_pose, 25 NTU).
+        num_people: people per frame; pose (B, T, J, k) is one person, (B, T, people, J, k) several.
+        pose_dim: coordinates per joint k (2: x, y; 3: x, y, z).
+        pose_space: "pixel" (1-based pixel x, y of the clip's frames, normalised to [-1, 1] here) or "camera".
+        num_classes: classifier outputs; 0 = no head (features).
+        embed_dim: token width 4C (the stem's widths are C, 2C, 4C).
+        depth, num_heads: blocks L and the heads of every attention.
+        mlp_ratio, qkv_bias: FFN hidden width / embed_dim; bias on the q/k/v projections.
+        joint_wnd, temporal_wnd: windows of A1 (in pose tokens) and A2 (in frames); stride floor(wnd / 2).
+        cover: "full" (corrected windows, every token covered) or "as_printed" (the loops of A1/A2 literally).
+        offset_kernel: kernel size k of the offset network of 3D deformable attention (A3).
+        offset_range: largest 3-D offset in token cells; None = tanh in normalised coordinates as printed.
+        offset_stride: stride of the offset network (1 = one deformed token per RGB token, as A3).
+        pool: "cls" (frame mean of M_CLS) or "modal" (frame means of the three modal tokens, concatenated).
+        modalities: "rgb+pose" (the paper's model), "rgb" (no pose tokens, no A1) or "pose" (no RGB, no A3).
+        drop_rate: dropout after attention projections, in the FFNs and before the head.
+        attn_drop_rate: dropout on attention weights.
+        drop_path_rate: stochastic depth, rising linearly to this rate over the blocks.
+        fused_attn: SDPA (True) or explicit softmax (False) in every attention.
+    """
 
     def __init__(
         self,
@@ -142,31 +167,6 @@ class CrossModalDeformableTransformer(nn.Module):
         drop_path_rate: float = 0.0,
         fused_attn: bool = True,
     ) -> None:
-        """
-        Args:
-            img_size: frame height and width (divisible by 8); RGB tokens on an img_size/8 square grid.
-            num_frames: frames of a training clip (size of the temporal table; other T at test are interpolated).
-            in_chans: video channels.
-            num_joints: joints J per person (13 PennAction / synth_pose, 25 NTU).
-            num_people: people per frame; pose (B, T, J, k) is one person, (B, T, people, J, k) several.
-            pose_dim: coordinates per joint k (2: x, y; 3: x, y, z).
-            pose_space: "pixel" (1-based pixel x, y of the clip's frames, normalised to [-1, 1] here) or "camera".
-            num_classes: classifier outputs; 0 = no head (features).
-            embed_dim: token width 4C (the stem's widths are C, 2C, 4C).
-            depth, num_heads: blocks L and the heads of every attention.
-            mlp_ratio, qkv_bias: FFN hidden width / embed_dim; bias on the q/k/v projections.
-            joint_wnd, temporal_wnd: windows of A1 (in pose tokens) and A2 (in frames); stride floor(wnd / 2).
-            cover: "full" (corrected windows, every token covered) or "as_printed" (the loops of A1/A2 literally).
-            offset_kernel: kernel size k of the offset network of 3D deformable attention (A3).
-            offset_range: largest 3-D offset in token cells; None = tanh in normalised coordinates as printed.
-            offset_stride: stride of the offset network (1 = one deformed token per RGB token, as A3).
-            pool: "cls" (frame mean of M_CLS) or "modal" (frame means of the three modal tokens, concatenated).
-            modalities: "rgb+pose" (the paper's model), "rgb" (no pose tokens, no A1) or "pose" (no RGB, no A3).
-            drop_rate: dropout after attention projections, in the FFNs and before the head.
-            attn_drop_rate: dropout on attention weights.
-            drop_path_rate: stochastic depth, rising linearly to this rate over the blocks.
-            fused_attn: SDPA (True) or explicit softmax (False) in every attention.
-        """
         super().__init__()
         _check_options(img_size, num_frames, num_joints, num_people, pose_dim, pose_space, embed_dim, depth,
                        num_heads, joint_wnd, temporal_wnd, cover, pool, modalities)
