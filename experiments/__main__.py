@@ -28,6 +28,7 @@ from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_
 from .provenance import git_commit, launched_as_global_zero
 from .runner import compute_static, run_table
 from .smoke_cli import add_command as add_smoke_command
+from .smoke_cli import add_loader_rate_command
 from .spec import SCALES, registered_specs, table_spec, table_status
 
 
@@ -472,8 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(fn=cmd_bench)
 
     # the subcommands that their own modules define
-    for add_parser in (partial(add_smoke_command, positive=_positive), add_static_parser, add_pretrain_images_parser,
-                       add_pretrain_experts_parser, add_probe_experts_parser):
+    for add_parser in (partial(add_smoke_command, positive=_positive),
+                       partial(add_loader_rate_command, positive=_positive), add_static_parser,
+                       add_pretrain_images_parser, add_pretrain_experts_parser, add_probe_experts_parser):
         add_parser(sub)
     return parser
 

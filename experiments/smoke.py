@@ -537,14 +537,14 @@ def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None
     return records
 
 
-def stamp(device: str, argv: Sequence[str]) -> dict[str, Any]:
+def stamp(device: str, argv: Sequence[str], command: str = "smoke") -> dict[str, Any]:
     """What every record of a sweep carries: the device, torch, the commit (taken before the sweep starts), the
-    date and the command that measured it."""
+    date and the command that measured it (``python -m experiments <command> <argv>``)."""
     import torch
 
     return {"device_name": measured_on(device), "torch": torch.__version__, "commit": git_commit(),
             "measured_at": datetime.now(timezone.utc).date().isoformat(),
-            "command": shlex.join(["python", "-m", "experiments", "smoke", *argv])}
+            "command": shlex.join(["python", "-m", "experiments", command, *argv])}
 
 
 def all_tables() -> list[str]:

@@ -53,6 +53,55 @@ def add_command(sub: Any, positive: Callable[[str], int]) -> None:
     smoke.set_defaults(fn=cmd_smoke)
 
 
+def add_loader_rate_command(sub: Any, positive: Callable[[str], int]) -> None:
+    """The ``loader-rate`` subcommand (``experiments.loader_rate``)."""
+    rate = sub.add_parser("loader-rate", help="clips/s one loader process reads on each distinct training data "
+                                              "path of the tables, at paper shape on generated data, no model")
+    rate.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
+    rate.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
+    rate.add_argument("--seconds", type=float, default=20.0,
+                      help="wall time each process reads items for, after one warm-up item (default 20)")
+    rate.add_argument("--processes", type=positive, default=1,
+                      help="processes reading the same path at once (default 1); the record keeps the lowest, "
+                           "median and highest rate")
+    rate.add_argument("--threads", type=positive, default=1, help="torch intra-op threads per process (default 1)")
+    rate.add_argument("--shrink", type=positive, default=1,
+                      help="divide the crop and the written frame size by this (default 1: the paper's)")
+    rate.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
+    rate.add_argument("--epic-frames", action="store_true",
+                      help="EPIC-KITCHENS-100 as its extracted frames (rgb_frames) instead of videos")
+    rate.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
+                      help="merge the records into FILE (default reports/benchmarks/loader_cpu.json), stamped with "
+                           "commit, machine and command")
+    rate.set_defaults(fn=cmd_loader_rate)
+
+
+def cmd_loader_rate(args: argparse.Namespace) -> int:
+    """Clips/s of one loader process per distinct training data path (``experiments.loader_rate``)."""
+    from .loader_rate import RECORD_FILE, markdown, measure_tables
+    from .smoke import RECORD_FILES, SmokeOptions, all_tables, echo_err, stamp
+    from .smoke_records import write_records
+
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be above 0, got {args.seconds}")
+    tables = all_tables() if args.tables == ["all"] else args.tables
+    if args.rows and len(tables) != 1:
+        raise ValueError("--rows names rows of one table; give one table id")
+    options = SmokeOptions(shrink=args.shrink, cache_dir=Path(args.cache_dir), epic_frames=args.epic_frames)
+    path = None if args.record is None else args.record or RECORD_FILES["cpu"].with_name(RECORD_FILE)
+    stamped = stamp("cpu", args.argv[1:], command="loader-rate")
+
+    def keep(record: dict) -> None:  # each path as it ends: a stopped sweep keeps the paths it finished
+        if path is not None:
+            write_records(path, [{**record, **stamped}])
+
+    records = measure_tables(tables, options, args.seconds, args.threads, args.processes, args.rows, echo_err, keep)
+    print(markdown(records))
+    if path is not None:
+        print(f"-> {path}")
+    return 0 if all(r["status"] == "pass" for r in records) else 1
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     """Every run of the tables at paper scale through the run path on generated data of the datasets' shape: pass
     or the first error, step and loader rates, memory against the paper's GPU (``experiments.smoke``)."""
