@@ -78,6 +78,8 @@ def add_loader_rate_command(sub: Any, positive: Callable[[str], int]) -> None:
 
 def cmd_loader_rate(args: argparse.Namespace) -> int:
     """Clips/s of one loader process per distinct training data path (``experiments.loader_rate``)."""
+    import torch
+
     from .loader_rate import RECORD_FILE, markdown, measure_tables
     from .smoke import RECORD_FILES, SmokeOptions, all_tables, echo_err, stamp
     from .smoke_records import write_records
@@ -89,6 +91,7 @@ def cmd_loader_rate(args: argparse.Namespace) -> int:
         raise ValueError("--rows names rows of one table; give one table id")
     options = SmokeOptions(shrink=args.shrink, cache_dir=Path(args.cache_dir), epic_frames=args.epic_frames)
     path = None if args.record is None else args.record or RECORD_FILES["cpu"].with_name(RECORD_FILE)
+    torch.set_num_threads(args.threads)  # the stamp names this process's threads: those each reader takes
     stamped = stamp("cpu", args.argv[1:], command="loader-rate")
 
     def keep(record: dict) -> None:  # each path as it ends: a stopped sweep keeps the paths it finished
