@@ -124,12 +124,14 @@ PYSLOWFAST_CLIPS = {"dense_convention": "pyslowfast"}
 
 # Loader processes per GPU: a GPU trains no faster than its loader feeds it, so each dataset's default is
 # loader_workers(what the fastest training step recorded at paper shape on an H100 consumes, what one loader process
-# decodes and augments at the dataset's paper shape, its slowest recipe), both in clips/s, from the tracked records:
-# the step in reports/benchmarks/smoke_cuda_fsdp.json (Motionformer's joint ViT-B on Kinetics, the paper's batch of 4
-# and 16-mixed, through Lightning's FSDP on one H100: 0.051 s, 79 clips/s; reports/benchmarks/shift_h100.json's
-# fp32 frame-wise ViT-B consumes 50), the process in reports/benchmarks/smoke_cpu.json (`python -m experiments smoke
-# ID`, loader clips/s; on a 2-core EPYC): Kinetics 13.3, SSv2 8.4, EPIC-KITCHENS-100's short-side-256 copy at 50 fps
-# 6.1 (all three CAST's recipe). tests/experiments/test_loader_workers.py recomputes each count from the records.
+# decodes and augments on the dataset's slowest training data path), both in clips/s, from the tracked records: the
+# step in reports/benchmarks/smoke_cuda_fsdp.json (Motionformer's joint ViT-B on Kinetics, the paper's batch of 4 and
+# 16-mixed, through Lightning's FSDP on one H100: 0.051 s, 79 clips/s; reports/benchmarks/shift_h100.json's fp32
+# frame-wise ViT-B consumes 50), the process in reports/benchmarks/loader_cpu.json (`python -m experiments
+# loader-rate all --record`: items read in 20 s alone at one thread, on a 2-core EPYC): Kinetics 12.8 (CAST's
+# recipe), SSv2 4.1 and EPIC-KITCHENS-100's short-side-256 copy at 50 fps 3.6 (both Mformer-L's 32-frame clips).
+# The rule pairs the fastest step with the slowest path, so it errs towards more processes: SSv2 and EPIC start the
+# cap. tests/experiments/test_loader_workers.py recomputes each count from the records.
 MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100)
 
 
@@ -141,15 +143,15 @@ def loader_workers(gpu_clips_s: float, worker_clips_s: float) -> int:
 
 
 KINETICS_400 = DataConfig(dataset="kinetics400", task="video_classification", sampling="dense", crop_size=224,
-                          train_scale=(256, 320), hflip=True, batch_size=4, num_workers=6, test_clips=10,
+                          train_scale=(256, 320), hflip=True, batch_size=4, num_workers=7, test_clips=10,
                           test_crops=3)
 KINETICS_600 = dataclasses.replace(KINETICS_400, dataset="kinetics600")
 SSV2 = DataConfig(dataset="ssv2", task="video_classification", sampling="segments", crop_size=224,
-                  train_scale=(256, 320), hflip=False, batch_size=4, num_workers=10, test_clips=1, test_crops=3,
-                  options=RAND_AUGMENT)
+                  train_scale=(256, 320), hflip=False, batch_size=4, num_workers=MAX_LOADER_WORKERS, test_clips=1,
+                  test_crops=3, options=RAND_AUGMENT)
 EPIC_KITCHENS_100 = DataConfig(dataset="epic_kitchens100", task="verb_noun_classification", sampling="segments",
                                crop_size=224, train_scale=(256, 320), hflip=True, batch_size=4,
-                               num_workers=13, test_clips=1, test_crops=3, options=RAND_AUGMENT)
+                               num_workers=MAX_LOADER_WORKERS, test_clips=1, test_crops=3, options=RAND_AUGMENT)
 
 # One GPU or many through Lightning's own strategies; mixed precision as the papers train.
 # "warn": some CUDA kernels (scatter-add backward, ...) have no deterministic version; they warn instead of failing.

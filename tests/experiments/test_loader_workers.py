@@ -2,9 +2,9 @@
 the tracked records: what the fastest paper-shape training step recorded on an H100 consumes
 (``reports/benchmarks/shift_h100.json``, and the GPU smoke's records at the paper's batch on a device of their own,
 ``reports/benchmarks/smoke_cuda*.json``) over what one loader process delivers at each dataset's paper shape
-(``loader_clips_s`` of ``reports/benchmarks/smoke_cpu.json``, the slowest of the dataset's recipes). Records measured
-again (on an idle machine, another CPU) change the count the rule gives, and this test then names the preset to
-change."""
+(``clips_s`` of ``reports/benchmarks/loader_cpu.json``, the slowest of the dataset's training data paths).
+Records measured again (on an idle machine, another CPU) change the count the rule gives, and this test then names
+the preset to change."""
 
 import json
 from pathlib import Path
@@ -36,10 +36,12 @@ def fastest_h100_clips_s() -> float:
 
 
 def slowest_loader_clips_s(datasets: tuple[str, ...]) -> float:
-    records = json.loads((BENCHMARKS / "smoke_cpu.json").read_text())["records"]
-    rates = [r["loader_clips_s"] for r in records if r["dataset"] in datasets and r["status"] == "pass"
-             and r["shrink"] == 1 and r.get("loader_clips_s") and not r.get("same_as")]
-    assert rates, f"no paper-shape smoke record of {datasets} in smoke_cpu.json"
+    """The slowest of the datasets' training data paths, each read by one process alone at one thread at the paper's
+    shape (``python -m experiments loader-rate all --record``)."""
+    records = json.loads((BENCHMARKS / "loader_cpu.json").read_text())["records"]
+    rates = [r["clips_s"] for r in records if r["dataset"] in datasets and r["status"] == "pass"
+             and r["shrink"] == 1 and r["processes"] == 1 and r["threads"] == 1]
+    assert rates, f"no paper-shape loader rate of {datasets} in loader_cpu.json"
     return min(rates)
 
 
