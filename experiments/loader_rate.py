@@ -7,10 +7,10 @@ whose training data path is the same (the data config but its batch, loader proc
 task) are measured once. This is the figure ``presets.loader_workers`` divides a GPU's step rate by; the smoke's own
 loader figure rests on one or two batches inside a training loop, this one on every item read in a fixed time.
 
-The statistic, fixed before the first measurement (2026-11-27): after one warm-up item, the items one process reads
-in ``seconds`` of wall time (20 by default), over that time, at one torch thread. With ``processes`` above 1, that many processes read
-the same path at once, each started together after its warm-up (a node's loader workers side by side); the record
-keeps the lowest, the median and the highest of their rates.
+The statistic, fixed before the first measurement (2026-11-27): after one warm-up item, the items one process reads in
+``seconds`` of wall time (20 by default), over that time, at one torch thread. With ``processes`` above 1, that many
+processes read the same path at once, each started together after its warm-up (a node's loader workers side by side);
+the record keeps the lowest, the median and the highest of their rates.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ RECORD_FILE = "loader_cpu.json"  # in reports/benchmarks/
 # files are, and the test views
 _NOT_THE_PATH = {"batch_size": 1, "num_workers": 0, "root": None, "test_clips": 1, "test_crops": 1,
                  "test_view_average": "probabilities"}
+
+
+def record_key(record: dict[str, Any]) -> tuple:
+    """What one record of a record file stands for: its path measured in one setting (a rate read alone and one read
+    beside other processes, or at another thread count or size, are kept apart)."""
+    return record["path"], record["shrink"], record["processes"], record["threads"]
 
 
 def path_key(cfg: RunConfig) -> str:

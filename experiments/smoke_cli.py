@@ -80,7 +80,7 @@ def cmd_loader_rate(args: argparse.Namespace) -> int:
     """Clips/s of one loader process per distinct training data path (``experiments.loader_rate``)."""
     import torch
 
-    from .loader_rate import RECORD_FILE, markdown, measure_tables
+    from .loader_rate import RECORD_FILE, markdown, measure_tables, record_key
     from .smoke import RECORD_FILES, SmokeOptions, all_tables, echo_err, stamp
     from .smoke_records import write_records
 
@@ -96,7 +96,7 @@ def cmd_loader_rate(args: argparse.Namespace) -> int:
 
     def keep(record: dict) -> None:  # each path as it ends: a stopped sweep keeps the paths it finished
         if path is not None:
-            write_records(path, [{**record, **stamped}])
+            write_records(path, [{**record, **stamped}], key=record_key)
 
     records = measure_tables(tables, options, args.seconds, args.threads, args.processes, args.rows, echo_err, keep)
     print(markdown(records))

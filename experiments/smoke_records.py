@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ DEVICE_MEMORY_ERRORS = ("OutOfMemoryError", "CUDA out of memory", "CUBLAS_STATUS
                         "CUDNN_STATUS_ALLOC_FAILED")
 
 
-def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
-    """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table,
-    row and column in its place (a sweep run again leaves the file's order, and its report's, as it was); the
-    others are kept, and records new to the file come at its end. Smoke processes sharing a GPU merge into one
-    file: the read and the write hold the file's lock (``.<name>.lock`` beside it), so that no process writes over
+def write_records(path: str | Path, records: list[dict[str, Any]],
+                  key: Callable[[dict[str, Any]], tuple] | None = None) -> Path:
+    """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table, row and
+    column (or ``key``) in its place (a sweep run again leaves the file's order, and its report's, as it was); the
+    others are kept, and records new to the file come at its end. Smoke processes sharing a GPU merge into one file:
+    the read and the write hold the file's lock (``.<name>.lock`` beside it), so that no process writes over
     another's new records."""
     from filelock import FileLock
 
@@ -29,11 +31,12 @@ def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.parent / f".{path.name}.lock"):
+        key = key or _key
         kept = read_records(path) if path.exists() else []
-        incoming = {_key(r): r for r in records}
-        merged = [incoming.get(_key(r), r) for r in kept]
-        present = {_key(r) for r in kept}
-        merged += [r for r in records if _key(r) not in present]
+        incoming = {key(r): r for r in records}
+        merged = [incoming.get(key(r), r) for r in kept]
+        present = {key(r) for r in kept}
+        merged += [r for r in records if key(r) not in present]
         atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
     return path
 

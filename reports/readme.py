@@ -354,6 +354,17 @@ def smoke_summary(records: list[dict]) -> str:
                                     "largest peak at the paper's batch"], tablefmt="github")
 
 
+LOADER_RATES = "loader-rates"
+
+
+def loader_rates_block() -> str:
+    """The loader-process rule's inputs and counts (``reports.loader_rates``), for the smoke's section."""
+    from .loader_rates import loader_rates_table
+
+    begin, end = markers(LOADER_RATES)
+    return f"{begin}\n{loader_rates_table()}\n{end}"
+
+
 Block = tuple[str, str, Callable[[], str]]
 
 
@@ -367,7 +378,7 @@ def generated_files() -> dict[Path, tuple[Block, ...]]:
             SMOKE_PAGE: ((SMOKE_BEGIN, SMOKE_END, smoke_block),),
             MFORMER_README: tuple((*markers(name), partial(trajectory_step_block, name))
                                   for name in STEP_RECORDS),
-            SMOKE_README: ((*markers(COVERAGE), gpu_coverage_block),)}
+            SMOKE_README: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
 
 
 def regenerated(path: Path, blocks: tuple[Block, ...]) -> str:
