@@ -99,13 +99,13 @@ def loader_rate(cfg: RunConfig, options: SmokeOptions, seconds: float, threads: 
     with the first error."""
     from data.synthetic.paper_shape import describe
 
-    root = data_root(cfg, options, lambda line: None)  # written once, before any process reads it
     record: dict[str, Any] = {
         "table": cfg.table, "row": cfg.row, "column": cfg.column, "dataset": cfg.data.dataset, "task": cfg.task,
         "path": path_key(cfg), "runs": [f"{r.table} {r.row} / {r.column}" for r in runs or [cfg]],
-        "shrink": options.shrink, "threads": threads, "processes": processes, "seconds_asked": seconds,
-        "data": describe(root) if root is not None else None}
+        "shrink": options.shrink, "threads": threads, "processes": processes, "seconds_asked": seconds, "data": None}
     try:
+        root = data_root(cfg, options, lambda line: None)  # written once, before any process reads it
+        record["data"] = describe(root) if root is not None else None
         if processes == 1:
             rates = [read_items(cfg, options, seconds, threads)]
         else:
@@ -147,9 +147,9 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
     for r in records:
         shape = (r.get("data") or {}).get("shape")
         size = f"{shape['width']}×{shape['height']} at {shape['fps']:g} fps" if shape else "—"
-        rate = "—" if r["status"] != "pass" else f"{r['clips_s']:.2f}" if r["processes"] == 1 else \
-            f"{r['clips_s']:.2f} / {r['median_clips_s']:.2f} / {r['max_clips_s']:.2f}"
+        rate = f"FAIL: {r['error']}" if r["status"] != "pass" else f"{r['clips_s']:.2f}" if r["processes"] == 1 \
+            else f"{r['clips_s']:.2f} / {r['median_clips_s']:.2f} / {r['max_clips_s']:.2f}"
         lines.append([r["dataset"], size, f"{r['table']} {r['row']} / {r['column']}", len(r["runs"]),
-                      r["processes"], rate if r["status"] == "pass" else f"FAIL: {r['error']}"])
+                      r["processes"], rate])
     return tabulate(lines, headers=["dataset", "files", "first run", "runs", "processes",
                                     "clips/s (lowest / median / highest)"], tablefmt="github")

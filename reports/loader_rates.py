@@ -14,6 +14,7 @@ from typing import Any
 
 from experiments.d3da.tables import D3DA_PAPER
 from experiments.presets import EPIC_KITCHENS_100, KINETICS_400, KINETICS_600, SSV2, loader_workers
+from experiments.smoke_records import sharing
 from experiments.spec import DataConfig
 
 from .build import REPORTS_DIR
@@ -40,7 +41,7 @@ def fastest_step(benchmarks_dir: Path = BENCHMARKS_DIR) -> tuple[float, str]:
     for path in sorted(Path(benchmarks_dir).glob("smoke_cuda*.json")):
         rates += [(r["step_clips_s"], path.name) for r in _records(path.name, benchmarks_dir)
                   if r["status"] == "pass" and "H100" in r["device_name"] and r["batch"] == r["paper_batch"]
-                  and r.get("shrink", 1) == 1 and not any("device shared" in x for x in r["reduced"])]
+                  and r.get("shrink", 1) == 1 and sharing(r) == 1]
     if not rates:
         raise ValueError(f"{benchmarks_dir}: no paper-shape training step recorded on an H100")
     return max(rates)
