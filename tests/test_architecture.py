@@ -5,8 +5,7 @@ anywhere in it, inside functions and classes too (``import a.b``, ``from a impor
 import name`` where ``name`` is a submodule imports that submodule, otherwise the package's ``__init__.py``). The
 graph has no cycle; a file imports only its own floor and those below it, except an entry point (``__main__.py``),
 which may sit above everything but not inside a circle; nothing in ``reports/`` reaches the runner. Files stay
-under ``MAX_FILE_LINES`` and functions under ``MAX_FUNCTION_LINES``, but the model constructors listed in
-``LONG_FUNCTIONS``.
+under ``MAX_FILE_LINES`` and functions under ``MAX_FUNCTION_LINES``, the model constructors too.
 """
 
 from __future__ import annotations
@@ -21,16 +20,6 @@ FLOORS = ["data", "models", "lightning_modules", "experiments", "reports"]
 ENTRY_POINT = "__main__.py"
 RUNNER = "experiments/runner.py"
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
-# Functions allowed past MAX_FUNCTION_LINES ("path::qualified name": why). Only model constructors: each builds its
-# layers in the order their parameters are named and initialised, which checkpoints and seeded runs depend on.
-LONG_FUNCTIONS = {
-    "models/video_vit.py::VideoViT.__init__": "the video ViT's constructor: every attention, embedding and head "
-                                              "option, layers in timm's order so image checkpoints load by name",
-    "models/cast/model.py::CAST.__init__": "CAST's constructor: two experts, adapters, B-CAST per block and the "
-                                           "heads, validated together",
-    "models/d3da/model.py::CrossModalDeformableTransformer.__init__": "the RGB+pose model's constructor: stem, "
-                                                                      "pose embedding, both branches and heads",
-}
 
 
 def repo_files(repo: Path = REPO) -> list[Path]:
@@ -156,13 +145,11 @@ def _function_lengths(path: Path) -> dict[str, int]:
     return out
 
 
-def test_no_function_is_longer_than_the_limit_but_the_listed_model_constructors():
+def test_no_function_is_longer_than_the_limit():
     lengths = {f"{path.relative_to(REPO).as_posix()}::{name}": n for path in repo_files() if _floor(path)
                for name, n in _function_lengths(path).items()}
-    long = {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS}
+    long = {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES}
     assert not long, long
-    stale = [name for name in LONG_FUNCTIONS if lengths.get(name, 0) <= MAX_FUNCTION_LINES]
-    assert not stale, f"no longer long (or gone): remove from LONG_FUNCTIONS: {stale}"
 
 
 def test_the_checker_sees_every_kind_of_import_and_a_circle_closed_inside_a_function(tmp_path):
