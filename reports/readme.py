@@ -230,7 +230,7 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
     from experiments.smoke import all_tables
     from experiments.smoke_records import crowded_out, markdown, read_records
 
-    out = []
+    out, papers = [], all_tables()
     for path in sorted(Path(records_dir).glob("smoke_*.json")):
         records = read_records(path)
         for device in dict.fromkeys(r["device_name"] for r in records):
@@ -238,7 +238,7 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
             # sweeps run side by side write their runs interleaved: each table's runs together, the tables in the
             # papers' order (``smoke all``'s), a table not among them after those
             written = list(dict.fromkeys(r["table"] for r in mine))
-            order = [t for t in all_tables() if t in written] + [t for t in written if t not in all_tables()]
+            order = [t for t in papers if t in written] + [t for t in written if t not in papers]
             mine.sort(key=lambda r: order.index(r["table"]))
             passed = sum(r["status"] == "pass" for r in mine)
             crowded = sum(map(crowded_out, mine))
