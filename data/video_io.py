@@ -445,13 +445,13 @@ class DecodedVideoCache:
     """This process's decoded generated videos, shared by every dataset and run it builds, within a byte budget.
 
     A tiny table trains many runs on the same generated set in one process (``run``, or each ``--jobs`` worker);
-    decoding it again for every run and split was a fifth of a tiny run's time. Entries are keyed by path, size
-    and modification time, so a regenerated file is decoded anew, as is a frame folder written anew (generated sets
-    are written elsewhere and renamed into place); a frame folder is keyed by the rate it is read at too, since it
-    records none; JPEGs rewritten inside an existing folder leave the folder's own
-    size and time as they were, and are not seen (a stat of every frame per item would cost more than the cache
-    saves). Past the budget, videos are decoded on each use
-    (nothing is evicted: an order-dependent cache would make timing, not results, depend on history).
+    decoding it again for every run and split was a fifth of a tiny run's time. Entries are keyed by path, size and
+    modification time, so a regenerated file is decoded anew, as is a frame folder written anew (generated sets are
+    written elsewhere and renamed into place); a frame folder is keyed by the rate it is read at too, since it
+    records none; JPEGs rewritten inside an existing folder leave the folder's own size and time as they were, and
+    are not seen (a stat of every frame per item would cost more than the cache saves). Past the budget, videos are
+    decoded on each use (nothing is evicted: an order-dependent cache would make timing, not results, depend on
+    history).
     Workers that a DataLoader forks inherit what the process holds.
     """
 

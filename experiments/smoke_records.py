@@ -93,9 +93,9 @@ def markdown(records: list[dict[str, Any]]) -> str:
     for r in records:
         error = r["error"] or ""
         cut = "…" * (len(error) > ERROR_CHARS)
-        status = "pass" if r["status"] == "pass" else f"FAIL: {error[:ERROR_CHARS]}{cut}"
-        if crowded_out(r):
-            status = f"no verdict: out of device memory beside {sharing(r) - 1} other processes"
+        status = "pass" if r["status"] == "pass" else \
+            f"no verdict: out of device memory beside {sharing(r) - 1} other processes" if crowded_out(r) else \
+            f"FAIL: {error[:ERROR_CHARS]}{cut}"
         if r.get("same_as"):
             status += f" (the run of {r['same_as']})"
         loader = r.get("loader_clips_s")
