@@ -49,7 +49,8 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     try:
         records = json.loads(Path(path).read_text())["records"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a smoke record file ({{'records': [...]}}): {err!r}") from None
+        raise ValueError(f"{path}: not a record file of `smoke` or `loader-rate` ({{'records': [...]}}): "
+                         f"{err!r}") from None
     return records
 
 

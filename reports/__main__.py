@@ -7,6 +7,8 @@ it no longer configures to the table that still does, or remove them (``reports.
 ``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
 learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
 ``experiments/msca/README.md``) from the reports' records.
+``python -m reports loader-workers FILE``: the loader processes per GPU that the presets' rule gives for another
+host, from ``python -m experiments loader-rate ... --record FILE`` run there (``reports.loader_rates``).
 ``python -m reports benchmark-shift FILE [options]``: run ``models.benchmark_shift`` with those options and merge
 its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the shift tables of
 ``experiments/msca/README.md`` show)."""
@@ -66,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            "learnability, MSCA's own experiments, shift benchmarks) from the "
                                            "records")
     readme.add_argument("--check", action="store_true", help="exit 1 if a block differs; write nothing")
+    workers = sub.add_parser("loader-workers", help="the loader processes per GPU that the presets' rule gives "
+                                                    "for another host, from its loader-rate records")
+    workers.add_argument("file", metavar="FILE", help="written on that host by `python -m experiments loader-rate "
+                                                      "all --record FILE`")
     bench = sub.add_parser("benchmark-shift", help="measure the shift family (models.benchmark_shift) and merge the "
                                                    "stamped records into FILE",
                            description="Options after FILE go to `python -m models.benchmark_shift` (its --help "
@@ -101,6 +107,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _claims(args.check)
     if args.command == "readme":
         return _readme(args.check)
+    if args.command == "loader-workers":
+        from .loader_rates import host_workers_table
+
+        print(host_workers_table(args.file))
+        return 0
     ids = args.tables or list(paper_tables())
     # `track` also takes the repository's own experiments (synthetic_learnability); any other id must name a paper
     # table: fail fast on an unknown one, before writing anything

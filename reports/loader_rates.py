@@ -8,6 +8,7 @@ presets to the counts."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,16 @@ def rule_rates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def slowest_path(datasets: tuple[str, ...], benchmarks_dir: Path = BENCHMARKS_DIR,
                  name: str = RATES) -> dict[str, Any]:
     """The record of the datasets' slowest training data path (``rule_rates``)."""
-    found = [r for r in rule_rates(_records(name, benchmarks_dir)) if r["dataset"] in datasets]
-    if not found:
+    found = _slowest(rule_rates(_records(name, benchmarks_dir)), datasets)
+    if found is None:
         raise ValueError(f"{name}: no paper-shape loader rate of {', '.join(datasets)}; "
                          f"run `python -m experiments loader-rate all --record`")
-    return min(found, key=lambda r: r["clips_s"])
+    return found
+
+
+def _slowest(records: list[dict[str, Any]], datasets: tuple[str, ...]) -> dict[str, Any] | None:
+    found = [r for r in records if r["dataset"] in datasets]
+    return min(found, key=lambda r: r["clips_s"]) if found else None
 
 
 def needed_workers(name: str, benchmarks_dir: Path = BENCHMARKS_DIR) -> int:
@@ -102,3 +108,37 @@ def loader_rates_table(benchmarks_dir: Path = BENCHMARKS_DIR) -> str:
     paths, median, largest = repeat_spread(benchmarks_dir)
     return (f"{table}\n\nThe step: {step:.1f} clips/s (`reports/benchmarks/{source}`). Run again, the {paths} "
             f"paths' rates moved by a median of {median:.0%} and at most {largest:.0%}.")
+
+
+def host_workers_table(rates_file: str | Path, benchmarks_dir: Path = BENCHMARKS_DIR) -> str:
+    """The rule's loader processes per GPU for another host: per preset, its slowest training path in ``rates_file``
+    (``python -m experiments loader-rate ... --record FILE`` run on that host; ``rule_rates`` only) against the
+    fastest step recorded here, beside the preset's own count; a preset whose datasets the file lacks says so."""
+    from tabulate import tabulate
+
+    from experiments.smoke_records import read_records
+
+    records = read_records(rates_file)
+    try:
+        usable = rule_rates(records)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{rates_file}: not a loader-rate record file (a record lacks {err}); write one with "
+                         f"`python -m experiments loader-rate ... --record FILE`") from None
+    step, source = fastest_step(benchmarks_dir)
+    lines = []
+    for name, (preset, datasets) in PRESETS.items():
+        slowest = _slowest(usable, datasets)
+        if slowest is None:
+            lines.append([name, f"not measured ({', '.join(datasets)})", "—", "—", preset.num_workers])
+            continue
+        count, keeping_up = loader_workers(step, slowest["clips_s"]), math.ceil(step / slowest["clips_s"])
+        lines.append([name, f"{slowest['table']} {slowest['row']} / {slowest['column']}", f"{slowest['clips_s']:.2f}",
+                      f"{count} (the cap; {keeping_up} would keep up)" if keeping_up > count else count,
+                      preset.num_workers])
+    table = tabulate(lines, headers=["preset", "slowest training path there", "clips/s", "processes by the rule",
+                                     "the preset's"], tablefmt="github")
+    hosts = ", ".join(dict.fromkeys(str(r.get("device_name")) for r in usable)) or "none usable"
+    return (f"{table}\n\nThe rates: {rates_file} ({hosts}), each path read by one process alone at the paper's "
+            f"shape. The step: "
+            f"{step:.1f} clips/s (`reports/benchmarks/{source}`). Where the counts differ, give the runs the host's: "
+            f"`python -m experiments run ID --scale paper --num-workers N`.")

@@ -48,3 +48,59 @@ def test_the_rule_reads_the_fastest_unshared_h100_step_and_the_slowest_path_read
     assert slowest_path(("ssv2",), tmp_path)["row"] == "d"
     with pytest.raises(ValueError, match="no paper-shape loader rate of kinetics400"):
         slowest_path(("kinetics400",), tmp_path)
+
+
+def _host_rates(tmp_path, records):
+    step = {"status": "pass", "device_name": "NVIDIA H100", "batch": 4, "paper_batch": 4, "reduced": [],
+            "step_clips_s": 40.0}
+    _write(tmp_path / "shift_h100.json", [])
+    _write(tmp_path / "smoke_cuda.json", [step])
+    rate = {"status": "pass", "shrink": 1, "processes": 1, "threads": 1, "dataset": "ssv2", "table": "t",
+            "column": "SSv2", "device_name": "another CPU"}
+    _write(tmp_path / "host.json", [{**rate, **record} for record in records])
+    return tmp_path / "host.json"
+
+
+def _row(table, preset):
+    return next(line for line in table.splitlines() if line.startswith(f"| {preset} "))
+
+
+def test_another_hosts_rates_give_its_own_counts_and_say_what_they_lack(tmp_path):
+    from reports.loader_rates import host_workers_table
+
+    rates = _host_rates(tmp_path, [{"row": "a", "clips_s": 7.0}, {"row": "b", "clips_s": 2.0, "processes": 4},
+                                   {"row": "c", "clips_s": 9.0}])
+    table = host_workers_table(rates, tmp_path)
+    assert [cell.strip() for cell in _row(table, "SSV2").split("|")[1:-1]] == ["SSV2", "t a / SSv2", "7.00", "6", "14"]
+    assert "not measured (kinetics400, kinetics600)" in _row(table, "KINETICS_400")
+    assert "another CPU" in table and "40.0 clips/s" in table
+
+
+def test_a_count_past_the_cap_says_how_many_would_keep_up(tmp_path):
+    from reports.loader_rates import host_workers_table
+
+    table = host_workers_table(_host_rates(tmp_path, [{"row": "a", "clips_s": 1.0}]), tmp_path)
+    assert "| 14 (the cap; 40 would keep up) |" in _row(table, "SSV2")
+
+
+@pytest.mark.parametrize("content, says", [(None, "FileNotFoundError"), ("[1, 2]", "not a record file"),
+                                           ('{"records": [{"status": "pass"}]}', "a record lacks 'shrink'")])
+def test_the_command_names_a_file_it_cannot_read_and_exits_2(tmp_path, capsys, content, says):
+    from reports.__main__ import main
+
+    path = tmp_path / "rates.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["loader-workers", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and says in err
+
+
+def test_the_command_prints_the_tracked_rates_counts_as_the_presets_have_them(capsys):
+    from reports.__main__ import main
+
+    assert main(["loader-workers", "reports/benchmarks/loader_cpu.json"]) == 0
+    out = capsys.readouterr().out
+    for name, (preset, _) in PRESETS.items():
+        assert _row(out, name).split("|")[-2].strip() == str(preset.num_workers)
+        assert _row(out, name).split("|")[-3].strip().split(" ")[0] == str(preset.num_workers)
