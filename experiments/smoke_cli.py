@@ -225,8 +225,13 @@ def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path:
     # a run left to step alone has every core; its row's passed columns are left out
     alone_options = _options(args, sharing=1, record=path)
     alone_options += [] if args.skip_passed else ["--skip-passed"]
+    cores = os.cpu_count() or 1
     if not args.threads:  # each lane decodes and augments on the CPU, on a GPU too: the lanes share the cores
-        args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        args.threads = max(1, cores // args.jobs)
+    elif args.threads * args.jobs > cores:
+        echo_err(f"warning: {args.jobs} processes x {args.threads} torch threads on {cores} cores: they will contend "
+                 f"(10 x 16 on 16 cores made runs 14x slower: experiments/README.md#paper-scale-smoke); leave "
+                 f"--threads out for a share each")
     lane_options = _options(args, sharing=args.jobs, record=path)  # the one file, by name
     lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed,
                      alone_options=alone_options, record=Path(path))

@@ -179,7 +179,7 @@ def test_jobs_deal_and_write_only_what_is_left_after_the_passed_runs(monkeypatch
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_jobs_share_the_cpu_cores_between_the_processes_on_either_device(device, monkeypatch, tmp_path):
+def test_jobs_share_the_cpu_cores_between_the_processes_on_either_device(device, monkeypatch, tmp_path, capsys):
     lanes = []
     monkeypatch.setattr(smoke_jobs, "write_data", lambda requests, processes, echo: None)
     monkeypatch.setattr(smoke_jobs, "run_lane", lambda tables, options, log: lanes.append(options) or 0)
@@ -192,6 +192,10 @@ def test_jobs_share_the_cpu_cores_between_the_processes_on_either_device(device,
     lanes.clear()
     assert main([*common, "--threads", "1"]) == 0  # as asked
     assert all(options[options.index("--threads") + 1] == "1" for options in lanes)
+    assert "warning" not in capsys.readouterr().err
+    assert main([*common, "--threads", "5"]) == 0  # as asked, and said to contend: 2 x 5 on 8 cores
+    assert all(options[options.index("--threads") + 1] == "5" for options in lanes[-2:])
+    assert "warning: 2 processes x 5 torch threads on 8 cores" in capsys.readouterr().err
 
 
 SHARED = ["device shared with 1 other process(es): times are upper bounds"]
