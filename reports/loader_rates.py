@@ -118,12 +118,17 @@ def host_workers_table(rates_file: str | Path, benchmarks_dir: Path = BENCHMARKS
 
     from experiments.smoke_records import read_records
 
-    records = read_records(rates_file)
+    written = "write one with `python -m experiments loader-rate ... --record FILE`"
     try:
-        usable = rule_rates(records)
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{rates_file}: not a loader-rate record file (a record lacks {err}); write one with "
-                         f"`python -m experiments loader-rate ... --record FILE`") from None
+        usable = rule_rates(read_records(rates_file))
+    except KeyError as err:
+        raise ValueError(f"{rates_file}: not a loader-rate record file (a record lacks {err}); {written}") from None
+    except TypeError:
+        raise ValueError(f"{rates_file}: not a loader-rate record file (its records are not objects); "
+                         f"{written}") from None
+    if not usable:
+        raise ValueError(f"{rates_file}: no rate read by one process alone, at one torch thread and the paper's "
+                         f"shape (loader-rate's defaults); {written}")
     step, source = fastest_step(benchmarks_dir)
     lines = []
     for name, (preset, datasets) in PRESETS.items():
@@ -137,8 +142,7 @@ def host_workers_table(rates_file: str | Path, benchmarks_dir: Path = BENCHMARKS
                       preset.num_workers])
     table = tabulate(lines, headers=["preset", "slowest training path there", "clips/s", "processes by the rule",
                                      "the preset's"], tablefmt="github")
-    hosts = ", ".join(dict.fromkeys(str(r.get("device_name")) for r in usable)) or "none usable"
+    hosts = ", ".join(dict.fromkeys(str(r.get("device_name")) for r in usable))
     return (f"{table}\n\nThe rates: {rates_file} ({hosts}), each path read by one process alone at the paper's "
-            f"shape. The step: "
-            f"{step:.1f} clips/s (`reports/benchmarks/{source}`). Where the counts differ, give the runs the host's: "
-            f"`python -m experiments run ID --scale paper --num-workers N`.")
+            f"shape. The step: {step:.1f} clips/s (`reports/benchmarks/{source}`). Where the counts differ, give the "
+            f"runs the host's: `python -m experiments run ID --scale paper --num-workers N`.")

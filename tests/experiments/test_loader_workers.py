@@ -11,7 +11,7 @@ import json
 import pytest
 
 from experiments.presets import loader_workers
-from reports.loader_rates import PRESETS, fastest_step, needed_workers, slowest_path
+from reports.loader_rates import BENCHMARKS_DIR, PRESETS, fastest_step, needed_workers, slowest_path
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -83,8 +83,10 @@ def test_a_count_past_the_cap_says_how_many_would_keep_up(tmp_path):
     assert "| 14 (the cap; 40 would keep up) |" in _row(table, "SSV2")
 
 
-@pytest.mark.parametrize("content, says", [(None, "FileNotFoundError"), ("[1, 2]", "not a record file"),
-                                           ('{"records": [{"status": "pass"}]}', "a record lacks 'shrink'")])
+@pytest.mark.parametrize("content, says", [
+    (None, "FileNotFoundError"), ("[1, 2]", "not a record file"), ('{"records": [1]}', "its records are not objects"),
+    ('{"records": [{"status": "pass"}]}', "a record lacks 'shrink'"),
+    ('{"records": [{"status": "pass", "shrink": 1, "processes": 4, "threads": 1}]}', "no rate read by one process")])
 def test_the_command_names_a_file_it_cannot_read_and_exits_2(tmp_path, capsys, content, says):
     from reports.__main__ import main
 
@@ -99,7 +101,7 @@ def test_the_command_names_a_file_it_cannot_read_and_exits_2(tmp_path, capsys, c
 def test_the_command_prints_the_tracked_rates_counts_as_the_presets_have_them(capsys):
     from reports.__main__ import main
 
-    assert main(["loader-workers", "reports/benchmarks/loader_cpu.json"]) == 0
+    assert main(["loader-workers", str(BENCHMARKS_DIR / "loader_cpu.json")]) == 0
     out = capsys.readouterr().out
     for name, (preset, _) in PRESETS.items():
         assert _row(out, name).split("|")[-2].strip() == str(preset.num_workers)
