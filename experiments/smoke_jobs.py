@@ -191,10 +191,9 @@ def run_alone(swept: Collection[tuple[str, str, str]], record: Path, options: Se
         if record.exists() else []
     if not crowded:
         return None
-    rows: dict[str, list[str]] = {}
+    rows: dict[str, dict[str, None]] = {}  # each table's rows, once each, in the record's order
     for r in crowded:
-        rows.setdefault(r["table"], [])
-        rows[r["table"]] += [] if r["row"] in rows[r["table"]] else [r["row"]]
+        rows.setdefault(r["table"], {})[r["row"]] = None
     parts: list[Part] = [(table, tuple(table_rows)) for table, table_rows in rows.items()]
     echo(f"alone: {len(crowded)} run(s) out of device memory beside the other lanes, stepped again alone -> {log}")
     codes = [_run_command([table], [*options, "--rows", *table_rows], log) for table, table_rows in parts]

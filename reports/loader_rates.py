@@ -7,7 +7,6 @@ presets to the counts."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from experiments.d3da.tables import D3DA_PAPER
 from experiments.presets import EPIC_KITCHENS_100, KINETICS_400, KINETICS_600, SSV2, loader_workers
-from experiments.smoke_records import sharing
+from experiments.smoke_records import read_records, sharing
 from experiments.spec import DataConfig
 
 from .build import REPORTS_DIR
@@ -31,7 +30,7 @@ PRESETS: dict[str, tuple[DataConfig, tuple[str, ...]]] = {
 
 
 def _records(name: str, benchmarks_dir: Path) -> list[dict[str, Any]]:
-    return json.loads((Path(benchmarks_dir) / name).read_text())["records"]
+    return read_records(Path(benchmarks_dir) / name)
 
 
 def fastest_step(benchmarks_dir: Path = BENCHMARKS_DIR) -> tuple[float, str]:
@@ -115,8 +114,6 @@ def host_workers_table(rates_file: str | Path, benchmarks_dir: Path = BENCHMARKS
     (``python -m experiments loader-rate ... --record FILE`` run on that host; ``rule_rates`` only) against the
     fastest step recorded here, beside the preset's own count; a preset whose datasets the file lacks says so."""
     from tabulate import tabulate
-
-    from experiments.smoke_records import read_records
 
     written = "write one with `python -m experiments loader-rate ... --record FILE`"
     try:
