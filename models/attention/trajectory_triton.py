@@ -193,7 +193,8 @@ def pool_forward(y: Tensor, u: Tensor, projected: bool) -> tuple[Tensor, Tensor]
     u = u.to(y.dtype)
     a = torch.empty(b, num_tokens, nh, num_frames, device=y.device,
                     dtype=torch.float64 if y.dtype == torch.float64 else torch.float32)
-    z = torch.empty(b, num_tokens, nh, nh * d if projected else d, device=y.device, dtype=y.dtype)
+    # Head-major in memory, (nh, b, N, width): W_v z and the products after it take each head's rows as they lie.
+    z = torch.empty(nh, b, num_tokens, nh * d if projected else d, device=y.device, dtype=y.dtype).permute(1, 2, 0, 3)
     _pool_forward_kernel[(b * num_tokens,)](y, u, a, z, num_tokens, *y.stride(), *u.stride(), *a.stride(),
                                             *z.stride(), PROJECTED=projected, **_sizes(y))
     return a, z
@@ -205,9 +206,12 @@ def pool_backward(y: Tensor, u: Tensor, a: Tensor, grad: Tensor, projected: bool
     dL/dy~ (y's layout) and, projected, z (as u) for dL/dW_v."""
     _check_runnable(y)
     b, _, _, num_tokens, _ = y.shape
-    u = u.to(y.dtype).contiguous()
+    u = u.to(y.dtype)
+    g_u = torch.empty_like(u)  # u's layout (einsum's, head-major), which the kernel writes dL/du and z in
+    if g_u.stride() != u.stride():  # u not dense: one layout for the three
+        u = u.contiguous()
+        g_u = torch.empty_like(u)
     grad = grad.to(y.dtype)
-    g_u = torch.empty_like(u)
     g_y = torch.empty_like(y)  # a dense y's layout kept, so the gradient reaches stage one as SDPA wrote y
     z = torch.empty_like(u) if projected else None
     _pool_backward_kernel[(b * num_tokens,)](y, u, a, grad, g_u, g_y, u if z is None else z, num_tokens,
