@@ -277,3 +277,21 @@ def test_cpu_tensors_without_the_interpreter_are_refused_in_one_line(monkeypatch
     y, proj_q, proj_kv, _ = _stage_two_inputs(2, 4, (2, 1, 2), True, "contiguous")
     with pytest.raises(RuntimeError, match="CPU tensors under TRITON_INTERPRET=1.*stage_two_kernel='pytorch'"):
         fused_pool_trajectories(y, proj_q, proj_kv, 2)
+
+
+def test_16_bit_inputs_take_the_kernels_16_bit_path():
+    """float16 trajectory tokens and weights (autocast's case on a GPU, where bf16 is the same code with another
+    element type): the products take 16-bit operands and accumulate in float32, and the result is as close to the
+    float64 reference as 16-bit operands allow (float16's 2^-11 rounding of every operand: bound 3e-3 relative,
+    some 4e-4 here). bf16 itself is not checked here: Triton's interpreter multiplies bf16 operands of ``tl.dot``
+    wrongly; ``python -m models.benchmark_step --check-exact`` checks it on a GPU."""
+    y, proj_q, proj_kv, cotangent = _stage_two_inputs(2, 8, (2, 1, 2), True, "token_major", dtype=torch.float16)
+    out = fused_pool_trajectories(y, proj_q, proj_kv, 2, "projected")
+    assert out.dtype == torch.float16
+    g_y = torch.autograd.grad((out.float() * cotangent.float()).sum(), y)[0]
+    assert g_y.dtype == torch.float16 and g_y.stride() == y.stride()
+    y64 = y.detach().double().requires_grad_()
+    q64, kv64 = proj_q.double(), proj_kv.double()
+    ref = _eq_5_6(y64, q64, kv64, 2, "projected")
+    assert _rel(out.double(), ref) < 3e-3
+    assert _rel(g_y.double(), torch.autograd.grad((ref * cotangent.double()).sum(), y64)[0]) < 3e-3
