@@ -75,14 +75,12 @@ class TrajectoryAttention(nn.Module):
                 (also the CLS attention's and stage two's).
             memory_lean: rearranged Att_T through ``pool_trajectories``, which keeps the trajectory tokens at most once;
                 False = the autograd form, also used whenever stage two drops attention weights.
-            frames_per_pass: query frames the memory-lean stage two pools per pass (1: the least transient memory;
-                a larger number launches fewer kernels, at that many frames' transient tensors; at most T). The
-                PyTorch path's option: the fused kernel pools every frame at once.
-            stage_two_kernel: how the memory-lean stage two runs: "auto" (default: the fused Triton kernel on CUDA
-                tensors, PyTorch elsewhere), "triton" (always; CPU tensors only through Triton's interpreter) or
-                "pytorch" (``frames_per_pass`` frames a pass: the least memory, e.g. for a memory budget). The same
-                function. The fused kernel needs the whole trajectory tensor, so approximate stage ones keep
-                PyTorch; "triton" refuses every option it does not implement.
+            frames_per_pass: query frames the PyTorch memory-lean stage two pools per pass (1: the least transient
+                memory; a larger number launches fewer kernels, at that many frames' transient tensors; at most T).
+            stage_two_kernel: the memory-lean stage two: "auto" (default: the fused Triton kernel on CUDA tensors,
+                PyTorch elsewhere), "triton" (CPU tensors only through Triton's interpreter; refuses by name what it
+                does not implement) or "pytorch" (the least memory, e.g. for a memory budget). The same function;
+                approximate stage ones always take PyTorch (the kernel needs the whole trajectory tensor).
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
