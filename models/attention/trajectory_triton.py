@@ -16,12 +16,13 @@ output, all heads concatenated: C = nh * d channels) and stage two's projections
 Which part is fused: the core, "T logits against the trajectory tokens, a softmax over T, a weighted sum" for every
 (token, head), is one kernel launch forward (``_pool_forward_kernel``: y~ and u in, a and z out) and one backward
 (``_pool_backward_kernel``: y~, u, a and dL/dz in; dL/du, dL/dy~ and z out). Each program is one token and loops
-over the heads' channel blocks, so it reads that token's T x C trajectory tokens from memory once per pass over
-them (the logits, then the pooling; the second read comes from cache) in whatever layout stage one wrote them:
-the kernels take y~'s strides, so SDPA's output is read in place and its gradient is written in the same layout,
-never copied. The dense products around the core (q~, u = W_k^T q~, W_v z and their gradients) are ordinary
-matrix products, a few launches a block. Kept for backward: y~ (the storage stage one's SDPA keeps anyway), q~
-(b, T*S, C) and a (b, T*S, nh, T); u and z are recomputed there (one matrix product each), never kept.
+over the heads' channel blocks in two passes, the logits and then the pooling; the second re-reads the same T x C
+values (12 KB at ViT-B in bf16), which a GPU's cache normally still holds, so the trajectory tokens cross from
+memory about once. They are read in whatever layout stage one wrote them: the kernels take y~'s strides, so SDPA's
+output is read in place and its gradient is written in the same layout, never copied. The dense products around
+the core (q~, u = W_k^T q~, W_v z and their gradients) are ordinary matrix products, a few launches a block. Kept
+for backward: y~ (the storage stage one's SDPA keeps anyway), q~ (b, T*S, C) and a (b, T*S, nh, T); u (one matrix
+product) and z (in the backward kernel) are made again there, never kept.
 
 Numerics: the kernels accumulate in float32 (float64 for float64 inputs); under autocast the 16-bit inputs enter
 the products as they come, as autocast's own matrix products take them. No dropout (the module refuses
@@ -33,6 +34,7 @@ Equal to the literal Eq. 4-6 (float64, outputs and every gradient): tests/models
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Literal
 
@@ -59,7 +61,7 @@ def _pool_forward_kernel(y_ptr, u_ptr, a_ptr, z_ptr, num_tokens,
     pid = tl.program_id(0).to(tl.int64)
     b = pid // num_tokens
     n = pid % num_tokens
-    h = tl.arange(0, NH_P)
+    h = tl.arange(0, NH_P).to(tl.int64)  # head offsets span the clips of a head-major u
     t = tl.arange(0, T_P)
     j = tl.arange(0, D_P)
     h_ok, t_ok, j_ok = h < NH, t < T, j < D
@@ -114,7 +116,7 @@ def _pool_backward_kernel(y_ptr, u_ptr, a_ptr, g_ptr, gu_ptr, gy_ptr, z_ptr, num
     pid = tl.program_id(0).to(tl.int64)
     b = pid // num_tokens
     n = pid % num_tokens
-    h = tl.arange(0, NH_P)
+    h = tl.arange(0, NH_P).to(tl.int64)  # head offsets span the clips of a head-major u
     t = tl.arange(0, T_P)
     j = tl.arange(0, D_P)
     h_ok, t_ok, j_ok = h < NH, t < T, j < D
@@ -179,6 +181,11 @@ def _check_runnable(y: Tensor) -> None:
                        f"triton is imported); got a {y.device.type} tensor: use stage_two_kernel='pytorch' there")
 
 
+def _on(device: torch.device) -> contextlib.AbstractContextManager:
+    """Triton launches on the current CUDA device: make it the tensors' (one process may drive several GPUs)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def _sizes(y: Tensor) -> dict[str, int]:
     _, nh, num_frames, _, d = y.shape
     return {"NH": nh, "T": num_frames, "D": d, "NH_P": _padded(nh), "T_P": _padded(num_frames), "D_P": _padded(d),
@@ -195,8 +202,9 @@ def pool_forward(y: Tensor, u: Tensor, projected: bool) -> tuple[Tensor, Tensor]
                     dtype=torch.float64 if y.dtype == torch.float64 else torch.float32)
     # Head-major in memory, (nh, b, N, width): W_v z and the products after it take each head's rows as they lie.
     z = torch.empty(nh, b, num_tokens, nh * d if projected else d, device=y.device, dtype=y.dtype).permute(1, 2, 0, 3)
-    _pool_forward_kernel[(b * num_tokens,)](y, u, a, z, num_tokens, *y.stride(), *u.stride(), *a.stride(),
-                                            *z.stride(), PROJECTED=projected, **_sizes(y))
+    with _on(y.device):
+        _pool_forward_kernel[(b * num_tokens,)](y, u, a, z, num_tokens, *y.stride(), *u.stride(), *a.stride(),
+                                                *z.stride(), PROJECTED=projected, **_sizes(y))
     return a, z
 
 
@@ -214,9 +222,10 @@ def pool_backward(y: Tensor, u: Tensor, a: Tensor, grad: Tensor, projected: bool
     grad = grad.to(y.dtype)
     g_y = torch.empty_like(y)  # a dense y's layout kept, so the gradient reaches stage one as SDPA wrote y
     z = torch.empty_like(u) if projected else None
-    _pool_backward_kernel[(b * num_tokens,)](y, u, a, grad, g_u, g_y, u if z is None else z, num_tokens,
-                                             *y.stride(), *u.stride(), *a.stride(), *grad.stride(), *g_y.stride(),
-                                             PROJECTED=projected, **_sizes(y))
+    with _on(y.device):
+        _pool_backward_kernel[(b * num_tokens,)](y, u, a, grad, g_u, g_y, u if z is None else z, num_tokens,
+                                                 *y.stride(), *u.stride(), *a.stride(), *grad.stride(),
+                                                 *g_y.stride(), PROJECTED=projected, **_sizes(y))
     return g_u, g_y, z
 
 

@@ -295,3 +295,38 @@ def test_16_bit_inputs_take_the_kernels_16_bit_path():
     ref = _eq_5_6(y64, q64, kv64, 2, "projected")
     assert _rel(out.double(), ref) < 3e-3
     assert _rel(g_y.double(), torch.autograd.grad((ref * cotangent.double()).sum(), y64)[0]) < 3e-3
+
+
+_COMPILE_FOR_AN_H100 = """
+import importlib.util, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+spec = importlib.util.spec_from_file_location("trajectory_triton", sys.argv[1])
+kernels = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kernels)
+sizes = dict(NH=12, T=8, D=64, NH_P=16, T_P=16, D_P=64, F64=False)  # ViT-B at 16 frames
+for fn in (kernels._pool_forward_kernel, kernels._pool_backward_kernel):
+    for dtype, projected in (("bf16", True), ("bf16", False), ("fp32", True)):
+        signature = {name: ("*fp32" if name == "a_ptr" else "*" + dtype) if name.endswith("_ptr") else
+                     "constexpr" if name in sizes or name == "PROJECTED" else "i32" if name == "num_tokens" else "i64"
+                     for name in fn.arg_names}
+        triton.compile(ASTSource(fn, signature, {**sizes, "PROJECTED": projected}), target=GPUTarget("cuda", 90, 32))
+print("compiled")
+"""
+
+
+def test_the_kernels_compile_for_an_h100():
+    """Without a GPU: Triton's compiler (its front end, the MLIR passes for sm_90 and ptxas, all in the wheel) turns
+    both kernels into H100 machine code, at ViT-B's sizes, for bf16 (the benchmark's autocast, both values) and
+    float32 (the GPU check's): what the interpreter cannot catch (``tl.dot``'s shape and type rules on a GPU) fails
+    here, not on a lent GPU. In a fresh process: this one runs Triton in interpreter mode."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", _COMPILE_FOR_AN_H100, trajectory_triton.__file__], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("compiled"), done.stderr[-2000:]
