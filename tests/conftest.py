@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test that tries to download weights fails fast instead of hanging
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
+# Triton kernels (models/attention/trajectory_triton.py) run on CPU tensors through Triton's interpreter, which must
+# be chosen before anything imports triton (timm does, through torch._dynamo).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import data.torchvision_compat  # noqa: E402,F401
 
