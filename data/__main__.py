@@ -21,8 +21,11 @@ from typing import Any
 
 import data  # noqa: F401  (repairs torchvision first)
 from data.annotations import annotation_layout, annotation_source, read_annotations
+from data.atomic_write import atomic_write_text
+from data.cache import build_once
 from data.datamodule import DATASETS, annotation_format_of, dataset_num_classes, naming_missing_files
 from data.datasets import build_report, check_files, check_segments, split_check
+from data.root_files import OUTSIDE_ROOT
 from data.samples import SPLITS
 from data.synthetic import SYNTHETIC_SETS, generate_synthetic
 
@@ -107,18 +110,19 @@ def _combine(summaries: list[dict[str, Any]], files: list[tuple[set[str], set[st
 
 
 def _write_manifest(manifest: dict, path: Path | None, root: Path, name: str, split: str) -> Path:
+    """The manifest written whole, by a rename (``atomic_write_text``): a reader never sees half of it, and a link
+    at its path is replaced itself, never written through (a dataset may hold a link planted there)."""
     default_name = f"manifest-{name}-{split}.json"
     target = path or root / default_name
     text = json.dumps(manifest, indent=1)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        atomic_write_text(target, text)
     except OSError as err:
         if path is not None:  # the user's own choice: said as a bad argument (exit 2), not a data problem (exit 1)
             raise ValueError(f"--manifest {path}: cannot write it ({err.strerror or err})") from err
         target = Path.cwd() / default_name  # a read-only dataset root: keep the manifest here instead
         print(f"cannot write {root / default_name} ({err.strerror}); writing {target}", file=sys.stderr)
-        target.write_text(text)
+        atomic_write_text(target, text)
     return target
 
 
@@ -132,8 +136,9 @@ def _print_text(summary: dict[str, Any]) -> None:
           f"{summary['bad_annotation_lines']} bad annotation lines{pose}")
     for path in summary["missing_paths"]:
         print(f"  missing  {path}")
-    for item in summary["corrupt_paths"]:
-        print(f"  corrupt  {item['path']}: {item['reason']}")
+    for item in summary["corrupt_paths"]:  # a file refused for leaving the root is unusable too, but not corrupt
+        print(f"  {'outside' if item['reason'].startswith(OUTSIDE_ROOT) else 'corrupt'}  {item['path']}: "
+              f"{item['reason']}")
     for item in summary["bad_lines"]:
         print(f"  bad line {item['file']}:{item['line']}: {item['reason']}")
     for item in summary["bad_segments"]:
@@ -167,8 +172,15 @@ def _run_synth(args: argparse.Namespace) -> int:
     if args.videos < 2:
         raise ValueError(f"--videos must be at least 2 (one train, one val), got {args.videos}")
     num_val = max(1, args.videos // 3)
-    root = generate_synthetic(args.name, args.out, num_train=args.videos - num_val, num_val=num_val,
-                              seed=args.seed)
+    out: Path = args.out
+    # A new folder, written beside it and renamed into place: writing into an existing one would follow the links
+    # it holds, and a set killed half-way would look whole.
+    if out.is_symlink() or (out.exists() and not (out.is_dir() and not any(out.iterdir()))):
+        raise ValueError(f"--out {out} exists and is not an empty folder; synth writes a new folder")
+    if out.exists():
+        out.rmdir()
+    root = build_once(out, lambda tmp: generate_synthetic(args.name, tmp, num_train=args.videos - num_val,
+                                                          num_val=num_val, seed=args.seed))
     print(f"{args.name}: {args.videos - num_val} train + {num_val} val videos in {root}")
     return 0
 
@@ -205,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError) as err:  # unreadable annotations, bad arguments: say which, exit 2
+    except (OSError, ValueError) as err:  # unreadable annotations, bad arguments: say which, exit 2
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,10 @@
 """Readers for the published annotation formats of the datasets the papers use.
 
 Every reader returns ``(samples, bad_lines)``: a malformed line never stops a reader, it is recorded as a
-``BadAnnotation`` naming the file and line so that a run's data report can list it.
+``BadAnnotation`` naming the file and line so that a run's data report can list it. A row is checked against its
+declared schema (``data.schemas``), and every path a line names, and every file read, must stay inside the root
+once links are resolved and be a regular file (``data.root_files``): a line that fails is a bad line, a list that
+fails stops the read in one line naming it.
 
 A video annotated twice in one split (Kinetics, SSv2; an EPIC narration) is read once when the lines agree (the
 repeats are bad lines) and not at all when they differ (every one of its lines is a bad line naming the others:
@@ -54,22 +57,22 @@ PennAction and of the NTU protocols).
 
 from __future__ import annotations
 
-import ast
 import csv
 import functools
-import io
 import json
-import math
-import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
+from data.epic_annotations import (EPIC_COLUMNS, EPIC_SPLIT_FILES, EPIC_VIDEO_INFO, epic_class_names,  # noqa: F401
+                                   epic_file, epic_video_fps, read_epic_kitchens100)
 from data.pose import PENNACTION_ACTIONS
-from data.pose_annotations import (GYM99_CLASSES, NTU_LIMITS, gym99_split_file, read_finegym, read_ntu,
-                                   read_pennaction)
-from data.samples import (BadAnnotation, Result, Rows, Sample, check_split, inside_root, one_per_video,
-                          train_rows)
+from data.pose_annotations import NTU_LIMITS, gym99_split_file, read_finegym, read_ntu, read_pennaction
+from data.root_files import DataRoot
+from data.samples import BadAnnotation, Result, Rows, Sample, check_split, one_per_video, train_rows
+from data.schemas import (GYM99_CLASSES, SSV2_LABELS, KineticsListLine, KineticsRow, SSv2Entry, csv_fields, describe,
+                          epic_timestamp, validate_row)  # noqa: F401  (epic_timestamp: read from here too)
 
 ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2", "epic_kitchens100", "pennaction", "ntu60_xsub",
                       "ntu60_xview", "ntu120_xsub", "ntu120_xset", "finegym99")
@@ -103,20 +106,22 @@ def read_kinetics_list(root: str | Path, split: str, num_classes: int | None = N
 
 def _kinetics_list_rows(root: Path, split: str, num_classes: int | None) -> Rows:
     file = annotation_source("kinetics_list", root, split)
+    data_root = DataRoot(root)
     rows, bad = [], []
-    for number, raw in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for number, raw in enumerate(data_root.read_text(file, errors="replace").splitlines(), start=1):
         text = raw.strip()
         if not text:
             continue
         try:
             rel, label = _parse_path_label(text)
+            line = validate_row(KineticsListLine, {"path": rel, "label": label})
             if num_classes is not None and label >= num_classes:
                 raise ValueError(f"label {label} outside the {num_classes} classes (0..{num_classes - 1})")
-            path = inside_root(root, root / rel)
+            path = data_root.inside(root / line.path)
         except ValueError as err:
             bad.append(BadAnnotation(str(file), number, text, str(err)))
             continue
-        rows.append((Sample(path, label, Path(rel).stem, number), text))
+        rows.append((Sample(path, label, path.stem, number, root=root), text))
     return file, rows, bad
 
 
@@ -131,9 +136,10 @@ def kinetics_class_names(root: str | Path) -> list[str]:
     otherwise be unknown classes)."""
     annotations = Path(root) / "annotations"
     files = [annotations / "train.csv"] if (annotations / "train.csv").exists() else sorted(annotations.glob("*.csv"))
+    data_root = DataRoot(root)
     names = set()
     for file in files:
-        with open(file, newline="", encoding="utf-8", errors="replace") as handle:
+        with data_root.open(file, newline="", encoding="utf-8", errors="replace") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is not None and "label" not in reader.fieldnames:
                 raise ValueError(f"{file}: header {','.join(reader.fieldnames)} has no 'label' column; the class "
@@ -158,8 +164,9 @@ def read_kinetics_official(root: str | Path, split: str) -> Result:
 
 def _kinetics_official_rows(root: Path, split: str, class_index: dict[str, int]) -> Rows:
     file = annotation_source("kinetics", root, split)
+    data_root = DataRoot(root)
     rows, bad = [], []
-    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
+    with data_root.open(file, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in _KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -167,29 +174,18 @@ def _kinetics_official_rows(root: Path, split: str, class_index: dict[str, int])
                                             f"header lacks {missing}")]
         for row in reader:
             number = reader.line_num
-            text = ",".join(str(v) for v in row.values())
+            text = ",".join(str(v) for v in row.values())[:200]
             try:
-                label = (row["label"] or "").strip()
-                if label not in class_index:
-                    raise ValueError(f"unknown class {label!r}")
-                youtube_id = (row["youtube_id"] or "").strip()
-                if not youtube_id:
-                    raise ValueError("empty youtube_id")
-                try:  # int(float("inf")) is an OverflowError, not a ValueError
-                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-                except (ValueError, TypeError, OverflowError):
-                    raise ValueError(f"time_start {row['time_start']!r} / time_end {row['time_end']!r}: not both "
-                                     f"finite seconds") from None
-            except (ValueError, TypeError, AttributeError) as err:
-                bad.append(BadAnnotation(str(file), number, text, str(err)))
-                continue
-            video_id = f"{youtube_id}_{start:06d}_{end:06d}"
-            try:
-                path = inside_root(root, root / split / f"{video_id}.mp4")
+                clip = validate_row(KineticsRow, csv_fields(row))
+                if clip.label not in class_index:
+                    raise ValueError(f"unknown class {clip.label!r}")
+                # '%06d' of the seconds, as the Kinetics download tool names the clips
+                video_id = f"{clip.youtube_id}_{int(clip.time_start):06d}_{int(clip.time_end):06d}"
+                path = data_root.inside(root / split / f"{video_id}.mp4")
             except ValueError as err:
                 bad.append(BadAnnotation(str(file), number, text, str(err)))
                 continue
-            rows.append((Sample(path, class_index[label], video_id, number), text))
+            rows.append((Sample(path, class_index[clip.label], video_id, number, root=root), text))
     return file, rows, bad
 
 
@@ -221,17 +217,33 @@ def ssv2_label_index(root: str | Path) -> dict[str, int]:
     """labels.json: {"Moving something up": "93", ...} -> {"Moving something up": 93}; a file that is not such an
     object raises a ValueError naming it (every split needs it: there is nothing to skip)."""
     path = ssv2_layout(root).annotations / "labels.json"
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    try:
-        index = {str(name): int(value) for name, value in labels.items()}
-    except (AttributeError, TypeError, ValueError):
+    labels = read_json(DataRoot(root), path)
+    if not isinstance(labels, dict):
         raise ValueError(f"{path}: expected one JSON object of template name -> class index, e.g. "
-                         f'{{"Moving something up": "93"}}') from None
+                         f'{{"Moving something up": "93"}}')
+    try:
+        index = SSV2_LABELS.validate_python(labels)
+    except ValidationError as err:
+        raise ValueError(f"{path}: {describe(err)}") from None
     _check_class_table(path, index)
     return index
+
+
+def read_json(data_root: DataRoot, path: Path) -> Any:
+    """The JSON document of ``path`` under ``data_root``; a ValueError naming the file (and line) if it is not one:
+    broken, not UTF-8, nested too deeply for the parser or holding a number too long to read."""
+    try:
+        text = data_root.read_text(path)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte offset {err.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to read") from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise ValueError(f"{path}: not readable JSON ({err})") from None
 
 
 def _check_class_table(path: Path, index: dict[str, int]) -> None:
@@ -263,191 +275,40 @@ def read_ssv2(root: str | Path, split: str) -> Result:
 def _ssv2_rows(root: str | Path, split: str, label_index: dict[str, int]) -> Rows:
     layout = ssv2_layout(root)
     file = layout.annotations / _SSV2_SPLIT_FILES[split]
+    data_root = DataRoot(root)
+    text = data_root.read_text(file, errors="replace")
     try:
-        entries = json.loads(file.read_text(encoding="utf-8", errors="replace"))
+        entries = json.loads(text)
     except json.JSONDecodeError as err:  # a broken file is one bad "line": the place the parser stopped
         excerpt = err.doc[max(0, err.pos - 40):err.pos + 40]
         return file, [], [BadAnnotation(str(file), err.lineno, excerpt, f"invalid JSON: {err.msg}")]
+    except (RecursionError, ValueError) as err:  # nested past the parser's depth, a number of too many digits
+        reason = "JSON nested too deeply to read" if isinstance(err, RecursionError) else f"not readable JSON ({err})"
+        return file, [], [BadAnnotation(str(file), 1, text[:80], reason)]
     if not isinstance(entries, list):
         return file, [], [BadAnnotation(str(file), 1, str(type(entries)), "expected a JSON list of entries")]
     rows, bad = [], []
-    for number, entry in enumerate(entries, start=1):
+    for number, item in enumerate(entries, start=1):
+        shown = _json_excerpt(item)
         try:
-            video_id = str(entry["id"]).strip()
-            if not video_id:
-                raise ValueError("empty id")
-            name = entry["template"].replace("[", "").replace("]", "")
+            entry = validate_row(SSv2Entry, item)
+            name = entry.template.replace("[", "").replace("]", "")
             if name not in label_index:
-                raise ValueError(f"template {entry['template']!r} not in labels.json")
-            path = inside_root(Path(root), layout.videos / f"{video_id}.webm")
-        except (KeyError, TypeError, AttributeError, ValueError) as err:
-            reason = f"missing key {err}" if isinstance(err, KeyError) else str(err)
-            bad.append(BadAnnotation(str(file), number, json.dumps(entry)[:200], reason))
+                raise ValueError(f"template {entry.template!r} not in labels.json")
+            path = data_root.inside(layout.videos / f"{entry.id}.webm")
+        except ValueError as err:
+            bad.append(BadAnnotation(str(file), number, shown, str(err)))
             continue
-        rows.append((Sample(path, label_index[name], video_id, number), json.dumps(entry)[:200]))
+        rows.append((Sample(path, label_index[name], entry.id, number, root=Path(root)), shown))
     return file, rows, bad
 
 
-# --- EPIC-KITCHENS-100 -----------------------------------------------------------------------------------------
-
-_EPIC_SPLIT_FILES = {"train": "EPIC_100_train.csv", "val": "EPIC_100_validation.csv"}
-EPIC_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
-                "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun",
-                "noun_class", "all_nouns", "all_noun_classes")
-_EPIC_REQUIRED = ("narration_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "verb_class",
-                  "noun_class")
-_TIMESTAMP = re.compile(r"^(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)$")
-
-
-def epic_timestamp(text: str) -> float:
-    """'HH:MM:SS.ff' (e.g. '00:01:02.350') -> seconds."""
-    match = _TIMESTAMP.match(text.strip())
-    if not match:
-        raise ValueError(f"timestamp {text!r} is not HH:MM:SS.ff")
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-def epic_file(root: str | Path, name: str) -> Path:
-    """An EPIC annotation file: ``<root>/<name>`` or ``<root>/annotations/<name>``."""
-    root = Path(root)
-    for candidate in (root / name, root / "annotations" / name):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"{root}: neither {name} nor annotations/{name}")
-
-
-def epic_class_names(root: str | Path) -> dict[str, list[str]]:
-    """{"verb": [...], "noun": [...]} class keys in id order, from EPIC_100_{verb,noun}_classes.csv; a ValueError
-    names the file (and line) of a list that is not UTF-8 or has a row without an id and a key (each fixes a class
-    count: there is nothing to skip)."""
-    out = {}
-    for kind in ("verb", "noun"):
-        file = epic_file(root, f"EPIC_100_{kind}_classes.csv")
-        raw = file.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:  # decoded whole, so that the line of the offending byte can be named
-            line = raw[:err.start].count(b"\n") + 1
-            raise ValueError(f"{file}:{line}: not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start}); "
-                             f"the EPIC class lists are UTF-8") from None
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if not {"id", "key"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{file}: header must start with id,key,instances,category, got {reader.fieldnames}")
-        rows = {}
-        for row in reader:
-            try:
-                class_id = int(row["id"])
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{file}:{reader.line_num}: bad class id {row.get('id')!r}") from err
-            if class_id in rows:  # two keys for one id would merge two classes
-                raise ValueError(f"{file}:{reader.line_num}: class id {class_id} is given to {rows[class_id]!r} "
-                                 f"already")
-            if not (row["key"] or "").strip():  # a short row leaves key None
-                raise ValueError(f"{file}:{reader.line_num}: class id {class_id} has no key (a row is id,key,"
-                                 f"instances,category)")
-            rows[class_id] = row["key"].strip()
-        if sorted(rows) != list(range(len(rows))):
-            raise ValueError(f"{file}: class ids must be 0..{len(rows) - 1}")
-        out[kind] = [rows[i] for i in range(len(rows))]
-    return out
-
-
-EPIC_VIDEO_INFO = "EPIC_100_video_info.csv"  # video_id,duration,fps,resolution: each video's rate
-
-
-def _epic_video_path(root: Path, participant: str, video_id: str) -> Path:
-    path = root / participant / "videos" / f"{video_id}.MP4"
-    lower = path.with_suffix(".mp4")  # some mirrors lower-case the extension
-    return lower if not path.exists() and lower.exists() else path
-
-
-def epic_video_fps(root: str | Path) -> dict[str, float | str]:
-    """{video_id: fps} from ``EPIC_100_video_info.csv``, which the ``rgb_frames`` layout needs (a folder of frames
-    records no rate, and EPIC-KITCHENS' recordings are not all at one rate); a line that gives no positive rate maps its
-    video to the reason, naming the file and line, for the rows of that video to report."""
-    file = epic_file(root, EPIC_VIDEO_INFO)
-    out: dict[str, float | str] = {}
-    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        if not {"video_id", "fps"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{file}: header must name video_id and fps, got {reader.fieldnames}")
-        for row in reader:
-            video_id = (row.get("video_id") or "").strip()
-            try:
-                fps = float(row.get("fps") or "nan")
-            except ValueError:
-                fps = float("nan")
-            reason = f"{file}:{reader.line_num}: fps {row.get('fps')!r} is not a rate"
-            out[video_id] = fps if 0 < fps < math.inf else reason
-    return out
-
-
-def _epic_source(root: Path, participant: str, video_id: str, rates: Callable[[], dict[str, float | str]]
-                 ) -> tuple[Path, float | None]:
-    """A video's file, or its ``<participant>/rgb_frames/<video_id>/`` folder with its rate where there is no file
-    (the layout of EPIC-KITCHENS' extracted frames, which Motionformer's code reads); the file's path if neither
-    exists, to be reported missing."""
-    video = _epic_video_path(root, participant, video_id)
-    frames = root / participant / "rgb_frames" / video_id
-    if video.exists() or not frames.is_dir():
-        return video, None
-    fps = rates().get(video_id, f"{video_id} has rgb_frames but no line in {EPIC_VIDEO_INFO}")
-    if isinstance(fps, str):
-        raise ValueError(fps)
-    return frames, fps
-
-
-def read_epic_kitchens100(root: str | Path, split: str) -> Result:
-    """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class).
-    A video is read from ``<participant>/videos/<video_id>.MP4``, or where that is absent from its extracted
-    frames, ``<participant>/rgb_frames/<video_id>/frame_<n>.jpg``, at the rate ``EPIC_100_video_info.csv`` gives."""
-    check_split(split)
-    root = Path(root)
-    file = annotation_source("epic_kitchens100", root, split)
-    # The class lists are required: they fix the class counts, so that an index past them is a bad line here
-    # rather than an index error in training.
-    counts = {kind: len(names) for kind, names in epic_class_names(root).items()}
-    rows, bad = [], []
-    sources: dict[tuple[str, str], tuple[Path, float | None]] = {}
-    rates = functools.cache(lambda: epic_video_fps(root))  # read once, and only for a frames layout
-    with open(file, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in _EPIC_REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            return [], [BadAnnotation(str(file), 1, ",".join(reader.fieldnames or []), f"header lacks {missing}")]
-        for row in reader:
-            number = reader.line_num
-            text = ",".join("" if v is None else str(v) for v in row.values())[:200]
-            try:
-                if None in row:
-                    raise ValueError(f"{len(row) - 1 + len(row[None])} fields, header has {len(reader.fieldnames)}")
-                if any(row[c] is None for c in _EPIC_REQUIRED):
-                    raise ValueError(f"fewer fields than the header's {len(reader.fieldnames)}")
-                narration_id, participant, video_id = (row[c].strip() for c in ("narration_id", "participant_id",
-                                                                                  "video_id"))
-                if not narration_id or not participant or not video_id.startswith(participant):
-                    raise ValueError(f"video_id {video_id!r} does not belong to participant {participant!r}")
-                start, stop = epic_timestamp(row["start_timestamp"]), epic_timestamp(row["stop_timestamp"])
-                if stop <= start:
-                    raise ValueError(f"stop_timestamp {row['stop_timestamp']} is not after {row['start_timestamp']}")
-                label = (int(row["verb_class"]), int(row["noun_class"]))
-                for kind, value in zip(("verb", "noun"), label, strict=True):
-                    if not 0 <= value < counts[kind]:
-                        raise ValueError(f"{kind}_class {value} outside the class list")
-                if row.get("all_noun_classes"):  # the list form must parse, as downstream tools read it
-                    ast.literal_eval(row["all_noun_classes"])
-                key = (participant, video_id)
-                if key not in sources:
-                    path, fps = _epic_source(root, participant, video_id, rates)
-                    sources[key] = inside_root(root, path), fps
-            except (ValueError, TypeError, SyntaxError) as err:
-                bad.append(BadAnnotation(str(file), number, text, str(err)))
-                continue
-            path, fps = sources[key]
-            rows.append((Sample(path, label, narration_id, number, segment=(start, stop), fps=fps), text))
-    # A narration is its id (a video holds many); EPIC's train and validation videos are disjoint by design.
-    return one_per_video(file, rows, bad, lambda s: s.video_id, split, what="narration")
+def _json_excerpt(item: Any) -> str:
+    """An entry as text for a report, cut to 200 characters."""
+    try:
+        return json.dumps(item)[:200]
+    except (RecursionError, ValueError):
+        return repr(type(item))
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------
@@ -513,7 +374,7 @@ def annotation_source(format: str, root: str | Path, split: str) -> Path:
     if format == "ssv2":
         return ssv2_layout(root).annotations / _SSV2_SPLIT_FILES[split]
     if format == "epic_kitchens100":
-        return epic_file(root, _EPIC_SPLIT_FILES[split])
+        return epic_file(root, EPIC_SPLIT_FILES[split])
     if format == "pennaction":
         return root / "labels"
     if format == "finegym99":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_conventio
                                 check_view_offsets, sample_clip, segment_range, shift_clip, temporal_views)
 from data.pose import (PoseFormatError, ntu_main_body_joints, read_gym_pose, read_ntu_skeleton,
                        read_pennaction_labels)
+from data.root_files import file_kind
 from data.samples import BadAnnotation, Sample
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video
 
@@ -147,8 +149,8 @@ class VideoClipDataset(Dataset):
 
     def _open(self, sample: Sample) -> Video | FrameFolderVideo | DecodedVideo:
         if self.keep_decoded:
-            return DECODED_VIDEOS.open(sample.path, sample.fps)
-        return open_video(sample.path, sample.fps)
+            return DECODED_VIDEOS.open(sample.path, sample.fps, sample.root)
+        return open_video(sample.path, sample.fps, sample.root)
 
     def decode_all(self) -> None:
         """With ``keep_decoded``: decode every video now, in this process, so that the DataLoader workers it forks
@@ -158,7 +160,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{self.dataset_name or 'dataset'}: decode_all needs keep_decoded=True")
         for sample in self.samples:
             try:
-                DECODED_VIDEOS.open(sample.path, sample.fps)
+                DECODED_VIDEOS.open(sample.path, sample.fps, sample.root)
             except VideoDecodeError:
                 continue
 
@@ -274,15 +276,20 @@ def load_pose(path: Path) -> np.ndarray:
 
 
 def _stat(path: Path) -> str | None:
-    """None if the file looks usable from a stat alone, else "missing file" or a corruption reason."""
+    """None if the file looks usable from a stat alone, else "missing file" or a corruption reason (a FIFO or a
+    device is one: never opened)."""
     try:
-        if os.stat(path).st_size == 0:
-            return "zero-byte file"
-    except FileNotFoundError:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            with os.scandir(path) as entries:
+                return None if any(True for _ in entries) else "no frames (empty frame folder)"
+    except (FileNotFoundError, NotADirectoryError):
         return "missing file"
-    if path.is_dir() and not any(os.scandir(path)):
-        return "no frames (empty frame folder)"
-    return None
+    except (OSError, ValueError) as err:  # unreadable, a name too long
+        return f"cannot read: {getattr(err, 'strerror', None) or err}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file (a {file_kind(info.st_mode)})"
+    return "zero-byte file" if info.st_size == 0 else None
 
 
 def _unique(paths) -> list[Path]:
@@ -359,10 +366,10 @@ def build_report(
 FULLY_CHECKED_FRAMES = 1000
 
 
-def _check_video(path: Path, fps: float | None = None) -> str | None:
+def _check_video(path: Path, fps: float | None = None, root: Path | None = None) -> str | None:
     """None if the video opens and its first and last frames decode, else the reason."""
     try:
-        with open_video(path, fps) as video:
+        with open_video(path, fps, root) as video:
             video.get_clip(0, 0, frame_indices=[0])
             last = video.num_frames - 1
             if isinstance(video, FrameFolderVideo) and video.num_frames <= FULLY_CHECKED_FRAMES:
@@ -374,7 +381,7 @@ def _check_video(path: Path, fps: float | None = None) -> str | None:
     return None
 
 
-def _check_pose(path: Path, video: Path) -> str | None:
+def _check_pose(path: Path, video: Path, root: Path | None = None) -> str | None:
     """None if the pose file parses and fits its video's frame count (``pose_frame_mismatch``), else the reason;
     an unreadable video is its own entry, so the frame counts are then not compared."""
     try:
@@ -386,7 +393,7 @@ def _check_pose(path: Path, video: Path) -> str | None:
     if not one_pose_row_per_frame(path):  # the others are clamped: no need to open the video
         return None
     try:
-        with open_video(video) as opened:
+        with open_video(video, root=root) as opened:
             return pose_frame_mismatch(path, len(joints), video, opened.num_frames)
     except VideoDecodeError:
         return None
@@ -405,6 +412,7 @@ def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1
     videos = _unique(s.path for s in samples)
     video_set = set(videos)
     fps_of = {s.path: s.fps for s in samples}
+    root_of = {p: s.root for s in samples for p in (s.path, s.pose) if p is not None}
     video_of = {s.pose: s.path for s in samples if s.pose is not None}
     poses = [p for p in video_of if p not in video_set]
 
@@ -413,7 +421,9 @@ def check_files(samples: Sequence[Sample], decode: bool = True, workers: int = 1
         reason = _stat(path)
         if reason is not None or not decode:
             return reason
-        return _check_video(path, fps_of[path]) if is_video else _check_pose(path, video_of[path])
+        if is_video:
+            return _check_video(path, fps_of[path], root_of[path])
+        return _check_pose(path, video_of[path], root_of[path])
 
     items = [(p, True) for p in videos] + [(p, False) for p in poses]
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -428,7 +438,7 @@ def check_segments(samples: Sequence[Sample], status: dict[str, str | None]) -> 
         if sample.segment is not None and status.get(str(sample.path), "unchecked") is None:
             by_video.setdefault(sample.path, []).append(sample)
     for path, group in by_video.items():
-        with open_video(path, group[0].fps) as video:  # metadata only: the file passed check_files
+        with open_video(path, group[0].fps, group[0].root) as video:  # metadata only: it passed check_files
             for sample in group:
                 try:
                     segment_range(*sample.segment, video.fps, video.num_frames)

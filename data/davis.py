@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data.root_files import DataRoot, NotRegularFileError, OutsideRootError, open_regular, regular_file
+from data.schemas import DavisSequenceName, validate_row
+
 VOID_LABEL = 255
 SPLITS = ("train", "val")
 
@@ -79,10 +82,16 @@ def list_sequences(root: str | Path, split: str = "val", resolution: str = "480p
     missing = _missing_paths(root, split, resolution)
     if missing:
         raise DataNotFoundError(missing[0], _DOWNLOAD_HINT)
-    names = [line.strip() for line in _split_file(Path(root), split).read_text().splitlines()]
-    names = [n for n in names if n]
+    file = _split_file(Path(root), split)
+    names = []
+    for number, line in enumerate(DataRoot(root).read_text(file, errors="replace").splitlines(), start=1):
+        if line.strip():
+            try:
+                names.append(validate_row(DavisSequenceName, {"name": line}).name)
+            except ValueError as err:
+                raise ValueError(f"{file}:{number}: {err}") from None
     if not names:
-        raise ValueError(f"{_split_file(Path(root), split)} lists no sequence")
+        raise ValueError(f"{file} lists no sequence")
     return names
 
 
@@ -99,8 +108,10 @@ class DavisSequence:
 
 
 def find_sequence(root: str | Path, name: str, resolution: str = "480p") -> DavisSequence:
-    """Locate the files of sequence ``name``; every frame must have its annotation (train/val have all)."""
+    """Locate the files of sequence ``name``; every frame must have its annotation (train/val have all). A file
+    or folder that leads outside ``root`` or is no regular file is refused unread (``DavisReadError``)."""
     root = Path(root)
+    data_root = DataRoot(root)
     frame_dir = root / "JPEGImages" / resolution / name
     mask_dir = root / "Annotations" / resolution / name
     for folder in (frame_dir, mask_dir):
@@ -113,16 +124,28 @@ def find_sequence(root: str | Path, name: str, resolution: str = "480p") -> Davi
     missing = [str(p) for p in masks if not p.exists()]
     if missing:
         raise DataNotFoundError(missing[0], f"{len(missing)} of {len(frames)} annotations of {name!r} are missing")
+    refused = []
+    for path in (frame_dir, mask_dir, *frames, *masks):
+        try:
+            data_root.inside(path)
+            if path.suffix:  # a file, not one of the two folders
+                regular_file(path)
+        except (OutsideRootError, NotRegularFileError) as err:
+            refused.append((str(path), str(err)))
+        except OSError as err:  # a link to nothing
+            refused.append((str(path), f"cannot read: {err.strerror}"))
+    if refused:
+        raise DavisReadError(name, refused)
     return DavisSequence(name, frames, masks)
 
 
 def _read_frame(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
+    with open_regular(path, "rb") as handle, Image.open(handle) as img:
         return np.asarray(img.convert("RGB"))
 
 
 def _read_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
+    with open_regular(path, "rb") as handle, Image.open(handle) as img:
         if img.mode not in ("P", "L"):
             raise ValueError(f"mode {img.mode!r}: expected a palette ('P') or greyscale ('L') PNG of object ids")
         mask = np.array(img, dtype=np.uint8)

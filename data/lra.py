@@ -22,7 +22,9 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from data.cache import build_once
+from data.root_files import DataRoot, NotRegularFileError, OutsideRootError, regular_file
 from data.samples import BadAnnotation
+from data.schemas import PathfinderLine, validate_row
 
 # --- ListOps grammar (official generator) -------------------------------------------------------------------------
 
@@ -247,6 +249,17 @@ def _require(task: str, paths: Sequence[Path]) -> None:
             raise DataNotFoundError(task, p, "see data/lra.py for the released layout")
 
 
+def _checked(task: str, data_root: DataRoot, path: Path) -> Path:
+    """``path`` if it lies inside the root and is a regular file; an ``LRAFormatError`` naming it otherwise (a link
+    out of the root, a FIFO that would block the reader)."""
+    try:
+        data_root.inside(path)
+        regular_file(path)
+    except (OutsideRootError, NotRegularFileError) as err:
+        raise LRAFormatError(task, path, str(err)) from None
+    return path
+
+
 class LRASplit(ABC):
     """One split of one task: ``split[i] -> (tokens, label)``; ``bad_lines`` lists input rows that were skipped."""
 
@@ -277,7 +290,7 @@ class ListOpsSplit(LRASplit):
         self.split = split
         path = task_dir("listops", root) / f"basic_{split}.tsv"
         _require("listops", [path])
-        self.path = path
+        self.path = _checked("listops", DataRoot(root), path)
         self.tokens: list[np.ndarray] = []
         with open(path, newline="") as f:
             for line_number, line in enumerate(f, 1):
@@ -321,10 +334,16 @@ class TextSplit(LRASplit):
         self.split = split
         d = task_dir("text", root) / ("train" if split == "train" else "test")  # LRA validates on the test set
         _require("text", [d / "pos", d / "neg"])
+        data_root = DataRoot(root)
         self.files: list[Path] = []
         for label, cls in ((0, "neg"), (1, "pos")):
             for p in sorted((d / cls).glob("*.txt")):
-                if p.stat().st_size == 0:  # a review cut to nothing would train as all padding, silently
+                try:
+                    size = regular_file(data_root.inside(p)).st_size
+                except (OutsideRootError, NotRegularFileError, OSError) as err:  # OSError: a link to nothing
+                    self.bad_lines.append(BadAnnotation(str(p), 0, "", str(err)))
+                    continue
+                if size == 0:  # a review cut to nothing would train as all padding, silently
                     self.bad_lines.append(BadAnnotation(str(p), 0, "", "empty review (zero-byte file)"))
                     continue
                 self.files.append(p)
@@ -347,6 +366,7 @@ class RetrievalSplit(LRASplit):
         name = {"train": "train", "val": "eval", "test": "test"}[split]
         self.path = task_dir("retrieval", root) / f"new_aan_pairs.{name}.tsv"
         _require("retrieval", [self.path])
+        _checked("retrieval", DataRoot(root), self.path)
         self.offsets: list[int] = []
         with open(self.path, "rb") as f:
             offset = 0
@@ -430,6 +450,9 @@ class ImageSplit(LRASplit):
         d = task_dir("image", root)
         names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
         _require("image", [d / n for n in names])
+        data_root = DataRoot(root)
+        for n in names:
+            _checked("image", data_root, d / n)
         data, labels = [], []
         for n in names:
             batch_data, batch_labels = _read_cifar_batch(d / n)
@@ -458,18 +481,22 @@ class PathfinderSplit(LRASplit):
         self.split = split
         d = task_dir("pathfinder", root)
         _require("pathfinder", [d / "imgs", d / "metadata"])
+        data_root = DataRoot(root)
         records: list[tuple[Path, int]] = []
         meta_files = sorted((d / "metadata").glob("*.npy"), key=lambda p: (len(p.stem), p.stem))
         for meta in meta_files:
-            for line_number, line in enumerate(meta.read_text().splitlines(), 1):
+            for line_number, line in enumerate(data_root.read_text(_checked("pathfinder", data_root, meta),
+                                                                   errors="replace").splitlines(), 1):
                 parts = line.split()
                 if not parts:
                     continue
-                if len(parts) < 4 or parts[3] not in ("0", "1"):
-                    self.bad_lines.append(BadAnnotation(str(meta), line_number, line[:200],
-                                                        "expected '<dir> <file> <n> <label 0/1> ...'"))
-                    continue
-                records.append((d / parts[0] / parts[1], int(parts[3])))
+                try:
+                    if len(parts) < 4:
+                        raise ValueError("expected '<dir> <file> <n> <label 0/1> ...'")
+                    row = validate_row(PathfinderLine, {"folder": parts[0], "file": parts[1], "label": parts[3]})
+                    records.append((data_root.inside(d / row.folder / row.file), row.label))
+                except ValueError as err:
+                    self.bad_lines.append(BadAnnotation(str(meta), line_number, line[:200], str(err)))
         random.Random(seed).shuffle(records)  # the Nystromformer split: shuffle, then 80/10/10
         a, b = int(len(records) * 0.8), int(len(records) * 0.9)
         records = {"train": records[:a], "val": records[a:b], "test": records[b:]}[split]
@@ -480,8 +507,12 @@ class PathfinderSplit(LRASplit):
         from PIL import Image
 
         path = self.files[index]
-        if not path.exists():
-            raise DataNotFoundError("pathfinder", path)
+        try:  # one stat, as an existence check would take: a FIFO is refused here rather than waited on
+            regular_file(path)
+        except FileNotFoundError:
+            raise DataNotFoundError("pathfinder", path) from None
+        except NotRegularFileError as err:
+            raise LRAFormatError("pathfinder", path, str(err)) from None
         # Not checked up front (that would open each of the ~200k PNGs before training): a broken one stops here.
         try:
             with Image.open(path) as img:

@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from data.root_files import NotRegularFileError, open_regular
+
 PENNACTION_ACTIONS = (
     "baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk", "golf_swing", "jump_rope",
     "jumping_jacks", "pullup", "pushup", "situp", "squat", "strum_guitar", "tennis_forehand", "tennis_serve",
@@ -74,6 +76,15 @@ class PoseFormatError(ValueError):
 
     def __reduce__(self):  # picklable across DataLoader workers
         return (type(self), (self.path, self.reason, self.line))
+
+
+def _open_pose_file(path: Path, mode: str = "rb"):
+    """``path`` opened for reading; a ``PoseFormatError`` naming it if it is no regular file (a FIFO would block the
+    reader forever). A missing file raises FileNotFoundError, for the callers that count missing files."""
+    try:
+        return open_regular(path, mode)
+    except NotRegularFileError as err:
+        raise PoseFormatError(path, f"not a regular file (a {err.kind})") from None
 
 
 # --- PennAction -----------------------------------------------------------------------------------------------
@@ -169,6 +180,8 @@ def _mat_scalar(mat: dict, key: str, path: Path) -> float:
     value = np.asarray(mat[key], dtype=np.float64).ravel()
     if value.size != 1:
         raise PoseFormatError(path, f"field {key!r} must be a scalar, has {value.size} values")
+    if not np.isfinite(value[0]):
+        raise PoseFormatError(path, f"field {key!r} is {value[0]}, not a finite number")
     return float(value[0])
 
 
@@ -181,10 +194,11 @@ def read_pennaction_labels(path: str | Path) -> PennActionLabels:
     from scipy.io import loadmat
 
     path = Path(path)
-    try:
-        mat = loadmat(str(path))
-    except Exception as err:  # scipy's parser raises MatReadError, IndexError, ... on arbitrary bytes
-        raise PoseFormatError(path, f"not a readable MATLAB file: {err}") from err
+    with _open_pose_file(path) as handle:
+        try:
+            mat = loadmat(handle)
+        except Exception as err:  # scipy's parser raises MatReadError, IndexError, ... on arbitrary bytes
+            raise PoseFormatError(path, f"not a readable MATLAB file: {err}") from err
     missing = [k for k in ("action", "pose", "x", "y", "visibility", "bbox", "dimensions", "nframes", "train")
                if k not in mat]
     if missing:
@@ -199,7 +213,7 @@ def read_pennaction_labels(path: str | Path) -> PennActionLabels:
         if train not in (1, -1):
             raise PoseFormatError(path, f"field 'train' must be 1 or -1, got {train:g}")
         dims = np.asarray(mat["dimensions"], dtype=np.float64).ravel()
-        if dims.size != 3:
+        if dims.size != 3 or not np.isfinite(dims).all() or (dims < 0).any():
             raise PoseFormatError(path, f"field 'dimensions' must be [H, W, nframes], got {dims.tolist()}")
         arrays = {k: np.asarray(mat[k], dtype=np.float64) for k in ("x", "y", "visibility", "bbox")}
     except (ValueError, TypeError) as err:
@@ -279,7 +293,10 @@ def read_ntu_skeleton(path: str | Path) -> list[list[NTUBody]]:
     """
     path = Path(path)
     try:
-        text_lines = path.read_text(encoding="ascii").splitlines()  # CRLF (the release) or LF
+        with _open_pose_file(path) as handle:
+            text_lines = handle.read().decode("ascii").splitlines()  # CRLF (the release) or LF
+    except (FileNotFoundError, PoseFormatError):
+        raise
     except (OSError, UnicodeDecodeError) as err:
         raise PoseFormatError(path, f"unreadable: {err}") from err
     rows = [line.split() for line in text_lines]
@@ -299,15 +316,18 @@ def read_ntu_skeleton(path: str | Path) -> list[list[NTUBody]]:
 
     def count(what: str) -> int:
         (value,) = next_row(what, 1)
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise PoseFormatError(path, f"{what}: expected a count, got {value!r}", cursor)
         return int(value)
 
     def floats(row: list[str], what: str) -> np.ndarray:
         try:
-            return np.array([float(v) for v in row])
+            values = np.array([float(v) for v in row])
         except ValueError as err:
             raise PoseFormatError(path, f"{what}: {err}", cursor) from err
+        if not np.isfinite(values).all():
+            raise PoseFormatError(path, f"{what}: a value that is not a finite number", cursor)
+        return values
 
     num_frames = count("frame count")
     frames: list[list[NTUBody]] = []
@@ -382,12 +402,16 @@ def read_gym_pose(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("keypoint", "keypoint_score") if k not in archive.files]
-            if missing:
-                raise PoseFormatError(path, f"missing arrays {missing} (has {sorted(archive.files)})")
-            keypoint, score = archive["keypoint"], archive["keypoint_score"]
-    except PoseFormatError:
+        with _open_pose_file(path) as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array
+                raise PoseFormatError(path, "one .npy array, not an .npz of keypoint and keypoint_score")
+            with archive:
+                missing = [k for k in ("keypoint", "keypoint_score") if k not in archive.files]
+                if missing:
+                    raise PoseFormatError(path, f"missing arrays {missing} (has {sorted(archive.files)})")
+                keypoint, score = archive["keypoint"], archive["keypoint_score"]
+    except (PoseFormatError, FileNotFoundError):
         raise
     except (OSError, ValueError, EOFError) as err:  # not a zip, a truncated member, a pickled object array
         raise PoseFormatError(path, f"not a readable .npz of numeric arrays: {err}") from err

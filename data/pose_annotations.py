@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from data.pose import PoseFormatError, read_pennaction_labels
+from data.root_files import DataRoot
 from data.samples import BadAnnotation, Result, Rows, Sample, check_split, one_per_video, train_rows
+from data.schemas import Gym99Line, validate_row
 
 
 @functools.lru_cache(maxsize=8192)
@@ -23,22 +25,29 @@ def _pennaction_cached(path: str, mtime_ns: int, size: int):
 
 
 def read_pennaction(root: str | Path, split: str) -> Result:
-    """``<root>/labels/*.mat`` of the split -> ``<root>/frames/<video_id>`` frame folders."""
+    """``<root>/labels/*.mat`` of the split -> ``<root>/frames/<video_id>`` frame folders. A label file, or a
+    frame folder, that leads outside the root is a bad annotation of both splits (its split is unknown)."""
     check_split(split)
     root = Path(root)
     labels_dir = root / "labels"
     if not labels_dir.is_dir():
         raise FileNotFoundError(f"{root}: no labels/ directory (PennAction)")
+    data_root = DataRoot(root)
     samples, bad = [], []
     for file in sorted(labels_dir.glob("*.mat")):
-        stat = file.stat()
+        try:
+            frames = data_root.inside(root / "frames" / file.stem)
+            stat = data_root.inside(file).stat()
+        except (ValueError, OSError) as err:  # outside the root; a link to nothing
+            bad.append(BadAnnotation(str(file), 0, "", str(err)))
+            continue
         parsed = _pennaction_cached(str(file), stat.st_mtime_ns, stat.st_size)
         if isinstance(parsed, PoseFormatError):
             bad.append(BadAnnotation(str(file), 0, "", parsed.reason))
             continue
         if parsed.train != (split == "train"):
             continue
-        samples.append(Sample(root / "frames" / file.stem, parsed.label, file.stem, 0, pose=file))
+        samples.append(Sample(frames, parsed.label, file.stem, 0, pose=file, root=root))
     return samples, bad
 
 
@@ -102,6 +111,7 @@ def read_ntu(root: str | Path, split: str, version: int, protocol: str) -> Resul
         for file in sorted(skeleton_dir.glob("*.skeleton")):
             files.setdefault(file.stem, file)
     max_setup, max_action, max_performer = NTU_LIMITS[version]
+    data_root = DataRoot(root)
     for stem in sorted(files):
         try:
             name = parse_ntu_name(stem)
@@ -115,23 +125,20 @@ def read_ntu(root: str | Path, split: str, version: int, protocol: str) -> Resul
                 if not 1 <= value <= most]
             if outside:
                 raise ValueError(f"{', '.join(outside)} outside NTU{version}")
+            video, skeleton = (data_root.inside(p) for p in (rgb_dir / f"{stem}_rgb.avi",
+                                                             skeleton_dir / f"{stem}.skeleton"))
         except ValueError as err:
             bad.append(BadAnnotation(str(files[stem]), 0, files[stem].name, str(err)))
             continue
         if ntu_is_train(name, version, protocol) != (split == "train"):
             continue
-        samples.append(Sample(rgb_dir / f"{stem}_rgb.avi", name.action - 1, stem, None,
-                              pose=skeleton_dir / f"{stem}.skeleton"))
+        samples.append(Sample(video, name.action - 1, stem, None, pose=skeleton, root=root))
     return samples, bad
 
 
 # --- FineGYM (Gym99) ------------------------------------------------------------------------------------------
 
-GYM99_CLASSES = 99
 GYM99_SPLIT_FILES = {"train": "gym99_train_element_v1.1.txt", "val": "gym99_val_element.txt"}
-# <YouTube id>_E_<event start>_<event end>_A_<element start>_<element end>: the release's element ids. The id's
-# fixed alphabet also keeps a line from naming a file outside subactions/.
-GYM_ELEMENT_ID = re.compile(r"^[A-Za-z0-9_-]{11}_E_\d{6}_\d{6}_A_\d{4}_\d{4}$")
 
 
 def gym99_split_file(root: str | Path, split: str) -> Path:
@@ -157,24 +164,21 @@ def read_finegym(root: str | Path, split: str) -> Result:
 
 def _finegym_rows(root: Path, split: str) -> Rows:
     file = gym99_split_file(root, split)
+    data_root = DataRoot(root)
     rows, bad = [], []
-    for number, raw in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for number, raw in enumerate(data_root.read_text(file, errors="replace").splitlines(), start=1):
         text = raw.strip()
         if not text:
             continue
         parts = text.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            bad.append(BadAnnotation(str(file), number, text, "expected '<element id> <label index>'"))
+        try:
+            if len(parts) != 2:
+                raise ValueError("expected '<element id> <label index>'")
+            line = validate_row(Gym99Line, {"element": parts[0], "label": parts[1]})
+            video = data_root.inside(root / "subactions" / f"{line.element}.mp4")
+            pose = data_root.inside(root / "poses" / f"{line.element}.npz")
+        except ValueError as err:
+            bad.append(BadAnnotation(str(file), number, text, str(err)))
             continue
-        element, label = parts[0], int(parts[1])
-        if not GYM_ELEMENT_ID.match(element):
-            reason = f"element id {element!r} does not follow <YouTube id>_E_dddddd_dddddd_A_dddd_dddd"
-            bad.append(BadAnnotation(str(file), number, text, reason))
-            continue
-        if label >= GYM99_CLASSES:
-            reason = f"label {label} outside Gym99's {GYM99_CLASSES} classes (0..{GYM99_CLASSES - 1})"
-            bad.append(BadAnnotation(str(file), number, text, reason))
-            continue
-        rows.append((Sample(root / "subactions" / f"{element}.mp4", label, element, number,
-                            pose=root / "poses" / f"{element}.npz"), text))
+        rows.append((Sample(video, line.label, line.element, number, pose=pose, root=root), text))
     return file, rows, bad

@@ -4,7 +4,6 @@ that could not become one; and the rule every reader applies to a video annotate
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +23,7 @@ class Sample(NamedTuple):
     segment: tuple[float, float] | None = None  # (start, stop) seconds of an untrimmed video; None = all of it
     pose: Path | None = None  # the pose file of this video (PennAction .mat, NTU .skeleton, FineGYM .npz)
     fps: float | None = None  # the rate of a frame folder that the dataset records beside it (EPIC's rgb_frames)
+    root: Path | None = None  # the data root it was read from: its files (a folder's frames too) may not leave it
 
 
 class BadAnnotation(NamedTuple):
@@ -40,22 +40,6 @@ class BadAnnotation(NamedTuple):
 
 Result = tuple[list[Sample], list[BadAnnotation]]
 Rows = tuple[Path, list[tuple[Sample, str]], list[BadAnnotation]]  # (file, parsed lines with their text, bad lines)
-
-
-@functools.lru_cache(maxsize=64)
-def _resolved(root: str) -> Path:
-    return Path(root).resolve()
-
-
-def inside_root(root: Path, path: Path) -> Path:
-    """``path`` if it lies inside ``root`` once both are resolved (symlinks followed: a link out of the root is
-    outside it), else a ValueError: an annotation file is data, and its lines may not name files elsewhere
-    (``../../etc/passwd``, an absolute path)."""
-    real_root, real = _resolved(str(root)), path.resolve()
-    if not real.is_relative_to(real_root):
-        raise ValueError(f"path leaves the data root {root}: {path}" + (f" (resolves to {real})" if real != path
-                                                                         else ""))
-    return path
 
 
 def check_split(split: str) -> None:

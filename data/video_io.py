@@ -1,4 +1,5 @@
-"""Video decoding and encoding with PyAV (torchvision 0.28 has no video decoder), and folders of frames.
+"""Video decoding with PyAV (torchvision 0.28 has no video decoder), and folders of frames; the writers are in
+``data.video_writers`` (imported from here too).
 
 ``Video`` knows only time and frames: it opens a file, reads its metadata and decodes the frames of one clip.
 ``FrameFolderVideo`` is the same interface over a folder of numbered JPEGs (PennAction, EPIC-KITCHENS'
@@ -9,10 +10,11 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import os
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -20,20 +22,8 @@ from av.video.reformatter import VideoReformatter
 import torch
 
 from data.clip_sampling import frame_span
-
-# Encoders to try per container, best first. libx264 is missing from some FFmpeg builds; mpeg4 never is.
-_DEFAULT_CODECS = {
-    ".mp4": ("libx264", "mpeg4"), ".mkv": ("libx264", "mpeg4"), ".webm": ("libvpx-vp9",), ".avi": ("mpeg4",)}
-# Quality-oriented settings for tiny synthetic frames. Reproducible bytes need one encoder thread and, for x264,
-# no assembly: its SIMD row copies read past the end of rows whose width is not a multiple of 16 (40 px), and
-# those uninitialised bytes change the output from run to run. At 40x40 that about doubles encoding time
-# (~14 ms per 32-frame video).
-_CODEC_OPTIONS = {
-    "libx264": {"crf": "18", "preset": "veryfast", "threads": "1", "x264-params": "asm=0"},
-    "mpeg4": {"qscale": "3"},
-    "libvpx-vp9": {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"},
-}
-
+from data.root_files import OUTSIDE_ROOT, DataRoot, file_kind, shown
+from data.video_writers import available_encoder, write_frame_folder, write_video  # noqa: F401  (read from here)
 
 # Frame threading pays off from about this frame size; below it, starting and joining the decoder's threads
 # for every opened file costs more than it saves (40x40 synthetic clips decode ~1.5x faster without threads;
@@ -81,9 +71,15 @@ class Video:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise VideoDecodeError(self.path, "missing file")
-        if self.path.stat().st_size == 0:
+        try:
+            info = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise VideoDecodeError(self.path, "missing file") from None
+        except (OSError, ValueError) as err:  # a name too long, a NUL byte
+            raise VideoDecodeError(self.path, f"cannot stat: {getattr(err, 'strerror', None) or err}") from None
+        if not stat.S_ISREG(info.st_mode):  # FFmpeg would wait forever on a FIFO
+            raise VideoDecodeError(self.path, f"not a regular file (a {file_kind(info.st_mode)})")
+        if info.st_size == 0:
             raise VideoDecodeError(self.path, "zero-byte file")
         self._container: av.container.InputContainer | None = None
         self._at_start = True  # demuxer untouched since opening: decoding from frame 0 needs no seek
@@ -271,26 +267,41 @@ class FrameFolderVideo:
     Frame ``i`` (0-based) is the file numbered ``i + 1``; its time is ``i / fps``. The numbering must be complete
     (1..n): a gap is reported as a corrupt video when the folder is opened, not when a clip happens to need it.
 
+    A frame that is a FIFO, a device or a folder, or a link that leads outside ``root`` (without a root: outside
+    the folder), refuses the whole folder when it is opened, unread.
+
     Args:
         path: the frame folder.
         fps: the frame rate to assume (a folder records none).
+        root: the data root the folder was read from, which its frames may not leave.
 
     Raises:
-        VideoDecodeError: the folder is missing ("missing file", as for a video file), empty, has gaps or mixes
-            the two namings.
+        VideoDecodeError: the folder is missing ("missing file", as for a video file), empty, has gaps, mixes
+            the two namings, or holds a frame that is no regular file or leads outside the root.
     """
 
-    def __init__(self, path: str | Path, fps: float = FRAME_FOLDER_FPS) -> None:
+    def __init__(self, path: str | Path, fps: float = FRAME_FOLDER_FPS, root: str | Path | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise VideoDecodeError(self.path, "missing file")
         if not self.path.is_dir():
             raise VideoDecodeError(self.path, "not a frame folder")
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+        if not 0 < fps < float("inf"):
+            raise ValueError(f"fps must be positive and finite, got {fps}")
         self.fps = float(fps)
         # names only: a path is made for the frames a clip reads (90,000 Path objects cost 0.45 s an open here)
-        self.names = _frame_names(str(self.path), os.stat(self.path).st_mtime_ns)
+        listing = _list_frames(str(self.path), os.stat(self.path).st_mtime_ns)
+        if listing.irregular:
+            name, kind = listing.irregular[0]
+            raise VideoDecodeError(self.path, f"frame {name} is not a regular file (a {kind})")
+        if listing.links:  # a clip reads frames by name: every link is judged now, not when a clip needs it
+            bound = DataRoot(root if root is not None else self.path)
+            for name, real in listing.links:
+                if not bound.contains_real(real):
+                    where = f"the data root {shown(root)}" if root is not None else "the frame folder"
+                    raise VideoDecodeError(self.path, f"{OUTSIDE_ROOT} {where}: frame {name} resolves to "
+                                                      f"{shown(real)}")
+        self.names = listing.names
         self.num_frames = len(self.names)
         self.duration = self.num_frames / self.fps
 
@@ -347,6 +358,14 @@ class FrameFolderVideo:
             raise VideoDecodeError(self.path, f"cannot decode frame {file.name}: {err}") from err
 
 
+class FrameListing(NamedTuple):
+    """A frame folder as listed once per version of it (``_list_frames``)."""
+
+    names: Sequence[str]  # the frames' file names in frame order
+    links: tuple[tuple[str, str], ...]  # (name, where it resolves) of each frame that is a link
+    irregular: tuple[tuple[str, str], ...]  # (name, what it is) of each frame that is no regular file
+
+
 class _PaddedNames(Sequence):
     """Frame names ``<prefix><n, zero-padded to width><suffix>`` for n = 1..count, made when read: a process keeps
     the names of every folder it opened, and EPIC-KITCHENS' hundreds of folders of tens of thousands of frames
@@ -365,21 +384,34 @@ class _PaddedNames(Sequence):
 
 
 @functools.lru_cache(maxsize=4096)
-def _frame_names(path: str, mtime_ns: int) -> Sequence[str]:
-    """A frame folder's file names in frame order, checked for gaps; listed once per process and folder version
-    (an EPIC-KITCHENS video's folder holds tens of thousands of frames: listing 90,000 took 0.07 s here, which
-    every clip of the video would pay again). Names of one zero-padded width (PennAction's, EPIC's) are kept as
-    their pattern (``_PaddedNames``)."""
+def _list_frames(path: str, mtime_ns: int) -> FrameListing:
+    """A frame folder's file names in frame order, checked for gaps, with its frames that are links (resolved) or
+    no regular files; listed once per process and folder version (an EPIC-KITCHENS video's folder holds tens of
+    thousands of frames: listing 90,000 took 0.07 s here, which every clip of the video would pay again). The kind
+    of each entry comes with the listing, at no cost per frame; a link, or a frame made a link since, changes the
+    folder's version. Names of one zero-padded width (PennAction's, EPIC's) are kept as their pattern
+    (``_PaddedNames``)."""
     numbered: dict[int, str] = {}
     styles = set()
-    for name in os.listdir(path):
-        stem, dot, suffix = name.rpartition(".")
-        if not dot or suffix.lower() not in ("jpg", "jpeg"):
-            continue
-        style, digits = ("frame_", stem[6:]) if stem.startswith("frame_") else ("", stem)
-        if digits.isdigit():
-            numbered[int(digits)] = name
+    links, irregular = [], []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            stem, dot, suffix = entry.name.rpartition(".")
+            if not dot or suffix.lower() not in ("jpg", "jpeg"):
+                continue
+            style, digits = ("frame_", stem[6:]) if stem.startswith("frame_") else ("", stem)
+            if not (digits.isascii() and digits.isdigit()):
+                continue
+            numbered[int(digits)] = entry.name
             styles.add(style)
+            if entry.is_symlink():
+                links.append((entry.name, os.path.realpath(entry.path)))
+                kind = _target_kind(entry.path)
+            else:
+                kind = "regular file" if entry.is_file(follow_symlinks=False) else file_kind(
+                    entry.stat(follow_symlinks=False).st_mode)
+            if kind != "regular file":
+                irregular.append((entry.name, kind))
     if not numbered:
         raise VideoDecodeError(path, "no frames (empty frame folder)")
     if len(styles) > 1:
@@ -391,20 +423,32 @@ def _frame_names(path: str, mtime_ns: int) -> Sequence[str]:
     (prefix,) = styles
     stem, suffix = names[0].rsplit(".", 1)
     pattern = _PaddedNames(prefix, len(stem) - len(prefix), f".{suffix}", len(names))
-    return pattern if all(a == b for a, b in zip(names, pattern, strict=True)) else tuple(names)
+    kept = pattern if all(a == b for a, b in zip(names, pattern, strict=True)) else tuple(names)
+    return FrameListing(kept, tuple(sorted(links)), tuple(sorted(irregular)))
 
 
-def open_video(path: str | Path, fps: float | None = None) -> Video | FrameFolderVideo:
+def _target_kind(path: str) -> str:
+    """What a link leads to, in words ("regular file", "FIFO", ...), or "link to nothing"."""
+    try:
+        return file_kind(os.stat(path).st_mode)
+    except OSError:
+        return "link to nothing"
+
+
+def open_video(path: str | Path, fps: float | None = None, root: str | Path | None = None
+               ) -> Video | FrameFolderVideo:
     """A ``FrameFolderVideo`` for a directory (or a missing path without a suffix, as PennAction's frame folders
     are named), else a ``Video``.
 
     Args:
         path: a video file or a frame folder.
         fps: frame rate of a frame folder; None = ``FRAME_FOLDER_FPS``. Ignored for video files (they record it).
+        root: the data root a frame folder's frames may not leave (``FrameFolderVideo``). A video file's own path
+            is checked where it is read from the annotations (``data.root_files``), not per clip.
     """
     path = Path(path)
     if path.is_dir() or (not path.exists() and not path.suffix):
-        return FrameFolderVideo(path, fps or FRAME_FOLDER_FPS)
+        return FrameFolderVideo(path, fps or FRAME_FOLDER_FPS, root)
     return Video(path)
 
 
@@ -459,15 +503,16 @@ class DecodedVideoCache:
         self.max_bytes, self.bytes = max_bytes, 0
         self._videos: dict[tuple[str, int, int, float | None], DecodedVideo] = {}
 
-    def open(self, path: str | Path, fps: float | None = None) -> Video | FrameFolderVideo | DecodedVideo:
+    def open(self, path: str | Path, fps: float | None = None, root: str | Path | None = None
+             ) -> Video | FrameFolderVideo | DecodedVideo:
         """The decoded video, decoding it on first use; an opened (undecoded) one once the budget is spent.
-        ``fps``: a frame folder's rate, as ``open_video`` takes it."""
-        key = (*self._key(path), fps)
+        ``fps``, ``root``: a frame folder's rate and data root, as ``open_video`` takes them."""
+        key = (*self._key(path), fps, None if root is None else str(root))
         if key in self._videos:
             return self._videos[key]
         if self.bytes >= self.max_bytes:
-            return open_video(path, fps)
-        with open_video(path, fps) as video:
+            return open_video(path, fps, root)
+        with open_video(path, fps, root) as video:
             decoded = DecodedVideo(video)
         self._videos[key] = decoded
         self.bytes += decoded.nbytes
@@ -495,67 +540,3 @@ class DecodedVideoCache:
 
 # 2 GiB: the tiny stand-ins take 185 MB a set (1200 videos of 32 40x40 frames)
 DECODED_VIDEOS = DecodedVideoCache(max_bytes=2 * 2**30)
-
-
-def write_frame_folder(path: str | Path, frames: np.ndarray, quality: int = 90) -> Path:
-    """Write uint8 RGB frames (T, H, W, 3) as ``<path>/000001.jpg``, ... (the PennAction layout)."""
-    from PIL import Image
-
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    for number, array in enumerate(frames, start=1):
-        Image.fromarray(array).save(path / f"{number:06d}.jpg", quality=quality)
-    return path
-
-
-def available_encoder(candidates: Sequence[str]) -> str:
-    """The first encoder in ``candidates`` that this PyAV build has."""
-    for name in candidates:
-        try:
-            av.codec.Codec(name, "w")
-        except Exception:  # av raises UnknownCodecError (a ValueError) or FFmpegError by version
-            continue
-        return name
-    raise RuntimeError(f"none of the encoders {list(candidates)} is available in PyAV {av.__version__}")
-
-
-def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: int, codec: str | None = None,
-                codec_options: dict[str, str] | None = None) -> Path:
-    """Encode uint8 RGB frames (T, H, W, 3) to ``path``; same input, same bytes.
-
-    Args:
-        path: output file; its suffix picks the container (.mp4, .webm, ...).
-        frames: uint8 array (T, H, W, 3), or an iterable of (H, W, 3) frames of one size (encoded as they come,
-            so a long high-resolution video need not be held in memory); H and W must be even (yuv420p).
-        fps: frame rate.
-        codec: encoder name; None = libx264 if available else mpeg4 for .mp4, libvpx-vp9 for .webm.
-        codec_options: FFmpeg encoder options; None = the quality-oriented reproducible ones of ``_CODEC_OPTIONS``.
-    """
-    path = Path(path)
-    frames = iter(frames)
-    first = next(frames, None)
-    if first is None:
-        raise ValueError("no frames to write")
-    codec = codec or available_encoder(_DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "mpeg4")))
-    # +bitexact drops the random segment UID (WebM) and encoder version tags, so output is reproducible.
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = _checked_frame(first, first.shape).shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = dict(_CODEC_OPTIONS.get(codec, {}) if codec_options is None else codec_options)
-        # One encoder thread: with PyAV's automatic thread count the bytes would depend on scheduling.
-        stream.codec_context.thread_count = 1
-        stream.codec_context.thread_type = "NONE"
-        for array in itertools.chain([first], frames):
-            frame = av.VideoFrame.from_ndarray(_checked_frame(array, first.shape), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())  # flush delayed frames
-    return path
-
-
-def _checked_frame(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3 or array.shape != shape:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3) of one size, got a frame {array.dtype} {array.shape}")
-    return array

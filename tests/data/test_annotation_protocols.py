@@ -196,7 +196,7 @@ def test_epic_segment_is_start_to_stop_timestamp_not_the_narration_time(tmp_path
     assert sample.path == tmp_path / "P03" / "videos" / "P03_11.MP4"
     start, stop = sample.segment
     assert (start, stop) == (62.25, 3603.75)  # 1 min 2.25 s; 1 h 3.75 s (exact in binary floating point)
-    assert [(b.line_number, b.reason) for b in bad] == [(3, "stop_timestamp 00:00:04.00 is not after 00:00:04.00")]
+    assert [(b.line_number, b.reason) for b in bad] == [(3, "stop_timestamp 4s is not after start_timestamp 4s")]
 
 
 def test_an_epic_narration_with_two_segments_is_left_out(tmp_path):

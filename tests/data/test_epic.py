@@ -225,11 +225,12 @@ def test_a_frames_layout_without_its_rate_is_named(frames_root):
     samples, bad = read_annotations("epic_kitchens100", frames_root, "train")
     assert [s.video_id for s in samples] == ["P01_02_0", "P02_01_0"]  # every P01_01 row is reported, not guessed
     reasons = {b.line_number: b.reason for b in bad}
-    assert all(f"{info}:2: fps 'abc' is not a rate" == reasons[n] for n in (2, 3, 4))
+    assert all(f"{info}:2: fps: Input should be a valid number, unable to parse string as a number (got 'abc')"
+               == reasons[n] for n in (2, 3, 4))
 
     info.write_text("video_id,duration,fps,resolution\nP01_01,1.2,inf,56x24\n")
     _, bad = read_annotations("epic_kitchens100", frames_root, "train")
-    assert f"{info}:2: fps 'inf' is not a rate" in {b.reason for b in bad}
+    assert f"{info}:2: fps: Input should be a finite number (got 'inf')" in {b.reason for b in bad}
 
     info.write_text("video_id,duration,fps,resolution\nP01_02,1.0,50,56x24\n")
     _, bad = read_annotations("epic_kitchens100", frames_root, "train")
@@ -259,11 +260,11 @@ def test_a_frame_folder_takes_one_naming_and_the_check_reads_a_large_one_at_its_
 
 
 def test_frame_names_without_padding_are_read_in_number_order(tmp_path):
-    from data.video_io import _frame_names
+    from data.video_io import _list_frames
 
     folder = tmp_path / "unpadded"
     folder.mkdir()
     for number, array in enumerate(index_frames(12), start=1):  # 1.jpg ... 12.jpg: "10" sorts before "2"
         Image.fromarray(array).save(folder / f"{number}.jpg", quality=95)
-    assert list(_frame_names(str(folder), 0)) == [f"{n}.jpg" for n in range(1, 13)]
+    assert list(_list_frames(str(folder), 0).names) == [f"{n}.jpg" for n in range(1, 13)]
     assert frame_ids(FrameFolderVideo(folder, 30).get_clip(0, 0, frame_indices=[1, 9, 10, 11])) == [1, 9, 10, 11]

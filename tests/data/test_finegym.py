@@ -36,7 +36,7 @@ def test_lines_become_elements_with_their_video_and_keypoints(tmp_path):
     (f"/tmp/{ELEMENT} 3", "does not follow"),
     (f"{ELEMENT} 99", "outside Gym99's 99 classes"),
     (f"{ELEMENT}", "expected '<element id> <label index>'"),
-    (f"{ELEMENT} -1", "expected '<element id> <label index>'"),
+    (f"{ELEMENT} -1", "label: '-1' is not a whole number"),
 ])
 def test_a_bad_line_is_named_with_its_file_and_line_and_the_rest_is_read(tmp_path, line, reason):
     (tmp_path / TRAIN).write_text(f"{OTHER} 4\n{line}\n")
