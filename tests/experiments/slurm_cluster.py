@@ -62,7 +62,10 @@ def slurm_conf(folder: Path, user: str) -> str:
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU", "JobCompType=jobcomp/none",
         "AccountingStorageType=accounting_storage/none", "MpiDefault=none", "ReturnToService=2",
         "SchedulerType=sched/backfill", "KillWait=5", "MinJobAge=600", "InactiveLimit=0",
-        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={_memory_mb()} State=UNKNOWN",
+        # the node as configured, not as measured: two one-core jobs side by side even on a one-core machine
+        "SlurmdParameters=config_overrides",
+        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={max(2, os.cpu_count() or 1)} RealMemory={_memory_mb()} "
+        f"State=UNKNOWN",
         "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP", ""])
 
 

@@ -18,8 +18,9 @@ from tests.faults.commands import assert_nothing_left, kill_session
 
 pytestmark = pytest.mark.slow  # a micro run as a local job started twice, beside an uninterrupted one
 
-EVERY, STEPS = 5, 12  # periodic checkpoints every 5 of 12 steps (3 epochs of 4 batches)
-ARGS = ("--epochs", "3", "--set", f"trainer.checkpoint_every_n_steps={EVERY}")
+EVERY, STEPS = 5, 12  # periodic checkpoints every 5 of 12 steps (3 epochs of 4 batches), no validation before the end
+ARGS = ("--epochs", "3", "--set", f"trainer.checkpoint_every_n_steps={EVERY}", "--set",
+        "trainer.check_val_every_n_epoch=3")
 
 
 def _job(runs):

@@ -23,8 +23,10 @@ from tests.experiments.slurm_cluster import PACKAGES, missing_commands, one_node
 
 pytestmark = pytest.mark.slow  # two micro runs as SLURM jobs, each started twice, beside an uninterrupted pair
 
-EVERY = 5  # periodic checkpoints every 5 steps of 12 (3 epochs of 4 batches): a stop between them saves its own
-ARGS = ("--seeds", "2", "--epochs", "3", "--set", f"trainer.checkpoint_every_n_steps={EVERY}")
+EVERY = 5  # periodic checkpoints every 5 steps of 12 (3 epochs of 4 batches): a stop between them saves its own;
+# no validation pass before the end (a stop in one keeps the last periodic checkpoint)
+ARGS = ("--seeds", "2", "--epochs", "3", "--set", f"trainer.checkpoint_every_n_steps={EVERY}",
+        "--set", "trainer.check_val_every_n_epoch=3")
 STEPS = 12
 _JOBS = MICRO_ARGS.index("--jobs")
 ON_SLURM = MICRO_ARGS[:_JOBS] + MICRO_ARGS[_JOBS + 2:]  # --jobs is for runs on this machine
@@ -105,10 +107,11 @@ def test_a_micro_table_on_slurm_is_preempted_requeued_and_resumed_exactly(slurm,
         assert code == 0 and out.count("queued as job") == 2 and "# 0 job(s) submitted" in out, out
 
         subprocess.run(["scontrol", "release", *jobs], check=True)
+        _wait(lambda: all(_squeue(job) == "RUNNING" for job in jobs), "running jobs", timeout=120)
+        assert _states(capsys, runs) == ["running", "running"]
         preempt = {0: ["scontrol", "requeue", jobs[0]],  # SIGTERM, as a preemption sends it
                    1: ["scancel", "--signal=USR2", jobs[1]]}  # the time-limit signal
         _wait(lambda: any(_step(_run_dir(runs, seed)) >= EVERY for seed in (0, 1)), "periodic checkpoint")
-        assert _states(capsys, runs) == ["running", "running"]
         while preempt:  # each as soon as it is past its periodic checkpoint
             for seed in [s for s in preempt if _step(_run_dir(runs, s)) >= EVERY]:
                 subprocess.run(preempt.pop(seed), check=True)

@@ -11,6 +11,7 @@ import signal
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -36,6 +37,15 @@ class _Linear(L.LightningModule):
 class _SignalAt(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == SIGNAL_AT - 1 and not trainer.received_sigterm:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class _SignalAfterTheCheck(Checkpoint):
+    """Sends SIGTERM from the end of a batch, after ``CheckpointOnStop`` has looked (a Checkpoint after it runs after
+    it): Lightning's own check at the end of that batch would stop the run there, unsaved."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == SIGNAL_AT - 1:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -72,6 +82,14 @@ def test_a_sigterm_mid_fit_saves_that_batch_and_the_fit_resumes_to_the_same_weig
     _, uninterrupted = _fit(tmp_path, [])
     assert resumed.layer.weight.tolist() == uninterrupted.layer.weight.tolist()
     assert resumed.layer.bias.tolist() == uninterrupted.layer.bias.tolist()
+
+
+def test_a_sigterm_just_after_its_look_is_held_to_the_next_batch_end_and_saved_there(tmp_path, sigterm_kept):
+    path = tmp_path / "last.ckpt"
+    with pytest.raises(SIGTERMException):
+        _fit(tmp_path, [CheckpointOnStop(path), _SignalAfterTheCheck()])
+    assert sigterm_kept == [signal.SIGTERM]
+    assert torch.load(path, weights_only=True)["global_step"] == SIGNAL_AT
 
 
 def test_without_a_signal_it_saves_nothing(tmp_path):
