@@ -1,4 +1,5 @@
-"""``python -m experiments list | show ID [--json] | run ID [...] | static ID | bench``: paper tables by name.
+"""``python -m experiments list | show ID [--json] | run ID [...] | status ID | static ID | bench``: paper tables by
+name.
 
 An entry point: it may use every floor, so ``run`` trains through ``experiments.runner`` and then rebuilds the
 table's report through ``reports`` (the runner itself never imports the floor above it). Heavy libraries (torch,
@@ -20,6 +21,8 @@ from typing import Any
 from .cast.probe import add_command as add_probe_experts_parser
 from .cast.shipped import add_command as add_pretrain_experts_parser
 from .checks import check_writable, write_refused
+from .cluster.cli import add_command as add_cluster_commands
+from .cluster.cli import submit_table, uses_a_scheduler
 from .image_pretraining import add_command as add_pretrain_images_parser
 from .interruption import Interrupted, stop_on_signals
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
@@ -168,6 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "strategy": args.strategy, "precision": args.precision,
                     "accumulate_grad_batches": args.accumulate_grad_batches, "num_threads": args.threads},
     }
+    if uses_a_scheduler(args):  # each run a job (experiments.cluster); the report once every run is done
+        check_report_step(args.table, args.runs_dir, args.reports_dir)
+        return submit_table(args, overrides, partial(report_runs, args.table, args.runs_dir, args.reports_dir,
+                                                     [args.scale]))
     if args.dry_run:
         return dry_run(args, overrides)
     if args.verbose or args.json:
@@ -269,8 +276,7 @@ def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: s
     report is never lost to a missing folder after hours of training) and print their cells beside the tracked
     records and the paper. The committed reports (``reports/``) are never written here: they change only through
     ``python -m reports track``."""
-    from reports.build import build_report
-    from reports.compare import LEGEND, compare_cells, comparison_table, summary, tracked_seconds
+    from reports.compare import tracked_seconds
     from reports.records import RESULTS_DIR
 
     check_report_step(table_id, runs_root, reports_dir)
@@ -282,16 +288,31 @@ def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: s
     records = run_table(table_id, runs_root=runs_root, echo=echo,
                         expected_s=lambda cfg: took.get((cfg.row, cfg.column, cfg.scale)), **run_options)
     if spec.is_paper_table and launched_as_global_zero():  # each rank of a distributed run gets here; one writes
-        scales = dict.fromkeys(r["scale"] for r in records)
-        for scale in scales:
-            cells = compare_cells(spec, runs_root, RESULTS_DIR, scale)
-            if cells:
-                echo(f"\nYour {scale} runs beside the tracked records (reports/results/) and the paper:\n"
-                     f"{comparison_table(cells)}\n{summary(cells)}\n{LEGEND}")
-        report = build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=None, index=False)
-        echo(f"\nyour report: {report} (from your runs; reports/{table_id}.md keeps the tracked records: "
-             f"`python -m reports track {table_id}` commits yours)")
+        report_runs(table_id, runs_root, reports_dir, list(dict.fromkeys(r["scale"] for r in records)), echo=echo)
     return records
+
+
+def report_runs(table_id: str, runs_root: str | Path, reports_dir: str | Path | None, scales: list[str],
+                echo: Callable[[str], None] = print) -> None:
+    """The end of ``run``: the runs' cells at ``scales`` beside the tracked records and the paper, and the user's
+    report."""
+    from reports.build import build_report
+    from reports.compare import LEGEND, compare_cells, comparison_table, summary
+    from reports.records import RESULTS_DIR
+
+    spec = table_spec(table_id)
+    if not spec.is_paper_table:
+        return
+    out_dir = reports_out_dir(runs_root, reports_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for scale in scales:
+        cells = compare_cells(spec, runs_root, RESULTS_DIR, scale)
+        if cells:
+            echo(f"\nYour {scale} runs beside the tracked records (reports/results/) and the paper:\n"
+                 f"{comparison_table(cells)}\n{summary(cells)}\n{LEGEND}")
+    report = build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=None, index=False)
+    echo(f"\nyour report: {report} (from your runs; reports/{table_id}.md keeps the tracked records: "
+         f"`python -m reports track {table_id}` commits yours)")
 
 
 def cmd_static(args: argparse.Namespace) -> int:
@@ -376,6 +397,9 @@ examples:
   python -m experiments run mformer_table4 --scale paper --data-root /data --devices 8
                                                  8 GPUs with the preset's strategy (its DDP keeps unused
                                                  parameters: plain --strategy ddp stops on them)
+  python -m experiments run mformer_table4 --scale paper --data-root /data --submit slurm --partition gpu
+                                                 each run a SLURM job (requeued after a preemption, resumed
+                                                 exactly); `status mformer_table4 --scale paper` follows them
   tensorboard --logdir runs/mformer_table4       watch and compare the runs
   python -m reports build mformer_table4         rebuild the report from what the runs logged
 """
@@ -474,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # the subcommands that their own modules define
     for add_parser in (partial(add_smoke_command, positive=_positive),
-                       partial(add_loader_rate_command, positive=_positive), add_static_parser,
+                       partial(add_loader_rate_command, positive=_positive), add_static_parser, add_cluster_commands,
                        add_pretrain_images_parser, add_pretrain_experts_parser, add_probe_experts_parser):
         add_parser(sub)
     return parser

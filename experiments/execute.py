@@ -198,8 +198,8 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
 
 
 def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progress_bar: bool) -> tuple[Any, Any]:
-    """The run's Lightning ``Trainer`` (TensorBoard logger, periodic and last checkpoints, exact resume, the run's
-    state in every checkpoint, safe checkpoint IO) and its data-wait monitor."""
+    """The run's Lightning ``Trainer`` (TensorBoard logger, periodic and last checkpoints, a checkpoint when SIGTERM
+    stops it, exact resume, the run's state in every checkpoint, safe checkpoint IO) and its data-wait monitor."""
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
@@ -207,6 +207,7 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
     from lightning_modules.data_wait import DataWaitMonitor
     from lightning_modules.resume import ExactResumeCallback
     from lightning_modules.run_callbacks import LogRunConfig, RunState
+    from lightning_modules.stop_checkpoint import CheckpointOnStop
     from lightning_modules.tensorboard_percent import PercentTensorBoardLogger
 
     logger = PercentTensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
@@ -230,7 +231,8 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
         logger=logger,
         callbacks=[checkpoint, LogRunConfig(params), data_wait, LearningRateMonitor(logging_interval="step"),
                    ExactResumeCallback(),  # a killed run continues where it stopped, same data and draws
-                   RunState(RUN_STATE, run_state(cfg, None))],  # for check_resumable; world_size set in setup
+                   RunState(RUN_STATE, run_state(cfg, None)),  # for check_resumable; world_size set in setup
+                   CheckpointOnStop(run_path / "checkpoints" / "last.ckpt")],  # SIGTERM: save, then stop
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=t.deterministic,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
 from experiments.checks import check_writable, write_refused
+from experiments.cluster.job_file import pending_runs
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
 from experiments.records import DamagedRecordError
 from experiments.spec import registered_specs
@@ -135,6 +136,9 @@ def _build(ids: list[str], args: argparse.Namespace) -> int:
     for table_id in ids:
         try:
             print(build_report(table_id, **out, **sources, index=False))
+            if sources["runs_root"] is not None and (pending := pending_runs(sources["runs_root"], table_id)):
+                print(f"  {len(pending)} submitted run(s) of {table_id} still pending, noted in the report: "
+                      f"`python -m experiments status {table_id}`")
         except DamagedRecordError as err:
             print(f"error: {err}", file=sys.stderr)
             refused += 1

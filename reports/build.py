@@ -17,6 +17,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from experiments.cluster.job_file import pending_note
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 from experiments.provenance import data_left_out
 from experiments.records import DamagedRecordError
@@ -366,6 +367,7 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
         out += [_paper_only(table), ""]
         return "\n".join(out)
 
+    out += pending_note(runs_root, table_id)  # runs submitted as jobs that have not finished
     found = table_records(spec, runs_root, results_root, prefer)
     records = found.records
     static = static_values(spec, runs_root, results_root, prefer)

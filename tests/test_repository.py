@@ -35,13 +35,18 @@ def quick_start_commands() -> list[str]:
 
 
 def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
+    """CI runs the README's test command, verbatim, after installing the system packages the real-SLURM test
+    names (and nothing else)."""
+    from tests.experiments.slurm_cluster import PACKAGES
+
     commands = quick_start_commands()
     assert len(commands) == 2, commands
     assert "python -m experiments run mformer_table4" in commands[0]
     assert "pytest" in commands[1]
     ci = [l.strip() for l in (REPO / ".ci" / "run").read_text().splitlines()
-          if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd "))]
-    assert ci == [commands[1]]
+          if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd ", "SUDO="))]
+    assert ci[-1] == commands[1]
+    assert len(ci) == 2 and ci[0].endswith(f"apt-get install -y -q {PACKAGES}"), ci
 
 
 def test_the_readme_is_a_landing_page_without_generated_blocks():
