@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .interruption import raise_if_interrupted
+from .interruption import at_batch_boundaries, interruption_pending, raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
 from .records import (RECORD_KEYS, REPLACED_DIR, RUN_STATE, RunConflictError, check_resumable,
                       copy_tensorboard_files, find_equivalent_run, finished_record, pretrained_weights, read_record,
@@ -180,7 +180,8 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
     _check_resume(resume, started, trainer.world_size, run_path, runs_root, echo)
     echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
          f"then testing ...")
-    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # SafeCheckpointIO refuses code
+    with at_batch_boundaries():
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # SafeCheckpointIO refuses code
     if trains and trainer.global_step == 0:  # before last.ckpt: a later run must not resume an untrained state
         raise _no_training_data(cfg, dm, f"it took no optimizer step (batches of {cfg.data.batch_size} per "
                                          f"process x {trainer.world_size}, an incomplete last batch dropped)")
@@ -206,7 +207,7 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
     from lightning_modules.checkpoint_io import SafeCheckpointIO
     from lightning_modules.data_wait import DataWaitMonitor
     from lightning_modules.resume import ExactResumeCallback
-    from lightning_modules.run_callbacks import LogRunConfig, RunState
+    from lightning_modules.run_callbacks import LogRunConfig, RunState, StopAtBatchBoundary
     from lightning_modules.stop_checkpoint import CheckpointOnStop
     from lightning_modules.tensorboard_percent import PercentTensorBoardLogger
 
@@ -232,7 +233,10 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
         callbacks=[checkpoint, LogRunConfig(params), data_wait, LearningRateMonitor(logging_interval="step"),
                    ExactResumeCallback(),  # a killed run continues where it stopped, same data and draws
                    RunState(RUN_STATE, run_state(cfg, None)),  # for check_resumable; world_size set in setup
-                   CheckpointOnStop(run_path / "checkpoints" / "last.ckpt")],  # SIGTERM: save, then stop
+                   # a stop asked mid-batch: the batch's state saved, the run resumes there (SIGTERM: then
+                   # Lightning stops; SIGINT: then StopAtBatchBoundary raises Interrupted at the next boundary)
+                   CheckpointOnStop(run_path / "checkpoints" / "last.ckpt", also_when=interruption_pending),
+                   StopAtBatchBoundary(raise_if_interrupted)],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=t.deterministic,
@@ -276,7 +280,8 @@ def _check_resume(resume: str | None, started: dict[str, Any] | None, world_size
 def _test(cfg: RunConfig, trainer: Any, module: Any, dm: Any, run_path: Path) -> tuple[dict[str, float], int | None]:
     """The multi-view test of the trained system: its final metrics and the videos it counted (each once, across
     processes); a test that measured nothing, or anything but finite numbers, raises."""
-    metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
+    with at_batch_boundaries():
+        metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
     test_videos = getattr(module, "test_videos", None)
     _check_tested(cfg, metrics, test_videos, dm.data_report(), dm.data_root)
     if not all(math.isfinite(v) for v in metrics.values()):
@@ -301,7 +306,8 @@ class _DropChatter(logging.Filter):
 
 def quiet_libraries() -> None:
     """Silence the lines every run would print without saying anything about it: the messages in
-    ``LIGHTNING_CHATTER`` and torch's deprecation of ``LeafSpec``, which Lightning's own pytree helper triggers.
+    ``LIGHTNING_CHATTER``, torch's deprecation of ``LeafSpec``, which Lightning's own pytree helper triggers, and
+    Lightning's advice to use srun wherever SLURM's client is installed.
     Narrow on purpose: every other log line and warning still shows."""
     for name in CHATTY_LOGGERS:
         log = logging.getLogger(name)
@@ -309,6 +315,9 @@ def quiet_libraries() -> None:
             log.addFilter(_DropChatter())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
+    # On a machine with SLURM's client, every run outside a SLURM job would advise running it under srun; this
+    # repository's own way onto SLURM is `run --submit slurm`, which starts each task under srun itself.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 
 
 def _training_samples(dm: Any) -> int | None:

@@ -3,12 +3,17 @@ reports in one line before exiting with 128 + the signal's number (143, 130), th
 signal killed, so a scheduler records the job as interrupted, not as done.
 
 Lightning's own SIGTERM handling is used, not replaced: while a ``Trainer`` runs it puts its handler in front of ours
-(and calls ours after it), forwards the signal to the processes its launcher started (DDP), lets the batch in
-progress finish on every rank and raises ``SIGTERMException``, a ``SystemExit`` whose status would be 0;
-``stop_on_signals`` turns that into ``Interrupted``. Outside a ``Trainer``, and for SIGINT, which Lightning leaves to
-Python, ``Interrupted`` is raised at once. Either way a cut run keeps the last checkpoint its ``ModelCheckpoint`` wrote
-(written atomically), so the same command resumes it exactly as after a SIGKILL, and the records of finished runs
-are untouched. ``stop_children`` ends the processes a command started (the workers of ``--jobs``).
+(and calls ours after it), forwards the signal to the processes its launcher started (DDP), lets the batch in progress
+finish on every rank and raises ``SIGTERMException``, a ``SystemExit`` whose status would be 0; ``stop_on_signals``
+turns that into ``Interrupted``. SIGINT, which Lightning leaves to Python, is deferred the same way while a
+``Trainer`` runs (``at_batch_boundaries``): the handler only records it, and the next batch boundary raises
+``Interrupted`` (``StopAtBatchBoundary``, a callback of every run). An exception raised from a signal handler lands at
+any bytecode of the main thread, inside a library's lock or queue operation too, and the cleanup Lightning then runs
+could wait on that state forever (TensorBoard's writer thread, joined while the run's logger closes). A second SIGINT
+before that boundary (a batch that takes long, a loader that hangs) raises at once. Outside a ``Trainer``,
+``Interrupted`` is raised at once. Either way a cut run keeps the last checkpoint its ``ModelCheckpoint`` wrote
+(written atomically), so the same command resumes it exactly as after a SIGKILL, and the records of finished runs are
+untouched. ``stop_children`` ends the processes a command started (the workers of ``--jobs``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import time
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
@@ -25,6 +31,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_GRACE_S = 30.0  # a worker told to stop ends its batch first; one that takes longer is killed
 
 _received: int | None = None  # the first signal since stop_on_signals was entered
+_raised = False  # whether ``Interrupted`` for it has been raised (then the command is stopping: nothing more to do)
+_batch_boundaries = 0  # > 0 while a Trainer runs whose batch boundaries raise ``Interrupted`` (at_batch_boundaries)
 
 
 class Interrupted(BaseException):  # noqa: N818 - not an error: the user asked the command to stop
@@ -50,10 +58,20 @@ class Interrupted(BaseException):  # noqa: N818 - not an error: the user asked t
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _received
     if _received is not None:
+        if signum == signal.SIGINT and _batch_boundaries and not _raised:
+            _raise(_received)  # Ctrl+C again while waiting for the batch boundary: stop now
         return  # already stopping: a second signal must not cut the cleanup short
     _received = signum
     if signum == signal.SIGTERM and signal.getsignal(signum) is not _on_signal:
         return  # called by a running Trainer's handler: Lightning stops after the batch (SIGTERMException)
+    if _batch_boundaries:
+        return  # the Trainer's next batch boundary raises it (StopAtBatchBoundary)
+    _raise(signum)
+
+
+def _raise(signum: int) -> typing.NoReturn:
+    global _raised
+    _raised = True
     raise Interrupted(signum)
 
 
@@ -61,8 +79,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 def stop_on_signals() -> Iterator[None]:
     """Within the block, SIGTERM and SIGINT raise ``Interrupted`` (see the module's text); the handlers before it are
     restored after it. Only in the main thread, as every signal handler."""
-    global _received
-    _received = None
+    global _received, _raised
+    _received, _raised = None, False
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     try:
         yield
@@ -73,7 +91,19 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _received = None
+        _received, _raised = None, False
+
+
+@contextmanager
+def at_batch_boundaries() -> Iterator[None]:
+    """Within the block (a Trainer's fit or test, whose callbacks include ``StopAtBatchBoundary``), a SIGINT is
+    recorded and raised as ``Interrupted`` at the next batch boundary, not where the signal lands."""
+    global _batch_boundaries
+    _batch_boundaries += 1
+    try:
+        yield
+    finally:
+        _batch_boundaries -= 1
 
 
 def received_signal() -> int | None:
@@ -81,11 +111,18 @@ def received_signal() -> int | None:
     return _received
 
 
+def interruption_pending() -> bool:
+    """Whether a signal was recorded whose ``Interrupted`` has not been raised yet (a SIGINT held to the batch
+    boundary)."""
+    return _received is not None and not _raised
+
+
 def raise_if_interrupted() -> None:
-    """Raise ``Interrupted`` if a signal came while a ``Trainer`` ran but after its last check (the last batch of a
-    test, the end of a fit): called between the steps of a run, so that none starts after a signal."""
+    """Raise ``Interrupted`` if a signal came while a ``Trainer`` ran and has not been raised yet: at its batch
+    boundaries (``StopAtBatchBoundary``), and between the steps of a run (after its last batch, at the end of a fit),
+    so that none starts after a signal."""
     if _received is not None:
-        raise Interrupted(_received)
+        _raise(_received)
 
 
 def stop_children(signum: int, grace_s: float = STOP_GRACE_S) -> None:

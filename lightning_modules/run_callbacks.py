@@ -1,9 +1,11 @@
 """Callbacks a table run trains with: ``RunState`` says in every checkpoint which run, configured how, wrote it;
 ``LogRunConfig`` puts the run's configuration into TensorBoard (``hparams.yaml`` and the HParams dashboard, through
-``log_hparams_session``, which an evaluation-only run calls itself)."""
+``log_hparams_session``, which an evaluation-only run calls itself); ``StopAtBatchBoundary`` runs a check between
+batches (the command's: did a signal ask it to stop)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -32,6 +34,29 @@ class RunState(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         pass
+
+
+class StopAtBatchBoundary(Callback):
+    """Calls ``check`` before every training batch and after every validation, test and prediction batch: an
+    exception it raises stops the Trainer there, at a point where no step, logger write or checkpoint is half done,
+    and Lightning's own handling of an interrupted run (loggers finalized, loaders shut down) follows. Not after a
+    training batch: the checkpoint callbacks, which Lightning runs after every other, may save that batch first
+    (``CheckpointOnStop``); the next boundary stops the run."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self.check = check
+
+    def on_train_batch_start(self, *_: Any) -> None:
+        self.check()
+
+    def on_validation_batch_end(self, *_: Any) -> None:
+        self.check()
+
+    def on_test_batch_end(self, *_: Any) -> None:
+        self.check()
+
+    def on_predict_batch_end(self, *_: Any) -> None:
+        self.check()
 
 
 class LogRunConfig(Callback):

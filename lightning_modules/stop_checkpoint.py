@@ -5,18 +5,21 @@ scale).
 
 Lightning notes SIGTERM in ``trainer.received_sigterm`` and stops at the next of its checks (``SIGTERMException``)
 without saving; one of those checks follows ``on_train_batch_end``, so a signal that lands just after this callback
-looked would stop the run unsaved. While the training loop runs, this callback therefore takes SIGTERM first and
-holds it: at the end of the batch in progress it saves, at the very point where ``ModelCheckpoint`` writes its
-periodic ``last.ckpt`` (a resume from it is the exact resume a periodic one is: ``lightning_modules.resume``), then
-hands the signal to Lightning's handler and stops. During a validation pass, and outside the training loop, the
-signal goes to Lightning at once, as before. On several processes the ranks agree first (any rank asked: all save,
-together, at the same batch), since a checkpoint is written collectively.
+looked would stop the run unsaved. While the training loop runs, this callback therefore takes SIGTERM first and holds
+it: at the end of the batch in progress it saves, at the very point where ``ModelCheckpoint`` writes its periodic
+``last.ckpt`` (a resume from it is the exact resume a periodic one is: ``lightning_modules.resume``), then hands the
+signal to Lightning's handler and stops. During a validation pass, and outside the training loop, the signal goes to
+Lightning at once, as before. A stop the command holds itself until a batch boundary (``also_when``: a SIGINT) is
+saved the same way at the end of a training batch; the command's own check stops the run at the next boundary. On
+several processes the ranks agree first (any rank asked: all save, together, at the same batch), since a checkpoint is
+written collectively.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class CheckpointOnStop(Checkpoint):  # a Checkpoint: Lightning runs it after the other callbacks, ModelCheckpoint too
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, also_when: Callable[[], bool] = lambda: False) -> None:
         self.path = Path(path)
+        self.also_when = also_when  # another stop asked of the run, which a later callback raises
         self._lightning: Any = None  # Lightning's SIGTERM handler while this callback holds the signal
         self._asked = False
         self._training = False
@@ -59,10 +63,13 @@ class CheckpointOnStop(Checkpoint):  # a Checkpoint: Lightning runs it after the
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         asked = self._asked or bool(trainer.received_sigterm)
+        held = self.also_when()
         if trainer.world_size > 1:
             asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
-        if asked:
+            held = trainer.strategy.reduce_boolean_decision(held, all=False)
+        if asked or held:
             trainer.save_checkpoint(self.path, weights_only=False)
+        if asked:
             self._asked = True  # every rank hands it on, together (Lightning's handler may broadcast)
             self._give_signal()
             raise SIGTERMException()

@@ -96,3 +96,28 @@ def test_without_a_signal_it_saves_nothing(tmp_path):
     path = tmp_path / "last.ckpt"
     trainer, _ = _fit(tmp_path, [CheckpointOnStop(path)])
     assert trainer.global_step == STEPS and not path.exists()
+
+
+def test_a_stop_the_command_holds_is_saved_at_the_batch_end_and_left_to_its_check(tmp_path):
+    """A SIGINT the command holds to the batch boundary (``also_when``): the batch in progress is saved; stopping is
+    the command's check's (here: a callback raising at the next batch start), and the fit resumes to the same
+    weights."""
+    held = []
+
+    class _Stop(BaseException):  # as the command's Interrupted
+        pass
+
+    class _HeldAt(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if held:
+                raise _Stop  # the command's check at the next boundary
+            if trainer.global_step == SIGNAL_AT - 1:
+                held.append(signal.SIGINT)
+
+    path = tmp_path / "last.ckpt"
+    with pytest.raises(_Stop):
+        _fit(tmp_path, [_HeldAt(), CheckpointOnStop(path, also_when=lambda: bool(held))])
+    assert torch.load(path, weights_only=True)["global_step"] == SIGNAL_AT
+    _, resumed = _fit(tmp_path, [CheckpointOnStop(path)], ckpt_path=path)
+    _, uninterrupted = _fit(tmp_path, [])
+    assert resumed.layer.weight.tolist() == uninterrupted.layer.weight.tolist()
