@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .video_vit import VideoViT
+from ..video_vit import VideoViT
 
 _logger = logging.getLogger(__name__)
 
