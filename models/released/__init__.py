@@ -1,1 +1,105 @@
-"""Readers of the authors' released checkpoints (their key layouts) as state dicts of our models."""
+"""Readers of the authors' released checkpoints: a file of the authors' layout loaded strictly into the model of ours
+that computes the authors' function with it.
+
+One module per layout (``mformer``: facebookresearch/Motionformer; ``xvit``: 1adrianb/video-transformers), each a
+``ReleasedLayout`` (``base.py``) registered in ``LAYOUTS`` by its name:
+
+- ``name``, ``title``: the short name ("mformer") and the authors' code, for messages;
+- ``recognise(checkpoint) -> bool``: whether the file's contents are of the layout, from keys and structure only;
+- ``describe(checkpoint) -> dict``: what the file itself tells, at least the keys of ``DESCRIPTION_KEYS``
+  (``layout``, ``classes`` per head, ``num_classes``, ``frames``, ``crop``, ``grid``, ``tubelet``, ``patch``,
+  ``attention``, ``pos_embed``, ``dataset`` (our dataset name, a hint), ``config`` (the stored configuration, parsed),
+  ``epoch``), None where the file does not say;
+- ``required_model(description) -> RequiredModel``: our registered model and overrides that compute that function;
+- ``mismatches(description, model) -> list[str]``: what a given model does otherwise (classes, frames, crop, width,
+  variant), empty when it fits;
+- ``convert(checkpoint, model) -> dict[str, Tensor]``: the weights in our layout.
+
+``load_released(model, source, layout=None)`` reads a file (``models.weights.load_weights_file``, ``weights_only``),
+recognises its layout or checks the one named, refuses a model that does not fit, converts and loads strictly;
+``describe_released`` says what a file holds, ``required_model`` which model it needs. Every refusal is one
+``ReleasedWeightsError`` (a ``CheckpointError``) whose single line names the file; nothing is loaded then. How each
+reader was proven equal to the authors' code: tests/golden/released/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from .base import (ReleasedLayout, ReleasedWeightsError, RequiredModel, describe_with, first_keys, load_into,
+                   read_checkpoint, source_label)
+from .mformer import MFORMER
+from .xvit import XVIT
+
+LAYOUTS: dict[str, ReleasedLayout] = {layout.name: layout for layout in (
+    MFORMER,
+    XVIT,
+)}
+# What every layout's ``describe`` says (None where its file does not).
+DESCRIPTION_KEYS = ("layout", "classes", "num_classes", "frames", "crop", "grid", "tubelet", "patch", "attention",
+                    "pos_embed", "dataset", "config", "epoch")
+
+Source = str | os.PathLike | Mapping[str, Any]
+
+
+def recognise_layout(checkpoint: Mapping[str, Any], label: str = "checkpoint",
+                     layout: str | None = None) -> ReleasedLayout:
+    """The layout of ``checkpoint``: the one named (checked against its contents), or the one that recognises it."""
+    if layout is not None and layout not in LAYOUTS:
+        raise ReleasedWeightsError(f"{label}: no released layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    found = [candidate for candidate in LAYOUTS.values() if candidate.recognise(checkpoint)]
+    if layout is not None:
+        if LAYOUTS[layout] in found:
+            return LAYOUTS[layout]
+        actual = f"a checkpoint of {found[0].title}, layout {found[0].name!r}" if found else "of no released layout"
+        raise ReleasedWeightsError(f"{label}: layout {layout!r} ({LAYOUTS[layout].title}) was named, but the file "
+                                   f"is {actual}; it holds {_holds(checkpoint)}")
+    if len(found) != 1:
+        what = "none of the released layouts" if not found else f"several layouts ({[f.name for f in found]})"
+        raise ReleasedWeightsError(f"{label}: recognised by {what} ({', '.join(LAYOUTS)}); it holds "
+                                   f"{_holds(checkpoint)}")
+    return found[0]
+
+
+def describe_released(source: Source, layout: str | None = None) -> dict[str, Any]:
+    """What a released file holds (``ReleasedLayout.describe``), read without running anything; ``file`` added."""
+    label = source_label(source)
+    checkpoint = read_checkpoint(source)
+    reader = recognise_layout(checkpoint, label, layout)
+    return {**describe_with(reader, checkpoint, label), "file": None if isinstance(source, Mapping) else label}
+
+
+def load_released(model: nn.Module, source: Source, layout: str | None = None) -> dict[str, Any]:
+    """Load a released checkpoint (a file, or its contents already read) into ``model`` strictly: its layout
+    recognised or the named one checked, the model checked against it (classes, frames, crop, variant), every key
+    matched. Returns the file's description; refuses with one ``ReleasedWeightsError`` line, loading nothing."""
+    label = source_label(source)
+    checkpoint = read_checkpoint(source)
+    reader = recognise_layout(checkpoint, label, layout)
+    return {**load_into(model, reader, checkpoint, label), "file": None if isinstance(source, Mapping) else label}
+
+
+def required_model(description: Mapping[str, Any]) -> RequiredModel:
+    """Our registered model and overrides that compute the function of the described checkpoint."""
+    return LAYOUTS[description["layout"]].required_model(description)
+
+
+def model_mismatches(description: Mapping[str, Any], model: nn.Module) -> list[str]:
+    """What ``model`` does otherwise than the described checkpoint's model (empty: it fits); for a check before any
+    weights are read, e.g. on a model built on the meta device."""
+    return LAYOUTS[description["layout"]].mismatches(description, model)
+
+
+def _holds(checkpoint: Mapping[str, Any]) -> str:
+    keys = [str(k) for k in checkpoint]
+    nested = checkpoint.get("model_state") if isinstance(checkpoint.get("model_state"), Mapping) else None
+    return f"keys {first_keys(keys)}" + (f"; model_state keys {first_keys([str(k) for k in nested])}"
+                                         if nested else "")
+
+
+__all__ = ["DESCRIPTION_KEYS", "LAYOUTS", "ReleasedLayout", "ReleasedWeightsError", "RequiredModel",
+           "describe_released", "load_released", "model_mismatches", "recognise_layout", "required_model"]
