@@ -1,0 +1,1 @@
+"""Golden files: outputs of official code, kept to check our models against."""

@@ -1,0 +1,1 @@
+"""Golden files of the released-checkpoint readers (models/released): see README.md here."""
