@@ -145,12 +145,15 @@ def load_released(model: nn.Module, source: str | os.PathLike | Mapping[str, Any
     parameter of the model with a tensor of its shape."""
     checkpoint, name = read_released(source)
     found = find_layout(checkpoint, name, layout)
-    description = found.describe(checkpoint)
     try:
+        description = found.describe(checkpoint)
         state_dict = found.convert(checkpoint, model)
     except ModelMismatch as err:
         raise ReleasedWeightsError(f"{name}: this {found.name} checkpoint does not fit the "
                                    f"{type(model).__name__}: {err}") from None
+    except KeyError as err:  # recognised, but without a weight that says what the network is
+        raise ReleasedWeightsError(f"{name}: a {found.name} checkpoint without {err}, from which its network "
+                                   f"is read") from None
     differences = strict_differences(state_dict, model)
     if differences:
         raise ReleasedWeightsError(f"{name}: the {found.name} checkpoint's weights do not fill the "

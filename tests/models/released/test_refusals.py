@@ -156,6 +156,9 @@ def test_a_cast_weight_of_another_shape_is_named(tmp_path: Path) -> None:
     refused(model_for("cast_k400"), edited, "cast",
             "other shapes 1: temporal.blocks.1.attn.qkv.bias (file (22,), model (48,))",
             "not in the model 1: blocks.0.attn.q_bias", "missing from the file 1: temporal.blocks.0.attn.qkv.bias")
+    del model["blocks.0.t2s_cross.clip_time_pos"]  # what gives the frame count
+    torch.save({**checkpoint, "model": model}, edited)
+    refused(model_for("cast_k400"), edited, "cast", "a cast checkpoint without 'blocks.0.t2s_cross.clip_time_pos'")
 
 
 # ---- DeepSpeed folders -----------------------------------------------------------------------------------------
