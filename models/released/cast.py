@@ -10,30 +10,24 @@ so does ``official_weights`` here. ``bidir_vit_base_patch16_224`` (K400, SSv2) h
 ``head_noun`` (300) on the CLIP feature and ``head_verb`` (97) on the VideoMAE feature, and returns (nouns, verbs),
 which our model gives as [verbs | nouns].
 
-=====================================================  ========================================================
-official                                               here
-=====================================================  ========================================================
-``clip_conv1``, ``clip_class_embedding``,              ``spatial.patch_embed.proj``, ``spatial.cls_token``,
-``clip_positional_embedding``, ``clip_ln_pre``,        ``spatial.pos_embed``, ``spatial.norm_pre``,
-``clip_ln_post``                                       ``spatial.norm``
-``patch_embed.proj``, ``vmae_fc_norm``                 ``temporal.patch_embed.proj``, ``temporal.norm``
-``blocks.N.clip_ln_1/clip_ln_2``, ``clip_attn``        ``spatial.blocks.N.norm1/norm2``, ``attn.qkv``
-(``in_proj_*``, ``out_proj``), ``clip_mlp.c_fc/c_proj``  (``out_proj`` -> ``attn.proj``), ``mlp.fc1/fc2``
-``blocks.N.norm1/norm2``, ``attn.qkv``, ``attn.proj``,  ``temporal.blocks.N.*`` (the same names; the q and v
-``attn.q_bias/v_bias``, ``mlp.fc1/fc2``                 biases become ``attn.qkv.bias = [q, 0, v]``)
-``blocks.N.S_Adapter``, ``S_MLP_Adapter``              ``spatial.blocks.N.attn_adapter``, ``mlp_adapter``
-``blocks.N.T_Adapter``, ``T_MLP_Adapter``              ``temporal.blocks.N.attn_adapter``, ``mlp_adapter``
-(adapters' ``D_fc1``, ``D_fc2``)                       (``fc1``, ``fc2``)
-``blocks.N.cross_{s,t}_down``, ``ln_{s,t}_cross``,     ``exchange.N.down_{s,t}``, ``norm_{s,t}``,
-``cross_{s,t}_up``                                     ``up_{s,t}``
-``blocks.N.t2s_cross.{clip,vmae}_time_pos``,           ``exchange.N.t2s.{query,key}_pos``, ``t2s.q``
-``t2s_q`` (+ ``t2s_q_bias``), ``t2s_kv`` (+ bias),     (its bias), ``t2s.kv``, ``t2s.proj``
-``t2s_proj``
-``blocks.N.s2t_cross.{vmae,clip}_space_pos``,          ``exchange.N.s2t.{query,key}_pos``, ``s2t.q``,
-``s2t_q``, ``s2t_kv`` (+ biases), ``t2s_proj``         ``s2t.kv``, ``s2t.proj``
-``noun_last_Adapter``, ``verb_last_Adapter``, ``head``  ``head_adapter_spatial``, ``head_adapter_temporal``, ``head``
-``head_noun``, ``head_verb``                           ``head_spatial``, ``head_temporal``
-=====================================================  ========================================================
+Official names -> ours (``N`` a block; an adapter's ``D_fc1``, ``D_fc2`` become ``fc1``, ``fc2``):
+
+- CLIP: ``clip_conv1``, ``clip_class_embedding``, ``clip_positional_embedding``, ``clip_ln_pre``, ``clip_ln_post``
+  -> ``spatial.patch_embed.proj``, ``spatial.cls_token``, ``spatial.pos_embed``, ``spatial.norm_pre``,
+  ``spatial.norm``; ``blocks.N.clip_ln_1``, ``clip_attn.in_proj_*``, ``clip_attn.out_proj``, ``S_Adapter``,
+  ``clip_ln_2``, ``clip_mlp.c_fc``, ``clip_mlp.c_proj``, ``S_MLP_Adapter`` -> ``spatial.blocks.N.norm1``,
+  ``attn.qkv.*``, ``attn.proj``, ``attn_adapter``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``, ``mlp_adapter``.
+- VideoMAE: ``patch_embed.proj``, ``vmae_fc_norm`` -> ``temporal.patch_embed.proj``, ``temporal.norm``;
+  ``blocks.N.{norm1, attn.qkv.weight, attn.proj, norm2, mlp.fc1, mlp.fc2}`` -> ``temporal.blocks.N.`` the same,
+  ``attn.q_bias`` and ``attn.v_bias`` -> ``attn.qkv.bias = [q, 0, v]``, ``T_Adapter``, ``T_MLP_Adapter`` ->
+  ``attn_adapter``, ``mlp_adapter``.
+- B-CAST: ``blocks.N.cross_{s,t}_down``, ``ln_{s,t}_cross``, ``cross_{s,t}_up`` -> ``exchange.N.down_{s,t}``,
+  ``norm_{s,t}``, ``up_{s,t}``; ``t2s_cross.{clip_time_pos, vmae_time_pos, t2s_q, t2s_q_bias, t2s_kv, t2s_kv_bias,
+  t2s_proj}`` -> ``exchange.N.t2s.{query_pos, key_pos, q.weight, q.bias, kv.weight, kv.bias, proj}``;
+  ``s2t_cross.{vmae_space_pos, clip_space_pos, s2t_q, s2t_q_bias, s2t_kv, s2t_kv_bias, t2s_proj}`` ->
+  ``exchange.N.s2t.`` the same (its queries come from VideoMAE, so its query table is ``vmae_space_pos``).
+- Heads: ``noun_last_Adapter``, ``verb_last_Adapter``, ``head`` -> ``head_adapter_spatial``,
+  ``head_adapter_temporal``, ``head``; ``head_noun``, ``head_verb`` -> ``head_spatial``, ``head_temporal``.
 
 The official VideoMAE position table is a ``torch.FloatTensor``; ``model_config`` asks for ``float32_pos_table``,
 with which our model computes the official function in float64 too. The heads count is not stored (12 in the
