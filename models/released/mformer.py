@@ -1,7 +1,7 @@
 """Checkpoints of the official Motionformer code (facebookresearch/Motionformer) as ``VideoViT`` state dicts.
 
-Two routes read them: ``load_released`` (``MFORMER``, the layout's reader: a released checkpoint into the model that
-computes its function, loaded strictly) and ``load_pretrained(model, "official:FILE")`` (initial weights for
+Two routes read them: ``load_released`` (``MFORMER_LAYOUT``, the layout's reader: a released checkpoint into the
+model that computes its function, loaded strictly) and ``load_pretrained(model, "official:FILE")`` (initial weights for
 training, ``official_checkpoint_filter_fn``: a classifier of another class count is dropped there). The official
 ``VisionTransformer`` (``slowfast/models/video_model_builder.py``, ``vit_helper.py``) names most weights as timm and
 we do; what differs:
@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from ..attention import JointSpaceTimeAttention, OfficialDividedSpaceTimeAttention, TrajectoryAttention
 from ..video_vit import VideoViT
-from .base import ReleasedLayout, RequiredModel, stored_config
+from .base import ReleasedLayout, RequiredModel, differing, stored_config
 
 _logger = logging.getLogger(__name__)
 
@@ -288,7 +288,8 @@ class MformerLayout(ReleasedLayout):
         dataset = (config.get("TEST") or {}).get("DATASET") or (config.get("TRAIN") or {}).get("DATASET")
         fc1 = weights.get("blocks.0.mlp.fc1.weight")
         return {
-            "layout": self.name, **facts, "classes": heads, "num_classes": sum(heads.values()),
+            **facts, "variant": facts["attention"], "classes": _classes(heads), "heads": heads,
+            "num_classes": sum(heads.values()),
             "frames": data.get("NUM_FRAMES") or (token_frames * tubelet if token_frames else None),
             "token_frames": token_frames, "tubelet": tubelet, "patch": patch, "crop": crop,
             "channels": int(kernel.shape[1]),
@@ -318,17 +319,11 @@ class MformerLayout(ReleasedLayout):
     def mismatches(self, description: Mapping[str, Any], model: nn.Module) -> list[str]:
         if not isinstance(model, VideoViT) or model.cls_layout != "single":
             return [f"the model ({type(model).__name__}) is not a VideoViT with one class token"]
-        d = description
-        ours = {"classes": model.num_classes, "frames": model.num_frames, "crop": model.img_size,
-                "tubelet": model.patch_embed.tubelet_size, "patch": model.patch_embed.patch_size,
-                "channels": model.patch_embed.proj.in_channels, "embed_dim": model.embed_dim,
-                "depth": len(model.blocks), "num_heads": model.blocks[0].attn.num_heads}
-        theirs = {"classes": d["num_classes"], "frames": d["frames"], "crop": d["crop"], "tubelet": d["tubelet"],
-                  "patch": d["patch"], "channels": d["channels"], "embed_dim": d["embed_dim"], "depth": d["depth"],
-                  "num_heads": d["num_heads"]}
-        problems = [f"{theirs[what]} {what.replace('_', ' ')} (the model: {ours[what]})" for what in ours
-                    if theirs[what] is not None and theirs[what] != ours[what] and what != "tubelet"]
-        return problems + variant_mismatches(d, model)
+        ours = {"num_classes": model.num_classes, "frames": model.num_frames, "crop": model.img_size,
+                "patch": model.patch_embed.patch_size, "channels": model.patch_embed.proj.in_channels,
+                "embed_dim": model.embed_dim, "depth": len(model.blocks),
+                "num_heads": model.blocks[0].attn.num_heads}
+        return differing(description, ours) + variant_mismatches(description, model)  # tubelet: variant_mismatches
 
     def convert(self, checkpoint: Mapping[str, Any], model: nn.Module) -> dict[str, Tensor]:
         weights = official_state_dict(checkpoint)
@@ -339,6 +334,13 @@ class MformerLayout(ReleasedLayout):
         return out
 
 
+def _classes(heads: Mapping[str, int]) -> int | dict[str, int] | None:
+    """The classes as our models take them: one head's count, or EPIC-KITCHENS' verbs (head0) and nouns (head1)."""
+    if set(heads) == set(EPIC_HEADS):
+        return {"verb": heads[EPIC_HEADS[0]], "noun": heads[EPIC_HEADS[1]]}
+    return sum(heads.values()) if heads else None
+
+
 def _dataset(stored: str | None, heads: Mapping[str, int]) -> str | None:
     """Our dataset name for the checkpoint: its TRAIN/TEST.DATASET, else the class count's (EPIC: two heads)."""
     if set(heads) == set(EPIC_HEADS):
@@ -347,8 +349,8 @@ def _dataset(stored: str | None, heads: Mapping[str, int]) -> str | None:
     return named or DATASETS.get(sum(heads.values()))
 
 
-MFORMER = MformerLayout()
+MFORMER_LAYOUT = MformerLayout()
 
-__all__ = ["MFORMER", "OFFICIAL_PREFIX", "MformerLayout", "attention_kind", "map_official_weights",
+__all__ = ["MFORMER_LAYOUT", "OFFICIAL_PREFIX", "MformerLayout", "attention_kind", "map_official_weights",
            "official_checkpoint_filter_fn", "official_config", "official_state_dict", "stored_config",
            "variant_facts", "variant_mismatches"]

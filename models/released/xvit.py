@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from ..attention import FrameAttention, SpaceTimeMixingAttention
 from ..attention.temporal_shift import channels_per_direction
 from ..video_vit import TemporalAttentionPool, VideoViT
-from .base import ReleasedLayout, RequiredModel, stored_config
+from .base import ReleasedLayout, RequiredModel, differing, stored_config
 
 _logger = logging.getLogger(__name__)
 
@@ -124,15 +124,15 @@ class XViTLayout(ReleasedLayout):
         data, head = dict(config.get("DATA") or {}), dict(config.get("TEMPORAL_HEAD") or {})
         embed_dim = int(weights["base_model.cls_token"].shape[-1])
         depth = len({k.split(".")[2] for k in weights if k.startswith("base_model.blocks.")})
-        classes = {"head": int(weights["consensus.mlp_head.4.weight"].shape[0])}
+        classes = int(weights["consensus.mlp_head.4.weight"].shape[0])
         patch = int(weights["base_model.patch_embed.proj.weight"].shape[-1])
         frames, crop = data.get("NUM_FRAMES"), data.get("TEST_CROP_SIZE", data.get("TRAIN_CROP_SIZE"))
         shifted = sorted(i for i in xvit["LOCATIONS_LIST"] if i < depth) if xvit["USE_XVIT"] else []
         fc1 = weights.get("base_model.blocks.0.mlp.fc1.weight")
         stored_dataset = (config.get("TEST") or {}).get("DATASET") or (config.get("TRAIN") or {}).get("DATASET")
         return {
-            "layout": self.name, "attention": "xvit" if shifted else "frame", "classes": classes,
-            "num_classes": classes["head"], "frames": frames, "crop": crop,
+            "variant": "xvit" if shifted else "frame", "attention": "xvit" if shifted else "frame",
+            "classes": classes, "num_classes": classes, "frames": frames, "crop": crop,
             "grid": [frames, crop // patch, crop // patch] if frames and crop else None, "tubelet": 1,
             "patch": patch, "channels": int(weights["base_model.patch_embed.proj.weight"].shape[1]),
             "pos_embed": "separate", "embed_dim": embed_dim, "depth": depth,
@@ -147,7 +147,7 @@ class XViTLayout(ReleasedLayout):
                      "num_heads": head.get("NUM_ATTENTION_HEADS"), "hidden_dim": head.get("HIDDEN_DIM"),
                      "mlp_dim": int(weights["consensus.mlp_head.1.weight"].shape[0])},
             "norm_layer": (xvit.get("BACKBONE") or {}).get("NORM_LAYER", "LN"),
-            "dataset": DATASETS.get(classes["head"]) if stored_dataset in (None, "kinetics") else (
+            "dataset": DATASETS.get(classes) if stored_dataset in (None, "kinetics") else (
                 "ssv2" if stored_dataset == "ssv2" else stored_dataset),
             "stored_dataset": stored_dataset, "sampling_rate": data.get("SAMPLING_RATE"),
             "epoch": checkpoint.get("epoch"), "config": config or None,
@@ -189,11 +189,7 @@ class XViTLayout(ReleasedLayout):
                 "patch": model.patch_embed.patch_size, "tubelet": model.patch_embed.tubelet_size,
                 "channels": model.patch_embed.proj.in_channels, "embed_dim": model.embed_dim,
                 "depth": len(model.blocks), "num_heads": model.blocks[0].attn.num_heads}
-        theirs = {"classes": d["num_classes"], "frames": d["frames"], "crop": d["crop"], "patch": d["patch"],
-                  "tubelet": 1, "channels": d["channels"], "embed_dim": d["embed_dim"], "depth": d["depth"],
-                  "num_heads": d["num_heads"]}
-        problems += [f"{theirs[what]} {what.replace('_', ' ')} (the model: {ours[what]})" for what in ours
-                     if theirs[what] is not None and theirs[what] != ours[what]]
+        problems += differing({**d, "tubelet": 1}, ours)
         if d["frames"] and d["frames"] % d["temporal_table_frames"]:
             problems.append(f"its {d['temporal_table_frames']}-frame temporal table does not tile {d['frames']} "
                             f"frames (the official backbone would fail)")
@@ -276,6 +272,6 @@ def _shift_mismatches(d: Mapping[str, Any], model: VideoViT) -> list[str]:
     return []
 
 
-XVIT = XViTLayout()
+XVIT_LAYOUT = XViTLayout()
 
-__all__ = ["XVIT", "XViTLayout", "resample_xvit_pos_embed", "xvit_state_dict"]
+__all__ = ["XVIT_LAYOUT", "XViTLayout", "resample_xvit_pos_embed", "xvit_state_dict"]
