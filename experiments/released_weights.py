@@ -64,6 +64,12 @@ class Protocol:
     dense_convention: str | None = None
     segment_view_offsets: tuple[float, ...] | None = None
     scoring: str | None = None  # how a verb-noun action is scored, where it is
+    changes: tuple[tuple[str, Any], ...] = ()  # what the entry changes of the named protocol (field, value)
+
+    def label(self) -> str:
+        """The protocol's name and what the entry changes: "kinetics (crop 336, stride 8)"."""
+        changed = ", ".join(f"{k} {v}" for k, v in self.changes)
+        return f"{self.name} ({changed})" if changed else self.name
 
     def placement(self) -> str:
         """Where the views' frames come from, in words."""
@@ -297,7 +303,8 @@ def _protocol(value: str | dict[str, Any], protocols: dict[str, Any], where: str
     if not isinstance(name, str) or not isinstance(protocols.get(name), dict):
         raise CatalogueError(f"{where}: protocol {name!r} is none of the file's protocols "
                              f"({', '.join(protocols) or 'none'})")
-    fields = {**protocols[name], **{k: v for k, v in value.items() if k != "use"}}
+    changes = {k: v for k, v in value.items() if k != "use"}
+    fields = {**protocols[name], **changes}
     where = f"{where}, protocol {name}"
     _check_fields(fields, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED, where)
     views = fields["views"]
@@ -329,7 +336,8 @@ def _protocol(value: str | dict[str, Any], protocols: dict[str, Any], where: str
                     tuple(float(v) for v in fields["mean"]), tuple(float(v) for v in fields["std"]),
                     fields["channels"], " ".join(fields["source"].split()), fields.get("stride"),
                     fields.get("dense_convention"),
-                    None if offsets is None else tuple(float(o) for o in offsets), fields.get("scoring"))
+                    None if offsets is None else tuple(float(o) for o in offsets), fields.get("scoring"),
+                    tuple((k, v) for k, v in changes.items() if k not in ("source", "scoring")))
 
 
 def _check_choice(fields: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -> None:

@@ -370,7 +370,11 @@ Block = tuple[str, str, Callable[[], str]]
 
 def generated_files() -> dict[Path, tuple[Block, ...]]:
     """Each file that holds generated blocks, and its blocks: first and last lines and what goes between."""
-    return {TINY_RESULTS: ((BEGIN, END, results_block),),
+    from experiments.released_weights import catalogue_papers
+
+    from .released import BLOCK, released_weights_block
+
+    files = {TINY_RESULTS: ((BEGIN, END, results_block),),
             DATA_README: ((LEARNABILITY_BEGIN, LEARNABILITY_END, learnability_block),),
             MSCA_README: (*((*experiment_markers(table_id), partial(experiment_block, table_id))
                             for table_id in EXPERIMENT_BLOCKS),
@@ -379,6 +383,10 @@ def generated_files() -> dict[Path, tuple[Block, ...]]:
             MFORMER_README: tuple((*markers(name), partial(trajectory_step_block, name))
                                   for name in STEP_RECORDS),
             SMOKE_README: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
+    for paper in catalogue_papers():  # each paper's page: its released checkpoints (reports.released)
+        page = REPO / "experiments" / paper / "README.md"
+        files[page] = (*files.get(page, ()), (*markers(BLOCK), partial(released_weights_block, paper)))
+    return files
 
 
 def regenerated(path: Path, blocks: tuple[Block, ...]) -> str:

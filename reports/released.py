@@ -120,3 +120,77 @@ def released_section(spec: TableSpec, records: list[dict[str, Any]]) -> list[str
 
 __all__ = ["HEADING", "paper_number", "released_records", "released_section", "released_values",
            "track_released", "tracked_released_path"]
+
+
+# ---- the papers' pages: their released checkpoints, generated (``python -m reports readme``) ---------------------
+
+BLOCK = "released-weights"
+CONVERSION_RECORD = Path(__file__).resolve().parent / "benchmarks" / "released_conversion.json"
+
+
+def released_weights_block(paper: str, results_root: str | Path = RESULTS_DIR) -> str:
+    """A paper's page block: each released checkpoint (its file and link, the cells it fills and the paper's numbers
+    there, ours from it where a tracked record has it, the command), the protocols as the authors' code runs them,
+    and the conversion's proof (the golden cases and the paper-width record)."""
+    from experiments.released_weights import paper_catalogue
+
+    from .readme import markers
+
+    entries = paper_catalogue(paper)
+    body = [[f"[`{e.full_name}`]({e.link})", "; ".join(_cell_text(cell) for cell in e.cells),
+             _ours_text(e, results_root), e.protocol.label(),
+             f"`python -m experiments evaluate {e.cells[0].table} --rows {e.cells[0].row} --checkpoint "
+             f"{e.full_name} --weights-dir DIR --data-root DIR`"] for e in entries]
+    lines = [tabulate(body, headers=["checkpoint (link)", "fills: paper's numbers", "ours from it", "protocol",
+                                     "command"], tablefmt="github", disable_numparse=True), ""]
+    protocols: dict[str, Any] = {}
+    for e in sorted(entries, key=lambda e: bool(e.protocol.changes)):  # each named protocol as it is named
+        protocols.setdefault(e.protocol.name, e)
+    lines.append(_wrapped("Protocols, as the authors' code tests (views temporal x spatial; the authors' sum of the "
+                          "views' scores and our mean of them predict alike):"))
+    lines.append("")
+    for name, e in protocols.items():
+        p = e.protocol
+        lines.append(_wrapped(f"- `{p.label()}`: {p.summary()}; mean {list(p.mean)}, std {list(p.std)}, {p.channels}"
+                              + (f"; {p.scoring}" if p.scoring else "") + f" ({p.source}).", indent="  "))
+    notes = [_wrapped(f"- `{e.full_name}`: {e.note}", indent="  ") for e in entries if e.note]
+    lines += ["", *notes] if notes else []
+    lines += ["", _wrapped(_conversion_text({e.layout for e in entries}))]
+    begin, end = markers(BLOCK)
+    return "\n".join([begin, *lines, end])
+
+
+def _cell_text(cell: Any) -> str:
+    numbers = ", ".join(f"{column} {printed(value)}" for column, value in cell.paper_numbers().items())
+    return f"{cell.table} `{cell.row}` ({numbers})"
+
+
+def _ours_text(entry: Any, results_root: str | Path) -> str:
+    """Ours from the entry's tracked evaluations, or why there is none."""
+    found = []
+    for cell in entry.cells:
+        records = [r for r in released_records(cell.table, None, results_root) if r["row"] == cell.row
+                   and r["released"].get("name") == entry.full_name]
+        found += [f"{cell.table} {k} {v:.1f}" for r in records for k, v in r["metrics"].items() if "top1" in k]
+    shown = "; ".join(found) or "not evaluated yet"
+    if entry.authors_number:
+        shown += f" (authors' README: {entry.authors_number['value']})"
+    return shown
+
+
+def _conversion_text(layouts: set[str]) -> str:
+    """The proof of conversion for ``layouts``: golden cases and the paper-width record's figures."""
+    records = [r for r in json.loads(CONVERSION_RECORD.read_text())["records"] if r["layout"] in layouts]
+    figures = "; ".join(f"{r['layout']} {r['variant']}: {r['max_relative_difference']:.1e}" for r in records)
+    makers = ", ".join(f"`tools/released_golden/{layout}.py`" for layout in sorted(layouts))
+    return ("Conversion proven against the authors' code: golden cases the official code wrote at a small width "
+            f"(`tests/golden/released/`, matched to 1e-10 in float64), and at the released width in float32 a max "
+            f"relative difference of the logits of {figures} (`reports/benchmarks/released_conversion.json`); both "
+            f"made by {makers} from a checkout of the authors' repository (the commands: its docstring and "
+            f"`tests/golden/released/README.md`).")
+
+
+def _wrapped(text: str, indent: str = "") -> str:
+    import textwrap
+
+    return textwrap.fill(text, 120, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)

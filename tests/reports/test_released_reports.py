@@ -11,10 +11,9 @@ import pytest
 from experiments.__main__ import main as experiments_main
 from experiments.records import DamagedRecordError
 from experiments.spec import table_spec
-from reports.__main__ import main as reports_main
 from reports.build import render_report
 from reports.records import table_records
-from reports.released import HEADING, released_records
+from reports.released import HEADING, released_records, track_released
 
 
 def released_record(table: str, row: str, column: str, metrics: dict, name: str) -> dict:
@@ -50,23 +49,17 @@ def test_a_released_cell_is_a_separate_line_beside_the_paper_never_a_trained_cel
     assert "79.3" not in trained and "94.0" not in trained
 
 
-def test_a_tracked_released_record_wins_and_track_copies_local_ones(tmp_path, monkeypatch):
+def test_a_tracked_released_record_wins_and_track_copies_local_ones(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     write(runs / "mformer_table6b/mformer/released/paper-k_400/metrics.json", K400)
     tracked = {**K400, "metrics": {"top1": 79.5, "top5": 94.1}}
-    write(results / "mformer_table6b/mformer/released/paper-k_400.json", tracked)
+    path = write(results / "mformer_table6b/mformer/released/paper-k_400.json", tracked)
     found = released_records("mformer_table6b", runs, results)
     assert [(r["_source"], r["metrics"]["top1"]) for r in found] == [("tracked", 79.5)]
-    import reports.__main__ as cli
-    from reports import build
-
-    monkeypatch.setattr(cli, "RESULTS_DIR", results)
-    monkeypatch.setattr(cli, "REPORTS_DIR", tmp_path)
-    monkeypatch.setattr(build, "REPORTS_DIR", tmp_path)
-    (results / "mformer_table6b/mformer/released/paper-k_400.json").unlink()
-    assert reports_main(["track", "mformer_table6b", "--runs-dir", str(runs)]) == 0
-    copied = json.loads((results / "mformer_table6b/mformer/released/paper-k_400.json").read_text())
+    assert track_released(table_spec("mformer_table6b"), runs, results) == [path]
+    copied = json.loads(path.read_text())
     assert copied["metrics"] == K400["metrics"] and copied["released"]["name"] == K400["released"]["name"]
+    assert "_source" not in copied and table_records(table_spec("mformer_table6b"), None, results).records == []
 
 
 def test_a_record_under_released_that_is_not_marked_is_refused_naming_it(tmp_path):
