@@ -153,7 +153,11 @@ def released_weights_block(paper: str, results_root: str | Path = RESULTS_DIR) -
         p = e.protocol
         lines.append(_wrapped(f"- `{p.label()}`: {p.summary()}; mean {list(p.mean)}, std {list(p.std)}, {p.channels}"
                               + (f"; {p.scoring}" if p.scoring else "") + f" ({p.source}).", indent="  "))
-    notes = [_wrapped(f"- `{e.full_name}`: {e.note}", indent="  ") for e in entries if e.note]
+    by_note: dict[str, list[str]] = {}
+    for e in entries:
+        if e.note:
+            by_note.setdefault(e.note, []).append(f"`{e.full_name}`")
+    notes = [_wrapped(f"- {', '.join(names)}: {note}", indent="  ") for note, names in by_note.items()]
     lines += ["", *notes] if notes else []
     lines += ["", _wrapped(_conversion_text({e.layout for e in entries}))]
     begin, end = markers(BLOCK)

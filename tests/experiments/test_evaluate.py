@@ -173,3 +173,14 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_none(tmp_path, capsys)
 def test_a_missing_file_says_where_to_get_it(tmp_path, capsys):
     _refused(capsys, tmp_path, "xvit_kinetics600", "xvit", "xvit:xvit_b16_16_k600", "no such file",
              "https://www.adrianbulat.com/downloads/NeurIPS2021/models/xvit_b16_16_k600.pth")
+
+
+def test_missing_data_stops_the_evaluation_before_anything_is_written(tmp_path, capsys):
+    evaluation = resolve_evaluation("xvit_table2", "xvit_attention", "xvit:xvit_b16_16_ss2", weights_dir=tmp_path)
+    write_released(evaluation, tmp_path)
+    code, _, err = evaluate_cli(capsys, "xvit_table2", "--rows", "xvit_attention", "--checkpoint",
+                                "xvit:xvit_b16_16_ss2", "--weights-dir", str(tmp_path), "--runs-dir",
+                                str(tmp_path / "runs"), "--data-root", str(tmp_path / "data"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"xvit:xvit_b16_16_ss2 is tested on ssv2, not found at {tmp_path / 'data' / 'ssv2'}" in err
+    assert not (tmp_path / "runs").exists()
