@@ -14,8 +14,8 @@ from experiments.__main__ import main
 from experiments.paper_tables import paper_table
 from experiments.released_weights import CatalogueError, catalogue, find_checkpoint, paper_catalogue
 
-# Every file of the authors' READMEs (../shared/notes/released-weights.md, section 1): Motionformer's 16 (K400 5, K600
-# 3, SSv2 5, EPIC 3), X-ViT's 2, the TokShift ViT and TokShift 224 x 8 K400 files MSCA's tables start from, CAST's 3.
+# Every file of the authors' READMEs: Motionformer's 16 (K400 5, K600 3, SSv2 5, EPIC 3), X-ViT's 2, TokShift's 7 (the
+# ViT and TokShift 224 x 8 K400 files MSCA's tables start from, and its other sizes), CAST's 3.
 RELEASED = {
     "mformer": {"k400_joint_224_16x4", "k400_divided_224_16x4", "k400_motionformer_224_16x4",
                 "k400_motionformer_336_16x8", "k400_motionformer_224_32x3", "k600_motionformer_224_16x4",
@@ -24,7 +24,9 @@ RELEASED = {
                 "ssv2_motionformer_224_32x3", "ek_motionformer_224_16x4", "ek_motionformer_336_16x4",
                 "ek_motionformer_224_32x3"},
     "xvit": {"xvit_b16_16_k600", "xvit_b16_16_ss2"},
-    "msca": {"vit_b16_8x32x224_k400", "tokshift_b16_8x32x224_k400"},
+    "msca": {"vit_b16_8x32x224_k400", "tokshift_b16_8x32x224_k400", "tokshift_b16_8x32x256_k400",
+             "tokshift_b16_8x32x384_k400", "tokshift_b16_16x32x224_k400", "tokshift_l16_8x32x384_k400",
+             "tokshift_l16_12x32x384_k400"},
     "cast": {"cast_b16_ek100", "cast_b16_ssv2", "cast_b16_k400"},
 }
 
