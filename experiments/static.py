@@ -54,16 +54,30 @@ TRAJECTORY_ATTENTIONS = ("trajectory", "trajectory_approx")
 
 
 def memory_inputs(spec: TableSpec, row: RowSpec) -> dict[str, Any]:
-    """The paper-scale model, and for trajectory attention which backward it keeps: the lean path
-    (``models.attention.trajectory_pool``, the default) or the autograd stage two (``memory_lean=False``). A memory
-    cell measured on one path does not describe the other, though the model's options read the same. The step
-    (``models.memory.cuda_step_peak_bytes``) is named too: since AdamW's moments are made before it, a cell measured
-    with a first step the gradient scaler may have skipped is flagged."""
+    """The paper-scale model, and for trajectory attention which stage two it is measured with: the lean path
+    (``models.attention.trajectory_pool``, one query frame a pass: the least memory; the default here, also on a GPU,
+    where training runs the fused kernel unless told otherwise), the fused kernel (``stage_two_kernel="triton"``) or
+    the autograd stage two (``memory_lean=False``). A memory cell measured on one path does not describe another,
+    though the model's options read the same. The step (``models.memory.cuda_step_peak_bytes``) is named too: since
+    AdamW's moments are made before it, a cell measured with a first step the gradient scaler may have skipped is
+    flagged."""
     inputs = {**paper_model_inputs(spec, row), "training_step": "adamw_moments_made_first"}
     if inputs.get("attn_layer") in TRAJECTORY_ATTENTIONS:
-        lean = (inputs.get("attn_kwargs") or {}).get("memory_lean", True)
-        inputs["trajectory_backward"] = "lean" if lean else "autograd"
+        options = inputs.get("attn_kwargs") or {}
+        if not options.get("memory_lean", True):
+            inputs["trajectory_backward"] = "autograd"
+        else:
+            inputs["trajectory_backward"] = "fused" if options.get("stage_two_kernel") == "triton" else "lean"
     return inputs
+
+
+def measured_model_kwargs(cfg: RunConfig, backward: str | None) -> dict[str, Any]:
+    """The model's constructor arguments for a memory cell that states ``backward`` (``memory_inputs``): "lean"
+    pins the PyTorch stage two, which a CUDA run would otherwise replace by the fused kernel."""
+    kwargs = model_kwargs(cfg)
+    if backward == "lean":
+        kwargs["attn_kwargs"] = {**(kwargs.get("attn_kwargs") or {}), "stage_two_kernel": "pytorch"}
+    return kwargs
 
 
 def views_inputs(data_key: str | None = None) -> Callable[[TableSpec, RowSpec], dict[str, Any]]:
@@ -167,8 +181,9 @@ def peak_memory(reference_row: RowSpec | None = None) -> Callable[[TableSpec, Ro
         from models.memory import activation_bytes, cuda_training_peak_gib
 
         cfg = paper_config(spec, row)
+        backward = memory_inputs(spec, row).get("trajectory_backward")
         measured = cuda_training_peak_gib(cfg.model.name, clip_shape(cfg, batch=4), num_classes=400,
-                                          **model_kwargs(cfg))
+                                          **measured_model_kwargs(cfg, backward))
         if measured is not None:
             device = measured_device()
             return Computed(measured, f"{measured:.1f} GiB (measured, batch 4, {device})", MEASURED + device)

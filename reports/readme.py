@@ -188,8 +188,9 @@ STEP_RECORDS = {"trajectory-step": "trajectory_step_cuda_stages.json",
                 "trajectory-step-passes": "trajectory_step_cuda_passes.json",
                 "trajectory-step-compiled": "trajectory_step_cuda_compiled.json"}
 STEP_VARIANTS = {"joint": "joint", "exact_stage_one": "stage one alone (Avg_T)", "exact_one_pass": "exact, one pass",
-                 "exact_literal": "exact, literal Eq. 5–6", "exact": "exact, one frame a pass (the default)",
-                 "exact_autograd": "exact, autograd form"}  # models.benchmark_step's variants, in words
+                 "exact_literal": "exact, literal Eq. 5–6", "exact": "exact, one frame a pass (the memory cells')",
+                 "exact_autograd": "exact, autograd form",
+                 "exact_fused": "exact, fused stage two (the GPU default)"}  # models.benchmark_step's, in words
 
 
 def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path = REPO / "reports" / "benchmarks"

@@ -77,7 +77,9 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
             detach_prototypes: no gradient through the selected prototypes; None: True with ``selection="official"``.
             eval_seed: in eval mode, draws come from a generator seeded with this at every forward (the same batch gets
                 the same approximation; a clip's draw depends on its place in the batch); None: the global RNG.
-            **kwargs: further options of ``TrajectoryAttention`` (``normalize`` can only be "space").
+            **kwargs: further options of ``TrajectoryAttention`` (``normalize`` can only be "space";
+                ``stage_two_kernel="triton"`` only with ``approximation="exact"``: "auto" keeps the approximations
+                on the PyTorch path, which never makes their trajectory tokens whole).
         """
         if kwargs.get("normalize", "space") != "space":
             raise ValueError("approximate trajectory attention approximates Norm_S (per-frame softmax) only; "
@@ -94,6 +96,9 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,
                          fused_attn=fused_attn, temporal_pool=temporal_pool, **kwargs)
         self.approximation = approximation
+        if approximation != "exact" and self.stage_two_kernel == "triton":
+            raise ValueError("stage_two_kernel='triton' needs the whole trajectory tensor; the approximate stage one "
+                             "is rebuilt a query frame at a time, for its memory (use 'auto' or 'pytorch')")
         self.num_prototypes = num_prototypes
         self.selection = selection
         self.shared_prototypes = shared_prototypes

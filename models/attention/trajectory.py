@@ -6,8 +6,10 @@ always on the explicit path). Stage two (Eq. 5-6) pools each trajectory over t' 
 reference-frame token (``temporal_pool="attention"``, Att_T) or averages it (``"average"``, Avg_T). The CLS query
 attends jointly to all tokens, as in the official code. By default stage two is rearranged (``proj_kv``'s weights
 contracted with the query: the same function, a fifth of the FLOPs) and keeps one trajectory tensor per block.
+On CUDA tensors it runs as one fused Triton operation (``trajectory_triton.py``), elsewhere through PyTorch
+(``trajectory_pool.py``, one query frame a pass: the least memory); ``stage_two_kernel`` chooses.
 Design and the official code's options: experiments/mformer/README.md#where-the-code-differs-from-the-paper;
-memory: experiments/mformer/README.md#what-changed.
+memory: experiments/mformer/README.md#what-changed; speed: experiments/mformer/README.md#the-fused-stage-two.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from torch.utils.checkpoint import checkpoint
 
 from .joint import attend, sdpa
 from .trajectory_pool import Source, pool_trajectories
+
+
+STAGE_TWO_KERNELS = ("auto", "triton", "pytorch")
 
 
 def _rearranged_logits(q: Tensor, w_k: Tensor, traj: Tensor) -> Tensor:
@@ -50,6 +55,7 @@ class TrajectoryAttention(nn.Module):
         attn_drop_placement: Literal["stage_one", "all"] = "stage_one",
         memory_lean: bool = True,
         frames_per_pass: int = 1,
+        stage_two_kernel: Literal["auto", "triton", "pytorch"] = "auto",
     ) -> None:
         """
         Args:
@@ -69,8 +75,12 @@ class TrajectoryAttention(nn.Module):
                 (also the CLS attention's and stage two's).
             memory_lean: rearranged Att_T through ``pool_trajectories``, which keeps the trajectory tokens at most once;
                 False = the autograd form, also used whenever stage two drops attention weights.
-            frames_per_pass: query frames the memory-lean stage two pools per pass (1: the least transient memory;
-                a larger number launches fewer kernels, at that many frames' transient tensors; at most T).
+            frames_per_pass: query frames the PyTorch memory-lean stage two pools per pass (1: the least transient
+                memory; a larger number launches fewer kernels, at that many frames' transient tensors; at most T).
+            stage_two_kernel: the memory-lean stage two: "auto" (default: the fused Triton kernel on CUDA tensors,
+                PyTorch elsewhere), "triton" (CPU tensors only through Triton's interpreter; refuses by name what it
+                does not implement) or "pytorch" (the least memory, e.g. for a memory budget). The same function;
+                approximate stage ones always take PyTorch (the kernel needs the whole trajectory tensor).
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -95,6 +105,13 @@ class TrajectoryAttention(nn.Module):
         if frames_per_pass < 1:
             raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
         self.frames_per_pass = frames_per_pass
+        if stage_two_kernel not in STAGE_TWO_KERNELS:
+            raise ValueError(f"stage_two_kernel must be one of {STAGE_TWO_KERNELS}, got {stage_two_kernel!r}")
+        self.stage_two_kernel = stage_two_kernel
+        if stage_two_kernel == "triton":
+            refused = self._not_fused_because(attn_drop if attn_drop_placement == "all" else 0.0)
+            if refused:
+                raise ValueError(f"stage_two_kernel='triton' fuses the rearranged Att_T stage two; {refused}")
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -111,12 +128,26 @@ class TrajectoryAttention(nn.Module):
         cls_out = attend(q[:, :, :1], k, v, self.fused_attn, other_p)  # (b nh 1 d): CLS attends to everything
 
         q, k, v = q[:, :, 1:], k[:, :, 1:], v[:, :, 1:]  # trajectories run over the patch tokens only
+        if self.stage_two_kernel == "triton":
+            refused = self._not_fused_because(other_p)
+            if refused:  # an option changed after construction
+                raise ValueError(f"stage_two_kernel='triton' fuses the rearranged Att_T stage two; {refused}")
         if (self.memory_lean and self.temporal_pool == "attention" and self.stage_two == "rearranged"
                 and other_p == 0.0):
             source, inputs = self._trajectory_source(q, k, v, num_frames, dropout_p)
-            out = pool_trajectories(source, inputs, num_frames, q.shape[2] // num_frames, self.proj_q, self.proj_kv,
-                                    self.num_heads, self.stage_two_values,
-                                    min(self.frames_per_pass, num_frames))  # (b (t n) (nh d))
+            fused = self.stage_two_kernel == "triton" or (self.stage_two_kernel == "auto" and x.is_cuda)
+            if fused and source is None:
+                from .trajectory_triton import fused_pool_trajectories  # triton is imported only where it runs
+
+                out = fused_pool_trajectories(inputs[0], self.proj_q, self.proj_kv, self.num_heads,
+                                              self.stage_two_values)
+            elif self.stage_two_kernel == "triton":
+                raise ValueError("stage_two_kernel='triton' needs the whole trajectory tensor; an approximate stage "
+                                 "one is rebuilt a query frame at a time (use stage_two_kernel='pytorch')")
+            else:
+                out = pool_trajectories(source, inputs, num_frames, q.shape[2] // num_frames, self.proj_q,
+                                        self.proj_kv, self.num_heads, self.stage_two_values,
+                                        min(self.frames_per_pass, num_frames))  # (b (t n) (nh d))
             out = torch.cat([rearrange(cls_out, "b nh 1 d -> b 1 (nh d)"), out], dim=1)
             return self.proj_drop(self.proj(out))
         traj = self._trajectories(q, k, v, num_frames, dropout_p)  # (b nh tp (t n) d)
@@ -126,6 +157,22 @@ class TrajectoryAttention(nn.Module):
             out = self._temporal_attention(traj, num_frames, other_p)
         out = rearrange(torch.cat([cls_out, out], dim=2), "b nh n d -> b n (nh d)")
         return self.proj_drop(self.proj(out))
+
+    def _not_fused_because(self, stage_two_drop: float) -> str | None:
+        """Why the fused stage two cannot compute this configuration (None: it can); ``stage_two_drop`` is the
+        dropout probability on stage two's attention weights."""
+        if self.temporal_pool != "attention":
+            return "temporal_pool='average' has no stage-two attention"
+        if self.stage_two != "rearranged":
+            return "stage_two='literal' asks for every trajectory token projected (use stage_two_kernel='pytorch')"
+        if not self.memory_lean:
+            return "memory_lean=False asks for the autograd form (use stage_two_kernel='pytorch')"
+        if self.frames_per_pass != 1:
+            return f"frames_per_pass={self.frames_per_pass} is the PyTorch path's (the kernel pools all frames at once)"
+        if stage_two_drop > 0.0:
+            return ("it has no dropout, and attn_drop_placement='all' drops stage two's attention weights "
+                    "(use stage_two_kernel='pytorch')")
+        return None
 
     def _trajectory_source(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int,
                            dropout_p: float) -> tuple[Source | None, tuple[Tensor, ...]]:

@@ -38,7 +38,7 @@ KILL_MID_WRITE = textwrap.dedent("""
 
 def _run_killed(code: str) -> None:
     child = subprocess.run([sys.executable, "-c", KILL_MID_WRITE.format(repo=str(REPO)) + textwrap.dedent(code)],
-                           cwd=REPO, capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
 
 
@@ -121,7 +121,7 @@ def test_control_the_same_kill_truncates_a_plain_write(tmp_path):
             HalfThenKill(handle.fileno(), "wb", closefd=False).write(json.dumps({{"metrics": {{"top1": 99.0}},
                                                                                "pad": "y" * 1000}}).encode())
     """)
-    child = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     with pytest.raises(json.JSONDecodeError):
         json.loads(path.read_text())

@@ -161,7 +161,7 @@ def test_synth_then_check_is_clean(tmp_path, capsys):
 def test_module_entry_point_prints_one_json_object(kinetics_root):
     result = subprocess.run(
         [sys.executable, "-m", "data", "check", "kinetics400", "--root", str(kinetics_root), "--split", "val",
-         "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+         "--json"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"dataset", "split", "expected", "found", "missing", "corrupt", "bad_annotation_lines"} <= set(report)

@@ -16,7 +16,7 @@ def test_stack_imports_after_compat():
         import torchvision.transforms.functional_tensor as ft
         print(compat.repaired)
     """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
 
 
@@ -30,7 +30,7 @@ def test_does_nothing_where_torchvision_loads_normally(tmp_path):
     code = textwrap.dedent("""
         import importlib.util, sys, torch
         # Load the module file alone: the models package would import timm, which a fake torchvision can't serve.
-        spec = importlib.util.spec_from_file_location("compat", "data/torchvision_compat.py")
+        spec = importlib.util.spec_from_file_location("compat", "{repo}/data/torchvision_compat.py")
         compat = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(compat)
         import torchvision.transforms.functional_tensor as ft
@@ -39,8 +39,9 @@ def test_does_nothing_where_torchvision_loads_normally(tmp_path):
         assert torchvision.__version__ == '0.0+healthy'
         print('untouched')
     """).replace("import torchvision.transforms", "import torchvision, torchvision.transforms")
+    code = code.replace("{repo}", str(REPO))
     env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "untouched" in out.stdout
 
@@ -50,8 +51,9 @@ def test_unrelated_import_errors_are_not_swallowed(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("raise RuntimeError('something else is broken')\n")
     env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"}
-    code = ("import importlib.util; s = importlib.util.spec_from_file_location('c', 'data/torchvision_compat.py'); "
+    code = ("import importlib.util; s = importlib.util.spec_from_file_location('c', '"
+            f"{REPO}/data/torchvision_compat.py'); "
             "s.loader.exec_module(importlib.util.module_from_spec(s))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode != 0
     assert "something else is broken" in out.stderr

@@ -27,7 +27,7 @@ def cli_env() -> dict[str, str]:
 
 
 def run_cli(runs: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    out = subprocess.run(cli_command(runs, *extra), cwd=REPO, env=cli_env(), capture_output=True, text=True,
+    out = subprocess.run(cli_command(runs, *extra), env=cli_env(), capture_output=True, text=True,
                          timeout=timeout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out

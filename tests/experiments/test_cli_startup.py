@@ -25,7 +25,7 @@ print("loaded:", sorted(m for m in {heavy!r} if m in sys.modules))
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "mformer_table3a", "--runs-dir", "none"]])
 def test_cli_answers_without_loading_torch(args):
-    out = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], cwd=REPO, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "loaded: []"

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import torch
 
-from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env
+from tests.experiments.micro_run import RUN, cli_command, cli_env
 
 pytestmark = pytest.mark.slow  # two processes plus a single-process check: ~40 s on 2 idle cores
 
@@ -25,7 +25,7 @@ DDP_ARGS = ("--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strate
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("ddp") / "runs"
-    child = subprocess.Popen(cli_command(runs, *DDP_ARGS), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
+    child = subprocess.Popen(cli_command(runs, *DDP_ARGS), env=cli_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     output, _ = child.communicate(timeout=600)
     assert child.returncode == 0, output[-4000:]

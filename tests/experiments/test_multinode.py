@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.experiments.micro_run import MICRO_ARGS, REPO, RUN, TABLE, cli_env
+from tests.experiments.micro_run import MICRO_ARGS, RUN, TABLE, cli_env
 
 pytestmark = pytest.mark.slow  # two launchers and their two processes: ~40 s on 2 idle cores
 
@@ -68,7 +68,7 @@ def two_nodes(tmp_path_factory):
     try:
         for rank, log in enumerate(logs):
             with open(log, "w") as out:
-                nodes.append(subprocess.Popen(node_command(rank, port, runs), cwd=REPO, env=cli_env(), stdout=out,
+                nodes.append(subprocess.Popen(node_command(rank, port, runs), env=cli_env(), stdout=out,
                                               stderr=subprocess.STDOUT, text=True))
             if rank == 0:
                 _wait_until_listening(port, nodes[0])

@@ -110,7 +110,7 @@ def test_tensorboard_gets_accuracies_in_percent_and_everything_else_as_logged():
 
 @pytest.mark.parametrize("argv", [["run", TABLE, "--scale", "huge"], ["bogus"]])
 def test_a_bad_option_is_one_line(argv):
-    done = subprocess.run([sys.executable, "-m", "experiments", *argv], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "experiments", *argv], capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
     assert "--help` lists the options" in done.stderr

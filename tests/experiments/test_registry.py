@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True)
 
 
 def test_inventory_has_all_46_tables_with_their_layout():

@@ -14,7 +14,7 @@ import torch
 
 from experiments.run_lock import lock_path
 
-from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env, run_cli
+from tests.experiments.micro_run import RUN, cli_command, cli_env, run_cli
 
 ARGS = ("--epochs", "3", "--set", "trainer.checkpoint_every_n_steps=1")  # 4 batches an epoch, a checkpoint each
 BATCHES_PER_EPOCH = 4
@@ -48,7 +48,7 @@ def _kill_mid_epoch(runs):
     """Start the run, SIGKILL it as soon as a checkpoint inside the second epoch exists; return that state and the
     killed process's id."""
     last = runs / RUN / "checkpoints" / "last.ckpt"
-    child = subprocess.Popen(cli_command(runs, *ARGS), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
+    child = subprocess.Popen(cli_command(runs, *ARGS), env=cli_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     try:

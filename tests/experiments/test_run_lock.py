@@ -13,7 +13,7 @@ from experiments.jobs import run_side_by_side
 from experiments.plan import resolve_runs
 from experiments.run_lock import RunBusyError, hold_run, lock_path
 
-from tests.experiments.micro_run import REPO, ROW, TABLE
+from tests.experiments.micro_run import ROW, TABLE
 
 HOLD = """
 import sys, time
@@ -28,7 +28,7 @@ with hold_run(sys.argv[1]):
 def held_elsewhere(tmp_path):
     """A run directory whose lock another live process holds; yields (directory, that process's pid)."""
     run_dir = tmp_path / "runs" / TABLE / ROW / "seed0" / "tiny-k_400"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO, stdin=subprocess.PIPE,
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -54,10 +54,10 @@ def test_the_lock_is_re_entrant_in_its_process_and_free_once_left(tmp_path):
     with hold_run(run_dir):
         with hold_run(run_dir):  # the runner holds a run it moves with --force, then execute holds it again
             pass
-        probe = subprocess.run([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO, input="", capture_output=True,
+        probe = subprocess.run([sys.executable, "-c", HOLD, str(run_dir)], input="", capture_output=True,
                                text=True, timeout=60)
         assert probe.returncode == 1 and "RunBusyError" in probe.stderr  # still held after the inner block
-    probe = subprocess.run([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO, input="", capture_output=True,
+    probe = subprocess.run([sys.executable, "-c", HOLD, str(run_dir)], input="", capture_output=True,
                            text=True, timeout=60)
     assert probe.returncode == 0 and probe.stdout == "held\n"
     assert json.loads(lock_path(run_dir).read_text())["pid"] != os.getpid()  # the last holder: that process
@@ -91,7 +91,7 @@ def test_a_process_the_holder_forked_does_not_keep_its_lock(tmp_path):
     forking = HOLD.replace("import sys, time", "import os, sys, time").replace(
         'print("held", flush=True)',
         'os.fork() or (print(os.getpid(), flush=True), time.sleep(30), os._exit(0))')
-    holder = subprocess.Popen([sys.executable, "-c", forking, str(run_dir)], cwd=REPO, stdin=subprocess.PIPE,
+    holder = subprocess.Popen([sys.executable, "-c", forking, str(run_dir)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     child = int(holder.stdout.readline())
     try:

@@ -12,7 +12,7 @@ from experiments.jobs import auto_jobs, check_jobs
 from experiments.plan import resolve_runs
 from experiments.records import experiment_key
 
-from tests.experiments.micro_run import MICRO_ARGS, REPO, ROW, TABLE, cli_env
+from tests.experiments.micro_run import MICRO_ARGS, ROW, TABLE, cli_env
 
 
 def _run(runs, jobs: str) -> dict[str, dict]:
@@ -20,7 +20,7 @@ def _run(runs, jobs: str) -> dict[str, dict]:
     args[args.index("--rows") + 1:args.index("--rows") + 2] = [ROW, "mformer_l"]
     args[args.index("--jobs") + 1] = jobs
     out = subprocess.run([sys.executable, "-m", "experiments", "run", TABLE, "--runs-dir", str(runs),
-                          "--reports-dir", str(runs.parent / "reports"), *args], cwd=REPO, env=cli_env(),
+                          "--reports-dir", str(runs.parent / "reports"), *args], env=cli_env(),
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     records = {p.parent.relative_to(runs).as_posix(): json.loads(p.read_text())

@@ -361,6 +361,29 @@ def test_a_memory_cell_names_the_trajectory_backward_it_was_measured_with():
     assert "trajectory_backward" not in memory_inputs(table_spec("mformer_table4"), joint)
 
 
+def test_a_memory_cell_is_measured_with_the_stage_two_it_states(fake_memory, monkeypatch):
+    """On a GPU trajectory attention's stage two defaults to the fused kernel; a memory cell that states the lean
+    path (the default statement) is measured with it, pinned by ``stage_two_kernel="pytorch"``. A row that asks for
+    the kernel states "fused" and is measured as it asks; joint attention gets no such option."""
+    monkeypatch.setattr(static, "measured_device", lambda: "NVIDIA H100")
+    fake_memory["cuda_result"] = 5.0
+    spec = table_spec("mformer_table3a")
+    column = next(c for c in spec.static_columns if c.column == "Mem.")
+    for row in ("exact", "orthoformer"):
+        column.compute(spec, spec.row(row))
+        assert fake_memory["cuda"][-1][2]["attn_kwargs"]["stage_two_kernel"] == "pytorch", row
+        assert memory_inputs(spec, spec.row(row))["trajectory_backward"] == "lean"
+    exact = spec.row("exact")
+    base = paper_model_inputs(spec, exact)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(static, "paper_model_inputs", lambda spec, row: {
+            **base, "attn_kwargs": {**base["attn_kwargs"], "stage_two_kernel": "triton"}})
+        assert memory_inputs(spec, exact)["trajectory_backward"] == "fused"
+    joint_spec = table_spec("mformer_table4")
+    peak_memory()(joint_spec, joint_spec.row("joint"))
+    assert "stage_two_kernel" not in (fake_memory["cuda"][-1][2].get("attn_kwargs") or {})
+
+
 def test_a_static_record_names_the_cpu_it_was_computed_on_as_the_benchmarks_do(monkeypatch):
     import torch
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tests.experiments.micro_run import REPO, cli_command, cli_env
+from tests.experiments.micro_run import cli_command, cli_env
 
 # The micro run's 2 epochs of 4 batches, a checkpoint after each batch: a signal can land mid-epoch
 EXACT_ARGS = ("--epochs", "2", "--set", "trainer.checkpoint_every_n_steps=1")
@@ -27,7 +27,7 @@ def started(runs: Path, *extra: str) -> Iterator[subprocess.Popen]:
     ``<runs>.out``. Whatever the test did, nothing of it runs on after the block."""
     runs.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{runs}.out", "w") as out:
-        child = subprocess.Popen(cli_command(runs, *extra), cwd=REPO, env=cli_env(), stdout=out,
+        child = subprocess.Popen(cli_command(runs, *extra), env=cli_env(), stdout=out,
                                  stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         yield child

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import runner
-from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env
+from tests.experiments.micro_run import RUN, cli_command, cli_env
 from tests.faults.commands import EXACT_ARGS, finish, output, started, wait_until
 
 
@@ -33,7 +33,7 @@ def two_commands_one_cell(tmp_path_factory) -> TwoCommands:
         wait_until(first, last.exists, "a first checkpoint")
         os.kill(first.pid, signal.SIGSTOP)
         try:
-            second = subprocess.run(cli_command(runs, *EXACT_ARGS), cwd=REPO, env=cli_env(), capture_output=True,
+            second = subprocess.run(cli_command(runs, *EXACT_ARGS), env=cli_env(), capture_output=True,
                                     text=True, timeout=300)
         finally:
             os.kill(first.pid, signal.SIGCONT)

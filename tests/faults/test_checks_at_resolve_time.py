@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from experiments.__main__ import main
-from tests.experiments.micro_run import REPO, cli_env
+from tests.experiments.micro_run import cli_env
 
 TABLE, ROW = "mformer_table4", "joint"
 
@@ -64,6 +64,6 @@ def test_an_accelerator_this_machine_lacks_stops_the_run_and_is_noted_by_the_dry
 def test_an_absurd_seed_count_is_refused_at_once():
     """`--seeds 100000 --dry-run` would resolve and plan a million runs, for hours: the bound refuses it."""
     command = [sys.executable, "-m", "experiments", "run", TABLE, "--seeds", "100000", "--dry-run"]
-    out = subprocess.run(command, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "--seeds" in out.stderr and "1 to 100 seeds" in out.stderr and "100000" in out.stderr

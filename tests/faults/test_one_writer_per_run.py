@@ -10,7 +10,7 @@ import sys
 
 from experiments.run_lock import hold_run, lock_path
 
-from tests.experiments.micro_run import REPO, RUN, TABLE
+from tests.experiments.micro_run import RUN, TABLE
 
 HOLD = """
 import sys, time
@@ -49,7 +49,7 @@ def test_the_lock_of_a_killed_process_is_taken_over_at_once(tmp_path):
     """``fcntl.flock`` locks end with their process: a run SIGKILLed while it held its lock leaves the lock file
     (naming it), but not the lock."""
     run_dir = tmp_path / "runs" / TABLE / "mformer" / "seed0" / "tiny-k_400"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO, stdout=subprocess.PIPE,
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE,
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

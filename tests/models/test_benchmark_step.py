@@ -5,7 +5,9 @@ import pytest
 
 import torch
 
-from models.benchmark_step import check_exact, profile_steps, ratios, run_worker, table
+import models.benchmark_step as benchmark_step
+from models.benchmark_step import (VARIANTS, check_exact, exactness_checks, measure, profile_steps, ratios, run_worker,
+                                   table)
 
 
 def test_ratios_divide_by_joint_in_the_same_mode():
@@ -57,3 +59,39 @@ def test_a_cuda_device_without_cuda_is_refused_in_one_line(monkeypatch, capsys):
         main(["--device", "cuda", "--variants", "joint"])
     assert stopped.value.code == 2
     assert "--device cuda requested but torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_todays_paths_are_pinned_and_the_fused_one_is_named():
+    """On a GPU "auto" runs the fused kernel: the variants that time the PyTorch paths pin them, so a record's
+    ``exact`` is one query frame a pass wherever it was measured."""
+    assert VARIANTS["exact"][1] == {"stage_two_kernel": "pytorch"}
+    assert VARIANTS["exact_one_pass"][1]["stage_two_kernel"] == "pytorch"
+    assert VARIANTS["exact_autograd"][1] == {"memory_lean": False}
+    assert VARIANTS["exact_fused"][1] == {"stage_two_kernel": "triton"}
+
+
+def test_the_checks_cover_the_compiled_and_the_triton_variants_and_record_a_failure(monkeypatch):
+    calls = []
+
+    def fake_check(device, variant, compiled, bf16):
+        calls.append((variant, compiled, bf16))
+        if bf16:
+            raise RuntimeError("PassManager::run failed\nno kernel image")
+        return {"check": variant, "max_relative_error": 0.0}
+
+    monkeypatch.setattr(benchmark_step, "check_exact", fake_check)
+    results = exactness_checks("cuda", ["joint", "exact", "exact_fused"], ["exact_one_pass"])
+    assert calls == [("exact_one_pass", True, False), ("exact_fused", False, False), ("exact_fused", False, True)]
+    assert results[2]["error"] == "RuntimeError: no kernel image"
+    calls.clear()
+    exactness_checks("cpu", ["exact_fused"], [])  # the interpreter's bf16 products are not a check
+    assert calls == [("exact_fused", False, False)]
+    calls.clear()
+    exactness_checks("cpu", ["joint", "exact"], [])  # neither: the compiled default, as before
+    assert calls == [("exact", True, False)]
+
+
+def test_the_tiny_shape_measures_a_variant_in_seconds():
+    record = measure("exact", batch=1, device="cpu", compiled=False, warmup=0, steps=1, shape="tiny")
+    assert record["shape"] == "tiny" and record["options"] == {"stage_two_kernel": "pytorch"}
+    assert record["step_ms"] > 0 and record["peak_gib"] is None

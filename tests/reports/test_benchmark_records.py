@@ -124,7 +124,7 @@ def test_a_step_record_renders_each_variant_with_its_ratio_kernels_and_memory(tm
             if line.startswith("| ") and not line.startswith("| variant")]
     assert rows == [["joint", "40.0", "1.00", "1000", "40.0", "5.0"],
                     ["stage one alone (Avg_T), compiled blocks", "60.0", "1.50", "—", "—", "8.0"],
-                    ["exact, one frame a pass (the default)", "—", "—", "—", "—", "—"]]
+                    ["exact, one frame a pass (the memory cells')", "—", "—", "—", "—", "—"]]
     assert "GPU X, bf16 autocast, torch 2.0: `python -m x`" in block
     assert "commit abcdef0, 2026-01-01" in block
     assert block.startswith("<!-- trajectory-step:begin") and block.endswith("<!-- trajectory-step:end -->")

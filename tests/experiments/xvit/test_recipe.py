@@ -147,10 +147,9 @@ def test_the_tiny_configs_carry_no_augmentation(table):
 
 @pytest.mark.parametrize("table, dataset, expected", [("xvit_table2", "synth_motion", ("v0", 0.5, None, False)),
                                                       ("xvit_figure1", "synth_appearance", ("v0", 0.0, None, True))])
-def test_the_paper_options_reach_the_training_transform(tmp_path, monkeypatch, table, dataset, expected):
+def test_the_paper_options_reach_the_training_transform(tmp_path, table, dataset, expected):
     """Through the task's data module, as a run builds it: here on a few generated clips standing in for SSv2 and
     Kinetics-400."""
-    monkeypatch.chdir(tmp_path)  # the generated set goes to the default cache, under the working directory
     cfg = _paper(table)[0]
     tiny = dataclasses.replace(cfg.data, dataset=dataset, root=None, num_frames=4, crop_size=32,
                                train_scale=(32, 40), batch_size=2, num_workers=0,
