@@ -119,22 +119,20 @@ def released_section(spec: TableSpec, records: list[dict[str, Any]]) -> list[str
 
 
 __all__ = ["HEADING", "paper_number", "released_records", "released_section", "released_values",
-           "track_released", "tracked_released_path"]
+           "released_weights_text", "track_released", "tracked_released_path"]
 
 
 # ---- the papers' pages: their released checkpoints, generated (``python -m reports readme``) ---------------------
 
-BLOCK = "released-weights"
 CONVERSION_RECORD = Path(__file__).resolve().parent / "benchmarks" / "released_conversion.json"
 
 
-def released_weights_block(paper: str, results_root: str | Path = RESULTS_DIR) -> str:
-    """A paper's page block: each released checkpoint (its file and link, the cells it fills and the paper's numbers
-    there, ours from it where a tracked record has it, the command), the protocols as the authors' code runs them,
-    and the conversion's proof (the golden cases and the paper-width record)."""
+def released_weights_text(paper: str, results_root: str | Path = RESULTS_DIR) -> str:
+    """What a paper's page block holds (``reports.readme`` puts it between its markers): each released checkpoint
+    (its file and link, the cells it fills and the paper's numbers there, ours from it where a tracked record has
+    it, the command), the protocols as the authors' code runs them, and the conversion's proof (the golden cases and
+    the paper-width record)."""
     from experiments.released_weights import paper_catalogue
-
-    from .readme import markers
 
     entries = paper_catalogue(paper)
     body = [[f"[`{e.full_name}`]({e.link})", "; ".join(_cell_text(cell) for cell in e.cells),
@@ -160,8 +158,7 @@ def released_weights_block(paper: str, results_root: str | Path = RESULTS_DIR) -
     notes = [_wrapped(f"- {', '.join(names)}: {note}", indent="  ") for note, names in by_note.items()]
     lines += ["", *notes] if notes else []
     lines += ["", _wrapped(_conversion_text({e.layout for e in entries}))]
-    begin, end = markers(BLOCK)
-    return "\n".join([begin, *lines, end])
+    return "\n".join(lines)
 
 
 def _cell_text(cell: Any) -> str:
