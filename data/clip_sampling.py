@@ -1,7 +1,7 @@
 """Which frames make a clip: pure time arithmetic, no decoding.
 
-``dense_clip`` (Kinetics: ``num_frames`` frames at a fixed stride, in the "frame_stride", "videomae" or
-"pyslowfast" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one frame from each of ``num_frames``
+``dense_clip`` (Kinetics: ``num_frames`` frames at a fixed stride, in the "frame_stride", "videomae", "pyslowfast" or
+"tokshift" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one frame from each of ``num_frames``
 segments) return a ``ClipInfo``; ``segment_range`` and ``shift_clip`` place a clip inside an annotated segment of an
 untrimmed video. The conventions, formula by formula: data/README.md#clip-sampling.
 """
@@ -40,8 +40,8 @@ def _check(num_frames_in_video: int, fps: float, num_frames: int, mode: Mode, nu
         raise ValueError(f"mode must be 'random', 'center' or a view index, got {mode!r}")
 
 
-DenseConvention = Literal["frame_stride", "videomae", "pyslowfast"]
-DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast")
+DenseConvention = Literal["frame_stride", "videomae", "pyslowfast", "tokshift"]
+DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast", "tokshift")
 PYSLOWFAST_TARGET_FPS = 30.0  # PySlowFast's DATA.TARGET_FPS, which Motionformer's and X-ViT's configs keep
 
 
@@ -65,9 +65,12 @@ def dense_clip(
         mode: "random" (uniform start), "center", or the index of one of ``num_clips`` evenly spaced views.
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
-        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae" or "pyslowfast" (README).
+        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae", "pyslowfast" or "tokshift"
+            (README).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
+    if convention == "tokshift":
+        return _tokshift_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
     if convention == "pyslowfast":
         return _pyslowfast_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
     if convention == "videomae":
@@ -141,6 +144,24 @@ def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stri
         start, clip_index = delta * mode / num_clips, mode
     index = torch.linspace(start, start + clip_size - 1, num_frames)
     indices = torch.clamp(index, 0, num_frames_in_video - 1).long().tolist()
+    return _clip_info(indices, fps, clip_index, num_clips)
+
+
+def _tokshift_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
+                   num_clips: int, rng: random.Random | None) -> ClipInfo:
+    """TokShift-Transformer's dense clips (``data/dataset.py``: ``read_random_clip``, ``read_clip``), which MSCA's
+    code runs: frames ``(start + k * stride) mod frames`` (a clip longer than the video wraps round to its start);
+    at training ``start`` uniform in [0, last - 1], last = frames - num_frames * stride + 1 (0 when that is at most
+    1: ``np.random.randint(0, last - 1)``); test view i of n starts at ``int(i * frames / n)``, clipped to ``last``,
+    so that the views of a short video pile up at its end. "center" (per-epoch validation) is view 0 of 1, the
+    video's start, as the official validation with ``VAL_SAMPLE_TIMES`` 1."""
+    last = max(num_frames_in_video - num_frames * stride + 1, 1)
+    if mode == "random":
+        start, clip_index = (0 if last <= 2 else (rng or random).randint(0, last - 2)), 0
+    else:
+        index, views = (0, 1) if mode == "center" else (mode, num_clips)
+        start, clip_index = (0 if last == 1 else min(int(index * num_frames_in_video / views), last)), index
+    indices = [(start + k * stride) % num_frames_in_video for k in range(num_frames)]
     return _clip_info(indices, fps, clip_index, num_clips)
 
 

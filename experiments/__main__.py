@@ -23,6 +23,7 @@ from .cast.shipped import add_command as add_pretrain_experts_parser
 from .checks import check_writable, write_refused
 from .cluster.cli import add_command as add_cluster_commands
 from .cluster.cli import submit_table, uses_a_scheduler
+from .evaluate_cli import add_command as add_evaluate_commands
 from .image_pretraining import add_command as add_pretrain_images_parser
 from .interruption import Interrupted, stop_on_signals
 from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
@@ -70,6 +71,7 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
         return {**head, "columns": columns, "rows": rows, "default_seeds": spec.default_seeds(scale)}
     our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=results_root or None)
     static = static_values(spec, runs_root, results_root or None) if spec else {}
+    released = _released(spec, runs_root, results_root)
     rows = []
     for prow, our in zip(table.rows, our_rows):
         row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
@@ -81,9 +83,24 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
             "ours": {c: None if c in cells and cells[c].source == NEEDS_GPU else v for c, v in our.items()},
             "static": {col: {"text": cell.text, "source": cell.source, "value": cell.value}
                        for col, cell in cells.items()},
+            "released": released.get(row_spec.key, {}) if row_spec else {},
         })
     return {**head, "columns": list(table.columns), "rows": rows,
             "default_seeds": spec.default_seeds(scale) if spec else None}
+
+
+def _released(spec, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, dict]]:
+    """{row key: {column: {"value", "checkpoint"}}}: the cells evaluated from released weights (any scale), apart
+    from the trained runs' ``ours``."""
+    from reports.released import released_records, released_values
+
+    if spec is None:
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for (row, column), cell in released_values(spec, released_records(spec.table_id, runs_root,
+                                                                      results_root or None)).items():
+        out.setdefault(row, {})[column] = {"value": round(cell["value"], 4), "checkpoint": cell["checkpoint"]}
+    return out
 
 
 def _metric_values(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
@@ -109,8 +126,10 @@ def own_experiment_json(table_id: str, scale: str, runs_root: str, results_root:
     values = _metric_values(spec, scale, runs_root, results_root)
     means = _row_means(spec, values)
     columns = [c.column for c in spec.metric_columns]
+    released = _released(spec, runs_root, results_root)
     rows = [{"label": row.label, "key": row.key, "ours": {c: means[row.key][c] for c in columns},
-             "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns}}
+             "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns},
+             "released": released.get(row.key, {})}
             for row in spec.rows]
     return {"id": table_id, "status": OWN_EXPERIMENT, "notes": spec.notes, "scale": scale, "columns": columns,
             "rows": rows, "default_seeds": spec.default_seeds(scale)}
@@ -131,6 +150,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 if cell is None and any(row["cells"][other] for other in shares_run[column]):
                     continue  # its run finished without logging this metric (synth_verbnoun has no top1)
                 print(f"    {column:<28} ours ({args.scale} runs): {cell or '—'}")
+                _print_released(row, column)
         print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
               f"otherwise.")
         return 0
@@ -152,12 +172,20 @@ def cmd_show(args: argparse.Namespace) -> int:
                 ours_text = f"   ours ({args.scale} runs): {ours_value:.2f}"
             shown = f"paper: {printed(row['paper'][column]):<12}{ours_text}" if table.rows else ours_text.strip()
             print(f"    {column:<28} {shown}")
+            _print_released(row, column)
     if table.setup:
         print(f"\nPaper setup: {table.setup}")
     if obj["default_seeds"]:
         print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
               f"otherwise.")
     return 0
+
+
+def _print_released(row: dict, column: str) -> None:
+    """A cell evaluated from released weights: its own line, under the trained cell, never in place of it."""
+    cell = row.get("released", {}).get(column)
+    if cell:
+        print(f"    {'':<28} ours from released weights ({cell['checkpoint']}): {cell['value']:.2f}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -496,12 +524,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
     bench.set_defaults(fn=cmd_bench)
 
-    # the subcommands that their own modules define
+    add_module_commands(sub)
+    return parser
+
+
+def add_module_commands(sub: Any) -> None:
+    """The subcommands that their own modules define."""
     for add_parser in (partial(add_smoke_command, positive=_positive),
                        partial(add_loader_rate_command, positive=_positive), add_static_parser, add_cluster_commands,
-                       add_pretrain_images_parser, add_pretrain_experts_parser, add_probe_experts_parser):
+                       add_pretrain_images_parser, add_pretrain_experts_parser, add_probe_experts_parser,
+                       partial(add_evaluate_commands, setting=parse_setting)):
         add_parser(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

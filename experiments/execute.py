@@ -137,7 +137,7 @@ def _evaluate_only(cfg: RunConfig, prepared: _Prepared, echo: Callable[[str], No
     device = evaluation_device(cfg.trainer.accelerator)
     echo(f"    evaluating {cfg.model.name} on {cfg.data.dataset} ({cfg.data.root}) on {device} ...")
     metrics, evaluated = get_task(cfg.task).evaluate(cfg, prepared.weights, device)
-    _check_tested(cfg, metrics, evaluated.test_videos, evaluated.data_report,
+    check_tested(cfg, metrics, evaluated.test_videos, evaluated.data_report,
                   evaluated.data.get("root", cfg.data.root))
     record = run_record(cfg, metrics, prepared.start, data=evaluated.data, data_report=evaluated.data_report,
                         num_params=None, resume=None, commit=prepared.commit)
@@ -283,7 +283,7 @@ def _test(cfg: RunConfig, trainer: Any, module: Any, dm: Any, run_path: Path) ->
     with at_batch_boundaries():
         metrics = final_metrics(trainer.test(module, datamodule=dm, verbose=False)[0])
     test_videos = getattr(module, "test_videos", None)
-    _check_tested(cfg, metrics, test_videos, dm.data_report(), dm.data_root)
+    check_tested(cfg, metrics, test_videos, dm.data_report(), dm.data_root)
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"{run_path}: non-finite test metrics {metrics}")
     return metrics, test_videos
@@ -333,7 +333,7 @@ def _no_training_data(cfg: RunConfig, dm: Any, why: str) -> NoTrainingDataError:
     return NoTrainingDataError(_no_data_message(cfg, why, dm.data_root, {"train": report}))
 
 
-def _check_tested(cfg: RunConfig, metrics: dict[str, float], test_videos: int | None,
+def check_tested(cfg: RunConfig, metrics: dict[str, float], test_videos: int | None,
                   data_report: dict[str, dict[str, Any]], data_root: str | Path | None) -> None:
     """Raise ``NoTestDataError`` for a test that measured nothing (no metric, or no video counted: every video of
     the split it tests on unreadable), naming that split and what in it was unusable."""

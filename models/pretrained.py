@@ -21,7 +21,7 @@ from einops import repeat
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from torch import Tensor
 
-from .mformer_official import OFFICIAL_PREFIX, official_checkpoint_filter_fn
+from .released.mformer import OFFICIAL_PREFIX, official_checkpoint_filter_fn
 from .video_vit import VideoViT
 from .weights import read_weights, strip_wrapper_prefixes, timm_weights
 
@@ -150,7 +150,7 @@ def load_pretrained(model: VideoViT, source: str | os.PathLike, strict_backbone:
         model: the model to initialise.
         source: a local checkpoint (``.pth``/``.pt`` state dict, possibly nested under "model"/"state_dict", or
             ``.safetensors``), ``"timm:<model_name>"`` to fetch timm's pretrained weights, or ``"official:FILE"``
-            for a checkpoint of the official Motionformer code (``models.mformer_official``). A TorchScript archive
+            for a checkpoint of the official Motionformer code (``models.released.mformer``). A TorchScript archive
             is refused unless its FILE is written ``torchscript:FILE`` (``models.weights``). A model with a
             ``load_checkpoint_source(source)`` method (CAST's experts, ``models.cast.checkpoints``) reads it itself.
         strict_backbone: raise if a backbone weight (patch/pos embedding, CLS, qkv, proj, mlp, norms) is missing

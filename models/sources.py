@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cast.checkpoints import EXPERT_SOURCE_KINDS
-from .mformer_official import OFFICIAL_PREFIX
+from .released.mformer import OFFICIAL_PREFIX
 from .torchscript_weights import is_torchscript_archive
 from .weights import (TORCHSCRIPT_PREFIX, CheckpointError, UnsafeCheckpointError, check_timm_name,
                       torchscript_refusal)

@@ -60,7 +60,8 @@ class Block(nn.Module):
     """Pre-norm transformer block (Eq. 1); the attention variant is whatever class it is given.
 
     Optional hooks rewrite the residual stream before the attention and before the MLP (TokenShift, TSM-ViT):
-    ``x = pre_attn(x); x = x + attn(LN(x)); x = pre_mlp(x); x = x + mlp(LN(x))``.
+    ``x = pre_attn(x); x = x + attn(LN(x)); x = pre_mlp(x); x = x + mlp(LN(x))``. An attention class with a
+    ``residual_stage`` (the official Motionformer divided block's temporal stage) brings its own ``pre_attn``.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
@@ -86,6 +87,14 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+        stage = getattr(attn_layer, "residual_stage", None)
+        if stage is not None:
+            if pre_attn is not None:
+                raise ValueError(f"{attn_layer.__name__} brings its own stage before the attention; pre_attn must "
+                                 f"be None")
+            options = attn_kwargs or {}
+            pre_attn = stage(dim, num_heads, qkv_bias, options.get("proj_drop", 0.0), options.get("fused_attn", True),
+                             norm_eps)
         self.pre_attn = pre_attn
         self.pre_mlp = pre_mlp
 
@@ -138,8 +147,8 @@ class VideoViT(nn.Module):
         tubelet_size: frames per token (1 = "square" per-frame patches, 2 = "cubic" tubelets).
         num_classes: classifier outputs; 0 replaces the head by an identity.
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias: as timm's ``VisionTransformer``.
-        attn_layer: attention registry name ("joint", "divided", "trajectory"; with per-frame class tokens
-            "frame", "msca", "xvit") or class.
+        attn_layer: attention registry name ("joint", "divided", "divided_official", "trajectory"; with per-frame
+            class tokens "frame", "msca", "xvit") or class.
         attn_kwargs: variant options of the attention, e.g. ``{"temporal_pool": "average"}`` for trajectory.
         pos_embed: "separate" (spatial + temporal tables), "joint" (one table) or "spatial" (the spatial one alone).
         drop_rate: dropout after the positional encoding, after attention projections and before the head.

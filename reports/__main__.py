@@ -1,7 +1,8 @@
 """``python -m reports build [ID ...]``: rebuild the committed reports (``reports/<id>.md``) from the tracked
 records; with ``--out-dir DIR``, build reports anywhere else from your own runs (``--runs-dir``).
 ``python -m reports claims``: write ``reports/claims.md``, each paper's claims against the tracked records.
-``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
+``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``), its cells
+evaluated from released weights (``python -m experiments evaluate``) too, kept apart from the trained runs.
 ``python -m reports retire ID ...``: before tracking a table retrained under a changed spec, move the tracked records
 it no longer configures to the table that still does, or remove them (``reports.retire``).
 ``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
@@ -46,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--prefer", choices=("tracked", "local"), default=None,
                        help="with --out-dir and --results-dir: which record fills a cell and seed that both have "
                             "(default: tracked)")
-    track = sub.add_parser("track", help="copy a table's local records (runs/) into reports/results/, then "
-                                         "rebuild its report")
+    track = sub.add_parser("track", help="copy a table's local records (runs/: trained runs and cells evaluated "
+                                         "from released weights) into reports/results/, then rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
     retire = sub.add_parser("retire", help="before tracking a table retrained under a changed spec: each tracked "
@@ -171,6 +172,7 @@ def _track(ids: list[str], runs_dir: str) -> int:
     from experiments.spec import table_spec
 
     from .records import track
+    from .released import track_released
 
     for folder in (RESULTS_DIR, REPORTS_DIR):  # the tracked records, and the report rebuilt from them
         check_writable(folder, None)
@@ -180,7 +182,10 @@ def _track(ids: list[str], runs_dir: str) -> int:
             print(f"error: {table_id} is not implemented: nothing to track", file=sys.stderr)
             return 2
         written = track(spec, runs_dir, RESULTS_DIR)
-        print(f"{table_id}: {len(written)} record(s) -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
+        released = track_released(spec, runs_dir, RESULTS_DIR)
+        print(f"{table_id}: {len(written)} record(s)" + (f" and {len(released)} evaluated from released weights"
+                                                         if released else "")
+              + f" -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
         if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
             print(build_report(table_id, runs_root=None, results_root=RESULTS_DIR))
     return 0

@@ -28,6 +28,7 @@ from . import noise
 from .chance import TOP_K_CHANCE_BOUND, chance_level, unread_top_k
 from .plots import plot_sweep
 from .records import Prefer, TableRecords, table_records
+from .released import released_records, released_section
 
 REPORTS_DIR = Path(__file__).resolve().parent
 
@@ -383,6 +384,7 @@ def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | 
             out += _sweep_plot(table, spec, scale, values, static, Path(out_dir))
         else:
             out += _figure_layout(table, spec, scale, values, static, Path(out_dir))
+    out += released_section(spec, released_records(table_id, runs_root, results_root))
     out += _notes(table, spec, cited)
     out += ["", f"Rows: {', '.join(f'`{r.key}` = {r.label}' for r in spec.rows)}.", "",
             f"Regenerate: `python -m reports build {table_id}` (this report, from the tracked records in "

@@ -1,8 +1,9 @@
 """The generated blocks of the repository's markdown, each in the file of the section it belongs to: tiny-scale
 results and costs (``reports/tiny_results.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
-experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``). They are made from
-the tracked records the committed reports read and the benchmark records under ``reports/benchmarks/``, so the text
-and the records cannot disagree (``python -m reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
+experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``), and each paper's
+released checkpoints (its page, from its catalogue: ``reports.released``). They are made from the tracked records the
+committed reports read, the benchmark records under ``reports/benchmarks/`` and the catalogues, so the text and the
+records cannot disagree (``python -m reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
 
 from __future__ import annotations
 
@@ -366,12 +367,25 @@ def loader_rates_block() -> str:
     return f"{begin}\n{loader_rates_table()}\n{end}"
 
 
+RELEASED = "released-weights"
+
+
+def released_weights_block(paper: str) -> str:
+    """A paper's released checkpoints, for its page (``reports.released``)."""
+    from .released import released_weights_text
+
+    begin, end = markers(RELEASED)
+    return f"{begin}\n{released_weights_text(paper)}\n{end}"
+
+
 Block = tuple[str, str, Callable[[], str]]
 
 
 def generated_files() -> dict[Path, tuple[Block, ...]]:
     """Each file that holds generated blocks, and its blocks: first and last lines and what goes between."""
-    return {TINY_RESULTS: ((BEGIN, END, results_block),),
+    from experiments.released_weights import catalogue_papers
+
+    files = {TINY_RESULTS: ((BEGIN, END, results_block),),
             DATA_README: ((LEARNABILITY_BEGIN, LEARNABILITY_END, learnability_block),),
             MSCA_README: (*((*experiment_markers(table_id), partial(experiment_block, table_id))
                             for table_id in EXPERIMENT_BLOCKS),
@@ -380,6 +394,10 @@ def generated_files() -> dict[Path, tuple[Block, ...]]:
             MFORMER_README: tuple((*markers(name), partial(trajectory_step_block, name))
                                   for name in STEP_RECORDS),
             SMOKE_README: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
+    for paper in catalogue_papers():  # each paper's page: its released checkpoints (reports.released)
+        page = REPO / "experiments" / paper / "README.md"
+        files[page] = (*files.get(page, ()), (*markers(RELEASED), partial(released_weights_block, paper)))
+    return files
 
 
 def regenerated(path: Path, blocks: tuple[Block, ...]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT = {"README.md", "requirements.txt", "experiments", "lightning_modules", "data", "models", "reports", "tests",
-          ".ci", "pyproject.toml", ".gitignore"}
+          "tools", ".ci", "pyproject.toml", ".gitignore"}
 
 
 def tracked_top_level() -> set[str]:

@@ -434,7 +434,7 @@ def mformer_official() -> TableSpec:
         notes="Not a paper table: the model of the official Motionformer code (stage two pools the trajectory "
               "tokens, USE_ORIGINAL_TRAJ_ATTN_CODE; fc-tanh pre-logits head), to start from one of its "
               "checkpoints: `python -m experiments run mformer_official --scale paper --pretrained "
-              "official:FILE` (models.mformer_official maps its keys).",
+              "official:FILE` (models.released.mformer maps its keys).",
     )
 
 

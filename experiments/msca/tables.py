@@ -254,3 +254,43 @@ def msca_patch_late() -> TableSpec:
               "4-5's tiny row) in every block, in the last 2 or in the last block of 4 only (the earlier blocks "
               "frame-wise ViT blocks), on the motion set, where a frame-wise ViT is at chance by construction: "
               "Sec. 4.5's proposed remedy for rows whose positions are fixed whatever the frame holds.")
+
+
+# ---- not a paper table: the other sizes of TokShift's released checkpoints ---------------------------------------
+
+# TokShift as its own code computes it: the class token's first quarter of channels from frame t+1 (shift_tk); the
+# TokenShift rows of the paper tables shift in the order of MSCA's Eq. 8.
+TOKSHIFT_OFFICIAL = {**TOKEN_SHIFT, "shift_order": "official"}
+# ViT-L/16 as the frame-wise model (TokShift's ViT-L_16 backbone), from Google's original ImageNet-21K weights
+VIT_LARGE = {"name": "vit_base_patch16_frame", "pretrained": "timm:vit_large_patch16_224.orig_in21k",
+             "model": {"embed_dim": 1024, "depth": 24, "num_heads": 16}}
+
+
+def _tokshift_size(key: str, index: int, label: str, crop: int = 224, frames: int = 8,
+                   large: bool = False) -> RowSpec:
+    """A TokShift row at another crop (its training short side from crop to crop x 4/3, as the official configs),
+    frame count or backbone."""
+    data = {"crop_size": crop, "num_frames": frames, "train_scale": (crop, crop * 4 // 3)}
+    paper = {**VIT_LARGE, "model": {**VIT_LARGE["model"], **TOKSHIFT_OFFICIAL}} if large else {}
+    return RowSpec(key, index, label, {} if large else TOKSHIFT_OFFICIAL, data=data,
+                   scales={"paper": paper} if paper else {})
+
+
+@register_experiment
+def msca_tokshift_sizes() -> TableSpec:
+    rows = (_tokshift_size("tokshift_mr", 0, "TokShift (MR): ViT-B/16, 8 x 256²", crop=256),
+            _tokshift_size("tokshift_hr", 1, "TokShift (HR): ViT-B/16, 8 x 384²", crop=384),
+            _tokshift_size("tokshift_16f", 2, "TokShift: ViT-B/16, 16 x 224²", frames=16),
+            _tokshift_size("tokshift_large_hr", 3, "TokShift-Large (HR): ViT-L/16, 8 x 384²", crop=384, large=True),
+            _tokshift_size("tokshift_large_hr_12f", 4, "TokShift-Large (HR): ViT-L/16, 12 x 384²", crop=384,
+                           frames=12, large=True))
+    return TableSpec(
+        table_id="msca_tokshift_sizes",
+        rows=rows,
+        metric_columns=COLUMNS[:2],
+        scales={"paper": MSCA_PAPER},
+        is_paper_table=False,
+        notes="Not a paper table: the sizes of TokShift-Transformer's released checkpoints that MSCA's tables do "
+              "not use (another crop, 16 or 12 frames, ViT-L/16), each the row its file fills, with TokShift's "
+              "own shift order; `run` would train them with MSCA's recipe at these sizes. Paper scale only.",
+    )

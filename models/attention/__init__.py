@@ -12,7 +12,7 @@ from torch import nn
 
 from .approximate import APPROXIMATIONS, get_approximation
 from .approximate_trajectory import ApproximateTrajectoryAttention
-from .divided import DividedSpaceTimeAttention
+from .divided import DividedSpaceTimeAttention, OfficialDividedSpaceTimeAttention
 from .frame import FrameAttention, MultiHeadSelfCrossAttention, SpaceTimeMixingAttention
 from .joint import JointSpaceTimeAttention, attend
 from .temporal_shift import TemporalShift, shift_frames
@@ -21,6 +21,7 @@ from .trajectory import TrajectoryAttention
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "joint": JointSpaceTimeAttention,
     "divided": DividedSpaceTimeAttention,
+    "divided_official": OfficialDividedSpaceTimeAttention,
     "trajectory": TrajectoryAttention,
     "trajectory_approx": ApproximateTrajectoryAttention,
 }
@@ -49,6 +50,7 @@ __all__ = [
     "FrameAttention",
     "JointSpaceTimeAttention",
     "MultiHeadSelfCrossAttention",
+    "OfficialDividedSpaceTimeAttention",
     "SpaceTimeMixingAttention",
     "TemporalShift",
     "TrajectoryAttention",

@@ -35,7 +35,7 @@ class FrameAttention(JointSpaceTimeAttention):
         # so that a shift may rewrite it in place.
         qkv = self.qkv(x.reshape(batch * tokens, dim))
         if shifts:  # the projection with elements exchanged; (b, t, n, three, C) indices
-            qkv = shift_frames(qkv, (batch, num_t, -1, 3, dim), shifts, in_place=True)  # qkv is this method's own
+            qkv = shift_frames(qkv, self.shift_view(batch, num_t, dim), shifts, in_place=True)  # this method's own
         q, k, v = rearrange(qkv, "(b t n) (three nh d) -> three (b t) nh n d", b=batch, t=num_t, three=3,
                             nh=self.num_heads)
         dropout_p = self.attn_drop.p if self.training else 0.0
@@ -46,6 +46,11 @@ class FrameAttention(JointSpaceTimeAttention):
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
         """Elements of the per-frame (n, three, C) q, k, v taken from frames t-1 and t+1: none here."""
         return []
+
+    def shift_view(self, batch: int, num_frames: int, dim: int) -> tuple[int, ...]:
+        """The (clips, frames, n, three, C) view of the q, k, v projection in which ``shifts`` move elements
+        between neighbouring frames: every clip whole here."""
+        return (batch, num_frames, -1, 3, dim)
 
 
 class MultiHeadSelfCrossAttention(FrameAttention):
@@ -135,7 +140,10 @@ class MultiHeadSelfCrossAttention(FrameAttention):
 class SpaceTimeMixingAttention(FrameAttention):
     """X-ViT space-time mixing: keys and values of each frame built from frames t-1, t and t+1, queries of frame
     t only, then frame-wise attention. As the official ``TemporalShift``: of ``c = int(C * shift_fraction) // 2``
-    channels per direction, ``[0, c)`` come from t+1 and ``[c, 2c)`` from t-1 (head-major, whole heads or not)."""
+    channels per direction, ``[0, c)`` come from t+1 and ``[c, 2c)`` from t-1 (head-major, whole heads or not).
+    ``shift_segment``: as the official shift, which reshapes the frames into segments of ``XVIT.NUM_SEGMENTS``
+    frames, frames mix only within their segment, a segment's first and last frames taking zeros from beyond it
+    (its Kinetics configurations run 16 frames in two segments of 8)."""
 
     def __init__(
         self,
@@ -146,21 +154,33 @@ class SpaceTimeMixingAttention(FrameAttention):
         proj_drop: float = 0.0,
         fused_attn: bool = True,
         shift_fraction: float = 0.5,
+        shift_segment: int | None = None,
     ) -> None:
         """
         Args:
             dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn: as ``FrameAttention``.
             shift_fraction: fraction of the key/value channels from the neighbours, half from each (official
                 ``SHIFT_DIV`` s: ``2 / s``).
+            shift_segment: frames of one segment within which frames mix (official ``XVIT.NUM_SEGMENTS``); it
+                must divide the clip's frames. None: the whole clip.
         """
         super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused_attn)
+        if shift_segment is not None and shift_segment < 1:
+            raise ValueError(f"shift_segment must be a positive number of frames or None, got {shift_segment}")
         c = channels_per_direction(dim, shift_fraction)
         self.shift_fraction = shift_fraction
+        self.shift_segment = shift_segment
         keys_values = slice(1, 3)
         self._shifts = [Shift(at=(slice(None), keys_values, None), previous=(c, 2 * c), next=(0, c))]
 
     def shifts(self, tokens_per_frame: int) -> list[Shift]:
         return self._shifts
+
+    def shift_view(self, batch: int, num_frames: int, dim: int) -> tuple[int, ...]:
+        segment = self.shift_segment or num_frames
+        if num_frames % segment:
+            raise ValueError(f"shift_segment {segment} does not divide the clip's {num_frames} frames")
+        return (batch * (num_frames // segment), segment, -1, 3, dim)
 
 
 __all__ = ["SHIFTED", "FrameAttention", "MultiHeadSelfCrossAttention", "SpaceTimeMixingAttention"]

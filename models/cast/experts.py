@@ -232,9 +232,13 @@ class TubeletExpert(_Expert):
 
     layout, layout_name = "tubelet", "tubelet ViT"
 
-    def __init__(self, arch: str = "videomae", **options: Any) -> None:
-        """``options``: those of ``_Expert``."""
+    def __init__(self, arch: str = "videomae", float32_pos_table: bool = False, **options: Any) -> None:
+        """``float32_pos_table``: add the fixed table rounded to float32, as the official CAST and VideoMAE code
+        store it (``get_sinusoid_encoding_table`` returns a ``torch.FloatTensor``); it changes nothing in float32
+        or lower precision, and in float64 gives the official function exactly (the authors' checkpoints,
+        ``models.released.cast``). ``options``: those of ``_Expert``."""
         super().__init__(arch, **options)
+        self.float32_pos_table = float32_pos_table
         embed_dim, patch_size = self.embed_dim, self.patch_size
         kernel = (TUBELET, patch_size, patch_size)
         self.patch_embed = nn.Module()
@@ -244,7 +248,8 @@ class TubeletExpert(_Expert):
         """(B, C, F, H, W) -> (B, T*N, D) in (t h w) order, plus the fixed sinusoidal table."""
         self._check_video(video)
         x = rearrange(self.patch_embed.proj(video), "b d t h w -> b (t h w) d")
-        return x + sinusoid_table(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        table = sinusoid_table(x.shape[1], x.shape[2], x.device)
+        return x + (table.float() if self.float32_pos_table else table).to(x.dtype)
 
     def split(self, x: Tensor, batch: int) -> tuple[None, Tensor]:
         """(B, T*N, D) -> no class token, patch grid (B, T, N, D)."""

@@ -49,6 +49,8 @@ class CAST(nn.Module):
         head_drop_rate: dropout before the classifiers.
         fused_attn: SDPA (True) or explicit softmax (False) everywhere.
         skip_unread: in a training forward, skip the last block's work on patch tokens no head reads (same result).
+        float32_pos_table: a tubelet expert adds VideoMAE's fixed table rounded to float32, as the official code
+            does (``TubeletExpert``); only float64 computation sees the difference.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class CAST(nn.Module):
         head_drop_rate: float = 0.0,
         fused_attn: bool = True,
         skip_unread: bool = True,
+        float32_pos_table: bool = False,
     ) -> None:
         super().__init__()
         num_classes, num_verbs = _logits(num_classes, num_verbs)
@@ -99,7 +102,9 @@ class CAST(nn.Module):
                       time_adapter=time_adapter, drop_path_rate=drop_path_rate, fused_attn=fused_attn)
 
         def expert(arch: str) -> FrameExpert | TubeletExpert:
-            return create_expert(arch, **common, drop_main=train_experts and expert_arch(arch).layout == "tubelet")
+            tubelet = expert_arch(arch).layout == "tubelet"
+            return create_expert(arch, **common, drop_main=train_experts and tubelet,
+                                 **({"float32_pos_table": float32_pos_table} if tubelet else {}))
 
         self.spatial = expert(spatial_expert) if experts in ("both", "spatial") else None
         self.temporal = expert(temporal_expert) if experts in ("both", "temporal") else None

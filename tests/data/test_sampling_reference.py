@@ -341,3 +341,35 @@ def test_training_pose_joints_scale_by_each_axis_own_factor(monkeypatch):
             expected[0, j, 1] = (joints[0, j, 1] - 0.5) * 40 / 36 + 0.5 - top
         torch.testing.assert_close(out["pose"], expected)
     assert len({left for _, left in drawn}) > 1
+
+
+def _official_tokshift_test_views(length: int, clip_len: int, rate: int, views: int) -> list[tuple[int, ...]]:
+    """TokShift-Transformer's data/dataset.py ``read_clip``, written out (its 1-based file numbers less one)."""
+    max_bound = max(length - clip_len * rate + 1, 1)
+    tick = 1.0 * length / views
+    starts = [min(max(int(x * tick), 0), max_bound) for x in range(views)]
+    return [tuple((k * rate + (0 if max_bound == 1 else start)) % length for k in range(clip_len)) for start in starts]
+
+
+@pytest.mark.parametrize("length", [300, 250, 257, 256, 100, 7])
+def test_tokshift_test_views_are_the_official_clipped_starts(length):
+    """MSCA's K400 protocol as TokShift's code tests it (8 frames at stride 32, 10 views): view i starts at i/10 of
+    the video, clipped to the last whole clip, so that on a 300-frame video views 1 to 9 all start at frame 45; a
+    video shorter than the clip wraps round to its start."""
+    views = temporal_views(length, 30.0, 8, 32, 10, dense_convention="tokshift")
+    assert [v.frame_indices for v in views] == _official_tokshift_test_views(length, 8, 32, 10)
+    assert [v.clip_index for v in views] == list(range(10))
+    if length == 300:
+        assert [v.frame_indices[0] for v in views] == [0, 30] + [45] * 8
+
+
+def test_tokshift_training_starts_reach_every_official_start_and_the_centre_clip_is_the_start():
+    """``np.random.randint(0, max_bound - 1)``: starts 0 to frames - 8 * 32 - 1 on a 300-frame video, and frames that
+    wrap round once the clip passes the video's end."""
+    rng = random.Random(0)
+    starts = {dense_clip(300, 30.0, 8, 32, "random", rng=rng, convention="tokshift").frame_indices[0]
+              for _ in range(2000)}
+    assert starts == set(range(0, 300 - 8 * 32))
+    assert dense_clip(300, 30.0, 8, 32, "center", convention="tokshift").frame_indices == tuple(range(0, 256, 32))
+    assert dense_clip(100, 30.0, 4, 32, "random", rng=rng, convention="tokshift").frame_indices == (0, 32, 64, 96)
+    assert dense_clip(100, 30.0, 8, 32, 0, 1, convention="tokshift").frame_indices == (0, 32, 64, 96, 28, 60, 92, 24)

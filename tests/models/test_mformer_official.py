@@ -1,4 +1,4 @@
-"""Official Motionformer checkpoints (models/mformer_official.py) in the layouts the main parity test does not
+"""Official Motionformer checkpoints (models/released/mformer.py) in the layouts the main parity test does not
 write, each checked against the official forward pass re-implemented in ``tests/experiments/mformer/test_official.py`` or
 against the refusal the module documents:
 

@@ -10,7 +10,7 @@ import torch  # noqa: E402
 
 from models import ATTENTION_LAYERS, VideoViT, create_model, list_models  # noqa: E402
 
-ATTENTIONS = [("joint", {}), ("divided", {}), ("trajectory", {}),
+ATTENTIONS = [("joint", {}), ("divided", {}), ("divided_official", {}), ("trajectory", {}),
               ("trajectory", {"temporal_pool": "average"}), ("trajectory", {"normalize": "spacetime"}),
               ("trajectory_approx", {"num_prototypes": 16})]
 ATTN_IDS = ["-".join([name, *map(str, opts.values())]) for name, opts in ATTENTIONS]

@@ -1,5 +1,5 @@
 """Parity with the official Motionformer model (facebookresearch/Motionformer): its head and parameter count, and
-checkpoints in its key layout loaded through ``load_pretrained("official:FILE")`` (models/mformer_official.py).
+checkpoints in its key layout loaded through ``load_pretrained("official:FILE")`` (models/released/mformer.py).
 
 The checkpoints are written here in the official layout (``model_state``, ``cfg`` as a YAML string, random
 weights under the official names) and the loaded model is compared, in float64, with a literal re-implementation

@@ -221,7 +221,64 @@ def trajectory_official_values_reference(module: nn.Module, x: Tensor, thw: tupl
     return _linear(torch.stack(out), module.proj)
 
 
-REFERENCES = {"joint": joint_reference, "divided": divided_reference, "trajectory": trajectory_reference}
+def _layer_norm(x: Tensor, norm: nn.LayerNorm) -> Tensor:
+    """LayerNorm of every token, written out: (x - mean) / sqrt(var + eps) * weight + bias."""
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+
+def _official_divided_stage(x: Tensor, qkv: nn.Linear, nh: int, thw: tuple[int, int, int], along: str) -> Tensor:
+    """One stage of the official divided block (``vit_helper.DividedAttention``) before its output projection: the
+    CLS query attends over every token; patch (t, s) over CLS and the patches of its location (t', s) for all t'
+    (``along="time"``) or of its frame (t, s') for all s' (``"space"``)."""
+    num_t, grid_h, grid_w = thw
+    num_s = grid_h * grid_w
+    batch, num_tokens, c = x.shape
+    d = c // nh
+    q, k, v = _qkv(x, qkv)
+
+    def idx(t: int, s: int) -> int:
+        return 1 + t * num_s + s
+
+    out = []
+    for b in range(batch):
+        tokens = []
+        for i in range(num_tokens):
+            if i == 0:
+                members = list(range(num_tokens))
+            elif along == "time":
+                members = [0] + [idx(tp, (i - 1) % num_s) for tp in range(num_t)]
+            else:
+                members = [0] + [idx((i - 1) // num_s, sp) for sp in range(num_s)]
+            tokens.append(torch.cat([
+                _attend_one(_head(q[b, i], h, d), [_head(k[b, j], h, d) for j in members],
+                            [_head(v[b, j], h, d) for j in members])
+                for h in range(nh)
+            ]))
+        out.append(torch.stack(tokens))
+    return torch.stack(out)
+
+
+def divided_official_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """``OfficialDividedSpaceTimeAttention`` alone: the official divided block's spatial stage."""
+    return _linear(_official_divided_stage(x, module.qkv, module.num_heads, thw, "space"), module.proj)
+
+
+def divided_official_block_reference(block: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
+    """The official ``DividedSpaceTimeBlock.forward``: x1 = x + timeattn(norm3(x)), x2 = x1 + attn(norm1(x1)),
+    out = x2 + mlp(norm2(x2)), each attention as ``_official_divided_stage``; GELU written out (erf)."""
+    stage = block.pre_attn
+    x1 = x + _linear(_official_divided_stage(_layer_norm(x, stage.norm), stage.qkv, stage.num_heads, thw, "time"),
+                     stage.proj)
+    x2 = x1 + divided_official_reference(block.attn, _layer_norm(x1, block.norm1), thw)
+    hidden = _linear(_layer_norm(x2, block.norm2), block.mlp.fc1)
+    hidden = 0.5 * hidden * (1.0 + torch.erf(hidden / 2 ** 0.5))
+    return x2 + _linear(hidden, block.mlp.fc2)
+
+
+REFERENCES = {"joint": joint_reference, "divided": divided_reference, "divided_official": divided_official_reference,
+              "trajectory": trajectory_reference}
 
 
 # ---- The shift family: per-frame class tokens (MSCA paper Eq. 4-9 and 12-23, X-ViT supplementary Eq. 1) --------
@@ -280,20 +337,23 @@ def msca_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> T
 def xvit_reference(module: nn.Module, x: Tensor, thw: tuple[int, int, int]) -> Tensor:
     """X-ViT space-time mixing as the official code's ``TemporalShift`` on k and v, channel by channel: with
     f = int(C * shift_fraction) // 2, channels [0, f) from frame t+1, [f, 2f) from t-1, the rest from t (zeros
-    outside the clip); queries from frame t; then attention within frame t, per head."""
+    outside the clip, and outside frame t's segment of ``shift_segment`` frames); queries from frame t; then
+    attention within frame t, per head."""
     num_t = thw[0]
     batch, num_tokens, c = x.shape
     per_frame = num_tokens // num_t
     nh = module.num_heads
     d = c // nh
     fold = int(c * module.shift_fraction) // 2
+    segment = getattr(module, "shift_segment", None) or num_t
     q, k, v = _qkv(x, module.qkv)
 
     def mixed(z: Tensor, b: int, t: int, n: int) -> Tensor:
         channels = []
         for ch in range(c):
             src = t + 1 if ch < fold else t - 1 if ch < 2 * fold else t
-            channels.append(z[b, src * per_frame + n, ch] if 0 <= src < num_t else torch.zeros((), dtype=x.dtype))
+            inside = 0 <= src < num_t and src // segment == t // segment
+            channels.append(z[b, src * per_frame + n, ch] if inside else torch.zeros((), dtype=x.dtype))
         return torch.stack(channels)
 
     out = []

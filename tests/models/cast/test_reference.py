@@ -334,10 +334,12 @@ def _sinusoid(position: int, j: int) -> float:
     return math.sin(angle) if j % 2 == 0 else math.cos(angle)
 
 
-def _embed_reference(expert: torch.nn.Module, arch: str, video: torch.Tensor, time_adapter: bool) -> torch.Tensor:
+def _embed_reference(expert: torch.nn.Module, arch: str, video: torch.Tensor, time_adapter: bool,
+                     float32_table: bool = False) -> torch.Tensor:
     """Frame expert: frames 1, 3, 5, ... (official x[:, :, 1::2]), p x p patches row-major, class token first,
     positional table, AIM's time embedding of the frame, CLIP's ln_pre -> (B*T, 1 + N, D) rows (b t). Tubelet
-    expert: 2 x p x p tubelets in (t h w) order plus the sinusoid table -> (B, T*N, D)."""
+    expert: 2 x p x p tubelets in (t h w) order plus the sinusoid table (with ``float32_table`` its values rounded
+    to float32, as the official ``get_sinusoid_encoding_table`` stores them) -> (B, T*N, D)."""
     layout, _, eps, bias, norm_pre = ARCHS[arch]
     w = expert.patch_embed.proj.weight
     b_proj = expert.patch_embed.proj.bias if bias else 0
@@ -360,7 +362,8 @@ def _embed_reference(expert: torch.nn.Module, arch: str, video: torch.Tensor, ti
     for b in range(B):
         tokens = [(video[b, :, 2 * t:2 * t + 2, i * PATCH:(i + 1) * PATCH, j * PATCH:(j + 1) * PATCH] * w).sum(
             (1, 2, 3, 4)) for t in range(T) for i, j in pix]
-        table = torch.tensor([[_sinusoid(p, j) for j in range(D)] for p in range(T * N)], dtype=video.dtype)
+        table = torch.tensor([[_sinusoid(p, j) for j in range(D)] for p in range(T * N)],
+                             dtype=torch.float32 if float32_table else video.dtype).to(video.dtype)
         clips.append(torch.stack(tokens) + b_proj + table)
     return torch.stack(clips)
 
@@ -384,7 +387,8 @@ def _cast_reference(model: CAST, video: torch.Tensor, opts: dict) -> torch.Tenso
     experts = (model.spatial, model.temporal)
     time_adapter = opts.get("time_adapter", False)
     layouts = [ARCHS[a][0] for a in archs]
-    xs = [_embed_reference(e, a, video, time_adapter and lay == "frame") for e, a, lay in zip(experts, archs, layouts)]
+    xs = [_embed_reference(e, a, video, time_adapter and lay == "frame", opts.get("float32_pos_table", False))
+          for e, a, lay in zip(experts, archs, layouts)]
     kind = opts.get("exchange", "bcast")
     depth = len(model.spatial.blocks)
     for i in range(depth):
@@ -418,6 +422,7 @@ CAST_CASES = {
     "swapped-s2t-first_block-add": dict(spatial_expert="videomae", temporal_expert="clip", directions="s2t",
                                         exchange_blocks=(0,), num_classes=5),
     "xattn_adapter-t2s": dict(exchange="xattn_adapter", directions="t2s"),
+    "float32_pos_table-add": dict(float32_pos_table=True, num_classes=5),  # the released checkpoints' table
 }
 
 
@@ -436,3 +441,21 @@ def test_cast_forward_matches_reference(case: str, training: bool) -> None:
     video = torch.randn(B, 3, FRAMES, 2 * PATCH, 2 * PATCH, dtype=torch.float64, requires_grad=True)
     params = dict(model.named_parameters())
     _assert_match([model(video)], [_cast_reference(model, video, opts)], {"video": video, **params}, ("exchange.1.",))
+
+
+def test_the_float32_table_is_the_official_rounding_and_only_that() -> None:
+    """``float32_pos_table`` adds VideoMAE's table as the official code stores it, a ``torch.FloatTensor`` of the
+    float64 formula: in float64 the embeddings differ from the exact table's by that rounding and nothing else; in
+    float32 they are the same."""
+    options = dict(num_classes=5, img_size=2 * PATCH, num_frames=FRAMES, patch_size=PATCH, embed_dim=D, depth=1,
+                   num_heads=HEADS)
+    rounded = create_model("cast_tiny", **options, float32_pos_table=True).temporal.double()
+    exact = create_model("cast_tiny", **options).temporal.double()
+    exact.load_state_dict(rounded.state_dict())
+    video = torch.randn(B, 3, FRAMES, 2 * PATCH, 2 * PATCH, dtype=torch.float64)
+    table = torch.tensor([[_sinusoid(p, j) for j in range(D)] for p in range(T * N)], dtype=torch.float64)
+    rounding = table.float().double() - table
+    difference = rounded.embed(video) - exact.embed(video)
+    assert rounding.abs().max() > 1e-10
+    assert (difference - rounding).abs().max() < 1e-14
+    assert torch.equal(rounded.float().embed(video.float()), exact.float().embed(video.float()))
