@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .image_pretraining import tiny_image_source
-from .spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
+from .tiny_pretraining.images import tiny_image_source
+from .harness.spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
 
 # ---- tiny: the embedded default ----------------------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ TINY_FRAME_WISE = dataclasses.replace(
 # ---- tiny in the papers' regime (experiments/tiny_regime_design.md) -------------------------------------------
 
 # Tables move from the presets above to these one commit at a time, each with its retrained records. The models
-# start from the image stand-in (``experiments.image_pretraining``), loaded through the paper-scale loader; the
+# start from the image stand-in (``experiments.tiny_pretraining.images``), loaded through the paper-scale loader; the
 # appearance and motion stand-ins are the design's (40 and 12 classes, 30 training and 10 test videos per class);
 # the verb-noun and pose sets are unchanged.
 REGIME_SYNTHETIC = {"num_train": 1200, "num_val": 400, "seed": 0}

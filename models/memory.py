@@ -98,7 +98,7 @@ class LiveBytes(TorchDispatchMode):
 
     def _created(self, key: int, func: Any, tensor: Tensor) -> None:
         """Called once for each storage counted, after ``func`` returned it as (part of) ``tensor``; a subclass
-        that attributes bytes records what it needs here (``models.memory_breakdown``)."""
+        that attributes bytes records what it needs here (``tools.memory_breakdown``)."""
 
     def _peaked(self) -> None:
         """Called whenever the live bytes reach a new maximum."""

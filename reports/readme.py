@@ -1,5 +1,5 @@
 """The generated blocks of the repository's markdown, each in the file of the section it belongs to: tiny-scale
-results and costs (``reports/tiny_results.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
+results and costs (``reports/README.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
 experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``). They are made from
 the tracked records the committed reports read and the benchmark records under ``reports/benchmarks/``, so the text
 and the records cannot disagree (``python -m reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
@@ -17,10 +17,10 @@ from typing import Any
 from tabulate import tabulate
 
 from experiments.paper_tables import paper_table
-from experiments.plan import missing_data
-from experiments.provenance import with_paper_batch
-from experiments.records import experiment_key
-from experiments.spec import implemented_tables, table_spec
+from experiments.harness.plan import missing_data
+from experiments.harness.provenance import with_paper_batch
+from experiments.harness.records import experiment_key
+from experiments.harness.spec import implemented_tables, table_spec
 
 from .benchmarks import shift_tables
 from .build import aggregate, metric_values, short_commit
@@ -28,7 +28,7 @@ from .noise import RULE, column_line
 from .records import RESULTS_DIR, table_records
 
 REPO = Path(__file__).resolve().parent.parent
-TINY_RESULTS = REPO / "reports" / "tiny_results.md"
+TINY_RESULTS = REPO / "reports" / "README.md"
 DATA_README = REPO / "data" / "README.md"
 MSCA_README = REPO / "experiments" / "msca" / "README.md"
 
@@ -183,18 +183,18 @@ def shift_benchmarks_block() -> str:
 
 
 MFORMER_README = REPO / "experiments" / "mformer" / "README.md"
-# models.benchmark_step's record files the Motionformer page shows, each in its own generated block
+# tools.trajectory_step's record files the Motionformer page shows, each in its own generated block
 STEP_RECORDS = {"trajectory-step": "trajectory_step_cuda_stages.json",
                 "trajectory-step-passes": "trajectory_step_cuda_passes.json",
                 "trajectory-step-compiled": "trajectory_step_cuda_compiled.json"}
 STEP_VARIANTS = {"joint": "joint", "exact_stage_one": "stage one alone (Avg_T)", "exact_one_pass": "exact, one pass",
                  "exact_literal": "exact, literal Eq. 5–6", "exact": "exact, one frame a pass (the default)",
-                 "exact_autograd": "exact, autograd form"}  # models.benchmark_step's variants, in words
+                 "exact_autograd": "exact, autograd form"}  # tools.trajectory_step's variants, in words
 
 
 def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path = REPO / "reports" / "benchmarks"
                           ) -> str:
-    """A ``models.benchmark_step`` record file (``STEP_RECORDS[name]``) as a table: each variant's median step, its
+    """A ``tools.trajectory_step`` record file (``STEP_RECORDS[name]``) as a table: each variant's median step, its
     ratio to joint attention's, the kernels per step and their summed time (``--profile``; left out when not
     recorded), and the peak memory; then the device, command and commit."""
     import json
@@ -221,16 +221,15 @@ def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path
 
 
 SMOKE_BEGIN, SMOKE_END = markers("smoke")
-SMOKE_PAGE = REPO / "reports" / "smoke.md"
+SMOKE_PAGE = REPO / "reports" / "generated" / "smoke.md"
 
 
 def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> str:
-    """The paper-scale smoke's records (``reports/benchmarks/smoke_*.json``, ``python -m experiments smoke ...
+    """The paper-scale smoke's records (``reports/benchmarks/smoke_*.json``, ``python -m tools smoke ...
     --record``): one table per device, then the commands, commits and dates that measured them."""
-    from experiments.smoke import all_tables
-    from experiments.smoke_records import crowded_out, markdown, read_records
+    from .smoke_records import crowded_out, markdown, read_records
 
-    out, papers = [], all_tables()
+    out, papers = [], implemented_tables()
     for path in sorted(Path(records_dir).glob("smoke_*.json")):
         records = read_records(path)
         for device in dict.fromkeys(r["device_name"] for r in records):
@@ -255,7 +254,7 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
                 f"verdict on them" if crowded else ""
             out.append(f"**{device}** (`{shown}`): {passed} of {len(mine)} runs of {tables} "
                        f"table(s) pass{no_verdict}.\n\n{detail}\n\n{lines}{files_read(mine)}")
-    body = "\n\n".join(out) or "No smoke records yet: `python -m experiments smoke ID --record` writes them."
+    body = "\n\n".join(out) or "No smoke records yet: `python -m tools smoke ID --record` writes them."
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
 
 
@@ -285,14 +284,16 @@ def gpu_coverage(records_dir: str | Path = REPO / "reports" / "benchmarks") -> d
     """How far the GPU smoke has got: of every paper table's runs at paper scale (``smoke all``), those the GPU
     record holds as passed or failed at full frame size (``shrink`` 1); the others, per table, have no verdict yet:
     not yet stepped, or out of device memory beside other processes (``crowded_out``; counted as ``crowded``)."""
-    from experiments.smoke import all_tables, smoke_configs
-    from experiments.smoke_records import crowded_out, read_records
+    from experiments.harness.plan import resolve_runs
+
+    from .smoke_records import crowded_out, read_records
 
     path = Path(records_dir) / GPU_RECORD
     records = [r for r in read_records(path) if r["shrink"] == 1] if path.exists() else []
     crowded = sum(map(crowded_out, records))
     status = {(r["table"], r["row"], r["column"]): r["status"] for r in records if not crowded_out(r)}
-    runs = {table: [(table, cfg.row, cfg.column) for cfg in smoke_configs(table)] for table in all_tables()}
+    runs = {table: [(table, cfg.row, cfg.column) for cfg in resolve_runs(table, "paper", seeds=1)]
+            for table in implemented_tables()}
     runs = {table: keys for table, keys in runs.items() if keys}  # tables of static columns only have no runs
     stepped = {table: [status[key] for key in keys if key in status] for table, keys in runs.items()}
     return {"record": path, "devices": list(dict.fromkeys(r["device_name"] for r in records)),
@@ -331,7 +332,7 @@ def smoke_summary(records: list[dict]) -> str:
     paper shape's)."""
     from tabulate import tabulate
 
-    from experiments.smoke_records import ERROR_CHARS, crowded_out, fits_text, sharing
+    from .smoke_records import ERROR_CHARS, crowded_out, fits_text, sharing
 
     lines = []
     for table in dict.fromkeys(r["table"] for r in records):

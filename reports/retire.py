@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from experiments.plan import resolve_runs
-from experiments.records import experiment_key
-from experiments.spec import RunConfig, registered_specs, table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import experiment_key
+from experiments.harness.spec import RunConfig, registered_specs, table_spec
 
 from .records import RESULTS_DIR, read_record, tracked_path
 

@@ -1,5 +1,5 @@
 """The paper-scale smoke's record files (``{"records": [...]}``, ``reports/benchmarks/smoke_*.json``): merged, read,
-and rendered as a markdown table, one line per run (``experiments.smoke`` writes them)."""
+and rendered as a markdown table, one line per run (``python -m tools smoke`` and ``loader-rate`` write them)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 (the landing page, each floor's, each paper's under ``experiments/<code>/``, the reports index) and
 ``reports/tiny_results.md``. Every ``--option`` they pass to a ``python -m ...`` command, or name alone in backticks,
 is one an argparse parser of those commands accepts (``reports benchmark-shift`` forwards its options to
-``models.benchmark_shift``); every table id and ``--rows`` key the commands name is registered; every repository path
+``tools.shift_family``); every table id and ``--rows`` key the commands name is registered; every repository path
 and test node id named in backticks exists; every relative markdown link points to an existing file or folder, and an
 anchor in it to a heading of that file; the per-paper table counts of the introduction are the registry's; and the
 number of paper recipes the README says ``tests/experiments/test_paper_recipes.py`` trains is the number that test's
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import build_parser
-from experiments.claims import heading_anchors
+from experiments.harness.claims import heading_anchors
 from experiments.paper_tables import paper_tables
-from experiments.spec import registered_specs, table_spec
+from experiments.harness.spec import registered_specs, table_spec
 from tests.experiments.test_paper_recipes import recipes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,9 +136,9 @@ def test_every_option_the_readmes_pass_to_a_command_is_one_its_parser_accepts(mo
             parsers[module] = module_parser(module, monkeypatch)
         parser, options = parsers[module], option_names(tokens)
         if module == "reports" and tokens[:1] == ["benchmark-shift"]:  # forwards its options to this module
-            if "models.benchmark_shift" not in parsers:
-                parsers["models.benchmark_shift"] = module_parser("models.benchmark_shift", monkeypatch)
-            parser = parsers["models.benchmark_shift"]
+            if "tools.shift_family" not in parsers:
+                parsers["tools.shift_family"] = module_parser("tools.shift_family", monkeypatch)
+            parser = parsers["tools.shift_family"]
         elif any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
             sub = subcommand_parser(parser, tokens[0]) if tokens else None
             assert sub is not None, f"{readme}: python -m {module} {' '.join(tokens)}: no such subcommand"

@@ -1,4 +1,4 @@
-"""``python -m experiments bench ID [--scale paper]``: what each row of a table costs on the device at hand.
+"""``python -m tools bench ID [--scale paper]``: what each row of a table costs on the device at hand.
 
 Per row, at the row's resolved configuration: parameters, GFLOPs of one view (counted on the meta device by
 ``models.flops``, as our fast path runs; one multiply-add = one FLOP), training and inference throughput in clips per
@@ -7,26 +7,22 @@ peak memory of a training step: ``torch.cuda.max_memory_allocated`` on a GPU; on
 peak counter of its own) the same sum counted by hand: the tensors that live through the step (weights, buffers,
 AdamW's moments, the batch) plus the peak of those created in its forward and backward, gradients included
 (``models.memory.peak_bytes``). Not counted on the CPU: the optimizer step's temporaries.
-
-The timings some specs' static columns read live here too, so that a spec only says what to time:
-``inference_rate`` (X-ViT Table 1's videos per second) and ``measure_sweep`` (3D-Deformable Tables A1-A2: counted
-FLOPs and forward times along a size, with their fitted exponents).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from .plan import require_spec
-from .provenance import measured_on
-from .spec import RunConfig
-from .static import clip_shape
-from .tasks import build_model, get_task
-
-NUM_CLASSES = 400  # every row is measured with a 400-way head, as the static columns count it
+from experiments.harness.plan import require_spec
+from experiments.harness.provenance import measured_on
+from experiments.harness.spec import SCALES, RunConfig
+from experiments.harness.static import clip_shape
+from experiments.harness.tasks import build_model, get_task
+from experiments.harness.timings import NUM_CLASSES
 
 
 def row_configs(table_id: str, scale: str, rows: Sequence[str] | None = None) -> list[RunConfig]:
@@ -132,48 +128,30 @@ def markdown(results: list[dict[str, Any]], table_id: str, scale: str, device: s
                       f"{NUM_CLASSES}-way head)", "", tabulate(body, headers=headers, tablefmt="github")])
 
 
-# ---- timings the specs' static columns read (X-ViT Table 1, 3D-Deformable Tables A1-A2) -------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("table")
+    parser.add_argument("--scale", choices=SCALES, default="tiny")
+    parser.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
+    parser.add_argument("--batch-size", type=int, help="clips per step (default: the run's per-device batch)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median; default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
+    return parser
 
-def inference_rate(cfg: RunConfig, repeats: int, num_classes: int = NUM_CLASSES) -> tuple[float, str]:
-    """Inference throughput of ``cfg``'s model in clips per second, batch 1, over ``repeats`` passes after one
-    warm-up pass: on the GPU when there is one (bf16 autocast), else on this CPU (fp32, all its threads); and the
-    device it ran on, named."""
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Per row: parameters, GFLOPs per view, training and inference clips/s, peak memory, as a markdown table."""
     import torch
 
-    from models.hardware import device_name
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_model(cfg, num_classes=num_classes, device=device).eval()
-    clip = torch.randn(1, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size, device=device)
-    autocast = torch.autocast("cuda", torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    with torch.inference_mode(), autocast:
-        model(clip)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(clip)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        rate = repeats / (time.perf_counter() - start)
-    return rate, device_name(device)
-
-
-def measure_sweep(sizes: Sequence[int], flops: Callable[[int], float], windows: Callable[[int], int],
-                  seconds: Callable[[int], float]) -> dict[str, Any]:
-    """Every point of a complexity sweep over ``sizes``, counted and timed once: attention FLOPs, windows and seconds
-    per size, the exponents fitted in the swept size (of the FLOPs, of the FLOPs per window, of the time), and the
-    CPU the times were taken on, with the machine's load (other work stretches wall times: the record says how much
-    there was)."""
-    from models.d3da.complexity import fit_exponent
-    from models.hardware import device_name
-
-    load = os.getloadavg()[0]
-    counted = [flops(n) for n in sizes]
-    wins = [windows(n) for n in sizes]
-    timed = [seconds(n) for n in sizes]
-    return {"flops": counted, "windows": wins, "seconds": timed,
-            "flops_exponent": fit_exponent(sizes, counted),
-            "window_exponent": fit_exponent(sizes, [f / w for f, w in zip(counted, wins)]),
-            "time_exponent": fit_exponent(sizes, timed),
-            "device": f"{device_name('cpu')}, load {load:.1f} on {os.cpu_count()} cores"}
+    args = build_parser().parse_args(argv)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    for cfg in row_configs(args.table, args.scale, args.rows):
+        print(f"measuring {cfg.row} ...", file=sys.stderr)
+        results.append(bench_row(cfg, device, batch=args.batch_size, steps=args.steps, warmup=args.warmup))
+    print(markdown(results, args.table, args.scale, device))
+    return 0

@@ -1,6 +1,6 @@
 """Training-step time and memory of the whole RGB+pose model (``d3da_tiny``, ``d3da_base``).
 
-    python -m models.d3da.benchmark [--shape tiny|paper|all] [--batch N] [--device cpu|cuda] [--repeats N]
+    python -m tools d3da-step [--shape tiny|paper|all] [--batch N] [--device cpu|cuda] [--repeats N]
 
 Shapes: ``tiny`` = d3da_tiny on 12 frames of 32 x 32 (4 x 4 RGB tokens per frame) + 13 joints; ``paper`` =
 d3da_base on 12 frames of 224 x 224 (28 x 28 RGB tokens per frame) + 13 joints. A step is forward, backward and an
@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ..memory import peak_bytes, saved_tensor_bytes
-from ..registry import create_model
+from models.memory import peak_bytes, saved_tensor_bytes
+from models.registry import create_model
 
 SHAPES = {"tiny": "d3da_tiny", "paper": "d3da_base"}  # each entrypoint's defaults are the shape
 
@@ -80,7 +80,3 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for shape in SHAPES if args.shape == "all" else [args.shape]:
         print(json.dumps(measure(shape, args.batch, args.device, args.repeats)))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,9 @@
 """Clips per second: ``data.video_io.Video`` against pytorchvideo's PyAV ``EncodedVideo`` on the same files.
 
-    python -m data.benchmark_decoding              # synthetic 40x40 videos (the embedded default sets)
-    python -m data.benchmark_decoding --size 224   # 10-s 224x224 videos encoded like Kinetics', in a temp dir
-    python -m data.benchmark_decoding --size 224 --num-frames 16 --stride 4   # Motionformer's K-400 sampling
-    python -m data.benchmark_decoding --size 224 --frames 96 --content static  # P-frames only: the worst case
+    python -m tools decoding              # synthetic 40x40 videos (the embedded default sets)
+    python -m tools decoding --size 224   # 10-s 224x224 videos encoded like Kinetics', in a temp dir
+    python -m tools decoding --size 224 --num-frames 16 --stride 4   # Motionformer's K-400 sampling
+    python -m tools decoding --size 224 --frames 96 --content static  # P-frames only: the worst case
 
 Training path: each clip is ``num_frames`` frames at ``stride`` from a random start, taken the way the training
 loader takes it; both decoders get the same (path, start, end) list. Test path: every video is opened once and
@@ -166,7 +166,3 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{result['ours_test_clips_per_s']:.1f} clips/s, pytorchvideo {result['pytorchvideo_test_clips_per_s']:.1f} "
           f"clips/s ({result['ours_test_clips_per_s'] / result['pytorchvideo_test_clips_per_s']:.1f}x)")
     return result
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
-"""``python -m experiments loader-rate ID ...``: the clips per second one loader process delivers on each distinct
+"""``python -m tools loader-rate ID ...``: the clips per second one loader process delivers on each distinct
 training data path of the tables, at the paper's shape, without a model.
 
 Each run resolves as ``run --scale paper`` resolves it and reads the smoke's generated files in the real dataset's
-layout (``experiments.smoke.data_root``), through the same data module, reader, decoder and training transforms. Runs
+layout (``tools.smoke.runs.data_root``), through the same data module, reader, decoder and training transforms. Runs
 whose training data path is the same (the data config but its batch, loader processes, root and test views, and the
 task) are measured once. This is the figure ``presets.loader_workers`` divides a GPU's step rate by; the smoke's own
 loader figure rests on one or two batches inside a training loop, this one on every item read in a fixed time.
@@ -15,19 +15,25 @@ the record keeps the lowest, the median and the highest of their rates.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import dataclasses
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .smoke import SmokeOptions, data_root, first_error, smoke_config, smoke_configs
-from .spec import RunConfig
-from .tasks import get_task
+from experiments.harness.provenance import set_threads
+from experiments.harness.spec import RunConfig
+from experiments.harness.tasks import get_task
+from reports.smoke_records import write_records
+
+from .smoke.runs import (RECORD_FILES, SmokeOptions, all_tables, data_root, echo_err, first_error, positive,
+                         smoke_config, smoke_configs, stamp)
 
 RECORD_FILE = "loader_cpu.json"  # in reports/benchmarks/
 # Fields that do not change what one training item costs to read: how many are batched or loaded at once, where the
@@ -62,8 +68,6 @@ def read_items(cfg: RunConfig, options: SmokeOptions, seconds: float, threads: i
                barrier: Any = None) -> dict[str, float]:
     """One process's rate on the run's training data path: items read in ``seconds`` after one warm-up item (and,
     with a ``barrier``, after every process sharing it has warmed up)."""
-    from .provenance import set_threads
-
     set_threads(threads)
     smoke = smoke_config(cfg, data_root(cfg, options, lambda line: None), options)
     with tempfile.TemporaryDirectory() as scratch:
@@ -153,3 +157,54 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
                       r["processes"], rate])
     return tabulate(lines, headers=["dataset", "files", "first run", "runs", "processes",
                                     "clips/s (lowest / median / highest)"], tablefmt="github")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    rate = argparse.ArgumentParser(prog="python -m tools loader-rate",
+                                   description="clips/s one loader process reads on each distinct training data "
+                                               "path of the tables, at paper shape on generated data, no model")
+    rate.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
+    rate.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
+    rate.add_argument("--seconds", type=float, default=20.0,
+                      help="wall time each process reads items for, after one warm-up item (default 20)")
+    rate.add_argument("--processes", type=positive, default=1,
+                      help="processes reading the same path at once (default 1); the record keeps the lowest, "
+                           "median and highest rate")
+    rate.add_argument("--threads", type=positive, default=1, help="torch intra-op threads per process (default 1)")
+    rate.add_argument("--shrink", type=positive, default=1,
+                      help="divide the crop and the written frame size by this (default 1: the paper's)")
+    rate.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
+    rate.add_argument("--epic-frames", action="store_true",
+                      help="EPIC-KITCHENS-100 as its extracted frames (rgb_frames) instead of videos")
+    rate.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
+                      help="merge the records into FILE (default reports/benchmarks/loader_cpu.json), stamped with "
+                           "commit, machine and command")
+    return rate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Clips/s of one loader process per distinct training data path, as a markdown table; exit 1 when a path
+    fails."""
+    import torch
+
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be above 0, got {args.seconds}")
+    tables = all_tables() if args.tables == ["all"] else args.tables
+    if args.rows and len(tables) != 1:
+        raise ValueError("--rows names rows of one table; give one table id")
+    options = SmokeOptions(shrink=args.shrink, cache_dir=Path(args.cache_dir), epic_frames=args.epic_frames)
+    path = None if args.record is None else args.record or RECORD_FILES["cpu"].with_name(RECORD_FILE)
+    torch.set_num_threads(args.threads)  # the stamp names this process's threads: those each reader takes
+    stamped = stamp("cpu", args.argv, command="loader-rate")
+
+    def keep(record: dict) -> None:  # each path as it ends: a stopped sweep keeps the paths it finished
+        if path is not None:
+            write_records(path, [{**record, **stamped}], key=record_key)
+
+    records = measure_tables(tables, options, args.seconds, args.threads, args.processes, args.rows, echo_err, keep)
+    print(markdown(records))
+    if path is not None:
+        print(f"-> {path}")
+    return 0 if all(r["status"] == "pass" for r in records) else 1

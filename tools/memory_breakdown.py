@@ -1,6 +1,6 @@
 """Where the bytes of one training step go, module by module and tensor by tensor, on the device's own kernels.
 
-    python -m models.memory_breakdown [--configs NAME ...] [--json] [--record FILE]
+    python -m tools memory-breakdown [--configs NAME ...] [--json] [--record FILE]
 
 One step is ``models.memory.peak_bytes``'s (a training-mode forward of one clip, the backward of its logits' sum)
 on a real device: the ``meta`` device would take SDPA's math path and count scores that never exist. Per
@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .hardware import cpu_name, device_name, source_commit
-from .memory import LiveBytes
-from .registry import create_model
+from models.hardware import cpu_name, device_name, source_commit
+from models.memory import LiveBytes
+from models.registry import create_model
 
 MIB = 2**20
 
@@ -363,7 +363,7 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
     cuda = next((d for d in devices if d.startswith("cuda")), None)
     stamp = {"device_name": device_name(cuda) if cuda else cpu_name(), "torch": torch.__version__,
              "commit": source_commit(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "command": "python -m models.memory_breakdown " + shlex.join(sys.argv[1:] if argv is None else argv)}
+             "command": "python -m tools memory-breakdown " + shlex.join(sys.argv[1:] if argv is None else argv)}
     file = Path(path)
     kept = json.loads(file.read_text()) if file.exists() else []
 
@@ -374,10 +374,3 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
     new = {setting(r) for r in records}
     merged = [r for r in kept if setting(r) not in new] + [{**r, **stamp} for r in records]
     file.write_text(json.dumps(merged, indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = ["CONFIGURATIONS", "extrapolate", "measure", "paper_setting", "step_breakdown", "trajectory_unit_bytes"]

@@ -1,11 +1,13 @@
 """Forward+backward time and memory of the shift family against the frame-wise ViT, one block or the whole model.
 
-    python -m models.benchmark_shift [--shape tiny|paper|all] [--unit block|model] [--device cpu|cuda] [--batch N]
-                                     [--compile [default|reduce-overhead|max-autotune]] [--repeats N] [--json]
+    python -m tools shift-family [--shape tiny|paper|all] [--unit block|model] [--device cpu|cuda] [--batch N]
+                                 [--compile [default|reduce-overhead|max-autotune]] [--repeats N] [--json]
+                                 [--record FILE]
 
 Variants: ``vit``, ``msca_kv``, ``msca_pkv``, ``tokenshift``, ``tsm``, ``xvit``; passes of all variants interleaved
-(``measure``). ``python -m reports benchmark-shift FILE`` records the figures for the README. Method:
-models/README.md#benchmarks.
+(``measure``). ``--record FILE`` merges the records, stamped with the machine, torch, the commit and this command,
+into FILE (``reports/benchmarks/shift_*.json``), which the README's tables are made from (``reports.benchmarks``).
+Method: tools/README.md#shift-family.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import statistics
+import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +28,10 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .hardware import device_name
-from .memory import peak_bytes, saved_tensor_bytes
-from .registry import create_model
+from models.hardware import device_name
+from models.memory import peak_bytes, saved_tensor_bytes
+from models.registry import create_model
+from reports.benchmarks import read_records, setting
 
 SHAPES = {
     # name: (model, dim, (T, H, W), token rows N_b = N_f of MSCA-pKV)
@@ -185,7 +192,7 @@ def records_table(records: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m models.benchmark_shift", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools shift-family", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="tiny")
     parser.add_argument("--unit", choices=["block", "model"], default="block")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
@@ -199,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         choices=["default", "reduce-overhead", "max-autotune"],
                         help="time every variant through torch.compile (this mode; default: 'default')")
     parser.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
+    parser.add_argument("--record", metavar="FILE", help="merge the stamped records into FILE (e.g. "
+                                                         "reports/benchmarks/shift_cpu.json), which the README shows")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
@@ -217,6 +226,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.record:
+        options = without_record(list(sys.argv[1:] if argv is None else argv))
+        new = record_shift_benchmark(args.record, options)
+        print(f"{args.record}: {len(new)} record(s) merged; `python -m reports readme` shows them in "
+              f"experiments/msca/README.md")
+        return
     records = run(args)
     if args.json:
         print(json.dumps(records, indent=1))
@@ -227,5 +242,35 @@ def main(argv: list[str] | None = None) -> None:
     print(records_table(records))
 
 
-if __name__ == "__main__":
-    main()
+def without_record(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--record FILE`` (or ``--record=FILE``): the options that say what is measured."""
+    out, skip = [], False
+    for token in argv:
+        if skip or token.startswith("--record="):
+            skip = False
+            continue
+        skip = token == "--record"
+        if not skip:
+            out.append(token)
+    return out
+
+
+def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[str, Any]]:
+    """Measure what ``options`` ask for (``parse_args``'s, ``--record`` aside), stamp the records and merge them into
+    ``path`` (``reports.benchmarks``: a record replaces the file's records of its setting); returns the new
+    records."""
+    from data.atomic_write import atomic_write_text
+    from experiments.harness.provenance import git_commit
+
+    path = Path(path)
+    kept = read_records(path) if path.exists() else []  # a malformed file stops here, before any measuring
+    args = parse_args(options)
+    new = run(args)
+    stamp = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": git_commit(),
+             "measured_at": datetime.now(timezone.utc).date().isoformat(),
+             "command": shlex.join(["python", "-m", "tools", "shift-family", "--record", str(path), *options])}
+    new = [{**r, **stamp} for r in new]
+    replaced = {setting(r) for r in new}
+    merged = [r for r in kept if setting(r) not in replaced] + new
+    atomic_write_text(path, json.dumps({"records": merged}, indent=1) + "\n")
+    return new

@@ -1,6 +1,6 @@
 """Forward+backward time and peak memory of one trajectory attention layer (or block) in four formulations.
 
-    python -m models.benchmark_attention [--shape tiny|paper|all] [--device cpu|cuda] [--batch N] [--block] [--json]
+    python -m tools trajectory-attention [--shape tiny|paper|all] [--device cpu|cuda] [--batch N] [--block] [--json]
 
 Variants (``VARIANTS``, the same function, tested equal): ``literal`` (the official code's), ``fused``,
 ``rearranged`` (our default) and ``rearranged_autograd``. Each runs in a fresh subprocess; on a CPU, memory is read
@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from .attention import TrajectoryAttention
-from .hardware import device_name
-from .video_vit import Block
+from models.attention import TrajectoryAttention
+from models.hardware import device_name
+from models.video_vit import Block
 
 SHAPES = {
     # name: (dim, num_heads, (T, H, W)); the tiny preset and ViT-B at the paper's clip
@@ -118,7 +118,7 @@ def measure(shape: str, variant: str, batch: int, device: str, repeats: int, blo
 
 
 def _run_subprocess(config: dict[str, Any]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "models.benchmark_attention", "--worker", json.dumps(config)]
+    cmd = [sys.executable, "-m", "tools.trajectory_attention", "--worker", json.dumps(config)]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # RSS follows live tensors (models/README.md)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:

@@ -1,9 +1,9 @@
 """Memory vs number of tokens of one trajectory-attention layer: exact vs Orthoformer (Motionformer Sec. 3.2, the
 "linear complexity" claim behind Tables 3 and 7), measured on the CPU.
 
-    python -m models.benchmark_memory                    # T = 8 frames, S = 4x4 ... 14x14, width 192, 3 heads
-    python -m models.benchmark_memory --json             # the same rows as JSON
-    python -m models.benchmark_memory --device meta --dim 768 --heads 12 --sides 14 16 20 24   # paper width
+    python -m tools trajectory-memory                    # T = 8 frames, S = 4x4 ... 14x14, width 192, 3 heads
+    python -m tools trajectory-memory --json             # the same rows as JSON
+    python -m tools trajectory-memory --device meta --dim 768 --heads 12 --sides 14 16 20 24   # paper width
 
 The frame count T stays fixed and the spatial size S grows, as when the resolution grows (Table 7's 224 -> 336):
 the trajectory tensor (T, T*S, d) that stage two consumes is linear in S, so at fixed T the Orthoformer layer's
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from .attention import get_attention
-from .memory import peak_bytes, saved_tensor_bytes
+from models.attention import get_attention
+from models.memory import peak_bytes, saved_tensor_bytes
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "exact": ("trajectory", {"fused_attn": False}),
@@ -112,7 +112,3 @@ def main(argv: list[str] | None = None) -> None:
         print(f"one trajectory-attention layer, T={args.frames}, dim={args.dim}, heads={args.heads}, "
               f"R={args.prototypes}, batch={args.batch}, device={args.device}")
         print(format_table(rows))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,11 +1,11 @@
 """Training-step time of a whole ViT-B at the paper's shape: exact trajectory attention against joint attention.
 
-    python -m models.benchmark_step [--device cuda] [--batch 8] [--variants ...] [--compile VARIANT ...]
+    python -m tools trajectory-step [--device cuda] [--batch 8] [--variants ...] [--compile VARIANT ...]
                                     [--check-exact] [--record FILE]
 
 One step is what the paper trains (Sec. 6.2, at bf16 here as the issue states it): forward under bf16 autocast,
 cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 224 with Motionformer's paper head
-and stochastic depth (``models.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
+and stochastic depth (``tools.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
 ``exact`` (trajectory attention as the tables run it: the memory-lean stage two, one query frame a pass),
 ``exact_one_pass`` (the same, every query frame in one pass), ``exact_autograd`` (the same equations through plain
 autograd), ``exact_literal`` (Eq. 5-6 as printed, through autograd) and ``exact_stage_one`` (Table 4's Avg_T: exact
@@ -34,9 +34,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .hardware import device_name, source_commit
-from .memory_breakdown import CONFIGURATIONS
-from .registry import create_model
+from models.hardware import device_name, source_commit
+from tools.memory_breakdown import CONFIGURATIONS
+from models.registry import create_model
 
 VARIANTS = {
     # name: (CONFIGURATIONS key, trajectory options beside the configuration's)
@@ -136,7 +136,7 @@ def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool
 def check_exact(device: str, variant: str = "exact") -> dict[str, Any]:
     """The compiled trajectory attention of ``variant`` (its options) against the literal Eq. 4-6 (unfused, as
     printed), float32, small shape: the largest relative error over the output and every gradient."""
-    from .attention import TrajectoryAttention
+    from models.attention import TrajectoryAttention
 
     torch.manual_seed(0)
     thw, dim = (4, 4, 4), 64
@@ -162,7 +162,7 @@ def check_exact(device: str, variant: str = "exact") -> dict[str, Any]:
 
 def run_worker(config: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     """``measure`` in a fresh process; a failure (an error, out of memory, the timeout) is recorded, not raised."""
-    cmd = [sys.executable, "-m", "models.benchmark_step", "--worker", json.dumps(config)]
+    cmd = [sys.executable, "-m", "tools.trajectory_step", "--worker", json.dumps(config)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--device {args.device} requested but torch.cuda.is_available() is False")
     header = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": source_commit(),
               "measured_at": datetime.now(timezone.utc).date().isoformat(),
-              "command": " ".join(["python", "-m", "models.benchmark_step", *(argv or sys.argv[1:])]),
-              "precision": "bf16 autocast", "model": "ViT-B/16, 16x224x224 (models.memory_breakdown: joint, exact)"}
+              "command": " ".join(["python", "-m", "tools", "trajectory-step", *(argv or sys.argv[1:])]),
+              "precision": "bf16 autocast", "model": "ViT-B/16, 16x224x224 (tools.memory_breakdown: joint, exact)"}
     if args.check_exact:  # each compiled trajectory variant (the default one where none is compiled)
         checked = [v for v in args.compile if v != "joint"] or ["exact"]
         header["exactness"] = [check_exact(args.device, v) for v in checked]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..presets import regime_seeds
-from ..spec import MetricColumn, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
+from ..harness.spec import MetricColumn, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
 from .columns import (CAPACITY_NOTE, TABLE1C_NOTE, TRAINING_COST_NOTE, learnable_params, positional_params,
                       training_cost, training_cost_inputs)
 from .experts import experts

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..presets import REGIME_STAND_INS, TINY_REGIME
-from ..spec import MetricColumn, RowSpec, ScalePreset, TableSpec
+from ..harness.spec import MetricColumn, RowSpec, ScalePreset, TableSpec
 from .experts import TINY_EXPERTS, expert_source
 from .presets import CAST_TINY
 from .shipped import SHIPPED, SHIPPED_NOTE, SPATIAL_STAND_INS, regime_source

@@ -5,8 +5,8 @@ are ours; the other rows are the paper's citations of other work."""
 from __future__ import annotations
 
 from ..presets import regime_seeds
-from ..spec import DerivedColumn, MetricColumn, RowSpec, StaticColumn, TableSpec, register_table
-from ..static import views_inputs
+from ..harness.spec import DerivedColumn, MetricColumn, RowSpec, StaticColumn, TableSpec, register_table
+from ..harness.static import views_inputs
 from .columns import GFLOPS_NOTE, PARAMS_NOTE, gflops_per_view, learnable_params, tflops_views
 from .experts import experts, one_expert
 from .presets import (CAST_ROW, CAST_TINY, EK100_COLUMNS_ACTION, PAPER_PER_DATASET, SCALES_EK100, paper_preset,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .paper_tables import paper_tables
+from ..paper_tables import paper_tables, papers
 from .provenance import REPO_ROOT
 from .spec import table_spec
 
@@ -85,12 +85,7 @@ class ClaimsFileError(ValueError):
 
 
 def claims_path(paper: str) -> Path:
-    return Path(__file__).resolve().parent / paper / CLAIMS_FILE
-
-
-def papers() -> list[str]:
-    """The papers' code names, in the inventory's order (the table ids' prefixes)."""
-    return list(dict.fromkeys(table_id.split("_", 1)[0] for table_id in paper_tables()))
+    return Path(__file__).resolve().parents[1] / paper / CLAIMS_FILE
 
 
 def paper_claims(paper: str) -> list[Claim]:

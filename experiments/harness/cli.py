@@ -1,8 +1,10 @@
-"""``python -m experiments list | show ID [--json] | run ID [...] | static ID | bench``: paper tables by name.
+"""The command line of ``python -m experiments list | show ID [--json] | run ID [...] | static ID`` (and the
+subcommands that papers' folders register: ``commands``): its parser, and the commands that plan, run and compute.
 
-An entry point: it may use every floor, so ``run`` trains through ``experiments.runner`` and then rebuilds the
-table's report through ``reports`` (the runner itself never imports the floor above it). Heavy libraries (torch,
-Lightning, the report builder) are imported by the commands that use them, so ``list`` and ``--help`` answer at once.
+What reads or writes the reports floor (``show``, the report ``run`` ends with, the checks that report needs) sits
+above this one: the entry point (``experiments/__main__.py``) hands it in as a ``ReportSide``. Heavy libraries
+(torch, Lightning, the report builder) are imported by the commands that use them, so ``list`` and ``--help`` answer
+at once. The measurement tools (the paper-scale smoke, loader rates, the cost of each row) are ``python -m tools``.
 """
 
 from __future__ import annotations
@@ -13,23 +15,26 @@ import shlex
 import sys
 import typing
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .cast.probe import add_command as add_probe_experts_parser
-from .cast.shipped import add_command as add_pretrain_experts_parser
+from ..paper_tables import UnknownTableError, paper_tables
 from .checks import check_writable, write_refused
-from .image_pretraining import add_command as add_pretrain_images_parser
+from .commands import registered_commands
 from .interruption import Interrupted, stop_on_signals
-from .paper_tables import UnknownTableError, paper_table, paper_tables, printed
 from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_buildable, check_resolved,
                    dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
-from .provenance import git_commit, launched_as_global_zero
-from .runner import compute_static, run_table
-from .smoke_cli import add_command as add_smoke_command
-from .smoke_cli import add_loader_rate_command
-from .spec import SCALES, registered_specs, table_spec, table_status
+from .provenance import git_commit
+from .runner import compute_static
+from .spec import SCALES, registered_specs, table_status
+
+
+class ReportSide(NamedTuple):
+    """The commands' parts that read or write the reports floor, handed in by the entry point."""
+
+    show: Callable[[argparse.Namespace], int]  # the ``show`` command: a table, the paper's numbers beside ours
+    check_report_step: Callable[[str, str | Path, str | Path | None], None]  # before anything trains
+    run_and_report: Callable[..., list[dict]]  # ``run``: train what is missing, then compare and report
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -41,120 +46,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Path | None = "reports/results"
-              ) -> dict:
-    """The table as one object; ``ours`` holds measured cells at ``scale`` and static cells in the paper's unit, and
-    ``static`` says what each static cell is and where it came from (computed, rendered, measured on a device,
-    needs GPU). A ``needs GPU`` memory cell is a ratio of activation bytes, not the paper's gigabytes: its ``ours``
-    is null and ``static`` holds the ratio (``value``) and the text that says what it is."""
-    from reports.build import ours, static_values
-    from reports.records import RESULTS_DIR
-
-    from .static import NEEDS_GPU
-
-    if results_root == "reports/results":
-        results_root = RESULTS_DIR  # the tracked records, wherever the command runs from
-    if table_id not in paper_tables() and table_id in registered_specs():
-        return own_experiment_json(table_id, scale, runs_root, results_root or None)
-    table, spec = paper_table(table_id), table_spec(table_id)
-    head = {"id": table.id, "status": table_status(table.id), "paper": table.paper, "label": table.label,
-            "caption": table.caption, "scale": scale}
-    if spec and not table.rows:  # a figure: no printed rows; its rows are the spec's, its columns the runs'
-        columns = list(dict.fromkeys(c.column for c in spec.metric_columns))
-        means = _row_means(spec, _metric_values(spec, scale, runs_root, results_root or None))
-        rows = [{"label": row.label, "key": row.key, "paper": dict.fromkeys(columns), "ours": means[row.key],
-                 "static": {}} for row in spec.rows]
-        return {**head, "columns": columns, "rows": rows, "default_seeds": spec.default_seeds(scale)}
-    our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=results_root or None)
-    static = static_values(spec, runs_root, results_root or None) if spec else {}
-    rows = []
-    for prow, our in zip(table.rows, our_rows):
-        row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
-        cells = {col: cell for (key, col), cell in static.items() if row_spec and key == row_spec.key}
-        rows.append({
-            "label": row_spec.label if row_spec else table.row_label(prow),
-            "key": row_spec.key if row_spec else None,
-            "paper": {c: prow.cells.get(c) for c in table.columns},
-            "ours": {c: None if c in cells and cells[c].source == NEEDS_GPU else v for c, v in our.items()},
-            "static": {col: {"text": cell.text, "source": cell.source, "value": cell.value}
-                       for col, cell in cells.items()},
-        })
-    return {**head, "columns": list(table.columns), "rows": rows,
-            "default_seeds": spec.default_seeds(scale) if spec else None}
-
-
-def _metric_values(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
-    """{row key: {column: Cell or None}} at ``scale`` from the tracked and local records."""
-    from reports.build import aggregate, load_records, metric_values
-
-    return metric_values(spec, aggregate(load_records(spec.table_id, runs_root, results_root), scale))
-
-
-def _row_means(spec, values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{row key: {column: mean over seeds (4 digits) or None}}."""
-    return {row.key: {c: None if v is None else round(v.mean, 4) for c, v in values[row.key].items()}
-            for row in spec.rows}
-
-
-OWN_EXPERIMENT = "the repository's own experiment, not a paper table"
-
-
-def own_experiment_json(table_id: str, scale: str, runs_root: str, results_root: str | Path | None) -> dict:
-    """``show_json`` for an experiment without a paper layout: its rows and our cells (mean over seeds, and the
-    cell as a report renders it), from the tracked and local records that fill them."""
-    spec = table_spec(table_id)
-    values = _metric_values(spec, scale, runs_root, results_root)
-    means = _row_means(spec, values)
-    columns = [c.column for c in spec.metric_columns]
-    rows = [{"label": row.label, "key": row.key, "ours": {c: means[row.key][c] for c in columns},
-             "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns}}
-            for row in spec.rows]
-    return {"id": table_id, "status": OWN_EXPERIMENT, "notes": spec.notes, "scale": scale, "columns": columns,
-            "rows": rows, "default_seeds": spec.default_seeds(scale)}
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    obj = show_json(args.table, args.scale, args.runs_dir, args.results_dir)
-    if args.json:
-        print(json.dumps(obj, ensure_ascii=False, indent=1))
-        return 0
-    if obj["status"] == OWN_EXPERIMENT:
-        print(f"{obj['id']}: {OWN_EXPERIMENT}\n{obj['notes']}\n")
-        columns = table_spec(obj["id"]).metric_columns
-        shares_run = {c.column: [o.column for o in columns if o.run_name == c.run_name and o is not c] for c in columns}
-        for row in obj["rows"]:
-            print(f"- {row['label']} (--rows {row['key']})")
-            for column, cell in row["cells"].items():
-                if cell is None and any(row["cells"][other] for other in shares_run[column]):
-                    continue  # its run finished without logging this metric (synth_verbnoun has no top1)
-                print(f"    {column:<28} ours ({args.scale} runs): {cell or '—'}")
-        print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
-              f"otherwise.")
-        return 0
-    table = paper_table(args.table)
-    print(f"{table.id}: {table.paper_short} {table.label} [{obj['status']}]\n{table.caption}\n")
-    if not table.rows:  # a figure: the paper draws its values and prints none
-        print("The paper plots these values without printing them; each line is ours.\n")
-    for row in obj["rows"]:
-        key = f" (--rows {row['key']})" if row["key"] else ""
-        print(f"- {row['label']}{key}")
-        for column in obj["columns"]:
-            ours_value = row["ours"][column]
-            if column in row["static"]:  # not a run at any scale: say where the cell came from
-                cell = row["static"][column]
-                ours_text = f"   ours ({cell['source']}): {cell['text']}"
-            elif ours_value is None:
-                ours_text = ""
-            else:
-                ours_text = f"   ours ({args.scale} runs): {ours_value:.2f}"
-            shown = f"paper: {printed(row['paper'][column]):<12}{ours_text}" if table.rows else ours_text.strip()
-            print(f"    {column:<28} {shown}")
-    if table.setup:
-        print(f"\nPaper setup: {table.setup}")
-    if obj["default_seeds"]:
-        print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
-              f"otherwise.")
-    return 0
+    return args.reports.show(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -174,11 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--verbose and --json describe a --dry-run; add --dry-run")
     try:
         with stop_on_signals():
-            run_and_report(args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale,
-                           rows=args.rows, seeds=args.seeds, data_root=args.data_root, overrides=overrides,
-                           settings=args.set or (), force=args.force, progress_bar=not args.no_progress_bar,
-                           jobs=args.jobs)
-    except Interrupted as stop:  # every worker has ended by now (experiments.jobs)
+            args.reports.run_and_report(
+                args.table, runs_root=args.runs_dir, reports_dir=args.reports_dir, scale=args.scale, rows=args.rows,
+                seeds=args.seeds, data_root=args.data_root, overrides=overrides, settings=args.set or (),
+                force=args.force, progress_bar=not args.no_progress_bar, jobs=args.jobs)
+    except Interrupted as stop:  # every worker has ended by now (experiments.harness.jobs)
         command = shlex.join(["python", "-m", "experiments", *args.argv])
         print(f"{stop}: finished runs keep their records and a cut run its last checkpoint; `{command}` resumes",
               file=sys.stderr)
@@ -192,7 +85,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
     with a summary (how many runs would train, which are skipped for missing data and which datasets are missing,
     each once, and what this machine lacks for them). ``--verbose`` adds every resolved configuration; ``--json``
     prints all of it as one object."""
-    check_report_step(args.table, args.runs_dir, args.reports_dir)
+    args.reports.check_report_step(args.table, args.runs_dir, args.reports_dir)
     configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
     not_here = check_resolved(configs, args.runs_dir, dry_run=True)
     built = set()
@@ -240,60 +133,6 @@ def _dry_run_summary(args: argparse.Namespace, runs: int, counts: dict[str, int]
           + ("" if args.verbose else "; --verbose prints each full configuration, --json all of it"))
 
 
-def reports_out_dir(runs_root: str | Path, reports_dir: str | Path | None) -> Path:
-    """Where ``run`` writes the user's report: ``--reports-dir``, else ``<runs_root>/reports``."""
-    return Path(reports_dir) if reports_dir is not None else Path(runs_root) / "reports"
-
-
-def check_report_step(table_id: str, runs_root: str | Path, reports_dir: str | Path | None) -> None:
-    """What the report at the end of ``run`` needs, checked before anything trains: a folder other than the
-    committed reports/ that takes files, and the table's records (tracked and local) readable, since the report
-    and the comparison read them all (a damaged record of another table is no part of this one's report)."""
-    from reports.build import REPORTS_DIR
-    from reports.records import RESULTS_DIR, table_records
-
-    spec = require_spec(table_id)
-    out_dir = reports_out_dir(runs_root, reports_dir)
-    if spec.is_paper_table:
-        if out_dir.resolve() == REPORTS_DIR:
-            raise ValueError(f"--reports-dir {reports_dir}: reports/ holds the committed reports, built from the "
-                             f"tracked records; `python -m reports track {table_id}` commits your runs there")
-        check_writable(out_dir, "--reports-dir")
-    table_records(spec, runs_root, RESULTS_DIR)
-
-
-def run_and_report(table_id: str, runs_root: str | Path = "runs", reports_dir: str | Path | None = None,
-                   echo: Callable[[str], None] = print, **run_options: Any) -> list[dict]:
-    """``run``: train what is missing (``runner.run_table`` with ``run_options``), then write the user's report
-    from the runs under ``runs_root`` into ``reports_dir`` (default ``<runs_root>/reports/``, created first: a
-    report is never lost to a missing folder after hours of training) and print their cells beside the tracked
-    records and the paper. The committed reports (``reports/``) are never written here: they change only through
-    ``python -m reports track``."""
-    from reports.build import build_report
-    from reports.compare import LEGEND, compare_cells, comparison_table, summary, tracked_seconds
-    from reports.records import RESULTS_DIR
-
-    check_report_step(table_id, runs_root, reports_dir)
-    out_dir = reports_out_dir(runs_root, reports_dir)
-    spec = table_spec(table_id)
-    if spec.is_paper_table:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    took = tracked_seconds(spec, RESULTS_DIR)
-    records = run_table(table_id, runs_root=runs_root, echo=echo,
-                        expected_s=lambda cfg: took.get((cfg.row, cfg.column, cfg.scale)), **run_options)
-    if spec.is_paper_table and launched_as_global_zero():  # each rank of a distributed run gets here; one writes
-        scales = dict.fromkeys(r["scale"] for r in records)
-        for scale in scales:
-            cells = compare_cells(spec, runs_root, RESULTS_DIR, scale)
-            if cells:
-                echo(f"\nYour {scale} runs beside the tracked records (reports/results/) and the paper:\n"
-                     f"{comparison_table(cells)}\n{summary(cells)}\n{LEGEND}")
-        report = build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=None, index=False)
-        echo(f"\nyour report: {report} (from your runs; reports/{table_id}.md keeps the tracked records: "
-             f"`python -m reports track {table_id}` commits yours)")
-    return records
-
-
 def cmd_static(args: argparse.Namespace) -> int:
     """Compute the static columns of a table into runs/<table>/static.json (GFLOPs, parameters, memory)."""
     spec = require_spec(args.table)
@@ -306,23 +145,6 @@ def cmd_static(args: argparse.Namespace) -> int:
         for column, cell in cells.items():
             print(f"{row:<20} {column:<24} {cell['text']}  [{cell['source']}]")
     print(f"-> {args.runs_dir}/{args.table}/static.json (device: {record['device']})")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Per row: parameters, GFLOPs per view, training and inference clips/s, peak memory, as a markdown table."""
-    import torch
-
-    from .bench import bench_row, markdown, row_configs
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    results = []
-    for cfg in row_configs(args.table, args.scale, args.rows):
-        print(f"measuring {cfg.row} ...", file=sys.stderr)
-        results.append(bench_row(cfg, device, batch=args.batch_size, steps=args.steps, warmup=args.warmup))
-    print(markdown(results, args.table, args.scale, device))
     return 0
 
 
@@ -389,21 +211,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
 
 
-def add_static_parser(sub: Any) -> None:
-    """The ``static`` subcommand's options."""
-    static = sub.add_parser("static", help="compute a table's static columns (GFLOPs, parameters, memory) into "
-                                           "runs/<id>/static.json, which the reports read")
-    static.add_argument("table")
-    static.add_argument("--runs-dir", default="runs")
-    static.set_defaults(fn=cmd_static)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_list_parser(sub: Any) -> None:
     sub.add_parser("list", help="one line per table: id, paper, label, kind, status").set_defaults(fn=cmd_list)
 
+
+def add_show_parser(sub: Any) -> None:
     show = sub.add_parser("show", help="a table's layout, rows, the paper's numbers and ours (the repository's "
                                        "own experiments: rows and ours)")
     show.add_argument("table")
@@ -414,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tracked records read beside --runs-dir (default: the repository's; '' for none)")
     show.set_defaults(fn=cmd_show)
 
+
+def add_run_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="train and test each row (each seed), then rebuild the report")
     run.add_argument("table")
     run.add_argument("--scale", choices=SCALES, default="tiny", help="tiny = embedded default (CPU, minutes)")
@@ -438,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
                                           "official:<file> (an official Motionformer checkpoint) or "
                                           "run:<table>/<row>/<column> (a run's last checkpoint); "
                                           "torchscript:<file> reads a TorchScript archive's tensors, never its code")
+    add_training_options(run)
+    run.add_argument("--jobs", type=parse_jobs, default=None, metavar="N|auto",
+                     help="CPU runs trained side by side, each on cores/N threads (default auto: one per core, at "
+                          "most 4, when every run is one CPU process; else 1)")
+    run.add_argument("--no-progress-bar", action="store_true")
+    run.set_defaults(fn=cmd_run)
+
+
+def add_training_options(run: argparse.ArgumentParser) -> None:
+    """``run``'s options that replace a field of the runs' configuration: the schedule, the data loader, Lightning's
+    hardware flags and any field through ``--set``."""
     run.add_argument("--epochs", type=_positive,
                      help="override the schedule length (a step schedule's milestones then have to be below it: "
                           "--set 'optim.milestones=[...]')")
@@ -454,34 +279,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", type=parse_setting, metavar="SECTION.FIELD=VALUE",
                      help="any config field, VALUE as JSON (else a string), e.g. --set trainer.max_steps=20 "
                           "--set 'data.synthetic_params={\"num_train\": 32, \"num_val\": 16, \"seed\": 0}'")
-    run.add_argument("--jobs", type=parse_jobs, default=None, metavar="N|auto",
-                     help="CPU runs trained side by side, each on cores/N threads (default auto: one per core, at "
-                          "most 4, when every run is one CPU process; else 1)")
-    run.add_argument("--no-progress-bar", action="store_true")
-    run.set_defaults(fn=cmd_run)
 
-    bench = sub.add_parser("bench", help="per row: parameters, GFLOPs per view, training and inference clips/s "
-                                         "and peak memory on this machine's device, as a markdown table")
-    bench.add_argument("table")
-    bench.add_argument("--scale", choices=SCALES, default="tiny")
-    bench.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
-    bench.add_argument("--batch-size", type=int, help="clips per step (default: the run's per-device batch)")
-    bench.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median; default 5)")
-    bench.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
-    bench.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
-    bench.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
-    bench.set_defaults(fn=cmd_bench)
 
-    # the subcommands that their own modules define
-    for add_parser in (partial(add_smoke_command, positive=_positive),
-                       partial(add_loader_rate_command, positive=_positive), add_static_parser,
-                       add_pretrain_images_parser, add_pretrain_experts_parser, add_probe_experts_parser):
+def add_static_parser(sub: Any) -> None:
+    static = sub.add_parser("static", help="compute a table's static columns (GFLOPs, parameters, memory) into "
+                                           "runs/<id>/static.json, which the reports read")
+    static.add_argument("table")
+    static.add_argument("--runs-dir", default="runs")
+    static.set_defaults(fn=cmd_static)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_parser in (add_list_parser, add_show_parser, add_run_parser, add_static_parser, *registered_commands()):
         add_parser(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, reports: ReportSide) -> int:
     args = build_parser().parse_args(argv)
+    args.reports = reports
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to say which command resumes an interrupted run
     try:
         return args.fn(args)
@@ -498,6 +317,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {write_refused(err)}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 evaluates it for a task that trains nothing, and writes its record, ``metrics.json``, last.
 
 It skips a finished run, reuses the record of an identical run of another table, and resumes an interrupted one,
-each only when the run directory was written for this run with this configuration (``experiments.records``). The
+each only when the run directory was written for this run with this configuration (``experiments.harness.records``). The
 steps: ``_reuse`` (an identical run's record), or ``_prepare`` (threads, seed, pretrained sources) and then
 ``_evaluate_only`` or ``_fit_and_test`` (the data and the system, ``_build_trainer``, ``_scale_lr``,
 ``_check_resume``, the fit, ``_test``), each writing the record last.

@@ -13,7 +13,7 @@ from typing import Any
 
 from .checks import check_mixed_batch, check_trainer_options, check_writable
 from .overrides import apply_overrides, given_options
-from .paper_tables import paper_table
+from ..paper_tables import paper_table
 from .provenance import check_multi_node_launch, with_paper_batch
 from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
 from .run_sources import check_run_sources, run_sources

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import lightning as L
     import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LIBRARIES = ("torch", "lightning", "timm", "av", "torchvision", "numpy", "torchmetrics")
 
 

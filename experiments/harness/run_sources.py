@@ -1,7 +1,7 @@
 """``run:TABLE/ROW/COLUMN`` pretrained sources, and the rule that every path they lead to stays in the runs folder.
 
 A source names another run of a registered table: its parts are checked when the runs are resolved
-(``check_run_sources``, from ``experiments.plan.resolve_runs``), so ``--dry-run`` refuses a malformed or unknown
+(``check_run_sources``, from ``experiments.harness.plan.resolve_runs``), so ``--dry-run`` refuses a malformed or unknown
 source with one line exactly where a real run would. The checkpoint it leads to, directly or through the record's
 ``reused_from``, must resolve (symlinks followed) inside the runs folder (``inside_runs_root``). Imports no torch.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from .paper_tables import UnknownTableError
+from ..paper_tables import UnknownTableError
 from .spec import RunConfig, table_spec
 
 RUN_PREFIX = "run:"

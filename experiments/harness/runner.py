@@ -1,10 +1,10 @@
-"""Run a table: every (row, result column, seed) is one run of its task (``experiments.execute``), after the
+"""Run a table: every (row, result column, seed) is one run of its task (``experiments.harness.execute``), after the
 table's static columns are computed into their record.
 
-``run_table`` resolves the runs (``experiments.plan``), skips those whose data is absent, stops before anything
-trains when a run directory holds another run's record or checkpoint (``experiments.records``) or a launch cannot
+``run_table`` resolves the runs (``experiments.harness.plan``), skips those whose data is absent, stops before anything
+trains when a run directory holds another run's record or checkpoint (``experiments.harness.records``) or a launch cannot
 start, generates the synthetic sets the runs read, and then runs them one after another or side by side in worker
-processes (``experiments.jobs``), saying after each run how far the table is. The runner asks ``experiments.tasks``
+processes (``experiments.harness.jobs``), saying after each run how far the table is. The runner asks ``experiments.harness.tasks``
 how to serve a run and never inspects a dataset's name; it builds no report (``python -m experiments run`` does
 that through ``reports``, the floor above).
 """
@@ -49,7 +49,7 @@ def run_table(
     expected_s: Callable[[RunConfig], float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Compute the table's static columns, then train and test every run of it (skipping those whose data is
-    absent), ``jobs`` CPU runs side by side (None: ``experiments.jobs.auto_jobs``). ``overrides`` and ``settings``:
+    absent), ``jobs`` CPU runs side by side (None: ``experiments.harness.jobs.auto_jobs``). ``overrides`` and ``settings``:
     the user's options, as ``given_options`` reads them; ``expected_s``: how long a run took where its tracked
     record was trained (the ETA scales it to this machine). Returns the metrics records; the caller builds the
     report."""
@@ -203,7 +203,7 @@ def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig
 
 def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print
                    ) -> dict[str, Any] | None:
-    """The table's static columns into ``runs/<table>/static.json`` (see ``experiments.static``)."""
+    """The table's static columns into ``runs/<table>/static.json`` (see ``experiments.harness.static``)."""
     from .static import compute_static as compute
 
     return compute(spec, runs_root, commit=commit, echo=echo)

@@ -3,7 +3,7 @@
 A spec is data. Rows differ only in what the paper's table varies (``RowSpec.model``); everything else comes
 from the scale preset shared by all rows of the table (``experiments.presets`` holds the presets every paper
 shares). ``resolve`` turns (table, row, column, scale, seed) into one frozen ``RunConfig`` that the runner executes
-and ``--dry-run`` prints and builds. Every run names its task (``DataConfig.task``); ``experiments.tasks`` says
+and ``--dry-run`` prints and builds. Every run names its task (``DataConfig.task``); ``experiments.harness.tasks`` says
 which data module and LightningModule serve it.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
+from ..paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
 
 SCALES: tuple[str, ...] = ("tiny", "paper")
 
@@ -32,7 +32,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str  # "synth_appearance", "synth_motion", "kinetics400", "ssv2", ...
-    task: str  # what the run does with it, a name in experiments.tasks: "video_classification", ...
+    task: str  # what the run does with it, a name in experiments.harness.tasks: "video_classification", ...
     root: str | None = None  # None: synthetic sets are generated into the cache on first use
     num_frames: int = 8
     frame_stride: int = 2  # dense sampling stride (ignored by segment sampling)
@@ -185,7 +185,7 @@ class StaticColumn:
     """A column computed from the model configuration, without training (GFLOPs, parameters, memory, design).
 
     ``compute`` returns a float (shown with ``digits``), a string, or a ``Computed``. It runs when the table runs
-    (or ``python -m experiments static ID``), never when a report is built: ``experiments.static`` stores the cells
+    (or ``python -m experiments static ID``), never when a report is built: ``experiments.harness.static`` stores the cells
     in a record with the device they were measured on, and the reports read that record.
     """
 
@@ -193,7 +193,7 @@ class StaticColumn:
     compute: Callable[["TableSpec", RowSpec], "float | str | Computed"]
     digits: int = 1
     note: str = ""
-    # what a cell is a function of (JSON values; None: ``experiments.static.paper_model_inputs``, the paper-scale
+    # what a cell is a function of (JSON values; None: ``experiments.harness.static.paper_model_inputs``, the paper-scale
     # model). Stored with each cell, so a report can tell a cell made for another configuration.
     inputs: Callable[["TableSpec", RowSpec], Mapping[str, Any]] | None = None
     # a time or a rate, measured once: it varies from run to run and its record holds no spread, so a claim reads it

@@ -395,7 +395,7 @@ LABEL_PROPAGATION = register_task(Task(
     data_options=_label_propagation_options))
 
 
-# ---- pretraining tasks: a model part pretrained before the runs that load it (``experiments.pretraining``) ------
+# ---- pretraining tasks: a model part pretrained before the runs that load it (``experiments.tiny_pretraining.experts``) ------
 
 # The system's own options of a pretraining run, carried in ``DataConfig.options`` beside the data module's
 PRETRAINING_OPTIONS = ("mask_ratio", "normalize_target")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..image_pretraining import tiny_image_source
+from ..tiny_pretraining.images import tiny_image_source
 from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
                       THREE_SEEDS, TINY, TINY_REGIME, regime_seeds)
-from ..spec import (
+from ..harness.spec import (
     DataConfig,
     DerivedColumn,
     MetricColumn,
@@ -29,7 +29,7 @@ from ..spec import (
     register_experiment,
     register_table,
 )
-from ..static import (gflops_views, memory_inputs, paper_config, paper_gflops, paper_params, peak_memory,
+from ..harness.static import (gflops_views, memory_inputs, paper_config, paper_gflops, paper_params, peak_memory,
                       views_inputs)
 
 # ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
@@ -119,7 +119,7 @@ def approx_row(key: str, paper_row: int, label: str, paper_budget: int = 128, **
 
 EXACT_ROW = RowSpec("exact", 0, "Trajectory (E)", TRAJECTORY)
 
-# ---- computed static columns (experiments.static) -----------------------------------------------------------
+# ---- computed static columns (experiments.harness.static) -----------------------------------------------------------
 
 GFLOPS_NOTE = ("computed, not copied: FLOPs of one view of the paper-scale model, counted on the meta device with "
                "attention matmuls included (one multiply-add = one FLOP). 'As published' counts stage two of "

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..presets import (GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE, TINY_FRAME_WISE_REGIME,
                        regime_seeds)
-from ..spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
+from ..harness.spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
                    register_experiment, register_table)
-from ..static import paper_gflops, paper_params
+from ..harness.static import paper_gflops, paper_params
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 

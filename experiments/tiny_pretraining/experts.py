@@ -2,7 +2,7 @@
 released checkpoints and which must first exist at CPU size (``experiments.cast.experts`` says which).
 
 An ``ExpertPretraining`` is the configuration of one such pretraining; every field is part of its cache key. It is
-run as a run of a registered task (``frame_pretraining``, ``masked_video_pretraining``: ``experiments.tasks``, whose
+run as a run of a registered task (``frame_pretraining``, ``masked_video_pretraining``: ``experiments.harness.tasks``, whose
 LightningModules are ``lightning_modules.expert_pretraining``'s) on CPU, in a random state of its own that the
 caller gets back afterwards, and the expert's state dict is cached under ``.cache/experts/`` by that key: built
 once, atomically (``data.cache.build_once``), then read by every run.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .spec import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainerConfig, _plain
-from .tasks import SYSTEM_FIELDS, get_task
+from ..harness.spec import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainerConfig, _plain
+from ..harness.tasks import SYSTEM_FIELDS, get_task
 
 EXPERT_CACHE = Path(".cache/experts")
 EXPERT_FILE = "expert.pt"  # the expert's state dict, in its own layout (loads into CAST.spatial / CAST.temporal)
@@ -57,7 +57,7 @@ class ExpertPretraining:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# The registered task that runs each pretraining method (``experiments.tasks``).
+# The registered task that runs each pretraining method (``experiments.harness.tasks``).
 PRETRAINING_TASKS = {"frames": "frame_pretraining", "mae": "masked_video_pretraining"}
 
 

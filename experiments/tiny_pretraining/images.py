@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .tasks import register_source
+from ..harness.tasks import register_source
+from ..harness.commands import register_command
 
-TINY_PRETRAINED = Path(__file__).parent / "tiny_pretrained"
+TINY_PRETRAINED = Path(__file__).parent / "weights"
 SOURCE_PREFIX = "tiny_image"
 # The tiny video architectures that start from an image ViT: the Motionformer family's (ViT-B's and ViT-L's
 # stand-ins), the frame-wise model of MSCA and X-ViT, and CAST's spatial experts at ``cast_tiny``'s size in CLIP's
@@ -135,7 +136,7 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     from data.image_datamodule import SynthImagesDataModule
     from lightning_modules.image_classifier import EpochHistory, ImageClassifier
 
-    from .provenance import cpu_kernels, git_commit, library_versions
+    from ..harness.provenance import cpu_kernels, git_commit, library_versions
 
     L.seed_everything(seed, workers=True, verbose=False)
     dm = SynthImagesDataModule(cache_dir, num_train, num_val, seed, batch_size)
@@ -168,6 +169,7 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     return path
 
 
+@register_command
 def add_command(sub: argparse._SubParsersAction) -> None:
     """``pretrain-images ARCH [...]``: the subcommand of ``python -m experiments``."""
     parser = sub.add_parser("pretrain-images", help="train a tiny video model's image ViT on synth_images and "

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..bench import inference_rate
+from ..harness.timings import inference_rate
 from ..presets import (GPU_TRAINER, KINETICS_400, PYSLOWFAST_CLIPS, SSV2, TINY_FRAME_WISE, TINY_FRAME_WISE_REGIME,
                        regime_seeds)
-from ..spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
+from ..harness.spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
                    SweepPlot, TableSpec, register_table)
-from ..static import MEASURED, paper_config
-from ..tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
+from ..harness.static import MEASURED, paper_config
+from ..harness.tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ THROUGHPUT_REPEATS = 3
 
 def videos_per_second(spec: TableSpec, row: RowSpec) -> Computed:
     """Inference throughput of the row's paper-scale model, batch 1, after one warm-up pass: measured on the GPU
-    when there is one (bf16 autocast), else on this CPU (fp32, all its threads) (``experiments.bench``)."""
+    when there is one (bf16 autocast), else on this CPU (fp32, all its threads) (``experiments.harness.timings``)."""
     cfg = paper_config(spec, row)
     rate, where = inference_rate(cfg, THROUGHPUT_REPEATS)
     shape = f"{cfg.data.num_frames}x{cfg.data.crop_size}²"

@@ -6,7 +6,7 @@
   its last incomplete batch; the Pathfinder split seed defaults to 0; ``describe`` records the length used.
 - Generated ListOps sets: the cache directory is a content hash of every parameter (the literal name below), so two
   processes (DataLoader workers, DDP ranks, a later run) find the same set and sets of other sizes never share one.
-- ``data.benchmark_decoding`` under a fake clock that advances only while a (fake) decoder decodes: each rate is the
+- ``tools.decoding`` under a fake clock that advances only while a (fake) decoder decodes: each rate is the
   clips decoded over the decoding time, each decoder gets the clip's own span and frames, the test path decodes each
   video once (ours) or once per view (pytorchvideo), and ``main`` reports each decoder under its own name.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import data.benchmark_decoding as bench
+import tools.decoding as bench
 from data.clip_sampling import ClipInfo
 from data.lra_datamodule import LRADataModule
 from tests.models.test_lra import SMALL

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from experiments import spec as spec_module
-from experiments.__main__ import main, show_json
+from experiments.harness import spec as spec_module
+from experiments.__main__ import main
+from reports.console import show_json
 from experiments.paper_tables import paper_table, paper_tables
-from experiments.plan import check_buildable, resolve_runs
-from experiments.spec import SCALES, RowSpec, TableSpec, registered_specs, table_spec, table_status
-from experiments.static import compute_static
-from experiments.tasks import get_task
+from experiments.harness.plan import check_buildable, resolve_runs
+from experiments.harness.spec import SCALES, RowSpec, TableSpec, registered_specs, table_spec, table_status
+from experiments.harness.static import compute_static
+from experiments.harness.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,7 +136,7 @@ def test_unknown_id_lists_close_matches():
 
 
 def test_a_run_without_data_names_each_missing_dataset_once(tmp_path, monkeypatch, capsys):
-    import experiments.runner as runner
+    import experiments.harness.runner as runner
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)  # not what this test is about
     empty = tmp_path / "empty"
@@ -159,12 +160,12 @@ def test_an_unknown_id_suggests_only_really_close_ids(capsys):
 
 
 def test_run_creates_the_reports_dir_before_training(tmp_path, monkeypatch):
-    import experiments.__main__ as cli_module
+    import experiments.__main__ as entry_point
 
     reports = tmp_path / "not" / "yet"
     seen = []
-    monkeypatch.setattr(cli_module, "run_table", lambda *a, **k: seen.append(reports.is_dir()) or [])
-    cli_module.run_and_report("mformer_table4", runs_root=tmp_path / "runs", reports_dir=reports, echo=lambda _: None)
+    monkeypatch.setattr(entry_point, "run_table", lambda *a, **k: seen.append(reports.is_dir()) or [])
+    entry_point.run_and_report("mformer_table4", runs_root=tmp_path / "runs", reports_dir=reports, echo=lambda _: None)
     assert seen == [True] and (reports / "mformer_table4.md").exists()
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from experiments.plan import resolve_runs
-from experiments.records import comparable_config, experiment_key
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import comparable_config, experiment_key
 from experiments.synthetic_learnability.summary import run_config, summary_rows
 from reports.records import RESULTS_DIR
 

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from experiments.__main__ import main
-from experiments.execute import execute
-from experiments.plan import resolve_runs
-from experiments.records import pretrained_weights
-from experiments.tasks import build_model
+from experiments.harness.execute import execute
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import pretrained_weights
+from experiments.harness.tasks import build_model
 from lightning_modules.checkpoint_io import SafeCheckpointIO
 from models import load_pretrained
 from models.cast import build_expert
@@ -99,7 +99,7 @@ def test_the_planted_files_run_their_code_when_loaded_as_torch_would(tmp_path):
 
 def through_a_run(source: str, tmp_path, table: str = "mformer_table4", row: str = "joint", classes: int = 4):
     """The model ``run`` builds for ``table``'s ``row`` with ``--pretrained source``: its sources resolved
-    (``pretrained_weights``), then loaded (``build_model``), as ``experiments.execute`` does."""
+    (``pretrained_weights``), then loaded (``build_model``), as ``experiments.harness.execute`` does."""
     (cfg,) = resolve_runs(table, rows=[row], overrides={**MICRO, "model": {"pretrained": source}})[:1]
     return build_model(cfg, classes, weights=pretrained_weights(cfg, tmp_path / "runs"))
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.spec import table_spec
-from experiments.static import compute_static
+from experiments.harness.spec import table_spec
+from experiments.harness.static import compute_static
 from reports.__main__ import main as reports_main
 from reports.build import build_report, load_records, ours
 
@@ -132,7 +132,7 @@ def test_tracking_a_record_computed_without_gpu_keeps_the_tracked_measurement(tm
 def test_a_static_cell_made_for_another_configuration_says_what_changed(tmp_path):
     import json
 
-    from experiments.static import inputs_key
+    from experiments.harness.static import inputs_key
 
     runs = tmp_path / "runs"
     compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)
@@ -176,8 +176,8 @@ def test_a_column_the_paper_lacks_follows_its_columns_marked_as_ours(tmp_path, m
     it is shown after the paper's columns, marked, with no 'paper' value and no rank line."""
     import dataclasses
 
-    from experiments import spec as spec_module
-    from experiments.spec import MetricColumn
+    from experiments.harness import spec as spec_module
+    from experiments.harness.spec import MetricColumn
 
     base = table_spec("mformer_table4")
     extra = MetricColumn("motion control", dataset="SSv2", run="SSv2")

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from experiments.claims import ClaimsFileError, Comparison, all_claims, paper_claims, papers
+from experiments.harness.claims import ClaimsFileError, Comparison, all_claims, paper_claims, papers
 from reports.claims import (AGREES, CLAIMS_PAGE, CONTRADICTED, NOT_RUN, REPRODUCED, REVERSED, UNDECIDED, WITHIN,
                             Reading, Side, evaluate, flat_columns, paper_pairs, read, render, verdict)
 from tests.reports.test_tracked_results import make_record, write_tracked
@@ -167,7 +167,7 @@ def test_every_paper_has_three_to_six_claims_each_resting_on_cells_that_exist():
 
 
 def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_claim(tmp_path, monkeypatch):
-    import experiments.claims as module
+    import experiments.harness.claims as module
 
     data = yaml.safe_load(module.claims_path("mformer").read_text())
     data["claims"][0]["tests"][0]["rows"] = ["no_such_row"]
@@ -204,7 +204,7 @@ def test_every_claim_our_runs_contradict_links_the_section_of_its_papers_docs_th
 ])
 def test_a_discussion_link_outside_the_repository_or_to_no_heading_is_refused_by_file_and_claim(
         tmp_path, monkeypatch, link, error):
-    import experiments.claims as module
+    import experiments.harness.claims as module
 
     data = yaml.safe_load(module.claims_path("mformer").read_text())
     data["claims"][0]["discussed_in"] = link

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.plan import resolve_runs
-from experiments.spec import table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import table_spec
 from reports import noise
 from reports.build import REPORTS_DIR, Cell, build_report
 from reports.readme import rewrite_generated_blocks
@@ -122,7 +122,7 @@ def test_track_keeps_the_newer_static_record(tmp_path):
 def test_every_tracked_static_cell_records_its_configuration_and_only_a_device_measurement_may_be_stale():
     """A computed cell is remade on any machine (`python -m experiments static ID`), so a tracked one must be today's;
     a measurement needs its device, so it may lag, and then its report cell says what changed."""
-    from experiments.static import stale_note
+    from experiments.harness.static import stale_note
 
     for path in sorted((REPO / "reports" / "results").glob("*/static.json")):
         spec = table_spec(path.parent.name)

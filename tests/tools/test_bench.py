@@ -1,14 +1,14 @@
-"""``python -m experiments bench``: per row, parameters, GFLOPs per view, training and inference clips/s and peak
+"""``python -m tools bench``: per row, parameters, GFLOPs per view, training and inference clips/s and peak
 memory on the device at hand, as a markdown table."""
 
 import math
 
 import pytest
 
-from experiments.__main__ import main
-from experiments.bench import NUM_CLASSES, bench_row, row_configs
-from experiments.static import gflops
-from experiments.tasks import build_model
+from tools.__main__ import main
+from tools.bench import NUM_CLASSES, bench_row, row_configs
+from experiments.harness.static import gflops
+from experiments.harness.tasks import build_model
 
 
 def test_a_row_is_measured_on_this_device():

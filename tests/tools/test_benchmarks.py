@@ -1,17 +1,17 @@
 """What the speed and memory benchmarks pass between their parts, checked against literals and hand formulas.
 
-Complements ``tests/models/test_measurement.py`` (whose fake clock and scripted layer this file reuses):
-- ``experiments.bench``: ``_timed`` is the median of the timed steps, warm-up excluded, each step synchronised
+Complements ``tests/tools/test_measurement.py`` (whose fake clock and scripted layer this file reuses):
+- ``tools.bench``: ``_timed`` is the median of the timed steps, warm-up excluded, each step synchronised
   before its clock stops (a fake CUDA queue whose work only ``synchronize`` waits for); ``bench_row`` turns
   seconds per step into clips per second with the batch;
-- ``models.benchmark_shift``: on (fake) CUDA each timed pass is synchronised and the peak is the one pass's rise;
+- ``tools.shift_family``: on (fake) CUDA each timed pass is synchronised and the peak is the one pass's rise;
   ``--compile MODE`` reaches ``torch.compile`` for every variant, with room for all of them in dynamo's cache;
   ``run`` hands every option to ``measure``; ratios divide by the ViT of the same shape;
-- ``models.benchmark_attention``: every variant's worker gets the same batch, device, block, repeats and threads,
+- ``tools.trajectory_attention``: every variant's worker gets the same batch, device, block, repeats and threads,
   the literal baseline included; ratios divide by the literal of the same shape; the memory kept for backward is
   read while the graph is alive;
-- ``models.benchmark_memory``: the batch and the prototype count reach the layer; the table is in MiB (2^20);
-- ``models.d3da.benchmark``: the paper shape builds ``d3da_base``;
+- ``tools.trajectory_memory``: the batch and the prototype count reach the layer; the table is in MiB (2^20);
+- ``tools.d3da_step``: the paper shape builds ``d3da_base``;
 - ``reports.benchmarks``: a record's CPU name carries the thread count it was measured with; 1024 MiB is 1 GiB.
 """
 
@@ -23,11 +23,11 @@ import types
 import pytest
 import torch
 
-from experiments import bench
-from models import benchmark_attention, benchmark_memory, benchmark_shift
-from models.d3da import benchmark as rgb_pose_benchmark
+from tools import bench
+from tools import shift_family, trajectory_attention, trajectory_memory
+from tools import d3da_step as rgb_pose_benchmark
 from reports import benchmarks as report_benchmarks
-from tests.models.test_measurement import (MIB, FakeClock, ScriptedLayer, attention_record, FakeRgbPose, numbers,
+from tests.tools.test_measurement import (MIB, FakeClock, ScriptedLayer, attention_record, FakeRgbPose, numbers,
                                           shift_record)
 
 
@@ -55,7 +55,7 @@ class FakeDeviceQueue:
         self.pending, self.syncs = 0.0, self.syncs + 1
 
 
-# ---- experiments.bench --------------------------------------------------------------------------------------------
+# ---- tools.bench --------------------------------------------------------------------------------------------------------
 
 
 def test_bench_step_time_is_the_synchronised_median_after_the_warm_up(monkeypatch):
@@ -87,7 +87,7 @@ def test_bench_row_throughput_is_the_batch_over_the_step_time(monkeypatch):
     assert (result["train_clips_s"], result["infer_clips_s"]) == (32.0, 128.0)
 
 
-# ---- models.benchmark_shift ---------------------------------------------------------------------------------------
+# ---- tools.shift_family ---------------------------------------------------------------------------------------
 
 
 def test_shift_benchmark_on_cuda_synchronises_each_timed_pass_and_takes_the_passes_own_peak(monkeypatch):
@@ -102,13 +102,13 @@ def test_shift_benchmark_on_cuda_synchronises_each_timed_pass_and_takes_the_pass
         layer = ScriptedLayer(queue, lambda n: 0.5 if n < 3 else scripted[variant][n - 3])
         return layer, (torch.randn(batch, 4, requires_grad=True),)
 
-    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
-    monkeypatch.setattr(benchmark_shift, "time", clock.module())
+    monkeypatch.setattr(shift_family, "build_unit", fake_build)
+    monkeypatch.setattr(shift_family, "time", clock.module())
     monkeypatch.setattr(torch.cuda, "synchronize", queue.synchronize)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a, **k: None)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a, **k: 10 * MIB)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a, **k: 25 * MIB)
-    records = benchmark_shift.measure("tiny", ["vit", "tsm"], "block", batch=2, device="cuda", repeats=3,
+    records = shift_family.measure("tiny", ["vit", "tsm"], "block", batch=2, device="cuda", repeats=3,
                                       min_seconds=0.0)
     got = {r["variant"]: (r["time_s"], r["time_min_s"], r["passes"], r["peak_mib"]) for r in records}
     assert got == {"vit": (2.0, 1.0, 3, 15.0), "tsm": (5.0, 4.0, 3, 15.0)}
@@ -122,7 +122,7 @@ def test_shift_build_hands_the_compile_mode_to_torch_compile(monkeypatch):
         return layer
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    benchmark_shift.build_unit("tiny", "tsm", "block", 1, torch.device("cpu"), "max-autotune")
+    shift_family.build_unit("tiny", "tsm", "block", 1, torch.device("cpu"), "max-autotune")
     assert modes == ["max-autotune"]
 
 
@@ -136,10 +136,10 @@ def test_shift_benchmark_compiles_every_variant_with_room_for_all_in_dynamos_cac
         seen.append((compiled, torch._dynamo.config.recompile_limit))
         return ScriptedLayer(clock, lambda n: 1.0), (torch.randn(batch, 4, requires_grad=True),)
 
-    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
-    monkeypatch.setattr(benchmark_shift, "time", clock.module())
+    monkeypatch.setattr(shift_family, "build_unit", fake_build)
+    monkeypatch.setattr(shift_family, "time", clock.module())
     variants = ["vit", *(f"variant_{i}" for i in range(11))]
-    records = benchmark_shift.measure("tiny", variants, "block", batch=1, device="cpu", repeats=1, min_seconds=0.0,
+    records = shift_family.measure("tiny", variants, "block", batch=1, device="cpu", repeats=1, min_seconds=0.0,
                                       compiled="reduce-overhead")
     assert [compiled for compiled, _ in seen] == ["reduce-overhead"] * 12
     assert all(limit >= 12 for _, limit in seen), seen
@@ -164,9 +164,9 @@ def test_shift_benchmark_starts_every_pass_with_no_input_gradient(monkeypatch):
         x.register_hook(backwards.append)
         return LoggedLayer(clock, lambda n: 1.0), (x,)
 
-    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
-    monkeypatch.setattr(benchmark_shift, "time", clock.module())
-    benchmark_shift.measure("tiny", ["vit", "tsm"], "block", batch=1, device="cpu", repeats=2, min_seconds=0.0)
+    monkeypatch.setattr(shift_family, "build_unit", fake_build)
+    monkeypatch.setattr(shift_family, "time", clock.module())
+    shift_family.measure("tiny", ["vit", "tsm"], "block", batch=1, device="cpu", repeats=2, min_seconds=0.0)
     assert len(backwards) >= 2 * (1 + 1 + 2)  # per variant: warm-up, op count, 2 timed passes
     assert len(grads_seen) > len(backwards) and all(grad is None for grad in grads_seen)
 
@@ -175,7 +175,7 @@ def test_shift_benchmark_starts_every_pass_with_no_input_gradient(monkeypatch):
 def test_shift_benchmark_times_a_block_through_cuda_graphs():
     """Summing the block's input gradient over passes stopped the second replay with 'accessing tensor output of
     CUDAGraphs that has been overwritten by a subsequent run'."""
-    records = benchmark_shift.measure("tiny", ["vit", "tokenshift"], "block", batch=1, device="cuda", repeats=3,
+    records = shift_family.measure("tiny", ["vit", "tokenshift"], "block", batch=1, device="cuda", repeats=3,
                                       min_seconds=0.0, compiled="reduce-overhead")
     assert [(r["variant"], r["compiled"], r["passes"]) for r in records] == [("vit", "reduce-overhead", 3),
                                                                             ("tokenshift", "reduce-overhead", 3)]
@@ -190,10 +190,10 @@ def test_shift_run_hands_every_option_to_measure(monkeypatch, one_thread):
         calls.append((shape, variants, unit, batch, device, repeats, min_seconds, compiled, torch.get_num_threads()))
         return []
 
-    monkeypatch.setattr(benchmark_shift, "measure", fake_measure)
-    args = benchmark_shift.parse_args(["--shape", "all", "--unit", "model", "--batch", "3", "--repeats", "7",
+    monkeypatch.setattr(shift_family, "measure", fake_measure)
+    args = shift_family.parse_args(["--shape", "all", "--unit", "model", "--batch", "3", "--repeats", "7",
                                        "--min-seconds", "0.25", "--variants", "tsm", "--threads", "2", "--compile"])
-    benchmark_shift.run(args)
+    shift_family.run(args)
     assert calls == [(shape, ["vit", "tsm"], "model", 3, "cpu", 7, 0.25, "default", 2) for shape in ("tiny", "paper")]
 
 
@@ -202,11 +202,11 @@ def test_shift_table_divides_each_shape_by_its_own_vit():
     records = [{"shape": shape, "variant": variant, "ops": 10, "time_s": t, "time_min_s": t, "saved_mib": 4.0,
                 "peak_mib": 8.0} for shape, variant, t in
                [("tiny", "vit", 0.1), ("tiny", "tsm", 0.2), ("paper", "vit", 1.0), ("paper", "tsm", 1.5)]]
-    (row,) = [line for line in benchmark_shift.records_table(records).splitlines() if "| paper" in line and "tsm" in line]
+    (row,) = [line for line in shift_family.records_table(records).splitlines() if "| paper" in line and "tsm" in line]
     assert numbers(row)[3:7] == [1500.0, 1.5, 1500.0, 1.5]
 
 
-# ---- models.benchmark_attention -----------------------------------------------------------------------------------
+# ---- tools.trajectory_attention -----------------------------------------------------------------------------------
 
 
 def test_attention_table_divides_each_shape_by_its_own_literal():
@@ -215,7 +215,7 @@ def test_attention_table_divides_each_shape_by_its_own_literal():
     records = [attention_record("literal", 0.3, 20.0, 10.0), attention_record("rearranged", 0.1, 5.0, 5.0),
                {**attention_record("literal", 2.0, 100.0, 40.0), "shape": "paper"},
                {**attention_record("rearranged", 0.5, 25.0, 30.0), "shape": "paper"}]
-    (row,) = [line for line in benchmark_attention.records_table(records).splitlines() if "| paper" in line
+    (row,) = [line for line in trajectory_attention.records_table(records).splitlines() if "| paper" in line
               and "rearranged" in line]
     assert numbers(row)[3:] == [500.0, 250.0, "4.00x", 25.0, 0.25, 30.0, 0.75]
 
@@ -228,8 +228,8 @@ def test_attention_cli_measures_every_variant_with_the_same_options_and_the_lite
         return {**config, "time_s": 1.0, "time_min_s": 1.0, "peak_mib": 1.0, "retained_mib": 1.0,
                 "memory_method": "fake", "threads": 2}
 
-    monkeypatch.setattr(benchmark_attention, "_run_subprocess", fake_worker)
-    benchmark_attention.main(["--shape", "all", "--batch", "3", "--repeats", "4", "--variants", "rearranged",
+    monkeypatch.setattr(trajectory_attention, "_run_subprocess", fake_worker)
+    trajectory_attention.main(["--shape", "all", "--batch", "3", "--repeats", "4", "--variants", "rearranged",
                               "--threads", "2", "--block"])
     same = {"batch": 3, "device": "cpu", "repeats": 4, "block": True, "threads": 2}
     assert configs == [{"shape": s, "variant": v, **same} for s in ("tiny", "paper") for v in ("literal", "rearranged")]
@@ -265,33 +265,33 @@ def _fake_attention_layers(monkeypatch, state) -> list:
         return built[-1]
 
     status = {"VmRSS": lambda: (130 if state.alive else 100) * MIB, "VmHWM": lambda: 150 * MIB}
-    monkeypatch.setattr(benchmark_attention, "TrajectoryAttention", fake_attention)
-    monkeypatch.setattr(benchmark_attention, "time", clock.module())
-    monkeypatch.setattr(benchmark_attention, "_reset_peak_resident", lambda: None)
-    monkeypatch.setattr(benchmark_attention, "_status_bytes", lambda field: status[field]())
+    monkeypatch.setattr(trajectory_attention, "TrajectoryAttention", fake_attention)
+    monkeypatch.setattr(trajectory_attention, "time", clock.module())
+    monkeypatch.setattr(trajectory_attention, "_reset_peak_resident", lambda: None)
+    monkeypatch.setattr(trajectory_attention, "_status_bytes", lambda field: status[field]())
     return built
 
 
 def test_attention_memory_kept_for_backward_is_read_while_the_graph_is_alive(monkeypatch):
     state = types.SimpleNamespace(alive=False)
     _fake_attention_layers(monkeypatch, state)
-    record = benchmark_attention.measure("tiny", "literal", batch=1, device="cpu", repeats=1, block=False)
+    record = trajectory_attention.measure("tiny", "literal", batch=1, device="cpu", repeats=1, block=False)
     assert (record["retained_mib"], record["peak_mib"]) == (30.0, 50.0)
 
 
 def test_attention_worker_runs_with_the_requested_threads(monkeypatch, one_thread):
     _fake_attention_layers(monkeypatch, types.SimpleNamespace(alive=False))
-    record = benchmark_attention.measure("tiny", "literal", batch=1, device="cpu", repeats=1, block=False, threads=2)
+    record = trajectory_attention.measure("tiny", "literal", batch=1, device="cpu", repeats=1, block=False, threads=2)
     assert record["threads"] == 2
 
 
-# ---- models.benchmark_memory --------------------------------------------------------------------------------------
+# ---- tools.trajectory_memory --------------------------------------------------------------------------------------
 
 
 def test_memory_benchmark_batch_reaches_the_layer():
     """Nearly all saved bytes are per clip (a few small batch-independent tensors apart): two clips save almost
     twice, three almost three times what one clip saves."""
-    saved = [benchmark_memory.measure("exact", frames=2, side=2, dim=8, heads=2, prototypes=4, batch=b,
+    saved = [trajectory_memory.measure("exact", frames=2, side=2, dim=8, heads=2, prototypes=4, batch=b,
                                       device="meta")["saved_bytes"] for b in (1, 2, 3)]
     assert saved[1] >= 1.9 * saved[0] and saved[2] >= 2.9 * saved[0], saved
 
@@ -299,7 +299,7 @@ def test_memory_benchmark_batch_reaches_the_layer():
 def test_memory_benchmark_prototype_count_reaches_the_layer():
     """2 or 4 prototypes of 16 candidate tokens: both valid (the layer's default, 128, is not), saving different
     amounts."""
-    saved = [benchmark_memory.measure("orthoformer", frames=2, side=2, dim=8, heads=2, prototypes=r, batch=1,
+    saved = [trajectory_memory.measure("orthoformer", frames=2, side=2, dim=8, heads=2, prototypes=r, batch=1,
                                       device="meta")["saved_bytes"] for r in (2, 4)]
     assert saved[0] < saved[1], saved
 
@@ -308,12 +308,12 @@ def test_memory_benchmark_table_is_in_mib_of_two_to_the_twenty_bytes():
     """3.5 * 2^20 and 5 * 2^20 bytes are 3.5 and 5 MiB (3.67 and 5.24 in units of 10^6 bytes)."""
     row = {"variant": "exact", "frames": 2, "side": 4, "tokens": 32, "saved_bytes": 7 * 2**19,
            "peak_bytes": 5 * 2**20, "saved_slope": 1.0, "peak_slope": 2.0, "seconds": 0.1}
-    (line,) = [line for line in benchmark_memory.format_table([row]).splitlines() if line.startswith("exact")]
+    (line,) = [line for line in trajectory_memory.format_table([row]).splitlines() if line.startswith("exact")]
     # columns: variant, N, S, saved MiB, slope, peak MiB, slope, s (tabulate drops trailing zeros)
     assert [float(cell) for cell in line.split()[3:6:2]] == [3.5, 5.0]
 
 
-# ---- models.d3da.benchmark -------------------------------------------------------------------------------------
+# ---- tools.d3da_step -------------------------------------------------------------------------------------
 
 
 def test_rgb_pose_paper_shape_builds_the_base_model(monkeypatch):
@@ -333,13 +333,13 @@ def test_rgb_pose_paper_shape_builds_the_base_model(monkeypatch):
 
 def test_recorded_cpu_name_carries_the_thread_count_it_was_measured_with(tmp_path, monkeypatch, one_thread):
     """``--threads 2`` is set by the run: the stamp must be taken after it (the process started with 1 thread)."""
-    import experiments.provenance as provenance
+    import experiments.harness.provenance as provenance
     import models.hardware as hardware
-    monkeypatch.setattr(benchmark_shift, "measure", lambda shape, variants, *a, **k: [
+    monkeypatch.setattr(shift_family, "measure", lambda shape, variants, *a, **k: [
         shift_record(v, threads=torch.get_num_threads()) for v in variants])
     monkeypatch.setattr(provenance, "git_commit", lambda: "abc123")
     monkeypatch.setattr(hardware, "cpu_name", lambda: "Fake CPU")
-    new = report_benchmarks.record_shift_benchmark(tmp_path / "shift_fake.json", ["--threads", "2", "--variants",
+    new = shift_family.record_shift_benchmark(tmp_path / "shift_fake.json", ["--threads", "2", "--variants",
                                                                                   "tsm"])
     assert [(r["device_name"], r["threads"]) for r in new] == [("Fake CPU, 2 thread(s)", 2)] * 2
 

@@ -1,4 +1,4 @@
-"""`python -m experiments loader-rate`: one loader process's clips/s per distinct training data path (what makes two
+"""`python -m tools loader-rate`: one loader process's clips/s per distinct training data path (what makes two
 runs' paths the same, the measurement on generated files at 1/7 size, the side-by-side processes, a failure), and
 the tracked record covers every training path of the paper tables."""
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import loader_rate
-from experiments.__main__ import main
-from experiments.smoke import all_tables, smoke_configs
+from tools import loader_rate
+from tools.__main__ import main
+from tools.smoke.runs import all_tables, smoke_configs
 
 RECORD = Path(__file__).resolve().parents[2] / "reports" / "benchmarks" / loader_rate.RECORD_FILE
 
@@ -43,7 +43,7 @@ def test_the_rate_is_measured_on_generated_files_and_recorded_per_path(tmp_path)
     assert kinetics["status"] == "pass" and kinetics["items"] >= 1 and kinetics["clips_s"] > 0
     assert kinetics["processes"] == 1 and kinetics["threads"] == 1 and kinetics["shrink"] == 7
     assert kinetics["runs"] == ["mformer_table4 joint / K-400"] and kinetics["data"]["shape"]["width"] == 340 // 7
-    assert kinetics["command"].startswith("python -m experiments loader-rate mformer_table4")
+    assert kinetics["command"].startswith("python -m tools loader-rate mformer_table4")
     assert main([*common, "--processes", "2"]) == 0  # the same paths again, in two processes at once
     records = json.loads(record.read_text())["records"]
     assert [r["processes"] for r in records] == [1, 1, 2, 2]  # kept beside the rates read alone
@@ -73,7 +73,7 @@ def tracked() -> list[dict]:
 
 
 def test_the_tracked_record_holds_every_training_path_of_the_paper_tables_once_measured_alone(tracked):
-    """A spec whose data path changes needs a new measurement (``python -m experiments loader-rate all --record``):
+    """A spec whose data path changes needs a new measurement (``python -m tools loader-rate all --record``):
     the rule reads only the paths measured alone, at the paper's shape, at one thread."""
     measured = {r["path"] for r in tracked if r["status"] == "pass" and r["shrink"] == 1 and r["processes"] == 1
                 and r["threads"] == 1}

@@ -4,8 +4,8 @@ Checked against hand counts and literals, never against the code under test:
 - ``models.memory``: saved-tensor bytes (a buffer saved through several views counts once, whole), the training
   mode and default clip of ``activation_bytes``, the live/peak bookkeeping of ``LiveBytes`` and that
   ``peak_bytes`` includes the backward;
-- ``models.benchmark_memory``: token counts, slopes recomputed by the formula, the first size of each variant;
-- ``models.benchmark_attention``, ``models.benchmark_shift``, ``models.d3da.benchmark``,
+- ``tools.trajectory_memory``: token counts, slopes recomputed by the formula, the first size of each variant;
+- ``tools.trajectory_attention``, ``tools.shift_family``, ``tools.d3da_step``,
   ``models.cast.complexity.measure_training``: with a fake clock that only the layer's forward advances, the timed
   figures are the median (and min) of the timed passes, warm-up and memory passes excluded, passes interleaved;
   the tables' ratios are ours / reference (or reference / ours for "speed-up");
@@ -26,10 +26,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from models import benchmark_attention, benchmark_memory, benchmark_shift  # noqa: E402
+from tools import shift_family, trajectory_attention, trajectory_memory  # noqa: E402
 from models.cast import complexity as cast_complexity  # noqa: E402
 from models.memory import LiveBytes, activation_bytes, peak_bytes, saved_tensor_bytes  # noqa: E402
-from models.d3da import benchmark as rgb_pose_benchmark  # noqa: E402
+from tools import d3da_step as rgb_pose_benchmark  # noqa: E402
 from reports import benchmarks as report_benchmarks  # noqa: E402
 
 F32 = 4  # bytes per float32 element
@@ -146,11 +146,11 @@ def test_peak_bytes_includes_the_backward_and_its_gradients():
     assert peak >= 2 * 1000 * F32
 
 
-# ---- models.benchmark_memory ----------------------------------------------------------------------------------
+# ---- tools.trajectory_memory ----------------------------------------------------------------------------------
 
 
 def test_memory_benchmark_rows_count_tokens_and_restart_slopes_per_variant():
-    rows = benchmark_memory.run(["orthoformer", "exact"], frames=2, sides=[2, 3, 4], dim=8, heads=2, prototypes=4,
+    rows = trajectory_memory.run(["orthoformer", "exact"], frames=2, sides=[2, 3, 4], dim=8, heads=2, prototypes=4,
                                 batch=1, device="meta")
     assert [(r["variant"], r["side"], r["tokens"]) for r in rows] == [
         (v, s, 2 * s * s) for v in ("orthoformer", "exact") for s in (2, 3, 4)]  # N = T * S, the class token apart
@@ -168,19 +168,19 @@ def test_memory_benchmark_rows_count_tokens_and_restart_slopes_per_variant():
 def test_memory_benchmark_does_not_count_the_layers_input_as_its_activation(monkeypatch):
     """The layer's input stands for the previous layer's output: the saved bytes exclude it with the parameters."""
     excluded_inputs = []
-    real = benchmark_memory.saved_tensor_bytes
+    real = trajectory_memory.saved_tensor_bytes
 
     def spy(fn, exclude=()):
         exclude = list(exclude)
         excluded_inputs.extend(tuple(t.shape) for t in exclude if not isinstance(t, nn.Parameter))
         return real(fn, exclude=exclude)
 
-    monkeypatch.setattr(benchmark_memory, "saved_tensor_bytes", spy)
-    benchmark_memory.measure("exact", frames=2, side=2, dim=8, heads=2, prototypes=4, batch=1, device="meta")
+    monkeypatch.setattr(trajectory_memory, "saved_tensor_bytes", spy)
+    trajectory_memory.measure("exact", frames=2, side=2, dim=8, heads=2, prototypes=4, batch=1, device="meta")
     assert excluded_inputs == [(1, 1 + 2 * 2 * 2, 8)]  # (batch, class token + T * S, dim)
 
 
-# ---- models.benchmark_attention -----------------------------------------------------------------------------------
+# ---- tools.trajectory_attention -----------------------------------------------------------------------------------
 
 
 def test_attention_benchmark_times_the_median_of_the_timed_passes_after_the_untimed_ones(monkeypatch):
@@ -196,11 +196,11 @@ def test_attention_benchmark_times_the_median_of_the_timed_passes_after_the_unti
         return layer
 
     status = {"VmRSS": [100 * MIB, 130 * MIB], "VmHWM": [150 * MIB]}
-    monkeypatch.setattr(benchmark_attention, "TrajectoryAttention", fake_attention)
-    monkeypatch.setattr(benchmark_attention, "time", clock.module())
-    monkeypatch.setattr(benchmark_attention, "_reset_peak_resident", lambda: None)
-    monkeypatch.setattr(benchmark_attention, "_status_bytes", lambda field: status[field].pop(0))
-    record = benchmark_attention.measure("tiny", "literal", batch=1, device="cpu", repeats=3, block=False)
+    monkeypatch.setattr(trajectory_attention, "TrajectoryAttention", fake_attention)
+    monkeypatch.setattr(trajectory_attention, "time", clock.module())
+    monkeypatch.setattr(trajectory_attention, "_reset_peak_resident", lambda: None)
+    monkeypatch.setattr(trajectory_attention, "_status_bytes", lambda field: status[field].pop(0))
+    record = trajectory_attention.measure("tiny", "literal", batch=1, device="cpu", repeats=3, block=False)
     assert built[0].calls == 2 + 4
     assert record["passes"] == 4
     assert record["time_s"] == pytest.approx(0.6)  # median of 0.1, 0.2, 1.0, 5.0 (the mean would be 1.575)
@@ -227,13 +227,13 @@ def attention_record(variant: str, time_s: float, peak: float, retained: float) 
 
 
 def test_attention_table_speed_up_is_literal_over_variant_and_memory_is_variant_over_literal():
-    table = benchmark_attention.records_table([attention_record("literal", 0.3, 80.0, 40.0),
+    table = trajectory_attention.records_table([attention_record("literal", 0.3, 80.0, 40.0),
                                         attention_record("rearranged", 0.1, 20.0, 30.0)])
     (row,) = [line for line in table.splitlines() if "rearranged" in line]
     assert numbers(row)[3:] == [100.0, 50.0, "3.00x", 20.0, 0.25, 30.0, 0.75]
 
 
-# ---- models.benchmark_shift ---------------------------------------------------------------------------------------
+# ---- tools.shift_family ---------------------------------------------------------------------------------------
 
 
 def test_shift_benchmark_interleaves_variants_and_reports_the_median(monkeypatch):
@@ -253,9 +253,9 @@ def test_shift_benchmark_interleaves_variants_and_reports_the_median(monkeypatch
     def fake_build(shape, variant, unit, batch, dev, compiled=None):
         return ScriptedLayer(clock, duration), (torch.randn(batch, 4, requires_grad=True),)
 
-    monkeypatch.setattr(benchmark_shift, "build_unit", fake_build)
-    monkeypatch.setattr(benchmark_shift, "time", clock.module())
-    records = benchmark_shift.measure("tiny", ["vit", "tsm"], "block", batch=2, device="cpu", repeats=3,
+    monkeypatch.setattr(shift_family, "build_unit", fake_build)
+    monkeypatch.setattr(shift_family, "time", clock.module())
+    records = shift_family.measure("tiny", ["vit", "tsm"], "block", batch=2, device="cpu", repeats=3,
                                       min_seconds=0.0)
     got = {r["variant"]: (r["time_s"], r["time_min_s"], r["passes"]) for r in records}
     assert got == {"vit": (9.0, 1.0, 3), "tsm": (16.0, 4.0, 3)}
@@ -267,12 +267,12 @@ def test_shift_table_ratios_divide_by_the_vit():
     base = {"shape": "tiny", "variant": "vit", "ops": 10, "time_s": 0.2, "time_min_s": 0.1, "saved_mib": 4.0,
             "peak_mib": 8.0}
     other = {**base, "variant": "tsm", "time_s": 0.3, "time_min_s": 0.4, "saved_mib": 5.0, "peak_mib": 2.0}
-    table = benchmark_shift.records_table([base, other])
+    table = shift_family.records_table([base, other])
     (row,) = [line for line in table.splitlines() if "| tsm" in line]
     assert numbers(row)[3:] == [300.0, 1.5, 400.0, 4.0, 5.0, 1.25, 2.0, 0.25]
 
 
-# ---- models.d3da.benchmark -----------------------------------------------------------------------------------
+# ---- tools.d3da_step -----------------------------------------------------------------------------------
 
 
 class FakeRgbPose(ScriptedLayer):
@@ -364,21 +364,21 @@ def shift_record(variant: str, **fields) -> dict:
 
 def test_records_merge_on_their_setting_and_are_stamped(tmp_path, monkeypatch):
     """A new record replaces the kept one of the same device, unit, shape, batch, compile mode and variant only."""
-    import experiments.provenance as provenance
+    import experiments.harness.provenance as provenance
     import models.hardware as hardware
     def fake_run(args):
         return [shift_record(v, batch=args.batch, compiled=args.compile, time_s=float(args.repeats))
                 for v in ("vit", *args.variants)]
 
-    monkeypatch.setattr(benchmark_shift, "run", fake_run)
+    monkeypatch.setattr(shift_family, "run", fake_run)
     monkeypatch.setattr(provenance, "git_commit", lambda: "abc123")
     monkeypatch.setattr(hardware, "cpu_name", lambda: "Fake CPU")
     path = tmp_path / "shift_fake.json"
-    report_benchmarks.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "1", "--repeats", "1"])
-    report_benchmarks.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "2", "--repeats", "2"])
-    report_benchmarks.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "1", "--repeats", "3",
+    shift_family.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "1", "--repeats", "1"])
+    shift_family.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "2", "--repeats", "2"])
+    shift_family.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "1", "--repeats", "3",
                                                     "--compile"])
-    new = report_benchmarks.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "2", "--repeats", "4"])
+    new = shift_family.record_shift_benchmark(path, ["--variants", "tsm", "--batch", "2", "--repeats", "4"])
     merged = json.loads(path.read_text())["records"]
     assert [(r["variant"], r["batch"], r["compiled"], r["time_s"]) for r in merged] == [
         ("vit", 1, None, 1.0), ("tsm", 1, None, 1.0), ("vit", 1, "default", 3.0), ("tsm", 1, "default", 3.0),
@@ -386,7 +386,7 @@ def test_records_merge_on_their_setting_and_are_stamped(tmp_path, monkeypatch):
     assert merged[-2:] == new
     assert new[0]["device_name"] == f"Fake CPU, {torch.get_num_threads()} thread(s)"
     assert new[0]["commit"] == "abc123" and new[0]["torch"] == torch.__version__
-    assert new[0]["command"] == (f"python -m reports benchmark-shift {path} --variants tsm --batch 2 --repeats 4")
+    assert new[0]["command"] == (f"python -m tools shift-family --record {path} --variants tsm --batch 2 --repeats 4")
 
 
 def test_shift_tables_split_by_device_and_state_memory_ratios(tmp_path):

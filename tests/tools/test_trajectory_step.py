@@ -1,11 +1,11 @@
-"""``python -m models.benchmark_step``: its ratios, a failed variant recorded, and the compiled trajectory attention
+"""``python -m tools trajectory-step``: its ratios, a failed variant recorded, and the compiled trajectory attention
 it times exact against the literal Eq. 4-6."""
 
 import pytest
 
 import torch
 
-from models.benchmark_step import check_exact, profile_steps, ratios, run_worker, table
+from tools.trajectory_step import check_exact, profile_steps, ratios, run_worker, table
 
 
 def test_ratios_divide_by_joint_in_the_same_mode():
@@ -50,7 +50,7 @@ def test_compiled_lean_trajectory_attention_equals_the_literal_equations_in_floa
 
 
 def test_a_cuda_device_without_cuda_is_refused_in_one_line(monkeypatch, capsys):
-    from models.benchmark_step import main
+    from tools.trajectory_step import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as stopped:

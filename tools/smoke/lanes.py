@@ -1,4 +1,4 @@
-"""``python -m experiments smoke ID ... --jobs N``: a sweep in N processes side by side on one device.
+"""``python -m tools smoke ID ... --jobs N``: a sweep in N processes side by side on one device.
 
 The tables are dealt into N lanes of about equal run counts; a table of more runs than a lane's fair share is cut by
 rows into parts (each lane then runs such a part as ``smoke TABLE --rows ...``), so that one large table does not hold
@@ -15,6 +15,7 @@ such run is stepped again with the device to itself.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import json
 import math
@@ -27,7 +28,9 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .smoke import SmokeOptions, data_request, smoke_configs
+from reports.smoke_records import crowded_out, markdown, read_records
+
+from .runs import SmokeOptions, data_request, echo_err, options_line, smoke_configs
 
 RESUME_PREFIX = "resume after: "  # the line a sweep stopped by a lost GPU context prints: JSON [table, row, column]
 MAX_RESTARTS = 20  # a lane that keeps losing its context stops trying
@@ -107,7 +110,7 @@ def resume_point(log: Path, start: int = 0) -> list[str] | None:
 
 
 def lane_command(tables: Sequence[str], options: Sequence[str], after: Sequence[str] | None) -> list[str]:
-    return [sys.executable, "-m", "experiments", "smoke", *tables, *options,
+    return [sys.executable, "-m", "tools", "smoke", *tables, *options,
             *(["--resume-after", *after] if after else [])]
 
 
@@ -185,8 +188,6 @@ def run_alone(swept: Collection[tuple[str, str, str]], record: Path, options: Se
     """The ``swept`` runs that ``record`` holds as out of device memory beside other processes (``crowded_out``),
     stepped again one at a time with the device to themselves (``options``: sharing 1): only then does a run that
     does not fit fail for its own sake. (parts, exit code, log), or None when there is none."""
-    from .smoke_records import crowded_out, read_records
-
     crowded = [r for r in read_records(record) if crowded_out(r) and (r["table"], r["row"], r["column"]) in swept] \
         if record.exists() else []
     if not crowded:
@@ -198,3 +199,31 @@ def run_alone(swept: Collection[tuple[str, str, str]], record: Path, options: Se
     echo(f"alone: {len(crowded)} run(s) out of device memory beside the other lanes, stepped again alone -> {log}")
     codes = [_run_command([table], [*options, "--rows", *table_rows], log) for table, table_rows in parts]
     return parts, next((code for code in reversed(codes) if code), 0), log
+
+
+def smoke_lanes(args: argparse.Namespace, tables: list[str], options: SmokeOptions, path: str | None,
+                passed: set[tuple[str, str, str]]) -> int:
+    """``smoke ... --jobs N``: the lanes' exit codes and logs, then the records."""
+    if path is None or args.rows or args.resume_after:
+        raise ValueError("--jobs needs --record (the lanes report through the record file) and takes neither "
+                         "--rows nor --resume-after")
+    # a run left to step alone has every core; its row's passed columns are left out
+    alone_options = options_line(args, sharing=1, record=path)
+    alone_options += [] if args.skip_passed else ["--skip-passed"]
+    cores = os.cpu_count() or 1
+    if not args.threads:  # each lane decodes and augments on the CPU, on a GPU too: the lanes share the cores
+        args.threads = max(1, cores // args.jobs)
+    elif args.threads * args.jobs > cores:
+        echo_err(f"warning: {args.jobs} processes x {args.threads} torch threads on {cores} cores: they will contend "
+                 f"(10 x 16 on 16 cores made runs 14x slower: docs/paper_scale_smoke.md); leave "
+                 f"--threads out for a share each")
+    lane_options = options_line(args, sharing=args.jobs, record=path)  # the one file, by name
+    lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed,
+                     alone_options=alone_options, record=Path(path))
+    swept = [r for r in read_records(path) if r["table"] in tables] if Path(path).exists() else []
+    swept.sort(key=lambda r: tables.index(r["table"]))  # the lanes wrote theirs interleaved
+    print(markdown(swept))
+    for lane, code, log in lanes:
+        print(f"lane {log.stem} exit {code}: {', '.join(map(shown, lane))} (log {log})")
+    print(f"-> {path}")
+    return 0 if all(code == 0 for _, code, _ in lanes) else 1

@@ -1,10 +1,10 @@
-"""``python -m experiments smoke ID``: every run of a table, at paper scale, through the run path, on generated
-data of the real datasets' shape.
+"""One run of a table stepped at paper scale through the run path, on generated data of the real datasets' shape
+(``python -m tools smoke ID`` steps every run of the tables: ``tools.smoke.sweep``).
 
 Each run of the table resolves as ``run --scale paper`` resolves it; its data root is replaced by files written
 at the dataset's published size, rate, length and layout (``data.synthetic.paper_shape``), so the real reader,
 decoder, transforms and multi-view collation run; its task builds the same data module, model and LightningModule
-as ``run`` (``experiments.tasks``), and a Lightning Trainer takes ``steps`` optimizer steps, one validation batch and
+as ``run`` (``experiments.harness.tasks``), and a Lightning Trainer takes ``steps`` optimizer steps, one validation batch and
 one multi-view test batch at the paper's precision (on the CPU: bf16-mixed, Lightning's stand-in for 16-mixed).
 A task that trains nothing (other test views, other clip lengths, DAVIS label propagation) runs its own evaluation
 on the generated validation split. Only the pretrained weights are not loaded (their shapes are the model's).
@@ -14,7 +14,7 @@ clips per second in one process (decoding and augmenting inside the training loo
 step's, and peak memory: ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU the tensors that live through the
 last step (weights, buffers, optimizer state, the batch) plus the peak of those created in it
 (``models.memory.LiveBytes``), extrapolated to the paper's per-GPU batch as if everything created in the step grew
-with the batch (an upper estimate), and set against the memory of the GPU the paper names (``PAPER_GPUS``); the test
+with the batch (an upper estimate), and set against the memory of the GPU the paper names (``runs.paper_gpu``); the test
 batch's memory on a GPU only (``CPU_TEST_MEMORY``).
 What differs from the paper's run on a CPU is stated per run (``reductions``): the batch, the precision, no
 gradient accumulation, one device, a shrunk frame size where asked (``shrink``).
@@ -22,194 +22,27 @@ gradient accumulation, one device, a shrunk frame size where asked (``shrink``).
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import json
-import shlex
 import statistics
-import sys
 import time
-import traceback
-from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
 from lightning.pytorch.callbacks import Callback
 
+from experiments.harness.provenance import set_threads
+from experiments.harness.spec import RunConfig
+from experiments.harness.tasks import build_model, evaluation_device, get_task
 from lightning_modules.data_wait import TrainFetchTimer
 
-from .plan import resolve_runs
-from .provenance import REPO_ROOT, git_commit, measured_on, set_threads
-from .records import comparable_config
-from .smoke_records import SHARED_NOTE
-from .spec import RunConfig
-from .tasks import build_model, evaluation_device, evaluation_precision, get_task
+from .runs import SmokeOptions, data_root, first_error, paper_gpu, reductions, smoke_config
 
-# The GPU each paper names, its memory in GiB (None: not named), and the sentence it is read from.
-PAPER_GPUS: dict[str, tuple[str | None, float | None, str]] = {
-    "mformer": (None, None, "not named: \"a GPU cluster using 4 nodes (32 GPUs)\" (Sec. 6.3, computing resources)"),
-    "msca": (None, None, "not named: \"21 batches were trained on each of two GPUs\" (Sec. 4.1)"),
-    "xvit": ("V100 16 GB", 16.0, "\"The test is performed on 8 V100 GPUs\" (supplementary, inference speed; the "
-                                 "V100's memory, 16 or 32 GB, is not stated: the smaller is assumed)"),
-    "cast": ("RTX 3090 24 GB", 24.0, "\"We conduct all the experiments with 16 NVIDIA GeForce RTX 3090 GPUs\" "
-                                     "(Sec. 4)"),
-    "d3da": (None, None, "not named in the supplementary"),
-}
-DEFAULT_CACHE = Path(".cache/paper_shape")
 # Why a CPU run measures no test memory: the CPU counter is a TorchDispatchMode, and under inference mode (Lightning's
 # test and the evaluations) with autocast such a mode receives composite ops (einsum) whole, below autocast, whose
 # mixed-dtype inputs then fail (Motionformer's trajectory pooling did): the counter would change what it measures.
 CPU_TEST_MEMORY = "training step: live tensors; test: not measured on the CPU"
-RECORD_FILES = {"cpu": REPO_ROOT / "reports" / "benchmarks" / "smoke_cpu.json",
-                "cuda": REPO_ROOT / "reports" / "benchmarks" / "smoke_cuda.json"}
-
-
-@dataclasses.dataclass(frozen=True)
-class SmokeOptions:
-    """How the runs are stepped.
-
-    Args:
-        device: "cpu", "cuda" or "cuda:N".
-        steps: optimizer steps per run (the last is measured for memory on the CPU; at least 2).
-        batch_size: clips per step; None: 1 on the CPU, the paper's per-GPU batch on a GPU.
-        shrink: divide the crop, the scale jitter and the written frame size by this (1: the paper's).
-        cache_dir: where the generated datasets are written once.
-        strategy: Lightning's strategy on the one device ("auto"; "fsdp" steps through FSDP's sharded wrapping).
-        sharing: processes sharing the device at once (this one included): above 1, its step and loader
-            times are upper bounds, and the records say so; memory is each process's own.
-        epic_frames: write EPIC-KITCHENS-100 as its extracted frames (``rgb_frames``) instead of videos.
-    """
-
-    device: str = "cpu"
-    steps: int = 3
-    batch_size: int | None = None
-    shrink: int = 1
-    cache_dir: Path = DEFAULT_CACHE
-    strategy: str = "auto"
-    sharing: int = 1
-    epic_frames: bool = False
-
-    def __post_init__(self) -> None:
-        if self.steps < 2:
-            raise ValueError(f"--steps must be at least 2 (the first warms up), got {self.steps}")
-        if self.sharing < 1:
-            raise ValueError(f"--sharing counts processes, at least 1, got {self.sharing}")
-        if self.shrink < 1:
-            raise ValueError(f"--shrink must be at least 1, got {self.shrink}")
-
-
-# ---- the runs and what changes for a smoke -----------------------------------------------------------------------
-
-
-def smoke_configs(table_id: str, rows: Sequence[str] | None = None) -> list[RunConfig]:
-    """The table's runs at paper scale, seed 0, as ``run --scale paper`` resolves them."""
-    return resolve_runs(table_id, "paper", rows, seeds=1)
-
-
-def batch_for(cfg: RunConfig, options: SmokeOptions) -> int:
-    """Clips per step (``SmokeOptions.batch_size``; on the CPU by default 1, or 2 where the recipe mixes clips in
-    pairs: mixup and cutmix leave an odd batch's last clip out, and a batch of 1 empty). DAVIS label propagation
-    reads whole sequences: its batch is not used, and stays the paper's."""
-    if cfg.task == "label_propagation":
-        return cfg.data.batch_size
-    if options.batch_size is not None:
-        return options.batch_size
-    if options.device != "cpu":
-        return cfg.data.batch_size
-    mixes = get_task(cfg.task).trains and (cfg.optim.mixup_alpha > 0 or cfg.optim.cutmix_alpha > 0)
-    return min(2, cfg.data.batch_size) if mixes else 1
-
-
-def _shrunk(cfg: RunConfig, factor: int) -> dict[str, Any]:
-    """The data fields a shrink changes: the crop (a multiple of 16, the patch of every paper's model), the scale
-    jitter, and DAVIS's short side."""
-    if factor == 1:
-        return {}
-    crop = max(16, cfg.data.crop_size // factor // 16 * 16)
-    low, high = cfg.data.train_scale
-    changes: dict[str, Any] = {"crop_size": crop, "train_scale": (max(crop, low // factor), max(crop, high // factor))}
-    if cfg.task == "label_propagation":
-        changes["options"] = {**cfg.data.options, "short_side": max(64, 480 // factor)}
-    return changes
-
-
-def smoke_config(cfg: RunConfig, root: Path | None, options: SmokeOptions) -> RunConfig:
-    """``cfg`` as the smoke runs it: data from ``root``, the smoke's batch on one device, one process loading, no
-    accumulation, no pretrained weights, the frame size shrunk by ``options.shrink``."""
-    data = dataclasses.replace(cfg.data, root=None if root is None else str(root), num_workers=0,
-                               batch_size=batch_for(cfg, options), **_shrunk(cfg, options.shrink))
-    trainer = dataclasses.replace(cfg.trainer, accelerator="cpu" if options.device == "cpu" else "gpu", devices=1,
-                                  num_nodes=1, strategy=options.strategy, accumulate_grad_batches=1,
-                                  precision=_precision(cfg.trainer.precision, options.device))
-    return dataclasses.replace(cfg, data=data, trainer=trainer, model=dataclasses.replace(cfg.model, pretrained=None))
-
-
-def _precision(precision: str, device: str) -> str:
-    """The paper's precision, or on the CPU what Lightning runs for it (16-mixed -> bf16-mixed)."""
-    import torch
-
-    if str(precision) in ("32-true", "32") or not device.startswith("cpu"):
-        return str(precision)
-    return evaluation_precision(precision, torch.device("cpu"))[0]
-
-
-def reductions(cfg: RunConfig, smoke: RunConfig, options: SmokeOptions) -> list[str]:
-    """What the smoke run does differently from the paper's run (``cfg``), in words."""
-    out = []
-    if smoke.data.batch_size != cfg.data.batch_size:
-        out.append(f"batch {smoke.data.batch_size} of {cfg.data.batch_size}")
-    if smoke.trainer.precision != str(cfg.trainer.precision):
-        out.append(f"{smoke.trainer.precision} for {cfg.trainer.precision}")
-    if cfg.trainer.accumulate_grad_batches > 1 and get_task(cfg.task).trains:
-        out.append(f"no accumulation (paper: {cfg.trainer.accumulate_grad_batches})")
-    if smoke.data.crop_size != cfg.data.crop_size and cfg.task != "sequence_classification":
-        out.append(f"crop {smoke.data.crop_size} of {cfg.data.crop_size}, frames 1/{options.shrink} size")
-    if cfg.model.pretrained:
-        out.append("pretrained weights not loaded")
-    if options.strategy != "auto":
-        out.append(f"strategy {options.strategy} on one device")
-    if options.sharing > 1:
-        out.append(SHARED_NOTE.format(others=options.sharing - 1))
-    return out
-
-
-def paper_gpu(cfg: RunConfig) -> tuple[str | None, float | None, str]:
-    return PAPER_GPUS.get(cfg.table.split("_")[0], (None, None, "not named"))
-
-
-# ---- one run ---------------------------------------------------------------------------------------------------
-
-
-def data_request(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any] | None:
-    """``ensure_paper_shape``'s arguments for the run's data: the training split holds batch x steps samples, the
-    validation split one test batch. None for a dataset without a writer."""
-    from data.synthetic.paper_shape import writable
-
-    if not writable(cfg.data.dataset):
-        return None
-    batch = 1 if cfg.task == "label_propagation" else batch_for(cfg, options)  # one DAVIS sequence
-    request = {"dataset": cfg.data.dataset, "cache_dir": str(options.cache_dir), "num_train": batch * options.steps,
-               "num_val": batch, "shrink": options.shrink}
-    if options.epic_frames and cfg.data.dataset == "epic_kitchens100":
-        request["layout"] = "rgb_frames"
-    return request
-
-
-def data_root(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None]) -> Path | None:
-    """The generated root of the run's dataset (``data_request``), written on first use. None for a dataset without
-    a writer (its run then meets the same error as with no data)."""
-    from data.synthetic.paper_shape import ensure_paper_shape
-
-    request = data_request(cfg, options)
-    if request is None:
-        return None
-    started = time.perf_counter()
-    root = ensure_paper_shape(**request)
-    if time.perf_counter() - started > 1:
-        echo(f"    wrote {cfg.data.dataset} at paper shape to {root} ({time.perf_counter() - started:.0f}s)")
-    return root
 
 
 def smoke_run(cfg: RunConfig, options: SmokeOptions, echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -274,19 +107,6 @@ def _clip(cfg: RunConfig) -> str:
     return f"{cfg.data.num_frames}x{cfg.data.crop_size}x{cfg.data.crop_size}"
 
 
-def first_error(err: BaseException) -> str:
-    """Where an error was raised in this repository's code (the innermost such frame; else the innermost of all)
-    and its message's first line: ``data/video_io.py:120: ValueError: ...``."""
-    frames = traceback.extract_tb(err.__traceback__)
-    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(REPO_ROOT)
-            and ".venv" not in f.filename and "site-packages" not in f.filename]
-    where = (ours or frames or [None])[-1]
-    message = (str(err).strip().splitlines() or [""])[0]
-    place = f"{Path(where.filename).resolve().relative_to(REPO_ROOT) if ours else where.filename}:{where.lineno}: " \
-        if where is not None else ""
-    return f"{place}{type(err).__name__}: {message}"
-
-
 def _device(options: SmokeOptions) -> Any:
     import torch
 
@@ -302,7 +122,7 @@ def _train(cfg: RunConfig, options: SmokeOptions) -> dict[str, Any]:
 
     import lightning as L
 
-    from .execute import quiet_libraries
+    from experiments.harness.execute import quiet_libraries
 
     quiet_libraries()
     set_threads(cfg.trainer.num_threads)
@@ -484,76 +304,3 @@ def _views(batch: Any) -> int:
     """Views per video in a test batch: (B, V, C, T, H, W) video; 1 otherwise."""
     video = batch.get("video") if isinstance(batch, dict) else None
     return int(video.shape[1]) if video is not None and video.ndim == 6 else 1
-
-
-# ---- a table, the sweep, the records -------------------------------------------------------------------------------
-
-
-def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None = None,
-                echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None,
-                on_record: Callable[[dict[str, Any]], None] = lambda record: None,
-                after: tuple[str, str] | None = None,
-                skip: Collection[tuple[str, str]] = ()) -> list[dict[str, Any]]:
-    """Every run of the table (or of ``rows``; with ``after`` = (row, column), the runs after that one; without the
-    (row, column) runs in ``skip``); a run whose smoke configuration equals one already in ``done`` (another row's or
-    table's, keyed by ``comparable_config``) reuses its record, saying so. ``on_record`` gets each record as its run
-    ends, also the record a ``DeviceLost`` carries before it is raised on."""
-    done = {} if done is None else done
-    records = []
-    configs = smoke_configs(table_id, rows)
-    if not configs:
-        echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
-             f"{table_id}` computes them, as `run` does)")
-    if skip:
-        echo(f"{table_id}: {sum((c.row, c.column) in skip for c in configs)} run(s) left out: already passed")
-    if after is not None:
-        keys = [(cfg.row, cfg.column) for cfg in configs]
-        if after not in keys:
-            raise ValueError(f"{table_id} has no run {after[0]} / {after[1]} to go on after; its runs: "
-                             + ", ".join(f"{row}/{column}" for row, column in keys))
-        configs = configs[keys.index(after) + 1:]
-    configs = [cfg for cfg in configs if (cfg.row, cfg.column) not in skip]
-    for i, cfg in enumerate(configs, 1):
-        key = json.dumps(comparable_config(smoke_config(cfg, None, options).to_dict()), sort_keys=True, default=str)
-        if key in done:
-            source = done[key]
-            records.append({**source, "table": cfg.table, "row": cfg.row, "column": cfg.column,
-                            "same_as": f"{source['table']}/{source['row']}/{source['column']}"})
-            echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column}: the same run as {records[-1]['same_as']}")
-            on_record(records[-1])
-            continue
-        echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column} ({cfg.data.dataset}, {cfg.model.name}) ...")
-        try:
-            record = smoke_run(cfg, options, echo)
-        except DeviceLost as lost:
-            echo(f"    fail: {lost.record['error']}")
-            on_record(lost.record)
-            raise
-        echo(f"    {record['status']}" + (f": {record['error']}" if record["error"] else "")
-             + f" ({record['seconds']:.0f}s)")
-        done[key] = record
-        records.append(record)
-        on_record(record)
-    return records
-
-
-def stamp(device: str, argv: Sequence[str], command: str = "smoke") -> dict[str, Any]:
-    """What every record of a sweep carries: the device, torch, the commit (taken before the sweep starts), the
-    date and the command that measured it (``python -m experiments <command> <argv>``)."""
-    import torch
-
-    return {"device_name": measured_on(device), "torch": torch.__version__, "commit": git_commit(),
-            "measured_at": datetime.now(timezone.utc).date().isoformat(),
-            "command": shlex.join(["python", "-m", "experiments", command, *argv])}
-
-
-def all_tables() -> list[str]:
-    """Every paper table with a spec, in the listing's order."""
-    from .paper_tables import paper_tables
-    from .spec import table_spec
-
-    return [t for t in paper_tables() if table_spec(t) is not None]
-
-
-def echo_err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -1,21 +1,32 @@
-"""``python -m experiments smoke ID ...``: the command line of the paper-scale smoke (``experiments.smoke``), its
-resumption after a lost GPU context and its side-by-side processes (``experiments.smoke_jobs``)."""
+"""``python -m tools smoke ID [ID ...]``: every run of the tables at paper scale, one after another (a run stepped
+and measured: ``tools.smoke.step``), each record merged into the record file as its run ends, and a sweep that goes
+on after a lost GPU context (``--resume-after``) or where an earlier one stopped (``--skip-passed``); ``--jobs N``
+runs it in N processes side by side (``tools.smoke.lanes``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments.harness.records import comparable_config
+from reports.smoke_records import markdown, read_records, write_records
 
-def add_command(sub: Any, positive: Callable[[str], int]) -> None:
-    """The ``smoke`` subcommand of ``python -m experiments`` (``positive``: the CLI's count type)."""
-    smoke = sub.add_parser("smoke", help="every run of the tables at paper scale, a few optimizer steps and one "
-                                         "multi-view test batch each, on generated data of the datasets' shape")
+from .lanes import RESUME_PREFIX, smoke_lanes
+from .runs import (RECORD_FILES, SmokeOptions, all_tables, echo_err, options_line, positive, smoke_config,
+                   smoke_configs, stamp)
+from .step import DeviceLost, smoke_run
+
+HELP = ("every run of the tables at paper scale, a few optimizer steps and one multi-view test batch each, on "
+        "generated data of the datasets' shape")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    smoke = argparse.ArgumentParser(prog="python -m tools smoke", description=HELP)
     smoke.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
     smoke.add_argument("--scale", choices=("paper",), default="paper", help="the paper's model and data (only)")
     smoke.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
@@ -50,70 +61,17 @@ def add_command(sub: Any, positive: Callable[[str], int]) -> None:
                             "an earlier one stopped; needs --record)")
     smoke.add_argument("--resume-after", nargs=3, metavar=("TABLE", "ROW", "COLUMN"),
                        help="the runs after this one (a sweep stopped by a lost GPU context prints it)")
-    smoke.set_defaults(fn=cmd_smoke)
+    return smoke
 
 
-def add_loader_rate_command(sub: Any, positive: Callable[[str], int]) -> None:
-    """The ``loader-rate`` subcommand (``experiments.loader_rate``)."""
-    rate = sub.add_parser("loader-rate", help="clips/s one loader process reads on each distinct training data "
-                                              "path of the tables, at paper shape on generated data, no model")
-    rate.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
-    rate.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
-    rate.add_argument("--seconds", type=float, default=20.0,
-                      help="wall time each process reads items for, after one warm-up item (default 20)")
-    rate.add_argument("--processes", type=positive, default=1,
-                      help="processes reading the same path at once (default 1); the record keeps the lowest, "
-                           "median and highest rate")
-    rate.add_argument("--threads", type=positive, default=1, help="torch intra-op threads per process (default 1)")
-    rate.add_argument("--shrink", type=positive, default=1,
-                      help="divide the crop and the written frame size by this (default 1: the paper's)")
-    rate.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
-    rate.add_argument("--epic-frames", action="store_true",
-                      help="EPIC-KITCHENS-100 as its extracted frames (rgb_frames) instead of videos")
-    rate.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
-                      help="merge the records into FILE (default reports/benchmarks/loader_cpu.json), stamped with "
-                           "commit, machine and command")
-    rate.set_defaults(fn=cmd_loader_rate)
-
-
-def cmd_loader_rate(args: argparse.Namespace) -> int:
-    """Clips/s of one loader process per distinct training data path (``experiments.loader_rate``)."""
-    import torch
-
-    from .loader_rate import RECORD_FILE, markdown, measure_tables, record_key
-    from .smoke import RECORD_FILES, SmokeOptions, all_tables, echo_err, stamp
-    from .smoke_records import write_records
-
-    if args.seconds <= 0:
-        raise ValueError(f"--seconds must be above 0, got {args.seconds}")
-    tables = all_tables() if args.tables == ["all"] else args.tables
-    if args.rows and len(tables) != 1:
-        raise ValueError("--rows names rows of one table; give one table id")
-    options = SmokeOptions(shrink=args.shrink, cache_dir=Path(args.cache_dir), epic_frames=args.epic_frames)
-    path = None if args.record is None else args.record or RECORD_FILES["cpu"].with_name(RECORD_FILE)
-    torch.set_num_threads(args.threads)  # the stamp names this process's threads: those each reader takes
-    stamped = stamp("cpu", args.argv[1:], command="loader-rate")
-
-    def keep(record: dict) -> None:  # each path as it ends: a stopped sweep keeps the paths it finished
-        if path is not None:
-            write_records(path, [{**record, **stamped}], key=record_key)
-
-    records = measure_tables(tables, options, args.seconds, args.threads, args.processes, args.rows, echo_err, keep)
-    print(markdown(records))
-    if path is not None:
-        print(f"-> {path}")
-    return 0 if all(r["status"] == "pass" for r in records) else 1
-
-
-def cmd_smoke(args: argparse.Namespace) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Every run of the tables at paper scale through the run path on generated data of the datasets' shape: pass
-    or the first error, step and loader rates, memory against the paper's GPU (``experiments.smoke``)."""
+    or the first error, step and loader rates, memory against the paper's GPU; exit 1 when a run fails, 2 when the
+    GPU's context is lost (the runs after it need a new process)."""
     import torch
 
-    from .smoke import RECORD_FILES, DeviceLost, SmokeOptions, all_tables, echo_err, smoke_table, stamp
-    from .smoke_jobs import RESUME_PREFIX
-    from .smoke_records import markdown, write_records
-
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, after `smoke`
     require_device(args.device)
     tables = all_tables() if args.tables == ["all"] else args.tables
     if args.rows and len(tables) != 1:
@@ -126,9 +84,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     path = None if args.record is None else args.record or RECORD_FILES["cpu" if args.device == "cpu" else "cuda"]
     passed = _passed(path, args.skip_passed)
     if args.jobs:
-        return _smoke_jobs(args, tables, options, path, passed)
+        return smoke_lanes(args, tables, options, path, passed)
     tables, after = _resumed(tables, args.resume_after)
-    stamped = stamp(args.device, args.argv[1:])  # the command as typed, after `smoke`
+    stamped = stamp(args.device, args.argv)
     records, done = [], {}
 
     def keep(record: dict) -> None:  # each run as it ends: a stopped sweep keeps the runs it finished
@@ -143,7 +101,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         except DeviceLost as lost:  # nothing more can run on the GPU in this process: say where to go on from
             print(markdown([*records, lost.record]))
             point = [lost.record["table"], lost.record["row"], lost.record["column"]]
-            again = ["python", "-m", "experiments", "smoke", *tables[tables.index(point[0]):], *_options(args),
+            again = ["python", "-m", "tools", "smoke", *tables[tables.index(point[0]):], *options_line(args),
                      "--resume-after", *point]
             echo_err(f"stopped: {lost}. The runs after it need a new process (the records keep the runs before); "
                      f"go on with: {shlex.join(again)}")
@@ -153,6 +111,54 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if path is not None:
         print(f"-> {path}")
     return 0 if all(r["status"] == "pass" for r in records) else 1
+
+
+def smoke_table(table_id: str, options: SmokeOptions, rows: Sequence[str] | None = None,
+                echo: Callable[[str], None] = print, done: dict[str, dict[str, Any]] | None = None,
+                on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+                after: tuple[str, str] | None = None,
+                skip: Collection[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    """Every run of the table (or of ``rows``; with ``after`` = (row, column), the runs after that one; without the
+    (row, column) runs in ``skip``); a run whose smoke configuration equals one already in ``done`` (another row's or
+    table's, keyed by ``comparable_config``) reuses its record, saying so. ``on_record`` gets each record as its run
+    ends, also the record a ``DeviceLost`` carries before it is raised on."""
+    done = {} if done is None else done
+    records = []
+    configs = smoke_configs(table_id, rows)
+    if not configs:
+        echo(f"{table_id}: no run to step: its cells are static columns (`python -m experiments static "
+             f"{table_id}` computes them, as `run` does)")
+    if skip:
+        echo(f"{table_id}: {sum((c.row, c.column) in skip for c in configs)} run(s) left out: already passed")
+    if after is not None:
+        keys = [(cfg.row, cfg.column) for cfg in configs]
+        if after not in keys:
+            raise ValueError(f"{table_id} has no run {after[0]} / {after[1]} to go on after; its runs: "
+                             + ", ".join(f"{row}/{column}" for row, column in keys))
+        configs = configs[keys.index(after) + 1:]
+    configs = [cfg for cfg in configs if (cfg.row, cfg.column) not in skip]
+    for i, cfg in enumerate(configs, 1):
+        key = json.dumps(comparable_config(smoke_config(cfg, None, options).to_dict()), sort_keys=True, default=str)
+        if key in done:
+            source = done[key]
+            records.append({**source, "table": cfg.table, "row": cfg.row, "column": cfg.column,
+                            "same_as": f"{source['table']}/{source['row']}/{source['column']}"})
+            echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column}: the same run as {records[-1]['same_as']}")
+            on_record(records[-1])
+            continue
+        echo(f"[{i}/{len(configs)}] {cfg.table} {cfg.row} / {cfg.column} ({cfg.data.dataset}, {cfg.model.name}) ...")
+        try:
+            record = smoke_run(cfg, options, echo)
+        except DeviceLost as lost:
+            echo(f"    fail: {lost.record['error']}")
+            on_record(lost.record)
+            raise
+        echo(f"    {record['status']}" + (f": {record['error']}" if record["error"] else "")
+             + f" ({record['seconds']:.0f}s)")
+        done[key] = record
+        records.append(record)
+        on_record(record)
+    return records
 
 
 def require_device(device: str) -> None:
@@ -177,8 +183,6 @@ def require_device(device: str) -> None:
 
 def _passed(path: str | None, skip_passed: bool) -> set[tuple[str, str, str]]:
     """(table, row, column) of the runs the record file holds as passed, with ``--skip-passed``; else none."""
-    from .smoke_records import read_records
-
     if not skip_passed:
         return set()
     if path is None:
@@ -196,49 +200,3 @@ def _resumed(tables: list[str], resume_after: list[str] | None) -> tuple[list[st
     if table not in tables:
         raise ValueError(f"--resume-after names {table}, which is not among the tables swept: {' '.join(tables)}")
     return tables[tables.index(table):], (row, column)
-
-
-def _options(args: argparse.Namespace, sharing: int | None = None, record: str | None = None) -> list[str]:
-    """The smoke options of ``args`` as a command line (``--resume-after`` and ``--jobs`` left out; ``sharing`` and
-    ``record`` in place of its own where given): what a resumed sweep or a side-by-side process takes."""
-    out = ["--device", args.device, "--steps", str(args.steps), "--shrink", str(args.shrink), "--strategy",
-           args.strategy, "--sharing", str(sharing or args.sharing), "--cache-dir", args.cache_dir]
-    out += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    out += ["--threads", str(args.threads)] if args.threads else []
-    out += ["--rows", *args.rows] if args.rows else []
-    out += ["--skip-passed"] if args.skip_passed else []
-    out += ["--epic-frames"] if args.epic_frames else []
-    record = args.record if record is None else record
-    return out + (["--record", record] if record else ["--record"] if record == "" else [])
-
-
-def _smoke_jobs(args: argparse.Namespace, tables: list[str], options: Any, path: str | None,
-                passed: set[tuple[str, str, str]]) -> int:
-    """``smoke ... --jobs N`` (``experiments.smoke_jobs``): the lanes' exit codes and logs, then the records."""
-    from .smoke import echo_err
-    from .smoke_jobs import run_jobs, shown
-    from .smoke_records import markdown, read_records
-
-    if path is None or args.rows or args.resume_after:
-        raise ValueError("--jobs needs --record (the lanes report through the record file) and takes neither "
-                         "--rows nor --resume-after")
-    # a run left to step alone has every core; its row's passed columns are left out
-    alone_options = _options(args, sharing=1, record=path)
-    alone_options += [] if args.skip_passed else ["--skip-passed"]
-    cores = os.cpu_count() or 1
-    if not args.threads:  # each lane decodes and augments on the CPU, on a GPU too: the lanes share the cores
-        args.threads = max(1, cores // args.jobs)
-    elif args.threads * args.jobs > cores:
-        echo_err(f"warning: {args.jobs} processes x {args.threads} torch threads on {cores} cores: they will contend "
-                 f"(10 x 16 on 16 cores made runs 14x slower: experiments/README.md#paper-scale-smoke); leave "
-                 f"--threads out for a share each")
-    lane_options = _options(args, sharing=args.jobs, record=path)  # the one file, by name
-    lanes = run_jobs(tables, options, lane_options, args.jobs, Path(args.log_dir), echo_err, passed,
-                     alone_options=alone_options, record=Path(path))
-    swept = [r for r in read_records(path) if r["table"] in tables] if Path(path).exists() else []
-    swept.sort(key=lambda r: tables.index(r["table"]))  # the lanes wrote theirs interleaved
-    print(markdown(swept))
-    for lane, code, log in lanes:
-        print(f"lane {log.stem} exit {code}: {', '.join(map(shown, lane))} (log {log})")
-    print(f"-> {path}")
-    return 0 if all(code == 0 for _, code, _ in lanes) else 1

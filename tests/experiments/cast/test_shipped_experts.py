@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 from experiments.cast.shipped import (CONVERGED_RELATIVE, SHIPPED, pretrain_and_ship, regime_source,
                                       resolve_shipped_source, shipped_path, shipped_source)
-from experiments.image_pretraining import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
-from experiments.spec import _plain
-from experiments.tasks import check_source_early
+from experiments.tiny_pretraining.images import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
+from experiments.harness.spec import _plain
+from experiments.harness.tasks import check_source_early
 from lightning_modules.expert_pretraining import MaskedVideoPretraining
 from models.cast import build_expert
 from models.cast.checkpoints import load_expert

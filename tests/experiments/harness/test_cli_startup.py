@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "lightning", "timm", "scipy", "torchvision")
 
 # Runs the CLI in-process, then prints which heavy libraries it loaded.

@@ -37,8 +37,8 @@ def _single_process_test(runs, tmp_path, stage: str = "test"):
     system."""
     import lightning as L
 
-    from experiments.plan import resolve_runs
-    from experiments.tasks import build_model, get_task
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.tasks import build_model, get_task
 
     overrides = {"data": {"synthetic_params": {"num_train": 32, "num_val": NUM_VAL, "seed": 0}, "num_workers": 0,
                           "batch_size": 8}}

@@ -46,9 +46,9 @@ def test_every_tiny_clip_model_runs_forward_and_backward_under_deterministic_alg
     """Tiny runs train with ``torch.use_deterministic_algorithms(True)`` and no ``warn_only``: an op without a
     deterministic CPU kernel would stop a table mid-run, and ``torch.empty`` is NaN-filled there, so a model reading
     memory it never wrote would train on NaN. Every distinct tiny clip model of the specs runs one step of both."""
-    from experiments.plan import resolve_runs
-    from experiments.spec import registered_specs, table_spec
-    from experiments.tasks import build_model
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.spec import registered_specs, table_spec
+    from experiments.harness.tasks import build_model
 
     models = {}
     for table in registered_specs():

@@ -108,7 +108,7 @@ def test_report_is_rebuilt_from_the_runs(micro_runs, tmp_path):
     runs, records, _ = micro_runs
     out = subprocess.run([sys.executable, "-m", "reports", "build", "mformer_table4", "--runs-dir", str(runs),
                           "--out-dir", str(tmp_path)], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[3])
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "mformer_table4.md").read_text()
     joint_k400 = next(r for r in records if r["row"] == "joint" and r["column"] == "K-400")

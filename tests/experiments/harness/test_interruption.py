@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from experiments.interruption import Interrupted, raise_if_interrupted, stop_children, stop_on_signals
+from experiments.harness.interruption import Interrupted, raise_if_interrupted, stop_children, stop_on_signals
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

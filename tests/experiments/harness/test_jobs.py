@@ -22,12 +22,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from experiments import __main__ as cli
-from experiments import jobs, runner
+from experiments.harness import jobs, runner
 from experiments.synthetic_learnability import __main__ as learnability
-from experiments.plan import resolve_runs
+from experiments.harness.plan import resolve_runs
 
 from tests.experiments.micro_run import ROW, TABLE
-from tests.experiments.test_run_guards import write_done
+from tests.experiments.harness.test_run_guards import write_done
 
 
 def _tiny_runs(count: int, **trainer) -> list:
@@ -199,7 +199,7 @@ def test_a_trained_record_goes_to_the_run_that_trained_it_and_a_shared_configura
     twin = dataclasses.replace(to_train, row="mformer_twin")  # another row, the same experiment: reuses seed 1's
     trained = []
 
-    def side_by_side(configs, n, runs_root, force):  # experiments.jobs.run_side_by_side
+    def side_by_side(configs, n, runs_root, force):  # experiments.harness.jobs.run_side_by_side
         trained.extend((c.row, c.seed) for c in configs)
         yield 0, {"how": "trained"}
 

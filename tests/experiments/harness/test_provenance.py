@@ -1,4 +1,4 @@
-"""What a record says about how it was made (experiments.provenance), the lr scaling for another global batch,
+"""What a record says about how it was made (experiments.harness.provenance), the lr scaling for another global batch,
 who writes in a distributed job, and the report line that names setup differences between aggregated runs."""
 
 import dataclasses
@@ -8,9 +8,9 @@ import pytest
 
 import torch
 
-from experiments.provenance import batch_and_lr, config_hash, cpu_name, git_commit, launched_as_global_zero, provenance
-from experiments.plan import resolve_runs
-from experiments.tasks import evaluation_device
+from experiments.harness.provenance import batch_and_lr, config_hash, cpu_name, git_commit, launched_as_global_zero, provenance
+from experiments.harness.plan import resolve_runs
+from experiments.harness.tasks import evaluation_device
 from reports.build import device_label
 
 

@@ -1,6 +1,6 @@
 """What a record's provenance says, field by field, against literal values and arithmetic written here.
 
-An audit by mutation of experiments.provenance: each test pins something the other provenance tests let change
+An audit by mutation of experiments.harness.provenance: each test pins something the other provenance tests let change
 unnoticed. ``git_state`` on a repository made here (outside git: unknown, not clean; tracked configuration and code
 outside ``NOT_CODE`` count, ``reports/benchmarks.py`` beside the benchmark records included); ``batch_and_lr``'s whole
 entry and its refusal of an unknown rule; the data counts and the "data left out" line for every kind of loss;
@@ -24,11 +24,11 @@ import numpy
 import pytest
 import torch
 
-import experiments.provenance as prov
-from experiments.provenance import (batch_and_lr, data_counts, data_left_out, decoder, git_commit, git_state,
+import experiments.harness.provenance as prov
+from experiments.harness.provenance import (batch_and_lr, data_counts, data_left_out, decoder, git_commit, git_state,
                                     library_versions, provenance, set_threads)
 
-from tests.experiments.test_provenance import paper_config
+from tests.experiments.harness.test_provenance import paper_config
 
 
 def _git(root, *args) -> str:

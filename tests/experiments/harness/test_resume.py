@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from experiments.run_lock import lock_path
+from experiments.harness.run_lock import lock_path
 
 from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env, run_cli
 

@@ -17,11 +17,11 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from experiments import provenance as provenance_module
-from experiments.plan import planned_action
-from experiments.records import REPLACED_DIR, run_state
-from experiments.runner import execute
-from tests.experiments.test_run_guards import Stop, micro_config, raise_stop, write_done
+from experiments.harness import provenance as provenance_module
+from experiments.harness.plan import planned_action
+from experiments.harness.records import REPLACED_DIR, run_state
+from experiments.harness.runner import execute
+from tests.experiments.harness.test_run_guards import Stop, micro_config, raise_stop, write_done
 
 
 class Draws(Dataset):

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from experiments import jobs, provenance, records, runner
-from experiments.__main__ import parse_setting
+from experiments.harness import jobs, provenance, records, runner
+from experiments.harness.cli import parse_setting
 from experiments.__main__ import main as experiments_main
-from experiments.execute import NoTrainingDataError
-from experiments.plan import planned_action, resolve_runs
-from experiments.records import RUN_STATE, RunConflictError, run_state
-from experiments.runner import execute
+from experiments.harness.execute import NoTrainingDataError
+from experiments.harness.plan import planned_action, resolve_runs
+from experiments.harness.records import RUN_STATE, RunConflictError, run_state
+from experiments.harness.runner import execute
 from reports.__main__ import main as reports_main
 from reports.records import read_record
 
@@ -117,7 +117,7 @@ def test_a_run_on_part_of_its_split_says_so_on_the_console(tmp_path, monkeypatch
 def test_a_multi_node_preset_started_alone_is_refused_before_it_waits_forever(monkeypatch, tmp_path):
     """CAST's paper preset is the paper's 2 nodes x 8 GPUs: `--devices 8` on one machine, without --num-nodes 1,
     would start 8 processes that wait for 8 more."""
-    from experiments.provenance import check_multi_node_launch
+    from experiments.harness.provenance import check_multi_node_launch
 
     for name in ("MASTER_ADDR", "NODE_RANK", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LSB_JOBID"):
         monkeypatch.delenv(name, raising=False)
@@ -330,7 +330,7 @@ def _on(root, task="video_classification"):
 
 
 def test_a_test_that_reads_no_video_fails_naming_its_split_and_records_nothing(tmp_path, capsys):
-    from experiments.execute import NoTestDataError
+    from experiments.harness.execute import NoTestDataError
 
     root = _kinetics_list(tmp_path / "kinetics400", missing_val=3)
     runs = tmp_path / "runs"
@@ -400,7 +400,7 @@ def test_a_configured_verb_count_that_differs_from_the_datas_stops_the_run_befor
 def test_an_explicit_null_sets_a_field_and_a_flag_not_given_leaves_it():
     """As the command line parses them: option flags not given are None (argparse's default) and change nothing;
     ``--set`` values are taken as given, null included."""
-    from experiments.__main__ import build_parser
+    from experiments.harness.cli import build_parser
 
     args = build_parser().parse_args(["run", "mformer_table4", "--set", "model.pretrained=null",
                                       "--set", "optim.layer_decay=null"])
@@ -499,7 +499,7 @@ def raise_stop(*_):
 def test_force_moves_a_run_away_on_the_first_node_only(tmp_path, monkeypatch, env, moved):
     """Every rank of a multi-node job runs the command; Lightning's launcher sets LOCAL_RANK and NODE_RANK, and only
     global rank 0 may move the previous run aside (local rank 0 of node 1 is not rank 0)."""
-    from experiments import provenance
+    from experiments.harness import provenance
 
     for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
         monkeypatch.delenv(name, raising=False)

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 
-from experiments.jobs import run_side_by_side
-from experiments.plan import resolve_runs
-from experiments.run_lock import RunBusyError, hold_run, lock_path
+from experiments.harness.jobs import run_side_by_side
+from experiments.harness.plan import resolve_runs
+from experiments.harness.run_lock import RunBusyError, hold_run, lock_path
 
 from tests.experiments.micro_run import REPO, ROW, TABLE
 
 HOLD = """
 import sys, time
-from experiments.run_lock import hold_run
+from experiments.harness.run_lock import hold_run
 with hold_run(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes it

@@ -5,8 +5,8 @@ import warnings
 
 import lightning as L
 
-from experiments.progress import TableProgress, duration
-from experiments.execute import quiet_libraries
+from experiments.harness.progress import TableProgress, duration
+from experiments.harness.execute import quiet_libraries
 
 
 def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else(capfd):
@@ -73,7 +73,7 @@ def test_without_tracked_times_the_eta_is_the_mean_run_and_none_before_a_run_tra
 def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_path, monkeypatch):
     """A skipped run takes its own number in [k/n] (the runs after it count on from it), and an evaluation-only
     run's line says "evaluated"."""
-    from experiments import runner
+    from experiments.harness import runner
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
@@ -95,7 +95,7 @@ def test_each_run_is_counted_once_and_an_evaluation_is_not_called_trained(tmp_pa
 
 def test_a_run_without_top1_shows_its_own_metrics(tmp_path, monkeypatch):
     """Table 9's label propagation reports J&F, J and F: its line shows them, not an empty metric list."""
-    from experiments import runner
+    from experiments.harness import runner
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
     monkeypatch.setattr(runner, "missing_data", lambda cfg: None)

@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from experiments import spec as spec_module
-from experiments.plan import missing_data, planned_action, resolve_runs
-from experiments.records import (RUN_STATE, RunConflictError, check_run_dir, experiment_key, find_equivalent_run,
+from experiments.harness import spec as spec_module
+from experiments.harness.plan import missing_data, planned_action, resolve_runs
+from experiments.harness.records import (RUN_STATE, RunConflictError, check_run_dir, experiment_key, find_equivalent_run,
                                  run_state)
-from experiments.runner import execute
-from experiments.spec import (DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, TableSpec,
+from experiments.harness.runner import execute
+from experiments.harness.spec import (DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, TableSpec,
                               TrainerConfig)
 
 TOY = "toy_runner_spec"

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from experiments.jobs import auto_jobs, check_jobs
-from experiments.plan import resolve_runs
-from experiments.records import experiment_key
+from experiments.harness.jobs import auto_jobs, check_jobs
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import experiment_key
 
 from tests.experiments.micro_run import MICRO_ARGS, REPO, ROW, TABLE, cli_env
 
@@ -51,7 +51,7 @@ def test_auto_jobs_only_for_single_process_cpu_runs():
 
 def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
     """X-ViT Figure 1: one trained model, tested with more temporal views by runs that load its checkpoint."""
-    from experiments import jobs, runner
+    from experiments.harness import jobs, runner
 
     order = []
 
@@ -78,7 +78,7 @@ def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
 def test_side_by_side_runs_load_their_data_in_their_own_process(monkeypatch, tmp_path):
     """Loader workers would contend with the other runs for the cores; the worker count is no part of what a run
     computes (items are seeded), so a record made with either matches the same row."""
-    from experiments import runner
+    from experiments.harness import runner
 
     seen = {}
 

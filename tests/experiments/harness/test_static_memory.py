@@ -1,4 +1,4 @@
-"""Audit of ``models.memory`` and ``experiments.static`` by mutation: what the existing tests let through.
+"""Audit of ``models.memory`` and ``experiments.harness.static`` by mutation: what the existing tests let through.
 
 Every expectation is a literal or a byte count worked out by hand from shapes (float32 = 4 bytes); the code under
 test never computes its own expectation. Models are small, or stand-ins (monkeypatched builders and counters), so
@@ -31,15 +31,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-import experiments.static as static  # noqa: E402
+import experiments.harness.static as static  # noqa: E402
 import models.memory as memory  # noqa: E402
-from experiments.spec import Computed, StaticColumn, table_spec  # noqa: E402
-from experiments.static import (  # noqa: E402
+from experiments.harness.spec import Computed, StaticColumn, table_spec  # noqa: E402
+from experiments.harness.static import (  # noqa: E402
     MEASURED, NEEDS_GPU, compute_static, gflops_views, keep_measured, memory_inputs, paper_model_inputs, peak_memory,
     stale_note,
 )
 from models.memory import activation_bytes, model_activation_bytes, peak_bytes, saved_tensor_bytes  # noqa: E402
-from tests.models.test_measurement import F32  # noqa: E402
+from tests.tools.test_measurement import F32  # noqa: E402
 
 GIB = 2**30
 
@@ -164,7 +164,7 @@ def test_lra_memory_without_gpu_is_mebibytes_of_the_whole_batch(monkeypatch, dua
     assert built == [("lra_text", {"attention": "performer", "budget": 256, "max_len": 2048})]
 
 
-# ---- experiments.static: the memory column ----------------------------------------------------------------------
+# ---- experiments.harness.static: the memory column ----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_memory_cell_measured_on_a_gpu_is_batch_4_of_400_classes_and_says_where(
     assert fake_memory["bytes"] == []  # nothing counted on meta when a GPU measured
 
 
-# ---- experiments.static: GFLOPs x views ---------------------------------------------------------------------------
+# ---- experiments.harness.static: GFLOPs x views ---------------------------------------------------------------------------
 
 
 def test_views_cell_uses_the_test_protocol_of_its_columns_dataset(monkeypatch):
@@ -237,7 +237,7 @@ def test_gflops_cell_names_our_count_when_it_differs_by_a_tenth(monkeypatch, our
     assert static.paper_gflops(spec, spec.row("joint")) == Computed(100.0, text)
 
 
-# ---- experiments.static: the record ------------------------------------------------------------------------------
+# ---- experiments.harness.static: the record ------------------------------------------------------------------------------
 
 
 def _cell(source, value=1.0, configuration="today"):

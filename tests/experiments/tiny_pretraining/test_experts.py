@@ -1,4 +1,4 @@
-"""The tiny experts' pretraining (``experiments.pretraining``): a run of a registered task trains the very weights
+"""The tiny experts' pretraining (``experiments.tiny_pretraining.experts``): a run of a registered task trains the very weights
 the hand-written loop it replaced trained, and the cache keys the tracked CAST records name stay what they were."""
 
 import dataclasses
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from experiments.cast.experts import TINY_EXPERTS
-from experiments.pretraining import EXPERT_FILE, own_random_state, pretrain_expert, pretraining_run
-from experiments.tasks import get_task, video_datamodule
+from experiments.tiny_pretraining.experts import EXPERT_FILE, own_random_state, pretrain_expert, pretraining_run
+from experiments.harness.tasks import get_task, video_datamodule
 from lightning_modules.expert_pretraining import FramePretraining, MaskedVideoPretraining
 from models.cast import build_expert
 

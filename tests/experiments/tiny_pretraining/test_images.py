@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from experiments.image_pretraining import (ARCHITECTURES, CAST_EXPERT_STRUCTURES, TINY_PRETRAINED, file_digest,
+from experiments.tiny_pretraining.images import (ARCHITECTURES, CAST_EXPERT_STRUCTURES, TINY_PRETRAINED, file_digest,
                                            image_backbone, image_part, pretrain_image_backbone,
                                            resolve_tiny_image_source, tiny_image_source, weights_path)
-from experiments.tasks import check_source_early
+from experiments.harness.tasks import check_source_early
 from models import create_model, load_pretrained
 from models.pretrained import inflate_patch_embed
 
@@ -124,8 +124,8 @@ def test_a_tiny_image_source_is_checked_before_anything_trains():
 def test_every_tiny_run_that_starts_from_an_image_backbone_starts_from_its_own():
     """A row that changes the tiny model (Table 7's ViT-L stand-in) must name that model's backbone too: another
     architecture's file fails only when its weights load, after the table's other runs have trained."""
-    from experiments.plan import resolve_runs
-    from experiments.spec import registered_specs
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.spec import registered_specs
 
     checked = 0
     for table in registered_specs():

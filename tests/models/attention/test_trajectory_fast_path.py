@@ -250,7 +250,7 @@ def test_bad_options_are_named():
 
 def test_benchmark_measures_one_variant():
     """The benchmark's in-process measurement (the CLI runs it once per variant in a fresh subprocess)."""
-    from models.benchmark_attention import records_table, measure
+    from tools.trajectory_attention import records_table, measure
 
     records = [measure("tiny", variant, batch=1, device="cpu", repeats=1, block=False)
                for variant in ("literal", "rearranged")]

@@ -4,10 +4,10 @@ import argparse
 
 import pytest
 
-from experiments import smoke, smoke_cli
-from experiments.__main__ import main
-from experiments.smoke import SmokeOptions, reductions, smoke_config, smoke_configs
-from experiments.smoke_records import read_records
+from tools.smoke import runs, step, sweep
+from tools.__main__ import main
+from tools.smoke.runs import SmokeOptions, reductions, smoke_config, smoke_configs
+from reports.smoke_records import read_records
 
 
 @pytest.fixture
@@ -41,13 +41,13 @@ def test_records_are_written_as_each_run_ends(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the sweep is stopped here
         return [{"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None}]
 
-    monkeypatch.setattr(smoke, "smoke_table", fake_table)
+    monkeypatch.setattr(sweep, "smoke_table", fake_table)
     path = tmp_path / "smoke.json"
     with pytest.raises(KeyboardInterrupt):
         main(["smoke", "mformer_table4", "mformer_table9", "--record", str(path)])
     records = read_records(path)
     assert [r["table"] for r in records] == ["mformer_table4", "mformer_table9"]
-    assert records[0]["command"].startswith("python -m experiments smoke")
+    assert records[0]["command"].startswith("python -m tools smoke")
 
 
 def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sweep(cfg, tmp_path, monkeypatch,
@@ -57,39 +57,39 @@ def test_a_lost_gpu_context_fails_the_run_keeps_its_first_error_and_stops_the_sw
     def planted_train(run, options):
         raise ValueError("planted step error")
 
-    monkeypatch.setattr(smoke, "data_root", lambda cfg, options, echo: None)
-    monkeypatch.setattr(smoke, "_train", planted_train)
-    monkeypatch.setattr(smoke, "release_device", lambda: "the CUDA context was lost: AcceleratorError: "
+    monkeypatch.setattr(step, "data_root", lambda cfg, options, echo: None)
+    monkeypatch.setattr(step, "_train", planted_train)
+    monkeypatch.setattr(step, "release_device", lambda: "the CUDA context was lost: AcceleratorError: "
                                                        "CUDA error: an illegal memory access was encountered")
-    with pytest.raises(smoke.DeviceLost) as lost:
-        smoke.smoke_run(cfg, SmokeOptions(device="cuda"), echo=lambda line: None)
+    with pytest.raises(step.DeviceLost) as lost:
+        step.smoke_run(cfg, SmokeOptions(device="cuda"), echo=lambda line: None)
     assert lost.value.record["status"] == "fail" and lost.value.record["fits"] is None
     assert "planted step error; then the CUDA context was lost" in lost.value.record["error"]
 
-    monkeypatch.setattr(smoke, "_evaluate", planted_train)  # Table 9's run evaluates only
-    monkeypatch.setattr(smoke, "measured_on", lambda device: "a GPU")  # this machine may have none
-    monkeypatch.setattr(smoke_cli, "require_device", lambda device: None)
+    monkeypatch.setattr(step, "_evaluate", planted_train)  # Table 9's run evaluates only
+    monkeypatch.setattr(runs, "measured_on", lambda device: "a GPU")  # this machine may have none
+    monkeypatch.setattr(sweep, "require_device", lambda device: None)
     path = tmp_path / "smoke.json"
     started = []
-    real_table = smoke.smoke_table
+    real_table = sweep.smoke_table
 
     def recording_table(table_id, *args, **kwargs):
         started.append(table_id)
         return real_table(table_id, *args, **kwargs)
 
-    monkeypatch.setattr(smoke, "smoke_table", recording_table)
+    monkeypatch.setattr(sweep, "smoke_table", recording_table)
     assert main(["smoke", "mformer_table9", "mformer_table4", "--device", "cuda", "--record", str(path)]) == 2
     assert started == ["mformer_table9"]
     (record,) = read_records(path)
     assert record["table"] == "mformer_table9" and "illegal memory access" in record["error"]
     # where to go on: the command, and the line a lane of `--jobs` reads
     said = capsys.readouterr().err
-    assert "go on with: python -m experiments smoke mformer_table9 mformer_table4 --device cuda" in said
+    assert "go on with: python -m tools smoke mformer_table9 mformer_table4 --device cuda" in said
     assert f'resume after: ["mformer_table9", "{record["row"]}", "{record["column"]}"]' in said.splitlines()
 
 
 def _write_one_by_one(path: str, writer: int, count: int, start) -> None:
-    from experiments.smoke_records import write_records
+    from reports.smoke_records import write_records
 
     start.wait(60)  # all writers begin together, after their imports
     for i in range(count):
@@ -117,7 +117,7 @@ def test_a_cuda_device_this_process_cannot_use_is_refused_before_anything_runs(m
     import torch
 
     started = []
-    monkeypatch.setattr(smoke, "smoke_table", lambda *args, **kwargs: started.append(args) or [])
+    monkeypatch.setattr(sweep, "smoke_table", lambda *args, **kwargs: started.append(args) or [])
     path = tmp_path / "smoke.json"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["smoke", "mformer_table9", "--device", "cuda", "--record", str(path)]) == 2
@@ -132,7 +132,7 @@ def test_a_cuda_device_this_process_cannot_use_is_refused_before_anything_runs(m
 
 
 def test_a_record_measured_again_keeps_its_place_and_new_ones_come_last(tmp_path):
-    from experiments.smoke_records import read_records, write_records
+    from reports.smoke_records import read_records, write_records
 
     path = tmp_path / "smoke.json"
     write_records(path, [{"table": "t", "row": r, "column": "c", "status": "fail"} for r in ("a", "b", "c")])
@@ -143,7 +143,7 @@ def test_a_record_measured_again_keeps_its_place_and_new_ones_come_last(tmp_path
 
 
 def test_epic_frames_change_only_epic_runs_data_and_reach_the_side_by_side_processes():
-    from experiments.smoke import data_request
+    from tools.smoke.runs import data_request
 
     options = SmokeOptions(epic_frames=True)
     by_dataset = {cfg.data.dataset: cfg for cfg in smoke_configs("cast_table2", ["cast"])}
@@ -153,4 +153,4 @@ def test_epic_frames_change_only_epic_runs_data_and_reach_the_side_by_side_proce
     args = argparse.Namespace(device="cpu", steps=2, shrink=7, strategy="auto", sharing=1,
                               cache_dir=".cache/x", batch_size=None, threads=None, rows=None,
                               skip_passed=False, epic_frames=True, record="")
-    assert "--epic-frames" in smoke_cli._options(args)
+    assert "--epic-frames" in runs.options_line(args)

@@ -1,4 +1,4 @@
-"""``python -m experiments smoke`` over a representative subset of runs, each at paper depth and width but with the
+"""``python -m tools smoke`` over a representative subset of runs, each at paper depth and width but with the
 frame size shrunk 7x (crop 32 for 224) so that the subset takes well under a minute on one core: one run per paper
 and per distinct data path (Kinetics lists and dense clips, SSv2 webm segments, EPIC-KITCHENS verb/noun heads on
 untrimmed video, PennAction RGB + pose dict inputs, a test-only evaluation of other views, Long Range Arena token
@@ -10,9 +10,10 @@ import json
 
 import pytest
 
-from experiments.__main__ import main
-from experiments.smoke import SmokeOptions, smoke_configs, smoke_run
-from experiments.smoke_records import markdown, read_records
+from tools.__main__ import main
+from tools.smoke.runs import SmokeOptions, smoke_configs
+from tools.smoke.step import smoke_run
+from reports.smoke_records import markdown, read_records
 
 pytestmark = pytest.mark.slow  # seven paper-depth models, a few steps each: ~40 s on one core
 
@@ -85,7 +86,7 @@ def test_finegym_steps_through_its_reader_with_17_keypoints(options):
 
 def test_a_failing_run_is_recorded_with_its_first_error_and_the_command_exits_1(tmp_path, options, monkeypatch):
     """A planted error in DAVIS label propagation (Table 9's one run): the run fails, named with its place."""
-    from experiments import tasks
+    from experiments.harness import tasks
 
     def planted(cfg, weights, device):
         raise ValueError("planted evaluation error")
@@ -98,7 +99,7 @@ def test_a_failing_run_is_recorded_with_its_first_error_and_the_command_exits_1(
     assert status == 1
     (record,) = read_records(path)
     assert record["status"] == "fail" and record["commit"]
-    assert record["command"].startswith("python -m experiments smoke")
-    assert record["error"].startswith("tests/experiments/test_smoke.py:")
+    assert record["command"].startswith("python -m tools smoke")
+    assert record["error"].startswith("tests/tools/smoke/test_smoke.py:")
     assert "planted evaluation error" in record["error"]
     json.dumps(record)  # the file holds plain JSON
