@@ -164,9 +164,8 @@ def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_p
 def test_every_table_trains_its_seeds_exactly_where_its_recorded_costs_fit_the_budget():
     """At the earlier tiny scale a table's default is 3 seeds iff its tracked runs, 3 seeds two side by side, take
     at most the quick start's 15 minutes, and 1 otherwise. In the papers' regime it is 5 seeds where 5 take at most
-    45 minutes, 3 elsewhere and in the quick start, and 3 always fit (the cost table of reports/tiny_results.md,
+    45 minutes, 3 elsewhere and in the quick start, and 3 always fit (the cost table of reports/README.md,
     from seed-0 wall times): change the records or the specs, and this says which table."""
-    from experiments.presets import FIVE_SEED_TABLES
     from reports.readme import SIDE_BY_SIDE, costs_table
 
     checked = []
@@ -178,12 +177,10 @@ def test_every_table_trains_its_seeds_exactly_where_its_recorded_costs_fit_the_b
         if table_spec(table_id).scales["tiny"].papers_regime:
             five_fit = float(cells[2]) * 5 / SIDE_BY_SIDE <= 45.0 and table_id != "mformer_table4"
             assert three_seeds <= 45.0 and table_spec(table_id).tiny_seeds == (5 if five_fit else 3), (table_id, cells)
-            assert (table_id in FIVE_SEED_TABLES) == five_fit, (table_id, cells)
         else:
             assert table_spec(table_id).tiny_seeds == (3 if three_seeds <= 15.0 else 1), (table_id, cells)
         checked.append(table_id)
     assert {"mformer_table4", "msca_table1", "xvit_table2", "cast_table1c", "d3da_figureA1"} <= set(checked)
-    assert FIVE_SEED_TABLES <= set(checked)
 
 
 def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_path):
@@ -265,7 +262,7 @@ def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknow
 def test_every_generated_block_is_what_the_tracked_records_give():
     changed = rewrite_generated_blocks(write=False)
     assert {path.relative_to(REPO).as_posix() for path in changed} == {
-        "reports/tiny_results.md", "data/README.md", "experiments/msca/README.md", "reports/smoke.md",
+        "reports/README.md", "data/README.md", "experiments/msca/README.md", "reports/generated/smoke.md",
         "experiments/mformer/README.md", "experiments/README.md"}
     stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
     assert not stale, f"{stale}: a generated block differs from the tracked records: run `python -m reports readme`"
