@@ -27,7 +27,7 @@ class PrintedFloat(float):
 
     text: str
 
-    def __new__(cls, value: float, text: str) -> "PrintedFloat":
+    def __new__(cls, value: float, text: str) -> PrintedFloat:
         obj = super().__new__(cls, value)
         obj.text = text
         return obj

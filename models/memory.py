@@ -15,7 +15,8 @@ output and log-sum-exp, the math path its attention matrix), so compare numbers 
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -4,7 +4,7 @@ records; with ``--out-dir DIR``, build reports anywhere else from your own runs 
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``).
 ``python -m reports retire ID ...``: before tracking a table retrained under a changed spec, move the tracked records
 it no longer configures to the table that still does, or remove them (``reports.retire``).
-``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
+``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/README.md``,
 learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
 ``experiments/msca/README.md``) from the reports' records.
 ``python -m reports loader-workers FILE``: the loader processes per GPU that the presets' rule gives for another
@@ -33,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="rebuild the committed reports/generated/<id>.md from the tracked records (all "
-                                         "tables when no id is given); --out-dir DIR: from your runs, elsewhere")
+    build = sub.add_parser("build", help="rebuild the committed reports/generated/<id>.md from the tracked records "
+                                         "(all tables when no id is given); --out-dir DIR: from your runs, elsewhere")
     build.add_argument("tables", nargs="*", metavar="ID")
     build.add_argument("--out-dir", default=None,
-                       help="build here from the runs under --runs-dir (default: the repository's reports/, from "
-                            "the tracked records only)")
+                       help="build here from the runs under --runs-dir (default: the repository's "
+                            "reports/generated/, from the tracked records only)")
     build.add_argument("--runs-dir", default=None, help="with --out-dir: where the runs are (default: runs/)")
     build.add_argument("--results-dir", default=None,
                        help="with --out-dir: tracked records to read beside the runs (default: none)")
@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--records", default=None, help="a folder of records in the tracked layout, e.g. "
                                                        "reports/reproducibility/avx2")
     compare.add_argument("--scale", default="tiny")
-    claims = sub.add_parser("claims", help="write reports/generated/claims.md: each paper's claims against the tracked records")
-    claims.add_argument("--check", action="store_true", help="exit 1 if reports/generated/claims.md differs; write nothing")
+    claims = sub.add_parser("claims", help="write reports/generated/claims.md: each paper's claims against the "
+                                           "tracked records")
+    claims.add_argument("--check", action="store_true",
+                        help="exit 1 if reports/generated/claims.md differs; write nothing")
     readme = sub.add_parser("readme", help="rewrite the generated blocks of the markdown files (tiny results, "
                                            "learnability, MSCA's own experiments, shift benchmarks) from the "
                                            "records")
@@ -143,8 +145,8 @@ def _build_sources(args: argparse.Namespace) -> tuple[dict, dict]:
                                           ("--prefer", args.prefer)) if value is not None]
         if given:
             raise BuildOptionError(
-                f"{', '.join(given)} only with --out-dir DIR: reports/generated/ holds the committed reports, built from the "
-                f"tracked records alone (your runs: `python -m reports build ID --out-dir runs/reports`)")
+                f"{', '.join(given)} only with --out-dir DIR: reports/generated/ holds the committed reports, built "
+                f"from the tracked records alone (your runs: `python -m reports build ID --out-dir runs/reports`)")
         return {}, {"runs_root": None, "results_root": RESULTS_DIR}
     return ({"out_dir": args.out_dir},
             {"runs_root": args.runs_dir or "runs", "results_root": results_root_for(args.out_dir, args.results_dir),

@@ -280,7 +280,8 @@ SETUP_FIELDS = {
 }
 
 
-HARDWARE_FIELDS = ("devices", "CPU kernels", "precision", "global batch")  # always in the header; the rest only when they differ
+# always in the header; the rest only when they differ
+HARDWARE_FIELDS = ("devices", "CPU kernels", "precision", "global batch")
 
 
 def cpu_kernels_label(kernels: dict[str, Any] | None) -> str | None:

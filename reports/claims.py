@@ -1,7 +1,8 @@
 """The papers' claims against our tracked records: ``python -m reports claims`` writes ``reports/generated/claims.md``.
 
-A claim (``experiments.harness.claims``) rests on orderings of table cells. Each ordering of two trained cells is read with
-the reports' noise rule (``reports.noise``: two standard errors over seeds): it *agrees* beyond noise, is *reversed*
+A claim (``experiments.harness.claims``) rests on orderings of table cells. Each ordering of two trained cells is read
+with the reports' noise rule (``reports.noise``: two standard errors over seeds): it *agrees* beyond noise, is
+*reversed*
 beyond noise, or is *within noise*. A computed cell (GFLOPs, parameters, a measured memory) has no seeds: its
 ordering agrees or is reversed. A timed cell (``StaticColumn.timed``: a rate measured once, which varies from run to
 run) is one sample, as a row of one seed: its ordering is within noise. A claim is

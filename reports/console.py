@@ -149,8 +149,8 @@ def check_report_step(table_id: str, runs_root: str | Path, reports_dir: str | P
     out_dir = reports_out_dir(runs_root, reports_dir)
     if spec.is_paper_table:
         if out_dir.resolve() == GENERATED_DIR:
-            raise ValueError(f"--reports-dir {reports_dir}: reports/generated/ holds the committed reports, built from the "
-                             f"tracked records; `python -m reports track {table_id}` commits your runs there")
+            raise ValueError(f"--reports-dir {reports_dir}: reports/generated/ holds the committed reports, built "
+                             f"from the tracked records; `python -m reports track {table_id}` commits your runs there")
         check_writable(out_dir, "--reports-dir")
     table_records(spec, runs_root, RESULTS_DIR)
 

@@ -1,6 +1,8 @@
 """The generated blocks of the repository's markdown, each in the file of the section it belongs to: tiny-scale
 results and costs (``reports/README.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
-experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``). They are made from
+experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``), the smoke's records
+(``reports/generated/smoke.md``), its GPU coverage and the loader rates (``docs/paper_scale_smoke.md``) and the
+trajectory step's records (``docs/mformer_memory.md``). They are made from
 the tracked records the committed reports read and the benchmark records under ``reports/benchmarks/``, so the text
 and the records cannot disagree (``python -m reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
 
@@ -23,12 +25,13 @@ from experiments.harness.records import experiment_key
 from experiments.harness.spec import implemented_tables, table_spec
 
 from .benchmarks import shift_tables
-from .build import aggregate, metric_values, short_commit
+from .build import GENERATED_DIR, aggregate, metric_values, short_commit
 from .noise import RULE, column_line
 from .records import RESULTS_DIR, table_records
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_RESULTS = REPO / "reports" / "README.md"
+REPORTS_LINK = GENERATED_DIR.relative_to(TINY_RESULTS.parent).as_posix()  # the reports, from that page
 DATA_README = REPO / "data" / "README.md"
 MSCA_README = REPO / "experiments" / "msca" / "README.md"
 
@@ -68,7 +71,7 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
             devices = " / ".join(sorted({c.device for _, c in cells}))
             data = " / ".join(f"`{d}`" for d in datasets)
             # the block lives in reports/, beside the reports it links
-            lines.append([f"[{table_id}]({table_id}.md)", label, f"{mc} ({data})", devices,
+            lines.append([f"[{table_id}]({REPORTS_LINK}/{table_id}.md)", label, f"{mc} ({data})", devices,
                           "/".join(map(str, seeds)), shown])
     table = tabulate(lines, headers=["report", "table", "column (data)", "device", "seeds",
                                      "rows: mean ± std over seeds"], tablefmt="github")
@@ -99,7 +102,7 @@ def costs_table(results_root: str | Path = RESULTS_DIR) -> str:
         complete = runs <= set(seconds)
         per_seed = sum(seconds[key] for key in runs) if complete else None
         seeds = spec.default_seeds("tiny")
-        lines.append([f"[{table_id}]({table_id}.md)", len(runs),
+        lines.append([f"[{table_id}]({REPORTS_LINK}/{table_id}.md)", len(runs),
                       f"{per_seed / 60:.1f}" if complete else "—", seeds,
                       f"{per_seed * seeds / SIDE_BY_SIDE / 60:.1f}" if complete else "—"])
     return tabulate(lines, headers=["report", "runs a seed", "run time a seed (min, summed)", "default seeds",
@@ -182,7 +185,7 @@ def shift_benchmarks_block() -> str:
     return f"{SHIFT_BEGIN}\n{shift_tables()}\n{SHIFT_END}"
 
 
-MFORMER_README = REPO / "experiments" / "mformer" / "README.md"
+MFORMER_MEMORY = REPO / "docs" / "mformer_memory.md"
 # tools.trajectory_step's record files the Motionformer page shows, each in its own generated block
 STEP_RECORDS = {"trajectory-step": "trajectory_step_cuda_stages.json",
                 "trajectory-step-passes": "trajectory_step_cuda_passes.json",
@@ -277,7 +280,7 @@ def files_read(records: list[dict[str, Any]]) -> str:
 
 GPU_RECORD = "smoke_cuda.json"
 COVERAGE = "gpu-coverage"
-SMOKE_README = REPO / "experiments" / "README.md"
+SMOKE_DOC = REPO / "docs" / "paper_scale_smoke.md"
 
 
 def gpu_coverage(records_dir: str | Path = REPO / "reports" / "benchmarks") -> dict[str, Any]:
@@ -377,9 +380,9 @@ def generated_files() -> dict[Path, tuple[Block, ...]]:
                             for table_id in EXPERIMENT_BLOCKS),
                           (SHIFT_BEGIN, SHIFT_END, shift_benchmarks_block)),
             SMOKE_PAGE: ((SMOKE_BEGIN, SMOKE_END, smoke_block),),
-            MFORMER_README: tuple((*markers(name), partial(trajectory_step_block, name))
+            MFORMER_MEMORY: tuple((*markers(name), partial(trajectory_step_block, name))
                                   for name in STEP_RECORDS),
-            SMOKE_README: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
+            SMOKE_DOC: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
 
 
 def regenerated(path: Path, blocks: tuple[Block, ...]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from experiments.harness.plan import resolve_runs
@@ -29,7 +29,7 @@ class Retired:
     moved_to: Path | None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _runs(table_id: str, scale: str, seed: int) -> dict[str, RunConfig]:
     """experiment key -> the run a table configures today at one scale and seed (none where it has no such scale)."""
     if scale not in table_spec(table_id).scales:

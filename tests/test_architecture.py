@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FLOORS = ["data", "models", "lightning_modules", "experiments", "reports", "tools"]
 ENTRY_POINT = "__main__.py"
-RUNNER = "experiments/runner.py"
+RUNNER = "experiments/harness/runner.py"
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 

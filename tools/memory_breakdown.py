@@ -7,7 +7,7 @@ on a real device: the ``meta`` device would take SDPA's math path and count scor
 configuration (``CONFIGURATIONS``: the paper-scale models of Motionformer Tables 3a, 3d and 7, and joint attention)
 it reports ``peak`` and ``saved`` (exactly ``peak_bytes`` and ``saved_tensor_bytes``), the saved storages by module,
 op and shape in units of one trajectory tensor, and what is alive at the peak. What the figures say:
-experiments/mformer/README.md#memory-where-the-bytes-go-what-the-paper-measured-a-lean-trajectory-attention.
+docs/mformer_memory.md.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from models.hardware import cpu_name, device_name, source_commit
 from models.memory import LiveBytes
 from models.registry import create_model
+from datetime import UTC
 
 MIB = 2**20
 
@@ -242,7 +243,7 @@ def paper_setting(record: dict[str, Any], params: int, batch: int = 4) -> tuple[
     """What one clip's CPU count (batch 1, fp32) says of ``torch.cuda.max_memory_allocated`` over a training step at
     the paper's setting (``batch`` clips per GPU, fp16 autocast, AdamW), in GiB: a floor (12 bytes a parameter plus
     ``batch`` x half the clip's activation peak) and an fp32 estimate (16 bytes a parameter plus ``batch`` x the peak),
-    not a ceiling (experiments/mformer/README.md#what-the-paper-measured)."""
+    not a ceiling (docs/mformer_memory.md#what-the-paper-measured)."""
     activations = (record["peak_mib"] - _gradients_at_peak(record)) * MIB
     floor = 12 * params + batch * 0.5 * activations
     fp32 = 16 * params + batch * record["peak_mib"] * MIB
@@ -357,12 +358,12 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
     file's record of the same code, configuration, device, batch, depth, stage-two form and extrapolation."""
     import shlex
     import sys
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     devices = {r["device"] for r in records}
     cuda = next((d for d in devices if d.startswith("cuda")), None)
     stamp = {"device_name": device_name(cuda) if cuda else cpu_name(), "torch": torch.__version__,
-             "commit": source_commit(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "commit": source_commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
              "command": "python -m tools memory-breakdown " + shlex.join(sys.argv[1:] if argv is None else argv)}
     file = Path(path)
     kept = json.loads(file.read_text()) if file.exists() else []

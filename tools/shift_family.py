@@ -19,9 +19,10 @@ import shlex
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -151,11 +152,12 @@ def _measure(shape: str, variants: list[str], unit: str, batch: int, device: str
             measured = {}
         else:
             exclude = [*layer.parameters(), *layer.buffers()]
-            measured = {"saved_mib": saved_tensor_bytes(lambda: layer(*args), exclude=exclude) / 2 ** 20,
-                        "peak_mib": peak_bytes(lambda: layer(*args)) / 2 ** 20}
+            forward = partial(layer, *args)
+            measured = {"saved_mib": saved_tensor_bytes(forward, exclude=exclude) / 2 ** 20,
+                        "peak_mib": peak_bytes(forward) / 2 ** 20}
             clear_gradients(variant)
         if not compiled:  # a compiled graph dispatches its own fused kernels, not these ops
-            measured["ops"] = dispatched_ops(lambda: step(variant))
+            measured["ops"] = dispatched_ops(partial(step, variant))
         records[variant] = {"shape": shape, "variant": variant, "unit": unit, "batch": batch, "device": device,
                             "compiled": compiled, **measured, "threads": torch.get_num_threads()}
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -267,7 +269,7 @@ def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[st
     args = parse_args(options)
     new = run(args)
     stamp = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": git_commit(),
-             "measured_at": datetime.now(timezone.utc).date().isoformat(),
+             "measured_at": datetime.now(UTC).date().isoformat(),
              "command": shlex.join(["python", "-m", "tools", "shift-family", "--record", str(path), *options])}
     new = [{**r, **stamp} for r in new]
     replaced = {setting(r) for r in new}

@@ -4,7 +4,7 @@
 
 Variants (``VARIANTS``, the same function, tested equal): ``literal`` (the official code's), ``fused``,
 ``rearranged`` (our default) and ``rearranged_autograd``. Each runs in a fresh subprocess; on a CPU, memory is read
-from the resident set size. Method and figures: models/README.md#benchmarks.
+from the resident set size. Method: tools/README.md#trajectory-attention.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device} requested but torch.cuda.is_available() is False")
     header = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": source_commit(),
-              "measured_at": datetime.now(timezone.utc).date().isoformat(),
+              "measured_at": datetime.now(UTC).date().isoformat(),
               "command": " ".join(["python", "-m", "tools", "trajectory-step", *(argv or sys.argv[1:])]),
               "precision": "bf16 autocast", "model": "ViT-B/16, 16x224x224 (tools.memory_breakdown: joint, exact)"}
     if args.check_exact:  # each compiled trajectory variant (the default one where none is compiled)

@@ -1,4 +1,4 @@
-"""CAST's tiny experts in the papers' regime (experiments/tiny_regime_design.md, amendment 7), shipped in the
+"""CAST's tiny experts in the papers' regime (docs/tiny_regime_design.md, amendment 7), shipped in the
 repository as the image stand-ins are, so that a table loads a released file as the paper does, the same file on
 every machine, and never pretrains one at its start.
 
@@ -6,8 +6,8 @@ every machine, and never pretrains one at its start.
 - The temporal experts (VideoMAE's role, and MVD's) are ``SHIPPED``: masked video autoencoding of the set that
   stands in for the paper's pretraining data, to the image stand-ins' rule (a cosine to zero over 40 epochs). They
   are written by ``python -m experiments pretrain-experts NAME`` into
-  ``experiments/tiny_pretrained/cast_tiny_<NAME>.safetensors`` (the expert's own layout) beside a record of each
-  epoch's validation loss, and read through the source ``tiny_expert:<NAME>@<sha256 prefix>``.
+  ``experiments/tiny_pretraining/weights/cast_tiny_<NAME>.safetensors`` (the expert's own layout) beside a record of
+  each epoch's validation loss, and read through the source ``tiny_expert:<NAME>@<sha256 prefix>``.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ SHIPPED: dict[str, ExpertPretraining] = {
     name: dataclasses.replace(TINY_EXPERTS[name], data=_regime_data(stand_in), epochs=40)
     for name, stand_in in (("videomae_ek100", "EK-100"), ("videomae_ssv2", "SSv2"), ("videomae_k400", "K-400"),
                            ("mvd_ek100", "EK-100"))}
-SHIPPED_NOTE = ("Tiny experts, shipped in `experiments/tiny_pretrained/` (the design's amendment 7): the spatial "
-                "expert (CLIP's role) pretrained on `synth_images`, never on a table's set; VideoMAE pretrained on "
-                "EK100 / SSV2 / K400 = 40 epochs of masked video autoencoding of `synth_verbnoun` / "
+SHIPPED_NOTE = ("Tiny experts, shipped in `experiments/tiny_pretraining/weights/` (the design's amendment 7): the "
+                "spatial expert (CLIP's role) pretrained on `synth_images`, never on a table's set; VideoMAE "
+                "pretrained on EK100 / SSV2 / K400 = 40 epochs of masked video autoencoding of `synth_verbnoun` / "
                 "`synth_motion_pairs` / `synth_objects`.")
 
 
@@ -70,7 +70,8 @@ def resolve_shipped_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
 register_source(SOURCE_PREFIX, resolve_shipped_source, check_early=True)
 
 
-# The spatial experts' stand-ins in the regime: image stand-ins (experiments.tiny_pretraining.images), one per structure.
+# The spatial experts' stand-ins in the regime: image stand-ins (experiments.tiny_pretraining.images), one per
+# structure.
 SPATIAL_STAND_INS = {"clip": CAST_SPATIAL, "vit_in21k": CAST_SPATIAL_IN21K}
 
 
@@ -120,7 +121,7 @@ def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:
 def add_command(sub: argparse._SubParsersAction) -> None:
     """``pretrain-experts NAME [...]``: the subcommand of ``python -m experiments``."""
     parser = sub.add_parser("pretrain-experts", help="pretrain CAST's tiny temporal experts and write "
-                                                      "experiments/tiny_pretrained/cast_tiny_<name>.safetensors")
+                                                      "experiments/tiny_pretraining/weights/cast_tiny_<name>.safetensors")
     parser.add_argument("names", nargs="+", choices=sorted(SHIPPED), metavar="NAME",
                         help=f"one or more of: {', '.join(SHIPPED)}")
     parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and records")

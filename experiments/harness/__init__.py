@@ -4,4 +4,5 @@ inputs), planning (``plan``, ``overrides``, ``checks``, ``run_sources``), execut
 CPU runs side by side; ``runner``: a whole table, with ``progress``), what a run leaves (``records``, ``provenance``,
 ``static``: the static columns, ``timings``: what some static columns time), what keeps runs safe (``run_lock``,
 ``interruption``), the claims files' reader (``claims``) and the command line (``cli``, run as ``python -m
-experiments``). Nothing here names a paper: a paper's facts live in its own folder and the inventory."""
+experiments``). A paper's facts live in its own folder and the inventory, not here: what one paper alone needs (a
+task, a command) registers itself from its folder."""

@@ -122,7 +122,8 @@ def check_mixed_batch(cfg: RunConfig) -> None:
 
 
 def _evaluation_accelerator(accelerator: str) -> tuple[str | None, str | None]:
-    """The accelerators ``experiments.harness.tasks.evaluation_device`` takes, and whether this machine has a GPU for it."""
+    """The accelerators ``experiments.harness.tasks.evaluation_device`` takes, and whether this machine has a GPU for
+    it."""
     if accelerator not in ("cpu", "gpu", "cuda", "auto"):
         return (f"trainer.accelerator={accelerator!r} (--accelerator): an evaluation-only run takes cpu, gpu, cuda "
                 f"or auto"), None

@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def run_record(cfg: RunConfig, metrics: dict[str, float], start: float, data: An
         "git_commit": commit,
         "resumed_from": resume,
         "wall_time_s": time.perf_counter() - start,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": {"python": platform.python_version(), "platform": platform.platform(),
                  "cpu_count": os.cpu_count(), "argv": sys.argv},
     }
@@ -320,7 +320,7 @@ def replace_run(run_path: Path, runs_root: str | Path, echo: Callable[[str], Non
 
 def replaced_run_dir(run_dir: Path, runs_root: str | Path) -> Path:
     """Where ``--force`` keeps the run it replaces: runs/.replaced/<UTC time>/<table>/<row>/seed<k>/<column>."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return Path(runs_root) / REPLACED_DIR / stamp / run_dir.relative_to(runs_root)
 
 

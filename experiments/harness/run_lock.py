@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -37,7 +37,7 @@ def lock_path(run_dir: str | Path) -> Path:
 def _write_holder(fd: int) -> None:
     """Called by filelock with the lock held: who holds it, for the message another command prints."""
     holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "since": datetime.now(UTC).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(holder).encode(), 0)
 

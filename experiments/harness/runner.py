@@ -2,10 +2,11 @@
 table's static columns are computed into their record.
 
 ``run_table`` resolves the runs (``experiments.harness.plan``), skips those whose data is absent, stops before anything
-trains when a run directory holds another run's record or checkpoint (``experiments.harness.records``) or a launch cannot
-start, generates the synthetic sets the runs read, and then runs them one after another or side by side in worker
-processes (``experiments.harness.jobs``), saying after each run how far the table is. The runner asks ``experiments.harness.tasks``
-how to serve a run and never inspects a dataset's name; it builds no report (``python -m experiments run`` does
+trains when a run directory holds another run's record or checkpoint (``experiments.harness.records``) or a launch
+cannot start, generates the synthetic sets the runs read, and then runs them one after another or side by side in worker
+processes (``experiments.harness.jobs``), saying after each run how far the table is. The runner asks
+``experiments.harness.tasks`` how to serve a run and never inspects a dataset's name; it builds no report (``python -m
+experiments run`` does
 that through ``reports``, the floor above).
 """
 
@@ -49,8 +50,9 @@ def run_table(
     expected_s: Callable[[RunConfig], float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Compute the table's static columns, then train and test every run of it (skipping those whose data is
-    absent), ``jobs`` CPU runs side by side (None: ``experiments.harness.jobs.auto_jobs``). ``overrides`` and ``settings``:
-    the user's options, as ``given_options`` reads them; ``expected_s``: how long a run took where its tracked
+    absent), ``jobs`` CPU runs side by side (None: ``experiments.harness.jobs.auto_jobs``). ``overrides`` and
+    ``settings``: the user's options, as ``given_options`` reads them; ``expected_s``: how long a run took where its
+    tracked
     record was trained (the ETA scales it to this machine). Returns the metrics records; the caller builds the
     report."""
     settings = list(settings)

@@ -123,7 +123,7 @@ class ScalePreset:
     data: Mapping[str, DataConfig]
     optim: OptimConfig
     trainer: TrainerConfig = TrainerConfig()
-    # The tiny scale in the papers' regime (experiments/tiny_regime_design.md): 3 seeds by default, within 45 minutes
+    # The tiny scale in the papers' regime (docs/tiny_regime_design.md): 3 seeds by default, within 45 minutes
     # a table; the earlier tiny scale takes 3 seeds only where they fit the quick start's 15.
     papers_regime: bool = False
 
@@ -185,17 +185,17 @@ class StaticColumn:
     """A column computed from the model configuration, without training (GFLOPs, parameters, memory, design).
 
     ``compute`` returns a float (shown with ``digits``), a string, or a ``Computed``. It runs when the table runs
-    (or ``python -m experiments static ID``), never when a report is built: ``experiments.harness.static`` stores the cells
-    in a record with the device they were measured on, and the reports read that record.
+    (or ``python -m experiments static ID``), never when a report is built: ``experiments.harness.static`` stores the
+    cells in a record with the device they were measured on, and the reports read that record.
     """
 
     column: str
-    compute: Callable[["TableSpec", RowSpec], "float | str | Computed"]
+    compute: Callable[[TableSpec, RowSpec], float | str | Computed]
     digits: int = 1
     note: str = ""
-    # what a cell is a function of (JSON values; None: ``experiments.harness.static.paper_model_inputs``, the paper-scale
-    # model). Stored with each cell, so a report can tell a cell made for another configuration.
-    inputs: Callable[["TableSpec", RowSpec], Mapping[str, Any]] | None = None
+    # what a cell is a function of (JSON values; None: ``experiments.harness.static.paper_model_inputs``, the
+    # paper-scale model). Stored with each cell, so a report can tell a cell made for another configuration.
+    inputs: Callable[[TableSpec, RowSpec], Mapping[str, Any]] | None = None
     # a time or a rate, measured once: it varies from run to run and its record holds no spread, so a claim reads it
     # as one sample (like a row of one seed), never beyond noise (``reports.claims``)
     timed: bool = False

@@ -15,7 +15,7 @@ import json
 import platform
 import typing
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,7 @@ def compute_static(spec: TableSpec, runs_root: str | Path = "runs", commit: str 
         **keep_measured(read_static(path), {"cells": cells, "configurations": configurations}),
         "device": measured_device(),
         "git_commit": commit,
-        "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": {"python": platform.python_version(), "platform": platform.platform()},
     }
     from data.atomic_write import atomic_write_text

@@ -393,34 +393,3 @@ SEQUENCE_CLASSIFICATION = register_task(Task(
 LABEL_PROPAGATION = register_task(Task(
     "label_propagation", model_inputs=_video_inputs, evaluate=_label_propagation, num_classes=0,
     data_options=_label_propagation_options))
-
-
-# ---- pretraining tasks: a model part pretrained before the runs that load it (``experiments.tiny_pretraining.experts``) ------
-
-# The system's own options of a pretraining run, carried in ``DataConfig.options`` beside the data module's
-PRETRAINING_OPTIONS = ("mask_ratio", "normalize_target")
-
-
-def _pretraining_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
-    options = {k: v for k, v in cfg.data.options.items() if k not in PRETRAINING_OPTIONS}
-    return video_datamodule(dataclasses.replace(cfg.data, options=options), run_dir / "data_failures")
-
-
-def _frame_pretraining(cfg: RunConfig, expert: nn.Module, dm: Any) -> L.LightningModule:
-    from lightning_modules.expert_pretraining import FramePretraining
-
-    return FramePretraining(expert, dm.num_classes, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-
-
-def _masked_video_pretraining(cfg: RunConfig, expert: nn.Module, dm: Any) -> L.LightningModule:
-    from lightning_modules.expert_pretraining import MaskedVideoPretraining
-
-    options = {k: v for k, v in cfg.data.options.items() if k in PRETRAINING_OPTIONS}
-    return MaskedVideoPretraining(expert, **options, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-
-
-FRAME_PRETRAINING = register_task(Task(
-    "frame_pretraining", _pretraining_datamodule, _frame_pretraining, data_options=video_data_options))
-MASKED_VIDEO_PRETRAINING = register_task(Task(
-    "masked_video_pretraining", _pretraining_datamodule, _masked_video_pretraining,
-    data_options=lambda: video_data_options() | set(PRETRAINING_OPTIONS)))

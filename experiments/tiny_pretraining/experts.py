@@ -2,8 +2,8 @@
 released checkpoints and which must first exist at CPU size (``experiments.cast.experts`` says which).
 
 An ``ExpertPretraining`` is the configuration of one such pretraining; every field is part of its cache key. It is
-run as a run of a registered task (``frame_pretraining``, ``masked_video_pretraining``: ``experiments.harness.tasks``, whose
-LightningModules are ``lightning_modules.expert_pretraining``'s) on CPU, in a random state of its own that the
+run as a run of a task registered here (``frame_pretraining``, ``masked_video_pretraining``; their LightningModules
+are ``lightning_modules.expert_pretraining``'s) on CPU, in a random state of its own that the
 caller gets back afterwards, and the expert's state dict is cached under ``.cache/experts/`` by that key: built
 once, atomically (``data.cache.build_once``), then read by every run.
 """
@@ -20,10 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..harness.spec import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainerConfig, _plain
-from ..harness.tasks import SYSTEM_FIELDS, get_task
+from ..harness.tasks import SYSTEM_FIELDS, Task, get_task, register_task, video_data_options, video_datamodule
+
+if TYPE_CHECKING:  # annotations only: torch and Lightning load where a run trains
+    import lightning as L
+    from torch import nn
 
 EXPERT_CACHE = Path(".cache/experts")
 EXPERT_FILE = "expert.pt"  # the expert's state dict, in its own layout (loads into CAST.spatial / CAST.temporal)
@@ -58,6 +62,37 @@ class ExpertPretraining:
 
 
 # The registered task that runs each pretraining method (``experiments.harness.tasks``).
+# ---- the pretraining tasks -------------------------------------------------------------------------------------------
+
+# The system's own options of a pretraining run, carried in ``DataConfig.options`` beside the data module's
+PRETRAINING_OPTIONS = ("mask_ratio", "normalize_target")
+
+
+def _pretraining_datamodule(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
+    options = {k: v for k, v in cfg.data.options.items() if k not in PRETRAINING_OPTIONS}
+    return video_datamodule(dataclasses.replace(cfg.data, options=options), run_dir / "data_failures")
+
+
+def _frame_pretraining(cfg: RunConfig, expert: nn.Module, dm: Any) -> L.LightningModule:
+    from lightning_modules.expert_pretraining import FramePretraining
+
+    return FramePretraining(expert, dm.num_classes, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+
+
+def _masked_video_pretraining(cfg: RunConfig, expert: nn.Module, dm: Any) -> L.LightningModule:
+    from lightning_modules.expert_pretraining import MaskedVideoPretraining
+
+    options = {k: v for k, v in cfg.data.options.items() if k in PRETRAINING_OPTIONS}
+    return MaskedVideoPretraining(expert, **options, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+
+
+FRAME_PRETRAINING = register_task(Task(
+    "frame_pretraining", _pretraining_datamodule, _frame_pretraining, data_options=video_data_options))
+MASKED_VIDEO_PRETRAINING = register_task(Task(
+    "masked_video_pretraining", _pretraining_datamodule, _masked_video_pretraining,
+    data_options=lambda: video_data_options() | set(PRETRAINING_OPTIONS)))
+
+
 PRETRAINING_TASKS = {"frames": "frame_pretraining", "mae": "masked_video_pretraining"}
 
 

@@ -1,4 +1,4 @@
-"""The tiny scale's image pretraining, in ImageNet-21K's role (experiments/tiny_regime_design.md): each tiny video
+"""The tiny scale's image pretraining, in ImageNet-21K's role (docs/tiny_regime_design.md): each tiny video
 model's image part, a timm ``VisionTransformer``, is trained on fresh ``synth_images`` every epoch until its
 validation loss stops falling under a decaying learning rate, and shipped in the repository as
 ``tiny_pretrained/<arch>.safetensors`` with its record ``<arch>.json``.
@@ -173,7 +173,7 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
 def add_command(sub: argparse._SubParsersAction) -> None:
     """``pretrain-images ARCH [...]``: the subcommand of ``python -m experiments``."""
     parser = sub.add_parser("pretrain-images", help="train a tiny video model's image ViT on synth_images and "
-                                                     "write experiments/tiny_pretrained/<arch>.safetensors")
+                                                     "write experiments/tiny_pretraining/weights/<arch>.safetensors")
     parser.add_argument("arch", choices=ARCHITECTURES)
     parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and record")
     parser.add_argument("--epochs", type=int, default=40, help="the cosine's length (default 40: the design's)")

@@ -7,7 +7,7 @@ reference-frame token (``temporal_pool="attention"``, Att_T) or averages it (``"
 attends jointly to all tokens, as in the official code. By default stage two is rearranged (``proj_kv``'s weights
 contracted with the query: the same function, a fifth of the FLOPs) and keeps one trajectory tensor per block.
 Design and the official code's options: experiments/mformer/README.md#where-the-code-differs-from-the-paper;
-memory: experiments/mformer/README.md#what-changed.
+memory: docs/mformer_memory.md#what-changed.
 """
 
 from __future__ import annotations

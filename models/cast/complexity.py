@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..flops import count_flops
-from ..hardware import device_name
 from ..memory import activation_bytes, peak_bytes
 from ..registry import create_model
 from .model import count_learnable

@@ -131,7 +131,7 @@ def test_a_segment_past_the_end_in_the_validation_split_fails_the_all_splits_che
 
 
 def test_manifest_goes_to_the_working_directory_only_when_the_default_target_cannot_be_written(
-        kinetics_root, tmp_path, monkeypatch, capsys):
+        kinetics_root, tmp_path, monkeypatch, capsys):  # noqa: F811  (kinetics_root: the fixture imported above)
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)

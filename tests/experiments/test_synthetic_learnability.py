@@ -12,7 +12,8 @@ from reports.records import RESULTS_DIR
 
 
 def _same_run(a, b) -> bool:
-    return json.dumps(comparable_config(a.to_dict()), sort_keys=True) == json.dumps(comparable_config(b.to_dict()), sort_keys=True)
+    return (json.dumps(comparable_config(a.to_dict()), sort_keys=True)
+            == json.dumps(comparable_config(b.to_dict()), sort_keys=True))
 
 
 @pytest.mark.parametrize("name,table,row,column", [

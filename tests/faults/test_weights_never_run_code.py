@@ -115,7 +115,7 @@ def test_a_local_file(tmp_path):
     message = refused(archive, lambda: through_a_run(str(archive), tmp_path))
     assert f"torchscript:{archive}" in message  # the opt-in, named
     for source in (str(pickled), f"torchscript:{pickled}"):
-        refused(pickled, lambda: through_a_run(source, tmp_path))
+        refused(pickled, lambda source=source: through_a_run(source, tmp_path))
     same(through_a_run(f"torchscript:{archive}", tmp_path), weights, [(k, k) for k in weights])
     assert not archive_marker.exists() and not pickle_marker.exists()
 
@@ -142,7 +142,7 @@ def test_an_official_checkpoint(tmp_path):
     load = lambda source: through_a_run(source, tmp_path, "mformer_official", "mformer_b", 8)  # noqa: E731
     refused(archive, lambda: load(f"official:{archive}"))
     for source in (f"official:{pickled}", f"official:torchscript:{pickled}"):
-        refused(pickled, lambda: load(source))
+        refused(pickled, lambda source=source: load(source))
     same(load(f"official:torchscript:{archive}"), official,
          [("patch_embed.proj.weight", "patch_embed_3d.proj.weight"), ("time_embed", "temp_embed"),
           ("blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.weight"), ("head.weight", "head.weight")])
@@ -207,7 +207,7 @@ def test_each_cast_expert_source_kind(tmp_path, kind):
     message = refused(archive, lambda: load_pretrained(expert(), f"{kind}{archive}"))
     assert f"torchscript:{archive}" in message
     for source in (f"{kind}{pickled}", f"{kind}torchscript:{pickled}"):
-        refused(pickled, lambda: load_pretrained(expert(), source))
+        refused(pickled, lambda source=source: load_pretrained(expert(), source))
     loaded = expert()
     load_pretrained(loaded, f"{kind}torchscript:{archive}")
     same(loaded, weights, compared)

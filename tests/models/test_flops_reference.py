@@ -6,7 +6,8 @@ Checked against closed forms written out here, never against the code under test
   temporal attention of the divided block);
 - ``lra_gflops`` of the approximations of Table 5 (Orthoformer, Nystromformer with both pseudo-inverse orders,
   Performer), whose existing test only asks for less than exact attention;
-- ``experiments.harness.static``: test views of the "GFLOPs x views" columns, ``changed_inputs`` / ``stale_note`` messages,
+- ``experiments.harness.static``: test views of the "GFLOPs x views" columns, ``changed_inputs`` / ``stale_note``
+messages,
   and ``paper_params`` counting every parameter once (frozen included, buffers excluded).
 """
 
@@ -126,7 +127,7 @@ def test_performer_counts_features_numerator_and_denominator():
     assert lra_gflops("performer", budget=m, seq_len=n) == pytest.approx(expected, rel=1e-12)
 
 
-# ---- experiments.harness.static ---------------------------------------------------------------------------------------
+# ---- experiments.harness.static ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("table_id,clips,crops", [("mformer_table6a", 1, 3), ("mformer_table6b", 10, 3)])

@@ -9,7 +9,6 @@ import random
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import models  # noqa: E402  (repairs torchvision before anything imports timm)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402

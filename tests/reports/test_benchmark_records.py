@@ -1,5 +1,5 @@
-"""The shift family's benchmark records (``python -m tools shift-family --record FILE``): stamped with where and from which
-code they came, merged into their file, rendered as the README's tables; a malformed file is named and kept."""
+"""The shift family's benchmark records (``python -m tools shift-family --record FILE``): stamped with where and from
+which code they came, merged into their file, rendered as the README's tables; a malformed file is named and kept."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import table_spec
 from reports import noise
-from reports.build import REPORTS_DIR, Cell, build_report
+from reports.build import GENERATED_DIR, REPORTS_DIR, Cell, build_report
 from reports.readme import rewrite_generated_blocks
 from reports.records import table_records, track, tracked_path
 
@@ -263,7 +263,7 @@ def test_every_generated_block_is_what_the_tracked_records_give():
     changed = rewrite_generated_blocks(write=False)
     assert {path.relative_to(REPO).as_posix() for path in changed} == {
         "reports/README.md", "data/README.md", "experiments/msca/README.md", "reports/generated/smoke.md",
-        "experiments/mformer/README.md", "experiments/README.md"}
+        "docs/mformer_memory.md", "docs/paper_scale_smoke.md"}
     stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
     assert not stale, f"{stale}: a generated block differs from the tracked records: run `python -m reports readme`"
 
@@ -307,13 +307,14 @@ def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
-    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in (clone / "reports").iterdir()
+    generated = clone / GENERATED_DIR.relative_to(REPO)
+    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in generated.iterdir()
                  if p.suffix in (".md", ".png")}
     env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-m", "reports", "build"], cwd=clone, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    rebuilt = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
+    rebuilt = {p.name: p.read_bytes() for p in generated.iterdir() if p.suffix in (".md", ".png")}
     changed = sorted(name for name in committed.keys() | rebuilt.keys() if committed.get(name) != rebuilt.get(name))
     assert not changed, f"reports that a fresh clone does not rebuild identically: {changed}"
 

@@ -55,7 +55,7 @@ class FakeDeviceQueue:
         self.pending, self.syncs = 0.0, self.syncs + 1
 
 
-# ---- tools.bench --------------------------------------------------------------------------------------------------------
+# ---- tools.bench ---------------------------------------------------------------------------------------------------
 
 
 def test_bench_step_time_is_the_synchronised_median_after_the_warm_up(monkeypatch):

@@ -116,7 +116,8 @@ def test_activation_bytes_default_clip_is_one_16x224x224_rgb_clip():
 
 
 def test_cuda_step_builds_the_model_at_the_clips_frames_and_size_unless_overridden():
-    """``cuda_training_peak_gib`` builds its model with ``model_for_input``: (B, C, T, H, W) gives num_frames T, img_size H."""
+    """``cuda_training_peak_gib`` builds its model with ``model_for_input``: (B, C, T, H, W) gives num_frames T,
+    img_size H."""
     from models.memory import model_for_input
 
     model = model_for_input("vit_tiny_video", (2, 3, 4, 48, 48), "meta", {})
@@ -419,8 +420,8 @@ def test_shift_table_rows_follow_unit_shape_batch_and_mode_not_the_order_measure
     records = [shift_record(v, unit=u, shape=s, batch=b, compiled=c, **stamp)
                for u, s, b, c in settings for v in ("vit", "tsm")]
     (tmp_path / "shift_x.json").write_text(json.dumps({"records": records}))
-    rows = [[c.strip() for c in line.strip("|").split("|")][:2]
-            for line in report_benchmarks.shift_tables(tmp_path).splitlines() if line.startswith(("| block", "| model"))]
+    rows = [[c.strip() for c in line.strip("|").split("|")][:2] for line in
+            report_benchmarks.shift_tables(tmp_path).splitlines() if line.startswith(("| block", "| model"))]
     assert rows == [["block, tiny, 1", "eager"], ["block, tiny, 1", "compiled (default)"],
                     ["block, tiny, 1", "compiled (reduce-overhead)"], ["block, tiny, 16", "eager"],
                     ["block, paper, 1", "eager"], ["model, tiny, 1", "eager"]]

@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,7 @@ def stamp(device: str, argv: Sequence[str], command: str = "smoke") -> dict[str,
     import torch
 
     return {"device_name": measured_on(device), "torch": torch.__version__, "commit": git_commit(),
-            "measured_at": datetime.now(timezone.utc).date().isoformat(),
+            "measured_at": datetime.now(UTC).date().isoformat(),
             "command": shlex.join(["python", "-m", "tools", command, *argv])}
 
 

@@ -4,8 +4,9 @@
 Each run of the table resolves as ``run --scale paper`` resolves it; its data root is replaced by files written
 at the dataset's published size, rate, length and layout (``data.synthetic.paper_shape``), so the real reader,
 decoder, transforms and multi-view collation run; its task builds the same data module, model and LightningModule
-as ``run`` (``experiments.harness.tasks``), and a Lightning Trainer takes ``steps`` optimizer steps, one validation batch and
-one multi-view test batch at the paper's precision (on the CPU: bf16-mixed, Lightning's stand-in for 16-mixed).
+as ``run`` (``experiments.harness.tasks``), and a Lightning Trainer takes ``steps`` optimizer steps, one validation
+batch and one multi-view test batch at the paper's precision (on the CPU: bf16-mixed, Lightning's stand-in for
+16-mixed).
 A task that trains nothing (other test views, other clip lengths, DAVIS label propagation) runs its own evaluation
 on the generated validation split. Only the pretrained weights are not loaded (their shapes are the model's).
 

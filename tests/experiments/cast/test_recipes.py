@@ -33,7 +33,8 @@ def _tiny(table: str, row: str) -> list:
 
 
 def _same_run(a, b) -> bool:
-    return json.dumps(comparable_config(a.to_dict()), sort_keys=True) == json.dumps(comparable_config(b.to_dict()), sort_keys=True)
+    return (json.dumps(comparable_config(a.to_dict()), sort_keys=True)
+            == json.dumps(comparable_config(b.to_dict()), sort_keys=True))
 
 
 def test_table1_and_table9_cast_rows_are_two_runs_at_their_papers_update_frequencies():

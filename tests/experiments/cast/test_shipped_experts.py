@@ -1,4 +1,4 @@
-"""CAST's shipped tiny temporal experts (experiments/tiny_regime_design.md, amendment 7): each file is what its
+"""CAST's shipped tiny temporal experts (docs/tiny_regime_design.md, amendment 7): each file is what its
 record says, trained to the end of its decay, and loads into its expert; its source names the file by digest; the
 validation that the record reads draws its masks without touching the random state training draws from."""
 

@@ -1,5 +1,5 @@
-"""3D-Deformable's specs (``experiments/d3da/tables.py``): Tables A1/A2 and Figure A1 resolve and build at both scales, the
-RGB+pose task tests several views of clip and joints together, the ablation switches drop a modality, the
+"""3D-Deformable's specs (``experiments/d3da/tables.py``): Tables A1/A2 and Figure A1 resolve and build at both scales,
+the RGB+pose task tests several views of clip and joints together, the ablation switches drop a modality, the
 counted-FLOP exponents of Tables A1/A2 match the stated complexities, and the complexity tables' records become a
 report with a plot."""
 

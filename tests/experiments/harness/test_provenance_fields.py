@@ -181,7 +181,8 @@ def test_a_trained_runs_provenance_names_its_processes_views_threads_and_the_git
 
 def test_an_evaluation_only_run_is_one_process_at_its_configured_precision_whatever_the_preset_pins():
     """An evaluation-only run is one process at ``trainer.precision`` on one device, whatever devices and nodes the
-    preset pins for training (how label propagation follows that precision: ``tests/lightning_modules/test_evaluation_precision.py``)."""
+    preset pins for training (how label propagation follows that precision:
+    ``tests/lightning_modules/test_evaluation_precision.py``)."""
     cfg = paper_config(precision="bf16-mixed", devices=8, num_nodes=2)
     p = provenance(cfg, None, {}, None, 1, {"commit": None, "dirty": None}, device=torch.device("cpu"))
     assert (p["precision"], p["world_size"], p["num_nodes"], p["accelerator"]) == (

@@ -22,7 +22,8 @@ from reports.records import read_record
 
 from tests.experiments.micro_run import ROW, TABLE
 
-# The micro run of tests/experiments/micro_run.py (32 generated training videos, 16 test videos), one thread, no workers.
+# The micro run of tests/experiments/micro_run.py (32 generated training videos, 16 test videos), one thread, no
+# workers.
 MICRO = {"optim": {"warmup_epochs": 0},
          "data": {"synthetic_params": {"num_train": 32, "num_val": 16, "seed": 0}, "num_workers": 0,
                   "batch_size": 8},

@@ -23,8 +23,8 @@ def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else
                       enable_progress_bar=False, default_root_dir=None)  # logs device availability and the tip
             log.info("a line that says something")
             warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) "
-                          "and treespec.is_leaf()` instead.", FutureWarning)
-            warnings.warn("another deprecation", FutureWarning)
+                          "and treespec.is_leaf()` instead.", FutureWarning, stacklevel=1)
+            warnings.warn("another deprecation", FutureWarning, stacklevel=1)
     finally:
         log.removeHandler(handler)
     printed = capfd.readouterr()

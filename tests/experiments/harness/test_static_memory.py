@@ -164,7 +164,7 @@ def test_lra_memory_without_gpu_is_mebibytes_of_the_whole_batch(monkeypatch, dua
     assert built == [("lra_text", {"attention": "performer", "budget": 256, "max_len": 2048})]
 
 
-# ---- experiments.harness.static: the memory column ----------------------------------------------------------------------
+# ---- experiments.harness.static: the memory column -----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_memory_cell_measured_on_a_gpu_is_batch_4_of_400_classes_and_says_where(
     assert fake_memory["bytes"] == []  # nothing counted on meta when a GPU measured
 
 
-# ---- experiments.harness.static: GFLOPs x views ---------------------------------------------------------------------------
+# ---- experiments.harness.static: GFLOPs x views --------------------------------------------------------------------
 
 
 def test_views_cell_uses_the_test_protocol_of_its_columns_dataset(monkeypatch):
@@ -237,7 +237,7 @@ def test_gflops_cell_names_our_count_when_it_differs_by_a_tenth(monkeypatch, our
     assert static.paper_gflops(spec, spec.row("joint")) == Computed(100.0, text)
 
 
-# ---- experiments.harness.static: the record ------------------------------------------------------------------------------
+# ---- experiments.harness.static: the record ------------------------------------------------------------------------
 
 
 def _cell(source, value=1.0, configuration="today"):

@@ -113,8 +113,8 @@ def test_figure3_ssv2_strides_are_fractions_of_the_whole_video_segment_sampling(
     keep the scale's SSv2 options and cover half and a quarter of the video with the same segments."""
     whole = _run("mformer_figure3", "trajectory", "SSv2 stride S", scale)
     tables = _run("mformer_table2b", "traj_separatepe", "SSv2", scale)
-    assert json.dumps(comparable_config(whole.to_dict()), sort_keys=True) == json.dumps(comparable_config(tables.to_dict()),
-                                                                                  sort_keys=True)
+    assert (json.dumps(comparable_config(whole.to_dict()), sort_keys=True)
+            == json.dumps(comparable_config(tables.to_dict()), sort_keys=True))
     for name, span in (("S/2", 0.5), ("S/4", 0.25)):
         part = _run("mformer_figure3", "trajectory", f"SSv2 stride {name}", scale)
         assert part.data.sampling == tables.data.sampling

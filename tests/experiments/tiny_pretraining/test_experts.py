@@ -1,5 +1,6 @@
-"""The tiny experts' pretraining (``experiments.tiny_pretraining.experts``): a run of a registered task trains the very weights
-the hand-written loop it replaced trained, and the cache keys the tracked CAST records name stay what they were."""
+"""The tiny experts' pretraining (``experiments.tiny_pretraining.experts``): a run of a registered task trains the very
+weights the hand-written loop it replaced trained, and the cache keys the tracked CAST records name stay what they
+were."""
 
 import dataclasses
 

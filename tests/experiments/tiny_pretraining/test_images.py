@@ -1,4 +1,4 @@
-"""The tiny scale's image pretraining (experiments/tiny_regime_design.md): its backbones load into the video models
+"""The tiny scale's image pretraining (docs/tiny_regime_design.md): its backbones load into the video models
 through the paper-scale loader, its sources name the shipped file by digest, and the shipped weights are what their
 records say, trained to the end of their decay."""
 

@@ -98,7 +98,8 @@ def test_rearranged_equals_literal(normalize, fused, values):
 @pytest.mark.parametrize("normalize,values", [("space", "projected"), ("spacetime", "trajectory")])
 def test_rearranged_equals_literal_when_u_is_recomputed(normalize, values, monkeypatch):
     """With more heads than frames (nh = 4 > T = 2, as ViT-B's 12 > 8) the autograd form (``memory_lean=False``)
-    recomputes u in backward, not saved (the lean function never saves it: tests/models/attention/test_trajectory_memory.py)."""
+    recomputes u in backward, not saved (the lean function never saves it:
+    tests/models/attention/test_trajectory_memory.py)."""
     import models.attention.trajectory as trajectory
 
     calls = []

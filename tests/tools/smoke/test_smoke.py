@@ -3,7 +3,7 @@ frame size shrunk 7x (crop 32 for 224) so that the subset takes well under a min
 and per distinct data path (Kinetics lists and dense clips, SSv2 webm segments, EPIC-KITCHENS verb/noun heads on
 untrimmed video, PennAction RGB + pose dict inputs, a test-only evaluation of other views, Long Range Arena token
 sequences, DAVIS label propagation), through the real readers, data modules, LightningModules and multi-view test
-collation. The full sweep at the paper's shape is the command's (experiments/README.md#paper-scale-smoke)."""
+collation. The full sweep at the paper's shape is the command's (docs/paper_scale_smoke.md)."""
 
 import dataclasses
 import json
