@@ -3,6 +3,7 @@ page."""
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,3 +52,10 @@ def test_the_readme_is_a_landing_page_without_generated_blocks():
     assert len(text.encode()) <= 20 * 1024, len(text.encode())
     assert not re.search(r"<!-- [\w-]+:begin", text)
 
+
+def test_the_tree_is_clean_under_the_committed_ruff_rules():
+    """``python -m ruff check .`` with pyproject.toml's rules (pycodestyle, pyflakes, bugbear, pyupgrade) finds
+    nothing: CI runs it through this test, so a finding fails the build with ruff's own report."""
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
