@@ -427,7 +427,7 @@ def test_shift_table_rows_follow_unit_shape_batch_and_mode_not_the_order_measure
                     ["block, paper, 1", "eager"], ["model, tiny, 1", "eager"]]
 
 def test_a_file_measured_for_the_vit_alone_renders_its_memory_without_ratios(tmp_path):
-    """``benchmark-shift --variants vit`` writes the baseline alone: its row states the ViT's memory (it once
+    """``shift-family --variants vit`` writes the baseline alone: its row states the ViT's memory (it once
     failed on the minimum of no ratios)."""
     stamp = {"device_name": "A", "torch": "2.x", "commit": "abc", "measured_at": "2026-01-01", "command": "cmd"}
     record = shift_record("vit", time_min_s=0.001, time_s=0.002, saved_mib=2048.0, peak_mib=8.0, **stamp)
