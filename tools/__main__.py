@@ -50,10 +50,9 @@ def usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one tool; its exit status. An error that names what is wrong (a table, an option, a record file) is one
-    line and exit status 2; anything else is a bug and keeps its traceback."""
-    from experiments.harness.checks import write_refused
-    from experiments.paper_tables import UnknownTableError
+    """Run one tool; its exit status (``experiments.harness.cli.exit_status``: an error that names what is wrong is
+    one line and exit status 2)."""
+    from experiments.harness.cli import exit_status
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -65,18 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     sys.argv[0] = f"python -m tools {name}"  # the name each tool's parser shows in its usage and errors
-    try:
-        code = importlib.import_module(COMMANDS[name].module).main(options)
-    except (UnknownTableError, KeyError, ValueError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a folder or file that cannot be written (read-only, full); any other OSError is a bug
-        if write_refused(err) is None:
-            raise
-        print(f"error: {write_refused(err)}", file=sys.stderr)
-        return 2
-    return code if isinstance(code, int) else 0
+    tool = importlib.import_module(COMMANDS[name].module)
+    return exit_status(lambda: _status(tool.main(options)))
+
+
+def _status(returned: object) -> int:
+    """A tool's ``main`` returns its exit status, or its results (then 0)."""
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":

@@ -302,10 +302,14 @@ def main(argv: list[str] | None, reports: ReportSide) -> int:
     args = build_parser().parse_args(argv)
     args.reports = reports
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to say which command resumes an interrupted run
+    return exit_status(lambda: args.fn(args))
+
+
+def exit_status(command: Callable[[], int]) -> int:
+    """``command``'s exit status. An error that names what is wrong (a file, a row, a table, an option) is one line
+    and exit status 2; anything else is a bug and keeps its traceback. ``python -m tools`` runs its tools so too."""
     try:
-        return args.fn(args)
-    # errors that name what is wrong (a file, a row, a table, an option) are one line; anything else is a bug and
-    # keeps its traceback
+        return command()
     except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError,
             FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
@@ -316,4 +320,3 @@ def main(argv: list[str] | None, reports: ReportSide) -> int:
             raise
         print(f"error: {write_refused(err)}", file=sys.stderr)
         return 2
-
