@@ -142,15 +142,16 @@ def check_report_step(table_id: str, runs_root: str | Path, reports_dir: str | P
     """What the report at the end of ``run`` needs, checked before anything trains: a folder other than the
     committed reports/ that takes files, and the table's records (tracked and local) readable, since the report
     and the comparison read them all (a damaged record of another table is no part of this one's report)."""
-    from .build import GENERATED_DIR
+    from .build import GENERATED_DIR, REPORTS_DIR
     from .records import RESULTS_DIR, table_records
 
     spec = require_spec(table_id)
     out_dir = reports_out_dir(runs_root, reports_dir)
     if spec.is_paper_table:
-        if out_dir.resolve() == GENERATED_DIR:
+        if out_dir.resolve() in (GENERATED_DIR, REPORTS_DIR):
             raise ValueError(f"--reports-dir {reports_dir}: reports/generated/ holds the committed reports, built "
-                             f"from the tracked records; `python -m reports track {table_id}` commits your runs there")
+                             f"from the tracked records, and reports/ the code that builds them; `python -m reports "
+                             f"track {table_id}` commits your runs there")
         check_writable(out_dir, "--reports-dir")
     table_records(spec, runs_root, RESULTS_DIR)
 

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.harness.provenance import set_threads
-from experiments.harness.spec import RunConfig
+from experiments.harness.spec import RunConfig, implemented_tables
 from experiments.harness.tasks import get_task
 from reports.smoke_records import write_records
 
-from .smoke.runs import (RECORD_FILES, SmokeOptions, all_tables, data_root, echo_err, first_error, positive,
+from .smoke.runs import (RECORD_FILES, SmokeOptions, data_root, echo_err, first_error, positive,
                          smoke_config, smoke_configs, stamp)
 
 RECORD_FILE = "loader_cpu.json"  # in reports/benchmarks/
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be above 0, got {args.seconds}")
-    tables = all_tables() if args.tables == ["all"] else args.tables
+    tables = implemented_tables() if args.tables == ["all"] else args.tables
     if args.rows and len(tables) != 1:
         raise ValueError("--rows names rows of one table; give one table id")
     options = SmokeOptions(shrink=args.shrink, cache_dir=Path(args.cache_dir), epic_frames=args.epic_frames)

@@ -145,7 +145,8 @@ def test_a_step_record_without_a_profile_shows_no_profile_columns(tmp_path):
 
 
 def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tmp_path):
-    from tools.smoke.runs import all_tables, smoke_configs
+    from experiments.harness.spec import implemented_tables
+    from tools.smoke.runs import smoke_configs
     from reports.readme import gpu_coverage, gpu_coverage_block
 
     first, second = smoke_configs("mformer_table7")
@@ -153,7 +154,7 @@ def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tm
                _smoke("mformer_table7", second.row, 1, status="fail", column=second.column, device_name="GPU B"),
                _smoke("mformer_table4", "joint", 7, device_name="GPU A")]  # a shrunk run is not the paper shape's
     (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": records}))
-    total = sum(len(smoke_configs(table)) for table in all_tables())
+    total = sum(len(smoke_configs(table)) for table in implemented_tables())
     table4 = len(smoke_configs("mformer_table4"))
 
     coverage = gpu_coverage(tmp_path)

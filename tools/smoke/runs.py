@@ -19,9 +19,9 @@ from typing import Any
 
 from experiments.harness.plan import resolve_runs
 from experiments.harness.provenance import REPO_ROOT, git_commit, measured_on
-from experiments.harness.spec import RunConfig, table_spec
+from experiments.harness.spec import RunConfig
 from experiments.harness.tasks import evaluation_precision, get_task
-from experiments.paper_tables import paper_code, paper_tables, papers
+from experiments.paper_tables import paper_code, papers
 from reports.smoke_records import SHARED_NOTE
 
 DEFAULT_CACHE = Path(".cache/paper_shape")
@@ -204,11 +204,6 @@ def stamp(device: str, argv: Sequence[str], command: str = "smoke") -> dict[str,
     return {"device_name": measured_on(device), "torch": torch.__version__, "commit": git_commit(),
             "measured_at": datetime.now(UTC).date().isoformat(),
             "command": shlex.join(["python", "-m", "tools", command, *argv])}
-
-
-def all_tables() -> list[str]:
-    """Every paper table with a spec, in the listing's order."""
-    return [t for t in paper_tables() if table_spec(t) is not None]
 
 
 # ---- what the commands share ------------------------------------------------------------------------------------

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.harness.records import comparable_config
+from experiments.harness.spec import implemented_tables
 from reports.smoke_records import markdown, read_records, write_records
 
 from .lanes import RESUME_PREFIX, smoke_lanes
-from .runs import (RECORD_FILES, SmokeOptions, all_tables, echo_err, options_line, positive, smoke_config,
+from .runs import (RECORD_FILES, SmokeOptions, echo_err, options_line, positive, smoke_config,
                    smoke_configs, stamp)
 from .step import DeviceLost, smoke_run
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, after `smoke`
     require_device(args.device)
-    tables = all_tables() if args.tables == ["all"] else args.tables
+    tables = implemented_tables() if args.tables == ["all"] else args.tables
     if args.rows and len(tables) != 1:
         raise ValueError("--rows names rows of one table; give one table id")
     if args.threads:

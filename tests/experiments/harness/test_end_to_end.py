@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import run_and_report
-from reports.build import REPORTS_DIR, load_records
+from reports.build import GENERATED_DIR, load_records
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +55,20 @@ def test_each_row_and_column_writes_a_complete_record(micro_runs):
 
 def test_run_shows_the_users_cells_and_writes_their_report_beside_their_runs_never_into_reports(micro_runs):
     runs, _, _ = micro_runs
-    committed = {p.name: p.read_bytes() for p in REPORTS_DIR.iterdir() if p.is_file()}
+    committed = {p.name: p.read_bytes() for p in GENERATED_DIR.iterdir() if p.is_file()}
     logs = []
     run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, progress_bar=False,
                    echo=logs.append)  # every run done: nothing trains, the report and the comparison are made again
-    assert {p.name: p.read_bytes() for p in REPORTS_DIR.iterdir() if p.is_file()} == committed
+    assert {p.name: p.read_bytes() for p in GENERATED_DIR.iterdir() if p.is_file()} == committed
     mine = runs / "reports" / "mformer_table4.md"
     assert any(line.startswith(f"\nyour report: {mine} (from your runs") for line in logs)
     assert "4 tracked in `reports/results/`" not in mine.read_text() and ", 4 local." in mine.read_text()
     shown = next(line for line in logs if line.startswith("\nYour tiny runs beside the tracked records"))
     assert "Joint Space-Time" in shown and "4 cell(s):" in shown and "79.2" in shown  # the paper's K-400 value
-    with pytest.raises(ValueError, match="reports/ holds the committed reports"):
-        run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, reports_dir=REPORTS_DIR,
-                       echo=logs.append)
+    for committed_dir in (GENERATED_DIR, GENERATED_DIR.parent):  # the committed reports, and the code beside them
+        with pytest.raises(ValueError, match="reports/generated/ holds the committed reports"):
+            run_and_report("mformer_table4", rows=ROWS, runs_root=runs, overrides=MICRO, reports_dir=committed_dir,
+                           echo=logs.append)
 
 
 def test_finished_runs_are_skipped_and_interrupted_runs_resume(micro_runs):

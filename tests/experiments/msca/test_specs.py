@@ -46,12 +46,12 @@ def test_a_row_shared_by_several_tables_is_one_configuration():
             assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in same_scale}) <= 1, row
 
 
-@pytest.mark.parametrize("scale", ["tiny", "paper"])
 def configuration_key(cfg) -> str:
     """A run's configuration without its table, row and column: what two runs that train alike share."""
     return json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
 
 
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
 def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neighbour(scale):
     """At paper scale the paper's rows are the MSCA tables' runs; at tiny scale the experiment stays at the earlier
     tiny scale, where its puzzle was found, and its paper rows have Table 2's options. Each opposite row differs

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
+from tools.__main__ import main
 from tools.smoke import lanes as smoke_lanes
 from tools.smoke import runs, sweep
-from tools.__main__ import main
 from tools.smoke.runs import SmokeOptions, smoke_configs
 
 

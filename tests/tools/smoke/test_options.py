@@ -4,10 +4,10 @@ import argparse
 
 import pytest
 
-from tools.smoke import runs, step, sweep
-from tools.__main__ import main
-from tools.smoke.runs import SmokeOptions, reductions, smoke_config, smoke_configs
 from reports.smoke_records import read_records
+from tools.__main__ import main
+from tools.smoke import runs, step, sweep
+from tools.smoke.runs import SmokeOptions, reductions, smoke_config, smoke_configs
 
 
 @pytest.fixture
