@@ -63,9 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no tool {name!r}; the tools: {', '.join(COMMANDS)} (`python -m tools --help`)",
               file=sys.stderr)
         return 2
-    sys.argv[0] = f"python -m tools {name}"  # the name each tool's parser shows in its usage and errors
     tool = importlib.import_module(COMMANDS[name].module)
-    return exit_status(lambda: _status(tool.main(options)))
+    shown, sys.argv[0] = sys.argv[0], f"python -m tools {name}"  # the name its parser shows in usage and errors
+    try:
+        return exit_status(lambda: _status(tool.main(options)))
+    finally:
+        sys.argv[0] = shown
 
 
 def _status(returned: object) -> int:
