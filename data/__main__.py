@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def check(name: str, root: Path, splits: list[str], fmt: str, decode: bool, work
                                for s, r in per_split.items() if not r["samples"]]
     summary.update(format=fmt, layout=annotation_layout(fmt, root), root=str(root), decoded=decode)
     manifest = {"dataset": name, "format": fmt, "layout": summary["layout"], "root": str(root), "decoded": decode,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "splits": manifest_splits}
+                "created": datetime.now(UTC).isoformat(timespec="seconds"), "splits": manifest_splits}
     return summary, manifest
 
 

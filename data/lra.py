@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,9 +35,9 @@ VALUE_P = 0.25  # a node below max_depth is an operator with this probability
 LISTOPS_VOCAB = ("<pad>", *(str(v) for v in VALUES), *OPERATORS, END)
 LISTOPS_TOKEN_ID = {tok: i for i, tok in enumerate(LISTOPS_VOCAB)}
 
-Tree = Union[int, str, tuple]
+Tree = int | str | tuple
 Tokens = np.ndarray  # 1-D int array of token ids, no padding
-Item = tuple[Union[Tokens, tuple[Tokens, Tokens]], int]  # (tokens or a pair of token arrays, label)
+Item = tuple[Tokens | tuple[Tokens, Tokens], int]  # (tokens or a pair of token arrays, label)
 
 LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
 SPLITS = ("train", "val", "test")

@@ -27,7 +27,7 @@ from data.video_writers import available_encoder, write_frame_folder, write_vide
 
 # Frame threading pays off from about this frame size; below it, starting and joining the decoder's threads
 # for every opened file costs more than it saves (40x40 synthetic clips decode ~1.5x faster without threads;
-# see data/benchmark_decoding.py).
+# see tools/decoding.py).
 THREADED_DECODING_MIN_PIXELS = 96 * 96
 
 

@@ -1,7 +1,11 @@
-"""The papers' tables as data: every table of the five papers, with its layout and the paper's numbers.
+"""The papers and their tables as data: every table of every paper, with its layout and the paper's numbers, and
+the one registry of the papers themselves (``papers``).
 
-The facts live in ``experiments/paper_tables.yaml`` (a copy of the project's inventory). Numbers keep the text
+The tables live in ``experiments/paper_tables.yaml`` (a copy of the project's inventory). Numbers keep the text
 they were printed with (``63.0`` stays ``63.0``, ``92.30`` stays ``92.30``) so reports can quote the paper exactly.
+A paper is the prefix of its tables' ids (its code) and its tables' ``paper`` (its title) in the inventory, and what
+its folder's ``paper.yaml`` says that the inventory does not (``PAPER_FILE``): a paper more is its tables' entries
+in the inventory and its folder, ``experiments/<code>/``.
 """
 
 from __future__ import annotations
@@ -15,15 +19,7 @@ from typing import Any
 import yaml
 
 INVENTORY = Path(__file__).with_name("paper_tables.yaml")
-
-# Which later piece of work owns each paper's tables (used in "not implemented" messages).
-AREAS = {
-    "mformer": "Motionformer (trajectory attention, Orthoformer)",
-    "msca": "shift family (MSCA, TokenShift, X-ViT)",
-    "xvit": "shift family (MSCA, TokenShift, X-ViT)",
-    "cast": "CAST (B-CAST spatial/temporal experts)",
-    "d3da": "cross-modal pose (RGB+pose 3D deformable attention)",
-}
+PAPER_FILE = "paper.yaml"  # in each paper's folder, experiments/<code>/
 
 
 class PrintedFloat(float):
@@ -31,7 +27,7 @@ class PrintedFloat(float):
 
     text: str
 
-    def __new__(cls, value: float, text: str) -> "PrintedFloat":
+    def __new__(cls, value: float, text: str) -> PrintedFloat:
         obj = super().__new__(cls, value)
         obj.text = text
         return obj
@@ -83,14 +79,16 @@ class PaperTable:
     source_lines: str = ""
 
     @property
+    def paper_code(self) -> str:
+        return paper_code(self.id)
+
+    @property
     def area(self) -> str:
-        return AREAS[self.id.split("_", 1)[0]]
+        return papers()[self.paper_code].area
 
     @property
     def paper_short(self) -> str:
-        return {"mformer": "Motionformer", "msca": "MSCA", "xvit": "X-ViT", "cast": "CAST", "d3da": "3D-Deformable"}[
-            self.id.split("_", 1)[0]
-        ]
+        return papers()[self.paper_code].short_name
 
     def numeric_columns(self) -> list[str]:
         """Columns holding at least one number: results, not row descriptors."""
@@ -182,3 +180,83 @@ def paper_table(table_id: str) -> PaperTable:
     if table_id not in tables:
         raise UnknownTableError(table_id, list(tables))
     return tables[table_id]
+
+
+# ---- the papers ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaperGPU:
+    """The GPU a paper names: ``name`` and ``memory_gib`` are None where it names none; ``source`` is the sentence
+    they are read from (or says that there is none)."""
+
+    name: str | None
+    memory_gib: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper: ``code`` (its folder under experiments/, its table ids' prefix) and ``title`` from the inventory,
+    the rest from its folder's ``paper.yaml``; ``tables``: its table ids in the inventory's order."""
+
+    code: str
+    title: str
+    short_name: str
+    area: str
+    gpu: PaperGPU
+    tables: tuple[str, ...]
+
+
+def paper_code(table_id: str) -> str:
+    """The code of the paper a table id belongs to: its prefix (``mformer_table4`` -> ``mformer``)."""
+    return table_id.split("_", 1)[0]
+
+
+def paper_file(code: str) -> Path:
+    return INVENTORY.parent / code / PAPER_FILE
+
+
+def _read_paper_file(code: str) -> dict[str, Any]:
+    """``experiments/<code>/paper.yaml`` checked: every key present with its type, no other key; a missing or bad
+    file is one error naming it and what it must hold."""
+    path = paper_file(code)
+    shape = ("short_name: <str>, area: <str>, gpu: {name: <str or null>, memory_gib: <number or null>, "
+             "source: <str>}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing; paper {code!r} has tables in {INVENTORY.name}, and its folder says what "
+                         f"the inventory does not: {shape}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: not a readable YAML file ({type(err).__name__}: {err})") from None
+    gpu = data.get("gpu") if isinstance(data, dict) else None
+    wrong = [] if isinstance(data, dict) and isinstance(gpu, dict) else ["the file is not a mapping with a gpu mapping"]
+    if not wrong:
+        checks = {"short_name": isinstance(data.get("short_name"), str), "area": isinstance(data.get("area"), str),
+                  "gpu.name": gpu.get("name") is None or isinstance(gpu.get("name"), str),
+                  "gpu.memory_gib": gpu.get("memory_gib") is None or isinstance(gpu.get("memory_gib"), (int, float)),
+                  "gpu.source": isinstance(gpu.get("source"), str)}
+        wrong = [key for key, right in checks.items() if not right]
+        wrong += [f"unknown key {key!r}" for key in sorted(set(data) - {"short_name", "area", "gpu"})]
+        wrong += [f"unknown key 'gpu.{key}'" for key in sorted(set(gpu) - {"name", "memory_gib", "source"})]
+    if wrong:
+        raise ValueError(f"{path}: {', '.join(wrong)}; it holds {shape}")
+    return data
+
+
+@functools.cache
+def papers() -> dict[str, Paper]:
+    """Every paper of the inventory, by code, in the order of its first table."""
+    tables: dict[str, list[PaperTable]] = {}
+    for table in paper_tables().values():
+        tables.setdefault(paper_code(table.id), []).append(table)
+    out = {}
+    for code, mine in tables.items():
+        data = _read_paper_file(code)
+        gpu = data["gpu"]
+        out[code] = Paper(code=code, title=mine[0].paper, short_name=data["short_name"], area=data["area"],
+                          gpu=PaperGPU(gpu["name"], None if gpu["memory_gib"] is None else float(gpu["memory_gib"]),
+                                       gpu["source"]),
+                          tables=tuple(table.id for table in mine))
+    return out

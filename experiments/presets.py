@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .image_pretraining import tiny_image_source
-from .spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
+from .tiny_pretraining.images import tiny_image_source
+from .harness.spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
 
 # ---- tiny: the embedded default ----------------------------------------------------------------------------------
 
@@ -54,21 +54,12 @@ TINY = ScalePreset(
 THREE_SEEDS = 3
 FIVE_SEEDS = 5
 
-# The design's seed rule (experiments/tiny_regime_design.md, "Seeds and budget"), applied once, to the cost table of
-# 2026-11-26 (reports/tiny_results.md: each run's seed-0 wall time): a table in the papers' regime trains 5 seeds
-# where 5 seeds, two side by side, take at most 45 minutes, and 3 otherwise; the quick start stays at 3. Which tables
-# follows from their cost alone, never from their verdicts.
-FIVE_SEED_TABLES = frozenset({
-    "mformer_table2a", "mformer_table2b", "mformer_table3a", "mformer_table3b", "mformer_table3c", "mformer_table3d",
-    "mformer_table6a", "mformer_table6b", "mformer_table6c", "mformer_table6d", "mformer_table7", "mformer_table8",
-    "mformer_figure3", "msca_table1", "msca_table3", "msca_table4", "xvit_table2", "xvit_figure1",
-    "cast_table1a", "cast_table1b", "cast_table1f", "cast_table1g", "cast_table2", "cast_table5",
-    "cast_table7", "cast_table8", "cast_table9", "cast_table10", "cast_table11"})
+# The design's seed rule (docs/tiny_regime_design.md, "Seeds and budget"), applied once, to the cost table of
+# 2026-11-26 (reports/README.md: each run's seed-0 wall time): a table in the papers' regime trains 5 seeds where 5
+# seeds, two side by side, take at most 45 minutes, and 3 otherwise; the quick start stays at 3. Which tables follows
+# from their cost alone, never from their verdicts; each spec states its own (``TableSpec.tiny_seeds``), and
+# tests/reports/test_tracked_results.py holds it to the rule.
 
-
-def regime_seeds(table_id: str) -> int:
-    """A table's default seeds in the papers' regime (``FIVE_SEED_TABLES``)."""
-    return FIVE_SEEDS if table_id in FIVE_SEED_TABLES else THREE_SEEDS
 
 # The frame-wise tiny model of the shift family (MSCA, X-ViT): an image ViT on every frame with ViT-B's 12 heads.
 TINY_FRAME_WISE = dataclasses.replace(
@@ -79,10 +70,10 @@ TINY_FRAME_WISE = dataclasses.replace(
     data={"K-400": TINY_STAND_INS["K-400"], "SSv2": TINY_STAND_INS["SSv2"]},
 )
 
-# ---- tiny in the papers' regime (experiments/tiny_regime_design.md) -------------------------------------------
+# ---- tiny in the papers' regime (docs/tiny_regime_design.md) -------------------------------------------
 
 # Tables move from the presets above to these one commit at a time, each with its retrained records. The models
-# start from the image stand-in (``experiments.image_pretraining``), loaded through the paper-scale loader; the
+# start from the image stand-in (``experiments.tiny_pretraining.images``), loaded through the paper-scale loader; the
 # appearance and motion stand-ins are the design's (40 and 12 classes, 30 training and 10 test videos per class);
 # the verb-noun and pose sets are unchanged.
 REGIME_SYNTHETIC = {"num_train": 1200, "num_val": 400, "seed": 0}
@@ -131,7 +122,7 @@ PYSLOWFAST_CLIPS = {"dense_convention": "pyslowfast"}
 # loader-rate all --record`: items read in 20 s alone at one thread, on a 2-core EPYC): Kinetics 11.0, SSv2 4.4 and
 # EPIC-KITCHENS-100's short-side-256 copy at 50 fps 3.0 (all three Mformer-L's 32-frame clips). The rule pairs the
 # fastest step with the slowest path, so it errs towards more processes: SSv2 and EPIC start the cap. Such a rate
-# moves between runs (reports/benchmarks/loader_cpu_repeat.json, experiments/README.md#paper-scale-smoke), and so
+# moves between runs (reports/benchmarks/loader_cpu_repeat.json, docs/paper_scale_smoke.md), and so
 # may a count. tests/experiments/test_loader_workers.py recomputes each count from the records.
 MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100)
 
@@ -139,7 +130,7 @@ MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (t
 def loader_workers(gpu_clips_s: float, worker_clips_s: float) -> int:
     """Loader processes one GPU needs: ceil(GPU clips/s / one process's clips/s), at least 1, at most
     ``MAX_LOADER_WORKERS`` (more would only contend for the node's cores: such a run is loader-bound, and its data
-    wants a smaller copy, as NTU RGB+D's 1080p videos do: experiments/README.md#paper-scale-smoke)."""
+    wants a smaller copy, as NTU RGB+D's 1080p videos do: docs/paper_scale_smoke.md)."""
     return max(1, min(MAX_LOADER_WORKERS, math.ceil(gpu_clips_s / worker_clips_s)))
 
 

@@ -1,5 +1,5 @@
 """Image classification of an image ViT: the tiny scale's stand-in for ImageNet-21K pretraining
-(experiments/tiny_regime_design.md). The model is timm's ``VisionTransformer``, so what it learns is saved in the
+(docs/tiny_regime_design.md). The model is timm's ``VisionTransformer``, so what it learns is saved in the
 layout every paper's loader already maps into its video model (``models.pretrained``).
 
 The schedule: timm's AdamW (no weight decay on biases, norms, the position table and the class token), a linear

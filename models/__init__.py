@@ -9,6 +9,7 @@ from .video_vit import Block, TubeletEmbed, VideoViT, set_fused_attn
 from . import lra_transformer  # noqa: F401,E402  (registers the lra_* sequence models of Motionformer Table 5)
 from . import d3da  # noqa: F401,E402  (registers the d3da_* RGB+pose models of the 3D-deformable paper)
 from . import cast  # noqa: F401,E402  (registers the cast_* two-expert models of the CAST paper)
+from . import xvit  # noqa: F401,E402  (registers X-ViT's temporal-attention head of the frame-wise models)
 
 __all__ = [
     "ATTENTION_LAYERS",

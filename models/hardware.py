@@ -1,6 +1,6 @@
 """What a measurement ran on, named one way by every benchmark and record: the GPU's name, or the CPU's model name
 (``/proc/cpuinfo``; ``platform.processor()`` is only the architecture on Linux) with the torch threads it used; and
-the commit of the code that measured it, which runs' records (``experiments.provenance``) name the same way."""
+the commit of the code that measured it, which runs' records (``experiments.harness.provenance``) name the same way."""
 
 from __future__ import annotations
 

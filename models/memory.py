@@ -15,7 +15,8 @@ output and log-sum-exp, the math path its attention matrix), so compare numbers 
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,7 @@ class LiveBytes(TorchDispatchMode):
 
     def _created(self, key: int, func: Any, tensor: Tensor) -> None:
         """Called once for each storage counted, after ``func`` returned it as (part of) ``tensor``; a subclass
-        that attributes bytes records what it needs here (``models.memory_breakdown``)."""
+        that attributes bytes records what it needs here (``tools.memory_breakdown``)."""
 
     def _peaked(self) -> None:
         """Called whenever the live bytes reach a new maximum."""

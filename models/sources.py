@@ -17,7 +17,7 @@ def check_source(source: str, allow_torchscript: bool = False) -> None:
     """Refuse, by name, a pretrained source that names a local file which does not exist or is a TorchScript archive
     without the opt-in, or a model timm does not have, before anything trains (``--dry-run``). ``kind:`` prefixes
     (``official:``, CAST's ``clip:``, ``torchscript:``...) are looked through; ``run:`` sources are checked by the
-    experiments floor (``experiments.run_sources``), registered sources when their run starts."""
+    experiments floor (``experiments.harness.run_sources``), registered sources when their run starts."""
     kind, _, rest = source.partition(":")
     if kind == "timm":
         check_timm_name(rest)

@@ -108,35 +108,28 @@ class Block(nn.Module):
         return x
 
 
-class TemporalAttentionPool(nn.Module):
-    """X-ViT's "temporal attention" aggregation, the official ``VitHead`` up to its classifier: a learnable class
-    token prepended to the T per-frame class tokens, one transformer block over them, then LayerNorm, Linear(D, D) and
-    GELU (experiments/xvit/README.md#readings-where-the-text-leaves-room). PyTorch's default initialisation, as the
-    official model leaves its head (``VideoViT._init_weights`` skips this module)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attn_kwargs: dict[str, Any]) -> None:
-        super().__init__()
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        # the official head's Block and mlp_head take torch's default LayerNorm epsilon (1e-5), not the backbone's
-        self.block = Block(dim, num_heads, mlp_ratio, qkv_bias=False, attn_layer=JointSpaceTimeAttention,
-                           attn_kwargs=attn_kwargs, norm_eps=1e-5)
-        self.norm = nn.LayerNorm(dim)
-        self.fc = nn.Linear(dim, dim)  # TEMPORAL_HEAD.MLP_DIM = HIDDEN_DIM
-        self.act = nn.GELU()
-
-    def forward(self, frames: Tensor) -> Tensor:
-        """(B, T, D) per-frame class tokens -> (B, D)."""
-        x = torch.cat([self.cls_token.expand(frames.shape[0], -1, -1), frames], dim=1)
-        x = self.block(x, (x.shape[1], 1, 1))  # joint attention ignores the grid
-        return self.act(self.fc(self.norm(x[:, 0])))
-
-
 class TemporalAverage(nn.Module):
     """Average of the per-frame class tokens: with the linear head, the average of the per-frame logits."""
 
     def forward(self, frames: Tensor) -> Tensor:
         """(B, T, D) -> (B, D)."""
         return frames.mean(dim=1)
+
+
+# How a frame-wise model's per-frame class tokens become one feature, by the ``temporal_aggregation`` option: a
+# factory of (dim, num_heads, mlp_ratio, attention options) -> module. A paper's own head registers itself beside its
+# paper's code (X-ViT's temporal attention: ``models.xvit``) and says there what the backbone must know of it: a
+# ``keeps_default_init`` head is left at torch's initialisation, and its ``no_weight_decay()`` and
+# ``head_bias_names()`` (names inside it) join the model's.
+TemporalAggregation = Callable[[int, int, float, dict[str, Any]], nn.Module]
+TEMPORAL_AGGREGATIONS: dict[str, TemporalAggregation] = {"average": lambda *block_options: TemporalAverage()}
+
+
+def register_temporal_aggregation(name: str) -> Callable[[TemporalAggregation], TemporalAggregation]:
+    def register(factory: TemporalAggregation) -> TemporalAggregation:
+        TEMPORAL_AGGREGATIONS[name] = factory
+        return factory
+    return register
 
 
 class VideoViT(nn.Module):
@@ -157,7 +150,8 @@ class VideoViT(nn.Module):
         frame_drop_rate: dropout on each frame's class token before the temporal aggregation ("per_frame" only).
         fused_attn: attention via SDPA (True) or explicit softmax (False); see ``set_fused_attn``.
         cls_layout: "single" (one class token) or "per_frame" (one per frame; the frame attentions need it).
-        temporal_aggregation: "average" or "attention" (``TemporalAttentionPool``) of the per-frame class tokens.
+        temporal_aggregation: how the per-frame class tokens become one: "average", or a registered head
+            (``TEMPORAL_AGGREGATIONS``: "attention", X-ViT's ``models.xvit.TemporalAttentionPool``).
         temporal_shift: shift residual-stream channels in time in every block: "cls" (TokenShift), "all" (TSM-ViT).
         shift_fraction, shift_order, shift_before: channels moved (half from t-1, half from t+1), "paper" or
             "official" order, before "attn" and/or "mlp".
@@ -189,7 +183,7 @@ class VideoViT(nn.Module):
         frame_drop_rate: float = 0.0,
         fused_attn: bool = True,
         cls_layout: Literal["single", "per_frame"] = "single",
-        temporal_aggregation: Literal["average", "attention"] = "average",
+        temporal_aggregation: str = "average",
         temporal_shift: Literal["cls", "all"] | None = None,
         shift_fraction: float = 0.25,
         shift_order: Literal["paper", "official"] = "paper",
@@ -221,9 +215,8 @@ class VideoViT(nn.Module):
                               shift_last_blocks)
         self.norm = LayerNorm(embed_dim)
         if cls_layout == "per_frame":
-            self.temporal_aggregation = (
-                TemporalAverage() if temporal_aggregation == "average"
-                else TemporalAttentionPool(embed_dim, num_heads, mlp_ratio, common_attn_kwargs))
+            self.temporal_aggregation = TEMPORAL_AGGREGATIONS[temporal_aggregation](
+                embed_dim, num_heads, mlp_ratio, common_attn_kwargs)
         self._add_head(num_classes, representation_size, frame_drop_rate,
                        drop_rate if head_drop_rate is None else head_drop_rate)
         self._init_weights()
@@ -260,9 +253,11 @@ class VideoViT(nn.Module):
         # timm ViT init; time_embed stays zero so a model loaded from an image checkpoint starts frame-agnostic.
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
-        for name, m in self.named_modules():
-            if name.startswith("temporal_aggregation"):
-                continue  # X-ViT's head keeps torch's default initialisation (TemporalAttentionPool)
+        kept = [m for m in self.modules() if getattr(m, "keeps_default_init", False)]
+        kept = {id(sub) for m in kept for sub in m.modules()}  # a head its paper leaves at torch's initialisation
+        for m in self.modules():
+            if id(m) in kept:
+                continue
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
@@ -272,17 +267,22 @@ class VideoViT(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def no_weight_decay(self) -> set[str]:
-        """Parameter names timm's optimizer factory exempts from weight decay."""
-        return {"pos_embed", "cls_token", "time_embed", "temporal_aggregation.cls_token"}
+        """Parameter names timm's optimizer factory exempts from weight decay: the position tables and class token,
+        and those the temporal aggregation names."""
+        return {"pos_embed", "cls_token", "time_embed", *self._aggregation_names("no_weight_decay")}
 
     def head_bias_names(self) -> set[str]:
-        """The classification head's biases: the classifier's, and those of X-ViT's temporal head MLP (LayerNorm,
-        Linear), the parameters the official X-ViT optimizer exempts from weight decay (every bias of a module
-        whose name holds "head": its ``VitHead.mlp_head``; its temporal block and class token decay)."""
+        """The classification head's biases: the classifier's, and those the temporal aggregation names as its
+        head's (X-ViT's, whose official optimizer exempts them from weight decay)."""
         names = {"head.bias"} if isinstance(self.head, nn.Linear) else set()
-        if isinstance(getattr(self, "temporal_aggregation", None), TemporalAttentionPool):
-            names |= {"temporal_aggregation.norm.bias", "temporal_aggregation.fc.bias"}
-        return names
+        return names | self._aggregation_names("head_bias_names")
+
+    def _aggregation_names(self, method: str) -> set[str]:
+        """The parameter names the temporal aggregation's ``method`` gives (none without one), as the model's."""
+        aggregation = getattr(self, "temporal_aggregation", None)
+        if not hasattr(aggregation, method):
+            return set()
+        return {f"temporal_aggregation.{name}" for name in getattr(aggregation, method)()}
 
     def set_fused_attn(self, flag: bool) -> None:
         """Switch every attention between SDPA (True) and the explicit softmax path (False)."""
@@ -372,8 +372,9 @@ def _check_frame_options(attn_cls: type[nn.Module], depth: int, cls_layout: str,
     """Raise ``ValueError`` for options of the per-frame family that do not fit together."""
     if cls_layout not in ("single", "per_frame"):
         raise ValueError(f"cls_layout must be 'single' or 'per_frame', got {cls_layout!r}")
-    if temporal_aggregation not in ("average", "attention"):
-        raise ValueError(f"temporal_aggregation must be 'average' or 'attention', got {temporal_aggregation!r}")
+    if temporal_aggregation not in TEMPORAL_AGGREGATIONS:
+        raise ValueError(f"temporal_aggregation must be one of {sorted(TEMPORAL_AGGREGATIONS)}, got "
+                         f"{temporal_aggregation!r}")
     if temporal_shift not in (None, "cls", "all"):
         raise ValueError(f"temporal_shift must be None, 'cls' or 'all', got {temporal_shift!r}")
     if not set(shift_before) <= {"attn", "mlp"}:

@@ -1,16 +1,16 @@
-"""``python -m reports build [ID ...]``: rebuild the committed reports (``reports/<id>.md``) from the tracked
+"""``python -m reports build [ID ...]``: rebuild the committed reports (``reports/generated/<id>.md``) from the tracked
 records; with ``--out-dir DIR``, build reports anywhere else from your own runs (``--runs-dir``).
-``python -m reports claims``: write ``reports/claims.md``, each paper's claims against the tracked records.
+``python -m reports claims``: write ``reports/generated/claims.md``, each paper's claims against the tracked records.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``), its cells
 evaluated from released weights (``python -m experiments evaluate``) too, kept apart from the trained runs.
 ``python -m reports retire ID ...``: before tracking a table retrained under a changed spec, move the tracked records
 it no longer configures to the table that still does, or remove them (``reports.retire``).
-``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/tiny_results.md``,
+``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/README.md``,
 learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
 ``experiments/msca/README.md``) from the reports' records.
 ``python -m reports loader-workers FILE``: the loader processes per GPU that the presets' rule gives for another
-host, from ``python -m experiments loader-rate ... --record FILE`` run there (``reports.loader_rates``).
-``python -m reports benchmark-shift FILE [options]``: run ``models.benchmark_shift`` with those options and merge
+host, from ``python -m tools loader-rate ... --record FILE`` run there (``reports.loader_rates``).
+``python -m tools shift-family --record FILE [options]``: run ``tools.shift_family`` with those options and merge
 its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the shift tables of
 ``experiments/msca/README.md`` show)."""
 
@@ -21,13 +21,13 @@ import sys
 from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
-from experiments.checks import check_writable, write_refused
-from experiments.cluster.job_file import pending_runs
+from experiments.harness.checks import check_writable, write_refused
+from experiments.harness.cluster.job_file import pending_runs
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
-from experiments.records import DamagedRecordError
-from experiments.spec import registered_specs
+from experiments.harness.records import DamagedRecordError
+from experiments.harness.spec import registered_specs
 
-from .build import REPORTS_DIR, build_index, build_report
+from .build import GENERATED_DIR, REPORTS_DIR, build_index, build_report
 from .records import RESULTS_DIR, results_root_for
 
 
@@ -35,12 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="rebuild the committed reports/<id>.md from the tracked records (all "
-                                         "tables when no id is given); --out-dir DIR: from your runs, elsewhere")
+    build = sub.add_parser("build", help="rebuild the committed reports/generated/<id>.md from the tracked records "
+                                         "(all tables when no id is given); --out-dir DIR: from your runs, elsewhere")
     build.add_argument("tables", nargs="*", metavar="ID")
     build.add_argument("--out-dir", default=None,
-                       help="build here from the runs under --runs-dir (default: the repository's reports/, from "
-                            "the tracked records only)")
+                       help="build here from the runs under --runs-dir (default: the repository's "
+                            "reports/generated/, from the tracked records only)")
     build.add_argument("--runs-dir", default=None, help="with --out-dir: where the runs are (default: runs/)")
     build.add_argument("--results-dir", default=None,
                        help="with --out-dir: tracked records to read beside the runs (default: none)")
@@ -64,29 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--records", default=None, help="a folder of records in the tracked layout, e.g. "
                                                        "reports/reproducibility/avx2")
     compare.add_argument("--scale", default="tiny")
-    claims = sub.add_parser("claims", help="write reports/claims.md: each paper's claims against the tracked records")
-    claims.add_argument("--check", action="store_true", help="exit 1 if reports/claims.md differs; write nothing")
+    claims = sub.add_parser("claims", help="write reports/generated/claims.md: each paper's claims against the "
+                                           "tracked records")
+    claims.add_argument("--check", action="store_true",
+                        help="exit 1 if reports/generated/claims.md differs; write nothing")
     readme = sub.add_parser("readme", help="rewrite the generated blocks of the markdown files (tiny results, "
                                            "learnability, MSCA's own experiments, shift benchmarks) from the "
                                            "records")
     readme.add_argument("--check", action="store_true", help="exit 1 if a block differs; write nothing")
     workers = sub.add_parser("loader-workers", help="the loader processes per GPU that the presets' rule gives "
                                                     "for another host, from its loader-rate records")
-    workers.add_argument("file", metavar="FILE", help="written on that host by `python -m experiments loader-rate "
+    workers.add_argument("file", metavar="FILE", help="written on that host by `python -m tools loader-rate "
                                                       "all --record FILE`")
-    bench = sub.add_parser("benchmark-shift", help="measure the shift family (models.benchmark_shift) and merge the "
-                                                   "stamped records into FILE",
-                           description="Options after FILE go to `python -m models.benchmark_shift` (its --help "
-                                       "lists them); then run `python -m reports readme`.")
-    bench.add_argument("file", metavar="FILE", help="e.g. reports/benchmarks/shift_cpu.json")
-    bench.add_argument("options", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "benchmark-shift":
-        return _benchmark_shift(args.file, args.options)
     try:
         return _dispatch(args)
     # an unknown id, options that do not go together, a damaged record or static record (each names the file and
@@ -132,7 +126,7 @@ def _build(ids: list[str], args: argparse.Namespace) -> int:
     """Each report, then the index; a table with a damaged record is refused with one line naming the file, and
     the others are built all the same (exit status 2 when any was refused)."""
     out, sources = _build_sources(args)
-    check_writable(out.get("out_dir", REPORTS_DIR), "--out-dir")
+    check_writable(out.get("out_dir", GENERATED_DIR), "--out-dir")
     refused = 0
     for table_id in ids:
         try:
@@ -151,13 +145,13 @@ def _build_sources(args: argparse.Namespace) -> tuple[dict, dict]:
     """Where ``build`` writes and what it reads. The committed reports (no ``--out-dir``) show the tracked records
     only, so a user's runs never change a committed file; ``--out-dir`` builds from the runs under ``--runs-dir``
     (and, with ``--results-dir``, the tracked records beside them)."""
-    if args.out_dir is None or Path(args.out_dir).resolve() == REPORTS_DIR:
+    if args.out_dir is None or Path(args.out_dir).resolve() == GENERATED_DIR:
         given = [flag for flag, value in (("--runs-dir", args.runs_dir), ("--results-dir", args.results_dir),
                                           ("--prefer", args.prefer)) if value is not None]
         if given:
             raise BuildOptionError(
-                f"{', '.join(given)} only with --out-dir DIR: reports/ holds the committed reports, built from the "
-                f"tracked records alone (your runs: `python -m reports build ID --out-dir runs/reports`)")
+                f"{', '.join(given)} only with --out-dir DIR: reports/generated/ holds the committed reports, built "
+                f"from the tracked records alone (your runs: `python -m reports build ID --out-dir runs/reports`)")
         return {}, {"runs_root": None, "results_root": RESULTS_DIR}
     return ({"out_dir": args.out_dir},
             {"runs_root": args.runs_dir or "runs", "results_root": results_root_for(args.out_dir, args.results_dir),
@@ -169,12 +163,12 @@ class BuildOptionError(ValueError):
 
 
 def _track(ids: list[str], runs_dir: str) -> int:
-    from experiments.spec import table_spec
+    from experiments.harness.spec import table_spec
 
     from .records import track
     from .released import track_released
 
-    for folder in (RESULTS_DIR, REPORTS_DIR):  # the tracked records, and the report rebuilt from them
+    for folder in (RESULTS_DIR, GENERATED_DIR):  # the tracked records, and the report rebuilt from them
         check_writable(folder, None)
     for table_id in ids:
         spec = table_spec(table_id)
@@ -209,7 +203,7 @@ def _retire(ids: list[str], dry_run: bool) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from experiments.spec import table_spec
+    from experiments.harness.spec import table_spec
 
     from .compare import LEGEND, compare_records, comparison_table, summary
     from .records import table_records
@@ -233,7 +227,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _claims(check: bool) -> int:
-    from experiments.claims import ClaimsFileError
+    from experiments.harness.claims import ClaimsFileError
 
     from .claims import CLAIMS_PAGE, all_claims, evaluate, flat_columns, paper_pairs, render, write_claims_page
 
@@ -264,19 +258,6 @@ def _readme(check: bool) -> int:
         return 1
     for path, differs in changed.items():
         print(f"{path}: generated blocks {'rewritten' if differs else 'already up to date'}")
-    return 0
-
-
-def _benchmark_shift(file: str, options: list[str]) -> int:
-    from .benchmarks import record_shift_benchmark
-
-    try:
-        new = record_shift_benchmark(file, options)
-    except ValueError as err:  # a malformed records file: named, and left as it was
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{file}: {len(new)} record(s) merged; `python -m reports readme` shows them in "
-          f"experiments/msca/README.md")
     return 0
 
 

@@ -1,19 +1,16 @@
 """The shift family's speed and memory records (``reports/benchmarks/shift_*.json``) and the README tables made
 from them, so that no figure of those tables is typed in by hand.
 
-``python -m reports benchmark-shift FILE [options of models.benchmark_shift]`` measures, stamps every record with
-the machine, torch, the commit and the command that re-measures it, and merges the records into FILE: the records
-of each device, unit, shape, batch and compile mode it measured replace all the file's records of that setting (a
-ratio divides two records of one run: the passes are interleaved so that load spreads evenly over the variants), the
-other settings are kept.
-``python -m reports readme`` renders every file as one table per device (``shift_tables``).
+``python -m tools shift-family --record FILE [options]`` measures, stamps every record with the machine, torch, the
+commit and the command that re-measures it, and merges the records into FILE: the records of each device, unit,
+shape, batch and compile mode it measured (``SETTING``) replace all the file's records of that setting (a ratio
+divides two records of one run: the passes are interleaved so that load spreads evenly over the variants), the other
+settings are kept. ``python -m reports readme`` renders every file as one table per device (``shift_tables``).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +30,8 @@ ROW_ORDER = {"unit": ("block", "model"), "shape": ("tiny", "paper"),
              "compiled": (None, "default", "reduce-overhead", "max-autotune")}
 
 
-def record_shift_benchmark(path: str | Path, options: list[str]) -> list[dict[str, Any]]:
-    """Run ``models.benchmark_shift`` with ``options``, stamp its records and merge them into ``path``; returns
-    the new records."""
-    import torch
-
-    from data.atomic_write import atomic_write_text
-    from experiments.provenance import git_commit
-    from models import benchmark_shift
-    from models.hardware import device_name
-
-    path = Path(path)
-    kept = read_records(path) if path.exists() else []  # a malformed file stops here, before any measuring
-    args = benchmark_shift.parse_args(options)
-    new = benchmark_shift.run(args)
-    stamp = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": git_commit(),
-             "measured_at": datetime.now(timezone.utc).date().isoformat(),
-             "command": shlex.join(["python", "-m", "reports", "benchmark-shift", str(path), *options])}
-    new = [{**r, **stamp} for r in new]
-    replaced = {_setting(r) for r in new}
-    merged = [r for r in kept if _setting(r) not in replaced] + new
-    atomic_write_text(path, json.dumps({"records": merged}, indent=1) + "\n")
-    return new
-
-
-def _setting(record: dict[str, Any]) -> tuple:
+def setting(record: dict[str, Any]) -> tuple:
+    """The setting a record was measured in (``SETTING``): a table's row."""
     return tuple(record.get(k) for k in SETTING)
 
 
@@ -103,7 +77,7 @@ def _memory(rows: list[dict[str, Any]]) -> str:
 
 
 def _ops(base: dict[str, Any], by_variant: dict[str, dict[str, Any]]) -> str:
-    """The ops the ViT's step dispatches and how many more each variant's does (``models.benchmark_shift``)."""
+    """The ops the ViT's step dispatches and how many more each variant's does (``tools.shift_family``)."""
     if "ops" not in base:
         return "—"
     more = [f"+{by_variant[v]['ops'] - base['ops']}" if "ops" in by_variant.get(v, {}) else "—"

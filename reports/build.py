@@ -17,12 +17,12 @@ from typing import Any
 
 from tabulate import tabulate
 
-from experiments.cluster.job_file import pending_note
+from experiments.harness.cluster.job_file import pending_note
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
-from experiments.provenance import data_left_out
-from experiments.records import DamagedRecordError
-from experiments.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
-from experiments.static import read_static, stale_note, static_record_path, tracked_static_fix
+from experiments.harness.provenance import data_left_out
+from experiments.harness.records import DamagedRecordError
+from experiments.harness.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
+from experiments.harness.static import read_static, stale_note, static_record_path, tracked_static_fix
 
 from . import noise
 from .chance import TOP_K_CHANCE_BOUND, chance_level, unread_top_k
@@ -31,6 +31,7 @@ from .records import Prefer, TableRecords, table_records
 from .released import released_records, released_section
 
 REPORTS_DIR = Path(__file__).resolve().parent
+GENERATED_DIR = REPORTS_DIR / "generated"  # the committed reports, their index and figures, as built
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
 
 
 # What can move a number between two runs of one configuration, read from each record's ``provenance``
-# (experiments.provenance); "not recorded" for records written before it existed.
+# (experiments.harness.provenance); "not recorded" for records written before it existed.
 SETUP_FIELDS = {
     "precision": lambda p: p.get("precision"),
     "devices": lambda p: f"{p['world_size']} × {p['devices'][0]}" if p.get("devices") else None,
@@ -281,7 +282,8 @@ SETUP_FIELDS = {
 }
 
 
-HARDWARE_FIELDS = ("devices", "CPU kernels", "precision", "global batch")  # always in the header; the rest only when they differ
+# always in the header; the rest only when they differ
+HARDWARE_FIELDS = ("devices", "CPU kernels", "precision", "global batch")
 
 
 def cpu_kernels_label(kernels: dict[str, Any] | None) -> str | None:
@@ -358,7 +360,7 @@ def _missing_cell(spec: TableSpec, row: RowSpec, mc: MetricColumn, scale: str, r
     return f"needs data (`{cfg.data.dataset}`)"
 
 
-def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
+def render_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = GENERATED_DIR,
                   results_root: str | Path | None = None, prefer: Prefer = "tracked") -> str:
     table = paper_table(table_id)
     spec = table_spec(table_id)
@@ -534,7 +536,7 @@ def _paper_only(table: PaperTable) -> str:
     return tabulate(body, headers=list(table.columns), tablefmt="github")
 
 
-def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
+def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | Path = GENERATED_DIR,
                  results_root: str | Path | None = None, prefer: Prefer = "tracked", index: bool = True) -> Path:
     """Write ``<out_dir>/<table_id>.md`` and (``index``) the index, from the local runs and (given ``results_root``)
     the tracked records."""
@@ -554,7 +556,7 @@ _COMMITTED_INDEX = [
     "`python -m experiments run ID`). The papers' claims against these records: [claims.md](claims.md)."]
 
 
-def build_index(runs_root: str | Path = "runs", out_dir: str | Path = REPORTS_DIR,
+def build_index(runs_root: str | Path = "runs", out_dir: str | Path = GENERATED_DIR,
                 results_root: str | Path | None = None, prefer: Prefer = "tracked") -> Path:
     rows = []
     for table in paper_tables().values():

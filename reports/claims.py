@@ -1,7 +1,8 @@
-"""The papers' claims against our tracked records: ``python -m reports claims`` writes ``reports/claims.md``.
+"""The papers' claims against our tracked records: ``python -m reports claims`` writes ``reports/generated/claims.md``.
 
-A claim (``experiments.claims``) rests on orderings of table cells. Each ordering of two trained cells is read with
-the reports' noise rule (``reports.noise``: two standard errors over seeds): it *agrees* beyond noise, is *reversed*
+A claim (``experiments.harness.claims``) rests on orderings of table cells. Each ordering of two trained cells is read
+with the reports' noise rule (``reports.noise``: two standard errors over seeds): it *agrees* beyond noise, is
+*reversed*
 beyond noise, or is *within noise*. A computed cell (GFLOPs, parameters, a measured memory) has no seeds: its
 ordering agrees or is reversed. A timed cell (``StaticColumn.timed``: a rate measured once, which varies from run to
 run) is one sample, as a row of one seed: its ordering is within noise. A claim is
@@ -19,18 +20,19 @@ order them, and lists the trained accuracy columns that cannot order their rows 
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.claims import Claim, Comparison, all_claims, papers
-from experiments.paper_tables import paper_table, paper_tables
-from experiments.records import experiment_key
-from experiments.spec import RowSpec, TableSpec, table_spec
+from experiments.harness.claims import Claim, Comparison, all_claims
+from experiments.paper_tables import paper_table, paper_tables, papers
+from experiments.harness.records import experiment_key
+from experiments.harness.spec import RowSpec, TableSpec, table_spec
 
 from . import noise
-from .build import REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
+from .build import GENERATED_DIR, REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
 from .chance import chance
 from .records import RESULTS_DIR, table_records
 
@@ -261,8 +263,8 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-CLAIMS_PAGE = REPORTS_DIR / "claims.md"
-PAPER_NAMES = {"mformer": "Motionformer", "msca": "MSCA", "xvit": "X-ViT", "cast": "CAST", "d3da": "3D-Deformable"}
+CLAIMS_PAGE = GENERATED_DIR / "claims.md"
+ROOT = Path(os.path.relpath(REPORTS_DIR.parent, CLAIMS_PAGE.parent)).as_posix()  # the repository, from the page
 VERDICTS = (REPRODUCED, UNDECIDED, CONTRADICTED, NOT_RUN)
 
 
@@ -273,12 +275,12 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
            "Each paper's headline claims (`experiments/<paper>/claims.yaml`: the sentence, the table cells it rests "
            "on, "
            "what a stand-in can and cannot test), chosen from the papers' text before any of our numbers were "
-           "compared with them ([how they were chosen](../experiments/claims_selection.md)), read against the "
+           f"compared with them ([how they were chosen]({ROOT}/docs/claims_selection.md)), read against the "
            "tracked tiny-scale records under `reports/results/`. Regenerate: `python -m reports claims`.", "",
            "A verdict says whether our **tiny** stand-in runs show the ordering the paper claims, not whether the "
            "paper is right: tiny models trained for minutes on generated videos are not the paper's setting, even "
            "those that start from the tiny image stand-in ([the tiny scale in the papers' regime]"
-           "(../experiments/tiny_regime_design.md), which the tables move to one at a time).", "",
+           f"({ROOT}/docs/tiny_regime_design.md), which the tables move to one at a time).", "",
            f"Rule: an ordering of two trained cells agrees or is reversed *beyond noise* by the reports' rule "
            f"({noise.RULE}); a computed cell (GFLOPs, parameters, a measured memory) has no seeds and is compared "
            f"as it is; a cell timed once (a speed) is one sample, as a row of one seed, and cannot be compared beyond "
@@ -290,7 +292,7 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
     for paper in papers():
         mine = [r for r in results if r.claim.paper == paper]
         counts = Counter(r.verdict for r in mine)
-        body.append([PAPER_NAMES.get(paper, paper), len(mine), *(counts[v] for v in VERDICTS)])
+        body.append([papers()[paper].short_name, len(mine), *(counts[v] for v in VERDICTS)])
     counts = Counter(r.verdict for r in results)
     body.append(["all", len(results), *(counts[v] for v in VERDICTS)])
     out += [tabulate(body, headers=["paper", "claims", *VERDICTS], tablefmt="github"), ""]
@@ -299,7 +301,7 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
     for paper in papers():
         mine = [r for r in results if r.claim.paper == paper]
         if mine:
-            out += [f"## {PAPER_NAMES.get(paper, paper)}", ""]
+            out += [f"## {papers()[paper].short_name}", ""]
             for result in mine:
                 out += _claim_section(result)
     return "\n".join(out).rstrip() + "\n"
@@ -366,7 +368,7 @@ def _claim_section(result: ClaimResult) -> list[str]:
     lines += [tabulate(body, headers=["table", "column", "ordering", "ours (left)", "ours (right)", "reading"],
                        tablefmt="github"), "", f"*What a stand-in can test:* {claim.stand_in}", ""]
     if claim.discussed_in:
-        lines += [f"*Our runs' verdict, discussed:* [{claim.discussed_in}](../{claim.discussed_in})", ""]
+        lines += [f"*Our runs' verdict, discussed:* [{claim.discussed_in}]({ROOT}/{claim.discussed_in})", ""]
     return lines
 
 

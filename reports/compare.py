@@ -15,7 +15,7 @@ from typing import Any
 from tabulate import tabulate
 
 from experiments.paper_tables import paper_table, printed
-from experiments.spec import TableSpec
+from experiments.harness.spec import TableSpec
 
 from . import noise
 from .build import Cell, aggregate, metric_values

@@ -1,9 +1,9 @@
 """The loader-process rule's inputs and counts, from the tracked records (``experiments.presets.loader_workers``):
 the fastest paper-shape training step recorded on an H100, and each dataset's slowest training data path as one
-loader process reads it (``python -m experiments loader-rate all --record``, ``reports/benchmarks/loader_cpu.json``),
+loader process reads it (``python -m tools loader-rate all --record``, ``reports/benchmarks/loader_cpu.json``),
 beside a second run of the same command (``loader_cpu_repeat.json``) that shows how far such a rate moves.
-``python -m reports readme`` renders them in experiments/README.md; tests/experiments/test_loader_workers.py holds the
-presets to the counts."""
+``python -m reports readme`` renders them in docs/paper_scale_smoke.md; tests/experiments/test_loader_workers.py
+holds the presets to the counts."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from experiments.d3da.tables import D3DA_PAPER
 from experiments.presets import EPIC_KITCHENS_100, KINETICS_400, KINETICS_600, SSV2, loader_workers
-from experiments.smoke_records import read_records, sharing
-from experiments.spec import DataConfig
+from .smoke_records import read_records, sharing
+from experiments.harness.spec import DataConfig
 
 from .build import REPORTS_DIR
 
@@ -59,7 +59,7 @@ def slowest_path(datasets: tuple[str, ...], benchmarks_dir: Path = BENCHMARKS_DI
     found = _slowest(rule_rates(_records(name, benchmarks_dir)), datasets)
     if found is None:
         raise ValueError(f"{name}: no paper-shape loader rate of {', '.join(datasets)}; "
-                         f"run `python -m experiments loader-rate all --record`")
+                         f"run `python -m tools loader-rate all --record`")
     return found
 
 
@@ -111,11 +111,11 @@ def loader_rates_table(benchmarks_dir: Path = BENCHMARKS_DIR) -> str:
 
 def host_workers_table(rates_file: str | Path, benchmarks_dir: Path = BENCHMARKS_DIR) -> str:
     """The rule's loader processes per GPU for another host: per preset, its slowest training path in ``rates_file``
-    (``python -m experiments loader-rate ... --record FILE`` run on that host; ``rule_rates`` only) against the
+    (``python -m tools loader-rate ... --record FILE`` run on that host; ``rule_rates`` only) against the
     fastest step recorded here, beside the preset's own count; a preset whose datasets the file lacks says so."""
     from tabulate import tabulate
 
-    written = "write one with `python -m experiments loader-rate ... --record FILE`"
+    written = "write one with `python -m tools loader-rate ... --record FILE`"
     try:
         usable = rule_rates(read_records(rates_file))
     except KeyError as err:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from experiments.spec import SweepPlot
+from experiments.harness.spec import SweepPlot
 
 
 def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping[str, Mapping[str, float | None]],

@@ -1,9 +1,11 @@
 """The generated blocks of the repository's markdown, each in the file of the section it belongs to: tiny-scale
-results and costs (``reports/tiny_results.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
-experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``), and each paper's
-released checkpoints (its page, from its catalogue: ``reports.released``). They are made from the tracked records the
-committed reports read, the benchmark records under ``reports/benchmarks/`` and the catalogues, so the text and the
-records cannot disagree (``python -m reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
+results and costs (``reports/README.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
+experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``), the smoke's records
+(``reports/generated/smoke.md``), its GPU coverage and the loader rates (``docs/paper_scale_smoke.md``), the
+trajectory step's records (``docs/mformer_memory.md``) and each paper's released checkpoints (its page, from its
+catalogue: ``reports.released``). They are made from the tracked records the committed reports read, the benchmark
+records under ``reports/benchmarks/`` and the catalogues, so the text and the records cannot disagree (``python -m
+reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
 
 from __future__ import annotations
 
@@ -18,18 +20,19 @@ from typing import Any
 from tabulate import tabulate
 
 from experiments.paper_tables import paper_table
-from experiments.plan import missing_data
-from experiments.provenance import with_paper_batch
-from experiments.records import experiment_key
-from experiments.spec import implemented_tables, table_spec
+from experiments.harness.plan import missing_data
+from experiments.harness.provenance import with_paper_batch
+from experiments.harness.records import experiment_key
+from experiments.harness.spec import implemented_tables, table_spec
 
 from .benchmarks import shift_tables
-from .build import aggregate, metric_values, short_commit
+from .build import GENERATED_DIR, aggregate, metric_values, short_commit
 from .noise import RULE, column_line
 from .records import RESULTS_DIR, table_records
 
 REPO = Path(__file__).resolve().parent.parent
-TINY_RESULTS = REPO / "reports" / "tiny_results.md"
+TINY_RESULTS = REPO / "reports" / "README.md"
+REPORTS_LINK = GENERATED_DIR.relative_to(TINY_RESULTS.parent).as_posix()  # the reports, from that page
 DATA_README = REPO / "data" / "README.md"
 MSCA_README = REPO / "experiments" / "msca" / "README.md"
 
@@ -69,7 +72,7 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
             devices = " / ".join(sorted({c.device for _, c in cells}))
             data = " / ".join(f"`{d}`" for d in datasets)
             # the block lives in reports/, beside the reports it links
-            lines.append([f"[{table_id}]({table_id}.md)", label, f"{mc} ({data})", devices,
+            lines.append([f"[{table_id}]({REPORTS_LINK}/{table_id}.md)", label, f"{mc} ({data})", devices,
                           "/".join(map(str, seeds)), shown])
     table = tabulate(lines, headers=["report", "table", "column (data)", "device", "seeds",
                                      "rows: mean ± std over seeds"], tablefmt="github")
@@ -100,7 +103,7 @@ def costs_table(results_root: str | Path = RESULTS_DIR) -> str:
         complete = runs <= set(seconds)
         per_seed = sum(seconds[key] for key in runs) if complete else None
         seeds = spec.default_seeds("tiny")
-        lines.append([f"[{table_id}]({table_id}.md)", len(runs),
+        lines.append([f"[{table_id}]({REPORTS_LINK}/{table_id}.md)", len(runs),
                       f"{per_seed / 60:.1f}" if complete else "—", seeds,
                       f"{per_seed * seeds / SIDE_BY_SIDE / 60:.1f}" if complete else "—"])
     return tabulate(lines, headers=["report", "runs a seed", "run time a seed (min, summed)", "default seeds",
@@ -183,20 +186,20 @@ def shift_benchmarks_block() -> str:
     return f"{SHIFT_BEGIN}\n{shift_tables()}\n{SHIFT_END}"
 
 
-MFORMER_README = REPO / "experiments" / "mformer" / "README.md"
-# models.benchmark_step's record files the Motionformer page shows, each in its own generated block
+MFORMER_MEMORY = REPO / "docs" / "mformer_memory.md"
+# tools.trajectory_step's record files the Motionformer page shows, each in its own generated block
 STEP_RECORDS = {"trajectory-step": "trajectory_step_cuda_stages.json",
                 "trajectory-step-passes": "trajectory_step_cuda_passes.json",
                 "trajectory-step-compiled": "trajectory_step_cuda_compiled.json"}
 STEP_VARIANTS = {"joint": "joint", "exact_stage_one": "stage one alone (Avg_T)", "exact_one_pass": "exact, one pass",
                  "exact_literal": "exact, literal Eq. 5–6", "exact": "exact, one frame a pass (the memory cells')",
                  "exact_autograd": "exact, autograd form",
-                 "exact_fused": "exact, fused stage two (the GPU default)"}  # models.benchmark_step's, in words
+                 "exact_fused": "exact, fused stage two (the GPU default)"}  # tools.trajectory_step's, in words
 
 
 def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path = REPO / "reports" / "benchmarks"
                           ) -> str:
-    """A ``models.benchmark_step`` record file (``STEP_RECORDS[name]``) as a table: each variant's median step, its
+    """A ``tools.trajectory_step`` record file (``STEP_RECORDS[name]``) as a table: each variant's median step, its
     ratio to joint attention's, the kernels per step and their summed time (``--profile``; left out when not
     recorded), and the peak memory; then the device, command and commit."""
     import json
@@ -223,16 +226,15 @@ def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path
 
 
 SMOKE_BEGIN, SMOKE_END = markers("smoke")
-SMOKE_PAGE = REPO / "reports" / "smoke.md"
+SMOKE_PAGE = REPO / "reports" / "generated" / "smoke.md"
 
 
 def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> str:
-    """The paper-scale smoke's records (``reports/benchmarks/smoke_*.json``, ``python -m experiments smoke ...
+    """The paper-scale smoke's records (``reports/benchmarks/smoke_*.json``, ``python -m tools smoke ...
     --record``): one table per device, then the commands, commits and dates that measured them."""
-    from experiments.smoke import all_tables
-    from experiments.smoke_records import crowded_out, markdown, read_records
+    from .smoke_records import crowded_out, markdown, read_records
 
-    out, papers = [], all_tables()
+    out, papers = [], implemented_tables()
     for path in sorted(Path(records_dir).glob("smoke_*.json")):
         records = read_records(path)
         for device in dict.fromkeys(r["device_name"] for r in records):
@@ -257,7 +259,7 @@ def smoke_block(records_dir: str | Path = REPO / "reports" / "benchmarks") -> st
                 f"verdict on them" if crowded else ""
             out.append(f"**{device}** (`{shown}`): {passed} of {len(mine)} runs of {tables} "
                        f"table(s) pass{no_verdict}.\n\n{detail}\n\n{lines}{files_read(mine)}")
-    body = "\n\n".join(out) or "No smoke records yet: `python -m experiments smoke ID --record` writes them."
+    body = "\n\n".join(out) or "No smoke records yet: `python -m tools smoke ID --record` writes them."
     return f"{SMOKE_BEGIN}\n{body}\n{SMOKE_END}"
 
 
@@ -280,21 +282,23 @@ def files_read(records: list[dict[str, Any]]) -> str:
 
 GPU_RECORD = "smoke_cuda.json"
 COVERAGE = "gpu-coverage"
-SMOKE_README = REPO / "experiments" / "README.md"
+SMOKE_DOC = REPO / "docs" / "paper_scale_smoke.md"
 
 
 def gpu_coverage(records_dir: str | Path = REPO / "reports" / "benchmarks") -> dict[str, Any]:
     """How far the GPU smoke has got: of every paper table's runs at paper scale (``smoke all``), those the GPU
     record holds as passed or failed at full frame size (``shrink`` 1); the others, per table, have no verdict yet:
     not yet stepped, or out of device memory beside other processes (``crowded_out``; counted as ``crowded``)."""
-    from experiments.smoke import all_tables, smoke_configs
-    from experiments.smoke_records import crowded_out, read_records
+    from experiments.harness.plan import resolve_runs
+
+    from .smoke_records import crowded_out, read_records
 
     path = Path(records_dir) / GPU_RECORD
     records = [r for r in read_records(path) if r["shrink"] == 1] if path.exists() else []
     crowded = sum(map(crowded_out, records))
     status = {(r["table"], r["row"], r["column"]): r["status"] for r in records if not crowded_out(r)}
-    runs = {table: [(table, cfg.row, cfg.column) for cfg in smoke_configs(table)] for table in all_tables()}
+    runs = {table: [(table, cfg.row, cfg.column) for cfg in resolve_runs(table, "paper", seeds=1)]
+            for table in implemented_tables()}
     runs = {table: keys for table, keys in runs.items() if keys}  # tables of static columns only have no runs
     stepped = {table: [status[key] for key in keys if key in status] for table, keys in runs.items()}
     return {"record": path, "devices": list(dict.fromkeys(r["device_name"] for r in records)),
@@ -333,7 +337,7 @@ def smoke_summary(records: list[dict]) -> str:
     paper shape's)."""
     from tabulate import tabulate
 
-    from experiments.smoke_records import ERROR_CHARS, crowded_out, fits_text, sharing
+    from .smoke_records import ERROR_CHARS, crowded_out, fits_text, sharing
 
     lines = []
     for table in dict.fromkeys(r["table"] for r in records):
@@ -383,7 +387,7 @@ Block = tuple[str, str, Callable[[], str]]
 
 def generated_files() -> dict[Path, tuple[Block, ...]]:
     """Each file that holds generated blocks, and its blocks: first and last lines and what goes between."""
-    from experiments.released_weights import catalogue_papers
+    from experiments.harness.released_weights import catalogue_papers
 
     files = {TINY_RESULTS: ((BEGIN, END, results_block),),
             DATA_README: ((LEARNABILITY_BEGIN, LEARNABILITY_END, learnability_block),),
@@ -391,9 +395,9 @@ def generated_files() -> dict[Path, tuple[Block, ...]]:
                             for table_id in EXPERIMENT_BLOCKS),
                           (SHIFT_BEGIN, SHIFT_END, shift_benchmarks_block)),
             SMOKE_PAGE: ((SMOKE_BEGIN, SMOKE_END, smoke_block),),
-            MFORMER_README: tuple((*markers(name), partial(trajectory_step_block, name))
+            MFORMER_MEMORY: tuple((*markers(name), partial(trajectory_step_block, name))
                                   for name in STEP_RECORDS),
-            SMOKE_README: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
+            SMOKE_DOC: ((*markers(COVERAGE), gpu_coverage_block), (*markers(LOADER_RATES), loader_rates_block))}
     for paper in catalogue_papers():  # each paper's page: its released checkpoints (reports.released)
         page = REPO / "experiments" / paper / "README.md"
         files[page] = (*files.get(page, ()), (*markers(RELEASED), partial(released_weights_block, paper)))

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from experiments.provenance import with_paper_batch
-from experiments.records import (
+from experiments.harness.provenance import with_paper_batch
+from experiments.harness.records import (
     DamagedRecordError,
     check_record_shape,
     experiment_key,
@@ -34,7 +34,7 @@ from experiments.records import (
     read_json,
     tracked_record_fix,
 )
-from experiments.spec import SCALES, TableSpec, column_slug
+from experiments.harness.spec import SCALES, TableSpec, column_slug
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 Prefer = Literal["tracked", "local"]
@@ -207,7 +207,7 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
     tracked ones were computed later, keeping each tracked measurement that the local record could only mark
     ``needs GPU``."""
     from data.atomic_write import atomic_write_text
-    from experiments.static import keep_measured, read_static, static_record_path, tracked_static_fix
+    from experiments.harness.static import keep_measured, read_static, static_record_path, tracked_static_fix
 
     written = []
     used = table_records(spec, runs_root, results_root=None).records
@@ -229,7 +229,7 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
 
 def _computed_at(static: Path, fix: str | None = None) -> str:
     """When a static record was computed (ISO 8601, UTC, so strings order as times); "" for none."""
-    from experiments.static import read_static
+    from experiments.harness.static import read_static
 
     return (read_static(static, fix) or {}).get("computed_at", "")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from experiments.evaluate import EVALUATED_FROM, RELEASED_DIR
+from experiments.harness.evaluate import EVALUATED_FROM, RELEASED_DIR
 from experiments.paper_tables import paper_table, paper_tables, printed
-from experiments.records import (DamagedRecordError, check_record_shape, local_record_fix, read_json,
+from experiments.harness.records import (DamagedRecordError, check_record_shape, local_record_fix, read_json,
                                  tracked_record_fix)
-from experiments.spec import TableSpec, column_slug
+from experiments.harness.spec import TableSpec, column_slug
 
 from .records import RESULTS_DIR
 
@@ -132,7 +132,7 @@ def released_weights_text(paper: str, results_root: str | Path = RESULTS_DIR) ->
     (its file and link, the cells it fills and the paper's numbers there, ours from it where a tracked record has
     it, the command), the protocols as the authors' code runs them, and the conversion's proof (the golden cases and
     the paper-width record)."""
-    from experiments.released_weights import paper_catalogue
+    from experiments.harness.released_weights import paper_catalogue
 
     entries = paper_catalogue(paper)
     body = [[f"[`{e.full_name}`]({e.link})", "; ".join(_cell_text(cell) for cell in e.cells),
@@ -147,7 +147,7 @@ def released_weights_text(paper: str, results_root: str | Path = RESULTS_DIR) ->
     lines.append(_wrapped("Protocols, as the authors' code tests (views temporal x spatial; the authors' sum of the "
                           "views' scores and our mean of them predict alike):"))
     lines.append("")
-    for name, e in protocols.items():
+    for e in protocols.values():
         p = e.protocol
         lines.append(_wrapped(f"- `{p.label()}`: {p.summary()}; mean {list(p.mean)}, std {list(p.std)}, {p.channels}"
                               + (f"; {p.scoring}" if p.scoring else "") + f" ({p.source}).", indent="  "))

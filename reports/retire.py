@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-from experiments.plan import resolve_runs
-from experiments.records import experiment_key
-from experiments.spec import RunConfig, registered_specs, table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import experiment_key
+from experiments.harness.spec import RunConfig, registered_specs, table_spec
 
 from .records import RESULTS_DIR, read_record, tracked_path
 
@@ -29,7 +29,7 @@ class Retired:
     moved_to: Path | None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _runs(table_id: str, scale: str, seed: int) -> dict[str, RunConfig]:
     """experiment key -> the run a table configures today at one scale and seed (none where it has no such scale)."""
     if scale not in table_spec(table_id).scales:

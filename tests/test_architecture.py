@@ -1,10 +1,11 @@
-"""The floors, checked file by file: data -> models -> lightning_modules -> experiments -> reports.
+"""The floors, checked file by file: data -> models -> lightning_modules -> experiments -> reports -> tools.
 
 Every ``.py`` file of the repository is a node of one graph; an edge is an import of another repository file
 anywhere in it, inside functions and classes too (``import a.b``, ``from a import b``, relative imports; ``from pkg
 import name`` where ``name`` is a submodule imports that submodule, otherwise the package's ``__init__.py``). The
 graph has no cycle; a file imports only its own floor and those below it, except an entry point (``__main__.py``),
-which may sit above everything but not inside a circle; nothing in ``reports/`` reaches the runner. Files stay
+which may sit above everything but not inside a circle; nothing in ``reports/`` reaches the runner. The measurement
+tools (``tools/``) are the top floor: they may use every floor below, and no file below imports them. Files stay
 under ``MAX_FILE_LINES`` and functions under ``MAX_FUNCTION_LINES``, the model constructors too.
 """
 
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FLOORS = ["data", "models", "lightning_modules", "experiments", "reports"]
+FLOORS = ["data", "models", "lightning_modules", "experiments", "reports", "tools"]
 ENTRY_POINT = "__main__.py"
-RUNNER = "experiments/runner.py"
+RUNNER = "experiments/harness/runner.py"
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 

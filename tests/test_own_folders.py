@@ -24,7 +24,7 @@ from tests.conftest import REPO
 
 TABLE = "mformer_table4"
 # The tests that run the commands (in this process or another) with their default folders.
-CLI_TESTS = ("tests/experiments/test_cli_options.py", "tests/experiments/test_run_guards.py",
+CLI_TESTS = ("tests/experiments/harness/test_cli_options.py", "tests/experiments/harness/test_run_guards.py",
              "tests/reports/test_cli.py")
 
 pytestmark = [pytest.mark.slow,  # a second pytest over three files: ~2 min on 2 idle cores

@@ -1,16 +1,17 @@
 """The READMEs' commands and references against the code. The READMEs are every ``README.md`` of the repository
-(the landing page, each floor's, each paper's under ``experiments/<code>/``, the reports index) and
-``reports/tiny_results.md``. Every ``--option`` they pass to a ``python -m ...`` command, or name alone in backticks,
-is one an argparse parser of those commands accepts (``reports benchmark-shift`` forwards its options to
-``models.benchmark_shift``); every table id and ``--rows`` key the commands name is registered; every repository path
-and test node id named in backticks exists; every relative markdown link points to an existing file or folder, and an
-anchor in it to a heading of that file; the per-paper table counts of the introduction are the registry's; and the
-number of paper recipes the README says ``tests/experiments/test_paper_recipes.py`` trains is the number that test's
-``recipes()`` builds."""
+(the landing page, each floor's, each paper's under ``experiments/<code>/``, the reports index), the research notes
+under ``docs/`` and the generated pages with hand-written parts (``OTHER_PAGES``). Every ``--option`` they pass to a
+``python -m ...`` command (``python -m tools <command>``: that tool's own parser), or name alone in backticks, is one
+an argparse parser of those commands accepts; every table id and ``--rows`` key the commands name is registered;
+every repository path and test node id named in backticks exists; every relative markdown link points to an existing
+file or folder, and an anchor in it to a heading of that file; the per-paper table counts of the introduction are the
+registry's; and the number of paper recipes the README says ``tests/experiments/test_paper_recipes.py`` trains is the
+number that test's ``recipes()`` builds."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import runpy
 import subprocess
@@ -21,14 +22,15 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import build_parser
-from experiments.claims import heading_anchors
-from experiments.paper_tables import paper_tables
-from experiments.spec import registered_specs, table_spec
+from experiments.harness.claims import heading_anchors
+from experiments.paper_tables import paper_tables, papers
+from experiments.harness.spec import registered_specs, table_spec
 from tests.experiments.test_paper_recipes import recipes
+from tools.__main__ import COMMANDS as TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
-# Hand-written pages that are not named README.md (they hold generated blocks too).
-OTHER_PAGES = ("reports/tiny_results.md", "reports/claims.md", "reports/smoke.md")
+# Pages that are not named README.md: the research notes, and generated pages with hand-written parts.
+OTHER_PAGES = ("docs/*.md", "reports/generated/claims.md", "reports/generated/smoke.md")
 
 
 def markdown_pages() -> list[Path]:
@@ -40,18 +42,20 @@ def markdown_pages() -> list[Path]:
     if not names:  # no git checkout: look for them, away from runs and caches
         names = [str(p.relative_to(REPO)) for p in REPO.rglob("README.md")
                  if not any(part.startswith(".") or part == "runs" for part in p.relative_to(REPO).parts)]
-        names += [name for name in OTHER_PAGES if (REPO / name).exists()]
+        names += [str(path.relative_to(REPO)) for pattern in OTHER_PAGES for path in REPO.glob(pattern)]
     pages = {REPO / name for name in names if (REPO / name).is_file()}
     return sorted(pages, key=lambda page: (page != REPO / "README.md", str(page)))
 
 
 READMES = markdown_pages()
 COMMAND_START = re.compile(r"(?:python )?(?<![\w-])-m ([\w.]+)")
-PLACEHOLDER_TABLE_IDS = {"ID", "cast_tableX"}
+PLACEHOLDER_TABLE_IDS = {"ID", "TABLE", "cast_tableX", "all"}
 # Modules run as ``python -m`` whose argparse parser these tests do not read (third-party tools).
 NOT_OURS = {"pytest", "cProfile"}
-# Backticked paths that name a file outside this repository or what a run writes, not a tracked file.
-NOT_TRACKED_PATH = re.compile(r"^(runs/|checkpoints/|data/augmentation\.py$)")
+# Backticked paths that name a file outside this repository (the official code's and mmaction2's tools/) or what a
+# run writes, not a tracked file.
+NOT_TRACKED_PATH = re.compile(r"^(runs/|checkpoints/|data/augmentation\.py$|tools/(train_net|test_net)\.py$|"
+                              r"tools/data/)")
 
 
 def _name(readme: Path) -> str:
@@ -95,6 +99,12 @@ def module_parser(module: str, monkeypatch: pytest.MonkeyPatch) -> argparse.Argu
     """The parser ``python -m module`` builds, captured at its ``parse_args`` call (nothing runs after it)."""
     if module == "experiments":
         return build_parser()
+    if module == "tools":  # each tool parses its own options: one subcommand parser per tool
+        parser = argparse.ArgumentParser(prog="python -m tools")
+        sub = parser.add_subparsers()
+        for name in TOOLS:
+            sub.choices[name] = tool_parser(name, monkeypatch)
+        return parser
 
     def capture(self, *args, **kwargs):
         raise _ParserCaptured(self)
@@ -108,6 +118,21 @@ def module_parser(module: str, monkeypatch: pytest.MonkeyPatch) -> argparse.Argu
         except _ParserCaptured as captured:
             return captured.parser
     raise AssertionError(f"python -m {module} built no argparse parser")
+
+
+def tool_parser(name: str, monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
+    """The parser ``python -m tools NAME`` builds, captured at its ``parse_args`` call."""
+    def capture(self, *args, **kwargs):
+        raise _ParserCaptured(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", capture)
+        patch.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+        try:
+            importlib.import_module(TOOLS[name].module).main(["--help"])
+        except _ParserCaptured as captured:
+            return captured.parser
+    raise AssertionError(f"python -m tools {name} built no argparse parser")
 
 
 def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
@@ -135,11 +160,9 @@ def test_every_option_the_readmes_pass_to_a_command_is_one_its_parser_accepts(mo
         if module not in parsers:
             parsers[module] = module_parser(module, monkeypatch)
         parser, options = parsers[module], option_names(tokens)
-        if module == "reports" and tokens[:1] == ["benchmark-shift"]:  # forwards its options to this module
-            if "models.benchmark_shift" not in parsers:
-                parsers["models.benchmark_shift"] = module_parser("models.benchmark_shift", monkeypatch)
-            parser = parsers["models.benchmark_shift"]
-        elif any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
+        if module == "tools" and tokens[:1] in ([], ["<command>"]):  # the list of tools, or any one of them
+            continue
+        if any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
             sub = subcommand_parser(parser, tokens[0]) if tokens else None
             assert sub is not None, f"{readme}: python -m {module} {' '.join(tokens)}: no such subcommand"
             parser = sub
@@ -157,8 +180,8 @@ def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 
 def test_every_option_the_readmes_name_in_prose_is_one_a_command_accepts(monkeypatch):
     """Options written alone in backticks (e.g. "`run` also takes ... `--num-nodes`"): each is accepted by the parser
-    of some ``python -m`` command of the READMEs. Left out: tensorboard's ``--logdir`` and the official scripts'
-    options (snake_case, e.g. ``--mixup_prob``), which the README quotes from other code."""
+    of some ``python -m`` command of the READMEs. Left out: tensorboard's ``--logdir``, SLURM's ``--cpus-per-task`` and
+    the official scripts' options (snake_case, e.g. ``--mixup_prob``), which the README quotes from other code."""
     accepted = set()
     for module in {module for _, module, _ in readme_commands()} - NOT_OURS:
         for parser in all_parsers(module_parser(module, monkeypatch)):
@@ -170,7 +193,7 @@ def test_every_option_the_readmes_name_in_prose_is_one_a_command_accepts(monkeyp
             span = " ".join(span.split())
             if not COMMAND_START.search(span) and not span.startswith("tensorboard"):
                 named |= set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*(?![\w])", span))
-    named -= {"--logdir"}
+    named -= {"--logdir", "--cpus-per-task"}  # tensorboard's and SLURM's
     assert len(named) > 20, sorted(named)
     assert not named - accepted, sorted(named - accepted)
 
@@ -179,7 +202,8 @@ def test_every_table_id_and_row_key_in_a_readme_command_is_registered():
     registered = set(registered_specs())
     problems = []
     for readme, module, tokens in readme_commands():
-        if module != "experiments" or len(tokens) < 2 or tokens[0] not in {"run", "show", "static", "bench"}:
+        takes_a_table = {"experiments": {"run", "show", "static"}, "tools": {"bench", "smoke", "loader-rate"}}
+        if module not in takes_a_table or len(tokens) < 2 or tokens[0] not in takes_a_table[module]:
             continue
         table = tokens[1]
         if table in PLACEHOLDER_TABLE_IDS:
@@ -199,7 +223,8 @@ def test_every_table_id_and_row_key_in_a_readme_command_is_registered():
 def named_repository_paths() -> list[tuple[str, int, str, str | None]]:
     """(README path, line, path, test node or None) for each repository path written in backticks (paths are
     relative to the repository's root in every README)."""
-    pattern = re.compile(r"(?<![\w/.<-])((?:reports|experiments|tests|models|data|lightning_modules)/[\w./-]*\w)"
+    pattern = re.compile(r"(?<![\w/.<-])((?:reports|experiments|tests|models|data|lightning_modules|tools|docs)/"
+                         r"[\w./-]*\w)"
                          r"(?:::(\w+))?")
     found = []
     for readme in READMES:
@@ -249,24 +274,24 @@ def test_every_relative_link_in_the_readmes_resolves():
 
 def test_the_readmes_include_every_papers_page_and_each_floors():
     """Each paper's folder under experiments/ has its README, and the tests above read it."""
-    codes = {table_id.split("_")[0] for table_id in paper_tables()}
-    expected = {REPO / "experiments" / code / "README.md" for code in codes}
-    expected |= {REPO / floor / "README.md" for floor in ("data", "models", "experiments", "reports")}
+    expected = {REPO / "experiments" / code / "README.md" for code in papers()}
+    expected |= {REPO / floor / "README.md" for floor in ("data", "models", "experiments", "reports", "tools")}
     assert expected <= set(READMES), sorted(map(str, expected - set(READMES)))
 
 
 def test_the_introductions_table_counts_per_paper_are_the_registrys():
     intro = (REPO / "README.md").read_text().split("## Quick start", 1)[0]
-    stated = {paper: int(n) for paper, n in re.findall(r"(Motionformer|MSCA|X-ViT|CAST|3D-Deformable)\D{0,25}?"
+    names = [paper.short_name for paper in papers().values()]
+    stated = {paper: int(n) for paper, n in re.findall(rf"({'|'.join(map(re.escape, names))})\D{{0,25}}?"
                                                         r"\((\d+)(?: entries)?\)", intro)}
     counted = Counter(table.paper_short for table in paper_tables().values())
-    assert set(stated) == {"Motionformer", "MSCA", "X-ViT", "CAST", "3D-Deformable"}, stated
+    assert stated, "the introduction names no paper with its table count"  # a paper it leaves out is no error
     assert stated == {paper: counted[paper] for paper in stated}, (stated, dict(counted))
 
 
 def test_the_number_of_paper_recipes_the_readme_states_is_what_the_recipe_test_builds():
-    """README: "... N recipes of the five papers in about ... s" for tests/experiments/test_paper_recipes.py: N is the number
-    of recipes that test's ``recipes()`` builds."""
+    """README: "... N recipes of the five papers in about ... s" for tests/experiments/test_paper_recipes.py: N is the
+    number of recipes that test's ``recipes()`` builds."""
     text = " ".join((REPO / "README.md").read_text().split())
     stated = re.search(r"tests/experiments/test_paper_recipes\.py` trains .*? (\d+) recipes of the five papers", text)
     assert stated, "the README no longer states how many recipes tests/experiments/test_paper_recipes.py trains"

@@ -3,11 +3,12 @@ page."""
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LAYOUT = {"README.md", "requirements.txt", "experiments", "lightning_modules", "data", "models", "reports", "tests",
-          "tools", ".ci", "pyproject.toml", ".gitignore"}
+LAYOUT = {"README.md", "requirements.txt", "experiments", "lightning_modules", "data", "models", "reports", "tools",
+          "docs", "tests", ".ci", "pyproject.toml", ".gitignore"}
 
 
 def tracked_top_level() -> set[str]:
@@ -22,8 +23,8 @@ def test_top_level_layout():
 
 
 def test_requirements_pin_every_package():
-    lines = [l.split("#")[0].strip() for l in (REPO / "requirements.txt").read_text().splitlines()]
-    reqs = [l for l in lines if l]
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
+    reqs = [line for line in lines if line]
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", r) for r in reqs), reqs
     assert "torch==2.13.0" in reqs and "torchvision==0.28.0" in reqs
 
@@ -31,20 +32,20 @@ def test_requirements_pin_every_package():
 def quick_start_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    return [l.strip() for l in block.splitlines() if l.strip() and not l.strip().startswith("#")]
+    return [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     """CI runs the README's test command, verbatim, after installing the system packages the real-SLURM test
     names (and nothing else)."""
-    from tests.experiments.slurm_cluster import PACKAGES
+    from tests.experiments.harness.cluster.slurm_cluster import PACKAGES
 
     commands = quick_start_commands()
     assert len(commands) == 2, commands
     assert "python -m experiments run mformer_table4" in commands[0]
     assert "pytest" in commands[1]
-    ci = [l.strip() for l in (REPO / ".ci" / "run").read_text().splitlines()
-          if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd ", "SUDO="))]
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd ", "SUDO="))]
     assert ci[-1] == commands[1]
     assert len(ci) == 2 and ci[0].endswith(f"apt-get install -y -q {PACKAGES}"), ci
 
@@ -55,3 +56,11 @@ def test_the_readme_is_a_landing_page_without_generated_blocks():
     text = (REPO / "README.md").read_text()
     assert len(text.encode()) <= 20 * 1024, len(text.encode())
     assert not re.search(r"<!-- [\w-]+:begin", text)
+
+
+def test_the_tree_is_clean_under_the_committed_ruff_rules():
+    """``python -m ruff check .`` with pyproject.toml's rules (pycodestyle, pyflakes, bugbear, pyupgrade) finds
+    nothing: CI runs it through this test, so a finding fails the build with ruff's own report."""
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

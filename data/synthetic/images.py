@@ -1,12 +1,12 @@
 """synth_images: the image-pretraining stand-in of the tiny scale, in ImageNet-21K's role
-(experiments/tiny_regime_design.md). 64 classes = 8 shapes x 8 hues; every image draws its position (anywhere,
+(docs/tiny_regime_design.md). 64 classes = 8 shapes x 8 hues; every image draws its position (anywhere,
 wrapping), size, rotation, saturation, brightness and background, and carries a smaller distractor of another
 class, so a classifier must tell what is in the image wherever it is.
 
 Images are 32 x 32 RGB (the tiny crop). The validation images live in one ``.npz`` per set
 (``ensure_synth_images``), read back with ``allow_pickle=False`` (``load_synth_images``). Training draws fresh
 images every epoch (``training_epoch``), as ImageNet-21K holds more images than a ViT memorises in its schedule
-(experiments/tiny_regime_design.md, amendment 3). Image k of a split depends only on (seed, split, k) and its label.
+(docs/tiny_regime_design.md, amendment 3). Image k of a split depends only on (seed, split, k) and its label.
 """
 
 from __future__ import annotations

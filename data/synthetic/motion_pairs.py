@@ -1,4 +1,4 @@
-"""synth_motion_pairs (Something-Something V2 stand-in at the tiny scale of experiments/tiny_regime_design.md,
+"""synth_motion_pairs (Something-Something V2 stand-in at the tiny scale of docs/tiny_regime_design.md,
 ``ssv2`` format): 12 classes in 6 time-reversed pairs, as many SSv2 templates are another played backwards:
 left/right, up/down, clockwise/counterclockwise, towards/away from the camera (growing/shrinking), closer
 to/away from another object, and behind/from behind an opaque box.

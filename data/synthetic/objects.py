@@ -1,4 +1,4 @@
-"""synth_objects (Kinetics stand-in at the tiny scale of experiments/tiny_regime_design.md, ``kinetics_list``
+"""synth_objects (Kinetics stand-in at the tiny scale of docs/tiny_regime_design.md, ``kinetics_list``
 format): 40 classes = 5 shapes x 8 hues. Neighbouring hues are 0.125 apart on the hue circle under a +-0.04 jitter
 (the image stand-in's ``HUES`` and ``HUE_JITTER``), so neighbours are close but apart, and many classes are near
 neighbours of others, as Kinetics' 400 are. Drift (any direction and speed), scale, rotation, saturation,

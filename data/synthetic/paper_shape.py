@@ -1,5 +1,5 @@
 """Generated data at the real datasets' shape, in their published layouts, for the paper-scale smoke
-(``python -m experiments smoke``): the real readers, decoders and transforms run on files of the size, frame rate,
+(``python -m tools smoke``): the real readers, decoders and transforms run on files of the size, frame rate,
 length, container and class count they will meet, so a shape, dtype or loader problem shows before a cluster job.
 
 Content is not learnable (labels cycle through the classes): a smooth random texture panning under a moving disk,

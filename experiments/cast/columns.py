@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..spec import Computed, RowSpec, TableSpec
-from ..static import clip_shape, gflops, model_inputs, paper_config
-from ..tasks import build_model
+from ..harness.spec import Computed, RowSpec, TableSpec
+from ..harness.static import clip_shape, gflops, model_inputs, paper_config
+from ..harness.tasks import build_model
 from .presets import PAPER_NOUNS, PAPER_VERBS
 
 TABLE1C_NOTE = ("learnable (trained) parameters of the paper-scale model with EPIC-KITCHENS-100 heads (97 verbs, "
@@ -77,8 +77,8 @@ def training_cost(spec: TableSpec, row: RowSpec) -> Computed:
     from models.cast.complexity import measure_training
     from models.memory import activation_bytes
 
-    from ..static import MEASURED, NEEDS_GPU, measured_device
-    from ..tasks import model_kwargs
+    from ..harness.static import MEASURED, NEEDS_GPU, measured_device
+    from ..harness.tasks import model_kwargs
 
     cfg = paper_config(spec, row)
     model = build_model(cfg, _num_classes(cfg), device="meta")

@@ -1,5 +1,5 @@
 """CAST's experts at each scale: the tiny experts pretrained here on generated data (``TINY_EXPERTS``, each an
-``experiments.pretraining.ExpertPretraining``: which stand-in set, which method, how long) and the released
+``experiments.tiny_pretraining.experts.ExpertPretraining``: which stand-in set, which method, how long) and the released
 checkpoints of the paper-scale experts (``PAPER_CHECKPOINTS``); ``experts`` gives a row its two sources per scale.
 A tiny source ``expert:<name>@<key>`` resolves to the cached file, pretraining it first when it is absent."""
 
@@ -9,9 +9,9 @@ import dataclasses
 from typing import Any, Literal
 
 from ..presets import TINY_STAND_INS
-from ..pretraining import ExpertPretraining, cached_expert
-from ..spec import DataConfig
-from ..tasks import register_source
+from ..tiny_pretraining.experts import ExpertPretraining, cached_expert
+from ..harness.spec import DataConfig
+from ..harness.tasks import register_source
 
 
 def _pretraining_data(stand_in: str, **synthetic: Any) -> DataConfig:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, TINY_OPTIM, TINY_STAND_INS,
                        TINY_TRAINER)
-from ..spec import MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset
+from ..harness.spec import MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset
 from .experts import experts
 
 TINY_VERBS, PAPER_VERBS, PAPER_NOUNS = 6, 97, 300  # synth_verbnoun's verbs (tested); EPIC-KITCHENS-100's classes

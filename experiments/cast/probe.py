@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..harness.commands import register_command
+
 # the shipped temporal and spatial experts, and the temporal expert's structure at its random initialisation; by
 # default the three the README's first probe table reads
 PROBED = ("videomae_ek100", "clip", "videomae_init")
@@ -71,7 +73,7 @@ def _expert(name: str) -> Any:
     from models.cast import build_expert
     from models.cast.checkpoints import load_expert
 
-    from ..tasks import resolve_source
+    from ..harness.tasks import resolve_source
     from .shipped import regime_source
 
     arch = "clip" if name == "clip" else "videomae"
@@ -89,8 +91,8 @@ def probe_experts(names: Iterable[str] = PROBED, passes: int = 2) -> list[dict[s
     import lightning as L
     import torch
 
-    from ..pretraining import pretraining_run
-    from ..tasks import get_task
+    from ..tiny_pretraining.experts import pretraining_run
+    from ..harness.tasks import get_task
     from .shipped import SHIPPED
 
     L.seed_everything(0, workers=True, verbose=False)
@@ -115,6 +117,7 @@ def probe_experts(names: Iterable[str] = PROBED, passes: int = 2) -> list[dict[s
     return rows
 
 
+@register_command
 def add_command(sub: argparse._SubParsersAction) -> None:
     """``probe-experts [NAME ...]``: the subcommand of ``python -m experiments``."""
     parser = sub.add_parser("probe-experts", help="linear probes of CAST's frozen tiny experts on synth_verbnoun: "

@@ -1,4 +1,4 @@
-"""CAST's tables in the papers' regime (experiments/tiny_regime_design.md, amendment 7).
+"""CAST's tables in the papers' regime (docs/tiny_regime_design.md, amendment 7).
 
 Every CAST table that trains is there (since 2026-11-26): it returns ``in_regime(spec)``. Its tiny scale becomes
 ``CAST_TINY_REGIME`` (the regime's sets), every tiny expert source of its rows and columns becomes the shipped one of
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..presets import REGIME_STAND_INS, TINY_REGIME
-from ..spec import MetricColumn, RowSpec, ScalePreset, TableSpec
+from ..harness.spec import MetricColumn, RowSpec, ScalePreset, TableSpec
 from .experts import TINY_EXPERTS, expert_source
 from .presets import CAST_TINY
 from .shipped import SHIPPED, SHIPPED_NOTE, SPATIAL_STAND_INS, regime_source
@@ -26,7 +26,7 @@ REGIME_EPOCHS = {"EK-100": 40, "SSv2": TINY_REGIME.optim.epochs, "K-400": TINY_R
 CAST_TINY_REGIME = dataclasses.replace(
     CAST_TINY,
     description="tiny: CAST with 96-d experts of 4 blocks and 6 heads, 8x32x32 clips in 8x8 patches, experts from "
-                "the shipped stand-ins (experiments/tiny_pretrained/), frozen except adapters, B-CAST, last "
+                "the shipped stand-ins (experiments/tiny_pretraining/weights/), frozen except adapters, B-CAST, last "
                 "LayerNorms and heads; AdamW, cosine schedule, 40 epochs on synth_verbnoun and 10 on the other "
                 "sets, on CPU",
     data={key: REGIME_STAND_INS[key] for key in REGIME_EPOCHS},
@@ -37,7 +37,7 @@ CAST_TINY_REGIME = dataclasses.replace(
 REGIME_NOTE = (
     f"{SHIPPED_NOTE} Every row trains {REGIME_EPOCHS['EK-100']} epochs on `synth_verbnoun`, past the ~20-epoch "
     f"plateau of its verbs, and {REGIME_EPOCHS['SSv2']} on `synth_motion_pairs` and `synth_objects`: the epochs "
-    f"Motionformer's tables in the regime train on each set (experiments/tiny_regime_design.md, amendment 7).")
+    f"Motionformer's tables in the regime train on each set (docs/tiny_regime_design.md, amendment 7).")
 
 # Each earlier tiny expert's source -> its name, so that the same expert is named at the new scale.
 _EARLIER_NAMES = {expert_source(name): name for name in TINY_EXPERTS}

@@ -1,13 +1,13 @@
-"""CAST's tiny experts in the papers' regime (experiments/tiny_regime_design.md, amendment 7), shipped in the
+"""CAST's tiny experts in the papers' regime (docs/tiny_regime_design.md, amendment 7), shipped in the
 repository as the image stand-ins are, so that a table loads a released file as the paper does, the same file on
 every machine, and never pretrains one at its start.
 
-- The spatial expert (CLIP's role) is the image stand-in ``cast_tiny_clip`` (``experiments.image_pretraining``).
+- The spatial expert (CLIP's role) is the image stand-in ``cast_tiny_clip`` (``experiments.tiny_pretraining.images``).
 - The temporal experts (VideoMAE's role, and MVD's) are ``SHIPPED``: masked video autoencoding of the set that
   stands in for the paper's pretraining data, to the image stand-ins' rule (a cosine to zero over 40 epochs). They
   are written by ``python -m experiments pretrain-experts NAME`` into
-  ``experiments/tiny_pretrained/cast_tiny_<NAME>.safetensors`` (the expert's own layout) beside a record of each
-  epoch's validation loss, and read through the source ``tiny_expert:<NAME>@<sha256 prefix>``.
+  ``experiments/tiny_pretraining/weights/cast_tiny_<NAME>.safetensors`` (the expert's own layout) beside a record of
+  each epoch's validation loss, and read through the source ``tiny_expert:<NAME>@<sha256 prefix>``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..image_pretraining import (CAST_SPATIAL, CAST_SPATIAL_IN21K, TINY_PRETRAINED, digest_source, file_digest,
+from ..tiny_pretraining.images import (CAST_SPATIAL, CAST_SPATIAL_IN21K, TINY_PRETRAINED, digest_source, file_digest,
                                  resolve_digest_source, tiny_image_source)
 from ..presets import REGIME_STAND_INS
-from ..pretraining import EXPERT_FILE, ExpertPretraining, pretrain_expert
-from ..spec import DataConfig, _plain
-from ..tasks import register_source
+from ..harness.commands import register_command
+from ..tiny_pretraining.experts import EXPERT_FILE, ExpertPretraining, pretrain_expert
+from ..harness.spec import DataConfig, _plain
+from ..harness.tasks import register_source
 from .experts import TINY_EXPERTS
 
 SOURCE_PREFIX = "tiny_expert"
@@ -44,9 +45,9 @@ SHIPPED: dict[str, ExpertPretraining] = {
     name: dataclasses.replace(TINY_EXPERTS[name], data=_regime_data(stand_in), epochs=40)
     for name, stand_in in (("videomae_ek100", "EK-100"), ("videomae_ssv2", "SSv2"), ("videomae_k400", "K-400"),
                            ("mvd_ek100", "EK-100"))}
-SHIPPED_NOTE = ("Tiny experts, shipped in `experiments/tiny_pretrained/` (the design's amendment 7): the spatial "
-                "expert (CLIP's role) pretrained on `synth_images`, never on a table's set; VideoMAE pretrained on "
-                "EK100 / SSV2 / K400 = 40 epochs of masked video autoencoding of `synth_verbnoun` / "
+SHIPPED_NOTE = ("Tiny experts, shipped in `experiments/tiny_pretraining/weights/` (the design's amendment 7): the "
+                "spatial expert (CLIP's role) pretrained on `synth_images`, never on a table's set; VideoMAE "
+                "pretrained on EK100 / SSV2 / K400 = 40 epochs of masked video autoencoding of `synth_verbnoun` / "
                 "`synth_motion_pairs` / `synth_objects`.")
 
 
@@ -55,7 +56,7 @@ def shipped_path(name: str, folder: Path = TINY_PRETRAINED) -> Path:
 
 
 def shipped_source(name: str, folder: Path = TINY_PRETRAINED) -> str:
-    """``tiny_expert:<name>@<sha256 prefix>`` (``experiments.image_pretraining.digest_source``)."""
+    """``tiny_expert:<name>@<sha256 prefix>`` (``experiments.tiny_pretraining.images.digest_source``)."""
     if name not in SHIPPED:
         raise ValueError(f"no shipped tiny expert {name!r}; known: {', '.join(SHIPPED)}")
     return digest_source(SOURCE_PREFIX, name, shipped_path(name, folder))
@@ -69,7 +70,8 @@ def resolve_shipped_source(rest: str, folder: Path = TINY_PRETRAINED) -> str:
 register_source(SOURCE_PREFIX, resolve_shipped_source, check_early=True)
 
 
-# The spatial experts' stand-ins in the regime: image stand-ins (experiments.image_pretraining), one per structure.
+# The spatial experts' stand-ins in the regime: image stand-ins (experiments.tiny_pretraining.images), one per
+# structure.
 SPATIAL_STAND_INS = {"clip": CAST_SPATIAL, "vit_in21k": CAST_SPATIAL_IN21K}
 
 
@@ -90,7 +92,7 @@ def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:
     from data.atomic_write import atomic_write_text
     from lightning_modules.image_classifier import EpochHistory
 
-    from ..provenance import cpu_kernels, git_commit, library_versions
+    from ..harness.provenance import cpu_kernels, git_commit, library_versions
 
     config, history = SHIPPED[name], EpochHistory()
     start = time.perf_counter()
@@ -115,10 +117,11 @@ def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:
     return path
 
 
+@register_command
 def add_command(sub: argparse._SubParsersAction) -> None:
     """``pretrain-experts NAME [...]``: the subcommand of ``python -m experiments``."""
     parser = sub.add_parser("pretrain-experts", help="pretrain CAST's tiny temporal experts and write "
-                                                      "experiments/tiny_pretrained/cast_tiny_<name>.safetensors")
+                                                      "experiments/tiny_pretraining/weights/cast_tiny_<name>.safetensors")
     parser.add_argument("names", nargs="+", choices=sorted(SHIPPED), metavar="NAME",
                         help=f"one or more of: {', '.join(SHIPPED)}")
     parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and records")

@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..bench import measure_sweep
+from ..harness.timings import measure_sweep
 from ..presets import GPU_TRAINER, MAX_LOADER_WORKERS, THREE_SEEDS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
-from ..spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig, ScalePreset,
-                   StaticColumn, SweepPlot, TableSpec, register_table)
-from ..static import MEASURED
-from ..tasks import Task, get_task, register_task, test_protocol, tested_only
+from ..harness.spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig,
+                            ScalePreset, StaticColumn, SweepPlot, TableSpec, register_table)
+from ..harness.static import MEASURED
+from ..harness.tasks import Task, get_task, register_task, test_protocol, tested_only
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
 
@@ -243,9 +243,9 @@ def time_forward(table_id: str, row_key: str, size: int) -> float:
     return temporal_attention_time(size, D_N, WND, which, DIM, HEADS, repeats=TIME_REPEATS[table_id])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measure(table_id: str, row_key: str) -> dict[str, Any]:
-    """Every point of one row, counted and timed once (the static columns read it; ``experiments.bench``):
+    """Every point of one row, counted and timed once (the static columns read it; ``experiments.harness.timings``):
     attention FLOPs, windows, seconds, and the fitted exponents in the swept axis (of the attention FLOPs, of the
     FLOPs per window, of the time)."""
     return measure_sweep(SWEEPS[table_id].sizes, lambda n: count_flops(table_id, row_key, n)["attention"],

@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from ..presets import THREE_SEEDS
-from ..spec import (
+from ..harness.spec import (
     Computed,
     DataConfig,
     DerivedColumn,
@@ -34,7 +34,7 @@ from ..spec import (
     TrainerConfig,
     register_table,
 )
-from ..static import MEASURED, NEEDS_GPU, measured_device
+from ..harness.static import MEASURED, NEEDS_GPU, measured_device
 
 TASKS = {"ListOps": "listops", "Text": "text", "Retrieval": "retrieval", "Image": "image", "Pathfinder": "pathfinder"}
 PAPER_LENGTH, TINY_LENGTH = 2000, 128

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from experiments.execute import execute
+from experiments.harness.execute import execute
 from experiments.synthetic_learnability.summary import run_config, summary_rows, synthetic_sets
 
 

@@ -12,7 +12,7 @@ import dataclasses
 
 from ..mformer.tables import TRAJECTORY
 from ..presets import REGIME_STAND_INS, TINY, TINY_REGIME, TINY_STAND_INS
-from ..spec import MetricColumn, RowSpec, TableSpec, register_experiment
+from ..harness.spec import MetricColumn, RowSpec, TableSpec, register_experiment
 
 # The verb-noun set trains 40 epochs, as Motionformer Table 6c's tiny schedule: verbs leave a plateau late. The sets
 # of the tiny scale in the papers' regime start from its image stand-in, as Table 4's runs on them do.

@@ -4,8 +4,8 @@ generated table, ``reports.readme``)."""
 
 from __future__ import annotations
 
-from ..plan import resolve_runs
-from ..spec import RunConfig, table_spec
+from ..harness.plan import resolve_runs
+from ..harness.spec import RunConfig, table_spec
 
 EXPERIMENT = "synthetic_learnability"
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..bench import inference_rate
-from ..presets import (GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2, TINY_FRAME_WISE,
-                       TINY_FRAME_WISE_REGIME, regime_seeds)
-from ..spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
-                   SweepPlot, TableSpec, register_experiment, register_table)
-from ..static import MEASURED, paper_config
-from ..tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
+from ..harness.spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
+                            SweepPlot, TableSpec, register_experiment, register_table)
+from ..harness.static import MEASURED, paper_config
+from ..harness.tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
+from ..harness.timings import inference_rate
+from ..presets import (FIVE_SEEDS, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2, TINY_FRAME_WISE,
+                       TINY_FRAME_WISE_REGIME)
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
@@ -80,7 +80,7 @@ XVIT_PAPER_K400 = ScalePreset(
                       label_smoothing=0.3, mixup_alpha=0.4),
     trainer=XVIT_PAPER_TRAINER,
 )
-# The tiny scale in the papers' regime (experiments/tiny_regime_design.md): the frame-wise ViT from the image
+# The tiny scale in the papers' regime (docs/tiny_regime_design.md): the frame-wise ViT from the image
 # stand-in, on synth_objects (K-400) and synth_motion_pairs (SSv2).
 SCALES_K400_IN_REGIME = {"tiny": TINY_FRAME_WISE_REGIME, "paper": XVIT_PAPER_K400}
 SCALES_SSV2_IN_REGIME = {"tiny": TINY_FRAME_WISE_REGIME, "paper": XVIT_PAPER_SSV2}
@@ -157,7 +157,7 @@ def xvit_table2() -> TableSpec:
                       scales=OFFICIAL_DROPOUT["attention"])),
         metric_columns=(MetricColumn("Top-1", "top1", dataset="SSv2", run="SSv2"),),
         scales=SCALES_SSV2_IN_REGIME,
-        tiny_seeds=regime_seeds("xvit_table2"),
+        tiny_seeds=FIVE_SEEDS,
         notes="The extracted supplementary kept only the first row's number (60.8%); the other paper cells are "
               "blank (—), not zero. " + RECIPE_CHOICES,
     )
@@ -195,7 +195,7 @@ def xvit_figure1() -> TableSpec:
         scales=SCALES_K400_IN_REGIME,
         plot=SweepPlot(x_label="temporal crops at test time (3 spatial crops each)", x_values=FIGURE1_CROPS,
                        panels={"K-400 column data": tuple(c.column for c in columns)}),
-        tiny_seeds=regime_seeds("xvit_figure1"),
+        tiny_seeds=FIVE_SEEDS,
         notes=f"One model is trained (the {columns[0].column} column); every other column tests that model's last "
               f"checkpoint with more temporal crops and trains nothing. The paper plots the sweep without values "
               f"and does not list its crop counts; we test {', '.join(map(str, FIGURE1_CROPS))}. " + RECIPE_CHOICES,
@@ -209,7 +209,7 @@ THROUGHPUT_REPEATS = 3
 
 def videos_per_second(spec: TableSpec, row: RowSpec) -> Computed:
     """Inference throughput of the row's paper-scale model, batch 1, after one warm-up pass: measured on the GPU
-    when there is one (bf16 autocast), else on this CPU (fp32, all its threads) (``experiments.bench``)."""
+    when there is one (bf16 autocast), else on this CPU (fp32, all its threads) (``experiments.harness.timings``)."""
     cfg = paper_config(spec, row)
     rate, where = inference_rate(cfg, THROUGHPUT_REPEATS)
     shape = f"{cfg.data.num_frames}x{cfg.data.crop_size}²"

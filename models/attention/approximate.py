@@ -13,7 +13,8 @@ ignores the budget), so a sequence model can switch kernels by name.
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

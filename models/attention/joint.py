@@ -32,7 +32,7 @@ class _DenseOutputGrad(torch.autograd.Function):
     whose outputs are consumed differently then share one graph: the second call's gradient is read with the
     first call's strides, out of bounds (an illegal memory access) or at the wrong elements (wrong gradients,
     silently). Trajectory attention's CLS query does this between Avg_T and Att_T rows trained in one process
-    (experiments/mformer/README.md#one-process-many-rows-on-a-gpu). The gradient handed on has the strides of a
+    (docs/cudnn_attention_cache.md). The gradient handed on has the strides of a
     fresh tensor of its shape, size-1 axes included (``is_contiguous`` ignores theirs; the graph keeps them), so every
     call with a given q, k, v layout hands cuDNN the same ones.
     """

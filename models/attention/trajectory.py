@@ -9,7 +9,7 @@ contracted with the query: the same function, a fifth of the FLOPs) and keeps on
 On CUDA tensors it runs as one fused Triton operation (``trajectory_triton.py``), elsewhere through PyTorch
 (``trajectory_pool.py``, one query frame a pass: the least memory); ``stage_two_kernel`` chooses.
 Design and the official code's options: experiments/mformer/README.md#where-the-code-differs-from-the-paper;
-memory: experiments/mformer/README.md#what-changed; speed: experiments/mformer/README.md#the-fused-stage-two.
+memory: docs/mformer_memory.md#what-changed; speed: docs/mformer_memory.md#the-fused-stage-two.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ tokens are made from, never the tokens themselves unless they are the input (exa
 same storage). ``source(t, *inputs)`` returns the trajectory tokens of query frame t, so a pass of
 ``frames_per_pass`` query frames at a time is built and pooled (forward) or rebuilt and differentiated (backward):
 one frame a pass bounds the transient tensors to one frame's, all T in one pass launches T times fewer kernels. No
-dropout. Why and what it saves: experiments/mformer/README.md#what-changed.
+dropout. Why and what it saves: docs/mformer_memory.md#what-changed.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ uncovered and the corrected cover: experiments/d3da/README.md#the-printed-loops-
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import torch
@@ -31,7 +31,7 @@ def check_window(wnd: int, cover: str, option: str = "wnd") -> None:
         raise ValueError(f"{option} must be an int >= 2 (stride = floor(wnd / 2) must be >= 1), got {wnd!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def printed_window_starts(n: int, wnd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(query starts, key/value starts) of the loops of Algorithms A1/A2 as printed, for n tokens.
 
@@ -56,7 +56,7 @@ def printed_window_starts(n: int, wnd: int) -> tuple[tuple[int, ...], tuple[int,
     return tuple(query), tuple(kv)
 
 
-@lru_cache(maxsize=None)
+@cache
 def full_window_starts(n: int, wnd: int) -> tuple[int, ...]:
     """Starts of the corrected cover: 0, s, 2s, ... below n - wnd, then n - wnd (one start 0 when wnd >= n)."""
     check_window(wnd, "full")
@@ -65,7 +65,7 @@ def full_window_starts(n: int, wnd: int) -> tuple[int, ...]:
     return tuple(starts + [last])
 
 
-@lru_cache(maxsize=None)
+@cache
 def window_pairs(n: int, wnd: int, cover: Cover) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
     """The paired (query window, key/value window) index lists for n tokens: two tuples of D windows each.
 
@@ -86,7 +86,7 @@ def window_pairs(n: int, wnd: int, cover: Cover) -> tuple[tuple[tuple[int, ...],
             tuple(tuple(range(k, k + wnd)) for _, k in pairs))
 
 
-@lru_cache(maxsize=None)
+@cache
 def query_coverage(n: int, wnd: int, cover: Cover) -> tuple[int, ...]:
     """How many paired query windows hold each of the n tokens (0 = not updated by the attention)."""
     counts = [0] * n

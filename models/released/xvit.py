@@ -45,7 +45,8 @@ from torch import Tensor, nn
 
 from ..attention import FrameAttention, SpaceTimeMixingAttention
 from ..attention.temporal_shift import channels_per_direction
-from ..video_vit import TemporalAttentionPool, VideoViT
+from ..video_vit import VideoViT
+from ..xvit import TemporalAttentionPool
 from .base import ReleasedLayout, RequiredModel, differing, stored_config
 
 _logger = logging.getLogger(__name__)

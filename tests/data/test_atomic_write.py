@@ -43,14 +43,14 @@ def _run_killed(code: str) -> None:
 
 
 def test_killed_while_writing_metrics_json_keeps_the_previous_record(tmp_path):
-    from experiments.records import read_record, write_record
+    from experiments.harness.records import read_record, write_record
 
     path = tmp_path / "run" / "metrics.json"
     first = {"metrics": {"top1": 61.25}, "padding": "x" * 100_000}
     write_record(path, first)
     _run_killed(f"""
         from pathlib import Path
-        from experiments.records import write_record
+        from experiments.harness.records import write_record
         write_record(Path({str(path)!r}), {{"metrics": {{"top1": 99.0}}, "padding": "y" * 100_000}})
     """)
     assert read_record(path) == first
@@ -78,7 +78,7 @@ def test_killed_while_writing_a_checkpoint_keeps_the_previous_checkpoint(tmp_pat
 
 
 def test_killed_while_writing_static_json_or_a_report_keeps_the_previous_file(tmp_path):
-    """static.json and the reports go through the same helper (``experiments.static``, ``reports.build``)."""
+    """static.json and the reports go through the same helper (``experiments.harness.static``, ``reports.build``)."""
     from data.atomic_write import atomic_write_text
 
     for name, first in (("static.json", json.dumps({"cells": {"joint": 180.5}})), ("mformer_table4.md", "# old\n")):

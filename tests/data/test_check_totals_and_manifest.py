@@ -16,7 +16,7 @@ from data.__main__ import main
 from data.annotations import EPIC_COLUMNS
 from data.pose import ntu_body, write_ntu_skeleton, write_pennaction_labels
 from data.video_io import write_frame_folder
-from tests.experiments.test_cli_options import EPIC_SEGMENT_ROW, epic_root_with_one_short_video
+from tests.experiments.harness.test_cli_options import EPIC_SEGMENT_ROW, epic_root_with_one_short_video
 from tests.data.test_cli import run_check, random_frames, kinetics_root  # noqa: F401  (kinetics_root: a fixture)
 
 
@@ -131,7 +131,7 @@ def test_a_segment_past_the_end_in_the_validation_split_fails_the_all_splits_che
 
 
 def test_manifest_goes_to_the_working_directory_only_when_the_default_target_cannot_be_written(
-        kinetics_root, tmp_path, monkeypatch, capsys):
+        kinetics_root, tmp_path, monkeypatch, capsys):  # noqa: F811  (kinetics_root: the fixture imported above)
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)

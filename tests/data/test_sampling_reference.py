@@ -1,7 +1,7 @@
 """Clip sampling and spatial transforms against literal references: frame indices written out by plain loops from the
 documented formulas (data/README.md, Clip sampling), pixels read back from small tensors whose values name their own
-row, column, frame and channel. Complements tests/data/test_loading.py, tests/data/test_transforms.py and tests/data/test_pose_transforms.py,
-which check these mostly through the same code or through shapes."""
+row, column, frame and channel. Complements tests/data/test_loading.py, tests/data/test_transforms.py and
+tests/data/test_pose_transforms.py, which check these mostly through the same code or through shapes."""
 
 from __future__ import annotations
 

@@ -370,8 +370,8 @@ def test_every_paper_presets_training_augmentation_survives_many_draws():
     import inspect
     import json
 
-    from experiments.plan import resolve_runs
-    from experiments.spec import registered_specs, table_spec
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.spec import registered_specs, table_spec
 
     accepted = set(inspect.signature(TrainTransform).parameters) - {"crop_size", "scale", "hflip", "rng"}
     augments = {json.dumps({k: v for k, v in cfg.data.options.items() if k in accepted}, sort_keys=True)

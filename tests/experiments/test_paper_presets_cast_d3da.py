@@ -15,10 +15,10 @@ from __future__ import annotations
 import pytest
 
 from experiments.d3da import tables as d3da
-from experiments.provenance import batch_and_lr
-from experiments.plan import resolve_runs
-from experiments.spec import table_spec
-from experiments.tasks import model_kwargs
+from experiments.harness.provenance import batch_and_lr
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import table_spec
+from experiments.harness.tasks import model_kwargs
 from models import create_model
 from tests.experiments.cast.test_recipes import ABLATIONS, SOTA, paper_runs
 from tests.experiments.d3da.test_specs import paper_run

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from experiments.plan import missing_data, needs_another_run, resolve_runs
-from experiments.runner import execute
-from experiments.spec import RunConfig, registered_specs, table_spec
+from experiments.harness.plan import missing_data, needs_another_run, resolve_runs
+from experiments.harness.runner import execute
+from experiments.harness.spec import RunConfig, registered_specs, table_spec
 
 
 def paper_recipe_on_tiny(tiny: RunConfig, paper: RunConfig) -> RunConfig:

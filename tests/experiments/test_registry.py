@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from experiments import spec as spec_module
-from experiments.__main__ import main, show_json
-from experiments.paper_tables import paper_table, paper_tables
-from experiments.plan import check_buildable, resolve_runs
-from experiments.spec import SCALES, RowSpec, TableSpec, registered_specs, table_spec, table_status
-from experiments.static import compute_static
-from experiments.tasks import get_task
+from experiments.harness import spec as spec_module
+from experiments.__main__ import main
+from reports.console import show_json
+from experiments.paper_tables import INVENTORY, paper_table, paper_tables
+from experiments.harness.plan import check_buildable, resolve_runs
+from experiments.harness.spec import SCALES, RowSpec, TableSpec, registered_specs, table_spec, table_status
+from experiments.harness.static import compute_static
+from experiments.harness.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,9 +24,10 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True)
 
 
-def test_inventory_has_all_46_tables_with_their_layout():
+def test_inventory_has_every_entry_of_its_file_with_its_layout():
     tables = paper_tables()
-    assert len(tables) == 46
+    entries = [line for line in INVENTORY.read_text(encoding="utf-8").splitlines() if line.startswith("- id: ")]
+    assert list(tables) == [line.removeprefix("- id: ") for line in entries]
     t4 = paper_table("mformer_table4")
     assert t4.columns == ("Attention", "Att_T", "Avg_T", "Norm_S", "Norm_ST", "GFLOPS", "K-400", "SSv2")
     assert [r.cells["SSv2"] for r in t4.rows] == [64.0, 64.2, 60.0, 60.9, 66.5]
@@ -35,10 +37,11 @@ def test_inventory_has_all_46_tables_with_their_layout():
 def test_list_prints_one_line_per_table_starting_with_its_id(capsys):
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[0] for line in lines[:46]] == list(paper_tables())
+    tables = len(paper_tables())
+    assert [line.split()[0] for line in lines[:tables]] == list(paper_tables())
     assert "synthetic_learnability" in lines[-1]  # the repository's own experiments, after the paper tables
     assert "implemented" in next(line for line in lines if line.startswith("mformer_table4 "))
-    for line in lines[:46]:  # each line ends with the table's status
+    for line in lines[:tables]:  # each line ends with the table's status
         assert line.rstrip().endswith(table_status(line.split()[0])), line
 
 
@@ -105,7 +108,7 @@ def test_show_keeps_the_dash_of_an_own_experiments_run_that_has_not_finished(tmp
     assert lines == ["K-400:50.0", "SSv2:—"]
 
 
-# Every table of the five papers is implemented; the paths for a listed table without a spec (a new paper's) are
+# Every table of the papers is implemented; the paths for a listed table without a spec (a new paper's) are
 # checked on one table taken out of the registry for the test.
 @pytest.fixture
 def unregistered_table(monkeypatch):
@@ -135,7 +138,7 @@ def test_unknown_id_lists_close_matches():
 
 
 def test_a_run_without_data_names_each_missing_dataset_once(tmp_path, monkeypatch, capsys):
-    import experiments.runner as runner
+    import experiments.harness.runner as runner
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)  # not what this test is about
     empty = tmp_path / "empty"
@@ -159,12 +162,12 @@ def test_an_unknown_id_suggests_only_really_close_ids(capsys):
 
 
 def test_run_creates_the_reports_dir_before_training(tmp_path, monkeypatch):
-    import experiments.__main__ as cli_module
+    import experiments.__main__ as entry_point
 
     reports = tmp_path / "not" / "yet"
     seen = []
-    monkeypatch.setattr(cli_module, "run_table", lambda *a, **k: seen.append(reports.is_dir()) or [])
-    cli_module.run_and_report("mformer_table4", runs_root=tmp_path / "runs", reports_dir=reports, echo=lambda _: None)
+    monkeypatch.setattr(entry_point, "run_table", lambda *a, **k: seen.append(reports.is_dir()) or [])
+    entry_point.run_and_report("mformer_table4", runs_root=tmp_path / "runs", reports_dir=reports, echo=lambda _: None)
     assert seen == [True] and (reports / "mformer_table4.md").exists()
 
 

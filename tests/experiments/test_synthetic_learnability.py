@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from experiments.plan import resolve_runs
-from experiments.records import comparable_config, experiment_key
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import comparable_config, experiment_key
 from experiments.synthetic_learnability.summary import run_config, summary_rows
 from reports.records import RESULTS_DIR
 
 
 def _same_run(a, b) -> bool:
-    return json.dumps(comparable_config(a.to_dict()), sort_keys=True) == json.dumps(comparable_config(b.to_dict()), sort_keys=True)
+    return (json.dumps(comparable_config(a.to_dict()), sort_keys=True)
+            == json.dumps(comparable_config(b.to_dict()), sort_keys=True))
 
 
 @pytest.mark.parametrize("name,table,row,column", [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import runner
+from experiments.harness import runner
 from tests.experiments.micro_run import RUN, cli_command, cli_env
 from tests.faults.commands import EXACT_ARGS, finish, output, started, wait_until
 

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 
-from experiments.run_lock import hold_run, lock_path
+from experiments.harness.run_lock import hold_run, lock_path
 
 from tests.experiments.micro_run import RUN, TABLE
 
 HOLD = """
 import sys, time
-from experiments.run_lock import hold_run
+from experiments.harness.run_lock import hold_run
 with hold_run(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

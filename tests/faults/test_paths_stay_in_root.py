@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from experiments.__main__ import main
-from experiments.plan import resolve_runs
-from experiments.records import pretrained_weights
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import pretrained_weights
 
 SOURCE = "run:mformer_table6b/mformer/K-400"
 
@@ -118,7 +118,7 @@ def test_tracking_a_record_never_writes_outside_the_tracked_folder(tmp_path, row
     """``reports track`` names the tracked file by the record's own table and row fields: a local record whose row
     climbs out is refused with one line naming it, and nothing is written anywhere (the good records of the table
     neither: every path is checked before the first write)."""
-    from experiments.spec import table_spec
+    from experiments.harness.spec import table_spec
     from reports.records import track
     from tests.reports.test_tracked_results import make_record, write_local
 

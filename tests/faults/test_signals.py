@@ -2,7 +2,7 @@
 none is left behind, finished runs keep their records and a cut run its last checkpoint, one line says the command
 was interrupted and how to resume it, and the exit status is 143 (SIGTERM) or 130 (SIGINT), as a shell reports a
 process the signal ended. The same command then resumes the cut run to the numbers and weights of an uninterrupted
-one, as after a SIGKILL (``tests/experiments/test_resume.py``)."""
+one, as after a SIGKILL (``tests/experiments/harness/test_resume.py``)."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import signal
 import pytest
 import torch
 
-from experiments.run_lock import lock_path
+from experiments.harness.run_lock import lock_path
 
 from tests.experiments.micro_run import MICRO_ARGS, RUN, TABLE, run_cli
 from tests.faults.commands import (BATCHES_PER_EPOCH, EXACT_ARGS, assert_nothing_left, checkpoint_state, finish,

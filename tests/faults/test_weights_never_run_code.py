@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from experiments.__main__ import main
-from experiments.execute import execute
-from experiments.plan import resolve_runs
-from experiments.records import pretrained_weights
-from experiments.tasks import build_model
+from experiments.harness.execute import execute
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import pretrained_weights
+from experiments.harness.tasks import build_model
 from lightning_modules.checkpoint_io import SafeCheckpointIO
 from models import load_pretrained
 from models.cast import build_expert
@@ -99,7 +99,7 @@ def test_the_planted_files_run_their_code_when_loaded_as_torch_would(tmp_path):
 
 def through_a_run(source: str, tmp_path, table: str = "mformer_table4", row: str = "joint", classes: int = 4):
     """The model ``run`` builds for ``table``'s ``row`` with ``--pretrained source``: its sources resolved
-    (``pretrained_weights``), then loaded (``build_model``), as ``experiments.execute`` does."""
+    (``pretrained_weights``), then loaded (``build_model``), as ``experiments.harness.execute`` does."""
     (cfg,) = resolve_runs(table, rows=[row], overrides={**MICRO, "model": {"pretrained": source}})[:1]
     return build_model(cfg, classes, weights=pretrained_weights(cfg, tmp_path / "runs"))
 
@@ -115,7 +115,7 @@ def test_a_local_file(tmp_path):
     message = refused(archive, lambda: through_a_run(str(archive), tmp_path))
     assert f"torchscript:{archive}" in message  # the opt-in, named
     for source in (str(pickled), f"torchscript:{pickled}"):
-        refused(pickled, lambda: through_a_run(source, tmp_path))
+        refused(pickled, lambda source=source: through_a_run(source, tmp_path))
     same(through_a_run(f"torchscript:{archive}", tmp_path), weights, [(k, k) for k in weights])
     assert not archive_marker.exists() and not pickle_marker.exists()
 
@@ -142,7 +142,7 @@ def test_an_official_checkpoint(tmp_path):
     load = lambda source: through_a_run(source, tmp_path, "mformer_official", "mformer_b", 8)  # noqa: E731
     refused(archive, lambda: load(f"official:{archive}"))
     for source in (f"official:{pickled}", f"official:torchscript:{pickled}"):
-        refused(pickled, lambda: load(source))
+        refused(pickled, lambda source=source: load(source))
     same(load(f"official:torchscript:{archive}"), official,
          [("patch_embed.proj.weight", "patch_embed_3d.proj.weight"), ("time_embed", "temp_embed"),
           ("blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.weight"), ("head.weight", "head.weight")])
@@ -207,7 +207,7 @@ def test_each_cast_expert_source_kind(tmp_path, kind):
     message = refused(archive, lambda: load_pretrained(expert(), f"{kind}{archive}"))
     assert f"torchscript:{archive}" in message
     for source in (f"{kind}{pickled}", f"{kind}torchscript:{pickled}"):
-        refused(pickled, lambda: load_pretrained(expert(), source))
+        refused(pickled, lambda source=source: load_pretrained(expert(), source))
     loaded = expert()
     load_pretrained(loaded, f"{kind}torchscript:{archive}")
     same(loaded, weights, compared)

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from tests.data.test_formats import frame_ids, index_frames  # frames that show their index as stripes
-from tests.experiments.test_resume_reference import Draws, process_draws
+from tests.experiments.harness.test_resume_reference import Draws, process_draws
 
 
 # --- SafeCheckpointIO: where and how the bytes are staged ----------------------------------------------------------

@@ -11,10 +11,10 @@ import lightning as L
 import pytest
 import torch
 
-import experiments.tasks as tasks
+import experiments.harness.tasks as tasks
 import lightning_modules.label_propagation as label_propagation
-from experiments.provenance import provenance
-from experiments.plan import resolve_runs
+from experiments.harness.provenance import provenance
+from experiments.harness.plan import resolve_runs
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 

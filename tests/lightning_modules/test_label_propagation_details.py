@@ -4,7 +4,8 @@ against literal values of the sources the protocol follows and plain formulas wr
 * ``evaluate_davis`` with no options runs DINO's protocol (``eval_video_segmentation.py`` argparse defaults
   ``--n_last_frames 7 --size_mask_neighborhood 12 --topk 5``, temperature 0.1 hard-coded, ``read_frame``'s 480 short
   side with the long side floored to a multiple of 64) and scores with ``davis2017-evaluation``'s ``bound_th=0.008``;
-* ``propagate_labels`` called without options equals the slow reference of ``tests/lightning_modules/test_label_propagation.py`` run with those
+* ``propagate_labels`` called without options equals the slow reference of
+``tests/lightning_modules/test_label_propagation.py`` run with those
   literal values, on a grid wide enough for the radius of 12 patches and a sequence long enough for the queue of 7;
 * ``first_frame_labels``: the first annotation reaches the feature grid as DINO's ``read_seg`` (PIL nearest, one-hot);
 * ``sequence_scores`` scores the objects of the first annotation only (``davis2017/davis.py::get_all_masks``), not an
@@ -27,7 +28,8 @@ from lightning_modules.label_propagation import (pos_embed_for, evaluate_davis, 
                                                  video_vit_patch_features)
 from models import create_model
 from tests.lightning_modules.test_label_propagation import one_thread  # noqa: F401  (autouse: one thread for tiny tensors)
-from tests.lightning_modules.test_label_propagation import reference_propagation  # DINO's label_propagation, one target patch at a time
+# DINO's label_propagation, one target patch at a time
+from tests.lightning_modules.test_label_propagation import reference_propagation
 from tests.lightning_modules.test_label_propagation_reference import spy_on_propagation_and_scores
 
 

@@ -33,7 +33,8 @@ from lightning_modules.label_propagation import (VideoViTFeatures, evaluate_davi
                                                  segment_sequence, video_vit_patch_features)
 from models import create_model
 from tests.lightning_modules.test_label_propagation import one_thread  # noqa: F401  (autouse: one thread for tiny tensors)
-from tests.lightning_modules.test_label_propagation import oracle_features  # mean colour of each patch: features that identify the objects
+# mean colour of each patch: features that identify the objects
+from tests.lightning_modules.test_label_propagation import oracle_features
 
 
 # --- boundary F: davis2017/metrics.py, pixel by pixel ------------------------------------------------------------

@@ -220,8 +220,8 @@ def test_a_paper_presets_global_batch_counts_every_node_and_sets_the_lr_for_fewe
     (linear) or 1/sqrt(2) of it (sqrt)."""
     import dataclasses
 
-    from experiments.provenance import batch_and_lr, with_paper_batch
-    from experiments.plan import resolve_runs
+    from experiments.harness.provenance import batch_and_lr, with_paper_batch
+    from experiments.harness.plan import resolve_runs
 
     paper = resolve_runs("msca_table1", scale="paper", rows=["msca_kv_h1"])[0]
     assert paper.data.batch_size == 21 and paper.trainer.accumulate_grad_batches == 10

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_modules.stop_checkpoint import CheckpointOnStop
 
 STEPS, SIGNAL_AT = 8, 3  # the signal lands while the 3rd step trains (an epoch is one batch: a plain loader
-# resumes at an epoch's end; mid-epoch resumes need the runs' own loaders, tests/experiments/test_slurm_jobs.py)
+# resumes at an epoch's end; mid-epoch resumes need the runs' own loaders:
+# tests/experiments/harness/cluster/test_slurm_jobs.py)
 
 
 class _Linear(L.LightningModule):

@@ -6,7 +6,8 @@ Checked against closed forms written out here, never against the code under test
   temporal attention of the divided block);
 - ``lra_gflops`` of the approximations of Table 5 (Orthoformer, Nystromformer with both pseudo-inverse orders,
   Performer), whose existing test only asks for less than exact attention;
-- ``experiments.static``: test views of the "GFLOPs x views" columns, ``changed_inputs`` / ``stale_note`` messages,
+- ``experiments.harness.static``: test views of the "GFLOPs x views" columns, ``changed_inputs`` / ``stale_note``
+messages,
   and ``paper_params`` counting every parameter once (frozen included, buffers excluded).
 """
 
@@ -19,8 +20,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from experiments.spec import StaticColumn, table_spec  # noqa: E402
-from experiments.static import (  # noqa: E402
+from experiments.harness.spec import StaticColumn, table_spec  # noqa: E402
+from experiments.harness.static import (  # noqa: E402
     cell_inputs, changed_inputs, inputs_key, paper_gflops, paper_params, stale_note, views_inputs,
 )
 from models import model_gflops  # noqa: E402
@@ -126,7 +127,7 @@ def test_performer_counts_features_numerator_and_denominator():
     assert lra_gflops("performer", budget=m, seq_len=n) == pytest.approx(expected, rel=1e-12)
 
 
-# ---- experiments.static ---------------------------------------------------------------------------------------
+# ---- experiments.harness.static ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("table_id,clips,crops", [("mformer_table6a", 1, 3), ("mformer_table6b", 10, 3)])
@@ -191,7 +192,7 @@ class _PartlyFrozen(nn.Module):
 
 
 def test_paper_params_counts_every_parameter_once_and_no_buffer(monkeypatch):
-    import experiments.static as static
+    import experiments.harness.static as static
 
     monkeypatch.setattr(static, "build_model", lambda *args, **kwargs: _PartlyFrozen())
     spec = table_spec("mformer_table7")

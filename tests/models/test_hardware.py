@@ -8,7 +8,7 @@ import types
 
 import torch
 
-from experiments import provenance
+from experiments.harness import provenance
 from models import hardware
 
 X86_CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 106\n"

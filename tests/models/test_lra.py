@@ -9,7 +9,6 @@ import random
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import models  # noqa: E402  (repairs torchvision before anything imports timm)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -428,7 +427,7 @@ def test_sequence_classifier_fits_a_listops_batch(tmp_path):
 
 
 def table5_listops(scale, data_root):
-    from experiments.plan import resolve_runs
+    from experiments.harness.plan import resolve_runs
 
     return next(c for c in resolve_runs("mformer_table5", scale, rows=["exact"], data_root=data_root)
                 if c.column == "ListOps")
@@ -438,8 +437,8 @@ def test_listops_reads_the_release_under_the_data_root_and_is_generated_without_
     """Table 5 at paper scale with --data-root: ListOps reads ``lra_listops/`` when it is there, and is generated
     locally when it is not (its column runs everywhere); tiny scale always generates its own small set. An
     incomplete release is an error naming the file, never replaced by a generated set."""
-    from experiments.plan import missing_data
-    from experiments.tasks import get_task
+    from experiments.harness.plan import missing_data
+    from experiments.harness.tasks import get_task
 
     absent = tmp_path / "absent"
     absent.mkdir()
@@ -459,7 +458,7 @@ def test_listops_reads_the_release_under_the_data_root_and_is_generated_without_
 def test_a_listops_run_on_the_release_records_and_reports_the_release(tmp_path, monkeypatch, capsys):
     """`run mformer_table5 --scale paper --data-root DIR` with the LRA release under DIR/lra_listops/ trains on
     it: the record says its data was not generated and the cell names `lra_listops` alone."""
-    import experiments.runner as runner
+    import experiments.harness.runner as runner
     from experiments.__main__ import main
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)  # not what this test is about

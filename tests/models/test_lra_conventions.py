@@ -307,7 +307,7 @@ TRAIN_ITEMS = {"ListOps": 96_000, "Text": 25_000, "Retrieval": 147_086, "Image":
 
 
 def test_table5_budgets_and_paper_training_configuration_per_task():
-    from experiments.spec import table_spec
+    from experiments.harness.spec import table_spec
 
     spec = table_spec("mformer_table5")
     paper = {"exact": None, "performer": 256, "nystrom": 128, "orthoformer": 64}  # Table 5's rows

@@ -1,6 +1,6 @@
 """Official Motionformer checkpoints (models/released/mformer.py) in the layouts the main parity test does not
-write, each checked against the official forward pass re-implemented in ``tests/experiments/mformer/test_official.py`` or
-against the refusal the module documents:
+write, each checked against the official forward pass re-implemented in ``tests/experiments/mformer/test_official.py``
+or against the refusal the module documents:
 
 - a ``cfg`` without ``VIT.USE_ORIGINAL_TRAJ_ATTN_CODE`` (a configuration dumped before the flag existed) means the
   official default, ``True`` (``slowfast/config/defaults.py``), i.e. ``stage_two_values="trajectory"``;

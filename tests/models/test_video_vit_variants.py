@@ -4,7 +4,6 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import models  # noqa: E402  (repairs torchvision before anything imports timm)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 

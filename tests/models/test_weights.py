@@ -59,8 +59,8 @@ def test_a_cast_expert_source_refuses_a_pickle_that_would_run_code(tmp_path, kin
 def test_a_resumed_run_refuses_a_malicious_last_checkpoint(tmp_path):
     """The runner resumes from ``last.ckpt`` through Lightning with ``weights_only=True``: a planted checkpoint
     stops the run with the file's name and never runs its code."""
-    from experiments.plan import resolve_runs
-    from experiments.runner import execute
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.runner import execute
 
     micro = {"optim": {"epochs": 1, "warmup_epochs": 0},
              "data": {"synthetic_params": {"num_train": 16, "num_val": 8, "seed": 0}, "num_workers": 0,

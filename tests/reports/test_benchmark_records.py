@@ -1,5 +1,5 @@
-"""The shift family's benchmark records (``python -m reports benchmark-shift``): stamped with where and from which
-code they came, merged into their file, rendered as the README's tables; a malformed file is named and kept."""
+"""The shift family's benchmark records (``python -m tools shift-family --record FILE``): stamped with where and from
+which code they came, merged into their file, rendered as the README's tables; a malformed file is named and kept."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from reports.__main__ import main as reports_main
-from reports.benchmarks import STAMP, read_records, record_shift_benchmark, shift_tables
+from reports.benchmarks import STAMP, read_records, shift_tables
+from tools.__main__ import main as tools_main
+from tools.shift_family import record_shift_benchmark
 
 QUICK = ["--shape", "tiny", "--repeats", "1", "--min-seconds", "0"]  # torch's own thread count: a test sets none
 
@@ -18,7 +19,7 @@ def test_records_are_stamped_merged_and_rendered(tmp_path):
     first = record_shift_benchmark(path, [*QUICK, "--variants", "msca_kv"])
     assert [r["variant"] for r in first] == ["vit", "msca_kv"]
     assert all(r[k] for r in first for k in STAMP)
-    assert first[0]["command"] == f"python -m reports benchmark-shift {path} {' '.join(QUICK)} --variants msca_kv"
+    assert first[0]["command"] == f"python -m tools shift-family --record {path} {' '.join(QUICK)} --variants msca_kv"
 
     block = shift_tables(tmp_path)
     (row,) = [line for line in block.splitlines() if line.startswith("| block, tiny, 1")]
@@ -48,7 +49,7 @@ def test_records_are_stamped_merged_and_rendered(tmp_path):
 def test_a_malformed_records_file_is_named_and_left_as_it_was(tmp_path, capsys):
     path = tmp_path / "shift_bad.json"
     path.write_text('{"records": [{"variant": "vit"}]}')
-    assert reports_main(["benchmark-shift", str(path), *QUICK]) == 2
+    assert tools_main(["shift-family", "--record", str(path), *QUICK]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "record 0 lacks" in err and "device_name" in err
     assert path.read_text() == '{"records": [{"variant": "vit"}]}'
@@ -64,7 +65,7 @@ def test_a_malformed_records_file_is_named_and_left_as_it_was(tmp_path, capsys):
 def _smoke(table: str, row: str, shrink: int, status: str = "pass", **fields) -> dict:
     return {"table": table, "row": row, "column": "K-400", "shrink": shrink, "status": status,
             "error": None if status == "pass" else "models/x.py:1: ValueError: too few tokens", "step_s": 1.0,
-            "test_s": 2.0, "device_name": "CPU", "command": "python -m experiments smoke all", "commit": "abc1234def",
+            "test_s": 2.0, "device_name": "CPU", "command": "python -m tools smoke all", "commit": "abc1234def",
             "measured_at": "2026-11-25", "torch": "2.13.0", **fields}
 
 
@@ -144,7 +145,8 @@ def test_a_step_record_without_a_profile_shows_no_profile_columns(tmp_path):
 
 
 def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tmp_path):
-    from experiments.smoke import all_tables, smoke_configs
+    from experiments.harness.spec import implemented_tables
+    from tools.smoke.runs import smoke_configs
     from reports.readme import gpu_coverage, gpu_coverage_block
 
     first, second = smoke_configs("mformer_table7")
@@ -152,7 +154,7 @@ def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tm
                _smoke("mformer_table7", second.row, 1, status="fail", column=second.column, device_name="GPU B"),
                _smoke("mformer_table4", "joint", 7, device_name="GPU A")]  # a shrunk run is not the paper shape's
     (tmp_path / "smoke_cuda.json").write_text(json.dumps({"records": records}))
-    total = sum(len(smoke_configs(table)) for table in all_tables())
+    total = sum(len(smoke_configs(table)) for table in implemented_tables())
     table4 = len(smoke_configs("mformer_table4"))
 
     coverage = gpu_coverage(tmp_path)
@@ -173,7 +175,7 @@ OOM = "models/cast/experts.py:124: OutOfMemoryError: CUDA out of memory. Tried t
 
 
 def test_a_run_out_of_device_memory_beside_other_processes_is_no_verdict(tmp_path):
-    from experiments.smoke import smoke_configs
+    from tools.smoke.runs import smoke_configs
     from reports.readme import gpu_coverage, gpu_coverage_block, smoke_block
 
     first, second = smoke_configs("mformer_table7")

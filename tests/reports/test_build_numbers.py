@@ -76,7 +76,7 @@ def test_each_scales_header_counts_its_own_tracked_and_local_runs(tmp_path):
 
 
 def stale_readme(tmp_path, monkeypatch):
-    """A copy of reports/tiny_results.md whose first results cell has one digit changed (same length), as
+    """A copy of reports/README.md whose first results cell has one digit changed (same length), as
     ``reports.readme``'s ``TINY_RESULTS``; returns its path and text."""
     from reports import readme
 
@@ -116,7 +116,7 @@ def test_the_readme_results_line_names_every_seed_count_and_device_of_its_rows(t
     results_table = results_block(results).split("\n\n")[0]  # the costs table follows after a blank line
     lines = [line for line in results_table.splitlines() if line.startswith("| [mformer_table4]")]
     assert [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines] == [[
-        "[mformer_table4](mformer_table4.md)", "Table 4", "K-400 (`synth_objects`)",
+        "[mformer_table4](generated/mformer_table4.md)", "Table 4", "K-400 (`synth_objects`)",
         "4 × H100 80GB HBM3 / CPU", "1/3", "Joint Space-Time 62.0 ± 2.0; Divided Space-Time 50.0"]]
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.plan import resolve_runs
-from experiments.spec import column_slug, table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import column_slug, table_spec
 from reports import noise
 from reports.build import REPORTS_DIR, Cell, build_report
 from reports.records import table_records

@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from experiments.claims import ClaimsFileError, Comparison, all_claims, paper_claims, papers
+from experiments.harness.claims import ClaimsFileError, Comparison, all_claims, paper_claims
+from experiments.paper_tables import paper_tables, papers
 from reports.claims import (AGREES, CLAIMS_PAGE, CONTRADICTED, NOT_RUN, REPRODUCED, REVERSED, UNDECIDED, WITHIN,
                             Reading, Side, evaluate, flat_columns, paper_pairs, read, render, verdict)
 from tests.reports.test_tracked_results import make_record, write_tracked
@@ -160,14 +161,14 @@ def test_two_rows_that_are_one_run_at_tiny_scale_are_counted_apart(tmp_path):
 
 
 def test_every_paper_has_three_to_six_claims_each_resting_on_cells_that_exist():
-    assert papers() == ["d3da", "mformer", "msca", "xvit", "cast"]
+    assert list(papers()) == list(dict.fromkeys(table_id.split("_")[0] for table_id in paper_tables()))
     for paper in papers():
         assert 3 <= len(paper_claims(paper)) <= 6, paper
     assert all(claim.quote and claim.stand_in and claim.tests for claim in all_claims())
 
 
 def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_claim(tmp_path, monkeypatch):
-    import experiments.claims as module
+    import experiments.harness.claims as module
 
     data = yaml.safe_load(module.claims_path("mformer").read_text())
     data["claims"][0]["tests"][0]["rows"] = ["no_such_row"]
@@ -181,7 +182,7 @@ def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_c
 
 def test_the_claims_page_is_generated_from_the_claims_and_the_tracked_records():
     assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs(), flat_columns()), (
-        "reports/claims.md differs: run `python -m reports claims`")
+        "reports/generated/claims.md differs: run `python -m reports claims`")
 
 
 def test_every_claim_our_runs_contradict_links_the_section_of_its_papers_docs_that_discusses_it():
@@ -190,8 +191,9 @@ def test_every_claim_our_runs_contradict_links_the_section_of_its_papers_docs_th
     assert contradicted, "no contradicted claim: this test reads nothing"
     undiscussed = [claim.id for claim in contradicted if not claim.discussed_in]
     assert not undiscussed, f"contradicted claims with no `discussed_in` in their claims.yaml: {undiscussed}"
-    for claim in contradicted:
-        assert claim.discussed_in.startswith(f"experiments/{claim.paper}/"), claim.discussed_in
+    for claim in contradicted:  # the paper's page, or a research note of its own (docs/<code>_*.md)
+        pages = (f"experiments/{claim.paper}/", f"docs/{claim.paper}_")
+        assert claim.discussed_in.startswith(pages), claim.discussed_in
 
 
 @pytest.mark.parametrize("link,error", [
@@ -204,7 +206,7 @@ def test_every_claim_our_runs_contradict_links_the_section_of_its_papers_docs_th
 ])
 def test_a_discussion_link_outside_the_repository_or_to_no_heading_is_refused_by_file_and_claim(
         tmp_path, monkeypatch, link, error):
-    import experiments.claims as module
+    import experiments.harness.claims as module
 
     data = yaml.safe_load(module.claims_path("mformer").read_text())
     data["claims"][0]["discussed_in"] = link

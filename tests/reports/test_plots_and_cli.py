@@ -12,7 +12,7 @@ import matplotlib
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from experiments.spec import SweepPlot
+from experiments.harness.spec import SweepPlot
 from reports.__main__ import main as reports_main
 from reports.plots import plot_sweep
 from tests.reports.test_build_numbers import stale_readme
@@ -154,9 +154,10 @@ def test_track_checks_every_id_before_tracking_any(tmp_path, monkeypatch, capsys
 
 
 def test_track_of_a_table_without_a_spec_is_an_error(tmp_path, monkeypatch, capsys):
-    import experiments.spec
+    import experiments.harness.spec
     import reports.records
-    monkeypatch.setattr(experiments.spec, "table_spec", lambda table_id: None)  # a paper table not implemented yet
+    # a paper table not implemented yet
+    monkeypatch.setattr(experiments.harness.spec, "table_spec", lambda table_id: None)
     monkeypatch.setattr(reports.records, "track", lambda *args: pytest.fail("tracked a table without a spec"))
     assert reports_main(["track", "mformer_table4", "--runs-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "error: mformer_table4 is not implemented: nothing to track\n"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 
-from experiments.plan import resolve_runs
-from experiments.spec import table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import table_spec
 from reports import noise
 from reports.build import Cell
 from reports.records import RESULTS_DIR, results_root_for, table_records, track

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import main as experiments_main
-from experiments.records import DamagedRecordError
-from experiments.spec import table_spec
+from experiments.harness.records import DamagedRecordError
+from experiments.harness.spec import table_spec
 from reports.build import render_report
 from reports.records import table_records
 from reports.released import HEADING, released_records, track_released

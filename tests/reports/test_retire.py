@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from experiments import spec as spec_module
-from experiments.plan import resolve_runs
-from experiments.spec import DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, TableSpec
+from experiments.harness import spec as spec_module
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, TableSpec
 from reports import retire as retire_module
 from reports.retire import retire
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.plan import resolve_runs
-from experiments.spec import table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import table_spec
 from reports import noise
-from reports.build import REPORTS_DIR, Cell, build_report
+from reports.build import GENERATED_DIR, REPORTS_DIR, Cell, build_report
 from reports.readme import rewrite_generated_blocks
 from reports.records import table_records, track, tracked_path
 
@@ -122,7 +122,7 @@ def test_track_keeps_the_newer_static_record(tmp_path):
 def test_every_tracked_static_cell_records_its_configuration_and_only_a_device_measurement_may_be_stale():
     """A computed cell is remade on any machine (`python -m experiments static ID`), so a tracked one must be today's;
     a measurement needs its device, so it may lag, and then its report cell says what changed."""
-    from experiments.static import stale_note
+    from experiments.harness.static import stale_note
 
     for path in sorted((REPO / "reports" / "results").glob("*/static.json")):
         spec = table_spec(path.parent.name)
@@ -164,9 +164,8 @@ def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_p
 def test_every_table_trains_its_seeds_exactly_where_its_recorded_costs_fit_the_budget():
     """At the earlier tiny scale a table's default is 3 seeds iff its tracked runs, 3 seeds two side by side, take
     at most the quick start's 15 minutes, and 1 otherwise. In the papers' regime it is 5 seeds where 5 take at most
-    45 minutes, 3 elsewhere and in the quick start, and 3 always fit (the cost table of reports/tiny_results.md,
+    45 minutes, 3 elsewhere and in the quick start, and 3 always fit (the cost table of reports/README.md,
     from seed-0 wall times): change the records or the specs, and this says which table."""
-    from experiments.presets import FIVE_SEED_TABLES
     from reports.readme import SIDE_BY_SIDE, costs_table
 
     checked = []
@@ -178,12 +177,10 @@ def test_every_table_trains_its_seeds_exactly_where_its_recorded_costs_fit_the_b
         if table_spec(table_id).scales["tiny"].papers_regime:
             five_fit = float(cells[2]) * 5 / SIDE_BY_SIDE <= 45.0 and table_id != "mformer_table4"
             assert three_seeds <= 45.0 and table_spec(table_id).tiny_seeds == (5 if five_fit else 3), (table_id, cells)
-            assert (table_id in FIVE_SEED_TABLES) == five_fit, (table_id, cells)
         else:
             assert table_spec(table_id).tiny_seeds == (3 if three_seeds <= 15.0 else 1), (table_id, cells)
         checked.append(table_id)
     assert {"mformer_table4", "msca_table1", "xvit_table2", "cast_table1c", "d3da_figureA1"} <= set(checked)
-    assert FIVE_SEED_TABLES <= set(checked)
 
 
 def test_the_learnability_block_names_the_sets_that_no_tracked_record_fills(tmp_path):
@@ -265,9 +262,9 @@ def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknow
 def test_every_generated_block_is_what_the_tracked_records_give():
     changed = rewrite_generated_blocks(write=False)
     assert {path.relative_to(REPO).as_posix() for path in changed} == {
-        "reports/tiny_results.md", "data/README.md", "experiments/msca/README.md", "reports/smoke.md",
-        "experiments/mformer/README.md", "experiments/README.md", "experiments/xvit/README.md",
-        "experiments/cast/README.md"}  # the papers' pages: their released checkpoints (reports.released)
+        "reports/README.md", "data/README.md", "experiments/msca/README.md", "reports/generated/smoke.md",
+        "docs/mformer_memory.md", "docs/paper_scale_smoke.md", "experiments/mformer/README.md",
+        "experiments/xvit/README.md", "experiments/cast/README.md"}  # the papers' pages: their released checkpoints
     stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
     assert not stale, f"{stale}: a generated block differs from the tracked records: run `python -m reports readme`"
 
@@ -311,13 +308,14 @@ def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
-    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in (clone / "reports").iterdir()
+    generated = clone / GENERATED_DIR.relative_to(REPO)
+    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in generated.iterdir()
                  if p.suffix in (".md", ".png")}
     env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-m", "reports", "build"], cwd=clone, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    rebuilt = {p.name: p.read_bytes() for p in (clone / "reports").iterdir() if p.suffix in (".md", ".png")}
+    rebuilt = {p.name: p.read_bytes() for p in generated.iterdir() if p.suffix in (".md", ".png")}
     changed = sorted(name for name in committed.keys() | rebuilt.keys() if committed.get(name) != rebuilt.get(name))
     assert not changed, f"reports that a fresh clone does not rebuild identically: {changed}"
 

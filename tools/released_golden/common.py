@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from datetime import UTC
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO / "tests" / "golden" / "released"
@@ -136,7 +137,7 @@ def write_record(record: dict[str, Any], path: Path = RECORD) -> None:
     """Put one paper-width comparison (``layout``, ``variant``, ``max_relative_difference``, ...) into the JSON record
     ``{"records": [...]}``, replacing one of the same layout and variant, stamped with our commit ("-dirty" when the
     code differs from it), torch, the device, the threads and the date; exits non-zero beyond the limit."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from models.hardware import device_name, source_commit
 
@@ -144,7 +145,7 @@ def write_record(record: dict[str, Any], path: Path = RECORD) -> None:
     stamped = {**record, "limit": PAPER_WIDTH_LIMIT,
                "within_limit": record["max_relative_difference"] <= PAPER_WIDTH_LIMIT,
                "our_commit": source_commit(), "torch": torch.__version__, "device_name": device_name("cpu"),
-               "threads": torch.get_num_threads(), "measured_at": datetime.now(timezone.utc).date().isoformat(),
+               "threads": torch.get_num_threads(), "measured_at": datetime.now(UTC).date().isoformat(),
                "command": command_line()}
     records = [r for r in records if (r["layout"], r["variant"]) != (record["layout"], record["variant"])]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
-"""Synthetic sets, what tests/data/synthetic/test_sets.py and tests/data/synthetic/test_streams_and_cache.py leave open (found by
-mutation testing of data/synthetic/):
+"""Synthetic sets, what tests/data/synthetic/test_sets.py and tests/data/synthetic/test_streams_and_cache.py leave open
+(found by mutation testing of data/synthetic/):
 
 - synth_motion's "every single frame has the same distribution in every class" and synth_verbnoun's "each frame's
   object positions and orientations have the same distribution for every motion": with one generator state, the
@@ -256,7 +256,8 @@ def test_validation_videos_have_their_own_scenes(small_sets, verbnoun_set):
     train_rows, val_rows = epic_rows(verbnoun_set, "train"), epic_rows(verbnoun_set, "val")
     for t, v in zip(train_rows.drop_duplicates("video_id").itertuples(), val_rows.drop_duplicates("video_id")
                     .itertuples()):
-        pairs.append(("synth_verbnoun", decoded_clip(verbnoun_set / t.participant_id / "videos" / f"{t.video_id}.MP4")[0],
+        pairs.append(("synth_verbnoun",
+                      decoded_clip(verbnoun_set / t.participant_id / "videos" / f"{t.video_id}.MP4")[0],
                       decoded_clip(verbnoun_set / v.participant_id / "videos" / f"{v.video_id}.MP4")[0]))
     assert len(pairs) >= 19
     for name, train_frame, val_frame in pairs:

@@ -1,4 +1,4 @@
-"""The two stand-ins of experiments/tiny_regime_design.md ("The sets", "Set checks"): synth_objects (Kinetics: 40
+"""The two stand-ins of docs/tiny_regime_design.md ("The sets", "Set checks"): synth_objects (Kinetics: 40
 classes, 5 shapes x 8 hues) and synth_motion_pairs (Something-Something V2: 12 classes in 6 time-reversed pairs).
 
 Fast tests: specs, annotation formats, determinism, balance, decoding, the pairs' exact time reversal, progress,

@@ -15,7 +15,6 @@ from pathlib import Path
 import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
-import scipy.io
 from PIL import Image
 
 from data.annotations import read_annotations

@@ -14,10 +14,10 @@ from experiments.cast.columns import learnable_params, positional_params
 from experiments.cast.experts import PAPER_CHECKPOINTS
 from experiments.cast.presets import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, PAPER_PER_DATASET,
                                       PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY)
-from experiments.provenance import batch_and_lr
-from experiments.plan import resolve_runs
-from experiments.records import comparable_config
-from experiments.tasks import datamodule_for_run
+from experiments.harness.provenance import batch_and_lr
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import comparable_config
+from experiments.harness.tasks import datamodule_for_run
 
 ABLATIONS = [f"cast_table1{c}" for c in "abcdefgh"] + [f"cast_table{i}" for i in (5, 6, 7, 8)]
 SOTA = ["cast_table2", "cast_table9", "cast_table10", "cast_table11"]
@@ -33,7 +33,8 @@ def _tiny(table: str, row: str) -> list:
 
 
 def _same_run(a, b) -> bool:
-    return json.dumps(comparable_config(a.to_dict()), sort_keys=True) == json.dumps(comparable_config(b.to_dict()), sort_keys=True)
+    return (json.dumps(comparable_config(a.to_dict()), sort_keys=True)
+            == json.dumps(comparable_config(b.to_dict()), sort_keys=True))
 
 
 def test_table1_and_table9_cast_rows_are_two_runs_at_their_papers_update_frequencies():

@@ -11,9 +11,9 @@ from experiments.cast.experts import experts
 from experiments.cast.presets import SCALES_ABLATION
 from experiments.cast.regime import CAST_TINY_REGIME, REGIME_EPOCHS, REGIME_NOTE, in_regime
 from experiments.cast.shipped import regime_source
-from experiments.plan import resolve_runs
+from experiments.harness.plan import resolve_runs
 from experiments.presets import REGIME_STAND_INS
-from experiments.spec import MetricColumn, RowSpec, TableSpec
+from experiments.harness.spec import MetricColumn, RowSpec, TableSpec
 
 CAST_TABLES = [f"cast_table1{c}" for c in "abcdefgh"] + [f"cast_table{i}" for i in (2, 5, 6, 7, 8, 9, 10, 11)]
 

@@ -1,4 +1,4 @@
-"""CAST's shipped tiny temporal experts (experiments/tiny_regime_design.md, amendment 7): each file is what its
+"""CAST's shipped tiny temporal experts (docs/tiny_regime_design.md, amendment 7): each file is what its
 record says, trained to the end of its decay, and loads into its expert; its source names the file by digest; the
 validation that the record reads draws its masks without touching the random state training draws from."""
 
@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 from experiments.cast.shipped import (CONVERGED_RELATIVE, SHIPPED, pretrain_and_ship, regime_source,
                                       resolve_shipped_source, shipped_path, shipped_source)
-from experiments.image_pretraining import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
-from experiments.spec import _plain
-from experiments.tasks import check_source_early
+from experiments.tiny_pretraining.images import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
+from experiments.harness.spec import _plain
+from experiments.harness.tasks import check_source_early
 from lightning_modules.expert_pretraining import MaskedVideoPretraining
 from models.cast import build_expert
 from models.cast.checkpoints import load_expert

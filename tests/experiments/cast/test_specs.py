@@ -11,9 +11,9 @@ from experiments import table_spec
 from experiments.cast.columns import gflops_per_view, learnable_params, tflops_views, training_cost
 from experiments.cast.experts import TINY_EXPERTS, expert_source
 from experiments.cast.presets import PAPER_VERBS, TINY_VERBS
-from experiments.plan import check_buildable, resolve_runs
-from experiments.pretraining import ExpertPretraining, cached_expert, expert_dir
-from experiments.tasks import resolve_source
+from experiments.harness.plan import check_buildable, resolve_runs
+from experiments.tiny_pretraining.experts import ExpertPretraining, cached_expert, expert_dir
+from experiments.harness.tasks import resolve_source
 from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
                                                   normalized_pixels, patchify, tube_mask)
 from models.cast import build_expert, cast_tiny

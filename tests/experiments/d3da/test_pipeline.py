@@ -23,8 +23,8 @@ from data.datasets import VideoClipDataset
 from data.pose import NTU_NUM_JOINTS, ntu_main_body_joints, read_ntu_skeleton
 from data.transforms import TestTransform, TrainTransform
 from data.video_io import write_frame_folder
-from experiments.plan import resolve_runs
-from experiments.tasks import get_task
+from experiments.harness.plan import resolve_runs
+from experiments.harness.tasks import get_task
 from lightning_modules import RGBPoseClassifier
 from tests.data.test_formats import frame_ids, index_frames
 from tests.data.test_pose_alignment_reference import (

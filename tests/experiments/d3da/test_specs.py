@@ -1,5 +1,5 @@
-"""3D-Deformable's specs (``experiments/d3da/tables.py``): Tables A1/A2 and Figure A1 resolve and build at both scales, the
-RGB+pose task tests several views of clip and joints together, the ablation switches drop a modality, the
+"""3D-Deformable's specs (``experiments/d3da/tables.py``): Tables A1/A2 and Figure A1 resolve and build at both scales,
+the RGB+pose task tests several views of clip and joints together, the ablation switches drop a modality, the
 counted-FLOP exponents of Tables A1/A2 match the stated complexities, and the complexity tables' records become a
 report with a plot."""
 
@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from experiments.d3da import tables as d3da
-from experiments.plan import check_buildable, resolve_runs
-from experiments.spec import table_spec
-from experiments.static import compute_static
-from experiments.tasks import get_task, model_kwargs
+from experiments.harness.plan import check_buildable, resolve_runs
+from experiments.harness.spec import table_spec
+from experiments.harness.static import compute_static
+from experiments.harness.tasks import get_task, model_kwargs
 from lightning_modules import RGBPoseClassifier
 from models import create_model
 from models.d3da.complexity import fit_exponent
@@ -204,8 +204,8 @@ def test_complexity_tables_record_and_report_with_a_plot(tmp_path, monkeypatch):
 def test_figure_a1_end_to_end_on_a_few_generated_videos(tmp_path):
     """Train the 12-frame model for a few steps on a handful of synth_pose videos, then test its checkpoint with 4
     frames through the test-only task: both records are written and the second reads the first's checkpoint."""
-    from experiments.overrides import apply_overrides
-    from experiments.runner import execute
+    from experiments.harness.overrides import apply_overrides
+    from experiments.harness.runner import execute
 
     micro = {"optim": {"epochs": 1, "warmup_epochs": 0},
              "data": {"synthetic_params": {"num_train": 8, "num_val": 4, "seed": 0}, "num_workers": 0,

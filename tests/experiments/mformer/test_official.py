@@ -18,11 +18,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import yaml  # noqa: E402
 
-from experiments.plan import resolve_runs  # noqa: E402
-from experiments.records import pretrained_weights  # noqa: E402
-from experiments.spec import table_spec  # noqa: E402
-from experiments.static import paper_config, paper_params  # noqa: E402
-from experiments.tasks import build_model  # noqa: E402
+from experiments.harness.plan import resolve_runs  # noqa: E402
+from experiments.harness.records import pretrained_weights  # noqa: E402
+from experiments.harness.spec import table_spec  # noqa: E402
+from experiments.harness.static import paper_config, paper_params  # noqa: E402
+from experiments.harness.tasks import build_model  # noqa: E402
 from models import create_model, load_pretrained  # noqa: E402
 
 F64 = torch.float64

@@ -5,11 +5,11 @@ import json
 import pytest
 
 from experiments.mformer.tables import tiny_budget
-from experiments.plan import dataset_shown, missing_data, resolve_runs
-from experiments.records import comparable_config, find_equivalent_run, pretrained_weights
-from experiments.runner import execute
-from experiments.spec import table_spec
-from experiments.static import gflops_views, paper_config, paper_gflops, paper_params
+from experiments.harness.plan import dataset_shown, missing_data, resolve_runs
+from experiments.harness.records import comparable_config, find_equivalent_run, pretrained_weights
+from experiments.harness.runner import execute
+from experiments.harness.spec import table_spec
+from experiments.harness.static import gflops_views, paper_config, paper_gflops, paper_params
 from reports.build import build_report
 
 
@@ -113,8 +113,8 @@ def test_figure3_ssv2_strides_are_fractions_of_the_whole_video_segment_sampling(
     keep the scale's SSv2 options and cover half and a quarter of the video with the same segments."""
     whole = _run("mformer_figure3", "trajectory", "SSv2 stride S", scale)
     tables = _run("mformer_table2b", "traj_separatepe", "SSv2", scale)
-    assert json.dumps(comparable_config(whole.to_dict()), sort_keys=True) == json.dumps(comparable_config(tables.to_dict()),
-                                                                                  sort_keys=True)
+    assert (json.dumps(comparable_config(whole.to_dict()), sort_keys=True)
+            == json.dumps(comparable_config(tables.to_dict()), sort_keys=True))
     for name, span in (("S/2", 0.5), ("S/4", 0.25)):
         part = _run("mformer_figure3", "trajectory", f"SSv2 stride {name}", scale)
         assert part.data.sampling == tables.data.sampling
@@ -214,7 +214,7 @@ def test_table9_evaluates_the_frozen_k400_run_on_davis(tmp_path):
     import torch
 
     from data.davis import write_davis_fixture
-    from experiments.runner import execute
+    from experiments.harness.runner import execute
     from models import create_model
 
     runs = tmp_path / "runs"
@@ -282,7 +282,7 @@ def test_paper_scale_trains_as_the_official_configs(table):
     """Every official config's VIT.DROP_PATH 0.2; weight decay on every parameter (optimizer.py spares only
     BatchNorm's); lr 1e-4 for 4 clips x 8 GPUs x 4 nodes = 128, scaled linearly on other hardware (the L/HR configs'
     0.375e-4 for 12 is 1e-4 x 12/32)."""
-    from experiments.provenance import batch_and_lr
+    from experiments.harness.provenance import batch_and_lr
 
     for cfg in resolve_runs(table, "paper", data_root="/datasets", seeds=1):
         assert cfg.model.overrides["drop_path_rate"] == 0.2, (cfg.row, cfg.column)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.plan import resolve_runs
-from experiments.spec import table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import table_spec
 
 
 def paper_configs(table_id: str) -> dict:

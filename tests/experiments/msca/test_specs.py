@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from experiments.image_pretraining import tiny_image_source
-from experiments.plan import resolve_runs
-from experiments.spec import table_spec
-from experiments.static import compute_static
-from experiments.tasks import build_model
+from experiments.tiny_pretraining.images import tiny_image_source
+from experiments.harness.plan import resolve_runs
+from experiments.harness.spec import table_spec
+from experiments.harness.static import compute_static
+from experiments.harness.tasks import build_model
 from reports.build import build_report
 
 MICRO = {"optim": {"epochs": 1, "warmup_epochs": 0},
@@ -46,6 +46,11 @@ def test_a_row_shared_by_several_tables_is_one_configuration():
             assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in same_scale}) <= 1, row
 
 
+def configuration_key(cfg) -> str:
+    """A run's configuration without its table, row and column: what two runs that train alike share."""
+    return json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
+
+
 @pytest.mark.parametrize("scale", ["tiny", "paper"])
 def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neighbour(scale):
     """At paper scale the paper's rows are the MSCA tables' runs; at tiny scale the experiment stays at the earlier
@@ -53,7 +58,7 @@ def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neig
     from its partner in value_frames alone."""
     ours, table2 = configs("msca_kv_frames", scale), configs("msca_table2", scale)
     assert {col for _, col in ours} == {"SSv2"}
-    key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
+    key = configuration_key
     for paper in ("msca_kv_h1", "msca_qkv_h1"):
         if scale == "paper":
             assert key(ours[(paper, "SSv2")]) == key(table2[(paper, "SSv2")])
@@ -89,7 +94,7 @@ def test_msca_patch_late_moves_the_tables_tiny_token_rows_in_the_last_blocks_onl
     them shifts in exactly those last blocks."""
     ours = configs("msca_patch_late")
     assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
-    key = lambda cfg: json.dumps(dataclasses.replace(cfg, table="", row="", column="").to_dict(), sort_keys=True)
+    key = configuration_key
     rows = configs("msca_patch_rows")
     assert key(ours[("msca_pkv_rows1_last4", "SSv2")]) == key(rows[("msca_pkv_rows1", "SSv2")])
     assert key(ours[("msca_pk_rows1_last4", "SSv2")]) == key(rows[("msca_pk_rows1", "SSv2")])

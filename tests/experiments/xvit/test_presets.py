@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.spec import table_spec
-from experiments.static import paper_config
+from experiments.harness.spec import table_spec
+from experiments.harness.static import paper_config
 from tests.experiments.msca.test_presets import paper_configs
 
 OFFICIAL_TEMP_EMBED = {"pos_embed": "separate"}  # the official backbone's temp_embed on every token

@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from experiments.plan import resolve_runs
-from experiments.runner import run_table
-from experiments.spec import table_spec
+from experiments.harness.plan import resolve_runs
+from experiments.harness.runner import run_table
+from experiments.harness.spec import table_spec
 from experiments.xvit import tables as xvit
 from tests.experiments.msca.test_specs import MICRO, configs
 

@@ -523,7 +523,7 @@ def test_table5_gflops_name_what_the_paper_counted():
     """Table 5's GFLOPs cells: our count, plus each operation of the code the paper ran, counted. With the
     Nystromformer code's product order and its convolution on V, Nystromformer-128 is within 2% of the paper."""
     from experiments.mformer.lra import nystromformer_conv_gflops
-    from experiments.spec import table_spec
+    from experiments.harness.spec import table_spec
 
     assert nystromformer_conv_gflops() == pytest.approx(2 * 2 * 35 * 2048 * 32 / 1e9)  # layers x heads x taps x N x d
     spec = table_spec("mformer_table5")

@@ -1,4 +1,4 @@
-"""The activation-memory claims of the attention approximations (models/memory.py, models/benchmark_memory.py):
+"""The activation-memory claims of the attention approximations (models/memory.py, tools/trajectory_memory.py):
 the saved-tensor counter against the meta device and the CPU, approximations cheaper than exact, and the memory
 benchmark's records."""
 
@@ -13,8 +13,8 @@ import models  # noqa: E402,F401  (repairs torchvision before anything imports t
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from models.benchmark_memory import main as benchmark_main  # noqa: E402
-from models.benchmark_memory import run as benchmark_run  # noqa: E402
+from tools.trajectory_memory import main as benchmark_main  # noqa: E402
+from tools.trajectory_memory import run as benchmark_run  # noqa: E402
 from models.memory import (  # noqa: E402
     activation_bytes,
     cuda_training_peak_gib,

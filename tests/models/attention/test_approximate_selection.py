@@ -134,8 +134,9 @@ def test_random_feature_blocks_are_independent():
 
 
 def test_iterative_pinv_default_is_six_iterations():
-    """Nystromformer runs Eq. 16 six times; the literal loop (tests.models.attention.test_approximate_reference._ref_pinv) with 6, on
-    softmax matrices where the iterate has not converged yet, so 5 or 7 iterations give another matrix."""
+    """Nystromformer runs Eq. 16 six times; the literal loop
+    (tests.models.attention.test_approximate_reference._ref_pinv) with 6, on softmax matrices where the iterate has not
+    converged yet, so 5 or 7 iterations give another matrix."""
     a = torch.softmax(3 * torch.randn(3, 6, 6, dtype=F64, generator=_gen(0)), dim=-1)
     ref = torch.stack([ref_pinv(a[i], 6) for i in range(3)])
     assert (iterative_pinv(a) - ref).abs().max().item() < 1e-12

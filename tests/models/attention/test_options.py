@@ -1,7 +1,8 @@
 """Constructor options of the exact space-time attentions take effect, checked against values the test states itself.
 
-tests/models/attention/test_attention.py compares each module with loop references that read the module's own ``normalize`` and
-``temporal_pool`` attributes, so an option lost between the constructor and those attributes goes unseen there.
+tests/models/attention/test_attention.py compares each module with loop references that read the module's own
+``normalize`` and ``temporal_pool`` attributes, so an option lost between the constructor and those attributes goes
+unseen there.
 Here the options a Table 4 row asks for are passed to the constructor and the output is compared with:
 - the loop reference (tests/models/attention/reference.py) evaluated with those options stated by the test;
 - a closed form: with Norm_ST and Avg_T, the mean over t' of the trajectory tokens is joint attention over the

@@ -84,7 +84,7 @@ def test_the_clash_at_the_paper_shape(monkeypatch):
 
 
 def test_at_the_benchmark_shape_only_the_cls_gradient_needs_a_copy(monkeypatch):
-    """What the guard costs at models.benchmark_step's shape (ViT-B, 16 x 224^2, batch 8; one block, on meta):
+    """What the guard costs at tools.trajectory_step's shape (ViT-B, 16 x 224^2, batch 8; one block, on meta):
     stage one's output gradient already has a fresh tensor's strides (the reshape before it copies); only the CLS
     query's (8 x 12 x 1 x 64 values) is copied."""
     seen = _layouts(monkeypatch, ["traj_avgT_normS", "traj_attT_normS"], batch=8, model="vit_base_patch16_video",

@@ -9,7 +9,7 @@ such a model can see motion only through the position information its keys and v
 that picks a neighbour's patch by its place. Every variant that pairs an element of frame t with one of a neighbour
 at the same token (a key with the other frame's value: K, V, QK, QV; a shifted head's output at that token: Q, QKV;
 part of a token's channels: TSM-ViT, X-ViT at SHIFT_DIV 8) changes. The first group is the one that stays at chance
-on the tiny motion control (with Q and QKV); experiments/tiny_scale_puzzles.md, puzzle 1, has the runs.
+on the tiny motion control (with Q and QKV); docs/tiny_scale_puzzles.md, puzzle 1, has the runs.
 """
 
 import os

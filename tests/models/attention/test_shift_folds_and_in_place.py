@@ -127,7 +127,7 @@ def test_the_stream_shifted_in_place_differentiates_as_shifted():
 
 
 def _paper_model(table_id: str, row: str):
-    from experiments.tasks import build_model
+    from experiments.harness.tasks import build_model
     from tests.experiments.msca.test_specs import configs
 
     cfg = next(c for (r, _), c in sorted(configs(table_id, "paper").items()) if r == row)

@@ -255,8 +255,8 @@ def test_invalid_options_are_named():
 
 def test_benchmark_shows_no_extra_memory():
     """The shifts rewrite activations that nothing saves, in place, so every variant keeps the frame-wise ViT's
-    bytes for backward and its peak (models/benchmark_shift.py, tiny block)."""
-    from models.benchmark_shift import VARIANT_NAMES, measure
+    bytes for backward and its peak (tools/shift_family.py, tiny block)."""
+    from tools.shift_family import VARIANT_NAMES, measure
 
     records = measure("tiny", list(VARIANT_NAMES), "block", batch=1, device="cpu", repeats=1, min_seconds=0.0)
     saved = {r["variant"]: r["saved_mib"] for r in records}
@@ -269,7 +269,7 @@ def test_a_shift_adds_few_ops_to_a_step():
     """At batch 1 an eager step waits on each op's dispatch or launch, so a shift's cost is its op count: at most
     7 ops (forward and backward, views apart) each time a block shifts, over the frame-wise ViT's step. (Before
     ``Shift``: 10 for MSCA-KV, 22 for TokenShift's two shifts.)"""
-    from models.benchmark_shift import build_unit, dispatched_ops
+    from tools.shift_family import build_unit, dispatched_ops
 
     def ops(variant):
         layer, (x, thw) = build_unit("tiny", variant, "block", 1, torch.device("cpu"))
@@ -283,7 +283,7 @@ def test_a_shift_adds_few_ops_to_a_step():
 
 @pytest.mark.slow
 def test_shift_blocks_compile_whole_and_compute_what_eager_does():
-    """``torch.compile`` (the remedy for launch-bound batch-1 steps, ``benchmark_shift --compile``) traces the
+    """``torch.compile`` (the remedy for launch-bound batch-1 steps, ``shift_family --compile``) traces the
     in-place shift's autograd function without a graph break and gives eager's output and gradients.
 
     Compiled in a fresh inductor cache: torch keys cached CPU kernels on neither the vector ISA
@@ -291,7 +291,7 @@ def test_shift_blocks_compile_whole_and_compute_what_eager_does():
     corrupted memory here (an abort in the next test)."""
     from torch._inductor.utils import fresh_cache
 
-    from models.benchmark_shift import build_unit
+    from tools.shift_family import build_unit
 
     for variant in ("tokenshift", "msca_kv"):
         layer, (x, thw) = build_unit("tiny", variant, "block", 2, torch.device("cpu"))

@@ -98,7 +98,8 @@ def test_rearranged_equals_literal(normalize, fused, values):
 @pytest.mark.parametrize("normalize,values", [("space", "projected"), ("spacetime", "trajectory")])
 def test_rearranged_equals_literal_when_u_is_recomputed(normalize, values, monkeypatch):
     """With more heads than frames (nh = 4 > T = 2, as ViT-B's 12 > 8) the autograd form (``memory_lean=False``)
-    recomputes u in backward, not saved (the lean function never saves it: tests/models/attention/test_trajectory_memory.py)."""
+    recomputes u in backward, not saved (the lean function never saves it:
+    tests/models/attention/test_trajectory_memory.py)."""
     import models.attention.trajectory as trajectory
 
     calls = []
@@ -250,7 +251,7 @@ def test_bad_options_are_named():
 
 def test_benchmark_measures_one_variant():
     """The benchmark's in-process measurement (the CLI runs it once per variant in a fresh subprocess)."""
-    from models.benchmark_attention import records_table, measure
+    from tools.trajectory_attention import records_table, measure
 
     records = [measure("tiny", variant, batch=1, device="cpu", repeats=1, block=False)
                for variant in ("literal", "rearranged")]

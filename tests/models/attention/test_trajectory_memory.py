@@ -6,7 +6,7 @@
   gradients of the input and of every parameter, relative error < 1e-10.
 - It keeps what the module docs say: exact attention one trajectory tensor (T, T*S, C) per clip, the approximations
   none, and an approximate forward + backward never creates a tensor that large.
-- ``models.memory_breakdown`` counts exactly what ``peak_bytes`` and ``saved_tensor_bytes`` count; its
+- ``tools.memory_breakdown`` counts exactly what ``peak_bytes`` and ``saved_tensor_bytes`` count; its
   configurations are the table specs' paper rows; the committed record meets the issue's targets.
 """
 
@@ -24,7 +24,7 @@ from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention
 from models.attention import trajectory as trajectory_module
 from models.attention.approximate import orthogonal_random_features
 from models.memory import peak_bytes, saved_tensor_bytes
-from models.memory_breakdown import (CONFIGURATIONS, MIB, extrapolate, paper_setting, step_breakdown,
+from tools.memory_breakdown import (CONFIGURATIONS, MIB, extrapolate, paper_setting, step_breakdown,
                                      trajectory_unit_bytes)
 from tests.models.attention.test_approximate import MODULE_OPTIONS as APPROXIMATE_OPTIONS
 from tests.models.attention.test_approximate_reference import ref_trajectory_attention, recorded_prototypes  # noqa: F401  (a fixture)
@@ -270,8 +270,8 @@ def test_breakdown_counts_what_the_counters_count(attn_layer, attn_kwargs):
 
 
 def test_configurations_are_the_tables_paper_rows():
-    from experiments.spec import table_spec
-    from experiments.static import model_inputs, paper_config
+    from experiments.harness.spec import table_spec
+    from experiments.harness.static import model_inputs, paper_config
 
     rows = {"exact": ("mformer_table3a", "exact"), "orthoformer": ("mformer_table3a", "orthoformer"),
             "nystrom": ("mformer_table3a", "nystrom"), "performer": ("mformer_table3a", "performer"),

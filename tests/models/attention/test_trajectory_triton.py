@@ -243,7 +243,7 @@ def test_the_fused_path_keeps_what_the_lean_path_keeps():
     for kernel in ("triton", "pytorch"):
         torch.manual_seed(0)
         module = TrajectoryAttention(dim, num_heads=8, qkv_bias=True, stage_two_kernel=kernel)
-        saved[kernel] = saved_tensor_bytes(lambda: module(x, thw), exclude=module.parameters())
+        saved[kernel] = saved_tensor_bytes(lambda module=module: module(x, thw), exclude=module.parameters())
     assert saved["triton"] == saved["pytorch"], saved
 
 

@@ -1,6 +1,6 @@
 """Mutation audit of CAST's core (``models/cast/exchange.py``, ``layers.py``, ``model.py``): what the float64
-references of ``tests.models.cast.test_reference`` cannot see because they read every width and every table from the module
-under test. Pinned here from the paper and the documented behaviour:
+references of ``tests.models.cast.test_reference`` cannot see because they read every width and every table from the
+module under test. Pinned here from the paper and the documented behaviour:
 
 - the B-CAST bottleneck width D * r of Table 1d (1/8, 1/4, 1/2, 1) and its default 1/2, and the adapters' width
   D / 4 (Eq. 2, official ratio 0.25);

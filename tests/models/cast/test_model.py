@@ -352,8 +352,8 @@ def test_a_verb_noun_model_receives_the_datas_verb_and_noun_counts_checked():
     """The runner hands a model the data's {"verb": V, "noun": N}: CAST's split heads get them, and a configured
     num_verbs that differs is an error naming the row, both counts; a one-head model (Motionformer's EPIC rows)
     gets V + N logits, which the classifier splits at the data's V."""
-    from experiments.plan import resolve_runs
-    from experiments.tasks import build_model
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.tasks import build_model
 
     cast = resolve_runs("cast_table1c", "paper", ["cast"], 1, "/datasets")[0]
     assert cast.model.overrides["num_verbs"] == 97

@@ -81,10 +81,10 @@ def depthwise_conv3d(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
     padded = z.new_zeros(b, c, *(n + 2 * pad for n in size))
     padded[:, :, pad:pad + size[0], pad:pad + size[1], pad:pad + size[2]] = z
     out = bias.view(1, c, 1, 1, 1).expand(b, c, *out_size)
-    for i, j, l in itertools.product(range(k), repeat=3):
+    for i, j, m in itertools.product(range(k), repeat=3):
         tap = padded[:, :, i:i + stride * (out_size[0] - 1) + 1:stride, j:j + stride * (out_size[1] - 1) + 1:stride,
-                     l:l + stride * (out_size[2] - 1) + 1:stride]
-        out = out + weight[:, 0, i, j, l].view(1, c, 1, 1, 1) * tap
+                     m:m + stride * (out_size[2] - 1) + 1:stride]
+        out = out + weight[:, 0, i, j, m].view(1, c, 1, 1, 1) * tap
     return out
 
 

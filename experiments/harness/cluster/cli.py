@@ -1,0 +1,279 @@
+"""The command line of the job layer: ``run ID --submit slurm|local`` with the allocation's options, and
+``status ID``. ``add_command`` adds both (the former to the ``run`` parser); ``python -m experiments`` hands ``run``
+here (``submit_table``) when ``--submit`` or one of its options is given."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..plan import check_buildable, check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
+from ..records import check_run_dir
+from ..spec import SCALES, RunConfig, table_spec
+from .resources import DEFAULT_TIME_MIN, JobOptions, parse_slurm_option
+from .status import run_statuses, status_json, status_line, summary
+from .submission import SubmissionPlan, SubmitError, check_scheduler, plan_submission, submit_plan
+
+# the options that only mean something with --submit (argparse dest: flag)
+JOB_FLAGS = {"partition": "--partition", "nodes": "--nodes", "gpus_per_node": "--gpus-per-node",
+             "cpus_per_task": "--cpus-per-task", "mem_gb": "--mem-gb", "time": "--time", "account": "--account",
+             "qos": "--qos", "constraint": "--constraint", "slurm_option": "--slurm-option"}
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1, got {value!r}")
+    return int(value)
+
+
+def _gigabytes(value: str) -> float:
+    try:
+        gigabytes = float(value)
+    except ValueError:
+        gigabytes = 0.0
+    if not gigabytes > 0:
+        raise argparse.ArgumentTypeError(f"expected gigabytes above 0, got {value!r}")
+    return gigabytes
+
+
+def _slurm_option(value: str) -> tuple[str, str | bool]:
+    try:
+        return parse_slurm_option(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_submit_options(run: argparse.ArgumentParser) -> None:
+    """``run``'s options that hand each run to a scheduler as a job of its own."""
+    group = run.add_argument_group("jobs on a scheduler (each run one job; `status ID` follows them)")
+    group.add_argument("--submit", choices=("slurm", "local"),
+                       help="submit each run not done, queued or running as a job (submitit): slurm (a job array "
+                            "per allocation; a job requeues itself after a preemption or before its time limit and "
+                            "resumes exactly) or local (the same jobs on this machine, --jobs at a time, waited for)")
+    group.add_argument("--partition", help="SLURM partition")
+    group.add_argument("--nodes", type=_count, help="nodes per run (default: the run's trainer.num_nodes, the "
+                                                     "paper's); sets --num-nodes")
+    group.add_argument("--gpus-per-node", type=_count, metavar="G",
+                       help="GPUs per node, one task each (default: the run's trainer.devices); sets --devices")
+    group.add_argument("--cpus-per-task", type=_count, metavar="C",
+                       help="cores per task (default: the run's loader processes + 1, by the loader rule)")
+    group.add_argument("--mem-gb", type=_gigabytes, metavar="M", help="memory per node (default: the partition's)")
+    group.add_argument("--time", type=_count, metavar="MIN", default=DEFAULT_TIME_MIN,
+                       help=f"time limit per job in minutes (default {DEFAULT_TIME_MIN}); a job requeues itself "
+                            f"before it")
+    group.add_argument("--account", help="SLURM account")
+    group.add_argument("--qos", help="SLURM quality of service")
+    group.add_argument("--constraint", help="SLURM node features, e.g. a GPU model")
+    group.add_argument("--slurm-option", action="append", type=_slurm_option, metavar="K=V",
+                       help="any other sbatch option, without its dashes (repeatable): mail-type=END, exclusive")
+
+
+def uses_a_scheduler(args: argparse.Namespace) -> bool:
+    """``--submit``, or an option that only it takes, was given (``submit_table`` refuses the latter alone)."""
+    return bool(args.submit) or any(getattr(args, dest) not in (None, DEFAULT_TIME_MIN) for dest in JOB_FLAGS)
+
+
+def _check_options(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> JobOptions:
+    """The job options of ``args``; ``--nodes`` and ``--gpus-per-node`` set the trainer's nodes and devices (a
+    different --num-nodes or --devices beside them is refused)."""
+    given = [flag for dest, flag in JOB_FLAGS.items() if getattr(args, dest) not in (None, DEFAULT_TIME_MIN)]
+    if not args.submit:
+        raise SubmitError(f"{', '.join(given)} describe(s) a job: add --submit slurm (or --submit local)")
+    if args.submit == "local":
+        slurm_only = [flag for flag in given if flag not in ("--nodes", "--gpus-per-node", "--time")]
+        if slurm_only:
+            raise SubmitError(f"{', '.join(slurm_only)}: SLURM options; --submit local runs the jobs on this machine")
+    elif args.jobs is not None:
+        raise SubmitError("--jobs: each SLURM job has its own allocation; --submit local runs --jobs at a time here")
+    trainer = overrides["trainer"]
+    for dest, key, flag in (("nodes", "num_nodes", "--num-nodes"), ("gpus_per_node", "devices", "--devices")):
+        value = getattr(args, dest)
+        if value is not None:
+            if trainer.get(key) not in (None, value):
+                raise SubmitError(f"{JOB_FLAGS[dest]} {value} and {flag} {trainer[key]} disagree; give one")
+            trainer[key] = value
+    return JobOptions(partition=args.partition, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                      time_min=args.time, account=args.account, qos=args.qos, constraint=args.constraint,
+                      slurm_options=tuple(args.slurm_option or ()))
+
+
+def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
+                 report: Callable[[], None], echo: Callable[[str], None] = print) -> int:
+    """``run ID --submit ...``: plan the jobs, then print them (``--dry-run``), submit them to SLURM, or run them
+    here (local); once every run is done, ``report`` writes the user's report, as ``run`` does."""
+    options = _check_options(args, overrides)
+    if not args.dry_run:
+        check_scheduler(args.submit)
+    configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
+    notes = check_resolved(configs, args.runs_dir, dry_run=args.dry_run or args.submit == "slurm")
+    for cfg in configs:
+        if not args.force:
+            check_run_dir(cfg, args.runs_dir)
+    for cfg in {json.dumps({**c.to_dict(), "seed": None}, sort_keys=True, default=str): c for c in configs}.values():
+        check_buildable(cfg)  # a bad option or pretrained source fails here, by name, not in a job hours later
+    plan = plan_submission(configs, args.runs_dir, options, args.force, args.dry_run)
+    if args.dry_run:
+        return _print_plan(args, configs, plan, notes, echo)
+    for line in _cancel_stale(plan):
+        echo(line)
+    _reuse_now(plan, args.runs_dir, echo)
+    for cfg, why in plan.skipped:
+        echo(f"{_where(cfg, args.runs_dir)}: {why}")
+    if args.submit == "local":
+        return _run_here(args, configs, plan, report, echo)
+    submitted = submit_plan(plan, args.runs_dir, "slurm", args.force, args.argv, echo) if plan.jobs else {}
+    for job in plan.jobs:
+        if job.cfg.run_dir(args.runs_dir) in submitted:
+            echo(f"{_where(job.cfg, args.runs_dir)}: job {submitted[job.cfg.run_dir(args.runs_dir)]}, "
+                 f"{job.resources.describe()}: {job.action}")
+    return _after_submission(args, configs, submitted, report, echo)
+
+
+def _where(cfg: RunConfig, runs_root: str | Path) -> str:
+    return f"{cfg.row} / {cfg.column} seed {cfg.seed} -> {cfg.run_dir(runs_root)}"
+
+
+def _cancel_stale(plan: SubmissionPlan) -> list[str]:
+    from .scheduler import cancel
+
+    return [f"cancelled job {job_id}: it waited for a job that failed" for job_id in plan.stale_jobs
+            if cancel(job_id)]
+
+
+def _reuse_now(plan: SubmissionPlan, runs_root: str | Path, echo: Callable[[str], None]) -> None:
+    from ..execute import execute
+
+    for cfg in plan.reuse_now:
+        record = execute(cfg, runs_root, progress_bar=False, echo=echo)
+        echo(f"{_where(cfg, runs_root)}: reused from {record.get('reused_from')} (an identical run, done)")
+
+
+def _after_submission(args: argparse.Namespace, configs: Sequence[RunConfig], submitted: dict[Path, str],
+                      report: Callable[[], None], echo: Callable[[str], None]) -> int:
+    states = run_statuses(configs, args.runs_dir)
+    command = _status_command(args)
+    arrays = len({job_id.split("_")[0] for job_id in submitted.values()})
+    echo(f"# {len(submitted)} job(s) submitted in {arrays} sbatch call(s); the table's {len(configs)} run(s): "
+         f"{summary(states)}")
+    if all(s.state == "done" for s in states):
+        report()
+        return 0
+    echo(f"# `{command}` follows them; the same `run` command again submits what is not queued, running or done, "
+         f"and once every run is done writes the report")
+    return 0
+
+
+def _status_command(args: argparse.Namespace) -> str:
+    return shlex.join(["python", "-m", "experiments", "status", args.table, "--scale", args.scale,
+                       *(["--runs-dir", args.runs_dir] if args.runs_dir != "runs" else [])])
+
+
+def _run_here(args: argparse.Namespace, configs: Sequence[RunConfig], plan: SubmissionPlan,
+              report: Callable[[], None], echo: Callable[[str], None]) -> int:
+    from ..jobs import auto_jobs
+    from .local import run_locally
+
+    several = sorted({f"{job.cfg.table}/{job.cfg.row}" for job in plan.jobs if job.resources.tasks_per_node > 1})
+    if several:
+        raise SubmitError(f"--submit local: {', '.join(several[:3])} train(s) on several devices; a local job is one "
+                          f"process: run them with `run` (Lightning starts their processes) or submit them to SLURM")
+    parallel = args.jobs or auto_jobs([job.cfg for job in plan.jobs])
+    if plan.jobs:
+        echo(f"{args.table}: {len(plan.jobs)} local job(s), {parallel} at a time")
+        run_locally(plan.jobs, args.runs_dir, parallel, args.argv, echo)
+    states = run_statuses(configs, args.runs_dir)
+    echo(f"# the table's {len(configs)} run(s): {summary(states)}")
+    if all(s.state == "done" for s in states):
+        report()
+        return 0
+    echo(f"# `{_status_command(args)}` says why; the same command again runs what is not done")
+    return 1
+
+
+def _print_plan(args: argparse.Namespace, configs: Sequence[RunConfig], plan: SubmissionPlan, notes: list[str],
+                echo: Callable[[str], None]) -> int:
+    """``run --submit ... --dry-run``: one line per run (its job's allocation and what it does, or why it gets
+    none), the sbatch options of each job array, and what this machine lacks; nothing is submitted."""
+    if args.json:
+        echo(json.dumps({"table": args.table, "scale": args.scale, "submit": args.submit, "jobs": [
+            {"run_dir": str(job.cfg.run_dir(args.runs_dir)), "action": job.action,
+             "sbatch": job.resources.sbatch_flags(), "resources": job.resources.describe(),
+             "after": [str(p) for p in job.after],
+             "after_jobs": list(job.after_jobs)} for job in plan.jobs],
+            "not_submitted": [{"run_dir": str(cfg.run_dir(args.runs_dir)), "why": why} for cfg, why in plan.skipped],
+            "reuse_now": [str(cfg.run_dir(args.runs_dir)) for cfg in plan.reuse_now],
+            "missing_data": missing_datasets(configs), "not_on_this_machine": notes}, indent=1))
+        return 0
+    if args.verbose:
+        echo(describe_runs(configs, args.runs_dir))
+    for i, cfg in enumerate(configs, 1):
+        echo(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
+             f"{cfg.run_dir(args.runs_dir)}: {plan.line(cfg)}")
+    arrays: dict[tuple[str, ...], int] = {}
+    for job in plan.jobs:
+        flags = tuple(job.resources.sbatch_flags())
+        arrays[flags] = arrays.get(flags, 0) + 1
+    echo(f"# {len(plan.jobs)} job(s) for {len(configs)} run(s), {len(arrays)} allocation(s)"
+         + (" (a job array each)" if args.submit == "slurm" else ", run here with --submit local"))
+    for flags, count in arrays.items():
+        echo(f"#   sbatch {' '.join(flags)}   <- {count} job(s)")
+    missing = missing_datasets(configs)
+    if missing:
+        echo("# data missing here (the jobs need it on the nodes): " + "; ".join(
+            f"{dataset} ({where})" for dataset, where in missing.items()))
+    for note in notes:
+        echo(f"# not on this machine: {note}; the jobs' nodes need it")
+    echo("# nothing submitted (--dry-run)")
+    return 0
+
+
+def add_command(sub: Any) -> None:
+    """The ``status`` subcommand, and ``run``'s ``--submit`` options (``run`` is registered before)."""
+    add_submit_options(sub.choices["run"])
+    status = sub.add_parser("status", help="each run's state (not submitted, queued, running, requeued, done, "
+                                           "stopped, failed), its job, nodes and log, from the run folders and "
+                                           "the scheduler")
+    status.add_argument("table")
+    status.add_argument("--scale", choices=SCALES, help="default: every scale with a run folder, else tiny")
+    status.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
+    status.add_argument("--seeds", type=_count, help="seeds 0..N-1 per row (default: the table's)")
+    status.add_argument("--runs-dir", default="runs")
+    status.add_argument("--json", action="store_true", help="one JSON list, a run an entry")
+    status.set_defaults(fn=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, echo: Callable[[str], None] = print) -> int:
+    spec = table_spec(args.table)
+    if spec is None:
+        raise SubmitError(f"{args.table}: not implemented, so it has no runs")
+    scales = [args.scale] if args.scale else [s for s in SCALES if _has_runs(args.runs_dir, args.table, s)] or ["tiny"]
+    out = []
+    for scale in scales:
+        seeds = args.seeds or max(spec.default_seeds(scale), _seeds_on_disk(args.runs_dir, args.table, scale))
+        configs = resolve_runs(args.table, scale, args.rows, seeds)
+        statuses = run_statuses(configs, args.runs_dir)
+        if args.json:
+            out += status_json(configs, statuses)
+            continue
+        echo(f"{args.table} at {scale} scale: {len(configs)} run(s): {summary(statuses)}")
+        for cfg, status in zip(configs, statuses):
+            echo("  " + status_line(cfg, status, args.runs_dir))
+    if args.json:
+        echo(json.dumps(out, indent=1))
+    return 0
+
+
+def _has_runs(runs_root: str, table: str, scale: str) -> bool:
+    return any(Path(runs_root, table).glob(f"*/seed*/{scale}-*"))
+
+
+def _seeds_on_disk(runs_root: str, table: str, scale: str) -> int:
+    """One more than the largest seed with a run folder at ``scale`` (0: none)."""
+    seeds = [int(p.parent.name[4:]) for p in Path(runs_root, table).glob(f"*/seed*/{scale}-*")
+             if p.parent.name[4:].isdigit()]
+    return max(seeds) + 1 if seeds else 0
+

@@ -1,0 +1,111 @@
+"""A run's job file, ``job.json`` in its run folder: which scheduler job trains the run, with which resources and logs,
+and how far the job is. The command that submits the job writes it, and the job rewrites it as it starts, beats and
+ends; both hold the run's lock meanwhile (``experiments.harness.run_lock.hold_run``), so neither overwrites the other,
+and each write replaces the file atomically, so a reader (``status``, a later ``run --submit``, ``reports build``)
+never needs the lock and never sees half a file. Imports no torch and no submitit.
+
+The states a job file records (``experiments.harness.cluster.status`` weighs them against what the scheduler says
+now):
+
+- ``queued``: submitted, not started yet;
+- ``running``: started, on ``nodes``; ``alive_at`` is rewritten every ``HEARTBEAT_S`` while it runs, so a job that
+  died without a word (a node lost, a SIGKILL) shows as silent once ``STALE_S`` have passed;
+- ``done``: the run's record is written;
+- ``failed``: with ``error``, the last line of what stopped it;
+- ``stopped``: a signal stopped it (``stopped_by``: a preemption, a requeue or a cancel send SIGTERM);
+- ``requeued``: it saved its state and requeued itself before its time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, UTC
+from pathlib import Path
+from typing import Any
+
+from ..records import DamagedRecordError, read_json
+
+JOB_FILE = "job.json"
+HEARTBEAT_S = 60.0  # a running job rewrites its alive_at this often
+STALE_S = 3 * HEARTBEAT_S  # a running job silent this long is taken for dead where no scheduler says otherwise
+STATES = ("queued", "running", "done", "failed", "stopped", "requeued")
+
+
+def job_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / JOB_FILE
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def seconds_since(stamp: str | None) -> float | None:
+    """Seconds from an ISO time a job file holds to now (None: no time, or not one)."""
+    try:
+        return time.time() - datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def job_fix(run_dir: str | Path) -> str:
+    return (f"delete {job_path(run_dir)} (it only says which job trains the run; `run --submit` writes it again), "
+            f"after checking with `squeue` that no job of the run is queued or running")
+
+
+def read_job(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's job file, or None where it has none; one that is not a JSON object with a known ``state`` raises
+    ``DamagedRecordError`` naming it and what to do."""
+    path = job_path(run_dir)
+    if not path.exists():
+        return None
+    found = read_json(path, job_fix(run_dir))
+    if not isinstance(found, dict) or found.get("state") not in STATES:
+        state = found.get("state") if isinstance(found, dict) else None
+        raise DamagedRecordError(f"{path}: not a job file (state {state!r}, expected one of {', '.join(STATES)}); "
+                                 f"{job_fix(run_dir)}")
+    return found
+
+
+def write_job(run_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Replace the run's job file with ``record`` (atomically; the caller holds the run's lock)."""
+    from data.atomic_write import atomic_write_text  # data imports torch: only when a job file is written
+
+    atomic_write_text(job_path(run_dir), json.dumps(record, indent=1, sort_keys=True))
+    return record
+
+
+def update_job(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
+    """The run's job file with ``fields`` set (the caller holds the run's lock); a run without one gets one."""
+    return write_job(run_dir, {**(read_job(run_dir) or {}), **fields})
+
+
+def pending_runs(runs_root: str | Path, table_id: str) -> dict[Path, dict[str, Any]]:
+    """{run folder: its job file} of the table's runs that were submitted and have no record yet (a damaged job file
+    counts as ``failed``, its error saying so)."""
+    pending = {}
+    for path in sorted(Path(runs_root, table_id).glob(f"*/seed*/*/{JOB_FILE}")):
+        if (path.parent / "metrics.json").exists():
+            continue
+        try:
+            pending[path.parent] = read_job(path.parent) or {}
+        except DamagedRecordError as err:
+            pending[path.parent] = {"state": "failed", "error": str(err)}
+    return pending
+
+
+def pending_note(runs_root: str | Path | None, table_id: str) -> list[str]:
+    """The lines a report of local runs adds when some of the table's runs were submitted and have no record yet:
+    how many, in which state their job files last said, and the command that asks the scheduler."""
+    if runs_root is None:
+        return []
+    pending = pending_runs(runs_root, table_id)
+    if not pending:
+        return []
+    states: dict[str, int] = {}
+    for job in pending.values():
+        states[job.get("state", "failed")] = states.get(job.get("state", "failed"), 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    return [f"**Pending:** {len(pending)} submitted run(s) of this table have no record yet ({counts}, as their "
+            f"job files last said); their cells fill in when they finish. `python -m experiments status {table_id}` "
+            f"asks the scheduler.", ""]

@@ -1,0 +1,329 @@
+"""Which runs of a table ``run --submit`` hands to the scheduler, as which jobs, and handing them over.
+
+- A run is submitted unless it is done, or its job is queued, running or requeued
+  (``experiments.harness.cluster.status``), or its data is absent here; a failed or stopped one is submitted again
+  and resumes from its ``last.ckpt``.
+- One configuration trains once: Motionformer's tables share rows. The first run of a configuration trains; another
+  one, of this table or of a table submitted earlier, gets a small job that copies the first's record once the
+  first's job has ended well (SLURM's ``afterok`` dependency), or copies it here at once if it is done already.
+- A run that starts from another run's checkpoint (``run:TABLE/ROW/COLUMN``) waits for that run's job the same way.
+- Jobs of one allocation and the same dependencies go out as one job array.
+
+While it submits, the command holds the lock of every run it submits, so that a job that starts at once waits until
+its job file is written (``experiments.harness.cluster.job``), and a run another command is training is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shlex
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, UTC
+from pathlib import Path
+from typing import Any
+
+from ..plan import expected_data, needs_another_run
+from ..records import comparable_config, find_equivalent_run, replace_run
+from ..run_lock import RunBusyError, hold_run
+from ..run_sources import parse_run_source, run_sources
+from ..spec import RunConfig, run_dir
+from .job_file import JOB_FILE, now, read_job, write_job
+from .resources import MAX_TIMEOUTS, JobOptions, Resources, job_resources, reuse_resources
+from .status import LIVE, RunStatus, statuses_of
+
+JOBS_DIR = ".jobs"  # under the runs folder: each submission's scripts, pickled jobs and logs, in a folder of its own
+
+
+class SubmitError(ValueError):
+    """A submission that cannot go ahead, in one line: what refused it, and what was left as it was."""
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One run's job: what it does (``action``), its allocation, and what it waits for: runs of this submission
+    (``after``) and jobs already queued or running (``after_jobs``). ``reuse_only``: it copies an identical run's
+    record (``reuses``) and trains nothing."""
+
+    cfg: RunConfig
+    resources: Resources
+    action: str
+    reuse_only: bool = False
+    reuses: Path | None = None
+    after: tuple[Path, ...] = ()
+    after_jobs: tuple[str, ...] = ()
+
+
+@dataclass
+class SubmissionPlan:
+    jobs: list[PlannedJob] = field(default_factory=list)
+    reuse_now: list[RunConfig] = field(default_factory=list)  # an identical run is done: copied here, no job
+    skipped: list[tuple[RunConfig, str]] = field(default_factory=list)  # not submitted, and why
+    stale_jobs: list[str] = field(default_factory=list)  # queued jobs that wait for a failed one: cancelled
+
+    def line(self, cfg: RunConfig) -> str:
+        """What the plan does with ``cfg``, as ``run --dry-run`` says it."""
+        for job in self.jobs:
+            if job.cfg is cfg:
+                return f"{job.action}, a job of {job.resources.describe()}"
+        if cfg in self.reuse_now:
+            return "copy the record of an identical run that is done (here, now)"
+        return next(why for skipped, why in self.skipped if skipped is cfg)
+
+
+def config_key(cfg: RunConfig) -> str:
+    """What identical runs share (``records.comparable_config``: no table, row or column), short."""
+    text = json.dumps(comparable_config(cfg.to_dict()), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_submission(configs: Sequence[RunConfig], runs_root: str | Path, options: JobOptions, force: bool,
+                    dry_run: bool) -> SubmissionPlan:
+    """What ``run --submit`` does with each of ``configs`` (see the module's text). A dry run plans the runs whose
+    data is absent here as jobs too: the cluster's nodes may see it."""
+    runs_root = Path(runs_root)
+    own = {cfg.run_dir(runs_root) for cfg in configs}
+    others = [path.parent for path in runs_root.glob(f"*/*/seed*/*/{JOB_FILE}") if path.parent not in own]
+    states = statuses_of([*own, *others])
+    live_elsewhere = _live_by_configuration(others, states)
+    plan, trains = SubmissionPlan(), {}  # trains: {configuration: the run of this plan that trains it}
+    for cfg in configs:
+        here, status = cfg.run_dir(runs_root), states[cfg.run_dir(runs_root)]
+        key = config_key(cfg)
+        reason = _not_submitted(cfg, status, force, dry_run)
+        if reason:
+            plan.skipped.append((cfg, reason))
+            if status.state in LIVE:
+                trains.setdefault(key, here)
+            continue
+        if status.note.startswith("it waits for a job that failed"):
+            plan.stale_jobs.append(status.job_id)
+        if key in trains or (not force and key in live_elsewhere):  # trained by another run's job
+            source = trains.get(key) or live_elsewhere[key][0]
+            live = states[source].state in LIVE  # else: submitted by this plan
+            plan.jobs.append(PlannedJob(cfg, reuse_resources(options), f"copy the record of {_rel(source, runs_root)} "
+                                        f"once its job is done", True, source, after=() if live else (source,),
+                                        after_jobs=(states[source].job_id,) if live else ()))
+            continue
+        if not force and not needs_another_run(cfg) and find_equivalent_run(cfg, runs_root) is not None:
+            plan.reuse_now.append(cfg)
+            continue
+        waits, waits_jobs, missing = _sources(cfg, runs_root, states, trains)
+        if missing:
+            plan.skipped.append((cfg, missing))
+            continue
+        last = here / "checkpoints" / "last.ckpt"
+        action = "train (--force)" if force else f"resume from {last}" if last.exists() else "train"
+        if status.state in ("failed", "stopped"):
+            action += f" (its job {status.job_id} {status.state}: {status.note})" if status.note else ""
+        plan.jobs.append(PlannedJob(cfg, job_resources(cfg, options), action, after=waits, after_jobs=waits_jobs))
+        trains.setdefault(key, here)
+    return plan
+
+
+def _not_submitted(cfg: RunConfig, status: RunStatus, force: bool, dry_run: bool) -> str | None:
+    """Why ``cfg`` gets no job (None: it gets one)."""
+    if status.state in LIVE:
+        if force:
+            raise SubmitError(f"--force: {status.run_dir} is {status.state} as job {status.job_id}; cancel it "
+                              f"first (`scancel {status.job_id}`), or submit without --force")
+        return f"{status.state} as job {status.job_id}" + (f" on {status.nodes}" if status.nodes else "")
+    if status.state == "done" and not force:
+        return "done"
+    where = expected_data(cfg)
+    if where is not None and not dry_run:
+        return f"skip: needs {cfg.data.dataset} ({where})"
+    return None
+
+
+def _live_by_configuration(run_dirs: Sequence[Path], states: dict[Path, RunStatus]) -> dict[str, tuple[Path, str]]:
+    """{configuration: (run folder, job id)} of the queued, running or requeued runs among ``run_dirs`` (of other
+    tables) that train, from their job files."""
+    live = {}
+    for path in run_dirs:
+        status = states[path]
+        if status.state in LIVE and status.job.get("config_key") and not status.job.get("reuses"):
+            live.setdefault(status.job["config_key"], (path, status.job_id))
+    return live
+
+
+def _sources(cfg: RunConfig, runs_root: Path, states: dict[Path, RunStatus], trains: dict[str, Path]
+             ) -> tuple[tuple[Path, ...], tuple[str, ...], str | None]:
+    """What a run that starts from other runs' checkpoints waits for: runs of this plan, jobs already queued or
+    running; or why it cannot be submitted now (a source neither done nor submitted)."""
+    waits, waits_jobs = [], []
+    for source in run_sources(cfg):
+        table, row, column = parse_run_source(source)
+        path = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
+        if (path / "metrics.json").exists():
+            continue
+        status = states.get(path) or statuses_of([path])[path]
+        if path in trains.values():
+            waits.append(path)
+        elif status.state in LIVE:
+            waits_jobs.append(status.job_id)
+        else:
+            return (), (), (f"waits for {source}, which is {status.state}: submit it first (`python -m experiments "
+                            f"run {table} --rows {row} --scale {cfg.scale} --submit ...`)")
+    return tuple(waits), tuple(waits_jobs), None
+
+
+def _rel(path: Path, runs_root: Path) -> str:
+    return path.relative_to(runs_root).as_posix()
+
+
+def submission_folder(runs_root: str | Path) -> Path:
+    """``<runs>/.jobs/<UTC time>``: this submission's scripts, pickled jobs and logs."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return Path(runs_root).absolute() / JOBS_DIR / stamp
+
+
+def check_scheduler(cluster: str) -> None:
+    """Before anything is planned or locked: submitit is installed and, for SLURM, its commands are here."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise SubmitError("--submit needs submitit, which is not installed here: `pip install submitit==1.5.4` "
+                          "(requirements.txt pins it); nothing was submitted") from None
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if cluster == "slurm" and missing:
+        raise SubmitError(f"--submit slurm: SLURM's {' and '.join(missing)} are not on this machine's PATH; submit "
+                          f"from a node of the cluster, or run the jobs here with --submit local")
+
+
+def executor(cluster: str, folder: Path, resources: Resources, name: str, dependency: str | None) -> Any:
+    """A submitit executor for one allocation (``check_scheduler`` has passed)."""
+    import submitit
+
+    try:
+        out = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=MAX_TIMEOUTS)
+    except RuntimeError as err:  # SlurmExecutor: 'Could not detect "srun", are you indeed on a slurm cluster?'
+        raise SubmitError(f"--submit slurm: SLURM's commands (srun, sbatch) are not on this machine's PATH ({err}); "
+                          f"submit from a node of the cluster, or run the jobs here with --submit local") from None
+    parameters = resources.executor_parameters(name)
+    if dependency:
+        parameters["slurm_additional_parameters"] = {**parameters["slurm_additional_parameters"],
+                                                     "dependency": dependency}
+    out.update_parameters(**parameters)
+    return out
+
+
+@contextlib.contextmanager
+def sbatch_errors(what: str, submitted: int) -> Iterator[None]:
+    """Turn a refused ``sbatch`` (submitit prints its whole error output, then raises) into one line: the line of
+    that output that says why, and what was left as it was."""
+    shown = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(shown):
+            yield
+    except Exception as err:
+        from submitit.core.utils import FailedJobError
+
+        if not isinstance(err, FailedJobError):
+            sys.stderr.write(shown.getvalue())
+            raise
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        why = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else str(err))
+        before = f"; the {submitted} job(s) submitted before it keep their job files" if submitted else ""
+        raise SubmitError(f"sbatch refused {what}: {why}{before}; the other runs are left as they were "
+                          f"(resumable): fix the option and run the same command again") from None
+
+
+def submit_plan(plan: SubmissionPlan, runs_root: str | Path, cluster: str, force: bool, argv: Sequence[str],
+                echo: Callable[[str], None]) -> dict[Path, str]:
+    """Submit the plan's jobs to SLURM, a job array per allocation and dependencies, holding every submitted run's
+    lock meanwhile (a run another command holds is skipped, said in one line); writes each run's job file. Returns
+    {run folder: job id}."""
+    runs_root = Path(runs_root)
+    folder = submission_folder(runs_root)
+    submitted: dict[Path, str] = {}
+    try:
+        _submit(plan, runs_root, cluster, force, argv, echo, folder, submitted)
+    except SubmitError:
+        if not submitted:  # nothing of this submission is queued: its scripts and pickles go
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return submitted
+
+
+def _submit(plan: SubmissionPlan, runs_root: Path, cluster: str, force: bool, argv: Sequence[str],
+            echo: Callable[[str], None], folder: Path, submitted: dict[Path, str]) -> None:
+    with ExitStack() as held:
+        jobs = _hold(plan.jobs, runs_root, held, echo)
+        if force:
+            for job in jobs:
+                if not job.reuse_only:
+                    replace_run(job.cfg.run_dir(runs_root), runs_root, echo)
+        remaining = list(jobs)
+        while remaining:
+            ready = [job for job in remaining if all(path in submitted for path in job.after)]
+            remaining = [job for job in remaining if job not in ready]
+            for (resources, dependency), group in _arrays(ready, submitted).items():
+                ex = executor(cluster, folder, resources, group[0].cfg.table, dependency)
+                with sbatch_errors(f"{len(group)} job(s) ({resources.describe()})", len(submitted)):
+                    with ex.batch():
+                        handles = [ex.submit(_run_job(job, runs_root)) for job in group]
+                for job, handle in zip(group, handles):
+                    write_job_file(job, handle, cluster, folder, runs_root, submitted, argv)
+                    submitted[job.cfg.run_dir(runs_root)] = str(handle.job_id)
+
+
+def _run_job(job: PlannedJob, runs_root: Path) -> Any:
+    from .job import RunJob  # the runner's floor: only once a job is really submitted
+
+    return RunJob(job.cfg, runs_root, reuse_only=job.reuse_only)
+
+
+def _hold(jobs: Sequence[PlannedJob], runs_root: Path, held: ExitStack, echo: Callable[[str], None]
+          ) -> list[PlannedJob]:
+    """Take the lock of each job's run; a run another command holds is left out, with the line that says so, and so
+    are the jobs that wait for it."""
+    kept, dropped = [], set()
+    for job in jobs:
+        path = job.cfg.run_dir(runs_root)
+        if any(source in dropped for source in job.after):
+            echo(f"    {path}: not submitted, the run it waits for is not either")
+            dropped.add(path)
+            continue
+        try:
+            held.enter_context(hold_run(path))
+        except RunBusyError as busy:
+            echo(f"    {busy}")
+            dropped.add(path)
+            continue
+        kept.append(job)
+    return kept
+
+
+def _arrays(ready: Sequence[PlannedJob], submitted: dict[Path, str]
+            ) -> dict[tuple[Resources, str | None], list[PlannedJob]]:
+    """The ready jobs grouped by allocation and dependency (``afterok:ID:ID``): one job array each."""
+    groups: dict[tuple[Resources, str | None], list[PlannedJob]] = {}
+    for job in ready:
+        ids = sorted({*job.after_jobs, *(submitted[path] for path in job.after)})
+        groups.setdefault((job.resources, f"afterok:{':'.join(ids)}" if ids else None), []).append(job)
+    return groups
+
+
+def write_job_file(job: PlannedJob, handle: Any, cluster: str, folder: Path, runs_root: Path,
+                    submitted: dict[Path, str], argv: Sequence[str]) -> None:
+    """The run's job file as its job is queued (the run's lock is held: the job cannot write it meanwhile)."""
+    path = job.cfg.run_dir(runs_root)
+    before = read_job(path) or {}
+    earlier = [*before.get("earlier_jobs", []), before["job_id"]] if before.get("job_id") else []
+    write_job(path, {
+        "state": "queued", "executor": cluster, "job_id": str(handle.job_id), "submitted_at": now(),
+        "submitted_on": socket.gethostname(), "folder": str(folder), "stdout": str(handle.paths.stdout),
+        "stderr": str(handle.paths.stderr), "resources": job.resources.describe(),
+        "sbatch": job.resources.sbatch_flags(), "config_key": config_key(job.cfg), "action": job.action,
+        "reuses": _rel(job.reuses, runs_root) if job.reuses else None,
+        "after": sorted({*job.after_jobs, *(submitted[p] for p in job.after)}), "starts": 0,
+        "earlier_jobs": earlier, "command": shlex.join(["python", "-m", "experiments", *argv]),
+    })

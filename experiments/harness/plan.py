@@ -1,0 +1,213 @@
+"""What a table command means before anything trains: the runs a table resolves to with the user's options
+(``resolve_runs``), which of them lack data and where it was expected, what ``run`` would do with each (train,
+resume, done, reuse, skip: ``planned_action``, ``runs_to_train``), the checks ``run`` and ``--dry-run`` share
+(``check_resolved``: folders, launch, Lightning's options, the table's static record) and the ``--dry-run`` checks
+(``check_buildable``: every model built on the ``meta`` device). Imports no torch at import time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .checks import check_mixed_batch, check_trainer_options, check_writable
+from .overrides import apply_overrides, given_options
+from ..paper_tables import paper_table
+from .provenance import check_multi_node_launch, with_paper_batch
+from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
+from .run_sources import check_run_sources, run_sources
+from .spec import RunConfig, TableSpec, table_spec
+from .static import read_static, static_record_path
+from .tasks import build_model, check_data_options, check_source_early, get_task
+
+# The most seeds `run --seeds N` takes. A report cell is a mean ± std over seeds: the papers report 1 to 3; the quick
+# start's 3 seeds of mformer_table4 take 11 minutes on 2 cores, so 100 take about 6 hours. A larger N is taken for a
+# typo, not planned: resolving and dry-running 100000 seeds would itself take hours.
+MAX_SEEDS = 100
+
+
+class TableNotImplementedError(RuntimeError):
+    pass
+
+
+class MissingDataError(RuntimeError):
+    """No run of the requested table can start: every dataset it needs is absent."""
+
+
+def require_spec(table_id: str) -> TableSpec:
+    spec = table_spec(table_id)  # unknown ids raise with close matches
+    if spec is None:
+        table = paper_table(table_id)
+        raise TableNotImplementedError(
+            f"{table_id} ({table.paper_short} {table.label}) is listed but not implemented yet; it belongs to the "
+            f"{table.area} work. Implemented tables: `python -m experiments list`."
+        )
+    return spec
+
+
+def resolve_runs(
+    table_id: str,
+    scale: str = "tiny",
+    rows: Sequence[str] | None = None,
+    seeds: int = 1,
+    data_root: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    settings: Iterable[tuple[str, Any]] = (),
+) -> list[RunConfig]:
+    """Every run a table needs at a scale, rows in the paper's order, with the user's options applied
+    (``given_options``: the option flags ``overrides``, then the ``--set`` pairs ``settings``)."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"--seeds {seeds}: takes 1 to {MAX_SEEDS} seeds per row")
+    given = given_options(overrides, settings)
+    spec = require_spec(table_id)
+    selected = {spec.row(key).key for key in rows} if rows else {r.key for r in spec.rows}
+    configs = []
+    for row, column in spec.runs():
+        if row.key not in selected:
+            continue
+        for seed in range(seeds):
+            cfg = with_paper_batch(spec.resolve(row, column, scale, seed, data_root))  # before the user's options
+            configs.append(apply_overrides(cfg, given))
+            check_run_sources(configs[-1])  # here, so that --dry-run refuses a bad run: source where a run would
+    return configs
+
+
+def missing_data(cfg: RunConfig) -> str | None:
+    """Why a run cannot start for lack of data (a real dataset without a root on disk), else None."""
+    where = expected_data(cfg)
+    return None if where is None else f"needs data: {cfg.data.dataset} ({where})"
+
+
+def expected_data(cfg: RunConfig) -> str | None:
+    """Where the run's dataset should be, if it is a real dataset that is absent; None when the run can start."""
+    from data import generated_locally  # data imports torch: only when a run is checked, never for the CLI's help
+
+    if generated_locally(cfg.data.dataset, cfg.data.root):
+        return None
+    if cfg.data.root is None:
+        return f"pass --data-root DIR holding {cfg.data.dataset}/"
+    if not Path(cfg.data.root).exists():
+        return f"not found at {cfg.data.root}"
+    return None
+
+
+def missing_datasets(configs: Iterable[RunConfig]) -> dict[str, str]:
+    """Each absent dataset once, with where it was expected: {dataset: "not found at DIR" | "pass --data-root ..."}."""
+    out: dict[str, str] = {}
+    for cfg in configs:
+        where = expected_data(cfg)
+        if where is not None:
+            out.setdefault(cfg.data.dataset, where)
+    return out
+
+
+def dataset_shown(cfg: RunConfig) -> str:
+    """The run's dataset as the console names it, marked when the run generates it in place of the release it
+    would read (LRA ListOps without ``lra_listops/`` under ``--data-root``), as its report cells are."""
+    from data import generated_in_place_of_release
+
+    if generated_in_place_of_release(cfg.data.dataset, cfg.data.root, cfg.data.synthetic_params):
+        name = cfg.data.dataset
+        return f"{name}, generated locally in place of the release: no {name}/ under --data-root"
+    return cfg.data.dataset
+
+
+def run_line(cfg: RunConfig, runs_root: str | Path) -> str:
+    """One run as the console names it: table, row, column (dataset), seed, scale and its directory."""
+    return (f"{cfg.table} row={cfg.row} column={cfg.column} ({dataset_shown(cfg)}) seed={cfg.seed} "
+            f"scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
+
+
+def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool = False) -> str:
+    """What ``run`` would do with one run, for ``--dry-run``: "train", "resume from <ckpt>", "done" (its record
+    exists), "reuse <run>" (an identical run of another table finished), or "skip: needs <dataset>" (its data is
+    absent: ``missing_datasets`` says where it was expected). A record or checkpoint written for another run or
+    configuration raises ``RunConflictError``, as the run itself would."""
+    if expected_data(cfg) is not None:
+        return f"skip: needs {cfg.data.dataset}"
+    run_path = cfg.run_dir(runs_root)
+    if force:
+        return "train (--force)"
+    if (run_path / "metrics.json").exists():
+        finished_record(cfg, runs_root)  # another run's record, or another configuration's: RunConflictError
+        return "done"
+    last = run_path / "checkpoints" / "last.ckpt"
+    if last.exists():  # another configuration's checkpoint stops the run before any reuse (check_run_dir)
+        check_resumable(cfg, runs_root)
+    source = find_equivalent_run(cfg, runs_root)
+    if source is not None:
+        return f"reuse {source.parent.relative_to(runs_root).as_posix()}"
+    return f"resume from {last}" if last.exists() else "train"
+
+
+def runs_to_train(configs: Sequence[RunConfig], runs_root: str | Path, force: bool) -> list[RunConfig]:
+    """The runs that will train, in order: not done, not an identical run's reuse (a configuration that two rows
+    share trains once), not waiting for another run's checkpoint."""
+    to_train, seen = [], set()
+    for cfg in configs:
+        action = planned_action(cfg, runs_root, force)
+        key = json.dumps(comparable_config(cfg.to_dict()), sort_keys=True)
+        if (action == "train" or action.startswith(("resume", "train (--force)"))) and (force or key not in seen) \
+                and not needs_another_run(cfg):
+            to_train.append(cfg)
+            seen.add(key)
+    return to_train
+
+
+def needs_another_run(cfg: RunConfig) -> bool:
+    """Starts from another run's checkpoint (``run:<table>/<row>/<column>``): it trains after that run has."""
+    return bool(run_sources(cfg))
+
+
+def check_pretrained_sources(cfg: RunConfig) -> None:
+    """A pretrained source naming a missing file or a model timm does not have fails here, by name (``run:``
+    sources may be trained by this very command: they are checked when their run starts)."""
+    from models.sources import check_source
+
+    sources = cfg.model.pretrained
+    for source in [sources] if isinstance(sources, str) else (sources or {}).values():
+        if not check_source_early(source):
+            check_source(source)
+
+
+def check_buildable(cfg: RunConfig) -> None:
+    """Check the run's data options and (when its data is there) pretrained sources, and build its model on the
+    ``meta`` device: an unknown or misspelled option, a missing checkpoint file or an unknown timm model fails
+    here, by name, before anything trains (cheap at paper scale: no memory is allocated)."""
+    # A verb/noun model that fixes its verb count (CAST's split heads: ``num_verbs``) is built with that many verb
+    # logits and a few nouns, as the data would give it; any other model with the task's count, or 2 classes.
+    check_data_options(cfg)
+    if expected_data(cfg) is None:  # a run skipped for its data needs no weights either
+        check_pretrained_sources(cfg)
+    verbs = cfg.model.overrides.get("num_verbs")
+    build_model(cfg, get_task(cfg.task).num_classes or (verbs + 3 if verbs else 2), device="meta")
+
+
+def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run: bool) -> list[str]:
+    """What ``run`` checks once its runs resolve, before static columns, data or training, and ``--dry-run`` with
+    it: the table's runs folder takes new files, each run's launch and trainer options are Lightning's and its
+    static record reads. A run that would start here (not a dry run, its data there) also needs its accelerator
+    and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead."""
+    notes: dict[str, None] = {}
+    for table in dict.fromkeys(cfg.table for cfg in configs):
+        check_writable(Path(runs_root) / table, "--runs-dir")
+        if require_spec(table).static_columns:  # the run recomputes it, keeping what it held
+            read_static(static_record_path(runs_root, table))
+    for cfg in configs:
+        here = not dry_run and expected_data(cfg) is None
+        if here and get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
+            check_multi_node_launch(cfg)
+        check_mixed_batch(cfg)
+        note = check_trainer_options(cfg, on_this_machine=here)
+        if note:
+            notes[note] = None
+    return list(notes)
+
+
+def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") -> str:
+    """The --dry-run listing: each run's directory and fully resolved configuration."""
+    blocks = []
+    for cfg in configs:
+        blocks.append(f"# {cfg.run_dir(runs_root)}\n{json.dumps(cfg.to_dict(), indent=2)}")
+    return "\n".join(blocks)

@@ -1,0 +1,31 @@
+"""``python -m experiments list``, ``show`` and ``--help`` answer at once: they import no torch, Lightning, timm or
+scipy (5-6 s before anything is printed, on 2 cores). A model is built, and those libraries loaded, only by the
+commands that need one (``run``, ``static``)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+HEAVY = ("torch", "lightning", "timm", "scipy", "torchvision")
+
+# Runs the CLI in-process, then prints which heavy libraries it loaded.
+PROBE = """
+import runpy, sys
+sys.argv = ["experiments", *sys.argv[1:]]
+try:
+    runpy.run_module("experiments", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+print("loaded:", sorted(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "mformer_table3a", "--runs-dir", "none"]])
+def test_cli_answers_without_loading_torch(args):
+    out = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "loaded: []"

@@ -1,0 +1,291 @@
+"""Training-step time of a whole ViT-B at the paper's shape: exact trajectory attention against joint attention.
+
+    python -m tools trajectory-step [--device cuda] [--batch 8] [--variants ...] [--compile VARIANT ...]
+                                    [--check-exact] [--profile] [--shape paper|tiny] [--record FILE]
+
+One step is what the paper trains (Sec. 6.2, at bf16 here as the issue states it): forward under bf16 autocast,
+cross-entropy on random labels, backward, an AdamW step; ViT-B/16 at 16 x 224 x 224 with Motionformer's paper head
+and stochastic depth (``tools.memory_breakdown.CONFIGURATIONS``). Variants: ``joint`` (SDPA over all tokens),
+``exact_fused`` (trajectory attention's stage two through the fused Triton kernels, the default on a GPU),
+``exact`` (the memory-lean PyTorch stage two, one query frame a pass: the path the tables' memory cells state),
+``exact_one_pass`` (the same, every query frame in one pass), ``exact_autograd`` (the same equations through plain
+autograd), ``exact_literal`` (Eq. 5-6 as printed, through autograd) and ``exact_stage_one`` (Table 4's Avg_T: exact
+stage one, then a mean over t', which splits a trajectory step into its two stages), eager; ``--compile`` names
+variants to time again with every block compiled (``torch.compile``; the blocks share one compiled graph). Each
+variant runs in a fresh process (its peak memory its own); the median of the timed steps after the warm-up steps is
+reported, with the peak memory on a GPU. ``--check-exact`` first compares trajectory attention with the literal
+reference of Eq. 4-6 in float32 (outputs and gradients, relative error): each compiled variant compiled, and each
+variant with a Triton stage two eager (also under bf16 autocast, for information). ``--profile`` adds to each
+record where a step's time goes: the kernels (on a GPU; operators on the CPU) with the most self time per step and
+their count, from ``torch.profiler`` over two steps after the timed ones. ``--shape tiny`` runs a 2-block model on
+4 x 16 x 16 clips instead: a check that the command runs end to end (on a CPU, ``exact_fused`` needs
+``TRITON_INTERPRET=1``), not a measurement. The GPU run the Motionformer page reports: ``tools/gpu/trajectory_step.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, UTC
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from models.hardware import device_name, source_commit
+from models.registry import create_model
+from tools.memory_breakdown import CONFIGURATIONS
+
+VARIANTS = {
+    # name: (CONFIGURATIONS key, trajectory options beside the configuration's)
+    "joint": ("joint", {}),
+    "exact_fused": ("exact", {"stage_two_kernel": "triton"}),  # what "auto" (the default) runs on a GPU
+    "exact": ("exact", {"stage_two_kernel": "pytorch"}),
+    # capped at T: every query frame in one pass
+    "exact_one_pass": ("exact", {"stage_two_kernel": "pytorch", "frames_per_pass": 16}),
+    "exact_autograd": ("exact", {"memory_lean": False}),
+    # Eq. 5-6 as printed: every trajectory token projected to keys and values, two large matrix products where the
+    # rearranged forms run many small batched ones (more FLOPs, fewer and larger kernels)
+    "exact_literal": ("exact", {"stage_two": "literal"}),
+    # Table 4's Avg_T row: exact stage one, then a mean over t'; what stage one costs without stage two's pooling
+    "exact_stage_one": ("exact", {"temporal_pool": "average"}),
+}
+PROFILE_TOP = 12  # kernels (GPU) or operators (CPU) kept per profiled variant
+SHAPES = {  # model name (None: the configuration's) and options over the configuration's
+    "paper": (None, {}),
+    "tiny": ("vit_tiny_video", {"num_frames": 4, "img_size": 16, "depth": 2, "representation_size": 64}),
+}
+
+
+def build(variant: str, batch: int, device: str, compiled: bool,
+          shape: str = "paper") -> tuple[torch.nn.Module, torch.Tensor]:
+    key, extra = VARIANTS[variant]
+    name, options = CONFIGURATIONS[key]
+    if extra:
+        options = {**options, "attn_kwargs": {**options["attn_kwargs"], **extra}}
+    tiny_name, shape_options = SHAPES[shape]
+    name, options = tiny_name or name, {**options, **shape_options}
+    with torch.device(device):
+        model = create_model(name, **options).train()
+    if compiled:
+        for block in model.blocks:
+            block.compile()
+    clips = torch.randn(batch, 3, options["num_frames"], options["img_size"], options["img_size"], device=device)
+    return model, clips
+
+
+def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, steps: int,
+            profile: bool = False, shape: str = "paper") -> dict[str, Any]:
+    """One variant in this process: median step seconds and (on a GPU) the peak memory of a step; with ``profile``,
+    the top kernels of two more steps (``profile_steps``)."""
+    torch.manual_seed(0)
+    model, clips = build(variant, batch, device, compiled, shape)
+    labels = torch.randint(0, 400, (batch,), device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(clips), labels)
+        loss.backward()
+        optimizer.step()
+
+    started = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warmup_s = time.perf_counter() - started
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    record = {"variant": variant, "options": VARIANTS[variant][1], "compiled": compiled, "batch": batch,
+              "device": device, "shape": shape, "step_ms": statistics.median(times) * 1e3, "steps": steps,
+              "warmup_s": warmup_s,
+              "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    if profile:
+        record["profile"] = profile_steps(step, sync, cuda)
+    return record
+
+
+def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool, repeats: int = 2) -> dict[str, Any]:
+    """The ``PROFILE_TOP`` kernels (GPU) or operators (CPU) by self time, in ms per step, with calls per step and
+    the share of the step's summed self time; and the kernel count per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as prof:
+        for _ in range(repeats):
+            step()
+        sync()
+    # Annotated ranges (the optimizer's "Optimizer.step#AdamW.step") span kernels counted on their own: left out.
+    events = [e for e in prof.key_averages() if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0
+              and not getattr(e, "is_user_annotation", False)]
+    if cuda:  # kernels only: their self device time is the GPU's busy time; CPU-side ops report none
+        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+
+    def self_us(event: Any) -> float:
+        return event.self_device_time_total if cuda else event.self_cpu_time_total
+
+    total = sum(self_us(e) for e in events)
+    top = sorted(events, key=self_us, reverse=True)[:PROFILE_TOP]
+    return {"what": "CUDA kernels, self device time" if cuda else "CPU operators, self CPU time",
+            "per_step_ms": total / repeats / 1e3, "kernels_per_step": sum(e.count for e in events) / repeats,
+            "top": [{"name": e.key[:120], "ms_per_step": self_us(e) / repeats / 1e3,
+                     "calls_per_step": e.count / repeats, "share": self_us(e) / total} for e in top]}
+
+
+def check_exact(device: str, variant: str = "exact", compiled: bool = True, bf16: bool = False) -> dict[str, Any]:
+    """Trajectory attention with ``variant``'s options, compiled or eager, against the literal Eq. 4-6 (unfused, as
+    printed) in float32, small shape: the largest relative error over the output and every gradient. ``bf16``:
+    ours under bf16 autocast (the benchmark's precision) against the float32 reference, for information."""
+    from models.attention import TrajectoryAttention
+
+    torch.manual_seed(0)
+    thw, dim = (4, 4, 4), 64
+    with torch.device(device):
+        ours = TrajectoryAttention(dim, num_heads=4, qkv_bias=True, **VARIANTS[variant][1])
+        literal = TrajectoryAttention(dim, num_heads=4, qkv_bias=True, fused_attn=False, stage_two="literal")
+        x = torch.randn(2, 1 + 64, dim)
+    literal.load_state_dict(ours.state_dict())
+    errors = {}
+    outputs = []
+    for module in (torch.compile(ours) if compiled else ours, literal):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16 and module is not literal):
+            out = module(xi, thw)
+        out.float().square().sum().backward()
+        outputs.append([out.detach().float(), xi.grad, *(p.grad for p in module.parameters())])
+    names = ["output", "input grad", *(n + " grad" for n, _ in ours.named_parameters())]
+    for name, mine, reference in zip(names, *outputs, strict=True):
+        errors[name] = ((mine - reference).norm() / reference.norm()).item()
+    how = f"{'compiled' if compiled else 'eager'} {variant}{' under bf16 autocast' if bf16 else ''}"
+    return {"check": f"{how} vs literal, float32", "max_relative_error": max(errors.values()), "errors": errors}
+
+
+def run_worker(config: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """``measure`` in a fresh process; a failure (an error, out of memory, the timeout) is recorded, not raised."""
+    cmd = [sys.executable, "-m", "tools.trajectory_step", "--worker", json.dumps(config)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {**config, "error": f"timed out after {timeout} s"}
+    if done.returncode != 0:
+        return {**config, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record's step time over joint attention's, eager and compiled (where measured)."""
+    joint = {r["compiled"]: r["step_ms"] for r in records if r["variant"] == "joint" and "step_ms" in r}
+    out = []
+    for r in records:
+        extra = {}
+        if "step_ms" in r and False in joint:
+            extra["over_joint_eager"] = r["step_ms"] / joint[False]
+        if "step_ms" in r and True in joint:
+            extra["over_joint_compiled"] = r["step_ms"] / joint[True]
+        out.append({**r, **extra})
+    return out
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    def number(value: float | None, digits: int) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    rows = [[r["variant"], "compiled blocks" if r["compiled"] else "eager", number(r.get("step_ms"), 1),
+             number(r.get("over_joint_eager"), 2), number(r.get("over_joint_compiled"), 2),
+             number((r.get("profile") or {}).get("kernels_per_step"), 0), number(r.get("peak_gib"), 2),
+             r.get("error", "")] for r in records]
+    return tabulate(rows, headers=["variant", "mode", "step (ms, median)", "/ joint eager", "/ joint compiled",
+                                   "kernels per step", "peak GiB", "error"], tablefmt="github")
+
+
+def exactness_checks(device: str, variants: list[str], compiled: list[str]) -> list[dict[str, Any]]:
+    """``check_exact`` for each compiled trajectory variant and, eager, for each variant whose stage two is a Triton
+    kernel, in float32 and (on a GPU) under bf16 autocast; the compiled default stage two where neither is timed.
+    A check that fails to run is recorded with its error, so the timings still follow."""
+    checks = [(v, True, False) for v in compiled if v != "joint"]
+    # Triton's CPU interpreter multiplies bf16 operands of tl.dot wrongly (bf16 loads are exact; float16 is right):
+    # the bf16 check is a GPU check.
+    precisions = (False, True) if device.startswith("cuda") else (False,)
+    checks += [(v, False, bf16) for v in variants if VARIANTS[v][1].get("stage_two_kernel") == "triton"
+               for bf16 in precisions]
+    checks = checks or [("exact", True, False)]
+    results = []
+    for variant, is_compiled, bf16 in checks:
+        try:
+            results.append(check_exact(device, variant, is_compiled, bf16))
+        except Exception as err:  # noqa: BLE001  (recorded beside the timings, which still run)
+            results.append({"check": f"{'compiled' if is_compiled else 'eager'} {variant}, bf16={bf16}",
+                            "error": f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"})
+        print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8, the issue's)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--compile", nargs="*", choices=list(VARIANTS), default=[], metavar="VARIANT",
+                        help="variants to time again with their blocks compiled")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens there)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (median)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is recorded "
+                                                                    "as timed out")
+    parser.add_argument("--check-exact", action="store_true", help="first: trajectory attention (compiled, and the "
+                                                                  "Triton stage two) against the literal Eq. 4-6")
+    parser.add_argument("--profile", action="store_true", help="also record each variant's top kernels per step")
+    parser.add_argument("--shape", choices=list(SHAPES), default="paper",
+                        help="tiny: a 2-block model on 4x16x16 clips, to check the command end to end")
+    parser.add_argument("--record", metavar="FILE", help="write the records and the device as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement, JSON config
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure(**json.loads(args.worker))))
+        return
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device} requested but torch.cuda.is_available() is False")
+    header = {"device_name": device_name(args.device), "torch": torch.__version__, "commit": source_commit(),
+              "measured_at": datetime.now(UTC).date().isoformat(),
+              "command": " ".join(["python", "-m", "tools", "trajectory-step", *(argv or sys.argv[1:])]),
+              "precision": "bf16 autocast",
+              "model": ("ViT-B/16, 16x224x224 (tools.memory_breakdown: joint, exact)" if args.shape == "paper" else
+                        "tiny: vit_tiny_video, 2 blocks, 4x16x16 (an end-to-end check, not a measurement)")}
+    if args.check_exact:
+        header["exactness"] = exactness_checks(args.device, args.variants, args.compile)
+    records = []
+    for variant, compiled in [*((v, False) for v in args.variants), *((v, True) for v in args.compile)]:
+        config = {"variant": variant, "batch": args.batch, "device": args.device, "compiled": compiled,
+                  "warmup": args.warmup, "steps": args.steps, "profile": args.profile, "shape": args.shape}
+        records.append(run_worker(config, args.timeout))
+        print(json.dumps(records[-1]), flush=True)
+        if args.record:  # after every variant: a stopped run keeps what it measured
+            Path(args.record).write_text(json.dumps({**header, "records": ratios(records)}, indent=1) + "\n")
+    print(f"{header['device_name']}, batch {args.batch}, {header['precision']}:")
+    print(table(ratios(records)))
+    for r in records:
+        if "profile" in r:
+            top = r["profile"]["top"][:5]
+            print(f"{r['variant']}: {r['profile']['per_step_ms']:.1f} ms of {r['profile']['what']} per step, "
+                  f"{r['profile']['kernels_per_step']:.0f} calls; top: "
+                  + "; ".join(f"{e['name'][:60]} {e['ms_per_step']:.1f} ms" for e in top))
+
+
+if __name__ == "__main__":
+    main()
