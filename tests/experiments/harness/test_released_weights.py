@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from experiments import released_weights as catalogue_module
+from experiments.harness import released_weights as catalogue_module
 from experiments.__main__ import main
 from experiments.paper_tables import paper_table
 from experiments.harness.released_weights import CatalogueError, catalogue, find_checkpoint, paper_catalogue
