@@ -43,6 +43,7 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
         return {**head, "columns": columns, "rows": rows, "default_seeds": spec.default_seeds(scale)}
     our_rows = ours(table_id, scale=scale, runs_root=runs_root, results_root=results_root or None)
     static = static_values(spec, runs_root, results_root or None) if spec else {}
+    released = _released(spec, runs_root, results_root)
     rows = []
     for prow, our in zip(table.rows, our_rows):
         row_spec = next((r for r in spec.rows if r.paper_row == prow.index), None) if spec else None
@@ -54,9 +55,24 @@ def show_json(table_id: str, scale: str, runs_root: str, results_root: str | Pat
             "ours": {c: None if c in cells and cells[c].source == NEEDS_GPU else v for c, v in our.items()},
             "static": {col: {"text": cell.text, "source": cell.source, "value": cell.value}
                        for col, cell in cells.items()},
+            "released": released.get(row_spec.key, {}) if row_spec else {},
         })
     return {**head, "columns": list(table.columns), "rows": rows,
             "default_seeds": spec.default_seeds(scale) if spec else None}
+
+
+def _released(spec, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, dict]]:
+    """{row key: {column: {"value", "checkpoint"}}}: the cells evaluated from released weights (any scale), apart
+    from the trained runs' ``ours``."""
+    from .released import released_records, released_values
+
+    if spec is None:
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for (row, column), cell in released_values(spec, released_records(spec.table_id, runs_root,
+                                                                      results_root or None)).items():
+        out.setdefault(row, {})[column] = {"value": round(cell["value"], 4), "checkpoint": cell["checkpoint"]}
+    return out
 
 
 def _metric_values(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
@@ -82,8 +98,10 @@ def own_experiment_json(table_id: str, scale: str, runs_root: str, results_root:
     values = _metric_values(spec, scale, runs_root, results_root)
     means = _row_means(spec, values)
     columns = [c.column for c in spec.metric_columns]
+    released = _released(spec, runs_root, results_root)
     rows = [{"label": row.label, "key": row.key, "ours": {c: means[row.key][c] for c in columns},
-             "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns}}
+             "cells": {c: None if values[row.key][c] is None else values[row.key][c].render() for c in columns},
+             "released": released.get(row.key, {})}
             for row in spec.rows]
     return {"id": table_id, "status": OWN_EXPERIMENT, "notes": spec.notes, "scale": scale, "columns": columns,
             "rows": rows, "default_seeds": spec.default_seeds(scale)}
@@ -104,6 +122,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 if cell is None and any(row["cells"][other] for other in shares_run[column]):
                     continue  # its run finished without logging this metric (synth_verbnoun has no top1)
                 print(f"    {column:<28} ours ({args.scale} runs): {cell or '—'}")
+                _print_released(row, column)
         print(f"\n`run` trains {obj['default_seeds']} seed(s) per row at {args.scale} scale unless --seeds says "
               f"otherwise.")
         return 0
@@ -125,6 +144,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 ours_text = f"   ours ({args.scale} runs): {ours_value:.2f}"
             shown = f"paper: {printed(row['paper'][column]):<12}{ours_text}" if table.rows else ours_text.strip()
             print(f"    {column:<28} {shown}")
+            _print_released(row, column)
     if table.setup:
         print(f"\nPaper setup: {table.setup}")
     if obj["default_seeds"]:
@@ -132,6 +152,13 @@ def cmd_show(args: argparse.Namespace) -> int:
               f"otherwise.")
     return 0
 
+
+
+def _print_released(row: dict, column: str) -> None:
+    """A cell evaluated from released weights: its own line, under the trained cell, never in place of it."""
+    cell = row.get("released", {}).get(column)
+    if cell:
+        print(f"    {'':<28} ours from released weights ({cell['checkpoint']}): {cell['value']:.2f}")
 
 def reports_out_dir(runs_root: str | Path, reports_dir: str | Path | None) -> Path:
     """Where ``run`` writes the user's report: ``--reports-dir``, else ``<runs_root>/reports``."""

@@ -268,7 +268,7 @@ def test_an_invalid_ssv2_labels_file_is_named(tmp_path):
 
     (tmp_path / "labels.json").write_text('{"Moving something up": "0",\n "Push')
     labels = re.escape(str(tmp_path / "labels.json"))
-    with pytest.raises(ValueError, match=rf"^{labels}: not valid JSON"):
+    with pytest.raises(ValueError, match=rf"^{labels}:2: not valid JSON"):
         ssv2_label_index(tmp_path)
     (tmp_path / "labels.json").write_text('["Moving something up"]')
     with pytest.raises(ValueError, match=rf"^{labels}: expected one JSON object"):

@@ -28,7 +28,7 @@ from experiments.harness.cluster.submission import config_key, plan_submission
 from experiments.harness.plan import resolve_runs
 from experiments.harness.run_lock import RunBusyError
 
-from tests.experiments.micro_run import MICRO_ARGS, REPO, ROW, TABLE
+from tests.experiments.micro_run import MICRO_ARGS, ROW, TABLE
 
 ON_SLURM = MICRO_ARGS[:MICRO_ARGS.index("--jobs")] + MICRO_ARGS[MICRO_ARGS.index("--jobs") + 2:]
 
@@ -224,12 +224,13 @@ def _status(tmp_path, monkeypatch, job, answer, metrics=False):
      "ValueError: x: needs data"),
     ({"state": "stopped", "stopped_by": "SIGTERM"}, JobNow("CANCELLED"), "stopped",
      "stopped by SIGTERM; its job ended (CANCELLED) without being requeued"),
-    ({"state": "running", "alive_at": now()}, None, "running", ""),  # no scheduler here: the heartbeat decides
+    ({"state": "running", "alive_at": "NOW"}, None, "running", ""),  # no scheduler here: the heartbeat decides
     ({"state": "running", "alive_at": "2020-01-01T00:00:00+00:00"}, None, "failed",
      "no sign of life since 2020-01-01T00:00:00+00:00: its logs say nothing"),
     ({"state": "requeued", "stopped_by": "SIGUSR2"}, None, "requeued", ""),
 ])
 def test_status_weighs_the_job_file_against_the_scheduler(tmp_path, monkeypatch, job, answer, state, note):
+    job = {k: now() if v == "NOW" else v for k, v in job.items()}  # a beat as the test runs, not as it was collected
     found, line = _status(tmp_path, monkeypatch, job, answer)
     assert (found.state, found.note) == (state, note), line
     assert "\n" not in line and "job 5_1" in line
@@ -288,7 +289,7 @@ def test_a_requeued_job_waits_for_the_lock_of_the_job_it_replaces_and_no_longer(
     from contextlib import ExitStack
 
     run_dir = tmp_path / "runs" / TABLE / ROW / "seed0" / "tiny-k_400"
-    ending = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), "2"], cwd=REPO, stdout=subprocess.PIPE,
+    ending = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), "2"], stdout=subprocess.PIPE,
                               text=True)
     try:
         assert ending.stdout.readline().strip() == "held"
@@ -300,7 +301,7 @@ def test_a_requeued_job_waits_for_the_lock_of_the_job_it_replaces_and_no_longer(
     finally:
         ending.kill()
         ending.wait()
-    alive = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), "60"], cwd=REPO, stdout=subprocess.PIPE,
+    alive = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), "60"], stdout=subprocess.PIPE,
                              text=True)
     try:
         assert alive.stdout.readline().strip() == "held"

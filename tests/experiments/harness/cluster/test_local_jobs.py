@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from tests.experiments.micro_run import REPO, RUN, cli_command, cli_env
+from tests.experiments.micro_run import RUN, cli_command, cli_env
 from tests.faults.commands import assert_nothing_left, kill_session
 
 pytestmark = pytest.mark.slow  # a micro run as a local job started twice, beside an uninterrupted one
@@ -45,10 +45,10 @@ def test_a_local_job_requeues_itself_on_its_time_limit_signal_and_resumes_exactl
     runs, reference_runs = tmp_path / "runs", tmp_path / "reference" / "runs"
     reference_runs.parent.mkdir(parents=True)
     with open(tmp_path / "reference.out", "w") as log:  # the same run, never interrupted, alongside
-        reference = subprocess.Popen(cli_command(reference_runs, *ARGS), cwd=REPO, env=cli_env(), stdout=log,
+        reference = subprocess.Popen(cli_command(reference_runs, *ARGS), env=cli_env(), stdout=log,
                                      stderr=subprocess.STDOUT)
     with open(tmp_path / "command.out", "w") as log:
-        child = subprocess.Popen(cli_command(runs, *ARGS, "--submit", "local"), cwd=REPO, env=cli_env(), stdout=log,
+        child = subprocess.Popen(cli_command(runs, *ARGS, "--submit", "local"), env=cli_env(), stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait(child, lambda: _job(runs).get("state") == "running" and _step(runs) >= EVERY, "periodic checkpoint")

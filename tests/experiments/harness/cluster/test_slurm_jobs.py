@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from experiments.__main__ import main
-from tests.experiments.micro_run import MICRO_ARGS, REPO, TABLE, cli_command, cli_env
+from tests.experiments.micro_run import MICRO_ARGS, TABLE, cli_command, cli_env
 from tests.experiments.harness.cluster.slurm_cluster import PACKAGES, missing_commands, one_node_slurm
 
 pytestmark = pytest.mark.slow  # two micro runs as SLURM jobs, each started twice, beside an uninterrupted pair
@@ -90,7 +90,7 @@ def test_a_micro_table_on_slurm_is_preempted_requeued_and_resumed_exactly(slurm,
     reference_runs = tmp_path / "reference" / "runs"
     reference_runs.parent.mkdir(parents=True)
     with open(tmp_path / "reference.out", "w") as log:  # the same two runs, never interrupted, alongside
-        reference = subprocess.Popen(cli_command(reference_runs, *ARGS), cwd=REPO, env=cli_env(), stdout=log,
+        reference = subprocess.Popen(cli_command(reference_runs, *ARGS), env=cli_env(), stdout=log,
                                      stderr=subprocess.STDOUT)
     try:
         code, out, err = _cli(capsys, *_submit(runs, "--partition", "nope"))
