@@ -4,7 +4,7 @@ The protocol is Jabri et al.'s as DINO runs it for ViTs, with DINO's defaults (`
 ``size_mask_neighborhood=12``, ``topk=5``, temperature 0.1): each target frame's patches take the labels of their
 most similar patches in the first and the previous frames. Features come from any callable ``frames (T, 3, H, W) in
 [0, 1] -> (T, h, w, C)``; ``VideoViTFeatures`` builds one for ``VideoViT``. The protocol step by step and which
-features the paper used: experiments/mformer/README.md#table-5-long-range-arena-and-table-9-davis.
+features the paper used: docs/mformer_paper_scale.md#table-5-long-range-arena-and-table-9-davis.
 """
 
 from __future__ import annotations

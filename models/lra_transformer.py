@@ -284,7 +284,7 @@ def lra_gflops(attention: str = "exact", budget: int | None = None, seq_len: int
     Attention runs its explicit formula so that its matmuls are counted, as in ``models.flops``; the model runs on the
     CPU for real (about a GFLOP), since approximations select prototypes from the data. Approximations count the
     products ``models.attention.approximate`` forms; how they differ from the Nystromformer code's:
-    experiments/mformer/README.md#static-columns-gflops-parameters-memory.
+    docs/mformer_paper_scale.md#static-columns-gflops-parameters-memory.
     """
     with torch.random.fork_rng(devices=[]):  # the global RNG stays as it was
         torch.manual_seed(0)

@@ -17,7 +17,7 @@ from .video_vit import Block, register_temporal_aggregation
 class TemporalAttentionPool(nn.Module):
     """X-ViT's "temporal attention" aggregation, the official ``VitHead`` up to its classifier: a learnable class
     token prepended to the T per-frame class tokens, one transformer block over them, then LayerNorm, Linear(D, D) and
-    GELU (experiments/xvit/README.md#readings-where-the-text-leaves-room). PyTorch's default initialisation, as the
+    GELU (docs/xvit_paper_scale.md#readings-where-the-text-leaves-room). PyTorch's default initialisation, as the
     official model leaves its head (``keeps_default_init``: ``VideoViT._init_weights`` passes over it)."""
 
     keeps_default_init = True

@@ -6,13 +6,13 @@ evaluated from released weights (``python -m experiments evaluate``) too, kept a
 ``python -m reports retire ID ...``: before tracking a table retrained under a changed spec, move the tracked records
 it no longer configures to the table that still does, or remove them (``reports.retire``).
 ``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/README.md``,
-learnability in ``data/README.md``, MSCA's own experiments and the shift benchmarks in
-``experiments/msca/README.md``) from the reports' records.
+learnability in ``data/README.md``, MSCA's own experiments in ``docs/msca_tiny_scale.md``, the shift benchmarks in
+``docs/shift_family.md``, each paper's released checkpoints on its page) from the reports' records.
 ``python -m reports loader-workers FILE``: the loader processes per GPU that the presets' rule gives for another
 host, from ``python -m tools loader-rate ... --record FILE`` run there (``reports.loader_rates``).
 ``python -m tools shift-family --record FILE [options]``: run ``tools.shift_family`` with those options and merge
 its stamped records into FILE (``reports/benchmarks/shift_*.json``, which the shift tables of
-``experiments/msca/README.md`` show)."""
+``docs/shift_family.md`` show)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""The generated blocks of the repository's markdown, each in the file of the section it belongs to: tiny-scale
-results and costs (``reports/README.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own
-experiments on the motion set and the shift family's benchmarks (``experiments/msca/README.md``), the smoke's records
-(``reports/generated/smoke.md``), its GPU coverage and the loader rates (``docs/paper_scale_smoke.md``), the
-trajectory step's records (``docs/mformer_memory.md``) and each paper's released checkpoints (its page, from its
-catalogue: ``reports.released``). They are made from the tracked records the committed reports read, the benchmark
-records under ``reports/benchmarks/`` and the catalogues, so the text and the records cannot disagree (``python -m
-reports readme``; ``tests/reports/test_tracked_results.py`` checks)."""
+"""The generated blocks of the repository's markdown, each in the file of the section it belongs to: tiny-scale results
+and costs (``reports/README.md``), the synthetic sets' learnability (``data/README.md``), MSCA's own experiments on the
+motion set (``docs/msca_tiny_scale.md``), the shift family's benchmarks (``docs/shift_family.md``), the smoke's records
+(``reports/generated/smoke.md``), its GPU coverage and the loader rates (``docs/paper_scale_smoke.md``), the trajectory
+step's records (``docs/mformer_memory.md``) and each paper's released checkpoints (its page, from its catalogue:
+``reports.released``). They are made from the tracked records the committed reports read, the benchmark records under
+``reports/benchmarks/`` and the catalogues, so the text and the records cannot disagree (``python -m reports readme``;
+``tests/reports/test_tracked_results.py`` checks)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 TINY_RESULTS = REPO / "reports" / "README.md"
 REPORTS_LINK = GENERATED_DIR.relative_to(TINY_RESULTS.parent).as_posix()  # the reports, from that page
 DATA_README = REPO / "data" / "README.md"
-MSCA_README = REPO / "experiments" / "msca" / "README.md"
+MSCA_EXPERIMENTS = REPO / "docs" / "msca_tiny_scale.md"  # MSCA's own experiments on the motion set
+SHIFT_FAMILY = REPO / "docs" / "shift_family.md"
 
 
 def shown_path(path: Path) -> Path:
@@ -391,9 +392,9 @@ def generated_files() -> dict[Path, tuple[Block, ...]]:
 
     files = {TINY_RESULTS: ((BEGIN, END, results_block),),
             DATA_README: ((LEARNABILITY_BEGIN, LEARNABILITY_END, learnability_block),),
-            MSCA_README: (*((*experiment_markers(table_id), partial(experiment_block, table_id))
-                            for table_id in EXPERIMENT_BLOCKS),
-                          (SHIFT_BEGIN, SHIFT_END, shift_benchmarks_block)),
+            MSCA_EXPERIMENTS: tuple((*experiment_markers(table_id), partial(experiment_block, table_id))
+                                    for table_id in EXPERIMENT_BLOCKS),
+            SHIFT_FAMILY: ((SHIFT_BEGIN, SHIFT_END, shift_benchmarks_block),),
             SMOKE_PAGE: ((SMOKE_BEGIN, SMOKE_END, smoke_block),),
             MFORMER_MEMORY: tuple((*markers(name), partial(trajectory_step_block, name))
                                   for name in STEP_RECORDS),

@@ -4,7 +4,7 @@
 
 The learnable parameters of Table 1c's rows (``models.cast.complexity.TABLE1C``, beside the paper's), GFLOPs per view
 and TFLOPs over views (counted on ``meta``), then ``measure_training`` at one shape. The figures, and why the
-full-width cross-attention rows count 10.9 M below the paper: experiments/cast/README.md#counted-not-copied.
+full-width cross-attention rows count 10.9 M below the paper: docs/cast_paper_scale.md#counted-not-copied.
 """
 
 from __future__ import annotations

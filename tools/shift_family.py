@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         options = without_record(list(sys.argv[1:] if argv is None else argv))
         new = record_shift_benchmark(args.record, options)
         print(f"{args.record}: {len(new)} record(s) merged; `python -m reports readme` shows them in "
-              f"experiments/msca/README.md")
+              f"docs/shift_family.md")
         return
     records = run(args)
     if args.json:

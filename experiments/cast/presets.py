@@ -6,7 +6,7 @@ checkpoints and two recipes, Table 4's (``paper_preset``: Tables 2, 9-11) and th
 Tables 1a-1h, 5-8); ``tiny``: ``cast_tiny`` on the generated sets, ``CAST_TINY`` here, which every trained table
 turns into the regime's (``experiments.cast.regime``: the shipped experts, each set's epochs). Rows that name the
 same options resolve to one run per scale, trained once. Each setting and where it comes from:
-experiments/cast/README.md#paper-scale-sec-42-table-4.
+docs/cast_paper_scale.md#paper-scale-sec-42-table-4.
 """
 
 from __future__ import annotations

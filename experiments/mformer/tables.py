@@ -4,7 +4,7 @@ Scales share one spec: ``paper`` (ViT-B/16 from ImageNet-21K on 16x224x224 clips
 official head) and ``tiny`` (the same family at CPU size on the generated sets, with a plain linear head). Rows only
 say what their table varies; where the paper gives a size in tokens, the tiny row scales it and says so. Identical
 rows of different tables resolve to one run configuration, trained once. The recipe and where it comes from:
-experiments/mformer/README.md#paper-scale.
+docs/mformer_paper_scale.md#paper-scale.
 """
 
 from __future__ import annotations

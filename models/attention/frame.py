@@ -5,7 +5,7 @@ S = H*W patches. ``FrameAttention`` is an image ViT's MSA inside every frame (th
 subclasses only change which frame some heads, token rows or channels of the per-frame Q, K, V come from
 (``shift_frames`` on the qkv output, channels head-major ``(nh d)``), so attention, FLOPs and parameters (timm's
 ``qkv``/``proj``) stay ``FrameAttention``'s. A neighbour outside the clip contributes zeros. Readings of the MSCA
-and X-ViT papers: experiments/msca/README.md#readings-where-the-text-leaves-room.
+and X-ViT papers: docs/msca_paper_scale.md#readings-where-the-text-leaves-room.
 """
 
 from __future__ import annotations

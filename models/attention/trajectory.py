@@ -8,7 +8,7 @@ attends jointly to all tokens, as in the official code. By default stage two is 
 contracted with the query: the same function, a fifth of the FLOPs) and keeps one trajectory tensor per block.
 On CUDA tensors it runs as one fused Triton operation (``trajectory_triton.py``), elsewhere through PyTorch
 (``trajectory_pool.py``, one query frame a pass: the least memory); ``stage_two_kernel`` chooses.
-Design and the official code's options: experiments/mformer/README.md#where-the-code-differs-from-the-paper;
+Design and the official code's options: docs/mformer_paper_scale.md#where-the-code-differs-from-the-paper;
 memory: docs/mformer_memory.md#what-changed; speed: docs/mformer_memory.md#the-fused-stage-two.
 """
 

@@ -5,7 +5,7 @@ Entrypoints (``models.create_model``): ``cast_base`` (16 x 224 x 224 clips, ViT-
 every constructor option as an override. Video (B, C, F, H, W) -> logits (B, num_classes); with
 ``num_classes={"verb": V, "noun": N}`` the logits are [V verbs | N nouns], as ``lightning_modules.video_classifier``
 splits them. Table rows as options, freezing, the experts alone and pretrained sources:
-experiments/cast/README.md#the-model-rows-as-options.
+docs/cast_model.md#the-model-rows-as-options.
 """
 
 from .checkpoints import clip_to_expert, load_expert, videomae_to_expert, vit_to_expert

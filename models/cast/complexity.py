@@ -2,7 +2,7 @@
 
 ``python -m tools cast-complexity`` prints the learnable parameters of Table 1c's rows (``TABLE1C``, with the
 paper's), GFLOPs per view and TFLOPs over views, then ``measure_training`` at one shape. The figures, and why the
-full-width cross-attention rows count 10.9 M below the paper: experiments/cast/README.md#counted-not-copied.
+full-width cross-attention rows count 10.9 M below the paper: docs/cast_paper_scale.md#counted-not-copied.
 """
 
 from __future__ import annotations

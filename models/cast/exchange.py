@@ -3,7 +3,7 @@
 Every exchange maps the two experts' post-MHSA tokens (patch grids (B, T, N, D), a frame expert's class tokens
 (B, T, D)) to updates added to them. ``kind``: "bcast" (B-CAST, Eq. 8), "none", "xattn", "xattn_adapter" or
 "lateral"; ``directions``: "both", "t2s" or "s2t". Each kind, and how class tokens pass it:
-experiments/cast/README.md#the-exchanges.
+docs/cast_model.md#the-exchanges.
 """
 
 from __future__ import annotations

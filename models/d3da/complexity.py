@@ -5,7 +5,7 @@ on the same tokens, "stride" rows ``JointStrideAttention`` / ``TemporalStrideAtt
 ``meta`` device with the attention explicit, one multiply-add = one FLOP (as ``models.flops``), split into
 ``attention`` (QK^T and AV: what the O(.) expressions describe) and ``projections``; timings run the module with
 SDPA, batch 1, median of ``repeats``. ``fit_exponent`` fits a series' growth exponent (log-log least squares).
-Why the totals grow linearly in R or T: experiments/d3da/README.md#tables-a1a2-measured-not-only-big-o.
+Why the totals grow linearly in R or T: docs/d3da_measurements.md#tables-a1a2-measured-not-only-big-o.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ to both.
 Conv3d to (x, y, t)) on the block's normalised RGB tokens, offsets tanh x ``offset_range`` token cells, and
 trilinear sampling of the tokens by ``F.grid_sample``. ``forward`` returns the updates; the residual and the FFN
 are the block's. The choices A3 leaves open:
-experiments/d3da/README.md#readings-of-the-supplementary-where-it-leaves-room.
+docs/d3da_readings.md#readings-of-the-supplementary-where-it-leaves-room.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Input: a dict ``{"video": (B, 3, T, H, W), "pose": (B, T, J, k) or (B, T, people
 ``data.datamodule`` with ``with_pose=True``; other keys are ignored) -> class logits (B, num_classes). One block
 (``CrossModalBlock``): A3 on the RGB tokens, A1 on the pose tokens, the two CLS outputs averaged, then A2 over all
 tokens of each frame. ``modalities`` builds the RGB-only or pose-only ablation. The block and the choices the
-supplementary leaves open: experiments/d3da/README.md#readings-of-the-supplementary-where-it-leaves-room.
+supplementary leaves open: docs/d3da_readings.md#readings-of-the-supplementary-where-it-leaves-room.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ inside each window, the other axis folded into the window's tokens: A1 over the 
 per-frame modal tokens M_pose, M'_CLS), A2 over the frames. ``cover="full"`` (the default) covers every token;
 ``cover="as_printed"`` runs the printed loops, which leave tokens uncovered. Windows are gathered with one index
 tensor and run as one attention call; the literal per-window loops live in the tests. The loops, what they leave
-uncovered and the corrected cover: experiments/d3da/README.md#the-printed-loops-window-by-window.
+uncovered and the corrected cover: docs/d3da_readings.md#the-printed-loops-window-by-window.
 """
 
 from __future__ import annotations
