@@ -274,7 +274,7 @@ def video_vit_patch_features(model: VideoViT, video: Tensor,
 
 
 class VideoViTFeatures:
-    """Frozen ``VideoViT`` as a ``FeatureFn`` for label propagation (the choices: experiments/mformer/README.md).
+    """Frozen ``VideoViT`` as a ``FeatureFn`` for label propagation (the choices: docs/mformer_paper_scale.md).
 
     Args:
         model: the frozen model (put in eval mode here).

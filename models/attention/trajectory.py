@@ -232,7 +232,7 @@ class TrajectoryAttention(nn.Module):
 
     def _stage_two_rearranged(self, q: Tensor, traj: Tensor, dropout_p: float) -> Tensor:
         """Eq. 5-6 rearranged: same shapes as ``_stage_two_literal``, no projected keys or values (derivation:
-        experiments/mformer/README.md)."""
+        docs/mformer_paper_scale.md)."""
         nh, d = q.shape[2:]
         w_k, w_v = rearrange(self.proj_kv.weight, "(two nh d) c -> two nh d c", two=2, nh=nh)
         q = q * d ** -0.5

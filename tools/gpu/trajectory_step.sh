@@ -13,7 +13,7 @@
 # About 3-4 minutes of GPU time; at most 6 (the variants run slowest last, and the record is written after each, so
 # a run stopped by the time limit keeps what it measured). Needs torch with CUDA and Triton, timm, einops, tabulate;
 # not PyAV, pytorchvideo or fvcore. Where $OUT is set (a lent machine's output folder) a copy of the record goes
-# there. Then, in the repository: `python -m reports readme` renders it where experiments/mformer/README.md says.
+# there. Then, in the repository: `python -m reports readme` renders it in docs/mformer_memory.md.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${1:-}" = "--cpu-check" ]; then

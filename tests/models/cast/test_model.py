@@ -293,7 +293,7 @@ def test_table1c_learnable_parameters_match_paper(row: str) -> None:
 @pytest.mark.parametrize("row", ["xattn", "xattn_adapter"])
 def test_full_width_rows_differ_from_paper_by_the_released_s2t_table(row: str) -> None:
     """Ours keep B-CAST's positional tables; the paper's counts match with the released code's space-time S2T
-    table (experiments/cast/README.md, Counted, not copied). Both halves are asserted, so the explanation stays true."""
+    table (docs/cast_paper_scale.md, Counted, not copied). Both halves are asserted, so the explanation stays true."""
     options, paper = TABLE1C[row]
     ours = learnable_millions(**options)
     assert ours != pytest.approx(paper, rel=0.02)
