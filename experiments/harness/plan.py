@@ -16,6 +16,7 @@ from .overrides import apply_overrides, given_options
 from ..paper_tables import paper_table
 from .provenance import check_multi_node_launch, with_paper_batch
 from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
+from .run_lock import check_lock_path
 from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
 from .static import read_static, static_record_path
@@ -188,7 +189,8 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
     """What ``run`` checks once its runs resolve, before static columns, data or training, and ``--dry-run`` with
     it: the table's runs folder takes new files, each run's launch and trainer options are Lightning's and its
     static record reads. A run that would start here (not a dry run, its data there) also needs its accelerator
-    and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead."""
+    and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead. Each run's lock
+    path must be free or a lock file (``check_lock_path``)."""
     notes: dict[str, None] = {}
     for table in dict.fromkeys(cfg.table for cfg in configs):
         check_writable(Path(runs_root) / table, "--runs-dir")
@@ -199,6 +201,7 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
         if here and get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
             check_multi_node_launch(cfg)
         check_mixed_batch(cfg)
+        check_lock_path(cfg.run_dir(runs_root))
         note = check_trainer_options(cfg, on_this_machine=here)
         if note:
             notes[note] = None

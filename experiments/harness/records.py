@@ -24,6 +24,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
+from .record_schemas import MAX_DEPTH, check_record_sections, too_deep
 from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
 from .spec import RunConfig, run_dir, with_defaults
 
@@ -66,13 +67,21 @@ def tracked_record_fix(path: str | Path, table: str) -> str:
 
 
 def read_json(path: str | Path, fix: str) -> Any:
-    """The JSON value a file holds; a file that cannot be read, is not UTF-8 or not JSON raises
+    """The JSON value a file holds; a file that cannot be read, is no regular file (a FIFO is refused before it is
+    opened: reading one waits forever), is not UTF-8, not JSON or nests deeper than ``MAX_DEPTH`` raises
     ``DamagedRecordError`` naming it, where (line and column), and ``fix``."""
+    from data.root_files import NotRegularFileError, open_regular, shown
+
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open_regular(path, "rb") as handle:  # a FIFO is refused before it is opened: it would wait forever
+            raw = handle.read()
+    except NotRegularFileError as err:
+        raise DamagedRecordError(f"{path}: not a regular file (a {err.kind}); {fix}") from None
     except OSError as err:
         raise DamagedRecordError(f"{path}: cannot be read ({err.strerror or err}); {fix}") from None
+    except ValueError as err:  # a NUL byte in a name taken from a record
+        raise DamagedRecordError(f"{shown(path)}: cannot be read ({err}); {fix}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -81,9 +90,16 @@ def read_json(path: str | Path, fix: str) -> Any:
         raise DamagedRecordError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line} column "
                                  f"{column}); {fix}") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as err:
         raise DamagedRecordError(f"{path}: not valid JSON ({err}); {fix}") from None
+    except RecursionError:  # nested past Python's recursion limit: deeper still than the bound below
+        value, deep = None, True
+    else:
+        deep = too_deep(value)
+    if deep:
+        raise DamagedRecordError(f"{path}: not a record (nested more than {MAX_DEPTH} deep); {fix}")
+    return value
 
 
 def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = RECORD_KEYS,
@@ -109,6 +125,8 @@ def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = 
     not_numbers = [key for key, value in record.get("metrics", {}).items() if not _is(value, (int, float))]
     if not_numbers:
         raise DamagedRecordError(f"{path}: not a run record (metric(s) {', '.join(not_numbers)} not numbers){end}")
+    if (wrong_section := check_record_sections(record)) is not None:
+        raise DamagedRecordError(f"{path}: not a run record ({wrong_section}){end}")
     return record
 
 

@@ -76,6 +76,12 @@ def test_a_reused_from_that_is_no_folder_name_is_refused(reused):
     _refused(lambda: pretrained_weights(cfg, runs), record, "reused_from is a list, expected a string or null")
 
 
+def test_a_reused_from_with_a_nul_byte_is_refused_naming_the_record(reused):
+    runs, record, outside, cfg = reused
+    _write(record, "mformer_table6b/mformer\0/seed0")
+    _refused(lambda: pretrained_weights(cfg, runs), record, "reused_from", "NUL byte")
+
+
 def test_a_checkpoint_that_is_a_symlink_out_of_the_runs_folder_is_refused(reused):
     runs, record, outside, cfg = reused
     _write(record, "mformer_table4/traj_attT_normS/seed0/tiny-k_400")
