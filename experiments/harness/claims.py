@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from ..paper_tables import paper_tables, papers
 from .provenance import REPO_ROOT
-from .record_schemas import MAX_DEPTH, too_deep
+from .record_schemas import MAX_DEPTH, describe, too_deep
 from .spec import table_spec
 
 CLAIMS_FILE = "claims.yaml"
@@ -168,8 +168,6 @@ def paper_claims(paper: str) -> list[Claim]:
 
 def _claims_error(err: ValidationError, data: dict[str, Any]) -> str:
     """pydantic's first error as "claim <id>, tests.0.rows: Input should be a valid list (got 5)"."""
-    from data.schemas import describe
-
     first = err.errors(include_url=False)[0]
     loc = first["loc"]
     if len(loc) >= 2 and loc[0] == "claims" and isinstance(loc[1], int):
