@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..paper_tables import UnknownTableError, paper_tables
-from .checks import check_writable, write_refused
+from .checks import check_writable, stdout_closed, write_refused
 from .cluster.cli import add_command as add_cluster_commands
 from .cluster.cli import submit_table, uses_a_scheduler
 from .commands import registered_commands
@@ -317,6 +317,8 @@ def exit_status(command: Callable[[], int]) -> int:
     and exit status 2; anything else is a bug and keeps its traceback. ``python -m tools`` runs its tools so too."""
     try:
         return command()
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing is wrong, nothing to say
+        return stdout_closed()
     except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError,
             FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
