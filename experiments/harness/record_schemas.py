@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError,
+                      model_validator)
 
 MAX_DEPTH = 64  # objects and lists within each other
 MAX_COUNT = 2**53  # a count JSON keeps exactly; no split holds more files
@@ -79,6 +80,12 @@ class Provenance(_Section):
     deterministic: StrictBool | StrictStr | None = None  # Lightning takes "warn" too
     decoder: dict[str, StrictStr | None] | None = None
     libraries: dict[str, StrictStr | None] | None = None
+
+    @model_validator(mode="after")
+    def _devices_with_their_count(self) -> Provenance:
+        if self.devices and self.world_size is None:  # the reports show "<world_size> × <device>"
+            raise ValueError("devices without world_size")
+        return self
 
 
 class RecordSections(BaseModel):

@@ -35,6 +35,8 @@ DAMAGES = {  # what the file holds -> what the error line says of it
                                       "not a run record (provenance.cpu_kernels: "),
     "classes that are text": (json.dumps({**RECORD, "data": {"num_classes": "many"}}).encode(),
                               "not a run record (data.num_classes"),
+    "devices without their count": (json.dumps({**RECORD, "provenance": {"devices": ["CPU"]}}).encode(),
+                                    "not a run record (provenance: devices without world_size"),
     "an infinite metric": (json.dumps({**RECORD, "metrics": {"top1": float("inf")}}).encode(),
                            "not a run record (metrics.top1: "),
     "nested past the bound": (b'{"table": ' + b"[" * 100 + b"]" * 100 + b"}", "not a record (nested more than 64"),
