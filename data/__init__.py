@@ -59,6 +59,24 @@ def generated_in_place_of_release(dataset: str, root: object, synthetic_params: 
     return dataset not in SYNTHETIC_SETS and generated_locally(dataset, root) and not synthetic_params
 
 
+def check_generated_params(dataset: str, synthetic_params: Mapping[str, Any]) -> None:
+    """A ValueError naming the parameter where ``synthetic_params`` name no parameter of ``dataset``'s generator or
+    leave its declared bounds (``data.synthetic.SyntheticSize``, ``data.lra.LISTOPS_BOUNDS``): checked with the
+    run's options, before a set of a terabyte is started."""
+    from data.lra import ListOpsSpec
+    from data.synthetic import SYNTHETIC_SETS, synthetic_params as resolve
+
+    try:
+        if dataset in SYNTHETIC_SETS:
+            resolve(**synthetic_params)
+        elif dataset == "lra_listops":
+            ListOpsSpec(**synthetic_params)
+        elif synthetic_params:
+            raise ValueError(f"{dataset} is read from its files, not generated: it takes no synthetic_params")
+    except TypeError as err:  # an unknown name
+        raise ValueError(str(err)) from None
+
+
 def dataset_root(dataset: str, data_root: str | Path, synthetic_params: Mapping[str, Any]) -> Path | None:
     """Where ``dataset`` is read from under ``data_root`` (``--data-root``: one folder per dataset, named as the
     dataset), or None where the repository generates it: every synthetic set, and LRA ListOps when ``data_root`` has

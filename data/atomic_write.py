@@ -1,9 +1,9 @@
 """Write a file so that a reader, or a run killed half-way, only ever sees the previous complete file or the new one.
 
-The content goes to a temporary file in the same directory (same filesystem, so the rename is atomic on POSIX),
-is flushed to disk, and then renamed over the target. A write that fails or is killed leaves the old file as it
-was, plus at most a stray ``.<name>.*.tmp`` beside it. It lives in the lowest floor so that every floor (data
-caches, run records, static columns, reports) uses the one helper.
+The content goes to a temporary file in the same directory (same filesystem, so the rename is atomic on POSIX), is
+flushed to disk, and then renamed over the target. A write that fails or is killed leaves the old file as it was,
+plus at most a stray ``.<name>.*.tmp`` beside it; the error (a full disk) names the file it was for. It lives in the
+lowest floor so that every floor (data caches, run records, static columns, reports) uses the one helper.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def atomic_write_bytes(path: str | os.PathLike, content: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())  # on disk before the rename, so a crash cannot expose an empty file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a write or fsync names no file: name the target
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise
     return path
 

@@ -59,6 +59,12 @@ class LRAFormatError(ValueError):
         super().__init__(f"LRA {task}: {self.path}: {reason}")
 
 
+# The declared bounds of a generated ListOps set, checked when a run's options are resolved: ten times the
+# benchmark's sizes (96,000 sequences, 2,000 tokens, depth 10); past them a set fills memory, not a table.
+LISTOPS_BOUNDS = {"num_train": 1_000_000, "num_val": 100_000, "num_test": 100_000, "min_length": 20_000,
+                  "max_length": 20_000, "max_depth": 100, "max_args": 100, "seed": 2**32 - 1}
+
+
 @dataclass(frozen=True)
 class ListOpsSpec:
     """Parameters of a generated ListOps set (defaults: the LRA benchmark's)."""
@@ -73,6 +79,11 @@ class ListOpsSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("num_train", "num_val", "num_test", "min_length", "max_length", "max_depth", "max_args", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= LISTOPS_BOUNDS[name]:
+                raise ValueError(f"ListOps: {name} must be a whole number from 0 to {LISTOPS_BOUNDS[name]}, got "
+                                 f"{value!r}")
         if self.min_length + 1 >= self.max_length:
             raise ValueError(f"ListOps: need min_length + 1 < max_length, got {self.min_length}, {self.max_length}")
         if self.max_args < 2 or self.max_depth < 2:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 INVENTORY = Path(__file__).with_name("paper_tables.yaml")
 PAPER_FILE = "paper.yaml"  # in each paper's folder, experiments/<code>/
@@ -105,6 +106,57 @@ class PaperTable:
         return " | ".join(parts) if parts else f"row {row.index + 1}"
 
 
+Names = list[StrictStr] | None
+
+
+class InventoryRow(BaseModel):
+    """A row of a table in the inventory: its cells (the paper's numbers and descriptors, as printed) and marks."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    cells: dict[StrictStr, Any]
+    bold: Names = None
+    underline: Names = None
+    group: StrictStr | None = None
+
+
+class InventoryTable(BaseModel):
+    """The declared schema of one table of ``paper_tables.yaml``, checked when the inventory is read: a wrong type
+    or a missing key is one line naming the file, the table and the field."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: StrictStr
+    paper: StrictStr
+    source_file: StrictStr
+    label: StrictStr
+    caption: StrictStr
+    kind: StrictStr
+    datasets: Names = None
+    metrics: Names = None
+    columns: Names = None
+    rows: list[InventoryRow] | None = None
+    notes: StrictStr | None = None
+    setup: StrictStr | None = None
+    sweep: dict[StrictStr, Any] | None = None
+    source_lines: StrictStr | StrictInt | None = None
+
+
+def _checked_entries(entries: Any) -> list[dict[str, Any]]:
+    from .harness.record_schemas import MAX_DEPTH, describe, too_deep
+
+    if not isinstance(entries, list) or too_deep(entries, MAX_DEPTH):
+        raise ValueError(f"{INVENTORY}: not a list of tables nested at most {MAX_DEPTH} deep")
+    for i, entry in enumerate(entries):
+        try:
+            InventoryTable.model_validate(entry)
+        except ValidationError as err:
+            named = entry.get("id") if isinstance(entry, dict) and isinstance(entry.get("id"), str) else None
+            raise ValueError(f"{INVENTORY}: table {i + 1}{f' ({named})' if named else ''}: "
+                             f"{describe(err, most=1)}") from None
+    return entries
+
+
 def _parse(entry: dict[str, Any]) -> PaperTable:
     rows = tuple(
         PaperRow(
@@ -140,7 +192,7 @@ def paper_tables() -> dict[str, PaperTable]:
     with open(INVENTORY, encoding="utf-8") as fh:
         entries = yaml.load(fh, Loader=_PrintedLoader)  # noqa: S506 - SafeLoader subclass
     tables = {}
-    for entry in entries:
+    for entry in _checked_entries(entries):
         table = _parse(entry)
         if table.id in tables:
             raise ValueError(f"{INVENTORY}: duplicate table id {table.id!r}")

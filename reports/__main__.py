@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
-from experiments.harness.checks import check_writable, write_refused
+from experiments.harness.checks import check_writable, stdout_closed, write_refused
 from experiments.harness.cluster.job_file import pending_runs
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
 from experiments.harness.records import DamagedRecordError
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing is wrong, nothing to say
+        return stdout_closed()
     # an unknown id, options that do not go together, a damaged record or static record (each names the file and
     # what to do, which differs for a tracked and a local one), a folder that takes no files, a markdown file that
     # lacks its generated block

@@ -10,10 +10,10 @@ settings are kept. ``python -m reports readme`` renders every file as one table 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tabulate import tabulate
 
 from .build import REPORTS_DIR
@@ -35,21 +35,53 @@ def setting(record: dict[str, Any]) -> tuple:
     return tuple(record.get(k) for k in SETTING)
 
 
+Seconds = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+Mebibytes = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
+class ShiftRecord(BaseModel):
+    """The declared schema of one record of a shift file: its stamp (``STAMP``), its setting (``SETTING``), the
+    variant and the times the tables divide (finite, positive); the memory columns where measured."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    device_name: str
+    torch: str
+    commit: str
+    measured_at: str
+    command: str
+    unit: str
+    shape: str
+    batch: Annotated[int, Field(ge=1)]
+    compiled: str | None
+    variant: str
+    time_s: Seconds
+    time_min_s: Seconds
+    peak_mib: Mebibytes | None = None
+    saved_mib: Mebibytes | None = None
+
+
+class ShiftFile(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    records: list[ShiftRecord]
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of one file, each with every field the tables need; a file that is not such a list says so,
-    naming itself and the record."""
+    """The records of one file, each with every field the tables need, of its type (``ShiftRecord``); a file that
+    is not such a list says so in one line, naming itself, the record and the field."""
+    from experiments.harness.record_schemas import describe
+    from experiments.harness.records import DamagedRecordError, read_json
+
+    fix = f"restore it with `git checkout -- {path}`, or measure again with `python -m tools shift-family --record`"
     try:
-        records = json.loads(path.read_text())["records"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a benchmark file ({{'records': [...]}}): {err!r}") from None
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: 'records' is a {type(records).__name__}, not a list")
-    needed = (*STAMP, *SETTING, "variant", "time_s", "time_min_s")
-    for i, record in enumerate(records):
-        missing = [k for k in needed if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks {missing}")
-    return records
+        document = read_json(path, fix)
+        ShiftFile.model_validate(document)
+    except DamagedRecordError as err:
+        raise ValueError(str(err)) from None
+    except ValidationError as err:
+        raise ValueError(f"{path}: not a benchmark file ({describe(err, most=1)}); {fix}") from None
+    return document["records"]
 
 
 def _row_rank(setting: tuple) -> tuple:

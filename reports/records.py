@@ -57,18 +57,30 @@ def read_record(path: Path, fix: str | None = None) -> dict[str, Any]:
 
 
 def tracked_path(results_root: str | Path, record: dict[str, Any], named_in: str | Path | None = None) -> Path:
-    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it. A table or row
-    field that is not a plain name (``..``, a separator), or any path that would leave ``results_root``, raises
-    ``DamagedRecordError`` naming the record file (``named_in``): a record is data and never picks where a write
-    goes."""
-    named = (record["table"], record["row"])
-    path = (Path(results_root) / named[0] / named[1] / f"seed{record['seed']}"
-            / f"{record['scale']}-{column_slug(record['column'])}.json")
-    if (any(part in ("", ".", "..") or "/" in part or "\\" in part for part in named)
-            or not path.resolve().is_relative_to(Path(results_root).resolve())):
-        raise DamagedRecordError(f"{named_in or 'a record'}: table {named[0]!r} / row {named[1]!r} would be tracked "
-                                 f"at {path}, outside {results_root}; delete that run folder, or run it again "
-                                 f"with --force")
+    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it. Every field the
+    path is built from is checked as a part of its own: a table, row or scale that is not a plain name (empty,
+    ``.``, ``..``, a separator, a NUL byte), a scale the specs do not know, a seed that is no whole number, or any
+    path that would leave ``results_root/<table>/`` raises ``DamagedRecordError`` naming the record file
+    (``named_in``) and the field: a record is data and never picks where a write goes."""
+    where = named_in or "a record"
+    fix = "delete that run folder, or run it again with --force"
+    for key in ("table", "row", "scale"):
+        value = record[key]
+        if (not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0")
+                or not value.isprintable()):
+            raise DamagedRecordError(f"{where}: its {key} {value!r} is not a plain name, so it cannot name a "
+                                     f"tracked file under {results_root}; {fix}")
+    if record["scale"] not in SCALES:
+        raise DamagedRecordError(f"{where}: its scale {record['scale']!r} is none of {', '.join(SCALES)}; {fix}")
+    seed = record["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DamagedRecordError(f"{where}: its seed {seed!r} is not a whole number; {fix}")
+    name = f"{record['scale']}-{column_slug(str(record['column']))}.json"  # the slug keeps letters, digits and _
+    folder = Path(results_root) / record["table"]
+    path = folder / record["row"] / f"seed{seed}" / name
+    if path.parent.resolve() != folder.resolve() / record["row"] / f"seed{seed}":
+        raise DamagedRecordError(f"{where}: table {record['table']!r} / row {record['row']!r} would be tracked "
+                                 f"at {path}, outside {folder}; {fix}")
     return path
 
 

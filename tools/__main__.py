@@ -37,6 +37,8 @@ COMMANDS = {
                                                      "training cost with frozen experts against all trainable"),
     "d3da-step": Tool("tools.d3da_step", "training-step time and memory of the RGB+pose model"),
     "decoding": Tool("tools.decoding", "clips/s of our video decoding against pytorchvideo's on the same files"),
+    "signal-stress": Tool("tools.signal_stress", "seconds `experiments run` takes to end after a SIGINT, over "
+                                                 "many repetitions beside a busy core"),
 }
 
 

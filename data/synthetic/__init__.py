@@ -17,13 +17,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data.cache import build_once
 from data.synthetic import appearance, motion, motion_pairs, objects, pose, verbnoun
 from data.synthetic.pose import POSE_JOINTS, POSE_LIMBS
 from data.synthetic.render import upsample_bilinear
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
+from data.schemas import describe
 from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER
 
 __all__ = [
@@ -93,14 +96,43 @@ def generate_synthetic(
 
 
 _PARAM_DEFAULTS = dict(num_train=400, num_val=200, seed=0, num_video_frames=32, size=40, fps=15, num_classes=None)
+MAX_SAMPLES = 100_000  # per split: 100x the largest set a table generates; more is no stand-in but a disk filler
+MAX_BYTES = 256 * 2**30  # the decoded pixels of a whole set (samples x frames x size^2 x 3): its disk and time scale
+
+
+class SyntheticSize(BaseModel):
+    """The declared bounds of a generated set's parameters, checked when a run's options are resolved (as the seed
+    count is): a size past them would fill the disk or the memory long after the command started."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    num_train: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+    num_val: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    num_video_frames: Annotated[int, Field(ge=1, le=1024)]
+    size: Annotated[int, Field(ge=8, le=1024)]
+    fps: Annotated[int, Field(ge=1, le=1000)]
+    num_classes: Annotated[int, Field(ge=1, le=10_000)] | None
 
 
 def synthetic_params(**params) -> dict:
-    """``params`` completed with the defaults of ``ensure_synthetic``; unknown names raise."""
+    """``params`` completed with the defaults of ``ensure_synthetic``; unknown names raise TypeError, and values
+    outside ``SyntheticSize``'s bounds or past ``MAX_BYTES`` in all a ValueError naming the field."""
     unknown = set(params) - set(_PARAM_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown synthetic parameters {sorted(unknown)}; known: {sorted(_PARAM_DEFAULTS)}")
-    return {**_PARAM_DEFAULTS, **params}
+    full = {**_PARAM_DEFAULTS, **params}
+    try:
+        SyntheticSize.model_validate(full)
+    except ValidationError as err:
+        raise ValueError(f"synthetic_params: {describe(err)}") from None
+    pixels = (full["num_train"] + full["num_val"]) * full["num_video_frames"] * full["size"] ** 2 * 3
+    if pixels > MAX_BYTES:
+        samples = full["num_train"] + full["num_val"]
+        raise ValueError(f"synthetic_params: {samples} samples of {full['num_video_frames']} frames of "
+                         f"{full['size']}x{full['size']} are {pixels / 2**30:.0f} GiB of pixels, past the bound of "
+                         f"{MAX_BYTES // 2**30} GiB")
+    return full
 
 
 def synthetic_dir(name: str, cache_dir: Path = Path(".cache/synthetic"), **params) -> Path:

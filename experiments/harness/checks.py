@@ -59,6 +59,22 @@ def write_refused(err: OSError) -> str | None:
     return f"{err.filename}: {err.strerror}; check the permissions of it and its folder, or free space"
 
 
+CLOSED_PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
+
+
+def stdout_closed() -> int:
+    """After a ``BrokenPipeError`` (``experiments show ... | head -1``: the reader has what it wanted and is gone):
+    point stdout at /dev/null, so that the interpreter's last flush does not raise again, and return the status to
+    exit with, quietly."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_PIPE_STATUS
+
+
 def check_trainer_options(cfg: RunConfig, on_this_machine: bool) -> str | None:
     """Raise ``TrainerOptionError`` where the run's Trainer would refuse its options. ``on_this_machine``: the run
     starts here, so its accelerator must be here too; otherwise (a dry run, or a run skipped for its data) an absent

@@ -15,12 +15,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from ..paper_tables import paper_tables, papers
 from .provenance import REPO_ROOT
+from .record_schemas import MAX_DEPTH, describe, too_deep
 from .spec import table_spec
 
 CLAIMS_FILE = "claims.yaml"
@@ -84,6 +86,54 @@ class ClaimsFileError(ValueError):
     """A claims file that cannot be read, or names a table, row or column that does not exist."""
 
 
+Names = list[StrictStr]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt key would silently test nothing
+
+
+class RowTestEntry(_Entry):
+    """A test of ``tests``: ``rows`` against ``than``, in ``column``."""
+
+    table: StrictStr
+    kind: Kind
+    rows: Names
+    than: Names
+    column: StrictStr
+    margin: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
+
+
+class ColumnTestEntry(_Entry):
+    """A test of ``column_tests``: ``columns`` against ``than_columns``, in each of ``rows``."""
+
+    table: StrictStr
+    kind: Kind
+    rows: Names
+    columns: Names
+    than_columns: Names
+    margin: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
+
+
+class ClaimEntry(_Entry):
+    id: StrictStr
+    quote: StrictStr
+    where: StrictStr
+    statement: StrictStr
+    stand_in: StrictStr
+    tests: list[RowTestEntry] | None = None
+    column_tests: list[ColumnTestEntry] | None = None
+    discussed_in: StrictStr | None = None
+
+
+class ClaimsFile(_Entry):
+    """The declared schema of a ``claims.yaml``, checked when it is read: a wrong type or an unknown key is one line
+    naming the file, the claim and the field, before any test is resolved against the specs."""
+
+    paper: StrictStr
+    claims: list[ClaimEntry]
+
+
 def claims_path(paper: str) -> Path:
     return Path(__file__).resolve().parents[1] / paper / CLAIMS_FILE
 
@@ -97,13 +147,34 @@ def paper_claims(paper: str) -> list[Claim]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ClaimsFileError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # nested past Python's recursion limit: deeper still than the bound below
+        data, deep = None, True
+    else:
+        deep = too_deep(data)
+    if deep:
+        raise ClaimsFileError(f"{path}: nested more than {MAX_DEPTH} deep")
     if not isinstance(data, dict) or data.get("paper") != paper or not isinstance(data.get("claims"), list):
         raise ClaimsFileError(f"{path}: expected a mapping with `paper: {paper}` and a list under `claims`")
+    try:
+        ClaimsFile.model_validate(data)
+    except ValidationError as err:
+        raise ClaimsFileError(f"{path}: {_claims_error(err, data)}") from None
     claims = [_claim(paper, entry, path, i) for i, entry in enumerate(data["claims"])]
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ClaimsFileError(f"{path}: claim ids repeat: {sorted({i for i in ids if ids.count(i) > 1})}")
     return claims
+
+
+def _claims_error(err: ValidationError, data: dict[str, Any]) -> str:
+    """pydantic's first error as "claim <id>, tests.0.rows: Input should be a valid list (got 5)"."""
+    first = err.errors(include_url=False)[0]
+    loc = first["loc"]
+    if len(loc) >= 2 and loc[0] == "claims" and isinstance(loc[1], int):
+        entry = data["claims"][loc[1]]
+        named = entry.get("id") if isinstance(entry, dict) and isinstance(entry.get("id"), str) else loc[1] + 1
+        return f"claim {named}, {describe(err, most=1).removeprefix(f'claims.{loc[1]}.')}"
+    return describe(err, most=1)
 
 
 def all_claims() -> list[Claim]:

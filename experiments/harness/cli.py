@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..paper_tables import UnknownTableError, paper_tables
-from .checks import check_writable, write_refused
+from .checks import check_writable, stdout_closed, write_refused
 from .cluster.cli import add_command as add_cluster_commands
 from .cluster.cli import submit_table, uses_a_scheduler
 from .commands import registered_commands
 from .evaluate_cli import add_command as add_evaluate_commands
 from .interruption import Interrupted, stop_on_signals
-from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_buildable, check_resolved,
+from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_resolved,
                    dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
 from .provenance import git_commit
 from .runner import compute_static
@@ -96,13 +96,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
     prints all of it as one object."""
     args.reports.check_report_step(args.table, args.runs_dir, args.reports_dir)
     configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
-    not_here = check_resolved(configs, args.runs_dir, dry_run=True)
-    built = set()
-    for cfg in configs:  # every model built on the meta device: a bad option fails here, by name
-        model = json.dumps({**cfg.to_dict(), "seed": None}, sort_keys=True, default=str)  # seeds build alike
-        if model not in built:
-            check_buildable(cfg)
-            built.add(model)
+    not_here = check_resolved(configs, args.runs_dir, dry_run=True)  # every model built on the meta device too
     actions = [planned_action(cfg, args.runs_dir, args.force) for cfg in configs]
     counts = dict.fromkeys(("train", "skip", "done", "reuse", "resume"), 0)
     for action in actions:
@@ -323,6 +317,8 @@ def exit_status(command: Callable[[], int]) -> int:
     and exit status 2; anything else is a bug and keeps its traceback. ``python -m tools`` runs its tools so too."""
     try:
         return command()
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing is wrong, nothing to say
+        return stdout_closed()
     except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError,
             FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -21,6 +22,7 @@ from .interruption import Interrupted, raise_if_interrupted, received_signal, st
 from .run_lock import RunBusyError
 from .spec import RunConfig
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 MAX_AUTO_JOBS = 4  # beyond this, tiny runs start to compete for memory bandwidth more than they gain
 
 
@@ -47,9 +49,35 @@ def check_jobs(jobs: int, configs: Sequence[RunConfig]) -> None:
                          f"--strategy spread one run over many)")
 
 
-def _start_job(threads: int) -> None:
+def end_with_parent(parent: int) -> None:
+    """End this process when ``parent`` dies, however it dies (``kill -9`` too, which leaves it no time to stop its
+    workers): a worker left behind would train on, then wait forever for a command that is gone. On Linux the kernel
+    sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere a watchdog thread checks the parent
+    every second. The run is then cut as by ``kill -9``: its last checkpoint (written atomically) is where the same
+    command resumes it, and its lock goes with the process."""
+    import ctypes
+    import threading
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        set_up = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl: not Linux
+        set_up = False
+    if not set_up:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(128 + signal.SIGKILL)
+
+        threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(128 + signal.SIGKILL)
+
+
+def _start_job(threads: int, parent: int) -> None:
     import torch
 
+    end_with_parent(parent)
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # DataLoader workers inherit it
     # Between runs a worker waits for work: a Ctrl+C (which reaches every process of the terminal) must not end it
@@ -97,8 +125,9 @@ def run_side_by_side(configs: Sequence[RunConfig], jobs: int, runs_root: str | P
     is raised once none is left."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or decoders
+    # workers are spawned by this (the main) thread, which the parent-death signal is tied to (``end_with_parent``)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_job,
-                             initargs=(threads,)) as pool:
+                             initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, int] = {pool.submit(_run_job, cfg, str(runs_root), force): i
                                       for i, cfg in enumerate(configs)}
         try:

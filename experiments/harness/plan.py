@@ -1,8 +1,8 @@
 """What a table command means before anything trains: the runs a table resolves to with the user's options
 (``resolve_runs``), which of them lack data and where it was expected, what ``run`` would do with each (train,
 resume, done, reuse, skip: ``planned_action``, ``runs_to_train``), the checks ``run`` and ``--dry-run`` share
-(``check_resolved``: folders, launch, Lightning's options, the table's static record) and the ``--dry-run`` checks
-(``check_buildable``: every model built on the ``meta`` device). Imports no torch at import time."""
+(``check_resolved``: folders, launch, Lightning's options, the table's static record, and every model built on the
+``meta`` device by ``check_buildable``). Imports no torch at import time."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from .overrides import apply_overrides, given_options
 from ..paper_tables import paper_table
 from .provenance import check_multi_node_launch, with_paper_batch
 from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
+from .run_lock import check_lock_path
 from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
 from .static import read_static, static_record_path
-from .tasks import build_model, check_data_options, check_source_early, get_task
+from .tasks import build_model, check_data_options, check_source_early, get_task, source_kinds
 
 # The most seeds `run --seeds N` takes. A report cell is a mean ± std over seeds: the papers report 1 to 3; the quick
 # start's 3 seeds of mformer_table4 take 11 minutes on 2 cores, so 100 take about 6 hours. A larger N is taken for a
@@ -168,7 +169,7 @@ def check_pretrained_sources(cfg: RunConfig) -> None:
     sources = cfg.model.pretrained
     for source in [sources] if isinstance(sources, str) else (sources or {}).values():
         if not check_source_early(source):
-            check_source(source)
+            check_source(source, other_kinds=source_kinds())
 
 
 def check_buildable(cfg: RunConfig) -> None:
@@ -188,7 +189,10 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
     """What ``run`` checks once its runs resolve, before static columns, data or training, and ``--dry-run`` with
     it: the table's runs folder takes new files, each run's launch and trainer options are Lightning's and its
     static record reads. A run that would start here (not a dry run, its data there) also needs its accelerator
-    and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead."""
+    and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead. Each run's lock
+    path must be free or a lock file (``check_lock_path``), and each distinct model builds on the meta device with
+    its data options, generated-set sizes and pretrained sources (``check_buildable``): the dry run and the run
+    refuse a bad option with the same line, before anything is written."""
     notes: dict[str, None] = {}
     for table in dict.fromkeys(cfg.table for cfg in configs):
         check_writable(Path(runs_root) / table, "--runs-dir")
@@ -199,9 +203,16 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
         if here and get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
             check_multi_node_launch(cfg)
         check_mixed_batch(cfg)
+        check_lock_path(cfg.run_dir(runs_root))
         note = check_trainer_options(cfg, on_this_machine=here)
         if note:
             notes[note] = None
+    built = set()
+    for cfg in configs:  # every model built on the meta device: a bad option fails here, by name
+        model = json.dumps({**cfg.to_dict(), "seed": None}, sort_keys=True, default=str)  # seeds build alike
+        if model not in built:
+            check_buildable(cfg)
+            built.add(model)
     return list(notes)
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
+from .record_schemas import MAX_DEPTH, check_record_sections, too_deep
 from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
 from .spec import RunConfig, run_dir, with_defaults
 
@@ -66,13 +68,18 @@ def tracked_record_fix(path: str | Path, table: str) -> str:
 
 
 def read_json(path: str | Path, fix: str) -> Any:
-    """The JSON value a file holds; a file that cannot be read, is not UTF-8 or not JSON raises
+    """The JSON value a file holds; a file that cannot be read, is no regular file (a FIFO is refused before it is
+    read: reading one waits for a writer forever), is not UTF-8, not JSON or nests deeper than ``MAX_DEPTH`` raises
     ``DamagedRecordError`` naming it, where (line and column), and ``fix``."""
     path = Path(path)
+    if "\0" in str(path):  # the system calls would fail naming no file
+        raise DamagedRecordError(f"{str(path)!r}: cannot be read (its name holds a NUL byte); {fix}")
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except OSError as err:
         raise DamagedRecordError(f"{path}: cannot be read ({err.strerror or err}); {fix}") from None
+    except NotRegularFile as err:
+        raise DamagedRecordError(f"{path}: not a regular file ({err}); {fix}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -81,9 +88,36 @@ def read_json(path: str | Path, fix: str) -> Any:
         raise DamagedRecordError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line} column "
                                  f"{column}); {fix}") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as err:
         raise DamagedRecordError(f"{path}: not valid JSON ({err}); {fix}") from None
+    except RecursionError:  # nested past Python's recursion limit: deeper still than the bound below
+        value, deep = None, True
+    else:
+        deep = too_deep(value)
+    if deep:
+        raise DamagedRecordError(f"{path}: not a record (nested more than {MAX_DEPTH} deep); {fix}")
+    return value
+
+
+class NotRegularFile(ValueError):
+    """A path to read that is a FIFO, a device, a socket or a folder (the message says which)."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; anything else raises ``NotRegularFile`` without waiting: the file is opened
+    without blocking and checked before it is read (opening a FIFO to read it would wait for a writer forever).
+    ``data.root_files.open_regular`` does the same for data roots; this one imports no ``data`` (and so no torch):
+    ``experiments show`` reads records."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                     (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+            raise NotRegularFile(next((kind for test, kind in kinds if test(mode)), "a special file"))
+        os.set_blocking(fd, True)
+        return handle.read()
 
 
 def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = RECORD_KEYS,
@@ -109,6 +143,8 @@ def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = 
     not_numbers = [key for key, value in record.get("metrics", {}).items() if not _is(value, (int, float))]
     if not_numbers:
         raise DamagedRecordError(f"{path}: not a run record (metric(s) {', '.join(not_numbers)} not numbers){end}")
+    if (wrong_section := check_record_sections(record)) is not None:
+        raise DamagedRecordError(f"{path}: not a run record ({wrong_section}){end}")
     return record
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,10 @@ from filelock import FileLock, Timeout
 
 class RunBusyError(ValueError):
     """Another live process holds the run's lock: it is training, testing or recording that run now."""
+
+
+class RunLockError(ValueError):
+    """The run's lock path holds something no command wrote there (a folder, a link): the run cannot be locked."""
 
 
 def lock_path(run_dir: str | Path) -> Path:
@@ -64,6 +69,7 @@ def hold_run(run_dir: str | Path) -> Iterator[None]:
     run_dir = Path(run_dir)
     path = lock_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_lock_path(run_dir)
     lock = FileLock(path, is_singleton=True, on_acquired=_write_holder)
     try:
         lock.acquire(blocking=False)
@@ -73,6 +79,21 @@ def hold_run(run_dir: str | Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def check_lock_path(run_dir: str | Path) -> None:
+    """A lock path that is a folder, a link or another special file is no lock of ours: taking it would fail deep in
+    filelock (a folder), or lock and overwrite whatever a link points at. ``RunLockError`` naming it instead (checked
+    with the run's other options before anything is written, and again when the lock is taken)."""
+    path = lock_path(run_dir)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a symlink" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise RunLockError(f"{path}: the run's lock file is {kind}, not a file this command wrote; remove it (a lock "
+                           f"file holds only its last holder's process id) and run the command again")
 
 
 def busy_message(run_dir: Path) -> str:

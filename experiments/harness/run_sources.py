@@ -64,7 +64,9 @@ def parse_run_source(source: str) -> tuple[str, str, str]:
 def inside_runs_root(runs_root: str | Path, path: Path, named_by: str, fix: str) -> Path:
     """``path`` if it lies inside ``runs_root`` once both are resolved (symlinks followed: a link out of the folder
     is outside it), else a ValueError that begins with ``named_by`` (what named the path: a source, a record's
-    field) and ends with ``fix``."""
+    field) and ends with ``fix``; a path no file can have (a NUL byte) is refused the same way."""
+    if "\0" in str(path):  # the system calls below would fail naming no file
+        raise ValueError(f"{named_by}: {str(path)!r} holds a NUL byte, which no file name can; {fix}")
     root, real = Path(runs_root).resolve(), path.resolve()
     if not real.is_relative_to(root):
         shown = f"{path} (resolves to {real})" if real != path else str(path)

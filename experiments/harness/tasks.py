@@ -80,12 +80,20 @@ _TASKS: dict[str, Task] = {}
 
 def check_data_options(cfg: RunConfig) -> None:
     """Refuse, by name and before anything is built or written, a data option the run's task does not read (a
-    misspelt option would otherwise stop the run with a TypeError, or be ignored)."""
+    misspelt option would otherwise stop the run with a TypeError, or be ignored), and generated-set parameters
+    outside their declared bounds."""
     accepted = get_task(cfg.task).data_options()
     unknown = sorted(set(cfg.data.options) - set(accepted))
     if unknown:
         raise ValueError(f"{cfg.table}/{cfg.row}/{cfg.column}: unknown data option(s) {unknown} for the task "
                          f"{cfg.task}; valid: {sorted(accepted)}")
+    from data import check_generated_params
+
+    try:  # a generated set's size, within its declared bounds (a terabyte set would start to generate)
+        check_generated_params(cfg.data.dataset, cfg.data.synthetic_params)
+    except ValueError as err:
+        raise ValueError(f"{cfg.table}/{cfg.row}/{cfg.column}: data.synthetic_params: "
+                         f"{str(err).removeprefix('synthetic_params: ')}") from None
 
 
 def keyword_options(function: Callable[..., Any], *set_elsewhere: str) -> frozenset[str]:
@@ -272,6 +280,11 @@ def check_source_early(source: str) -> bool:
         _SOURCE_RESOLVERS[prefix](rest)
         return True
     return False
+
+
+def source_kinds() -> tuple[str, ...]:
+    """The ``kind:`` prefixes this floor registers (``register_source``), ``run:`` among them."""
+    return ("run", *_SOURCE_RESOLVERS)
 
 
 def resolve_source(source: str) -> str:

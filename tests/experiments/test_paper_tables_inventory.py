@@ -70,6 +70,28 @@ def test_a_duplicate_table_id_is_refused(tmp_path, monkeypatch):
         paper_tables.cache_clear()  # the next test reads the real inventory again
 
 
+@pytest.mark.parametrize("damage, said", [
+    ({"rows": 5}, "table 1 (mformer_x): rows: Input should be a valid list"),
+    ({"rows": [{"bold": ["a"]}]}, "table 1 (mformer_x): missing key 'rows.0.cells'"),
+    ({"caption": None}, "table 1 (mformer_x): caption: Input should be a valid string"),
+    ({"columns": "a"}, "table 1 (mformer_x): columns: Input should be a valid list"),
+    ({"id": 7}, "table 1: id: Input should be a valid string"),
+])
+def test_an_inventory_table_of_the_wrong_shape_is_one_line_naming_it(tmp_path, monkeypatch, damage, said):
+    entry = {"id": "mformer_x", "paper": "p", "source_file": "f.txt", "label": "Table 1", "caption": "c",
+             "kind": "ablation", "columns": ["a"], "rows": [{"cells": {"a": 1.0}}], **damage}
+    inventory = tmp_path / "paper_tables.yaml"
+    inventory.write_text(json.dumps([entry]))
+    monkeypatch.setattr(paper_tables_module, "INVENTORY", inventory)
+    paper_tables.cache_clear()
+    try:
+        with pytest.raises(ValueError) as caught:
+            paper_tables()
+    finally:
+        paper_tables.cache_clear()
+    assert str(caught.value).startswith(f"{inventory}: {said}") and "\n" not in str(caught.value), caught.value
+
+
 def test_row_labels_are_the_descriptor_cells_joined_and_integer_columns_are_results():
     lra = paper_table("mformer_table5")
     # Mem. holds only integers: still a result column, never part of a row's label

@@ -46,6 +46,33 @@ def test_a_bad_option_stops_the_dry_run_where_the_run_stops(capsys, tmp_path, no
     assert not (tmp_path / "runs" / TABLE).exists()  # nothing of the table was written
 
 
+@pytest.mark.parametrize("options, named", [
+    (["--set", "model.name=bogus"], "unknown model 'bogus'"),
+    (["--set", 'data.options={"bogus": 1}'], "unknown data option(s) ['bogus']"),
+    (["--set", "model.overrides.bogus_arg=1"], "unknown option(s) 'bogus_arg'"),
+    (["--set", 'data.synthetic_params={"num_train": 1000000000000}'],
+     "data.synthetic_params: num_train: Input should be less than or equal to 100000"),
+    (["--set", 'data.synthetic_params={"num_train": 100000, "num_video_frames": 1024, "size": 1024}'],
+     "data.synthetic_params: 100200 samples of 1024 frames of 1024x1024"),
+    (["--pretrained", "/no/such/weights.pt"], "pretrained checkpoint /no/such/weights.pt does not exist"),
+    (["--pretrained", "timmm:vit_base_patch16_224"], "no source kind 'timmm'"),
+    (["--pretrained", "TORCHSCRIPT"], "a TorchScript archive, whose loading would run the code it carries"),
+])
+def test_a_bad_setting_or_source_is_refused_before_anything_is_written(capsys, tmp_path, nothing_starts, options,
+                                                                        named):
+    """Every ``--set`` value, pretrained source and generated-set size is resolved with the options: the run
+    refuses it with the dry run's line before its static columns, locks, data or workers (``nothing_starts``)."""
+    if "TORCHSCRIPT" in options:
+        archive = tmp_path / "scripted.pt"
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(archive))
+        options = [str(archive) if option == "TORCHSCRIPT" else option for option in options]
+    dry, real = run_twice(capsys, tmp_path, *options)
+    assert dry == real, "the dry run and the run stop alike"
+    code, err = real
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and named in err, err
+    assert not (tmp_path / "runs").exists()  # no static.json, no lock, no run folder
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA device")
 def test_an_accelerator_this_machine_lacks_stops_the_run_and_is_noted_by_the_dry_run(capsys, tmp_path,
                                                                                     nothing_starts):

@@ -26,6 +26,21 @@ DAMAGES = {  # what the file holds -> what the error line says of it
     "seed of the wrong type": (json.dumps({**RECORD, "seed": "0"}).encode(),
                                "not a run record (seed is a string, expected an integer)"),
     "not an object": (b"[1, 2]", "not a run record (a list, not an object)"),
+    # nested fields of the wrong type, each named by its path in the record (pydantic's words after it)
+    "a split report that is a number": (json.dumps({**RECORD, "data_report": {"train": 5}}).encode(),
+                                        "not a run record (data_report.train: "),
+    "a batch that is text": (json.dumps({**RECORD, "provenance": {"batch": "x"}}).encode(),
+                             "not a run record (provenance.batch: "),
+    "CPU kernels that are a number": (json.dumps({**RECORD, "provenance": {"cpu_kernels": 7}}).encode(),
+                                      "not a run record (provenance.cpu_kernels: "),
+    "classes that are text": (json.dumps({**RECORD, "data": {"num_classes": "many"}}).encode(),
+                              "not a run record (data.num_classes"),
+    "devices without their count": (json.dumps({**RECORD, "provenance": {"devices": ["CPU"]}}).encode(),
+                                    "not a run record (provenance: devices without world_size"),
+    "an infinite metric": (json.dumps({**RECORD, "metrics": {"top1": float("inf")}}).encode(),
+                           "not a run record (metrics.top1: "),
+    "nested past the bound": (b'{"table": ' + b"[" * 100 + b"]" * 100 + b"}", "not a record (nested more than 64"),
+    "nested past Python's recursion limit": (b"[" * 100_000 + b"]" * 100_000, "not a record (nested more than 64"),
 }
 
 
@@ -62,6 +77,8 @@ def test_a_damaged_local_record_stops_its_own_table_alone(tmp_path, capsys, noth
         err = one_error_line(capsys)
         assert err.startswith(f"error: {path}: {said}"), (name, err)
         assert f"delete the run folder {path.parent}" in err and "--force" in err and "git checkout" not in err
+    assert reports_main(["compare", TABLE, "--runs-dir", str(runs)]) == 2
+    assert one_error_line(capsys).startswith(f"error: {path}: {said}")
     for name, (cli, argv) in table_commands(OTHER, OTHER_ROW, runs, out).items():
         if name != "run":  # the other table's run would train: its dry run says what it would do
             assert cli(argv) == 0, (name, capsys.readouterr().err)
@@ -181,3 +198,50 @@ def test_a_read_only_reports_folder_stops_run_and_reports_build_naming_it(tmp_pa
     err = one_error_line(capsys)
     assert err.startswith(f"error: {read_only}: cannot write there") and "--out-dir" in err, err
     assert list(read_only.iterdir()) == []
+
+
+def test_a_fifo_as_a_record_is_refused_before_it_is_opened(tmp_path, capsys, nothing_starts):
+    """Opening a FIFO for reading waits for a writer forever: every command that reads the record refuses it as
+    no regular file instead (an alarm fails the test where one would wait)."""
+    import os
+    import signal
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    path = runs / TABLE / ROW / "seed0" / "tiny-k_400" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+
+    def hung(*_):
+        raise AssertionError("the command waits on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    try:
+        for name, (cli, argv) in table_commands(TABLE, ROW, runs, out).items():
+            signal.alarm(60)
+            assert cli(argv) == 2, name
+            signal.alarm(0)
+            assert one_error_line(capsys).startswith(f"error: {path}: not a regular file (a FIFO); "), name
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink"])
+def test_a_run_lock_path_that_is_no_file_is_one_line_naming_it(tmp_path, capsys, nothing_starts, kind):
+    """A folder or a link where a run's lock file goes is refused naming it, by the dry run as by the run, before
+    anything starts; a link's target is left untouched."""
+    from experiments.harness.plan import resolve_runs
+    from experiments.harness.run_lock import lock_path
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    lock = lock_path(resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0].run_dir(runs))
+    lock.parent.mkdir(parents=True)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not a lock")
+    lock.mkdir() if kind == "folder" else lock.symlink_to(target)
+    commands = table_commands(TABLE, ROW, runs, out)
+    for name in ("dry run", "run"):
+        assert experiments_main(commands[name][1]) == 2, name
+        err = one_error_line(capsys)
+        assert err.startswith(f"error: {lock}: the run's lock file is a {kind}"), err
+    assert target.read_text() == "not a lock"

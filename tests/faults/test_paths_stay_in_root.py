@@ -76,6 +76,12 @@ def test_a_reused_from_that_is_no_folder_name_is_refused(reused):
     _refused(lambda: pretrained_weights(cfg, runs), record, "reused_from is a list, expected a string or null")
 
 
+def test_a_reused_from_with_a_nul_byte_is_refused_naming_the_record(reused):
+    runs, record, outside, cfg = reused
+    _write(record, "mformer_table6b/mformer\0/seed0")
+    _refused(lambda: pretrained_weights(cfg, runs), record, "reused_from", "NUL byte")
+
+
 def test_a_checkpoint_that_is_a_symlink_out_of_the_runs_folder_is_refused(reused):
     runs, record, outside, cfg = reused
     _write(record, "mformer_table4/traj_attT_normS/seed0/tiny-k_400")
@@ -113,23 +119,39 @@ def test_a_bad_run_source_is_refused_by_the_dry_run_where_a_run_would_refuse_it(
     assert not (runs / "mformer_table4").exists()  # nothing ran
 
 
-@pytest.mark.parametrize("row", ["../../../../escaped", "/abs/escaped", ".."])
-def test_tracking_a_record_never_writes_outside_the_tracked_folder(tmp_path, row):
-    """``reports track`` names the tracked file by the record's own table and row fields: a local record whose row
-    climbs out is refused with one line naming it, and nothing is written anywhere (the good records of the table
-    neither: every path is checked before the first write)."""
+TRAVERSALS = [("row", "../../../../escaped"), ("row", "/abs/escaped"), ("row", ".."),
+              ("scale", "tiny/../../../../mformer_table6b/mformer_l/seed0/tiny"), ("scale", "../../escaped"),
+              ("scale", "huge"), ("table", "../escaped"), ("seed", "0/../../../escaped"), ("seed", -1),
+              ("column", "../../../../escaped")]
+
+
+@pytest.mark.parametrize("field, value", TRAVERSALS)
+def test_tracking_a_record_never_writes_outside_the_tracked_folder(tmp_path, field, value):
+    """``reports track`` names the tracked file by the record's own fields: a local record with any field (table,
+    row, seed, scale, column) that would climb out of ``<results>/<table>/`` is refused with one line naming the
+    file and the field, and nothing is written anywhere (the good records of the table neither: every path is
+    checked before the first write). A column is written as its slug (letters, digits and _), so it cannot climb."""
     from experiments.harness.spec import table_spec
     from reports.records import track
     from tests.reports.test_tracked_results import make_record, write_local
 
     runs, results = tmp_path / "runs", tmp_path / "results"
+    victim = results / "mformer_table6b" / "mformer_l" / "seed0" / "tiny-k_400.json"
+    victim.parent.mkdir(parents=True)
+    victim.write_text("the tracked record of another table")
     good = make_record("mformer_table4", "divided", "K-400", 0, 60.0)
     write_local(runs, good)
     crafted = make_record("mformer_table4", "joint", "K-400", 0, 60.0)
     path = write_local(runs, crafted)
-    path.write_text(json.dumps({**crafted, "row": row}))
-    before = sorted(p for p in tmp_path.rglob("*"))
-    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*outside"):
-        track(table_spec("mformer_table4"), runs, results)
-    assert sorted(p for p in tmp_path.rglob("*")) == before
-    assert not (tmp_path / "escaped").exists() and not results.exists()
+    path.write_text(json.dumps({**crafted, field: value}))
+    before = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+    try:
+        written = track(table_spec("mformer_table4"), runs, results)
+    except ValueError as err:
+        assert str(path) in str(err) and field in str(err) and "\n" not in str(err), err
+        assert {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")} == before
+    else:  # only a field that cannot climb (the column, written as its slug) is tracked, in its own table's folder
+        assert field == "column", written
+        assert all(p.resolve().is_relative_to((results / "mformer_table4").resolve()) for p in written), written
+    assert victim.read_text() == "the tracked record of another table"
+    assert not (tmp_path / "escaped").exists() and not (results.parent / "escaped").exists()

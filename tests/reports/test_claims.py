@@ -180,6 +180,42 @@ def test_a_claims_file_naming_a_row_that_does_not_exist_is_refused_by_file_and_c
         paper_claims("mformer")
 
 
+@pytest.mark.parametrize("damage, said", [
+    (lambda data: data["claims"][0].update(tests=5),
+     "claim trajectory_beats_space_time, tests: Input should be a valid list (got '5')"),
+    (lambda data: data["claims"][0]["tests"][0].update(rows="joint"),
+     "claim trajectory_beats_space_time, tests.0.rows: Input should be a valid list (got 'joint')"),
+    (lambda data: data["claims"][0]["tests"][0].update(margin=float("nan")),
+     "claim trajectory_beats_space_time, tests.0.margin: Input should be a finite number"),
+    (lambda data: data["claims"][1].update(quote=["a", "list"]), "quote: Input should be a valid string"),
+    (lambda data: data["claims"][0].update(test=[]), "test: Extra inputs are not permitted"),
+])
+def test_a_claims_file_of_the_wrong_shape_is_one_line_naming_the_claim_and_field(tmp_path, monkeypatch, damage, said):
+    import experiments.harness.claims as module
+
+    data = yaml.safe_load(module.claims_path("mformer").read_text())
+    damage(data)
+    (tmp_path / "mformer").mkdir()
+    (tmp_path / "mformer" / "claims.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(module, "claims_path", lambda paper: tmp_path / paper / "claims.yaml")
+    with pytest.raises(ClaimsFileError) as caught:
+        paper_claims("mformer")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'mformer' / 'claims.yaml'}: ") and said in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_claims_file_nested_past_the_bound_is_one_line(tmp_path, monkeypatch, depth):
+    import experiments.harness.claims as module
+
+    (tmp_path / "mformer").mkdir()
+    (tmp_path / "mformer" / "claims.yaml").write_text("[" * depth + "]" * depth)
+    monkeypatch.setattr(module, "claims_path", lambda paper: tmp_path / paper / "claims.yaml")
+    with pytest.raises(ClaimsFileError, match=r"claims.yaml: nested more than 64 deep$"):
+        paper_claims("mformer")
+
+
 def test_the_claims_page_is_generated_from_the_claims_and_the_tracked_records():
     assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs(), flat_columns()), (
         "reports/generated/claims.md differs: run `python -m reports claims`")

@@ -448,3 +448,19 @@ def test_a_record_without_its_command_or_minimum_time_is_refused_by_name(tmp_pat
     path.write_text(json.dumps({"records": [record]}))
     with pytest.raises(ValueError, match=f"record 0 lacks \\['{missing}'\\]"):
         report_benchmarks.read_records(path)
+
+
+@pytest.mark.parametrize("damage, said", [
+    ({"time_s": "fast"}, "records.0.time_s: Input should be a valid number"),
+    ({"time_min_s": float("inf")}, "records.0.time_min_s: Input should be a finite number"),
+    ({"batch": "16"}, "records.0.batch: Input should be a valid integer"),
+    ({"variant": None}, "records.0.variant: Input should be a valid string"),
+])
+def test_a_shift_record_of_the_wrong_type_is_one_line_naming_the_file_and_field(tmp_path, damage, said):
+    stamp = {"device_name": "A", "torch": "2.x", "commit": "abc", "measured_at": "2026-01-01", "command": "cmd"}
+    path = tmp_path / "shift_x.json"
+    path.write_text(json.dumps({"records": [{**shift_record("vit", **stamp), **damage}]}))
+    with pytest.raises(ValueError) as caught:
+        report_benchmarks.shift_tables(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a benchmark file ({said}") and "\n" not in message, message

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -26,7 +27,7 @@ from experiments.harness import jobs, runner
 from experiments.synthetic_learnability import __main__ as learnability
 from experiments.harness.plan import resolve_runs
 
-from tests.experiments.micro_run import ROW, TABLE
+from tests.experiments.micro_run import REPO, ROW, TABLE
 from tests.experiments.harness.test_run_guards import write_done
 
 
@@ -91,17 +92,18 @@ def test_each_worker_gets_the_cores_divided_by_the_jobs(monkeypatch, tmp_path, j
     assert len(list(jobs.run_side_by_side(_tiny_runs(2), jobs_count, tmp_path, False))) == 2
     (built,) = _ThreadPool.built
     assert built == {"max_workers": jobs_count, "start_method": "spawn", "initializer": jobs._start_job,
-                     "initargs": (threads,)}
+                     "initargs": (threads, os.getpid())}  # the parent whose death ends the worker
 
 
 def test_the_worker_initializer_sets_torch_threads_and_omp_for_loader_workers(monkeypatch):
     import torch
 
-    calls = []
+    calls, parents = [], []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.setattr(jobs, "end_with_parent", parents.append)  # not this test process's parent
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored after the test
-    jobs._start_job(3)
-    assert calls == [3] and os.environ["OMP_NUM_THREADS"] == "3"
+    jobs._start_job(3, 1234)
+    assert calls == [3] and os.environ["OMP_NUM_THREADS"] == "3" and parents == [1234]
 
 
 # --- records and their runs ----------------------------------------------------------------------------------------
@@ -268,3 +270,39 @@ def test_learnability_summary_of_a_one_head_set_trained_by_itself():
     # chance 100 / 8 classes; no reused_from: the run is the experiment's own
     assert learnability.summary_rows(record) == [["synth_motion", "top1", "71.9", "12.5", 20,
                                                   "synthetic_learnability/synth_motion"]]
+
+
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    """``end_with_parent``: a process that asked for it ends at once when its parent gets SIGKILL (the slow fault
+    test plays it with a whole ``--jobs 2`` command)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    worker = ("import os, time; from experiments.harness.jobs import end_with_parent; end_with_parent(os.getppid()); "
+              "print(os.getpid(), flush=True); time.sleep(120)")
+    parent = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1]]); time.sleep(120)"
+    command = subprocess.Popen([sys.executable, "-c", parent, worker], stdout=subprocess.PIPE, text=True,
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    try:
+        child = int(command.stdout.readline())  # the worker has asked to end with its parent
+        os.kill(command.pid, signal.SIGKILL)
+        command.wait()
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the worker outlived its parent"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the test's process group
+            os.killpg(command.pid, signal.SIGKILL)
+        command.wait()
+        command.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,146 @@
+"""The declared schemas of the nested sections of a run's record (``metrics.json``, a tracked copy, a checkpoint's run
+state) that the runner and the reports read, checked by pydantic when the record is read, and the bound on how deep
+any JSON or YAML document the CLI reads may nest.
+
+``records.check_record_shape`` checks a record's top-level keys; ``check_record_sections`` checks what lies under
+them: the metrics (finite numbers: a run refuses to write any other), the data description (its class counts), each
+split's data report (counts, or lists of the files left out) and the provenance (batch, devices, CPU kernels,
+threads). Every section keeps the keys it does not declare (records carry more than any reader takes), and each
+declared key must be of its type, strictly: ``"5"`` is no count and ``true`` no number. A failure is one line naming
+the field ("data_report.train: Input should be an object (got 5)"), which the readers report with the file.
+
+A document nested deeper than ``MAX_DEPTH`` (no record, claims file or catalogue nests past 12) is refused before
+any reader walks it: Python's own recursion limit would otherwise end the command in a ``RecursionError``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError,
+                      model_validator)
+
+MAX_DEPTH = 64  # objects and lists within each other
+MAX_COUNT = 2**53  # a count JSON keeps exactly; no split holds more files
+
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+Positive = Annotated[StrictInt, Field(ge=1, le=MAX_COUNT)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)  # keys no reader takes are not checked
+
+
+class VerbNounClasses(_Section):
+    verb: Positive
+    noun: Positive
+
+
+class DataDescription(_Section):
+    """The record's ``data``: what the run's data module says of its data (``reports.chance`` reads the classes)."""
+
+    num_classes: Positive | VerbNounClasses | None = None
+
+
+class SplitReport(_Section):
+    """One split of ``data_report``: videos expected and found, and what was left out (a list of the files, or a
+    count: ``provenance.data_left_out`` takes either)."""
+
+    expected: Count | None = None
+    found: Count | None = None
+    missing: list[Any] | Count = []
+    corrupt: list[Any] | Count = []
+    bad_annotation_lines: list[Any] | Count = []
+    skipped_at_train: list[Any] | Count = 0
+    skipped_at_test: list[Any] | Count = 0
+
+
+class Batch(_Section):
+    per_device_batch: Positive | None = None
+    world_size: Positive | None = None
+    global_batch: Positive | None = None
+    paper_global_batch: Positive | None = None
+
+
+class CpuKernels(_Section):
+    capability: StrictStr | None = None
+    switches: dict[str, StrictStr] = {}
+
+
+class Provenance(_Section):
+    """The record's ``provenance`` (``provenance.provenance``): what ``reports.build`` compares between runs."""
+
+    precision: StrictStr | None = None
+    world_size: Positive | None = None
+    devices: list[StrictStr] | None = None
+    cpu_kernels: CpuKernels | None = None
+    batch: Batch | None = None
+    torch_threads: Positive | None = None
+    deterministic: StrictBool | StrictStr | None = None  # Lightning takes "warn" too
+    decoder: dict[str, StrictStr | None] | None = None
+    libraries: dict[str, StrictStr | None] | None = None
+
+    @model_validator(mode="after")
+    def _devices_with_their_count(self) -> Provenance:
+        if self.devices and self.world_size is None:  # the reports show "<world_size> × <device>"
+            raise ValueError("devices without world_size")
+        return self
+
+
+class RecordSections(BaseModel):
+    """What a record's readers take from under its top-level keys."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    metrics: dict[str, Finite] = {}
+    data: DataDescription | None = None
+    data_report: dict[str, SplitReport] | None = None
+    provenance: Provenance | None = None
+
+
+def check_record_sections(record: dict[str, Any]) -> str | None:
+    """None if the sections of ``record`` hold what their readers take, else one line naming each bad field."""
+    try:
+        RecordSections.model_validate(record)
+    except ValidationError as err:
+        return describe(err)
+    return None
+
+
+def describe(err: ValidationError, most: int = 3) -> str:
+    """A ValidationError in one line: each failing field (its path in the document) with pydantic's reason and,
+    where the reason does not quote it, the value it got. (``data.schemas.describe`` words the data floor's rows
+    alike; this floor's readers import no ``data``, which imports torch.)"""
+    parts = []
+    for error in err.errors(include_url=False)[:most]:
+        field = ".".join(str(part) for part in error["loc"])
+        field = field if field.isprintable() else repr(field)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            parts.append(f"missing key {field!r}")
+            continue
+        got = error.get("input")
+        value = repr(str(got)[:40])
+        said = isinstance(got, (dict, list)) or value in message
+        parts.append(f"{field}: {message}{'' if said else f' (got {value})'}" if field else message)
+    more = len(err.errors()) - most
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON or YAML value nests objects and lists more than ``limit`` deep (walked without
+    recursion, so any depth is measured)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
