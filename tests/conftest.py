@@ -31,8 +31,12 @@ CACHE = ".cache"  # the generated-data cache, relative to the working directory 
 @pytest.fixture(scope="session", autouse=True)
 def session_working_directory(tmp_path_factory) -> Path:
     """The session's folder, where session-scoped fixtures run and the shared cache lives."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
     work = tmp_path_factory.mktemp("session")
     (work / CACHE).mkdir()
+    # Hypothesis keeps its example database and constants cache in the folder it was imported from, the checkout
+    set_hypothesis_home_dir(work / ".hypothesis")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)
         yield work
