@@ -31,12 +31,8 @@ CACHE = ".cache"  # the generated-data cache, relative to the working directory 
 @pytest.fixture(scope="session", autouse=True)
 def session_working_directory(tmp_path_factory) -> Path:
     """The session's folder, where session-scoped fixtures run and the shared cache lives."""
-    from hypothesis.configuration import set_hypothesis_home_dir
-
     work = tmp_path_factory.mktemp("session")
     (work / CACHE).mkdir()
-    # Hypothesis keeps its example database and constants cache in the folder it was imported from, the checkout
-    set_hypothesis_home_dir(work / ".hypothesis")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)
         yield work
@@ -70,6 +66,16 @@ def checkout_state(repo: Path = REPO) -> set[str] | None:
 
 def pytest_sessionstart(session):
     session.config.stash[_BEFORE] = checkout_state()
+    # Hypothesis keeps its example database and its cache of the tested modules' constants (written before the
+    # session's fixtures run) in the folder it was imported from, the checkout: here in a folder of the session's
+    import shutil
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = Path(tempfile.mkdtemp(prefix="vidrepro-hypothesis-"))
+    set_hypothesis_home_dir(home)
+    session.config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
 def pytest_sessionfinish(session, exitstatus):
