@@ -66,6 +66,16 @@ def checkout_state(repo: Path = REPO) -> set[str] | None:
 
 def pytest_sessionstart(session):
     session.config.stash[_BEFORE] = checkout_state()
+    # Hypothesis keeps its example database and its cache of the tested modules' constants (written before the
+    # session's fixtures run) in the folder it was imported from, the checkout: here in a folder of the session's
+    import shutil
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = Path(tempfile.mkdtemp(prefix="vidrepro-hypothesis-"))
+    set_hypothesis_home_dir(home)
+    session.config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
 def pytest_sessionfinish(session, exitstatus):

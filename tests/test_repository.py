@@ -35,19 +35,24 @@ def quick_start_commands() -> list[str]:
     return [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
-    """CI runs the README's test command, verbatim, after installing the system packages the real-SLURM test
-    names (and nothing else)."""
+SLOW_TESTS = "python -m pytest -m slow"
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_second_then_the_slow_tests():
+    """CI runs the README's test command (every test but the ``slow`` ones), verbatim, then the command the README
+    names for the slow ones, after installing the system packages the real-SLURM test names (and nothing else):
+    together, the whole suite."""
     from tests.experiments.harness.cluster.slurm_cluster import PACKAGES
 
     commands = quick_start_commands()
     assert len(commands) == 2, commands
     assert "python -m experiments run mformer_table4" in commands[0]
-    assert "pytest" in commands[1]
+    assert commands[1].endswith('python -m pytest -m "not slow"'), commands[1]
+    assert f"`{SLOW_TESTS}`" in (REPO / "README.md").read_text()
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd ", "SUDO="))]
-    assert ci[-1] == commands[1]
-    assert len(ci) == 2 and ci[0].endswith(f"apt-get install -y -q {PACKAGES}"), ci
+    assert ci[1:] == [commands[1], SLOW_TESTS], ci
+    assert len(ci) == 3 and ci[0].endswith(f"apt-get install -y -q {PACKAGES}"), ci
 
 
 def test_the_readme_is_a_landing_page_without_generated_blocks():

@@ -284,8 +284,8 @@ class TableSpec:
     notes: str = ""
     plot: SweepPlot | None = None  # for figures: what reports.plots draws from our values
     is_paper_table: bool = True  # False: an experiment of this repository's own (no paper layout, no report)
-    # Seeds `run` trains at tiny scale when --seeds is not given: 3 where the table's runs fit the quick start's
-    # budget (15 min on 2 idle cores), so its report can tell row differences from noise; paper scale trains one.
+    # Seeds `run` trains at tiny scale when --seeds is not given, so its report can tell row differences from noise
+    # (experiments/presets.py: the rule, and the quick start's one seed); paper scale trains one.
     tiny_seeds: int = 1
 
     def default_seeds(self, scale: str) -> int:

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from experiments.harness.run_lock import hold_run, lock_path
 
 from tests.experiments.micro_run import RUN, TABLE
@@ -21,6 +23,7 @@ with hold_run(sys.argv[1]):
 """
 
 
+@pytest.mark.slow  # two commands training one run in fresh processes
 def test_a_second_command_skips_the_run_the_first_is_training(two_commands_one_cell):
     done = two_commands_one_cell
     run_dir = done.runs / RUN

@@ -70,6 +70,7 @@ def test_sigterm_mid_epoch_exits_143_and_the_same_command_resumes_exactly(tmp_pa
     assert all(torch.equal(v, reference_final["state_dict"][k]) for k, v in final["state_dict"].items())
 
 
+@pytest.mark.slow  # a command of two micro runs in a fresh process, interrupted
 def test_sigint_keeps_the_run_that_finished_and_the_checkpoint_of_the_cut_one(tmp_path):
     """``--jobs 1``, two seeds, with a loader worker process: SIGINT while the second run trains."""
     runs = tmp_path / "runs"
@@ -85,6 +86,7 @@ def test_sigint_keeps_the_run_that_finished_and_the_checkpoint_of_the_cut_one(tm
     assert not (_run(runs, 1) / "metrics.json").exists()
 
 
+@pytest.mark.slow  # two micro runs in two worker processes, interrupted
 @pytest.mark.parametrize("signum, status, to_group", [
     (signal.SIGTERM, 143, False),  # `kill PID` of the command, as a scheduler does
     (signal.SIGINT, 130, True),  # Ctrl+C: the terminal signals every process of the command

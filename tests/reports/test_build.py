@@ -1,6 +1,7 @@
 """Reports are rebuilt from flat records only: paper layout, mean ± std over seeds, scale tags, missing = '—'."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,23 @@ def write_record(runs: Path, row: str, column: str, seed: int, top1: float, scal
     }))
 
 
-def test_report_in_paper_layout_with_seeds_and_missing_rows(tmp_path):
-    runs = tmp_path / "runs"
-    compute_static(table_spec("mformer_table4"), runs, echo=lambda _: None)
+@pytest.fixture(scope="module")
+def computed_static(tmp_path_factory) -> Path:
+    """A runs folder holding the static records of Motionformer's Tables 4, 3a and 1, computed once (seconds each):
+    a test copies it (``static_runs``) and computes again only where the second computation is what it checks."""
+    runs = tmp_path_factory.mktemp("static") / "runs"
+    for table_id in ("mformer_table4", "mformer_table3a", "mformer_table1"):
+        compute_static(table_spec(table_id), runs, echo=lambda _: None)
+    return runs
+
+
+def static_runs(tmp_path: Path, computed: Path) -> Path:
+    """The test's own copy of ``computed_static``: ``tmp_path/runs``."""
+    return Path(shutil.copytree(computed, tmp_path / "runs"))
+
+
+def test_report_in_paper_layout_with_seeds_and_missing_rows(tmp_path, computed_static):
+    runs = static_runs(tmp_path, computed_static)
     write_record(runs, "joint", "K-400", 0, 70.0)
     write_record(runs, "joint", "K-400", 1, 74.0)
     write_record(runs, "traj_attT_normS", "K-400", 0, 80.0)
@@ -66,11 +81,9 @@ def test_build_without_runs_does_not_crash(tmp_path):
     assert "— (not computed: `python -m experiments static mformer_table4`) · paper 180.6" in path.read_text()
 
 
-def test_reports_only_read_records_and_never_build_a_model(tmp_path, monkeypatch):
+def test_reports_only_read_records_and_never_build_a_model(tmp_path, monkeypatch, computed_static):
     """Static cells come from the record written when the table ran; building a report builds nothing."""
-    runs = tmp_path / "runs"
-    for table_id in ("mformer_table4", "mformer_table3a", "mformer_table1"):
-        compute_static(table_spec(table_id), runs, echo=lambda _: None)
+    runs = static_runs(tmp_path, computed_static)
 
     def no_models(*args, **kwargs):
         raise AssertionError("a report built a model")
@@ -97,11 +110,10 @@ def _measured_exact_cell(runs, table="mformer_table3a"):
     return record
 
 
-def test_a_measured_static_cell_survives_a_later_run_without_gpu(tmp_path):
+def test_a_measured_static_cell_survives_a_later_run_without_gpu(tmp_path, computed_static):
     import json
 
-    runs = tmp_path / "runs"
-    compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)
+    runs = static_runs(tmp_path, computed_static)
     path = runs / "mformer_table3a" / "static.json"
     _measured_exact_cell(runs)
     compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)  # this machine has no GPU
@@ -112,14 +124,13 @@ def test_a_measured_static_cell_survives_a_later_run_without_gpu(tmp_path):
     assert "7.0 GB (measured, batch 4, NVIDIA H100) · paper 7.4" in report
 
 
-def test_tracking_a_record_computed_without_gpu_keeps_the_tracked_measurement(tmp_path):
+def test_tracking_a_record_computed_without_gpu_keeps_the_tracked_measurement(tmp_path, computed_static):
     import json
 
     from reports.records import track
 
-    runs, results = tmp_path / "runs", tmp_path / "results"
+    runs, results = static_runs(tmp_path, computed_static), tmp_path / "results"
     spec = table_spec("mformer_table3a")
-    compute_static(spec, runs, echo=lambda _: None)
     _measured_exact_cell(runs)
     track(spec, runs, results)
     (runs / "mformer_table3a" / "static.json").unlink()  # a fresh clone: no local record to keep it from
@@ -130,13 +141,12 @@ def test_tracking_a_record_computed_without_gpu_keeps_the_tracked_measurement(tm
     assert cells["performer"]["Mem."]["source"] == "needs GPU"
 
 
-def test_a_static_cell_made_for_another_configuration_says_what_changed(tmp_path):
+def test_a_static_cell_made_for_another_configuration_says_what_changed(tmp_path, computed_static):
     import json
 
     from experiments.harness.static import inputs_key
 
-    runs = tmp_path / "runs"
-    compute_static(table_spec("mformer_table3a"), runs, echo=lambda _: None)
+    runs = static_runs(tmp_path, computed_static)
     record = _measured_exact_cell(runs)
     report = build_report("mformer_table3a", runs_root=runs, out_dir=tmp_path).read_text()
     assert "7.0 GB (measured, batch 4, NVIDIA H100) · paper 7.4" in report and "⚠" not in report

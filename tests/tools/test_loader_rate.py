@@ -34,6 +34,7 @@ def test_runs_of_one_path_are_measured_once_across_tables():
         assert {loader_rate.path_key(cfg) for cfg in shared} == {key}
 
 
+@pytest.mark.slow  # generates the paths' files and reads them for seconds, alone and in two processes
 def test_the_rate_is_measured_on_generated_files_and_recorded_per_path(tmp_path):
     record = tmp_path / "loader.json"
     common = ["loader-rate", "mformer_table4", "--rows", "joint", "--shrink", "7", "--seconds", "0.3",

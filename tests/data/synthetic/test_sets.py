@@ -208,6 +208,7 @@ def bias_data(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains linear probes on two generated sets
 def test_motion_set_needs_two_frames(bias_data):
     (a, b, y), (a_test, b_test, y_test) = bias_data["synth_motion"]
     k = SYNTHETIC_SETS["synth_motion"].num_classes
@@ -218,6 +219,7 @@ def test_motion_set_needs_two_frames(bias_data):
     assert pair > chance + 0.3, f"frame pair {pair:.2f} should be well above chance {chance:.2f}"
 
 
+@pytest.mark.slow  # trains linear probes on two generated sets
 def test_appearance_set_needs_one_frame(bias_data):
     (a, _, y), (a_test, _, y_test) = bias_data["synth_appearance"]
     k = SYNTHETIC_SETS["synth_appearance"].num_classes

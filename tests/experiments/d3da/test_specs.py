@@ -201,6 +201,7 @@ def test_complexity_tables_record_and_report_with_a_plot(tmp_path, monkeypatch):
 # ---- end to end: Figure A1's trained column and one test-only column -------------------------------------------------
 
 
+@pytest.mark.slow  # trains and tests the figure's runs end to end
 def test_figure_a1_end_to_end_on_a_few_generated_videos(tmp_path):
     """Train the 12-frame model for a few steps on a handful of synth_pose videos, then test its checkpoint with 4
     frames through the test-only task: both records are written and the second reads the first's checkpoint."""

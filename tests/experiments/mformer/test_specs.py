@@ -208,6 +208,7 @@ def test_figure3_report_has_a_plot(tmp_path):
     assert (tmp_path / "mformer_figure3-tiny.png").stat().st_size > 1000
 
 
+@pytest.mark.slow  # the evaluation command end to end
 def test_table9_evaluates_the_frozen_k400_run_on_davis(tmp_path):
     """The evaluation path end to end: a DAVIS-layout fixture, the K-400 run's checkpoint (written here, in the
     LightningModule layout), label propagation, and a metrics.json with J&F, J and F."""

@@ -22,6 +22,7 @@ def test_xvit_table2_rows_pair_the_shift_with_the_aggregation():
         "xvit_attention": "attention"}
 
 
+@pytest.mark.slow  # trains and tests the figure's run end to end
 def test_figure1_tests_the_one_trained_model_with_more_crops(tmp_path):
     """The evaluation columns load the trained column's checkpoint: with that column's own views, the evaluation
     reproduces its test metrics exactly (a fresh model would not)."""

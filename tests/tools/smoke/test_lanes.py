@@ -138,6 +138,7 @@ def test_jobs_write_each_dataset_once_then_run_the_lanes_with_one_record_file(mo
     assert main(["smoke", "mformer_table4", "--jobs", "2"]) == 2  # no --record: refused
 
 
+@pytest.mark.slow  # writes data in processes of its own
 def test_the_data_is_written_once_per_dataset_in_processes_of_its_own(tmp_path):
     request = {"dataset": "lra_listops", "cache_dir": str(tmp_path), "num_train": 2, "num_val": 1, "shrink": 1}
     said = []

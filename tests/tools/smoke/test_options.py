@@ -96,6 +96,7 @@ def _write_one_by_one(path: str, writer: int, count: int, start) -> None:
         write_records(path, [{"table": "t", "row": f"w{writer}", "column": str(i)}])
 
 
+@pytest.mark.slow  # processes that import the tool
 def test_processes_sharing_a_record_file_keep_each_others_records(tmp_path):
     # Smoke processes sharing a GPU merge into one file as each run ends; unlocked, a read-merge-write loses
     # the records another process wrote in between.
