@@ -308,7 +308,7 @@ class StaticRecord(_Part):
 
     table: StrictStr | None = None
     kind: StrictStr | None = None
-    cells: dict[str, dict[str, StaticCell]] = {}
+    cells: dict[str, dict[str, StaticCell]]  # ``reports track`` and the tables take it whole
     configurations: dict[str, dict[str, Any]] = {}
     device: StrictStr | None = None
     git_commit: StrictStr | None = None
