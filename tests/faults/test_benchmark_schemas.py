@@ -26,6 +26,7 @@ from reports.loader_rates import host_workers_table, rule_rates
 from reports.readme import STEP_RECORDS, smoke_block, smoke_summary, trajectory_step_block
 from reports.smoke_records import read_records
 from tests.faults.test_fuzz_records import FIND, FUZZ, damaged, damaged_documents
+from tools.memory_breakdown import format_paper_setting, read_memory_records
 
 STEP_NAME = "trajectory-step"  # the block whose file the damage goes into
 
@@ -53,6 +54,10 @@ def read_conversion(path: Path) -> None:
     released._conversion_text({"mformer", "xvit", "tokshift", "cast"}, path)
 
 
+def read_memory(path: Path) -> None:
+    format_paper_setting(read_memory_records(path), 4)
+
+
 def read_static_cells(path: Path) -> None:
     try:
         record = read_static(path)
@@ -70,7 +75,9 @@ KINDS: dict[str, tuple[str, str, Callable[[Path], None]]] = {
     "loader-rate": ("loader_*.json", "loader_cpu.json", read_loader),
     "trajectory step": ("trajectory_step_*.json", STEP_RECORDS[STEP_NAME], read_step),
     "conversion": ("released_conversion.json", "released_conversion.json", read_conversion),
+    "memory breakdown": ("mformer_memory_cpu.json", "mformer_memory_cpu.json", read_memory),
 }
+FIRST = {kind: ("records", 0) for kind in KINDS} | {"memory breakdown": (0,)}  # where a file's first record lies
 STATIC = json.loads((REPORTS_DIR / "results" / "mformer_table4" / "static.json").read_text())
 
 
@@ -78,14 +85,15 @@ def committed(kind: str) -> dict[str, Any]:
     """The first committed file of ``kind``, cut to its first three records (the damage goes anywhere in them)."""
     pattern, _, _ = KINDS[kind]
     document = json.loads(sorted(BENCHMARKS_DIR.glob(pattern))[0].read_text())
-    return {**document, "records": document["records"][:3]}
+    return document[:3] if isinstance(document, list) else {**document, "records": document["records"][:3]}
 
 
 def test_every_committed_benchmark_and_static_record_meets_its_schema():
     readers = {"smoke": read_records, "loader-rate": lambda path: read_records(path, "loader-rate"),
                "trajectory step": lambda path: benchmark_schemas.read_benchmark(
                    path, benchmark_schemas.StepFile, "a step record", "fix"),
-               "conversion": released.read_conversion_record}
+               "conversion": released.read_conversion_record,
+               "memory breakdown": read_memory_records}
     for kind, (pattern, _, _) in KINDS.items():
         files = sorted(BENCHMARKS_DIR.glob(pattern))
         assert files, pattern
@@ -96,7 +104,8 @@ def test_every_committed_benchmark_and_static_record_meets_its_schema():
     assert len([read_static(path, tracked_static_fix(path)) for path in statics]) >= 20
 
 
-# kind -> (a field, what it is set to, what the error line says of it): a wrong type, a non-finite number
+# kind -> (a field of its first record, what it is set to, what the error line says of it): a wrong type, a
+# non-finite number
 DAMAGES = {
     "smoke": [(("records", 0, "batch"), "4", "records.0.batch: Input should be a valid integer (got '4')"),
               (("records", 0, "step_s"), float("inf"), "records.0.step_s: Input should be a finite number")],
@@ -108,8 +117,11 @@ DAMAGES = {
     "conversion": [(("records", 0, "layout"), 7, "records.0.layout: Input should be a valid string (got '7')"),
                    (("records", 0, "max_relative_difference"), float("inf"),
                     "records.0.max_relative_difference: Input should be a finite number")],
+    "memory breakdown": [((0, "depth"), "12", "0.depth: Input should be a valid integer (got '12')"),
+                         ((0, "peak_mib"), float("nan"), "0.peak_mib: Input should be a finite number")],
 }
-MISSING = {"smoke": "status", "loader-rate": "path", "trajectory step": "variant", "conversion": "layout"}
+MISSING = {"smoke": "status", "loader-rate": "path", "trajectory step": "variant", "conversion": "layout",
+           "memory breakdown": "config"}
 
 
 def refused(kind: str, document: Any, tmp_path: Path) -> str:
@@ -128,10 +140,10 @@ def test_a_damaged_benchmark_record_is_one_line_naming_the_file_and_field(kind, 
     good = committed(kind)
     for place, value, said in DAMAGES[kind]:
         assert f"({said}" in refused(kind, damaged(good, place, "replace", value), tmp_path), (kind, place)
-    place = ("records", 0, MISSING[kind])
-    assert f"(missing key 'records.0.{MISSING[kind]}')" in refused(kind, damaged(good, place, "remove", None),
-                                                                   tmp_path)
-    nested = damaged(good, ("records", 0, MISSING[kind]), "nest", None)
+    place = (*FIRST[kind], MISSING[kind])
+    field = ".".join(map(str, place))
+    assert f"(missing key '{field}')" in refused(kind, damaged(good, place, "remove", None), tmp_path)
+    nested = damaged(good, place, "nest", None)
     assert "not a record (nested more than 64 deep)" in refused(kind, nested, tmp_path)
 
 
