@@ -1,8 +1,9 @@
 """The declared schemas of the benchmark records under ``reports/benchmarks/`` that the reports read, checked by
 pydantic when a file is read (``read_benchmark``): the paper-scale smoke's runs (``smoke_*.json``, ``python -m tools
 smoke --record``), the loader rates (``loader_*.json``, ``python -m tools loader-rate --record``), the trajectory
-attention steps (``trajectory_step_*.json``, ``python -m tools.trajectory_step``) and the released checkpoints'
-paper-width conversion (``released_conversion.json``, ``tools/released_golden/``). The shift family's have theirs
+attention steps (``trajectory_step_*.json``, ``python -m tools.trajectory_step``), the released checkpoints'
+paper-width conversion (``released_conversion.json``, ``tools/released_golden/``) and Motionformer's memory
+breakdown (``mformer_memory_cpu.json``, ``python -m tools memory-breakdown --record``). The shift family's have theirs
 beside their tables (``reports.benchmarks.ShiftRecord``).
 
 Each schema declares the fields its readers take, of their types, strictly (``"5"`` is no count and ``true`` no
@@ -17,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 Count = Annotated[int, Field(ge=1)]
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # seconds, GiB, ms, a relative difference
@@ -142,18 +143,48 @@ class ConversionFile(_Part):
     records: list[ConversionRecord]
 
 
+class MemoryRecord(_Part):
+    """One configuration of ``tools memory-breakdown``: the peak and what of it the gradients held, the parameters,
+    and the setting a new measurement replaces it by (code, configuration, device, batch, depth, stage-two form)."""
+
+    config: str
+    code: str = "ours"
+    device: str
+    batch: Count
+    depth: Count
+    memory_lean: bool | None = True
+    extrapolated_from: list[Count] = []
+    params: Count | None = None
+    peak_mib: Amount
+    gradients_at_peak_mib: Amount | None = None
+
+
+class MemoryFile(RootModel[list[MemoryRecord]]):
+    """``mformer_memory_cpu.json``: a list of records (the GPU comparison, ``mformer_memory_cuda.json``, is another
+    document, read by its test alone)."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+
 def read_benchmark(path: str | Path, schema: type[BaseModel], what: str, fix: str) -> Any:
     """The document ``path`` holds, checked against ``schema``; a file that cannot be read, is not JSON, nests too
     deep or does not meet the schema raises ``ValueError``, one line naming the file, what it should be (``what``),
     the field and ``fix``."""
-    from experiments.harness.record_schemas import describe
     from experiments.harness.records import DamagedRecordError, read_json
 
     try:
         document = read_json(path, fix)
-        schema.model_validate(document)
     except DamagedRecordError as err:
         raise ValueError(str(err)) from None
+    return check_benchmark(document, path, schema, f"not {what}", fix)
+
+
+def check_benchmark(document: Any, path: str | Path, schema: type[BaseModel], said: str, fix: str) -> Any:
+    """``document`` if it meets ``schema``, else ``ValueError``: "<path>: <said> (<the field>); <fix>"."""
+    from experiments.harness.record_schemas import describe
+
+    try:
+        schema.model_validate(document)
     except ValidationError as err:
-        raise ValueError(f"{path}: not {what} ({describe(err, most=1)}); {fix}") from None
+        raise ValueError(f"{path}: {said} ({describe(err, most=1)}); {fix}") from None
     return document

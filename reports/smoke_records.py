@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .benchmark_schemas import LoaderFile, SmokeFile, read_benchmark
+from .benchmark_schemas import LoaderFile, SmokeFile, check_benchmark, read_benchmark
 
 SHARED_NOTE = "device shared with {others} other process(es): times are upper bounds"  # a reduction, in words
 _SHARED = re.compile(re.escape(SHARED_NOTE).replace(re.escape("{others}"), r"(\d+)"))
@@ -27,8 +27,8 @@ def write_records(path: str | Path, records: list[dict[str, Any]],
     column (or ``key``) in its place (a sweep run again leaves the file's order, and its report's, as it was); the
     others are kept, and records new to the file come at its end. Smoke processes sharing a GPU merge into one file:
     the read and the write hold the file's lock (``.<name>.lock`` beside it), so that no process writes over
-    another's new records. A file that is not a record file of ``kind`` (``read_records``) stops the write, left as
-    it was."""
+    another's new records. A file that is not a record file of ``kind`` (``read_records``), or a new record that is
+    not one, stops the write: the file is left as it was."""
     from filelock import FileLock
 
     from data.atomic_write import atomic_write_text
@@ -42,7 +42,10 @@ def write_records(path: str | Path, records: list[dict[str, Any]],
         merged = [incoming.get(key(r), r) for r in kept]
         present = {key(r) for r in kept}
         merged += [r for r in records if key(r) not in present]
-        atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
+        text = json.dumps({"records": merged}, indent=1, default=str) + "\n"
+        check_benchmark(json.loads(text), path, KINDS[kind], f"not written: a new record is not one of `{kind}`",
+                        "the file is left as it was")  # a file its readers would refuse is never written
+        atomic_write_text(path, text)
     return path
 
 

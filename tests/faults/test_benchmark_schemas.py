@@ -196,3 +196,17 @@ def test_a_weakened_benchmark_schema_is_found_by_the_property(tmp_path, monkeypa
         FIND(given(document=damaged_documents(committed("smoke")))(
             lambda document: a_benchmark_file_is_refused_in_one_line_or_read("smoke", tmp_path, document)))()
     assert not isinstance(caught.value, ValueError), caught.value  # a traceback of another type
+
+
+def test_a_new_record_its_readers_would_refuse_is_not_written(tmp_path):
+    from reports.smoke_records import write_records
+
+    path = tmp_path / "smoke_cpu.json"
+    content = json.dumps(committed("smoke"))
+    path.write_text(content)
+    bad = {**committed("smoke")["records"][0], "row": "another", "step_s": float("nan")}
+    with pytest.raises(ValueError) as caught:
+        write_records(path, [bad])
+    assert str(caught.value).startswith(f"{path}: not written: a new record is not one of `smoke` (records.3.step_s: "
+                                        "Input should be a finite number (got 'nan')); the file is left as it was")
+    assert path.read_text() == content

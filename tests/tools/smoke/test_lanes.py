@@ -26,7 +26,7 @@ FILED = {"dataset": "kinetics400", "shrink": 1, "device_name": "GPU A", "torch":
 
 def _fake_run(cfg, options, echo=print):
     return {"table": cfg.table, "row": cfg.row, "column": cfg.column, "status": "pass", "error": None,
-            "seconds": 0.0, **SHOWN}
+            "seconds": 0.0, "dataset": cfg.data.dataset, "shrink": options.shrink, **SHOWN}
 
 
 def test_a_table_goes_on_after_the_named_run(monkeypatch):
