@@ -30,18 +30,21 @@ PRESETS: dict[str, tuple[DataConfig, tuple[str, ...]]] = {
 
 
 def _records(name: str, benchmarks_dir: Path) -> list[dict[str, Any]]:
-    return read_records(Path(benchmarks_dir) / name)
+    return read_records(Path(benchmarks_dir) / name, "loader-rate")
 
 
 def fastest_step(benchmarks_dir: Path = BENCHMARKS_DIR) -> tuple[float, str]:
     """Training clips/s of the fastest paper-shape step recorded on an H100 (forward and backward, eager; a smoke
     step only at the paper's batch, on a device of its own), and the file that holds it."""
-    rates = [(r["batch"] / r["time_s"], "shift_h100.json") for r in _records("shift_h100.json", benchmarks_dir)
+    from .benchmarks import read_records as shift_records
+
+    rates = [(r["batch"] / r["time_s"], "shift_h100.json")
+             for r in shift_records(Path(benchmarks_dir) / "shift_h100.json")
              if r["shape"] == "paper" and r["unit"] == "model" and r["compiled"] is None]
     for path in sorted(Path(benchmarks_dir).glob("smoke_cuda*.json")):
-        rates += [(r["step_clips_s"], path.name) for r in _records(path.name, benchmarks_dir)
-                  if r["status"] == "pass" and "H100" in r["device_name"] and r["batch"] == r["paper_batch"]
-                  and r.get("shrink", 1) == 1 and sharing(r) == 1]
+        rates += [(r["step_clips_s"], path.name) for r in read_records(path)
+                  if r["status"] == "pass" and r.get("step_clips_s") is not None and "H100" in r["device_name"]
+                  and r["batch"] == r["paper_batch"] and r["shrink"] == 1 and sharing(r) == 1]
     if not rates:
         raise ValueError(f"{benchmarks_dir}: no paper-shape training step recorded on an H100")
     return max(rates)
@@ -116,13 +119,7 @@ def host_workers_table(rates_file: str | Path, benchmarks_dir: Path = BENCHMARKS
     from tabulate import tabulate
 
     written = "write one with `python -m tools loader-rate ... --record FILE`"
-    try:
-        usable = rule_rates(read_records(rates_file))
-    except KeyError as err:
-        raise ValueError(f"{rates_file}: not a loader-rate record file (a record lacks {err}); {written}") from None
-    except TypeError:
-        raise ValueError(f"{rates_file}: not a loader-rate record file (its records are not objects); "
-                         f"{written}") from None
+    usable = rule_rates(read_records(rates_file, "loader-rate"))
     if not usable:
         raise ValueError(f"{rates_file}: no rate read by one process alone, at one torch thread and the paper's "
                          f"shape (loader-rate's defaults); {written}")

@@ -203,10 +203,12 @@ def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path
     """A ``tools.trajectory_step`` record file (``STEP_RECORDS[name]``) as a table: each variant's median step, its
     ratio to joint attention's, the kernels per step and their summed time (``--profile``; left out when not
     recorded), and the peak memory; then the device, command and commit."""
-    import json
+    from .benchmark_schemas import StepFile, read_benchmark
 
     path = Path(records_dir) / STEP_RECORDS[name]
-    data = json.loads(path.read_text())
+    data = read_benchmark(path, StepFile, "a record file of `tools.trajectory_step`",
+                          f"restore it with `git checkout -- {shown_path(path)}`, or measure again with "
+                          f"`python -m tools.trajectory_step` (on a GPU: `tools/gpu/trajectory_step.sh`)")
 
     def number(record: dict, key: str, digits: int, profile: bool = False) -> str:
         value = (record.get("profile") or {}).get(key) if profile else record.get(key)

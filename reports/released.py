@@ -179,9 +179,18 @@ def _ours_text(entry: Any, results_root: str | Path) -> str:
     return shown
 
 
-def _conversion_text(layouts: set[str]) -> str:
+def read_conversion_record(path: str | Path = CONVERSION_RECORD) -> dict[str, Any]:
+    """The paper-width conversion record, checked against its schema (``reports.benchmark_schemas``)."""
+    from .benchmark_schemas import ConversionFile, read_benchmark
+
+    return read_benchmark(path, ConversionFile, "a conversion record",
+                          f"restore it with `git checkout -- {path}`, or make it again with "
+                          f"`tools/released_golden/<layout>.py` (its docstring)")
+
+
+def _conversion_text(layouts: set[str], path: str | Path = CONVERSION_RECORD) -> str:
     """The proof of conversion for ``layouts``: golden cases and the paper-width record's figures."""
-    records = [r for r in json.loads(CONVERSION_RECORD.read_text())["records"] if r["layout"] in layouts]
+    records = [r for r in read_conversion_record(path)["records"] if r["layout"] in layouts]
     figures = "; ".join(f"{r['layout']} {r['variant']}: {r['max_relative_difference']:.1e}" for r in records)
     makers = ", ".join(f"`tools/released_golden/{layout}.py`" for layout in sorted(layouts))
     return ("Conversion proven against the authors' code: golden cases the official code wrote at a small width "

@@ -10,6 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from .benchmark_schemas import LoaderFile, SmokeFile, check_benchmark, read_benchmark
+
 SHARED_NOTE = "device shared with {others} other process(es): times are upper bounds"  # a reduction, in words
 _SHARED = re.compile(re.escape(SHARED_NOTE).replace(re.escape("{others}"), r"(\d+)"))
 # How torch, cuBLAS and cuDNN say that an allocation on the device failed
@@ -18,12 +22,13 @@ DEVICE_MEMORY_ERRORS = ("OutOfMemoryError", "CUDA out of memory", "CUBLAS_STATUS
 
 
 def write_records(path: str | Path, records: list[dict[str, Any]],
-                  key: Callable[[dict[str, Any]], tuple] | None = None) -> Path:
+                  key: Callable[[dict[str, Any]], tuple] | None = None, kind: str = "smoke") -> Path:
     """Merge ``records`` into ``path`` ({"records": [...]}): each replaces the file's record of the same table, row and
     column (or ``key``) in its place (a sweep run again leaves the file's order, and its report's, as it was); the
     others are kept, and records new to the file come at its end. Smoke processes sharing a GPU merge into one file:
     the read and the write hold the file's lock (``.<name>.lock`` beside it), so that no process writes over
-    another's new records."""
+    another's new records. A file that is not a record file of ``kind`` (``read_records``), or a new record that is
+    not one, stops the write: the file is left as it was."""
     from filelock import FileLock
 
     from data.atomic_write import atomic_write_text
@@ -32,12 +37,15 @@ def write_records(path: str | Path, records: list[dict[str, Any]],
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.parent / f".{path.name}.lock"):
         key = key or _key
-        kept = read_records(path) if path.exists() else []
+        kept = read_records(path, kind) if path.exists() else []
         incoming = {key(r): r for r in records}
         merged = [incoming.get(key(r), r) for r in kept]
         present = {key(r) for r in kept}
         merged += [r for r in records if key(r) not in present]
-        atomic_write_text(path, json.dumps({"records": merged}, indent=1, default=str) + "\n")
+        text = json.dumps({"records": merged}, indent=1, default=str) + "\n"
+        check_benchmark(json.loads(text), path, KINDS[kind], f"not written: a new record is not one of `{kind}`",
+                        "the file is left as it was")  # a file its readers would refuse is never written
+        atomic_write_text(path, text)
     return path
 
 
@@ -45,13 +53,15 @@ def _key(record: dict[str, Any]) -> tuple[str, str, str]:
     return record["table"], record["row"], record["column"]
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    try:
-        records = json.loads(Path(path).read_text())["records"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a record file of `smoke` or `loader-rate` ({{'records': [...]}}): "
-                         f"{err!r}") from None
-    return records
+# the tool that writes each kind of record file -> the schema of its files
+KINDS: dict[str, type[BaseModel]] = {"smoke": SmokeFile, "loader-rate": LoaderFile}
+
+
+def read_records(path: str | Path, kind: str = "smoke") -> list[dict[str, Any]]:
+    """The records of a file of ``python -m tools <kind> --record`` (``KINDS``), each with every field its readers
+    take, of its type; else one line naming the file and the field (``reports.benchmark_schemas``)."""
+    fix = f"restore it with `git checkout -- {path}`, or measure again with `python -m tools {kind} ... --record`"
+    return read_benchmark(path, KINDS[kind], f"a record file of `{kind}`", fix)["records"]
 
 
 def sharing(record: dict[str, Any]) -> int:

@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def keep(record: dict) -> None:  # each path as it ends: a stopped sweep keeps the paths it finished
         if path is not None:
-            write_records(path, [{**record, **stamped}], key=record_key)
+            write_records(path, [{**record, **stamped}], key=record_key, kind="loader-rate")
 
     records = measure_tables(tables, options, args.seconds, args.threads, args.processes, args.rows, echo_err, keep)
     print(markdown(records))

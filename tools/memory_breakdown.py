@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paper-batch", type=int, default=4, help="clips per GPU for --paper-setting (the paper's 4)")
     args = parser.parse_args(argv)
     if args.paper_setting:
-        print(format_paper_setting(json.loads(Path(args.paper_setting).read_text()), args.paper_batch))
+        print(format_paper_setting(read_memory_records(args.paper_setting), args.paper_batch))
         return
     records = []
     for config in args.configs:
@@ -353,6 +353,16 @@ def main(argv: list[str] | None = None) -> None:
         merge_records(args.record, records, argv)
 
 
+def read_memory_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``--record`` file, checked against their schema (``reports.benchmark_schemas``): one line
+    naming the file and the field where they are not."""
+    from reports.benchmark_schemas import MemoryFile, read_benchmark
+
+    return read_benchmark(path, MemoryFile, "a record file of `memory-breakdown`",
+                          f"restore it with `git checkout -- {path}`, or measure again with "
+                          f"`python -m tools memory-breakdown --record` (docs/mformer_memory.md)")
+
+
 def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | None) -> None:
     """Stamp ``records`` (device, torch, commit, time, command) and merge them into ``path``: a record replaces the
     file's record of the same code, configuration, device, batch, depth, stage-two form and extrapolation."""
@@ -366,7 +376,7 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
              "commit": source_commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
              "command": "python -m tools memory-breakdown " + shlex.join(sys.argv[1:] if argv is None else argv)}
     file = Path(path)
-    kept = json.loads(file.read_text()) if file.exists() else []
+    kept = read_memory_records(file) if file.exists() else []
 
     def setting(r: dict[str, Any]) -> tuple:
         return (r.get("code", "ours"), r["config"], r["device"], r["batch"], r["depth"],

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import typing
 from collections.abc import Callable
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+
+from .record_schemas import Finite, describe
 from .records import DamagedRecordError, read_json
 from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain, with_defaults
 from .tasks import build_model, model_kwargs
@@ -283,41 +285,53 @@ def tracked_static_fix(path: str | Path) -> str:
             f"and track it (`python -m reports track {table}`)")
 
 
-# A static record's cell, as the reports and ``keep_measured`` read it: key -> the JSON types it may hold.
-STATIC_CELL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
-    "value": ((int, float, type(None)), "a number or null"), "text": ((str,), "a string"),
-    "source": ((str,), "a string")}
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)  # keys no reader takes are not checked
+
+
+class StaticCell(_Part):
+    """One cell, as the reports, ``stale_note`` and ``keep_measured`` read it: its value (a finite number, or null
+    for a cell that is only text), the text shown, where it came from (``MEASURED`` + a device, ``NEEDS_GPU``,
+    ``computed``, ``rendered``), and the key of the configuration it was made for."""
+
+    value: Finite | None
+    text: StrictStr
+    source: StrictStr
+    configuration: StrictStr | None = None
+    configuration_note: StrictStr | None = None
+
+
+class StaticRecord(_Part):
+    """The declared schema of ``runs/<table>/static.json`` and its tracked copy, as ``compute_static`` writes it:
+    rows to columns to cells, the configurations the cells name, and the stamp. ``computed_at`` is an ISO 8601
+    time: ``reports track`` orders two records by it."""
+
+    table: StrictStr | None = None
+    kind: StrictStr | None = None
+    cells: dict[str, dict[str, StaticCell]]  # ``reports track`` and the tables take it whole
+    configurations: dict[str, dict[str, Any]] = {}
+    device: StrictStr | None = None
+    git_commit: StrictStr | None = None
+    computed_at: StrictStr | None = None
+    host: dict[str, StrictStr | None] | None = None
+
+    @field_validator("computed_at")
+    @classmethod
+    def _a_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            datetime.fromisoformat(value)  # a ValueError says what it could not read
+        return value
 
 
 def check_static_shape(record: Any, path: str | Path, fix: str) -> dict[str, Any]:
-    """``record`` if it is a static record as its readers take it: an object whose ``cells`` map each row to
-    columns to cells (``STATIC_CELL_SCHEMA``, a ``configuration`` key a string), whose ``configurations`` map keys
-    to objects, and whose ``computed_at`` is a time string; else ``DamagedRecordError`` naming the file and key."""
-    def refuse(where: str, what: str) -> typing.NoReturn:
-        raise DamagedRecordError(f"{path}: not a static record ({where} {what}); {fix}")
-
+    """``record`` if it is a static record as its readers take it (``StaticRecord``); else ``DamagedRecordError``
+    naming the file and each bad field."""
     if not isinstance(record, dict):
-        refuse("the file", "is not a JSON object")
-    for key in ("cells", "configurations"):
-        if not isinstance(record.get(key, {}), dict):
-            refuse(key, "is not an object")
-    if not isinstance(record.get("computed_at", ""), str):
-        refuse("computed_at", "is not a string")
-    for row, columns in record.get("cells", {}).items():
-        if not isinstance(columns, dict):
-            refuse(f"cells.{row}", "is not an object")
-        for column, cell in columns.items():
-            if not isinstance(cell, dict):
-                refuse(f"cells.{row}.{column}", "is not an object")
-            for key, (kinds, expected) in STATIC_CELL_SCHEMA.items():
-                if key not in cell or isinstance(cell[key], bool) or not isinstance(cell[key], kinds):
-                    refuse(f"cells.{row}.{column}.{key}", "is missing" if key not in cell else
-                           f"is {json.dumps(cell[key])[:40]}, expected {expected}")
-            if not isinstance(cell.get("configuration", ""), str):
-                refuse(f"cells.{row}.{column}.configuration", "is not a string")
-    for key, inputs in record.get("configurations", {}).items():
-        if not isinstance(inputs, dict):
-            refuse(f"configurations.{key}", "is not an object")
+        raise DamagedRecordError(f"{path}: not a static record (the file is not a JSON object); {fix}")
+    try:
+        StaticRecord.model_validate(record)
+    except ValidationError as err:
+        raise DamagedRecordError(f"{path}: not a static record ({describe(err)}); {fix}") from None
     return record
 
 

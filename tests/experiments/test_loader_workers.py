@@ -30,34 +30,36 @@ def _write(path, records):
     path.write_text(json.dumps({"records": records}))
 
 
+STAMP = {"device_name": "NVIDIA H100", "torch": "2.x", "commit": "abc", "measured_at": "2026-01-01", "command": "cmd"}
+RUN = {**STAMP, "table": "t", "row": "r", "column": "SSv2", "dataset": "ssv2", "shrink": 1, "status": "pass",
+       "error": None}
+STEP = {**RUN, "clip": "8x224x224", "batch": 4, "paper_batch": 4, "reduced": []}  # a smoke run's record
+RATE = {**RUN, "path": "ssv2 train", "processes": 1, "threads": 1}  # a loader-rate record
+
+
 def test_the_rule_reads_the_fastest_unshared_h100_step_and_the_slowest_path_read_alone(tmp_path):
-    _write(tmp_path / "shift_h100.json", [{"shape": "paper", "unit": "model", "compiled": None, "batch": 8,
-                                           "time_s": 0.2}])  # 40 clips/s
-    step = {"status": "pass", "device_name": "NVIDIA H100", "batch": 4, "paper_batch": 4, "reduced": []}
-    _write(tmp_path / "smoke_cuda.json", [{**step, "step_clips_s": 60.0},
-                                          {**step, "step_clips_s": 90.0,
+    _write(tmp_path / "shift_h100.json", [{**STAMP, "shape": "paper", "unit": "model", "compiled": None, "batch": 8,
+                                           "variant": "vit", "time_s": 0.2, "time_min_s": 0.2}])  # 40 clips/s
+    _write(tmp_path / "smoke_cuda.json", [{**STEP, "step_clips_s": 60.0},
+                                          {**STEP, "step_clips_s": 90.0,
                                            "reduced": ["device shared with 1 other process(es): times are upper "
                                                        "bounds"]},
-                                          {**step, "step_clips_s": 95.0, "batch": 1}])
+                                          {**STEP, "step_clips_s": 95.0, "batch": 1}])
     assert fastest_step(tmp_path) == (60.0, "smoke_cuda.json")
-    rate = {"status": "pass", "shrink": 1, "processes": 1, "threads": 1, "dataset": "ssv2"}
-    _write(tmp_path / "loader_cpu.json", [{**rate, "clips_s": 9.0, "row": "a"}, {**rate, "clips_s": 2.0, "row": "b",
+    _write(tmp_path / "loader_cpu.json", [{**RATE, "clips_s": 9.0, "row": "a"}, {**RATE, "clips_s": 2.0, "row": "b",
                                                                                 "processes": 4},
-                                          {**rate, "clips_s": 1.0, "row": "c", "shrink": 7},
-                                          {**rate, "clips_s": 7.0, "row": "d"}])
+                                          {**RATE, "clips_s": 1.0, "row": "c", "shrink": 7},
+                                          {**RATE, "clips_s": 7.0, "row": "d"}])
     assert slowest_path(("ssv2",), tmp_path)["row"] == "d"
     with pytest.raises(ValueError, match="no paper-shape loader rate of kinetics400"):
         slowest_path(("kinetics400",), tmp_path)
 
 
 def _host_rates(tmp_path, records):
-    step = {"status": "pass", "device_name": "NVIDIA H100", "batch": 4, "paper_batch": 4, "reduced": [],
-            "step_clips_s": 40.0}
     _write(tmp_path / "shift_h100.json", [])
-    _write(tmp_path / "smoke_cuda.json", [step])
-    rate = {"status": "pass", "shrink": 1, "processes": 1, "threads": 1, "dataset": "ssv2", "table": "t",
-            "column": "SSv2", "device_name": "another CPU"}
-    _write(tmp_path / "host.json", [{**rate, **record} for record in records])
+    _write(tmp_path / "smoke_cuda.json", [{**STEP, "step_clips_s": 40.0}])
+    _write(tmp_path / "host.json", [{**RATE, "device_name": "another CPU", "table": "t", **record}
+                                    for record in records])
     return tmp_path / "host.json"
 
 
@@ -84,9 +86,20 @@ def test_a_count_past_the_cap_says_how_many_would_keep_up(tmp_path):
 
 
 @pytest.mark.parametrize("content, says", [
-    (None, "FileNotFoundError"), ("[1, 2]", "not a record file"), ('{"records": [1]}', "its records are not objects"),
-    ('{"records": [{"status": "pass"}]}', "a record lacks 'shrink'"),
-    ('{"records": [{"status": "pass", "shrink": 1, "processes": 4, "threads": 1}]}', "no rate read by one process")])
+    (None, "cannot be read (No such file or directory)"),
+    ("[1, 2]", "not a record file of `loader-rate` (Input should be a valid dictionary"),
+    ('{"records": [1]}', "(records.0: Input should be a valid dictionary"),
+    ('{"records": [{"status": "pass"}]}', "(missing key 'records.0.device_name'"),
+    (json.dumps({"records": [{**RATE, "threads": "1", "clips_s": 1.0}]}),
+     "(records.0.threads: Input should be a valid integer (got '1')); "),
+    (json.dumps({"records": [{**RATE, "clips_s": float("inf")}]}),
+     "(records.0.clips_s: Input should be a finite number (got 'inf')); "),
+    (json.dumps({"records": [{**RATE, "clips_s": 0.0}]}), "(records.0.clips_s: Input should be greater than 0"),
+    (json.dumps({"records": [RATE]}), "(records.0: a path that passed without its clips_s); "),
+    (json.dumps({"records": [{**RATE, "runs": [[]], "clips_s": 1.0}]}),
+     "(records.0.runs.0: Input should be a valid string"),
+    ('{"records": ' + "[" * 100 + "]" * 100 + "}", "not a record (nested more than 64 deep)"),
+    (json.dumps({"records": [{**RATE, "processes": 4, "clips_s": 3.0}]}), "no rate read by one process")])
 def test_the_command_names_a_file_it_cannot_read_and_exits_2(tmp_path, capsys, content, says):
     from reports.__main__ import main
 
@@ -95,7 +108,7 @@ def test_the_command_names_a_file_it_cannot_read_and_exits_2(tmp_path, capsys, c
         path.write_text(content)
     assert main(["loader-workers", str(path)]) == 2
     err = capsys.readouterr().err
-    assert str(path) in err and says in err
+    assert str(path) in err and says in err and err.count("\n") == 1, err
 
 
 def test_the_command_prints_the_tracked_rates_counts_as_the_presets_have_them(capsys):

@@ -118,12 +118,18 @@ def test_building_several_reports_refuses_the_damaged_table_and_builds_the_other
 
 @pytest.mark.parametrize("content, said", [
     (b"[]", "not a static record (the file is not a JSON object)"),
-    (b'{"cells": []}', "not a static record (cells is not an object)"),
+    (b'{"cells": []}', "not a static record (cells: Input should be a valid dictionary)"),
     (json.dumps({"cells": {ROW: {"GFLOPS": {"value": "many", "text": "1", "source": "computed"}}}}).encode(),
-     f'not a static record (cells.{ROW}.GFLOPS.value is "many", expected a number or null)'),
+     f"not a static record (cells.{ROW}.GFLOPS.value: Input should be a valid number (got 'many'))"),
     (json.dumps({"cells": {ROW: {"GFLOPS": {"value": 1.0, "source": "computed"}}}}).encode(),
-     f"not a static record (cells.{ROW}.GFLOPS.text is missing)"),
-    (b'{"cells": {}, "computed_at": 7}', "not a static record (computed_at is not a string)"),
+     f"not a static record (missing key 'cells.{ROW}.GFLOPS.text')"),
+    (json.dumps({"cells": {ROW: {"GFLOPS": {"value": float("inf"), "text": "1", "source": "computed"}}}}).encode(),
+     f"not a static record (cells.{ROW}.GFLOPS.value: Input should be a finite number (got 'inf'))"),
+    (b'{"cells": {}, "computed_at": 7}',
+     "not a static record (computed_at: Input should be a valid string (got '7'))"),
+    (b'{"cells": {}, "computed_at": "yesterday"}',
+     "not a static record (computed_at: Invalid isoformat string: 'yesterday')"),
+    (b'{"cells": {}, "configurations": ' + b"[" * 100 + b"]" * 100 + b"}", "not a record (nested more than 64 deep)"),
     (b"{\"cells\": {}, \"device\": \"\xff\"}", "not UTF-8 text (byte 0xff at line 1 column 26)"),
 ])
 def test_a_static_record_of_the_wrong_shape_is_one_line_naming_the_key(tmp_path, capsys, nothing_starts, content,
@@ -144,8 +150,8 @@ def test_a_damaged_tracked_static_record_says_to_restore_it_from_git(tmp_path, c
     path = write(results / TABLE / "static.json", b'{"cells": {"joint": 3}}')
     assert experiments_main(["show", TABLE, "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]) == 2
     err = one_error_line(capsys)
-    assert err.startswith(f"error: {path}: not a static record (cells.joint is not an object); restore it with "
-                          f"`git checkout -- {path}`"), err
+    assert err.startswith(f"error: {path}: not a static record (cells.joint: Input should be a valid dictionary "
+                          f"(got '3')); restore it with `git checkout -- {path}`"), err
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def test_a_malformed_records_file_is_named_and_left_as_it_was(tmp_path, capsys):
 
 
 def _smoke(table: str, row: str, shrink: int, status: str = "pass", **fields) -> dict:
-    return {"table": table, "row": row, "column": "K-400", "shrink": shrink, "status": status,
+    return {"table": table, "row": row, "column": "K-400", "dataset": "kinetics400", "clip": "8x224x224",
+            "reduced": [], "batch": 4, "paper_batch": 4, "shrink": shrink, "status": status,
             "error": None if status == "pass" else "models/x.py:1: ValueError: too few tokens", "step_s": 1.0,
             "test_s": 2.0, "device_name": "CPU", "command": "python -m tools smoke all", "commit": "abc1234def",
             "measured_at": "2026-11-25", "torch": "2.13.0", **fields}

@@ -446,7 +446,7 @@ def test_a_record_without_its_command_or_minimum_time_is_refused_by_name(tmp_pat
     del record[missing]
     path = tmp_path / "shift_x.json"
     path.write_text(json.dumps({"records": [record]}))
-    with pytest.raises(ValueError, match=f"missing key 'records.0.{missing}'"):
+    with pytest.raises(ValueError, match=f"^{path}: not a benchmark file \\(missing key 'records.0.{missing}'\\)"):
         report_benchmarks.read_records(path)
 
 

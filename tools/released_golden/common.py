@@ -140,8 +140,9 @@ def write_record(record: dict[str, Any], path: Path = RECORD) -> None:
     from datetime import datetime
 
     from models.hardware import device_name, source_commit
+    from reports.released import read_conversion_record
 
-    records = json.loads(path.read_text())["records"] if path.is_file() else []
+    records = read_conversion_record(path)["records"] if path.exists() else []  # a damaged record stops here
     stamped = {**record, "limit": PAPER_WIDTH_LIMIT,
                "within_limit": record["max_relative_difference"] <= PAPER_WIDTH_LIMIT,
                "our_commit": source_commit(), "torch": torch.__version__, "device_name": device_name("cpu"),

@@ -19,11 +19,14 @@ def test_tables_are_dealt_into_lanes_of_about_equal_runs_in_sweep_order():
 
 
 SHOWN = {"clip": "8x224x224", "reduced": [], "batch": 4, "paper_batch": 4}  # what a record's line shows
+# the rest of what a record file holds: its stamp, the dataset and the frame-size divisor
+FILED = {"dataset": "kinetics400", "shrink": 1, "device_name": "GPU A", "torch": "2.x", "commit": "abc",
+         "measured_at": "2026-01-01", "command": "python -m tools smoke"}
 
 
 def _fake_run(cfg, options, echo=print):
     return {"table": cfg.table, "row": cfg.row, "column": cfg.column, "status": "pass", "error": None,
-            "seconds": 0.0, **SHOWN}
+            "seconds": 0.0, "dataset": cfg.data.dataset, "shrink": options.shrink, **SHOWN}
 
 
 def test_a_table_goes_on_after_the_named_run(monkeypatch):
@@ -149,7 +152,7 @@ def test_the_data_is_written_once_per_dataset_in_processes_of_its_own(tmp_path):
 def _records(path, *runs):
     from reports.smoke_records import write_records
 
-    write_records(path, [{"table": t, "row": r, "column": c, "status": s, "error": None, **SHOWN}
+    write_records(path, [{"table": t, "row": r, "column": c, "status": s, "error": None, **SHOWN, **FILED}
                          for t, r, c, s in runs])
 
 
@@ -213,13 +216,13 @@ def test_a_run_out_of_memory_beside_the_other_lanes_is_stepped_again_alone(monke
     def lane(parts, options, log):  # the lanes write their records: two crowded out, one failed for its own sake
         write_records(path, [
             {"table": "mformer_table4", "row": rows[0], "column": "K-400", "status": "fail", "error": oom,
-             **SHOWN, "reduced": SHARED},
+             **SHOWN, **FILED, "reduced": SHARED},
             {"table": "mformer_table4", "row": rows[4], "column": "SSv2", "status": "fail",
-             "error": "models/x.py:1: RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED", **SHOWN,
+             "error": "models/x.py:1: RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED", **SHOWN, **FILED,
              "reduced": SHARED},
             {"table": "mformer_table4", "row": rows[1], "column": "K-400", "status": "fail",
-             "error": "models/x.py:1: ValueError: too few tokens", **SHOWN, "reduced": SHARED},
-            {"table": "mformer_table9", "row": "r", "column": "c", "status": "fail", "error": oom, **SHOWN,
+             "error": "models/x.py:1: ValueError: too few tokens", **SHOWN, **FILED, "reduced": SHARED},
+            {"table": "mformer_table9", "row": "r", "column": "c", "status": "fail", "error": oom, **SHOWN, **FILED,
              "reduced": SHARED}])  # crowded out, but not one of this sweep's runs
         return 0
 

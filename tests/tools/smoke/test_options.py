@@ -10,6 +10,12 @@ from tools.smoke import runs, step, sweep
 from tools.smoke.runs import SmokeOptions, reductions, smoke_config, smoke_configs
 
 
+# what a record file of `smoke` holds besides the run's table, row, column and result (``reports.benchmark_schemas``)
+FILED = {"dataset": "kinetics400", "clip": "8x224x224", "reduced": [], "batch": 4, "paper_batch": 4, "shrink": 1,
+         "device_name": "CPU", "torch": "2.x", "commit": "abc", "measured_at": "2026-01-01",
+         "command": "python -m tools smoke"}
+
+
 @pytest.fixture
 def cfg():
     return smoke_configs("mformer_table4", ["joint"])[0]
@@ -36,7 +42,7 @@ def test_records_are_written_as_each_run_ends(tmp_path, monkeypatch):
     """A sweep stopped in its second table keeps the runs it finished in the file, the second table's first too."""
     def fake_table(table_id, options, rows=None, echo=print, done=None, on_record=lambda record: None, after=None,
                    skip=()):
-        on_record({"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None})
+        on_record({"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None, **FILED})
         if table_id == "mformer_table9":
             raise KeyboardInterrupt  # the sweep is stopped here
         return [{"table": table_id, "row": "r", "column": "c", "status": "pass", "error": None}]
@@ -93,7 +99,8 @@ def _write_one_by_one(path: str, writer: int, count: int, start) -> None:
 
     start.wait(60)  # all writers begin together, after their imports
     for i in range(count):
-        write_records(path, [{"table": "t", "row": f"w{writer}", "column": str(i)}])
+        write_records(path, [{"table": "t", "row": f"w{writer}", "column": str(i), "status": "pass", "error": None,
+                              **FILED}])
 
 
 @pytest.mark.slow  # processes that import the tool
@@ -136,9 +143,10 @@ def test_a_record_measured_again_keeps_its_place_and_new_ones_come_last(tmp_path
     from reports.smoke_records import read_records, write_records
 
     path = tmp_path / "smoke.json"
-    write_records(path, [{"table": "t", "row": r, "column": "c", "status": "fail"} for r in ("a", "b", "c")])
-    write_records(path, [{"table": "t", "row": "d", "column": "c", "status": "pass"},
-                         {"table": "t", "row": "b", "column": "c", "status": "pass"}])
+    write_records(path, [{"table": "t", "row": r, "column": "c", "status": "fail", "error": "x", **FILED}
+                         for r in ("a", "b", "c")])
+    write_records(path, [{"table": "t", "row": "d", "column": "c", "status": "pass", "error": None, **FILED},
+                         {"table": "t", "row": "b", "column": "c", "status": "pass", "error": None, **FILED}])
     assert [(r["row"], r["status"]) for r in read_records(path)] == [("a", "fail"), ("b", "pass"), ("c", "fail"),
                                                                     ("d", "pass")]
 
