@@ -47,7 +47,7 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second_then_the_slow
     commands = quick_start_commands()
     assert len(commands) == 2, commands
     assert "python -m experiments run mformer_table4" in commands[0]
-    assert commands[1].endswith('python -m pytest -m "not slow"'), commands[1]
+    assert commands[1].endswith('python -m pytest -m "not slow" -n 2'), commands[1]
     assert f"`{SLOW_TESTS}`" in (REPO / "README.md").read_text()
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd ", "SUDO="))]
