@@ -2,12 +2,13 @@
 state) that the runner and the reports read, checked by pydantic when the record is read, and the bound on how deep
 any JSON or YAML document the CLI reads may nest.
 
-``records.check_record_shape`` checks a record's top-level keys; ``check_record_sections`` checks what lies under
-them: the metrics (finite numbers: a run refuses to write any other), the data description (its class counts), each
-split's data report (counts, or lists of the files left out) and the provenance (batch, devices, CPU kernels,
-threads). Every section keeps the keys it does not declare (records carry more than any reader takes), and each
-declared key must be of its type, strictly: ``"5"`` is no count and ``true`` no number. A failure is one line naming
-the field ("data_report.train: Input should be an object (got 5)"), which the readers report with the file.
+``records.check_record_shape`` checks a record's top-level keys against ``records.RECORD_SCHEMA`` through the model
+``top_level_model`` makes of it; ``check_record_sections`` checks what lies under them: the metrics (finite numbers: a
+run refuses to write any other), the data description (its class counts), each split's data report (counts, or lists
+of the files left out) and the provenance (batch, devices, CPU kernels, threads). Every section keeps the keys it does
+not declare (records carry more than any reader takes), and each declared key must be of its type, strictly: ``"5"``
+is no count and ``true`` no number. A failure is one line naming the field ("data_report.train: Input should be an
+object (got 5)"), which the readers report with the file.
 
 A document nested deeper than ``MAX_DEPTH`` (no record, claims file or catalogue nests past 12) is refused before
 any reader walks it: Python's own recursion limit would otherwise end the command in a ``RecursionError``.
@@ -15,10 +16,10 @@ any reader walks it: Python's own recursion limit would otherwise end the comman
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
+                      create_model, model_validator)
 
 MAX_DEPTH = 64  # objects and lists within each other
 MAX_COUNT = 2**53  # a count JSON keeps exactly; no split holds more files
@@ -97,6 +98,26 @@ class RecordSections(BaseModel):
     data: DataDescription | None = None
     data_report: dict[str, SplitReport] | None = None
     provenance: Provenance | None = None
+
+
+_STRICT = {str: StrictStr, int: StrictInt, float: StrictFloat, dict: dict[str, Any], type(None): None}
+
+
+def top_level_model(schema: dict[str, tuple[type, ...]]) -> type[BaseModel]:
+    """The pydantic model of a record's top level, declared as data (``records.RECORD_SCHEMA``: each key and the
+    JSON types it may hold): strict, so ``"5"`` is no integer and ``true`` no number; keys it does not name pass."""
+    fields: dict[str, Any] = {key: (Union[tuple(_STRICT[kind] for kind in kinds)], None)  # noqa: UP007
+                              for key, kinds in schema.items()}
+    return create_model("RecordTopLevel", __config__=ConfigDict(extra="allow", frozen=True), **fields)
+
+
+def wrong_top_level_keys(model: type[BaseModel], record: dict[str, Any]) -> list[str]:
+    """The top-level keys of ``record`` whose values ``model`` refuses, in the model's order."""
+    try:
+        model.model_validate(record)
+    except ValidationError as err:
+        return list(dict.fromkeys(str(error["loc"][0]) for error in err.errors() if error["loc"]))
+    return []
 
 
 def check_record_sections(record: dict[str, Any]) -> str | None:

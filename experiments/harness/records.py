@@ -25,7 +25,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
-from .record_schemas import MAX_DEPTH, check_record_sections, too_deep
+from .record_schemas import MAX_DEPTH, check_record_sections, too_deep, top_level_model, wrong_top_level_keys
 from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
 from .spec import RunConfig, run_dir, with_defaults
 
@@ -53,6 +53,7 @@ RECORD_SCHEMA: dict[str, tuple[type, ...]] = {
     "provenance": (dict, _NONE), "git_commit": (str,), "finished_at": (str, _NONE), "reused_from": (str, _NONE),
     "wall_time_s": (int, float, _NONE), "num_params": (int, _NONE), "test_videos": (int, _NONE),
 }
+RECORD_TOP_LEVEL = top_level_model(RECORD_SCHEMA)  # pydantic checks it, strictly
 CONFIG_SECTION_KEYS = ("model", "data", "optim", "trainer")  # a recorded config's sections: objects where present
 
 
@@ -133,7 +134,7 @@ def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = 
     if missing:
         raise DamagedRecordError(f"{path}: not a run record (no {', '.join(missing)}){end}")
     wrong = [f"{key} is {_json_kind(record[key])}, expected {_kinds(RECORD_SCHEMA[key])}"
-             for key in RECORD_SCHEMA if key in record and not _is(record[key], RECORD_SCHEMA[key])]
+             for key in wrong_top_level_keys(RECORD_TOP_LEVEL, record)]
     config = record.get("config")
     if isinstance(config, dict):
         wrong += [f"config.{key} is {_json_kind(config[key])}, expected an object"
