@@ -23,11 +23,13 @@ from tests.experiments.harness.cluster.slurm_cluster import PACKAGES, missing_co
 
 pytestmark = pytest.mark.slow  # two micro runs as SLURM jobs, each started twice, beside an uninterrupted pair
 
-EVERY = 5  # periodic checkpoints every 5 steps of 12 (3 epochs of 4 batches): a stop between them saves its own;
-# no validation pass before the end (a stop in one keeps the last periodic checkpoint)
-ARGS = ("--seeds", "2", "--epochs", "3", "--set", f"trainer.checkpoint_every_n_steps={EVERY}",
-        "--set", "trainer.check_val_every_n_epoch=3")
-STEPS = 12
+EVERY = 5  # periodic checkpoints every 5 steps of 40 (10 epochs of 4 batches): a stop between them saves its own;
+# no validation pass before the end (a stop in one keeps the last periodic checkpoint). The 35 steps after the first
+# periodic checkpoint leave the signals time to arrive through slurmctld and slurmd on a loaded machine (with 7, the
+# runs once finished first).
+ARGS = ("--seeds", "2", "--epochs", "10", "--set", f"trainer.checkpoint_every_n_steps={EVERY}",
+        "--set", "trainer.check_val_every_n_epoch=10")
+STEPS = 40
 _JOBS = MICRO_ARGS.index("--jobs")
 ON_SLURM = MICRO_ARGS[:_JOBS] + MICRO_ARGS[_JOBS + 2:]  # --jobs is for runs on this machine
 
