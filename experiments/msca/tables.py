@@ -203,7 +203,7 @@ def msca_kv_frames() -> TableSpec:
                     msca("QKV", value_frames="opposite")))
     # 12 runs at 3 seeds; their cost, from their records, is in the README's block
     return _motion_experiment(
-        "msca_kv_frames", rows, scales=SCALES_EARLIER,
+        "msca_kv_frames", rows, scales=SCALES,
         notes="Not a paper table: the paper's MSCA-KV and -QKV (h_b = h_f = 1) against the same two heads with "
               "their values read from the other neighbour frame (the same channels moved, the same FLOPs and "
               "parameters), on the motion set, where a frame-wise ViT is at chance by construction.")
