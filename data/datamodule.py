@@ -68,7 +68,7 @@ DATASETS: dict[str, DatasetInfo] = {
     # of its class list; the joints are mirrored with the pixels).
     "finegym": DatasetInfo(99, "finegym99", "segments", True, "FineGYM (Gym99)", pose=True),
 }
-# The stand-ins of the tiny scale in the papers' regime (docs/tiny_regime_design.md): Kinetics' (dense clips,
+# The tiny scale's stand-ins (docs/tiny_regime_design.md): Kinetics' (dense clips,
 # flips keep the label) and Something-Something V2's (segments, no flips), as the sets above they replace.
 for _name, _sampling in (("synth_objects", "dense"), ("synth_motion_pairs", "segments")):
     _spec = SYNTHETIC_SETS[_name]

@@ -3,8 +3,8 @@
 A paper's spec starts from these and replaces only what its paper states (frames, stride, schedule), with
 ``dataclasses.replace``; so two papers' identical runs resolve to identical configurations and are trained once.
 
-- ``TINY``: the embedded default. A 64-d, 4-block video ViT (``vit_tiny_video``) trained from scratch on CPU on
-  generated videos: one synthetic stand-in per real dataset's column key (``TINY_STAND_INS``).
+- ``TINY``: the embedded default. A 64-d, 4-block video ViT (``vit_tiny_video``) pretrained on generated images and
+  fine-tuned on CPU on generated videos: one synthetic stand-in per real dataset's column key (``TINY_STAND_INS``).
 - ``KINETICS_400`` ... ``EPIC_KITCHENS_100``: the real datasets at 224 px with the papers' common test protocol;
   frame counts and sampling are each paper's to set.
 """
@@ -17,20 +17,23 @@ import math
 from .tiny_pretraining.images import tiny_image_source
 from .harness.spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
 
-# ---- tiny: the embedded default ----------------------------------------------------------------------------------
+# ---- tiny: the embedded default (docs/tiny_regime_design.md) ---------------------------------------------------
 
-# 960 training and 240 test videos per set, all classes (8 appearance, 6 motion: 4 translations + 2 rotations).
-TINY_SYNTHETIC = {"num_train": 960, "num_val": 240, "seed": 0}
-
-# The synthetic set that stands in for each real dataset, by the column key the papers' tables use.
+# The papers' regime at tiny scale: a model pretrained on images (``experiments.tiny_pretraining.images``, in
+# ImageNet-21K's role, loaded through the paper-scale loader), fine-tuned on a generated set that stands in for each
+# real dataset's column key. The Kinetics and SSv2 stand-ins are the design's (40 and 12 classes, 30 training and 10
+# test videos per class); the verb-noun and pose sets hold 960 training and 240 test videos.
+TINY_SYNTHETIC = {"num_train": 1200, "num_val": 400, "seed": 0}
+VERB_NOUN_AND_POSE_SYNTHETIC = {"num_train": 960, "num_val": 240, "seed": 0}
 TINY_STAND_INS = {
-    "K-400": DataConfig(dataset="synth_appearance", task="video_classification", synthetic_params=TINY_SYNTHETIC),
-    "SSv2": DataConfig(dataset="synth_motion", task="video_classification", synthetic_params=TINY_SYNTHETIC),
-    # Kinetics-600 has no separate stand-in: its column is filled from the same appearance set as K-400.
-    "K-600": DataConfig(dataset="synth_appearance", task="video_classification", synthetic_params=TINY_SYNTHETIC),
+    "K-400": DataConfig(dataset="synth_objects", task="video_classification", synthetic_params=TINY_SYNTHETIC),
+    "SSv2": DataConfig(dataset="synth_motion_pairs", task="video_classification", synthetic_params=TINY_SYNTHETIC),
+    # Kinetics-600 has no separate stand-in: its column is filled from the same set as K-400.
+    "K-600": DataConfig(dataset="synth_objects", task="video_classification", synthetic_params=TINY_SYNTHETIC),
     "EK-100": DataConfig(dataset="synth_verbnoun", task="verb_noun_classification",
-                         synthetic_params=TINY_SYNTHETIC),  # 960/240 segments
-    "PennAction": DataConfig(dataset="synth_pose", task="video_classification", synthetic_params=TINY_SYNTHETIC),
+                         synthetic_params=VERB_NOUN_AND_POSE_SYNTHETIC),
+    "PennAction": DataConfig(dataset="synth_pose", task="video_classification",
+                             synthetic_params=VERB_NOUN_AND_POSE_SYNTHETIC),
 }
 
 TINY_OPTIM = OptimConfig(lr=1e-3, weight_decay=0.05, label_smoothing=0.1, epochs=10, warmup_epochs=1,
@@ -39,26 +42,32 @@ TINY_TRAINER = TrainerConfig(accelerator="cpu", devices=1, precision="32-true", 
                              check_val_every_n_epoch=2)
 
 TINY = ScalePreset(
-    description="tiny: ViT 64-d/4 layers/4 heads, 8x32x32 clips, 2x8x8 tubelets, trained from scratch on CPU",
-    model=ModelConfig(name="vit_tiny_video"),
+    description="tiny: ViT 64-d/4 layers/4 heads from the image stand-in (synth_images), 8x32x32 clips, 2x8x8 "
+                "tubelets, on CPU",
+    model=ModelConfig(name="vit_tiny_video", pretrained=tiny_image_source("vit_tiny_video")),
     data=TINY_STAND_INS,
     optim=TINY_OPTIM,
     trainer=TINY_TRAINER,
 )
 
-# Seeds a table trains at tiny scale by default: enough for its report to tell row differences from noise. At the
-# earlier tiny scale, only where its runs at that count fit the quick start's 15 minutes on 2 cores (the cost table
-# the README generates from the tracked records); in the papers' regime at least 3, within 45 minutes a table
-# (``ScalePreset.papers_regime``), and 5 where 5 fit (below). A test holds every table's default to that rule
-# (tests/reports/test_tracked_results.py).
+# The frame-wise tiny model of the shift family (MSCA, X-ViT): an image ViT on every frame with ViT-B's 12 heads.
+TINY_FRAME_WISE = dataclasses.replace(
+    TINY,
+    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads from the image stand-in (synth_images), 8x32x32 clips, "
+                "1x8x8 patches, on CPU",
+    model=ModelConfig(name="vit_tiny_frame", pretrained=tiny_image_source("vit_tiny_frame")),
+    data={"K-400": TINY_STAND_INS["K-400"], "SSv2": TINY_STAND_INS["SSv2"]},
+)
+
+# Seeds a table trains at tiny scale by default (docs/tiny_regime_design.md, "Seeds and budget"): enough for its
+# report to tell row differences from noise, within the budget of a table's default, 60 minutes on 2 idle cores.
+# From the cost table of the tracked records (reports/README.md: each run's seed-0 wall time, two side by side): 5
+# seeds where 5 take at most 45 minutes (the rule as first applied, on 2026-11-26), 3 elsewhere, and 3 must fit the
+# 60. Which tables follows from their cost alone, never from their verdicts; each spec states its own
+# (``TableSpec.tiny_seeds``), and tests/reports/test_tracked_results.py holds it to the rule.
 THREE_SEEDS = 3
 FIVE_SEEDS = 5
-
-# The design's seed rule (docs/tiny_regime_design.md, "Seeds and budget"), applied once, to the cost table of
-# 2026-11-26 (reports/README.md: each run's seed-0 wall time): a table in the papers' regime trains 5 seeds where 5
-# seeds, two side by side, take at most 45 minutes, and 3 otherwise; the quick start trains ``QUICK_START_SEEDS``.
-# Which tables follows from their cost alone, never from their verdicts; each spec states its own
-# (``TableSpec.tiny_seeds``), and tests/reports/test_tracked_results.py holds it to the rule.
+FIVE_SEEDS_BUDGET_MIN, TABLE_BUDGET_MIN = 45.0, 60.0
 
 # The quick start (`python -m experiments run mformer_table4`, the README's first command) asks one question: does
 # this machine reproduce the tracked runs? Seed 0 of each cell answers it: bit for bit on the tracked CPU kernels,
@@ -66,46 +75,6 @@ FIVE_SEEDS = 5
 # the table's statistics. So it trains one seed, a third of the time of 3 (within 15 minutes on a slow 2-core
 # machine); `--seeds 3` retrains the tracked seeds 0-2 (README: what each costs).
 QUICK_START_SEEDS = 1
-
-
-# The frame-wise tiny model of the shift family (MSCA, X-ViT): an image ViT on every frame with ViT-B's 12 heads.
-TINY_FRAME_WISE = dataclasses.replace(
-    TINY,
-    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads, 8x32x32 clips, 1x8x8 patches, trained from scratch "
-                "on CPU",
-    model=ModelConfig(name="vit_tiny_frame"),
-    data={"K-400": TINY_STAND_INS["K-400"], "SSv2": TINY_STAND_INS["SSv2"]},
-)
-
-# ---- tiny in the papers' regime (docs/tiny_regime_design.md) -------------------------------------------
-
-# Tables move from the presets above to these one commit at a time, each with its retrained records. The models
-# start from the image stand-in (``experiments.tiny_pretraining.images``), loaded through the paper-scale loader; the
-# appearance and motion stand-ins are the design's (40 and 12 classes, 30 training and 10 test videos per class);
-# the verb-noun and pose sets are unchanged.
-REGIME_SYNTHETIC = {"num_train": 1200, "num_val": 400, "seed": 0}
-REGIME_STAND_INS = {
-    **TINY_STAND_INS,
-    "K-400": DataConfig(dataset="synth_objects", task="video_classification", synthetic_params=REGIME_SYNTHETIC),
-    "K-600": DataConfig(dataset="synth_objects", task="video_classification", synthetic_params=REGIME_SYNTHETIC),
-    "SSv2": DataConfig(dataset="synth_motion_pairs", task="video_classification", synthetic_params=REGIME_SYNTHETIC),
-}
-TINY_REGIME = dataclasses.replace(
-    TINY,
-    description="tiny: ViT 64-d/4 layers/4 heads from the image stand-in (synth_images), 8x32x32 clips, 2x8x8 "
-                "tubelets, on CPU",
-    model=ModelConfig(name="vit_tiny_video", pretrained=tiny_image_source("vit_tiny_video")),
-    data=REGIME_STAND_INS,
-    papers_regime=True,
-)
-TINY_FRAME_WISE_REGIME = dataclasses.replace(
-    TINY_FRAME_WISE,
-    description="tiny: frame-wise ViT 96-d/4 blocks/12 heads from the image stand-in (synth_images), 8x32x32 clips, "
-                "1x8x8 patches, on CPU",
-    model=ModelConfig(name="vit_tiny_frame", pretrained=tiny_image_source("vit_tiny_frame")),
-    data={"K-400": REGIME_STAND_INS["K-400"], "SSv2": REGIME_STAND_INS["SSv2"]},
-    papers_regime=True,
-)
 
 # ---- paper scale: the real datasets ----------------------------------------------------------------------------
 

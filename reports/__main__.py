@@ -3,8 +3,6 @@ records; with ``--out-dir DIR``, build reports anywhere else from your own runs 
 ``python -m reports claims``: write ``reports/generated/claims.md``, each paper's claims against the tracked records.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``), its cells
 evaluated from released weights (``python -m experiments evaluate``) too, kept apart from the trained runs.
-``python -m reports retire ID ...``: before tracking a table retrained under a changed spec, move the tracked records
-it no longer configures to the table that still does, or remove them (``reports.retire``).
 ``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/README.md``,
 learnability in ``data/README.md``, MSCA's own experiments in ``docs/msca_tiny_scale.md``, the shift benchmarks in
 ``docs/shift_family.md``, each paper's released checkpoints on its page) from the reports' records.
@@ -51,11 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
                                          "from released weights) into reports/results/, then rebuild its report")
     track.add_argument("tables", nargs="+", metavar="ID")
     track.add_argument("--runs-dir", default="runs")
-    retire = sub.add_parser("retire", help="before tracking a table retrained under a changed spec: each tracked "
-                                           "record it no longer configures moves to the table that still does "
-                                           "(moved_from says whence), or is removed")
-    retire.add_argument("tables", nargs="+", metavar="ID")
-    retire.add_argument("--dry-run", action="store_true", help="say what would move or go; change nothing")
     compare = sub.add_parser("compare", help="runs (or another records folder) beside the tracked records and the "
                                              "paper, each cell marked = / ≈ / ≠ (what `experiments run` prints)")
     compare.add_argument("table", metavar="ID")
@@ -113,14 +106,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     ids = args.tables or list(paper_tables())
     # `track` also takes the repository's own experiments (synthetic_learnability); any other id must name a paper
     # table: fail fast on an unknown one, before writing anything
-    own = set(registered_specs()) - set(paper_tables()) if args.command in ("track", "retire") else set()
+    own = set(registered_specs()) - set(paper_tables()) if args.command == "track" else set()
     for table_id in ids:
         if table_id not in own:
             paper_table(table_id)
     if args.command == "track":
         return _track(ids, args.runs_dir)
-    if args.command == "retire":
-        return _retire(ids, args.dry_run)
     return _build(ids, args)
 
 
@@ -184,23 +175,6 @@ def _track(ids: list[str], runs_dir: str) -> int:
               + f" -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
         if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
             print(build_report(table_id, runs_root=None, results_root=RESULTS_DIR))
-    return 0
-
-
-def _retire(ids: list[str], dry_run: bool) -> int:
-    from .retire import retire
-
-    if not dry_run:
-        check_writable(RESULTS_DIR, None)
-    root = REPORTS_DIR.parent
-    for table_id in ids:
-        retired = retire(table_id, RESULTS_DIR, dry_run)
-        for one in retired:
-            action = f"-> {one.moved_to.relative_to(root)}" if one.moved_to else "removed"
-            print(f"{one.record.relative_to(root)} {action}")
-        moved = sum(one.moved_to is not None for one in retired)
-        print(f"{table_id}: {moved} record(s) moved, {len(retired) - moved} removed"
-              + (" (dry run: nothing changed)" if dry_run else ""))
     return 0
 
 

@@ -238,13 +238,6 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
     if reused:
         lines.append(f"- {sum(1 for r in runs if r.get('reused_from'))} of them reuse a run with an identical "
                      f"configuration trained for another table: " + ", ".join(f"`{p}`" for p in reused) + ".")
-    # `python -m reports retire` moved them here when the table that trained them changed its runs (one reused from
-    # another table's folder is named in the line above)
-    moved_here = [r for r in runs if r.get("moved_from") and not r.get("reused_from")]
-    moved = sorted({r["moved_from"] for r in moved_here})
-    if moved:
-        lines.append(f"- {len(moved_here)} of them were first tracked for another table, "
-                     f"which has since changed its runs, and moved here: " + ", ".join(f"`{p}`" for p in moved) + ".")
     if len(commits) > 1:
         by_commit: dict[str, set[str]] = defaultdict(set)
         for r in runs:

@@ -279,8 +279,8 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
            "tracked tiny-scale records under `reports/results/`. Regenerate: `python -m reports claims`.", "",
            "A verdict says whether our **tiny** stand-in runs show the ordering the paper claims, not whether the "
            "paper is right: tiny models trained for minutes on generated videos are not the paper's setting, even "
-           "those that start from the tiny image stand-in ([the tiny scale in the papers' regime]"
-           f"({ROOT}/docs/tiny_regime_design.md), which the tables move to one at a time).", "",
+           "though they start from a tiny image stand-in as the papers start from ImageNet ([the tiny scale's "
+           f"design]({ROOT}/docs/tiny_regime_design.md)).", "",
            f"Rule: an ordering of two trained cells agrees or is reversed *beyond noise* by the reports' rule "
            f"({noise.RULE}); a computed cell (GFLOPs, parameters, a measured memory) has no seeds and is compared "
            f"as it is; a cell timed once (a speed) is one sample, as a row of one seed, and cannot be compared beyond "

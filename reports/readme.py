@@ -139,8 +139,7 @@ def experiment_markers(table_id: str) -> tuple[str, str]:
 
 
 def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> str:
-    """An own experiment of one measured column (``msca_kv_frames``, ``msca_patch_rows``, ``msca_patch_late``:
-    ``experiments/msca/tables.py``):
+    """An own experiment of one measured column (``msca_kv_frames``: ``experiments/msca/tables.py``):
     each row's value over its default seeds, from the tracked records that fill it (another table's run of the same
     configuration included), the noise rule's verdict on every pair of rows, and what the runs took. Records of
     other seeds are named under the table, not averaged in: every row is read over the same seeds."""
@@ -176,7 +175,7 @@ def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> s
     return f"{begin}\n{table}\n\nRule: {RULE}.\n\n{verdict}\n\n{cost}\n{end}"
 
 
-EXPERIMENT_BLOCKS = ("msca_kv_frames", "msca_patch_rows", "msca_patch_late")
+EXPERIMENT_BLOCKS = ("msca_kv_frames",)
 
 
 SHIFT_BEGIN, SHIFT_END = markers("shift-benchmarks")

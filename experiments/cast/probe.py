@@ -74,13 +74,13 @@ def _expert(name: str) -> Any:
     from models.cast.checkpoints import load_expert
 
     from ..harness.tasks import resolve_source
-    from .shipped import regime_source
+    from .experts import tiny_source
 
     arch = "clip" if name == "clip" else "videomae"
     torch.manual_seed(0)
     expert = build_expert(arch, "tiny")
     if name != "videomae_init":
-        load_expert(expert, resolve_source(regime_source(name)))
+        load_expert(expert, resolve_source(tiny_source(name)))
     return expert
 
 
@@ -96,7 +96,7 @@ def probe_experts(names: Iterable[str] = PROBED, passes: int = 2) -> list[dict[s
     from .shipped import SHIPPED
 
     L.seed_everything(0, workers=True, verbose=False)
-    cfg = pretraining_run(SHIPPED["videomae_ek100"])  # synth_verbnoun through the regime's loader, labels kept
+    cfg = pretraining_run(SHIPPED["videomae_ek100"])  # synth_verbnoun as its expert's pretraining reads it, labels kept
     with tempfile.TemporaryDirectory() as tmp:
         dm = get_task(cfg.task).datamodule(cfg, Path(tmp))
         dm.prepare_data()

@@ -31,7 +31,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str  # "synth_appearance", "synth_motion", "kinetics400", "ssv2", ...
+    dataset: str  # "synth_objects", "synth_motion_pairs", "kinetics400", "ssv2", ...
     task: str  # what the run does with it, a name in experiments.harness.tasks: "video_classification", ...
     root: str | None = None  # None: synthetic sets are generated into the cache on first use
     num_frames: int = 8
@@ -123,9 +123,6 @@ class ScalePreset:
     data: Mapping[str, DataConfig]
     optim: OptimConfig
     trainer: TrainerConfig = TrainerConfig()
-    # The tiny scale in the papers' regime (docs/tiny_regime_design.md): 3 seeds by default, within 45 minutes
-    # a table; the earlier tiny scale takes 3 seeds only where they fit the quick start's 15.
-    papers_regime: bool = False
 
 
 # What a row's or column's per-scale entry may set (``RowSpec.scales[scale]``, ``MetricColumn.scales[scale]``).

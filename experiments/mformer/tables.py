@@ -14,7 +14,7 @@ from typing import Any
 
 from ..tiny_pretraining.images import tiny_image_source
 from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
-                      FIVE_SEEDS, QUICK_START_SEEDS, TINY, TINY_REGIME)
+                      FIVE_SEEDS, QUICK_START_SEEDS, TINY)
 from ..harness.spec import (
     DataConfig,
     DerivedColumn,
@@ -70,17 +70,11 @@ PAPER_EPIC = dataclasses.replace(
 
 # The paper trains Epic-Kitchens longer than Kinetics (50 epochs instead of 35). The tiny schedule is 40 epochs
 # (2400 steps): with the joint verb + noun loss the tiny Mformer learns nouns at once, but its verbs (motion) stay at
-# chance until a plateau breaks, after 700-1100 steps (seeds 0-2, 30-epoch probes from scratch, at the earlier tiny
-# scale). At 14 epochs the cosine schedule had decayed by then and verbs stayed at 21-23% (chance 16.7%). In the
-# papers' regime the model starts from the image stand-in; the verb-noun set and the schedule are unchanged (the
-# design: docs/tiny_regime_design.md).
-TINY_EPIC = dataclasses.replace(TINY_REGIME, optim=dataclasses.replace(TINY_REGIME.optim, epochs=40))
+# chance until a plateau breaks, after 700-1100 steps (seeds 0-2, 30-epoch probes of the model from scratch). At 14
+# epochs the cosine schedule had decayed by then and verbs stayed at 21-23% (chance 16.7%).
+TINY_EPIC = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, epochs=40))
 
-# The earlier tiny scale, from scratch: Table 1 (nothing trains) and the official model (to load official-layout
-# checkpoints) still name it; Table 9's DAVIS preset derives from TINY.
 SCALES = {"tiny": TINY, "paper": PAPER}
-# The tiny scale in the papers' regime (docs/tiny_regime_design.md): every table that trains.
-SCALES_IN_REGIME = {"tiny": TINY_REGIME, "paper": PAPER}
 COLUMNS = (MetricColumn("K-400"), MetricColumn("SSv2"))
 
 # ---- rows shared between tables (identical dicts -> identical runs, trained once) -----------------------------
@@ -199,7 +193,7 @@ def mformer_table2a() -> TableSpec:
         ),
         metric_columns=COLUMNS,
         static_columns=(GFLOPS_COLUMN,),
-        scales=SCALES_IN_REGIME,
+        scales=SCALES,
         tiny_seeds=FIVE_SEEDS,
     )
 
@@ -217,7 +211,7 @@ def mformer_table2b() -> TableSpec:
         ),
         metric_columns=COLUMNS,
         static_columns=(GFLOPS_COLUMN,),
-        scales=SCALES_IN_REGIME,
+        scales=SCALES,
         tiny_seeds=FIVE_SEEDS,
     )
 
@@ -232,7 +226,7 @@ PERFORMER_FEATURES = 256
 
 def _table3(table_id: str, rows: tuple[RowSpec, ...], tiny_seeds: int = FIVE_SEEDS) -> TableSpec:
     return TableSpec(table_id=table_id, rows=(EXACT_ROW, *rows), metric_columns=COLUMNS,
-                     static_columns=(_memory_column(),), scales=SCALES_IN_REGIME, tiny_seeds=tiny_seeds,
+                     static_columns=(_memory_column(),), scales=SCALES, tiny_seeds=tiny_seeds,
                      notes=f"Approximation budgets: paper values for 196 tokens per frame; tiny rows use "
                            f"round(R * 16/196), at least 2 (R=16/64/128 -> {tiny_budget(16)}/{tiny_budget(64)}/"
                            f"{tiny_budget(128)}). The paper states no Performer or Nyströmformer budget for this "
@@ -293,7 +287,7 @@ def mformer_table4() -> TableSpec:
         ),
         metric_columns=COLUMNS,
         static_columns=(StaticColumn("GFLOPS", paper_gflops, note=GFLOPS_NOTE),),
-        scales=SCALES_IN_REGIME,
+        scales=SCALES,
         tiny_seeds=QUICK_START_SEEDS,  # the quick start: 10 runs (README: its time on 2 cores)
     )
 
@@ -332,7 +326,7 @@ def _mformer_rows(first: int, init_from_k400: bool = False, large: dict[str, Any
 
 
 def _table6(table_id: str, first_row: int, data_key: str, metrics: dict[str, str], views_column: str | None,
-            scales: dict[str, ScalePreset] = SCALES_IN_REGIME, init_from_k400: bool = False) -> TableSpec:
+            scales: dict[str, ScalePreset] = SCALES, init_from_k400: bool = False) -> TableSpec:
     return TableSpec(
         table_id=table_id,
         rows=_mformer_rows(first_row, init_from_k400, MFORMER_L_K400 if data_key == "K-400" else MFORMER_L),
@@ -409,7 +403,7 @@ def mformer_table7() -> TableSpec:
         static_columns=(StaticColumn("Params", paper_params, note=PARAMS_NOTE),
                         StaticColumn("Max memory (GB)", peak_memory(RowSpec("mformer_b", 0, "", TRAJECTORY)),
                                      digits=2, note=MEMORY_NOTE, inputs=memory_inputs)),
-        scales=SCALES_IN_REGIME,
+        scales=SCALES,
         tiny_seeds=FIVE_SEEDS,
     )
 
@@ -454,7 +448,7 @@ def mformer_table8() -> TableSpec:
         metric_columns=(ONE_FRAME, MULTI_FRAME),
         derived_columns=(DerivedColumn("Δ", (MULTI_FRAME.column, ONE_FRAME.column), lambda multi, one: multi - one,
                                        note="multi-frame minus single-frame top-1"),),
-        scales=SCALES_IN_REGIME,
+        scales=SCALES,
         tiny_seeds=FIVE_SEEDS,
         notes="The single-frame model is an image ViT (joint attention over one frame's patches, 1x16x16 "
               "tokens) trained on one random frame per video; at test time it sees the same number of clips. "
@@ -480,7 +474,7 @@ def _stride_columns() -> tuple[MetricColumn, ...]:
     # same run as Table 4's SSv2 column.
     ssv2 = tuple(MetricColumn(f"SSv2 stride {name}", dataset="SSv2", scales={} if span == 1.0 else {
         scale: {"data": {"options": {**preset.data["SSv2"].options, "segment_span": span}}}
-        for scale, preset in SCALES_IN_REGIME.items()}) for name, span in FIGURE3_SSV2_SPANS)
+        for scale, preset in SCALES.items()}) for name, span in FIGURE3_SSV2_SPANS)
     return kinetics + ssv2
 
 
@@ -501,7 +495,7 @@ def mformer_figure3() -> TableSpec:
               RowSpec("divided", 1, "Divided Space-Time", DIVIDED),
               RowSpec("trajectory", 2, "Trajectory", TRAJECTORY)),
         metric_columns=_stride_columns(),
-        scales=SCALES_IN_REGIME,
+        scales=SCALES,
         tiny_seeds=FIVE_SEEDS,
         plot=FIGURE3_PLOT,
         notes="The paper plots this sweep without printing values. K-400: strides 1, 2 and 4 frames at both "

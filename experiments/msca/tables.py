@@ -3,9 +3,7 @@
 Every row is the frame-wise ViT with one way of exchanging features between frames t-1, t and t+1: none, TokenShift,
 or MSCA's heads or token rows of Q, K, V (``models.attention.frame``). ``paper`` follows Sec. 4.1 and, where it is
 silent, TokenShift's configuration; ``tiny`` keeps ViT-B's 12 heads at 96-d and scales token rows and blocks, saying
-so. Each table adds a ``motion top-1`` column on the motion stand-in. The repository's own experiments
-``msca_kv_frames``, ``msca_patch_rows`` and ``msca_patch_late`` probe why shifts do or do not see motion there.
-Recipe and results: experiments/msca/README.md.
+so. Each table adds a ``motion top-1`` column on the motion stand-in. Recipe and results: experiments/msca/README.md.
 """
 
 from __future__ import annotations
@@ -13,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..presets import (GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE, TINY_FRAME_WISE_REGIME,
-                       FIVE_SEEDS)
+from ..presets import FIVE_SEEDS, GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
 from ..harness.spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
                    register_experiment, register_table)
 from ..harness.static import paper_gflops, paper_params
@@ -27,18 +24,13 @@ TINY_BLOCKS, PAPER_BLOCKS = 4, 12
 TINY_ROWS, PAPER_ROWS = 17, 197  # token rows per frame: class token + (32/8)^2 or (224/16)^2 patches
 
 
-
 def _whole_video_k400(tiny: ScalePreset) -> ScalePreset:
     """The K-400 stand-in sampled as the paper samples Kinetics: 8 frames spanning the whole (32-frame) video."""
     return dataclasses.replace(tiny, data={**tiny.data, "K-400": dataclasses.replace(tiny.data["K-400"],
                                                                                     frame_stride=4)})
 
 
-# The five paper tables: the tiny scale in the papers' regime (docs/tiny_regime_design.md). The repository's
-# own experiments below stay at the earlier tiny scale, where the puzzles they answer were found
-# (docs/tiny_scale_puzzles.md).
-MSCA_TINY = _whole_video_k400(TINY_FRAME_WISE_REGIME)
-MSCA_TINY_EARLIER = _whole_video_k400(TINY_FRAME_WISE)
+MSCA_TINY = _whole_video_k400(TINY_FRAME_WISE)
 
 # "brightness change, saturation change, gamma correction, and hue correction were applied to frames, each at the
 # probability of 10%" (Sec. 4.1): TokenShift's colour changes
@@ -64,7 +56,6 @@ MSCA_PAPER = ScalePreset(
 )
 
 SCALES = {"tiny": MSCA_TINY, "paper": MSCA_PAPER}
-SCALES_EARLIER = {"tiny": MSCA_TINY_EARLIER, "paper": MSCA_PAPER}
 
 MOTION = MetricColumn("motion top-1", "top1", dataset="SSv2", run="SSv2")
 COLUMNS = (
@@ -86,26 +77,11 @@ NOTES = ("Not in the paper: the `motion top-1` column trains the same rows on th
          "both classes of a pair: the frame-wise ViT, which averages its frames' features, cannot tell a class "
          "from its reverse (at most 50% top-1, chance 8.3%), and could tell the pair only from how its frames' "
          "features spread, so a row that relates frames in order is what this column looks for. " + _VIEWS_NOTE)
-NOTES_EARLIER = ("Not in the paper: the `motion top-1` column trains the same rows on the motion set "
-                 "(`synth_motion`; SSv2 at paper scale), whose classes no single frame can tell apart: the "
-                 "frame-wise ViT is at chance there by construction, so only a row that exchanges information "
-                 "between frames can rise above it. " + _VIEWS_NOTE)
 
 
-def _table(table_id: str, rows: tuple[RowSpec, ...], notes: str = "",
-           scales: dict[str, ScalePreset] = SCALES, tiny_seeds: int = FIVE_SEEDS) -> TableSpec:
-    return TableSpec(table_id=table_id, rows=rows, metric_columns=COLUMNS, static_columns=STATIC, scales=scales,
-                     tiny_seeds=tiny_seeds if scales["tiny"].papers_regime else 1,
-                     notes=" ".join(n for n in (notes, NOTES if scales["tiny"].papers_regime else NOTES_EARLIER)
-                                    if n))
-
-
-def _motion_experiment(table_id: str, rows: tuple[RowSpec, ...], notes: str,
-                       scales: dict[str, ScalePreset] | None = None) -> TableSpec:
-    """One of the repository's own experiments (not a paper table): ``rows`` on the motion set alone, 3 seeds."""
-    return TableSpec(table_id=table_id, rows=rows, metric_columns=(MOTION,),
-                     scales=scales or {"tiny": MSCA_TINY_EARLIER},
-                     tiny_seeds=THREE_SEEDS, is_paper_table=False, notes=notes)
+def _table(table_id: str, rows: tuple[RowSpec, ...], notes: str = "", tiny_seeds: int = FIVE_SEEDS) -> TableSpec:
+    return TableSpec(table_id=table_id, rows=rows, metric_columns=COLUMNS, static_columns=STATIC, scales=SCALES,
+                     tiny_seeds=tiny_seeds, notes=" ".join(n for n in (notes, NOTES) if n))
 
 
 # ---- rows (identical dicts in several tables resolve to one run, trained once) ------------------------------------
@@ -115,8 +91,8 @@ TOKEN_SHIFT = {"temporal_shift": "cls", "shift_fraction": 0.5, "shift_before": (
 
 def msca(shifted: str = "KV", along: str = "heads", backward: int = 1, forward: int = 1,
          value_frames: str = "same", **model: Any) -> dict:
-    # value_frames enters the options only when it is not the paper's, so the paper rows' configurations keep
-    # matching their tracked records
+    # value_frames enters the options only when it is not the paper's, so that a paper row's configuration names
+    # only what the paper varies
     opposite = {"value_frames": value_frames} if value_frames != "same" else {}
     return {"attn_layer": "msca", "attn_kwargs": {"shifted": shifted, "shift_along": along, "num_backward": backward,
                                                   "num_forward": forward, **opposite}, **model}
@@ -161,7 +137,7 @@ def msca_table2() -> TableSpec:
     rows = (TOKENSHIFT(0), VIT(1)) + tuple(
         RowSpec(f"msca_{v.lower()}_h1" if v != "KV" else "msca_kv_h1", i, f"MSCA-{v}, h_b = h_f = 1", msca(v))
         for i, v in enumerate(VARIANTS, start=2))
-    return _table("msca_table2", rows, "Head shifts with h_b = h_f = 1, Table 1's best.", tiny_seeds=THREE_SEEDS)
+    return _table("msca_table2", rows, "Head shifts with h_b = h_f = 1, Table 1's best.", THREE_SEEDS)
 
 
 @register_table
@@ -186,7 +162,7 @@ def msca_table5() -> TableSpec:
         patch_row(f"msca_p{v.lower()}_n{PATCH_SHIFT}", i, f"MSCA-p{v}, N_b = N_f = {PATCH_SHIFT}", v, PATCH_SHIFT)
         for i, v in enumerate(VARIANTS, start=2))
     return _table("msca_table5", rows, "Patch shifts with N_b = N_f = 8, Table 4's best (16 patches).",
-                  tiny_seeds=THREE_SEEDS)
+                  THREE_SEEDS)
 
 
 # ---- not a paper table: which frame a shifted head's values come from -----------------------------------------
@@ -201,59 +177,13 @@ def msca_kv_frames() -> TableSpec:
             RowSpec("msca_qkv_h1", 2, "MSCA-QKV (the paper's)", msca("QKV")),
             RowSpec("msca_qkv_opposite_h1", 3, "MSCA-QKV, values from the other neighbour",
                     msca("QKV", value_frames="opposite")))
-    # 12 runs at 3 seeds; their cost, from their records, is in the README's block
-    return _motion_experiment(
-        "msca_kv_frames", rows, scales=SCALES,
+    return TableSpec(
+        table_id="msca_kv_frames", rows=rows, metric_columns=(MOTION,), scales=SCALES,
+        tiny_seeds=THREE_SEEDS, is_paper_table=False,
         notes="Not a paper table: the paper's MSCA-KV and -QKV (h_b = h_f = 1) against the same two heads with "
               "their values read from the other neighbour frame (the same channels moved, the same FLOPs and "
-              "parameters), on the motion set, where a frame-wise ViT is at chance by construction.")
-
-
-# ---- not a paper table: how many token rows a token-row shift must move to see motion at tiny scale -------------
-
-PATCH_ROWS = (1, 4, 8)  # of 17 rows per direction: Tables 4-5's tiny row (the class token and patch 1), 8 and 16 moved
-
-
-@register_experiment
-def msca_patch_rows() -> TableSpec:
-    # N_b = N_f = 1 is the run Tables 4 (pKV) and 5 (pK) track at tiny scale; N = 8 leaves only the last patch in
-    # its own frame
-    rows = tuple(RowSpec(f"msca_p{shifted.lower()}_rows{n}", i, f"MSCA-p{shifted}, N_b = N_f = {n} of 17 rows",
-                         msca(shifted, "tokens", n, n))
-                 for i, (shifted, n) in enumerate((s, n) for s in ("K", "KV") for n in PATCH_ROWS))
-    return _motion_experiment(
-        "msca_patch_rows", rows,
-        notes="Not a paper table: MSCA-pK (keys and values of a moved row from different frames) and MSCA-pKV (from "
-              "one frame) with N_b = N_f = 1, 4 and 8 of a tiny frame's 17 token rows moved, on the motion set, "
-              "where a frame-wise ViT is at chance by construction. Tables 4-5 move 1 row each way at tiny scale "
-              "(the class token from t-1, patch 1 from t+1), where every token-row shift stays near chance.")
-
-
-# ---- not a paper table: the paper's proposed remedy for token-row shifts, MSCA in the later blocks only -----------
-
-LATE_BLOCKS = (TINY_BLOCKS, 2, 1)  # of the tiny model's 4 blocks: every block (Tables 4-5's tiny run), the last 2, 1
-
-
-@register_experiment
-def msca_patch_late() -> TableSpec:
-    # Sec. 4.5: the moved rows are "fixed to the first N_b and N_f patches in the order of the patch index, which is
-    # irrelevant to the content of the frame. This might be mitigated by not using MSCA modules in the first
-    # several layers." Rows of every block are Tables 4-5's tiny runs (N_b = N_f = 1), whose records fill them.
-    def row(index: int, shifted: str, blocks: int) -> RowSpec:
-        every = blocks == TINY_BLOCKS
-        where = "all 4 blocks" if every else f"the last {blocks} of 4"
-        return RowSpec(f"msca_p{shifted.lower()}_rows1_last{blocks}", index,
-                       f"MSCA-p{shifted}, N_b = N_f = 1, in {where}",
-                       msca(shifted, "tokens", 1, 1, **({} if every else {"shift_last_blocks": blocks})))
-
-    rows = tuple(row(i, shifted, blocks)
-                 for i, (shifted, blocks) in enumerate((s, k) for s in ("K", "KV") for k in LATE_BLOCKS))
-    return _motion_experiment(
-        "msca_patch_late", rows,
-        notes="Not a paper table: MSCA-pK and MSCA-pKV with N_b = N_f = 1 of a tiny frame's 17 token rows (Tables "
-              "4-5's tiny row) in every block, in the last 2 or in the last block of 4 only (the earlier blocks "
-              "frame-wise ViT blocks), on the motion set, where a frame-wise ViT is at chance by construction: "
-              "Sec. 4.5's proposed remedy for rows whose positions are fixed whatever the frame holds.")
+              "parameters), on the motion set (`synth_motion_pairs`), where the frame-wise ViT cannot tell a class "
+              "from its reverse.")
 
 
 # ---- not a paper table: the other sizes of TokShift's released checkpoints ---------------------------------------

@@ -1,42 +1,38 @@
-"""Pretraining a model part before the table runs that load it: CAST's tiny experts, which the paper takes from
-released checkpoints and which must first exist at CPU size (``experiments.cast.experts`` says which).
+"""Pretraining a model part that table runs load: CAST's tiny experts, which the paper takes from released
+checkpoints and which must first exist at CPU size (``experiments.cast.shipped`` says which, and ships them).
 
-An ``ExpertPretraining`` is the configuration of one such pretraining; every field is part of its cache key. It is
-run as a run of a task registered here (``frame_pretraining``, ``masked_video_pretraining``; their LightningModules
-are ``lightning_modules.expert_pretraining``'s) on CPU, in a random state of its own that the
-caller gets back afterwards, and the expert's state dict is cached under ``.cache/experts/`` by that key: built
-once, atomically (``data.cache.build_once``), then read by every run.
+An ``ExpertPretraining`` is the configuration of one such pretraining. It is run as a run of a task registered here
+(``frame_pretraining``, ``masked_video_pretraining``; their LightningModules are
+``lightning_modules.expert_pretraining``'s) on CPU, in a random state of its own that the caller gets back
+afterwards, and writes the expert's state dict (``pretrain_expert``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..harness.spec import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainerConfig, _plain
-from ..harness.tasks import SYSTEM_FIELDS, Task, get_task, register_task, video_data_options, video_datamodule
+from ..harness.tasks import Task, get_task, register_task, video_data_options, video_datamodule
 
 if TYPE_CHECKING:  # annotations only: torch and Lightning load where a run trains
     import lightning as L
     from torch import nn
 
-EXPERT_CACHE = Path(".cache/experts")
 EXPERT_FILE = "expert.pt"  # the expert's state dict, in its own layout (loads into CAST.spatial / CAST.temporal)
-EXPERT_CACHE_VERSION = 1  # bump when the pretraining code changes what a configuration produces
 
 
 @dataclass(frozen=True)
 class ExpertPretraining:
-    """How one tiny expert is pretrained; every field is part of its cache key.
+    """How one tiny expert is pretrained.
 
     ``method``: "frames" = classification of single frames (each frame of a clip is an image with the clip's label;
     the stand-in for CLIP's / ImageNet-21K's image pretraining), "mae" = VideoMAE-style masked video autoencoding
@@ -52,13 +48,6 @@ class ExpertPretraining:
     mask_ratio: float = 0.9  # "mae": fraction of spatial positions hidden (VideoMAE's 90%)
     normalize_target: bool = False  # "mae": per-patch normalised pixels (VideoMAE's default) or raw pixels
     seed: int = 0
-
-    def key(self) -> str:
-        config = _plain(dataclasses.asdict(self))
-        for name in SYSTEM_FIELDS:  # test-time settings of a LightningModule: pretraining never reads them
-            config["data"].pop(name)
-        text = json.dumps({"version": EXPERT_CACHE_VERSION, **config}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # The registered task that runs each pretraining method (``experiments.harness.tasks``).
@@ -114,26 +103,10 @@ def pretraining_run(config: ExpertPretraining) -> RunConfig:
         trainer=TrainerConfig(accelerator="cpu", devices=1))
 
 
-def expert_dir(config: ExpertPretraining, cache_dir: str | Path = EXPERT_CACHE) -> Path:
-    return Path(cache_dir) / f"{config.arch}-{config.method}-{config.key()}"
-
-
-def cached_expert(config: ExpertPretraining, cache_dir: str | Path = EXPERT_CACHE,
-                  pretrain: Callable[[ExpertPretraining, Path], None] | None = None) -> Path:
-    """The expert file of ``config``: pretrained once (``pretrain(config, folder)`` writes ``EXPERT_FILE`` into a
-    temporary folder renamed into place, ``data.cache.build_once``), then reused by every run."""
-    from data.cache import build_once
-
-    folder = build_once(expert_dir(config, cache_dir), lambda tmp: (pretrain or pretrain_expert)(config, tmp))
-    if not (folder / EXPERT_FILE).is_file():
-        raise FileNotFoundError(f"{folder} has no {EXPERT_FILE}: delete the folder to pretrain the expert again")
-    return folder / EXPERT_FILE
-
-
 @contextmanager
 def own_random_state(seed: int) -> Iterator[None]:
-    """Seed everything for a pretraining and give the caller back its random state afterwards, so a run that
-    pretrains its expert first draws the same numbers as one that finds it cached."""
+    """Seed everything for a pretraining and give the caller back its random state afterwards: a pretraining
+    draws the same numbers wherever it runs, and leaves the caller's draws as they were."""
     import numpy as np
     import torch
 
@@ -159,7 +132,7 @@ def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None
     """Pretrain the tiny expert of ``config`` on CPU, as a run of its pretraining task (``pretraining_run``), and
     write ``EXPERT_FILE`` and ``pretraining.json`` into ``folder``. With ``history`` (a Lightning callback, e.g.
     ``lightning_modules.image_classifier.EpochHistory``) the system is also validated on the set's validation split
-    after every epoch; without it, not at all (the cached experts of the earlier tiny scale)."""
+    after every epoch; without it, not at all."""
     import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     import torch
@@ -170,7 +143,7 @@ def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None
     task = get_task(cfg.task)
     start = time.perf_counter()
     print(f"    pretraining tiny expert {config.arch} ({config.method}) on {config.data.dataset}, "
-          f"{config.epochs} epoch(s); cached for every later run ...", flush=True)
+          f"{config.epochs} epoch(s) ...", flush=True)
     with own_random_state(config.seed):
         dm = task.datamodule(cfg, folder)
         dm.prepare_data()
@@ -187,5 +160,5 @@ def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None
     torch.save(expert.state_dict(), folder / EXPERT_FILE)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
     (folder / "pretraining.json").write_text(json.dumps({
-        "config": _plain(dataclasses.asdict(config)), "key": config.key(), "final": logged,
+        "config": _plain(dataclasses.asdict(config)), "final": logged,
         "steps": trainer.global_step, "wall_time_s": time.perf_counter() - start}, indent=2))

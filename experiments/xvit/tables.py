@@ -24,8 +24,7 @@ from ..harness.spec import (Computed, MetricColumn, ModelConfig, OptimConfig, Ro
 from ..harness.static import MEASURED, paper_config
 from ..harness.tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
 from ..harness.timings import inference_rate
-from ..presets import (FIVE_SEEDS, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2, TINY_FRAME_WISE,
-                       TINY_FRAME_WISE_REGIME)
+from ..presets import FIVE_SEEDS, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2, TINY_FRAME_WISE
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
@@ -80,10 +79,9 @@ XVIT_PAPER_K400 = ScalePreset(
                       label_smoothing=0.3, mixup_alpha=0.4),
     trainer=XVIT_PAPER_TRAINER,
 )
-# The tiny scale in the papers' regime (docs/tiny_regime_design.md): the frame-wise ViT from the image
-# stand-in, on synth_objects (K-400) and synth_motion_pairs (SSv2).
-SCALES_K400_IN_REGIME = {"tiny": TINY_FRAME_WISE_REGIME, "paper": XVIT_PAPER_K400}
-SCALES_SSV2_IN_REGIME = {"tiny": TINY_FRAME_WISE_REGIME, "paper": XVIT_PAPER_SSV2}
+# Tiny: the frame-wise ViT from the image stand-in, on synth_objects (K-400) and synth_motion_pairs (SSv2).
+SCALES_K400 = {"tiny": TINY_FRAME_WISE, "paper": XVIT_PAPER_K400}
+SCALES_SSV2 = {"tiny": TINY_FRAME_WISE, "paper": XVIT_PAPER_SSV2}
 RECIPE_CHOICES = (
     "Paper-scale recipe from the official X-ViT code (1adrianb/video-transformers; the supplementary refers to its "
     "main paper, which is not here), per dataset config. Both: ViT-B/16 from ImageNet-21K, SGD with Nesterov "
@@ -156,7 +154,7 @@ def xvit_table2() -> TableSpec:
               RowSpec("xvit_attention", 3, "X-ViT, temporal attention", {**XVIT_MIXING_SSV2, **TEMPORAL_ATTENTION},
                       scales=OFFICIAL_DROPOUT["attention"])),
         metric_columns=(MetricColumn("Top-1", "top1", dataset="SSv2", run="SSv2"),),
-        scales=SCALES_SSV2_IN_REGIME,
+        scales=SCALES_SSV2,
         tiny_seeds=FIVE_SEEDS,
         notes="The extracted supplementary kept only the first row's number (60.8%); the other paper cells are "
               "blank (—), not zero. " + RECIPE_CHOICES,
@@ -181,7 +179,7 @@ def _crop_columns() -> tuple[MetricColumn, ...]:
         columns.append(MetricColumn(
             f"{crops}x3 views", "top1", dataset="K-400",
             data={"test_clips": crops, "test_crops": 3, "task": TEST_VIEWS.name},
-            scales={s: {"pretrained": f"run:xvit_figure1/xvit/{trained}"} for s in SCALES_K400_IN_REGIME}))
+            scales={s: {"pretrained": f"run:xvit_figure1/xvit/{trained}"} for s in SCALES_K400}))
     return tuple(columns)
 
 
@@ -192,7 +190,7 @@ def xvit_figure1() -> TableSpec:
         table_id="xvit_figure1",
         rows=(RowSpec("xvit", 0, "X-ViT (temporal attention)", XVIT_K400, scales=OFFICIAL_DROPOUT["attention"]),),
         metric_columns=columns,
-        scales=SCALES_K400_IN_REGIME,
+        scales=SCALES_K400,
         plot=SweepPlot(x_label="temporal crops at test time (3 spatial crops each)", x_values=FIGURE1_CROPS,
                        panels={"K-400 column data": tuple(c.column for c in columns)}),
         tiny_seeds=FIVE_SEEDS,

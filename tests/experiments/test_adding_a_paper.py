@@ -113,5 +113,5 @@ def test_the_sixth_paper_is_planned_and_nothing_trains(copy_with_a_sixth_paper):
     out = experiments_cli(copy_with_a_sixth_paper, "run", "toy_table1", "--dry-run", "--runs-dir", str(runs)).stdout
     planned = [line for line in out.splitlines() if line.startswith("[")]
     assert len(planned) == 4 and all(line.endswith(": train") for line in planned), out  # 2 rows x 2 seeds
-    assert "[1/4] joint / K-400 (synth_appearance) seed 0 -> " in out
+    assert "[1/4] joint / K-400 (synth_objects) seed 0 -> " in out
     assert "# 4 run(s): 4 would train" in out and not runs.exists()

@@ -183,8 +183,7 @@ def test_each_row_sets_the_options_and_experts_its_paper_row_varies(table):
 
 def test_table2s_tiny_columns_read_the_temporal_expert_of_their_own_data():
     """Tiny scale: each Table 2 column's temporal expert is pretrained on the stand-in of that column's data
-    ("VideoMAE on EK100 / SSV2 / K400", as the paper-scale column's checkpoint): in the papers' regime, the shipped
-    expert of that name."""
+    ("VideoMAE on EK100 / SSV2 / K400", as the paper-scale column's checkpoint): the shipped expert of that name."""
     expected = {"EK-100": "videomae_ek100", "SSv2": "videomae_ssv2", "K-400": "videomae_k400"}
     runs = {cfg.column: cfg for cfg in resolve_runs("cast_table2", "tiny")}
     assert sorted(runs) == sorted(expected)

@@ -17,8 +17,7 @@ from experiments.harness.spec import RunConfig, registered_specs, table_spec
 def paper_recipe_on_tiny(tiny: RunConfig, paper: RunConfig) -> RunConfig:
     """``tiny`` trained and tested as ``paper`` is, for 2 epochs of 16 clips: the paper's optim (its step milestone
     at epoch 1, at most 1 warm-up epoch), clip sampling, data options and test views, clipping and (at most 2)
-    accumulated batches.
-    CAST's tiny experts start untrained: pretraining them takes minutes, and the recipe is what is tested here."""
+    accumulated batches."""
     optim = dataclasses.replace(paper.optim, epochs=2, warmup_epochs=min(paper.optim.warmup_epochs, 1),
                                 milestones=(1,) if paper.optim.schedule == "step" else ())
     data = dataclasses.replace(tiny.data, options={**tiny.data.options, **paper.data.options},
@@ -28,10 +27,7 @@ def paper_recipe_on_tiny(tiny: RunConfig, paper: RunConfig) -> RunConfig:
                                                                 "num_val": 8})
     trainer = dataclasses.replace(tiny.trainer, gradient_clip_val=paper.trainer.gradient_clip_val,
                                   accumulate_grad_batches=min(2, paper.trainer.accumulate_grad_batches))
-    experts = isinstance(tiny.model.pretrained, dict) and all(
-        str(source).startswith("expert:") for source in tiny.model.pretrained.values())
-    model = dataclasses.replace(tiny.model, pretrained=None) if experts else tiny.model
-    return dataclasses.replace(tiny, model=model, optim=optim, data=data, trainer=trainer)
+    return dataclasses.replace(tiny, optim=optim, data=data, trainer=trainer)
 
 
 def recipes() -> dict[str, RunConfig]:

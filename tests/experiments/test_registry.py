@@ -84,9 +84,10 @@ def test_show_takes_the_repositorys_own_experiments(tmp_path):
     assert all(r["ours"]["motion top-1"] is None for r in obj["rows"])
     out = cli("show", "synthetic_learnability", "--runs-dir", str(tmp_path))  # its tracked records
     assert out.returncode == 0, out.stderr
-    assert "- tiny Motionformer on synth_motion (--rows synth_motion)" in out.stdout
-    motion = out.stdout.split("(--rows synth_motion)")[1].splitlines()[1]
-    assert re.fullmatch(r" +top-1 +ours \(tiny runs\): \d+\.\d ± \d+\.\d \(n=3; tiny, synth_motion, CPU\)", motion)
+    assert "- tiny Motionformer on synth_motion_pairs (--rows synth_motion_pairs)" in out.stdout
+    motion = out.stdout.split("(--rows synth_motion_pairs)")[1].splitlines()[1]
+    assert re.fullmatch(r" +top-1 +ours \(tiny runs\): \d+\.\d ± \d+\.\d \(n=\d; tiny, synth_motion_pairs, CPU\)",
+                        motion)
     # the verb-noun run logs verb, noun and action top-1, no top1: those lines, and no empty top-1 line
     verbnoun = out.stdout.split("(--rows synth_verbnoun)")[1].split("\n- ")[0].strip().splitlines()
     assert [line.split(" ours")[0].strip() for line in verbnoun] == ["verb top-1", "noun top-1", "action top-1"]

@@ -19,7 +19,7 @@ CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EP
            "batch": {"global_batch": 16, "paper_global_batch": None}}
 GPU_RUN = {"accelerator": "CUDAAccelerator", "world_size": 4, "devices": ["NVIDIA H100 80GB HBM3"],
            "precision": "bf16-mixed", "batch": {"global_batch": 64, "paper_global_batch": 64}}
-# The stand-ins of the tiny scale in the papers' regime, which the Motionformer tables used here read.
+# The tiny stand-ins that the Motionformer tables used here read.
 TINY_DATA = {"K-400": ("synth_objects", 40), "SSv2": ("synth_motion_pairs", 12)}
 
 
@@ -226,20 +226,6 @@ def test_a_run_configured_as_another_tables_cell_fills_it_under_that_cells_colum
     assert ("- 2 of them reuse a run with an identical configuration trained for another table: "
             "`mformer_table4/traj_attT_normS/seed0/tiny-k_400`, `mformer_table4/traj_attT_normS/seed1/tiny-k_400`."
             ) in text.splitlines()
-
-
-def test_the_header_names_the_records_moved_here_from_a_retrained_table(tmp_path):
-    """A tracked record that `reports retire` moved here (``moved_from``) fills its cell as any other, and the header
-    says where it was first tracked; a record without ``moved_from`` is not counted."""
-    results = tmp_path / "results"
-    for seed, top1 in enumerate((65.0, 69.0)):
-        moved = {"moved_from": f"mformer_table2a/joint/seed{seed}/tiny-k_400"} if seed == 0 else {}
-        write_tracked(results, configured("mformer_table4", "joint", "K-400", seed, top1, **moved))
-    text = build_report("mformer_table4", runs_root=None, out_dir=tmp_path, results_root=results,
-                        index=False).read_text()
-    assert row_cells(text, "Joint Space-Time")[6] == "67.0 ± 2.8 (n=2; tiny, synth_objects, CPU) · paper 79.2"
-    assert ("- 1 of them were first tracked for another table, which has since changed its runs, and moved here: "
-            "`mformer_table2a/joint/seed0/tiny-k_400`.") in text.splitlines()
 
 
 def test_a_run_of_another_table_with_the_same_row_and_column_names_is_not_the_cells(tmp_path):

@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from experiments.cast.shipped import (CONVERGED_RELATIVE, SHIPPED, pretrain_and_ship, regime_source,
-                                      resolve_shipped_source, shipped_path, shipped_source)
+from experiments.cast.experts import tiny_source
+from experiments.cast.shipped import (CONVERGED_RELATIVE, SHIPPED, pretrain_and_ship, resolve_shipped_source,
+                                      shipped_path, shipped_source)
 from experiments.tiny_pretraining.images import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
 from experiments.harness.spec import _plain
 from experiments.harness.tasks import check_source_early
@@ -36,14 +37,14 @@ def test_a_shipped_expert_is_what_its_record_says_and_ends_at_its_best(name):
     assert load_expert(expert, str(path)) == {"missing": [], "unexpected": []}
 
 
-def test_the_regime_sources_name_each_shipped_file_by_digest():
-    assert regime_source("clip") == tiny_image_source(CAST_SPATIAL)
+def test_the_tiny_sources_name_each_shipped_file_by_digest():
+    assert tiny_source("clip") == tiny_image_source(CAST_SPATIAL)
     for name in SHIPPED:
-        assert regime_source(name) == f"tiny_expert:{name}@{file_digest(shipped_path(name))[:12]}"
-        assert check_source_early(regime_source(name)) is True
-    assert regime_source("vit_in21k") == tiny_image_source(CAST_SPATIAL_IN21K)
+        assert tiny_source(name) == f"tiny_expert:{name}@{file_digest(shipped_path(name))[:12]}"
+        assert check_source_early(tiny_source(name)) is True
+    assert tiny_source("vit_in21k") == tiny_image_source(CAST_SPATIAL_IN21K)
     with pytest.raises(ValueError, match="no shipped tiny expert 'clip_l14'"):
-        regime_source("clip_l14")
+        tiny_source("clip_l14")
 
 
 def test_a_shipped_source_refuses_another_file_and_names_the_command_of_a_missing_one(tmp_path):

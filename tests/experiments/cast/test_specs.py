@@ -1,7 +1,6 @@
-"""CAST's specs (experiments.cast): resolution, the counted static columns against the paper, the tiny experts'
-pretraining (tube masking, masked loss) and their cache."""
-
-import dataclasses
+"""CAST's specs (experiments.cast): resolution, the tiny scale (the stand-ins, the shipped experts, each set's
+epochs), the counted static columns against the paper, and the tiny experts' pretraining (tube masking, masked
+loss)."""
 
 import pytest
 import torch
@@ -9,11 +8,10 @@ import torch
 from data import SYNTHETIC_SETS
 from experiments import table_spec
 from experiments.cast.columns import gflops_per_view, learnable_params, tflops_views, training_cost
-from experiments.cast.experts import TINY_EXPERTS, expert_source
-from experiments.cast.presets import PAPER_VERBS, TINY_VERBS
+from experiments.cast.experts import tiny_source
+from experiments.cast.presets import CAST_TINY, PAPER_VERBS, TINY_EPOCHS, TINY_NOTE, TINY_VERBS
 from experiments.harness.plan import check_buildable, resolve_runs
-from experiments.tiny_pretraining.experts import ExpertPretraining, cached_expert, expert_dir
-from experiments.harness.tasks import resolve_source
+from experiments.presets import TINY_STAND_INS
 from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
                                                   normalized_pixels, patchify, tube_mask)
 from models.cast import build_expert, cast_tiny
@@ -21,6 +19,7 @@ from models.cast.checkpoints import load_expert
 from models.cast.complexity import released_s2t_table_excess
 
 CAST_TABLES = [f"cast_table1{c}" for c in "abcdefgh"] + [f"cast_table{i}" for i in range(2, 12)]
+TRAINED_TABLES = [table for table in CAST_TABLES if table not in ("cast_table3", "cast_table4")]
 
 
 def test_every_cast_table_is_registered_and_builds_at_paper_scale():
@@ -32,6 +31,39 @@ def test_verb_counts_match_the_data():
     assert TINY_VERBS == len(SYNTHETIC_SETS["synth_verbnoun"].verb_names)
     cfg = resolve_runs("cast_table1a", "paper", data_root="/datasets")[0]
     assert cfg.model.overrides["num_verbs"] == PAPER_VERBS == 97
+
+
+@pytest.mark.parametrize("table_id", TRAINED_TABLES)
+def test_every_trained_table_reads_the_stand_ins_and_shipped_experts_for_its_sets_epochs(table_id):
+    spec = table_spec(table_id)
+    assert spec.scales["tiny"] is CAST_TINY and spec.notes.endswith(TINY_NOTE)
+    runs = resolve_runs(table_id, "tiny", seeds=1)
+    assert runs
+    for cfg in runs:
+        assert cfg.data.dataset == TINY_STAND_INS[cfg.column].dataset, (cfg.row, cfg.column)
+        assert cfg.optim.epochs == TINY_EPOCHS[cfg.column], (cfg.row, cfg.column)
+        assert cfg.model.pretrained, cfg.row
+        for source in cfg.model.pretrained.values():
+            assert source.split(":", 1)[0] in ("tiny_image", "tiny_expert"), (cfg.row, source)
+
+
+def test_a_column_on_another_set_than_ek100_trains_that_sets_epochs():
+    assert TINY_EPOCHS == {"EK-100": 40, "SSv2": 10, "K-400": 10} and CAST_TINY.optim.epochs == TINY_EPOCHS["EK-100"]
+    assert {cfg.column: cfg.optim.epochs for cfg in resolve_runs("cast_table2", "tiny", seeds=1)} == TINY_EPOCHS
+    assert [cfg.optim.epochs for cfg in resolve_runs("cast_table10", "tiny", seeds=1)] == [10, 10]
+    paper = {cfg.column: cfg.optim.epochs for cfg in resolve_runs("cast_table2", "paper", seeds=1,
+                                                                  data_root="/datasets")}
+    assert paper == {"EK-100": 50, "SSv2": 50, "K-400": 70}  # Table 4's, whatever the tiny scale trains
+
+
+def test_a_row_loads_the_tiny_experts_it_names():
+    runs = {cfg.row: cfg for cfg in resolve_runs("cast_table7", "tiny", seeds=1)}
+    assert runs["clip_mvd"].model.pretrained == {"spatial": tiny_source("clip"), "temporal": tiny_source("mvd_ek100")}
+    runs = {cfg.row: cfg for cfg in resolve_runs("cast_table5", "tiny", seeds=1)}
+    assert runs["in21k_cast"].model.pretrained == {"spatial": tiny_source("vit_in21k"),
+                                                   "temporal": tiny_source("videomae_ek100")}
+    runs = {cfg.row: cfg for cfg in resolve_runs("cast_table9", "tiny", seeds=1)}
+    assert runs["videomae_alone"].model.pretrained == {"temporal": tiny_source("videomae_ek100")}
 
 
 def _row(table_id, key):
@@ -125,33 +157,3 @@ def test_pretrained_experts_load_into_cast(tmp_path):
         assert not report["unexpected"]
         key = "blocks.0.attn.qkv.weight"
         assert torch.equal(getattr(model, part).state_dict()[key], expert.state_dict()[key])
-
-
-def test_the_expert_cache_is_keyed_by_configuration(tmp_path):
-    calls = []
-
-    def fake_pretraining(config, folder):
-        calls.append(config)
-        torch.save({"epochs": config.epochs}, folder / "expert.pt")
-
-    config = TINY_EXPERTS["clip"]
-    first = cached_expert(config, tmp_path, fake_pretraining)
-    assert cached_expert(config, tmp_path, fake_pretraining) == first and len(calls) == 1  # built once
-    changed = dataclasses.replace(config, epochs=config.epochs + 1)
-    assert changed.key() != config.key()
-    second = cached_expert(changed, tmp_path, fake_pretraining)
-    assert second != first and len(calls) == 2 and second.parent == expert_dir(changed, tmp_path)
-    data_changed = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset="synth_motion"))
-    assert data_changed.key() != config.key()
-    assert torch.load(first)["epochs"] == config.epochs
-
-
-def test_an_expert_source_names_its_configuration():
-    source = expert_source("videomae_ek100")
-    assert source == f"expert:videomae_ek100@{TINY_EXPERTS['videomae_ek100'].key()}"
-    with pytest.raises(ValueError, match="has changed"):
-        resolve_source("expert:videomae_ek100@0000000000000000")
-    with pytest.raises(ValueError, match="no tiny expert"):
-        resolve_source("expert:eva@0")
-    assert resolve_source("clip:some/file.pt") == "clip:some/file.pt"  # other sources pass through
-    assert isinstance(ExpertPretraining("clip", "frames", TINY_EXPERTS["clip"].data, 1, 1e-3).key(), str)

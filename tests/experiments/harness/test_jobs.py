@@ -258,18 +258,18 @@ def test_learnability_runs_get_their_seed_epochs_and_force(monkeypatch, tmp_path
                 "config": {"optim": {"epochs": cfg.optim.epochs}}}
 
     monkeypatch.setattr(learnability, "execute", execute)
-    learnability.main(["--sets", "synth_motion", "--seeds", "2", "--epochs", "3", "--runs-dir", str(tmp_path),
+    learnability.main(["--sets", "synth_motion_pairs", "--seeds", "2", "--epochs", "3", "--runs-dir", str(tmp_path),
                        "--force"])
-    assert calls == [("synth_motion", 0, 3, True), ("synth_motion", 1, 3, True)]
-    assert learnability.run_config("synth_appearance", seed=2).seed == 2
+    assert calls == [("synth_motion_pairs", 0, 3, True), ("synth_motion_pairs", 1, 3, True)]
+    assert learnability.run_config("synth_objects", seed=2).seed == 2
 
 
 def test_learnability_summary_of_a_one_head_set_trained_by_itself():
-    record = {"row": "synth_motion", "data": {"num_classes": 8}, "metrics": {"top1": 71.875},
+    record = {"row": "synth_pose", "data": {"num_classes": 8}, "metrics": {"top1": 71.875},
               "config": {"optim": {"epochs": 20}}}
     # chance 100 / 8 classes; no reused_from: the run is the experiment's own
-    assert learnability.summary_rows(record) == [["synth_motion", "top1", "71.9", "12.5", 20,
-                                                  "synthetic_learnability/synth_motion"]]
+    assert learnability.summary_rows(record) == [["synth_pose", "top1", "71.9", "12.5", 20,
+                                                  "synthetic_learnability/synth_pose"]]
 
 
 def test_a_worker_ends_when_its_parent_is_killed(tmp_path):

@@ -97,9 +97,9 @@ def test_table8_rows_are_datasets_and_columns_are_models():
 
 
 def test_shared_rows_resolve_to_identical_runs():
-    """Exact trajectory attention in Tables 2b, 3, 6 and 7 is one configuration, trained once (Tables 4's and 8's, at
-    the tiny scale in the papers' regime, are another until those tables follow them)."""
+    """Exact trajectory attention in Tables 2b, 3, 4, 6 and 7 is one configuration, trained once."""
     same = [_run("mformer_table2b", "traj_separatepe", "K-400"), _run("mformer_table3a", "exact", "K-400"),
+            _run("mformer_table4", "traj_attT_normS", "K-400"),
             _run("mformer_table6b", "mformer", "K-400"), _run("mformer_table7", "mformer_b", "K-400"),
             _run("mformer_figure3", "trajectory", "K-400 stride 2")]
     assert len({json.dumps(comparable_config(c.to_dict()), sort_keys=True) for c in same}) == 1

@@ -41,9 +41,7 @@ def test_a_row_shared_by_several_tables_is_one_configuration():
                         "msca_kv_h1": ["msca_table1", "msca_table2", "msca_table3"],
                         "tokenshift": ["msca_table2", "msca_table5"],
                         "msca_pkv_n8": ["msca_table4", "msca_table5"]}.items():
-        for regime in (True, False):  # one run per tiny scale while tables move to the papers' regime
-            same_scale = [t for t in tables if table_spec(t).scales["tiny"].papers_regime == regime]
-            assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in same_scale}) <= 1, row
+        assert len({json.dumps(dataclasses.asdict(model(t, row)), sort_keys=True) for t in tables}) == 1, row
 
 
 def configuration_key(cfg) -> str:
@@ -53,60 +51,17 @@ def configuration_key(cfg) -> str:
 
 @pytest.mark.parametrize("scale", ["tiny", "paper"])
 def test_msca_kv_frames_pairs_each_paper_row_with_its_values_from_the_other_neighbour(scale):
-    """At paper scale the paper's rows are the MSCA tables' runs; at tiny scale the experiment stays at the earlier
-    tiny scale, where its puzzle was found, and its paper rows have Table 2's options. Each opposite row differs
-    from its partner in value_frames alone."""
+    """The paper's rows are Table 2's runs, at both scales; each opposite row differs from its partner in
+    value_frames alone."""
     ours, table2 = configs("msca_kv_frames", scale), configs("msca_table2", scale)
     assert {col for _, col in ours} == {"SSv2"}
     key = configuration_key
     for paper in ("msca_kv_h1", "msca_qkv_h1"):
-        if scale == "paper":
-            assert key(ours[(paper, "SSv2")]) == key(table2[(paper, "SSv2")])
-        else:
-            assert ours[(paper, "SSv2")].model.overrides == table2[(paper, "SSv2")].model.overrides
+        assert key(ours[(paper, "SSv2")]) == key(table2[(paper, "SSv2")])
         paper_model = dict(ours[(paper, "SSv2")].model.overrides)
         opposite = dict(ours[(paper.replace("_h1", "_opposite_h1"), "SSv2")].model.overrides)
         assert opposite.pop("attn_kwargs") == {**paper_model.pop("attn_kwargs"), "value_frames": "opposite"}
         assert opposite == paper_model
-
-
-def test_msca_patch_rows_starts_from_the_tiny_token_row_runs_of_tables_4_and_5():
-    """N_b = N_f = 1 has the options of Tables 4 (pKV) and 5 (pK) at tiny scale (the experiment stays at the earlier
-    tiny scale, where its records were trained beside the tables'); the other rows differ from it in the number of
-    rows moved alone."""
-    ours = configs("msca_patch_rows")
-    assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
-    assert not table_spec("msca_patch_rows").scales["tiny"].papers_regime
-    for row, (table, table_row) in {"msca_pkv_rows1": ("msca_table4", "msca_pkv_n4"),
-                                    "msca_pk_rows1": ("msca_table5", "msca_pk_n8")}.items():
-        assert ours[(row, "SSv2")].model.overrides == configs(table)[(table_row, "SSv2")].model.overrides
-    for shifted in ("pk", "pkv"):
-        one = dict(ours[(f"msca_{shifted}_rows1", "SSv2")].model.overrides)
-        for n in (4, 8):
-            more = dict(ours[(f"msca_{shifted}_rows{n}", "SSv2")].model.overrides)
-            assert more.pop("attn_kwargs") == {**one["attn_kwargs"], "num_backward": n, "num_forward": n}
-            assert more == {k: v for k, v in one.items() if k != "attn_kwargs"}
-
-
-def test_msca_patch_late_moves_the_tables_tiny_token_rows_in_the_last_blocks_only():
-    """Its every-block rows have the options of Tables 4 (pKV) and 5 (pK) at tiny scale, and are
-    ``msca_patch_rows``'s runs; the others differ from them in ``shift_last_blocks`` alone, and the model built from
-    them shifts in exactly those last blocks."""
-    ours = configs("msca_patch_late")
-    assert {col for _, col in ours} == {"SSv2"} and len(ours) == 6
-    key = configuration_key
-    rows = configs("msca_patch_rows")
-    assert key(ours[("msca_pkv_rows1_last4", "SSv2")]) == key(rows[("msca_pkv_rows1", "SSv2")])
-    assert key(ours[("msca_pk_rows1_last4", "SSv2")]) == key(rows[("msca_pk_rows1", "SSv2")])
-    for shifted in ("pk", "pkv"):
-        every = ours[(f"msca_{shifted}_rows1_last4", "SSv2")]
-        for blocks in (2, 1):
-            late = ours[(f"msca_{shifted}_rows1_last{blocks}", "SSv2")]
-            assert dict(late.model.overrides) == {**every.model.overrides, "shift_last_blocks": blocks}
-            assert key(dataclasses.replace(late, model=every.model)) == key(every)
-            model = build_model(late, num_classes=6, device="meta")
-            shifting = [type(block.attn).__name__ == "MultiHeadSelfCrossAttention" for block in model.blocks]
-            assert shifting == [False] * (4 - blocks) + [True] * blocks, shifting
 
 
 def test_msca_rows_at_both_scales():
@@ -159,7 +114,7 @@ def test_msca_report_adds_the_motion_and_cost_columns_marked_as_ours(tmp_path):
     text = build_report("msca_table1", runs_root=tmp_path / "runs", out_dir=tmp_path).read_text()
     header = next(line for line in text.splitlines() if line.startswith("| model"))
     assert [c.strip() for c in header.strip("|").split("|")][-3:] == ["motion top-1 †", "GFLOPs †", "Params (M) †"]
-    assert "† Not in the paper's table" in text and "synth_motion" in text
+    assert "† Not in the paper's table" in text and "synth_motion_pairs" in text
 
 
 def test_msca_tiny_model_is_the_frame_wise_vit_with_twelve_heads():

@@ -136,4 +136,4 @@ def test_every_tiny_run_that_starts_from_an_image_backbone_starts_from_its_own()
             if isinstance(source, str) and source.startswith("tiny_image:"):
                 assert source.split(":", 1)[1].partition("@")[0] == cfg.model.name, (table, cfg.row, source)
                 checked += 1
-    assert checked  # the tables at the tiny scale in the papers' regime start from these backbones
+    assert checked  # the tables at tiny scale start from these backbones
