@@ -52,6 +52,8 @@ COMMAND_START = re.compile(r"(?:python )?(?<![\w-])-m ([\w.]+)")
 PLACEHOLDER_TABLE_IDS = {"ID", "TABLE", "cast_tableX", "all"}
 # Modules run as ``python -m`` whose argparse parser these tests do not read (third-party tools).
 NOT_OURS = {"pytest", "cProfile"}
+# A command after ``git checkout <commit> &&`` runs that commit's code (an experiment retired since), not this one's.
+AT_ANOTHER_COMMIT = re.compile(r"\bgit checkout [0-9a-f]{7,40} &&")
 # Backticked paths that name a file outside this repository (the official code's and mmaction2's tools/) or what a
 # run writes, not a tracked file.
 NOT_TRACKED_PATH = re.compile(r"^(runs/|checkpoints/|data/augmentation\.py$|tools/(train_net|test_net)\.py$|"
@@ -64,7 +66,8 @@ def _name(readme: Path) -> str:
 
 def readme_command_texts() -> list[tuple[str, str]]:
     """(README path, command text) for every inline code span and every bash-block line holding ``-m MODULE``,
-    line wraps inside a span joined, backslash continuations of a bash block joined."""
+    line wraps inside a span joined, backslash continuations of a bash block joined; not a command that runs at
+    another commit (``AT_ANOTHER_COMMIT``)."""
     texts = []
     for readme in READMES:
         text = readme.read_text()
@@ -74,7 +77,7 @@ def readme_command_texts() -> list[tuple[str, str]]:
             for line in block.replace("\\\n", " ").splitlines():
                 texts.append((_name(readme), line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""))
         texts += [(_name(readme), " ".join(span.split())) for span in re.findall(r"`([^`]+)`", outside)]
-    return [(name, t) for name, t in texts if COMMAND_START.search(t)]
+    return [(name, t) for name, t in texts if COMMAND_START.search(t) and not AT_ANOTHER_COMMIT.search(t)]
 
 
 def readme_commands() -> list[tuple[str, str, list[str]]]:
