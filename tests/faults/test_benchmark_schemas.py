@@ -147,15 +147,19 @@ def test_a_damaged_benchmark_record_is_one_line_naming_the_file_and_field(kind, 
     assert "not a record (nested more than 64 deep)" in refused(kind, nested, tmp_path)
 
 
-def a_benchmark_file_is_refused_in_one_line_or_read(kind: str, tmp_path: Path, document: Any) -> None:
-    _, name, reader = KINDS[kind]
-    path = tmp_path / name
+def refused_in_one_line_or_read(path: Path, reader: Callable[[Path], Any], document: Any) -> None:
+    """``document`` written to ``path`` is read by ``reader``, or refused in one line that starts with the path."""
     path.write_text(json.dumps(document))
     try:
         reader(path)
     except ValueError as err:
         message = str(err)
         assert "\n" not in message and message.startswith(f"{path}: "), message
+
+
+def a_benchmark_file_is_refused_in_one_line_or_read(kind: str, tmp_path: Path, document: Any) -> None:
+    _, name, reader = KINDS[kind]
+    refused_in_one_line_or_read(tmp_path / name, reader, document)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -165,13 +169,7 @@ def test_generated_damage_to_a_benchmark_record_is_refused_in_one_line_or_read(k
 
 
 def a_static_record_is_refused_in_one_line_or_read(tmp_path: Path, document: Any) -> None:
-    path = tmp_path / "static.json"
-    path.write_text(json.dumps(document))
-    try:
-        read_static_cells(path)
-    except ValueError as err:
-        message = str(err)
-        assert "\n" not in message and message.startswith(f"{path}: "), message
+    refused_in_one_line_or_read(tmp_path / "static.json", read_static_cells, document)
 
 
 @FUZZ
