@@ -1,13 +1,15 @@
 """Which frames make a clip: pure time arithmetic, no decoding.
 
-``dense_clip`` (Kinetics: ``num_frames`` frames at a fixed stride, in the "frame_stride", "videomae", "pyslowfast" or
-"tokshift" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one frame from each of ``num_frames``
-segments) return a ``ClipInfo``; ``segment_range`` and ``shift_clip`` place a clip inside an annotated segment of an
-untrimmed video. The conventions, formula by formula: data/README.md#clip-sampling.
+``dense_clip`` (Kinetics: ``num_frames`` frames at a fixed stride, in the "frame_stride", "videomae", "pyslowfast",
+"pyslowfast_pyav" or "tokshift" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one frame from each of
+``num_frames`` segments, in the "uniform" or "pyslowfast" convention) return a ``ClipInfo``; ``segment_range`` and
+``shift_clip`` place a clip inside an annotated segment of an untrimmed video. The conventions, formula by formula:
+data/README.md#clip-sampling.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Sequence
@@ -40,9 +42,25 @@ def _check(num_frames_in_video: int, fps: float, num_frames: int, mode: Mode, nu
         raise ValueError(f"mode must be 'random', 'center' or a view index, got {mode!r}")
 
 
-DenseConvention = Literal["frame_stride", "videomae", "pyslowfast", "tokshift"]
-DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast", "tokshift")
+DenseConvention = Literal["frame_stride", "videomae", "pyslowfast", "pyslowfast_pyav", "tokshift"]
+DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast", "pyslowfast_pyav", "tokshift")
+SegmentConvention = Literal["uniform", "pyslowfast"]
+SEGMENT_CONVENTIONS: tuple[str, ...] = ("uniform", "pyslowfast")
 PYSLOWFAST_TARGET_FPS = 30.0  # PySlowFast's DATA.TARGET_FPS, which Motionformer's and X-ViT's configs keep
+
+
+class StreamTiming(NamedTuple):
+    """A video file's timestamps as PyAV reports them (``data.video_io.Video.timing``), which PySlowFast's selective
+    PyAV decoding turns frame numbers into ("pyslowfast_pyav"). Frame ``i`` (presentation order) has the pts
+    ``start_pts + round(i * pts_step)``: the grid ``Video`` indexes frames on, exact for a constant-rate stream."""
+
+    frames: int  # stream.frames: the count the container stores (0: none)
+    duration: int | None  # stream.duration, in time-base units (None: not stored)
+    start_pts: int  # the first frame's pts
+    pts_step: float  # pts from one frame to the next: 1 / (fps * time_base)
+
+    def pts(self, index: int) -> int:
+        return self.start_pts + round(index * self.pts_step)
 
 
 def dense_clip(
@@ -54,6 +72,7 @@ def dense_clip(
     num_clips: int = 1,
     rng: random.Random | None = None,
     convention: DenseConvention = "frame_stride",
+    timing: StreamTiming | None = None,
 ) -> ClipInfo:
     """``num_frames`` frames ``stride`` apart.
 
@@ -65,10 +84,14 @@ def dense_clip(
         mode: "random" (uniform start), "center", or the index of one of ``num_clips`` evenly spaced views.
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
-        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae", "pyslowfast" or "tokshift"
-            (README).
+        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae", "pyslowfast", "pyslowfast_pyav"
+            or "tokshift" (README).
+        timing: the video file's timestamps, for "pyslowfast_pyav" (None: a frame folder, or a stream without
+            them: "pyslowfast", as their decode-all fallback).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
+    if convention == "pyslowfast_pyav":
+        return _pyslowfast_pyav_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng, timing)
     if convention == "tokshift":
         return _tokshift_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
     if convention == "pyslowfast":
@@ -147,6 +170,38 @@ def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stri
     return _clip_info(indices, fps, clip_index, num_clips)
 
 
+def _pyslowfast_pyav_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
+                          num_clips: int, rng: random.Random | None, timing: StreamTiming | None) -> ClipInfo:
+    """PySlowFast's dense clip as its selective PyAV decoding makes it from a video file (``decoder.pyav_decode``,
+    ``pyav_decode_stream``, ``decode``), which Motionformer's Kinetics loader runs: the "pyslowfast" start and end
+    (over ``stream.frames``) become pts through ``duration / frames`` pts a frame, truncated; the frames decoded are
+    those with pts in [start pts, end pts] and the first one after (the decode loop keeps it before it stops); the
+    clip is then "pyslowfast"'s view 0 of 1 over the decoded frames, linspace from the first. A fractional start
+    thus begins at the next frame, where decoding every frame would begin at the one before. Without timestamps
+    (``timing`` None, no duration or no stored frame count) it is "pyslowfast": their decode-all fallback (a stream
+    without a frame count fails their decoding instead; we decode it all)."""
+    import torch
+
+    if timing is None or not timing.duration or not timing.frames:
+        return _pyslowfast_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
+    clip_size = stride * num_frames / PYSLOWFAST_TARGET_FPS * fps
+    delta = max(timing.frames - clip_size, 0.0)
+    if mode == "random":
+        start, clip_index = (rng or random).uniform(0, delta), 0
+    elif mode == "center":
+        start, clip_index = delta / 2, 0
+    else:
+        start, clip_index = delta * mode / num_clips, mode
+    pts_per_frame = timing.duration / timing.frames
+    start_pts, end_pts = int(start * pts_per_frame), int((start + clip_size - 1) * pts_per_frame)
+    frames = range(num_frames_in_video)
+    first = min(bisect.bisect_left(frames, start_pts, key=timing.pts), num_frames_in_video - 1)
+    last = min(bisect.bisect_right(frames, end_pts, key=timing.pts), num_frames_in_video - 1)
+    index = torch.linspace(0, clip_size - 1, num_frames)
+    indices = (torch.clamp(index, 0, max(last - first, 0)).long() + first).tolist()
+    return _clip_info(indices, fps, clip_index, num_clips)
+
+
 def _tokshift_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
                    num_clips: int, rng: random.Random | None) -> ClipInfo:
     """TokShift-Transformer's dense clips (``data/dataset.py``: ``read_random_clip``, ``read_clip``), which MSCA's
@@ -190,6 +245,18 @@ def check_segment_span(span: float, sampling: str = "segments", name: str = "") 
     return float(span)
 
 
+def check_segment_convention(convention: str, sampling: str = "segments", name: str = "") -> str:
+    """``convention`` if it is one of ``SEGMENT_CONVENTIONS`` and means something for ``sampling`` ("uniform", the
+    default, goes with either)."""
+    if convention not in SEGMENT_CONVENTIONS:
+        raise ValueError(f"{name or 'dataset'}: segment_convention must be one of {SEGMENT_CONVENTIONS}, "
+                         f"got {convention!r}")
+    if convention != "uniform" and sampling != "segments":
+        raise ValueError(f"{name or 'dataset'}: segment_convention {convention!r} needs segment sampling, "
+                         f"not {sampling!r}")
+    return convention
+
+
 def uniform_segments(
     num_frames_in_video: int,
     fps: float,
@@ -199,6 +266,7 @@ def uniform_segments(
     rng: random.Random | None = None,
     view_offsets: Sequence[float] | None = None,
     span: float = 1.0,
+    convention: SegmentConvention = "uniform",
 ) -> ClipInfo:
     """One frame from each of ``num_frames`` equal segments covering the whole video, or a window of it.
 
@@ -214,9 +282,15 @@ def uniform_segments(
             spaced, ``(i + 0.5) / num_clips``.
         span: the fraction of the video the segments cover, in (0, 1]; the window sits where the clip's frames sit in
             their segments (1 = the whole video).
+        convention: "uniform" (``num_frames`` disjoint segments of L / ``num_frames`` frames) or "pyslowfast"
+            (PySlowFast's ``Ssv2.get_seq_frames``, which Motionformer's and X-ViT's SSv2 loaders run: segment i spans
+            [round(s i), round(s (i + 1))], s = (L - 1) / ``num_frames``, both ends in; training takes
+            ``rng.randint`` over it, a test view the frame ``floor(offset * (end - start))`` past its start, so
+            0.5 is their ``(start + end) // 2`` and 0 their start).
     """
     _check(num_frames_in_video, fps, num_frames, mode, num_clips)
     offsets = check_view_offsets(view_offsets, num_clips)
+    check_segment_convention(convention)
     rng = rng or random
     # a deterministic view's relative place: in each segment, and of the window in the video
     offset = None if mode == "random" else 0.5 if mode == "center" else (
@@ -224,8 +298,13 @@ def uniform_segments(
     if check_segment_span(span) < 1.0:
         window = max(1, round(span * num_frames_in_video))
         place = rng.random() if offset is None else offset
-        clip = uniform_segments(window, fps, num_frames, mode, num_clips, rng, view_offsets)
+        clip = uniform_segments(window, fps, num_frames, mode, num_clips, rng, view_offsets, convention=convention)
         return shift_clip(clip, round(place * (num_frames_in_video - window)), fps)
+    if convention == "pyslowfast":
+        size = (num_frames_in_video - 1) / num_frames  # round() halves to even, as their np.round
+        ends = [(round(size * i), round(size * (i + 1))) for i in range(num_frames)]
+        indices = [rng.randint(lo, hi) if offset is None else lo + math.floor(offset * (hi - lo)) for lo, hi in ends]
+        return _clip_info(indices, fps, mode if isinstance(mode, int) else 0, num_clips)
     segment = num_frames_in_video / num_frames  # may be < 1 for short videos: frames then repeat
     indices = []
     for i in range(num_frames):
@@ -247,18 +326,23 @@ def temporal_views(
     segment_view_offsets: Sequence[float] | None = None,
     dense_convention: DenseConvention = "frame_stride",
     segment_span: float = 1.0,
+    segment_convention: SegmentConvention = "uniform",
+    timing: StreamTiming | None = None,
 ) -> list[ClipInfo]:
     """The ``num_clips`` deterministic test views of one video (``stride`` is ignored by segments;
-    ``segment_view_offsets`` and ``segment_span`` are ``uniform_segments``' ``view_offsets`` and ``span``, for
-    segments only; ``dense_convention`` is ``dense_clip``'s ``convention``)."""
+    ``segment_view_offsets``, ``segment_span`` and ``segment_convention`` are ``uniform_segments``' ``view_offsets``,
+    ``span`` and ``convention``, for segments only; ``dense_convention`` and ``timing`` are ``dense_clip``'s
+    ``convention`` and ``timing``)."""
     if sampling == "dense":
         check_view_offsets(segment_view_offsets, num_clips, sampling)
         check_segment_span(segment_span, sampling)
-        return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips, convention=dense_convention)
+        check_segment_convention(segment_convention, sampling)
+        return [dense_clip(num_frames_in_video, fps, num_frames, stride, i, num_clips, convention=dense_convention,
+                           timing=timing)
                 for i in range(num_clips)]
     if sampling == "segments":
         return [uniform_segments(num_frames_in_video, fps, num_frames, i, num_clips, view_offsets=segment_view_offsets,
-                                 span=segment_span)
+                                 span=segment_span, convention=segment_convention)
                 for i in range(num_clips)]
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
 
@@ -273,14 +357,19 @@ def sample_clip(
     rng: random.Random | None = None,
     dense_convention: DenseConvention = "frame_stride",
     segment_span: float = 1.0,
+    segment_convention: SegmentConvention = "uniform",
+    timing: StreamTiming | None = None,
 ) -> ClipInfo:
-    """One clip by either sampling (``stride`` and ``dense_convention`` are ignored by segments, ``segment_span``,
-    ``uniform_segments``' ``span``, by dense clips)."""
+    """One clip by either sampling (``stride``, ``dense_convention`` and ``timing`` are ignored by segments;
+    ``segment_span`` and ``segment_convention``, ``uniform_segments``' ``span`` and ``convention``, by dense clips)."""
     if sampling == "dense":
         check_segment_span(segment_span, sampling)
-        return dense_clip(num_frames_in_video, fps, num_frames, stride, mode, rng=rng, convention=dense_convention)
+        check_segment_convention(segment_convention, sampling)
+        return dense_clip(num_frames_in_video, fps, num_frames, stride, mode, rng=rng, convention=dense_convention,
+                          timing=timing)
     if sampling == "segments":
-        return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng, span=segment_span)
+        return uniform_segments(num_frames_in_video, fps, num_frames, mode, rng=rng, span=segment_span,
+                                convention=segment_convention)
     raise ValueError(f"sampling must be 'dense' or 'segments', got {sampling!r}")
 
 
@@ -309,3 +398,87 @@ def segment_range(start_sec: float, stop_sec: float, fps: float, num_frames_in_v
 def shift_clip(clip: ClipInfo, first_frame: int, fps: float) -> ClipInfo:
     """The same clip ``first_frame`` frames later (a clip sampled inside a segment, placed in its video)."""
     return _clip_info([i + first_frame for i in clip.frame_indices], fps, clip.clip_index, clip.num_clips)
+
+
+# How an annotated segment of an untrimmed video becomes frames: "timestamps" (``segment_range``: the frames whose
+# start time lies in [start, stop) at the video's rate; any sampling), or "epic_slowfast", EPIC-KITCHENS' SlowFast
+# loader, which Motionformer's code runs (``epic_slowfast_clip``; PySlowFast's dense clips only).
+SegmentPlacement = Literal["timestamps", "epic_slowfast"]
+SEGMENT_PLACEMENTS: tuple[str, ...] = ("timestamps", "epic_slowfast")
+
+
+def check_segment_placement(placement: str, sampling: str, convention: str, name: str = "") -> str:
+    """``placement`` if it is one of ``SEGMENT_PLACEMENTS`` and fits the sampling ("epic_slowfast": PySlowFast's
+    dense clips)."""
+    if placement not in SEGMENT_PLACEMENTS:
+        raise ValueError(f"{name or 'dataset'}: segment_placement must be one of {SEGMENT_PLACEMENTS}, "
+                         f"got {placement!r}")
+    if placement == "epic_slowfast" and (sampling, convention) != ("dense", "pyslowfast"):
+        raise ValueError(f"{name or 'dataset'}: segment_placement 'epic_slowfast' places PySlowFast's dense clips "
+                         f"(dense_convention 'pyslowfast'), not {sampling} {convention!r}")
+    return placement
+
+
+def epic_frames_fps(video_name: str) -> int:
+    """The rate of EPIC-KITCHENS' extracted ``rgb_frames`` from the video's name: 50 for the EPIC-100 extension's
+    videos (a 3-digit number, ``P01_101``), 60 for EPIC-55's (``P01_01``). The dataset's authors re-encoded every
+    video to one of the two before extracting its frames (EPIC_100_video_info.csv gives the recording's own rate:
+    59.94, or 90, 48, 29.97 for a few), and their SlowFast loader hard-codes them (``epickitchens_record.py`` fps).
+    A name whose number after the participant is not 2 or 3 digits is a ValueError (one line): its rate is unknown."""
+    participant, _, number = video_name.partition("_")
+    if not participant or "_" in number or not number.isascii() or not number.isdigit() or len(number) not in (2, 3):
+        raise ValueError(f"video_id {video_name[:80]!r} is not an EPIC-KITCHENS video name (<participant>_<2 or 3 "
+                         f"digits>: P01_01 of EPIC-55, its frames at 60 fps; P01_101 of EPIC-100, at 50 fps)")
+    return 50 if len(number) == 3 else 60
+
+
+def epic_slowfast_seconds(seconds: float) -> float:
+    """A timestamp's seconds as their ``timestamp_to_sec`` computes them: the whole seconds, then the hundredths
+    / 100 added (EPIC's timestamps have two decimals; a start on a half frame rounds by these bits)."""
+    hundredths = round(seconds * 100)
+    return float(hundredths // 100) + (hundredths % 100) / 100
+
+
+def epic_slowfast_clip(
+    start_sec: float,
+    stop_sec: float,
+    fps: float,
+    num_frames_in_video: int,
+    num_frames: int,
+    stride: int,
+    mode: Mode,
+    num_clips: int = 1,
+    rng: random.Random | None = None,
+    video_fps: float | None = None,
+) -> ClipInfo:
+    """A PySlowFast dense clip inside the segment [start_sec, stop_sec) as EPIC-KITCHENS' SlowFast loader places
+    it (Motionformer's ``epickitchens_record.py``, ``frame_loader.pack_frames_to_video_clip``): the segment is
+    frames round(start * fps) to round(stop * fps) (Python's round, half to even), N of them; the clip of ``stride
+    * num_frames`` frames at 30 fps starts uniformly in [0, N - clip] (view i of n: at i / n of it), its frames by
+    linspace after a +1 shift for the 1-based frame files, clamped to N - 1: the segment's last frame is never read,
+    and a clip that outruns the segment repeats the one before it. Frame indices are 0-based video frames, clamped
+    into the video; ``video_fps`` (default ``fps``) times them.
+
+    Raises:
+        ValueError: the segment starts after the video's last frame.
+    """
+    import torch
+
+    _check(max(num_frames_in_video, 1), fps, num_frames, mode, num_clips)
+    start_frame = int(round(epic_slowfast_seconds(start_sec) * fps))
+    count = int(round(epic_slowfast_seconds(stop_sec) * fps)) - start_frame
+    if start_frame >= num_frames_in_video:
+        raise ValueError(f"segment [{start_sec:.3f}s, {stop_sec:.3f}s) starts at frame {start_frame}, after the "
+                         f"video's {num_frames_in_video} frames")
+    clip_size = num_frames * stride * fps / PYSLOWFAST_TARGET_FPS
+    delta = max(count - clip_size, 0)
+    if mode == "random":
+        start, clip_index = (rng or random).uniform(0, delta), 0
+    elif mode == "center":
+        start, clip_index = delta / 2, 0
+    else:
+        start, clip_index = delta * mode / num_clips, mode
+    start, end = start + 1, start + clip_size - 1 + 1  # frame files are numbered from 1
+    files = start_frame + torch.clamp(torch.linspace(start, end, num_frames), 0, count - 1).long()
+    indices = [min(max(f - 1, 0), num_frames_in_video - 1) for f in files.tolist()]
+    return _clip_info(indices, video_fps or fps, clip_index, num_clips)

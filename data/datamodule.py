@@ -24,13 +24,16 @@ from torch.utils.data import DataLoader, Dataset
 from data.annotations import (
     BadAnnotation, Sample, annotation_layout, annotation_source, class_counts, detect_format, read_annotations,
 )
-from data.clip_sampling import DenseConvention, check_dense_convention, check_segment_span, check_view_offsets
+from data.clip_sampling import (DenseConvention, SegmentConvention, check_dense_convention, check_segment_convention,
+                                check_segment_span, check_view_offsets)
 from data.pose import PENNACTION_ACTIONS
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from data.synthetic import synthetic_params as resolve_synthetic_params
-from data.transforms import TestTransform, TrainTransform
+from data.transforms import CentreRounding, CropAxis, TestTransform, TrainTransform, uniform_crop_offsets
+from data.transforms import check_channel_order
+from data.clip_sampling import SegmentPlacement, check_segment_placement
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +179,13 @@ class VideoDataModule(L.LightningDataModule):
         synthetic_params: ``generate_synthetic`` parameters (num_train, num_val, seed, ...); synthetic sets only.
         num_frames, frame_stride: frames per clip; dense-sampling stride.
         sampling: "dense" | "segments" | None (the dataset's convention).
-        dense_convention, segment_view_offsets, segment_span: ``data.clip_sampling``'s ``convention``,
-            ``view_offsets`` and ``span`` (data/README.md#clip-sampling).
+        dense_convention, segment_view_offsets, segment_span, segment_convention: ``data.clip_sampling``'s dense
+            ``convention``, ``view_offsets``, ``span`` and segment ``convention`` (data/README.md#clip-sampling).
         crop_size, train_scale, test_short_side: network input side; (min, max) random short side before the training
             crop; short side before the test crops (None = crop_size).
+        test_centre_rounding: ``TestTransform``'s ``centre_rounding`` for the test views: "ceil" (PySlowFast's) or
+            "floor" (VideoMAE's and CAST's); the per-epoch validation crop keeps "ceil". ``test_crop_axis``: where
+            the 3 test crops move, "long_side" or "width" (TokShift's).
         hflip: training flips; None = the dataset's convention (forced off, with a warning, where direction matters).
         mean, std: per-channel normalisation, on the [0, 1] scale.
         batch_size, num_workers, test_clips, test_crops: clips per batch, workers, temporal and spatial test views.
@@ -187,8 +193,11 @@ class VideoDataModule(L.LightningDataModule):
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS``; None = the dataset's, else detected.
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
         color_jitter, color_jitter_prob, inverse_uniform_scale, rand_augment, rand_augment_std, auto_augment,
-            random_erasing, multi_scale_crop, tokenshift_photometric, random_resized_crop: training augmentation,
-            ``TrainTransform``'s arguments of the same names.
+            random_erasing, multi_scale_crop, tokenshift_photometric, random_resized_crop, timm_rand_augment,
+            timm_rand_augment_seeded, pyslowfast_color_jitter: training augmentation, ``TrainTransform``'s arguments
+            of the same names.
+        channel_order: "RGB" or "BGR", the channel order the model reads (train, validation and test transforms).
+        segment_placement: ``VideoClipDataset``'s: "timestamps", or "epic_slowfast" (Motionformer's EPIC loader).
     """
 
     def __init__(
@@ -213,6 +222,7 @@ class VideoDataModule(L.LightningDataModule):
         segment_view_offsets: Sequence[float] | None = None,
         dense_convention: DenseConvention = "frame_stride",
         segment_span: float = 1.0,
+        segment_convention: SegmentConvention = "uniform",
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
         with_pose: bool = False,
@@ -226,16 +236,16 @@ class VideoDataModule(L.LightningDataModule):
         multi_scale_crop: bool = False,
         tokenshift_photometric: float = 0.0,
         random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
+        timm_rand_augment: str | None = None,
+        timm_rand_augment_seeded: bool = False,
+        pyslowfast_color_jitter: bool = False,
+        test_centre_rounding: CentreRounding = "ceil",
+        test_crop_axis: CropAxis = "long_side",
+        channel_order: str = "RGB",
+        segment_placement: SegmentPlacement = "timestamps",
     ) -> None:
         super().__init__()
-        if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
-        self.info = DATASETS[dataset]
-        self.synthetic = dataset in SYNTHETIC_SETS
-        if root is None and not self.synthetic:
-            raise ValueError(f"{dataset}: a root directory is required for real datasets")
-        if synthetic_params and not self.synthetic:
-            raise ValueError(f"{dataset}: synthetic_params only apply to synthetic sets")
+        self._check_dataset(dataset, root, synthetic_params, with_pose)
         self.dataset = dataset
         self.root = Path(root) if root is not None else None
         self.cache_dir = Path(cache_dir)
@@ -246,18 +256,18 @@ class VideoDataModule(L.LightningDataModule):
         self.sampling = sampling or self.info.sampling
         self.crop_size, self.train_scale = crop_size, tuple(train_scale)
         self.test_short_side = test_short_side
+        # a bad name fails here
+        uniform_crop_offsets(crop_size, crop_size, crop_size, 1, test_centre_rounding, test_crop_axis)
+        self.test_centre_rounding, self.test_crop_axis = test_centre_rounding, test_crop_axis
+        self.channel_order = check_channel_order(channel_order)
         self.hflip = self._resolve_hflip(hflip)
         self.mean, self.std = tuple(mean), tuple(std)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.test_clips, self.test_crops = test_clips, test_crops
-        self.segment_view_offsets = check_view_offsets(segment_view_offsets, test_clips, self.sampling, dataset)
-        self.dense_convention = check_dense_convention(dense_convention, self.sampling, dataset)
-        self.segment_span = check_segment_span(segment_span, self.sampling, dataset)
+        self._check_sampling(segment_view_offsets, dense_convention, segment_span, segment_placement,
+                             segment_convention)
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format
-        if with_pose and not self.info.pose:
-            raise ValueError(f"{dataset}: with_pose needs a pose dataset; pose datasets: "
-                             f"{sorted(n for n, i in DATASETS.items() if i.pose)}")
         self.with_pose = with_pose
         self.color_jitter, self.color_jitter_prob = color_jitter, color_jitter_prob
         self.inverse_uniform_scale = inverse_uniform_scale
@@ -265,10 +275,39 @@ class VideoDataModule(L.LightningDataModule):
         self.rand_augment_std = rand_augment_std
         self.auto_augment, self.random_erasing = auto_augment, random_erasing
         self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
-        self.random_resized_crop = random_resized_crop
+        self.random_resized_crop, self.timm_rand_augment = random_resized_crop, timm_rand_augment
+        self.timm_rand_augment_seeded, self.pyslowfast_color_jitter = timm_rand_augment_seeded, pyslowfast_color_jitter
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
+
+    def _check_dataset(self, dataset: str, root: str | Path | None, synthetic_params: Mapping[str, Any] | None,
+                       with_pose: bool) -> None:
+        """The dataset is known (``self.info``, ``self.synthetic``) and the root, generator settings and pose fit
+        it."""
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+        self.info = DATASETS[dataset]
+        self.synthetic = dataset in SYNTHETIC_SETS
+        if root is None and not self.synthetic:
+            raise ValueError(f"{dataset}: a root directory is required for real datasets")
+        if synthetic_params and not self.synthetic:
+            raise ValueError(f"{dataset}: synthetic_params only apply to synthetic sets")
+        if with_pose and not self.info.pose:
+            raise ValueError(f"{dataset}: with_pose needs a pose dataset; pose datasets: "
+                             f"{sorted(n for n, i in DATASETS.items() if i.pose)}")
+
+    def _check_sampling(self, segment_view_offsets: Sequence[float] | None, dense_convention: DenseConvention,
+                        segment_span: float, segment_placement: SegmentPlacement,
+                        segment_convention: SegmentConvention) -> None:
+        """The clip-sampling options, each checked against ``self.sampling`` (``data.clip_sampling``'s checks)."""
+        name = self.dataset
+        self.segment_view_offsets = check_view_offsets(segment_view_offsets, self.test_clips, self.sampling, name)
+        self.dense_convention = check_dense_convention(dense_convention, self.sampling, name)
+        self.segment_span = check_segment_span(segment_span, self.sampling, name)
+        self.segment_placement = check_segment_placement(segment_placement, self.sampling, self.dense_convention,
+                                                         name)
+        self.segment_convention = check_segment_convention(segment_convention, self.sampling, name)
 
     def _resolve_hflip(self, hflip: bool | None) -> bool:
         if hflip and not self.info.hflip:
@@ -312,8 +351,11 @@ class VideoDataModule(L.LightningDataModule):
         failures = self.failures_dir / "failures.jsonl"
         common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
                       dense_convention=self.dense_convention, segment_span=self.segment_span,
+                      segment_convention=self.segment_convention,
                       failures_path=failures, dataset_name=self.dataset, with_pose=self.with_pose,
                       keep_decoded=self.synthetic)  # generated sets are small: decode each video once
+        if self.segment_placement != "timestamps":  # Motionformer's EPIC-KITCHENS placement, opt-in
+            common["segment_placement"] = self.segment_placement
         if "train" in self._splits and "train" not in self._datasets:
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
@@ -323,16 +365,23 @@ class VideoDataModule(L.LightningDataModule):
                                        auto_augment=self.auto_augment, random_erasing=self.random_erasing,
                                        multi_scale_crop=self.multi_scale_crop,
                                        tokenshift_photometric=self.tokenshift_photometric,
-                                       random_resized_crop=self.random_resized_crop)
+                                       random_resized_crop=self.random_resized_crop,
+                                       timm_rand_augment=self.timm_rand_augment,
+                                       timm_rand_augment_seeded=self.timm_rand_augment_seeded,
+                                       pyslowfast_color_jitter=self.pyslowfast_color_jitter,
+                                       channel_order=self.channel_order)
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]
         if "val" not in self._datasets:  # per-epoch validation: one centred clip, one centre crop
-            transform = TestTransform(self.crop_size, 1, self.test_short_side, self.mean, self.std)
+            transform = TestTransform(self.crop_size, 1, self.test_short_side, self.mean, self.std,
+                                      channel_order=self.channel_order)
             self._datasets["val"] = VideoClipDataset(samples, "test", transform, num_clips=1, split="val",
                                                      bad_annotations=bad, **common)
         if "test" not in self._datasets:
-            transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std)
+            transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std,
+                                      centre_rounding=self.test_centre_rounding, channel_order=self.channel_order,
+                                      crop_axis=self.test_crop_axis)
             self._datasets["test"] = VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
                                                       segment_view_offsets=self.segment_view_offsets,
                                                       split="val", bad_annotations=bad, **common)
@@ -404,6 +453,9 @@ class VideoDataModule(L.LightningDataModule):
             "num_frames": self.num_frames,
             "frame_stride": self.frame_stride if self.sampling == "dense" else None,
             **({"segment_span": self.segment_span} if self.segment_span != 1.0 else {}),
+            **({"segment_placement": self.segment_placement} if self.segment_placement != "timestamps" else {}),
+            **({"channel_order": self.channel_order} if self.channel_order != "RGB" else {}),
+            **({"segment_convention": self.segment_convention} if self.segment_convention != "uniform" else {}),
             "hflip": self.hflip,
             "with_pose": self.with_pose,
         }

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from data.clip_sampling import (ClipInfo, DenseConvention, check_dense_convention, check_segment_span,
-                                check_view_offsets, sample_clip, segment_range, shift_clip, temporal_views)
+from data.clip_sampling import (ClipInfo, DenseConvention, SegmentConvention, check_dense_convention,
+                                check_segment_convention, check_segment_span, check_view_offsets, sample_clip,
+                                segment_range, shift_clip, temporal_views)
+from data.clip_sampling import SegmentPlacement, check_segment_placement, epic_slowfast_clip
 from data.pose import (PoseFormatError, ntu_main_body_joints, read_gym_pose, read_ntu_skeleton,
                        read_pennaction_labels)
 from data.root_files import file_kind
@@ -54,13 +56,16 @@ class VideoClipDataset(Dataset):
             None = only convert to float in [0, 1].
         sampling, num_frames, stride: "dense" or "segments", frames per clip, dense stride.
         num_clips: temporal views in test mode.
-        segment_view_offsets, dense_convention, segment_span: ``data.clip_sampling``'s ``view_offsets``,
-            ``convention`` and ``span``.
+        segment_view_offsets, dense_convention, segment_span, segment_convention: ``data.clip_sampling``'s
+            ``view_offsets``, dense ``convention``, ``span`` and segment ``convention`` (a video file's timestamps,
+            ``Video.timing``, go to "pyslowfast_pyav" clips; a segment of an untrimmed video is sampled without).
         failures_path: JSON-lines file where unreadable videos are recorded (shared by DataLoader workers).
         dataset_name, split, bad_annotations: for the data report (the latter: malformed annotation lines).
         with_pose: also return the joints of ``Sample.pose`` files at the sampled frames.
         keep_decoded: keep every video's decoded frames in this process (``data.video_io.DECODED_VIDEOS``), for small
             generated sets; items are identical with and without it.
+        segment_placement: how a segment becomes frames: "timestamps" (``segment_range``), or "epic_slowfast"
+            (``data.clip_sampling.epic_slowfast_clip``, Motionformer's EPIC-KITCHENS loader; PySlowFast dense clips).
     """
 
     def __init__(
@@ -75,12 +80,14 @@ class VideoClipDataset(Dataset):
         segment_view_offsets: Sequence[float] | None = None,
         dense_convention: DenseConvention = "frame_stride",
         segment_span: float = 1.0,
+        segment_convention: SegmentConvention = "uniform",
         failures_path: str | Path | None = None,
         dataset_name: str = "",
         split: str = "",
         bad_annotations: Sequence[BadAnnotation] = (),
         with_pose: bool = False,
         keep_decoded: bool = False,
+        segment_placement: SegmentPlacement = "timestamps",
     ) -> None:
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -92,6 +99,7 @@ class VideoClipDataset(Dataset):
         self.segment_view_offsets = check_view_offsets(segment_view_offsets, num_clips, sampling, dataset_name)
         self.dense_convention = check_dense_convention(dense_convention, sampling, dataset_name)
         self.segment_span = check_segment_span(segment_span, sampling, dataset_name)
+        self.segment_convention = check_segment_convention(segment_convention, sampling, dataset_name)
         self.failures_path = Path(failures_path) if failures_path is not None else None
         self.dataset_name, self.split = dataset_name, split
         self.bad_annotations = list(bad_annotations)
@@ -100,6 +108,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{dataset_name or 'dataset'}: with_pose needs a pose file for every sample")
         self._failures: list[dict[str, Any]] = []  # this process's own records
         self.keep_decoded = keep_decoded
+        self.segment_placement = check_segment_placement(segment_placement, sampling, dense_convention, dataset_name)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -165,19 +174,39 @@ class VideoClipDataset(Dataset):
                 continue
 
     def _clips(self, video: Video | FrameFolderVideo | DecodedVideo, sample: Sample) -> list[ClipInfo]:
+        if sample.segment is not None and self.segment_placement == "epic_slowfast":
+            return self._epic_slowfast_clips(video, sample)
         first, count = 0, video.num_frames
+        timing = getattr(video, "timing", None)
         if sample.segment is not None:
+            timing = None  # the timestamps are the whole file's
             try:
                 first, count = segment_range(*sample.segment, video.fps, video.num_frames)
             except ValueError as err:
                 raise SegmentOutsideVideo(f"line {sample.line}: {err}") from err
         if self.mode == "train":
             clips = [sample_clip(count, video.fps, self.num_frames, self.stride, self.sampling,
-                                 dense_convention=self.dense_convention, segment_span=self.segment_span)]
+                                 dense_convention=self.dense_convention, segment_span=self.segment_span,
+                                 segment_convention=self.segment_convention, timing=timing)]
         else:
             clips = temporal_views(count, video.fps, self.num_frames, self.stride, self.num_clips, self.sampling,
-                                   self.segment_view_offsets, self.dense_convention, self.segment_span)
+                                   self.segment_view_offsets, self.dense_convention, self.segment_span,
+                                   self.segment_convention, timing)
         return [shift_clip(c, first, video.fps) for c in clips] if first else clips
+
+    def _epic_slowfast_clips(self, video: Video | FrameFolderVideo | DecodedVideo, sample: Sample) -> list[ClipInfo]:
+        """``segment_placement="epic_slowfast"``: the clips inside the segment as EPIC-KITCHENS' SlowFast loader
+        places them, at the rate of its frames: the video's, which for an ``rgb_frames`` folder is the rate its
+        ``Sample.fps`` carries (the reader's 50 / 60 fps by the video's name), for a video file its own."""
+        try:
+            fps = video.fps
+            if self.mode == "train":
+                return [epic_slowfast_clip(*sample.segment, fps, video.num_frames, self.num_frames, self.stride,
+                                           "random", video_fps=video.fps)]
+            return [epic_slowfast_clip(*sample.segment, fps, video.num_frames, self.num_frames, self.stride, i,
+                                       self.num_clips, video_fps=video.fps) for i in range(self.num_clips)]
+        except ValueError as err:
+            raise SegmentOutsideVideo(f"line {sample.line}: {err}") from err
 
     def _apply(self, item: dict[str, Any]) -> dict[str, Any]:
         if self.transform is not None:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
+import numpy as np
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from pytorchvideo.transforms.functional import random_resized_crop, short_side_scale
 from pytorchvideo.transforms.rand_augment import RandAugment
-from PIL import Image
-from timm.data.auto_augment import auto_augment_transform
-from timm.data.auto_augment import posterize as timm_posterize
 from timm.data.random_erasing import RandomErasing
 
+from data.clip_augment import (ReseededOp, make_auto_augment, make_timm_rand_augment, numpy_random_from,
+                               pyslowfast_color_jitter, python_random_from, tokenshift_photometric_ops,
+                               torch_random_from)
 from data.pose import FLIP_PAIRS
 
 Sample = dict[str, Any]
@@ -44,6 +44,22 @@ def normalize(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
     """Per-channel normalisation of (C, T, H, W): (x - mean) / std."""
     # torchvision's normalize expects (..., C, H, W); move time in front of the channels and back.
     return TF.normalize(video.transpose(0, 1), list(mean), list(std)).transpose(0, 1)
+
+
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def check_channel_order(order: str) -> str:
+    if order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order must be RGB or BGR, got {order!r}")
+    return order
+
+
+def in_channel_order(video: torch.Tensor, order: str) -> torch.Tensor:
+    """Decoded RGB (C, T, H, W) in the order the model reads: "RGB" as it is, "BGR" reversed (the frames OpenCV
+    decodes, which Motionformer's EPIC-KITCHENS models read). Applied before ``normalize``: mean and std are given
+    in the model's order."""
+    return video.flip(0) if check_channel_order(order) == "BGR" else video
 
 
 def random_crop(video: torch.Tensor, size: int, rng: random.Random | None = None) -> torch.Tensor:
@@ -82,78 +98,26 @@ def multi_scale_crop_window(height: int, width: int, size: int, rng: random.Rand
     return y * ((height - window_h) // 4), x * ((width - window_w) // 4), window_h, window_w
 
 
-def _posterize_keeping_no_bit_too(img: Image.Image, bits_to_keep: int, **kwargs: Any) -> Image.Image:
-    """timm's posterize, and for 0 bits a black image (what older Pillow's lookup table gave): timm's "v0" policy
-    asks for 0 bits, which current Pillow refuses (one clip in 31 would stop training with that error)."""
-    if bits_to_keep <= 0:
-        return Image.new(img.mode, img.size)
-    return timm_posterize(img, bits_to_keep, **kwargs)
+CentreRounding = Literal["ceil", "floor"]
+CropAxis = Literal["long_side", "width"]
 
 
-def make_auto_augment(policy: str, translate_const: int) -> Callable[[Image.Image], Image.Image]:
-    """timm's AutoAugment ``policy`` (``auto_augment_transform``'s config string), its posterize as
-    ``_posterize_keeping_no_bit_too``; the draws are timm's, unchanged."""
-    transform = auto_augment_transform(policy, {"translate_const": translate_const})
-    for op in (op for sub_policy in transform.policy for op in sub_policy):
-        if op.aug_fn is timm_posterize:
-            op.aug_fn = _posterize_keeping_no_bit_too
-    return transform
-
-
-class RandomGamma(torch.nn.Module):
-    """Gamma correction with an exponent drawn uniformly from ``gamma`` (torch's generator), one draw per call."""
-
-    def __init__(self, gamma: tuple[float, float]) -> None:
-        super().__init__()
-        self.gamma = gamma
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        low, high = self.gamma
-        return TF.adjust_gamma(frames, low + (high - low) * torch.rand(()).item())
-
-
-def tokenshift_photometric_ops(prob: float) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-    """TokenShift's training colour changes (its data/augmentation.py, ``Train_ClipAug``), in its order: brightness
-    x U(0.5, 2), saturation x U(0.5, 3), gamma U(0.8, 1.2), hue + U(-0.5, 0.5), each applied with probability
-    ``prob`` (its ``random.randint(10)`` test: 0.1), one draw per clip."""
-    ops = [T.ColorJitter(brightness=(0.5, 2.0)), T.ColorJitter(saturation=(0.5, 3.0)), RandomGamma((0.8, 1.2)),
-           T.ColorJitter(hue=(-0.5, 0.5))]
-    return [T.RandomApply([op], p=prob) for op in ops]
-
-
-@contextmanager
-def python_random_from(rng: random.Random | None) -> Iterator[None]:
-    """Python's global generator, which timm's augmentations draw from, seeded from ``rng`` inside the block and
-    restored after it, so that an explicit rng decides the draws and leaves the global stream alone. ``rng`` None:
-    the global generator as it is (``data.resumable`` seeds it per item)."""
-    if rng is None:
-        yield
-        return
-    saved = random.getstate()
-    random.seed(rng.getrandbits(63))
-    try:
-        yield
-    finally:
-        random.setstate(saved)
-
-
-@contextmanager
-def torch_random_from(rng: random.Random | None) -> Iterator[None]:
-    """torch's global CPU generator, which torchvision's and pytorchvideo's augmentations draw from, seeded from
-    ``rng`` inside the block and restored after it (as ``python_random_from`` does for Python's); ``rng`` None: the
-    global generator as it is."""
-    with torch.random.fork_rng(devices=[], enabled=rng is not None):
-        if rng is not None:
-            torch.manual_seed(rng.getrandbits(63))
-        yield
-
-
-def uniform_crop_offsets(height: int, width: int, size: int, index: int) -> tuple[int, int]:
+def uniform_crop_offsets(height: int, width: int, size: int, index: int,
+                         centre_rounding: CentreRounding = "ceil", axis: CropAxis = "long_side") -> tuple[int, int]:
     """(top, left) of pytorchvideo's ``uniform_crop(video, size, index)``: index 0/1/2 = start/centre/end of the
-    long side, centred on the short side (PySlowFast's 3-crop test views; a test checks the two agree)."""
-    top, left = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+    long side, centred on the short side (PySlowFast's 3-crop test views; a test checks the two agree). Centring
+    rounds the offset up (``centre_rounding`` "ceil", PySlowFast's and pytorchvideo's) or down ("floor": VideoMAE's,
+    CAST's and TokShift's ``int((L - size) / 2)``): one pixel apart when the excess is odd. ``axis`` "width" moves the
+    crops along the width whatever the frame's shape, centred in height (TokShift's ``clip_crop``: a portrait frame's
+    three crops are then one)."""
+    if centre_rounding not in ("ceil", "floor"):
+        raise ValueError(f"centre_rounding must be 'ceil' or 'floor', got {centre_rounding!r}")
+    if axis not in ("long_side", "width"):
+        raise ValueError(f"the crops' axis must be 'long_side' or 'width', got {axis!r}")
+    centre = (lambda excess: math.ceil(excess / 2)) if centre_rounding == "ceil" else (lambda excess: excess // 2)
+    top, left = centre(height - size), centre(width - size)
     if index != 1:
-        if height > width:
+        if height > width and axis == "long_side":
             top = 0 if index == 0 else height - size
         else:
             left = 0 if index == 0 else width - size
@@ -225,6 +189,16 @@ class TrainTransform:
         tokenshift_photometric: probability of each of TokenShift's four colour changes (on float frames); 0 = off.
         random_resized_crop: ((min, max) area fraction, (min, max) aspect ratio w / h) of an Inception-style crop
             resized to ``crop_size`` (pytorchvideo's), instead of the short-side jitter and random crop; None = off.
+        timm_rand_augment: timm's RandAugment config string (e.g. "rand-m9-n4-mstd0.5-inc1"), as VideoMAE's and
+            CAST's ``create_random_augment`` build it (``make_timm_rand_augment``), on the whole uint8 frames as PIL
+            images, one draw for the clip; instead of ``rand_augment`` (pytorchvideo's); None = off.
+        timm_rand_augment_seeded: ``timm_rand_augment`` as Motionformer's seeded copy of timm's draws it
+            (``_seeded_rand_augment_clip``): one seed per clip, every op reseeding with it, timm's random bilinear or
+            bicubic resampling and the fill of ``mean`` in [0, 255]; False = one draw per clip (VideoMAE's, CAST's).
+        pyslowfast_color_jitter: ``color_jitter`` (probability ``color_jitter_prob``) as PySlowFast's
+            ``frames_augmentation`` does it, on the normalised crop (``pyslowfast_color_jitter``), instead of
+            torchvision's ``ColorJitter`` on [0, 1] frames.
+        channel_order: "RGB", or "BGR": the channels reversed before normalisation (``in_channel_order``).
     """
 
     def __init__(
@@ -245,6 +219,10 @@ class TrainTransform:
         multi_scale_crop: bool = False,
         tokenshift_photometric: float = 0.0,
         random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
+        timm_rand_augment: str | None = None,
+        channel_order: str = "RGB",
+        timm_rand_augment_seeded: bool = False,
+        pyslowfast_color_jitter: bool = False,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
@@ -265,6 +243,32 @@ class TrainTransform:
         self._auto_augment = (None if auto_augment is None else
                               make_auto_augment(auto_augment, translate_const=int(0.45 * crop_size)))
         self._eraser = RandomErasing(random_erasing, device="cpu") if random_erasing > 0 else None
+        self.channel_order = check_channel_order(channel_order)
+        self._make_rand_augment(rand_augment, rand_augment_std, timm_rand_augment, timm_rand_augment_seeded)
+        self._make_photometric(color_jitter, color_jitter_prob, pyslowfast_color_jitter, tokenshift_photometric)
+
+    def _make_rand_augment(self, rand_augment: tuple[int, int] | None, rand_augment_std: float,
+                           timm_rand_augment: str | None, timm_rand_augment_seeded: bool) -> None:
+        """pytorchvideo's RandAugment (``rand_augment``) or timm's (``timm_rand_augment``, Motionformer's seeded form
+        with ``timm_rand_augment_seeded``), checked."""
+        crop_size = self.crop_size
+        if timm_rand_augment is not None and rand_augment is not None:
+            raise ValueError("rand_augment (pytorchvideo's) and timm_rand_augment (timm's) are two RandAugments; "
+                             "choose one")
+        self.timm_rand_augment = timm_rand_augment
+        if timm_rand_augment_seeded and timm_rand_augment is None:
+            raise ValueError("timm_rand_augment_seeded says how timm_rand_augment draws; set timm_rand_augment")
+        self.timm_rand_augment_seeded = timm_rand_augment_seeded
+        if timm_rand_augment is None:
+            self._timm_rand_augment = None
+        elif timm_rand_augment_seeded:  # Motionformer's aa_params: no interpolation, img_mean from DATA.MEAN
+            self._timm_rand_augment = make_timm_rand_augment(
+                timm_rand_augment, int(0.45 * crop_size), interpolation=None,
+                img_mean=tuple(min(255, round(255 * m)) for m in self.mean))
+            self._seeded_clip: dict[str, Any] = {}
+            self._timm_rand_augment.ops = [ReseededOp(op, self._seeded_clip) for op in self._timm_rand_augment.ops]
+        else:
+            self._timm_rand_augment = make_timm_rand_augment(timm_rand_augment, translate_const=int(0.45 * crop_size))
         self._rand_augment = None
         if rand_augment is not None:
             magnitude, num_ops = rand_augment
@@ -272,12 +276,20 @@ class TrainTransform:
                 raise ValueError(f"rand_augment must be (magnitude in [0, 10], num_ops >= 1), got {rand_augment}")
             self._rand_augment = RandAugment(magnitude=magnitude, num_layers=num_ops, prob=0.5,
                                              sampling_hparas={"sampling_std": rand_augment_std})
+
+    def _make_photometric(self, color_jitter: float | tuple[float, float, float] | None, color_jitter_prob: float,
+                          pyslowfast_color_jitter: bool, tokenshift_photometric: float) -> None:
+        """The colour changes applied to the float clip (torchvision's jitter, TokenShift's four), checked;
+        PySlowFast's jitter (``pyslowfast_color_jitter``) is applied on the normalised clip instead."""
         self._photometric: list[Callable[[torch.Tensor], torch.Tensor]] = []
         if not 0.0 < color_jitter_prob <= 1.0 or (color_jitter is None and color_jitter_prob != 1.0):
             raise ValueError(f"color_jitter_prob must be in (0, 1] and goes with color_jitter; got "
                              f"{color_jitter_prob} with color_jitter={color_jitter}")
         self.color_jitter_prob = color_jitter_prob
-        if color_jitter is not None:
+        if pyslowfast_color_jitter and color_jitter is None:
+            raise ValueError("pyslowfast_color_jitter says how color_jitter is applied; set color_jitter")
+        self.pyslowfast_color_jitter = pyslowfast_color_jitter
+        if color_jitter is not None and not pyslowfast_color_jitter:
             b, c, s = (color_jitter,) * 3 if isinstance(color_jitter, (int, float)) else color_jitter
             jitter = T.ColorJitter(brightness=b, contrast=c, saturation=s)
             self._photometric.append(jitter if color_jitter_prob == 1.0 else
@@ -288,10 +300,13 @@ class TrainTransform:
     def __call__(self, sample: Sample) -> Sample:
         rng = self.rng or random
         video = sample["video"]
-        if "pose" in sample and (self._auto_augment or self._rand_augment):
+        if "pose" in sample and (self._auto_augment or self._rand_augment or self._timm_rand_augment):
             raise ValueError("AutoAugment and RandAugment rotate, shear and translate pixels but not pose joints")
         if self._auto_augment is not None:
             video = self._auto_augment_clip(video)
+        if self._timm_rand_augment is not None:
+            video = (self._seeded_rand_augment_clip(video) if self.timm_rand_augment_seeded else
+                     self._timm_rand_augment_clip(video))
         video = to_float(video)
         if self._rand_augment is not None:
             video = self._per_clip([self._rand_augment], video)
@@ -319,7 +334,12 @@ class TrainTransform:
             video = TF.horizontal_flip(video)
         if self._photometric:
             video = self._per_clip(self._photometric, video)
-        video = normalize(video, self.mean, self.std)
+        video = normalize(in_channel_order(video, self.channel_order), self.mean, self.std)
+        if self.pyslowfast_color_jitter:
+            b, c, s = ((self.color_jitter,) * 3 if isinstance(self.color_jitter, (int, float)) else
+                       tuple(self.color_jitter))
+            with numpy_random_from(self.rng):
+                video = pyslowfast_color_jitter(video, (b, c, s), self.color_jitter_prob)
         if self._eraser is not None:
             video = self._erase(video)
         out = {**sample, "video": video}
@@ -360,6 +380,41 @@ class TrainTransform:
                 augmented.append(TF.pil_to_tensor(self._auto_augment(TF.to_pil_image(frame))))
         return torch.stack(augmented, dim=1)
 
+    def _timm_rand_augment_clip(self, video: torch.Tensor) -> torch.Tensor:
+        """timm's RandAugment on (C, T, H, W), every frame as a uint8 PIL image, returned uint8.
+
+        timm draws the ops from NumPy's global generator and whether each applies, its magnitude and its sign from
+        Python's ``random``; restoring both states before each frame gives every frame the clip's single draw, as
+        the official video copies (VideoMAE's, CAST's ``util_tools/rand_augment.py``) draw once for the frame list.
+        """
+        frames = TF.to_dtype(video, torch.uint8, scale=True).transpose(0, 1)
+        augmented = []
+        with python_random_from(self.rng), numpy_random_from(self.rng):
+            state, numpy_state = random.getstate(), np.random.get_state()
+            for frame in frames:
+                random.setstate(state)
+                np.random.set_state(numpy_state)
+                augmented.append(TF.pil_to_tensor(self._timm_rand_augment(TF.to_pil_image(frame))))
+        return torch.stack(augmented, dim=1)
+
+    def _seeded_rand_augment_clip(self, video: torch.Tensor) -> torch.Tensor:
+        """timm's RandAugment on (C, T, H, W) as Motionformer's datasets apply their seeded copy of it (kinetics.py,
+        ssv2.py, epickitchens.py: ``rand_augment_transform(config, aa_params, seed)(frame)`` for each frame): a seed
+        ``randint(0, 100000000)`` from Python's generator, then every frame's ops chosen from NumPy's (frame 0 from
+        the stream as it is, the others after the previous frame's ops reseeded it: frames 1.. share one choice,
+        frame 0 has its own), every op reseeding both generators with the seed first (``ReseededOp``): the same
+        apply coin (both ops or neither), magnitude, sign and resampling for every op and frame. Their ops leave
+        both generators reseeded; here Python's is left after the seed's draw and NumPy's after frame 0's choice."""
+        frames = TF.to_dtype(video, torch.uint8, scale=True).transpose(0, 1)
+        with python_random_from(self.rng), numpy_random_from(self.rng):
+            self._seeded_clip.clear()
+            self._seeded_clip["seed"] = random.randint(0, 100_000_000)
+            state = random.getstate()
+            augmented = [TF.pil_to_tensor(self._timm_rand_augment(TF.to_pil_image(frame))) for frame in frames]
+            random.setstate(state)
+            np.random.set_state(self._seeded_clip["numpy_after_choice"])
+        return torch.stack(augmented, dim=1)
+
     def _erase(self, video: torch.Tensor) -> torch.Tensor:
         """Random erasing of normalised (C, T, H, W) with one box for the whole clip: timm's eraser gets the clip as
         one (C * T, H, W) image, so the box it draws covers the same pixels of every channel of every frame."""
@@ -369,8 +424,9 @@ class TrainTransform:
         return video
 
     def __repr__(self) -> str:
-        augments = ("color_jitter", "rand_augment", "auto_augment", "random_erasing", "multi_scale_crop",
-                    "tokenshift_photometric", "random_resized_crop", "inverse_uniform_scale")
+        augments = ("color_jitter", "pyslowfast_color_jitter", "rand_augment", "timm_rand_augment",
+                    "timm_rand_augment_seeded", "auto_augment", "random_erasing",
+                    "multi_scale_crop", "tokenshift_photometric", "random_resized_crop", "inverse_uniform_scale")
         extras = "".join(f", {k}={v}" for k in augments if (v := getattr(self, k)) not in (None, 0, False))
         return f"TrainTransform(crop_size={self.crop_size}, scale={self.scale}, hflip={self.hflip}{extras})"
 
@@ -385,6 +441,12 @@ class TestTransform:
         num_crops: 1 or 3.
         short_side: short side to resize to before cropping; None = crop_size (the crops then span the short side).
         mean, std: per-channel mean and standard deviation, on the [0, 1] scale.
+        centre_rounding: how the centre crop's offset is rounded when the excess over the crop is odd: "ceil"
+            (PySlowFast's and pytorchvideo's) or "floor" (VideoMAE's and CAST's ``int((L - crop) / 2)``);
+            ``uniform_crop_offsets``.
+        channel_order: "RGB", or "BGR": the channels reversed before normalisation (``in_channel_order``).
+        crop_axis: where the 3 crops move: "long_side", or "width" whatever the shape (TokShift's;
+            ``uniform_crop_offsets``' ``axis``).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -396,6 +458,9 @@ class TestTransform:
         short_side: int | None = None,
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
+        centre_rounding: CentreRounding = "ceil",
+        channel_order: str = "RGB",
+        crop_axis: CropAxis = "long_side",
     ) -> None:
         if num_crops not in (1, 3):
             raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
@@ -404,13 +469,17 @@ class TestTransform:
         if self.short_side < crop_size:
             raise ValueError(f"short_side {self.short_side} < crop_size {crop_size}")
         self.mean, self.std = tuple(mean), tuple(std)
+        uniform_crop_offsets(crop_size, crop_size, crop_size, 1, centre_rounding, crop_axis)  # a bad name fails here
+        self.centre_rounding, self.crop_axis = centre_rounding, crop_axis
+        self.channel_order = check_channel_order(channel_order)
 
     def __call__(self, sample: Sample) -> Sample:
         video = to_float(sample["video"])
         height, width = video.shape[-2:]
-        video = resize_short_side(video, self.short_side)
+        video = in_channel_order(resize_short_side(video, self.short_side), self.channel_order)
         spatial = [1] if self.num_crops == 1 else [0, 1, 2]  # start/centre/end of the long side
-        offsets = [uniform_crop_offsets(*video.shape[-2:], self.crop_size, i) for i in spatial]
+        offsets = [uniform_crop_offsets(*video.shape[-2:], self.crop_size, i, self.centre_rounding, self.crop_axis)
+                   for i in spatial]
         crops = [normalize(TF.crop(video, top, left, self.crop_size, self.crop_size), self.mean, self.std)
                  for top, left in offsets]
         out = {**sample, "video": torch.stack(crops)}
@@ -421,4 +490,7 @@ class TestTransform:
         return out
 
     def __repr__(self) -> str:
-        return f"TestTransform(crop_size={self.crop_size}, num_crops={self.num_crops}, short_side={self.short_side})"
+        rounding = "" if self.centre_rounding == "ceil" else f", centre_rounding={self.centre_rounding}"
+        rounding += "" if self.crop_axis == "long_side" else f", crop_axis={self.crop_axis}"
+        return (f"TestTransform(crop_size={self.crop_size}, num_crops={self.num_crops}, "
+                f"short_side={self.short_side}{rounding})")

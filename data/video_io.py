@@ -21,7 +21,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 import torch
 
-from data.clip_sampling import frame_span
+from data.clip_sampling import StreamTiming, frame_span
 from data.root_files import OUTSIDE_ROOT, DataRoot, file_kind, shown
 from data.video_writers import available_encoder, write_frame_folder, write_video  # noqa: F401  (read from here)
 
@@ -103,6 +103,9 @@ class Video:
             raise VideoDecodeError(self.path, "no duration in the container")
         # WebM stores no frame count; the duration is exact to the container's time base (1 ms).
         self.num_frames = int(stream.frames) or max(1, round(self.duration * self.fps))
+        # the stream's own counts, as PySlowFast's selective decoding reads them ("pyslowfast_pyav" clips)
+        self.timing = StreamTiming(int(stream.frames), stream.duration, self._start_pts,
+                                   1 / (self.fps * self._time_base))
 
     def _open(self) -> av.video.stream.VideoStream:
         if self._container is None:
@@ -258,11 +261,15 @@ class Video:
 
 
 FRAME_FOLDER_FPS = 30.0  # PennAction ships frames without a rate; its YouTube sources are 30 fps
+# the frame names' prefixes before their 1-based number: EPIC-KITCHENS' rgb_frames, TokShift's Kinetics frames
+# (``img_00001.jpg``), none (PennAction's ``000001.jpg``)
+FRAME_PREFIXES = ("frame_", "img_")
 
 
 class FrameFolderVideo:
     """A folder of numbered JPEG frames with ``Video``'s interface: ``<n>.jpg`` numbered from 1 (PennAction's
-    ``000001.jpg``) or ``frame_<n>.jpg`` (EPIC-KITCHENS' ``rgb_frames``, ``frame_0000000001.jpg``).
+    ``000001.jpg``), ``frame_<n>.jpg`` (EPIC-KITCHENS' ``rgb_frames``, ``frame_0000000001.jpg``) or ``img_<n>.jpg``
+    (TokShift's Kinetics frames, ``img_00001.jpg``).
 
     Frame ``i`` (0-based) is the file numbered ``i + 1``; its time is ``i / fps``. The numbering must be complete
     (1..n): a gap is reported as a corrupt video when the folder is opened, not when a clip happens to need it.
@@ -399,7 +406,8 @@ def _list_frames(path: str, mtime_ns: int) -> FrameListing:
             stem, dot, suffix = entry.name.rpartition(".")
             if not dot or suffix.lower() not in ("jpg", "jpeg"):
                 continue
-            style, digits = ("frame_", stem[6:]) if stem.startswith("frame_") else ("", stem)
+            style = next((prefix for prefix in FRAME_PREFIXES if stem.startswith(prefix)), "")
+            digits = stem[len(style):]
             if not (digits.isascii() and digits.isdigit()):
                 continue
             numbered[int(digits)] = entry.name
@@ -415,7 +423,8 @@ def _list_frames(path: str, mtime_ns: int) -> FrameListing:
     if not numbered:
         raise VideoDecodeError(path, "no frames (empty frame folder)")
     if len(styles) > 1:
-        raise VideoDecodeError(path, "frame folder mixes <n>.jpg and frame_<n>.jpg names")
+        raise VideoDecodeError(path, f"frame folder mixes names of {len(styles)} kinds: "
+                                     f"{', '.join(sorted(f'{s}<n>.jpg' for s in styles))}")
     gaps = sorted(set(range(1, max(numbered) + 1)) - set(numbered))
     if gaps or min(numbered) != 1:
         raise VideoDecodeError(path, f"frame numbering has gaps: missing {gaps[:5]} of 1..{max(numbered)}")
@@ -462,6 +471,7 @@ class DecodedVideo:
 
     def __init__(self, video: Video | FrameFolderVideo) -> None:
         self.path, self.fps, self.num_frames = video.path, video.fps, video.num_frames
+        self.timing = getattr(video, "timing", None)  # a video file's, for "pyslowfast_pyav" clips
         self._tolerance = 2 if isinstance(video, Video) else 0  # frames a decoder's rounding may shift
         self._frames = video.get_clip(0.0, video.num_frames / video.fps,
                                       frame_indices=range(video.num_frames))  # (C, T, H, W)

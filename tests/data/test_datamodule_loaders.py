@@ -163,6 +163,19 @@ def test_segments_over_half_the_video_reach_the_validation_and_test_items(square
     assert [frame_ids(view) for view in views] == [[4, 8, 12, 16], [13, 17, 21, 25]]
 
 
+def test_pyslowfast_segments_reach_the_validation_and_test_items(square_root, tmp_path):
+    dm = _datamodule(square_root, tmp_path, sampling="segments", segment_convention="pyslowfast")
+    # 30 frames in 4 segments of s = 29 / 4 = 7.25: [0, 7], [7, 14] (14.5 halves to even), [14, 22], [22, 29];
+    # val: each one's (start + end) // 2; test view i of 2: start + floor((i + 0.5) / 2 x (end - start))
+    assert frame_ids(dm.val_dataloader().dataset[0]["video"]) == [3, 10, 18, 25]
+    views = dm.test_dataloader().dataset[0]["video"]
+    assert [frame_ids(view) for view in views] == [[1, 8, 16, 23], [5, 12, 20, 27]]
+    assert dm.describe()["segment_convention"] == "pyslowfast"
+    assert "segment_convention" not in _datamodule(square_root, tmp_path, sampling="segments").describe()
+    with pytest.raises(ValueError, match="segment_convention 'pyslowfast' needs segment sampling"):
+        _datamodule(square_root, tmp_path, segment_convention="pyslowfast")
+
+
 def test_a_test_item_holds_every_view_of_the_val_video(square_root, tmp_path):
     dm = _datamodule(square_root, tmp_path, test_clips=2)
     loader = dm.test_dataloader()

@@ -180,13 +180,17 @@ def _official_xvit_views(num_video_frames: int, num_segments: int) -> list[list[
 
 def test_segment_views_at_the_official_codes_offsets():
     """CAST's two test views (offsets 0 and 1/2 of each segment) are its code's frames exactly; X-ViT's (1/2, then
-    0) are within one frame of its code's, whose segments are (L - 1) / n long with rounded ends."""
+    0) too on its code's segments, (L - 1) / n long with rounded ends (segment convention "pyslowfast"), and within
+    one frame of them on L / n ones ("uniform")."""
     for length in range(16, 400):
         ours = [v.frame_indices for v in temporal_views(length, 30.0, 16, 1, 2, "segments", (0.0, 0.5))]
         assert [list(v) for v in ours] == _official_cast_views(length, 16), length
         ours = [v.frame_indices for v in temporal_views(length, 30.0, 16, 1, 2, "segments", (0.5, 0.0))]
         for view, official in zip(ours, _official_xvit_views(length, 16)):
             assert max(abs(a - b) for a, b in zip(view, official)) <= 1, length
+        ours = [list(v.frame_indices) for v in temporal_views(length, 30.0, 16, 1, 2, "segments", (0.5, 0.0),
+                                                              segment_convention="pyslowfast")]
+        assert ours == _official_xvit_views(length, 16), length
     assert temporal_views(40, 10.0, 8, 1, 2, "segments", (0.0, 0.5))[0].frame_indices == (0, 5, 10, 15, 20, 25, 30, 35)
     default = temporal_views(40, 10.0, 8, 1, 2, "segments")
     assert default == temporal_views(40, 10.0, 8, 1, 2, "segments", (0.25, 0.75))

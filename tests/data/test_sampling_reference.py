@@ -9,11 +9,13 @@ import math
 import random
 
 import data  # noqa: F401  (repairs torchvision before anything imports it)
+import numpy as np
 import pytest
 import torch
 
 import data.transforms as transforms
-from data.clip_sampling import dense_clip, sample_clip, segment_range, temporal_views, uniform_segments
+from data.clip_sampling import (StreamTiming, dense_clip, sample_clip, segment_range, temporal_views,
+                                uniform_segments)
 from data.transforms import (TestTransform, TrainTransform, normalize, random_crop_offsets, resize_short_side,
                              to_float)
 
@@ -131,6 +133,47 @@ def test_the_pyslowfast_centre_clip_starts_half_way_through_the_free_span():
     assert clip.clip_start_sec == pytest.approx(118 / 30) and clip.clip_end_sec == pytest.approx(182 / 30)
 
 
+def _selective_pyav_clip(pts: list[int], stored_frames: int, duration: int, fps: float, clip_len: int, rate: int,
+                         start: float) -> tuple[int, ...]:
+    """PySlowFast's selective PyAV decoding written out (decoder.pyav_decode, pyav_decode_stream, decode): the start
+    and end frame become pts through duration / frames, truncated; the frames with pts in between are kept, and the
+    first one after; the clip is linspace(0, clip_size - 1) over them, truncated and clamped."""
+    clip_size = rate * clip_len / 30 * fps
+    per_frame = duration / stored_frames
+    start_pts, end_pts = int(start * per_frame), int((start + clip_size - 1) * per_frame)
+    kept = []
+    for index, p in enumerate(pts):
+        if p >= start_pts:
+            kept.append(index)
+            if p > end_pts:
+                break
+    return tuple(kept[min(int(k * (clip_size - 1) / (clip_len - 1)), len(kept) - 1)] for k in range(clip_len))
+
+
+@pytest.mark.parametrize("frames,fps,step,first_pts,duration", [
+    (100, 30.0, 512, 0, 51200), (97, 30000 / 1001, 1001, 0, 97097), (20, 30.0, 512, 0, 10230),
+    (121, 60.0, 256, 1024, 30976)])
+def test_pyslowfast_pyav_views_are_the_selective_decoding_written_out(frames, fps, step, first_pts, duration):
+    """Every one of 10 views, 16 frames at rate 4: the frames of the written-out selective decoding over the stream's
+    pts (a start offset, a stored duration that is no whole number of frames, 29.97 fps, a video shorter than a
+    clip). A fractional start begins at the next frame: the 100-frame video's view 1 (start 3.6) at frame 4, where
+    decoding every frame ("pyslowfast") begins at 3."""
+    pts = [first_pts + step * i for i in range(frames)]
+    timing = StreamTiming(frames, duration, first_pts, float(step))
+    clip_size = 4 * 16 / 30 * fps
+    for view in range(10):
+        start = max(frames - clip_size, 0) * view / 10
+        ours = dense_clip(frames, fps, 16, 4, view, 10, convention="pyslowfast_pyav", timing=timing)
+        assert ours.frame_indices == _selective_pyav_clip(pts, frames, duration, fps, 16, 4, start), view
+    assert dense_clip(100, 30.0, 16, 4, 1, 10, convention="pyslowfast_pyav",
+                      timing=StreamTiming(100, 51200, 0, 512.0)).frame_indices[0] == 4
+    assert dense_clip(100, 30.0, 16, 4, 1, 10, convention="pyslowfast").frame_indices[0] == 3
+    # no timestamps (a frame folder) or no stored duration: their decode-all fallback, "pyslowfast"
+    for timing in (None, StreamTiming(100, None, 0, 512.0)):
+        assert dense_clip(100, 30.0, 16, 4, 1, 10, convention="pyslowfast_pyav", timing=timing) == dense_clip(
+            100, 30.0, 16, 4, 1, 10, convention="pyslowfast")
+
+
 def test_sample_clip_uses_the_sampling_and_dense_convention_it_is_given():
     """The training/validation entry point: segments take each segment's middle, dense clips their stride, and the
     PySlowFast convention its 30 fps span; a swapped dispatch or a dropped convention changes the frames."""
@@ -158,6 +201,25 @@ def test_random_segment_draws_reach_every_frame_overlapping_their_segment_and_no
         for i, f in enumerate(uniform_segments(length, 10.0, 8, "random", rng=rng).frame_indices):
             seen[i].add(f)
     assert seen == allowed
+
+
+@pytest.mark.parametrize("length", [41, 16, 9, 3])
+def test_pyslowfast_segments_are_get_seq_frames_written_out(length):
+    """PySlowFast's Ssv2.get_seq_frames: segment i of 8 spans [round(s i), round(s (i + 1))], s = (L - 1) / 8, both
+    ends in (np.round: halves to even); training draws reach exactly those frames; test views at offsets 0.5 and 0
+    are (start + end) // 2 and start."""
+    size = (length - 1) / 8
+    ends = [(int(np.round(size * i)), int(np.round(size * (i + 1)))) for i in range(8)]
+    views = temporal_views(length, 10.0, 8, 1, 2, "segments", (0.5, 0.0), segment_convention="pyslowfast")
+    assert views[0].frame_indices == tuple((lo + hi) // 2 for lo, hi in ends)
+    assert views[1].frame_indices == tuple(lo for lo, _ in ends)
+    seen = [set() for _ in range(8)]
+    rng = random.Random(1)
+    for _ in range(400):
+        for i, f in enumerate(sample_clip(length, 10.0, 8, 1, "segments", rng=rng,
+                                          segment_convention="pyslowfast").frame_indices):
+            seen[i].add(f)
+    assert seen == [set(range(lo, hi + 1)) for lo, hi in ends]
 
 
 def test_segment_views_on_segments_of_fractional_length():

@@ -109,8 +109,12 @@ def test_every_augmentation_option_and_the_normalisation_reach_the_transforms_th
     for split, crops in (("val", 1), ("test", 3)):
         test = dm._datasets[split].transform
         assert (test.mean, test.std, test.short_side, test.num_crops) == (mean, std, 36, crops), split
-    cropped = _datamodule(str(tmp_path), random_resized_crop=[[0.08, 1.0], [0.75, 1.3333]])
+    cropped = _datamodule(str(tmp_path), random_resized_crop=[[0.08, 1.0], [0.75, 1.3333]],
+                          timm_rand_augment="rand-m9-n4-mstd0.5-inc1", test_centre_rounding="floor")
     assert cropped._datasets["train"].transform.random_resized_crop == ((0.08, 1.0), (0.75, 1.3333))
+    assert cropped._datasets["train"].transform.timm_rand_augment == "rand-m9-n4-mstd0.5-inc1"
+    assert cropped._datasets["test"].transform.centre_rounding == "floor"
+    assert cropped._datasets["val"].transform.centre_rounding == "ceil"  # per-epoch validation: the default
 
 
 def test_the_random_resized_crop_draws_log_uniform_aspect_ratios(monkeypatch):

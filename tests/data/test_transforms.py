@@ -171,7 +171,7 @@ def test_auto_augment_posterizes_to_no_bit_as_pillow_used_to_instead_of_stopping
     the transform raised there before the repair, one clip in 31: 1/25 x 0.8)."""
     from PIL import Image, ImageOps
 
-    from data.transforms import make_auto_augment
+    from data.clip_augment import make_auto_augment
 
     clip = _clip(frames=2)
     for seed in (33, 35, 49):
@@ -390,7 +390,7 @@ def test_every_paper_presets_training_augmentation_survives_many_draws():
 def test_tokenshift_photometric_is_its_four_changes_with_their_ranges_and_probability():
     """TokenShift's data/augmentation.py, Train_ClipAug: brightness in [0.5, 1 + 1], saturation in [0.5, 1 + 2],
     gamma in [1 - 0.2, 1 + 0.2], hue in [-0.5, 0.5], in that order, each skipped unless random.randint(10) is 0."""
-    from data.transforms import RandomGamma, tokenshift_photometric_ops
+    from data.clip_augment import RandomGamma, tokenshift_photometric_ops
 
     ops = tokenshift_photometric_ops(0.1)
     assert [op.p for op in ops] == [0.1] * 4
@@ -414,3 +414,69 @@ def test_tokenshift_photometric_changes_a_clip_as_often_as_four_changes_of_proba
     assert 0.25 <= changed / 300 <= 0.44, changed
     with pytest.raises(ValueError, match="tokenshift_photometric is a probability"):
         _transform(0, tokenshift_photometric=1.5)
+
+
+# ---- timm's RandAugment (CAST's recipe, experiments.cast) -----------------------------------------------------------
+
+TIMM_RA = "rand-m9-n4-mstd0.5-inc1"
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_timm_rand_augment_gives_every_frame_the_same_draw(seeded):
+    """With the transform's rng, and with none (Python's and NumPy's global generators, which training seeds per
+    item): each frame alone gets that frame of the whole clip; most clips change."""
+    import numpy as np
+
+    clip, changed = _clip(), 0
+    for seed in range(8):
+        random.seed(seed)
+        np.random.seed(seed)
+        out = _transform(seed if seeded else None, timm_rand_augment=TIMM_RA)._timm_rand_augment_clip(clip)
+        changed += not torch.equal(out, clip)
+        for t in range(clip.shape[1]):
+            random.seed(seed)
+            np.random.seed(seed)
+            alone = _transform(seed if seeded else None, timm_rand_augment=TIMM_RA)._timm_rand_augment_clip(
+                clip[:, t:t + 1])
+            assert torch.equal(alone[:, 0], out[:, t]), f"seed {seed}: frame {t} differs"
+    assert changed >= 6, changed
+
+
+def test_timm_rand_augment_is_reproducible_leaves_the_global_generators_alone_and_is_one_randaugment():
+    import numpy as np
+
+    clip = _clip()
+    make = lambda seed: _transform(seed, timm_rand_augment=TIMM_RA)  # noqa: E731
+    assert torch.equal(make(3)({"video": clip})["video"], make(3)({"video": clip})["video"])
+    assert not torch.equal(make(3)({"video": clip})["video"], make(4)({"video": clip})["video"])
+    state, numpy_state = random.getstate(), np.random.get_state()
+    make(5)({"video": clip})
+    assert state == random.getstate() and all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                                              for a, b in zip(numpy_state, np.random.get_state()))
+    assert f"timm_rand_augment={TIMM_RA}" in repr(make(0))
+    assert make(0).crop_size == 32 and make(0)._timm_rand_augment.ops[0].hparams["translate_const"] == 14
+    with pytest.raises(ValueError, match="choose one"):
+        _transform(0, timm_rand_augment=TIMM_RA, rand_augment=(9, 2))
+    with pytest.raises(ValueError, match="pose joints"):
+        make(0)({"video": clip, "pose": torch.zeros(4, 13, 2), "pose_space": "pixel"})
+
+
+# ---- the test views' centre crop ---------------------------------------------------------------------------------
+
+def test_the_centre_crop_rounds_up_by_default_and_down_on_request():
+    """PySlowFast's ceil by default (pytorchvideo's ``uniform_crop``); "floor" is VideoMAE's and CAST's
+    int((L - crop) / 2): one pixel apart when the long side's excess is odd, the side crops unchanged."""
+    from data.transforms import TestTransform, uniform_crop_offsets
+
+    assert uniform_crop_offsets(32, 45, 32, 1) == (0, 7) and uniform_crop_offsets(32, 45, 32, 1, "floor") == (0, 6)
+    assert uniform_crop_offsets(45, 32, 32, 1, "floor") == (6, 0)
+    assert uniform_crop_offsets(32, 46, 32, 1, "floor") == uniform_crop_offsets(32, 46, 32, 1) == (0, 7)
+    for index in (0, 2):
+        assert uniform_crop_offsets(32, 45, 32, index, "floor") == uniform_crop_offsets(32, 45, 32, index)
+    video = torch.arange(32 * 45, dtype=torch.float32).view(1, 1, 32, 45).expand(3, 2, 32, 45)
+    ceil, floor = (TestTransform(32, 3, centre_rounding=r)({"video": video})["video"] for r in ("ceil", "floor"))
+    assert torch.equal(ceil[[0, 2]], floor[[0, 2]]) and torch.equal(ceil[1, ..., :-1], floor[1, ..., 1:])
+    assert "centre_rounding=floor" in repr(TestTransform(32, centre_rounding="floor"))
+    assert repr(TestTransform(32)) == "TestTransform(crop_size=32, num_crops=1, short_side=32)"
+    with pytest.raises(ValueError, match="centre_rounding"):
+        TestTransform(32, centre_rounding="round")

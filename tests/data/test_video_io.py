@@ -140,6 +140,20 @@ def test_frame_folder_rate_range_end_and_numbering(tmp_path):
         open_video(zero_based)
 
 
+def test_frame_folders_in_tokshifts_layout_read_in_order_and_refuse_mixed_names(tmp_path):
+    """TokShift's Kinetics frames are ``img_00001.jpg``...: 1-based, frame i the file numbered i + 1; a folder that
+    mixes them with EPIC's ``frame_<n>.jpg`` is refused by name."""
+    folder = tmp_path / "tokshift"
+    folder.mkdir()
+    for number, frame in enumerate(index_frames(4), start=1):
+        Image.fromarray(frame).save(folder / f"img_{number:05d}.jpg")
+    video = open_video(folder)
+    assert video.num_frames == 4 and frame_ids(video.get_clip(0.0, 1.0)) == [0, 1, 2, 3]
+    Image.fromarray(index_frames(5)[4]).save(folder / "frame_0000000005.jpg")
+    with pytest.raises(VideoDecodeError, match=r"mixes names of 2 kinds: frame_<n>.jpg, img_<n>.jpg"):
+        FrameFolderVideo(folder)
+
+
 def test_decoded_video_serves_the_last_frame_and_refuses_frames_past_a_folders_end(tmp_path):
     path = write_video(tmp_path / "index.mp4", index_frames(12), fps=10)
     with Video(path) as video:
