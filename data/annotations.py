@@ -32,7 +32,9 @@ Formats (``read_annotations(format, root, split)``):
   stop_timestamp,start_frame,stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes``;
   class lists ``EPIC_100_verb_classes.csv`` / ``EPIC_100_noun_classes.csv`` (``id,key,instances,category``;
   required, as they fix the class counts);
-  untrimmed videos ``<root>/<participant_id>/videos/<video_id>.MP4``. A sample is the segment
+  untrimmed videos ``<root>/<participant_id>/videos/<video_id>.MP4``, or where one is absent its extracted frames
+  ``<root>/<participant_id>/rgb_frames/<video_id>/frame_<n>.jpg`` at the rate of the frames, by the video id: 60 fps
+  for EPIC-55's (``P01_01``), 50 for the EPIC-100 extension's (``P01_101``). A sample is the segment
   [start_timestamp, stop_timestamp] of its video, labelled ``(verb_class, noun_class)``; its ``video_id`` is the
   narration id. Segments are located by timestamp, not by ``start_frame``, so re-encoded videos at another frame
   rate still line up.
@@ -65,8 +67,8 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from data.epic_annotations import (EPIC_COLUMNS, EPIC_SPLIT_FILES, EPIC_VIDEO_INFO, epic_class_names,  # noqa: F401
-                                   epic_file, epic_video_fps, read_epic_kitchens100)
+from data.epic_annotations import (EPIC_COLUMNS, EPIC_SPLIT_FILES, epic_class_names, epic_file,  # noqa: F401
+                                   read_epic_kitchens100)
 from data.pose import PENNACTION_ACTIONS
 from data.pose_annotations import NTU_LIMITS, gym99_split_file, read_finegym, read_ntu, read_pennaction
 from data.root_files import DataRoot

@@ -1,18 +1,17 @@
 """EPIC-KITCHENS-100's annotations (``data.annotations`` dispatches to them; the layout is described there): the
-narration CSVs, the verb and noun class lists, and the video-info list that gives the rate of extracted frames.
-Every row is checked against its schema (``data.schemas``: ``EpicRow``, ``EpicClassRow``, ``EpicVideoInfoRow``)."""
+narration CSVs and the verb and noun class lists, every row checked against its schema (``data.schemas``: ``EpicRow``,
+``EpicClassRow``); a video's extracted frames are read at the rate of their video's name (``epic_frames_fps``)."""
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
-from collections.abc import Callable
 from pathlib import Path
 
+from data.clip_sampling import epic_frames_fps
 from data.root_files import DataRoot
 from data.samples import BadAnnotation, Result, Sample, check_split, one_per_video
-from data.schemas import EpicClassRow, EpicRow, EpicVideoInfoRow, csv_fields, validate_row
+from data.schemas import EpicClassRow, EpicRow, csv_fields, validate_row
 
 EPIC_SPLIT_FILES = {"train": "EPIC_100_train.csv", "val": "EPIC_100_validation.csv"}
 EPIC_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
@@ -20,7 +19,6 @@ EPIC_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timesta
                 "noun_class", "all_nouns", "all_noun_classes")
 _EPIC_REQUIRED = ("narration_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "verb_class",
                   "noun_class")
-EPIC_VIDEO_INFO = "EPIC_100_video_info.csv"  # video_id,duration,fps,resolution: each video's rate
 
 
 def epic_file(root: str | Path, name: str) -> Path:
@@ -72,45 +70,25 @@ def _epic_video_path(root: Path, participant: str, video_id: str) -> Path:
     return lower if not path.exists() and lower.exists() else path
 
 
-def epic_video_fps(root: str | Path) -> dict[str, float | str]:
-    """{video_id: fps} from ``EPIC_100_video_info.csv``, which the ``rgb_frames`` layout needs (a folder of frames
-    records no rate, and EPIC-KITCHENS' recordings are not all at one rate); a line that breaks ``EpicVideoInfoRow``
-    (no rate in (0, 1000] fps, a duration that is no time) maps its video to the reason, naming the file and line,
-    for the rows of that video to report."""
-    file = epic_file(root, EPIC_VIDEO_INFO)
-    out: dict[str, float | str] = {}
-    with DataRoot(root).open(file, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        if not {"video_id", "fps"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{file}: header must name video_id and fps, got {reader.fieldnames}")
-        for row in reader:
-            fields = csv_fields(row)
-            try:
-                out[(fields.get("video_id") or "").strip()] = validate_row(EpicVideoInfoRow, fields).fps
-            except ValueError as err:
-                out[(fields.get("video_id") or "").strip()] = f"{file}:{reader.line_num}: {err}"
-    return out
-
-
-def _epic_source(root: Path, participant: str, video_id: str, rates: Callable[[], dict[str, float | str]]
-                 ) -> tuple[Path, float | None]:
-    """A video's file, or its ``<participant>/rgb_frames/<video_id>/`` folder with its rate where there is no file
-    (the layout of EPIC-KITCHENS' extracted frames, which Motionformer's code reads); the file's path if neither
-    exists, to be reported missing."""
+def _epic_source(root: Path, participant: str, video_id: str) -> tuple[Path, float | None]:
+    """A video's file (read at its own rate), or where there is none its ``<participant>/rgb_frames/<video_id>/``
+    folder (the layout of EPIC-KITCHENS' extracted frames, which Motionformer's code reads) with the rate of its
+    frames: 60 fps for an EPIC-55 video (``P01_01``), 50 for the EPIC-100 extension's (``P01_101``), to which the
+    dataset's authors re-encoded every recording before extracting frames (``EPIC_100_video_info.csv`` gives the
+    recording's own rate, 59.94 or 50, a few 90, 48, 29.97: not its frames'); the file's path if neither exists, to
+    be reported missing."""
     video = _epic_video_path(root, participant, video_id)
     frames = root / participant / "rgb_frames" / video_id
     if video.exists() or not frames.is_dir():
         return video, None
-    fps = rates().get(video_id, f"{video_id} has rgb_frames but no line in {EPIC_VIDEO_INFO}")
-    if isinstance(fps, str):
-        raise ValueError(fps)
-    return frames, fps
+    return frames, float(epic_frames_fps(video_id))
 
 
 def read_epic_kitchens100(root: str | Path, split: str) -> Result:
     """``EPIC_100_{train,validation}.csv`` -> one segment sample per narration, label (verb_class, noun_class).
     A video is read from ``<participant>/videos/<video_id>.MP4``, or where that is absent from its extracted
-    frames, ``<participant>/rgb_frames/<video_id>/frame_<n>.jpg``, at the rate ``EPIC_100_video_info.csv`` gives."""
+    frames, ``<participant>/rgb_frames/<video_id>/frame_<n>.jpg``, at 60 fps for an EPIC-55 video id (``P01_01``), 50
+    for an EPIC-100 one (``P01_101``); a frames folder of another id is a bad line."""
     check_split(split)
     root = Path(root)
     file = epic_file(root, EPIC_SPLIT_FILES[split])
@@ -120,7 +98,6 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
     data_root = DataRoot(root)
     rows, bad = [], []
     sources: dict[tuple[str, str], tuple[Path, float | None]] = {}
-    rates = functools.cache(lambda: epic_video_fps(root))  # read once, and only for a frames layout
     with data_root.open(file, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in _EPIC_REQUIRED if c not in (reader.fieldnames or [])]
@@ -141,7 +118,7 @@ def read_epic_kitchens100(root: str | Path, split: str) -> Result:
                         raise ValueError(f"{kind}_class {value} outside the class list")
                 key = (narration.participant_id, narration.video_id)
                 if key not in sources:
-                    path, fps = _epic_source(root, *key, rates)
+                    path, fps = _epic_source(root, *key)
                     sources[key] = data_root.inside(path), fps
             except ValueError as err:
                 bad.append(BadAnnotation(str(file), number, text, str(err)))

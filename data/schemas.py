@@ -3,15 +3,15 @@ the file is read (a split's setup, ``python -m data check``), never per clip.
 
 A row that breaks its schema (a wrong type, a missing field, a non-finite or out-of-range number, text no file name
 can hold) becomes one line naming the field (``validate_row``), which the readers report with the file and the row.
-The bounds keep every later computation finite: a time past ``MAX_SECONDS`` or a rate past ``MAX_FPS`` would turn
-frame arithmetic into an OverflowError far from the file that caused it. What a schema cannot know (a label past the
-dataset's class count, a video of another participant) the readers check after it.
+The bounds keep every later computation finite: a time past ``MAX_SECONDS`` would turn frame arithmetic into an
+OverflowError far from the file that caused it. What a schema cannot know (a label past the dataset's class count,
+a video of another participant) the readers check after it.
 
 One model per kind: the Kinetics "path label" list line (``KineticsListLine``) and official CSV row
 (``KineticsRow``), the Something-Something V2 entry (``SSv2Entry``) and class table (``SSV2_LABELS``), the
-EPIC-KITCHENS-100 narration row (``EpicRow``), class row (``EpicClassRow``) and video-info row (``EpicVideoInfoRow``),
-the Gym99 element line (``Gym99Line``), the DAVIS sequence list line (``DavisSequenceName``) and the Pathfinder
-metadata line (``PathfinderLine``).
+EPIC-KITCHENS-100 narration row (``EpicRow``) and class row (``EpicClassRow``), the Gym99 element line
+(``Gym99Line``), the DAVIS sequence list line (``DavisSequenceName``) and the Pathfinder metadata line
+(``PathfinderLine``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationError, model_validator)
 
 MAX_SECONDS = 7 * 24 * 3600.0  # a week: no annotated video is longer
-MAX_FPS = 1000.0  # high-speed cameras reach it; EPIC-KITCHENS records at 25-60
 MAX_CLASS_INDEX = 2**31 - 1  # labels become int64 tensors; no dataset has 2^31 classes
 MAX_NAME_CHARS = 255  # a file name's bytes on the common filesystems
 MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
@@ -58,7 +57,6 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
                  AfterValidator(_no_nul)]
 ClassIndex = Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=MAX_CLASS_INDEX)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
-Rate = Annotated[float, Field(gt=0, le=MAX_FPS, allow_inf_nan=False)]
 
 _TIMESTAMP = re.compile(r"^(\d{1,3}):([0-5]\d):([0-5]\d(?:\.\d{1,9})?)$")
 _NUMBER_LIST = re.compile(r"^\[\s*(?:\d{1,10}\s*(?:,\s*\d{1,10}\s*)*)?\]$")
@@ -141,14 +139,6 @@ class EpicClassRow(_Row):
 
     id: ClassIndex
     key: Text
-
-
-class EpicVideoInfoRow(_Row):
-    """video_id,duration,fps,resolution of EPIC_100_video_info.csv: the rate of a video's extracted frames."""
-
-    video_id: Name
-    fps: Rate
-    duration: Seconds | None = None
 
 
 GYM99_CLASSES = 99

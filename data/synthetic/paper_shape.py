@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from data.annotations import EPIC_VIDEO_INFO
 from data.cache import build_once
 from data.davis import write_davis_fixture
 from data.lra import write_listops
@@ -250,13 +249,14 @@ def _timestamp(seconds: float) -> str:
 def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: int, num_val: int,
           dataset: str, frames: bool = False) -> None:
     """Videos of two actions each (``shape.seconds`` long, one second apart and from the ends); with ``frames``,
-    each video as its extracted JPEG frames, with ``EPIC_100_video_info.csv`` giving their rate."""
+    each video as its extracted JPEG frames (``P01_<3 digits>``: EPIC-100 names, whose frames are read at 50 fps,
+    the shape's rate)."""
     for kind, count in (("verb", EPIC_VERBS), ("noun", EPIC_NOUNS)):
         with open(root / f"EPIC_100_{kind}_classes.csv", "w", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EPIC_CLASSES_HEADER)
             writer.writerows([k, f"{kind}{k}", f"['{kind}{k}']", "generated"] for k in range(count))
-    video_number, per_video, info = 0, 2, []
+    video_number, per_video = 0, 2
     for _split, count, name in (("train", num_train, "EPIC_100_train.csv"),
                                 ("val", num_val, "EPIC_100_validation.csv")):
         rows = []
@@ -267,7 +267,6 @@ def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: in
             length = round(shape.fps * (actions * (shape.seconds + 1) + 1))
             if frames:
                 _epic_frames(root / "P01" / "rgb_frames" / video_id, rng, shape, length)
-                info.append([video_id, length / shape.fps, shape.fps, f"{shape.width}x{shape.height}"])
             else:
                 _video(root / "P01" / "videos" / f"{video_id}.MP4", rng, shape, length)
             for k in range(actions):
@@ -282,9 +281,6 @@ def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: in
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EPIC_CSV_HEADER)
             writer.writerows(rows)
-    if frames:
-        with open(root / EPIC_VIDEO_INFO, "w", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerows([("video_id", "duration", "fps", "resolution"), *info])
 
 
 def _epic_frames(folder: Path, rng: np.random.Generator, shape: VideoShape, count: int) -> None:

@@ -1,6 +1,7 @@
 """EPIC-KITCHENS-100's reader on tiny fixtures written here in the published layouts: the CSVs with untrimmed videos,
 or with the extracted frames (``<participant>/rgb_frames/<video_id>/frame_<n>.jpg``, the layout Motionformer's code
-reads) at the rate ``EPIC_100_video_info.csv`` gives; through the datasets and the DataModule."""
+reads) at the rate of the frames by the video's name (60 fps EPIC-55, 50 fps EPIC-100, not the recording's rate that
+``EPIC_100_video_info.csv`` lists); through the datasets and the DataModule."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from data.video_io import FrameFolderVideo, VideoDecodeError, write_video
 from tests.data.test_formats import frame_ids, index_frames
 
 EPIC_FPS = 50
+# EPIC_100_video_info.csv as the release has it: the recordings' native rates, which the extracted frames do not have
+VIDEO_INFO = "video_id,duration,fps,resolution\nP01_01,1.0,59.9400599400599,1920x1080\nP01_101,1.2,90.0,1920x1080\n"
 VERBS = ["take", "put", "open"]
 NOUNS = ["tap", "plate", "cupboard", "knife"]
 
@@ -187,27 +190,44 @@ def write_epic_frames(folder: Path, frames: np.ndarray) -> None:
 
 @pytest.fixture
 def frames_root(epic_root) -> Path:
-    """``epic_root`` with P01_01 as extracted frames instead of a video (P01_02's zero-byte video stays)."""
+    """``epic_root`` with P01_01 (EPIC-55's naming) as 60 extracted frames instead of a video (P01_02's zero-byte
+    video stays), and P01_101 (the EPIC-100 extension's) as 60 extracted frames, one validation narration of it; with
+    the release's ``EPIC_100_video_info.csv``, whose recording rates (59.94, 90) the frames do not have."""
     (epic_root / "P01" / "videos" / "P01_01.MP4").unlink()
     write_epic_frames(epic_root / "P01" / "rgb_frames" / "P01_01", index_frames(60))
-    (epic_root / "annotations" / "EPIC_100_video_info.csv").write_text(
-        f"video_id,duration,fps,resolution\nP01_01,1.2,{EPIC_FPS},56x24\nP01_02,1.0,59.94,1920x1080\n")
+    write_epic_frames(epic_root / "P01" / "rgb_frames" / "P01_101", index_frames(60))
+    val = epic_root / "annotations" / "EPIC_100_validation.csv"
+    val.write_text(val.read_text() + epic_row("P01_101_0", "P01_101", "00:00:00.20", "00:00:00.60", 0, 2) + "\n")
+    (epic_root / "annotations" / "EPIC_100_video_info.csv").write_text(VIDEO_INFO)
     return epic_root
 
 
-def test_frames_are_read_where_the_video_is_absent_at_the_listed_rate(frames_root, tmp_path):
+def test_frames_are_read_where_the_video_is_absent_at_60_fps_for_an_epic55_name(frames_root, tmp_path):
+    """P01_01's frames at 60 fps, the rate they were extracted at, not the 59.94 of the recording (which would put
+    a segment 48 minutes in 172 frames early); the segments are frames [round up(start x 60), stop x 60)."""
     samples, bad = read_annotations("epic_kitchens100", frames_root, "train")
     assert len(samples) == 5 and len(bad) == 5  # as from the videos
     first = samples[0]
-    assert first.path == frames_root / "P01" / "rgb_frames" / "P01_01" and first.fps == EPIC_FPS
+    assert first.path == frames_root / "P01" / "rgb_frames" / "P01_01" and first.fps == 60
     assert samples[3].path == frames_root / "P01" / "videos" / "P01_02.MP4" and samples[3].fps is None  # a file wins
     train = VideoClipDataset(samples, "train", None, sampling="segments", num_frames=4)
     for _ in range(5):
-        for index, (lo, hi) in enumerate([(10, 30), (0, 20), (40, 60)]):
+        for index, (lo, hi) in enumerate([(12, 36), (0, 24), (48, 60)]):  # [0.2, 0.6), [0, 0.4), [0.8, end) s
             ids = frame_ids((train[index]["video"] * 255).round().to(torch.uint8))
             assert all(lo <= i < hi for i in ids) and ids == sorted(ids), (index, ids)
     test = VideoClipDataset(samples, "test", None, sampling="segments", num_frames=4, num_clips=1)
-    assert frame_ids((test[0]["video"][0] * 255).round().to(torch.uint8)) == [12, 17, 22, 27]  # as the video's
+    assert frame_ids((test[0]["video"][0] * 255).round().to(torch.uint8)) == [15, 21, 27, 33]  # 12 + 3 + 6k
+
+
+def test_frames_of_an_epic100_name_are_read_at_50_fps(frames_root):
+    """One segment, [0.2 s, 0.6 s), of an EPIC-55 and an EPIC-100 frames folder: frames 12..35 at 60 fps, 10..29 at
+    50 (the video info's 90 fps for P01_101 would give 18..53)."""
+    samples, bad = read_annotations("epic_kitchens100", frames_root, "val")
+    assert not bad and [(s.video_id, s.path.name, s.fps) for s in samples] == [("P01_01_9", "P01_01", 60.0),
+                                                                               ("P01_101_0", "P01_101", 50.0)]
+    test = VideoClipDataset(samples, "test", None, sampling="segments", num_frames=4, num_clips=1)
+    views = [frame_ids((test[i]["video"][0] * 255).round().to(torch.uint8)) for i in range(2)]
+    assert views == [[15, 21, 27, 33], [12, 17, 22, 27]]
 
 
 def test_the_datamodule_batches_frames_as_it_batches_videos(frames_root, tmp_path):
@@ -219,26 +239,29 @@ def test_the_datamodule_batches_frames_as_it_batches_videos(frames_root, tmp_pat
     assert batch["video"].shape == (3, 3, 4, 24, 24)
 
 
-def test_a_frames_layout_without_its_rate_is_named(frames_root):
-    info = frames_root / "annotations" / "EPIC_100_video_info.csv"
-    info.write_text("video_id,duration,fps,resolution\nP01_01,1.2,abc,56x24\n")
-    samples, bad = read_annotations("epic_kitchens100", frames_root, "train")
-    assert [s.video_id for s in samples] == ["P01_02_0", "P02_01_0"]  # every P01_01 row is reported, not guessed
-    reasons = {b.line_number: b.reason for b in bad}
-    assert all(f"{info}:2: fps: Input should be a valid number, unable to parse string as a number (got 'abc')"
-               == reasons[n] for n in (2, 3, 4))
+def test_the_video_info_list_is_not_needed_and_a_malformed_id_of_a_frames_folder_is_a_bad_line(frames_root, capsys):
+    """The rate comes from the name: without EPIC_100_video_info.csv the frames read as before. A frames folder of
+    a video id that is not ``<participant>_<2 or 3 digits>`` has no known rate: each of its rows is one bad line
+    naming the file and line (``data check`` prints them), the other videos' rows are read; a video FILE of such an
+    id is read at its own rate."""
+    from data.__main__ import main
 
-    info.write_text("video_id,duration,fps,resolution\nP01_01,1.2,inf,56x24\n")
-    _, bad = read_annotations("epic_kitchens100", frames_root, "train")
-    assert f"{info}:2: fps: Input should be a finite number (got 'inf')" in {b.reason for b in bad}
-
-    info.write_text("video_id,duration,fps,resolution\nP01_02,1.0,50,56x24\n")
-    _, bad = read_annotations("epic_kitchens100", frames_root, "train")
-    assert "P01_01 has rgb_frames but no line in EPIC_100_video_info.csv" in {b.reason for b in bad}
-
-    info.unlink()
-    with pytest.raises(FileNotFoundError, match="EPIC_100_video_info.csv"):
-        read_annotations("epic_kitchens100", frames_root, "train")
+    (frames_root / "annotations" / "EPIC_100_video_info.csv").unlink()
+    assert [s.fps for s in read_annotations("epic_kitchens100", frames_root, "val")[0]] == [60.0, 50.0]
+    val = frames_root / "annotations" / "EPIC_100_validation.csv"
+    for video_id in ("P01_1", "P01_1234", "P01_01_a"):
+        write_epic_frames(frames_root / "P01" / "rgb_frames" / video_id, index_frames(2))
+    (frames_root / "P01" / "videos" / "P01_7.MP4").write_bytes(b"")
+    val.write_text(val.read_text() + "".join(epic_row(f"{v}_0", v, "00:00:00.00", "00:00:00.02", 0, 0) + "\n"
+                                             for v in ("P01_1", "P01_1234", "P01_01_a", "P01_7")))
+    samples, bad = read_annotations("epic_kitchens100", frames_root, "val")
+    assert [(s.video_id, s.fps) for s in samples] == [("P01_01_9", 60.0), ("P01_101_0", 50.0), ("P01_7_0", None)]
+    assert [(b.file, b.line_number) for b in bad] == [(str(val), n) for n in (4, 5, 6)]
+    assert bad[0].reason == ("video_id 'P01_1' is not an EPIC-KITCHENS video name (<participant>_<2 or 3 digits>: "
+                             "P01_01 of EPIC-55, its frames at 60 fps; P01_101 of EPIC-100, at 50 fps)")
+    assert all("\n" not in b.reason for b in bad)
+    assert main(["check", "epic_kitchens100", "--root", str(frames_root)]) == 1
+    assert f"bad line {val}:5: video_id 'P01_1234' is not an EPIC-KITCHENS video name" in capsys.readouterr().out
 
 
 def test_a_frame_folder_takes_one_naming_and_the_check_reads_a_large_one_at_its_ends(frames_root, monkeypatch):

@@ -166,10 +166,9 @@ def damaged_files(draw) -> tuple[str, dict[str, str]]:
         labels = draw(st.sampled_from([{"Moving something up": "0"}, {"Moving something up": draw(VALUES)}]))
         return fmt, {"labels.json": json.dumps(labels), "train.json": json.dumps(entries)}
     classes = "id,key,instances,category\n0,take,1,0\n1,tap,1,0\n"
-    info = _csv([["video_id", "duration", "fps", "resolution"], _damaged(draw, ("P01_01", "1.0", "50", "56x24"))])
     rows = [list(EPIC_COLUMNS)] + [_damaged(draw, GOOD_EPIC) for _ in range(count)]
     return fmt, {"EPIC_100_train.csv": _csv(rows), "EPIC_100_verb_classes.csv": classes,
-                 "EPIC_100_noun_classes.csv": classes, "EPIC_100_video_info.csv": info}
+                 "EPIC_100_noun_classes.csv": classes}
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -184,7 +183,7 @@ def damaged_rows_are_read_or_refused_in_one_line(files):
         outside.mkdir()
         for name, text in texts.items():
             _write_text(root / name, text)
-        if fmt == "epic_kitchens100":  # a frames layout, so that the video-info rows are read
+        if fmt == "epic_kitchens100":  # a frames layout, so that a rate is taken from the video id
             (root / "P01" / "rgb_frames" / "P01_01").mkdir(parents=True)
             Image.new("RGB", (4, 4)).save(root / "P01" / "rgb_frames" / "P01_01" / "frame_0000000001.jpg")
         read_in_one_line(fmt, root, outside)
@@ -193,6 +192,42 @@ def damaged_rows_are_read_or_refused_in_one_line(files):
 
 test_damaged_rows_are_read_or_refused_in_one_line = FUZZ(given(damaged_files())(
     damaged_rows_are_read_or_refused_in_one_line))
+
+# the number after "P01_" of an EPIC video id whose rgb_frames folder exists: any name a folder can have
+VIDEO_NUMBERS = st.one_of(st.sampled_from(["01", "101", "1", "1234", "", "01_a", "٠١", "0a", " 01", "012 "]),
+                          st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]),
+                                  max_size=6).filter(lambda t: t not in {".", ".."}))
+
+
+@FUZZ
+@given(VIDEO_NUMBERS)
+def test_a_frames_folder_is_read_at_its_names_rate_or_its_rows_are_one_bad_line(number):
+    """A frames folder of ``P01_<number>``: its row is a sample at 60 fps (2 digits, EPIC-55) or 50 fps (3 digits,
+    EPIC-100), or one bad line naming the file and line; never a traceback, never another rate."""
+    video_id = f"P01_{number}"
+    with tempfile.TemporaryDirectory() as base:
+        root, outside = Path(base) / "root", Path(base) / "outside"
+        outside.mkdir()
+        classes = "id,key,instances,category\n0,take,1,0\n1,tap,1,0\n"
+        row = list(GOOD_EPIC)
+        row[0], row[2] = f"{video_id}_0", video_id
+        files = {"EPIC_100_train.csv": _csv([list(EPIC_COLUMNS), row]), "EPIC_100_verb_classes.csv": classes,
+                 "EPIC_100_noun_classes.csv": classes}
+        for name, text in files.items():
+            _write_text(root / name, text)
+        folder = root / "P01" / "rgb_frames" / video_id
+        folder.mkdir(parents=True)
+        Image.new("RGB", (4, 4)).save(folder / "frame_0000000001.jpg")
+        samples, bad = read_annotations("epic_kitchens100", root, "train")
+        digits = number.isascii() and number.isdigit()
+        if samples:
+            (sample,) = samples
+            rate = {2: 60.0, 3: 50.0}.get(len(number)) if digits else None
+            assert sample.fps == rate or (sample.fps is None and sample.path.name != video_id), (number, sample)
+        else:
+            (line,) = bad
+            assert line.file == str(root / "EPIC_100_train.csv") and line.line_number == 2, line
+            assert "\n" not in line.reason and not (digits and len(number) in (2, 3)), line
 
 
 # --- paths and links under a root --------------------------------------------------------------------------------
@@ -258,7 +293,6 @@ def _epic_frames(root: Path, outside: Path, kinds: list[str], list_kind: str) ->
     for kind in ("verb", "noun"):
         (root / f"EPIC_100_{kind}_classes.csv").parent.mkdir(parents=True, exist_ok=True)
         (root / f"EPIC_100_{kind}_classes.csv").write_text(classes)
-    (root / "EPIC_100_video_info.csv").write_text("video_id,duration,fps,resolution\nP01_01,1.0,50,4x4\n")
     text = _csv([list(EPIC_COLUMNS), list(GOOD_EPIC)])
     if list_kind == "file":
         (root / "EPIC_100_train.csv").write_text(text)

@@ -134,7 +134,7 @@ def test_ssv2_a_linked_video_folder_and_a_linked_class_table_are_refused(tmp_pat
 # --- EPIC-KITCHENS-100 ------------------------------------------------------------------------------------------
 
 
-def _epic(root: Path, videos: list[str], info: str = "") -> Path:
+def _epic(root: Path, videos: list[str]) -> Path:
     (root / "annotations").mkdir(parents=True)
     for kind, names in (("verb", ["take", "put"]), ("noun", ["tap", "plate"])):
         rows = "".join(f"{i},{name},1,{kind}\n" for i, name in enumerate(names))
@@ -142,13 +142,12 @@ def _epic(root: Path, videos: list[str], info: str = "") -> Path:
     rows = [epic_row(f"{video}_0", video, "00:00:00.00", "00:00:00.05", 0, 1) for video in videos]
     (root / "annotations" / "EPIC_100_train.csv").write_text(",".join(EPIC_COLUMNS) + "\n" + "\n".join(rows) + "\n")
     (root / "annotations" / "EPIC_100_validation.csv").write_text(",".join(EPIC_COLUMNS) + "\n")
-    (root / "annotations" / "EPIC_100_video_info.csv").write_text("video_id,duration,fps,resolution\n" + info)
     return root
 
 
 def test_epic_frames_linking_outside_are_refused_unread_as_outside_not_corrupt(tmp_path, outside, capsys):
     """A linked JPEG would decode; a link to a system file would read as a corrupt frame: both are "outside"."""
-    root = _epic(tmp_path / "epic", ["P01_01", "P01_02"], "P01_01,0.1,50,56x24\nP01_02,0.1,50,56x24\n")
+    root = _epic(tmp_path / "epic", ["P01_01", "P01_02"])
     for video, target in (("P01_01", outside / "frames" / "frame_0000000002.jpg"), ("P01_02", outside / "secret.txt")):
         folder = root / "P01" / "rgb_frames" / video
         write_epic_frames(folder, index_frames(3))
@@ -168,7 +167,7 @@ def test_epic_frames_linking_outside_are_refused_unread_as_outside_not_corrupt(t
 
 
 def test_epic_a_linked_video_or_frame_folder_is_a_bad_line(tmp_path, outside):
-    root = _epic(tmp_path / "epic", ["P01_01", "P01_02"], "P01_02,0.1,50,56x24\n")
+    root = _epic(tmp_path / "epic", ["P01_01", "P01_02"])
     (root / "P01" / "videos").mkdir(parents=True)
     os.symlink(outside / "clip.mp4", root / "P01" / "videos" / "P01_01.MP4")
     (root / "P01" / "rgb_frames").mkdir()
