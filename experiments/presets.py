@@ -88,6 +88,13 @@ RAND_AUGMENT = {"rand_augment": (10, 2), "rand_augment_std": 0.0}
 # linspace, test view i of n starts at i / n of the free span. Without it, frames are exactly frame_stride apart and
 # the views span the video from its start to its end (VideoMAE's code, CAST's).
 PYSLOWFAST_CLIPS = {"dense_convention": "pyslowfast"}
+# The same clips as PySlowFast's selective PyAV decoding of a video file makes them (Motionformer's Kinetics loader;
+# X-ViT's reads every frame from h5 files: PYSLOWFAST_CLIPS): a fractional start begins at the next frame, not the one
+# before (data/README.md#clip-sampling).
+PYSLOWFAST_PYAV_CLIPS = {"dense_convention": "pyslowfast_pyav"}
+# PySlowFast's SSv2 segments (Ssv2.get_seq_frames, Motionformer's and X-ViT's): 16 segments of (L - 1) / 16 frames
+# with rounded ends, training's frame randint over both ends, instead of L / 16 disjoint ones.
+PYSLOWFAST_SEGMENTS = {"segment_convention": "pyslowfast"}
 
 # Loader processes per GPU: a GPU trains no faster than its loader feeds it, so each dataset's default is
 # loader_workers(what the fastest training step recorded at paper shape on an H100 consumes, what one loader process

@@ -121,6 +121,8 @@ class VideoClassifier(L.LightningModule):
         epochs, schedule, milestones, gamma: schedule length; "step" (times ``gamma`` at ``milestones``) or "cosine".
         warmup_epochs, warmup_steps: linear warm-up in epochs (applied per step), or in optimiser steps when given.
         warmup_start, min_lr_ratio: the warm-up's first lr and the cosine's floor, as fractions of the peak.
+        warmup_endpoint: "exclusive" (the warm-up's W steps climb to the peak, reached at step W) or "inclusive"
+            (step W - 1 is at the peak: ``np.linspace(start, peak, W)``, VideoMAE's and CAST's scheduler).
         cosine_over: "after_warmup" (the cosine from the peak at the warm-up's end) or "all" (over every step, the
             warm-up ramping onto the curve: PySlowFast's without COSINE_AFTER_WARMUP).
         mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob: timm's ``Mixup`` (0 = off; one cut box per clip).
@@ -148,6 +150,7 @@ class VideoClassifier(L.LightningModule):
         warmup_epochs: float = 0.0,
         warmup_steps: int | None = None,
         warmup_start: float = WARMUP_START,
+        warmup_endpoint: Literal["exclusive", "inclusive"] = "exclusive",
         min_lr_ratio: float = 0.0,
         cosine_over: Literal["after_warmup", "all"] = "after_warmup",
         mixup_alpha: float = 0.0,
@@ -165,6 +168,8 @@ class VideoClassifier(L.LightningModule):
         if not 0.0 <= warmup_start <= 1.0 or not 0.0 <= min_lr_ratio < 1.0:
             raise ValueError(f"warmup_start must be in [0, 1] and min_lr_ratio in [0, 1) (fractions of the peak lr), "
                              f"got {warmup_start} and {min_lr_ratio}")
+        if warmup_endpoint not in ("exclusive", "inclusive"):
+            raise ValueError(f"warmup_endpoint must be 'exclusive' or 'inclusive', got {warmup_endpoint!r}")
         if warmup_steps is not None and (warmup_steps < 0 or warmup_epochs):
             raise ValueError(f"warmup_steps={warmup_steps} with warmup_epochs={warmup_epochs}: give the warm-up in "
                              f"epochs or in steps (>= 0), not both")
@@ -327,9 +332,12 @@ class VideoClassifier(L.LightningModule):
         # where the warm-up ends: the peak, or below it on a cosine that began with the first step
         warmup_end = cosine(warmup) if hp.schedule == "cosine" and cosine_start < warmup else 1.0
 
+        # the steps the warm-up's line spans: W, or W - 1 when its last step is already at the end (np.linspace)
+        ramp = warmup - 1 if hp.get("warmup_endpoint", "exclusive") == "inclusive" and warmup > 1 else warmup
+
         def factor(step: int) -> float:  # per-step multiplier of the peak lr
             if step < warmup:
-                return hp.warmup_start + (warmup_end - hp.warmup_start) * step / warmup
+                return hp.warmup_start + (warmup_end - hp.warmup_start) * step / ramp
             if hp.schedule == "cosine":
                 return cosine(step)
             epoch = step // steps_per_epoch

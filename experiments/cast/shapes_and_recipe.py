@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -86,8 +87,9 @@ def cast_table3() -> TableSpec:
 # ---- Table 4: hyper-parameters, rendered from the paper-scale presets ------------------------------------------
 
 def _rand_augment(data: DataConfig) -> str:
-    magnitude, ops = data.options["rand_augment"]
-    return (f"magnitude {magnitude}, std 0.5, {ops} ops (the official code's count), on the whole frames before "
+    fields = dict(re.match(r"(\D+)(.+)", part).groups() for part in data.options["timm_rand_augment"].split("-")[1:])
+    magnitude, std, ops = fields["m"], fields["mstd"], fields["n"]  # "rand-m9-n4-mstd0.5-inc1": timm's config
+    return (f"magnitude {magnitude}, std {std}, {ops} ops (the official code's count), on the whole frames before "
             f"the random resized crop")
 
 

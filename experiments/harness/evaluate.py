@@ -113,8 +113,9 @@ def evaluation_config(cfg: RunConfig, entry: ReleasedCheckpoint, given: dict[str
     full precision unless the user says otherwise (``given``: the command's options, ``--set``)."""
     protocol = entry.protocol
     options = {k: v for k, v in cfg.data.options.items()
-               if not (k == "dense_convention" and protocol.sampling != "dense")
-               and not (k in ("segment_view_offsets", "segment_span") and protocol.sampling != "segments")}
+               if not (k in ("dense_convention", "segment_placement") and protocol.sampling != "dense")
+               and not (k in ("segment_view_offsets", "segment_span", "segment_convention")
+                        and protocol.sampling != "segments")}
     data = dataclasses.replace(cfg.data, **protocol.data_fields(), batch_size=1,
                                options={**options, **protocol.data_options()})
     model = dataclasses.replace(cfg.model, overrides=_merged(cfg.model.overrides, entry.model), pretrained=None)

@@ -97,7 +97,8 @@ def dry_run(evaluation: Evaluation, runs_root: str) -> int:
           f"{entry.expects['classes']} classes, {protocol.frames} frames of {protocol.crop} x {protocol.crop}")
     print(f"views: {protocol.temporal_views} temporal x {protocol.spatial_views} spatial; {protocol.placement()}; "
           f"short side {protocol.short_side}, crop {protocol.crop}; mean {list(protocol.mean)}, std "
-          f"{list(protocol.std)}, {protocol.channels}; {protocol.aggregation} (ours: mean of "
+          f"{list(protocol.std)}, channels {cfg.data.options.get('channel_order', 'RGB')}; {protocol.aggregation} "
+          f"(ours: mean of "
           f"{protocol.view_average})" + (f"; {protocol.scoring}" if protocol.scoring else ""))
     if entry.note:
         print(f"note: {entry.note}")

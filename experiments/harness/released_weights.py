@@ -10,11 +10,13 @@ needs besides its own to compute the authors' function (``model``), and the test
 runs it (``protocol``: one of the file's named ``protocols``, with changes).
 
 A protocol holds the views (temporal x spatial), the frames and how they are sampled and placed (``sampling``;
-``stride`` and ``dense_convention`` for dense clips, ``segment_view_offsets`` for segments), the crop and the short
-side it is cut from, the normalisation, the channel order the model reads, how the views are combined (the authors'
-words, and ``view_average``, ours: "probabilities" or "logits"), how a verb-noun action is scored, and the code it
-was read from. Every field is checked when a file is read: a wrong type, a missing field or a name that is not in the
-specs is one line naming the file and the entry.
+``stride`` and ``dense_convention`` for dense clips, ``segment_view_offsets`` and ``segment_convention`` for
+segments), the crop and the short side it is cut from (``centre_rounding``: the centre crop's offset rounded "ceil",
+PySlowFast's and the default, or "floor", VideoMAE's and TokShift's; ``crop_axis``: three crops along the long side,
+the default, or along the width whatever the shape, TokShift's), the normalisation, the channel order the model
+reads, how the views are combined (the authors' words, and ``view_average``, ours: "probabilities" or "logits"), how
+a verb-noun action is scored, and the code it was read from. Every field is checked when a file is read: a wrong
+type, a missing field or a name that is not in the specs is one line naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ CATALOGUE_FILE = "released_weights.yaml"
 LAYOUT_NAMES = ("mformer", "xvit", "tokshift", "cast")  # models.released.LAYOUTS (not imported here: no torch)
 VIEW_AVERAGES = ("probabilities", "logits")  # lightning_modules.video_classifier.VIEW_AVERAGES
 SAMPLINGS = ("dense", "segments")
-CONVENTIONS = ("frame_stride", "videomae", "pyslowfast", "tokshift")  # data.clip_sampling.DENSE_CONVENTIONS
+CONVENTIONS = ("frame_stride", "videomae", "pyslowfast", "pyslowfast_pyav", "tokshift")  # data.clip_sampling's
+SEGMENT_CONVENTIONS = ("uniform", "pyslowfast")  # DENSE_CONVENTIONS and SEGMENT_CONVENTIONS
+CENTRE_ROUNDINGS = ("ceil", "floor")  # data.transforms.CentreRounding
+CROP_AXES = ("long_side", "width")  # data.transforms.CropAxis
+CHANNEL_ORDERS = ("RGB", "BGR")  # data.transforms.CHANNEL_ORDERS: the order the model reads
+SEGMENT_PLACEMENTS = ("timestamps", "epic_slowfast")  # data.clip_sampling.SEGMENT_PLACEMENTS
 VARIANTS = {"mformer": ("joint", "divided", "trajectory"), "xvit": ("xvit",), "tokshift": ("vit", "tokshift"),
             "cast": ("bidir", "compo_bidir")}
 
@@ -64,6 +71,10 @@ class Protocol:
     dense_convention: str | None = None
     segment_view_offsets: tuple[float, ...] | None = None
     scoring: str | None = None  # how a verb-noun action is scored, where it is
+    centre_rounding: str | None = None  # the centre crop's offset: "ceil" (None: the default) or "floor"
+    crop_axis: str | None = None  # where 3 crops move: "long_side" (None: the default) or "width" (TokShift's)
+    segment_convention: str | None = None  # how segments are cut: "uniform" (None: the default) or "pyslowfast"
+    segment_placement: str | None = None  # how an annotated segment becomes frames (None: "timestamps")
     changes: tuple[tuple[str, Any], ...] = ()  # what the entry changes of the named protocol (field, value)
 
     def label(self) -> str:
@@ -75,10 +86,12 @@ class Protocol:
         """Where the views' frames come from, in words."""
         if self.sampling == "dense":
             return (f"dense, {self.frames} frames at stride {self.stride}, view placement "
-                    f"{self.dense_convention or 'frame_stride'}")
+                    f"{self.dense_convention or 'frame_stride'}"
+                    + (f", segments placed {self.segment_placement}" if self.segment_placement else ""))
         offsets = "" if self.segment_view_offsets is None else \
             f", each view at {', '.join(f'{o:g}' for o in self.segment_view_offsets)} of every segment"
-        return f"segments, {self.frames} of them{offsets}"
+        cut = "" if self.segment_convention is None else f" ({self.segment_convention})"
+        return f"segments{cut}, {self.frames} of them{offsets}"
 
     def summary(self) -> str:
         """One line: views, crop, placement, aggregation."""
@@ -99,7 +112,15 @@ class Protocol:
             options["dense_convention"] = self.dense_convention
         if self.segment_view_offsets is not None:
             options["segment_view_offsets"] = self.segment_view_offsets
-        return options
+        if self.segment_convention is not None:
+            options["segment_convention"] = self.segment_convention
+        if self.centre_rounding is not None:
+            options["test_centre_rounding"] = self.centre_rounding
+        if self.crop_axis is not None:
+            options["test_crop_axis"] = self.crop_axis
+        if self.segment_placement is not None:
+            options["segment_placement"] = self.segment_placement
+        return {**options, "channel_order": self.channels}
 
 
 @dataclass(frozen=True)
@@ -228,7 +249,9 @@ _REQUIRED = ("name", "file", "link", "fills", "expects", "protocol")
 _PROTOCOL_FIELDS = {"views": dict, "frames": int, "sampling": str, "crop": int, "short_side": int,
                     "view_average": str, "aggregation": str, "mean": list, "std": list, "channels": str,
                     "source": str, "stride": int, "dense_convention": str, "segment_view_offsets": list,
-                    "scoring": str}
+                    "segment_convention": str,
+                    "scoring": str, "centre_rounding": str, "crop_axis": str,
+                    "segment_placement": str}
 _PROTOCOL_REQUIRED = ("views", "frames", "sampling", "crop", "short_side", "view_average", "aggregation", "mean",
                       "std", "channels", "source")
 
@@ -317,11 +340,23 @@ def _protocol(value: str | dict[str, Any], protocols: dict[str, Any], where: str
     _check_choice(fields, "view_average", VIEW_AVERAGES, where)
     if "dense_convention" in fields:
         _check_choice(fields, "dense_convention", CONVENTIONS, where)
+    _check_choice(fields, "channels", CHANNEL_ORDERS, where)
+    if "segment_placement" in fields:
+        _check_choice(fields, "segment_placement", SEGMENT_PLACEMENTS, where)
+        if fields["segment_placement"] == "epic_slowfast" and fields.get("dense_convention") != "pyslowfast":
+            raise CatalogueError(f"{where}: segment_placement epic_slowfast places dense clips of dense_convention "
+                                 f"pyslowfast")
+    if "centre_rounding" in fields:
+        _check_choice(fields, "centre_rounding", CENTRE_ROUNDINGS, where)
+    if "crop_axis" in fields:
+        _check_choice(fields, "crop_axis", CROP_AXES, where)
+    if "segment_convention" in fields:
+        _check_choice(fields, "segment_convention", SEGMENT_CONVENTIONS, where)
     dense = fields["sampling"] == "dense"
     if dense != ("stride" in fields) or (not dense and "dense_convention" in fields) or (
-            dense and "segment_view_offsets" in fields):
+            dense and ("segment_view_offsets" in fields or "segment_convention" in fields)):
         raise CatalogueError(f"{where}: dense sampling takes stride and dense_convention, segments take "
-                             f"segment_view_offsets")
+                             f"segment_view_offsets and segment_convention")
     for key in ("mean", "std"):
         if len(fields[key]) != 3 or not all(isinstance(v, (int, float)) for v in fields[key]):
             raise CatalogueError(f"{where}: {key} must be three numbers (per channel, on the [0, 1] scale)")
@@ -331,13 +366,18 @@ def _protocol(value: str | dict[str, Any], protocols: dict[str, Any], where: str
         raise CatalogueError(f"{where}: segment_view_offsets must be one offset in [0, 1) per temporal view")
     if fields["short_side"] < fields["crop"]:
         raise CatalogueError(f"{where}: short_side {fields['short_side']} is below the crop {fields['crop']}")
-    return Protocol(name, views["temporal"], views["spatial"], fields["frames"], fields["sampling"], fields["crop"],
-                    fields["short_side"], fields["view_average"], fields["aggregation"],
-                    tuple(float(v) for v in fields["mean"]), tuple(float(v) for v in fields["std"]),
-                    fields["channels"], " ".join(fields["source"].split()), fields.get("stride"),
-                    fields.get("dense_convention"),
-                    None if offsets is None else tuple(float(o) for o in offsets), fields.get("scoring"),
-                    tuple((k, v) for k, v in changes.items() if k not in ("source", "scoring")))
+    return Protocol(
+        name=name, temporal_views=views["temporal"], spatial_views=views["spatial"], frames=fields["frames"],
+        sampling=fields["sampling"], crop=fields["crop"], short_side=fields["short_side"],
+        view_average=fields["view_average"], aggregation=fields["aggregation"],
+        mean=tuple(float(v) for v in fields["mean"]), std=tuple(float(v) for v in fields["std"]),
+        channels=fields["channels"], source=" ".join(fields["source"].split()), stride=fields.get("stride"),
+        dense_convention=fields.get("dense_convention"),
+        segment_view_offsets=None if offsets is None else tuple(float(o) for o in offsets),
+        scoring=fields.get("scoring"), centre_rounding=fields.get("centre_rounding"),
+        crop_axis=fields.get("crop_axis"),
+        changes=tuple((k, v) for k, v in changes.items() if k not in ("source", "scoring")),
+        segment_convention=fields.get("segment_convention"), segment_placement=fields.get("segment_placement"))
 
 
 def _check_choice(fields: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -> None:

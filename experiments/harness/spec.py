@@ -64,6 +64,9 @@ class OptimConfig:
     warmup_epochs: float = 0  # fractions allowed; 0, not 0.0, so that records written with it still match
     warmup_steps: int | None = None  # the warm-up in optimiser steps instead (LRA's configurations state steps)
     warmup_start: float = 0.01  # the warm-up's first lr / the peak lr
+    # where the warm-up's line ends: "exclusive" (the peak at the first step after it) or "inclusive" (the peak at
+    # its last step: ``np.linspace(start, peak, W)``, VideoMAE's and CAST's ``cosine_scheduler``)
+    warmup_endpoint: Literal["exclusive", "inclusive"] = "exclusive"
     schedule: Literal["step", "cosine", "linear"] = "step"  # "linear": warm-up then linear decay (LRA)
     min_lr_ratio: float = 0.0  # "cosine": the lr it decays to / the peak lr
     # "cosine": the epochs its curve spans: "after_warmup" (it starts at the peak when the warm-up ends) or "all"

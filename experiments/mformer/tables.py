@@ -13,8 +13,8 @@ import dataclasses
 from typing import Any
 
 from ..tiny_pretraining.images import tiny_image_source
-from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2,
-                      FIVE_SEEDS, QUICK_START_SEEDS, TINY)
+from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS,
+                      PYSLOWFAST_PYAV_CLIPS, PYSLOWFAST_SEGMENTS, SSV2, FIVE_SEEDS, QUICK_START_SEEDS, TINY)
 from ..harness.spec import (
     DataConfig,
     DerivedColumn,
@@ -34,11 +34,23 @@ from ..harness.static import (gflops_views, memory_inputs, paper_config, paper_g
 
 # ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
 
-# 16 frames: PySlowFast's dense clips at stride 4 on Kinetics and inside each Epic-Kitchens action (the shared EPIC
-# preset is CAST's segment sampling), one frame per segment on SSv2. Colour jitter on Kinetics only; SSv2 and
+# 16 frames: PySlowFast's dense clips at stride 4 on Kinetics (as its selective PyAV decoding of the video files
+# makes them) and inside each Epic-Kitchens action (the shared EPIC preset is CAST's segment sampling), one frame per
+# segment on SSv2 (PySlowFast's segments: Ssv2.get_seq_frames). Colour jitter on Kinetics only; SSv2 and
 # Epic-Kitchens take RandAugment instead, as the official configs (README: paper scale).
-OFFICIAL_COLOR_JITTER = {"color_jitter": 0.4, "color_jitter_prob": 0.8}
-KINETICS_OPTIONS = {**PYSLOWFAST_CLIPS, **OFFICIAL_COLOR_JITTER}
+# PySlowFast's own jitter (utils.frames_augmentation), as it applies it: on the normalised crop, its draws and blends
+# (tests/parity/test_mformer_augment.py: their output for the same draws).
+OFFICIAL_COLOR_JITTER = {"color_jitter": 0.4, "color_jitter_prob": 0.8, "pyslowfast_color_jitter": True}
+# RandAugment as the official SSv2 and EK datasets apply it (ssv2.py, epickitchens.py): their seeded copy of timm's,
+# one seed per clip, on the whole uint8 frames before the crop; "m20" on SSv2, "m15" on EK, both clipped to 10.
+OFFICIAL_SSV2_RAND_AUGMENT = {"timm_rand_augment": "rand-m20-mstd0.5-inc1", "timm_rand_augment_seeded": True}
+OFFICIAL_EK_RAND_AUGMENT = {"timm_rand_augment": "rand-m15-mstd0.5-inc1", "timm_rand_augment_seeded": True}
+KINETICS_OPTIONS = {**PYSLOWFAST_PYAV_CLIPS, **OFFICIAL_COLOR_JITTER}
+# Epic-Kitchens: each segment placed as the official EPIC loader places it (frames round(start x fps) on, at the 50 /
+# 60 fps of the extracted frames, data.clip_sampling.epic_slowfast_clip). The official code also feeds the model BGR
+# (OpenCV, no REVERSE_INPUT_CHANNEL in configs/EK); this preset trains from ImageNet's RGB weights (through the K-400
+# model), so it keeps RGB: only the released EK checkpoints are evaluated on BGR (their catalogue's channels).
+EPIC_OPTIONS = {**PYSLOWFAST_CLIPS, "segment_placement": "epic_slowfast"}
 # SSv2's training short side, drawn inverse-uniformly in [256, 320] (the official SSV2 configs' INV_UNIFORM_SAMPLE)
 SSV2_SCALE_JITTER = {"inverse_uniform_scale": True}
 PAPER = ScalePreset(
@@ -50,9 +62,10 @@ PAPER = ScalePreset(
     data={
         "K-400": dataclasses.replace(KINETICS_400, num_frames=16, frame_stride=4, options=KINETICS_OPTIONS),
         "K-600": dataclasses.replace(KINETICS_600, num_frames=16, frame_stride=4, options=KINETICS_OPTIONS),
-        "SSv2": dataclasses.replace(SSV2, num_frames=16, options={**SSV2.options, **SSV2_SCALE_JITTER}),
+        "SSv2": dataclasses.replace(SSV2, num_frames=16,
+                                    options={**OFFICIAL_SSV2_RAND_AUGMENT, **SSV2_SCALE_JITTER, **PYSLOWFAST_SEGMENTS}),
         "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16, sampling="dense", frame_stride=4,
-                                      test_clips=10, options={**EPIC_KITCHENS_100.options, **PYSLOWFAST_CLIPS}),
+                                      test_clips=10, options={**OFFICIAL_EK_RAND_AUGMENT, **EPIC_OPTIONS}),
     },
     # Weight decay on every parameter: the official optimizer spares only BatchNorm's, which the ViT has none of.
     optim=OptimConfig(lr=1e-4, weight_decay=0.05, label_smoothing=0.2, epochs=35, schedule="step",

@@ -35,9 +35,13 @@ MSCA_TINY = _whole_video_k400(TINY_FRAME_WISE)
 # "brightness change, saturation change, gamma correction, and hue correction were applied to frames, each at the
 # probability of 10%" (Sec. 4.1): TokenShift's colour changes
 _COLOUR = {"tokenshift_photometric": 0.1}
-# The 10 x 3 test views' logits are averaged, as TokShift's validate() (MSCA's main.py) averages its model's outputs
+# The 10 x 3 test views' logits are averaged, as TokShift's validate() (MSCA's main.py) averages its model's outputs;
+# "the same settings as [TokShift]": its clips, a random start wrapping round the video in training, test clip i at
+# i/10 of the video (the "tokshift" convention), and its three test crops: centred by int((L - 224) / 2), moved
+# along the width whatever the shape (all proven against its code in tests/parity/test_tokshift_pipeline.py)
+_TOKSHIFT_VIEWS = {"dense_convention": "tokshift", "test_centre_rounding": "floor", "test_crop_axis": "width"}
 _K400 = dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=32, train_scale=(244, 330), batch_size=21,
-                            test_view_average="logits", options=_COLOUR)
+                            test_view_average="logits", options={**_COLOUR, **_TOKSHIFT_VIEWS})
 # The motion column (ours, not the paper's) trains with the paper's recipe on SSv2's data: its scale jitter and colour
 # changes, not the RandAugment that the shared SSv2 preset carries for Motionformer; SSv2's conventions stay
 # (segments, no flip).

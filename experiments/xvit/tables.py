@@ -24,7 +24,8 @@ from ..harness.spec import (Computed, MetricColumn, ModelConfig, OptimConfig, Ro
 from ..harness.static import MEASURED, paper_config
 from ..harness.tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
 from ..harness.timings import inference_rate
-from ..presets import FIVE_SEEDS, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, SSV2, TINY_FRAME_WISE
+from ..presets import (FIVE_SEEDS, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, PYSLOWFAST_SEGMENTS, SSV2,
+                       TINY_FRAME_WISE)
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 
@@ -45,10 +46,10 @@ _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, sc
 OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
 OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
 
-# The official SSv2 yaml's 2 x 3 test views, for `--set`: each segment's middle then its first frame (there on
-# segments of (L - 1) / 16 frames with rounded ends, here on L / 16: one frame apart at most,
-# tests/data/test_loading.py)
-SSV2_YAML_VIEWS = {"test_clips": 2, "options": {**OFFICIAL_AUGMENT_SSV2, "segment_view_offsets": (0.5, 0.0)}}
+# The official SSv2 yaml's 2 x 3 test views, for `--set`: each segment's middle then its first frame, on their
+# segments (PYSLOWFAST_SEGMENTS: (L - 1) / 16 frames with rounded ends; tests/parity/test_xvit_pipeline.py)
+SSV2_YAML_VIEWS = {"test_clips": 2, "options": {**OFFICIAL_AUGMENT_SSV2, **PYSLOWFAST_SEGMENTS,
+                                                "segment_view_offsets": (0.5, 0.0)}}
 
 XVIT_PAPER_SSV2 = ScalePreset(
     description="paper (the official X-ViT code's SSv2 recipe, configs/SSv2/xvit_B16_16x16.yaml): frame-wise "
@@ -58,7 +59,7 @@ XVIT_PAPER_SSV2 = ScalePreset(
     # result; the yaml's 2 x 3 views: SSV2_YAML_VIEWS
     data={"SSv2": dataclasses.replace(SSV2, num_frames=16, batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS,
                                       test_clips=1, test_crops=3, test_view_average="logits",
-                                      options=OFFICIAL_AUGMENT_SSV2)},
+                                      options={**OFFICIAL_AUGMENT_SSV2, **PYSLOWFAST_SEGMENTS})},
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.003 / 0.03, weight_decay=1e-4, epochs=35,
                       label_smoothing=0.0, mixup_alpha=0.0),
     trainer=XVIT_PAPER_TRAINER,

@@ -48,7 +48,7 @@ def _assert_shared_recipe(cfg, layer_decay: float, update_frequency: int) -> Non
     # the official cosine_scheduler: warm-up from 0, decay to min_lr 1e-6 against lr 1e-3 (module doc)
     assert (optim.warmup_start, optim.min_lr_ratio) == (0.0, 1e-3), where
     assert (data.num_frames, data.crop_size, data.batch_size) == (16, 224, BATCH_PER_GPU), where
-    assert data.options["color_jitter"] == 0.4 and tuple(data.options["rand_augment"])[0] == 9, where
+    assert data.options["color_jitter"] == 0.4 and data.options["timm_rand_augment"].startswith("rand-m9-"), where
     assert trainer.devices * trainer.num_nodes == GPUS and trainer.accumulate_grad_batches == update_frequency, where
     # "actual lr = base lr x total batch size / 256", computed here from the stated numbers
     global_batch = BATCH_PER_GPU * GPUS * update_frequency

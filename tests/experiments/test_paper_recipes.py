@@ -1,7 +1,7 @@
 """Every paper preset's recipe trains and tests: its optimizer, schedule, augmentation, test views, gradient
 clipping and accumulation on the table's tiny model and a micro generated set (the paper-scale models and datasets
 do not fit a CPU test). Paths that only paper scale takes would otherwise first run on a user's GPUs: timm's
-AutoAugment once stopped one clip in 31 there (``data.transforms.make_auto_augment``)."""
+AutoAugment once stopped one clip in 31 there (``data.clip_augment.make_auto_augment``)."""
 
 import dataclasses
 import json

@@ -68,7 +68,8 @@ def test_state_of_the_art_tables_keep_table4s_recipe(table):
         data_key = {"epic_kitchens100": "EK-100", "ssv2": "SSv2", "kinetics400": "K-400"}[cfg.data.dataset]
         assert cfg.trainer.accumulate_grad_batches == PAPER_PER_DATASET[data_key][1], (table, cfg.row, cfg.column)
         assert cfg.optim.layer_decay == TABLE4_LAYER_DECAY == 0.75  # Table 4
-        assert tuple(cfg.data.options["rand_augment"]) == (9, 4)  # Table 4's magnitude, the official 4 ops
+        # Table 4's magnitude, the official 4 ops (timm's RandAugment, as the official code)
+        assert cfg.data.options["timm_rand_augment"] == "rand-m9-n4-mstd0.5-inc1"
         # the official scripts' --mixup_prob: ek100.sh and ssv2.sh 0.9, k400.sh 0.5
         assert cfg.optim.mixup_prob == {"EK-100": 0.9, "SSv2": 0.9, "K-400": 0.5}[data_key], (table, cfg.column)
     assert "Table 4 recipe" in table_spec(table).scales["paper"].description

@@ -51,11 +51,13 @@ def test_the_evaluation_is_the_rows_paper_configuration_with_the_protocol():
     assert (xvit.scale, xvit.data.test_clips, xvit.data.test_crops, xvit.data.test_view_average) == (
         "paper", 2, 3, "logits")
     assert xvit.data.options["segment_view_offsets"] == (0.5, 0.0) and "dense_convention" not in xvit.data.options
+    assert xvit.data.options["segment_convention"] == "pyslowfast"  # their get_seq_frames' segments
     assert (xvit.data.batch_size, xvit.trainer.devices, xvit.trainer.precision) == (1, 1, "32-true")
     mformer = resolve_evaluation("mformer_table4", "traj_attT_normS", "mformer:k400_motionformer_224_16x4").cfg
     assert mformer.model.overrides["attn_kwargs"] == {"temporal_pool": "attention", "normalize": "space",
                                                       "stage_two_values": "trajectory"}
-    assert mformer.model.pretrained is None and mformer.data.options["dense_convention"] == "pyslowfast"
+    assert mformer.model.pretrained is None and mformer.data.options["dense_convention"] == "pyslowfast_pyav"
+    assert "segment_convention" not in mformer.data.options
     hr = resolve_evaluation("mformer_table6b", "mformer_hr", "mformer:k400_motionformer_336_16x8").cfg
     assert (hr.data.crop_size, hr.data.frame_stride, hr.data.options["test_short_side"]) == (336, 8, 336)
     tokshift = resolve_evaluation("msca_table2", "tokenshift", "msca:tokshift_b16_8x32x224_k400").cfg

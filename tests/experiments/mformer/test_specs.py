@@ -240,36 +240,40 @@ def test_table9_evaluates_the_frozen_k400_run_on_davis(tmp_path):
 @pytest.mark.parametrize("table", ["mformer_table4", "mformer_table6b", "mformer_table6c", "mformer_table6d"])
 def test_paper_scale_clips_are_the_official_codes(table):
     """Kinetics and Epic-Kitchens: PySlowFast's dense clips, 16 frames at a rate of 1/4 from 30 fps (appendix 6.2),
-    inside each Epic-Kitchens action segment, 10 x 3 test views (configs/EK/motionformer_224_16x4.yaml, frame_loader
-    .py); SSv2: one frame per segment, 1 x 3 views. The tiny runs keep their stand-ins' sampling."""
+    on Kinetics as its selective PyAV decoding makes them, inside each Epic-Kitchens action segment, 10 x 3 test views
+    (configs/EK/motionformer_224_16x4.yaml, frame_loader.py); SSv2: one frame per segment of get_seq_frames, 1 x 3
+    views. The tiny runs keep their stand-ins' sampling."""
     for cfg in resolve_runs(table, "paper", data_root="/datasets", seeds=1):
         data = cfg.data
         if data.dataset == "ssv2":
             assert (data.sampling, data.test_clips, data.test_crops) == ("segments", 1, 3)
-            assert "dense_convention" not in data.options
+            assert "dense_convention" not in data.options and data.options["segment_convention"] == "pyslowfast"
             assert data.options["inverse_uniform_scale"]  # the SSV2 configs' INV_UNIFORM_SAMPLE True
             continue
         assert "inverse_uniform_scale" not in data.options
+        convention = "pyslowfast_pyav" if data.dataset.startswith("kinetics") else "pyslowfast"
         assert (data.sampling, data.options["dense_convention"], data.test_clips, data.test_crops) == (
-            "dense", "pyslowfast", 10, 3), (cfg.row, cfg.column)
+            "dense", convention, 10, 3), (cfg.row, cfg.column)
         assert (data.num_frames, data.frame_stride) in ((16, 4), (32, 3)), cfg.row  # Mformer-L: 32 x 3
         # Kinetics: colour jitter 0.4 on 80% of clips (configs/K400 COLORJITTER True); Epic-Kitchens RandAugment
+        # (their own jitter on the normalised crop; their seeded RandAugment: tests/parity/test_mformer_augment.py)
         jitter = {k: data.options.get(k) for k in ("color_jitter", "color_jitter_prob", "rand_augment",
-                                                   "rand_augment_std")}
+                                                   "timm_rand_augment")}
         assert jitter == ({"color_jitter": 0.4, "color_jitter_prob": 0.8, "rand_augment": None,
-                           "rand_augment_std": None}
+                           "timm_rand_augment": None}
                           if data.dataset.startswith("kinetics") else
-                          {"color_jitter": None, "color_jitter_prob": None, "rand_augment": (10, 2),
-                           "rand_augment_std": 0.0}), cfg.column  # m15/m20 clipped to 10: always 10
+                          {"color_jitter": None, "color_jitter_prob": None, "rand_augment": None,
+                           "timm_rand_augment": "rand-m15-mstd0.5-inc1"}), cfg.column  # EK: m15 (clipped to 10)
     for cfg in resolve_runs(table, "tiny", seeds=1):
-        assert "dense_convention" not in cfg.data.options
+        assert not {"dense_convention", "segment_convention"} & set(cfg.data.options)
 
 
 def test_only_the_pyslowfast_codebases_sample_pyslowfast_clips():
-    """MSCA's TokShift code and CAST's VideoMAE code count the stride in the video's frames; CAST's K400 clips are
-    VideoMAE's own (``dense_convention="videomae"``)."""
+    """MSCA's TokShift code and CAST's VideoMAE code count the stride in the video's frames: MSCA's K400 clips are
+    TokShift's (``dense_convention="tokshift"``), CAST's VideoMAE's (``"videomae"``)."""
     for cfg in resolve_runs("msca_table1", "paper", data_root="/datasets", seeds=1):
-        assert "dense_convention" not in cfg.data.options, cfg.column
+        expected = "tokshift" if cfg.data.sampling == "dense" else None  # K-400's clips; the motion column's segments
+        assert cfg.data.options.get("dense_convention") == expected, cfg.column
     for cfg in resolve_runs("cast_table2", "paper", data_root="/datasets", seeds=1):
         assert cfg.data.options.get("dense_convention") == ("videomae" if cfg.column == "K-400" else None), cfg.column
     (xvit,) = [c for c in resolve_runs("xvit_figure1", "paper", data_root="/datasets", seeds=1)
@@ -281,8 +285,9 @@ def test_only_the_pyslowfast_codebases_sample_pyslowfast_clips():
                                    "mformer_table6c", "mformer_table7", "mformer_table8"])
 def test_paper_scale_trains_as_the_official_configs(table):
     """Every official config's VIT.DROP_PATH 0.2; weight decay on every parameter (optimizer.py spares only
-    BatchNorm's); lr 1e-4 for 4 clips x 8 GPUs x 4 nodes = 128, scaled linearly on other hardware (the L/HR configs'
-    0.375e-4 for 12 is 1e-4 x 12/32)."""
+    BatchNorm's); lr 1e-4 for 4 clips x 8 GPUs x 4 nodes = 128 (the paper's text), scaled linearly on other
+    hardware. The L/HR configs' BATCH_SIZE 12 a node is int(12 / 8) = 1 clip a GPU, 32 in all, at 0.375e-4: 1.5
+    times our lr per clip (docs/mformer_paper_scale.md)."""
     from experiments.harness.provenance import batch_and_lr
 
     for cfg in resolve_runs(table, "paper", data_root="/datasets", seeds=1):

@@ -29,7 +29,9 @@ def test_msca_kinetics_column_samples_crops_and_tests_as_section_4_1(table_id):
         assert (data.dataset, data.sampling, data.num_frames, data.frame_stride) == ("kinetics400", "dense", 8, 32), row
         assert (data.crop_size, data.train_scale, data.hflip) == (224, (244, 330), True), row
         assert (data.test_clips, data.test_crops, data.test_view_average) == (10, 3, "logits"), row
-        assert dict(data.options) == {"tokenshift_photometric": 0.1}, row  # TokShift counts stride in video frames
+        # "the same settings as TokenShift": its clips (stride in video frames, wrapping) and its three test crops
+        assert dict(data.options) == {"tokenshift_photometric": 0.1, "dense_convention": "tokshift",
+                                      "test_centre_rounding": "floor", "test_crop_axis": "width"}, row
         # each factor of the effective 420, not only their product: 21 per GPU, 2 GPUs, 10 accumulated steps
         assert (data.batch_size, cfg.trainer.devices, cfg.trainer.accumulate_grad_batches) == (21, 2, 10), row
 

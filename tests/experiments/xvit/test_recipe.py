@@ -131,7 +131,8 @@ def test_the_paper_configs_augment_as_the_official_datasets():
     is random_scale_and_resize (defaults' USE_XVIT_AGUMENTATION), its clips PySlowFast's (decoder.decode at
     DATA.TARGET_FPS 30)."""
     for cfg in _paper("xvit_table2"):
-        assert dict(cfg.data.options) == {"auto_augment": "v0", "random_erasing": 0.5}, cfg.row
+        assert dict(cfg.data.options) == {"auto_augment": "v0", "random_erasing": 0.5,
+                                          "segment_convention": "pyslowfast"}, cfg.row
     spec = table_spec("xvit_table1")
     for cfg in [*_paper("xvit_figure1"), paper_config(spec, spec.row("xvit"))]:
         assert dict(cfg.data.options) == {"auto_augment": "v0", "multi_scale_crop": True,
@@ -177,6 +178,7 @@ def test_the_yamls_two_ssv2_test_views_are_one_set_away(capsys):
     data = json.loads(capsys.readouterr().out)["runs"][0]["config"]["data"]
     assert data["test_clips"] == xvit.SSV2_YAML_VIEWS["test_clips"] == 2
     assert data["options"]["segment_view_offsets"] == [0.5, 0.0]
+    assert data["options"]["segment_convention"] == "pyslowfast"  # on get_seq_frames' segments
 
 
 @pytest.mark.parametrize("table", ["xvit_table2", "xvit_figure1"])
