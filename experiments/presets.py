@@ -102,11 +102,12 @@ PYSLOWFAST_SEGMENTS = {"segment_convention": "pyslowfast"}
 # step in reports/benchmarks/smoke_cuda_fsdp.json (Motionformer's joint ViT-B on Kinetics, the paper's batch of 4 and
 # 16-mixed, through Lightning's FSDP on one H100: 0.051 s, 79 clips/s; reports/benchmarks/shift_h100.json's fp32
 # frame-wise ViT-B consumes 50), the process in reports/benchmarks/loader_cpu.json (`python -m experiments
-# loader-rate all --record`: items read in 20 s alone at one thread, on a 2-core EPYC): Kinetics 11.0, SSv2 4.4 and
-# EPIC-KITCHENS-100's short-side-256 copy at 50 fps 3.0 (all three Mformer-L's 32-frame clips). The rule pairs the
-# fastest step with the slowest path, so it errs towards more processes: SSv2 and EPIC start the cap. Such a rate
-# moves between runs (reports/benchmarks/loader_cpu_repeat.json, docs/paper_scale_smoke.md), and so
-# may a count. tests/experiments/test_loader_workers.py recomputes each count from the records.
+# loader-rate all --record`: items read in 20 s alone at one thread, on a 2-core EPYC): Kinetics 5.3 (Mformer-HR's
+# 336-pixel clips with PySlowFast's colour jitter), SSv2 4.8 and EPIC-KITCHENS-100's short-side-256 copy at 50 fps 4.1
+# (Mformer-L's 32-frame clips). The rule pairs the fastest step with the slowest path, so it errs towards more
+# processes: all three start the cap. Such a rate moves between runs and machines
+# (reports/benchmarks/loader_cpu_repeat.json, docs/paper_scale_smoke.md), and so may a count.
+# tests/experiments/test_loader_workers.py recomputes each count from the records.
 MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100)
 
 
@@ -118,8 +119,8 @@ def loader_workers(gpu_clips_s: float, worker_clips_s: float) -> int:
 
 
 KINETICS_400 = DataConfig(dataset="kinetics400", task="video_classification", sampling="dense", crop_size=224,
-                          train_scale=(256, 320), hflip=True, batch_size=4, num_workers=8, test_clips=10,
-                          test_crops=3)
+                          train_scale=(256, 320), hflip=True, batch_size=4, num_workers=MAX_LOADER_WORKERS,
+                          test_clips=10, test_crops=3)
 KINETICS_600 = dataclasses.replace(KINETICS_400, dataset="kinetics600")
 SSV2 = DataConfig(dataset="ssv2", task="video_classification", sampling="segments", crop_size=224,
                   train_scale=(256, 320), hflip=False, batch_size=4, num_workers=MAX_LOADER_WORKERS, test_clips=1,

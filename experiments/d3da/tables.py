@@ -105,10 +105,10 @@ D3DA_TINY = ScalePreset(
 # Paper scale. The supplementary gives the 12 training frames, the token grid (H/8 x W/8, 4C channels) and the
 # windows' stride (floor(wnd / 2)); everything else here is our choice (RECIPE_CHOICES).
 # Loader processes per GPU: the rule of experiments/presets.py (``loader_workers``), recomputed from the tracked
-# records by tests/experiments/test_loader_workers.py: PennAction's frames need 6; NTU's 1080p videos and FineGYM's
+# records by tests/experiments/test_loader_workers.py: PennAction's frames need 8; NTU's 1080p videos and FineGYM's
 # 720p elements need more than a GPU's share of a node's cores, so they start that share and stay loader-bound.
 _PAPER_PENN = DataConfig(dataset="pennaction", task=RGB_POSE.name, sampling="segments", num_frames=TRAIN_FRAMES,
-                         crop_size=224, train_scale=(256, 320), hflip=True, batch_size=8, num_workers=6,
+                         crop_size=224, train_scale=(256, 320), hflip=True, batch_size=8, num_workers=8,
                          test_clips=1, test_crops=3)
 D3DA_PAPER = ScalePreset(
     description="paper (recipe chosen: the supplementary does not state it): d3da_base (4C = 256, 4 blocks, 8 "

@@ -59,10 +59,10 @@ def test_a_paper_table_dry_run_is_one_job_per_run_on_the_papers_nodes_and_gpus(c
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 10  # 5 rows x K-400 and SSv2, one seed at paper scale
     for line in lines:  # Motionformer's 4 nodes of 8 GPUs; a task per GPU with its loader processes and itself
-        cpus = 9 if "K-400" in line else 15  # presets: Kinetics 8 loader processes, SSv2 14 (the loader rule)
-        assert line.endswith(f"train, a job of 4 nodes x 8 GPUs (8 tasks a node, {cpus} CPUs a task), 4320 min")
-    assert "#   sbatch --nodes=4 --ntasks-per-node=8 --gpus-per-node=8 --cpus-per-task=9 --time=4320 " \
-           "--signal=USR2@120 --requeue   <- 5 job(s)" in out
+        # presets: Kinetics and SSv2 14 loader processes each (the loader rule's cap)
+        assert line.endswith("train, a job of 4 nodes x 8 GPUs (8 tasks a node, 15 CPUs a task), 4320 min")
+    assert "#   sbatch --nodes=4 --ntasks-per-node=8 --gpus-per-node=8 --cpus-per-task=15 --time=4320 " \
+           "--signal=USR2@120 --requeue   <- 10 job(s)" in out
     assert "# nothing submitted (--dry-run)" in out and not (tmp_path / "runs").exists()
 
 
