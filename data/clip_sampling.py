@@ -113,16 +113,22 @@ def dense_clip(
     return _clip_info(indices, fps, clip_index, num_clips)
 
 
+def _check_convention(field: str, convention: str, choices: tuple[str, ...], needs: str, sampling: str,
+                      name: str) -> str:
+    """``convention`` if it is one of ``choices`` and, unless it is the first (the default, which goes with either
+    sampling), ``sampling`` is ``needs``."""
+    if convention not in choices:
+        raise ValueError(f"{name or 'dataset'}: {field} must be one of {choices}, got {convention!r}")
+    if convention != choices[0] and sampling != needs:
+        raise ValueError(f"{name or 'dataset'}: {field} {convention!r} needs {needs.rstrip('s')} sampling, "
+                         f"not {sampling!r}")
+    return convention
+
+
 def check_dense_convention(convention: str, sampling: str, name: str = "") -> str:
     """``convention`` if it is one of ``DENSE_CONVENTIONS`` and means something for ``sampling`` ("frame_stride",
     the default, goes with either)."""
-    if convention not in DENSE_CONVENTIONS:
-        raise ValueError(f"{name or 'dataset'}: dense_convention must be one of {DENSE_CONVENTIONS}, "
-                         f"got {convention!r}")
-    if convention != "frame_stride" and sampling != "dense":
-        raise ValueError(f"{name or 'dataset'}: dense_convention {convention!r} needs dense sampling, "
-                         f"not {sampling!r}")
-    return convention
+    return _check_convention("dense_convention", convention, DENSE_CONVENTIONS, "dense", sampling, name)
 
 
 def _videomae_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
@@ -248,13 +254,7 @@ def check_segment_span(span: float, sampling: str = "segments", name: str = "") 
 def check_segment_convention(convention: str, sampling: str = "segments", name: str = "") -> str:
     """``convention`` if it is one of ``SEGMENT_CONVENTIONS`` and means something for ``sampling`` ("uniform", the
     default, goes with either)."""
-    if convention not in SEGMENT_CONVENTIONS:
-        raise ValueError(f"{name or 'dataset'}: segment_convention must be one of {SEGMENT_CONVENTIONS}, "
-                         f"got {convention!r}")
-    if convention != "uniform" and sampling != "segments":
-        raise ValueError(f"{name or 'dataset'}: segment_convention {convention!r} needs segment sampling, "
-                         f"not {sampling!r}")
-    return convention
+    return _check_convention("segment_convention", convention, SEGMENT_CONVENTIONS, "segments", sampling, name)
 
 
 def uniform_segments(

@@ -50,6 +50,12 @@ class CatalogueError(ValueError):
     """A catalogue file that cannot be read as one: the message is one line naming the file and the entry."""
 
 
+# Protocol field -> the VideoDataModule option it sets, where the entry gives it
+_DATA_OPTIONS = (("dense_convention", "dense_convention"), ("segment_view_offsets", "segment_view_offsets"),
+                 ("segment_convention", "segment_convention"), ("centre_rounding", "test_centre_rounding"),
+                 ("crop_axis", "test_crop_axis"), ("segment_placement", "segment_placement"))
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How the authors' code tests a checkpoint (module doc)."""
@@ -108,18 +114,9 @@ class Protocol:
     def data_options(self) -> dict[str, Any]:
         """The ``VideoDataModule`` options this protocol sets (``DataConfig.options``)."""
         options: dict[str, Any] = {"mean": self.mean, "std": self.std, "test_short_side": self.short_side}
-        if self.dense_convention is not None:
-            options["dense_convention"] = self.dense_convention
-        if self.segment_view_offsets is not None:
-            options["segment_view_offsets"] = self.segment_view_offsets
-        if self.segment_convention is not None:
-            options["segment_convention"] = self.segment_convention
-        if self.centre_rounding is not None:
-            options["test_centre_rounding"] = self.centre_rounding
-        if self.crop_axis is not None:
-            options["test_crop_axis"] = self.crop_axis
-        if self.segment_placement is not None:
-            options["segment_placement"] = self.segment_placement
+        for name, option in _DATA_OPTIONS:  # the fields an entry may leave out: the datamodule's defaults then
+            if (value := getattr(self, name)) is not None:
+                options[option] = value
         return {**options, "channel_order": self.channels}
 
 

@@ -95,6 +95,14 @@ def row_model(cfg, case: str) -> torch.nn.Module:
     return create_model(cfg.model.name, **overrides)
 
 
+def authors_row_model(cfg, case: str) -> torch.nn.Module:
+    """``row_model``, checked to hold exactly the parameters of the authors' model of the golden case."""
+    model = row_model(cfg, case)
+    assert sorted(n for n, _ in model.named_parameters()) == sorted(
+        n for n, _ in released_model(case).named_parameters()), "the row's model is not the authors' model"
+    return model
+
+
 def our_module(cfg, model: torch.nn.Module, num_classes: Any = 10) -> VideoClassifier:
     """The row's LightningModule as the runner makes it (``tasks._video_classifier`` and ``execute._scale_lr``)."""
     module = VideoClassifier(model, num_classes, **dataclasses.asdict(cfg.optim))
