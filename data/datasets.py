@@ -199,12 +199,11 @@ class VideoClipDataset(Dataset):
         places them, at the rate of its frames: the video's, which for an ``rgb_frames`` folder is the rate its
         ``Sample.fps`` carries (the reader's 50 / 60 fps by the video's name), for a video file its own."""
         try:
-            fps = video.fps
             if self.mode == "train":
-                return [epic_slowfast_clip(*sample.segment, fps, video.num_frames, self.num_frames, self.stride,
-                                           "random", video_fps=video.fps)]
-            return [epic_slowfast_clip(*sample.segment, fps, video.num_frames, self.num_frames, self.stride, i,
-                                       self.num_clips, video_fps=video.fps) for i in range(self.num_clips)]
+                return [epic_slowfast_clip(*sample.segment, video.fps, video.num_frames, self.num_frames, self.stride,
+                                           "random")]
+            return [epic_slowfast_clip(*sample.segment, video.fps, video.num_frames, self.num_frames, self.stride, i,
+                                       self.num_clips) for i in range(self.num_clips)]
         except ValueError as err:
             raise SegmentOutsideVideo(f"line {sample.line}: {err}") from err
 
