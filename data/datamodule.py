@@ -33,6 +33,7 @@ from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from data.synthetic import synthetic_params as resolve_synthetic_params
 from data.transforms import CentreRounding, CropAxis, TestTransform, TrainTransform, uniform_crop_offsets
 from data.transforms import check_channel_order
+from data.worker_signals import StopSafeDataLoader
 from data.clip_sampling import SegmentPlacement, check_segment_placement
 
 log = logging.getLogger(__name__)
@@ -514,11 +515,12 @@ class VideoDataModule(L.LightningDataModule):
         )
 
 
-class SkipNoneDataLoader(DataLoader):
+class SkipNoneDataLoader(StopSafeDataLoader):
     """A DataLoader that never yields the None that ``collate_skip_none`` makes of an all-unreadable batch.
 
     A subclass rather than a wrapper, so Lightning can still re-create it with a distributed sampler. ``len()``
-    counts such batches, so an epoch may end a few batches early.
+    counts such batches, so an epoch may end a few batches early. Its workers ignore the signals that stop a run
+    (``data.worker_signals``).
     """
 
     def __iter__(self):

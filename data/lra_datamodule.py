@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from data.lra import (BYTE_VOCAB, LISTOPS_VOCAB, LRA_TASKS, NUM_CLASSES, ListOpsSpec, LRASplit, ensure_listops,
                       read_lra)
+from data.worker_signals import StopSafeDataLoader
 
 DEFAULT_MAX_LENGTH = {"listops": 2000, "text": 1000, "retrieval": 4000, "image": 1024, "pathfinder": 1024}
 MIMICS = {"listops": "LRA ListOps", "text": "LRA Text (IMDB bytes)", "retrieval": "LRA Retrieval (AAN)",
@@ -214,7 +215,7 @@ class LRADataModule(L.LightningDataModule):
         if split not in self._splits:
             raise RuntimeError(f"LRA {self.task}: split {split!r} not read; call setup() first")
         dataset = _TokenDataset(self._splits[split], self.max_length)
-        return DataLoader(
+        return StopSafeDataLoader(  # its workers leave a stop to the training process (data.worker_signals)
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,

@@ -108,7 +108,11 @@ PYSLOWFAST_SEGMENTS = {"segment_convention": "pyslowfast"}
 # processes: all three start the cap. Such a rate moves between runs and machines
 # (reports/benchmarks/loader_cpu_repeat.json, docs/paper_scale_smoke.md), and so may a count.
 # tests/experiments/test_loader_workers.py recomputes each count from the records.
-MAX_LOADER_WORKERS = 14  # the cores a GPU gets on an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100)
+# The cap: a GPU's share of an 8-GPU node of 112 cores (two 56-core CPUs, as a DGX H100), less the core of the
+# task's own process, so that a task's loader processes and itself (``data.num_workers`` + 1, what a SLURM job's
+# task asks: experiments.harness.cluster.resources) fit: 8 tasks x 14 cores = 112.
+NODE_CORES, GPUS_PER_NODE = 112, 8
+MAX_LOADER_WORKERS = NODE_CORES // GPUS_PER_NODE - 1  # 13
 
 
 def loader_workers(gpu_clips_s: float, worker_clips_s: float) -> int:

@@ -1,11 +1,14 @@
 """Callbacks a table run trains with: ``RunState`` says in every checkpoint which run, configured how, wrote it;
 ``LogRunConfig`` puts the run's configuration into TensorBoard (``hparams.yaml`` and the HParams dashboard, through
 ``log_hparams_session``, which an evaluation-only run calls itself); ``StopAtBatchBoundary`` runs a check between
-batches (the command's: did a signal ask it to stop)."""
+batches (the command's: did a signal ask it to stop); ``TrainingProgress`` keeps how far the training is, for a job's
+heartbeat (``training_progress``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import datetime, UTC
 from typing import Any
 
 import lightning as L
@@ -92,3 +95,30 @@ def log_hparams_session(logger: Any, params: dict[str, Any], step: int) -> None:
     writer.add_summary(session_start, step)
     writer.add_summary(session_end, step)
     writer.flush()
+
+
+_progress: dict[str, Any] | None = None  # the training in progress in this process (one at a time), if any
+
+
+def training_progress() -> dict[str, Any] | None:
+    """How far this process's training is: ``step`` and ``epoch`` now (the epoch in progress, from 1), ``steps``
+    and ``epochs`` in all (None where
+    unknown), and ``step_at_start`` at ``started_at`` (an ISO time), when this process's fit began (a resumed run
+    starts past 0): what a job's heartbeat writes into its job file, for ``status``'s ETA. None before any fit."""
+    return None if _progress is None else dict(_progress)
+
+
+class TrainingProgress(Callback):
+    """Records the trainer's step and epoch after every training batch (a dictionary update: nothing waits)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _progress
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else trainer.estimated_stepping_batches
+        _progress = {"step": trainer.global_step, "steps": int(total) if math.isfinite(total) else None,
+                     "epoch": trainer.current_epoch + 1, "epochs": trainer.max_epochs if trainer.max_epochs else None,
+                     "step_at_start": trainer.global_step,
+                     "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        if _progress is not None:
+            _progress.update(step=trainer.global_step, epoch=trainer.current_epoch + 1)  # the epoch in progress

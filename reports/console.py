@@ -184,18 +184,19 @@ def check_report_step(table_id: str, runs_root: str | Path, reports_dir: str | P
 
 
 def report_runs(table_id: str, runs_root: str | Path, reports_dir: str | Path | None, scales: list[str],
-                echo: Callable[[str], None] = print) -> None:
+                echo: Callable[[str], None] = print) -> Path | None:
     """After ``run`` trained (its runs at ``scales``), or once every job of ``run --submit`` is done: print the
     runs' cells beside the tracked records and the paper, per scale, and write the user's report from the runs under
-    ``runs_root`` into ``reports_dir`` (default ``<runs_root>/reports/``). The committed reports
-    (``reports/generated/``) are never written here: they change only through ``python -m reports track``."""
+    ``runs_root`` into ``reports_dir`` (default ``<runs_root>/reports/``); returns its path (None: the table is not a
+    paper's, and has no report). The committed reports (``reports/generated/``) are never written here: they change
+    only through ``python -m reports track``."""
     from .build import build_report
     from .compare import LEGEND, compare_cells, comparison_table, summary
     from .records import RESULTS_DIR
 
     spec = table_spec(table_id)
     if not spec.is_paper_table:
-        return
+        return None
     out_dir = reports_out_dir(runs_root, reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for scale in scales:
@@ -206,3 +207,4 @@ def report_runs(table_id: str, runs_root: str | Path, reports_dir: str | Path | 
     report = build_report(table_id, runs_root=runs_root, out_dir=out_dir, results_root=None, index=False)
     echo(f"\nyour report: {report} (from your runs; reports/generated/{table_id}.md keeps the tracked records: "
          f"`python -m reports track {table_id}` commits yours)")
+    return report

@@ -25,7 +25,7 @@ from .cluster.cli import add_command as add_cluster_commands
 from .cluster.cli import submit_table, uses_a_scheduler
 from .commands import registered_commands
 from .evaluate_cli import add_command as add_evaluate_commands
-from .interruption import Interrupted, stop_on_signals
+from .interruption import Interrupted, requeue_slurm_job, stop_on_signals
 from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_resolved,
                    dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
 from .provenance import git_commit
@@ -39,7 +39,8 @@ class ReportSide(NamedTuple):
     show: Callable[[argparse.Namespace], int]  # the ``show`` command: a table, the paper's numbers beside ours
     check_report_step: Callable[[str, str | Path, str | Path | None], None]  # before anything trains
     run_and_report: Callable[..., list[dict]]  # ``run``: train what is missing, then compare and report
-    report_runs: Callable[..., None]  # the comparison and report ``run`` ends with, alone (``run --submit``)
+    # the comparison and report ``run`` ends with, alone (``run --submit``: also the last job of a table); its path
+    report_runs: Callable[..., Path | None]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -68,8 +69,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if uses_a_scheduler(args):  # each run a job (experiments.harness.cluster); the report once every run is done
         args.reports.check_report_step(args.table, args.runs_dir, args.reports_dir)
-        return submit_table(args, overrides, lambda: args.reports.report_runs(args.table, args.runs_dir,
-                                                                              args.reports_dir, [args.scale]))
+        # picklable: the table's last job writes the report with it (experiments.harness.cluster.job)
+        report = partial(args.reports.report_runs, args.table, str(Path(args.runs_dir).absolute()),
+                         None if args.reports_dir is None else str(Path(args.reports_dir).absolute()),
+                         [args.scale])
+        return submit_table(args, overrides, report)
     if args.dry_run:
         return dry_run(args, overrides)
     if args.verbose or args.json:
@@ -84,6 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         command = shlex.join(["python", "-m", "experiments", *args.argv])
         print(f"{stop}: finished runs keep their records and a cut run its last checkpoint; `{command}` resumes",
               file=sys.stderr)
+        requeued = requeue_slurm_job(stop.signum)  # a time-limit signal inside a SLURM batch job
+        if requeued:
+            print(requeued, file=sys.stderr)
         return stop.exit_code
     return 0
 

@@ -207,7 +207,7 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
     from lightning_modules.checkpoint_io import SafeCheckpointIO
     from lightning_modules.data_wait import DataWaitMonitor
     from lightning_modules.resume import ExactResumeCallback
-    from lightning_modules.run_callbacks import LogRunConfig, RunState, StopAtBatchBoundary
+    from lightning_modules.run_callbacks import LogRunConfig, RunState, StopAtBatchBoundary, TrainingProgress
     from lightning_modules.stop_checkpoint import CheckpointOnStop
     from lightning_modules.tensorboard_percent import PercentTensorBoardLogger
 
@@ -236,7 +236,8 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
                    # a stop asked mid-batch: the batch's state saved, the run resumes there (SIGTERM: then
                    # Lightning stops; SIGINT: then StopAtBatchBoundary raises Interrupted at the next boundary)
                    CheckpointOnStop(run_path / "checkpoints" / "last.ckpt", also_when=interruption_pending),
-                   StopAtBatchBoundary(raise_if_interrupted)],
+                   StopAtBatchBoundary(raise_if_interrupted),
+                   TrainingProgress()],  # how far it is, for a job's heartbeat (status: step, epoch, ETA)
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=t.deterministic,

@@ -161,38 +161,53 @@ def needs_another_run(cfg: RunConfig) -> bool:
     return bool(run_sources(cfg))
 
 
-def check_pretrained_sources(cfg: RunConfig) -> None:
-    """A pretrained source naming a missing file or a model timm does not have fails here, by name (``run:``
-    sources may be trained by this very command: they are checked when their run starts)."""
+def pretrained_source_errors(cfg: RunConfig) -> list[tuple[str, Exception]]:
+    """Each pretrained source of the run that cannot be read here (a missing file, a model timm does not have), as
+    (its part: the submodule it initialises, "" for the whole model; the error that names it). ``run:`` sources may
+    be trained by this very command: they are checked when their run starts."""
     from models.sources import check_source
 
     sources = cfg.model.pretrained
-    for source in [sources] if isinstance(sources, str) else (sources or {}).values():
-        if not check_source_early(source):
-            check_source(source, other_kinds=source_kinds())
+    errors: list[tuple[str, Exception]] = []
+    for part, source in ({"": sources} if isinstance(sources, str) else dict(sources or {})).items():
+        try:
+            if not check_source_early(source):  # a shipped source's error names the command that writes it
+                check_source(source, other_kinds=source_kinds())
+        except (ValueError, OSError) as err:  # CheckpointError is a ValueError
+            errors.append((part, err))
+    return errors
 
 
-def check_buildable(cfg: RunConfig) -> None:
-    """Check the run's data options and (when its data is there) pretrained sources, and build its model on the
-    ``meta`` device: an unknown or misspelled option, a missing checkpoint file or an unknown timm model fails
-    here, by name, before anything trains (cheap at paper scale: no memory is allocated)."""
+def check_pretrained_sources(cfg: RunConfig) -> None:
+    """A pretrained source naming a missing file or a model timm does not have fails here, by name."""
+    errors = pretrained_source_errors(cfg)
+    if errors:
+        raise errors[0][1]
+
+
+def check_buildable(cfg: RunConfig, check_sources: bool = True) -> None:
+    """Check the run's data options and (when its data is there, and ``check_sources``) pretrained sources, and
+    build its model on the ``meta`` device: an unknown or misspelled option, a missing checkpoint file or an unknown
+    timm model fails here, by name, before anything trains (cheap at paper scale: no memory is allocated)."""
     # A verb/noun model that fixes its verb count (CAST's split heads: ``num_verbs``) is built with that many verb
     # logits and a few nouns, as the data would give it; any other model with the task's count, or 2 classes.
     check_data_options(cfg)
-    if expected_data(cfg) is None:  # a run skipped for its data needs no weights either
+    if check_sources and expected_data(cfg) is None:  # a run skipped for its data needs no weights either
         check_pretrained_sources(cfg)
     verbs = cfg.model.overrides.get("num_verbs")
     build_model(cfg, get_task(cfg.task).num_classes or (verbs + 3 if verbs else 2), device="meta")
 
 
-def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run: bool) -> list[str]:
+def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run: bool,
+                   check_sources: bool = True) -> list[str]:
     """What ``run`` checks once its runs resolve, before static columns, data or training, and ``--dry-run`` with
     it: the table's runs folder takes new files, each run's launch and trainer options are Lightning's and its
     static record reads. A run that would start here (not a dry run, its data there) also needs its accelerator
     and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead. Each run's lock
     path must be free or a lock file (``check_lock_path``), and each distinct model builds on the meta device with
     its data options, generated-set sizes and pretrained sources (``check_buildable``): the dry run and the run
-    refuse a bad option with the same line, before anything is written."""
+    refuse a bad option with the same line, before anything is written. ``check_sources=False``: the pretrained
+    files were checked and noted already (``run --submit --dry-run``)."""
     notes: dict[str, None] = {}
     for table in dict.fromkeys(cfg.table for cfg in configs):
         check_writable(Path(runs_root) / table, "--runs-dir")
@@ -211,7 +226,7 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
     for cfg in configs:  # every model built on the meta device: a bad option fails here, by name
         model = json.dumps({**cfg.to_dict(), "seed": None}, sort_keys=True, default=str)  # seeds build alike
         if model not in built:
-            check_buildable(cfg)
+            check_buildable(cfg, check_sources)
             built.add(model)
     return list(notes)
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from experiments.presets import loader_workers
+from experiments.presets import GPUS_PER_NODE, MAX_LOADER_WORKERS, NODE_CORES, loader_workers
 from reports.loader_rates import BENCHMARKS_DIR, PRESETS, fastest_step, needed_workers, slowest_path
 
 
@@ -73,7 +73,8 @@ def test_another_hosts_rates_give_its_own_counts_and_say_what_they_lack(tmp_path
     rates = _host_rates(tmp_path, [{"row": "a", "clips_s": 7.0}, {"row": "b", "clips_s": 2.0, "processes": 4},
                                    {"row": "c", "clips_s": 9.0}])
     table = host_workers_table(rates, tmp_path)
-    assert [cell.strip() for cell in _row(table, "SSV2").split("|")[1:-1]] == ["SSV2", "t a / SSv2", "7.00", "6", "14"]
+    assert [cell.strip() for cell in _row(table, "SSV2").split("|")[1:-1]] == ["SSV2", "t a / SSv2", "7.00", "6",
+                                                                             str(MAX_LOADER_WORKERS)]
     assert "not measured (kinetics400, kinetics600)" in _row(table, "KINETICS_400")
     assert "another CPU" in table and "40.0 clips/s" in table
 
@@ -82,7 +83,12 @@ def test_a_count_past_the_cap_says_how_many_would_keep_up(tmp_path):
     from reports.loader_rates import host_workers_table
 
     table = host_workers_table(_host_rates(tmp_path, [{"row": "a", "clips_s": 1.0}]), tmp_path)
-    assert "| 14 (the cap; 40 would keep up) |" in _row(table, "SSV2")
+    assert f"| {MAX_LOADER_WORKERS} (the cap; 40 would keep up) |" in _row(table, "SSV2")
+
+
+def test_the_cap_fits_a_task_per_gpu_with_its_loader_processes_and_itself_on_the_node_it_names():
+    assert MAX_LOADER_WORKERS == 13 and loader_workers(1000.0, 1.0) == MAX_LOADER_WORKERS
+    assert GPUS_PER_NODE * (MAX_LOADER_WORKERS + 1) <= NODE_CORES  # a SLURM job's task asks num_workers + 1 cores
 
 
 @pytest.mark.parametrize("content, says", [

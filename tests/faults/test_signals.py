@@ -25,7 +25,7 @@ def _interrupted_line(runs, status, *extra):
     """The one line an interrupted command ends with, and the command it names, as a shell would read it."""
     lines = [line for line in output(runs).splitlines() if line.startswith("interrupted by ")]
     assert len(lines) == 1, output(runs)[-3000:]
-    name = {143: "SIGTERM", 130: "SIGINT"}[status]
+    name = {143: "SIGTERM", 130: "SIGINT", 140: "SIGUSR2"}[status]
     head = (f"interrupted by {name}: finished runs keep their records and a cut run its last checkpoint; "
             f"`python -m experiments ")
     assert lines[0].startswith(head) and lines[0].endswith("` resumes"), lines[0]
@@ -107,3 +107,41 @@ def test_a_signal_stops_every_worker_of_jobs(tmp_path, signum, status, to_group)
     assert all(checkpoint_state(c)[0] >= 1 for c in checkpoints)
     assert not any((_run(runs, seed) / "metrics.json").exists() for seed in (0, 1))
     assert "Traceback" not in output(runs), output(runs)[-3000:]
+
+
+@pytest.mark.slow  # a micro run with two loader workers in a fresh process, signalled, then resumed
+@pytest.mark.parametrize("signum, status", [
+    (signal.SIGTERM, 143),  # a preemption, `scontrol requeue`, `scancel`
+    (signal.SIGUSR2, 140),  # a scheduler's time-limit signal (`sbatch --signal=USR2@120`)
+])
+def test_a_signal_to_every_process_of_a_run_with_loader_workers_saves_it(tmp_path, two_commands_one_cell, signum,
+                                                                         status):
+    """As SLURM signals a job step: the command and its loader workers alike. The workers ignore it
+    (``data.worker_signals``), the run saves at its batch boundary, the command exits 128 + the signal's number
+    naming it, and the same command resumes the run to the uninterrupted one's numbers and weights (two loader
+    workers draw what none does: every item is seeded by itself)."""
+    reference = two_commands_one_cell.runs
+    runs = tmp_path / "runs"
+    last = runs / RUN / "checkpoints" / "last.ckpt"
+    extra = (*EXACT_ARGS, "--num-workers", "2")
+
+    def mid_second_epoch():
+        state = checkpoint_state(last)
+        return bool(state) and state[0] > BATCHES_PER_EPOCH and 0 < state[1]["batches_drawn"] < BATCHES_PER_EPOCH - 1
+
+    with started(runs, *extra) as child:
+        wait_until(child, mid_second_epoch, "a checkpoint inside the second epoch")
+        os.killpg(child.pid, signum)
+        assert finish(child) == status, output(runs)[-3000:]
+        assert_nothing_left(child.pid)
+    assert "DataLoader worker" not in output(runs) and "Traceback" not in output(runs), output(runs)[-3000:]
+    _interrupted_line(runs, status, *extra)
+    step, _ = checkpoint_state(last)
+    assert BATCHES_PER_EPOCH < step < 2 * BATCHES_PER_EPOCH and not (runs / RUN / "metrics.json").exists()
+
+    run_cli(runs, *extra)  # the same command again
+    expected = json.loads((reference / RUN / "metrics.json").read_text())
+    assert json.loads((runs / RUN / "metrics.json").read_text())["metrics"] == expected["metrics"]
+    final = torch.load(last, weights_only=True)
+    reference_final = torch.load(reference / RUN / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.equal(v, reference_final["state_dict"][k]) for k, v in final["state_dict"].items())

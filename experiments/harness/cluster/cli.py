@@ -9,19 +9,23 @@ import json
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..plan import check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
 from ..records import check_run_dir
 from ..spec import SCALES, RunConfig, table_spec
-from .resources import DEFAULT_TIME_MIN, JobOptions, parse_slurm_option
-from .status import run_statuses, status_json, status_line, summary
-from .submission import SubmissionPlan, SubmitError, check_scheduler, plan_submission, submit_plan
+from .partition import check_partition
+from .resources import DEFAULT_ARRAY_PARALLELISM, DEFAULT_TIME_MIN, JobOptions, Resources, parse_slurm_option
+from .status import RunStatus, run_statuses, status_json, status_line, summary
+from .submission import (MissingFile, PlannedJob, SubmissionPlan, SubmitError, check_scheduler, job_arrays,
+                         missing_files, plan_submission, refuse_missing_files, sbatch_options, submission_folder,
+                         submit_plan)
 
 # the options that only mean something with --submit (argparse dest: flag)
 JOB_FLAGS = {"partition": "--partition", "nodes": "--nodes", "gpus_per_node": "--gpus-per-node",
              "cpus_per_task": "--cpus-per-task", "mem_gb": "--mem-gb", "time": "--time", "account": "--account",
-             "qos": "--qos", "constraint": "--constraint", "slurm_option": "--slurm-option"}
+             "qos": "--qos", "constraint": "--constraint", "slurm_option": "--slurm-option",
+             "array_parallelism": "--array-parallelism"}
 
 
 def _count(value: str) -> int:
@@ -68,6 +72,9 @@ def add_submit_options(run: argparse.ArgumentParser) -> None:
     group.add_argument("--account", help="SLURM account")
     group.add_argument("--qos", help="SLURM quality of service")
     group.add_argument("--constraint", help="SLURM node features, e.g. a GPU model")
+    group.add_argument("--array-parallelism", type=_count, metavar="N",
+                       help=f"at most N jobs of a job array run at once (sbatch's --array=0-K%%N; default "
+                            f"{DEFAULT_ARRAY_PARALLELISM}, submitit's: in effect the cluster's own limits)")
     group.add_argument("--slurm-option", action="append", type=_slurm_option, metavar="K=V",
                        help="any other sbatch option, without its dashes (repeatable): mail-type=END, exclusive")
 
@@ -98,25 +105,35 @@ def _check_options(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
             trainer[key] = value
     return JobOptions(partition=args.partition, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
                       time_min=args.time, account=args.account, qos=args.qos, constraint=args.constraint,
-                      slurm_options=tuple(args.slurm_option or ()))
+                      slurm_options=tuple(args.slurm_option or ()),
+                      array_parallelism=args.array_parallelism or DEFAULT_ARRAY_PARALLELISM)
 
 
 def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
-                 report: Callable[[], None], echo: Callable[[str], None] = print) -> int:
+                 report: Callable[[], Path | None], echo: Callable[[str], None] = print) -> int:
     """``run ID --submit ...``: plan the jobs, then print them (``--dry-run``), submit them to SLURM, or run them
-    here (local); once every run is done, ``report`` writes the user's report, as ``run`` does."""
+    here (local); once every run is done, ``report`` (picklable) writes the user's report, as ``run`` does: this
+    command if they are done when it ends, else the SLURM job that ends last."""
     options = _check_options(args, overrides)
     if not args.dry_run:
         check_scheduler(args.submit)
     configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
+    missing = missing_files(configs, args.dry_run)  # a file a job reads at its start: refused before it waits
+    if not args.dry_run:
+        refuse_missing_files(missing)
     # every model built on the meta device too: a bad option or source fails here, not in a job hours later
-    notes = check_resolved(configs, args.runs_dir, dry_run=args.dry_run or args.submit == "slurm")
+    notes = check_resolved(configs, args.runs_dir, dry_run=args.dry_run or args.submit == "slurm",
+                           check_sources=not args.dry_run)  # a dry run notes the missing files instead
     for cfg in configs:
         if not args.force:
             check_run_dir(cfg, args.runs_dir)
     plan = plan_submission(configs, args.runs_dir, options, args.force, args.dry_run)
+    # what the partition can never run, refused before sbatch
+    fits = check_partition(plan.jobs, options.partition, args.dry_run) if args.submit == "slurm" else []
     if args.dry_run:
-        return _print_plan(args, configs, plan, notes, echo)
+        return _print_plan(args, configs, plan, notes, missing, fits, echo)
+    for line in fits:
+        echo(f"# {line}")
     for line in _cancel_stale(plan):
         echo(line)
     _reuse_now(plan, args.runs_dir, echo)
@@ -124,7 +141,11 @@ def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
         echo(f"{_where(cfg, args.runs_dir)}: {why}")
     if args.submit == "local":
         return _run_here(args, configs, plan, report, echo)
-    submitted = submit_plan(plan, args.runs_dir, "slurm", args.force, args.argv, echo) if plan.jobs else {}
+    from .job import TableReport  # the runner's floor: only once jobs are really submitted
+
+    table_report = TableReport(tuple(str(cfg.run_dir(args.runs_dir).absolute()) for cfg in configs), report)
+    submitted = submit_plan(plan, args.runs_dir, "slurm", args.force, args.argv, echo, table_report) \
+        if plan.jobs else {}
     for job in plan.jobs:
         if job.cfg.run_dir(args.runs_dir) in submitted:
             echo(f"{_where(job.cfg, args.runs_dir)}: job {submitted[job.cfg.run_dir(args.runs_dir)]}, "
@@ -194,48 +215,94 @@ def _run_here(args: argparse.Namespace, configs: Sequence[RunConfig], plan: Subm
 
 
 def _print_plan(args: argparse.Namespace, configs: Sequence[RunConfig], plan: SubmissionPlan, notes: list[str],
-                echo: Callable[[str], None]) -> int:
+                missing: Sequence[MissingFile], fits: list[str], echo: Callable[[str], None]) -> int:
     """``run --submit ... --dry-run``: one line per run (its job's allocation and what it does, or why it gets
-    none), the sbatch options of each job array, and what this machine lacks; nothing is submitted."""
+    none), the options of each sbatch call as submitit writes them, the partition's limits, and what this machine
+    lacks; nothing is submitted."""
+    calls = _sbatch_calls(plan, args.runs_dir) if args.submit == "slurm" else []
     if args.json:
+        flags = {id(job): call.options for call in calls for job in call.jobs}
         echo(json.dumps({"table": args.table, "scale": args.scale, "submit": args.submit, "jobs": [
             {"run_dir": str(job.cfg.run_dir(args.runs_dir)), "action": job.action,
-             "sbatch": job.resources.sbatch_flags(), "resources": job.resources.describe(),
+             "sbatch": flags.get(id(job)), "resources": job.resources.describe(),
              "after": [str(p) for p in job.after],
              "after_jobs": list(job.after_jobs)} for job in plan.jobs],
             "not_submitted": [{"run_dir": str(cfg.run_dir(args.runs_dir)), "why": why} for cfg, why in plan.skipped],
             "reuse_now": [str(cfg.run_dir(args.runs_dir)) for cfg in plan.reuse_now],
-            "missing_data": missing_datasets(configs), "not_on_this_machine": notes}, indent=1))
+            "missing_data": missing_datasets(configs), "missing_files": [m.line() for m in missing],
+            "partition": fits, "not_on_this_machine": notes}, indent=1))
         return 0
     if args.verbose:
         echo(describe_runs(configs, args.runs_dir))
     for i, cfg in enumerate(configs, 1):
         echo(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
              f"{cfg.run_dir(args.runs_dir)}: {plan.line(cfg)}")
-    arrays: dict[tuple[str, ...], int] = {}
-    for job in plan.jobs:
-        flags = tuple(job.resources.sbatch_flags())
-        arrays[flags] = arrays.get(flags, 0) + 1
-    echo(f"# {len(plan.jobs)} job(s) for {len(configs)} run(s), {len(arrays)} allocation(s)"
-         + (" (a job array each)" if args.submit == "slurm" else ", run here with --submit local"))
-    for flags, count in arrays.items():
-        echo(f"#   sbatch {' '.join(flags)}   <- {count} job(s)")
-    missing = missing_datasets(configs)
-    if missing:
+    if args.submit == "local":
+        echo(f"# {len(plan.jobs)} job(s) for {len(configs)} run(s), run here with --submit local")
+    else:
+        _print_calls(calls, len(plan.jobs), len(configs), echo)
+    for line in fits:
+        echo(f"# {line}")
+    missing_data = missing_datasets(configs)
+    if missing_data:
         echo("# data missing here (the jobs need it on the nodes): " + "; ".join(
-            f"{dataset} ({where})" for dataset, where in missing.items()))
+            f"{dataset} ({where})" for dataset, where in missing_data.items()))
+    runs: dict[str, list[str]] = {}
+    for m in missing:
+        runs.setdefault(m.why, []).append(f"{m.cfg.row}/{m.cfg.column} seed {m.cfg.seed}")
+    for why, names in runs.items():
+        echo(f"# missing here, so --submit refuses {len(names)} run(s) ({', '.join(names[:3])}"
+             f"{', ...' if len(names) > 3 else ''}) until it is there: {why}")
     for note in notes:
         echo(f"# not on this machine: {note}; the jobs' nodes need it")
     echo("# nothing submitted (--dry-run)")
     return 0
 
 
+class SbatchCall(NamedTuple):
+    """One sbatch call of a submission: its jobs (an array where several), their allocation and dependency, and
+    the options of its script (None: submitit is not installed here to write it)."""
+
+    jobs: list[PlannedJob]
+    resources: Resources
+    dependency: str | None
+    options: list[str] | None
+
+
+def _sbatch_calls(plan: SubmissionPlan, runs_root: str | Path) -> list[SbatchCall]:
+    """Each sbatch call the submission would make, in order (``submission.job_arrays``). A job of an earlier call
+    that one waits for is named ``callN_I`` (job I of call N; ``callN``, its only job), as sbatch has not given it
+    an id yet."""
+    folder, submitted, calls = submission_folder(runs_root), {}, []
+    for n, (resources, dependency, group) in enumerate(job_arrays(plan.jobs, submitted), 1):
+        try:
+            options = sbatch_options(folder, resources, group[0].cfg.table, dependency, len(group))
+        except ImportError:
+            options = None
+        calls.append(SbatchCall(group, resources, dependency, options))
+        for i, job in enumerate(group):
+            submitted[job.cfg.run_dir(runs_root)] = f"call{n}_{i}" if len(group) > 1 else f"call{n}"
+    return calls
+
+
+def _print_calls(calls: Sequence[SbatchCall], jobs: int, runs: int, echo: Callable[[str], None]) -> None:
+    echo(f"# {jobs} job(s) for {runs} run(s) in {len(calls)} sbatch call(s) (a job array each where several), "
+         f"each with the options submitit writes into its script:")
+    for n, call in enumerate(calls, 1):
+        after = f", after {call.dependency.removeprefix('afterok:')} ended well" if call.dependency else ""
+        echo(f"# sbatch call {n}: {len(call.jobs)} job(s) of {call.resources.describe()}{after}")
+        if call.options is None:
+            echo("#   (its options: submitit is not installed here, `pip install submitit==1.5.4`)")
+        for option in call.options or ():
+            echo(f"#SBATCH {option}")
+
+
 def add_command(sub: Any) -> None:
     """The ``status`` subcommand, and ``run``'s ``--submit`` options (``run`` is registered before)."""
     add_submit_options(sub.choices["run"])
-    status = sub.add_parser("status", help="each run's state (not submitted, queued, running, requeued, done, "
-                                           "stopped, failed), its job, nodes and log, from the run folders and "
-                                           "the scheduler")
+    status = sub.add_parser("status", help="each run's state (not submitted, queued, cannot start, running, "
+                                           "requeued, done, stopped, failed) and why, its job, nodes, progress "
+                                           "and log, from the run folders and the scheduler")
     status.add_argument("table")
     status.add_argument("--scale", choices=SCALES, help="default: every scale with a run folder, else tiny")
     status.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
@@ -261,9 +328,27 @@ def cmd_status(args: argparse.Namespace, echo: Callable[[str], None] = print) ->
         echo(f"{args.table} at {scale} scale: {len(configs)} run(s): {summary(statuses)}")
         for cfg, status in zip(configs, statuses):
             echo("  " + status_line(cfg, status, args.runs_dir))
+        said = report_line(statuses)
+        if said:
+            echo(said)
     if args.json:
         echo(json.dumps(out, indent=1))
     return 0
+
+
+def report_line(statuses: Sequence[RunStatus]) -> str | None:
+    """What ``status`` says of the report of a table whose runs went through jobs, once every run is done: which
+    job wrote it, where (the job that ends last writes it), or why none did."""
+    if not statuses or any(s.state != "done" for s in statuses) or not any(s.job for s in statuses):
+        return None
+    written = sorted((str(s.job.get("report_at")), str(s.job["report"]), s.job_id) for s in statuses
+                     if s.job.get("report"))
+    if written:
+        at, path, job_id = written[-1]
+        return f"report: {path} (written by job {job_id}, the last to end, at {at})"
+    failed = [str(s.job["report_error"]) for s in statuses if s.job.get("report_error")]
+    why = f"the last job's attempt failed: {failed[0]}" if failed else "no job of these runs wrote it"
+    return f"report: not written ({why}); the same `run --submit` command writes it"
 
 
 def _has_runs(runs_root: str, table: str, scale: str) -> bool:

@@ -12,13 +12,17 @@ Task 0 also keeps the run's job file (``experiments.harness.cluster.job_file``) 
   two hosts would both get it, so the job also reads the job file: a run another host's job still marks
   ``running`` with a fresh heartbeat is trained by neither until that heartbeat stops (the other job died) or
   moves on (it lives: this job ends, failed, naming it).
-- **A heartbeat** (``alive_at``, every ``HEARTBEAT_S``) tells ``status`` a live job from one that died silently.
+- **A heartbeat** (``alive_at``, every ``HEARTBEAT_S``) tells ``status`` a live job from one that died silently, and
+  how far its training is (``progress``: step, epoch, their totals, where this start began), for the ETA.
 - **Preemption and time limits.** A preemption, ``scontrol requeue`` or ``scancel`` sends SIGTERM: the training stops
   at the end of its batch in progress, saves its whole state there (``lightning_modules.stop_checkpoint``) and the
   job ends, ``stopped``; SLURM starts it again after a preemption or a requeue. Before the time limit SLURM sends
   SIGUSR2 (``--signal=USR2@120``; SIGUSR1 is taken alike): the job stops and saves the same way, then submitit's
   checkpoint hook (``RunJob.checkpoint``) writes the job to start again and requeues it (``scontrol requeue``; the
-  local executor starts it again itself). Either way the next start resumes from that state, bit for bit.
+  local executor starts it again itself). Either way the next start resumes from that state, bit for bit. The loader
+  workers, which SLURM signals too, ignore these signals (``data.worker_signals``): the task alone stops.
+- **The report.** The job whose run completes the table (every run of the submission has its record) writes the
+  table's report and names it in its job file, which ``status`` reads: no second command is needed.
 """
 
 from __future__ import annotations
@@ -29,30 +33,46 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..execute import execute
-from ..interruption import Interrupted, received_signal, stop_on_signals
+from ..interruption import Interrupted, received_signal, stop_on_signals, time_limit_signal
 from ..records import find_equivalent_run
 from ..run_lock import RunBusyError, hold_run
 from ..spec import RunConfig
 from .job_file import HEARTBEAT_S, STALE_S, now, read_job, seconds_since, update_job
 
 LOCK_WAIT_S = 180.0  # SLURM's KillWait (30 s by default) and an NFSv4 lease (90 s), with room to spare
-TIME_LIMIT_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """The report of the table a job's run belongs to: the folders of the runs it needs, and ``write``, which writes
+    it and returns its path (the entry point's report function with its table, folders and scale bound: picklable,
+    from the reports floor, which this one does not import)."""
+
+    run_dirs: tuple[str, ...]
+    write: Callable[[], Path | None]
+
+    def ready(self) -> bool:
+        return all((Path(path) / "metrics.json").exists() for path in self.run_dirs)
 
 
 class RunJob:
     """The run ``cfg`` (its folder under ``runs_root``) as a job. ``reuse_only``: the job only copies the record of
-    an identical run, once that run's job is done (it waits for it through the scheduler); it never trains."""
+    an identical run, once that run's job is done (it waits for it through the scheduler); it never trains.
+    ``report``: the table's report, which the job that ends last writes (its job file then names it)."""
 
-    def __init__(self, cfg: RunConfig, runs_root: str | Path, reuse_only: bool = False) -> None:
+    def __init__(self, cfg: RunConfig, runs_root: str | Path, reuse_only: bool = False,
+                 report: TableReport | None = None) -> None:
         self.cfg = cfg
         self.runs_root = str(Path(runs_root).absolute())  # the job may start in another folder
         self.reuse_only = reuse_only
+        self.report = report
 
     def checkpoint(self) -> Any:
         """submitit's checkpoint hook, called before it requeues the job: the same job again (the run's state is
@@ -67,28 +87,18 @@ class RunJob:
         env = submitit.JobEnvironment()
         zero = env.global_rank == 0
         requeue = signal.getsignal(signal.Signals[f"SIG{env.USR_SIG}"])  # submitit's: checkpoint and requeue
-        asked: list[int] = []
-
-        def time_limit(signum: int, frame: Any) -> None:  # stop as SIGTERM stops a run; requeue once stopped
-            asked.append(signum)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        before = {signum: signal.signal(signum, time_limit) for signum in TIME_LIMIT_SIGNALS}
         print(f"job {env.job_id}, task {env.global_rank} of {env.num_tasks} on {socket.gethostname()}: "
               f"{self.cfg.table} row={self.cfg.row} column={self.cfg.column} seed={self.cfg.seed} "
               f"scale={self.cfg.scale}", flush=True)
         try:
-            with stop_on_signals():
-                return self._run(env, asked, requeue) if zero else self._follow()
+            with stop_on_signals():  # SIGUSR1/SIGUSR2 stop it as SIGTERM does, and are remembered
+                return self._run(env, requeue) if zero else self._follow()
         except Interrupted as stop:
             # the other tasks end quietly: a failed task would end the job's step (srun --kill-on-bad-exit) before
             # task 0 has written how it stopped and requeued the job
             raise SystemExit(stop.exit_code if zero else 0) from None
         except Requeued as requeued:
             raise SystemExit(requeued.code) from None
-        finally:
-            for signum, handler in before.items():
-                signal.signal(signum, handler)
 
     @property
     def run_dir(self) -> Path:
@@ -99,10 +109,10 @@ class RunJob:
         execute(self.cfg, self.runs_root, force=False, progress_bar=False)
         return str(self.run_dir)
 
-    def _run(self, env: Any, asked: list[int], requeue: Any) -> str:
+    def _run(self, env: Any, requeue: Any) -> str:
         """Task 0: the run under its lock (``_locked``); a signal's stop is written to the job file (where the lock
-        was taken) and, after the time-limit signal (``asked``), hands the job to ``requeue``, submitit's handler
-        (which calls ``checkpoint``, runs ``scontrol requeue`` and exits)."""
+        was taken) and, after a time-limit signal, hands the job to ``requeue``, submitit's handler (which calls
+        ``checkpoint``, runs ``scontrol requeue`` and exits)."""
         locked: list[bool] = []
         with ExitStack() as held:
             try:
@@ -113,15 +123,33 @@ class RunJob:
                 signum = err.signum if isinstance(err, Interrupted) else received_signal()
                 if signum is None:
                     raise
+                time_limit = time_limit_signal()
                 if locked:
-                    update_job(self.run_dir, state="requeued" if asked else "stopped",
-                               stopped_by=signal.Signals(asked[0] if asked else signum).name, ended_at=now())
-                if asked and callable(requeue):
-                    _requeue(self.run_dir, requeue, asked[0], locked)
+                    update_job(self.run_dir, state="requeued" if time_limit else "stopped",
+                               stopped_by=signal.Signals(time_limit or signum).name, ended_at=now())
+                if time_limit and callable(requeue):
+                    _requeue(self.run_dir, requeue, time_limit, locked)
                 raise
+            self._report_if_last()
         metrics = ", ".join(f"{k}={v:.2f}" for k, v in record.get("metrics", {}).items())
         print(f"done: {self.run_dir}: {metrics}", flush=True)
         return str(self.run_dir)
+
+    def _report_if_last(self) -> None:
+        """With the run done and its lock held: if every run of the table is done, write the table's report and
+        name it in the job file (two jobs ending together may both write it: the same file, each write atomic). A
+        report that fails leaves the run done and says why, in the log and the job file."""
+        if self.report is None or not self.report.ready():
+            return
+        try:
+            path = self.report.write()
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            print(f"the table's report failed: {message}; the same `run --submit` command writes it once every "
+                  f"run is done", flush=True)
+            update_job(self.run_dir, report=None, report_error=message)
+            return
+        update_job(self.run_dir, report=str(path) if path else None, report_at=now(), report_error=None)
 
     def _locked(self, env: Any, held: ExitStack, locked: list[bool]) -> dict[str, Any]:
         """Take the run's lock (waiting for a job that is ending), mark the job running, beat, run it, and write
@@ -136,7 +164,7 @@ class RunJob:
         job = read_job(self.run_dir) or {}
         update_job(self.run_dir, state="running", job_id=env.job_id, instance=instance, host=socket.gethostname(),
                    pid=os.getpid(), nodes=os.environ.get("SLURM_JOB_NODELIST") or socket.gethostname(),
-                   started_at=now(), alive_at=now(), starts=int(job.get("starts") or 0) + 1, error=None,
+                   started_at=now(), alive_at=now(), starts=int(job.get("starts") or 0) + 1, error=None, progress=None,
                    stopped_by=None, ended_at=None)
         try:
             with _heartbeat(self.run_dir, instance):
@@ -217,15 +245,18 @@ def _check_no_other_host_runs_it(run_dir: Path, instance: str, stale_s: float = 
 
 @contextmanager
 def _heartbeat(run_dir: Path, instance: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
-    """Rewrite the job file's ``alive_at`` every ``every_s`` seconds while the block runs (from a thread: the
-    training never waits for it)."""
+    """Rewrite the job file's ``alive_at``, and how far the training is (``progress``: step, epoch, their totals),
+    every ``every_s`` seconds while the block runs (from a thread: the training never waits for it)."""
     stop = threading.Event()
+
+    from lightning_modules.run_callbacks import training_progress
 
     def beat() -> None:
         while not stop.wait(every_s):
             try:
                 if (read_job(run_dir) or {}).get("instance") == instance:
-                    update_job(run_dir, alive_at=now())
+                    progress = training_progress()
+                    update_job(run_dir, alive_at=now(), **({"progress": progress} if progress else {}))
             except (OSError, ValueError):  # a full disk or a damaged file misses one beat; status reads it later
                 pass
 

@@ -3,7 +3,11 @@ one task per device on each (``trainer.devices``: Lightning's SLURM environment 
 ``srun`` starts them), a GPU per task on a GPU run, and for each task its loader processes plus itself
 (``data.num_workers``, which the paper presets size by the loader rule, ``experiments.presets.loader_workers``). A
 run that trains nothing (an evaluation) is one task on one device. The user's ``--partition``, ``--time``,
-``--mem-gb``, ``--account``, ``--qos``, ``--constraint`` and ``--slurm-option K=V`` apply to every job.
+``--mem-gb``, ``--account``, ``--qos``, ``--constraint``, ``--array-parallelism`` and ``--slurm-option K=V`` apply to
+every job; a job that only copies an identical run's record asks one core, ``COPY_MEM_GB`` and minutes.
+
+``executor_parameters`` is what submitit is given (``experiments.harness.cluster.submission`` hands it to submitit's
+own ``SlurmExecutor``, which writes the sbatch script; ``--dry-run`` prints that script's options).
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ SIGNAL_DELAY_S = 120  # the time-limit signal comes this long before the limit: 
 MAX_TIMEOUTS = 30  # requeues after a time limit before a job gives up (preemptions do not count), as the authors'
 GPU_ACCELERATORS = ("gpu", "cuda", "auto")
 REPO = Path(__file__).resolve().parents[3]
+# At most this many jobs of one job array run at once (sbatch's --array=0-K%N): submitit's own default, so in effect
+# no limit but the cluster's own (its fair share, its QOS); --array-parallelism N lowers it.
+DEFAULT_ARRAY_PARALLELISM = 256
+COPY_MEM_GB = 2.0  # a job that copies a record: Python with torch imported takes about 0.5 GB; SLURM's default may
+# otherwise give it a whole node's memory
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class JobOptions:
     qos: str | None = None
     constraint: str | None = None
     slurm_options: tuple[tuple[str, str | bool], ...] = ()
+    array_parallelism: int = DEFAULT_ARRAY_PARALLELISM
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,8 @@ class Resources:
                 f"{self.options.time_min} min")
 
     def executor_parameters(self, name: str) -> dict[str, Any]:
-        """The parameters of submitit's ``AutoExecutor.update_parameters`` for this allocation; the SLURM-only
-        ones are ignored by the local executor."""
+        """The parameters of submitit's ``AutoExecutor.update_parameters`` for this allocation (its generic names, and
+        the SLURM ones prefixed ``slurm_``, which the local executor ignores)."""
         o = self.options
         extra: dict[str, Any] = {"requeue": True, **dict(o.slurm_options)}  # a preempted job comes back
         slurm = {"slurm_partition": o.partition, "slurm_account": o.account, "slurm_qos": o.qos,
@@ -71,7 +81,7 @@ class Resources:
             **({"gpus_per_node": self.gpus_per_node} if self.gpus_per_node else {}),
             **({"mem_gb": o.mem_gb} if o.mem_gb else {}),
             **{key: value for key, value in slurm.items() if value is not None},
-            "slurm_signal_delay_s": SIGNAL_DELAY_S,
+            "slurm_signal_delay_s": SIGNAL_DELAY_S, "slurm_array_parallelism": o.array_parallelism,
             # a task that fails ends the job's other tasks, instead of leaving them waiting for it in a collective;
             # and each task its cores (srun in some SLURM releases, 22.05 among them, gives a task one core unless told)
             "slurm_srun_args": ["--kill-on-bad-exit=1", f"--cpus-per-task={self.cpus_per_task}"],
@@ -79,21 +89,6 @@ class Resources:
             # the job imports this checkout (its pickled job names its classes), wherever it starts
             "slurm_setup": [f"export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}"],
         }
-
-    def sbatch_flags(self) -> list[str]:
-        """The allocation as ``sbatch`` options (what ``--dry-run`` shows)."""
-        o = self.options
-        flags = [f"--nodes={self.nodes}", f"--ntasks-per-node={self.tasks_per_node}",
-                 *([f"--gpus-per-node={self.gpus_per_node}"] if self.gpus_per_node else []),
-                 f"--cpus-per-task={self.cpus_per_task}", *([f"--mem={o.mem_gb:g}GB"] if o.mem_gb else []),
-                 f"--time={o.time_min}", f"--signal=USR2@{SIGNAL_DELAY_S}", "--requeue"]
-        for flag, value in (("partition", o.partition), ("account", o.account), ("qos", o.qos),
-                            ("constraint", o.constraint), *o.slurm_options):
-            if value is True:
-                flags.append(f"--{flag.replace('_', '-')}")
-            elif value is not None:
-                flags.append(f"--{flag.replace('_', '-')}={value}")
-        return flags
 
 
 def device_count(cfg: RunConfig) -> int:
@@ -128,8 +123,9 @@ def job_resources(cfg: RunConfig, options: JobOptions) -> Resources:
 
 
 def reuse_resources(options: JobOptions) -> Resources:
-    """A job that copies an identical run's record once that run is done: one task on one core, no GPU, minutes."""
-    return Resources(1, 1, 0, 1, dataclasses.replace(options, cpus_per_task=1, mem_gb=None, constraint=None,
+    """A job that copies an identical run's record once that run is done: one task on one core and
+    ``COPY_MEM_GB``, no GPU, minutes."""
+    return Resources(1, 1, 0, 1, dataclasses.replace(options, cpus_per_task=1, mem_gb=COPY_MEM_GB, constraint=None,
                                                      time_min=min(options.time_min, 30)))
 
 

@@ -30,13 +30,13 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
-from ..plan import expected_data, needs_another_run
+from ..plan import expected_data, needs_another_run, pretrained_source_errors
 from ..records import comparable_config, find_equivalent_run, replace_run
 from ..run_lock import RunBusyError, hold_run
 from ..run_sources import parse_run_source, run_sources
 from ..spec import RunConfig, run_dir
 from .job_file import JOB_FILE, now, read_job, write_job
-from .resources import MAX_TIMEOUTS, JobOptions, Resources, job_resources, reuse_resources
+from .resources import MAX_TIMEOUTS, REPO, JobOptions, Resources, job_resources, reuse_resources
 from .status import LIVE, RunStatus, statuses_of
 
 JOBS_DIR = ".jobs"  # under the runs folder: each submission's scripts, pickled jobs and logs, in a folder of its own
@@ -134,13 +134,59 @@ def _not_submitted(cfg: RunConfig, status: RunStatus, force: bool, dry_run: bool
         if force:
             raise SubmitError(f"--force: {status.run_dir} is {status.state} as job {status.job_id}; cancel it "
                               f"first (`scancel {status.job_id}`), or submit without --force")
-        return f"{status.state} as job {status.job_id}" + (f" on {status.nodes}" if status.nodes else "")
+        said = f"{status.state} as job {status.job_id}" + (f" on {status.nodes}" if status.nodes else "")
+        return f"{said}: {status.note}" if status.state == "cannot start" else said  # the note names the fix
     if status.state == "done" and not force:
         return "done"
     where = expected_data(cfg)
     if where is not None and not dry_run:
         return f"skip: needs {cfg.data.dataset} ({where})"
     return None
+
+
+@dataclass(frozen=True)
+class MissingFile:
+    """A pretrained source of a run (``model.pretrained``; ``part``: its submodule, "" for the whole model) that
+    cannot be read on this machine, and why, with what makes it."""
+
+    cfg: RunConfig
+    part: str
+    why: str
+
+    def line(self) -> str:
+        return f"{self.cfg.table}/{self.cfg.row}/{self.cfg.column} seed {self.cfg.seed}: {self.why}"
+
+
+def missing_files(configs: Sequence[RunConfig], dry_run: bool) -> list[MissingFile]:
+    """The pretrained files (an expert's or an initialisation's checkpoint, a shipped tiny source, released weights
+    given by path) that the runs would read at their start and this machine lacks: a job would wait in the queue,
+    then fail. A submission checks the runs whose data is here (the others are not submitted); a dry run, all."""
+    out = []
+    for cfg in configs:
+        if not dry_run and expected_data(cfg) is not None:
+            continue
+        for part, err in pretrained_source_errors(cfg):
+            how = "" if isinstance(err, FileNotFoundError) else _where_from(cfg)
+            out.append(MissingFile(cfg, part, f"{err}{how}"))
+    return out
+
+
+def _where_from(cfg: RunConfig) -> str:
+    """Where a paper's released files come from: its page, if it has one."""
+    page = REPO / "experiments" / cfg.table.split("_")[0] / "README.md"
+    where = f"{page.relative_to(REPO).as_posix()} says where it comes from; " if page.is_file() else ""
+    return f" ({where}or pass another with --pretrained)"
+
+
+def refuse_missing_files(missing: Sequence[MissingFile]) -> None:
+    """A submission whose runs need files this machine lacks, refused in one line before anything is submitted."""
+    if missing:
+        others = sorted({f"{m.cfg.table}/{m.cfg.row}/{m.cfg.column}" for m in missing[1:]}
+                        - {f"{missing[0].cfg.table}/{missing[0].cfg.row}/{missing[0].cfg.column}"})
+        more = f"; {len(others)} other run(s) too ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" \
+            if others else ""
+        raise SubmitError(f"{missing[0].line()}{more}; nothing was submitted (its job would wait in the queue, then "
+                          f"fail at its start)")
 
 
 def _live_by_configuration(run_dirs: Sequence[Path], states: dict[Path, RunStatus]) -> dict[str, tuple[Path, str]]:
@@ -199,20 +245,69 @@ def check_scheduler(cluster: str) -> None:
 
 
 def executor(cluster: str, folder: Path, resources: Resources, name: str, dependency: str | None) -> Any:
-    """A submitit executor for one allocation (``check_scheduler`` has passed)."""
+    """A submitit executor for one allocation (``check_scheduler`` has passed): SLURM's is ``slurm_executor``'s."""
     import submitit
 
+    if cluster == "slurm":
+        return slurm_executor(folder, resources, name, dependency)
+    out = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=MAX_TIMEOUTS)
+    out.update_parameters(**resources.executor_parameters(name))
+    return out
+
+
+def slurm_executor(folder: Path, resources: Resources, name: str, dependency: str | None,
+                   script_only: bool = False) -> Any:
+    """submitit's ``SlurmExecutor`` for one allocation, given ``Resources.executor_parameters`` as
+    ``AutoExecutor`` hands them to it (the generic ones under SLURM's names, by submitit's own conversion, and the
+    ``slurm_`` ones without their prefix). ``script_only``: an executor that only writes its sbatch script
+    (``sbatch_options``), where SLURM's commands need not be."""
+    from submitit import AutoExecutor
+    from submitit.slurm.slurm import SlurmExecutor
+
+    class ScriptOnly(SlurmExecutor):
+        @classmethod
+        def affinity(cls) -> int:  # SlurmExecutor looks for srun here; this one never submits
+            return 1
+
     try:
-        out = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=MAX_TIMEOUTS)
+        out = (ScriptOnly if script_only else SlurmExecutor)(folder, max_num_timeout=MAX_TIMEOUTS)
     except RuntimeError as err:  # SlurmExecutor: 'Could not detect "srun", are you indeed on a slurm cluster?'
         raise SubmitError(f"--submit slurm: SLURM's commands (srun, sbatch) are not on this machine's PATH ({err}); "
                           f"submit from a node of the cluster, or run the jobs here with --submit local") from None
-    parameters = resources.executor_parameters(name)
+    given = resources.executor_parameters(name)
     if dependency:
-        parameters["slurm_additional_parameters"] = {**parameters["slurm_additional_parameters"],
-                                                     "dependency": dependency}
+        given["slurm_additional_parameters"] = {**given["slurm_additional_parameters"], "dependency": dependency}
+    generic = AutoExecutor._typed_parameters()
+    parameters = out._convert_parameters({key: value for key, value in given.items() if key in generic})
+    parameters.update({key.removeprefix("slurm_"): value for key, value in given.items() if key.startswith("slurm_")})
     out.update_parameters(**parameters)
     return out
+
+
+def sbatch_options(folder: Path, resources: Resources, name: str, dependency: str | None, jobs: int) -> list[str]:
+    """The options of the sbatch script that submits ``jobs`` such jobs (a job array of them where several), as
+    submitit writes it (submitit 1.5.4's ``SlurmExecutor``: its ``#SBATCH`` lines, ``--array=0-K%N`` among them):
+    what ``--dry-run`` shows and each job file keeps."""
+    ex = slurm_executor(folder, resources, name, dependency, script_only=True)
+    if jobs > 1:
+        ex.parameters["map_count"] = jobs  # as SlurmExecutor submits a batch of jobs: one array
+    script = ex._make_submission_file_text(ex._submitit_command_str, "")
+    return [line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH ")]
+
+
+def job_arrays(jobs: Sequence[PlannedJob], submitted: dict[Path, str]
+               ) -> Iterator[tuple[Resources, str | None, list[PlannedJob]]]:
+    """The sbatch calls that submit ``jobs``, in order: the jobs whose runs to wait for are submitted, grouped by
+    allocation and dependency (one job array each); the caller adds each array's job ids to ``submitted`` ({run
+    folder: job id}) before the next."""
+    remaining = list(jobs)
+    while remaining:
+        ready = [job for job in remaining if all(path in submitted for path in job.after)]
+        if not ready:  # waits for runs that are not submitted (``_hold`` leaves such jobs out first)
+            return
+        remaining = [job for job in remaining if job not in ready]
+        for (resources, dependency), group in _arrays(ready, submitted).items():
+            yield resources, dependency, group
 
 
 @contextlib.contextmanager
@@ -237,15 +332,16 @@ def sbatch_errors(what: str, submitted: int) -> Iterator[None]:
 
 
 def submit_plan(plan: SubmissionPlan, runs_root: str | Path, cluster: str, force: bool, argv: Sequence[str],
-                echo: Callable[[str], None]) -> dict[Path, str]:
+                echo: Callable[[str], None], report: Any = None) -> dict[Path, str]:
     """Submit the plan's jobs to SLURM, a job array per allocation and dependencies, holding every submitted run's
-    lock meanwhile (a run another command holds is skipped, said in one line); writes each run's job file. Returns
-    {run folder: job id}."""
+    lock meanwhile (a run another command holds is skipped, said in one line); writes each run's job file. Every job
+    carries ``report`` (a ``job.TableReport``: the job that ends last writes the table's report). Returns {run
+    folder: job id}."""
     runs_root = Path(runs_root)
     folder = submission_folder(runs_root)
     submitted: dict[Path, str] = {}
     try:
-        _submit(plan, runs_root, cluster, force, argv, echo, folder, submitted)
+        _submit(plan, runs_root, cluster, force, argv, echo, folder, submitted, report)
     except SubmitError:
         if not submitted:  # nothing of this submission is queued: its scripts and pickles go
             shutil.rmtree(folder, ignore_errors=True)
@@ -254,31 +350,28 @@ def submit_plan(plan: SubmissionPlan, runs_root: str | Path, cluster: str, force
 
 
 def _submit(plan: SubmissionPlan, runs_root: Path, cluster: str, force: bool, argv: Sequence[str],
-            echo: Callable[[str], None], folder: Path, submitted: dict[Path, str]) -> None:
+            echo: Callable[[str], None], folder: Path, submitted: dict[Path, str], report: Any) -> None:
     with ExitStack() as held:
         jobs = _hold(plan.jobs, runs_root, held, echo)
         if force:
             for job in jobs:
                 if not job.reuse_only:
                     replace_run(job.cfg.run_dir(runs_root), runs_root, echo)
-        remaining = list(jobs)
-        while remaining:
-            ready = [job for job in remaining if all(path in submitted for path in job.after)]
-            remaining = [job for job in remaining if job not in ready]
-            for (resources, dependency), group in _arrays(ready, submitted).items():
-                ex = executor(cluster, folder, resources, group[0].cfg.table, dependency)
-                with sbatch_errors(f"{len(group)} job(s) ({resources.describe()})", len(submitted)):
-                    with ex.batch():
-                        handles = [ex.submit(_run_job(job, runs_root)) for job in group]
-                for job, handle in zip(group, handles):
-                    write_job_file(job, handle, cluster, folder, runs_root, submitted, argv)
-                    submitted[job.cfg.run_dir(runs_root)] = str(handle.job_id)
+        for resources, dependency, group in job_arrays(jobs, submitted):
+            ex = executor(cluster, folder, resources, group[0].cfg.table, dependency)
+            sbatch = sbatch_options(folder, resources, group[0].cfg.table, dependency, len(group))
+            with sbatch_errors(f"{len(group)} job(s) ({resources.describe()})", len(submitted)):
+                with ex.batch():
+                    handles = [ex.submit(_run_job(job, runs_root, report)) for job in group]
+            for job, handle in zip(group, handles):
+                write_job_file(job, handle, cluster, folder, runs_root, submitted, argv, sbatch)
+                submitted[job.cfg.run_dir(runs_root)] = str(handle.job_id)
 
 
-def _run_job(job: PlannedJob, runs_root: Path) -> Any:
+def _run_job(job: PlannedJob, runs_root: Path, report: Any) -> Any:
     from .job import RunJob  # the runner's floor: only once a job is really submitted
 
-    return RunJob(job.cfg, runs_root, reuse_only=job.reuse_only)
+    return RunJob(job.cfg, runs_root, reuse_only=job.reuse_only, report=report)
 
 
 def _hold(jobs: Sequence[PlannedJob], runs_root: Path, held: ExitStack, echo: Callable[[str], None]
@@ -313,8 +406,9 @@ def _arrays(ready: Sequence[PlannedJob], submitted: dict[Path, str]
 
 
 def write_job_file(job: PlannedJob, handle: Any, cluster: str, folder: Path, runs_root: Path,
-                    submitted: dict[Path, str], argv: Sequence[str]) -> None:
-    """The run's job file as its job is queued (the run's lock is held: the job cannot write it meanwhile)."""
+                    submitted: dict[Path, str], argv: Sequence[str], sbatch: Sequence[str] = ()) -> None:
+    """The run's job file as its job is queued (the run's lock is held: the job cannot write it meanwhile);
+    ``sbatch``: the options of the script that submitted it (``sbatch_options``; none for a local job)."""
     path = job.cfg.run_dir(runs_root)
     before = read_job(path) or {}
     earlier = [*before.get("earlier_jobs", []), before["job_id"]] if before.get("job_id") else []
@@ -322,7 +416,7 @@ def write_job_file(job: PlannedJob, handle: Any, cluster: str, folder: Path, run
         "state": "queued", "executor": cluster, "job_id": str(handle.job_id), "submitted_at": now(),
         "submitted_on": socket.gethostname(), "folder": str(folder), "stdout": str(handle.paths.stdout),
         "stderr": str(handle.paths.stderr), "resources": job.resources.describe(),
-        "sbatch": job.resources.sbatch_flags(), "config_key": config_key(job.cfg), "action": job.action,
+        "sbatch": list(sbatch), "config_key": config_key(job.cfg), "action": job.action,
         "reuses": _rel(job.reuses, runs_root) if job.reuses else None,
         "after": sorted({*job.after_jobs, *(submitted[p] for p in job.after)}), "starts": 0,
         "earlier_jobs": earlier, "command": shlex.join(["python", "-m", "experiments", *argv]),

@@ -1,6 +1,7 @@
 """``stop_on_signals``: SIGTERM and SIGINT become ``Interrupted`` (exit status 143, 130), at once outside a Trainer and
-at a batch boundary inside one (Lightning's own stop for SIGTERM, ``StopAtBatchBoundary`` for SIGINT);
-``stop_children`` leaves no child process running."""
+at a batch boundary inside one (Lightning's own stop for SIGTERM, ``StopAtBatchBoundary`` for SIGINT); a time-limit
+signal (SIGUSR1, SIGUSR2) stops as SIGTERM does and is named (138, 140), and a plain ``run`` inside a SLURM batch job
+then asks SLURM to requeue it; ``stop_children`` leaves no child process running."""
 
 import multiprocessing
 import os
@@ -9,8 +10,8 @@ import time
 
 import pytest
 
-from experiments.harness.interruption import (Interrupted, at_batch_boundaries, raise_if_interrupted, stop_children,
-                                             stop_on_signals)
+from experiments.harness.interruption import (Interrupted, at_batch_boundaries, raise_if_interrupted,
+                                             requeue_slurm_job, stop_children, stop_on_signals, time_limit_signal)
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -22,6 +23,70 @@ def test_a_signal_outside_a_trainer_interrupts_at_once(signum, status):
             time.sleep(5)  # cut short by the handler
     assert stop.value.exit_code == status and str(stop.value) == f"interrupted by {signal.Signals(signum).name}"
     assert signal.getsignal(signum) is before
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGUSR1, 138), (signal.SIGUSR2, 140)])
+def test_a_time_limit_signal_stops_as_sigterm_does_and_is_named(signum, status):
+    """Outside a Trainer at once; the SIGTERM it becomes goes through whatever handler holds SIGTERM (Lightning's, or
+    ``CheckpointOnStop``'s, inside a fit: the run saves at its batch boundary)."""
+    seen = []
+    with pytest.raises(Interrupted) as stop:
+        with stop_on_signals():
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # cut short
+    assert stop.value.exit_code == status and str(stop.value) == f"interrupted by {signal.Signals(signum).name}"
+    with pytest.raises(Interrupted) as stop:
+        with stop_on_signals():
+            ours = signal.getsignal(signal.SIGTERM)
+
+            def lightning(signum_, frame):  # as a running Trainer composes its handler with ours
+                seen.append(signum_)
+                ours(signum_, frame)
+
+            signal.signal(signal.SIGTERM, lightning)
+            os.kill(os.getpid(), signum)
+            time.sleep(0.2)  # not cut short: Lightning decides when to stop
+            assert seen == [signal.SIGTERM] and time_limit_signal() == signum
+            os.kill(os.getpid(), signum)  # again while stopping: nothing more
+            time.sleep(0.1)
+            assert seen == [signal.SIGTERM]
+            raise SystemExit  # Lightning's SIGTERMException
+    assert stop.value.signum == signum and time_limit_signal() is None
+    assert signal.getsignal(signum) is signal.SIG_DFL
+
+
+def _fake_scontrol(tmp_path, monkeypatch, status=0):
+    """An ``scontrol`` on PATH that records its arguments and exits with ``status``."""
+    script = tmp_path / "bin" / "scontrol"
+    script.parent.mkdir()
+    script.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\necho 'scontrol: error: Requeue failed' >&2\n"
+                      f"exit {status}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "calls"
+
+
+def test_a_plain_run_in_a_slurm_batch_job_is_requeued_after_a_time_limit_signal(tmp_path, monkeypatch):
+    calls = _fake_scontrol(tmp_path, monkeypatch)
+    assert requeue_slurm_job(signal.SIGUSR2) is None and not calls.exists()  # not in a SLURM job
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert requeue_slurm_job(signal.SIGTERM) is None  # a cancel or a preemption: SLURM decides
+    assert requeue_slurm_job(signal.SIGUSR2) == "SLURM job 77 requeued: it starts the same command again, which resumes"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "76")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert requeue_slurm_job(signal.SIGUSR1).startswith("SLURM job 76_3 requeued")
+    assert calls.read_text().splitlines() == ["requeue 77", "requeue 76_3"]
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")  # a submitit job requeues itself through submitit
+    assert requeue_slurm_job(signal.SIGUSR2) is None and len(calls.read_text().splitlines()) == 2
+
+
+def test_a_refused_requeue_says_why_and_how_to_resume(tmp_path, monkeypatch):
+    _fake_scontrol(tmp_path, monkeypatch, status=1)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert requeue_slurm_job(signal.SIGUSR2) == ("SLURM job 77 not requeued (scontrol: error: Requeue failed); "
+                                                 "submit the same command again to resume")
 
 
 def test_inside_a_trainer_lightning_stops_and_its_exit_becomes_interrupted():

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGES = "slurm-wlm munge"
+NODE_CPUS = 16
+SHORT_PARTITION, SHORT_MAX_MIN = "short", 5  # a partition whose time limit a job's --time may exceed
 COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "scancel")
 
 
@@ -62,11 +64,12 @@ def slurm_conf(folder: Path, user: str) -> str:
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU", "JobCompType=jobcomp/none",
         "AccountingStorageType=accounting_storage/none", "MpiDefault=none", "ReturnToService=2",
         "SchedulerType=sched/backfill", "KillWait=5", "MinJobAge=600", "InactiveLimit=0",
-        # the node as configured, not as measured: two one-core jobs side by side even on a one-core machine
+        # the node as configured, not as measured: several jobs of a task and its loader workers (3 CPUs each) side
+        # by side on a machine of two cores (nothing binds a task to its cores: TaskPlugin=task/none)
         "SlurmdParameters=config_overrides",
-        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={max(2, os.cpu_count() or 1)} RealMemory={_memory_mb()} "
-        f"State=UNKNOWN",
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP", ""])
+        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory={_memory_mb()} State=UNKNOWN",
+        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+        f"PartitionName={SHORT_PARTITION} Nodes=localhost MaxTime={SHORT_MAX_MIN} State=UP", ""])
 
 
 def _pid(path: Path) -> int | None:

@@ -59,10 +59,12 @@ def test_a_paper_table_dry_run_is_one_job_per_run_on_the_papers_nodes_and_gpus(c
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 10  # 5 rows x K-400 and SSv2, one seed at paper scale
     for line in lines:  # Motionformer's 4 nodes of 8 GPUs; a task per GPU with its loader processes and itself
-        # presets: Kinetics and SSv2 14 loader processes each (the loader rule's cap)
-        assert line.endswith("train, a job of 4 nodes x 8 GPUs (8 tasks a node, 15 CPUs a task), 4320 min")
-    assert "#   sbatch --nodes=4 --ntasks-per-node=8 --gpus-per-node=8 --cpus-per-task=15 --time=4320 " \
-           "--signal=USR2@120 --requeue   <- 10 job(s)" in out
+        # presets: Kinetics and SSv2 13 loader processes each (the loader rule's cap): 8 tasks x 14 = 112 cores
+        assert line.endswith("train, a job of 4 nodes x 8 GPUs (8 tasks a node, 14 CPUs a task), 4320 min")
+    assert "# sbatch call 1: 10 job(s) of 4 nodes x 8 GPUs (8 tasks a node, 14 CPUs a task), 4320 min" in out
+    sbatch = [line.removeprefix("#SBATCH ") for line in out.splitlines() if line.startswith("#SBATCH ")]
+    assert {"--array=0-9%10", "--nodes=4", "--ntasks-per-node=8", "--gpus-per-node=8", "--cpus-per-task=14",
+            "--time=4320", "--signal=USR2@120", "--requeue"} <= set(sbatch)
     assert "# nothing submitted (--dry-run)" in out and not (tmp_path / "runs").exists()
 
 
@@ -222,8 +224,10 @@ def _status(tmp_path, monkeypatch, job, answer, metrics=False):
      "it waits for a job that failed (DependencyNeverSatisfied)"),
     ({"state": "failed", "error": "ValueError: x: needs data"}, JobNow("FAILED"), "failed",
      "ValueError: x: needs data"),
-    ({"state": "stopped", "stopped_by": "SIGTERM"}, JobNow("CANCELLED"), "stopped",
-     "stopped by SIGTERM; its job ended (CANCELLED) without being requeued"),
+    ({"state": "stopped", "stopped_by": "SIGTERM"}, JobNow("CANCELLED", "node3"), "stopped",
+     "its job was cancelled (CANCELLED) after it started; stopped by SIGTERM"),
+    ({"state": "stopped", "stopped_by": "SIGTERM"}, JobNow("FAILED", "node3"), "stopped",
+     "stopped by SIGTERM; its job ended (FAILED) without being requeued"),
     ({"state": "running", "alive_at": "NOW"}, None, "running", ""),  # no scheduler here: the heartbeat decides
     ({"state": "running", "alive_at": "2020-01-01T00:00:00+00:00"}, None, "failed",
      "no sign of life since 2020-01-01T00:00:00+00:00: its logs say nothing"),

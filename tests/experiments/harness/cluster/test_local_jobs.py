@@ -1,5 +1,6 @@
 """``run --submit local``: the micro run as a job of submitit's local executor, the path a SLURM job takes, on this
-machine. Sent its time-limit signal (SIGUSR2) mid-training, the job saves its state at the end of its batch in
+machine, loading with two worker processes. Its time-limit signal (SIGUSR2) sent mid-training to every process of
+the job (the job and its loader workers), the job saves its state at the end of its batch in
 progress (after its last periodic checkpoint), submitit's checkpoint hook requeues it, the local executor starts it
 again, and it ends with the metrics and the weights of an uninterrupted run, bit for bit; the command, which waited
 for it in the foreground, then writes the report, and leaves no process behind."""
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow  # a micro run as a local job started twice, besid
 
 EVERY, STEPS = 5, 12  # periodic checkpoints every 5 of 12 steps (3 epochs of 4 batches), no validation before the end
 ARGS = ("--epochs", "3", "--set", f"trainer.checkpoint_every_n_steps={EVERY}", "--set",
-        "trainer.check_val_every_n_epoch=3")
+        "trainer.check_val_every_n_epoch=3", "--num-workers", "2")  # loader workers, which ignore the signal
 
 
 def _job(runs):
@@ -31,6 +32,12 @@ def _job(runs):
 def _step(runs):
     path = runs / RUN / "checkpoints" / "last.ckpt"
     return torch.load(path, weights_only=True)["global_step"] if path.exists() else 0
+
+
+def _children(pid):
+    """The processes ``pid`` started (Linux's /proc)."""
+    path = f"/proc/{pid}/task/{pid}/children"
+    return [int(child) for child in open(path).read().split()] if os.path.exists(path) else []
 
 
 def _wait(child, condition, what, timeout=300.0):
@@ -52,7 +59,11 @@ def test_a_local_job_requeues_itself_on_its_time_limit_signal_and_resumes_exactl
                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait(child, lambda: _job(runs).get("state") == "running" and _step(runs) >= EVERY, "periodic checkpoint")
-        os.kill(_job(runs)["pid"], signal.SIGUSR2)
+        job = _job(runs)["pid"]
+        workers = _children(job)
+        assert len(workers) >= 2, workers  # its two loader workers (and any helper process of torch's)
+        for pid in (job, *workers):  # every process of the job, as SLURM signals a job step
+            os.kill(pid, signal.SIGUSR2)
         _wait(child, lambda: _job(runs).get("state") == "requeued", "requeued job", timeout=60)
         assert _job(runs)["stopped_by"] == "SIGUSR2" and EVERY < _step(runs) < STEPS  # saved at the stop
         assert child.wait(300) == 0, (tmp_path / "command.out").read_text()[-3000:]
