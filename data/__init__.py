@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import torchvision_compat  # noqa: F401  (before anything imports torchvision)
+from . import torchvision_compat  # noqa: F401  (repairs torchvision as it is imported; loads no torch itself)
 
-# The names this package re-exports, each from its module, imported on first use: every package of the repository
-# imports ``data`` first (for torchvision_compat), and a model-only process (a GPU benchmark) then needs neither
-# PyAV nor pytorchvideo, which decoding and the transforms import.
+# The names this package re-exports, each from its module, imported on first use: importing ``data`` loads no torch
+# (the commands' help and listings answer at once), and a model-only process (a GPU benchmark) needs neither PyAV nor
+# pytorchvideo, which decoding and the transforms import.
 _EXPORTS = {
     "read_annotations": "annotations",
     **dict.fromkeys(["ClipInfo", "dense_clip", "segment_range", "shift_clip", "temporal_views", "uniform_segments"],

@@ -19,7 +19,6 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
-import data  # noqa: F401  (repairs torchvision first)
 from data.annotations import annotation_layout, annotation_source, read_annotations
 from data.atomic_write import atomic_write_text
 from data.cache import build_once

@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,8 @@ from data.datasets import VideoClipDataset, build_report, collate_skip_none
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from data.synthetic import synthetic_params as resolve_synthetic_params
-from data.transforms import CentreRounding, CropAxis, TestTransform, TrainTransform, uniform_crop_offsets
+from data.transforms import (AugmentOptions, CentreRounding, CropAxis, TestTransform, TrainTransform,
+                             uniform_crop_offsets)
 from data.transforms import check_channel_order
 from data.worker_signals import StopSafeDataLoader
 from data.clip_sampling import SegmentPlacement, check_segment_placement
@@ -193,12 +194,10 @@ class VideoDataModule(L.LightningDataModule):
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS``; None = the dataset's, else detected.
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
-        color_jitter, color_jitter_prob, inverse_uniform_scale, rand_augment, rand_augment_std, auto_augment,
-            random_erasing, multi_scale_crop, tokenshift_photometric, random_resized_crop, timm_rand_augment,
-            timm_rand_augment_seeded, pyslowfast_color_jitter: training augmentation, ``TrainTransform``'s arguments
-            of the same names.
         channel_order: "RGB" or "BGR", the channel order the model reads (train, validation and test transforms).
         segment_placement: ``VideoClipDataset``'s: "timestamps", or "epic_slowfast" (Motionformer's EPIC loader).
+        augment: training augmentation, ``data.transforms.AugmentOptions``' fields by name (``self.augment``),
+            passed on to ``TrainTransform``.
     """
 
     def __init__(
@@ -227,23 +226,11 @@ class VideoDataModule(L.LightningDataModule):
         failures_dir: str | Path | None = None,
         annotation_format: str | None = None,
         with_pose: bool = False,
-        color_jitter: float | tuple[float, float, float] | None = None,
-        color_jitter_prob: float = 1.0,
-        inverse_uniform_scale: bool = False,
-        rand_augment: tuple[int, int] | None = None,
-        rand_augment_std: float = 0.5,
-        auto_augment: str | None = None,
-        random_erasing: float = 0.0,
-        multi_scale_crop: bool = False,
-        tokenshift_photometric: float = 0.0,
-        random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
-        timm_rand_augment: str | None = None,
-        timm_rand_augment_seeded: bool = False,
-        pyslowfast_color_jitter: bool = False,
         test_centre_rounding: CentreRounding = "ceil",
         test_crop_axis: CropAxis = "long_side",
         channel_order: str = "RGB",
         segment_placement: SegmentPlacement = "timestamps",
+        **augment: Any,
     ) -> None:
         super().__init__()
         self._check_dataset(dataset, root, synthetic_params, with_pose)
@@ -270,14 +257,7 @@ class VideoDataModule(L.LightningDataModule):
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
         self.annotation_format = annotation_format or self.info.annotation_format
         self.with_pose = with_pose
-        self.color_jitter, self.color_jitter_prob = color_jitter, color_jitter_prob
-        self.inverse_uniform_scale = inverse_uniform_scale
-        self.rand_augment = tuple(rand_augment) if rand_augment is not None else None
-        self.rand_augment_std = rand_augment_std
-        self.auto_augment, self.random_erasing = auto_augment, random_erasing
-        self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
-        self.random_resized_crop, self.timm_rand_augment = random_resized_crop, timm_rand_augment
-        self.timm_rand_augment_seeded, self.pyslowfast_color_jitter = timm_rand_augment_seeded, pyslowfast_color_jitter
+        self.augment = AugmentOptions(**augment)  # an unknown name fails here
         self._splits: dict[str, tuple[list[Sample], list[BadAnnotation]]] = {}
         self._datasets: dict[str, VideoClipDataset] = {}
         self._num_classes: int | dict[str, int] | None = None
@@ -360,17 +340,7 @@ class VideoDataModule(L.LightningDataModule):
         if "train" in self._splits and "train" not in self._datasets:
             samples, bad = self._splits["train"]
             transform = TrainTransform(self.crop_size, self.train_scale, self.hflip, self.mean, self.std,
-                                       color_jitter=self.color_jitter, color_jitter_prob=self.color_jitter_prob,
-                                       inverse_uniform_scale=self.inverse_uniform_scale,
-                                       rand_augment=self.rand_augment, rand_augment_std=self.rand_augment_std,
-                                       auto_augment=self.auto_augment, random_erasing=self.random_erasing,
-                                       multi_scale_crop=self.multi_scale_crop,
-                                       tokenshift_photometric=self.tokenshift_photometric,
-                                       random_resized_crop=self.random_resized_crop,
-                                       timm_rand_augment=self.timm_rand_augment,
-                                       timm_rand_augment_seeded=self.timm_rand_augment_seeded,
-                                       pyslowfast_color_jitter=self.pyslowfast_color_jitter,
-                                       channel_order=self.channel_order)
+                                       channel_order=self.channel_order, **asdict(self.augment))
             self._datasets["train"] = VideoClipDataset(samples, "train", transform, split="train",
                                                        bad_annotations=bad, **common)
         samples, bad = self._splits["val"]

@@ -199,7 +199,9 @@ def validate_row(model: type[Model], row: Any) -> Model:
 
 
 def describe(err: ValidationError, most: int = 3) -> str:
-    """A ValidationError in one line: each failing field with pydantic's reason and the value it got."""
+    """A ValidationError in one line: each failing field (its path in the row or document) with pydantic's reason
+    and, where the reason does not quote it, the value it got. The one wording of every floor's schemas (the run
+    records' too, ``experiments.harness.record_schemas``)."""
     parts = []
     for error in err.errors(include_url=False)[:most]:
         field = ".".join(str(part) for part in error["loc"])  # a key of a JSON object may be any text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -147,6 +148,55 @@ def transform_joints(joints: torch.Tensor, space: str, scale: tuple[float, float
     return out
 
 
+@dataclass(frozen=True)
+class AugmentOptions:
+    """The training augmentations of ``TrainTransform`` besides its crop and flip, each off by default: declared once
+    here, taken by name by ``TrainTransform`` and by ``data.datamodule.VideoDataModule`` (a run's ``data.options``),
+    which passes them on. ``TrainTransform`` checks them against each other and its crop.
+
+    Fields:
+        color_jitter: brightness, contrast and saturation strength (a float or a triple); None = off.
+        color_jitter_prob: probability that a clip is colour-jittered at all.
+        inverse_uniform_scale: draw the short side as 1 / U(1 / max, 1 / min) (PySlowFast's INV_UNIFORM_SAMPLE).
+        rand_augment: (magnitude, num_ops), magnitudes drawn from N(magnitude, ``rand_augment_std``) clipped to [0, 10].
+        rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
+        auto_augment: timm's AutoAugment policy string (e.g. "v0"); translations at most int(0.45 * crop_size) pixels.
+        random_erasing: probability of timm's ``RandomErasing`` (one box of 2% to 1/3 of the frame, filled with 0).
+        multi_scale_crop: the official X-ViT Kinetics crop (``multi_scale_crop_window``) resized to ``crop_size``,
+            instead of the short-side jitter and random crop.
+        tokenshift_photometric: probability of each of TokenShift's four colour changes (on float frames); 0 = off.
+        random_resized_crop: ((min, max) area fraction, (min, max) aspect ratio w / h) of an Inception-style crop
+            resized to ``crop_size`` (pytorchvideo's), instead of the short-side jitter and random crop; None = off.
+        timm_rand_augment: timm's RandAugment config string (e.g. "rand-m9-n4-mstd0.5-inc1"), as VideoMAE's and
+            CAST's ``create_random_augment`` build it (``make_timm_rand_augment``), on the whole uint8 frames as PIL
+            images, one draw for the clip; instead of ``rand_augment`` (pytorchvideo's); None = off.
+        timm_rand_augment_seeded: ``timm_rand_augment`` as Motionformer's seeded copy of timm's draws it
+            (``_seeded_rand_augment_clip``): one seed per clip, every op reseeding with it, timm's random bilinear or
+            bicubic resampling and the fill of ``mean`` in [0, 255]; False = one draw per clip (VideoMAE's, CAST's).
+        pyslowfast_color_jitter: ``color_jitter`` (probability ``color_jitter_prob``) as PySlowFast's
+            ``frames_augmentation`` does it, on the normalised crop (``pyslowfast_color_jitter``), instead of
+            torchvision's ``ColorJitter`` on [0, 1] frames.
+    """
+
+    color_jitter: float | tuple[float, float, float] | None = None
+    color_jitter_prob: float = 1.0
+    inverse_uniform_scale: bool = False
+    rand_augment: tuple[int, int] | None = None
+    rand_augment_std: float = 0.5
+    auto_augment: str | None = None
+    random_erasing: float = 0.0
+    multi_scale_crop: bool = False
+    tokenshift_photometric: float = 0.0
+    random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None
+    timm_rand_augment: str | None = None
+    timm_rand_augment_seeded: bool = False
+    pyslowfast_color_jitter: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rand_augment is not None:  # a configuration read back from JSON gives a list
+            object.__setattr__(self, "rand_augment", tuple(self.rand_augment))
+
+
 def _checked_resized_crop(crop: Any, multi_scale_crop: bool) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """``TrainTransform``'s ``random_resized_crop`` as tuples (a configuration read from JSON gives lists), or a
     ValueError naming what is wrong."""
@@ -177,28 +227,8 @@ class TrainTransform:
         hflip: flip horizontally with probability 0.5 (never for direction-dependent labels such as SSv2's).
         mean, std: per-channel mean and standard deviation, on the [0, 1] scale.
         rng: random source (also seeding colour jitter and RandAugment); None = ``random`` and torch's generator.
-        color_jitter: brightness, contrast and saturation strength (a float or a triple); None = off.
-        color_jitter_prob: probability that a clip is colour-jittered at all.
-        inverse_uniform_scale: draw the short side as 1 / U(1 / max, 1 / min) (PySlowFast's INV_UNIFORM_SAMPLE).
-        rand_augment: (magnitude, num_ops), magnitudes drawn from N(magnitude, ``rand_augment_std``) clipped to [0, 10].
-        rand_augment_std: standard deviation of the magnitude draws (timm's "mstd").
-        auto_augment: timm's AutoAugment policy string (e.g. "v0"); translations at most int(0.45 * crop_size) pixels.
-        random_erasing: probability of timm's ``RandomErasing`` (one box of 2% to 1/3 of the frame, filled with 0).
-        multi_scale_crop: the official X-ViT Kinetics crop (``multi_scale_crop_window``) resized to ``crop_size``,
-            instead of the short-side jitter and random crop.
-        tokenshift_photometric: probability of each of TokenShift's four colour changes (on float frames); 0 = off.
-        random_resized_crop: ((min, max) area fraction, (min, max) aspect ratio w / h) of an Inception-style crop
-            resized to ``crop_size`` (pytorchvideo's), instead of the short-side jitter and random crop; None = off.
-        timm_rand_augment: timm's RandAugment config string (e.g. "rand-m9-n4-mstd0.5-inc1"), as VideoMAE's and
-            CAST's ``create_random_augment`` build it (``make_timm_rand_augment``), on the whole uint8 frames as PIL
-            images, one draw for the clip; instead of ``rand_augment`` (pytorchvideo's); None = off.
-        timm_rand_augment_seeded: ``timm_rand_augment`` as Motionformer's seeded copy of timm's draws it
-            (``_seeded_rand_augment_clip``): one seed per clip, every op reseeding with it, timm's random bilinear or
-            bicubic resampling and the fill of ``mean`` in [0, 255]; False = one draw per clip (VideoMAE's, CAST's).
-        pyslowfast_color_jitter: ``color_jitter`` (probability ``color_jitter_prob``) as PySlowFast's
-            ``frames_augmentation`` does it, on the normalised crop (``pyslowfast_color_jitter``), instead of
-            torchvision's ``ColorJitter`` on [0, 1] frames.
         channel_order: "RGB", or "BGR": the channels reversed before normalisation (``in_channel_order``).
+        augment: the augmentations, ``AugmentOptions``' fields by name (all off by default).
     """
 
     def __init__(
@@ -209,43 +239,34 @@ class TrainTransform:
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
         rng: random.Random | None = None,
-        color_jitter: float | tuple[float, float, float] | None = None,
-        color_jitter_prob: float = 1.0,
-        inverse_uniform_scale: bool = False,
-        rand_augment: tuple[int, int] | None = None,
-        rand_augment_std: float = 0.5,
-        auto_augment: str | None = None,
-        random_erasing: float = 0.0,
-        multi_scale_crop: bool = False,
-        tokenshift_photometric: float = 0.0,
-        random_resized_crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
-        timm_rand_augment: str | None = None,
         channel_order: str = "RGB",
-        timm_rand_augment_seeded: bool = False,
-        pyslowfast_color_jitter: bool = False,
+        **augment: Any,
     ) -> None:
         if not crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"need crop_size <= scale[0] <= scale[1], got {crop_size}, {scale}")
-        if not 0.0 <= random_erasing <= 1.0:
-            raise ValueError(f"random_erasing is a probability, got {random_erasing}")
-        if not 0.0 <= tokenshift_photometric <= 1.0:
-            raise ValueError(f"tokenshift_photometric is a probability, got {tokenshift_photometric}")
+        options = AugmentOptions(**augment)
+        if not 0.0 <= options.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability, got {options.random_erasing}")
+        if not 0.0 <= options.tokenshift_photometric <= 1.0:
+            raise ValueError(f"tokenshift_photometric is a probability, got {options.tokenshift_photometric}")
         self.crop_size, self.scale, self.hflip = crop_size, tuple(scale), hflip
-        if inverse_uniform_scale and (multi_scale_crop or random_resized_crop is not None):
+        if options.inverse_uniform_scale and (options.multi_scale_crop or options.random_resized_crop is not None):
             raise ValueError("inverse_uniform_scale draws the short side of the scale jitter, which multi_scale_crop "
                              "and random_resized_crop replace")
-        self.inverse_uniform_scale = inverse_uniform_scale
+        self.inverse_uniform_scale = options.inverse_uniform_scale
         self.mean, self.std, self.rng = tuple(mean), tuple(std), rng
-        self.color_jitter, self.rand_augment = color_jitter, rand_augment
-        self.auto_augment, self.random_erasing = auto_augment, random_erasing
-        self.multi_scale_crop, self.tokenshift_photometric = multi_scale_crop, tokenshift_photometric
-        self.random_resized_crop = _checked_resized_crop(random_resized_crop, multi_scale_crop)
-        self._auto_augment = (None if auto_augment is None else
-                              make_auto_augment(auto_augment, translate_const=int(0.45 * crop_size)))
-        self._eraser = RandomErasing(random_erasing, device="cpu") if random_erasing > 0 else None
+        self.color_jitter, self.rand_augment = options.color_jitter, options.rand_augment
+        self.auto_augment, self.random_erasing = options.auto_augment, options.random_erasing
+        self.multi_scale_crop, self.tokenshift_photometric = options.multi_scale_crop, options.tokenshift_photometric
+        self.random_resized_crop = _checked_resized_crop(options.random_resized_crop, options.multi_scale_crop)
+        self._auto_augment = (None if options.auto_augment is None else
+                              make_auto_augment(options.auto_augment, translate_const=int(0.45 * crop_size)))
+        self._eraser = RandomErasing(options.random_erasing, device="cpu") if options.random_erasing > 0 else None
         self.channel_order = check_channel_order(channel_order)
-        self._make_rand_augment(rand_augment, rand_augment_std, timm_rand_augment, timm_rand_augment_seeded)
-        self._make_photometric(color_jitter, color_jitter_prob, pyslowfast_color_jitter, tokenshift_photometric)
+        self._make_rand_augment(options.rand_augment, options.rand_augment_std, options.timm_rand_augment,
+                                options.timm_rand_augment_seeded)
+        self._make_photometric(options.color_jitter, options.color_jitter_prob, options.pyslowfast_color_jitter,
+                               options.tokenshift_photometric)
 
     def _make_rand_augment(self, rand_augment: tuple[int, int] | None, rand_augment_std: float,
                            timm_rand_augment: str | None, timm_rand_augment_seeded: bool) -> None:

@@ -6,12 +6,15 @@ planning, execution, records, the CLI), ``presets.py`` holds the scale presets e
 ``tiny_pretraining/`` the tiny scale's stand-ins for the papers' pretrained checkpoints.
 
 Importing the package registers every table. Torch, Lightning and timm are imported where a model is built or a run
-trains (``tasks.build_model``, ``execute.execute``; the floors they import repair torchvision first), not here, so
-that ``list``, ``show`` and ``--help`` can answer at once (``tests/experiments/harness/test_cli_startup.py``).
+trains (``tasks.build_model``, ``execute.execute``; ``data.torchvision_compat``, imported here, repairs torchvision as
+they import it), not here, so that ``list``, ``show`` and ``--help`` can answer at once
+(``tests/experiments/harness/test_cli_startup.py``).
 """
 
 import importlib
 import pkgutil
+
+import data.torchvision_compat  # noqa: F401  (repairs torchvision when a run imports it; loads no torch itself)
 
 from .harness.spec import (TableSpec, implemented_tables, register_experiment, register_table, registered_specs,
                            table_spec, table_status)

@@ -143,7 +143,9 @@ class InventoryTable(BaseModel):
 
 
 def _checked_entries(entries: Any) -> list[dict[str, Any]]:
-    from .harness.record_schemas import MAX_DEPTH, describe, too_deep
+    from data.schemas import describe
+
+    from .harness.record_schemas import MAX_DEPTH, too_deep
 
     if not isinstance(entries, list) or too_deep(entries, MAX_DEPTH):
         raise ValueError(f"{INVENTORY}: not a list of tables nested at most {MAX_DEPTH} deep")

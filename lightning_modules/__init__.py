@@ -1,6 +1,6 @@
 """LightningModules: the training systems around the models, and the callbacks they run with."""
 
-import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
+import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
 
 from .data_wait import DataWaitMonitor
 from .expert_pretraining import FramePretraining, MaskedVideoPretraining

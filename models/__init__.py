@@ -1,6 +1,6 @@
 """Video transformer models: one ViT whose block takes a pluggable space-time attention."""
 
-import data.torchvision_compat  # noqa: F401  (must run before anything imports torchvision)
+import data.torchvision_compat  # noqa: F401  (before timm imports torchvision)
 from .attention import ATTENTION_LAYERS, FRAME_ATTENTION_LAYERS, get_attention
 from .flops import count_flops, model_gflops
 from .pretrained import checkpoint_filter_fn, load_pretrained

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from einops import rearrange
 from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.models.vision_transformer import init_weights_vit_timm
 from torch import Tensor, nn
 
 from .attention import FrameAttention, JointSpaceTimeAttention, TemporalShift, get_attention
@@ -250,21 +251,8 @@ class VideoViT(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def _init_weights(self) -> None:
-        # timm ViT init; time_embed stays zero so a model loaded from an image checkpoint starts frame-agnostic.
-        trunc_normal_(self.pos_embed, std=0.02)
-        trunc_normal_(self.cls_token, std=0.02)
-        kept = [m for m in self.modules() if getattr(m, "keeps_default_init", False)]
-        kept = {id(sub) for m in kept for sub in m.modules()}  # a head its paper leaves at torch's initialisation
-        for m in self.modules():
-            if id(m) in kept:
-                continue
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        # time_embed stays zero so that a model loaded from an image checkpoint starts frame-agnostic
+        init_vit_weights(self, [self.pos_embed, self.cls_token])
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names timm's optimizer factory exempts from weight decay: the position tables and class token,
@@ -333,6 +321,19 @@ class VideoViT(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def init_vit_weights(model: nn.Module, tables: Sequence[nn.Parameter]) -> None:
+    """timm ViT's initialisation, which the papers' code keeps: ``tables`` (position tables, tokens) and then every
+    Linear weight drawn from trunc_normal(std 0.02), in that order, biases zero (timm's ``init_weights_vit_timm``);
+    the norms and convolutions keep torch's initialisation, and so does all of a ``keeps_default_init`` module (a
+    head its paper leaves at torch's)."""
+    for table in tables:
+        trunc_normal_(table, std=0.02)
+    kept = {id(sub) for m in model.modules() if getattr(m, "keeps_default_init", False) for sub in m.modules()}
+    for m in model.modules():
+        if id(m) not in kept:
+            init_weights_vit_timm(m, needs_reset=False)
 
 
 def set_fused_attn(model: nn.Module, flag: bool) -> dict[str, bool]:

@@ -181,7 +181,7 @@ def read_benchmark(path: str | Path, schema: type[BaseModel], what: str, fix: st
 
 def check_benchmark(document: Any, path: str | Path, schema: type[BaseModel], said: str, fix: str) -> Any:
     """``document`` if it meets ``schema``, else ``ValueError``: "<path>: <said> (<the field>); <fix>"."""
-    from experiments.harness.record_schemas import describe
+    from data.schemas import describe
 
     try:
         schema.model_validate(document)

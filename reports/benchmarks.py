@@ -70,7 +70,7 @@ class ShiftFile(BaseModel):
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of one file, each with every field the tables need, of its type (``ShiftRecord``); a file that
     is not such a list says so in one line, naming itself, the record and the field."""
-    from experiments.harness.record_schemas import describe
+    from data.schemas import describe
     from experiments.harness.records import DamagedRecordError, read_json
 
     fix = f"restore it with `git checkout -- {path}`, or measure again with `python -m tools shift-family --record`"

@@ -533,7 +533,7 @@ def build_report(table_id: str, runs_root: str | Path = "runs", out_dir: str | P
                  results_root: str | Path | None = None, prefer: Prefer = "tracked", index: bool = True) -> Path:
     """Write ``<out_dir>/<table_id>.md`` and (``index``) the index, from the local runs and (given ``results_root``)
     the tracked records."""
-    from data.atomic_write import atomic_write_text  # data imports torch: not at the report CLI's start
+    from data.atomic_write import atomic_write_text
 
     path = Path(out_dir) / f"{table_id}.md"
     atomic_write_text(path, render_report(table_id, runs_root, out_dir, results_root, prefer))

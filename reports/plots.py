@@ -20,7 +20,7 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
     ± bars on the values; a point without one (one seed, a computed cost) has no bar."""
     import matplotlib
 
-    from data.atomic_write import atomic_write_bytes  # data imports torch: not at the report CLI's start
+    from data.atomic_write import atomic_write_bytes
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

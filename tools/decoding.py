@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before pytorchvideo imports it)
 import numpy as np
 
 from data.clip_sampling import dense_clip, temporal_views

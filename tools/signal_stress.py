@@ -95,7 +95,8 @@ def session_processes(session: int) -> dict[int, str]:
     return found
 
 
-def _kill_session(session: int) -> None:
+def kill_session(session: int) -> None:
+    """SIGKILL what is left of a command's session (its process group: its children did not leave it)."""
     for pid in session_processes(session):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -130,7 +131,7 @@ def repetition(index: int, out: Path, bound: float) -> dict[str, Any]:
         if command.poll() is None:
             command.kill()
         command.wait()
-        _kill_session(command.pid)
+        kill_session(command.pid)
 
 
 def _dump(processes: dict[int, str], work: Path) -> dict[int, str]:

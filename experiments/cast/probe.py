@@ -87,7 +87,6 @@ def _expert(name: str) -> Any:
 def probe_experts(names: Iterable[str] = PROBED, passes: int = 2) -> list[dict[str, Any]]:
     """One row per expert: verb and noun top-1 of the probes on its pooled and its per-time-step features, trained
     on ``passes`` augmented passes over the training clips."""
-    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     import torch
 

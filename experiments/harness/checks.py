@@ -96,7 +96,6 @@ def _check_options(trains: bool, accelerator: str, devices: Any, num_nodes: int,
     """(why Lightning refuses the options, or None; a note when the accelerator is absent here, or None)."""
     if not trains:  # an evaluation-only run builds no Trainer: its one device is ``evaluation_device``'s
         return _evaluation_accelerator(accelerator)
-    import data.torchvision_compat  # noqa: F401, I001  (before lightning imports torchvision)
     from lightning.fabric.connector import _convert_precision_to_unified_args
     from lightning.pytorch.accelerators import AcceleratorRegistry
     from lightning.pytorch.strategies import StrategyRegistry

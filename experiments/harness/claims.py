@@ -20,9 +20,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from data.schemas import describe
+
 from ..paper_tables import paper_tables, papers
 from .provenance import REPO_ROOT
-from .record_schemas import MAX_DEPTH, describe, too_deep
+from .record_schemas import MAX_DEPTH, too_deep
 from .spec import table_spec
 
 CLAIMS_FILE = "claims.yaml"

@@ -26,6 +26,7 @@ from .cluster.cli import submit_table, uses_a_scheduler
 from .commands import registered_commands
 from .evaluate_cli import add_command as add_evaluate_commands
 from .interruption import Interrupted, requeue_slurm_job, stop_on_signals
+from .overrides import add_lightning_options, lightning_options
 from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_resolved,
                    dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
 from .provenance import git_commit
@@ -63,9 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "model": {"pretrained": args.pretrained},
         "optim": {"epochs": args.epochs},
         "data": {"batch_size": args.batch_size, "num_workers": args.num_workers},
-        "trainer": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
-                    "strategy": args.strategy, "precision": args.precision,
-                    "accumulate_grad_batches": args.accumulate_grad_batches, "num_threads": args.threads},
+        "trainer": {**lightning_options(args), "accumulate_grad_batches": args.accumulate_grad_batches},
     }
     if uses_a_scheduler(args):  # each run a job (experiments.harness.cluster); the report once every run is done
         args.reports.check_report_step(args.table, args.runs_dir, args.reports_dir)
@@ -156,10 +155,6 @@ def cmd_static(args: argparse.Namespace) -> int:
             print(f"{row:<20} {column:<24} {cell['text']}  [{cell['source']}]")
     print(f"-> {args.runs_dir}/{args.table}/static.json (device: {record['device']})")
     return 0
-
-
-def _devices(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
 
 
 def _positive(value: str) -> int:
@@ -281,14 +276,8 @@ def add_training_options(run: argparse.ArgumentParser) -> None:
                           "--set 'optim.milestones=[...]')")
     run.add_argument("--batch-size", type=_positive)
     run.add_argument("--num-workers", type=int)
-    run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")
-    run.add_argument("--devices", type=_devices, help="Lightning devices: N, auto, or device indices such as 0,2")
-    run.add_argument("--num-nodes", type=int)
-    run.add_argument("--strategy", help="Lightning strategy: ddp, fsdp, deepspeed_stage_2, ...")
-    run.add_argument("--precision", help="Lightning precision: 32-true, 16-mixed, bf16-mixed")
+    add_lightning_options(run)
     run.add_argument("--accumulate-grad-batches", type=int, help="Lightning gradient accumulation (batches per step)")
-    run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's for this machine); "
-                                                 "recorded in metrics.json")
     run.add_argument("--set", action="append", type=parse_setting, metavar="SECTION.FIELD=VALUE",
                      help="any config field, VALUE as JSON (else a string), e.g. --set trainer.max_steps=20 "
                           "--set 'data.synthetic_params={\"num_train\": 32, \"num_val\": 16, \"seed\": 0}'")

@@ -246,8 +246,6 @@ def released_entry(evaluation: Evaluation, checked: CheckedCheckpoint, digest: b
 def _test_data(evaluation: Evaluation, run_path: Path, echo: Callable[[str], None]) -> Any:
     """The task's data module, its test split read (annotations, classes): a dataset of other classes than the
     checkpoint's is refused before anything is written."""
-    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
-
     from .execute import quiet_libraries
     from .tasks import get_task
 

@@ -13,6 +13,7 @@ from typing import Any
 from ..paper_tables import printed
 from .evaluate import DEFAULT_WEIGHTS_DIR, Evaluation, evaluate, resolve_evaluation
 from .interruption import Interrupted, stop_on_signals
+from .overrides import add_lightning_options, lightning_options
 from .released_weights import ReleasedCheckpoint, catalogue
 
 
@@ -55,8 +56,7 @@ def catalogue_json(entry: ReleasedCheckpoint) -> dict[str, Any]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = {"data": {"batch_size": args.batch_size, "num_workers": args.num_workers},
-                 "trainer": {"accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
-                             "strategy": args.strategy, "precision": args.precision, "num_threads": args.threads}}
+                 "trainer": lightning_options(args)}
     evaluation = resolve_evaluation(args.table, args.rows, args.checkpoint, args.weights_dir, args.data_root,
                                     args.column, overrides, args.set or ())
     if args.dry_run:
@@ -110,10 +110,6 @@ def dry_run(evaluation: Evaluation, runs_root: str) -> int:
     return 0
 
 
-def _devices(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
-
-
 def add_command(sub: Any, setting: Callable[[str], tuple[str, Any]]) -> None:
     """The ``weights`` and ``evaluate`` subcommands (``setting``: the parser of ``--set SECTION.FIELD=VALUE``)."""
     weights = sub.add_parser("weights", help="the authors' released checkpoints: the cells they fill, the paper's "
@@ -138,12 +134,8 @@ def add_command(sub: Any, setting: Callable[[str], tuple[str, Any]]) -> None:
     run.add_argument("--force", action="store_true", help="evaluate again, moving the old record away")
     run.add_argument("--batch-size", type=int, help="videos per batch, each with all its views (default 1)")
     run.add_argument("--num-workers", type=int)
-    run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto (default auto)")
-    run.add_argument("--devices", type=_devices, help="Lightning devices: N, auto, or indices such as 0,2 (default 1)")
-    run.add_argument("--num-nodes", type=int)
-    run.add_argument("--strategy", help="Lightning strategy: ddp, fsdp, ... (default auto)")
-    run.add_argument("--precision", help="Lightning precision: 32-true (default), 16-mixed, bf16-mixed")
-    run.add_argument("--threads", type=int, help="torch intra-op threads")
+    add_lightning_options(run, defaults={"accelerator": "auto", "devices": "1", "num_nodes": "1", "strategy": "auto",
+                                         "precision": "32-true"})  # evaluate.evaluation_config's
     run.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", type=setting,
                      help="any config field, VALUE as JSON (else a string)")
     run.add_argument("--no-progress-bar", action="store_true")

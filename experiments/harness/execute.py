@@ -108,7 +108,6 @@ class _Prepared:
 def _prepare(cfg: RunConfig, runs_root: str | Path, force: bool, echo: Callable[[str], None]) -> _Prepared:
     """Check the run's data options, move a replaced run away (``--force``), seed everything and resolve the
     pretrained sources (which may pretrain a tiny expert first, in its own random state)."""
-    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
 
     from .provenance import git_state, set_threads

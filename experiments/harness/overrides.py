@@ -1,22 +1,55 @@
 """The user's options on a run: the command line's option flags and ``--set SECTION.FIELD=VALUE`` pairs read into
 ``{section: {field: value}}`` (``given_options``), each checked against its field's type and range, and applied to a
 resolved configuration (``apply_overrides``); ``--epochs`` with a step schedule also needs milestones below it
-(``check_milestones``)."""
+(``check_milestones``). The hardware flags every command that runs a model takes are declared once
+(``add_lightning_options``, read back by ``lightning_options``)."""
 
 from __future__ import annotations
 
+import argparse
 import collections.abc
 import dataclasses
 import json
 import math
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .spec import RunConfig
 
 SETTABLE_SECTIONS = ("model", "data", "optim", "trainer")  # the sections of a RunConfig that options may change
+
+
+# Lightning's hardware flags and torch's thread count: the ``trainer`` field each sets, and its help
+LIGHTNING_OPTIONS = {
+    "accelerator": ("accelerator", "Lightning accelerator: cpu, gpu, auto"),
+    "devices": ("devices", "Lightning devices: N, auto, or device indices such as 0,2"),
+    "num_nodes": ("num_nodes", "Lightning nodes"),
+    "strategy": ("strategy", "Lightning strategy: ddp, fsdp, deepspeed_stage_2, ..."),
+    "precision": ("precision", "Lightning precision: 32-true, 16-mixed, bf16-mixed"),
+    "threads": ("num_threads", "torch intra-op threads (default: torch's for this machine); recorded in metrics.json"),
+}
+
+
+def add_lightning_options(parser: argparse.ArgumentParser, defaults: Mapping[str, str] | None = None) -> None:
+    """``--accelerator``, ``--devices``, ``--num-nodes``, ``--strategy``, ``--precision`` and ``--threads``, each
+    passed to the ``trainer`` field of ``LIGHTNING_OPTIONS`` (``lightning_options``). ``defaults``: what the command
+    uses for a flag not given, said in its help (else the preset's)."""
+    parsed = {"devices": _devices, "num_nodes": int, "threads": int}  # the others are taken as given
+    for name, (_, help_text) in LIGHTNING_OPTIONS.items():
+        default = (defaults or {}).get(name)
+        parser.add_argument("--" + name.replace("_", "-"), type=parsed.get(name),
+                            help=help_text + (f" (default {default})" if default else ""))
+
+
+def lightning_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``trainer`` fields the flags of ``add_lightning_options`` set, None where not given."""
+    return {field: getattr(args, name) for name, (field, _) in LIGHTNING_OPTIONS.items()}
+
+
+def _devices(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
 
 
 def given_options(overrides: dict[str, dict[str, Any]] | None = None, settings: Iterable[tuple[str, Any]] = ()

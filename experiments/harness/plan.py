@@ -82,7 +82,7 @@ def missing_data(cfg: RunConfig) -> str | None:
 
 def expected_data(cfg: RunConfig) -> str | None:
     """Where the run's dataset should be, if it is a real dataset that is absent; None when the run can start."""
-    from data import generated_locally  # data imports torch: only when a run is checked, never for the CLI's help
+    from data import generated_locally  # it imports torch: only when a run is checked, never for the CLI's help
 
     if generated_locally(cfg.data.dataset, cfg.data.root):
         return None

@@ -60,7 +60,6 @@ def check_multi_node_launch(cfg: RunConfig) -> None:
     t = cfg.trainer
     if t.num_nodes <= 1:
         return
-    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
 
     if (SLURMEnvironment.detect() or TorchElasticEnvironment.detect() or LSFEnvironment.detect()

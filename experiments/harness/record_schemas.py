@@ -21,6 +21,8 @@ from typing import Annotated, Any, Union
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
                       create_model, model_validator)
 
+from data.schemas import describe
+
 MAX_DEPTH = 64  # objects and lists within each other
 MAX_COUNT = 2**53  # a count JSON keeps exactly; no split holds more files
 
@@ -127,26 +129,6 @@ def check_record_sections(record: dict[str, Any]) -> str | None:
     except ValidationError as err:
         return describe(err)
     return None
-
-
-def describe(err: ValidationError, most: int = 3) -> str:
-    """A ValidationError in one line: each failing field (its path in the document) with pydantic's reason and,
-    where the reason does not quote it, the value it got. (``data.schemas.describe`` words the data floor's rows
-    alike; this floor's readers import no ``data``, which imports torch.)"""
-    parts = []
-    for error in err.errors(include_url=False)[:most]:
-        field = ".".join(str(part) for part in error["loc"])
-        field = field if field.isprintable() else repr(field)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            parts.append(f"missing key {field!r}")
-            continue
-        got = error.get("input")
-        value = repr(str(got)[:40])
-        said = isinstance(got, (dict, list)) or value in message
-        parts.append(f"{field}: {message}{'' if said else f' (got {value})'}" if field else message)
-    more = len(err.errors()) - most
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:

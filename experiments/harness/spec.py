@@ -331,7 +331,7 @@ class TableSpec:
         data = _replace(preset.data[key], where, row.data, row_scale.get("data", {}), column.data,
                         col_scale.get("data", {}))
         if data_root is not None:
-            from data import dataset_root  # data imports torch: only when a data root is given
+            from data import dataset_root  # its data.synthetic imports torch: only when a data root is given
 
             root = dataset_root(data.dataset, data_root, data.synthetic_params)
             if root is not None:

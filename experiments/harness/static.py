@@ -20,7 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
-from .record_schemas import Finite, describe
+from data.schemas import describe
+
+from .record_schemas import Finite
 from .records import DamagedRecordError, read_json
 from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain, with_defaults
 from .tasks import build_model, model_kwargs

@@ -318,10 +318,13 @@ def datamodule_for_run(cfg: RunConfig, run_dir: Path) -> L.LightningDataModule:
 
 
 def video_data_options() -> frozenset[str]:
-    """``VideoDataModule``'s parameters that a ``DataConfig`` field does not set: its options."""
+    """``VideoDataModule``'s parameters that a ``DataConfig`` field does not set, and the augmentations it takes by
+    name (``AugmentOptions``): its options."""
     from data.datamodule import VideoDataModule
+    from data.transforms import AugmentOptions
 
-    return keyword_options(VideoDataModule, *(f.name for f in dataclasses.fields(DataConfig)), "failures_dir")
+    return (keyword_options(VideoDataModule, *(f.name for f in dataclasses.fields(DataConfig)), "failures_dir")
+            | {f.name for f in dataclasses.fields(AugmentOptions)})
 
 
 def _video_classifier(cfg: RunConfig, model: nn.Module, dm: Any) -> L.LightningModule:

@@ -133,7 +133,6 @@ def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None
     write ``EXPERT_FILE`` and ``pretraining.json`` into ``folder``. With ``history`` (a Lightning callback, e.g.
     ``lightning_modules.image_classifier.EpochHistory``) the system is also validated on the set's validation split
     after every epoch; without it, not at all."""
-    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     import torch
 

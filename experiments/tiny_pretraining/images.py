@@ -128,7 +128,6 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     """Train ``arch``'s image ViT on ``synth_images``, ``num_train`` fresh images an epoch, for ``epochs`` (warm-up,
     then a cosine to zero); write its final weights (timm's layout, head included) and the record, with each epoch's
     validation loss and top-1. Returns the weights' path."""
-    import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
     import lightning as L
     from safetensors.torch import save_file
 

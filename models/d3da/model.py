@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from timm.layers import Mlp, drop_path, trunc_normal_
+from timm.layers import Mlp, drop_path
 from torch import Tensor, nn
 
 from ..registry import register_model
-from ..video_vit import LayerNorm
+from ..video_vit import LayerNorm, init_vit_weights
 from .deformable import DeformableAttention3D
 from .stride_attention import COVERS, Cover, JointStrideAttention, TemporalStrideAttention, check_window
 from .tokens import POSE_SPACES, ConvStem, PoseEmbed, temporal_table
@@ -201,16 +201,7 @@ class CrossModalDeformableTransformer(nn.Module):
         tables = [self.pos_embed, self.time_embed, self.modal_tokens]
         if self.pose_embed is not None:
             tables += [self.pose_embed.joint_embed, self.pose_embed.person_embed]
-        for p in tables:
-            trunc_normal_(p, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_vit_weights(self, tables)
 
     def no_weight_decay(self) -> set[str]:
         names = {"pos_embed", "time_embed", "modal_tokens"}

@@ -1,4 +1,5 @@
-"""The compatibility module repairs the CPU-torch + CUDA-torchvision pair, and does nothing elsewhere."""
+"""The compatibility module repairs the CPU-torch + CUDA-torchvision pair as torchvision is imported, and does
+nothing elsewhere."""
 
 import subprocess
 import sys
@@ -10,7 +11,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_stack_imports_after_compat():
     code = textwrap.dedent("""
+        import sys
         import data.torchvision_compat as compat
+        assert "torch" not in sys.modules  # the repairs wait for the imports they are for
         import torchvision, lightning, timm, torchmetrics
         import pytorchvideo.transforms  # imports torchvision.transforms.functional_tensor
         import torchvision.transforms.functional_tensor as ft
@@ -53,7 +56,7 @@ def test_unrelated_import_errors_are_not_swallowed(tmp_path):
     env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"}
     code = ("import importlib.util; s = importlib.util.spec_from_file_location('c', '"
             f"{REPO}/data/torchvision_compat.py'); "
-            "s.loader.exec_module(importlib.util.module_from_spec(s))")
+            "s.loader.exec_module(importlib.util.module_from_spec(s)); import torchvision")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode != 0
     assert "something else is broken" in out.stderr

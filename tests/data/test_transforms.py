@@ -367,13 +367,16 @@ def test_every_paper_presets_training_augmentation_survives_many_draws():
     """The paper-scale recipes augment with ops that only some draws reach (AutoAugment's posterize of 0 bits ended
     one clip in 31 before ``make_auto_augment``): every distinct augmentation of every registered paper preset, on
     300 seeded draws of a small clip, gives a finite clip of the crop size."""
+    import dataclasses
     import inspect
     import json
 
+    from data.transforms import AugmentOptions
     from experiments.harness.plan import resolve_runs
     from experiments.harness.spec import registered_specs, table_spec
 
-    accepted = set(inspect.signature(TrainTransform).parameters) - {"crop_size", "scale", "hflip", "rng"}
+    accepted = ((set(inspect.signature(TrainTransform).parameters) - {"crop_size", "scale", "hflip", "rng", "augment"})
+                | {f.name for f in dataclasses.fields(AugmentOptions)})
     augments = {json.dumps({k: v for k, v in cfg.data.options.items() if k in accepted}, sort_keys=True)
                 for table in registered_specs() if "paper" in table_spec(table).scales
                 for cfg in resolve_runs(table, "paper", data_root="/datasets")}

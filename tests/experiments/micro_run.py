@@ -23,7 +23,7 @@ def cli_command(runs: Path, *extra: str) -> list[str]:
 
 
 def cli_env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}  # HF_HUB_OFFLINE: conftest.py
 
 
 def run_cli(runs: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -4,8 +4,6 @@ that session, even once the command has ended and they have been handed to anoth
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +13,7 @@ from pathlib import Path
 import torch
 
 from tests.experiments.micro_run import cli_command, cli_env
+from tools.signal_stress import kill_session, session_processes
 
 # The micro run's 2 epochs of 4 batches, a checkpoint after each batch: a signal can land mid-epoch
 EXACT_ARGS = ("--epochs", "2", "--set", "trainer.checkpoint_every_n_steps=1")
@@ -67,22 +66,6 @@ def checkpoint_state(path: Path) -> tuple[int, dict] | None:
     return checkpoint["global_step"], checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
 
 
-def session_processes(session: int) -> dict[int, str]:
-    """{pid: command line} of the live processes of ``session`` (zombies are dead: only their parent's wait is due)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state, _, _, sid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # it ended while we looked
-            continue
-        if int(sid) == session and state != "Z":
-            found[int(entry.name)] = command.strip()
-    return found
-
-
 def assert_nothing_left(session: int, grace_s: float = 10.0) -> None:
     """Every process of the command's session ends within ``grace_s`` of the command itself (multiprocessing's
     resource tracker ends when the last process holding its pipe has)."""
@@ -90,12 +73,3 @@ def assert_nothing_left(session: int, grace_s: float = 10.0) -> None:
     while (left := session_processes(session)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, f"still running after the command ended: {left}"
-
-
-def kill_session(session: int) -> None:
-    """SIGKILL what is left of a command's session (its process group: its children did not leave it)."""
-    for pid in session_processes(session):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

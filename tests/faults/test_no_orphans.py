@@ -10,7 +10,8 @@ import time
 import pytest
 
 from tests.experiments.micro_run import TABLE
-from tests.faults.commands import EXACT_ARGS, assert_nothing_left, session_processes, started, wait_until
+from tests.faults.commands import EXACT_ARGS, assert_nothing_left, started, wait_until
+from tools.signal_stress import session_processes
 
 
 @pytest.mark.slow  # two micro runs side by side in fresh processes, killed once both train: ~30 s on 2 cores

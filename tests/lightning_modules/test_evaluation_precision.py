@@ -6,7 +6,6 @@ stated the configured precision: Table 9's paper run recorded "16-mixed" for a b
 
 from __future__ import annotations
 
-import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
 import lightning as L
 import pytest
 import torch

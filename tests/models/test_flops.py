@@ -1,14 +1,10 @@
 """GFLOPs (one multiply-add = one FLOP, attention included) of the paper's ViT-B variants, counted on meta."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import count_flops, create_model, model_gflops  # noqa: E402
+from models import count_flops, create_model, model_gflops
 
 VIT_B = "vit_base_patch16_video"
 CLIP = (1, 3, 16, 224, 224)

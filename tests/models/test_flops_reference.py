@@ -11,21 +11,17 @@ messages,
   and ``paper_params`` counting every parameter once (frozen included, buffers excluded).
 """
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+from torch import nn
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from experiments.harness.spec import StaticColumn, table_spec  # noqa: E402
-from experiments.harness.static import (  # noqa: E402
+from experiments.harness.spec import StaticColumn, table_spec
+from experiments.harness.static import (
     cell_inputs, changed_inputs, inputs_key, paper_gflops, paper_params, stale_note, views_inputs,
 )
-from models import model_gflops  # noqa: E402
-from models.lra_transformer import lra_gflops  # noqa: E402
+from models import model_gflops
+from models.lra_transformer import lra_gflops
 
 # ---- video ViTs: a small configuration, every term written out ------------------------------------------------
 

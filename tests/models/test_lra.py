@@ -3,23 +3,20 @@ transformer with every attention, its FLOP count and the sequence classifier."""
 
 import csv
 import json
-import os
 import pickle
 import random
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from data.lra import (LISTOPS_VOCAB, LRA_TASKS, DataNotFoundError, evaluate_listops, generate_listops,  # noqa: E402
+from data.lra import (LISTOPS_VOCAB, LRA_TASKS, DataNotFoundError, evaluate_listops, generate_listops,
                       generate_tree, lra_available, read_lra, rgb_to_gray, tokenize_listops, tree_to_string,
                       write_listops)
-from data.lra_datamodule import LRADataModule  # noqa: E402
-from models import create_model, list_models  # noqa: E402
-from models.lra_transformer import ATTENTION_NAMES, LRAAttention, lra_gflops  # noqa: E402
+from data.lra_datamodule import LRADataModule
+from models import create_model, list_models
+from models.lra_transformer import ATTENTION_NAMES, LRAAttention, lra_gflops
 
 SMALL = dict(num_train=40, num_val=8, num_test=8, min_length=10, max_length=60, max_depth=4, max_args=4, seed=3)
 

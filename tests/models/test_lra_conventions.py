@@ -18,23 +18,20 @@
 - Motionformer Table 5's rows and paper-scale optimisation (Nystromformer ``lra_config.py`` "listops" training).
 """
 
-import os
 import pickle
 import random
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from tests.models.test_lra import SMALL, reference_masked_attention, reference_value, write_fixtures
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tests.models.test_lra import SMALL, reference_masked_attention, reference_value, write_fixtures  # noqa: E402
-
-from data.lra import LISTOPS_TOKEN_ID, generate_listops, generate_tree, read_lra, rgb_to_gray  # noqa: E402
-from data.lra_datamodule import DEFAULT_MAX_LENGTH, LRADataModule  # noqa: E402
-from models import create_model  # noqa: E402
-from models.lra_transformer import LRATransformer  # noqa: E402
+from data.lra import LISTOPS_TOKEN_ID, generate_listops, generate_tree, read_lra, rgb_to_gray
+from data.lra_datamodule import DEFAULT_MAX_LENGTH, LRADataModule
+from models import create_model
+from models.lra_transformer import LRATransformer
 
 # --- ListOps generation: the official generator, transcribed -------------------------------------------------------
 

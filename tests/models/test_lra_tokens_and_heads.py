@@ -12,23 +12,20 @@
   ``LRA/code/run_tasks.py``: ``AdamW(..., eps=1e-6, weight_decay=0)``).
 """
 
-import os
 import pickle
 import random
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import numpy as np
+import pytest
+import torch
+from tests.models.test_lra import SMALL
+from tests.lightning_modules.test_optim_schedule_reference import stub_trainer, Tiny
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from tests.models.test_lra import SMALL  # noqa: E402
-from tests.lightning_modules.test_optim_schedule_reference import stub_trainer, Tiny  # noqa: E402
-
-from data.lra import read_lra  # noqa: E402
-from data.lra_datamodule import LRADataModule  # noqa: E402
-from models import create_model  # noqa: E402
-from models.lra_transformer import LRATransformer  # noqa: E402
+from data.lra import read_lra
+from data.lra_datamodule import LRADataModule
+from models import create_model
+from models.lra_transformer import LRATransformer
 
 # --- token ids at the top of the byte range --------------------------------------------------------------------------
 

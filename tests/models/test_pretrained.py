@@ -1,18 +1,14 @@
 """Loading a timm image ViT into VideoViT: names, inflation, resampling, and end-to-end equivalence."""
 
-import os
+import logging
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before timm is imported)
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
 
-import logging  # noqa: E402
-
-import models  # noqa: E402,F401  (repairs torchvision before timm is imported)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from timm.models.vision_transformer import VisionTransformer  # noqa: E402
-
-from models import checkpoint_filter_fn, create_model, load_pretrained  # noqa: E402
-from models.pretrained import inflate_patch_embed  # noqa: E402
+from models import checkpoint_filter_fn, create_model, load_pretrained
+from models.pretrained import inflate_patch_embed
 
 
 @pytest.fixture(scope="module")

@@ -13,24 +13,21 @@
   of another grid is resampled bicubically (timm's antialiased default), CLS slot kept.
 """
 
-import os
 import re
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before timm is imported)
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
 
-import models  # noqa: E402,F401  (repairs torchvision before timm is imported)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from timm.models.vision_transformer import VisionTransformer  # noqa: E402
-
-from models import checkpoint_filter_fn, create_model, load_pretrained  # noqa: E402
-from tests.models.cast.test_pretrained import DIM as CAST_DIM  # noqa: E402
-from tests.models.cast.test_pretrained import PATCH as CAST_PATCH  # noqa: E402
-from tests.models.cast.test_pretrained import SIZE as CAST_SIZE  # noqa: E402
-from tests.models.cast.test_pretrained import tiny_cast_model, clip_checkpoint  # noqa: E402
-from tests.experiments.mformer.test_official import F64, official_forward, official_state_dict, our_model  # noqa: E402
-from tests.experiments.mformer.test_official import write_official  # noqa: E402
+from models import checkpoint_filter_fn, create_model, load_pretrained
+from tests.models.cast.test_pretrained import DIM as CAST_DIM
+from tests.models.cast.test_pretrained import PATCH as CAST_PATCH
+from tests.models.cast.test_pretrained import SIZE as CAST_SIZE
+from tests.models.cast.test_pretrained import tiny_cast_model, clip_checkpoint
+from tests.experiments.mformer.test_official import F64, official_forward, official_state_dict, our_model
+from tests.experiments.mformer.test_official import write_official
 
 EMBED, IMAGE_PATCH, IMAGE_SIZE = 64, 8, 32  # the image ViT: a 4 x 4 grid of 8 x 8 patches, as vit_tiny_video
 

@@ -7,21 +7,17 @@ normal 0.02, zero biases, time table zero); X-ViT's temporal head shape; the pap
 hooks' positions; and the model registry's option checking, duplicate refusal and sorted listing.
 """
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, trunc_normal_
+from torch import nn
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from timm.layers import DropPath  # noqa: E402
-from torch import nn  # noqa: E402
-
-from models import create_model, list_models  # noqa: E402
-from models.attention import TemporalShift  # noqa: E402
-from models import registry  # noqa: E402
-from models.registry import model_options, register_model  # noqa: E402
+from models import create_model, list_models
+from models.attention import TemporalShift
+from models import registry
+from models.registry import model_options, register_model
 
 F64 = torch.float64
 
@@ -174,6 +170,45 @@ def test_initialisation_is_timms_and_the_official_models():
             assert torch.count_nonzero(module.bias) == 0, name
         if isinstance(module, nn.LayerNorm):
             assert torch.all(module.weight == 1) and torch.count_nonzero(module.bias) == 0, name
+
+
+def _official_init_loop(model: nn.Module) -> None:
+    """The loop the official codes write out (and these models did before timm's ``init_weights_vit_timm``): the
+    position tables and tokens, then each Linear and LayerNorm in module order; X-ViT's head left alone."""
+    if hasattr(model, "modal_tokens"):  # the RGB+pose model
+        tables = [model.pos_embed, model.time_embed, model.modal_tokens]
+        tables += [model.pose_embed.joint_embed, model.pose_embed.person_embed] if model.pose_embed else []
+    else:
+        tables = [model.pos_embed, model.cls_token]
+    for table in tables:
+        trunc_normal_(table, std=0.02)
+    kept = {id(sub) for m in model.modules() if getattr(m, "keeps_default_init", False) for sub in m.modules()}
+    for m in model.modules():
+        if id(m) in kept:
+            continue
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+@pytest.mark.parametrize("name, options", [("vit_tiny_video", {}), ("vit_tiny_frame", {}),
+                                           ("vit_tiny_frame", {"temporal_aggregation": "attention"}),
+                                           ("d3da_tiny", {}), ("d3da_tiny", {"modalities": "rgb"})])
+def test_the_initialisation_draws_what_the_official_loop_draws(monkeypatch, name, options):
+    """timm's ``init_weights_vit_timm`` (``models.video_vit.init_vit_weights``) gives, from one seed, the very
+    parameters of the official loop: the same draws in the same order."""
+    torch.manual_seed(0)
+    ours = create_model(name, **options)
+    monkeypatch.setattr(type(ours), "_init_weights", _official_init_loop)
+    torch.manual_seed(0)
+    official = create_model(name, **options)
+    assert ours.state_dict().keys() == official.state_dict().keys()
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, official.state_dict()[key]), key
 
 
 # ---- entrypoints and the block hooks -----------------------------------------------------------------------------

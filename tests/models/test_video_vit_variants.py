@@ -1,13 +1,9 @@
 """VideoViT over the attention registry x tokenization x positional encoding, and the model registry."""
 
-import os
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import ATTENTION_LAYERS, VideoViT, create_model, list_models  # noqa: E402
+from models import ATTENTION_LAYERS, VideoViT, create_model, list_models
 
 ATTENTIONS = [("joint", {}), ("divided", {}), ("divided_official", {}), ("trajectory", {}),
               ("trajectory", {"temporal_pool": "average"}), ("trajectory", {"normalize": "spacetime"}),

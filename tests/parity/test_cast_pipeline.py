@@ -318,7 +318,7 @@ def test_training_switches_are_the_scripts(key):
     assert args["aa"] == TRAIN["rand_augment"]["config"] == "rand-m7-n4-mstd0.5-inc1"
     assert "rand_augment" not in options and options["timm_rand_augment"] == args["aa"].replace("-m7-", "-m9-")
     module = video_datamodule(dataclasses.replace(data, root="/datasets"), Path("unused"))
-    assert module.timm_rand_augment == options["timm_rand_augment"]
+    assert module.augment.timm_rand_augment == options["timm_rand_augment"]
 
 
 def _our_rand_augment(config: str) -> TrainTransform:

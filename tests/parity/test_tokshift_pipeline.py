@@ -103,7 +103,7 @@ def test_protocols_of_evaluate_and_of_the_paper_run():
     assert paper_cfg.test_view_average == "logits"
     assert (paper.num_frames, paper.frame_stride, paper.crop_size, paper.test_clips, paper.test_crops) == (8, 32, 224,
                                                                                                            10, 3)
-    assert paper.hflip and paper.tokenshift_photometric == 0.1
+    assert paper.hflip and paper.augment.tokenshift_photometric == 0.1
     # the paper's short side range (docs/msca_paper_scale.md), TokShift's clips
     assert paper.train_scale == (244, 330) and paper.dense_convention == "tokshift"
     for data_module in (dm, paper):  # TokShift's three test crops
@@ -308,7 +308,7 @@ def test_training_colour_changes(monkeypatch):
     golden = golden_draws()
     paper, _ = paper_data()
     train = TrainTransform(paper.crop_size, paper.train_scale, paper.hflip, paper.mean, paper.std,
-                           tokenshift_photometric=paper.tokenshift_photometric)
+                           tokenshift_photometric=paper.augment.tokenshift_photometric)
     applied = np.zeros((DRAWS, 4), dtype=bool)
     factors: list[list[float]] = [[], [], [], []]
     row = [0]

@@ -16,21 +16,18 @@ Checked against hand counts and literals, never against the code under test:
 from __future__ import annotations
 
 import json
-import os
 import types
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+from torch import nn
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from tools import shift_family, trajectory_attention, trajectory_memory  # noqa: E402
-from models.cast import complexity as cast_complexity  # noqa: E402
-from models.memory import LiveBytes, activation_bytes, peak_bytes, saved_tensor_bytes  # noqa: E402
-from tools import d3da_step as rgb_pose_benchmark  # noqa: E402
-from reports import benchmarks as report_benchmarks  # noqa: E402
+from tools import shift_family, trajectory_attention, trajectory_memory
+from models.cast import complexity as cast_complexity
+from models.memory import LiveBytes, activation_bytes, peak_bytes, saved_tensor_bytes
+from tools import d3da_step as rgb_pose_benchmark
+from reports import benchmarks as report_benchmarks
 
 F32 = 4  # bytes per float32 element
 MIB = 2**20

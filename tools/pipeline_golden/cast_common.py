@@ -33,8 +33,6 @@ DATA_SET = {"K400": "Kinetics-400", "SSV2": "SSV2", "EPIC": "EPIC"}
 
 def load_official(folder: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
-
     sys.path.insert(0, str(folder.resolve()))
     sys.modules.setdefault("tensorboardX", types.SimpleNamespace(SummaryWriter=None))
     six = types.ModuleType("torch._six")

@@ -349,8 +349,6 @@ def main() -> None:
     args = parser.parse_args()
     code = args.official_code.resolve()
     sys.path.insert(0, str(REPO))
-    import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
-
     sys.path.insert(0, str(code))
     commit = git_commit(code)
     torch.set_num_threads(1)

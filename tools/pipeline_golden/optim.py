@@ -168,18 +168,18 @@ def recipe_config(code: Path, config: str):
 
 def make_mformer(code: Path) -> None:
     from tools.released_golden import mformer as released
+    from tools.released_golden.common import put_official_code_on_path
 
     facts = checkout_facts("facebookresearch/Motionformer", code)
-    released.put_official_code_on_path(code)
+    put_official_code_on_path(code)
     from slowfast.models import build_model
 
     variants = {}
-    for case, config in released.VARIANTS.items():
-        cfg = released.official_config(code, config, released.SMALL)
+    for case, (config, overrides) in released.VARIANTS.items():
+        cfg = released.MAKER.config(code, config, overrides)
         model = build_model(cfg)
         params, opt = pyslowfast_groups(model, cfg)
-        variants[case] = {"released_case": case, "config": config, "overrides": {**released.EVERY_RUN,
-                                                                                 **released.SMALL},
+        variants[case] = {"released_case": case, "config": config, "overrides": {**released.EVERY_RUN, **overrides},
                           "function": "slowfast/models/optimizer.py:construct_optimizer", "solver": solver(cfg),
                           "optimizer": opt, "params": params}
     write("mformer", "optim_groups.json", {"official": facts, "command": command("mformer"), "variants": variants})
@@ -219,18 +219,19 @@ timm.models.create_model = create_model
 
 def make_xvit(code: Path) -> None:
     from tools.released_golden import xvit as released
+    from tools.released_golden.common import put_official_code_on_path
 
     facts = checkout_facts("1adrianb/video-transformers", code)
     with tempfile.TemporaryDirectory() as scratch:
         shim = Path(scratch) / "xvit_timm_shim.py"
         shim.write_text(XVIT_SHIM)
-        released.put_official_code_on_path(code, shim)
+        put_official_code_on_path(code, shim)
     from slowfast.models.video_model_builder import XVIT
 
     facts["shim"] = "timm 0.4's create_model / build_model_with_cfg (tools/released_golden/xvit.py docstring)"
     variants = {}
     for case, (config, overrides) in released.VARIANTS.items():
-        cfg = released.official_config(code, config, {**overrides, "TRAIN.ENABLE": True})
+        cfg = released.MAKER.config(code, config, {**overrides, "TRAIN.ENABLE": True})
         model = XVIT(cfg)
         params, opt = pyslowfast_groups(model, cfg)
         variants[case] = {"released_case": case, "config": config,
@@ -346,7 +347,6 @@ def cast_imports(code: Path) -> tuple[Any, Any, list[str]]:
     """``util_tools.optim_factory`` and ``util_tools.utils`` with stand-ins for what today's libraries lack."""
     shims = []
     sys.path.insert(0, str(REPO))
-    import data.torchvision_compat  # noqa: F401
 
     if "torch._six" not in sys.modules:
         sys.modules["torch._six"] = types.SimpleNamespace(inf=math.inf)

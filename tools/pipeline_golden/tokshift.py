@@ -93,7 +93,6 @@ def official_modules(official: Path) -> dict[str, types.ModuleType]:
     ``main_ddp_shift_v3.py`` (the last with its own ``data``, ``utils``, ``config`` packages in place of ours while
     it imports, its model and tensorboardX stubbed)."""
     sys.path.insert(0, str(REPO))
-    import data.torchvision_compat  # noqa: F401  (before torchvision)
 
     mods = {"dataset": load("tokshift_official_dataset", official / "data" / "dataset.py"),
             "augmentation": load("tokshift_official_augmentation", official / "data" / "augmentation.py"),

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from models import create_model
 from models.released import describe_released, load_released, required_model
-from tools.released_golden.common import (GOLDEN_DIR, checkout, difference, randomise_around, write_expected,
+from tools.released_golden.common import (GOLDEN_DIR, difference, randomise_around, run_maker, write_expected,
                                           write_record)
 
 SMALL = dict(img_size=28, patch_size=2, embed_dim=16, depth=2, num_heads=2, all_frames=4)
@@ -162,16 +162,7 @@ def paper_width(module: ModuleType, repository: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-code", type=Path, required=True, help="a checkout of KHU-VLL/CAST")
-    parser.add_argument("--record", action="store_true", help="the paper-width records instead of golden files")
-    args = parser.parse_args(argv)
-    repository = checkout("KHU-VLL/CAST", args.official_code)
-    module = official_module(args.official_code.resolve())
-    if args.record:
-        paper_width(module, repository)
-    else:
-        make_golden(module, repository)
+    run_maker(argv, __doc__, "KHU-VLL/CAST", official_module, make_golden, paper_width)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,22 @@ the facts the checkpoint does not store (``given``: what a catalogue entry suppl
 authors' repository, its commit, the configuration, the command). The paper-width record
 (``reports/benchmarks/released_conversion.json``, ``write_record``) holds one entry per layout and variant: the authors'
 model and ours at the released width, in float32, and the largest relative difference of their logits.
+
+Every maker's command line is ``maker_parser``'s; ``run_maker`` is the whole of the makers that build the authors'
+networks from their model files (CAST, TokShift), and ``SlowFastMaker`` all but the model and its logits of those
+whose authors' code is a PySlowFast fork (Motionformer, X-ViT).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +43,6 @@ def put_official_code_on_path(folder: str | Path, shim: str | Path | None = None
     """Make the authors' package (``slowfast``) importable from ``folder`` (and run ``shim``, a file that adapts it
     to today's libraries, if given); returns the folder's git commit."""
     sys.path.insert(0, str(REPO))
-    import data.torchvision_compat  # noqa: F401  (before anything imports torchvision)
-
     sys.path.insert(0, str(Path(folder).resolve()))
     if shim is not None:
         import runpy
@@ -155,3 +161,124 @@ def write_record(record: dict[str, Any], path: Path = RECORD) -> None:
           f"{record['max_relative_difference']:.3g}")
     if not stamped["within_limit"]:
         sys.exit(f"max relative difference {record['max_relative_difference']:.3g} exceeds {PAPER_WIDTH_LIMIT}")
+
+
+def maker_parser(description: str, repository: str) -> argparse.ArgumentParser:
+    """A maker's command line (``description``: its module docstring): the checkout of the authors' ``repository``
+    and ``--record``."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("--official-code", type=Path, required=True, help=f"a checkout of {repository}")
+    parser.add_argument("--record", action="store_true", help="the paper-width records instead of golden files")
+    return parser
+
+
+def run_maker(argv: list[str] | None, description: str, repository: str, load: Callable[[Path], Any],
+              make_golden: Callable[[Any, dict[str, Any]], None],
+              paper_width: Callable[[Any, dict[str, Any]], None]) -> None:
+    """The command of a maker that builds the authors' networks from their files: ``load`` the checkout (its
+    resolved folder), then ``make_golden`` or (``--record``) ``paper_width``, each given what ``load`` returned and
+    the checkout's facts (``checkout``)."""
+    args = maker_parser(description, repository).parse_args(argv)
+    facts = checkout(repository, args.official_code)
+    official = load(args.official_code.resolve())
+    (paper_width if args.record else make_golden)(official, facts)
+
+
+@dataclass(frozen=True)
+class SlowFastMaker:
+    """The golden files and the paper-width record of a layout whose authors' code is a PySlowFast fork: the model
+    built from one of their configs (``config``: merged with ``every_run`` and the overrides), random weights
+    (``randomise_by_fan_in``), saved by their ``save_checkpoint`` with their ``construct_optimizer``'s state;
+    the golden logits in float64 on two clips, the record's in float32 on one, both of uint8 pixels normalised by
+    ``PIXEL_NORMALISE``."""
+
+    layout: str  # the golden files' layout and the maker's module: tools.released_golden.<layout>
+    repository: str  # the authors' repository on GitHub
+    every_run: dict[str, Any]  # config overrides of every model built
+    variants: dict[str, tuple[str, dict[str, Any]]]  # golden case: (the authors' config, its overrides)
+    record: tuple[str, str]  # the released model's config, and the record's variant
+    build: Callable[[Any], nn.Module]  # their model for a config
+    logits: Callable[[nn.Module, Tensor], Tensor]  # their model's logits for a (B, C, T, H, W) input
+    given: dict[str, Any] = field(default_factory=dict)  # what a golden file's checkpoint does not tell
+    seed_offset: int = 0  # the first golden case's seed, after --seed
+    shim: bool = False  # the maker takes --shim, a file run before their model is built (see its docstring)
+
+    def config(self, code: Path, config: str, overrides: dict[str, Any]):
+        from slowfast.config.defaults import get_cfg
+
+        cfg = get_cfg()
+        cfg.merge_from_file(str(code / config))
+        cfg.merge_from_list([item for key, value in {**self.every_run, **overrides}.items() for item in (key, value)])
+        return cfg
+
+    def checkpoint(self, cfg, seed: int, folder: Path) -> tuple[nn.Module, Path]:
+        """Their model with random weights, and the file their save_checkpoint writes for it."""
+        import slowfast.utils.checkpoint as checkpoint_utils
+        from slowfast.models.optimizer import construct_optimizer
+
+        model = self.build(cfg)
+        randomise_by_fan_in(model, seed)
+        path = checkpoint_utils.save_checkpoint(str(folder), model, construct_optimizer(model, cfg), 0, cfg)
+        return model, Path(path)
+
+    def make_golden(self, code: Path, commit: str, name: str, seed: int) -> None:
+        """``tests/golden/released/<name>/``: the file their save_checkpoint wrote, and ``expected.pt``."""
+        config, overrides = self.variants[name]
+        cfg = self.config(code, config, overrides)
+        with tempfile.TemporaryDirectory() as folder:
+            model, path = self.checkpoint(cfg, seed, Path(folder))
+            clip = random_clip(2, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, seed)
+            logits = self.logits(model.double(), clip_input(clip))
+            (GOLDEN_DIR / name).mkdir(parents=True, exist_ok=True)
+            (GOLDEN_DIR / name / path.name).write_bytes(path.read_bytes())  # byte for byte
+        official = {"repository": self.repository, "official_commit": commit, "config": config,
+                    "overrides": {**self.every_run, **overrides}, "seed": seed}
+        shim = " --shim SHIM" if self.shim else ""
+        write_expected(name, self.layout, path.name, clip, logits, given=self.given, official=official,
+                       normalise=PIXEL_NORMALISE,
+                       command=f"python -m tools.released_golden.{self.layout} --official-code OFFICIAL{shim} "
+                               f"--variants {name}")
+
+    def make_record(self, code: Path, commit: str, seed: int) -> None:
+        """Their released model and ours, loaded from the file their save_checkpoint wrote, on one clip."""
+        from models import create_model
+        from models.released import describe_released, load_released, required_model
+
+        config, variant = self.record
+        cfg = self.config(code, config, {})
+        with tempfile.TemporaryDirectory() as folder:
+            model, path = self.checkpoint(cfg, seed, Path(folder))
+            clip = random_clip(1, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, seed)
+            video = clip_input(clip, torch.float32)
+            official = self.logits(model, video)
+            del model
+            needed = required_model(describe_released(path))
+            ours = create_model(needed.name, **needed.overrides).eval()
+            load_released(ours, path)
+            with torch.no_grad():
+                logits = ours(video)
+        write_record({
+            "layout": self.layout, "variant": variant,
+            "official": {"repository": self.repository, "official_commit": commit, "config": config},
+            "model": needed.name, "overrides": needed.overrides, "dtype": "float32", "clip": list(video.shape),
+            "input": f"uniform random uint8 pixels normalised by mean 0.5 and std 0.5 (seed {seed})",
+            "weights": f"random (tools/released_golden/common.py randomise_by_fan_in, seed {seed})",
+            **difference(logits, official)})
+
+    def main(self, argv: list[str] | None, description: str) -> None:
+        """The maker's command (``description``: its module docstring): the golden files of ``--variants`` (each
+        its own seed, whichever are made), or the record."""
+        parser = maker_parser(description, self.repository)
+        if self.shim:
+            parser.add_argument("--shim", type=Path, required=True, help="the file that adapts it to today's "
+                                "libraries (the module docstring)")
+        parser.add_argument("--variants", nargs="+", choices=sorted(self.variants), default=sorted(self.variants))
+        parser.add_argument("--seed", type=int, default=0)
+        args = parser.parse_args(argv)
+        commit = put_official_code_on_path(args.official_code, args.shim if self.shim else None)
+        if args.record:
+            self.make_record(args.official_code, commit, args.seed)
+            return
+        for name in args.variants:
+            self.make_golden(args.official_code, commit, name, args.seed + self.seed_offset
+                             + list(self.variants).index(name))

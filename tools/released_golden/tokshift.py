@@ -23,7 +23,6 @@ appended to ``sys.path``, after the installed packages, so that its vendored ``t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import torch
 
 from models import create_model
 from models.released import describe_released, load_released, required_model
-from tools.released_golden.common import (GOLDEN_DIR, checkout, difference, randomise_around, write_expected,
+from tools.released_golden.common import (GOLDEN_DIR, difference, randomise_around, run_maker, write_expected,
                                           write_record)
 
 SMALL = dict(hidden_size=24, num_heads=2, num_layers=2, mlp_dim=96, patch=4, img_size=16, frames=4, classes=7)
@@ -122,17 +121,7 @@ def paper_width(official: dict[str, Any], repository: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-code", type=Path, required=True,
-                        help="a checkout of VideoNetworks/TokShift-Transformer")
-    parser.add_argument("--record", action="store_true", help="the paper-width records instead of golden files")
-    args = parser.parse_args(argv)
-    repository = checkout("VideoNetworks/TokShift-Transformer", args.official_code)
-    official = official_modules(args.official_code.resolve())
-    if args.record:
-        paper_width(official, repository)
-    else:
-        make_golden(official, repository)
+    run_maker(argv, __doc__, "VideoNetworks/TokShift-Transformer", official_modules, make_golden, paper_width)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import data.torchvision_compat  # noqa: F401  (before lightning imports torchvision)
 from lightning.pytorch.callbacks import Callback
 
 from experiments.harness.provenance import set_threads

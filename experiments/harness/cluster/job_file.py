@@ -69,7 +69,7 @@ def read_job(run_dir: str | Path) -> dict[str, Any] | None:
 
 def write_job(run_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     """Replace the run's job file with ``record`` (atomically; the caller holds the run's lock)."""
-    from data.atomic_write import atomic_write_text  # data imports torch: only when a job file is written
+    from data.atomic_write import atomic_write_text  # only when a job file is written: reading one needs no data
 
     atomic_write_text(job_path(run_dir), json.dumps(record, indent=1, sort_keys=True))
     return record

@@ -94,7 +94,7 @@ def test_paper_scale_trains_on_random_resized_crops_of_the_official_ranges(table
     (0.75, 1.3333), reaching the datamodule the runs build; tiny runs keep the short-side jitter and square crop."""
     for cfg in paper_runs(table):
         assert json.loads(json.dumps(cfg.data.options["random_resized_crop"])) == [[0.08, 1.0], [0.75, 1.3333]]
-        assert datamodule_for_run(cfg, tmp_path).random_resized_crop == PAPER_RESIZED_CROP
+        assert datamodule_for_run(cfg, tmp_path).augment.random_resized_crop == PAPER_RESIZED_CROP
     for cfg in resolve_runs(table, "tiny"):
         assert "random_resized_crop" not in cfg.data.options
 

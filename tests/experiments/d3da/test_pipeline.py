@@ -84,7 +84,7 @@ def test_task_datamodule_keeps_the_runs_data_options_and_adds_joints(tmp_path):
                                                                                 "test_short_side": 36}))
     dm = get_task(cfg.task).datamodule(cfg, tmp_path)
     assert dm.with_pose is True
-    assert (dm.color_jitter, dm.test_short_side) == (0.4, 36)
+    assert (dm.augment.color_jitter, dm.test_short_side) == (0.4, 36)
 
 
 # ---- NTU camera-space joints through the transforms and the dataset ----------------------------------------------

@@ -21,25 +21,22 @@ the file runs in a few seconds:
 
 from __future__ import annotations
 
-import os
 import types
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+from torch import nn
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-import experiments.harness.static as static  # noqa: E402
-import models.memory as memory  # noqa: E402
-from experiments.harness.spec import Computed, StaticColumn, table_spec  # noqa: E402
-from experiments.harness.static import (  # noqa: E402
+import experiments.harness.static as static
+import models.memory as memory
+from experiments.harness.spec import Computed, StaticColumn, table_spec
+from experiments.harness.static import (
     MEASURED, NEEDS_GPU, compute_static, gflops_views, keep_measured, memory_inputs, paper_model_inputs, peak_memory,
     stale_note,
 )
-from models.memory import activation_bytes, model_activation_bytes, peak_bytes, saved_tensor_bytes  # noqa: E402
-from tests.tools.test_measurement import F32  # noqa: E402
+from models.memory import activation_bytes, model_activation_bytes, peak_bytes, saved_tensor_bytes
+from tests.tools.test_measurement import F32
 
 GIB = 2**30
 

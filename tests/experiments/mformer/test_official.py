@@ -8,22 +8,19 @@ of the official forward pass (``video_model_builder.VisionTransformer.forward_fe
 """
 
 import math
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import yaml  # noqa: E402
-
-from experiments.harness.plan import resolve_runs  # noqa: E402
-from experiments.harness.records import pretrained_weights  # noqa: E402
-from experiments.harness.spec import table_spec  # noqa: E402
-from experiments.harness.static import paper_config, paper_params  # noqa: E402
-from experiments.harness.tasks import build_model  # noqa: E402
-from models import create_model, load_pretrained  # noqa: E402
+from experiments.harness.plan import resolve_runs
+from experiments.harness.records import pretrained_weights
+from experiments.harness.spec import table_spec
+from experiments.harness.static import paper_config, paper_params
+from experiments.harness.tasks import build_model
+from models import create_model, load_pretrained
 
 F64 = torch.float64
 OFFICIAL_MFORMER_B = 109_144_720  # parameters of the official Mformer-B (K-400, 400 classes)

@@ -5,18 +5,15 @@ Algorithms 1-2 and the FAVOR+ formula, and their limits; their activation memory
 
 import inspect
 import math
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+from tests.models.dispatch_probe import LargestTensor
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from tests.models.dispatch_probe import LargestTensor  # noqa: E402
-
-from models import create_model  # noqa: E402
-from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention, get_attention  # noqa: E402
-from models.attention.approximate import (  # noqa: E402
+from models import create_model
+from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention, get_attention
+from models.attention.approximate import (
     APPROXIMATIONS,
     exact_attention,
     iterative_pinv,

@@ -4,18 +4,15 @@ benchmark's records."""
 
 import gc
 import json
-import os
 import weakref
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from tools.trajectory_memory import main as benchmark_main  # noqa: E402
-from tools.trajectory_memory import run as benchmark_run  # noqa: E402
-from models.memory import (  # noqa: E402
+from tools.trajectory_memory import main as benchmark_main
+from tools.trajectory_memory import run as benchmark_run
+from models.memory import (
     activation_bytes,
     cuda_training_peak_gib,
     lra_training_memory_mb,

@@ -14,24 +14,20 @@ literal-reference tests leave open, each checked against a literal value or a pl
   (its documented "used in every mode") and otherwise the draw seeded by ``eval_seed``.
 """
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models.attention import ApproximateTrajectoryAttention  # noqa: E402
-from models.attention import approximate_trajectory as trajectory_module  # noqa: E402
-from models.attention.approximate import (  # noqa: E402
+from models.attention import ApproximateTrajectoryAttention
+from models.attention import approximate_trajectory as trajectory_module
+from models.attention.approximate import (
     iterative_pinv,
     orthogonal_prototype_indices,
     orthogonal_random_features,
     select_prototypes,
 )
-from tests.models.attention.test_approximate import ref_greedy  # noqa: E402  (literal greedy most-orthogonal rule)
-from tests.models.attention.test_approximate_reference import match_rows, Recorder, ref_pinv  # noqa: E402
+from tests.models.attention.test_approximate import ref_greedy  # (literal greedy most-orthogonal rule)
+from tests.models.attention.test_approximate_reference import match_rows, Recorder, ref_pinv
 
 F64 = torch.float64
 DIM, HEADS = 16, 2

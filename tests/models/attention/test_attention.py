@@ -1,18 +1,14 @@
 """Every registered attention against its literal reference (tests/models/attention/reference.py), values and gradients,
 on both the fused (SDPA) and the explicit path; and the fused trajectory path's memory claim."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+import torch.nn.functional as F
+from tests.models.dispatch_probe import LargestTensor
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tests.models.dispatch_probe import LargestTensor  # noqa: E402
-
-from models.attention import ATTENTION_LAYERS, get_attention  # noqa: E402
-from tests.models.attention.reference import REFERENCES, random_attention  # noqa: E402
+from models.attention import ATTENTION_LAYERS, get_attention
+from tests.models.attention.reference import REFERENCES, random_attention
 
 DIM, HEADS = 16, 2
 TRAJECTORY_OPTIONS = [{"temporal_pool": p, "normalize": n} for p in ("attention", "average")

@@ -2,17 +2,13 @@
 reference (tests/models/attention/reference.py), values and gradients in float64, on both attention paths; its
 parameters, which the official checkpoint names ``norm3``, ``timeattn`` and ``attn``."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import Block, create_model, get_attention  # noqa: E402
-from models.attention.divided import OfficialDividedTemporalStage  # noqa: E402
-from tests.models.attention.reference import divided_official_block_reference  # noqa: E402
+from models import Block, create_model, get_attention
+from models.attention.divided import OfficialDividedTemporalStage
+from tests.models.attention.reference import divided_official_block_reference
 
 DIM, HEADS = 16, 2
 

@@ -1,20 +1,16 @@
 """The frame-wise ViT and the shift-family models built from it: an image ViT per frame, equal FLOPs and
 parameters across the family, the zero-shift limits, and a forward/backward of every variant."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before timm is imported)
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before timm is imported)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from timm.models.vision_transformer import VisionTransformer  # noqa: E402
-
-from models import count_flops, create_model, load_pretrained  # noqa: E402
-from models.attention import FrameAttention, MultiHeadSelfCrossAttention  # noqa: E402
-from models.attention.frame import SHIFTED  # noqa: E402
-from tests.models.attention.reference import joint_reference  # noqa: E402
+from models import count_flops, create_model, load_pretrained
+from models.attention import FrameAttention, MultiHeadSelfCrossAttention
+from models.attention.frame import SHIFTED
+from tests.models.attention.reference import joint_reference
 
 # One spec per row type of the MSCA / TokenShift / X-ViT tables: VideoViT overrides of a frame-wise model.
 ROWS = {

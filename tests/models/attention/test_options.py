@@ -15,17 +15,13 @@ Also: a misspelt ``normalize`` or ``temporal_pool`` is refused when the module i
 recomputed in backward (``checkpoint``) only when there are more heads than frames, as the module doc says.
 """
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import models.attention.trajectory as trajectory_module  # noqa: E402
-from models.attention import DividedSpaceTimeAttention, JointSpaceTimeAttention, TrajectoryAttention  # noqa: E402
-from tests.models.attention.reference import (  # noqa: E402
+import models.attention.trajectory as trajectory_module
+from models.attention import DividedSpaceTimeAttention, JointSpaceTimeAttention, TrajectoryAttention
+from tests.models.attention.reference import (
     REFERENCES,
     random_attention,
     trajectory_official_values_reference,

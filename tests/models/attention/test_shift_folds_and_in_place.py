@@ -10,18 +10,14 @@
   models built from the specs hold them, against literal channel ranges.
 """
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import create_model  # noqa: E402
-from models.attention import TemporalShift, get_attention, shift_frames  # noqa: E402
-from models.attention.temporal_shift import Shift, channels_per_direction  # noqa: E402
-from tests.models.attention.reference import temporal_shift_reference  # noqa: E402
+from models import create_model
+from models.attention import TemporalShift, get_attention, shift_frames
+from models.attention.temporal_shift import Shift, channels_per_direction
+from tests.models.attention.reference import temporal_shift_reference
 
 DIM = 16
 THW = (3, 2, 2)  # three frames: both clip boundaries and a middle frame

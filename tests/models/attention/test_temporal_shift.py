@@ -2,19 +2,15 @@
 MSCA (Eq. 17-23) in all 14 variants and with values from the opposite neighbour, X-ViT mixing, TokenShift / TSM
 shifts (Eq. 4-9); values and gradients, clip boundaries included; plus the options' validation."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import Block, create_model  # noqa: E402
-from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention, shift_frames  # noqa: E402
-from models.attention.temporal_shift import Shift  # noqa: E402
-from models.attention.frame import SHIFTED  # noqa: E402
-from tests.models.attention.reference import FRAME_REFERENCES, random_attention, temporal_shift_reference  # noqa: E402
+from models import Block, create_model
+from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention, shift_frames
+from models.attention.temporal_shift import Shift
+from models.attention.frame import SHIFTED
+from tests.models.attention.reference import FRAME_REFERENCES, random_attention, temporal_shift_reference
 
 DIM, HEADS = 16, 4
 THW = (3, 2, 2)  # three frames: a first, a middle and a last one (both clip boundaries)

@@ -2,19 +2,15 @@
 gradient, float64), both equal the loop references, the official-values option matches its own reference, and
 the fast path never projects every trajectory token."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from models.attention import TrajectoryAttention  # noqa: E402
-from tests.models.attention.reference import trajectory_official_values_reference, trajectory_reference  # noqa: E402
+from models.attention import TrajectoryAttention
+from tests.models.attention.reference import trajectory_official_values_reference, trajectory_reference
 
 DIM, HEADS = 16, 2
 REFERENCES = {"projected": trajectory_reference, "trajectory": trajectory_official_values_reference}

@@ -2,16 +2,12 @@
 official Kinetics configurations shift inside two segments of 8 of their 16 frames. Against the literal reference
 (tests/models/attention/reference.py), values and gradients in float64, on both attention paths."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import create_model, get_attention  # noqa: E402
-from tests.models.attention.reference import random_attention, xvit_reference  # noqa: E402
+from models import create_model, get_attention
+from tests.models.attention.reference import random_attention, xvit_reference
 
 DIM, HEADS = 16, 4
 THW = (6, 2, 1)  # three segments of two frames, or two of three

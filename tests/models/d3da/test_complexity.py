@@ -1,18 +1,14 @@
 """Counted FLOPs of Tables A1/A2: full attention grows quadratically in the windowed axis, stride attention
 linearly (fitted exponents on the real modules), and the counts match the closed forms."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-
-from models.d3da.complexity import (  # noqa: E402
+from models.d3da.complexity import (
     fit_exponent, joint_attention_flops, joint_attention_time, model_gflops, temporal_attention_flops,
     tokens_per_frame,
 )
-from models.d3da.stride_attention import full_window_starts  # noqa: E402
+from models.d3da.stride_attention import full_window_starts
 
 JOINTS = [32, 64, 128, 256]
 FRAMES = [8, 16, 32, 64]

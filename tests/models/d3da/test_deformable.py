@@ -2,15 +2,11 @@
 A3's sampling loop, zero offsets returning the tokens at the reference points, gradients reaching the offset
 network, and the attention against an explicit computation."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models.d3da.deformable import DeformableAttention3D, TokenSearch3D  # noqa: E402
+from models.d3da.deformable import DeformableAttention3D, TokenSearch3D
 
 DIM, HEADS = 8, 2
 

@@ -2,16 +2,12 @@
 gradient on every parameter, pose layouts, test clips of another length, fused vs explicit attention, the
 memorised M'_CLS, and options rejected by name."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models import create_model, list_models  # noqa: E402
-from models.d3da import CrossModalDeformableTransformer  # noqa: E402
+from models import create_model, list_models
+from models.d3da import CrossModalDeformableTransformer
 
 
 def _batch(b: int = 2, t: int = 12, size: int = 32, joints: int = 13, people: int | None = None, k: int = 2,

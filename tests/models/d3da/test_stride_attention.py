@@ -2,16 +2,12 @@
 literal loop transcription of the printed algorithms (and of the corrected cover), hand-checked window lists, and
 full attention in the limit of one window; float64 values and gradients, relative error < 1e-10."""
 
-import os
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+import pytest
+import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import models  # noqa: E402,F401  (repairs torchvision before anything imports timm)
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from models.attention import JointSpaceTimeAttention  # noqa: E402
-from models.d3da.stride_attention import (  # noqa: E402
+from models.attention import JointSpaceTimeAttention
+from models.d3da.stride_attention import (
     JointStrideAttention, TemporalStrideAttention, full_window_starts, printed_window_starts, query_coverage,
     window_pairs,
 )
