@@ -3,9 +3,10 @@ records; with ``--out-dir DIR``, build reports anywhere else from your own runs 
 ``python -m reports claims``: write ``reports/generated/claims.md``, each paper's claims against the tracked records.
 ``python -m reports track ID ...``: commit a table's local runs as tracked records (``reports/results/``), its cells
 evaluated from released weights (``python -m experiments evaluate``) too, kept apart from the trained runs.
-``python -m reports readme``: rewrite the generated blocks (tiny-scale results in ``reports/README.md``,
-learnability in ``data/README.md``, MSCA's own experiments in ``docs/msca_tiny_scale.md``, the shift benchmarks in
-``docs/shift_family.md``, each paper's released checkpoints on its page) from the reports' records.
+``python -m reports readme``: write the generated pages under ``reports/generated/`` (tiny-scale results, the
+synthetic sets' learnability, MSCA's own experiment, the shift benchmarks, the smoke's records and GPU coverage, the
+loader rates, the trajectory step, each paper's released checkpoints) from the records; hand-written pages link them
+(``reports.readme``).
 ``python -m reports loader-workers FILE``: the loader processes per GPU that the presets' rule gives for another
 host, from ``python -m tools loader-rate ... --record FILE`` run there (``reports.loader_rates``).
 ``python -m tools shift-family --record FILE [options]``: run ``tools.shift_family`` with those options and merge
@@ -61,10 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            "tracked records")
     claims.add_argument("--check", action="store_true",
                         help="exit 1 if reports/generated/claims.md differs; write nothing")
-    readme = sub.add_parser("readme", help="rewrite the generated blocks of the markdown files (tiny results, "
-                                           "learnability, MSCA's own experiments, shift benchmarks) from the "
-                                           "records")
-    readme.add_argument("--check", action="store_true", help="exit 1 if a block differs; write nothing")
+    readme = sub.add_parser("readme", help="write the generated pages under reports/generated/ (tiny results, "
+                                           "learnability, MSCA's own experiment, shift benchmarks, smoke, loader "
+                                           "rates, trajectory step, released checkpoints) from the records")
+    readme.add_argument("--check", action="store_true", help="exit 1 if a page differs; write nothing")
     workers = sub.add_parser("loader-workers", help="the loader processes per GPU that the presets' rule gives "
                                                     "for another host, from its loader-rate records")
     workers.add_argument("file", metavar="FILE", help="written on that host by `python -m tools loader-rate "
@@ -79,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing is wrong, nothing to say
         return stdout_closed()
     # an unknown id, options that do not go together, a damaged record or static record (each names the file and
-    # what to do, which differs for a tracked and a local one), a folder that takes no files, a markdown file that
-    # lacks its generated block
+    # what to do, which differs for a tracked and a local one), a folder that takes no files
     except (UnknownTableError, BuildOptionError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -173,7 +173,7 @@ def _track(ids: list[str], runs_dir: str) -> int:
         print(f"{table_id}: {len(written)} record(s)" + (f" and {len(released)} evaluated from released weights"
                                                          if released else "")
               + f" -> {RESULTS_DIR.relative_to(REPORTS_DIR.parent)}/")
-        if spec.is_paper_table:  # the others have no paper layout: generated blocks show them (reports.readme)
+        if spec.is_paper_table:  # the others have no paper layout: generated pages show them (reports.readme)
             print(build_report(table_id, runs_root=None, results_root=RESULTS_DIR))
     return 0
 
@@ -224,16 +224,16 @@ def _claims(check: bool) -> int:
 
 
 def _readme(check: bool) -> int:
-    from .readme import rewrite_generated_blocks
+    from .readme import rewrite_generated_pages
 
-    changed = rewrite_generated_blocks(write=not check)
+    changed = rewrite_generated_pages(write=not check)
     if check and any(changed.values()):
         for path in (path for path, differs in changed.items() if differs):
-            print(f"{path}: a generated block differs from the records; run `python -m reports readme`",
+            print(f"{path}: the generated page differs from the records; run `python -m reports readme`",
                   file=sys.stderr)
         return 1
     for path, differs in changed.items():
-        print(f"{path}: generated blocks {'rewritten' if differs else 'already up to date'}")
+        print(f"{path}: generated page {'rewritten' if differs else 'already up to date'}")
     return 0
 
 

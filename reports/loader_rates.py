@@ -2,7 +2,7 @@
 the fastest paper-shape training step recorded on an H100, and each dataset's slowest training data path as one
 loader process reads it (``python -m tools loader-rate all --record``, ``reports/benchmarks/loader_cpu.json``),
 beside a second run of the same command (``loader_cpu_repeat.json``) that shows how far such a rate moves.
-``python -m reports readme`` renders them in docs/paper_scale_smoke.md; tests/experiments/test_loader_workers.py
+``python -m reports readme`` renders them in reports/generated/loader_rates.md; tests/experiments/test_loader_workers.py
 holds the presets to the counts."""
 
 from __future__ import annotations

@@ -122,13 +122,13 @@ __all__ = ["HEADING", "paper_number", "released_records", "released_section", "r
            "released_weights_text", "track_released", "tracked_released_path"]
 
 
-# ---- the papers' pages: their released checkpoints, generated (``python -m reports readme``) ---------------------
+# ---- each paper's released checkpoints, a generated page (``python -m reports readme``) --------------------------
 
 CONVERSION_RECORD = Path(__file__).resolve().parent / "benchmarks" / "released_conversion.json"
 
 
 def released_weights_text(paper: str, results_root: str | Path = RESULTS_DIR) -> str:
-    """What a paper's page block holds (``reports.readme`` puts it between its markers): each released checkpoint
+    """What a paper's generated page holds (``reports.readme``, linked from its page): each released checkpoint
     (its file and link, the cells it fills and the paper's numbers there, ours from it where a tracked record has
     it, the command), the protocols as the authors' code runs them, and the conversion's proof (the golden cases and
     the paper-width record)."""

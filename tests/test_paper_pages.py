@@ -1,7 +1,9 @@
 """Each paper's page (``experiments/<code>/README.md``) against the template (``docs/paper_readme_template.md``): at
-most 150 lines; the template's ``##`` headings, and no others, in its order; a paper with a released-weights catalogue
-keeps its generated block in "From the released weights"; and what a user page leaves out: issue numbers, words about
-who worked when, stories of lost records, and a commit id or a date anywhere but beside a figure."""
+most 8 KB, prose lines of at most 120 characters; the template's ``##`` headings, and no others, in its order; no
+generated block (``python -m reports readme`` writes whole pages under ``reports/generated/``), and a paper with a
+released-weights catalogue links its generated page in "From the released weights"; and what a user page leaves out:
+issue numbers, words about who worked when, stories of lost records, and a commit id or a date anywhere but beside a
+figure. The harness's reference, ``experiments/README.md``, is at most 2,500 words."""
 
 from __future__ import annotations
 
@@ -12,11 +14,16 @@ import pytest
 
 from experiments.harness.released_weights import catalogue_papers
 from experiments.paper_tables import papers
-from reports.readme import RELEASED, markers
+from reports.readme import page_link, released_page
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "docs" / "paper_readme_template.md"
-MAX_LINES = 150
+REFERENCE = REPO / "experiments" / "README.md"
+MAX_BYTES = 8192  # a page's whole text
+MAX_LINE = 120  # characters of a prose line: table rows and code blocks left out
+MAX_REFERENCE_WORDS = 2500  # experiments/README.md, counted as len(text.split())
+# The first line of a generated block, as pages held them before their generated text moved to reports/generated/.
+GENERATED = re.compile(r"<!-- [\w-]+:begin\b")
 
 ISSUE_NUMBER = re.compile(r"\bissues? #?\d+|(?<![\w/&#])#\d+\b", re.I)
 HISTORY_WORDS = re.compile(r"\bsessions?\b|\bthis round\b|\bround \d+\b|\blost records?\b|\brecords? (?:was|were) "
@@ -30,6 +37,16 @@ def sections(text: str) -> list[str]:
     """The ``##`` headings of a markdown text, outside code blocks, in order."""
     outside = re.sub(r"```.*?```", "", text, flags=re.S)
     return [line[3:].strip() for line in outside.splitlines() if line.startswith("## ")]
+
+
+def prose_lines(text: str) -> list[str]:
+    """The lines a reader reads as prose: not a code block's or a table row."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return [line for line in text.splitlines() if not line.lstrip().startswith("|")]
+
+
+def long_lines(text: str) -> list[str]:
+    return [f"{len(line)} characters: {line[:80]}" for line in prose_lines(text) if len(line) > MAX_LINE]
 
 
 def template_sections() -> list[str]:
@@ -73,9 +90,34 @@ def test_the_template_names_the_pages_sections():
 
 @pytest.mark.parametrize("code", sorted(PAGES))
 def test_a_paper_page_is_short(code):
-    lines = PAGES[code].read_text().splitlines()
-    assert len(lines) <= MAX_LINES, f"{PAGES[code].relative_to(REPO)}: {len(lines)} lines (at most {MAX_LINES}: " \
-                                    f"move the investigations to docs/)"
+    size = len(PAGES[code].read_text().encode())
+    assert size <= MAX_BYTES, f"{PAGES[code].relative_to(REPO)}: {size} bytes (at most {MAX_BYTES}: link the notes " \
+                              f"under docs/ instead of repeating them)"
+
+
+@pytest.mark.parametrize("code", sorted(PAGES))
+def test_a_paper_pages_prose_lines_are_short(code):
+    assert not long_lines(PAGES[code].read_text()), f"{PAGES[code].relative_to(REPO)}: prose lines over {MAX_LINE} " \
+                                                    f"characters: {long_lines(PAGES[code].read_text())}"
+
+
+def test_the_experiments_reference_is_short():
+    words = len(REFERENCE.read_text().split())
+    assert words <= MAX_REFERENCE_WORDS, f"{REFERENCE.relative_to(REPO)}: {words} words (at most " \
+                                         f"{MAX_REFERENCE_WORDS}: state each command and option once, briefly)"
+
+
+def test_the_line_limit_leaves_out_code_and_tables():
+    wide = "x " * 150
+    text = f"# A page\n\n```bash\n{wide}\n```\n\n| {wide} |\n|---|\n\nShort prose.\n"
+    assert not long_lines(text)
+    assert long_lines(f"Short prose.\n{wide}\n") == [f"{len(wide)} characters: {wide[:80]}"]
+
+
+@pytest.mark.parametrize("code", sorted(PAGES))
+def test_a_paper_page_holds_no_generated_block(code):
+    assert not GENERATED.search(PAGES[code].read_text()), f"{PAGES[code].relative_to(REPO)}: a generated block; " \
+        f"`python -m reports readme` writes whole pages under reports/generated/, which the page links"
 
 
 @pytest.mark.parametrize("code", sorted(PAGES))
@@ -93,11 +135,11 @@ def test_a_paper_page_leaves_out_history(code):
 
 
 @pytest.mark.parametrize("code", sorted(catalogue_papers()))
-def test_a_released_weights_block_stays_in_its_section(code):
+def test_a_released_weights_page_is_linked_from_its_section(code):
     text = PAGES[code].read_text()
-    begin, end = markers(RELEASED)
     section = text.split("\n## From the released weights\n", 1)[1].split("\n## ", 1)[0]
-    assert begin in section and end in section, f"{PAGES[code].relative_to(REPO)}: no released-weights block there"
+    link = page_link(released_page(code))
+    assert link in section, f"{PAGES[code].relative_to(REPO)}: no link {link} to its released checkpoints there"
 
 
 @pytest.mark.parametrize(("text", "found"), [

@@ -1,8 +1,8 @@
-"""The READMEs' commands and references against the code. The READMEs are every ``README.md`` of the repository
-(the landing page, each floor's, each paper's under ``experiments/<code>/``, the reports index), the research notes
-under ``docs/`` and the generated pages with hand-written parts (``OTHER_PAGES``). Every ``--option`` they pass to a
-``python -m ...`` command (``python -m tools <command>``: that tool's own parser), or name alone in backticks, is one
-an argparse parser of those commands accepts; every table id and ``--rows`` key the commands name is registered;
+"""The READMEs' commands and references against the code. The READMEs are every ``README.md`` of the repository (the
+landing page, each floor's, each paper's under ``experiments/<code>/``, the reports index), the research notes under
+``docs/``, the claims page and the pages ``python -m reports readme`` writes (``OTHER_PAGES``). Every ``--option`` they
+pass to a ``python -m ...`` command (``python -m tools <command>``: that tool's own parser), or name alone in backticks,
+is one an argparse parser of those commands accepts; every table id and ``--rows`` key the commands name is registered;
 every repository path and test node id named in backticks exists; every relative markdown link points to an existing
 file or folder, and an anchor in it to a heading of that file; the per-paper table counts of the introduction are the
 registry's; and the number of paper recipes the README says ``tests/experiments/test_paper_recipes.py`` trains is the
@@ -25,12 +25,15 @@ from experiments.__main__ import build_parser
 from experiments.harness.claims import heading_anchors
 from experiments.paper_tables import paper_tables, papers
 from experiments.harness.spec import registered_specs, table_spec
+from reports.readme import generated_pages
 from tests.experiments.test_paper_recipes import recipes
 from tools.__main__ import COMMANDS as TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
-# Pages that are not named README.md: the research notes, and generated pages with hand-written parts.
-OTHER_PAGES = ("docs/*.md", "reports/generated/claims.md", "reports/generated/smoke.md")
+# Pages that are not named README.md: the research notes, the claims page and the pages `python -m reports readme`
+# writes (reports.readme: the released checkpoints' commands among them).
+OTHER_PAGES = ("docs/*.md", "reports/generated/claims.md", *(path.relative_to(REPO).as_posix()
+                                                             for path in generated_pages()))
 
 
 def markdown_pages() -> list[Path]:

@@ -57,7 +57,7 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second_then_the_slow
 
 def test_the_readme_is_a_landing_page_without_generated_blocks():
     """README.md stays a few screens (the papers' details live in experiments/<code>/README.md) and holds no block
-    that `python -m reports readme` writes: those live beside the section they belong to."""
+    that `python -m reports readme` writes: those are whole pages under reports/generated/, linked where they belong."""
     text = (REPO / "README.md").read_text()
     assert len(text.encode()) <= 20 * 1024, len(text.encode())
     assert not re.search(r"<!-- [\w-]+:begin", text)

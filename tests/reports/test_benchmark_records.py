@@ -1,5 +1,6 @@
 """The shift family's benchmark records (``python -m tools shift-family --record FILE``): stamped with where and from
-which code they came, merged into their file, rendered as the README's tables; a malformed file is named and kept."""
+which code they came, merged into their file, rendered as the generated page's tables; a malformed file is named and
+kept."""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def test_a_step_record_renders_each_variant_with_its_ratio_kernels_and_memory(tm
                     ["exact, one frame a pass (the memory cells')", "—", "—", "—", "—", "—"]]
     assert "GPU X, bf16 autocast, torch 2.0: `python -m x`" in block
     assert "commit abcdef0, 2026-01-01" in block
-    assert block.startswith("<!-- trajectory-step:begin") and block.endswith("<!-- trajectory-step:end -->")
+    assert block.startswith("| variant") and block.endswith("commit abcdef0, 2026-01-01)")
 
 
 def test_a_step_record_without_a_profile_shows_no_profile_columns(tmp_path):
@@ -164,7 +165,7 @@ def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tm
     assert (coverage["stepped_tables"], coverage["full_tables"]) == (1, 1)
     assert "mformer_table7" not in coverage["missing"] and coverage["missing"]["mformer_table4"] == (table4, table4)
 
-    text = " ".join(gpu_coverage_block(tmp_path).splitlines()[1:-1])
+    text = " ".join(gpu_coverage_block(tmp_path).splitlines())
     assert text.startswith(f"**Stepped on a GPU to a verdict** (GPU A and GPU B; `{tmp_path / 'smoke_cuda.json'}`")
     assert f": 2 of the {total} runs" in text and "in 1 tables (1 with every run stepped); 1 pass, 1 fail." in text
     assert f"not verified on a GPU:** {total - 2} runs (not yet stepped): " in text
@@ -188,7 +189,7 @@ def test_a_run_out_of_device_memory_beside_other_processes_is_no_verdict(tmp_pat
     coverage = gpu_coverage(tmp_path)
     assert (coverage["stepped"], coverage["passed"], coverage["crowded"]) == (1, 1, 1)
     assert coverage["missing"]["mformer_table7"] == (1, 2)
-    text = " ".join(gpu_coverage_block(tmp_path).splitlines()[1:-1])
+    text = " ".join(gpu_coverage_block(tmp_path).splitlines())
     assert "; 1 pass, 0 fail." in text and "out of device memory beside other processes of the sweep)" in text
     block = smoke_block(tmp_path)
     assert "1 of 2 runs of 1 table(s) pass; 1 ran out of device memory beside other processes" in block

@@ -1,7 +1,7 @@
 """The report builder's numbers and labels against values written out by hand: the mean of the raw seed values (not
 of rounded ones), the rounding ``ours`` gives the comparison table, the device a cell names for multi-process and
 GPU runs, the dirty marker of a commit, chance levels ordered by class count, per-scale tracked/local counts in the
-header, and the generated tiny-results page: ``python -m reports readme --check`` refusing a stale block without
+header, and the generated tiny-results page: ``python -m reports readme --check`` refusing a stale page without
 writing it, and a results line naming every seed count, device and dataset of its rows."""
 
 from __future__ import annotations
@@ -76,32 +76,33 @@ def test_each_scales_header_counts_its_own_tracked_and_local_runs(tmp_path):
 
 
 def stale_readme(tmp_path, monkeypatch):
-    """A copy of reports/README.md whose first results cell has one digit changed (same length), as
+    """A copy of reports/generated/tiny_results.md whose first results cell has one digit changed (same length), as
     ``reports.readme``'s ``TINY_RESULTS``; returns its path and text."""
     from reports import readme
 
     text = readme.TINY_RESULTS.read_text()
-    block = text.split(readme.BEGIN)[1].split(readme.END)[0]
-    first = block.index(" ± ") + 3  # the first spread's leading digit
-    stale_block = block[:first] + ("1" if block[first] != "1" else "2") + block[first + 1:]
-    stale = text.replace(block, stale_block)
+    first = text.index(" ± ") + 3  # the first spread's leading digit
+    stale = text[:first] + ("1" if text[first] != "1" else "2") + text[first + 1:]
     assert stale != text and len(stale) == len(text)
     path = tmp_path / "tiny_results.md"
     path.write_text(stale)
     monkeypatch.setattr(readme, "TINY_RESULTS", path)
+    only = {path: readme.generated_pages()[path]}  # the repository's own pages stay as they are
+    monkeypatch.setattr(readme, "generated_pages", lambda: only)
     return path, stale
 
 
-def test_readme_check_fails_on_a_stale_block_and_writes_nothing(tmp_path, monkeypatch, capsys):
+def test_readme_check_fails_on_a_stale_page_and_writes_nothing(tmp_path, monkeypatch, capsys):
     from reports.__main__ import main
-    from reports.readme import rewrite_generated_blocks
+    from reports.readme import rewrite_generated_pages
 
     path, stale = stale_readme(tmp_path, monkeypatch)
     assert main(["readme", "--check"]) == 1
     assert path.read_text() == stale  # --check writes nothing
-    assert f"{path}: a generated block differs from the records" in capsys.readouterr().err
-    assert rewrite_generated_blocks(write=False)[path] is True and path.read_text() == stale
-    assert rewrite_generated_blocks()[path] is True and path.read_text() != stale  # the rewrite restores the block
+    assert f"{path}: the generated page differs from the records" in capsys.readouterr().err
+    assert rewrite_generated_pages(write=False)[path] is True and path.read_text() == stale
+    assert rewrite_generated_pages()[path] is True and path.read_text() != stale  # the rewrite restores the page
+    assert rewrite_generated_pages(write=False)[path] is False  # and writing again changes nothing
 
 
 def test_the_readme_results_line_names_every_seed_count_and_device_of_its_rows(tmp_path):
@@ -116,7 +117,7 @@ def test_the_readme_results_line_names_every_seed_count_and_device_of_its_rows(t
     results_table = results_block(results).split("\n\n")[0]  # the costs table follows after a blank line
     lines = [line for line in results_table.splitlines() if line.startswith("| [mformer_table4]")]
     assert [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines] == [[
-        "[mformer_table4](generated/mformer_table4.md)", "Table 4", "K-400 (`synth_objects`)",
+        "[mformer_table4](mformer_table4.md)", "Table 4", "K-400 (`synth_objects`)",
         "4 × H100 80GB HBM3 / CPU", "1/3", "Joint Space-Time 62.0 ± 2.0; Divided Space-Time 50.0"]]
 
 
