@@ -64,7 +64,8 @@ def check_generated_params(dataset: str, synthetic_params: Mapping[str, Any]) ->
     leave its declared bounds (``data.synthetic.SyntheticSize``, ``data.lra.LISTOPS_BOUNDS``): checked with the
     run's options, before a set of a terabyte is started."""
     from data.lra import ListOpsSpec
-    from data.synthetic import SYNTHETIC_SETS, synthetic_params as resolve
+    from data.synthetic import SYNTHETIC_SETS
+    from data.synthetic import synthetic_params as resolve
 
     try:
         if dataset in SYNTHETIC_SETS:

@@ -67,14 +67,22 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from data.epic_annotations import (EPIC_COLUMNS, EPIC_SPLIT_FILES, epic_class_names, epic_file,  # noqa: F401
-                                   read_epic_kitchens100)
+from data.epic_annotations import EPIC_COLUMNS, EPIC_SPLIT_FILES, epic_class_names, epic_file, read_epic_kitchens100  # noqa: F401
 from data.pose import PENNACTION_ACTIONS
 from data.pose_annotations import NTU_LIMITS, gym99_split_file, read_finegym, read_ntu, read_pennaction
 from data.root_files import DataRoot
 from data.samples import BadAnnotation, Result, Rows, Sample, check_split, one_per_video, train_rows
-from data.schemas import (GYM99_CLASSES, SSV2_LABELS, KineticsListLine, KineticsRow, SSv2Entry, csv_fields, describe,
-                          epic_timestamp, validate_row)  # noqa: F401  (epic_timestamp: read from here too)
+from data.schemas import (
+    GYM99_CLASSES,
+    SSV2_LABELS,
+    KineticsListLine,
+    KineticsRow,
+    SSv2Entry,
+    csv_fields,
+    describe,
+    epic_timestamp,  # noqa: F401  (epic_timestamp: read from here too)
+    validate_row,
+)
 
 ANNOTATION_FORMATS = ("kinetics_list", "kinetics", "ssv2", "epic_kitchens100", "pennaction", "ntu60_xsub",
                       "ntu60_xview", "ntu120_xsub", "ntu120_xset", "finegym99")

@@ -22,20 +22,39 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data.annotations import (
-    BadAnnotation, Sample, annotation_layout, annotation_source, class_counts, detect_format, read_annotations,
+    BadAnnotation,
+    Sample,
+    annotation_layout,
+    annotation_source,
+    class_counts,
+    detect_format,
+    read_annotations,
 )
-from data.clip_sampling import (DenseConvention, SegmentConvention, check_dense_convention, check_segment_convention,
-                                check_segment_span, check_view_offsets)
-from data.pose import PENNACTION_ACTIONS
+from data.clip_sampling import (
+    DenseConvention,
+    SegmentConvention,
+    SegmentPlacement,
+    check_dense_convention,
+    check_segment_convention,
+    check_segment_placement,
+    check_segment_span,
+    check_view_offsets,
+)
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
+from data.pose import PENNACTION_ACTIONS
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from data.synthetic import synthetic_params as resolve_synthetic_params
-from data.transforms import (AugmentOptions, CentreRounding, CropAxis, TestTransform, TrainTransform,
-                             uniform_crop_offsets)
-from data.transforms import check_channel_order
+from data.transforms import (
+    AugmentOptions,
+    CentreRounding,
+    CropAxis,
+    TestTransform,
+    TrainTransform,
+    check_channel_order,
+    uniform_crop_offsets,
+)
 from data.worker_signals import StopSafeDataLoader
-from data.clip_sampling import SegmentPlacement, check_segment_placement
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,23 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from data.clip_sampling import (ClipInfo, DenseConvention, SegmentConvention, check_dense_convention,
-                                check_segment_convention, check_segment_span, check_view_offsets, sample_clip,
-                                segment_range, shift_clip, temporal_views)
-from data.clip_sampling import SegmentPlacement, check_segment_placement, epic_slowfast_clip
-from data.pose import (PoseFormatError, ntu_main_body_joints, read_gym_pose, read_ntu_skeleton,
-                       read_pennaction_labels)
+from data.clip_sampling import (
+    ClipInfo,
+    DenseConvention,
+    SegmentConvention,
+    SegmentPlacement,
+    check_dense_convention,
+    check_segment_convention,
+    check_segment_placement,
+    check_segment_span,
+    check_view_offsets,
+    epic_slowfast_clip,
+    sample_clip,
+    segment_range,
+    shift_clip,
+    temporal_views,
+)
+from data.pose import PoseFormatError, ntu_main_body_joints, read_gym_pose, read_ntu_skeleton, read_pennaction_labels
 from data.root_files import file_kind
 from data.samples import BadAnnotation, Sample
 from data.video_io import DECODED_VIDEOS, DecodedVideo, FrameFolderVideo, Video, VideoDecodeError, open_video

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.lra import (BYTE_VOCAB, LISTOPS_VOCAB, LRA_TASKS, NUM_CLASSES, ListOpsSpec, LRASplit, ensure_listops,
-                      read_lra)
+from data.lra import BYTE_VOCAB, LISTOPS_VOCAB, LRA_TASKS, NUM_CLASSES, ListOpsSpec, LRASplit, ensure_listops, read_lra
 from data.worker_signals import StopSafeDataLoader
 
 DEFAULT_MAX_LENGTH = {"listops": 2000, "text": 1000, "retrieval": 4000, "image": 1024, "pathfinder": 1024}

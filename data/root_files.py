@@ -17,7 +17,6 @@ import stat
 from pathlib import Path
 from typing import IO, Any
 
-
 # How a reason that refuses a file for leaving its root begins ("leads outside the data root R: ..."), where the
 # reason is kept as text (a frame folder's status in ``python -m data check``, a skipped sample's record).
 OUTSIDE_ROOT = "leads outside"

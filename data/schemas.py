@@ -19,8 +19,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, TypeVar
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
-                      ValidationError, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 MAX_SECONDS = 7 * 24 * 3600.0  # a week: no annotated video is longer
 MAX_CLASS_INDEX = 2**31 - 1  # labels become int64 tensors; no dataset has 2^31 classes

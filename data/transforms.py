@@ -21,9 +21,16 @@ from pytorchvideo.transforms.functional import random_resized_crop, short_side_s
 from pytorchvideo.transforms.rand_augment import RandAugment
 from timm.data.random_erasing import RandomErasing
 
-from data.clip_augment import (ReseededOp, make_auto_augment, make_timm_rand_augment, numpy_random_from,
-                               pyslowfast_color_jitter, python_random_from, tokenshift_photometric_ops,
-                               torch_random_from)
+from data.clip_augment import (
+    ReseededOp,
+    make_auto_augment,
+    make_timm_rand_augment,
+    numpy_random_from,
+    pyslowfast_color_jitter,
+    python_random_from,
+    tokenshift_photometric_ops,
+    torch_random_from,
+)
 from data.pose import FLIP_PAIRS
 
 Sample = dict[str, Any]

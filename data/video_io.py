@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 import torch
+from av.video.reformatter import VideoReformatter
 
 from data.clip_sampling import StreamTiming, frame_span
 from data.root_files import OUTSIDE_ROOT, DataRoot, file_kind, shown

@@ -16,8 +16,15 @@ import pkgutil
 
 import data.torchvision_compat  # noqa: F401  (repairs torchvision when a run imports it; loads no torch itself)
 
-from .harness.spec import (TableSpec, implemented_tables, register_experiment, register_table, registered_specs,
-                           table_spec, table_status)
+from .harness.spec import (
+    TableSpec,
+    implemented_tables,
+    register_experiment,
+    register_table,
+    registered_specs,
+    table_spec,
+    table_status,
+)
 from .harness.tasks import Task, build_model, get_task, register_task
 from .paper_tables import PaperTable, UnknownTableError, paper_table, paper_tables
 

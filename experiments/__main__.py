@@ -12,8 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reports.console import check_report_step, cmd_show, report_runs, reports_out_dir
-from reports.console import show_json  # noqa: F401  (a table as one JSON object, beside the command that prints it)
+from reports.console import (
+    check_report_step,
+    cmd_show,
+    report_runs,
+    reports_out_dir,
+    show_json,  # noqa: F401  (a table as one JSON object, beside the command that prints it)
+)
 
 from .harness.cli import ReportSide, build_parser  # noqa: F401  (build_parser: the commands' options, for tests)
 from .harness.cli import main as command_line

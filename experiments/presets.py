@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .tiny_pretraining.images import tiny_image_source
 from .harness.spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
+from .tiny_pretraining.images import tiny_image_source
 
 # ---- tiny: the embedded default (docs/tiny_regime_design.md) ---------------------------------------------------
 

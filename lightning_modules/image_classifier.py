@@ -12,9 +12,9 @@ from functools import partial
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from timm.optim import create_optimizer_v2
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy

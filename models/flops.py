@@ -18,7 +18,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from .registry import create_model
 from .video_vit import set_fused_attn
 
-
 Formulation = Literal["published", "computed"]
 FORMULATIONS = ("published", "computed")
 

@@ -10,8 +10,7 @@ from pathlib import Path
 from .cast.checkpoints import EXPERT_SOURCE_KINDS
 from .released.mformer import OFFICIAL_PREFIX
 from .torchscript_weights import is_torchscript_archive
-from .weights import (TORCHSCRIPT_PREFIX, CheckpointError, UnsafeCheckpointError, check_timm_name,
-                      torchscript_refusal)
+from .weights import TORCHSCRIPT_PREFIX, CheckpointError, UnsafeCheckpointError, check_timm_name, torchscript_refusal
 
 
 def check_source(source: str, allow_torchscript: bool = False, other_kinds: Collection[str] = ("run",)) -> None:

@@ -8,8 +8,8 @@ Parameter names follow timm's ``VisionTransformer`` so image checkpoints load (`
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import torch

@@ -22,9 +22,9 @@ from pathlib import Path
 import experiments  # noqa: F401  (registers the table specs)
 from experiments.harness.checks import check_writable, stdout_closed, write_refused
 from experiments.harness.cluster.job_file import pending_runs
-from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
 from experiments.harness.records import DamagedRecordError
 from experiments.harness.spec import registered_specs
+from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
 
 from .build import GENERATED_DIR, REPORTS_DIR, build_index, build_report
 from .records import RESULTS_DIR, results_root_for

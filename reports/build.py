@@ -18,11 +18,11 @@ from typing import Any
 from tabulate import tabulate
 
 from experiments.harness.cluster.job_file import pending_note
-from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 from experiments.harness.provenance import data_left_out
 from experiments.harness.records import DamagedRecordError
 from experiments.harness.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
 from experiments.harness.static import read_static, stale_note, static_record_path, tracked_static_fix
+from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 
 from . import noise
 from .chance import TOP_K_CHANCE_BOUND, chance_level, unread_top_k

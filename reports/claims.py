@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from experiments.harness.claims import Claim, Comparison, all_claims
-from experiments.paper_tables import paper_table, paper_tables, papers
 from experiments.harness.records import experiment_key
 from experiments.harness.spec import RowSpec, TableSpec, table_spec
+from experiments.paper_tables import paper_table, paper_tables, papers
 
 from . import noise
 from .build import GENERATED_DIR, REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values

@@ -14,8 +14,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from experiments.paper_tables import paper_table, printed
 from experiments.harness.spec import TableSpec
+from experiments.paper_tables import paper_table, printed
 
 from . import noise
 from .build import Cell, aggregate, metric_values

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.d3da.tables import D3DA_PAPER
-from experiments.presets import EPIC_KITCHENS_100, KINETICS_400, KINETICS_600, SSV2, loader_workers
-from .smoke_records import read_records, sharing
 from experiments.harness.spec import DataConfig
+from experiments.presets import EPIC_KITCHENS_100, KINETICS_400, KINETICS_600, SSV2, loader_workers
 
 from .build import REPORTS_DIR
+from .smoke_records import read_records, sharing
 
 BENCHMARKS_DIR = REPORTS_DIR / "benchmarks"
 RATES, REPEAT = "loader_cpu.json", "loader_cpu_repeat.json"

@@ -23,11 +23,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from experiments.paper_tables import paper_table
 from experiments.harness.plan import missing_data
 from experiments.harness.provenance import with_paper_batch
 from experiments.harness.records import experiment_key
 from experiments.harness.spec import implemented_tables, table_spec
+from experiments.paper_tables import paper_table
 
 from .benchmarks import shift_tables
 from .build import GENERATED_DIR, aggregate, metric_values, short_commit

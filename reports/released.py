@@ -16,10 +16,15 @@ from typing import Any
 from tabulate import tabulate
 
 from experiments.harness.evaluate import EVALUATED_FROM, RELEASED_DIR
-from experiments.paper_tables import paper_table, paper_tables, printed
-from experiments.harness.records import (DamagedRecordError, check_record_shape, local_record_fix, read_json,
-                                 tracked_record_fix)
+from experiments.harness.records import (
+    DamagedRecordError,
+    check_record_shape,
+    local_record_fix,
+    read_json,
+    tracked_record_fix,
+)
 from experiments.harness.spec import TableSpec, column_slug
+from experiments.paper_tables import paper_table, paper_tables, printed
 
 from .records import RESULTS_DIR
 

@@ -23,8 +23,8 @@ import pytest
 
 from experiments.__main__ import build_parser
 from experiments.harness.claims import heading_anchors
-from experiments.paper_tables import paper_tables, papers
 from experiments.harness.spec import registered_specs, table_spec
+from experiments.paper_tables import paper_tables, papers
 from reports.readme import generated_pages
 from tests.experiments.test_paper_recipes import recipes
 from tools.__main__ import COMMANDS as TOOLS

@@ -13,8 +13,17 @@ import argparse
 
 import torch
 
-from models.cast.complexity import (EK100_CLASSES, PAPER_CAST_B_PARAMS_M, PAPER_GFLOPS_PER_VIEW, PAPER_TFLOPS_2X3,
-                                    TABLE1C, gflops_per_view, learnable_millions, measure_training, tflops_views)
+from models.cast.complexity import (
+    EK100_CLASSES,
+    PAPER_CAST_B_PARAMS_M,
+    PAPER_GFLOPS_PER_VIEW,
+    PAPER_TFLOPS_2X3,
+    TABLE1C,
+    gflops_per_view,
+    learnable_millions,
+    measure_training,
+    tflops_views,
+)
 from models.cast.model import count_learnable
 from models.hardware import device_name
 from models.memory import activation_bytes

@@ -27,7 +27,6 @@ from data.synthetic import ensure_synthetic, upsample_bilinear
 from data.synthetic.render import background  # the synthetic sets' texture, for the test videos
 from data.video_io import Video, write_video
 
-
 # libx264's defaults (preset medium, CRF 23, up to 3 B-frames, a keyframe every 250 frames) are what Kinetics'
 # download script (ffmpeg -c:v libx264, no options) writes: one or two keyframes per 10-second clip.
 KINETICS_LIKE_X264 = {"preset": "medium", "crf": "23", "threads": "1"}

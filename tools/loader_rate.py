@@ -32,8 +32,17 @@ from experiments.harness.spec import RunConfig, implemented_tables
 from experiments.harness.tasks import get_task
 from reports.smoke_records import write_records
 
-from .smoke.runs import (RECORD_FILES, SmokeOptions, data_root, echo_err, first_error, positive,
-                         smoke_config, smoke_configs, stamp)
+from .smoke.runs import (
+    RECORD_FILES,
+    SmokeOptions,
+    data_root,
+    echo_err,
+    first_error,
+    positive,
+    smoke_config,
+    smoke_configs,
+    stamp,
+)
 
 RECORD_FILE = "loader_cpu.json"  # in reports/benchmarks/
 # Fields that do not change what one training item costs to read: how many are batched or loaded at once, where the

@@ -19,6 +19,7 @@ import re
 import time
 import weakref
 from collections import defaultdict
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,6 @@ from torch import Tensor, nn
 from models.hardware import cpu_name, device_name, source_commit
 from models.memory import LiveBytes
 from models.registry import create_model
-from datetime import UTC
 
 MIB = 2**20
 

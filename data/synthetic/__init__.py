@@ -22,11 +22,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data.cache import build_once
+from data.schemas import describe
 from data.synthetic import appearance, motion, motion_pairs, objects, pose, verbnoun
 from data.synthetic.pose import POSE_JOINTS, POSE_LIMBS
 from data.synthetic.render import upsample_bilinear
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
-from data.schemas import describe
 from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER
 
 __all__ = [

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from data.synthetic.render import (
-    add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
-)
 from data.synthetic.formats import write_kinetics_list
+from data.synthetic.render import (
+    add_distractor,
+    background,
+    composite,
+    hsv_to_rgb,
+    linear_path,
+    render_object,
+    to_uint8,
+)
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 
 # Colour family x shape. Four well-separated hues (HSV) and two shapes a 2x8x8 tubelet can tell apart; +-0.04 hue

@@ -10,10 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from data.synthetic.render import (
-    add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
-)
 from data.synthetic.formats import write_ssv2
+from data.synthetic.render import (
+    add_distractor,
+    background,
+    composite,
+    hsv_to_rgb,
+    linear_path,
+    render_object,
+    to_uint8,
+)
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 
 # SSv2 templates. Each is (vx, vy, spin sign) up to a random speed.

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.synthetic.render import background, composite, hsv_to_rgb, render_object, to_uint8
 from data.synthetic.formats import write_ssv2
+from data.synthetic.render import background, composite, hsv_to_rgb, render_object, to_uint8
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 
 # (SSv2 template, what moves along its path, direction). The two classes of a pair are adjacent, so num_classes=k

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from data.synthetic.formats import write_kinetics_list
 from data.synthetic.images import HUE_JITTER, HUES
 from data.synthetic.render import background, composite, hsv_to_rgb, linear_path, render_object, to_uint8
-from data.synthetic.formats import write_kinetics_list
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
 
 # Five shapes that stay apart at 32 px under any rotation: the disk has no corners, the square four, the triangle

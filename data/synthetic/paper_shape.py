@@ -34,8 +34,14 @@ from PIL import Image
 from data.cache import build_once
 from data.davis import write_davis_fixture
 from data.lra import write_listops
-from data.pose import (COCO_JOINTS, PENNACTION_ACTIONS, ntu_body, write_gym_pose, write_ntu_skeleton,
-                       write_pennaction_labels)
+from data.pose import (
+    COCO_JOINTS,
+    PENNACTION_ACTIONS,
+    ntu_body,
+    write_gym_pose,
+    write_ntu_skeleton,
+    write_pennaction_labels,
+)
 from data.pose_annotations import GYM99_SPLIT_FILES
 from data.schemas import GYM99_CLASSES
 from data.synthetic.verbnoun import EPIC_CLASSES_HEADER, EPIC_CSV_HEADER

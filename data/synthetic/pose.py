@@ -12,7 +12,13 @@ from PIL import Image
 
 from data.pose import write_pennaction_labels
 from data.synthetic.render import (
-    SUPERSAMPLE, add_distractor, background, composite, hsv_to_rgb, render_object, to_uint8,
+    SUPERSAMPLE,
+    add_distractor,
+    background,
+    composite,
+    hsv_to_rgb,
+    render_object,
+    to_uint8,
 )
 from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec

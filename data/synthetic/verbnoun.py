@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from data.synthetic.render import (
-    add_distractor, background, composite, hsv_to_rgb, linear_path, render_object, to_uint8,
+    add_distractor,
+    background,
+    composite,
+    hsv_to_rgb,
+    linear_path,
+    render_object,
+    to_uint8,
 )
 from data.synthetic.seeding import LABELS, SEGMENT_COUNTS, balanced_labels, split_rng, video_rng
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec

@@ -6,13 +6,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..presets import FIVE_SEEDS, THREE_SEEDS
 from ..harness.spec import MetricColumn, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
-from .columns import (CAPACITY_NOTE, TABLE1C_NOTE, TRAINING_COST_NOTE, learnable_params, positional_params,
-                      training_cost, training_cost_inputs)
+from ..presets import FIVE_SEEDS, THREE_SEEDS
+from .columns import (
+    CAPACITY_NOTE,
+    TABLE1C_NOTE,
+    TRAINING_COST_NOTE,
+    learnable_params,
+    positional_params,
+    training_cost,
+    training_cost_inputs,
+)
 from .experts import experts
-from .presets import (CAST_ROW, DEFAULT, EK100_COLUMNS, EK100_COLUMNS_ACTION, INDEPENDENT_ADAPTER, INDEPENDENT_ROW,
-                      SCALES_ABLATION, TINY_NOTE)
+from .presets import (
+    CAST_ROW,
+    DEFAULT,
+    EK100_COLUMNS,
+    EK100_COLUMNS_ACTION,
+    INDEPENDENT_ADAPTER,
+    INDEPENDENT_ROW,
+    SCALES_ABLATION,
+    TINY_NOTE,
+)
 
 # ---- Table 1 (a)-(h): ablations on EPIC-KITCHENS-100 --------------------------------------------------------------
 

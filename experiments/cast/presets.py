@@ -14,9 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
-from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, TINY_OPTIM, TINY_STAND_INS,
-                       TINY_TRAINER)
 from ..harness.spec import MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset
+from ..presets import EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, SSV2, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
 from .experts import experts
 from .shipped import SHIPPED_NOTE
 

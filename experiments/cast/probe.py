@@ -90,8 +90,8 @@ def probe_experts(names: Iterable[str] = PROBED, passes: int = 2) -> list[dict[s
     import lightning as L
     import torch
 
-    from ..tiny_pretraining.experts import pretraining_run
     from ..harness.tasks import get_task
+    from ..tiny_pretraining.experts import pretraining_run
     from .shipped import SHIPPED
 
     L.seed_everything(0, workers=True, verbose=False)

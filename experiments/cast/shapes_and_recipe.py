@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..harness.spec import Computed, DataConfig, RowSpec, ScalePreset, StaticColumn, TableSpec, register_table
-from .presets import PAPER_DATA_OPTIONS, ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, SCALES_EK100, paper_preset
+from .presets import ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, PAPER_DATA_OPTIONS, SCALES_EK100, paper_preset
 
 # ---- Table 3: B-CAST's stage-wise shapes, traced on the meta device -------------------------------------------
 

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..tiny_pretraining.images import TINY_PRETRAINED, digest_source, file_digest, resolve_digest_source
-from ..presets import TINY_STAND_INS
 from ..harness.commands import register_command
-from ..tiny_pretraining.experts import EXPERT_FILE, ExpertPretraining, pretrain_expert
 from ..harness.spec import DataConfig, _plain
 from ..harness.tasks import register_source
+from ..presets import TINY_STAND_INS
+from ..tiny_pretraining.experts import EXPERT_FILE, ExpertPretraining, pretrain_expert
+from ..tiny_pretraining.images import TINY_PRETRAINED, digest_source, file_digest, resolve_digest_source
 
 SOURCE_PREFIX = "tiny_expert"
 # The design's check of a shipped temporal expert: its last epoch's validation loss at most this fraction above its

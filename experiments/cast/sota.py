@@ -4,13 +4,22 @@ are ours; the other rows are the paper's citations of other work."""
 
 from __future__ import annotations
 
-from ..presets import FIVE_SEEDS
 from ..harness.spec import DerivedColumn, MetricColumn, RowSpec, StaticColumn, TableSpec, register_table
 from ..harness.static import views_inputs
+from ..presets import FIVE_SEEDS
 from .columns import GFLOPS_NOTE, PARAMS_NOTE, gflops_per_view, learnable_params, tflops_views
 from .experts import experts, one_expert
-from .presets import (CAST_ROW, CAST_TINY, EK100_COLUMNS_ACTION, PAPER_PER_DATASET, SCALES_EK100, TINY_EPOCHS,
-                      TINY_NOTE, paper_preset, verb_noun_columns)
+from .presets import (
+    CAST_ROW,
+    CAST_TINY,
+    EK100_COLUMNS_ACTION,
+    PAPER_PER_DATASET,
+    SCALES_EK100,
+    TINY_EPOCHS,
+    TINY_NOTE,
+    paper_preset,
+    verb_noun_columns,
+)
 
 SOTA_NOTE = ("Only the rows with a spec (CAST, and the CAST authors' own fully fine-tuned single-expert baselines "
              "CLIP* / VideoMAE* where a table has them) are ours; the other rows are the paper's citations of other "

@@ -24,12 +24,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..harness.timings import measure_sweep
-from ..presets import FIVE_SEEDS, GPU_TRAINER, MAX_LOADER_WORKERS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
-from ..harness.spec import (Computed, DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, RunConfig,
-                            ScalePreset, StaticColumn, SweepPlot, TableSpec, register_table)
+from ..harness.spec import (
+    Computed,
+    DataConfig,
+    MetricColumn,
+    ModelConfig,
+    OptimConfig,
+    RowSpec,
+    RunConfig,
+    ScalePreset,
+    StaticColumn,
+    SweepPlot,
+    TableSpec,
+    register_table,
+)
 from ..harness.static import MEASURED
 from ..harness.tasks import Task, get_task, register_task, test_protocol, tested_only
+from ..harness.timings import measure_sweep
+from ..presets import FIVE_SEEDS, GPU_TRAINER, MAX_LOADER_WORKERS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
 

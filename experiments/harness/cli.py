@@ -27,8 +27,18 @@ from .commands import registered_commands
 from .evaluate_cli import add_command as add_evaluate_commands
 from .interruption import Interrupted, requeue_slurm_job, stop_on_signals
 from .overrides import add_lightning_options, lightning_options
-from .plan import (MAX_SEEDS, MissingDataError, TableNotImplementedError, check_resolved,
-                   dataset_shown, describe_runs, missing_datasets, planned_action, require_spec, resolve_runs)
+from .plan import (
+    MAX_SEEDS,
+    MissingDataError,
+    TableNotImplementedError,
+    check_resolved,
+    dataset_shown,
+    describe_runs,
+    missing_datasets,
+    planned_action,
+    require_spec,
+    resolve_runs,
+)
 from .provenance import git_commit
 from .runner import compute_static
 from .spec import SCALES, registered_specs, table_status

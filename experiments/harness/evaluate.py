@@ -29,8 +29,7 @@ from typing import Any
 from .overrides import apply_overrides, given_options
 from .plan import MissingDataError, expected_data, require_spec
 from .provenance import launched_as_global_zero
-from .released_weights import (Cell, ReleasedCheckpoint, catalogue, catalogue_papers, checkpoints_for,
-                               find_checkpoint)
+from .released_weights import Cell, ReleasedCheckpoint, catalogue, catalogue_papers, checkpoints_for, find_checkpoint
 from .spec import RunConfig, column_slug
 
 RELEASED_DIR = "released"  # runs/<table>/<row>/released/<scale>-<column>/: evaluations of the authors' weights

@@ -24,9 +24,22 @@ from typing import Any
 
 from .interruption import at_batch_boundaries, interruption_pending, raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
-from .records import (RECORD_KEYS, REPLACED_DIR, RUN_STATE, RunConflictError, check_resumable,
-                      copy_tensorboard_files, find_equivalent_run, finished_record, pretrained_weights, read_record,
-                      replace_run, run_record, run_state, write_record)
+from .records import (
+    RECORD_KEYS,
+    REPLACED_DIR,
+    RUN_STATE,
+    RunConflictError,
+    check_resumable,
+    copy_tensorboard_files,
+    find_equivalent_run,
+    finished_record,
+    pretrained_weights,
+    read_record,
+    replace_run,
+    run_record,
+    run_state,
+    write_record,
+)
 from .run_lock import hold_run
 from .spec import RunConfig
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics

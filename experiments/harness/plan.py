@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..paper_tables import paper_table
 from .checks import check_mixed_batch, check_trainer_options, check_writable
 from .overrides import apply_overrides, given_options
-from ..paper_tables import paper_table
 from .provenance import check_multi_node_launch, with_paper_batch
 from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
 from .run_lock import check_lock_path

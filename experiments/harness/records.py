@@ -21,7 +21,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

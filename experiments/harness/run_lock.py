@@ -19,7 +19,7 @@ import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout

@@ -24,8 +24,18 @@ from . import jobs as side_by_side
 from .execute import execute
 from .interruption import raise_if_interrupted
 from .overrides import given_options
-from .plan import (MissingDataError, check_pretrained_sources, check_resolved, missing_data, missing_datasets,
-                   needs_another_run, require_spec, resolve_runs, run_line, runs_to_train)
+from .plan import (
+    MissingDataError,
+    check_pretrained_sources,
+    check_resolved,
+    missing_data,
+    missing_datasets,
+    needs_another_run,
+    require_spec,
+    resolve_runs,
+    run_line,
+    runs_to_train,
+)
 from .progress import TableProgress, duration
 from .provenance import data_left_out, git_commit, launched_as_global_zero, leave_process_group
 from .records import check_run_dir, replace_run

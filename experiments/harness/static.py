@@ -14,7 +14,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

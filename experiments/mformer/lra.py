@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..presets import FIVE_SEEDS
 from ..harness.spec import (
     Computed,
     DataConfig,
@@ -35,6 +34,7 @@ from ..harness.spec import (
     register_table,
 )
 from ..harness.static import MEASURED, NEEDS_GPU, measured_device
+from ..presets import FIVE_SEEDS
 
 TASKS = {"ListOps": "listops", "Text": "text", "Retrieval": "retrieval", "Image": "image", "Pathfinder": "pathfinder"}
 PAPER_LENGTH, TINY_LENGTH = 2000, 128

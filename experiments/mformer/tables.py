@@ -12,9 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..tiny_pretraining.images import tiny_image_source
-from ..presets import (EPIC_KITCHENS_100, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS,
-                      PYSLOWFAST_PYAV_CLIPS, PYSLOWFAST_SEGMENTS, SSV2, FIVE_SEEDS, QUICK_START_SEEDS, TINY)
 from ..harness.spec import (
     DataConfig,
     DerivedColumn,
@@ -29,8 +26,29 @@ from ..harness.spec import (
     register_experiment,
     register_table,
 )
-from ..harness.static import (gflops_views, memory_inputs, paper_config, paper_gflops, paper_params, peak_memory,
-                      views_inputs)
+from ..harness.static import (
+    gflops_views,
+    memory_inputs,
+    paper_config,
+    paper_gflops,
+    paper_params,
+    peak_memory,
+    views_inputs,
+)
+from ..presets import (
+    EPIC_KITCHENS_100,
+    FIVE_SEEDS,
+    GPU_TRAINER,
+    KINETICS_400,
+    KINETICS_600,
+    PYSLOWFAST_CLIPS,
+    PYSLOWFAST_PYAV_CLIPS,
+    PYSLOWFAST_SEGMENTS,
+    QUICK_START_SEEDS,
+    SSV2,
+    TINY,
+)
+from ..tiny_pretraining.images import tiny_image_source
 
 # ---- scale presets: the shared ones, with Motionformer's sampling and schedule ---------------------------------
 

@@ -11,10 +11,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..presets import FIVE_SEEDS, GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
-from ..harness.spec import (MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn, TableSpec,
-                   register_experiment, register_table)
+from ..harness.spec import (
+    MetricColumn,
+    ModelConfig,
+    OptimConfig,
+    RowSpec,
+    ScalePreset,
+    StaticColumn,
+    TableSpec,
+    register_experiment,
+    register_table,
+)
 from ..harness.static import paper_gflops, paper_params
+from ..presets import FIVE_SEEDS, GPU_TRAINER, KINETICS_400, SSV2, THREE_SEEDS, TINY_FRAME_WISE
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..harness.spec import MetricColumn, RowSpec, TableSpec, register_experiment
 from ..mformer.tables import TRAJECTORY
 from ..presets import TINY, TINY_STAND_INS
-from ..harness.spec import MetricColumn, RowSpec, TableSpec, register_experiment
 
 # The sets that stand in for Kinetics and SSv2 start from the image stand-in, as the tables' runs on them do (Table
 # 4's Motionformer rows are these runs). The verb-noun and pose sets are learned from scratch, the stricter check:

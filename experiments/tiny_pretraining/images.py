@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..harness.tasks import register_source
 from ..harness.commands import register_command
+from ..harness.tasks import register_source
 
 TINY_PRETRAINED = Path(__file__).parent / "weights"
 SOURCE_PREFIX = "tiny_image"

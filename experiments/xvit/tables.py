@@ -19,13 +19,32 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..harness.spec import (Computed, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset, StaticColumn,
-                            SweepPlot, TableSpec, register_experiment, register_table)
+from ..harness.spec import (
+    Computed,
+    MetricColumn,
+    ModelConfig,
+    OptimConfig,
+    RowSpec,
+    ScalePreset,
+    StaticColumn,
+    SweepPlot,
+    TableSpec,
+    register_experiment,
+    register_table,
+)
 from ..harness.static import MEASURED, paper_config
 from ..harness.tasks import VIDEO_CLASSIFICATION, Task, register_task, tested_only
 from ..harness.timings import inference_rate
-from ..presets import (FIVE_SEEDS, GPU_TRAINER, KINETICS_400, KINETICS_600, PYSLOWFAST_CLIPS, PYSLOWFAST_SEGMENTS, SSV2,
-                       TINY_FRAME_WISE)
+from ..presets import (
+    FIVE_SEEDS,
+    GPU_TRAINER,
+    KINETICS_400,
+    KINETICS_600,
+    PYSLOWFAST_CLIPS,
+    PYSLOWFAST_SEGMENTS,
+    SSV2,
+    TINY_FRAME_WISE,
+)
 
 # ---- scales ------------------------------------------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from torch.utils.checkpoint import checkpoint
 from .joint import attend, sdpa
 from .trajectory_pool import Source, pool_trajectories
 
-
 STAGE_TWO_KERNELS = ("auto", "triton", "pytorch")
 
 

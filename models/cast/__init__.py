@@ -13,7 +13,14 @@ from .exchange import DIRECTIONS, EXCHANGES, BlockExchange
 from .experts import EXPERT_ARCHS, UNBUILDABLE_EXPERTS, ExpertBlock, FrameExpert, TubeletExpert, create_expert
 from .layers import WINDOWS, Adapter, WindowedCrossAttention
 from .model import (
-    CAST, FUSIONS, build_expert, cast_base, cast_tiny, count_learnable, set_trainable, trainable_parameters,
+    CAST,
+    FUSIONS,
+    build_expert,
+    cast_base,
+    cast_tiny,
+    count_learnable,
+    set_trainable,
+    trainable_parameters,
 )
 
 __all__ = [

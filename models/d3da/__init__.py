@@ -5,7 +5,12 @@ registered entrypoints (``d3da_tiny``, ``d3da_base``), and complexity counting f
 from .deformable import DeformableAttention3D, TokenSearch3D
 from .model import CrossModalBlock, CrossModalDeformableTransformer, d3da_base, d3da_tiny
 from .stride_attention import (
-    COVERS, JointStrideAttention, StrideAttention, TemporalStrideAttention, printed_window_starts, window_pairs,
+    COVERS,
+    JointStrideAttention,
+    StrideAttention,
+    TemporalStrideAttention,
+    printed_window_starts,
+    window_pairs,
 )
 from .tokens import ConvStem, PoseEmbed
 

@@ -32,8 +32,18 @@ from typing import Any
 
 from torch import nn
 
-from .base import (DESCRIPTION_KEYS, KNOWN_FACTS, ReleasedLayout, ReleasedWeightsError, RequiredModel, converted,
-                   describe_with, first_keys, load_into, read_released)
+from .base import (
+    DESCRIPTION_KEYS,
+    KNOWN_FACTS,
+    ReleasedLayout,
+    ReleasedWeightsError,
+    RequiredModel,
+    converted,
+    describe_with,
+    first_keys,
+    load_into,
+    read_released,
+)
 from .cast import CAST_LAYOUT
 from .mformer import MFORMER_LAYOUT
 from .tokshift import TOKSHIFT_LAYOUT

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 import torch
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import EPIC_COLUMNS, Sample, class_counts, class_names, read_annotations
 from data.datasets import VideoClipDataset
 from data.pose import PENNACTION_ACTIONS, write_pennaction_labels

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import pytest
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import EPIC_COLUMNS, class_names, epic_class_names, read_annotations
 from tests.data.test_annotation_protocols import epic_root
 from tests.data.test_epic import epic_row

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.__main__ import main
 from data.annotations import EPIC_COLUMNS
 from data.pose import ntu_body, write_ntu_skeleton, write_pennaction_labels
 from data.video_io import write_frame_folder
+from tests.data.test_cli import kinetics_root, random_frames, run_check  # noqa: F401  (kinetics_root: a fixture)
 from tests.experiments.harness.test_cli_options import EPIC_SEGMENT_ROW, epic_root_with_one_short_video
-from tests.data.test_cli import run_check, random_frames, kinetics_root  # noqa: F401  (kinetics_root: a fixture)
 
 
 def _kinetics_shared_root(root: Path) -> Path:

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.__main__ import main
 from data.annotations import EPIC_COLUMNS
 from data.pose import ntu_body, write_ntu_skeleton

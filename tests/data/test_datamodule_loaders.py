@@ -16,11 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import pytest
 import torch
 from torch.utils.data import SequentialSampler
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.datamodule import VideoDataModule
 from tests.data.test_loading import frame_ids, index_video
 

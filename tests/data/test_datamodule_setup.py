@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import pytest
 import torch
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import BadAnnotation, Sample
 from data.datamodule import VideoDataModule, dataset_num_classes, synthetic_num_classes
 from data.datasets import build_report
 from tests.data.test_datamodule_loaders import write_split
-
 
 UNIT = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import EPIC_COLUMNS, class_counts, detect_format, epic_timestamp, read_annotations
 from data.clip_sampling import segment_range, shift_clip, uniform_segments
 from data.datamodule import VideoDataModule

@@ -8,20 +8,26 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 import torch
 from scipy.io import savemat
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import detect_format, read_annotations
-from data.pose_annotations import ntu_is_train, parse_ntu_name
 from data.datamodule import VideoDataModule
 from data.datasets import VideoClipDataset
 from data.pose import (
-    PENNACTION_ACTIONS, PoseFormatError, ntu_body, ntu_main_body_joints, read_ntu_skeleton, read_pennaction_labels,
-    write_ntu_skeleton, write_pennaction_labels,
+    PENNACTION_ACTIONS,
+    PoseFormatError,
+    ntu_body,
+    ntu_main_body_joints,
+    read_ntu_skeleton,
+    read_pennaction_labels,
+    write_ntu_skeleton,
+    write_pennaction_labels,
 )
+from data.pose_annotations import ntu_is_train, parse_ntu_name
 from data.synthetic import SYNTHETIC_SETS
 from data.video_io import FrameFolderVideo, Video, VideoDecodeError, open_video, write_frame_folder, write_video
 

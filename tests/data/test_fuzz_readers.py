@@ -21,13 +21,13 @@ import stat
 import tempfile
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.__main__ import main
 from data.annotations import EPIC_COLUMNS, read_annotations
 from data.datasets import VideoClipDataset, check_files

@@ -6,11 +6,11 @@ import json
 import random
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 import torch
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import class_names, detect_format, read_annotations
 from data.clip_sampling import ClipInfo, dense_clip, temporal_views, uniform_segments
 from data.datamodule import VideoDataModule

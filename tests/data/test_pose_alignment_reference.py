@@ -9,17 +9,23 @@ from __future__ import annotations
 import math
 import random
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import scipy.io
 import torch
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import read_annotations
 from data.datasets import VideoClipDataset
-from data.pose import FLIP_PAIRS, NTU_NUM_JOINTS, PENNACTION_JOINTS, ntu_main_body_joints, read_ntu_skeleton
-from data.pose import write_pennaction_labels
+from data.pose import (
+    FLIP_PAIRS,
+    NTU_NUM_JOINTS,
+    PENNACTION_JOINTS,
+    ntu_main_body_joints,
+    read_ntu_skeleton,
+    write_pennaction_labels,
+)
 from data.synthetic import generate_synthetic
 from data.transforms import TestTransform, TrainTransform
 from data.video_io import write_frame_folder

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import random
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 from pytorchvideo.transforms.functional import uniform_crop
 
-from data.datasets import VideoClipDataset
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import read_annotations
+from data.datasets import VideoClipDataset
 from data.pose import COCO_JOINTS, FLIP_PAIRS, NTU_NUM_JOINTS, PENNACTION_JOINTS
 from data.synthetic import generate_synthetic
 from data.transforms import TestTransform, TrainTransform, transform_joints, uniform_crop_offsets

@@ -7,10 +7,10 @@ import json
 import logging
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import read_annotations
 from data.datamodule import VideoDataModule
 from data.datasets import VideoClipDataset, collate_skip_none

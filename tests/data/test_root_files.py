@@ -9,17 +9,17 @@ import json
 import os
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.__main__ import main
 from data.annotations import EPIC_COLUMNS, read_annotations
 from data.datasets import VideoClipDataset, check_files
 from data.davis import DavisDataset, DavisReadError, list_sequences, write_davis_fixture
 from data.lra import LRAFormatError, read_lra
-from data.pose import write_gym_pose, write_ntu_skeleton, write_pennaction_labels, ntu_body
+from data.pose import ntu_body, write_gym_pose, write_ntu_skeleton, write_pennaction_labels
 from data.root_files import DataRoot, OutsideRootError, inside_root
 from data.video_io import FrameFolderVideo, VideoDecodeError, write_frame_folder, write_video
 from tests.data.test_epic import epic_row, write_epic_frames

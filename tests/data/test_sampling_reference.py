@@ -8,16 +8,14 @@ from __future__ import annotations
 import math
 import random
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 import data.transforms as transforms
-from data.clip_sampling import (StreamTiming, dense_clip, sample_clip, segment_range, temporal_views,
-                                uniform_segments)
-from data.transforms import (TestTransform, TrainTransform, normalize, random_crop_offsets, resize_short_side,
-                             to_float)
+from data.clip_sampling import StreamTiming, dense_clip, sample_clip, segment_range, temporal_views, uniform_segments
+from data.transforms import TestTransform, TrainTransform, normalize, random_crop_offsets, resize_short_side, to_float
 
 
 def coordinates(channels: int, frames: int, height: int, width: int) -> torch.Tensor:

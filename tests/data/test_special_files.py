@@ -10,10 +10,10 @@ import os
 import threading
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import numpy as np
 import pytest
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.__main__ import main
 from data.annotations import EPIC_COLUMNS, read_annotations
 from data.datasets import check_files, load_pose

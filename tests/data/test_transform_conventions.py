@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import pytest
 import torch
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.datamodule import VideoDataModule
 from data.transforms import TestTransform, TrainTransform, resize_short_side
 from tests.data.test_sampling_reference import coordinates

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import random
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.transforms import TrainTransform, normalize, random_crop, resize_short_side, to_float
 
 AUGMENTS = {"color_jitter": dict(color_jitter=0.4), "color_jitter_p0.8": dict(color_jitter=0.4, color_jitter_prob=0.8),

@@ -14,19 +14,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before lightning/torchvision are imported)
 from data.annotations import Sample
 from data.datasets import VideoClipDataset, check_files, check_segments, collate_skip_none, pose_frame_mismatch
-from data.video_io import (DecodedVideo, DecodedVideoCache, FrameFolderVideo, Video, VideoDecodeError, open_video,
-                           write_frame_folder, write_video)
 from data.pose import write_pennaction_labels
-from tests.data.test_formats import pennaction_joints, frame_ids, index_frames  # 7-bit stripes, 56 px wide
+from data.video_io import (
+    DecodedVideo,
+    DecodedVideoCache,
+    FrameFolderVideo,
+    Video,
+    VideoDecodeError,
+    open_video,
+    write_frame_folder,
+    write_video,
+)
+from tests.data.test_formats import frame_ids, index_frames, pennaction_joints  # 7-bit stripes, 56 px wide
 
 # Pure colours as (R, G, B); a channel-order swap turns red into blue.
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "orange": (255, 128, 0)}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 
 from experiments.d3da import tables as d3da
-from experiments.harness.provenance import batch_and_lr
 from experiments.harness.plan import resolve_runs
+from experiments.harness.provenance import batch_and_lr
 from experiments.harness.spec import table_spec
 from experiments.harness.tasks import model_kwargs
 from models import create_model

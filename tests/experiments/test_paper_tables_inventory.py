@@ -10,10 +10,17 @@ import json
 import pytest
 
 from experiments.__main__ import main
-from reports.console import show_json
-from experiments.paper_tables import (PaperRow, PaperTable, UnknownTableError, close_ids, paper_table, paper_tables,
-                                      printed)
 from experiments.harness.plan import resolve_runs
+from experiments.paper_tables import (
+    PaperRow,
+    PaperTable,
+    UnknownTableError,
+    close_ids,
+    paper_table,
+    paper_tables,
+    printed,
+)
+from reports.console import show_json
 
 # the module itself: the package re-exports its paper_tables() function under the module's name
 paper_tables_module = importlib.import_module("experiments.paper_tables")

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from experiments.harness.provenance import cpu_kernels
+from experiments.harness.spec import table_spec
 from lightning_modules.tensorboard_percent import in_percent
 from reports.compare import compare_cells, compare_records, comparison_table, summary, tracked_seconds
 from reports.records import table_records
-from experiments.harness.spec import table_spec
 from tests.reports.test_tracked_results import REPO, make_record, write_local, write_tracked
 
 TABLE = "mformer_table4"

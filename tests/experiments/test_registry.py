@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from experiments.harness import spec as spec_module
 from experiments.__main__ import main
-from reports.console import show_json
-from experiments.paper_tables import INVENTORY, paper_table, paper_tables
+from experiments.harness import spec as spec_module
 from experiments.harness.plan import check_buildable, resolve_runs
 from experiments.harness.spec import SCALES, RowSpec, TableSpec, registered_specs, table_spec, table_status
 from experiments.harness.static import compute_static
 from experiments.harness.tasks import get_task
+from experiments.paper_tables import INVENTORY, paper_table, paper_tables
+from reports.console import show_json
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import os
 
 import torch
 
-from experiments.__main__ import main
 from data import atomic_write
+from experiments.__main__ import main
 from tests.experiments.micro_run import MICRO_ARGS, RUN, TABLE
 from tests.faults.commands import EXACT_ARGS
 

@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from experiments.harness.run_lock import hold_run, lock_path
-
 from tests.experiments.micro_run import RUN, TABLE
 
 HOLD = """

@@ -13,10 +13,17 @@ import pytest
 import torch
 
 from experiments.harness.run_lock import lock_path
-
 from tests.experiments.micro_run import MICRO_ARGS, RUN, TABLE, run_cli
-from tests.faults.commands import (BATCHES_PER_EPOCH, EXACT_ARGS, assert_nothing_left, checkpoint_state, finish,
-                                   output, started, wait_until)
+from tests.faults.commands import (
+    BATCHES_PER_EPOCH,
+    EXACT_ARGS,
+    assert_nothing_left,
+    checkpoint_state,
+    finish,
+    output,
+    started,
+    wait_until,
+)
 
 LONG = ("--epochs", "20", "--set", "trainer.checkpoint_every_n_steps=1")  # never reaches its end here
 

@@ -10,11 +10,11 @@ shows it does, so every test here can fail)."""
 import json
 import re
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from torch import Tensor, nn
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from experiments.__main__ import main
 from experiments.harness.execute import execute
 from experiments.harness.plan import resolve_runs

@@ -31,7 +31,6 @@ import torch
 from tests.data.test_formats import frame_ids, index_frames  # frames that show their index as stripes
 from tests.experiments.harness.test_resume_reference import Draws, process_draws
 
-
 # --- SafeCheckpointIO: where and how the bytes are staged ----------------------------------------------------------
 
 def test_a_checkpoint_is_staged_in_a_hidden_sibling_and_fsynced_before_the_rename(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ import torch
 
 import experiments.harness.tasks as tasks
 import lightning_modules.label_propagation as label_propagation
-from experiments.harness.provenance import provenance
 from experiments.harness.plan import resolve_runs
+from experiments.harness.provenance import provenance
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 

@@ -20,8 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
-                                                  normalized_pixels, patchify, tube_mask)
+from lightning_modules.expert_pretraining import (
+    FramePretraining,
+    MaskedVideoPretraining,
+    masked_mse,
+    normalized_pixels,
+    patchify,
+    tube_mask,
+)
 from models.cast import build_expert
 from tests.models.cast.test_pretrained import official_sinusoid
 

@@ -7,19 +7,36 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from data.davis import (DataNotFoundError, DavisDataset, DavisReadError, davis_available, davis_palette,
-                        find_sequence, list_sequences, read_sequence, write_davis_fixture, write_mask_png)
+import data  # noqa: F401  (repairs torchvision before anything imports it)
+from data.davis import (
+    DataNotFoundError,
+    DavisDataset,
+    DavisReadError,
+    davis_available,
+    davis_palette,
+    find_sequence,
+    list_sequences,
+    read_sequence,
+    write_davis_fixture,
+    write_mask_png,
+)
+from lightning_modules.davis_metrics import boundary_tolerance, f_measure, jaccard, seg2bmap, sequence_scores, summarize
+from lightning_modules.label_propagation import (
+    DINO_DEFAULTS,
+    VideoViTFeatures,
+    evaluate_davis,
+    labels_to_masks,
+    neighborhood_mask,
+    propagate_labels,
+    resize_shape,
+    video_vit_patch_features,
+)
 from models import create_model
-from lightning_modules.davis_metrics import (boundary_tolerance, f_measure, jaccard, seg2bmap, sequence_scores,
-                                             summarize)
-from lightning_modules.label_propagation import (DINO_DEFAULTS, VideoViTFeatures, evaluate_davis, labels_to_masks,
-                                      neighborhood_mask, propagate_labels, resize_shape, video_vit_patch_features)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -18,20 +18,27 @@ against literal values of the sources the protocol follows and plain formulas wr
 
 from __future__ import annotations
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import torch
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.davis import write_davis_fixture
 from lightning_modules.davis_metrics import sequence_scores
-from lightning_modules.label_propagation import (pos_embed_for, evaluate_davis, first_frame_labels, propagate_labels,
-                                                 video_vit_patch_features)
+from lightning_modules.label_propagation import (
+    evaluate_davis,
+    first_frame_labels,
+    pos_embed_for,
+    propagate_labels,
+    video_vit_patch_features,
+)
 from models import create_model
-from tests.lightning_modules.test_label_propagation import one_thread  # noqa: F401  (autouse: one thread for tiny tensors)
-# DINO's label_propagation, one target patch at a time
-from tests.lightning_modules.test_label_propagation import reference_propagation
-from tests.lightning_modules.test_label_propagation_reference import spy_on_propagation_and_scores
 
+# DINO's label_propagation, one target patch at a time
+from tests.lightning_modules.test_label_propagation import (
+    one_thread,  # noqa: F401  (autouse: one thread for tiny tensors)
+    reference_propagation,
+)
+from tests.lightning_modules.test_label_propagation_reference import spy_on_propagation_and_scores
 
 # --- defaults: DINO's protocol and the official boundary tolerance -----------------------------------------------
 

@@ -20,22 +20,30 @@ from __future__ import annotations
 import copy
 import math
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 import lightning_modules.label_propagation as label_propagation
 from data.davis import DavisDataset, num_objects, write_davis_fixture, write_mask_png
 from lightning_modules.davis_metrics import f_measure, seg2bmap
-from lightning_modules.label_propagation import (VideoViTFeatures, evaluate_davis, labels_to_masks, resize_shape,
-                                                 segment_sequence, video_vit_patch_features)
+from lightning_modules.label_propagation import (
+    VideoViTFeatures,
+    evaluate_davis,
+    labels_to_masks,
+    resize_shape,
+    segment_sequence,
+    video_vit_patch_features,
+)
 from models import create_model
-from tests.lightning_modules.test_label_propagation import one_thread  # noqa: F401  (autouse: one thread for tiny tensors)
-# mean colour of each patch: features that identify the objects
-from tests.lightning_modules.test_label_propagation import oracle_features
 
+# mean colour of each patch: features that identify the objects
+from tests.lightning_modules.test_label_propagation import (
+    one_thread,  # noqa: F401  (autouse: one thread for tiny tensors)
+    oracle_features,
+)
 
 # --- boundary F: davis2017/metrics.py, pixel by pixel ------------------------------------------------------------
 

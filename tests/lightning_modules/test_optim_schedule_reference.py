@@ -9,11 +9,11 @@ import math
 import types
 import warnings
 
-import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import pytest
 import torch
 from torch import nn
 
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from lightning_modules import VideoClassifier
 from lightning_modules.sequence_classifier import SequenceClassifier
 
@@ -169,8 +169,8 @@ def test_the_linear_schedule_spreads_its_warm_up_over_the_trainers_epochs():
 
 
 def _expert_system(kind: str):
-    from models.cast import build_expert
     from lightning_modules.expert_pretraining import FramePretraining, MaskedVideoPretraining
+    from models.cast import build_expert
 
     torch.manual_seed(0)
     if kind == "frame":
@@ -220,8 +220,8 @@ def test_a_paper_presets_global_batch_counts_every_node_and_sets_the_lr_for_fewe
     (linear) or 1/sqrt(2) of it (sqrt)."""
     import dataclasses
 
-    from experiments.harness.provenance import batch_and_lr, with_paper_batch
     from experiments.harness.plan import resolve_runs
+    from experiments.harness.provenance import batch_and_lr, with_paper_batch
 
     paper = resolve_runs("msca_table1", scale="paper", rows=["msca_kv_h1"])[0]
     assert paper.data.batch_size == 21 and paper.trainer.accumulate_grad_batches == 10

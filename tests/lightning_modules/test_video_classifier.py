@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 
-import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import lightning as L
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from lightning_modules import DataWaitMonitor, VideoClassifier, num_outputs
 
 VN = {"verb": 3, "noun": 4}

@@ -10,17 +10,16 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import lightning as L
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from lightning_modules import VideoClassifier
 from lightning_modules.davis_metrics import f_measure, seg2bmap, sequence_scores
 from tests.lightning_modules.test_video_classifier import VN, Passthrough  # a clip that holds its own logits
-
 
 # --- plain references ----------------------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """GFLOPs (one multiply-add = one FLOP, attention included) of the paper's ViT-B variants, counted on meta."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import count_flops, create_model, model_gflops
 
 VIT_B = "vit_base_patch16_video"

@@ -11,14 +11,20 @@ messages,
   and ``paper_params`` counting every parameter once (frozen included, buffers excluded).
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from torch import nn
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from experiments.harness.spec import StaticColumn, table_spec
 from experiments.harness.static import (
-    cell_inputs, changed_inputs, inputs_key, paper_gflops, paper_params, stale_note, views_inputs,
+    cell_inputs,
+    changed_inputs,
+    inputs_key,
+    paper_gflops,
+    paper_params,
+    stale_note,
+    views_inputs,
 )
 from models import model_gflops
 from models.lra_transformer import lra_gflops

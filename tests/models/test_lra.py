@@ -11,9 +11,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data.lra import (LISTOPS_VOCAB, LRA_TASKS, DataNotFoundError, evaluate_listops, generate_listops,
-                      generate_tree, lra_available, read_lra, rgb_to_gray, tokenize_listops, tree_to_string,
-                      write_listops)
+from data.lra import (
+    LISTOPS_VOCAB,
+    LRA_TASKS,
+    DataNotFoundError,
+    evaluate_listops,
+    generate_listops,
+    generate_tree,
+    lra_available,
+    read_lra,
+    rgb_to_gray,
+    tokenize_listops,
+    tree_to_string,
+    write_listops,
+)
 from data.lra_datamodule import LRADataModule
 from models import create_model, list_models
 from models.lra_transformer import ATTENTION_NAMES, LRAAttention, lra_gflops

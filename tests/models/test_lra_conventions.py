@@ -21,17 +21,17 @@
 import pickle
 import random
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.models.test_lra import SMALL, reference_masked_attention, reference_value, write_fixtures
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from data.lra import LISTOPS_TOKEN_ID, generate_listops, generate_tree, read_lra, rgb_to_gray
 from data.lra_datamodule import DEFAULT_MAX_LENGTH, LRADataModule
 from models import create_model
 from models.lra_transformer import LRATransformer
+from tests.models.test_lra import SMALL, reference_masked_attention, reference_value, write_fixtures
 
 # --- ListOps generation: the official generator, transcribed -------------------------------------------------------
 

@@ -15,17 +15,17 @@
 import pickle
 import random
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import numpy as np
 import pytest
 import torch
-from tests.models.test_lra import SMALL
-from tests.lightning_modules.test_optim_schedule_reference import stub_trainer, Tiny
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from data.lra import read_lra
 from data.lra_datamodule import LRADataModule
 from models import create_model
 from models.lra_transformer import LRATransformer
+from tests.lightning_modules.test_optim_schedule_reference import Tiny, stub_trainer
+from tests.models.test_lra import SMALL
 
 # --- token ids at the top of the byte range --------------------------------------------------------------------------
 

@@ -18,14 +18,23 @@ or against the refusal the module documents:
 Checkpoints are written here, in the official key layout, into pytest's tmp_path.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 import yaml
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model, load_pretrained
-from tests.experiments.mformer.test_official import DEPTH, DIM, F64, HEADS, PATCH, official_forward, official_state_dict
-from tests.experiments.mformer.test_official import our_model, write_official
+from tests.experiments.mformer.test_official import (
+    DEPTH,
+    DIM,
+    F64,
+    HEADS,
+    PATCH,
+    official_forward,
+    official_state_dict,
+    our_model,
+    write_official,
+)
 
 NUM_CLASSES = 5
 

@@ -2,11 +2,11 @@
 
 import logging
 
-import models  # noqa: F401  (repairs torchvision before timm is imported)
 import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+import models  # noqa: F401  (repairs torchvision before timm is imported)
 from models import checkpoint_filter_fn, create_model, load_pretrained
 from models.pretrained import inflate_patch_embed
 

@@ -15,19 +15,24 @@
 
 import re
 
-import models  # noqa: F401  (repairs torchvision before timm is imported)
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
+import models  # noqa: F401  (repairs torchvision before timm is imported)
 from models import checkpoint_filter_fn, create_model, load_pretrained
+from tests.experiments.mformer.test_official import (
+    F64,
+    official_forward,
+    official_state_dict,
+    our_model,
+    write_official,
+)
 from tests.models.cast.test_pretrained import DIM as CAST_DIM
 from tests.models.cast.test_pretrained import PATCH as CAST_PATCH
 from tests.models.cast.test_pretrained import SIZE as CAST_SIZE
-from tests.models.cast.test_pretrained import tiny_cast_model, clip_checkpoint
-from tests.experiments.mformer.test_official import F64, official_forward, official_state_dict, our_model
-from tests.experiments.mformer.test_official import write_official
+from tests.models.cast.test_pretrained import clip_checkpoint, tiny_cast_model
 
 EMBED, IMAGE_PATCH, IMAGE_SIZE = 64, 8, 32  # the image ViT: a 4 x 4 grid of 8 x 8 patches, as vit_tiny_video
 

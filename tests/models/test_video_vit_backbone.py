@@ -7,16 +7,15 @@ normal 0.02, zero biases, time table zero); X-ViT's temporal head shape; the pap
 hooks' positions; and the model registry's option checking, duplicate refusal and sorted listing.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
-from models import create_model, list_models
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+from models import create_model, list_models, registry
 from models.attention import TemporalShift
-from models import registry
 from models.registry import model_options, register_model
 
 F64 = torch.float64

@@ -7,12 +7,12 @@ different from D; ``forward_head(pre_logits=True)``; ``shift_last_blocks`` equal
 class-token shift (TokenShift: a quarter of the channels, before both branches).
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from timm.layers import DropPath
 from torch import nn
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model
 from models.video_vit import Block
 

@@ -3,10 +3,10 @@ shape stop the load, naming the first mismatching keys, instead of leaving param
 
 import pickle
 
-import models  # noqa: F401  (repairs torchvision before timm is imported)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before timm is imported)
 from models import create_model, load_pretrained
 from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 

@@ -12,9 +12,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import torch
 
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from lightning_modules import VideoClassifier
 from models import create_model
 from models.released import describe_released, read_released, recognise_layout, required_model

@@ -14,8 +14,19 @@ from __future__ import annotations
 
 import pytest
 
-from .optim_parity import (authors_row_model, compare_groups, EXACT, golden, lr_differences, official_to_ours,
-                           our_groups, our_lrs, our_module, paper_lr, row_config)
+from .optim_parity import (
+    EXACT,
+    authors_row_model,
+    compare_groups,
+    golden,
+    lr_differences,
+    official_to_ours,
+    our_groups,
+    our_lrs,
+    our_module,
+    paper_lr,
+    row_config,
+)
 
 GROUPS = golden("cast", "optim_groups.json")
 LR = golden("cast", "optim_lr.json")

@@ -29,15 +29,15 @@ import torch
 from scipy import stats
 from torch import nn
 
-from data.datamodule import VideoDataModule
 from data.clip_sampling import segment_range, shift_clip, temporal_views
+from data.datamodule import VideoDataModule
 from data.datasets import VideoClipDataset
 from data.samples import Sample
 from data.transforms import TestTransform, TrainTransform, resize_short_side, to_float, uniform_crop_offsets
-from experiments.harness.tasks import video_datamodule
 from data.video_io import Video
 from experiments.cast.presets import PAPER_DATA, PAPER_PER_DATASET, paper_preset
 from experiments.harness.released_weights import find_checkpoint
+from experiments.harness.tasks import video_datamodule
 from lightning_modules.video_classifier import VideoClassifier, unique_videos
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pipelines" / "cast"
@@ -385,8 +385,9 @@ def test_rand_augment_runs_on_the_whole_uint8_frames_before_the_crop(monkeypatch
 def test_resized_crop_arguments_and_pixels_are_theirs(monkeypatch):
     """TrainTransform's random resized crop gets their area and aspect ranges; at their box, its pixels are theirs
     (their crop runs on normalised frames, ours before normalising: bilinear, so the same to float rounding)."""
-    import data.transforms as transforms
     from pytorchvideo.transforms import functional as pv
+
+    import data.transforms as transforms
 
     spatial = TRAIN["spatial_sampling"]
     options = dict(_data("K400").options)

@@ -11,8 +11,19 @@ from __future__ import annotations
 
 import pytest
 
-from .optim_parity import (authors_row_model, compare_groups, golden, lr_differences, official_to_ours, our_groups,
-                           our_lrs, our_module, paper_lr, released_model, row_config)
+from .optim_parity import (
+    authors_row_model,
+    compare_groups,
+    golden,
+    lr_differences,
+    official_to_ours,
+    our_groups,
+    our_lrs,
+    our_module,
+    paper_lr,
+    released_model,
+    row_config,
+)
 
 GROUPS = golden("mformer", "optim_groups.json")
 LR = golden("mformer", "optim_lr.json")

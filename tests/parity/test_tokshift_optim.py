@@ -13,8 +13,19 @@ import pytest
 
 from models import create_model
 
-from .optim_parity import (authors_row_model, compare_groups, golden, lr_differences, official_to_ours, our_groups,
-                           our_lrs, our_module, paper_lr, released_model, row_config)
+from .optim_parity import (
+    authors_row_model,
+    compare_groups,
+    golden,
+    lr_differences,
+    official_to_ours,
+    our_groups,
+    our_lrs,
+    our_module,
+    paper_lr,
+    released_model,
+    row_config,
+)
 
 GROUPS = golden("tokshift", "optim_groups.json")
 LR = golden("tokshift", "optim_lr.json")

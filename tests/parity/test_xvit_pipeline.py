@@ -21,12 +21,18 @@ import torch
 from scipy import stats
 from torch import nn
 
+from data.clip_augment import make_auto_augment
 from data.clip_sampling import dense_clip, temporal_views, uniform_segments
 from data.datasets import VideoClipDataset
 from data.samples import Sample
-from data.clip_augment import make_auto_augment
-from data.transforms import (TestTransform, TrainTransform, multi_scale_crop_window, random_crop_offsets,
-                             resize_short_side, uniform_crop_offsets)
+from data.transforms import (
+    TestTransform,
+    TrainTransform,
+    multi_scale_crop_window,
+    random_crop_offsets,
+    resize_short_side,
+    uniform_crop_offsets,
+)
 from data.video_io import FRAME_FOLDER_FPS
 from experiments.harness.released_weights import find_checkpoint
 from experiments.xvit.tables import SSV2_YAML_VIEWS, XVIT_PAPER_K600, XVIT_PAPER_SSV2

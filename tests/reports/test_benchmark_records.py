@@ -148,8 +148,8 @@ def test_a_step_record_without_a_profile_shows_no_profile_columns(tmp_path):
 
 def test_gpu_coverage_counts_every_paper_run_and_names_the_tables_not_stepped(tmp_path):
     from experiments.harness.spec import implemented_tables
-    from tools.smoke.runs import smoke_configs
     from reports.readme import gpu_coverage, gpu_coverage_block
+    from tools.smoke.runs import smoke_configs
 
     first, second = smoke_configs("mformer_table7")
     records = [_smoke("mformer_table7", first.row, 1, column=first.column, device_name="GPU A"),
@@ -177,8 +177,8 @@ OOM = "models/cast/experts.py:124: OutOfMemoryError: CUDA out of memory. Tried t
 
 
 def test_a_run_out_of_device_memory_beside_other_processes_is_no_verdict(tmp_path):
-    from tools.smoke.runs import smoke_configs
     from reports.readme import gpu_coverage, gpu_coverage_block, smoke_block
+    from tools.smoke.runs import smoke_configs
 
     first, second = smoke_configs("mformer_table7")
     shown = {"clip": "8x224x224", "batch": 4, "paper_batch": 4, "device_name": "GPU A"}

@@ -12,7 +12,6 @@ from experiments.paper_tables import paper_tables
 from reports.__main__ import main as reports_main
 from reports.build import build_report, load_records, ours
 
-
 CPU_RUN = {"accelerator": "CPUAccelerator", "world_size": 1, "devices": ["AMD EPYC"], "precision": "32-true",
            "batch": {"global_batch": 16, "paper_global_batch": None},
            "cpu_kernels": {"capability": "AVX512", "switches": {}}}

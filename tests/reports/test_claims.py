@@ -9,8 +9,24 @@ import yaml
 
 from experiments.harness.claims import ClaimsFileError, Comparison, all_claims, paper_claims
 from experiments.paper_tables import paper_tables, papers
-from reports.claims import (AGREES, CLAIMS_PAGE, CONTRADICTED, NOT_RUN, REPRODUCED, REVERSED, UNDECIDED, WITHIN,
-                            Reading, Side, evaluate, flat_columns, paper_pairs, read, render, verdict)
+from reports.claims import (
+    AGREES,
+    CLAIMS_PAGE,
+    CONTRADICTED,
+    NOT_RUN,
+    REPRODUCED,
+    REVERSED,
+    UNDECIDED,
+    WITHIN,
+    Reading,
+    Side,
+    evaluate,
+    flat_columns,
+    paper_pairs,
+    read,
+    render,
+    verdict,
+)
 from tests.reports.test_tracked_results import make_record, write_tracked
 
 TABLE = "mformer_table4"

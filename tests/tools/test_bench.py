@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from tools.__main__ import main
-from tools.bench import NUM_CLASSES, bench_row, row_configs
 from experiments.harness.static import gflops
 from experiments.harness.tasks import build_model
+from tools.__main__ import main
+from tools.bench import NUM_CLASSES, bench_row, row_configs
 
 
 def test_a_row_is_measured_on_this_device():

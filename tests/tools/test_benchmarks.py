@@ -23,12 +23,18 @@ import types
 import pytest
 import torch
 
-from tools import bench
-from tools import shift_family, trajectory_attention, trajectory_memory
-from tools import d3da_step as rgb_pose_benchmark
 from reports import benchmarks as report_benchmarks
-from tests.tools.test_measurement import (MIB, FakeClock, ScriptedLayer, attention_record, FakeRgbPose, numbers,
-                                          shift_record)
+from tests.tools.test_measurement import (
+    MIB,
+    FakeClock,
+    FakeRgbPose,
+    ScriptedLayer,
+    attention_record,
+    numbers,
+    shift_record,
+)
+from tools import bench, shift_family, trajectory_attention, trajectory_memory
+from tools import d3da_step as rgb_pose_benchmark
 
 
 @pytest.fixture

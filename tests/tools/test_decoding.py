@@ -13,7 +13,6 @@ import torch
 import tools.decoding as bench
 from data.clip_sampling import ClipInfo
 
-
 OURS_COST, PYTORCHVIDEO_COST = 1.0, 2.0  # fake seconds per get_clip call
 
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import types
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from torch import nn
 
-from tools import shift_family, trajectory_attention, trajectory_memory
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.cast import complexity as cast_complexity
 from models.memory import LiveBytes, activation_bytes, peak_bytes, saved_tensor_bytes
-from tools import d3da_step as rgb_pose_benchmark
 from reports import benchmarks as report_benchmarks
+from tools import d3da_step as rgb_pose_benchmark
+from tools import shift_family, trajectory_attention, trajectory_memory
 
 F32 = 4  # bytes per float32 element
 MIB = 2**20

@@ -2,12 +2,19 @@
 it times exact against the literal Eq. 4-6."""
 
 import pytest
-
 import torch
 
 import tools.trajectory_step as benchmark_step
-from tools.trajectory_step import (VARIANTS, check_exact, exactness_checks, measure, profile_steps, ratios, run_worker,
-                                   table)
+from tools.trajectory_step import (
+    VARIANTS,
+    check_exact,
+    exactness_checks,
+    measure,
+    profile_steps,
+    ratios,
+    run_worker,
+    table,
+)
 
 
 def test_ratios_divide_by_joint_in_the_same_mode():

@@ -43,9 +43,22 @@ import av
 import numpy as np
 import torch
 
-from tools.pipeline_golden.mformer_common import (EVERY_RUN, GOLDEN, REPO, Capture, all_pts, capture_decoding,
-                                                  capture_images, capture_spatial, git_commit, official, official_cfg,
-                                                  probe, view_record, write)
+from tools.pipeline_golden.mformer_common import (
+    EVERY_RUN,
+    GOLDEN,
+    REPO,
+    Capture,
+    all_pts,
+    capture_decoding,
+    capture_images,
+    capture_spatial,
+    git_commit,
+    official,
+    official_cfg,
+    probe,
+    view_record,
+    write,
+)
 
 # name: (fps, frames, width, height): odd counts, 25 / 29.97 / 60 fps, shorter than one clip, portrait, square
 KINETICS_VIDEOS = {

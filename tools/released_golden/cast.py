@@ -45,8 +45,14 @@ from torch import Tensor, nn
 
 from models import create_model
 from models.released import describe_released, load_released, required_model
-from tools.released_golden.common import (GOLDEN_DIR, difference, randomise_around, run_maker, write_expected,
-                                          write_record)
+from tools.released_golden.common import (
+    GOLDEN_DIR,
+    difference,
+    randomise_around,
+    run_maker,
+    write_expected,
+    write_record,
+)
 
 SMALL = dict(img_size=28, patch_size=2, embed_dim=16, depth=2, num_heads=2, all_frames=4)
 PAPER_FRAMES = 16

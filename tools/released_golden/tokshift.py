@@ -31,8 +31,14 @@ import torch
 
 from models import create_model
 from models.released import describe_released, load_released, required_model
-from tools.released_golden.common import (GOLDEN_DIR, difference, randomise_around, run_maker, write_expected,
-                                          write_record)
+from tools.released_golden.common import (
+    GOLDEN_DIR,
+    difference,
+    randomise_around,
+    run_maker,
+    write_expected,
+    write_record,
+)
 
 SMALL = dict(hidden_size=24, num_heads=2, num_layers=2, mlp_dim=96, patch=4, img_size=16, frames=4, classes=7)
 PAPER = dict(backbone="ViT-B_16", img_size=224, frames=8, classes=400)

@@ -18,8 +18,7 @@ from experiments.harness.spec import implemented_tables
 from reports.smoke_records import markdown, read_records, write_records
 
 from .lanes import RESUME_PREFIX, smoke_lanes
-from .runs import (RECORD_FILES, SmokeOptions, echo_err, options_line, positive, smoke_config,
-                   smoke_configs, stamp)
+from .runs import RECORD_FILES, SmokeOptions, echo_err, options_line, positive, smoke_config, smoke_configs, stamp
 from .step import DeviceLost, smoke_run
 
 HELP = ("every run of the tables at paper scale, a few optimizer steps and one multi-view test batch each, on "

@@ -17,9 +17,20 @@ from ..spec import SCALES, RunConfig, table_spec
 from .partition import check_partition
 from .resources import DEFAULT_ARRAY_PARALLELISM, DEFAULT_TIME_MIN, JobOptions, Resources, parse_slurm_option
 from .status import RunStatus, run_statuses, status_json, status_line, summary
-from .submission import (MissingFile, PlannedJob, SubmissionPlan, SubmitError, check_scheduler, job_arrays,
-                         missing_files, plan_submission, refuse_missing_files, sbatch_options, submission_folder,
-                         submit_plan)
+from .submission import (
+    MissingFile,
+    PlannedJob,
+    SubmissionPlan,
+    SubmitError,
+    check_scheduler,
+    job_arrays,
+    missing_files,
+    plan_submission,
+    refuse_missing_files,
+    sbatch_options,
+    submission_folder,
+    submit_plan,
+)
 
 # the options that only mean something with --submit (argparse dest: flag)
 JOB_FLAGS = {"partition": "--partition", "nodes": "--nodes", "gpus_per_node": "--gpus-per-node",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -9,8 +9,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from data.synthetic.images import (CLASSES, HUES, SHAPES, ensure_synth_images, load_synth_images, render_image,
-                                   training_epoch, write_synth_images)
+from data.synthetic.images import (
+    CLASSES,
+    HUES,
+    SHAPES,
+    ensure_synth_images,
+    load_synth_images,
+    render_image,
+    training_epoch,
+    write_synth_images,
+)
 from data.synthetic.render import render_object
 
 

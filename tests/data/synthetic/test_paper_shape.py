@@ -7,17 +7,25 @@ import dataclasses
 import json
 
 import av
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import class_counts, read_annotations
 from data.davis import find_sequence, list_sequences, read_sequence
 from data.lra import read_lra
+from data.synthetic.paper_shape import (
+    _GRAIN,
+    LRA_DATASETS,
+    PAPER_SHAPES,
+    describe,
+    ensure_paper_shape,
+    footage,
+    writable,
+    write_paper_shape,
+)
 from data.video_io import FrameFolderVideo
-from data.synthetic.paper_shape import (_GRAIN, LRA_DATASETS, PAPER_SHAPES, describe, ensure_paper_shape, footage,
-                                        write_paper_shape, writable)
 
 SHRINK = 8
 FORMATS = {"kinetics400": ("kinetics_list", 400), "kinetics600": ("kinetics_list", 600), "ssv2": ("ssv2", 174),

@@ -21,12 +21,12 @@ import colorsys
 import json
 import math
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import read_annotations
 from data.synthetic import appearance, generate_synthetic, motion, pose, verbnoun
 from data.synthetic.render import render_object, to_uint8

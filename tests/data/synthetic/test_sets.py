@@ -12,7 +12,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import read_annotations
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic, generate_synthetic, synthetic_dir
 from data.video_io import FrameFolderVideo, Video

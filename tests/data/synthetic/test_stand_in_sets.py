@@ -36,11 +36,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import read_annotations
 from data.datamodule import VideoDataModule
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic_sets, generate_synthetic, motion_pairs, objects

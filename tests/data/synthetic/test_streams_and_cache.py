@@ -12,11 +12,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import data  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 from PIL import Image
 
+import data  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import read_annotations
 from data.synthetic import generate_synthetic, synthetic_dir
 from data.synthetic.seeding import LABELS, SEGMENT_COUNTS, split_rng, video_rng

@@ -12,10 +12,15 @@ import pytest
 from experiments import table_spec
 from experiments.cast.columns import learnable_params, positional_params
 from experiments.cast.experts import PAPER_CHECKPOINTS
-from experiments.cast.presets import (ABLATION_LAYER_DECAY, ABLATION_UPDATE_FREQUENCY, PAPER_PER_DATASET,
-                                      PAPER_RESIZED_CROP, TABLE4_LAYER_DECAY)
-from experiments.harness.provenance import batch_and_lr
+from experiments.cast.presets import (
+    ABLATION_LAYER_DECAY,
+    ABLATION_UPDATE_FREQUENCY,
+    PAPER_PER_DATASET,
+    PAPER_RESIZED_CROP,
+    TABLE4_LAYER_DECAY,
+)
 from experiments.harness.plan import resolve_runs
+from experiments.harness.provenance import batch_and_lr
 from experiments.harness.records import comparable_config
 from experiments.harness.tasks import datamodule_for_run
 

@@ -12,11 +12,17 @@ import torch
 from safetensors.torch import save_file
 
 from experiments.cast.experts import tiny_source
-from experiments.cast.shipped import (CONVERGED_RELATIVE, SHIPPED, pretrain_and_ship, resolve_shipped_source,
-                                      shipped_path, shipped_source)
-from experiments.tiny_pretraining.images import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
+from experiments.cast.shipped import (
+    CONVERGED_RELATIVE,
+    SHIPPED,
+    pretrain_and_ship,
+    resolve_shipped_source,
+    shipped_path,
+    shipped_source,
+)
 from experiments.harness.spec import _plain
 from experiments.harness.tasks import check_source_early
+from experiments.tiny_pretraining.images import CAST_SPATIAL, CAST_SPATIAL_IN21K, file_digest, tiny_image_source
 from lightning_modules.expert_pretraining import MaskedVideoPretraining
 from models.cast import build_expert
 from models.cast.checkpoints import load_expert

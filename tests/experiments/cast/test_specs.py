@@ -12,8 +12,14 @@ from experiments.cast.experts import tiny_source
 from experiments.cast.presets import CAST_TINY, PAPER_VERBS, TINY_EPOCHS, TINY_NOTE, TINY_VERBS
 from experiments.harness.plan import check_buildable, resolve_runs
 from experiments.presets import TINY_STAND_INS
-from lightning_modules.expert_pretraining import (FramePretraining, MaskedVideoPretraining, masked_mse,
-                                                  normalized_pixels, patchify, tube_mask)
+from lightning_modules.expert_pretraining import (
+    FramePretraining,
+    MaskedVideoPretraining,
+    masked_mse,
+    normalized_pixels,
+    patchify,
+    tube_mask,
+)
 from models.cast import build_expert, cast_tiny
 from models.cast.checkpoints import load_expert
 from models.cast.complexity import released_s2t_table_excess

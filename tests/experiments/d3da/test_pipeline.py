@@ -13,11 +13,11 @@ import random
 import types
 from pathlib import Path
 
-import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import numpy as np
 import pytest
 import torch
 
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from data.annotations import Sample
 from data.datasets import VideoClipDataset
 from data.pose import NTU_NUM_JOINTS, ntu_main_body_joints, read_ntu_skeleton
@@ -28,7 +28,11 @@ from experiments.harness.tasks import get_task
 from lightning_modules import RGBPoseClassifier
 from tests.data.test_formats import frame_ids, index_frames
 from tests.data.test_pose_alignment_reference import (
-    KINECT_V2_JOINTS, pairs_by_name, ramp_video, reference_energy, skeleton_text,
+    KINECT_V2_JOINTS,
+    pairs_by_name,
+    ramp_video,
+    reference_energy,
+    skeleton_text,
 )
 
 BODY_INFO = [0.0] * 8 + [2.0]  # clippedEdges ... trackingState (tracked)

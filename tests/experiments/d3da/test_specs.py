@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 import pytest
 import torch
 
+import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from experiments.d3da import tables as d3da
 from experiments.harness.plan import check_buildable, resolve_runs
 from experiments.harness.spec import table_spec

@@ -23,15 +23,20 @@ from data.annotations import EPIC_COLUMNS
 from data.video_io import write_video
 from experiments.__main__ import main as experiments_main
 from experiments.harness.cli import build_parser, parse_jobs, parse_setting
-from reports.console import show_json
-from experiments.harness.provenance import (check_multi_node_launch, config_hash, data_left_out, git_commit,
-                                    launched_as_global_zero, with_paper_batch)
 from experiments.harness.plan import resolve_runs
+from experiments.harness.provenance import (
+    check_multi_node_launch,
+    config_hash,
+    data_left_out,
+    git_commit,
+    launched_as_global_zero,
+    with_paper_batch,
+)
 from experiments.harness.records import run_state
-
-from tests.experiments.micro_run import ROW, TABLE
+from reports.console import show_json
 from tests.data.test_cli import random_frames
 from tests.experiments.harness.test_run_guards import write_last_checkpoint
+from tests.experiments.micro_run import ROW, TABLE
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 LAUNCHER_VARIABLES = ("MASTER_ADDR", "NODE_RANK", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID",

@@ -10,8 +10,15 @@ import time
 
 import pytest
 
-from experiments.harness.interruption import (Interrupted, at_batch_boundaries, raise_if_interrupted,
-                                             requeue_slurm_job, stop_children, stop_on_signals, time_limit_signal)
+from experiments.harness.interruption import (
+    Interrupted,
+    at_batch_boundaries,
+    raise_if_interrupted,
+    requeue_slurm_job,
+    stop_children,
+    stop_on_signals,
+    time_limit_signal,
+)
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -24,11 +24,10 @@ import pytest
 
 from experiments import __main__ as cli
 from experiments.harness import jobs, runner
-from experiments.synthetic_learnability import __main__ as learnability
 from experiments.harness.plan import resolve_runs
-
-from tests.experiments.micro_run import REPO, ROW, TABLE
+from experiments.synthetic_learnability import __main__ as learnability
 from tests.experiments.harness.test_run_guards import write_done
+from tests.experiments.micro_run import REPO, ROW, TABLE
 
 
 def _tiny_runs(count: int, **trainer) -> list:

@@ -5,12 +5,17 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 import torch
 
-from experiments.harness.provenance import (batch_and_lr, config_hash, cpu_name, git_commit, launched_as_global_zero,
-                                            provenance)
 from experiments.harness.plan import resolve_runs
+from experiments.harness.provenance import (
+    batch_and_lr,
+    config_hash,
+    cpu_name,
+    git_commit,
+    launched_as_global_zero,
+    provenance,
+)
 from experiments.harness.tasks import evaluation_device
 from reports.build import device_label
 

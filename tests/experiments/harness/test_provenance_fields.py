@@ -25,9 +25,17 @@ import pytest
 import torch
 
 import experiments.harness.provenance as prov
-from experiments.harness.provenance import (batch_and_lr, data_counts, data_left_out, decoder, git_commit, git_state,
-                                    library_versions, provenance, set_threads)
-
+from experiments.harness.provenance import (
+    batch_and_lr,
+    data_counts,
+    data_left_out,
+    decoder,
+    git_commit,
+    git_state,
+    library_versions,
+    provenance,
+    set_threads,
+)
 from tests.experiments.harness.test_provenance import paper_config
 
 

@@ -9,10 +9,10 @@ import json
 import pytest
 import yaml
 
-from experiments.harness import released_weights as catalogue_module
 from experiments.__main__ import main
-from experiments.paper_tables import paper_table
+from experiments.harness import released_weights as catalogue_module
 from experiments.harness.released_weights import CatalogueError, catalogue, find_checkpoint, paper_catalogue
+from experiments.paper_tables import paper_table
 
 # Every file of the authors' READMEs: Motionformer's 16 (K400 5, K600 3, SSv2 5, EPIC 3), X-ViT's 2, TokShift's 7 (the
 # ViT and TokShift 224 x 8 K400 files MSCA's tables start from, and its other sizes), CAST's 3.

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from experiments.harness.run_lock import lock_path
-
 from tests.experiments.micro_run import RUN, cli_command, cli_env, run_cli
 
 ARGS = ("--epochs", "3", "--set", "trainer.checkpoint_every_n_steps=1")  # 4 batches an epoch, a checkpoint each

@@ -10,16 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from experiments.__main__ import main as experiments_main
 from experiments.harness import jobs, provenance, records, runner
 from experiments.harness.cli import parse_setting
-from experiments.__main__ import main as experiments_main
 from experiments.harness.execute import NoTrainingDataError
 from experiments.harness.plan import planned_action, resolve_runs
 from experiments.harness.records import RUN_STATE, RunConflictError, run_state
 from experiments.harness.runner import execute
 from reports.__main__ import main as reports_main
 from reports.records import read_record
-
 from tests.experiments.micro_run import ROW, TABLE
 
 # The micro run of tests/experiments/micro_run.py (32 generated training videos, 16 test videos), one thread, no

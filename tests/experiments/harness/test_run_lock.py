@@ -12,7 +12,6 @@ import pytest
 from experiments.harness.jobs import run_side_by_side
 from experiments.harness.plan import resolve_runs
 from experiments.harness.run_lock import RunBusyError, hold_run, lock_path
-
 from tests.experiments.micro_run import ROW, TABLE
 
 HOLD = """

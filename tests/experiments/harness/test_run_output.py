@@ -5,8 +5,8 @@ import warnings
 
 import lightning as L
 
-from experiments.harness.progress import TableProgress, duration
 from experiments.harness.execute import quiet_libraries
+from experiments.harness.progress import TableProgress, duration
 
 
 def test_lightning_chatter_and_the_leafspec_warning_are_dropped_and_nothing_else(capfd):

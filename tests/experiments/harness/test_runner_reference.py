@@ -11,11 +11,25 @@ import pytest
 
 from experiments.harness import spec as spec_module
 from experiments.harness.plan import missing_data, planned_action, resolve_runs
-from experiments.harness.records import (RUN_STATE, RunConflictError, check_run_dir, experiment_key,
-                                         find_equivalent_run, run_state)
+from experiments.harness.records import (
+    RUN_STATE,
+    RunConflictError,
+    check_run_dir,
+    experiment_key,
+    find_equivalent_run,
+    run_state,
+)
 from experiments.harness.runner import execute
-from experiments.harness.spec import (DataConfig, MetricColumn, ModelConfig, OptimConfig, RowSpec, ScalePreset,
-                                      TableSpec, TrainerConfig)
+from experiments.harness.spec import (
+    DataConfig,
+    MetricColumn,
+    ModelConfig,
+    OptimConfig,
+    RowSpec,
+    ScalePreset,
+    TableSpec,
+    TrainerConfig,
+)
 
 TOY = "toy_runner_spec"
 

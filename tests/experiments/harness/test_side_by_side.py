@@ -11,7 +11,6 @@ import pytest
 from experiments.harness.jobs import auto_jobs, check_jobs
 from experiments.harness.plan import resolve_runs
 from experiments.harness.records import experiment_key
-
 from tests.experiments.micro_run import MICRO_ARGS, ROW, TABLE, cli_env
 
 

@@ -23,16 +23,23 @@ from __future__ import annotations
 
 import types
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from torch import nn
 
 import experiments.harness.static as static
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import models.memory as memory
 from experiments.harness.spec import Computed, StaticColumn, table_spec
 from experiments.harness.static import (
-    MEASURED, NEEDS_GPU, compute_static, gflops_views, keep_measured, memory_inputs, paper_model_inputs, peak_memory,
+    MEASURED,
+    NEEDS_GPU,
+    compute_static,
+    gflops_views,
+    keep_measured,
+    memory_inputs,
+    paper_model_inputs,
+    peak_memory,
     stale_note,
 )
 from models.memory import activation_bytes, model_activation_bytes, peak_bytes, saved_tensor_bytes

@@ -9,12 +9,12 @@ of the official forward pass (``video_model_builder.VisionTransformer.forward_fe
 
 import math
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 import torch.nn.functional as F
 import yaml
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from experiments.harness.plan import resolve_runs
 from experiments.harness.records import pretrained_weights
 from experiments.harness.spec import table_spec

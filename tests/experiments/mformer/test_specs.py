@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from experiments.mformer.tables import tiny_budget
 from experiments.harness.plan import dataset_shown, missing_data, resolve_runs
 from experiments.harness.records import comparable_config, find_equivalent_run, pretrained_weights
 from experiments.harness.runner import execute
 from experiments.harness.spec import table_spec
 from experiments.harness.static import gflops_views, paper_config, paper_gflops, paper_params
+from experiments.mformer.tables import tiny_budget
 from reports.build import build_report
 
 

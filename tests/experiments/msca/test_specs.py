@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from experiments.tiny_pretraining.images import tiny_image_source
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import table_spec
 from experiments.harness.static import compute_static
 from experiments.harness.tasks import build_model
+from experiments.tiny_pretraining.images import tiny_image_source
 from reports.build import build_report
 
 MICRO = {"optim": {"epochs": 1, "warmup_epochs": 0},

@@ -7,10 +7,15 @@ import pytest
 import torch
 
 from experiments.cast.shipped import SHIPPED
-from experiments.presets import TINY_STAND_INS
-from experiments.tiny_pretraining.experts import (EXPERT_FILE, ExpertPretraining, own_random_state, pretrain_expert,
-                                                  pretraining_run)
 from experiments.harness.tasks import get_task, video_datamodule
+from experiments.presets import TINY_STAND_INS
+from experiments.tiny_pretraining.experts import (
+    EXPERT_FILE,
+    ExpertPretraining,
+    own_random_state,
+    pretrain_expert,
+    pretraining_run,
+)
 from lightning_modules.expert_pretraining import FramePretraining, MaskedVideoPretraining
 from models.cast import build_expert
 

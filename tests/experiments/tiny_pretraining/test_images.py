@@ -11,10 +11,19 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from experiments.tiny_pretraining.images import (ARCHITECTURES, CAST_EXPERT_STRUCTURES, TINY_PRETRAINED, file_digest,
-                                           image_backbone, image_part, pretrain_image_backbone,
-                                           resolve_tiny_image_source, tiny_image_source, weights_path)
 from experiments.harness.tasks import check_source_early
+from experiments.tiny_pretraining.images import (
+    ARCHITECTURES,
+    CAST_EXPERT_STRUCTURES,
+    TINY_PRETRAINED,
+    file_digest,
+    image_backbone,
+    image_part,
+    pretrain_image_backbone,
+    resolve_tiny_image_source,
+    tiny_image_source,
+    weights_path,
+)
 from models import create_model, load_pretrained
 from models.pretrained import inflate_patch_embed
 

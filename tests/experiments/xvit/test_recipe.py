@@ -11,13 +11,13 @@ import pytest
 import torch
 from timm.optim import create_optimizer_v2
 
-from experiments.xvit import tables as xvit
-from experiments.presets import TINY_FRAME_WISE
-from experiments.harness.provenance import batch_and_lr
 from experiments.harness.plan import resolve_runs
+from experiments.harness.provenance import batch_and_lr
 from experiments.harness.spec import table_spec
 from experiments.harness.static import paper_config
 from experiments.harness.tasks import build_model, get_task
+from experiments.presets import TINY_FRAME_WISE
+from experiments.xvit import tables as xvit
 
 # (optimizer, momentum, lr, warm-up epochs, schedule, epochs, weight decay, label smoothing, mixup alpha)
 OFFICIAL_SSV2 = ("sgd", 0.9, 0.03, 5, "cosine", 35, 1e-4, 0.0, 0.0)

@@ -6,11 +6,10 @@ Algorithms 1-2 and the FAVOR+ formula, and their limits; their activation memory
 import inspect
 import math
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
-from tests.models.dispatch_probe import LargestTensor
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model
 from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention, get_attention
 from models.attention.approximate import (
@@ -26,6 +25,7 @@ from models.attention.approximate import (
     segment_means,
     select_prototypes,
 )
+from tests.models.dispatch_probe import LargestTensor
 
 F64 = torch.float64
 
@@ -519,8 +519,8 @@ def test_nystrom_pinv_side_is_the_same_function():
 def test_table5_gflops_name_what_the_paper_counted():
     """Table 5's GFLOPs cells: our count, plus each operation of the code the paper ran, counted. With the
     Nystromformer code's product order and its convolution on V, Nystromformer-128 is within 2% of the paper."""
-    from experiments.mformer.lra import nystromformer_conv_gflops
     from experiments.harness.spec import table_spec
+    from experiments.mformer.lra import nystromformer_conv_gflops
 
     assert nystromformer_conv_gflops() == pytest.approx(2 * 2 * 35 * 2048 * 32 / 1e9)  # layers x heads x taps x N x d
     spec = table_spec("mformer_table5")

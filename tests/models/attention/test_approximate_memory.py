@@ -6,12 +6,10 @@ import gc
 import json
 import weakref
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
-from tools.trajectory_memory import main as benchmark_main
-from tools.trajectory_memory import run as benchmark_run
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.memory import (
     activation_bytes,
     cuda_training_peak_gib,
@@ -19,6 +17,9 @@ from models.memory import (
     model_activation_bytes,
     saved_tensor_bytes,
 )
+from tools.trajectory_memory import main as benchmark_main
+from tools.trajectory_memory import run as benchmark_run
+
 
 def test_activation_bytes_meta_matches_cpu():
     """With explicit attention (no device-specific SDPA kernel) the meta device saves exactly what the CPU does."""

@@ -18,10 +18,10 @@ keys and values as zero vectors, which still take part in their normalisations. 
 
 import math
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.attention import ApproximateTrajectoryAttention
 from models.attention import approximate as approximate_module
 from models.attention import approximate_trajectory as trajectory_module

@@ -14,10 +14,10 @@ literal-reference tests leave open, each checked against a literal value or a pl
   (its documented "used in every mode") and otherwise the draw seeded by ``eval_seed``.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.attention import ApproximateTrajectoryAttention
 from models.attention import approximate_trajectory as trajectory_module
 from models.attention.approximate import (
@@ -27,7 +27,7 @@ from models.attention.approximate import (
     select_prototypes,
 )
 from tests.models.attention.test_approximate import ref_greedy  # (literal greedy most-orthogonal rule)
-from tests.models.attention.test_approximate_reference import match_rows, Recorder, ref_pinv
+from tests.models.attention.test_approximate_reference import Recorder, match_rows, ref_pinv
 
 F64 = torch.float64
 DIM, HEADS = 16, 2

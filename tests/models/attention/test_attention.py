@@ -1,14 +1,14 @@
 """Every registered attention against its literal reference (tests/models/attention/reference.py), values and gradients,
 on both the fused (SDPA) and the explicit path; and the fused trajectory path's memory claim."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.models.dispatch_probe import LargestTensor
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.attention import ATTENTION_LAYERS, get_attention
 from tests.models.attention.reference import REFERENCES, random_attention
+from tests.models.dispatch_probe import LargestTensor
 
 DIM, HEADS = 16, 2
 TRAJECTORY_OPTIONS = [{"temporal_pool": p, "normalize": n} for p in ("attention", "average")

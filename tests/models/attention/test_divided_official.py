@@ -2,10 +2,10 @@
 reference (tests/models/attention/reference.py), values and gradients in float64, on both attention paths; its
 parameters, which the official checkpoint names ``norm3``, ``timeattn`` and ``attn``."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import Block, create_model, get_attention
 from models.attention.divided import OfficialDividedTemporalStage
 from tests.models.attention.reference import divided_official_block_reference

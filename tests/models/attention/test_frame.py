@@ -1,12 +1,12 @@
 """The frame-wise ViT and the shift-family models built from it: an image ViT per frame, equal FLOPs and
 parameters across the family, the zero-shift limits, and a forward/backward of every variant."""
 
-import models  # noqa: F401  (repairs torchvision before timm is imported)
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
+import models  # noqa: F401  (repairs torchvision before timm is imported)
 from models import count_flops, create_model, load_pretrained
 from models.attention import FrameAttention, MultiHeadSelfCrossAttention
 from models.attention.frame import SHIFTED

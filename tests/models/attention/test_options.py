@@ -15,10 +15,10 @@ Also: a misspelt ``normalize`` or ``temporal_pool`` is refused when the module i
 recomputed in backward (``checkpoint``) only when there are more heads than frames, as the module doc says.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import models.attention.trajectory as trajectory_module
 from models.attention import DividedSpaceTimeAttention, JointSpaceTimeAttention, TrajectoryAttention
 from tests.models.attention.reference import (

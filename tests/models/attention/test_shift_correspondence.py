@@ -12,11 +12,11 @@ part of a token's channels: TSM-ViT, X-ViT at SHIFT_DIV 8) changes. The first gr
 on the tiny motion control (with Q and QKV); docs/tiny_scale_puzzles.md, puzzle 1, has the runs.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from einops import rearrange
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model
 
 MSCA = {"attn_layer": "msca", "attn_kwargs": {"shift_along": "heads", "num_backward": 1, "num_forward": 1}}

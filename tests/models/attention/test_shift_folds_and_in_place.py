@@ -10,10 +10,10 @@
   models built from the specs hold them, against literal channel ranges.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model
 from models.attention import TemporalShift, get_attention, shift_frames
 from models.attention.temporal_shift import Shift, channels_per_direction

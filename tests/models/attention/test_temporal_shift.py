@@ -2,14 +2,14 @@
 MSCA (Eq. 17-23) in all 14 variants and with values from the opposite neighbour, X-ViT mixing, TokenShift / TSM
 shifts (Eq. 4-9); values and gradients, clip boundaries included; plus the options' validation."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import Block, create_model
 from models.attention import FRAME_ATTENTION_LAYERS, TemporalShift, get_attention, shift_frames
-from models.attention.temporal_shift import Shift
 from models.attention.frame import SHIFTED
+from models.attention.temporal_shift import Shift
 from tests.models.attention.reference import FRAME_REFERENCES, random_attention, temporal_shift_reference
 
 DIM, HEADS = 16, 4

@@ -2,13 +2,13 @@
 gradient, float64), both equal the loop references, the official-values option matches its own reference, and
 the fast path never projects every trajectory token."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.attention import TrajectoryAttention
 from tests.models.attention.reference import trajectory_official_values_reference, trajectory_reference
 
@@ -247,7 +247,7 @@ def test_bad_options_are_named():
 
 def test_benchmark_measures_one_variant():
     """The benchmark's in-process measurement (the CLI runs it once per variant in a fresh subprocess)."""
-    from tools.trajectory_attention import records_table, measure
+    from tools.trajectory_attention import measure, records_table
 
     records = [measure("tiny", variant, batch=1, device="cpu", repeats=1, block=False)
                for variant in ("literal", "rearranged")]

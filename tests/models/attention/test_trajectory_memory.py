@@ -13,21 +13,27 @@
 import json
 from pathlib import Path
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
-from tests.models.dispatch_probe import LargestTensor
 
-from tests.models.attention.reference import trajectory_official_values_reference, trajectory_reference
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model
 from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention
 from models.attention import trajectory as trajectory_module
 from models.attention.approximate import orthogonal_random_features
 from models.memory import peak_bytes, saved_tensor_bytes
-from tools.memory_breakdown import (CONFIGURATIONS, MIB, extrapolate, paper_setting, step_breakdown,
-                                     trajectory_unit_bytes)
+from tests.models.attention.reference import trajectory_official_values_reference, trajectory_reference
 from tests.models.attention.test_approximate import MODULE_OPTIONS as APPROXIMATE_OPTIONS
-from tests.models.attention.test_approximate_reference import ref_trajectory_attention, recorded_prototypes  # noqa: F401  (a fixture)
+from tests.models.attention.test_approximate_reference import recorded_prototypes, ref_trajectory_attention  # noqa: F401  (a fixture)
+from tests.models.dispatch_probe import LargestTensor
+from tools.memory_breakdown import (
+    CONFIGURATIONS,
+    MIB,
+    extrapolate,
+    paper_setting,
+    step_breakdown,
+    trajectory_unit_bytes,
+)
 
 F64 = torch.float64
 TOL = 1e-10

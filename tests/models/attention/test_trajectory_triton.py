@@ -11,13 +11,12 @@ and the reductions in float64 for float64 inputs, so the float64 checks below ho
   "triton" refuses what it does not implement, by name; the fused path keeps what the lean path keeps.
 """
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 from torch import nn
 
-from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention
-from models.attention import trajectory_triton
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
+from models.attention import ApproximateTrajectoryAttention, TrajectoryAttention, trajectory_triton
 from models.attention.trajectory_triton import fused_pool_trajectories
 from models.memory import saved_tensor_bytes
 from tests.models.attention.reference import trajectory_official_values_reference, trajectory_reference

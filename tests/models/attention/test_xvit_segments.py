@@ -2,10 +2,10 @@
 official Kinetics configurations shift inside two segments of 8 of their 16 frames. Against the literal reference
 (tests/models/attention/reference.py), values and gradients in float64, on both attention paths."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model, get_attention
 from tests.models.attention.reference import random_attention, xvit_reference
 

@@ -11,8 +11,16 @@ import torch
 from models import create_model, list_models
 from models.cast import CAST, WINDOWS, WindowedCrossAttention, count_learnable, set_trainable
 from models.cast.complexity import (
-    PAPER_CAST_B_PARAMS_M, PAPER_GFLOPS_PER_VIEW, PAPER_TFLOPS_2X3, TABLE1C, gflops_per_view, learnable_millions,
-    measure_training, released_s2t_table_excess, stage_shapes, tflops_views,
+    PAPER_CAST_B_PARAMS_M,
+    PAPER_GFLOPS_PER_VIEW,
+    PAPER_TFLOPS_2X3,
+    TABLE1C,
+    gflops_per_view,
+    learnable_millions,
+    measure_training,
+    released_s2t_table_excess,
+    stage_shapes,
+    tflops_views,
 )
 from models.memory import activation_bytes
 

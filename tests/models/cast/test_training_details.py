@@ -24,9 +24,8 @@ from timm.optim import param_groups_weight_decay
 from models import create_model, load_pretrained
 from models.cast import ExpertBlock, WindowedCrossAttention, count_learnable, videomae_to_expert
 from models.cast.complexity import learnable_millions
-from tests.models.cast.test_model import randomize_matching
-from tests.models.cast.test_model import tiny_cast
-from tests.models.cast.test_pretrained import DIM, PATCH, tiny_cast_model, clip_checkpoint
+from tests.models.cast.test_model import randomize_matching, tiny_cast
+from tests.models.cast.test_pretrained import DIM, PATCH, clip_checkpoint, tiny_cast_model
 from tests.models.cast.test_wiring import randomize_parameters
 
 DEPTH = 4  # cast_tiny

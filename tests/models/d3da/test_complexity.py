@@ -1,11 +1,15 @@
 """Counted FLOPs of Tables A1/A2: full attention grows quadratically in the windowed axis, stride attention
 linearly (fitted exponents on the real modules), and the counts match the closed forms."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.d3da.complexity import (
-    fit_exponent, joint_attention_flops, joint_attention_time, model_gflops, temporal_attention_flops,
+    fit_exponent,
+    joint_attention_flops,
+    joint_attention_time,
+    model_gflops,
+    temporal_attention_flops,
     tokens_per_frame,
 )
 from models.d3da.stride_attention import full_window_starts

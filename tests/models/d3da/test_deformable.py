@@ -2,10 +2,10 @@
 A3's sampling loop, zero offsets returning the tokens at the reference points, gradients reaching the offset
 network, and the attention against an explicit computation."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.d3da.deformable import DeformableAttention3D, TokenSearch3D
 
 DIM, HEADS = 8, 2

@@ -2,10 +2,10 @@
 gradient on every parameter, pose layouts, test clips of another length, fused vs explicit attention, the
 memorised M'_CLS, and options rejected by name."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model, list_models
 from models.d3da import CrossModalDeformableTransformer
 

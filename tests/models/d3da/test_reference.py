@@ -11,10 +11,10 @@ points (A3's g(a, b) = max(0, 1 - |a - b|) has kinks there; the references asser
 import itertools
 import math
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.d3da.deformable import DeformableAttention3D, TokenSearch3D
 from models.d3da.model import CrossModalBlock
 

@@ -2,13 +2,17 @@
 literal loop transcription of the printed algorithms (and of the corrected cover), hand-checked window lists, and
 full attention in the limit of one window; float64 values and gradients, relative error < 1e-10."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models.attention import JointSpaceTimeAttention
 from models.d3da.stride_attention import (
-    JointStrideAttention, TemporalStrideAttention, full_window_starts, printed_window_starts, query_coverage,
+    JointStrideAttention,
+    TemporalStrideAttention,
+    full_window_starts,
+    printed_window_starts,
+    query_coverage,
     window_pairs,
 )
 

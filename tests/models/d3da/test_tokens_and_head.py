@@ -4,14 +4,14 @@ tokens person-major with their joint and person tables, the positional and tempo
 group, the head's pooling of the normalised modal tokens, the CLS merge of one-branch ablations, the stochastic depth
 schedule, no-weight-decay names, dropout off in eval, and the complexity helpers' token counts for several people."""
 
-import models  # noqa: F401  (repairs torchvision before anything imports timm)
 import pytest
 import torch
 
+import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from models import create_model
 from models.d3da.complexity import joint_attention_flops, tokens_per_frame
 from models.d3da.tokens import ConvStem, PoseEmbed
-from tests.models.d3da.test_reference import BLOCK_LN_EPS, randomise_parameters, gelu, layer_norm
+from tests.models.d3da.test_reference import BLOCK_LN_EPS, gelu, layer_norm, randomise_parameters
 
 DIM = 8
 

@@ -12,13 +12,11 @@ import pytest
 import torch
 
 from models import create_model
-from models.released import (DESCRIPTION_KEYS, LAYOUTS, describe_released, load_released, read_released,
-                             required_model)
+from models.released import DESCRIPTION_KEYS, LAYOUTS, describe_released, load_released, read_released, required_model
 from models.released.tokshift import TOKSHIFT_OPTIONS
 from models.released.tokshift import model_mismatches as tokshift_mismatches
 
-from .golden import (CASES, TOLERANCE, checkpoint_file, expected, golden_model, known_facts, model_input,
-                     relative_error)
+from .golden import CASES, TOLERANCE, checkpoint_file, expected, golden_model, known_facts, model_input, relative_error
 
 # What the files themselves tell (their stored cfg, args and weights), as the official configs and builders set them.
 DESCRIBED = {

@@ -16,8 +16,15 @@ import torch
 import yaml
 
 from models import create_model, load_pretrained
-from models.released import (LAYOUTS, ReleasedWeightsError, check_fits, describe_released, load_released,
-                             read_released, required_model)
+from models.released import (
+    LAYOUTS,
+    ReleasedWeightsError,
+    check_fits,
+    describe_released,
+    load_released,
+    read_released,
+    required_model,
+)
 from models.released.tokshift import TOKSHIFT_OPTIONS
 from models.weights import CheckpointError
 from tests.faults.test_weights_never_run_code import Reduces

@@ -9,7 +9,6 @@ from tools.__main__ import main
 from tools.smoke import runs, step, sweep
 from tools.smoke.runs import SmokeOptions, reductions, smoke_config, smoke_configs
 
-
 # what a record file of `smoke` holds besides the run's table, row, column and result (``reports.benchmark_schemas``)
 FILED = {"dataset": "kinetics400", "clip": "8x224x224", "reduced": [], "batch": 4, "paper_batch": 4, "shrink": 1,
          "device_name": "CPU", "torch": "2.x", "commit": "abc", "measured_at": "2026-01-01",

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
+from reports.smoke_records import markdown, read_records
 from tools.__main__ import main
 from tools.smoke.runs import SmokeOptions, smoke_configs
 from tools.smoke.step import smoke_run
-from reports.smoke_records import markdown, read_records
 
 pytestmark = pytest.mark.slow  # seven paper-depth models, a few steps each: ~40 s on one core
 

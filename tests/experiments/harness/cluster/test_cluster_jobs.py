@@ -27,7 +27,6 @@ from experiments.harness.cluster.status import run_statuses, status_line
 from experiments.harness.cluster.submission import config_key, plan_submission
 from experiments.harness.plan import resolve_runs
 from experiments.harness.run_lock import RunBusyError
-
 from tests.experiments.micro_run import MICRO_ARGS, ROW, TABLE
 
 ON_SLURM = MICRO_ARGS[:MICRO_ARGS.index("--jobs")] + MICRO_ARGS[MICRO_ARGS.index("--jobs") + 2:]

@@ -27,9 +27,15 @@ import pytest
 import torch
 
 from experiments.__main__ import main
+from tests.experiments.harness.cluster.slurm_cluster import (
+    NODE_CPUS,
+    PACKAGES,
+    SHORT_MAX_MIN,
+    SHORT_PARTITION,
+    missing_commands,
+    one_node_slurm,
+)
 from tests.experiments.micro_run import MICRO_ARGS, TABLE, cli_command, cli_env
-from tests.experiments.harness.cluster.slurm_cluster import (NODE_CPUS, PACKAGES, SHORT_MAX_MIN, SHORT_PARTITION,
-                                                              missing_commands, one_node_slurm)
 
 pytestmark = pytest.mark.slow  # micro runs as SLURM jobs, each started twice or more, beside uninterrupted ones
 

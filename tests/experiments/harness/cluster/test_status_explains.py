@@ -11,7 +11,7 @@ fake that answers as they would, or, to test it, sees small ``squeue`` scripts o
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,6 @@ from experiments.harness.cluster.scheduler import JobNow, NoAnswer, run_query, s
 from experiments.harness.cluster.status import last_error_line, run_statuses, status_line, summary
 from experiments.harness.cluster.submission import plan_submission
 from experiments.harness.plan import resolve_runs
-
 from tests.experiments.micro_run import ROW, TABLE
 
 JOB_ID = "5_1"

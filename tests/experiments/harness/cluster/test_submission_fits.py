@@ -24,7 +24,6 @@ from experiments.harness.cluster.partition import gres_gpus, parse_time_s, read_
 from experiments.harness.cluster.resources import COPY_MEM_GB, JobOptions
 from experiments.harness.cluster.submission import missing_files, plan_submission, sbatch_options
 from experiments.harness.plan import resolve_runs
-
 from tests.experiments.micro_run import MICRO_ARGS, TABLE
 
 ON_SLURM = MICRO_ARGS[:MICRO_ARGS.index("--jobs")] + MICRO_ARGS[MICRO_ARGS.index("--jobs") + 2:]
