@@ -82,7 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = partial(args.reports.report_runs, args.table, str(Path(args.runs_dir).absolute()),
                          None if args.reports_dir is None else str(Path(args.reports_dir).absolute()),
                          [args.scale])
-        return submit_table(args, overrides, report)
+        try:
+            return submit_table(args, overrides, report)
+        except Interrupted as stop:  # --submit local: each job saved its run at its batch boundary and ended
+            return _interrupted(args, stop)
     if args.dry_run:
         return dry_run(args, overrides)
     if args.verbose or args.json:
@@ -94,14 +97,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                 seeds=args.seeds, data_root=args.data_root, overrides=overrides, settings=args.set or (),
                 force=args.force, progress_bar=not args.no_progress_bar, jobs=args.jobs)
     except Interrupted as stop:  # every worker has ended by now (experiments.harness.jobs)
-        command = shlex.join(["python", "-m", "experiments", *args.argv])
-        print(f"{stop}: finished runs keep their records and a cut run its last checkpoint; `{command}` resumes",
-              file=sys.stderr)
-        requeued = requeue_slurm_job(stop.signum)  # a time-limit signal inside a SLURM batch job
-        if requeued:
-            print(requeued, file=sys.stderr)
-        return stop.exit_code
+        return _interrupted(args, stop)
     return 0
+
+
+def _interrupted(args: argparse.Namespace, stop: Interrupted) -> int:
+    """The one line a stopped ``run`` ends with (and, inside a SLURM batch job after a time-limit signal, the
+    requeue's), and its exit status: 128 + the signal's number."""
+    command = shlex.join(["python", "-m", "experiments", *args.argv])
+    print(f"{stop}: finished runs keep their records and a cut run its last checkpoint; `{command}` resumes",
+          file=sys.stderr)
+    requeued = requeue_slurm_job(stop.signum)  # a time-limit signal inside a SLURM batch job
+    if requeued:
+        print(requeued, file=sys.stderr)
+    return stop.exit_code
 
 
 def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> int:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..plan import check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
+from ..plan import MAX_SEEDS, check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
 from ..records import check_run_dir
 from ..spec import SCALES, RunConfig, table_spec
 from .partition import check_partition
@@ -50,9 +51,17 @@ def _gigabytes(value: str) -> float:
         gigabytes = float(value)
     except ValueError:
         gigabytes = 0.0
-    if not gigabytes > 0:
-        raise argparse.ArgumentTypeError(f"expected gigabytes above 0, got {value!r}")
+    if not (math.isfinite(gigabytes) and gigabytes > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of gigabytes above 0, got {value!r}")
     return gigabytes
+
+
+def _slurm_word(value: str) -> str:
+    """A partition, account, QOS or constraint: written into the job's sbatch script, so one printable word (a
+    newline would end the ``#SBATCH`` block and put the rest on the script's shell lines)."""
+    if not value or any(not char.isprintable() or char.isspace() for char in value):
+        raise argparse.ArgumentTypeError(f"expected one word of printable characters, got {value!r}")
+    return value
 
 
 def _slurm_option(value: str) -> tuple[str, str | bool]:
@@ -69,7 +78,7 @@ def add_submit_options(run: argparse.ArgumentParser) -> None:
                        help="submit each run not done, queued or running as a job (submitit): slurm (a job array "
                             "per allocation; a job requeues itself after a preemption or before its time limit and "
                             "resumes exactly) or local (the same jobs on this machine, --jobs at a time, waited for)")
-    group.add_argument("--partition", help="SLURM partition")
+    group.add_argument("--partition", type=_slurm_word, help="SLURM partition")
     group.add_argument("--nodes", type=_count, help="nodes per run (default: the run's trainer.num_nodes, the "
                                                      "paper's); sets --num-nodes")
     group.add_argument("--gpus-per-node", type=_count, metavar="G",
@@ -80,9 +89,9 @@ def add_submit_options(run: argparse.ArgumentParser) -> None:
     group.add_argument("--time", type=_count, metavar="MIN", default=DEFAULT_TIME_MIN,
                        help=f"time limit per job in minutes (default {DEFAULT_TIME_MIN}); a job requeues itself "
                             f"before it")
-    group.add_argument("--account", help="SLURM account")
-    group.add_argument("--qos", help="SLURM quality of service")
-    group.add_argument("--constraint", help="SLURM node features, e.g. a GPU model")
+    group.add_argument("--account", type=_slurm_word, help="SLURM account")
+    group.add_argument("--qos", type=_slurm_word, help="SLURM quality of service")
+    group.add_argument("--constraint", type=_slurm_word, help="SLURM node features, e.g. a GPU model")
     group.add_argument("--array-parallelism", type=_count, metavar="N",
                        help=f"at most N jobs of a job array run at once (sbatch's --array=0-K%%N; default "
                             f"{DEFAULT_ARRAY_PARALLELISM}, submitit's: in effect the cluster's own limits)")
@@ -367,8 +376,9 @@ def _has_runs(runs_root: str, table: str, scale: str) -> bool:
 
 
 def _seeds_on_disk(runs_root: str, table: str, scale: str) -> int:
-    """One more than the largest seed with a run folder at ``scale`` (0: none)."""
+    """One more than the largest seed with a run folder at ``scale`` (0: none); a seed folder no `run` makes (past
+    ``MAX_SEEDS``) is left out."""
     seeds = [int(p.parent.name[4:]) for p in Path(runs_root, table).glob(f"*/seed*/{scale}-*")
-             if p.parent.name[4:].isdigit()]
+             if p.parent.name[4:].isdigit() and int(p.parent.name[4:]) < MAX_SEEDS]
     return max(seeds) + 1 if seeds else 0
 

@@ -137,4 +137,6 @@ def parse_slurm_option(text: str) -> tuple[str, str | bool]:
     if not key or not all(part.isalnum() for part in key.split("_")):
         raise ValueError(f"--slurm-option {text!r}: expected an sbatch option as KEY=VALUE or KEY, e.g. "
                          f"mail-type=END or exclusive")
+    if any(not char.isprintable() for char in value):  # a newline would end the script's #SBATCH block
+        raise ValueError(f"--slurm-option {text!r}: its value must be printable characters on one line")
     return key, value if sep else True

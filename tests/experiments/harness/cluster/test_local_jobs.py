@@ -86,3 +86,26 @@ def test_a_local_job_requeues_itself_on_its_time_limit_signal_and_resumes_exactl
     uninterrupted = torch.load(reference_runs / RUN / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["global_step"] == uninterrupted["global_step"] == STEPS
     assert all(torch.equal(v, uninterrupted["state_dict"][k]) for k, v in final["state_dict"].items())
+
+
+def test_sigterm_to_a_local_submission_stops_its_jobs_in_one_line_with_143(tmp_path):
+    """The command in the foreground, as `run` is: SIGTERM stops every job (each saves at its batch boundary), and
+    the command ends with the one line `run` ends with and status 143, not a traceback."""
+    runs = tmp_path / "runs"
+    args = ("--epochs", "20", "--set", "trainer.checkpoint_every_n_steps=1", "--num-workers", "2")
+    with open(tmp_path / "command.out", "w") as log:
+        child = subprocess.Popen(cli_command(runs, *args, "--submit", "local"), env=cli_env(), stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait(child, lambda: _job(runs).get("state") == "running" and _step(runs) >= 1, "a training job")
+        os.kill(child.pid, signal.SIGTERM)
+        assert child.wait(120) == 143, (tmp_path / "command.out").read_text()[-3000:]
+        assert_nothing_left(child.pid)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        kill_session(child.pid)
+    out = (tmp_path / "command.out").read_text()
+    assert "Traceback" not in out and out.count("interrupted by SIGTERM: ") == 1, out[-3000:]
+    assert _job(runs)["state"] == "stopped" and 1 <= _step(runs) < 80
