@@ -146,6 +146,27 @@ def regular_file(path: str | os.PathLike) -> os.stat_result:
     return info
 
 
+MAX_FILE_BYTES = 64 << 20  # a record, catalogue or YAML file of this repository is kilobytes; this bounds a mistake
+
+
+def read_regular_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``: the one reader of the files a user may edit or replace
+    (records, job files, the YAML files under experiments/, catalogues). A FIFO, device, socket or folder is refused
+    before it is read (reading a FIFO waits for a writer forever), a larger file before it is read whole; each a
+    ``ValueError`` of one line naming the file (``FileNotFoundError`` for a missing one, as ``open`` raises)."""
+    try:
+        handle = open_regular(path, "rb")
+    except NotRegularFileError as err:
+        raise ValueError(f"{shown(path)}: not a regular file (a {err.kind})") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1)
+    if max(size, len(data)) > max_bytes:
+        raise ValueError(f"{shown(path)}: {max(size, len(data)):,} bytes, more than the {max_bytes:,} a file of its "
+                         f"kind may hold")
+    return data
+
+
 def open_regular(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> IO:
     """``open(path, mode, **kwargs)`` for reading a regular file only: anything else is refused before it is
     opened (``regular_file``). The file is opened without blocking and checked again, so that a FIFO put in its

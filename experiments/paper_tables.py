@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
+from data.root_files import read_regular_bytes
+
 INVENTORY = Path(__file__).with_name("paper_tables.yaml")
 PAPER_FILE = "paper.yaml"  # in each paper's folder, experiments/<code>/
 
@@ -278,12 +280,13 @@ def _read_paper_file(code: str) -> dict[str, Any]:
     shape = ("short_name: <str>, area: <str>, gpu: {name: <str or null>, memory_gib: <number or null>, "
              "source: <str>}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_regular_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{path}: missing; paper {code!r} has tables in {INVENTORY.name}, and its folder says what "
                          f"the inventory does not: {shape}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ValueError(f"{path}: not a readable YAML file ({type(err).__name__}: {err})") from None
+    # a FIFO or another special file, or one too large, is a ValueError of read_regular_bytes naming it
     gpu = data.get("gpu") if isinstance(data, dict) else None
     wrong = [] if isinstance(data, dict) and isinstance(gpu, dict) else ["the file is not a mapping with a gpu mapping"]
     if not wrong:

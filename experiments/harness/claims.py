@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from data.root_files import read_regular_bytes
 from data.schemas import describe
 
 from ..paper_tables import paper_tables, papers
@@ -146,9 +147,11 @@ def paper_claims(paper: str) -> list[Claim]:
     if not path.exists():
         return []
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_regular_bytes(path).decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ClaimsFileError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
+    except ValueError as err:  # a FIFO or another special file, or one too large: refused before it is read
+        raise ClaimsFileError(str(err)) from None
     except RecursionError:  # nested past Python's recursion limit: deeper still than the bound below
         data, deep = None, True
     else:

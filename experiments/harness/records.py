@@ -17,13 +17,14 @@ import json
 import os
 import platform
 import shutil
-import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from data.root_files import read_regular_bytes
 
 from .record_schemas import MAX_DEPTH, check_record_sections, too_deep, top_level_model, wrong_top_level_keys
 from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
@@ -76,11 +77,11 @@ def read_json(path: str | Path, fix: str) -> Any:
     if "\0" in str(path):  # the system calls would fail naming no file
         raise DamagedRecordError(f"{str(path)!r}: cannot be read (its name holds a NUL byte); {fix}")
     try:
-        raw = read_regular(path)
+        raw = read_regular_bytes(path)
     except OSError as err:
         raise DamagedRecordError(f"{path}: cannot be read ({err.strerror or err}); {fix}") from None
-    except NotRegularFile as err:
-        raise DamagedRecordError(f"{path}: not a regular file ({err}); {fix}") from None
+    except ValueError as err:  # not a regular file, or too large to be a record
+        raise DamagedRecordError(f"{err}; {fix}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -99,26 +100,6 @@ def read_json(path: str | Path, fix: str) -> Any:
     if deep:
         raise DamagedRecordError(f"{path}: not a record (nested more than {MAX_DEPTH} deep); {fix}")
     return value
-
-
-class NotRegularFile(ValueError):
-    """A path to read that is a FIFO, a device, a socket or a folder (the message says which)."""
-
-
-def read_regular(path: Path) -> bytes:
-    """The bytes of a regular file; anything else raises ``NotRegularFile`` without waiting: the file is opened
-    without blocking and checked before it is read (opening a FIFO to read it would wait for a writer forever).
-    ``data.root_files.open_regular`` does the same for data roots; this one imports no ``data`` (and so no torch):
-    ``experiments show`` reads records."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                     (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-            raise NotRegularFile(next((kind for test, kind in kinds if test(mode)), "a special file"))
-        os.set_blocking(fd, True)
-        return handle.read()
 
 
 def check_record_shape(record: Any, path: str | Path, required: Sequence[str] = RECORD_KEYS,

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from data.root_files import read_regular_bytes
+
 from ..paper_tables import paper_table, paper_tables
 from .spec import registered_specs, table_spec
 
@@ -196,9 +198,11 @@ def paper_catalogue(paper: str) -> tuple[ReleasedCheckpoint, ...]:
     if not path.exists():
         return ()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_regular_bytes(path).decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise CatalogueError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
+    except ValueError as err:  # a FIFO or another special file, or one too large: refused before it is read
+        raise CatalogueError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
         raise CatalogueError(f"{path}: expected a mapping with a list under `checkpoints`")
     protocols = data.get("protocols") or {}
