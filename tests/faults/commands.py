@@ -4,6 +4,8 @@ that session, even once the command has ended and they have been handed to anoth
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +50,26 @@ def wait_until(child: subprocess.Popen, condition: Callable[[], bool], what: str
         assert child.poll() is None, f"the command ended (status {child.returncode}) before {what}"
         assert time.monotonic() < deadline, f"no {what} after {timeout:.0f}s"
         time.sleep(0.01)
+
+
+def pause_when(child: subprocess.Popen, condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    """Like ``wait_until``, but ``condition`` is read while the command is paused (SIGSTOP), and the command is left
+    paused once it holds: a fast run cannot pass the state waited for between two reads, and a signal the caller
+    sends then lands in that state. ``resume`` goes on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert child.poll() is None, f"the command ended (status {child.returncode}) before {what}"
+        os.kill(child.pid, signal.SIGSTOP)
+        os.waitpid(child.pid, os.WUNTRACED)  # stopped now, not merely told to stop
+        if condition():
+            return
+        resume(child)
+        assert time.monotonic() < deadline, f"no {what} after {timeout:.0f}s"
+        time.sleep(0.01)
+
+
+def resume(child: subprocess.Popen) -> None:
+    os.kill(child.pid, signal.SIGCONT)
 
 
 def finish(child: subprocess.Popen, timeout: float = 120) -> int:

@@ -21,6 +21,8 @@ from tests.faults.commands import (
     checkpoint_state,
     finish,
     output,
+    pause_when,
+    resume,
     started,
     wait_until,
 )
@@ -57,9 +59,10 @@ def test_sigterm_mid_epoch_exits_143_and_the_same_command_resumes_exactly(tmp_pa
         return bool(state) and state[0] > BATCHES_PER_EPOCH and 0 < state[1]["batches_drawn"] < BATCHES_PER_EPOCH - 1
 
     with started(runs, *EXACT_ARGS) as child:
-        wait_until(child, mid_second_epoch, "a checkpoint inside the second epoch")
+        pause_when(child, mid_second_epoch, "a checkpoint inside the second epoch")
         assert json.loads(lock_path(runs / RUN).read_text())["pid"] == child.pid  # the command holds its run
         os.kill(child.pid, signal.SIGTERM)
+        resume(child)
         assert finish(child) == 143, output(runs)[-3000:]
         assert_nothing_left(child.pid)
     _interrupted_line(runs, 143, *EXACT_ARGS)
@@ -137,8 +140,9 @@ def test_a_signal_to_every_process_of_a_run_with_loader_workers_saves_it(tmp_pat
         return bool(state) and 1 <= state[0] == state[1]["batches_drawn"] < BATCHES_PER_EPOCH
 
     with started(runs, *extra) as child:
-        wait_until(child, in_first_epoch, "a checkpoint inside the first epoch")
+        pause_when(child, in_first_epoch, "a checkpoint inside the first epoch")
         os.killpg(child.pid, signum)
+        resume(child)
         assert finish(child) == status, output(runs)[-3000:]
         assert_nothing_left(child.pid)
     assert "DataLoader worker" not in output(runs) and "Traceback" not in output(runs), output(runs)[-3000:]
