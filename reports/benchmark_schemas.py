@@ -130,6 +130,33 @@ class StepFile(Stamp):
     records: list[StepRecord]
 
 
+class PaperStepSide(_Part):
+    """One side of a ``tools.paper_step`` pair: its median step and peak memory."""
+
+    step_ms: Amount
+    peak_gib: Amount | None = None
+
+
+class PaperStepRecord(_Part):
+    """One pair of ``tools.paper_step``: the authors' side (None where they released no code or none was given),
+    ours, the ratios, and the logit checks; or the error that stopped it."""
+
+    pair: str
+    paper: str | None = None
+    precision: str | None = None
+    batch: Count | None = None
+    authors: PaperStepSide | None = None
+    ours: PaperStepSide | None = None
+    time_ratio: Amount | None = None
+    memory_ratio: Amount | None = None
+    logits: dict[str, Amount] | None = None
+    error: str | None = None
+
+
+class PaperStepFile(Stamp):
+    records: list[PaperStepRecord]
+
+
 class ConversionRecord(_Part):
     """One layout and variant of the paper-width conversion: the largest relative difference of the logits of the
     authors' model and ours."""

@@ -41,6 +41,7 @@ TINY_RESULTS = GENERATED_DIR / "tiny_results.md"
 LEARNABILITY = GENERATED_DIR / "learnability.md"
 SHIFT_BENCHMARKS = GENERATED_DIR / "shift_benchmarks.md"
 TRAJECTORY_STEP = GENERATED_DIR / "trajectory_step.md"
+PAPER_STEPS = GENERATED_DIR / "paper_steps.md"
 SMOKE_PAGE = GENERATED_DIR / "smoke.md"
 GPU_COVERAGE = GENERATED_DIR / "gpu_coverage.md"
 LOADER_RATES = GENERATED_DIR / "loader_rates.md"
@@ -182,10 +183,12 @@ def shift_benchmarks_block() -> str:
 
 # tools.trajectory_step's record files the Motionformer note shows, each a section of ``TRAJECTORY_STEP``: its
 # heading there
-STEP_RECORDS = {"trajectory-step-passes": "trajectory_step_cuda_passes.json",
+STEP_RECORDS = {"trajectory-step-fused": "trajectory_step_cuda_fused.json",
+                "trajectory-step-passes": "trajectory_step_cuda_passes.json",
                 "trajectory-step-compiled": "trajectory_step_cuda_compiled.json",
                 "trajectory-step": "trajectory_step_cuda_stages.json"}
-STEP_HEADINGS = {"trajectory-step-passes": "Eager: one pass or one frame a pass",
+STEP_HEADINGS = {"trajectory-step-fused": "The fused stage two, the GPU default",
+                 "trajectory-step-passes": "Eager: one pass or one frame a pass",
                  "trajectory-step-compiled": "Every block compiled",
                  "trajectory-step": "Where the step's time goes"}
 STEP_VARIANTS = {"joint": "joint", "exact_stage_one": "stage one alone (Avg_T)", "exact_one_pass": "exact, one pass",
@@ -223,9 +226,12 @@ def trajectory_step_block(name: str = "trajectory-step", records_dir: str | Path
 
 
 def trajectory_step_text(records_dir: str | Path = BENCHMARKS) -> str:
-    """Every record file of ``STEP_RECORDS``, each under its heading."""
-    return "\n\n".join(f"## {STEP_HEADINGS[name]}\n\n{trajectory_step_block(name, records_dir)}"
-                         for name in STEP_RECORDS)
+    """Every record file of ``STEP_RECORDS``, each under its heading, then the fused step's kernel time by kind."""
+    from .gpu_steps import profile_block
+
+    sections = [f"## {STEP_HEADINGS[name]}\n\n{trajectory_step_block(name, records_dir)}" for name in STEP_RECORDS]
+    sections.append(f"## Where the fused step's kernel time goes\n\n{profile_block(records_dir)}")
+    return "\n\n".join(sections)
 
 
 def smoke_block(records_dir: str | Path = BENCHMARKS) -> str:
@@ -406,6 +412,7 @@ def generated_pages() -> dict[Path, Page]:
     from experiments.paper_tables import papers
 
     from .benchmarks import SHIFT_FILES
+    from .gpu_steps import PAPER_STEP_RECORDS, PROFILE_RECORD, paper_step_text
     from .released import CONVERSION_RECORD
 
     tracked = "the tracked records under `reports/results/`"
@@ -423,8 +430,11 @@ def generated_pages() -> dict[Path, Page]:
                                lambda: listed(sorted(BENCHMARKS.glob(SHIFT_FILES))), shift_benchmarks_block,
                                SHIFT_FAMILY),
         TRAJECTORY_STEP: Page("A Motionformer training step on a GPU (`tools.trajectory_step`)",
-                              lambda: listed([BENCHMARKS / name for name in STEP_RECORDS.values()]),
+                              lambda: listed([BENCHMARKS / name for name in [*STEP_RECORDS.values(), PROFILE_RECORD]]),
                               trajectory_step_text, MFORMER_MEMORY),
+        PAPER_STEPS: Page("Each paper's training step on a GPU, ours against the authors' code (`tools.paper_step`)",
+                          lambda: listed([BENCHMARKS / name for name in PAPER_STEP_RECORDS]), paper_step_text,
+                          REPO / "README.md"),
         SMOKE_PAGE: Page("The paper-scale smoke's records", lambda: listed(sorted(BENCHMARKS.glob("smoke_*.json"))),
                          smoke_text, SMOKE_DOC),
         GPU_COVERAGE: Page("The paper-scale smoke's GPU coverage", lambda: listed([BENCHMARKS / GPU_RECORD]),

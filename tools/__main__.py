@@ -35,6 +35,8 @@ COMMANDS = {
                                                "(--record FILE: the README's records)"),
     "cast-complexity": Tool("tools.cast_complexity", "CAST's learnable parameters and GFLOPs at paper scale, and its "
                                                      "training cost with frozen experts against all trainable"),
+    "paper-step": Tool("tools.paper_step", "each paper's training step and peak memory, ours against the authors' "
+                                           "code (a checkout of theirs given), side by side"),
     "d3da-step": Tool("tools.d3da_step", "training-step time and memory of the RGB+pose model"),
     "decoding": Tool("tools.decoding", "clips/s of our video decoding against pytorchvideo's on the same files"),
     "signal-stress": Tool("tools.signal_stress", "seconds `experiments run` takes to end after a SIGINT, over "

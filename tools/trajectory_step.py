@@ -81,7 +81,7 @@ def build(variant: str, batch: int, device: str, compiled: bool,
 
 
 def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, steps: int,
-            profile: bool = False, shape: str = "paper") -> dict[str, Any]:
+            profile: bool = False, shape: str = "paper", profile_top: int = PROFILE_TOP) -> dict[str, Any]:
     """One variant in this process: median step seconds and (on a GPU) the peak memory of a step; with ``profile``,
     the top kernels of two more steps (``profile_steps``)."""
     torch.manual_seed(0)
@@ -116,11 +116,12 @@ def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, 
               "warmup_s": warmup_s,
               "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
     if profile:
-        record["profile"] = profile_steps(step, sync, cuda)
+        record["profile"] = profile_steps(step, sync, cuda, top=profile_top)
     return record
 
 
-def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool, repeats: int = 2) -> dict[str, Any]:
+def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool, repeats: int = 2,
+                  top: int = PROFILE_TOP) -> dict[str, Any]:
     """The ``PROFILE_TOP`` kernels (GPU) or operators (CPU) by self time, in ms per step, with calls per step and
     the share of the step's summed self time; and the kernel count per step."""
     from torch.profiler import ProfilerActivity, profile
@@ -140,11 +141,11 @@ def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool
         return event.self_device_time_total if cuda else event.self_cpu_time_total
 
     total = sum(self_us(e) for e in events)
-    top = sorted(events, key=self_us, reverse=True)[:PROFILE_TOP]
+    ranked = sorted(events, key=self_us, reverse=True)[:top]
     return {"what": "CUDA kernels, self device time" if cuda else "CPU operators, self CPU time",
             "per_step_ms": total / repeats / 1e3, "kernels_per_step": sum(e.count for e in events) / repeats,
             "top": [{"name": e.key[:120], "ms_per_step": self_us(e) / repeats / 1e3,
-                     "calls_per_step": e.count / repeats, "share": self_us(e) / total} for e in top]}
+                     "calls_per_step": e.count / repeats, "share": self_us(e) / total} for e in ranked]}
 
 
 def check_exact(device: str, variant: str = "exact", compiled: bool = True, bf16: bool = False) -> dict[str, Any]:
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check-exact", action="store_true", help="first: trajectory attention (compiled, and the "
                                                                   "Triton stage two) against the literal Eq. 4-6")
     parser.add_argument("--profile", action="store_true", help="also record each variant's top kernels per step")
+    parser.add_argument("--profile-top", type=int, default=PROFILE_TOP, help="kernels kept per profiled variant")
     parser.add_argument("--shape", choices=list(SHAPES), default="paper",
                         help="tiny: a 2-block model on 4x16x16 clips, to check the command end to end")
     parser.add_argument("--record", metavar="FILE", help="write the records and the device as JSON")
@@ -272,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     for variant, compiled in [*((v, False) for v in args.variants), *((v, True) for v in args.compile)]:
         config = {"variant": variant, "batch": args.batch, "device": args.device, "compiled": compiled,
-                  "warmup": args.warmup, "steps": args.steps, "profile": args.profile, "shape": args.shape}
+                  "warmup": args.warmup, "steps": args.steps, "profile": args.profile, "shape": args.shape,
+                  "profile_top": args.profile_top}
         records.append(run_worker(config, args.timeout))
         print(json.dumps(records[-1]), flush=True)
         if args.record:  # after every variant: a stopped run keeps what it measured
