@@ -22,9 +22,9 @@ our float32 logits from theirs (eval mode, one clip, TF32 off), and of our bf16 
 float32 ones. Each pair runs in a fresh process (two of the authors' forks are both called ``slowfast``); its record
 is written as soon as it is measured, so a run stopped by a time limit keeps what it has.
 
-``--cpu-check`` runs the whole command on the CPU at batch 1, one warm-up and one timed step: that it runs end to end
-(pairs whose authors' checkout is not given run ours alone, said in the record), not a measurement. The GPU run:
-``tools/gpu/paper_steps.sh``.
+``--cpu-check`` runs the whole command on the CPU at batch 1, one warm-up and one timed step, every pair in bf16: that
+it runs end to end (pairs whose authors' checkout is not given run ours alone, said in the record), not a
+measurement. The GPU run, after trajectory attention's step: ``tools/gpu/measure.sh``.
 """
 
 from __future__ import annotations
@@ -339,9 +339,11 @@ def order_like_ours(outputs: list[Tensor]) -> Tensor:
 
 
 def measure_pair(name: str, official_code: str | None, options: dict[str, Any], batch: int, device: str,
-                 warmup: int, steps: int, profile: bool) -> dict[str, Any]:
-    """Both sides of one pair in this process: theirs first, then ours, each alone on the device."""
+                 warmup: int, steps: int, profile: bool, cpu_check: bool = False) -> dict[str, Any]:
+    """Both sides of one pair in this process: theirs first, then ours, each alone on the device. ``cpu_check``:
+    every pair in bf16 (a CPU multiplies float16 in software: CAST's step would take many minutes)."""
     pair = PAIRS[name]
+    precision = "bf16" if cpu_check else pair.precision
     dev = torch.device(device)
     code = None
     if pair.official and official_code and (Path(official_code) / pair.official).is_dir():
@@ -351,7 +353,7 @@ def measure_pair(name: str, official_code: str | None, options: dict[str, Any], 
     inputs = (pair.inputs or (lambda b, t, s, d: torch.randn(b, 3, t, s, s, device=d)))(batch, pair.frames,
                                                                                          pair.crop, dev)
     record: dict[str, Any] = {"pair": name, "paper": pair.paper, "batch": batch, "frames": pair.frames,
-                              "crop": pair.crop, "device": device, "precision": f"{pair.precision} autocast"}
+                              "crop": pair.crop, "device": device, "precision": f"{precision} autocast"}
     record["logits"] = logit_checks(authors, ours, inputs, dev)  # before any step: the weights still the same
     if authors is None:
         record["authors"] = None
@@ -361,9 +363,9 @@ def measure_pair(name: str, official_code: str | None, options: dict[str, Any], 
         commit = official_commit(code)
         record["authors"] = {**authors.description, "official_commit": commit,
                              **step_time(authors, inputs, batch, dev, warmup, steps, profile,
-                                                       pair.precision)}
+                                                       precision)}
     record["ours"] = {**ours.description, **step_time(ours, inputs, batch, dev, warmup, steps, profile,
-                                                                   pair.precision)}
+                                                                   precision)}
     if authors is not None:
         record["time_ratio"] = record["ours"]["step_ms"] / record["authors"]["step_ms"]
         if record["ours"]["peak_gib"] is not None:
@@ -439,7 +441,8 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     for name in args.pairs:
         config = {"name": name, "official_code": args.official_code, "options": options, "batch": args.batch,
-                  "device": args.device, "warmup": args.warmup, "steps": args.steps, "profile": args.profile}
+                  "device": args.device, "warmup": args.warmup, "steps": args.steps, "profile": args.profile,
+                  "cpu_check": args.cpu_check}
         records.append(run_worker(config, args.timeout))
         print(json.dumps(records[-1]), flush=True)
         if args.record:  # after every pair: a stopped run keeps what it measured

@@ -98,3 +98,18 @@ def test_the_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     for record in paper["records"]:
         assert "error" not in record and record["ours"]["step_ms"] > 0, record
         assert record["authors"] is None and record["authors_note"]
+
+
+def test_a_float16_step_goes_through_the_loss_scaler():
+    """CAST's pair runs in float16 with a loss scaler: the step trains (the weights move, nothing is left
+    unscaled), as the bf16 one does."""
+    from tools.paper_step import Side, step_time
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 4 * 4, 5))
+    before = net[1].weight.detach().clone()
+    side = Side(net, lambda n, clip: n(clip), {})
+    record = step_time(side, torch.randn(2, 3, 2, 4, 4), 2, torch.device("cpu"), warmup=1, steps=1, profile=False,
+                       precision="fp16")
+    assert record["step_ms"] > 0 and record["peak_gib"] is None
+    assert not torch.equal(before, net[1].weight.detach()) and torch.isfinite(net[1].weight).all()

@@ -33,14 +33,14 @@ if [ "$check" = 1 ]; then
     records=${records:-/tmp}
     trajectory_record=$records/trajectory_step_cpu_check.json paper_record=$records/paper_step_cpu_check.json
     trajectory=(--device cpu --shape tiny --batch 1 --warmup 1 --steps 1 --timeout 600)
-    paper=(--cpu-check --timeout 900)
+    paper=(--cpu-check --timeout 900)  # no profile: the trajectory part checks the profiler; a CPU is slow
     limits=(1800 3600)
 else
     unset TRITON_INTERPRET  # compiled kernels, not the interpreter the CPU tests use
     records=${records:-reports/benchmarks}
     trajectory_record=$records/trajectory_step_cuda_fused.json paper_record=$records/paper_step_cuda.json
     trajectory=(--device cuda --batch 8 --timeout 60)
-    paper=(--device cuda --batch 8 --timeout 90)
+    paper=(--device cuda --batch 8 --timeout 90 --profile)
     limits=(200 270)
     python -c "import torch, triton; assert torch.cuda.is_available(), 'no CUDA device'; \
 print(torch.cuda.get_device_name(), '| torch', torch.__version__, '| triton', triton.__version__)" || exit 1
@@ -50,7 +50,6 @@ status=0
 timeout "${limits[0]}" python -m tools trajectory-step "${trajectory[@]}" --variants joint exact_fused exact_one_pass \
     --check-exact --profile --record "$trajectory_record" || status=$?
 copy_out "$trajectory_record"
-timeout "${limits[1]}" python -m tools paper-step "${paper[@]}" "${official[@]}" --profile \
-    --record "$paper_record" || status=$?
+timeout "${limits[1]}" python -m tools paper-step "${paper[@]}" "${official[@]}" --record "$paper_record" || status=$?
 copy_out "$paper_record"
 exit $status
