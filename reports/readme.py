@@ -5,10 +5,12 @@ sets' learnability (``learnability.md``, from ``data/README.md``), MSCA's own ex
 from ``docs/shift_family.md``), the smoke's records (``smoke.md``), its GPU coverage and the loader rates
 (``gpu_coverage.md``, ``loader_rates.md``, from ``docs/paper_scale_smoke.md``), the trajectory step's records
 (``trajectory_step.md``, from ``docs/mformer_memory.md``) and each paper's released checkpoints
-(``released_<paper>.md``, from its page; its catalogue: ``reports.released``). They are made from the tracked
-records the committed reports read, the benchmark records under ``reports/benchmarks/`` and the catalogues, so the
-text and the records cannot disagree; no code edits a hand-written page (``python -m reports readme`` writes them;
-``tests/reports/test_tracked_results.py`` checks)."""
+(``released_<paper>.md``, from its page; its catalogue: ``reports.released``), the reruns on other CPU kernels
+(``reproducibility.md``, from ``README.md``), and beside them the results as data: ``index.json``, every cell of every
+table with its status (``reports.results_index``). They are made from the tracked records the committed reports read,
+the benchmark records under ``reports/benchmarks/`` and the catalogues, so the text and the records cannot disagree;
+no code edits a hand-written page (``python -m reports readme`` writes them; ``tests/reports/test_tracked_results.py``
+checks)."""
 
 from __future__ import annotations
 
@@ -414,6 +416,7 @@ def generated_pages() -> dict[Path, Page]:
     from .benchmarks import SHIFT_FILES
     from .gpu_steps import PAPER_STEP_RECORDS, PROFILE_RECORD, paper_step_text
     from .released import CONVERSION_RECORD
+    from .results_index import REPRODUCIBILITY, REPRODUCIBILITY_PAGE, reproducibility_text
 
     tracked = "the tracked records under `reports/results/`"
     pages = {
@@ -441,7 +444,10 @@ def generated_pages() -> dict[Path, Page]:
                            gpu_coverage_block, SMOKE_DOC),
         LOADER_RATES: Page("Loader processes a GPU needs", lambda: "the loader rates " + listed(
             [BENCHMARKS / "loader_cpu.json", BENCHMARKS / "loader_cpu_repeat.json"]) + ", with the fastest step of the "
-                           "smoke's and the shift family's GPU records", loader_rates_block, SMOKE_DOC)}
+                           "smoke's and the shift family's GPU records", loader_rates_block, SMOKE_DOC),
+        REPRODUCIBILITY_PAGE: Page("Reruns on other CPU kernels against the tracked records",
+                                   lambda: f"the records under `{shown_path(REPRODUCIBILITY).as_posix()}/` and "
+                                           f"{tracked}", reproducibility_text, REPO / "README.md")}
     for paper in catalogue_papers():  # each paper's released checkpoints (reports.released), linked from its page
         pages[released_page(paper)] = Page(
             f"{papers()[paper].short_name}'s released checkpoints (`{paper}`)", lambda paper=paper: listed(
@@ -464,10 +470,13 @@ def page_link(path: Path) -> str:
 
 
 def rewrite_generated_pages(write: bool = True) -> dict[Path, bool]:
-    """Make every generated page (``generated_pages``); returns, per page, whether it changed (a page not yet written
-    counts as changed). Every page is made before any is written, so records that cannot be read leave all of them
-    as they were."""
+    """Make every generated page (``generated_pages``) and the results index (``reports.results_index``); returns,
+    per file, whether it changed (a file not yet written counts as changed). Every file is made before any is
+    written, so records that cannot be read leave all of them as they were."""
+    from .results_index import INDEX, index_text
+
     new = {path: page_text(page) for path, page in generated_pages().items()}
+    new[INDEX] = index_text()
     changed = {path: not path.is_file() or text != path.read_text() for path, text in new.items()}
     if write:
         for path, text in new.items():

@@ -4,9 +4,10 @@ landing page, each floor's, each paper's under ``experiments/<code>/``, the repo
 pass to a ``python -m ...`` command (``python -m tools <command>``: that tool's own parser), or name alone in backticks,
 is one an argparse parser of those commands accepts; every table id and ``--rows`` key the commands name is registered;
 every repository path and test node id named in backticks exists; every relative markdown link points to an existing
-file or folder, and an anchor in it to a heading of that file; the per-paper table counts of the introduction are the
-registry's; and the number of paper recipes the README says ``tests/experiments/test_paper_recipes.py`` trains is the
-number that test's ``recipes()`` builds."""
+file or folder, and an anchor in it to a heading of that file. What the README once stated as figures in sentences
+(the tables per paper, the AVX2 rerun's counts and gaps) lives in generated pages and in the results index
+(``reports/generated/index.json``), which the README links and ``tests/reports/test_results_index.py`` checks against
+the records; here: that the README links them, and that its reproducibility section states no figure."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import re
 import runpy
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,8 @@ import pytest
 from experiments.__main__ import build_parser
 from experiments.harness.claims import heading_anchors
 from experiments.harness.spec import registered_specs, table_spec
-from experiments.paper_tables import paper_tables, papers
+from experiments.paper_tables import papers
 from reports.readme import generated_pages
-from tests.experiments.test_paper_recipes import recipes
 from tools.__main__ import COMMANDS as TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,21 +286,16 @@ def test_the_readmes_include_every_papers_page_and_each_floors():
     assert expected <= set(READMES), sorted(map(str, expected - set(READMES)))
 
 
-def test_the_introductions_table_counts_per_paper_are_the_registrys():
-    intro = (REPO / "README.md").read_text().split("## Quick start", 1)[0]
-    names = [paper.short_name for paper in papers().values()]
-    stated = {paper: int(n) for paper, n in re.findall(rf"({'|'.join(map(re.escape, names))})\D{{0,25}}?"
-                                                        r"\((\d+)(?: entries)?\)", intro)}
-    counted = Counter(table.paper_short for table in paper_tables().values())
-    assert stated, "the introduction names no paper with its table count"  # a paper it leaves out is no error
-    assert stated == {paper: counted[paper] for paper in stated}, (stated, dict(counted))
+def test_the_readme_links_the_results_as_data_and_states_no_figure_of_the_reruns():
+    """The results index and the reruns' page are linked from the README; the reproducibility section says where
+    the figures are, and states none itself (a decimal, a percentage or "N of M" cells): they are the records',
+    read from the index and the page."""
+    from reports.readme import page_link
+    from reports.results_index import INDEX, REPRODUCIBILITY_PAGE
 
-
-def test_the_number_of_paper_recipes_the_readme_states_is_what_the_recipe_test_builds():
-    """README: "... N recipes of the five papers in about ... s" for tests/experiments/test_paper_recipes.py: N is the
-    number of recipes that test's ``recipes()`` builds."""
-    text = " ".join((REPO / "README.md").read_text().split())
-    stated = re.search(r"tests/experiments/test_paper_recipes\.py` trains .*? (\d+) recipes of the five papers", text)
-    assert stated, "the README no longer states how many recipes tests/experiments/test_paper_recipes.py trains"
-    built = recipes()
-    assert int(stated.group(1)) == len(built), (int(stated.group(1)), sorted(built))
+    text = (REPO / "README.md").read_text()
+    assert f"]({INDEX.relative_to(REPO).as_posix()})" in text
+    assert page_link(REPRODUCIBILITY_PAGE) in text
+    section = text.split("\n## Reproducibility\n", 1)[1].split("\n## ", 1)[0]
+    figures = re.findall(r"\d+\.\d+|\d+\s?%|\b\d+ of (?:the )?\d+\b", section)
+    assert not figures, f"README.md's reproducibility section states figures {figures}: link the generated page"

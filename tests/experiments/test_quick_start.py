@@ -13,9 +13,8 @@ import torch
 from experiments.harness.provenance import cpu_kernels
 from experiments.harness.spec import table_spec
 from lightning_modules.tensorboard_percent import in_percent
-from reports.compare import compare_cells, compare_records, comparison_table, summary, tracked_seconds
-from reports.records import table_records
-from tests.reports.test_tracked_results import REPO, make_record, write_local, write_tracked
+from reports.compare import compare_cells, comparison_table, summary, tracked_seconds
+from tests.reports.test_tracked_results import make_record, write_local, write_tracked
 
 TABLE = "mformer_table4"
 
@@ -49,39 +48,6 @@ def test_each_of_the_users_cells_is_marked_against_the_tracked_one(tmp_path):
     assert summary(list(cells.values())) == ("5 cell(s): 1 equal to the tracked records bit for bit, 1 within noise, "
                                              "2 beyond noise, 1 with nothing tracked; the largest gap between "
                                              "means: 20.0 points (Trajectory (Avg_T, Norm_S), K-400 top1)")
-
-
-def test_the_quick_start_rerun_on_the_avx2_kernels_is_within_noise_of_the_tracked_cells():
-    """The quick start's table with `--seeds 3` (30 runs), retrained with the AVX2 kernels forced (records under
-    ``reports/reproducibility/avx2``) beside the tracked ones (AVX-512): the same configurations, other bits; the
-    README says how many cells are within noise and quotes the largest gap."""
-    spec = table_spec(TABLE)
-    avx2 = table_records(spec, None, REPO / "reports/reproducibility/avx2").records
-    tracked = table_records(spec, None, REPO / "reports/results").records
-    assert len(avx2) == 30 and len(tracked) >= 30  # tracked: seeds 3 and 4 of the rows other tables share
-    assert {r["provenance"]["cpu_kernels"]["capability"] for r in avx2} == {"AVX2"}
-    assert {r["provenance"]["cpu_kernels"]["capability"] for r in tracked} == {"AVX512"}
-    configs = {(r["row"], r["column"], r["seed"]): r["config"] for r in tracked if r["scale"] == "tiny"}
-    assert all(_agrees_where_both_say(r["config"], configs[(r["row"], r["column"], r["seed"])]) for r in avx2)
-    cells = compare_records(spec, avx2, tracked, "tiny")
-    within = sum(c.mark == "within" for c in cells)
-    assert len(cells) == 10 and within + sum(c.mark == "beyond" for c in cells) == 10
-    gap = max(abs(c.yours.mean - c.tracked.mean) for c in cells)
-    readme = " ".join((REPO / "README.md").read_text().split())
-    assert f"puts {within} of the 10 cells within noise" in readme
-    assert f"the largest gap between means {gap:.1f} points" in readme
-    # the quick start's default, seed 0 alone, read against the tracked seeds' spread
-    alone = compare_records(spec, [r for r in avx2 if r["seed"] == 0], tracked, "tiny")
-    beyond = [c for c in alone if c.mark == "beyond"]
-    assert f"Its seed 0 alone, what the quick start trains, puts {10 - len(beyond)} of 10 within noise" in readme
-    for cell in beyond:
-        assert f"reads {cell.yours.mean:.1f} against {cell.tracked.mean:.1f} ± {cell.tracked.std:.1f}" in readme
-
-
-def _agrees_where_both_say(newer: dict, older: dict) -> bool:
-    """Every option ``older`` records has the same value in ``newer`` (which may record options added since)."""
-    return all(_agrees_where_both_say(newer.get(key), value) if isinstance(value, dict) else newer.get(key) == value
-               for key, value in older.items())
 
 
 def test_one_seed_within_the_tracked_spread_is_within_noise(tmp_path):

@@ -239,12 +239,13 @@ def test_track_takes_the_repositorys_own_experiments_and_still_refuses_an_unknow
 
 
 def test_every_generated_page_is_what_the_tracked_records_give():
+    """Every page ``python -m reports readme`` writes, and the results index (``reports/generated/index.json``)."""
     changed = rewrite_generated_pages(write=False)
     assert {path.relative_to(REPO).as_posix() for path in changed} == {
         f"reports/generated/{name}.md" for name in (
             "tiny_results", "learnability", "msca_kv_frames", "shift_benchmarks", "smoke", "trajectory_step",
             "paper_steps", "gpu_coverage", "loader_rates", "released_mformer", "released_msca", "released_xvit",
-            "released_cast")}
+            "released_cast", "reproducibility")} | {"reports/generated/index.json"}
     stale = [path.relative_to(REPO).as_posix() for path, differs in changed.items() if differs]
     assert not stale, f"{stale}: a generated page differs from the tracked records: run `python -m reports readme`"
 
@@ -295,22 +296,23 @@ def test_a_build_of_every_report_keys_each_record_once(monkeypatch):
 
 
 def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
-    """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build` must reproduce every
-    committed report and plot exactly. "Committed" is what git holds (its index), not the working tree, where a
-    command may have written since."""
+    """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build`, then `python -m reports
+    readme`, must reproduce every committed report, plot, generated page and the results index exactly. "Committed" is
+    what git holds (its index), not the working tree, where a command may have written since."""
     clone = tmp_path / "clone"
     for name in _tracked_files():
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
     generated = clone / GENERATED_DIR.relative_to(REPO)
-    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in generated.iterdir()
-                 if p.suffix in (".md", ".png")}
+    kinds = (".md", ".png", ".json")
+    committed = {p.name: _committed_bytes(p.relative_to(clone)) for p in generated.iterdir() if p.suffix in kinds}
     env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, "-m", "reports", "build"], cwd=clone, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rebuilt = {p.name: p.read_bytes() for p in generated.iterdir() if p.suffix in (".md", ".png")}
+    for command in ("build", "readme"):
+        done = subprocess.run([sys.executable, "-m", "reports", command], cwd=clone, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    rebuilt = {p.name: p.read_bytes() for p in generated.iterdir() if p.suffix in kinds}
     changed = sorted(name for name in committed.keys() | rebuilt.keys() if committed.get(name) != rebuilt.get(name))
     assert not changed, f"reports that a fresh clone does not rebuild identically: {changed}"
 
