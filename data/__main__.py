@@ -22,11 +22,16 @@ from typing import Any
 from data.annotations import annotation_layout, annotation_source, read_annotations
 from data.atomic_write import atomic_write_text
 from data.cache import build_once
+from data.command_line import SEED, OneLineParser, count, printable
 from data.datamodule import DATASETS, annotation_format_of, dataset_num_classes, naming_missing_files
 from data.datasets import build_report, check_files, check_segments, split_check
-from data.root_files import OUTSIDE_ROOT
+from data.root_files import OUTSIDE_ROOT, shown
 from data.samples import SPLITS
-from data.synthetic import SYNTHETIC_SETS, generate_synthetic
+from data.synthetic import MAX_SAMPLES, SYNTHETIC_SETS, generate_synthetic, synthetic_params
+
+# ``synth --videos N``: a third of N for validation, the rest for training, each split within the generated sets'
+# bound (``data.synthetic.MAX_SAMPLES``)
+MAX_VIDEOS = 3 * MAX_SAMPLES // 2
 
 
 def _entry(sample, status: dict[str, str | None]) -> dict[str, Any]:
@@ -118,9 +123,9 @@ def _write_manifest(manifest: dict, path: Path | None, root: Path, name: str, sp
         atomic_write_text(target, text)
     except OSError as err:
         if path is not None:  # the user's own choice: said as a bad argument (exit 2), not a data problem (exit 1)
-            raise ValueError(f"--manifest {path}: cannot write it ({err.strerror or err})") from err
+            raise ValueError(f"--manifest {shown(path)}: cannot write it ({err.strerror or err})") from err
         target = Path.cwd() / default_name  # a read-only dataset root: keep the manifest here instead
-        print(f"cannot write {root / default_name} ({err.strerror}); writing {target}", file=sys.stderr)
+        print(f"cannot write {shown(root / default_name)} ({err.strerror}); writing {shown(target)}", file=sys.stderr)
         atomic_write_text(target, text)
     return target
 
@@ -129,24 +134,25 @@ def _print_text(summary: dict[str, Any]) -> None:
     pose = (f", pose files {summary['pose_found']}/{summary['pose_expected']} found"
             if "pose_expected" in summary else "")
     layout = f", {summary['layout']} layout" if summary["layout"] else ""
-    print(f"{summary['dataset']} [{summary['split']}] {summary['root']} ({summary['format']}{layout}): "
+    print(f"{summary['dataset']} [{summary['split']}] {shown(summary['root'])} ({summary['format']}{layout}): "
           f"{summary['expected']} videos expected, {summary['found']} found, {summary['missing']} missing, "
           f"{summary['corrupt']} corrupt; {summary['samples']} samples, {summary['unusable_samples']} unusable; "
           f"{summary['bad_annotation_lines']} bad annotation lines{pose}")
+    # every path and reason on its line: a name read from a dataset's file may hold a newline or ESC
     for path in summary["missing_paths"]:
-        print(f"  missing  {path}")
+        print(f"  missing  {shown(path)}")
     for item in summary["corrupt_paths"]:  # a file refused for leaving the root is unusable too, but not corrupt
-        print(f"  {'outside' if item['reason'].startswith(OUTSIDE_ROOT) else 'corrupt'}  {item['path']}: "
-              f"{item['reason']}")
+        print(f"  {'outside' if item['reason'].startswith(OUTSIDE_ROOT) else 'corrupt'}  {shown(item['path'])}: "
+              f"{printable(item['reason'])}")
     for item in summary["bad_lines"]:
-        print(f"  bad line {item['file']}:{item['line']}: {item['reason']}")
+        print(f"  bad line {shown(item['file'])}:{item['line']}: {printable(item['reason'])}")
     for item in summary["bad_segments"]:
-        print(f"  bad segment {item['path']} ({item['reason']})")
+        print(f"  bad segment {shown(item['path'])} ({printable(item['reason'])})")
     for item in summary["empty_splits"]:
-        print(f"  no samples in the {item['split']} split ({item['source']})")
+        print(f"  no samples in the {item['split']} split ({shown(item['source'])})")
     for path in summary.get("shared_videos", []):  # not unusable, but a test on it measures seen data
-        print(f"  in several splits  {path}")
-    print(f"manifest: {summary['manifest']}")
+        print(f"  in several splits  {shown(path)}")
+    print(f"manifest: {shown(summary['manifest'])}")
 
 
 def _run_check(args: argparse.Namespace) -> int:
@@ -168,24 +174,26 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    if args.videos < 2:
-        raise ValueError(f"--videos must be at least 2 (one train, one val), got {args.videos}")
     num_val = max(1, args.videos // 3)
+    try:  # within the generated sets' bounds (samples, and the pixels of the whole set), before anything is written
+        synthetic_params(num_train=args.videos - num_val, num_val=num_val, seed=args.seed)
+    except ValueError as err:
+        raise ValueError(f"--videos {args.videos}: {str(err).removeprefix('synthetic_params: ')}") from None
     out: Path = args.out
     # A new folder, written beside it and renamed into place: writing into an existing one would follow the links
     # it holds, and a set killed half-way would look whole.
     if out.is_symlink() or (out.exists() and not (out.is_dir() and not any(out.iterdir()))):
-        raise ValueError(f"--out {out} exists and is not an empty folder; synth writes a new folder")
+        raise ValueError(f"--out {shown(out)} exists and is not an empty folder; synth writes a new folder")
     if out.exists():
         out.rmdir()
     root = build_once(out, lambda tmp: generate_synthetic(args.name, tmp, num_train=args.videos - num_val,
                                                           num_val=num_val, seed=args.seed))
-    print(f"{args.name}: {args.videos - num_val} train + {num_val} val videos in {root}")
+    print(f"{args.name}: {args.videos - num_val} train + {num_val} val videos in {shown(root)}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m data", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser(
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", type=Path, help="manifest path (default: <root>/manifest-<name>-<split>.json)")
     p.add_argument("--format", help="annotation format (default: the dataset's; e.g. ntu60_xview)")
     p.add_argument("--quick", action="store_true", help="stat files only, decode nothing")
-    p.add_argument("--workers", type=int, default=1, help="decoding threads")
+    p.add_argument("--workers", type=count(1, 256, "a thread count"), default=1, help="decoding threads (1 to 256)")
     p.set_defaults(run=_run_check)
 
     p = commands.add_parser("synth", help="generate a synthetic set",
@@ -209,15 +217,22 @@ def main(argv: list[str] | None = None) -> int:
                                         "format): N samples, a third of them (at least one) for validation.")
     p.add_argument("name", choices=sorted(SYNTHETIC_SETS))
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--videos", type=int, default=600, help="videos in all; a third (at least one) for val")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--videos", type=count(2, MAX_VIDEOS, "a video count"), default=600,
+                   help=f"videos in all, 2 to {MAX_VIDEOS:,}; a third (at least one) for val")
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_run_synth)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad option said in one line: the status, as a command's
+        return int(stop.code or 0)
     try:
         return args.run(args)
     except (OSError, ValueError) as err:  # unreadable annotations, bad arguments: say which, exit 2
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
 
 

@@ -149,6 +149,17 @@ def regular_file(path: str | os.PathLike) -> os.stat_result:
 MAX_FILE_BYTES = 64 << 20  # a record, catalogue or YAML file of this repository is kilobytes; this bounds a mistake
 
 
+def unreadable_value(err: ValueError) -> str:
+    """Why a JSON or YAML parser refused a value of a document (``err``), on one line: a number of more digits than
+    Python converts (``sys.get_int_max_str_digits``, 4,300 by default) said as such, without its advice to raise
+    the limit; any other error (an impossible YAML date) by its first line."""
+    import sys
+
+    if "integer string conversion" in str(err):
+        return f"a number of more than {sys.get_int_max_str_digits():,} digits"
+    return " ".join((str(err).splitlines() or [""])[0].split()) or type(err).__name__
+
+
 def read_regular_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``: the one reader of the files a user may edit or replace
     (records, job files, the YAML files under experiments/, catalogues). A FIFO, device, socket or folder is refused
@@ -164,6 +175,49 @@ def read_regular_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES)
     if max(size, len(data)) > max_bytes:
         raise ValueError(f"{shown(path)}: {max(size, len(data)):,} bytes, more than the {max_bytes:,} a file of its "
                          f"kind may hold")
+    return data
+
+
+MAX_DEPTH = 64  # objects and lists within each other: no record, claims file or catalogue nests past 12
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON or YAML value nests objects and lists more than ``limit`` deep (walked without
+    recursion, so any depth is measured)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def read_yaml(path: str | os.PathLike, loader: Any = None) -> Any:
+    """The parsed YAML of a regular file (``read_regular_bytes``): the one reader of the YAML files a user may edit
+    (claims, catalogues, the table inventory, each paper's ``paper.yaml``). ``loader``: a ``yaml.SafeLoader``
+    subclass (default ``SafeLoader``). Each failure is a ``ValueError`` of one line naming the file: a special or
+    oversized file, bytes that are not UTF-8, broken YAML, a value the parser refuses (a number of 5,000 digits, an
+    impossible date), a document nested past ``MAX_DEPTH`` (``FileNotFoundError`` for a missing file)."""
+    import yaml
+
+    raw = read_regular_bytes(path)
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=loader or yaml.SafeLoader)  # noqa: S506 - SafeLoader or a subclass
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{shown(path)}: not readable YAML ({str(err).splitlines()[0]})") from None
+    except ValueError as err:  # the parser's own ValueError, which names no file
+        raise ValueError(f"{shown(path)}: not readable YAML ({unreadable_value(err)})") from None
+    except RecursionError:  # nested past Python's recursion limit: deeper still than the bound
+        raise ValueError(f"{shown(path)}: nested more than {MAX_DEPTH} deep") from None
+    if too_deep(data):
+        raise ValueError(f"{shown(path)}: nested more than {MAX_DEPTH} deep")
     return data
 
 

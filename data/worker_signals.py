@@ -12,17 +12,26 @@ their parent and leave once it is gone).
 The workers are forked with these signals blocked (``StopSignalsBlocked``): a signal that lands while they start
 waits, in the parent, until they have started, and in a worker it is discarded by ``ignore_stop_signals``, its
 ``worker_init_fn``. Without the block, a signal between a worker's fork and its ``worker_init_fn`` would still end it.
+
+A refusal in a worker (a ``ValueError`` or ``KeyError`` that names a bad file) reaches the training process as
+PyTorch re-raises it: the same type, its message the worker's whole traceback. ``worker_refusals_as_raised`` gives it
+back its own message, so that the command says it in one line, as it says a refusal of the training process.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from typing import Any
 
 from torch.utils.data import DataLoader
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+# What PyTorch makes of an error in a worker (``torch.utils.data._utils.ExceptionWrapper.reraise``)
+_WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
 
 
 def ignore_stop_signals(worker_id: int) -> None:
@@ -72,4 +81,35 @@ class StopSafeDataLoader(DataLoader):
         if self.num_workers == 0:
             return super().__iter__()
         with StopSignalsBlocked():  # the workers start here (every epoch, or once if persistent)
-            return super().__iter__()
+            return worker_refusals_as_raised(super().__iter__())
+
+
+def worker_refusals_as_raised(batches: Iterable[Any]) -> Iterator[Any]:
+    """``batches``, a ``ValueError`` or ``KeyError`` raised in a loader worker coming out with the message it was
+    raised with (PyTorch's re-raise makes it the worker's traceback); any other error, a bug, keeps that traceback."""
+    try:
+        yield from batches
+    except (ValueError, KeyError) as err:
+        message = worker_error_message(err)
+        if message is None:
+            raise
+        raise type(err)(message) from err
+
+
+def worker_error_message(err: BaseException) -> str | None:
+    """The message an error raised in a loader worker had there, read from the traceback PyTorch re-raised it with
+    (its last line that starts with the error's type); None for an error that did not come from a worker."""
+    text = str(err.args[0]) if err.args else ""
+    found = _WORKER_ERROR.match(text)
+    if found is None:
+        return None
+    kind = re.compile(rf"(?:[\w.]+\.)?{found.group(1)}: ?(.*)")
+    lines = [line for line in text.splitlines() if kind.fullmatch(line)]
+    if not lines:
+        return None
+    message = kind.fullmatch(lines[-1]).group(1)
+    if isinstance(err, KeyError):  # a traceback writes a KeyError's key as its repr
+        with suppress(ValueError, SyntaxError):
+            key = ast.literal_eval(message)
+            return key if isinstance(key, str) else message
+    return message

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
-from data.root_files import read_regular_bytes
+from data.root_files import read_yaml
 
 INVENTORY = Path(__file__).with_name("paper_tables.yaml")
 PAPER_FILE = "paper.yaml"  # in each paper's folder, experiments/<code>/
@@ -147,10 +147,8 @@ class InventoryTable(BaseModel):
 def _checked_entries(entries: Any) -> list[dict[str, Any]]:
     from data.schemas import describe
 
-    from .harness.record_schemas import MAX_DEPTH, too_deep
-
-    if not isinstance(entries, list) or too_deep(entries, MAX_DEPTH):
-        raise ValueError(f"{INVENTORY}: not a list of tables nested at most {MAX_DEPTH} deep")
+    if not isinstance(entries, list):
+        raise ValueError(f"{INVENTORY}: not a list of tables")
     for i, entry in enumerate(entries):
         try:
             InventoryTable.model_validate(entry)
@@ -193,8 +191,7 @@ def _parse(entry: dict[str, Any]) -> PaperTable:
 @functools.cache
 def paper_tables() -> dict[str, PaperTable]:
     """All tables of the inventory, in inventory order."""
-    with open(INVENTORY, encoding="utf-8") as fh:
-        entries = yaml.load(fh, Loader=_PrintedLoader)  # noqa: S506 - SafeLoader subclass
+    entries = read_yaml(INVENTORY, _PrintedLoader)  # a special or damaged file: a ValueError naming it
     tables = {}
     for entry in _checked_entries(entries):
         table = _parse(entry)
@@ -280,13 +277,12 @@ def _read_paper_file(code: str) -> dict[str, Any]:
     shape = ("short_name: <str>, area: <str>, gpu: {name: <str or null>, memory_gib: <number or null>, "
              "source: <str>}")
     try:
-        data = yaml.safe_load(read_regular_bytes(path).decode("utf-8"))
+        data = read_yaml(path)  # a special or damaged file: a ValueError naming it
     except FileNotFoundError:
         raise ValueError(f"{path}: missing; paper {code!r} has tables in {INVENTORY.name}, and its folder says what "
                          f"the inventory does not: {shape}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+    except OSError as err:
         raise ValueError(f"{path}: not a readable YAML file ({type(err).__name__}: {err})") from None
-    # a FIFO or another special file, or one too large, is a ValueError of read_regular_bytes naming it
     gpu = data.get("gpu") if isinstance(data, dict) else None
     wrong = [] if isinstance(data, dict) and isinstance(gpu, dict) else ["the file is not a mapping with a gpu mapping"]
     if not wrong:

@@ -2,8 +2,9 @@
 
 Lightning's own ``TorchCheckpointIO`` stages a checkpoint in the system temporary directory and moves it into
 place; when that directory is on another filesystem than the runs (a node's local /tmp, runs on a shared disk),
-the move is a copy onto ``last.ckpt`` itself, and a run killed during it leaves a truncated checkpoint. Here the
-temporary file sits beside the target (``data.atomic_write``), so the rename is atomic on every POSIX filesystem.
+the move is a copy onto the run's last checkpoint itself, and a run killed during it leaves a truncated checkpoint.
+Here the temporary file sits beside the target (``data.atomic_write``), so the rename is atomic on every POSIX
+filesystem.
 Loading always goes through ``models.weights.load_weights_file`` (``torch.load(weights_only=True)``): a planted
 checkpoint that would execute code, a TorchScript archive included, is refused with its path.
 """

@@ -6,13 +6,13 @@ scale).
 Lightning notes SIGTERM in ``trainer.received_sigterm`` and stops at the next of its checks (``SIGTERMException``)
 without saving; one of those checks follows ``on_train_batch_end``, so a signal that lands just after this callback
 looked would stop the run unsaved. While the training loop runs, this callback therefore takes SIGTERM first and holds
-it: at the end of the batch in progress it saves, at the very point where ``ModelCheckpoint`` writes its periodic
-``last.ckpt`` (a resume from it is the exact resume a periodic one is: ``lightning_modules.resume``), then hands the
-signal to Lightning's handler and stops. During a validation pass, and outside the training loop, the signal goes to
-Lightning at once, as before. A stop the command holds itself until a batch boundary (``also_when``: a SIGINT) is
-saved the same way at the end of a training batch; the command's own check stops the run at the next boundary. On
-several processes the ranks agree first (any rank asked: all save, together, at the same batch), since a checkpoint is
-written collectively.
+it: at the end of the batch in progress it saves, to the path it is given, at the very point where ``ModelCheckpoint``
+writes its periodic last checkpoint there (a resume from it is the exact resume a periodic one is:
+``lightning_modules.resume``), then hands the signal to Lightning's handler and stops. During a validation pass, and
+outside the training loop, the signal goes to Lightning at once, as before. A stop the command holds itself until a
+batch boundary (``also_when``: a SIGINT) is saved the same way at the end of a training batch; the command's own check
+stops the run at the next boundary. On several processes the ranks agree first (any rank asked: all save, together, at
+the same batch), since a checkpoint is written collectively.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ and prefixes training scripts add, or timm's pretrained weights by name. Knows n
 video ViT) and ``models.cast.checkpoints`` (CAST's experts) adapt what is read here to their models.
 
 Every weights file is read here, whatever named it (a local file, ``official:``, a ``run:`` checkpoint, a CAST
-expert source, a resumed ``last.ckpt``): a pickle through ``torch.load(weights_only=True)``, ``.safetensors``
+expert source, a resumed run's last checkpoint): a pickle through ``torch.load(weights_only=True)``, ``.safetensors``
 through safetensors. A TorchScript archive carries code that ``torch.jit.load`` runs while loading it, so it is
 refused by name unless its source carries the opt-in ``torchscript:`` right before the file name
 (``torchscript:FILE``, ``clip:torchscript:FILE``); its tensors are then read by ``models.torchscript_weights``,
@@ -12,6 +12,7 @@ which runs none of its code.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -28,6 +29,13 @@ _logger = logging.getLogger(__name__)
 _NESTING_KEYS = ("model", "state_dict", "module")  # where training scripts put the weights
 _PREFIXES = ("module.", "model.", "backbone.", "encoder.")  # DDP / LightningModule / wrapper prefixes
 TORCHSCRIPT_PREFIX = "torchscript:"  # the opt-in that lets a source name a TorchScript archive
+# Bounds on what a checkpoint's header (the pickle that lists its tensors: ``data.pkl`` in torch's zip format, the
+# pickles before the tensors' bytes in its older format) may ask for, checked before torch reads it: the largest
+# checkpoint of the papers (a ViT-L run with its optimizer's state) declares a few thousand tensors in a header of
+# well under a megabyte. Past them a crafted file could keep the reader busy, or make it allocate, without end.
+MAX_HEADER_BYTES = 64 * 2**20
+MAX_TENSORS = 100_000
+_LEGACY_PICKLES = 4  # torch's older format: magic number, protocol, system info, then the object and its tensors
 
 
 class CheckpointError(ValueError):
@@ -51,6 +59,8 @@ def load_weights_file(path: str | os.PathLike, allow_torchscript: bool = False, 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} {'is not a file' if path.exists() else 'does not exist'}")
+    if path.suffix != ".safetensors":  # safetensors bounds its own header (100 MB) and declares no objects
+        check_header(path)
     if is_torchscript_archive(path):
         if not allow_torchscript:
             raise UnsafeCheckpointError(torchscript_refusal(path, fix))
@@ -79,6 +89,55 @@ def load_weights_file(path: str | os.PathLike, allow_torchscript: bool = False, 
             f"dict as .safetensors or plain tensors.") from None
     except Exception as err:  # noqa: BLE001 - a truncated zip, a text file: whatever the reason, no weights
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
+
+
+def check_header(path: Path) -> None:
+    """Refuse, naming ``path``, a checkpoint whose header is over ``MAX_HEADER_BYTES`` or declares more than
+    ``MAX_TENSORS`` tensors, before anything of it is unpickled: the header's opcodes are only listed
+    (``pickletools``), nothing they name is imported or built. A file that is no pickle is left to the reader,
+    which says so."""
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                headers = [info for info in archive.infolist()
+                           if info.filename.endswith(("/data.pkl", "/constants.pkl")) or info.filename == "data.pkl"]
+                big = next((info for info in headers if info.file_size > MAX_HEADER_BYTES), None)
+                if big is not None:
+                    _refuse_header(path, f"its header {big.filename} is {big.file_size:,} bytes")
+                texts = [archive.read(info) for info in headers]
+        except (zipfile.BadZipFile, OSError, EOFError):  # a damaged zip: the reader says so
+            return
+    else:
+        with open(path, "rb") as f:
+            header = io.BytesIO(f.read(MAX_HEADER_BYTES + 1))
+        texts = []
+        for _ in range(_LEGACY_PICKLES):
+            start = header.tell()
+            try:
+                for _op in pickletools.genops(header):
+                    pass
+            except Exception:  # noqa: BLE001 - no more pickles (or one cut at the bound): the reader says why
+                if header.tell() > MAX_HEADER_BYTES:
+                    _refuse_header(path, f"its header is over {MAX_HEADER_BYTES:,} bytes")
+                break
+            texts.append(header.getvalue()[start:header.tell()])
+    tensors = 0
+    for text in texts:
+        try:
+            tensors += sum(op.name in ("PERSID", "BINPERSID") for op, _, _ in pickletools.genops(text))
+        except Exception:  # noqa: BLE001 - a damaged pickle: the reader says so
+            return
+        if tensors > MAX_TENSORS:
+            _refuse_header(path, f"its header declares more than {MAX_TENSORS:,} tensors")
+
+
+def _refuse_header(path: Path, what: str) -> None:
+    raise CheckpointError(f"{path}: refused: {what}, past the bound of models.weights (MAX_HEADER_BYTES "
+                          f"{MAX_HEADER_BYTES:,} bytes, MAX_TENSORS {MAX_TENSORS:,}); no checkpoint of a paper comes "
+                          f"near it")
 
 
 def torchscript_refusal(path: str | os.PathLike, fix: str | None = None) -> str:

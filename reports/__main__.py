@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
+from data.command_line import OneLineParser, printable
+from data.root_files import shown
 from experiments.harness.checks import check_writable, stdout_closed, write_refused
 from experiments.harness.cluster.job_file import pending_runs
 from experiments.harness.records import DamagedRecordError
@@ -31,8 +33,8 @@ from .records import RESULTS_DIR, results_root_for
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m reports", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="rebuild the committed reports/generated/<id>.md from the tracked records "
                                          "(all tables when no id is given); --out-dir DIR: from your runs, elsewhere")
@@ -82,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     # an unknown id, options that do not go together, a damaged record or static record (each names the file and
     # what to do, which differs for a tracked and a local one), a folder that takes no files
     except (UnknownTableError, BuildOptionError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:
         if write_refused(err) is None:
             raise
-        print(f"error: {write_refused(err)}", file=sys.stderr)
+        print(f"error: {printable(write_refused(err))}", file=sys.stderr)
         return 2
 
 
@@ -123,14 +125,14 @@ def _build(ids: list[str], args: argparse.Namespace) -> int:
     refused = 0
     for table_id in ids:
         try:
-            print(build_report(table_id, **out, **sources, index=False))
+            print(shown(build_report(table_id, **out, **sources, index=False)))
             if sources["runs_root"] is not None and (pending := pending_runs(sources["runs_root"], table_id)):
                 print(f"  {len(pending)} submitted run(s) of {table_id} still pending, noted in the report: "
                       f"`python -m experiments status {table_id}`")
         except DamagedRecordError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {printable(str(err))}", file=sys.stderr)
             refused += 1
-    print(build_index(**out, **sources))
+    print(shown(build_index(**out, **sources)))
     return 2 if refused else 0
 
 
@@ -187,7 +189,7 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         spec = table_spec(paper_table(args.table).id)
     except UnknownTableError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     if spec is None:
         print(f"error: {args.table} is not implemented: no runs to compare", file=sys.stderr)
@@ -196,7 +198,8 @@ def _compare(args: argparse.Namespace) -> int:
             else table_records(spec, args.runs_dir or "runs", None)).records
     cells = compare_records(spec, mine, table_records(spec, None, RESULTS_DIR).records, args.scale)
     if not cells:
-        print(f"no {args.scale} record of {args.table} under {args.records or args.runs_dir or 'runs'}")
+        where = shown(args.records or args.runs_dir or "runs")
+        print(f"no {printable(args.scale)} record of {args.table} under {where}")
         return 1
     print(f"{comparison_table(cells)}\n{summary(cells)}\n{LEGEND}")
     return 0
@@ -218,7 +221,7 @@ def _claims(check: bool) -> int:
             return 0
         print(write_claims_page())
     except ClaimsFileError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     return 0
 

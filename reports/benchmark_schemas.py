@@ -197,12 +197,15 @@ def read_benchmark(path: str | Path, schema: type[BaseModel], what: str, fix: st
     """The document ``path`` holds, checked against ``schema``; a file that cannot be read, is not JSON, nests too
     deep or does not meet the schema raises ``ValueError``, one line naming the file, what it should be (``what``),
     the field and ``fix``."""
+    from data.root_files import unreadable_value
     from experiments.harness.records import DamagedRecordError, read_json
 
     try:
         document = read_json(path, fix)
     except DamagedRecordError as err:
         raise ValueError(str(err)) from None
+    except ValueError as err:  # a number of more digits than Python converts, which read_json lets through
+        raise ValueError(f"{path}: not valid JSON ({unreadable_value(err)}); {fix}") from None
     return check_benchmark(document, path, schema, f"not {what}", fix)
 
 

@@ -70,6 +70,7 @@ class ShiftFile(BaseModel):
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of one file, each with every field the tables need, of its type (``ShiftRecord``); a file that
     is not such a list says so in one line, naming itself, the record and the field."""
+    from data.root_files import unreadable_value
     from data.schemas import describe
     from experiments.harness.records import DamagedRecordError, read_json
 
@@ -81,6 +82,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         raise ValueError(str(err)) from None
     except ValidationError as err:
         raise ValueError(f"{path}: not a benchmark file ({describe(err, most=1)}); {fix}") from None
+    except ValueError as err:  # a number of more digits than Python converts, which read_json lets through
+        raise ValueError(f"{path}: not valid JSON ({unreadable_value(err)}); {fix}") from None
     return document["records"]
 
 

@@ -1,4 +1,4 @@
-"""Report tables in the paper's layout, rebuilt from the flat records that runs write (``metrics.json``).
+"""Report tables in the paper's layout, rebuilt from the flat records that runs write.
 
 The generator only reads: it never trains, builds no model and never invents a number. A metric cell is the
 mean ± std over the seeds found on disk, tagged with the scale and dataset that produced it, beside the paper's
@@ -20,6 +20,7 @@ from tabulate import tabulate
 from experiments.harness.cluster.job_file import pending_note
 from experiments.harness.provenance import data_left_out
 from experiments.harness.records import DamagedRecordError
+from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import SCALES, Computed, MetricColumn, RowSpec, TableSpec, table_spec, table_status
 from experiments.harness.static import read_static, stale_note, static_record_path, tracked_static_fix
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
@@ -317,7 +318,7 @@ def _data_losses(runs: list[dict[str, Any]]) -> list[str]:
             losses[f"{r['row']} · {r['column']}"].append(f"seed {r['seed']} ({lost})")
     if not losses:
         return []
-    return ["- Data left out (these cells' numbers come from part of their splits; each run's `metrics.json` lists "
+    return [f"- Data left out (these cells' numbers come from part of their splits; each run's `{RunDir.RECORD}` lists "
             "the files): " + "; ".join(f"{cell}: {', '.join(seeds)}" for cell, seeds in sorted(losses.items())) + "."]
 
 
@@ -441,7 +442,7 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
         out += [f"A top-5 cell is *not read* where guessing scores more on it than the {100 * TOP_K_CHANCE_BOUND:.1f}% "
                 "it scores in the papers' own top-5 column with the fewest classes (Something-Something V2's 174): "
                 "over a stand-in's few classes the top five hold an eighth of them or more. The records keep the "
-                "number (`metrics.json`, TensorBoard).", ""]
+                f"number (`{RunDir.RECORD}`, TensorBoard).", ""]
     if extras:
         out += [f"{EXTRA_MARK.strip()} Not in the paper's table: a column this repository adds "
                 f"({', '.join(f'`{c}`' for c in extras)}); see the notes below.", ""]

@@ -1,9 +1,10 @@
 """Where a report's numbers come from: the tracked records committed under ``reports/results/`` and the local runs
 under ``runs/`` (git-ignored).
 
-A record is one run's ``metrics.json``. The committed reports are rebuilt from the tracked ones, so a fresh clone
-regenerates them byte for byte (``tests/reports/test_tracked_results.py``); ``python -m reports track ID`` copies a
-table's local records into the tracked folder. A report cell of row R and column C is filled by
+A record is the one a run writes in its folder (``RunDir.record_file``). The committed reports are rebuilt from the
+tracked ones, so a fresh clone regenerates them byte for byte (``tests/reports/test_tracked_results.py``); ``python -m
+reports track ID`` copies a table's local records into the tracked folder. A report's cell of row R and column C is
+filled by
 
 - a record written for R and C of this table (local: whatever options that run was given), or
 - any record, whichever table's command trained it, whose configuration is the one R and C resolve to today
@@ -20,13 +21,16 @@ one); every other table's report passes over it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from data.root_files import OutsideRootError, inside_root, shown
 from experiments.harness.provenance import with_paper_batch
 from experiments.harness.records import (
+    RECORD_KEYS,
     DamagedRecordError,
     check_record_shape,
     experiment_key,
@@ -34,6 +38,7 @@ from experiments.harness.records import (
     read_json,
     tracked_record_fix,
 )
+from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import SCALES, TableSpec, column_slug
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -49,39 +54,69 @@ def results_root_for(out_dir: str | Path | None, results_dir: str | None) -> Pat
     return RESULTS_DIR if inside else None
 
 
+# What a report reads of every record: its place, its numbers and the dataset every report prints beside them (the
+# runner and a checkpoint's run state need no dataset: ``RECORD_KEYS``)
+REPORT_KEYS = (*RECORD_KEYS, "dataset")
+
+
 def read_record(path: Path, fix: str | None = None) -> dict[str, Any]:
-    """One record; a file that is not UTF-8 JSON, or not a JSON object with a run's table, row, column, seed, scale
-    and metrics of their types, raises ``DamagedRecordError`` naming it and ``fix`` (default: a local run's)."""
+    """One record; a file that is not UTF-8 JSON, or not a JSON object with a run's table, row, column, seed, scale,
+    metrics and dataset of their types (``report_record``), raises ``DamagedRecordError`` naming it and ``fix``
+    (default: a local run's)."""
     fix = fix or local_record_fix(path.parent)
-    return check_record_shape(read_json(path, fix), path, fix=fix)
+    return report_record(read_json(path, fix), path, fix)
 
 
-def tracked_path(results_root: str | Path, record: dict[str, Any], named_in: str | Path | None = None) -> Path:
-    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it. Every field the
-    path is built from is checked as a part of its own: a table, row or scale that is not a plain name (empty,
-    ``.``, ``..``, a separator, a NUL byte), a scale the specs do not know, a seed that is no whole number, or any
-    path that would leave ``results_root/<table>/`` raises ``DamagedRecordError`` naming the record file
-    (``named_in``) and the field: a record is data and never picks where a write goes."""
-    where = named_in or "a record"
-    fix = "delete that run folder, or run it again with --force"
-    for key in ("table", "row", "scale"):
+def report_record(value: Any, path: Path, fix: str) -> dict[str, Any]:
+    """``value`` read from ``path`` if it is a record a report can show (``check_record_shape``, then every key of
+    ``REPORT_KEYS``), else ``DamagedRecordError`` naming the file, the field and ``fix``."""
+    record = check_record_shape(value, path, fix=fix)
+    missing = [key for key in REPORT_KEYS if key not in record]
+    if missing:
+        raise DamagedRecordError(f"{path}: not a run record (no {', '.join(missing)}); {fix}")
+    return record
+
+
+def check_place_fields(record: dict[str, Any], where: str | Path, fix: str, keys: tuple[str, ...]) -> None:
+    """``DamagedRecordError`` naming the record file (``where``) and the field when one of ``keys`` that names a
+    tracked file's place is no plain name (empty, ``.``, ``..``, a separator, a NUL byte, an unprintable
+    character), the scale one the specs do not know, or the seed no whole number: a record is data and never picks
+    where a write goes."""
+    for key in (k for k in keys if k != "seed"):
         value = record[key]
         if (not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0")
                 or not value.isprintable()):
             raise DamagedRecordError(f"{where}: its {key} {value!r} is not a plain name, so it cannot name a "
-                                     f"tracked file under {results_root}; {fix}")
-    if record["scale"] not in SCALES:
+                                     f"tracked file; {fix}")
+    if "scale" in keys and record["scale"] not in SCALES:
         raise DamagedRecordError(f"{where}: its scale {record['scale']!r} is none of {', '.join(SCALES)}; {fix}")
-    seed = record["seed"]
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    seed = record.get("seed")
+    if "seed" in keys and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise DamagedRecordError(f"{where}: its seed {seed!r} is not a whole number; {fix}")
+
+
+def own_folder(results_root: str | Path, parts: Sequence[str]) -> Path:
+    """``results_root/<parts>``, each folder of it its own (plain names, checked by ``check_place_fields``): a
+    table, row or seed folder that is a link, to another table's folder or out of the results folder, raises
+    ``DamagedRecordError`` naming it and where it leads, before anything is written through it."""
+    folder, real = Path(results_root), os.path.realpath(results_root)
+    for part in parts:
+        folder, real = folder / part, os.path.join(real, part)
+        if os.path.realpath(folder) != real:
+            raise DamagedRecordError(f"{shown(folder)}: a link (to {shown(os.path.realpath(folder))}), so a tracked "
+                                     f"record written there would land elsewhere; make it a folder of its own")
+    return folder
+
+
+def tracked_path(results_root: str | Path, record: dict[str, Any], named_in: str | Path | None = None) -> Path:
+    """reports/results/<table>/<row>/seed<k>/<scale>-<column>.json, named by the run that trained it. Every field the
+    path is built from is checked as a part of its own (``check_place_fields``), and every folder on the way to be
+    no link (``own_folder``): each raises ``DamagedRecordError`` naming the record file (``named_in``) and the field,
+    or the folder."""
+    check_place_fields(record, named_in or "a record", "delete that run folder, or run it again with --force",
+                       ("table", "row", "scale", "seed"))
     name = f"{record['scale']}-{column_slug(str(record['column']))}.json"  # the slug keeps letters, digits and _
-    folder = Path(results_root) / record["table"]
-    path = folder / record["row"] / f"seed{seed}" / name
-    if path.parent.resolve() != folder.resolve() / record["row"] / f"seed{seed}":
-        raise DamagedRecordError(f"{where}: table {record['table']!r} / row {record['row']!r} would be tracked "
-                                 f"at {path}, outside {folder}; {fix}")
-    return path
+    return own_folder(results_root, (record["table"], record["row"], f"seed{record['seed']}")) / name
 
 
 _cache: dict[Path, tuple[int, dict[str, Any], str | None]] = {}
@@ -114,6 +149,7 @@ def _scan(root: str | Path | None, pattern: str, source: str, out: Scanned) -> N
         table = path.relative_to(root).parts[0]
         fix = tracked_record_fix(path, table) if source == "tracked" else local_record_fix(path.parent)
         try:
+            inside_records(root, path, fix)
             record, key = _read_cached(path, fix)
         except DamagedRecordError as err:
             out.damaged.setdefault(table, []).append(str(err))
@@ -123,11 +159,25 @@ def _scan(root: str | Path | None, pattern: str, source: str, out: Scanned) -> N
         out.records.append({**record, "_source": source, "_path": path.as_posix(), "_key": key})
 
 
+def inside_records(root: str | Path, path: Path, fix: str) -> None:
+    """``DamagedRecordError`` naming a record file that leads out of its ``root`` (the runs folder, the tracked
+    one) once links are resolved, and ``fix``: a report never reads, and ``track`` never copies into
+    reports/results/, a file from elsewhere (a run's record: ``RunDir.record_inside``)."""
+    if path.name == RunDir.RECORD:
+        RunDir(path.parent).record_inside(root)
+        return
+    try:
+        inside_root(root, path)
+    except OutsideRootError as err:
+        raise DamagedRecordError(f"{shown(path)}: leads outside {shown(root)} (to {shown(err.real or '?')}), so it "
+                                 f"is not read; {fix}") from None
+
+
 def all_records(runs_root: str | Path | None, results_root: str | Path | None) -> Scanned:
     """Every original record: tracked (``_source`` "tracked") and local ("local"), and the damaged ones."""
     out = Scanned()
     _scan(results_root, "*/*/seed*/*.json", "tracked", out)
-    _scan(runs_root, "*/*/seed*/*/metrics.json", "local", out)
+    _scan(runs_root, f"*/*/seed*/*/{RunDir.RECORD}", "local", out)
     return out
 
 
@@ -225,11 +275,11 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
     used = table_records(spec, runs_root, results_root=None).records
     originals = [read_record(Path(record["_path"])) for record in used]
     paths = [tracked_path(results_root, original, record["_path"]) for original, record in zip(originals, used)]
+    target = own_folder(results_root, (spec.table_id,)) / "static.json"
     for original, path in zip(originals, paths):  # every path checked before the first write
         atomic_write_text(path, json.dumps(original, indent=2, default=str) + "\n")
         written.append(path)
     static = static_record_path(runs_root, spec.table_id)
-    target = Path(results_root) / spec.table_id / "static.json"
     tracked_fix = tracked_static_fix(target)
     if static.exists() and _computed_at(static) >= _computed_at(target, tracked_fix):  # an older runs/ keeps out
         record = read_static(static)

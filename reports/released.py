@@ -1,7 +1,7 @@
 """Cells evaluated from the authors' released weights (``python -m experiments evaluate``): their records, read apart
 from the trained runs', and the report's section that shows them beside the paper's numbers.
 
-A record lies under ``runs/<table>/<row>/released/<scale>-<column>/metrics.json`` (local) or, once tracked,
+A record lies in the run folder ``runs/<table>/<row>/released/<scale>-<column>/`` (local) or, once tracked,
 ``reports/results/<table>/<row>/released/<scale>-<column>.json``; the trained runs' readers (``reports.records``:
 ``seed<k>/``) never see it, so a cell from released weights is never mixed with, averaged into or mistaken for one of
 our trained cells. For one cell a tracked record wins over a local one, as for trained runs.
@@ -18,21 +18,21 @@ from tabulate import tabulate
 from experiments.harness.evaluate import EVALUATED_FROM, RELEASED_DIR
 from experiments.harness.records import (
     DamagedRecordError,
-    check_record_shape,
     local_record_fix,
     read_json,
     tracked_record_fix,
 )
+from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import TableSpec, column_slug
 from experiments.paper_tables import paper_table, paper_tables, printed
 
-from .records import RESULTS_DIR
+from .records import RESULTS_DIR, check_place_fields, inside_records, own_folder, report_record
 
 HEADING = "## From the released weights"
 
 
 def _read(path: Path, fix: str) -> dict[str, Any]:
-    record = check_record_shape(read_json(path, fix), path, fix=fix)
+    record = report_record(read_json(path, fix), path, fix)
     if record.get("evaluated_from") != EVALUATED_FROM or not isinstance(record.get("released"), dict):
         raise DamagedRecordError(f"{path}: a record under {RELEASED_DIR}/ that is not marked as evaluated from "
                                  f"released weights; {fix}")
@@ -45,11 +45,12 @@ def released_records(table_id: str, runs_root: str | Path | None = "runs",
     local; ``_source`` says which. A damaged one raises ``DamagedRecordError`` naming it."""
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for root, pattern, source in ((results_root, f"{table_id}/*/{RELEASED_DIR}/*.json", "tracked"),
-                                  (runs_root, f"{table_id}/*/{RELEASED_DIR}/*/metrics.json", "local")):
+                                  (runs_root, f"{table_id}/*/{RELEASED_DIR}/*/{RunDir.RECORD}", "local")):
         if root is None or not Path(root).is_dir():
             continue
         for path in sorted(Path(root).glob(pattern)):
             fix = tracked_record_fix(path, table_id) if source == "tracked" else local_record_fix(path.parent)
+            inside_records(root, path, fix)
             record = _read(path, fix)
             found.setdefault((record["row"], record["column"], record["scale"]),
                              {**record, "_source": source, "_path": path.as_posix()})
@@ -57,16 +58,14 @@ def released_records(table_id: str, runs_root: str | Path | None = "runs",
 
 
 def tracked_released_path(results_root: str | Path, record: dict[str, Any], named_in: str | Path) -> Path:
-    """reports/results/<table>/<row>/released/<scale>-<column>.json; a name that would leave ``results_root``
-    raises ``DamagedRecordError`` naming the record file."""
-    named = (record["table"], record["row"])
-    path = Path(results_root) / named[0] / named[1] / RELEASED_DIR / \
-        f"{record['scale']}-{column_slug(record['column'])}.json"
-    if any(part in ("", ".", "..") or "/" in part or "\\" in part for part in named) or \
-            not path.resolve().is_relative_to(Path(results_root).resolve()):
-        raise DamagedRecordError(f"{named_in}: table {named[0]!r} / row {named[1]!r} would be tracked at {path}, "
-                                 f"outside {results_root}; delete that evaluation's folder")
-    return path
+    """reports/results/<table>/<row>/released/<scale>-<column>.json. A table, row or scale that is no plain name,
+    or a scale the specs do not know (``check_place_fields``), raises ``DamagedRecordError`` naming the record file
+    and the field; a folder on the way that is a link, one naming that folder (``own_folder``): a record is data and
+    never picks where a write goes."""
+    check_place_fields(record, named_in, "delete that evaluation's folder, or evaluate it again with --force",
+                       ("table", "row", "scale"))
+    name = f"{record['scale']}-{column_slug(str(record['column']))}.json"  # the slug keeps letters, digits and _
+    return own_folder(results_root, (record["table"], record["row"], RELEASED_DIR)) / name
 
 
 def track_released(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RESULTS_DIR) -> list[Path]:

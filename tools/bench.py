@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from data.command_line import MEASURED_BATCH, THREADS, OneLineParser, count
 from experiments.harness.plan import require_spec
 from experiments.harness.provenance import measured_on
 from experiments.harness.spec import SCALES, RunConfig
@@ -129,15 +130,18 @@ def markdown(results: list[dict[str, Any]], table_id: str, scale: str, device: s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools bench", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m tools bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("table")
     parser.add_argument("--scale", choices=SCALES, default="tiny")
     parser.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
-    parser.add_argument("--batch-size", type=int, help="clips per step (default: the run's per-device batch)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median; default 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--batch-size", type=MEASURED_BATCH,
+                        help="clips per step (default: the run's per-device batch)")
+    parser.add_argument("--steps", type=count(1, 10_000, "a step count"), default=5,
+                        help="timed steps per measurement (median; default 5)")
+    parser.add_argument("--warmup", type=count(0, 1000, "a step count"), default=1,
+                        help="untimed steps first (default 1)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads on the CPU")
+    parser.add_argument("--threads", type=THREADS, help="torch intra-op threads on the CPU")
     return parser
 
 

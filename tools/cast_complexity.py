@@ -9,10 +9,9 @@ full-width cross-attention rows count 10.9 M below the paper: docs/cast_paper_sc
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
+from data.command_line import MEASURED_BATCH, REPEATS, OneLineParser
 from models.cast.complexity import (
     EK100_CLASSES,
     PAPER_CAST_B_PARAMS_M,
@@ -42,11 +41,11 @@ AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def main(argv: list[str] | None = None) -> None:
     """The counted figures at paper scale, then the measured training cost at one shape."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=SHAPES, default="tiny", help="model whose training step is measured")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    parser.add_argument("--batch", type=int, default=2, help="clips per step (the paper: 6 per GPU)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps (median) after one warm-up step")
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=2, help="clips per step (the paper: 6 per GPU)")
+    parser.add_argument("--repeats", type=REPEATS, default=5, help="timed steps (median) after one warm-up step")
     parser.add_argument("--precision", choices=AUTOCAST, default="fp32",
                         help="autocast dtype of the forward (the paper's GPU preset: fp16)")
     parser.add_argument("--skip-counted", action="store_true", help="only the measured training cost")

@@ -14,7 +14,6 @@ over one step minus what was allocated before it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from data.command_line import MEASURED_BATCH, REPEATS, OneLineParser
 from models.memory import peak_bytes, saved_tensor_bytes
 from models.registry import create_model
 
@@ -72,11 +72,11 @@ def measure(shape: str, batch: int = 1, device: str = "cpu", repeats: int = 5) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="all")
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=1)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=REPEATS, default=5)
     args = parser.parse_args(argv)
     for shape in SHAPES if args.shape == "all" else [args.shape]:
         print(json.dumps(measure(shape, args.batch, args.device, args.repeats)))

@@ -14,7 +14,6 @@ do. pytorchvideo decodes each clip's whole time span and we then pick the stride
 
 from __future__ import annotations
 
-import argparse
 import random
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from data.clip_sampling import dense_clip, temporal_views
+from data.command_line import OneLineParser, count
 from data.synthetic import ensure_synthetic, upsample_bilinear
 from data.synthetic.render import background  # the synthetic sets' texture, for the test videos
 from data.video_io import Video, write_video
@@ -131,18 +131,22 @@ def bench_pytorchvideo(clips) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=None,
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=count(16, 4096, "a frame size"), default=None,
                         help="write test videos of this size (default: use the synthetic set)")
-    parser.add_argument("--frames", type=int, default=300, help="frames per written test video (300: 10 s)")
+    parser.add_argument("--frames", type=count(1, 10_000, "a frame count"), default=300,
+                        help="frames per written test video (300: 10 s)")
     parser.add_argument("--content", choices=("pan", "static"), default="pan",
                         help="written test videos: a panning scene encoded as Kinetics' download script does "
                              "(B-frames; default) or a still noisy texture coded with P-frames only (worst case)")
-    parser.add_argument("--videos", type=int, default=8, help="number of written test videos")
-    parser.add_argument("--clips", type=int, default=100)
-    parser.add_argument("--num-frames", type=int, default=8)
-    parser.add_argument("--stride", type=int, default=2)
-    parser.add_argument("--test-clips", type=int, default=4, help="temporal views per video on the test path")
+    parser.add_argument("--videos", type=count(1, 1000, "a video count"), default=8,
+                        help="number of written test videos")
+    parser.add_argument("--clips", type=count(1, 100_000, "a clip count"), default=100)
+    parser.add_argument("--num-frames", type=count(1, 320, "a frame count"), default=8)
+    parser.add_argument("--stride", type=count(1, 320, "a stride"),
+                        default=2)
+    parser.add_argument("--test-clips", type=count(1, 100, "a view count"), default=4,
+                        help="temporal views per video on the test path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.size:

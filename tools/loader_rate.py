@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.command_line import SECONDS, THREADS, OneLineParser, count
 from experiments.harness.provenance import set_threads
 from experiments.harness.spec import RunConfig, implemented_tables
 from experiments.harness.tasks import get_task
@@ -38,7 +39,6 @@ from .smoke.runs import (
     data_root,
     echo_err,
     first_error,
-    positive,
     smoke_config,
     smoke_configs,
     stamp,
@@ -169,18 +169,18 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    rate = argparse.ArgumentParser(prog="python -m tools loader-rate",
+    rate = OneLineParser(prog="python -m tools loader-rate",
                                    description="clips/s one loader process reads on each distinct training data "
                                                "path of the tables, at paper shape on generated data, no model")
     rate.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
     rate.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
-    rate.add_argument("--seconds", type=float, default=20.0,
+    rate.add_argument("--seconds", type=SECONDS, default=20.0,
                       help="wall time each process reads items for, after one warm-up item (default 20)")
-    rate.add_argument("--processes", type=positive, default=1,
+    rate.add_argument("--processes", type=count(1, 256, "a process count"), default=1,
                       help="processes reading the same path at once (default 1); the record keeps the lowest, "
                            "median and highest rate")
-    rate.add_argument("--threads", type=positive, default=1, help="torch intra-op threads per process (default 1)")
-    rate.add_argument("--shrink", type=positive, default=1,
+    rate.add_argument("--threads", type=THREADS, default=1, help="torch intra-op threads per process (default 1)")
+    rate.add_argument("--shrink", type=count(1, 64, "a divisor"), default=1,
                       help="divide the crop and the written frame size by this (default 1: the paper's)")
     rate.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
     rate.add_argument("--epic-frames", action="store_true",

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from data.command_line import MEASURED_BATCH, OneLineParser, count
 from models.hardware import cpu_name, device_name, source_commit
 from models.memory import LiveBytes
 from models.registry import create_model
@@ -311,21 +312,23 @@ def format_record(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGURATIONS), choices=list(CONFIGURATIONS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--depth", type=int, default=None, help="build the models with this many blocks")
-    parser.add_argument("--extrapolate", type=int, nargs=2, default=None, metavar=("D1", "D2"),
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=1)
+    parser.add_argument("--depth", type=count(1, 240, "a depth"), default=None,
+                        help="build the models with this many blocks")
+    parser.add_argument("--extrapolate", type=count(1, 240, "a depth"), nargs=2, default=None, metavar=("D1", "D2"),
                         help="measure at D1 and D2 blocks and extrapolate to the model's depth (``extrapolate``)")
-    parser.add_argument("--top", type=int, default=12, help="groups kept per list")
+    parser.add_argument("--top", type=count(1, 1000, "a count"), default=12, help="groups kept per list")
     parser.add_argument("--autograd-stage-two", action="store_true",
                         help="trajectory attention with memory_lean=False (the autograd form, for comparison)")
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
     parser.add_argument("--record", default=None, help="stamp the records and merge them into this JSON file")
     parser.add_argument("--paper-setting", default=None, metavar="FILE",
                         help="measure nothing: print what FILE's records say of the paper's setting (paper_setting)")
-    parser.add_argument("--paper-batch", type=int, default=4, help="clips per GPU for --paper-setting (the paper's 4)")
+    parser.add_argument("--paper-batch", type=MEASURED_BATCH, default=4,
+                        help="clips per GPU for --paper-setting (the paper's 4)")
     args = parser.parse_args(argv)
     if args.paper_setting:
         print(format_paper_setting(read_memory_records(args.paper_setting), args.paper_batch))

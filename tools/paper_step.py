@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data.command_line import MEASURED_BATCH, SECONDS, OneLineParser, count
 from models.hardware import device_name, source_commit
 
 OPTIMIZER = {"name": "AdamW", "lr": 1e-4, "weight_decay": 0.05}
@@ -405,17 +406,19 @@ def table(records: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--official-code", metavar="FOLDER", help="the authors' checkouts, one folder each, named "
                                                                   "as their repositories")
     parser.add_argument("--xvit-shim", metavar="FILE", help="the file that adapts X-ViT's code to today's timm")
     parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=8, help="clips per step (default 8)")
+    parser.add_argument("--warmup", type=count(0, 1000, "a step count"), default=3,
+                        help="untimed steps first (default 3)")
+    parser.add_argument("--steps", type=count(1, 10_000, "a step count"), default=10,
+                        help="timed steps (median; default 10)")
     parser.add_argument("--profile", action="store_true", help="also each side's top kernels per step")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per pair before it is recorded as "
+    parser.add_argument("--timeout", type=SECONDS, default=None, help="seconds per pair before it is recorded as "
                                                                     "timed out")
     parser.add_argument("--cpu-check", action="store_true", help="end to end on the CPU: batch 1, one warm-up and "
                                                                  "one timed step; not a measurement")

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from data.command_line import MEASURED_BATCH, REPEATS, THREADS, OneLineParser, number
 from models.hardware import device_name
 from models.memory import peak_bytes, saved_tensor_bytes
 from models.registry import create_model
@@ -194,16 +195,16 @@ def records_table(records: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tools shift-family", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m tools shift-family", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="tiny")
     parser.add_argument("--unit", choices=["block", "model"], default="block")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    parser.add_argument("--batch", type=int, default=1, help="clips per batch")
-    parser.add_argument("--repeats", type=int, default=3, help="at least this many timed passes (more up to 2 s)")
-    parser.add_argument("--min-seconds", type=float, default=2.0,
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=1, help="clips per batch")
+    parser.add_argument("--repeats", type=REPEATS, default=3, help="at least this many timed passes (more up to 2 s)")
+    parser.add_argument("--min-seconds", type=number(0, 3600, "a duration in seconds"), default=2.0,
                         help="keep timing each variant until about this long has passed (at most 100 passes)")
     parser.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=list(VARIANT_NAMES))
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=THREADS, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--compile", nargs="?", const="default",
                         choices=["default", "reduce-overhead", "max-autotune"],
                         help="time every variant through torch.compile (this mode; default: 'default')")

@@ -32,9 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data.command_line import SECONDS, OneLineParser, count
+from experiments.harness.run_dir import RunDir
+
 REPO = Path(__file__).resolve().parents[1]
 TABLE, ROW = "mformer_table6b", "mformer"
-SECOND_RUN = Path(TABLE, ROW, "seed1", "tiny-k_400", "checkpoints", "last.ckpt")  # the second seed trains
+SECOND_RUN = RunDir(Path(TABLE, ROW, "seed1", "tiny-k_400")).last_checkpoint  # the second seed trains
 # The fault suite's micro run (tests/experiments/micro_run.py), two seeds, a checkpoint at every step
 RUN_ARGS = ["--rows", ROW, "--seeds", "2", "--jobs", "1", "--num-workers", "1", "--batch-size", "8", "--threads", "1",
             "--no-progress-bar", "--epochs", "2", "--set", "optim.warmup_epochs=0", "--set",
@@ -45,33 +48,18 @@ START_LIMIT_S = 600.0  # a command that has not started its second run by then i
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools signal-stress",
+    parser = OneLineParser(prog="python -m tools signal-stress",
                                      description="how long `python -m experiments run` takes to end after a SIGINT, "
                                                  "over many repetitions, beside a busy core")
-    parser.add_argument("--repetitions", type=_positive, default=50, help="commands to interrupt (default: 50)")
-    parser.add_argument("--bound", type=_seconds, default=60.0,
+    parser.add_argument("--repetitions", type=count(1, 10_000, "a repetition count"), default=50,
+                        help="commands to interrupt (default: 50)")
+    parser.add_argument("--bound", type=SECONDS, default=60.0,
                         help="seconds a command may take to end after its SIGINT before it counts as hung (default: "
                              "60)")
     parser.add_argument("--out", type=Path, required=True,
                         help="a new or empty folder: each repetition's runs and output, and results.json")
     parser.add_argument("--no-busy", dest="busy", action="store_false", help="no busy process beside the commands")
     return parser
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 86_400:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected seconds between 0 and a day, got {text!r}")
-    return value
 
 
 def run_command(runs: Path) -> list[str]:

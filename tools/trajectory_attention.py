@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from data.command_line import MEASURED_BATCH, REPEATS, THREADS, OneLineParser
 from models.attention import TrajectoryAttention
 from models.hardware import device_name
 from models.video_vit import Block
@@ -147,13 +148,14 @@ def records_table(records: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=[*SHAPES, "all"], default="all")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    parser.add_argument("--batch", type=int, default=1, help="clips per batch (the paper trains with 1-4 per GPU)")
-    parser.add_argument("--repeats", type=int, default=3, help="at least this many timed passes (more up to 2 s)")
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=1,
+                        help="clips per batch (the paper trains with 1-4 per GPU)")
+    parser.add_argument("--repeats", type=REPEATS, default=3, help="at least this many timed passes (more up to 2 s)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=THREADS, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--block", action="store_true", help="time a whole block (LayerNorms, attention, MLP)")
     parser.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement, JSON config

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from data.command_line import MEASURED_BATCH, OneLineParser, count
 from models.attention import get_attention
 from models.memory import peak_bytes, saved_tensor_bytes
 
@@ -92,15 +93,18 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["exact", "exact_sdpa", "orthoformer"],
                         choices=sorted(VARIANTS))
-    parser.add_argument("--frames", type=int, default=8, help="T (fixed)")
-    parser.add_argument("--sides", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14], help="S = side^2")
-    parser.add_argument("--dim", type=int, default=192)
-    parser.add_argument("--heads", type=int, default=3)
-    parser.add_argument("--prototypes", type=int, default=128, help="R (prototypes / landmarks / features)")
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--frames", type=count(1, 320, "a frame count"), default=8, help="T (fixed)")
+    parser.add_argument("--sides", type=count(1, 140, "a side"), nargs="+", default=[4, 6, 8, 10, 12, 14],
+                        help="S = side^2")
+    parser.add_argument("--dim", type=count(1, 10_240, "a width"), default=192)
+    parser.add_argument("--heads", type=count(1, 160, "a head count"),
+                        default=3)
+    parser.add_argument("--prototypes", type=count(1, 2560, "a prototype count"), default=128,
+                        help="R (prototypes / landmarks / features)")
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=1)
     parser.add_argument("--device", default="cpu", help="cpu, or meta (shapes only: fast at any size)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from data.command_line import MEASURED_BATCH, SECONDS, OneLineParser, count
 from models.hardware import device_name, source_commit
 from models.registry import create_model
 from tools.memory_breakdown import CONFIGURATIONS
@@ -239,20 +240,23 @@ def exactness_checks(device: str, variants: list[str], compiled: list[str]) -> l
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=8, help="clips per step (default 8, the issue's)")
+    parser.add_argument("--batch", type=MEASURED_BATCH, default=8, help="clips per step (default 8, the issue's)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--compile", nargs="*", choices=list(VARIANTS), default=[], metavar="VARIANT",
                         help="variants to time again with their blocks compiled")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens there)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (median)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is recorded "
+    parser.add_argument("--warmup", type=count(0, 1000, "a step count"), default=3,
+                        help="untimed steps first (compilation happens there)")
+    parser.add_argument("--steps", type=count(1, 10_000, "a step count"), default=10, help="timed steps (median)")
+    parser.add_argument("--timeout", type=SECONDS, default=None, help="seconds per variant before it is recorded "
                                                                     "as timed out")
     parser.add_argument("--check-exact", action="store_true", help="first: trajectory attention (compiled, and the "
                                                                   "Triton stage two) against the literal Eq. 4-6")
-    parser.add_argument("--profile", action="store_true", help="also record each variant's top kernels per step")
-    parser.add_argument("--profile-top", type=int, default=PROFILE_TOP, help="kernels kept per profiled variant")
+    parser.add_argument("--profile", action="store_true",
+                        help="also record each variant's top kernels per step")
+    parser.add_argument("--profile-top", type=count(1, 10_000, "a kernel count"), default=PROFILE_TOP,
+                        help="kernels kept per profiled variant")
     parser.add_argument("--shape", choices=list(SHAPES), default="paper",
                         help="tiny: a 2-block model on 4x16x16 clips, to check the command end to end")
     parser.add_argument("--record", metavar="FILE", help="write the records and the device as JSON")

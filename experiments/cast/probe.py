@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from data.command_line import count
+
 from ..harness.commands import register_command
 
 # the shipped temporal and spatial experts, and the temporal expert's structure at its random initialisation; by
@@ -123,7 +125,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
                                                    "verb and noun top-1 of their pooled and per-time-step features")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"one or more of {', '.join(PROBEABLE)}; default: {', '.join(PROBED)}")
-    parser.add_argument("--passes", type=int, default=2, help="augmented passes over the training clips")
+    parser.add_argument("--passes", type=count(1, 100, "a count of passes"), default=2,
+                        help="augmented passes over the training clips (1 to 100)")
     parser.set_defaults(fn=_cmd_probe_experts)
 
 

@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from data.root_files import read_regular_bytes
+from data.root_files import read_regular_bytes, read_yaml
 from data.schemas import describe
 
 from ..paper_tables import paper_tables, papers
 from .provenance import REPO_ROOT
-from .record_schemas import MAX_DEPTH, too_deep
 from .spec import table_spec
 
 CLAIMS_FILE = "claims.yaml"
@@ -147,17 +145,9 @@ def paper_claims(paper: str) -> list[Claim]:
     if not path.exists():
         return []
     try:
-        data = yaml.safe_load(read_regular_bytes(path).decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ClaimsFileError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
-    except ValueError as err:  # a FIFO or another special file, or one too large: refused before it is read
+        data = read_yaml(path)
+    except ValueError as err:  # a special or damaged file, broken or too deep YAML: one line naming it
         raise ClaimsFileError(str(err)) from None
-    except RecursionError:  # nested past Python's recursion limit: deeper still than the bound below
-        data, deep = None, True
-    else:
-        deep = too_deep(data)
-    if deep:
-        raise ClaimsFileError(f"{path}: nested more than {MAX_DEPTH} deep")
     if not isinstance(data, dict) or data.get("paper") != paper or not isinstance(data.get("claims"), list):
         raise ClaimsFileError(f"{path}: expected a mapping with `paper: {paper}` and a list under `claims`")
     try:
@@ -211,7 +201,7 @@ def heading_anchors(page: Path) -> set[str]:
     a repeated one numbered."""
     anchors: Counter[str] = Counter()
     found = set()
-    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    text = re.sub(r"```.*?```", "", read_regular_bytes(page).decode("utf-8"), flags=re.S)
     for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
         anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         found.add(anchor if not anchors[anchor] else f"{anchor}-{anchors[anchor]}")
@@ -228,7 +218,11 @@ def _check_discussion(link: Any, where: str, root: Path = REPO_ROOT) -> None:
         raise ClaimsFileError(f"{where}: discussed_in {link!r} is not '<page>.md#<heading>' inside the repository")
     if not target.is_file():
         raise ClaimsFileError(f"{where}: discussed_in {link!r}: no such page")
-    if anchor not in heading_anchors(target):
+    try:
+        anchors = heading_anchors(target)
+    except (ValueError, UnicodeDecodeError) as err:  # a special file put in its place, bytes that are not UTF-8
+        raise ClaimsFileError(f"{where}: discussed_in {link!r}: {str(err).splitlines()[0]}") from None
+    if anchor not in anchors:
         raise ClaimsFileError(f"{where}: discussed_in {link!r}: the page has no heading with that anchor")
 
 

@@ -13,11 +13,13 @@ import argparse
 import json
 import shlex
 import sys
-import typing
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from data.command_line import LOADER_WORKERS, POSITIVE, OneLineParser, count, printable
+from data.root_files import shown
 
 from ..paper_tables import UnknownTableError, paper_tables
 from .checks import check_writable, stdout_closed, write_refused
@@ -40,7 +42,9 @@ from .plan import (
     resolve_runs,
 )
 from .provenance import git_commit
+from .run_dir import REPLACED_DIR, RunDir
 from .runner import compute_static
+from .sizes import ALLOW_FLAG, MAX_EPOCHS, allowing_large
 from .spec import SCALES, registered_specs, table_status
 
 
@@ -68,6 +72,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with allowing_large(args.allow_large):  # the bounds of experiments.harness.sizes, checked as the runs resolve
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         args.seeds = require_spec(args.table).default_seeds(args.scale)
     overrides = {
@@ -141,7 +150,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
     else:
         for i, (cfg, action) in enumerate(zip(configs, actions), 1):
             print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
-                  f"{cfg.run_dir(args.runs_dir)}: {action}")
+                  f"{shown(cfg.run_dir(args.runs_dir))}: {printable(action)}")
     _dry_run_summary(args, len(configs), counts, missing, not_here)
     return 0
 
@@ -154,7 +163,7 @@ def _dry_run_summary(args: argparse.Namespace, runs: int, counts: dict[str, int]
     print(f"# {runs} run(s): {counts['train']} would train, {counts['skip']} would be skipped for missing data"
           + (f", {done}" if done else ""))
     if missing:
-        print("# missing data: " + "; ".join(f"{dataset} ({where})" for dataset, where in missing.items()))
+        print("# missing data: " + "; ".join(f"{dataset} ({printable(where)})" for dataset, where in missing.items()))
     for note in not_here:
         print(f"# not on this machine: {note}; `run` here stops before anything trains, a machine with it runs it")
     print("# every model built on the meta device; nothing trained (--dry-run)"
@@ -172,28 +181,32 @@ def cmd_static(args: argparse.Namespace) -> int:
     for row, cells in record["cells"].items():
         for column, cell in cells.items():
             print(f"{row:<20} {column:<24} {cell['text']}  [{cell['source']}]")
-    print(f"-> {args.runs_dir}/{args.table}/static.json (device: {record['device']})")
+    print(f"-> {shown(Path(args.runs_dir) / args.table / 'static.json')} (device: {record['device']})")
     return 0
 
 
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a count of at least 1, got {value!r}")
-    return int(value)
-
-
 def _seed_count(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_SEEDS:
-        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_SEEDS} seeds per row, got {value!r}")
-    return int(value)
+    try:
+        return count(1, MAX_SEEDS)(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_SEEDS} seeds per row, got {value[:40]!r}") from None
+
+
+MAX_JOBS = 1024  # runs side by side, a process each: more than any machine's cores
 
 
 def parse_jobs(value: str) -> int | None:
     if value == "auto":
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"--jobs takes a count of at least 1 or 'auto', got {value!r}")
-    return int(value)
+    try:
+        return count(1, MAX_JOBS)(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--jobs takes a count from 1 to {MAX_JOBS} or 'auto', got "
+                                         f"{value[:40]!r}") from None
+
+
+_seed_count.bounds = (1, MAX_SEEDS, True)  # as data.command_line.count's: what the tests of every number read
+parse_jobs.bounds = (1, MAX_JOBS, True)  # and "auto"
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -228,14 +241,6 @@ examples:
   tensorboard --logdir runs/mformer_table4       watch and compare the runs
   python -m reports build mformer_table4         rebuild the report from what the runs logged
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    """A bad option is one line that names it, and where the options are listed (argparse prints its whole usage
-    block first, which buries the line that matters)."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
 
 
 def add_list_parser(sub: Any) -> None:
@@ -273,13 +278,17 @@ def add_run_parser(sub: Any) -> None:
                      help="where your report of these runs is written (default: <runs-dir>/reports/; the committed "
                           "reports/ change only through `python -m reports track`)")
     run.add_argument("--force", action="store_true",
-                     help="train again from scratch, moving the old run to <runs-dir>/.replaced/ (a run whose "
-                          "metrics.json or checkpoint was written with other options is refused without it)")
+                     help=f"train again from scratch, moving the old run to <runs-dir>/{REPLACED_DIR}/ (a run whose "
+                          f"{RunDir.RECORD} or checkpoint was written with other options is refused without it)")
     run.add_argument("--pretrained", help="initial weights: a local checkpoint file, timm:<model name>, "
                                           "official:<file> (an official Motionformer checkpoint) or "
                                           "run:<table>/<row>/<column> (a run's last checkpoint); "
                                           "torchscript:<file> reads a TorchScript archive's tensors, never its code")
     add_training_options(run)
+    run.add_argument(ALLOW_FLAG, action="store_true",
+                     help="plan and run past the size bounds (a model of 4 billion parameters, a training batch "
+                          "of 380 million pixels, 2,000 epochs, a million steps: 10x the largest paper "
+                          "configuration), on hardware that has room")
     run.add_argument("--jobs", type=parse_jobs, default=None, metavar="N|auto",
                      help="CPU runs trained side by side, each on cores/N threads (default auto: one per core, at "
                           "most 4, when every run is one CPU process; else 1)")
@@ -290,13 +299,14 @@ def add_run_parser(sub: Any) -> None:
 def add_training_options(run: argparse.ArgumentParser) -> None:
     """``run``'s options that replace a field of the runs' configuration: the schedule, the data loader, Lightning's
     hardware flags and any field through ``--set``."""
-    run.add_argument("--epochs", type=_positive,
-                     help="override the schedule length (a step schedule's milestones then have to be below it: "
-                          "--set 'optim.milestones=[...]')")
-    run.add_argument("--batch-size", type=_positive)
-    run.add_argument("--num-workers", type=int)
+    run.add_argument("--epochs", type=count(1, what="an epoch count"),
+                     help=f"override the schedule length, at most {MAX_EPOCHS:,} without {ALLOW_FLAG} (a step "
+                          f"schedule's milestones then have to be below it: --set 'optim.milestones=[...]')")
+    run.add_argument("--batch-size", type=POSITIVE)
+    run.add_argument("--num-workers", type=LOADER_WORKERS)
     add_lightning_options(run)
-    run.add_argument("--accumulate-grad-batches", type=int, help="Lightning gradient accumulation (batches per step)")
+    run.add_argument("--accumulate-grad-batches", type=POSITIVE,
+                     help="Lightning gradient accumulation (batches per step)")
     run.add_argument("--set", action="append", type=parse_setting, metavar="SECTION.FIELD=VALUE",
                      help="any config field, VALUE as JSON (else a string), e.g. --set trainer.max_steps=20 "
                           "--set 'data.synthetic_params={\"num_train\": 32, \"num_val\": 16, \"seed\": 0}'")
@@ -311,11 +321,12 @@ def add_static_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m experiments", description=USAGE, epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for add_parser in (add_list_parser, add_show_parser, add_run_parser, add_cluster_commands, add_static_parser,
-                       partial(add_evaluate_commands, setting=parse_setting), *registered_commands()):
+                       partial(add_evaluate_commands, setting=parse_setting),
+                       *registered_commands()):
         add_parser(sub)
     return parser
 
@@ -336,11 +347,13 @@ def exit_status(command: Callable[[], int]) -> int:
         return stdout_closed()
     except (UnknownTableError, TableNotImplementedError, MissingDataError, KeyError, ValueError,
             FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"error: {message}", file=sys.stderr)
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        # a path in it may hold a newline or an ESC: escaped, but for the lines of the missing datasets' list
+        lines = message.split("\n") if isinstance(err, MissingDataError) else [message]
+        print("error: " + "\n".join(map(printable, lines)), file=sys.stderr)
         return 2
     except OSError as err:  # a folder or file that cannot be written (read-only, full); any other OSError is a bug
         if write_refused(err) is None:
             raise
-        print(f"error: {write_refused(err)}", file=sys.stderr)
+        print(f"error: {printable(write_refused(err))}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ normalisation, how views are combined), one video per batch and the Trainer opti
 (variant, classes, frames, crop) and the row's model, built on the ``meta`` device, against it (every option and
 every key and shape): each refusal is one line naming the file, and nothing is written before them. ``evaluate``
 tests the model through the task's data module and LightningModule on a Lightning Trainer (one device or many, the
-run's TensorBoard logs) and writes the record, ``metrics.json``, marked as evaluated from released weights (the
+run's TensorBoard logs) and writes the record, marked as evaluated from released weights (the
 checkpoint's name, file, sha256 and layout), under ``runs/<table>/<row>/released/<scale>-<column>/``, apart from the
 trained runs (``seed<k>/``), whose records the reports read as ours.
 """
@@ -30,6 +30,7 @@ from .overrides import apply_overrides, given_options
 from .plan import MissingDataError, expected_data, require_spec
 from .provenance import launched_as_global_zero
 from .released_weights import Cell, ReleasedCheckpoint, catalogue, catalogue_papers, checkpoints_for, find_checkpoint
+from .run_dir import REPLACED_DIR, RunDir
 from .spec import RunConfig, column_slug
 
 RELEASED_DIR = "released"  # runs/<table>/<row>/released/<scale>-<column>/: evaluations of the authors' weights
@@ -174,7 +175,7 @@ def check_can_start(evaluation: Evaluation, runs_root: str | Path, force: bool) 
     """What ``evaluate`` checks before it reads the data: the data there, the Trainer's options Lightning's and
     available here, the runs folder writable, and no record of another checkpoint in the cell's folder."""
     from .checks import check_trainer_options, check_writable
-    from .records import RunConflictError, read_record
+    from .records import RunConflictError
 
     cfg = evaluation.cfg
     where = expected_data(cfg)
@@ -183,12 +184,13 @@ def check_can_start(evaluation: Evaluation, runs_root: str | Path, force: bool) 
                                f"{cfg.data.dataset}, {where}")
     check_trainer_options(cfg, on_this_machine=True)
     check_writable(Path(runs_root) / cfg.table, "--runs-dir")
-    record = evaluation.run_dir(runs_root) / "metrics.json"
-    if record.exists() and not force:
-        released = read_record(record).get("released") or {}
+    run = RunDir(evaluation.run_dir(runs_root))
+    if run.has_record() and not force:
+        released = run.read_record().get("released") or {}
         if released.get("name") != evaluation.entry.full_name:
-            raise RunConflictError(f"{record}: records {released.get('name')!r}, not {evaluation.entry.full_name}; "
-                                   f"--force evaluates again, moving it to {Path(runs_root) / '.replaced'}/")
+            raise RunConflictError(f"{run.record_file}: records {released.get('name')!r}, not "
+                                   f"{evaluation.entry.full_name}; --force evaluates again, moving it to "
+                                   f"{Path(runs_root) / REPLACED_DIR}/")
 
 
 def file_digest(path: Path) -> str:
@@ -213,23 +215,20 @@ def evaluate(evaluation: Evaluation, runs_root: str | Path = "runs", force: bool
     checkpoint, the data and the options have passed every check."""
     from contextlib import nullcontext
 
-    from .records import read_record, replace_run
-    from .run_lock import hold_run
-
     checked = check_checkpoint(evaluation)
     check_can_start(evaluation, runs_root, force)
-    run_path = evaluation.run_dir(runs_root)
-    if (run_path / "metrics.json").exists() and not force:
-        return {**read_record(run_path / "metrics.json"), "cached": True}
+    run = RunDir(evaluation.run_dir(runs_root))
+    if run.has_record() and not force:
+        return {**run.read_record(), "cached": True}
     zero = launched_as_global_zero()
     released = released_entry(evaluation, checked, digest=zero)
     start = time.perf_counter()
-    dm = _test_data(evaluation, run_path, echo)
+    dm = _test_data(evaluation, run.path, echo)
     if force and zero:
-        replace_run(run_path, runs_root, echo)
-    run_path.mkdir(parents=True, exist_ok=True)
-    with hold_run(run_path) if zero else nullcontext():
-        return _test(evaluation, checked, released, dm, run_path, start, progress_bar, echo)
+        run.move_away(runs_root, echo)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.hold() if zero else nullcontext():
+        return _test(evaluation, checked, released, dm, run, start, progress_bar, echo)
 
 
 def released_entry(evaluation: Evaluation, checked: CheckedCheckpoint, digest: bool = True) -> dict[str, Any]:
@@ -262,7 +261,7 @@ def _test_data(evaluation: Evaluation, run_path: Path, echo: Callable[[str], Non
     return dm
 
 
-def _test(evaluation: Evaluation, checked: CheckedCheckpoint, released: dict[str, Any], dm: Any, run_path: Path,
+def _test(evaluation: Evaluation, checked: CheckedCheckpoint, released: dict[str, Any], dm: Any, run: RunDir,
           start: float, progress_bar: bool, echo: Callable[[str], None]) -> dict[str, Any]:
     """The model built, the weights loaded strictly, the test on a Lightning Trainer, the record written."""
     import lightning as L
@@ -273,7 +272,7 @@ def _test(evaluation: Evaluation, checked: CheckedCheckpoint, released: dict[str
 
     from .execute import check_tested
     from .provenance import git_commit, git_state, provenance, set_threads
-    from .records import run_record, write_record
+    from .records import run_record
     from .tasks import build_model, final_metrics, get_task
 
     cfg, entry = evaluation.cfg, evaluation.entry
@@ -284,7 +283,7 @@ def _test(evaluation: Evaluation, checked: CheckedCheckpoint, released: dict[str
     load_into(model, checked.reader, checked.checkpoint, checked.label, entry.known())
     module = get_task(cfg.task).system(cfg, model, dm)
     params = {**cfg.to_dict(), "released": {k: released[k] for k in ("name", "file", "layout", "variant")}}
-    logger = PercentTensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
+    logger = PercentTensorBoardLogger(save_dir=str(run.path.parent), name=run.path.name, version="",
                                       default_hp_metric=False)
     t = cfg.trainer
     trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
@@ -303,7 +302,7 @@ def _test(evaluation: Evaluation, checked: CheckedCheckpoint, released: dict[str
     record.update(evaluated_from=EVALUATED_FROM, released=released, test_videos=test_videos,
                   provenance=provenance(cfg, trainer, dm.data_report(), None, threads, git))
     if trainer.is_global_zero:
-        write_record(run_path / "metrics.json", record)
+        run.write_record(record)
     return record
 
 

@@ -10,11 +10,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from data.command_line import LOADER_WORKERS, count, printable
+from data.root_files import shown
+
 from ..paper_tables import printed
 from .evaluate import DEFAULT_WEIGHTS_DIR, Evaluation, evaluate, resolve_evaluation
 from .interruption import Interrupted, stop_on_signals
 from .overrides import add_lightning_options, lightning_options
 from .released_weights import ReleasedCheckpoint, catalogue
+from .run_dir import RunDir
+from .sizes import ALLOW_FLAG, allowing_large
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -55,6 +60,11 @@ def catalogue_json(entry: ReleasedCheckpoint) -> dict[str, Any]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    with allowing_large(args.allow_large):  # the bounds of experiments.harness.sizes, checked on the meta device
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     overrides = {"data": {"batch_size": args.batch_size, "num_workers": args.num_workers},
                  "trainer": lightning_options(args)}
     evaluation = resolve_evaluation(args.table, args.rows, args.checkpoint, args.weights_dir, args.data_root,
@@ -69,8 +79,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return stop.exit_code
     how = "already evaluated (--force evaluates again)" if record.get("cached") else "evaluated"
     metrics = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if "top" in k)
+    record_file = RunDir(evaluation.run_dir(args.runs_dir)).record_file
     print(f"{evaluation.entry.full_name} on {evaluation.cell}: {metrics} ({how}; paper: "
-          f"{numbers_text(evaluation.cell.paper_numbers())}) -> {evaluation.run_dir(args.runs_dir)}/metrics.json")
+          f"{numbers_text(evaluation.cell.paper_numbers())}) -> {record_file}")
     return 0
 
 
@@ -87,11 +98,11 @@ def dry_run(evaluation: Evaluation, runs_root: str) -> int:
     if evaluation.source.exists():
         checked = check_checkpoint(evaluation)  # a refusal is the command's one line
         d = checked.description
-        print(f"file: {checked.label}: recognised as layout {checked.reader.name} ({checked.reader.title}): "
+        print(f"file: {printable(checked.label)}: recognised as layout {checked.reader.name} ({checked.reader.title}): "
               f"variant {d.get('variant')}, classes {d.get('classes')}, {d.get('frames')} frames, crop {d.get('crop')}"
               f", epoch {d.get('epoch')}; it fits the row's model, every key and shape")
     else:
-        print(f"file: {evaluation.source} is not there: {entry.full_name} is {entry.link} (layout "
+        print(f"file: {shown(evaluation.source)} is not there: {entry.full_name} is {entry.link} (layout "
               f"{entry.layout}, {LAYOUTS[entry.layout].title})")
     print(f"the row expects: {cfg.model.name} {json.dumps(dict(cfg.model.overrides), sort_keys=True)}, "
           f"{entry.expects['classes']} classes, {protocol.frames} frames of {protocol.crop} x {protocol.crop}")
@@ -103,9 +114,10 @@ def dry_run(evaluation: Evaluation, runs_root: str) -> int:
     if entry.note:
         print(f"note: {entry.note}")
     missing = expected_data(cfg)
-    print(f"data: {cfg.data.dataset}, its validation split" + (f" from {cfg.data.root}" if cfg.data.root else "")
-          + (f": missing, {missing}" if missing else ""))
-    print(f"record: {evaluation.run_dir(runs_root)}/metrics.json (marked as evaluated from released weights)")
+    print(f"data: {cfg.data.dataset}, its validation split" + (f" from {shown(cfg.data.root)}" if cfg.data.root else "")
+          + (f": missing, {printable(missing)}" if missing else ""))
+    print(f"record: {shown(RunDir(evaluation.run_dir(runs_root)).record_file)} (marked as evaluated from released "
+          f"weights)")
     print("# nothing run (--dry-run)")
     return 0
 
@@ -132,8 +144,10 @@ def add_command(sub: Any, setting: Callable[[str], tuple[str, Any]]) -> None:
                      help="read and check the file, say what the row expects, the views and the data; run nothing")
     run.add_argument("--runs-dir", default="runs", help="where the evaluation is logged (default: runs/)")
     run.add_argument("--force", action="store_true", help="evaluate again, moving the old record away")
-    run.add_argument("--batch-size", type=int, help="videos per batch, each with all its views (default 1)")
-    run.add_argument("--num-workers", type=int)
+    run.add_argument("--batch-size", type=count(1, 1024, "a batch size"),
+                     help="videos per batch, each with all its views (default 1)")
+    run.add_argument("--num-workers", type=LOADER_WORKERS)
+    run.add_argument(ALLOW_FLAG, action="store_true", help="past the size bounds, as `run` takes it")
     add_lightning_options(run, defaults={"accelerator": "auto", "devices": "1", "num_nodes": "1", "strategy": "auto",
                                          "precision": "32-true"})  # evaluate.evaluation_config's
     run.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", type=setting,

@@ -1,8 +1,9 @@
 """One run of a table: ``execute`` trains and tests a run's model (a Lightning fit and a multi-view test), or
-evaluates it for a task that trains nothing, and writes its record, ``metrics.json``, last.
+evaluates it for a task that trains nothing, and writes its record last.
 
 It skips a finished run, reuses the record of an identical run of another table, and resumes an interrupted one,
-each only when the run directory was written for this run with this configuration (``experiments.harness.records``). The
+each only when the run directory was written for this run with this configuration (``experiments.harness.run_dir``,
+``RunDir.check``). The
 steps: ``_reuse`` (an identical run's record), or ``_prepare`` (threads, seed, pretrained sources) and then
 ``_evaluate_only`` or ``_fit_and_test`` (the data and the system, ``_build_trainer``, ``_scale_lr``,
 ``_check_resume``, the fit, ``_test``), each writing the record last.
@@ -24,23 +25,8 @@ from typing import Any
 
 from .interruption import at_batch_boundaries, interruption_pending, raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
-from .records import (
-    RECORD_KEYS,
-    REPLACED_DIR,
-    RUN_STATE,
-    RunConflictError,
-    check_resumable,
-    copy_tensorboard_files,
-    find_equivalent_run,
-    finished_record,
-    pretrained_weights,
-    read_record,
-    replace_run,
-    run_record,
-    run_state,
-    write_record,
-)
-from .run_lock import hold_run
+from .records import RECORD_KEYS, RUN_STATE, RunConflictError, run_record, run_state
+from .run_dir import REPLACED_DIR, CheckedRun, RunDir, find_equivalent_run, pretrained_weights
 from .spec import RunConfig
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
@@ -60,28 +46,29 @@ def execute(
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """One run of the config's task. Skips a finished run, resumes an interrupted one, writes metrics.json last;
-    either only when the directory was written for this run with this configuration (``check_run_dir``). A fit
+    """One run of the config's task. Skips a finished run, resumes an interrupted one, writes its record last;
+    either only when the directory was written for this run with this configuration (``RunDir.check``). A fit
     whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing; a test
     that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again). The run's lock
-    (``hold_run``) is held throughout, by rank 0 (the other ranks are its own processes): a run another command holds
-    raises ``RunBusyError`` before anything is written (a finished run's record, written atomically, is read without
-    it)."""
-    if (cfg.run_dir(runs_root) / "metrics.json").exists() and not force:  # written atomically: read without the lock
-        return {**finished_record(cfg, runs_root), "cached": True}
-    with hold_run(cfg.run_dir(runs_root)) if launched_as_global_zero() else nullcontext():
+    (``RunDir.hold``) is held throughout, by rank 0 (the other ranks are its own processes): a run another command
+    holds raises ``RunBusyError`` before anything is written (a finished run's record, written atomically, is read
+    without it)."""
+    run = RunDir.of(cfg, runs_root)
+    if run.has_record() and not force:  # written atomically: read without the lock
+        return {**run.finished_record(cfg, runs_root), "cached": True}
+    with run.hold() if launched_as_global_zero() else nullcontext():
         return _execute(cfg, runs_root, force, progress_bar, echo)
 
 
 def _execute(cfg: RunConfig, runs_root: str | Path, force: bool, progress_bar: bool, echo: Callable[[str], None]
              ) -> dict[str, Any]:
-    run_path = cfg.run_dir(runs_root)
-    if (run_path / "metrics.json").exists() and not force:  # again: another command may have ended it meanwhile
-        return {**finished_record(cfg, runs_root), "cached": True}  # only this run's, with this configuration
-    last = run_path / "checkpoints" / "last.ckpt"
-    resume = str(last) if last.exists() and not force else None
-    # before anything is built, and before a reuse would write a record beside another configuration's checkpoint
-    started = check_resumable(cfg, runs_root) if resume else None
+    run = RunDir.of(cfg, runs_root)
+    # asked again under the lock (another command may have ended it meanwhile), before anything is built, and before
+    # a reuse would write a record beside another configuration's checkpoint
+    found = CheckedRun("absent") if force else run.check(cfg, runs_root)
+    if found.state == "finished":  # only this run's, with this configuration
+        return {**found.record, "cached": True}
+    resume = str(run.last_checkpoint) if found.state == "resumable" else None
     source = None if force else find_equivalent_run(cfg, runs_root)
     if source is not None:
         return _reuse(cfg, source, runs_root)
@@ -90,27 +77,27 @@ def _execute(cfg: RunConfig, runs_root: str | Path, force: bool, progress_bar: b
     prepared = _prepare(cfg, runs_root, force, echo)
     if not get_task(cfg.task).trains:
         return _evaluate_only(cfg, prepared, echo)
-    return _fit_and_test(cfg, runs_root, prepared, resume, started, progress_bar, echo)
+    return _fit_and_test(cfg, runs_root, prepared, resume, found.started, progress_bar, echo)
 
 
-def _reuse(cfg: RunConfig, source: Path, runs_root: str | Path) -> dict[str, Any]:
+def _reuse(cfg: RunConfig, source: RunDir, runs_root: str | Path) -> dict[str, Any]:
     """The record of an identical finished run (``source``, of any table) under this run's name, saying where it
     came from, with copies of its TensorBoard files."""
-    run_path = cfg.run_dir(runs_root)
-    record = {**read_record(source, RECORD_KEYS), "table": cfg.table, "row": cfg.row, "column": cfg.column,
-              "config": cfg.to_dict(), "reused_from": source.parent.relative_to(runs_root).as_posix()}
+    run = RunDir.of(cfg, runs_root)
+    record = {**source.read_record(RECORD_KEYS), "table": cfg.table, "row": cfg.row, "column": cfg.column,
+              "config": cfg.to_dict(), "reused_from": source.relative_to(runs_root)}
     if launched_as_global_zero():
-        copy_tensorboard_files(source.parent, run_path)
-        write_record(run_path / "metrics.json", record)
+        run.copy_tensorboard_files(source)
+        run.write_record(record)
     return record
 
 
 @dataclass
 class _Prepared:
-    """What every run has once it starts: its directory, when it started, the code's commit and state, the torch
+    """What every run has once it starts: its folder, when it started, the code's commit and state, the torch
     threads it runs on, and its pretrained sources resolved to files."""
 
-    run_path: Path
+    run: RunDir
     start: float
     commit: str
     git: dict[str, Any]
@@ -128,13 +115,13 @@ def _prepare(cfg: RunConfig, runs_root: str | Path, force: bool, echo: Callable[
     quiet_libraries()
     check_data_options(cfg)  # a misspelt option stops here, by name, before the run directory is written
     start, commit, git = time.perf_counter(), git_commit(), git_state()
-    run_path = cfg.run_dir(runs_root)
+    run = RunDir.of(cfg, runs_root)
     if force and launched_as_global_zero():  # Lightning's rank_zero_only ignores NODE_RANK before a trainer exists
-        replace_run(run_path, runs_root, echo)
-    run_path.mkdir(parents=True, exist_ok=True)
+        run.move_away(runs_root, echo)
+    run.path.mkdir(parents=True, exist_ok=True)
     threads = set_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    return _Prepared(run_path, start, commit, git, threads, pretrained_weights(cfg, runs_root))
+    return _Prepared(run, start, commit, git, threads, pretrained_weights(cfg, runs_root))
 
 
 def _evaluate_only(cfg: RunConfig, prepared: _Prepared, echo: Callable[[str], None]) -> dict[str, Any]:
@@ -145,7 +132,7 @@ def _evaluate_only(cfg: RunConfig, prepared: _Prepared, echo: Callable[[str], No
 
     from .provenance import provenance
 
-    run_path = prepared.run_path
+    run = prepared.run
     device = evaluation_device(cfg.trainer.accelerator)
     echo(f"    evaluating {cfg.model.name} on {cfg.data.dataset} ({cfg.data.root}) on {device} ...")
     metrics, evaluated = get_task(cfg.task).evaluate(cfg, prepared.weights, device)
@@ -157,13 +144,13 @@ def _evaluate_only(cfg: RunConfig, prepared: _Prepared, echo: Callable[[str], No
     record["provenance"] = provenance(cfg, None, evaluated.data_report, None, prepared.threads, prepared.git,
                                       device=device)
     if launched_as_global_zero():
-        logger = PercentTensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
+        logger = PercentTensorBoardLogger(save_dir=str(run.path.parent), name=run.path.name, version="",
                                           default_hp_metric=False)
         logger.log_hyperparams(cfg.to_dict())
         logger.log_metrics(logged_metrics(metrics), step=0)
         log_hparams_session(logger, cfg.to_dict(), 0)
         logger.finalize("success")
-        write_record(run_path / "metrics.json", record)
+        run.write_record(record)
     return record
 
 
@@ -173,10 +160,10 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
     the final state, test it and write the record."""
     from .provenance import provenance
 
-    task, run_path = get_task(cfg.task), prepared.run_path
+    task, run = get_task(cfg.task), prepared.run
     echo(f"    data: {cfg.data.dataset} " + ("(generated on first use, then read from the cache) ..."
                                            if cfg.data.root is None else f"from {cfg.data.root} ..."))
-    dm = task.datamodule(cfg, run_path)
+    dm = task.datamodule(cfg, run.path)
     dm.prepare_data()
     dm.setup("fit")
     trains = cfg.optim.epochs > 0 and cfg.trainer.max_steps != 0  # 0: the initial model tested, on purpose
@@ -187,30 +174,30 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
     module = task.system(cfg, model, dm)
     num_params = sum(p.numel() for p in model.parameters())
     params = {**cfg.to_dict(), "num_params": num_params}
-    trainer, data_wait = _build_trainer(cfg, run_path, params, progress_bar)
+    trainer, data_wait = _build_trainer(cfg, run, params, progress_bar)
     batch = _scale_lr(cfg, trainer, module, params)
-    _check_resume(resume, started, trainer.world_size, run_path, runs_root, echo)
+    _check_resume(resume, started, trainer.world_size, run, runs_root, echo)
     echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
          f"then testing ...")
     with at_batch_boundaries():
         trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)  # SafeCheckpointIO refuses code
-    if trains and trainer.global_step == 0:  # before last.ckpt: a later run must not resume an untrained state
+    if trains and trainer.global_step == 0:  # before the last checkpoint: no later run resumes an untrained state
         raise _no_training_data(cfg, dm, f"it took no optimizer step (batches of {cfg.data.batch_size} per "
                                          f"process x {trainer.world_size}, an incomplete last batch dropped)")
-    trainer.save_checkpoint(run_path / "checkpoints" / "last.ckpt", weights_only=False)  # the whole final state
+    trainer.save_checkpoint(run.last_checkpoint, weights_only=False)  # the whole final state
     raise_if_interrupted()  # a SIGTERM at the fit's very end, after Lightning's last check: no test starts
-    metrics, test_videos = _test(cfg, trainer, module, dm, run_path)
+    metrics, test_videos = _test(cfg, trainer, module, dm, run.path)
     record = run_record(cfg, metrics, prepared.start, data=dm.describe(), data_report=dm.data_report(),
                         num_params=num_params, resume=resume, commit=prepared.commit)
     record["perf"] = data_wait.summary()
     record["test_videos"] = test_videos
     record["provenance"] = provenance(cfg, trainer, record["data_report"], batch, prepared.threads, prepared.git)
     if trainer.is_global_zero:
-        write_record(run_path / "metrics.json", record)
+        run.write_record(record)
     return record
 
 
-def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progress_bar: bool) -> tuple[Any, Any]:
+def _build_trainer(cfg: RunConfig, run: RunDir, params: dict[str, Any], progress_bar: bool) -> tuple[Any, Any]:
     """The run's Lightning ``Trainer`` (TensorBoard logger, periodic and last checkpoints, a checkpoint when SIGTERM
     stops it, exact resume, the run's state in every checkpoint, safe checkpoint IO) and its data-wait monitor."""
     import lightning as L
@@ -223,9 +210,9 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
     from lightning_modules.stop_checkpoint import CheckpointOnStop
     from lightning_modules.tensorboard_percent import PercentTensorBoardLogger
 
-    logger = PercentTensorBoardLogger(save_dir=str(run_path.parent), name=run_path.name, version="",
+    logger = PercentTensorBoardLogger(save_dir=str(run.path.parent), name=run.path.name, version="",
                                       default_hp_metric=False)
-    checkpoint = ModelCheckpoint(dirpath=run_path / "checkpoints", save_last=True, save_top_k=0,
+    checkpoint = ModelCheckpoint(dirpath=run.checkpoints_dir, save_last=True, save_top_k=0,
                                  every_n_train_steps=cfg.trainer.checkpoint_every_n_steps)
     data_wait = DataWaitMonitor()  # fraction of training time spent waiting for batches, into the record
     t = cfg.trainer
@@ -244,10 +231,10 @@ def _build_trainer(cfg: RunConfig, run_path: Path, params: dict[str, Any], progr
         logger=logger,
         callbacks=[checkpoint, LogRunConfig(params), data_wait, LearningRateMonitor(logging_interval="step"),
                    ExactResumeCallback(),  # a killed run continues where it stopped, same data and draws
-                   RunState(RUN_STATE, run_state(cfg, None)),  # for check_resumable; world_size set in setup
+                   RunState(RUN_STATE, run_state(cfg, None)),  # for RunDir.check; world_size set in setup
                    # a stop asked mid-batch: the batch's state saved, the run resumes there (SIGTERM: then
                    # Lightning stops; SIGINT: then StopAtBatchBoundary raises Interrupted at the next boundary)
-                   CheckpointOnStop(run_path / "checkpoints" / "last.ckpt", also_when=interruption_pending),
+                   CheckpointOnStop(run.last_checkpoint, also_when=interruption_pending),
                    StopAtBatchBoundary(raise_if_interrupted),
                    TrainingProgress()],  # how far it is, for a job's heartbeat (status: step, epoch, ETA)
         enable_progress_bar=progress_bar,
@@ -273,7 +260,7 @@ def _scale_lr(cfg: RunConfig, trainer: Any, module: Any, params: dict[str, Any])
     return batch
 
 
-def _check_resume(resume: str | None, started: dict[str, Any] | None, world_size: int, run_path: Path,
+def _check_resume(resume: str | None, started: dict[str, Any] | None, world_size: int, run: RunDir,
                   runs_root: str | Path, echo: Callable[[str], None]) -> None:
     """Say what the fit resumes from; refuse a checkpoint written by another number of processes (its data position
     and steps per epoch would mean something else)."""
@@ -283,7 +270,7 @@ def _check_resume(resume: str | None, started: dict[str, Any] | None, world_size
     elif resume:
         if started.get("world_size") not in (None, world_size):
             raise RunConflictError(
-                f"{run_path}: its checkpoints/last.ckpt was written by {started['world_size']} process(es), this run "
+                f"{run.path}: its {run.LAST_CHECKPOINT} was written by {started['world_size']} process(es), this run "
                 f"has {world_size}: its data position and steps per epoch would mean something else; run "
                 f"again on as many (--devices, --num-nodes), or with --force to start over (the old run is moved to "
                 f"{Path(runs_root) / REPLACED_DIR}/), or use another --runs-dir")

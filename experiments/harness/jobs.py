@@ -3,7 +3,7 @@
 A tiny run is a 64-d ViT on batches of 16 clips: its matrix products are too small for two threads to help, and the
 cores sit half idle. Two runs, each on one thread, finish in about the time of one (see the README's timing of the
 quick start). Each run is still a whole ``execute`` in its own process, seeded by its configuration, so its numbers
-do not depend on which other runs share the machine; the thread count it used is in its ``metrics.json``.
+do not depend on which other runs share the machine; the thread count it used is in its record.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from data.command_line import MAX_INT, POSITIVE, THREADS
+
+from .run_dir import RunDir
 from .spec import RunConfig
 
 SETTABLE_SECTIONS = ("model", "data", "optim", "trainer")  # the sections of a RunConfig that options may change
@@ -28,7 +31,8 @@ LIGHTNING_OPTIONS = {
     "num_nodes": ("num_nodes", "Lightning nodes"),
     "strategy": ("strategy", "Lightning strategy: ddp, fsdp, deepspeed_stage_2, ..."),
     "precision": ("precision", "Lightning precision: 32-true, 16-mixed, bf16-mixed"),
-    "threads": ("num_threads", "torch intra-op threads (default: torch's for this machine); recorded in metrics.json"),
+    "threads": ("num_threads",
+                f"torch intra-op threads (default: torch's for this machine); recorded in {RunDir.RECORD}"),
 }
 
 
@@ -36,7 +40,7 @@ def add_lightning_options(parser: argparse.ArgumentParser, defaults: Mapping[str
     """``--accelerator``, ``--devices``, ``--num-nodes``, ``--strategy``, ``--precision`` and ``--threads``, each
     passed to the ``trainer`` field of ``LIGHTNING_OPTIONS`` (``lightning_options``). ``defaults``: what the command
     uses for a flag not given, said in its help (else the preset's)."""
-    parsed = {"devices": _devices, "num_nodes": int, "threads": int}  # the others are taken as given
+    parsed = {"devices": _devices, "num_nodes": POSITIVE, "threads": THREADS}  # the others are taken as given
     for name, (_, help_text) in LIGHTNING_OPTIONS.items():
         default = (defaults or {}).get(name)
         parser.add_argument("--" + name.replace("_", "-"), type=parsed.get(name),
@@ -49,7 +53,7 @@ def lightning_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _devices(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else value
 
 
 def given_options(overrides: dict[str, dict[str, Any]] | None = None, settings: Iterable[tuple[str, Any]] = ()
@@ -148,7 +152,8 @@ OPTION_RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "trainer": {**dict.fromkeys(("num_nodes", "accumulate_grad_batches", "num_threads", "log_every_n_steps",
                                  "check_val_every_n_epoch", "checkpoint_every_n_steps", "reference_batch"), _COUNT),
                 "gradient_clip_val": _NON_NEGATIVE,
-                "max_steps": ((lambda v: v == -1 or v >= 0), "-1 (the schedule's epochs) or at least 0")},
+                # 0 would test the initial model and record it as trained
+                "max_steps": ((lambda v: v == -1 or v >= 1), "-1 (the schedule's epochs) or at least 1")},
 }
 
 
@@ -164,6 +169,8 @@ def check_option_value(config_type: type, section: str, name: str, value: Any) -
     if _has_non_finite(value):
         # JSON as Python reads it takes NaN and Infinity: a NaN lr would pass a dry run and train nothing
         raise ValueError(f"{section}.{name}={value!r}: must be finite (not NaN or infinite)")
+    if _has_huge_int(value):  # torch and Lightning take counts as C ints: a larger one overflows deep inside them
+        raise ValueError(f"{section}.{name}={_short(value)}: holds an integer past {MAX_INT:,}")
     in_range, allowed = OPTION_RANGES.get(section, {}).get(name, (None, ""))
     if in_range is not None and value is not None and not in_range(value):
         raise ValueError(f"{section}.{name}={value!r}: must be {allowed}")
@@ -177,6 +184,21 @@ def _has_non_finite(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_non_finite(v) for v in value.values())
     return False
+
+
+def _has_huge_int(value: Any) -> bool:
+    """An integer past ``MAX_INT`` in a field or its list (a mapping's values are bounded by their own readers: the
+    generated sets' schema, the model's size bounds, ``experiments.harness.sizes``)."""
+    if isinstance(value, int):
+        return abs(value) > MAX_INT
+    if isinstance(value, (list, tuple)):
+        return any(_has_huge_int(v) for v in value)
+    return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _arms(hint: Any) -> tuple[Any, ...]:

@@ -11,12 +11,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.root_files import shown
+
 from ..paper_tables import paper_table
 from .checks import check_mixed_batch, check_trainer_options, check_writable
 from .overrides import apply_overrides, given_options
 from .provenance import check_multi_node_launch, with_paper_batch
-from .records import check_resumable, comparable_config, find_equivalent_run, finished_record
-from .run_lock import check_lock_path
+from .records import comparable_config
+from .run_dir import RunDir, find_equivalent_run
 from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
 from .static import read_static, static_record_path
@@ -89,7 +91,7 @@ def expected_data(cfg: RunConfig) -> str | None:
     if cfg.data.root is None:
         return f"pass --data-root DIR holding {cfg.data.dataset}/"
     if not Path(cfg.data.root).exists():
-        return f"not found at {cfg.data.root}"
+        return f"not found at {shown(cfg.data.root)}"
     return None
 
 
@@ -115,9 +117,10 @@ def dataset_shown(cfg: RunConfig) -> str:
 
 
 def run_line(cfg: RunConfig, runs_root: str | Path) -> str:
-    """One run as the console names it: table, row, column (dataset), seed, scale and its directory."""
+    """One run as the console names it: table, row, column (dataset), seed, scale and its directory (escaped where
+    it holds a line break or an ESC: ``shown``)."""
     return (f"{cfg.table} row={cfg.row} column={cfg.column} ({dataset_shown(cfg)}) seed={cfg.seed} "
-            f"scale={cfg.scale} -> {cfg.run_dir(runs_root)}")
+            f"scale={cfg.scale} -> {shown(cfg.run_dir(runs_root))}")
 
 
 def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool = False) -> str:
@@ -127,19 +130,17 @@ def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool =
     configuration raises ``RunConflictError``, as the run itself would."""
     if expected_data(cfg) is not None:
         return f"skip: needs {cfg.data.dataset}"
-    run_path = cfg.run_dir(runs_root)
     if force:
         return "train (--force)"
-    if (run_path / "metrics.json").exists():
-        finished_record(cfg, runs_root)  # another run's record, or another configuration's: RunConflictError
+    run = RunDir.of(cfg, runs_root)
+    # another run's record or checkpoint, or another configuration's, stops the run before any reuse
+    found = run.check(cfg, runs_root)
+    if found.state == "finished":
         return "done"
-    last = run_path / "checkpoints" / "last.ckpt"
-    if last.exists():  # another configuration's checkpoint stops the run before any reuse (check_run_dir)
-        check_resumable(cfg, runs_root)
     source = find_equivalent_run(cfg, runs_root)
     if source is not None:
-        return f"reuse {source.parent.relative_to(runs_root).as_posix()}"
-    return f"resume from {last}" if last.exists() else "train"
+        return f"reuse {source.relative_to(runs_root)}"
+    return f"resume from {run.last_checkpoint}" if found.state == "resumable" else "train"
 
 
 def runs_to_train(configs: Sequence[RunConfig], runs_root: str | Path, force: bool) -> list[RunConfig]:
@@ -204,8 +205,8 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
     it: the table's runs folder takes new files, each run's launch and trainer options are Lightning's and its
     static record reads. A run that would start here (not a dry run, its data there) also needs its accelerator
     and, on several nodes, their launcher; a dry run returns what it lacks here as notes instead. Each run's lock
-    path must be free or a lock file (``check_lock_path``), and each distinct model builds on the meta device with
-    its data options, generated-set sizes and pretrained sources (``check_buildable``): the dry run and the run
+    path must be free or a lock file (``RunDir.check_lock_file``), and each distinct model builds on the meta device
+    with its data options, generated-set sizes and pretrained sources (``check_buildable``): the dry run and the run
     refuse a bad option with the same line, before anything is written. ``check_sources=False``: the pretrained
     files were checked and noted already (``run --submit --dry-run``)."""
     notes: dict[str, None] = {}
@@ -218,7 +219,7 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
         if here and get_task(cfg.task).trains:  # an evaluation runs on one device, whatever the preset's nodes
             check_multi_node_launch(cfg)
         check_mixed_batch(cfg)
-        check_lock_path(cfg.run_dir(runs_root))
+        RunDir.of(cfg, runs_root).check_lock_file()
         note = check_trainer_options(cfg, on_this_machine=here)
         if note:
             notes[note] = None
@@ -235,5 +236,5 @@ def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") 
     """The --dry-run listing: each run's directory and fully resolved configuration."""
     blocks = []
     for cfg in configs:
-        blocks.append(f"# {cfg.run_dir(runs_root)}\n{json.dumps(cfg.to_dict(), indent=2)}")
+        blocks.append(f"# {shown(cfg.run_dir(runs_root))}\n{json.dumps(cfg.to_dict(), indent=2)}")
     return "\n".join(blocks)

@@ -1,7 +1,7 @@
 """What a run's record says about how it was produced, so that a number that differs from the paper's (or from the
 same run elsewhere) can be explained: code, configuration, data found, hardware, libraries, batch and precision.
 
-``provenance`` is the ``provenance`` entry of ``metrics.json``; ``batch_and_lr`` is also written to
+``provenance`` is the ``provenance`` entry of a run's record; ``batch_and_lr`` is also written to
 ``hparams.yaml``. ``set_threads`` fixes torch's intra-op thread count before a run: a float sum split over another
 number of threads rounds differently, so the count is part of "same command, same numbers".
 """

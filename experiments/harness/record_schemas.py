@@ -1,14 +1,16 @@
-"""The declared schemas of the nested sections of a run's record (``metrics.json``, a tracked copy, a checkpoint's run
+"""The declared schemas of the nested sections of a run's record (its run folder's, a tracked copy, a checkpoint's run
 state) that the runner and the reports read, checked by pydantic when the record is read, and the bound on how deep
 any JSON or YAML document the CLI reads may nest.
 
 ``records.check_record_shape`` checks a record's top-level keys against ``records.RECORD_SCHEMA`` through the model
 ``top_level_model`` makes of it; ``check_record_sections`` checks what lies under them: the metrics (finite numbers: a
 run refuses to write any other), the data description (its class counts), each split's data report (counts, or lists
-of the files left out) and the provenance (batch, devices, CPU kernels, threads). Every section keeps the keys it does
-not declare (records carry more than any reader takes), and each declared key must be of its type, strictly: ``"5"``
-is no count and ``true`` no number. A failure is one line naming the field ("data_report.train: Input should be an
-object (got 5)"), which the readers report with the file.
+of the files left out), the provenance (batch, devices, accelerator, CPU kernels, threads) and, for a cell
+evaluated from released weights, what was evaluated (``released``: its name and protocol). Every section keeps the
+keys it does not declare (records carry more than any reader takes), and each declared key must be of its type,
+strictly: ``"5"`` is no count and ``true`` no number; null only where every reader takes it for "not recorded". A
+failure is one line naming the field ("data_report.train: Input should be an object (got 5)"), which the readers
+report with the file.
 
 A document nested deeper than ``MAX_DEPTH`` (no record, claims file or catalogue nests past 12) is refused before
 any reader walks it: Python's own recursion limit would otherwise end the command in a ``RecursionError``.
@@ -33,7 +35,6 @@ from pydantic import (
 
 from data.schemas import describe
 
-MAX_DEPTH = 64  # objects and lists within each other
 MAX_COUNT = 2**53  # a count JSON keeps exactly; no split holds more files
 
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
@@ -77,14 +78,15 @@ class Batch(_Section):
 
 
 class CpuKernels(_Section):
-    capability: StrictStr | None = None
-    switches: dict[str, StrictStr] = {}
+    capability: StrictStr = "?"  # the reports print it: absent reads "?", a null would be no text at all
+    switches: dict[str, StrictStr] | None = None
 
 
 class Provenance(_Section):
     """The record's ``provenance`` (``provenance.provenance``): what ``reports.build`` compares between runs."""
 
     precision: StrictStr | None = None
+    accelerator: StrictStr | None = None  # a device's label looks for "CPU" in it
     world_size: Positive | None = None
     devices: list[StrictStr] | None = None
     cpu_kernels: CpuKernels | None = None
@@ -101,15 +103,24 @@ class Provenance(_Section):
         return self
 
 
+class ReleasedFrom(_Section):
+    """A record evaluated from released weights (``reports.released``): the checkpoint's name and the protocol it
+    was tested at (its views)."""
+
+    name: StrictStr | None = None
+    protocol: dict[str, Any] | None = None
+
+
 class RecordSections(BaseModel):
     """What a record's readers take from under its top-level keys."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     metrics: dict[str, Finite] = {}
-    data: DataDescription | None = None
+    data: DataDescription = DataDescription()  # the reports look into it where present: null is no description
     data_report: dict[str, SplitReport] | None = None
     provenance: Provenance | None = None
+    released: ReleasedFrom | None = None
 
 
 _STRICT = {str: StrictStr, int: StrictInt, float: StrictFloat, dict: dict[str, Any], type(None): None}
@@ -139,21 +150,3 @@ def check_record_sections(record: dict[str, Any]) -> str | None:
     except ValidationError as err:
         return describe(err)
     return None
-
-
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether a parsed JSON or YAML value nests objects and lists more than ``limit`` deep (walked without
-    recursion, so any depth is measured)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False

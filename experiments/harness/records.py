@@ -1,14 +1,11 @@
-"""A run's record and its run directory: what ``metrics.json`` holds and how it is read and written, which
-run (table, row, column, seed, scale) and configuration a directory or checkpoint belongs to, and finding a finished
-run of the same experiment. Imports no runner, no torch: the reports read records through this module.
+"""A run's record: what it holds (``run_record``, ``RECORD_SCHEMA``), how a record file is read and written, and
+which run (table, row, column, seed, scale) and configuration a record or a checkpoint's ``RUN_STATE`` belongs to
+(``run_differences``, ``experiment_key``). Imports no runner, no torch: the reports read records through this module.
 
-Each run lives in ``runs/<table>/<row>/seed<k>/<column>/``: TensorBoard events, ``hparams.yaml``,
-``checkpoints/last.ckpt`` and, once tested, ``metrics.json`` (the flat record the reports read). A record or a
-checkpoint may be reused or resumed only when it was written for the same run: the same table, row, column, seed
-and scale, and the same configuration as ``experiment_key`` compares them (every checkpoint carries its run's, under
-``RUN_STATE``); otherwise ``RunConflictError`` names the fields that differ. ``--force`` moves the old run, whole,
-to ``runs/.replaced/<time>/<table>/...`` (``replace_run``): nothing is deleted, and neither TensorBoard nor the
-reports mix the two runs.
+Which files a run folder holds, and what they say of its state, is ``experiments.harness.run_dir``'s: a record or a
+checkpoint may be reused or resumed only when it was written for the same run, the same table, row, column, seed and
+scale, and the same configuration as ``experiment_key`` compares them; otherwise ``RunConflictError`` names the
+fields that differ.
 """
 
 from __future__ import annotations
@@ -16,19 +13,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data.root_files import read_regular_bytes
+from data.root_files import MAX_DEPTH, read_regular_bytes, too_deep, unreadable_value
 
-from .record_schemas import MAX_DEPTH, check_record_sections, too_deep, top_level_model, wrong_top_level_keys
-from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
-from .spec import RunConfig, run_dir, with_defaults
+from .record_schemas import check_record_sections, top_level_model, wrong_top_level_keys
+from .spec import RunConfig, with_defaults
 
 
 class RunConflictError(ValueError):
@@ -36,14 +31,13 @@ class RunConflictError(ValueError):
 
 
 class DamagedRecordError(ValueError):
-    """A record (a run's ``metrics.json``, a tracked copy of one, a ``static.json``) that cannot be read as one: not
+    """A record (a run's own, a tracked copy of one, a ``static.json``) that cannot be read as one: not
     UTF-8, not JSON, or a value of the wrong shape. The message is one line naming the file and what to do."""
 
 
 IDENTITY = ("table", "row", "column", "seed", "scale")  # a run's place: its directory
-RECORD_KEYS = (*IDENTITY, "metrics")  # what every reader of a metrics.json needs
+RECORD_KEYS = (*IDENTITY, "metrics")  # what every reader of a run's record needs
 RUN_STATE = "vidrepro_run"  # a checkpoint's callback state that says which run, configured how, wrote it
-REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
 
 _NONE = type(None)
 # What the readers of a record (the runner, the reports) take from it, and the JSON types each key may hold there;
@@ -71,8 +65,9 @@ def tracked_record_fix(path: str | Path, table: str) -> str:
 
 def read_json(path: str | Path, fix: str) -> Any:
     """The JSON value a file holds; a file that cannot be read, is no regular file (a FIFO is refused before it is
-    read: reading one waits for a writer forever), is not UTF-8, not JSON or nests deeper than ``MAX_DEPTH`` raises
-    ``DamagedRecordError`` naming it, where (line and column), and ``fix``."""
+    read: reading one waits for a writer forever), is not UTF-8, not JSON, holds a number of more digits than Python
+    converts or nests deeper than ``MAX_DEPTH`` raises ``DamagedRecordError`` naming it, where (line and column), and
+    ``fix``."""
     path = Path(path)
     if "\0" in str(path):  # the system calls would fail naming no file
         raise DamagedRecordError(f"{str(path)!r}: cannot be read (its name holds a NUL byte); {fix}")
@@ -93,6 +88,8 @@ def read_json(path: str | Path, fix: str) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError as err:
         raise DamagedRecordError(f"{path}: not valid JSON ({err}); {fix}") from None
+    except ValueError as err:  # a number of more digits than Python converts: the parser's own ValueError
+        raise DamagedRecordError(f"{path}: not a record ({unreadable_value(err)}); {fix}") from None
     except RecursionError:  # nested past Python's recursion limit: deeper still than the bound below
         value, deep = None, True
     else:
@@ -147,22 +144,22 @@ def _kinds(kinds: tuple[type, ...]) -> str:
 
 
 def read_record(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
-    """A local run's ``metrics.json`` with the ``required`` keys; a file that is not UTF-8 JSON, or not a record,
-    raises ``DamagedRecordError`` naming it and what to do (``local_record_fix``)."""
+    """A local run's record file (``path``, in its run folder) with the ``required`` keys; a file that is not UTF-8
+    JSON, or not a record, raises ``DamagedRecordError`` naming it and what to do (``local_record_fix``)."""
     fix = local_record_fix(path.parent)
     return check_record_shape(read_json(path, fix), path, required, fix=fix)
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    """Write a record atomically: a ``metrics.json`` is always complete."""
+    """Write a record atomically: a reader never sees half of one."""
     from data.atomic_write import atomic_write_text
 
-    atomic_write_text(path, json.dumps(record, indent=2, default=str))  # a metrics.json is always complete
+    atomic_write_text(path, json.dumps(record, indent=2, default=str))
 
 
 def run_record(cfg: RunConfig, metrics: dict[str, float], start: float, data: Any, data_report: Any,
                num_params: int | None, resume: str | None, commit: str) -> dict[str, Any]:
-    """The flat record of one run (``metrics.json``): what the reports read. ``commit``: the code's, taken when the
+    """The flat record of one run: what the reports read. ``commit``: the code's, taken when the
     run started (the tree may change while it trains)."""
     return {
         "table": cfg.table,
@@ -205,7 +202,7 @@ def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_differences(recorded: dict[str, Any], cfg: RunConfig) -> list[str]:
-    """What separates a recorded run (a metrics.json, a checkpoint's ``RUN_STATE``) from ``cfg``, as "field:
+    """What separates a recorded run (its record, a checkpoint's ``RUN_STATE``) from ``cfg``, as "field:
     recorded -> asked": its place (table, row, column, seed, scale), then each field of the configuration that
     ``experiment_key`` compares (the data folder, loader workers and the names of its place are not compared).
     Empty: the same run."""
@@ -240,143 +237,6 @@ def _shown(value: Any) -> str:
     return "(absent)" if value is _ABSENT else json.dumps(value, default=str)
 
 
-def check_run_dir(cfg: RunConfig, runs_root: str | Path) -> None:
-    """Raise ``RunConflictError`` when the run's directory holds a record or a checkpoint of another run (its
-    table, row, column, seed or scale) or of another configuration (``experiment_key``): reusing or resuming it
-    would put that run's numbers under this one's name."""
-    run_path = cfg.run_dir(runs_root)
-    if (run_path / "metrics.json").exists():
-        finished_record(cfg, runs_root)
-    elif (run_path / "checkpoints" / "last.ckpt").exists():
-        check_resumable(cfg, runs_root)
-
-
-def finished_record(cfg: RunConfig, runs_root: str | Path) -> dict[str, Any]:
-    """The run's metrics.json, checked to be this run's, done with this configuration."""
-    path = cfg.run_dir(runs_root) / "metrics.json"
-    record = read_record(path, (*RECORD_KEYS, "config"))
-    _refuse_another_run(record, cfg, runs_root, "its metrics.json was written for another run")
-    return record
-
-
-def check_resumable(cfg: RunConfig, runs_root: str | Path) -> dict[str, Any] | None:
-    """What the run's ``last.ckpt`` says it belongs to (its place, configuration and process count, saved under
-    ``RUN_STATE``), checked against ``cfg``; None for a checkpoint written before checkpoints said so (its
-    configuration cannot be checked)."""
-    path = cfg.run_dir(runs_root) / "checkpoints" / "last.ckpt"
-    started = checkpoint_run(path)
-    if started is not None:
-        _refuse_another_run(started, cfg, runs_root, "its checkpoints/last.ckpt was written for another run",
-                            resume=True)
-    return started
-
-
-def checkpoint_run(path: Path) -> dict[str, Any] | None:
-    """The ``RUN_STATE`` a checkpoint holds, read without executing anything (``models.weights.load_weights_file``:
-    weights only, a TorchScript archive refused) and without reading its tensors (memory-mapped); None when it holds
-    none."""
-    from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
-
-    fix = local_record_fix(path.parent.parent)  # runs/<table>/<row>/seed<k>/<column>/checkpoints/last.ckpt
-    try:
-        checkpoint = load_weights_file(path, mmap=True, fix=f"a run's checkpoint never is one: {fix}")
-    except UnsafeCheckpointError:  # it would run code: refused as every checkpoint load refuses it
-        raise
-    except CheckpointError as err:  # whatever the reason, the file cannot be resumed from
-        raise DamagedRecordError(f"{err}; {fix}") from None
-    state = (checkpoint.get("callbacks") or {}).get(RUN_STATE) if isinstance(checkpoint, dict) else None
-    return None if state is None else check_record_shape(state, path, (*IDENTITY, "config"), fix=fix)
-
-
 def run_state(cfg: RunConfig, world_size: int) -> dict[str, Any]:
     """What a checkpoint says about the run that wrote it (``RUN_STATE``)."""
     return {**{k: getattr(cfg, k) for k in IDENTITY}, "config": cfg.to_dict(), "world_size": world_size}
-
-
-def _refuse_another_run(recorded: dict[str, Any], cfg: RunConfig, runs_root: str | Path, what: str,
-                        resume: bool = False) -> None:
-    differences = run_differences(recorded, cfg)
-    if not differences:
-        return
-    shown = "; ".join(differences[:6]) + (f"; and {len(differences) - 6} more" if len(differences) > 6 else "")
-    keep = ", run again with the original options to finish it" if resume else ""
-    raise RunConflictError(
-        f"{cfg.run_dir(runs_root)}: {what} (recorded -> asked: {shown}){keep}; run again with --force to replace it "
-        f"(the old run is moved to {Path(runs_root) / REPLACED_DIR}/), or use another --runs-dir")
-
-
-def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> Path | None:
-    """A finished run (any table) whose configuration equals ``cfg`` except for table/row/column names.
-
-    Motionformer's tables share rows (exact trajectory attention is row 1 of Tables 3a-3d, the last row of Table 4
-    and Mformer in Tables 6-8); such a run is trained once and its record reused, saying where it came from. A
-    damaged record is passed over: it can stand for no run until it is repaired, and the run it belongs to (its own
-    directory's) refuses to start while it is there, naming it.
-    """
-    target = json.dumps(comparable_config(cfg.to_dict()), sort_keys=True)
-    for path in sorted(Path(runs_root).glob(f"*/*/seed{cfg.seed}/{cfg.scale}-*/metrics.json")):
-        try:
-            record = read_record(path)
-        except DamagedRecordError:
-            continue
-        if not isinstance(record.get("config"), dict):
-            continue  # recorded without its configuration: it cannot be compared
-        if record.get("reused_from") is None and json.dumps(comparable_config(record["config"]),
-                                                           sort_keys=True) == target:
-            return path
-    return None
-
-
-def replace_run(run_path: Path, runs_root: str | Path, echo: Callable[[str], None] = print) -> None:
-    """``--force``: move the run's directory, whole, to ``replaced_run_dir`` (nothing is deleted)."""
-    if run_path.is_dir() and any(run_path.iterdir()):
-        archive = replaced_run_dir(run_path, runs_root)
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        run_path.rename(archive)
-        echo(f"    previous run moved to {archive}")
-
-
-def replaced_run_dir(run_dir: Path, runs_root: str | Path) -> Path:
-    """Where ``--force`` keeps the run it replaces: runs/.replaced/<UTC time>/<table>/<row>/seed<k>/<column>."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    return Path(runs_root) / REPLACED_DIR / stamp / run_dir.relative_to(runs_root)
-
-
-def copy_tensorboard_files(source: Path, run_path: Path) -> None:
-    """A reused run's TensorBoard files (event files, ``hparams.yaml``) copied from the run it reuses, so that
-    ``tensorboard --logdir runs/<table>`` shows every row of the table, the reused ones with the curves they were
-    trained with (their hyper-parameters name the table and row that trained them)."""
-    run_path.mkdir(parents=True, exist_ok=True)
-    for path in [*sorted(source.glob("events.out.tfevents.*")), source / "hparams.yaml"]:
-        if path.is_file() and not (run_path / path.name).exists():
-            shutil.copy2(path, run_path / path.name)
-
-
-def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str, str] | None:
-    """The run's pretrained sources with ``run:<table>/<row>/<column>`` resolved to the last checkpoint of that run
-    at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model), or of the run it reused
-    (its record's ``reused_from``); it must exist, and lie inside ``runs_root`` (``inside_runs_root``)."""
-    sources = cfg.model.pretrained
-    if isinstance(sources, str) or sources is None:
-        return _resolve_source(cfg, sources, runs_root)
-    return {part: _resolve_source(cfg, source, runs_root) for part, source in sources.items()}
-
-
-def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> str | None:
-    if not name or not name.startswith(RUN_PREFIX):
-        return name
-    table, row, column = parse_run_source(name)
-    folder = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
-    record = folder / "metrics.json"
-    if record.exists():  # a reused run keeps no checkpoint: the run it reuses has it
-        reused = read_record(record).get("reused_from")
-        if reused:
-            again = f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`"
-            folder = inside_runs_root(runs_root, Path(runs_root) / reused, f"{record}: its reused_from {reused!r}",
-                                      f"a record may only name a run in its own runs folder: delete it, then {again}")
-    path = inside_runs_root(runs_root, folder / "checkpoints" / "last.ckpt", f"pretrained source {name}",
-                            "a run starts only from a checkpoint inside it: put the file itself there, not a link")
-    if not path.exists():
-        raise FileNotFoundError(f"{cfg.table}/{cfg.row}: initialisation {name} needs {path}; train it first with "
-                                f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`")
-    return str(path)

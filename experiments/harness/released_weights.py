@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from data.root_files import read_regular_bytes
+from data.root_files import read_yaml
 
 from ..paper_tables import paper_table, paper_tables
 from .spec import registered_specs, table_spec
@@ -198,10 +196,8 @@ def paper_catalogue(paper: str) -> tuple[ReleasedCheckpoint, ...]:
     if not path.exists():
         return ()
     try:
-        data = yaml.safe_load(read_regular_bytes(path).decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise CatalogueError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
-    except ValueError as err:  # a FIFO or another special file, or one too large: refused before it is read
+        data = read_yaml(path)
+    except ValueError as err:  # a special or damaged file, broken or too deep YAML: one line naming it
         raise CatalogueError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
         raise CatalogueError(f"{path}: expected a mapping with a list under `checkpoints`")

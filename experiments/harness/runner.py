@@ -2,7 +2,7 @@
 table's static columns are computed into their record.
 
 ``run_table`` resolves the runs (``experiments.harness.plan``), skips those whose data is absent, stops before anything
-trains when a run directory holds another run's record or checkpoint (``experiments.harness.records``) or a launch
+trains when a run directory holds another run's record or checkpoint (``experiments.harness.run_dir``) or a launch
 cannot start, generates the synthetic sets the runs read, and then runs them one after another or side by side in worker
 processes (``experiments.harness.jobs``), saying after each run how far the table is. The runner asks
 ``experiments.harness.tasks`` how to serve a run and never inspects a dataset's name; it builds no report (``python -m
@@ -38,8 +38,8 @@ from .plan import (
 )
 from .progress import TableProgress, duration
 from .provenance import data_left_out, git_commit, launched_as_global_zero, leave_process_group
-from .records import check_run_dir, replace_run
-from .run_lock import RunBusyError, hold_run
+from .run_dir import RunDir
+from .run_lock import RunBusyError
 from .spec import RunConfig, TableSpec
 from .tasks import get_task
 
@@ -129,7 +129,7 @@ def _check_runs(configs: Sequence[RunConfig], runs_root: str | Path, force: bool
     for cfg in configs:
         check_pretrained_sources(cfg)  # a missing checkpoint file or a timm typo, before any run starts
         if not force:
-            check_run_dir(cfg, runs_root)
+            RunDir.of(cfg, runs_root).check(cfg, runs_root)
 
 
 def _expect(progress: TableProgress, to_train: Sequence[RunConfig], runs_root: str | Path, jobs: int,
@@ -165,7 +165,7 @@ def _on_finished(records: list[dict[str, Any]], busy: list[RunConfig], progress:
         line = progress.finished(str(cfg.run_dir(runs_root)), record["wall_time_s"] if how == "trained" else None)
         echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · {line}")
         if lost := data_left_out(record.get("data_report") or {}):
-            echo(f"    data left out: {lost} (the files: {cfg.run_dir(runs_root) / 'metrics.json'})")
+            echo(f"    data left out: {lost} (the files: {RunDir.of(cfg, runs_root).record_file})")
 
     return finished
 
@@ -201,10 +201,11 @@ def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig
             finished(to_train[index], outcome)
     for cfg in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
+        run = RunDir.of(cfg, runs_root)
         try:
-            with hold_run(cfg.run_dir(runs_root)):  # execute takes it again (re-entrant): none moves it meanwhile
+            with run.hold():  # execute takes it again (re-entrant): none moves it meanwhile
                 if force and not needs_another_run(cfg):  # its configuration was trained again above: reuse it
-                    replace_run(cfg.run_dir(runs_root), runs_root, echo)
+                    run.move_away(runs_root, echo)
                 record = execute(cfg, runs_root, force=force and needs_another_run(cfg), progress_bar=False,
                                  echo=echo)
         except RunBusyError as err:

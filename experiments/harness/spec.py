@@ -104,7 +104,7 @@ class TrainerConfig:
     max_steps: int = -1  # -1: train for the schedule's epochs; else stop after this many optimiser steps
     # Same command, same numbers: Lightning's deterministic mode (True; "warn" only warns where an op has no
     # deterministic implementation) and a fixed intra-op thread count (None: torch's default for this machine, from
-    # its cores or OMP_NUM_THREADS); both are recorded in metrics.json.
+    # its cores or OMP_NUM_THREADS); both are recorded in the run's record.
     deterministic: bool | str = True
     num_threads: int | None = None
     # The global batch (GPUs x per-GPU batch x accumulation) the preset's lr is stated for, i.e. the paper's; None:
@@ -112,8 +112,8 @@ class TrainerConfig:
     # al.'s rule, the convention), "sqrt", or "none".
     reference_batch: int | None = None
     lr_scaling: Literal["linear", "sqrt", "none"] = "linear"
-    # last.ckpt is rewritten every this many optimiser steps (and when training ends): a killed run resumes from
-    # there, mid-epoch, with the same data order and random draws as if it had not stopped
+    # The run's last checkpoint is rewritten every this many optimiser steps (and when training ends): a killed run
+    # resumes from there, mid-epoch, with the same data order and random draws as if it had not stopped
     checkpoint_every_n_steps: int = 100
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
+from data.root_files import unreadable_value
 from data.schemas import describe
 
 from .record_schemas import Finite
@@ -274,7 +275,13 @@ def read_static(path: str | Path, fix: str | None = None) -> dict[str, Any] | No
     if not path.exists():
         return None
     fix = fix or local_static_fix(path)
-    return check_static_shape(read_json(path, fix), path, fix)
+    try:
+        document = read_json(path, fix)
+    except DamagedRecordError:
+        raise
+    except ValueError as err:  # a number of more digits than Python converts, which read_json lets through
+        raise DamagedRecordError(f"{path}: not valid JSON ({unreadable_value(err)}); {fix}") from None
+    return check_static_shape(document, path, fix)
 
 
 def local_static_fix(path: str | Path) -> str:

@@ -165,20 +165,47 @@ def build_model(cfg: RunConfig, num_classes: int | Mapping[str, int], device: st
     ``class_kwargs`` hands them to the model), built on ``device`` (default: the current one).
 
     An unknown option fails here with its name and the valid ones (``models.create_model`` checks them), so
-    building on ``meta`` checks a spec at paper scale without allocating it. ``weights``: resolved pretrained
-    sources (see ``ModelConfig.pretrained``): one source for the whole model, or ``{submodule: source}``.
+    building on ``meta`` checks a spec at paper scale without allocating it; what is built there is a plan, so its
+    size is checked there too, against the bounds of ``experiments.harness.sizes`` (the model's arguments before it
+    is built, its parameters after). ``weights``: resolved pretrained sources (see ``ModelConfig.pretrained``): one
+    source for the whole model, or ``{submodule: source}``.
     """
     import torch
 
     from models import create_model, load_pretrained
 
+    from .sizes import check_model_arguments, check_run_size
+
+    kwargs, planned = model_kwargs(cfg), str(device) == "meta"
+    if planned:
+        check_run_size(cfg)
+        check_model_arguments(cfg, kwargs)
     with torch.device(device) if device else nullcontext():
-        model = create_model(cfg.model.name, **class_kwargs(cfg, num_classes), **model_kwargs(cfg))
+        try:
+            model = create_model(cfg.model.name, **class_kwargs(cfg, num_classes), **kwargs)
+        except (TypeError, ArithmeticError, RuntimeError, AssertionError, IndexError) as err:
+            if not planned:
+                raise
+            # a model that cannot be built from its arguments (a depth of "abc", 0 heads, a negative width): said
+            # where the run is planned, naming it, rather than as the model's own traceback
+            raise ValueError(f"{cfg.table}/{cfg.row}/{cfg.column}: model {cfg.model.name} cannot be built from "
+                             f"model.overrides {_brief(cfg.model.overrides)} ({_brief(err)})") from None
+    if planned:
+        check_run_size(cfg, model)
     if weights:
         sources = {"": weights} if isinstance(weights, str) else dict(weights)
         for part, source in sources.items():
             load_pretrained(model.get_submodule(part) if part else model, resolve_source(source))
     return model
+
+
+def _brief(value: Any) -> str:
+    """``value`` on one short line: an error's first line, a mapping's items."""
+    if isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{key}={item!r}" for key, item in value.items()) + "}"
+    else:
+        text = " ".join((str(value).strip().splitlines() or [""])[0].split()) or type(value).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def final_metrics(logged: dict[str, float]) -> dict[str, float]:

@@ -9,21 +9,24 @@ logged like table runs, under ``runs/synthetic_learnability/<set>/``; a run iden
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from tabulate import tabulate
 
+from data.command_line import OneLineParser, count
 from experiments.harness.execute import execute
+from experiments.harness.plan import MAX_SEEDS
+from experiments.harness.sizes import MAX_EPOCHS
 from experiments.synthetic_learnability.summary import run_config, summary_rows, synthetic_sets
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m experiments.synthetic_learnability",
-                                     description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m experiments.synthetic_learnability", description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", choices=synthetic_sets(), default=synthetic_sets())
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per set (default 1)")
-    parser.add_argument("--epochs", type=int, help="override the preset's schedule length")
+    parser.add_argument("--seeds", type=count(1, MAX_SEEDS, "a seed count"), default=1,
+                        help=f"seeds 0..N-1 per set (default 1, at most {MAX_SEEDS})")
+    parser.add_argument("--epochs", type=count(1, MAX_EPOCHS, "an epoch count"),
+                        help=f"override the preset's schedule length (at most {MAX_EPOCHS:,})")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--force", action="store_true", help="retrain runs that already exist")
     args = parser.parse_args(argv)

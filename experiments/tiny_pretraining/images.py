@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from data.command_line import count
+
 from ..harness.commands import register_command
 from ..harness.tasks import register_source
 
@@ -175,9 +177,11 @@ def add_command(sub: argparse._SubParsersAction) -> None:
                                                      "write experiments/tiny_pretraining/weights/<arch>.safetensors")
     parser.add_argument("arch", choices=ARCHITECTURES)
     parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and record")
-    parser.add_argument("--epochs", type=int, default=40, help="the cosine's length (default 40: the design's)")
-    parser.add_argument("--num-train", type=int, default=20_000)
-    parser.add_argument("--num-val", type=int, default=2_000)
+    # at most 10x the design's (40 epochs of 20,000 + 2,000 images)
+    parser.add_argument("--epochs", type=count(1, 400, "an epoch count"), default=40,
+                        help="the cosine's length (default 40: the design's; at most 400)")
+    parser.add_argument("--num-train", type=count(1, 200_000, "an image count"), default=20_000)
+    parser.add_argument("--num-val", type=count(1, 20_000, "an image count"), default=2_000)
     parser.set_defaults(fn=_cmd_pretrain_images)
 
 

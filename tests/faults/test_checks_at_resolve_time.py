@@ -32,7 +32,7 @@ def run_twice(capsys, tmp_path, *options: str) -> tuple[tuple[int, str], tuple[i
     (["--precision", "7-bogus"], "trainer.precision='7-bogus' (--precision)"),
     (["--accelerator", "tpu9"], "trainer.accelerator='tpu9' (--accelerator) is not a Lightning accelerator"),
     (["--strategy", "nonsense"], "trainer.strategy='nonsense' (--strategy) is not a Lightning strategy"),
-    (["--num-workers", "-1"], "data.num_workers=-1: must be at least 0"),
+    (["--set", "data.num_workers=-1"], "data.num_workers=-1: must be at least 0"),  # --num-workers: argparse's
     (["--set", "optim.lr=-1"], "optim.lr=-1: must be greater than 0"),
     (["--set", "optim.weight_decay=-0.05"], "optim.weight_decay=-0.05: must be at least 0"),
     (["--set", "optim.momentum=1.5"], "optim.momentum=1.5: must be between 0 and 1"),

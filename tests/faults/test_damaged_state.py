@@ -237,10 +237,10 @@ def test_a_run_lock_path_that_is_no_file_is_one_line_naming_it(tmp_path, capsys,
     """A folder or a link where a run's lock file goes is refused naming it, by the dry run as by the run, before
     anything starts; a link's target is left untouched."""
     from experiments.harness.plan import resolve_runs
-    from experiments.harness.run_lock import lock_path
+    from experiments.harness.run_dir import RunDir
 
     runs, out = tmp_path / "runs", tmp_path / "out"
-    lock = lock_path(resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0].run_dir(runs))
+    lock = RunDir(resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0].run_dir(runs)).lock_file
     lock.parent.mkdir(parents=True)
     target = tmp_path / "elsewhere.txt"
     target.write_text("not a lock")

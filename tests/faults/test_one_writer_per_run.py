@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from experiments.harness.run_lock import hold_run, lock_path
+from experiments.harness.run_dir import RunDir
 from tests.experiments.micro_run import RUN, TABLE
 
 HOLD = """
 import sys, time
-from experiments.harness.run_lock import hold_run
-with hold_run(sys.argv[1]):
+from experiments.harness.run_dir import RunDir
+with RunDir(sys.argv[1]).hold():
     print("held", flush=True)
     time.sleep(600)
 """
@@ -44,7 +44,7 @@ def test_a_second_command_skips_the_run_the_first_is_training(two_commands_one_c
 
 
 def _since(run_dir):
-    return json.loads(lock_path(run_dir).read_text())["since"]  # the first command's lock: it is the last holder
+    return json.loads(RunDir(run_dir).lock_file.read_text())["since"]  # the first command's lock: it is the last holder
 
 
 def test_the_lock_of_a_killed_process_is_taken_over_at_once(tmp_path):
@@ -59,6 +59,6 @@ def test_the_lock_of_a_killed_process_is_taken_over_at_once(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert json.loads(lock_path(run_dir).read_text())["pid"] == holder.pid  # left behind, naming the dead holder
-    with hold_run(run_dir):
-        assert json.loads(lock_path(run_dir).read_text())["pid"] == os.getpid()
+    assert json.loads(RunDir(run_dir).lock_file.read_text())["pid"] == holder.pid  # left behind, naming the dead holder
+    with RunDir(run_dir).hold():
+        assert json.loads(RunDir(run_dir).lock_file.read_text())["pid"] == os.getpid()

@@ -11,7 +11,7 @@ import torch
 
 from experiments.__main__ import main
 from experiments.harness.plan import resolve_runs
-from experiments.harness.records import pretrained_weights
+from experiments.harness.run_dir import pretrained_weights
 
 SOURCE = "run:mformer_table6b/mformer/K-400"
 

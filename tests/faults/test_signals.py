@@ -12,7 +12,7 @@ import signal
 import pytest
 import torch
 
-from experiments.harness.run_lock import lock_path
+from experiments.harness.run_dir import RunDir
 from tests.experiments.micro_run import MICRO_ARGS, RUN, TABLE, run_cli
 from tests.faults.commands import (
     BATCHES_PER_EPOCH,
@@ -60,7 +60,7 @@ def test_sigterm_mid_epoch_exits_143_and_the_same_command_resumes_exactly(tmp_pa
 
     with started(runs, *EXACT_ARGS) as child:
         pause_when(child, mid_second_epoch, "a checkpoint inside the second epoch")
-        assert json.loads(lock_path(runs / RUN).read_text())["pid"] == child.pid  # the command holds its run
+        assert json.loads(RunDir(runs / RUN).lock_file.read_text())["pid"] == child.pid  # the command holds its run
         os.kill(child.pid, signal.SIGTERM)
         resume(child)
         assert finish(child) == 143, output(runs)[-3000:]

@@ -18,7 +18,7 @@ import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from experiments.__main__ import main
 from experiments.harness.execute import execute
 from experiments.harness.plan import resolve_runs
-from experiments.harness.records import pretrained_weights
+from experiments.harness.run_dir import pretrained_weights
 from experiments.harness.tasks import build_model
 from lightning_modules.checkpoint_io import SafeCheckpointIO
 from models import load_pretrained

@@ -64,8 +64,10 @@ def test_a_path_that_fails_is_recorded_with_its_first_error(monkeypatch, tmp_pat
     assert first["status"] == "fail" and first["error"].endswith("ValueError: a reader that cannot read")
 
 
-def test_bad_options_are_refused():
-    assert main(["loader-rate", "mformer_table4", "--seconds", "0"]) == 2
+def test_bad_options_are_refused(capsys):
+    with pytest.raises(SystemExit) as stopped:  # argparse's one line (data.command_line.number)
+        main(["loader-rate", "mformer_table4", "--seconds", "0"])
+    assert stopped.value.code == 2 and capsys.readouterr().err.count("\n") == 1
     assert main(["loader-rate", "mformer_table4", "mformer_table9", "--rows", "joint"]) == 2
 
 

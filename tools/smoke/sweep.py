@@ -13,12 +13,13 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.command_line import MEASURED_BATCH, THREADS, OneLineParser, count
 from experiments.harness.records import comparable_config
 from experiments.harness.spec import implemented_tables
 from reports.smoke_records import markdown, read_records, write_records
 
 from .lanes import RESUME_PREFIX, smoke_lanes
-from .runs import RECORD_FILES, SmokeOptions, echo_err, options_line, positive, smoke_config, smoke_configs, stamp
+from .runs import RECORD_FILES, SmokeOptions, echo_err, options_line, smoke_config, smoke_configs, stamp
 from .step import DeviceLost, smoke_run
 
 HELP = ("every run of the tables at paper scale, a few optimizer steps and one multi-view test batch each, on "
@@ -26,22 +27,22 @@ HELP = ("every run of the tables at paper scale, a few optimizer steps and one m
 
 
 def build_parser() -> argparse.ArgumentParser:
-    smoke = argparse.ArgumentParser(prog="python -m tools smoke", description=HELP)
+    smoke = OneLineParser(prog="python -m tools smoke", description=HELP)
     smoke.add_argument("tables", nargs="+", metavar="ID", help="table ids, or all")
     smoke.add_argument("--scale", choices=("paper",), default="paper", help="the paper's model and data (only)")
     smoke.add_argument("--rows", nargs="+", metavar="ROW", help="row keys of the one table (see `show`)")
-    smoke.add_argument("--steps", type=positive, default=3,
+    smoke.add_argument("--steps", type=count(1, 1000, "a step count"), default=3,
                        help="optimizer steps per run (default 3: the first warms up, the last is measured for "
                             "memory on the CPU)")
     smoke.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    smoke.add_argument("--batch-size", type=positive,
+    smoke.add_argument("--batch-size", type=MEASURED_BATCH,
                        help="clips per step (default: 1 on the CPU, the paper's per-GPU batch on a GPU)")
-    smoke.add_argument("--shrink", type=positive, default=1,
+    smoke.add_argument("--shrink", type=count(1, 64, "a divisor"), default=1,
                        help="divide the crop and the written frame size by this (default 1: the paper's)")
-    smoke.add_argument("--threads", type=int, help="torch intra-op threads")
+    smoke.add_argument("--threads", type=THREADS, help="torch intra-op threads")
     smoke.add_argument("--strategy", default="auto",
                        help="Lightning strategy on the one device (default auto; fsdp: a step through FSDP)")
-    smoke.add_argument("--sharing", type=positive, default=1,
+    smoke.add_argument("--sharing", type=count(1, 64, "a process count"), default=1,
                        help="processes sharing the device at once, this one included (default 1); above 1 the "
                             "records say that their times are upper bounds")
     smoke.add_argument("--cache-dir", default=".cache/paper_shape", help="where the generated data is written once")
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
                        help="merge the records into FILE (default reports/benchmarks/smoke_cpu.json, or "
                             "smoke_cuda.json on a GPU), stamped with commit, device and command")
-    smoke.add_argument("--jobs", type=positive, metavar="N",
+    smoke.add_argument("--jobs", type=count(1, 64, "a lane count"), metavar="N",
                        help="N lanes of processes side by side on the device, the tables dealt between them "
                             "(a large one cut by rows), the data written first; a process that loses the GPU "
                             "context goes on after that run (needs --record)")

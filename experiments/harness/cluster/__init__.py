@@ -1,8 +1,8 @@
 """A table on a scheduler: each run of it one job, submitted through submitit (``run --submit slurm|local``),
-requeued after a preemption or before its time limit, resumed exactly from its ``last.ckpt``, and followed by
+requeued after a preemption or before its time limit, resumed exactly from its last checkpoint, and followed by
 ``python -m experiments status ID`` from the run folders alone.
 
-- ``job_file``: a run's ``job.json`` (which job trains it, its state and heartbeat), written atomically under the
+- ``job_file``: a run's job file (which job trains it, its state and heartbeat), written atomically under the
   run's lock; the reports read it to note pending runs. Imports no torch, no submitit.
 - ``resources``: what one run's job asks the scheduler for (nodes, a task per device, CPUs from the loader rule).
 - ``scheduler``: what SLURM (``squeue``, ``sacct``) or this machine says of a job now.

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..plan import MAX_SEEDS, check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
-from ..records import check_run_dir
+from ..run_dir import RunDir
 from ..spec import SCALES, RunConfig, table_spec
 from .partition import check_partition
 from .resources import DEFAULT_ARRAY_PARALLELISM, DEFAULT_TIME_MIN, JobOptions, Resources, parse_slurm_option
-from .status import RunStatus, run_statuses, status_json, status_line, summary
+from .status import RunStatus, run_statuses, seed_folders_left_out, status_json, status_line, summary
 from .submission import (
     MissingFile,
     PlannedJob,
@@ -146,7 +146,7 @@ def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
                            check_sources=not args.dry_run)  # a dry run notes the missing files instead
     for cfg in configs:
         if not args.force:
-            check_run_dir(cfg, args.runs_dir)
+            RunDir.of(cfg, args.runs_dir).check(cfg, args.runs_dir)
     plan = plan_submission(configs, args.runs_dir, options, args.force, args.dry_run)
     # what the partition can never run, refused before sbatch
     fits = check_partition(plan.jobs, options.partition, args.dry_run) if args.submit == "slurm" else []
@@ -348,6 +348,8 @@ def cmd_status(args: argparse.Namespace, echo: Callable[[str], None] = print) ->
         echo(f"{args.table} at {scale} scale: {len(configs)} run(s): {summary(statuses)}")
         for cfg, status in zip(configs, statuses):
             echo("  " + status_line(cfg, status, args.runs_dir))
+        for note in seed_folders_left_out(args.runs_dir, args.table, scale, MAX_SEEDS):
+            echo("  " + note)
         said = report_line(statuses)
         if said:
             echo(said)

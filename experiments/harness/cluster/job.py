@@ -1,7 +1,7 @@
 """``RunJob``: what every task of a run's job runs. submitit pickles it into the job's folder and starts it on each
 task (``srun``: one task per device); Lightning's SLURM environment gives each task its rank, and each calls the
 same ``experiments.harness.execute.execute`` a command on one machine calls, which resumes the run exactly from its
-``checkpoints/last.ckpt``.
+last checkpoint.
 
 Task 0 also keeps the run's job file (``experiments.harness.cluster.job_file``) while holding the run's lock:
 
@@ -34,15 +34,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..execute import execute
 from ..interruption import Interrupted, received_signal, stop_on_signals, time_limit_signal
-from ..records import find_equivalent_run
-from ..run_lock import RunBusyError, hold_run
+from ..run_dir import RunDir, find_equivalent_run
+from ..run_lock import RunBusyError
 from ..spec import RunConfig
 from .job_file import HEARTBEAT_S, STALE_S, now, read_job, seconds_since, update_job
 
@@ -59,7 +59,7 @@ class TableReport:
     write: Callable[[], Path | None]
 
     def ready(self) -> bool:
-        return all((Path(path) / "metrics.json").exists() for path in self.run_dirs)
+        return all(RunDir(path).has_record() for path in self.run_dirs)
 
 
 class RunJob:
@@ -68,15 +68,16 @@ class RunJob:
     ``report``: the table's report, which the job that ends last writes (its job file then names it)."""
 
     def __init__(self, cfg: RunConfig, runs_root: str | Path, reuse_only: bool = False,
-                 report: TableReport | None = None) -> None:
+                 report: TableReport | None = None, end_with: int | None = None) -> None:
         self.cfg = cfg
         self.runs_root = str(Path(runs_root).absolute())  # the job may start in another folder
         self.reuse_only = reuse_only
         self.report = report
+        self.end_with = end_with  # a local job's command: the job ends when it dies (``end_with_command``)
 
     def checkpoint(self) -> Any:
         """submitit's checkpoint hook, called before it requeues the job: the same job again (the run's state is
-        in its last.ckpt, saved as the training stopped)."""
+        in its last checkpoint, saved as the training stopped)."""
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self)
@@ -84,6 +85,8 @@ class RunJob:
     def __call__(self) -> str:
         import submitit
 
+        if self.end_with is not None:
+            end_with_command(self.end_with)
         env = submitit.JobEnvironment()
         zero = env.global_rank == 0
         requeue = signal.getsignal(signal.Signals[f"SIG{env.USR_SIG}"])  # submitit's: checkpoint and requeue
@@ -178,11 +181,51 @@ class RunJob:
         return record
 
     def _execute(self) -> dict[str, Any]:
-        if self.reuse_only and not (self.run_dir / "metrics.json").exists() \
+        if self.reuse_only and not RunDir(self.run_dir).has_record() \
                 and find_equivalent_run(self.cfg, self.runs_root) is None:
             raise ValueError(f"{self.run_dir}: waited to copy the record of an identical run, but none has one "
                              f"(was it moved or replaced?); `run --submit` again submits this run to train")
         return execute(self.cfg, self.runs_root, force=False, progress_bar=False)
+
+
+def end_with_command(command: int, every_s: float = 1.0) -> None:
+    """End this local job, and submitit's controller that started it, when ``command`` (the controller's parent, the
+    ``run --submit local`` that waits for the job) dies, however it dies: after a ``kill -9`` nothing else would
+    stop them, and the job would train on for a command that is gone. The kernel ends this process with its
+    controller (``end_with_parent``); a thread checks every ``every_s`` seconds that the controller's parent is still
+    ``command`` (the kernel gives an orphan another parent) and else kills the controller. The run is then cut as by
+    ``kill -9``: its last checkpoint (written atomically) is where the same command resumes it."""
+    from ..jobs import end_with_parent
+
+    controller = os.getppid()
+    end_with_parent(controller)
+
+    def watch() -> None:
+        while _command_lives(command, controller):
+            time.sleep(every_s)
+        with suppress(ProcessLookupError):
+            os.kill(controller, signal.SIGKILL)
+        os._exit(128 + signal.SIGKILL)
+
+    threading.Thread(target=watch, name="end-with-command", daemon=True).start()
+
+
+def _command_lives(command: int, controller: int) -> bool:
+    """Whether ``controller``'s parent is still ``command`` (Linux's /proc); without /proc, whether a process
+    ``command`` exists."""
+    try:
+        stat = Path(f"/proc/{controller}/stat").read_text()
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return False  # the controller is gone
+        try:
+            os.kill(command, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a process of another user took its number: the command is gone
+            return False
+        return True
+    return int(stat.rsplit(")", 1)[1].split()[1]) == command  # after "pid (name)": the state, then the parent
 
 
 def _requeue(run_dir: Path, requeue: Any, signum: int, locked: list[bool]) -> None:
@@ -213,7 +256,7 @@ def _take_lock(held: ExitStack, run_dir: Path, wait_s: float = LOCK_WAIT_S) -> N
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            held.enter_context(hold_run(run_dir))
+            held.enter_context(RunDir(run_dir).hold())
             return
         except RunBusyError as busy:
             if time.monotonic() >= deadline:

@@ -1,8 +1,8 @@
-"""A run's job file, ``job.json`` in its run folder: which scheduler job trains the run, with which resources and logs,
-and how far the job is. The command that submits the job writes it, and the job rewrites it as it starts, beats and
-ends; both hold the run's lock meanwhile (``experiments.harness.run_lock.hold_run``), so neither overwrites the other,
-and each write replaces the file atomically, so a reader (``status``, a later ``run --submit``, ``reports build``)
-never needs the lock and never sees half a file. Imports no torch and no submitit.
+"""A run's job file, in its run folder (``RunDir.job_file``): which scheduler job trains the run, with which resources
+and logs, and how far the job is. The command that submits the job writes it, and the job rewrites it as it starts,
+beats and ends; both hold the run's lock meanwhile (``experiments.harness.run_dir.RunDir.hold``), so neither overwrites
+the other, and each write replaces the file atomically, so a reader (``status``, a later ``run --submit``, ``reports
+build``) never needs the lock and never sees half a file. Imports no torch and no submitit.
 
 The states a job file records (``experiments.harness.cluster.status`` weighs them against what the scheduler says
 now):
@@ -25,15 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ..records import DamagedRecordError, read_json
+from ..run_dir import RunDir
 
-JOB_FILE = "job.json"
 HEARTBEAT_S = 60.0  # a running job rewrites its alive_at this often
 STALE_S = 3 * HEARTBEAT_S  # a running job silent this long is taken for dead where no scheduler says otherwise
 STATES = ("queued", "running", "done", "failed", "stopped", "requeued")
-
-
-def job_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / JOB_FILE
 
 
 def now() -> str:
@@ -49,14 +45,14 @@ def seconds_since(stamp: str | None) -> float | None:
 
 
 def job_fix(run_dir: str | Path) -> str:
-    return (f"delete {job_path(run_dir)} (it only says which job trains the run; `run --submit` writes it again), "
-            f"after checking with `squeue` that no job of the run is queued or running")
+    return (f"delete {RunDir(run_dir).job_file} (it only says which job trains the run; `run --submit` writes it "
+            f"again), after checking with `squeue` that no job of the run is queued or running")
 
 
 def read_job(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's job file, or None where it has none; one that is not a JSON object with a known ``state`` raises
     ``DamagedRecordError`` naming it and what to do."""
-    path = job_path(run_dir)
+    path = RunDir(run_dir).job_file
     if not path.exists():
         return None
     found = read_json(path, job_fix(run_dir))
@@ -71,7 +67,7 @@ def write_job(run_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     """Replace the run's job file with ``record`` (atomically; the caller holds the run's lock)."""
     from data.atomic_write import atomic_write_text  # only when a job file is written: reading one needs no data
 
-    atomic_write_text(job_path(run_dir), json.dumps(record, indent=1, sort_keys=True))
+    atomic_write_text(RunDir(run_dir).job_file, json.dumps(record, indent=1, sort_keys=True))
     return record
 
 
@@ -84,8 +80,8 @@ def pending_runs(runs_root: str | Path, table_id: str) -> dict[Path, dict[str, A
     """{run folder: its job file} of the table's runs that were submitted and have no record yet (a damaged job file
     counts as ``failed``, its error saying so)."""
     pending = {}
-    for path in sorted(Path(runs_root, table_id).glob(f"*/seed*/*/{JOB_FILE}")):
-        if (path.parent / "metrics.json").exists():
+    for path in sorted(Path(runs_root, table_id).glob(f"*/seed*/*/{RunDir.JOB_FILE}")):
+        if RunDir(path.parent).has_record():
             continue
         try:
             pending[path.parent] = read_job(path.parent) or {}

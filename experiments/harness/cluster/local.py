@@ -6,7 +6,8 @@ again).
 The command stays in the foreground, as ``run`` does: ``--jobs N`` jobs at a time (one task each: Lightning's own
 launcher starts a run's other processes on this machine), a job after the jobs it waits for, each job's end said in
 one line. SIGTERM or Ctrl+C stops every job (each saves its run's state at the end of its batch in progress) and the
-same command resumes them.
+same command resumes them. A ``kill -9`` of the command ends them too: each job watches it (``RunJob``'s
+``end_with``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..interruption import Interrupted, stop_on_signals
-from ..run_lock import RunBusyError, hold_run
+from ..run_dir import RunDir
+from ..run_lock import RunBusyError
 from .status import last_error_line, statuses_of
 from .submission import PlannedJob, executor, submission_folder, write_job_file
 
@@ -48,7 +50,7 @@ def run_locally(jobs: Sequence[PlannedJob], runs_root: str | Path, parallel: int
                         running[job.cfg.run_dir(runs_root)] = (job, handle)
                 for path in [p for p, (_, handle) in running.items() if handle.done()]:
                     running.pop(path)
-                    (done if (path / "metrics.json").exists() else failed).append(path)
+                    (done if RunDir(path).has_record() else failed).append(path)
                     _say_ended(path, len(done) + len(failed), len(jobs), echo)
                 time.sleep(POLL_S)
         except Interrupted:
@@ -83,9 +85,9 @@ def _start(job: PlannedJob, runs_root: Path, folder: Path, argv: Sequence[str], 
     path = job.cfg.run_dir(runs_root)
     resources = dataclasses.replace(job.resources, tasks_per_node=1)  # Lightning starts a run's other processes
     try:
-        with hold_run(path):
+        with RunDir(path).hold():
             ex = executor("local", folder, resources, job.cfg.table, None)
-            handle = ex.submit(RunJob(job.cfg, runs_root, reuse_only=job.reuse_only))
+            handle = ex.submit(RunJob(job.cfg, runs_root, reuse_only=job.reuse_only, end_with=os.getpid()))
             write_job_file(job, handle, "local", folder, runs_root, {}, argv)
     except RunBusyError as busy:
         echo(f"[not started] {busy}")

@@ -1,6 +1,6 @@
 """Each run's state, and why (the note of its line):
 
-- ``done``: its record is there; ``not submitted``: no job file (``resumable from checkpoints/last.ckpt`` where so);
+- ``done``: its record is there; ``not submitted``: no job file (resumable from its last checkpoint where so);
 - ``queued``: pending, with SLURM's reason (``Priority``, ``Resources``, ...; a held job says how to release it);
 - ``cannot start``: pending for a reason SLURM does not get over by itself (a request its partition cannot hold,
   a time limit above the partition's, an invalid account or QOS, down nodes or partition: ``NEVER_STARTS``); the
@@ -33,8 +33,9 @@ from typing import Any
 
 from ..progress import duration
 from ..records import DamagedRecordError
+from ..run_dir import RunDir
 from ..spec import RunConfig
-from .job_file import STALE_S, read_job, seconds_since
+from .job_file import STALE_S, job_fix, read_job, seconds_since
 from .scheduler import NO_ANSWER, JobNow, scheduler_states
 
 # a job of the run is in SLURM's queue or running: not submitted again (one that cannot start waits to be cancelled)
@@ -315,30 +316,34 @@ def progress_text(progress: dict[str, Any]) -> str:
 
 def run_statuses(configs: Sequence[RunConfig], runs_root: str | Path) -> list[RunStatus]:
     """The state of each run of ``configs``, in their order (one scheduler query for all of them)."""
-    found = statuses_of([cfg.run_dir(runs_root) for cfg in configs])
+    found = statuses_of([cfg.run_dir(runs_root) for cfg in configs], runs_root)
     return [found[cfg.run_dir(runs_root)] for cfg in configs]
 
 
-def statuses_of(run_dirs: Sequence[Path]) -> dict[Path, RunStatus]:
-    """{run folder: its state} (one scheduler query for all of them)."""
+def statuses_of(run_dirs: Sequence[Path], runs_root: str | Path | None = None) -> dict[Path, RunStatus]:
+    """{run folder: its state} (one scheduler query for all of them). A job file is read only inside ``runs_root``
+    (default: the folder four above each run's, as ``RunDir`` lays runs out): one that links out of it is
+    ``failed``, its note saying so, and nothing of the file it leads to is shown."""
     jobs: dict[Path, dict[str, Any]] = {}
     damaged: dict[Path, str] = {}
     for run_dir in run_dirs:
         try:
+            RunDir(run_dir).job_file_inside(Path(run_dir).parents[3] if runs_root is None else runs_root,
+                                            job_fix(run_dir))
             jobs[run_dir] = read_job(run_dir) or {}
         except DamagedRecordError as err:
             jobs[run_dir], damaged[run_dir] = {}, str(err)
     now = scheduler_states(job for job in jobs.values() if job)
     out = {}
     for run_dir, job in jobs.items():
-        if (run_dir / "metrics.json").exists():
+        run = RunDir(run_dir)
+        if run.has_record():
             out[run_dir] = RunStatus(run_dir, "done", job)
         elif run_dir in damaged:
             out[run_dir] = RunStatus(run_dir, "failed", job, note=damaged[run_dir])
         elif not job:
-            resumable = (run_dir / "checkpoints" / "last.ckpt").exists()
             out[run_dir] = RunStatus(run_dir, "not submitted", job,
-                                     note="resumable from checkpoints/last.ckpt" if resumable else "")
+                                     note=f"resumable from {run.LAST_CHECKPOINT}" if run.has_checkpoint() else "")
         else:
             seen = now.get(str(job.get("job_id") or ""))
             state, nodes, note = _from_job_file(job) if seen is None else _from_scheduler(job, seen)
@@ -375,6 +380,18 @@ def status_json(configs: Sequence[RunConfig], statuses: Sequence[RunStatus]) -> 
              "state": s.state, "job_id": s.job_id or None, "nodes": s.nodes or None, "log": s.log or None,
              "note": s.note or None, "starts": int(s.job.get("starts") or 0), "progress": s.progress}
             for cfg, s in zip(configs, statuses)]
+
+
+def seed_folders_left_out(runs_root: str | Path, table: str, scale: str, max_seeds: int) -> list[str]:
+    """A note for each seed folder of ``table`` holding runs at ``scale`` that no ``run`` makes (``seed<k>`` with
+    ``k`` of ``max_seeds`` or more, or no number): ``status`` shows seeds 0 to ``max_seeds - 1`` only, and names
+    each folder it leaves out rather than passing over it in silence."""
+    from data.root_files import shown
+
+    folders = sorted({p.parent for p in Path(runs_root, table).glob(f"*/seed*/{scale}-*")
+                      if not (p.parent.name[4:].isdigit() and int(p.parent.name[4:]) < max_seeds)})
+    return [f"note: {shown(folder)} left out: `run` makes the seed folders seed0 to seed{max_seeds - 1}"
+            for folder in folders]
 
 
 def summary(statuses: Sequence[RunStatus]) -> str:

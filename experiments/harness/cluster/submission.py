@@ -2,7 +2,7 @@
 
 - A run is submitted unless it is done, or its job is queued, running or requeued
   (``experiments.harness.cluster.status``), or its data is absent here; a failed or stopped one is submitted again
-  and resumes from its ``last.ckpt``.
+  and resumes from its last checkpoint.
 - One configuration trains once: Motionformer's tables share rows. The first run of a configuration trains; another
   one, of this table or of a table submitted earlier, gets a small job that copies the first's record once the
   first's job has ended well (SLURM's ``afterok`` dependency), or copies it here at once if it is done already.
@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from ..plan import expected_data, needs_another_run, pretrained_source_errors
-from ..records import comparable_config, find_equivalent_run, replace_run
-from ..run_lock import RunBusyError, hold_run
+from ..records import comparable_config
+from ..run_dir import RunDir, find_equivalent_run
+from ..run_lock import RunBusyError
 from ..run_sources import parse_run_source, run_sources
 from ..spec import RunConfig, run_dir
-from .job_file import JOB_FILE, now, read_job, write_job
+from .job_file import now, read_job, write_job
 from .resources import MAX_TIMEOUTS, REPO, JobOptions, Resources, job_resources, reuse_resources
 from .status import LIVE, RunStatus, statuses_of
 
@@ -90,7 +91,7 @@ def plan_submission(configs: Sequence[RunConfig], runs_root: str | Path, options
     data is absent here as jobs too: the cluster's nodes may see it."""
     runs_root = Path(runs_root)
     own = {cfg.run_dir(runs_root) for cfg in configs}
-    others = [path.parent for path in runs_root.glob(f"*/*/seed*/*/{JOB_FILE}") if path.parent not in own]
+    others = [path.parent for path in runs_root.glob(f"*/*/seed*/*/{RunDir.JOB_FILE}") if path.parent not in own]
     states = statuses_of([*own, *others])
     live_elsewhere = _live_by_configuration(others, states)
     plan, trains = SubmissionPlan(), {}  # trains: {configuration: the run of this plan that trains it}
@@ -119,8 +120,9 @@ def plan_submission(configs: Sequence[RunConfig], runs_root: str | Path, options
         if missing:
             plan.skipped.append((cfg, missing))
             continue
-        last = here / "checkpoints" / "last.ckpt"
-        action = "train (--force)" if force else f"resume from {last}" if last.exists() else "train"
+        run = RunDir(here)
+        action = "train (--force)" if force else f"resume from {run.last_checkpoint}" if run.has_checkpoint() \
+            else "train"
         if status.state in ("failed", "stopped"):
             action += f" (its job {status.job_id} {status.state}: {status.note})" if status.note else ""
         plan.jobs.append(PlannedJob(cfg, job_resources(cfg, options), action, after=waits, after_jobs=waits_jobs))
@@ -208,7 +210,7 @@ def _sources(cfg: RunConfig, runs_root: Path, states: dict[Path, RunStatus], tra
     for source in run_sources(cfg):
         table, row, column = parse_run_source(source)
         path = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
-        if (path / "metrics.json").exists():
+        if RunDir(path).has_record():
             continue
         status = states.get(path) or statuses_of([path])[path]
         if path in trains.values():
@@ -356,7 +358,7 @@ def _submit(plan: SubmissionPlan, runs_root: Path, cluster: str, force: bool, ar
         if force:
             for job in jobs:
                 if not job.reuse_only:
-                    replace_run(job.cfg.run_dir(runs_root), runs_root, echo)
+                    RunDir.of(job.cfg, runs_root).move_away(runs_root, echo)
         for resources, dependency, group in job_arrays(jobs, submitted):
             ex = executor(cluster, folder, resources, group[0].cfg.table, dependency)
             sbatch = sbatch_options(folder, resources, group[0].cfg.table, dependency, len(group))
@@ -386,7 +388,7 @@ def _hold(jobs: Sequence[PlannedJob], runs_root: Path, held: ExitStack, echo: Ca
             dropped.add(path)
             continue
         try:
-            held.enter_context(hold_run(path))
+            held.enter_context(RunDir(path).hold())
         except RunBusyError as busy:
             echo(f"    {busy}")
             dropped.add(path)

@@ -259,7 +259,7 @@ def test_synth_keeps_a_validation_video_for_the_smallest_set(tmp_path, capsys):
     assert data_main(["synth", "synth_motion", "--out", str(tmp_path / "two"), "--videos", "2"]) == 0
     assert "1 train + 1 val" in capsys.readouterr().out
     assert data_main(["synth", "synth_motion", "--out", str(tmp_path / "one"), "--videos", "1"]) == 2
-    assert "--videos must be at least 2 (one train, one val), got 1" in capsys.readouterr().err
+    assert "argument --videos: expected a video count from 2 to 150,000, got '1'" in capsys.readouterr().err
 
 
 def test_check_fails_on_a_missing_video_alone_and_names_the_all_splits_manifest(tmp_path, capsys):

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from experiments.harness.run_lock import lock_path
+from experiments.harness.run_dir import RunDir
 from tests.experiments.micro_run import RUN, cli_command, cli_env, run_cli
 
 ARGS = ("--epochs", "3", "--set", "trainer.checkpoint_every_n_steps=1")  # 4 batches an epoch, a checkpoint each
@@ -107,7 +107,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_numbers(tmp_path):
     step, loader, killed = _kill_mid_epoch(runs)
     assert loader["epoch"] == 1 and 0 < loader["batches_drawn"] < BATCHES_PER_EPOCH, (step, loader)
     assert not (runs / RUN / "metrics.json").exists()
-    assert json.loads(lock_path(runs / RUN).read_text())["pid"] == killed  # its lock file stays; the lock does not
+    # its lock file stays; the lock does not
+    assert json.loads(RunDir(runs / RUN).lock_file.read_text())["pid"] == killed
 
     out = run_cli(runs, *ARGS)  # the same command again: it takes the dead run's lock over
     assert "resuming from" in out.stdout

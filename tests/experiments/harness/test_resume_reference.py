@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 
 from experiments.harness import provenance as provenance_module
 from experiments.harness.plan import planned_action
-from experiments.harness.records import REPLACED_DIR, run_state
+from experiments.harness.records import run_state
+from experiments.harness.run_dir import REPLACED_DIR
 from experiments.harness.runner import execute
 from tests.experiments.harness.test_run_guards import Stop, micro_config, raise_stop, write_done
 

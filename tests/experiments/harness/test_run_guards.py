@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from experiments.__main__ import main as experiments_main
-from experiments.harness import jobs, provenance, records, runner
+from experiments.harness import jobs, provenance, runner
 from experiments.harness.cli import parse_setting
 from experiments.harness.execute import NoTrainingDataError
 from experiments.harness.plan import planned_action, resolve_runs
 from experiments.harness.records import RUN_STATE, RunConflictError, run_state
+from experiments.harness.run_dir import REPLACED_DIR, RunDir, pretrained_weights
 from experiments.harness.runner import execute
 from reports.__main__ import main as reports_main
 from reports.records import read_record
@@ -39,8 +40,8 @@ def write_done(runs, cfg, into=None, top1=50.0):
     path = (into or cfg).run_dir(runs) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed,
-                                "scale": cfg.scale, "metrics": {"top1": top1}, "config": cfg.to_dict(),
-                                "wall_time_s": 1.0}))
+                                "scale": cfg.scale, "dataset": cfg.data.dataset, "metrics": {"top1": top1},
+                                "config": cfg.to_dict(), "wall_time_s": 1.0}))
     return path
 
 
@@ -155,7 +156,7 @@ def write_last_checkpoint(tmp_path, cfg, state):
 def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     cfg = micro_config()
     write_last_checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
-    assert records.check_resumable(cfg, tmp_path)["world_size"] == 1
+    assert RunDir.of(cfg, tmp_path).checkpoint_run(cfg, tmp_path)["world_size"] == 1
     assert planned_action(cfg, tmp_path).startswith("resume from")
     asked = micro_config(optim={"lr": 0.01})
     with pytest.raises(RunConflictError, match=r"its checkpoints/last\.ckpt was written for another run \(recorded "
@@ -164,7 +165,7 @@ def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     with pytest.raises(RunConflictError, match="optim.lr"):
         planned_action(asked, tmp_path)
     write_last_checkpoint(tmp_path, cfg, None)  # written before checkpoints said whose they are: resumed, unchecked
-    assert records.check_resumable(asked, tmp_path) is None
+    assert RunDir.of(asked, tmp_path).checkpoint_run(asked, tmp_path) is None
     cut = write_last_checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
     cut.write_bytes(cut.read_bytes()[:200])  # a file cut short
     with pytest.raises(ValueError, match=rf"last\.ckpt: not a readable PyTorch checkpoint .*; delete the run folder "
@@ -409,7 +410,7 @@ def test_an_explicit_null_sets_a_field_and_a_flag_not_given_leaves_it():
     assert spec.model.pretrained == "timm:vit_base_patch16_224.orig_in21k_ft_in1k"
     cfg = resolve_runs("mformer_table4", "paper", ["joint"], 1, None, flags, args.set)[0]
     assert cfg.model.pretrained is None and cfg.optim.layer_decay is None and cfg.optim.epochs == spec.optim.epochs
-    assert records.pretrained_weights(cfg, "runs") is None
+    assert pretrained_weights(cfg, "runs") is None
     with pytest.raises(ValueError, match=r"--set pretrained=\.\.\.: KEY is SECTION\.FIELD with SECTION one of model"):
         resolve_runs("mformer_table4", "paper", ["joint"], 1, None, None, [parse_setting("pretrained=null")])
     with pytest.raises(ValueError, match=r"unknown model option\(s\) \['pretrain'\]"):
@@ -511,4 +512,4 @@ def test_force_moves_a_run_away_on_the_first_node_only(tmp_path, monkeypatch, en
     with pytest.raises(Stop):
         execute(cfg, runs, force=True, echo=lambda _: None)
     assert (cfg.run_dir(runs) / "metrics.json").exists() is not moved
-    assert (runs / records.REPLACED_DIR).exists() is moved
+    assert (runs / REPLACED_DIR).exists() is moved

@@ -1,4 +1,4 @@
-"""``hold_run``: one process at a time holds a run directory; another gets ``RunBusyError`` naming the directory and
+"""``RunDir.hold``: one process at a time holds a run directory; another gets ``RunBusyError`` naming the directory and
 the holder, in the command's own process and in a worker of ``--jobs`` alike."""
 
 import json
@@ -11,13 +11,14 @@ import pytest
 
 from experiments.harness.jobs import run_side_by_side
 from experiments.harness.plan import resolve_runs
-from experiments.harness.run_lock import RunBusyError, hold_run, lock_path
+from experiments.harness.run_dir import RunDir
+from experiments.harness.run_lock import RunBusyError
 from tests.experiments.micro_run import ROW, TABLE
 
 HOLD = """
 import sys, time
-from experiments.harness.run_lock import hold_run
-with hold_run(sys.argv[1]):
+from experiments.harness.run_dir import RunDir
+with RunDir(sys.argv[1]).hold():
     print("held", flush=True)
     sys.stdin.read()  # until the test closes it
 """
@@ -39,9 +40,9 @@ def held_elsewhere(tmp_path):
 
 def test_a_run_held_by_another_process_is_refused_with_its_directory_and_holder(held_elsewhere):
     run_dir, pid = held_elsewhere
-    since = json.loads(lock_path(run_dir).read_text())["since"]
+    since = json.loads(RunDir(run_dir).lock_file.read_text())["since"]
     with pytest.raises(RunBusyError) as busy:
-        with hold_run(run_dir):
+        with RunDir(run_dir).hold():
             pass
     assert str(busy.value) == (f"{run_dir}: skipped, process {pid} since {since} is running it in this runs folder; "
                                f"its result is recorded there when it ends (run this command again then to use it)")
@@ -50,8 +51,8 @@ def test_a_run_held_by_another_process_is_refused_with_its_directory_and_holder(
 
 def test_the_lock_is_re_entrant_in_its_process_and_free_once_left(tmp_path):
     run_dir = tmp_path / "runs" / "t" / "r" / "seed0" / "tiny-c"
-    with hold_run(run_dir):
-        with hold_run(run_dir):  # the runner holds a run it moves with --force, then execute holds it again
+    with RunDir(run_dir).hold():
+        with RunDir(run_dir).hold():  # the runner holds a run it moves with --force, then execute holds it again
             pass
         probe = subprocess.run([sys.executable, "-c", HOLD, str(run_dir)], input="", capture_output=True,
                                text=True, timeout=60)
@@ -59,15 +60,15 @@ def test_the_lock_is_re_entrant_in_its_process_and_free_once_left(tmp_path):
     probe = subprocess.run([sys.executable, "-c", HOLD, str(run_dir)], input="", capture_output=True,
                            text=True, timeout=60)
     assert probe.returncode == 0 and probe.stdout == "held\n"
-    assert json.loads(lock_path(run_dir).read_text())["pid"] != os.getpid()  # the last holder: that process
+    assert json.loads(RunDir(run_dir).lock_file.read_text())["pid"] != os.getpid()  # the last holder: that process
 
 
 def test_a_lock_file_that_names_no_process_still_refuses_and_says_so(held_elsewhere):
     run_dir, _ = held_elsewhere
-    lock_path(run_dir).write_text("not ours")  # the lock is on the file, not on what it says
+    RunDir(run_dir).lock_file.write_text("not ours")  # the lock is on the file, not on what it says
     with pytest.raises(RunBusyError, match=r"skipped, another process \(its lock .*\.tiny-k_400\.lock does not say "
                                            r"which\) is running it"):
-        with hold_run(run_dir):
+        with RunDir(run_dir).hold():
             pass
 
 
@@ -97,7 +98,7 @@ def test_a_process_the_holder_forked_does_not_keep_its_lock(tmp_path):
         holder.kill()
         holder.wait()
         os.kill(child, 0)  # still running
-        with hold_run(run_dir):
-            assert json.loads(lock_path(run_dir).read_text())["pid"] == os.getpid()
+        with RunDir(run_dir).hold():
+            assert json.loads(RunDir(run_dir).lock_file.read_text())["pid"] == os.getpid()
     finally:
         os.kill(child, signal.SIGKILL)

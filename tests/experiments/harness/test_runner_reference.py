@@ -11,14 +11,8 @@ import pytest
 
 from experiments.harness import spec as spec_module
 from experiments.harness.plan import missing_data, planned_action, resolve_runs
-from experiments.harness.records import (
-    RUN_STATE,
-    RunConflictError,
-    check_run_dir,
-    experiment_key,
-    find_equivalent_run,
-    run_state,
-)
+from experiments.harness.records import RUN_STATE, RunConflictError, experiment_key, run_state
+from experiments.harness.run_dir import RunDir, find_equivalent_run
 from experiments.harness.runner import execute
 from experiments.harness.spec import (
     DataConfig,
@@ -193,7 +187,7 @@ def test_a_finished_run_is_reused_only_at_the_same_seed_and_data_folder_but_what
     assert find_equivalent_run(target, tmp_path) is None
     _write(tmp_path, _cfg("mformer_table2b", "traj_separatepe", data={"num_workers": 0}))
     assert find_equivalent_run(target, tmp_path) == \
-        tmp_path / "mformer_table2b" / "traj_separatepe" / "seed0" / "tiny-k_400" / "metrics.json"
+        RunDir(tmp_path / "mformer_table2b" / "traj_separatepe" / "seed0" / "tiny-k_400")
 
 
 def test_a_reused_record_is_never_the_source_of_another_reuse(tmp_path):
@@ -235,28 +229,32 @@ def test_planned_action_by_directory_state(tmp_path, monkeypatch):
     assert planned_action(absent, tmp_path, force=True) == "skip: needs kinetics400"
 
 
+def _check_run_dir(cfg, runs_root):
+    return RunDir.of(cfg, runs_root).check(cfg, runs_root)
+
+
 def test_check_run_dir_refuses_another_runs_checkpoint_or_another_seeds_record(tmp_path):
     cfg = _cfg()
-    check_run_dir(cfg, tmp_path)  # empty
+    _check_run_dir(cfg, tmp_path)  # empty
     _checkpoint(tmp_path, cfg, run_state(_cfg(optim={"lr": 0.5}), 1))
     with pytest.raises(RunConflictError, match=r"last\.ckpt was written for another run \(recorded -> asked: "
                                                r"optim\.lr: 0\.5 -> 0\.001\)"):
-        check_run_dir(cfg, tmp_path)
+        _check_run_dir(cfg, tmp_path)
     _checkpoint(tmp_path, cfg, run_state(cfg, 1))
-    check_run_dir(cfg, tmp_path)
+    _check_run_dir(cfg, tmp_path)
     _write(tmp_path, _cfg(seed=1), into=cfg)
     with pytest.raises(RunConflictError, match=r"metrics\.json was written for another run \(recorded -> asked: "
                                                r"seed: 1 -> 0\);"):
-        check_run_dir(cfg, tmp_path)
+        _check_run_dir(cfg, tmp_path)
 
 
 def test_a_foreign_checkpoint_stops_the_dry_run_and_the_run_even_when_an_identical_run_finished(tmp_path):
-    """``run_table`` stops on it (``check_run_dir``); ``--dry-run`` said "reuse ..." and ``execute`` would have
+    """``run_table`` stops on it (``RunDir.check``); ``--dry-run`` said "reuse ..." and ``execute`` would have
     written the reused record beside that checkpoint."""
     _write(tmp_path, _cfg("mformer_table2b"))
     cfg = _cfg("mformer_table3a", "exact")
     _checkpoint(tmp_path, cfg, run_state(_cfg("mformer_table3a", "exact", optim={"lr": 0.5}), 1))
-    for stop in (check_run_dir, planned_action, lambda c, r: execute(c, r, echo=lambda _: None)):
+    for stop in (_check_run_dir, planned_action, lambda c, r: execute(c, r, echo=lambda _: None)):
         with pytest.raises(RunConflictError, match=r"optim\.lr: 0\.5 -> 0\.001"):
             stop(cfg, tmp_path)
     assert not (cfg.run_dir(tmp_path) / "metrics.json").exists()

@@ -16,7 +16,7 @@ import yaml
 
 import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from experiments.harness.plan import resolve_runs
-from experiments.harness.records import pretrained_weights
+from experiments.harness.run_dir import pretrained_weights
 from experiments.harness.spec import table_spec
 from experiments.harness.static import paper_config, paper_params
 from experiments.harness.tasks import build_model

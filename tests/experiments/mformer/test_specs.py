@@ -5,7 +5,8 @@ import json
 import pytest
 
 from experiments.harness.plan import dataset_shown, missing_data, resolve_runs
-from experiments.harness.records import comparable_config, find_equivalent_run, pretrained_weights
+from experiments.harness.records import comparable_config
+from experiments.harness.run_dir import RunDir, find_equivalent_run, pretrained_weights
 from experiments.harness.runner import execute
 from experiments.harness.spec import table_spec
 from experiments.harness.static import gflops_views, paper_config, paper_gflops, paper_params
@@ -129,7 +130,7 @@ def test_an_identical_finished_run_is_found_and_an_unfinished_one_is_not(tmp_pat
     run_dir = source.run_dir(tmp_path)
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps({"config": source.to_dict(), "metrics": {"top1": 50.0}}))
-    assert find_equivalent_run(target, tmp_path) == run_dir / "metrics.json"
+    assert find_equivalent_run(target, tmp_path) == RunDir(run_dir)
     other = _run("mformer_table3a", "orthoformer", "SSv2")
     assert find_equivalent_run(other, tmp_path) is None
 

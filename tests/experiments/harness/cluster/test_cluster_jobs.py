@@ -281,8 +281,8 @@ def test_a_job_whose_run_fails_at_start_writes_its_error_and_status_says_it(tmp_
 
 HOLD = """
 import sys, time
-from experiments.harness.run_lock import hold_run
-with hold_run(sys.argv[1]):
+from experiments.harness.run_dir import RunDir
+with RunDir(sys.argv[1]).hold():
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
 """
