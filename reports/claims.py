@@ -268,7 +268,8 @@ ROOT = Path(os.path.relpath(REPORTS_DIR.parent, CLAIMS_PAGE.parent)).as_posix() 
 VERDICTS = (REPRODUCED, UNDECIDED, CONTRADICTED, NOT_RUN)
 
 
-def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple[int, list[FlatColumn]]) -> str:
+def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple[int, list[FlatColumn]],
+           figures: list[str] = ()) -> str:
     from tabulate import tabulate
 
     out = ["# The papers' claims, tested by our tiny runs", "",
@@ -298,6 +299,7 @@ def render(results: list[ClaimResult], pairs: dict[str, PairCounts], flat: tuple
     out += [tabulate(body, headers=["paper", "claims", *VERDICTS], tablefmt="github"), ""]
     out += _pairs_section(pairs)
     out += _flat_section(*flat)
+    out += list(figures)
     for paper in papers():
         mine = [r for r in results if r.claim.paper == paper]
         if mine:
@@ -372,9 +374,34 @@ def _claim_section(result: ClaimResult) -> list[str]:
     return lines
 
 
+def figures_section(results_root: str | Path | None = RESULTS_DIR) -> list[str]:
+    """The papers' figures measured (issue: a picture no table reproduces): Motionformer's Figures 1 and 4 as the
+    tracking score of its tracked record (``reports.attention_tracking``), one line per row; [] without one."""
+    from .attention_tracking import read_tracking, row_scores, tracked_record
+
+    source = tracked_record(RESULTS_DIR if results_root is None else results_root)
+    if not source.exists():
+        return []
+    scores = row_scores(read_tracking(source))
+    verdict = {True: "beyond chance", False: "not beyond chance", None: "one seed"}
+    rows = "; ".join(f"{s.row} {s.mean:+.2f} ± {s.std:.2f} ({'not learned' if s.fixed else verdict[s.beyond_chance]})"
+                     for s in scores)
+    return ["## Figures, measured", "",
+            "Motionformer, Figures 1 and 4 (\"the model learns to implicitly track along motion paths\"): the share of "
+            "a query's attention that falls on the moving object's true box in later frames, minus chance, in points "
+            f"(mean ± std over seeds), Table 4's rows on the SSv2 stand-in: {rows}. "
+            f"[The measure]({ROOT}/docs/attention_tracking.md), [the page]({ROOT}/reports/generated/"
+            "attention_tracking.md).", ""]
+
+
+def claims_page_text(results_root: str | Path | None = RESULTS_DIR) -> str:
+    """The claims page, from the claims and the records under ``results_root``."""
+    return render(evaluate(all_claims(), results_root), paper_pairs(results_root), flat_columns(results_root),
+                  figures_section(results_root))
+
+
 def write_claims_page(results_root: str | Path | None = RESULTS_DIR, path: Path = CLAIMS_PAGE) -> Path:
     from data.atomic_write import atomic_write_text
 
-    atomic_write_text(path, render(evaluate(all_claims(), results_root), paper_pairs(results_root),
-                                   flat_columns(results_root)))
+    atomic_write_text(path, claims_page_text(results_root))
     return path

@@ -44,6 +44,7 @@ LEARNABILITY = GENERATED_DIR / "learnability.md"
 SHIFT_BENCHMARKS = GENERATED_DIR / "shift_benchmarks.md"
 TRAJECTORY_STEP = GENERATED_DIR / "trajectory_step.md"
 PAPER_STEPS = GENERATED_DIR / "paper_steps.md"
+ATTENTION_TRACKING = GENERATED_DIR / "attention_tracking.md"
 SMOKE_PAGE = GENERATED_DIR / "smoke.md"
 GPU_COVERAGE = GENERATED_DIR / "gpu_coverage.md"
 LOADER_RATES = GENERATED_DIR / "loader_rates.md"
@@ -413,6 +414,7 @@ def generated_pages() -> dict[Path, Page]:
     from experiments.harness.released_weights import CATALOGUE_FILE, catalogue_papers
     from experiments.paper_tables import papers
 
+    from .attention_tracking import tracked_record, tracking_text
     from .benchmarks import SHIFT_FILES
     from .gpu_steps import PAPER_STEP_RECORDS, PROFILE_RECORD, paper_step_text
     from .released import CONVERSION_RECORD
@@ -438,6 +440,9 @@ def generated_pages() -> dict[Path, Page]:
         PAPER_STEPS: Page("Each paper's training step on a GPU, ours against the authors' code (`tools.paper_step`)",
                           lambda: listed([BENCHMARKS / name for name in PAPER_STEP_RECORDS]), paper_step_text,
                           REPO / "README.md"),
+        ATTENTION_TRACKING: Page("Does the attention track? Motionformer Figures 1 and 4, measured",
+                                 lambda: listed([tracked_record()]), tracking_text,
+                                 REPO / "experiments" / "mformer" / "README.md"),
         SMOKE_PAGE: Page("The paper-scale smoke's records", lambda: listed(sorted(BENCHMARKS.glob("smoke_*.json"))),
                          smoke_text, SMOKE_DOC),
         GPU_COVERAGE: Page("The paper-scale smoke's GPU coverage", lambda: listed([BENCHMARKS / GPU_RECORD]),

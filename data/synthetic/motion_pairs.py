@@ -27,6 +27,7 @@ Pixel scales are for the tiny 40-px frames; smaller frames are refused (``MIN_SI
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,10 @@ CLASSES = (
     ("Pulling [something] from behind of [something]", "cover", -1),
 )
 MOVERS = ("shift_x", "shift_y", "turn", "scale", "gap", "cover")
+# The thing each mover moves, whose box an attention tracking score follows (docs/attention_tracking.md): B, the
+# placeholder, for the foreground's shifts (everything but the background moves with it), its turning and growing;
+# C, which comes closer to B or goes away; A, which goes behind the box or comes out.
+MOVING_THING = {"shift_x": "B", "shift_y": "B", "turn": "B", "scale": "B", "gap": "C", "cover": "A"}
 
 # Shapes whose turning is visible (no disk). Their farthest point from the centre, in radii, tells how far from the
 # box's edge an object is wholly hidden or wholly in view.
@@ -70,6 +75,7 @@ SHIFT = (16.0, 28.0)  # px
 TURN = (math.radians(140), math.radians(240))
 GROWTH = math.log(2.4)  # B's radius grows 2.4-fold from the first frame to the last
 GAP_TRAVEL = (8.0, 12.0)  # px
+BOXES_FILE = "boxes.json"
 MIN_SIZE = 40  # below it C's path would be cut short by the torus' half side (``_beside_b``)
 
 
@@ -125,8 +131,28 @@ def _beside_b(rng: np.random.Generator, b: Thing, c: Thing, phase: np.ndarray, s
     return (far + (near - far) * phase)[:, None] * _unit(heading)
 
 
-def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) -> tuple[np.ndarray, list[str]]:
-    """Frames (T, H, W, 3) uint8 and the placeholders' words. Every draw is made in every class, in one order."""
+def thing_box(mask: np.ndarray, centre: np.ndarray, size: int) -> np.ndarray:
+    """A thing's box in each frame from its own (unoccluded) soft mask (T, H, W) and centre (T, 2): (T, 4) rows
+    (cx, cy, half width, half height) in pixels on the torus, the centre wrapped into [0, size); the box holds
+    every pixel the mask touches (a pixel's centre within the half side less half a pixel). (0, 0) half sides where
+    the mask is empty."""
+    pixel = np.arange(size) + 0.5
+    centre = np.mod(centre, size)
+    boxes = np.zeros((mask.shape[0], 4))
+    boxes[:, :2] = centre
+    for frame, (cx, cy) in enumerate(centre):
+        ys, xs = np.nonzero(mask[frame] > 0)
+        if len(xs):
+            dx = (pixel[xs] - cx + size / 2) % size - size / 2
+            dy = (pixel[ys] - cy + size / 2) % size - size / 2
+            boxes[frame, 2:] = np.abs(dx).max() + 0.5, np.abs(dy).max() + 0.5
+    return boxes
+
+
+def scene(rng: np.random.Generator, label: int, size: int, num_frames: int
+          ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """Frames (T, H, W, 3) uint8, the placeholders' words, and each thing's box per frame (``thing_box``) under the
+    names "A", "B", "C" and "box". Every draw is made in every class, in one order."""
     phase = _phases(rng, label, num_frames)
     frames = background(rng, size, num_frames)
     a, b, c = _thing(rng), _thing(rng), _thing(rng)
@@ -140,21 +166,44 @@ def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) ->
     b_angle = b.angle + rng.uniform(*TURN) * phase["turn"]
     box_colour = hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0, 0.3), rng.uniform(0.08, 0.2))  # darker than all else
     # Drawn back to front: B, C, A, then the box over all of them.
-    layers = ((b, b_xy, b_angle, b_radius[:, None, None]), (c, b_xy + c_offset, np.full(num_frames, c.angle), c.radius),
-              (a, box + a_offset, np.full(num_frames, a.angle), a.radius))
-    for thing, xy, angle, radius in layers:  # a (T, 1, 1) radius is per frame (render_object broadcasts it)
-        frames = composite(frames, render_object(size, thing.shape, xy[:, 0], xy[:, 1], angle, radius), thing.colour)
+    layers = (("B", b, b_xy, b_angle, b_radius[:, None, None]),
+              ("C", c, b_xy + c_offset, np.full(num_frames, c.angle), c.radius),
+              ("A", a, box + a_offset, np.full(num_frames, a.angle), a.radius))
+    boxes = {}
+    for name, thing, xy, angle, radius in layers:  # a (T, 1, 1) radius is per frame (render_object broadcasts it)
+        mask = render_object(size, thing.shape, xy[:, 0], xy[:, 1], angle, radius)
+        frames = composite(frames, mask, thing.colour)
+        boxes[name] = thing_box(mask, xy, size)
     square = render_object(size, "square", box[:, 0], box[:, 1], np.zeros(num_frames), half / 0.8)  # half side 0.8 r
     frames = composite(frames, square, box_colour)
+    boxes["box"] = thing_box(square, box, size)
     mover = CLASSES[label][1]
     words = {"gap": [c, b], "cover": [a]}.get(mover, [b])
-    return to_uint8(frames), [SHAPE_WORDS[t.shape] for t in words] + (["a box"] if mover == "cover" else [])
+    return (to_uint8(frames), [SHAPE_WORDS[t.shape] for t in words] + (["a box"] if mover == "cover" else []),
+            boxes)
+
+
+def _render(rng: np.random.Generator, label: int, size: int, num_frames: int) -> tuple[np.ndarray, list[str]]:
+    """Frames (T, H, W, 3) uint8 and the placeholders' words (``scene`` without the boxes)."""
+    frames, words, _ = scene(rng, label, size, num_frames)
+    return frames, words
 
 
 def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
     if p.size < MIN_SIZE:
         raise ValueError(f"synth_motion_pairs: frames of at least {MIN_SIZE} px (its scene's scale), got {p.size}")
-    write_ssv2(root, p, progress, _render, [template for template, _, _ in CLASSES], SPEC.class_names)
+    rendered: list[dict] = []
+
+    def render(rng: np.random.Generator, label: int, size: int, num_frames: int) -> tuple[np.ndarray, list[str]]:
+        frames, words, boxes = scene(rng, label, size, num_frames)
+        rendered.append({"moving_thing": MOVING_THING[CLASSES[label][1]],
+                         "boxes": {name: np.round(box, 3).tolist() for name, box in boxes.items()}})
+        return frames, words
+
+    write_ssv2(root, p, progress, render, [template for template, _, _ in CLASSES], SPEC.class_names)
+    # Beside the SSv2 files, as synthetic.json: each video's things' boxes per frame (``scene``), by video id
+    # (write_ssv2 numbers the videos from 1 in the order it renders them).
+    (root / BOXES_FILE).write_text(json.dumps({str(i): entry for i, entry in enumerate(rendered, 1)}))
 
 
 SPEC = SyntheticSpec(

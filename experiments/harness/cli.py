@@ -22,6 +22,8 @@ from data.command_line import LOADER_WORKERS, POSITIVE, OneLineParser, count, pr
 from data.root_files import shown
 
 from ..paper_tables import UnknownTableError, paper_tables
+from .attention import add_command as add_attention_command
+from .attention_score import add_command as add_attention_score_command
 from .checks import check_writable, stdout_closed, write_refused
 from .cluster.cli import add_command as add_cluster_commands
 from .cluster.cli import submit_table, uses_a_scheduler
@@ -325,8 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for add_parser in (add_list_parser, add_show_parser, add_run_parser, add_cluster_commands, add_static_parser,
-                       partial(add_evaluate_commands, setting=parse_setting),
-                       *registered_commands()):
+                       partial(add_evaluate_commands, setting=parse_setting), add_attention_command,
+                       add_attention_score_command, *registered_commands()):
         add_parser(sub)
     return parser
 

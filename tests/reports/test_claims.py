@@ -20,11 +20,11 @@ from reports.claims import (
     WITHIN,
     Reading,
     Side,
+    claims_page_text,
     evaluate,
     flat_columns,
     paper_pairs,
     read,
-    render,
     verdict,
 )
 from tests.reports.test_tracked_results import make_record, write_tracked
@@ -233,7 +233,7 @@ def test_a_claims_file_nested_past_the_bound_is_one_line(tmp_path, monkeypatch, 
 
 
 def test_the_claims_page_is_generated_from_the_claims_and_the_tracked_records():
-    assert CLAIMS_PAGE.read_text(encoding="utf-8") == render(evaluate(all_claims()), paper_pairs(), flat_columns()), (
+    assert CLAIMS_PAGE.read_text(encoding="utf-8") == claims_page_text(), (
         "reports/generated/claims.md differs: run `python -m reports claims`")
 
 
@@ -267,6 +267,18 @@ def test_a_discussion_link_outside_the_repository_or_to_no_heading_is_refused_by
     monkeypatch.setattr(module, "claims_path", lambda paper: tmp_path / paper / "claims.yaml")
     with pytest.raises(ClaimsFileError, match=r"claims.yaml: claim trajectory_beats_space_time: discussed_in "
                                               + ".*" + re.escape(error)):
+        paper_claims("mformer")
+
+
+def test_a_discussion_page_that_is_not_utf8_is_one_line_naming_the_link(tmp_path, monkeypatch):
+    import experiments.harness.claims as module
+
+    data = yaml.safe_load(module.claims_path("mformer").read_text())
+    (tmp_path / "mformer").mkdir()
+    (tmp_path / "mformer" / "claims.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(module, "claims_path", lambda paper: tmp_path / paper / "claims.yaml")
+    monkeypatch.setattr(module, "read_regular_bytes", lambda path: b"# heading\n\xff\xfe")
+    with pytest.raises(ClaimsFileError, match=r"discussed_in .*utf-8"):
         paper_claims("mformer")
 
 

@@ -1,0 +1,121 @@
+"""The attention tracking score of docs/attention_tracking.md (Motionformer Fig. 1 and 4's claim, measured): for
+queries on the moving thing in one step, the share of each query's attention in every other step that falls on the
+patches that overlap the thing's true box there, against chance (the share of that step's patches that do).
+
+``box_patches`` turns a generated clip's boxes (``data.synthetic.motion_pairs.scene``: (cx, cy, half width, half
+height) in the video's pixels, on the torus) into the patches inside them at each token step; ``tracking_score``
+scores attention maps (``experiments.harness.attention.motionformer_maps``) against them. Pure numpy: the score is
+checked on hand-built maps whose answer is known exactly (tests/experiments/harness/test_attention_command.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def box_patches(boxes: np.ndarray, frames: Sequence[int], frames_per_step: int, grid: tuple[int, int], patch: float,
+                period: float, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Which patches hold part of the thing's box at each token step: (T', H, W) bool.
+
+    Args:
+        boxes: (frames of the video, 4) rows (cx, cy, half width, half height), in the model input's pixels (the
+            video's scaled by the test transform's resize).
+        frames: the video frames of the clip, in order (``attention.centre_clip``).
+        frames_per_step: clip frames per token step (the tubelet's depth; 1 for a frame-wise model).
+        grid: (H, W) patches of a step. patch: a patch's side in the model input's pixels.
+        period: the torus' side in the model input's pixels (the generated frame's side, scaled): a box that wraps
+            around a border holds the patches on both sides.
+        offset: (top, left) of the model's crop in the resized frame.
+
+    A patch is "inside" when it overlaps the box of any of the step's frames (their union): at tiny scale a thing
+    is smaller than a patch, and often covers no patch's centre.
+    """
+    rows, cols = grid
+    y = offset[0] + (np.arange(rows) + 0.5) * patch
+    x = offset[1] + (np.arange(cols) + 0.5) * patch
+    steps = len(frames) // frames_per_step
+    inside = np.zeros((steps, rows, cols), dtype=bool)
+    for step in range(steps):
+        for frame in frames[step * frames_per_step:(step + 1) * frames_per_step]:
+            cx, cy, half_w, half_h = boxes[frame]
+            dx = (x - cx + period / 2) % period - period / 2
+            dy = (y - cy + period / 2) % period - period / 2
+            # a patch overlaps the box when their centres are closer than the sum of their half sides
+            inside[step] |= (np.abs(dy)[:, None] < half_h + patch / 2) & (np.abs(dx)[None, :] < half_w + patch / 2)
+    return inside
+
+
+def query_cells(inside: np.ndarray, step: int) -> list[tuple[int, int, int]]:
+    """The queries of the score: every patch (step, y, x) that overlaps the box at ``step``."""
+    return [(step, int(y), int(x)) for y, x in zip(*np.nonzero(inside[step]))]
+
+
+def tracking_score(maps: np.ndarray, query_step: int, inside: np.ndarray) -> dict[str, float]:
+    """The score of one clip: ``maps`` (Q, T', H, W), the Q queries' attention weights over every step's patches
+    (mean over heads); ``inside`` (T', H, W) from ``box_patches``. Each step's map is renormalised to sum to 1 over
+    its patches (where the query's attention in that step goes, whatever the step's total).
+
+    Returns ``share`` (the mean, over queries and over the steps other than ``query_step``, of the map's mass inside
+    the box), ``chance`` (the mean over those steps of the share of patches inside the box: a map that ignores the
+    thing), ``excess`` = share - chance, and ``queries`` (Q). With no query, share, chance and excess are NaN.
+    """
+    others = [t for t in range(inside.shape[0]) if t != query_step]
+    if maps.shape[0] == 0 or not others:
+        return {"share": float("nan"), "chance": float("nan"), "excess": float("nan"), "queries": 0}
+    if maps.shape[1:] != inside.shape:
+        raise ValueError(f"attention maps {maps.shape[1:]} and box patches {inside.shape} differ in (T', H, W)")
+    mass = maps[:, others].reshape(maps.shape[0], len(others), -1)
+    mass = mass / mass.sum(axis=-1, keepdims=True)
+    box = inside[others].reshape(len(others), -1)
+    share = float((mass * box).sum(axis=-1).mean())
+    chance = float(box.mean(axis=-1).mean())
+    return {"share": share, "chance": chance, "excess": share - chance, "queries": int(maps.shape[0])}
+
+
+
+
+def prepared_sample(model: Any, cfg: Any, index: int) -> tuple[Any, np.ndarray]:
+    """(the model's input clip, the patches inside the moving thing's box at each token step) of one generated
+    validation sample of ``cfg``'s row: the sample's test clip, its moving thing's boxes mapped to the model input's
+    pixels and patch grid (docs/attention_tracking.md). Depends on the data options and the patch grid only, so the
+    rows and seeds of a column share it."""
+    from .attention import centre_clip, generated_frames, input_geometry, make_clip
+
+    video = generated_frames(cfg, index)
+    if video.thing_boxes is None:
+        raise ValueError(f"{cfg.table}/{cfg.row}: its data {cfg.data.dataset} records no boxes of a moving thing; the "
+                         f"tracking score reads synth_motion_pairs (Table 4's SSv2 column)")
+    clip = make_clip(cfg, video)
+    scale, top, left = input_geometry(cfg, video.frames.shape[1:3])
+    embed = model.patch_embed
+    picked = centre_clip(len(video.frames), cfg.data.num_frames, cfg.data.frame_stride or 1)
+    inside = box_patches(video.thing_boxes * scale, picked, embed.tubelet_size, tuple(embed.grid_size[1:]),
+                         embed.patch_size, video.frames.shape[2] * scale, (top, left))
+    return clip.video, inside
+
+
+def clip_tracking(model: Any, video: Any, inside: np.ndarray) -> dict[str, float]:
+    """``tracking_score`` of one prepared clip (``prepared_sample``) through ``model`` (a Motionformer video ViT in
+    eval mode): the queries of step 0 and their maps from the last block."""
+    import torch
+
+    from models.attention.capture import capture_attention
+
+    from .attention import motionformer_maps
+
+    with torch.no_grad(), capture_attention(model, [f"blocks.{len(model.blocks) - 1}.attn"]) as records:
+        model(video)
+    queries = query_cells(inside, 0)
+    maps = np.stack([motionformer_maps(records[0], q) for q in queries]) if queries else np.zeros((0, *inside.shape))
+    return tracking_score(maps, 0, inside)
+
+
+def sample_tracking(model: Any, cfg: Any, index: int) -> dict[str, float]:
+    """``tracking_score`` of one generated validation sample of ``cfg``'s row through ``model``."""
+    return clip_tracking(model, *prepared_sample(model, cfg, index))
+
+
+__all__ = ["box_patches", "clip_tracking", "prepared_sample", "query_cells", "sample_tracking", "tracking_score"]
