@@ -167,7 +167,7 @@ class RunDir:
         holds the lock. ``busy`` is asked of the lock (``held_elsewhere``), which the harness's own commands do not
         do: they take it (``hold``)."""
         if self.has_record():
-            record = self.read_record((*RECORD_KEYS, "config"))
+            record = read_record(self.record_inside(runs_root), (*RECORD_KEYS, "config"))
             if not run_differences(record, cfg):
                 return "finished"
             return "reusable" if _copyable(record, _config_text(cfg)) else "other-configuration"
@@ -179,8 +179,9 @@ class RunDir:
             return "other-configuration"
 
     def finished_record(self, cfg: RunConfig, runs_root: str | Path) -> dict[str, Any]:
-        """The run's record, checked to be this run's, done with this configuration."""
-        record = self.read_record((*RECORD_KEYS, "config"))
+        """The run's record, checked to be this run's, done with this configuration (and to lie in the runs folder:
+        a link out of it is refused, never read)."""
+        record = read_record(self.record_inside(runs_root), (*RECORD_KEYS, "config"))
         _refuse_another_run(record, cfg, runs_root, f"its {self.RECORD} was written for another run")
         return record
 

@@ -32,7 +32,10 @@ KILL_MID_WRITE = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
 
     import data.atomic_write as atomic
-    atomic.os.fdopen = lambda fd, mode="wb": HalfThenKill(fd, "wb", closefd=True)
+    read_fdopen = os.fdopen  # the same os module every reader uses: files opened for reading stay as they were
+    atomic.os.fdopen = lambda fd, mode="wb", *args, **kwargs: (
+        HalfThenKill(fd, "wb", closefd=True) if any(flag in mode for flag in "wax+")
+        else read_fdopen(fd, mode, *args, **kwargs))
 """)
 
 

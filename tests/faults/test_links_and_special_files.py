@@ -101,6 +101,13 @@ def test_track_never_copies_a_record_that_links_out_of_the_runs_folder(tmp_path)
     assert not results.exists()
 
 
+def test_run_refuses_its_own_record_that_links_out_of_the_runs_folder(tmp_path):
+    runs, link = _linked_record(tmp_path, make_record("mformer_table4", "joint", "K-400", 0, 60.0))
+    code, _, err = run_command("experiments", ["run", "mformer_table4", "--rows", "joint", "--dry-run",
+                                               "--runs-dir", str(runs)])
+    one_line(code, err, str(link), "outside")
+
+
 def test_the_report_refuses_a_record_that_links_out_of_the_runs_folder(tmp_path):
     runs, link = _linked_record(tmp_path, make_record("mformer_table4", "joint", "K-400", 0, 60.0))
     code, _, err = run_command("reports", ["build", "mformer_table4", "--out-dir", str(tmp_path / "out"),
