@@ -75,7 +75,7 @@ def score_run(cfg: Any, runs_root: Path, limit: int | None = None,
         clips += [prepared_sample(model, cfg, index) for index in range(len(clips), samples)]
         scores = [clip_tracking(model, *clip) for clip in clips[:samples]]
     kept = [s for s in scores if s["queries"]]
-    mean = {key: statistics.fmean(s[key] for s in kept) if kept else None for key in ("share", "chance", "excess")}
+    mean = {name: statistics.fmean(s[name] for s in kept) if kept else None for name in ("share", "chance", "excess")}
     return {"row": cfg.row, "column": cfg.column, "seed": cfg.seed, "run": run.relative_to(runs_root), **mean,
             "samples": len(kept), "samples_without_queries": len(scores) - len(kept),
             "queries": sum(s["queries"] for s in kept)}
