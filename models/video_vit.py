@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 import torch
 from einops import rearrange
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp
 from timm.models.vision_transformer import init_weights_vit_timm
 from torch import Tensor, nn
 
 from .attention import FrameAttention, JointSpaceTimeAttention, TemporalShift, get_attention
 from .registry import check_options, register_model
+from .weight_init import trunc_normal_
 
 LAYER_NORM_EPS = 1e-6  # timm ViT's epsilon: needed for image checkpoints to match
 LayerNorm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
@@ -327,7 +328,9 @@ def init_vit_weights(model: nn.Module, tables: Sequence[nn.Parameter]) -> None:
     """timm ViT's initialisation, which the papers' code keeps: ``tables`` (position tables, tokens) and then every
     Linear weight drawn from trunc_normal(std 0.02), in that order, biases zero (timm's ``init_weights_vit_timm``);
     the norms and convolutions keep torch's initialisation, and so does all of a ``keeps_default_init`` module (a
-    head its paper leaves at torch's)."""
+    head its paper leaves at torch's). A model on the meta device has nothing to draw (``models.weight_init``)."""
+    if all(p.is_meta for p in model.parameters()):
+        return
     for table in tables:
         trunc_normal_(table, std=0.02)
     kept = {id(sub) for m in model.modules() if getattr(m, "keeps_default_init", False) for sub in m.modules()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import experiments  # noqa: F401  (registers the table specs)
@@ -29,7 +30,7 @@ from experiments.harness.spec import registered_specs
 from experiments.paper_tables import UnknownTableError, paper_table, paper_tables
 
 from .build import GENERATED_DIR, REPORTS_DIR, build_index, build_report
-from .records import RESULTS_DIR, results_root_for
+from .records import RESULTS_DIR, one_scan, results_root_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        # one command reads the records folders once; `track` writes into them, so it scans afresh
+        with one_scan() if args.command != "track" else nullcontext():
+            return _dispatch(args)
     except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing is wrong, nothing to say
         return stdout_closed()
     # an unknown id, options that do not go together, a damaged record or static record (each names the file and

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -173,11 +174,43 @@ def inside_records(root: str | Path, path: Path, fix: str) -> None:
                                  f"is not read; {fix}") from None
 
 
+_scans: dict[tuple[str, str], Scanned] | None = None  # set inside ``one_scan``
+
+
+@contextmanager
+def one_scan() -> Iterator[None]:
+    """Inside the block, ``all_records`` scans each pair of folders once and hands every later caller the same
+    result: one command (a build of every report, the README's pages) reads the folders as they were when it began,
+    not once per table and page (each scan resolves every record's path against its root)."""
+    global _scans
+    outermost = _scans is None
+    if outermost:
+        _scans = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _scans = None
+
+
+def forget_scans() -> None:
+    """Inside ``one_scan``, drop what was scanned: a writer into a records folder (``track``) calls it after
+    writing, so that a later read in the same block sees what was written."""
+    if _scans is not None:
+        _scans.clear()
+
+
 def all_records(runs_root: str | Path | None, results_root: str | Path | None) -> Scanned:
-    """Every original record: tracked (``_source`` "tracked") and local ("local"), and the damaged ones."""
+    """Every original record: tracked (``_source`` "tracked") and local ("local"), and the damaged ones. Callers
+    read the result and never change it (inside ``one_scan`` it is shared)."""
+    key = tuple(os.path.abspath(root) if root is not None else "" for root in (runs_root, results_root))
+    if _scans is not None and key in _scans:
+        return _scans[key]
     out = Scanned()
     _scan(results_root, "*/*/seed*/*.json", "tracked", out)
     _scan(runs_root, f"*/*/seed*/*/{RunDir.RECORD}", "local", out)
+    if _scans is not None:
+        _scans[key] = out
     return out
 
 
@@ -286,6 +319,7 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
         record.update(keep_measured(read_static(target, tracked_fix), record))
         atomic_write_text(target, json.dumps(record, indent=2, ensure_ascii=False))
         written.append(target)
+    forget_scans()
     return written
 
 

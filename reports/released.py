@@ -26,7 +26,7 @@ from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import TableSpec, column_slug
 from experiments.paper_tables import paper_table, paper_tables, printed
 
-from .records import RESULTS_DIR, check_place_fields, inside_records, own_folder, report_record
+from .records import RESULTS_DIR, check_place_fields, forget_scans, inside_records, own_folder, report_record
 
 HEADING = "## From the released weights"
 
@@ -77,6 +77,7 @@ def track_released(spec: TableSpec, runs_root: str | Path, results_root: str | P
     for record, path in zip(local, paths):
         original = {k: v for k, v in record.items() if not k.startswith("_")}
         atomic_write_text(path, json.dumps(original, indent=2, default=str) + "\n")
+    forget_scans()
     return paths
 
 

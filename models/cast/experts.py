@@ -25,10 +25,11 @@ from typing import Any, Literal
 
 import torch
 from einops import rearrange
-from timm.layers import DropPath, Mlp, QuickGELU, trunc_normal_
+from timm.layers import DropPath, Mlp, QuickGELU
 from timm.models.vision_transformer import Attention
 from torch import Tensor, nn
 
+from ..weight_init import trunc_normal_
 from .checkpoints import load_expert
 from .layers import Adapter, sinusoid_table
 

@@ -12,10 +12,10 @@ from typing import Literal
 
 import torch
 from einops import rearrange
-from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 from ..attention.joint import sdpa
+from ..weight_init import trunc_normal_
 
 Window = Literal["time", "space", "space_time"]
 WINDOWS: tuple[str, ...] = ("time", "space", "space_time")

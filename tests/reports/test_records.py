@@ -172,3 +172,25 @@ def test_a_local_run_configured_as_three_cells_is_passed_over_once(tmp_path):
     assert sorted((r["row"], r["metrics"]["top1"]) for r in found.records) == [
         ("msca_pkv_n16", 40.0), ("msca_pkv_n4", 40.0), ("msca_pkv_n8", 40.0)]
     assert [(r["_source"], r["metrics"]["top1"]) for r in found.passed_over] == [("local", 44.0)]
+
+
+def test_one_command_scans_the_records_once_and_a_track_inside_it_is_seen(tmp_path, monkeypatch):
+    """Inside ``one_scan`` (every `reports` command but `track`) the folders are scanned once, however many tables
+    and pages read them; ``track`` writing into a scanned folder inside the block makes the next read see its
+    records (the memo is dropped), so a report built after it in the same block is not stale."""
+    from reports import records
+
+    scans = []
+    real = records._scan
+    monkeypatch.setattr(records, "_scan", lambda root, *a: scans.append(root) or real(root, *a))
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    write_tracked(results, record("mformer_table4", "joint", "K-400", 0, 60.0, finished_at=OLDER))
+    spec = table_spec("mformer_table4")
+    with records.one_scan():
+        for _ in range(3):
+            assert [r["metrics"]["top1"] for r in table_records(spec, None, results).records] == [60.0]
+        assert scans == [results, None]  # the tracked folder, then the (absent) runs folder: once
+        write_local(runs, record("mformer_table4", "joint", "K-400", 1, 62.0, finished_at=NEWER))
+        track(spec, runs, results)
+        assert [r["metrics"]["top1"] for r in table_records(spec, None, results).records] == [60.0, 62.0]
+    assert records._scans is None
