@@ -58,25 +58,41 @@ class RowScore:
         return {True: "yes", False: "no", None: "one seed"}[self.beyond_chance]
 
 
-def read_tracking(path: Path) -> dict[str, Any]:
-    """The record, each run's fields checked; a damaged one is one line naming the file and the field."""
+def _field(run: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        run = run.get(name) if isinstance(run, dict) else None
+    return run
+
+
+def read_attention_record(path: Path, kind: str, fields: dict[str, type]) -> dict[str, Any]:
+    """A record of ``python -m experiments attention-score`` of ``kind``, each run's ``fields`` (dotted names for
+    nested ones) checked; a damaged one is one line naming the file and the field."""
     try:
         record = json.loads(read_regular_bytes(path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DamagedRecordError(f"{path}: not readable JSON ({err})") from None
     except ValueError as err:  # a special file, one too large, or a number past the parser's digit limit
         raise DamagedRecordError(f"{path}: {unreadable_value(err)}") from None
-    if not isinstance(record, dict) or record.get("kind") != "attention_tracking" or \
+    if not isinstance(record, dict) or record.get("kind") != kind or \
             not isinstance(record.get("runs"), list) or not record["runs"]:
-        raise DamagedRecordError(f"{path}: not an attention-tracking record (expected `kind` and a list of `runs`)")
+        raise DamagedRecordError(f"{path}: not an {kind.replace('_', '-')} record (expected `kind` and a list of "
+                                 f"`runs`)")
+    for name in ("table", "dataset", "column", "commit", "definition"):
+        if not isinstance(record.get(name), str):
+            raise DamagedRecordError(f"{path}: {name} must be a string, got {record.get(name)!r:.40}")
     for index, run in enumerate(record["runs"]):
-        for name, kind in RUN_FIELDS.items():
-            value = run.get(name) if isinstance(run, dict) else None
-            fits = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
-            if not fits or (kind is float and not math.isfinite(value)):
-                raise DamagedRecordError(f"{path}: runs[{index}].{name} must be a finite {kind.__name__}, "
+        for name, expected in fields.items():
+            value = _field(run, name)
+            fits = isinstance(value, (int, float) if expected is float else expected) and not isinstance(value, bool)
+            if not fits or (expected is float and not math.isfinite(value)):
+                raise DamagedRecordError(f"{path}: runs[{index}].{name} must be a finite {expected.__name__}, "
                                          f"got {value!r:.40}")
     return record
+
+
+def read_tracking(path: Path) -> dict[str, Any]:
+    """The tracking record, each run's fields checked; a damaged one is one line naming the file and the field."""
+    return read_attention_record(path, "attention_tracking", RUN_FIELDS)
 
 
 def row_scores(record: dict[str, Any]) -> list[RowScore]:
@@ -134,15 +150,31 @@ def tracking_text(results_root: str | Path = RESULTS_DIR) -> str:
     return render(read_tracking(source)) + figures_text()
 
 
-def figures_text() -> str:
-    """The committed figures of Table 4's tiny runs (``FIGURES``), each with the command that drew it."""
+# How each table's committed figures were drawn: the `attention` command's options after the row, from the tiny
+# run of seed 0 in the default runs folder (the figures' folder is --out).
+FIGURE_SOURCES = {
+    "mformer_table4": "--column SSv2 --run runs/mformer_table4/{row}/seed0/tiny-ssv2",
+    "cast_table1e": "--run runs/cast_table1e/{row}/seed0/tiny-ek_100",
+    "d3da_figureA1": "--column '12 frames' --run runs/d3da_figureA1/{row}/seed0/tiny-12_frames",
+}
+
+
+def figure_lines(table: str) -> list[str]:
+    """The committed figures of ``table``'s tiny runs (``FIGURES/<table>/<row>/*.png``), each row's with the command
+    that drew them; [] without any."""
     lines = []
-    for png in sorted(FIGURES.glob(f"{TABLE}/*/*.png")):
-        row = png.parent.name
-        lines += [f"![{row}]({png.relative_to(FIGURES.parent).as_posix()})", "",
-                  f"`python -m experiments attention {TABLE} --rows {row} --column SSv2 --run "
-                  f"runs/{TABLE}/{row}/seed0/tiny-ssv2 --out {png.parent.relative_to(REPO).as_posix()}` "
-                  "(validation sample 0; the cross marks the query).", ""]
+    for folder in sorted({png.parent for png in FIGURES.glob(f"{table}/*/*.png")}):
+        row = folder.name
+        lines += [f"![{row}]({png.relative_to(FIGURES.parent).as_posix()})\n" for png in sorted(folder.glob("*.png"))]
+        source = FIGURE_SOURCES[table].format(row=row)
+        lines += [f"`python -m experiments attention {table} --rows {row} {source} --out "
+                  f"{folder.relative_to(REPO).as_posix()}` (validation sample 0; the cross marks the query).", ""]
+    return lines
+
+
+def figures_text() -> str:
+    """The committed figures of Table 4's tiny runs, each with the command that drew it."""
+    lines = figure_lines(TABLE)
     if not lines:
         return ""
     heading = "## Figures 1 and 4 in their layout (seed 0, last block, mean over heads)"
@@ -153,4 +185,5 @@ def tracked_record(results_root: str | Path = RESULTS_DIR) -> Path:
     return Path(results_root) / TABLE / RECORD_NAME
 
 
-__all__ = ["RowScore", "read_tracking", "render", "row_scores", "tracked_record", "tracking_text"]
+__all__ = ["FIGURE_SOURCES", "RowScore", "figure_lines", "read_attention_record", "read_tracking", "render",
+           "row_scores", "tracked_record", "tracking_text"]

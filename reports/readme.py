@@ -45,6 +45,7 @@ SHIFT_BENCHMARKS = GENERATED_DIR / "shift_benchmarks.md"
 TRAJECTORY_STEP = GENERATED_DIR / "trajectory_step.md"
 PAPER_STEPS = GENERATED_DIR / "paper_steps.md"
 ATTENTION_TRACKING = GENERATED_DIR / "attention_tracking.md"
+ATTENTION_MEASURES = GENERATED_DIR / "attention_windows_and_points.md"
 SMOKE_PAGE = GENERATED_DIR / "smoke.md"
 GPU_COVERAGE = GENERATED_DIR / "gpu_coverage.md"
 LOADER_RATES = GENERATED_DIR / "loader_rates.md"
@@ -414,6 +415,7 @@ def generated_pages() -> dict[Path, Page]:
     from experiments.harness.released_weights import CATALOGUE_FILE, catalogue_papers
     from experiments.paper_tables import papers
 
+    from .attention_measures import measures_text, tracked_records
     from .attention_tracking import tracked_record, tracking_text
     from .benchmarks import SHIFT_FILES
     from .gpu_steps import PAPER_STEP_RECORDS, PROFILE_RECORD, paper_step_text
@@ -443,6 +445,9 @@ def generated_pages() -> dict[Path, Page]:
         ATTENTION_TRACKING: Page("Does the attention track? Motionformer Figures 1 and 4, measured",
                                  lambda: listed([tracked_record()]), tracking_text,
                                  REPO / "experiments" / "mformer" / "README.md"),
+        ATTENTION_MEASURES: Page("Where CAST and 3D-Deformable attend: Figure 3(c) and Figures A3-A5, measured",
+                                 lambda: listed([p for p in tracked_records() if p.exists()]), measures_text,
+                                 REPO / "experiments" / "cast" / "README.md"),
         SMOKE_PAGE: Page("The paper-scale smoke's records", lambda: listed(sorted(BENCHMARKS.glob("smoke_*.json"))),
                          smoke_text, SMOKE_DOC),
         GPU_COVERAGE: Page("The paper-scale smoke's GPU coverage", lambda: listed([BENCHMARKS / GPU_RECORD]),
@@ -478,10 +483,12 @@ def rewrite_generated_pages(write: bool = True) -> dict[Path, bool]:
     """Make every generated page (``generated_pages``) and the results index (``reports.results_index``); returns,
     per file, whether it changed (a file not yet written counts as changed). Every file is made before any is
     written, so records that cannot be read leave all of them as they were."""
+    from .records import one_scan
     from .results_index import INDEX, index_text
 
-    new = {path: page_text(page) for path, page in generated_pages().items()}
-    new[INDEX] = index_text()
+    with one_scan():
+        new = {path: page_text(page) for path, page in generated_pages().items()}
+        new[INDEX] = index_text()
     changed = {path: not path.is_file() or text != path.read_text() for path, text in new.items()}
     if write:
         for path, text in new.items():

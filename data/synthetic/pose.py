@@ -155,6 +155,12 @@ def _write_label_mat(path: Path, action: str, joints: np.ndarray, visibility: np
     path.write_bytes(bytes(data))
 
 
+def subject_margin(size: int) -> float:
+    """How far the figure reaches beyond its joints, in pixels of a ``size`` frame: the largest head radius
+    (``_render``); half a limb width is at most 1.7 of it. The labels' box is the joints' box widened by it."""
+    return size / 40 * 3.4
+
+
 def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_id: int, progress: Progress
                  ) -> None:
     """``count`` PennAction videos: JPEG frames under frames/<id>/ and labels/<id>.mat (train = 1 or -1).
@@ -172,7 +178,7 @@ def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_
         for number, frame in enumerate(frames, 1):
             Image.fromarray(frame).save(folder / f"{number:06d}.jpg", quality=90)
         inside = (joints >= 0).all(-1) & (joints < size).all(-1)
-        margin = size / 40 * 3.4  # the largest head radius (_render); half a limb width is at most 1.7 of it
+        margin = subject_margin(size)
         bbox = np.concatenate([joints.min(1) - margin, joints.max(1) + margin], 1).clip(0, size) + 0.5
         _write_label_mat(root / "labels" / f"{video_id}.mat", _ACTIONS[label], joints + 0.5,
                          inside.astype(np.float64), bbox, size, split == "train")

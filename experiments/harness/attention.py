@@ -5,7 +5,9 @@ weights from a trained run (``--run RUN_DIR``: its last checkpoint), a file (``-
 row's model) or the authors' released checkpoint (``--released NAME``, read and checked as ``evaluate`` does; paper
 scale). Its input is one clip: sample K of the row's generated validation set, rendered in memory exactly as the
 set's writer renders it (``--sample K``, default 0), or a user's video file (``--video FILE``); the centre clip of
-the row's frames at its stride, through the row's test transform (centre crop). The attention of the last block is
+the row's frames at its stride, through the row's test transform (centre crop). A set of untrimmed videos
+(``SEGMENT_SETS``) and a real dataset under ``--data-root`` give sample K through the row's own test pipeline (its
+first view, with its joints where the model reads them). The attention of the last block is
 taken with ``models.attention.capture`` (the logits unchanged) and drawn in the paper's layout, one PNG per figure
 in ``--out`` and the same images in a TensorBoard event file there:
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +80,10 @@ def check_query(query: Query, num_frames: int, size: int) -> None:
 # ---- the row's model --------------------------------------------------------------------------------------------
 
 
-def row_config(table: str, row: str, scale: str, column: str | None) -> Any:
+def row_config(table: str, row: str, scale: str, column: str | None, data_root: str | None = None) -> Any:
     from .plan import resolve_runs
 
-    configs = resolve_runs(table, scale, [row], 1)
+    configs = resolve_runs(table, scale, [row], 1, data_root)
     if column is not None:
         configs = [cfg for cfg in configs if cfg.column == column]
         if not configs:
@@ -94,10 +98,14 @@ def data_classes(cfg: Any) -> int | dict[str, int]:
     spec = SYNTHETIC_SETS.get(cfg.data.dataset)
     if spec is None:
         configured = cfg.model.overrides.get("num_classes")
-        if configured is None:
-            raise ValueError(f"{cfg.table}/{cfg.row}: its data {cfg.data.dataset} is not generated, and the row names "
-                             f"no num_classes; use --released NAME or the row's tiny scale")
-        return configured
+        if configured is not None:
+            return configured
+        if cfg.data.root is None or not Path(cfg.data.root).is_dir():
+            raise ValueError(f"{cfg.table}/{cfg.row}: its data {cfg.data.dataset} is not generated and the row names "
+                             f"no num_classes: give --data-root DIR holding {cfg.data.dataset}/ (its annotations "
+                             f"define the classes), --released NAME, or the row's tiny scale")
+        with pipeline_data(cfg) as dm:
+            return dm.num_classes
     if spec.verb_names:
         return {"verb": len(spec.verb_names), "noun": len(spec.noun_names)}
     return (cfg.data.synthetic_params or {}).get("num_classes") or spec.num_classes
@@ -135,7 +143,7 @@ def build_row_model(args: argparse.Namespace) -> tuple[Any, Any]:
         model = build_model(evaluation.cfg, evaluation.entry.expects["classes"])
         load_into(model, checked.reader, checked.checkpoint, checked.label, evaluation.entry.known())
         return evaluation.cfg, model.eval()
-    cfg = row_config(args.table, args.rows, args.scale, args.column)
+    cfg = row_config(args.table, args.rows, args.scale, args.column, args.data_root)
     model = build_model(cfg, data_classes(cfg))
     if args.run:
         from .run_dir import RunDir
@@ -271,7 +279,55 @@ def load_clip(cfg: Any, args: argparse.Namespace) -> Clip:
             raise ValueError(f"--video {args.video}: {cfg.table}/{cfg.row}'s model reads joints too, which a video "
                              f"file does not give; use --sample K")
         return make_clip(cfg, video_file_frames(Path(args.video)))
+    from data.synthetic import SYNTHETIC_SETS
+
+    if cfg.data.dataset in SEGMENT_SETS or cfg.data.dataset not in SYNTHETIC_SETS:
+        return pipeline_clip(cfg, args.sample)
     return make_clip(cfg, generated_frames(cfg, args.sample))
+
+
+# Generated sets of untrimmed videos, whose samples are action segments: a sample is drawn through the row's own test
+# pipeline (its first view), not re-rendered. So is a sample of a real dataset under --data-root.
+SEGMENT_SETS = ("synth_verbnoun",)
+
+
+@contextmanager
+def pipeline_data(cfg: Any) -> Iterator[Any]:
+    """The row's data module, its validation split read (a generated set generated into the cache first), read in
+    this process (one sample wants no loader workers); its scratch files go to a temporary folder."""
+    import dataclasses
+    import tempfile
+
+    from .tasks import get_task
+
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_workers=0))
+    with tempfile.TemporaryDirectory(prefix="vidrepro-attention-") as scratch:
+        dm = get_task(cfg.task).datamodule(cfg, Path(scratch))
+        dm.prepare_data()
+        dm.setup("test")
+        yield dm
+
+
+def pipeline_clip(cfg: Any, index: int) -> Clip:
+    """Validation sample ``index`` of the row's data as the row's test pipeline gives it (the first of its views),
+    with its joints for a model that reads them."""
+    import torch
+
+    with pipeline_data(cfg) as dm:
+        loader = dm.test_dataloader()
+        total = len(loader.dataset)
+        if not 0 <= index < total:
+            raise ValueError(f"--sample {index}: the {cfg.data.dataset} validation set of {cfg.table} has {total} "
+                             f"samples (0-{total - 1})")
+        batch = next(b for i, b in enumerate(loader) if i == index // loader.batch_size)
+    video = batch["video"][index % loader.batch_size]
+    pose = batch["pose"][index % loader.batch_size] if "pose" in batch else None
+    if video.ndim == 5:  # (V, C, T, H, W): the first view
+        video, pose = video[0], (pose[0] if pose is not None else None)
+    mean, std = (torch.tensor(v, dtype=video.dtype).view(3, 1, 1, 1) for v in (dm.mean, dm.std))
+    shown = ((video * std + mean).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    shown = shown[..., ::-1].copy() if dm.channel_order == "BGR" else shown  # the figures show RGB
+    return Clip(video[None], shown, None if pose is None else pose[None], f"{cfg.data.dataset} val sample {index}")
 
 
 # ---- the maps -----------------------------------------------------------------------------------------------------
@@ -469,10 +525,13 @@ def add_command(sub: Any) -> None:
     weights.add_argument("--released", metavar="NAME", help="an authors' checkpoint from the catalogue (paper scale)")
     weights.add_argument("--weights", metavar="FILE", help="a state dict of the row's model")
     parser.add_argument("--weights-dir", help="where --released names are found")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="where a paper-scale row's real dataset is (DIR/<dataset>/): --sample K is then its "
+                             "validation sample K through the row's test pipeline")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--video", metavar="FILE", help="a video file (the row's frames from its centre)")
     source.add_argument("--sample", type=count(0, 100_000, "a sample index"), default=0,
-                        help="sample K of the row's generated validation set (default 0)")
+                        help="sample K of the row's validation set: generated, or under --data-root (default 0)")
     parser.add_argument("--query", type=parse_query, metavar="T,Y,X",
                         help="frame and pixel of the query in the model's input (default: the moving thing's centre "
                              "in frame 0 where the generated sample records it, else frame 0's centre)")

@@ -1,12 +1,15 @@
-"""``python -m experiments attention-score TABLE``: the tracking score of docs/attention_tracking.md over a table's
-trained runs, one record for the table.
+"""``python -m experiments attention-score TABLE``: a measure of the papers' attention figures over a table's trained
+runs, one record for the table. Three measures, each fixed in its page before any result was read:
 
-Each run of the scored column (the one on a set that records its moving thing's boxes: ``synth_motion_pairs``) must
-be finished in the runs folder (``RunDir.check``: its record written, for this run and this configuration); its last
-checkpoint is loaded into the row's model, and every validation sample of the column's generated set is scored
-(``attention_tracking.sample_tracking``). The record keeps each run's share, chance, excess and counts, the commit
-and the definition; ``reports build`` renders it (reports/attention_tracking.py) once it is tracked under
-``reports/results/<table>/`` (``--out``).
+- Motionformer Table 4 (Figures 1 and 4): the tracking score of docs/attention_tracking.md, on the column whose set
+  records its moving thing's boxes (``synth_motion_pairs``);
+- CAST Table 1(e) (Figure 3(c)): where T2S and S2T put their mass, docs/attention_windows_and_points.md;
+- 3D-Deformable Figure A1's 12-frame runs (Figures A3-A5): the sampling points on the person, same page.
+
+Each scored run must be finished in the runs folder (``RunDir.check``: its record written, for this run and this
+configuration); its last checkpoint is loaded into the row's model. The record keeps each run's values, the commit
+and the definition; ``reports build`` renders it (reports/attention_tracking.py, reports/attention_measures.py) once
+it is tracked under ``reports/results/<table>/`` (``--out``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import dataclasses
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +30,78 @@ from .spec import SCALES
 DEFINITION = "docs/attention_tracking.md"
 BOXED_SETS = ("synth_motion_pairs",)  # generated sets whose generator gives the moving thing's box per frame
 RECORD_NAME = "attention_tracking.json"  # under <runs-dir>/reports/<table>/ (default) or reports/results/<table>/
+FIGURE_A1_TRAIN_COLUMN = "12 frames"  # the model Figure A1 trains (d3da tables.py); its other columns test it
 
 
 class NotScoredError(ValueError):
-    """A table without a column on a boxed set, or a run that is not finished: nothing to score."""
+    """A table with no scored column, or a run that is not finished: nothing to score."""
 
 
-def scored_runs(table: str, scale: str, rows: list[str] | None, seeds: int) -> list[Any]:
-    """The table's runs on a boxed set (``BOXED_SETS``), rows in the paper's order."""
+@dataclasses.dataclass(frozen=True)
+class Measure:
+    """One measure: the record it writes (``kind``, file name), its definition page, which of a table's runs it
+    scores, and how it scores one run's model (config, model in eval mode, sample limit) -> values."""
+
+    kind: str
+    record_name: str
+    definition: str
+    selects: Callable[[Any], bool]
+    score: Callable[[Any, Any, int | None], dict[str, Any]]
+    headline: Callable[[dict[str, Any]], str]
+
+
+def _windows(cfg: Any, model: Any, limit: int | None) -> dict[str, Any]:
+    from .attention_measures import score_windows
+
+    return score_windows(cfg, model, limit)
+
+
+def _points(cfg: Any, model: Any, limit: int | None) -> dict[str, Any]:
+    from .attention_measures import score_points
+
+    return score_points(cfg, model, limit)
+
+
+def _window_headline(run: dict[str, Any]) -> str:
+    t2s, s2t = run.get("t2s"), run.get("s2t")
+    parts = [f"T2S ({t2s['window']}) along time {t2s['share']['time'] - t2s['chance']['time']:+.4f}" if t2s else "",
+             f"S2T ({s2t['window']}) along space {s2t['share']['space'] - s2t['chance']['space']:+.4f}" if s2t else ""]
+    return "; ".join(p for p in parts if p) + " over chance"
+
+
+WINDOWS_AND_POINTS = "docs/attention_windows_and_points.md"
+MEASURES = (
+    Measure("attention_tracking", RECORD_NAME, DEFINITION, lambda cfg: cfg.data.dataset in BOXED_SETS,
+            lambda cfg, model, limit: {}, lambda run: f"excess {run['excess']:+.4f}"),
+    Measure("attention_windows", "attention_windows.json", WINDOWS_AND_POINTS,
+            lambda cfg: cfg.model.name.startswith("cast_") and cfg.data.dataset == "synth_verbnoun", _windows,
+            _window_headline),
+    Measure("attention_points", "attention_points.json", WINDOWS_AND_POINTS,
+            lambda cfg: cfg.model.name.startswith("d3da_") and cfg.data.dataset == "synth_pose"
+            and cfg.column == FIGURE_A1_TRAIN_COLUMN, _points,
+            lambda run: f"excess {run['excess']:+.4f}, offsets' gain {run['offsets_gain']:+.4f}"),
+)
+TRACKING = MEASURES[0]
+
+
+def measure_of(table: str, scale: str, rows: list[str] | None, seeds: int) -> tuple[Measure, list[Any]]:
+    """The measure a table's runs take and the runs it scores, rows in the paper's order."""
     from .plan import resolve_runs
 
-    configs = [cfg for cfg in resolve_runs(table, scale, rows, seeds) if cfg.data.dataset in BOXED_SETS]
-    if not configs:
-        raise NotScoredError(f"{table}: no column on a set that records its moving thing's boxes "
-                             f"({', '.join(BOXED_SETS)}); the tracking score reads Motionformer's Table 4")
-    return configs
+    configs = resolve_runs(table, scale, rows, seeds)
+    for measure in MEASURES:
+        chosen = [cfg for cfg in configs if measure.selects(cfg)]
+        if chosen:
+            return measure, chosen
+    raise NotScoredError(f"{table}: no run a measure of the papers' figures reads (Motionformer's Table 4 on "
+                         f"{', '.join(BOXED_SETS)}; CAST's Table 1(e) on synth_verbnoun; 3D-Deformable's Figure A1, "
+                         f"its {FIGURE_A1_TRAIN_COLUMN} column)")
 
 
-def score_run(cfg: Any, runs_root: Path, limit: int | None = None,
-              prepared: dict[tuple, list] | None = None) -> dict[str, Any]:
-    """The tracking score of one finished run: the means over its validation samples that have queries.
-    ``prepared``: the clips and boxes already made for other runs, by the data options and patch grid that make
-    them (``attention_tracking.prepared_sample``: rendering a sample costs far more than a tiny model's forward)."""
-    import torch
-
-    from data.synthetic import synthetic_params
-
+def trained_model(cfg: Any, runs_root: Path) -> tuple[Any, Any]:
+    """(the row's model with the run's last checkpoint, in eval mode; its ``RunDir``); a run that is not finished
+    for this configuration is refused."""
     from .attention import data_classes, load_state_file
-    from .attention_tracking import clip_tracking, prepared_sample
     from .run_dir import RunDir
     from .tasks import build_model
 
@@ -63,39 +111,58 @@ def score_run(cfg: Any, runs_root: Path, limit: int | None = None,
                              f"train it first (`python -m experiments run {cfg.table} --rows {cfg.row}`)")
     model = build_model(cfg, data_classes(cfg))
     load_state_file(model, run.last_checkpoint)
-    model.eval()
+    return model.eval(), run
+
+
+def score_tracking(cfg: Any, model: Any, limit: int | None, prepared: dict[tuple, list]) -> dict[str, Any]:
+    """The tracking score of one run's model: the means over its validation samples that have queries.
+    ``prepared``: the clips and boxes already made for other runs, by the data options and patch grid that make
+    them (``attention_tracking.prepared_sample``: rendering a sample costs far more than a tiny model's forward)."""
+    from data.synthetic import synthetic_params
+
+    from .attention_tracking import clip_tracking, prepared_sample
+
     samples = synthetic_params(**(cfg.data.synthetic_params or {}))["num_val"]
     samples = min(samples, limit) if limit else samples
     embed = model.patch_embed
     key = (json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str), embed.tubelet_size,
            tuple(embed.grid_size), embed.patch_size)
-    prepared = {} if prepared is None else prepared
-    with torch.inference_mode():
-        clips = prepared.setdefault(key, [])
-        clips += [prepared_sample(model, cfg, index) for index in range(len(clips), samples)]
-        scores = [clip_tracking(model, *clip) for clip in clips[:samples]]
+    clips = prepared.setdefault(key, [])
+    clips += [prepared_sample(model, cfg, index) for index in range(len(clips), samples)]
+    scores = [clip_tracking(model, *clip) for clip in clips[:samples]]
     kept = [s for s in scores if s["queries"]]
     mean = {name: statistics.fmean(s[name] for s in kept) if kept else None for name in ("share", "chance", "excess")}
-    return {"row": cfg.row, "column": cfg.column, "seed": cfg.seed, "run": run.relative_to(runs_root), **mean,
-            "samples": len(kept), "samples_without_queries": len(scores) - len(kept),
+    return {**mean, "samples": len(kept), "samples_without_queries": len(scores) - len(kept),
             "queries": sum(s["queries"] for s in kept)}
+
+
+def score_run(cfg: Any, runs_root: Path, measure: Measure = TRACKING, limit: int | None = None,
+              prepared: dict[tuple, list] | None = None) -> dict[str, Any]:
+    """``measure`` of one finished run, with the run's row, column, seed and folder."""
+    import torch
+
+    model, run = trained_model(cfg, runs_root)
+    with torch.inference_mode():
+        values = score_tracking(cfg, model, limit, {} if prepared is None else prepared) if measure is TRACKING \
+            else measure.score(cfg, model, limit)
+    return {"row": cfg.row, "column": cfg.column, "seed": cfg.seed, "run": run.relative_to(runs_root), **values}
 
 
 def score_table(table: str, scale: str, rows: list[str] | None, seeds: int, runs_root: Path,
                 limit: int | None = None) -> dict[str, Any]:
-    """The record of a table: every scored run (``score_run``), the commit and the definition."""
+    """The record of a table: its measure (``measure_of``) over every scored run, the commit and the definition."""
     from .provenance import git_commit
 
-    configs = scored_runs(table, scale, rows, seeds)
+    measure, configs = measure_of(table, scale, rows, seeds)
     runs, prepared = [], {}
     for cfg in configs:
         start = time.perf_counter()
-        runs.append(score_run(cfg, runs_root, limit, prepared))
-        print(f"  {cfg.row} seed {cfg.seed}: excess {runs[-1]['excess']:+.4f} over {runs[-1]['samples']} samples "
+        runs.append(score_run(cfg, runs_root, measure, limit, prepared))
+        print(f"  {cfg.row} seed {cfg.seed}: {measure.headline(runs[-1])} over {runs[-1]['samples']} samples "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    return {"kind": "attention_tracking", "table": table, "scale": scale, "column": configs[0].column,
-            "dataset": configs[0].data.dataset, "definition": DEFINITION, "commit": git_commit(), "sample_limit": limit,
-            "runs": runs}
+    return {"kind": measure.kind, "table": table, "scale": scale, "column": configs[0].column,
+            "dataset": configs[0].data.dataset, "definition": measure.definition, "commit": git_commit(),
+            "sample_limit": limit, "runs": runs}
 
 
 def updated(record: dict[str, Any], old_path: Path) -> dict[str, Any]:
@@ -120,7 +187,8 @@ def cmd_attention_score(args: argparse.Namespace) -> int:
     from data.atomic_write import atomic_write_text
 
     runs_root = Path(args.runs_dir)
-    out = Path(args.out) if args.out else runs_root / "reports" / args.table / RECORD_NAME
+    measure, _ = measure_of(args.table, args.scale, args.rows, 1)
+    out = Path(args.out) if args.out else runs_root / "reports" / args.table / measure.record_name
     if args.update and not out.is_file():
         raise NotScoredError(f"--update: {out} is not a record to update")
     record = score_table(args.table, args.scale, args.rows, args.seeds, runs_root, args.limit)
@@ -134,8 +202,9 @@ def cmd_attention_score(args: argparse.Namespace) -> int:
 
 def add_command(sub: Any) -> None:
     """Adds ``attention-score`` to ``python -m experiments``."""
-    parser = sub.add_parser("attention-score", help="the tracking score of Motionformer's Figures 1 and 4 over a "
-                                                    "table's trained runs (docs/attention_tracking.md)")
+    parser = sub.add_parser("attention-score", help="measure the papers' attention figures over a table's trained "
+                                                    "runs: Motionformer Fig. 1/4 (mformer_table4), CAST Fig. 3c "
+                                                    "(cast_table1e), 3D-Deformable A3-A5 (d3da_figureA1)")
     parser.add_argument("table")
     parser.add_argument("--rows", nargs="+", metavar="ROW", help="the rows scored (default: all)")
     parser.add_argument("--scale", choices=SCALES, default="tiny")
@@ -143,11 +212,12 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--limit", type=count(1, 100_000, "a sample count"),
                         help="score only the first N validation samples of each run (a quick look; the record says so)")
-    parser.add_argument("--out", metavar="FILE", help=f"the record (default <runs-dir>/reports/<table>/{RECORD_NAME}; "
-                                                      f"tracked: reports/results/<table>/{RECORD_NAME})")
+    names = "/".join(measure.record_name for measure in MEASURES)
+    parser.add_argument("--out", metavar="FILE", help=f"the record (default <runs-dir>/reports/<table>/{names}, by "
+                                                      f"table; tracked: reports/results/<table>/ the same name)")
     parser.add_argument("--update", action="store_true",
                         help="keep the other rows of the record at --out (rows scored over another seed count)")
     parser.set_defaults(fn=cmd_attention_score)
 
 
-__all__ = ["NotScoredError", "add_command", "score_run", "score_table"]
+__all__ = ["MEASURES", "Measure", "NotScoredError", "add_command", "measure_of", "score_run", "score_table"]

@@ -49,11 +49,11 @@ def test_a_finished_run_is_scored_on_its_validation_clips(tmp_path):
     assert read_tracking(path)["runs"] == record["runs"]
 
 
-def test_a_run_not_finished_or_a_table_without_boxes_is_one_line(tmp_path):
+def test_a_run_not_finished_or_a_table_no_measure_reads_is_one_line(tmp_path):
     code, _, err = run_command("experiments", ["attention-score", TABLE, "--rows", ROW, "--runs-dir", str(tmp_path)])
     assert code != 0 and err.count("\n") == 1 and "not a finished run" in err and "Traceback" not in err, err
     code, _, err = run_command("experiments", ["attention-score", "xvit_table1", "--runs-dir", str(tmp_path)])
-    assert code != 0 and err.count("\n") == 1 and "records its moving thing's boxes" in err, err
+    assert code != 0 and err.count("\n") == 1 and "no run a measure of the papers' figures reads" in err, err
 
 
 def _record(excess_by_row):
