@@ -114,6 +114,12 @@ WINDOWS_INTRO = ("For every query of the last block's T2S and S2T, the share of 
                  "patch at other steps) or along space (its step at other patches), against the uniform map's share. "
                  "A `time` or `space` window fixes the answer whatever the weights (by construction); a `space_time` "
                  "window leaves it to training.")
+# Found when the first record was read, and kept true by tests/experiments/harness/test_attention_measures.py
+# (test_the_last_blocks_t2s_receives_no_gradient_with_ek100s_heads); the measure itself was not changed.
+LAST_T2S_NOTE = ("Untrained: the last block's T2S. Its output goes to the spatial expert's patch tokens, and with "
+                 "EPIC-KITCHENS-100's heads (noun from the spatial CLS token, verb from the mean of the temporal "
+                 "tokens) nothing after it reads them, so it receives no gradient and keeps its initial weights: its "
+                 "shares are those of the initialisation, not learned.")
 POINTS_INTRO = ("The share of the last block's 3DTS sampling points that fall inside the person's box in their "
                 "frame, against chance (the box's share of the frame); beside it, the undeformed reference grid's "
                 "excess and the offsets' own gain (share − the reference grid's share).")
@@ -131,7 +137,7 @@ def measures_text(results_root: str | Path = RESULTS_DIR) -> str:
     lines += _section("CAST Figure 3(c): where T2S and S2T look", records[WINDOWS.kind],
                       f"No tracked record yet: `python -m experiments attention-score {WINDOWS_TABLE} --seeds 3 --out "
                       f"reports/results/{WINDOWS_TABLE}/{WINDOWS.record_name}`.", WINDOWS_INTRO,
-                      window_lines(records[WINDOWS.kind]) if records[WINDOWS.kind] else [])
+                      [*window_lines(records[WINDOWS.kind]), "", LAST_T2S_NOTE] if records[WINDOWS.kind] else [])
     lines += _section("3D-Deformable Figures A2-A5: the sampling points on the person", records[POINTS.kind],
                       f"No tracked record yet: `python -m experiments attention-score {POINTS_TABLE} --seeds 5 --out "
                       f"reports/results/{POINTS_TABLE}/{POINTS.record_name}`.", POINTS_INTRO,

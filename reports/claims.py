@@ -429,7 +429,9 @@ def _measure_lines(root: Path) -> list[str]:
                                  f"({verdict[excess.beyond_zero]})")
         lines += ["CAST, Figure 3(c) (T2S attends along time, S2T along space): with the paper's windows this holds "
                   "by construction; given a space-time window instead (Table 1(e)), the share each direction puts "
-                  f"along its axis, minus the uniform map's, in points: {'; '.join(cells)}. {links}", ""]
+                  f"along its axis, minus the uniform map's, in points: {'; '.join(cells)}. The last block's T2S "
+                  "receives no gradient (its output reaches no head), so its share is its initialisation's. "
+                  f"{links}", ""]
     if points.exists():
         cells = []
         for row, runs in runs_by_row(read_attention_record(points, POINTS.kind, POINT_FIELDS)).items():

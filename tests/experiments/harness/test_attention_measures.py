@@ -192,3 +192,25 @@ def test_cast_and_d3da_runs_are_scored_through_their_test_pipelines_and_rendered
     code, stdout, stderr = run_command("experiments", ["attention", "cast_table1e", "--rows", "cast", "--run", str(run),
                                                        "--sample", "2", "--out", str(tmp_path / "fig")], seconds=300)
     assert code == 0 and stdout.split() == [str(tmp_path / "fig" / "cast_fig3c.png")], stderr
+
+
+def test_the_last_blocks_t2s_receives_no_gradient_with_ek100s_heads():
+    """What the page's note says (reports.attention_measures.LAST_T2S_NOTE): with EPIC-KITCHENS-100's heads the last
+    exchange's T2S output reaches no logit, so its weights get no gradient; every other exchange's do."""
+    from experiments.harness.attention import data_classes, row_config
+    from experiments.harness.tasks import build_model
+
+    cfg = row_config("cast_table1e", "t2s_space_time_s2t_space_time", "tiny", None)
+    torch.manual_seed(0)
+    model = build_model(cfg, data_classes(cfg)).train()
+    for param in model.parameters():  # the zero-initialised adapters would block every gradient
+        if param.requires_grad and param.ndim == 2 and not param.any():
+            torch.nn.init.normal_(param, std=0.02)
+    logits = model(torch.randn(2, 3, 8, 32, 32))
+    logits.sum().backward()  # verb and noun logits side by side
+    last = max(model.exchange, key=int)
+    for index, exchange in model.exchange.items():
+        for direction in ("t2s", "s2t"):
+            grad = getattr(exchange, direction).q.weight.grad
+            reached = grad is not None and bool(grad.any())
+            assert reached is not (index == last and direction == "t2s"), (index, direction)
