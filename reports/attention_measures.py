@@ -48,8 +48,8 @@ class Spread:
         """Above 0 by two standard errors over seeds; None with one seed."""
         return None if self.n < 2 else self.mean > 2 * self.std / math.sqrt(self.n)
 
-    def text(self) -> str:
-        return f"{self.mean:+.2f} ± {self.std:.2f}"
+    def text(self, digits: int = 2) -> str:
+        return f"{self.mean:+.{digits}f} ± {self.std:.{digits}f}"
 
 
 VERDICT = {True: "yes", False: "no", None: "one seed"}
@@ -75,7 +75,7 @@ def window_lines(record: dict[str, Any]) -> list[str]:
             share = Spread.of([run[direction]["share"][along] for run in runs])
             chance = 100 * runs[0][direction]["chance"][along]
             excess = Spread.of([run[direction]["share"][along] - run[direction]["chance"][along] for run in runs])
-            cells += [f"`{window}`", f"{share.mean:.2f} ({chance:.2f})", excess.text()]
+            cells += [f"`{window}`", f"{share.mean:.2f} ({chance:.2f})", excess.text(3)]  # small: 3 decimals
             verdicts.append(f"{direction.upper()} by construction" if window in FIXED_WINDOWS
                             else f"{direction.upper()} {VERDICT[excess.beyond_zero]}")
             shares = [f"{Spread.of([run[direction]['share'][p] for run in runs]).mean:.2f} "
@@ -107,7 +107,7 @@ def _section(title: str, record: dict[str, Any] | None, missing: str, intro: str
         if record.get("sample_limit") else []
     return [f"## {title}", "", f"Written by `python -m experiments attention-score {record['table']}` at commit "
             f"{record['commit']}, on `{record['dataset']}` (column {record['column']}). {intro}", "",
-            *body, "", *limit, *figure_lines(record["table"]), ""]
+            *body, "", *limit, *figure_lines(record["table"])]
 
 
 WINDOWS_INTRO = ("For every query of the last block's T2S and S2T, the share of its weights on keys along time (its "

@@ -425,7 +425,7 @@ def _measure_lines(root: Path) -> list[str]:
             for direction, along in LOOKS_ALONG.items():
                 if runs[0][direction]["window"] == "space_time":  # the other windows fix the answer
                     excess = Spread.of([r[direction]["share"][along] - r[direction]["chance"][along] for r in runs])
-                    cells.append(f"{row} {direction.upper()} along {along} {excess.text()} "
+                    cells.append(f"{row} {direction.upper()} along {along} {excess.text(3)} "
                                  f"({verdict[excess.beyond_zero]})")
         lines += ["CAST, Figure 3(c) (T2S attends along time, S2T along space): with the paper's windows this holds "
                   "by construction; given a space-time window instead (Table 1(e)), the share each direction puts "

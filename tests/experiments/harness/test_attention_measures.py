@@ -117,7 +117,7 @@ def _windows_record(t2s_time_excess):
 
 def test_the_pages_verdicts_follow_the_stated_rule():
     lines = window_lines(_windows_record([0.10, 0.11, 0.12]))
-    assert lines[2].startswith("| st | 3 | `space_time` | 15.69 (4.69) | +11.00 ± 1.00 | `space` |")
+    assert lines[2].startswith("| st | 3 | `space_time` | 15.69 (4.69) | +11.000 ± 1.000 | `space` |")
     assert lines[2].endswith("| T2S yes; S2T by construction |")
     assert window_lines(_windows_record([0.01, -0.01, 0.0]))[2].endswith("| T2S no; S2T by construction |")
     points = {"row": "pennaction", "samples": 4, "share": 0.5, "chance": 0.4, "excess": 0.1, "reference_share": 0.4,
