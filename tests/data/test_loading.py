@@ -364,7 +364,9 @@ def synthetic_cache(tmp_path_factory) -> Path:
 TINY_SET = dict(num_train=16, num_val=6, num_video_frames=16)
 
 
-@pytest.mark.parametrize("name,num_workers", [("synth_appearance", 0), ("synth_motion", 2)])
+# Two loader worker processes (fresh processes, so `slow`: the fast part keeps the in-process case).
+@pytest.mark.parametrize("name,num_workers", [("synth_appearance", 0),
+                                              pytest.param("synth_motion", 2, marks=pytest.mark.slow)])
 def test_datamodule_end_to_end(name, num_workers, synthetic_cache, tmp_path):
     dm = VideoDataModule(name, cache_dir=synthetic_cache, synthetic_params=TINY_SET, num_frames=4, frame_stride=2,
                          batch_size=4, num_workers=num_workers, test_clips=2, test_crops=3, failures_dir=tmp_path)

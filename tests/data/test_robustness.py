@@ -139,6 +139,7 @@ def test_test_mode_skips_and_never_replaces(broken_dataset, tmp_path):
     assert dataset.data_report()["skipped_at_test"] == 4
 
 
+@pytest.mark.slow  # two loader worker processes (fresh processes); the in-process case stays in the fast part
 def test_datamodule_reports_failures_from_worker_processes(broken_dataset, tmp_path):
     root, broken = broken_dataset
     dm = VideoDataModule("kinetics400", root=root, num_frames=4, batch_size=2, num_workers=2, test_clips=2,

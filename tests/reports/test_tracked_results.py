@@ -296,6 +296,7 @@ def test_a_build_of_every_report_keys_each_record_once(monkeypatch):
     assert passes[0] - passes[1] == keyed  # the second pass keys the specs' own runs only
 
 
+@pytest.mark.slow  # two fresh `python -m reports` processes over a copy of the tracked files
 def test_a_fresh_clone_rebuilds_every_report_byte_for_byte(tmp_path):
     """What CI's fresh clone holds (the tracked files; no runs/): `python -m reports build`, then `python -m reports
     readme`, must reproduce every committed report, plot, generated page and the results index exactly. "Committed" is
