@@ -141,9 +141,9 @@ def test_without_tracked_records_the_page_says_how_to_make_them(tmp_path):
     assert "attention-score cast_table1e --seeds 3" in text and "attention-score d3da_figureA1 --seeds 5" in text
 
 
-def _finished_run(runs_root, table, row, column):
-    """A finished tiny run of ``row`` (seed 0): random weights in a Lightning checkpoint and a record of its
-    configuration, as ``RunDir.check`` reads a finished run."""
+def finished_run(runs_root, table, row, column):
+    """A finished tiny run of ``row`` (seed 0) in ``column``: random weights in a Lightning checkpoint and a record
+    of its configuration, as ``RunDir.check`` reads a finished run; returns its configuration."""
     from experiments.harness.attention import data_classes, row_config
     from experiments.harness.run_dir import RunDir
     from experiments.harness.tasks import build_model
@@ -156,6 +156,7 @@ def _finished_run(runs_root, table, row, column):
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, run.last_checkpoint)
     run.write_record({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed, "scale": cfg.scale,
                       "dataset": cfg.data.dataset, "metrics": {"top1": 10.0}, "config": cfg.to_dict()})
+    return cfg
 
 
 @pytest.mark.slow
@@ -166,8 +167,8 @@ def test_cast_and_d3da_runs_are_scored_through_their_test_pipelines_and_rendered
     from experiments.harness.attention_score import score_table
     from reports.attention_measures import POINT_FIELDS
 
-    _finished_run(tmp_path, "cast_table1e", "t2s_space_time_s2t_space", None)
-    _finished_run(tmp_path, "d3da_figureA1", "pennaction", "12 frames")
+    finished_run(tmp_path, "cast_table1e", "t2s_space_time_s2t_space", None)
+    finished_run(tmp_path, "d3da_figureA1", "pennaction", "12 frames")
     windows = score_table("cast_table1e", "tiny", ["t2s_space_time_s2t_space"], 1, tmp_path, limit=3)
     points = score_table("d3da_figureA1", "tiny", ["pennaction"], 1, tmp_path, limit=3)
     (cast_run,), (d3da_run,) = windows["runs"], points["runs"]
@@ -187,7 +188,7 @@ def test_cast_and_d3da_runs_are_scored_through_their_test_pipelines_and_rendered
 
     from tests.faults.doors import run_command
 
-    _finished_run(tmp_path, "cast_table1e", "cast", None)
+    finished_run(tmp_path, "cast_table1e", "cast", None)
     run = tmp_path / "cast_table1e" / "cast" / "seed0" / "tiny-ek_100"
     code, stdout, stderr = run_command("experiments", ["attention", "cast_table1e", "--rows", "cast", "--run", str(run),
                                                        "--sample", "2", "--out", str(tmp_path / "fig")], seconds=300)

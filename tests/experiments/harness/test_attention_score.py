@@ -9,31 +9,19 @@ import math
 
 import pytest
 
-from experiments.harness.attention import data_classes
 from experiments.harness.attention_score import RECORD_NAME, score_table
-from experiments.harness.plan import resolve_runs
 from experiments.harness.records import DamagedRecordError
-from experiments.harness.run_dir import RunDir
-from experiments.harness.tasks import build_model
 from reports.attention_tracking import read_tracking, render, row_scores
 from tests.faults.doors import run_command
+
+from .test_attention_measures import finished_run
 
 TABLE, ROW = "mformer_table4", "traj_attT_normS"
 
 
 def _finished_run(runs_root, row=ROW):
-    """A finished run of ``row``'s SSv2 column, seed 0: random weights in a Lightning checkpoint and its record."""
-    import torch
-
-    cfg = [c for c in resolve_runs(TABLE, "tiny", [row], 1) if c.data.dataset == "synth_motion_pairs"][0]
-    run = RunDir.of(cfg, runs_root)
-    torch.manual_seed(0)
-    model = build_model(cfg, data_classes(cfg))
-    run.checkpoints_dir.mkdir(parents=True)
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, run.last_checkpoint)
-    run.write_record({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed, "scale": cfg.scale,
-                      "dataset": cfg.data.dataset, "metrics": {"top1": 10.0}, "config": cfg.to_dict()})
-    return cfg
+    """A finished run of ``row``'s SSv2 column (``synth_motion_pairs``), seed 0: random weights and its record."""
+    return finished_run(runs_root, TABLE, row, "SSv2")
 
 
 def test_a_finished_run_is_scored_on_its_validation_clips(tmp_path):
