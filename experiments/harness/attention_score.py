@@ -40,23 +40,28 @@ class NotScoredError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Measure:
     """One measure: the record it writes (``kind``, file name), its definition page, which of a table's runs it
-    scores, and how it scores one run's model (config, model in eval mode, sample limit) -> values."""
+    scores, and how it scores one run's model (config, model in eval mode, sample limit, a cache the runs of one
+    table share) -> values."""
 
     kind: str
     record_name: str
     definition: str
     selects: Callable[[Any], bool]
-    score: Callable[[Any, Any, int | None], dict[str, Any]]
+    score: Callable[[Any, Any, int | None, dict], dict[str, Any]]
     headline: Callable[[dict[str, Any]], str]
 
 
-def _windows(cfg: Any, model: Any, limit: int | None) -> dict[str, Any]:
+def _tracking(cfg: Any, model: Any, limit: int | None, prepared: dict) -> dict[str, Any]:
+    return score_tracking(cfg, model, limit, prepared)
+
+
+def _windows(cfg: Any, model: Any, limit: int | None, prepared: dict) -> dict[str, Any]:
     from .attention_measures import score_windows
 
     return score_windows(cfg, model, limit)
 
 
-def _points(cfg: Any, model: Any, limit: int | None) -> dict[str, Any]:
+def _points(cfg: Any, model: Any, limit: int | None, prepared: dict) -> dict[str, Any]:
     from .attention_measures import score_points
 
     return score_points(cfg, model, limit)
@@ -71,8 +76,8 @@ def _window_headline(run: dict[str, Any]) -> str:
 
 WINDOWS_AND_POINTS = "docs/attention_windows_and_points.md"
 MEASURES = (
-    Measure("attention_tracking", RECORD_NAME, DEFINITION, lambda cfg: cfg.data.dataset in BOXED_SETS,
-            lambda cfg, model, limit: {}, lambda run: f"excess {run['excess']:+.4f}"),
+    Measure("attention_tracking", RECORD_NAME, DEFINITION, lambda cfg: cfg.data.dataset in BOXED_SETS, _tracking,
+            lambda run: f"excess {run['excess']:+.4f}"),
     Measure("attention_windows", "attention_windows.json", WINDOWS_AND_POINTS,
             lambda cfg: cfg.model.name.startswith("cast_") and cfg.data.dataset == "synth_verbnoun", _windows,
             _window_headline),
@@ -143,8 +148,7 @@ def score_run(cfg: Any, runs_root: Path, measure: Measure = TRACKING, limit: int
 
     model, run = trained_model(cfg, runs_root)
     with torch.inference_mode():
-        values = score_tracking(cfg, model, limit, {} if prepared is None else prepared) if measure is TRACKING \
-            else measure.score(cfg, model, limit)
+        values = measure.score(cfg, model, limit, {} if prepared is None else prepared)
     return {"row": cfg.row, "column": cfg.column, "seed": cfg.seed, "run": run.relative_to(runs_root), **values}
 
 
