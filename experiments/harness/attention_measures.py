@@ -149,18 +149,13 @@ class _ViewRecord:
 def test_inputs(cfg: Any, model: Any, limit: int | None) -> Any:
     """The model inputs of the row's test pipeline, batch by batch, the views folded into the batch as the test
     folds them (the task's own data module and LightningModule): yields (inputs, videos in the batch), at most
-    ``limit`` videos. The data module's scratch files go to a temporary folder, never to the run's."""
-    import tempfile
-    from pathlib import Path
-
+    ``limit`` videos. The data module is ``attention.pipeline_data``'s (read in this process, scratch files in a
+    temporary folder, never the run's)."""
+    from .attention import pipeline_data
     from .tasks import get_task
 
-    task = get_task(cfg.task)
-    with tempfile.TemporaryDirectory(prefix="vidrepro-attention-") as scratch:
-        dm = task.datamodule(cfg, Path(scratch))
-        dm.prepare_data()
-        dm.setup("test")
-        system = task.system(cfg, model, dm)
+    with pipeline_data(cfg) as dm:
+        system = get_task(cfg.task).system(cfg, model, dm)
         seen = 0
         for batch in dm.test_dataloader():
             x, views = system.fold_views(system.model_input(batch))
