@@ -16,22 +16,33 @@ waits, in the parent, until they have started, and in a worker it is discarded b
 A refusal in a worker (a ``ValueError`` or ``KeyError`` that names a bad file) reaches the training process as
 PyTorch re-raises it: the same type, its message the worker's whole traceback. ``worker_refusals_as_raised`` gives it
 back its own message, so that the command says it in one line, as it says a refusal of the training process.
+
+A process that exits with workers still running (a persistent loader's, or an epoch left unfinished, outside
+Lightning, which shuts its loaders' workers down itself) ends them first (``end_workers_at_exit``): multiprocessing's
+own exit handler would send them SIGTERM, which they ignore, and then wait for them forever.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
+import multiprocessing.util  # noqa: F401  (its exit handler must be registered before ours)
 import re
 import signal
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
 from torch.utils.data import DataLoader
+from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 # What PyTorch makes of an error in a worker (``torch.utils.data._utils.ExceptionWrapper.reraise``)
 _WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
+# The worker-starting iterators of the loaders below, and their workers, for ``end_workers_at_exit``
+_ITERATORS: weakref.WeakSet[_MultiProcessingDataLoaderIter] = weakref.WeakSet()
+_WORKERS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def ignore_stop_signals(worker_id: int) -> None:
@@ -81,7 +92,27 @@ class StopSafeDataLoader(DataLoader):
         if self.num_workers == 0:
             return super().__iter__()
         with StopSignalsBlocked():  # the workers start here (every epoch, or once if persistent)
-            return worker_refusals_as_raised(super().__iter__())
+            iterator = super().__iter__()
+        if isinstance(iterator, _MultiProcessingDataLoaderIter):
+            _ITERATORS.add(iterator)
+            _WORKERS.update(iterator._workers)
+        return worker_refusals_as_raised(iterator)
+
+
+def end_workers_at_exit() -> None:
+    """End the workers of the loaders above that are still running when the interpreter exits: each is asked to
+    leave, as at an epoch's end, and one that has not left within PyTorch's wait is killed. Registered after
+    multiprocessing's exit handler, so it runs before it: that one ends daemonic children with SIGTERM, which these
+    workers ignore, and then joins them."""
+    for iterator in list(_ITERATORS):
+        iterator._shutdown_workers()  # what the iterator's own __del__ and Lightning's teardown call
+    for worker in list(_WORKERS):
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+
+
+atexit.register(end_workers_at_exit)  # after multiprocessing.util's handler (imported above), so run before it
 
 
 def worker_refusals_as_raised(batches: Iterable[Any]) -> Iterator[Any]:

@@ -1,12 +1,16 @@
 """Loader workers leave the stop signals to the training process (``data.worker_signals``): a SIGTERM, SIGINT,
 SIGUSR1 or SIGUSR2 sent to every worker, as a scheduler signals every process of a job step, ends none of them and
 the epoch goes on to its last batch; a plain ``DataLoader``'s worker dies of the same SIGTERM and its loader raises.
-A signal that lands while the workers start waits, and the loader's own ``worker_init_fn`` still runs."""
+A signal that lands while the workers start waits, and the loader's own ``worker_init_fn`` still runs. A process that
+exits with workers still running ends them, and itself, instead of waiting for them forever."""
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,3 +115,43 @@ def test_ignore_stop_signals_discards_a_pending_one(tmp_path):
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+_EXIT_WITH_WORKERS = """
+import sys, time
+import torch
+from torch.utils.data import Dataset
+from data.worker_signals import StopSafeDataLoader
+
+torch.utils.data._utils.MP_STATUS_CHECK_INTERVAL = 0.5  # PyTorch's wait for a worker to leave (5 s), shortened
+
+class Items(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        if sys.argv[1] == "stuck" and index >= 2:
+            time.sleep(600)  # a worker that cannot take the request to leave
+        return torch.tensor([index])
+
+loader = StopSafeDataLoader(Items(), batch_size=2, num_workers=2, persistent_workers=sys.argv[1] == "persistent")
+iterator = iter(loader)
+next(iterator)
+workers = iterator.gi_frame.f_locals["batches"]._workers
+if sys.argv[1] == "persistent":
+    list(iterator)  # the epoch ends; the workers stay for the next one
+print(" ".join(str(worker.pid) for worker in workers), flush=True)
+"""
+
+
+@pytest.mark.parametrize("case", ["persistent", "unfinished", "stuck"])
+def test_a_process_that_exits_with_workers_running_ends_them_and_itself(case):
+    """multiprocessing's exit handler ends daemonic children with SIGTERM, which these workers ignore, and then waits
+    for them; ``end_workers_at_exit`` ends them first. Persistent workers after an epoch, an epoch left unfinished,
+    and workers busy with an item that never ends."""
+    done = subprocess.run([sys.executable, "-c", _EXIT_WITH_WORKERS, case], capture_output=True, text=True,
+                          timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    for pid in map(int, done.stdout.split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
