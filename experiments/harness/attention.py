@@ -337,7 +337,7 @@ def motionformer_maps(record: Any, query_token: tuple[int, int, int]) -> np.ndar
     """The query token's (t, y, x) attention over every step's patches, (T, H, W), mean over heads, each step's
     weights as the model normalises them: joint attention's row restricted to the step; trajectory attention's
     stage one (Eq. 4); divided attention's spatial stage in the query's step and its temporal stage elsewhere (the
-    weight on the query's own location, the only key there)."""
+    weight on the query's own location, the only key there besides, in the official block, the class token)."""
     t, h, w = record.layout["thw"]
     qt, qy, qx = query_token
     location = qy * w + qx
@@ -347,7 +347,9 @@ def motionformer_maps(record: Any, query_token: tuple[int, int, int]) -> np.ndar
         return row.reshape(t, h, w).double().numpy()
     if record.kind == "trajectory":
         return record.weights["stage_one"][0].mean(0)[index].reshape(t, h, w).double().numpy()
-    temporal = record.weights["temporal"][0].mean(0)[location, qt]  # (T,)
+    temporal = record.weights["temporal"][0].mean(0)[location, qt]  # (T,), or (1 + T) with the class token first
+    if record.layout["temporal_keys"] == "cls+steps":  # the official divided block's temporal stage
+        temporal = temporal[1:]
     maps = np.zeros((t, h, w))
     maps[:, qy, qx] = temporal.double().numpy()
     maps[qt] = record.weights["spatial"][0].mean(0)[qt, location, 1:].reshape(h, w).double().numpy()

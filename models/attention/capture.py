@@ -1,13 +1,13 @@
 """Attention weights taken from a model while its forward runs, the model unchanged.
 
 ``capture_attention(model, names)`` is a context manager that puts a forward hook on each chosen attention module
-(Motionformer's joint, divided and trajectory attention, CAST's windowed cross-attention (T2S, S2T), 3D-Deformable's
-deformable attention and joint stride attention). After the module has computed its output the hook recomputes, from
-the module's own input and projections, the softmax weights its forward applied (by the plain formula
-``softmax(q k^T / sqrt(d))``: the fused SDPA path never materialises them) and stores them, detached, in an
-``AttentionRecord``. The hooks return nothing, so the module's output and everything after it are the same tensors;
-tests/models/test_attention_capture.py checks the logits (``torch.equal``) and that each record's weights, applied
-to the module's values, give the module's output (float64).
+(Motionformer's joint, divided (ours, and the official block's two stages) and trajectory attention, CAST's windowed
+cross-attention (T2S, S2T), 3D-Deformable's deformable attention and joint stride attention). After the module has
+computed its output the hook recomputes, from the module's own input and projections, the softmax weights its forward
+applied (by the plain formula ``softmax(q k^T / sqrt(d))``: the fused SDPA path never materialises them) and stores
+them, detached, in an ``AttentionRecord``. The hooks return nothing, so the module's output and everything after it
+are the same tensors; tests/models/test_attention_capture.py checks the logits (``torch.equal``) and that each
+record's weights, applied to the module's values, give the module's output (float64).
 
 Weights are those of evaluation: a module in training mode with attention dropout draws a random mask the record
 cannot know, so capture refuses it. Approximate trajectory attention has no weight matrix to record (refused).
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from ..cast.layers import WindowedCrossAttention, to_windows
 from ..d3da.deformable import DeformableAttention3D
 from ..d3da.stride_attention import JointStrideAttention, window_pairs
 from .approximate_trajectory import ApproximateTrajectoryAttention
-from .divided import DividedSpaceTimeAttention
+from .divided import DividedSpaceTimeAttention, OfficialDividedSpaceTimeAttention, OfficialDividedTemporalStage
 from .joint import JointSpaceTimeAttention
 from .trajectory import TrajectoryAttention
 
@@ -73,14 +74,39 @@ def _divided(module: DividedSpaceTimeAttention, args: tuple) -> AttentionRecord:
                         t=num_frames, three=3, nh=nh)
     temporal = softmax_weights(q, k)
     spatial_input = x + module._temporal(x, num_frames)  # the spatial stage reads u + t (module doc)
-    q, k, _ = rearrange(module.qkv(spatial_input), "b n (three nh d) -> three b nh n d", three=3, nh=nh)
-    cls = softmax_weights(q[:, :, :1], k)
+    spatial, cls = _spatial_stage(module.qkv(spatial_input), num_frames, nh)
+    return AttentionRecord("", "divided", {"temporal": temporal, "spatial": spatial, "cls": cls},
+                           {"thw": tuple(thw), "temporal_keys": "steps"})
+
+
+def _official_divided(module: OfficialDividedSpaceTimeAttention, args: tuple, stage: OfficialDividedTemporalStage,
+                      stage_inputs: list[Tensor]) -> AttentionRecord:
+    """The official divided block (``divided_official``): its temporal stage is the block's ``pre_attn``, a residual
+    branch of its own run before this module on the block's input (kept by a hook, ``stage_inputs``), whose patch
+    queries also see the class token. "temporal": (B, nh, HW, T, 1 + T), each location's T patches over the class
+    token (key 0) and themselves; "temporal_cls": (B, nh, 1, 1 + THW); "spatial" and "cls" as ``_divided``'s, from
+    this module's input."""
+    x, thw = args[0], args[1]
+    num_frames = thw[0]
+    q, k, _ = rearrange(stage.qkv(stage.norm(stage_inputs.pop())), "b n (three nh d) -> three b nh n d", three=3,
+                        nh=stage.num_heads)
+    q_steps, k_steps = (rearrange(z[:, :, 1:], "b nh (t n) d -> b nh n t d", t=num_frames) for z in (q, k))
+    k_steps = torch.cat([k[:, :, None, :1].expand(-1, -1, k_steps.shape[2], -1, -1), k_steps], dim=3)
+    spatial, cls = _spatial_stage(module.qkv(x), num_frames, module.num_heads)
+    return AttentionRecord("", "divided", {"temporal": softmax_weights(q_steps, k_steps),
+                                           "temporal_cls": softmax_weights(q[:, :, :1], k), "spatial": spatial,
+                                           "cls": cls},
+                           {"thw": tuple(thw), "temporal_keys": "cls+steps"})
+
+
+def _spatial_stage(qkv: Tensor, num_frames: int, num_heads: int) -> tuple[Tensor, Tensor]:
+    """Divided attention's spatial stage from its (B, n, 3C) projection: ((B, nh, T, HW, 1 + HW) each frame's patches
+    over the class token (key 0) and that frame's patches, (B, nh, 1, 1 + THW) the class token over every token)."""
+    q, k, _ = rearrange(qkv, "b n (three nh d) -> three b nh n d", three=3, nh=num_heads)
     q_frames = rearrange(q[:, :, 1:], "b nh (t n) d -> b nh t n d", t=num_frames)
     k_frames = rearrange(k[:, :, 1:], "b nh (t n) d -> b nh t n d", t=num_frames)
     k_frames = torch.cat([k[:, :, None, :1].expand(-1, -1, num_frames, -1, -1), k_frames], dim=3)
-    spatial = softmax_weights(q_frames, k_frames)
-    return AttentionRecord("", "divided", {"temporal": temporal, "spatial": spatial, "cls": cls},
-                           {"thw": tuple(thw)})
+    return softmax_weights(q_frames, k_frames), softmax_weights(q[:, :, :1], k)
 
 
 def _trajectory(module: TrajectoryAttention, args: tuple) -> AttentionRecord:
@@ -164,6 +190,7 @@ def _d3da_joint_stride(module: JointStrideAttention, args: tuple) -> AttentionRe
 EXTRACTORS: tuple[tuple[type[nn.Module], Callable[[Any, tuple], AttentionRecord]], ...] = (
     (TrajectoryAttention, _trajectory),
     (DividedSpaceTimeAttention, _divided),
+    (OfficialDividedSpaceTimeAttention, _official_divided),  # given its temporal stage by ``capture_attention``
     (JointSpaceTimeAttention, _joint),
     (WindowedCrossAttention, _cast_window),
     (DeformableAttention3D, _d3da_deformable),
@@ -182,6 +209,16 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     """The modules of ``model`` whose attention can be captured, by qualified name, in forward order of
     ``named_modules`` (e.g. "blocks.3.attn", "exchange.2.t2s", "blocks.1.rgb.attn")."""
     return {name: module for name, module in model.named_modules() if _extractor(module) is not None}
+
+
+def _official_temporal_stage(model: nn.Module, name: str) -> OfficialDividedTemporalStage:
+    """The temporal stage the block of the official divided attention ``name`` runs before it (its ``pre_attn``)."""
+    parent = name.rpartition(".")[0]
+    stage = getattr(model.get_submodule(parent), "pre_attn", None) if parent else None
+    if not isinstance(stage, OfficialDividedTemporalStage):
+        raise ValueError(f"{name!r} is the official divided attention's spatial stage, but its block has no temporal "
+                         f"stage (pre_attn) to capture with it")
+    return stage
 
 
 @contextmanager
@@ -205,6 +242,11 @@ def capture_attention(model: nn.Module, names: Sequence[str] | None = None) -> I
 
     def hook_for(name: str) -> Callable[[nn.Module, tuple, Any], None]:
         extract = _extractor(available[name])
+        if isinstance(available[name], OfficialDividedSpaceTimeAttention):
+            stage = _official_temporal_stage(model, name)
+            stage_inputs: list[Tensor] = []
+            handles.append(stage.register_forward_pre_hook(lambda _, args: stage_inputs.append(args[0])))
+            extract = partial(_official_divided, stage=stage, stage_inputs=stage_inputs)
 
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             dropout = getattr(getattr(module, "attn_drop", None), "p", 0.0)

@@ -21,7 +21,7 @@ from models.d3da.model import d3da_base, d3da_tiny
 from models.d3da.stride_attention import JointStrideAttention
 from models.video_vit import vit_base_patch16_video, vit_tiny_video
 
-MFORMER_ATTENTIONS = ("joint", "divided", "trajectory")
+MFORMER_ATTENTIONS = ("joint", "divided", "divided_official", "trajectory")
 
 
 def _pose_batch(b: int, t: int, size: int, joints: int = 13) -> dict[str, torch.Tensor]:
@@ -44,7 +44,8 @@ def test_motionformer_logits_are_identical_with_capture(attention):
     plain, captured, records = _logits_with_and_without(model, torch.randn(2, 3, 8, 32, 32))
     assert torch.equal(plain, captured)
     assert [r.name for r in records] == [f"blocks.{i}.attn" for i in range(4)]
-    assert {r.kind for r in records} == {attention}
+    assert {r.kind for r in records} == {attention.removesuffix("_official")}
+    assert not any(block.pre_attn._forward_pre_hooks for block in model.blocks if block.pre_attn is not None)
 
 
 def test_cast_and_d3da_logits_are_identical_with_capture():
@@ -102,6 +103,38 @@ def test_divided_weights_applied_to_values_give_the_output():
     patches = rearrange(weights["spatial"] @ v_frames, "b nh t n d -> b nh (t n) d")
     spatial = module.proj(rearrange(torch.cat([cls, patches], dim=2), "b nh n d -> b n (nh d)"))
     assert _relative_error(t + spatial, out) < 1e-10
+
+
+def test_official_divided_weights_applied_to_values_give_both_stages_outputs():
+    """The official divided block (``divided_official``): its temporal stage is the block's ``pre_attn``, run before
+    the attention on the block's input; the one record of ``blocks.0.attn`` holds both stages' weights."""
+    torch.manual_seed(1)
+    model = vit_tiny_video(attn_layer="divided_official", depth=1, num_classes=3)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    model = model.double().eval()
+    block, stage_in, attn_in = model.blocks[0], [], []
+    block.pre_attn.register_forward_hook(lambda m, args, out: stage_in.append((args[0], out)))
+    block.attn.register_forward_hook(lambda m, args, out: attn_in.append((args[0], out)))
+    with torch.no_grad(), capture_attention(model, ["blocks.0.attn"]) as records:
+        model(torch.randn(2, 3, 8, 32, 32, dtype=torch.float64))
+    (record,), ((x, stage_out),), ((u, out),) = records, stage_in, attn_in
+    w = record.weights
+    t, h, wd = record.layout["thw"]
+    assert record.layout["temporal_keys"] == "cls+steps" and w["temporal"].shape == (2, 4, h * wd, t, 1 + t)
+    stage, nh = block.pre_attn, 4
+    _, _, v = rearrange(stage.qkv(stage.norm(x)), "b n (three nh d) -> three b nh n d", three=3, nh=nh)
+    v_steps = rearrange(v[:, :, 1:], "b nh (t n) d -> b nh n t d", t=t)
+    v_steps = torch.cat([v[:, :, None, :1].expand(-1, -1, h * wd, -1, -1), v_steps], dim=3)
+    patches = rearrange(w["temporal"] @ v_steps, "b nh n t d -> b nh (t n) d")
+    temporal = torch.cat([w["temporal_cls"] @ v, patches], dim=2)
+    assert _relative_error(x + stage.proj(rearrange(temporal, "b nh n d -> b n (nh d)")), stage_out) < 1e-10
+    _, _, v = rearrange(block.attn.qkv(u), "b n (three nh d) -> three b nh n d", three=3, nh=nh)
+    v_frames = rearrange(v[:, :, 1:], "b nh (t n) d -> b nh t n d", t=t)
+    v_frames = torch.cat([v[:, :, None, :1].expand(-1, -1, t, -1, -1), v_frames], dim=3)
+    patches = rearrange(w["spatial"] @ v_frames, "b nh t n d -> b nh (t n) d")
+    spatial = torch.cat([w["cls"] @ v, patches], dim=2)
+    assert _relative_error(block.attn.proj(rearrange(spatial, "b nh n d -> b n (nh d)")), out) < 1e-10
 
 
 @pytest.mark.parametrize("normalize", ["space", "spacetime"])

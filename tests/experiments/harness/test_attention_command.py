@@ -17,7 +17,14 @@ from data.synthetic import generate_synthetic, motion_pairs
 from data.synthetic.seeding import video_rng
 from data.video_io import Video, write_video
 from experiments.__main__ import main as experiments_main
-from experiments.harness.attention import centre_clip, data_classes, generated_frames, make_clip, row_config
+from experiments.harness.attention import (
+    centre_clip,
+    data_classes,
+    generated_frames,
+    make_clip,
+    motionformer_maps,
+    row_config,
+)
 from experiments.harness.attention_tracking import box_patches, query_cells, sample_tracking, tracking_score
 from experiments.harness.tasks import build_model
 
@@ -63,6 +70,29 @@ def test_motionformer_figure_from_a_weights_file_and_from_a_run(tmp_path):
     other, _ = _random_weights(tmp_path / "run", *MFORMER, seed=1)
     _draw(tmp_path, *MFORMER, "--weights", str(other), "--sample", "3", "--query", "2,5,9", out="other")
     assert (tmp_path / "other" / png).read_bytes() != (tmp_path / "out" / png).read_bytes()
+
+
+@pytest.mark.parametrize("attention", ["divided", "divided_official"])
+def test_a_divided_map_is_the_spatial_stage_in_the_querys_step_and_the_temporal_stage_elsewhere(attention):
+    """Ours and the official block (whose temporal stage also attends to the class token, left out of the map)."""
+    from models.attention.capture import capture_attention
+    from models.video_vit import vit_tiny_video
+
+    torch.manual_seed(0)
+    model = vit_tiny_video(attn_layer=attention, num_classes=3).eval()
+    with torch.no_grad(), capture_attention(model, ["blocks.3.attn"]) as records:
+        model(torch.randn(1, 3, 8, 32, 32))
+    (record,) = records
+    t, h, w = record.layout["thw"]
+    maps = motionformer_maps(record, (1, 2, 3))
+    spatial = record.weights["spatial"][0].mean(0)[1, 2 * w + 3, 1:]
+    temporal = record.weights["temporal"][0].mean(0)[2 * w + 3, 1]
+    temporal = temporal[1:] if attention == "divided_official" else temporal
+    assert maps.shape == (t, h, w) and np.array_equal(maps[1].ravel(), spatial.double().numpy())
+    others = np.delete(maps, 1, axis=0)
+    assert np.array_equal(others[:, 2, 3], np.delete(temporal.double().numpy(), 1))
+    others[:, 2, 3] = 0
+    assert not others.any()
 
 
 def test_cast_figure_from_a_video_file_and_d3da_figures_from_a_generated_pose_sample(tmp_path):

@@ -1,11 +1,11 @@
 """``python -m experiments attention`` at the papers' shape: the figures drawn from weights saved by the test in the
 authors' checkpoint layout (``--released NAME --weights-dir DIR``, read and checked as ``evaluate`` reads them) for
 Motionformer (trajectory attention, ``mformer:k400_motionformer_224_16x4``: 16 frames, tubelet 2, 224 px, patch 16,
-so 8 steps of 14x14 patches) and CAST (``cast:cast_b16_ek100``: 16 frames, each expert on 8 steps of 14x14 patches),
-on a short random video file (the test transform resizes it to the 224-px crop). The weights are random (N(0, 0.02^2))
-so the maps are not flat; the numbers mean nothing, the test is that the real command runs at the real shapes and
-that what it draws is the paper's grid: the map helpers and figure functions are wrapped to keep what the command
-passed them.
+so 8 steps of 14x14 patches; and ``mformer:k400_divided_224_16x4``, the official divided block) and CAST
+(``cast:cast_b16_ek100``: 16 frames, each expert on 8 steps of 14x14 patches), on a short random video file (the test
+transform resizes it to the 224-px crop). The weights are random (N(0, 0.02^2)) so the maps are not flat; the numbers
+mean nothing, the test is that the real command runs at the real shapes and that what it draws is the paper's grid:
+the map helpers and figure functions are wrapped to keep what the command passed them.
 
 3D-Deformable (``d3da_figureA1`` row ``pennaction``, column '12 frames') has no authors' layout to use: its authors
 released neither code nor weights, so the catalogue has no entry for it. Its paper-shape model is drawn from a random
@@ -36,6 +36,7 @@ from .test_attention_command import _tensorboard_images
 SECONDS = 300  # the command's deadline: about 10-15 s each on one busy core
 FRAMES, SIZE = 32, 64  # the video file: 32 random frames of 64x64 (the 16-frame clips are taken from its centre)
 MFORMER = ("mformer_table6b", "mformer", "mformer:k400_motionformer_224_16x4")
+MFORMER_DIVIDED = ("mformer_table4", "divided", "mformer:k400_divided_224_16x4")  # the official divided block
 CAST = ("cast_table2", "cast", "cast:cast_b16_ek100")
 D3DA = ("d3da_figureA1", "pennaction", "12 frames")
 QUERY = (3, 200, 17)  # frame 3, pixel (200, 17) of the 224-px input: step 1, patch row 12, column 1
@@ -123,6 +124,23 @@ def test_motionformer_trajectory_figure_from_the_authors_layout_at_paper_shape(t
     assert len(frames) == len(labels) == STEPS and drawn_maps is drawn and step == 1
     assert all(frame.shape == (224, 224, 3) for frame in frames) and xy == (17.5, 200.5)
     assert labels[-1] == "t=7 (frame 14)"
+
+
+@pytest.mark.slow
+def test_motionformer_divided_figure_from_the_authors_layout_at_paper_shape(tmp_path, monkeypatch):
+    """The released divided checkpoints run the official block (``divided_official``), whose temporal stage is a
+    module of the block before the attention: its record holds both stages."""
+    maps = _spy(monkeypatch, attention, "motionformer_maps")
+    out, names = _draw_released(tmp_path, *MFORMER_DIVIDED)
+
+    assert [n for n in names if n.endswith(".png")] == ["mformer_fig1_fig4_divided.png"]
+    _png(out / "mformer_fig1_fig4_divided.png", rows=1)
+    (record, token), drawn = maps[0]
+    assert (record.kind, record.name, record.layout["temporal_keys"]) == ("divided", "blocks.11.attn", "cls+steps")
+    assert tuple(record.layout["thw"]) == (STEPS, GRID, GRID) and token == (1, 12, 1)
+    assert drawn.shape == (STEPS, GRID, GRID) and drawn.std() > 0
+    # In the query's step its frame's patches (the class token's share left out), elsewhere its own location only.
+    assert 0.5 < drawn[1].sum() < 1 and np.count_nonzero(np.delete(drawn, 1, axis=0)) == STEPS - 1
 
 
 @pytest.mark.slow
