@@ -28,6 +28,12 @@ import data.torchvision_compat  # noqa: E402,F401
 CACHE = ".cache"  # the generated-data cache, relative to the working directory as the commands name it
 
 
+def pytest_addoption(parser):
+    parser.addoption("--evaluate-device", choices=("cpu", "cuda"), default="cpu",
+                     help="where tests/experiments/harness/test_evaluate_smoke.py evaluates: cuda at each entry's own "
+                          "crop on full-size frames (tools/gpu/evaluate.sh), cpu at a crop of 16 (the default)")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_working_directory(tmp_path_factory) -> Path:
     """The session's folder, where session-scoped fixtures run and the shared cache lives."""

@@ -4,7 +4,10 @@ module, the LightningModule's multi-view test on a Lightning Trainer, the Tensor
 generated videos of the dataset's published shape, at the entry's protocol and views, but at a crop of 16 (one patch
 a frame; the frames shrunk 1/14, as ``experiments smoke --shrink 14``) and on two videos. The numbers mean nothing
 (random weights); the test is that everything runs at the real shapes, and that the record is marked, found and
-reported apart from the trained runs."""
+reported apart from the trained runs.
+
+With ``--evaluate-device cuda`` (``tools/gpu/evaluate.sh``, on a lent GPU) the same runs on one GPU at each entry's
+own crop, on frames of the published size: ``evaluate`` at paper shape on a GPU, every layout."""
 
 from __future__ import annotations
 
@@ -30,28 +33,36 @@ SMOKES = {"mformer": ("mformer_table6b", "mformer", "mformer:k400_motionformer_2
 
 
 @pytest.fixture(scope="module")
-def paper_shape(tmp_path_factory):
+def device(request) -> str:
+    return request.config.getoption("--evaluate-device")
+
+
+@pytest.fixture(scope="module")
+def paper_shape(tmp_path_factory, device):
     """{dataset: its generated root} for two validation videos (EPIC: action segments) each."""
     from data.synthetic.paper_shape import ensure_paper_shape
 
     cache = tmp_path_factory.mktemp("paper_shape")
-    return lambda dataset: ensure_paper_shape(dataset, cache, num_train=1, num_val=VIDEOS, shrink=SHRINK)
+    shrink = SHRINK if device == "cpu" else 1
+    return lambda dataset: ensure_paper_shape(dataset, cache, num_train=1, num_val=VIDEOS, shrink=shrink)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", SMOKES)
-def test_evaluate_runs_each_layout_at_paper_shape(layout, tmp_path, paper_shape):
+def test_evaluate_runs_each_layout_at_paper_shape(layout, tmp_path, paper_shape, device):
     table, row, name = SMOKES[layout]
     entry = find_checkpoint(name)
-    small = dataclasses.replace(entry, protocol=dataclasses.replace(entry.protocol, crop=CROP, short_side=CROP))
+    tested = entry if device == "cuda" else dataclasses.replace(
+        entry, protocol=dataclasses.replace(entry.protocol, crop=CROP, short_side=CROP))
+    trainer = {"accelerator": "cpu"} if device == "cpu" else {"accelerator": "gpu", "devices": 1}
     folder = tmp_path / "weights"
     source = folder / entry.file
     data_root = tmp_path / "data"
     data_root.mkdir()
-    probe = resolve_evaluation(table, row, str(source), entry=small)
+    probe = resolve_evaluation(table, row, str(source), entry=tested)
     (data_root / probe.cfg.data.dataset).symlink_to(paper_shape(probe.cfg.data.dataset))
-    evaluation = resolve_evaluation(table, row, str(source), data_root=data_root, entry=small,
-                                    overrides={"trainer": {"accelerator": "cpu"}, "data": {"num_workers": 0}})
+    evaluation = resolve_evaluation(table, row, str(source), data_root=data_root, entry=tested,
+                                    overrides={"trainer": trainer, "data": {"num_workers": 0}})
     write_released(evaluation, folder, tiny=False, deepspeed=layout == "cast")
     record = evaluate(evaluation, runs_root=tmp_path / "runs", progress_bar=False, echo=lambda _: None)
 
