@@ -250,6 +250,7 @@ def test_a_run_on_slurm_meets_its_time_limit_saves_requeues_and_resumes_exactly(
         subprocess.run(["scontrol", "update", f"jobid={job}", "TimeLimit=10"], check=True)  # room to finish
         _wait(lambda: (_run_dir(runs, 0) / "metrics.json").exists(), "the record", timeout=600,
               every=lambda: _start_now(job))
+        _wait(lambda: _squeue(job) not in ("RUNNING", "COMPLETING"), "the job ending", 60)  # the report comes after
         assert _states(capsys, runs, seeds=1) == ["done"]
         assert _job(runs, 0)["starts"] == 2 and (runs.parent / "reports" / f"{TABLE}.md").exists()
     finally:
