@@ -104,12 +104,14 @@ def end_workers_at_exit() -> None:
     leave, as at an epoch's end, and one that has not left within PyTorch's wait is killed. Registered after
     multiprocessing's exit handler, so it runs before it: that one ends daemonic children with SIGTERM, which these
     workers ignore, and then joins them."""
-    for iterator in list(_ITERATORS):
-        iterator._shutdown_workers()  # what the iterator's own __del__ and Lightning's teardown call
-    for worker in list(_WORKERS):
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
+    try:
+        for iterator in list(_ITERATORS):
+            iterator._shutdown_workers()  # what the iterator's own __del__ and Lightning's teardown call
+    finally:  # an error there is still printed (atexit does), and no worker is left for the join to wait on
+        for worker in list(_WORKERS):
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
 
 
 atexit.register(end_workers_at_exit)  # after multiprocessing.util's handler (imported above), so run before it
