@@ -157,6 +157,9 @@ FIGURE_SOURCES = {
     "cast_table1e": "--run runs/cast_table1e/{row}/seed0/tiny-ek_100",
     "d3da_figureA1": "--column '12 frames' --run runs/d3da_figureA1/{row}/seed0/tiny-12_frames",
 }
+# What each table's figures mark: Motionformer's generated samples know their moving thing
+FIGURE_MARKS = {"mformer_table4": "the cross marks the query, the white outline the patches the score counts as the "
+                                  "moving thing"}
 
 
 def figure_lines(table: str) -> list[str]:
@@ -168,7 +171,8 @@ def figure_lines(table: str) -> list[str]:
         lines += [f"![{row}]({png.relative_to(FIGURES.parent).as_posix()})\n" for png in sorted(folder.glob("*.png"))]
         source = FIGURE_SOURCES[table].format(row=row)
         lines += [f"`python -m experiments attention {table} --rows {row} {source} --out "
-                  f"{folder.relative_to(REPO).as_posix()}` (validation sample 0; the cross marks the query).", ""]
+                  f"{folder.relative_to(REPO).as_posix()}` (validation sample 0; "
+                  f"{FIGURE_MARKS.get(table, 'the cross marks the query')}).", ""]
     return lines
 
 

@@ -42,13 +42,34 @@ FAMILIES = ("mformer", "cast", "d3da")
 class Clip:
     """The model's input and what the figures show: ``video`` (1, C, T, H, W) normalised, ``frames`` (T, H, W, 3)
     uint8 as cropped, ``pose`` (1, T, J, 2) 1-based pixel joints of the crop or None, ``source`` for titles,
-    ``query`` the paper's query where the sample knows its moving thing (its centre in the first frame) or None."""
+    ``query`` the paper's query where the sample knows its moving thing (its centre in the first frame) or None,
+    ``thing`` that thing's boxes in the model input's pixels where the sample records them, else None."""
 
     video: Any
     frames: np.ndarray
     pose: Any
     source: str
     query: Query | None = None
+    thing: ThingBoxes | None = None
+
+
+@dataclass(frozen=True)
+class ThingBoxes:
+    """A generated clip's moving thing: ``boxes`` (clip frames, 4) rows (cx, cy, half width, half height) in the model
+    input's pixels (the video's, scaled by the test transform's resize), ``period`` the torus' side there, ``offset``
+    (top, left) of the model's crop in the resized frame."""
+
+    boxes: np.ndarray
+    period: float
+    offset: tuple[int, int]
+
+    def patches(self, frames_per_step: int, grid: tuple[int, int], patch: float) -> np.ndarray:
+        """The patches inside the thing's box at each token step, (T', H, W) bool (``box_patches``): what the
+        tracking score counts as the thing."""
+        from .attention_tracking import box_patches
+
+        return box_patches(self.boxes, range(len(self.boxes)), frames_per_step, grid, patch, self.period,
+                           self.offset)
 
 
 @dataclass(frozen=True)
@@ -264,13 +285,14 @@ def make_clip(cfg: Any, video: Frames) -> Clip:
     std = torch.tensor(transform.std).view(3, 1, 1, 1)
     shown = ((out["video"][0] * std + mean).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 3, 0).numpy()
     pose = out["pose"][0:1] if video.joints is not None else None
-    query = None
+    query = thing = None
     if video.thing_boxes is not None:  # the moving thing's centre in the clip's first frame, in the input's pixels
         scale, top, left = input_geometry(cfg, video.frames.shape[1:3])
         cx, cy = video.thing_boxes[picked[0], :2]
         y, x = int(cy * scale - top), int(cx * scale - left)
         query = Query(0, y, x) if 0 <= y < cfg.data.crop_size and 0 <= x < cfg.data.crop_size else None
-    return Clip(out["video"], shown, pose, video.source, query)
+        thing = ThingBoxes(video.thing_boxes[picked] * scale, video.frames.shape[2] * scale, (top, left))
+    return Clip(out["video"], shown, pose, video.source, query, thing)
 
 
 def load_clip(cfg: Any, args: argparse.Namespace) -> Clip:
@@ -421,7 +443,9 @@ def mformer_figures(model: Any, clip: Clip, query: Query) -> dict[str, np.ndarra
     kind = records[0].kind
     title = f"{kind} attention, last block, mean over heads: {clip.source}"
     labels = [f"t={step} (frame {step * embed.tubelet_size})" for step in range(len(frames))]
-    image = frame_maps(frames, maps, token[0], (query.x + 0.5, query.y + 0.5), title, labels)
+    thing = None if clip.thing is None else clip.thing.patches(embed.tubelet_size, tuple(embed.grid_size[1:]),
+                                                                embed.patch_size)
+    image = frame_maps(frames, maps, token[0], (query.x + 0.5, query.y + 0.5), title, labels, thing)
     return {f"mformer_fig1_fig4_{kind}": image}
 
 

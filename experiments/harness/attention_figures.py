@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 QUERY_COLOUR = "cyan"  # a cross of its own: the generated sets draw red crosses among their shapes
+THING_COLOUR = "white"  # the moving thing's patches (Motionformer's figure), apart from the jet map's colours
 
 
 def _pyplot():
@@ -54,16 +55,33 @@ def _mark(ax, x: float, y: float) -> None:
 
 
 def frame_maps(frames: Sequence[np.ndarray], maps: np.ndarray, query_step: int, query_xy: tuple[float, float],
-               title: str, labels: Sequence[str]) -> np.ndarray:
+               title: str, labels: Sequence[str], thing: np.ndarray | None = None) -> np.ndarray:
     """Motionformer Fig. 1/4: one panel per time step, its frame under that step's map (each map scaled to its own
-    maximum: where in this frame the query looks), the query's pixel marked in its own step."""
+    maximum: where in this frame the query looks), the query's pixel marked in its own step; where the sample knows
+    its moving thing, ``thing`` (steps, h, w) bool, the outline of the patches the tracking score counts as on it."""
     fig, axes = _panels(1, len(frames), title)
     for step, (ax, frame, heat, label) in enumerate(zip(axes[0], frames, maps, labels)):
         _overlay(ax, frame, heat)
         ax.set_title(label, fontsize=7)
+        if thing is not None:
+            _outline(ax, thing[step], frame.shape[0] / thing.shape[1], frame.shape[1] / thing.shape[2])
         if step == query_step:
             _mark(ax, *query_xy)
     return _rendered(fig)
+
+
+def _outline(ax, cells: np.ndarray, cell_h: float, cell_w: float) -> None:
+    """The border of the region ``cells`` (h, w) bool of the patch grid: each edge between a cell in it and one out
+    of it (or the frame's edge)."""
+    padded = np.pad(cells, 1)
+    for row, col in zip(*np.nonzero(cells)):
+        y0, y1, x0, x1 = row * cell_h, (row + 1) * cell_h, col * cell_w, (col + 1) * cell_w
+        for outside, xs, ys in ((not padded[row, col + 1], (x0, x1), (y0, y0)),  # above
+                                (not padded[row + 2, col + 1], (x0, x1), (y1, y1)),  # below
+                                (not padded[row + 1, col], (x0, x0), (y0, y1)),  # left
+                                (not padded[row + 1, col + 2], (x1, x1), (y0, y1))):  # right
+            if outside:
+                ax.plot(xs, ys, color=THING_COLOUR, linewidth=1.2)
 
 
 def cast_windows(frames: Sequence[np.ndarray], t2s: np.ndarray, s2t: np.ndarray, query_step: int,

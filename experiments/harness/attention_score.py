@@ -119,13 +119,49 @@ def trained_model(cfg: Any, runs_root: Path) -> tuple[Any, Any]:
     return model.eval(), run
 
 
+def prepared_sample(model: Any, cfg: Any, index: int) -> tuple[Any, Any]:
+    """(the model's input clip, the patches inside the moving thing's box at each token step) of one generated
+    validation sample of ``cfg``'s row: the sample's test clip, its moving thing's boxes mapped to the model input's
+    pixels and patch grid (docs/attention_tracking.md). Depends on the data options and the patch grid only, so the
+    rows and seeds of a column share it."""
+    from .attention import generated_frames, make_clip
+
+    clip = make_clip(cfg, generated_frames(cfg, index))
+    if clip.thing is None:
+        raise ValueError(f"{cfg.table}/{cfg.row}: its data {cfg.data.dataset} records no boxes of a moving thing; the "
+                         f"tracking score reads synth_motion_pairs (Table 4's SSv2 column)")
+    embed = model.patch_embed
+    return clip.video, clip.thing.patches(embed.tubelet_size, tuple(embed.grid_size[1:]), embed.patch_size)
+
+
+def clip_tracking(model: Any, video: Any, inside: Any) -> dict[str, float]:
+    """``tracking_score`` of one prepared clip (``prepared_sample``) through ``model`` (a Motionformer video ViT in
+    eval mode): the queries of step 0 and their maps from the last block."""
+    import numpy as np
+    import torch
+
+    from models.attention.capture import capture_attention
+
+    from .attention import motionformer_maps
+    from .attention_tracking import query_cells, tracking_score
+
+    with torch.no_grad(), capture_attention(model, [f"blocks.{len(model.blocks) - 1}.attn"]) as records:
+        model(video)
+    queries = query_cells(inside, 0)
+    maps = np.stack([motionformer_maps(records[0], q) for q in queries]) if queries else np.zeros((0, *inside.shape))
+    return tracking_score(maps, 0, inside)
+
+
+def sample_tracking(model: Any, cfg: Any, index: int) -> dict[str, float]:
+    """``tracking_score`` of one generated validation sample of ``cfg``'s row through ``model``."""
+    return clip_tracking(model, *prepared_sample(model, cfg, index))
+
+
 def score_tracking(cfg: Any, model: Any, limit: int | None, prepared: dict[tuple, list]) -> dict[str, Any]:
     """The tracking score of one run's model: the means over its validation samples that have queries.
     ``prepared``: the clips and boxes already made for other runs, by the data options and patch grid that make
-    them (``attention_tracking.prepared_sample``: rendering a sample costs far more than a tiny model's forward)."""
+    them (``prepared_sample``: rendering a sample costs far more than a tiny model's forward)."""
     from data.synthetic import synthetic_params
-
-    from .attention_tracking import clip_tracking, prepared_sample
 
     samples = synthetic_params(**(cfg.data.synthetic_params or {}))["num_val"]
     samples = min(samples, limit) if limit else samples
@@ -224,4 +260,5 @@ def add_command(sub: Any) -> None:
     parser.set_defaults(fn=cmd_attention_score)
 
 
-__all__ = ["MEASURES", "Measure", "NotScoredError", "add_command", "measure_of", "score_run", "score_table"]
+__all__ = ["MEASURES", "Measure", "NotScoredError", "add_command", "clip_tracking", "measure_of", "prepared_sample",
+           "sample_tracking", "score_run", "score_table"]

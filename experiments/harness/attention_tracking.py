@@ -11,7 +11,6 @@ checked on hand-built maps whose answer is known exactly (tests/experiments/harn
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -75,47 +74,4 @@ def tracking_score(maps: np.ndarray, query_step: int, inside: np.ndarray) -> dic
     return {"share": share, "chance": chance, "excess": share - chance, "queries": int(maps.shape[0])}
 
 
-
-
-def prepared_sample(model: Any, cfg: Any, index: int) -> tuple[Any, np.ndarray]:
-    """(the model's input clip, the patches inside the moving thing's box at each token step) of one generated
-    validation sample of ``cfg``'s row: the sample's test clip, its moving thing's boxes mapped to the model input's
-    pixels and patch grid (docs/attention_tracking.md). Depends on the data options and the patch grid only, so the
-    rows and seeds of a column share it."""
-    from .attention import centre_clip, generated_frames, input_geometry, make_clip
-
-    video = generated_frames(cfg, index)
-    if video.thing_boxes is None:
-        raise ValueError(f"{cfg.table}/{cfg.row}: its data {cfg.data.dataset} records no boxes of a moving thing; the "
-                         f"tracking score reads synth_motion_pairs (Table 4's SSv2 column)")
-    clip = make_clip(cfg, video)
-    scale, top, left = input_geometry(cfg, video.frames.shape[1:3])
-    embed = model.patch_embed
-    picked = centre_clip(len(video.frames), cfg.data.num_frames, cfg.data.frame_stride or 1)
-    inside = box_patches(video.thing_boxes * scale, picked, embed.tubelet_size, tuple(embed.grid_size[1:]),
-                         embed.patch_size, video.frames.shape[2] * scale, (top, left))
-    return clip.video, inside
-
-
-def clip_tracking(model: Any, video: Any, inside: np.ndarray) -> dict[str, float]:
-    """``tracking_score`` of one prepared clip (``prepared_sample``) through ``model`` (a Motionformer video ViT in
-    eval mode): the queries of step 0 and their maps from the last block."""
-    import torch
-
-    from models.attention.capture import capture_attention
-
-    from .attention import motionformer_maps
-
-    with torch.no_grad(), capture_attention(model, [f"blocks.{len(model.blocks) - 1}.attn"]) as records:
-        model(video)
-    queries = query_cells(inside, 0)
-    maps = np.stack([motionformer_maps(records[0], q) for q in queries]) if queries else np.zeros((0, *inside.shape))
-    return tracking_score(maps, 0, inside)
-
-
-def sample_tracking(model: Any, cfg: Any, index: int) -> dict[str, float]:
-    """``tracking_score`` of one generated validation sample of ``cfg``'s row through ``model``."""
-    return clip_tracking(model, *prepared_sample(model, cfg, index))
-
-
-__all__ = ["box_patches", "clip_tracking", "prepared_sample", "query_cells", "sample_tracking", "tracking_score"]
+__all__ = ["box_patches", "query_cells", "tracking_score"]

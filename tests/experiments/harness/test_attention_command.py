@@ -25,7 +25,8 @@ from experiments.harness.attention import (
     motionformer_maps,
     row_config,
 )
-from experiments.harness.attention_tracking import box_patches, query_cells, sample_tracking, tracking_score
+from experiments.harness.attention_score import sample_tracking
+from experiments.harness.attention_tracking import box_patches, query_cells, tracking_score
 from experiments.harness.tasks import build_model
 
 MFORMER = ("mformer_table4", "traj_attT_normS")
@@ -227,3 +228,26 @@ def test_a_model_blind_to_the_thing_scores_chance_on_a_generated_sample(row):
     for score in scores:
         if score["queries"]:
             assert 0 < score["chance"] < 1 and score["excess"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_things_outline_is_the_border_of_its_patches():
+    """Motionformer's figure outlines the patches the tracking score counts as the thing: each edge between a patch
+    in the region and one out of it (or the frame's edge), once."""
+    from experiments.harness.attention_figures import _outline
+
+    class Axes:
+        def __init__(self):
+            self.segments = []
+
+        def plot(self, xs, ys, **style):
+            self.segments.append((tuple(xs), tuple(ys)))
+
+    ax = Axes()
+    cells = np.zeros((3, 4), dtype=bool)
+    cells[0, 0] = cells[0, 1] = cells[1, 1] = True  # an L at the frame's top-left corner, patches 10 px high, 5 wide
+    _outline(ax, cells, 10.0, 5.0)
+    assert sorted(ax.segments) == sorted([
+        ((0.0, 5.0), (0.0, 0.0)), ((5.0, 10.0), (0.0, 0.0)),  # the top edge, along the frame's border
+        ((0.0, 0.0), (0.0, 10.0)), ((0.0, 5.0), (10.0, 10.0)),  # the first patch's left and bottom
+        ((10.0, 10.0), (0.0, 10.0)), ((10.0, 10.0), (10.0, 20.0)),  # the right side of the L
+        ((5.0, 5.0), (10.0, 20.0)), ((5.0, 10.0), (20.0, 20.0))])  # the lower patch's left and bottom

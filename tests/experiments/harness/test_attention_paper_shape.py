@@ -120,8 +120,9 @@ def test_motionformer_trajectory_figure_from_the_authors_layout_at_paper_shape(t
     assert np.allclose(_step_sums(drawn), 1, atol=1e-3)  # stage one (Eq. 4): a softmax over each step's patches
     assert drawn.std() > 0
     # One panel per step: every other frame of the 224-px clip, each under its own map.
-    (frames, drawn_maps, step, xy, _, labels), _ = panels[0]
+    (frames, drawn_maps, step, xy, _, labels, thing), _ = panels[0]
     assert len(frames) == len(labels) == STEPS and drawn_maps is drawn and step == 1
+    assert thing is None  # a video file knows no moving thing: no outline
     assert all(frame.shape == (224, 224, 3) for frame in frames) and xy == (17.5, 200.5)
     assert labels[-1] == "t=7 (frame 14)"
 
