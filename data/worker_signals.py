@@ -40,7 +40,8 @@ from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 # What PyTorch makes of an error in a worker (``torch.utils.data._utils.ExceptionWrapper.reraise``)
 _WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
-# The worker-starting iterators of the loaders below, and their workers, for ``end_workers_at_exit``
+# The worker-starting iterators of the loaders below, and their workers, for ``end_workers_at_exit``: the workers
+# apart, since an iterator collected after a shutdown its workers outlived (they ignore its SIGTERM) leaves them behind
 _ITERATORS: weakref.WeakSet[_MultiProcessingDataLoaderIter] = weakref.WeakSet()
 _WORKERS: weakref.WeakSet[Any] = weakref.WeakSet()
 

@@ -35,6 +35,8 @@ import numpy as np
 
 from data.command_line import count
 
+from .attention_tracking import box_patches
+
 FAMILIES = ("mformer", "cast", "d3da")
 
 
@@ -66,8 +68,6 @@ class ThingBoxes:
     def patches(self, frames_per_step: int, grid: tuple[int, int], patch: float) -> np.ndarray:
         """The patches inside the thing's box at each token step, (T', H, W) bool (``box_patches``): what the
         tracking score counts as the thing."""
-        from .attention_tracking import box_patches
-
         return box_patches(self.boxes, range(len(self.boxes)), frames_per_step, grid, patch, self.period,
                            self.offset)
 
