@@ -91,6 +91,8 @@ class Video:
 
     def _read_metadata(self, stream: av.video.stream.VideoStream) -> None:
         self.fps = float(stream.average_rate or stream.guessed_rate or 0)
+        # the frame size the stream's header states: what each decoded frame will take, known before any is
+        self.width, self.height = int(stream.width or 0), int(stream.height or 0)
         if self.fps <= 0:
             raise VideoDecodeError(self.path, "no frame rate in the video stream")
         self._time_base = float(stream.time_base)
@@ -236,7 +238,10 @@ class Video:
                     index = self.frame_index(frame.pts)
                     if index >= stop:  # frames come out in presentation order: the range is complete
                         return decoded
-                    if index >= first:
+                    # A frame outside ``wanted`` is decoded only as a reference and not kept, so a clip holds
+                    # its own frames, not the span between them; past the count the container states, every
+                    # frame is kept (``_pick``'s nearest neighbours of a count that is short).
+                    if index >= first and (wanted is None or index in wanted or index >= self.num_frames):
                         decoded[index] = frame
         except av.error.FFmpegError as err:
             raise VideoDecodeError(self.path, f"decoding failed: {err}") from err
