@@ -41,6 +41,7 @@ from data.clip_sampling import (
     check_view_offsets,
 )
 from data.datasets import VideoClipDataset, build_report, collate_skip_none
+from data.decoded_store import keep_decoded_set
 from data.pose import PENNACTION_ACTIONS
 from data.resumable import EpochSampler, ResumableLoaderMixin, SeededItems
 from data.synthetic import SYNTHETIC_SETS, ensure_synthetic
@@ -375,7 +376,10 @@ class VideoDataModule(L.LightningDataModule):
             self._datasets["test"] = VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
                                                       segment_view_offsets=self.segment_view_offsets,
                                                       split="val", bad_annotations=bad, **common)
-        if self.synthetic:  # decoded here, once per process; forked loader workers inherit the frames
+        if self.synthetic:  # decoded before the loaders fork: their workers inherit the frames
+            if self.root is None:  # a set generated here: decoded once per machine, mapped from a file beside it
+                for split_samples, _ in self._splits.values():
+                    keep_decoded_set(root, split_samples)
             for dataset in self._datasets.values():
                 dataset.decode_all()
 

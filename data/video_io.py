@@ -482,6 +482,27 @@ class DecodedVideo:
                                       frame_indices=range(video.num_frames))  # (C, T, H, W)
         self.nbytes = self._frames.numel() * self._frames.element_size()
 
+    @classmethod
+    def from_frames(cls, path: str | Path, fps: float, frames: torch.Tensor, timing: StreamTiming | None,
+                    tolerance: int) -> DecodedVideo:
+        """A video decoded before: its uint8 (C, T, H, W) ``frames``, rate, timestamps and ``tolerance`` as the
+        decoded video had them (``data.decoded_store`` keeps them on disk)."""
+        video = cls.__new__(cls)
+        video.path, video.fps, video.num_frames, video.timing = Path(path), fps, frames.shape[1], timing
+        video._tolerance, video._frames = tolerance, frames
+        video.nbytes = frames.numel() * frames.element_size()
+        return video
+
+    @property
+    def frames(self) -> torch.Tensor:
+        """Every frame, uint8 (C, T, H, W)."""
+        return self._frames
+
+    @property
+    def tolerance(self) -> int:
+        """How far outside its frames a clip may ask (a decoder's rounding), and get the nearest one."""
+        return self._tolerance
+
     def __enter__(self) -> DecodedVideo:
         return self
 
@@ -532,6 +553,19 @@ class DecodedVideoCache:
         self._videos[key] = decoded
         self.bytes += decoded.nbytes
         return decoded
+
+    def holds(self, path: str | Path, fps: float | None = None, root: str | Path | None = None) -> bool:
+        """Whether ``open`` would answer from what this process holds (arguments as ``open``'s)."""
+        try:
+            return (*self._key(path), fps, None if root is None else str(root)) in self._videos
+        except VideoDecodeError:
+            return False
+
+    def adopt(self, path: str | Path, fps: float | None, root: str | Path | None, video: DecodedVideo) -> None:
+        """Hold ``video``, decoded elsewhere, as ``open(path, fps, root)``'s answer. Its frames are mapped from a
+        file (``data.decoded_store``): the system's page cache holds them, shared by every process, so they do not
+        count against this process's byte budget."""
+        self._videos.setdefault((*self._key(path), fps, None if root is None else str(root)), video)
 
     def __contains__(self, path: str | Path) -> bool:
         """Whether ``path`` is held decoded, at any rate."""
