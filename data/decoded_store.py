@@ -321,17 +321,17 @@ def _write(store: Path, set_root: Path, options: dict[str, Any]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}-", dir=store.parent))
     try:
         digest = hashlib.sha256()
-        with open(tmp / FRAMES, "wb") as handle:
+        with _naming(store / FRAMES), open(tmp / FRAMES, "wb") as handle:
             np.lib.format.write_array_header_1_0(handle, {"descr": "|u1", "fortran_order": False,
                                                           "shape": (offset,)})
             for frames in decoded:
                 handle.write(frames.data)
                 digest.update(frames.data)
             handle.flush()
-            os.fsync(handle.fileno())
+            os.fsync(handle.fileno())  # on disk before the rename, so a crash cannot expose a short file
         index = {"options": options, "bytes": offset, "sha256": digest.hexdigest(), "videos": entries}
         index["check"] = _digest(index)
-        with open(tmp / INDEX, "w", encoding="utf-8") as handle:
+        with _naming(store / INDEX), open(tmp / INDEX, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(index))
             handle.flush()
             os.fsync(handle.fileno())
@@ -339,6 +339,17 @@ def _write(store: Path, set_root: Path, options: dict[str, Any]) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A write or fsync that fails (a full disk) names no file: name the store's file it was for."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
 
 
 def _move_aside_and_remove(store: Path) -> None:

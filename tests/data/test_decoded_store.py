@@ -230,6 +230,24 @@ def test_a_writers_leftovers_are_removed_by_the_next_writer(generated, tmp_path)
     assert not leftover.exists() and store.is_dir()
 
 
+def test_a_full_disk_while_writing_names_the_stores_file_and_leaves_nothing(generated, tmp_path, monkeypatch):
+    import errno
+
+    import data.decoded_store as decoded_store
+
+    root = copied_set(generated, "synth_objects", tmp_path)
+    samples = split_samples("synth_objects", root)
+    store = stored(root, samples)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(decoded_store.os, "fsync", full)
+    with pytest.raises(OSError, match=rf"No space left on device: '{re.escape(str(store / FRAMES))}'"):
+        keep_decoded_set(root, samples, DecodedVideoCache(max_bytes=0))
+    assert not store.exists() and [p.name for p in root.parent.iterdir() if p.name.startswith(f".{store.name}-")] == []
+
+
 # --- two processes ---------------------------------------------------------------------------------------------
 
 RACER = """
