@@ -3,7 +3,9 @@
 the model's integer arguments (before it is built: a depth of a billion would keep even the meta build busy for
 years), its parameters (counted on the meta device, where a model costs no memory), the pixels of one batch's clips
 in training and at test (clips x views x frames x crop^2: what the loader decodes and the first layer takes), and
-the short side frames are scaled to, and the schedule's length (epochs, optimiser steps).
+the short side frames are scaled to, and the schedule's length (epochs, optimiser steps). The commands that decode a
+user's video (``attention``, ``predict``) check its frames, as its stream's header states them, before one is decoded
+(``check_video_frames``).
 
 The principle: each bound is 10x the largest paper configuration in the repository, so that every table at paper
 scale passes with room for larger hardware, and a size beyond it is taken for a typo (an extra zero), which would
@@ -36,6 +38,10 @@ MAX_TEST_PIXELS = 11_200_000_000  # 10x 1.11 G, rounded up
 MAX_SHORT_SIDE = 5_120  # 10x 512
 MAX_EPOCHS = 2_000  # 10x 200
 MAX_STEPS = 1_000_000  # 10x 62,400, rounded up
+# A video frame as decoded, before the test transform scales it down: 10x a Full-HD frame (1920 x 1080, the size
+# EPIC-KITCHENS-100 is recorded at). Read from the stream's header, so a file that states a larger frame is refused
+# before one is decoded.
+MAX_FRAME_PIXELS = 20_736_000
 # The largest value a paper configuration gives each integer argument of its model (a nested one by its own name);
 # the bound is 10x it, and 10x the largest of them all for an argument no paper configuration sets.
 LARGEST_MODEL_ARGUMENTS = {
@@ -118,6 +124,22 @@ def check_run_size(cfg: RunConfig, model: nn.Module | None = None) -> None:
         what, bound = found[0]
         raise RunTooLargeError(f"{cfg.table}/{cfg.row}/{cfg.column}: {what} is past the bound of {bound} (10x the "
                                f"largest paper configuration); pass {ALLOW_FLAG} where the hardware has room")
+
+
+def check_video_frames(what: str, width: int, height: int, frames: int) -> None:
+    """Refuse, in one line naming the video (``what``), one whose frames, by its stream's header, are past
+    ``MAX_FRAME_PIXELS``, or a clip of ``frames`` of them past ``MAX_TEST_PIXELS``: before anything is decoded;
+    nothing while ``allowing_large``."""
+    if _allowed:
+        return
+    if width * height > MAX_FRAME_PIXELS:
+        raise RunTooLargeError(f"{what}: its frames are {width}x{height} ({width * height:,} pixels), past the bound "
+                               f"of {MAX_FRAME_PIXELS:,} (10x a 1920x1080 frame); pass {ALLOW_FLAG} where the "
+                               f"hardware has room")
+    if frames * width * height > MAX_TEST_PIXELS:
+        raise RunTooLargeError(f"{what}: {frames} frames of {width}x{height} to decode ({frames * width * height:,} "
+                               f"pixels), past the bound of {MAX_TEST_PIXELS:,}; pass {ALLOW_FLAG} where the "
+                               f"hardware has room")
 
 
 def _shown(overrides: Mapping[str, Any]) -> str:

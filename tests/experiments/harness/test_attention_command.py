@@ -54,7 +54,7 @@ def _tensorboard_images(folder) -> list[str]:
 
 def test_motionformer_figure_from_a_weights_file_and_from_a_run(tmp_path):
     weights, model = _random_weights(tmp_path, *MFORMER)
-    names = _draw(tmp_path, *MFORMER, "--weights", str(weights), "--sample", "3", "--query", "2,5,9")
+    names = _draw(tmp_path, *MFORMER, "--weights", str(weights), "--sample", "3", "--query", "10,5,9")
     png = "mformer_fig1_fig4_trajectory.png"
     assert png in names and any(n.startswith("events.out.tfevents") for n in names)
     image = np.asarray(Image.open(tmp_path / "out" / png))
@@ -66,10 +66,10 @@ def test_motionformer_figure_from_a_weights_file_and_from_a_run(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
                run / "checkpoints" / "last.ckpt")
-    _draw(tmp_path, *MFORMER, "--run", str(run), "--sample", "3", "--query", "2,5,9", out="from_run")
+    _draw(tmp_path, *MFORMER, "--run", str(run), "--sample", "3", "--query", "10,5,9", out="from_run")
     assert (tmp_path / "from_run" / png).read_bytes() == (tmp_path / "out" / png).read_bytes()
     other, _ = _random_weights(tmp_path / "run", *MFORMER, seed=1)
-    _draw(tmp_path, *MFORMER, "--weights", str(other), "--sample", "3", "--query", "2,5,9", out="other")
+    _draw(tmp_path, *MFORMER, "--weights", str(other), "--sample", "3", "--query", "10,5,9", out="other")
     assert (tmp_path / "other" / png).read_bytes() != (tmp_path / "out" / png).read_bytes()
 
 
@@ -112,8 +112,8 @@ def test_cast_figure_from_a_video_file_and_d3da_figures_from_a_generated_pose_sa
 
 @pytest.mark.parametrize("options, named", [
     (["mformer_table4", "--rows", "no_such_row"], "no_such_row"),
-    (["mformer_table4", "--rows", "joint", "--query", "8,0,0"], "--query 8,0,0: frame 8"),
-    (["mformer_table4", "--rows", "joint", "--query", "0,32,4"], "--query 0,32,4: pixel (32, 4)"),
+    (["mformer_table4", "--rows", "joint", "--query", "40,0,0"], "--query 40,0,0: frame 40"),
+    (["mformer_table4", "--rows", "joint", "--query", "8,40,4"], "--query 8,40,4: pixel (40, 4)"),
     (["mformer_table4", "--rows", "joint", "--query", "0,a,4"], "--query '0,a,4'"),
     (["mformer_table4", "--rows", "joint", "--video", "{tmp}/notes.txt"], "notes.txt: not a readable video"),
     (["mformer_table4", "--rows", "joint", "--weights", "{tmp}/missing.pt"], "missing.pt: no such weights file"),
