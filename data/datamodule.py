@@ -370,18 +370,33 @@ class VideoDataModule(L.LightningDataModule):
             self._datasets["val"] = VideoClipDataset(samples, "test", transform, num_clips=1, split="val",
                                                      bad_annotations=bad, **common)
         if "test" not in self._datasets:
-            transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std,
-                                      centre_rounding=self.test_centre_rounding, channel_order=self.channel_order,
-                                      crop_axis=self.test_crop_axis)
-            self._datasets["test"] = VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
-                                                      segment_view_offsets=self.segment_view_offsets,
-                                                      split="val", bad_annotations=bad, **common)
+            self._datasets["test"] = self.test_dataset(samples, bad, **common)
         if self.synthetic:  # decoded before the loaders fork: their workers inherit the frames
             if self.root is None:  # a set generated here: decoded once per machine, mapped from a file beside it
                 for split_samples, _ in self._splits.values():
                     keep_decoded_set(root, split_samples)
             for dataset in self._datasets.values():
                 dataset.decode_all()
+
+    def test_dataset(self, samples: Sequence[Sample], bad: Sequence[BadAnnotation] = (), **common: Any
+                     ) -> VideoClipDataset:
+        """``samples`` through the test's views: ``test_clips`` temporal views of each video, placed as this data
+        module places them, each through the test transform's ``test_crops`` spatial views. ``common``: the
+        dataset's other options as ``setup`` gives them (without: this module's sampling, and the videos decoded
+        as they are read): what ``test_dataloader`` reads, and what ``predict`` runs on a user's videos."""
+        if not common:
+            common = dict(sampling=self.sampling, num_frames=self.num_frames, stride=self.frame_stride,
+                          dense_convention=self.dense_convention, segment_span=self.segment_span,
+                          segment_convention=self.segment_convention, dataset_name=self.dataset,
+                          with_pose=self.with_pose)
+            if self.segment_placement != "timestamps":
+                common["segment_placement"] = self.segment_placement
+        transform = TestTransform(self.crop_size, self.test_crops, self.test_short_side, self.mean, self.std,
+                                  centre_rounding=self.test_centre_rounding, channel_order=self.channel_order,
+                                  crop_axis=self.test_crop_axis)
+        return VideoClipDataset(samples, "test", transform, num_clips=self.test_clips,
+                                segment_view_offsets=self.segment_view_offsets, split="val", bad_annotations=bad,
+                                **common)
 
     def train_dataloader(self) -> DataLoader:
         # Resumable mid-epoch: order and augmentations seeded by (seed, epoch, index), see data.resumable; split over

@@ -167,6 +167,12 @@ class VideoClipDataset(Dataset):
             out["pose"] = items[0]["pose"] if self.mode == "train" else torch.cat([i["pose"] for i in items])
         return out
 
+    def views(self, index: int) -> list[ClipInfo]:
+        """The clips item ``index`` is made of (each view's frames), from its video's header: no frame decoded."""
+        sample = self.samples[index]
+        with self._open(sample) as video:
+            return self._clips(video, sample)
+
     def _open(self, sample: Sample) -> Video | FrameFolderVideo | DecodedVideo:
         if self.keep_decoded:
             return DECODED_VIDEOS.open(sample.path, sample.fps, sample.root)

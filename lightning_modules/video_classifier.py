@@ -405,22 +405,26 @@ class VideoClassifier(L.LightningModule):
     def _distributed(self) -> bool:
         return self._trainer is not None and self.trainer.world_size > 1
 
+    def video_probabilities(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list | None]:
+        """Per-head class probabilities of each video of a test batch, its views' scores combined as the test
+        combines them (``view_average``), and the per-head logits they are the softmax of (None where the views'
+        probabilities are averaged): what the test scores, and what ``predict`` reports."""
+        x, views = self.fold_views(self.model_input(batch))
+        heads = self._split(self(x))
+        if views is not None and self.hparams.view_average == "logits":
+            heads = [rearrange(out, "(b v) k -> b v k", v=views).mean(1) for out in heads]
+        elif views is not None:  # average the views' probabilities per video
+            return [rearrange(out.softmax(-1), "(b v) k -> b v k", v=views).mean(1) for out in heads], None
+        return [out.softmax(-1) for out in heads], heads
+
     def _video_scores(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Per-head class probabilities of each video, its views' scores averaged (``view_average``), and the
         loss."""
         targets = self._targets(batch["label"])
-        x, views = self.fold_views(self.model_input(batch))
-        if views is not None and self.hparams.view_average == "logits":
-            heads = [rearrange(out, "(b v) k -> b v k", v=views).mean(1) for out in self._split(self(x))]
-            probs = [out.softmax(-1) for out in heads]
-            loss = sum(F.cross_entropy(out, y) for out, y in zip(heads, targets))
-        elif views is not None:  # average the views' probabilities per video
-            logits = self(x)
-            probs = [rearrange(out.softmax(-1), "(b v) k -> b v k", v=views).mean(1) for out in self._split(logits)]
+        probs, heads = self.video_probabilities(batch)
+        if heads is None:
             loss = sum(F.nll_loss(p.clamp_min(1e-12).log(), y) for p, y in zip(probs, targets))
         else:
-            heads = self._split(self(x))
-            probs = [out.softmax(-1) for out in heads]
             loss = sum(F.cross_entropy(out, y) for out, y in zip(heads, targets))
         return probs, loss
 

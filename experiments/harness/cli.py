@@ -43,6 +43,7 @@ from .plan import (
     require_spec,
     resolve_runs,
 )
+from .predict import add_command as add_predict_command
 from .provenance import git_commit
 from .run_dir import REPLACED_DIR, RunDir
 from .runner import compute_static
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add_parser in (add_list_parser, add_show_parser, add_run_parser, add_cluster_commands, add_static_parser,
                        partial(add_evaluate_commands, setting=parse_setting), add_attention_command,
-                       add_attention_score_command, *registered_commands()):
+                       add_attention_score_command, add_predict_command, *registered_commands()):
         add_parser(sub)
     return parser
 
