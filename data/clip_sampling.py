@@ -1,10 +1,10 @@
 """Which frames make a clip: pure time arithmetic, no decoding.
 
 ``dense_clip`` (Kinetics: ``num_frames`` frames at a fixed stride, in the "frame_stride", "videomae", "pyslowfast",
-"pyslowfast_pyav" or "tokshift" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one frame from each of
-``num_frames`` segments, in the "uniform" or "pyslowfast" convention) return a ``ClipInfo``; ``segment_range`` and
-``shift_clip`` place a clip inside an annotated segment of an untrimmed video. The conventions, formula by formula:
-data/README.md#clip-sampling.
+"pyslowfast_frames", "pyslowfast_pyav" or "tokshift" convention) and ``uniform_segments`` (SSv2, EPIC-KITCHENS: one
+frame from each of ``num_frames`` segments, in the "uniform" or "pyslowfast" convention) return a ``ClipInfo``;
+``segment_range`` and ``shift_clip`` place a clip inside an annotated segment of an untrimmed video. The conventions,
+formula by formula: data/README.md#clip-sampling.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def _check(num_frames_in_video: int, fps: float, num_frames: int, mode: Mode, nu
         raise ValueError(f"mode must be 'random', 'center' or a view index, got {mode!r}")
 
 
-DenseConvention = Literal["frame_stride", "videomae", "pyslowfast", "pyslowfast_pyav", "tokshift"]
-DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast", "pyslowfast_pyav", "tokshift")
+DenseConvention = Literal["frame_stride", "videomae", "pyslowfast", "pyslowfast_frames", "pyslowfast_pyav", "tokshift"]
+DENSE_CONVENTIONS: tuple[str, ...] = ("frame_stride", "videomae", "pyslowfast", "pyslowfast_frames", "pyslowfast_pyav",
+                                      "tokshift")
 SegmentConvention = Literal["uniform", "pyslowfast"]
 SEGMENT_CONVENTIONS: tuple[str, ...] = ("uniform", "pyslowfast")
 PYSLOWFAST_TARGET_FPS = 30.0  # PySlowFast's DATA.TARGET_FPS, which Motionformer's and X-ViT's configs keep
@@ -84,8 +85,8 @@ def dense_clip(
         mode: "random" (uniform start), "center", or the index of one of ``num_clips`` evenly spaced views.
         num_clips: number of test views (only with an int ``mode``).
         rng: random source; None = the ``random`` module (seeded per DataLoader worker by PyTorch).
-        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae", "pyslowfast", "pyslowfast_pyav"
-            or "tokshift" (README).
+        convention: "frame_stride" (frames exactly ``stride`` apart), "videomae", "pyslowfast",
+            "pyslowfast_frames", "pyslowfast_pyav" or "tokshift" (README).
         timing: the video file's timestamps, for "pyslowfast_pyav" (None: a frame folder, or a stream without
             them: "pyslowfast", as their decode-all fallback).
     """
@@ -94,8 +95,9 @@ def dense_clip(
         return _pyslowfast_pyav_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng, timing)
     if convention == "tokshift":
         return _tokshift_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
-    if convention == "pyslowfast":
-        return _pyslowfast_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
+    if convention in ("pyslowfast", "pyslowfast_frames"):
+        return _pyslowfast_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng,
+                                rate_scaled=convention == "pyslowfast")
     if convention == "videomae":
         return _videomae_clip(num_frames_in_video, fps, num_frames, stride, mode, num_clips, rng)
     if convention != "frame_stride":
@@ -157,13 +159,16 @@ def _videomae_clip(num_frames_in_video: int, fps: float, num_frames: int, stride
 
 
 def _pyslowfast_clip(num_frames_in_video: int, fps: float, num_frames: int, stride: int, mode: Mode,
-                     num_clips: int, rng: random.Random | None) -> ClipInfo:
+                     num_clips: int, rng: random.Random | None, rate_scaled: bool = True) -> ClipInfo:
     """PySlowFast's dense clip (``decoder.get_start_end_idx``, ``temporal_sampling``): ``stride * num_frames``
     frames at 30 fps, start uniform in [0, delta] at training and ``delta * i / n`` for view i of n, frames by linspace
-    and clamped into the video; "center" starts at ``delta / 2``."""
+    and clamped into the video; "center" starts at ``delta / 2``. ``rate_scaled`` False ("pyslowfast_frames"): the
+    span is ``stride * num_frames`` of the video's own frames whatever its rate, as PySlowFast's decoders make it
+    when they are given no rate (X-ViT's HDF5 Kinetics loader without its ``annotation/<split>_fps.txt``, which its
+    repository does not ship: ``image_decoder.decode``)."""
     import torch
 
-    clip_size = stride * num_frames / PYSLOWFAST_TARGET_FPS * fps
+    clip_size = stride * num_frames / PYSLOWFAST_TARGET_FPS * fps if rate_scaled else float(stride * num_frames)
     delta = max(num_frames_in_video - clip_size, 0.0)
     if mode == "random":
         start, clip_index = (rng or random).uniform(0, delta), 0

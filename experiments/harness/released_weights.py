@@ -36,8 +36,9 @@ CATALOGUE_FILE = "released_weights.yaml"
 LAYOUT_NAMES = ("mformer", "xvit", "tokshift", "cast")  # models.released.LAYOUTS (not imported here: no torch)
 VIEW_AVERAGES = ("probabilities", "logits")  # lightning_modules.video_classifier.VIEW_AVERAGES
 SAMPLINGS = ("dense", "segments")
-CONVENTIONS = ("frame_stride", "videomae", "pyslowfast", "pyslowfast_pyav", "tokshift")  # data.clip_sampling's
-SEGMENT_CONVENTIONS = ("uniform", "pyslowfast")  # DENSE_CONVENTIONS and SEGMENT_CONVENTIONS
+# data.clip_sampling's DENSE_CONVENTIONS and SEGMENT_CONVENTIONS
+CONVENTIONS = ("frame_stride", "videomae", "pyslowfast", "pyslowfast_frames", "pyslowfast_pyav", "tokshift")
+SEGMENT_CONVENTIONS = ("uniform", "pyslowfast")
 CENTRE_ROUNDINGS = ("ceil", "floor")  # data.transforms.CentreRounding
 CROP_AXES = ("long_side", "width")  # data.transforms.CropAxis
 CHANNEL_ORDERS = ("RGB", "BGR")  # data.transforms.CHANNEL_ORDERS: the order the model reads

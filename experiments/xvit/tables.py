@@ -40,7 +40,6 @@ from ..presets import (
     GPU_TRAINER,
     KINETICS_400,
     KINETICS_600,
-    PYSLOWFAST_CLIPS,
     PYSLOWFAST_SEGMENTS,
     SSV2,
     TINY_FRAME_WISE,
@@ -64,6 +63,13 @@ _OFFICIAL_SGD = dict(optimizer="sgd", momentum=0.9, lr=0.03, warmup_epochs=5, sc
 # RAND_CROP 0.5); Kinetics' training crop is TSN's multi-scale crop (USE_XVIT_AGUMENTATION).
 OFFICIAL_AUGMENT_SSV2 = {"auto_augment": "v0", "random_erasing": 0.5}
 OFFICIAL_AUGMENT_K400 = {"auto_augment": "v0", "multi_scale_crop": True}
+# Kinetics' clips as the code ships: its loader always reads per-video HDF5 frames (slowfast/datasets/kinetics.py
+# l.89) and scales the clip's span by the video's rate only where annotation/<split>_fps.txt exists (l.178-199),
+# which the repository does not ship; without it PySlowFast's clip spans stride x frames of the video's own frames
+# (image_decoder.py l.149-154). FPS_SCALED_KINETICS_CLIPS: theirs with that file, each video's rate scaling the
+# span (`--set data.options.dense_convention=pyslowfast`).
+OFFICIAL_KINETICS_CLIPS = {"dense_convention": "pyslowfast_frames"}
+FPS_SCALED_KINETICS_CLIPS = {"dense_convention": "pyslowfast"}
 
 # The official SSv2 yaml's 2 x 3 test views, for `--set`: each segment's middle then its first frame, on their
 # segments (PYSLOWFAST_SEGMENTS: (L - 1) / 16 frames with rounded ends; tests/parity/test_xvit_pipeline.py)
@@ -93,7 +99,7 @@ XVIT_PAPER_K400 = ScalePreset(
     data={"K-400": dataclasses.replace(KINETICS_400, num_frames=8, frame_stride=8,
                                        batch_size=OFFICIAL_GLOBAL_BATCH // OFFICIAL_GPUS, test_clips=1, test_crops=3,
                                        test_view_average="logits",
-                                       options={**OFFICIAL_AUGMENT_K400, **PYSLOWFAST_CLIPS})},
+                                       options={**OFFICIAL_AUGMENT_K400, **OFFICIAL_KINETICS_CLIPS})},
     # label smoothing 0.3: the default of the yaml's smooth_cross_entropy, which the training script builds bare
     optim=OptimConfig(**_OFFICIAL_SGD, warmup_start=0.01 / 0.03, weight_decay=1e-5, epochs=30,
                       label_smoothing=0.3, mixup_alpha=0.4),

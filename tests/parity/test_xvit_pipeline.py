@@ -35,7 +35,13 @@ from data.transforms import (
 )
 from data.video_io import FRAME_FOLDER_FPS
 from experiments.harness.released_weights import find_checkpoint
-from experiments.xvit.tables import SSV2_YAML_VIEWS, XVIT_PAPER_K600, XVIT_PAPER_SSV2
+from experiments.xvit.tables import (
+    FPS_SCALED_KINETICS_CLIPS,
+    SSV2_YAML_VIEWS,
+    XVIT_PAPER_K400,
+    XVIT_PAPER_K600,
+    XVIT_PAPER_SSV2,
+)
 from lightning_modules.video_classifier import VideoClassifier, unique_videos
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pipelines" / "xvit"
@@ -49,13 +55,20 @@ def _golden(name: str):
     return json.loads((GOLDEN / name).read_text())
 
 
-def _our_indices(case: dict, segment_convention: str = SSV2.segment_convention) -> list[list[int]]:
-    """Our frames of each temporal view, as the catalogue's protocol samples them (a frame folder without a rate is
-    read at 30 fps: their code without its fps file)."""
+# Rates of the Kinetics videos a case is read at on our side where their loader has no fps file (it reads none from
+# an HDF5 file): the clip must not depend on it
+RATES = (25.0, 29.97, FRAME_FOLDER_FPS, 59.94)
+FPS_SCALED = FPS_SCALED_KINETICS_CLIPS["dense_convention"]
+
+
+def _our_indices(case: dict, segment_convention: str = SSV2.segment_convention, fps: float | None = None,
+                 dense_convention: str = K600.dense_convention) -> list[list[int]]:
+    """Our frames of each temporal view, as the catalogue's protocol samples them, of a video at ``fps`` (None: the
+    case's rate where their loader had its fps file, else a frame folder's 30)."""
     if case["dataset"] == "kinetics":
-        fps = case["fps"] if case["fps_file"] else FRAME_FOLDER_FPS
+        fps = fps or (case["fps"] if case["fps_file"] else FRAME_FOLDER_FPS)
         views = temporal_views(case["frames"], fps, K600.frames, K600.stride, case["temporal_views"], "dense",
-                               dense_convention=K600.dense_convention)
+                               dense_convention=dense_convention)
     else:
         views = temporal_views(case["frames"], FRAME_FOLDER_FPS, SSV2.frames, 1, case["temporal_views"], "segments",
                                SSV2.segment_view_offsets, segment_convention=segment_convention)
@@ -77,7 +90,7 @@ SSV2_UNIFORM_FRAMES_OFF = {"ssv2_48f": (7, 7), "ssv2_45f": (6, 4), "ssv2_odd_73f
 def test_the_protocols_are_the_official_configs():
     """The catalogue and the paper presets hold the yaml's views, frames, crop, normalisation and aggregation."""
     assert (K600.temporal_views, K600.spatial_views, K600.frames, K600.stride) == (1, 3, 16, 16)
-    assert K600.dense_convention == "pyslowfast" and K600.sampling == "dense"
+    assert K600.dense_convention == "pyslowfast_frames" and K600.sampling == "dense"
     assert (SSV2.temporal_views, SSV2.spatial_views, SSV2.frames, SSV2.sampling) == (2, 3, 16, "segments")
     assert SSV2.segment_view_offsets == (0.5, 0.0) and SSV2.segment_convention == "pyslowfast"
     for protocol in (K600, SSV2):
@@ -85,7 +98,8 @@ def test_the_protocols_are_the_official_configs():
         assert tuple(protocol.mean) == tuple(protocol.std) == (0.5, 0.5, 0.5)
     k600, ssv2 = XVIT_PAPER_K600.data["K-600"], XVIT_PAPER_SSV2.data["SSv2"]
     assert (k600.num_frames, k600.frame_stride, k600.test_crops, k600.test_view_average) == (16, 16, 3, "logits")
-    assert k600.options["dense_convention"] == "pyslowfast" and k600.hflip and k600.options["multi_scale_crop"]
+    assert k600.options["dense_convention"] == "pyslowfast_frames" and k600.hflip and k600.options["multi_scale_crop"]
+    assert XVIT_PAPER_K400.data["K-400"].options["dense_convention"] == "pyslowfast_frames"
     assert (ssv2.num_frames, ssv2.test_crops, ssv2.hflip, ssv2.train_scale) == (16, 3, False, (256, 320))
     assert SSV2_YAML_VIEWS["test_clips"] == 2 and SSV2_YAML_VIEWS["options"]["segment_view_offsets"] == (0.5, 0.0)
     assert ssv2.options["segment_convention"] == SSV2_YAML_VIEWS["options"]["segment_convention"] == "pyslowfast"
@@ -95,8 +109,31 @@ def test_kinetics_test_views_are_their_frames_resize_and_crops():
     cases = [c for c in _golden("test_views.json")["cases"] if c["dataset"] == "kinetics"]
     assert len(cases) == 27
     for case in cases:
-        assert _our_indices(case) == _their_indices(case), case["name"]
         _check_boxes(case, K600.short_side, K600.crop)
+
+
+def test_kinetics_test_views_are_their_shipped_loaders_at_any_frame_rate():
+    """Their loader as shipped (no annotation/<split>_fps.txt): 16 x 16 of the video's frames, whatever its rate;
+    ours by default at 25, 29.97, 30 and 59.94 fps. The span scaled by the rate would take other frames at 25 fps."""
+    cases = [c for c in _golden("test_views.json")["cases"] if c["dataset"] == "kinetics" and not c["fps_file"]]
+    assert len(cases) == 15
+    for case in cases:
+        for fps in RATES:
+            assert _our_indices(case, fps=fps) == _their_indices(case), (case["name"], fps)
+    long = next(c for c in cases if c["name"] == "k600_300f" and c["temporal_views"] == 1)
+    assert _their_indices(long)[0][-1] - _their_indices(long)[0][0] == 255
+    assert _our_indices(long, fps=25.0, dense_convention=FPS_SCALED) != _their_indices(long)
+
+
+def test_kinetics_test_views_with_their_fps_file_are_the_fps_scaled_option():
+    """Their loader given each video's rate by the fps file (25, 29.97 and 60 fps): ours with
+    ``FPS_SCALED_KINETICS_CLIPS``; the shipped span (ours by default) takes other frames at 25 and 60 fps."""
+    cases = [c for c in _golden("test_views.json")["cases"] if c["dataset"] == "kinetics" and c["fps_file"]]
+    assert len(cases) == 12
+    for case in cases:
+        assert _our_indices(case, dense_convention=FPS_SCALED) == _their_indices(case), case["name"]
+        if case["fps"] in (25.0, 60.0):
+            assert _our_indices(case) != _their_indices(case), case["name"]
 
 
 def test_ssv2_test_views_are_their_frames():
@@ -188,12 +225,16 @@ def test_view_combination_ranks_as_their_test_meter():
 # ---- training ------------------------------------------------------------------------------------------------------
 
 def test_kinetics_training_clips_are_their_draws():
-    """Their decode draws random.uniform(0, delta) from Python's generator; ours from the Random it is given."""
+    """Their decode draws random.uniform(0, delta) from Python's generator; ours from the Random it is given: the
+    presets' clips at any rate where they had no fps file, the fps-scaled option at the video's rate where they had
+    it."""
+    convention = XVIT_PAPER_K600.data["K-600"].options["dense_convention"]
     for case in _golden("train.json")["k600_clip_starts"]["cases"]:
         for seed, expected in zip(case["seeds"], case["frame_indices"]):
-            clip = dense_clip(case["frames"], case["fps"] or FRAME_FOLDER_FPS, 16, 16, "random",
-                              rng=random.Random(seed), convention="pyslowfast")
-            assert list(clip.frame_indices) == expected, (case["frames"], seed)
+            for fps, rule in (((case["fps"], FPS_SCALED),) if case["fps"] else
+                              ((fps, convention) for fps in RATES)):
+                clip = dense_clip(case["frames"], fps, 16, 16, "random", rng=random.Random(seed), convention=rule)
+                assert list(clip.frame_indices) == expected, (case["frames"], fps, rule, seed)
 
 
 def test_kinetics_multi_scale_crop_windows_are_their_draws():

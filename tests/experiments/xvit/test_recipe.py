@@ -128,15 +128,15 @@ def test_the_warm_up_starts_where_the_official_configs_say_and_ramps_onto_a_cosi
 def test_the_paper_configs_augment_as_the_official_datasets():
     """DATA.AUTOAUGMENT True in both yamls (timm's "v0", in place of RandAugment); DATA.RAND_CROP 0.5, random
     erasing's probability, in the SSv2 yaml, and defaults.py's 0.0 (no erasing) on Kinetics-400, whose training crop
-    is random_scale_and_resize (defaults' USE_XVIT_AGUMENTATION), its clips PySlowFast's (decoder.decode at
-    DATA.TARGET_FPS 30)."""
+    is random_scale_and_resize (defaults' USE_XVIT_AGUMENTATION), its clips PySlowFast's as its HDF5 loader makes
+    them without an fps file (image_decoder.decode: stride x frames of the video's own frames)."""
     for cfg in _paper("xvit_table2"):
         assert dict(cfg.data.options) == {"auto_augment": "v0", "random_erasing": 0.5,
                                           "segment_convention": "pyslowfast"}, cfg.row
     spec = table_spec("xvit_table1")
     for cfg in [*_paper("xvit_figure1"), paper_config(spec, spec.row("xvit"))]:
         assert dict(cfg.data.options) == {"auto_augment": "v0", "multi_scale_crop": True,
-                                          "dense_convention": "pyslowfast"}, cfg.column
+                                          "dense_convention": "pyslowfast_frames"}, cfg.column
 
 
 @pytest.mark.parametrize("table", ["xvit_table1", "xvit_table2", "xvit_figure1"])
