@@ -96,7 +96,11 @@ def row_model(cfg, case: str) -> torch.nn.Module:
 
 
 def authors_row_model(cfg, case: str) -> torch.nn.Module:
-    """``row_model``, checked to hold exactly the parameters of the authors' model of the golden case."""
+    """``row_model``, checked to hold exactly the parameters of the authors' model of the golden case, with the
+    attention the row sets itself (``row_model`` takes the case's options, its attention among them)."""
+    theirs = width_options(case).get("attn_layer")
+    ours = cfg.model.overrides.get("attn_layer")
+    assert None in (ours, theirs) or ours == theirs, f"the row's attention {ours!r} is not the authors' {theirs!r}"
     model = row_model(cfg, case)
     assert sorted(n for n, _ in model.named_parameters()) == sorted(
         n for n, _ in released_model(case).named_parameters()), "the row's model is not the authors' model"

@@ -3,7 +3,8 @@ tools.pipeline_golden.optim mformer``: their ``construct_optimizer`` and ``get_l
 
 Parameter groups: the authors' optimizer decays every parameter but BatchNorm's (none in the ViT) by 0.05 at one lr;
 ours (``weight_decay_exempt="none"``) the same. Compared parameter by parameter through our released converter on the
-models of the released goldens (trajectory, joint, EPIC's two heads), and by rule on every other paper row's model.
+models of the released goldens (trajectory, joint, divided, EPIC's two heads), and by rule on every other paper row's
+model.
 The authors' ``patch_embed.proj`` (the per-frame tokenizer, unused with tubelets) exists on their side only.
 The lr: ``steps_with_relative_lrs`` per step (epoch + iter / steps, as their train loop), equal to 1e-12."""
 
@@ -33,9 +34,12 @@ UNUSED = {"patch_embed.proj.weight", "patch_embed.proj.bias"}  # the 2-D tokeniz
 ROWS = {("mformer_official", "mformer_b", "K-400"): "mformer_trajectory",
         ("mformer_table4", "traj_attT_normS", "SSv2"): "mformer_trajectory",
         ("mformer_table4", "joint", "K-400"): "mformer_joint",
+        # the paper-scale divided row is the authors' divided model (configs/K400/divided_224_16x4.yaml)
+        ("mformer_table4", "divided", "K-400"): "mformer_divided",
+        ("mformer_figure3", "divided", "SSv2 stride S"): "mformer_divided",
         ("mformer_table6c", "mformer", "EK-100"): "mformer_epic"}
 # rows checked by rule (every parameter trainable, decayed by the authors' 0.05, lr scale 1)
-RULE_ROWS = [("mformer_table4", "divided", "K-400"), ("mformer_table3a", "orthoformer", "SSv2"),
+RULE_ROWS = [("mformer_table3a", "orthoformer", "SSv2"),
              ("mformer_table2a", "traj_square", "K-400"), ("mformer_table2b", "joint_jointpe", "SSv2"),
              ("mformer_table6c", "mformer_hr", "EK-100"), ("mformer_table7", "mformer_h", "K-400")]
 RECIPES = {("mformer_table4", "traj_attT_normS", "K-400"): "k400", ("mformer_table4", "joint", "SSv2"): "ssv2",
