@@ -25,11 +25,11 @@ from experiments.harness.spec import SCALES, Computed, MetricColumn, RowSpec, Ta
 from experiments.harness.static import read_static, stale_note, static_record_path, tracked_static_fix
 from experiments.paper_tables import PaperTable, paper_table, paper_tables, printed
 
-from . import noise
 from .chance import TOP_K_CHANCE_BOUND, chance_level, unread_top_k
 from .plots import plot_sweep
 from .records import Prefer, TableRecords, table_records
 from .released import released_records, released_section
+from .statistics import RULE, Pair, column_line, table_pairs
 
 REPORTS_DIR = Path(__file__).resolve().parent
 GENERATED_DIR = REPORTS_DIR / "generated"  # the committed reports, their index and figures, as built
@@ -37,7 +37,9 @@ GENERATED_DIR = REPORTS_DIR / "generated"  # the committed reports, their index 
 
 @dataclass(frozen=True)
 class Cell:
-    """Mean and spread over seeds, and what produced them: scale, dataset and device (``device_label``)."""
+    """Mean and spread over seeds, and what produced them: scale, dataset and device (``device_label``); the
+    per-seed values, their seeds and the data they ran on (``data_identity``) are what ``reports.statistics``
+    tests."""
 
     mean: float
     std: float
@@ -45,6 +47,9 @@ class Cell:
     scale: str
     dataset: str
     device: str
+    values: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+    data: str = ""
 
     def render(self, digits: int = 1) -> str:
         spread = f" ± {self.std:.{digits}f}" if self.n > 1 else ""
@@ -87,27 +92,42 @@ def data_label(record: dict[str, Any]) -> str:
     return f"{record['dataset']} generated locally" if generated_instead_of_release(record) else record["dataset"]
 
 
+def data_identity(record: dict[str, Any]) -> str:
+    """The data a run trained and was tested on, as far as pairing seeds goes: a generated set's folder (its name
+    holds the set's hash) or a real dataset's root, with the dataset's name; "" when the record does not say."""
+    data = record.get("data") or {}
+    root = data.get("root")
+    return f"{record['dataset']}:{Path(str(root)).name if data.get('synthetic') else root}" if root else ""
+
+
 def aggregate(records: list[dict[str, Any]], scale: str) -> dict[tuple[str, str], dict[str, Cell]]:
     """(row, column) -> {metric: Cell} over the seeds of one scale; a top-k metric that guessing nearly fills on
     the recorded classes (``unread_top_k``) is left out."""
-    values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    values: dict[tuple[str, str, str], list[tuple[int, float]]] = defaultdict(list)
     datasets: dict[tuple[str, str], set[str]] = defaultdict(set)
     devices: dict[tuple[str, str], set[str]] = defaultdict(set)
+    identities: dict[tuple[str, str], set[str]] = defaultdict(set)
     unread = unread_top_k(records, scale)
     for r in records:
         if r["scale"] != scale:
             continue
         datasets[(r["row"], r["column"])].add(data_label(r))
         devices[(r["row"], r["column"])].add(device_label(r.get("provenance")))
+        identities[(r["row"], r["column"])].add(data_identity(r))
         for metric, value in r["metrics"].items():
             if metric not in unread.get((r["row"], r["column"]), {}):
-                values[(r["row"], r["column"], metric)].append(float(value))
+                values[(r["row"], r["column"], metric)].append((int(r["seed"]), float(value)))
     cells: dict[tuple[str, str], dict[str, Cell]] = defaultdict(dict)
-    for (row, column, metric), vals in values.items():
+    for (row, column, metric), by_seed in values.items():
+        by_seed.sort()
+        vals = [v for _, v in by_seed]
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        identity = identities[(row, column)]  # one data for every seed, or none to pair on
         cells[(row, column)][metric] = Cell(statistics.fmean(vals), std, len(vals), scale,
                                             " / ".join(sorted(datasets[(row, column)])),
-                                            " / ".join(sorted(devices[(row, column)])))
+                                            " / ".join(sorted(devices[(row, column)])), tuple(vals),
+                                            tuple(s for s, _ in by_seed),
+                                            next(iter(identity)) if len(identity) == 1 else "")
     return cells
 
 
@@ -446,6 +466,8 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
     if extras:
         out += [f"{EXTRA_MARK.strip()} Not in the paper's table: a column this repository adds "
                 f"({', '.join(f'`{c}`' for c in extras)}); see the notes below.", ""]
+    pairs = row_pairs(table, spec, values)
+    labels = {row.key: row.label for row in spec.rows}
     ranked = [c for c in table.columns if c in ours_by_column and any(v is not None for v in ours_by_column[c])]
     if ranked:
         out += ["Rank agreement with the paper's row order (Kendall's tau, ours vs paper):", ""]
@@ -453,24 +475,37 @@ def _paper_layout(table: PaperTable, spec: TableSpec, scale: str, static: dict, 
             paper_values = [prow.cells.get(column) for prow in table.rows
                             if any(r.paper_row == prow.index for r in spec.rows)]
             line = f"- {column}: {_tau(ours_by_column[column], paper_values)}"
-            if column in cells_by_column:
-                both = [cell for (_, cell), p in zip(cells_by_column[column], paper_values)
-                        if cell is not None and isinstance(p, (int, float))]
-                beyond, within, unknown = noise.pair_counts(both)
-                if beyond + within:
-                    line += (f"; of its {beyond + within + unknown} row pairs {within} are within noise"
-                             + (f", {unknown} not comparable (one seed)" if unknown else ""))
+            printed_rows = {row.key for row in spec.rows if row.paper_row < len(table.rows)
+                            and isinstance(table.rows[row.paper_row].cells.get(column), (int, float))}
+            outcomes = [p.outcome for p in pairs if p.column == column and {p.a, p.b} <= printed_rows]
+            if any(o != "one seed" for o in outcomes):
+                unknown = outcomes.count("one seed") + outcomes.count("untested")
+                line += (f"; of its {len(outcomes)} row pairs {outcomes.count('within')} are within noise"
+                         + (f", {unknown} cannot be tested (one seed or no spread)" if unknown else ""))
             out.append(line)
         out.append("")
-    comparable = [column for column, labelled in cells_by_column.items()
-                  if sum(noise.pair_counts([cell for _, cell in labelled])[:2])]
+    comparable = [column for column in cells_by_column
+                  if any(p.column == column and p.outcome != "one seed" for p in pairs)]
     if comparable:
-        out += [f"Differences beyond the noise over seeds (rule: {noise.RULE}):", "",
-                *(noise.column_line(column, cells_by_column[column]) for column in comparable), ""]
+        out += [f"Differences beyond the noise over seeds ({RULE}; each pair as difference [95% CI], p, q; every "
+                f"pair's in `index.json`):", "", *(column_line(column, pairs, labels=labels) for column in comparable),
+                ""]
     elif any(cell for labelled in cells_by_column.values() for _, cell in labelled):
         out += ["Noise: one seed per row, so no difference between rows can be told from the spread over seeds "
                 "(`--seeds 3` gives it).", ""]
     return out
+
+
+def row_pairs(table: PaperTable, spec: TableSpec, values: dict[str, dict[str, Any]]) -> list[Pair]:
+    """The pairs a table's report tests, by row key: every two rows of the paper's layout with trained cells in a
+    metric column, the table's pairs one family (``reports.statistics.table_pairs``)."""
+    metric = {c.column for c in spec.metric_columns}
+    columns: dict[str, list[tuple[str, Any]]] = {}
+    for column in dict.fromkeys([*table.columns, *extra_columns(table, spec)]):
+        if column in metric:
+            columns[column] = [(row.key, values[row.key][column]) for prow in table.rows
+                               for row in spec.rows if row.paper_row == prow.index]
+    return table_pairs(columns)
 
 
 def _figure_layout(table: PaperTable, spec: TableSpec, scale: str, values: dict, static: dict,

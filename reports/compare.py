@@ -2,13 +2,15 @@
 
 Each cell the user trained is shown with the tracked mean ± std of the same cell and the paper's number, and marked:
 ``=`` every seed of it equals its tracked record bit for bit; ``≈`` within noise of the tracked cell; ``≠`` beyond
-noise (the reports' rule, ``reports.noise``; a cell of one seed is read against the tracked seeds' spread).
+noise (``reports.statistics``: your seeds against the tracked ones, paired seed by seed where both ran the same
+seeds on the same data; one seed of yours by the prediction t-test against the tracked seeds' spread; the
+false discovery rate over the cells compared held at q = 0.05 by Benjamini-Hochberg).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,14 @@ from tabulate import tabulate
 from experiments.harness.spec import TableSpec
 from experiments.paper_tables import paper_table, printed
 
-from . import noise
 from .build import Cell, aggregate, metric_values
 from .records import table_records
+from .statistics import Q, Test, adjusted, difference, one_seed_against
 
 MARKS = {"same": "=", "within": "≈", "beyond": "≠", "alone": "·"}
 LEGEND = ("= every seed equals its tracked record bit for bit; ≈ within noise of the tracked cell; ≠ beyond noise "
-          "(two standard errors, the reports' rule; one seed is read against the tracked seeds' spread); · nothing "
-          "tracked to compare with")
+          f"(t-tests over seeds, q < {Q:g} by Benjamini-Hochberg over the cells compared; one seed of yours is read "
+          "by the prediction t-test against the tracked seeds' spread); · nothing tracked to compare with")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ComparedCell:
     tracked: Cell | None
     paper: Any
     mark: str  # a key of MARKS
+    test: Test | None = None  # yours against tracked, where a test could be made
 
 
 def compare_cells(spec: TableSpec, runs_root: str | Path, results_root: str | Path | None, scale: str
@@ -63,9 +66,11 @@ def compare_records(spec: TableSpec, mine: list[dict[str, Any]], theirs: list[di
             mine = seeds["local"].get((row.key, mc.run_name, mc.metric), {})
             same = mine and mine == {s: v for s, v in seeds["tracked"].get((row.key, mc.run_name, mc.metric),
                                                                           {}).items() if s in mine}
-            out.append(ComparedCell(row.label, f"{mc.column} {mc.metric}", yours, theirs[row.key][mc.column],
-                                    paper_row.get(mc.column), _mark(yours, theirs[row.key][mc.column], same)))
-    return out
+            tracked_cell = theirs[row.key][mc.column]
+            test = None if same or tracked_cell is None else _test(yours, tracked_cell)
+            out.append(ComparedCell(row.label, f"{mc.column} {mc.metric}", yours, tracked_cell,
+                                    paper_row.get(mc.column), "same" if same else "alone", test))
+    return [replace(c, test=t, mark=_mark(c.mark, t)) for c, t in zip(out, adjusted([c.test for c in out]))]
 
 
 def _per_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, float]]:
@@ -76,17 +81,17 @@ def _per_seed(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[
     return out
 
 
-def _mark(yours: Cell, tracked: Cell | None, same: bool) -> str:
-    if tracked is None:
-        return "alone"
-    if same:
-        return "same"
-    if yours.n >= 2 and tracked.n >= 2:
-        return "beyond" if noise.beyond_noise(yours, tracked) else "within"
-    if tracked.n >= 2:  # one seed of yours: read against the spread of the tracked seeds, as one more seed of them
-        return "beyond" if abs(yours.mean - tracked.mean) > 2 * math.sqrt(tracked.std ** 2 * (1 + 1 / tracked.n)) \
-            else "within"
-    return "alone"
+def _test(yours: Cell, tracked: Cell) -> Test | None:
+    if yours.n == 1:  # one seed of yours: one more draw of the tracked seeds
+        return one_seed_against(yours.mean, tracked)
+    return difference(yours, tracked)
+
+
+def _mark(mark: str, test: Test | None) -> str:
+    """"same" and "alone" stand; a tested cell is "beyond" or "within" by its q."""
+    if mark == "same" or test is None:
+        return mark
+    return "beyond" if test.beyond else "within"
 
 
 def comparison_table(cells: list[ComparedCell]) -> str:
@@ -95,9 +100,10 @@ def comparison_table(cells: list[ComparedCell]) -> str:
             return "—"
         return f"{cell.mean:.1f}" + (f" ± {cell.std:.1f}" if cell.n > 1 else "") + f" (n={cell.n})"
 
-    body = [[c.row, c.column, shown(c.yours), shown(c.tracked), printed(c.paper), MARKS[c.mark]] for c in cells]
-    return tabulate(body, headers=["row", "column", "yours", "tracked", "paper", ""], tablefmt="simple",
-                    disable_numparse=True)
+    body = [[c.row, c.column, shown(c.yours), shown(c.tracked), printed(c.paper), MARKS[c.mark],
+             c.test.text() if c.test else ""] for c in cells]
+    return tabulate(body, headers=["row", "column", "yours", "tracked", "paper", "", "yours − tracked [95% CI], p"],
+                    tablefmt="simple", disable_numparse=True)
 
 
 def summary(cells: list[ComparedCell]) -> str:

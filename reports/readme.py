@@ -33,8 +33,8 @@ from experiments.paper_tables import paper_table
 
 from .benchmarks import shift_tables
 from .build import GENERATED_DIR, aggregate, metric_values, short_commit
-from .noise import RULE, column_line
 from .records import RESULTS_DIR, table_records
+from .statistics import RULE, column_line, table_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = REPO / "reports" / "benchmarks"
@@ -143,8 +143,9 @@ def learnability_block(results_root: str | Path = RESULTS_DIR) -> str:
 def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> str:
     """An own experiment of one measured column (``msca_kv_frames``: ``experiments/msca/tables.py``):
     each row's value over its default seeds, from the tracked records that fill it (another table's run of the same
-    configuration included), the noise rule's verdict on every pair of rows, and what the runs took. Records of
-    other seeds are named under the table, not averaged in: every row is read over the same seeds."""
+    configuration included), the two-row test's verdict on every pair of rows (``reports.statistics``), and what
+    the runs took. Records of other seeds are named under the table, not averaged in: every row is read over the
+    same seeds."""
     spec = table_spec(table_id)
     (column,) = spec.metric_columns
     tiny = [r for r in table_records(spec, runs_root=None, results_root=results_root).records if r["scale"] == "tiny"]
@@ -166,7 +167,8 @@ def experiment_block(table_id: str, results_root: str | Path = RESULTS_DIR) -> s
                       " / ".join(short_commit(r["git_commit"]) for r in own)])
     table = tabulate(lines, headers=[f"{table_id} row", f"{column.column} (%)",
                                      "seeds " + " / ".join(map(str, sorted(seeds))), "commits"], tablefmt="github")
-    verdict = column_line(column.column, [(row.label, values[row.key][column.column]) for row in spec.rows])
+    pairs = table_pairs({column.column: [(row.label, values[row.key][column.column]) for row in spec.rows]})
+    verdict = column_line(column.column, pairs)
     minutes = sum(float(r["wall_time_s"]) for r in records) / 60
     cost = (f"Run time, from these {len(records)} records' own wall times: {minutes:.1f} min summed, so "
             f"`python -m experiments run {table_id}` takes about {minutes / SIDE_BY_SIDE:.1f} min "

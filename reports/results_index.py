@@ -43,7 +43,7 @@ REPO = REPORTS_DIR.parent
 INDEX = GENERATED_DIR / "index.json"
 REPRODUCIBILITY = REPORTS_DIR / "reproducibility"  # <rerun>/<table>/...: records in the tracked layout
 REPRODUCIBILITY_PAGE = GENERATED_DIR / "reproducibility.md"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DIGITS = 4  # decimals of every number the index holds
 GENERATED_BY = "python -m reports readme"
 
@@ -100,6 +100,32 @@ class IndexCell(_Part):
     source: str | None = None  # static cells: computed, measured on ..., rendered
 
 
+class TestResult(_Part):
+    """A test of ``reports.statistics``: the estimate (a difference, in the metric's points), its 95% confidence
+    interval, p (null: no spread over seeds, untested), the degrees of freedom (null: an exact binomial test) and
+    q, where the test was one of a family read by Benjamini-Hochberg."""
+
+    kind: Literal["paired t", "Welch t", "one-sample t", "prediction t", "binomial"]
+    estimate: Number
+    low: Number
+    high: Number
+    p: Number | None
+    df: Number | None
+    q: Number | None = None
+
+
+class IndexPair(_Part):
+    """Two rows of a metric column, as the table's report tests them (``reports.build.row_pairs``): a − b over
+    seeds; ``test`` null when a row has one seed."""
+
+    scale: Literal["tiny", "paper"]
+    column: str
+    a: str
+    b: str
+    outcome: Literal["beyond", "within", "untested", "one seed"]
+    test: TestResult | None = None
+
+
 class IndexTable(_Part):
     paper: str  # the paper's code: experiments/<paper>/
     paper_short: str
@@ -108,6 +134,24 @@ class IndexTable(_Part):
     report: str  # beside the index
     default_seeds: dict[str, Count]  # per scale: what `python -m experiments run ID` trains
     cells: list[IndexCell]
+    pairs: list[IndexPair] = []
+
+
+class ClaimReading(_Part):
+    """One ordering of a claim: ``row · column`` against ``than_row · than_column`` as the claim orders them, its
+    outcome and test (the difference as the claim says it: > 0 agrees)."""
+
+    table: str
+    ordering: str
+    outcome: Literal["agrees", "reversed", "within noise", "not run"]
+    test: TestResult | None = None
+
+
+class IndexClaim(_Part):
+    paper: str
+    id: str
+    verdict: Literal["reproduced beyond noise", "contradicted beyond noise", "not distinguishable", "not run"]
+    readings: list[ClaimReading]
 
 
 class SideSummary(_Part):
@@ -123,6 +167,7 @@ class RerunCell(_Part):
     tracked: SideSummary | None
     paper: str | None
     mark: Literal["same", "within", "beyond", "alone"]  # reports.compare.MARKS
+    test: TestResult | None = None  # rerun − tracked, where one could be made
 
 
 class Comparison(_Part):
@@ -148,9 +193,10 @@ class Rerun(_Part):
 
 
 class ResultsIndex(_Part):
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     generated_by: str
     tables: dict[str, IndexTable]
+    claims: list[IndexClaim]
     reruns: list[Rerun]
 
     def cells(self, table_id: str, scale: str | None = "tiny") -> list[IndexCell]:
@@ -203,6 +249,55 @@ def claims_by_cell() -> dict[tuple[str, str, str], list[str]]:
                 for key in ((c.table, c.row, c.column), (c.table, c.than_row, c.than_column)):
                     out.setdefault(key, set()).add(f"{claim.paper}:{claim.id}")
     return {key: sorted(ids) for key, ids in out.items()}
+
+
+def test_entry(test: Any) -> dict[str, Any] | None:
+    """A ``reports.statistics.Test`` as the index holds it."""
+    if test is None:
+        return None
+
+    def number(value: float) -> float | None:
+        return None if value != value else _number(value)  # NaN: untested (p) or an exact test (df)
+
+    return {"kind": test.kind, "estimate": _number(test.estimate), "low": _number(test.low),
+            "high": _number(test.high), "p": number(test.p), "df": number(test.df),
+            "q": None if test.q is None else _number(test.q)}
+
+
+def _pairs(spec: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every row pair a table's report tests, at each scale with records (``reports.build.row_pairs``)."""
+    from .build import row_pairs
+
+    table = paper_table(spec.table_id)
+    out = []
+    for scale in spec.scales:
+        if not table.rows or not any(r["scale"] == scale for r in records):
+            continue
+        values = metric_values(spec, aggregate(records, scale))
+        out += [{"scale": scale, "column": pair.column, "a": pair.a, "b": pair.b, "outcome": pair.outcome,
+                 "test": test_entry(pair.test)} for pair in row_pairs(table, spec, values)]
+    return out
+
+
+def claim_entries() -> list[dict[str, Any]]:
+    """Every claim's verdict and each ordering's reading and test (``reports.claims``)."""
+    from experiments.harness.claims import all_claims
+
+    from .claims import evaluate
+
+    out = []
+    for result in evaluate(all_claims(), RESULTS_DIR):
+        readings = []
+        for reading in result.readings:
+            c = reading.comparison
+            sign = {"higher": ">", "lower": "<", "not_worse": "≥"}[c.kind] + (
+                f" (− {c.margin:g})" if c.kind == "not_worse" and c.margin else "")
+            readings.append({"table": c.table, "ordering": f"{c.row} · {c.column} {sign} {c.than_row} · "
+                                                           f"{c.than_column}",
+                             "outcome": reading.outcome, "test": test_entry(reading.test)})
+        out.append({"paper": result.claim.paper, "id": result.claim.id, "verdict": result.verdict,
+                    "readings": readings})
+    return out
 
 
 def _tracked(cell: Cell, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -306,7 +401,8 @@ def table_entry(table_id: str, claims: dict[tuple[str, str, str], list[str]]) ->
     records = table_records(spec, None, RESULTS_DIR).records
     return {"paper": table.paper_code, "paper_short": table.paper_short, "label": table.label, "kind": table.kind,
             "report": f"{table_id}.md", "default_seeds": {scale: spec.default_seeds(scale) for scale in spec.scales},
-            "cells": [*_metric_cells(spec, records, claims), *_static_cells(spec, claims)]}
+            "cells": [*_metric_cells(spec, records, claims), *_static_cells(spec, claims)],
+            "pairs": _pairs(spec, records)}
 
 
 # ---- the reruns on other CPU kernels ---------------------------------------------------------------------------
@@ -350,7 +446,8 @@ def rerun_entry(name: str, table_id: str, folder: Path) -> dict[str, Any]:
             "seeds": subset, "counts": {mark: sum(c.mark == mark for c in cells) for mark in
                                         ("same", "within", "beyond", "alone")},
             "cells": [{"row": c.row, "column": c.column, "rerun": _side(c.yours), "tracked": _side(c.tracked),
-                       "paper": None if c.paper is None else printed(c.paper), "mark": c.mark} for c in cells],
+                       "paper": None if c.paper is None else printed(c.paper), "mark": c.mark,
+                       "test": test_entry(c.test)} for c in cells],
             "largest_gap": None if gap is None else _number(gap),
             "largest_gap_cell": None if widest is None else f"{widest.row}, {widest.column}"})
     return {"name": name, "table": table_id, "records": _shown(folder / table_id), "scale": scale,
@@ -367,13 +464,13 @@ def build_index() -> dict[str, Any]:
     tables = {table_id: table_entry(table_id, claims) for table_id in implemented_tables()}
     reruns = [rerun_entry(name, table_id, folder) for name, table_id, folder in rerun_folders()]
     return ResultsIndex.model_validate({"schema_version": SCHEMA_VERSION, "generated_by": GENERATED_BY,
-                                        "tables": tables, "reruns": reruns}).model_dump(mode="json",
-                                                                                         exclude_defaults=True)
+                                        "tables": tables, "claims": claim_entries(), "reruns": reruns}
+                                       ).model_dump(mode="json", exclude_defaults=True)
 
 
 def index_text(document: dict[str, Any] | None = None) -> str:
-    """The index as JSON: keys sorted, objects indented down to each table, then one cell (or rerun cell) a line, so
-    that a change of one cell is a change of one line."""
+    """The index as JSON: keys sorted, objects indented down to each table, then one cell (or rerun cell, pair,
+    claim's reading) a line, so that a change of one cell is a change of one line."""
     def compact(value: Any) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
@@ -381,7 +478,7 @@ def index_text(document: dict[str, Any] | None = None) -> str:
         pad, end = "  " * (depth + 1), "  " * depth
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             return "[\n" + ",\n".join(pad + block(item, depth + 1) for item in value) + "\n" + end + "]"
-        nested = isinstance(value, dict) and "row" not in value and any(
+        nested = isinstance(value, dict) and "row" not in value and "test" not in value and any(
             isinstance(v, dict) or (isinstance(v, list) and any(isinstance(i, dict) for i in v))
             for v in value.values())
         if nested:

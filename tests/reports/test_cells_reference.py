@@ -10,7 +10,7 @@ from pathlib import Path
 
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import column_slug, table_spec
-from reports import noise
+from reports import statistics
 from reports.build import REPORTS_DIR, Cell, build_report
 from reports.records import table_records
 from tests.reports.test_tracked_results import write_tracked
@@ -80,18 +80,20 @@ def test_seeds_that_agree_show_a_zero_spread_not_a_single_run(tmp_path):
 
 
 def test_differences_beyond_noise_are_judged_on_the_cells_shown(tmp_path):
-    """Joint 63.0 ± 2.0 (n=3), divided 65.0 ± 0.0 (n=2), trajectory 70.0 ± 0.0 (n=2): trajectory beats both
-    (7.0 and 5.0 > 2·√(4/3) = 2.31), joint vs divided (2.0 < 2.31) is within noise; with the population std
-    (2·√(2.67/3) = 1.89) it would not be."""
+    """Joint 61, 63, 65 (n=3), divided 64.5, 65.5 and trajectory 70, 71 (n=2; records naming no data root: Welch's
+    test). By scipy's Welch t: trajectory − joint +7.5, p = 0.0135 (2.6 df); trajectory − divided +5.5, p = 0.0161
+    (2 df); divided − joint +2.0, p = 0.222. Benjamini-Hochberg over the three: q = 0.024, 0.024, 0.222: two pairs
+    beyond noise, one within."""
     runs = tmp_path / "runs"
     for seed, top1 in enumerate((61.0, 63.0, 65.0)):
         write_local(runs, record("mformer_table4", "joint", "K-400", seed, top1))
     for seed in (0, 1):
-        write_local(runs, record("mformer_table4", "divided", "K-400", seed, 65.0))
-        write_local(runs, record("mformer_table4", "traj_attT_normS", "K-400", seed, 70.0))
+        write_local(runs, record("mformer_table4", "divided", "K-400", seed, 64.5 + seed))
+        write_local(runs, record("mformer_table4", "traj_attT_normS", "K-400", seed, 70.0 + seed))
     text = build_report("mformer_table4", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert ("- K-400: 2 of 3 row pairs differ beyond noise: Trajectory (Att_T, Norm_S) > Joint Space-Time (+7.0), "
-            "Trajectory (Att_T, Norm_S) > Divided Space-Time (+5.0); 1 within noise") in text.splitlines()
+    assert ("- K-400: 2 of 3 row pairs differ beyond noise: Trajectory (Att_T, Norm_S) > Joint Space-Time +7.5 "
+            "[+3.2, +11.8], p = 0.014, q = 0.024 (Welch t, 2.6 df); Trajectory (Att_T, Norm_S) > Divided Space-Time "
+            "+5.5 [+2.5, +8.5], p = 0.016, q = 0.024 (Welch t, 2 df); 1 within noise") in text.splitlines()
     assert "; of its 3 row pairs 1 are within noise" in text
 
 
@@ -320,21 +322,15 @@ def test_the_tracked_static_cell_wins_unless_local_is_preferred_and_names_its_so
     assert joint("local") == "170.0 [computed] · paper 180.6"
 
 
-def test_beyond_noise_squares_the_spreads_and_needs_a_strict_excess():
-    """61.2 vs 60.0, std 0.5, n 2: 1.2 > 2·√(0.25/2 + 0.25/2) = 1.0; equal means with no spread never differ."""
-    def cell(mean: float, std: float, n: int) -> Cell:
-        return Cell(mean, std, n, "tiny", "synth_motion", "CPU")
-
-    assert noise.beyond_noise(cell(61.2, 0.5, 2), cell(60.0, 0.5, 2)) is True
-    assert noise.beyond_noise(cell(60.8, 0.5, 2), cell(60.0, 0.5, 2)) is False  # 0.8 < 1.0
-    assert noise.beyond_noise(cell(50.0, 0.0, 2), cell(50.0, 0.0, 3)) is False
-    assert noise.beyond_noise(cell(90.0, 0.0, 1), cell(10.0, 0.0, 3)) is None
-
-
 def test_a_column_line_counts_the_pairs_it_cannot_compare():
-    one, three = Cell(60.0, 0.0, 1, "tiny", "x", "CPU"), Cell(50.0, 1.0, 3, "tiny", "x", "CPU")
-    assert noise.column_line("SSv2", [("A", one), ("B", one), ("C", None)]) == (
+    one = Cell(60.0, 0.0, 1, "tiny", "x", "CPU", (60.0,), (0,))
+    three = Cell(50.0, 1.0, 3, "tiny", "x", "CPU", (49.0, 50.0, 51.0), (0, 1, 2))
+
+    def line(cells):
+        return statistics.column_line("SSv2", statistics.table_pairs({"SSv2": cells}))
+
+    assert line([("A", one), ("B", one), ("C", None)]) == (
         "- SSv2: none of its 1 row pairs can be compared (one seed per row)")
-    assert noise.column_line("SSv2", [("A", one), ("B", three), ("C", three)]) == (
+    assert line([("A", one), ("B", three), ("C", three)]) == (
         "- SSv2: 0 of 3 row pairs differ beyond noise; 1 within noise; 2 not comparable (one seed)")
-    assert noise.column_line("SSv2", [("A", one), ("B", None)]) is None
+    assert line([("A", one), ("B", None)]) is None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from experiments.harness.claims import ClaimsFileError, Comparison, all_claims, paper_claims
 from experiments.paper_tables import paper_tables, papers
@@ -23,6 +25,7 @@ from reports.claims import (
     claims_page_text,
     evaluate,
     flat_columns,
+    ordered_pairs,
     paper_pairs,
     read,
     verdict,
@@ -43,8 +46,9 @@ class Cells:
         return side, "" if side else f"{row} · {column}: no tracked run"
 
 
-def trained(mean: float, std: float, n: int = 3) -> Side:
-    return Side(mean, std, n, "")
+def trained(values: list[float], seeds: tuple[int, ...] = (0, 1, 2), data: str = "set") -> Side:
+    return Side(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, len(values), "",
+                tuple(values), seeds[:len(values)], data)
 
 
 def computed(value: float) -> Side:
@@ -55,21 +59,46 @@ def reading(kind: str, a: Side | None, b: Side | None, margin: float = 0.0) -> s
     return read(Comparison(TABLE, "a", "c", "b", "c", kind, margin), Cells({("a", "c"): a, ("b", "c"): b})).outcome
 
 
-def test_an_ordering_of_trained_cells_is_read_with_two_standard_errors():
-    # bound = 2·sqrt(1/3 + 1/3) = 1.633
-    assert reading("higher", trained(62.0, 1.0), trained(60.0, 1.0)) == AGREES  # +2.0 > 1.633
-    assert reading("higher", trained(61.5, 1.0), trained(60.0, 1.0)) == WITHIN  # +1.5
-    assert reading("higher", trained(58.0, 1.0), trained(60.0, 1.0)) == REVERSED
-    assert reading("lower", trained(58.0, 1.0), trained(60.0, 1.0)) == AGREES  # a cost: lower as claimed
-    assert reading("higher", trained(70.0, 0.0, n=1), trained(60.0, 1.0)) == WITHIN  # one seed: no spread to read
-    assert reading("higher", None, trained(60.0, 1.0)) == NOT_RUN
+A, B = [62.0, 63.0, 61.5], [60.0, 60.5, 60.2]  # per seed; differences 2.0, 2.5, 1.3
 
 
-def test_parity_agrees_when_the_gap_clears_the_margin_beyond_noise():
-    # not_worse, margin 0.2: A − B + 0.2 against the bound 1.633
-    assert reading("not_worse", trained(61.5, 1.0), trained(60.0, 1.0), 0.2) == AGREES  # 1.7 > 1.633
-    assert reading("not_worse", trained(60.0, 1.0), trained(60.0, 1.0), 0.2) == WITHIN  # parity: not shown
-    assert reading("not_worse", trained(58.0, 1.0), trained(60.0, 1.0), 0.2) == REVERSED  # −1.8 < −1.633
+def test_an_ordering_of_cells_on_the_same_seeds_and_data_is_read_by_the_paired_t_test():
+    """A − B per seed: 2.0, 2.5, 1.3 (mean 1.93, s 0.60): t = 5.55 on 2 df, p = 0.031 < 0.05: agrees; 1.5 lower on
+    every seed (0.5, 1.0, −0.2: t = 1.24) it is within noise; read the other way round, reversed."""
+    assert stats.ttest_rel(A, B).pvalue < 0.05 < stats.ttest_rel(np.subtract(A, 1.5), B).pvalue  # the cases
+    assert reading("higher", trained(A), trained(B)) == AGREES
+    assert reading("higher", trained(list(np.subtract(A, 1.5))), trained(B)) == WITHIN
+    assert reading("higher", trained(B), trained(A)) == REVERSED
+    assert reading("lower", trained(B), trained(A)) == AGREES  # a cost: lower as claimed
+    assert reading("higher", trained([70.0]), trained(B)) == WITHIN  # one seed: no spread to read
+    assert reading("higher", None, trained(B)) == NOT_RUN
+
+
+def test_cells_on_other_data_or_seeds_are_read_by_welchs_test():
+    """Seeds that move both rows alike: A 62.0, 64.0, 60.5 against B 60.5, 62.2, 59.0. Paired (the same seeds on
+    the same data) the differences 1.5, 1.8, 1.5 give p = 0.004: agrees. On two data sets, or other seeds, the cells
+    are independent samples: Welch's t gives p = 0.31: within noise."""
+    a, b = [62.0, 64.0, 60.5], [60.5, 62.2, 59.0]
+    assert stats.ttest_rel(a, b).pvalue < 0.05 < stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert reading("higher", trained(a), trained(b)) == AGREES
+    assert reading("higher", trained(a, data="set-1"), trained(b, data="set-2")) == WITHIN
+    assert reading("higher", trained(a, seeds=(0, 1, 2)), trained(b, seeds=(0, 1, 3))) == WITHIN
+
+
+def test_parity_tests_the_gap_plus_the_margin():
+    """not_worse, margin m: A − B + m is tested against 0. B against A with m = 2.5: per seed 0.5, 0.0, 1.2
+    (p = 0.25): within; m = 3.5 (1.5, 1.0, 2.2; p = 0.046): agrees; m = 0: reversed (B is lower beyond noise)."""
+    assert reading("not_worse", trained(B), trained(A), 2.5) == WITHIN
+    assert reading("not_worse", trained(B), trained(A), 3.5) == AGREES
+    assert reading("not_worse", trained(B), trained(A), 0.0) == REVERSED
+
+
+def test_a_reading_carries_its_test_difference_interval_and_p():
+    r = read(Comparison(TABLE, "a", "c", "b", "c", "lower"), Cells({("a", "c"): trained(B), ("b", "c"): trained(A)}))
+    want = stats.ttest_rel(A, B)  # "lower" is tested as b − a: the claim's direction positive
+    assert r.test.kind == "paired t" and r.test.p == pytest.approx(want.pvalue)
+    assert r.test.estimate == pytest.approx(np.mean(np.subtract(A, B)))
+    assert (r.test.low, r.test.high) == pytest.approx(tuple(want.confidence_interval(0.95)))
 
 
 def test_computed_cells_are_compared_exactly():
@@ -92,10 +121,11 @@ def test_a_claim_is_reproduced_only_when_every_ordering_it_rests_on_agrees():
 
 
 def test_verdicts_from_tracked_records(tmp_path):
-    """Motionformer's "trajectory attention beats joint and divided": by hand, SSv2 trajectory 70, 72, 74 (mean 72,
-    sd 2) against joint 60, 61, 62 (61, sd 1) and divided 50, 51, 52: both +11 and +21 beyond 2·sqrt(4/3 + 1/3) =
-    2.58; K-400 trajectory 66, 67, 68 against joint 66.5, 67, 67.5: +0 within noise -> not distinguishable. With
-    joint's K-400 at 70, 71, 72 instead it is reversed beyond noise -> contradicted."""
+    """Motionformer's "trajectory attention beats joint and divided" (records that name no data: Welch's test): SSv2
+    trajectory 70, 72, 74 (mean 72, sd 2) against joint 60, 61, 62 (61, sd 1; p = 0.004) and divided 50, 51, 52
+    (p < 0.001): both agree; K-400 trajectory 66, 67, 68 against joint 66.5, 67, 67.5: +0 within noise -> not
+    distinguishable. With joint's K-400 4 points higher (70.5, 71, 71.5) it is reversed beyond noise (p = 0.009) ->
+    contradicted."""
     values = {("traj_attT_normS", "SSv2"): [70.0, 72.0, 74.0], ("joint", "SSv2"): [60.0, 61.0, 62.0],
               ("divided", "SSv2"): [50.0, 51.0, 52.0], ("traj_attT_normS", "K-400"): [66.0, 67.0, 68.0],
               ("joint", "K-400"): [66.5, 67.0, 67.5], ("divided", "K-400"): [60.0, 61.0, 62.0]}
@@ -119,7 +149,7 @@ def test_the_pair_count_follows_the_papers_order_by_sign(tmp_path):
     for seed, (joint, divided, traj) in enumerate([(59.0, 69.0, 59.5), (60.0, 70.0, 60.5), (61.0, 71.0, 61.5)]):
         for row, top1 in (("joint", joint), ("divided", divided), ("traj_attT_normS", traj)):
             write_tracked(tmp_path, make_record(TABLE, row, "K-400", seed, top1))
-    counts = paper_pairs(tmp_path)[TABLE]
+    counts = paper_pairs(ordered_pairs(tmp_path))[TABLE]
     # joint-divided reversed; joint-trajectory within noise; divided-trajectory reversed (ours 70 > 60.5)
     assert (counts.ordered, counts.agreeing, counts.reversed, counts.within) == (3, 0, 2, 1)
 
@@ -135,17 +165,17 @@ def test_a_top5_pair_over_few_classes_is_not_counted(tmp_path):
                 record = make_record("mformer_table7", row, "K-400", seed, top)
                 write_tracked(results, {**record, "metrics": {"top1": top, "top5": top},
                                         "data": {"dataset": record["dataset"], "num_classes": classes}})
-        counts = paper_pairs(results)["mformer_table7"]
+        counts = paper_pairs(ordered_pairs(results))["mformer_table7"]
         assert (counts.ordered, counts.agreeing) == (expected, expected), classes
 
 
 def test_a_column_whose_rows_are_all_at_chance_or_all_saturated_is_listed(tmp_path):
-    """Table 4 over 12 classes and 400 test videos: guessing is 8.33% with a standard error of
-    100·√(1/12 · 11/12 / 400) = 1.38 points, so a row is at chance within 8.33 ± 2.76. Joint 9, 9, 9 (seeds alike:
-    the test set's error is the noise) and divided 10, 11, 12 (mean 11.0, s/√3 = 0.58) are both within: the SSv2
-    column is listed. With divided at 12, 12, 12 (3.67 above) it is not. K-400 over 40 classes: 99.0 and 99.5 in
-    every seed, both at or above 99%: listed as saturated. Figure 3's joint and divided rows at stride 2 and S are
-    the same runs, so its two columns are listed alike."""
+    """Table 4 over 12 classes and 400 test videos: guessing is 8.33%. Joint 9, 9, 9 (seeds alike: the binomial test
+    of 36 correct of 400 against 1/12, p = 0.59) and divided 10, 11, 12 (one-sample t against 8.33: p = 0.044, q over
+    the column's two rows 0.088) are both indistinguishable from chance: the SSv2 column is listed. With divided at
+    12, 12, 12 (48 of 400: binomial p = 0.011, q = 0.022) it is not. K-400 over 40 classes: 99.0 and 99.5 in every
+    seed, both at or above 99%: listed as saturated. Figure 3's joint and divided rows at stride 2 and S are the same
+    runs, so its two columns are listed alike."""
     def write(results, divided):
         for seed in range(3):
             for row, column, top1, classes in (("joint", "SSv2", 9.0, 12), ("divided", "SSv2", divided[seed], 12),
@@ -172,7 +202,7 @@ def test_two_rows_that_are_one_run_at_tiny_scale_are_counted_apart(tmp_path):
     for seed in range(3):
         for row, top1 in (("vit", 70.0), ("msca_pkv_n4", 71.0), ("msca_pkv_n24", 72.0), ("msca_pkv_n32", 73.0)):
             write_tracked(tmp_path, make_record("msca_table4", row, "K-400", seed, top1 + seed))
-    counts = paper_pairs(tmp_path)["msca_table4"]
+    counts = paper_pairs(ordered_pairs(tmp_path))["msca_table4"]
     assert (counts.ordered, counts.same_run, counts.agreeing + counts.reversed + counts.within) == (15, 3, 12)
 
 

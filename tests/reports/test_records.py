@@ -3,32 +3,19 @@ time loses to a timed one, a run of a row the table no longer has fills nothing,
 are not "passed over" for a tracked one, ``track`` commits the local run a tracked one stands in for, a row
 configured as another row of the same table is marked reused, records come out in seed order, a paper-scale run
 keyed with the paper's batch fills the cells configured as it, tracked records are read only for this repository's
-reports, and ``reports.noise`` uses exactly two standard errors, each side's own n, and orders its pairs largest gap
-first. Every expected value is a literal or a formula written out here, never taken from the code under test."""
+reports. Every expected value is a literal or a formula written out here, never taken from the code under test."""
 
 from __future__ import annotations
 
 import json
-import math
 
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import table_spec
-from reports import noise
-from reports.build import Cell
 from reports.records import RESULTS_DIR, results_root_for, table_records, track
 from tests.reports.test_cells_reference import configured, record, write_local
 from tests.reports.test_tracked_results import write_tracked
 
 OLDER, NEWER = "2026-01-01T00:00:00+00:00", "2026-02-01T00:00:00+00:00"
-
-
-def cell(mean: float, std: float, n: int) -> Cell:
-    return Cell(mean, std, n, "tiny", "synth_motion", "CPU")
-
-
-def two_standard_errors(a: Cell, b: Cell) -> float:
-    """The rule written out: 2·√(s_A²/n_A + s_B²/n_B) with the sample std each cell carries."""
-    return 2.0 * math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
 
 
 def test_a_record_without_a_finish_time_loses_to_a_timed_one(tmp_path):
@@ -112,39 +99,6 @@ def test_records_come_out_in_seed_order_whichever_folder_holds_them(tmp_path):
     write_local(runs, record("mformer_table4", "joint", "K-400", 0, 60.0))
     found = table_records(table_spec("mformer_table4"), runs, results).records
     assert [(r["seed"], r["_source"]) for r in found] == [(0, "local"), (1, "tracked"), (2, "local")]
-
-
-def test_beyond_noise_is_exactly_two_standard_errors_not_1_96():
-    """std 0.5 and n 2 on both sides: two standard errors are 2·√(0.125 + 0.125) = 1.0 (1.96 of them 0.98); a gap
-    of 0.99 is within noise, 1.01 beyond."""
-    base = cell(60.0, 0.5, 2)
-    assert math.isclose(two_standard_errors(base, base), 1.0)
-    assert noise.beyond_noise(cell(60.99, 0.5, 2), base) is False
-    assert noise.beyond_noise(cell(61.01, 0.5, 2), base) is True
-
-
-def test_beyond_noise_divides_each_spread_by_its_own_seed_count():
-    """s_A = 1 (n 2) against s_B = 3 (n 9): 2·√(1/2 + 9/9) = 2.449; dividing both by n_A would give
-    2·√(1/2 + 9/2) = 4.472, both by n_B 2·√(1/9 + 9/9) = 2.108. Gaps 2.4 and 2.5 straddle the right threshold."""
-    a = cell(50.0, 1.0, 2)
-    assert math.isclose(two_standard_errors(a, cell(0.0, 3.0, 9)), 2.0 * math.sqrt(1.5))
-    for gap, beyond in ((2.4, False), (2.5, True)):
-        assert noise.beyond_noise(a, cell(50.0 + gap, 3.0, 9)) is beyond
-        assert noise.beyond_noise(cell(50.0 + gap, 3.0, 9), a) is beyond  # symmetric
-
-
-def test_a_row_with_one_seed_cannot_be_compared_on_either_side():
-    many, one = cell(80.0, 1.0, 3), cell(10.0, 0.0, 1)
-    assert noise.beyond_noise(many, one) is None
-    assert noise.beyond_noise(one, many) is None
-
-
-def test_a_column_line_lists_the_separated_pairs_largest_gap_first():
-    """A 50, B 62, C 70 with no spread over two seeds each: every pair is beyond noise. In row order the pairs are
-    (A, B) +12, (A, C) +20, (B, C) +8; the line orders them +20, +12, +8, each larger row first."""
-    rows = [("A", cell(50.0, 0.0, 2)), ("B", cell(62.0, 0.0, 2)), ("C", cell(70.0, 0.0, 2))]
-    assert noise.column_line("SSv2", rows) == (
-        "- SSv2: 3 of 3 row pairs differ beyond noise: C > A (+20.0), B > A (+12.0), C > B (+8.0); 0 within noise")
 
 
 def test_a_paper_scale_run_keyed_with_the_papers_batch_fills_the_cells_configured_as_it(tmp_path):

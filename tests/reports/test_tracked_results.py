@@ -19,7 +19,7 @@ import pytest
 
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import table_spec
-from reports import noise
+from reports import statistics
 from reports.build import GENERATED_DIR, REPORTS_DIR, Cell, build_report
 from reports.readme import generated_pages, page_link, rewrite_generated_pages
 from reports.records import table_records, track, tracked_path
@@ -138,14 +138,21 @@ def test_every_tracked_static_cell_records_its_configuration_and_only_a_device_m
                     assert stale_note(col, spec, row, record, cell) is None, (path, row.key, col.column)
 
 
-def test_noise_rule_against_literal_numbers():
-    a, b = Cell(70.0, 1.0, 3, "tiny", "x", "CPU"), Cell(66.0, 2.0, 3, "tiny", "x", "CPU")
-    # |70 - 66| = 4 > 2 * sqrt(1/3 + 4/3) = 2.58: beyond noise; 68 vs 66: 2 < 2.58 within
-    assert noise.beyond_noise(a, b) is True
-    assert noise.beyond_noise(Cell(68.0, 1.0, 3, "tiny", "x", "CPU"), b) is False
-    assert noise.beyond_noise(Cell(90.0, 0.0, 1, "tiny", "x", "CPU"), b) is None
-    line = noise.column_line("K-400", [("A", a), ("B", b), ("C", Cell(69.0, 1.0, 3, "tiny", "x", "CPU"))])
-    assert line == "- K-400: 2 of 3 row pairs differ beyond noise: A > B (+4.0), C > B (+3.0); 1 within noise"
+def test_a_column_line_lists_the_pairs_beyond_noise_with_their_tests():
+    """A 70, 71, 69 and B 66, 68, 64 and C 69, 70, 68 on the same seeds and data: paired per-seed differences A − B
+    4, 3, 5 (p = 0.020), C − B 3, 2, 4 (p = 0.035), A − C 1, 1, 1 (no spread: untested); Benjamini-Hochberg over the
+    two tested pairs: q = min(0.020·2/1, 0.035·2/2) = 0.035 for both, both beyond noise."""
+    def cell(values):
+        return Cell(sum(values) / 3, 0.0, 3, "tiny", "x", "CPU", tuple(values), (0, 1, 2), "set")
+
+    pairs = statistics.table_pairs({"K-400": [("A", cell([70.0, 71.0, 69.0])), ("B", cell([66.0, 68.0, 64.0])),
+                                              ("C", cell([69.0, 70.0, 68.0]))]})
+    assert [(p.a, p.b, p.outcome) for p in pairs] == [("A", "B", "beyond"), ("A", "C", "untested"),
+                                                      ("B", "C", "beyond")]
+    assert statistics.column_line("K-400", pairs) == (
+        "- K-400: 2 of 3 row pairs differ beyond noise: A > B +4.0 [+1.5, +6.5], p = 0.020, q = 0.035 (paired t, "
+        "2 df); C > B +3.0 [+0.5, +5.5], p = 0.035, q = 0.035 (paired t, 2 df); 0 within noise; 1 without spread "
+        "over seeds (untested)")
 
 
 def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_path):
