@@ -1,7 +1,8 @@
 """The tracking score of Motionformer's Figures 1 and 4 (docs/attention_tracking.md), rendered from its tracked
 record (``reports/results/<table>/attention_tracking.json``, written by ``python -m experiments attention-score``):
-each row's excess over chance, mean ± std over seeds, whether it tracks beyond chance, and which rows differ
-beyond noise (``reports/noise.py``)."""
+each row's excess over its stronger no-motion baseline and over uniform, mean ± std over seeds, whether it tracks
+beyond the baseline (the one-sample t-test of ``reports.statistics``), and which rows differ beyond noise (the
+two-row test, Benjamini-Hochberg over the rows' pairs)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import math
 import statistics
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,45 +18,42 @@ from data.root_files import read_regular_bytes, unreadable_value
 from experiments.harness.attention_score import RECORD_NAME
 from experiments.harness.records import DamagedRecordError
 
-from .noise import RULE, column_line
 from .records import RESULTS_DIR
+from .statistics import RULE, Sample, Test, against, column_line, table_pairs
 
 TABLE = "mformer_table4"
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = REPO / "reports" / "generated" / "attention"  # <table>/<row>/<figure>.png, drawn from the tiny runs
 RUN_FIELDS = {"row": str, "seed": int, "share": float, "chance": float, "excess": float, "samples": int,
-              "queries": int}
+              "queries": int, "static_share": float, "locality_share": float, "baseline": str,
+              "baseline_share": float, "excess_over_baseline": float}
 
 
 @dataclass(frozen=True)
 class RowScore:
-    """One row's score over its seeds, in percent of the attention (``mean``, ``std``, ``n``: the excess, what
-    ``reports.noise`` reads)."""
+    """One row's score over its seeds, in points of the attention: ``over_baseline`` the excess over each run's
+    stronger no-motion baseline (the headline), ``over_uniform`` the excess over chance; ``test`` the one-sample
+    t-test of ``over_baseline`` against 0 (None with one seed)."""
 
     row: str
-    mean: float
-    std: float
-    n: int
+    over_baseline: Sample
+    over_uniform: Sample
     share: float
     chance: float
-    samples: int
-
-    @property
-    def fixed(self) -> bool:
-        """The same score for every seed: the map does not depend on the weights (divided attention's temporal
-        stage attends to the query's own location only: docs/attention_tracking.md), so nothing was learned."""
-        return self.n >= 2 and self.std == 0
-
-    @property
-    def beyond_chance(self) -> bool | None:
-        """The excess above 0 by two standard errors over seeds; None with one seed or a ``fixed`` score."""
-        return None if self.n < 2 or self.fixed else self.mean > 2 * self.std / math.sqrt(self.n)
+    baselines: dict[str, float] = field(default_factory=dict)  # name -> mean share, of the baselines its runs took
+    samples: int = 0
+    locality_map: bool = False  # every run's map is the locality map (divided attention's temporal stage)
+    test: Test | None = None
 
     @property
     def verdict(self) -> str:
-        if self.fixed:
-            return "not learned (the same for every seed)"
-        return {True: "yes", False: "no", None: "one seed"}[self.beyond_chance]
+        if self.locality_map:
+            return "is the locality map (by construction; not tested)"
+        if self.test is None:
+            return "one seed"
+        if not self.test.tested:
+            return "no spread over seeds (untested)"
+        return "yes" if self.test.beyond and self.test.estimate > 0 else "no"
 
 
 def _field(run: Any, dotted: str) -> Any:
@@ -96,18 +94,38 @@ def read_tracking(path: Path) -> dict[str, Any]:
 
 
 def row_scores(record: dict[str, Any]) -> list[RowScore]:
-    """Each row's score in percent, rows in the record's order."""
+    """Each row's score in points, rows in the record's order."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for run in record["runs"]:
         rows.setdefault(run["row"], []).append(run)
     scores = []
     for row, runs in rows.items():
-        excess = [100 * run["excess"] for run in runs]
-        scores.append(RowScore(row, statistics.fmean(excess), statistics.stdev(excess) if len(excess) > 1 else 0.0,
-                               len(excess), 100 * statistics.fmean(run["share"] for run in runs),
+        runs = sorted(runs, key=lambda run: run["seed"])
+        seeds, data = [run["seed"] for run in runs], f"{record['dataset']}:{record['column']}"
+        over_baseline = Sample.of([100 * run["excess_over_baseline"] for run in runs], seeds, data)
+        locality_map = all(run["share"] == run["locality_share"] for run in runs)
+        baselines: dict[str, list[float]] = {}
+        for run in runs:
+            baselines.setdefault(run["baseline"], []).append(100 * run["baseline_share"])
+        scores.append(RowScore(row, over_baseline, Sample.of([100 * run["excess"] for run in runs], seeds, data),
+                               100 * statistics.fmean(run["share"] for run in runs),
                                100 * statistics.fmean(run["chance"] for run in runs),
-                               sum(run["samples"] for run in runs)))
+                               {name: statistics.fmean(v) for name, v in baselines.items()},
+                               sum(run["samples"] for run in runs), locality_map,
+                               None if locality_map else against(over_baseline, 0.0)))
     return scores
+
+
+def kernels_line(record: dict[str, Any]) -> str:
+    """Which CPU kernels the scored runs trained with: the same seed trains to other weights on other kernels, so
+    the scored runs are the tracked accuracy records' runs only where both name the same kernels."""
+    kernels = sorted({str(run.get("kernels", "not recorded")) for run in record["runs"]})
+    return (f"The scored runs trained with {' / '.join(kernels)} CPU kernels (each run's `kernels` in the record); "
+            "a seed retrained on other kernels gives other weights.")
+
+
+def _spread(sample: Sample, digits: int = 2) -> str:
+    return f"{sample.mean:+.{digits}f} ± {sample.std:.{digits}f}"
 
 
 def render(record: dict[str, Any]) -> str:
@@ -116,23 +134,34 @@ def render(record: dict[str, Any]) -> str:
     lines = [
         f"Written by `python -m experiments attention-score {record['table']} --seeds N` at commit "
         f"{record['commit']}; the measure is fixed in [{record['definition']}](../../{record['definition']}) before "
-        "any result was read.", "",
+        f"any result was read. {kernels_line(record)}", "",
         f"For queries on the moving thing in the first token step of each validation clip of `{record['dataset']}` "
         f"(the {record['column']} column's stand-in), the share of the last block's head-averaged attention in each "
-        "later step that falls on the patches overlapping the thing's true box there, against chance (those "
-        "patches' share of the step). Excess = share − chance: 0 is no tracking.", "",
-        "| row | excess over chance, % (mean ± std) | seeds | share, % | chance, % | scored clips | beyond chance |",
-        "|---|---|---|---|---|---|---|"]
+        "later step that falls on the patches overlapping the thing's true box there. Against two maps with no "
+        "motion information, scored on the same samples, queries and steps: *static* (the box at the query's step, "
+        "held still) and *locality* (all the mass on the query's own location); the stronger of the two is the "
+        "run's baseline. Excess over the baseline = share − the baseline's share: above 0, the map follows the "
+        "thing better than a map that stays where it was. The excess over uniform (share − chance) is beside it.",
+        "",
+        "| row | seeds | excess over the baseline, points (mean ± std) | tracks beyond the baseline: difference "
+        "[95% CI], p | share, % | baseline, % | excess over uniform | chance, % | scored clips |",
+        "|---|---|---|---|---|---|---|---|---|"]
     for score in scores:
-        lines.append(f"| {score.row} | {score.mean:+.2f} ± {score.std:.2f} | {score.n} | {score.share:.2f} | "
-                     f"{score.chance:.2f} | {score.samples} | {score.verdict} |")
-    lines += ["", f"Beyond chance: the mean excess above two standard errors over seeds. Rows compared by {RULE}."]
-    fixed = [score.row for score in scores if score.fixed]
+        baseline = "; ".join(f"{name} {share:.2f}" for name, share in score.baselines.items())
+        test = f" ({score.test.text(2)})" if score.test and score.test.tested else ""
+        lines.append(f"| {score.row} | {score.over_baseline.n} | {_spread(score.over_baseline)} | "
+                     f"{score.verdict}{test} | {score.share:.2f} | {baseline} | {_spread(score.over_uniform)} | "
+                     f"{score.chance:.2f} | {score.samples} |")
+    lines += ["", "Tracks beyond the baseline: the one-sample t-test over seeds of the excess over the baseline, "
+              f"two-sided at α = 0.05, with a positive mean. Rows compared by {RULE}."]
+    fixed = [score.row for score in scores if score.locality_map]
     if fixed:
-        lines += ["", f"Not learned: {', '.join(fixed)}, whose map is the same whatever the weights (divided "
-                  "attention's temporal stage attends to the query's own location in every frame), so its score is "
-                  "how often the thing stays on the query's patch; left out of the comparisons."]
-    compared = column_line("excess over chance (points)", [(s.row, s) for s in scores if not s.fixed])
+        lines += ["", f"By construction: {', '.join(fixed)}, whose map is the locality map whatever the weights "
+                  "(divided attention's temporal stage attends to the query's own location in every frame), so its "
+                  "excess over the locality map is 0 for every seed; left out of the comparisons."]
+    column = "excess over the baseline (points)"
+    pairs = table_pairs({column: [(s.row, s.over_baseline) for s in scores if not s.locality_map]})
+    compared = column_line(column, pairs, digits=2)
     if compared:
         lines += ["", compared]
     if record.get("sample_limit"):
@@ -189,5 +218,5 @@ def tracked_record(results_root: str | Path = RESULTS_DIR) -> Path:
     return Path(results_root) / TABLE / RECORD_NAME
 
 
-__all__ = ["FIGURE_SOURCES", "RowScore", "figure_lines", "read_attention_record", "read_tracking", "render",
-           "row_scores", "tracked_record", "tracking_text"]
+__all__ = ["FIGURE_SOURCES", "RowScore", "figure_lines", "kernels_line", "read_attention_record", "read_tracking",
+           "render", "row_scores", "tracked_record", "tracking_text"]

@@ -77,17 +77,28 @@ def _mean_heads(tensor: Any) -> np.ndarray:
     return tensor.double().mean(dim=1).numpy()  # (windows, heads, L, L) -> (windows, L, L)
 
 
+def read_exchanges(model: Any) -> dict[str, str]:
+    """direction -> the exchange measured (docs/attention_windows_and_points.md): the last whose output of that
+    direction is read. S2T's output goes to the temporal expert's tokens, which the verb head reads: the last
+    exchange. T2S's goes to the spatial expert's patch tokens, which no head reads after the last block (EK-100's
+    noun head reads the spatial CLS token): the exchange before the last."""
+    if not model.exchange:
+        raise ValueError("this CAST row has no exchange (exchange='none'): no T2S or S2T attention to measure")
+    order = sorted(model.exchange, key=int)
+    chosen = {"s2t": order[-1]} | ({"t2s": order[-2]} if len(order) > 1 else {})
+    return {d: index for d, index in chosen.items() if getattr(model.exchange[index], d) is not None}
+
+
 def cast_batch(model: Any, video: Any) -> list[dict[str, Any]]:
-    """The window mass of the last exchange block's T2S and S2T on one batch of views ``video`` (V, C, T, H, W):
-    one entry per view, ``{direction: window_mass(...)}`` plus each direction's window shape."""
+    """The window mass of T2S and S2T, each at the exchange ``read_exchanges`` names, on one batch of views
+    ``video`` (V, C, T, H, W): one entry per view, ``{direction: window_mass(...)}`` plus each direction's window
+    shape and exchange."""
     import torch
 
     from models.attention.capture import capture_attention
 
-    if not model.exchange:
-        raise ValueError("this CAST row has no exchange (exchange='none'): no T2S or S2T attention to measure")
-    last = max(model.exchange, key=int)
-    names = [f"exchange.{last}.{d}" for d in ("t2s", "s2t") if getattr(model.exchange[last], d) is not None]
+    exchanges = read_exchanges(model)
+    names = [f"exchange.{index}.{d}" for d, index in exchanges.items()]
     with torch.no_grad(), capture_attention(model, names) as records:
         model(video)
     views = []
@@ -99,7 +110,7 @@ def cast_batch(model: Any, video: Any) -> list[dict[str, Any]]:
                 layout["num_steps"] if layout["window"] == "space" else 1
             weights = _mean_heads(record.weights["windows"][view * per_view:(view + 1) * per_view])
             direction = record.name.rsplit(".", 1)[1]
-            entry[direction] = {"window": layout["window"],
+            entry[direction] = {"window": layout["window"], "exchange": int(exchanges[direction]),
                                 **window_mass(weights, layout["window"], layout["num_steps"], layout["num_patches"])}
         views.append(entry)
     return views
@@ -181,7 +192,7 @@ def score_windows(cfg: Any, model: Any, limit: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for direction in views[0]:
         first = views[0][direction]
-        out[direction] = {"window": first["window"], "chance": first["chance"],
+        out[direction] = {"window": first["window"], "exchange": first["exchange"], "chance": first["chance"],
                           "share": {part: float(np.mean([v[direction]["share"][part] for v in views]))
                                     for part in PARTS}}
     return {**out, "samples": samples, "views": len(views)}
@@ -212,5 +223,5 @@ def score_points(cfg: Any, model: Any, limit: int | None) -> dict[str, Any]:
             "offsets_gain": share - reference, "samples": samples, "views": len(views)}
 
 
-__all__ = ["PARTS", "cast_batch", "d3da_batch", "key_parts", "points_on_subject", "score_points", "score_windows",
-           "subject_boxes", "test_inputs", "window_mass"]
+__all__ = ["PARTS", "cast_batch", "d3da_batch", "key_parts", "points_on_subject", "read_exchanges", "score_points",
+           "score_windows", "subject_boxes", "test_inputs", "window_mass"]

@@ -77,7 +77,8 @@ def _window_headline(run: dict[str, Any]) -> str:
 WINDOWS_AND_POINTS = "docs/attention_windows_and_points.md"
 MEASURES = (
     Measure("attention_tracking", RECORD_NAME, DEFINITION, lambda cfg: cfg.data.dataset in BOXED_SETS, _tracking,
-            lambda run: f"excess {run['excess']:+.4f}"),
+            lambda run: f"excess over the {run['baseline']} baseline {run['excess_over_baseline']:+.4f}, over "
+                        f"uniform {run['excess']:+.4f}"),
     Measure("attention_windows", "attention_windows.json", WINDOWS_AND_POINTS,
             lambda cfg: cfg.model.name.startswith("cast_") and cfg.data.dataset == "synth_verbnoun", _windows,
             _window_headline),
@@ -143,13 +144,13 @@ def clip_tracking(model: Any, video: Any, inside: Any) -> dict[str, float]:
     from models.attention.capture import capture_attention
 
     from .attention import motionformer_maps
-    from .attention_tracking import query_cells, tracking_score
+    from .attention_tracking import query_cells, scores_with_baselines
 
     with torch.no_grad(), capture_attention(model, [f"blocks.{len(model.blocks) - 1}.attn"]) as records:
         model(video)
     queries = query_cells(inside, 0)
     maps = np.stack([motionformer_maps(records[0], q) for q in queries]) if queries else np.zeros((0, *inside.shape))
-    return tracking_score(maps, 0, inside)
+    return scores_with_baselines(maps, queries, inside)
 
 
 def sample_tracking(model: Any, cfg: Any, index: int) -> dict[str, float]:
@@ -170,22 +171,34 @@ def score_tracking(cfg: Any, model: Any, limit: int | None, prepared: dict[tuple
            tuple(embed.grid_size), embed.patch_size)
     clips = prepared.setdefault(key, [])
     clips += [prepared_sample(model, cfg, index) for index in range(len(clips), samples)]
+    from .attention_tracking import stronger_baseline
+
     scores = [clip_tracking(model, *clip) for clip in clips[:samples]]
     kept = [s for s in scores if s["queries"]]
-    mean = {name: statistics.fmean(s[name] for s in kept) if kept else None for name in ("share", "chance", "excess")}
-    return {**mean, "samples": len(kept), "samples_without_queries": len(scores) - len(kept),
-            "queries": sum(s["queries"] for s in kept)}
+    if not kept:
+        raise NotScoredError(f"{cfg.table}/{cfg.row}: none of its {len(scores)} validation samples has a query (a "
+                             f"patch on the moving thing at step 0)")
+    mean = {name: statistics.fmean(s[name] for s in kept)
+            for name in ("share", "chance", "excess", "static_share", "locality_share")}
+    baseline, baseline_share = stronger_baseline(mean["static_share"], mean["locality_share"])
+    return {**mean, "baseline": baseline, "baseline_share": baseline_share,
+            "excess_over_baseline": mean["share"] - baseline_share, "samples": len(kept),
+            "samples_without_queries": len(scores) - len(kept), "queries": sum(s["queries"] for s in kept)}
 
 
 def score_run(cfg: Any, runs_root: Path, measure: Measure = TRACKING, limit: int | None = None,
               prepared: dict[tuple, list] | None = None) -> dict[str, Any]:
-    """``measure`` of one finished run, with the run's row, column, seed and folder."""
+    """``measure`` of one finished run, with the run's row, column, seed, folder and CPU kernels."""
     import torch
 
     model, run = trained_model(cfg, runs_root)
+    provenance = run.finished_record(cfg, runs_root).get("provenance") or {}
     with torch.inference_mode():
         values = measure.score(cfg, model, limit, {} if prepared is None else prepared)
-    return {"row": cfg.row, "column": cfg.column, "seed": cfg.seed, "run": run.relative_to(runs_root), **values}
+    # the CPU kernels the run trained with: the same seed trains to other weights on other kernels
+    kernels = str((provenance.get("cpu_kernels") or {}).get("capability", "not recorded"))
+    return {"row": cfg.row, "column": cfg.column, "seed": cfg.seed, "run": run.relative_to(runs_root),
+            "kernels": kernels, **values}
 
 
 def score_table(table: str, scale: str, rows: list[str] | None, seeds: int, runs_root: Path,

@@ -1,6 +1,8 @@
 """The attention tracking score of docs/attention_tracking.md (Motionformer Fig. 1 and 4's claim, measured): for
 queries on the moving thing in one step, the share of each query's attention in every other step that falls on the
-patches that overlap the thing's true box there, against chance (the share of that step's patches that do).
+patches that overlap the thing's true box there, against chance (the share of that step's patches that do) and
+against two maps that carry no motion information (``baseline_maps``: the thing's box at the query's step held
+still, and the query's own location), scored the same way.
 
 ``box_patches`` turns a generated clip's boxes (``data.synthetic.motion_pairs.scene``: (cx, cy, half width, half
 height) in the video's pixels, on the torus) into the patches inside them at each token step; ``tracking_score``
@@ -74,4 +76,35 @@ def tracking_score(maps: np.ndarray, query_step: int, inside: np.ndarray) -> dic
     return {"share": share, "chance": chance, "excess": share - chance, "queries": int(maps.shape[0])}
 
 
-__all__ = ["box_patches", "query_cells", "tracking_score"]
+def baseline_maps(queries: Sequence[tuple[int, int, int]], inside: np.ndarray) -> dict[str, np.ndarray]:
+    """The maps of docs/attention_tracking.md's two baselines for ``queries`` (``query_cells``), each (Q, T', H, W):
+    ``static``, uniform at every step over the patches in the box at the query's step (where the thing was, held
+    still); ``locality``, all the mass on the query's own location at every step."""
+    static, locality = np.zeros((len(queries), *inside.shape)), np.zeros((len(queries), *inside.shape))
+    for i, (step, y, x) in enumerate(queries):
+        held = inside[step] / inside[step].sum()
+        static[i] = np.broadcast_to(held, inside.shape)
+        locality[i, :, y, x] = 1.0
+    return {"static": static, "locality": locality}
+
+
+def scores_with_baselines(maps: np.ndarray, queries: Sequence[tuple[int, int, int]], inside: np.ndarray
+                          ) -> dict[str, float]:
+    """``tracking_score`` of ``maps`` for ``queries`` (all at one step), with the share each baseline map
+    (``baseline_maps``) gets on the same queries and steps: ``static_share``, ``locality_share``."""
+    query_step = queries[0][0] if queries else 0
+    score = tracking_score(maps, query_step, inside)
+    baselines = baseline_maps(queries, inside) if queries else {}
+    for name in ("static", "locality"):
+        score[f"{name}_share"] = tracking_score(baselines[name], query_step, inside)["share"] if queries \
+            else float("nan")
+    return score
+
+
+def stronger_baseline(static_share: float, locality_share: float) -> tuple[str, float]:
+    """(name, share) of the stronger baseline of a run: the larger share over its samples (static on a tie)."""
+    return ("locality", locality_share) if locality_share > static_share else ("static", static_share)
+
+
+__all__ = ["baseline_maps", "box_patches", "query_cells", "scores_with_baselines", "stronger_baseline",
+           "tracking_score"]

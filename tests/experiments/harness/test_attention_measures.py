@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from experiments.harness.attention_measures import (
     PARTS,
@@ -16,6 +17,7 @@ from experiments.harness.attention_measures import (
     d3da_batch,
     key_parts,
     points_on_subject,
+    read_exchanges,
     subject_boxes,
     window_mass,
 )
@@ -106,25 +108,34 @@ def _windows_record(t2s_time_excess):
         chance = {"own": 1 / 64, "time": 3 / 64, "space": 15 / 64, "elsewhere": 45 / 64}
         share = {**chance, "time": chance["time"] + excess, "elsewhere": chance["elsewhere"] - excess}
         fixed = {"own": 0.4, "time": 0.0, "space": 0.6, "elsewhere": 0.0}
-        runs.append({"row": "st", "seed": seed, "samples": 10, "t2s": {"window": "space_time", "share": share,
-                                                                       "chance": chance},
-                     "s2t": {"window": "space", "share": fixed, "chance": {**fixed, "own": 1 / 16,
-                                                                            "space": 15 / 16}}})
+        runs.append({"row": "st", "seed": seed, "samples": 10, "kernels": "AVX2",
+                     "t2s": {"window": "space_time", "exchange": 2, "share": share, "chance": chance},
+                     "s2t": {"window": "space", "exchange": 3, "share": fixed, "chance": {**fixed, "own": 1 / 16,
+                                                                                            "space": 15 / 16}}})
     return {"kind": "attention_windows", "table": "cast_table1e", "dataset": "synth_verbnoun", "column": "EK-100",
             "commit": "abc", "definition": "docs/attention_windows_and_points.md", "sample_limit": None,
             "runs": runs}
 
 
-def test_the_pages_verdicts_follow_the_stated_rule():
+def test_the_pages_verdicts_are_the_one_sample_t_test_with_size_interval_and_p():
+    """T2S along time 10, 11, 12 points over chance: p = 0.0027 (scipy's one-sample t), yes; 1, −1, 0: no. S2T's
+    `space` window fixes where it looks: by construction, every seed's share shown. 3D-Deformable 10 and 12 points
+    over chance: p = 0.058 with 2 seeds, no; the offsets' gain 10 and 0: no."""
     lines = window_lines(_windows_record([0.10, 0.11, 0.12]))
-    assert lines[2].startswith("| st | 3 | `space_time` | 15.69 (4.69) | +11.000 ± 1.000 | `space` |")
-    assert lines[2].endswith("| T2S yes; S2T by construction |")
-    assert window_lines(_windows_record([0.01, -0.01, 0.0]))[2].endswith("| T2S no; S2T by construction |")
+    t2s, s2t = lines[2], lines[3]
+    assert stats.ttest_1samp([10.0, 11.0, 12.0], 0.0).pvalue == pytest.approx(0.0027, abs=1e-4)
+    assert t2s == ("| st | 3 | T2S along time | 2 | `space_time` | 14.69 / 15.69 / 16.69 | 4.69 | +11.000 ± 1.000 | "
+                   "yes (+11.000 [+8.516, +13.484], p = 0.003 (one-sample t, 2 df)) |")
+    assert s2t == ("| st | 3 | S2T along space | 3 | `space` | 60.00 / 60.00 / 60.00 | 93.75 | -33.750 ± 0.000 | "
+                   "by construction (not tested) |")
+    assert window_lines(_windows_record([0.01, -0.01, 0.0]))[2].endswith(
+        "| no (+0.000 [-2.484, +2.484], p = 1.000 (one-sample t, 2 df)) |")
     points = {"row": "pennaction", "samples": 4, "share": 0.5, "chance": 0.4, "excess": 0.1, "reference_share": 0.4,
               "reference_chance": 0.4, "reference_excess": 0.0, "offsets_gain": 0.1}
     record = {"runs": [{**points, "seed": 0}, {**points, "seed": 1, "excess": 0.12, "offsets_gain": 0.0}]}
-    assert point_lines(record)[2] == ("| pennaction | 2 | 50.00 | 40.00 | +11.00 ± 1.41 | yes | +0.00 ± 0.00 | "
-                                      "+5.00 ± 7.07 | no |")
+    assert point_lines(record)[2] == (
+        "| pennaction | 2 | 50.00 | 40.00 | +11.00 ± 1.41 | no (+11.00 [-1.71, +23.71], p = 0.058 (one-sample t, "
+        "1 df)) | +0.00 ± 0.00 | +5.00 ± 7.07 | no (+5.00 [-58.53, +68.53], p = 0.500 (one-sample t, 1 df)) |")
 
 
 def test_a_damaged_windows_record_is_one_line_naming_the_nested_field(tmp_path):
@@ -184,7 +195,8 @@ def test_cast_and_d3da_runs_are_scored_through_their_test_pipelines_and_rendered
         path.write_text(json.dumps(record))
         assert read_attention_record(path, record["kind"], fields)["runs"] == record["runs"]
     page = measures_text(results)
-    assert "| t2s_space_time_s2t_space | 1 | `space_time` |" in page and "| pennaction | 1 |" in page
+    assert "| t2s_space_time_s2t_space | 1 | T2S along time | 2 | `space_time` |" in page
+    assert "| pennaction | 1 |" in page
 
     from tests.faults.doors import run_command
 
@@ -210,6 +222,7 @@ def test_the_last_blocks_t2s_receives_no_gradient_with_ek100s_heads():
     logits = model(torch.randn(2, 3, 8, 32, 32))
     logits.sum().backward()  # verb and noun logits side by side
     last = max(model.exchange, key=int)
+    assert read_exchanges(model) == {"t2s": str(int(last) - 1), "s2t": last}  # where the measure reads each
     for index, exchange in model.exchange.items():
         for direction in ("t2s", "s2t"):
             grad = getattr(exchange, direction).q.weight.grad
