@@ -39,8 +39,8 @@ from experiments.harness.records import (
     read_json,
     tracked_record_fix,
 )
-from experiments.harness.run_dir import RunDir
-from experiments.harness.spec import SCALES, TableSpec, column_slug
+from experiments.harness.run_dir import RunDir, RunsTree
+from experiments.harness.spec import SCALES, TableSpec
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 Prefer = Literal["tracked", "local"]
@@ -116,16 +116,32 @@ def tracked_path(results_root: str | Path, record: dict[str, Any], named_in: str
     or the folder."""
     check_place_fields(record, named_in or "a record", "delete that run folder, or run it again with --force",
                        ("table", "row", "scale", "seed"))
-    name = f"{record['scale']}-{column_slug(str(record['column']))}.json"  # the slug keeps letters, digits and _
-    return own_folder(results_root, (record["table"], record["row"], f"seed{record['seed']}")) / name
+    *folders, name = RunsTree.place(record["table"], record["row"], record["seed"], record["scale"],
+                                    str(record["column"]))
+    return own_folder(results_root, folders) / f"{name}.json"
 
 
 _cache: dict[Path, tuple[int, dict[str, Any], str | None]] = {}
 
 
-def _read_cached(path: Path, fix: str) -> tuple[dict[str, Any], str | None]:
-    """A record and its ``experiment_key`` (None: no configuration recorded), computed once per file and
-    modification: a build of every report reads and keys each record once, not once a table."""
+def record_fix(root: str | Path, path: Path, source: str) -> str:
+    """What to do with the damaged record ``path`` under ``root``: restore a tracked one (``source`` "tracked",
+    reports/results/) from git, delete or rerun a local one (runs/)."""
+    return tracked_record_fix(path, path.relative_to(root).parts[0]) if source == "tracked" else \
+        local_record_fix(path.parent)
+
+
+def read_inside(root: str | Path, path: Path, source: str) -> dict[str, Any]:
+    """The record ``path`` found under ``root`` (``source``: "tracked" or "local"), read once it is known to lie
+    inside it (``inside_records``); a damaged one raises ``DamagedRecordError`` naming it and ``record_fix``."""
+    return _read_cached(root, path, source)[0]
+
+
+def _read_cached(root: str | Path, path: Path, source: str) -> tuple[dict[str, Any], str | None]:
+    """``read_inside``'s record and its ``experiment_key`` (None: no configuration recorded), computed once per
+    file and modification: a build of every report reads and keys each record once, not once a table."""
+    fix = record_fix(root, path, source)
+    inside_records(root, path, fix)
     stamp = path.stat().st_mtime_ns
     hit = _cache.get(path)
     if hit is None or hit[0] != stamp:
@@ -143,17 +159,15 @@ class Scanned:
     damaged: dict[str, list[str]] = field(default_factory=dict)  # table folder -> each damaged file's message
 
 
-def _scan(root: str | Path | None, pattern: str, source: str, out: Scanned) -> None:
+def _scan(root: str | Path | None, source: str, out: Scanned) -> None:
     if root is None or not Path(root).is_dir():
         return
-    for path in sorted(Path(root).glob(pattern)):
-        table = path.relative_to(root).parts[0]
-        fix = tracked_record_fix(path, table) if source == "tracked" else local_record_fix(path.parent)
+    tree = RunsTree(root)
+    for path in tree.tracked_records() if source == "tracked" else tree.records():
         try:
-            inside_records(root, path, fix)
-            record, key = _read_cached(path, fix)
+            record, key = _read_cached(root, path, source)
         except DamagedRecordError as err:
-            out.damaged.setdefault(table, []).append(str(err))
+            out.damaged.setdefault(path.relative_to(root).parts[0], []).append(str(err))
             continue
         if record.get("reused_from"):
             continue  # a copy of another table's run: that run is found by its configuration
@@ -207,8 +221,8 @@ def all_records(runs_root: str | Path | None, results_root: str | Path | None) -
     if _scans is not None and key in _scans:
         return _scans[key]
     out = Scanned()
-    _scan(results_root, "*/*/seed*/*.json", "tracked", out)
-    _scan(runs_root, f"*/*/seed*/*/{RunDir.RECORD}", "local", out)
+    _scan(results_root, "tracked", out)
+    _scan(runs_root, "local", out)
     if _scans is not None:
         _scans[key] = out
     return out
@@ -262,8 +276,8 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
                 continue
             relabelled = {**record, "row": row, "column": column}
             if not own or (row, column) != (record["row"], record["column"]):
-                relabelled["reused_from"] = f"{record['table']}/{record['row']}/seed{record['seed']}/" \
-                                            f"{record['scale']}-{column_slug(record['column'])}"
+                relabelled["reused_from"] = "/".join(RunsTree.place(record["table"], record["row"], record["seed"],
+                                                                    record["scale"], record["column"]))
             candidates.setdefault((scale, row, column, record["seed"]), []).append(
                 (source_rank[record["_source"]], relabelled))
     for (scale, row, column, _), options in candidates.items():

@@ -15,27 +15,24 @@ from typing import Any
 
 from tabulate import tabulate
 
-from experiments.harness.evaluate import EVALUATED_FROM, RELEASED_DIR
+from experiments.harness.evaluate import EVALUATED_FROM
 from experiments.harness.records import (
     DamagedRecordError,
-    local_record_fix,
-    read_json,
-    tracked_record_fix,
 )
-from experiments.harness.run_dir import RunDir
-from experiments.harness.spec import TableSpec, column_slug
+from experiments.harness.run_dir import RunsTree
+from experiments.harness.spec import TableSpec
 from experiments.paper_tables import paper_table, paper_tables, printed
 
-from .records import RESULTS_DIR, check_place_fields, forget_scans, inside_records, own_folder, report_record
+from .records import RESULTS_DIR, check_place_fields, forget_scans, own_folder, read_inside, record_fix
 
 HEADING = "## From the released weights"
 
 
-def _read(path: Path, fix: str) -> dict[str, Any]:
-    record = report_record(read_json(path, fix), path, fix)
+def _read(root: str | Path, path: Path, source: str) -> dict[str, Any]:
+    record = read_inside(root, path, source)
     if record.get("evaluated_from") != EVALUATED_FROM or not isinstance(record.get("released"), dict):
-        raise DamagedRecordError(f"{path}: a record under {RELEASED_DIR}/ that is not marked as evaluated from "
-                                 f"released weights; {fix}")
+        raise DamagedRecordError(f"{path}: a record under {RunsTree.RELEASED}/ that is not marked as evaluated from "
+                                 f"released weights; {record_fix(root, path, source)}")
     return record
 
 
@@ -44,14 +41,12 @@ def released_records(table_id: str, runs_root: str | Path | None = "runs",
     """The table's cells evaluated from released weights, one record per (row, column, scale): tracked first, then
     local; ``_source`` says which. A damaged one raises ``DamagedRecordError`` naming it."""
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for root, pattern, source in ((results_root, f"{table_id}/*/{RELEASED_DIR}/*.json", "tracked"),
-                                  (runs_root, f"{table_id}/*/{RELEASED_DIR}/*/{RunDir.RECORD}", "local")):
+    for root, source in ((results_root, "tracked"), (runs_root, "local")):
         if root is None or not Path(root).is_dir():
             continue
-        for path in sorted(Path(root).glob(pattern)):
-            fix = tracked_record_fix(path, table_id) if source == "tracked" else local_record_fix(path.parent)
-            inside_records(root, path, fix)
-            record = _read(path, fix)
+        tree = RunsTree(root)
+        for path in tree.tracked_released(table_id) if source == "tracked" else tree.released_records(table_id):
+            record = _read(root, path, source)
             found.setdefault((record["row"], record["column"], record["scale"]),
                              {**record, "_source": source, "_path": path.as_posix()})
     return [found[key] for key in sorted(found)]
@@ -64,8 +59,8 @@ def tracked_released_path(results_root: str | Path, record: dict[str, Any], name
     never picks where a write goes."""
     check_place_fields(record, named_in, "delete that evaluation's folder, or evaluate it again with --force",
                        ("table", "row", "scale"))
-    name = f"{record['scale']}-{column_slug(str(record['column']))}.json"  # the slug keeps letters, digits and _
-    return own_folder(results_root, (record["table"], record["row"], RELEASED_DIR)) / name
+    *folders, name = RunsTree.place(record["table"], record["row"], None, record["scale"], str(record["column"]))
+    return own_folder(results_root, folders) / f"{name}.json"
 
 
 def track_released(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RESULTS_DIR) -> list[Path]:

@@ -39,16 +39,17 @@ from .plan import (
     dataset_shown,
     describe_runs,
     missing_datasets,
-    planned_action,
+    planned_steps,
     require_spec,
     resolve_runs,
 )
 from .predict import add_command as add_predict_command
 from .provenance import git_commit
-from .run_dir import REPLACED_DIR, RunDir
+from .run_dir import RunDir, RunsTree
 from .runner import compute_static
 from .sizes import ALLOW_FLAG, MAX_EPOCHS, allowing_large
 from .spec import SCALES, registered_specs, table_status
+from .static import static_record_path
 
 
 class ReportSide(NamedTuple):
@@ -134,16 +135,16 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
     args.reports.check_report_step(args.table, args.runs_dir, args.reports_dir)
     configs = resolve_runs(args.table, args.scale, args.rows, args.seeds, args.data_root, overrides, args.set or ())
     not_here = check_resolved(configs, args.runs_dir, dry_run=True)  # every model built on the meta device too
-    actions = [planned_action(cfg, args.runs_dir, args.force) for cfg in configs]
-    counts = dict.fromkeys(("train", "skip", "done", "reuse", "resume"), 0)
-    for action in actions:
-        kind = action.split()[0].rstrip(":")
-        counts[kind] += 1
+    steps = [step.unless_refused() for step in planned_steps(configs, args.runs_dir, args.force)]  # as `run` stops
+    actions = [step.line(args.runs_dir) for step in steps]
+    counts = dict.fromkeys(("train", "skip", "done", "reuse", "resume", "busy"), 0)
+    for step in steps:
+        counts[step.action] += 1
     missing = missing_datasets(configs)
     if args.json:
         print(json.dumps({
             "table": args.table, "scale": args.scale,
-            "runs": [{"run_dir": str(cfg.run_dir(args.runs_dir)), "action": action, "config": cfg.to_dict()}
+            "runs": [{"run_dir": str(RunDir.of(cfg, args.runs_dir).path), "action": action, "config": cfg.to_dict()}
                      for cfg, action in zip(configs, actions)],
             "summary": {"runs": len(configs), **counts}, "missing_data": missing, "not_on_this_machine": not_here},
             indent=1))
@@ -153,7 +154,7 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
     else:
         for i, (cfg, action) in enumerate(zip(configs, actions), 1):
             print(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
-                  f"{shown(cfg.run_dir(args.runs_dir))}: {printable(action)}")
+                  f"{shown(RunDir.of(cfg, args.runs_dir).path)}: {printable(action)}")
     _dry_run_summary(args, len(configs), counts, missing, not_here)
     return 0
 
@@ -161,7 +162,8 @@ def dry_run(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> i
 def _dry_run_summary(args: argparse.Namespace, runs: int, counts: dict[str, int], missing: dict[str, str],
                      not_here: list[str]) -> None:
     done = ", ".join(f"{counts[kind]} {what}" for kind, what in (
-        ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume"))
+        ("done", "already done"), ("reuse", "would reuse an identical run"), ("resume", "would resume"),
+        ("busy", "held by another command"))
         if counts[kind])
     print(f"# {runs} run(s): {counts['train']} would train, {counts['skip']} would be skipped for missing data"
           + (f", {done}" if done else ""))
@@ -176,7 +178,7 @@ def _dry_run_summary(args: argparse.Namespace, runs: int, counts: dict[str, int]
 def cmd_static(args: argparse.Namespace) -> int:
     """Compute the static columns of a table into runs/<table>/static.json (GFLOPs, parameters, memory)."""
     spec = require_spec(args.table)
-    check_writable(Path(args.runs_dir) / args.table, "--runs-dir")
+    check_writable(RunsTree(args.runs_dir).table(args.table), "--runs-dir")
     record = compute_static(spec, args.runs_dir, commit=git_commit())
     if record is None:
         print(f"{args.table} has no static columns")
@@ -184,7 +186,7 @@ def cmd_static(args: argparse.Namespace) -> int:
     for row, cells in record["cells"].items():
         for column, cell in cells.items():
             print(f"{row:<20} {column:<24} {cell['text']}  [{cell['source']}]")
-    print(f"-> {shown(Path(args.runs_dir) / args.table / 'static.json')} (device: {record['device']})")
+    print(f"-> {shown(static_record_path(args.runs_dir, args.table))} (device: {record['device']})")
     return 0
 
 
@@ -281,8 +283,8 @@ def add_run_parser(sub: Any) -> None:
                      help="where your report of these runs is written (default: <runs-dir>/reports/; the committed "
                           "reports/ change only through `python -m reports track`)")
     run.add_argument("--force", action="store_true",
-                     help=f"train again from scratch, moving the old run to <runs-dir>/{REPLACED_DIR}/ (a run whose "
-                          f"{RunDir.RECORD} or checkpoint was written with other options is refused without it)")
+                     help=f"train again from scratch, moving the old run to <runs-dir>/{RunsTree.REPLACED}/ (a run "
+                          f"whose {RunDir.RECORD} or checkpoint was written with other options is refused without it)")
     run.add_argument("--pretrained", help="initial weights: a local checkpoint file, timm:<model name>, "
                                           "official:<file> (an official Motionformer checkpoint) or "
                                           "run:<table>/<row>/<column> (a run's last checkpoint); "

@@ -30,19 +30,12 @@ from .overrides import apply_overrides, given_options
 from .plan import MissingDataError, expected_data, require_spec
 from .provenance import launched_as_global_zero
 from .released_weights import Cell, ReleasedCheckpoint, catalogue, catalogue_papers, checkpoints_for, find_checkpoint
-from .run_dir import REPLACED_DIR, RunDir
-from .spec import RunConfig, column_slug
+from .run_dir import RunDir, RunsTree, Step
+from .spec import RunConfig
 
-RELEASED_DIR = "released"  # runs/<table>/<row>/released/<scale>-<column>/: evaluations of the authors' weights
 EVALUATION_SCALE = "paper"  # the released checkpoints are the papers' models
 DEFAULT_WEIGHTS_DIR = "checkpoints/released"
 EVALUATED_FROM = "released weights"  # the record's ``evaluated_from``
-
-
-def released_run_dir(runs_root: str | Path, table: str, row: str, scale: str, column: str) -> Path:
-    """runs/<table>/<row>/released/<scale>-<column>: one evaluation of released weights per cell, beside the row's
-    trained runs (``seed<k>/``), never read as one of them."""
-    return Path(runs_root) / table / row / RELEASED_DIR / f"{scale}-{column_slug(column)}"
 
 
 @dataclass(frozen=True)
@@ -54,8 +47,10 @@ class Evaluation:
     source: Path
     cfg: RunConfig
 
-    def run_dir(self, runs_root: str | Path = "runs") -> Path:
-        return released_run_dir(runs_root, self.cfg.table, self.cfg.row, self.cfg.scale, self.cfg.column)
+    def folder(self, runs_root: str | Path = "runs") -> RunDir:
+        """Its folder: one evaluation of released weights per cell, beside the row's trained runs, never read as
+        one of them (``RunsTree.released``)."""
+        return RunsTree(runs_root).released(self.cfg)
 
 
 def resolve_evaluation(table: str, row: str, source: str, weights_dir: str | Path | None = None,
@@ -171,11 +166,11 @@ def check_checkpoint(evaluation: Evaluation) -> CheckedCheckpoint:
     return CheckedCheckpoint(checkpoint, label, reader, description)
 
 
-def check_can_start(evaluation: Evaluation, runs_root: str | Path, force: bool) -> None:
+def check_can_start(evaluation: Evaluation, runs_root: str | Path, force: bool) -> Step:
     """What ``evaluate`` checks before it reads the data: the data there, the Trainer's options Lightning's and
-    available here, the runs folder writable, and no record of another checkpoint in the cell's folder."""
+    available here, the runs folder writable, and no record of another checkpoint in the cell's folder; returns
+    what it does next (``RunDir.next_step``: done where the cell holds this checkpoint's record)."""
     from .checks import check_trainer_options, check_writable
-    from .records import RunConflictError
 
     cfg = evaluation.cfg
     where = expected_data(cfg)
@@ -183,14 +178,9 @@ def check_can_start(evaluation: Evaluation, runs_root: str | Path, force: bool) 
         raise MissingDataError(f"{cfg.table} row {cfg.row}: {evaluation.entry.full_name} is tested on "
                                f"{cfg.data.dataset}, {where}")
     check_trainer_options(cfg, on_this_machine=True)
-    check_writable(Path(runs_root) / cfg.table, "--runs-dir")
-    run = RunDir(evaluation.run_dir(runs_root))
-    if run.has_record() and not force:
-        released = run.read_record().get("released") or {}
-        if released.get("name") != evaluation.entry.full_name:
-            raise RunConflictError(f"{run.record_file}: records {released.get('name')!r}, not "
-                                   f"{evaluation.entry.full_name}; --force evaluates again, moving it to "
-                                   f"{Path(runs_root) / REPLACED_DIR}/")
+    check_writable(RunsTree(runs_root).table(cfg.table), "--runs-dir")
+    return evaluation.folder(runs_root).next_step(cfg, runs_root, force, released=evaluation.entry.full_name
+                                                  ).unless_refused()
 
 
 def file_digest(path: Path) -> str:
@@ -216,10 +206,10 @@ def evaluate(evaluation: Evaluation, runs_root: str | Path = "runs", force: bool
     from contextlib import nullcontext
 
     checked = check_checkpoint(evaluation)
-    check_can_start(evaluation, runs_root, force)
-    run = RunDir(evaluation.run_dir(runs_root))
-    if run.has_record() and not force:
-        return {**run.read_record(), "cached": True}
+    step = check_can_start(evaluation, runs_root, force)
+    if step.action == "done":
+        return {**step.record, "cached": True}
+    run = step.run
     zero = launched_as_global_zero()
     released = released_entry(evaluation, checked, digest=zero)
     start = time.perf_counter()
@@ -306,6 +296,5 @@ def _test(evaluation: Evaluation, checked: CheckedCheckpoint, released: dict[str
     return record
 
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "EVALUATED_FROM", "RELEASED_DIR", "CheckedCheckpoint", "Evaluation",
-           "check_can_start", "check_checkpoint", "evaluate", "evaluation_config", "file_digest",
-           "released_run_dir", "resolve_evaluation"]
+__all__ = ["DEFAULT_WEIGHTS_DIR", "EVALUATED_FROM", "CheckedCheckpoint", "Evaluation", "check_can_start",
+           "check_checkpoint", "evaluate", "evaluation_config", "file_digest", "resolve_evaluation"]

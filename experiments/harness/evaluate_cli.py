@@ -18,7 +18,6 @@ from .evaluate import DEFAULT_WEIGHTS_DIR, Evaluation, evaluate, resolve_evaluat
 from .interruption import Interrupted, stop_on_signals
 from .overrides import add_lightning_options, lightning_options
 from .released_weights import ReleasedCheckpoint, catalogue
-from .run_dir import RunDir
 from .sizes import ALLOW_FLAG, allowing_large
 
 
@@ -79,7 +78,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return stop.exit_code
     how = "already evaluated (--force evaluates again)" if record.get("cached") else "evaluated"
     metrics = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items() if "top" in k)
-    record_file = RunDir(evaluation.run_dir(args.runs_dir)).record_file
+    record_file = evaluation.folder(args.runs_dir).record_file
     print(f"{evaluation.entry.full_name} on {evaluation.cell}: {metrics} ({how}; paper: "
           f"{numbers_text(evaluation.cell.paper_numbers())}) -> {record_file}")
     return 0
@@ -116,7 +115,7 @@ def dry_run(evaluation: Evaluation, runs_root: str) -> int:
     missing = expected_data(cfg)
     print(f"data: {cfg.data.dataset}, its validation split" + (f" from {shown(cfg.data.root)}" if cfg.data.root else "")
           + (f": missing, {printable(missing)}" if missing else ""))
-    print(f"record: {shown(RunDir(evaluation.run_dir(runs_root)).record_file)} (marked as evaluated from released "
+    print(f"record: {shown(evaluation.folder(runs_root).record_file)} (marked as evaluated from released "
           f"weights)")
     print("# nothing run (--dry-run)")
     return 0

@@ -1,10 +1,9 @@
 """One run of a table: ``execute`` trains and tests a run's model (a Lightning fit and a multi-view test), or
 evaluates it for a task that trains nothing, and writes its record last.
 
-It skips a finished run, reuses the record of an identical run of another table, and resumes an interrupted one,
-each only when the run directory was written for this run with this configuration (``experiments.harness.run_dir``,
-``RunDir.check``). The
-steps: ``_reuse`` (an identical run's record), or ``_prepare`` (threads, seed, pretrained sources) and then
+It does what the run's folder says it does next (``RunDir.next_step``, asked under the run's lock): returns a
+finished run's record, reuses the record of an identical run of another table, resumes an interrupted one or trains
+it. The steps: ``_reuse`` (an identical run's record), or ``_prepare`` (threads, seed, pretrained sources) and then
 ``_evaluate_only`` or ``_fit_and_test`` (the data and the system, ``_build_trainer``, ``_scale_lr``,
 ``_check_resume``, the fit, ``_test``), each writing the record last.
 """
@@ -26,7 +25,7 @@ from typing import Any
 from .interruption import at_batch_boundaries, interruption_pending, raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
 from .records import RECORD_KEYS, RUN_STATE, RunConflictError, run_record, run_state
-from .run_dir import REPLACED_DIR, CheckedRun, RunDir, find_equivalent_run, pretrained_weights
+from .run_dir import RunDir, RunsTree, Step, pretrained_weights
 from .spec import RunConfig
 from .tasks import build_model, check_data_options, evaluation_device, final_metrics, get_task, logged_metrics
 
@@ -45,39 +44,32 @@ def execute(
     force: bool = False,
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
+    planned: Step | None = None,
 ) -> dict[str, Any]:
-    """One run of the config's task. Skips a finished run, resumes an interrupted one, writes its record last;
-    either only when the directory was written for this run with this configuration (``RunDir.check``). A fit
-    whose training split is empty, or that takes no step, raises ``NoTrainingDataError`` and records nothing; a test
-    that reads no sample raises ``NoTestDataError`` and records nothing (a later run tests again). The run's lock
-    (``RunDir.hold``) is held throughout, by rank 0 (the other ranks are its own processes): a run another command
-    holds raises ``RunBusyError`` before anything is written (a finished run's record, written atomically, is read
-    without it)."""
+    """One run of the config's task: what its folder says it does next (``RunDir.next_step``), its record written
+    last. ``planned``: the step the caller's plan read; a finished run's is final (its record is whole once
+    written, and only --force replaces it), any other is asked again under the run's lock, as another command may
+    have moved the run on meanwhile. A fit whose training split is empty, or that takes no step, raises
+    ``NoTrainingDataError`` and records nothing; a test that reads no sample raises ``NoTestDataError`` and records
+    nothing (a later run tests again). The run's lock (``RunDir.hold``) is held throughout, by rank 0 (the other
+    ranks are its own processes): a run another command holds raises ``RunBusyError`` before anything is
+    written."""
+    if planned is not None and planned.action == "done":
+        return {**planned.record, "cached": True}
     run = RunDir.of(cfg, runs_root)
-    if run.has_record() and not force:  # written atomically: read without the lock
-        return {**run.finished_record(cfg, runs_root), "cached": True}
     with run.hold() if launched_as_global_zero() else nullcontext():
-        return _execute(cfg, runs_root, force, progress_bar, echo)
-
-
-def _execute(cfg: RunConfig, runs_root: str | Path, force: bool, progress_bar: bool, echo: Callable[[str], None]
-             ) -> dict[str, Any]:
-    run = RunDir.of(cfg, runs_root)
-    # asked again under the lock (another command may have ended it meanwhile), before anything is built, and before
-    # a reuse would write a record beside another configuration's checkpoint
-    found = CheckedRun("absent") if force else run.check(cfg, runs_root)
-    if found.state == "finished":  # only this run's, with this configuration
-        return {**found.record, "cached": True}
-    resume = str(run.last_checkpoint) if found.state == "resumable" else None
-    source = None if force else find_equivalent_run(cfg, runs_root)
-    if source is not None:
-        return _reuse(cfg, source, runs_root)
-    if "lightning" not in sys.modules:
-        echo("    loading PyTorch and Lightning ...")
-    prepared = _prepare(cfg, runs_root, force, echo)
-    if not get_task(cfg.task).trains:
-        return _evaluate_only(cfg, prepared, echo)
-    return _fit_and_test(cfg, runs_root, prepared, resume, found.started, progress_bar, echo)
+        # before anything is built, and before a reuse would write a record beside another configuration's checkpoint
+        step = run.next_step(cfg, runs_root, force, holding=True).unless_refused()
+        if step.action == "done":
+            return {**step.record, "cached": True}
+        if step.action == "reuse":
+            return _reuse(cfg, step.source, runs_root)
+        if "lightning" not in sys.modules:
+            echo("    loading PyTorch and Lightning ...")
+        prepared = _prepare(cfg, runs_root, force, echo)
+        if not get_task(cfg.task).trains:
+            return _evaluate_only(cfg, prepared, echo)
+        return _fit_and_test(cfg, runs_root, prepared, step, progress_bar, echo)
 
 
 def _reuse(cfg: RunConfig, source: RunDir, runs_root: str | Path) -> dict[str, Any]:
@@ -154,13 +146,14 @@ def _evaluate_only(cfg: RunConfig, prepared: _Prepared, echo: Callable[[str], No
     return record
 
 
-def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, resume: str | None,
-                  started: dict[str, Any] | None, progress_bar: bool, echo: Callable[[str], None]) -> dict[str, Any]:
-    """Train the task's system on its data module (resuming ``resume``, whose ``RUN_STATE`` is ``started``), save
-    the final state, test it and write the record."""
+def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, step: Step, progress_bar: bool,
+                  echo: Callable[[str], None]) -> dict[str, Any]:
+    """Train the task's system on its data module (resuming the ``step``'s checkpoint, whose ``RUN_STATE`` it
+    holds), save the final state, test it and write the record."""
     from .provenance import provenance
 
     task, run = get_task(cfg.task), prepared.run
+    resume = str(step.checkpoint) if step.checkpoint else None
     echo(f"    data: {cfg.data.dataset} " + ("(generated on first use, then read from the cache) ..."
                                            if cfg.data.root is None else f"from {cfg.data.root} ..."))
     dm = task.datamodule(cfg, run.path)
@@ -176,7 +169,7 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, re
     params = {**cfg.to_dict(), "num_params": num_params}
     trainer, data_wait = _build_trainer(cfg, run, params, progress_bar)
     batch = _scale_lr(cfg, trainer, module, params)
-    _check_resume(resume, started, trainer.world_size, run, runs_root, echo)
+    _check_resume(resume, step.started, trainer.world_size, run, runs_root, echo)
     echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
          f"then testing ...")
     with at_batch_boundaries():
@@ -273,7 +266,7 @@ def _check_resume(resume: str | None, started: dict[str, Any] | None, world_size
                 f"{run.path}: its {run.LAST_CHECKPOINT} was written by {started['world_size']} process(es), this run "
                 f"has {world_size}: its data position and steps per epoch would mean something else; run "
                 f"again on as many (--devices, --num-nodes), or with --force to start over (the old run is moved to "
-                f"{Path(runs_root) / REPLACED_DIR}/), or use another --runs-dir")
+                f"{RunsTree(runs_root).replaced_root}/), or use another --runs-dir")
         echo(f"    resuming from {resume}")
 
 

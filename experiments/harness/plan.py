@@ -1,8 +1,8 @@
 """What a table command means before anything trains: the runs a table resolves to with the user's options
-(``resolve_runs``), which of them lack data and where it was expected, what ``run`` would do with each (train,
-resume, done, reuse, skip: ``planned_action``, ``runs_to_train``), the checks ``run`` and ``--dry-run`` share
-(``check_resolved``: folders, launch, Lightning's options, the table's static record, and every model built on the
-``meta`` device by ``check_buildable``). Imports no torch at import time."""
+(``resolve_runs``), which of them lack data and where it was expected, what ``run`` would do with each
+(``planned_steps``: ``RunDir.next_step`` told of the data's absence; ``runs_to_train``), the checks ``run`` and
+``--dry-run`` share (``check_resolved``: folders, launch, Lightning's options, the table's static record, and every
+model built on the ``meta`` device by ``check_buildable``). Imports no torch at import time."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .checks import check_mixed_batch, check_trainer_options, check_writable
 from .overrides import apply_overrides, given_options
 from .provenance import check_multi_node_launch, with_paper_batch
 from .records import comparable_config
-from .run_dir import RunDir, find_equivalent_run
+from .run_dir import RunDir, RunsTree, Step
 from .run_sources import check_run_sources, run_sources
 from .spec import RunConfig, TableSpec, table_spec
 from .static import read_static, static_record_path
@@ -120,38 +120,26 @@ def run_line(cfg: RunConfig, runs_root: str | Path) -> str:
     """One run as the console names it: table, row, column (dataset), seed, scale and its directory (escaped where
     it holds a line break or an ESC: ``shown``)."""
     return (f"{cfg.table} row={cfg.row} column={cfg.column} ({dataset_shown(cfg)}) seed={cfg.seed} "
-            f"scale={cfg.scale} -> {shown(cfg.run_dir(runs_root))}")
+            f"scale={cfg.scale} -> {shown(RunDir.of(cfg, runs_root).path)}")
 
 
-def planned_action(cfg: RunConfig, runs_root: str | Path = "runs", force: bool = False) -> str:
-    """What ``run`` would do with one run, for ``--dry-run``: "train", "resume from <ckpt>", "done" (its record
-    exists), "reuse <run>" (an identical run of another table finished), or "skip: needs <dataset>" (its data is
-    absent: ``missing_datasets`` says where it was expected). A record or checkpoint written for another run or
-    configuration raises ``RunConflictError``, as the run itself would."""
-    if expected_data(cfg) is not None:
-        return f"skip: needs {cfg.data.dataset}"
-    if force:
-        return "train (--force)"
-    run = RunDir.of(cfg, runs_root)
-    # another run's record or checkpoint, or another configuration's, stops the run before any reuse
-    found = run.check(cfg, runs_root)
-    if found.state == "finished":
-        return "done"
-    source = find_equivalent_run(cfg, runs_root)
-    if source is not None:
-        return f"reuse {source.relative_to(runs_root)}"
-    return f"resume from {run.last_checkpoint}" if found.state == "resumable" else "train"
+def planned_steps(configs: Iterable[RunConfig], runs_root: str | Path, force: bool = False) -> list[Step]:
+    """What ``run`` does next with each run (``RunDir.next_step``, once a run): a run whose data is absent is
+    skipped (``missing_datasets`` says where it was expected)."""
+    return [RunDir.of(cfg, runs_root).next_step(cfg, runs_root, force, missing_data=_needs(cfg)) for cfg in configs]
 
 
-def runs_to_train(configs: Sequence[RunConfig], runs_root: str | Path, force: bool) -> list[RunConfig]:
+def _needs(cfg: RunConfig) -> str | None:
+    return None if expected_data(cfg) is None else f"needs {cfg.data.dataset}"
+
+
+def runs_to_train(configs: Sequence[RunConfig], steps: Sequence[Step]) -> list[RunConfig]:
     """The runs that will train, in order: not done, not an identical run's reuse (a configuration that two rows
     share trains once), not waiting for another run's checkpoint."""
     to_train, seen = [], set()
-    for cfg in configs:
-        action = planned_action(cfg, runs_root, force)
+    for cfg, step in zip(configs, steps):
         key = json.dumps(comparable_config(cfg.to_dict()), sort_keys=True)
-        if (action == "train" or action.startswith(("resume", "train (--force)"))) and (force or key not in seen) \
-                and not needs_another_run(cfg):
+        if step.trains and (step.forced or key not in seen) and not needs_another_run(cfg):
             to_train.append(cfg)
             seen.add(key)
     return to_train
@@ -211,7 +199,7 @@ def check_resolved(configs: Sequence[RunConfig], runs_root: str | Path, dry_run:
     files were checked and noted already (``run --submit --dry-run``)."""
     notes: dict[str, None] = {}
     for table in dict.fromkeys(cfg.table for cfg in configs):
-        check_writable(Path(runs_root) / table, "--runs-dir")
+        check_writable(RunsTree(runs_root).table(table), "--runs-dir")
         if require_spec(table).static_columns:  # the run recomputes it, keeping what it held
             read_static(static_record_path(runs_root, table))
     for cfg in configs:
@@ -236,5 +224,5 @@ def describe_runs(configs: Iterable[RunConfig], runs_root: str | Path = "runs") 
     """The --dry-run listing: each run's directory and fully resolved configuration."""
     blocks = []
     for cfg in configs:
-        blocks.append(f"# {shown(cfg.run_dir(runs_root))}\n{json.dumps(cfg.to_dict(), indent=2)}")
+        blocks.append(f"# {shown(RunDir.of(cfg, runs_root).path)}\n{json.dumps(cfg.to_dict(), indent=2)}")
     return "\n".join(blocks)

@@ -76,10 +76,10 @@ def predicting_model(args: argparse.Namespace) -> tuple[Any, Any, str, Any]:
         return cfg, model, f"{entry.full_name} ({cell})", evaluation.entry.expects["classes"]
     if args.run:
         run = RunDir(Path(args.run))
-        if not run.has_record():
+        record = run.finished(("table", "row", "column", "scale"))
+        if record is None:
             raise ValueError(f"{shown(run.path)}: no record of a finished run ({RunDir.RECORD}); predict reads a "
                              f"finished run, or TABLE --rows ROW --weights {shown(run.last_checkpoint)}")
-        record = run.read_record(("table", "row", "column", "scale"))
         cfg, model = fitting_column(record["table"], record["row"], record["scale"], record["column"],
                                     args.data_root, run.last_checkpoint)
         return cfg, model.eval(), f"the run {shown(run.path)} ({cfg.table}/{cfg.row}/{cfg.column})", \

@@ -1,31 +1,36 @@
-"""A run's folder: ``RunDir`` is the one place that names the files a run leaves there and reads them to say what
-state the run is in. Planning, running, evaluating, ``status``, the cluster's jobs and the reports ask it; none of
-them builds those files' paths or opens them itself.
+"""A run's folder and the tree of them. ``RunsTree`` owns the runs folder's layout, ``RunDir`` one run's folder: the
+files a run leaves there, and what a command does next with the run (``RunDir.next_step``). Planning, running,
+evaluating, ``status``, the cluster's jobs and the reports ask them; none of them builds those paths, globs the tree
+or decides from a file's existence itself (``tests/experiments/harness/test_run_dir.py`` greps for it).
 
-A run lives in ``runs/<table>/<row>/seed<k>/<scale>-<column>/`` (an evaluation of released weights in
-``runs/<table>/<row>/released/<scale>-<column>/``). In it: TensorBoard's event files and the run's hyper-parameters
-(``HPARAMS``), the last checkpoint (``LAST_CHECKPOINT``: rewritten as the run trains; a resume starts there), the job
-file where a scheduler's job trains it (``JOB_FILE``) and, once tested, the record (``RECORD``: the flat record the
-reports read, written last and atomically). Its lock file lies beside it, not inside (``lock_file``): a run that
-``--force`` moves away keeps its lock in place, and a run refused before it starts leaves no folder.
+The tree (``RunsTree``): a trained run lives in ``<runs>/<table>/<row>/seed<k>/<scale>-<column>/``, an evaluation of
+released weights in ``<runs>/<table>/<row>/released/<scale>-<column>/``; a run that ``--force`` replaced is moved whole
+to ``<runs>/.replaced/<time>/<its place>`` (nothing is deleted, and neither TensorBoard nor the reports mix the two
+runs), and each submission's scripts, pickled jobs and logs go to ``<runs>/.jobs/<time>/``. The tracked copy
+(``reports/results/``) keeps the same places, a run's record as one file, ``<scale>-<column>.json``.
 
-The state of a folder for the run ``cfg`` (``RunDir.state``):
+A run's folder (``RunDir``): TensorBoard's event files and the run's hyper-parameters (``HPARAMS``), the last
+checkpoint (``LAST_CHECKPOINT``: rewritten as the run trains; a resume starts there), the job file where a
+scheduler's job trains it (``JOB_FILE``) and, once tested, the record (``RECORD``: the flat record the reports read,
+written last and atomically). Its lock file lies beside it, not inside (``lock_file``): a run that ``--force`` moves
+away keeps its lock in place, and a run refused before it starts leaves no folder.
 
-- ``absent``: neither a record nor a last checkpoint;
-- ``busy``: no record, and another live process holds the lock: it is training, testing or recording the run;
-- ``resumable``: a last checkpoint written for this run with this configuration, and no record;
-- ``finished``: a record written for this run with this configuration;
-- ``reusable``: a record of another run with the same configuration, itself no copy: ``cfg`` may copy it;
-- ``other-configuration``: a record or a checkpoint written for another run or another configuration.
+What a command does next with the run ``cfg`` (``RunDir.next_step``, a ``Step``), asked in this order:
 
-A record or a checkpoint that cannot be read is no state: asking raises ``DamagedRecordError`` naming the file and
-what to do (``find_equivalent_run`` passes over it). What a run asks before it uses its folder is ``check``: the state
-its files give, a record or checkpoint of another run or configuration refused with ``RunConflictError`` naming the
-fields that differ. The harness moves a folder between the states with ``hold`` (its lock taken: absent or resumable
--> busy; ``RunBusyError`` when another process holds it), ``write_record`` (busy -> finished), the end of a holder
-killed while it trains (the kernel frees its lock: busy -> resumable, and the next command resumes it) and
-``move_away`` (``--force``: any state -> absent, the old folder moved whole to ``runs/.replaced/<time>/...``; nothing
-is deleted, and neither TensorBoard nor the reports mix the two runs). Imports no torch.
+- ``skip``: its data is absent on this machine (the caller says where it was expected);
+- ``train (--force)``: ``--force`` replaces whatever the folder holds;
+- ``refuse``: a record or a checkpoint written for another run or another configuration (``RunConflictError``
+  naming the fields that differ), one that cannot be read (``DamagedRecordError`` naming the file and what to do),
+  or a lock path that is no file (``RunLockError``): the command stops before anything trains;
+- ``done``: a record written for this run with this configuration (whole once there, whoever holds the lock);
+- ``busy``: no record, and another live process holds the lock: it is training, testing or submitting the run;
+- ``reuse``: a finished run of another table with the same configuration, itself no copy: its record is copied;
+- ``resume``: a last checkpoint written for this run with this configuration;
+- ``train``: nothing of the run is there.
+
+The harness moves a folder between them with ``hold`` (its lock taken), ``write_record`` (-> done), the end of a
+holder killed while it trains (the kernel frees its lock: the next command resumes it) and ``move_away``
+(``--force``). Imports no torch.
 """
 
 from __future__ import annotations
@@ -52,12 +57,96 @@ from .records import (
     run_differences,
     write_record,
 )
-from .run_lock import check_lock_file, held_elsewhere, hold_lock
-from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source
-from .spec import RunConfig, run_dir
+from .run_lock import RunLockError, check_lock_file, held_elsewhere, hold_lock, lock_holder
+from .run_sources import RUN_PREFIX, inside_runs_root, parse_run_source, run_sources
+from .spec import RunConfig, column_slug
 
-RunState = Literal["absent", "busy", "resumable", "finished", "reusable", "other-configuration"]
-REPLACED_DIR = ".replaced"  # under the runs root; outside runs/<table>/, so reports and run reuse never see it
+StepAction = Literal["skip", "refuse", "done", "busy", "reuse", "resume", "train"]
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+@dataclass(frozen=True)
+class RunsTree:
+    """The runs folder ``root`` and its layout (module doc): the one place that builds or globs its paths."""
+
+    root: Path
+
+    SEED: ClassVar[str] = "seed"  # <table>/<row>/seed<k>/: a row's trained runs of seed k
+    RELEASED: ClassVar[str] = "released"  # <table>/<row>/released/: its evaluations of the authors' weights
+    REPLACED: ClassVar[str] = ".replaced"  # outside every table: neither the reports nor a reuse read it
+    JOBS: ClassVar[str] = ".jobs"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @classmethod
+    def place(cls, table: str, row: str, seed: int | None, scale: str, column: str) -> tuple[str, str, str, str]:
+        """A run's place under a tree's root, a folder a part: its table, row, ``seed<k>`` (``released`` where
+        ``seed`` is None: an evaluation of released weights) and ``<scale>-<column>`` (the column's slug keeps
+        letters, digits and ``_``)."""
+        return table, row, cls.RELEASED if seed is None else f"{cls.SEED}{seed}", f"{scale}-{column_slug(column)}"
+
+    def table(self, table: str) -> Path:
+        return self.root / table
+
+    def run(self, table: str, row: str, seed: int | None, scale: str, column: str) -> RunDir:
+        return RunDir(self.root.joinpath(*self.place(table, row, seed, scale, column)))
+
+    def folder(self, cfg: RunConfig) -> RunDir:
+        """The folder of the trained run ``cfg``."""
+        return self.run(cfg.table, cfg.row, cfg.seed, cfg.scale, cfg.column)
+
+    def released(self, cfg: RunConfig) -> RunDir:
+        """The folder of the evaluation of released weights at ``cfg``'s cell, beside the row's trained runs."""
+        return self.run(cfg.table, cfg.row, None, cfg.scale, cfg.column)
+
+    def folders(self, table: str, scale: str) -> list[Path]:
+        """The trained runs' folders of ``table`` at ``scale``, whatever their seed folder."""
+        return sorted(self.table(table).glob(f"*/{self.SEED}*/{scale}-*"))
+
+    def seeds(self, table: str, scale: str, max_seeds: int) -> tuple[int, list[Path]]:
+        """(one more than the largest seed below ``max_seeds`` with a folder of ``table`` at ``scale``, 0 for none;
+        the seed folders holding such runs that no ``run`` makes: ``seed<k>`` of ``max_seeds`` or more, or no
+        number)."""
+        seeds, odd = [-1], set()
+        for folder in self.folders(table, scale):
+            number = folder.parent.name.removeprefix(self.SEED)
+            if number.isdigit() and int(number) < max_seeds:
+                seeds.append(int(number))
+            else:
+                odd.add(folder.parent)
+        return max(seeds) + 1, sorted(odd)
+
+    def records(self, seed: int | None = None, scale: str | None = None) -> list[Path]:
+        """The record files of every trained run (every table), or of those of seed ``seed`` at ``scale``."""
+        runs = f"{self.SEED}*/*" if seed is None else f"{self.SEED}{seed}/{scale}-*"
+        return sorted(self.root.glob(f"*/*/{runs}/{RunDir.RECORD}"))
+
+    def released_records(self, table: str) -> list[Path]:
+        return sorted(self.table(table).glob(f"*/{self.RELEASED}/*/{RunDir.RECORD}"))
+
+    def job_files(self, table: str | None = None, unrecorded: bool = False) -> list[Path]:
+        """The job files of the trained runs (of ``table``; ``unrecorded``: of those without a record yet)."""
+        found = sorted(self.root.glob(f"{table or '*'}/*/{self.SEED}*/*/{RunDir.JOB_FILE}"))
+        return [path for path in found if not (unrecorded and RunDir(path.parent).has_record())]
+
+    def tracked_records(self) -> list[Path]:
+        """As the tracked copy holds them (``<place>.json``): every trained run's record."""
+        return sorted(self.root.glob(f"*/*/{self.SEED}*/*.json"))
+
+    def tracked_released(self, table: str) -> list[Path]:
+        return sorted(self.table(table).glob(f"*/{self.RELEASED}/*.json"))
+
+    @property
+    def replaced_root(self) -> Path:
+        return self.root / self.REPLACED
+
+    def submission_folder(self) -> Path:
+        """``<runs>/.jobs/<UTC time>``: one submission's scripts, pickled jobs and logs."""
+        return self.root.absolute() / self.JOBS / _stamp()
 
 
 @dataclass(frozen=True)
@@ -70,8 +159,48 @@ class CheckedRun:
 
 
 @dataclass(frozen=True)
+class Step:
+    """What a command does next with one run (``RunDir.next_step``; module doc), with what it needs for it."""
+
+    action: StepAction
+    run: RunDir
+    record: dict[str, Any] | None = None  # done: the run's record
+    source: RunDir | None = None  # reuse: the finished identical run whose record it copies
+    started: dict[str, Any] | None = None  # resume: its checkpoint's RUN_STATE (None: written before they had one)
+    why: str = ""  # skip, busy, refuse: the line that says why
+    refusal: Exception | None = None  # refuse: what the command stops with
+    forced: bool = False  # train: --force replaces what the folder held
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint a resumed run starts from."""
+        return self.run.last_checkpoint if self.action == "resume" else None
+
+    @property
+    def trains(self) -> bool:
+        return self.action in ("train", "resume")
+
+    def line(self, runs_root: str | Path) -> str:
+        """The step as ``run --dry-run`` and ``status`` say it: "train", "train (--force)", "resume from <file>",
+        "reuse <run>", "done", or "skip: ...", "busy: ...", "refuse: ..." with why."""
+        if self.action == "train":
+            return "train (--force)" if self.forced else "train"
+        if self.action == "resume":
+            return f"resume from {self.checkpoint}"
+        if self.action == "reuse":
+            return f"reuse {self.source.relative_to(runs_root)}"
+        return "done" if self.action == "done" else f"{self.action}: {self.why}"
+
+    def unless_refused(self) -> Step:
+        """The step, unless it refuses the run: then the error the command stops with is raised."""
+        if self.refusal is not None:
+            raise self.refusal
+        return self
+
+
+@dataclass(frozen=True)
 class RunDir:
-    """The folder of one run (``path``), its files and its state (module doc)."""
+    """The folder of one run (``path``), its files and what a command does next with it (module doc)."""
 
     path: Path
 
@@ -87,8 +216,8 @@ class RunDir:
 
     @classmethod
     def of(cls, cfg: RunConfig, runs_root: str | Path = "runs") -> RunDir:
-        """The folder of the run ``cfg`` under ``runs_root``."""
-        return cls(cfg.run_dir(runs_root))
+        """The folder of the run ``cfg`` under ``runs_root`` (``RunsTree.folder``)."""
+        return RunsTree(runs_root).folder(cfg)
 
     @property
     def record_file(self) -> Path:
@@ -145,38 +274,63 @@ class RunDir:
                                      f"{shown(err.real or '?')}), so it is not read; "
                                      f"{fix or local_record_fix(self.path)}") from None
 
-    # --- what its files say ----------------------------------------------------------------------------------
+    # --- what its files say, and what a command does next -------------------------------------------------------
 
     def read_record(self, required: Sequence[str] = ()) -> dict[str, Any]:
         """The record with the ``required`` keys; a damaged one raises ``DamagedRecordError`` naming it."""
         return read_record(self.record_file, required)
 
+    def finished(self, required: Sequence[str] = ()) -> dict[str, Any] | None:
+        """The record of the run the folder holds, for a command given the folder alone, with no configuration to
+        check it against (``predict --run``); None where no run finished there."""
+        return self.read_record(required) if self.has_record() else None
+
+    def next_step(self, cfg: RunConfig, runs_root: str | Path, force: bool = False, missing_data: str | None = None,
+                  holding: bool = False, released: str | None = None) -> Step:
+        """What a command does next with the run ``cfg`` in this folder (module doc): the one place a run's fate is
+        decided. ``missing_data``: why its data is absent here (the step skips it); ``holding``: the caller holds
+        the run's lock, or is a rank of the process that does (the lock is not asked); ``released``: the folder
+        is an evaluation of that released checkpoint (its catalogue name): done where its record is of it, refused
+        where of another, else evaluated ("train")."""
+        if missing_data:
+            return Step("skip", self, why=missing_data)
+        if force:
+            return Step("train", self, forced=True)
+        try:
+            if released is not None:
+                return self._evaluation_step(released, runs_root)
+            if not holding and not self.has_record() and held_elsewhere(self.lock_file):
+                return Step("busy", self, why=" is ".join(lock_holder(self.lock_file)))
+            found = self.check(cfg, runs_root)
+        except (RunConflictError, DamagedRecordError, RunLockError) as refused:
+            return Step("refuse", self, why=str(refused), refusal=refused)
+        if found.state == "finished":
+            return Step("done", self, record=found.record)
+        source = find_equivalent_run(cfg, runs_root)
+        if source is not None:
+            return Step("reuse", self, source=source)
+        return Step("resume", self, started=found.started) if found.state == "resumable" else Step("train", self)
+
+    def _evaluation_step(self, released: str, runs_root: str | Path) -> Step:
+        if not self.has_record():
+            return Step("train", self)
+        record = read_record(self.record_inside(runs_root))
+        recorded = (record.get("released") or {}).get("name")
+        if recorded == released:
+            return Step("done", self, record=record)
+        raise RunConflictError(f"{self.record_file}: records {recorded!r}, not {released}; --force evaluates again, "
+                               f"moving it to {RunsTree(runs_root).replaced_root}/")
+
     def check(self, cfg: RunConfig, runs_root: str | Path) -> CheckedRun:
-        """The folder's state for the run ``cfg``, as a run that would use it asks: ``finished`` with its record,
-        ``resumable`` with what its checkpoint says of the run that wrote it, or ``absent``. A record or checkpoint
-        of another run (its table, row, column, seed or scale) or of another configuration (``experiment_key``)
-        raises ``RunConflictError``: using it would put that run's numbers under this one's name."""
+        """The folder's reading for the run ``cfg``: ``finished`` with its record, ``resumable`` with what its
+        checkpoint says of the run that wrote it, or ``absent``. A record or checkpoint of another run (its table,
+        row, column, seed or scale) or of another configuration (``experiment_key``) raises ``RunConflictError``:
+        using it would put that run's numbers under this one's name."""
         if self.has_record():
             return CheckedRun("finished", record=self.finished_record(cfg, runs_root))
         if self.has_checkpoint():
             return CheckedRun("resumable", started=self.checkpoint_run(cfg, runs_root))
         return CheckedRun("absent")
-
-    def state(self, cfg: RunConfig, runs_root: str | Path) -> RunState:
-        """The folder's state for the run ``cfg`` (module doc), a record first: it is whole once there, whoever
-        holds the lock. ``busy`` is asked of the lock (``held_elsewhere``), which the harness's own commands do not
-        do: they take it (``hold``)."""
-        if self.has_record():
-            record = read_record(self.record_inside(runs_root), (*RECORD_KEYS, "config"))
-            if not run_differences(record, cfg):
-                return "finished"
-            return "reusable" if _copyable(record, _config_text(cfg)) else "other-configuration"
-        if held_elsewhere(self.lock_file):
-            return "busy"
-        try:
-            return self.check(cfg, runs_root).state
-        except RunConflictError:
-            return "other-configuration"
 
     def finished_record(self, cfg: RunConfig, runs_root: str | Path) -> dict[str, Any]:
         """The run's record, checked to be this run's, done with this configuration (and to lie in the runs folder:
@@ -214,10 +368,11 @@ class RunDir:
     # --- the transitions -------------------------------------------------------------------------------------
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold the run's lock for the block (``experiments.harness.run_lock``); ``RunBusyError`` at once if another
-        process holds it. Re-entrant within a process."""
-        with hold_lock(self.lock_file, self.path):
+    def hold(self, doing: str = "running it") -> Iterator[None]:
+        """Hold the run's lock for the block (``experiments.harness.run_lock``; ``doing``: what this process does
+        with the run, as another command's ``RunBusyError`` says it); ``RunBusyError`` at once if another process
+        holds it. Re-entrant within a process."""
+        with hold_lock(self.lock_file, self.path, doing):
             yield
 
     def check_lock_file(self) -> None:
@@ -229,10 +384,10 @@ class RunDir:
         write_record(self.record_file, record)
 
     def move_away(self, runs_root: str | Path, echo: Callable[[str], None] = print) -> None:
-        """``--force``: move the folder, whole, to ``runs/.replaced/<UTC time>/<its place>`` (nothing is deleted)."""
+        """``--force``: move the folder, whole, to ``<runs>/.replaced/<UTC time>/<its place>`` (nothing is
+        deleted)."""
         if self.path.is_dir() and any(self.path.iterdir()):
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-            archive = Path(runs_root) / REPLACED_DIR / stamp / self.path.relative_to(runs_root)
+            archive = RunsTree(runs_root).replaced_root / _stamp() / self.path.relative_to(runs_root)
             archive.parent.mkdir(parents=True, exist_ok=True)
             self.path.rename(archive)
             echo(f"    previous run moved to {archive}")
@@ -255,8 +410,8 @@ def _refuse_another_run(recorded: dict[str, Any], cfg: RunConfig, runs_root: str
     shown = "; ".join(differences[:6]) + (f"; and {len(differences) - 6} more" if len(differences) > 6 else "")
     keep = ", run again with the original options to finish it" if resume else ""
     raise RunConflictError(
-        f"{cfg.run_dir(runs_root)}: {what} (recorded -> asked: {shown}){keep}; run again with --force to replace it "
-        f"(the old run is moved to {Path(runs_root) / REPLACED_DIR}/), or use another --runs-dir")
+        f"{RunDir.of(cfg, runs_root).path}: {what} (recorded -> asked: {shown}){keep}; run again with --force to "
+        f"replace it (the old run is moved to {RunsTree(runs_root).replaced_root}/), or use another --runs-dir")
 
 
 def _config_text(cfg: RunConfig) -> str:
@@ -279,7 +434,7 @@ def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> RunDir | None:
     folder's) refuses to start while it is there, naming it.
     """
     target = _config_text(cfg)
-    for path in sorted(Path(runs_root).glob(f"*/*/seed{cfg.seed}/{cfg.scale}-*/{RunDir.RECORD}")):
+    for path in RunsTree(runs_root).records(cfg.seed, cfg.scale):
         try:
             record = read_record(path)
         except DamagedRecordError:
@@ -289,22 +444,36 @@ def find_equivalent_run(cfg: RunConfig, runs_root: str | Path) -> RunDir | None:
     return None
 
 
+def source_runs(cfg: RunConfig, runs_root: str | Path) -> list[tuple[str, RunDir, bool]]:
+    """Each ``run:TABLE/ROW/COLUMN`` pretrained source of ``cfg``: (its name, that run's folder at ``cfg``'s seed
+    and scale, whether it is finished: its record written, so the checkpoint to start from is there, its own or
+    that of the run it reused)."""
+    out = []
+    for name in run_sources(cfg):
+        table, row, column = parse_run_source(name)
+        source = RunsTree(runs_root).run(table, row, cfg.seed, cfg.scale, column)
+        out.append((name, source, source.has_record()))
+    return out
+
+
 def pretrained_weights(cfg: RunConfig, runs_root: str | Path) -> str | dict[str, str] | None:
     """The run's pretrained sources with ``run:<table>/<row>/<column>`` resolved to the last checkpoint of that run
     at this scale and seed (Table 6's "IN-21K+K-400" initialisation, Table 9's K-400 model), or of the run it reused
     (its record's ``reused_from``); it must exist, and lie inside ``runs_root`` (``inside_runs_root``)."""
     sources = cfg.model.pretrained
+    found = {name: (source, finished) for name, source, finished in source_runs(cfg, runs_root)}
     if isinstance(sources, str) or sources is None:
-        return _resolve_source(cfg, sources, runs_root)
-    return {part: _resolve_source(cfg, source, runs_root) for part, source in sources.items()}
+        return _resolve_source(cfg, sources, found, runs_root)
+    return {part: _resolve_source(cfg, source, found, runs_root) for part, source in sources.items()}
 
 
-def _resolve_source(cfg: RunConfig, name: str | None, runs_root: str | Path) -> str | None:
+def _resolve_source(cfg: RunConfig, name: str | None, found: dict[str, tuple[RunDir, bool]],
+                    runs_root: str | Path) -> str | None:
     if not name or not name.startswith(RUN_PREFIX):
         return name
-    table, row, column = parse_run_source(name)
-    source = RunDir(run_dir(runs_root, table, row, cfg.seed, cfg.scale, column))
-    if source.has_record():  # a reused run keeps no checkpoint: the run it reuses has it
+    table, row, _ = parse_run_source(name)
+    source, finished = found[name]
+    if finished:  # a reused run keeps no checkpoint: the run it reuses has it
         reused = source.read_record().get("reused_from")
         if reused:
             again = f"`python -m experiments run {table} --rows {row} --scale {cfg.scale}`"

@@ -8,7 +8,8 @@ The lock is ``filelock``'s ``fcntl.flock`` on a lock file beside the run directo
 releases such a lock when its process ends, however it ends: the lock of a killed run is free by construction, and the
 next command takes it over and resumes the run. A process the holder forks (a DataLoader worker) does not keep it:
 filelock closes the lock's descriptor in a forked child. The file itself stays (removing it would race with a waiter)
-and holds the last holder's process id, host and start time, which the message of a busy run reads.
+and holds the last holder's process id, host, start time and what it does with the run (trains it, submits it as a
+job), which the message of a busy run reads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,9 +37,12 @@ class RunLockError(ValueError):
     """The run's lock path holds something no command wrote there (a folder, a link): the run cannot be locked."""
 
 
+_doing = ContextVar("doing", default="running it")  # what the process taking a lock does with the run
+
+
 def _write_holder(fd: int) -> None:
-    """Called by filelock with the lock held: who holds it, for the message another command prints."""
-    holder = {"pid": os.getpid(), "host": socket.gethostname(),
+    """Called by filelock with the lock held: who holds it and what for, for the message another command prints."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "doing": _doing.get(),
               "since": datetime.now(UTC).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(holder).encode(), 0)
@@ -63,16 +68,20 @@ def _file_lock(lock_file: Path) -> FileLock:
 
 
 @contextmanager
-def hold_lock(lock_file: Path, run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir``'s lock (``lock_file``) for the block; ``RunBusyError`` at once if another process holds it.
-    Re-entrant within a process (the same lock object per path)."""
+def hold_lock(lock_file: Path, run_dir: Path, doing: str = "running it") -> Iterator[None]:
+    """Hold ``run_dir``'s lock (``lock_file``) for the block, ``doing`` what it says (the lock file keeps it for
+    another command's message); ``RunBusyError`` at once if another process holds it. Re-entrant within a process
+    (the same lock object per path: the first holder's ``doing`` stays)."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     check_lock_file(lock_file)
     lock = _file_lock(lock_file)
+    said = _doing.set(doing)
     try:
         lock.acquire(blocking=False)
     except Timeout:
         raise RunBusyError(busy_message(run_dir, lock_file)) from None
+    finally:
+        _doing.reset(said)
     try:
         yield
     finally:
@@ -113,13 +122,19 @@ def held_elsewhere(lock_file: Path) -> bool:
     return False
 
 
+def lock_holder(lock_file: Path) -> tuple[str, str]:
+    """(which process holds a lock, as its file says: "process N since T", what it does with the run)."""
+    found = holder(lock_file) or {}
+    doing = found.get("doing") if isinstance(found.get("doing"), str) else "running it"
+    if not found:
+        return f"another process (its lock {lock_file} does not say which)", doing
+    here = found.get("host") in (None, socket.gethostname())
+    return f"process {found['pid']}" + ("" if here else f" on {found['host']}") + f" since {found.get('since')}", doing
+
+
 def busy_message(run_dir: Path, lock_file: Path) -> str:
-    """The line that says which process holds the run (``RunBusyError``'s message)."""
-    found = holder(lock_file)
-    if found is None:
-        who = f"another process (its lock {lock_file} does not say which)"
-    else:
-        here = found.get("host") in (None, socket.gethostname())
-        who = f"process {found['pid']}" + ("" if here else f" on {found['host']}") + f" since {found.get('since')}"
-    return (f"{run_dir}: skipped, {who} is running it in this runs folder; its result is recorded there when it "
-            f"ends (run this command again then to use it)")
+    """The line that says which process holds the run, doing what (``RunBusyError``'s message)."""
+    who, doing = lock_holder(lock_file)
+    after = "its result is recorded there when it ends (run this command again then to use it)" \
+        if doing.startswith("running it") else "`python -m experiments status` says where it stands"
+    return f"{run_dir}: skipped, {who} is {doing} in this runs folder; {after}"

@@ -31,6 +31,7 @@ from .plan import (
     missing_data,
     missing_datasets,
     needs_another_run,
+    planned_steps,
     require_spec,
     resolve_runs,
     run_line,
@@ -38,7 +39,7 @@ from .plan import (
 )
 from .progress import TableProgress, duration
 from .provenance import data_left_out, git_commit, launched_as_global_zero, leave_process_group
-from .run_dir import RunDir
+from .run_dir import RunDir, Step
 from .run_lock import RunBusyError
 from .spec import RunConfig, TableSpec
 from .tasks import get_task
@@ -79,24 +80,26 @@ def run_table(
         compute_static(require_spec(table_id), runs_root, commit=git_commit(), echo=lambda line: echo("    " + line))
     records, start = [], time.perf_counter()
     progress = TableProgress(total=len(configs), to_train={}, jobs=jobs)
-    runnable, skipped = _runnable(configs, runs_root, progress, echo)
-    _check_runs(runnable, runs_root, force)
-    to_train = runs_to_train(runnable, runs_root, force)
+    # what each run does next, asked once here; the runs whose data is absent are skipped
+    runnable, steps, skipped = _runnable(configs, planned_steps(configs, runs_root, force), runs_root, progress, echo)
+    _check_runs(runnable, steps)
+    to_train = runs_to_train(runnable, steps)
     if launched_as_global_zero():
         prepare_generated_data(to_train, jobs, echo)
     _expect(progress, to_train, runs_root, jobs, expected_s, echo)
     busy: list[RunConfig] = []  # runs another command holds
     finished = _on_finished(records, busy, progress, runs_root, echo)
     if jobs == 1:
-        for cfg in runnable:
+        for cfg, step in zip(runnable, steps):
             echo(f"[{len(records) + len(skipped) + len(busy) + 1}/{len(configs)}] {run_line(cfg, runs_root)}")
             try:
-                finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo))
+                finished(cfg, execute(cfg, runs_root, force=force, progress_bar=progress_bar, echo=echo,
+                                      planned=step))
             except RunBusyError as err:
                 finished(cfg, err)
             raise_if_interrupted()  # a signal Lightning took at the run's very end: the next run does not start
     else:
-        _run_side_by_side(runnable, to_train, jobs, runs_root, force, echo, finished)
+        _run_side_by_side(runnable, steps, to_train, jobs, runs_root, force, echo, finished)
     leave_process_group()
     in_use = f", {len(busy)} skipped as another command is running them" if busy else ""
     echo(f"{len(records)} run(s) done, {len(skipped)} skipped for lack of data{in_use}, in "
@@ -107,35 +110,35 @@ def run_table(
     return records
 
 
-def _runnable(configs: Sequence[RunConfig], runs_root: str | Path, progress: TableProgress,
-              echo: Callable[[str], None]) -> tuple[list[RunConfig], list[RunConfig]]:
-    """The runs whose data is there, and those skipped for lack of it (told first: [k/n] counts runs in the order
-    they are told)."""
-    runnable, skipped = [], []
-    for cfg in configs:
-        reason = missing_data(cfg)
-        if reason:
-            echo(f"[{len(skipped) + 1}/{len(configs)}] {run_line(cfg, runs_root)}\n    skipped, {reason}")
+def _runnable(configs: Sequence[RunConfig], steps: Sequence[Step], runs_root: str | Path, progress: TableProgress,
+              echo: Callable[[str], None]) -> tuple[list[RunConfig], list[Step], list[RunConfig]]:
+    """The runs whose data is there with their steps, and those skipped for lack of it (told first: [k/n] counts
+    runs in the order they are told)."""
+    runnable, kept, skipped = [], [], []
+    for cfg, step in zip(configs, steps):
+        if step.action == "skip":
+            echo(f"[{len(skipped) + 1}/{len(configs)}] {run_line(cfg, runs_root)}\n    skipped, {missing_data(cfg)}")
             skipped.append(cfg)
             progress.skipped()
         else:
             runnable.append(cfg)
-    return runnable, skipped
+            kept.append(step)
+    return runnable, kept, skipped
 
 
-def _check_runs(configs: Sequence[RunConfig], runs_root: str | Path, force: bool) -> None:
-    """Stop the table before anything trains: a missing pretrained source, or a run directory holding another run's
-    record or checkpoint (a launch that cannot start stopped it earlier: ``check_resolved``)."""
-    for cfg in configs:
+def _check_runs(configs: Sequence[RunConfig], steps: Sequence[Step]) -> None:
+    """Stop the table before anything trains: a missing pretrained source, or a run the plan refuses (its folder
+    holds another run's record or checkpoint; a launch that cannot start stopped it earlier: ``check_resolved``)."""
+    for cfg, step in zip(configs, steps):
         check_pretrained_sources(cfg)  # a missing checkpoint file or a timm typo, before any run starts
-        if not force:
-            RunDir.of(cfg, runs_root).check(cfg, runs_root)
+        step.unless_refused()
 
 
 def _expect(progress: TableProgress, to_train: Sequence[RunConfig], runs_root: str | Path, jobs: int,
             expected_s: Callable[[RunConfig], float | None] | None, echo: Callable[[str], None]) -> None:
     """Start the ETA: the runs to train and how long each took where its tracked record was trained."""
-    progress.to_train = {str(cfg.run_dir(runs_root)): expected_s(cfg) if expected_s else None for cfg in to_train}
+    progress.to_train = {str(RunDir.of(cfg, runs_root).path): expected_s(cfg) if expected_s else None
+                         for cfg in to_train}
     progress.start = time.perf_counter()
     if to_train and all(progress.to_train.values()):
         echo(f"{len(to_train)} run(s) to train; on the machine that trained their tracked records they took "
@@ -154,7 +157,7 @@ def _on_finished(records: list[dict[str, Any]], busy: list[RunConfig], progress:
         if isinstance(record, RunBusyError):
             echo(f"    {record}")
             busy.append(cfg)
-            progress.skipped(str(cfg.run_dir(runs_root)))
+            progress.skipped(str(RunDir.of(cfg, runs_root).path))
             return
         metrics = record["metrics"]
         headline = [k for k in metrics if k.endswith("top1")] or list(metrics)  # DAVIS: J&F, J, F
@@ -162,7 +165,8 @@ def _on_finished(records: list[dict[str, Any]], busy: list[RunConfig], progress:
         how = "reused from " + record["reused_from"] if record.get("reused_from") else (
             "cached" if record.get("cached") else "trained" if get_task(cfg.task).trains else "evaluated")
         records.append(record)
-        line = progress.finished(str(cfg.run_dir(runs_root)), record["wall_time_s"] if how == "trained" else None)
+        line = progress.finished(str(RunDir.of(cfg, runs_root).path),
+                                 record["wall_time_s"] if how == "trained" else None)
         echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · {line}")
         if lost := data_left_out(record.get("data_report") or {}):
             echo(f"    data left out: {lost} (the files: {RunDir.of(cfg, runs_root).record_file})")
@@ -183,13 +187,14 @@ def prepare_generated_data(configs: Sequence[RunConfig], jobs: int, echo: Callab
         ensure_synthetic_sets(sets, jobs=jobs, echo=echo)
 
 
-def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig], jobs: int,
-                      runs_root: str | Path, force: bool, echo: Callable[[str], None],
+def _run_side_by_side(configs: Sequence[RunConfig], steps: Sequence[Step], to_train: Sequence[RunConfig],
+                      jobs: int, runs_root: str | Path, force: bool, echo: Callable[[str], None],
                       finished: Callable[[RunConfig, dict[str, Any] | RunBusyError], None]) -> None:
-    """Train ``to_train`` (``runs_to_train`` of ``configs``) in ``jobs`` processes; then take the finished and
-    reusable ones, as in the sequential order. A run another command holds goes to ``finished`` as its
-    ``RunBusyError``."""
-    later = [cfg for cfg in configs if cfg not in to_train]  # in table order: a run after the runs it loads
+    """Train ``to_train`` (``runs_to_train`` of ``configs``, whose planned ``steps`` these are) in ``jobs``
+    processes; then take the finished and reusable ones, as in the sequential order. A run another command holds
+    goes to ``finished`` as its ``RunBusyError``."""
+    # in table order: a run after the runs it loads
+    later = [(cfg, step) for cfg, step in zip(configs, steps) if cfg not in to_train]
     if to_train:
         echo(f"training {len(to_train)} run(s), {jobs} side by side on "
              f"{max(1, (os.cpu_count() or 1) // jobs)} thread(s) each ...")
@@ -199,7 +204,7 @@ def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig
             echo(f"[{n}/{len(to_train)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
                  f"{run_line(to_train[index], runs_root)}")
             finished(to_train[index], outcome)
-    for cfg in later:
+    for cfg, step in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
         run = RunDir.of(cfg, runs_root)
         try:
@@ -207,7 +212,7 @@ def _run_side_by_side(configs: Sequence[RunConfig], to_train: Sequence[RunConfig
                 if force and not needs_another_run(cfg):  # its configuration was trained again above: reuse it
                     run.move_away(runs_root, echo)
                 record = execute(cfg, runs_root, force=force and needs_another_run(cfg), progress_bar=False,
-                                 echo=echo)
+                                 echo=echo, planned=step)
         except RunBusyError as err:
             record = err
         finished(cfg, record)

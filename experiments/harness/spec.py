@@ -246,9 +246,6 @@ class RunConfig:
     def task(self) -> str:
         return self.data.task
 
-    def run_dir(self, runs_root: str | Path = "runs") -> Path:
-        return run_dir(runs_root, self.table, self.row, self.seed, self.scale, self.column)
-
 
 CONFIG_SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
                                      "trainer": TrainerConfig}
@@ -266,11 +263,6 @@ def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
                         if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
             out[key] = {**_plain(defaults), **out[key]}
     return out
-
-
-def run_dir(runs_root: str | Path, table: str, row: str, seed: int, scale: str, column: str) -> Path:
-    """runs/<table>/<row>/seed<k>/<scale>-<column>: one TensorBoard run per scale and dataset column."""
-    return Path(runs_root) / table / row / f"seed{seed}" / f"{scale}-{column_slug(column)}"
 
 
 @dataclass(frozen=True)
@@ -446,6 +438,6 @@ def registered_specs() -> list[str]:
 __all__ = [
     "Computed", "DataConfig", "DerivedColumn", "MetricColumn", "ModelConfig", "OptimConfig", "RowSpec", "RunConfig",
     "SCALES", "ScalePreset", "StaticColumn", "SweepPlot", "TableSpec", "TrainerConfig", "UnknownTableError",
-    "column_slug", "implemented_tables", "register_experiment", "register_table", "registered_specs", "run_dir",
+    "column_slug", "implemented_tables", "register_experiment", "register_table", "registered_specs",
     "table_spec", "table_status",
 ]

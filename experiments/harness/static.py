@@ -25,6 +25,7 @@ from data.schemas import describe
 
 from .record_schemas import Finite
 from .records import DamagedRecordError, read_json
+from .run_dir import RunsTree
 from .spec import Computed, MetricColumn, RowSpec, RunConfig, StaticColumn, TableSpec, _plain, with_defaults
 from .tasks import build_model, model_kwargs
 
@@ -215,7 +216,7 @@ def measured_device() -> str:
 
 
 def static_record_path(runs_root: str | Path, table_id: str) -> Path:
-    return Path(runs_root) / table_id / STATIC_RECORD
+    return RunsTree(runs_root).table(table_id) / STATIC_RECORD
 
 
 def compute_static(spec: TableSpec, runs_root: str | Path = "runs", commit: str = "unknown",

@@ -16,6 +16,7 @@ from tabulate import tabulate
 from data.command_line import OneLineParser, count
 from experiments.harness.execute import execute
 from experiments.harness.plan import MAX_SEEDS
+from experiments.harness.run_dir import RunDir
 from experiments.harness.sizes import MAX_EPOCHS
 from experiments.synthetic_learnability.summary import run_config, summary_rows, synthetic_sets
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.sets:
         for seed in range(args.seeds):
             cfg = run_config(name, seed, args.epochs)
-            print(f"{name} seed={seed} -> {cfg.run_dir(args.runs_dir)}", flush=True)
+            print(f"{name} seed={seed} -> {RunDir.of(cfg, args.runs_dir).path}", flush=True)
             record = execute(cfg, Path(args.runs_dir), force=args.force, progress_bar=False)
             records.append(record)
             rows += [[*row[:1], seed, *row[1:]] for row in summary_rows(record)]

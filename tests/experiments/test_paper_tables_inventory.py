@@ -11,6 +11,7 @@ import pytest
 
 from experiments.__main__ import main
 from experiments.harness.plan import resolve_runs
+from experiments.harness.run_dir import RunDir
 from experiments.paper_tables import (
     PaperRow,
     PaperTable,
@@ -141,7 +142,7 @@ def _write_record(runs_root, table_id: str, row: str, column: str, top1: float) 
     cfg = next(c for c in resolve_runs(table_id, "tiny", [row], 1, None, None) if c.column == column)
     record = {"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": 0, "scale": "tiny",
               "dataset": cfg.data.dataset, "metrics": {"top1": top1}, "config": cfg.to_dict(), "git_commit": "a" * 40}
-    path = runs_root / cfg.run_dir(runs_root).relative_to(runs_root) / "metrics.json"
+    path = runs_root / RunDir.of(cfg, runs_root).path.relative_to(runs_root) / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(record))
 

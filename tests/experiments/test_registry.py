@@ -250,7 +250,7 @@ def test_dry_run_ends_with_what_would_train_and_the_missing_data_once(tmp_path, 
     obj = json.loads(capsys.readouterr().out)
     assert [r["action"] for r in obj["runs"]] == ["skip: needs kinetics400", "skip: needs ssv2"]
     assert obj["runs"][0]["config"]["data"]["dataset"] == "kinetics400"
-    assert obj["summary"] == {"runs": 2, "train": 0, "skip": 2, "done": 0, "reuse": 0, "resume": 0}
+    assert obj["summary"] == {"runs": 2, "train": 0, "skip": 2, "done": 0, "reuse": 0, "resume": 0, "busy": 0}
     assert set(obj["missing_data"]) == {"kinetics400", "ssv2"}
     assert main(["run", "mformer_table4", "--json"]) == 2  # describes a dry run only
     assert "add --dry-run" in capsys.readouterr().err

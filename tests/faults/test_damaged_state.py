@@ -240,7 +240,7 @@ def test_a_run_lock_path_that_is_no_file_is_one_line_naming_it(tmp_path, capsys,
     from experiments.harness.run_dir import RunDir
 
     runs, out = tmp_path / "runs", tmp_path / "out"
-    lock = RunDir(resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0].run_dir(runs)).lock_file
+    lock = RunDir.of(resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0], runs).lock_file
     lock.parent.mkdir(parents=True)
     target = tmp_path / "elsewhere.txt"
     target.write_text("not a lock")

@@ -27,6 +27,7 @@ import pytest
 from experiments.harness import claims as claims_module
 from experiments.harness import released_weights
 from experiments.harness.plan import expected_data, resolve_runs, run_line
+from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import table_spec
 from reports.records import track
 from reports.released import track_released
@@ -135,7 +136,7 @@ def test_status_does_not_show_a_job_file_that_links_out_of_the_runs_folder(tmp_p
     secret = tmp_path / "outside.json"
     secret.write_text(json.dumps({"state": "failed", "job_id": "SECRET-4242", "error": "SECRET-TEXT",
                                   "stderr": "/SECRET/LOG"}))
-    job = cfg.run_dir(runs) / "job.json"
+    job = RunDir.of(cfg, runs).path / "job.json"
     job.parent.mkdir(parents=True)
     job.symlink_to(secret)
     code, out, err = run_command("experiments", ["status", "mformer_table4", "--rows", "joint", "--seeds", "1",

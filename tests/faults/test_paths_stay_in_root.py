@@ -11,7 +11,7 @@ import torch
 
 from experiments.__main__ import main
 from experiments.harness.plan import resolve_runs
-from experiments.harness.run_dir import pretrained_weights
+from experiments.harness.run_dir import RunDir, pretrained_weights
 
 SOURCE = "run:mformer_table6b/mformer/K-400"
 
@@ -27,7 +27,7 @@ def reused(tmp_path):
     runs folder that a record must not reach; returns (runs, the record file, the outside run folder, a run that
     starts from ``SOURCE``)."""
     runs = tmp_path / "runs"
-    record = resolve_runs("mformer_table6b", rows=["mformer"])[0].run_dir(runs) / "metrics.json"
+    record = RunDir.of(resolve_runs("mformer_table6b", rows=["mformer"])[0], runs).path / "metrics.json"
     record.parent.mkdir(parents=True)
     outside = tmp_path / "elsewhere" / "run"
     (outside / "checkpoints").mkdir(parents=True)

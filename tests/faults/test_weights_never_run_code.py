@@ -18,7 +18,7 @@ import models  # noqa: F401  (repairs torchvision before anything imports timm)
 from experiments.__main__ import main
 from experiments.harness.execute import execute
 from experiments.harness.plan import resolve_runs
-from experiments.harness.run_dir import pretrained_weights
+from experiments.harness.run_dir import RunDir, pretrained_weights
 from experiments.harness.tasks import build_model
 from lightning_modules.checkpoint_io import SafeCheckpointIO
 from models import load_pretrained
@@ -160,11 +160,11 @@ def test_a_run_source_through_a_record(tmp_path):
     runs, source = tmp_path / "runs", "run:mformer_table6b/mformer/K-400"
     trained = resolve_runs("mformer_table4", rows=["traj_attT_normS"])[0]
     reused = resolve_runs("mformer_table6b", rows=["mformer"])[0]
-    reused.run_dir(runs).mkdir(parents=True)
-    origin = trained.run_dir(runs).relative_to(runs).as_posix()
-    (reused.run_dir(runs) / "metrics.json").write_text(_record(reused, reused_from=origin))
-    archive, archive_marker, pickled, pickle_marker = plant(trained.run_dir(runs) / "checkpoints", random_weights())
-    last = trained.run_dir(runs) / "checkpoints" / "last.ckpt"
+    RunDir.of(reused, runs).path.mkdir(parents=True)
+    origin = RunDir.of(trained, runs).path.relative_to(runs).as_posix()
+    (RunDir.of(reused, runs).path / "metrics.json").write_text(_record(reused, reused_from=origin))
+    archive, archive_marker, pickled, pickle_marker = plant(RunDir.of(trained, runs).checkpoints_dir, random_weights())
+    last = RunDir.of(trained, runs).path / "checkpoints" / "last.ckpt"
     for planted in (archive, pickled):
         planted.rename(last)
         refused(last, lambda: through_a_run(source, tmp_path))
@@ -219,14 +219,14 @@ def test_a_resumed_last_checkpoint(tmp_path):
     refuse the planted files by name and the run records nothing."""
     cfg = resolve_runs("mformer_table4", rows=["joint"], overrides=MICRO)[0]
     runs = tmp_path / "runs"
-    archive, archive_marker, pickled, pickle_marker = plant(cfg.run_dir(runs) / "checkpoints", random_weights())
-    last = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    archive, archive_marker, pickled, pickle_marker = plant(RunDir.of(cfg, runs).path / "checkpoints", random_weights())
+    last = RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt"
     for planted in (archive, pickled):
         planted.rename(last)
         message = refused(last, lambda: execute(cfg, runs, progress_bar=False, echo=lambda _: None))
         assert "torchscript:" not in message  # a run's checkpoint cannot opt in: the message says what to do instead
         refused(last, lambda: SafeCheckpointIO().load_checkpoint(last))
-    assert not (cfg.run_dir(runs) / "metrics.json").exists()
+    assert not (RunDir.of(cfg, runs).path / "metrics.json").exists()
     assert not archive_marker.exists() and not pickle_marker.exists()
 
 

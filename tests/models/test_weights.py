@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import models  # noqa: F401  (repairs torchvision before timm is imported)
+from experiments.harness.run_dir import RunDir
 from models import create_model, load_pretrained
 from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 
@@ -67,14 +68,14 @@ def test_a_resumed_run_refuses_a_malicious_last_checkpoint(tmp_path):
                       "batch_size": 8}}
     cfg = resolve_runs("mformer_table4", rows=["joint"], overrides=micro)[0]
     runs = tmp_path / "runs"
-    last = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    last = RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     marker = tmp_path / "code_ran"
     torch.save({"state_dict": {}, "loops": _RunsCode(marker)}, last)
     with pytest.raises(UnsafeCheckpointError, match=str(last)):
         execute(cfg, runs, progress_bar=False, echo=lambda _: None)
     assert not marker.exists()
-    assert not (cfg.run_dir(runs) / "metrics.json").exists()
+    assert not (RunDir.of(cfg, runs).path / "metrics.json").exists()
 
 
 def test_plain_tensors_still_load(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import table_spec
 from experiments.harness.static import compute_static
 from experiments.paper_tables import paper_tables
@@ -292,7 +293,7 @@ def write_listops_record(runs: Path, row: str, top1: float, scale: str, data_roo
     """A Table 5 ListOps record as the runner writes it, from the configuration ``--data-root data_root`` resolves
     to: the LRA release when ``data_root`` holds ``lra_listops/``, else a generated set (``data.synthetic``)."""
     cfg = table_spec("mformer_table5").resolve(table_spec("mformer_table5").row(row), "ListOps", scale, 0, data_root)
-    d = cfg.run_dir(runs)
+    d = RunDir.of(cfg, runs).path
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps({
         "table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": 0, "scale": scale,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..plan import MAX_SEEDS, check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
-from ..run_dir import RunDir
+from ..run_dir import RunDir, RunsTree
 from ..spec import SCALES, RunConfig, table_spec
 from .partition import check_partition
 from .resources import DEFAULT_ARRAY_PARALLELISM, DEFAULT_TIME_MIN, JobOptions, Resources, parse_slurm_option
@@ -29,7 +29,6 @@ from .submission import (
     plan_submission,
     refuse_missing_files,
     sbatch_options,
-    submission_folder,
     submit_plan,
 )
 
@@ -144,9 +143,6 @@ def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
     # every model built on the meta device too: a bad option or source fails here, not in a job hours later
     notes = check_resolved(configs, args.runs_dir, dry_run=args.dry_run or args.submit == "slurm",
                            check_sources=not args.dry_run)  # a dry run notes the missing files instead
-    for cfg in configs:
-        if not args.force:
-            RunDir.of(cfg, args.runs_dir).check(cfg, args.runs_dir)
     plan = plan_submission(configs, args.runs_dir, options, args.force, args.dry_run)
     # what the partition can never run, refused before sbatch
     fits = check_partition(plan.jobs, options.partition, args.dry_run) if args.submit == "slurm" else []
@@ -163,18 +159,18 @@ def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
         return _run_here(args, configs, plan, report, echo)
     from .job import TableReport  # the runner's floor: only once jobs are really submitted
 
-    table_report = TableReport(tuple(str(cfg.run_dir(args.runs_dir).absolute()) for cfg in configs), report)
+    table_report = TableReport(tuple(configs), str(Path(args.runs_dir).absolute()), report)
     submitted = submit_plan(plan, args.runs_dir, "slurm", args.force, args.argv, echo, table_report) \
         if plan.jobs else {}
     for job in plan.jobs:
-        if job.cfg.run_dir(args.runs_dir) in submitted:
-            echo(f"{_where(job.cfg, args.runs_dir)}: job {submitted[job.cfg.run_dir(args.runs_dir)]}, "
+        if RunDir.of(job.cfg, args.runs_dir).path in submitted:
+            echo(f"{_where(job.cfg, args.runs_dir)}: job {submitted[RunDir.of(job.cfg, args.runs_dir).path]}, "
                  f"{job.resources.describe()}: {job.action}")
     return _after_submission(args, configs, submitted, report, echo)
 
 
 def _where(cfg: RunConfig, runs_root: str | Path) -> str:
-    return f"{cfg.row} / {cfg.column} seed {cfg.seed} -> {cfg.run_dir(runs_root)}"
+    return f"{cfg.row} / {cfg.column} seed {cfg.seed} -> {RunDir.of(cfg, runs_root).path}"
 
 
 def _cancel_stale(plan: SubmissionPlan) -> list[str]:
@@ -243,12 +239,13 @@ def _print_plan(args: argparse.Namespace, configs: Sequence[RunConfig], plan: Su
     if args.json:
         flags = {id(job): call.options for call in calls for job in call.jobs}
         echo(json.dumps({"table": args.table, "scale": args.scale, "submit": args.submit, "jobs": [
-            {"run_dir": str(job.cfg.run_dir(args.runs_dir)), "action": job.action,
+            {"run_dir": str(RunDir.of(job.cfg, args.runs_dir).path), "action": job.action,
              "sbatch": flags.get(id(job)), "resources": job.resources.describe(),
              "after": [str(p) for p in job.after],
              "after_jobs": list(job.after_jobs)} for job in plan.jobs],
-            "not_submitted": [{"run_dir": str(cfg.run_dir(args.runs_dir)), "why": why} for cfg, why in plan.skipped],
-            "reuse_now": [str(cfg.run_dir(args.runs_dir)) for cfg in plan.reuse_now],
+            "not_submitted": [{"run_dir": str(RunDir.of(cfg, args.runs_dir).path), "why": why}
+                              for cfg, why in plan.skipped],
+            "reuse_now": [str(RunDir.of(cfg, args.runs_dir).path) for cfg in plan.reuse_now],
             "missing_data": missing_datasets(configs), "missing_files": [m.line() for m in missing],
             "partition": fits, "not_on_this_machine": notes}, indent=1))
         return 0
@@ -256,7 +253,7 @@ def _print_plan(args: argparse.Namespace, configs: Sequence[RunConfig], plan: Su
         echo(describe_runs(configs, args.runs_dir))
     for i, cfg in enumerate(configs, 1):
         echo(f"[{i}/{len(configs)}] {cfg.row} / {cfg.column} ({dataset_shown(cfg)}) seed {cfg.seed} -> "
-             f"{cfg.run_dir(args.runs_dir)}: {plan.line(cfg)}")
+             f"{RunDir.of(cfg, args.runs_dir).path}: {plan.line(cfg)}")
     if args.submit == "local":
         echo(f"# {len(plan.jobs)} job(s) for {len(configs)} run(s), run here with --submit local")
     else:
@@ -293,7 +290,7 @@ def _sbatch_calls(plan: SubmissionPlan, runs_root: str | Path) -> list[SbatchCal
     """Each sbatch call the submission would make, in order (``submission.job_arrays``). A job of an earlier call
     that one waits for is named ``callN_I`` (job I of call N; ``callN``, its only job), as sbatch has not given it
     an id yet."""
-    folder, submitted, calls = submission_folder(runs_root), {}, []
+    folder, submitted, calls = RunsTree(runs_root).submission_folder(), {}, []
     for n, (resources, dependency, group) in enumerate(job_arrays(plan.jobs, submitted), 1):
         try:
             options = sbatch_options(folder, resources, group[0].cfg.table, dependency, len(group))
@@ -301,7 +298,7 @@ def _sbatch_calls(plan: SubmissionPlan, runs_root: str | Path) -> list[SbatchCal
             options = None
         calls.append(SbatchCall(group, resources, dependency, options))
         for i, job in enumerate(group):
-            submitted[job.cfg.run_dir(runs_root)] = f"call{n}_{i}" if len(group) > 1 else f"call{n}"
+            submitted[RunDir.of(job.cfg, runs_root).path] = f"call{n}_{i}" if len(group) > 1 else f"call{n}"
     return calls
 
 
@@ -336,10 +333,11 @@ def cmd_status(args: argparse.Namespace, echo: Callable[[str], None] = print) ->
     spec = table_spec(args.table)
     if spec is None:
         raise SubmitError(f"{args.table}: not implemented, so it has no runs")
-    scales = [args.scale] if args.scale else [s for s in SCALES if _has_runs(args.runs_dir, args.table, s)] or ["tiny"]
+    tree = RunsTree(args.runs_dir)
+    scales = [args.scale] if args.scale else [s for s in SCALES if tree.folders(args.table, s)] or ["tiny"]
     out = []
     for scale in scales:
-        seeds = args.seeds or max(spec.default_seeds(scale), _seeds_on_disk(args.runs_dir, args.table, scale))
+        seeds = args.seeds or max(spec.default_seeds(scale), tree.seeds(args.table, scale, MAX_SEEDS)[0])
         configs = resolve_runs(args.table, scale, args.rows, seeds)
         statuses = run_statuses(configs, args.runs_dir)
         if args.json:
@@ -371,16 +369,3 @@ def report_line(statuses: Sequence[RunStatus]) -> str | None:
     failed = [str(s.job["report_error"]) for s in statuses if s.job.get("report_error")]
     why = f"the last job's attempt failed: {failed[0]}" if failed else "no job of these runs wrote it"
     return f"report: not written ({why}); the same `run --submit` command writes it"
-
-
-def _has_runs(runs_root: str, table: str, scale: str) -> bool:
-    return any(Path(runs_root, table).glob(f"*/seed*/{scale}-*"))
-
-
-def _seeds_on_disk(runs_root: str, table: str, scale: str) -> int:
-    """One more than the largest seed with a run folder at ``scale`` (0: none); a seed folder no `run` makes (past
-    ``MAX_SEEDS``) is left out."""
-    seeds = [int(p.parent.name[4:]) for p in Path(runs_root, table).glob(f"*/seed*/{scale}-*")
-             if p.parent.name[4:].isdigit() and int(p.parent.name[4:]) < MAX_SEEDS]
-    return max(seeds) + 1 if seeds else 0
-

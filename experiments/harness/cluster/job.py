@@ -41,7 +41,7 @@ from typing import Any
 
 from ..execute import execute
 from ..interruption import Interrupted, received_signal, stop_on_signals, time_limit_signal
-from ..run_dir import RunDir, find_equivalent_run
+from ..run_dir import RunDir
 from ..run_lock import RunBusyError
 from ..spec import RunConfig
 from .job_file import HEARTBEAT_S, STALE_S, now, read_job, seconds_since, update_job
@@ -51,15 +51,17 @@ LOCK_WAIT_S = 180.0  # SLURM's KillWait (30 s by default) and an NFSv4 lease (90
 
 @dataclass(frozen=True)
 class TableReport:
-    """The report of the table a job's run belongs to: the folders of the runs it needs, and ``write``, which writes
-    it and returns its path (the entry point's report function with its table, folders and scale bound: picklable,
-    from the reports floor, which this one does not import)."""
+    """The report of the table a job's run belongs to: the runs it needs (under ``runs_root``), and ``write``, which
+    writes it and returns its path (the entry point's report function with its table, folders and scale bound:
+    picklable, from the reports floor, which this one does not import)."""
 
-    run_dirs: tuple[str, ...]
+    configs: tuple[RunConfig, ...]
+    runs_root: str
     write: Callable[[], Path | None]
 
     def ready(self) -> bool:
-        return all(RunDir(path).has_record() for path in self.run_dirs)
+        return all(RunDir.of(cfg, self.runs_root).next_step(cfg, self.runs_root).action == "done"
+                   for cfg in self.configs)
 
 
 class RunJob:
@@ -105,7 +107,7 @@ class RunJob:
 
     @property
     def run_dir(self) -> Path:
-        return self.cfg.run_dir(self.runs_root)
+        return RunDir.of(self.cfg, self.runs_root).path
 
     def _follow(self) -> str:
         """Any task but the first: the same run, as one rank of it (task 0 holds the lock and the job file)."""
@@ -159,7 +161,7 @@ class RunJob:
         how it ended; ``locked`` gets an entry once the lock is held."""
         instance = uuid.uuid4().hex
         try:
-            _take_lock(held, self.run_dir)
+            _take_lock(held, self.run_dir, doing=f"running it in job {env.job_id}")
             _check_no_other_host_runs_it(self.run_dir, instance)
         except RunBusyError as busy:  # the run is another process's: this job ends without touching it
             raise RunBusyError(f"job {env.job_id}: {busy}") from None
@@ -181,11 +183,12 @@ class RunJob:
         return record
 
     def _execute(self) -> dict[str, Any]:
-        if self.reuse_only and not RunDir(self.run_dir).has_record() \
-                and find_equivalent_run(self.cfg, self.runs_root) is None:
+        """The run, as its folder says (asked here, under the run's lock that task 0 holds)."""
+        step = RunDir(self.run_dir).next_step(self.cfg, self.runs_root, holding=True)
+        if self.reuse_only and step.action not in ("done", "reuse", "refuse"):
             raise ValueError(f"{self.run_dir}: waited to copy the record of an identical run, but none has one "
                              f"(was it moved or replaced?); `run --submit` again submits this run to train")
-        return execute(self.cfg, self.runs_root, force=False, progress_bar=False)
+        return execute(self.cfg, self.runs_root, force=False, progress_bar=False, planned=step)
 
 
 def end_with_command(command: int, every_s: float = 1.0) -> None:
@@ -250,13 +253,13 @@ class Requeued(BaseException):  # noqa: N818 - not an error: the job ends to sta
         self.code = code
 
 
-def _take_lock(held: ExitStack, run_dir: Path, wait_s: float = LOCK_WAIT_S) -> None:
-    """Enter the run's lock into ``held``, waiting up to ``wait_s`` for another holder to end; ``RunBusyError``
-    after that."""
+def _take_lock(held: ExitStack, run_dir: Path, wait_s: float = LOCK_WAIT_S, doing: str = "running it") -> None:
+    """Enter the run's lock into ``held`` (``doing``: what the job does with the run, for another command's
+    message), waiting up to ``wait_s`` for another holder to end; ``RunBusyError`` after that."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            held.enter_context(RunDir(run_dir).hold())
+            held.enter_context(RunDir(run_dir).hold(doing))
             return
         except RunBusyError as busy:
             if time.monotonic() >= deadline:

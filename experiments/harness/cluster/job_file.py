@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import DamagedRecordError, read_json
-from ..run_dir import RunDir
+from ..run_dir import RunDir, RunsTree
 
 HEARTBEAT_S = 60.0  # a running job rewrites its alive_at this often
 STALE_S = 3 * HEARTBEAT_S  # a running job silent this long is taken for dead where no scheduler says otherwise
@@ -80,9 +80,7 @@ def pending_runs(runs_root: str | Path, table_id: str) -> dict[Path, dict[str, A
     """{run folder: its job file} of the table's runs that were submitted and have no record yet (a damaged job file
     counts as ``failed``, its error saying so)."""
     pending = {}
-    for path in sorted(Path(runs_root, table_id).glob(f"*/seed*/*/{RunDir.JOB_FILE}")):
-        if RunDir(path.parent).has_record():
-            continue
+    for path in RunsTree(runs_root).job_files(table_id, unrecorded=True):
         try:
             pending[path.parent] = read_job(path.parent) or {}
         except DamagedRecordError as err:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..interruption import Interrupted, stop_on_signals
-from ..run_dir import RunDir
+from ..run_dir import RunDir, RunsTree
 from ..run_lock import RunBusyError
-from .status import last_error_line, statuses_of
-from .submission import PlannedJob, executor, submission_folder, write_job_file
+from .status import RunStatus, last_error_line, statuses_of
+from .submission import PlannedJob, executor, write_job_file
 
 POLL_S = 0.5
 STOP_WAIT_S = 60.0  # jobs told to stop end their batch and save; one still there after this is killed
@@ -35,7 +35,7 @@ def run_locally(jobs: Sequence[PlannedJob], runs_root: str | Path, parallel: int
     """Run the planned jobs here, ``parallel`` at a time, each once the runs it waits for are done; returns (the
     runs done, the runs not done)."""
     runs_root = Path(runs_root)
-    folder = submission_folder(runs_root)
+    folder = RunsTree(runs_root).submission_folder()
     waiting, running = list(jobs), {}
     done: list[Path] = []
     failed: list[Path] = []
@@ -45,13 +45,14 @@ def run_locally(jobs: Sequence[PlannedJob], runs_root: str | Path, parallel: int
                 for job in _ready(waiting, running, done, failed, parallel, runs_root, echo):
                     handle = _start(job, runs_root, folder, argv, echo)
                     if handle is None:
-                        failed.append(job.cfg.run_dir(runs_root))
+                        failed.append(RunDir.of(job.cfg, runs_root).path)
                     else:
-                        running[job.cfg.run_dir(runs_root)] = (job, handle)
+                        running[RunDir.of(job.cfg, runs_root).path] = (job, handle)
                 for path in [p for p, (_, handle) in running.items() if handle.done()]:
-                    running.pop(path)
-                    (done if RunDir(path).has_record() else failed).append(path)
-                    _say_ended(path, len(done) + len(failed), len(jobs), echo)
+                    ended = running.pop(path)[0].cfg
+                    status = statuses_of([path], runs_root, {path: RunDir(path).next_step(ended, runs_root)})[path]
+                    (done if status.state == "done" else failed).append(path)
+                    _say_ended(status, len(done) + len(failed), len(jobs), echo)
                 time.sleep(POLL_S)
         except Interrupted:
             _stop([handle for _, handle in running.values()])
@@ -64,7 +65,7 @@ def _ready(waiting: list[PlannedJob], running: dict, done: list[Path], failed: l
     """The waiting jobs to start now (removed from ``waiting``); a job whose source run failed is dropped."""
     ready = []
     for job in list(waiting):
-        path = job.cfg.run_dir(runs_root)
+        path = RunDir.of(job.cfg, runs_root).path
         if job.after_jobs or any(source in failed for source in job.after):
             waiting.remove(job)
             failed.append(path)
@@ -82,10 +83,10 @@ def _start(job: PlannedJob, runs_root: Path, folder: Path, argv: Sequence[str], 
     the run)."""
     from .job import RunJob
 
-    path = job.cfg.run_dir(runs_root)
+    path = RunDir.of(job.cfg, runs_root).path
     resources = dataclasses.replace(job.resources, tasks_per_node=1)  # Lightning starts a run's other processes
     try:
-        with RunDir(path).hold():
+        with RunDir(path).hold("starting it as a local job"):
             ex = executor("local", folder, resources, job.cfg.table, None)
             handle = ex.submit(RunJob(job.cfg, runs_root, reuse_only=job.reuse_only, end_with=os.getpid()))
             write_job_file(job, handle, "local", folder, runs_root, {}, argv)
@@ -96,12 +97,11 @@ def _start(job: PlannedJob, runs_root: Path, folder: Path, argv: Sequence[str], 
     return handle
 
 
-def _say_ended(path: Path, n: int, total: int, echo: Callable[[str], None]) -> None:
-    status = statuses_of([path])[path]
+def _say_ended(status: RunStatus, n: int, total: int, echo: Callable[[str], None]) -> None:
     if status.state == "done":
-        echo(f"[{n}/{total} done] {path}")
+        echo(f"[{n}/{total} done] {status.run_dir}")
     else:
-        echo(f"[{n}/{total} {status.state}] {path}: {status.note or last_error_line(status.job)} "
+        echo(f"[{n}/{total} {status.state}] {status.run_dir}: {status.note or last_error_line(status.job)} "
              f"(log: {status.log})")
 
 

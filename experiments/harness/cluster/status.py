@@ -1,6 +1,11 @@
-"""Each run's state, and why (the note of its line):
+"""Each run's state, and why (the note of its line), from what ``run`` would do with it (``RunDir.next_step``) and
+its job:
 
-- ``done``: its record is there; ``not submitted``: no job file (resumable from its last checkpoint where so);
+- ``done``: its record, of this run and configuration, is there; ``not submitted``: no job file (the note says what
+  ``run`` would do: resume, reuse, skip for its data);
+- ``refused``: ``run`` would refuse it (a record or checkpoint of another run or configuration, a damaged one: the
+  note says which), and no job of it is queued or running; ``busy``: another command holds it (training it, or
+  submitting it as a job), and no job of it is queued or running;
 - ``queued``: pending, with SLURM's reason (``Priority``, ``Resources``, ...; a held job says how to release it);
 - ``cannot start``: pending for a reason SLURM does not get over by itself (a request its partition cannot hold,
   a time limit above the partition's, an invalid account or QOS, down nodes or partition: ``NEVER_STARTS``); the
@@ -31,16 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..plan import planned_steps
 from ..progress import duration
 from ..records import DamagedRecordError
-from ..run_dir import RunDir
+from ..run_dir import RunDir, RunsTree, Step
 from ..spec import RunConfig
 from .job_file import STALE_S, job_fix, read_job, seconds_since
 from .scheduler import NO_ANSWER, JobNow, scheduler_states
 
 # a job of the run is in SLURM's queue or running: not submitted again (one that cannot start waits to be cancelled)
 LIVE = ("queued", "running", "requeued", "cannot start")
-ORDER = ("done", "running", "requeued", "queued", "cannot start", "stopped", "failed", "not submitted")
+ORDER = ("done", "running", "requeued", "queued", "cannot start", "busy", "stopped", "failed", "refused",
+         "not submitted")
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class RunStatus:
     nodes: str = ""
     note: str = ""  # why a queued job waits, what a failed one said, ...
     progress: dict[str, Any] | None = None  # how far its training is (``progress_of``), where its job file says
+    next: str = ""  # what ``run`` would do with it (``Step.line``), where the caller knows the run
 
     @property
     def job_id(self) -> str:
@@ -315,39 +323,46 @@ def progress_text(progress: dict[str, Any]) -> str:
 # --- the states of a table's runs -------------------------------------------------------------------------------------
 
 def run_statuses(configs: Sequence[RunConfig], runs_root: str | Path) -> list[RunStatus]:
-    """The state of each run of ``configs``, in their order (one scheduler query for all of them)."""
-    found = statuses_of([cfg.run_dir(runs_root) for cfg in configs], runs_root)
-    return [found[cfg.run_dir(runs_root)] for cfg in configs]
+    """The state of each run of ``configs``, in their order (one scheduler query for all of them), from what
+    ``run`` would do with each (``plan.planned_steps``, as ``run --dry-run`` asks it)."""
+    folders = [RunDir.of(cfg, runs_root).path for cfg in configs]
+    found = statuses_of(folders, runs_root, dict(zip(folders, planned_steps(configs, runs_root))))
+    return [found[folder] for folder in folders]
 
 
-def statuses_of(run_dirs: Sequence[Path], runs_root: str | Path | None = None) -> dict[Path, RunStatus]:
-    """{run folder: its state} (one scheduler query for all of them). A job file is read only inside ``runs_root``
-    (default: the folder four above each run's, as ``RunDir`` lays runs out): one that links out of it is
-    ``failed``, its note saying so, and nothing of the file it leads to is shown."""
+def statuses_of(run_dirs: Sequence[Path], runs_root: str | Path, steps: dict[Path, Step] | None = None
+                ) -> dict[Path, RunStatus]:
+    """{run folder: its state} (one scheduler query for all of them), from what ``run`` would do with each
+    (``steps``: its ``RunDir.next_step``, where the caller knows the run; a folder without one is read from its job
+    alone) and its job. A job file is read only inside ``runs_root``: one that links out of it is ``failed``, its
+    note saying so, and nothing of the file it leads to is shown."""
     jobs: dict[Path, dict[str, Any]] = {}
     damaged: dict[Path, str] = {}
     for run_dir in run_dirs:
         try:
-            RunDir(run_dir).job_file_inside(Path(run_dir).parents[3] if runs_root is None else runs_root,
-                                            job_fix(run_dir))
+            RunDir(run_dir).job_file_inside(runs_root, job_fix(run_dir))
             jobs[run_dir] = read_job(run_dir) or {}
         except DamagedRecordError as err:
             jobs[run_dir], damaged[run_dir] = {}, str(err)
     now = scheduler_states(job for job in jobs.values() if job)
     out = {}
     for run_dir, job in jobs.items():
-        run = RunDir(run_dir)
-        if run.has_record():
-            out[run_dir] = RunStatus(run_dir, "done", job)
+        step = (steps or {}).get(run_dir)
+        said = step.line(runs_root) if step is not None else ""
+        state, nodes, note, progress = "not submitted", "", "", None
+        if step is not None and step.action == "done":
+            state = "done"
         elif run_dir in damaged:
-            out[run_dir] = RunStatus(run_dir, "failed", job, note=damaged[run_dir])
-        elif not job:
-            out[run_dir] = RunStatus(run_dir, "not submitted", job,
-                                     note=f"resumable from {run.LAST_CHECKPOINT}" if run.has_checkpoint() else "")
-        else:
+            state, note = "failed", damaged[run_dir]
+        elif job:
             seen = now.get(str(job.get("job_id") or ""))
             state, nodes, note = _from_job_file(job) if seen is None else _from_scheduler(job, seen)
-            out[run_dir] = RunStatus(run_dir, state, job, nodes, note, progress_of(job, state == "running"))
+            progress = progress_of(job, state == "running")
+        if step is not None and step.action in ("refuse", "busy") and state not in LIVE:
+            state, note = "refused" if step.action == "refuse" else "busy", step.why
+        elif state == "not submitted" and step is not None and step.action != "train":
+            note = said
+        out[run_dir] = RunStatus(run_dir, state, job, nodes, note, progress, said)
     return out
 
 
@@ -378,7 +393,8 @@ def status_line(cfg: RunConfig, status: RunStatus, runs_root: str | Path) -> str
 def status_json(configs: Sequence[RunConfig], statuses: Sequence[RunStatus]) -> list[dict[str, Any]]:
     return [{"run_dir": str(s.run_dir), "row": cfg.row, "column": cfg.column, "seed": cfg.seed, "scale": cfg.scale,
              "state": s.state, "job_id": s.job_id or None, "nodes": s.nodes or None, "log": s.log or None,
-             "note": s.note or None, "starts": int(s.job.get("starts") or 0), "progress": s.progress}
+             "note": s.note or None, "starts": int(s.job.get("starts") or 0), "progress": s.progress,
+             "next": s.next or None}
             for cfg, s in zip(configs, statuses)]
 
 
@@ -388,10 +404,8 @@ def seed_folders_left_out(runs_root: str | Path, table: str, scale: str, max_see
     each folder it leaves out rather than passing over it in silence."""
     from data.root_files import shown
 
-    folders = sorted({p.parent for p in Path(runs_root, table).glob(f"*/seed*/{scale}-*")
-                      if not (p.parent.name[4:].isdigit() and int(p.parent.name[4:]) < max_seeds)})
     return [f"note: {shown(folder)} left out: `run` makes the seed folders seed0 to seed{max_seeds - 1}"
-            for folder in folders]
+            for folder in RunsTree(runs_root).seeds(table, scale, max_seeds)[1]]
 
 
 def summary(statuses: Sequence[RunStatus]) -> str:

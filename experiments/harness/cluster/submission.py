@@ -26,21 +26,18 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..plan import expected_data, needs_another_run, pretrained_source_errors
 from ..records import comparable_config
-from ..run_dir import RunDir, find_equivalent_run
+from ..run_dir import RunDir, RunsTree, source_runs
 from ..run_lock import RunBusyError
-from ..run_sources import parse_run_source, run_sources
-from ..spec import RunConfig, run_dir
+from ..run_sources import parse_run_source
+from ..spec import RunConfig
 from .job_file import now, read_job, write_job
 from .resources import MAX_TIMEOUTS, REPO, JobOptions, Resources, job_resources, reuse_resources
 from .status import LIVE, RunStatus, statuses_of
-
-JOBS_DIR = ".jobs"  # under the runs folder: each submission's scripts, pickled jobs and logs, in a folder of its own
 
 
 class SubmitError(ValueError):
@@ -87,17 +84,20 @@ def config_key(cfg: RunConfig) -> str:
 
 def plan_submission(configs: Sequence[RunConfig], runs_root: str | Path, options: JobOptions, force: bool,
                     dry_run: bool) -> SubmissionPlan:
-    """What ``run --submit`` does with each of ``configs`` (see the module's text). A dry run plans the runs whose
-    data is absent here as jobs too: the cluster's nodes may see it."""
+    """What ``run --submit`` does with each of ``configs`` (see the module's text), from what each run does next
+    (``RunDir.next_step``: a run it refuses stops the submission, as it stops ``run``). A dry run plans the runs
+    whose data is absent here as jobs too: the cluster's nodes may see it."""
     runs_root = Path(runs_root)
-    own = {cfg.run_dir(runs_root) for cfg in configs}
-    others = [path.parent for path in runs_root.glob(f"*/*/seed*/*/{RunDir.JOB_FILE}") if path.parent not in own]
-    states = statuses_of([*own, *others])
+    steps = {RunDir.of(cfg, runs_root).path: RunDir.of(cfg, runs_root).next_step(cfg, runs_root, force).unless_refused()
+             for cfg in configs}
+    # the other tables' runs that jobs may be training: submitted, and not recorded yet
+    others = [path.parent for path in RunsTree(runs_root).job_files(unrecorded=True) if path.parent not in steps]
+    states = statuses_of([*steps, *others], runs_root, steps)
     live_elsewhere = _live_by_configuration(others, states)
     plan, trains = SubmissionPlan(), {}  # trains: {configuration: the run of this plan that trains it}
     for cfg in configs:
-        here, status = cfg.run_dir(runs_root), states[cfg.run_dir(runs_root)]
-        key = config_key(cfg)
+        here = RunDir.of(cfg, runs_root).path
+        status, step, key = states[here], steps[here], config_key(cfg)
         reason = _not_submitted(cfg, status, force, dry_run)
         if reason:
             plan.skipped.append((cfg, reason))
@@ -113,16 +113,14 @@ def plan_submission(configs: Sequence[RunConfig], runs_root: str | Path, options
                                         f"once its job is done", True, source, after=() if live else (source,),
                                         after_jobs=(states[source].job_id,) if live else ()))
             continue
-        if not force and not needs_another_run(cfg) and find_equivalent_run(cfg, runs_root) is not None:
+        if step.action == "reuse" and not needs_another_run(cfg):
             plan.reuse_now.append(cfg)
             continue
         waits, waits_jobs, missing = _sources(cfg, runs_root, states, trains)
         if missing:
             plan.skipped.append((cfg, missing))
             continue
-        run = RunDir(here)
-        action = "train (--force)" if force else f"resume from {run.last_checkpoint}" if run.has_checkpoint() \
-            else "train"
+        action = step.line(runs_root)
         if status.state in ("failed", "stopped"):
             action += f" (its job {status.job_id} {status.state}: {status.note})" if status.note else ""
         plan.jobs.append(PlannedJob(cfg, job_resources(cfg, options), action, after=waits, after_jobs=waits_jobs))
@@ -138,8 +136,8 @@ def _not_submitted(cfg: RunConfig, status: RunStatus, force: bool, dry_run: bool
                               f"first (`scancel {status.job_id}`), or submit without --force")
         said = f"{status.state} as job {status.job_id}" + (f" on {status.nodes}" if status.nodes else "")
         return f"{said}: {status.note}" if status.state == "cannot start" else said  # the note names the fix
-    if status.state == "done" and not force:
-        return "done"
+    if status.state in ("done", "busy") and not force:
+        return f"{status.state}: {status.note}" if status.note else status.state
     where = expected_data(cfg)
     if where is not None and not dry_run:
         return f"skip: needs {cfg.data.dataset} ({where})"
@@ -207,17 +205,16 @@ def _sources(cfg: RunConfig, runs_root: Path, states: dict[Path, RunStatus], tra
     """What a run that starts from other runs' checkpoints waits for: runs of this plan, jobs already queued or
     running; or why it cannot be submitted now (a source neither done nor submitted)."""
     waits, waits_jobs = [], []
-    for source in run_sources(cfg):
-        table, row, column = parse_run_source(source)
-        path = run_dir(runs_root, table, row, cfg.seed, cfg.scale, column)
-        if RunDir(path).has_record():
+    for source, run, finished in source_runs(cfg, runs_root):
+        if finished:
             continue
-        status = states.get(path) or statuses_of([path])[path]
-        if path in trains.values():
-            waits.append(path)
+        status = states.get(run.path) or statuses_of([run.path], runs_root)[run.path]
+        if run.path in trains.values():
+            waits.append(run.path)
         elif status.state in LIVE:
             waits_jobs.append(status.job_id)
         else:
+            table, row, _ = parse_run_source(source)
             return (), (), (f"waits for {source}, which is {status.state}: submit it first (`python -m experiments "
                             f"run {table} --rows {row} --scale {cfg.scale} --submit ...`)")
     return tuple(waits), tuple(waits_jobs), None
@@ -225,12 +222,6 @@ def _sources(cfg: RunConfig, runs_root: Path, states: dict[Path, RunStatus], tra
 
 def _rel(path: Path, runs_root: Path) -> str:
     return path.relative_to(runs_root).as_posix()
-
-
-def submission_folder(runs_root: str | Path) -> Path:
-    """``<runs>/.jobs/<UTC time>``: this submission's scripts, pickled jobs and logs."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    return Path(runs_root).absolute() / JOBS_DIR / stamp
 
 
 def check_scheduler(cluster: str) -> None:
@@ -340,7 +331,7 @@ def submit_plan(plan: SubmissionPlan, runs_root: str | Path, cluster: str, force
     carries ``report`` (a ``job.TableReport``: the job that ends last writes the table's report). Returns {run
     folder: job id}."""
     runs_root = Path(runs_root)
-    folder = submission_folder(runs_root)
+    folder = RunsTree(runs_root).submission_folder()
     submitted: dict[Path, str] = {}
     try:
         _submit(plan, runs_root, cluster, force, argv, echo, folder, submitted, report)
@@ -367,7 +358,7 @@ def _submit(plan: SubmissionPlan, runs_root: Path, cluster: str, force: bool, ar
                     handles = [ex.submit(_run_job(job, runs_root, report)) for job in group]
             for job, handle in zip(group, handles):
                 write_job_file(job, handle, cluster, folder, runs_root, submitted, argv, sbatch)
-                submitted[job.cfg.run_dir(runs_root)] = str(handle.job_id)
+                submitted[RunDir.of(job.cfg, runs_root).path] = str(handle.job_id)
 
 
 def _run_job(job: PlannedJob, runs_root: Path, report: Any) -> Any:
@@ -382,13 +373,13 @@ def _hold(jobs: Sequence[PlannedJob], runs_root: Path, held: ExitStack, echo: Ca
     are the jobs that wait for it."""
     kept, dropped = [], set()
     for job in jobs:
-        path = job.cfg.run_dir(runs_root)
+        path = RunDir.of(job.cfg, runs_root).path
         if any(source in dropped for source in job.after):
             echo(f"    {path}: not submitted, the run it waits for is not either")
             dropped.add(path)
             continue
         try:
-            held.enter_context(RunDir(path).hold())
+            held.enter_context(RunDir(path).hold("submitting it as a job"))
         except RunBusyError as busy:
             echo(f"    {busy}")
             dropped.add(path)
@@ -411,7 +402,7 @@ def write_job_file(job: PlannedJob, handle: Any, cluster: str, folder: Path, run
                     submitted: dict[Path, str], argv: Sequence[str], sbatch: Sequence[str] = ()) -> None:
     """The run's job file as its job is queued (the run's lock is held: the job cannot write it meanwhile);
     ``sbatch``: the options of the script that submitted it (``sbatch_options``; none for a local job)."""
-    path = job.cfg.run_dir(runs_root)
+    path = RunDir.of(job.cfg, runs_root).path
     before = read_job(path) or {}
     earlier = [*before.get("earlier_jobs", []), before["job_id"]] if before.get("job_id") else []
     write_job(path, {

@@ -14,6 +14,7 @@ import torch
 import lightning_modules  # noqa: F401  (repairs torchvision before anything imports it)
 from experiments.d3da import tables as d3da
 from experiments.harness.plan import check_buildable, resolve_runs
+from experiments.harness.run_dir import RunDir
 from experiments.harness.spec import table_spec
 from experiments.harness.static import compute_static
 from experiments.harness.tasks import get_task, model_kwargs
@@ -218,5 +219,5 @@ def test_figure_a1_end_to_end_on_a_few_generated_videos(tmp_path):
     records = [execute(cfg, runs, progress_bar=False, echo=lambda _: None) for cfg in configs]
     assert [r["column"] for r in records] == ["12 frames", "4 frames"]
     assert all(0.0 <= r["metrics"]["top1"] <= 100.0 for r in records)
-    assert (configs[0].run_dir(runs) / "checkpoints" / "last.ckpt").exists()
+    assert (RunDir.of(configs[0], runs).path / "checkpoints" / "last.ckpt").exists()
     assert records[1]["data"]["num_frames"] == 4 and records[1]["num_params"] is None  # tested, not trained

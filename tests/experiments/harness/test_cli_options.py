@@ -33,6 +33,7 @@ from experiments.harness.provenance import (
     with_paper_batch,
 )
 from experiments.harness.records import run_state
+from experiments.harness.run_dir import RunDir
 from reports.console import show_json
 from tests.data.test_cli import random_frames
 from tests.experiments.harness.test_run_guards import write_last_checkpoint
@@ -112,7 +113,7 @@ def test_every_run_flag_reaches_the_dry_run_configuration(capsys, tmp_path):
                         "--precision", "bf16-mixed", "--accumulate-grad-batches", "3", "--threads", "2",
                         "--epochs", "2")
     assert (obj["table"], obj["scale"], obj["missing_data"]) == (TABLE, "tiny", {})
-    assert obj["summary"] == {"runs": 1, "train": 1, "skip": 0, "done": 0, "reuse": 0, "resume": 0}
+    assert obj["summary"] == {"runs": 1, "train": 1, "skip": 0, "done": 0, "reuse": 0, "resume": 0, "busy": 0}
     (run,) = obj["runs"]
     assert run["run_dir"] == str(tmp_path / TABLE / ROW / "seed0" / "tiny-k_400") and run["action"] == "train"
     config = run["config"]
@@ -138,8 +139,8 @@ def test_a_run_with_a_checkpoint_of_its_own_is_counted_as_resumed(capsys, tmp_pa
     cfg = resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0]  # what the dry run below resolves
     write_last_checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
     obj = _dry_run_json(capsys, "--runs-dir", str(tmp_path))
-    assert obj["runs"][0]["action"] == f"resume from {cfg.run_dir(tmp_path) / 'checkpoints' / 'last.ckpt'}"
-    assert obj["summary"] == {"runs": 1, "train": 0, "skip": 0, "done": 0, "reuse": 0, "resume": 1}
+    assert obj["runs"][0]["action"] == f"resume from {RunDir.of(cfg, tmp_path).path / 'checkpoints' / 'last.ckpt'}"
+    assert obj["summary"] == {"runs": 1, "train": 0, "skip": 0, "done": 0, "reuse": 0, "resume": 1, "busy": 0}
 
 
 @pytest.mark.parametrize("argv", [["--seeds", "0"], ["--epochs", "0"], ["--batch-size", "0"]])

@@ -75,7 +75,7 @@ def test_evaluate_runs_each_layout_at_paper_shape(layout, tmp_path, paper_shape,
     cell = evaluation.cell
     expected = {"top1"} if layout != "cast" else {"verb_top1", "noun_top1", "action_top1"}
     assert expected <= set(record["metrics"]) and record["column"] == cell.run
-    run_dir = evaluation.run_dir(tmp_path / "runs")
+    run_dir = evaluation.folder(tmp_path / "runs").path
     assert run_dir == tmp_path / "runs" / table / row / "released" / f"paper-{Path(run_dir).name.split('-', 1)[1]}"
     assert (run_dir / "metrics.json").is_file() and list(run_dir.glob("events.out.tfevents.*"))
     found = released_records(table, tmp_path / "runs", None)

@@ -24,7 +24,7 @@ import pytest
 
 from experiments import __main__ as cli
 from experiments.harness import jobs, runner
-from experiments.harness.plan import resolve_runs
+from experiments.harness.plan import planned_steps, resolve_runs, runs_to_train
 from experiments.synthetic_learnability import __main__ as learnability
 from tests.experiments.harness.test_run_guards import write_done
 from tests.experiments.micro_run import REPO, ROW, TABLE
@@ -209,7 +209,8 @@ def test_a_trained_record_goes_to_the_run_that_trained_it_and_a_shared_configura
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"how": "execute"})
     finished = []
     configs = [done, to_train, twin]
-    runner._run_side_by_side(configs, runner.runs_to_train(configs, tmp_path, False), 2, tmp_path, False,
+    steps = planned_steps(configs, tmp_path)
+    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
                              lambda _: None,
                              lambda cfg, record: finished.append((cfg.row, cfg.seed, record["how"])))
     assert trained == [("mformer", 1)]
@@ -224,7 +225,7 @@ def test_one_job_keeps_the_loader_workers_and_no_jobs_given_means_auto(monkeypat
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: executed.append(cfg.data.num_workers) or {
         "metrics": {"top1": 50.0}, "wall_time_s": 1.0})
 
-    def run_side_by_side(configs, to_train, n, runs_root, force, echo, finished):
+    def run_side_by_side(configs, steps, to_train, n, runs_root, force, echo, finished):
         side_by_side.append((n, [c.data.num_workers for c in configs]))
         for cfg in configs:
             finished(cfg, {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})

@@ -18,11 +18,16 @@ import torch
 from torch.utils.data import Dataset
 
 from experiments.harness import provenance as provenance_module
-from experiments.harness.plan import planned_action
+from experiments.harness.plan import planned_steps
 from experiments.harness.records import run_state
-from experiments.harness.run_dir import REPLACED_DIR
+from experiments.harness.run_dir import RunDir, RunsTree
 from experiments.harness.runner import execute
 from tests.experiments.harness.test_run_guards import Stop, micro_config, raise_stop, write_done
+
+
+def planned_action(cfg, runs_root, force=False):
+    """What ``run --dry-run`` says of one run (``plan.planned_steps``; a refusal raised, as it stops the dry run)."""
+    return planned_steps([cfg], runs_root, force)[0].unless_refused().line(runs_root)
 
 
 class Draws(Dataset):
@@ -187,7 +192,7 @@ def killed_and_uninterrupted(tmp_path_factory):
     runs, kills, saved = tmp_path_factory.mktemp("killed"), [5, 7], []
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(data_wait, "DataWaitMonitor", _killing_monitor(kills))
-    last = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    last = RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt"
     try:
         for _ in range(2):
             with pytest.raises(_Killed):
@@ -198,7 +203,7 @@ def killed_and_uninterrupted(tmp_path_factory):
         record = execute(cfg, runs, **quiet)
     finally:
         monkeypatch.undo()
-    final, reference_final = (torch.load(cfg.run_dir(root) / "checkpoints" / "last.ckpt", weights_only=True)
+    final, reference_final = (torch.load(RunDir.of(cfg, root).path / "checkpoints" / "last.ckpt", weights_only=True)
                               for root in (runs, reference))
     return cfg, saved, record, reference_record, final, reference_final, runs
 
@@ -221,8 +226,8 @@ def test_a_run_killed_at_an_epochs_end_then_mid_epoch_ends_as_if_never_killed(ki
 
 def test_the_resumed_runs_record_names_its_checkpoint_and_the_configuration_that_trained(killed_and_uninterrupted):
     cfg, _, record, reference_record, final, _, runs = killed_and_uninterrupted
-    written = json.loads((cfg.run_dir(runs) / "metrics.json").read_text())
-    assert written["resumed_from"] == str(cfg.run_dir(runs) / "checkpoints" / "last.ckpt")
+    written = json.loads((RunDir.of(cfg, runs).path / "metrics.json").read_text())
+    assert written["resumed_from"] == str(RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt")
     assert reference_record["resumed_from"] is None
     assert written["config"] == cfg.to_dict() == final["callbacks"]["vidrepro_run"]["config"]
     canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -235,19 +240,19 @@ def test_the_resumed_runs_record_names_its_checkpoint_and_the_configuration_that
 def test_force_moves_the_whole_old_run_under_replaced_time_table_row_seed_column(tmp_path, monkeypatch):
     runs, cfg = tmp_path / "runs", micro_config()
     write_done(runs, cfg)
-    last = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    last = RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt"
     last.parent.mkdir()
     torch.save({"callbacks": {"vidrepro_run": run_state(micro_config(optim={"lr": 0.5}), 1)}}, last)  # another config's
     assert planned_action(cfg, runs, force=True) == "train (--force)"
     monkeypatch.setattr(provenance_module, "set_threads", raise_stop)  # the first step after the move
     with pytest.raises(Stop):
         execute(cfg, runs, force=True, echo=lambda _: None)
-    stamps = list((runs / REPLACED_DIR).iterdir())
+    stamps = list(RunsTree(runs).replaced_root.iterdir())
     assert len(stamps) == 1
     archived = stamps[0] / "mformer_table6b" / "mformer" / "seed0" / "tiny-k_400"
     assert sorted(p.relative_to(archived).as_posix() for p in archived.rglob("*")) == \
         ["checkpoints", "checkpoints/last.ckpt", "metrics.json"]
-    assert not cfg.run_dir(runs).exists() or not any(cfg.run_dir(runs).iterdir())
+    assert not RunDir.of(cfg, runs).path.exists() or not any(RunDir.of(cfg, runs).path.iterdir())
 
 
 def test_force_trains_even_when_an_identical_run_of_another_table_finished(tmp_path, monkeypatch):
@@ -257,4 +262,4 @@ def test_force_trains_even_when_an_identical_run_of_another_table_finished(tmp_p
     monkeypatch.setattr(provenance_module, "set_threads", raise_stop)  # reached only by a run that trains
     with pytest.raises(Stop):
         execute(cfg, runs, force=True, echo=lambda _: None)
-    assert not (cfg.run_dir(runs) / "metrics.json").exists()
+    assert not (RunDir.of(cfg, runs).path / "metrics.json").exists()

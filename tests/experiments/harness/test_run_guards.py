@@ -14,13 +14,19 @@ from experiments.__main__ import main as experiments_main
 from experiments.harness import jobs, provenance, runner
 from experiments.harness.cli import parse_setting
 from experiments.harness.execute import NoTrainingDataError
-from experiments.harness.plan import planned_action, resolve_runs
+from experiments.harness.plan import planned_steps, resolve_runs
 from experiments.harness.records import RUN_STATE, RunConflictError, run_state
-from experiments.harness.run_dir import REPLACED_DIR, RunDir, pretrained_weights
+from experiments.harness.run_dir import RunDir, RunsTree, pretrained_weights
 from experiments.harness.runner import execute
 from reports.__main__ import main as reports_main
 from reports.records import read_record
 from tests.experiments.micro_run import ROW, TABLE
+
+
+def planned_action(cfg, runs_root, force=False):
+    """What ``run --dry-run`` says of one run (``plan.planned_steps``; a refusal raised, as it stops the dry run)."""
+    return planned_steps([cfg], runs_root, force)[0].unless_refused().line(runs_root)
+
 
 # The micro run of tests/experiments/micro_run.py (32 generated training videos, 16 test videos), one thread, no
 # workers.
@@ -37,7 +43,7 @@ def micro_config(table=TABLE, row=ROW, **sections):
 
 def write_done(runs, cfg, into=None, top1=50.0):
     """A finished record of ``cfg``, as the runner writes it, in ``into``'s run directory (default: cfg's)."""
-    path = (into or cfg).run_dir(runs) / "metrics.json"
+    path = RunDir.of((into or cfg), runs).path / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed,
                                 "scale": cfg.scale, "dataset": cfg.data.dataset, "metrics": {"top1": top1},
@@ -60,7 +66,7 @@ def test_a_finished_run_is_reused_only_with_the_options_it_was_trained_with(tmp_
         with pytest.raises(RunConflictError) as caught:
             attempt()
         message = str(caught.value)
-        assert message.startswith(f"{cfg.run_dir(tmp_path)}: its metrics.json was written for another run")
+        assert message.startswith(f"{RunDir.of(cfg, tmp_path).path}: its metrics.json was written for another run")
         assert "optim.lr: 0.001 -> 0.01" in message and "trainer.max_steps: -1 -> 8" in message
         assert "--force" in message and "--runs-dir" in message and "\n" not in message
 
@@ -93,7 +99,7 @@ def test_a_conflict_stops_the_table_before_anything_trains(tmp_path, monkeypatch
     for argv in (base + ["--dry-run"], base + ["--reports-dir", str(tmp_path / "reports")]):
         assert experiments_main(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: {other.run_dir(tmp_path)}: ") and err.count("\n") == 1
+        assert err.startswith(f"error: {RunDir.of(other, tmp_path).path}: ") and err.count("\n") == 1
     assert trained == []
 
 
@@ -106,7 +112,7 @@ def test_a_run_on_part_of_its_split_says_so_on_the_console(tmp_path, monkeypatch
                                                                   "data_report": report})
     lines = []
     runner.run_table(TABLE, rows=[ROW], runs_root=tmp_path, jobs=1, echo=lines.append, overrides=MICRO)
-    run_dir = micro_config().run_dir(tmp_path)
+    run_dir = RunDir.of(micro_config(), tmp_path).path
     assert (f"    data left out: test: 1 corrupt videos; train: 2 missing videos, 3 clips skipped in training "
             f"(the files: {run_dir / 'metrics.json'})") in lines
     report.clear()
@@ -147,7 +153,7 @@ def test_a_multi_node_preset_started_alone_is_refused_before_it_waits_forever(mo
 def write_last_checkpoint(tmp_path, cfg, state):
     import torch
 
-    path = cfg.run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    path = RunDir.of(cfg, tmp_path).path / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"global_step": 4, "callbacks": {} if state is None else {RUN_STATE: state}}, path)
     return path
@@ -169,8 +175,8 @@ def test_a_checkpoint_written_with_other_options_is_not_resumed(tmp_path):
     cut = write_last_checkpoint(tmp_path, cfg, run_state(cfg, world_size=1))
     cut.write_bytes(cut.read_bytes()[:200])  # a file cut short
     with pytest.raises(ValueError, match=rf"last\.ckpt: not a readable PyTorch checkpoint .*; delete the run folder "
-                                         rf"{re.escape(str(cfg.run_dir(tmp_path)))} \(or move it away\), or run that "
-                                         rf"run again with --force$"):
+                                         rf"{re.escape(str(RunDir.of(cfg, tmp_path).path))} \(or move it away\), or "
+                                         rf"run that run again with --force$"):
         planned_action(cfg, tmp_path)
 
 
@@ -181,7 +187,7 @@ def test_every_checkpoint_says_which_run_wrote_it(tmp_path):
 
     cfg = micro_config(trainer={"max_steps": 1, "checkpoint_every_n_steps": 1})
     record = execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
-    run_path = cfg.run_dir(tmp_path)
+    run_path = RunDir.of(cfg, tmp_path).path
     checkpoint = torch.load(run_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["callbacks"][RUN_STATE] == run_state(cfg, world_size=1)
     assert checkpoint["callbacks"][RUN_STATE]["config"] == record["config"]
@@ -211,14 +217,14 @@ def test_an_empty_training_split_fails_naming_its_annotation_file(tmp_path):
     message = str(caught.value)
     assert "its training split has no samples" in message and f"{root / 'train.json'}" in message
     assert "invalid JSON" in message and f"python -m data check ssv2 --root {root}" in message
-    assert not (cfg.run_dir(runs) / "metrics.json").exists()
+    assert not (RunDir.of(cfg, runs).path / "metrics.json").exists()
 
 
 def test_a_fit_that_takes_no_step_records_nothing(tmp_path):
     cfg = micro_config(data={"batch_size": 64})  # 32 training videos, whole batches only: no step
     with pytest.raises(NoTrainingDataError, match=r"it took no optimizer step \(batches of 64 per process x 1"):
         execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
-    run_path = cfg.run_dir(tmp_path)
+    run_path = RunDir.of(cfg, tmp_path).path
     assert not (run_path / "metrics.json").exists() and not (run_path / "checkpoints" / "last.ckpt").exists()
 
 
@@ -247,7 +253,7 @@ def test_epochs_before_a_step_milestone_are_refused_with_the_scaled_milestones()
                                            "metric(s) top1 not numbers")])
 def test_a_record_of_the_wrong_shape_is_named_by_the_runner_and_the_reports(tmp_path, capsys, content, why):
     cfg = micro_config()
-    path = cfg.run_dir(tmp_path) / "metrics.json"
+    path = RunDir.of(cfg, tmp_path).path / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(content)
     named = re.escape(f"{path}: not a run record ({why}")
@@ -343,7 +349,7 @@ def test_a_test_that_reads_no_video_fails_naming_its_split_and_records_nothing(t
         assert message.startswith(f"{TABLE} row={ROW} column=K-400 seed=0: its test read no sample of its val split")
         assert "val split: 3 of 3 video(s) missing" in message
         assert f"`python -m data check kinetics400 --root {root} --split val` lists each unusable file" in message
-        assert not (cfg.run_dir(runs) / "metrics.json").exists()
+        assert not (RunDir.of(cfg, runs).path / "metrics.json").exists()
     # a test-only run on the same split says the same
     with pytest.raises(NoTestDataError, match=r"val split: 3 of 3 video\(s\) missing"):
         execute(_on(root, "video_test_views"), tmp_path / "runs2", echo=lambda _: None)
@@ -374,11 +380,11 @@ def test_a_test_only_run_records_its_data_report_and_test_videos(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = _on(root, "video_test_views")
-    events = EventAccumulator(str(cfg.run_dir(tmp_path / "runs"))).Reload()
+    events = EventAccumulator(str(RunDir.of(cfg, tmp_path / "runs").path)).Reload()
     assert events.Scalars("test/top1")[0].value == pytest.approx(record["metrics"]["top1"] / 100)
     plugin = events.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugin and "_hparams_/experiment" not in plugin
-    assert (cfg.run_dir(tmp_path / "runs") / "hparams.yaml").exists()
+    assert (RunDir.of(cfg, tmp_path / "runs").path / "hparams.yaml").exists()
 
 
 # --- a verb-noun model's verb count is the data's --------------------------------------------------------------
@@ -393,7 +399,7 @@ def test_a_configured_verb_count_that_differs_from_the_datas_stops_the_run_befor
     with pytest.raises(ValueError, match=r"^cast_table1c/cast: model num_verbs=7 but the data \(synth_verbnoun\) has "
                                          r"6 verbs and \d+ nouns"):
         execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
-    assert not (cfg.run_dir(tmp_path) / "checkpoints").exists()
+    assert not (RunDir.of(cfg, tmp_path).path / "checkpoints").exists()
 
 
 # --- --set SECTION.FIELD=null sets the field; a flag not given leaves it ------------------------------------------
@@ -432,7 +438,7 @@ def test_set_null_from_the_command_line_reaches_the_runs_configuration(capsys):
 def test_loader_workers_set_with_set_are_kept_side_by_side(monkeypatch, tmp_path):
     seen = []
 
-    def side_by_side(configs, to_train, jobs, runs_root, force, echo, finished):
+    def side_by_side(configs, steps, to_train, jobs, runs_root, force, echo, finished):
         for cfg in configs:
             seen.append(cfg)
             finished(cfg, {"metrics": {"top1": 50.0}, "wall_time_s": 1.0})
@@ -457,7 +463,7 @@ def test_a_misspelt_data_option_stops_the_dry_run_and_the_run_by_name(tmp_path, 
     cfg = micro_config(data={"options": {"segment_view_offset": [0.0, 0.5]}})
     with pytest.raises(ValueError, match=r"unknown data option\(s\) \['segment_view_offset'\]"):
         execute(cfg, tmp_path, progress_bar=False, echo=lambda _: None)
-    assert not cfg.run_dir(tmp_path).exists()
+    assert not RunDir.of(cfg, tmp_path).path.exists()
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -511,5 +517,5 @@ def test_force_moves_a_run_away_on_the_first_node_only(tmp_path, monkeypatch, en
     write_done(runs, cfg)
     with pytest.raises(Stop):
         execute(cfg, runs, force=True, echo=lambda _: None)
-    assert (cfg.run_dir(runs) / "metrics.json").exists() is not moved
-    assert (runs / REPLACED_DIR).exists() is moved
+    assert (RunDir.of(cfg, runs).path / "metrics.json").exists() is not moved
+    assert RunsTree(runs).replaced_root.exists() is moved

@@ -75,7 +75,7 @@ def test_a_lock_file_that_names_no_process_still_refuses_and_says_so(held_elsewh
 def test_a_worker_of_jobs_skips_a_held_run_without_failing_the_table(held_elsewhere):
     run_dir, pid = held_elsewhere
     cfg = resolve_runs(TABLE, "tiny", [ROW], 1, None, None)[0]
-    assert cfg.run_dir(run_dir.parents[3]) == run_dir
+    assert RunDir.of(cfg, run_dir.parents[3]).path == run_dir
     [(index, outcome)] = list(run_side_by_side([cfg], 1, run_dir.parents[3], force=False))
     assert index == 0 and isinstance(outcome, RunBusyError) and f"skipped, process {pid} since" in str(outcome)
     assert not run_dir.exists()

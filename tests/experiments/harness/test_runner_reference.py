@@ -10,7 +10,7 @@ import json
 import pytest
 
 from experiments.harness import spec as spec_module
-from experiments.harness.plan import missing_data, planned_action, resolve_runs
+from experiments.harness.plan import missing_data, planned_steps, resolve_runs
 from experiments.harness.records import RUN_STATE, RunConflictError, experiment_key, run_state
 from experiments.harness.run_dir import RunDir, find_equivalent_run
 from experiments.harness.runner import execute
@@ -24,6 +24,12 @@ from experiments.harness.spec import (
     TableSpec,
     TrainerConfig,
 )
+
+
+def planned_action(cfg, runs_root, force=False):
+    """What ``run --dry-run`` says of one run (``plan.planned_steps``; a refusal raised, as it stops the dry run)."""
+    return planned_steps([cfg], runs_root, force)[0].unless_refused().line(runs_root)
+
 
 TOY = "toy_runner_spec"
 
@@ -158,7 +164,7 @@ def test_the_experiment_key_leaves_out_the_place_seed_data_folder_and_loader_wor
 
 def _write(runs, cfg, into=None, **extra):
     """A finished record of ``cfg``, as ``execute`` writes it, in ``into``'s run directory (default: cfg's)."""
-    path = (into or cfg).run_dir(runs) / "metrics.json"
+    path = RunDir.of((into or cfg), runs).path / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed, "scale": cfg.scale,
               "metrics": {"top1": 50.0}, "config": cfg.to_dict(), "wall_time_s": 1.0, **extra}
@@ -171,7 +177,7 @@ def test_a_record_written_before_a_field_existed_is_still_this_run_and_reusable(
     old = _cfg("mformer_table2b")
     record = _write(tmp_path, old)
     del record["config"]["optim"]["layer_decay"], record["config"]["trainer"]["checkpoint_every_n_steps"]
-    (old.run_dir(tmp_path) / "metrics.json").write_text(json.dumps(record))
+    (RunDir.of(old, tmp_path).path / "metrics.json").write_text(json.dumps(record))
     assert planned_action(old, tmp_path) == "done"
     assert planned_action(_cfg("mformer_table3a", "exact"), tmp_path) == \
         "reuse mformer_table2b/traj_separatepe/seed0/tiny-k_400"
@@ -203,7 +209,7 @@ def test_a_reused_record_is_never_the_source_of_another_reuse(tmp_path):
 def _checkpoint(runs, cfg, state):
     import torch
 
-    path = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    path = RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"global_step": 4, "callbacks": {} if state is None else {RUN_STATE: state}}, path)
     return path
@@ -257,7 +263,7 @@ def test_a_foreign_checkpoint_stops_the_dry_run_and_the_run_even_when_an_identic
     for stop in (_check_run_dir, planned_action, lambda c, r: execute(c, r, echo=lambda _: None)):
         with pytest.raises(RunConflictError, match=r"optim\.lr: 0\.5 -> 0\.001"):
             stop(cfg, tmp_path)
-    assert not (cfg.run_dir(tmp_path) / "metrics.json").exists()
+    assert not (RunDir.of(cfg, tmp_path).path / "metrics.json").exists()
 
 
 def test_missing_data_says_where_the_dataset_was_expected(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from experiments.harness.jobs import auto_jobs, check_jobs
-from experiments.harness.plan import resolve_runs
+from experiments.harness.plan import planned_steps, resolve_runs, runs_to_train
 from experiments.harness.records import experiment_key
 from tests.experiments.micro_run import MICRO_ARGS, ROW, TABLE, cli_env
 
@@ -67,7 +67,8 @@ def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", execute)
     configs = resolve_runs("xvit_figure1", "tiny", None, 1, None, None)
-    runner._run_side_by_side(configs, runner.runs_to_train(configs, tmp_path, False), 2, tmp_path, False,
+    steps = planned_steps(configs, tmp_path)
+    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
                              lambda _: None, lambda cfg, record: None)
     first = [column for how, column in order if how == "side by side"]
     assert len(first) == 1 and order[0] == ("side by side", first[0])
@@ -81,7 +82,7 @@ def test_side_by_side_runs_load_their_data_in_their_own_process(monkeypatch, tmp
 
     seen = {}
 
-    def side_by_side(configs, to_train, jobs, runs_root, force, echo, finished):
+    def side_by_side(configs, steps, to_train, jobs, runs_root, force, echo, finished):
         seen.update({(c.row, c.column): c.data.num_workers for c in configs})
         for cfg in configs:
             finished(cfg, {"metrics": {}, "wall_time_s": 0.0})

@@ -127,7 +127,7 @@ def test_an_identical_finished_run_is_found_and_an_unfinished_one_is_not(tmp_pat
     source = _run("mformer_table2b", "traj_separatepe", "SSv2")
     target = _run("mformer_table3a", "exact", "SSv2")
     assert find_equivalent_run(target, tmp_path) is None
-    run_dir = source.run_dir(tmp_path)
+    run_dir = RunDir.of(source, tmp_path).path
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps({"config": source.to_dict(), "metrics": {"top1": 50.0}}))
     assert find_equivalent_run(target, tmp_path) == RunDir(run_dir)
@@ -141,7 +141,7 @@ def test_a_reused_run_carries_the_tensorboard_files_it_was_trained_with(tmp_path
 
     source = _run("mformer_table2b", "traj_separatepe", "SSv2")
     target = _run("mformer_table3a", "exact", "SSv2")
-    run_dir = source.run_dir(tmp_path)
+    run_dir = RunDir.of(source, tmp_path).path
     with SummaryWriter(str(run_dir)) as writer:
         writer.add_scalar("test/top1", 0.5, 60)
     (run_dir / "hparams.yaml").write_text("row: traj_separatepe\n")
@@ -150,7 +150,7 @@ def test_a_reused_run_carries_the_tensorboard_files_it_was_trained_with(tmp_path
         "config": source.to_dict(), "metrics": {"top1": 50.0}, "wall_time_s": 1.0}))
     record = execute(target, tmp_path, echo=lambda _: None)
     assert record["reused_from"] == "mformer_table2b/traj_separatepe/seed0/tiny-ssv2"
-    copied = target.run_dir(tmp_path)
+    copied = RunDir.of(target, tmp_path).path
     (event,) = run_dir.glob("events.out.tfevents.*")
     assert (copied / event.name).read_bytes() == event.read_bytes()
     assert (copied / "hparams.yaml").read_text() == "row: traj_separatepe\n"
@@ -160,15 +160,15 @@ def test_an_initialisation_from_a_reused_run_loads_the_checkpoint_of_the_run_it_
     """Table 6a's Mformer starts from Table 6b's K-400 run, which reuses Table 4's identical run and so keeps no
     checkpoint of its own: the weights are that run's."""
     trained = _run("mformer_table4", "traj_attT_normS", "K-400", scale="paper")
-    checkpoint = trained.run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    checkpoint = RunDir.of(trained, tmp_path).path / "checkpoints" / "last.ckpt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"weights")
-    (trained.run_dir(tmp_path) / "metrics.json").write_text(json.dumps({
+    (RunDir.of(trained, tmp_path).path / "metrics.json").write_text(json.dumps({
         "table": trained.table, "row": trained.row, "column": trained.column, "seed": 0, "scale": "paper",
         "config": trained.to_dict(), "metrics": {"top1": 50.0}, "wall_time_s": 1.0}))
     reused = _run("mformer_table6b", "mformer", "K-400", scale="paper")
     assert execute(reused, tmp_path, echo=lambda _: None)["reused_from"]  # Table 4's record, no checkpoint
-    assert not (reused.run_dir(tmp_path) / "checkpoints").exists()
+    assert not (RunDir.of(reused, tmp_path).path / "checkpoints").exists()
     ssv2 = _run("mformer_table6a", "mformer", "SSv2", scale="paper")
     assert ssv2.model.pretrained == "run:mformer_table6b/mformer/K-400"
     assert pretrained_weights(ssv2, tmp_path) == str(checkpoint)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from experiments.harness.plan import resolve_runs
+from experiments.harness.run_dir import RunDir
 from experiments.harness.runner import run_table
 from experiments.harness.spec import table_spec
 from experiments.xvit import tables as xvit
@@ -32,14 +33,14 @@ def test_figure1_tests_the_one_trained_model_with_more_crops(tmp_path):
     trained = records[0]
     cfg = next(c for c in resolve_runs("xvit_figure1", overrides=MICRO) if c.column == trained["column"])
     again = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, task=xvit.TEST_VIEWS.name))
-    checkpoint = cfg.run_dir(runs) / "checkpoints" / "last.ckpt"
+    checkpoint = RunDir.of(cfg, runs).path / "checkpoints" / "last.ckpt"
     assert {r["provenance"]["accelerator"] for r in records} == {"CPUAccelerator"}  # evaluations name theirs too
     metrics, _ = xvit.TEST_VIEWS.evaluate(again, str(checkpoint), torch.device("cpu"))
     assert metrics["loss"] == pytest.approx(trained["metrics"]["loss"], rel=1e-5)
     assert metrics["top1"] == trained["metrics"]["top1"]
     fresh, _ = xvit.TEST_VIEWS.evaluate(again, None, torch.device("cpu"))
     assert fresh["loss"] != pytest.approx(trained["metrics"]["loss"], rel=1e-5)
-    assert all(not (cfg.run_dir(runs).parent / f"tiny-{k}x3_views" / "checkpoints").exists()
+    assert all(not (RunDir.of(cfg, runs).path.parent / f"tiny-{k}x3_views" / "checkpoints").exists()
                for k in xvit.FIGURE1_CROPS[1:])  # evaluations train nothing
 
 

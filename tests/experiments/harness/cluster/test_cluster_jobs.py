@@ -23,9 +23,10 @@ from experiments.harness.cluster.job import RunJob, _check_no_other_host_runs_it
 from experiments.harness.cluster.job_file import now, pending_note, read_job, write_job
 from experiments.harness.cluster.resources import JobOptions
 from experiments.harness.cluster.scheduler import JobNow
-from experiments.harness.cluster.status import run_statuses, status_line
+from experiments.harness.cluster.status import run_statuses, status_line, summary
 from experiments.harness.cluster.submission import config_key, plan_submission
 from experiments.harness.plan import resolve_runs
+from experiments.harness.run_dir import RunDir
 from experiments.harness.run_lock import RunBusyError
 from tests.experiments.micro_run import MICRO_ARGS, ROW, TABLE
 
@@ -140,7 +141,7 @@ def _queued(run_dir, job_id, cfg=None, executor="slurm", **fields):
 
 def _record(cfg, runs):
     """A finished run's record, as reuse reads it."""
-    path = cfg.run_dir(runs) / "metrics.json"
+    path = RunDir.of(cfg, runs).path / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed,
                                 "scale": cfg.scale, "metrics": {"top1": 50.0}, "config": cfg.to_dict()}))
@@ -157,9 +158,9 @@ def test_one_configuration_in_two_tables_trains_once(tmp_path, monkeypatch):
     trains = [job for job in plan.jobs if not job.reuse_only]
     assert len(trains) == 10 and [j.cfg for j in plan.jobs if j.reuse_only] == [same]
     copy = next(job for job in plan.jobs if job.reuse_only)
-    assert copy.after == (table6b.run_dir(runs),) and copy.resources.gpus_per_node == 0
+    assert copy.after == (RunDir.of(table6b, runs).path,) and copy.resources.gpus_per_node == 0
 
-    _queued(table6b.run_dir(runs), "7", table6b)  # Table 6b submitted earlier: its job waits in the queue
+    _queued(RunDir.of(table6b, runs).path, "7", table6b)  # Table 6b submitted earlier: its job waits in the queue
     _scheduler_says(monkeypatch, {"7": JobNow("PENDING", reason="Priority")})
     plan = plan_submission(table4, runs, JobOptions(), force=False, dry_run=False)
     copy = next(job for job in plan.jobs if job.cfg is same)
@@ -176,7 +177,7 @@ def test_done_queued_and_running_runs_are_not_submitted_again_failed_and_stopped
     configs = resolve_runs(TABLE, "tiny", [ROW], 5)
     _record(configs[0], runs)
     for cfg, job_id in zip(configs[1:], ("11", "12", "13", "14")):
-        _queued(cfg.run_dir(runs), job_id, cfg)
+        _queued(RunDir.of(cfg, runs).path, job_id, cfg)
     _scheduler_says(monkeypatch, {"11": JobNow("PENDING"), "12": JobNow("RUNNING", "node7"),
                                   "13": JobNow("FAILED"), "14": JobNow("GONE")})
     plan = plan_submission(configs, runs, JobOptions(), force=False, dry_run=False)
@@ -192,9 +193,9 @@ def test_a_run_that_starts_from_another_runs_checkpoint_waits_for_its_job(tmp_pa
     assert plan.skipped[0][1].startswith("waits for run:mformer_table6b/mformer/K-400, which is not submitted: "
                                          "submit it first")
     plan = plan_submission([source, davis], runs, JobOptions(), force=False, dry_run=True)
-    assert plan.jobs[1].after == (source.run_dir(runs),)
+    assert plan.jobs[1].after == (RunDir.of(source, runs).path,)
     assert (plan.jobs[1].resources.nodes, plan.jobs[1].resources.tasks_per_node) == (1, 1)  # an evaluation
-    _queued(source.run_dir(runs), "21", source)
+    _queued(RunDir.of(source, runs).path, "21", source)
     _scheduler_says(monkeypatch, {"21": JobNow("RUNNING", "node1")})
     plan = plan_submission([davis], runs, JobOptions(), force=False, dry_run=True)
     assert plan.jobs[0].after_jobs == ("21",)
@@ -205,8 +206,8 @@ def test_a_run_that_starts_from_another_runs_checkpoint_waits_for_its_job(tmp_pa
 def _status(tmp_path, monkeypatch, job, answer, metrics=False):
     runs = tmp_path / "runs"
     cfg = resolve_runs(TABLE, "tiny", [ROW], 1)[0]
-    write_job(cfg.run_dir(runs), {"executor": "slurm", "job_id": "5_1", "starts": 0, "stdout": "out.log",
-                                  **job})
+    write_job(RunDir.of(cfg, runs).path, {"executor": "slurm", "job_id": "5_1", "starts": 0, "stdout": "out.log",
+                                          **job})
     if metrics:
         _record(cfg, runs)
     _scheduler_says(monkeypatch, {"5_1": answer})
@@ -261,7 +262,7 @@ def test_a_job_whose_run_fails_at_start_writes_its_error_and_status_says_it(tmp_
                                                                          capsys):
     runs = tmp_path / "runs"
     cfg = resolve_runs(TABLE, "tiny", [ROW], 1)[0]
-    _queued(cfg.run_dir(runs), "4242", cfg, executor="local")
+    _queued(RunDir.of(cfg, runs).path, "4242", cfg, executor="local")
 
     def fails(*args, **kwargs):
         raise FileNotFoundError(f"{cfg.table}/{cfg.row}: needs kinetics400, not found at /data/kinetics400")
@@ -269,7 +270,7 @@ def test_a_job_whose_run_fails_at_start_writes_its_error_and_status_says_it(tmp_
     monkeypatch.setattr(job_module, "execute", fails)
     with pytest.raises(FileNotFoundError):
         RunJob(cfg, runs)()
-    job = read_job(cfg.run_dir(runs))
+    job = read_job(RunDir.of(cfg, runs).path)
     assert (job["state"], job["starts"], job["job_id"]) == ("failed", 1, "4242")
     code, out, _ = _cli(capsys, "status", TABLE, "--runs-dir", str(runs), "--rows", ROW, "--seeds", "1")
     assert code == 0 and out.splitlines()[1].split()[:5] == ["mformer", "/", "K-400", "seed", "0"]
@@ -282,10 +283,34 @@ def test_a_job_whose_run_fails_at_start_writes_its_error_and_status_says_it(tmp_
 HOLD = """
 import sys, time
 from experiments.harness.run_dir import RunDir
-with RunDir(sys.argv[1]).hold():
+with RunDir(sys.argv[1]).hold(*sys.argv[3:]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
 """
+
+
+def test_a_run_another_submission_holds_is_busy_being_submitted_neither_running_nor_unsubmitted(tmp_path):
+    """Two identical submissions at once: the second skips the runs the first is submitting, and says so."""
+    runs = tmp_path / "runs"
+    cfg = resolve_runs(TABLE, "tiny", [ROW], 1)[0]
+    folder = RunDir.of(cfg, runs).path
+    first = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), "60", "submitting it as a job"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        plan = plan_submission([cfg], runs, JobOptions(), force=False, dry_run=False)
+        [(skipped, why)] = plan.skipped
+        assert plan.jobs == [] and skipped is cfg, why
+        assert why.startswith(f"busy: process {first.pid} since ") and why.endswith(" is submitting it as a job")
+        [found] = run_statuses([cfg], runs)
+        assert (found.state, found.note) == ("busy", why.removeprefix("busy: ")) and summary([found]) == "1 busy"
+        with pytest.raises(RunBusyError, match=rf"skipped, process {first.pid} since \S+ is submitting it as a job in "
+                                               rf"this runs folder; `python -m experiments status` says where it"):
+            with RunDir(folder).hold():
+                pass
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_a_requeued_job_waits_for_the_lock_of_the_job_it_replaces_and_no_longer(tmp_path, capsys):
@@ -346,8 +371,8 @@ def test_a_report_notes_the_runs_still_pending(tmp_path):
 
     runs = tmp_path / "runs"
     configs = resolve_runs(TABLE, "tiny", [ROW], 3)
-    _queued(configs[0].run_dir(runs), "1")
-    write_job(configs[1].run_dir(runs), {"state": "running", "job_id": "2"})
+    _queued(RunDir.of(configs[0], runs).path, "1")
+    write_job(RunDir.of(configs[1], runs).path, {"state": "running", "job_id": "2"})
     assert pending_note(runs, TABLE)[0].startswith("**Pending:** 2 submitted run(s) of this table have no record "
                                                    "yet (1 queued, 1 running, as their job files last said)")
     assert pending_note(runs, TABLE)[0] in render_report(TABLE, runs_root=runs, out_dir=tmp_path)

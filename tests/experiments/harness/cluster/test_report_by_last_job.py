@@ -10,59 +10,66 @@ from experiments.harness.cluster.cli import report_line
 from experiments.harness.cluster.job import RunJob, TableReport
 from experiments.harness.cluster.job_file import read_job, write_job
 from experiments.harness.cluster.status import RunStatus
+from experiments.harness.plan import resolve_runs
+from experiments.harness.run_dir import RunDir
 from lightning_modules import run_callbacks
 from lightning_modules.run_callbacks import TrainingProgress, training_progress
 from reports.console import report_runs
 
 
-def _runs(tmp_path, done):
-    """Two run folders; the first ``done`` of them have a record."""
-    dirs = [tmp_path / f"run{i}" for i in range(2)]
-    for i, path in enumerate(dirs):
-        path.mkdir()
-        if i < done:
-            (path / "metrics.json").write_text("{}")
-    return dirs
+def _record(cfg, runs):
+    """The run's record, as ``execute`` writes it: the run is done."""
+    RunDir.of(cfg, runs).write_record({"table": cfg.table, "row": cfg.row, "column": cfg.column, "seed": cfg.seed,
+                                       "scale": cfg.scale, "metrics": {"top1": 50.0}, "config": cfg.to_dict()})
 
 
-def _job(run_dir, report):
-    job = RunJob.__new__(RunJob)  # the report step alone: no configuration needed
-    job.report = report
-    job.cfg = SimpleNamespace(run_dir=lambda root: run_dir)
-    job.runs_root = str(run_dir.parent)
-    write_job(run_dir, {"state": "done", "job_id": "5_1"})
+def _runs(runs, done):
+    """A row's two runs; the first ``done`` of them recorded."""
+    configs = resolve_runs("mformer_table2b", "tiny", ["traj_separatepe"], 1, None, None)
+    for cfg in configs[:done]:
+        _record(cfg, runs)
+    return configs
+
+
+def _job(cfg, runs, report):
+    job = RunJob.__new__(RunJob)  # the report step alone
+    job.report, job.cfg, job.runs_root = report, cfg, str(runs)
+    write_job(job.run_dir, {"state": "done", "job_id": "5_1"})
     return job
 
 
 def test_the_job_that_ends_the_last_run_writes_the_report_and_names_it(tmp_path):
     written = []
     report_path = tmp_path / "reports" / "t.md"
-    dirs = _runs(tmp_path, done=1)
-    job = _job(dirs[0], TableReport(tuple(map(str, dirs)), lambda: written.append(1) or report_path))
+    configs = _runs(tmp_path, done=1)
+    job = _job(configs[0], tmp_path, TableReport(tuple(configs), str(tmp_path),
+                                                 lambda: written.append(1) or report_path))
     job._report_if_last()
-    assert written == [] and "report" not in read_job(dirs[0])  # another run is not done: not the last
-    (dirs[1] / "metrics.json").write_text("{}")
+    assert written == [] and "report" not in read_job(job.run_dir)  # another run is not done: not the last
+    _record(configs[1], tmp_path)
     job._report_if_last()
-    assert written == [1] and read_job(dirs[0])["report"] == str(report_path) and read_job(dirs[0])["report_at"]
+    assert written == [1] and read_job(job.run_dir)["report"] == str(report_path) and read_job(job.run_dir)["report_at"]
 
 
 def test_a_report_that_fails_leaves_the_run_done_and_says_why(tmp_path, capsys):
-    dirs = _runs(tmp_path, done=2)
+    configs = _runs(tmp_path, done=2)
 
     def fails():
         raise OSError("No space left on device")
 
-    job = _job(dirs[0], TableReport(tuple(map(str, dirs)), fails))
+    job = _job(configs[0], tmp_path, TableReport(tuple(configs), str(tmp_path), fails))
     job._report_if_last()
-    said = read_job(dirs[0])
+    said = read_job(job.run_dir)
     assert said["state"] == "done" and said["report_error"] == "OSError: No space left on device"
     assert "the table's report failed: OSError: No space left on device" in capsys.readouterr().out
 
 
 def test_the_report_a_job_carries_pickles_as_submitit_sends_it(tmp_path):
-    report = TableReport(("a", "b"), functools.partial(report_runs, "mformer_table6b", str(tmp_path), None, ["tiny"]))
+    configs = tuple(_runs(tmp_path, done=0))
+    report = TableReport(configs, str(tmp_path),
+                         functools.partial(report_runs, "mformer_table6b", str(tmp_path), None, ["tiny"]))
     again = pickle.loads(pickle.dumps(report))
-    assert again.run_dirs == ("a", "b") and again.write.func is report_runs and again.write.args[0] == "mformer_table6b"
+    assert again.configs == configs and again.write.func is report_runs and again.write.args[0] == "mformer_table6b"
 
 
 def _status(state, job):

@@ -24,6 +24,7 @@ from experiments.harness.cluster.scheduler import JobNow, NoAnswer, run_query, s
 from experiments.harness.cluster.status import last_error_line, run_statuses, status_line, summary
 from experiments.harness.cluster.submission import plan_submission
 from experiments.harness.plan import resolve_runs
+from experiments.harness.run_dir import RunDir
 from tests.experiments.micro_run import ROW, TABLE
 
 JOB_ID = "5_1"
@@ -55,9 +56,9 @@ def _run(tmp_path, **job):
     """The micro table's run with a SLURM job file (its logs under tmp_path, absent unless written)."""
     runs = tmp_path / "runs"
     cfg = resolve_runs(TABLE, "tiny", [ROW], 1)[0]
-    write_job(cfg.run_dir(runs), {"executor": "slurm", "job_id": JOB_ID, "starts": 0,
-                                  "stdout": str(tmp_path / f"{JOB_ID}_0_log.out"),
-                                  "stderr": str(tmp_path / f"{JOB_ID}_0_log.err"), **job})
+    write_job(RunDir.of(cfg, runs).path, {"executor": "slurm", "job_id": JOB_ID, "starts": 0,
+                                          "stdout": str(tmp_path / f"{JOB_ID}_0_log.out"),
+                                          "stderr": str(tmp_path / f"{JOB_ID}_0_log.err"), **job})
     return cfg, runs
 
 
