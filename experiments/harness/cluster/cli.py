@@ -204,7 +204,9 @@ def _after_submission(args: argparse.Namespace, configs: Sequence[RunConfig], su
 
 
 def _status_command(args: argparse.Namespace) -> str:
+    """The ``status`` command of the runs this ``run`` command names (its rows and seeds too)."""
     return shlex.join(["python", "-m", "experiments", "status", args.table, "--scale", args.scale,
+                       *(["--rows", *args.rows] if args.rows else []), "--seeds", str(args.seeds),
                        *(["--runs-dir", args.runs_dir] if args.runs_dir != "runs" else [])])
 
 

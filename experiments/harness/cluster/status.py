@@ -46,6 +46,7 @@ from .scheduler import NO_ANSWER, JobNow, scheduler_states
 
 # a job of the run is in SLURM's queue or running: not submitted again (one that cannot start waits to be cancelled)
 LIVE = ("queued", "running", "requeued", "cannot start")
+NEVER_RAN = "before it started: it never ran"  # the end of a stopped job's note where it left no log
 ORDER = ("done", "running", "requeued", "queued", "cannot start", "busy", "stopped", "failed", "refused",
          "not submitted")
 
@@ -66,8 +67,10 @@ class RunStatus:
 
     @property
     def log(self) -> str:
-        """The job's output log while it lives, its error log once it has ended."""
-        return str(self.job.get("stdout" if self.state in LIVE else "stderr") or "")
+        """The job's output log while it lives, its error log once it has ended; none for a job that never ran
+        (SLURM writes a job's logs as it starts)."""
+        return "" if self.note.endswith(NEVER_RAN) else str(self.job.get("stdout" if self.state in LIVE else "stderr")
+                                                             or "")
 
 
 # --- the line of a job's logs that says why it ended ----------------------------------------------------------------
@@ -230,7 +233,7 @@ def _ended(job: dict[str, Any], now: JobNow) -> tuple[str, str, str]:
     if never_ran(job, now):
         if now.state in ("GONE", "ENDED"):
             ending = "its job ended without a log (cancelled, most likely)"
-        return "stopped", "", f"{ending} before it started: it never ran"
+        return "stopped", "", f"{ending} {NEVER_RAN}"
     stopped_by = f"stopped by {job['stopped_by']}" if job.get("stopped_by") else ""
     if now.state in STOPPED_BY_SCHEDULER:
         return "stopped", "", f"{ending} after it started" + (f"; {stopped_by}" if stopped_by else "")

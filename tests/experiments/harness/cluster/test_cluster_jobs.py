@@ -278,6 +278,19 @@ def test_a_job_whose_run_fails_at_start_writes_its_error_and_status_says_it(tmp_
     assert "- FileNotFoundError: mformer_table6b/mformer: needs kinetics400, not found at /data/kinetics400" in out
 
 
+def test_the_status_command_said_after_a_submission_names_the_submitted_rows_and_seeds():
+    """Following it lists the runs submitted, not the table's others as "not submitted"."""
+    from argparse import Namespace
+
+    from experiments.harness.cluster.cli import _status_command
+
+    args = Namespace(table=TABLE, scale="tiny", rows=[ROW], seeds=3, runs_dir="elsewhere")
+    assert _status_command(args) == (f"python -m experiments status {TABLE} --scale tiny --rows {ROW} --seeds 3 "
+                                     f"--runs-dir elsewhere")
+    assert _status_command(Namespace(**{**vars(args), "rows": None, "runs_dir": "runs"})) == \
+        f"python -m experiments status {TABLE} --scale tiny --seeds 3"
+
+
 # --- the run's lock across a requeue and across hosts ---------------------------------------------------------------
 
 HOLD = """

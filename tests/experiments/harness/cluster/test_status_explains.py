@@ -86,6 +86,7 @@ def test_a_job_cancelled_while_pending_is_stopped_and_never_ran(tmp_path, monkey
     asked = _slurm(monkeypatch, squeue=squeue, sacct=sacct)
     found, line = _status(cfg, runs)
     assert (found.state, found.note) == ("stopped", note), line
+    assert "log:" not in line  # it never ran: SLURM wrote no log
     assert asked[0][:5] == ["squeue", "-h", "-r", "-t", "all"]  # ended jobs too, not only pending and running ones
     assert [command[0] for command in asked] == ["squeue"] + (["sacct"] if not squeue else [])
     assert summary([found]) == "1 stopped"
