@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from experiments.harness.spec import SCALES, RunConfig
 from experiments.harness.static import clip_shape
 from experiments.harness.tasks import build_model, get_task
 from experiments.harness.timings import NUM_CLASSES
+from tools.step_timing import time_steps
 
 
 def row_configs(table_id: str, scale: str, rows: Sequence[str] | None = None) -> list[RunConfig]:
@@ -74,8 +74,9 @@ def bench_row(cfg: RunConfig, device: str, batch: int | None = None, steps: int 
             model(clips)
 
     model.train()
-    train_s = _timed(train_step, device, steps, warmup)
-    if device.startswith("cuda"):
+    cuda = device.startswith("cuda")
+    train_s = time_steps(train_step, cuda, steps, warmup).median_s
+    if cuda:
         torch.cuda.reset_peak_memory_stats(device)
         train_step()
         torch.cuda.synchronize(device)
@@ -88,7 +89,7 @@ def bench_row(cfg: RunConfig, device: str, batch: int | None = None, steps: int 
         created = peak_bytes(lambda: torch.nn.functional.cross_entropy(model(clips), labels))
         peak, peak_how = _storage_bytes(resident) + created, "live tensors"
     model.eval()
-    infer_s = _timed(infer_step, device, steps, warmup)
+    infer_s = time_steps(infer_step, cuda, steps, warmup).median_s
     return {"row": cfg.row, "model": cfg.model.name, "clip": "x".join(map(str, shape[1:])), "batch": batch,
             "params_m": params / 1e6, "gflops_per_view": gflops, "train_clips_s": batch / train_s,
             "infer_clips_s": batch / infer_s, "peak_mib": peak / 2**20, "peak_how": peak_how}
@@ -98,23 +99,6 @@ def _storage_bytes(tensors: Sequence[Any]) -> int:
     """Bytes of the distinct storages behind ``tensors`` (a tied weight counts once)."""
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
     return sum(storages.values())
-
-
-def _timed(step: Any, device: str, steps: int, warmup: int) -> float:
-    """Median seconds of ``steps`` calls after ``warmup`` untimed ones (device work synchronised)."""
-    import torch
-
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def markdown(results: list[dict[str, Any]], table_id: str, scale: str, device: str) -> str:

@@ -17,7 +17,7 @@ and its authors'; with a loss scaler), cross-entropy against class 0 summed over
 backward, AdamW (lr 1e-4, weight decay 0.05, torch's default implementation), gradients set to None. Per side: the
 median of ``--steps`` timed steps after ``--warmup`` untimed ones, and the peak memory allocated over the timed
 steps (weights, gradients and optimizer state included); ``--profile`` adds the top kernels of two more steps
-(``tools.trajectory_step.profile_steps``). Beside the times, on the same device: the largest relative difference of
+(``tools.step_timing.profile_steps``). Beside the times, on the same device: the largest relative difference of
 our float32 logits from theirs (eval mode, one clip, TF32 off), and of our bf16 and fp16 autocast logits from our
 float32 ones. Each pair runs in a fresh process (two of the authors' forks are both called ``slowfast``); its record
 is written as soon as it is measured, so a run stopped by a time limit keeps what it has.
@@ -32,11 +32,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,14 +228,13 @@ def step_time(side: Side, inputs: Any, batch: int, device: torch.device, warmup:
               profile: bool, precision: str = "bf16") -> dict[str, Any]:
     """One side's training steps on ``device`` under ``precision`` autocast: median step milliseconds, peak GiB,
     optionally the profile."""
-    from tools.trajectory_step import profile_steps
+    from tools.step_timing import device_sync, profile_steps, time_steps
 
     net = side.net.to(device)
     net.train()  # not chained: TokShift's and X-ViT's train() return None
     optimizer = torch.optim.AdamW(net.parameters(), lr=OPTIMIZER["lr"], weight_decay=OPTIMIZER["weight_decay"])
     target = torch.zeros(batch, dtype=torch.long, device=device)
     cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     dtype = DTYPES[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
@@ -249,24 +246,12 @@ def step_time(side: Side, inputs: Any, batch: int, device: torch.device, warmup:
         scaler.step(optimizer)
         scaler.update()
 
-    started = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    sync()
-    warmup_s = time.perf_counter() - started
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    record = {"step_ms": statistics.median(times) * 1e3, "steps": steps, "warmup_s": warmup_s,
+    timed = time_steps(step, cuda, steps, warmup)
+    record = {"step_ms": timed.median_s * 1e3, "steps": steps, "warmup_s": timed.warmup_s,
               "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
               "params_m": sum(p.numel() for p in net.parameters()) / 1e6}
     if profile:
-        record["profile"] = profile_steps(step, sync, cuda)
+        record["profile"] = profile_steps(step, device_sync(cuda), cuda)
     optimizer.zero_grad(set_to_none=True)
     optimizer.state.clear()
     net.to("cpu")

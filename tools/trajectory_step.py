@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,7 @@ from data.command_line import MEASURED_BATCH, SECONDS, OneLineParser, count
 from models.hardware import device_name, source_commit
 from models.registry import create_model
 from tools.memory_breakdown import CONFIGURATIONS
+from tools.step_timing import PROFILE_TOP, device_sync, profile_steps, time_steps
 
 VARIANTS = {
     # name: (CONFIGURATIONS key, trajectory options beside the configuration's)
@@ -57,7 +55,6 @@ VARIANTS = {
     # Table 4's Avg_T row: exact stage one, then a mean over t'; what stage one costs without stage two's pooling
     "exact_stage_one": ("exact", {"temporal_pool": "average"}),
 }
-PROFILE_TOP = 12  # kernels (GPU) or operators (CPU) kept per profiled variant
 SHAPES = {  # model name (None: the configuration's) and options over the configuration's
     "paper": (None, {}),
     "tiny": ("vit_tiny_video", {"num_frames": 4, "img_size": 16, "depth": 2, "representation_size": 64}),
@@ -90,7 +87,6 @@ def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, 
     labels = torch.randint(0, 400, (batch,), device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -99,54 +95,14 @@ def measure(variant: str, batch: int, device: str, compiled: bool, warmup: int, 
         loss.backward()
         optimizer.step()
 
-    started = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    sync()
-    warmup_s = time.perf_counter() - started
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
+    timed = time_steps(step, cuda, steps, warmup)
     record = {"variant": variant, "options": VARIANTS[variant][1], "compiled": compiled, "batch": batch,
-              "device": device, "shape": shape, "step_ms": statistics.median(times) * 1e3, "steps": steps,
-              "warmup_s": warmup_s,
+              "device": device, "shape": shape, "step_ms": timed.median_s * 1e3, "steps": steps,
+              "warmup_s": timed.warmup_s,
               "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
     if profile:
-        record["profile"] = profile_steps(step, sync, cuda, top=profile_top)
+        record["profile"] = profile_steps(step, device_sync(cuda), cuda, top=profile_top)
     return record
-
-
-def profile_steps(step: Callable[[], None], sync: Callable[[], None], cuda: bool, repeats: int = 2,
-                  top: int = PROFILE_TOP) -> dict[str, Any]:
-    """The ``PROFILE_TOP`` kernels (GPU) or operators (CPU) by self time, in ms per step, with calls per step and
-    the share of the step's summed self time; and the kernel count per step."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
-    with profile(activities=activities) as prof:
-        for _ in range(repeats):
-            step()
-        sync()
-    # Annotated ranges (the optimizer's "Optimizer.step#AdamW.step") span kernels counted on their own: left out.
-    events = [e for e in prof.key_averages() if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0
-              and not getattr(e, "is_user_annotation", False)]
-    if cuda:  # kernels only: their self device time is the GPU's busy time; CPU-side ops report none
-        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
-
-    def self_us(event: Any) -> float:
-        return event.self_device_time_total if cuda else event.self_cpu_time_total
-
-    total = sum(self_us(e) for e in events)
-    ranked = sorted(events, key=self_us, reverse=True)[:top]
-    return {"what": "CUDA kernels, self device time" if cuda else "CPU operators, self CPU time",
-            "per_step_ms": total / repeats / 1e3, "kernels_per_step": sum(e.count for e in events) / repeats,
-            "top": [{"name": e.key[:120], "ms_per_step": self_us(e) / repeats / 1e3,
-                     "calls_per_step": e.count / repeats, "share": self_us(e) / total} for e in ranked]}
 
 
 def check_exact(device: str, variant: str = "exact", compiled: bool = True, bf16: bool = False) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """What the speed and memory benchmarks pass between their parts, checked against literals and hand formulas.
 
 Complements ``tests/tools/test_measurement.py`` (whose fake clock and scripted layer this file reuses):
-- ``tools.bench``: ``_timed`` is the median of the timed steps, warm-up excluded, each step synchronised
-  before its clock stops (a fake CUDA queue whose work only ``synchronize`` waits for); ``bench_row`` turns
-  seconds per step into clips per second with the batch;
+- ``tools.step_timing``: ``time_steps`` is the median of the timed steps, warm-up excluded, each step
+  synchronised before its clock stops (a fake CUDA queue whose work only ``synchronize`` waits for);
+  ``tools.bench.bench_row`` turns seconds per step into clips per second with the batch;
 - ``tools.shift_family``: on (fake) CUDA each timed pass is synchronised and the peak is the one pass's rise;
   ``--compile MODE`` reaches ``torch.compile`` for every variant, with room for all of them in dynamo's cache;
   ``run`` hands every option to ``measure``; ratios divide by the ViT of the same shape;
@@ -33,7 +33,7 @@ from tests.tools.test_measurement import (
     numbers,
     shift_record,
 )
-from tools import bench, shift_family, trajectory_attention, trajectory_memory
+from tools import bench, shift_family, step_timing, trajectory_attention, trajectory_memory
 from tools import d3da_step as rgb_pose_benchmark
 
 
@@ -64,7 +64,7 @@ class FakeDeviceQueue:
 # ---- tools.bench ---------------------------------------------------------------------------------------------------
 
 
-def test_bench_step_time_is_the_synchronised_median_after_the_warm_up(monkeypatch):
+def test_a_step_time_is_the_synchronised_median_after_the_warm_up(monkeypatch):
     """Two 100 s warm-up steps, then 3, 1, 4, 1.5, 9 s: the median is 3 (mean 3.7, min 1, unsorted middle 4); a
     step whose clock stops before the queue is drained would time 0 s."""
     clock = FakeClock()
@@ -76,18 +76,19 @@ def test_bench_step_time_is_the_synchronised_median_after_the_warm_up(monkeypatc
         queue.advance(durations[len(calls)])
         calls.append(1)
 
-    monkeypatch.setattr(bench, "time", clock.module())
+    monkeypatch.setattr(step_timing, "time", clock.module())
     monkeypatch.setattr(torch.cuda, "synchronize", queue.synchronize)
-    assert bench._timed(step, "cuda", steps=5, warmup=2) == 3.0
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: None)
+    assert step_timing.time_steps(step, cuda=True, steps=5, warmup=2) == (3.0, 200.0)
     assert len(calls) == 2 + 5
 
 
 def test_bench_row_throughput_is_the_batch_over_the_step_time(monkeypatch):
-    """With ``_timed`` giving 0.5 s per training step and 0.125 s per inference step, a batch of 16 clips (the row's
-    own batch: none given) is 32 and 128 clips/s."""
+    """With ``time_steps`` giving 0.5 s per training step and 0.125 s per inference step, a batch of 16 clips (the
+    row's own batch: none given) is 32 and 128 clips/s."""
     (cfg,) = bench.row_configs("mformer_table4", "tiny", ["traj_attT_normS"])
     seconds = iter([0.5, 0.125])  # training is timed first, then inference
-    monkeypatch.setattr(bench, "_timed", lambda step, device, steps, warmup: next(seconds))
+    monkeypatch.setattr(bench, "time_steps", lambda step, cuda, steps, warmup: step_timing.StepTimes(next(seconds), 0))
     result = bench.bench_row(cfg, "cpu")
     assert (result["batch"], result["clip"]) == (16, "3x8x32x32")
     assert (result["train_clips_s"], result["infer_clips_s"]) == (32.0, 128.0)

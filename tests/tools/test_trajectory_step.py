@@ -5,12 +5,12 @@ import pytest
 import torch
 
 import tools.trajectory_step as benchmark_step
+from tools.step_timing import profile_steps
 from tools.trajectory_step import (
     VARIANTS,
     check_exact,
     exactness_checks,
     measure,
-    profile_steps,
     ratios,
     run_worker,
     table,
