@@ -209,7 +209,7 @@ def read_yaml(path: str | os.PathLike, loader: Any = None) -> Any:
 
     raw = read_regular_bytes(path)
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=loader or yaml.SafeLoader)  # noqa: S506 - SafeLoader or a subclass
+        data = yaml.load(raw.decode("utf-8"), Loader=loader or yaml.SafeLoader)  # SafeLoader or a subclass
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ValueError(f"{shown(path)}: not readable YAML ({str(err).splitlines()[0]})") from None
     except ValueError as err:  # the parser's own ValueError, which names no file

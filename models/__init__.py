@@ -3,10 +3,10 @@
 import data.torchvision_compat  # noqa: F401  (before timm imports torchvision)
 
 from . import (
-    cast,  # noqa: F401,E402  (registers the cast_* two-expert models of the CAST paper)
-    d3da,  # noqa: F401,E402  (registers the d3da_* RGB+pose models of the 3D-deformable paper)
-    lra_transformer,  # noqa: F401,E402  (registers the lra_* sequence models of Motionformer Table 5)
-    xvit,  # noqa: F401,E402  (registers X-ViT's temporal-attention head of the frame-wise models)
+    cast,  # noqa: F401  (registers the cast_* two-expert models of the CAST paper)
+    d3da,  # noqa: F401  (registers the d3da_* RGB+pose models of the 3D-deformable paper)
+    lra_transformer,  # noqa: F401  (registers the lra_* sequence models of Motionformer Table 5)
+    xvit,  # noqa: F401  (registers X-ViT's temporal-attention head of the frame-wise models)
 )
 from .attention import ATTENTION_LAYERS, FRAME_ATTENTION_LAYERS, get_attention
 from .flops import count_flops, model_gflops

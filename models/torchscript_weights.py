@@ -117,7 +117,7 @@ def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
             root = _Unpickler(archive.read(data), archive, prefix, path).load()
         except TorchScriptReadError:
             raise
-        except Exception as err:  # noqa: BLE001 - a damaged pickle
+        except Exception as err:  # a damaged pickle
             raise TorchScriptReadError(f"{path}: its data.pkl cannot be read ({type(err).__name__}: {err})") from None
     tensors: dict[str, torch.Tensor] = {}
     _collect(root, "", tensors, path)

@@ -73,7 +73,7 @@ def load_weights_file(path: str | os.PathLike, allow_torchscript: bool = False, 
 
         try:
             return load_file(path)
-        except Exception as err:  # noqa: BLE001 - safetensors raises its own types for a damaged file
+        except Exception as err:  # safetensors raises its own types for a damaged file
             raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
     try:
         return _torch_load(path, mmap)
@@ -87,7 +87,7 @@ def load_weights_file(path: str | os.PathLike, allow_torchscript: bool = False, 
             f"{path}: refused: not a plain weights file; unpickling it would build objects other than tensors and "
             f"containers, which can run arbitrary code ({refused}). If you trust its author, re-save its state "
             f"dict as .safetensors or plain tensors.") from None
-    except Exception as err:  # noqa: BLE001 - a truncated zip, a text file: whatever the reason, no weights
+    except Exception as err:  # a truncated zip, a text file: whatever the reason, no weights
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
 
 
@@ -119,7 +119,7 @@ def check_header(path: Path) -> None:
             try:
                 for _op in pickletools.genops(header):
                     pass
-            except Exception:  # noqa: BLE001 - no more pickles (or one cut at the bound): the reader says why
+            except Exception:  # no more pickles (or one cut at the bound): the reader says why
                 if header.tell() > MAX_HEADER_BYTES:
                     _refuse_header(path, f"its header is over {MAX_HEADER_BYTES:,} bytes")
                 break
@@ -128,7 +128,7 @@ def check_header(path: Path) -> None:
     for text in texts:
         try:
             tensors += sum(op.name in ("PERSID", "BINPERSID") for op, _, _ in pickletools.genops(text))
-        except Exception:  # noqa: BLE001 - a damaged pickle: the reader says so
+        except Exception:  # a damaged pickle: the reader says so
             return
         if tensors > MAX_TENSORS:
             _refuse_header(path, f"its header declares more than {MAX_TENSORS:,} tensors")
@@ -164,7 +164,7 @@ def _names_a_callable(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST") for op, _, _ in pickletools.genops(f))
-    except Exception:  # noqa: BLE001 - not a pickle, or a truncated one: nothing it names can be imported
+    except Exception:  # not a pickle, or a truncated one: nothing it names can be imported
         return False
 
 

@@ -120,7 +120,7 @@ def _check_options(trains: bool, accelerator: str, devices: Any, num_nodes: int,
         with _quiet():  # Lightning's notes on the choices it makes are said again when the run starts
             _AcceleratorConnector(devices=devices, num_nodes=num_nodes, accelerator=accelerator, strategy=strategy,
                                   precision=precision)
-    except Exception as err:  # noqa: BLE001 - whatever Lightning raises, the Trainer would raise it at the start
+    except Exception as err:  # whatever Lightning raises, the Trainer would raise it at the start
         return (f"Lightning refuses --accelerator {accelerator} --devices {_shown(devices)} --strategy {strategy} "
                 f"--precision {precision} --num-nodes {num_nodes}: {_one_line(err)}"), None
     return None, None

@@ -46,7 +46,7 @@ _batch_boundaries = 0  # > 0 while a Trainer runs whose batch boundaries raise `
 _time_limit: int | None = None  # the time-limit signal that became this process's SIGTERM, if one did
 
 
-class Interrupted(BaseException):  # noqa: N818 - not an error: the user asked the command to stop
+class Interrupted(BaseException):  # not an error: the user asked the command to stop
     """The command was asked to stop by ``signum`` (SIGTERM or SIGINT). A ``BaseException``, as ``KeyboardInterrupt``
     is, so that no ``except Exception`` on the way takes it for a failed run."""
 

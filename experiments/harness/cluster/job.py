@@ -244,7 +244,7 @@ def _requeue(run_dir: Path, requeue: Any, signum: int, locked: list[bool]) -> No
         raise
 
 
-class Requeued(BaseException):  # noqa: N818 - not an error: the job ends to start again
+class Requeued(BaseException):  # not an error: the job ends to start again
     """submitit requeued the job and asked to exit with ``code``; a ``BaseException`` that ``stop_on_signals``
     does not take for a signal's stop."""
 

@@ -125,7 +125,7 @@ def _get_json(url: str, body: dict | None = None):
     """GET ``url``, or POST ``body`` as JSON (the HParams plugin's API)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=5) as response:  # loopback only
         return json.loads(response.read())
 
 

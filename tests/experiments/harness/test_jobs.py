@@ -68,7 +68,7 @@ class _StepPool:
     def _run(future, fn, args):
         try:
             future.set_result(fn(*args))
-        except Exception as err:  # noqa: BLE001 - the future carries it, as a pool's does
+        except Exception as err:  # the future carries it, as a pool's does
             future.set_exception(err)
 
     def __enter__(self):
