@@ -5,7 +5,8 @@ stopped.
   loop's ``combined_loader`` entry) but restores it only if the loader is first built after the restore; a module
   whose ``configure_optimizers`` asks ``trainer.estimated_stepping_batches`` (ours do, for the schedule) builds it
   before, and Lightning then silently starts the epoch over. This callback hands the saved state to the loader
-  when training starts, before its first batch is drawn (``data.resumable`` loaders draw lazily).
+  when training starts, before its first batch is drawn (``data.resumable`` loaders draw lazily); a state saved at
+  the end of an epoch the trainer cut short (``limit_train_batches``) resumes at the next epoch's start.
 - The process's random generators (dropout masks, mixup): saved with each checkpoint and applied just before the
   first training batch after the resume; between those two points an uninterrupted run draws nothing from them
   (the loaders carry their own generator and seed each item themselves), so the streams continue identically.
@@ -45,7 +46,12 @@ class ExactResumeCallback(L.Callback):
         if len(states) != 1 or not hasattr(loader, "load_state_dict"):
             raise RuntimeError(f"the checkpoint holds {len(states)} training-loader state(s), but the training loader "
                                f"is {type(loader).__name__}: cannot resume it where it stopped")
-        loader.load_state_dict(states[0])
+        state = states[0]
+        if state.get("batches_drawn", 0) >= trainer.num_training_batches:
+            # an epoch that ended at the trainer's batch limit (``limit_train_batches``), before the loader's own
+            # end: the next one starts from its beginning, as after a loader's last batch
+            state = {**state, "epoch": state["epoch"] + 1, "batches_drawn": 0}
+        loader.load_state_dict(state)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:

@@ -53,8 +53,11 @@ OFFICIAL_SEGMENT_VIEWS = {"segment_view_offsets": (0.0, 0.5)}
 
 # K400's clips as the official code (VideoMAE's) samples them (data/README.md: clip sampling)
 OFFICIAL_DENSE_CLIPS = {"dense_convention": "videomae"}
+# The official epoch: len(train set) // global batch optimizer steps (run_bidirection*.py), the batches past them
+# skipped (engine_for_*.py's train_one_epoch), not Lightning's last, partial accumulation: 439 steps an epoch on
+# SSv2 where Lightning takes 440 (the warm-up 2,195 steps, not 2,200)
 _PAPER_TRAINER = dataclasses.replace(GPU_TRAINER, devices=8, num_nodes=2, accumulate_grad_batches=4,
-                                     reference_batch=256, lr_scaling="linear")
+                                     reference_batch=256, lr_scaling="linear", epoch_steps="whole_global_batches")
 PAPER_DATA = {
     "EK-100": dataclasses.replace(EPIC_KITCHENS_100, num_frames=16, batch_size=6, test_clips=2, test_crops=3,
                                   options={**PAPER_DATA_OPTIONS, **OFFICIAL_SEGMENT_VIEWS}),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .epoch_steps import limit_epoch
 from .interruption import at_batch_boundaries, interruption_pending, raise_if_interrupted
 from .provenance import git_commit, launched_as_global_zero
 from .records import RECORD_KEYS, RUN_STATE, RunConflictError, run_record, run_state
@@ -169,6 +170,8 @@ def _fit_and_test(cfg: RunConfig, runs_root: str | Path, prepared: _Prepared, st
     params = {**cfg.to_dict(), "num_params": num_params}
     trainer, data_wait = _build_trainer(cfg, run, params, progress_bar)
     batch = _scale_lr(cfg, trainer, module, params)
+    if trains:
+        limit_epoch(cfg, trainer, _training_samples(dm), trainer.world_size, echo)
     _check_resume(resume, step.started, trainer.world_size, run, runs_root, echo)
     echo(f"    training {cfg.model.name} ({num_params / 1e6:.2f}M parameters) for {cfg.optim.epochs} epoch(s), "
          f"then testing ...")

@@ -98,6 +98,11 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     accumulate_grad_batches: int = 1
+    # The optimiser steps of an epoch: "all_batches" (Lightning's: every batch of each process, a last, partial
+    # accumulation stepped too) or "whole_global_batches" (the training set // the global batch, each process
+    # drawing that many accumulations and no batch past them: VideoMAE's and CAST's ``num_training_steps_per_epoch``,
+    # whose training loop skips the rest; ``experiments.harness.epoch_steps``)
+    epoch_steps: Literal["all_batches", "whole_global_batches"] = "all_batches"
     gradient_clip_val: float | None = None
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 10

@@ -223,7 +223,7 @@ def test_the_saved_loader_state_goes_once_to_the_training_loader_and_an_unresuma
 
     state = {"epoch": 1, "batches_drawn": 2}
     train, val = _RecordingLoader(), _RecordingLoader()
-    trainer = SimpleNamespace(train_dataloader=train, val_dataloaders=val)
+    trainer = SimpleNamespace(train_dataloader=train, val_dataloaders=val, num_training_batches=4)
     callback = ExactResumeCallback()
     callback.on_load_checkpoint(trainer, None, _checkpoint_with_loader_state(state))
     callback.on_train_start(trainer, None)
@@ -233,7 +233,7 @@ def test_the_saved_loader_state_goes_once_to_the_training_loader_and_an_unresuma
     # a plain loader would silently restart the epoch: repeated samples, a different run
     callback.on_load_checkpoint(trainer, None, _checkpoint_with_loader_state(state))
     with pytest.raises(RuntimeError, match="cannot resume"):
-        callback.on_train_start(SimpleNamespace(train_dataloader=[1, 2, 3]), None)
+        callback.on_train_start(SimpleNamespace(train_dataloader=[1, 2, 3], num_training_batches=3), None)
 
 
 def test_the_generator_state_is_applied_at_the_first_training_batch_not_when_loaded():

@@ -181,6 +181,41 @@ def our_lrs(cfg, steps_per_epoch: int, steps: list[int] | None = None, **changes
     return out
 
 
+def fit_schedule(cfg, train_samples: int, world_size: int) -> tuple[int, int, list[float]]:
+    """What a paper-scale run of ``world_size`` processes on ``train_samples`` clips sets up, up to its first batch:
+    rank 0's training loader (our sampler over that many items, the data module's batch and ``drop_last``), the
+    epoch's batches as the runner limits them (``epoch_steps.limit_epoch``), Lightning's count of the fit's optimizer
+    steps (``estimated_stepping_batches``), and the lr of each of those steps from the scheduler that
+    ``configure_optimizers`` builds on that count. Returns the loader's length, the steps and their lrs."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from data.resumable import EpochSampler
+    from experiments.harness.epoch_steps import limit_epoch
+
+    class StopBeforeTheFirstBatch(L.Callback):
+        def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            trainer.should_stop = True
+
+    items = range(train_samples)
+    loader = DataLoader(items, batch_size=cfg.data.batch_size, drop_last=True,
+                        sampler=EpochSampler(items, 0, num_replicas=world_size, rank=0))
+    optim = dataclasses.replace(cfg.optim, weight_decay_exempt="timm", layer_decay=None)
+    module = VideoClassifier(torch.nn.Linear(2, 2), 2, **dataclasses.asdict(optim))
+    module.hparams.lr = paper_lr(cfg)[0]
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=optim.epochs, logger=False,
+                        accumulate_grad_batches=cfg.trainer.accumulate_grad_batches, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        num_sanity_val_steps=0, callbacks=[StopBeforeTheFirstBatch()])
+    limit_epoch(cfg, trainer, train_samples, world_size, echo=lambda _: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice on workers and on a fit stopped before its minimum
+        trainer.fit(module, train_dataloaders=loader)
+    steps = trainer.estimated_stepping_batches
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    return len(loader), steps, [scheduler.base_lrs[0] * scheduler.lr_lambdas[0](s) for s in range(steps)]
+
+
 def lr_differences(ours: list[float], theirs: list[float], peak: float, cosine: bool) -> list[str]:
     tolerance = [EXACT * abs(t) + (COSINE * peak if cosine else 0.0) for t in theirs]
     return [f"step {i}: ours {o!r}, authors' {t!r}" for i, (o, t, tol) in enumerate(zip(ours, theirs, tolerance,

@@ -5,8 +5,9 @@
     python -m tools.pipeline_golden.optim tokshift --official-code OFFICIAL/TokShift-Transformer
     python -m tools.pipeline_golden.optim cast --official-code OFFICIAL/CAST
 
-Each writes ``tests/golden/pipelines/<codebase>/optim_groups.json`` and ``optim_lr.json``; none of the authors' code
-is in this repository, it is imported from ``--official-code``.
+Each writes ``tests/golden/pipelines/<codebase>/optim_groups.json`` and ``optim_lr.json`` (CAST also its training
+loop's steps of an epoch, ``tools/pipeline_golden/cast_epoch.py``); none of the authors' code is in this repository,
+it is imported from ``--official-code``.
 
 ``optim_groups.json``: per authors' model (one per released-golden case, ``tools/released_golden``: the same config at
 the same small width, so the parameter names are those of the checkpoint in ``tests/golden/released/<case>/``), every
@@ -429,6 +430,9 @@ def make_cast(code: Path) -> None:
                          "paper": {"column": column, "train_videos": TRAIN_VIDEOS[column], "steps_per_epoch": spe,
                                    "steps": steps, "lr": [float(paper[s]) for s in steps]}}
     write("cast", "optim_lr.json", {"official": facts, "command": command("cast"), "recipes": recipes})
+    from tools.pipeline_golden.cast_epoch import make_cast_epochs
+
+    make_cast_epochs(code, utils, CAST_RECIPES, CAST_BATCH, CAST_WORLD, facts, command("cast"), OUT / "cast")
 
 
 MAKERS = {"mformer": make_mformer, "xvit": make_xvit, "tokshift": make_tokshift, "cast": make_cast}

@@ -158,3 +158,12 @@ def test_table2s_single_label_cells_are_tables_10_and_11s_runs(table, column):
         assert _same_run(cell, other), row
     (clip_alone,) = [c for c in paper_runs("cast_table2") if c.column == run_name and c.row == "clip_alone"]
     assert dict(clip_alone.model.pretrained) == {"spatial": "clip:torchscript:checkpoints/cast/ViT-B-16.pt"}
+
+
+@pytest.mark.parametrize("table", ABLATIONS + SOTA)
+def test_paper_runs_count_the_authors_epoch_and_tiny_runs_lightnings(table):
+    """Paper scale: ``len(train set) // global batch`` steps an epoch, as run_bidirection*.py (the lr of every step
+    against their loop: tests/parity/test_cast_optim.py); tiny scale keeps Lightning's count, so its tracked
+    records still describe the runs."""
+    assert {c.trainer.epoch_steps for c in paper_runs(table)} == {"whole_global_batches"}
+    assert {c.trainer.epoch_steps for c in resolve_runs(table, "tiny")} == {"all_batches"}
