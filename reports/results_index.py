@@ -1,8 +1,9 @@
 """The results as data: ``reports/generated/index.json``, one machine-readable index of every cell of every paper
-table, and the reruns under ``reports/reproducibility/`` against the tracked cells (their page,
-``reports/generated/reproducibility.md``). ``python -m reports readme`` writes both from the tracked records, the
-static records, the released-weights catalogues and the claims (``reports.readme``); no sentence of a hand-written
-page states what they hold, and the tests read the index, never numbers in prose.
+table and of the repository's own experiments (``experiments``: no paper layout, the same cells), and the reruns
+under ``reports/reproducibility/`` against the tracked cells (their page, ``reports/generated/reproducibility.md``).
+``python -m reports readme`` writes both from the tracked records, the static records, the released-weights
+catalogues and the claims (``reports.readme``); a figure a hand-written page states is one the index holds
+(``tests/test_paper_pages.py``), and the tests read the index, never numbers in prose.
 
 A cell is one (row, column, scale) of a table's spec: a *metric* column at each scale the table has data for, a
 *derived* column (computed from the metric columns' means) at each scale, a *static* column (GFLOPs, parameters,
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tabulate import tabulate
 
 from experiments.harness.spec import implemented_tables, registered_specs, table_spec
-from experiments.paper_tables import paper_table, printed
+from experiments.paper_tables import paper_table, papers, printed
 
 from .build import GENERATED_DIR, REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
 from .chance import unread_top_k
@@ -137,6 +138,15 @@ class IndexTable(_Part):
     pairs: list[IndexPair] = []
 
 
+class IndexExperiment(_Part):
+    """One of the repository's own experiments (``@register_experiment``): its cells as a table's, with no paper
+    number; ``paper``: the paper whose folder holds it (null: none)."""
+
+    paper: str | None
+    default_seeds: dict[str, Count]
+    cells: list[IndexCell]
+
+
 class ClaimReading(_Part):
     """One ordering of a claim: ``row · column`` against ``than_row · than_column`` as the claim orders them, its
     outcome and test (the difference as the claim says it: > 0 agrees)."""
@@ -196,6 +206,7 @@ class ResultsIndex(_Part):
     schema_version: Literal[2]
     generated_by: str
     tables: dict[str, IndexTable]
+    experiments: dict[str, IndexExperiment] = {}
     claims: list[IndexClaim]
     reruns: list[Rerun]
 
@@ -390,8 +401,8 @@ def _finished(spec: Any, row: Any, entry: dict[str, Any], claims: dict) -> dict[
     from .claims import SCALE
 
     feeds = claims.get((spec.table_id, row.key, entry["column"]), []) if entry["scale"] in (None, SCALE) else []
-    entry = {**entry, "row_label": row.label, "paper": _paper_cell(spec.table_id, row.paper_row, entry["column"]),
-             "claims": feeds}
+    paper = _paper_cell(spec.table_id, row.paper_row, entry["column"]) if spec.is_paper_table else None
+    entry = {**entry, "row_label": row.label, "paper": paper, "claims": feeds}
     return {key: value for key, value in entry.items() if value not in (None, []) or key in ("paper", "scale")}
 
 
@@ -403,6 +414,16 @@ def table_entry(table_id: str, claims: dict[tuple[str, str, str], list[str]]) ->
             "report": f"{table_id}.md", "default_seeds": {scale: spec.default_seeds(scale) for scale in spec.scales},
             "cells": [*_metric_cells(spec, records, claims), *_static_cells(spec, claims)],
             "pairs": _pairs(spec, records)}
+
+
+def experiment_entry(table_id: str, claims: dict[tuple[str, str, str], list[str]]) -> dict[str, Any]:
+    """An own experiment's entry of the index: the paper whose folder holds it, its default seeds, every cell."""
+    spec = table_spec(table_id)
+    records = table_records(spec, None, RESULTS_DIR).records
+    paper = table_id.split("_")[0]
+    return {"paper": paper if paper in papers() else None,
+            "default_seeds": {scale: spec.default_seeds(scale) for scale in spec.scales},
+            "cells": [*_metric_cells(spec, records, claims), *_static_cells(spec, claims)]}
 
 
 # ---- the reruns on other CPU kernels ---------------------------------------------------------------------------
@@ -459,13 +480,16 @@ def rerun_entry(name: str, table_id: str, folder: Path) -> dict[str, Any]:
 
 
 def build_index() -> dict[str, Any]:
-    """The whole index, as ``index_text`` writes it: every implemented paper table, every rerun."""
+    """The whole index, as ``index_text`` writes it: every implemented paper table, every own experiment, every
+    rerun."""
     claims = claims_by_cell()
     tables = {table_id: table_entry(table_id, claims) for table_id in implemented_tables()}
+    experiments = {table_id: experiment_entry(table_id, claims) for table_id in registered_specs()
+                   if table_id not in tables}
     reruns = [rerun_entry(name, table_id, folder) for name, table_id, folder in rerun_folders()]
     return ResultsIndex.model_validate({"schema_version": SCHEMA_VERSION, "generated_by": GENERATED_BY,
-                                        "tables": tables, "claims": claim_entries(), "reruns": reruns}
-                                       ).model_dump(mode="json", exclude_defaults=True)
+                                        "tables": tables, "experiments": experiments, "claims": claim_entries(),
+                                        "reruns": reruns}).model_dump(mode="json", exclude_defaults=True)
 
 
 def index_text(document: dict[str, Any] | None = None) -> str:

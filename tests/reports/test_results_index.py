@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from experiments.harness.claims import all_claims
-from experiments.harness.spec import implemented_tables, table_spec
+from experiments.harness.spec import implemented_tables, registered_specs, table_spec
 from experiments.paper_tables import paper_table, paper_tables, papers
 from reports.compare import compare_records
 from reports.records import RESULTS_DIR, table_records
@@ -24,7 +24,10 @@ from reports.results_index import (
     INDEX,
     REPRODUCIBILITY,
     REPRODUCIBILITY_PAGE,
+    IndexExperiment,
     ResultsIndex,
+    claims_by_cell,
+    experiment_entry,
     read_index,
     reproducibility_text,
 )
@@ -92,24 +95,48 @@ def test_a_cells_fields_follow_its_status(index):
     assert statuses["tracked"] > 300 and statuses["computed"] > 100, statuses
 
 
+def _check_tracked(table_id: str, c) -> None:
+    """The cell's mean and spread against the record files it names, read from the files themselves, not through
+    the reports' code: each names its seed, scale and metric."""
+    values, seeds = [], []
+    for name in c.tracked.records:
+        record = json.loads((REPO / name).read_text())
+        assert record["scale"] == c.scale, (table_id, name)
+        values.append(float(record["metrics"][c.metric]))
+        seeds.append(record["seed"])
+    assert seeds == c.tracked.seeds and len(values) == c.tracked.n, (table_id, c.row, c.column)
+    assert _close(statistics.fmean(values), c.tracked.mean), (table_id, c.row, c.column)
+    assert _close(statistics.stdev(values) if len(values) > 1 else 0.0, c.tracked.std), (table_id, c.row)
+
+
 def test_a_tracked_cell_is_the_mean_and_spread_of_the_record_files_it_names(index):
-    """Read from the files themselves, not through the reports' code: each names its seed, scale and metric."""
     checked = 0
     for table_id, entry in index.tables.items():
         for c in entry.cells:
-            if c.tracked is None:
-                continue
-            values, seeds = [], []
-            for name in c.tracked.records:
-                record = json.loads((REPO / name).read_text())
-                assert record["scale"] == c.scale, (table_id, name)
-                values.append(float(record["metrics"][c.metric]))
-                seeds.append(record["seed"])
-            assert seeds == c.tracked.seeds and len(values) == c.tracked.n, (table_id, c.row, c.column)
-            assert _close(statistics.fmean(values), c.tracked.mean), (table_id, c.row, c.column)
-            assert _close(statistics.stdev(values) if len(values) > 1 else 0.0, c.tracked.std), (table_id, c.row)
-            checked += 1
+            if c.tracked is not None:
+                _check_tracked(table_id, c)
+                checked += 1
     assert checked > 300, checked
+
+
+def test_the_own_experiments_are_indexed_as_tables_are_without_paper_numbers():
+    """``msca_kv_frames`` and ``synthetic_learnability``, which the pages quote, and every other experiment of the
+    repository's own: their cells as a table's, read through the index's schema, tracked ones the mean and spread of
+    the record files they name."""
+    own = [table_id for table_id in registered_specs() if table_id not in implemented_tables()]
+    assert {"msca_kv_frames", "synthetic_learnability"} <= set(own)
+    claims, tracked = claims_by_cell(), Counter()
+    for table_id in own:
+        entry = IndexExperiment.model_validate(experiment_entry(table_id, claims))
+        assert entry.paper == {"msca_kv_frames": "msca", "synthetic_learnability": None}.get(table_id, entry.paper)
+        assert entry.default_seeds == {scale: table_spec(table_id).default_seeds(scale)
+                                       for scale in table_spec(table_id).scales}
+        for c in entry.cells:
+            assert c.paper is None and (c.tracked is not None) == (c.status == "tracked"), (table_id, c)
+            if c.tracked is not None:
+                _check_tracked(table_id, c)
+                tracked[table_id] += 1
+    assert tracked["msca_kv_frames"] == 4 and tracked["synthetic_learnability"] >= 5, tracked
 
 
 def test_every_claims_cell_names_its_claim(index):
