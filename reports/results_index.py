@@ -416,14 +416,19 @@ def table_entry(table_id: str, claims: dict[tuple[str, str, str], list[str]]) ->
             "pairs": _pairs(spec, records)}
 
 
-def experiment_entry(table_id: str, claims: dict[tuple[str, str, str], list[str]]) -> dict[str, Any]:
-    """An own experiment's entry of the index: the paper whose folder holds it, its default seeds, every cell."""
+def table_cells(table_id: str, claims: dict[tuple[str, str, str], list[str]]) -> list[dict[str, Any]]:
+    """Every cell of a table or an own experiment, as the index holds it."""
     spec = table_spec(table_id)
     records = table_records(spec, None, RESULTS_DIR).records
-    paper = table_id.split("_")[0]
+    return [*_metric_cells(spec, records, claims), *_static_cells(spec, claims)]
+
+
+def experiment_entry(table_id: str, claims: dict[tuple[str, str, str], list[str]]) -> dict[str, Any]:
+    """An own experiment's entry of the index: the paper whose folder holds it, its default seeds, every cell."""
+    spec, paper = table_spec(table_id), table_id.split("_")[0]
     return {"paper": paper if paper in papers() else None,
             "default_seeds": {scale: spec.default_seeds(scale) for scale in spec.scales},
-            "cells": [*_metric_cells(spec, records, claims), *_static_cells(spec, claims)]}
+            "cells": table_cells(table_id, claims)}
 
 
 # ---- the reruns on other CPU kernels ---------------------------------------------------------------------------

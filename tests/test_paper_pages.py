@@ -162,3 +162,67 @@ def test_the_checks_find_what_a_page_leaves_out(text, found):
 ])
 def test_the_checks_pass_what_a_page_may_say(text):
     assert not left_out_problems(text), left_out_problems(text)
+
+
+# ---- the figures a page's "Results at a glance" types, against the index ---------------------------------------------
+
+MEAN_STD = re.compile(r"(?<![\w.])(\d+\.\d+)\s+±\s+(\d+\.\d+)(?![\w.])")  # a cell: mean ± std over seeds
+LISTED = re.compile(r"(?<![\w.])\d+\.\d+(?:(?:, | / |,? and )\d+\.\d+){2,}(?![\w.])")  # a row or column of means
+
+
+def glance(text: str) -> str:
+    """A page's "Results at a glance", links' addresses removed."""
+    return re.sub(r"\]\([^)\s]+\)", "]", text.split("\n## Results at a glance\n", 1)[1].split("\n## ", 1)[0])
+
+
+def shown_as(figure: str, value: float) -> bool:
+    """``figure`` is ``value`` rounded to the figure's decimals (either way at an exact half)."""
+    return abs(float(figure) - value) <= 0.5 * 10 ** -len(figure.split(".")[1]) + 1e-9
+
+
+def page_figures(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(each "mean ± std", each mean of a list of three or more) of a page's "Results at a glance"."""
+    section = glance(text)
+    listed = [figure for found in LISTED.finditer(section) for figure in re.findall(r"\d+\.\d+", found.group(0))]
+    return MEAN_STD.findall(section), listed
+
+
+@pytest.fixture(scope="module")
+def tiny_cells() -> dict[str, list[tuple[str, float, float]]]:
+    """{paper: (cell, mean, std) of every tracked tiny cell of its tables and own experiments}, as the index holds
+    them (``reports.results_index``; ``tests/reports/test_tracked_results.py`` holds index.json to the same)."""
+    from experiments.harness.spec import registered_specs, table_spec
+    from experiments.paper_tables import paper_table
+    from reports.records import one_scan
+    from reports.results_index import table_cells
+
+    out: dict[str, list[tuple[str, float, float]]] = {}
+    with one_scan():
+        for table_id in registered_specs():
+            spec = table_spec(table_id)
+            paper = paper_table(table_id).paper_code if spec.is_paper_table else table_id.split("_")[0]
+            out.setdefault(paper, []).extend(
+                (f"{table_id} {c['row']} · {c['column']}", c["tracked"]["mean"], c["tracked"]["std"])
+                for c in table_cells(table_id, {}) if c.get("tracked") and c["scale"] == "tiny")
+    return out
+
+
+@pytest.mark.parametrize("code", sorted(PAGES))
+def test_a_pages_figures_at_a_glance_are_the_indexs(code, tiny_cells):
+    """Each "mean ± std" is one tracked tiny cell of the paper's tables or experiments, and each mean of a list
+    (a row's columns, a column's rows) a tracked tiny cell's mean: a figure that drifts from the records fails."""
+    pairs, listed = page_figures(PAGES[code].read_text())
+    cells = tiny_cells[code]
+    wrong = [f"{mean} ± {std}" for mean, std in pairs
+             if not any(shown_as(mean, m) and shown_as(std, s) for _, m, s in cells)]
+    wrong += [mean for mean in listed if not any(shown_as(mean, m) for _, m, _ in cells)]
+    assert not wrong, f"{PAGES[code].relative_to(REPO)}: figures no tracked tiny cell holds: {wrong}"
+    assert pairs or listed, f"{PAGES[code].relative_to(REPO)}: no figure at a glance to check"
+
+
+def test_the_figure_checks_read_a_glance_as_a_reader_does():
+    text = ("# P (`p`)\n\n## Results at a glance\n\n- A [table](x.md): 70.6 ± 1.5 vs 67.8\n  ± 1.3; 76.4, 74.1, "
+            "73.8 and 71.4 for 1–4 heads; 66.8 / 69.1 / 70.3 on 8 frames, 12.5 GFLOPs.\n\n## Train\n\n9.9 ± 9.9\n")
+    assert page_figures(text) == ([("70.6", "1.5"), ("67.8", "1.3")],
+                                  ["76.4", "74.1", "73.8", "71.4", "66.8", "69.1", "70.3"])
+    assert shown_as("74.1", 74.05) and shown_as("74.0", 74.05) and not shown_as("74.1", 74.04)
