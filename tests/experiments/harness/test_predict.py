@@ -235,3 +235,56 @@ def test_epic_kitchens_verbs_nouns_and_actions_in_the_heads_order(tmp_path):
     assert top["action"][0][1] == "put cup" and top["action"][0][2] == pytest.approx(0.49)
     with pytest.raises(ValueError, match="not the dataset"):
         head_names(_cfg("epic_kitchens100", root), {"verb": 97, "noun": 300})
+
+
+# ---- an authors' released checkpoint, as evaluate tests it ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_predict_gives_evaluates_top_five_for_a_released_checkpoint(tmp_path, capsys, monkeypatch):
+    """Motionformer's K-400 entry at its protocol (10 x 3 views, PySlowFast's selective decoding) with the crop
+    shrunk to 16 (as the evaluate smoke runs it on a CPU), random weights written in the authors' layout, on two
+    generated videos of Kinetics' published shape: predict's top-5 are those of evaluate's per-video scores, named
+    from the committed Kinetics-400 list (the generated set's "path label" lists name no class)."""
+    from data.synthetic.paper_shape import ensure_paper_shape
+    from experiments.harness import evaluate as evaluate_module
+    from experiments.harness import released_weights
+    from experiments.harness.evaluate import evaluate, resolve_evaluation
+    from experiments.harness.released_weights import find_checkpoint
+
+    from .released_files import write_released
+
+    name, table, row = "mformer:k400_motionformer_224_16x4", "mformer_table6b", "mformer"
+    entry = find_checkpoint(name)
+    tested = dataclasses.replace(entry, protocol=dataclasses.replace(entry.protocol, crop=16, short_side=16))
+    monkeypatch.setattr(released_weights, "find_checkpoint", lambda n: tested if n == name else find_checkpoint(n))
+    monkeypatch.setattr(evaluate_module, "find_checkpoint", released_weights.find_checkpoint)
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    (data_root / "kinetics400").symlink_to(ensure_paper_shape("kinetics400", tmp_path / "shape", num_train=1,
+                                                              num_val=2, shrink=14))
+    folder = tmp_path / "weights"
+    evaluation = resolve_evaluation(table, row, name, folder, data_root=data_root,
+                                    overrides={"trainer": {"accelerator": "cpu"}, "data": {"num_workers": 0}})
+    write_released(evaluation, folder, tiny=False)
+    scored = []
+    original = VideoClassifier._update_metrics
+
+    def keep(self, metrics, probs, label):
+        scored.extend(probs[0].double())
+        return original(self, metrics, probs, label)
+
+    monkeypatch.setattr(VideoClassifier, "_update_metrics", keep)
+    evaluate(evaluation, runs_root=tmp_path / "runs", progress_bar=False, echo=lambda _: None)
+    monkeypatch.setattr(VideoClassifier, "_update_metrics", original)
+    dm = video_datamodule(evaluation.cfg.data, tmp_path / "failures")
+    dm.setup("test")
+    videos = [s.path for s in dm.test_dataloader().dataset.samples]
+    names = committed_names("kinetics400")
+    assert len(scored) == len(videos) == 2 and len(names) == 400
+    for video, scores in zip(videos, scored):
+        status, out, err = _predict(capsys, "--released", name, "--weights-dir", str(folder), "--data-root",
+                                    str(data_root), str(video))
+        assert status == 0, err
+        shown = [part.rsplit(" ", 1)[0] for part in out.strip().split(": ", 1)[1].split(", ")]
+        assert shown == [names[i] for i in scores.topk(5).indices.tolist()]
