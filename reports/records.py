@@ -131,15 +131,11 @@ def record_fix(root: str | Path, path: Path, source: str) -> str:
         local_record_fix(path.parent)
 
 
-def read_inside(root: str | Path, path: Path, source: str) -> dict[str, Any]:
+def read_inside(root: str | Path, path: Path, source: str) -> tuple[dict[str, Any], str | None]:
     """The record ``path`` found under ``root`` (``source``: "tracked" or "local"), read once it is known to lie
-    inside it (``inside_records``); a damaged one raises ``DamagedRecordError`` naming it and ``record_fix``."""
-    return _read_cached(root, path, source)[0]
-
-
-def _read_cached(root: str | Path, path: Path, source: str) -> tuple[dict[str, Any], str | None]:
-    """``read_inside``'s record and its ``experiment_key`` (None: no configuration recorded), computed once per
-    file and modification: a build of every report reads and keys each record once, not once a table."""
+    inside it (``inside_records``; a damaged one raises ``DamagedRecordError`` naming it and ``record_fix``), and
+    its ``experiment_key`` (None: no configuration recorded), computed once per file and modification: a build of
+    every report reads and keys each record once, not once a table."""
     fix = record_fix(root, path, source)
     inside_records(root, path, fix)
     stamp = path.stat().st_mtime_ns
@@ -162,10 +158,9 @@ class Scanned:
 def _scan(root: str | Path | None, source: str, out: Scanned) -> None:
     if root is None or not Path(root).is_dir():
         return
-    tree = RunsTree(root)
-    for path in tree.tracked_records() if source == "tracked" else tree.records():
+    for path in RunsTree(root).records(tracked=source == "tracked"):
         try:
-            record, key = _read_cached(root, path, source)
+            record, key = read_inside(root, path, source)
         except DamagedRecordError as err:
             out.damaged.setdefault(path.relative_to(root).parts[0], []).append(str(err))
             continue

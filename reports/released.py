@@ -29,7 +29,7 @@ HEADING = "## From the released weights"
 
 
 def _read(root: str | Path, path: Path, source: str) -> dict[str, Any]:
-    record = read_inside(root, path, source)
+    record = read_inside(root, path, source)[0]
     if record.get("evaluated_from") != EVALUATED_FROM or not isinstance(record.get("released"), dict):
         raise DamagedRecordError(f"{path}: a record under {RunsTree.RELEASED}/ that is not marked as evaluated from "
                                  f"released weights; {record_fix(root, path, source)}")
@@ -44,8 +44,7 @@ def released_records(table_id: str, runs_root: str | Path | None = "runs",
     for root, source in ((results_root, "tracked"), (runs_root, "local")):
         if root is None or not Path(root).is_dir():
             continue
-        tree = RunsTree(root)
-        for path in tree.tracked_released(table_id) if source == "tracked" else tree.released_records(table_id):
+        for path in RunsTree(root).released_records(table_id, tracked=source == "tracked"):
             record = _read(root, path, source)
             found.setdefault((record["row"], record["column"], record["scale"]),
                              {**record, "_source": source, "_path": path.as_posix()})

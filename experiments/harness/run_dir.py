@@ -1,13 +1,12 @@
-"""A run's folder and the tree of them. ``RunsTree`` owns the runs folder's layout, ``RunDir`` one run's folder: the
-files a run leaves there, and what a command does next with the run (``RunDir.next_step``). Planning, running,
-evaluating, ``status``, the cluster's jobs and the reports ask them; none of them builds those paths, globs the tree
-or decides from a file's existence itself (``tests/experiments/harness/test_run_dir.py`` greps for it).
+"""``RunsTree`` owns the runs folder's layout, ``RunDir`` one run's folder: its files, and what a command does next
+with the run (``RunDir.next_step``). Planning, running, evaluating, ``status``, the cluster's jobs and the reports ask
+them, and never build those paths, glob the tree or decide from a file's existence (a test greps for it).
 
-The tree (``RunsTree``): a trained run lives in ``<runs>/<table>/<row>/seed<k>/<scale>-<column>/``, an evaluation of
-released weights in ``<runs>/<table>/<row>/released/<scale>-<column>/``; a run that ``--force`` replaced is moved whole
-to ``<runs>/.replaced/<time>/<its place>`` (nothing is deleted, and neither TensorBoard nor the reports mix the two
-runs), and each submission's scripts, pickled jobs and logs go to ``<runs>/.jobs/<time>/``. The tracked copy
-(``reports/results/``) keeps the same places, a run's record as one file, ``<scale>-<column>.json``.
+The tree: a trained run lives in ``<runs>/<table>/<row>/seed<k>/<scale>-<column>/``, an evaluation of released weights
+in ``<runs>/<table>/<row>/released/<scale>-<column>/``; a run ``--force`` replaced, whole, in
+``<runs>/.replaced/<time>/<its place>`` (nothing is deleted, and no report or TensorBoard mixes the two runs); each
+submission's scripts, pickled jobs and logs in ``<runs>/.jobs/<time>/``. The tracked copy (``reports/results/``) keeps
+the same places, a run's record as one file, ``<scale>-<column>.json``.
 
 A run's folder (``RunDir``): TensorBoard's event files and the run's hyper-parameters (``HPARAMS``), the last
 checkpoint (``LAST_CHECKPOINT``: rewritten as the run trains; a resume starts there), the job file where a
@@ -120,25 +119,20 @@ class RunsTree:
                 odd.add(folder.parent)
         return max(seeds) + 1, sorted(odd)
 
-    def records(self, seed: int | None = None, scale: str | None = None) -> list[Path]:
-        """The record files of every trained run (every table), or of those of seed ``seed`` at ``scale``."""
-        runs = f"{self.SEED}*/*" if seed is None else f"{self.SEED}{seed}/{scale}-*"
-        return sorted(self.root.glob(f"*/*/{runs}/{RunDir.RECORD}"))
+    def records(self, seed: int | None = None, scale: str | None = None, tracked: bool = False) -> list[Path]:
+        """The record files of every trained run (every table), or of those of seed ``seed`` at ``scale``;
+        ``tracked``: as the tracked copy holds them, a file a run (``<place>.json``)."""
+        runs = f"*/*/{self.SEED}*/*" if seed is None else f"*/*/{self.SEED}{seed}/{scale}-*"
+        return sorted(self.root.glob(f"{runs}.json" if tracked else f"{runs}/{RunDir.RECORD}"))
 
-    def released_records(self, table: str) -> list[Path]:
-        return sorted(self.table(table).glob(f"*/{self.RELEASED}/*/{RunDir.RECORD}"))
+    def released_records(self, table: str, tracked: bool = False) -> list[Path]:
+        runs = f"*/{self.RELEASED}/*"
+        return sorted(self.table(table).glob(f"{runs}.json" if tracked else f"{runs}/{RunDir.RECORD}"))
 
     def job_files(self, table: str | None = None, unrecorded: bool = False) -> list[Path]:
         """The job files of the trained runs (of ``table``; ``unrecorded``: of those without a record yet)."""
         found = sorted(self.root.glob(f"{table or '*'}/*/{self.SEED}*/*/{RunDir.JOB_FILE}"))
         return [path for path in found if not (unrecorded and RunDir(path.parent).has_record())]
-
-    def tracked_records(self) -> list[Path]:
-        """As the tracked copy holds them (``<place>.json``): every trained run's record."""
-        return sorted(self.root.glob(f"*/*/{self.SEED}*/*.json"))
-
-    def tracked_released(self, table: str) -> list[Path]:
-        return sorted(self.table(table).glob(f"*/{self.RELEASED}/*.json"))
 
     @property
     def replaced_root(self) -> Path:
