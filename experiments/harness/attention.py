@@ -121,9 +121,11 @@ def sampled_pixels(record: Any, size: int) -> np.ndarray:
 
 def joint_stride_weights(record: Any, frame: int, joint: int) -> np.ndarray:
     """The query (joint, frame)'s joint stride attention on every (frame, joint), (T, J), mean over heads and over
-    the query windows that hold the joint (the module averages their outputs); modal tokens left out."""
+    the query windows that hold the joint (the module averages their outputs); modal tokens left out. A joint in
+    none of those windows' keys is NaN: the query cannot attend to it (0 would say it could, and did not)."""
     frames, joints = record.layout["frames"], record.layout["joints"]
     out = np.zeros((frames, joints))
+    reached = np.zeros(joints, dtype=bool)
     windows = [d for d, held in enumerate(record.layout["query_windows"]) if joint in held]
     for d in windows:
         position = record.layout["query_windows"][d].index(joint)
@@ -132,6 +134,8 @@ def joint_stride_weights(record: Any, frame: int, joint: int) -> np.ndarray:
         grid = weights[: len(keys) * frames].reshape(len(keys), frames).double().numpy()
         for slot, key_joint in enumerate(keys):
             out[:, key_joint] += grid[slot] / len(windows)
+            reached[key_joint] = True
+    out[:, ~reached] = np.nan
     return out
 
 
@@ -167,7 +171,10 @@ def mformer_figures(model: Any, clip: Clip, query: Query) -> dict[str, np.ndarra
     labels = [f"t={step} ({clip.frame_label(step * embed.tubelet_size)})" for step in range(len(frames))]
     thing = None if clip.thing is None else clip.thing.patches(embed.tubelet_size, tuple(embed.grid_size[1:]),
                                                                 embed.patch_size)
-    image = frame_maps(frames, maps, token[0], (query.x + 0.5, query.y + 0.5), title, labels, thing)
+    # divided attention's temporal stage has one key a step, the query's own location: its map there is the design's
+    construction = "the temporal stage's map at the other steps is the query's own location, by construction" \
+        if kind == "divided" else None
+    image = frame_maps(frames, maps, token[0], (query.x + 0.5, query.y + 0.5), title, labels, thing, construction)
     return {f"mformer_fig1_fig4_{kind}": image}
 
 
@@ -175,12 +182,10 @@ def cast_figures(model: Any, clip: Clip, query: Query) -> dict[str, np.ndarray]:
     from models.cast.experts import FRAME_OFFSET, FRAME_STRIDE
 
     from .attention_figures import cast_windows
+    from .attention_measures import read_exchanges
 
-    if not model.exchange:
-        raise ValueError("this CAST row has no exchange (exchange='none'): no T2S or S2T attention to draw")
-    last = max(model.exchange, key=int)
-    exchange = model.exchange[last]
-    names = [f"exchange.{last}.{d}" for d in ("t2s", "s2t") if getattr(exchange, d) is not None]
+    exchanges = read_exchanges(model)  # each direction where its output is read, as the measure takes it
+    names = [f"exchange.{index}.{d}" for d, index in exchanges.items()]
     _, records = _forward(model, clip.video, names)
     if len(records) != 2 or {r.layout["window"] for r in records} != {"time", "space"}:
         raise ValueError("Figure 3(c) needs both directions with T2S over time and S2T over space; this row's "
@@ -190,7 +195,8 @@ def cast_figures(model: Any, clip: Clip, query: Query) -> dict[str, np.ndarray]:
     step, cell = query.frame // FRAME_STRIDE, (query.y // patch, query.x // patch)
     t2s, s2t = cast_maps(_last(records, "t2s"), _last(records, "s2t"), step, cell[0] * side + cell[1])
     frames = clip.frames[FRAME_OFFSET::FRAME_STRIDE]
-    title = f"B-CAST block {last}, mean over heads: {clip.source}"
+    title = (f"B-CAST T2S of exchange {exchanges['t2s']}, S2T of exchange {exchanges['s2t']} (the last whose output "
+             f"a head reads), mean over heads: {clip.source}")
     image = cast_windows(frames, t2s, s2t.reshape(side, side), step, cell, (side, side),
                          (query.x + 0.5, query.y + 0.5), title)
     return {"cast_fig3c": image}
@@ -208,12 +214,17 @@ def d3da_figures(model: Any, clip: Clip, query: Query) -> dict[str, np.ndarray]:
     size = model.img_size
     if model.blocks[last].rgb is not None:
         pixels = sampled_pixels(_last(records, "rgb.attn"), size)
-        cell = model.blocks[last].rgb.attn.search.offset_stride  # the sampled grid's stride in tokens
-        points = [pixels[step // cell].reshape(-1, 3) for step in range(len(clip.frames))]
-        query_point = pixels[query.frame // cell, query.y // (8 * cell), query.x // (8 * cell)]
-        title = f"3DTS sampling points, block {last}: {clip.source}"
-        figures["d3da_a3_a5_sampling_points"] = sampling_points(clip.frames, points, query.frame, query_point,
-                                                                (query.x + 0.5, query.y + 0.5), title)
+        grid = pixels.shape[:3]  # the reference cells tile the clip: (steps, rows, columns)
+        # each point on the frame it samples, the one nearest its time coordinate (as the measure counts it)
+        flat = pixels.reshape(-1, 3)
+        sampled = np.clip(np.rint(flat[:, 2]), 0, len(clip.frames) - 1).astype(int)
+        points = [flat[sampled == frame] for frame in range(len(clip.frames))]
+        reference = (query.frame * grid[0] // len(clip.frames), query.y * grid[1] // size, query.x * grid[2] // size)
+        query_point = pixels[reference]
+        title = f"3DTS sampling points, block {last}, each on the frame it samples: {clip.source}"
+        figures["d3da_a3_a5_sampling_points"] = sampling_points(
+            clip.frames, points, int(np.clip(np.rint(query_point[2]), 0, len(clip.frames) - 1)), query_point,
+            (query.x + 0.5, query.y + 0.5), query.frame, title)
     if model.blocks[last].pose is not None:
         joints = clip.pose[0].double().numpy() - 0.5  # 1-based pixel centres -> the frame's own coordinates
         nearest = int(np.argmin(((joints[query.frame] - [query.x + 0.5, query.y + 0.5]) ** 2).sum(-1)))

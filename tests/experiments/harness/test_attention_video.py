@@ -14,7 +14,7 @@ import torch
 
 from data.video_io import Video, write_video
 from experiments.__main__ import main as experiments_main
-from experiments.harness import attention_figures
+from experiments.harness import attention, attention_figures
 from experiments.harness.attention import d3da_figures, mformer_figures
 from experiments.harness.attention_clip import (
     Query,
@@ -114,23 +114,33 @@ def test_a_weights_file_draws_the_column_its_head_fits_or_is_one_line(tmp_path, 
 
 
 def test_sampling_points_at_an_offset_stride_of_two(monkeypatch):
+    """At an offset stride of 2 the sampled grid has 2x2 cells of 2x2 tokens a step: the query (frame 5, pixel
+    (20, 9)) reads the cell of its token pair; every point is drawn once, on the frame it samples (the frame nearest
+    its time coordinate), the query's own point among them."""
     cfg = row_config("d3da_figureA1", "pennaction", "tiny", None)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, overrides={**cfg.model.overrides, "offset_stride": 2}))
     torch.manual_seed(0)
     model = build_model(cfg, data_classes(cfg)).eval()
     clip = make_clip(cfg, generated_frames(cfg, 1))
-    drawn = {}
-    monkeypatch.setattr(attention_figures, "sampling_points",  # (frames, points, frame, point, ...)
-                        lambda *args, **kwargs: drawn.update(points=args[1], point=args[3]))
+    drawn, captured = {}, {}
+    real = attention.sampled_pixels
+    monkeypatch.setattr(attention, "sampled_pixels", lambda *args: captured.setdefault("pixels", real(*args)))
+    monkeypatch.setattr(attention_figures, "sampling_points",  # (frames, points, its frame, point, ...)
+                        lambda *args, **kwargs: drawn.update(points=args[1], frame=args[2], point=args[3]))
     monkeypatch.setattr(attention_figures, "pose_attention", lambda *args, **kwargs: None)
     query = Query(5, 20, 9)
     d3da_figures(model, clip, query)
-    grid = cfg.data.crop_size // 8 // 2  # 2x2 sampled cells of 2x2 tokens a frame pair
-    assert [len(p) for p in drawn["points"]] == [grid * grid] * cfg.data.num_frames
-    # the query's own sampled point is one of those drawn in its frame, in the cell of its token pair
-    assert any(np.allclose(drawn["point"], p) for p in drawn["points"][query.frame])
-    assert np.allclose(drawn["point"], drawn["points"][query.frame][(20 // 16) * grid + 9 // 16])
+    pixels, grid = captured["pixels"], cfg.data.crop_size // 8 // 2
+    assert pixels.shape[1:3] == (grid, grid)
+    assert len(drawn["points"]) == cfg.data.num_frames
+    assert sum(len(p) for p in drawn["points"]) == pixels[..., 0].size  # every point once
+    steps = pixels.shape[0]
+    assert np.allclose(drawn["point"], pixels[5 * steps // cfg.data.num_frames, 20 // 16, 9 // 16])
+    assert drawn["frame"] == min(max(round(drawn["point"][2]), 0), cfg.data.num_frames - 1)
+    assert any(np.allclose(drawn["point"], p) for p in drawn["points"][drawn["frame"]])
+    for frame, points in enumerate(drawn["points"]):  # each on the frame nearest its time coordinate
+        assert np.all(np.clip(np.rint(points[:, 2]), 0, cfg.data.num_frames - 1) == frame)
 
 
 # ---- decoding only what is drawn ---------------------------------------------------------------------------------
