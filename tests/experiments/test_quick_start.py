@@ -34,13 +34,15 @@ def test_each_of_the_users_cells_is_marked_against_the_tracked_one(tmp_path):
                    tracked={"joint": [60.0, 62.0, 64.0], "divided": [50.0, 51.0, 52.0], "traj_avgT_normS": [40.0, 41.0],
                             "traj_attT_normS": [30.0, 32.0, 34.0]},
                    local={"joint": [60.0, 62.0, 64.0], "divided": [50.5, 51.5, 52.5], "traj_avgT_normS": [60.0, 61.0],
-                          "traj_attT_normS": [38.0], "traj_attT_normST": [20.0, 21.0]})
-    # bit for bit; within 2 standard errors (|0.5| < 2·sqrt(1/3 + 1/3)); beyond them (20 > 2·sqrt(.25 + .25))
-    assert cells["Joint Space-Time"].mark == "same"
+                          "traj_attT_normS": [48.0], "traj_attT_normST": [20.0, 21.0]})
+    # records naming no data root: Welch's test. Bit for bit; +0.5 (p = 0.57) within; +20 (p = 0.0012) beyond; one
+    # seed of the user's against the tracked seeds (sd 2, 3 seeds): the prediction t-test, (48 − 32) / (2·√(4/3))
+    # on 2 df, p = 0.020; Benjamini-Hochberg over the three tested cells: q = 0.57, 0.0037, 0.030
+    assert cells["Joint Space-Time"].mark == "same" and cells["Joint Space-Time"].test is None
     assert cells["Divided Space-Time"].mark == "within"
     assert cells["Trajectory (Avg_T, Norm_S)"].mark == "beyond"
-    # one seed of the user's against the tracked seeds' spread (sd 2, 3 seeds): |38 - 32| = 6 > 2·2·sqrt(4/3)
     assert cells["Trajectory (Att_T, Norm_S)"].mark == "beyond"
+    assert cells["Trajectory (Att_T, Norm_S)"].test.q == pytest.approx(0.0303, abs=1e-4)
     assert cells["Trajectory (Att_T, Norm_ST)"].mark == "alone"  # nothing tracked
     assert cells["Joint Space-Time"].paper == 79.2
     text = comparison_table(list(cells.values()))
@@ -48,11 +50,12 @@ def test_each_of_the_users_cells_is_marked_against_the_tracked_one(tmp_path):
     assert summary(list(cells.values())) == ("5 cell(s): 1 equal to the tracked records bit for bit, 1 within noise, "
                                              "2 beyond noise, 1 with nothing tracked; the largest gap between "
                                              "means: 20.0 points (Trajectory (Avg_T, Norm_S), K-400 top1)")
+    assert "+16.0 [+6.1, +25.9], p = 0.020, q = 0.030 (prediction t, 2 df)" in text
 
 
 def test_one_seed_within_the_tracked_spread_is_within_noise(tmp_path):
     cells = _cells(tmp_path, tracked={"joint": [60.0, 62.0, 64.0]}, local={"joint": [65.0]})
-    assert cells["Joint Space-Time"].mark == "within"  # |65 - 62| = 3 < 2·2·sqrt(4/3) = 4.6
+    assert cells["Joint Space-Time"].mark == "within"  # (65 − 62) / (2·√(4/3)) on 2 df: p = 0.32
 
 
 def test_the_eta_prior_is_the_fastest_tracked_seed_of_each_cell(tmp_path):
