@@ -30,7 +30,7 @@ from .cluster.cli import submit_table, uses_a_scheduler
 from .commands import registered_commands
 from .evaluate_cli import add_command as add_evaluate_commands
 from .interruption import Interrupted, requeue_slurm_job, stop_on_signals
-from .overrides import add_lightning_options, lightning_options
+from .overrides import add_lightning_options, lightning_options, parse_setting
 from .plan import (
     MAX_SEEDS,
     MissingDataError,
@@ -212,18 +212,6 @@ def parse_jobs(value: str) -> int | None:
 
 _seed_count.bounds = (1, MAX_SEEDS, True)  # as data.command_line.count's: what the tests of every number read
 parse_jobs.bounds = (1, MAX_JOBS, True)  # and "auto"
-
-
-def parse_setting(text: str) -> tuple[str, Any]:
-    """``--set SECTION.FIELD=VALUE``: VALUE parsed as JSON (numbers, true/false, null, lists, objects), else kept as
-    a string; an unknown field fails when the runs resolve, naming the valid ones."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.FIELD=VALUE")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 USAGE = """\

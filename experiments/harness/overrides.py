@@ -56,6 +56,24 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else value
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``--set SECTION.FIELD=VALUE``: VALUE parsed as JSON (numbers, true/false, null, lists, objects), else kept as
+    a string; an unknown field fails when the runs resolve, naming the valid ones."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.FIELD=VALUE")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def settings_of(given: dict[str, dict[str, Any]]) -> list[str]:
+    """The ``--set`` arguments that give the fields ``given`` (``given_options``) again, each on its own."""
+    return [arg for section, values in given.items() for name, value in values.items()
+            for arg in ("--set", f"{section}.{name}={json.dumps(value, sort_keys=True)}")]
+
+
 def given_options(overrides: dict[str, dict[str, Any]] | None = None, settings: Iterable[tuple[str, Any]] = ()
                   ) -> dict[str, dict[str, Any]]:
     """The fields the user set, {section: {field: value}}: first ``overrides``, the command line's option flags

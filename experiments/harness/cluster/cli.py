@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..overrides import given_options, parse_setting, settings_of
 from ..plan import MAX_SEEDS, check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
 from ..run_dir import RunDir, RunsTree
 from ..spec import SCALES, RunConfig, table_spec
@@ -156,7 +157,7 @@ def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
     for cfg, why in plan.skipped:
         echo(f"{_where(cfg, args.runs_dir)}: {why}")
     if args.submit == "local":
-        return _run_here(args, configs, plan, report, echo)
+        return _run_here(args, configs, plan, report, _status_command(args, overrides), echo)
     from .job import TableReport  # the runner's floor: only once jobs are really submitted
 
     table_report = TableReport(tuple(configs), str(Path(args.runs_dir).absolute()), report)
@@ -166,7 +167,7 @@ def submit_table(args: argparse.Namespace, overrides: dict[str, dict[str, Any]],
         if RunDir.of(job.cfg, args.runs_dir).path in submitted:
             echo(f"{_where(job.cfg, args.runs_dir)}: job {submitted[RunDir.of(job.cfg, args.runs_dir).path]}, "
                  f"{job.resources.describe()}: {job.action}")
-    return _after_submission(args, configs, submitted, report, echo)
+    return _after_submission(configs, submitted, report, args.runs_dir, _status_command(args, overrides), echo)
 
 
 def _where(cfg: RunConfig, runs_root: str | Path) -> str:
@@ -188,10 +189,9 @@ def _reuse_now(plan: SubmissionPlan, runs_root: str | Path, echo: Callable[[str]
         echo(f"{_where(cfg, runs_root)}: reused from {record.get('reused_from')} (an identical run, done)")
 
 
-def _after_submission(args: argparse.Namespace, configs: Sequence[RunConfig], submitted: dict[Path, str],
-                      report: Callable[[], None], echo: Callable[[str], None]) -> int:
-    states = run_statuses(configs, args.runs_dir)
-    command = _status_command(args)
+def _after_submission(configs: Sequence[RunConfig], submitted: dict[Path, str], report: Callable[[], None],
+                      runs_root: str, command: str, echo: Callable[[str], None]) -> int:
+    states = run_statuses(configs, runs_root)
     arrays = len({job_id.split("_")[0] for job_id in submitted.values()})
     echo(f"# {len(submitted)} job(s) submitted in {arrays} sbatch call(s); the table's {len(configs)} run(s): "
          f"{summary(states)}")
@@ -203,15 +203,18 @@ def _after_submission(args: argparse.Namespace, configs: Sequence[RunConfig], su
     return 0
 
 
-def _status_command(args: argparse.Namespace) -> str:
-    """The ``status`` command of the runs this ``run`` command names (its rows and seeds too)."""
+def _status_command(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> str:
+    """The ``status`` command of the runs this ``run`` command names: its rows, seeds, data and options (each as a
+    ``--set``), so that it asks of each run what this command would do."""
     return shlex.join(["python", "-m", "experiments", "status", args.table, "--scale", args.scale,
                        *(["--rows", *args.rows] if args.rows else []), "--seeds", str(args.seeds),
+                       *(["--data-root", args.data_root] if args.data_root else []),
+                       *settings_of(given_options(overrides, args.set or ())),
                        *(["--runs-dir", args.runs_dir] if args.runs_dir != "runs" else [])])
 
 
 def _run_here(args: argparse.Namespace, configs: Sequence[RunConfig], plan: SubmissionPlan,
-              report: Callable[[], None], echo: Callable[[str], None]) -> int:
+              report: Callable[[], None], command: str, echo: Callable[[str], None]) -> int:
     from ..jobs import auto_jobs
     from .local import run_locally
 
@@ -228,7 +231,7 @@ def _run_here(args: argparse.Namespace, configs: Sequence[RunConfig], plan: Subm
     if all(s.state == "done" for s in states):
         report()
         return 0
-    echo(f"# `{_status_command(args)}` says why; the same command again runs what is not done")
+    echo(f"# `{command}` says why; the same command again runs what is not done")
     return 1
 
 
@@ -326,6 +329,10 @@ def add_command(sub: Any) -> None:
     status.add_argument("--scale", choices=SCALES, help="default: every scale with a run folder, else tiny")
     status.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
     status.add_argument("--seeds", type=_count, help="seeds 0..N-1 per row (default: the table's)")
+    status.add_argument("--data-root", help="as `run` was given it")
+    status.add_argument("--set", action="append", type=parse_setting, metavar="SECTION.FIELD=VALUE",
+                        help="a config field as `run` set it (a run made with other options than these is refused, "
+                             "as `run` refuses it); `run --submit` prints the status command with its options")
     status.add_argument("--runs-dir", default="runs")
     status.add_argument("--json", action="store_true", help="one JSON list, a run an entry")
     status.set_defaults(fn=cmd_status)
@@ -340,7 +347,7 @@ def cmd_status(args: argparse.Namespace, echo: Callable[[str], None] = print) ->
     out = []
     for scale in scales:
         seeds = args.seeds or max(spec.default_seeds(scale), tree.seeds(args.table, scale, MAX_SEEDS)[0])
-        configs = resolve_runs(args.table, scale, args.rows, seeds)
+        configs = resolve_runs(args.table, scale, args.rows, seeds, args.data_root, None, args.set or ())
         statuses = run_statuses(configs, args.runs_dir)
         if args.json:
             out += status_json(configs, statuses)

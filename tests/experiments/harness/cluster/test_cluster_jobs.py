@@ -278,17 +278,30 @@ def test_a_job_whose_run_fails_at_start_writes_its_error_and_status_says_it(tmp_
     assert "- FileNotFoundError: mformer_table6b/mformer: needs kinetics400, not found at /data/kinetics400" in out
 
 
-def test_the_status_command_said_after_a_submission_names_the_submitted_rows_and_seeds():
-    """Following it lists the runs submitted, not the table's others as "not submitted"."""
+def test_the_status_command_said_after_a_submission_asks_what_that_submission_would_do(tmp_path, capsys):
+    """It names the submitted rows, seeds and options: following it lists the runs submitted, each as done once its
+    record is written with those options (the bare `status` refuses them, as the bare `run` would)."""
     from argparse import Namespace
 
     from experiments.harness.cluster.cli import _status_command
 
-    args = Namespace(table=TABLE, scale="tiny", rows=[ROW], seeds=3, runs_dir="elsewhere")
-    assert _status_command(args) == (f"python -m experiments status {TABLE} --scale tiny --rows {ROW} --seeds 3 "
-                                     f"--runs-dir elsewhere")
-    assert _status_command(Namespace(**{**vars(args), "rows": None, "runs_dir": "runs"})) == \
-        f"python -m experiments status {TABLE} --scale tiny --seeds 3"
+    runs = tmp_path / "runs"
+    args = Namespace(table=TABLE, scale="tiny", rows=[ROW], seeds=1, runs_dir=str(runs), data_root=None,
+                     set=[("trainer.checkpoint_every_n_steps", 5)])
+    command = _status_command(args, {"optim": {"epochs": 2}, "data": {"batch_size": None}})
+    assert command == (f"python -m experiments status {TABLE} --scale tiny --rows {ROW} --seeds 1 --set "
+                       f"optim.epochs=2 --set trainer.checkpoint_every_n_steps=5 --runs-dir {runs}")
+    [cfg] = resolve_runs(TABLE, "tiny", [ROW], 1, None, {"optim": {"epochs": 2}},
+                         [("trainer.checkpoint_every_n_steps", 5)])
+    _record(cfg, runs)
+    said = {}
+    for how, argv in (("as submitted", command.split()[3:]), ("bare", ["status", TABLE, "--rows", ROW, "--seeds",
+                                                                       "1", "--runs-dir", str(runs)])):
+        capsys.readouterr()
+        assert main([*argv, "--json"]) == 0
+        said[how] = json.loads(capsys.readouterr().out)[0]
+    assert said["as submitted"]["state"] == "done"
+    assert said["bare"]["state"] == "refused" and "optim.epochs: 2 -> " in said["bare"]["note"]
 
 
 # --- the run's lock across a requeue and across hosts ---------------------------------------------------------------

@@ -19,6 +19,8 @@ Where SLURM is not installed these tests skip, naming the packages; under CI (``
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -104,15 +106,21 @@ def _job(runs, seed):
     return json.loads((_run_dir(runs, seed) / "job.json").read_text())
 
 
-def _status(capsys, runs, seeds=SEEDS, json_out=True):
-    code, out, _ = _cli(capsys, "status", TABLE, "--runs-dir", str(runs), "--rows", "mformer", "--seeds", str(seeds),
-                        *(["--json"] if json_out else []))
+def _status_argv(out):
+    """The status command a submission prints, as argv: it carries the submission's rows, seeds and options."""
+    found = re.search(r"# `python -m experiments (status [^`]*)` follows them", out)
+    assert found, out
+    return shlex.split(found.group(1))
+
+
+def _status(capsys, status, json_out=True):
+    code, out, _ = _cli(capsys, *status, *(["--json"] if json_out else []))
     assert code == 0
     return json.loads(out) if json_out else out
 
 
-def _states(capsys, runs, seeds=SEEDS):
-    return [run["state"] for run in _status(capsys, runs, seeds)]
+def _states(capsys, status):
+    return [run["state"] for run in _status(capsys, status)]
 
 
 def _step(run_dir):
@@ -184,15 +192,16 @@ def test_a_micro_table_on_slurm_is_preempted_requeued_cancelled_and_resumed_exac
 
         code, out, err = _cli(capsys, *_submit(runs, "--slurm-option", "hold"))
         assert code == 0, out + err
+        status = _status_argv(out)
         jobs = [_job(runs, seed)["job_id"] for seed in range(SEEDS)]
         assert len({job.split("_")[0] for job in jobs}) == 1  # one job array
-        assert _states(capsys, runs) == ["queued"] * SEEDS
+        assert _states(capsys, status) == ["queued"] * SEEDS
         code, out, _ = _cli(capsys, *_submit(runs, "--slurm-option", "hold"))
         assert code == 0 and out.count("queued as job") == SEEDS and "# 0 job(s) submitted" in out, out
 
         subprocess.run(["scontrol", "release", *jobs], check=True)
         _wait(lambda: all(_squeue(job) == "RUNNING" for job in jobs), "running jobs", timeout=120)
-        assert _states(capsys, runs) == ["running"] * SEEDS
+        assert _states(capsys, status) == ["running"] * SEEDS
         stop = {0: ["scontrol", "requeue", jobs[0]],  # SIGTERM, as a preemption sends it
                 1: ["scancel", "--signal=USR2", jobs[1]],  # the time-limit signal
                 2: ["scancel", jobs[2]]}  # the user's cancel: SIGTERM, then the job ends for good
@@ -203,7 +212,7 @@ def test_a_micro_table_on_slurm_is_preempted_requeued_cancelled_and_resumed_exac
         _wait(lambda: _squeue(jobs[0]) == _squeue(jobs[1]) == "PENDING" and _squeue(jobs[2]) in ("CANCELLED", ""),
               "two requeued jobs and a cancelled one", timeout=120)
         _wait(lambda: _job(runs, 2)["state"] != "running", "the cancelled job's last word", timeout=60)
-        assert _states(capsys, runs) == ["requeued", "requeued", "stopped"]
+        assert _states(capsys, status) == ["requeued", "requeued", "stopped"]
         said = [_job(runs, seed) for seed in range(SEEDS)]
         assert [(s["state"], s["stopped_by"], s["starts"]) for s in said] == [
             ("stopped", "SIGTERM", 1), ("requeued", "SIGUSR2", 1), ("stopped", "SIGTERM", 1)]
@@ -216,12 +225,12 @@ def test_a_micro_table_on_slurm_is_preempted_requeued_cancelled_and_resumed_exac
         _wait(lambda: all((_run_dir(runs, seed) / "metrics.json").exists() for seed in range(SEEDS)), "records",
               every=lambda: _start_now(*jobs))
         _wait(lambda: not any(_squeue(job) in ("RUNNING", "COMPLETING") for job in jobs), "jobs ending", 60)
-        assert _states(capsys, runs) == ["done"] * SEEDS
+        assert _states(capsys, status) == ["done"] * SEEDS
         assert [_job(runs, seed)["starts"] for seed in range(SEEDS)] == [2, 2, 1]  # the third: a new job
         report = runs.parent / "reports" / f"{TABLE}.md"
         assert report.exists()  # written by the job that ended last, without another command
         assert [_job(runs, seed).get("report") for seed in range(SEEDS)].count(str(report)) >= 1
-        assert f"report: {report} (written by job" in _status(capsys, runs, json_out=False)
+        assert f"report: {report} (written by job" in _status(capsys, status, json_out=False)
         code, out, _ = _cli(capsys, *_submit(runs))
         assert code == 0 and "# 0 job(s) submitted" in out and "your report: " in out, out
     finally:
@@ -239,6 +248,7 @@ def test_a_run_on_slurm_meets_its_time_limit_saves_requeues_and_resumes_exactly(
     try:
         code, out, err = _cli(capsys, *_submit(runs, args=TIME_LIMIT_ARGS, seeds=1, minutes=10))
         assert code == 0, out + err
+        status = _status_argv(out)
         job = _job(runs, 0)["job_id"]
         _wait(lambda: _step(_run_dir(runs, 0)) >= 100, "a periodic checkpoint", timeout=300)
         subprocess.run(["scontrol", "update", f"jobid={job}", "TimeLimit=2"], check=True)  # its limit, nearer
@@ -251,7 +261,7 @@ def test_a_run_on_slurm_meets_its_time_limit_saves_requeues_and_resumes_exactly(
         _wait(lambda: (_run_dir(runs, 0) / "metrics.json").exists(), "the record", timeout=600,
               every=lambda: _start_now(job))
         _wait(lambda: _squeue(job) not in ("RUNNING", "COMPLETING"), "the job ending", 60)  # the report comes after
-        assert _states(capsys, runs, seeds=1) == ["done"]
+        assert _states(capsys, status) == ["done"]
         assert _job(runs, 0)["starts"] == 2 and (runs.parent / "reports" / f"{TABLE}.md").exists()
     finally:
         if reference.poll() is None:
