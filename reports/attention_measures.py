@@ -11,14 +11,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from experiments.harness.attention_measures import PARTS
-from experiments.harness.attention_score import MEASURES
+from experiments.cast.figures import PARTS, WINDOWS
+from experiments.d3da.figures import POINTS
 
 from .attention_tracking import figure_lines, kernels_line, read_attention_record
 from .records import RESULTS_DIR
 from .statistics import Sample, Test, against
 
-WINDOWS, POINTS = (next(m for m in MEASURES if m.kind == kind) for kind in ("attention_windows", "attention_points"))
 WINDOWS_TABLE, POINTS_TABLE = "cast_table1e", "d3da_figureA1"
 # What Figure 3(c) says each direction looks along, and the window shape that fixes it whatever the weights.
 LOOKS_ALONG = {"t2s": "time", "s2t": "space"}

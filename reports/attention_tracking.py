@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from data.root_files import read_regular_bytes, unreadable_value
-from experiments.harness.attention_score import RECORD_NAME
 from experiments.harness.records import DamagedRecordError
+from experiments.mformer.figures import RECORD_NAME
 
 from .records import RESULTS_DIR
 from .statistics import RULE, Sample, Test, against, column_line, table_pairs

@@ -10,7 +10,8 @@ untrimmed videos (``SEGMENT_SETS``) and a real dataset give their sample through
 through the resize and crop to the model input's pixel; the mapping is said in the figure's caption
 (``place_query``). A sample from the test pipeline, whose video the figure does not see, takes a frame of the clip
 and a pixel of the model's input. A video shorter than the clip's span repeats its last frame, and the panels say
-which frames are repeats (``Clip.frame_label``).
+which frames are repeats (``Clip.frame_label``). Where a generated sample records its moving thing's box in every
+frame, the clip holds the patches inside it at each token step (``ThingBoxes``, ``box_patches``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ import numpy as np
 
 from data.command_line import count
 
-from .attention_tracking import box_patches
 from .row_model import pipeline_data
 
 
@@ -61,6 +62,38 @@ def check_query(query: Query, num_frames: int, size: int) -> None:
     if not (0 <= query.y < size and 0 <= query.x < size):
         raise ValueError(f"--query {query.frame},{query.y},{query.x}: pixel ({query.y}, {query.x}) is outside the "
                          f"model's {size}x{size} input frame")
+
+
+def box_patches(boxes: np.ndarray, frames: Sequence[int], frames_per_step: int, grid: tuple[int, int], patch: float,
+                period: float, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Which patches hold part of the thing's box at each token step: (T', H, W) bool.
+
+    Args:
+        boxes: (frames of the video, 4) rows (cx, cy, half width, half height), in the model input's pixels (the
+            video's scaled by the test transform's resize).
+        frames: the video frames of the clip, in order (``centre_clip``).
+        frames_per_step: clip frames per token step (the tubelet's depth; 1 for a frame-wise model).
+        grid: (H, W) patches of a step. patch: a patch's side in the model input's pixels.
+        period: the torus' side in the model input's pixels (the generated frame's side, scaled): a box that wraps
+            around a border holds the patches on both sides.
+        offset: (top, left) of the model's crop in the resized frame.
+
+    A patch is "inside" when it overlaps the box of any of the step's frames (their union): at tiny scale a thing
+    is smaller than a patch, and often covers no patch's centre.
+    """
+    rows, cols = grid
+    y = offset[0] + (np.arange(rows) + 0.5) * patch
+    x = offset[1] + (np.arange(cols) + 0.5) * patch
+    steps = len(frames) // frames_per_step
+    inside = np.zeros((steps, rows, cols), dtype=bool)
+    for step in range(steps):
+        for frame in frames[step * frames_per_step:(step + 1) * frames_per_step]:
+            cx, cy, half_w, half_h = boxes[frame]
+            dx = (x - cx + period / 2) % period - period / 2
+            dy = (y - cy + period / 2) % period - period / 2
+            # a patch overlaps the box when their centres are closer than the sum of their half sides
+            inside[step] |= (np.abs(dy)[:, None] < half_h + patch / 2) & (np.abs(dx)[None, :] < half_w + patch / 2)
+    return inside
 
 
 @dataclass(frozen=True)
@@ -341,6 +374,6 @@ def pipeline_clip(cfg: Any, index: int) -> Clip:
     return Clip(video[None], shown, None if pose is None else pose[None], f"{cfg.data.dataset} val sample {index}")
 
 
-__all__ = ["SEGMENT_SETS", "Clip", "Frames", "Query", "ThingBoxes", "captioned", "centre_clip", "check_query",
-           "generated_frames", "input_geometry", "load_clip", "make_clip", "parse_query", "pipeline_clip",
-           "place_query", "video_file_frames"]
+__all__ = ["SEGMENT_SETS", "Clip", "Frames", "Query", "ThingBoxes", "box_patches", "captioned", "centre_clip",
+           "check_query", "generated_frames", "input_geometry", "load_clip", "make_clip", "parse_query",
+           "pipeline_clip", "place_query", "video_file_frames"]

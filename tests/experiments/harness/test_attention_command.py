@@ -17,17 +17,10 @@ from data.synthetic import generate_synthetic, motion_pairs
 from data.synthetic.seeding import video_rng
 from data.video_io import Video, write_video
 from experiments.__main__ import main as experiments_main
-from experiments.harness.attention import (
-    centre_clip,
-    data_classes,
-    generated_frames,
-    make_clip,
-    motionformer_maps,
-    row_config,
-)
-from experiments.harness.attention_score import sample_tracking
-from experiments.harness.attention_tracking import box_patches, query_cells, tracking_score
+from experiments.harness.attention import centre_clip, data_classes, generated_frames, make_clip, row_config
+from experiments.harness.attention_clip import box_patches
 from experiments.harness.tasks import build_model
+from experiments.mformer.figures import motionformer_maps, query_cells, sample_tracking, tracking_score
 
 MFORMER = ("mformer_table4", "traj_attT_normS")
 
@@ -233,7 +226,7 @@ def test_a_model_blind_to_the_thing_scores_chance_on_a_generated_sample(row):
 def test_the_things_outline_is_the_border_of_its_patches():
     """Motionformer's figure outlines the patches the tracking score counts as the thing: each edge between a patch
     in the region and one out of it (or the frame's edge), once."""
-    from experiments.harness.attention_figures import _outline
+    from experiments.harness.attention_figures import outline
 
     class Axes:
         def __init__(self):
@@ -245,7 +238,7 @@ def test_the_things_outline_is_the_border_of_its_patches():
     ax = Axes()
     cells = np.zeros((3, 4), dtype=bool)
     cells[0, 0] = cells[0, 1] = cells[1, 1] = True  # an L at the frame's top-left corner, patches 10 px high, 5 wide
-    _outline(ax, cells, 10.0, 5.0)
+    outline(ax, cells, 10.0, 5.0)
     assert sorted(ax.segments) == sorted([
         ((0.0, 5.0), (0.0, 0.0)), ((5.0, 10.0), (0.0, 0.0)),  # the top edge, along the frame's border
         ((0.0, 0.0), (0.0, 10.0)), ((0.0, 5.0), (10.0, 10.0)),  # the first patch's left and bottom

@@ -1,7 +1,7 @@
-"""The attention figures draw what was measured (experiments/harness/attention_figures.py): one colour scale a figure,
-every map as its ratio to the uniform map's (so a uniform panel is neutral, not as hot as a peaked one), divided
-attention's temporal panels marked "by construction", joints the query cannot reach in grey, a 12-frame clip in
-rows of legible panels. Hand-built maps and weights; nothing trains."""
+"""The attention figures draw what was measured (experiments/harness/attention_figures.py and each paper's
+figures.py): one colour scale a figure, every map as its ratio to the uniform map's (so a uniform panel is neutral,
+not as hot as a peaked one), divided attention's temporal panels marked "by construction", joints the query cannot
+reach in grey, a 12-frame clip in rows of legible panels. Hand-built maps and weights; nothing trains."""
 
 from __future__ import annotations
 
@@ -11,21 +11,23 @@ import matplotlib.axes
 import numpy as np
 import pytest
 
+from experiments.d3da import figures as d3da
+from experiments.d3da.figures import joint_stride_weights
 from experiments.harness import attention_figures
-from experiments.harness.attention import joint_stride_weights
+from experiments.mformer import figures as mformer
 
 
 @pytest.fixture
 def overlays(monkeypatch):
-    """Every map an ``_overlay`` draws, with the scale it is drawn on."""
+    """Every map an ``overlay`` draws, with the scale it is drawn on."""
     drawn = []
-    real = attention_figures._overlay
+    real = attention_figures.overlay
 
     def spy(ax, frame, heat, norm=None):
         drawn.append((None if heat is None else np.array(heat), norm))
         real(ax, frame, heat, norm)
 
-    monkeypatch.setattr(attention_figures, "_overlay", spy)
+    monkeypatch.setattr(attention_figures, "overlay", spy)
     return drawn
 
 
@@ -34,7 +36,7 @@ def test_a_uniform_step_is_neutral_and_every_step_shares_one_scale(overlays):
     (the scale's centre, white) and 16 on the peak, both on the same scale."""
     frames = [np.zeros((32, 32, 3), np.uint8)] * 2
     maps = np.stack([np.full((4, 4), 1 / 16), np.eye(1, 16).reshape(4, 4)])
-    image = attention_figures.frame_maps(frames, maps, 0, (4.0, 4.0), "t", ["a", "b"])
+    image = mformer.frame_maps(frames, maps, 0, (4.0, 4.0), "t", ["a", "b"])
     (uniform, scale_a), (peak, scale_b) = overlays
     assert scale_a is scale_b and scale_a(1.0) == pytest.approx(0.5)  # 1 = uniform: the diverging scale's centre
     assert np.allclose(uniform, 1.0) and peak.max() == pytest.approx(16.0) and scale_a.vmax == pytest.approx(16.0)
@@ -45,14 +47,14 @@ def test_divided_attentions_other_steps_say_by_construction(monkeypatch):
     titles = []
     monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda self, text, **kw: titles.append(text))
     frames = [np.zeros((32, 32, 3), np.uint8)] * 3
-    attention_figures.frame_maps(frames, np.full((3, 4, 4), 1 / 16), 1, (4.0, 4.0), "t", ["a", "b", "c"],
-                                 by_construction="own location")
+    mformer.frame_maps(frames, np.full((3, 4, 4), 1 / 16), 1, (4.0, 4.0), "t", ["a", "b", "c"],
+                       by_construction="own location")
     assert ["by construction" in t for t in titles] == [True, False, True]
 
 
 def test_a_twelve_frame_clip_is_drawn_in_two_rows_of_legible_panels():
     frames = [np.zeros((32, 32, 3), np.uint8)] * 12
-    image = attention_figures.sampling_points(frames, [np.zeros((3, 3))] * 12, 0, np.zeros(3), (4.0, 4.0), 0, "t")
+    image = d3da.sampling_points(frames, [np.zeros((3, 3))] * 12, 0, np.zeros(3), (4.0, 4.0), 0, "t")
     height, width = image.shape[:2]
     assert width / height < 3 and height >= 2 * attention_figures.PANEL_INCHES * attention_figures.DPI  # not 2160 x 250
 
@@ -74,7 +76,7 @@ def test_joints_outside_the_querys_windows_are_nan_and_drawn_grey(monkeypatch):
                         lambda self, x, y, **kw: calls.append((len(np.atleast_1d(x)), kw)) or real(self, x, y, **kw))
     frames = [np.zeros((32, 32, 3), np.uint8)] * 2
     joints = np.array([[[5.0, 5.0], [10.0, 10.0], [20.0, 20.0]]] * 2)
-    attention_figures.pose_attention(frames, joints, got, [(0, 1), (1, 2)], 0, 0, "t")
-    grey = [n for n, kw in calls if kw.get("edgecolors") == attention_figures.UNREACHABLE_COLOUR]
+    d3da.pose_attention(frames, joints, got, [(0, 1), (1, 2)], 0, 0, "t")
+    grey = [n for n, kw in calls if kw.get("edgecolors") == d3da.UNREACHABLE_COLOUR]
     coloured = [n for n, kw in calls if "c" in kw]
     assert grey == [1, 1] and coloured == [2, 2]  # per frame: joint 2 grey, joints 0 and 1 on the scale

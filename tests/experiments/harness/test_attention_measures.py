@@ -11,16 +11,8 @@ import pytest
 import torch
 from scipy import stats
 
-from experiments.harness.attention_measures import (
-    PARTS,
-    cast_batch,
-    d3da_batch,
-    key_parts,
-    points_on_subject,
-    read_exchanges,
-    subject_boxes,
-    window_mass,
-)
+from experiments.cast.figures import PARTS, cast_batch, key_parts, read_exchanges, window_mass
+from experiments.d3da.figures import d3da_batch, points_on_subject, subject_boxes
 from experiments.harness.records import DamagedRecordError
 from models import create_model
 from reports.attention_measures import WINDOW_FIELDS, measures_text, point_lines, window_lines

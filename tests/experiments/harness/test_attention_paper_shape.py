@@ -24,10 +24,11 @@ from PIL import Image
 
 from data.pose import PENNACTION_ACTIONS
 from data.video_io import write_video
-from experiments.harness import attention, attention_figures
+from experiments.cast import figures as cast
 from experiments.harness.attention import row_config
 from experiments.harness.evaluate import resolve_evaluation
 from experiments.harness.tasks import build_model
+from experiments.mformer import figures as mformer
 from tests.faults.doors import run_command
 
 from .released_files import write_released
@@ -102,8 +103,8 @@ def _step_sums(weights: np.ndarray) -> np.ndarray:
 
 @pytest.mark.slow
 def test_motionformer_trajectory_figure_from_the_authors_layout_at_paper_shape(tmp_path, monkeypatch):
-    maps = _spy(monkeypatch, attention, "motionformer_maps")
-    panels = _spy(monkeypatch, attention_figures, "frame_maps")
+    maps = _spy(monkeypatch, mformer, "motionformer_maps")
+    panels = _spy(monkeypatch, mformer, "frame_maps")
     out, names = _draw_released(tmp_path, *MFORMER)
 
     png = "mformer_fig1_fig4_trajectory.png"
@@ -131,7 +132,7 @@ def test_motionformer_trajectory_figure_from_the_authors_layout_at_paper_shape(t
 def test_motionformer_divided_figure_from_the_authors_layout_at_paper_shape(tmp_path, monkeypatch):
     """The released divided checkpoints run the official block (``divided_official``), whose temporal stage is a
     module of the block before the attention: its record holds both stages."""
-    maps = _spy(monkeypatch, attention, "motionformer_maps")
+    maps = _spy(monkeypatch, mformer, "motionformer_maps")
     out, names = _draw_released(tmp_path, *MFORMER_DIVIDED)
 
     assert [n for n in names if n.endswith(".png")] == ["mformer_fig1_fig4_divided.png"]
@@ -146,8 +147,8 @@ def test_motionformer_divided_figure_from_the_authors_layout_at_paper_shape(tmp_
 
 @pytest.mark.slow
 def test_cast_figure_3c_from_the_authors_layout_at_paper_shape(tmp_path, monkeypatch):
-    maps = _spy(monkeypatch, attention, "cast_maps")
-    panels = _spy(monkeypatch, attention_figures, "cast_windows")
+    maps = _spy(monkeypatch, cast, "cast_maps")
+    panels = _spy(monkeypatch, cast, "cast_windows")
     out, names = _draw_released(tmp_path, *CAST)
 
     assert [n for n in names if n.endswith(".png")] == ["cast_fig3c.png"]

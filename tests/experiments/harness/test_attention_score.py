@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.harness.attention_score import RECORD_NAME, score_table
-from experiments.harness.attention_tracking import (
+from experiments.harness.attention_score import score_table
+from experiments.harness.records import DamagedRecordError
+from experiments.mformer.figures import (
+    RECORD_NAME,
     baseline_maps,
-    box_patches,
     query_cells,
     scores_with_baselines,
     stronger_baseline,
 )
-from experiments.harness.records import DamagedRecordError
 from reports.attention_tracking import read_tracking, render, row_scores
 from tests.faults.doors import run_command
 

@@ -14,8 +14,7 @@ import torch
 
 from data.video_io import Video, write_video
 from experiments.__main__ import main as experiments_main
-from experiments.harness import attention, attention_figures
-from experiments.harness.attention import d3da_figures, mformer_figures
+from experiments.d3da import figures as d3da
 from experiments.harness.attention_clip import (
     Query,
     captioned,
@@ -27,6 +26,7 @@ from experiments.harness.attention_clip import (
 )
 from experiments.harness.row_model import data_classes, row_config
 from experiments.harness.tasks import build_model
+from experiments.mformer import figures as mformer
 
 MFORMER = ("mformer_table4", "traj_attT_normS")  # tiny: 8 frames at stride 2, crop 32; columns K-400 and SSv2
 ROW = ("mformer_table4", "--rows", "traj_attT_normS")
@@ -87,10 +87,10 @@ def test_a_short_videos_repeated_frames_are_named_in_the_panels_and_the_caption(
     clip = captioned(clip, caption)
     assert "clip frames 3-7 repeat its frame 3" in clip.source
     drawn = {}
-    monkeypatch.setattr(attention_figures, "frame_maps",  # (frames, maps, step, point, title, labels, ...)
+    monkeypatch.setattr(mformer, "frame_maps",  # (frames, maps, step, point, title, labels, ...)
                         lambda *args, **kwargs: drawn.update(title=args[4], labels=args[5]))
     torch.manual_seed(0)
-    mformer_figures(build_model(cfg, data_classes(cfg)).eval(), clip, query)
+    mformer.mformer_figures(build_model(cfg, data_classes(cfg)).eval(), clip, query)
     assert drawn["labels"] == ["t=0 (frame 0)", "t=1 (frame 3)", "t=2 (frame 3 repeated)", "t=3 (frame 3 repeated)"]
     assert "repeat its frame 3" in drawn["title"]
 
@@ -124,13 +124,13 @@ def test_sampling_points_at_an_offset_stride_of_two(monkeypatch):
     model = build_model(cfg, data_classes(cfg)).eval()
     clip = make_clip(cfg, generated_frames(cfg, 1))
     drawn, captured = {}, {}
-    real = attention.sampled_pixels
-    monkeypatch.setattr(attention, "sampled_pixels", lambda *args: captured.setdefault("pixels", real(*args)))
-    monkeypatch.setattr(attention_figures, "sampling_points",  # (frames, points, its frame, point, ...)
+    real = d3da.sampled_pixels
+    monkeypatch.setattr(d3da, "sampled_pixels", lambda *args: captured.setdefault("pixels", real(*args)))
+    monkeypatch.setattr(d3da, "sampling_points",  # (frames, points, its frame, point, ...)
                         lambda *args, **kwargs: drawn.update(points=args[1], frame=args[2], point=args[3]))
-    monkeypatch.setattr(attention_figures, "pose_attention", lambda *args, **kwargs: None)
+    monkeypatch.setattr(d3da, "pose_attention", lambda *args, **kwargs: None)
     query = Query(5, 20, 9)
-    d3da_figures(model, clip, query)
+    d3da.d3da_figures(model, clip, query)
     pixels, grid = captured["pixels"], cfg.data.crop_size // 8 // 2
     assert pixels.shape[1:3] == (grid, grid)
     assert len(drawn["points"]) == cfg.data.num_frames
