@@ -80,3 +80,34 @@ def test_joints_outside_the_querys_windows_are_nan_and_drawn_grey(monkeypatch):
     grey = [n for n, kw in calls if kw.get("edgecolors") == d3da.UNREACHABLE_COLOUR]
     coloured = [n for n, kw in calls if "c" in kw]
     assert grey == [1, 1] and coloured == [2, 2]  # per frame: joint 2 grey, joints 0 and 1 on the scale
+
+
+def test_each_papers_figures_are_registered_from_its_folder_with_its_measure():
+    from experiments.harness.attention import registered_figures
+
+    assert [(f.paper, f.draw.__module__, f.measure.kind) for f in registered_figures()] == [
+        ("cast", "experiments.cast.figures", "attention_windows"),
+        ("d3da", "experiments.d3da.figures", "attention_points"),
+        ("mformer", "experiments.mformer.figures", "attention_tracking")]
+
+
+def test_a_row_is_drawn_by_the_figures_of_its_model_class_its_own_papers_first(monkeypatch):
+    """Two papers' figures read ints, one reads strings: an int of either paper's table is drawn by that paper's, of
+    a third paper's table it is refused (whose figures would it be?); a string by the one that reads strings; a
+    float by none, in one line naming every paper's figures."""
+    from experiments.harness import attention
+
+    def figures(paper: str, model_class: str) -> attention.PaperFigures:
+        return attention.PaperFigures(paper, model_class, f"{paper} Fig. 1", lambda *args: {}, None)
+
+    monkeypatch.setattr(attention, "_FIGURES", {"mformer": figures("mformer", "builtins.int"),
+                                                "toy": figures("toy", "builtins.int"),
+                                                "cast": figures("cast", "builtins.str")})
+    assert attention.figures_of(3, "toy_table1").paper == "toy"
+    assert attention.figures_of(3, "mformer_table4").paper == "mformer"
+    assert attention.figures_of("x", "mformer_table4").paper == "cast"
+    with pytest.raises(ValueError, match="drawn by the figures of mformer, toy, none of them its paper's"):
+        attention.figures_of(3, "msca_table1")
+    with pytest.raises(ValueError, match=r"^float: no paper figure of its attention \(the figures: mformer Fig. 1, "
+                                         r"toy Fig. 1, cast Fig. 1\)$"):
+        attention.figures_of(2.0, "xvit_table1")
