@@ -196,7 +196,7 @@ def test_the_reproducibility_page_shows_the_indexs_reruns():
 
 
 @pytest.mark.parametrize("damage,field", [
-    (lambda doc: doc.update(schema_version=2), "schema_version"),
+    (lambda doc: doc.update(schema_version=3), "schema_version"),
     (lambda doc: doc["tables"]["mformer_table4"]["cells"][0].update(status="fine"), "status"),
     (lambda doc: doc["tables"]["mformer_table4"]["cells"][0].update(colour="red"), "colour"),
     (lambda doc: doc["tables"]["mformer_table4"]["cells"][0]["tracked"].update(n="3"), "n"),
