@@ -79,12 +79,13 @@ def make_folder(path: str | os.PathLike) -> Path:
 
 @contextmanager
 def replacing(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
-    """A temporary path beside ``path`` for the block to write (a library that writes by name); once the block
-    ends well it is flushed to disk (``sync``) and renamed over ``path`` (module doc); else removed."""
+    """A temporary path beside ``path`` for the block to write (a library that writes by name; the path ends with
+    ``path``'s suffix, which such a library reads the format from); once the block ends well it is flushed to disk
+    (``sync``) and renamed over ``path`` (module doc); else removed."""
     path = Path(path)
     make_folder(path.parent)
     _refuse_non_file(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)

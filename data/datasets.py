@@ -243,8 +243,9 @@ class VideoClipDataset(Dataset):
                   "path": str(path), "kind": kind, "reason": reason, "line": sample.line}
         self._failures.append(record)
         if self.failures_path is not None:
-            self.failures_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.failures_path, "a", encoding="utf-8") as handle:
+            from data.atomic_write import open_log
+
+            with open_log(self.failures_path) as handle:
                 handle.write(json.dumps(record) + "\n")  # one write: atomic append across workers
         if self.mode == "train":
             log.warning("skipping unreadable training sample %s (%s: %s)", sample.video_id, path, reason)

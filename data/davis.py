@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data.atomic_write import atomic_write_text, save_image
 from data.root_files import DataRoot, NotRegularFileError, OutsideRootError, open_regular, regular_file
 from data.schemas import DavisSequenceName, validate_row
 
@@ -236,7 +237,7 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
     """Write a (H, W) uint8 id map as a palette PNG, the format of DAVIS annotations."""
     img = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="P")
     img.putpalette(davis_palette().ravel().tolist())
-    img.save(path, format="PNG")
+    save_image(path, img, sync=False)
 
 
 # Object colours of the fixture: saturated, far from the background's greys and from each other.
@@ -293,9 +294,8 @@ def write_davis_fixture(root: str | Path, num_sequences: int = 2, num_frames: in
                 frame[inside] = colour
                 mask[inside] = obj_id
             frame += rng.normal(0.0, 4.0, size=frame.shape)
-            Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(frame_dir / f"{t:05d}.jpg", quality=95)
+            save_image(frame_dir / f"{t:05d}.jpg", np.clip(frame, 0, 255).astype(np.uint8), sync=False, quality=95)
             write_mask_png(mask_dir / f"{t:05d}.png", mask)
     split_file = _split_file(root, split)
-    split_file.parent.mkdir(parents=True, exist_ok=True)
-    split_file.write_text("".join(f"{n}\n" for n in names))
+    atomic_write_text(split_file, "".join(f"{n}\n" for n in names), sync=False)
     return names

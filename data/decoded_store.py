@@ -41,6 +41,7 @@ import numpy as np
 import PIL
 import torch
 
+from data.atomic_write import WriteRefusedError, atomic_write_text, open_lock, open_replacing
 from data.clip_sampling import StreamTiming
 from data.samples import Sample
 from data.video_io import DECODED_VIDEOS, DecodedVideo, DecodedVideoCache, VideoDecodeError, open_video
@@ -279,17 +280,13 @@ def _map_frames(folder: int, index: dict[str, Any]) -> np.ndarray:
 def _locked(store: Path) -> Iterator[None]:
     """The store's lock, held for the block; waits (saying so) while another process holds it."""
     lock = store.parent / f".{store.name}.lock"
-    store.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise DecodedStoreError(f"{lock}: the lock of a decoded-frames store is a symlink, not a file this "
-                                    f"command wrote; remove it") from None
-        raise
+        fd = open_lock(lock)
+    except WriteRefusedError:
+        kind = "a symlink" if lock.is_symlink() else "not a regular file"
+        raise DecodedStoreError(f"{lock}: the lock of a decoded-frames store is {kind}, not a file this command "
+                                f"wrote; remove it") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DecodedStoreError(f"{lock}: the lock of a decoded-frames store is not a regular file; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -321,20 +318,17 @@ def _write(store: Path, set_root: Path, options: dict[str, Any]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}-", dir=store.parent))
     try:
         digest = hashlib.sha256()
-        with _naming(store / FRAMES), open(tmp / FRAMES, "wb") as handle:
+        # each file on disk before the folder's rename, so a crash cannot expose a short one
+        with _naming(store / FRAMES, tmp / FRAMES), open_replacing(tmp / FRAMES, "wb") as handle:
             np.lib.format.write_array_header_1_0(handle, {"descr": "|u1", "fortran_order": False,
                                                           "shape": (offset,)})
             for frames in decoded:
                 handle.write(frames.data)
                 digest.update(frames.data)
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before the rename, so a crash cannot expose a short file
         index = {"options": options, "bytes": offset, "sha256": digest.hexdigest(), "videos": entries}
         index["check"] = _digest(index)
-        with _naming(store / INDEX), open(tmp / INDEX, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(index))
-            handle.flush()
-            os.fsync(handle.fileno())
+        with _naming(store / INDEX, tmp / INDEX):
+            atomic_write_text(tmp / INDEX, json.dumps(index))
         os.rename(tmp, store)
     finally:
         if tmp.exists():
@@ -342,12 +336,13 @@ def _write(store: Path, set_root: Path, options: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """A write or fsync that fails (a full disk) names no file: name the store's file it was for."""
+def _naming(path: Path, written: Path) -> Iterator[None]:
+    """A write or fsync that fails (a full disk) names the store's file it was for, not the temporary one
+    (``written``) it went to."""
     try:
         yield
     except OSError as err:
-        if err.filename is None:
+        if err.filename in (None, str(written)):
             raise OSError(err.errno, err.strerror, str(path)) from None
         raise
 

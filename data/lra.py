@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from data.atomic_write import atomic_write_text, open_replacing
 from data.cache import build_once
 from data.root_files import DataRoot, NotRegularFileError, OutsideRootError, regular_file
 from data.samples import BadAnnotation
@@ -183,11 +184,11 @@ def write_listops(out_dir: str | Path, **params: Any) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = ListOpsSpec(**params)
     for split, rows in generate_listops(**asdict(spec)).items():
-        with open(out_dir / f"basic_{split}.tsv", "w", newline="") as f:
+        with open_replacing(out_dir / f"basic_{split}.tsv", "w", sync=False, newline="") as f:
             writer = csv.writer(f, delimiter="\t")
             writer.writerow(["Source", "Target"])
             writer.writerows(rows)
-    (out_dir / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+    atomic_write_text(out_dir / "spec.json", json.dumps(asdict(spec), indent=2), sync=False)
     return out_dir
 
 

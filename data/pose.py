@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from data.atomic_write import atomic_write_text, save_arrays
 from data.root_files import NotRegularFileError, open_regular
 
 PENNACTION_ACTIONS = (
@@ -279,10 +280,7 @@ def write_ntu_skeleton(path: str | Path, frames: Sequence[Sequence[NTUBody]]) ->
             lines.append(" ".join([body.body_id, *map(_format_value, info)]))
             lines.append(str(NTU_NUM_JOINTS))
             lines.extend(" ".join(map(_format_value, row)) for row in joints)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\r\n".join(lines) + "\r\n")  # the release uses Windows line endings
-    return path
+    return atomic_write_text(path, "\r\n".join(lines) + "\r\n", sync=False)  # the release uses Windows line endings
 
 
 def read_ntu_skeleton(path: str | Path) -> list[list[NTUBody]]:
@@ -384,11 +382,7 @@ def write_gym_pose(path: str | Path, keypoint: np.ndarray, keypoint_score: np.nd
     if keypoint.ndim != 4 or keypoint.shape[2:] != (len(COCO_JOINTS), 2) or score.shape != keypoint.shape[:3]:
         raise ValueError(f"keypoint must be (M, T, 17, 2) and keypoint_score (M, T, 17), got {keypoint.shape} and "
                          f"{score.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:  # a file object: np.savez would append ".npz" to a name without it
-        np.savez(handle, keypoint=keypoint, keypoint_score=score)
-    return path
+    return save_arrays(path, sync=False, keypoint=keypoint, keypoint_score=score)
 
 
 def read_gym_pose(path: str | Path) -> np.ndarray:

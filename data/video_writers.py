@@ -12,6 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from data.atomic_write import replacing, save_image
+
 # Encoders to try per container, best first. libx264 is missing from some FFmpeg builds; mpeg4 never is.
 _DEFAULT_CODECS = {
     ".mp4": ("libx264", "mpeg4"), ".mkv": ("libx264", "mpeg4"), ".webm": ("libvpx-vp9",), ".avi": ("mpeg4",)}
@@ -28,14 +30,13 @@ _CODEC_OPTIONS = {
 
 def write_frame_folder(path: str | Path, frames: np.ndarray, quality: int = 90) -> Path:
     """Write uint8 RGB frames (T, H, W, 3) as ``<path>/000001.jpg``, ... (the PennAction layout)."""
-    from PIL import Image
 
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for number, array in enumerate(frames, start=1):
-        Image.fromarray(array).save(path / f"{number:06d}.jpg", quality=quality)
+        save_image(path / f"{number:06d}.jpg", array, sync=False, quality=quality)
     return path
 
 
@@ -69,7 +70,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
         raise ValueError("no frames to write")
     codec = codec or available_encoder(_DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "mpeg4")))
     # +bitexact drops the random segment UID (WebM) and encoder version tags, so output is reproducible.
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+    with replacing(path, sync=False) as tmp, av.open(str(tmp), "w", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = _checked_frame(first, first.shape).shape[:2]
         stream.pix_fmt = "yuv420p"

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from data.atomic_write import atomic_write_text
 from data.cache import build_once
 from data.schemas import describe
 from data.synthetic import appearance, motion, motion_pairs, objects, pose, verbnoun
@@ -91,7 +92,7 @@ def generate_synthetic(
             **asdict(params), "class_names": list(spec.class_names[:num_classes]), "mimics": spec.mimics}
     if spec.verb_names:
         meta.update(verb_names=list(spec.verb_names), noun_names=list(spec.noun_names))
-    (root / "synthetic.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_text(root / "synthetic.json", json.dumps(meta, indent=1), sync=False)
     return root
 
 

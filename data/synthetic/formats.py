@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.atomic_write import atomic_write_text
 from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
 from data.synthetic.spec import GenerationParams, Progress
 from data.video_io import write_video
@@ -33,7 +34,7 @@ def write_kinetics_list(root: Path, p: GenerationParams, progress: Progress, ren
                         p.fps)
             lines.append(f"{rel.as_posix()} {label}\n")
             progress(1)
-        (root / f"{split}.csv").write_text("".join(lines))
+        atomic_write_text(root / f"{split}.csv", "".join(lines), sync=False)
 
 
 def fill(template: str, things: Sequence[str]) -> str:
@@ -48,7 +49,7 @@ def write_ssv2(root: Path, p: GenerationParams, progress: Progress, render: Rend
     """``labels.json``, ``videos/<id>.webm`` (ids from 1, training videos first) and ``train.json`` /
     ``validation.json`` entries with each video's template and placeholders, as SSv2 releases them."""
     labels_json = {name: str(i) for i, name in enumerate(class_names[:p.num_classes])}
-    (root / "labels.json").write_text(json.dumps(labels_json, indent=1))
+    atomic_write_text(root / "labels.json", json.dumps(labels_json, indent=1), sync=False)
     (root / "videos").mkdir(exist_ok=True)
     first_id = 1
     for split, count in (("train", p.num_train), ("val", p.num_val)):
@@ -62,5 +63,5 @@ def write_ssv2(root: Path, p: GenerationParams, progress: Progress, render: Rend
                             "placeholders": list(things)})
             progress(1)
         name = "train.json" if split == "train" else "validation.json"
-        (root / name).write_text(json.dumps(entries, indent=1))
+        atomic_write_text(root / name, json.dumps(entries, indent=1), sync=False)
         first_id += count

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.atomic_write import atomic_write_text, save_arrays
 from data.cache import build_once
 from data.synthetic.render import background, composite, hsv_to_rgb, render_object, to_uint8
 from data.synthetic.seeding import LABELS, balanced_labels, split_rng, video_rng
@@ -66,11 +67,10 @@ def write_synth_images(root: Path, num_train: int, num_val: int, seed: int = 0) 
         arrays[f"{split}_images"] = images
         arrays[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "images.npz", "wb") as handle:
-        np.savez(handle, **arrays)
+    save_arrays(root / "images.npz", sync=False, **arrays)
     meta = {"set": "synth_images", "classes": [f"{hue:.3f} {shape}" for shape, hue in CLASSES],
             "num_train": num_train, "num_val": num_val, "seed": seed, "version": VERSION}
-    (root / "meta.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_text(root / "meta.json", json.dumps(meta, indent=1), sync=False)
     return root
 
 

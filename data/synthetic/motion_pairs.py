@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.atomic_write import atomic_write_text
 from data.synthetic.formats import write_ssv2
 from data.synthetic.render import background, composite, hsv_to_rgb, render_object, to_uint8
 from data.synthetic.spec import GenerationParams, Progress, SyntheticSpec
@@ -203,7 +204,7 @@ def _write(root: Path, p: GenerationParams, progress: Progress) -> None:
     write_ssv2(root, p, progress, render, [template for template, _, _ in CLASSES], SPEC.class_names)
     # Beside the SSv2 files, as synthetic.json: each video's things' boxes per frame (``scene``), by video id
     # (write_ssv2 numbers the videos from 1 in the order it renders them).
-    (root / BOXES_FILE).write_text(json.dumps({str(i): entry for i, entry in enumerate(rendered, 1)}))
+    atomic_write_text(root / BOXES_FILE, json.dumps({str(i): entry for i, entry in enumerate(rendered, 1)}), sync=False)
 
 
 SPEC = SyntheticSpec(

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from data.atomic_write import atomic_write_bytes, atomic_write_text, open_replacing, save_image
 from data.cache import build_once
 from data.davis import write_davis_fixture
 from data.lra import write_listops
@@ -163,7 +164,7 @@ def write_paper_shape(dataset: str, root: Path, num_train: int, num_val: int, sh
             meta = {"shape": asdict(shape), "frames": shape.frames, "layout": layout}
     meta.update(dataset=dataset, num_train=num_train, num_val=num_val, shrink=shrink, seed=seed,
                 version=WRITER_VERSION)
-    (root / "paper_shape.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_text(root / "paper_shape.json", json.dumps(meta, indent=1), sync=False)
     return root
 
 
@@ -226,14 +227,14 @@ def _kinetics(root: Path, rng: np.random.Generator, shape: VideoShape, num_train
             rel = f"{split}/{split}_{i:05d}.mp4"
             _video(root / rel, rng, shape)
             lines.append(f"{rel} {i % classes}\n")
-        (root / f"{split}.csv").write_text("".join(lines))
+        atomic_write_text(root / f"{split}.csv", "".join(lines), sync=False)
 
 
 def _ssv2(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: int, num_val: int,
           dataset: str) -> None:
     templates = [f"Doing action {k:03d} with [something]" for k in range(SSV2_CLASSES)]
-    (root / "labels.json").write_text(json.dumps({t.replace("[", "").replace("]", ""): str(k)
-                                                  for k, t in enumerate(templates)}))
+    atomic_write_text(root / "labels.json", json.dumps({t.replace("[", "").replace("]", ""): str(k)
+                                                  for k, t in enumerate(templates)}), sync=False)
     first = 1
     for _split, count, name in (("train", num_train, "train.json"), ("val", num_val, "validation.json")):
         entries = []
@@ -243,7 +244,7 @@ def _ssv2(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: in
             template = templates[i % SSV2_CLASSES]
             entries.append({"id": video_id, "label": template.replace("[", "").replace("]", ""),
                             "template": template, "placeholders": ["something"]})
-        (root / name).write_text(json.dumps(entries))
+        atomic_write_text(root / name, json.dumps(entries), sync=False)
         first += count
 
 
@@ -258,7 +259,7 @@ def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: in
     each video as its extracted JPEG frames (``P01_<3 digits>``: EPIC-100 names, whose frames are read at 50 fps,
     the shape's rate)."""
     for kind, count in (("verb", EPIC_VERBS), ("noun", EPIC_NOUNS)):
-        with open(root / f"EPIC_100_{kind}_classes.csv", "w", newline="") as f:
+        with open_replacing(root / f"EPIC_100_{kind}_classes.csv", "w", sync=False, newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EPIC_CLASSES_HEADER)
             writer.writerows([k, f"{kind}{k}", f"['{kind}{k}']", "generated"] for k in range(count))
@@ -283,7 +284,7 @@ def _epic(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: in
                              _timestamp(start + shape.seconds), round(start * shape.fps) + 1,
                              round((start + shape.seconds) * shape.fps), f"verb{verb} noun{noun}", f"verb{verb}",
                              verb, f"noun{noun}", noun, f"['noun{noun}']", f"[{noun}]"])
-        with open(root / name, "w", newline="") as f:
+        with open_replacing(root / name, "w", sync=False, newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EPIC_CSV_HEADER)
             writer.writerows(rows)
@@ -293,7 +294,7 @@ def _epic_frames(folder: Path, rng: np.random.Generator, shape: VideoShape, coun
     """A video as EPIC-KITCHENS publishes its frames: ``frame_0000000001.jpg``, ... (JPEG quality 90)."""
     folder.mkdir(parents=True)
     for number, frame in enumerate(footage(rng, shape, count), start=1):
-        Image.fromarray(frame).save(folder / f"frame_{number:010d}.jpg", quality=90)
+        save_image(folder / f"frame_{number:010d}.jpg", frame, sync=False, quality=90)
 
 
 def _pennaction(root: Path, rng: np.random.Generator, shape: VideoShape, num_train: int, num_val: int,
@@ -349,7 +350,7 @@ def _finegym(root: Path, rng: np.random.Generator, shape: VideoShape, num_train:
             score = np.stack([rng.uniform(0.6, 1.0, keypoint.shape[1:3]), rng.uniform(0.1, 0.4, keypoint.shape[1:3])])
             write_gym_pose(root / "poses" / f"{element}.npz", keypoint, score)
             lines.append(f"{element} {i % GYM99_CLASSES}\n")
-        (root / GYM99_SPLIT_FILES[split]).write_text("".join(lines))
+        atomic_write_text(root / GYM99_SPLIT_FILES[split], "".join(lines), sync=False)
 
 
 _VIDEO_WRITERS = {"kinetics400": _kinetics, "kinetics600": _kinetics, "ssv2": _ssv2, "epic_kitchens100": _epic,
@@ -374,7 +375,7 @@ def _imdb(root: Path, rng: np.random.Generator, num_train: int, num_val: int) ->
         for i in range(count):
             folder = root / "aclImdb" / split / ("pos" if i % 2 else "neg")
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{i}_7.txt").write_text(_text(rng))
+            atomic_write_text(folder / f"{i}_7.txt", _text(rng), sync=False)
     for split in ("train", "test"):  # the reader expects both classes' folders
         for cls in ("pos", "neg"):
             (root / "aclImdb" / split / cls).mkdir(parents=True, exist_ok=True)
@@ -385,7 +386,7 @@ def _aan(root: Path, rng: np.random.Generator, num_train: int, num_val: int) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for name, count in (("train", num_train), ("eval", num_val), ("test", num_val)):
         lines = [f"{i % 2}\tP{i}a\tP{i}b\t{_text(rng)}\t{_text(rng)}\n" for i in range(count)]
-        (folder / f"new_aan_pairs.{name}.tsv").write_text("".join(lines))
+        atomic_write_text(folder / f"new_aan_pairs.{name}.tsv", "".join(lines), sync=False)
 
 
 def _cifar(root: Path, rng: np.random.Generator, num_train: int, num_val: int) -> None:
@@ -397,8 +398,7 @@ def _cifar(root: Path, rng: np.random.Generator, num_train: int, num_val: int) -
     for name, count in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", num_val)]:
         batch = {b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
                  b"labels": [k % 10 for k in range(count)]}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f, protocol=2)
+        atomic_write_bytes(folder / name, pickle.dumps(batch, protocol=2), sync=False)
 
 
 def _pathfinder(root: Path, rng: np.random.Generator, num_train: int, num_val: int) -> None:
@@ -410,9 +410,9 @@ def _pathfinder(root: Path, rng: np.random.Generator, num_train: int, num_val: i
     lines = []
     for i in range(total):
         image = rng.integers(0, 256, (32, 32), dtype=np.uint8)
-        Image.fromarray(image).save(folder / "imgs" / "0" / f"sample_{i}.png")
+        save_image(folder / "imgs" / "0" / f"sample_{i}.png", image, sync=False)
         lines.append(f"imgs/0 sample_{i}.png 0 {i % 2} 0 0")
-    (folder / "metadata" / "0.npy").write_text("\n".join(lines) + "\n")
+    atomic_write_text(folder / "metadata" / "0.npy", "\n".join(lines) + "\n", sync=False)
 
 
 _LRA_WRITERS = {"lra_listops": _listops, "lra_text": _imdb, "lra_retrieval": _aan, "lra_image": _cifar,

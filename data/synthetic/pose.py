@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from data.atomic_write import atomic_write_bytes, save_image
 from data.pose import write_pennaction_labels
 from data.synthetic.render import (
     SUPERSAMPLE,
@@ -152,7 +152,7 @@ def _write_label_mat(path: Path, action: str, joints: np.ndarray, visibility: np
     # The 116-byte text header carries the writing time; a fixed one keeps the bytes a function of the seed.
     data = bytearray(path.read_bytes())
     data[:116] = b"MATLAB 5.0 MAT-file, written by vidrepro data.synthetic".ljust(116)
-    path.write_bytes(bytes(data))
+    atomic_write_bytes(path, bytes(data), sync=False)
 
 
 def subject_margin(size: int) -> float:
@@ -176,7 +176,7 @@ def _write_split(root: Path, split: str, count: int, p: GenerationParams, first_
         folder = root / "frames" / video_id
         folder.mkdir(parents=True)
         for number, frame in enumerate(frames, 1):
-            Image.fromarray(frame).save(folder / f"{number:06d}.jpg", quality=90)
+            save_image(folder / f"{number:06d}.jpg", frame, sync=False, quality=90)
         inside = (joints >= 0).all(-1) & (joints < size).all(-1)
         margin = subject_margin(size)
         bbox = np.concatenate([joints.min(1) - margin, joints.max(1) + margin], 1).clip(0, size) + 0.5

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.atomic_write import open_replacing
 from data.synthetic.render import (
     add_distractor,
     background,
@@ -100,7 +101,7 @@ def _epic_timestamp(milliseconds: int) -> str:
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: list[list]) -> None:
-    with open(path, "w", newline="") as f:
+    with open_replacing(path, "w", sync=False, newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
