@@ -40,8 +40,8 @@ _UMASK = os.umask(0)  # read once (it can only be read by setting it): new files
 os.umask(_UMASK)
 
 __all__ = ["WriteRefusedError", "atomic_write_bytes", "atomic_write_text", "copy_file", "encode_image",
-           "make_folder", "open_lock", "open_log", "open_replacing", "replacing", "save_arrays", "save_image",
-           "save_torch", "shown", "write_proc"]
+           "make_folder", "open_lock", "open_log", "open_replacing", "replacing", "save_arrays", "save_figure",
+           "save_image", "save_torch", "shown", "write_proc"]
 
 
 class WriteRefusedError(ValueError):
@@ -165,6 +165,13 @@ def save_image(path: str | os.PathLike, image: Any, sync: bool = True, **options
     if suffix not in _IMAGE_FORMATS:
         raise ValueError(f"{shown(path)}: an image is written as .png or .jpg, not {suffix or 'no suffix'}")
     return atomic_write_bytes(path, encode_image(image, _IMAGE_FORMATS[suffix], **options), sync)
+
+
+def save_figure(path: str | os.PathLike, figure: Any, **options: Any) -> Path:
+    """A matplotlib ``figure`` as ``path`` (PNG; ``savefig``'s ``options``: dpi)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png", **options)
+    return atomic_write_bytes(path, image.getvalue())
 
 
 def save_torch(path: str | os.PathLike, value: Any, sync: bool = True) -> Path:

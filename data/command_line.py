@@ -71,6 +71,22 @@ class OneLineParser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, f"invalid value {arg_string[:40]!r} ({type(err).__name__})") from None
 
 
+def exit_status(command: Callable[[], Any], refused: tuple[type[BaseException], ...] = (ValueError, KeyError,
+                                                                                  FileNotFoundError)) -> int:
+    """``command``'s exit status (0 where it returns no int) for an entry point below ``experiments`` (whose
+    ``exit_status`` knows more errors): an error of ``refused``, which names what is wrong, is one line and exit
+    status 2; anything else is a bug and keeps its traceback."""
+    import sys
+
+    try:
+        returned = command()
+    except refused as err:
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        print(f"error: {printable(message)}", file=sys.stderr)
+        return 2
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
+
+
 def _made_here(parse: Callable[[str], Any], kind: str, what: str, bounds: tuple | None = None) -> Callable:
     """Mark ``parse`` as a type of this module: its ``kind`` and ``what`` (and a number's ``bounds``) are what the
     probe suite reads of every option."""

@@ -11,16 +11,14 @@ checkpoint that would execute code, a TorchScript archive included, is refused w
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from data.atomic_write import atomic_write_bytes
+from data.atomic_write import save_torch
 from models.weights import load_weights_file
 
 
@@ -31,9 +29,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
                         storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write_bytes(path, buffer.getbuffer())
+        save_torch(path, checkpoint)
 
     def load_checkpoint(self, path: str | os.PathLike, map_location: Callable | None = None,
                         weights_only: bool | None = None) -> dict[str, Any]:

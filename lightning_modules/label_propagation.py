@@ -337,26 +337,44 @@ class VideoViTFeatures:
         return torch.stack(out)
 
 
+def _device(text: str) -> str:
+    """A device torch names (``cpu``, ``cuda``, ``cuda:1``)."""
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"expected a torch device (cpu, cuda, cuda:N), got {text[:40]!r}") from None
+    return text
+
+
+MAX_SIDE = 8192  # pixels: a frame side of DAVIS is at most 1080 (its full-resolution release), 4K video's 3840
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """``python -m lightning_modules.label_propagation --root DAVIS [--checkpoint ckpt.pth]``: Table 9's protocol for a
     registered model; prints the result as JSON (and writes it to ``--out`` if given)."""
-    import argparse
     import json
 
+    from data.atomic_write import atomic_write_text
+    from data.command_line import OneLineParser, checked, count, path
     from models.pretrained import load_pretrained
     from models.registry import create_model
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--root", required=True, help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
+    parser = OneLineParser(prog="python -m lightning_modules.label_propagation", description=main.__doc__)
+    parser.add_argument("--root", type=path("a DAVIS folder"), required=True,
+                        help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
     parser.add_argument("--model", default="vit_base_patch16_video", help="registered model name")
-    parser.add_argument("--checkpoint", default=None, help="weights for load_pretrained (else random init)")
+    parser.add_argument("--checkpoint", type=path("a weights file"), default=None,
+                        help="weights for load_pretrained (else random init)")
     parser.add_argument("--feature", default="tokens", choices=["tokens", "keys"])
     parser.add_argument("--mode", default="clip", choices=["clip", "static"])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--short-side", type=int, default=480, help="frame short side for the model (0: native)")
-    parser.add_argument("--size-multiple", type=int, default=64, help="long side floored to a multiple of this")
-    parser.add_argument("--out", default=None, help="JSON file for the result")
-    parser.add_argument("--predictions", default=None, help="folder for the predicted PNGs")
+    parser.add_argument("--device", type=checked(_device, "a torch device"),
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--short-side", type=count(0, MAX_SIDE, "a frame side in pixels"), default=480,
+                        help="frame short side for the model (0: native)")
+    parser.add_argument("--size-multiple", type=count(1, MAX_SIDE, "a side multiple in pixels"), default=64,
+                        help="long side floored to a multiple of this")
+    parser.add_argument("--out", type=path("a JSON file"), default=None, help="JSON file for the result")
+    parser.add_argument("--predictions", type=path("a folder"), default=None, help="folder for the predicted PNGs")
     args = parser.parse_args(argv)
 
     model = create_model(args.model, num_classes=0)
@@ -373,9 +391,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        atomic_write_text(args.out, text)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    from data.command_line import exit_status
+
+    raise SystemExit(exit_status(main))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
     ± bars on the values; a point without one (one seed, a computed cost) has no bar."""
     import matplotlib
 
-    from data.atomic_write import atomic_write_bytes
+    from data.atomic_write import save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -66,7 +65,7 @@ def plot_sweep(plot: SweepPlot, rows: Sequence[tuple[str, str]], values: Mapping
     if drawn:
         drawn[0].legend(fontsize=8)
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, image.getvalue())  # as the reports beside it: whole or not at all
+    try:
+        return save_figure(path, fig, dpi=100)  # as the reports beside it: whole or not at all
+    finally:
+        plt.close(fig)

@@ -134,8 +134,8 @@ def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None
     ``lightning_modules.image_classifier.EpochHistory``) the system is also validated on the set's validation split
     after every epoch; without it, not at all."""
     import lightning as L
-    import torch
 
+    from data.atomic_write import atomic_write_text, save_torch
     from models.cast import build_expert
 
     cfg = pretraining_run(config)
@@ -156,8 +156,8 @@ def pretrain_expert(config: ExpertPretraining, folder: Path, history: Any = None
                             callbacks=[history] if history else [], deterministic=True)
         trainer.fit(system, train_dataloaders=dm.train_dataloader(),
                     val_dataloaders=dm.val_dataloader() if history else None)
-    torch.save(expert.state_dict(), folder / EXPERT_FILE)
+    save_torch(folder / EXPERT_FILE, expert.state_dict())
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    (folder / "pretraining.json").write_text(json.dumps({
+    atomic_write_text(folder / "pretraining.json", json.dumps({
         "config": _plain(dataclasses.asdict(config)), "final": logged,
         "steps": trainer.global_step, "wall_time_s": time.perf_counter() - start}, indent=2))

@@ -365,3 +365,26 @@ def test_command_line_entry(fixture_root, tmp_path):
                    "--predictions", str(tmp_path / "pred")])
     assert result["sequences"] == 2 and result["setup"]["feature"] == "keys"
     assert out.is_file() and len(list((tmp_path / "pred" / "synth-01").glob("*.png"))) == 10
+
+
+@pytest.mark.parametrize("option, value", [("--short-side", "nan"), ("--short-side", "9" * 5001),
+                                           ("--short-side", "-5"), ("--size-multiple", "0"),
+                                           ("--size-multiple", "١٢"), ("--device", "xyz")])
+def test_the_command_line_refuses_a_bad_number_or_device_in_one_line(option, value, capsys):
+    """It read plain argparse ints: nan and 5,001 digits were answered with usage blocks, --size-multiple 0 and
+    --short-side -5 were taken (a ZeroDivisionError's traceback later)."""
+    from lightning_modules.label_propagation import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--root", "x", option, value])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and f"argument {option}: expected" in err, err
+
+
+def test_the_command_line_names_a_missing_folder_in_one_line(tmp_path, capsys):
+    from data.command_line import exit_status
+    from lightning_modules.label_propagation import main
+
+    assert exit_status(lambda: main(["--root", str(tmp_path / "none"), "--device", "cpu"])) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'none'} not found" in err, err
