@@ -28,7 +28,7 @@ from tabulate import tabulate
 from experiments.harness.plan import missing_data
 from experiments.harness.provenance import with_paper_batch
 from experiments.harness.records import experiment_key
-from experiments.harness.spec import implemented_tables, table_spec
+from experiments.harness.spec import TableSpec, implemented_tables, table_spec
 from experiments.paper_tables import paper_table
 
 from .benchmarks import shift_tables
@@ -93,30 +93,54 @@ def results_block(results_root: str | Path = RESULTS_DIR) -> str:
 SIDE_BY_SIDE = 2  # the quick start's 2 cores: `--jobs auto` trains two runs at a time
 
 
+@dataclass(frozen=True)
+class SeedRuns:
+    """A table's distinct tiny runs of one seed (experiment keys) and, for each, the tracked seed-0 record that ran
+    it (the record's own ``wall_time_s`` counted once, however many cells the run fills); a run without one is
+    missing from ``records``."""
+
+    runs: frozenset[str]
+    records: dict[str, dict[str, Any]]
+
+    @property
+    def complete(self) -> bool:
+        return self.runs <= set(self.records)
+
+    @property
+    def seconds(self) -> float | None:
+        """The summed wall time of one seed's runs; None while a run has no record."""
+        return sum(float(self.records[key]["wall_time_s"]) for key in self.runs) if self.complete else None
+
+
+def seed_runs(spec: TableSpec, results_root: str | Path = RESULTS_DIR) -> SeedRuns | None:
+    """``spec``'s tiny runs of one seed and their tracked seed-0 records; None for a table that trains nothing at
+    tiny scale or has no tiny record."""
+    found = table_records(spec, runs_root=None, results_root=results_root).records
+    cells = {(row.key, column.run_name): with_paper_batch(spec.resolve(row, column, "tiny", seed=0))
+             for row, column in spec.runs() if "tiny" in spec.scales and not missing_data(
+                 spec.resolve(row, column, "tiny", seed=0))}
+    if not cells or not any(r["scale"] == "tiny" for r in found):
+        return None
+    records = {experiment_key(r["config"]): r for r in found
+               if r["scale"] == "tiny" and r["seed"] == 0 and "config" in r}
+    runs = frozenset(experiment_key(cfg.to_dict()) for cfg in cells.values())
+    return SeedRuns(runs, {key: record for key, record in records.items() if key in runs})
+
+
 def costs_table(results_root: str | Path = RESULTS_DIR) -> str:
-    """Per table: its distinct tiny runs of one seed and their recorded wall times (each run's own ``wall_time_s``,
-    counted once however many cells it fills), and what ``run ID`` with the table's default seeds takes at that
-    rate two at a time. A table with a cell that no record fills shows no time."""
+    """Per table: its distinct tiny runs of one seed and their recorded wall times (``seed_runs``), and what
+    ``run ID`` with the table's default seeds takes at that rate two at a time. A table with a cell that no record
+    fills shows no time."""
     lines = []
     for table_id in implemented_tables():
         spec = table_spec(table_id)
-        found = table_records(spec, runs_root=None, results_root=results_root).records
-        cells = {(row.key, column.run_name): with_paper_batch(spec.resolve(row, column, "tiny", seed=0))
-                 for row, column in spec.runs() if "tiny" in spec.scales and not missing_data(
-                     spec.resolve(row, column, "tiny", seed=0))}
-        if not cells or not any(r["scale"] == "tiny" for r in found):
+        runs = seed_runs(spec, results_root)
+        if runs is None:
             continue
-        seconds = {}
-        for r in found:
-            if r["scale"] == "tiny" and r["seed"] == 0 and "config" in r:
-                seconds[experiment_key(r["config"])] = float(r["wall_time_s"])
-        runs = {experiment_key(cfg.to_dict()) for cfg in cells.values()}
-        complete = runs <= set(seconds)
-        per_seed = sum(seconds[key] for key in runs) if complete else None
-        seeds = spec.default_seeds("tiny")
-        lines.append([f"[{table_id}]({table_id}.md)", len(runs),
-                      f"{per_seed / 60:.1f}" if complete else "—", seeds,
-                      f"{per_seed * seeds / SIDE_BY_SIDE / 60:.1f}" if complete else "—"])
+        per_seed, seeds = runs.seconds, spec.default_seeds("tiny")
+        lines.append([f"[{table_id}]({table_id}.md)", len(runs.runs),
+                      f"{per_seed / 60:.1f}" if per_seed is not None else "—", seeds,
+                      f"{per_seed * seeds / SIDE_BY_SIDE / 60:.1f}" if per_seed is not None else "—"])
     return tabulate(lines, headers=["report", "runs a seed", "run time a seed (min, summed)", "default seeds",
                                     f"≈ `run ID` (min, {SIDE_BY_SIDE} side by side)"], tablefmt="github")
 

@@ -39,6 +39,8 @@ COMMANDS = {
                                            "code (a checkout of theirs given), side by side"),
     "d3da-step": Tool("tools.d3da_step", "training-step time and memory of the RGB+pose model"),
     "decoding": Tool("tools.decoding", "clips/s of our video decoding against pytorchvideo's on the same files"),
+    "power-rule": Tool("tools.power_rule", "the tiny design's power rule from the tracked records: each stand-in's "
+                                           "test-set size, each table's seeds, power and cost"),
     "signal-stress": Tool("tools.signal_stress", "seconds `experiments run` takes to end after a SIGINT, over "
                                                  "many repetitions beside a busy core"),
 }
