@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from data.atomic_write import atomic_write_text
 from data.command_line import MEASURED_BATCH, OneLineParser, count
 from models.hardware import cpu_name, device_name, source_commit
 from models.memory import LiveBytes
@@ -387,4 +388,4 @@ def merge_records(path: str, records: list[dict[str, Any]], argv: list[str] | No
 
     new = {setting(r) for r in records}
     merged = [r for r in kept if setting(r) not in new] + [{**r, **stamp} for r in records]
-    file.write_text(json.dumps(merged, indent=1) + "\n")
+    atomic_write_text(file, json.dumps(merged, indent=1) + "\n")

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data.atomic_write import atomic_write_text
 from data.command_line import MEASURED_BATCH, SECONDS, OneLineParser, count
 from models.hardware import device_name, source_commit
 
@@ -434,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         records.append(run_worker(config, args.timeout))
         print(json.dumps(records[-1]), flush=True)
         if args.record:  # after every pair: a stopped run keeps what it measured
-            Path(args.record).write_text(json.dumps({**header, "records": records}, indent=1) + "\n")
+            atomic_write_text(Path(args.record), json.dumps({**header, "records": records}, indent=1) + "\n")
     print(f"{header['device_name']}, batch {args.batch}:")
     print(table(records))
 

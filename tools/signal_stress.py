@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data.atomic_write import atomic_write_text, open_log
 from data.command_line import SECONDS, OneLineParser, count
 from experiments.harness.run_dir import RunDir
 
@@ -99,7 +100,7 @@ def repetition(index: int, out: Path, bound: float) -> dict[str, Any]:
     runs.mkdir(parents=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    with open(work / "out.txt", "w") as log:
+    with open_log(work / "out.txt", append=False) as log:
         command = subprocess.Popen(run_command(runs), cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
@@ -127,7 +128,7 @@ def _dump(processes: dict[int, str], work: Path) -> dict[int, str]:
     if shutil.which("py-spy"):
         stacks = {pid: subprocess.run(["py-spy", "dump", "--native", "--pid", str(pid)], capture_output=True,
                                       text=True, check=False).stdout for pid in processes}
-        (work / "stacks.json").write_text(json.dumps(stacks, indent=1))
+        atomic_write_text(work / "stacks.json", json.dumps(stacks, indent=1))
     return processes
 
 
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if busy is not None:
             busy.kill()
             busy.wait()
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.out / "results.json", json.dumps(results, indent=1))
     print(summary(results, args.bound))
     return 0 if all_interrupted(results) else 1
 

@@ -49,8 +49,9 @@ def _status_bytes(field: str) -> int:
 
 
 def _reset_peak_resident() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # "5" resets the peak resident set size (VmHWM) to the current one (Linux >= 4.0)
+    from data.atomic_write import write_proc
+
+    write_proc("/proc/self/clear_refs", "5")  # "5" resets the peak resident set size (VmHWM) to the current one
 
 
 def measure(shape: str, variant: str, batch: int, device: str, repeats: int, block: bool,

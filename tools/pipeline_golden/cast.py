@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.atomic_write import atomic_write_bytes, atomic_write_text, copy_file, replacing, save_arrays
 from tools.pipeline_golden.cast_common import DATA_SET, REPO, frame_pixels, load_official, module_of, official_args
 from tools.pipeline_golden.cast_train import rand_augment_cases, training
 
@@ -80,7 +81,7 @@ SHAPES = [(240, 320), (256, 340), (360, 640), (480, 640), (720, 1280), (1080, 19
 def write_video(path: Path, frames: int, height: int, width: int, fps: Fraction) -> None:
     import av
 
-    with av.open(str(path), "w") as container:
+    with replacing(path) as tmp, av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "28", "preset": "veryslow"}
@@ -178,11 +179,11 @@ def numbered_dataset(mods: dict[str, Any], folder: Path, key: str, work: Path, s
     anno.mkdir(parents=True, exist_ok=True)
     delimiter = "," if key == "EPIC" else " "
     rows = [f"{n}{delimiter}1{delimiter}2" if key == "EPIC" else f"{n}.mp4 1" for n in names]
-    (anno / "val.csv").write_text("\n".join(rows) + "\n")
+    atomic_write_text(anno / "val.csv", "\n".join(rows) + "\n")
     NumberingReader.SIZES.clear()
     for n in names:
         path = (root / "val" / f"{n}.mp4") if key == "K400" else root / f"{n}.mp4"
-        path.write_bytes(b"\0" * 2048)  # the loaders skip files under 1 KB
+        atomic_write_bytes(path, b"\0" * 2048)  # the loaders skip files under 1 KB
         NumberingReader.SIZES[str(path)] = sizes[n]
     for module in ("dataset.kinetics", "dataset.ssv2", "dataset.epic"):
         mods[module].VideoReader = NumberingReader
@@ -294,15 +295,14 @@ def name_of(sample: str, key: str) -> str:
 
 
 def real_dataset(mods: dict[str, Any], folder: Path, key: str, work: Path, names: list[str]) -> Any:
-    import shutil
 
     anno, root = work / key / "anno", work / key / "data"
     (root / "val").mkdir(parents=True, exist_ok=True)
     anno.mkdir(parents=True, exist_ok=True)
     rows = [f"{n},1,2" if key == "EPIC" else f"{n}.mp4 1" for n in names]
-    (anno / "val.csv").write_text("\n".join(rows) + "\n")
+    atomic_write_text(anno / "val.csv", "\n".join(rows) + "\n")
     for n in names:
-        shutil.copy(OUT / "videos" / f"{n}.mp4", (root / "val" if key == "K400" else root) / f"{n}.mp4")
+        copy_file(OUT / "videos" / f"{n}.mp4", (root / "val" if key == "K400" else root) / f"{n}.mp4")
     args = official_args(folder, key, data_path=str(root), anno_path=str(anno), input_size=SMALL_SIDE,
                          short_side_size=SMALL_SIDE)
     return mods["dataset.datasets"].build_dataset(is_train=False, test_mode=True, args=args)[0]
@@ -365,7 +365,7 @@ def merge_case(mods: dict[str, Any], work: Path, composition: bool) -> dict[str,
                 lines.append(f"video{v} {noun_logits} {verb_logits} {verb * 1000 + noun} {noun} {verb} {c} {s}\n")
             else:
                 lines.append(f"video{v} {logits[(v, c, s)]} {labels[v]} {c} {s}\n")
-        (eval_dir / f"{rank}.txt").write_text("".join(lines))
+        atomic_write_text(eval_dir / f"{rank}.txt", "".join(lines))
     engine = mods["engine_for_compomodel" if composition else "engine_for_onemodel"]
     seen: list[Any] = []
     original = engine.compute_video
@@ -437,8 +437,8 @@ def main() -> None:
         "dataset/{kinetics,ssv2,epic}.py:_aug_frame (spatial_sampling spied: its input, un-normalised), i.e. "
         "util_tools/video_transforms.py:create_random_augment -> util_tools/rand_augment.py:rand_augment_transform "
         "on the list of PIL frames; rand_augment.AugmentOp.__call__ spied (op, applied, level)")}
-    (OUT / "rand_augment.json").write_text(json.dumps(ra_record, indent=1) + "\n")
-    np.savez_compressed(OUT / "rand_augment.npz", **ra_arrays)
+    atomic_write_text(OUT / "rand_augment.json", json.dumps(ra_record, indent=1) + "\n")
+    save_arrays(OUT / "rand_augment.npz", compressed=True, **ra_arrays)
     if cli.only == "rand_augment":
         return
     (OUT / "videos").mkdir(parents=True, exist_ok=True)
@@ -453,19 +453,19 @@ def main() -> None:
                          "committed videos, a numbering reader elsewhere)",
                          "small_side": SMALL_SIDE, "normalise": {"mean": [0.485, 0.456, 0.406],
                                                                  "std": [0.229, 0.224, 0.225]}}
-    (OUT / "test_views.json").write_text(json.dumps(views, separators=(",", ":")) + "\n")
-    np.savez_compressed(OUT / "pixels.npz", **arrays)
+    atomic_write_text(OUT / "test_views.json", json.dumps(views, separators=(",", ":")) + "\n")
+    save_arrays(OUT / "pixels.npz", compressed=True, **arrays)
     merge = {"one": merge_case(mods, cli.work / "merge", False), "compo": merge_case(mods, cli.work / "merge", True),
              "official": {**official, "called": "engine_for_onemodel.py:merge / engine_for_compomodel.py:merge "
                           "(compute_video spied) on files written as final_test writes them"}}
-    (OUT / "merge.json").write_text(json.dumps(merge, separators=(",", ":")) + "\n")
+    atomic_write_text(OUT / "merge.json", json.dumps(merge, separators=(",", ":")) + "\n")
     train, draws = training(mods, cli.official_code)
     train["official"] = {**official, "called": "run_bidirection(_compo).py:get_args; dataset/*.py:_aug_frame "
                          "(spatial_sampling spied); util_tools/video_transforms.py:create_random_augment, "
                          "_get_param_spatial_crop, random_resized_crop; util_tools/mixup.py:Mixup._params_per_batch, "
                          "mixup_target"}
-    (OUT / "train.json").write_text(json.dumps(train, indent=1, default=str) + "\n")
-    np.savez_compressed(OUT / "train_draws.npz", **draws)
+    atomic_write_text(OUT / "train.json", json.dumps(train, indent=1, default=str) + "\n")
+    save_arrays(OUT / "train_draws.npz", compressed=True, **draws)
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"wrote {OUT}: {total / 1024:.0f} KB")
 

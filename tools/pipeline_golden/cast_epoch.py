@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from data.atomic_write import atomic_write_text, save_arrays
+
 # (recipe of tools.pipeline_golden.optim.CAST_RECIPES, training clips): sizes where Lightning's count differs
 EPOCH_SIZES = {"ssv2": 168_913, "k400": 234_619}
 TRAIN_LISTS = {"ssv2": "annotations/ssv2/train.csv", "k400": "annotations/k400/train.csv"}
@@ -161,6 +163,6 @@ def make_cast_epochs(code: Path, utils: Any, recipes: dict[str, tuple[str, str, 
                              "util_tools/utils.py:cosine_scheduler"],
                "stand_ins": STAND_INS + shims, "recipes": written}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "optim_epoch.json").write_text(json.dumps(payload, indent=1) + "\n")
-    np.savez_compressed(out / "optim_epoch_lr.npz", **arrays)
+    atomic_write_text(out / "optim_epoch.json", json.dumps(payload, indent=1) + "\n")
+    save_arrays(out / "optim_epoch_lr.npz", compressed=True, **arrays)
     print(f"wrote {out / 'optim_epoch.json'} and {out / 'optim_epoch_lr.npz'}")

@@ -43,6 +43,7 @@ import av
 import numpy as np
 import torch
 
+from data.atomic_write import atomic_write_text, replacing, save_image, save_torch
 from tools.pipeline_golden.mformer_common import (
     EVERY_RUN,
     GOLDEN,
@@ -103,7 +104,7 @@ def frame_pixels(t: int, width: int, height: int, seed: int) -> np.ndarray:
 
 
 def write_mp4(path: Path, fps: Fraction, frames: int, width: int, height: int, seed: int) -> None:
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+    with replacing(path) as tmp, av.open(str(tmp), "w", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "28", "g": "12", "bf": "2", "preset": "medium"}
@@ -118,11 +119,10 @@ def write_mp4(path: Path, fps: Fraction, frames: int, width: int, height: int, s
 
 def write_frames(folder: Path, frames: int, width: int, height: int, seed: int) -> None:
     """EPIC's rgb_frames naming, frame_0000000001.jpg on."""
-    from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     for t in range(frames):
-        Image.fromarray(frame_pixels(t, width, height, seed)).save(folder / f"frame_{t + 1:010d}.jpg", quality=50)
+        save_image(folder / f"frame_{t + 1:010d}.jpg", frame_pixels(t, width, height, seed), quality=50)
 
 
 def kinetics(code: Path, commit: str, tmp: Path) -> None:
@@ -136,7 +136,7 @@ def kinetics(code: Path, commit: str, tmp: Path) -> None:
     for config_name, (config, crop) in KINETICS_CONFIGS.items():
         for name in KINETICS_VIDEOS:
             path = videos / f"{name}.mp4"
-            (tmp / "test.csv").write_text(f"{path} 0\n")
+            atomic_write_text(tmp / "test.csv", f"{path} 0\n")
             overrides = {"DATA.PATH_TO_DATA_DIR": str(tmp), "DATA.TEST_CROP_SIZE": crop}
             cfg = official_cfg(code, config, overrides)
             dataset = Kinetics(cfg, "test")
@@ -176,7 +176,7 @@ def kinetics(code: Path, commit: str, tmp: Path) -> None:
                     "buffer pts -> index in presentation order; resized: random_short_side_scale_jitter's output "
                     "size; crop_boxes: every (top, left) where uniform_crop's output lies in its input",
         "cases": cases})
-    torch.save(tensors, GOLDEN / "kinetics_tensors.pt")
+    save_torch(GOLDEN / "kinetics_tensors.pt", tensors)
 
 
 def frame_number(name: str) -> int:
@@ -193,9 +193,9 @@ def ssv2(code: Path, commit: str, tmp: Path) -> None:
     for seed, (name, (count, width, height)) in enumerate(SSV2_VIDEOS.items()):
         write_frames(frames_root / name, count, width, height, 20 + seed)
         lines += [f"{name} {seed} {t} {name}/frame_{t + 1:010d}.jpg \"\"" for t in range(count)]
-    (tmp / "val.csv").write_text("\n".join(lines) + "\n")
-    (tmp / "something-something-v2-labels.json").write_text(json.dumps({"Doing something": "0"}))
-    (tmp / "something-something-v2-validation.json").write_text(json.dumps(
+    atomic_write_text(tmp / "val.csv", "\n".join(lines) + "\n")
+    atomic_write_text(tmp / "something-something-v2-labels.json", json.dumps({"Doing something": "0"}))
+    atomic_write_text(tmp / "something-something-v2-validation.json", json.dumps(
         [{"id": name, "template": "Doing [something]"} for name in names]))
     overrides = {"DATA.PATH_TO_DATA_DIR": str(tmp), "DATA.PATH_PREFIX": str(frames_root),
                  "DATA.TEST_CROP_SIZE": SSV2_CROP}
@@ -231,7 +231,7 @@ def ssv2(code: Path, commit: str, tmp: Path) -> None:
         "read_out": "frame indices: the file names retry_load_images was given; frames_sha: its decoded uint8 "
                     "frames (BGR, as cv2 gives them); resized, crop_boxes: as kinetics.json",
         "cases": cases})
-    torch.save(tensors, GOLDEN / "ssv2_tensors.pt")
+    save_torch(GOLDEN / "ssv2_tensors.pt", tensors)
 
 
 def epic(code: Path, commit: str, tmp: Path) -> None:
@@ -288,7 +288,7 @@ def epic(code: Path, commit: str, tmp: Path) -> None:
         "config": EPIC_CONFIG, "overrides": {**EVERY_RUN, **overrides},
         "read_out": "as ssv2.json; the input's channels are cv2's BGR (configs/EK set no REVERSE_INPUT_CHANNEL)",
         "cases": cases})
-    torch.save(tensors, GOLDEN / "epic_tensors.pt")
+    save_torch(GOLDEN / "epic_tensors.pt", tensors)
 
 
 TRAIN_CLIP_SEEDS = 20
@@ -307,7 +307,7 @@ def train_clips(code: Path, commit: str, tmp: Path) -> None:
     for config_name, (config, _) in KINETICS_CONFIGS.items():
         for name in KINETICS_VIDEOS:
             path = GOLDEN / "videos" / f"{name}.mp4"
-            (tmp / "train.csv").write_text(f"{path} 0\n")
+            atomic_write_text(tmp / "train.csv", f"{path} 0\n")
             cfg = official_cfg(code, config, overrides)
             dataset = Kinetics(cfg, "train")
             capture = Capture()

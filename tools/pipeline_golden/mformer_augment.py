@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.atomic_write import atomic_write_text, save_arrays
 from tools.pipeline_golden.mformer import EPIC_VIDEOS, SSV2_VIDEOS
 from tools.pipeline_golden.mformer_common import EVERY_RUN, GOLDEN, REPO, Capture, git_commit, official_cfg, sha, write
 
@@ -128,16 +129,16 @@ def calls(code: Path, commit: str, tmp: Path) -> None:
     from slowfast.datasets.ssv2 import Ssv2
 
     video = GOLDEN / "videos" / "k30_111f_40x40.mp4"
-    (tmp / "train.csv").write_text(f"{video} 0\n")
+    atomic_write_text(tmp / "train.csv", f"{video} 0\n")
     name, (count, _, _) = next(iter(SSV2_VIDEOS.items()))
     ssv2_root = GOLDEN / "videos" / "ssv2"
     ssv2_dir = tmp / "ssv2"
     ssv2_dir.mkdir()
     lines = ["original_vido_id video_id frame_id path labels"]
     lines += [f"{name} 0 {t} {name}/frame_{t + 1:010d}.jpg \"\"" for t in range(count)]
-    (ssv2_dir / "train.csv").write_text("\n".join(lines) + "\n")
-    (ssv2_dir / "something-something-v2-labels.json").write_text(json.dumps({"Doing something": "0"}))
-    (ssv2_dir / "something-something-v2-train.json").write_text(json.dumps(
+    atomic_write_text(ssv2_dir / "train.csv", "\n".join(lines) + "\n")
+    atomic_write_text(ssv2_dir / "something-something-v2-labels.json", json.dumps({"Doing something": "0"}))
+    atomic_write_text(ssv2_dir / "something-something-v2-train.json", json.dumps(
         [{"id": name, "template": "Doing [something]"}]))
     epic_video = next(iter(EPIC_VIDEOS))
     pd.DataFrame([{"participant_id": epic_video.split("_")[0], "video_id": epic_video,
@@ -359,7 +360,7 @@ def main() -> None:
         parts = {part.__name__: part(code, commit, Path(tmp), tensors)
                  for part in (rand_augment, color_jitter, resized_crop)}
     write(GOLDEN / "augment.json", {**official(commit, "see each part's 'called'"), **parts})
-    np.savez_compressed(GOLDEN / "augment_tensors.npz", **tensors)
+    save_arrays(GOLDEN / "augment_tensors.npz", compressed=True, **tensors)
     print(f"wrote augment_tensors.npz ({(GOLDEN / 'augment_tensors.npz').stat().st_size} bytes)")
 
 

@@ -16,6 +16,8 @@ import av
 import numpy as np
 import torch
 
+from data.atomic_write import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "pipelines" / "mformer"
 REPOSITORY = "facebookresearch/Motionformer"
@@ -145,7 +147,7 @@ def official(commit: str, called: str) -> dict[str, Any]:
 
 
 def write(path: Path, content: dict[str, Any]) -> None:
-    path.write_text(json.dumps(content, indent=None, separators=(",", ":")) + "\n")
+    atomic_write_text(path, json.dumps(content, indent=None, separators=(",", ":")) + "\n")
     print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
 
 

@@ -54,6 +54,8 @@ from typing import Any
 
 import torch
 
+from data.atomic_write import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "golden" / "pipelines"
 SMALL_SPE = 12  # steps per epoch of the whole-schedule record (every step)
@@ -78,7 +80,7 @@ def write(codebase: str, name: str, payload: dict[str, Any]) -> None:
     folder = OUT / codebase
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=False) + "\n")
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
@@ -225,7 +227,7 @@ def make_xvit(code: Path) -> None:
     facts = checkout_facts("1adrianb/video-transformers", code)
     with tempfile.TemporaryDirectory() as scratch:
         shim = Path(scratch) / "xvit_timm_shim.py"
-        shim.write_text(XVIT_SHIM)
+        atomic_write_text(shim, XVIT_SHIM)
         put_official_code_on_path(code, shim)
     from slowfast.models.video_model_builder import XVIT
 

@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.atomic_write import atomic_write_text, copy_file, save_arrays, save_image, save_torch
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "pipelines" / "tokshift"
 REPOSITORY = "VideoNetworks/TokShift-Transformer"
@@ -139,7 +141,7 @@ def build_folder(golden_video: Path, manifest: list[str], out: Path) -> None:
     file)."""
     out.mkdir(parents=True)
     for i, name in enumerate(manifest):
-        shutil.copyfile(golden_video / name, out / FRAME_FORMAT.format(i + 1))
+        copy_file(golden_video / name, out / FRAME_FORMAT.format(i + 1))
 
 
 class Spy:
@@ -183,13 +185,13 @@ def test_views(mods: dict[str, types.ModuleType], cfg: dict[str, Any], work: Pat
         wanted = sorted({i for views in read_clip_indices(ds, count, cfg, 10) for i in views})
         golden_video = frames_dir / name
         golden_video.mkdir(parents=True)
-        make_frame(width, height, 999, seed=1000 + v).save(golden_video / "filler.jpg", quality=JPEG_QUALITY)
+        save_image(golden_video / "filler.jpg", make_frame(width, height, 999, seed=1000 + v), quality=JPEG_QUALITY)
         for i in wanted:
-            make_frame(width, height, i, seed=v * 10_000 + i).save(golden_video / FRAME_FORMAT.format(i),
-                                                                   quality=JPEG_QUALITY)
+            save_image(golden_video / FRAME_FORMAT.format(i), make_frame(width, height, i, seed=v * 10_000 + i),
+                       quality=JPEG_QUALITY)
         manifest = [FRAME_FORMAT.format(i) if i in wanted else "filler.jpg" for i in range(1, count + 1)]
         build_folder(golden_video, manifest, work / "repo" / name)
-        (work / "val.txt").write_text(f"{name} {count} {v}\n")
+        atomic_write_text(work / "val.txt", f"{name} {count} {v}\n")
 
         opened, crops, resized, (vid, clip, label) = official_test_item(ds, aug, cfg)
         t = cfg["T_SIZE"]
@@ -352,24 +354,25 @@ def main() -> None:
                           "pillow": __import__("PIL").__version__}}
     with tempfile.TemporaryDirectory() as tmp:
         record, pixels = test_views(mods, cfg, Path(tmp))
-    np.savez_compressed(GOLDEN / "test_pixels.npz", **pixels)
-    (GOLDEN / "test_views.json").write_text(json.dumps({
+    save_arrays(GOLDEN / "test_pixels.npz", compressed=True, **pixels)
+    atomic_write_text(GOLDEN / "test_views.json", json.dumps({
         "official": {**made, "called": "data/dataset.py DataRepo(cfg, is_train='val', aug=Test_ClipAug(VAL_PATCH_SIZE, "
                                        "VAL_SHORT_SIDE, pixel_mean=PIXEL_MEAN, pixel_std=PIXEL_STD, mode=VAL_TEST_AUG)"
                                        ")[0], cfg with VAL_SAMPLE_TIMES 10 (main_ddp_shift_v3.py --evaluate)"},
         "frame_format": FRAME_FORMAT, "pixel_step": PIXEL_STEP, "pixel_frames": PIXEL_FRAMES, "videos": record},
         indent=1) + "\n")
-    (GOLDEN / "indices.json").write_text(json.dumps({
+    atomic_write_text(GOLDEN / "indices.json", json.dumps({
         "official": {**made, "called": "data/dataset.py read_clip(folder, frames, FRAME_FORMAT, T_SIZE 8, T_STEP 32, "
                                        "10 or 1); read_random_clip(folder, frames, FRAME_FORMAT, 8, 32) x 10000 after "
                                        "np.random.seed(0)"},
         **indices(mods, cfg)}) + "\n")
-    np.savez_compressed(GOLDEN / "train_draws.npz", **train_draws(mods, cfg), official=json.dumps({
+    save_arrays(GOLDEN / "train_draws.npz", compressed=True, **train_draws(mods, cfg), official=json.dumps({
         **made, "called": "data/augmentation.py Train_ClipAug(TRN_PATCH_SIZE 224, TRN_SHORT_SIDE_RANGE [224, 330], "
                           "PIXEL_MEAN, PIXEL_STD)([frame], 0) x 10000 after np.random.seed(0), one frame 588 x 331"}))
-    torch.save({"official": {**made, "called": "main_ddp_shift_v3.py validate(loader, model, CrossEntropyLoss(), "
-                                               "None, 0, args(gpu=0), cfg) on a table of random logits"},
-                **view_average(mods)}, GOLDEN / "view_average.pt")
+    save_torch(GOLDEN / "view_average.pt", {
+        "official": {**made, "called": "main_ddp_shift_v3.py validate(loader, model, CrossEntropyLoss(), None, 0, "
+                                       "args(gpu=0), cfg) on a table of random logits"},
+        **view_average(mods)})
     total = sum(f.stat().st_size for f in GOLDEN.rglob("*") if f.is_file())
     print(f"wrote {GOLDEN} ({total / 1024:.0f} KiB)")
 

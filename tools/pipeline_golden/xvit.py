@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.atomic_write import atomic_write_bytes, atomic_write_text, encode_image, save_torch
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "pipelines" / "xvit"
 REPOSITORY = "1adrianb/video-transformers"
@@ -54,11 +56,7 @@ DRAWS = 10_000
 
 
 def jpeg(array: np.ndarray, quality: int = 90) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode_image(array, "JPEG", quality=quality)
 
 
 def constant_frames(count: int, height: int, width: int) -> list[bytes]:
@@ -152,10 +150,10 @@ def kinetics_views(code: Path, root: Path, videos: list[dict[str, Any]], views: 
     from slowfast.datasets.kinetics import Kinetics
 
     (root / "annotations").mkdir(parents=True, exist_ok=True)
-    (root / "annotations" / "val.txt").write_text("".join(f"{v['name']},{v['frames']},0\n" for v in videos))
+    atomic_write_text(root / "annotations" / "val.txt", "".join(f"{v['name']},{v['frames']},0\n" for v in videos))
     if with_fps:  # their fps file is read from annotation/ (not annotations/), kinetics.py l.178-179
         (root / "annotation").mkdir(exist_ok=True)
-        (root / "annotation" / "val_fps.txt").write_text("".join(f"{v['name']},{v['fps']}\n" for v in videos))
+        atomic_write_text(root / "annotation" / "val_fps.txt", "".join(f"{v['name']},{v['fps']}\n" for v in videos))
     cfg = official_cfg(code, K600_CONFIG, {"DATA.PATH_TO_DATA_DIR": str(root), "TEST.NUM_ENSEMBLE_VIEWS": views,
                                            **overrides})
     dataset = Kinetics(cfg, "test")
@@ -166,7 +164,7 @@ def ssv2_views(code: Path, root: Path, videos: list[dict[str, Any]], overrides: 
                ) -> list[list[dict[str, Any]]]:
     from slowfast.datasets.ssv2 import Ssv2
 
-    (root / "val_videofolder.txt").write_text("".join(f"{v['name']} {v['frames']} 0\n" for v in videos))
+    atomic_write_text(root / "val_videofolder.txt", "".join(f"{v['name']} {v['frames']} 0\n" for v in videos))
     cfg = official_cfg(code, SSV2_CONFIG, {"DATA.PATH_TO_DATA_DIR": str(root), **overrides})
     dataset = Ssv2(cfg, "test")
     return _items(dataset, len(videos), cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS)
@@ -254,7 +252,7 @@ def make_pixel_views(code: Path, meta: dict[str, Any]) -> None:
             folder = frames_dir / name
             folder.mkdir(parents=True)
             for i, frame in enumerate(frames):  # the same bytes as in the h5 file: what a user's export gives
-                (folder / f"{i + 1:06d}.jpg").write_bytes(frame)
+                atomic_write_bytes(folder / f"{i + 1:06d}.jpg", frame)
             root = Path(tmp) / name
             if case["dataset"] == "kinetics":
                 write_h5(root / "val" / f"{name}.h5", name, frames)
@@ -268,7 +266,7 @@ def make_pixel_views(code: Path, meta: dict[str, Any]) -> None:
                              "every_6th": views[..., ::SUBSAMPLE, ::SUBSAMPLE].float()}
             cases.append({**case, "config": K600_CONFIG if case["dataset"] == "kinetics" else SSV2_CONFIG,
                           "items": _strip(items)})
-    torch.save(tensors, GOLDEN / "pixel_views.pt")
+    save_torch(GOLDEN / "pixel_views.pt", tensors)
     _write_json("pixel_views.json", {
         **meta, "called": "as test_views.json, on textured JPEG frames; pixel_views.pt holds each view's input "
                           "tensor (C, T, h, w) as their item returns it: sum, sum_sq and every_6th = [..., ::6, ::6]",
@@ -294,13 +292,13 @@ def make_view_combination(code: Path, meta: dict[str, Any]) -> None:
     from slowfast.utils.metrics import topks_correct
 
     correct = [int(c) for c in topks_correct(meter.video_preds, meter.video_labels, (1, 5))]
-    torch.save({"logits": logits, "labels": labels, "order": order, "video_preds": meter.video_preds.clone(),
+    save_torch(GOLDEN / "view_combination.pt", {
+                "logits": logits, "labels": labels, "order": order, "video_preds": meter.video_preds.clone(),
                 "top1_correct": correct[0], "top5_correct": correct[1], "clip_count": meter.clip_count.clone(),
                 "official": {**meta, "called": "slowfast/utils/meters.py TestMeter(9, 6, 12, 4, False, 'sum')"
                                               ".update_stats in batches of 8 clips in shuffled order, then "
                                               "slowfast/utils/metrics.py topks_correct(video_preds, labels, (1, 5))",
-                             "note": "logits (video, view, class) float64; clip id = video * 6 + view"}},
-               GOLDEN / "view_combination.pt")
+                             "note": "logits (video, view, class) float64; clip id = video * 6 + view"}})
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
@@ -468,8 +466,8 @@ def make_train(code: Path, meta: dict[str, Any]) -> None:
     out["ssv2_random_erasing"] = _ssv2_random_erasing()
     out["auto_augment_v0"] = _auto_augment_v0()
     out["draws"], tensors = _two_sample_draws()
-    torch.save({**tensors, "k600_multi_scale_input": frames.clone(), "k600_multi_scale_pixels": resized.clone()},
-               GOLDEN / "train_draws.pt")
+    save_torch(GOLDEN / "train_draws.pt", {**tensors, "k600_multi_scale_input": frames.clone(),
+                                           "k600_multi_scale_pixels": resized.clone()})
     _write_json("train.json", out)
 
 
@@ -477,7 +475,7 @@ def make_train(code: Path, meta: dict[str, Any]) -> None:
 
 
 def _write_json(name: str, content: dict[str, Any]) -> None:
-    (GOLDEN / name).write_text(json.dumps(content, indent=1) + "\n")
+    atomic_write_text(GOLDEN / name, json.dumps(content, indent=1) + "\n")
     print(f"wrote {GOLDEN / name}")
 
 

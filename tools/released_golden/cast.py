@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from data.atomic_write import atomic_write_text, save_torch
 from models import create_model
 from models.released import describe_released, load_released, required_model
 from tools.released_golden.common import (
@@ -119,12 +120,12 @@ def write_case(case: str, net: nn.Module, clip: Tensor, variant: str, repository
         weights = {k: v.half() for k, v in net.state_dict().items()}
         net.load_state_dict(weights)
         (out / "checkpoint-1").mkdir(parents=True, exist_ok=True)
-        torch.save(deepspeed_checkpoint(weights, epoch=1, steps=10),
-                   out / "checkpoint-1" / "mp_rank_00_model_states.pt")
-        (out / "latest").write_text("checkpoint-1")
+        save_torch(out / "checkpoint-1" / "mp_rank_00_model_states.pt",
+                   deepspeed_checkpoint(weights, epoch=1, steps=10))
+        atomic_write_text(out / "latest", "checkpoint-1")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        torch.save(pth_checkpoint(net, variant, epoch=1), out / "checkpoint-1.pth")
+        save_torch(out / "checkpoint-1.pth", pth_checkpoint(net, variant, epoch=1))
     write_expected(case, "cast", "checkpoint-1" if deepspeed else "checkpoint-1.pth", clip, forward(net, clip),
                    given={"num_heads": SMALL["num_heads"]},
                    official={**repository, "entry_point": ENTRY_POINTS[variant], "config": SMALL,

@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from data.atomic_write import atomic_write_bytes, atomic_write_text, save_torch
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO / "tests" / "golden" / "released"
 RECORD = REPO / "reports" / "benchmarks" / "released_conversion.json"
@@ -123,11 +125,11 @@ def write_expected(case: str, layout: str, checkpoint: str, clip: Tensor, logits
         raise FileNotFoundError(f"{folder / checkpoint}: write the checkpoint before its expected.pt")
     if (clip.dtype == torch.uint8) != (normalise is not None):
         raise ValueError("a clip of uint8 pixels needs its normalise (mean, std), and only such a clip")
-    torch.save({"layout": layout, "checkpoint": checkpoint,
+    save_torch(folder / "expected.pt", {"layout": layout, "checkpoint": checkpoint,
                 "clip": clip.contiguous() if normalise else clip.to(torch.float64).contiguous(),
                 **({"normalise": normalise} if normalise else {}),
                 "logits": logits.to(torch.float64).contiguous(), "given": given,
-                "official": {**official, "command": command or command_line()}}, folder / "expected.pt")
+                "official": {**official, "command": command or command_line()}})
     print(f"wrote {folder}: logits {tuple(logits.shape)}")
     return folder
 
@@ -156,7 +158,7 @@ def write_record(record: dict[str, Any], path: Path = RECORD) -> None:
                "command": command_line()}
     records = [r for r in records if (r["layout"], r["variant"]) != (record["layout"], record["variant"])]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"records": records + [stamped]}, indent=1) + "\n")
+    atomic_write_text(path, json.dumps({"records": records + [stamped]}, indent=1) + "\n")
     print(f"wrote {path} [{record['layout']} {record['variant']}]: max relative difference "
           f"{record['max_relative_difference']:.3g}")
     if not stamped["within_limit"]:
@@ -230,7 +232,7 @@ class SlowFastMaker:
             clip = random_clip(2, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, seed)
             logits = self.logits(model.double(), clip_input(clip))
             (GOLDEN_DIR / name).mkdir(parents=True, exist_ok=True)
-            (GOLDEN_DIR / name / path.name).write_bytes(path.read_bytes())  # byte for byte
+            atomic_write_bytes(GOLDEN_DIR / name / path.name, path.read_bytes())  # byte for byte
         official = {"repository": self.repository, "official_commit": commit, "config": config,
                     "overrides": {**self.every_run, **overrides}, "seed": seed}
         shim = " --shim SHIM" if self.shim else ""

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from data.atomic_write import save_torch
 from models import create_model
 from models.released import describe_released, load_released, required_model
 from tools.released_golden.common import (
@@ -100,7 +101,7 @@ def make_golden(official: dict[str, Any], repository: dict[str, Any]) -> None:
         with torch.no_grad():
             logits = net(clip.transpose(1, 2).contiguous())  # the official input is (B, T, C, H, W)
         (GOLDEN_DIR / case).mkdir(parents=True, exist_ok=True)
-        torch.save(training_checkpoint(net), GOLDEN_DIR / case / "best_ckpt_e0.pth")
+        save_torch(GOLDEN_DIR / case / "best_ckpt_e0.pth", training_checkpoint(net))
         write_expected(case, "tokshift", "best_ckpt_e0.pth", clip, logits,
                        given={"variant": variant, "frames": SMALL["frames"], "num_heads": SMALL["num_heads"]},
                        official={**repository, "net": NETS[variant], "config": SMALL})

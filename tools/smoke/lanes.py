@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.atomic_write import open_log
 from reports.smoke_records import crowded_out, markdown, read_records
 
 from .runs import SmokeOptions, data_request, echo_err, options_line, smoke_configs
@@ -139,7 +140,7 @@ def _run_command(tables: Sequence[str], options: Sequence[str], log: Path) -> in
     after, code = None, 0
     for _ in range(MAX_RESTARTS + 1):
         start = log.stat().st_size if log.exists() else 0
-        with open(log, "a") as out:
+        with open_log(log) as out:
             code = subprocess.run(lane_command(tables, options, after), stdout=out, stderr=subprocess.STDOUT,
                                   check=False).returncode
         point = resume_point(log, start) if code != 0 else None
@@ -171,7 +172,7 @@ def run_jobs(tables: Sequence[str], options: SmokeOptions, lane_options: Sequenc
     log_dir.mkdir(parents=True, exist_ok=True)
     logs = [log_dir / f"lane{i}.log" for i in range(len(lanes))]
     for lane, log in zip(lanes, logs, strict=True):
-        log.write_text("")
+        open_log(log, append=False).close()
         echo(f"lane {log.stem}: {', '.join(map(shown, lane))} ({sum(parts[p] for p in lane)} runs) -> {log}")
     with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
         codes = list(pool.map(lambda item: run_lane(item[0], lane_options, item[1]), zip(lanes, logs, strict=True)))
