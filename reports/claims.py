@@ -32,7 +32,8 @@ from experiments.harness.records import experiment_key
 from experiments.harness.spec import RowSpec, TableSpec, table_spec
 from experiments.paper_tables import paper_table, paper_tables, papers
 
-from .build import GENERATED_DIR, REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
+from .build import GENERATED_DIR, REPORTS_DIR, short_commit, static_values
+from .cells import Cell, aggregate, metric_values
 from .chance import chance
 from .records import RESULTS_DIR, one_scan, table_records
 from .statistics import ALPHA, Q, Test, adjusted, against_chance, difference

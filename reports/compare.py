@@ -19,7 +19,7 @@ from tabulate import tabulate
 from experiments.harness.spec import TableSpec
 from experiments.paper_tables import paper_table, printed
 
-from .build import Cell, aggregate, metric_values
+from .cells import Cell, aggregate, metric_values
 from .records import table_records
 from .statistics import Q, Test, adjusted, difference, one_seed_against
 

@@ -77,7 +77,8 @@ def _released(spec, runs_root: str, results_root: str | Path | None) -> dict[str
 
 def _metric_values(spec, scale: str, runs_root: str, results_root: str | Path | None) -> dict[str, dict[str, Any]]:
     """{row key: {column: Cell or None}} at ``scale`` from the tracked and local records."""
-    from .build import aggregate, load_records, metric_values
+    from .build import load_records
+    from .cells import aggregate, metric_values
 
     return metric_values(spec, aggregate(load_records(spec.table_id, runs_root, results_root), scale))
 

@@ -32,7 +32,8 @@ from experiments.harness.spec import TableSpec, implemented_tables, table_spec
 from experiments.paper_tables import paper_table
 
 from .benchmarks import shift_tables
-from .build import GENERATED_DIR, aggregate, metric_values, short_commit
+from .build import GENERATED_DIR, short_commit
+from .cells import aggregate, metric_values
 from .records import RESULTS_DIR, table_records
 from .statistics import RULE, column_line, table_pairs
 

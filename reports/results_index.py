@@ -36,7 +36,8 @@ from tabulate import tabulate
 from experiments.harness.spec import implemented_tables, registered_specs, table_spec
 from experiments.paper_tables import paper_table, papers, printed
 
-from .build import GENERATED_DIR, REPORTS_DIR, Cell, aggregate, metric_values, short_commit, static_values
+from .build import GENERATED_DIR, REPORTS_DIR, short_commit, static_values
+from .cells import Cell, aggregate, metric_values
 from .chance import unread_top_k
 from .records import RESULTS_DIR, table_records
 

@@ -37,7 +37,6 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
-from scipy import stats
 
 ALPHA = 0.05  # the level of every test, two-sided
 Q = 0.05  # the false discovery rate of every family of pairs
@@ -53,6 +52,13 @@ RULE = (f"two-sided t-tests over seeds at α = {ALPHA:g}: the paired t-test on t
         f"{100 * CONFIDENCE:g}% confidence interval and p; a table's many pairs read at a false discovery rate of "
         f"q = {Q:g} (Benjamini-Hochberg over the table's pairs); a cell of one seed cannot be tested "
         f"(`reports/statistics.py`)")
+
+
+def _scipy_stats():
+    """scipy.stats, imported when a test runs: the commands that only list or show tables answer without it."""
+    from scipy import stats
+
+    return stats
 
 
 class Seeds(Protocol):
@@ -132,6 +138,7 @@ def difference_tests(x: np.ndarray, y: np.ndarray, paired: bool) -> Tests:
     """mean x − mean y along the last axis: ``scipy.stats.ttest_rel`` (``paired``: x and y hold the same seeds in
     the same order) or ``scipy.stats.ttest_ind(equal_var=False)`` (Welch), two-sided, with their confidence
     intervals at ``CONFIDENCE``; p is NaN where the test's noise estimate is exactly zero."""
+    stats = _scipy_stats()
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     estimate = x.mean(axis=-1) - y.mean(axis=-1)
     with warnings.catch_warnings():
@@ -159,6 +166,7 @@ def difference(a: Seeds, b: Seeds, shift: float = 0.0) -> Test | None:
 
 def against(a: Seeds, value: float) -> Test | None:
     """a's mean − ``value`` by the one-sample t-test; None with fewer than two seeds."""
+    stats = _scipy_stats()
     x = _values(a)
     if len(x) < 2:
         return None
@@ -176,6 +184,7 @@ def against_chance(a: Seeds, chance: float, test_videos: int) -> Test | None:
     seeds; where the seeds do not spread (or one seed), the exact binomial test of one seed's correct videos on the
     test set (``scipy.stats.binomtest``, Clopper-Pearson interval), the noise a cell whose seeds all guessed alike
     still has. None without a test set."""
+    stats = _scipy_stats()
     x = _values(a)
     if len(x) == 0 or test_videos < 1:
         return None
@@ -193,6 +202,7 @@ def against_chance(a: Seeds, chance: float, test_videos: int) -> Test | None:
 
 def one_seed_against(y: float, b: Seeds) -> Test | None:
     """One new seed ``y`` against the seeds of ``b`` (the prediction t-test); None when ``b`` has fewer than two."""
+    stats = _scipy_stats()
     x = _values(b)
     if len(x) < 2:
         return None
@@ -207,6 +217,7 @@ def one_seed_against(y: float, b: Seeds) -> Test | None:
 def adjusted(tests: Sequence[Test | None]) -> list[Test | None]:
     """The family's tests with their Benjamini-Hochberg q (``scipy.stats.false_discovery_control``); the untested
     and the missing keep no q and are not counted in the family."""
+    stats = _scipy_stats()
     tested = [i for i, t in enumerate(tests) if t is not None and t.tested]
     out = list(tests)
     if tested:
@@ -221,6 +232,7 @@ def power(difference: float, spread: float, seeds: int, paired: bool) -> float:
     cell: paired, ``spread`` is the standard deviation of the per-seed differences (n − 1 df); independent, the
     seed-to-seed standard deviation of each cell, taken equal (Welch's df is then 2(n − 1)). From the noncentral
     t distribution (``scipy.stats.nct``)."""
+    stats = _scipy_stats()
     if seeds < 2 or spread <= 0:
         raise ValueError(f"power needs at least 2 seeds and a positive spread, got {seeds} and {spread}")
     df = seeds - 1 if paired else 2 * (seeds - 1)

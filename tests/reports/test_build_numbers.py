@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from reports.build import REPORTS_DIR, build_report, device_label, ours, short_commit
+from reports.build import REPORTS_DIR, build_report, ours, short_commit
+from reports.cells import device_label
 from reports.chance import chance_level
 from tests.reports.test_cells_reference import GPU_RUN, record, row_cells, write_local
 from tests.reports.test_tracked_results import write_tracked

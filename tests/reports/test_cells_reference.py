@@ -11,7 +11,8 @@ from pathlib import Path
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import column_slug, table_spec
 from reports import statistics
-from reports.build import REPORTS_DIR, Cell, build_report
+from reports.build import REPORTS_DIR, build_report
+from reports.cells import Cell
 from reports.records import table_records
 from tests.reports.test_tracked_results import write_tracked
 

@@ -20,7 +20,8 @@ import pytest
 from experiments.harness.plan import resolve_runs
 from experiments.harness.spec import table_spec
 from reports import statistics
-from reports.build import GENERATED_DIR, REPORTS_DIR, Cell, build_report
+from reports.build import GENERATED_DIR, REPORTS_DIR, build_report
+from reports.cells import Cell
 from reports.readme import generated_pages, page_link, rewrite_generated_pages
 from reports.records import table_records, track, tracked_path
 

@@ -17,7 +17,7 @@ from experiments.harness.provenance import (
     provenance,
 )
 from experiments.harness.tasks import evaluation_device
-from reports.build import device_label
+from reports.cells import device_label
 
 
 def paper_config(**trainer):
