@@ -44,7 +44,7 @@ from data.command_line import OneLineParser, path
 from experiments.harness.claims import all_claims
 from experiments.harness.spec import TableSpec, implemented_tables, table_spec
 from experiments.presets import TABLE_BUDGET_MIN
-from reports.build import Cell, aggregate, metric_values
+from reports.cells import Cell, aggregate, metric_values
 from reports.readme import EXPERIMENTS, SIDE_BY_SIDE, seed_runs
 from reports.records import RESULTS_DIR, all_records, one_scan, table_records
 from reports.statistics import ALPHA, power
