@@ -14,6 +14,13 @@ scheduler's job trains it (``JOB_FILE``) and, once tested, the record (``RECORD`
 written last and atomically). Its lock file lies beside it, not inside (``lock_file``): a run that ``--force`` moves
 away keeps its lock in place, and a run refused before it starts leaves no folder.
 
+Each of these files is checked the same way before it is read or written (``checked_file``): a regular file, inside
+the runs folder once links are resolved; a file a library writes by its name (Lightning's ``HPARAMS``, the lock) is
+no link at all, as the library would write through it. A folder, FIFO, device or a link out of the runs folder in
+any of their places is a damaged run: ``DamagedRecordError`` naming the file and what to do, the same line for
+``run``, ``--dry-run``, ``status`` and ``attention-score`` (``next_step`` refuses the run), never a hang on a FIFO
+or a traceback after the training.
+
 What a command does next with the run ``cfg`` (``RunDir.next_step``, a ``Step``), asked in this order:
 
 - ``skip``: its data is absent on this machine (the caller says where it was expected);
@@ -35,7 +42,8 @@ holder killed while it trains (the kernel frees its lock: the next command resum
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -235,12 +243,51 @@ class RunDir:
         return self.path.parent / f".{self.path.name}.lock"
 
     def has_record(self) -> bool:
-        """The run is recorded (a record is written atomically: its presence means a whole one, read without the
-        lock)."""
-        return self.record_file.exists()
+        """Something is in the record's place (a record is written atomically: a regular file there is a whole one,
+        read without the lock; anything else there is a damaged run, which ``check`` names)."""
+        return os.path.lexists(self.record_file)
 
     def has_checkpoint(self) -> bool:
-        return self.last_checkpoint.exists()
+        return os.path.lexists(self.last_checkpoint)
+
+    def checked_file(self, path: Path, runs_root: str | Path, written_by_name: bool = False,
+                     fix: str | None = None) -> Path | None:
+        """``path``, one of the folder's files, if it is a regular file inside ``runs_root`` once links are resolved
+        (``written_by_name``: a file a library writes by its name, which must be no link at all); None where there
+        is nothing; else ``DamagedRecordError`` naming it, what it is and ``fix`` (default: ``local_record_fix``).
+        The one check of every file the folder names (module doc)."""
+        from data.root_files import file_kind, shown
+
+        fix = fix or local_record_fix(self.path)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode) and written_by_name:
+            raise DamagedRecordError(f"{shown(path)}: a link, which the run would write through; {fix}")
+        self.inside(path, runs_root, fix)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            raise DamagedRecordError(f"{shown(path)}: cannot be read ({err.strerror or err}); {fix}") from None
+        if not stat.S_ISREG(mode):
+            raise DamagedRecordError(f"{shown(path)}: not a regular file (a {file_kind(mode)}); {fix}")
+        return path
+
+    def checkpoint_inside(self, runs_root: str | Path) -> Path:
+        """The last checkpoint (``checked_file``), to load or resume from; ``FileNotFoundError`` where there is
+        none."""
+        path = self.checked_file(self.last_checkpoint, runs_root)
+        if path is None:
+            raise FileNotFoundError(f"{self.last_checkpoint}: no checkpoint of the run")
+        return path
+
+    def check_written_files(self, runs_root: str | Path) -> None:
+        """The files a run's libraries write by name, checked before anything trains (``checked_file``): the
+        hyper-parameters Lightning writes into the folder (a folder or FIFO there ended the run after its training,
+        or hung it), and the lock."""
+        self.checked_file(self.path / self.HPARAMS, runs_root, written_by_name=True)
+        self.check_lock_file()
 
     def relative_to(self, runs_root: str | Path) -> str:
         """The folder's place under ``runs_root``, as a record's ``reused_from`` names it."""
@@ -322,6 +369,7 @@ class RunDir:
         using it would put that run's numbers under this one's name."""
         if self.has_record():
             return CheckedRun("finished", record=self.finished_record(cfg, runs_root))
+        self.check_written_files(runs_root)
         if self.has_checkpoint():
             return CheckedRun("resumable", started=self.checkpoint_run(cfg, runs_root))
         return CheckedRun("absent")
@@ -329,7 +377,7 @@ class RunDir:
     def finished_record(self, cfg: RunConfig, runs_root: str | Path) -> dict[str, Any]:
         """The run's record, checked to be this run's, done with this configuration (and to lie in the runs folder:
         a link out of it is refused, never read)."""
-        record = read_record(self.record_inside(runs_root), (*RECORD_KEYS, "config"))
+        record = read_record(self.checked_file(self.record_file, runs_root), (*RECORD_KEYS, "config"))
         _refuse_another_run(record, cfg, runs_root, f"its {self.RECORD} was written for another run")
         return record
 
@@ -337,19 +385,19 @@ class RunDir:
         """What the last checkpoint says it belongs to (its place, configuration and process count, saved under
         ``RUN_STATE``), checked against ``cfg``; None for a checkpoint written before checkpoints said so (its
         configuration cannot be checked)."""
-        started = self._checkpoint_run_state()
+        started = self._checkpoint_run_state(runs_root)
         if started is not None:
             _refuse_another_run(started, cfg, runs_root, f"its {self.LAST_CHECKPOINT} was written for another run",
                                 resume=True)
         return started
 
-    def _checkpoint_run_state(self) -> dict[str, Any] | None:
+    def _checkpoint_run_state(self, runs_root: str | Path) -> dict[str, Any] | None:
         """The ``RUN_STATE`` the last checkpoint holds, read without executing anything
         (``models.weights.load_weights_file``: weights only, a TorchScript archive refused) and without reading its
         tensors (memory-mapped); None when it holds none."""
         from models.weights import CheckpointError, UnsafeCheckpointError, load_weights_file
 
-        path, fix = self.last_checkpoint, local_record_fix(self.path)
+        path, fix = self.checkpoint_inside(runs_root), local_record_fix(self.path)
         try:
             checkpoint = load_weights_file(path, mmap=True, fix=f"a run's checkpoint never is one: {fix}")
         except UnsafeCheckpointError:  # it would run code: refused as every checkpoint load refuses it
@@ -390,10 +438,11 @@ class RunDir:
         """A reused run's TensorBoard files (event files, hyper-parameters) copied from the run it reuses, so that
         ``tensorboard --logdir runs/<table>`` shows every row of the table, the reused ones with the curves they
         were trained with (their hyper-parameters name the table and row that trained them)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        from data.atomic_write import copy_file
+
         for path in [*sorted(source.path.glob(self.EVENT_FILES)), source.path / self.HPARAMS]:
-            if path.is_file() and not (self.path / path.name).exists():
-                shutil.copy2(path, self.path / path.name)
+            if path.is_file() and not path.is_symlink() and not os.path.lexists(self.path / path.name):
+                copy_file(path, self.path / path.name)
 
 
 def _refuse_another_run(recorded: dict[str, Any], cfg: RunConfig, runs_root: str | Path, what: str,

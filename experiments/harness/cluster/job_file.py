@@ -14,15 +14,24 @@ now):
 - ``failed``: with ``error``, the last line of what stopped it;
 - ``stopped``: a signal stopped it (``stopped_by``: a preemption, a requeue or a cancel send SIGTERM);
 - ``requeued``: it saved its state and requeued itself before its time limit.
+
+Every field a reader takes is declared in ``JobFields`` and checked when the file is read (``read_job``): a job
+file is a user's file as much as a record, and a ``starts`` of ``[1]``, ``inf`` or ``"x"`` is one line naming the
+file and the field, not a traceback in ``status``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from data.schemas import describe
 
 from ..records import DamagedRecordError, read_json
 from ..run_dir import RunDir, RunsTree
@@ -49,17 +58,62 @@ def job_fix(run_dir: str | Path) -> str:
             f"again), after checking with `squeue` that no job of the run is queued or running")
 
 
+MAX_STARTS = 10**6  # a job requeues itself at most 30 times; a count past this is no count of starts
+Text = StrictStr | None
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_STARTS)]
+
+
+class JobFields(BaseModel):
+    """What the readers of a job file (``status``, a later ``run --submit``, the job itself) take from it, each of
+    its type, strictly (``"5"`` is no count); keys no reader takes pass."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    state: Literal[STATES]
+    executor: Text = None
+    job_id: Text = None
+    instance: Text = None
+    host: Text = None
+    pid: Annotated[StrictInt, Field(ge=0, le=2**31)] | None = None
+    nodes: Text = None
+    submitted_at: Text = None
+    submitted_on: Text = None
+    started_at: Text = None
+    alive_at: Text = None
+    ended_at: Text = None
+    folder: Text = None
+    stdout: Text = None
+    stderr: Text = None
+    resources: Text = None
+    sbatch: list[StrictStr] | None = None
+    config_key: Text = None
+    action: Text = None
+    reuses: Text = None
+    after: list[StrictStr] | None = None
+    earlier_jobs: list[StrictStr] | None = None
+    command: Text = None
+    starts: Count | None = None
+    error: Text = None
+    stopped_by: Text = None
+    progress: Any = None  # checked field by field where it is read (``status.progress_of``), a bad one shown as none
+    report: Text = None
+    report_at: Text = None
+    report_error: Text = None
+
+
 def read_job(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's job file, or None where it has none; one that is not a JSON object with a known ``state`` raises
-    ``DamagedRecordError`` naming it and what to do."""
+    """The run's job file, or None where it has none; one that is not a JSON object of ``JobFields`` raises
+    ``DamagedRecordError`` naming it, the field and what to do."""
     path = RunDir(run_dir).job_file
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     found = read_json(path, job_fix(run_dir))
-    if not isinstance(found, dict) or found.get("state") not in STATES:
-        state = found.get("state") if isinstance(found, dict) else None
-        raise DamagedRecordError(f"{path}: not a job file (state {state!r}, expected one of {', '.join(STATES)}); "
-                                 f"{job_fix(run_dir)}")
+    if not isinstance(found, dict):
+        raise DamagedRecordError(f"{path}: not a job file (not a JSON object); {job_fix(run_dir)}")
+    try:
+        JobFields.model_validate(found)
+    except ValidationError as err:
+        raise DamagedRecordError(f"{path}: not a job file ({describe(err)}); {job_fix(run_dir)}") from None
     return found
 
 
