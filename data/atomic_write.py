@@ -39,9 +39,9 @@ from data.root_files import file_kind, shown
 _UMASK = os.umask(0)  # read once (it can only be read by setting it): new files get the usual 0o666 & ~umask
 os.umask(_UMASK)
 
-__all__ = ["WriteRefusedError", "atomic_write_bytes", "atomic_write_text", "copy_file", "encode_image",
-           "make_folder", "open_lock", "open_log", "open_replacing", "replacing", "save_arrays", "save_figure",
-           "save_image", "save_torch", "shown", "write_proc"]
+__all__ = ["WriteRefusedError", "atomic_write_bytes", "atomic_write_text", "check_folder", "check_target",
+           "copy_file", "encode_image", "make_folder", "open_lock", "open_log", "open_replacing", "replacing",
+           "save_arrays", "save_figure", "save_image", "save_torch", "shown", "write_proc"]
 
 
 class WriteRefusedError(ValueError):
@@ -63,6 +63,26 @@ def _refuse_non_file(path: Path) -> None:
                                 f"or choose another path")
 
 
+def check_folder(path: str | os.PathLike) -> Path:
+    """``path`` if it is a folder, or could be made one (``make_folder``): checked before a command does its work,
+    so that a file in its place is said at once, not once the work is done."""
+    path = Path(path)
+    blocking = next((part for part in (path, *path.parents) if part.exists() and not part.is_dir()), None)
+    if blocking is not None:
+        raise WriteRefusedError(f"{shown(blocking)}: a {file_kind(os.stat(blocking).st_mode)}, not a folder, so "
+                                f"nothing is written in {shown(path)}; remove it or choose another path")
+    return path
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """``path`` if a file can be written there (``check_folder`` of its folder; no folder, FIFO or device in its
+    place): checked before a command does its work."""
+    path = Path(path)
+    check_folder(path.parent)
+    _refuse_non_file(path)
+    return path
+
+
 def make_folder(path: str | os.PathLike) -> Path:
     """``path`` as a folder (created with its parents), or ``WriteRefusedError`` naming the first part of it that
     is a file, FIFO or device."""
@@ -70,10 +90,8 @@ def make_folder(path: str | os.PathLike) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = next((part for part in (path, *path.parents) if part.exists() and not part.is_dir()), path)
-        kind = file_kind(os.stat(blocking).st_mode) if blocking.exists() else "file"
-        raise WriteRefusedError(f"{shown(blocking)}: a {kind}, not a folder, so nothing is written in "
-                                f"{shown(path)}; remove it or choose another path") from None
+        check_folder(path)
+        raise
     return path
 
 

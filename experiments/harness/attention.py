@@ -147,17 +147,18 @@ def capture_forward(model: Any, batch: Any, names: list[str]) -> tuple[Any, list
 
 
 def write_figures(figures: dict[str, np.ndarray], out: Path) -> list[Path]:
-    """Each figure as ``out/<name>.png`` and as an image of one TensorBoard event file in ``out``."""
-    from PIL import Image
+    """Each figure as ``out/<name>.png`` and as an image of one TensorBoard event file in ``out``, through the one
+    writer (a link where a figure goes is replaced, never written through)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    out.mkdir(parents=True, exist_ok=True)
+    from data.atomic_write import make_folder, save_image
+
+    make_folder(out)
     paths = []
     writer = SummaryWriter(log_dir=str(out))
     try:
         for name, image in figures.items():
-            path = out / f"{name}.png"
-            Image.fromarray(image).save(path)
+            path = save_image(out / f"{name}.png", image)
             writer.add_image(f"attention/{name}", image, 0, dataformats="HWC")
             paths.append(path)
     finally:
@@ -166,8 +167,12 @@ def write_figures(figures: dict[str, np.ndarray], out: Path) -> list[Path]:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
+    from data.atomic_write import check_folder, shown
+
     from .sizes import allowing_large
 
+    if args.out:
+        check_folder(args.out)  # before the model is built and the clip decoded
     with allowing_large(args.allow_large):  # the bound on a video's frames (sizes.check_video_frames)
         cfg, model = build_row_model(args)
         figures = figures_of(model, cfg.table)
@@ -176,7 +181,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     clip = captioned(clip, caption)
     out = Path(args.out) if args.out else Path(args.runs_dir) / cfg.table / cfg.row / "attention"
     for path in write_figures(figures.draw(model, clip, query), out):
-        print(path)
+        print(shown(path))
     return 0
 
 

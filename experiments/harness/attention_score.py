@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+
 from data.command_line import count
+from data.schemas import describe
 
 from .attention import Measure, registered_figures
 from .spec import SCALES
@@ -58,7 +61,7 @@ def trained_model(cfg: Any, runs_root: Path) -> tuple[Any, Any]:
         raise NotScoredError(f"{run.path}: not a finished run of {cfg.table}/{cfg.row}/{cfg.column} seed {cfg.seed}; "
                              f"train it first (`python -m experiments run {cfg.table} --rows {cfg.row}`)")
     model = build_model(cfg, data_classes(cfg))
-    load_state_file(model, run.last_checkpoint)
+    load_state_file(model, run.checkpoint_inside(runs_root))  # never a link out of the runs folder
     return model.eval(), run
 
 
@@ -119,18 +122,50 @@ def score_table(table: str, scale: str, rows: list[str] | None, seeds: int, runs
             "sample_limit": limit, "runs": runs}
 
 
-def updated(record: dict[str, Any], old_path: Path) -> dict[str, Any]:
-    """``record`` with the runs of ``old_path``'s record that it does not score again (rows scored with another
-    seed count: Table 4 tracks 5 seeds of some rows, 3 of others); a record of another table, column, scale,
-    definition or sample limit is refused, not mixed in."""
+SAME_SCORE = ("kind", "table", "scale", "column", "dataset", "definition", "sample_limit")
+
+
+class ScoredRun(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    row: StrictStr
+
+
+class ScoredRecord(BaseModel):
+    """What ``updated`` reads of a record, each of its type, strictly; keys it does not read pass."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: StrictStr
+    table: StrictStr
+    scale: StrictStr
+    column: StrictStr
+    dataset: StrictStr
+    definition: StrictStr
+    commit: StrictStr | None = None
+    sample_limit: StrictInt | None = None
+    runs: list[ScoredRun]
+
+
+def read_scored(path: Path) -> dict[str, Any]:
+    """A record this command wrote, to update: every field ``updated`` reads of its type (``ScoredRecord``), else
+    ``NotScoredError`` naming the file and the field (read before anything is scored)."""
     from .records import read_json
 
-    old = read_json(old_path, "delete it or write to another --out")
-    same = ("kind", "table", "scale", "column", "dataset", "definition", "sample_limit")
-    if not isinstance(old, dict) or any(old.get(key) != record[key] for key in same) or \
-            not isinstance(old.get("runs"), list):
-        raise NotScoredError(f"{old_path}: not a record of the same score ({', '.join(same)}); --update adds only "
-                             f"to one")
+    old = read_json(path, "delete it or write to another --out")
+    try:
+        ScoredRecord.model_validate(old)
+    except ValidationError as err:
+        raise NotScoredError(f"{path}: not a record of attention-score ({describe(err)}); --update adds only to one; "
+                             f"delete it or write to another --out") from None
+    return old
+
+
+def updated(record: dict[str, Any], old: dict[str, Any], old_path: Path) -> dict[str, Any]:
+    """``record`` with the runs of the record ``old`` (read from ``old_path`` by ``read_scored``) that it does not
+    score again (rows scored with another seed count: Table 4 tracks 5 seeds of some rows, 3 of others); a record of
+    another table, column, scale, definition or sample limit is refused, not mixed in."""
+    if any(old.get(key) != record[key] for key in SAME_SCORE):
+        raise NotScoredError(f"{old_path}: not a record of the same score ({', '.join(SAME_SCORE)}); --update adds "
+                             f"only to one")
     scored = {run["row"] for run in record["runs"]}
     kept = [run for run in old["runs"] if not (isinstance(run, dict) and run.get("row") in scored)]
     commits = sorted({old.get("commit"), record["commit"]} - {None})
@@ -138,19 +173,19 @@ def updated(record: dict[str, Any], old_path: Path) -> dict[str, Any]:
 
 
 def cmd_attention_score(args: argparse.Namespace) -> int:
-    from data.atomic_write import atomic_write_text
+    from data.atomic_write import atomic_write_text, check_target, shown
 
     runs_root = Path(args.runs_dir)
     measure, _ = measure_of(args.table, args.scale, args.rows, 1)
-    out = Path(args.out) if args.out else runs_root / "reports" / args.table / measure.record_name
+    out = check_target(args.out if args.out else runs_root / "reports" / args.table / measure.record_name)
     if args.update and not out.is_file():
-        raise NotScoredError(f"--update: {out} is not a record to update")
+        raise NotScoredError(f"--update: {shown(out)} is not a record to update")
+    old = read_scored(out) if args.update else None  # before anything is scored
     record = score_table(args.table, args.scale, args.rows, args.seeds, runs_root, args.limit)
-    if args.update:
-        record = updated(record, out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if old is not None:
+        record = updated(record, old, out)
     atomic_write_text(out, json.dumps(record, indent=1) + "\n")
-    print(out)
+    print(shown(out))
     return 0
 
 
