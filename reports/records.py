@@ -310,26 +310,28 @@ def track(spec: TableSpec, runs_root: str | Path, results_root: str | Path = RES
     run); returns the files written. The static columns (``runs/<table>/static.json``) are copied too, unless the
     tracked ones were computed later, keeping each tracked measurement that the local record could only mark
     ``needs GPU``."""
-    from data.atomic_write import atomic_write_text
+    from data.atomic_write import atomic_write_text, check_target
     from experiments.harness.static import keep_measured, read_static, static_record_path, tracked_static_fix
 
-    written = []
+    # everything is read and checked (each record's fields and their ranges, each path, the static columns) before
+    # the first write: a refusal leaves the tracked folder as it was
     used = table_records(spec, runs_root, results_root=None).records
     originals = [read_record(Path(record["_path"])) for record in used]
-    paths = [tracked_path(results_root, original, record["_path"]) for original, record in zip(originals, used)]
+    writes = {tracked_path(results_root, original, record["_path"]): json.dumps(original, indent=2, default=str)
+              + "\n" for original, record in zip(originals, used)}
     target = own_folder(results_root, (spec.table_id,)) / "static.json"
-    for original, path in zip(originals, paths):  # every path checked before the first write
-        atomic_write_text(path, json.dumps(original, indent=2, default=str) + "\n")
-        written.append(path)
     static = static_record_path(runs_root, spec.table_id)
     tracked_fix = tracked_static_fix(target)
     if static.exists() and _computed_at(static) >= _computed_at(target, tracked_fix):  # an older runs/ keeps out
         record = read_static(static)
         record.update(keep_measured(read_static(target, tracked_fix), record))
-        atomic_write_text(target, json.dumps(record, indent=2, ensure_ascii=False))
-        written.append(target)
+        writes[target] = json.dumps(record, indent=2, ensure_ascii=False)
+    for path in writes:
+        check_target(path)
+    for path, text in writes.items():
+        atomic_write_text(path, text)
     forget_scans()
-    return written
+    return list(writes)
 
 
 def _computed_at(static: Path, fix: str | None = None) -> str:

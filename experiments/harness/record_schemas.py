@@ -3,9 +3,10 @@ state) that the runner and the reports read, checked by pydantic when the record
 any JSON or YAML document the CLI reads may nest.
 
 ``records.check_record_shape`` checks a record's top-level keys against ``records.RECORD_SCHEMA`` through the model
-``top_level_model`` makes of it; ``check_record_sections`` checks what lies under them: the metrics (finite numbers: a
-run refuses to write any other), the data description (its class counts), each split's data report (counts, or lists
-of the files left out), the provenance (batch, devices, accelerator, CPU kernels, threads) and, for a cell
+``top_level_model`` makes of it; ``check_record_sections`` checks what lies under them: the metrics (finite numbers in
+their metric's range, ``metric_range``: a run refuses to write any other), the seed, time and counts in theirs, the
+data description (its class counts), each split's data report (counts, or lists of the files left out), the
+provenance (batch, devices, accelerator, CPU kernels, threads) and, for a cell
 evaluated from released weights, what was evaluated (``released``: its name and protocol). Every section keeps the
 keys it does not declare (records carry more than any reader takes), and each declared key must be of its type,
 strictly: ``"5"`` is no count and ``true`` no number; null only where every reader takes it for "not recorded". A
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -111,12 +113,40 @@ class ReleasedFrom(_Section):
     protocol: dict[str, Any] | None = None
 
 
+# The range of each metric a run records, by the end of its name: top-k accuracies are percentages (as the runs
+# record and the reports print them), a loss is not negative; any metric is at most MAX_METRIC in size, so that the
+# sums and squares of a mean and a variance over seeds stay finite (1e308 overflowed them).
+PERCENT_SUFFIXES = ("top1", "top5", "accuracy")
+MAX_METRIC = 1e12
+
+
+def metric_range(name: str) -> tuple[float, float, str]:
+    """(low, high, what) a metric named ``name`` lies in."""
+    if name.endswith(PERCENT_SUFFIXES):
+        return 0.0, 100.0, "a percentage"
+    if name.endswith("loss"):
+        return 0.0, MAX_METRIC, "a loss"
+    return -MAX_METRIC, MAX_METRIC, "a metric"
+
+
+def _in_range(metrics: dict[str, float]) -> dict[str, float]:
+    for name, value in metrics.items():
+        low, high, what = metric_range(name)
+        if not low <= value <= high:
+            raise ValueError(f"{name} {value:g} is outside {low:g} to {high:g} ({what})")
+    return metrics
+
+
 class RecordSections(BaseModel):
-    """What a record's readers take from under its top-level keys."""
+    """What a record's readers take from under its top-level keys, and the range of the top-level numbers."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    metrics: dict[str, Finite] = {}
+    metrics: Annotated[dict[str, Finite], AfterValidator(_in_range)] = {}
+    seed: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] | None = None  # numpy's seeds are 32-bit
+    wall_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    num_params: Count | None = None
+    test_videos: Count | None = None
     data: DataDescription = DataDescription()  # the reports look into it where present: null is no description
     data_report: dict[str, SplitReport] | None = None
     provenance: Provenance | None = None

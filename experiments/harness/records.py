@@ -151,9 +151,11 @@ def read_record(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    """Write a record atomically: a reader never sees half of one."""
+    """Write a record atomically (a reader never sees half of one), once its fields are checked as a reader checks
+    them (``check_record_shape``: a metric out of its range is never written)."""
     from data.atomic_write import atomic_write_text
 
+    check_record_shape(record, path, required=(), fix="a run writes no such record: this is a bug")
     atomic_write_text(path, json.dumps(record, indent=2, default=str))
 
 
