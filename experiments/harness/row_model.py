@@ -126,12 +126,12 @@ def fitting_column(table: str, row: str, scale: str, column: str | None, data_ro
     line naming what differs from each."""
     from .tasks import build_model
 
-    state = read_state_file(path)
     configs = [row_config(table, row, scale, column, data_root)] if column else row_configs(table, row, scale,
                                                                                              data_root)
+    classes_of = [data_classes(cfg) for cfg in configs]  # the data the row needs is named before the file is read
+    state = read_state_file(path)
     problems = []
-    for cfg in configs:
-        classes = data_classes(cfg)
+    for cfg, classes in zip(configs, classes_of):
         problem = misfit(build_model(cfg, classes, device="meta"), state)
         if problem is None:
             model = build_model(cfg, classes)

@@ -26,6 +26,7 @@ from data.pose import PENNACTION_ACTIONS
 from data.video_io import write_video
 from experiments.cast import figures as cast
 from experiments.harness.attention import row_config
+from experiments.harness.attention_clip import centre_clip
 from experiments.harness.evaluate import resolve_evaluation
 from experiments.harness.tasks import build_model
 from experiments.mformer import figures as mformer
@@ -35,19 +36,29 @@ from .released_files import write_released
 from .test_attention_command import _tensorboard_images
 
 SECONDS = 300  # the command's deadline: about 10-15 s each on one busy core
-FRAMES, SIZE = 32, 64  # the video file: 32 random frames of 64x64 (the 16-frame clips are taken from its centre)
+FRAMES, SIZE = 64, 224  # the video file: 64 frames of 224x224 (the 16-frame clips are taken from its centre)
 MFORMER = ("mformer_table6b", "mformer", "mformer:k400_motionformer_224_16x4")
 MFORMER_DIVIDED = ("mformer_table4", "divided", "mformer:k400_divided_224_16x4")  # the official divided block
 CAST = ("cast_table2", "cast", "cast:cast_b16_ek100")
 D3DA = ("d3da_figureA1", "pennaction", "12 frames")
-QUERY = (3, 200, 17)  # frame 3, pixel (200, 17) of the 224-px input: step 1, patch row 12, column 1
+QUERY = (3, 200, 17)  # clip frame 3, pixel (200, 17) of the 224-px input: step 1, patch row 12, column 1
 STEPS, GRID = 8, 14  # 16 frames / 2 per step; 224 px / 16 px a patch
 
 
 def _video(tmp_path: Path) -> Path:
+    """Random 8x8-pixel blocks: at 224 px the test view neither resizes nor crops, so the video's pixels are the
+    input's."""
     path = tmp_path / "clip.mp4"
-    write_video(path, np.random.default_rng(0).integers(0, 255, (FRAMES, SIZE, SIZE, 3), dtype=np.uint8), 15)
+    blocks = np.random.default_rng(0).integers(0, 255, (FRAMES, SIZE // 8, SIZE // 8, 3), dtype=np.uint8)
+    write_video(path, blocks.repeat(8, axis=1).repeat(8, axis=2), 15)
     return path
+
+
+def _video_query(table: str, row: str) -> str:
+    """``QUERY`` as the video's frame and pixel: the video frame that the row's clip takes as its frame 3."""
+    cfg = row_config(table, row, "paper", None)
+    frame = centre_clip(FRAMES, cfg.data.num_frames, cfg.data.frame_stride or 1)[QUERY[0]]
+    return f"{frame},{QUERY[1]},{QUERY[2]}"
 
 
 def _spy(monkeypatch, module: Any, name: str) -> list[tuple[tuple, Any]]:
@@ -67,7 +78,7 @@ def _spy(monkeypatch, module: Any, name: str) -> list[tuple[tuple, Any]]:
 def _draw(tmp_path: Path, table: str, row: str, *options: str) -> tuple[Path, list[str]]:
     """Runs the command with the test's video and query; (out folder, its file names)."""
     out = tmp_path / "out"
-    query = ",".join(map(str, QUERY))
+    query = _video_query(table, row)
     code, stdout, stderr = run_command("experiments", ["attention", table, "--rows", row, *options, "--video",
                                                        str(_video(tmp_path)), "--query", query, "--out", str(out)],
                                        seconds=SECONDS)
@@ -88,11 +99,11 @@ def _draw_released(tmp_path: Path, table: str, row: str, name: str) -> tuple[Pat
 
 
 def _png(path: Path, rows: int) -> np.ndarray:
-    """The figure as an RGB array: a PNG of ``rows`` rows of ``STEPS`` panels side by side, not blank."""
+    """The figure as an RGB array: a PNG of ``rows`` rows of panels (six a row at most), not blank."""
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = np.asarray(Image.open(path).convert("RGB"))
     height, width = image.shape[:2]
-    assert 100 * rows < height < 400 * rows and width >= STEPS * 100 and width > 2 * height
+    assert 150 * rows < height < 400 * rows and width >= 6 * 150
     assert image.std() > 10  # frames and maps drawn, not an empty canvas
     return image
 
@@ -110,7 +121,7 @@ def test_motionformer_trajectory_figure_from_the_authors_layout_at_paper_shape(t
     png = "mformer_fig1_fig4_trajectory.png"
     assert [n for n in names if n.endswith(".png")] == [png]
     assert _tensorboard_images(out) == ["attention/mformer_fig1_fig4_trajectory"]
-    _png(out / png, rows=1)
+    _png(out / png, rows=2)  # 8 steps
     # The last block's trajectory attention over 8 steps of 14x14 patches, queried at step 1, patch (12, 1).
     assert len(maps) == 1
     (record, token), drawn = maps[0]
@@ -121,11 +132,11 @@ def test_motionformer_trajectory_figure_from_the_authors_layout_at_paper_shape(t
     assert np.allclose(_step_sums(drawn), 1, atol=1e-3)  # stage one (Eq. 4): a softmax over each step's patches
     assert drawn.std() > 0
     # One panel per step: every other frame of the 224-px clip, each under its own map.
-    (frames, drawn_maps, step, xy, _, labels, thing), _ = panels[0]
+    (frames, drawn_maps, step, xy, _, labels, thing, construction), _ = panels[0]
     assert len(frames) == len(labels) == STEPS and drawn_maps is drawn and step == 1
-    assert thing is None  # a video file knows no moving thing: no outline
+    assert thing is None and construction is None  # a video file knows no moving thing; trajectory maps are learned
     assert all(frame.shape == (224, 224, 3) for frame in frames) and xy == (17.5, 200.5)
-    assert labels[-1] == "t=7 (frame 14)"
+    assert labels[-1] == f"t=7 (frame {centre_clip(FRAMES, 16, 4)[14]})"  # the video frame of clip frame 14
 
 
 @pytest.mark.slow
@@ -136,7 +147,7 @@ def test_motionformer_divided_figure_from_the_authors_layout_at_paper_shape(tmp_
     out, names = _draw_released(tmp_path, *MFORMER_DIVIDED)
 
     assert [n for n in names if n.endswith(".png")] == ["mformer_fig1_fig4_divided.png"]
-    _png(out / "mformer_fig1_fig4_divided.png", rows=1)
+    _png(out / "mformer_fig1_fig4_divided.png", rows=2)
     (record, token), drawn = maps[0]
     assert (record.kind, record.name, record.layout["temporal_keys"]) == ("divided", "blocks.11.attn", "cls+steps")
     assert tuple(record.layout["thw"]) == (STEPS, GRID, GRID) and token == (1, 12, 1)
@@ -153,11 +164,12 @@ def test_cast_figure_3c_from_the_authors_layout_at_paper_shape(tmp_path, monkeyp
 
     assert [n for n in names if n.endswith(".png")] == ["cast_fig3c.png"]
     assert _tensorboard_images(out) == ["attention/cast_fig3c"]
-    _png(out / "cast_fig3c.png", rows=2)
-    # B-CAST's last exchange (block 11): T2S along the 8 steps at the query's patch, S2T over its step's 14x14.
+    _png(out / "cast_fig3c.png", rows=4)  # 8 steps of T2S, then S2T
+    # T2S of the exchange before the last (block 10: the last one's T2S output reaches no head) along the 8 steps at
+    # the query's patch; S2T of the last exchange (block 11) over its step's 14x14.
     assert len(maps) == 1
     (t2s, s2t, step, patch), (along_time, along_space) = maps[0]
-    assert (t2s.name, s2t.name) == ("exchange.11.t2s", "exchange.11.s2t")
+    assert (t2s.name, s2t.name) == ("exchange.10.t2s", "exchange.11.s2t")
     assert (t2s.layout["window"], s2t.layout["window"]) == ("time", "space")
     assert step == QUERY[0] // 2 == 1 and patch == 12 * GRID + 1
     assert along_time.shape == (STEPS,) and along_space.shape == (GRID * GRID,)
