@@ -117,17 +117,16 @@ def registered_figures() -> list[PaperFigures]:
 
 
 def figures_of(model: Any, table: str) -> PaperFigures:
-    """The figures that draw ``model``, a row of ``table``: those whose model class it is an instance of; where
-    several papers' figures read it, the table's own paper's."""
+    """The figures of ``table``'s paper that draw ``model``. Another paper's figures are never borrowed: a model
+    class two papers share (X-ViT's and MSCA's video ViTs are Motionformer's class) does not attend as the other
+    paper's figure reads it."""
     readers = [figures for figures in _FIGURES.values() if figures.reads(model)]
     own = [figures for figures in readers if figures.paper == paper_code(table)]
-    if own or len(readers) == 1:
-        return (own or readers)[0]
-    if readers:
-        raise ValueError(f"{table}: its {type(model).__name__} is drawn by the figures of "
-                         f"{', '.join(f.paper for f in readers)}, none of them its paper's")
-    raise ValueError(f"{type(model).__name__}: no paper figure of its attention (the figures: "
-                     f"{', '.join(figures.title for figures in _FIGURES.values())})")
+    if own:
+        return own[0]
+    drawn = ", ".join(f"{figures.title} ({figures.paper})" for figures in _FIGURES.values())
+    raise ValueError(f"{table}: its paper has no attention figure of its {type(model).__name__} (the figures: "
+                     f"{drawn})")
 
 
 def last_record(records: list, suffix: str) -> Any:
