@@ -187,8 +187,13 @@ FIGURE_SOURCES = {
     "d3da_figureA1": "--column '12 frames' --run runs/d3da_figureA1/{row}/seed0/tiny-12_frames",
 }
 # What each table's figures mark: Motionformer's generated samples know their moving thing
-FIGURE_MARKS = {"mformer_table4": "the cross marks the query, the white outline the patches the score counts as the "
-                                  "moving thing"}
+FIGURE_MARKS = {"mformer_table4": "the cyan cross marks the query, the white outline the patches the score counts as "
+                                  "the moving thing",
+                "d3da_figureA1": "the cyan cross marks the query; A2's grey joints lie outside the query's windows, "
+                                 "A3-A5's points are drawn on the frame each samples"}
+# How every figure colours attention (experiments/harness/attention_figures.py)
+SCALE_NOTE = ("each weight divided by the uniform map's, on one diverging scale a figure, its colour bar beside it: "
+              "white is uniform, red above, blue below")
 
 
 def figure_lines(table: str) -> list[str]:
@@ -201,7 +206,7 @@ def figure_lines(table: str) -> list[str]:
         source = FIGURE_SOURCES[table].format(row=row)
         lines += [f"`python -m experiments attention {table} --rows {row} {source} --out "
                   f"{folder.relative_to(REPO).as_posix()}` (validation sample 0; "
-                  f"{FIGURE_MARKS.get(table, 'the cross marks the query')}).", ""]
+                  f"{FIGURE_MARKS.get(table, 'the cyan cross marks the query')}; {SCALE_NOTE}).", ""]
     return lines
 
 
