@@ -23,6 +23,7 @@ from data.annotations import annotation_layout, annotation_source, read_annotati
 from data.atomic_write import atomic_write_text
 from data.cache import build_once
 from data.command_line import SEED, OneLineParser, count, printable
+from data.command_line import path as file_name
 from data.datamodule import DATASETS, annotation_format_of, dataset_num_classes, naming_missing_files
 from data.datasets import build_report, check_files, check_segments, split_check
 from data.root_files import OUTSIDE_ROOT, shown
@@ -203,10 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "and writes a manifest of every sample's status. Exit status: 0 all usable; 1 something "
                     "missing, corrupt or malformed; 2 the annotations cannot be read or the root does not exist.")
     p.add_argument("name", choices=sorted(DATASETS))
-    p.add_argument("--root", type=Path, required=True, help="dataset directory")
+    p.add_argument("--root", type=file_name("a dataset folder"), required=True, help="dataset directory")
     p.add_argument("--split", choices=SPLITS, help="one split (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--manifest", type=Path, help="manifest path (default: <root>/manifest-<name>-<split>.json)")
+    p.add_argument("--manifest", type=file_name("a manifest file"),
+                   help="manifest path (default: <root>/manifest-<name>-<split>.json)")
     p.add_argument("--format", help="annotation format (default: the dataset's; e.g. ntu60_xview)")
     p.add_argument("--quick", action="store_true", help="stat files only, decode nothing")
     p.add_argument("--workers", type=count(1, 256, "a thread count"), default=1, help="decoding threads (1 to 256)")
@@ -216,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write a synthetic set (videos and annotations in the real dataset's "
                                         "format): N samples, a third of them (at least one) for validation.")
     p.add_argument("name", choices=sorted(SYNTHETIC_SETS))
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--out", type=file_name("a folder"), required=True, help="output directory")
     p.add_argument("--videos", type=count(2, MAX_VIDEOS, "a video count"), default=600,
                    help=f"videos in all, 2 to {MAX_VIDEOS:,}; a third (at least one) for val")
     p.add_argument("--seed", type=SEED, default=0)

@@ -41,7 +41,7 @@ os.umask(_UMASK)
 
 __all__ = ["WriteRefusedError", "atomic_write_bytes", "atomic_write_text", "check_folder", "check_target",
            "copy_file", "encode_image", "make_folder", "open_lock", "open_log", "open_replacing", "replacing",
-           "save_arrays", "save_figure", "save_image", "save_torch", "shown", "write_proc"]
+           "save_arrays", "save_figure", "save_image", "save_safetensors", "save_torch", "shown", "write_proc"]
 
 
 class WriteRefusedError(ValueError):
@@ -199,6 +199,14 @@ def save_torch(path: str | os.PathLike, value: Any, sync: bool = True) -> Path:
     buffer = io.BytesIO()
     torch.save(value, buffer)
     return atomic_write_bytes(path, buffer.getvalue(), sync)
+
+
+def save_safetensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: dict[str, str] | None = None,
+                     sync: bool = True) -> Path:
+    """``tensors`` (contiguous) as a safetensors file ``path``, with its ``metadata``."""
+    from safetensors.torch import save
+
+    return atomic_write_bytes(path, save(tensors, metadata=metadata), sync)
 
 
 def save_arrays(path: str | os.PathLike, compressed: bool = False, sync: bool = True, **arrays: Any) -> Path:

@@ -136,28 +136,31 @@ def number(low: float | None = None, high: float | None = None, what: str = "a n
     return _made_here(parse, "number", what, (low, high, False))
 
 
-def count_or(words: Sequence[str], low: int = 1, high: int = MAX_INT, what: str = "a count") -> Callable:
-    """An argparse ``type``: one of ``words`` (``auto``), else a whole number as ``count`` takes it."""
+def count_or(words: Sequence[str] | dict[str, Any], low: int = 1, high: int = MAX_INT,
+             what: str = "a count") -> Callable:
+    """An argparse ``type``: one of ``words`` (``auto``; a dict: each word and the value it reads as), else a whole
+    number as ``count`` takes it."""
     whole = count(low, high, what)
+    values = dict(words) if isinstance(words, dict) else {word: word for word in words}
 
-    def parse(text: str) -> int | str:
-        if text in words:
-            return text
+    def parse(text: str) -> Any:
+        if text in values:
+            return values[text]
         try:
             return whole(text)
         except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"expected {what} {_range(low, high)} or {' or '.join(words)}, got "
+            raise argparse.ArgumentTypeError(f"expected {what} {_range(low, high)} or {' or '.join(values)}, got "
                                              f"{text[:40]!r}") from None
 
     parse = _made_here(parse, "count", what, (low, high, True))
-    parse.words = tuple(words)
+    parse.words = tuple(values)
     return parse
 
 
 def counts(names: Sequence[str], low: int = 0, high: int = MAX_INT, what: str = "whole numbers",
-           sep: str = ",") -> Callable:
+           sep: str = ",", into: Callable[..., Any] = lambda *parts: parts) -> Callable:
     """An argparse ``type``: ``len(names)`` whole numbers joined by ``sep`` (``T,Y,X``), each as ``count`` takes
-    it; returns them as a tuple."""
+    it; returns ``into(*them)`` (default: the tuple)."""
     part = count(low, high, what)
     shape = sep.join(names)
 
@@ -166,7 +169,7 @@ def counts(names: Sequence[str], low: int = 0, high: int = MAX_INT, what: str = 
         try:
             if len(parts) != len(names):
                 raise argparse.ArgumentTypeError("not as many parts")
-            return tuple(part(p) for p in parts)
+            return into(*(part(p) for p in parts))
         except argparse.ArgumentTypeError:
             raise argparse.ArgumentTypeError(f"expected {shape}: {len(names)} {what} {_range(low, high)}, got "
                                              f"{text[:40]!r}") from None

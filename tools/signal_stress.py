@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from data.atomic_write import atomic_write_text, open_log
-from data.command_line import SECONDS, OneLineParser, count
+from data.command_line import SECONDS, OneLineParser, count, path
 from experiments.harness.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bound", type=SECONDS, default=60.0,
                         help="seconds a command may take to end after its SIGINT before it counts as hung (default: "
                              "60)")
-    parser.add_argument("--out", type=Path, required=True,
+    parser.add_argument("--out", type=path("a folder"), required=True,
                         help="a new or empty folder: each repetition's runs and output, and results.json")
     parser.add_argument("--no-busy", dest="busy", action="store_false", help="no busy process beside the commands")
     return parser

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from data.command_line import path
+
 from ..harness.commands import register_command
 from ..harness.spec import DataConfig, _plain
 from ..harness.tasks import register_source
@@ -75,9 +77,8 @@ def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:
     """Pretrain ``SHIPPED[name]``, validating after every epoch, and write its weights (safetensors, the expert's
     own layout) and record (each epoch's validation loss) into ``out_dir``. Returns the weights' path."""
     import torch
-    from safetensors.torch import save_file
 
-    from data.atomic_write import atomic_write_text
+    from data.atomic_write import atomic_write_text, save_safetensors
     from lightning_modules.image_classifier import EpochHistory
 
     from ..harness.provenance import cpu_kernels, git_commit, library_versions
@@ -92,7 +93,7 @@ def pretrain_and_ship(name: str, out_dir: Path = TINY_PRETRAINED) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = shipped_path(name, out_dir)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"expert": name})
+    save_safetensors(path, {k: v.contiguous() for k, v in state.items()}, metadata={"expert": name})
     record: dict[str, Any] = {
         "expert": name, "file": path.name, "sha256": file_digest(path), "config": _plain(dataclasses.asdict(config)),
         "command": f"python -m experiments pretrain-experts {name}",
@@ -112,7 +113,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
                                                       "experiments/tiny_pretraining/weights/cast_tiny_<name>.safetensors")
     parser.add_argument("names", nargs="+", choices=sorted(SHIPPED), metavar="NAME",
                         help=f"one or more of: {', '.join(SHIPPED)}")
-    parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and records")
+    parser.add_argument("--out", type=path("a folder"), default=TINY_PRETRAINED,
+                        help="folder of the weights and records")
     parser.set_defaults(fn=_cmd_pretrain_experts)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from data.command_line import count
+from data.command_line import counts
 
 from .row_model import pipeline_data
 
@@ -38,20 +38,8 @@ class Query:
     x: int
 
 
-_QUERY_PART = count(0, 1_000_000, "a frame or pixel index")
-
-
-def parse_query(text: str) -> Query:
-    """``--query T,Y,X``: three whole numbers in ASCII digits."""
-    parts = text.split(",")
-    try:
-        if len(parts) != 3:
-            raise argparse.ArgumentTypeError("three parts")
-        frame, y, x = (_QUERY_PART(p) for p in parts)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"--query {text[:40]!r}: expected T,Y,X (a frame and a pixel of the video, "
-                                         f"whole numbers from 0)") from None
-    return Query(frame, y, x)
+# ``--query T,Y,X``: a frame and a pixel of the video, three whole numbers in ASCII digits
+parse_query = counts(("T", "Y", "X"), 0, 1_000_000, "frame and pixel indices", into=Query)
 
 
 def check_query(query: Query, num_frames: int, size: int) -> None:

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from data.command_line import LOADER_WORKERS, POSITIVE, OneLineParser, count, printable
+from data.command_line import LOADER_WORKERS, POSITIVE, OneLineParser, count, count_or, printable
 from data.root_files import shown
 
 from ..paper_tables import UnknownTableError, paper_tables
@@ -190,28 +190,9 @@ def cmd_static(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed_count(value: str) -> int:
-    try:
-        return count(1, MAX_SEEDS)(value)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_SEEDS} seeds per row, got {value[:40]!r}") from None
-
-
+_seed_count = count(1, MAX_SEEDS, "a count of seeds per row")
 MAX_JOBS = 1024  # runs side by side, a process each: more than any machine's cores
-
-
-def parse_jobs(value: str) -> int | None:
-    if value == "auto":
-        return None
-    try:
-        return count(1, MAX_JOBS)(value)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"--jobs takes a count from 1 to {MAX_JOBS} or 'auto', got "
-                                         f"{value[:40]!r}") from None
-
-
-_seed_count.bounds = (1, MAX_SEEDS, True)  # as data.command_line.count's: what the tests of every number read
-parse_jobs.bounds = (1, MAX_JOBS, True)  # and "auto"
+parse_jobs = count_or({"auto": None}, 1, MAX_JOBS, "a count of runs side by side")  # auto: None
 
 
 USAGE = """\

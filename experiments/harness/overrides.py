@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from data.command_line import MAX_INT, POSITIVE, THREADS
+from data.command_line import MAX_INT, POSITIVE, THREADS, checked, setting
 
 from .run_dir import RunDir
 from .spec import RunConfig
@@ -52,20 +52,16 @@ def lightning_options(args: argparse.Namespace) -> dict[str, Any]:
     return {field: getattr(args, name) for name, (field, _) in LIGHTNING_OPTIONS.items()}
 
 
-def _devices(value: str) -> int | str:
+def _device_selection(value: str) -> int | str:
+    """A count of devices where ``value`` is one in ASCII digits, else the text (``auto``, ``-1``, ``0,2``), which
+    Lightning's own parser checks as the runs resolve (``checks.check_trainer_options``)."""
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else value
 
 
-def parse_setting(text: str) -> tuple[str, Any]:
-    """``--set SECTION.FIELD=VALUE``: VALUE parsed as JSON (numbers, true/false, null, lists, objects), else kept as
-    a string; an unknown field fails when the runs resolve, naming the valid ones."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.FIELD=VALUE")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
+_devices = checked(_device_selection, "Lightning devices")
+# ``--set SECTION.FIELD=VALUE``: VALUE parsed as JSON, bounded in size and depth (data.command_line.setting), else kept
+# as a string; an unknown field fails when the runs resolve, naming the valid ones
+parse_setting = setting()
 
 
 def settings_of(given: dict[str, dict[str, Any]]) -> list[str]:

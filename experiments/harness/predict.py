@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.command_line import count, printable
+from data.command_line import checked, count, printable
 from data.root_files import shown
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
@@ -256,12 +256,15 @@ def write_table(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def out_file(text: str) -> Path:
-    """``--out``'s type: a .csv or .json file name."""
+def _table_file(text: str) -> Path:
+    """A .csv or .json file name (``--out``)."""
     path = Path(text)
     if path.suffix.lower() not in (".csv", ".json"):
-        raise argparse.ArgumentTypeError(f"{printable(text[:80])!r}: the table is a .csv or .json file")
+        raise ValueError(f"{printable(text[:80])!r}: the table is a .csv or .json file")
     return path
+
+
+out_file = checked(_table_file, "a .csv or .json file")
 
 
 # ---- the command --------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from data.command_line import count
+from data.command_line import count, path
 
 from ..harness.commands import register_command
 from ..harness.tasks import register_source
@@ -131,9 +131,8 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     then a cosine to zero); write its final weights (timm's layout, head included) and the record, with each epoch's
     validation loss and top-1. Returns the weights' path."""
     import lightning as L
-    from safetensors.torch import save_file
 
-    from data.atomic_write import atomic_write_text
+    from data.atomic_write import atomic_write_text, save_safetensors
     from data.image_datamodule import SynthImagesDataModule
     from lightning_modules.image_classifier import EpochHistory, ImageClassifier
 
@@ -153,8 +152,8 @@ def pretrain_image_backbone(arch: str, out_dir: Path = TINY_PRETRAINED, *, epoch
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = weights_path(arch, out_dir)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
-              metadata={"arch": arch, "set": "synth_images"})
+    save_safetensors(path, {k: v.contiguous() for k, v in model.state_dict().items()},
+                     metadata={"arch": arch, "set": "synth_images"})
     record = {
         "arch": arch, "file": path.name, "sha256": file_digest(path), "set": "synth_images", **dm.params,
         "fresh_images_every_epoch": True,
@@ -176,7 +175,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("pretrain-images", help="train a tiny video model's image ViT on synth_images and "
                                                      "write experiments/tiny_pretraining/weights/<arch>.safetensors")
     parser.add_argument("arch", choices=ARCHITECTURES)
-    parser.add_argument("--out", type=Path, default=TINY_PRETRAINED, help="folder of the weights and record")
+    parser.add_argument("--out", type=path("a folder"), default=TINY_PRETRAINED,
+                        help="folder of the weights and record")
     # at most 10x the design's (40 epochs of 20,000 + 2,000 images)
     parser.add_argument("--epochs", type=count(1, 400, "an epoch count"), default=40,
                         help="the cosine's length (default 40: the design's; at most 400)")

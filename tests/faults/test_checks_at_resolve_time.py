@@ -93,4 +93,4 @@ def test_an_absurd_seed_count_is_refused_at_once():
     command = [sys.executable, "-m", "experiments", "run", TABLE, "--seeds", "100000", "--dry-run"]
     out = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "--seeds" in out.stderr and "1 to 100 seeds" in out.stderr and "100000" in out.stderr
+    assert "--seeds" in out.stderr and "seeds per row from 1 to 100" in out.stderr and "100000" in out.stderr

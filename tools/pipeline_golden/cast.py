@@ -39,7 +39,6 @@ of them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from fractions import Fraction
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 
 from data.atomic_write import atomic_write_bytes, atomic_write_text, copy_file, replacing, save_arrays
+from data.command_line import OneLineParser, path
 from tools.pipeline_golden.cast_common import DATA_SET, REPO, frame_pixels, load_official, module_of, official_args
 from tools.pipeline_golden.cast_train import rand_augment_cases, training
 
@@ -412,9 +412,9 @@ def merge_case(mods: dict[str, Any], work: Path, composition: bool) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-code", required=True, type=Path, help="a checkout of KHU-VLL/CAST")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/cast_pipeline_golden"))
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official-code", required=True, type=path("a folder"), help="a checkout of KHU-VLL/CAST")
+    parser.add_argument("--work", type=path("a folder"), default=Path("/tmp/cast_pipeline_golden"))
     parser.add_argument("--only", choices=["rand_augment"], help="write only these golden files")
     cli = parser.parse_args()
     import shutil

@@ -30,7 +30,6 @@ It writes ``tests/golden/pipelines/mformer/``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 
 from data.atomic_write import atomic_write_text, replacing, save_image, save_torch
+from data.command_line import OneLineParser, path
 from tools.pipeline_golden.mformer_common import (
     EVERY_RUN,
     GOLDEN,
@@ -514,8 +514,8 @@ def train(code: Path, commit: str, tmp: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-code", required=True, type=Path)
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official-code", required=True, type=path("a folder"))
     parser.add_argument("--parts", nargs="+", default=["kinetics", "ssv2", "epic", "epic_placement", "meter",
                                                        "train", "train_clips"])
     args = parser.parse_args()

@@ -32,7 +32,6 @@ It writes into ``tests/golden/pipelines/mformer/``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 
 from data.atomic_write import atomic_write_text, save_arrays
+from data.command_line import OneLineParser, path
 from tools.pipeline_golden.mformer import EPIC_VIDEOS, SSV2_VIDEOS
 from tools.pipeline_golden.mformer_common import EVERY_RUN, GOLDEN, REPO, Capture, git_commit, official_cfg, sha, write
 
@@ -345,8 +345,8 @@ def resized_crop(code: Path, commit: str, tmp: Path, tensors: dict[str, np.ndarr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-code", required=True, type=Path)
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official-code", required=True, type=path("a folder"))
     args = parser.parse_args()
     code = args.official_code.resolve()
     sys.path.insert(0, str(REPO))

@@ -55,6 +55,7 @@ from typing import Any
 import torch
 
 from data.atomic_write import atomic_write_text
+from data.command_line import OneLineParser, path
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "golden" / "pipelines"
@@ -441,9 +442,9 @@ MAKERS = {"mformer": make_mformer, "xvit": make_xvit, "tokshift": make_tokshift,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("codebase", choices=sorted(MAKERS))
-    parser.add_argument("--official-code", type=Path, required=True, help="the authors' checkout")
+    parser.add_argument("--official-code", type=path("a folder"), required=True, help="the authors' checkout")
     args = parser.parse_args(argv)
     torch.set_default_dtype(torch.float32)
     MAKERS[args.codebase](args.official_code.resolve())

@@ -32,7 +32,6 @@ runs on CPU, and its ``model.video_net`` and ``tensorboardX`` imports are stubs 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 
 from data.atomic_write import atomic_write_text, copy_file, save_arrays, save_image, save_torch
+from data.command_line import OneLineParser, path
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "pipelines" / "tokshift"
@@ -337,8 +337,8 @@ def view_average(mods: dict[str, types.ModuleType]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--official-code", required=True, type=Path)
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official-code", required=True, type=path("a folder"))
     args = parser.parse_args()
     official = args.official_code.resolve()
     mods = official_modules(official)

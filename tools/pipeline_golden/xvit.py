@@ -29,7 +29,6 @@ functions called, their arguments and this command):
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import random
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 
 from data.atomic_write import atomic_write_bytes, atomic_write_text, encode_image, save_torch
+from data.command_line import OneLineParser, path
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "pipelines" / "xvit"
@@ -480,8 +480,9 @@ def _write_json(name: str, content: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-code", type=Path, required=True, help="a checkout of 1adrianb/video-transformers")
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official-code", type=path("a folder"), required=True,
+                        help="a checkout of 1adrianb/video-transformers")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from tools.released_golden.common import checkout, put_official_code_on_path

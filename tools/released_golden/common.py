@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from data.atomic_write import atomic_write_bytes, atomic_write_text, save_torch
+from data.command_line import SEED, OneLineParser, path
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO / "tests" / "golden" / "released"
@@ -168,8 +169,8 @@ def write_record(record: dict[str, Any], path: Path = RECORD) -> None:
 def maker_parser(description: str, repository: str) -> argparse.ArgumentParser:
     """A maker's command line (``description``: its module docstring): the checkout of the authors' ``repository``
     and ``--record``."""
-    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
-    parser.add_argument("--official-code", type=Path, required=True, help=f"a checkout of {repository}")
+    parser = OneLineParser(description=description.split("\n\n")[0])
+    parser.add_argument("--official-code", type=path("a folder"), required=True, help=f"a checkout of {repository}")
     parser.add_argument("--record", action="store_true", help="the paper-width records instead of golden files")
     return parser
 
@@ -272,10 +273,10 @@ class SlowFastMaker:
         its own seed, whichever are made), or the record."""
         parser = maker_parser(description, self.repository)
         if self.shim:
-            parser.add_argument("--shim", type=Path, required=True, help="the file that adapts it to today's "
-                                "libraries (the module docstring)")
+            parser.add_argument("--shim", type=path("a file"), required=True,
+                                help="the file that adapts it to today's libraries (the module docstring)")
         parser.add_argument("--variants", nargs="+", choices=sorted(self.variants), default=sorted(self.variants))
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=SEED, default=0)
         args = parser.parse_args(argv)
         commit = put_official_code_on_path(args.official_code, args.shim if self.shim else None)
         if args.record:

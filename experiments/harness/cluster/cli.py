@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from data.command_line import checked, count, number, word
 
 from ..overrides import given_options, parse_setting, settings_of
 from ..plan import MAX_SEEDS, check_resolved, dataset_shown, describe_runs, missing_datasets, resolve_runs
@@ -40,35 +41,18 @@ JOB_FLAGS = {"partition": "--partition", "nodes": "--nodes", "gpus_per_node": "-
              "array_parallelism": "--array-parallelism"}
 
 
-def _count(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a count of at least 1, got {value!r}")
-    return int(value)
-
-
-def _gigabytes(value: str) -> float:
-    try:
-        gigabytes = float(value)
-    except ValueError:
-        gigabytes = 0.0
-    if not (math.isfinite(gigabytes) and gigabytes > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number of gigabytes above 0, got {value!r}")
-    return gigabytes
-
-
-def _slurm_word(value: str) -> str:
-    """A partition, account, QOS or constraint: written into the job's sbatch script, so one printable word (a
-    newline would end the ``#SBATCH`` block and put the rest on the script's shell lines)."""
-    if not value or any(not char.isprintable() or char.isspace() for char in value):
-        raise argparse.ArgumentTypeError(f"expected one word of printable characters, got {value!r}")
-    return value
-
-
-def _slurm_option(value: str) -> tuple[str, str | bool]:
-    try:
-        return parse_slurm_option(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+# The job options' bounds: past any cluster's (a node count no machine room holds, more GPUs than a node carries, a
+# time limit past a year, SLURM's largest array), so that a typo is refused here rather than by sbatch
+NODES = count(1, 10_000, "a node count")
+GPUS_PER_NODE = count(1, 64, "a GPU count per node")
+CPUS_PER_TASK = count(1, 4096, "a core count per task")
+TIME_MIN = count(1, 366 * 24 * 60, "a time limit in minutes")
+ARRAY_PARALLELISM = count(1, 4_000_000, "a count of jobs at once")
+MEM_GB = number(0, 1 << 20, "a memory size in gigabytes", above=True)
+# A partition, account, QOS or constraint: written into the job's sbatch script, so one printable word (a newline
+# would end the ``#SBATCH`` block and put the rest on the script's shell lines)
+_slurm_word = word("one word of printable characters")
+_slurm_option = checked(parse_slurm_option, "an sbatch option K=V")
 
 
 def add_submit_options(run: argparse.ArgumentParser) -> None:
@@ -79,20 +63,20 @@ def add_submit_options(run: argparse.ArgumentParser) -> None:
                             "per allocation; a job requeues itself after a preemption or before its time limit and "
                             "resumes exactly) or local (the same jobs on this machine, --jobs at a time, waited for)")
     group.add_argument("--partition", type=_slurm_word, help="SLURM partition")
-    group.add_argument("--nodes", type=_count, help="nodes per run (default: the run's trainer.num_nodes, the "
+    group.add_argument("--nodes", type=NODES, help="nodes per run (default: the run's trainer.num_nodes, the "
                                                      "paper's); sets --num-nodes")
-    group.add_argument("--gpus-per-node", type=_count, metavar="G",
+    group.add_argument("--gpus-per-node", type=GPUS_PER_NODE, metavar="G",
                        help="GPUs per node, one task each (default: the run's trainer.devices); sets --devices")
-    group.add_argument("--cpus-per-task", type=_count, metavar="C",
+    group.add_argument("--cpus-per-task", type=CPUS_PER_TASK, metavar="C",
                        help="cores per task (default: the run's loader processes + 1, by the loader rule)")
-    group.add_argument("--mem-gb", type=_gigabytes, metavar="M", help="memory per node (default: the partition's)")
-    group.add_argument("--time", type=_count, metavar="MIN", default=DEFAULT_TIME_MIN,
+    group.add_argument("--mem-gb", type=MEM_GB, metavar="M", help="memory per node (default: the partition's)")
+    group.add_argument("--time", type=TIME_MIN, metavar="MIN", default=DEFAULT_TIME_MIN,
                        help=f"time limit per job in minutes (default {DEFAULT_TIME_MIN}); a job requeues itself "
                             f"before it")
     group.add_argument("--account", type=_slurm_word, help="SLURM account")
     group.add_argument("--qos", type=_slurm_word, help="SLURM quality of service")
     group.add_argument("--constraint", type=_slurm_word, help="SLURM node features, e.g. a GPU model")
-    group.add_argument("--array-parallelism", type=_count, metavar="N",
+    group.add_argument("--array-parallelism", type=ARRAY_PARALLELISM, metavar="N",
                        help=f"at most N jobs of a job array run at once (sbatch's --array=0-K%%N; default "
                             f"{DEFAULT_ARRAY_PARALLELISM}, submitit's: in effect the cluster's own limits)")
     group.add_argument("--slurm-option", action="append", type=_slurm_option, metavar="K=V",
@@ -328,7 +312,8 @@ def add_command(sub: Any) -> None:
     status.add_argument("table")
     status.add_argument("--scale", choices=SCALES, help="default: every scale with a run folder, else tiny")
     status.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
-    status.add_argument("--seeds", type=_count, help="seeds 0..N-1 per row (default: the table's)")
+    status.add_argument("--seeds", type=count(1, MAX_SEEDS, "a count of seeds per row"),
+                        help="seeds 0..N-1 per row (default: the table's)")
     status.add_argument("--data-root", help="as `run` was given it")
     status.add_argument("--set", action="append", type=parse_setting, metavar="SECTION.FIELD=VALUE",
                         help="a config field as `run` set it (a run made with other options than these is refused, "

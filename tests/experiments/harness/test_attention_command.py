@@ -107,7 +107,7 @@ def test_cast_figure_from_a_video_file_and_d3da_figures_from_a_generated_pose_sa
     (["mformer_table4", "--rows", "no_such_row"], "no_such_row"),
     (["mformer_table4", "--rows", "joint", "--query", "40,0,0"], "--query 40,0,0: frame 40"),
     (["mformer_table4", "--rows", "joint", "--query", "8,40,4"], "--query 8,40,4: pixel (40, 4)"),
-    (["mformer_table4", "--rows", "joint", "--query", "0,a,4"], "--query '0,a,4'"),
+    (["mformer_table4", "--rows", "joint", "--query", "0,a,4"], "argument --query: expected T,Y,X"),
     (["mformer_table4", "--rows", "joint", "--video", "{tmp}/notes.txt"], "notes.txt: not a readable video"),
     (["mformer_table4", "--rows", "joint", "--weights", "{tmp}/missing.pt"], "missing.pt: no such weights file"),
     (["d3da_figureA1", "--rows", "pennaction", "--video", "{tmp}/notes.txt"], "reads joints too"),
