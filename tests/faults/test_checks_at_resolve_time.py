@@ -94,3 +94,15 @@ def test_an_absurd_seed_count_is_refused_at_once():
     out = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "--seeds" in out.stderr and "seeds per row from 1 to 100" in out.stderr and "100000" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["[" * 2000 + "]" * 2000, "[" * 2000, '{"a":' * 2000 + "1" + "}" * 2000])
+def test_a_setting_nested_past_the_bound_is_one_line(capsys, tmp_path, nothing_starts, value):
+    """`--set "data.options=[[[...2,000 deep...]]]"` ended in a RecursionError's traceback (only a JSONDecodeError was
+    caught): the value's depth is bounded before it is parsed."""
+    for status in ([], ["status", TABLE, "--runs-dir", str(tmp_path / "runs")]):
+        argv = status or ["run", TABLE, "--rows", ROW, "--seeds", "1", "--dry-run", "--runs-dir", str(tmp_path / "r")]
+        with pytest.raises(SystemExit) as stop:
+            main([*argv, "--set", f"data.options={value}"])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1 and "nested more than 64 deep" in err, err
