@@ -518,8 +518,9 @@ def rewrite_generated_pages(write: bool = True) -> dict[Path, bool]:
         new[INDEX] = index_text()
     changed = {path: not path.is_file() or text != path.read_text() for path, text in new.items()}
     if write:
+        from data.atomic_write import atomic_write_text
+
         for path, text in new.items():
             if changed[path]:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+                atomic_write_text(path, text)
     return changed
