@@ -102,7 +102,8 @@ def test_no_module_writes_a_file_but_through_the_writer():
 
 @pytest.mark.parametrize("code", [
     "open(path, 'w')", "open(path, mode='ab')", "path.open('w')", "Path(p).write_text('x')", "p.write_bytes(b'')",
-    "Image.fromarray(a).save(p)", "torch.save(x, p)", "save_file(tensors, p)", "a.tofile(p)", "fig.savefig(p)", "np.savez(p, a=a)", "shutil.copy2(a, b)",
+    "Image.fromarray(a).save(p)", "torch.save(x, p)", "save_file(tensors, p)", "a.tofile(p)",
+    "fig.savefig(p)", "np.savez(p, a=a)", "shutil.copy2(a, b)",
     "av.open(str(p), 'w')", "with replacing(path) as tmp: av.open(str(other), 'w')",
     "os.open(p, os.O_WRONLY | os.O_CREAT)", "os.fdopen(fd, 'wb')",
 ])
