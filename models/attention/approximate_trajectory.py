@@ -78,8 +78,8 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
             eval_seed: in eval mode, draws come from a generator seeded with this at every forward (the same batch gets
                 the same approximation; a clip's draw depends on its place in the batch); None: the global RNG.
             **kwargs: further options of ``TrajectoryAttention`` (``normalize`` can only be "space";
-                ``stage_two_kernel="triton"`` only with ``approximation="exact"``: "auto" keeps the approximations
-                on the PyTorch path, which never makes their trajectory tokens whole).
+                ``stage_two_kernel="triton"`` or ``"fused_stages"`` only with ``approximation="exact"``: "auto" keeps
+                the approximations on the PyTorch path, which never makes their trajectory tokens whole).
         """
         if kwargs.get("normalize", "space") != "space":
             raise ValueError("approximate trajectory attention approximates Norm_S (per-frame softmax) only; "
@@ -99,6 +99,9 @@ class ApproximateTrajectoryAttention(TrajectoryAttention):
         if approximation != "exact" and self.stage_two_kernel == "triton":
             raise ValueError("stage_two_kernel='triton' needs the whole trajectory tensor; the approximate stage one "
                              "is rebuilt a query frame at a time, for its memory (use 'auto' or 'pytorch')")
+        if approximation != "exact" and self.stage_two_kernel == "fused_stages":
+            raise ValueError(f"stage_two_kernel='fused_stages' computes exact stage one; approximation="
+                             f"{approximation!r} is not (use 'auto' or 'pytorch')")
         self.num_prototypes = num_prototypes
         self.selection = selection
         self.shared_prototypes = shared_prototypes

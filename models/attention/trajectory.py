@@ -7,7 +7,9 @@ reference-frame token (``temporal_pool="attention"``, Att_T) or averages it (``"
 attends jointly to all tokens, as in the official code. By default stage two is rearranged (``proj_kv``'s weights
 contracted with the query: the same function, a fifth of the FLOPs) and keeps one trajectory tensor per block.
 On CUDA tensors it runs as one fused Triton operation (``trajectory_triton.py``), elsewhere through PyTorch
-(``trajectory_pool.py``, one query frame a pass: the least memory); ``stage_two_kernel`` chooses.
+(``trajectory_pool.py``, one query frame a pass: the least memory); ``stage_two_kernel`` chooses, and its
+"fused_stages" computes both stages in Triton kernels (``trajectory_fused_stages.py``), the trajectory tokens never
+in memory.
 Design and the official code's options: docs/mformer_paper_scale.md#where-the-code-differs-from-the-paper;
 memory: docs/mformer_memory.md#what-changed; speed: docs/mformer_memory.md#the-fused-stage-two.
 """
@@ -25,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 from .joint import attend, sdpa
 from .trajectory_pool import Source, pool_trajectories
 
-STAGE_TWO_KERNELS = ("auto", "triton", "pytorch")
+STAGE_TWO_KERNELS = ("auto", "triton", "pytorch", "fused_stages")
 
 
 def _rearranged_logits(q: Tensor, w_k: Tensor, traj: Tensor) -> Tensor:
@@ -54,7 +56,7 @@ class TrajectoryAttention(nn.Module):
         attn_drop_placement: Literal["stage_one", "all"] = "stage_one",
         memory_lean: bool = True,
         frames_per_pass: int = 1,
-        stage_two_kernel: Literal["auto", "triton", "pytorch"] = "auto",
+        stage_two_kernel: Literal["auto", "triton", "pytorch", "fused_stages"] = "auto",
     ) -> None:
         """
         Args:
@@ -80,6 +82,9 @@ class TrajectoryAttention(nn.Module):
                 PyTorch elsewhere), "triton" (CPU tensors only through Triton's interpreter; refuses by name what it
                 does not implement) or "pytorch" (the least memory, e.g. for a memory budget). The same function;
                 approximate stage ones always take PyTorch (the kernel needs the whole trajectory tensor).
+                "fused_stages": both stages in Triton kernels (``trajectory_fused_stages.py``), the trajectory tokens
+                never in memory; Norm_S with Att_T (either values) or Avg_T, no attention dropout, exact stage one;
+                refuses the rest by name. Chosen only by name: "auto" never takes it.
         """
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} not divisible by num_heads {num_heads}"
@@ -111,6 +116,11 @@ class TrajectoryAttention(nn.Module):
             refused = self._not_fused_because(attn_drop if attn_drop_placement == "all" else 0.0)
             if refused:
                 raise ValueError(f"stage_two_kernel='triton' fuses the rearranged Att_T stage two; {refused}")
+        if stage_two_kernel == "fused_stages":
+            refused = self._stages_not_fused_because(attn_drop)
+            if refused:
+                raise ValueError(f"stage_two_kernel='fused_stages' fuses exact Norm_S stage one with stage two; "
+                                 f"{refused}")
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -127,6 +137,8 @@ class TrajectoryAttention(nn.Module):
         cls_out = attend(q[:, :, :1], k, v, self.fused_attn, other_p)  # (b nh 1 d): CLS attends to everything
 
         q, k, v = q[:, :, 1:], k[:, :, 1:], v[:, :, 1:]  # trajectories run over the patch tokens only
+        if self.stage_two_kernel == "fused_stages":
+            return self._fused_stages(q, k, v, num_frames, cls_out, dropout_p)
         if self.stage_two_kernel == "triton":
             refused = self._not_fused_because(other_p)
             if refused:  # an option changed after construction
@@ -172,6 +184,37 @@ class TrajectoryAttention(nn.Module):
             return ("it has no dropout, and attn_drop_placement='all' drops stage two's attention weights "
                     "(use stage_two_kernel='pytorch')")
         return None
+
+    def _stages_not_fused_because(self, dropout_p: float) -> str | None:
+        """Why the fused stages cannot compute this configuration (None: they can); ``dropout_p`` is the attention
+        dropout probability."""
+        if self.normalize != "space":
+            return "normalize='spacetime' (Norm_ST) takes one softmax over every frame; the kernels compute Norm_S"
+        if self.stage_two != "rearranged":
+            return "stage_two='literal' asks for every trajectory token projected (use stage_two_kernel='pytorch')"
+        if not self.memory_lean:
+            return "memory_lean=False asks for the autograd form (use stage_two_kernel='pytorch')"
+        if self.frames_per_pass != 1:
+            return f"frames_per_pass={self.frames_per_pass} is the PyTorch path's (the kernels pool all frames at once)"
+        if dropout_p > 0.0:
+            return f"they have no dropout, and attn_drop={dropout_p} drops attention weights (use 'auto' or 'pytorch')"
+        return None
+
+    def _fused_stages(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int, cls_out: Tensor,
+                      dropout_p: float) -> Tensor:
+        """Both stages through ``fused_trajectory_attention``: patch q, k, v (b, nh, T*S, d), the CLS output
+        (b, nh, 1, d) -> the layer's output (b, 1 + T*S, C)."""
+        refused = self._stages_not_fused_because(dropout_p)
+        if refused:  # an option changed after construction
+            raise ValueError(f"stage_two_kernel='fused_stages' fuses exact Norm_S stage one with stage two; {refused}")
+        from .trajectory_fused_stages import fused_trajectory_attention  # triton is imported only where it runs
+
+        attention = self.temporal_pool == "attention"
+        out = fused_trajectory_attention(q, k, v, num_frames, self.temporal_pool, self.stage_two_values,
+                                         self.proj_q if attention else None,
+                                         self.proj_kv if attention else None)  # (b (t n) (nh d))
+        out = torch.cat([rearrange(cls_out, "b nh 1 d -> b 1 (nh d)"), out], dim=1)
+        return self.proj_drop(self.proj(out))
 
     def _trajectory_source(self, q: Tensor, k: Tensor, v: Tensor, num_frames: int,
                            dropout_p: float) -> tuple[Source | None, tuple[Tensor, ...]]:
