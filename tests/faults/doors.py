@@ -1,10 +1,12 @@
-"""The doors of the command lines: every command of ``python -m experiments``, ``data``, ``reports`` and ``tools``
-with its argparse parser, the options it reads as numbers, and a way to run it in this process as a user would
-(``run_command``: its exit status, stdout and stderr, a ``SystemExit`` taken as the status, a hang past
-``seconds`` failed by SIGALRM).
+"""The doors of the command lines: every entry point ``python -m`` runs (a package's ``__main__.py`` or a module with a
+``__main__`` guard, found by reading the production packages' files), each command of it with its argparse parser,
+the options it reads as numbers, and a way to run it in this process as a user would (``run_command``: its exit
+status, stdout and stderr, a ``SystemExit`` taken as the status, a hang past ``seconds`` failed by SIGALRM).
 
-The parsers are read, never guessed: ``experiments``, ``data`` and ``reports`` build theirs in ``build_parser``; a
-tool builds its own in ``main``, which is captured at its ``parse_args`` call (nothing of the tool runs)."""
+The parsers are read, never guessed and never listed by hand: an entry point's parser is captured at its
+``parse_args`` call (nothing of the command runs), its subcommands are its subparsers (``experiments``, ``data``,
+``reports``); ``python -m tools`` dispatches to its tools (``tools.__main__.COMMANDS``), each of which builds its own
+parser in ``main``. A new command, tool, entry point or option is found here without anyone adding it."""
 
 from __future__ import annotations
 
@@ -12,13 +14,22 @@ import argparse
 import contextlib
 import importlib
 import io
+import re
+import runpy
 import signal
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from tools.__main__ import COMMANDS as TOOLS
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("data", "models", "lightning_modules", "experiments", "reports", "tools")
+_GUARD = re.compile(r"""^if __name__ == ["']__main__["']:""", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class Door:
     prefix: tuple[str, ...]
     option: str
     action: argparse.Action
+    command: str = ""  # the subcommand or tool ("" for an entry point without subcommands)
 
     @property
     def bounds(self) -> tuple[Any, Any, bool] | None:
@@ -37,7 +49,7 @@ class Door:
         return getattr(self.action.type, "bounds", None)
 
     def __str__(self) -> str:
-        return f"python -m {self.module} {' '.join(self.prefix)} {self.option}"
+        return " ".join(["python -m", self.module, *self.prefix, self.option])
 
 
 class _Captured(Exception):
@@ -46,18 +58,62 @@ class _Captured(Exception):
         self.parser = parser
 
 
-def tool_parser(name: str) -> argparse.ArgumentParser:
-    """The parser ``python -m tools NAME`` builds, captured at its ``parse_args`` call."""
+@contextlib.contextmanager
+def _capturing() -> Iterator[None]:
+    """Inside the block, the first ``parse_args`` (or ``parse_known_args``) of any parser raises ``_Captured``
+    with it: the command builds its parser, and nothing of it runs."""
     def capture(self, *args, **kwargs):
         raise _Captured(self)
 
     with mock.patch.object(argparse.ArgumentParser, "parse_args", capture), \
             mock.patch.object(argparse.ArgumentParser, "parse_known_args", capture):
+        yield
+
+
+def tool_parser(name: str) -> argparse.ArgumentParser:
+    """The parser ``python -m tools NAME`` builds, captured at its ``parse_args`` call."""
+    with _capturing():
         try:
             importlib.import_module(TOOLS[name].module).main(["--help"])
         except _Captured as captured:
             return captured.parser
     raise AssertionError(f"python -m tools {name} built no argparse parser")
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
+
+
+def entry_modules() -> list[str]:
+    """Every module ``python -m`` runs: each package with a ``__main__.py``, each module with a ``__main__``
+    guard, in the production packages (read from their files, so a new one is found)."""
+    found = set()
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            if path.name == "__main__.py":
+                found.add(_dotted(path.parent))
+            elif _GUARD.search(path.read_text()):
+                found.add(_dotted(path))
+    return sorted(found)
+
+
+def _run_as_main(module: str, argv: list[str]) -> None:
+    """``python -m module *argv``, in this process (``runpy``: the module's ``__main__`` guard runs)."""
+    with mock.patch.object(sys, "argv", [module, *argv]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "found in sys.modules": the tests imported it already
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def module_parser(module: str) -> argparse.ArgumentParser:
+    """The parser ``python -m module`` builds, captured at its ``parse_args`` call."""
+    with _capturing():
+        try:
+            _run_as_main(module, ["--help"])
+        except _Captured as captured:
+            return captured.parser
+        except SystemExit:
+            pass
+    raise AssertionError(f"python -m {module} built no argparse parser")
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -68,16 +124,17 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def command_parsers() -> dict[tuple[str, str], argparse.ArgumentParser]:
-    """{(module, command): its parser} for every command: ``("experiments", "run")``, ``("tools", "smoke")``."""
-    from data.__main__ import build_parser as data_parser
-    from experiments.harness.cli import build_parser as experiments_parser
-    from reports.__main__ import build_parser as reports_parser
-
+    """{(module, command): its parser} for every command of every entry point (``entry_modules``):
+    ``("experiments", "run")``, ``("tools", "smoke")``, ``("lightning_modules.label_propagation", "")`` (an entry
+    point without subcommands). A tool's own module is reached as ``tools NAME``, not again by itself."""
+    tool_modules = {tool.module for tool in TOOLS.values()}
     found = {}
-    for module, parser in (("experiments", experiments_parser()), ("data", data_parser()),
-                           ("reports", reports_parser())):
-        for name, sub in _subcommands(parser).items():
-            found[(module, name)] = sub
+    for module in entry_modules():
+        if module == "tools" or module in tool_modules:
+            continue
+        parser = module_parser(module)
+        commands = _subcommands(parser)
+        found.update({(module, name): sub for name, sub in commands.items()} if commands else {(module, ""): parser})
     for name in TOOLS:
         found[("tools", name)] = tool_parser(name)
     return found
@@ -106,22 +163,25 @@ def numeric_doors() -> list[Door]:
     ``int`` or ``float`` (which the tests refuse)."""
     doors = []
     for (module, command), parser in command_parsers().items():
-        prefix = (command, *_positionals(parser))
+        prefix = (*([command] if command else []), *_positionals(parser))
         for action in parser._actions:
             if action.option_strings and (hasattr(action.type, "bounds") or action.type in (int, float)):
-                doors.append(Door(module, prefix, action.option_strings[0], action))
+                doors.append(Door(module, prefix, action.option_strings[0], action, command))
     return doors
 
 
 def _entry(module: str) -> Callable[[list[str]], Any]:
+    """What ``python -m module`` runs: the four packages' ``main``, any other entry point its ``__main__`` guard."""
     if module == "experiments":
         from experiments.__main__ import main
     elif module == "data":
         from data.__main__ import main
     elif module == "reports":
         from reports.__main__ import main
-    else:
+    elif module == "tools":
         from tools.__main__ import main
+    else:
+        return lambda argv: _run_as_main(module, argv)
     return main
 
 
@@ -148,7 +208,9 @@ def run_command(module: str, argv: list[str], seconds: float = 60) -> tuple[int,
         try:
             code = _entry(module)(argv)
         except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+            code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
+            if not isinstance(stop.code, int) and stop.code is not None:  # as the interpreter says it, status 1
+                print(stop.code, file=sys.stderr)
     return (code if isinstance(code, int) else 0), out.getvalue(), err.getvalue()
 
 
