@@ -4,10 +4,10 @@ dataset's classes, which the authors' released checkpoints share.
 They are read from the user's own copy of the dataset's annotation files where there is one (``annotation_names``:
 Kinetics' official annotations, SSv2's ``labels.json``, EPIC-KITCHENS-100's verb and noun class lists), else from a
 list committed under ``data/class_lists/`` with its source named in its header (``committed_names``). A class list is
-a fact about its dataset, so a list is committed only where it could be copied from a named source; for a dataset
-without one (Kinetics-600, SSv2 and EPIC-KITCHENS-100 here), the names come from the user's annotation files alone,
-and without them ``dataset_names`` is None: no name is guessed. A generated stand-in names its own classes
-(``data.synthetic``).
+a fact about its dataset, so a list is committed only where it could be copied from a named source (Kinetics-400,
+Something-Something V2); for a dataset without one (Kinetics-600 and EPIC-KITCHENS-100 here), the names come from the
+user's annotation files alone, and without them ``dataset_names`` is None: no name is guessed. A generated stand-in
+names its own classes (``data.synthetic``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 CLASS_LISTS = Path(__file__).resolve().parent / "class_lists"
 # dataset -> its committed list (the file's header names where it was copied from)
-COMMITTED = {"kinetics400": "kinetics400.txt"}
+COMMITTED = {"kinetics400": "kinetics400.txt", "ssv2": "ssv2.txt"}
 # what a dataset's annotation files are, for the line that asks for them
 ANNOTATION_FILES = {"kinetics400": "annotations/train.csv (the official annotations)",
                     "kinetics600": "annotations/train.csv (the official annotations)",

@@ -213,8 +213,21 @@ def test_ssv2_names_are_labels_json_in_index_order(tmp_path):
     (root / "labels.json").write_text(json.dumps({templates[0]: "2", templates[1]: "0", templates[2]: "1"}))
     got, _ = head_names(_cfg("ssv2", root), 3)
     assert got == {"class": [templates[1], templates[2], templates[0]]}
-    with pytest.raises(ValueError, match="labels.json"):
-        head_names(_cfg("ssv2", None), 174)
+
+
+def test_the_committed_ssv2_list_is_the_readers_order_of_labels_json(tmp_path):
+    """A labels.json written as the dataset's (each template's index its rank in the list), its entries shuffled:
+    the reader's order is the committed list's; without the user's files the committed list names the head."""
+    names = committed_names("ssv2")
+    assert len(names) == len(set(names)) == 174 and names == sorted(names)
+    root = tmp_path / "ssv2"
+    root.mkdir()
+    entries = [(name, str(index)) for index, name in enumerate(names)]
+    random.Random(2).shuffle(entries)
+    (root / "labels.json").write_text(json.dumps(dict(entries)))
+    assert head_names(_cfg("ssv2", root), 174)[0] == {"class": names}
+    got, where = head_names(_cfg("ssv2", None), 174)
+    assert got == {"class": names} and "mmaction2" in where
 
 
 def test_epic_kitchens_verbs_nouns_and_actions_in_the_heads_order(tmp_path):
