@@ -297,10 +297,6 @@ class RunDir:
         """The record file, if it lies inside ``runs_root`` once links are resolved (``inside``)."""
         return self.inside(self.record_file, runs_root)
 
-    def job_file_inside(self, runs_root: str | Path, fix: str | None = None) -> Path:
-        """The job file, if it lies inside ``runs_root`` once links are resolved (``inside``)."""
-        return self.inside(self.job_file, runs_root, fix)
-
     def inside(self, path: Path, runs_root: str | Path, fix: str | None = None) -> Path:
         """``path``, one of the folder's files, if it lies inside ``runs_root`` once links are resolved; else
         ``DamagedRecordError`` naming it, where it leads and ``fix`` (default: ``local_record_fix``). A run's files

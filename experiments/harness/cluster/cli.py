@@ -48,7 +48,7 @@ GPUS_PER_NODE = count(1, 64, "a GPU count per node")
 CPUS_PER_TASK = count(1, 4096, "a core count per task")
 TIME_MIN = count(1, 366 * 24 * 60, "a time limit in minutes")
 ARRAY_PARALLELISM = count(1, 4_000_000, "a count of jobs at once")
-MEM_GB = number(0, 1 << 20, "a memory size in gigabytes", above=True)
+MEM_GB = number(0, 100_000, "a memory size in gigabytes", above=True)  # 100 TB: past any node
 # A partition, account, QOS or constraint: written into the job's sbatch script, so one printable word (a newline
 # would end the ``#SBATCH`` block and put the rest on the script's shell lines)
 _slurm_word = word("one word of printable characters")

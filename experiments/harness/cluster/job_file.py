@@ -101,12 +101,15 @@ class JobFields(BaseModel):
     report_error: Text = None
 
 
-def read_job(run_dir: str | Path) -> dict[str, Any] | None:
+def read_job(run_dir: str | Path, runs_root: str | Path | None = None) -> dict[str, Any] | None:
     """The run's job file, or None where it has none; one that is not a JSON object of ``JobFields`` raises
-    ``DamagedRecordError`` naming it, the field and what to do."""
+    ``DamagedRecordError`` naming it, the field and what to do. ``runs_root``: the runs folder it must lie in once
+    links are resolved (``RunDir.checked_file``; a command that reads the tree gives it, a job reads its own)."""
     path = RunDir(run_dir).job_file
     if not os.path.lexists(path):
         return None
+    if runs_root is not None:
+        RunDir(run_dir).checked_file(path, runs_root, fix=job_fix(run_dir))
     found = read_json(path, job_fix(run_dir))
     if not isinstance(found, dict):
         raise DamagedRecordError(f"{path}: not a job file (not a JSON object); {job_fix(run_dir)}")
@@ -136,7 +139,7 @@ def pending_runs(runs_root: str | Path, table_id: str) -> dict[Path, dict[str, A
     pending = {}
     for path in RunsTree(runs_root).job_files(table_id, unrecorded=True):
         try:
-            pending[path.parent] = read_job(path.parent) or {}
+            pending[path.parent] = read_job(path.parent, runs_root) or {}
         except DamagedRecordError as err:
             pending[path.parent] = {"state": "failed", "error": str(err)}
     return pending

@@ -41,7 +41,7 @@ from ..progress import duration
 from ..records import DamagedRecordError
 from ..run_dir import RunDir, RunsTree, Step
 from ..spec import RunConfig
-from .job_file import STALE_S, job_fix, read_job, seconds_since
+from .job_file import STALE_S, read_job, seconds_since
 from .scheduler import NO_ANSWER, JobNow, scheduler_states
 
 # a job of the run is in SLURM's queue or running: not submitted again (one that cannot start waits to be cancelled)
@@ -343,8 +343,7 @@ def statuses_of(run_dirs: Sequence[Path], runs_root: str | Path, steps: dict[Pat
     damaged: dict[Path, str] = {}
     for run_dir in run_dirs:
         try:
-            RunDir(run_dir).job_file_inside(runs_root, job_fix(run_dir))
-            jobs[run_dir] = read_job(run_dir) or {}
+            jobs[run_dir] = read_job(run_dir, runs_root) or {}
         except DamagedRecordError as err:
             jobs[run_dir], damaged[run_dir] = {}, str(err)
     now = scheduler_states(job for job in jobs.values() if job)

@@ -403,7 +403,7 @@ def write_job_file(job: PlannedJob, handle: Any, cluster: str, folder: Path, run
     """The run's job file as its job is queued (the run's lock is held: the job cannot write it meanwhile);
     ``sbatch``: the options of the script that submitted it (``sbatch_options``; none for a local job)."""
     path = RunDir.of(job.cfg, runs_root).path
-    before = read_job(path) or {}
+    before = read_job(path, runs_root) or {}
     earlier = [*before.get("earlier_jobs", []), before["job_id"]] if before.get("job_id") else []
     write_job(path, {
         "state": "queued", "executor": cluster, "job_id": str(handle.job_id), "submitted_at": now(),

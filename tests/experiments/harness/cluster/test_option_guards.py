@@ -24,7 +24,8 @@ def test_memory_that_is_not_a_finite_positive_number_is_refused_in_one_line(tmp_
     with pytest.raises(SystemExit) as refused:
         _dry_run(tmp_path, f"--mem-gb={value}")
     err = capsys.readouterr().err
-    assert refused.value.code == 2 and "expected a finite number of gigabytes above 0" in err and "Traceback" not in err
+    assert refused.value.code == 2 and "expected a memory size in gigabytes greater than 0" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("flag", ["--partition", "--account", "--qos", "--constraint"])
