@@ -81,7 +81,7 @@ def predicting_model(args: argparse.Namespace) -> tuple[Any, Any, str, Any]:
             raise ValueError(f"{shown(run.path)}: no record of a finished run ({RunDir.RECORD}); predict reads a "
                              f"finished run, or TABLE --rows ROW --weights {shown(run.last_checkpoint)}")
         cfg, model = fitting_column(record["table"], record["row"], record["scale"], record["column"],
-                                    args.data_root, run.last_checkpoint)
+                                    args.data_root, run.checkpoint_inside(run.path))
         return cfg, model.eval(), f"the run {shown(run.path)} ({cfg.table}/{cfg.row}/{cfg.column})", \
             data_classes(cfg)
     cfg, model = fitting_column(args.table, args.rows, args.scale, args.column, args.data_root, Path(args.weights))

@@ -155,7 +155,8 @@ def build_row_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.run or args.weights:
         from .run_dir import RunDir
 
-        path = RunDir(Path(args.run)).last_checkpoint if args.run else Path(args.weights)
+        # a run folder's own checkpoint, never a link out of it (RunDir.checked_file)
+        path = RunDir(Path(args.run)).checkpoint_inside(args.run) if args.run else Path(args.weights)
         cfg, model = fitting_column(args.table, args.rows, args.scale, args.column, args.data_root, path)
         return cfg, model.eval()
     cfg = row_config(args.table, args.rows, args.scale, args.column, args.data_root)

@@ -319,8 +319,10 @@ class RunDir:
 
     def finished(self, required: Sequence[str] = ()) -> dict[str, Any] | None:
         """The record of the run the folder holds, for a command given the folder alone, with no configuration to
-        check it against (``predict --run``); None where no run finished there."""
-        return self.read_record(required) if self.has_record() else None
+        check it against (``predict --run``; the record must lie in the folder itself); None where no run finished
+        there."""
+        path = self.checked_file(self.record_file, self.path)
+        return None if path is None else read_record(path, required)
 
     def next_step(self, cfg: RunConfig, runs_root: str | Path, force: bool = False, missing_data: str | None = None,
                   holding: bool = False, released: str | None = None) -> Step:

@@ -128,3 +128,23 @@ def test_attention_score_echoes_what_it_wrote_escaped(scored, tmp_path):
     code, said, err = _score(runs, "--out", str(tmp_path / f"{NAME}.json"))
     assert code == 0, err
     no_control_characters(said.splitlines()[-1] + "\n", lines=1)
+
+
+@pytest.mark.parametrize("command", ["attention", "predict"])
+def test_a_run_folders_checkpoint_linking_out_of_it_is_not_loaded(scored, tmp_path, command):
+    """``--run RUN_DIR`` names a run folder: its checkpoint is its own file, as ``run`` and ``attention-score`` read
+    it, never a link out of it."""
+    runs, cfg = scored
+    run = RunDir.of(cfg, runs)
+    outside = tmp_path / "outside.ckpt"
+    run.last_checkpoint.rename(outside)
+    run.last_checkpoint.symlink_to(outside)
+    import numpy as np
+
+    from data.video_io import write_video
+
+    clip = write_video(tmp_path / "clip.mp4", np.zeros((16, 32, 32, 3), np.uint8), 8)
+    argv = ["attention", TABLE, "--rows", SCORED_ROW, "--column", "SSv2", "--out", str(tmp_path / "out")] \
+        if command == "attention" else ["predict", str(clip)]
+    code, _, err = run_command("experiments", [*argv, "--run", str(run.path)], seconds=120)
+    one_line(code, err, str(run.last_checkpoint), "leads outside")
