@@ -110,11 +110,7 @@ def test_a_checkpoint_linking_out_of_the_runs_folder_is_not_resumed(run, tmp_pat
     one_line(code, err, str(folder.last_checkpoint), "leads outside the runs folder")
 
 
-@pytest.mark.parametrize("kind", ["folder", "fifo", "link out"])
-@pytest.mark.parametrize("with_checkpoint", [False, True], ids=["fresh", "resumable"])
-def test_hparams_yaml_that_is_no_file_refuses_the_run_before_it_trains(run, tmp_path, nothing_trains, kind,
-                                                                       with_checkpoint):
-    """A folder there failed the run in three tracebacks after its training; a FIFO hung it, past SIGTERM."""
+def _hparams_not_a_file(run, tmp_path, kind: str, with_checkpoint: bool) -> Path:
     import torch
 
     cfg, folder, runs = run
@@ -123,13 +119,40 @@ def test_hparams_yaml_that_is_no_file_refuses_the_run_before_it_trains(run, tmp_
         torch.save({"global_step": 4, "callbacks": {RUN_STATE: run_state(cfg, 1)}}, folder.last_checkpoint)
     hparams = folder.path / RunDir.HPARAMS
     _damage(hparams, kind, tmp_path, b"table: x\n")
-    for dry in (["--dry-run"], []):
-        code, _, err = run_command("experiments", ["run", TABLE, "--rows", ROW, "--seeds", "1", "--jobs", "1",
-                                                   "--runs-dir", str(runs), *dry], seconds=SECONDS)
-        one_line(code, err, str(hparams))
+    return hparams
+
+
+def _refused_by_run(runs: Path, hparams: Path, *dry: str) -> None:
+    code, _, err = run_command("experiments", ["run", TABLE, "--rows", ROW, "--seeds", "1", "--jobs", "1",
+                                               "--runs-dir", str(runs), *dry], seconds=SECONDS)
+    one_line(code, err, str(hparams))
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link out"])
+@pytest.mark.parametrize("with_checkpoint", [False, True], ids=["fresh", "resumable"])
+def test_hparams_yaml_that_is_no_file_refuses_the_run_in_its_plan(run, tmp_path, kind, with_checkpoint):
+    """A folder there failed the run in three tracebacks after its training; a FIFO hung it, past SIGTERM: the
+    plan (the dry run's, status's and the run's own, ``RunDir.next_step``) refuses it."""
+    _, folder, runs = run
+    hparams = _hparams_not_a_file(run, tmp_path, kind, with_checkpoint)
+    _refused_by_run(runs, hparams, "--dry-run")
     code, entries, _ = _status(runs)
     assert code == 0 and entries[str(folder.path)]["state"] == "refused"
     assert str(hparams) in entries[str(folder.path)]["note"]
+
+
+def test_a_run_whose_hparams_yaml_is_a_fifo_ends_in_one_line_before_it_trains(run, tmp_path, nothing_trains):
+    _, _, runs = run
+    _refused_by_run(runs, _hparams_not_a_file(run, tmp_path, "fifo", True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link out"])
+@pytest.mark.parametrize("with_checkpoint", [False, True], ids=["fresh", "resumable"])
+def test_a_run_whose_hparams_yaml_is_no_file_ends_in_one_line_before_it_trains(run, tmp_path, nothing_trains, kind,
+                                                                               with_checkpoint):
+    _, _, runs = run
+    _refused_by_run(runs, _hparams_not_a_file(run, tmp_path, kind, with_checkpoint))
 
 
 @pytest.mark.parametrize("starts", [[1], "inf", "x", -1, 10**30])
