@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.command_line import SECONDS, THREADS, OneLineParser, count
+from data.command_line import SECONDS, THREADS, OneLineParser, count, printable
 from experiments.harness.provenance import set_threads
 from experiments.harness.spec import RunConfig, implemented_tables
 from experiments.harness.tasks import get_task
@@ -215,5 +215,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = measure_tables(tables, options, args.seconds, args.threads, args.processes, args.rows, echo_err, keep)
     print(markdown(records))
     if path is not None:
-        print(f"-> {path}")
+        print(f"-> {printable(str(path))}")
     return 0 if all(r["status"] == "pass" for r in records) else 1

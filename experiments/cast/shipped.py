@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data.command_line import path
+from data.command_line import path, printable
 
 from ..harness.commands import register_command
 from ..harness.spec import DataConfig, _plain
@@ -121,5 +121,5 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def _cmd_pretrain_experts(args: argparse.Namespace) -> int:
     for name in args.names:
         path = pretrain_and_ship(name, args.out)
-        print(f"wrote {path} and {path.with_suffix('.json')}", flush=True)
+        print(f"wrote {printable(str(path))} and {printable(str(path.with_suffix('.json')))}", flush=True)
     return 0

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from data.command_line import count, path
+from data.command_line import count, path, printable
 
 from ..harness.commands import register_command
 from ..harness.tasks import register_source
@@ -188,5 +188,5 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def _cmd_pretrain_images(args: argparse.Namespace) -> int:
     path = pretrain_image_backbone(args.arch, args.out, epochs=args.epochs, num_train=args.num_train,
                                    num_val=args.num_val)
-    print(f"wrote {path} and {path.with_suffix('.json')}")
+    print(f"wrote {printable(str(path))} and {printable(str(path.with_suffix('.json')))}")
     return 0

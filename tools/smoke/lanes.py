@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from data.atomic_write import open_log
+from data.command_line import printable
 from reports.smoke_records import crowded_out, markdown, read_records
 
 from .runs import SmokeOptions, data_request, echo_err, options_line, smoke_configs
@@ -225,6 +226,6 @@ def smoke_lanes(args: argparse.Namespace, tables: list[str], options: SmokeOptio
     swept.sort(key=lambda r: tables.index(r["table"]))  # the lanes wrote theirs interleaved
     print(markdown(swept))
     for lane, code, log in lanes:
-        print(f"lane {log.stem} exit {code}: {', '.join(map(shown, lane))} (log {log})")
-    print(f"-> {path}")
+        print(f"lane {log.stem} exit {code}: {', '.join(map(shown, lane))} (log {printable(str(log))})")
+    print(f"-> {printable(str(path))}")
     return 0 if all(code == 0 for _, code, _ in lanes) else 1

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.command_line import MEASURED_BATCH, THREADS, OneLineParser, count
+from data.command_line import MEASURED_BATCH, THREADS, OneLineParser, count, printable
 from experiments.harness.records import comparable_config
 from experiments.harness.spec import implemented_tables
 from reports.smoke_records import markdown, read_records, write_records
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     print(markdown(records))
     if path is not None:
-        print(f"-> {path}")
+        print(f"-> {printable(str(path))}")
     return 0 if all(r["status"] == "pass" for r in records) else 1
 
 
