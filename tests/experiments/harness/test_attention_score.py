@@ -142,3 +142,15 @@ def test_a_damaged_tracking_record_is_one_line_naming_the_field(tmp_path, field,
     path.write_text(json.dumps(record))
     with pytest.raises(DamagedRecordError, match=rf"runs\[1\]\.{field}"):
         read_tracking(path)
+
+
+def test_the_two_baselines_give_one_score_over_the_querys_box():
+    """Whatever the boxes, averaged over the queries (every patch of the step-0 box) the locality map's share is
+    the static map's: each query's one-hot map is one patch of the static map, and the queries cover it evenly."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        inside = rng.random((4, 5, 6)) < 0.3
+        inside[0, rng.integers(5), rng.integers(6)] = True  # at least one query
+        queries = query_cells(inside, 0)
+        score = scores_with_baselines(np.full((len(queries), *inside.shape), 1 / 30), queries, inside)
+        assert score["locality_share"] == pytest.approx(score["static_share"], abs=1e-12)
