@@ -119,7 +119,10 @@ def row_scores(record: dict[str, Any]) -> list[RowScore]:
 def kernels_line(record: dict[str, Any]) -> str:
     """Which CPU kernels the scored runs trained with: the same seed trains to other weights on other kernels, so
     the scored runs are the tracked accuracy records' runs only where both name the same kernels."""
-    kernels = sorted({str(run.get("kernels", "not recorded")) for run in record["runs"]})
+    kernels = sorted({str(run["kernels"]) for run in record["runs"] if run.get("kernels", "not recorded")
+                      != "not recorded"})
+    if not kernels:
+        return "The record does not name the CPU kernels its runs trained with."
     return (f"The scored runs trained with {' / '.join(kernels)} CPU kernels (each run's `kernels` in the record); "
             "a seed retrained on other kernels gives other weights.")
 
