@@ -352,6 +352,7 @@ class RunDir:
 
     def _evaluation_step(self, released: str, runs_root: str | Path) -> Step:
         if not self.has_record():
+            self.check_written_files(runs_root)  # its test logs through Lightning too
             return Step("train", self)
         record = read_record(self.record_inside(runs_root))
         recorded = (record.get("released") or {}).get("name")

@@ -160,3 +160,14 @@ def test_a_job_file_field_of_the_wrong_kind_is_one_line_naming_the_file(run, sta
     assert code == 0 and "Traceback" not in err, err
     entry = entries[str(folder.path)]
     assert entry["state"] == "failed" and str(folder.job_file) in entry["note"] and "starts" in entry["note"], entry
+
+
+def test_an_evaluation_whose_hparams_yaml_is_a_fifo_is_refused_in_its_plan(run, tmp_path):
+    """An evaluation of released weights logs through Lightning as a run does: its folder is checked the same way."""
+    from experiments.harness.run_dir import RunsTree
+
+    cfg, _, runs = run
+    folder = RunsTree(runs).released(cfg)
+    _damage(folder.path / RunDir.HPARAMS, "fifo", tmp_path)
+    step = folder.next_step(cfg, runs, released="mformer:k400_motionformer_224_16x4")
+    assert step.action == "refuse" and "hparams.yaml: not a regular file (a FIFO)" in step.why, step
