@@ -9,11 +9,13 @@ logged like table runs, under ``runs/synthetic_learnability/<set>/``; a run iden
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tabulate import tabulate
 
 from data.command_line import OneLineParser, count
+from data.root_files import shown
 from experiments.harness.execute import execute
 from experiments.harness.plan import MAX_SEEDS
 from experiments.harness.run_dir import RunDir
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.sets:
         for seed in range(args.seeds):
             cfg = run_config(name, seed, args.epochs)
-            print(f"{name} seed={seed} -> {RunDir.of(cfg, args.runs_dir).path}", flush=True)
+            print(f"{name} seed={seed} -> {shown(RunDir.of(cfg, args.runs_dir).path)}", flush=True)
             record = execute(cfg, Path(args.runs_dir), force=args.force, progress_bar=False)
             records.append(record)
             rows += [[*row[:1], seed, *row[1:]] for row in summary_rows(record)]
@@ -44,5 +46,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return records
 
 
-if __name__ == "__main__":
+def run_from_command_line() -> int:
+    """``python -m experiments.synthetic_learnability``: its exit status (the records are printed by ``main``)."""
     main()
+    return 0
+
+
+if __name__ == "__main__":
+    from experiments.harness.cli import exit_status  # an error that names what is wrong: one line, status 2
+
+    sys.exit(exit_status(run_from_command_line))
