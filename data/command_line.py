@@ -4,12 +4,12 @@
 The numbers it takes, checked where argparse reads them: ``count(low, high)`` takes a whole number in its range
 (ASCII digits: not ``1.5``, ``1e3``, ``1_000`` or another script's digits), ``number(low, high)`` a finite one in
 ASCII (not ``nan``, ``inf``, ``1_000`` or ``١٢``); ``counts`` several whole numbers in one value (``T,Y,X``),
-``count_or`` a count or one of a few words (``auto``). Text: ``text`` (any printable value), ``word`` (one word, no
-space: it goes into a script), ``path`` (a file name the system can take), ``setting`` (``SECTION.FIELD=VALUE``, its
-JSON bounded in size and depth before it is parsed) and ``checked`` (a value a domain's own parser reads, its
-``ValueError`` turned into the option's line). Anything else is argparse's one line naming the option, before the
-command starts. Each type carries its ``kind`` (and a number's ``bounds``): the probe suite reads them to walk
-every option of every command.
+``count_or`` a count or one of a few words (``auto``). Text: an option without a type (any value the parser takes),
+``word`` (one word, no space: it goes into a script), ``path`` (a file name the system can take), ``setting``
+(``SECTION.FIELD=VALUE``, its JSON bounded in size and depth before it is parsed) and ``checked`` (a value a domain's
+own parser reads, its ``ValueError`` turned into the option's line). Anything else is argparse's one line naming the
+option, before the command starts. Each type carries its ``kind`` (and a number's ``bounds``): the probe suite reads
+them to walk every option of every command.
 
 ``OneLineParser`` says that line, and where the options are listed, instead of argparse's usage block, which buries
 it; it bounds every value's length, refuses a NUL byte, and turns what a type's parsing may raise besides
@@ -52,8 +52,8 @@ class OneLineParser(argparse.ArgumentParser):
     block first, which buries the line that matters). Its subcommands' parsers are of its class too.
 
     Every value, whatever its type, is first held to what any option takes: at most ``MAX_OPTION_CHARS``
-    characters, no NUL byte (no file name or field holds one). An option without a type is plain text
-    (``text``). What a type raises besides argparse's own errors (a ``RecursionError``, an ``OverflowError``)
+    characters, no NUL byte (no file name or field holds one); an option without a type reads it as plain text.
+    What a type raises besides argparse's own errors (a ``RecursionError``, an ``OverflowError``)
     is the same one line: a type's parsing never ends a command in a traceback."""
 
     def error(self, message: str) -> typing.NoReturn:
@@ -177,11 +177,6 @@ def counts(names: Sequence[str], low: int = 0, high: int = MAX_INT, what: str = 
     parse = _made_here(parse, "counts", what, (low, high, True))
     parse.parts = len(names)
     return parse
-
-
-def text(what: str = "a text") -> Callable[[str], str]:
-    """An argparse ``type``: any value ``OneLineParser`` takes (what an option without a type reads)."""
-    return _made_here(lambda value: value, "text", what)
 
 
 def word(what: str = "one word") -> Callable[[str], str]:
