@@ -125,7 +125,7 @@ def _weights_kernel(q_ptr, k_ptr, v_ptr, w_ptr, a_ptr, out_ptr, scale_ptr,
     own d channels only: the official values). a and the output share ``sa_*``."""
     m = tl.program_id(0) * BM + tl.arange(0, BM)
     b = tl.program_id(1).to(tl.int64)
-    h = tl.arange(0, NH_P)
+    h = tl.arange(0, NH_P).to(tl.int64)  # head offsets span the clips of a head-major u, z or dL/dz
     t = tl.arange(0, T_P)
     s = tl.arange(0, S_P)
     j = tl.arange(0, D_P)
@@ -178,7 +178,7 @@ def _pool_kernel(q_ptr, k_ptr, v_ptr, c_ptr, out_ptr, scale_ptr,
     m = start + tl.arange(0, BM)
     g = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
-    h = tl.arange(0, NH_P)
+    h = tl.arange(0, NH_P).to(tl.int64)  # head offsets span the clips of a head-major u, z or dL/dz
     s = tl.arange(0, S_P)
     j = tl.arange(0, D_P)
     m_ok, h_ok, s_ok, j_ok = m < T * S, h < NH, s < S, j < D
@@ -230,7 +230,7 @@ def _dq_kernel(q_ptr, k_ptr, v_ptr, u_ptr, gl_ptr, a_ptr, g_ptr, r_ptr, dq_ptr, 
     m = tl.program_id(0) * BM + tl.arange(0, BM)
     g = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
-    h = tl.arange(0, NH_P)
+    h = tl.arange(0, NH_P).to(tl.int64)  # head offsets span the clips of a head-major u, z or dL/dz
     s = tl.arange(0, S_P)
     j = tl.arange(0, D_P)
     m_ok, h_ok, s_ok, j_ok = m < T * S, h < NH, s < S, j < D
@@ -265,7 +265,7 @@ def _dkv_kernel(q_ptr, k_ptr, v_ptr, u_ptr, gl_ptr, a_ptr, g_ptr, r_ptr, dk_ptr,
     tp = tl.program_id(0)
     g = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
-    h = tl.arange(0, NH_P)
+    h = tl.arange(0, NH_P).to(tl.int64)  # head offsets span the clips of a head-major u, z or dL/dz
     s = tl.arange(0, S_P)
     j = tl.arange(0, D_P)
     h_ok, s_ok, j_ok = h < NH, s < S, j < D
