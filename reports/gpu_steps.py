@@ -42,7 +42,7 @@ def paper_step_block(name: str, records_dir: str | Path = BENCHMARKS) -> str:
     path = Path(records_dir) / name
     data = read_benchmark(path, PaperStepFile, "a record file of `tools.paper_step`",
                           f"restore it with `git checkout -- {_shown(path)}`, or measure again with "
-                          f"`tools/gpu/measure.sh` on a GPU")
+                          f"`tools/gpu/measure.sh --paper-step` on a GPU")
     rows = []
     for r in data["records"]:
         theirs, ours, logits = r.get("authors") or {}, r.get("ours") or {}, r.get("logits") or {}

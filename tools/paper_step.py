@@ -24,7 +24,7 @@ is written as soon as it is measured, so a run stopped by a time limit keeps wha
 
 ``--cpu-check`` runs the whole command on the CPU at batch 1, one warm-up and one timed step, every pair in bf16: that
 it runs end to end (pairs whose authors' checkout is not given run ours alone, said in the record), not a
-measurement. The GPU run, after trajectory attention's step: ``tools/gpu/measure.sh``.
+measurement. The GPU run: ``tools/gpu/measure.sh --paper-step`` (after trajectory attention's step and ``evaluate``).
 """
 
 from __future__ import annotations

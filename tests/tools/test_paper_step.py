@@ -82,17 +82,21 @@ def test_the_kernel_kinds_add_up_to_the_profiled_kernel_time():
         assert f"{listed:.1f}" in block
 
 
-@pytest.mark.slow  # ~6 min on 2 cores: the tiny trajectory step through Triton's interpreter, then every pair at
-# the paper's width, batch 1, one step (ours alone: no checkout of the authors' code here)
+@pytest.mark.slow  # ~8 min on 2 cores: the tiny trajectory step through Triton's interpreter, evaluate's smoke
+# collected, then every pair at the paper's width, batch 1, one step (ours alone: no checkout of the authors' code)
 def test_the_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    done = subprocess.run(["bash", str(REPO / "tools" / "gpu" / "measure.sh"), "--cpu-check", "--records",
-                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=1500, check=False)
+    done = subprocess.run(["bash", str(REPO / "tools" / "gpu" / "measure.sh"), "--cpu-check", "--paper-step",
+                           "--records", str(tmp_path)], capture_output=True, text=True, env=env, timeout=1800,
+                          check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     trajectory = json.loads((tmp_path / "trajectory_step_cpu_check.json").read_text())
-    assert [r["variant"] for r in trajectory["records"]] == ["joint", "exact_fused", "exact_one_pass"]
+    assert [r["variant"] for r in trajectory["records"]] == ["joint", "exact_fused_stages", "exact_fused"]
     assert all("step_ms" in r and "profile" in r for r in trajectory["records"])
+    assert [c["check"] for c in trajectory["exactness"]] == ["eager exact_fused_stages vs literal, float32",
+                                                            "eager exact_fused vs literal, float32"]
     assert all(check["max_relative_error"] < 1e-4 for check in trajectory["exactness"])
+    assert "4 tests collected" in (tmp_path / "evaluate_collected.log").read_text()
     paper = json.loads((tmp_path / "paper_step_cpu_check.json").read_text())
     assert paper["what"].startswith("an end-to-end check") and [r["pair"] for r in paper["records"]] == list(PAIRS)
     for record in paper["records"]:

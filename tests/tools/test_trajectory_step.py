@@ -28,6 +28,26 @@ def test_ratios_divide_by_joint_in_the_same_mode():
     assert "out of memory" in table(out)
 
 
+def test_a_cuda_graphs_ratio_divides_by_joints_cuda_graph():
+    records = [{"variant": "joint", "compiled": False, "step_ms": 40.0},
+               {"variant": "joint", "compiled": False, "cuda_graph": True, "step_ms": 32.0},
+               {"variant": "exact_fused_stages", "compiled": False, "cuda_graph": True, "step_ms": 48.0}]
+    out = ratios(records)
+    assert out[2]["over_joint_graphed"] == pytest.approx(1.5) and out[2]["over_joint_eager"] == pytest.approx(1.2)
+    assert "one CUDA graph" in table(out)
+
+
+def test_a_cuda_graph_on_the_cpu_is_refused_in_one_line(capsys):
+    from tools.trajectory_step import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--device", "cpu", "--variants", "joint", "--cuda-graph", "joint"])
+    assert stopped.value.code == 2
+    assert "--cuda-graph needs a CUDA device, not --device cpu" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="a CUDA graph needs a CUDA device"):
+        measure("joint", batch=1, device="cpu", compiled=False, warmup=0, steps=1, shape="tiny", cuda_graph=True)
+
+
 def test_a_failing_variant_is_recorded_not_raised():
     record = run_worker({"variant": "exact", "batch": 1, "device": "no-such-device", "compiled": False,
                          "warmup": 1, "steps": 1}, timeout=120)
@@ -76,6 +96,7 @@ def test_todays_paths_are_pinned_and_the_fused_one_is_named():
     assert VARIANTS["exact_one_pass"][1]["stage_two_kernel"] == "pytorch"
     assert VARIANTS["exact_autograd"][1] == {"memory_lean": False}
     assert VARIANTS["exact_fused"][1] == {"stage_two_kernel": "triton"}
+    assert VARIANTS["exact_fused_stages"][1] == {"stage_two_kernel": "fused_stages"}
 
 
 def test_the_checks_cover_the_compiled_and_the_triton_variants_and_record_a_failure(monkeypatch):
@@ -92,8 +113,8 @@ def test_the_checks_cover_the_compiled_and_the_triton_variants_and_record_a_fail
     assert calls == [("exact_one_pass", True, False), ("exact_fused", False, False), ("exact_fused", False, True)]
     assert results[2]["error"] == "RuntimeError: no kernel image"
     calls.clear()
-    exactness_checks("cpu", ["exact_fused"], [])  # the interpreter's bf16 products are not a check
-    assert calls == [("exact_fused", False, False)]
+    exactness_checks("cpu", ["exact_fused", "exact_fused_stages"], [])  # the interpreter's bf16 products are not
+    assert calls == [("exact_fused", False, False), ("exact_fused_stages", False, False)]  # a check
     calls.clear()
     exactness_checks("cpu", ["joint", "exact"], [])  # neither: the compiled default, as before
     assert calls == [("exact", True, False)]
