@@ -325,6 +325,7 @@ class _Scores:
     fold_views = VideoClassifier.fold_views
     _split = VideoClassifier._split
     _targets = VideoClassifier._targets
+    video_probabilities = VideoClassifier.video_probabilities
     _video_scores = VideoClassifier._video_scores
     _update_metrics = VideoClassifier._update_metrics
 
