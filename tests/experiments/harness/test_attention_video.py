@@ -67,7 +67,9 @@ def test_the_query_is_the_videos_frame_and_pixel_where_the_model_sees_it(tmp_pat
     ("60,30,60", "frame 60 is outside the clip's video frames 12-26"),
     ("14,50,60", "pixel (50, 60) is outside the video's 48x96 frame"),
     ("14,30,2", "pixel (30, 2) of the video is outside the model's centre crop (rows 0-47, columns 24-71"),
-    ("14,30,\u0661\u0662", "--query '14,30,"),  # Arabic-Indic digits: the ASCII rule of every number
+    # Arabic-Indic digits: the ASCII rule of every number; the option and the value it refused are named
+    ("14,30,\u0661\u0662", "argument --query: expected T,Y,X: 3 frame and pixel indices from 0 to 1,000,000, "
+                             "got '14,30,\u0661\u0662'"),
 ])
 def test_a_query_outside_the_clip_the_frame_or_the_crop_is_one_line(tmp_path, capsys, query, named):
     path = _dot_video(tmp_path / "dot.mp4", 40, 48, 96, frame=14, y=30, x=60)
