@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from data.annotations import annotation_layout, annotation_source, read_annotations
-from data.atomic_write import atomic_write_text
+from data.atomic_write import WriteRefusedError, atomic_write_text
 from data.cache import build_once
 from data.command_line import SEED, OneLineParser, count, printable
 from data.command_line import path as file_name
@@ -122,11 +122,13 @@ def _write_manifest(manifest: dict, path: Path | None, root: Path, name: str, sp
     text = json.dumps(manifest, indent=1)
     try:
         atomic_write_text(target, text)
-    except OSError as err:
+    # OSError: a read-only root or a missing folder; WriteRefusedError: a folder, FIFO or device where the file goes
+    except (OSError, WriteRefusedError) as err:
+        reason = getattr(err, "strerror", None) or err
         if path is not None:  # the user's own choice: said as a bad argument (exit 2), not a data problem (exit 1)
-            raise ValueError(f"--manifest {shown(path)}: cannot write it ({err.strerror or err})") from err
-        target = Path.cwd() / default_name  # a read-only dataset root: keep the manifest here instead
-        print(f"cannot write {shown(root / default_name)} ({err.strerror}); writing {shown(target)}", file=sys.stderr)
+            raise ValueError(f"--manifest {shown(path)}: cannot write it ({reason})") from err
+        target = Path.cwd() / default_name  # a dataset root that takes no manifest: keep it here instead
+        print(f"cannot write {shown(root / default_name)} ({reason}); writing {shown(target)}", file=sys.stderr)
         atomic_write_text(target, text)
     return target
 
