@@ -98,7 +98,7 @@ def test_a_run_without_top1_shows_its_own_metrics(tmp_path, monkeypatch):
     from experiments.harness import runner
 
     monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
-    monkeypatch.setattr(runner, "missing_data", lambda cfg: None)
+    (tmp_path / "davis2017").mkdir()  # the dataset's folder is there, so the run starts (execute reads nothing)
     monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
     monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"J&F": 61.5, "J": 60.0, "F": 63.0},
                                                                  "wall_time_s": 1.0})
