@@ -109,18 +109,7 @@ class TrajectoryAttention(nn.Module):
         if frames_per_pass < 1:
             raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
         self.frames_per_pass = frames_per_pass
-        if stage_two_kernel not in STAGE_TWO_KERNELS:
-            raise ValueError(f"stage_two_kernel must be one of {STAGE_TWO_KERNELS}, got {stage_two_kernel!r}")
-        self.stage_two_kernel = stage_two_kernel
-        if stage_two_kernel == "triton":
-            refused = self._not_fused_because(attn_drop if attn_drop_placement == "all" else 0.0)
-            if refused:
-                raise ValueError(f"stage_two_kernel='triton' fuses the rearranged Att_T stage two; {refused}")
-        if stage_two_kernel == "fused_stages":
-            refused = self._stages_not_fused_because(attn_drop)
-            if refused:
-                raise ValueError(f"stage_two_kernel='fused_stages' fuses exact Norm_S stage one with stage two; "
-                                 f"{refused}")
+        self.stage_two_kernel = self._checked_stage_two_kernel(stage_two_kernel, attn_drop)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         if temporal_pool == "attention":
             self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -168,6 +157,23 @@ class TrajectoryAttention(nn.Module):
             out = self._temporal_attention(traj, num_frames, other_p)
         out = rearrange(torch.cat([cls_out, out], dim=2), "b nh n d -> b n (nh d)")
         return self.proj_drop(self.proj(out))
+
+    def _checked_stage_two_kernel(self, stage_two_kernel: str, attn_drop: float) -> str:
+        """``stage_two_kernel`` once it can compute this configuration (read from the options ``__init__`` has
+        already set), else a ValueError naming what a kernel chosen by name cannot compute; ``attn_drop`` as
+        ``__init__`` takes it."""
+        if stage_two_kernel not in STAGE_TWO_KERNELS:
+            raise ValueError(f"stage_two_kernel must be one of {STAGE_TWO_KERNELS}, got {stage_two_kernel!r}")
+        if stage_two_kernel == "triton":
+            refused = self._not_fused_because(attn_drop if self.attn_drop_placement == "all" else 0.0)
+            if refused:
+                raise ValueError(f"stage_two_kernel='triton' fuses the rearranged Att_T stage two; {refused}")
+        if stage_two_kernel == "fused_stages":
+            refused = self._stages_not_fused_because(attn_drop)
+            if refused:
+                raise ValueError(f"stage_two_kernel='fused_stages' fuses exact Norm_S stage one with stage two; "
+                                 f"{refused}")
+        return stage_two_kernel
 
     def _not_fused_because(self, stage_two_drop: float) -> str | None:
         """Why the fused stage two cannot compute this configuration (None: it can); ``stage_two_drop`` is the
