@@ -198,12 +198,46 @@ def test_the_committed_kinetics400_list_is_the_readers_order(tmp_path):
     assert got == {"class": names} and "annotations" in where
 
 
-def test_kinetics600_names_come_from_the_users_annotations_only(tmp_path, capsys):
+def test_the_committed_kinetics600_list_is_the_readers_order(tmp_path):
+    names = committed_names("kinetics600")
+    assert len(names) == len(set(names)) == 600 and names == sorted(names)
+    shuffled = names[:]
+    random.Random(3).shuffle(shuffled)
+    _kinetics_annotations(tmp_path / "kinetics600", shuffled)
+    assert kinetics_class_names(tmp_path / "kinetics600") == names
+    got, where = head_names(_cfg("kinetics600", None), 600)
+    assert got == {"class": names} and "mmaction2" in where
+
+
+def test_a_users_annotations_come_before_the_committed_list(tmp_path):
     names = [f"action {i:03d}" for i in range(600)]
     _kinetics_annotations(tmp_path / "kinetics600", list(reversed(names)))
-    assert head_names(_cfg("kinetics600", tmp_path / "kinetics600"), 600)[0] == {"class": sorted(names)}
-    with pytest.raises(ValueError, match="kinetics600: no class list of it is committed"):
-        head_names(_cfg("kinetics600", None), 600)
+    got, where = head_names(_cfg("kinetics600", tmp_path / "kinetics600"), 600)
+    assert got == {"class": sorted(names)} and "annotations" in where
+
+
+def test_a_dataset_without_a_committed_list_asks_for_its_annotation_files():
+    with pytest.raises(ValueError, match="ntu60: no class list of it is committed"):
+        head_names(_cfg("ntu60", None), 60)
+
+
+def test_the_committed_epic_lists_are_the_readers_order(tmp_path):
+    """The committed verbs and nouns written as the dataset's class lists (id, key, instances, category; rows
+    shuffled, each key keeping its id): the reader gives the committed order; without the user's files the committed
+    lists name the two heads."""
+    from data.epic_annotations import epic_class_names
+
+    names = committed_names("epic_kitchens100")
+    assert {head: len(set(n)) for head, n in names.items()} == {"verb": 97, "noun": 300}
+    root = tmp_path / "epic_kitchens100"
+    root.mkdir()
+    for head, keys in names.items():
+        rows = [f"{i},{key},[],x" for i, key in enumerate(keys)]
+        random.Random(4).shuffle(rows)
+        (root / f"EPIC_100_{head}_classes.csv").write_text("id,key,instances,category\n" + "\n".join(rows) + "\n")
+    assert epic_class_names(root) == names
+    got, where = head_names(_cfg("epic_kitchens100", None), {"verb": 97, "noun": 300})
+    assert got == names and "epic-kitchens-100-annotations" in where
 
 
 def test_ssv2_names_are_labels_json_in_index_order(tmp_path):
