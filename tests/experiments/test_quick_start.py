@@ -36,7 +36,7 @@ def test_each_of_the_users_cells_is_marked_against_the_tracked_one(tmp_path):
                    local={"joint": [60.0, 62.0, 64.0], "divided": [50.5, 51.5, 52.5], "traj_avgT_normS": [60.0, 61.0],
                           "traj_attT_normS": [48.0], "traj_attT_normST": [20.0, 21.0]})
     # records naming no data root: Welch's test. Bit for bit; +0.5 (p = 0.57) within; +20 (p = 0.0012) beyond; one
-    # seed of the user's against the tracked seeds (sd 2, 3 seeds): the prediction t-test, (48 − 32) / (2·√(4/3))
+    # seed of the user's against the tracked seeds (sd 2, 3 seeds): the prediction t-test, (48 − 32) / (sd √(1 + 1/3))
     # on 2 df, p = 0.020; Benjamini-Hochberg over the three tested cells: q = 0.57, 0.0037, 0.030
     assert cells["Joint Space-Time"].mark == "same" and cells["Joint Space-Time"].test is None
     assert cells["Divided Space-Time"].mark == "within"
@@ -55,7 +55,7 @@ def test_each_of_the_users_cells_is_marked_against_the_tracked_one(tmp_path):
 
 def test_one_seed_within_the_tracked_spread_is_within_noise(tmp_path):
     cells = _cells(tmp_path, tracked={"joint": [60.0, 62.0, 64.0]}, local={"joint": [65.0]})
-    assert cells["Joint Space-Time"].mark == "within"  # (65 − 62) / (2·√(4/3)) on 2 df: p = 0.32
+    assert cells["Joint Space-Time"].mark == "within"  # (65 − 62) / (sd √(1 + 1/3)), sd 2, on 2 df: p = 0.32
 
 
 def test_the_eta_prior_is_the_fastest_tracked_seed_of_each_cell(tmp_path):
