@@ -22,7 +22,9 @@ our float32 logits from theirs (eval mode, one clip, TF32 off), and of our bf16 
 float32 ones. Each pair runs in a fresh process (two of the authors' forks are both called ``slowfast``); its record
 is written as soon as it is measured, so a run stopped by a time limit keeps what it has.
 
-``--cpu-check`` runs the whole command on the CPU at batch 1, one warm-up and one timed step, every pair in bf16: that
+``--cpu-check`` runs the whole command on the CPU at batch 1, one warm-up and one timed step, every pair in float32
+with no half-precision logit check (a CPU without bf16 instructions multiplies bf16 and float16 in software: a ViT-B
+MLP product took 48 times float32's on a 2-vCPU AVX2 EPYC, and the seven pairs ran past the check's half hour): that
 it runs end to end (pairs whose authors' checkout is not given run ours alone, said in the record), not a
 measurement. The GPU run: ``tools/gpu/measure.sh --paper-step`` (after trajectory attention's step and ``evaluate``).
 """
@@ -50,7 +52,7 @@ from data.command_line import MEASURED_BATCH, SECONDS, OneLineParser, count
 from models.hardware import device_name, source_commit
 
 OPTIMIZER = {"name": "AdamW", "lr": 1e-4, "weight_decay": 0.05}
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}  # fp32: no autocast
 
 
 @dataclass
@@ -241,7 +243,7 @@ def step_time(side: Side, inputs: Any, batch: int, device: torch.device, warmup:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             out = side.forward(net, inputs)
         scaler.scale(sum(F.cross_entropy(head.float(), target) for head in heads(out))).backward()
         scaler.step(optimizer)
@@ -270,9 +272,10 @@ def relative(a: Tensor, b: Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
-def logit_checks(authors: Side | None, ours: Side, inputs: Any, device: torch.device) -> dict[str, Any]:
-    """On one clip, eval mode, TF32 off: ours in float32 against theirs; our bf16 and fp16 autocast against our
-    float32."""
+def logit_checks(authors: Side | None, ours: Side, inputs: Any, device: torch.device,
+                 half: bool = True) -> dict[str, Any]:
+    """On one clip, eval mode, TF32 off: ours in float32 against theirs; with ``half``, our bf16 and fp16 autocast
+    against our float32."""
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     one = {k: v[:1] for k, v in inputs.items()} if isinstance(inputs, dict) else inputs[:1]
@@ -282,7 +285,7 @@ def logit_checks(authors: Side | None, ours: Side, inputs: Any, device: torch.de
             net = ours.net.to(device)
             net.eval()
             fp32 = torch.cat(heads(ours.forward(net, one)), -1)
-            for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)) if half else ():
                 with torch.autocast(device.type, dtype=dtype):
                     out[f"ours_{name}_vs_fp32"] = relative(torch.cat(heads(ours.forward(net, one)), -1), fp32)
             net.to("cpu")
@@ -328,9 +331,9 @@ def order_like_ours(outputs: list[Tensor]) -> Tensor:
 def measure_pair(name: str, official_code: str | None, options: dict[str, Any], batch: int, device: str,
                  warmup: int, steps: int, profile: bool, cpu_check: bool = False) -> dict[str, Any]:
     """Both sides of one pair in this process: theirs first, then ours, each alone on the device. ``cpu_check``:
-    every pair in bf16 (a CPU multiplies float16 in software: CAST's step would take many minutes)."""
+    every pair in float32, no autocast (half precision is what the GPU measures; the module docstring says why)."""
     pair = PAIRS[name]
-    precision = "bf16" if cpu_check else pair.precision
+    precision = "fp32" if cpu_check else pair.precision
     dev = torch.device(device)
     code = None
     if pair.official and official_code and (Path(official_code) / pair.official).is_dir():
@@ -340,8 +343,10 @@ def measure_pair(name: str, official_code: str | None, options: dict[str, Any], 
     inputs = (pair.inputs or (lambda b, t, s, d: torch.randn(b, 3, t, s, s, device=d)))(batch, pair.frames,
                                                                                          pair.crop, dev)
     record: dict[str, Any] = {"pair": name, "paper": pair.paper, "batch": batch, "frames": pair.frames,
-                              "crop": pair.crop, "device": device, "precision": f"{precision} autocast"}
-    record["logits"] = logit_checks(authors, ours, inputs, dev)  # before any step: the weights still the same
+                              "crop": pair.crop, "device": device,
+                              "precision": "fp32" if precision == "fp32" else f"{precision} autocast"}
+    # before any step: the weights still the same
+    record["logits"] = logit_checks(authors, ours, inputs, dev, half=not cpu_check)
     if authors is None:
         record["authors"] = None
         record["authors_note"] = ("the authors released no code" if pair.official is None else
