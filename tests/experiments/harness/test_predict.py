@@ -185,28 +185,19 @@ def _kinetics_annotations(root, names):
                                                       "\n".join(quoted) + "\n")
 
 
-def test_the_committed_kinetics400_list_is_the_readers_order(tmp_path):
-    names = committed_names("kinetics400")
-    assert len(names) == len(set(names)) == 400
+@pytest.mark.parametrize("dataset,count,source", [("kinetics400", 400, "torchvision"),
+                                                    ("kinetics600", 600, "mmaction2")])
+def test_the_committed_kinetics_list_is_the_readers_order(dataset, count, source, tmp_path):
+    names = committed_names(dataset)
+    assert len(names) == len(set(names)) == count and names == sorted(names)
     shuffled = names[:]
     random.Random(1).shuffle(shuffled)
-    _kinetics_annotations(tmp_path / "kinetics400", shuffled)
-    assert kinetics_class_names(tmp_path / "kinetics400") == names
-    got, where = head_names(_cfg("kinetics400", None), 400)
-    assert got == {"class": names} and "torchvision" in where
-    got, where = head_names(_cfg("kinetics400", tmp_path / "kinetics400"), 400)  # the user's files first
+    _kinetics_annotations(tmp_path / dataset, shuffled)
+    assert kinetics_class_names(tmp_path / dataset) == names
+    got, where = head_names(_cfg(dataset, None), count)
+    assert got == {"class": names} and source in where
+    got, where = head_names(_cfg(dataset, tmp_path / dataset), count)  # the user's files first
     assert got == {"class": names} and "annotations" in where
-
-
-def test_the_committed_kinetics600_list_is_the_readers_order(tmp_path):
-    names = committed_names("kinetics600")
-    assert len(names) == len(set(names)) == 600 and names == sorted(names)
-    shuffled = names[:]
-    random.Random(3).shuffle(shuffled)
-    _kinetics_annotations(tmp_path / "kinetics600", shuffled)
-    assert kinetics_class_names(tmp_path / "kinetics600") == names
-    got, where = head_names(_cfg("kinetics600", None), 600)
-    assert got == {"class": names} and "mmaction2" in where
 
 
 def test_a_users_annotations_come_before_the_committed_list(tmp_path):
