@@ -211,6 +211,8 @@ class VideoDataModule(L.LightningDataModule):
         hflip: training flips; None = the dataset's convention (forced off, with a warning, where direction matters).
         mean, std: per-channel normalisation, on the [0, 1] scale.
         batch_size, num_workers, test_clips, test_crops: clips per batch, workers, temporal and spatial test views.
+        val_curve_videos: per-epoch validation reads the first this many videos of the val split (None: all); the
+            test reads every one.
         failures_dir: where unreadable videos are recorded (``failures.jsonl``); None = a fresh temporary directory.
         annotation_format: one of ``data.annotations.ANNOTATION_FORMATS``; None = the dataset's, else detected.
         with_pose: add each clip's joints (``pose``) to the batches; pose datasets only.
@@ -239,6 +241,7 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 2,
         test_clips: int = 2,
         test_crops: int = 1,
+        val_curve_videos: int | None = None,
         segment_view_offsets: Sequence[float] | None = None,
         dense_convention: DenseConvention = "frame_stride",
         segment_span: float = 1.0,
@@ -272,6 +275,10 @@ class VideoDataModule(L.LightningDataModule):
         self.mean, self.std = tuple(mean), tuple(std)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.test_clips, self.test_crops = test_clips, test_crops
+        if val_curve_videos is not None and val_curve_videos < 1:
+            raise ValueError(f"{dataset}: val_curve_videos must be at least 1 (or None: the whole split), got "
+                             f"{val_curve_videos}")
+        self.val_curve_videos = val_curve_videos
         self._check_sampling(segment_view_offsets, dense_convention, segment_span, segment_placement,
                              segment_convention)
         self.failures_dir = Path(failures_dir) if failures_dir is not None else None
@@ -367,8 +374,8 @@ class VideoDataModule(L.LightningDataModule):
         if "val" not in self._datasets:  # per-epoch validation: one centred clip, one centre crop
             transform = TestTransform(self.crop_size, 1, self.test_short_side, self.mean, self.std,
                                       channel_order=self.channel_order)
-            self._datasets["val"] = VideoClipDataset(samples, "test", transform, num_clips=1, split="val",
-                                                     bad_annotations=bad, **common)
+            self._datasets["val"] = VideoClipDataset(samples[:self.val_curve_videos], "test", transform, num_clips=1,
+                                                     split="val", bad_annotations=bad, **common)
         if "test" not in self._datasets:
             self._datasets["test"] = self.test_dataset(samples, bad, **common)
         if self.synthetic:  # decoded before the loaders fork: their workers inherit the frames

@@ -171,6 +171,10 @@ def _scale_header(spec: TableSpec, scale: str, found: TableRecords) -> list[str]
         lines.append(f"- {len(passed)} tracked record(s) of the same cells and seeds were passed over for the local "
                      f"ones (`--prefer local`; `python -m reports build {spec.table_id}` shows the tracked ones, "
                      f"`python -m reports track {spec.table_id}` replaces them with these).")
+    beyond = [r for r in found.beyond_seeds if r["scale"] == scale]
+    if beyond:
+        lines.append(f"- {len(beyond)} record(s) of seeds from {spec.tiny_seeds} on left out: the table reads seeds 0 "
+                     f"to {spec.tiny_seeds - 1}, the power rule's count (docs/tiny_regime_design.md, amendment 9).")
     differing = sorted({f"{r['row']} · {r['column']}" for r in found.differing if r["scale"] == scale})
     if differing:
         lines.append(f"- Cells filled by runs configured otherwise than the row is today (options given on the "

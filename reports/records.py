@@ -230,6 +230,8 @@ class TableRecords:
     records: list[dict[str, Any]] = field(default_factory=list)
     passed_over: list[dict[str, Any]] = field(default_factory=list)  # same cell and seed as a preferred record
     differing: list[dict[str, Any]] = field(default_factory=list)  # filling their own cell, configured otherwise
+    # tiny seeds from ``tiny_seeds`` on, of a table at the power rule's design, which reads seeds 0 to n - 1 only
+    beyond_seeds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: str | Path | None = None,
@@ -261,6 +263,10 @@ def table_records(spec: TableSpec, runs_root: str | Path | None, results_root: s
     source_rank = {"tracked": 0, "local": 1} if prefer == "tracked" else {"tracked": 1, "local": 0}
     for record in scanned.records:
         key = record["_key"]
+        if spec.power_rule and record.get("scale") == "tiny" and record.get("seed", 0) >= spec.tiny_seeds:
+            if record.get("table") == spec.table_id:
+                out.beyond_seeds.append(record)
+            continue
         own = record.get("table") == spec.table_id and (record.get("row"), record.get("column")) in cells
         targets = set(wanted.get(key, [])) if key is not None else set()
         if own:

@@ -48,6 +48,9 @@ class DataConfig:
     # TokShift/MSCA test loops'); VideoClassifier's ``view_average``
     test_view_average: str = "probabilities"
     synthetic_params: Mapping[str, Any] = field(default_factory=dict)
+    # per-epoch validation reads the first this many videos of the validation split (None: all of it); the test
+    # reads every one (docs/tiny_regime_design.md, amendment 9: a large test split, a per-epoch curve as before)
+    val_curve_videos: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # datamodule-specific extras (e.g. LRA max_length)
 
 
@@ -131,6 +134,7 @@ class ScalePreset:
     data: Mapping[str, DataConfig]
     optim: OptimConfig
     trainer: TrainerConfig = TrainerConfig()
+    amendment: int | None = None  # the tiny design's amendment it runs at, where one changes it (presets.amended)
 
 
 # What a row's or column's per-scale entry may set (``RowSpec.scales[scale]``, ``MetricColumn.scales[scale]``).
@@ -287,6 +291,13 @@ class TableSpec:
 
     def default_seeds(self, scale: str) -> int:
         return self.tiny_seeds if scale == "tiny" else 1
+
+    @property
+    def power_rule(self) -> bool:
+        """Whether the table runs at the power rule's design (amendment 9): its report reads seeds 0 to
+        ``tiny_seeds`` - 1 only, so that no record of the design before it is pooled with the new."""
+        tiny = self.scales.get("tiny")
+        return tiny is not None and tiny.amendment is not None
 
     @property
     def paper(self) -> PaperTable:
