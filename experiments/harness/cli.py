@@ -239,8 +239,8 @@ def add_run_parser(sub: Any) -> None:
     run.add_argument("--scale", choices=SCALES, default="tiny", help="tiny = embedded default (CPU, minutes)")
     run.add_argument("--rows", nargs="+", metavar="ROW", help="row keys (see `show`); default: all")
     run.add_argument("--seeds", type=_seed_count, default=None,
-                     help=f"seeds 0..N-1 per row, N at most {MAX_SEEDS} (default: the table's, 3 at tiny scale "
-                          f"where they fit the quick-start budget, else 1; see `show`)")
+                     help=f"seeds 0..N-1 per row, N at most {MAX_SEEDS} (default: the table's at tiny scale, by the "
+                          f"design's rule in docs/tiny_regime_design.md; 1 at paper scale)")
     run.add_argument("--data-root", help="folder holding one sub-folder per dataset (kinetics400/, ssv2/, ...)")
     run.add_argument("--dry-run", action="store_true",
                      help="build every model on the meta device, say what each run would do, train nothing")

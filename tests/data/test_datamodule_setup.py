@@ -50,6 +50,16 @@ def test_setup_without_a_stage_builds_the_training_split_too(wide_root, tmp_path
     assert dm.describe()["num_train_videos"] == 5 and dm.describe()["num_val_videos"] == 2
 
 
+def test_the_per_epoch_curve_reads_the_first_videos_and_the_test_all(wide_root, tmp_path):
+    """Amendment 9's larger test split: per-epoch validation reads its first ``val_curve_videos``, the test every
+    one, the same videos in the same order."""
+    dm = _datamodule(wide_root, tmp_path, val_curve_videos=1)
+    dm.setup("fit")
+    val, test = dm.val_dataloader().dataset, dm.test_dataloader().dataset
+    assert len(val) == 1 and len(test) == 2 and dm.describe()["num_val_videos"] == 2
+    torch.testing.assert_close(val[0]["video"], test[0]["video"], rtol=0, atol=0)
+
+
 def test_validation_resizes_to_the_test_short_side_before_its_centre_crop(wide_root, tmp_path):
     """Per-epoch validation is the test's centre crop of the centred clip, at the same resize (40, not 32)."""
     dm = _datamodule(wide_root, tmp_path, test_crops=3, test_short_side=40)
