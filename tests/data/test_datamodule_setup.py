@@ -57,7 +57,7 @@ def test_the_per_epoch_curve_reads_the_first_videos_and_the_test_all(wide_root, 
     dm.setup("fit")
     val, test = dm.val_dataloader().dataset, dm.test_dataloader().dataset
     assert len(val) == 1 and len(test) == 2 and dm.describe()["num_val_videos"] == 2
-    torch.testing.assert_close(val[0]["video"], test[0]["video"], rtol=0, atol=0)
+    torch.testing.assert_close(val[0]["video"], test[0]["video"][0], rtol=0, atol=0)  # the test: (crops, C, T, H, W)
 
 
 def test_validation_resizes_to_the_test_short_side_before_its_centre_crop(wide_root, tmp_path):
