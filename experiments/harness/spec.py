@@ -50,7 +50,7 @@ class DataConfig:
     synthetic_params: Mapping[str, Any] = field(default_factory=dict)
     # per-epoch validation reads the first this many videos of the validation split (None: all of it); the test
     # reads every one (docs/tiny_regime_design.md, amendment 9: a large test split, a per-epoch curve as before)
-    val_curve_videos: int | None = None
+    val_curve_videos: int | None = field(default=None, repr=False)  # not the training path (tools.loader_rate)
     options: Mapping[str, Any] = field(default_factory=dict)  # datamodule-specific extras (e.g. LRA max_length)
 
 

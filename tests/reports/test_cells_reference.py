@@ -218,14 +218,13 @@ def test_a_derived_column_is_the_difference_of_the_row_means(tmp_path):
 
 
 def test_a_run_configured_as_another_tables_cell_fills_it_under_that_cells_column(tmp_path):
-    """Table 8's 8-frame K-400 run is Table 4's trajectory run (column "K-400" there, "mformer" here): its two seeds,
-    65 and 69, fill Table 8's cell as 67.0 ± 2.8 and the header names both reused records."""
+    """Figure 3's trajectory run at K-400 stride 2 is Table 4's trajectory run (column "K-400" there): its two seeds,
+    65 and 69, fill Figure 3's cell as 67.0 ± 2.8 and the header names both reused records."""
     runs = tmp_path / "runs"
     for seed, top1 in enumerate((65.0, 69.0)):
         write_local(runs, configured("mformer_table4", "traj_attT_normS", "K-400", seed, top1))
-    text = build_report("mformer_table8", runs_root=runs, out_dir=tmp_path, index=False).read_text()
-    assert row_cells(text, "Kinetics-400")[1:] == [
-        "— · paper 73.2", "67.0 ± 2.8 (n=2; tiny, synth_objects, CPU) · paper 79.7", "— · paper 6.5"]
+    text = build_report("mformer_figure3", runs_root=runs, out_dir=tmp_path, index=False).read_text()
+    assert row_cells(text, "Trajectory")[1:4] == ["—", "67.0 ± 2.8 (n=2; tiny, synth_objects, CPU)", "—"]
     assert ("- 2 of them reuse a run with an identical configuration trained for another table: "
             "`mformer_table4/traj_attT_normS/seed0/tiny-k_400`, `mformer_table4/traj_attT_normS/seed1/tiny-k_400`."
             ) in text.splitlines()
