@@ -11,14 +11,13 @@ import pytest
 
 from experiments.harness.spec import implemented_tables, table_spec
 from experiments.presets import AMENDED_SEEDS, AMENDED_TEST_SPLITS, POWER_RULE_AMENDMENT, TINY, amended
+from tests import test_design_order as design_order
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "tiny_regime_design.md"
 
 
 def amendment_text() -> str:
-    text = DESIGN.read_text()
-    start = text.index(f"{POWER_RULE_AMENDMENT}. **The power rule")
-    return text[start:]
+    return design_order.amendment_text(DESIGN.read_text())
 
 
 def test_the_test_splits_are_the_amendments():
