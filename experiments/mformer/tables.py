@@ -447,8 +447,8 @@ def mformer_table7() -> TableSpec:
         static_columns=(StaticColumn("Params", paper_params, note=PARAMS_NOTE),
                         StaticColumn("Max memory (GB)", peak_memory(RowSpec("mformer_b", 0, "", TRAJECTORY)),
                                      digits=2, note=MEMORY_NOTE, inputs=memory_inputs)),
-        scales=SCALES,
-        tiny_seeds=FIVE_SEEDS,
+        scales=POWER_RULE_SCALES,
+        tiny_seeds=AMENDED_SEEDS["mformer_table7"],
     )
 
 
