@@ -34,6 +34,7 @@ from experiments.harness.provenance import (
 )
 from experiments.harness.records import run_state
 from experiments.harness.run_dir import RunDir
+from experiments.presets import AMENDED_SEEDS
 from reports.console import show_json
 from tests.data.test_cli import random_frames
 from tests.experiments.harness.test_run_guards import write_last_checkpoint
@@ -154,8 +155,8 @@ def test_jobs_auto_leaves_the_choice_to_the_runner():
 
 
 def test_show_json_gives_the_default_seed_count_of_the_scale_shown(tmp_path):
-    """Table 6b: 5 seeds at tiny scale (the design's seed rule), 1 at paper scale."""
-    assert show_json(TABLE, "tiny", str(tmp_path), results_root=None)["default_seeds"] == 5
+    """Table 6b: amendment 9's 8 seeds at tiny scale (the design's seed rule), 1 at paper scale."""
+    assert show_json(TABLE, "tiny", str(tmp_path), results_root=None)["default_seeds"] == AMENDED_SEEDS[TABLE] == 8
     assert show_json(TABLE, "paper", str(tmp_path), results_root=None)["default_seeds"] == 1
 
 

@@ -257,8 +257,8 @@ def test_force_moves_the_whole_old_run_under_replaced_time_table_row_seed_column
 
 def test_force_trains_even_when_an_identical_run_of_another_table_finished(tmp_path, monkeypatch):
     runs, cfg = tmp_path / "runs", micro_config()
-    write_done(runs, micro_config("mformer_table2b", "traj_separatepe"))  # the same experiment in another table
-    assert planned_action(cfg, runs) == "reuse mformer_table2b/traj_separatepe/seed0/tiny-k_400"
+    write_done(runs, micro_config("mformer_table7", "mformer_b"))  # the same experiment in another table
+    assert planned_action(cfg, runs) == "reuse mformer_table7/mformer_b/seed0/tiny-k_400"
     monkeypatch.setattr(provenance_module, "set_threads", raise_stop)  # reached only by a run that trains
     with pytest.raises(Stop):
         execute(cfg, runs, force=True, echo=lambda _: None)

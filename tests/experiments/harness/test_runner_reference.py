@@ -197,10 +197,10 @@ def test_a_finished_run_is_reused_only_at_the_same_seed_and_data_folder_but_what
 
 
 def test_a_reused_record_is_never_the_source_of_another_reuse(tmp_path):
-    """Table 3a's copy of Table 4's run sorts first; Table 6b's reuse names the run that trained."""
+    """Table 3a's copy of Table 2b's run sorts first; Table 4's reuse names the run that trained."""
     _write(tmp_path, _cfg("mformer_table2b"))
     _write(tmp_path, _cfg("mformer_table3a", "exact"), reused_from="mformer_table2b/traj_separatepe/seed0/tiny-k_400")
-    assert planned_action(_cfg("mformer_table6b", "mformer"), tmp_path) == \
+    assert planned_action(_cfg("mformer_table4", "traj_attT_normS"), tmp_path) == \
         "reuse mformer_table2b/traj_separatepe/seed0/tiny-k_400"
 
 

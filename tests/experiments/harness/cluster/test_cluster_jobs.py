@@ -149,25 +149,25 @@ def _record(cfg, runs):
 
 def test_one_configuration_in_two_tables_trains_once(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
-    table6b = resolve_runs("mformer_table6b", "tiny", ["mformer"], 1)[0]
+    table3a = resolve_runs("mformer_table3a", "tiny", ["exact"], 1)[0]
     table4 = resolve_runs("mformer_table4", "tiny", None, 1)
     same = next(cfg for cfg in table4 if cfg.row == "traj_attT_normS" and cfg.column == "K-400")
-    assert config_key(same) == config_key(table6b)  # exact trajectory attention: Table 6b's Mformer row
+    assert config_key(same) == config_key(table3a)  # exact trajectory attention: Table 3a's row
 
-    plan = plan_submission([table6b, *table4], runs, JobOptions(), force=False, dry_run=False)
+    plan = plan_submission([table3a, *table4], runs, JobOptions(), force=False, dry_run=False)
     trains = [job for job in plan.jobs if not job.reuse_only]
     assert len(trains) == 10 and [j.cfg for j in plan.jobs if j.reuse_only] == [same]
     copy = next(job for job in plan.jobs if job.reuse_only)
-    assert copy.after == (RunDir.of(table6b, runs).path,) and copy.resources.gpus_per_node == 0
+    assert copy.after == (RunDir.of(table3a, runs).path,) and copy.resources.gpus_per_node == 0
 
-    _queued(RunDir.of(table6b, runs).path, "7", table6b)  # Table 6b submitted earlier: its job waits in the queue
+    _queued(RunDir.of(table3a, runs).path, "7", table3a)  # Table 3a submitted earlier: its job waits in the queue
     _scheduler_says(monkeypatch, {"7": JobNow("PENDING", reason="Priority")})
     plan = plan_submission(table4, runs, JobOptions(), force=False, dry_run=False)
     copy = next(job for job in plan.jobs if job.cfg is same)
     assert copy.reuse_only and copy.after == () and copy.after_jobs == ("7",)
-    assert copy.action == "copy the record of mformer_table6b/mformer/seed0/tiny-k_400 once its job is done"
+    assert copy.action == "copy the record of mformer_table3a/exact/seed0/tiny-k_400 once its job is done"
 
-    _record(table6b, runs)  # done: Table 4's run copies the record here, at once, with no job
+    _record(table3a, runs)  # done: Table 4's run copies the record here, at once, with no job
     plan = plan_submission(table4, runs, JobOptions(), force=False, dry_run=False)
     assert plan.reuse_now == [same] and same not in [job.cfg for job in plan.jobs]
 

@@ -110,9 +110,9 @@ def test_the_dry_run_prints_the_options_of_the_script_sbatch_is_handed(capsys, t
 
 
 def test_a_copy_job_asks_a_little_memory_not_a_nodes(tmp_path):
-    table6b = resolve_runs("mformer_table6b", "tiny", ["mformer"], 1)[0]
+    table3a = resolve_runs("mformer_table3a", "tiny", ["exact"], 1)[0]
     table4 = resolve_runs("mformer_table4", "tiny", None, 1)
-    plan = plan_submission([table6b, *table4], tmp_path, JobOptions(mem_gb=64.0), force=False, dry_run=False)
+    plan = plan_submission([table3a, *table4], tmp_path, JobOptions(mem_gb=64.0), force=False, dry_run=False)
     copy = next(job for job in plan.jobs if job.reuse_only)
     trains = next(job for job in plan.jobs if not job.reuse_only)
     assert copy.resources.options.mem_gb == COPY_MEM_GB
