@@ -157,7 +157,8 @@ def test_a_column_line_lists_the_pairs_beyond_noise_with_their_tests():
 
 
 def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_path):
-    """Table 7's two rows are two runs: 60 s + 84 s a seed; 5 seeds by default, two side by side: 6.0 min."""
+    """Table 7's two rows are two runs: 60 s + 84 s a seed; 8 seeds by default (amendment 9), two side by side:
+    9.6 min."""
     from reports.readme import costs_table
 
     results = tmp_path / "results"
@@ -165,9 +166,9 @@ def test_costs_count_each_distinct_run_once_and_scale_by_the_default_seeds(tmp_p
         cfg = resolve_runs("mformer_table7", "tiny", [row], 1, None, None)[0]
         write_tracked(results, {**make_record("mformer_table7", row, cfg.column, 0, 50.0), "wall_time_s": seconds})
     line = next(line for line in costs_table(results).splitlines() if "mformer_table7.md" in line)
-    assert [cell.strip() for cell in line.strip("|").split("|")][1:] == ["2", "2.4", "5", "6.0"]
-    table2b = next(line for line in costs_table(results).splitlines() if "mformer_table2b.md" in line)
-    assert "| —" in table2b  # Table 7's Mformer-B is Table 2b's trajectory row; Table 2b's other cells have no record
+    assert [cell.strip() for cell in line.strip("|").split("|")][1:] == ["2", "2.4", "8", "9.6"]
+    table6b = next(line for line in costs_table(results).splitlines() if "mformer_table6b.md" in line)
+    assert "| —" in table6b  # Table 7's Mformer-B is Table 6b's Mformer row; Table 6b's other cells have no record
     assert "mformer_table5.md" not in costs_table(results)  # no record of its at all: no line
 
 
