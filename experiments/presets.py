@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .harness.spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TrainerConfig
+from .harness.spec import DataConfig, ModelConfig, OptimConfig, ScalePreset, TableSpec, TrainerConfig
 from .tiny_pretraining.images import tiny_image_source
 
 # ---- tiny: the embedded default (docs/tiny_regime_design.md) ---------------------------------------------------
@@ -79,8 +79,8 @@ QUICK_START_SEEDS = 1
 # ---- the power rule: docs/tiny_regime_design.md, amendment 9 --------------------------------------------------
 
 # The amendment's values, as it states them (tests/experiments/test_power_rule_design.py reads them back from its
-# text). A table moves to the amended design in the commit that brings its retrained records (table by table, so
-# that the retrain survives a new machine); until then it runs, and its report reads, the design before it.
+# text). A table moves to the amended design (``at_power_rule``) in the commit before its retrained records (table by
+# table, so that the retrain survives a new machine); until then it runs, and its report reads, the design before it.
 AMENDED_TEST_SPLITS = {"synth_objects": ("num_val", 4359), "synth_motion_pairs": ("num_val", 4390),
                        "synth_verbnoun": ("num_val", 4445), "synth_pose": ("num_val", 4408),
                        "lra_listops": ("num_test", 3781)}
@@ -111,6 +111,14 @@ def amended(preset: ScalePreset) -> ScalePreset:
         data[key] = config
     return dataclasses.replace(preset, description=f"{preset.description}; test splits at amendment 9's sizes",
                                data=data, amendment=POWER_RULE_AMENDMENT)
+
+
+def at_power_rule(spec: TableSpec) -> TableSpec:
+    """``spec``, the table as the design before amendment 9 states it, moved to the amendment: its tiny preset
+    ``amended``, its default seeds ``AMENDED_SEEDS``. Moving a table is wrapping its spec in this, in the commit
+    before its retrained records (docs/tiny_regime_design.md, "Moving")."""
+    return dataclasses.replace(spec, scales={**spec.scales, "tiny": amended(spec.scales["tiny"])},
+                               tiny_seeds=AMENDED_SEEDS[spec.table_id])
 
 
 # ---- paper scale: the real datasets ----------------------------------------------------------------------------

@@ -36,7 +36,6 @@ from ..harness.static import (
     views_inputs,
 )
 from ..presets import (
-    AMENDED_SEEDS,
     EPIC_KITCHENS_100,
     FIVE_SEEDS,
     GPU_TRAINER,
@@ -48,7 +47,7 @@ from ..presets import (
     QUICK_START_SEEDS,
     SSV2,
     TINY,
-    amended,
+    at_power_rule,
 )
 from ..tiny_pretraining.images import tiny_image_source
 
@@ -108,8 +107,6 @@ PAPER_EPIC = dataclasses.replace(
 TINY_EPIC = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, epochs=40))
 
 SCALES = {"tiny": TINY, "paper": PAPER}
-# A table at the power rule's design (docs/tiny_regime_design.md, amendment 9): its larger test splits
-POWER_RULE_SCALES = {**SCALES, "tiny": amended(TINY)}
 COLUMNS = (MetricColumn("K-400"), MetricColumn("SSv2"))
 
 # ---- rows shared between tables (identical dicts -> identical runs, trained once) -----------------------------
@@ -265,10 +262,9 @@ def mformer_table2b() -> TableSpec:
 PERFORMER_FEATURES = 256
 
 
-def _table3(table_id: str, rows: tuple[RowSpec, ...], tiny_seeds: int = FIVE_SEEDS,
-            scales: dict = SCALES) -> TableSpec:
+def _table3(table_id: str, rows: tuple[RowSpec, ...], tiny_seeds: int = FIVE_SEEDS) -> TableSpec:
     return TableSpec(table_id=table_id, rows=(EXACT_ROW, *rows), metric_columns=COLUMNS,
-                     static_columns=(_memory_column(),), scales=scales, tiny_seeds=tiny_seeds,
+                     static_columns=(_memory_column(),), scales=SCALES, tiny_seeds=tiny_seeds,
                      notes=f"Approximation budgets: paper values for 196 tokens per frame; tiny rows use "
                            f"round(R * 16/196), at least 2 (R=16/64/128 -> {tiny_budget(16)}/{tiny_budget(64)}/"
                            f"{tiny_budget(128)}). The paper states no Performer or Nyströmformer budget for this "
@@ -307,10 +303,10 @@ def mformer_table3c() -> TableSpec:
 
 @register_table
 def mformer_table3d() -> TableSpec:
-    return _table3("mformer_table3d", (
+    return at_power_rule(_table3("mformer_table3d", (
         approx_row("per_frame", 1, "Orthoformer, prototypes per frame", shared_prototypes=False),
         approx_row("shared", 2, "Orthoformer, prototypes shared across time"),
-    ), tiny_seeds=AMENDED_SEEDS["mformer_table3d"], scales=POWER_RULE_SCALES)
+    )))
 
 
 # ---- Table 4: attention ablations ---------------------------------------------------------------------------
@@ -393,8 +389,8 @@ def mformer_table6a() -> TableSpec:
 
 @register_table
 def mformer_table6b() -> TableSpec:
-    return _table6("mformer_table6b", 10, "K-400", {"Top-1": "top1", "Top-5": "top5"}, "GFLOPs × views",
-                   scales=POWER_RULE_SCALES, tiny_seeds=AMENDED_SEEDS["mformer_table6b"])
+    return at_power_rule(_table6("mformer_table6b", 10, "K-400", {"Top-1": "top1", "Top-5": "top5"},
+                                 "GFLOPs × views"))
 
 
 @register_table
@@ -405,8 +401,8 @@ def mformer_table6c() -> TableSpec:
 
 @register_table
 def mformer_table6d() -> TableSpec:
-    return _table6("mformer_table6d", 7, "K-600", {"Top-1": "top1", "Top-5": "top5"}, "GFLOPs × views",
-                   scales=POWER_RULE_SCALES, tiny_seeds=AMENDED_SEEDS["mformer_table6d"])
+    return at_power_rule(_table6("mformer_table6d", 7, "K-600", {"Top-1": "top1", "Top-5": "top5"},
+                                 "GFLOPs × views"))
 
 
 # ---- Table 7: a larger model through approximate attention ---------------------------------------------------
@@ -439,7 +435,7 @@ PARAMS_NOTE = ("parameters of the paper-scale model with 400 classes, counted fr
 
 @register_table
 def mformer_table7() -> TableSpec:
-    return TableSpec(
+    return at_power_rule(TableSpec(
         table_id="mformer_table7",
         rows=(RowSpec("mformer_b", 0, "Mformer-B: ViT-B/224, exact trajectory attention", TRAJECTORY),
               RowSpec("mformer_h", 1, "Mformer-H: ViT-L/336, Orthoformer (196 shared prototypes)", scales=MFORMER_H)),
@@ -448,9 +444,9 @@ def mformer_table7() -> TableSpec:
         static_columns=(StaticColumn("Params", paper_params, note=PARAMS_NOTE),
                         StaticColumn("Max memory (GB)", peak_memory(RowSpec("mformer_b", 0, "", TRAJECTORY)),
                                      digits=2, note=MEMORY_NOTE, inputs=memory_inputs)),
-        scales=POWER_RULE_SCALES,
-        tiny_seeds=AMENDED_SEEDS["mformer_table7"],
-    )
+        scales=SCALES,
+        tiny_seeds=FIVE_SEEDS,
+    ))
 
 
 # ---- not a paper table: the official model, to fine-tune or evaluate an official checkpoint -----------------
@@ -486,19 +482,19 @@ MULTI_FRAME = MetricColumn("Top-1 accuracy (8 frames)", run="mformer", model=TRA
 
 @register_table
 def mformer_table8() -> TableSpec:
-    return TableSpec(
+    return at_power_rule(TableSpec(
         table_id="mformer_table8",
         rows=(RowSpec("k400", 0, "Kinetics-400 column data", dataset="K-400"),
               RowSpec("ssv2", 1, "Something-Something V2 column data", dataset="SSv2")),
         metric_columns=(ONE_FRAME, MULTI_FRAME),
         derived_columns=(DerivedColumn("Δ", (MULTI_FRAME.column, ONE_FRAME.column), lambda multi, one: multi - one,
                                        note="multi-frame minus single-frame top-1"),),
-        scales=POWER_RULE_SCALES,
-        tiny_seeds=AMENDED_SEEDS["mformer_table8"],
+        scales=SCALES,
+        tiny_seeds=FIVE_SEEDS,
         notes="The single-frame model is an image ViT (joint attention over one frame's patches, 1x16x16 "
               "tokens) trained on one random frame per video; at test time it sees the same number of clips. "
               "The multi-frame model is the default Motionformer (at tiny scale: 8 frames in 2-frame tubelets).",
-    )
+    ))
 
 
 # ---- Figure 3: accuracy vs temporal stride ------------------------------------------------------------------

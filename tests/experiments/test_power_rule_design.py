@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from experiments.harness.spec import implemented_tables, table_spec
-from experiments.presets import AMENDED_SEEDS, AMENDED_TEST_SPLITS, POWER_RULE_AMENDMENT, TINY, amended
+from experiments.presets import (
+    AMENDED_SEEDS,
+    AMENDED_TEST_SPLITS,
+    POWER_RULE_AMENDMENT,
+    TINY,
+    amended,
+    at_power_rule,
+)
 from tests import test_design_order as design_order
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "tiny_regime_design.md"
@@ -59,6 +66,20 @@ def test_amended_sizes_the_test_and_keeps_the_curve_and_the_training_set():
     assert amended(TINY).data["EK-100"].val_curve_videos == 240
     assert amended(TINY).amendment == POWER_RULE_AMENDMENT and TINY.amendment is None
     assert amended(TINY).optim == TINY.optim and amended(TINY).model == TINY.model
+
+
+def test_moving_a_table_amends_its_tiny_preset_and_seeds_only():
+    import dataclasses
+
+    from experiments.harness.spec import MetricColumn, RowSpec, TableSpec
+
+    first = TableSpec(table_id="mformer_table3a", rows=(RowSpec("exact", 0, "Exact"),),
+                      metric_columns=(MetricColumn("K-400"),), scales={"tiny": TINY, "paper": TINY}, tiny_seeds=5)
+    moved = at_power_rule(first)
+    assert moved.power_rule and not first.power_rule
+    assert moved.scales == {"tiny": amended(TINY), "paper": TINY}
+    assert moved.tiny_seeds == AMENDED_SEEDS["mformer_table3a"]
+    assert dataclasses.replace(moved, scales=first.scales, tiny_seeds=first.tiny_seeds) == first
 
 
 @pytest.mark.parametrize("videos", [0, -3])
