@@ -133,13 +133,15 @@ def _needs(cfg: RunConfig) -> str | None:
     return None if expected_data(cfg) is None else f"needs {cfg.data.dataset}"
 
 
-def runs_to_train(configs: Sequence[RunConfig], steps: Sequence[Step]) -> list[RunConfig]:
+def runs_to_train(configs: Sequence[RunConfig], steps: Sequence[Step], sources_finished: bool = False
+                  ) -> list[RunConfig]:
     """The runs that will train, in order: not done, not an identical run's reuse (a configuration that two rows
-    share trains once), not waiting for another run's checkpoint."""
+    share trains once), not waiting for another run's checkpoint (unless ``sources_finished``: the caller found
+    every run they start from finished)."""
     to_train, seen = [], set()
     for cfg, step in zip(configs, steps):
         key = json.dumps(comparable_config(cfg.to_dict()), sort_keys=True)
-        if step.trains and (step.forced or key not in seen) and not needs_another_run(cfg):
+        if step.trains and (step.forced or key not in seen) and (sources_finished or not needs_another_run(cfg)):
             to_train.append(cfg)
             seen.add(key)
     return to_train

@@ -39,7 +39,7 @@ from .plan import (
 )
 from .progress import TableProgress, duration
 from .provenance import data_left_out, git_commit, launched_as_global_zero, leave_process_group
-from .run_dir import RunDir, Step
+from .run_dir import RunDir, Step, source_runs
 from .run_lock import RunBusyError
 from .spec import RunConfig, TableSpec
 from .tasks import get_task
@@ -198,12 +198,18 @@ def _run_side_by_side(configs: Sequence[RunConfig], steps: Sequence[Step], to_tr
     if to_train:
         echo(f"training {len(to_train)} run(s), {jobs} side by side on "
              f"{max(1, (os.cpu_count() or 1) // jobs)} thread(s) each ...")
-    # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
-    with closing(side_by_side.run_side_by_side(to_train, jobs, runs_root, force)) as outcomes:
-        for n, (index, outcome) in enumerate(outcomes, 1):
-            echo(f"[{n}/{len(to_train)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
-                 f"{run_line(to_train[index], runs_root)}")
-            finished(to_train[index], outcome)
+    wave = to_train
+    while wave:
+        # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
+        with closing(side_by_side.run_side_by_side(wave, jobs, runs_root, force)) as outcomes:
+            for n, (index, outcome) in enumerate(outcomes, 1):
+                echo(f"[{n}/{len(wave)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
+                     f"{run_line(wave[index], runs_root)}")
+                finished(wave[index], outcome)
+        # then, side by side too, the runs that start from a run now finished (a test with more views, a fine-tune
+        # from a pretraining run), as many waves as their sources need; reuses and the rest follow in order
+        wave = _ready_to_train(later, runs_root)
+        later = [(cfg, step) for cfg, step in later if cfg not in wave]
     for cfg, step in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
         run = RunDir.of(cfg, runs_root)
@@ -217,6 +223,14 @@ def _run_side_by_side(configs: Sequence[RunConfig], steps: Sequence[Step], to_tr
             record = err
         finished(cfg, record)
         raise_if_interrupted()
+
+
+def _ready_to_train(later: Sequence[tuple[RunConfig, Step]], runs_root: str | Path) -> list[RunConfig]:
+    """Of the runs waiting for other runs, those that will train and whose every ``run:`` source has finished;
+    a configuration two of them share trains once (``runs_to_train``), the other reuses it in order."""
+    waiting = [(cfg, step) for cfg, step in later
+               if needs_another_run(cfg) and all(done for _, _, done in source_runs(cfg, runs_root))]
+    return runs_to_train([cfg for cfg, _ in waiting], [step for _, step in waiting], sources_finished=True)
 
 
 def compute_static(spec: TableSpec, runs_root: str | Path, commit: str, echo: Callable[[str], None] = print

@@ -48,8 +48,41 @@ def test_auto_jobs_only_for_single_process_cpu_runs():
         check_jobs(0, tiny)
 
 
-def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
-    """X-ViT Figure 1: one trained model, tested with more temporal views by runs that load its checkpoint."""
+def test_a_run_that_loads_another_run_starts_after_it_side_by_side_too(monkeypatch, tmp_path):
+    """X-ViT Figure 1: one trained model, tested with more temporal views by runs that load its checkpoint. Those
+    wait for it, then run in the workers too (a second wave), not one by one in the command's process."""
+    from experiments.harness import jobs, runner
+    from experiments.harness.run_dir import RunDir
+
+    waves = []
+
+    def side_by_side(configs, n, runs_root, force):
+        waves.append(sorted((cfg.column, cfg.seed) for cfg in configs))
+        for i, cfg in enumerate(configs):
+            record = RunDir.of(cfg, runs_root).record_file
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text("{}")  # finished: the runs that start from it may start
+            yield i, {"metrics": {}, "wall_time_s": 1.0}
+
+    def execute(cfg, *args, **kwargs):
+        raise AssertionError(f"{cfg.column} ran in the command's process")
+
+    monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
+    monkeypatch.setattr(runner, "execute", execute)
+    configs = resolve_runs("xvit_figure1", "tiny", None, 2, None, None)
+    steps = planned_steps(configs, tmp_path)
+    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
+                             lambda _: None, lambda cfg, record: None)
+    trained = configs[0].column
+    assert waves[0] == [(trained, 0), (trained, 1)]
+    assert waves[1] == sorted((cfg.column, cfg.seed) for cfg in configs if cfg.column != trained)
+    assert len(waves) == 2
+
+
+def test_a_run_whose_source_did_not_finish_waits_for_the_command_to_say_why(monkeypatch, tmp_path):
+    """A source that failed leaves its dependants to run in order in the command's process, where their missing
+    checkpoint is named (as before the waves)."""
     from experiments.harness import jobs, runner
 
     order = []
@@ -57,7 +90,7 @@ def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
     def side_by_side(configs, n, runs_root, force):
         for i, cfg in enumerate(configs):
             order.append(("side by side", cfg.column))
-            yield i, {"metrics": {}, "wall_time_s": 1.0}
+            yield i, {"metrics": {}, "wall_time_s": 1.0}  # no record written: not finished
 
     def execute(cfg, *args, **kwargs):
         order.append(("after", cfg.column))
@@ -70,9 +103,7 @@ def test_a_run_that_loads_another_run_starts_after_it(monkeypatch, tmp_path):
     steps = planned_steps(configs, tmp_path)
     runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
                              lambda _: None, lambda cfg, record: None)
-    first = [column for how, column in order if how == "side by side"]
-    assert len(first) == 1 and order[0] == ("side by side", first[0])
-    assert [how for how, _ in order[1:]] == ["after"] * (len(configs) - 1)
+    assert order[0][0] == "side by side" and [how for how, _ in order[1:]] == ["after"] * (len(configs) - 1)
 
 
 def test_side_by_side_runs_load_their_data_in_their_own_process(monkeypatch, tmp_path):
