@@ -199,17 +199,19 @@ def _run_side_by_side(configs: Sequence[RunConfig], steps: Sequence[Step], to_tr
         echo(f"training {len(to_train)} run(s), {jobs} side by side on "
              f"{max(1, (os.cpu_count() or 1) // jobs)} thread(s) each ...")
     wave = to_train
-    while wave:
+    # then, side by side too, the runs that start from a finished run (a test with more views, a fine-tune from a
+    # pretraining run), as many waves as their sources need; reuses and the rest follow in order
+    while wave or (wave := _ready_to_train(later, runs_root)):
+        if wave is not to_train:
+            echo(f"then {len(wave)} run(s) that start from finished runs, {jobs} side by side ...")
+        later = [(cfg, step) for cfg, step in later if cfg not in wave]
         # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
         with closing(side_by_side.run_side_by_side(wave, jobs, runs_root, force)) as outcomes:
             for n, (index, outcome) in enumerate(outcomes, 1):
                 echo(f"[{n}/{len(wave)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
                      f"{run_line(wave[index], runs_root)}")
                 finished(wave[index], outcome)
-        # then, side by side too, the runs that start from a run now finished (a test with more views, a fine-tune
-        # from a pretraining run), as many waves as their sources need; reuses and the rest follow in order
-        wave = _ready_to_train(later, runs_root)
-        later = [(cfg, step) for cfg, step in later if cfg not in wave]
+        wave = []
     for cfg, step in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
         run = RunDir.of(cfg, runs_root)

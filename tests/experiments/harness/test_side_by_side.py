@@ -64,8 +64,10 @@ def test_a_run_that_loads_another_run_starts_after_it_side_by_side_too(monkeypat
             record.write_text("{}")  # finished: the runs that start from it may start
             yield i, {"metrics": {}, "wall_time_s": 1.0}
 
-    def execute(cfg, *args, **kwargs):
-        raise AssertionError(f"{cfg.column} ran in the command's process")
+    def execute(cfg, *args, planned=None, **kwargs):
+        if planned is None or planned.trains:  # a finished run is only read back there
+            raise AssertionError(f"{cfg.column} ran in the command's process")
+        return {"metrics": {}, "cached": True}
 
     monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
     monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
@@ -78,6 +80,17 @@ def test_a_run_that_loads_another_run_starts_after_it_side_by_side_too(monkeypat
     assert waves[0] == [(trained, 0), (trained, 1)]
     assert waves[1] == sorted((cfg.column, cfg.seed) for cfg in configs if cfg.column != trained)
     assert len(waves) == 2
+
+    # the command again, its models trained and one test run done: the other tests start at once, side by side
+    tests = sorted((cfg.column, cfg.seed) for cfg in configs if cfg.column != trained)
+    for cfg in configs:
+        if (cfg.column, cfg.seed) in tests[1:]:
+            RunDir.of(cfg, tmp_path).record_file.unlink()
+    waves.clear()
+    steps = planned_steps(configs, tmp_path)
+    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
+                             lambda _: None, lambda cfg, record: None)
+    assert waves == [tests[1:]]
 
 
 def test_a_run_whose_source_did_not_finish_waits_for_the_command_to_say_why(monkeypatch, tmp_path):
