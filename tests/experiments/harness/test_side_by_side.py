@@ -48,10 +48,24 @@ def test_auto_jobs_only_for_single_process_cpu_runs():
         check_jobs(0, tiny)
 
 
+def _figure1_side_by_side(monkeypatch, tmp_path, side_by_side, execute, seeds: int) -> list:
+    """Run X-ViT Figure 1's runs through ``runner._run_side_by_side`` with its workers (``side_by_side``) and the
+    command's own process (``execute``) replaced, nothing to generate; returns the configurations."""
+    from experiments.harness import jobs, runner
+
+    monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
+    monkeypatch.setattr(runner, "execute", execute)
+    configs = resolve_runs("xvit_figure1", "tiny", None, seeds, None, None)
+    steps = planned_steps(configs, tmp_path)
+    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
+                             lambda _: None, lambda cfg, record: None)
+    return configs
+
+
 def test_a_run_that_loads_another_run_starts_after_it_side_by_side_too(monkeypatch, tmp_path):
     """X-ViT Figure 1: one trained model, tested with more temporal views by runs that load its checkpoint. Those
     wait for it, then run in the workers too (a second wave), not one by one in the command's process."""
-    from experiments.harness import jobs, runner
     from experiments.harness.run_dir import RunDir
 
     waves = []
@@ -69,13 +83,7 @@ def test_a_run_that_loads_another_run_starts_after_it_side_by_side_too(monkeypat
             raise AssertionError(f"{cfg.column} ran in the command's process")
         return {"metrics": {}, "cached": True}
 
-    monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
-    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
-    monkeypatch.setattr(runner, "execute", execute)
-    configs = resolve_runs("xvit_figure1", "tiny", None, 2, None, None)
-    steps = planned_steps(configs, tmp_path)
-    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
-                             lambda _: None, lambda cfg, record: None)
+    configs = _figure1_side_by_side(monkeypatch, tmp_path, side_by_side, execute, seeds=2)
     trained = configs[0].column
     assert waves[0] == [(trained, 0), (trained, 1)]
     assert waves[1] == sorted((cfg.column, cfg.seed) for cfg in configs if cfg.column != trained)
@@ -87,17 +95,13 @@ def test_a_run_that_loads_another_run_starts_after_it_side_by_side_too(monkeypat
         if (cfg.column, cfg.seed) in tests[1:]:
             RunDir.of(cfg, tmp_path).record_file.unlink()
     waves.clear()
-    steps = planned_steps(configs, tmp_path)
-    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
-                             lambda _: None, lambda cfg, record: None)
+    _figure1_side_by_side(monkeypatch, tmp_path, side_by_side, execute, seeds=2)
     assert waves == [tests[1:]]
 
 
 def test_a_run_whose_source_did_not_finish_waits_for_the_command_to_say_why(monkeypatch, tmp_path):
     """A source that failed leaves its dependants to run in order in the command's process, where their missing
     checkpoint is named (as before the waves)."""
-    from experiments.harness import jobs, runner
-
     order = []
 
     def side_by_side(configs, n, runs_root, force):
@@ -109,13 +113,7 @@ def test_a_run_whose_source_did_not_finish_waits_for_the_command_to_say_why(monk
         order.append(("after", cfg.column))
         return {"metrics": {}, "wall_time_s": 0.0}
 
-    monkeypatch.setattr(jobs, "run_side_by_side", side_by_side)
-    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
-    monkeypatch.setattr(runner, "execute", execute)
-    configs = resolve_runs("xvit_figure1", "tiny", None, 1, None, None)
-    steps = planned_steps(configs, tmp_path)
-    runner._run_side_by_side(configs, steps, runs_to_train(configs, steps), 2, tmp_path, False,
-                             lambda _: None, lambda cfg, record: None)
+    configs = _figure1_side_by_side(monkeypatch, tmp_path, side_by_side, execute, seeds=1)
     assert order[0][0] == "side by side" and [how for how, _ in order[1:]] == ["after"] * (len(configs) - 1)
 
 
