@@ -41,7 +41,15 @@ from ..harness.spec import (
 from ..harness.static import MEASURED
 from ..harness.tasks import Task, get_task, register_task, test_protocol, tested_only
 from ..harness.timings import measure_sweep
-from ..presets import FIVE_SEEDS, GPU_TRAINER, MAX_LOADER_WORKERS, TINY_OPTIM, TINY_STAND_INS, TINY_TRAINER
+from ..presets import (
+    FIVE_SEEDS,
+    GPU_TRAINER,
+    MAX_LOADER_WORKERS,
+    TINY_OPTIM,
+    TINY_STAND_INS,
+    TINY_TRAINER,
+    at_power_rule,
+)
 
 # ---- the task: RGB + pose ------------------------------------------------------------------------------------------
 
@@ -178,7 +186,7 @@ def _dataset_row(index: int, key: str, dataset: str) -> RowSpec:
 def d3da_figureA1() -> TableSpec:
     columns = _frame_columns()
     by_frames = {int(c.column.split()[0]): c.column for c in columns}
-    return TableSpec(
+    return at_power_rule(TableSpec(
         table_id="d3da_figureA1",
         rows=tuple(_dataset_row(i, key, name) for i, (key, name) in enumerate(FIGURE_DATASETS.items())),
         metric_columns=columns,
@@ -191,7 +199,7 @@ def d3da_figureA1() -> TableSpec:
               f"temporal position table is linearly interpolated) and trains nothing. The supplementary plots the "
               f"sweep without values and names neither the dataset nor the frame counts; we test "
               f"{', '.join(map(str, TEST_FRAMES))}. " + RECIPE_CHOICES,
-    )
+    ))
 
 
 # ---- Tables A1 and A2: measured complexity -------------------------------------------------------------------------
