@@ -84,9 +84,11 @@ def run_table(
     runnable, steps, skipped = _runnable(configs, planned_steps(configs, runs_root, force), runs_root, progress, echo)
     _check_runs(runnable, steps)
     to_train = runs_to_train(runnable, steps)
+    # ... and those that start from a run this command trains (tests with more views, fine-tunes), which follow
+    will_run = runs_to_train(runnable, steps, sources_finished=True)
     if launched_as_global_zero():
-        prepare_generated_data(to_train, jobs, echo)
-    _expect(progress, to_train, runs_root, jobs, expected_s, echo)
+        prepare_generated_data(will_run, jobs, echo)
+    _expect(progress, will_run, runs_root, jobs, expected_s, echo)
     busy: list[RunConfig] = []  # runs another command holds
     finished = _on_finished(records, busy, progress, runs_root, echo)
     if jobs == 1:
@@ -134,14 +136,15 @@ def _check_runs(configs: Sequence[RunConfig], steps: Sequence[Step]) -> None:
         step.unless_refused()
 
 
-def _expect(progress: TableProgress, to_train: Sequence[RunConfig], runs_root: str | Path, jobs: int,
+def _expect(progress: TableProgress, to_run: Sequence[RunConfig], runs_root: str | Path, jobs: int,
             expected_s: Callable[[RunConfig], float | None] | None, echo: Callable[[str], None]) -> None:
-    """Start the ETA: the runs to train and how long each took where its tracked record was trained."""
+    """Start the ETA: the runs to train or test and how long each took where its tracked record was made."""
     progress.to_train = {str(RunDir.of(cfg, runs_root).path): expected_s(cfg) if expected_s else None
-                         for cfg in to_train}
+                         for cfg in to_run}
     progress.start = time.perf_counter()
-    if to_train and all(progress.to_train.values()):
-        echo(f"{len(to_train)} run(s) to train; on the machine that trained their tracked records they took "
+    if to_run and all(progress.to_train.values()):
+        what = "train" if all(get_task(cfg.task).trains for cfg in to_run) else "train or test"
+        echo(f"{len(to_run)} run(s) to {what}; on the machine that made their tracked records they took "
              f"{duration(sum(progress.to_train.values()))} ({duration(sum(progress.to_train.values()) / jobs)} "
              f"{jobs} at a time); the ETA follows this machine's pace after the first run")
 
@@ -166,7 +169,7 @@ def _on_finished(records: list[dict[str, Any]], busy: list[RunConfig], progress:
             "cached" if record.get("cached") else "trained" if get_task(cfg.task).trains else "evaluated")
         records.append(record)
         line = progress.finished(str(RunDir.of(cfg, runs_root).path),
-                                 record["wall_time_s"] if how == "trained" else None)
+                                 record["wall_time_s"] if how in ("trained", "evaluated") else None)
         echo(f"    {shown}  ({record.get('wall_time_s') or 0.0:.0f}s, {how}) · {line}")
         if lost := data_left_out(record.get("data_report") or {}):
             echo(f"    data left out: {lost} (the files: {RunDir.of(cfg, runs_root).record_file})")
@@ -208,9 +211,11 @@ def _run_side_by_side(configs: Sequence[RunConfig], steps: Sequence[Step], to_tr
         # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
         with closing(side_by_side.run_side_by_side(wave, jobs, runs_root, force)) as outcomes:
             for n, (index, outcome) in enumerate(outcomes, 1):
-                echo(f"[{n}/{len(wave)} {'trained' if isinstance(outcome, dict) else 'not trained'}] "
-                     f"{run_line(wave[index], runs_root)}")
-                finished(wave[index], outcome)
+                cfg = wave[index]
+                done = ("trained" if get_task(cfg.task).trains else "evaluated") if isinstance(outcome, dict) else (
+                    "not run")
+                echo(f"[{n}/{len(wave)} {done}] {run_line(cfg, runs_root)}")
+                finished(cfg, outcome)
         wave = []
     for cfg, step in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")

@@ -106,3 +106,20 @@ def test_a_run_without_top1_shows_its_own_metrics(tmp_path, monkeypatch):
     runner.run_table("mformer_table9", "paper", data_root=tmp_path, runs_root=tmp_path / "runs", jobs=1,
                      overrides={"trainer": {"accelerator": "cpu"}}, echo=lines.append)  # not the preset's GPU
     assert any("J&F=61.50, J=60.00, F=63.00  (1s, evaluated)" in line for line in lines), lines
+
+
+def test_the_eta_counts_the_runs_that_test_a_model_this_command_trains(tmp_path, monkeypatch):
+    """Figure 1's test-only columns start from the run the command trains: the ETA after that run counts them (it
+    said 0s while they had most of the hour still to run)."""
+    from experiments.harness import runner
+
+    monkeypatch.setattr(runner, "compute_static", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "prepare_generated_data", lambda *a, **k: None)  # no data to read
+    monkeypatch.setattr(runner, "execute", lambda cfg, *a, **k: {"metrics": {"top1": 50.0}, "wall_time_s": 10.0})
+    lines = []
+    runner.run_table("xvit_figure1", runs_root=tmp_path / "runs", jobs=1, echo=lines.append,
+                     expected_s=lambda cfg: 10.0)  # every run took 10 s where it was tracked, and does here
+    etas = [line.split("ETA ")[1] for line in lines if " runs, " in line and "ETA" in line]
+    assert lines[1].startswith("5 run(s) to train or test;"), lines[:2]
+    assert etas == ["40s if the rest train", "30s if the rest train", "20s if the rest train",
+                    "10s if the rest train"], lines
