@@ -24,9 +24,9 @@ def duration(seconds: float) -> str:
 
 @dataclass
 class TableProgress:
-    """Runs told so far out of ``total``. ``to_train``: each run that will train (by its directory), in the order
-    they start, with its expected seconds (None: unknown), ``jobs`` at a time. ``start``: when training began (data
-    generation and static columns before it are not counted)."""
+    """Runs told so far out of ``total``. ``to_train``: each run that will train or test here (by its directory), in
+    the order they start, with its expected seconds (None: unknown), ``jobs`` at a time. ``start``: when training
+    began (data generation and static columns before it are not counted)."""
 
     total: int
     to_train: dict[str, float | None]

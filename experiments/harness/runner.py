@@ -211,11 +211,9 @@ def _run_side_by_side(configs: Sequence[RunConfig], steps: Sequence[Step], to_tr
         # closed on the way out, whatever stops it: its workers are stopped then, not left to finish their runs
         with closing(side_by_side.run_side_by_side(wave, jobs, runs_root, force)) as outcomes:
             for n, (index, outcome) in enumerate(outcomes, 1):
-                cfg = wave[index]
-                done = ("trained" if get_task(cfg.task).trains else "evaluated") if isinstance(outcome, dict) else (
-                    "not run")
-                echo(f"[{n}/{len(wave)} {done}] {run_line(cfg, runs_root)}")
-                finished(cfg, outcome)
+                # how the run ended (trained, evaluated, cached; another command holds it) is ``finished``'s line
+                echo(f"[{n}/{len(wave)}] {run_line(wave[index], runs_root)}")
+                finished(wave[index], outcome)
         wave = []
     for cfg, step in later:
         echo(f"[{'after' if needs_another_run(cfg) else 'reuse'}] {run_line(cfg, runs_root)}")
