@@ -303,10 +303,10 @@ def mformer_table3c() -> TableSpec:
 
 @register_table
 def mformer_table3d() -> TableSpec:
-    return _table3("mformer_table3d", (
+    return at_power_rule(_table3("mformer_table3d", (
         approx_row("per_frame", 1, "Orthoformer, prototypes per frame", shared_prototypes=False),
         approx_row("shared", 2, "Orthoformer, prototypes shared across time"),
-    ))
+    )))
 
 
 # ---- Table 4: attention ablations ---------------------------------------------------------------------------
